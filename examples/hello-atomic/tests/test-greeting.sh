@@ -1,0 +1,5 @@
+#!/bin/sh
+set -e
+out=$(hello-atomic fedora)
+echo "got: $out"
+[ "$out" = "Hello, fedora!" ]

@@ -1,0 +1,164 @@
+//! Build backends: rpmbuild in an isolated `_topdir`, or mock.
+
+use crate::exec::{self, Cmd, Log};
+use crate::sandbox::{self, Sandbox};
+use anyhow::Result;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub struct Job<'a> {
+    pub spec: &'a Path,
+    pub sources: &'a Path,
+    /// Private, writable; results go below it.
+    pub work: &'a Path,
+    pub defines: &'a [(String, String)],
+    pub nodeps: bool,
+}
+
+pub struct Output {
+    pub success: bool,
+    /// The failure was in %check (the package's own unit tests).
+    pub check_failed: bool,
+    pub packages: Vec<PathBuf>,
+    pub sandboxed: bool,
+}
+
+pub trait Backend {
+    fn name(&self) -> &'static str;
+    fn tools(&self) -> BTreeMap<String, String>;
+    fn build(&self, job: &Job, log: &mut Log) -> Result<Output>;
+}
+
+pub struct Rpmbuild;
+
+impl Backend for Rpmbuild {
+    fn name(&self) -> &'static str {
+        "rpmbuild"
+    }
+
+    fn tools(&self) -> BTreeMap<String, String> {
+        let mut t = BTreeMap::from([("rpmbuild".to_string(), exec::version("rpmbuild"))]);
+        if sandbox::available() {
+            t.insert("bwrap".into(), exec::version("bwrap"));
+        }
+        t
+    }
+
+    fn build(&self, job: &Job, log: &mut Log) -> Result<Output> {
+        let top = job.work.join("rpmbuild");
+        let home = job.work.join("home");
+        for d in ["BUILD", "BUILDROOT", "RPMS", "SRPMS", "SPECS", "tmp"] {
+            std::fs::create_dir_all(top.join(d))?;
+        }
+        std::fs::create_dir_all(&home)?;
+        let mut cmd = Cmd::new("rpmbuild").arg("-ba");
+        if job.nodeps {
+            cmd = cmd.arg("--nodeps");
+        }
+        cmd = cmd
+            .define("_topdir", &top)
+            .define("_sourcedir", job.sources)
+            .define("_tmppath", top.join("tmp"))
+            .define("_builddir", top.join("BUILD"));
+        for (k, v) in job.defines {
+            cmd = cmd.define(k, v);
+        }
+        let cmd = cmd.arg(job.spec);
+        // Spec scripts are untrusted: no network, read-only host, only the topdir writable.
+        let sandboxed = sandbox::available();
+        let cmd = if sandboxed {
+            let sb = Sandbox {
+                writable: vec![job.work.to_path_buf()],
+                readonly: vec![job.sources.to_path_buf(), job.spec.parent().unwrap_or(job.spec).to_path_buf()],
+                env: vec![
+                    ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
+                    ("HOME".into(), home.clone().into()),
+                    ("LANG".into(), "C.UTF-8".into()),
+                ],
+                ..Default::default()
+            };
+            sb.wrap(&cmd)?
+        } else {
+            cmd.env("HOME", &home)
+        };
+        let done = log.run(&cmd)?;
+        let tail = log.tail(40);
+        let packages = collect(&top.join("SRPMS"))?.into_iter().chain(collect(&top.join("RPMS"))?).collect();
+        Ok(Output {
+            success: done.success(),
+            check_failed: !done.success() && tail.contains("(%check)"),
+            packages,
+            sandboxed,
+        })
+    }
+}
+
+pub struct Mock {
+    pub config: Option<String>,
+}
+
+impl Backend for Mock {
+    fn name(&self) -> &'static str {
+        "mock"
+    }
+
+    fn tools(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([("mock".to_string(), exec::version("mock"))])
+    }
+
+    fn build(&self, job: &Job, log: &mut Log) -> Result<Output> {
+        let srpm_dir = job.work.join("mock-srpm");
+        let rpm_dir = job.work.join("mock-rpms");
+        std::fs::create_dir_all(&srpm_dir)?;
+        std::fs::create_dir_all(&rpm_dir)?;
+        let base = |c: Cmd| {
+            let mut c = match &self.config {
+                Some(cfg) => c.arg("-r").arg(cfg),
+                None => c,
+            };
+            for (k, v) in job.defines {
+                c = c.define(k, v);
+            }
+            c
+        };
+        let srpm = log.run(
+            &base(Cmd::new("mock"))
+                .arg("--resultdir")
+                .arg(&srpm_dir)
+                .arg("--buildsrpm")
+                .arg("--spec")
+                .arg(job.spec)
+                .arg("--sources")
+                .arg(job.sources),
+        )?;
+        let srpms = collect(&srpm_dir)?;
+        if !srpm.success() || srpms.is_empty() {
+            return Ok(Output { success: false, check_failed: false, packages: srpms, sandboxed: true });
+        }
+        let done = log.run(&base(Cmd::new("mock")).arg("--resultdir").arg(&rpm_dir).arg("--rebuild").arg(&srpms[0]))?;
+        // mock keeps rpmbuild's output in build.log, not on its own stderr.
+        let build_log = std::fs::read_to_string(rpm_dir.join("build.log")).unwrap_or_default();
+        log.line(&build_log);
+        let rpms: Vec<PathBuf> = collect(&rpm_dir)?.into_iter().filter(|p| !p.to_string_lossy().ends_with(".src.rpm")).collect();
+        Ok(Output {
+            success: done.success(),
+            check_failed: !done.success() && build_log.contains("(%check)"),
+            packages: srpms.into_iter().chain(rpms).collect(),
+            sandboxed: true,
+        })
+    }
+}
+
+/// Every `*.rpm` below `dir`, sorted.
+fn collect(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    if !dir.is_dir() {
+        return Ok(out);
+    }
+    for f in crate::digest::list_files(dir, &[])? {
+        if f.extension().is_some_and(|e| e == "rpm") {
+            out.push(dir.join(f));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,327 @@
+//! `fci build`: SRPM and binary RPMs from a dist-git checkout, `%check` included.
+
+pub mod backend;
+pub mod sources;
+pub mod spec;
+
+use crate::distgit;
+use crate::error::FciError;
+use crate::exec::{self, Cmd};
+use crate::manifest::{Artifact, Manifest, Outcome, TestResult};
+use crate::progress::{self, Spinner};
+use crate::stage::{self, Io, RecordParts, StageRun};
+use crate::workspace::Workspace;
+use anyhow::Result;
+use backend::Backend;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    /// mock when it is on PATH, else rpmbuild
+    Auto,
+    Mock,
+    Rpmbuild,
+}
+
+#[derive(Clone, Debug)]
+pub struct BuildOpts {
+    pub io: Io,
+    pub source: Option<String>,
+    pub git_ref: Option<String>,
+    pub workspace: PathBuf,
+    pub lookaside: Option<String>,
+    pub backend: BackendChoice,
+    pub mock_config: Option<String>,
+    pub dist: Option<String>,
+    pub branch: Option<String>,
+    pub spec: Option<PathBuf>,
+    pub defines: Vec<(String, String)>,
+    pub strict_builddeps: bool,
+    pub no_cache: bool,
+}
+
+pub fn run(opts: &BuildOpts) -> Result<i32> {
+    let lookaside = opts.lookaside.as_deref().map(sources::Lookaside::parse).transpose()?;
+    // A source argument starts a new run; otherwise the manifest's subject says what to build.
+    let mut manifest = match (&opts.source, &opts.io.manifest) {
+        (Some(_), None) => Manifest::new(uuid::Uuid::new_v4().to_string()),
+        (_, Some(m)) => Manifest::read(m)?,
+        (None, None) => Manifest::read(Path::new("-"))?,
+    };
+    let from_manifest = opts.source.is_none();
+    let source = match &opts.source {
+        Some(s) => s.clone(),
+        None => manifest
+            .subject
+            .repo
+            .clone()
+            .ok_or_else(|| FciError::Usage("nothing to build: give a dist-git path or URL, or a manifest whose subject names a repo".into()))?,
+    };
+    let git_ref = opts.git_ref.clone().or_else(|| if from_manifest { manifest.subject.commit.clone() } else { None });
+    let backend: Box<dyn Backend> = match opts.backend {
+        BackendChoice::Mock => {
+            exec::require("mock", "mock")?;
+            Box::new(backend::Mock { config: opts.mock_config.clone() })
+        }
+        BackendChoice::Auto if exec::which("mock").is_some() => Box::new(backend::Mock { config: opts.mock_config.clone() }),
+        _ => {
+            exec::require("rpmbuild", "rpm")?;
+            Box::new(backend::Rpmbuild)
+        }
+    };
+    exec::require("rpmspec", "rpm")?;
+    exec::require("createrepo_c", "createrepo-c")?;
+
+    let ws = Workspace::open(&opts.workspace)?;
+    let spinner = Spinner::new("build");
+    spinner.step("checking out dist-git");
+    let mut st = StageRun::start(&ws, "build")?;
+    let scratch = st.dir().to_path_buf();
+    let co = distgit::checkout(&source, git_ref.as_deref(), &scratch, &mut st.log)?;
+    let spec_path = find_spec(&co.dir, opts.spec.as_deref())?;
+    let branch = opts.branch.clone().or(co.branch.clone()).or(manifest.subject.branch.clone());
+    let dist = opts.dist.clone().or_else(|| branch.as_deref().and_then(distgit::dist_for_branch));
+    let mut defines: Vec<(String, String)> = dist.iter().map(|d| ("dist".to_string(), d.clone())).collect();
+    defines.extend(opts.defines.iter().cloned());
+
+    spinner.step("reading the spec");
+    let info = spec::query(&spec_path, &defines, &mut st.log)?;
+    let sources_file = co.dir.join("sources");
+    let entries = if sources_file.is_file() { sources::parse(&sources_file)? } else { Vec::new() };
+    let blob_names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    let files: Vec<PathBuf> = crate::digest::list_files(&co.dir, &[])?
+        .into_iter()
+        .filter(|f| !blob_names.iter().any(|b| Path::new(b) == f.as_path()))
+        .collect();
+    let tree = crate::digest::tree_digest(&co.dir, &files)?;
+    let digest = stage::input_digest(&json!({
+        "stage": "build",
+        "fci": env!("CARGO_PKG_VERSION"),
+        "backend": backend.name(),
+        "mock_config": opts.mock_config,
+        "defines": defines,
+        "strict_builddeps": opts.strict_builddeps,
+        "tree": tree,
+        "spec": spec_path.strip_prefix(&co.dir).unwrap_or(&spec_path),
+        "sources": entries.iter().map(|e| format!("{} {} {}", e.algo, e.hash, e.name)).collect::<Vec<_>>(),
+    }));
+
+    manifest.subject.package = Some(info.name.clone());
+    manifest.subject.repo = Some(co.repo.clone());
+    manifest.subject.branch = branch.clone();
+    if co.commit.is_some() {
+        manifest.subject.commit = co.commit.clone();
+    }
+
+    if !opts.no_cache {
+        if let Some(o) = stage::reuse(&ws, &mut manifest, "build", &digest) {
+            manifest.write(&opts.io.output)?;
+            return Ok(o.exit_code());
+        }
+    }
+    let _lock = ws.lock(&format!("build-{}", &digest[7..]))?;
+    // Another run with the same inputs may have finished while we waited for the lock.
+    if !opts.no_cache {
+        if let Some(o) = stage::reuse(&ws, &mut manifest, "build", &digest) {
+            manifest.write(&opts.io.output)?;
+            return Ok(o.exit_code());
+        }
+    }
+
+    spinner.step("fetching sources");
+    let srcdir = st.dir().join("SOURCES");
+    std::fs::create_dir_all(&srcdir)?;
+    for f in &files {
+        if f.components().count() == 1 {
+            std::fs::copy(co.dir.join(f), srcdir.join(f))?;
+        }
+    }
+    let mut notes = sources::fetch_all(
+        &sources_file,
+        &entries,
+        &info.name,
+        &co.dir,
+        lookaside.as_ref(),
+        &ws.root().join("lookaside"),
+        &srcdir,
+    )?;
+    for s in &info.sources {
+        if !srcdir.join(s).is_file() {
+            return Err(FciError::input(&spec_path, format!("Source/Patch `{s}` is neither in the repository nor in the `sources` file")).into());
+        }
+    }
+
+    let mut rec = RecordParts::new(Outcome::Passed, digest.clone());
+    rec.backend = Some(backend.name().to_string());
+    rec.tools = backend.tools();
+    rec.tools.insert("createrepo_c".into(), exec::version("createrepo_c"));
+    rec.data.insert("spec".into(), json!(spec_path.file_name().map(|f| f.to_string_lossy())));
+    rec.data.insert("dist".into(), json!(dist));
+    rec.data.insert("buildrequires".into(), json!(info.buildrequires));
+
+    let unmet = if backend.name() == "rpmbuild" { spec::unmet(&info.buildrequires, &mut st.log)? } else { Vec::new() };
+    rec.data.insert("unmet_buildrequires".into(), json!(unmet));
+    if !unmet.is_empty() {
+        if opts.strict_builddeps {
+            let msg = format!("host rpm database cannot satisfy BuildRequires: {} (--strict-builddeps)", unmet.join(", "));
+            eprintln!("fci: build ERROR: {msg}");
+            rec.outcome = Outcome::Error;
+            rec.notes.push(msg);
+            return finish(&ws, &mut manifest, st, rec, Vec::new(), opts);
+        }
+        let msg = format!("unmet BuildRequires on this host: {}; building with --nodeps", unmet.join(", "));
+        progress::note(&format!("warning: {msg}"));
+        notes.push(msg);
+    }
+    rec.notes.extend(notes);
+
+    spinner.step(&format!("building {}-{}-{} with {}", info.name, info.version, info.release, backend.name()));
+    let work = st.dir().join("work");
+    std::fs::create_dir_all(&work)?;
+    let out = backend.build(
+        &backend::Job {
+            spec: &spec_path,
+            sources: &srcdir,
+            work: &work,
+            defines: &defines,
+            nodeps: !unmet.is_empty(),
+        },
+        &mut st.log,
+    )?;
+    rec.data.insert("sandbox".into(), json!(if out.sandboxed { "bubblewrap" } else { "none" }));
+    if info.has_check {
+        rec.results.push(TestResult {
+            testcase: "build.check".into(),
+            outcome: if out.check_failed { Outcome::Failed } else if out.success { Outcome::Passed } else { Outcome::Error },
+            runner: Some("rpmbuild %check".into()),
+            scenario: None,
+            log: None,
+            duration_s: None,
+            note: Some("the package's unit tests, run by %check".into()),
+            attempts: Vec::new(),
+            extra: Default::default(),
+        });
+    }
+    let mut artifacts = Vec::new();
+    if !out.success {
+        rec.outcome = Outcome::Failed;
+        let what = if out.check_failed { "%check failed" } else { "rpmbuild failed" };
+        rec.notes.push(what.to_string());
+        if !progress::quiet() {
+            eprintln!("fci: build FAILED ({what}); last lines of the log:\n{}", st.log.tail(20));
+        }
+        return finish(&ws, &mut manifest, st, rec, artifacts, opts);
+    }
+
+    spinner.step("recording packages");
+    let nevras = spec::nevras(&out.packages, &mut st.log)?;
+    for (p, n) in out.packages.iter().zip(nevras) {
+        let kind = if n.arch == "src" { "srpm" } else { "rpm" };
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let mut a = ws.store(p, kind, &name, "build")?;
+        a.nevra = Some(n);
+        artifacts.push(a);
+    }
+    let repo = make_repo(&ws, &mut st, &artifacts)?;
+    artifacts.push(repo);
+    artifacts.push(snapshot_tree(&ws, &co.dir, &files, &tree)?);
+    finish(&ws, &mut manifest, st, rec, artifacts, opts)
+}
+
+fn finish(ws: &Workspace, manifest: &mut Manifest, st: StageRun, rec: RecordParts, mut artifacts: Vec<Artifact>, opts: &BuildOpts) -> Result<i32> {
+    let (record, log) = st.finish(ws, rec)?;
+    artifacts.push(log);
+    let outcome = record.outcome;
+    summary(&record, &artifacts);
+    stage::commit(ws, manifest, record, artifacts, true)?;
+    manifest.write(&opts.io.output)?;
+    Ok(outcome.exit_code())
+}
+
+fn summary(record: &crate::manifest::StageRecord, artifacts: &[Artifact]) {
+    if progress::quiet() {
+        return;
+    }
+    let pkgs: Vec<String> = artifacts.iter().filter_map(|a| a.nevra.as_ref().map(|n| n.to_string())).collect();
+    eprintln!("fci: build {} in {:.1}s{}", record.outcome, record.duration_s, if pkgs.is_empty() { String::new() } else { format!(": {}", pkgs.join(", ")) });
+}
+
+/// The one spec of a dist-git repo (or the one named).
+fn find_spec(dir: &Path, named: Option<&Path>) -> Result<PathBuf> {
+    if let Some(n) = named {
+        let p = dir.join(n);
+        if !p.starts_with(dir) || n.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+            return Err(FciError::input(n, "spec path escapes the dist-git checkout").into());
+        }
+        if !p.is_file() {
+            return Err(FciError::input(&p, "spec file not found").into());
+        }
+        return Ok(p);
+    }
+    let mut specs: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "spec") && p.is_file())
+        .collect();
+    specs.sort();
+    match specs.len() {
+        0 => Err(FciError::input(dir, "no .spec file in the dist-git checkout").into()),
+        1 => Ok(specs.remove(0)),
+        _ => Err(FciError::input(dir, "several .spec files; choose one with --spec").into()),
+    }
+}
+
+/// An rpm-md repository of the binary packages, published under `repos/`.
+fn make_repo(ws: &Workspace, st: &mut StageRun, artifacts: &[Artifact]) -> Result<Artifact> {
+    let rpms: Vec<&Artifact> = artifacts.iter().filter(|a| a.kind == "rpm").collect();
+    let key = crate::digest::sha256_bytes(rpms.iter().map(|a| a.sha256.as_str()).collect::<Vec<_>>().join(",").as_bytes());
+    let staged = st.dir().join("repo");
+    std::fs::create_dir_all(&staged)?;
+    for a in &rpms {
+        std::fs::hard_link(ws.resolve(&a.path)?, staged.join(&a.name))?;
+    }
+    let done = st.log.run(&Cmd::new("createrepo_c").args(["--quiet", "--no-database"]).arg(&staged))?;
+    if !done.success() {
+        return Err(FciError::Infra(format!("createrepo_c failed; see {}", st.log.path.display())).into());
+    }
+    let dir = ws.publish_dir(&staged, "repos", &key)?;
+    let (sha, _) = crate::digest::sha256_file(&dir.join("repodata/repomd.xml"))?;
+    Ok(Artifact {
+        kind: "rpm-repo".into(),
+        name: "repo".into(),
+        path: ws.relative(&dir),
+        sha256: sha,
+        size: rpms.iter().map(|a| a.size).sum(),
+        stage: "build".into(),
+        nevra: None,
+        extra: Default::default(),
+    })
+}
+
+/// The dist-git tree (tests, plans, gating.yaml; without lookaside blobs) for later stages.
+fn snapshot_tree(ws: &Workspace, dir: &Path, files: &[PathBuf], tree: &str) -> Result<Artifact> {
+    let staged = ws.scratch("tree-")?;
+    let root = staged.path().join("t");
+    for f in files {
+        let dest = root.join(f);
+        std::fs::create_dir_all(dest.parent().unwrap())?;
+        let src = dir.join(f);
+        if std::fs::symlink_metadata(&src)?.file_type().is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dest)?;
+        } else {
+            std::fs::copy(&src, &dest)?;
+        }
+    }
+    let published = ws.publish_dir(&root, "trees", tree)?;
+    Ok(Artifact {
+        kind: "dist-git".into(),
+        name: "dist-git".into(),
+        path: ws.relative(&published),
+        sha256: tree.to_string(),
+        size: files.iter().filter_map(|f| std::fs::metadata(dir.join(f)).ok()).map(|m| m.len()).sum(),
+        stage: "build".into(),
+        nevra: None,
+        extra: Default::default(),
+    })
+}
+

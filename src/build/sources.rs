@@ -1,0 +1,235 @@
+//! The dist-git `sources` file and the lookaside cache it points into.
+
+use crate::digest;
+use crate::error::FciError;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    /// Lower-case algorithm name as used in lookaside URLs: sha512, sha256 or md5.
+    pub algo: String,
+    pub hash: String,
+}
+
+/// Parses both the current `SHA512 (name) = hash` and the legacy `md5hash  name` formats.
+pub fn parse(path: &Path) -> Result<Vec<Entry>> {
+    let text = std::fs::read_to_string(path).map_err(|e| FciError::input(path, format!("cannot read: {e}")))?;
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |why: &str| FciError::input(path, format!("line {}: {why}: `{line}`", i + 1));
+        let entry = if let Some((lhs, hash)) = line.split_once(") = ") {
+            let (algo, name) = lhs.split_once(" (").ok_or_else(|| bad("expected `ALGO (name) = hash`"))?;
+            Entry {
+                name: name.to_string(),
+                algo: algo.to_ascii_lowercase(),
+                hash: hash.trim().to_ascii_lowercase(),
+            }
+        } else {
+            let mut parts = line.split_whitespace();
+            let (Some(hash), Some(name), None) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(bad("expected `ALGO (name) = hash` or `md5hash  name`").into());
+            };
+            Entry {
+                name: name.to_string(),
+                algo: "md5".into(),
+                hash: hash.to_ascii_lowercase(),
+            }
+        };
+        let expected_len = match entry.algo.as_str() {
+            "sha512" => 128,
+            "sha256" => 64,
+            "md5" => 32,
+            other => return Err(bad(&format!("unsupported hash algorithm `{other}`")).into()),
+        };
+        if entry.hash.len() != expected_len || !entry.hash.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(bad(&format!("not a {} hash", entry.algo)).into());
+        }
+        if entry.name.contains('/') || entry.name.starts_with('.') || entry.name.is_empty() {
+            return Err(bad("file name must be a plain name inside the repository").into());
+        }
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+pub fn hash_file(algo: &str, path: &Path) -> Result<String> {
+    match algo {
+        "sha512" => digest::sha512_file(path),
+        "sha256" => Ok(digest::sha256_file(path)?.0),
+        _ => digest::md5_file(path),
+    }
+}
+
+/// Where lookaside files come from.
+#[derive(Clone, Debug)]
+pub enum Lookaside {
+    Dir(PathBuf),
+    Url(String),
+}
+
+impl Lookaside {
+    pub fn parse(s: &str) -> Result<Self> {
+        if s.starts_with("http://") || s.starts_with("https://") {
+            reqwest::Url::parse(s).map_err(|e| FciError::input(s, format!("invalid lookaside URL: {e}")))?;
+            Ok(Lookaside::Url(s.trim_end_matches('/').to_string()))
+        } else if s.contains("://") {
+            Err(FciError::input(s, "unsupported lookaside URL scheme (use http or https, or a directory)").into())
+        } else {
+            let p = PathBuf::from(s);
+            if !p.is_dir() {
+                return Err(FciError::input(&p, "lookaside directory does not exist").into());
+            }
+            Ok(Lookaside::Dir(p))
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Lookaside::Dir(p) => p.display().to_string(),
+            Lookaside::Url(u) => u.clone(),
+        }
+    }
+
+    /// Fedora's layout first, then the pre-2017 one without the algorithm, then a flat directory.
+    fn candidates(&self, pkg: &str, e: &Entry) -> Vec<String> {
+        let n = &e.name;
+        let mut v = vec![
+            format!("{pkg}/{n}/{}/{}/{n}", e.algo, e.hash),
+            format!("{pkg}/{n}/{}/{n}", e.hash),
+        ];
+        if matches!(self, Lookaside::Dir(_)) {
+            v.push(n.clone());
+        }
+        v
+    }
+
+    /// Copies the entry into `dest` (a file path), trying each layout; Ok(false) when absent.
+    fn fetch_one(&self, pkg: &str, e: &Entry, dest: &Path) -> Result<Option<String>> {
+        for rel in self.candidates(pkg, e) {
+            match self {
+                Lookaside::Dir(d) => {
+                    let p = d.join(&rel);
+                    if p.is_file() {
+                        std::fs::copy(&p, dest).with_context(|| format!("cannot copy {}", p.display()))?;
+                        return Ok(Some(p.display().to_string()));
+                    }
+                }
+                Lookaside::Url(base) => {
+                    let url = format!("{base}/{rel}");
+                    let resp = reqwest::blocking::Client::builder()
+                        .timeout(std::time::Duration::from_secs(300))
+                        .build()?
+                        .get(&url)
+                        .send()
+                        .map_err(|e| FciError::Infra(format!("lookaside {url}: {e}")))?;
+                    if resp.status() == reqwest::StatusCode::NOT_FOUND {
+                        continue;
+                    }
+                    if !resp.status().is_success() {
+                        return Err(FciError::Infra(format!("lookaside {url}: HTTP {}", resp.status())).into());
+                    }
+                    let mut f = std::fs::File::create(dest)?;
+                    let mut resp = resp;
+                    resp.copy_to(&mut f).map_err(|e| FciError::Infra(format!("lookaside {url}: {e}")))?;
+                    return Ok(Some(url));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Puts every `sources` entry into `dest_dir`, verified, using `cache` (a workspace dir) first.
+pub fn fetch_all(
+    sources_file: &Path,
+    entries: &[Entry],
+    pkg: &str,
+    repo_dir: &Path,
+    lookaside: Option<&Lookaside>,
+    cache: &Path,
+    dest_dir: &Path,
+) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
+    for e in entries {
+        let cached = cache.join(&e.algo).join(&e.hash).join(&e.name);
+        let dest = dest_dir.join(&e.name);
+        if cached.is_file() {
+            link_or_copy(&cached, &dest)?;
+            continue;
+        }
+        // A file already in the checkout (as fedpkg leaves it) counts if its hash matches.
+        let local = repo_dir.join(&e.name);
+        let staged = dest_dir.join(format!(".{}.part", e.name));
+        let origin = if local.is_file() {
+            std::fs::copy(&local, &staged)?;
+            local.display().to_string()
+        } else {
+            let Some(la) = lookaside else {
+                return Err(FciError::input(
+                    sources_file,
+                    format!("`{}` is not in the repository and no --lookaside was given", e.name),
+                )
+                .into());
+            };
+            match la.fetch_one(pkg, e, &staged)? {
+                Some(o) => o,
+                None => {
+                    return Err(FciError::input(
+                        sources_file,
+                        format!("`{}` ({} {}) not found in lookaside {}", e.name, e.algo, e.hash, la.describe()),
+                    )
+                    .into())
+                }
+            }
+        };
+        let got = hash_file(&e.algo, &staged)?;
+        if got != e.hash {
+            let _ = std::fs::remove_file(&staged);
+            return Err(FciError::input(
+                sources_file,
+                format!("{} mismatch for `{}` from {origin}: expected {}, got {got}", e.algo, e.name, e.hash),
+            )
+            .into());
+        }
+        std::fs::create_dir_all(cached.parent().unwrap())?;
+        let tmp = cache.join(format!(".{}", uuid::Uuid::new_v4()));
+        std::fs::copy(&staged, &tmp)?;
+        std::fs::rename(&tmp, &cached)?;
+        std::fs::rename(&staged, &dest)?;
+        notes.push(format!("fetched {} from {origin}", e.name));
+    }
+    Ok(notes)
+}
+
+fn link_or_copy(src: &Path, dest: &Path) -> Result<()> {
+    if std::fs::hard_link(src, dest).is_err() {
+        std::fs::copy(src, dest).with_context(|| format!("cannot copy {}", src.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_formats_and_rejects_paths() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("sources");
+        let h = "a".repeat(128);
+        std::fs::write(&f, format!("SHA512 (x-1.0.tar.gz) = {h}\n{}  old.tar.gz\n", "b".repeat(32))).unwrap();
+        let e = parse(&f).unwrap();
+        assert_eq!(e[0], Entry { name: "x-1.0.tar.gz".into(), algo: "sha512".into(), hash: h });
+        assert_eq!(e[1].algo, "md5");
+        std::fs::write(&f, format!("SHA512 (../etc/passwd) = {}\n", "a".repeat(128))).unwrap();
+        assert!(parse(&f).unwrap_err().to_string().contains("plain name"));
+        std::fs::write(&f, "SHA512 (x) = 123\n").unwrap();
+        assert!(parse(&f).unwrap_err().to_string().contains("line 1: not a sha512 hash"));
+    }
+}

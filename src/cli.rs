@@ -1,0 +1,125 @@
+//! Command-line definitions (clap derive). Stage logic lives in the stage modules.
+
+use crate::build::BackendChoice;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Exit codes: 0 passed, 1 the stage's tests or build failed (or a skipped stage's upstream
+/// failed), 2 bad usage or input, 3 infrastructure error (missing tool, crashed tool, ERROR).
+#[derive(Parser, Debug)]
+#[command(name = "fci", version, about = "Run an OS distribution's package CI pipeline, one stage at a time", long_about = None)]
+pub struct Cli {
+    /// Workspace directory holding artifacts, logs, the cache and locks
+    #[arg(long, global = true, env = "FCI_WORKSPACE", default_value = ".fci", value_name = "DIR")]
+    pub workspace: PathBuf,
+    /// No progress or summaries on stderr (errors are still printed)
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Build the SRPM and binary RPMs of a dist-git checkout (%check runs)
+    Build(BuildArgs),
+    /// Run the package's STI and tmt tests against the RPMs just built
+    Test(TestArgs),
+    /// Print shell completions
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff)
+    #[command(hide = true)]
+    Man,
+}
+
+#[derive(Args, Debug)]
+pub struct IoArgs {
+    /// Input manifest ('-' for stdin)
+    #[arg(long, short = 'm', value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Output manifest ('-' for stdout), written atomically
+    #[arg(long, short = 'o', value_name = "FILE", default_value = "-")]
+    pub output: PathBuf,
+    /// Run even when the inputs match a recorded result
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Dist-git checkout: a local directory or a git URL (default: the manifest's subject)
+    #[arg(value_name = "PATH|URL")]
+    pub source: Option<String>,
+    /// Git ref (branch, tag or commit) to build
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: Option<String>,
+    /// Lookaside cache for the `sources` file: a directory or an http(s) URL
+    #[arg(long, env = "FCI_LOOKASIDE", value_name = "DIR|URL")]
+    pub lookaside: Option<String>,
+    /// Build backend
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// mock configuration (mock -r)
+    #[arg(long, value_name = "CONFIG")]
+    pub mock_config: Option<String>,
+    /// %{dist} tag, e.g. .fc41 (default: from the branch name)
+    #[arg(long, value_name = "TAG")]
+    pub dist: Option<String>,
+    /// Dist-git branch name, when the checkout does not tell (f41, epel9, c10s, rawhide)
+    #[arg(long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+    /// The spec to build, relative to the checkout (default: its only .spec)
+    #[arg(long, value_name = "FILE")]
+    pub spec: Option<PathBuf>,
+    /// Extra rpm macro definition, NAME=VALUE (repeatable)
+    #[arg(long = "define", short = 'D', value_name = "NAME=VALUE", value_parser = parse_define)]
+    pub defines: Vec<(String, String)>,
+    /// Fail (ERROR) instead of building with --nodeps when the host cannot satisfy BuildRequires
+    #[arg(long)]
+    pub strict_builddeps: bool,
+    #[command(flatten)]
+    pub io: IoArgs,
+}
+
+fn parse_define(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or("expected NAME=VALUE")?;
+    if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("invalid macro name `{k}`"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// Which test formats to run
+    #[arg(long, value_enum, default_value_t = crate::test::RunnerChoice::Auto)]
+    pub runner: crate::test::RunnerChoice,
+    /// STI tags to select (comma-separated: classic, container, atomic)
+    #[arg(long, value_delimiter = ',', default_value = "classic", value_name = "TAGS")]
+    pub tags: Vec<String>,
+    /// Retry each failing test case up to N more times, recording every attempt
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub retries: u32,
+    /// Rerun only the test cases that did not pass in the input manifest's test stage
+    #[arg(long)]
+    pub failed_only: bool,
+    /// Base tree to install the RPMs on top of (default: an empty root over the host's read-only /usr)
+    #[arg(long, value_name = "DIR")]
+    pub base_root: Option<PathBuf>,
+    /// Let the tests reach the network
+    #[arg(long)]
+    pub network: bool,
+    /// Take tests from this dist-git checkout instead of the build's snapshot
+    #[arg(long, value_name = "DIR")]
+    pub tests_from: Option<PathBuf>,
+    /// Run even when an earlier stage did not pass
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub io: IoArgs,
+}
+
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}

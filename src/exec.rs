@@ -1,0 +1,181 @@
+//! Running external programs: argument vectors only, every call logged to the stage log.
+
+use crate::error::FciError;
+use anyhow::{Context, Result};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Finds a program on PATH or fails naming the Debian package that provides it.
+pub fn require(tool: &str, package: &str) -> Result<PathBuf, FciError> {
+    which(tool).ok_or_else(|| FciError::ToolMissing {
+        tool: tool.to_string(),
+        package: package.to_string(),
+    })
+}
+
+pub fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// First line of `tool --version`, for the stage record.
+pub fn version(tool: &str) -> String {
+    duct::cmd(tool, ["--version"])
+        .stderr_to_stdout()
+        .stdout_capture()
+        .unchecked()
+        .read()
+        .ok()
+        .and_then(|s| s.lines().find(|l| !l.trim().is_empty()).map(str::trim).map(String::from))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The outcome of one command.
+pub struct Finished {
+    pub code: Option<i32>,
+    pub stdout: String,
+    /// Captured only by `capture`; otherwise it went to the log.
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// A stage log that records every command and its output.
+pub struct Log {
+    file: File,
+    pub path: PathBuf,
+}
+
+impl Log {
+    pub fn create(path: &Path) -> Result<Self> {
+        let file = File::create(path).with_context(|| format!("{}: cannot create log", path.display()))?;
+        Ok(Log {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn line(&mut self, msg: &str) {
+        let _ = writeln!(self.file, "{msg}");
+    }
+
+    /// Runs a command with its stdout and stderr appended to the log.
+    pub fn run(&mut self, cmd: &Cmd) -> Result<Finished> {
+        self.exec(cmd, false)
+    }
+
+    /// Runs a command capturing stdout and stderr (stderr is also copied to the log).
+    pub fn capture(&mut self, cmd: &Cmd) -> Result<Finished> {
+        self.exec(cmd, true)
+    }
+
+    fn exec(&mut self, cmd: &Cmd, capture: bool) -> Result<Finished> {
+        let shown: Vec<String> = std::iter::once(&cmd.program)
+            .chain(cmd.args.iter())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        self.line(&format!("$ {}", shown.join(" ")));
+        let _ = self.file.flush();
+        let start = Instant::now();
+        let mut expr = duct::cmd(&cmd.program, &cmd.args).unchecked().stdin_null();
+        if let Some(d) = &cmd.dir {
+            expr = expr.dir(d);
+        }
+        if cmd.clear_env {
+            expr = expr.full_env(cmd.env.iter().cloned());
+        } else {
+            for (k, v) in &cmd.env {
+                expr = expr.env(k, v);
+            }
+        }
+        let sink = self.file.try_clone()?;
+        expr = if capture {
+            expr.stdout_capture().stderr_capture()
+        } else {
+            expr.stdout_file(sink.try_clone()?).stderr_file(sink)
+        };
+        let out = expr
+            .run()
+            .with_context(|| format!("cannot run {}", cmd.program.to_string_lossy()))?;
+        let code = out.status.code();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if capture && !stderr.is_empty() {
+            let _ = self.file.write_all(stderr.as_bytes());
+        }
+        self.line(&format!(
+            "# exit status {} after {:.2}s",
+            code.map_or("killed by signal".to_string(), |c| c.to_string()),
+            start.elapsed().as_secs_f64()
+        ));
+        Ok(Finished {
+            code,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr,
+        })
+    }
+
+    /// The last `n` lines of the log, for a failure report on stderr.
+    pub fn tail(&self, n: usize) -> String {
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+/// A command as an argument vector.
+#[derive(Clone, Debug)]
+pub struct Cmd {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    pub dir: Option<PathBuf>,
+    pub env: Vec<(OsString, OsString)>,
+    pub clear_env: bool,
+}
+
+impl Cmd {
+    pub fn new(program: impl AsRef<OsStr>) -> Self {
+        Cmd {
+            program: program.as_ref().to_os_string(),
+            args: Vec::new(),
+            dir: None,
+            env: Vec::new(),
+            clear_env: false,
+        }
+    }
+    pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
+        self.args.push(a.as_ref().to_os_string());
+        self
+    }
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, it: I) -> Self {
+        self.args.extend(it.into_iter().map(|a| a.as_ref().to_os_string()));
+        self
+    }
+    pub fn dir(mut self, d: impl Into<PathBuf>) -> Self {
+        self.dir = Some(d.into());
+        self
+    }
+    pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Self {
+        self.env.push((k.as_ref().to_os_string(), v.as_ref().to_os_string()));
+        self
+    }
+    /// `-D name value`-style pairs for rpm's `--define`.
+    pub fn define(self, name: &str, value: impl AsRef<OsStr>) -> Self {
+        let mut def = OsString::from(format!("{name} "));
+        def.push(value.as_ref());
+        self.arg("--define").arg(def)
+    }
+}

@@ -1,0 +1,22 @@
+//! fci: a distribution's CI pipeline for OS packages, one stage at a time.
+//!
+//! The binary's subcommands are thin: each parses its flags into an options struct and calls
+//! the stage's `run` here, which returns the stage's exit code.
+
+pub mod build;
+pub mod cli;
+pub mod digest;
+pub mod distgit;
+pub mod error;
+pub mod exec;
+pub mod manifest;
+pub mod progress;
+pub mod sandbox;
+pub mod stage;
+pub mod test;
+pub mod workspace;
+
+/// The current time as RFC 3339 UTC with milliseconds.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,409 @@
+//! The artifact manifest: the one document that flows between stages.
+//!
+//! Every struct keeps the fields it does not know in `extra`, so a manifest written by a newer
+//! fci (or another tool) survives a pass through this one unchanged.
+
+use crate::error::FciError;
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Component, Path};
+
+pub const SCHEMA_PREFIX: &str = "fci/manifest/v";
+pub const MAJOR: u64 = 1;
+
+pub fn schema_id() -> String {
+    format!("{SCHEMA_PREFIX}{MAJOR}")
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Manifest {
+    pub schema: String,
+    pub run: Run,
+    #[serde(default)]
+    pub subject: Subject,
+    #[serde(default)]
+    pub artifacts: Vec<Artifact>,
+    #[serde(default)]
+    pub stages: Vec<StageRecord>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Run {
+    pub id: String,
+    pub created: String,
+    pub fci_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ConfigRef>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ConfigRef {
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Subject {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    /// Where the dist-git repository lives: a URL or an absolute local path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<Base>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The known-good base a change is tested on.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Base {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ostree_ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ostree_commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Nevra {
+    pub name: String,
+    pub epoch: Option<u64>,
+    pub version: String,
+    pub release: String,
+    pub arch: String,
+}
+
+impl std::fmt::Display for Nevra {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.epoch {
+            Some(e) => write!(f, "{}-{}:{}-{}.{}", self.name, e, self.version, self.release, self.arch),
+            None => write!(f, "{}-{}-{}.{}", self.name, self.version, self.release, self.arch),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Artifact {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    /// Relative to the workspace root; never absolute, never `..`.
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    pub stage: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nevra: Option<Nevra>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Outcome {
+    Passed,
+    Failed,
+    Error,
+    Skipped,
+    Info,
+    NeedsInspection,
+}
+
+impl Outcome {
+    /// ResultsDB semantics: INFO counts as a pass.
+    pub fn is_pass(self) -> bool {
+        matches!(self, Outcome::Passed | Outcome::Info)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Passed => "PASSED",
+            Outcome::Failed => "FAILED",
+            Outcome::Error => "ERROR",
+            Outcome::Skipped => "SKIPPED",
+            Outcome::Info => "INFO",
+            Outcome::NeedsInspection => "NEEDS_INSPECTION",
+        }
+    }
+    /// The exit code a stage with this outcome ends with.
+    pub fn exit_code(self) -> i32 {
+        use crate::error::exit;
+        match self {
+            Outcome::Passed | Outcome::Info => exit::PASSED,
+            Outcome::Failed | Outcome::NeedsInspection => exit::FAILED,
+            Outcome::Error => exit::INFRA,
+            Outcome::Skipped => exit::FAILED,
+        }
+    }
+    /// Folds test-case outcomes into a stage outcome: any failure fails, else any error errs.
+    pub fn aggregate(outcomes: impl IntoIterator<Item = Outcome>) -> Option<Outcome> {
+        let mut any = false;
+        let mut worst = Outcome::Passed;
+        for o in outcomes {
+            any = true;
+            worst = match (worst, o) {
+                (_, Outcome::Failed | Outcome::NeedsInspection) | (Outcome::Failed, _) => Outcome::Failed,
+                (_, Outcome::Error) | (Outcome::Error, _) => Outcome::Error,
+                _ => Outcome::Passed,
+            };
+        }
+        any.then_some(worst)
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct StageRecord {
+    pub name: String,
+    pub outcome: Outcome,
+    pub started: String,
+    pub finished: String,
+    pub duration_s: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    #[serde(default)]
+    pub tools: BTreeMap<String, String>,
+    pub input_digest: String,
+    #[serde(default)]
+    pub cached: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<TestResult>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Stage-specific facts (unmet BuildRequires, dist tag, run ids, ...).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub data: Map<String, Value>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct TestResult {
+    pub testcase: String,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Every run of this test case, oldest first, when it ran more than once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Attempt {
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+}
+
+impl Manifest {
+    pub fn new(run_id: String) -> Self {
+        Manifest {
+            schema: schema_id(),
+            run: Run {
+                id: run_id,
+                created: crate::now_rfc3339(),
+                fci_version: env!("CARGO_PKG_VERSION").to_string(),
+                config: None,
+                extra: Map::new(),
+            },
+            subject: Subject::default(),
+            artifacts: Vec::new(),
+            stages: Vec::new(),
+            extra: Map::new(),
+        }
+    }
+
+    /// Parses and validates a manifest; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Self, FciError> {
+        if text.trim().is_empty() {
+            return Err(FciError::input(origin, "empty manifest (expected a JSON object)"));
+        }
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| FciError::input(origin, format!("malformed JSON manifest: {e}")))?;
+        let schema = value
+            .get("schema")
+            .and_then(Value::as_str)
+            .ok_or_else(|| FciError::input(origin, "not an fci manifest: missing string field `schema`"))?;
+        let major = schema
+            .strip_prefix(SCHEMA_PREFIX)
+            .and_then(|v| v.split('.').next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| FciError::input(origin, format!("unknown manifest schema `{schema}` (expected {})", schema_id())))?;
+        if major != MAJOR {
+            return Err(FciError::input(
+                origin,
+                format!("unsupported manifest major version {major} (`{schema}`); this fci {} reads v{MAJOR}", env!("CARGO_PKG_VERSION")),
+            ));
+        }
+        let m: Manifest = serde_json::from_value(value)
+            .map_err(|e| FciError::input(origin, format!("invalid manifest: {e}")))?;
+        m.validate(origin)?;
+        Ok(m)
+    }
+
+    /// Checks the invariants serde cannot: confined artifact paths.
+    pub fn validate(&self, origin: &Path) -> Result<(), FciError> {
+        for (i, a) in self.artifacts.iter().enumerate() {
+            check_relative(&a.path)
+                .map_err(|why| FciError::input(origin, format!("artifacts[{i}].path `{}` {why}", a.path)))?;
+        }
+        for s in &self.stages {
+            let logs = s.log.iter().chain(s.results.iter().filter_map(|r| r.log.as_ref()));
+            for l in logs {
+                check_relative(l).map_err(|why| {
+                    FciError::input(origin, format!("stage `{}` log path `{l}` {why}", s.name))
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a manifest from a file, or stdin when `path` is `-`.
+    pub fn read(path: &Path) -> Result<Self, FciError> {
+        let mut text = String::new();
+        if path == Path::new("-") {
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| FciError::input("<stdin>", format!("cannot read manifest: {e}")))?;
+            Self::parse(&text, Path::new("<stdin>"))
+        } else {
+            text = std::fs::read_to_string(path)
+                .map_err(|e| FciError::input(path, format!("cannot read manifest: {e}")))?;
+            Self::parse(&text, path)
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("manifest serializes");
+        s.push('\n');
+        s
+    }
+
+    /// Writes to a file atomically, or to stdout when `path` is `-`.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let text = self.to_json();
+        if path == Path::new("-") {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+            Ok(())
+        } else {
+            crate::workspace::write_atomic(path, text.as_bytes())
+        }
+    }
+
+    /// The newest record of a stage.
+    pub fn last_stage(&self, name: &str) -> Option<&StageRecord> {
+        self.stages.iter().rev().find(|s| s.name == name)
+    }
+
+    /// The newest stage record that did not pass: the reason a later stage must skip.
+    pub fn blocking_stage(&self) -> Option<&StageRecord> {
+        // Only the latest record of each stage counts: a rerun that passed clears an old failure.
+        let mut latest: Vec<&StageRecord> = Vec::new();
+        for s in &self.stages {
+            latest.retain(|l| l.name != s.name);
+            latest.push(s);
+        }
+        latest.into_iter().find(|s| !s.outcome.is_pass())
+    }
+
+    pub fn artifacts_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Artifact> + 'a {
+        self.artifacts.iter().filter(move |a| a.kind == kind)
+    }
+}
+
+/// A workspace-relative path: not absolute, no `..`, not empty.
+pub fn check_relative(p: &str) -> Result<(), &'static str> {
+    let path = Path::new(p);
+    if p.is_empty() {
+        return Err("is empty");
+    }
+    for c in path.components() {
+        match c {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => return Err("escapes the workspace (`..`)"),
+            Component::RootDir | Component::Prefix(_) => return Err("is absolute (must be relative to the workspace)"),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> String {
+        Manifest::new("r1".into()).to_json()
+    }
+
+    #[test]
+    fn unknown_fields_survive_a_round_trip() {
+        let mut v: Value = serde_json::from_str(&minimal()).unwrap();
+        v["future"] = serde_json::json!({"k": [1, 2]});
+        v["run"]["scheduler"] = "jenkins".into();
+        let m = Manifest::parse(&v.to_string(), Path::new("m.json")).unwrap();
+        let back: Value = serde_json::from_str(&m.to_json()).unwrap();
+        assert_eq!(back["future"], v["future"]);
+        assert_eq!(back["run"]["scheduler"], "jenkins");
+    }
+
+    #[test]
+    fn rejects_other_major_and_garbage() {
+        let e = Manifest::parse(r#"{"schema":"fci/manifest/v2","run":{}}"#, Path::new("m.json")).unwrap_err();
+        assert!(e.to_string().contains("unsupported manifest major version 2"), "{e}");
+        let e = Manifest::parse(r#"{"schema": "fci/man"#, Path::new("m.json")).unwrap_err();
+        assert!(e.to_string().starts_with("m.json: malformed JSON"), "{e}");
+    }
+
+    #[test]
+    fn rejects_escaping_paths() {
+        assert!(check_relative("objects/ab/x.rpm").is_ok());
+        assert!(check_relative("../x").is_err());
+        assert!(check_relative("a/../../x").is_err());
+        assert!(check_relative("/etc/passwd").is_err());
+    }
+
+    #[test]
+    fn aggregate_prefers_failure_over_error() {
+        use Outcome::*;
+        assert_eq!(Outcome::aggregate([Passed, Info]), Some(Passed));
+        assert_eq!(Outcome::aggregate([Passed, Error]), Some(Error));
+        assert_eq!(Outcome::aggregate([Error, Failed]), Some(Failed));
+        assert_eq!(Outcome::aggregate([]), None);
+    }
+}

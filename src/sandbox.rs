@@ -1,0 +1,154 @@
+//! Isolation for untrusted package code (spec scripts, tests) with bubblewrap.
+//!
+//! The host root is visible read-only, the network is unshared unless asked for, and only the
+//! run's own directories are writable. A subject root can be layered over host directories
+//! (`/usr`, `/etc`, ...) with read-only overlayfs mounts; bubblewrap 0.8 has no overlay support,
+//! so fci mounts them itself in a private mount namespace (`unshare -m`, then the hidden
+//! `fci __sandbox` helper) before handing over to bwrap.
+
+use crate::error::FciError;
+use crate::exec::{self, Cmd};
+use anyhow::Result;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// A read-only overlay of `upper` directories over the host directory `target`.
+#[derive(Clone, Debug)]
+pub struct Overlay {
+    pub layers: Vec<PathBuf>,
+    pub target: PathBuf,
+    /// An empty directory to mount the merged view on.
+    pub mountpoint: PathBuf,
+}
+
+#[derive(Default, Clone, Debug)]
+pub struct Sandbox {
+    pub network: bool,
+    pub writable: Vec<PathBuf>,
+    pub readonly: Vec<PathBuf>,
+    pub overlays: Vec<Overlay>,
+    pub env: Vec<(String, OsString)>,
+    pub chdir: Option<PathBuf>,
+    /// Hide home directories and the host's temporary directories.
+    pub hide_private: bool,
+}
+
+pub fn available() -> bool {
+    exec::which("bwrap").is_some()
+}
+
+impl Sandbox {
+    /// Wraps `inner` so that it runs inside the sandbox.
+    pub fn wrap(&self, inner: &Cmd) -> Result<Cmd> {
+        let bwrap = exec::require("bwrap", "bubblewrap")?;
+        let mut c = Cmd::new(&bwrap).args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]);
+        c = c.args(["--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--tmpfs", "/run"]);
+        if self.hide_private {
+            for d in ["/home", "/root"] {
+                if Path::new(d).is_dir() {
+                    c = c.args(["--tmpfs", d]);
+                }
+            }
+            // Tools installed under a home directory (pyenv, pipx) stay usable.
+            for keep in tool_prefixes() {
+                c = c.arg("--ro-bind").arg(&keep).arg(&keep);
+            }
+        }
+        for o in &self.overlays {
+            c = c.arg("--ro-bind").arg(&o.mountpoint).arg(&o.target);
+        }
+        for p in &self.readonly {
+            c = c.arg("--ro-bind").arg(p).arg(p);
+        }
+        for p in &self.writable {
+            c = c.arg("--bind").arg(p).arg(p);
+        }
+        c = c.args(["--unshare-all", "--die-with-parent", "--new-session"]);
+        if self.network {
+            c = c.arg("--share-net");
+        }
+        c = c.arg("--clearenv");
+        for (k, v) in &self.env {
+            c = c.arg("--setenv").arg(k).arg(v);
+        }
+        if let Some(d) = &self.chdir {
+            c = c.arg("--chdir").arg(d);
+        }
+        c = c.arg("--").arg(&inner.program).args(&inner.args);
+        if self.overlays.is_empty() {
+            return Ok(c);
+        }
+        // unshare(1) gives a private mount namespace; the helper mounts, then execs bwrap.
+        let unshare = exec::require("unshare", "util-linux")?;
+        let me = std::env::current_exe()?;
+        let mut outer = Cmd::new(unshare).args(["--mount", "--propagation", "private", "--"]).arg(me).arg("__sandbox");
+        for o in &self.overlays {
+            let mut lower = OsString::new();
+            for (i, l) in o.layers.iter().chain(std::iter::once(&o.target)).enumerate() {
+                if i > 0 {
+                    lower.push(":");
+                }
+                lower.push(l);
+            }
+            outer = outer.arg("--overlay").arg(lower).arg(&o.mountpoint);
+        }
+        Ok(outer.arg("--").arg(c.program).args(c.args))
+    }
+}
+
+/// Directories under /root or /home holding the Python tools fci drives.
+fn tool_prefixes() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for tool in ["ansible-playbook", "tmt", "python3"] {
+        let Some(p) = exec::which(tool) else { continue };
+        for candidate in [p.clone(), p.canonicalize().unwrap_or(p)] {
+            let private = candidate.starts_with("/root") || candidate.starts_with("/home");
+            // bin/tool → the prefix that also holds lib/ (a venv or a pyenv version).
+            if let Some(prefix) = candidate.parent().and_then(Path::parent) {
+                if private && !out.iter().any(|o| prefix.starts_with(o)) {
+                    out.retain(|o| !o.starts_with(prefix));
+                    out.push(prefix.to_path_buf());
+                }
+            }
+        }
+    }
+    // pyenv shims re-exec through the pyenv root: keep the whole root when shims are used.
+    if let Some(root) = std::env::var_os("PYENV_ROOT").map(PathBuf::from) {
+        if root.is_dir() && !out.iter().any(|o| root.starts_with(o)) {
+            out.retain(|o| !o.starts_with(&root));
+            out.push(root);
+        }
+    }
+    out
+}
+
+/// The hidden `fci __sandbox` helper: mount the overlays, then become the given command.
+pub fn helper(args: &[OsString]) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            break;
+        }
+        if a != "--overlay" {
+            return Err(FciError::Usage(format!("__sandbox: unexpected argument {a:?}")).into());
+        }
+        let (Some(lower), Some(mnt)) = (it.next(), it.next()) else {
+            return Err(FciError::Usage("__sandbox: --overlay needs LOWER MOUNTPOINT".into()).into());
+        };
+        let mut opts = OsString::from("ro,lowerdir=");
+        opts.push(lower);
+        let st = duct::cmd("mount", [OsString::from("-t"), "overlay".into(), "fci-subject".into(), "-o".into(), opts, mnt.clone()])
+            .unchecked()
+            .run()?;
+        if !st.status.success() {
+            return Err(FciError::Infra(format!("cannot mount the subject overlay on {}", Path::new(mnt).display())).into());
+        }
+    }
+    let rest: Vec<&OsString> = it.collect();
+    let (prog, argv) = rest
+        .split_first()
+        .ok_or_else(|| FciError::Usage("__sandbox: no command".into()))?;
+    let err = std::process::Command::new(prog).args(argv).exec();
+    Err(FciError::Infra(format!("cannot exec {}: {err}", Path::new(prog).display())).into())
+}

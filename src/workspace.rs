@@ -1,0 +1,189 @@
+//! The workspace: content-addressed artifacts, stage cache, logs, locks.
+//!
+//! Layout (all below the workspace root):
+//! - `objects/<aa>/<sha256>/<name>`: artifacts, keyed by content, keeping their file name
+//! - `repos/<digest>/`: rpm-md repositories (hard links into `objects/`)
+//! - `cache/<stage>/<input-digest>.json`: stage records for reuse
+//! - `locks/`: advisory locks; `tmp/`: private scratch dirs of running stages
+//!
+//! Every file appears by `rename(2)` from `tmp/`, so a reader never sees a torn file and two
+//! runs storing the same content both succeed.
+
+use crate::digest;
+use crate::error::FciError;
+use crate::manifest::{check_relative, Artifact, StageRecord};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub struct Workspace {
+    root: PathBuf,
+}
+
+/// What the cache keeps of a stage run: its record and the artifacts it produced.
+#[derive(Serialize, Deserialize)]
+pub struct CacheEntry {
+    pub run_id: String,
+    pub record: StageRecord,
+    pub artifacts: Vec<Artifact>,
+}
+
+impl Workspace {
+    pub fn open(root: &Path) -> Result<Self> {
+        for sub in ["objects", "repos", "cache", "locks", "tmp"] {
+            let d = root.join(sub);
+            fs::create_dir_all(&d).map_err(|e| {
+                FciError::input(root, format!("cannot create workspace directory {}: {e}", d.display()))
+            })?;
+        }
+        let root = root
+            .canonicalize()
+            .with_context(|| format!("{}: cannot resolve workspace", root.display()))?;
+        Ok(Workspace { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Absolute path of a workspace-relative artifact path, refusing escapes.
+    pub fn resolve(&self, rel: &str) -> Result<PathBuf, FciError> {
+        check_relative(rel).map_err(|why| FciError::input(rel, format!("artifact path {why}")))?;
+        Ok(self.root.join(rel))
+    }
+
+    pub fn relative(&self, abs: &Path) -> String {
+        abs.strip_prefix(&self.root)
+            .unwrap_or(abs)
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// A private scratch directory, removed when dropped.
+    pub fn scratch(&self, prefix: &str) -> Result<tempfile::TempDir> {
+        tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(self.root.join("tmp"))
+            .context("cannot create a scratch directory in the workspace")
+    }
+
+    /// Moves (or copies) a file into the object store and describes it as an artifact.
+    pub fn store(&self, src: &Path, kind: &str, name: &str, stage: &str) -> Result<Artifact> {
+        let (sha, size) = digest::sha256_file(src)?;
+        let dir = self.root.join("objects").join(&sha[..2]).join(&sha);
+        let dest = dir.join(name);
+        if !dest.exists() {
+            fs::create_dir_all(&dir)?;
+            let tmp = self.root.join("tmp").join(format!(".obj-{}", uuid::Uuid::new_v4()));
+            // A hard link keeps the source intact and costs nothing; fall back to a copy.
+            if fs::hard_link(src, &tmp).is_err() {
+                fs::copy(src, &tmp).with_context(|| format!("cannot copy {}", src.display()))?;
+            }
+            fs::rename(&tmp, &dest).with_context(|| format!("cannot store {}", dest.display()))?;
+        }
+        Ok(Artifact {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            path: self.relative(&dest),
+            sha256: sha,
+            size,
+            stage: stage.to_string(),
+            nevra: None,
+            extra: Default::default(),
+        })
+    }
+
+    /// Publishes a finished directory under `repos/<key>` (first writer wins).
+    pub fn publish_dir(&self, staged: &Path, area: &str, key: &str) -> Result<PathBuf> {
+        let dest = self.root.join(area).join(key);
+        fs::create_dir_all(self.root.join(area))?;
+        if !dest.exists() {
+            if let Err(e) = fs::rename(staged, &dest) {
+                // Another run published the same content first: theirs is identical.
+                if !dest.exists() {
+                    return Err(e).with_context(|| format!("cannot publish {}", dest.display()));
+                }
+            }
+        }
+        Ok(dest)
+    }
+
+    fn cache_path(&self, stage: &str, digest: &str) -> PathBuf {
+        self.root.join("cache").join(stage).join(format!("{digest}.json"))
+    }
+
+    /// A cached run of `stage` with this input digest whose artifacts are all still present.
+    pub fn cache_get(&self, stage: &str, digest: &str) -> Option<CacheEntry> {
+        let text = fs::read_to_string(self.cache_path(stage, digest)).ok()?;
+        let entry: CacheEntry = serde_json::from_str(&text).ok()?;
+        let complete = entry.artifacts.iter().all(|a| {
+            self.resolve(&a.path)
+                .ok()
+                .and_then(|p| fs::metadata(p).ok())
+                .is_some_and(|m| m.is_dir() || m.len() == a.size)
+        });
+        complete.then_some(entry)
+    }
+
+    pub fn cache_put(&self, stage: &str, digest: &str, entry: &CacheEntry) -> Result<()> {
+        let p = self.cache_path(stage, digest);
+        fs::create_dir_all(p.parent().unwrap())?;
+        write_atomic(&p, serde_json::to_string_pretty(entry)?.as_bytes())
+    }
+
+    /// Blocks until this process holds the named lock; released on drop.
+    pub fn lock(&self, name: &str) -> Result<File> {
+        let path = self.root.join("locks").join(format!("{name}.lock"));
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("{}: cannot open lock", path.display()))?;
+        if f.try_lock().is_err() {
+            crate::progress::note(&format!(
+                "waiting for {} (another fci run holds it)",
+                path.display()
+            ));
+            f.lock()
+                .with_context(|| format!("{}: cannot take lock", path.display()))?;
+        }
+        Ok(f)
+    }
+}
+
+/// Writes `data` to `path` through a temporary file in the same directory and a rename.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| FciError::input(path, format!("cannot write: {e}")))?;
+    tmp.write_all(data)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .map_err(|e| FciError::input(path, format!("cannot write: {}", e.error)))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_is_content_addressed_and_idempotent() {
+        let d = tempfile::tempdir().unwrap();
+        let ws = Workspace::open(&d.path().join("ws")).unwrap();
+        let f = d.path().join("a.txt");
+        fs::write(&f, b"hello").unwrap();
+        let a = ws.store(&f, "log", "a.txt", "build").unwrap();
+        let b = ws.store(&f, "log", "a.txt", "build").unwrap();
+        assert_eq!(a.path, b.path);
+        assert!(a.path.starts_with("objects/2c/2cf24dba"));
+        assert_eq!(fs::read(ws.resolve(&a.path).unwrap()).unwrap(), b"hello");
+        assert!(ws.resolve("../etc/passwd").is_err());
+    }
+}
