@@ -7,7 +7,7 @@ use crate::workspace::{CacheEntry, Workspace};
 use anyhow::Result;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Where the stage reads its input manifest from and writes its output to.
@@ -39,8 +39,9 @@ impl StageRun {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        self.scratch.path()
+    /// The stage's private scratch directory (owned, so it can be used beside `&mut self.log`).
+    pub fn dir(&self) -> PathBuf {
+        self.scratch.path().to_path_buf()
     }
 
     /// Closes the stage: stores its log and returns the record.

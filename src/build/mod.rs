@@ -77,8 +77,7 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
     let spinner = Spinner::new("build");
     spinner.step("checking out dist-git");
     let mut st = StageRun::start(&ws, "build")?;
-    let scratch = st.dir().to_path_buf();
-    let co = distgit::checkout(&source, git_ref.as_deref(), &scratch, &mut st.log)?;
+    let co = distgit::checkout(&source, git_ref.as_deref(), &st.dir(), &mut st.log)?;
     let spec_path = find_spec(&co.dir, opts.spec.as_deref())?;
     let branch = opts.branch.clone().or(co.branch.clone()).or(manifest.subject.branch.clone());
     let dist = opts.dist.clone().or_else(|| branch.as_deref().and_then(distgit::dist_for_branch));

@@ -1,13 +1,315 @@
-//! `fci test` (placeholder while the build stage is brought up).
-use crate::stage::Io;
-use std::path::PathBuf;
+//! `fci test`: the package's own functional tests (STI and tmt) against the RPMs just built.
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum RunnerChoice { Auto, Sti, Tmt }
+pub mod runner;
+pub mod sti;
+pub mod subject;
+pub mod tmt;
 
-pub struct TestOpts {
-    pub io: Io, pub workspace: PathBuf, pub runner: RunnerChoice, pub tags: Vec<String>, pub retries: u32,
-    pub failed_only: bool, pub base_root: Option<PathBuf>, pub network: bool, pub tests_from: Option<PathBuf>,
-    pub force: bool, pub no_cache: bool,
+use crate::error::FciError;
+use crate::exec;
+use crate::manifest::{Artifact, Attempt, Manifest, Outcome, TestResult};
+use crate::progress::{self, Spinner};
+use crate::stage::{self, Io, RecordParts, StageRun};
+use crate::workspace::Workspace;
+use anyhow::Result;
+use runner::{Case, Env};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunnerChoice {
+    /// every format the repository has (STI playbooks and tmt plans)
+    Auto,
+    Sti,
+    Tmt,
 }
-pub fn run(_o: &TestOpts) -> anyhow::Result<i32> { unimplemented!() }
+
+#[derive(Clone, Debug)]
+pub struct TestOpts {
+    pub io: Io,
+    pub workspace: PathBuf,
+    pub runner: RunnerChoice,
+    pub tags: Vec<String>,
+    pub retries: u32,
+    pub failed_only: bool,
+    pub base_root: Option<PathBuf>,
+    pub network: bool,
+    pub tests_from: Option<PathBuf>,
+    pub force: bool,
+    pub no_cache: bool,
+}
+
+/// A test format found in the tree.
+enum Suite {
+    Sti(PathBuf),
+    Tmt,
+}
+
+impl Suite {
+    fn runner(&self) -> &'static str {
+        match self {
+            Suite::Sti(_) => "sti",
+            Suite::Tmt => "tmt",
+        }
+    }
+}
+
+pub fn run(opts: &TestOpts) -> Result<i32> {
+    let input = opts.io.manifest.clone().unwrap_or_else(|| PathBuf::from("-"));
+    let mut manifest = Manifest::read(&input)?;
+    let ws = Workspace::open(&opts.workspace)?;
+    if !opts.force {
+        if let Some(code) = stage::skip_if_blocked(&mut manifest, "test") {
+            manifest.write(&opts.io.output)?;
+            return Ok(code);
+        }
+    }
+    let rpms: Vec<&Artifact> = manifest.artifacts_of("rpm").collect();
+    if rpms.is_empty() {
+        return Err(FciError::input(&input, "no `rpm` artifacts to test: run `fci build` first").into());
+    }
+    let rpm_paths: Vec<PathBuf> = rpms.iter().map(|a| ws.resolve(&a.path)).collect::<Result<_, _>>()?;
+    for (a, p) in rpms.iter().zip(&rpm_paths) {
+        if !p.is_file() {
+            return Err(FciError::input(&input, format!("artifact {} is missing from workspace {}", a.path, ws.root().display())).into());
+        }
+    }
+    let tree = match &opts.tests_from {
+        Some(d) if d.is_dir() => d.canonicalize()?,
+        Some(d) => return Err(FciError::input(d, "no such directory").into()),
+        None => {
+            let a = manifest
+                .artifacts_of("dist-git")
+                .last()
+                .ok_or_else(|| FciError::input(&input, "no `dist-git` artifact: run `fci build` first or pass --tests-from"))?;
+            ws.resolve(&a.path)?
+        }
+    };
+    let suites = discover(&tree, opts.runner)?;
+    if suites.is_empty() {
+        return Err(FciError::input(&tree, "no tests: neither tests/tests*.yml (STI) nor .fmf/version (tmt)").into());
+    }
+    for s in &suites {
+        match s {
+            Suite::Sti(_) => exec::require("ansible-playbook", "ansible-core")?,
+            Suite::Tmt => exec::require("tmt", "tmt (pip install tmt) and rsync")?,
+        };
+    }
+    exec::require("bwrap", "bubblewrap")?;
+    exec::require("rpm", "rpm")?;
+
+    // Test cases to rerun, and passing ones carried over, for --failed-only.
+    let (only, carried) = if opts.failed_only { previous_failures(&manifest, &input)? } else { (Vec::new(), Vec::new()) };
+    let files = crate::digest::list_files(&tree, &[])?;
+    let digest = stage::input_digest(&json!({
+        "stage": "test",
+        "fci": env!("CARGO_PKG_VERSION"),
+        "rpms": rpms.iter().map(|a| &a.sha256).collect::<Vec<_>>(),
+        "tree": crate::digest::tree_digest(&tree, &files)?,
+        "base_root": opts.base_root,
+        "runner": opts.runner,
+        "tags": opts.tags,
+        "retries": opts.retries,
+        "only": only.iter().map(|c| format!("{}:{}", c.0, c.2)).collect::<Vec<_>>(),
+        "network": opts.network,
+    }));
+    if !opts.no_cache {
+        if let Some(o) = stage::reuse(&ws, &mut manifest, "test", &digest) {
+            manifest.write(&opts.io.output)?;
+            return Ok(o.exit_code());
+        }
+    }
+
+    let spinner = Spinner::new("test");
+    let mut st = StageRun::start(&ws, "test")?;
+    spinner.step("installing the packages into a throwaway root");
+    let subj = subject::prepare(&st.dir(), &rpm_paths, opts.base_root.as_deref(), &mut st.log)?;
+    let roles = sti::install_roles(&ws.root().join("share/roles"))?;
+    let env = Env {
+        overlays: &subj.overlays,
+        tree: &tree,
+        readonly: vec![ws.root().join("objects"), roles.clone()],
+        subjects: rpm_paths.clone(),
+        network: opts.network,
+    };
+
+    let mut rec = RecordParts::new(Outcome::Passed, digest.clone());
+    rec.backend = Some(suites.iter().map(Suite::runner).collect::<Vec<_>>().join("+"));
+    rec.tools.insert("bwrap".into(), exec::version("bwrap"));
+    for s in &suites {
+        match s {
+            Suite::Sti(_) => rec.tools.insert("ansible-playbook".into(), exec::version("ansible-playbook")),
+            Suite::Tmt => rec.tools.insert("tmt".into(), exec::version("tmt")),
+        };
+    }
+    rec.data.insert("subject_packages".into(), json!(subj.installed));
+    rec.data.insert("unmet_requires".into(), json!(subj.unmet_requires));
+    rec.data.insert("network".into(), json!(opts.network));
+    if !subj.unmet_requires.is_empty() {
+        rec.notes.push(format!("installed with --nodeps; unmet: {}", subj.unmet_requires.join("; ")));
+    }
+
+    let mut attempt_no = 0u32;
+    let mut run_once = |st: &mut StageRun, filter: &[(String, Option<String>, String)]| -> Result<Vec<Case>> {
+        attempt_no += 1;
+        let mut out = Vec::new();
+        for s in &suites {
+            let names: Vec<String> = filter.iter().filter(|k| k.0 == s.runner()).map(|k| k.2.clone()).collect();
+            if !filter.is_empty() && names.is_empty() {
+                continue;
+            }
+            let dir = st.dir().join(format!("attempt-{attempt_no}-{}", s.runner()));
+            std::fs::create_dir_all(&dir)?;
+            spinner.step(&format!("{} tests (attempt {attempt_no})", s.runner()));
+            let cases = match s {
+                Suite::Sti(pb) => sti::run(&env, pb, &opts.tags, &names, &roles, &dir, &mut st.log)?,
+                Suite::Tmt => tmt::run(&env, &names, &dir, &mut st.log)?,
+            };
+            out.extend(cases.into_iter().map(|c| confine_log(c, &dir)));
+        }
+        Ok(out)
+    };
+
+    let first_filter: Vec<_> = only.clone();
+    let mut cases: Vec<(Case, Vec<Case>)> = if opts.failed_only && only.is_empty() {
+        Vec::new()
+    } else {
+        run_once(&mut st, &first_filter)?.into_iter().map(|c| (c, Vec::new())).collect()
+    };
+    for _ in 0..opts.retries {
+        let failing: Vec<_> = cases.iter().filter(|(c, _)| !c.outcome.is_pass() && c.outcome != Outcome::Skipped).map(|(c, _)| c.key()).collect();
+        // A whole-run error (nothing to select by name) is retried as a whole.
+        if failing.is_empty() {
+            break;
+        }
+        let again = run_once(&mut st, &failing)?;
+        for new in again {
+            if let Some(slot) = cases.iter_mut().find(|(c, _)| c.key() == new.key()) {
+                let old = std::mem::replace(&mut slot.0, new);
+                slot.1.push(old);
+            } else {
+                cases.push((new, Vec::new()));
+            }
+        }
+    }
+
+    let mut artifacts = Vec::new();
+    let mut results: Vec<TestResult> = carried;
+    for (case, earlier) in cases {
+        let attempts: Vec<Attempt> = if earlier.is_empty() {
+            Vec::new()
+        } else {
+            earlier
+                .iter()
+                .chain(std::iter::once(&case))
+                .map(|c| -> Result<Attempt> {
+                    Ok(Attempt {
+                        outcome: c.outcome,
+                        log: store_log(&ws, c, &mut artifacts)?,
+                        duration_s: c.duration_s,
+                    })
+                })
+                .collect::<Result<_>>()?
+        };
+        let flaky = !earlier.is_empty() && case.outcome.is_pass();
+        let log = store_log(&ws, &case, &mut artifacts)?;
+        let mut r = TestResult {
+            testcase: case.name.clone(),
+            outcome: case.outcome,
+            runner: Some(case.runner.to_string()),
+            scenario: None,
+            log,
+            duration_s: case.duration_s,
+            note: if flaky { Some(format!("flaky: passed on attempt {}", earlier.len() + 1)) } else { case.note.clone() },
+            attempts,
+            extra: Default::default(),
+        };
+        if let Some(p) = &case.plan {
+            r.extra.insert("plan".into(), json!(p));
+        }
+        results.push(r);
+    }
+    rec.outcome = Outcome::aggregate(results.iter().map(|r| r.outcome).filter(|o| *o != Outcome::Skipped)).unwrap_or(Outcome::Error);
+    if results.is_empty() {
+        rec.notes.push("no test case ran".into());
+    }
+    rec.results = results;
+    drop(spinner);
+    let (record, log) = st.finish(&ws, rec)?;
+    artifacts.push(log);
+    summary(&record);
+    let outcome = record.outcome;
+    stage::commit(&ws, &mut manifest, record, artifacts, true)?;
+    manifest.write(&opts.io.output)?;
+    Ok(outcome.exit_code())
+}
+
+fn discover(tree: &Path, choice: RunnerChoice) -> Result<Vec<Suite>> {
+    let mut suites = Vec::new();
+    if matches!(choice, RunnerChoice::Auto | RunnerChoice::Sti) {
+        suites.extend(sti::discover(tree)?.into_iter().map(Suite::Sti));
+    }
+    if matches!(choice, RunnerChoice::Auto | RunnerChoice::Tmt) && tmt::discover(tree) {
+        suites.push(Suite::Tmt);
+    }
+    Ok(suites)
+}
+
+type Key = (String, Option<String>, String);
+
+/// From the input manifest's last test stage: cases to rerun, and passing ones to keep.
+fn previous_failures(manifest: &Manifest, input: &Path) -> Result<(Vec<Key>, Vec<TestResult>)> {
+    let prev = manifest
+        .last_stage("test")
+        .filter(|s| !s.results.is_empty())
+        .ok_or_else(|| FciError::input(input, "--failed-only needs a manifest with an earlier `test` stage that has results"))?;
+    let mut rerun = Vec::new();
+    let mut kept = Vec::new();
+    for r in &prev.results {
+        if r.outcome.is_pass() {
+            let mut k = r.clone();
+            k.note = Some(format!("passed in an earlier run ({}); not rerun", prev.started));
+            kept.push(k);
+        } else {
+            let runner = r.runner.clone().unwrap_or_default();
+            let plan = r.extra.get("plan").and_then(|p| p.as_str()).map(String::from);
+            rerun.push((runner, plan, r.testcase.clone()));
+        }
+    }
+    Ok((rerun, kept))
+}
+
+/// Drops a log path that points outside the attempt's directory (test output is untrusted).
+fn confine_log(mut c: Case, dir: &Path) -> Case {
+    let base = dir.canonicalize().ok();
+    c.log = c
+        .log
+        .and_then(|l| l.canonicalize().ok())
+        .filter(|l| base.as_ref().is_some_and(|b| l.starts_with(b)) && l.is_file());
+    c
+}
+
+fn store_log(ws: &Workspace, c: &Case, artifacts: &mut Vec<Artifact>) -> Result<Option<String>> {
+    let Some(p) = &c.log else { return Ok(None) };
+    let name = format!("{}.log", c.name.trim_matches('/').replace('/', "-"));
+    let a = ws.store(p, "log", &name, "test")?;
+    let path = a.path.clone();
+    if !artifacts.iter().any(|b| b.path == a.path) {
+        artifacts.push(a);
+    }
+    Ok(Some(path))
+}
+
+fn summary(record: &crate::manifest::StageRecord) {
+    if progress::quiet() {
+        return;
+    }
+    eprintln!("fci: test {} in {:.1}s", record.outcome, record.duration_s);
+    for r in &record.results {
+        let runner = r.runner.as_deref().unwrap_or("");
+        let tries = if r.attempts.is_empty() { String::new() } else { format!(" ({} attempts)", r.attempts.len()) };
+        let note = r.note.as_deref().map(|n| format!(" - {n}")).unwrap_or_default();
+        eprintln!("  {:<16} {:<5} {}{tries}{note}", r.outcome.as_str(), runner, r.testcase);
+    }
+}

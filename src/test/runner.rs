@@ -1,0 +1,104 @@
+//! What the STI and tmt runners share: the sandboxed environment of one attempt and its
+//! raw results.
+
+use crate::exec::{Cmd, Log};
+use crate::manifest::Outcome;
+use crate::sandbox::{Overlay, Sandbox};
+use anyhow::Result;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// One test case as a runner reports it, before it becomes a manifest result.
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub runner: &'static str,
+    pub name: String,
+    pub plan: Option<String>,
+    pub outcome: Outcome,
+    pub log: Option<PathBuf>,
+    pub duration_s: Option<f64>,
+    pub note: Option<String>,
+}
+
+impl Case {
+    pub fn key(&self) -> (String, Option<String>, String) {
+        (self.runner.to_string(), self.plan.clone(), self.name.clone())
+    }
+
+    /// A result for the whole run when it broke before (or instead of) reporting test cases.
+    pub fn run_error(runner: &'static str, name: &str, note: String, log: Option<PathBuf>) -> Self {
+        Case {
+            runner,
+            name: name.to_string(),
+            plan: None,
+            outcome: Outcome::Error,
+            log,
+            duration_s: None,
+            note: Some(note),
+        }
+    }
+}
+
+/// Everything an attempt needs to run isolated against the subject.
+pub struct Env<'a> {
+    pub overlays: &'a [Overlay],
+    /// The dist-git tree (tests, plans) to copy for each attempt.
+    pub tree: &'a Path,
+    /// Read-only paths the tests may see (the RPMs, fci's roles).
+    pub readonly: Vec<PathBuf>,
+    pub subjects: Vec<PathBuf>,
+    pub network: bool,
+}
+
+impl Env<'_> {
+    /// A fresh writable copy of the tree and a home for one attempt below `dir`.
+    pub fn attempt_dirs(&self, dir: &Path) -> Result<(PathBuf, PathBuf)> {
+        let src = dir.join("src");
+        let home = dir.join("home");
+        std::fs::create_dir_all(&home)?;
+        copy_tree(self.tree, &src)?;
+        Ok((src, home))
+    }
+
+    /// Runs `cmd` in the sandbox with `dir` writable; extra environment on top of the basics.
+    pub fn run(&self, log: &mut Log, dir: &Path, home: &Path, cwd: &Path, extra_env: Vec<(String, OsString)>, cmd: Cmd) -> Result<Option<i32>> {
+        let mut env: Vec<(String, OsString)> = vec![
+            ("PATH".into(), std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into())),
+            ("HOME".into(), home.into()),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("TMPDIR".into(), "/tmp".into()),
+            (
+                "TEST_SUBJECTS".into(),
+                self.subjects.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ").into(),
+            ),
+        ];
+        if let Some(p) = std::env::var_os("PYENV_ROOT") {
+            env.push(("PYENV_ROOT".into(), p));
+        }
+        env.extend(extra_env);
+        let sb = Sandbox {
+            network: self.network,
+            writable: vec![dir.to_path_buf()],
+            readonly: self.readonly.clone(),
+            overlays: self.overlays.to_vec(),
+            env,
+            chdir: Some(cwd.to_path_buf()),
+            hide_private: true,
+        };
+        Ok(log.run(&sb.wrap(&cmd)?)?.code)
+    }
+}
+
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    for f in crate::digest::list_files(from, &[])? {
+        let (s, d) = (from.join(&f), to.join(&f));
+        std::fs::create_dir_all(d.parent().unwrap())?;
+        if std::fs::symlink_metadata(&s)?.file_type().is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&s)?, &d)?;
+        } else {
+            std::fs::copy(&s, &d)?;
+        }
+    }
+    std::fs::create_dir_all(to)?;
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! Standard Test Interface: `tests/tests*.yml` run by ansible-playbook.
+
+use super::runner::{Case, Env};
+use crate::error::FciError;
+use crate::exec::{Cmd, Log};
+use crate::manifest::Outcome;
+use anyhow::Result;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub const ROLE_FILES: [(&str, &str); 4] = [
+    ("standard-test-basic/defaults/main.yml", include_str!("roles/standard-test-basic/defaults/main.yml")),
+    ("standard-test-basic/meta/main.yml", include_str!("roles/standard-test-basic/meta/main.yml")),
+    ("standard-test-basic/tasks/main.yml", include_str!("roles/standard-test-basic/tasks/main.yml")),
+    ("standard-test-basic/tasks/run_one.yml", include_str!("roles/standard-test-basic/tasks/run_one.yml")),
+];
+
+/// Writes fci's roles below `dir` (idempotent) and returns the roles path.
+pub fn install_roles(dir: &Path) -> Result<PathBuf> {
+    for (rel, text) in ROLE_FILES {
+        let p = dir.join(rel);
+        if std::fs::read_to_string(&p).ok().as_deref() != Some(text) {
+            std::fs::create_dir_all(p.parent().unwrap())?;
+            crate::workspace::write_atomic(&p, text.as_bytes())?;
+        }
+    }
+    Ok(dir.to_path_buf())
+}
+
+/// The STI playbooks of a dist-git tree: `tests/tests*.yml`, validated as YAML.
+pub fn discover(tree: &Path) -> Result<Vec<PathBuf>> {
+    let dir = tree.join("tests");
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(&dir) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with("tests") && (n.ends_with(".yml") || n.ends_with(".yaml")) && e.path().is_file() {
+                out.push(PathBuf::from("tests").join(n));
+            }
+        }
+    }
+    out.sort();
+    for p in &out {
+        let text = std::fs::read_to_string(tree.join(p))?;
+        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
+            .map_err(|e| FciError::input(p, format!("invalid YAML: {e}")))?;
+        if !v.is_sequence() {
+            return Err(FciError::input(p, "not an Ansible playbook (expected a list of plays)").into());
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct ResultsYml {
+    #[serde(default)]
+    results: Vec<ResultRow>,
+}
+
+#[derive(Deserialize)]
+struct ResultRow {
+    test: String,
+    result: String,
+    #[serde(default)]
+    logs: Vec<String>,
+}
+
+fn exit_meaning(code: Option<i32>) -> String {
+    let what = match code {
+        Some(1) => "error",
+        Some(2) => "one or more hosts failed",
+        Some(4) => "unreachable host or playbook parse error",
+        Some(5) => "bad options",
+        Some(8) => "play stopped",
+        Some(99) => "interrupted",
+        Some(250) => "unexpected error",
+        Some(_) => "unknown status",
+        None => "killed by a signal",
+    };
+    format!("ansible-playbook exited {} ({what})", code.map_or("-".into(), |c| c.to_string()))
+}
+
+/// Runs one playbook once; `only` limits the role's tests (empty: all).
+pub fn run(env: &Env, playbook: &Path, tags: &[String], only: &[String], roles: &Path, dir: &Path, log: &mut Log) -> Result<Vec<Case>> {
+    let (src, home) = env.attempt_dirs(dir)?;
+    let artifacts = dir.join("artifacts");
+    std::fs::create_dir_all(&artifacts)?;
+    let inventory = dir.join("inventory");
+    std::fs::write(&inventory, "localhost ansible_connection=local ansible_python_interpreter=auto_silent\n")?;
+    let vars = dir.join("fci-vars.json");
+    std::fs::write(&vars, serde_json::json!({ "fci_only": only }).to_string())?;
+    let pb_abs = src.join(playbook);
+    let cwd = pb_abs.parent().unwrap().to_path_buf();
+    let mut cmd = Cmd::new("ansible-playbook").arg("-i").arg(&inventory).arg("-e").arg(format!("@{}", vars.display()));
+    if !tags.is_empty() {
+        cmd = cmd.arg("--tags").arg(tags.join(","));
+    }
+    let cmd = cmd.arg(&pb_abs);
+    let ansible_tmp = home.join(".ansible/tmp");
+    let env_vars = vec![
+        ("TEST_ARTIFACTS".to_string(), artifacts.clone().into()),
+        ("ANSIBLE_ROLES_PATH".into(), roles.into()),
+        ("ANSIBLE_LOCAL_TEMP".into(), ansible_tmp.clone().into()),
+        ("ANSIBLE_REMOTE_TEMP".into(), ansible_tmp.into()),
+        ("ANSIBLE_NOCOLOR".into(), "1".into()),
+        ("ANSIBLE_RETRY_FILES_ENABLED".into(), "0".into()),
+        ("ANSIBLE_LOCALHOST_WARNING".into(), "0".into()),
+        ("ANSIBLE_INVENTORY_UNPARSED_WARNING".into(), "0".into()),
+    ];
+    let code = env.run(log, dir, &home, &cwd, env_vars, cmd)?;
+    let name = playbook.to_string_lossy().into_owned();
+    let mut cases = parse_results(&artifacts)?;
+    if !only.is_empty() {
+        cases.retain(|c| only.contains(&c.name));
+    }
+    if cases.is_empty() {
+        let note = if code == Some(0) {
+            "playbook exited 0 but left no test.log or results.yml in TEST_ARTIFACTS: nothing ran".to_string()
+        } else {
+            format!("{} and left no results", exit_meaning(code))
+        };
+        return Ok(vec![Case::run_error("sti", &name, note, None)]);
+    }
+    // A non-zero exit with every case passing means the run itself broke after the tests.
+    if code != Some(0) && cases.iter().all(|c| c.outcome.is_pass()) {
+        cases.push(Case::run_error("sti", &name, exit_meaning(code), None));
+    }
+    Ok(cases)
+}
+
+/// results.yml (STI 2.0) when present, else test.log's `PASS|FAIL|ERROR name` lines.
+fn parse_results(artifacts: &Path) -> Result<Vec<Case>> {
+    let case = |name: &str, result: &str, log: Option<PathBuf>| Case {
+        runner: "sti",
+        name: name.to_string(),
+        plan: None,
+        outcome: match result.to_ascii_lowercase().as_str() {
+            "pass" | "passed" => Outcome::Passed,
+            "fail" | "failed" => Outcome::Failed,
+            "info" => Outcome::Info,
+            _ => Outcome::Error,
+        },
+        log: log.filter(|p| p.is_file()),
+        duration_s: None,
+        note: None,
+    };
+    let results_yml = artifacts.join("results.yml");
+    if results_yml.is_file() {
+        let text = std::fs::read_to_string(&results_yml)?;
+        let parsed: ResultsYml = serde_yaml_ng::from_str(&text)
+            .map_err(|e| FciError::input(&results_yml, format!("invalid results.yml: {e}")))?;
+        if !parsed.results.is_empty() {
+            return Ok(parsed
+                .results
+                .iter()
+                .map(|r| {
+                    let log = r.logs.first().map(|l| artifacts.join(l)).filter(|p| p.starts_with(artifacts));
+                    case(&r.test, &r.result, log.or_else(|| Some(artifacts.join(format!("{}.log", r.test)))))
+                })
+                .collect());
+        }
+    }
+    let text = std::fs::read_to_string(artifacts.join("test.log")).unwrap_or_default();
+    Ok(text
+        .lines()
+        .filter_map(|l| l.trim().split_once(' '))
+        .filter(|(r, _)| matches!(*r, "PASS" | "FAIL" | "ERROR"))
+        .map(|(r, n)| case(n.trim(), r, Some(artifacts.join(format!("{}.log", n.trim())))))
+        .collect())
+}

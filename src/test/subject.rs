@@ -1,0 +1,113 @@
+//! The subject under test: the new RPMs installed into a throwaway root, layered (read-only)
+//! over a base tree or the host's own directories, never modifying the host.
+
+use crate::error::FciError;
+use crate::exec::{Cmd, Log};
+use crate::sandbox::Overlay;
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+/// Where the subject's rpm database lives inside its root (under /usr, as in an OSTree tree).
+pub const DBPATH: &str = "/usr/lib/sysimage/rpm";
+
+pub struct Subject {
+    pub root: PathBuf,
+    pub installed: Vec<String>,
+    /// Requires of the new packages that neither they nor the base provide.
+    pub unmet_requires: Vec<String>,
+    pub overlays: Vec<Overlay>,
+}
+
+/// Installs `rpms` into `dir/root` and prepares overlay mountpoints for the sandbox.
+pub fn prepare(dir: &Path, rpms: &[PathBuf], base: Option<&Path>, log: &mut Log) -> Result<Subject> {
+    if let Some(b) = base {
+        if !b.is_dir() {
+            return Err(FciError::input(b, "base root is not a directory").into());
+        }
+    }
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root)?;
+    let rpm = |c: Cmd| c.arg("--root").arg(&root).arg("--dbpath").arg(DBPATH);
+    let init = log.run(&rpm(Cmd::new("rpm")).arg("--initdb"))?;
+    if !init.success() {
+        return Err(FciError::Infra(format!("rpm --initdb failed in {}", root.display())).into());
+    }
+    // Debian's rpm warns on every install unless told that it is meant to manage this root.
+    let debian = std::fs::read_to_string("/etc/debian_version").is_ok();
+    let install = |extra: &[&str]| {
+        let mut c = rpm(Cmd::new("rpm")).args(["-i", "--noscripts", "--notriggers"]).args(extra);
+        if debian {
+            c = c.arg("--force-debian");
+        }
+        c.args(rpms)
+    };
+    let check = log.capture(&install(&["--test"]))?;
+    let unmet_requires: Vec<String> = check
+        .stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.contains(" is needed by "))
+        .map(String::from)
+        .collect();
+    // Scriptlets are package code: they are not run as root on the host (--noscripts).
+    let done = log.run(&install(&["--nodeps"]))?;
+    if !done.success() {
+        return Err(FciError::Infra(format!("rpm could not install the packages under test into {}; see the stage log", root.display())).into());
+    }
+    for lock in [".rpm.lock", "rpmdb.sqlite-shm", "rpmdb.sqlite-wal"] {
+        let _ = std::fs::remove_file(root.join(DBPATH.trim_start_matches('/')).join(lock));
+    }
+    let q = log.capture(&rpm(Cmd::new("rpm")).args(["-qa", "--qf", "%{NEVRA}\n"]))?;
+    let mut installed: Vec<String> = q.stdout.lines().map(String::from).collect();
+    installed.sort();
+    let overlays = overlays(dir, &root, base)?;
+    Ok(Subject {
+        root,
+        installed,
+        unmet_requires,
+        overlays,
+    })
+}
+
+/// One read-only overlay per top-level directory the subject (or base) fills.
+fn overlays(dir: &Path, root: &Path, base: Option<&Path>) -> Result<Vec<Overlay>> {
+    const NEVER: [&str; 6] = ["proc", "sys", "dev", "tmp", "run", "boot"];
+    let mut names: Vec<String> = Vec::new();
+    for layer in std::iter::once(root).chain(base) {
+        for e in std::fs::read_dir(layer)? {
+            let e = e?;
+            let n = e.file_name().to_string_lossy().into_owned();
+            if e.file_type()?.is_dir() && !NEVER.contains(&n.as_str()) && !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
+    names.sort();
+    let mut out = Vec::new();
+    for n in names {
+        let target = Path::new("/").join(&n);
+        if !target.is_dir() {
+            continue;
+        }
+        if dir.starts_with(&target) {
+            return Err(FciError::Usage(format!(
+                "the workspace lies under {}, which the test subject overlays; put the workspace elsewhere",
+                target.display()
+            ))
+            .into());
+        }
+        let layers: Vec<PathBuf> = std::iter::once(root)
+            .chain(base)
+            .map(|l| l.join(&n))
+            .filter(|p| p.is_dir())
+            .collect();
+        let mountpoint = dir.join("mnt").join(&n);
+        std::fs::create_dir_all(&mountpoint)?;
+        out.push(Overlay {
+            layers,
+            target,
+            mountpoint,
+        });
+    }
+    Ok(out)
+}
