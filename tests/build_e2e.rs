@@ -1,0 +1,205 @@
+//! `fci build` end to end, with the real rpmbuild, rpmspec and createrepo_c.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::process::Command;
+
+fn rpm_artifacts(m: &Value) -> Vec<&Value> {
+    m["artifacts"].as_array().unwrap().iter().filter(|a| a["type"] == "rpm").collect()
+}
+
+#[test]
+fn builds_installable_rpms_whose_nevra_matches_the_spec() {
+    let w = Ws::new();
+    let r = w.build("hello-atomic", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let build = r.stage(&m, "build");
+    assert_eq!(build["outcome"], "PASSED");
+    assert_eq!(build["backend"], "rpmbuild");
+    assert_eq!(build["data"]["dist"], ".fc41");
+    assert_eq!(build["data"]["unmet_buildrequires"], serde_json::json!(["gcc", "make"]));
+    assert_eq!(results(build), vec![("build.check".to_string(), "PASSED".to_string())]);
+    assert_eq!(m["subject"]["package"], "hello-atomic");
+
+    // What the spec says, asked of rpm itself.
+    let q = Command::new("rpmspec")
+        .args(["-q", "--define", "dist .fc41", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\n"])
+        .arg(example("hello-atomic/hello-atomic.spec"))
+        .output()
+        .unwrap();
+    let expected = String::from_utf8_lossy(&q.stdout).trim().to_string();
+    let rpms = rpm_artifacts(&m);
+    assert_eq!(rpms.len(), 1);
+    let n = &rpms[0]["nevra"];
+    assert_eq!(format!("{}-{}-{}.{}", n["name"].as_str().unwrap(), n["version"].as_str().unwrap(), n["release"].as_str().unwrap(), n["arch"].as_str().unwrap()), expected);
+    let srpm: Vec<&Value> = m["artifacts"].as_array().unwrap().iter().filter(|a| a["type"] == "srpm").collect();
+    assert_eq!(srpm[0]["nevra"]["arch"], "src");
+
+    // The package is real: sha256 matches, it installs into a fresh root, the program runs.
+    let path = w.ws().join(rpms[0]["path"].as_str().unwrap());
+    let (sha, size) = fci::digest::sha256_file(&path).unwrap();
+    assert_eq!(rpms[0]["sha256"], sha.as_str());
+    assert_eq!(rpms[0]["size"], size);
+    let root = w.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let st = Command::new("rpm").arg("--root").arg(&root).args(["--dbpath", "/var/lib/rpm", "-i", "--nodeps", "--force-debian"]).arg(&path).status().unwrap();
+    assert!(st.success());
+    let out = Command::new(root.join("usr/bin/hello-atomic")).arg("rpm").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello, rpm!\n");
+
+    // The repository is valid rpm-md listing the package.
+    let repo = m["artifacts"].as_array().unwrap().iter().find(|a| a["type"] == "rpm-repo").unwrap();
+    let repodir = w.ws().join(repo["path"].as_str().unwrap());
+    let repomd = std::fs::read_to_string(repodir.join("repodata/repomd.xml")).unwrap();
+    assert!(repomd.contains("primary"));
+    assert!(repodir.join(rpms[0]["name"].as_str().unwrap()).is_file());
+    assert!(w.leftovers().is_empty(), "scratch left behind: {:?}", w.leftovers());
+}
+
+#[test]
+fn failing_check_is_failed_with_exit_1_and_the_log_tail() {
+    let w = Ws::new();
+    let r = w.run(&["build", example("hello-broken-check").to_str().unwrap(), "--branch", "f41"]);
+    assert_eq!(r.code, 1);
+    let m = r.manifest();
+    let b = r.stage(&m, "build");
+    assert_eq!(b["outcome"], "FAILED");
+    assert_eq!(results(b), vec![("build.check".to_string(), "FAILED".to_string())]);
+    assert!(b["log"].is_string());
+    // Without --quiet the tail of the log reaches stderr.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fci"));
+    let loud = c.arg("--workspace").arg(w.ws()).args(["build", example("hello-broken-check").to_str().unwrap(), "--branch", "f41", "--no-cache"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&loud.stderr);
+    assert_eq!(loud.status.code(), Some(1));
+    assert!(stderr.contains("%check failed") && stderr.contains("FAIL: greeting is wrong"), "{stderr}");
+}
+
+#[test]
+fn unchanged_inputs_reuse_the_result_unless_no_cache() {
+    let w = Ws::new();
+    let first = w.build("hello-atomic", &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let m1 = first.manifest();
+    let second = w.build("hello-atomic", &[]);
+    assert_eq!(second.code, 0);
+    let m2 = second.manifest();
+    let b2 = second.stage(&m2, "build");
+    assert_eq!(b2["cached"], true);
+    assert_eq!(b2["input_digest"], first.stage(&m1, "build")["input_digest"]);
+    assert_eq!(rpm_artifacts(&m2)[0]["sha256"], rpm_artifacts(&m1)[0]["sha256"]);
+    let third = w.build("hello-atomic", &["--no-cache"]);
+    assert_eq!(third.code, 0);
+    let m3 = third.manifest();
+    assert_eq!(third.stage(&m3, "build")["cached"], false);
+    // A different dist is a different input.
+    let other = w.build("hello-atomic", &["--dist", ".fc40"]);
+    let m4 = other.manifest();
+    assert_eq!(other.stage(&m4, "build")["cached"], false);
+    assert_eq!(rpm_artifacts(&m4)[0]["nevra"]["release"], "1.fc40");
+}
+
+#[test]
+fn two_builds_at_once_on_one_workspace_both_finish_intact() {
+    let w = Ws::new();
+    let spawn = |name: &str, out: &str| {
+        let mut c = w.cmd();
+        c.args(["build", example(name).to_str().unwrap(), "--branch", "f41", "--lookaside", &lookaside(), "--no-cache", "-o"])
+            .arg(w.path().join(out));
+        c.spawn().unwrap()
+    };
+    let kids = vec![spawn("hello-atomic", "a.json"), spawn("hello-atomic", "b.json"), spawn("hello-broken-test", "c.json")];
+    for mut k in kids {
+        assert!(k.wait().unwrap().success());
+    }
+    for f in ["a.json", "b.json", "c.json"] {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(w.path().join(f)).unwrap()).unwrap();
+        assert_valid(&v);
+        for a in v["artifacts"].as_array().unwrap() {
+            let p = w.ws().join(a["path"].as_str().unwrap());
+            if a["type"] != "rpm-repo" && a["type"] != "dist-git" {
+                assert_eq!(fci::digest::sha256_file(&p).unwrap().0, a["sha256"].as_str().unwrap(), "{f}: {p:?}");
+            }
+        }
+    }
+    assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
+}
+
+#[test]
+fn builds_from_a_git_url_at_a_ref() {
+    let w = Ws::new();
+    let repo = git_repo(w.path(), "hello-atomic", "f40");
+    let url = format!("file://{}", repo.display());
+    let r = w.run(&["build", &url, "--ref", "f40", "--lookaside", &lookaside()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    assert_eq!(m["subject"]["repo"], url.as_str());
+    assert_eq!(m["subject"]["branch"], "f40");
+    assert_eq!(m["subject"]["commit"].as_str().unwrap().len(), 40);
+    assert_eq!(rpm_artifacts(&m)[0]["nevra"]["release"], "1.fc40");
+    // The manifest alone says what to build again.
+    let p = w.save("m.json", &m);
+    let again = w.run(&["build", "-m", p.to_str().unwrap(), "--lookaside", &lookaside()]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.stage(&again.manifest(), "build")["cached"], true);
+}
+
+#[test]
+fn fetches_sources_from_an_http_lookaside_and_verifies_them() {
+    let w = Ws::new();
+    let root = example("lookaside");
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    let served = std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader, Write};
+        let mut paths = Vec::new();
+        for stream in server.incoming().take(1) {
+            let mut s = stream.unwrap();
+            let mut line = String::new();
+            BufReader::new(&s).read_line(&mut line).unwrap();
+            let path = line.split_whitespace().nth(1).unwrap().to_string();
+            let file = root.join(path.trim_start_matches("/repo/pkgs/rpms/"));
+            match std::fs::read(&file) {
+                Ok(body) => {
+                    write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
+                    s.write_all(&body).unwrap();
+                }
+                Err(_) => write!(s, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap(),
+            }
+            paths.push(path);
+        }
+        paths
+    });
+    let url = format!("http://{addr}/repo/pkgs/rpms");
+    let r = w.run(&["build", example("hello-atomic").to_str().unwrap(), "--branch", "f41", "--lookaside", &url]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let paths = served.join().unwrap();
+    assert!(paths[0].starts_with("/repo/pkgs/rpms/hello-atomic/hello-atomic-1.0.tar.gz/sha512/"), "{paths:?}");
+}
+
+#[test]
+fn a_missing_tool_names_the_package_to_install() {
+    let w = Ws::new();
+    let empty = w.path().join("empty-bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = w.cmd().env("PATH", &empty).args(["build", example("hello-atomic").to_str().unwrap()]).output().unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("rpmbuild not found on PATH: install the Debian package `rpm`"), "{}", r.stderr);
+}
+
+#[test]
+fn strict_builddeps_turns_unmet_buildrequires_into_error() {
+    let w = Ws::new();
+    let r = w.build("hello-atomic", &["--strict-builddeps"]);
+    assert_eq!(r.code, 3);
+    let m = r.manifest();
+    let b = r.stage(&m, "build");
+    assert_eq!(b["outcome"], "ERROR");
+    assert!(b["notes"][0].as_str().unwrap().contains("gcc, make"));
+    // And a later stage skips instead of testing nothing.
+    let t = w.test(&m, &[]);
+    assert_eq!(t.code, 3);
+    assert_eq!(t.stage(&t.manifest(), "test")["outcome"], "SKIPPED");
+}

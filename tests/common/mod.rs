@@ -1,0 +1,169 @@
+//! Helpers for the end-to-end tests: they drive the real `fci` binary through the real tools.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Fails (never skips) when a tool the tests need is missing, naming what to install.
+pub fn require_tools() {
+    let needed = [
+        ("rpmbuild", "rpm"),
+        ("rpmspec", "rpm"),
+        ("createrepo_c", "createrepo-c"),
+        ("ansible-playbook", "ansible-core"),
+        ("bwrap", "bubblewrap"),
+        ("tmt", "tmt (pip install tmt; needs rsync)"),
+        ("rsync", "rsync"),
+        ("git", "git"),
+    ];
+    let missing: Vec<String> = needed
+        .iter()
+        .filter(|(t, _)| fci::exec::which(t).is_none())
+        .map(|(t, p)| format!("{t} (install {p})"))
+        .collect();
+    assert!(missing.is_empty(), "tools missing for the end-to-end tests: {}; run ./setup.sh", missing.join(", "));
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn example(name: &str) -> PathBuf {
+    repo_root().join("examples").join(name)
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(name)
+}
+
+pub fn lookaside() -> String {
+    example("lookaside").to_string_lossy().into_owned()
+}
+
+/// A scratch area with its own workspace.
+pub struct Ws {
+    pub dir: tempfile::TempDir,
+}
+
+impl Ws {
+    pub fn new() -> Self {
+        require_tools();
+        Ws { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn ws(&self) -> PathBuf {
+        self.dir.path().join("ws")
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_fci"));
+        c.arg("--workspace").arg(self.ws()).arg("--quiet");
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs fci with `args`, returning the exit code, the parsed stdout manifest and stderr.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = self.cmd().args(args).output().unwrap();
+        Run::from(out)
+    }
+
+    pub fn build(&self, example_name: &str, extra: &[&str]) -> Run {
+        let src = example(example_name);
+        let la = lookaside();
+        let mut args = vec!["build", src.to_str().unwrap(), "--branch", "f41", "--lookaside", la.as_str()];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    /// Writes a manifest to a file in the scratch area.
+    pub fn save(&self, name: &str, v: &Value) -> PathBuf {
+        let p = self.path().join(name);
+        std::fs::write(&p, serde_json::to_string_pretty(v).unwrap()).unwrap();
+        p
+    }
+
+    pub fn test(&self, manifest: &Value, extra: &[&str]) -> Run {
+        let p = self.save(&format!("in-{}.json", uuid::Uuid::new_v4()), manifest);
+        let mut args = vec!["test", "-m", p.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    /// Files left in the workspace's scratch area (must be none after any run).
+    pub fn leftovers(&self) -> Vec<String> {
+        let tmp = self.ws().join("tmp");
+        std::fs::read_dir(&tmp)
+            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    pub fn manifest(&self) -> Value {
+        let v: Value = serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not a manifest ({e}); stderr: {}", self.stderr));
+        assert_valid(&v);
+        v
+    }
+
+    pub fn stage<'a>(&self, m: &'a Value, name: &str) -> &'a Value {
+        m["stages"].as_array().unwrap().iter().rev().find(|s| s["name"] == name).unwrap()
+    }
+}
+
+/// Every manifest fci writes must validate against the published schema.
+pub fn assert_valid(v: &Value) {
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(repo_root().join("docs/manifest.schema.json")).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator.iter_errors(v).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+    assert!(errors.is_empty(), "manifest violates docs/manifest.schema.json: {errors:#?}");
+}
+
+pub fn results(stage: &Value) -> Vec<(String, String)> {
+    stage["results"]
+        .as_array()
+        .map(|a| a.iter().map(|r| (r["testcase"].as_str().unwrap().to_string(), r["outcome"].as_str().unwrap().to_string())).collect())
+        .unwrap_or_default()
+}
+
+/// A git repository holding a copy of an example on the given branch; returns its path.
+pub fn git_repo(dir: &Path, example_name: &str, branch: &str) -> PathBuf {
+    let repo = dir.join(format!("{example_name}.git-src"));
+    fci::test::runner::copy_tree(&example(example_name), &repo).unwrap();
+    let git = |args: &[&str]| {
+        let st = Command::new("git")
+            .args(["-c", "user.name=fci", "-c", "user.email=fci@example.org"])
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(st.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&st.stderr));
+        String::from_utf8_lossy(&st.stdout).trim().to_string()
+    };
+    git(&["init", "-q", "-b", branch]);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "initial"]);
+    repo
+}
