@@ -331,11 +331,12 @@ impl Manifest {
         self.stages.iter().rev().find(|s| s.name == name)
     }
 
-    /// The newest stage record that did not pass: the reason a later stage must skip.
-    pub fn blocking_stage(&self) -> Option<&StageRecord> {
+    /// The newest record of another stage that did not pass: the reason `stage` must skip.
+    pub fn blocking_stage(&self, stage: &str) -> Option<&StageRecord> {
         // Only the latest record of each stage counts: a rerun that passed clears an old failure.
+        // Earlier records of `stage` itself never block it (that is a rerun, e.g. --failed-only).
         let mut latest: Vec<&StageRecord> = Vec::new();
-        for s in &self.stages {
+        for s in self.stages.iter().filter(|s| s.name != stage) {
             latest.retain(|l| l.name != s.name);
             latest.push(s);
         }

@@ -135,7 +135,7 @@ pub fn reuse(ws: &Workspace, manifest: &mut Manifest, stage: &str, digest: &str)
 
 /// Records a SKIPPED stage when an earlier stage did not pass; returns its exit code.
 pub fn skip_if_blocked(manifest: &mut Manifest, stage: &str) -> Option<i32> {
-    let blocker = manifest.blocking_stage()?;
+    let blocker = manifest.blocking_stage(stage)?;
     let (bname, boutcome) = (blocker.name.clone(), blocker.outcome);
     let now = crate::now_rfc3339();
     manifest.stages.push(StageRecord {

@@ -146,6 +146,9 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
     rec.data.insert("subject_packages".into(), json!(subj.installed));
     rec.data.insert("unmet_requires".into(), json!(subj.unmet_requires));
     rec.data.insert("network".into(), json!(opts.network));
+    if opts.failed_only {
+        rec.data.insert("rerun".into(), json!(only.iter().map(|k| &k.2).collect::<Vec<_>>()));
+    }
     if !subj.unmet_requires.is_empty() {
         rec.notes.push(format!("installed with --nodeps; unmet: {}", subj.unmet_requires.join("; ")));
     }

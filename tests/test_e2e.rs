@@ -1,0 +1,149 @@
+//! `fci test` end to end: real ansible-playbook, tmt, rpm and bubblewrap.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::process::Stdio;
+
+fn built(w: &Ws, example_name: &str) -> Value {
+    let r = w.build(example_name, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.manifest()
+}
+
+fn case<'a>(stage: &'a Value, name: &str) -> &'a Value {
+    stage["results"].as_array().unwrap().iter().find(|r| r["testcase"] == name).unwrap_or_else(|| panic!("no result {name} in {stage:#}"))
+}
+
+#[test]
+fn build_piped_into_test_runs_fedora_style_sti_and_tmt_unchanged() {
+    let w = Ws::new();
+    let mut build = w.cmd();
+    build.args(["build", example("hello-atomic").to_str().unwrap(), "--branch", "f41", "--lookaside", &lookaside()]).stdout(Stdio::piped());
+    let mut b = build.spawn().unwrap();
+    let mut test = w.cmd();
+    test.arg("test").stdin(b.stdout.take().unwrap()).stdout(Stdio::piped());
+    let t = test.output().unwrap();
+    assert!(b.wait().unwrap().success());
+    let r = Run::from(t);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "test");
+    assert_eq!(s["outcome"], "PASSED");
+    assert_eq!(s["backend"], "sti+tmt");
+    // tests/tests.yml uses `role: standard-test-basic` exactly as Fedora's do.
+    assert_eq!(case(s, "greeting")["runner"], "sti");
+    assert_eq!(case(s, "version")["outcome"], "PASSED");
+    let tmt = case(s, "/tests/greeting");
+    assert_eq!(tmt["runner"], "tmt");
+    assert_eq!(tmt["plan"], "/plans/functional");
+    // Each case's log is stored and shows the real run.
+    let log = std::fs::read_to_string(w.ws().join(case(s, "greeting")["log"].as_str().unwrap())).unwrap();
+    assert!(log.contains("got: Hello, fedora!"), "{log}");
+    assert!(s["data"]["subject_packages"][0].as_str().unwrap().starts_with("hello-atomic-1.0-1.fc41"));
+    assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
+}
+
+#[test]
+fn a_failing_functional_test_is_failed_and_named() {
+    let w = Ws::new();
+    let m = built(&w, "hello-broken-test");
+    let r = w.test(&m, &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "test");
+    assert_eq!(s["outcome"], "FAILED");
+    assert_eq!(case(s, "installed")["outcome"], "PASSED");
+    assert_eq!(case(s, "spelling")["outcome"], "FAILED");
+
+    // --failed-only reruns just `spelling` and carries `installed` over.
+    let again = w.test(&m, &["--failed-only"]);
+    assert_eq!(again.code, 1);
+    let m2 = again.manifest();
+    let s2 = again.stage(&m2, "test");
+    assert_eq!(case(s2, "spelling")["outcome"], "FAILED");
+    assert!(case(s2, "installed")["note"].as_str().unwrap().contains("not rerun"));
+    assert_eq!(s2["data"]["rerun"], serde_json::json!(["spelling"]));
+    assert_eq!(m2["stages"].as_array().unwrap().iter().filter(|s| s["name"] == "test").count(), 2);
+}
+
+#[test]
+fn retries_record_every_attempt_and_a_flaky_pass() {
+    let w = Ws::new();
+    let m = built(&w, "hello-atomic");
+    let flaky = fixture("flaky");
+    let once = w.test(&m, &["--tests-from", flaky.to_str().unwrap()]);
+    assert_eq!(once.code, 1);
+    let r = w.test(&m, &["--tests-from", flaky.to_str().unwrap(), "--retries", "2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "test");
+    let f = case(s, "flaky");
+    assert_eq!(f["outcome"], "PASSED");
+    let attempts = f["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0]["outcome"], "FAILED");
+    assert_eq!(attempts[1]["outcome"], "PASSED");
+    assert!(f["note"].as_str().unwrap().contains("flaky"));
+    let first_log = std::fs::read_to_string(w.ws().join(attempts[0]["log"].as_str().unwrap())).unwrap();
+    assert!(first_log.contains("first try fails"));
+    // The steady test ran once only.
+    assert!(case(s, "steady")["attempts"].as_array().is_none());
+}
+
+#[test]
+fn tests_cannot_touch_the_host_the_network_or_secrets() {
+    let w = Ws::new();
+    let m = built(&w, "hello-atomic");
+    let iso = fixture("isolation");
+    let out = w.cmd().env("FCI_SECRET_TOKEN", "s3cret").args(["test", "--runner", "sti", "--tests-from", iso.to_str().unwrap(), "-m", w.save("m.json", &m).to_str().unwrap()]).output().unwrap();
+    let r = Run::from(out);
+    let m = r.manifest();
+    let s = r.stage(&m, "test");
+    for (name, outcome) in results(s) {
+        assert_eq!(outcome, "PASSED", "isolation case {name} failed: {s:#}");
+    }
+    assert_eq!(results(s).len(), 6);
+    assert!(!std::path::Path::new("/usr/fci-escape-probe").exists());
+    assert!(!r.stdout.contains("s3cret"));
+}
+
+#[test]
+fn a_playbook_that_runs_nothing_is_an_error_not_a_pass() {
+    let w = Ws::new();
+    let m = built(&w, "hello-atomic");
+    let r = w.test(&m, &["--tests-from", fixture("noresults").to_str().unwrap()]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "test");
+    assert_eq!(s["outcome"], "ERROR");
+    let c = case(s, "tests/tests.yml");
+    assert!(c["note"].as_str().unwrap().contains("nothing ran"));
+}
+
+#[test]
+fn a_failing_tmt_test_is_failed_and_named() {
+    let w = Ws::new();
+    let m = built(&w, "hello-atomic");
+    let r = w.test(&m, &["--tests-from", fixture("tmtfail").to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "test");
+    assert_eq!(s["backend"], "tmt");
+    assert_eq!(case(s, "/tests/good")["outcome"], "PASSED");
+    assert_eq!(case(s, "/tests/bad")["outcome"], "FAILED");
+}
+
+#[test]
+fn unchanged_test_inputs_reuse_the_result() {
+    let w = Ws::new();
+    let m = built(&w, "hello-atomic");
+    let first = w.test(&m, &["--runner", "tmt"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let again = w.test(&m, &["--runner", "tmt"]);
+    let m2 = again.manifest();
+    assert_eq!(again.stage(&m2, "test")["cached"], true);
+    let fresh = w.test(&m, &["--runner", "tmt", "--no-cache"]);
+    let m3 = fresh.manifest();
+    assert_eq!(fresh.stage(&m3, "test")["cached"], false);
+}
