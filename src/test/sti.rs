@@ -41,11 +41,12 @@ pub fn discover(tree: &Path) -> Result<Vec<PathBuf>> {
     }
     out.sort();
     for p in &out {
-        let text = std::fs::read_to_string(tree.join(p))?;
+        let full = tree.join(p);
+        let text = std::fs::read_to_string(&full).map_err(|e| FciError::input(&full, format!("cannot read: {e}")))?;
         let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
-            .map_err(|e| FciError::input(p, format!("invalid YAML: {e}")))?;
+            .map_err(|e| FciError::input(&full, format!("invalid YAML: {e}")))?;
         if !v.is_sequence() {
-            return Err(FciError::input(p, "not an Ansible playbook (expected a list of plays)").into());
+            return Err(FciError::input(&full, "not an Ansible playbook (expected a list of plays)").into());
         }
     }
     Ok(out)
