@@ -10,7 +10,13 @@ use std::path::PathBuf;
 #[command(name = "fci", version, about = "Run an OS distribution's package CI pipeline, one stage at a time", long_about = None)]
 pub struct Cli {
     /// Workspace directory holding artifacts, logs, the cache and locks
-    #[arg(long, global = true, env = "FCI_WORKSPACE", default_value = ".fci", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "FCI_WORKSPACE",
+        default_value = ".fci",
+        value_name = "DIR"
+    )]
     pub workspace: PathBuf,
     /// No progress or summaries on stderr (errors are still printed)
     #[arg(long, short, global = true)]
@@ -25,12 +31,8 @@ pub enum Command {
     Build(BuildArgs),
     /// Run the package's STI and tmt tests against the RPMs just built
     Test(TestArgs),
-    /// Print shell completions
-    #[command(hide = true)]
+    /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions { shell: clap_complete::Shell },
-    /// Print the man page (roff)
-    #[command(hide = true)]
-    Man,
 }
 
 #[derive(Args, Debug)]
@@ -96,7 +98,12 @@ pub struct TestArgs {
     #[arg(long, value_enum, default_value_t = crate::test::RunnerChoice::Auto)]
     pub runner: crate::test::RunnerChoice,
     /// STI tags to select (comma-separated: classic, container, atomic)
-    #[arg(long, value_delimiter = ',', default_value = "classic", value_name = "TAGS")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "classic",
+        value_name = "TAGS"
+    )]
     pub tags: Vec<String>,
     /// Retry each failing test case up to N more times, recording every attempt
     #[arg(long, default_value_t = 0, value_name = "N")]
@@ -122,4 +129,34 @@ pub struct TestArgs {
 
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
+}
+
+/// The files under `completions/` and `man/`, as (path, contents), generated from the CLI.
+pub fn generated_docs() -> Vec<(String, Vec<u8>)> {
+    use clap_complete::Shell;
+    let mut out = Vec::new();
+    for (shell, file) in [
+        (Shell::Bash, "completions/fci.bash"),
+        (Shell::Zsh, "completions/_fci"),
+        (Shell::Fish, "completions/fci.fish"),
+    ] {
+        let mut buf = Vec::new();
+        clap_complete::generate(shell, &mut command(), "fci", &mut buf);
+        out.push((file.to_string(), buf));
+    }
+    let cmd = command();
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd.clone())
+        .render(&mut buf)
+        .expect("render man page");
+    out.push(("man/fci.1".to_string(), buf));
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("fci-{}", sub.get_name());
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(sub.clone().name(name.clone()))
+            .render(&mut buf)
+            .expect("render man page");
+        out.push((format!("man/{name}.1"), buf));
+    }
+    out
 }

@@ -50,7 +50,8 @@ pub fn md5_file(path: &Path) -> Result<String> {
 pub fn list_files(root: &Path, skip: &[&str]) -> Result<Vec<PathBuf>> {
     fn walk(root: &Path, rel: &Path, skip: &[&str], out: &mut Vec<PathBuf>) -> Result<()> {
         let dir = root.join(rel);
-        let rd = std::fs::read_dir(&dir).with_context(|| format!("{}: cannot list", dir.display()))?;
+        let rd =
+            std::fs::read_dir(&dir).with_context(|| format!("{}: cannot list", dir.display()))?;
         for entry in rd {
             let entry = entry?;
             let name = entry.file_name();
@@ -87,7 +88,11 @@ pub fn tree_digest(root: &Path, files: &[PathBuf]) -> Result<String> {
             h.update(b"L");
             h.update(std::fs::read_link(&p)?.to_string_lossy().as_bytes());
         } else {
-            h.update(if meta.permissions().mode() & 0o111 != 0 { b"X" } else { b"F" });
+            h.update(if meta.permissions().mode() & 0o111 != 0 {
+                b"X"
+            } else {
+                b"F"
+            });
             h.update(sha256_file(&p)?.0.as_bytes());
         }
         h.update([0]);

@@ -23,7 +23,12 @@ pub fn is_url(s: &str) -> bool {
 }
 
 /// Resolves `source` at `git_ref` (None: use a local directory as it is, or a URL's HEAD).
-pub fn checkout(source: &str, git_ref: Option<&str>, scratch: &Path, log: &mut Log) -> Result<Checkout> {
+pub fn checkout(
+    source: &str,
+    git_ref: Option<&str>,
+    scratch: &Path,
+    log: &mut Log,
+) -> Result<Checkout> {
     if let Some(r) = git_ref {
         if r.starts_with('-') || r.is_empty() || r.contains("..") {
             return Err(FciError::Usage(format!("invalid git ref `{r}`")).into());
@@ -33,7 +38,11 @@ pub fn checkout(source: &str, git_ref: Option<&str>, scratch: &Path, log: &mut L
         return clone(source, source.to_string(), git_ref, scratch, log);
     }
     if source.contains("://") {
-        return Err(FciError::input(source, "unsupported URL scheme (use https, http, git, ssh or file)").into());
+        return Err(FciError::input(
+            source,
+            "unsupported URL scheme (use https, http, git, ssh or file)",
+        )
+        .into());
     }
     let path = Path::new(source);
     if !path.is_dir() {
@@ -54,9 +63,17 @@ pub fn checkout(source: &str, git_ref: Option<&str>, scratch: &Path, log: &mut L
     })
 }
 
-fn clone(source: &str, repo: String, git_ref: Option<&str>, scratch: &Path, log: &mut Log) -> Result<Checkout> {
+fn clone(
+    source: &str,
+    repo: String,
+    git_ref: Option<&str>,
+    scratch: &Path,
+    log: &mut Log,
+) -> Result<Checkout> {
     let git = exec::require("git", "git")?;
-    let tmp = tempfile::Builder::new().prefix("distgit-").tempdir_in(scratch)?;
+    let tmp = tempfile::Builder::new()
+        .prefix("distgit-")
+        .tempdir_in(scratch)?;
     let dir = tmp.path().join("repo");
     let out = log.run(
         &Cmd::new(&git)
@@ -66,7 +83,9 @@ fn clone(source: &str, repo: String, git_ref: Option<&str>, scratch: &Path, log:
             .env("GIT_TERMINAL_PROMPT", "0"),
     )?;
     if !out.success() {
-        return Err(FciError::input(source, format!("git clone failed: {}", last_line(log))).into());
+        return Err(
+            FciError::input(source, format!("git clone failed: {}", last_line(log))).into(),
+        );
     }
     let target = git_ref.unwrap_or("HEAD");
     // A branch name resolves through the remote-tracking ref; a tag or a commit id directly.
@@ -85,10 +104,21 @@ fn clone(source: &str, repo: String, git_ref: Option<&str>, scratch: &Path, log:
             break;
         }
     }
-    let commit = resolved.ok_or_else(|| FciError::input(source, format!("no such git ref `{target}`")))?;
-    let co = log.run(&Cmd::new(&git).arg("-C").arg(&dir).args(["checkout", "--quiet", "--detach"]).arg(&commit))?;
+    let commit =
+        resolved.ok_or_else(|| FciError::input(source, format!("no such git ref `{target}`")))?;
+    let co = log.run(
+        &Cmd::new(&git)
+            .arg("-C")
+            .arg(&dir)
+            .args(["checkout", "--quiet", "--detach"])
+            .arg(&commit),
+    )?;
     if !co.success() {
-        return Err(FciError::input(source, format!("git checkout of {commit} failed: {}", last_line(log))).into());
+        return Err(FciError::input(
+            source,
+            format!("git checkout of {commit} failed: {}", last_line(log)),
+        )
+        .into());
     }
     let branch = match git_ref {
         Some(r) if !looks_like_commit(r) => Some(r.to_string()),
@@ -131,7 +161,10 @@ fn git_identity(dir: &Path) -> (Option<String>, Option<String>) {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .filter(|s| !s.is_empty() && s != "HEAD")
     };
-    (q(&["rev-parse", "HEAD"]), q(&["rev-parse", "--abbrev-ref", "HEAD"]))
+    (
+        q(&["rev-parse", "HEAD"]),
+        q(&["rev-parse", "--abbrev-ref", "HEAD"]),
+    )
 }
 
 /// The rawhide release number assumed when a branch says only `rawhide`/`main`.
@@ -146,7 +179,11 @@ pub fn dist_for_branch(branch: &str) -> Option<String> {
     if let Some(n) = branch.strip_prefix("epel").and_then(num) {
         return Some(format!(".el{n}"));
     }
-    if let Some(n) = branch.strip_prefix('c').and_then(|b| b.strip_suffix('s')).and_then(num) {
+    if let Some(n) = branch
+        .strip_prefix('c')
+        .and_then(|b| b.strip_suffix('s'))
+        .and_then(num)
+    {
         return Some(format!(".el{n}"));
     }
     if let Some(n) = branch.strip_prefix("el").and_then(num) {

@@ -36,7 +36,12 @@ pub fn version(tool: &str) -> String {
         .unchecked()
         .read()
         .ok()
-        .and_then(|s| s.lines().find(|l| !l.trim().is_empty()).map(str::trim).map(String::from))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .map(String::from)
+        })
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -62,7 +67,8 @@ pub struct Log {
 
 impl Log {
     pub fn create(path: &Path) -> Result<Self> {
-        let file = File::create(path).with_context(|| format!("{}: cannot create log", path.display()))?;
+        let file =
+            File::create(path).with_context(|| format!("{}: cannot create log", path.display()))?;
         Ok(Log {
             file,
             path: path.to_path_buf(),
@@ -161,7 +167,8 @@ impl Cmd {
         self
     }
     pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, it: I) -> Self {
-        self.args.extend(it.into_iter().map(|a| a.as_ref().to_os_string()));
+        self.args
+            .extend(it.into_iter().map(|a| a.as_ref().to_os_string()));
         self
     }
     pub fn dir(mut self, d: impl Into<PathBuf>) -> Self {
@@ -169,7 +176,8 @@ impl Cmd {
         self
     }
     pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Self {
-        self.env.push((k.as_ref().to_os_string(), v.as_ref().to_os_string()));
+        self.env
+            .push((k.as_ref().to_os_string(), v.as_ref().to_os_string()));
         self
     }
     /// `-D name value`-style pairs for rpm's `--define`.

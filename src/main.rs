@@ -40,7 +40,10 @@ fn one_line(e: &anyhow::Error) -> String {
 fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Build(a) => fci::build::run(&fci::build::BuildOpts {
-            io: Io { manifest: a.io.manifest, output: a.io.output },
+            io: Io {
+                manifest: a.io.manifest,
+                output: a.io.output,
+            },
             source: a.source,
             git_ref: a.git_ref,
             workspace: cli.workspace,
@@ -55,7 +58,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             no_cache: a.io.no_cache,
         }),
         Command::Test(a) => fci::test::run(&fci::test::TestOpts {
-            io: Io { manifest: a.io.manifest, output: a.io.output },
+            io: Io {
+                manifest: a.io.manifest,
+                output: a.io.output,
+            },
             workspace: cli.workspace,
             runner: a.runner,
             tags: a.tags,
@@ -68,11 +74,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             no_cache: a.io.no_cache,
         }),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut fci::cli::command(), "fci", &mut std::io::stdout());
-            Ok(0)
-        }
-        Command::Man => {
-            clap_mangen::Man::new(fci::cli::command()).render(&mut std::io::stdout())?;
+            clap_complete::generate(
+                shell,
+                &mut fci::cli::command(),
+                "fci",
+                &mut std::io::stdout(),
+            );
             Ok(0)
         }
     }

@@ -91,8 +91,16 @@ pub struct Nevra {
 impl std::fmt::Display for Nevra {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.epoch {
-            Some(e) => write!(f, "{}-{}:{}-{}.{}", self.name, e, self.version, self.release, self.arch),
-            None => write!(f, "{}-{}-{}.{}", self.name, self.version, self.release, self.arch),
+            Some(e) => write!(
+                f,
+                "{}-{}:{}-{}.{}",
+                self.name, e, self.version, self.release, self.arch
+            ),
+            None => write!(
+                f,
+                "{}-{}-{}.{}",
+                self.name, self.version, self.release, self.arch
+            ),
         }
     }
 }
@@ -156,7 +164,9 @@ impl Outcome {
         for o in outcomes {
             any = true;
             worst = match (worst, o) {
-                (_, Outcome::Failed | Outcome::NeedsInspection) | (Outcome::Failed, _) => Outcome::Failed,
+                (_, Outcome::Failed | Outcome::NeedsInspection) | (Outcome::Failed, _) => {
+                    Outcome::Failed
+                }
                 (_, Outcome::Error) | (Outcome::Error, _) => Outcome::Error,
                 _ => Outcome::Passed,
             };
@@ -249,19 +259,29 @@ impl Manifest {
     /// Parses and validates a manifest; `origin` names it in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Self, FciError> {
         if text.trim().is_empty() {
-            return Err(FciError::input(origin, "empty manifest (expected a JSON object)"));
+            return Err(FciError::input(
+                origin,
+                "empty manifest (expected a JSON object)",
+            ));
         }
         let value: Value = serde_json::from_str(text)
             .map_err(|e| FciError::input(origin, format!("malformed JSON manifest: {e}")))?;
-        let schema = value
-            .get("schema")
-            .and_then(Value::as_str)
-            .ok_or_else(|| FciError::input(origin, "not an fci manifest: missing string field `schema`"))?;
+        let schema = value.get("schema").and_then(Value::as_str).ok_or_else(|| {
+            FciError::input(origin, "not an fci manifest: missing string field `schema`")
+        })?;
         let major = schema
             .strip_prefix(SCHEMA_PREFIX)
             .and_then(|v| v.split('.').next())
             .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| FciError::input(origin, format!("unknown manifest schema `{schema}` (expected {})", schema_id())))?;
+            .ok_or_else(|| {
+                FciError::input(
+                    origin,
+                    format!(
+                        "unknown manifest schema `{schema}` (expected {})",
+                        schema_id()
+                    ),
+                )
+            })?;
         if major != MAJOR {
             return Err(FciError::input(
                 origin,
@@ -277,11 +297,15 @@ impl Manifest {
     /// Checks the invariants serde cannot: confined artifact paths.
     pub fn validate(&self, origin: &Path) -> Result<(), FciError> {
         for (i, a) in self.artifacts.iter().enumerate() {
-            check_relative(&a.path)
-                .map_err(|why| FciError::input(origin, format!("artifacts[{i}].path `{}` {why}", a.path)))?;
+            check_relative(&a.path).map_err(|why| {
+                FciError::input(origin, format!("artifacts[{i}].path `{}` {why}", a.path))
+            })?;
         }
         for s in &self.stages {
-            let logs = s.log.iter().chain(s.results.iter().filter_map(|r| r.log.as_ref()));
+            let logs = s
+                .log
+                .iter()
+                .chain(s.results.iter().filter_map(|r| r.log.as_ref()));
             for l in logs {
                 check_relative(l).map_err(|why| {
                     FciError::input(origin, format!("stage `{}` log path `{l}` {why}", s.name))
@@ -358,7 +382,9 @@ pub fn check_relative(p: &str) -> Result<(), &'static str> {
         match c {
             Component::Normal(_) | Component::CurDir => {}
             Component::ParentDir => return Err("escapes the workspace (`..`)"),
-            Component::RootDir | Component::Prefix(_) => return Err("is absolute (must be relative to the workspace)"),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("is absolute (must be relative to the workspace)")
+            }
         }
     }
     Ok(())
@@ -385,8 +411,16 @@ mod tests {
 
     #[test]
     fn rejects_other_major_and_garbage() {
-        let e = Manifest::parse(r#"{"schema":"fci/manifest/v2","run":{}}"#, Path::new("m.json")).unwrap_err();
-        assert!(e.to_string().contains("unsupported manifest major version 2"), "{e}");
+        let e = Manifest::parse(
+            r#"{"schema":"fci/manifest/v2","run":{}}"#,
+            Path::new("m.json"),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("unsupported manifest major version 2"),
+            "{e}"
+        );
         let e = Manifest::parse(r#"{"schema": "fci/man"#, Path::new("m.json")).unwrap_err();
         assert!(e.to_string().starts_with("m.json: malformed JSON"), "{e}");
     }

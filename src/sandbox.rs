@@ -41,7 +41,8 @@ impl Sandbox {
     /// Wraps `inner` so that it runs inside the sandbox.
     pub fn wrap(&self, inner: &Cmd) -> Result<Cmd> {
         let bwrap = exec::require("bwrap", "bubblewrap")?;
-        let mut c = Cmd::new(&bwrap).args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]);
+        let mut c =
+            Cmd::new(&bwrap).args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]);
         c = c.args(["--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--tmpfs", "/run"]);
         if self.hide_private {
             for d in ["/home", "/root"] {
@@ -81,10 +82,18 @@ impl Sandbox {
         // unshare(1) gives a private mount namespace; the helper mounts, then execs bwrap.
         let unshare = exec::require("unshare", "util-linux")?;
         let me = std::env::current_exe()?;
-        let mut outer = Cmd::new(unshare).args(["--mount", "--propagation", "private", "--"]).arg(me).arg("__sandbox");
+        let mut outer = Cmd::new(unshare)
+            .args(["--mount", "--propagation", "private", "--"])
+            .arg(me)
+            .arg("__sandbox");
         for o in &self.overlays {
             let mut lower = OsString::new();
-            for (i, l) in o.layers.iter().chain(std::iter::once(&o.target)).enumerate() {
+            for (i, l) in o
+                .layers
+                .iter()
+                .chain(std::iter::once(&o.target))
+                .enumerate()
+            {
                 if i > 0 {
                     lower.push(":");
                 }
@@ -134,15 +143,31 @@ pub fn helper(args: &[OsString]) -> Result<()> {
             return Err(FciError::Usage(format!("__sandbox: unexpected argument {a:?}")).into());
         }
         let (Some(lower), Some(mnt)) = (it.next(), it.next()) else {
-            return Err(FciError::Usage("__sandbox: --overlay needs LOWER MOUNTPOINT".into()).into());
+            return Err(
+                FciError::Usage("__sandbox: --overlay needs LOWER MOUNTPOINT".into()).into(),
+            );
         };
         let mut opts = OsString::from("ro,lowerdir=");
         opts.push(lower);
-        let st = duct::cmd("mount", [OsString::from("-t"), "overlay".into(), "fci-subject".into(), "-o".into(), opts, mnt.clone()])
-            .unchecked()
-            .run()?;
+        let st = duct::cmd(
+            "mount",
+            [
+                OsString::from("-t"),
+                "overlay".into(),
+                "fci-subject".into(),
+                "-o".into(),
+                opts,
+                mnt.clone(),
+            ],
+        )
+        .unchecked()
+        .run()?;
         if !st.status.success() {
-            return Err(FciError::Infra(format!("cannot mount the subject overlay on {}", Path::new(mnt).display())).into());
+            return Err(FciError::Infra(format!(
+                "cannot mount the subject overlay on {}",
+                Path::new(mnt).display()
+            ))
+            .into());
         }
     }
     let rest: Vec<&OsString> = it.collect();

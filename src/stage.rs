@@ -45,9 +45,18 @@ impl StageRun {
     }
 
     /// Closes the stage: stores its log and returns the record.
-    pub fn finish(mut self, ws: &Workspace, mut rec: RecordParts) -> Result<(StageRecord, Artifact)> {
+    pub fn finish(
+        mut self,
+        ws: &Workspace,
+        mut rec: RecordParts,
+    ) -> Result<(StageRecord, Artifact)> {
         self.log.line(&format!("# {} {}", self.name, rec.outcome));
-        let log_art = ws.store(&self.log.path, "log", &format!("{}.log", self.name), self.name)?;
+        let log_art = ws.store(
+            &self.log.path,
+            "log",
+            &format!("{}.log", self.name),
+            self.name,
+        )?;
         rec.notes.dedup();
         let record = StageRecord {
             name: self.name.to_string(),
@@ -99,7 +108,13 @@ impl RecordParts {
 }
 
 /// Appends a finished (or reused) stage to the manifest and caches it when it is reusable.
-pub fn commit(ws: &Workspace, manifest: &mut Manifest, record: StageRecord, artifacts: Vec<Artifact>, cache: bool) -> Result<()> {
+pub fn commit(
+    ws: &Workspace,
+    manifest: &mut Manifest,
+    record: StageRecord,
+    artifacts: Vec<Artifact>,
+    cache: bool,
+) -> Result<()> {
     if cache && matches!(record.outcome, Outcome::Passed | Outcome::Failed) {
         let entry = CacheEntry {
             run_id: manifest.run.id.clone(),
@@ -114,7 +129,11 @@ pub fn commit(ws: &Workspace, manifest: &mut Manifest, record: StageRecord, arti
 
 fn attach(manifest: &mut Manifest, record: StageRecord, artifacts: Vec<Artifact>) {
     for a in artifacts {
-        if !manifest.artifacts.iter().any(|b| b.path == a.path && b.kind == a.kind && b.stage == a.stage) {
+        if !manifest
+            .artifacts
+            .iter()
+            .any(|b| b.path == a.path && b.kind == a.kind && b.stage == a.stage)
+        {
             manifest.artifacts.push(a);
         }
     }
@@ -122,14 +141,23 @@ fn attach(manifest: &mut Manifest, record: StageRecord, artifacts: Vec<Artifact>
 }
 
 /// Reuses a cached run: same record, marked cached, with its artifacts.
-pub fn reuse(ws: &Workspace, manifest: &mut Manifest, stage: &str, digest: &str) -> Option<Outcome> {
+pub fn reuse(
+    ws: &Workspace,
+    manifest: &mut Manifest,
+    stage: &str,
+    digest: &str,
+) -> Option<Outcome> {
     let entry = ws.cache_get(stage, digest)?;
     let mut record = entry.record;
     record.cached = true;
-    record.data.insert("cached_from_run".into(), entry.run_id.into());
+    record
+        .data
+        .insert("cached_from_run".into(), entry.run_id.into());
     let outcome = record.outcome;
     attach(manifest, record, entry.artifacts);
-    progress::note(&format!("{stage}: inputs unchanged, reusing the recorded result ({outcome}); --no-cache reruns"));
+    progress::note(&format!(
+        "{stage}: inputs unchanged, reusing the recorded result ({outcome}); --no-cache reruns"
+    ));
     Some(outcome)
 }
 
@@ -161,5 +189,8 @@ pub fn skip_if_blocked(manifest: &mut Manifest, stage: &str) -> Option<i32> {
 
 /// Digest of a stage's inputs, as canonical JSON.
 pub fn input_digest(v: &Value) -> String {
-    format!("sha256:{}", crate::digest::sha256_bytes(v.to_string().as_bytes()))
+    format!(
+        "sha256:{}",
+        crate::digest::sha256_bytes(v.to_string().as_bytes())
+    )
 }

@@ -35,7 +35,10 @@ impl Workspace {
         for sub in ["objects", "repos", "cache", "locks", "tmp"] {
             let d = root.join(sub);
             fs::create_dir_all(&d).map_err(|e| {
-                FciError::input(root, format!("cannot create workspace directory {}: {e}", d.display()))
+                FciError::input(
+                    root,
+                    format!("cannot create workspace directory {}: {e}", d.display()),
+                )
             })?;
         }
         let root = root
@@ -76,7 +79,10 @@ impl Workspace {
         let dest = dir.join(name);
         if !dest.exists() {
             fs::create_dir_all(&dir)?;
-            let tmp = self.root.join("tmp").join(format!(".obj-{}", uuid::Uuid::new_v4()));
+            let tmp = self
+                .root
+                .join("tmp")
+                .join(format!(".obj-{}", uuid::Uuid::new_v4()));
             // A hard link keeps the source intact and costs nothing; fall back to a copy.
             if fs::hard_link(src, &tmp).is_err() {
                 fs::copy(src, &tmp).with_context(|| format!("cannot copy {}", src.display()))?;
@@ -111,7 +117,10 @@ impl Workspace {
     }
 
     fn cache_path(&self, stage: &str, digest: &str) -> PathBuf {
-        self.root.join("cache").join(stage).join(format!("{digest}.json"))
+        self.root
+            .join("cache")
+            .join(stage)
+            .join(format!("{digest}.json"))
     }
 
     /// A cached run of `stage` with this input digest whose artifacts are all still present.

@@ -18,12 +18,20 @@ fn expect_bad(w: &Ws, args: &[&str], needles: &[&str]) {
     assert_eq!(lines.len(), 1, "expected one line, got: {}", r.stderr);
     assert!(lines[0].starts_with("fci: error: "), "{}", lines[0]);
     for n in needles {
-        assert!(lines[0].contains(n), "`{}` does not mention `{n}`", lines[0]);
+        assert!(
+            lines[0].contains(n),
+            "`{}` does not mention `{n}`",
+            lines[0]
+        );
     }
     assert!(!r.stderr.contains("panicked"));
     assert!(!out_file.exists(), "a partial output file was written");
     assert!(r.stdout.is_empty());
-    assert!(w.leftovers().is_empty(), "scratch left behind: {:?}", w.leftovers());
+    assert!(
+        w.leftovers().is_empty(),
+        "scratch left behind: {:?}",
+        w.leftovers()
+    );
 }
 
 fn good_manifest(w: &Ws) -> Value {
@@ -42,15 +50,35 @@ fn write(w: &Ws, name: &str, text: &str) -> PathBuf {
 fn malformed_and_truncated_manifests() {
     let w = Ws::new();
     let p = write(&w, "garbage.json", "{ this is not json");
-    expect_bad(&w, &["test", "-m", p.to_str().unwrap()], &["garbage.json", "malformed JSON"]);
+    expect_bad(
+        &w,
+        &["test", "-m", p.to_str().unwrap()],
+        &["garbage.json", "malformed JSON"],
+    );
     let m = good_manifest(&w).to_string();
     let p = write(&w, "truncated.json", &m[..m.len() / 2]);
-    expect_bad(&w, &["test", "-m", p.to_str().unwrap()], &["truncated.json", "malformed JSON"]);
+    expect_bad(
+        &w,
+        &["test", "-m", p.to_str().unwrap()],
+        &["truncated.json", "malformed JSON"],
+    );
     let p = write(&w, "empty.json", "");
-    expect_bad(&w, &["test", "-m", p.to_str().unwrap()], &["empty.json", "empty manifest"]);
+    expect_bad(
+        &w,
+        &["test", "-m", p.to_str().unwrap()],
+        &["empty.json", "empty manifest"],
+    );
     let p = write(&w, "other.json", r#"{"hello": "world"}"#);
-    expect_bad(&w, &["test", "-m", p.to_str().unwrap()], &["other.json", "missing string field `schema`"]);
-    expect_bad(&w, &["test", "-m", w.path().join("absent.json").to_str().unwrap()], &["absent.json", "cannot read manifest"]);
+    expect_bad(
+        &w,
+        &["test", "-m", p.to_str().unwrap()],
+        &["other.json", "missing string field `schema`"],
+    );
+    expect_bad(
+        &w,
+        &["test", "-m", w.path().join("absent.json").to_str().unwrap()],
+        &["absent.json", "cannot read manifest"],
+    );
 }
 
 #[test]
@@ -59,20 +87,34 @@ fn unknown_major_version() {
     let mut m = good_manifest(&w);
     m["schema"] = "fci/manifest/v2".into();
     let p = w.save("v2.json", &m);
-    expect_bad(&w, &["test", "-m", p.to_str().unwrap()], &["v2.json", "unsupported manifest major version 2"]);
+    expect_bad(
+        &w,
+        &["test", "-m", p.to_str().unwrap()],
+        &["v2.json", "unsupported manifest major version 2"],
+    );
 }
 
 #[test]
 fn artifact_paths_escaping_the_workspace() {
     let w = Ws::new();
     let good = good_manifest(&w);
-    for (name, path) in [("dotdot.json", "objects/../../../etc/passwd"), ("absolute.json", "/etc/passwd")] {
+    for (name, path) in [
+        ("dotdot.json", "objects/../../../etc/passwd"),
+        ("absolute.json", "/etc/passwd"),
+    ] {
         let mut m = good.clone();
         m["artifacts"][1]["path"] = path.into();
         let p = w.save(name, &m);
-        expect_bad(&w, &["test", "-m", p.to_str().unwrap()], &[name, "artifacts[1].path", path]);
+        expect_bad(
+            &w,
+            &["test", "-m", p.to_str().unwrap()],
+            &[name, "artifacts[1].path", path],
+        );
         // The published schema rejects it too.
-        let schema: Value = serde_json::from_str(&std::fs::read_to_string(repo_root().join("docs/manifest.schema.json")).unwrap()).unwrap();
+        let schema: Value = serde_json::from_str(
+            &std::fs::read_to_string(repo_root().join("docs/manifest.schema.json")).unwrap(),
+        )
+        .unwrap();
         assert!(!jsonschema::validator_for(&schema).unwrap().is_valid(&m));
     }
 }
@@ -88,14 +130,32 @@ fn missing_spec_and_spec_syntax_error() {
     let w = Ws::new();
     let d = copy_example(&w, "hello-broken-check");
     std::fs::remove_file(d.join("hello-broken-check.spec")).unwrap();
-    expect_bad(&w, &["build", d.to_str().unwrap()], &[d.to_str().unwrap(), "no .spec file"]);
+    expect_bad(
+        &w,
+        &["build", d.to_str().unwrap()],
+        &[d.to_str().unwrap(), "no .spec file"],
+    );
     let d = copy_example(&w, "hello-atomic");
-    expect_bad(&w, &["build", d.to_str().unwrap(), "--spec", "nope.spec"], &["nope.spec", "spec file not found"]);
-    expect_bad(&w, &["build", d.to_str().unwrap(), "--spec", "../x.spec"], &["x.spec", "escapes"]);
+    expect_bad(
+        &w,
+        &["build", d.to_str().unwrap(), "--spec", "nope.spec"],
+        &["nope.spec", "spec file not found"],
+    );
+    expect_bad(
+        &w,
+        &["build", d.to_str().unwrap(), "--spec", "../x.spec"],
+        &["x.spec", "escapes"],
+    );
     let spec = d.join("hello-atomic.spec");
-    let text = std::fs::read_to_string(&spec).unwrap().replace("License:        MIT", "Licence MIT");
+    let text = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("License:        MIT", "Licence MIT");
     std::fs::write(&spec, text).unwrap();
-    expect_bad(&w, &["build", d.to_str().unwrap(), "--lookaside", &lookaside()], &["hello-atomic.spec", "spec does not parse", "line 5"]);
+    expect_bad(
+        &w,
+        &["build", d.to_str().unwrap(), "--lookaside", &lookaside()],
+        &["hello-atomic.spec", "spec does not parse", "line 5"],
+    );
 }
 
 #[test]
@@ -104,19 +164,66 @@ fn sources_hash_mismatch_and_missing_lookaside_file() {
     let d = copy_example(&w, "hello-atomic");
     let flat = w.path().join("flat-lookaside");
     std::fs::create_dir_all(&flat).unwrap();
-    let tarball = std::fs::read_dir(example("lookaside/hello-atomic/hello-atomic-1.0.tar.gz/sha512")).unwrap().next().unwrap().unwrap().path().join("hello-atomic-1.0.tar.gz");
+    let tarball = std::fs::read_dir(example(
+        "lookaside/hello-atomic/hello-atomic-1.0.tar.gz/sha512",
+    ))
+    .unwrap()
+    .next()
+    .unwrap()
+    .unwrap()
+    .path()
+    .join("hello-atomic-1.0.tar.gz");
     std::fs::copy(&tarball, flat.join("hello-atomic-1.0.tar.gz")).unwrap();
     let wrong = "0".repeat(128);
-    std::fs::write(d.join("sources"), format!("SHA512 (hello-atomic-1.0.tar.gz) = {wrong}\n")).unwrap();
+    std::fs::write(
+        d.join("sources"),
+        format!("SHA512 (hello-atomic-1.0.tar.gz) = {wrong}\n"),
+    )
+    .unwrap();
     let sources = d.join("sources");
-    expect_bad(&w, &["build", d.to_str().unwrap(), "--lookaside", flat.to_str().unwrap()], &[sources.to_str().unwrap(), "sha512 mismatch", "hello-atomic-1.0.tar.gz"]);
+    expect_bad(
+        &w,
+        &[
+            "build",
+            d.to_str().unwrap(),
+            "--lookaside",
+            flat.to_str().unwrap(),
+        ],
+        &[
+            sources.to_str().unwrap(),
+            "sha512 mismatch",
+            "hello-atomic-1.0.tar.gz",
+        ],
+    );
     let empty = w.path().join("empty-lookaside");
     std::fs::create_dir_all(&empty).unwrap();
     let d2 = copy_example(&w, "hello-atomic");
     let sources2 = d2.join("sources");
-    expect_bad(&w, &["build", d2.to_str().unwrap(), "--lookaside", empty.to_str().unwrap()], &[sources2.to_str().unwrap(), "not found in lookaside"]);
-    expect_bad(&w, &["build", d2.to_str().unwrap()], &[sources2.to_str().unwrap(), "no --lookaside"]);
-    expect_bad(&w, &["build", d2.to_str().unwrap(), "--lookaside", "/nonexistent/la"], &["/nonexistent/la", "does not exist"]);
+    expect_bad(
+        &w,
+        &[
+            "build",
+            d2.to_str().unwrap(),
+            "--lookaside",
+            empty.to_str().unwrap(),
+        ],
+        &[sources2.to_str().unwrap(), "not found in lookaside"],
+    );
+    expect_bad(
+        &w,
+        &["build", d2.to_str().unwrap()],
+        &[sources2.to_str().unwrap(), "no --lookaside"],
+    );
+    expect_bad(
+        &w,
+        &[
+            "build",
+            d2.to_str().unwrap(),
+            "--lookaside",
+            "/nonexistent/la",
+        ],
+        &["/nonexistent/la", "does not exist"],
+    );
     // Nothing unverified reached the lookaside cache.
     assert!(!w.ws().join("lookaside/sha512").join(&wrong).exists());
 }
@@ -127,20 +234,53 @@ fn invalid_tests_yml() {
     let m = good_manifest(&w);
     let p = w.save("m.json", &m);
     let bad = fixture("badyaml");
-    expect_bad(&w, &["test", "-m", p.to_str().unwrap(), "--tests-from", bad.to_str().unwrap()], &[bad.join("tests/tests.yml").to_str().unwrap(), "invalid YAML"]);
+    expect_bad(
+        &w,
+        &[
+            "test",
+            "-m",
+            p.to_str().unwrap(),
+            "--tests-from",
+            bad.to_str().unwrap(),
+        ],
+        &[
+            bad.join("tests/tests.yml").to_str().unwrap(),
+            "invalid YAML",
+        ],
+    );
 }
 
 #[test]
 fn nonexistent_repo_path_url_and_ref() {
     let w = Ws::new();
-    expect_bad(&w, &["build", "/nonexistent/rpms/foo"], &["/nonexistent/rpms/foo", "no such dist-git directory"]);
+    expect_bad(
+        &w,
+        &["build", "/nonexistent/rpms/foo"],
+        &["/nonexistent/rpms/foo", "no such dist-git directory"],
+    );
     let repo = git_repo(w.path(), "hello-atomic", "f41");
     let url = format!("file://{}", repo.display());
-    expect_bad(&w, &["build", &url, "--ref", "f99"], &[url.as_str(), "no such git ref `f99`"]);
-    expect_bad(&w, &["build", &url, "--ref=--upload-pack=evil"], &["invalid git ref"]);
+    expect_bad(
+        &w,
+        &["build", &url, "--ref", "f99"],
+        &[url.as_str(), "no such git ref `f99`"],
+    );
+    expect_bad(
+        &w,
+        &["build", &url, "--ref=--upload-pack=evil"],
+        &["invalid git ref"],
+    );
     let missing = format!("file://{}", w.path().join("no-such-repo").display());
-    expect_bad(&w, &["build", &missing], &[missing.as_str(), "git clone failed"]);
-    expect_bad(&w, &["build", "ftp://example.org/x"], &["ftp://example.org/x", "unsupported URL scheme"]);
+    expect_bad(
+        &w,
+        &["build", &missing],
+        &[missing.as_str(), "git clone failed"],
+    );
+    expect_bad(
+        &w,
+        &["build", "ftp://example.org/x"],
+        &["ftp://example.org/x", "unsupported URL scheme"],
+    );
 }
 
 #[test]
@@ -149,6 +289,10 @@ fn a_test_stage_without_build_output_says_so() {
     let mut m = good_manifest(&w);
     m["artifacts"] = Value::Array(vec![]);
     let p = w.save("norpms.json", &m);
-    expect_bad(&w, &["test", "-m", p.to_str().unwrap()], &["norpms.json", "no `rpm` artifacts"]);
+    expect_bad(
+        &w,
+        &["test", "-m", p.to_str().unwrap()],
+        &["norpms.json", "no `rpm` artifacts"],
+    );
     assert!(Path::new(&p).exists());
 }

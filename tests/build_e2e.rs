@@ -6,7 +6,12 @@ use serde_json::Value;
 use std::process::Command;
 
 fn rpm_artifacts(m: &Value) -> Vec<&Value> {
-    m["artifacts"].as_array().unwrap().iter().filter(|a| a["type"] == "rpm").collect()
+    m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["type"] == "rpm")
+        .collect()
 }
 
 #[test]
@@ -19,13 +24,25 @@ fn builds_installable_rpms_whose_nevra_matches_the_spec() {
     assert_eq!(build["outcome"], "PASSED");
     assert_eq!(build["backend"], "rpmbuild");
     assert_eq!(build["data"]["dist"], ".fc41");
-    assert_eq!(build["data"]["unmet_buildrequires"], serde_json::json!(["gcc", "make"]));
-    assert_eq!(results(build), vec![("build.check".to_string(), "PASSED".to_string())]);
+    assert_eq!(
+        build["data"]["unmet_buildrequires"],
+        serde_json::json!(["gcc", "make"])
+    );
+    assert_eq!(
+        results(build),
+        vec![("build.check".to_string(), "PASSED".to_string())]
+    );
     assert_eq!(m["subject"]["package"], "hello-atomic");
 
     // What the spec says, asked of rpm itself.
     let q = Command::new("rpmspec")
-        .args(["-q", "--define", "dist .fc41", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\n"])
+        .args([
+            "-q",
+            "--define",
+            "dist .fc41",
+            "--qf",
+            "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\n",
+        ])
         .arg(example("hello-atomic/hello-atomic.spec"))
         .output()
         .unwrap();
@@ -33,8 +50,22 @@ fn builds_installable_rpms_whose_nevra_matches_the_spec() {
     let rpms = rpm_artifacts(&m);
     assert_eq!(rpms.len(), 1);
     let n = &rpms[0]["nevra"];
-    assert_eq!(format!("{}-{}-{}.{}", n["name"].as_str().unwrap(), n["version"].as_str().unwrap(), n["release"].as_str().unwrap(), n["arch"].as_str().unwrap()), expected);
-    let srpm: Vec<&Value> = m["artifacts"].as_array().unwrap().iter().filter(|a| a["type"] == "srpm").collect();
+    assert_eq!(
+        format!(
+            "{}-{}-{}.{}",
+            n["name"].as_str().unwrap(),
+            n["version"].as_str().unwrap(),
+            n["release"].as_str().unwrap(),
+            n["arch"].as_str().unwrap()
+        ),
+        expected
+    );
+    let srpm: Vec<&Value> = m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["type"] == "srpm")
+        .collect();
     assert_eq!(srpm[0]["nevra"]["arch"], "src");
 
     // The package is real: sha256 matches, it installs into a fresh root, the program runs.
@@ -44,36 +75,82 @@ fn builds_installable_rpms_whose_nevra_matches_the_spec() {
     assert_eq!(rpms[0]["size"], size);
     let root = w.path().join("root");
     std::fs::create_dir_all(&root).unwrap();
-    let st = Command::new("rpm").arg("--root").arg(&root).args(["--dbpath", "/var/lib/rpm", "-i", "--nodeps", "--force-debian"]).arg(&path).status().unwrap();
+    let st = Command::new("rpm")
+        .arg("--root")
+        .arg(&root)
+        .args([
+            "--dbpath",
+            "/var/lib/rpm",
+            "-i",
+            "--nodeps",
+            "--force-debian",
+        ])
+        .arg(&path)
+        .status()
+        .unwrap();
     assert!(st.success());
-    let out = Command::new(root.join("usr/bin/hello-atomic")).arg("rpm").output().unwrap();
+    let out = Command::new(root.join("usr/bin/hello-atomic"))
+        .arg("rpm")
+        .output()
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello, rpm!\n");
 
     // The repository is valid rpm-md listing the package.
-    let repo = m["artifacts"].as_array().unwrap().iter().find(|a| a["type"] == "rpm-repo").unwrap();
+    let repo = m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["type"] == "rpm-repo")
+        .unwrap();
     let repodir = w.ws().join(repo["path"].as_str().unwrap());
     let repomd = std::fs::read_to_string(repodir.join("repodata/repomd.xml")).unwrap();
     assert!(repomd.contains("primary"));
     assert!(repodir.join(rpms[0]["name"].as_str().unwrap()).is_file());
-    assert!(w.leftovers().is_empty(), "scratch left behind: {:?}", w.leftovers());
+    assert!(
+        w.leftovers().is_empty(),
+        "scratch left behind: {:?}",
+        w.leftovers()
+    );
 }
 
 #[test]
 fn failing_check_is_failed_with_exit_1_and_the_log_tail() {
     let w = Ws::new();
-    let r = w.run(&["build", example("hello-broken-check").to_str().unwrap(), "--branch", "f41"]);
+    let r = w.run(&[
+        "build",
+        example("hello-broken-check").to_str().unwrap(),
+        "--branch",
+        "f41",
+    ]);
     assert_eq!(r.code, 1);
     let m = r.manifest();
     let b = r.stage(&m, "build");
     assert_eq!(b["outcome"], "FAILED");
-    assert_eq!(results(b), vec![("build.check".to_string(), "FAILED".to_string())]);
+    assert_eq!(
+        results(b),
+        vec![("build.check".to_string(), "FAILED".to_string())]
+    );
     assert!(b["log"].is_string());
     // Without --quiet the tail of the log reaches stderr.
     let mut c = Command::new(env!("CARGO_BIN_EXE_fci"));
-    let loud = c.arg("--workspace").arg(w.ws()).args(["build", example("hello-broken-check").to_str().unwrap(), "--branch", "f41", "--no-cache"]).output().unwrap();
+    let loud = c
+        .arg("--workspace")
+        .arg(w.ws())
+        .args([
+            "build",
+            example("hello-broken-check").to_str().unwrap(),
+            "--branch",
+            "f41",
+            "--no-cache",
+        ])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&loud.stderr);
     assert_eq!(loud.status.code(), Some(1));
-    assert!(stderr.contains("%check failed") && stderr.contains("FAIL: greeting is wrong"), "{stderr}");
+    assert!(
+        stderr.contains("%check failed") && stderr.contains("FAIL: greeting is wrong"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -87,8 +164,14 @@ fn unchanged_inputs_reuse_the_result_unless_no_cache() {
     let m2 = second.manifest();
     let b2 = second.stage(&m2, "build");
     assert_eq!(b2["cached"], true);
-    assert_eq!(b2["input_digest"], first.stage(&m1, "build")["input_digest"]);
-    assert_eq!(rpm_artifacts(&m2)[0]["sha256"], rpm_artifacts(&m1)[0]["sha256"]);
+    assert_eq!(
+        b2["input_digest"],
+        first.stage(&m1, "build")["input_digest"]
+    );
+    assert_eq!(
+        rpm_artifacts(&m2)[0]["sha256"],
+        rpm_artifacts(&m1)[0]["sha256"]
+    );
     let third = w.build("hello-atomic", &["--no-cache"]);
     assert_eq!(third.code, 0);
     let m3 = third.manifest();
@@ -105,21 +188,39 @@ fn two_builds_at_once_on_one_workspace_both_finish_intact() {
     let w = Ws::new();
     let spawn = |name: &str, out: &str| {
         let mut c = w.cmd();
-        c.args(["build", example(name).to_str().unwrap(), "--branch", "f41", "--lookaside", &lookaside(), "--no-cache", "-o"])
-            .arg(w.path().join(out));
+        c.args([
+            "build",
+            example(name).to_str().unwrap(),
+            "--branch",
+            "f41",
+            "--lookaside",
+            &lookaside(),
+            "--no-cache",
+            "-o",
+        ])
+        .arg(w.path().join(out));
         c.spawn().unwrap()
     };
-    let kids = vec![spawn("hello-atomic", "a.json"), spawn("hello-atomic", "b.json"), spawn("hello-broken-test", "c.json")];
+    let kids = vec![
+        spawn("hello-atomic", "a.json"),
+        spawn("hello-atomic", "b.json"),
+        spawn("hello-broken-test", "c.json"),
+    ];
     for mut k in kids {
         assert!(k.wait().unwrap().success());
     }
     for f in ["a.json", "b.json", "c.json"] {
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(w.path().join(f)).unwrap()).unwrap();
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(w.path().join(f)).unwrap()).unwrap();
         assert_valid(&v);
         for a in v["artifacts"].as_array().unwrap() {
             let p = w.ws().join(a["path"].as_str().unwrap());
             if a["type"] != "rpm-repo" && a["type"] != "dist-git" {
-                assert_eq!(fci::digest::sha256_file(&p).unwrap().0, a["sha256"].as_str().unwrap(), "{f}: {p:?}");
+                assert_eq!(
+                    fci::digest::sha256_file(&p).unwrap().0,
+                    a["sha256"].as_str().unwrap(),
+                    "{f}: {p:?}"
+                );
             }
         }
     }
@@ -140,7 +241,13 @@ fn builds_from_a_git_url_at_a_ref() {
     assert_eq!(rpm_artifacts(&m)[0]["nevra"]["release"], "1.fc40");
     // The manifest alone says what to build again.
     let p = w.save("m.json", &m);
-    let again = w.run(&["build", "-m", p.to_str().unwrap(), "--lookaside", &lookaside()]);
+    let again = w.run(&[
+        "build",
+        "-m",
+        p.to_str().unwrap(),
+        "--lookaside",
+        &lookaside(),
+    ]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(again.stage(&again.manifest(), "build")["cached"], true);
 }
@@ -162,20 +269,39 @@ fn fetches_sources_from_an_http_lookaside_and_verifies_them() {
             let file = root.join(path.trim_start_matches("/repo/pkgs/rpms/"));
             match std::fs::read(&file) {
                 Ok(body) => {
-                    write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
+                    write!(
+                        s,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .unwrap();
                     s.write_all(&body).unwrap();
                 }
-                Err(_) => write!(s, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap(),
+                Err(_) => write!(
+                    s,
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                .unwrap(),
             }
             paths.push(path);
         }
         paths
     });
     let url = format!("http://{addr}/repo/pkgs/rpms");
-    let r = w.run(&["build", example("hello-atomic").to_str().unwrap(), "--branch", "f41", "--lookaside", &url]);
+    let r = w.run(&[
+        "build",
+        example("hello-atomic").to_str().unwrap(),
+        "--branch",
+        "f41",
+        "--lookaside",
+        &url,
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let paths = served.join().unwrap();
-    assert!(paths[0].starts_with("/repo/pkgs/rpms/hello-atomic/hello-atomic-1.0.tar.gz/sha512/"), "{paths:?}");
+    assert!(
+        paths[0].starts_with("/repo/pkgs/rpms/hello-atomic/hello-atomic-1.0.tar.gz/sha512/"),
+        "{paths:?}"
+    );
 }
 
 #[test]
@@ -183,10 +309,20 @@ fn a_missing_tool_names_the_package_to_install() {
     let w = Ws::new();
     let empty = w.path().join("empty-bin");
     std::fs::create_dir_all(&empty).unwrap();
-    let out = w.cmd().env("PATH", &empty).args(["build", example("hello-atomic").to_str().unwrap()]).output().unwrap();
+    let out = w
+        .cmd()
+        .env("PATH", &empty)
+        .args(["build", example("hello-atomic").to_str().unwrap()])
+        .output()
+        .unwrap();
     let r = Run::from(out);
     assert_eq!(r.code, 3);
-    assert!(r.stderr.contains("rpmbuild not found on PATH: install the Debian package `rpm`"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("rpmbuild not found on PATH: install the Debian package `rpm`"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

@@ -12,17 +12,33 @@ fn built(w: &Ws, example_name: &str) -> Value {
 }
 
 fn case<'a>(stage: &'a Value, name: &str) -> &'a Value {
-    stage["results"].as_array().unwrap().iter().find(|r| r["testcase"] == name).unwrap_or_else(|| panic!("no result {name} in {stage:#}"))
+    stage["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["testcase"] == name)
+        .unwrap_or_else(|| panic!("no result {name} in {stage:#}"))
 }
 
 #[test]
 fn build_piped_into_test_runs_fedora_style_sti_and_tmt_unchanged() {
     let w = Ws::new();
     let mut build = w.cmd();
-    build.args(["build", example("hello-atomic").to_str().unwrap(), "--branch", "f41", "--lookaside", &lookaside()]).stdout(Stdio::piped());
+    build
+        .args([
+            "build",
+            example("hello-atomic").to_str().unwrap(),
+            "--branch",
+            "f41",
+            "--lookaside",
+            &lookaside(),
+        ])
+        .stdout(Stdio::piped());
     let mut b = build.spawn().unwrap();
     let mut test = w.cmd();
-    test.arg("test").stdin(b.stdout.take().unwrap()).stdout(Stdio::piped());
+    test.arg("test")
+        .stdin(b.stdout.take().unwrap())
+        .stdout(Stdio::piped());
     let t = test.output().unwrap();
     assert!(b.wait().unwrap().success());
     let r = Run::from(t);
@@ -38,9 +54,13 @@ fn build_piped_into_test_runs_fedora_style_sti_and_tmt_unchanged() {
     assert_eq!(tmt["runner"], "tmt");
     assert_eq!(tmt["plan"], "/plans/functional");
     // Each case's log is stored and shows the real run.
-    let log = std::fs::read_to_string(w.ws().join(case(s, "greeting")["log"].as_str().unwrap())).unwrap();
+    let log =
+        std::fs::read_to_string(w.ws().join(case(s, "greeting")["log"].as_str().unwrap())).unwrap();
     assert!(log.contains("got: Hello, fedora!"), "{log}");
-    assert!(s["data"]["subject_packages"][0].as_str().unwrap().starts_with("hello-atomic-1.0-1.fc41"));
+    assert!(s["data"]["subject_packages"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("hello-atomic-1.0-1.fc41"));
     assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
 }
 
@@ -62,9 +82,20 @@ fn a_failing_functional_test_is_failed_and_named() {
     let m2 = again.manifest();
     let s2 = again.stage(&m2, "test");
     assert_eq!(case(s2, "spelling")["outcome"], "FAILED");
-    assert!(case(s2, "installed")["note"].as_str().unwrap().contains("not rerun"));
+    assert!(case(s2, "installed")["note"]
+        .as_str()
+        .unwrap()
+        .contains("not rerun"));
     assert_eq!(s2["data"]["rerun"], serde_json::json!(["spelling"]));
-    assert_eq!(m2["stages"].as_array().unwrap().iter().filter(|s| s["name"] == "test").count(), 2);
+    assert_eq!(
+        m2["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["name"] == "test")
+            .count(),
+        2
+    );
 }
 
 #[test]
@@ -74,7 +105,10 @@ fn retries_record_every_attempt_and_a_flaky_pass() {
     let flaky = fixture("flaky");
     let once = w.test(&m, &["--tests-from", flaky.to_str().unwrap()]);
     assert_eq!(once.code, 1);
-    let r = w.test(&m, &["--tests-from", flaky.to_str().unwrap(), "--retries", "2"]);
+    let r = w.test(
+        &m,
+        &["--tests-from", flaky.to_str().unwrap(), "--retries", "2"],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let m = r.manifest();
     let s = r.stage(&m, "test");
@@ -85,7 +119,8 @@ fn retries_record_every_attempt_and_a_flaky_pass() {
     assert_eq!(attempts[0]["outcome"], "FAILED");
     assert_eq!(attempts[1]["outcome"], "PASSED");
     assert!(f["note"].as_str().unwrap().contains("flaky"));
-    let first_log = std::fs::read_to_string(w.ws().join(attempts[0]["log"].as_str().unwrap())).unwrap();
+    let first_log =
+        std::fs::read_to_string(w.ws().join(attempts[0]["log"].as_str().unwrap())).unwrap();
     assert!(first_log.contains("first try fails"));
     // The steady test ran once only.
     assert!(case(s, "steady")["attempts"].as_array().is_none());
@@ -96,7 +131,20 @@ fn tests_cannot_touch_the_host_the_network_or_secrets() {
     let w = Ws::new();
     let m = built(&w, "hello-atomic");
     let iso = fixture("isolation");
-    let out = w.cmd().env("FCI_SECRET_TOKEN", "s3cret").args(["test", "--runner", "sti", "--tests-from", iso.to_str().unwrap(), "-m", w.save("m.json", &m).to_str().unwrap()]).output().unwrap();
+    let out = w
+        .cmd()
+        .env("FCI_SECRET_TOKEN", "s3cret")
+        .args([
+            "test",
+            "--runner",
+            "sti",
+            "--tests-from",
+            iso.to_str().unwrap(),
+            "-m",
+            w.save("m.json", &m).to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     let r = Run::from(out);
     let m = r.manifest();
     let s = r.stage(&m, "test");
@@ -112,7 +160,10 @@ fn tests_cannot_touch_the_host_the_network_or_secrets() {
 fn a_playbook_that_runs_nothing_is_an_error_not_a_pass() {
     let w = Ws::new();
     let m = built(&w, "hello-atomic");
-    let r = w.test(&m, &["--tests-from", fixture("noresults").to_str().unwrap()]);
+    let r = w.test(
+        &m,
+        &["--tests-from", fixture("noresults").to_str().unwrap()],
+    );
     assert_eq!(r.code, 3, "{}", r.stderr);
     let m = r.manifest();
     let s = r.stage(&m, "test");

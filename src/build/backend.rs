@@ -69,9 +69,15 @@ impl Backend for Rpmbuild {
         let cmd = if sandboxed {
             let sb = Sandbox {
                 writable: vec![job.work.to_path_buf()],
-                readonly: vec![job.sources.to_path_buf(), job.spec.parent().unwrap_or(job.spec).to_path_buf()],
+                readonly: vec![
+                    job.sources.to_path_buf(),
+                    job.spec.parent().unwrap_or(job.spec).to_path_buf(),
+                ],
                 env: vec![
-                    ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
+                    (
+                        "PATH".into(),
+                        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+                    ),
                     ("HOME".into(), home.clone().into()),
                     ("LANG".into(), "C.UTF-8".into()),
                 ],
@@ -83,7 +89,10 @@ impl Backend for Rpmbuild {
         };
         let done = log.run(&cmd)?;
         let tail = log.tail(40);
-        let packages = collect(&top.join("SRPMS"))?.into_iter().chain(collect(&top.join("RPMS"))?).collect();
+        let packages = collect(&top.join("SRPMS"))?
+            .into_iter()
+            .chain(collect(&top.join("RPMS"))?)
+            .collect();
         Ok(Output {
             success: done.success(),
             check_failed: !done.success() && tail.contains("(%check)"),
@@ -133,13 +142,27 @@ impl Backend for Mock {
         )?;
         let srpms = collect(&srpm_dir)?;
         if !srpm.success() || srpms.is_empty() {
-            return Ok(Output { success: false, check_failed: false, packages: srpms, sandboxed: true });
+            return Ok(Output {
+                success: false,
+                check_failed: false,
+                packages: srpms,
+                sandboxed: true,
+            });
         }
-        let done = log.run(&base(Cmd::new("mock")).arg("--resultdir").arg(&rpm_dir).arg("--rebuild").arg(&srpms[0]))?;
+        let done = log.run(
+            &base(Cmd::new("mock"))
+                .arg("--resultdir")
+                .arg(&rpm_dir)
+                .arg("--rebuild")
+                .arg(&srpms[0]),
+        )?;
         // mock keeps rpmbuild's output in build.log, not on its own stderr.
         let build_log = std::fs::read_to_string(rpm_dir.join("build.log")).unwrap_or_default();
         log.line(&build_log);
-        let rpms: Vec<PathBuf> = collect(&rpm_dir)?.into_iter().filter(|p| !p.to_string_lossy().ends_with(".src.rpm")).collect();
+        let rpms: Vec<PathBuf> = collect(&rpm_dir)?
+            .into_iter()
+            .filter(|p| !p.to_string_lossy().ends_with(".src.rpm"))
+            .collect();
         Ok(Output {
             success: done.success(),
             check_failed: !done.success() && build_log.contains("(%check)"),

@@ -42,7 +42,11 @@ pub struct BuildOpts {
 }
 
 pub fn run(opts: &BuildOpts) -> Result<i32> {
-    let lookaside = opts.lookaside.as_deref().map(sources::Lookaside::parse).transpose()?;
+    let lookaside = opts
+        .lookaside
+        .as_deref()
+        .map(sources::Lookaside::parse)
+        .transpose()?;
     // A source argument starts a new run; otherwise the manifest's subject says what to build.
     let mut manifest = match (&opts.source, &opts.io.manifest) {
         (Some(_), None) => Manifest::new(uuid::Uuid::new_v4().to_string()),
@@ -58,13 +62,23 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
             .clone()
             .ok_or_else(|| FciError::Usage("nothing to build: give a dist-git path or URL, or a manifest whose subject names a repo".into()))?,
     };
-    let git_ref = opts.git_ref.clone().or_else(|| if from_manifest { manifest.subject.commit.clone() } else { None });
+    let git_ref = opts.git_ref.clone().or_else(|| {
+        if from_manifest {
+            manifest.subject.commit.clone()
+        } else {
+            None
+        }
+    });
     let backend: Box<dyn Backend> = match opts.backend {
         BackendChoice::Mock => {
             exec::require("mock", "mock")?;
-            Box::new(backend::Mock { config: opts.mock_config.clone() })
+            Box::new(backend::Mock {
+                config: opts.mock_config.clone(),
+            })
         }
-        BackendChoice::Auto if exec::which("mock").is_some() => Box::new(backend::Mock { config: opts.mock_config.clone() }),
+        BackendChoice::Auto if exec::which("mock").is_some() => Box::new(backend::Mock {
+            config: opts.mock_config.clone(),
+        }),
         _ => {
             exec::require("rpmbuild", "rpm")?;
             Box::new(backend::Rpmbuild)
@@ -79,15 +93,29 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
     let mut st = StageRun::start(&ws, "build")?;
     let co = distgit::checkout(&source, git_ref.as_deref(), &st.dir(), &mut st.log)?;
     let spec_path = find_spec(&co.dir, opts.spec.as_deref())?;
-    let branch = opts.branch.clone().or(co.branch.clone()).or(manifest.subject.branch.clone());
-    let dist = opts.dist.clone().or_else(|| branch.as_deref().and_then(distgit::dist_for_branch));
-    let mut defines: Vec<(String, String)> = dist.iter().map(|d| ("dist".to_string(), d.clone())).collect();
+    let branch = opts
+        .branch
+        .clone()
+        .or(co.branch.clone())
+        .or(manifest.subject.branch.clone());
+    let dist = opts
+        .dist
+        .clone()
+        .or_else(|| branch.as_deref().and_then(distgit::dist_for_branch));
+    let mut defines: Vec<(String, String)> = dist
+        .iter()
+        .map(|d| ("dist".to_string(), d.clone()))
+        .collect();
     defines.extend(opts.defines.iter().cloned());
 
     spinner.step("reading the spec");
     let info = spec::query(&spec_path, &defines, &mut st.log)?;
     let sources_file = co.dir.join("sources");
-    let entries = if sources_file.is_file() { sources::parse(&sources_file)? } else { Vec::new() };
+    let entries = if sources_file.is_file() {
+        sources::parse(&sources_file)?
+    } else {
+        Vec::new()
+    };
     let blob_names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
     let files: Vec<PathBuf> = crate::digest::list_files(&co.dir, &[])?
         .into_iter()
@@ -147,35 +175,62 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
     )?;
     for s in &info.sources {
         if !srcdir.join(s).is_file() {
-            return Err(FciError::input(&spec_path, format!("Source/Patch `{s}` is neither in the repository nor in the `sources` file")).into());
+            return Err(FciError::input(
+                &spec_path,
+                format!(
+                    "Source/Patch `{s}` is neither in the repository nor in the `sources` file"
+                ),
+            )
+            .into());
         }
     }
 
     let mut rec = RecordParts::new(Outcome::Passed, digest.clone());
     rec.backend = Some(backend.name().to_string());
     rec.tools = backend.tools();
-    rec.tools.insert("createrepo_c".into(), exec::version("createrepo_c"));
-    rec.data.insert("spec".into(), json!(spec_path.file_name().map(|f| f.to_string_lossy())));
+    rec.tools
+        .insert("createrepo_c".into(), exec::version("createrepo_c"));
+    rec.data.insert(
+        "spec".into(),
+        json!(spec_path.file_name().map(|f| f.to_string_lossy())),
+    );
     rec.data.insert("dist".into(), json!(dist));
-    rec.data.insert("buildrequires".into(), json!(info.buildrequires));
+    rec.data
+        .insert("buildrequires".into(), json!(info.buildrequires));
 
-    let unmet = if backend.name() == "rpmbuild" { spec::unmet(&info.buildrequires, &mut st.log)? } else { Vec::new() };
+    let unmet = if backend.name() == "rpmbuild" {
+        spec::unmet(&info.buildrequires, &mut st.log)?
+    } else {
+        Vec::new()
+    };
     rec.data.insert("unmet_buildrequires".into(), json!(unmet));
     if !unmet.is_empty() {
         if opts.strict_builddeps {
-            let msg = format!("host rpm database cannot satisfy BuildRequires: {} (--strict-builddeps)", unmet.join(", "));
+            let msg = format!(
+                "host rpm database cannot satisfy BuildRequires: {} (--strict-builddeps)",
+                unmet.join(", ")
+            );
             eprintln!("fci: build ERROR: {msg}");
             rec.outcome = Outcome::Error;
             rec.notes.push(msg);
             return finish(&ws, &mut manifest, st, rec, Vec::new(), opts);
         }
-        let msg = format!("unmet BuildRequires on this host: {}; building with --nodeps", unmet.join(", "));
+        let msg = format!(
+            "unmet BuildRequires on this host: {}; building with --nodeps",
+            unmet.join(", ")
+        );
         progress::note(&format!("warning: {msg}"));
         notes.push(msg);
     }
     rec.notes.extend(notes);
 
-    spinner.step(&format!("building {}-{}-{} with {}", info.name, info.version, info.release, backend.name()));
+    spinner.step(&format!(
+        "building {}-{}-{} with {}",
+        info.name,
+        info.version,
+        info.release,
+        backend.name()
+    ));
     let work = st.dir().join("work");
     std::fs::create_dir_all(&work)?;
     let out = backend.build(
@@ -188,11 +243,20 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
         },
         &mut st.log,
     )?;
-    rec.data.insert("sandbox".into(), json!(if out.sandboxed { "bubblewrap" } else { "none" }));
+    rec.data.insert(
+        "sandbox".into(),
+        json!(if out.sandboxed { "bubblewrap" } else { "none" }),
+    );
     if info.has_check {
         rec.results.push(TestResult {
             testcase: "build.check".into(),
-            outcome: if out.check_failed { Outcome::Failed } else if out.success { Outcome::Passed } else { Outcome::Error },
+            outcome: if out.check_failed {
+                Outcome::Failed
+            } else if out.success {
+                Outcome::Passed
+            } else {
+                Outcome::Error
+            },
             runner: Some("rpmbuild %check".into()),
             scenario: None,
             log: None,
@@ -205,10 +269,17 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
     let mut artifacts = Vec::new();
     if !out.success {
         rec.outcome = Outcome::Failed;
-        let what = if out.check_failed { "%check failed" } else { "rpmbuild failed" };
+        let what = if out.check_failed {
+            "%check failed"
+        } else {
+            "rpmbuild failed"
+        };
         rec.notes.push(what.to_string());
         if !progress::quiet() {
-            eprintln!("fci: build FAILED ({what}); last lines of the log:\n{}", st.log.tail(20));
+            eprintln!(
+                "fci: build FAILED ({what}); last lines of the log:\n{}",
+                st.log.tail(20)
+            );
         }
         return finish(&ws, &mut manifest, st, rec, artifacts, opts);
     }
@@ -228,7 +299,14 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
     finish(&ws, &mut manifest, st, rec, artifacts, opts)
 }
 
-fn finish(ws: &Workspace, manifest: &mut Manifest, st: StageRun, rec: RecordParts, mut artifacts: Vec<Artifact>, opts: &BuildOpts) -> Result<i32> {
+fn finish(
+    ws: &Workspace,
+    manifest: &mut Manifest,
+    st: StageRun,
+    rec: RecordParts,
+    mut artifacts: Vec<Artifact>,
+    opts: &BuildOpts,
+) -> Result<i32> {
     let (record, log) = st.finish(ws, rec)?;
     artifacts.push(log);
     let outcome = record.outcome;
@@ -242,15 +320,30 @@ fn summary(record: &crate::manifest::StageRecord, artifacts: &[Artifact]) {
     if progress::quiet() {
         return;
     }
-    let pkgs: Vec<String> = artifacts.iter().filter_map(|a| a.nevra.as_ref().map(|n| n.to_string())).collect();
-    eprintln!("fci: build {} in {:.1}s{}", record.outcome, record.duration_s, if pkgs.is_empty() { String::new() } else { format!(": {}", pkgs.join(", ")) });
+    let pkgs: Vec<String> = artifacts
+        .iter()
+        .filter_map(|a| a.nevra.as_ref().map(|n| n.to_string()))
+        .collect();
+    eprintln!(
+        "fci: build {} in {:.1}s{}",
+        record.outcome,
+        record.duration_s,
+        if pkgs.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", pkgs.join(", "))
+        }
+    );
 }
 
 /// The one spec of a dist-git repo (or the one named).
 fn find_spec(dir: &Path, named: Option<&Path>) -> Result<PathBuf> {
     if let Some(n) = named {
         let p = dir.join(n);
-        if !p.starts_with(dir) || n.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        if !p.starts_with(dir)
+            || n.components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
             return Err(FciError::input(n, "spec path escapes the dist-git checkout").into());
         }
         if !p.is_file() {
@@ -273,15 +366,29 @@ fn find_spec(dir: &Path, named: Option<&Path>) -> Result<PathBuf> {
 /// An rpm-md repository of the binary packages, published under `repos/`.
 fn make_repo(ws: &Workspace, st: &mut StageRun, artifacts: &[Artifact]) -> Result<Artifact> {
     let rpms: Vec<&Artifact> = artifacts.iter().filter(|a| a.kind == "rpm").collect();
-    let key = crate::digest::sha256_bytes(rpms.iter().map(|a| a.sha256.as_str()).collect::<Vec<_>>().join(",").as_bytes());
+    let key = crate::digest::sha256_bytes(
+        rpms.iter()
+            .map(|a| a.sha256.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+            .as_bytes(),
+    );
     let staged = st.dir().join("repo");
     std::fs::create_dir_all(&staged)?;
     for a in &rpms {
         std::fs::hard_link(ws.resolve(&a.path)?, staged.join(&a.name))?;
     }
-    let done = st.log.run(&Cmd::new("createrepo_c").args(["--quiet", "--no-database"]).arg(&staged))?;
+    let done = st.log.run(
+        &Cmd::new("createrepo_c")
+            .args(["--quiet", "--no-database"])
+            .arg(&staged),
+    )?;
     if !done.success() {
-        return Err(FciError::Infra(format!("createrepo_c failed; see {}", st.log.path.display())).into());
+        return Err(FciError::Infra(format!(
+            "createrepo_c failed; see {}",
+            st.log.path.display()
+        ))
+        .into());
     }
     let dir = ws.publish_dir(&staged, "repos", &key)?;
     let (sha, _) = crate::digest::sha256_file(&dir.join("repodata/repomd.xml"))?;
@@ -317,10 +424,13 @@ fn snapshot_tree(ws: &Workspace, dir: &Path, files: &[PathBuf], tree: &str) -> R
         name: "dist-git".into(),
         path: ws.relative(&published),
         sha256: tree.to_string(),
-        size: files.iter().filter_map(|f| std::fs::metadata(dir.join(f)).ok()).map(|m| m.len()).sum(),
+        size: files
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum(),
         stage: "build".into(),
         nevra: None,
         extra: Default::default(),
     })
 }
-

@@ -15,7 +15,8 @@ pub struct Entry {
 
 /// Parses both the current `SHA512 (name) = hash` and the legacy `md5hash  name` formats.
 pub fn parse(path: &Path) -> Result<Vec<Entry>> {
-    let text = std::fs::read_to_string(path).map_err(|e| FciError::input(path, format!("cannot read: {e}")))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| FciError::input(path, format!("cannot read: {e}")))?;
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -24,7 +25,9 @@ pub fn parse(path: &Path) -> Result<Vec<Entry>> {
         }
         let bad = |why: &str| FciError::input(path, format!("line {}: {why}: `{line}`", i + 1));
         let entry = if let Some((lhs, hash)) = line.split_once(") = ") {
-            let (algo, name) = lhs.split_once(" (").ok_or_else(|| bad("expected `ALGO (name) = hash`"))?;
+            let (algo, name) = lhs
+                .split_once(" (")
+                .ok_or_else(|| bad("expected `ALGO (name) = hash`"))?;
             Entry {
                 name: name.to_string(),
                 algo: algo.to_ascii_lowercase(),
@@ -76,10 +79,15 @@ pub enum Lookaside {
 impl Lookaside {
     pub fn parse(s: &str) -> Result<Self> {
         if s.starts_with("http://") || s.starts_with("https://") {
-            reqwest::Url::parse(s).map_err(|e| FciError::input(s, format!("invalid lookaside URL: {e}")))?;
+            reqwest::Url::parse(s)
+                .map_err(|e| FciError::input(s, format!("invalid lookaside URL: {e}")))?;
             Ok(Lookaside::Url(s.trim_end_matches('/').to_string()))
         } else if s.contains("://") {
-            Err(FciError::input(s, "unsupported lookaside URL scheme (use http or https, or a directory)").into())
+            Err(FciError::input(
+                s,
+                "unsupported lookaside URL scheme (use http or https, or a directory)",
+            )
+            .into())
         } else {
             let p = PathBuf::from(s);
             if !p.is_dir() {
@@ -116,7 +124,8 @@ impl Lookaside {
                 Lookaside::Dir(d) => {
                     let p = d.join(&rel);
                     if p.is_file() {
-                        std::fs::copy(&p, dest).with_context(|| format!("cannot copy {}", p.display()))?;
+                        std::fs::copy(&p, dest)
+                            .with_context(|| format!("cannot copy {}", p.display()))?;
                         return Ok(Some(p.display().to_string()));
                     }
                 }
@@ -132,11 +141,16 @@ impl Lookaside {
                         continue;
                     }
                     if !resp.status().is_success() {
-                        return Err(FciError::Infra(format!("lookaside {url}: HTTP {}", resp.status())).into());
+                        return Err(FciError::Infra(format!(
+                            "lookaside {url}: HTTP {}",
+                            resp.status()
+                        ))
+                        .into());
                     }
                     let mut f = std::fs::File::create(dest)?;
                     let mut resp = resp;
-                    resp.copy_to(&mut f).map_err(|e| FciError::Infra(format!("lookaside {url}: {e}")))?;
+                    resp.copy_to(&mut f)
+                        .map_err(|e| FciError::Infra(format!("lookaside {url}: {e}")))?;
                     return Ok(Some(url));
                 }
             }
@@ -173,7 +187,10 @@ pub fn fetch_all(
             let Some(la) = lookaside else {
                 return Err(FciError::input(
                     sources_file,
-                    format!("`{}` is not in the repository and no --lookaside was given", e.name),
+                    format!(
+                        "`{}` is not in the repository and no --lookaside was given",
+                        e.name
+                    ),
                 )
                 .into());
             };
@@ -182,7 +199,13 @@ pub fn fetch_all(
                 None => {
                     return Err(FciError::input(
                         sources_file,
-                        format!("`{}` ({} {}) not found in lookaside {}", e.name, e.algo, e.hash, la.describe()),
+                        format!(
+                            "`{}` ({} {}) not found in lookaside {}",
+                            e.name,
+                            e.algo,
+                            e.hash,
+                            la.describe()
+                        ),
                     )
                     .into())
                 }
@@ -193,7 +216,10 @@ pub fn fetch_all(
             let _ = std::fs::remove_file(&staged);
             return Err(FciError::input(
                 sources_file,
-                format!("{} mismatch for `{}` from {origin}: expected {}, got {got}", e.algo, e.name, e.hash),
+                format!(
+                    "{} mismatch for `{}` from {origin}: expected {}, got {got}",
+                    e.algo, e.name, e.hash
+                ),
             )
             .into());
         }
@@ -223,13 +249,34 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("sources");
         let h = "a".repeat(128);
-        std::fs::write(&f, format!("SHA512 (x-1.0.tar.gz) = {h}\n{}  old.tar.gz\n", "b".repeat(32))).unwrap();
+        std::fs::write(
+            &f,
+            format!(
+                "SHA512 (x-1.0.tar.gz) = {h}\n{}  old.tar.gz\n",
+                "b".repeat(32)
+            ),
+        )
+        .unwrap();
         let e = parse(&f).unwrap();
-        assert_eq!(e[0], Entry { name: "x-1.0.tar.gz".into(), algo: "sha512".into(), hash: h });
+        assert_eq!(
+            e[0],
+            Entry {
+                name: "x-1.0.tar.gz".into(),
+                algo: "sha512".into(),
+                hash: h
+            }
+        );
         assert_eq!(e[1].algo, "md5");
-        std::fs::write(&f, format!("SHA512 (../etc/passwd) = {}\n", "a".repeat(128))).unwrap();
+        std::fs::write(
+            &f,
+            format!("SHA512 (../etc/passwd) = {}\n", "a".repeat(128)),
+        )
+        .unwrap();
         assert!(parse(&f).unwrap_err().to_string().contains("plain name"));
         std::fs::write(&f, "SHA512 (x) = 123\n").unwrap();
-        assert!(parse(&f).unwrap_err().to_string().contains("line 1: not a sha512 hash"));
+        assert!(parse(&f)
+            .unwrap_err()
+            .to_string()
+            .contains("line 1: not a sha512 hash"));
     }
 }

@@ -36,13 +36,17 @@ pub fn query(spec: &Path, defines: &[(String, String)], log: &mut Log) -> Result
     let (mut name, mut version, mut release) = (String::new(), String::new(), String::new());
     let (mut sources, mut buildrequires) = (Vec::new(), Vec::new());
     for line in out.stdout.lines() {
-        let Some((k, v)) = line.split_once('=') else { continue };
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
         match k {
             "N" => name = v.to_string(),
             "V" => version = v.to_string(),
             "R" => release = v.to_string(),
             "S" => sources.push(v.rsplit('/').next().unwrap_or(v).to_string()),
-            "B" if !v.starts_with("rpmlib(") => buildrequires.push(v.split_whitespace().collect::<Vec<_>>().join(" ")),
+            "B" if !v.starts_with("rpmlib(") => {
+                buildrequires.push(v.split_whitespace().collect::<Vec<_>>().join(" "))
+            }
             _ => {}
         }
     }
@@ -63,7 +67,10 @@ pub fn unmet(buildrequires: &[String], log: &mut Log) -> Result<Vec<String>> {
     if buildrequires.is_empty() {
         return Ok(Vec::new());
     }
-    let names: Vec<&str> = buildrequires.iter().filter_map(|b| b.split_whitespace().next()).collect();
+    let names: Vec<&str> = buildrequires
+        .iter()
+        .filter_map(|b| b.split_whitespace().next())
+        .collect();
     let out = log.capture(&Cmd::new("rpm").args(["-q", "--whatprovides"]).args(&names))?;
     let missing: Vec<&str> = out
         .stdout
@@ -73,7 +80,11 @@ pub fn unmet(buildrequires: &[String], log: &mut Log) -> Result<Vec<String>> {
         .collect();
     Ok(buildrequires
         .iter()
-        .filter(|b| b.split_whitespace().next().is_some_and(|n| missing.contains(&n)))
+        .filter(|b| {
+            b.split_whitespace()
+                .next()
+                .is_some_and(|n| missing.contains(&n))
+        })
         .cloned()
         .collect())
 }
@@ -81,9 +92,17 @@ pub fn unmet(buildrequires: &[String], log: &mut Log) -> Result<Vec<String>> {
 /// NEVRA of each package, read from the package headers (one rpm call for all).
 pub fn nevras(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Nevra>> {
     let qf = "%{NAME}\t%{EPOCH}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\t%{SOURCERPM}\n";
-    let out = log.capture(&Cmd::new("rpm").args(["-qp", "--nosignature", "--nodigest", "--qf", qf]).args(pkgs))?;
+    let out = log.capture(
+        &Cmd::new("rpm")
+            .args(["-qp", "--nosignature", "--nodigest", "--qf", qf])
+            .args(pkgs),
+    )?;
     if !out.success() {
-        return Err(FciError::Infra(format!("rpm -qp failed on the built packages: {}", out.stderr.trim())).into());
+        return Err(FciError::Infra(format!(
+            "rpm -qp failed on the built packages: {}",
+            out.stderr.trim()
+        ))
+        .into());
     }
     let rows: Vec<Nevra> = out
         .stdout
@@ -96,12 +115,21 @@ pub fn nevras(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Nevra>> {
                 version: f[2].into(),
                 release: f[3].into(),
                 // A source package has no SOURCERPM; rpm reports the build arch for it.
-                arch: if f[5] == "(none)" { "src".into() } else { f[4].into() },
+                arch: if f[5] == "(none)" {
+                    "src".into()
+                } else {
+                    f[4].into()
+                },
             })
         })
         .collect();
     if rows.len() != pkgs.len() {
-        return Err(FciError::Infra(format!("rpm -qp returned {} headers for {} packages", rows.len(), pkgs.len())).into());
+        return Err(FciError::Infra(format!(
+            "rpm -qp returned {} headers for {} packages",
+            rows.len(),
+            pkgs.len()
+        ))
+        .into());
     }
     Ok(rows)
 }

@@ -56,7 +56,11 @@ impl Suite {
 }
 
 pub fn run(opts: &TestOpts) -> Result<i32> {
-    let input = opts.io.manifest.clone().unwrap_or_else(|| PathBuf::from("-"));
+    let input = opts
+        .io
+        .manifest
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("-"));
     let mut manifest = Manifest::read(&input)?;
     let ws = Workspace::open(&opts.workspace)?;
     if !opts.force {
@@ -67,28 +71,47 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
     }
     let rpms: Vec<&Artifact> = manifest.artifacts_of("rpm").collect();
     if rpms.is_empty() {
-        return Err(FciError::input(&input, "no `rpm` artifacts to test: run `fci build` first").into());
+        return Err(
+            FciError::input(&input, "no `rpm` artifacts to test: run `fci build` first").into(),
+        );
     }
-    let rpm_paths: Vec<PathBuf> = rpms.iter().map(|a| ws.resolve(&a.path)).collect::<Result<_, _>>()?;
+    let rpm_paths: Vec<PathBuf> = rpms
+        .iter()
+        .map(|a| ws.resolve(&a.path))
+        .collect::<Result<_, _>>()?;
     for (a, p) in rpms.iter().zip(&rpm_paths) {
         if !p.is_file() {
-            return Err(FciError::input(&input, format!("artifact {} is missing from workspace {}", a.path, ws.root().display())).into());
+            return Err(FciError::input(
+                &input,
+                format!(
+                    "artifact {} is missing from workspace {}",
+                    a.path,
+                    ws.root().display()
+                ),
+            )
+            .into());
         }
     }
     let tree = match &opts.tests_from {
         Some(d) if d.is_dir() => d.canonicalize()?,
         Some(d) => return Err(FciError::input(d, "no such directory").into()),
         None => {
-            let a = manifest
-                .artifacts_of("dist-git")
-                .last()
-                .ok_or_else(|| FciError::input(&input, "no `dist-git` artifact: run `fci build` first or pass --tests-from"))?;
+            let a = manifest.artifacts_of("dist-git").last().ok_or_else(|| {
+                FciError::input(
+                    &input,
+                    "no `dist-git` artifact: run `fci build` first or pass --tests-from",
+                )
+            })?;
             ws.resolve(&a.path)?
         }
     };
     let suites = discover(&tree, opts.runner)?;
     if suites.is_empty() {
-        return Err(FciError::input(&tree, "no tests: neither tests/tests*.yml (STI) nor .fmf/version (tmt)").into());
+        return Err(FciError::input(
+            &tree,
+            "no tests: neither tests/tests*.yml (STI) nor .fmf/version (tmt)",
+        )
+        .into());
     }
     for s in &suites {
         match s {
@@ -100,7 +123,11 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
     exec::require("rpm", "rpm")?;
 
     // Test cases to rerun, and passing ones carried over, for --failed-only.
-    let (only, carried) = if opts.failed_only { previous_failures(&manifest, &input)? } else { (Vec::new(), Vec::new()) };
+    let (only, carried) = if opts.failed_only {
+        previous_failures(&manifest, &input)?
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let files = crate::digest::list_files(&tree, &[])?;
     let digest = stage::input_digest(&json!({
         "stage": "test",
@@ -124,7 +151,12 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
     let spinner = Spinner::new("test");
     let mut st = StageRun::start(&ws, "test")?;
     spinner.step("installing the packages into a throwaway root");
-    let subj = subject::prepare(&st.dir(), &rpm_paths, opts.base_root.as_deref(), &mut st.log)?;
+    let subj = subject::prepare(
+        &st.dir(),
+        &rpm_paths,
+        opts.base_root.as_deref(),
+        &mut st.log,
+    )?;
     let roles = sti::install_roles(&ws.root().join("share/roles"))?;
     let env = Env {
         overlays: &subj.overlays,
@@ -135,53 +167,85 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
     };
 
     let mut rec = RecordParts::new(Outcome::Passed, digest.clone());
-    rec.backend = Some(suites.iter().map(Suite::runner).collect::<Vec<_>>().join("+"));
+    rec.backend = Some(
+        suites
+            .iter()
+            .map(Suite::runner)
+            .collect::<Vec<_>>()
+            .join("+"),
+    );
     rec.tools.insert("bwrap".into(), exec::version("bwrap"));
     for s in &suites {
         match s {
-            Suite::Sti(_) => rec.tools.insert("ansible-playbook".into(), exec::version("ansible-playbook")),
+            Suite::Sti(_) => rec
+                .tools
+                .insert("ansible-playbook".into(), exec::version("ansible-playbook")),
             Suite::Tmt => rec.tools.insert("tmt".into(), exec::version("tmt")),
         };
     }
-    rec.data.insert("subject_packages".into(), json!(subj.installed));
-    rec.data.insert("unmet_requires".into(), json!(subj.unmet_requires));
+    rec.data
+        .insert("subject_packages".into(), json!(subj.installed));
+    rec.data
+        .insert("unmet_requires".into(), json!(subj.unmet_requires));
     rec.data.insert("network".into(), json!(opts.network));
     if opts.failed_only {
-        rec.data.insert("rerun".into(), json!(only.iter().map(|k| &k.2).collect::<Vec<_>>()));
+        rec.data.insert(
+            "rerun".into(),
+            json!(only.iter().map(|k| &k.2).collect::<Vec<_>>()),
+        );
     }
     if !subj.unmet_requires.is_empty() {
-        rec.notes.push(format!("installed with --nodeps; unmet: {}", subj.unmet_requires.join("; ")));
+        rec.notes.push(format!(
+            "installed with --nodeps; unmet: {}",
+            subj.unmet_requires.join("; ")
+        ));
     }
 
     let mut attempt_no = 0u32;
-    let mut run_once = |st: &mut StageRun, filter: &[(String, Option<String>, String)]| -> Result<Vec<Case>> {
-        attempt_no += 1;
-        let mut out = Vec::new();
-        for s in &suites {
-            let names: Vec<String> = filter.iter().filter(|k| k.0 == s.runner()).map(|k| k.2.clone()).collect();
-            if !filter.is_empty() && names.is_empty() {
-                continue;
+    let mut run_once =
+        |st: &mut StageRun, filter: &[(String, Option<String>, String)]| -> Result<Vec<Case>> {
+            attempt_no += 1;
+            let mut out = Vec::new();
+            for s in &suites {
+                let names: Vec<String> = filter
+                    .iter()
+                    .filter(|k| k.0 == s.runner())
+                    .map(|k| k.2.clone())
+                    .collect();
+                if !filter.is_empty() && names.is_empty() {
+                    continue;
+                }
+                let dir = st
+                    .dir()
+                    .join(format!("attempt-{attempt_no}-{}", s.runner()));
+                std::fs::create_dir_all(&dir)?;
+                spinner.step(&format!("{} tests (attempt {attempt_no})", s.runner()));
+                let cases = match s {
+                    Suite::Sti(pb) => {
+                        sti::run(&env, pb, &opts.tags, &names, &roles, &dir, &mut st.log)?
+                    }
+                    Suite::Tmt => tmt::run(&env, &names, &dir, &mut st.log)?,
+                };
+                out.extend(cases.into_iter().map(|c| confine_log(c, &dir)));
             }
-            let dir = st.dir().join(format!("attempt-{attempt_no}-{}", s.runner()));
-            std::fs::create_dir_all(&dir)?;
-            spinner.step(&format!("{} tests (attempt {attempt_no})", s.runner()));
-            let cases = match s {
-                Suite::Sti(pb) => sti::run(&env, pb, &opts.tags, &names, &roles, &dir, &mut st.log)?,
-                Suite::Tmt => tmt::run(&env, &names, &dir, &mut st.log)?,
-            };
-            out.extend(cases.into_iter().map(|c| confine_log(c, &dir)));
-        }
-        Ok(out)
-    };
+            Ok(out)
+        };
 
     let first_filter: Vec<_> = only.clone();
     let mut cases: Vec<(Case, Vec<Case>)> = if opts.failed_only && only.is_empty() {
         Vec::new()
     } else {
-        run_once(&mut st, &first_filter)?.into_iter().map(|c| (c, Vec::new())).collect()
+        run_once(&mut st, &first_filter)?
+            .into_iter()
+            .map(|c| (c, Vec::new()))
+            .collect()
     };
     for _ in 0..opts.retries {
-        let failing: Vec<_> = cases.iter().filter(|(c, _)| !c.outcome.is_pass() && c.outcome != Outcome::Skipped).map(|(c, _)| c.key()).collect();
+        let failing: Vec<_> = cases
+            .iter()
+            .filter(|(c, _)| !c.outcome.is_pass() && c.outcome != Outcome::Skipped)
+            .map(|(c, _)| c.key())
+            .collect();
         // A whole-run error (nothing to select by name) is retried as a whole.
         if failing.is_empty() {
             break;
@@ -224,7 +288,11 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
             scenario: None,
             log,
             duration_s: case.duration_s,
-            note: if flaky { Some(format!("flaky: passed on attempt {}", earlier.len() + 1)) } else { case.note.clone() },
+            note: if flaky {
+                Some(format!("flaky: passed on attempt {}", earlier.len() + 1))
+            } else {
+                case.note.clone()
+            },
             attempts,
             extra: Default::default(),
         };
@@ -233,7 +301,13 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
         }
         results.push(r);
     }
-    rec.outcome = Outcome::aggregate(results.iter().map(|r| r.outcome).filter(|o| *o != Outcome::Skipped)).unwrap_or(Outcome::Error);
+    rec.outcome = Outcome::aggregate(
+        results
+            .iter()
+            .map(|r| r.outcome)
+            .filter(|o| *o != Outcome::Skipped),
+    )
+    .unwrap_or(Outcome::Error);
     if results.is_empty() {
         rec.notes.push("no test case ran".into());
     }
@@ -266,17 +340,29 @@ fn previous_failures(manifest: &Manifest, input: &Path) -> Result<(Vec<Key>, Vec
     let prev = manifest
         .last_stage("test")
         .filter(|s| !s.results.is_empty())
-        .ok_or_else(|| FciError::input(input, "--failed-only needs a manifest with an earlier `test` stage that has results"))?;
+        .ok_or_else(|| {
+            FciError::input(
+                input,
+                "--failed-only needs a manifest with an earlier `test` stage that has results",
+            )
+        })?;
     let mut rerun = Vec::new();
     let mut kept = Vec::new();
     for r in &prev.results {
         if r.outcome.is_pass() {
             let mut k = r.clone();
-            k.note = Some(format!("passed in an earlier run ({}); not rerun", prev.started));
+            k.note = Some(format!(
+                "passed in an earlier run ({}); not rerun",
+                prev.started
+            ));
             kept.push(k);
         } else {
             let runner = r.runner.clone().unwrap_or_default();
-            let plan = r.extra.get("plan").and_then(|p| p.as_str()).map(String::from);
+            let plan = r
+                .extra
+                .get("plan")
+                .and_then(|p| p.as_str())
+                .map(String::from);
             rerun.push((runner, plan, r.testcase.clone()));
         }
     }
@@ -311,8 +397,21 @@ fn summary(record: &crate::manifest::StageRecord) {
     eprintln!("fci: test {} in {:.1}s", record.outcome, record.duration_s);
     for r in &record.results {
         let runner = r.runner.as_deref().unwrap_or("");
-        let tries = if r.attempts.is_empty() { String::new() } else { format!(" ({} attempts)", r.attempts.len()) };
-        let note = r.note.as_deref().map(|n| format!(" - {n}")).unwrap_or_default();
-        eprintln!("  {:<16} {:<5} {}{tries}{note}", r.outcome.as_str(), runner, r.testcase);
+        let tries = if r.attempts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} attempts)", r.attempts.len())
+        };
+        let note = r
+            .note
+            .as_deref()
+            .map(|n| format!(" - {n}"))
+            .unwrap_or_default();
+        eprintln!(
+            "  {:<16} {:<5} {}{tries}{note}",
+            r.outcome.as_str(),
+            runner,
+            r.testcase
+        );
     }
 }

@@ -22,7 +22,11 @@ pub struct Case {
 
 impl Case {
     pub fn key(&self) -> (String, Option<String>, String) {
-        (self.runner.to_string(), self.plan.clone(), self.name.clone())
+        (
+            self.runner.to_string(),
+            self.plan.clone(),
+            self.name.clone(),
+        )
     }
 
     /// A result for the whole run when it broke before (or instead of) reporting test cases.
@@ -61,15 +65,31 @@ impl Env<'_> {
     }
 
     /// Runs `cmd` in the sandbox with `dir` writable; extra environment on top of the basics.
-    pub fn run(&self, log: &mut Log, dir: &Path, home: &Path, cwd: &Path, extra_env: Vec<(String, OsString)>, cmd: Cmd) -> Result<Option<i32>> {
+    pub fn run(
+        &self,
+        log: &mut Log,
+        dir: &Path,
+        home: &Path,
+        cwd: &Path,
+        extra_env: Vec<(String, OsString)>,
+        cmd: Cmd,
+    ) -> Result<Option<i32>> {
         let mut env: Vec<(String, OsString)> = vec![
-            ("PATH".into(), std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into())),
+            (
+                "PATH".into(),
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into()),
+            ),
             ("HOME".into(), home.into()),
             ("LANG".into(), "C.UTF-8".into()),
             ("TMPDIR".into(), "/tmp".into()),
             (
                 "TEST_SUBJECTS".into(),
-                self.subjects.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ").into(),
+                self.subjects
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .into(),
             ),
         ];
         if let Some(p) = std::env::var_os("PYENV_ROOT") {

@@ -9,10 +9,22 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 pub const ROLE_FILES: [(&str, &str); 4] = [
-    ("standard-test-basic/defaults/main.yml", include_str!("roles/standard-test-basic/defaults/main.yml")),
-    ("standard-test-basic/meta/main.yml", include_str!("roles/standard-test-basic/meta/main.yml")),
-    ("standard-test-basic/tasks/main.yml", include_str!("roles/standard-test-basic/tasks/main.yml")),
-    ("standard-test-basic/tasks/run_one.yml", include_str!("roles/standard-test-basic/tasks/run_one.yml")),
+    (
+        "standard-test-basic/defaults/main.yml",
+        include_str!("roles/standard-test-basic/defaults/main.yml"),
+    ),
+    (
+        "standard-test-basic/meta/main.yml",
+        include_str!("roles/standard-test-basic/meta/main.yml"),
+    ),
+    (
+        "standard-test-basic/tasks/main.yml",
+        include_str!("roles/standard-test-basic/tasks/main.yml"),
+    ),
+    (
+        "standard-test-basic/tasks/run_one.yml",
+        include_str!("roles/standard-test-basic/tasks/run_one.yml"),
+    ),
 ];
 
 /// Writes fci's roles below `dir` (idempotent) and returns the roles path.
@@ -34,7 +46,10 @@ pub fn discover(tree: &Path) -> Result<Vec<PathBuf>> {
     if let Ok(rd) = std::fs::read_dir(&dir) {
         for e in rd.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
-            if n.starts_with("tests") && (n.ends_with(".yml") || n.ends_with(".yaml")) && e.path().is_file() {
+            if n.starts_with("tests")
+                && (n.ends_with(".yml") || n.ends_with(".yaml"))
+                && e.path().is_file()
+            {
                 out.push(PathBuf::from("tests").join(n));
             }
         }
@@ -42,11 +57,16 @@ pub fn discover(tree: &Path) -> Result<Vec<PathBuf>> {
     out.sort();
     for p in &out {
         let full = tree.join(p);
-        let text = std::fs::read_to_string(&full).map_err(|e| FciError::input(&full, format!("cannot read: {e}")))?;
+        let text = std::fs::read_to_string(&full)
+            .map_err(|e| FciError::input(&full, format!("cannot read: {e}")))?;
         let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
             .map_err(|e| FciError::input(&full, format!("invalid YAML: {e}")))?;
         if !v.is_sequence() {
-            return Err(FciError::input(&full, "not an Ansible playbook (expected a list of plays)").into());
+            return Err(FciError::input(
+                &full,
+                "not an Ansible playbook (expected a list of plays)",
+            )
+            .into());
         }
     }
     Ok(out)
@@ -78,21 +98,39 @@ fn exit_meaning(code: Option<i32>) -> String {
         Some(_) => "unknown status",
         None => "killed by a signal",
     };
-    format!("ansible-playbook exited {} ({what})", code.map_or("-".into(), |c| c.to_string()))
+    format!(
+        "ansible-playbook exited {} ({what})",
+        code.map_or("-".into(), |c| c.to_string())
+    )
 }
 
 /// Runs one playbook once; `only` limits the role's tests (empty: all).
-pub fn run(env: &Env, playbook: &Path, tags: &[String], only: &[String], roles: &Path, dir: &Path, log: &mut Log) -> Result<Vec<Case>> {
+pub fn run(
+    env: &Env,
+    playbook: &Path,
+    tags: &[String],
+    only: &[String],
+    roles: &Path,
+    dir: &Path,
+    log: &mut Log,
+) -> Result<Vec<Case>> {
     let (src, home) = env.attempt_dirs(dir)?;
     let artifacts = dir.join("artifacts");
     std::fs::create_dir_all(&artifacts)?;
     let inventory = dir.join("inventory");
-    std::fs::write(&inventory, "localhost ansible_connection=local ansible_python_interpreter=auto_silent\n")?;
+    std::fs::write(
+        &inventory,
+        "localhost ansible_connection=local ansible_python_interpreter=auto_silent\n",
+    )?;
     let vars = dir.join("fci-vars.json");
     std::fs::write(&vars, serde_json::json!({ "fci_only": only }).to_string())?;
     let pb_abs = src.join(playbook);
     let cwd = pb_abs.parent().unwrap().to_path_buf();
-    let mut cmd = Cmd::new("ansible-playbook").arg("-i").arg(&inventory).arg("-e").arg(format!("@{}", vars.display()));
+    let mut cmd = Cmd::new("ansible-playbook")
+        .arg("-i")
+        .arg(&inventory)
+        .arg("-e")
+        .arg(format!("@{}", vars.display()));
     if !tags.is_empty() {
         cmd = cmd.arg("--tags").arg(tags.join(","));
     }
@@ -116,7 +154,8 @@ pub fn run(env: &Env, playbook: &Path, tags: &[String], only: &[String], roles: 
     }
     if cases.is_empty() {
         let note = if code == Some(0) {
-            "playbook exited 0 but left no test.log or results.yml in TEST_ARTIFACTS: nothing ran".to_string()
+            "playbook exited 0 but left no test.log or results.yml in TEST_ARTIFACTS: nothing ran"
+                .to_string()
         } else {
             format!("{} and left no results", exit_meaning(code))
         };
@@ -155,8 +194,16 @@ fn parse_results(artifacts: &Path) -> Result<Vec<Case>> {
                 .results
                 .iter()
                 .map(|r| {
-                    let log = r.logs.first().map(|l| artifacts.join(l)).filter(|p| p.starts_with(artifacts));
-                    case(&r.test, &r.result, log.or_else(|| Some(artifacts.join(format!("{}.log", r.test)))))
+                    let log = r
+                        .logs
+                        .first()
+                        .map(|l| artifacts.join(l))
+                        .filter(|p| p.starts_with(artifacts));
+                    case(
+                        &r.test,
+                        &r.result,
+                        log.or_else(|| Some(artifacts.join(format!("{}.log", r.test)))),
+                    )
                 })
                 .collect());
         }
@@ -166,6 +213,12 @@ fn parse_results(artifacts: &Path) -> Result<Vec<Case>> {
         .lines()
         .filter_map(|l| l.trim().split_once(' '))
         .filter(|(r, _)| matches!(*r, "PASS" | "FAIL" | "ERROR"))
-        .map(|(r, n)| case(n.trim(), r, Some(artifacts.join(format!("{}.log", n.trim())))))
+        .map(|(r, n)| {
+            case(
+                n.trim(),
+                r,
+                Some(artifacts.join(format!("{}.log", n.trim()))),
+            )
+        })
         .collect())
 }

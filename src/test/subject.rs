@@ -19,7 +19,12 @@ pub struct Subject {
 }
 
 /// Installs `rpms` into `dir/root` and prepares overlay mountpoints for the sandbox.
-pub fn prepare(dir: &Path, rpms: &[PathBuf], base: Option<&Path>, log: &mut Log) -> Result<Subject> {
+pub fn prepare(
+    dir: &Path,
+    rpms: &[PathBuf],
+    base: Option<&Path>,
+    log: &mut Log,
+) -> Result<Subject> {
     if let Some(b) = base {
         if !b.is_dir() {
             return Err(FciError::input(b, "base root is not a directory").into());
@@ -35,7 +40,9 @@ pub fn prepare(dir: &Path, rpms: &[PathBuf], base: Option<&Path>, log: &mut Log)
     // Debian's rpm warns on every install unless told that it is meant to manage this root.
     let debian = std::fs::read_to_string("/etc/debian_version").is_ok();
     let install = |extra: &[&str]| {
-        let mut c = rpm(Cmd::new("rpm")).args(["-i", "--noscripts", "--notriggers"]).args(extra);
+        let mut c = rpm(Cmd::new("rpm"))
+            .args(["-i", "--noscripts", "--notriggers"])
+            .args(extra);
         if debian {
             c = c.arg("--force-debian");
         }
@@ -52,7 +59,11 @@ pub fn prepare(dir: &Path, rpms: &[PathBuf], base: Option<&Path>, log: &mut Log)
     // Scriptlets are package code: they are not run as root on the host (--noscripts).
     let done = log.run(&install(&["--nodeps"]))?;
     if !done.success() {
-        return Err(FciError::Infra(format!("rpm could not install the packages under test into {}; see the stage log", root.display())).into());
+        return Err(FciError::Infra(format!(
+            "rpm could not install the packages under test into {}; see the stage log",
+            root.display()
+        ))
+        .into());
     }
     for lock in [".rpm.lock", "rpmdb.sqlite-shm", "rpmdb.sqlite-wal"] {
         let _ = std::fs::remove_file(root.join(DBPATH.trim_start_matches('/')).join(lock));

@@ -36,7 +36,10 @@ fn outcome(result: &str) -> Outcome {
 }
 
 fn seconds(hms: &str) -> Option<f64> {
-    let parts: Vec<f64> = hms.split(':').map(|p| p.parse::<f64>().ok()).collect::<Option<_>>()?;
+    let parts: Vec<f64> = hms
+        .split(':')
+        .map(|p| p.parse::<f64>().ok())
+        .collect::<Option<_>>()?;
     Some(parts.iter().fold(0.0, |acc, p| acc * 60.0 + p))
 }
 
@@ -69,7 +72,10 @@ pub fn run(env: &Env, only: &[String], dir: &Path, log: &mut Log) -> Result<Vec<
         cmd = cmd.args(["test", "--name"]).arg(exact(n));
     }
     let extra = vec![
-        ("TMT_WORKDIR_ROOT".to_string(), dir.join("tmt-workdirs").into()),
+        (
+            "TMT_WORKDIR_ROOT".to_string(),
+            dir.join("tmt-workdirs").into(),
+        ),
         ("NO_COLOR".into(), "1".into()),
         ("TMT_NO_COLOR".into(), "1".into()),
     ];
@@ -85,9 +91,12 @@ pub fn run(env: &Env, only: &[String], dir: &Path, log: &mut Log) -> Result<Vec<
         let rows: Vec<Row> = serde_yaml_ng::from_str(&text).unwrap_or_default();
         for r in rows {
             let note = match &r.note {
-                serde_yaml_ng::Value::Sequence(v) if !v.is_empty() => {
-                    Some(v.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join("; "))
-                }
+                serde_yaml_ng::Value::Sequence(v) if !v.is_empty() => Some(
+                    v.iter()
+                        .filter_map(|x| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
                 serde_yaml_ng::Value::String(s) if !s.is_empty() => Some(s.clone()),
                 _ => None,
             };
@@ -106,7 +115,10 @@ pub fn run(env: &Env, only: &[String], dir: &Path, log: &mut Log) -> Result<Vec<
         cases.retain(|c| only.contains(&c.name));
     }
     if cases.is_empty() {
-        let note = format!("tmt exited {} and reported no test results", code.map_or("-".into(), |c| c.to_string()));
+        let note = format!(
+            "tmt exited {} and reported no test results",
+            code.map_or("-".into(), |c| c.to_string())
+        );
         return Ok(vec![Case::run_error("tmt", "tmt", note, None)]);
     }
     Ok(cases)

@@ -22,7 +22,11 @@ pub fn require_tools() {
         .filter(|(t, _)| fci::exec::which(t).is_none())
         .map(|(t, p)| format!("{t} (install {p})"))
         .collect();
-    assert!(missing.is_empty(), "tools missing for the end-to-end tests: {}; run ./setup.sh", missing.join(", "));
+    assert!(
+        missing.is_empty(),
+        "tools missing for the end-to-end tests: {}; run ./setup.sh",
+        missing.join(", ")
+    );
 }
 
 pub fn repo_root() -> PathBuf {
@@ -49,7 +53,9 @@ pub struct Ws {
 impl Ws {
     pub fn new() -> Self {
         require_tools();
-        Ws { dir: tempfile::tempdir().unwrap() }
+        Ws {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -76,7 +82,14 @@ impl Ws {
     pub fn build(&self, example_name: &str, extra: &[&str]) -> Run {
         let src = example(example_name);
         let la = lookaside();
-        let mut args = vec!["build", src.to_str().unwrap(), "--branch", "f41", "--lookaside", la.as_str()];
+        let mut args = vec![
+            "build",
+            src.to_str().unwrap(),
+            "--branch",
+            "f41",
+            "--lookaside",
+            la.as_str(),
+        ];
         args.extend_from_slice(extra);
         self.run(&args)
     }
@@ -99,7 +112,11 @@ impl Ws {
     pub fn leftovers(&self) -> Vec<String> {
         let tmp = self.ws().join("tmp");
         std::fs::read_dir(&tmp)
-            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -129,22 +146,46 @@ impl Run {
     }
 
     pub fn stage<'a>(&self, m: &'a Value, name: &str) -> &'a Value {
-        m["stages"].as_array().unwrap().iter().rev().find(|s| s["name"] == name).unwrap()
+        m["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|s| s["name"] == name)
+            .unwrap()
     }
 }
 
 /// Every manifest fci writes must validate against the published schema.
 pub fn assert_valid(v: &Value) {
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(repo_root().join("docs/manifest.schema.json")).unwrap()).unwrap();
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("docs/manifest.schema.json")).unwrap(),
+    )
+    .unwrap();
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator.iter_errors(v).map(|e| format!("{} at {}", e, e.instance_path)).collect();
-    assert!(errors.is_empty(), "manifest violates docs/manifest.schema.json: {errors:#?}");
+    let errors: Vec<String> = validator
+        .iter_errors(v)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "manifest violates docs/manifest.schema.json: {errors:#?}"
+    );
 }
 
 pub fn results(stage: &Value) -> Vec<(String, String)> {
     stage["results"]
         .as_array()
-        .map(|a| a.iter().map(|r| (r["testcase"].as_str().unwrap().to_string(), r["outcome"].as_str().unwrap().to_string())).collect())
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    (
+                        r["testcase"].as_str().unwrap().to_string(),
+                        r["outcome"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -159,7 +200,11 @@ pub fn git_repo(dir: &Path, example_name: &str, branch: &str) -> PathBuf {
             .current_dir(&repo)
             .output()
             .unwrap();
-        assert!(st.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&st.stderr));
+        assert!(
+            st.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
         String::from_utf8_lossy(&st.stdout).trim().to_string()
     };
     git(&["init", "-q", "-b", branch]);

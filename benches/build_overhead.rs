@@ -1,0 +1,101 @@
+//! `fci build` against plain `rpmbuild -ba` on the same spec, and a cached rerun against the
+//! first run. Prints ratios measured in this run (median of several). Run: `cargo bench`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const RUNS: usize = 7;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time(mut f: impl FnMut()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
+fn check(st: std::process::ExitStatus, what: &str) {
+    assert!(st.success(), "{what} failed");
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fci = env!("CARGO_BIN_EXE_fci");
+    let example = root.join("examples/hello-atomic");
+    let lookaside = root.join("examples/lookaside");
+    let scratch = tempfile::tempdir().unwrap();
+    let sources = scratch.path().join("SOURCES");
+    std::fs::create_dir_all(&sources).unwrap();
+    for f in
+        std::fs::read_dir(lookaside.join("hello-atomic/hello-atomic-1.0.tar.gz/sha512")).unwrap()
+    {
+        std::fs::copy(
+            f.unwrap().path().join("hello-atomic-1.0.tar.gz"),
+            sources.join("hello-atomic-1.0.tar.gz"),
+        )
+        .unwrap();
+    }
+
+    let raw = |i: usize| {
+        let top = scratch.path().join(format!("raw-{i}"));
+        let st = Command::new("rpmbuild")
+            .args(["-ba", "--nodeps", "--quiet"])
+            .arg("--define")
+            .arg(format!("_topdir {}", top.display()))
+            .arg("--define")
+            .arg(format!("_sourcedir {}", sources.display()))
+            .args(["--define", "dist .fc41"])
+            .arg(example.join("hello-atomic.spec"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        check(st, "rpmbuild -ba");
+    };
+    let fci_build = |ws: &Path, extra: &[&str]| {
+        let st = Command::new(fci)
+            .arg("--workspace")
+            .arg(ws)
+            .args(["--quiet", "build"])
+            .arg(&example)
+            .args(["--branch", "f41", "--lookaside"])
+            .arg(&lookaside)
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        check(st, "fci build");
+    };
+
+    // Warm both paths once (page cache, lookaside cache) before measuring.
+    raw(usize::MAX);
+    let warm_ws = scratch.path().join("ws-warm");
+    fci_build(&warm_ws, &["--no-cache"]);
+
+    let mut raw_t = Vec::new();
+    let mut fci_t = Vec::new();
+    for i in 0..RUNS {
+        // Interleaved so that drift on the machine affects both sides alike.
+        raw_t.push(time(|| raw(i)));
+        fci_t.push(time(|| fci_build(&warm_ws, &["--no-cache"])));
+    }
+    let (raw_m, fci_m) = (median(raw_t), median(fci_t));
+
+    let mut first_t = Vec::new();
+    let mut cached_t = Vec::new();
+    for i in 0..RUNS {
+        let ws = scratch.path().join(format!("ws-{i}"));
+        first_t.push(time(|| fci_build(&ws, &[])));
+        cached_t.push(time(|| fci_build(&ws, &[])));
+    }
+    let (first_m, cached_m) = (median(first_t), median(cached_t));
+
+    println!("fci build (no cache)   {:>8.1} ms   rpmbuild -ba {:>8.1} ms   ratio {:.3}x  (target <= 1.03x)",
+        fci_m.as_secs_f64() * 1e3, raw_m.as_secs_f64() * 1e3, fci_m.as_secs_f64() / raw_m.as_secs_f64());
+    println!("fci build (cached)     {:>8.1} ms   first run    {:>8.1} ms   ratio {:.3}x  (target <= 0.02x)",
+        cached_m.as_secs_f64() * 1e3, first_m.as_secs_f64() * 1e3, cached_m.as_secs_f64() / first_m.as_secs_f64());
+}

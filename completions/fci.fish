@@ -1,0 +1,74 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_fci_global_optspecs
+    string join \n workspace= q/quiet h/help V/version
+end
+
+function __fish_fci_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_fci_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_fci_using_subcommand
+    set -l cmd (__fish_fci_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c fci -n "__fish_fci_needs_command" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_needs_command" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_needs_command" -s h -l help -d 'Print help'
+complete -c fci -n "__fish_fci_needs_command" -s V -l version -d 'Print version'
+complete -c fci -n "__fish_fci_needs_command" -f -a "build" -d 'Build the SRPM and binary RPMs of a dist-git checkout (%check runs)'
+complete -c fci -n "__fish_fci_needs_command" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
+complete -c fci -n "__fish_fci_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
+complete -c fci -n "__fish_fci_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c fci -n "__fish_fci_using_subcommand build" -l ref -d 'Git ref (branch, tag or commit) to build' -r
+complete -c fci -n "__fish_fci_using_subcommand build" -l lookaside -d 'Lookaside cache for the `sources` file: a directory or an http(s) URL' -r
+complete -c fci -n "__fish_fci_using_subcommand build" -l backend -d 'Build backend' -r -f -a "auto\t'mock when it is on PATH, else rpmbuild'
+mock\t''
+rpmbuild\t''"
+complete -c fci -n "__fish_fci_using_subcommand build" -l mock-config -d 'mock configuration (mock -r)' -r
+complete -c fci -n "__fish_fci_using_subcommand build" -l dist -d '%{dist} tag, e.g. .fc41 (default: from the branch name)' -r
+complete -c fci -n "__fish_fci_using_subcommand build" -l branch -d 'Dist-git branch name, when the checkout does not tell (f41, epel9, c10s, rawhide)' -r
+complete -c fci -n "__fish_fci_using_subcommand build" -l spec -d 'The spec to build, relative to the checkout (default: its only .spec)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand build" -s D -l define -d 'Extra rpm macro definition, NAME=VALUE (repeatable)' -r
+complete -c fci -n "__fish_fci_using_subcommand build" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand build" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
+complete -c fci -n "__fish_fci_using_subcommand build" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand build" -l strict-builddeps -d 'Fail (ERROR) instead of building with --nodeps when the host cannot satisfy BuildRequires'
+complete -c fci -n "__fish_fci_using_subcommand build" -l no-cache -d 'Run even when the inputs match a recorded result'
+complete -c fci -n "__fish_fci_using_subcommand build" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand build" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c fci -n "__fish_fci_using_subcommand test" -l runner -d 'Which test formats to run' -r -f -a "auto\t'every format the repository has (STI playbooks and tmt plans)'
+sti\t''
+tmt\t''"
+complete -c fci -n "__fish_fci_using_subcommand test" -l tags -d 'STI tags to select (comma-separated: classic, container, atomic)' -r
+complete -c fci -n "__fish_fci_using_subcommand test" -l retries -d 'Retry each failing test case up to N more times, recording every attempt' -r
+complete -c fci -n "__fish_fci_using_subcommand test" -l base-root -d 'Base tree to install the RPMs on top of (default: an empty root over the host\'s read-only /usr)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand test" -l tests-from -d 'Take tests from this dist-git checkout instead of the build\'s snapshot' -r -F
+complete -c fci -n "__fish_fci_using_subcommand test" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand test" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
+complete -c fci -n "__fish_fci_using_subcommand test" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand test" -l failed-only -d 'Rerun only the test cases that did not pass in the input manifest\'s test stage'
+complete -c fci -n "__fish_fci_using_subcommand test" -l network -d 'Let the tests reach the network'
+complete -c fci -n "__fish_fci_using_subcommand test" -l force -d 'Run even when an earlier stage did not pass'
+complete -c fci -n "__fish_fci_using_subcommand test" -l no-cache -d 'Run even when the inputs match a recorded result'
+complete -c fci -n "__fish_fci_using_subcommand test" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand test" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c fci -n "__fish_fci_using_subcommand completions" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand completions" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test completions help" -f -a "build" -d 'Build the SRPM and binary RPMs of a dist-git checkout (%check runs)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test completions help" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test completions help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Sets up everything fci needs on a Debian machine, builds it, and runs the pipeline
+# (build | test) on examples/hello-atomic.
+#   ./setup.sh             install, build, demo
+#   ./setup.sh --deps-only install the system packages and tmt, nothing else
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# rpm/rpmbuild/rpmspec, createrepo_c, ansible-playbook, bwrap, tmt's rsync, git, unshare, a venv for tmt.
+packages=(rpm createrepo-c ansible-core bubblewrap rsync git util-linux python3-venv ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
+fi
+
+# tmt comes from PyPI; it gets its own venv on Debian's python so tests can run it from a
+# sandbox that hides home directories.
+TMT_VENV=${FCI_TMT_VENV:-/opt/fci/tmt}
+if ! command -v tmt >/dev/null 2>&1; then
+  echo "setup: installing tmt into $TMT_VENV" >&2
+  /usr/bin/python3 -m venv "$TMT_VENV"
+  "$TMT_VENV/bin/pip" install -q 'tmt>=1.70,<2'
+  ln -sf "$TMT_VENV/bin/tmt" /usr/local/bin/tmt
+fi
+
+if [ "${1:-}" = "--deps-only" ]; then
+  exit 0
+fi
+
+cargo build --release --locked -q
+fci=target/release/fci
+ws=$(mktemp -d /var/tmp/fci-demo.XXXXXX)
+echo "setup: running fci build | fci test on examples/hello-atomic (workspace $ws)" >&2
+set +e
+"$fci" --workspace "$ws/ws" build examples/hello-atomic --branch f41 --lookaside examples/lookaside \
+  | "$fci" --workspace "$ws/ws" test -o "$ws/manifest.json"
+status=$?
+set -e
+echo "setup: manifest at $ws/manifest.json; exit status $status" >&2
+exit $status
