@@ -149,22 +149,35 @@ fn last_line(log: &Log) -> String {
 
 /// HEAD commit and branch of the work tree containing `dir`, if it is one.
 fn git_identity(dir: &Path) -> (Option<String>, Option<String>) {
-    let q = |args: &[&str]| {
-        duct::cmd("git", args)
-            .dir(dir)
-            .stderr_null()
-            .stdout_capture()
-            .unchecked()
-            .run()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .filter(|s| !s.is_empty() && s != "HEAD")
-    };
-    (
-        q(&["rev-parse", "HEAD"]),
-        q(&["rev-parse", "--abbrev-ref", "HEAD"]),
+    // One process for all three answers; a directory inside some other repository (not its
+    // top level) is not a dist-git checkout of its own, so it gets no commit.
+    let out = duct::cmd(
+        "git",
+        [
+            "rev-parse",
+            "--show-toplevel",
+            "HEAD",
+            "--abbrev-ref",
+            "HEAD",
+        ],
     )
+    .dir(dir)
+    .stderr_null()
+    .stdout_capture()
+    .unchecked()
+    .run()
+    .ok()
+    .filter(|o| o.status.success())
+    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    .unwrap_or_default();
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    match lines.as_slice() {
+        [top, commit, branch] if Path::new(top) == dir => (
+            Some(commit.to_string()),
+            (*branch != "HEAD").then(|| branch.to_string()),
+        ),
+        _ => (None, None),
+    }
 }
 
 /// The rawhide release number assumed when a branch says only `rawhide`/`main`.

@@ -134,12 +134,23 @@ impl Log {
         })
     }
 
+    /// Appends another log (written by a concurrent step) to this one.
+    pub fn append_file(&mut self, other: &Path) {
+        if let Ok(text) = std::fs::read(other) {
+            let _ = self.file.write_all(&text);
+        }
+    }
+
     /// The last `n` lines of the log, for a failure report on stderr.
     pub fn tail(&self, n: usize) -> String {
         let text = std::fs::read_to_string(&self.path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        last_lines(&text, n)
     }
+}
+
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// A command as an argument vector.

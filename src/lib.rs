@@ -9,6 +9,7 @@ pub mod digest;
 pub mod distgit;
 pub mod error;
 pub mod exec;
+pub mod hostcache;
 pub mod manifest;
 pub mod progress;
 pub mod sandbox;

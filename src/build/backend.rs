@@ -1,9 +1,8 @@
 //! Build backends: rpmbuild in an isolated `_topdir`, or mock.
 
-use crate::exec::{self, Cmd, Log};
+use crate::exec::{Cmd, Log};
 use crate::sandbox::{self, Sandbox};
 use anyhow::Result;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub struct Job<'a> {
@@ -21,11 +20,14 @@ pub struct Output {
     pub check_failed: bool,
     pub packages: Vec<PathBuf>,
     pub sandboxed: bool,
+    /// The end of the build's output, for a failure report.
+    pub tail: String,
 }
 
 pub trait Backend {
     fn name(&self) -> &'static str;
-    fn tools(&self) -> BTreeMap<String, String>;
+    /// The programs whose versions the stage record names.
+    fn tools(&self) -> Vec<&'static str>;
     fn build(&self, job: &Job, log: &mut Log) -> Result<Output>;
 }
 
@@ -36,12 +38,12 @@ impl Backend for Rpmbuild {
         "rpmbuild"
     }
 
-    fn tools(&self) -> BTreeMap<String, String> {
-        let mut t = BTreeMap::from([("rpmbuild".to_string(), exec::version("rpmbuild"))]);
+    fn tools(&self) -> Vec<&'static str> {
         if sandbox::available() {
-            t.insert("bwrap".into(), exec::version("bwrap"));
+            vec!["rpmbuild", "bwrap"]
+        } else {
+            vec!["rpmbuild"]
         }
-        t
     }
 
     fn build(&self, job: &Job, log: &mut Log) -> Result<Output> {
@@ -98,6 +100,7 @@ impl Backend for Rpmbuild {
             check_failed: !done.success() && tail.contains("(%check)"),
             packages,
             sandboxed,
+            tail,
         })
     }
 }
@@ -111,8 +114,8 @@ impl Backend for Mock {
         "mock"
     }
 
-    fn tools(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([("mock".to_string(), exec::version("mock"))])
+    fn tools(&self) -> Vec<&'static str> {
+        vec!["mock"]
     }
 
     fn build(&self, job: &Job, log: &mut Log) -> Result<Output> {
@@ -147,6 +150,7 @@ impl Backend for Mock {
                 check_failed: false,
                 packages: srpms,
                 sandboxed: true,
+                tail: log.tail(40),
             });
         }
         let done = log.run(
@@ -168,6 +172,7 @@ impl Backend for Mock {
             check_failed: !done.success() && build_log.contains("(%check)"),
             packages: srpms.into_iter().chain(rpms).collect(),
             sandboxed: true,
+            tail: crate::exec::last_lines(&build_log, 40),
         })
     }
 }

@@ -7,6 +7,7 @@ pub mod spec;
 use crate::distgit;
 use crate::error::FciError;
 use crate::exec::{self, Cmd};
+use crate::hostcache::HostCache;
 use crate::manifest::{Artifact, Manifest, Outcome, TestResult};
 use crate::progress::{self, Spinner};
 use crate::stage::{self, Io, RecordParts, StageRun};
@@ -108,8 +109,7 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
         .collect();
     defines.extend(opts.defines.iter().cloned());
 
-    spinner.step("reading the spec");
-    let info = spec::query(&spec_path, &defines, &mut st.log)?;
+    let mut hc = HostCache::open(&ws);
     let sources_file = co.dir.join("sources");
     let entries = if sources_file.is_file() {
         sources::parse(&sources_file)?
@@ -132,28 +132,25 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
         "tree": tree,
         "spec": spec_path.strip_prefix(&co.dir).unwrap_or(&spec_path),
         "sources": entries.iter().map(|e| format!("{} {} {}", e.algo, e.hash, e.name)).collect::<Vec<_>>(),
+        // What the host can satisfy decides --nodeps, so a changed rpm database is a new input.
+        "host_rpmdb": (backend.name() == "rpmbuild").then(|| spec::rpmdb_identity(&mut hc)),
     }));
 
-    manifest.subject.package = Some(info.name.clone());
     manifest.subject.repo = Some(co.repo.clone());
     manifest.subject.branch = branch.clone();
     if co.commit.is_some() {
         manifest.subject.commit = co.commit.clone();
     }
 
-    if !opts.no_cache {
-        if let Some(o) = stage::reuse(&ws, &mut manifest, "build", &digest) {
-            manifest.write(&opts.io.output)?;
-            return Ok(o.exit_code());
-        }
+    if !opts.no_cache && reuse(&ws, &mut manifest, &digest) {
+        manifest.write(&opts.io.output)?;
+        return Ok(manifest.stages.last().map_or(0, |s| s.outcome.exit_code()));
     }
     let _lock = ws.lock(&format!("build-{}", &digest[7..]))?;
     // Another run with the same inputs may have finished while we waited for the lock.
-    if !opts.no_cache {
-        if let Some(o) = stage::reuse(&ws, &mut manifest, "build", &digest) {
-            manifest.write(&opts.io.output)?;
-            return Ok(o.exit_code());
-        }
+    if !opts.no_cache && reuse(&ws, &mut manifest, &digest) {
+        manifest.write(&opts.io.output)?;
+        return Ok(manifest.stages.last().map_or(0, |s| s.outcome.exit_code()));
     }
 
     spinner.step("fetching sources");
@@ -164,17 +161,78 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
             std::fs::copy(co.dir.join(f), srcdir.join(f))?;
         }
     }
+    // The lookaside is keyed by the dist-git repository's name, which is the spec's stem.
+    let repo_name = spec_path
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
     let mut notes = sources::fetch_all(
         &sources_file,
         &entries,
-        &info.name,
+        &repo_name,
         &co.dir,
         lookaside.as_ref(),
         &ws.root().join("lookaside"),
         &srcdir,
     )?;
-    for s in &info.sources {
-        if !srcdir.join(s).is_file() {
+
+    let mut rec = RecordParts::new(Outcome::Passed, digest.clone());
+    rec.backend = Some(backend.name().to_string());
+    let work = st.dir().join("work");
+    std::fs::create_dir_all(&work)?;
+    let check_deps = backend.name() == "rpmbuild";
+    let job = |nodeps| backend::Job {
+        spec: &spec_path,
+        sources: &srcdir,
+        work: &work,
+        defines: &defines,
+        nodeps,
+    };
+    spinner.step(&format!("building with {}", backend.name()));
+    let (info, unmet, out) = if opts.strict_builddeps || !check_deps {
+        let info = spec::query(&spec_path, &defines, &mut st.log)?;
+        let unmet = if check_deps {
+            spec::unmet(&info.buildrequires, &mut hc, &mut st.log)?
+        } else {
+            Vec::new()
+        };
+        if !unmet.is_empty() {
+            let msg = format!(
+                "host rpm database cannot satisfy BuildRequires: {} (--strict-builddeps)",
+                unmet.join(", ")
+            );
+            eprintln!("fci: build ERROR: {msg}");
+            manifest.subject.package = Some(info.name.clone());
+            rec.outcome = Outcome::Error;
+            rec.notes.push(msg);
+            rec.data.insert("unmet_buildrequires".into(), json!(unmet));
+            return finish(&ws, &mut manifest, st, rec, Vec::new(), opts);
+        }
+        let out = backend.build(&job(false), &mut st.log)?;
+        (info, unmet, out)
+    } else {
+        // --nodeps changes nothing when the host satisfies BuildRequires, so the build need
+        // not wait for the spec query and dependency check: they run beside it.
+        let qlog_path = st.dir().join("query.log");
+        let (queried, out) = std::thread::scope(|sc| {
+            let q = sc.spawn(|| -> Result<(spec::SpecInfo, Vec<String>)> {
+                let mut qlog = crate::exec::Log::create(&qlog_path)?;
+                let info = spec::query(&spec_path, &defines, &mut qlog)?;
+                let unmet = spec::unmet(&info.buildrequires, &mut hc, &mut qlog)?;
+                Ok((info, unmet))
+            });
+            let out = backend.build(&job(true), &mut st.log);
+            (q.join().expect("spec query thread"), out)
+        });
+        st.log.append_file(&qlog_path);
+        let (info, unmet) = queried?;
+        (info, unmet, out?)
+    };
+    manifest.subject.package = Some(info.name.clone());
+    if !out.success {
+        // A Source the build could not find is bad input, not a package failure.
+        if let Some(s) = info.sources.iter().find(|s| !srcdir.join(s).is_file()) {
             return Err(FciError::input(
                 &spec_path,
                 format!(
@@ -184,12 +242,10 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
             .into());
         }
     }
-
-    let mut rec = RecordParts::new(Outcome::Passed, digest.clone());
-    rec.backend = Some(backend.name().to_string());
-    rec.tools = backend.tools();
-    rec.tools
-        .insert("createrepo_c".into(), exec::version("createrepo_c"));
+    for tool in backend.tools().into_iter().chain(["createrepo_c"]) {
+        rec.tools.insert(tool.to_string(), hc.version(tool));
+    }
+    rec.data.insert("package".into(), json!(info.name));
     rec.data.insert(
         "spec".into(),
         json!(spec_path.file_name().map(|f| f.to_string_lossy())),
@@ -197,52 +253,16 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
     rec.data.insert("dist".into(), json!(dist));
     rec.data
         .insert("buildrequires".into(), json!(info.buildrequires));
-
-    let unmet = if backend.name() == "rpmbuild" {
-        spec::unmet(&info.buildrequires, &mut st.log)?
-    } else {
-        Vec::new()
-    };
     rec.data.insert("unmet_buildrequires".into(), json!(unmet));
     if !unmet.is_empty() {
-        if opts.strict_builddeps {
-            let msg = format!(
-                "host rpm database cannot satisfy BuildRequires: {} (--strict-builddeps)",
-                unmet.join(", ")
-            );
-            eprintln!("fci: build ERROR: {msg}");
-            rec.outcome = Outcome::Error;
-            rec.notes.push(msg);
-            return finish(&ws, &mut manifest, st, rec, Vec::new(), opts);
-        }
         let msg = format!(
-            "unmet BuildRequires on this host: {}; building with --nodeps",
+            "unmet BuildRequires on this host: {}; built with --nodeps",
             unmet.join(", ")
         );
         progress::note(&format!("warning: {msg}"));
         notes.push(msg);
     }
     rec.notes.extend(notes);
-
-    spinner.step(&format!(
-        "building {}-{}-{} with {}",
-        info.name,
-        info.version,
-        info.release,
-        backend.name()
-    ));
-    let work = st.dir().join("work");
-    std::fs::create_dir_all(&work)?;
-    let out = backend.build(
-        &backend::Job {
-            spec: &spec_path,
-            sources: &srcdir,
-            work: &work,
-            defines: &defines,
-            nodeps: !unmet.is_empty(),
-        },
-        &mut st.log,
-    )?;
     rec.data.insert(
         "sandbox".into(),
         json!(if out.sandboxed { "bubblewrap" } else { "none" }),
@@ -276,9 +296,11 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
         };
         rec.notes.push(what.to_string());
         if !progress::quiet() {
+            let tail = &out.tail;
+            let tail = tail.lines().skip(tail.lines().count().saturating_sub(20));
             eprintln!(
                 "fci: build FAILED ({what}); last lines of the log:\n{}",
-                st.log.tail(20)
+                tail.collect::<Vec<_>>().join("\n")
             );
         }
         return finish(&ws, &mut manifest, st, rec, artifacts, opts);
@@ -297,6 +319,23 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
     artifacts.push(repo);
     artifacts.push(snapshot_tree(&ws, &co.dir, &files, &tree)?);
     finish(&ws, &mut manifest, st, rec, artifacts, opts)
+}
+
+/// Reuses a cached build, restoring the package name it recorded into the subject.
+fn reuse(ws: &Workspace, manifest: &mut Manifest, digest: &str) -> bool {
+    if stage::reuse(ws, manifest, "build", digest).is_none() {
+        return false;
+    }
+    let pkg = manifest
+        .stages
+        .last()
+        .and_then(|s| s.data.get("package"))
+        .and_then(|p| p.as_str())
+        .map(String::from);
+    if pkg.is_some() {
+        manifest.subject.package = pkg;
+    }
+    true
 }
 
 fn finish(

@@ -2,6 +2,7 @@
 
 use crate::error::FciError;
 use crate::exec::{Cmd, Log};
+use crate::hostcache::{file_id, HostCache};
 use crate::manifest::Nevra;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
@@ -63,7 +64,10 @@ pub fn query(spec: &Path, defines: &[(String, String)], log: &mut Log) -> Result
 }
 
 /// BuildRequires the host rpm database cannot satisfy (all of them on a non-RPM host).
-pub fn unmet(buildrequires: &[String], log: &mut Log) -> Result<Vec<String>> {
+///
+/// The answer only changes when the rpm database does, so it is memoised against the
+/// database files' identities.
+pub fn unmet(buildrequires: &[String], hc: &mut HostCache, log: &mut Log) -> Result<Vec<String>> {
     if buildrequires.is_empty() {
         return Ok(Vec::new());
     }
@@ -71,22 +75,63 @@ pub fn unmet(buildrequires: &[String], log: &mut Log) -> Result<Vec<String>> {
         .iter()
         .filter_map(|b| b.split_whitespace().next())
         .collect();
-    let out = log.capture(&Cmd::new("rpm").args(["-q", "--whatprovides"]).args(&names))?;
-    let missing: Vec<&str> = out
-        .stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("no package provides "))
-        .map(str::trim)
-        .collect();
+    let key = format!("unmet {} {}", rpmdb_identity(hc), names.join(" "));
+    let missing = hc.get_or(key, || {
+        let cmd = Cmd::new("rpm").args(["-q", "--whatprovides"]).args(&names);
+        let out = log.capture(&cmd).ok()?;
+        let missing: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("no package provides "))
+            .map(str::trim)
+            .collect();
+        Some(serde_json::json!(missing))
+    });
+    let missing: Vec<String> = missing
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_else(|| names.iter().map(|n| n.to_string()).collect());
     Ok(buildrequires
         .iter()
         .filter(|b| {
             b.split_whitespace()
                 .next()
-                .is_some_and(|n| missing.contains(&n))
+                .is_some_and(|n| missing.iter().any(|m| m == n))
         })
         .cloned()
         .collect())
+}
+
+/// The host rpm database's files (path, size, mtime), which change whenever it does.
+pub fn rpmdb_identity(hc: &mut HostCache) -> String {
+    let rpm_id = crate::exec::which("rpm")
+        .and_then(|p| file_id(&p))
+        .unwrap_or_default();
+    let dbpath = hc
+        .get_or(format!("dbpath {rpm_id}"), || {
+            let out = duct::cmd("rpm", ["--eval", "%{_dbpath}"])
+                .stdout_capture()
+                .stderr_null()
+                .read()
+                .ok()?;
+            Some(serde_json::Value::String(out.trim().to_string()))
+        })
+        .and_then(|v| v.as_str().map(PathBuf::from))
+        .unwrap_or_default();
+    let mut ids: Vec<String> = std::fs::read_dir(&dbpath)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                // The shared-memory index and the lock change on every read.
+                .filter(|p| {
+                    let s = p.to_string_lossy();
+                    !s.ends_with("-shm") && !s.ends_with(".lock")
+                })
+                .filter_map(|p| file_id(&p))
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    crate::digest::sha256_bytes(format!("{} {}", dbpath.display(), ids.join(" ")).as_bytes())
 }
 
 /// NEVRA of each package, read from the package headers (one rpm call for all).

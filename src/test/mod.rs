@@ -174,15 +174,16 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
             .collect::<Vec<_>>()
             .join("+"),
     );
-    rec.tools.insert("bwrap".into(), exec::version("bwrap"));
+    let mut hc = crate::hostcache::HostCache::open(&ws);
+    rec.tools.insert("bwrap".into(), hc.version("bwrap"));
     for s in &suites {
-        match s {
-            Suite::Sti(_) => rec
-                .tools
-                .insert("ansible-playbook".into(), exec::version("ansible-playbook")),
-            Suite::Tmt => rec.tools.insert("tmt".into(), exec::version("tmt")),
+        let tool = match s {
+            Suite::Sti(_) => "ansible-playbook",
+            Suite::Tmt => "tmt",
         };
+        rec.tools.insert(tool.into(), hc.version(tool));
     }
+    hc.save();
     rec.data
         .insert("subject_packages".into(), json!(subj.installed));
     rec.data
