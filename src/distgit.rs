@@ -149,8 +149,11 @@ fn last_line(log: &Log) -> String {
 
 /// HEAD commit and branch of the work tree containing `dir`, if it is one.
 fn git_identity(dir: &Path) -> (Option<String>, Option<String>) {
-    // One process for all three answers; a directory inside some other repository (not its
-    // top level) is not a dist-git checkout of its own, so it gets no commit.
+    // Only a checkout's top level has `.git`; anything else needs no git process at all.
+    if !dir.join(".git").exists() {
+        return (None, None);
+    }
+    // One process for all three answers.
     let out = duct::cmd(
         "git",
         [

@@ -307,16 +307,48 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
     }
 
     spinner.step("recording packages");
-    let nevras = spec::nevras(&out.packages, &mut st.log)?;
-    for (p, n) in out.packages.iter().zip(nevras) {
-        let kind = if n.arch == "src" { "srpm" } else { "rpm" };
-        let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        let mut a = ws.store(p, kind, &name, "build")?;
-        a.nevra = Some(n);
-        artifacts.push(a);
+    // createrepo_c runs beside the header queries and the hashing: both only read the RPMs.
+    let staged = st.dir().join("repo");
+    std::fs::create_dir_all(&staged)?;
+    for p in &out.packages {
+        let name = p.file_name().unwrap_or_default().to_string_lossy();
+        if !name.ends_with(".src.rpm") && !name.ends_with(".nosrc.rpm") {
+            std::fs::hard_link(p, staged.join(&*name))?;
+        }
     }
-    let repo = make_repo(&ws, &mut st, &artifacts)?;
-    artifacts.push(repo);
+    let cr_log = st.dir().join("createrepo.log");
+    let (indexed, recorded) = std::thread::scope(|sc| {
+        let cr = sc.spawn(|| -> Result<bool> {
+            let mut l = crate::exec::Log::create(&cr_log)?;
+            let cmd = Cmd::new("createrepo_c")
+                .args(["--quiet", "--no-database"])
+                .arg(&staged);
+            Ok(l.run(&cmd)?.success())
+        });
+        let recorded = (|| -> Result<Vec<Artifact>> {
+            let nevras = spec::nevras(&out.packages, &mut st.log)?;
+            let mut arts = Vec::new();
+            for (p, n) in out.packages.iter().zip(nevras) {
+                let kind = if n.arch == "src" { "srpm" } else { "rpm" };
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                let mut a = ws.store(p, kind, &name, "build")?;
+                a.nevra = Some(n);
+                arts.push(a);
+            }
+            Ok(arts)
+        })();
+        (cr.join().expect("createrepo thread"), recorded)
+    });
+    st.log.append_file(&cr_log);
+    artifacts.extend(recorded?);
+    if !indexed? {
+        return Err(FciError::Infra(format!(
+            "createrepo_c failed on {}; see the build log",
+            staged.display()
+        ))
+        .into());
+    }
+    artifacts.push(publish_repo(&ws, &staged, &artifacts)?);
     artifacts.push(snapshot_tree(&ws, &co.dir, &files, &tree)?);
     finish(&ws, &mut manifest, st, rec, artifacts, opts)
 }
@@ -402,34 +434,12 @@ fn find_spec(dir: &Path, named: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
-/// An rpm-md repository of the binary packages, published under `repos/`.
-fn make_repo(ws: &Workspace, st: &mut StageRun, artifacts: &[Artifact]) -> Result<Artifact> {
+/// Publishes the indexed repository of the binary packages under `repos/`.
+fn publish_repo(ws: &Workspace, staged: &Path, artifacts: &[Artifact]) -> Result<Artifact> {
     let rpms: Vec<&Artifact> = artifacts.iter().filter(|a| a.kind == "rpm").collect();
-    let key = crate::digest::sha256_bytes(
-        rpms.iter()
-            .map(|a| a.sha256.as_str())
-            .collect::<Vec<_>>()
-            .join(",")
-            .as_bytes(),
-    );
-    let staged = st.dir().join("repo");
-    std::fs::create_dir_all(&staged)?;
-    for a in &rpms {
-        std::fs::hard_link(ws.resolve(&a.path)?, staged.join(&a.name))?;
-    }
-    let done = st.log.run(
-        &Cmd::new("createrepo_c")
-            .args(["--quiet", "--no-database"])
-            .arg(&staged),
-    )?;
-    if !done.success() {
-        return Err(FciError::Infra(format!(
-            "createrepo_c failed; see {}",
-            st.log.path.display()
-        ))
-        .into());
-    }
-    let dir = ws.publish_dir(&staged, "repos", &key)?;
+    let ids: Vec<&str> = rpms.iter().map(|a| a.sha256.as_str()).collect();
+    let key = crate::digest::sha256_bytes(ids.join(",").as_bytes());
+    let dir = ws.publish_dir(staged, "repos", &key)?;
     let (sha, _) = crate::digest::sha256_file(&dir.join("repodata/repomd.xml"))?;
     Ok(Artifact {
         kind: "rpm-repo".into(),
