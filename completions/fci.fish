@@ -54,7 +54,7 @@ sti\t''
 tmt\t''"
 complete -c fci -n "__fish_fci_using_subcommand test" -l tags -d 'STI tags to select (comma-separated: classic, container, atomic)' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -l retries -d 'Retry each failing test case up to N more times, recording every attempt' -r
-complete -c fci -n "__fish_fci_using_subcommand test" -l base-root -d 'Base tree to install the RPMs on top of (default: an empty root over the host\'s read-only /usr)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand test" -l base-root -d 'Base tree to layer under the new RPMs (default: the host\'s directories, read-only)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand test" -l tests-from -d 'Take tests from this dist-git checkout instead of the build\'s snapshot' -r -F
 complete -c fci -n "__fish_fci_using_subcommand test" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand test" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F

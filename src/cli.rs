@@ -7,7 +7,13 @@ use std::path::PathBuf;
 /// Exit codes: 0 passed, 1 the stage's tests or build failed (or a skipped stage's upstream
 /// failed), 2 bad usage or input, 3 infrastructure error (missing tool, crashed tool, ERROR).
 #[derive(Parser, Debug)]
-#[command(name = "fci", version, about = "Run an OS distribution's package CI pipeline, one stage at a time", long_about = None)]
+#[command(
+    name = "fci",
+    version,
+    about = "Run an OS distribution's package CI pipeline, one stage at a time",
+    long_about = None,
+    after_help = "Each stage reads a JSON manifest (-m FILE, or stdin) and writes the updated one (-o FILE, or stdout):\n  fci build ./rpms/hello | fci test\n\nExit codes: 0 passed; 1 the build or tests failed (a skipped stage repeats its upstream's 1);\n2 bad usage or input; 3 infrastructure error (missing or crashed tool, ERROR outcome)."
+)]
 pub struct Cli {
     /// Workspace directory holding artifacts, logs, the cache and locks
     #[arg(
@@ -111,7 +117,7 @@ pub struct TestArgs {
     /// Rerun only the test cases that did not pass in the input manifest's test stage
     #[arg(long)]
     pub failed_only: bool,
-    /// Base tree to install the RPMs on top of (default: an empty root over the host's read-only /usr)
+    /// Base tree to layer under the new RPMs (default: the host's directories, read-only)
     #[arg(long, value_name = "DIR")]
     pub base_root: Option<PathBuf>,
     /// Let the tests reach the network
