@@ -319,6 +319,13 @@ impl Manifest {
     pub fn read(path: &Path) -> Result<Self, FciError> {
         let mut text = String::new();
         if path == Path::new("-") {
+            use std::io::IsTerminal;
+            if std::io::stdin().is_terminal() {
+                return Err(FciError::Usage(
+                    "no manifest: give -m FILE or pipe one in (e.g. fci build PATH | fci test)"
+                        .into(),
+                ));
+            }
             std::io::stdin()
                 .read_to_string(&mut text)
                 .map_err(|e| FciError::input("<stdin>", format!("cannot read manifest: {e}")))?;

@@ -50,6 +50,28 @@ impl Sandbox {
                     c = c.args(["--tmpfs", d]);
                 }
             }
+            // Host secrets that a read-only root would still show to package code running
+            // as root (and that its logs could carry off into published results).
+            for f in [
+                "/etc/shadow",
+                "/etc/shadow-",
+                "/etc/gshadow",
+                "/etc/gshadow-",
+            ] {
+                if Path::new(f).exists() {
+                    c = c.args(["--ro-bind", "/dev/null", f]);
+                }
+            }
+            for d in [
+                "/etc/ssh",
+                "/etc/ssl/private",
+                "/var/lib/sss",
+                "/var/spool/cron",
+            ] {
+                if Path::new(d).is_dir() {
+                    c = c.args(["--tmpfs", d]);
+                }
+            }
             // Tools installed under a home directory (pyenv, pipx) stay usable.
             for keep in tool_prefixes() {
                 c = c.arg("--ro-bind").arg(&keep).arg(&keep);
@@ -67,6 +89,16 @@ impl Sandbox {
         c = c.args(["--unshare-all", "--die-with-parent", "--new-session"]);
         if self.network {
             c = c.arg("--share-net");
+            // /run is hidden (it holds sockets); name resolution may live there.
+            for d in [
+                "/run/systemd/resolve",
+                "/run/resolvconf",
+                "/run/NetworkManager",
+            ] {
+                if Path::new(d).is_dir() {
+                    c = c.arg("--ro-bind").arg(d).arg(d);
+                }
+            }
         }
         c = c.arg("--clearenv");
         for (k, v) in &self.env {

@@ -163,6 +163,21 @@ impl Workspace {
     }
 }
 
+/// Copies `files` (relative to `from`; symlinks stay symlinks) below `to`, which is created.
+pub fn copy_files(from: &Path, files: &[PathBuf], to: &Path) -> Result<()> {
+    fs::create_dir_all(to)?;
+    for f in files {
+        let (s, d) = (from.join(f), to.join(f));
+        fs::create_dir_all(d.parent().unwrap_or(to))?;
+        if fs::symlink_metadata(&s)?.file_type().is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&s)?, &d)?;
+        } else {
+            fs::copy(&s, &d).with_context(|| format!("cannot copy {}", s.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes `data` to `path` through a temporary file in the same directory and a rename.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = match path.parent() {

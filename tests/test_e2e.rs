@@ -151,7 +151,7 @@ fn tests_cannot_touch_the_host_the_network_or_secrets() {
     for (name, outcome) in results(s) {
         assert_eq!(outcome, "PASSED", "isolation case {name} failed: {s:#}");
     }
-    assert_eq!(results(s).len(), 6);
+    assert_eq!(results(s).len(), 7);
     assert!(!std::path::Path::new("/usr/fci-escape-probe").exists());
     assert!(!r.stdout.contains("s3cret"));
 }

@@ -457,16 +457,7 @@ fn publish_repo(ws: &Workspace, staged: &Path, artifacts: &[Artifact]) -> Result
 fn snapshot_tree(ws: &Workspace, dir: &Path, files: &[PathBuf], tree: &str) -> Result<Artifact> {
     let staged = ws.scratch("tree-")?;
     let root = staged.path().join("t");
-    for f in files {
-        let dest = root.join(f);
-        std::fs::create_dir_all(dest.parent().unwrap())?;
-        let src = dir.join(f);
-        if std::fs::symlink_metadata(&src)?.file_type().is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dest)?;
-        } else {
-            std::fs::copy(&src, &dest)?;
-        }
-    }
+    crate::workspace::copy_files(dir, files, &root)?;
     let published = ws.publish_dir(&root, "trees", tree)?;
     Ok(Artifact {
         kind: "dist-git".into(),

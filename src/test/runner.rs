@@ -109,16 +109,7 @@ impl Env<'_> {
     }
 }
 
+/// Copies a whole tree (files and symlinks, without `.git`).
 pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    for f in crate::digest::list_files(from, &[])? {
-        let (s, d) = (from.join(&f), to.join(&f));
-        std::fs::create_dir_all(d.parent().unwrap())?;
-        if std::fs::symlink_metadata(&s)?.file_type().is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&s)?, &d)?;
-        } else {
-            std::fs::copy(&s, &d)?;
-        }
-    }
-    std::fs::create_dir_all(to)?;
-    Ok(())
+    crate::workspace::copy_files(from, &crate::digest::list_files(from, &[])?, to)
 }
