@@ -65,7 +65,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__build)
-            opts="-D -m -o -q -h --ref --lookaside --backend --mock-config --dist --branch --spec --define --strict-builddeps --manifest --output --no-cache --workspace --quiet --help"
+            opts="-D -m -o -q -h --ref --lookaside --backend --mock-config --dist --branch --spec --define --strict-builddeps --timeout --manifest --output --no-cache --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -104,6 +104,10 @@ _fci() {
                     return 0
                     ;;
                 -D)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -223,7 +227,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__test)
-            opts="-m -o -q -h --runner --tags --retries --failed-only --base-root --network --tests-from --force --manifest --output --no-cache --workspace --quiet --help"
+            opts="-m -o -q -h --runner --tags --retries --failed-only --base-root --network --tests-from --force --timeout --manifest --output --no-cache --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -246,6 +250,10 @@ _fci() {
                     return 0
                     ;;
                 --tests-from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

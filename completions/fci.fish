@@ -42,6 +42,7 @@ complete -c fci -n "__fish_fci_using_subcommand build" -l dist -d '%{dist} tag, 
 complete -c fci -n "__fish_fci_using_subcommand build" -l branch -d 'Dist-git branch name, when the checkout does not tell (f41, epel9, c10s, rawhide)' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l spec -d 'The spec to build, relative to the checkout (default: its only .spec)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand build" -s D -l define -d 'Extra rpm macro definition, NAME=VALUE (repeatable)' -r
+complete -c fci -n "__fish_fci_using_subcommand build" -l timeout -d 'Kill the build after this many seconds (ERROR); 0 for no limit' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand build" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
 complete -c fci -n "__fish_fci_using_subcommand build" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
@@ -56,6 +57,7 @@ complete -c fci -n "__fish_fci_using_subcommand test" -l tags -d 'STI tags to se
 complete -c fci -n "__fish_fci_using_subcommand test" -l retries -d 'Retry each failing test case up to N more times, recording every attempt' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -l base-root -d 'Base tree to layer under the new RPMs (default: the host\'s directories, read-only)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand test" -l tests-from -d 'Take tests from this dist-git checkout instead of the build\'s snapshot' -r -F
+complete -c fci -n "__fish_fci_using_subcommand test" -l timeout -d 'Kill a test run (a playbook, or tmt) after this many seconds (ERROR); 0 for no limit' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand test" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
 complete -c fci -n "__fish_fci_using_subcommand test" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F

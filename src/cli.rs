@@ -86,6 +86,9 @@ pub struct BuildArgs {
     /// Fail (ERROR) instead of building with --nodeps when the host cannot satisfy BuildRequires
     #[arg(long)]
     pub strict_builddeps: bool,
+    /// Kill the build after this many seconds (ERROR); 0 for no limit
+    #[arg(long, default_value_t = 14400, value_name = "SECS")]
+    pub timeout: u64,
     #[command(flatten)]
     pub io: IoArgs,
 }
@@ -129,8 +132,16 @@ pub struct TestArgs {
     /// Run even when an earlier stage did not pass
     #[arg(long)]
     pub force: bool,
+    /// Kill a test run (a playbook, or tmt) after this many seconds (ERROR); 0 for no limit
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    pub timeout: u64,
     #[command(flatten)]
     pub io: IoArgs,
+}
+
+/// Seconds from the command line as a timeout; 0 means none.
+pub fn timeout(secs: u64) -> Option<std::time::Duration> {
+    (secs > 0).then(|| std::time::Duration::from_secs(secs))
 }
 
 pub fn command() -> clap::Command {

@@ -48,6 +48,8 @@ pub fn version(tool: &str) -> String {
 /// The outcome of one command.
 pub struct Finished {
     pub code: Option<i32>,
+    /// Killed because it ran past the command's timeout.
+    pub timed_out: bool,
     pub stdout: String,
     /// Captured only by `capture`; otherwise it went to the log.
     pub stderr: String,
@@ -101,12 +103,8 @@ impl Log {
         if let Some(d) = &cmd.dir {
             expr = expr.dir(d);
         }
-        if cmd.clear_env {
-            expr = expr.full_env(cmd.env.iter().cloned());
-        } else {
-            for (k, v) in &cmd.env {
-                expr = expr.env(k, v);
-            }
+        for (k, v) in &cmd.env {
+            expr = expr.env(k, v);
         }
         let sink = self.file.try_clone()?;
         expr = if capture {
@@ -114,20 +112,38 @@ impl Log {
         } else {
             expr.stdout_file(sink.try_clone()?).stderr_file(sink)
         };
-        let out = expr
-            .run()
+        let handle = expr
+            .start()
             .with_context(|| format!("cannot run {}", cmd.program.to_string_lossy()))?;
-        let code = out.status.code();
+        let mut timed_out = false;
+        if let Some(limit) = cmd.timeout {
+            while handle.try_wait()?.is_none() {
+                if start.elapsed() >= limit {
+                    // Killing the sandbox's bwrap takes everything inside with it.
+                    let _ = handle.kill();
+                    timed_out = true;
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+        let out = handle.wait()?;
+        let code = if timed_out { None } else { out.status.code() };
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if capture && !stderr.is_empty() {
             let _ = self.file.write_all(stderr.as_bytes());
         }
+        let status = match (timed_out, code) {
+            (true, _) => "killed: timed out".to_string(),
+            (false, Some(c)) => c.to_string(),
+            (false, None) => "killed by a signal".to_string(),
+        };
         self.line(&format!(
-            "# exit status {} after {:.2}s",
-            code.map_or("killed by signal".to_string(), |c| c.to_string()),
+            "# exit status {status} after {:.2}s",
             start.elapsed().as_secs_f64()
         ));
         Ok(Finished {
+            timed_out,
             code,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr,
@@ -160,7 +176,8 @@ pub struct Cmd {
     pub args: Vec<OsString>,
     pub dir: Option<PathBuf>,
     pub env: Vec<(OsString, OsString)>,
-    pub clear_env: bool,
+    /// Kill the command when it runs longer than this.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Cmd {
@@ -170,7 +187,7 @@ impl Cmd {
             args: Vec::new(),
             dir: None,
             env: Vec::new(),
-            clear_env: false,
+            timeout: None,
         }
     }
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
@@ -189,6 +206,10 @@ impl Cmd {
     pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Self {
         self.env
             .push((k.as_ref().to_os_string(), v.as_ref().to_os_string()));
+        self
+    }
+    pub fn timeout(mut self, t: Option<std::time::Duration>) -> Self {
+        self.timeout = t;
         self
     }
     /// `-D name value`-style pairs for rpm's `--define`.

@@ -55,6 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             spec: a.spec,
             defines: a.defines,
             strict_builddeps: a.strict_builddeps,
+            timeout: fci::cli::timeout(a.timeout),
             no_cache: a.io.no_cache,
         }),
         Command::Test(a) => fci::test::run(&fci::test::TestOpts {
@@ -71,6 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             network: a.network,
             tests_from: a.tests_from,
             force: a.force,
+            timeout: fci::cli::timeout(a.timeout),
             no_cache: a.io.no_cache,
         }),
         Command::Completions { shell } => {

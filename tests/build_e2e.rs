@@ -339,3 +339,33 @@ fn strict_builddeps_turns_unmet_buildrequires_into_error() {
     assert_eq!(t.code, 3);
     assert_eq!(t.stage(&t.manifest(), "test")["outcome"], "SKIPPED");
 }
+
+#[test]
+fn a_hung_build_is_killed_at_the_timeout_and_is_an_error() {
+    let w = Ws::new();
+    let r = w.run(&[
+        "build",
+        fixture("slow-build").to_str().unwrap(),
+        "--timeout",
+        "3",
+        "--dist",
+        ".fc41",
+    ]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let m = r.manifest();
+    let b = r.stage(&m, "build");
+    assert_eq!(b["outcome"], "ERROR");
+    assert!(b["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n.as_str().unwrap().contains("killed after 3s")));
+    let ps = Command::new("pgrep")
+        .args(["-f", "sleep 62"])
+        .output()
+        .unwrap();
+    assert!(
+        ps.stdout.is_empty(),
+        "the build's process outlived the timeout"
+    );
+}

@@ -198,3 +198,113 @@ fn unchanged_test_inputs_reuse_the_result() {
     let m3 = fresh.manifest();
     assert_eq!(fresh.stage(&m3, "test")["cached"], false);
 }
+
+#[test]
+fn a_hung_test_is_killed_at_the_timeout_and_is_an_error() {
+    let w = Ws::new();
+    let m = built(&w, "hello-atomic");
+    let r = w.test(
+        &m,
+        &[
+            "--tests-from",
+            fixture("slow").to_str().unwrap(),
+            "--timeout",
+            "4",
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "test");
+    assert_eq!(s["outcome"], "ERROR");
+    let c = case(s, "tests/tests.yml");
+    assert!(
+        c["note"].as_str().unwrap().contains("killed after 4s"),
+        "{c}"
+    );
+    assert!(s["duration_s"].as_f64().unwrap() < 30.0);
+    let ps = std::process::Command::new("pgrep")
+        .args(["-f", "sleep 61"])
+        .output()
+        .unwrap();
+    assert!(
+        ps.stdout.is_empty(),
+        "the test's process outlived the timeout"
+    );
+}
+
+#[test]
+fn a_plain_sti_playbook_reports_through_results_yml() {
+    let w = Ws::new();
+    let m = built(&w, "hello-atomic");
+    let r = w.test(
+        &m,
+        &["--tests-from", fixture("plain-sti").to_str().unwrap()],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "test");
+    assert_eq!(s["outcome"], "FAILED");
+    assert_eq!(case(s, "works")["outcome"], "PASSED");
+    assert!(case(s, "works")["log"].is_string());
+    assert_eq!(case(s, "broken")["outcome"], "FAILED");
+    assert_eq!(case(s, "unrunnable")["outcome"], "ERROR");
+}
+
+#[test]
+fn a_missing_required_package_is_an_error_that_says_which() {
+    let w = Ws::new();
+    let m = built(&w, "hello-atomic");
+    let r = w.test(&m, &["--tests-from", fixture("required").to_str().unwrap()]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "test");
+    let note = case(s, "tests/tests.yml")["note"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        note.contains("required package(s) not in the test subject: no-such-package"),
+        "{note}"
+    );
+}
+
+#[test]
+fn tags_select_the_plays_that_run() {
+    let w = Ws::new();
+    let m = built(&w, "hello-atomic");
+    let tagged = fixture("tagged");
+    let classic = w.test(&m, &["--tests-from", tagged.to_str().unwrap()]);
+    assert_eq!(classic.code, 0, "{}", classic.stderr);
+    let names: Vec<String> = results(classic.stage(&classic.manifest(), "test"))
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(names, ["on-classic"]);
+    let atomic = w.test(
+        &m,
+        &["--tests-from", tagged.to_str().unwrap(), "--tags", "atomic"],
+    );
+    let names: Vec<String> = results(atomic.stage(&atomic.manifest(), "test"))
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(names, ["on-atomic"]);
+}
+
+#[test]
+fn unknown_manifest_fields_survive_both_stages() {
+    let w = Ws::new();
+    let mut m = built(&w, "hello-atomic");
+    m["x-scheduler"] = serde_json::json!({"job": 42});
+    m["run"]["x-trigger"] = "git.receive".into();
+    m["artifacts"][0]["x-signed"] = true.into();
+    m["stages"][0]["x-node"] = "worker-1".into();
+    let r = w.test(&m, &["--runner", "sti"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = r.manifest();
+    assert_eq!(out["x-scheduler"]["job"], 42);
+    assert_eq!(out["run"]["x-trigger"], "git.receive");
+    assert_eq!(out["artifacts"][0]["x-signed"], true);
+    assert_eq!(out["stages"][0]["x-node"], "worker-1");
+    assert_eq!(out["run"]["id"], m["run"]["id"]);
+}

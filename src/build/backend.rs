@@ -12,6 +12,7 @@ pub struct Job<'a> {
     pub work: &'a Path,
     pub defines: &'a [(String, String)],
     pub nodeps: bool,
+    pub timeout: Option<std::time::Duration>,
 }
 
 pub struct Output {
@@ -22,6 +23,8 @@ pub struct Output {
     pub sandboxed: bool,
     /// The end of the build's output, for a failure report.
     pub tail: String,
+    /// Killed by the timeout.
+    pub timed_out: bool,
 }
 
 pub trait Backend {
@@ -89,7 +92,7 @@ impl Backend for Rpmbuild {
         } else {
             cmd.env("HOME", &home)
         };
-        let done = log.run(&cmd)?;
+        let done = log.run(&cmd.timeout(job.timeout))?;
         let tail = log.tail(40);
         let packages = collect(&top.join("SRPMS"))?
             .into_iter()
@@ -101,6 +104,7 @@ impl Backend for Rpmbuild {
             packages,
             sandboxed,
             tail,
+            timed_out: done.timed_out,
         })
     }
 }
@@ -141,7 +145,8 @@ impl Backend for Mock {
                 .arg("--spec")
                 .arg(job.spec)
                 .arg("--sources")
-                .arg(job.sources),
+                .arg(job.sources)
+                .timeout(job.timeout),
         )?;
         let srpms = collect(&srpm_dir)?;
         if !srpm.success() || srpms.is_empty() {
@@ -151,6 +156,7 @@ impl Backend for Mock {
                 packages: srpms,
                 sandboxed: true,
                 tail: log.tail(40),
+                timed_out: srpm.timed_out,
             });
         }
         let done = log.run(
@@ -158,7 +164,8 @@ impl Backend for Mock {
                 .arg("--resultdir")
                 .arg(&rpm_dir)
                 .arg("--rebuild")
-                .arg(&srpms[0]),
+                .arg(&srpms[0])
+                .timeout(job.timeout),
         )?;
         // mock keeps rpmbuild's output in build.log, not on its own stderr.
         let build_log = std::fs::read_to_string(rpm_dir.join("build.log")).unwrap_or_default();
@@ -173,6 +180,7 @@ impl Backend for Mock {
             packages: srpms.into_iter().chain(rpms).collect(),
             sandboxed: true,
             tail: crate::exec::last_lines(&build_log, 40),
+            timed_out: done.timed_out,
         })
     }
 }

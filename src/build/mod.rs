@@ -39,6 +39,7 @@ pub struct BuildOpts {
     pub spec: Option<PathBuf>,
     pub defines: Vec<(String, String)>,
     pub strict_builddeps: bool,
+    pub timeout: Option<std::time::Duration>,
     pub no_cache: bool,
 }
 
@@ -188,6 +189,7 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
         work: &work,
         defines: &defines,
         nodeps,
+        timeout: opts.timeout,
     };
     spinner.step(&format!("building with {}", backend.name()));
     let (info, unmet, out) = if opts.strict_builddeps || !check_deps {
@@ -270,7 +272,7 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
     if info.has_check {
         rec.results.push(TestResult {
             testcase: "build.check".into(),
-            outcome: if out.check_failed {
+            outcome: if out.check_failed && !out.timed_out {
                 Outcome::Failed
             } else if out.success {
                 Outcome::Passed
@@ -288,18 +290,26 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
     }
     let mut artifacts = Vec::new();
     if !out.success {
-        rec.outcome = Outcome::Failed;
-        let what = if out.check_failed {
-            "%check failed"
+        let what = if out.timed_out {
+            rec.outcome = Outcome::Error;
+            let secs = opts.timeout.map_or(0, |t| t.as_secs());
+            format!("killed after {secs}s: the build exceeded --timeout")
         } else {
-            "rpmbuild failed"
+            rec.outcome = Outcome::Failed;
+            let what = if out.check_failed {
+                "%check failed"
+            } else {
+                "rpmbuild failed"
+            };
+            what.to_string()
         };
-        rec.notes.push(what.to_string());
+        rec.notes.push(what.clone());
         if !progress::quiet() {
             let tail = &out.tail;
             let tail = tail.lines().skip(tail.lines().count().saturating_sub(20));
             eprintln!(
-                "fci: build FAILED ({what}); last lines of the log:\n{}",
+                "fci: build {} ({what}); last lines of the log:\n{}",
+                rec.outcome,
                 tail.collect::<Vec<_>>().join("\n")
             );
         }

@@ -37,6 +37,7 @@ pub struct TestOpts {
     pub network: bool,
     pub tests_from: Option<PathBuf>,
     pub force: bool,
+    pub timeout: Option<std::time::Duration>,
     pub no_cache: bool,
 }
 
@@ -164,6 +165,7 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
         readonly: vec![ws.root().join("objects"), roles.clone()],
         subjects: rpm_paths.clone(),
         network: opts.network,
+        timeout: opts.timeout,
     };
 
     let mut rec = RecordParts::new(Outcome::Passed, digest.clone());

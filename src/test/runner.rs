@@ -30,6 +30,12 @@ impl Case {
     }
 
     /// A result for the whole run when it broke before (or instead of) reporting test cases.
+    /// The note for a run killed by the timeout.
+    pub fn timeout_note(env: &Env) -> String {
+        let secs = env.timeout.map_or(0, |t| t.as_secs());
+        format!("killed after {secs}s: the run exceeded --timeout (raise it if the tests are just slow)")
+    }
+
     pub fn run_error(runner: &'static str, name: &str, note: String, log: Option<PathBuf>) -> Self {
         Case {
             runner,
@@ -52,6 +58,14 @@ pub struct Env<'a> {
     pub readonly: Vec<PathBuf>,
     pub subjects: Vec<PathBuf>,
     pub network: bool,
+    /// Kill a run (one playbook or one tmt run) that takes longer.
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// How a sandboxed run ended.
+pub struct Ended {
+    pub code: Option<i32>,
+    pub timed_out: bool,
 }
 
 impl Env<'_> {
@@ -73,7 +87,7 @@ impl Env<'_> {
         cwd: &Path,
         extra_env: Vec<(String, OsString)>,
         cmd: Cmd,
-    ) -> Result<Option<i32>> {
+    ) -> Result<Ended> {
         let mut env: Vec<(String, OsString)> = vec![
             (
                 "PATH".into(),
@@ -105,7 +119,11 @@ impl Env<'_> {
             chdir: Some(cwd.to_path_buf()),
             hide_private: true,
         };
-        Ok(log.run(&sb.wrap(&cmd)?)?.code)
+        let done = log.run(&sb.wrap(&cmd)?.timeout(self.timeout))?;
+        Ok(Ended {
+            code: done.code,
+            timed_out: done.timed_out,
+        })
     }
 }
 

@@ -146,26 +146,45 @@ pub fn run(
         ("ANSIBLE_LOCALHOST_WARNING".into(), "0".into()),
         ("ANSIBLE_INVENTORY_UNPARSED_WARNING".into(), "0".into()),
     ];
-    let code = env.run(log, dir, &home, &cwd, env_vars, cmd)?;
+    let ended = env.run(log, dir, &home, &cwd, env_vars, cmd)?;
+    let code = ended.code;
     let name = playbook.to_string_lossy().into_owned();
     let mut cases = parse_results(&artifacts)?;
     if !only.is_empty() {
         cases.retain(|c| only.contains(&c.name));
     }
+    if ended.timed_out {
+        cases.push(Case::run_error("sti", &name, Case::timeout_note(env), None));
+        return Ok(cases);
+    }
+    let why = || match fatal_message(&log.tail(60)) {
+        Some(m) => format!("{}: {m}", exit_meaning(code)),
+        None => exit_meaning(code),
+    };
     if cases.is_empty() {
         let note = if code == Some(0) {
             "playbook exited 0 but left no test.log or results.yml in TEST_ARTIFACTS: nothing ran"
                 .to_string()
         } else {
-            format!("{} and left no results", exit_meaning(code))
+            format!("{} (no results)", why())
         };
         return Ok(vec![Case::run_error("sti", &name, note, None)]);
     }
     // A non-zero exit with every case passing means the run itself broke after the tests.
     if code != Some(0) && cases.iter().all(|c| c.outcome.is_pass()) {
-        cases.push(Case::run_error("sti", &name, exit_meaning(code), None));
+        cases.push(Case::run_error("sti", &name, why(), None));
     }
     Ok(cases)
+}
+
+/// The `msg` of the last `fatal:` task in ansible's output, which says why a play stopped.
+fn fatal_message(output: &str) -> Option<String> {
+    let line = output.lines().rev().find(|l| l.starts_with("fatal: "))?;
+    let json = &line[line.find("=> ")? + 3..];
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v.get("msg")
+        .and_then(|m| m.as_str())
+        .map(|m| m.trim().to_string())
 }
 
 /// results.yml (STI 2.0) when present, else test.log's `PASS|FAIL|ERROR name` lines.

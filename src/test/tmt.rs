@@ -79,7 +79,7 @@ pub fn run(env: &Env, only: &[String], dir: &Path, log: &mut Log) -> Result<Vec<
         ("NO_COLOR".into(), "1".into()),
         ("TMT_NO_COLOR".into(), "1".into()),
     ];
-    let code = env.run(log, dir, &home, &src, extra, cmd)?;
+    let ended = env.run(log, dir, &home, &src, extra, cmd)?;
     let mut cases = Vec::new();
     for results in find_results(&id)? {
         let execute = results.parent().unwrap().to_path_buf();
@@ -114,10 +114,14 @@ pub fn run(env: &Env, only: &[String], dir: &Path, log: &mut Log) -> Result<Vec<
     if !only.is_empty() {
         cases.retain(|c| only.contains(&c.name));
     }
+    if ended.timed_out {
+        cases.push(Case::run_error("tmt", "tmt", Case::timeout_note(env), None));
+        return Ok(cases);
+    }
     if cases.is_empty() {
         let note = format!(
             "tmt exited {} and reported no test results",
-            code.map_or("-".into(), |c| c.to_string())
+            ended.code.map_or("-".into(), |c| c.to_string())
         );
         return Ok(vec![Case::run_error("tmt", "tmt", note, None)]);
     }
