@@ -22,12 +22,13 @@ pub struct StageRun {
     pub name: &'static str,
     pub started_at: String,
     started: Instant,
-    pub scratch: tempfile::TempDir,
+    pub scratch: crate::workspace::Scratch,
     pub log: Log,
 }
 
 impl StageRun {
     pub fn start(ws: &Workspace, name: &'static str) -> Result<Self> {
+        ws.collect_stale();
         let scratch = ws.scratch(&format!("{name}-"))?;
         let log = Log::create(&scratch.path().join(format!("{name}.log")))?;
         Ok(StageRun {

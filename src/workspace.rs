@@ -64,12 +64,47 @@ impl Workspace {
             .into_owned()
     }
 
-    /// A private scratch directory, removed when dropped.
-    pub fn scratch(&self, prefix: &str) -> Result<tempfile::TempDir> {
-        tempfile::Builder::new()
+    /// A private scratch directory, removed when dropped. It holds a lock for its whole life,
+    /// so `collect_stale` can tell the scratch of a killed run from that of a running one.
+    pub fn scratch(&self, prefix: &str) -> Result<Scratch> {
+        let dir = tempfile::Builder::new()
             .prefix(prefix)
             .tempdir_in(self.root.join("tmp"))
-            .context("cannot create a scratch directory in the workspace")
+            .context("cannot create a scratch directory in the workspace")?;
+        let lock = File::create(dir.path().join(".lock"))?;
+        lock.lock()?;
+        Ok(Scratch { dir, _lock: lock })
+    }
+
+    /// Removes what killed runs left in `tmp/`: unlocked scratch directories and stray files,
+    /// once they are old enough that no run can still be setting them up.
+    pub fn collect_stale(&self) {
+        let Ok(rd) = fs::read_dir(self.root.join("tmp")) else {
+            return;
+        };
+        let old = |m: &fs::Metadata| {
+            m.modified()
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|a| a.as_secs() > 600)
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(meta) = fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if !old(&meta) {
+                continue;
+            }
+            if meta.is_dir() {
+                let abandoned = File::open(p.join(".lock")).map_or(true, |f| f.try_lock().is_ok());
+                if abandoned {
+                    let _ = fs::remove_dir_all(&p);
+                }
+            } else {
+                let _ = fs::remove_file(&p);
+            }
+        }
     }
 
     /// Moves (or copies) a file into the object store and describes it as an artifact.
@@ -178,6 +213,17 @@ pub fn copy_files(from: &Path, files: &[PathBuf], to: &Path) -> Result<()> {
     Ok(())
 }
 
+pub struct Scratch {
+    dir: tempfile::TempDir,
+    _lock: File,
+}
+
+impl Scratch {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
 /// Writes `data` to `path` through a temporary file in the same directory and a rename.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = match path.parent() {
@@ -209,5 +255,25 @@ mod tests {
         assert!(a.path.starts_with("objects/2c/2cf24dba"));
         assert_eq!(fs::read(ws.resolve(&a.path).unwrap()).unwrap(), b"hello");
         assert!(ws.resolve("../etc/passwd").is_err());
+    }
+
+    #[test]
+    fn stale_scratch_of_a_killed_run_is_collected_but_a_live_one_is_not() {
+        let d = tempfile::tempdir().unwrap();
+        let ws = Workspace::open(&d.path().join("ws")).unwrap();
+        let live = ws.scratch("live-").unwrap();
+        let dead = ws.root().join("tmp/dead-x");
+        fs::create_dir_all(&dead).unwrap();
+        fs::write(dead.join(".lock"), b"").unwrap();
+        let stray = ws.root().join("tmp/.obj-stray");
+        fs::write(&stray, b"x").unwrap();
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for p in [live.path(), dead.as_path(), stray.as_path()] {
+            File::open(p).unwrap().set_modified(long_ago).unwrap();
+        }
+        ws.collect_stale();
+        assert!(live.path().is_dir());
+        assert!(!dead.exists());
+        assert!(!stray.exists());
     }
 }

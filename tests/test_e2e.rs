@@ -308,3 +308,58 @@ fn unknown_manifest_fields_survive_both_stages() {
     assert_eq!(out["stages"][0]["x-node"], "worker-1");
     assert_eq!(out["run"]["id"], m["run"]["id"]);
 }
+
+#[test]
+fn the_new_rpms_join_a_base_tree_and_its_package_set() {
+    let w = Ws::new();
+    // A base tree with a package of its own installed, as a known-good tree would have.
+    let base_build = built(&w, "hello-broken-test");
+    let base_rpm = base_build["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["type"] == "rpm")
+        .unwrap();
+    let base = w.path().join("base");
+    std::fs::create_dir_all(base.join("usr/share/fci-base")).unwrap();
+    std::fs::write(base.join("usr/share/fci-base/marker"), "from the base\n").unwrap();
+    let st = std::process::Command::new("rpm")
+        .arg("--root")
+        .arg(&base)
+        .args([
+            "--dbpath",
+            "/usr/lib/sysimage/rpm",
+            "-i",
+            "--nodeps",
+            "--noscripts",
+            "--force-debian",
+        ])
+        .arg(w.ws().join(base_rpm["path"].as_str().unwrap()))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let m = built(&w, "hello-atomic");
+    let r = w.test(
+        &m,
+        &[
+            "--tests-from",
+            fixture("base").to_str().unwrap(),
+            "--base-root",
+            base.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "test");
+    assert_eq!(results(s).len(), 4, "{s:#}");
+    let pkgs = s["data"]["subject_packages"].as_array().unwrap();
+    assert_eq!(pkgs.len(), 2, "{pkgs:?}");
+    // The base itself is untouched.
+    let q = std::process::Command::new("rpm")
+        .arg("--root")
+        .arg(&base)
+        .args(["--dbpath", "/usr/lib/sysimage/rpm", "-qa"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&q.stdout).lines().count(), 1);
+}

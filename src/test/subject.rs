@@ -33,9 +33,21 @@ pub fn prepare(
     let root = dir.join("root");
     std::fs::create_dir_all(&root)?;
     let rpm = |c: Cmd| c.arg("--root").arg(&root).arg("--dbpath").arg(DBPATH);
-    let init = log.run(&rpm(Cmd::new("rpm")).arg("--initdb"))?;
-    if !init.success() {
-        return Err(FciError::Infra(format!("rpm --initdb failed in {}", root.display())).into());
+    // The new packages join the base's package set: start from a copy of its database (the
+    // overlay would otherwise hide it behind the root's own).
+    let base_db = base
+        .map(|b| b.join(DBPATH.trim_start_matches('/')))
+        .filter(|d| d.is_dir());
+    if let Some(db) = &base_db {
+        let files = crate::digest::list_files(db, &[])?;
+        crate::workspace::copy_files(db, &files, &root.join(DBPATH.trim_start_matches('/')))?;
+    } else {
+        let init = log.run(&rpm(Cmd::new("rpm")).arg("--initdb"))?;
+        if !init.success() {
+            return Err(
+                FciError::Infra(format!("rpm --initdb failed in {}", root.display())).into(),
+            );
+        }
     }
     // Debian's rpm warns on every install unless told that it is meant to manage this root.
     let debian = std::fs::read_to_string("/etc/debian_version").is_ok();
