@@ -33,9 +33,22 @@ pub struct Sandbox {
     pub hide_private: bool,
 }
 
-pub fn available() -> bool {
-    exec::which("bwrap").is_some()
-}
+/// Directories package code never sees: homes, and host secrets that a read-only root would
+/// still show to code running as root (and that its logs could carry into published results).
+pub const HIDDEN_DIRS: [&str; 6] = [
+    "/home",
+    "/root",
+    "/etc/ssh",
+    "/etc/ssl/private",
+    "/var/lib/sss",
+    "/var/spool/cron",
+];
+pub const HIDDEN_FILES: [&str; 4] = [
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+];
 
 impl Sandbox {
     /// Wraps `inner` so that it runs inside the sandbox.
@@ -43,42 +56,27 @@ impl Sandbox {
         let bwrap = exec::require("bwrap", "bubblewrap")?;
         let mut c =
             Cmd::new(&bwrap).args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]);
+        // Overlays first: everything hidden below must stay hidden even where an overlay's
+        // lower layer is the host directory itself.
+        for o in &self.overlays {
+            c = c.arg("--ro-bind").arg(&o.mountpoint).arg(&o.target);
+        }
         c = c.args(["--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--tmpfs", "/run"]);
         if self.hide_private {
-            for d in ["/home", "/root"] {
+            for d in HIDDEN_DIRS {
                 if Path::new(d).is_dir() {
                     c = c.args(["--tmpfs", d]);
                 }
             }
-            // Host secrets that a read-only root would still show to package code running
-            // as root (and that its logs could carry off into published results).
-            for f in [
-                "/etc/shadow",
-                "/etc/shadow-",
-                "/etc/gshadow",
-                "/etc/gshadow-",
-            ] {
+            for f in HIDDEN_FILES {
                 if Path::new(f).exists() {
                     c = c.args(["--ro-bind", "/dev/null", f]);
-                }
-            }
-            for d in [
-                "/etc/ssh",
-                "/etc/ssl/private",
-                "/var/lib/sss",
-                "/var/spool/cron",
-            ] {
-                if Path::new(d).is_dir() {
-                    c = c.args(["--tmpfs", d]);
                 }
             }
             // Tools installed under a home directory (pyenv, pipx) stay usable.
             for keep in tool_prefixes() {
                 c = c.arg("--ro-bind").arg(&keep).arg(&keep);
             }
-        }
-        for o in &self.overlays {
-            c = c.arg("--ro-bind").arg(&o.mountpoint).arg(&o.target);
         }
         for p in &self.readonly {
             c = c.arg("--ro-bind").arg(p).arg(p);

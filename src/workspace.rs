@@ -9,7 +9,6 @@
 //! Every file appears by `rename(2)` from `tmp/`, so a reader never sees a torn file and two
 //! runs storing the same content both succeed.
 
-use crate::digest;
 use crate::error::FciError;
 use crate::manifest::{check_relative, Artifact, StageRecord};
 use anyhow::{Context, Result};
@@ -54,7 +53,17 @@ impl Workspace {
     /// Absolute path of a workspace-relative artifact path, refusing escapes.
     pub fn resolve(&self, rel: &str) -> Result<PathBuf, FciError> {
         check_relative(rel).map_err(|why| FciError::input(rel, format!("artifact path {why}")))?;
-        Ok(self.root.join(rel))
+        let p = self.root.join(rel);
+        // A symlink on the way must not lead out either.
+        if let Ok(real) = p.canonicalize() {
+            if !real.starts_with(&self.root) {
+                return Err(FciError::input(
+                    rel,
+                    "artifact path leads out of the workspace through a symlink",
+                ));
+            }
+        }
+        Ok(p)
     }
 
     pub fn relative(&self, abs: &Path) -> String {
@@ -107,29 +116,53 @@ impl Workspace {
         }
     }
 
-    /// Moves (or copies) a file into the object store and describes it as an artifact.
+    /// Copies a file into the object store and describes it as an artifact.
     pub fn store(&self, src: &Path, kind: &str, name: &str, stage: &str) -> Result<Artifact> {
-        let (sha, size) = digest::sha256_file(src)?;
-        let dir = self.root.join("objects").join(&sha[..2]).join(&sha);
-        let dest = dir.join(name);
-        if !dest.exists() {
-            fs::create_dir_all(&dir)?;
-            let tmp = self
-                .root
-                .join("tmp")
-                .join(format!(".obj-{}", uuid::Uuid::new_v4()));
-            // A hard link keeps the source intact and costs nothing; fall back to a copy.
-            if fs::hard_link(src, &tmp).is_err() {
-                fs::copy(src, &tmp).with_context(|| format!("cannot copy {}", src.display()))?;
+        self.store_limited(src, kind, name, stage, None)
+    }
+
+    /// Like `store`, keeping at most `limit` bytes (for output of untrusted code).
+    pub fn store_limited(
+        &self,
+        src: &Path,
+        kind: &str,
+        name: &str,
+        stage: &str,
+        limit: Option<u64>,
+    ) -> Result<Artifact> {
+        let name = plain_name(name);
+        // Always a copy with plain permissions: the source may be package output, and a hard
+        // link would carry its owner and mode (setuid, world-writable) into the workspace.
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!(".obj-{}", uuid::Uuid::new_v4()));
+        let copied = copy_plain(src, &tmp, limit);
+        let copied = match copied {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
             }
+        };
+        let dir = self
+            .root
+            .join("objects")
+            .join(&copied.sha256[..2])
+            .join(&copied.sha256);
+        let dest = dir.join(&name);
+        fs::create_dir_all(&dir)?;
+        if dest.exists() {
+            fs::remove_file(&tmp)?;
+        } else {
             fs::rename(&tmp, &dest).with_context(|| format!("cannot store {}", dest.display()))?;
         }
         Ok(Artifact {
             kind: kind.to_string(),
-            name: name.to_string(),
+            name,
             path: self.relative(&dest),
-            sha256: sha,
-            size,
+            sha256: copied.sha256,
+            size: copied.size,
             stage: stage.to_string(),
             nevra: None,
             extra: Default::default(),
@@ -207,10 +240,97 @@ pub fn copy_files(from: &Path, files: &[PathBuf], to: &Path) -> Result<()> {
         if fs::symlink_metadata(&s)?.file_type().is_symlink() {
             std::os::unix::fs::symlink(fs::read_link(&s)?, &d)?;
         } else {
-            fs::copy(&s, &d).with_context(|| format!("cannot copy {}", s.display()))?;
+            copy_plain(&s, &d, None)?;
         }
     }
     Ok(())
+}
+
+/// What `copy_plain` copied.
+pub struct Copied {
+    pub sha256: String,
+    pub size: u64,
+    pub truncated: bool,
+}
+
+/// Copies the bytes of the regular file `src` (never through a symlink) into a new file `dest`
+/// with plain permissions: 0755 when `src` is executable, else 0644; never setuid, setgid or
+/// sticky. At most `limit` bytes are kept, followed by a note when cut.
+pub fn copy_plain(src: &Path, dest: &Path, limit: Option<u64>) -> Result<Copied> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut input = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(src)
+        .with_context(|| format!("{}: cannot open (not a regular file?)", src.display()))?;
+    let meta = input.metadata()?;
+    if !meta.is_file() {
+        return Err(FciError::Infra(format!("{}: not a regular file", src.display())).into());
+    }
+    let mode = if meta.permissions().mode() & 0o111 != 0 {
+        0o755
+    } else {
+        0o644
+    };
+    let mut out = File::options()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(dest)
+        .with_context(|| format!("{}: cannot create", dest.display()))?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    let cap = limit.unwrap_or(u64::MAX);
+    let mut truncated = false;
+    loop {
+        let want = buf.len().min((cap - size).min(buf.len() as u64) as usize);
+        if want == 0 {
+            truncated = input.read(&mut buf[..1])? > 0;
+            break;
+        }
+        let n = input.read(&mut buf[..want])?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])?;
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    if truncated {
+        let note = format!("\n[fci: cut at {size} bytes]\n");
+        out.write_all(note.as_bytes())?;
+        hasher.update(note.as_bytes());
+        size += note.len() as u64;
+    }
+    // The mode given at creation is filtered by the umask; set it exactly.
+    out.set_permissions(fs::Permissions::from_mode(mode))?;
+    Ok(Copied {
+        sha256: hex::encode(hasher.finalize()),
+        size,
+        truncated,
+    })
+}
+
+/// A file name safe to store: one component of letters, digits and `._+-`, at most 128 bytes.
+pub fn plain_name(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._+-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    s.truncate(128);
+    if s.is_empty() || s.chars().all(|c| c == '.') {
+        s = format!("unnamed{s}");
+    }
+    s
 }
 
 pub struct Scratch {

@@ -120,7 +120,10 @@ fn artifact_paths_escaping_the_workspace() {
 }
 
 fn copy_example(w: &Ws, name: &str) -> PathBuf {
-    let d = w.path().join(format!("{name}-copy"));
+    let d = w
+        .path()
+        .join(format!("{name}-{}", uuid::Uuid::new_v4()))
+        .join(name);
     fci::test::runner::copy_tree(&example(name), &d).unwrap();
     d
 }

@@ -369,3 +369,43 @@ fn a_hung_build_is_killed_at_the_timeout_and_is_an_error() {
         "the build's process outlived the timeout"
     );
 }
+
+#[test]
+fn spec_code_runs_sandboxed_even_when_only_parsed() {
+    let w = Ws::new();
+    let probe = std::path::Path::new("/var/tmp/fci-hostile-spec-probe");
+    let _ = std::fs::remove_file(probe);
+    let out = w
+        .cmd()
+        .env("FCI_SECRET_TOKEN", "s3cret")
+        .args([
+            "build",
+            fixture("hostile-spec").to_str().unwrap(),
+            "--dist",
+            ".fc41",
+        ])
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    // %check passes only when the sandbox hides secrets, the network and the host's files.
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!probe.exists(), "rpmspec's %(...) wrote to the host");
+    assert!(!std::path::Path::new("/usr/hostile-spec-probe").exists());
+    assert!(!r.stdout.contains("s3cret"));
+}
+
+#[test]
+fn a_symlink_out_of_the_checkout_is_refused() {
+    let w = Ws::new();
+    let d = w.path().join("linked");
+    fci::test::runner::copy_tree(&example("hello-broken-check"), &d).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", d.join("data")).unwrap();
+    let r = w.run(&["build", d.to_str().unwrap(), "--dist", ".fc41"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("data: symlink points outside the dist-git checkout"),
+        "{}",
+        r.stderr
+    );
+}

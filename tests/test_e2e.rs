@@ -363,3 +363,67 @@ fn the_new_rpms_join_a_base_tree_and_its_package_set() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&q.stdout).lines().count(), 1);
 }
+
+#[test]
+fn hostile_test_output_cannot_plant_files_or_read_the_host() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = Ws::new();
+    let m = built(&w, "hello-atomic");
+    let r = w.test(
+        &m,
+        &["--tests-from", fixture("hostile-output").to_str().unwrap()],
+    );
+    let m = r.manifest();
+    let s = r.stage(&m, "test");
+    assert_eq!(r.code, 1, "{s:#}");
+    // The setuid "log" is stored as a plain file; the others are not stored at all.
+    let suid = case(s, "suid");
+    let stored = w.ws().join(suid["log"].as_str().unwrap());
+    let mode = std::fs::metadata(&stored).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7000, 0, "stored log keeps special bits: {mode:o}");
+    assert!(case(s, "escape")["log"].is_null());
+    assert!(case(s, "fifo")["log"].is_null());
+    let odd = case(s, "../../../../x/y");
+    assert!(odd["log"].as_str().unwrap().starts_with("objects/"));
+    for a in m["artifacts"].as_array().unwrap() {
+        let p = w
+            .ws()
+            .join(a["path"].as_str().unwrap())
+            .canonicalize()
+            .unwrap();
+        assert!(p.starts_with(w.ws().canonicalize().unwrap()));
+    }
+    assert!(results(s)
+        .iter()
+        .any(|(n, o)| n.len() == 300 && o == "FAILED"));
+
+    let endless = w.test(
+        &m,
+        &["--tests-from", fixture("endless-testlog").to_str().unwrap()],
+    );
+    assert_eq!(endless.code, 3, "{}", endless.stderr);
+    let em = endless.manifest();
+    let note = case(endless.stage(&em, "test"), "tests/tests.yml")["note"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(note.contains("test.log"), "{note}");
+}
+
+#[test]
+fn a_package_with_etc_and_root_files_does_not_uncover_host_secrets() {
+    let w = Ws::new();
+    let b = w.run(&[
+        "build",
+        fixture("etc-pkg").to_str().unwrap(),
+        "--dist",
+        ".fc41",
+    ]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let m = b.manifest();
+    let r = w.test(&m, &["--runner", "sti"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "test");
+    assert_eq!(results(s).len(), 4, "{s:#}");
+}

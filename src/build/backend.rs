@@ -1,7 +1,7 @@
 //! Build backends: rpmbuild in an isolated `_topdir`, or mock.
 
 use crate::exec::{Cmd, Log};
-use crate::sandbox::{self, Sandbox};
+use crate::sandbox::Sandbox;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -20,7 +20,6 @@ pub struct Output {
     /// The failure was in %check (the package's own unit tests).
     pub check_failed: bool,
     pub packages: Vec<PathBuf>,
-    pub sandboxed: bool,
     /// The end of the build's output, for a failure report.
     pub tail: String,
     /// Killed by the timeout.
@@ -34,6 +33,28 @@ pub trait Backend {
     fn build(&self, job: &Job, log: &mut Log) -> Result<Output>;
 }
 
+/// The sandbox for everything that reads the spec (rpmspec expands `%(...)` too): spec code
+/// is untrusted, so no network, read-only host with secrets hidden, only `work` writable.
+pub fn sandbox(job: &Job) -> Sandbox {
+    Sandbox {
+        writable: vec![job.work.to_path_buf()],
+        readonly: vec![
+            job.sources.to_path_buf(),
+            job.spec.parent().unwrap_or(job.spec).to_path_buf(),
+        ],
+        env: vec![
+            (
+                "PATH".into(),
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            ),
+            ("HOME".into(), job.work.join("home").into()),
+            ("LANG".into(), "C.UTF-8".into()),
+        ],
+        hide_private: true,
+        ..Default::default()
+    }
+}
+
 pub struct Rpmbuild;
 
 impl Backend for Rpmbuild {
@@ -42,11 +63,7 @@ impl Backend for Rpmbuild {
     }
 
     fn tools(&self) -> Vec<&'static str> {
-        if sandbox::available() {
-            vec!["rpmbuild", "bwrap"]
-        } else {
-            vec!["rpmbuild"]
-        }
+        vec!["rpmbuild", "bwrap"]
     }
 
     fn build(&self, job: &Job, log: &mut Log) -> Result<Output> {
@@ -69,29 +86,7 @@ impl Backend for Rpmbuild {
             cmd = cmd.define(k, v);
         }
         let cmd = cmd.arg(job.spec);
-        // Spec scripts are untrusted: no network, read-only host, only the topdir writable.
-        let sandboxed = sandbox::available();
-        let cmd = if sandboxed {
-            let sb = Sandbox {
-                writable: vec![job.work.to_path_buf()],
-                readonly: vec![
-                    job.sources.to_path_buf(),
-                    job.spec.parent().unwrap_or(job.spec).to_path_buf(),
-                ],
-                env: vec![
-                    (
-                        "PATH".into(),
-                        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-                    ),
-                    ("HOME".into(), home.clone().into()),
-                    ("LANG".into(), "C.UTF-8".into()),
-                ],
-                ..Default::default()
-            };
-            sb.wrap(&cmd)?
-        } else {
-            cmd.env("HOME", &home)
-        };
+        let cmd = sandbox(job).wrap(&cmd)?;
         let done = log.run(&cmd.timeout(job.timeout))?;
         let tail = log.tail(40);
         let packages = collect(&top.join("SRPMS"))?
@@ -102,7 +97,6 @@ impl Backend for Rpmbuild {
             success: done.success(),
             check_failed: !done.success() && tail.contains("(%check)"),
             packages,
-            sandboxed,
             tail,
             timed_out: done.timed_out,
         })
@@ -154,7 +148,6 @@ impl Backend for Mock {
                 success: false,
                 check_failed: false,
                 packages: srpms,
-                sandboxed: true,
                 tail: log.tail(40),
                 timed_out: srpm.timed_out,
             });
@@ -178,7 +171,6 @@ impl Backend for Mock {
             success: done.success(),
             check_failed: !done.success() && build_log.contains("(%check)"),
             packages: srpms.into_iter().chain(rpms).collect(),
-            sandboxed: true,
             tail: crate::exec::last_lines(&build_log, 40),
             timed_out: done.timed_out,
         })

@@ -87,6 +87,8 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
         }
     };
     exec::require("rpmspec", "rpm")?;
+    // Spec code is untrusted even when only parsed: rpmspec and rpmbuild run in bubblewrap.
+    exec::require("bwrap", "bubblewrap")?;
     exec::require("createrepo_c", "createrepo-c")?;
 
     let ws = Workspace::open(&opts.workspace)?;
@@ -122,6 +124,7 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
         .into_iter()
         .filter(|f| !blob_names.iter().any(|b| Path::new(b) == f.as_path()))
         .collect();
+    check_symlinks(&co.dir, &files)?;
     let tree = crate::digest::tree_digest(&co.dir, &files)?;
     let digest = stage::input_digest(&json!({
         "stage": "build",
@@ -159,7 +162,11 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
     std::fs::create_dir_all(&srcdir)?;
     for f in &files {
         if f.components().count() == 1 {
-            std::fs::copy(co.dir.join(f), srcdir.join(f))?;
+            // Symlinks were checked to stay inside the checkout; copy what they point at.
+            let real = co.dir.join(f).canonicalize()?;
+            if real.is_file() {
+                crate::workspace::copy_plain(&real, &srcdir.join(f), None)?;
+            }
         }
     }
     // The lookaside is keyed by the dist-git repository's name, which is the spec's stem.
@@ -191,9 +198,10 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
         nodeps,
         timeout: opts.timeout,
     };
+    let spec_sb = backend::sandbox(&job(true));
     spinner.step(&format!("building with {}", backend.name()));
     let (info, unmet, out) = if opts.strict_builddeps || !check_deps {
-        let info = spec::query(&spec_path, &defines, &mut st.log)?;
+        let info = spec::query(&spec_path, &defines, &spec_sb, &mut st.log)?;
         let unmet = if check_deps {
             spec::unmet(&info.buildrequires, &mut hc, &mut st.log)?
         } else {
@@ -220,7 +228,7 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
         let (queried, out) = std::thread::scope(|sc| {
             let q = sc.spawn(|| -> Result<(spec::SpecInfo, Vec<String>)> {
                 let mut qlog = crate::exec::Log::create(&qlog_path)?;
-                let info = spec::query(&spec_path, &defines, &mut qlog)?;
+                let info = spec::query(&spec_path, &defines, &spec_sb, &mut qlog)?;
                 let unmet = spec::unmet(&info.buildrequires, &mut hc, &mut qlog)?;
                 Ok((info, unmet))
             });
@@ -267,7 +275,11 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
     rec.notes.extend(notes);
     rec.data.insert(
         "sandbox".into(),
-        json!(if out.sandboxed { "bubblewrap" } else { "none" }),
+        json!(if check_deps {
+            "bubblewrap"
+        } else {
+            "mock chroot"
+        }),
     );
     if info.has_check {
         rec.results.push(TestResult {
@@ -323,7 +335,7 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
     for p in &out.packages {
         let name = p.file_name().unwrap_or_default().to_string_lossy();
         if !name.ends_with(".src.rpm") && !name.ends_with(".nosrc.rpm") {
-            std::fs::hard_link(p, staged.join(&*name))?;
+            crate::workspace::copy_plain(p, &staged.join(&*name), None)?;
         }
     }
     let cr_log = st.dir().join("createrepo.log");
@@ -415,6 +427,25 @@ fn summary(record: &crate::manifest::StageRecord, artifacts: &[Artifact]) {
             format!(": {}", pkgs.join(", "))
         }
     );
+}
+
+/// Refuses symlinks that leave the checkout: fci would read their targets as root on the host,
+/// and the input digest (which hashes the link, not the target) would miss their changes.
+fn check_symlinks(dir: &Path, files: &[PathBuf]) -> Result<()> {
+    for f in files {
+        let p = dir.join(f);
+        if std::fs::symlink_metadata(&p)?.file_type().is_symlink() {
+            let inside = p.canonicalize().is_ok_and(|r| r.starts_with(dir));
+            if !inside {
+                return Err(FciError::input(
+                    &p,
+                    "symlink points outside the dist-git checkout (or nowhere)",
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The one spec of a dist-git repo (or the one named).

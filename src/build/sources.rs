@@ -2,7 +2,8 @@
 
 use crate::digest;
 use crate::error::FciError;
-use anyhow::{Context, Result};
+use crate::workspace::copy_plain;
+use anyhow::Result;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,8 +125,7 @@ impl Lookaside {
                 Lookaside::Dir(d) => {
                     let p = d.join(&rel);
                     if p.is_file() {
-                        std::fs::copy(&p, dest)
-                            .with_context(|| format!("cannot copy {}", p.display()))?;
+                        copy_plain(&p, dest, None)?;
                         return Ok(Some(p.display().to_string()));
                     }
                 }
@@ -173,6 +173,7 @@ pub fn fetch_all(
     for e in entries {
         let cached = cache.join(&e.algo).join(&e.hash).join(&e.name);
         let dest = dest_dir.join(&e.name);
+        let _ = std::fs::remove_file(&dest);
         if cached.is_file() {
             link_or_copy(&cached, &dest)?;
             continue;
@@ -181,7 +182,7 @@ pub fn fetch_all(
         let local = repo_dir.join(&e.name);
         let staged = dest_dir.join(format!(".{}.part", e.name));
         let origin = if local.is_file() {
-            std::fs::copy(&local, &staged)?;
+            copy_plain(&local, &staged, None)?;
             local.display().to_string()
         } else {
             let Some(la) = lookaside else {
@@ -223,19 +224,27 @@ pub fn fetch_all(
             )
             .into());
         }
-        std::fs::create_dir_all(cached.parent().unwrap())?;
-        let tmp = cache.join(format!(".{}", uuid::Uuid::new_v4()));
-        std::fs::copy(&staged, &tmp)?;
-        std::fs::rename(&tmp, &cached)?;
+        // md5 is not collision-resistant: an md5-verified file is used but never shared
+        // through the cache with other packages.
+        if e.algo != "md5" {
+            let dir = cached.parent().unwrap();
+            std::fs::create_dir_all(dir)?;
+            let tmp = tempfile::NamedTempFile::new_in(dir)?;
+            let tmp_path = tmp.into_temp_path();
+            std::fs::remove_file(&tmp_path)?;
+            copy_plain(&staged, &tmp_path, None)?;
+            tmp_path.persist(&cached).map_err(|e| e.error)?;
+        }
         std::fs::rename(&staged, &dest)?;
         notes.push(format!("fetched {} from {origin}", e.name));
     }
     Ok(notes)
 }
 
+/// The cache's files are fci's own (plain mode), so a hard link is safe and free.
 fn link_or_copy(src: &Path, dest: &Path) -> Result<()> {
     if std::fs::hard_link(src, dest).is_err() {
-        std::fs::copy(src, dest).with_context(|| format!("cannot copy {}", src.display()))?;
+        copy_plain(src, dest, None)?;
     }
     Ok(())
 }

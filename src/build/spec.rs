@@ -4,6 +4,7 @@ use crate::error::FciError;
 use crate::exec::{Cmd, Log};
 use crate::hostcache::{file_id, HostCache};
 use crate::manifest::Nevra;
+use crate::sandbox::Sandbox;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -18,13 +19,18 @@ pub struct SpecInfo {
 }
 
 /// Parses the spec with `rpmspec` (so macros expand exactly as rpmbuild will see them).
-pub fn query(spec: &Path, defines: &[(String, String)], log: &mut Log) -> Result<SpecInfo> {
+pub fn query(
+    spec: &Path,
+    defines: &[(String, String)],
+    sandbox: &Sandbox,
+    log: &mut Log,
+) -> Result<SpecInfo> {
     let mut cmd = Cmd::new("rpmspec").args(["-q", "--srpm"]);
     for (k, v) in defines {
         cmd = cmd.define(k, v);
     }
     let qf = "N=%{NAME}\nV=%{VERSION}\nR=%{RELEASE}\n[S=%{SOURCE}\n][S=%{PATCH}\n][B=%{REQUIRENAME} %{REQUIREFLAGS:depflags} %{REQUIREVERSION}\n]";
-    let out = log.capture(&cmd.arg("--qf").arg(qf).arg(spec))?;
+    let out = log.capture(&sandbox.wrap(&cmd.arg("--qf").arg(qf).arg(spec))?)?;
     if !out.success() {
         let why = out
             .stderr

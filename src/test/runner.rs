@@ -127,6 +127,45 @@ impl Env<'_> {
     }
 }
 
+/// The most fci reads of a results file written by tests.
+pub const OUTPUT_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// Reads a results file that untrusted tests wrote: None when absent; an error (for the
+/// record) when it is not a plain regular file or is too large. Never follows a symlink.
+pub fn read_output(path: &Path) -> std::result::Result<Option<String>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let f = match std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot open {shown}: {e} (a symlink?)")),
+    };
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err(format!("{shown} is not a regular file"));
+    }
+    if meta.len() > OUTPUT_LIMIT {
+        return Err(format!(
+            "{shown} is {} bytes, over fci's limit of {OUTPUT_LIMIT}",
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::new();
+    f.take(OUTPUT_LIMIT)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
 /// Copies a whole tree (files and symlinks, without `.git`).
 pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     crate::workspace::copy_files(from, &crate::digest::list_files(from, &[])?, to)

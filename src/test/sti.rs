@@ -1,6 +1,6 @@
 //! Standard Test Interface: `tests/tests*.yml` run by ansible-playbook.
 
-use super::runner::{Case, Env};
+use super::runner::{read_output, Case, Env};
 use crate::error::FciError;
 use crate::exec::{Cmd, Log};
 use crate::manifest::Outcome;
@@ -149,7 +149,17 @@ pub fn run(
     let ended = env.run(log, dir, &home, &cwd, env_vars, cmd)?;
     let code = ended.code;
     let name = playbook.to_string_lossy().into_owned();
-    let mut cases = parse_results(&artifacts)?;
+    let mut cases = match parse_results(&artifacts) {
+        Ok(c) => c,
+        Err(why) => {
+            return Ok(vec![Case::run_error(
+                "sti",
+                &playbook.to_string_lossy(),
+                why,
+                None,
+            )])
+        }
+    };
     if !only.is_empty() {
         cases.retain(|c| only.contains(&c.name));
     }
@@ -187,8 +197,9 @@ fn fatal_message(output: &str) -> Option<String> {
         .map(|m| m.trim().to_string())
 }
 
-/// results.yml (STI 2.0) when present, else test.log's `PASS|FAIL|ERROR name` lines.
-fn parse_results(artifacts: &Path) -> Result<Vec<Case>> {
+/// results.yml (STI 2.0) when present, else test.log's `PASS|FAIL|ERROR name` lines; an error
+/// says why the tests' output could not be read. Log paths are confined by the caller.
+fn parse_results(artifacts: &Path) -> std::result::Result<Vec<Case>, String> {
     let case = |name: &str, result: &str, log: Option<PathBuf>| Case {
         runner: "sti",
         name: name.to_string(),
@@ -203,21 +214,15 @@ fn parse_results(artifacts: &Path) -> Result<Vec<Case>> {
         duration_s: None,
         note: None,
     };
-    let results_yml = artifacts.join("results.yml");
-    if results_yml.is_file() {
-        let text = std::fs::read_to_string(&results_yml)?;
-        let parsed: ResultsYml = serde_yaml_ng::from_str(&text)
-            .map_err(|e| FciError::input(&results_yml, format!("invalid results.yml: {e}")))?;
+    if let Some(text) = read_output(&artifacts.join("results.yml"))? {
+        let parsed: ResultsYml =
+            serde_yaml_ng::from_str(&text).map_err(|e| format!("invalid results.yml: {e}"))?;
         if !parsed.results.is_empty() {
             return Ok(parsed
                 .results
                 .iter()
                 .map(|r| {
-                    let log = r
-                        .logs
-                        .first()
-                        .map(|l| artifacts.join(l))
-                        .filter(|p| p.starts_with(artifacts));
+                    let log = r.logs.first().map(|l| artifacts.join(l));
                     case(
                         &r.test,
                         &r.result,
@@ -227,7 +232,7 @@ fn parse_results(artifacts: &Path) -> Result<Vec<Case>> {
                 .collect());
         }
     }
-    let text = std::fs::read_to_string(artifacts.join("test.log")).unwrap_or_default();
+    let text = read_output(&artifacts.join("test.log"))?.unwrap_or_default();
     Ok(text
         .lines()
         .filter_map(|l| l.trim().split_once(' '))

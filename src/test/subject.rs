@@ -94,7 +94,8 @@ pub fn prepare(
 
 /// One read-only overlay per top-level directory the subject (or base) fills.
 fn overlays(dir: &Path, root: &Path, base: Option<&Path>) -> Result<Vec<Overlay>> {
-    const NEVER: [&str; 6] = ["proc", "sys", "dev", "tmp", "run", "boot"];
+    // Never layered: kernel filesystems, scratch areas, and the homes the sandbox hides.
+    const NEVER: [&str; 8] = ["proc", "sys", "dev", "tmp", "run", "boot", "root", "home"];
     let mut names: Vec<String> = Vec::new();
     for layer in std::iter::once(root).chain(base) {
         for e in std::fs::read_dir(layer)? {

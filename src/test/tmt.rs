@@ -1,6 +1,6 @@
 //! tmt plans, run with `tmt` against the sandboxed subject (local provisioning inside it).
 
-use super::runner::{Case, Env};
+use super::runner::{read_output, Case, Env};
 use crate::exec::{Cmd, Log};
 use crate::manifest::Outcome;
 use anyhow::Result;
@@ -87,8 +87,24 @@ pub fn run(env: &Env, only: &[String], dir: &Path, log: &mut Log) -> Result<Vec<
             .parent()
             .and_then(|p| p.strip_prefix(&id).ok())
             .map(|p| format!("/{}", p.display()));
-        let text = std::fs::read_to_string(&results)?;
-        let rows: Vec<Row> = serde_yaml_ng::from_str(&text).unwrap_or_default();
+        let rows: Vec<Row> = match read_output(&results) {
+            Ok(text) => match serde_yaml_ng::from_str(&text.unwrap_or_default()) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    cases.push(Case::run_error(
+                        "tmt",
+                        "tmt",
+                        format!("invalid results.yaml: {e}"),
+                        None,
+                    ));
+                    continue;
+                }
+            },
+            Err(why) => {
+                cases.push(Case::run_error("tmt", "tmt", why, None));
+                continue;
+            }
+        };
         for r in rows {
             let note = match &r.note {
                 serde_yaml_ng::Value::Sequence(v) if !v.is_empty() => Some(
