@@ -129,6 +129,11 @@ pub fn commit(
 }
 
 fn attach(manifest: &mut Manifest, record: StageRecord, artifacts: Vec<Artifact>) {
+    // A rerun stage's products replace its earlier ones (a rebuild's RPMs are what later
+    // stages test); logs stay, since earlier records still point at them.
+    manifest
+        .artifacts
+        .retain(|a| a.stage != record.name || a.kind == "log");
     for a in artifacts {
         if !manifest
             .artifacts

@@ -299,3 +299,22 @@ fn a_test_stage_without_build_output_says_so() {
     );
     assert!(Path::new(&p).exists());
 }
+
+#[test]
+fn a_manifest_whose_rpm_does_not_match_its_sha256() {
+    let w = Ws::new();
+    let mut m = good_manifest(&w);
+    let i = m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|a| a["type"] == "rpm")
+        .unwrap();
+    m["artifacts"][i]["sha256"] = "0".repeat(64).into();
+    let p = w.save("tampered.json", &m);
+    expect_bad(
+        &w,
+        &["test", "-m", p.to_str().unwrap()],
+        &["tampered.json", "does not match its sha256"],
+    );
+}

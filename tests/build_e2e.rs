@@ -409,3 +409,38 @@ fn a_symlink_out_of_the_checkout_is_refused() {
         r.stderr
     );
 }
+
+#[test]
+fn a_rebuild_replaces_the_earlier_builds_packages() {
+    let w = Ws::new();
+    let first = w.build("hello-atomic", &[]);
+    let p = w.save("m.json", &first.manifest());
+    let src = example("hello-atomic");
+    let la = lookaside();
+    let r = w.run(&[
+        "build",
+        src.to_str().unwrap(),
+        "-m",
+        p.to_str().unwrap(),
+        "--dist",
+        ".fc40",
+        "--lookaside",
+        &la,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let rpms = rpm_artifacts(&m);
+    assert_eq!(rpms.len(), 1, "{rpms:?}");
+    assert_eq!(rpms[0]["nevra"]["release"], "1.fc40");
+    // Both build records and both logs remain: the history is kept.
+    assert_eq!(m["stages"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        m["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["type"] == "log")
+            .count(),
+        2
+    );
+}

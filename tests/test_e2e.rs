@@ -427,3 +427,45 @@ fn a_package_with_etc_and_root_files_does_not_uncover_host_secrets() {
     let s = r.stage(&m, "test");
     assert_eq!(results(s).len(), 4, "{s:#}");
 }
+
+#[test]
+fn a_run_that_broke_is_retried_whole() {
+    let w = Ws::new();
+    let m = built(&w, "hello-atomic");
+    let fx = fixture("flaky-run");
+    let once = w.test(&m, &["--tests-from", fx.to_str().unwrap()]);
+    assert_eq!(once.code, 3, "{}", once.stderr);
+    let m1 = once.manifest();
+    let broke = case(once.stage(&m1, "test"), "tests/tests.yml");
+    assert!(
+        broke["note"]
+            .as_str()
+            .unwrap()
+            .contains("infrastructure hiccup"),
+        "{broke}"
+    );
+    assert_eq!(broke["scope"], "run");
+
+    let r = w.test(
+        &m,
+        &["--tests-from", fx.to_str().unwrap(), "--retries", "1"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m2 = r.manifest();
+    let s = r.stage(&m2, "test");
+    assert_eq!(case(s, "works")["outcome"], "PASSED");
+    let run = case(s, "tests/tests.yml");
+    assert_eq!(run["outcome"], "PASSED");
+    assert_eq!(run["attempts"][0]["outcome"], "ERROR");
+
+    // --failed-only knows a run-level error means rerunning that runner whole.
+    let again = w.test(
+        &m1,
+        &["--tests-from", fx.to_str().unwrap(), "--failed-only"],
+    );
+    let m3 = again.manifest();
+    assert_eq!(
+        again.stage(&m3, "test")["data"]["rerun"],
+        serde_json::json!(["sti"])
+    );
+}

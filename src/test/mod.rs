@@ -48,6 +48,13 @@ enum Suite {
 }
 
 impl Suite {
+    fn tool(&self) -> &'static str {
+        match self {
+            Suite::Sti(_) => "ansible-playbook",
+            Suite::Tmt => "tmt",
+        }
+    }
+
     fn runner(&self) -> &'static str {
         match self {
             Suite::Sti(_) => "sti",
@@ -127,19 +134,41 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
     let (only, carried) = if opts.failed_only {
         previous_failures(&manifest, &input)?
     } else {
-        (Vec::new(), Vec::new())
+        (Selection::default(), Vec::new())
     };
+    // The packages under test must be the ones the manifest names.
+    for (a, p) in rpms.iter().zip(&rpm_paths) {
+        if crate::digest::sha256_file(p)?.0 != a.sha256 {
+            return Err(FciError::input(
+                &input,
+                format!(
+                    "artifact {} does not match its sha256 (edited manifest or damaged workspace)",
+                    a.path
+                ),
+            )
+            .into());
+        }
+    }
     let files = crate::digest::list_files(&tree, &[])?;
+    let mut hc = crate::hostcache::HostCache::open(&ws);
+    let tools: Vec<(&str, String)> = ["bwrap", "rpm", "ansible-playbook", "tmt"]
+        .into_iter()
+        .filter(|t| *t == "bwrap" || *t == "rpm" || suites.iter().any(|s| s.tool() == *t))
+        .map(|t| (t, hc.version(t)))
+        .collect();
     let digest = stage::input_digest(&json!({
         "stage": "test",
         "fci": env!("CARGO_PKG_VERSION"),
         "rpms": rpms.iter().map(|a| &a.sha256).collect::<Vec<_>>(),
         "tree": crate::digest::tree_digest(&tree, &files)?,
         "base_root": opts.base_root,
+        // What the tests run on besides the new packages: the base's (or host's) package set.
+        "base": subject::base_identity(opts.base_root.as_deref(), &mut hc),
+        "tools": tools,
         "runner": opts.runner,
         "tags": opts.tags,
         "retries": opts.retries,
-        "only": only.iter().map(|c| format!("{}:{}", c.0, c.2)).collect::<Vec<_>>(),
+        "only": format!("{only:?}"),
         "network": opts.network,
     }));
     if !opts.no_cache {
@@ -176,15 +205,10 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
             .collect::<Vec<_>>()
             .join("+"),
     );
-    let mut hc = crate::hostcache::HostCache::open(&ws);
-    rec.tools.insert("bwrap".into(), hc.version("bwrap"));
-    for s in &suites {
-        let tool = match s {
-            Suite::Sti(_) => "ansible-playbook",
-            Suite::Tmt => "tmt",
-        };
-        rec.tools.insert(tool.into(), hc.version(tool));
-    }
+    rec.tools = tools
+        .iter()
+        .map(|(t, v)| (t.to_string(), v.clone()))
+        .collect();
     hc.save();
     rec.data
         .insert("subject_packages".into(), json!(subj.installed));
@@ -194,7 +218,11 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
     if opts.failed_only {
         rec.data.insert(
             "rerun".into(),
-            json!(only.iter().map(|k| &k.2).collect::<Vec<_>>()),
+            json!(only
+                .all
+                .iter()
+                .chain(only.cases.iter().map(|k| &k.2))
+                .collect::<Vec<_>>()),
         );
     }
     if !subj.unmet_requires.is_empty() {
@@ -204,20 +232,17 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
         ));
     }
 
-    let mut attempt_no = 0u32;
-    let mut run_once =
-        |st: &mut StageRun, filter: &[(String, Option<String>, String)]| -> Result<Vec<Case>> {
-            attempt_no += 1;
+    let run_once =
+        |st: &mut StageRun, attempt_no: u32, sel: Option<&Selection>| -> Result<Vec<Case>> {
             let mut out = Vec::new();
             for s in &suites {
-                let names: Vec<String> = filter
-                    .iter()
-                    .filter(|k| k.0 == s.runner())
-                    .map(|k| k.2.clone())
-                    .collect();
-                if !filter.is_empty() && names.is_empty() {
-                    continue;
-                }
+                let names = match sel {
+                    None => Vec::new(),
+                    Some(sel) => match sel.for_runner(s.runner()) {
+                        None => continue,
+                        Some(names) => names,
+                    },
+                };
                 let dir = st
                     .dir()
                     .join(format!("attempt-{attempt_no}-{}", s.runner()));
@@ -234,26 +259,34 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
             Ok(out)
         };
 
-    let first_filter: Vec<_> = only.clone();
-    let mut cases: Vec<(Case, Vec<Case>)> = if opts.failed_only && only.is_empty() {
-        Vec::new()
-    } else {
-        run_once(&mut st, &first_filter)?
-            .into_iter()
-            .map(|c| (c, Vec::new()))
-            .collect()
-    };
-    for _ in 0..opts.retries {
-        let failing: Vec<_> = cases
-            .iter()
-            .filter(|(c, _)| !c.outcome.is_pass() && c.outcome != Outcome::Skipped)
-            .map(|(c, _)| c.key())
-            .collect();
-        // A whole-run error (nothing to select by name) is retried as a whole.
-        if failing.is_empty() {
+    let mut cases: Vec<(Case, Vec<Case>)> = Vec::new();
+    if !(opts.failed_only && only.is_empty()) {
+        let first = run_once(&mut st, 1, opts.failed_only.then_some(&only))?;
+        cases.extend(first.into_iter().map(|c| (c, Vec::new())));
+    }
+    for attempt in 2..=opts.retries + 1 {
+        let sel = Selection::failing(cases.iter().map(|(c, _)| c));
+        if sel.is_empty() {
             break;
         }
-        let again = run_once(&mut st, &failing)?;
+        let again = run_once(&mut st, attempt, Some(&sel))?;
+        // A run that broke before reporting is rerun whole; if it does not break again, its
+        // error is superseded by a record that it completed.
+        for slot in cases
+            .iter_mut()
+            .filter(|(c, _)| c.whole_run && sel.all.iter().any(|r| r == c.runner))
+        {
+            if !again.iter().any(|n| n.key() == slot.0.key()) {
+                let done = Case {
+                    outcome: Outcome::Passed,
+                    note: Some(format!("the run completed on attempt {attempt}")),
+                    log: None,
+                    ..slot.0.clone()
+                };
+                let old = std::mem::replace(&mut slot.0, done);
+                slot.1.push(old);
+            }
+        }
         for new in again {
             if let Some(slot) = cases.iter_mut().find(|(c, _)| c.key() == new.key()) {
                 let old = std::mem::replace(&mut slot.0, new);
@@ -299,6 +332,9 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
             attempts,
             extra: Default::default(),
         };
+        if case.whole_run {
+            r.extra.insert("scope".into(), json!("run"));
+        }
         if let Some(p) = &case.plan {
             r.extra.insert("plan".into(), json!(p));
         }
@@ -338,8 +374,53 @@ fn discover(tree: &Path, choice: RunnerChoice) -> Result<Vec<Suite>> {
 
 type Key = (String, Option<String>, String);
 
-/// From the input manifest's last test stage: cases to rerun, and passing ones to keep.
-fn previous_failures(manifest: &Manifest, input: &Path) -> Result<(Vec<Key>, Vec<TestResult>)> {
+/// What an attempt reruns: whole runners (after a run-level error) and single test cases.
+#[derive(Default, Debug)]
+struct Selection {
+    all: Vec<String>,
+    cases: Vec<Key>,
+}
+
+impl Selection {
+    fn failing<'a>(cases: impl Iterator<Item = &'a Case>) -> Self {
+        let mut sel = Selection::default();
+        for c in cases.filter(|c| !c.outcome.is_pass() && c.outcome != Outcome::Skipped) {
+            sel.add(c.runner, c.whole_run, c.key());
+        }
+        sel
+    }
+
+    fn add(&mut self, runner: &str, whole_run: bool, key: Key) {
+        if whole_run {
+            if !self.all.iter().any(|r| r == runner) {
+                self.all.push(runner.to_string());
+            }
+        } else {
+            self.cases.push(key);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.all.is_empty() && self.cases.is_empty()
+    }
+
+    /// None: skip this runner; Some(empty): run all of it; Some(names): only those cases.
+    fn for_runner(&self, runner: &str) -> Option<Vec<String>> {
+        if self.all.iter().any(|r| r == runner) {
+            return Some(Vec::new());
+        }
+        let names: Vec<String> = self
+            .cases
+            .iter()
+            .filter(|k| k.0 == runner)
+            .map(|k| k.2.clone())
+            .collect();
+        (!names.is_empty()).then_some(names)
+    }
+}
+
+/// From the input manifest's last test stage: what to rerun, and passing cases to keep.
+fn previous_failures(manifest: &Manifest, input: &Path) -> Result<(Selection, Vec<TestResult>)> {
     let prev = manifest
         .last_stage("test")
         .filter(|s| !s.results.is_empty())
@@ -349,24 +430,29 @@ fn previous_failures(manifest: &Manifest, input: &Path) -> Result<(Vec<Key>, Vec
                 "--failed-only needs a manifest with an earlier `test` stage that has results",
             )
         })?;
-    let mut rerun = Vec::new();
+    let mut rerun = Selection::default();
     let mut kept = Vec::new();
     for r in &prev.results {
-        if r.outcome.is_pass() {
+        let whole_run = r.extra.get("scope").and_then(|v| v.as_str()) == Some("run");
+        if r.outcome.is_pass() && !whole_run {
             let mut k = r.clone();
             k.note = Some(format!(
                 "passed in an earlier run ({}); not rerun",
                 prev.started
             ));
             kept.push(k);
-        } else {
+        } else if !r.outcome.is_pass() {
             let runner = r.runner.clone().unwrap_or_default();
             let plan = r
                 .extra
                 .get("plan")
                 .and_then(|p| p.as_str())
                 .map(String::from);
-            rerun.push((runner, plan, r.testcase.clone()));
+            rerun.add(
+                &runner,
+                whole_run,
+                (runner.clone(), plan, r.testcase.clone()),
+            );
         }
     }
     Ok((rerun, kept))

@@ -18,6 +18,8 @@ pub struct Case {
     pub log: Option<PathBuf>,
     pub duration_s: Option<f64>,
     pub note: Option<String>,
+    /// A result for the whole run (it broke before or instead of reporting test cases).
+    pub whole_run: bool,
 }
 
 impl Case {
@@ -45,6 +47,7 @@ impl Case {
             log,
             duration_s: None,
             note: Some(note),
+            whole_run: true,
         }
     }
 }

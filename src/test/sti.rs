@@ -213,6 +213,7 @@ fn parse_results(artifacts: &Path) -> std::result::Result<Vec<Case>, String> {
         log: log.filter(|p| p.is_file()),
         duration_s: None,
         note: None,
+        whole_run: false,
     };
     if let Some(text) = read_output(&artifacts.join("results.yml"))? {
         let parsed: ResultsYml =

@@ -92,6 +92,27 @@ pub fn prepare(
     })
 }
 
+/// Identifies the package set under the new RPMs: the base tree's rpm database, or for the
+/// host, its dpkg and rpm databases (by file identity, so an update is a new input).
+pub fn base_identity(base: Option<&Path>, hc: &mut crate::hostcache::HostCache) -> String {
+    use crate::hostcache::file_id;
+    match base {
+        Some(b) => {
+            let db = b.join(DBPATH.trim_start_matches('/'));
+            let mut ids: Vec<String> = std::fs::read_dir(&db)
+                .map(|rd| rd.flatten().filter_map(|e| file_id(&e.path())).collect())
+                .unwrap_or_default();
+            ids.sort();
+            format!("{} {}", b.display(), ids.join(" "))
+        }
+        None => format!(
+            "host {} {}",
+            file_id(Path::new("/var/lib/dpkg/status")).unwrap_or_default(),
+            crate::build::spec::rpmdb_identity(hc)
+        ),
+    }
+}
+
 /// One read-only overlay per top-level directory the subject (or base) fills.
 fn overlays(dir: &Path, root: &Path, base: Option<&Path>) -> Result<Vec<Overlay>> {
     // Never layered: kernel filesystems, scratch areas, and the homes the sandbox hides.

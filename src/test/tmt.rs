@@ -124,6 +124,7 @@ pub fn run(env: &Env, only: &[String], dir: &Path, log: &mut Log) -> Result<Vec<
                 log: r.log.first().map(|l| execute.join(l)),
                 duration_s: r.duration.as_deref().and_then(seconds),
                 note,
+                whole_run: false,
             });
         }
     }
