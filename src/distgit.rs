@@ -75,7 +75,8 @@ fn clone(
         .prefix("distgit-")
         .tempdir_in(scratch)?;
     let dir = tmp.path().join("repo");
-    let out = log.run(
+    // Captured, so that what git prints passes through the log's redaction.
+    let out = log.capture(
         &Cmd::new(&git)
             .args(["clone", "--quiet", "--no-checkout", "--"])
             .arg(source)

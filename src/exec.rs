@@ -94,7 +94,7 @@ impl Log {
     fn exec(&mut self, cmd: &Cmd, capture: bool) -> Result<Finished> {
         let shown: Vec<String> = std::iter::once(&cmd.program)
             .chain(cmd.args.iter())
-            .map(|a| a.to_string_lossy().into_owned())
+            .map(|a| redact(&a.to_string_lossy()))
             .collect();
         self.line(&format!("$ {}", shown.join(" ")));
         let _ = self.file.flush();
@@ -131,7 +131,7 @@ impl Log {
         let code = if timed_out { None } else { out.status.code() };
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if capture && !stderr.is_empty() {
-            let _ = self.file.write_all(stderr.as_bytes());
+            let _ = self.file.write_all(redact(&stderr).as_bytes());
         }
         let status = match (timed_out, code) {
             (true, _) => "killed: timed out".to_string(),
@@ -162,6 +162,30 @@ impl Log {
         let text = std::fs::read_to_string(&self.path).unwrap_or_default();
         last_lines(&text, n)
     }
+}
+
+/// Hides credentials written into a URL (`https://user:token@host/...`), wherever in `s` one
+/// appears, so they reach no log, manifest or message.
+pub fn redact(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c.is_whitespace())
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                out.push_str(&tail[at..end]);
+            }
+            None => out.push_str(&tail[..end]),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 pub fn last_lines(text: &str, n: usize) -> String {
@@ -217,5 +241,23 @@ impl Cmd {
         let mut def = OsString::from(format!("{name} "));
         def.push(value.as_ref());
         self.arg("--define").arg(def)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_in_urls_are_hidden() {
+        use super::redact;
+        assert_eq!(
+            redact("https://bob:s3cret@git.example.org/rpms/x.git"),
+            "https://***@git.example.org/rpms/x.git"
+        );
+        assert_eq!(
+            redact("fetched a from https://t0k@la.example.org/a and ssh://git@h/r"),
+            "fetched a from https://***@la.example.org/a and ssh://***@h/r"
+        );
+        assert_eq!(redact("https://example.org/a@b"), "https://example.org/a@b");
+        assert_eq!(redact("no url here"), "no url here");
     }
 }

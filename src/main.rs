@@ -18,7 +18,7 @@ fn main() {
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("fci: error: {}", one_line(&e));
+            eprintln!("fci: error: {}", fci::exec::redact(&one_line(&e)));
             exit_code_of(&e)
         }
     };

@@ -318,3 +318,33 @@ fn a_manifest_whose_rpm_does_not_match_its_sha256() {
         &["tampered.json", "does not match its sha256"],
     );
 }
+
+#[test]
+fn credentials_in_a_url_never_reach_messages_or_the_workspace() {
+    let w = Ws::new();
+    let url = "http://bob:s3cret@127.0.0.1:9/rpms/hello.git";
+    expect_bad(
+        &w,
+        &["build", url],
+        &["http://***@127.0.0.1:9/rpms/hello.git", "git clone failed"],
+    );
+    let la = "http://bob:s3cret@127.0.0.1:9/lookaside";
+    let r = w.run(&[
+        "build",
+        example("hello-atomic").to_str().unwrap(),
+        "--lookaside",
+        la,
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(!r.stderr.contains("s3cret"), "{}", r.stderr);
+    let grep = std::process::Command::new("grep")
+        .args(["-r", "-l", "s3cret"])
+        .arg(w.ws())
+        .output()
+        .unwrap();
+    assert!(
+        grep.stdout.is_empty(),
+        "token written to {}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
+}

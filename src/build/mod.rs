@@ -140,7 +140,8 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
         "host_rpmdb": (backend.name() == "rpmbuild").then(|| spec::rpmdb_identity(&mut hc)),
     }));
 
-    manifest.subject.repo = Some(co.repo.clone());
+    // Credentials belong in git's credential helpers, never in the manifest.
+    manifest.subject.repo = Some(crate::exec::redact(&co.repo));
     manifest.subject.branch = branch.clone();
     if co.commit.is_some() {
         manifest.subject.commit = co.commit.clone();

@@ -236,7 +236,11 @@ pub fn fetch_all(
             tmp_path.persist(&cached).map_err(|e| e.error)?;
         }
         std::fs::rename(&staged, &dest)?;
-        notes.push(format!("fetched {} from {origin}", e.name));
+        notes.push(format!(
+            "fetched {} from {}",
+            e.name,
+            crate::exec::redact(&origin)
+        ));
     }
     Ok(notes)
 }

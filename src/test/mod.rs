@@ -247,7 +247,10 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
                     .dir()
                     .join(format!("attempt-{attempt_no}-{}", s.runner()));
                 std::fs::create_dir_all(&dir)?;
-                spinner.step(&format!("{} tests (attempt {attempt_no})", s.runner()));
+                spinner.step(&format!(
+                    "running {} tests (attempt {attempt_no})",
+                    s.runner()
+                ));
                 let cases = match s {
                     Suite::Sti(pb) => {
                         sti::run(&env, pb, &opts.tags, &names, &roles, &dir, &mut st.log)?
