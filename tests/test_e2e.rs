@@ -466,6 +466,155 @@ fn a_run_that_broke_is_retried_whole() {
     let m3 = again.manifest();
     assert_eq!(
         again.stage(&m3, "test")["data"]["rerun"],
-        serde_json::json!(["sti"])
+        serde_json::json!(["sti:tests/tests.yml"])
     );
+}
+
+fn outcomes(s: &Value) -> Vec<(String, String, usize)> {
+    s["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["testcase"].as_str().unwrap().to_string(),
+                r["outcome"].as_str().unwrap().to_string(),
+                r["attempts"].as_array().map_or(1, |a| a.len()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn several_playbooks_each_run_and_retry_on_their_own() {
+    let w = Ws::new();
+    let m = built(&w, "hello-atomic");
+    let fx = fixture("multi-pb");
+    let first = w.test(&m, &["--tests-from", fx.to_str().unwrap()]);
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    let m1 = first.manifest();
+    let s1 = first.stage(&m1, "test");
+    assert_eq!(case(s1, "gamma")["playbook"], "tests/tests_extra.yml");
+    assert_eq!(case(s1, "alpha")["playbook"], "tests/tests.yml");
+
+    let retried = w.test(
+        &m,
+        &["--tests-from", fx.to_str().unwrap(), "--retries", "1"],
+    );
+    assert_eq!(retried.code, 0, "{}", retried.stderr);
+    let m2 = retried.manifest();
+    let mut got = outcomes(retried.stage(&m2, "test"));
+    got.sort();
+    let want = [
+        ("alpha", "PASSED", 1),
+        ("beta", "PASSED", 1),
+        ("gamma", "PASSED", 2),
+    ];
+    assert_eq!(got, want.map(|(a, b, c)| (a.to_string(), b.to_string(), c)));
+
+    let again = w.test(
+        &m1,
+        &["--tests-from", fx.to_str().unwrap(), "--failed-only"],
+    );
+    let m3 = again.manifest();
+    let s3 = again.stage(&m3, "test");
+    let names: Vec<String> = outcomes(s3).into_iter().map(|r| r.0).collect();
+    assert_eq!(names.len(), 3, "each case once: {names:?}");
+    assert_eq!(s3["data"]["rerun"], serde_json::json!(["gamma"]));
+}
+
+#[test]
+fn tmt_retries_several_failures_in_one_run() {
+    let w = Ws::new();
+    let m = built(&w, "hello-atomic");
+    let r = w.test(
+        &m,
+        &[
+            "--tests-from",
+            fixture("tmt-flaky").to_str().unwrap(),
+            "--retries",
+            "1",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let mut got = outcomes(r.stage(&m, "test"));
+    got.sort();
+    let want = [
+        ("/tests/x", "PASSED", 2),
+        ("/tests/y", "PASSED", 2),
+        ("/tests/z", "PASSED", 1),
+    ];
+    assert_eq!(got, want.map(|(a, b, c)| (a.to_string(), b.to_string(), c)));
+}
+
+#[test]
+fn tmt_failures_outside_tests_and_nested_results_are_judged_right() {
+    let w = Ws::new();
+    let m = built(&w, "hello-atomic");
+    let finish = w.test(
+        &m,
+        &["--tests-from", fixture("tmt-finish").to_str().unwrap()],
+    );
+    assert_eq!(finish.code, 3, "{}", finish.stderr);
+    let mf = finish.manifest();
+    let s = finish.stage(&mf, "test");
+    assert_eq!(case(s, "/tests/ok")["outcome"], "PASSED");
+    assert!(case(s, "tmt")["note"]
+        .as_str()
+        .unwrap()
+        .contains("outside its tests"));
+
+    let nested = w.test(
+        &m,
+        &["--tests-from", fixture("tmt-nested").to_str().unwrap()],
+    );
+    assert_eq!(nested.code, 0, "{}", nested.stderr);
+    let mn = nested.manifest();
+    assert_eq!(
+        outcomes(nested.stage(&mn, "test")),
+        [("/tests/outer".to_string(), "PASSED".to_string(), 1)]
+    );
+
+    let skipped = w.test(&m, &["--tests-from", fixture("tmt-skip").to_str().unwrap()]);
+    let ms = skipped.manifest();
+    let s = skipped.stage(&ms, "test");
+    assert_eq!(s["outcome"], "SKIPPED");
+    assert!(s["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n.as_str().unwrap().contains("every test case was skipped")));
+    assert_eq!(skipped.code, 1);
+}
+
+#[test]
+fn odd_test_names_and_a_missing_role() {
+    let w = Ws::new();
+    let m = built(&w, "hello-atomic");
+    let odd = w.test(
+        &m,
+        &["--tests-from", fixture("odd-names").to_str().unwrap()],
+    );
+    assert_eq!(odd.code, 0, "{}", odd.stderr);
+    let mo = odd.manifest();
+    let deep = case(odd.stage(&mo, "test"), "sub/deep");
+    let log = std::fs::read_to_string(w.ws().join(deep["log"].as_str().unwrap())).unwrap();
+    assert_eq!(log, "deep\n");
+    assert_eq!(
+        case(odd.stage(&mo, "test"), "with space")["outcome"],
+        "PASSED"
+    );
+
+    let missing = w.test(
+        &m,
+        &["--tests-from", fixture("missing-role").to_str().unwrap()],
+    );
+    assert_eq!(missing.code, 3);
+    let mm = missing.manifest();
+    let note = case(missing.stage(&mm, "test"), "tests/tests.yml")["note"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(note.contains("standard-test-beakerlib"), "{note}");
 }

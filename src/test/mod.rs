@@ -1,6 +1,7 @@
 //! `fci test`: the package's own functional tests (STI and tmt) against the RPMs just built.
 
 pub mod runner;
+pub mod select;
 pub mod sti;
 pub mod subject;
 pub mod tmt;
@@ -13,6 +14,7 @@ use crate::stage::{self, Io, RecordParts, StageRun};
 use crate::workspace::Workspace;
 use anyhow::Result;
 use runner::{Case, Env};
+use select::{Filter, Selection, Slot};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -59,6 +61,14 @@ impl Suite {
         match self {
             Suite::Sti(_) => "sti",
             Suite::Tmt => "tmt",
+        }
+    }
+
+    /// The playbook an STI suite is; tmt's plans are groups inside one suite.
+    fn group(&self) -> Option<String> {
+        match self {
+            Suite::Sti(pb) => Some(pb.to_string_lossy().into_owned()),
+            Suite::Tmt => None,
         }
     }
 }
@@ -216,14 +226,7 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
         .insert("unmet_requires".into(), json!(subj.unmet_requires));
     rec.data.insert("network".into(), json!(opts.network));
     if opts.failed_only {
-        rec.data.insert(
-            "rerun".into(),
-            json!(only
-                .all
-                .iter()
-                .chain(only.cases.iter().map(|k| &k.2))
-                .collect::<Vec<_>>()),
-        );
+        rec.data.insert("rerun".into(), json!(only.describe()));
     }
     if !subj.unmet_requires.is_empty() {
         rec.notes.push(format!(
@@ -235,34 +238,40 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
     let run_once =
         |st: &mut StageRun, attempt_no: u32, sel: Option<&Selection>| -> Result<Vec<Case>> {
             let mut out = Vec::new();
-            for s in &suites {
-                let names = match sel {
-                    None => Vec::new(),
-                    Some(sel) => match sel.for_runner(s.runner()) {
+            for (i, s) in suites.iter().enumerate() {
+                let filter = match sel {
+                    None => Filter::default(),
+                    Some(sel) => match sel.for_suite(s.runner(), s.group().as_deref()) {
                         None => continue,
-                        Some(names) => names,
+                        Some(f) => f,
                     },
                 };
                 let dir = st
                     .dir()
-                    .join(format!("attempt-{attempt_no}-{}", s.runner()));
+                    .join(format!("attempt-{attempt_no}-{}-{i}", s.runner()));
                 std::fs::create_dir_all(&dir)?;
                 spinner.step(&format!(
                     "running {} tests (attempt {attempt_no})",
                     s.runner()
                 ));
                 let cases = match s {
-                    Suite::Sti(pb) => {
-                        sti::run(&env, pb, &opts.tags, &names, &roles, &dir, &mut st.log)?
-                    }
-                    Suite::Tmt => tmt::run(&env, &names, &dir, &mut st.log)?,
+                    Suite::Sti(pb) => sti::run(
+                        &env,
+                        pb,
+                        &opts.tags,
+                        &filter.names,
+                        &roles,
+                        &dir,
+                        &mut st.log,
+                    )?,
+                    Suite::Tmt => tmt::run(&env, &filter, &dir, &mut st.log)?,
                 };
                 out.extend(cases.into_iter().map(|c| confine_log(c, &dir)));
             }
             Ok(out)
         };
 
-    let mut cases: Vec<(Case, Vec<Case>)> = Vec::new();
+    let mut cases: Vec<Slot> = Vec::new();
     if !(opts.failed_only && only.is_empty()) {
         let first = run_once(&mut st, 1, opts.failed_only.then_some(&only))?;
         cases.extend(first.into_iter().map(|c| (c, Vec::new())));
@@ -273,31 +282,7 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
             break;
         }
         let again = run_once(&mut st, attempt, Some(&sel))?;
-        // A run that broke before reporting is rerun whole; if it does not break again, its
-        // error is superseded by a record that it completed.
-        for slot in cases
-            .iter_mut()
-            .filter(|(c, _)| c.whole_run && sel.all.iter().any(|r| r == c.runner))
-        {
-            if !again.iter().any(|n| n.key() == slot.0.key()) {
-                let done = Case {
-                    outcome: Outcome::Passed,
-                    note: Some(format!("the run completed on attempt {attempt}")),
-                    log: None,
-                    ..slot.0.clone()
-                };
-                let old = std::mem::replace(&mut slot.0, done);
-                slot.1.push(old);
-            }
-        }
-        for new in again {
-            if let Some(slot) = cases.iter_mut().find(|(c, _)| c.key() == new.key()) {
-                let old = std::mem::replace(&mut slot.0, new);
-                slot.1.push(old);
-            } else {
-                cases.push((new, Vec::new()));
-            }
-        }
+        select::merge(&mut cases, &sel, again, attempt);
     }
 
     let mut artifacts = Vec::new();
@@ -338,21 +323,33 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
         if case.whole_run {
             r.extra.insert("scope".into(), json!("run"));
         }
-        if let Some(p) = &case.plan {
-            r.extra.insert("plan".into(), json!(p));
+        if let Some(g) = &case.group {
+            let key = if case.runner == "tmt" {
+                "plan"
+            } else {
+                "playbook"
+            };
+            r.extra.insert(key.into(), json!(g));
         }
         results.push(r);
     }
-    rec.outcome = Outcome::aggregate(
-        results
-            .iter()
-            .map(|r| r.outcome)
-            .filter(|o| *o != Outcome::Skipped),
-    )
-    .unwrap_or(Outcome::Error);
-    if results.is_empty() {
-        rec.notes.push("no test case ran".into());
-    }
+    let counted = results
+        .iter()
+        .map(|r| r.outcome)
+        .filter(|o| *o != Outcome::Skipped);
+    rec.outcome = match Outcome::aggregate(counted) {
+        Some(o) => o,
+        None if results.is_empty() => {
+            rec.notes.push("no test case ran".into());
+            Outcome::Error
+        }
+        None => {
+            // Nothing was verified: not a pass that could promote the change.
+            rec.notes
+                .push("every test case was skipped: nothing was verified".into());
+            Outcome::Skipped
+        }
+    };
     rec.results = results;
     drop(spinner);
     let (record, log) = st.finish(&ws, rec)?;
@@ -375,53 +372,6 @@ fn discover(tree: &Path, choice: RunnerChoice) -> Result<Vec<Suite>> {
     Ok(suites)
 }
 
-type Key = (String, Option<String>, String);
-
-/// What an attempt reruns: whole runners (after a run-level error) and single test cases.
-#[derive(Default, Debug)]
-struct Selection {
-    all: Vec<String>,
-    cases: Vec<Key>,
-}
-
-impl Selection {
-    fn failing<'a>(cases: impl Iterator<Item = &'a Case>) -> Self {
-        let mut sel = Selection::default();
-        for c in cases.filter(|c| !c.outcome.is_pass() && c.outcome != Outcome::Skipped) {
-            sel.add(c.runner, c.whole_run, c.key());
-        }
-        sel
-    }
-
-    fn add(&mut self, runner: &str, whole_run: bool, key: Key) {
-        if whole_run {
-            if !self.all.iter().any(|r| r == runner) {
-                self.all.push(runner.to_string());
-            }
-        } else {
-            self.cases.push(key);
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.all.is_empty() && self.cases.is_empty()
-    }
-
-    /// None: skip this runner; Some(empty): run all of it; Some(names): only those cases.
-    fn for_runner(&self, runner: &str) -> Option<Vec<String>> {
-        if self.all.iter().any(|r| r == runner) {
-            return Some(Vec::new());
-        }
-        let names: Vec<String> = self
-            .cases
-            .iter()
-            .filter(|k| k.0 == runner)
-            .map(|k| k.2.clone())
-            .collect();
-        (!names.is_empty()).then_some(names)
-    }
-}
-
 /// From the input manifest's last test stage: what to rerun, and passing cases to keep.
 fn previous_failures(manifest: &Manifest, input: &Path) -> Result<(Selection, Vec<TestResult>)> {
     let prev = manifest
@@ -433,31 +383,37 @@ fn previous_failures(manifest: &Manifest, input: &Path) -> Result<(Selection, Ve
                 "--failed-only needs a manifest with an earlier `test` stage that has results",
             )
         })?;
-    let mut rerun = Selection::default();
-    let mut kept = Vec::new();
-    for r in &prev.results {
-        let whole_run = r.extra.get("scope").and_then(|v| v.as_str()) == Some("run");
-        if r.outcome.is_pass() && !whole_run {
+    let str_of =
+        |r: &TestResult, k: &str| r.extra.get(k).and_then(|v| v.as_str()).map(String::from);
+    let as_case = |r: &TestResult| Case {
+        runner: if r.runner.as_deref() == Some("tmt") {
+            "tmt"
+        } else {
+            "sti"
+        },
+        name: r.testcase.clone(),
+        group: str_of(r, "plan").or_else(|| str_of(r, "playbook")),
+        outcome: r.outcome,
+        log: None,
+        duration_s: None,
+        note: None,
+        whole_run: str_of(r, "scope").as_deref() == Some("run"),
+    };
+    let rerun = Selection::failing(prev.results.iter().map(as_case).collect::<Vec<_>>().iter());
+    // A suite rerun whole reports its passing cases again: keep only the others.
+    let kept = prev
+        .results
+        .iter()
+        .filter(|r| r.outcome.is_pass() && !rerun.covers(&as_case(r)))
+        .map(|r| {
             let mut k = r.clone();
             k.note = Some(format!(
                 "passed in an earlier run ({}); not rerun",
                 prev.started
             ));
-            kept.push(k);
-        } else if !r.outcome.is_pass() {
-            let runner = r.runner.clone().unwrap_or_default();
-            let plan = r
-                .extra
-                .get("plan")
-                .and_then(|p| p.as_str())
-                .map(String::from);
-            rerun.add(
-                &runner,
-                whole_run,
-                (runner.clone(), plan, r.testcase.clone()),
-            );
-        }
-    }
+            k
+        })
+        .collect();
     Ok((rerun, kept))
 }
 

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 pub struct Case {
     pub runner: &'static str,
     pub name: String,
-    pub plan: Option<String>,
+    /// The STI playbook or tmt plan it ran in.
+    pub group: Option<String>,
     pub outcome: Outcome,
     pub log: Option<PathBuf>,
     pub duration_s: Option<f64>,
@@ -26,7 +27,7 @@ impl Case {
     pub fn key(&self) -> (String, Option<String>, String) {
         (
             self.runner.to_string(),
-            self.plan.clone(),
+            self.group.clone(),
             self.name.clone(),
         )
     }
@@ -38,11 +39,17 @@ impl Case {
         format!("killed after {secs}s: the run exceeded --timeout (raise it if the tests are just slow)")
     }
 
-    pub fn run_error(runner: &'static str, name: &str, note: String, log: Option<PathBuf>) -> Self {
+    pub fn run_error(
+        runner: &'static str,
+        group: Option<&str>,
+        name: &str,
+        note: String,
+        log: Option<PathBuf>,
+    ) -> Self {
         Case {
             runner,
             name: name.to_string(),
-            plan: None,
+            group: group.map(String::from),
             outcome: Outcome::Error,
             log,
             duration_s: None,

@@ -149,25 +149,20 @@ pub fn run(
     let ended = env.run(log, dir, &home, &cwd, env_vars, cmd)?;
     let code = ended.code;
     let name = playbook.to_string_lossy().into_owned();
-    let mut cases = match parse_results(&artifacts) {
+    let group = Some(name.as_str());
+    let broke = |note: String| Case::run_error("sti", group, &name, note, None);
+    let mut cases = match parse_results(&artifacts, &name) {
         Ok(c) => c,
-        Err(why) => {
-            return Ok(vec![Case::run_error(
-                "sti",
-                &playbook.to_string_lossy(),
-                why,
-                None,
-            )])
-        }
+        Err(why) => return Ok(vec![broke(why)]),
     };
     if !only.is_empty() {
         cases.retain(|c| only.contains(&c.name));
     }
     if ended.timed_out {
-        cases.push(Case::run_error("sti", &name, Case::timeout_note(env), None));
+        cases.push(broke(Case::timeout_note(env)));
         return Ok(cases);
     }
-    let why = || match fatal_message(&log.tail(60)) {
+    let why = || match ansible_reason(&log.tail(80)) {
         Some(m) => format!("{}: {m}", exit_meaning(code)),
         None => exit_meaning(code),
     };
@@ -178,42 +173,63 @@ pub fn run(
         } else {
             format!("{} (no results)", why())
         };
-        return Ok(vec![Case::run_error("sti", &name, note, None)]);
+        return Ok(vec![broke(note)]);
     }
     // A non-zero exit with every case passing means the run itself broke after the tests.
     if code != Some(0) && cases.iter().all(|c| c.outcome.is_pass()) {
-        cases.push(Case::run_error("sti", &name, why(), None));
+        cases.push(broke(why()));
     }
     Ok(cases)
 }
 
-/// The `msg` of the last `fatal:` task in ansible's output, which says why a play stopped.
-fn fatal_message(output: &str) -> Option<String> {
-    let line = output.lines().rev().find(|l| l.starts_with("fatal: "))?;
-    let json = &line[line.find("=> ")? + 3..];
-    let v: serde_json::Value = serde_json::from_str(json).ok()?;
-    v.get("msg")
-        .and_then(|m| m.as_str())
-        .map(|m| m.trim().to_string())
+/// Why ansible stopped: the `msg` of the last `fatal:` task, or its own `ERROR!` line (a
+/// missing role, a syntax error).
+fn ansible_reason(output: &str) -> Option<String> {
+    let fatal = output
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("fatal: "))
+        .and_then(|line| {
+            let json = &line[line.find("=> ")? + 3..];
+            let v: serde_json::Value = serde_json::from_str(json).ok()?;
+            v.get("msg")
+                .and_then(|m| m.as_str())
+                .map(|m| m.trim().to_string())
+        });
+    fatal.or_else(|| {
+        output
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("ERROR! "))
+            .map(|m| m.trim().to_string())
+    })
 }
 
 /// results.yml (STI 2.0) when present, else test.log's `PASS|FAIL|ERROR name` lines; an error
 /// says why the tests' output could not be read. Log paths are confined by the caller.
-fn parse_results(artifacts: &Path) -> std::result::Result<Vec<Case>, String> {
-    let case = |name: &str, result: &str, log: Option<PathBuf>| Case {
-        runner: "sti",
-        name: name.to_string(),
-        plan: None,
-        outcome: match result.to_ascii_lowercase().as_str() {
-            "pass" | "passed" => Outcome::Passed,
-            "fail" | "failed" => Outcome::Failed,
-            "info" => Outcome::Info,
-            _ => Outcome::Error,
-        },
-        log: log.filter(|p| p.is_file()),
-        duration_s: None,
-        note: None,
-        whole_run: false,
+fn parse_results(artifacts: &Path, playbook: &str) -> std::result::Result<Vec<Case>, String> {
+    let case = |name: &str, result: &str, log: Option<PathBuf>| {
+        let unnamed = name.trim().is_empty();
+        Case {
+            runner: "sti",
+            name: if unnamed {
+                "(unnamed)".to_string()
+            } else {
+                name.to_string()
+            },
+            group: Some(playbook.to_string()),
+            outcome: match result.to_ascii_lowercase().as_str() {
+                _ if unnamed => Outcome::Error,
+                "pass" | "passed" => Outcome::Passed,
+                "fail" | "failed" => Outcome::Failed,
+                "info" => Outcome::Info,
+                _ => Outcome::Error,
+            },
+            log: log.filter(|p| p.is_file()),
+            duration_s: None,
+            note: unnamed.then(|| "a result without a test name".to_string()),
+            whole_run: false,
+        }
     };
     if let Some(text) = read_output(&artifacts.join("results.yml"))? {
         let parsed: ResultsYml =

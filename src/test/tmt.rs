@@ -1,6 +1,7 @@
 //! tmt plans, run with `tmt` against the sandboxed subject (local provisioning inside it).
 
 use super::runner::{read_output, Case, Env};
+use super::select::Filter;
 use crate::exec::{Cmd, Log};
 use crate::manifest::Outcome;
 use anyhow::Result;
@@ -56,8 +57,8 @@ fn exact(name: &str) -> String {
     s
 }
 
-/// Runs every plan once; `only` limits the tests by name (empty: all).
-pub fn run(env: &Env, only: &[String], dir: &Path, log: &mut Log) -> Result<Vec<Case>> {
+/// Runs every plan once; a non-empty filter limits the tests (and plans) by name.
+pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Vec<Case>> {
     let (src, home) = env.attempt_dirs(dir)?;
     let id = dir.join("tmt-run");
     // prepare is skipped: it would install `require:` packages from the network onto the host.
@@ -68,8 +69,18 @@ pub fn run(env: &Env, only: &[String], dir: &Path, log: &mut Log) -> Result<Vec<
         .args(["run", "--scratch", "--id"])
         .arg(&id)
         .args(["--all", "--skip", "prepare", "provision", "--how", "local"]);
-    for n in only {
-        cmd = cmd.args(["test", "--name"]).arg(exact(n));
+    // tmt takes each step's options once: one `plan` and one `test`, with repeated --name.
+    if !only.plans.is_empty() {
+        cmd = cmd.arg("plan");
+        for p in &only.plans {
+            cmd = cmd.arg("--name").arg(exact(p));
+        }
+    }
+    if !only.names.is_empty() {
+        cmd = cmd.arg("test");
+        for n in &only.names {
+            cmd = cmd.arg("--name").arg(exact(n));
+        }
     }
     let extra = vec![
         (
@@ -80,28 +91,19 @@ pub fn run(env: &Env, only: &[String], dir: &Path, log: &mut Log) -> Result<Vec<
         ("TMT_NO_COLOR".into(), "1".into()),
     ];
     let ended = env.run(log, dir, &home, &src, extra, cmd)?;
+    let broke = |note: String| Case::run_error("tmt", None, "tmt", note, None);
     let mut cases = Vec::new();
-    for results in find_results(&id)? {
-        let execute = results.parent().unwrap().to_path_buf();
-        let plan = execute
-            .parent()
-            .and_then(|p| p.strip_prefix(&id).ok())
-            .map(|p| format!("/{}", p.display()));
-        let rows: Vec<Row> = match read_output(&results) {
+    for (plan, execute) in plan_results(&id) {
+        let rows: Vec<Row> = match read_output(&execute.join("results.yaml")) {
             Ok(text) => match serde_yaml_ng::from_str(&text.unwrap_or_default()) {
                 Ok(rows) => rows,
                 Err(e) => {
-                    cases.push(Case::run_error(
-                        "tmt",
-                        "tmt",
-                        format!("invalid results.yaml: {e}"),
-                        None,
-                    ));
+                    cases.push(broke(format!("invalid results.yaml of plan {plan}: {e}")));
                     continue;
                 }
             },
             Err(why) => {
-                cases.push(Case::run_error("tmt", "tmt", why, None));
+                cases.push(broke(why));
                 continue;
             }
         };
@@ -119,7 +121,7 @@ pub fn run(env: &Env, only: &[String], dir: &Path, log: &mut Log) -> Result<Vec<
             cases.push(Case {
                 runner: "tmt",
                 name: r.name.clone(),
-                plan: plan.clone(),
+                group: Some(plan.clone()),
                 outcome: outcome(&r.result),
                 log: r.log.first().map(|l| execute.join(l)),
                 duration_s: r.duration.as_deref().and_then(seconds),
@@ -128,32 +130,68 @@ pub fn run(env: &Env, only: &[String], dir: &Path, log: &mut Log) -> Result<Vec<
             });
         }
     }
-    if !only.is_empty() {
-        cases.retain(|c| only.contains(&c.name));
+    if !only.names.is_empty() {
+        cases.retain(|c| c.whole_run || only.names.contains(&c.name));
     }
+    let code = ended.code.map_or("-".into(), |c| c.to_string());
     if ended.timed_out {
-        cases.push(Case::run_error("tmt", "tmt", Case::timeout_note(env), None));
-        return Ok(cases);
-    }
-    if cases.is_empty() {
-        let note = format!(
-            "tmt exited {} and reported no test results",
-            ended.code.map_or("-".into(), |c| c.to_string())
-        );
-        return Ok(vec![Case::run_error("tmt", "tmt", note, None)]);
+        cases.push(broke(Case::timeout_note(env)));
+    } else if cases.is_empty() {
+        cases.push(broke(format!(
+            "tmt exited {code} and reported no test results"
+        )));
+    } else if !matches!(ended.code, Some(0 | 1 | 4))
+        && !cases.iter().any(|c| c.outcome == Outcome::Error)
+    {
+        // 0 passed, 1 a test failed, 4 all skipped; anything else broke outside the tests
+        // (a plan's discover, prepare or finish): the tests' own results do not tell.
+        cases.push(broke(format!(
+            "tmt exited {code}: a plan failed outside its tests (see the stage log)"
+        )));
     }
     Ok(cases)
 }
 
-fn find_results(id: &Path) -> Result<Vec<PathBuf>> {
-    if !id.is_dir() {
-        return Ok(Vec::new());
+/// (plan name, its execute directory) for each plan tmt ran: `<id>/<plan>/execute/results.yaml`.
+/// The walk never enters a step's directory, so results files that tests write into their
+/// own data (a nested tmt run, say) are not mistaken for tmt's.
+fn plan_results(id: &Path) -> Vec<(String, PathBuf)> {
+    const STEPS: [&str; 7] = [
+        "discover",
+        "provision",
+        "prepare",
+        "execute",
+        "report",
+        "finish",
+        "cleanup",
+    ];
+    fn walk(dir: &Path, rel: &str, depth: usize, out: &mut Vec<(String, PathBuf)>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if name == "execute" && e.path().join("results.yaml").is_file() {
+                out.push((
+                    if rel.is_empty() {
+                        "/".into()
+                    } else {
+                        rel.to_string()
+                    },
+                    e.path(),
+                ));
+            } else if !STEPS.contains(&name.as_str()) && depth < 16 {
+                walk(&e.path(), &format!("{rel}/{name}"), depth + 1, out);
+            }
+        }
     }
-    Ok(crate::digest::list_files(id, &[])?
-        .into_iter()
-        .filter(|f| f.ends_with("execute/results.yaml"))
-        .map(|f| id.join(f))
-        .collect())
+    let mut out = Vec::new();
+    walk(id, "", 0, &mut out);
+    out.sort();
+    out
 }
 
 #[cfg(test)]
