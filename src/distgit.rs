@@ -12,6 +12,8 @@ pub struct Checkout {
     pub repo: String,
     pub commit: Option<String>,
     pub branch: Option<String>,
+    /// The work tree differs from `commit` (uncommitted or untracked files).
+    pub dirty: bool,
     /// Keeps a clone alive for as long as the checkout is used.
     _clone: Option<tempfile::TempDir>,
 }
@@ -54,11 +56,13 @@ pub fn checkout(
         return clone(source, repo, git_ref, scratch, log);
     }
     let (commit, branch) = git_identity(&canon);
+    let dirty = commit.is_some() && is_dirty(&canon);
     Ok(Checkout {
         dir: canon,
         repo,
         commit,
         branch,
+        dirty,
         _clone: None,
     })
 }
@@ -130,6 +134,7 @@ fn clone(
         repo,
         commit: Some(commit),
         branch,
+        dirty: false,
         _clone: Some(tmp),
     })
 }
@@ -149,6 +154,17 @@ fn last_line(log: &Log) -> String {
 }
 
 /// HEAD commit and branch of the work tree containing `dir`, if it is one.
+/// Whether a checkout has changes (tracked or untracked, not ignored) beyond its HEAD.
+fn is_dirty(dir: &Path) -> bool {
+    duct::cmd("git", ["status", "--porcelain"])
+        .dir(dir)
+        .stderr_null()
+        .stdout_capture()
+        .unchecked()
+        .run()
+        .is_ok_and(|o| !o.status.success() || !o.stdout.is_empty())
+}
+
 fn git_identity(dir: &Path) -> (Option<String>, Option<String>) {
     // Only a checkout's top level has `.git`; anything else needs no git process at all.
     if !dir.join(".git").exists() {

@@ -444,3 +444,26 @@ fn a_rebuild_replaces_the_earlier_builds_packages() {
         2
     );
 }
+
+#[test]
+fn a_dirty_work_tree_is_recorded_as_such() {
+    let w = Ws::new();
+    let repo = git_repo(w.path(), "hello-atomic", "f41");
+    let la = lookaside();
+    let clean = w.run(&["build", repo.to_str().unwrap(), "--lookaside", &la]);
+    assert_eq!(clean.code, 0, "{}", clean.stderr);
+    let mc = clean.manifest();
+    assert_eq!(mc["subject"]["branch"], "f41");
+    assert!(mc["subject"]["dirty"].is_null());
+    let spec = repo.join("hello-atomic.spec");
+    let text = std::fs::read_to_string(&spec).unwrap().replace("Release:        1%{?dist}", "Release:        2%{?dist}");
+    std::fs::write(&spec, text).unwrap();
+    let dirty = w.run(&["build", repo.to_str().unwrap(), "--lookaside", &la]);
+    assert_eq!(dirty.code, 0, "{}", dirty.stderr);
+    let md = dirty.manifest();
+    assert_eq!(md["subject"]["dirty"], true);
+    assert_eq!(md["subject"]["commit"], mc["subject"]["commit"]);
+    assert_eq!(rpm_artifacts(&md)[0]["nevra"]["release"], "2.fc41");
+    let notes = dirty.stage(&md, "build")["notes"].to_string();
+    assert!(notes.contains("uncommitted changes"), "{notes}");
+}

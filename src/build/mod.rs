@@ -146,6 +146,18 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
     if co.commit.is_some() {
         manifest.subject.commit = co.commit.clone();
     }
+    manifest.subject.extra.remove("dirty");
+    let mut early_notes = Vec::new();
+    if co.dirty {
+        // The tree digest covers what is built; the commit alone would not reproduce it.
+        manifest.subject.extra.insert("dirty".into(), json!(true));
+        let msg = format!(
+            "the work tree has uncommitted changes: commit {} does not describe what was built",
+            co.commit.as_deref().unwrap_or("?")
+        );
+        progress::note(&format!("warning: {msg}"));
+        early_notes.push(msg);
+    }
 
     if !opts.no_cache && reuse(&ws, &mut manifest, &digest) {
         manifest.write(&opts.io.output)?;
@@ -273,6 +285,7 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
         progress::note(&format!("warning: {msg}"));
         notes.push(msg);
     }
+    rec.notes.extend(early_notes);
     rec.notes.extend(notes);
     rec.data.insert(
         "sandbox".into(),
