@@ -42,6 +42,18 @@ impl FciError {
     }
 }
 
+/// The error chain on one line, outermost first, without repeating itself.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for c in e.chain() {
+        let s = c.to_string().replace('\n', " ");
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}
+
 /// The exit code for any error chain: the first typed error decides, otherwise infrastructure.
 pub fn exit_code_of(err: &anyhow::Error) -> i32 {
     err.chain()

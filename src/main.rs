@@ -18,23 +18,14 @@ fn main() {
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("fci: error: {}", fci::exec::redact(&one_line(&e)));
+            eprintln!(
+                "fci: error: {}",
+                fci::exec::redact(&fci::error::one_line(&e))
+            );
             exit_code_of(&e)
         }
     };
     std::process::exit(code);
-}
-
-/// The error chain on one line, outermost first, without repeating itself.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for c in e.chain() {
-        let s = c.to_string().replace('\n', " ");
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-    }
-    parts.join(": ")
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {

@@ -112,7 +112,13 @@ impl Sandbox {
         // unshare(1) gives a private mount namespace; the helper mounts, then execs bwrap.
         let unshare = exec::require("unshare", "util-linux")?;
         let me = std::env::current_exe()?;
-        let mut outer = Cmd::new(unshare)
+        let mut outer = Cmd::new(unshare);
+        // Without root, a user namespace (mapped to root inside) is what allows the mounts.
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            outer = outer.args(["--user", "--map-root-user"]);
+        }
+        let mut outer = outer
             .args(["--mount", "--propagation", "private", "--"])
             .arg(me)
             .arg("__sandbox");

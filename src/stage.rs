@@ -193,6 +193,43 @@ pub fn skip_if_blocked(manifest: &mut Manifest, stage: &str) -> Option<i32> {
     Some(boutcome.exit_code())
 }
 
+/// Ends a stage: an infrastructure failure (exit 3) after the manifest was read still yields
+/// a manifest, with an ERROR record saying what broke, so the pipeline sees it; bad input
+/// (exit 2) yields none.
+pub fn error_record(
+    result: Result<i32>,
+    manifest: &mut Manifest,
+    stage: &str,
+    output: &std::path::Path,
+) -> Result<i32> {
+    let err = match result {
+        Ok(code) => return Ok(code),
+        Err(e) if crate::error::exit_code_of(&e) != crate::error::exit::INFRA => return Err(e),
+        Err(e) => e,
+    };
+    let msg = crate::exec::redact(&crate::error::one_line(&err));
+    eprintln!("fci: error: {msg}");
+    let now = crate::now_rfc3339();
+    manifest.stages.push(StageRecord {
+        name: stage.to_string(),
+        outcome: Outcome::Error,
+        started: now.clone(),
+        finished: now,
+        duration_s: 0.0,
+        backend: None,
+        tools: BTreeMap::new(),
+        input_digest: String::new(),
+        cached: false,
+        log: None,
+        results: Vec::new(),
+        notes: vec![msg],
+        data: Map::new(),
+        extra: Map::new(),
+    });
+    manifest.write(output)?;
+    Ok(crate::error::exit::INFRA)
+}
+
 /// Digest of a stage's inputs, as canonical JSON.
 pub fn input_digest(v: &Value) -> String {
     format!(

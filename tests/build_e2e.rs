@@ -323,6 +323,14 @@ fn a_missing_tool_names_the_package_to_install() {
         "{}",
         r.stderr
     );
+    // The run itself broke: the manifest still goes downstream, with an ERROR record.
+    let m = r.manifest();
+    let b = r.stage(&m, "build");
+    assert_eq!(b["outcome"], "ERROR");
+    assert!(b["notes"][0]
+        .as_str()
+        .unwrap()
+        .contains("install the Debian package `rpm`"));
 }
 
 #[test]
@@ -456,7 +464,9 @@ fn a_dirty_work_tree_is_recorded_as_such() {
     assert_eq!(mc["subject"]["branch"], "f41");
     assert!(mc["subject"]["dirty"].is_null());
     let spec = repo.join("hello-atomic.spec");
-    let text = std::fs::read_to_string(&spec).unwrap().replace("Release:        1%{?dist}", "Release:        2%{?dist}");
+    let text = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("Release:        1%{?dist}", "Release:        2%{?dist}");
     std::fs::write(&spec, text).unwrap();
     let dirty = w.run(&["build", repo.to_str().unwrap(), "--lookaside", &la]);
     assert_eq!(dirty.code, 0, "{}", dirty.stderr);

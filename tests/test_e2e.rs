@@ -61,6 +61,32 @@ fn build_piped_into_test_runs_fedora_style_sti_and_tmt_unchanged() {
         .as_str()
         .unwrap()
         .starts_with("hello-atomic-1.0-1.fc41"));
+    // The runs' own reports are kept too.
+    let files: Vec<String> = s["data"]["run_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{}/{}",
+                f["runner"].as_str().unwrap(),
+                f["file"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "sti/test.log",
+            "sti/results.yml",
+            "tmt/plans-functional-results.yaml"
+        ]
+    );
+    let test_log = s["data"]["run_files"][0]["path"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(w.ws().join(test_log)).unwrap(),
+        "PASS greeting\nPASS version\n"
+    );
     assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
 }
 

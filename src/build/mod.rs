@@ -55,6 +55,15 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
         (_, Some(m)) => Manifest::read(m)?,
         (None, None) => Manifest::read(Path::new("-"))?,
     };
+    let result = build(opts, lookaside, &mut manifest);
+    stage::error_record(result, &mut manifest, "build", &opts.io.output)
+}
+
+fn build(
+    opts: &BuildOpts,
+    lookaside: Option<sources::Lookaside>,
+    manifest: &mut Manifest,
+) -> Result<i32> {
     let from_manifest = opts.source.is_none();
     let source = match &opts.source {
         Some(s) => s.clone(),
@@ -159,13 +168,13 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
         early_notes.push(msg);
     }
 
-    if !opts.no_cache && reuse(&ws, &mut manifest, &digest) {
+    if !opts.no_cache && reuse(&ws, manifest, &digest) {
         manifest.write(&opts.io.output)?;
         return Ok(manifest.stages.last().map_or(0, |s| s.outcome.exit_code()));
     }
     let _lock = ws.lock(&format!("build-{}", &digest[7..]))?;
     // Another run with the same inputs may have finished while we waited for the lock.
-    if !opts.no_cache && reuse(&ws, &mut manifest, &digest) {
+    if !opts.no_cache && reuse(&ws, manifest, &digest) {
         manifest.write(&opts.io.output)?;
         return Ok(manifest.stages.last().map_or(0, |s| s.outcome.exit_code()));
     }
@@ -230,7 +239,7 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
             rec.outcome = Outcome::Error;
             rec.notes.push(msg);
             rec.data.insert("unmet_buildrequires".into(), json!(unmet));
-            return finish(&ws, &mut manifest, st, rec, Vec::new(), opts);
+            return finish(&ws, manifest, st, rec, Vec::new(), opts);
         }
         let out = backend.build(&job(false), &mut st.log)?;
         (info, unmet, out)
@@ -339,7 +348,7 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
                 tail.collect::<Vec<_>>().join("\n")
             );
         }
-        return finish(&ws, &mut manifest, st, rec, artifacts, opts);
+        return finish(&ws, manifest, st, rec, artifacts, opts);
     }
 
     spinner.step("recording packages");
@@ -386,7 +395,7 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
     }
     artifacts.push(publish_repo(&ws, &staged, &artifacts)?);
     artifacts.push(snapshot_tree(&ws, &co.dir, &files, &tree)?);
-    finish(&ws, &mut manifest, st, rec, artifacts, opts)
+    finish(&ws, manifest, st, rec, artifacts, opts)
 }
 
 /// Reuses a cached build, restoring the package name it recorded into the subject.

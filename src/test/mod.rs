@@ -80,9 +80,14 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("-"));
     let mut manifest = Manifest::read(&input)?;
+    let result = test(opts, &input, &mut manifest);
+    stage::error_record(result, &mut manifest, "test", &opts.io.output)
+}
+
+fn test(opts: &TestOpts, input: &Path, manifest: &mut Manifest) -> Result<i32> {
     let ws = Workspace::open(&opts.workspace)?;
     if !opts.force {
-        if let Some(code) = stage::skip_if_blocked(&mut manifest, "test") {
+        if let Some(code) = stage::skip_if_blocked(manifest, "test") {
             manifest.write(&opts.io.output)?;
             return Ok(code);
         }
@@ -90,7 +95,7 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
     let rpms: Vec<&Artifact> = manifest.artifacts_of("rpm").collect();
     if rpms.is_empty() {
         return Err(
-            FciError::input(&input, "no `rpm` artifacts to test: run `fci build` first").into(),
+            FciError::input(input, "no `rpm` artifacts to test: run `fci build` first").into(),
         );
     }
     let rpm_paths: Vec<PathBuf> = rpms
@@ -100,7 +105,7 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
     for (a, p) in rpms.iter().zip(&rpm_paths) {
         if !p.is_file() {
             return Err(FciError::input(
-                &input,
+                input,
                 format!(
                     "artifact {} is missing from workspace {}",
                     a.path,
@@ -116,7 +121,7 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
         None => {
             let a = manifest.artifacts_of("dist-git").last().ok_or_else(|| {
                 FciError::input(
-                    &input,
+                    input,
                     "no `dist-git` artifact: run `fci build` first or pass --tests-from",
                 )
             })?;
@@ -142,7 +147,7 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
 
     // Test cases to rerun, and passing ones carried over, for --failed-only.
     let (only, carried) = if opts.failed_only {
-        previous_failures(&manifest, &input)?
+        previous_failures(manifest, input)?
     } else {
         (Selection::default(), Vec::new())
     };
@@ -150,7 +155,7 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
     for (a, p) in rpms.iter().zip(&rpm_paths) {
         if crate::digest::sha256_file(p)?.0 != a.sha256 {
             return Err(FciError::input(
-                &input,
+                input,
                 format!(
                     "artifact {} does not match its sha256 (edited manifest or damaged workspace)",
                     a.path
@@ -182,7 +187,7 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
         "network": opts.network,
     }));
     if !opts.no_cache {
-        if let Some(o) = stage::reuse(&ws, &mut manifest, "test", &digest) {
+        if let Some(o) = stage::reuse(&ws, manifest, "test", &digest) {
             manifest.write(&opts.io.output)?;
             return Ok(o.exit_code());
         }
@@ -207,6 +212,8 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
         timeout: opts.timeout,
     };
 
+    let scratch = st.dir();
+    env.check(&mut st.log, &scratch)?;
     let mut rec = RecordParts::new(Outcome::Passed, digest.clone());
     rec.backend = Some(
         suites
@@ -235,41 +242,53 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
         ));
     }
 
-    let run_once =
-        |st: &mut StageRun, attempt_no: u32, sel: Option<&Selection>| -> Result<Vec<Case>> {
-            let mut out = Vec::new();
-            for (i, s) in suites.iter().enumerate() {
-                let filter = match sel {
-                    None => Filter::default(),
-                    Some(sel) => match sel.for_suite(s.runner(), s.group().as_deref()) {
-                        None => continue,
-                        Some(f) => f,
-                    },
-                };
-                let dir = st
-                    .dir()
-                    .join(format!("attempt-{attempt_no}-{}-{i}", s.runner()));
-                std::fs::create_dir_all(&dir)?;
-                spinner.step(&format!(
-                    "running {} tests (attempt {attempt_no})",
-                    s.runner()
-                ));
-                let cases = match s {
-                    Suite::Sti(pb) => sti::run(
-                        &env,
-                        pb,
-                        &opts.tags,
-                        &filter.names,
-                        &roles,
-                        &dir,
-                        &mut st.log,
-                    )?,
-                    Suite::Tmt => tmt::run(&env, &filter, &dir, &mut st.log)?,
-                };
-                out.extend(cases.into_iter().map(|c| confine_log(c, &dir)));
+    let mut artifacts = Vec::new();
+    let mut run_files = Vec::new();
+    let mut run_once = |st: &mut StageRun,
+                        attempt_no: u32,
+                        sel: Option<&Selection>|
+     -> Result<Vec<Case>> {
+        let mut out = Vec::new();
+        for (i, s) in suites.iter().enumerate() {
+            let filter = match sel {
+                None => Filter::default(),
+                Some(sel) => match sel.for_suite(s.runner(), s.group().as_deref()) {
+                    None => continue,
+                    Some(f) => f,
+                },
+            };
+            let dir = st
+                .dir()
+                .join(format!("attempt-{attempt_no}-{}-{i}", s.runner()));
+            std::fs::create_dir_all(&dir)?;
+            spinner.step(&format!(
+                "running {} tests (attempt {attempt_no})",
+                s.runner()
+            ));
+            let cases = match s {
+                Suite::Sti(pb) => sti::run(
+                    &env,
+                    pb,
+                    &opts.tags,
+                    &filter.names,
+                    &roles,
+                    &dir,
+                    &mut st.log,
+                )?,
+                Suite::Tmt => tmt::run(&env, &filter, &dir, &mut st.log)?,
+            };
+            // The run's own reports, for whoever debugs it (kept only if plain files).
+            for (label, file) in run_reports(s, &dir) {
+                let name = format!("{}-attempt{attempt_no}-{label}", s.runner());
+                if let Ok(a) = ws.store_limited(&file, "log", &name, "test", Some(LOG_LIMIT)) {
+                    run_files.push(json!({"attempt": attempt_no, "runner": s.runner(), "group": s.group(), "file": label, "path": a.path}));
+                    artifacts.push(a);
+                }
             }
-            Ok(out)
-        };
+            out.extend(cases.into_iter().map(|c| confine_log(c, &dir)));
+        }
+        Ok(out)
+    };
 
     let mut cases: Vec<Slot> = Vec::new();
     if !(opts.failed_only && only.is_empty()) {
@@ -285,7 +304,9 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
         select::merge(&mut cases, &sel, again, attempt);
     }
 
-    let mut artifacts = Vec::new();
+    if !run_files.is_empty() {
+        rec.data.insert("run_files".into(), json!(run_files));
+    }
     let mut results: Vec<TestResult> = carried;
     for (case, earlier) in cases {
         let attempts: Vec<Attempt> = if earlier.is_empty() {
@@ -356,7 +377,7 @@ pub fn run(opts: &TestOpts) -> Result<i32> {
     artifacts.push(log);
     summary(&record);
     let outcome = record.outcome;
-    stage::commit(&ws, &mut manifest, record, artifacts, true)?;
+    stage::commit(&ws, manifest, record, artifacts, true)?;
     manifest.write(&opts.io.output)?;
     Ok(outcome.exit_code())
 }
@@ -415,6 +436,29 @@ fn previous_failures(manifest: &Manifest, input: &Path) -> Result<(Selection, Ve
         })
         .collect();
     Ok((rerun, kept))
+}
+
+/// The files a run reports through: STI's test.log and results.yml, tmt's results.yaml.
+fn run_reports(suite: &Suite, dir: &Path) -> Vec<(String, PathBuf)> {
+    match suite {
+        Suite::Sti(_) => ["test.log", "results.yml"]
+            .into_iter()
+            .map(|f| (f.to_string(), dir.join("artifacts").join(f)))
+            .filter(|(_, p)| p.exists())
+            .collect(),
+        Suite::Tmt => tmt::plan_results(&dir.join("tmt-run"))
+            .into_iter()
+            .map(|(plan, execute)| {
+                (
+                    format!(
+                        "{}-results.yaml",
+                        plan.trim_start_matches('/').replace('/', "-")
+                    ),
+                    execute.join("results.yaml"),
+                )
+            })
+            .collect(),
+    }
 }
 
 /// Drops a log path that points outside the attempt's directory (test output is untrusted).

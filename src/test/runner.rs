@@ -88,6 +88,28 @@ impl Env<'_> {
         Ok((src, home))
     }
 
+    /// Starts the sandbox once with nothing in it, so that a host that cannot build it is told
+    /// so, instead of every test run failing with a misleading status.
+    pub fn check(&self, log: &mut Log, dir: &Path) -> Result<()> {
+        let probe = dir.join("sandbox-check");
+        std::fs::create_dir_all(&probe)?;
+        let ended = self.run(log, &probe, &probe, &probe, Vec::new(), Cmd::new("true"))?;
+        if ended.code != Some(0) {
+            let why = log
+                .tail(6)
+                .lines()
+                .filter(|l| !l.starts_with('$') && !l.starts_with('#'))
+                .collect::<Vec<_>>()
+                .join(" ");
+            return Err(crate::error::FciError::Infra(format!(
+                "the test sandbox (bubblewrap, overlayfs) cannot start here: {}",
+                why.trim()
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
     /// Runs `cmd` in the sandbox with `dir` writable; extra environment on top of the basics.
     pub fn run(
         &self,

@@ -155,7 +155,7 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Vec<Ca
 /// (plan name, its execute directory) for each plan tmt ran: `<id>/<plan>/execute/results.yaml`.
 /// The walk never enters a step's directory, so results files that tests write into their
 /// own data (a nested tmt run, say) are not mistaken for tmt's.
-fn plan_results(id: &Path) -> Vec<(String, PathBuf)> {
+pub fn plan_results(id: &Path) -> Vec<(String, PathBuf)> {
     const STEPS: [&str; 7] = [
         "discover",
         "provision",
