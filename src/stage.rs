@@ -167,14 +167,12 @@ pub fn reuse(
     Some(outcome)
 }
 
-/// Records a SKIPPED stage when an earlier stage did not pass; returns its exit code.
-pub fn skip_if_blocked(manifest: &mut Manifest, stage: &str) -> Option<i32> {
-    let blocker = manifest.blocking_stage(stage)?;
-    let (bname, boutcome) = (blocker.name.clone(), blocker.outcome);
+/// A record of a stage that did no work (skipped, or broke before it could), with the reason.
+fn instant_record(stage: &str, outcome: Outcome, note: String) -> StageRecord {
     let now = crate::now_rfc3339();
-    manifest.stages.push(StageRecord {
+    StageRecord {
         name: stage.to_string(),
-        outcome: Outcome::Skipped,
+        outcome,
         started: now.clone(),
         finished: now,
         duration_s: 0.0,
@@ -184,10 +182,20 @@ pub fn skip_if_blocked(manifest: &mut Manifest, stage: &str) -> Option<i32> {
         cached: false,
         log: None,
         results: Vec::new(),
-        notes: vec![format!("skipped: stage `{bname}` is {boutcome}")],
+        notes: vec![note],
         data: Map::new(),
         extra: Map::new(),
-    });
+    }
+}
+
+/// Records a SKIPPED stage when an earlier stage did not pass; returns its exit code.
+pub fn skip_if_blocked(manifest: &mut Manifest, stage: &str) -> Option<i32> {
+    let blocker = manifest.blocking_stage(stage)?;
+    let (bname, boutcome) = (blocker.name.clone(), blocker.outcome);
+    let note = format!("skipped: stage `{bname}` is {boutcome}");
+    manifest
+        .stages
+        .push(instant_record(stage, Outcome::Skipped, note));
     progress::note(&format!("{stage} SKIPPED: stage `{bname}` is {boutcome}"));
     // The pipeline's status stays that of the stage that stopped it.
     Some(boutcome.exit_code())
@@ -209,23 +217,9 @@ pub fn error_record(
     };
     let msg = crate::exec::redact(&crate::error::one_line(&err));
     eprintln!("fci: error: {msg}");
-    let now = crate::now_rfc3339();
-    manifest.stages.push(StageRecord {
-        name: stage.to_string(),
-        outcome: Outcome::Error,
-        started: now.clone(),
-        finished: now,
-        duration_s: 0.0,
-        backend: None,
-        tools: BTreeMap::new(),
-        input_digest: String::new(),
-        cached: false,
-        log: None,
-        results: Vec::new(),
-        notes: vec![msg],
-        data: Map::new(),
-        extra: Map::new(),
-    });
+    manifest
+        .stages
+        .push(instant_record(stage, Outcome::Error, msg));
     manifest.write(output)?;
     Ok(crate::error::exit::INFRA)
 }

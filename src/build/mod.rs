@@ -1,12 +1,14 @@
 //! `fci build`: SRPM and binary RPMs from a dist-git checkout, `%check` included.
 
 pub mod backend;
+pub mod repo;
 pub mod sources;
 pub mod spec;
+pub mod tree;
 
 use crate::distgit;
 use crate::error::FciError;
-use crate::exec::{self, Cmd};
+use crate::exec;
 use crate::hostcache::HostCache;
 use crate::manifest::{Artifact, Manifest, Outcome, TestResult};
 use crate::progress::{self, Spinner};
@@ -105,7 +107,7 @@ fn build(
     spinner.step("checking out dist-git");
     let mut st = StageRun::start(&ws, "build")?;
     let co = distgit::checkout(&source, git_ref.as_deref(), &st.dir(), &mut st.log)?;
-    let spec_path = find_spec(&co.dir, opts.spec.as_deref())?;
+    let spec_path = tree::find_spec(&co.dir, opts.spec.as_deref())?;
     let branch = opts
         .branch
         .clone()
@@ -133,7 +135,7 @@ fn build(
         .into_iter()
         .filter(|f| !blob_names.iter().any(|b| Path::new(b) == f.as_path()))
         .collect();
-    check_symlinks(&co.dir, &files)?;
+    tree::check_symlinks(&co.dir, &files)?;
     let tree = crate::digest::tree_digest(&co.dir, &files)?;
     let digest = stage::input_digest(&json!({
         "stage": "build",
@@ -352,49 +354,8 @@ fn build(
     }
 
     spinner.step("recording packages");
-    // createrepo_c runs beside the header queries and the hashing: both only read the RPMs.
-    let staged = st.dir().join("repo");
-    std::fs::create_dir_all(&staged)?;
-    for p in &out.packages {
-        let name = p.file_name().unwrap_or_default().to_string_lossy();
-        if !name.ends_with(".src.rpm") && !name.ends_with(".nosrc.rpm") {
-            crate::workspace::copy_plain(p, &staged.join(&*name), None)?;
-        }
-    }
-    let cr_log = st.dir().join("createrepo.log");
-    let (indexed, recorded) = std::thread::scope(|sc| {
-        let cr = sc.spawn(|| -> Result<bool> {
-            let mut l = crate::exec::Log::create(&cr_log)?;
-            let cmd = Cmd::new("createrepo_c")
-                .args(["--quiet", "--no-database"])
-                .arg(&staged);
-            Ok(l.run(&cmd)?.success())
-        });
-        let recorded = (|| -> Result<Vec<Artifact>> {
-            let nevras = spec::nevras(&out.packages, &mut st.log)?;
-            let mut arts = Vec::new();
-            for (p, n) in out.packages.iter().zip(nevras) {
-                let kind = if n.arch == "src" { "srpm" } else { "rpm" };
-                let name = p.file_name().unwrap().to_string_lossy().into_owned();
-                let mut a = ws.store(p, kind, &name, "build")?;
-                a.nevra = Some(n);
-                arts.push(a);
-            }
-            Ok(arts)
-        })();
-        (cr.join().expect("createrepo thread"), recorded)
-    });
-    st.log.append_file(&cr_log);
-    artifacts.extend(recorded?);
-    if !indexed? {
-        return Err(FciError::Infra(format!(
-            "createrepo_c failed on {}; see the build log",
-            staged.display()
-        ))
-        .into());
-    }
-    artifacts.push(publish_repo(&ws, &staged, &artifacts)?);
-    artifacts.push(snapshot_tree(&ws, &co.dir, &files, &tree)?);
+    artifacts.extend(repo::record_packages(&ws, &mut st, &out.packages)?);
+    artifacts.push(tree::snapshot(&ws, &co.dir, &files, &tree)?);
     finish(&ws, manifest, st, rec, artifacts, opts)
 }
 
@@ -450,91 +411,4 @@ fn summary(record: &crate::manifest::StageRecord, artifacts: &[Artifact]) {
             format!(": {}", pkgs.join(", "))
         }
     );
-}
-
-/// Refuses symlinks that leave the checkout: fci would read their targets as root on the host,
-/// and the input digest (which hashes the link, not the target) would miss their changes.
-fn check_symlinks(dir: &Path, files: &[PathBuf]) -> Result<()> {
-    for f in files {
-        let p = dir.join(f);
-        if std::fs::symlink_metadata(&p)?.file_type().is_symlink() {
-            let inside = p.canonicalize().is_ok_and(|r| r.starts_with(dir));
-            if !inside {
-                return Err(FciError::input(
-                    &p,
-                    "symlink points outside the dist-git checkout (or nowhere)",
-                )
-                .into());
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The one spec of a dist-git repo (or the one named).
-fn find_spec(dir: &Path, named: Option<&Path>) -> Result<PathBuf> {
-    if let Some(n) = named {
-        let p = dir.join(n);
-        if !p.starts_with(dir)
-            || n.components()
-                .any(|c| matches!(c, std::path::Component::ParentDir))
-        {
-            return Err(FciError::input(n, "spec path escapes the dist-git checkout").into());
-        }
-        if !p.is_file() {
-            return Err(FciError::input(&p, "spec file not found").into());
-        }
-        return Ok(p);
-    }
-    let mut specs: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "spec") && p.is_file())
-        .collect();
-    specs.sort();
-    match specs.len() {
-        0 => Err(FciError::input(dir, "no .spec file in the dist-git checkout").into()),
-        1 => Ok(specs.remove(0)),
-        _ => Err(FciError::input(dir, "several .spec files; choose one with --spec").into()),
-    }
-}
-
-/// Publishes the indexed repository of the binary packages under `repos/`.
-fn publish_repo(ws: &Workspace, staged: &Path, artifacts: &[Artifact]) -> Result<Artifact> {
-    let rpms: Vec<&Artifact> = artifacts.iter().filter(|a| a.kind == "rpm").collect();
-    let ids: Vec<&str> = rpms.iter().map(|a| a.sha256.as_str()).collect();
-    let key = crate::digest::sha256_bytes(ids.join(",").as_bytes());
-    let dir = ws.publish_dir(staged, "repos", &key)?;
-    let (sha, _) = crate::digest::sha256_file(&dir.join("repodata/repomd.xml"))?;
-    Ok(Artifact {
-        kind: "rpm-repo".into(),
-        name: "repo".into(),
-        path: ws.relative(&dir),
-        sha256: sha,
-        size: rpms.iter().map(|a| a.size).sum(),
-        stage: "build".into(),
-        nevra: None,
-        extra: Default::default(),
-    })
-}
-
-/// The dist-git tree (tests, plans, gating.yaml; without lookaside blobs) for later stages.
-fn snapshot_tree(ws: &Workspace, dir: &Path, files: &[PathBuf], tree: &str) -> Result<Artifact> {
-    let staged = ws.scratch("tree-")?;
-    let root = staged.path().join("t");
-    crate::workspace::copy_files(dir, files, &root)?;
-    let published = ws.publish_dir(&root, "trees", tree)?;
-    Ok(Artifact {
-        kind: "dist-git".into(),
-        name: "dist-git".into(),
-        path: ws.relative(&published),
-        sha256: tree.to_string(),
-        size: files
-            .iter()
-            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
-            .map(|m| m.len())
-            .sum(),
-        stage: "build".into(),
-        nevra: None,
-        extra: Default::default(),
-    })
 }

@@ -1,5 +1,6 @@
 //! `fci test`: the package's own functional tests (STI and tmt) against the RPMs just built.
 
+pub mod results;
 pub mod runner;
 pub mod select;
 pub mod sti;
@@ -8,8 +9,8 @@ pub mod tmt;
 
 use crate::error::FciError;
 use crate::exec;
-use crate::manifest::{Artifact, Attempt, Manifest, Outcome, TestResult};
-use crate::progress::{self, Spinner};
+use crate::manifest::{Artifact, Manifest, Outcome, TestResult};
+use crate::progress::Spinner;
 use crate::stage::{self, Io, RecordParts, StageRun};
 use crate::workspace::Workspace;
 use anyhow::Result;
@@ -280,12 +281,14 @@ fn test(opts: &TestOpts, input: &Path, manifest: &mut Manifest) -> Result<i32> {
             // The run's own reports, for whoever debugs it (kept only if plain files).
             for (label, file) in run_reports(s, &dir) {
                 let name = format!("{}-attempt{attempt_no}-{label}", s.runner());
-                if let Ok(a) = ws.store_limited(&file, "log", &name, "test", Some(LOG_LIMIT)) {
+                if let Ok(a) =
+                    ws.store_limited(&file, "log", &name, "test", Some(results::LOG_LIMIT))
+                {
                     run_files.push(json!({"attempt": attempt_no, "runner": s.runner(), "group": s.group(), "file": label, "path": a.path}));
                     artifacts.push(a);
                 }
             }
-            out.extend(cases.into_iter().map(|c| confine_log(c, &dir)));
+            out.extend(cases.into_iter().map(|c| results::confine_log(c, &dir)));
         }
         Ok(out)
     };
@@ -308,74 +311,17 @@ fn test(opts: &TestOpts, input: &Path, manifest: &mut Manifest) -> Result<i32> {
         rec.data.insert("run_files".into(), json!(run_files));
     }
     let mut results: Vec<TestResult> = carried;
-    for (case, earlier) in cases {
-        let attempts: Vec<Attempt> = if earlier.is_empty() {
-            Vec::new()
-        } else {
-            earlier
-                .iter()
-                .chain(std::iter::once(&case))
-                .map(|c| -> Result<Attempt> {
-                    Ok(Attempt {
-                        outcome: c.outcome,
-                        log: store_log(&ws, c, &mut artifacts)?,
-                        duration_s: c.duration_s,
-                    })
-                })
-                .collect::<Result<_>>()?
-        };
-        let flaky = !earlier.is_empty() && case.outcome.is_pass();
-        let log = store_log(&ws, &case, &mut artifacts)?;
-        let mut r = TestResult {
-            testcase: case.name.clone(),
-            outcome: case.outcome,
-            runner: Some(case.runner.to_string()),
-            scenario: None,
-            log,
-            duration_s: case.duration_s,
-            note: if flaky {
-                Some(format!("flaky: passed on attempt {}", earlier.len() + 1))
-            } else {
-                case.note.clone()
-            },
-            attempts,
-            extra: Default::default(),
-        };
-        if case.whole_run {
-            r.extra.insert("scope".into(), json!("run"));
-        }
-        if let Some(g) = &case.group {
-            let key = if case.runner == "tmt" {
-                "plan"
-            } else {
-                "playbook"
-            };
-            r.extra.insert(key.into(), json!(g));
-        }
-        results.push(r);
+    for slot in cases {
+        results.push(results::to_result(&ws, slot, &mut artifacts)?);
     }
-    let counted = results
-        .iter()
-        .map(|r| r.outcome)
-        .filter(|o| *o != Outcome::Skipped);
-    rec.outcome = match Outcome::aggregate(counted) {
-        Some(o) => o,
-        None if results.is_empty() => {
-            rec.notes.push("no test case ran".into());
-            Outcome::Error
-        }
-        None => {
-            // Nothing was verified: not a pass that could promote the change.
-            rec.notes
-                .push("every test case was skipped: nothing was verified".into());
-            Outcome::Skipped
-        }
-    };
+    let (outcome, note) = results::stage_outcome(&results);
+    rec.outcome = outcome;
+    rec.notes.extend(note);
     rec.results = results;
     drop(spinner);
     let (record, log) = st.finish(&ws, rec)?;
     artifacts.push(log);
-    summary(&record);
+    results::summary(&record);
     let outcome = record.outcome;
     stage::commit(&ws, manifest, record, artifacts, true)?;
     manifest.write(&opts.io.output)?;
@@ -458,56 +404,5 @@ fn run_reports(suite: &Suite, dir: &Path) -> Vec<(String, PathBuf)> {
                 )
             })
             .collect(),
-    }
-}
-
-/// Drops a log path that points outside the attempt's directory (test output is untrusted).
-fn confine_log(mut c: Case, dir: &Path) -> Case {
-    let base = dir.canonicalize().ok();
-    c.log = c
-        .log
-        .and_then(|l| l.canonicalize().ok())
-        .filter(|l| base.as_ref().is_some_and(|b| l.starts_with(b)) && l.is_file());
-    c
-}
-
-/// The most of one test log fci keeps.
-const LOG_LIMIT: u64 = 32 * 1024 * 1024;
-
-fn store_log(ws: &Workspace, c: &Case, artifacts: &mut Vec<Artifact>) -> Result<Option<String>> {
-    let Some(p) = &c.log else { return Ok(None) };
-    let name = format!("{}.log", c.name.trim_matches('/').replace('/', "-"));
-    // Test output is untrusted: a plain copy, cut at a size no honest log reaches.
-    let a = ws.store_limited(p, "log", &name, "test", Some(LOG_LIMIT))?;
-    let path = a.path.clone();
-    if !artifacts.iter().any(|b| b.path == a.path) {
-        artifacts.push(a);
-    }
-    Ok(Some(path))
-}
-
-fn summary(record: &crate::manifest::StageRecord) {
-    if progress::quiet() {
-        return;
-    }
-    eprintln!("fci: test {} in {:.1}s", record.outcome, record.duration_s);
-    for r in &record.results {
-        let runner = r.runner.as_deref().unwrap_or("");
-        let tries = if r.attempts.is_empty() {
-            String::new()
-        } else {
-            format!(" ({} attempts)", r.attempts.len())
-        };
-        let note = r
-            .note
-            .as_deref()
-            .map(|n| format!(" - {n}"))
-            .unwrap_or_default();
-        eprintln!(
-            "  {:<16} {:<5} {}{tries}{note}",
-            r.outcome.as_str(),
-            runner,
-            r.testcase
-        );
     }
 }

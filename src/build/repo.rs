@@ -1,0 +1,81 @@
+//! The built packages: recorded with their NEVRA, and indexed as an rpm-md repository.
+
+use super::spec;
+use crate::error::FciError;
+use crate::exec::{Cmd, Log};
+use crate::manifest::Artifact;
+use crate::stage::StageRun;
+use crate::workspace::Workspace;
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+/// Stores every package (NEVRA from its header) and publishes a repository of the binary ones.
+pub fn record_packages(
+    ws: &Workspace,
+    st: &mut StageRun,
+    packages: &[PathBuf],
+) -> Result<Vec<Artifact>> {
+    let mut artifacts = Vec::new();
+    // createrepo_c runs beside the header queries and the hashing: both only read the RPMs.
+    let staged = st.dir().join("repo");
+    std::fs::create_dir_all(&staged)?;
+    for p in packages {
+        let name = p.file_name().unwrap_or_default().to_string_lossy();
+        if !name.ends_with(".src.rpm") && !name.ends_with(".nosrc.rpm") {
+            crate::workspace::copy_plain(p, &staged.join(&*name), None)?;
+        }
+    }
+    let cr_log = st.dir().join("createrepo.log");
+    let (indexed, recorded) = std::thread::scope(|sc| {
+        let cr = sc.spawn(|| -> Result<bool> {
+            let mut l = Log::create(&cr_log)?;
+            let cmd = Cmd::new("createrepo_c")
+                .args(["--quiet", "--no-database"])
+                .arg(&staged);
+            Ok(l.run(&cmd)?.success())
+        });
+        let recorded = (|| -> Result<Vec<Artifact>> {
+            let nevras = spec::nevras(packages, &mut st.log)?;
+            let mut arts = Vec::new();
+            for (p, n) in packages.iter().zip(nevras) {
+                let kind = if n.arch == "src" { "srpm" } else { "rpm" };
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                let mut a = ws.store(p, kind, &name, "build")?;
+                a.nevra = Some(n);
+                arts.push(a);
+            }
+            Ok(arts)
+        })();
+        (cr.join().expect("createrepo thread"), recorded)
+    });
+    st.log.append_file(&cr_log);
+    artifacts.extend(recorded?);
+    if !indexed? {
+        return Err(FciError::Infra(format!(
+            "createrepo_c failed on {}; see the build log",
+            staged.display()
+        ))
+        .into());
+    }
+    artifacts.push(publish_repo(ws, &staged, &artifacts)?);
+    Ok(artifacts)
+}
+
+/// Publishes the indexed repository of the binary packages under `repos/`.
+fn publish_repo(ws: &Workspace, staged: &Path, artifacts: &[Artifact]) -> Result<Artifact> {
+    let rpms: Vec<&Artifact> = artifacts.iter().filter(|a| a.kind == "rpm").collect();
+    let ids: Vec<&str> = rpms.iter().map(|a| a.sha256.as_str()).collect();
+    let key = crate::digest::sha256_bytes(ids.join(",").as_bytes());
+    let dir = ws.publish_dir(staged, "repos", &key)?;
+    let (sha, _) = crate::digest::sha256_file(&dir.join("repodata/repomd.xml"))?;
+    Ok(Artifact {
+        kind: "rpm-repo".into(),
+        name: "repo".into(),
+        path: ws.relative(&dir),
+        sha256: sha,
+        size: rpms.iter().map(|a| a.size).sum(),
+        stage: "build".into(),
+        nevra: None,
+        extra: Default::default(),
+    })
+}

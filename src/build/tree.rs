@@ -1,0 +1,75 @@
+//! The dist-git checkout as a tree of files: its spec, its symlinks, its snapshot.
+
+use crate::error::FciError;
+use crate::manifest::Artifact;
+use crate::workspace::Workspace;
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+/// Refuses symlinks that leave the checkout: fci would read their targets as root on the host,
+/// and the input digest (which hashes the link, not the target) would miss their changes.
+pub fn check_symlinks(dir: &Path, files: &[PathBuf]) -> Result<()> {
+    for f in files {
+        let p = dir.join(f);
+        if std::fs::symlink_metadata(&p)?.file_type().is_symlink() {
+            let inside = p.canonicalize().is_ok_and(|r| r.starts_with(dir));
+            if !inside {
+                return Err(FciError::input(
+                    &p,
+                    "symlink points outside the dist-git checkout (or nowhere)",
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The one spec of a dist-git repo (or the one named).
+pub fn find_spec(dir: &Path, named: Option<&Path>) -> Result<PathBuf> {
+    if let Some(n) = named {
+        let p = dir.join(n);
+        if !p.starts_with(dir)
+            || n.components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(FciError::input(n, "spec path escapes the dist-git checkout").into());
+        }
+        if !p.is_file() {
+            return Err(FciError::input(&p, "spec file not found").into());
+        }
+        return Ok(p);
+    }
+    let mut specs: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "spec") && p.is_file())
+        .collect();
+    specs.sort();
+    match specs.len() {
+        0 => Err(FciError::input(dir, "no .spec file in the dist-git checkout").into()),
+        1 => Ok(specs.remove(0)),
+        _ => Err(FciError::input(dir, "several .spec files; choose one with --spec").into()),
+    }
+}
+
+/// The dist-git tree (tests, plans, gating.yaml; without lookaside blobs) for later stages.
+pub fn snapshot(ws: &Workspace, dir: &Path, files: &[PathBuf], tree: &str) -> Result<Artifact> {
+    let staged = ws.scratch("tree-")?;
+    let root = staged.path().join("t");
+    crate::workspace::copy_files(dir, files, &root)?;
+    let published = ws.publish_dir(&root, "trees", tree)?;
+    Ok(Artifact {
+        kind: "dist-git".into(),
+        name: "dist-git".into(),
+        path: ws.relative(&published),
+        sha256: tree.to_string(),
+        size: files
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum(),
+        stage: "build".into(),
+        nevra: None,
+        extra: Default::default(),
+    })
+}

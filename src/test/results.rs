@@ -1,0 +1,129 @@
+//! From test cases (with their attempts) to the manifest's results, and the stage's verdict.
+
+use super::runner::Case;
+use super::select::Slot;
+use crate::manifest::{Artifact, Attempt, Outcome, StageRecord, TestResult};
+use crate::progress;
+use crate::workspace::Workspace;
+use anyhow::Result;
+use serde_json::json;
+use std::path::Path;
+
+/// One test case's result, its logs stored and every attempt recorded when it ran again.
+pub fn to_result(
+    ws: &Workspace,
+    (case, earlier): Slot,
+    artifacts: &mut Vec<Artifact>,
+) -> Result<TestResult> {
+    let attempts: Vec<Attempt> = if earlier.is_empty() {
+        Vec::new()
+    } else {
+        earlier
+            .iter()
+            .chain(std::iter::once(&case))
+            .map(|c| -> Result<Attempt> {
+                Ok(Attempt {
+                    outcome: c.outcome,
+                    log: store_log(ws, c, artifacts)?,
+                    duration_s: c.duration_s,
+                })
+            })
+            .collect::<Result<_>>()?
+    };
+    let flaky = !earlier.is_empty() && case.outcome.is_pass();
+    let mut r = TestResult {
+        testcase: case.name.clone(),
+        outcome: case.outcome,
+        runner: Some(case.runner.to_string()),
+        scenario: None,
+        log: store_log(ws, &case, artifacts)?,
+        duration_s: case.duration_s,
+        note: if flaky {
+            Some(format!("flaky: passed on attempt {}", earlier.len() + 1))
+        } else {
+            case.note.clone()
+        },
+        attempts,
+        extra: Default::default(),
+    };
+    if case.whole_run {
+        r.extra.insert("scope".into(), json!("run"));
+    }
+    if let Some(g) = &case.group {
+        let key = if case.runner == "tmt" {
+            "plan"
+        } else {
+            "playbook"
+        };
+        r.extra.insert(key.into(), json!(g));
+    }
+    Ok(r)
+}
+
+/// The stage's outcome from its results, with a note when there is nothing to judge by.
+pub fn stage_outcome(results: &[TestResult]) -> (Outcome, Option<String>) {
+    let counted = results
+        .iter()
+        .map(|r| r.outcome)
+        .filter(|o| *o != Outcome::Skipped);
+    match Outcome::aggregate(counted) {
+        Some(o) => (o, None),
+        None if results.is_empty() => (Outcome::Error, Some("no test case ran".into())),
+        // Nothing was verified: not a pass that could promote the change.
+        None => (
+            Outcome::Skipped,
+            Some("every test case was skipped: nothing was verified".into()),
+        ),
+    }
+}
+
+/// Drops a log path that points outside the attempt's directory (test output is untrusted).
+pub fn confine_log(mut c: Case, dir: &Path) -> Case {
+    let base = dir.canonicalize().ok();
+    c.log = c
+        .log
+        .and_then(|l| l.canonicalize().ok())
+        .filter(|l| base.as_ref().is_some_and(|b| l.starts_with(b)) && l.is_file());
+    c
+}
+
+/// The most of one test log fci keeps.
+pub const LOG_LIMIT: u64 = 32 * 1024 * 1024;
+
+fn store_log(ws: &Workspace, c: &Case, artifacts: &mut Vec<Artifact>) -> Result<Option<String>> {
+    let Some(p) = &c.log else { return Ok(None) };
+    let name = format!("{}.log", c.name.trim_matches('/').replace('/', "-"));
+    // Test output is untrusted: a plain copy, cut at a size no honest log reaches.
+    let a = ws.store_limited(p, "log", &name, "test", Some(LOG_LIMIT))?;
+    let path = a.path.clone();
+    if !artifacts.iter().any(|b| b.path == a.path) {
+        artifacts.push(a);
+    }
+    Ok(Some(path))
+}
+
+pub fn summary(record: &StageRecord) {
+    if progress::quiet() {
+        return;
+    }
+    eprintln!("fci: test {} in {:.1}s", record.outcome, record.duration_s);
+    for r in &record.results {
+        let runner = r.runner.as_deref().unwrap_or("");
+        let tries = if r.attempts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} attempts)", r.attempts.len())
+        };
+        let note = r
+            .note
+            .as_deref()
+            .map(|n| format!(" - {n}"))
+            .unwrap_or_default();
+        eprintln!(
+            "  {:<16} {:<5} {}{tries}{note}",
+            r.outcome.as_str(),
+            runner,
+            r.testcase
+        );
+    }
+}
