@@ -341,7 +341,13 @@ fn strict_builddeps_turns_unmet_buildrequires_into_error() {
     let m = r.manifest();
     let b = r.stage(&m, "build");
     assert_eq!(b["outcome"], "ERROR");
-    assert!(b["notes"][0].as_str().unwrap().contains("gcc, make"));
+    assert!(
+        b["notes"].as_array().unwrap().iter().any(|n| n
+            .as_str()
+            .unwrap()
+            .contains("cannot satisfy BuildRequires: gcc, make")),
+        "{b}"
+    );
     // And a later stage skips instead of testing nothing.
     let t = w.test(&m, &[]);
     assert_eq!(t.code, 3);

@@ -199,7 +199,7 @@ fn build(
         .unwrap_or_default()
         .to_string_lossy()
         .into_owned();
-    let mut notes = sources::fetch_all(
+    let notes = sources::fetch_all(
         &sources_file,
         &entries,
         &repo_name,
@@ -223,81 +223,14 @@ fn build(
         timeout: opts.timeout,
     };
     let spec_sb = backend::sandbox(&job(true));
-    spinner.step(&format!("building with {}", backend.name()));
-    let (info, unmet, out) = if opts.strict_builddeps || !check_deps {
-        let info = spec::query(&spec_path, &defines, &spec_sb, &mut st.log)?;
-        let unmet = if check_deps {
-            spec::unmet(&info.buildrequires, &mut hc, &mut st.log)?
-        } else {
-            Vec::new()
-        };
-        if !unmet.is_empty() {
-            let msg = format!(
-                "host rpm database cannot satisfy BuildRequires: {} (--strict-builddeps)",
-                unmet.join(", ")
-            );
-            eprintln!("fci: build ERROR: {msg}");
-            manifest.subject.package = Some(info.name.clone());
-            rec.outcome = Outcome::Error;
-            rec.notes.push(msg);
-            rec.data.insert("unmet_buildrequires".into(), json!(unmet));
-            return finish(&ws, manifest, st, rec, Vec::new(), opts);
-        }
-        let out = backend.build(&job(false), &mut st.log)?;
-        (info, unmet, out)
-    } else {
-        // --nodeps changes nothing when the host satisfies BuildRequires, so the build need
-        // not wait for the spec query and dependency check: they run beside it.
-        let qlog_path = st.dir().join("query.log");
-        let (queried, out) = std::thread::scope(|sc| {
-            let q = sc.spawn(|| -> Result<(spec::SpecInfo, Vec<String>)> {
-                let mut qlog = crate::exec::Log::create(&qlog_path)?;
-                let info = spec::query(&spec_path, &defines, &spec_sb, &mut qlog)?;
-                let unmet = spec::unmet(&info.buildrequires, &mut hc, &mut qlog)?;
-                Ok((info, unmet))
-            });
-            let out = backend.build(&job(true), &mut st.log);
-            (q.join().expect("spec query thread"), out)
-        });
-        st.log.append_file(&qlog_path);
-        let (info, unmet) = queried?;
-        (info, unmet, out?)
-    };
-    manifest.subject.package = Some(info.name.clone());
-    if !out.success {
-        // A Source the build could not find is bad input, not a package failure.
-        if let Some(s) = info.sources.iter().find(|s| !srcdir.join(s).is_file()) {
-            return Err(FciError::input(
-                &spec_path,
-                format!(
-                    "Source/Patch `{s}` is neither in the repository nor in the `sources` file"
-                ),
-            )
-            .into());
-        }
-    }
     for tool in backend.tools().into_iter().chain(["createrepo_c"]) {
         rec.tools.insert(tool.to_string(), hc.version(tool));
     }
-    rec.data.insert("package".into(), json!(info.name));
     rec.data.insert(
         "spec".into(),
         json!(spec_path.file_name().map(|f| f.to_string_lossy())),
     );
     rec.data.insert("dist".into(), json!(dist));
-    rec.data
-        .insert("buildrequires".into(), json!(info.buildrequires));
-    rec.data.insert("unmet_buildrequires".into(), json!(unmet));
-    if !unmet.is_empty() {
-        let msg = format!(
-            "unmet BuildRequires on this host: {}; built with --nodeps",
-            unmet.join(", ")
-        );
-        progress::note(&format!("warning: {msg}"));
-        notes.push(msg);
-    }
-    rec.notes.extend(early_notes);
-    rec.notes.extend(notes);
     rec.data.insert(
         "sandbox".into(),
         json!(if check_deps {
@@ -306,7 +239,34 @@ fn build(
             "mock chroot"
         }),
     );
-    if info.has_check {
+    rec.notes.extend(early_notes);
+    rec.notes.extend(notes);
+
+    // --strict-builddeps asks before building. Otherwise rpmbuild runs with --nodeps (which
+    // changes nothing where the host satisfies BuildRequires) and the built SRPM's header
+    // says what the spec says: no separate spec query on the way to a good build.
+    if opts.strict_builddeps && check_deps {
+        let info = spec::query(&spec_path, &defines, &spec_sb, &mut st.log)?;
+        manifest.subject.package = Some(info.name.clone());
+        rec.data.insert("package".into(), json!(info.name));
+        rec.data
+            .insert("buildrequires".into(), json!(info.buildrequires));
+        let unmet = spec::unmet(&info.buildrequires, &mut hc, &mut st.log)?;
+        rec.data.insert("unmet_buildrequires".into(), json!(unmet));
+        if !unmet.is_empty() {
+            let msg = format!(
+                "host rpm database cannot satisfy BuildRequires: {} (--strict-builddeps)",
+                unmet.join(", ")
+            );
+            eprintln!("fci: build ERROR: {msg}");
+            rec.outcome = Outcome::Error;
+            rec.notes.push(msg);
+            return finish(&ws, manifest, st, rec, Vec::new(), opts);
+        }
+    }
+    spinner.step(&format!("building with {}", backend.name()));
+    let out = backend.build(&job(check_deps && !opts.strict_builddeps), &mut st.log)?;
+    if spec::has_check(&spec_path) {
         rec.results.push(TestResult {
             testcase: "build.check".into(),
             outcome: if out.check_failed && !out.timed_out {
@@ -325,8 +285,23 @@ fn build(
             extra: Default::default(),
         });
     }
-    let mut artifacts = Vec::new();
     if !out.success {
+        // Why it failed decides the exit: a spec that does not parse, or a Source nobody
+        // provides, is bad input; anything else is the package's failure.
+        let info = spec::query(&spec_path, &defines, &spec_sb, &mut st.log)?;
+        if let Some(s) = info.sources.iter().find(|s| !srcdir.join(s).is_file()) {
+            return Err(FciError::input(
+                &spec_path,
+                format!(
+                    "Source/Patch `{s}` is neither in the repository nor in the `sources` file"
+                ),
+            )
+            .into());
+        }
+        manifest.subject.package = Some(info.name.clone());
+        rec.data.insert("package".into(), json!(info.name));
+        rec.data
+            .insert("buildrequires".into(), json!(info.buildrequires));
         let what = if out.timed_out {
             rec.outcome = Outcome::Error;
             let secs = opts.timeout.map_or(0, |t| t.as_secs());
@@ -350,11 +325,33 @@ fn build(
                 tail.collect::<Vec<_>>().join("\n")
             );
         }
-        return finish(&ws, manifest, st, rec, artifacts, opts);
+        return finish(&ws, manifest, st, rec, Vec::new(), opts);
     }
 
     spinner.step("recording packages");
-    artifacts.extend(repo::record_packages(&ws, &mut st, &out.packages)?);
+    let (mut artifacts, buildrequires) = repo::record_packages(&ws, &mut st, &out.packages)?;
+    let package = artifacts
+        .iter()
+        .find(|a| a.kind == "srpm")
+        .and_then(|a| a.nevra.as_ref())
+        .map(|n| n.name.clone())
+        .ok_or_else(|| FciError::Infra(format!("{} produced no source package", backend.name())))?;
+    manifest.subject.package = Some(package.clone());
+    rec.data.insert("package".into(), json!(package));
+    rec.data
+        .insert("buildrequires".into(), json!(buildrequires));
+    if check_deps && !opts.strict_builddeps {
+        let unmet = spec::unmet(&buildrequires, &mut hc, &mut st.log)?;
+        if !unmet.is_empty() {
+            let msg = format!(
+                "unmet BuildRequires on this host: {}; built with --nodeps",
+                unmet.join(", ")
+            );
+            progress::note(&format!("warning: {msg}"));
+            rec.notes.push(msg);
+        }
+        rec.data.insert("unmet_buildrequires".into(), json!(unmet));
+    }
     artifacts.push(tree::snapshot(&ws, &co.dir, &files, &tree)?);
     finish(&ws, manifest, st, rec, artifacts, opts)
 }

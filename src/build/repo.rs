@@ -9,13 +9,15 @@ use crate::workspace::Workspace;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
-/// Stores every package (NEVRA from its header) and publishes a repository of the binary ones.
+/// Stores every package (NEVRA from its header) and publishes a repository of the binary ones;
+/// also returns the source package's BuildRequires.
 pub fn record_packages(
     ws: &Workspace,
     st: &mut StageRun,
     packages: &[PathBuf],
-) -> Result<Vec<Artifact>> {
+) -> Result<(Vec<Artifact>, Vec<String>)> {
     let mut artifacts = Vec::new();
+    let mut buildrequires = Vec::new();
     // createrepo_c runs beside the header queries and the hashing: both only read the RPMs.
     let staged = st.dir().join("repo");
     std::fs::create_dir_all(&staged)?;
@@ -35,10 +37,14 @@ pub fn record_packages(
             Ok(l.run(&cmd)?.success())
         });
         let recorded = (|| -> Result<Vec<Artifact>> {
-            let nevras = spec::nevras(packages, &mut st.log)?;
+            let headers = spec::headers(packages, &mut st.log)?;
             let mut arts = Vec::new();
-            for (p, n) in packages.iter().zip(nevras) {
+            for (p, h) in packages.iter().zip(headers) {
+                let n = h.nevra;
                 let kind = if n.arch == "src" { "srpm" } else { "rpm" };
+                if kind == "srpm" {
+                    buildrequires = h.requires;
+                }
                 let name = p.file_name().unwrap().to_string_lossy().into_owned();
                 let mut a = ws.store(p, kind, &name, "build")?;
                 a.nevra = Some(n);
@@ -58,7 +64,7 @@ pub fn record_packages(
         .into());
     }
     artifacts.push(publish_repo(ws, &staged, &artifacts)?);
-    Ok(artifacts)
+    Ok((artifacts, buildrequires))
 }
 
 /// Publishes the indexed repository of the binary packages under `repos/`.

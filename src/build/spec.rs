@@ -15,7 +15,6 @@ pub struct SpecInfo {
     pub release: String,
     pub sources: Vec<String>,
     pub buildrequires: Vec<String>,
-    pub has_check: bool,
 }
 
 /// Parses the spec with `rpmspec` (so macros expand exactly as rpmbuild will see them).
@@ -57,15 +56,12 @@ pub fn query(
             _ => {}
         }
     }
-    let text = std::fs::read_to_string(spec).unwrap_or_default();
-    let has_check = text.lines().any(|l| l.trim_start().starts_with("%check"));
     Ok(SpecInfo {
         name,
         version,
         release,
         sources,
         buildrequires,
-        has_check,
     })
 }
 
@@ -140,9 +136,22 @@ pub fn rpmdb_identity(hc: &mut HostCache) -> String {
     crate::digest::sha256_bytes(format!("{} {}", dbpath.display(), ids.join(" ")).as_bytes())
 }
 
-/// NEVRA of each package, read from the package headers (one rpm call for all).
-pub fn nevras(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Nevra>> {
-    let qf = "%{NAME}\t%{EPOCH}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\t%{SOURCERPM}\n";
+/// Whether the spec has a `%check` section (it then reports the `build.check` test case).
+pub fn has_check(spec: &Path) -> bool {
+    std::fs::read_to_string(spec)
+        .is_ok_and(|t| t.lines().any(|l| l.trim_start().starts_with("%check")))
+}
+
+/// What fci reads from a built package's header.
+pub struct Header {
+    pub nevra: Nevra,
+    /// For a source package: the BuildRequires.
+    pub requires: Vec<String>,
+}
+
+/// Each package's header (one rpm call for all): NEVRA, and requirements.
+pub fn headers(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Header>> {
+    let qf = "P\t%{NAME}\t%{EPOCH}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\t%{SOURCERPM}\n[R\t%{REQUIRENAME} %{REQUIREFLAGS:depflags} %{REQUIREVERSION}\n]";
     let out = log.capture(
         &Cmd::new("rpm")
             .args(["-qp", "--nosignature", "--nodigest", "--qf", qf])
@@ -155,25 +164,34 @@ pub fn nevras(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Nevra>> {
         ))
         .into());
     }
-    let rows: Vec<Nevra> = out
-        .stdout
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            (f.len() == 6).then(|| Nevra {
-                name: f[0].into(),
-                epoch: f[1].parse().ok(),
-                version: f[2].into(),
-                release: f[3].into(),
-                // A source package has no SOURCERPM; rpm reports the build arch for it.
-                arch: if f[5] == "(none)" {
-                    "src".into()
-                } else {
-                    f[4].into()
+    let mut rows: Vec<Header> = Vec::new();
+    for line in out.stdout.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        match f.as_slice() {
+            ["P", name, epoch, version, release, arch, sourcerpm] => rows.push(Header {
+                nevra: Nevra {
+                    name: name.to_string(),
+                    epoch: epoch.parse().ok(),
+                    version: version.to_string(),
+                    release: release.to_string(),
+                    // A source package has no SOURCERPM; rpm reports the build arch for it.
+                    arch: if *sourcerpm == "(none)" {
+                        "src".into()
+                    } else {
+                        arch.to_string()
+                    },
                 },
-            })
-        })
-        .collect();
+                requires: Vec::new(),
+            }),
+            ["R", req] if !req.starts_with("rpmlib(") => {
+                if let Some(h) = rows.last_mut() {
+                    h.requires
+                        .push(req.split_whitespace().collect::<Vec<_>>().join(" "));
+                }
+            }
+            _ => {}
+        }
+    }
     if rows.len() != pkgs.len() {
         return Err(FciError::Infra(format!(
             "rpm -qp returned {} headers for {} packages",
