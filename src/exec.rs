@@ -116,18 +116,29 @@ impl Log {
             .start()
             .with_context(|| format!("cannot run {}", cmd.program.to_string_lossy()))?;
         let mut timed_out = false;
-        if let Some(limit) = cmd.timeout {
-            while handle.try_wait()?.is_none() {
-                if start.elapsed() >= limit {
-                    // Killing the sandbox's bwrap takes everything inside with it.
-                    let _ = handle.kill();
-                    timed_out = true;
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-        }
-        let out = handle.wait()?;
+        let out = match cmd.timeout {
+            None => handle.wait()?.clone(),
+            Some(limit) => std::thread::scope(|sc| {
+                // A watchdog waits for the deadline or the command, whichever comes first; the
+                // command's end wakes it at once (no polling delay on every call).
+                let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+                let handle = &handle;
+                let watchdog = sc.spawn(move || {
+                    if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                        done_rx.recv_timeout(limit)
+                    {
+                        // Killing the sandbox's bwrap takes everything inside with it.
+                        let _ = handle.kill();
+                        return true;
+                    }
+                    false
+                });
+                let out = handle.wait().cloned();
+                let _ = done_tx.send(());
+                timed_out = watchdog.join().unwrap_or(false);
+                out
+            })?,
+        };
         let code = if timed_out { None } else { out.status.code() };
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if capture && !stderr.is_empty() {
