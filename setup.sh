@@ -6,8 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# rpm/rpmbuild/rpmspec, createrepo_c, ansible-playbook, bwrap, tmt's rsync, git, unshare, a venv for tmt.
-packages=(rpm createrepo-c ansible-core bubblewrap rsync git util-linux python3-venv ca-certificates)
+# rpm/rpmbuild/rpmspec, createrepo_c, ansible-playbook, bwrap, tmt's rsync, git, unshare, a venv
+# for tmt; gcc/make/binutils for the example's %build; procps for the tests' process checks.
+packages=(rpm createrepo-c ansible-core bubblewrap rsync git util-linux python3-venv ca-certificates
+          gcc make binutils procps)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -33,6 +35,10 @@ if [ "${1:-}" = "--deps-only" ]; then
   exit 0
 fi
 
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found: fci needs Rust 1.89 or newer (rustup, or your distribution's rustc/cargo)" >&2
+  exit 1
+fi
 cargo build --release --locked -q
 fci=target/release/fci
 ws=$(mktemp -d /var/tmp/fci-demo.XXXXXX)
