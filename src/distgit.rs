@@ -228,6 +228,18 @@ pub fn dist_for_branch(branch: &str) -> Option<String> {
     }
 }
 
+/// `.fc41` → (`fedora`, 41), `.el9` → (`rhel`, 9): the macro a dist tag implies.
+pub fn release_macro(dist: &str) -> Option<(&'static str, String)> {
+    let digits =
+        |s: &str| (!s.is_empty() && s.chars().all(|c| c.is_ascii_digit())).then(|| s.to_string());
+    if let Some(n) = dist.strip_prefix(".fc").and_then(digits) {
+        return Some(("fedora", n));
+    }
+    dist.strip_prefix(".el")
+        .and_then(|r| digits(r.split('_').next().unwrap_or(r)))
+        .map(|n| ("rhel", n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -231,6 +231,18 @@ impl Workspace {
     }
 }
 
+/// Writes fci's own embedded files (roles, macros) below `dir`, only where they differ.
+pub fn install_files(dir: &Path, files: &[(&str, &str)]) -> Result<()> {
+    for (rel, text) in files {
+        let p = dir.join(rel);
+        if fs::read_to_string(&p).ok().as_deref() != Some(*text) {
+            fs::create_dir_all(p.parent().unwrap_or(dir))?;
+            write_atomic(&p, text.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
 /// Copies `files` (relative to `from`; symlinks stay symlinks) below `to`, which is created.
 pub fn copy_files(from: &Path, files: &[PathBuf], to: &Path) -> Result<()> {
     fs::create_dir_all(to)?;

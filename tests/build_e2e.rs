@@ -483,3 +483,36 @@ fn a_dirty_work_tree_is_recorded_as_such() {
     let notes = dirty.stage(&md, "build")["notes"].to_string();
     assert!(notes.contains("uncommitted changes"), "{notes}");
 }
+
+#[test]
+fn fedora_style_specs_with_rpmautospec_and_release_conditionals_build() {
+    let w = Ws::new();
+    let spec = fixture("autospec");
+    for (dist, release, file) in [
+        (".fc41", "1.fc41", "fedora-41"),
+        (".el9", "1.el9", "rhel-9"),
+    ] {
+        let r = w.run(&["build", spec.to_str().unwrap(), "--dist", dist]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let m = r.manifest();
+        let rpm = rpm_artifacts(&m)[0];
+        assert_eq!(rpm["nevra"]["release"], release);
+        let path = w.ws().join(rpm["path"].as_str().unwrap());
+        let files = Command::new("rpm")
+            .args(["-qpl"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&files.stdout).contains(file),
+            "{}",
+            String::from_utf8_lossy(&files.stdout)
+        );
+        let log = Command::new("rpm")
+            .args(["-qp", "--changelog"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&log.stdout).contains(&format!("- 2.0-{release}")));
+    }
+}

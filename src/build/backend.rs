@@ -13,6 +13,8 @@ pub struct Job<'a> {
     pub defines: &'a [(String, String)],
     pub nodeps: bool,
     pub timeout: Option<std::time::Duration>,
+    /// A macro file to load (`--load`), for macros the host's rpm lacks.
+    pub macros: Option<&'a Path>,
 }
 
 pub struct Output {
@@ -38,10 +40,11 @@ pub trait Backend {
 pub fn sandbox(job: &Job) -> Sandbox {
     Sandbox {
         writable: vec![job.work.to_path_buf()],
-        readonly: vec![
-            job.sources.to_path_buf(),
-            job.spec.parent().unwrap_or(job.spec).to_path_buf(),
-        ],
+        readonly: [Some(job.sources), job.spec.parent(), job.macros]
+            .into_iter()
+            .flatten()
+            .map(Path::to_path_buf)
+            .collect(),
         env: vec![
             (
                 "PATH".into(),
@@ -74,6 +77,9 @@ impl Backend for Rpmbuild {
         }
         std::fs::create_dir_all(&home)?;
         let mut cmd = Cmd::new("rpmbuild").arg("-ba");
+        if let Some(m) = job.macros {
+            cmd = cmd.arg("--load").arg(m);
+        }
         if job.nodeps {
             cmd = cmd.arg("--nodeps");
         }

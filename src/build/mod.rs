@@ -122,6 +122,12 @@ fn build(
         .map(|d| ("dist".to_string(), d.clone()))
         .collect();
     defines.extend(opts.defines.iter().cloned());
+    // `%if 0%{?fedora} >= 40` and friends read the release from %fedora / %rhel.
+    if let Some((name, n)) = dist.as_deref().and_then(distgit::release_macro) {
+        if !defines.iter().any(|(k, _)| k == name) {
+            defines.push((name.to_string(), n));
+        }
+    }
 
     let mut hc = HostCache::open(&ws);
     let sources_file = co.dir.join("sources");
@@ -214,6 +220,17 @@ fn build(
     let work = st.dir().join("work");
     std::fs::create_dir_all(&work)?;
     let check_deps = backend.name() == "rpmbuild";
+    // Fedora macros Debian's rpm lacks (%autorelease, %autochangelog); mock has the real ones.
+    let macros = if check_deps {
+        let dir = ws.root().join("share/macros");
+        crate::workspace::install_files(
+            &dir,
+            &[("fci-compat.macros", include_str!("compat.macros"))],
+        )?;
+        Some(dir.join("fci-compat.macros"))
+    } else {
+        None
+    };
     let job = |nodeps| backend::Job {
         spec: &spec_path,
         sources: &srcdir,
@@ -221,6 +238,7 @@ fn build(
         defines: &defines,
         nodeps,
         timeout: opts.timeout,
+        macros: macros.as_deref(),
     };
     let spec_sb = backend::sandbox(&job(true));
     for tool in backend.tools().into_iter().chain(["createrepo_c"]) {
@@ -246,7 +264,7 @@ fn build(
     // changes nothing where the host satisfies BuildRequires) and the built SRPM's header
     // says what the spec says: no separate spec query on the way to a good build.
     if opts.strict_builddeps && check_deps {
-        let info = spec::query(&spec_path, &defines, &spec_sb, &mut st.log)?;
+        let info = spec::query(&job(true), &spec_sb, &mut st.log)?;
         manifest.subject.package = Some(info.name.clone());
         rec.data.insert("package".into(), json!(info.name));
         rec.data
@@ -288,7 +306,7 @@ fn build(
     if !out.success {
         // Why it failed decides the exit: a spec that does not parse, or a Source nobody
         // provides, is bad input; anything else is the package's failure.
-        let info = spec::query(&spec_path, &defines, &spec_sb, &mut st.log)?;
+        let info = spec::query(&job(true), &spec_sb, &mut st.log)?;
         if let Some(s) = info.sources.iter().find(|s| !srcdir.join(s).is_file()) {
             return Err(FciError::input(
                 &spec_path,

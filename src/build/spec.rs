@@ -1,5 +1,6 @@
 //! Reading a spec file and built packages through rpm's own tools.
 
+use super::backend::Job;
 use crate::error::FciError;
 use crate::exec::{Cmd, Log};
 use crate::hostcache::{file_id, HostCache};
@@ -18,14 +19,13 @@ pub struct SpecInfo {
 }
 
 /// Parses the spec with `rpmspec` (so macros expand exactly as rpmbuild will see them).
-pub fn query(
-    spec: &Path,
-    defines: &[(String, String)],
-    sandbox: &Sandbox,
-    log: &mut Log,
-) -> Result<SpecInfo> {
+pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
+    let spec = job.spec;
     let mut cmd = Cmd::new("rpmspec").args(["-q", "--srpm"]);
-    for (k, v) in defines {
+    if let Some(m) = job.macros {
+        cmd = cmd.arg("--load").arg(m);
+    }
+    for (k, v) in job.defines {
         cmd = cmd.define(k, v);
     }
     let qf = "N=%{NAME}\nV=%{VERSION}\nR=%{RELEASE}\n[S=%{SOURCE}\n][S=%{PATCH}\n][B=%{REQUIRENAME} %{REQUIREFLAGS:depflags} %{REQUIREVERSION}\n]";

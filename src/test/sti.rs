@@ -29,13 +29,7 @@ pub const ROLE_FILES: [(&str, &str); 4] = [
 
 /// Writes fci's roles below `dir` (idempotent) and returns the roles path.
 pub fn install_roles(dir: &Path) -> Result<PathBuf> {
-    for (rel, text) in ROLE_FILES {
-        let p = dir.join(rel);
-        if std::fs::read_to_string(&p).ok().as_deref() != Some(text) {
-            std::fs::create_dir_all(p.parent().unwrap())?;
-            crate::workspace::write_atomic(&p, text.as_bytes())?;
-        }
-    }
+    crate::workspace::install_files(dir, &ROLE_FILES)?;
     Ok(dir.to_path_buf())
 }
 
