@@ -14,6 +14,8 @@ pub struct Checkout {
     pub branch: Option<String>,
     /// The work tree differs from `commit` (uncommitted or untracked files).
     pub dirty: bool,
+    /// Paths inside the checkout that are fci's own (a workspace, an output file).
+    exclude: Vec<PathBuf>,
     /// Keeps a clone alive for as long as the checkout is used.
     _clone: Option<tempfile::TempDir>,
 }
@@ -24,11 +26,58 @@ pub fn is_url(s: &str) -> bool {
         .any(|p| s.starts_with(p))
 }
 
+impl Checkout {
+    /// The package's files, relative to the checkout: for a git checkout what git tracks or
+    /// would track (ignored build leftovers are not the package), never fci's own paths.
+    pub fn files(&self) -> Result<Vec<PathBuf>> {
+        let mut files = if self.dir.join(".git").exists() {
+            let out = duct::cmd(
+                "git",
+                [
+                    "ls-files",
+                    "-z",
+                    "--cached",
+                    "--others",
+                    "--exclude-standard",
+                ],
+            )
+            .dir(&self.dir)
+            .stderr_null()
+            .stdout_capture()
+            .unchecked()
+            .run()?;
+            if !out.status.success() {
+                return Err(
+                    FciError::input(&self.dir, "git ls-files failed in the checkout").into(),
+                );
+            }
+            out.stdout
+                .split(|b| *b == 0)
+                .filter(|p| !p.is_empty())
+                .map(|p| PathBuf::from(String::from_utf8_lossy(p).into_owned()))
+                // Deleted but still in the index: not part of what is built.
+                .filter(|p| std::fs::symlink_metadata(self.dir.join(p)).is_ok_and(|m| !m.is_dir()))
+                .collect()
+        } else {
+            crate::digest::list_files(&self.dir, &[])?
+        };
+        files.retain(|f| !self.excluded(&self.dir.join(f)));
+        files.sort();
+        Ok(files)
+    }
+
+    fn excluded(&self, p: &Path) -> bool {
+        self.exclude.iter().any(|e| p.starts_with(e))
+    }
+}
+
 /// Resolves `source` at `git_ref` (None: use a local directory as it is, or a URL's HEAD).
+/// `exclude` names fci's own paths, which are never part of the package.
 pub fn checkout(
     source: &str,
     git_ref: Option<&str>,
     scratch: &Path,
+    exclude: Vec<PathBuf>,
     log: &mut Log,
 ) -> Result<Checkout> {
     if let Some(r) = git_ref {
@@ -37,7 +86,7 @@ pub fn checkout(
         }
     }
     if is_url(source) {
-        return clone(source, source.to_string(), git_ref, scratch, log);
+        return clone(source, source.to_string(), None, git_ref, scratch, log);
     }
     if source.contains("://") {
         return Err(FciError::input(
@@ -53,23 +102,29 @@ pub fn checkout(
     let canon = path.canonicalize()?;
     let repo = canon.to_string_lossy().into_owned();
     if git_ref.is_some() {
-        return clone(source, repo, git_ref, scratch, log);
+        return clone(source, repo, Some(&canon), git_ref, scratch, log);
     }
     let (commit, branch) = git_identity(&canon);
-    let dirty = commit.is_some() && is_dirty(&canon);
-    Ok(Checkout {
+    let mut co = Checkout {
         dir: canon,
         repo,
         commit,
         branch,
-        dirty,
+        dirty: false,
+        exclude,
         _clone: None,
-    })
+    };
+    co.dirty = co.commit.is_some() && is_dirty(&co);
+    Ok(co)
 }
 
+/// Clones `source` privately and checks out `git_ref`; `local` is the source's directory when
+/// it is a repository on this machine (whose remote-tracking branches count too, as in a
+/// fedpkg clone).
 fn clone(
     source: &str,
     repo: String,
+    local: Option<&Path>,
     git_ref: Option<&str>,
     scratch: &Path,
     log: &mut Log,
@@ -88,29 +143,80 @@ fn clone(
             .env("GIT_TERMINAL_PROMPT", "0"),
     )?;
     if !out.success() {
-        return Err(
-            FciError::input(source, format!("git clone failed: {}", last_line(log))).into(),
-        );
+        let why = last_line(log);
+        // A repository that is not there is bad input; a server that cannot be reached is not.
+        let missing = local.is_some()
+            || source.starts_with("file://")
+            || [
+                "not found",
+                "does not appear to be a git repository",
+                "does not exist",
+                "Repository not found",
+            ]
+            .iter()
+            .any(|m| out.stderr.contains(m));
+        return Err(if missing {
+            FciError::input(source, format!("git clone failed: {why}"))
+        } else {
+            FciError::Infra(format!("{source}: git clone failed: {why}"))
+        }
+        .into());
     }
-    let target = git_ref.unwrap_or("HEAD");
-    // A branch name resolves through the remote-tracking ref; a tag or a commit id directly.
-    let candidates = [format!("origin/{target}"), target.to_string()];
-    let mut resolved = None;
-    for c in &candidates {
+    let rev_parse = |log: &mut Log, repo_dir: &Path, rev: &str| -> Result<Option<String>> {
         let r = log.capture(
             &Cmd::new(&git)
                 .arg("-C")
-                .arg(&dir)
+                .arg(repo_dir)
                 .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
-                .arg(format!("{c}^{{commit}}")),
+                .arg(format!("{rev}^{{commit}}")),
         )?;
-        if r.success() {
-            resolved = Some(r.stdout.trim().to_string());
-            break;
+        Ok(r.success().then(|| r.stdout.trim().to_string()))
+    };
+    let (commit, branch) = match git_ref {
+        None => {
+            // The remote's default branch is the one a plain clone builds.
+            let head = rev_parse(log, &dir, "HEAD")?;
+            let default = duct::cmd(
+                "git",
+                [
+                    "symbolic-ref",
+                    "--quiet",
+                    "--short",
+                    "refs/remotes/origin/HEAD",
+                ],
+            )
+            .dir(&dir)
+            .stderr_null()
+            .read()
+            .ok()
+            .map(|b| b.trim().trim_start_matches("origin/").to_string())
+            .filter(|b| !b.is_empty());
+            (head, default)
         }
-    }
-    let commit =
-        resolved.ok_or_else(|| FciError::input(source, format!("no such git ref `{target}`")))?;
+        Some(r) => {
+            // A branch resolves through a branch ref (the clone's remote-tracking one, or the
+            // local source's own branches and remote-tracking branches); a tag or a commit
+            // id directly, and is no branch.
+            let mut found = None;
+            let mut places: Vec<(&Path, String, bool)> =
+                vec![(&dir, format!("refs/remotes/origin/{r}"), true)];
+            if let Some(l) = local {
+                places.push((l, format!("refs/heads/{r}"), true));
+                places.push((l, format!("refs/remotes/origin/{r}"), true));
+                places.push((l, format!("refs/remotes/{r}"), true));
+            }
+            places.push((&dir, r.to_string(), false));
+            for (repo_dir, rev, is_branch) in places {
+                if let Some(c) = rev_parse(log, repo_dir, &rev)? {
+                    let name = r.strip_prefix("origin/").unwrap_or(r).to_string();
+                    found = Some((Some(c), is_branch.then_some(name)));
+                    break;
+                }
+            }
+            found.ok_or_else(|| FciError::input(source, format!("no such git ref `{r}`")))?
+        }
+    };
+    let commit = commit.ok_or_else(|| FciError::input(source, "the repository has no commits"))?;
     let co = log.run(
         &Cmd::new(&git)
             .arg("-C")
@@ -125,22 +231,15 @@ fn clone(
         )
         .into());
     }
-    let branch = match git_ref {
-        Some(r) if !looks_like_commit(r) => Some(r.to_string()),
-        _ => git_identity(&dir).1,
-    };
     Ok(Checkout {
         dir,
         repo,
         commit: Some(commit),
         branch,
         dirty: false,
+        exclude: Vec::new(),
         _clone: Some(tmp),
     })
-}
-
-fn looks_like_commit(r: &str) -> bool {
-    r.len() >= 7 && r.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 fn last_line(log: &Log) -> String {
@@ -154,15 +253,27 @@ fn last_line(log: &Log) -> String {
 }
 
 /// HEAD commit and branch of the work tree containing `dir`, if it is one.
-/// Whether a checkout has changes (tracked or untracked, not ignored) beyond its HEAD.
-fn is_dirty(dir: &Path) -> bool {
-    duct::cmd("git", ["status", "--porcelain"])
-        .dir(dir)
+/// Whether a checkout has changes (tracked or untracked, not ignored) beyond its HEAD; fci's
+/// own paths inside it do not count.
+fn is_dirty(co: &Checkout) -> bool {
+    let out = duct::cmd("git", ["status", "--porcelain", "-z"])
+        .dir(&co.dir)
         .stderr_null()
         .stdout_capture()
         .unchecked()
-        .run()
-        .is_ok_and(|o| !o.status.success() || !o.stdout.is_empty())
+        .run();
+    let Ok(out) = out else { return true };
+    if !out.status.success() {
+        return true;
+    }
+    out.stdout
+        .split(|b| *b == 0)
+        .filter(|e| e.len() > 3)
+        .map(|e| {
+            co.dir
+                .join(String::from_utf8_lossy(&e[3..]).trim_end_matches('/'))
+        })
+        .any(|p| !co.excluded(&p))
 }
 
 fn git_identity(dir: &Path) -> (Option<String>, Option<String>) {

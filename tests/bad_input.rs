@@ -323,11 +323,17 @@ fn a_manifest_whose_rpm_does_not_match_its_sha256() {
 fn credentials_in_a_url_never_reach_messages_or_the_workspace() {
     let w = Ws::new();
     let url = "http://bob:s3cret@127.0.0.1:9/rpms/hello.git";
-    expect_bad(
-        &w,
-        &["build", url],
-        &["http://***@127.0.0.1:9/rpms/hello.git", "git clone failed"],
+    // An unreachable server is an infrastructure error: exit 3, with an ERROR record.
+    let r = w.run(&["build", url]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("http://***@127.0.0.1:9/rpms/hello.git: git clone failed"),
+        "{}",
+        r.stderr
     );
+    assert!(!r.stderr.contains("s3cret") && !r.stdout.contains("s3cret"));
+    assert_eq!(r.stage(&r.manifest(), "build")["outcome"], "ERROR");
     let la = "http://bob:s3cret@127.0.0.1:9/lookaside";
     let r = w.run(&[
         "build",

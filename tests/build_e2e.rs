@@ -516,3 +516,118 @@ fn fedora_style_specs_with_rpmautospec_and_release_conditionals_build() {
         assert!(String::from_utf8_lossy(&log.stdout).contains(&format!("- 2.0-{release}")));
     }
 }
+
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=fci", "-c", "user.email=fci@example.org"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn git_checkouts_the_way_packagers_have_them() {
+    let w = Ws::new();
+    let la = lookaside();
+    let origin = git_repo(w.path(), "hello-atomic", "rawhide");
+    git(&origin, &["branch", "f41"]);
+    git(&origin, &["tag", "v1"]);
+    // A fedpkg-style clone: the default branch locally, f41 only as a remote-tracking branch.
+    git(
+        w.path(),
+        &["clone", "-q", origin.to_str().unwrap(), "pkgclone"],
+    );
+    let clone = w.path().join("pkgclone");
+
+    let r = w.run(&[
+        "build",
+        clone.to_str().unwrap(),
+        "--ref",
+        "f41",
+        "--lookaside",
+        &la,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    assert_eq!(m["subject"]["branch"], "f41");
+    assert_eq!(rpm_artifacts(&m)[0]["nevra"]["release"], "1.fc41");
+
+    // A URL without a ref builds the default branch, and knows its name.
+    let url = format!("file://{}", origin.display());
+    let r = w.run(&["build", &url, "--lookaside", &la]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    assert_eq!(m["subject"]["branch"], "rawhide");
+    assert_eq!(
+        rpm_artifacts(&m)[0]["nevra"]["release"],
+        format!("1.fc{}", fci::distgit::RAWHIDE)
+    );
+
+    // A tag is no branch.
+    let r = w.run(&[
+        "build",
+        &url,
+        "--ref",
+        "v1",
+        "--dist",
+        ".fc41",
+        "--lookaside",
+        &la,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.manifest()["subject"]["branch"].is_null());
+
+    // Ignored build leftovers and a workspace inside the checkout are not the package.
+    std::fs::write(clone.join(".git/info/exclude"), "x86_64/\n").unwrap();
+    std::fs::create_dir_all(clone.join("x86_64")).unwrap();
+    std::fs::write(clone.join("x86_64/old-build.rpm"), "junk").unwrap();
+    let inside = clone.join(".fci");
+    let build_inside = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_fci"))
+            .arg("--workspace")
+            .arg(&inside)
+            .args(["-q", "build", ".", "--lookaside", &la, "-o", "out.json"])
+            .current_dir(&clone)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(clone.join("out.json")).unwrap())
+                .unwrap();
+        v
+    };
+    let first = build_inside();
+    let second = build_inside();
+    assert!(first["subject"]["dirty"].is_null(), "{}", first["subject"]);
+    assert_eq!(second["stages"][0]["cached"], true);
+    let tree = first["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["type"] == "dist-git")
+        .unwrap();
+    let snap = inside.join(tree["path"].as_str().unwrap());
+    let files: Vec<String> = fci::digest::list_files(&snap, &[])
+        .unwrap()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(
+        files
+            .iter()
+            .all(|f| !f.starts_with(".fci") && !f.starts_with("x86_64") && f != "out.json"),
+        "{files:?}"
+    );
+    assert!(files.contains(&"hello-atomic.spec".to_string()));
+}

@@ -106,7 +106,20 @@ fn build(
     let spinner = Spinner::new("build");
     spinner.step("checking out dist-git");
     let mut st = StageRun::start(&ws, "build")?;
-    let co = distgit::checkout(&source, git_ref.as_deref(), &st.dir(), &mut st.log)?;
+    // fci's own paths are never part of the package, even when they lie inside the checkout
+    // (`fci build .` with the default workspace).
+    let mut exclude = vec![ws.root().to_path_buf()];
+    if opts.io.output != Path::new("-") {
+        let out = &opts.io.output;
+        let parent = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if let (Ok(dir), Some(name)) = (parent.canonicalize(), out.file_name()) {
+            exclude.push(dir.join(name));
+        }
+    }
+    let co = distgit::checkout(&source, git_ref.as_deref(), &st.dir(), exclude, &mut st.log)?;
     let spec_path = tree::find_spec(&co.dir, opts.spec.as_deref())?;
     let branch = opts
         .branch
@@ -137,7 +150,8 @@ fn build(
         Vec::new()
     };
     let blob_names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
-    let files: Vec<PathBuf> = crate::digest::list_files(&co.dir, &[])?
+    let files: Vec<PathBuf> = co
+        .files()?
         .into_iter()
         .filter(|f| !blob_names.iter().any(|b| Path::new(b) == f.as_path()))
         .collect();
