@@ -141,6 +141,26 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// Starts the sandbox with nothing in it: a host that cannot build it (no user namespaces,
+    /// a locked-down container) is told so, instead of a later step being blamed.
+    pub fn check(&self, log: &mut crate::exec::Log) -> Result<()> {
+        let done = log.capture(&self.wrap(&Cmd::new("true"))?)?;
+        if !done.success() {
+            return Err(FciError::Infra(format!(
+                "the sandbox (bubblewrap) cannot start here: {}",
+                done.stderr
+                    .trim()
+                    .lines()
+                    .last()
+                    .unwrap_or("no reason given")
+            ))
+            .into());
+        }
+        Ok(())
+    }
+}
+
 /// Directories under /root or /home holding the Python tools fci drives.
 fn tool_prefixes() -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();

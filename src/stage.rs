@@ -168,7 +168,7 @@ pub fn reuse(
 }
 
 /// A record of a stage that did no work (skipped, or broke before it could), with the reason.
-fn instant_record(stage: &str, outcome: Outcome, note: String) -> StageRecord {
+pub fn instant_record(stage: &str, outcome: Outcome, note: String) -> StageRecord {
     let now = crate::now_rfc3339();
     StageRecord {
         name: stage.to_string(),

@@ -356,6 +356,18 @@ impl Scratch {
     }
 }
 
+/// The process's umask, read without changing it (`umask(2)` can only set it).
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:").map(|v| v.trim().to_string()))
+        })
+        .and_then(|v| u32::from_str_radix(&v, 8).ok())
+        .unwrap_or(0o022)
+}
+
 /// Writes `data` to `path` through a temporary file in the same directory and a rename.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = match path.parent() {
@@ -365,6 +377,12 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .map_err(|e| FciError::input(path, format!("cannot write: {e}")))?;
     tmp.write_all(data)?;
+    // NamedTempFile is private (0600); the file it becomes gets the mode a plain create would.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o666 & !umask()))?;
+    }
     tmp.as_file().sync_all()?;
     tmp.persist(path)
         .map_err(|e| FciError::input(path, format!("cannot write: {}", e.error)))?;

@@ -482,6 +482,23 @@ fn a_dirty_work_tree_is_recorded_as_such() {
     assert_eq!(rpm_artifacts(&md)[0]["nevra"]["release"], "2.fc41");
     let notes = dirty.stage(&md, "build")["notes"].to_string();
     assert!(notes.contains("uncommitted changes"), "{notes}");
+    // Once committed, the same content is reused, without yesterday's dirty note.
+    let g = |args: &[&str]| {
+        assert!(Command::new("git")
+            .args(["-c", "user.name=fci", "-c", "user.email=fci@example.org"])
+            .args(args)
+            .current_dir(&repo)
+            .status()
+            .unwrap()
+            .success())
+    };
+    g(&["commit", "-qam", "release 2"]);
+    let committed = w.run(&["build", repo.to_str().unwrap(), "--lookaside", &la]);
+    let mc2 = committed.manifest();
+    let b = committed.stage(&mc2, "build");
+    assert_eq!(b["cached"], true);
+    assert!(!b["notes"].to_string().contains("uncommitted"), "{b}");
+    assert!(mc2["subject"]["dirty"].is_null());
 }
 
 #[test]
@@ -630,4 +647,116 @@ fn git_checkouts_the_way_packagers_have_them() {
         "{files:?}"
     );
     assert!(files.contains(&"hello-atomic.spec".to_string()));
+}
+
+#[test]
+fn buildrequires_of_every_kind_are_reported() {
+    let w = Ws::new();
+    let r = w.run(&[
+        "build",
+        fixture("file-br").to_str().unwrap(),
+        "--dist",
+        ".fc41",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    assert_eq!(
+        r.stage(&m, "build")["data"]["unmet_buildrequires"],
+        serde_json::json!(["/usr/bin/fci-no-such-tool"])
+    );
+    let strict = w.run(&[
+        "build",
+        fixture("file-br").to_str().unwrap(),
+        "--dist",
+        ".fc41",
+        "--strict-builddeps",
+    ]);
+    assert_eq!(strict.code, 3, "{}", strict.stderr);
+    // A failed build says which BuildRequires were missing: the likeliest cause.
+    let failed = w.run(&[
+        "build",
+        example("hello-broken-check").to_str().unwrap(),
+        "--dist",
+        ".fc41",
+    ]);
+    assert_eq!(failed.code, 1);
+    let mf = failed.manifest();
+    assert_eq!(
+        failed.stage(&mf, "build")["data"]["unmet_buildrequires"],
+        serde_json::json!(["coreutils"])
+    );
+}
+
+#[test]
+fn a_sandbox_that_cannot_start_is_the_hosts_problem_not_the_specs() {
+    let w = Ws::new();
+    let bin = w.path().join("broken-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("bwrap");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = w
+        .cmd()
+        .env("PATH", path)
+        .args([
+            "build",
+            example("hello-atomic").to_str().unwrap(),
+            "--dist",
+            ".fc41",
+            "--lookaside",
+            &lookaside(),
+        ])
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("the sandbox (bubblewrap) cannot start here: bwrap: No permissions"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stage(&r.manifest(), "build")["outcome"], "ERROR");
+}
+
+#[test]
+fn define_dist_lookaside_cache_and_output_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = Ws::new();
+    // -D dist= is the dist, and %rhel follows from it.
+    let r = w.build("hello-atomic", &["-D", "dist=.el8"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    assert_eq!(r.stage(&m, "build")["data"]["dist"], ".el8");
+    assert_eq!(rpm_artifacts(&m)[0]["nevra"]["release"], "1.el8");
+    // A damaged lookaside cache entry is noticed and fetched again.
+    let cached: Vec<_> = fci::digest::list_files(&w.ws().join("lookaside"), &[]).unwrap();
+    let entry = w.ws().join("lookaside").join(&cached[0]);
+    std::fs::write(&entry, "damaged").unwrap();
+    let again = w.build("hello-atomic", &["-D", "dist=.el8", "--no-cache"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_ne!(std::fs::read(&entry).unwrap(), b"damaged");
+    // -o writes a file others can read, as any file the user creates.
+    let out = w.path().join("m.json");
+    let r = w.run(&[
+        "build",
+        example("hello-atomic").to_str().unwrap(),
+        "--branch",
+        "f41",
+        "--lookaside",
+        &lookaside(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0);
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
 }

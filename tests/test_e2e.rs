@@ -644,3 +644,17 @@ fn odd_test_names_and_a_missing_role() {
         .to_string();
     assert!(note.contains("standard-test-beakerlib"), "{note}");
 }
+
+#[test]
+fn a_package_without_tests_is_info_not_an_error() {
+    let w = Ws::new();
+    let m = built(&w, "hello-atomic");
+    let empty = w.path().join("no-tests");
+    std::fs::create_dir_all(&empty).unwrap();
+    let r = w.test(&m, &["--tests-from", empty.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "test");
+    assert_eq!(s["outcome"], "INFO");
+    assert!(s["notes"][0].as_str().unwrap().contains("no tests to run"));
+}

@@ -58,6 +58,9 @@ pub fn run(opts: &BuildOpts) -> Result<i32> {
         (None, None) => Manifest::read(Path::new("-"))?,
     };
     let result = build(opts, lookaside, &mut manifest);
+    if result.is_ok() {
+        summary(&manifest);
+    }
     stage::error_record(result, &mut manifest, "build", &opts.io.output)
 }
 
@@ -126,15 +129,21 @@ fn build(
         .clone()
         .or(co.branch.clone())
         .or(manifest.subject.branch.clone());
-    let dist = opts
-        .dist
-        .clone()
+    // `-D dist=...` is a way to say --dist too; the last word wins, as on rpmbuild's command line.
+    let defined_dist = opts
+        .defines
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "dist")
+        .map(|(_, v)| v.clone());
+    let dist = defined_dist
+        .or(opts.dist.clone())
         .or_else(|| branch.as_deref().and_then(distgit::dist_for_branch));
     let mut defines: Vec<(String, String)> = dist
         .iter()
         .map(|d| ("dist".to_string(), d.clone()))
         .collect();
-    defines.extend(opts.defines.iter().cloned());
+    defines.extend(opts.defines.iter().filter(|(k, _)| k != "dist").cloned());
     // `%if 0%{?fedora} >= 40` and friends read the release from %fedora / %rhel.
     if let Some((name, n)) = dist.as_deref().and_then(distgit::release_macro) {
         if !defines.iter().any(|(k, _)| k == name) {
@@ -182,10 +191,7 @@ fn build(
     if co.dirty {
         // The tree digest covers what is built; the commit alone would not reproduce it.
         manifest.subject.extra.insert("dirty".into(), json!(true));
-        let msg = format!(
-            "the work tree has uncommitted changes: commit {} does not describe what was built",
-            co.commit.as_deref().unwrap_or("?")
-        );
+        let msg = dirty_note(co.commit.as_deref());
         progress::note(&format!("warning: {msg}"));
         early_notes.push(msg);
     }
@@ -318,8 +324,10 @@ fn build(
         });
     }
     if !out.success {
-        // Why it failed decides the exit: a spec that does not parse, or a Source nobody
-        // provides, is bad input; anything else is the package's failure.
+        // Why it failed decides the exit: a sandbox that cannot start is the host's problem;
+        // a spec that does not parse, or a Source nobody provides, is bad input; anything
+        // else is the package's failure.
+        spec_sb.check(&mut st.log)?;
         let info = spec::query(&job(true), &spec_sb, &mut st.log)?;
         if let Some(s) = info.sources.iter().find(|s| !srcdir.join(s).is_file()) {
             return Err(FciError::input(
@@ -334,10 +342,26 @@ fn build(
         rec.data.insert("package".into(), json!(info.name));
         rec.data
             .insert("buildrequires".into(), json!(info.buildrequires));
+        if check_deps && !opts.strict_builddeps {
+            // Missing build dependencies are the likeliest cause: say which.
+            let unmet = spec::unmet(&info.buildrequires, &mut hc, &mut st.log)?;
+            if !unmet.is_empty() {
+                rec.notes.push(format!(
+                    "unmet BuildRequires on this host: {}; built with --nodeps",
+                    unmet.join(", ")
+                ));
+            }
+            rec.data.insert("unmet_buildrequires".into(), json!(unmet));
+        }
         let what = if out.timed_out {
             rec.outcome = Outcome::Error;
             let secs = opts.timeout.map_or(0, |t| t.as_secs());
             format!("killed after {secs}s: the build exceeded --timeout")
+        } else if out.tail.contains("Failed build dependencies") {
+            // Only without --nodeps: what rpmbuild found missing that the query could not
+            // see (file requirements, %generate_buildrequires).
+            rec.outcome = Outcome::Error;
+            "rpmbuild found unmet BuildRequires (--strict-builddeps)".to_string()
         } else {
             rec.outcome = Outcome::Failed;
             let what = if out.check_failed {
@@ -389,9 +413,25 @@ fn build(
 }
 
 /// Reuses a cached build, restoring the package name it recorded into the subject.
+/// The note a build of a dirty work tree carries (it describes this run, not the content).
+const DIRTY_NOTE: &str = "the work tree has uncommitted changes";
+
 fn reuse(ws: &Workspace, manifest: &mut Manifest, digest: &str) -> bool {
     if stage::reuse(ws, manifest, "build", digest).is_none() {
         return false;
+    }
+    // The cached record describes the content; whether this checkout is dirty is today's fact.
+    let dirty = manifest
+        .subject
+        .extra
+        .get("dirty")
+        .is_some_and(|d| d == true);
+    let commit = manifest.subject.commit.clone();
+    if let Some(rec) = manifest.stages.last_mut() {
+        rec.notes.retain(|n| !n.starts_with(DIRTY_NOTE));
+        if dirty {
+            rec.notes.push(dirty_note(commit.as_deref()));
+        }
     }
     let pkg = manifest
         .stages
@@ -405,6 +445,13 @@ fn reuse(ws: &Workspace, manifest: &mut Manifest, digest: &str) -> bool {
     true
 }
 
+fn dirty_note(commit: Option<&str>) -> String {
+    format!(
+        "{DIRTY_NOTE}: commit {} does not describe what was built",
+        commit.unwrap_or("?")
+    )
+}
+
 fn finish(
     ws: &Workspace,
     manifest: &mut Manifest,
@@ -416,28 +463,31 @@ fn finish(
     let (record, log) = st.finish(ws, rec)?;
     artifacts.push(log);
     let outcome = record.outcome;
-    summary(&record, &artifacts);
     stage::commit(ws, manifest, record, artifacts, true)?;
     manifest.write(&opts.io.output)?;
     Ok(outcome.exit_code())
 }
 
-fn summary(record: &crate::manifest::StageRecord, artifacts: &[Artifact]) {
-    if progress::quiet() {
+/// One line for the person watching, printed once the spinner is gone.
+fn summary(manifest: &Manifest) {
+    let Some(record) = manifest.last_stage("build") else {
+        return;
+    };
+    if progress::quiet() || record.cached {
         return;
     }
-    let pkgs: Vec<String> = artifacts
-        .iter()
+    let pkgs: Vec<String> = manifest
+        .artifacts_of("srpm")
+        .chain(manifest.artifacts_of("rpm"))
         .filter_map(|a| a.nevra.as_ref().map(|n| n.to_string()))
         .collect();
+    let pkgs = if pkgs.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", pkgs.join(", "))
+    };
     eprintln!(
-        "fci: build {} in {:.1}s{}",
-        record.outcome,
-        record.duration_s,
-        if pkgs.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", pkgs.join(", "))
-        }
+        "fci: build {} in {:.1}s{pkgs}",
+        record.outcome, record.duration_s
     );
 }

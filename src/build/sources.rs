@@ -175,8 +175,12 @@ pub fn fetch_all(
         let dest = dest_dir.join(&e.name);
         let _ = std::fs::remove_file(&dest);
         if cached.is_file() {
-            link_or_copy(&cached, &dest)?;
-            continue;
+            // Checked on every use: a damaged cache entry is dropped and fetched again.
+            if hash_file(&e.algo, &cached)? == e.hash {
+                link_or_copy(&cached, &dest)?;
+                continue;
+            }
+            let _ = std::fs::remove_file(&cached);
         }
         // A file already in the checkout (as fedpkg leaves it) counts if its hash matches.
         let local = repo_dir.join(&e.name);

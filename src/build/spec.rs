@@ -77,14 +77,26 @@ pub fn unmet(buildrequires: &[String], hc: &mut HostCache, log: &mut Log) -> Res
         .iter()
         .filter_map(|b| b.split_whitespace().next())
         .collect();
-    let key = format!("unmet {} {}", rpmdb_identity(hc), names.join(" "));
+    let key = format!("unmet.v3 {} {}", rpmdb_identity(hc), names.join(" "));
     let missing = hc.get_or(key, || {
         let cmd = Cmd::new("rpm").args(["-q", "--whatprovides"]).args(&names);
         let out = log.capture(&cmd).ok()?;
+        // rpm words each kind of answer differently, on stdout or stderr.
         let missing: Vec<&str> = out
             .stdout
             .lines()
-            .filter_map(|l| l.strip_prefix("no package provides "))
+            .chain(out.stderr.lines())
+            .filter_map(|l| {
+                l.strip_prefix("no package provides ")
+                    .or_else(|| {
+                        l.strip_prefix("file ")
+                            .and_then(|f| f.strip_suffix(" is not owned by any package"))
+                    })
+                    .or_else(|| {
+                        l.strip_prefix("error: file ")
+                            .and_then(|f| f.strip_suffix(": No such file or directory"))
+                    })
+            })
             .map(str::trim)
             .collect();
         Some(serde_json::json!(missing))
