@@ -374,14 +374,7 @@ fn a_hung_build_is_killed_at_the_timeout_and_is_an_error() {
         .unwrap()
         .iter()
         .any(|n| n.as_str().unwrap().contains("killed after 3s")));
-    let ps = Command::new("pgrep")
-        .args(["-f", "sleep 62"])
-        .output()
-        .unwrap();
-    assert!(
-        ps.stdout.is_empty(),
-        "the build's process outlived the timeout"
-    );
+    assert_no_process("sleep 62", "the build's process");
 }
 
 #[test]
@@ -483,16 +476,7 @@ fn a_dirty_work_tree_is_recorded_as_such() {
     let notes = dirty.stage(&md, "build")["notes"].to_string();
     assert!(notes.contains("uncommitted changes"), "{notes}");
     // Once committed, the same content is reused, without yesterday's dirty note.
-    let g = |args: &[&str]| {
-        assert!(Command::new("git")
-            .args(["-c", "user.name=fci", "-c", "user.email=fci@example.org"])
-            .args(args)
-            .current_dir(&repo)
-            .status()
-            .unwrap()
-            .success())
-    };
-    g(&["commit", "-qam", "release 2"]);
+    git(&repo, &["commit", "-qam", "release 2"]);
     let committed = w.run(&["build", repo.to_str().unwrap(), "--lookaside", &la]);
     let mc2 = committed.manifest();
     let b = committed.stage(&mc2, "build");
@@ -532,20 +516,6 @@ fn fedora_style_specs_with_rpmautospec_and_release_conditionals_build() {
             .unwrap();
         assert!(String::from_utf8_lossy(&log.stdout).contains(&format!("- 2.0-{release}")));
     }
-}
-
-fn git(dir: &std::path::Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(["-c", "user.name=fci", "-c", "user.email=fci@example.org"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

@@ -248,14 +248,7 @@ fn a_hung_test_is_killed_at_the_timeout_and_is_an_error() {
         "{c}"
     );
     assert!(s["duration_s"].as_f64().unwrap() < 30.0);
-    let ps = std::process::Command::new("pgrep")
-        .args(["-f", "sleep 61"])
-        .output()
-        .unwrap();
-    assert!(
-        ps.stdout.is_empty(),
-        "the test's process outlived the timeout"
-    );
+    assert_no_process("sleep 61", "the test's process");
 }
 
 #[test]

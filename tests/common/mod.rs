@@ -189,26 +189,37 @@ pub fn results(stage: &Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// Runs git in `dir` (as a committer named fci) and returns its output; fails the test on error.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=fci", "-c", "user.email=fci@example.org"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// A git repository holding a copy of an example on the given branch; returns its path.
 pub fn git_repo(dir: &Path, example_name: &str, branch: &str) -> PathBuf {
     let repo = dir.join(format!("{example_name}.git-src"));
     fci::test::runner::copy_tree(&example(example_name), &repo).unwrap();
-    let git = |args: &[&str]| {
-        let st = Command::new("git")
-            .args(["-c", "user.name=fci", "-c", "user.email=fci@example.org"])
-            .args(args)
-            .current_dir(&repo)
-            .output()
-            .unwrap();
-        assert!(
-            st.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&st.stderr)
-        );
-        String::from_utf8_lossy(&st.stdout).trim().to_string()
-    };
-    git(&["init", "-q", "-b", branch]);
-    git(&["add", "-A"]);
-    git(&["commit", "-q", "-m", "initial"]);
+    git(&repo, &["init", "-q", "-b", branch]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "initial"]);
     repo
+}
+
+/// Fails when a process whose command line matches `pattern` is still alive.
+pub fn assert_no_process(pattern: &str, what: &str) {
+    let ps = Command::new("pgrep")
+        .args(["-f", pattern])
+        .output()
+        .unwrap();
+    assert!(ps.stdout.is_empty(), "{what} outlived the timeout");
 }
