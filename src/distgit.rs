@@ -30,10 +30,10 @@ impl Checkout {
     /// The package's files, relative to the checkout: for a git checkout what git tracks or
     /// would track (ignored build leftovers are not the package), never fci's own paths.
     pub fn files(&self) -> Result<Vec<PathBuf>> {
-        let mut files = if self.dir.join(".git").exists() {
-            let out = duct::cmd(
-                "git",
-                [
+        let mut files: Vec<PathBuf> = if self.dir.join(".git").exists() {
+            let out = git_in(
+                &self.dir,
+                &[
                     "ls-files",
                     "-z",
                     "--cached",
@@ -41,15 +41,13 @@ impl Checkout {
                     "--exclude-standard",
                 ],
             )
-            .dir(&self.dir)
-            .stderr_null()
             .stdout_capture()
             .unchecked()
             .run()?;
             if !out.status.success() {
-                return Err(
-                    FciError::input(&self.dir, "git ls-files failed in the checkout").into(),
-                );
+                // git refuses some repositories (another owner's, say): then the directory is
+                // all there is, as for any directory that is not a checkout.
+                return self.plain_files();
             }
             out.stdout
                 .split(|b| *b == 0)
@@ -59,10 +57,16 @@ impl Checkout {
                 .filter(|p| std::fs::symlink_metadata(self.dir.join(p)).is_ok_and(|m| !m.is_dir()))
                 .collect()
         } else {
-            crate::digest::list_files(&self.dir, &[])?
+            return self.plain_files();
         };
         files.retain(|f| !self.excluded(&self.dir.join(f)));
         files.sort();
+        Ok(files)
+    }
+
+    fn plain_files(&self) -> Result<Vec<PathBuf>> {
+        let mut files = crate::digest::list_files(&self.dir, &[])?;
+        files.retain(|f| !self.excluded(&self.dir.join(f)));
         Ok(files)
     }
 
@@ -217,6 +221,17 @@ fn clone(
         }
     };
     let commit = commit.ok_or_else(|| FciError::input(source, "the repository has no commits"))?;
+    // The clone's config must not keep credentials written into the URL.
+    let redacted = crate::exec::redact(source);
+    if redacted != source {
+        log.run(
+            &Cmd::new(&git)
+                .arg("-C")
+                .arg(&dir)
+                .args(["remote", "set-url", "origin"])
+                .arg(&redacted),
+        )?;
+    }
     let co = log.run(
         &Cmd::new(&git)
             .arg("-C")
@@ -256,12 +271,13 @@ fn last_line(log: &Log) -> String {
 /// Whether a checkout has changes (tracked or untracked, not ignored) beyond its HEAD; fci's
 /// own paths inside it do not count.
 fn is_dirty(co: &Checkout) -> bool {
-    let out = duct::cmd("git", ["status", "--porcelain", "-z"])
-        .dir(&co.dir)
-        .stderr_null()
-        .stdout_capture()
-        .unchecked()
-        .run();
+    let out = git_in(
+        &co.dir,
+        &["status", "--porcelain", "-z", "--untracked-files=all"],
+    )
+    .stdout_capture()
+    .unchecked()
+    .run();
     let Ok(out) = out else { return true };
     if !out.status.success() {
         return true;
@@ -282,9 +298,9 @@ fn git_identity(dir: &Path) -> (Option<String>, Option<String>) {
         return (None, None);
     }
     // One process for all three answers.
-    let out = duct::cmd(
-        "git",
-        [
+    let out = git_in(
+        dir,
+        &[
             "rev-parse",
             "--show-toplevel",
             "HEAD",
@@ -292,8 +308,6 @@ fn git_identity(dir: &Path) -> (Option<String>, Option<String>) {
             "HEAD",
         ],
     )
-    .dir(dir)
-    .stderr_null()
     .stdout_capture()
     .unchecked()
     .run()
@@ -309,6 +323,14 @@ fn git_identity(dir: &Path) -> (Option<String>, Option<String>) {
         ),
         _ => (None, None),
     }
+}
+
+/// git run in a user's checkout, with its fsmonitor hook (a program the repository's config
+/// names) turned off: reading a checkout must not run its code.
+fn git_in(dir: &Path, args: &[&str]) -> duct::Expression {
+    duct::cmd("git", ["-c", "core.fsmonitor=false"].iter().chain(args))
+        .dir(dir)
+        .stderr_null()
 }
 
 /// The rawhide release number assumed when a branch says only `rawhide`/`main`.

@@ -31,6 +31,9 @@ pub struct Sandbox {
     pub chdir: Option<PathBuf>,
     /// Hide home directories and the host's temporary directories.
     pub hide_private: bool,
+    /// Directories replaced by an empty one (fci's workspace: other runs' files, the overlay
+    /// mountpoints); `readonly` and `writable` paths inside them are bound back afterwards.
+    pub hide: Vec<PathBuf>,
 }
 
 /// Directories package code never sees: homes, and host secrets that a read-only root would
@@ -77,6 +80,9 @@ impl Sandbox {
             for keep in tool_prefixes() {
                 c = c.arg("--ro-bind").arg(&keep).arg(&keep);
             }
+        }
+        for d in &self.hide {
+            c = c.arg("--tmpfs").arg(d);
         }
         for p in &self.readonly {
             c = c.arg("--ro-bind").arg(p).arg(p);

@@ -730,3 +730,89 @@ fn define_dist_lookaside_cache_and_output_mode() {
         0o644
     );
 }
+
+#[test]
+fn forged_spec_output_never_reaches_rpm_as_an_option() {
+    let w = Ws::new();
+    let probe = std::path::Path::new("/var/tmp/fci-forged-probe");
+    let _ = std::fs::remove_file(probe);
+    for extra in [&[][..], &["--strict-builddeps"][..]] {
+        let mut args = vec!["build", "--dist", ".fc41"];
+        let f = fixture("forged-query");
+        args.push(f.to_str().unwrap());
+        args.extend_from_slice(extra);
+        let r = w.run(&args);
+        assert_ne!(r.code, 0, "{}", r.stderr);
+    }
+    assert!(
+        !probe.exists(),
+        "an option smuggled through spec output ran on the host"
+    );
+}
+
+#[test]
+fn a_spec_that_hangs_while_parsed_is_killed_at_the_timeout() {
+    let w = Ws::new();
+    let start = std::time::Instant::now();
+    let r = w.run(&[
+        "build",
+        fixture("slow-parse").to_str().unwrap(),
+        "--dist",
+        ".fc41",
+        "--timeout",
+        "3",
+    ]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(start.elapsed().as_secs() < 30, "took {:?}", start.elapsed());
+    assert_eq!(r.stage(&r.manifest(), "build")["outcome"], "ERROR");
+    assert_no_process("sleep 61", "the spec's process");
+}
+
+#[test]
+fn another_users_checkout_and_fci_paths_beside_it() {
+    let w = Ws::new();
+    let la = lookaside();
+    // git refuses a repository owned by someone else: fci builds the directory as it is.
+    let repo = git_repo(w.path(), "hello-atomic", "f41");
+    let st = Command::new("chown")
+        .args(["-R", "nobody:"])
+        .arg(&repo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = w.run(&[
+        "build",
+        repo.to_str().unwrap(),
+        "--branch",
+        "f41",
+        "--lookaside",
+        &la,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.manifest()["subject"]["commit"].is_null());
+    // A clean checkout stays clean with fci's workspace and output in a new directory in it.
+    let mine = w.path().join("mine");
+    std::fs::create_dir_all(&mine).unwrap();
+    let repo = git_repo(&mine, "hello-atomic", "f41");
+    let out = Command::new(env!("CARGO_BIN_EXE_fci"))
+        .args([
+            "--workspace",
+            "out/ws",
+            "-q",
+            "build",
+            ".",
+            "--lookaside",
+            &la,
+            "-o",
+            "out/b.json",
+        ])
+        .current_dir(&repo)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    std::fs::create_dir_all(repo.join("out")).ok();
+    assert!(out.success());
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo.join("out/b.json")).unwrap()).unwrap();
+    assert!(m["subject"]["dirty"].is_null(), "{}", m["subject"]);
+}

@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use serde_json::Value;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 
 fn built(w: &Ws, example_name: &str) -> Value {
     let r = w.build(example_name, &[]);
@@ -650,4 +650,89 @@ fn a_package_without_tests_is_info_not_an_error() {
     let s = r.stage(&m, "test");
     assert_eq!(s["outcome"], "INFO");
     assert!(s["notes"][0].as_str().unwrap().contains("no tests to run"));
+}
+
+#[test]
+fn the_workspace_and_its_overlay_mountpoints_are_hidden_from_tests() {
+    // A workspace outside the directories the sandbox hides anyway (/tmp, /home, /root).
+    let base = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let ws = base.path().join("ws");
+    let fci = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_fci"))
+            .arg("--workspace")
+            .arg(&ws)
+            .arg("-q")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    require_tools();
+    let b = fci(&[
+        "build",
+        fixture("etc-pkg").to_str().unwrap(),
+        "--dist",
+        ".fc41",
+    ]);
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let mpath = base.path().join("m.json");
+    std::fs::write(&mpath, &b.stdout).unwrap();
+    let tests = base.path().join("probe");
+    std::fs::create_dir_all(tests.join("tests")).unwrap();
+    let ws_s = ws.display().to_string();
+    std::fs::write(
+        tests.join("tests/tests.yml"),
+        format!(
+            "- hosts: localhost\n  roles:\n  - role: standard-test-basic\n    tags: [classic]\n    tests:\n    - no-mountpoints:\n        run: 'for f in {ws_s}/tmp/*/mnt/etc/shadow; do test ! -e \"$f\" || exit 1; done'\n    - no-cache:\n        run: 'test ! -e {ws_s}/cache'\n"
+        ),
+    )
+    .unwrap();
+    let t = fci(&[
+        "test",
+        "-m",
+        mpath.to_str().unwrap(),
+        "--tests-from",
+        tests.to_str().unwrap(),
+    ]);
+    let m: Value = serde_json::from_slice(&t.stdout).unwrap();
+    let s = m["stages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(s["outcome"], "PASSED", "{s:#}");
+}
+
+#[test]
+fn a_rerun_does_not_call_a_steady_pass_flaky_and_fmf_without_plans_is_info() {
+    let w = Ws::new();
+    let m = built(&w, "hello-atomic");
+    let r = w.test(
+        &m,
+        &[
+            "--tests-from",
+            fixture("post-fail").to_str().unwrap(),
+            "--retries",
+            "1",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mr = r.manifest();
+    let s = r.stage(&mr, "test");
+    let steady = case(s, "steady");
+    assert!(
+        steady["attempts"].is_null() && steady["note"].is_null(),
+        "{steady}"
+    );
+    let run = case(s, "tests/tests.yml");
+    assert!(
+        run["note"]
+            .as_str()
+            .unwrap()
+            .contains("completed on attempt 2"),
+        "{run}"
+    );
+
+    let fmf_only = w.path().join("fmf-only");
+    std::fs::create_dir_all(fmf_only.join(".fmf")).unwrap();
+    std::fs::write(fmf_only.join(".fmf/version"), "1\n").unwrap();
+    let r = w.test(&m, &["--tests-from", fmf_only.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stage(&r.manifest(), "test")["outcome"], "INFO");
 }

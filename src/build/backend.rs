@@ -6,7 +6,13 @@ use anyhow::Result;
 use std::path::{Path, PathBuf};
 
 pub struct Job<'a> {
+    /// The spec the tools read: a copy among the sources (the checkout itself, with its
+    /// `.git`, is not shown to spec code).
     pub spec: &'a Path,
+    /// The spec as the user knows it, for messages.
+    pub origin: &'a Path,
+    /// fci's workspace, hidden from spec code but for the job's own directories.
+    pub workspace: &'a Path,
     pub sources: &'a Path,
     /// Private, writable; results go below it.
     pub work: &'a Path,
@@ -40,6 +46,7 @@ pub trait Backend {
 pub fn sandbox(job: &Job) -> Sandbox {
     Sandbox {
         writable: vec![job.work.to_path_buf()],
+        hide: vec![job.workspace.to_path_buf()],
         readonly: [Some(job.sources), job.spec.parent(), job.macros]
             .into_iter()
             .flatten()

@@ -178,6 +178,8 @@ fn build(
         "sources": entries.iter().map(|e| format!("{} {} {}", e.algo, e.hash, e.name)).collect::<Vec<_>>(),
         // What the host can satisfy decides --nodeps, so a changed rpm database is a new input.
         "host_rpmdb": (backend.name() == "rpmbuild").then(|| spec::rpmdb_identity(&mut hc)),
+        // A new rpm (its macros, its brp scripts) builds differently.
+        "tools": backend.tools().into_iter().chain(["rpm", "createrepo_c"]).map(|t| hc.version(t)).collect::<Vec<_>>(),
     }));
 
     // Credentials belong in git's credential helpers, never in the manifest.
@@ -251,8 +253,16 @@ fn build(
     } else {
         None
     };
+    // Spec code sees the spec among the sources, not the checkout (whose .git may hold a
+    // remote URL with credentials).
+    let spec_copy = srcdir.join(spec_path.file_name().unwrap_or_default());
+    if !spec_copy.exists() {
+        crate::workspace::copy_plain(&spec_path, &spec_copy, None)?;
+    }
     let job = |nodeps| backend::Job {
-        spec: &spec_path,
+        spec: &spec_copy,
+        origin: &spec_path,
+        workspace: ws.root(),
         sources: &srcdir,
         work: &work,
         defines: &defines,
@@ -326,7 +336,16 @@ fn build(
     if !out.success {
         // Why it failed decides the exit: a sandbox that cannot start is the host's problem;
         // a spec that does not parse, or a Source nobody provides, is bad input; anything
-        // else is the package's failure.
+        // else is the package's failure. A build killed by the timeout is explained by that.
+        if out.timed_out {
+            let secs = opts.timeout.map_or(0, |t| t.as_secs());
+            rec.outcome = Outcome::Error;
+            rec.notes.push(format!(
+                "killed after {secs}s: the build exceeded --timeout"
+            ));
+            progress::note(&format!("build ERROR: killed after {secs}s (--timeout)"));
+            return finish(&ws, manifest, st, rec, Vec::new(), opts);
+        }
         spec_sb.check(&mut st.log)?;
         let info = spec::query(&job(true), &spec_sb, &mut st.log)?;
         if let Some(s) = info.sources.iter().find(|s| !srcdir.join(s).is_file()) {
@@ -353,11 +372,10 @@ fn build(
             }
             rec.data.insert("unmet_buildrequires".into(), json!(unmet));
         }
-        let what = if out.timed_out {
-            rec.outcome = Outcome::Error;
-            let secs = opts.timeout.map_or(0, |t| t.as_secs());
-            format!("killed after {secs}s: the build exceeded --timeout")
-        } else if out.tail.contains("Failed build dependencies") {
+        let what = if opts.strict_builddeps
+            && out.tail.contains("Failed build dependencies")
+            && !out.tail.contains("Executing(")
+        {
             // Only without --nodeps: what rpmbuild found missing that the query could not
             // see (file requirements, %generate_buildrequires).
             rec.outcome = Outcome::Error;

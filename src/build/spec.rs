@@ -20,7 +20,7 @@ pub struct SpecInfo {
 
 /// Parses the spec with `rpmspec` (so macros expand exactly as rpmbuild will see them).
 pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
-    let spec = job.spec;
+    let (spec, origin) = (job.spec, job.origin);
     let mut cmd = Cmd::new("rpmspec").args(["-q", "--srpm"]);
     if let Some(m) = job.macros {
         cmd = cmd.arg("--load").arg(m);
@@ -29,7 +29,11 @@ pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
         cmd = cmd.define(k, v);
     }
     let qf = "N=%{NAME}\nV=%{VERSION}\nR=%{RELEASE}\n[S=%{SOURCE}\n][S=%{PATCH}\n][B=%{REQUIRENAME} %{REQUIREFLAGS:depflags} %{REQUIREVERSION}\n]";
-    let out = log.capture(&sandbox.wrap(&cmd.arg("--qf").arg(qf).arg(spec))?)?;
+    let out = log.capture(
+        &sandbox
+            .wrap(&cmd.arg("--qf").arg(qf).arg(spec))?
+            .timeout(job.timeout),
+    )?;
     if !out.success() {
         let why = out
             .stderr
@@ -37,7 +41,7 @@ pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
             .find(|l| l.starts_with("error:"))
             .map(|l| l.trim_start_matches("error:").trim().to_string())
             .unwrap_or_else(|| format!("rpmspec exited with {:?}", out.code));
-        return Err(FciError::input(spec, format!("spec does not parse: {why}")).into());
+        return Err(FciError::input(origin, format!("spec does not parse: {why}")).into());
     }
     let (mut name, mut version, mut release) = (String::new(), String::new(), String::new());
     let (mut sources, mut buildrequires) = (Vec::new(), Vec::new());
@@ -73,13 +77,17 @@ pub fn unmet(buildrequires: &[String], hc: &mut HostCache, log: &mut Log) -> Res
     if buildrequires.is_empty() {
         return Ok(Vec::new());
     }
+    // Names come from spec code's output: none may pass as an option to rpm.
     let names: Vec<&str> = buildrequires
         .iter()
         .filter_map(|b| b.split_whitespace().next())
+        .filter(|n| !n.starts_with('-'))
         .collect();
     let key = format!("unmet.v3 {} {}", rpmdb_identity(hc), names.join(" "));
     let missing = hc.get_or(key, || {
-        let cmd = Cmd::new("rpm").args(["-q", "--whatprovides"]).args(&names);
+        let cmd = Cmd::new("rpm")
+            .args(["-q", "--whatprovides", "--"])
+            .args(&names);
         let out = log.capture(&cmd).ok()?;
         // rpm words each kind of answer differently, on stdout or stderr.
         let missing: Vec<&str> = out

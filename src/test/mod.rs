@@ -217,6 +217,7 @@ fn test(opts: &TestOpts, input: &Path, manifest: &mut Manifest) -> Result<i32> {
         overlays: &subj.overlays,
         tree: &tree,
         readonly: vec![ws.root().join("objects"), roles.clone()],
+        hide: vec![ws.root().to_path_buf()],
         subjects: rpm_paths.clone(),
         network: opts.network,
         timeout: opts.timeout,

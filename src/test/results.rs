@@ -30,7 +30,9 @@ pub fn to_result(
             })
             .collect::<Result<_>>()?
     };
-    let flaky = !earlier.is_empty() && case.outcome.is_pass();
+    // Flaky: failed before, passes now. A run that broke and then completed keeps its own note.
+    let flaky =
+        case.outcome.is_pass() && !case.whole_run && earlier.iter().any(|c| !c.outcome.is_pass());
     let mut r = TestResult {
         testcase: case.name.clone(),
         outcome: case.outcome,
@@ -66,6 +68,10 @@ pub fn stage_outcome(results: &[TestResult]) -> (Outcome, Option<String>) {
         .iter()
         .map(|r| r.outcome)
         .filter(|o| *o != Outcome::Skipped);
+    let counted: Vec<Outcome> = counted.collect();
+    if !counted.is_empty() && counted.iter().all(|o| *o == Outcome::Info) {
+        return (Outcome::Info, None);
+    }
     match Outcome::aggregate(counted) {
         Some(o) => (o, None),
         None if results.is_empty() => (Outcome::Error, Some("no test case ran".into())),

@@ -67,6 +67,9 @@ pub struct Env<'a> {
     /// Read-only paths the tests may see (the RPMs, fci's roles).
     pub readonly: Vec<PathBuf>,
     pub subjects: Vec<PathBuf>,
+    /// Hidden from the tests (fci's workspace: other runs, the overlay mountpoints through
+    /// which the host's own directories would show uncovered).
+    pub hide: Vec<PathBuf>,
     pub network: bool,
     /// Kill a run (one playbook or one tmt run) that takes longer.
     pub timeout: Option<std::time::Duration>,
@@ -150,6 +153,7 @@ impl Env<'_> {
             env,
             chdir: Some(cwd.to_path_buf()),
             hide_private: true,
+            hide: self.hide.clone(),
         };
         let done = log.run(&sb.wrap(&cmd)?.timeout(self.timeout))?;
         Ok(Ended {

@@ -136,6 +136,11 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Vec<Ca
     let code = ended.code.map_or("-".into(), |c| c.to_string());
     if ended.timed_out {
         cases.push(broke(Case::timeout_note(env)));
+    } else if cases.is_empty() && ended.code == Some(3) {
+        // tmt's "nothing to run": fmf metadata without plans, or plans that discover no test.
+        let mut none = broke("tmt found no tests to run (exit 3)".into());
+        none.outcome = Outcome::Info;
+        cases.push(none);
     } else if cases.is_empty() {
         cases.push(broke(format!(
             "tmt exited {code} and reported no test results"
