@@ -816,3 +816,25 @@ fn another_users_checkout_and_fci_paths_beside_it() {
         serde_json::from_str(&std::fs::read_to_string(repo.join("out/b.json")).unwrap()).unwrap();
     assert!(m["subject"]["dirty"].is_null(), "{}", m["subject"]);
 }
+
+#[test]
+fn spec_chooses_the_spec_even_beside_a_namesake() {
+    let w = Ws::new();
+    let d = w.path().join("two-specs");
+    fci::test::runner::copy_tree(&example("hello-broken-test"), &d).unwrap();
+    std::fs::create_dir_all(d.join("alt")).unwrap();
+    let text = std::fs::read_to_string(d.join("hello-broken-test.spec"))
+        .unwrap()
+        .replace("Version:        0.1", "Version:        0.2");
+    std::fs::write(d.join("alt/hello-broken-test.spec"), text).unwrap();
+    let r = w.run(&[
+        "build",
+        d.to_str().unwrap(),
+        "--spec",
+        "alt/hello-broken-test.spec",
+        "--dist",
+        ".fc41",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(rpm_artifacts(&r.manifest())[0]["nevra"]["version"], "0.2");
+}

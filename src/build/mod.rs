@@ -253,12 +253,12 @@ fn build(
     } else {
         None
     };
-    // Spec code sees the spec among the sources, not the checkout (whose .git may hold a
-    // remote URL with credentials).
-    let spec_copy = srcdir.join(spec_path.file_name().unwrap_or_default());
-    if !spec_copy.exists() {
-        crate::workspace::copy_plain(&spec_path, &spec_copy, None)?;
-    }
+    // Spec code sees a copy of the chosen spec in a directory of its own (read-only in the
+    // sandbox), not the checkout, whose .git may hold a remote URL with credentials.
+    let spec_dir = st.dir().join("SPEC");
+    std::fs::create_dir_all(&spec_dir)?;
+    let spec_copy = spec_dir.join(spec_path.file_name().unwrap_or_default());
+    crate::workspace::copy_plain(&spec_path, &spec_copy, None)?;
     let job = |nodeps| backend::Job {
         spec: &spec_copy,
         origin: &spec_path,
