@@ -736,3 +736,37 @@ fn a_rerun_does_not_call_a_steady_pass_flaky_and_fmf_without_plans_is_info() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stage(&r.manifest(), "test")["outcome"], "INFO");
 }
+
+#[test]
+fn two_test_runs_at_once_on_one_workspace_both_finish_intact() {
+    let w = Ws::new();
+    let m = built(&w, "hello-atomic");
+    let input = w.save("in.json", &m);
+    let spawn = |out: &str| {
+        let mut c = w.cmd();
+        c.args([
+            "test",
+            "--runner",
+            "sti",
+            "--no-cache",
+            "-m",
+            input.to_str().unwrap(),
+            "-o",
+        ])
+        .arg(w.path().join(out));
+        c.spawn().unwrap()
+    };
+    let kids = vec![spawn("a.json"), spawn("b.json")];
+    for mut k in kids {
+        assert!(k.wait().unwrap().success());
+    }
+    for f in ["a.json", "b.json"] {
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(w.path().join(f)).unwrap()).unwrap();
+        assert_valid(&v);
+        let s = v["stages"].as_array().unwrap().last().unwrap();
+        assert_eq!(s["outcome"], "PASSED", "{f}: {s:#}");
+        assert_eq!(results(s).len(), 2);
+    }
+    assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
+}
