@@ -357,14 +357,7 @@ fn strict_builddeps_turns_unmet_buildrequires_into_error() {
 #[test]
 fn a_hung_build_is_killed_at_the_timeout_and_is_an_error() {
     let w = Ws::new();
-    let r = w.run(&[
-        "build",
-        fixture("slow-build").to_str().unwrap(),
-        "--timeout",
-        "3",
-        "--dist",
-        ".fc41",
-    ]);
+    let r = w.build_fixture("slow-build", &["--timeout", "3"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     let m = r.manifest();
     let b = r.stage(&m, "build");
@@ -622,25 +615,14 @@ fn git_checkouts_the_way_packagers_have_them() {
 #[test]
 fn buildrequires_of_every_kind_are_reported() {
     let w = Ws::new();
-    let r = w.run(&[
-        "build",
-        fixture("file-br").to_str().unwrap(),
-        "--dist",
-        ".fc41",
-    ]);
+    let r = w.build_fixture("file-br", &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let m = r.manifest();
     assert_eq!(
         r.stage(&m, "build")["data"]["unmet_buildrequires"],
         serde_json::json!(["/usr/bin/fci-no-such-tool"])
     );
-    let strict = w.run(&[
-        "build",
-        fixture("file-br").to_str().unwrap(),
-        "--dist",
-        ".fc41",
-        "--strict-builddeps",
-    ]);
+    let strict = w.build_fixture("file-br", &["--strict-builddeps"]);
     assert_eq!(strict.code, 3, "{}", strict.stderr);
     // A failed build says which BuildRequires were missing: the likeliest cause.
     let failed = w.run(&[
@@ -754,14 +736,7 @@ fn forged_spec_output_never_reaches_rpm_as_an_option() {
 fn a_spec_that_hangs_while_parsed_is_killed_at_the_timeout() {
     let w = Ws::new();
     let start = std::time::Instant::now();
-    let r = w.run(&[
-        "build",
-        fixture("slow-parse").to_str().unwrap(),
-        "--dist",
-        ".fc41",
-        "--timeout",
-        "3",
-    ]);
+    let r = w.build_fixture("slow-parse", &["--timeout", "3"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(start.elapsed().as_secs() < 30, "took {:?}", start.elapsed());
     assert_eq!(r.stage(&r.manifest(), "build")["outcome"], "ERROR");

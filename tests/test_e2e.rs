@@ -432,12 +432,7 @@ fn hostile_test_output_cannot_plant_files_or_read_the_host() {
 #[test]
 fn a_package_with_etc_and_root_files_does_not_uncover_host_secrets() {
     let w = Ws::new();
-    let b = w.run(&[
-        "build",
-        fixture("etc-pkg").to_str().unwrap(),
-        "--dist",
-        ".fc41",
-    ]);
+    let b = w.build_fixture("etc-pkg", &[]);
     assert_eq!(b.code, 0, "{}", b.stderr);
     let m = b.manifest();
     let r = w.test(&m, &["--runner", "sti"]);

@@ -94,6 +94,14 @@ impl Ws {
         self.run(&args)
     }
 
+    /// Builds a test fixture package for Fedora 41.
+    pub fn build_fixture(&self, name: &str, extra: &[&str]) -> Run {
+        let dir = fixture(name);
+        let mut args = vec!["build", dir.to_str().unwrap(), "--dist", ".fc41"];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
     /// Writes a manifest to a file in the scratch area.
     pub fn save(&self, name: &str, v: &Value) -> PathBuf {
         let p = self.path().join(name);
