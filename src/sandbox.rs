@@ -36,6 +36,10 @@ pub struct Sandbox {
     pub hide: Vec<PathBuf>,
 }
 
+/// The PATH of everything run in a sandbox: the system's, never the caller's (a pyenv or a
+/// venv first on a user's PATH would change what the tests and the build see).
+pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Directories package code never sees: homes, and host secrets that a read-only root would
 /// still show to code running as root (and that its logs could carry into published results).
 pub const HIDDEN_DIRS: [&str; 6] = [

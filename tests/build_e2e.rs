@@ -813,3 +813,24 @@ fn spec_chooses_the_spec_even_beside_a_namesake() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(rpm_artifacts(&r.manifest())[0]["nevra"]["version"], "0.2");
 }
+
+#[test]
+fn the_check_result_says_what_check_did() {
+    let w = Ws::new();
+    let late = w.build_fixture("late-fail", &[]);
+    assert_eq!(late.code, 1, "{}", late.stderr);
+    let m = late.manifest();
+    let b = late.stage(&m, "build");
+    assert_eq!(
+        results(b),
+        vec![("build.check".to_string(), "PASSED".to_string())]
+    );
+    assert!(b["notes"].to_string().contains("rpmbuild failed"), "{b}");
+    let prep = w.build_fixture("prep-fail", &[]);
+    assert_eq!(prep.code, 1, "{}", prep.stderr);
+    let m = prep.manifest();
+    assert_eq!(
+        results(prep.stage(&m, "build")),
+        vec![("build.check".to_string(), "SKIPPED".to_string())]
+    );
+}

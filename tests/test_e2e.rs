@@ -765,3 +765,28 @@ fn two_test_runs_at_once_on_one_workspace_both_finish_intact() {
     }
     assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
 }
+
+#[test]
+fn tests_see_the_systems_path_not_the_callers() {
+    let w = Ws::new();
+    let m = built(&w, "hello-atomic");
+    // A shadowing program first on the caller's PATH (as a pyenv or venv would be), in a
+    // directory the sandbox shows (not under /tmp).
+    let holder = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let bin = holder.path().join("shadow-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("hello-atomic");
+    std::fs::write(&fake, "#!/bin/sh\necho FAKE\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let input = w.save("in.json", &m);
+    let out = w
+        .cmd()
+        .env("PATH", path)
+        .args(["test", "--runner", "sti", "-m", input.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}

@@ -27,6 +27,8 @@ pub struct Output {
     pub success: bool,
     /// The failure was in %check (the package's own unit tests).
     pub check_failed: bool,
+    /// %check ran (to its end or its failure).
+    pub check_ran: bool,
     pub packages: Vec<PathBuf>,
     /// The end of the build's output, for a failure report.
     pub tail: String,
@@ -53,10 +55,7 @@ pub fn sandbox(job: &Job) -> Sandbox {
             .map(Path::to_path_buf)
             .collect(),
         env: vec![
-            (
-                "PATH".into(),
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-            ),
+            ("PATH".into(), crate::sandbox::SYSTEM_PATH.into()),
             ("HOME".into(), job.work.join("home").into()),
             ("LANG".into(), "C.UTF-8".into()),
         ],
@@ -106,9 +105,12 @@ impl Backend for Rpmbuild {
             .into_iter()
             .chain(collect(&top.join("RPMS"))?)
             .collect();
+        let (check_ran, check_failed) =
+            check_status(&std::fs::read_to_string(&log.path).unwrap_or_default());
         Ok(Output {
             success: done.success(),
-            check_failed: !done.success() && tail.contains("(%check)"),
+            check_failed,
+            check_ran,
             packages,
             tail,
             timed_out: done.timed_out,
@@ -160,6 +162,7 @@ impl Backend for Mock {
             return Ok(Output {
                 success: false,
                 check_failed: false,
+                check_ran: false,
                 packages: srpms,
                 tail: log.tail(40),
                 timed_out: srpm.timed_out,
@@ -182,12 +185,23 @@ impl Backend for Mock {
             .collect();
         Ok(Output {
             success: done.success(),
-            check_failed: !done.success() && build_log.contains("(%check)"),
+            check_failed: check_status(&build_log).1,
+            check_ran: check_status(&build_log).0,
             packages: srpms.into_iter().chain(rpms).collect(),
             tail: crate::exec::last_lines(&build_log, 40),
             timed_out: done.timed_out,
         })
     }
+}
+
+/// Whether rpmbuild's output shows %check running, and failing: rpmbuild's own lines, not
+/// whatever a build step printed that mentions %check.
+fn check_status(output: &str) -> (bool, bool) {
+    let ran = output.lines().any(|l| l.starts_with("Executing(%check)"));
+    let failed = output.lines().any(|l| {
+        l.starts_with("error: Bad exit status from ") && l.trim_end().ends_with("(%check)")
+    });
+    (ran, ran && failed)
 }
 
 /// Every `*.rpm` below `dir`, sorted.

@@ -317,12 +317,16 @@ fn build(
     if spec::has_check(&spec_path) {
         rec.results.push(TestResult {
             testcase: "build.check".into(),
-            outcome: if out.check_failed && !out.timed_out {
+            // Passed when it ran and the build failed later; skipped when the build failed
+            // before reaching it.
+            outcome: if out.timed_out {
+                Outcome::Error
+            } else if out.check_failed {
                 Outcome::Failed
-            } else if out.success {
+            } else if out.check_ran || out.success {
                 Outcome::Passed
             } else {
-                Outcome::Error
+                Outcome::Skipped
             },
             runner: Some("rpmbuild %check".into()),
             scenario: None,

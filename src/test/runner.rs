@@ -124,10 +124,7 @@ impl Env<'_> {
         cmd: Cmd,
     ) -> Result<Ended> {
         let mut env: Vec<(String, OsString)> = vec![
-            (
-                "PATH".into(),
-                std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into()),
-            ),
+            ("PATH".into(), crate::sandbox::SYSTEM_PATH.into()),
             ("HOME".into(), home.into()),
             ("LANG".into(), "C.UTF-8".into()),
             ("TMPDIR".into(), "/tmp".into()),

@@ -120,7 +120,8 @@ pub fn run(
     std::fs::write(&vars, serde_json::json!({ "fci_only": only }).to_string())?;
     let pb_abs = src.join(playbook);
     let cwd = pb_abs.parent().unwrap().to_path_buf();
-    let mut cmd = Cmd::new("ansible-playbook")
+    // Found on the caller's PATH, run by its full path: the sandbox's PATH is the system's.
+    let mut cmd = Cmd::new(crate::exec::require("ansible-playbook", "ansible-core")?)
         .arg("-i")
         .arg(&inventory)
         .arg("-e")
