@@ -21,6 +21,9 @@ pub enum FciError {
     /// A required program is not installed.
     #[error("{tool} not found on PATH: install the Debian package `{package}` (apt-get install -y {package})")]
     ToolMissing { tool: String, package: String },
+    /// A required program that no Debian package provides.
+    #[error("{tool} not found on PATH: {hint}")]
+    ToolMissingHint { tool: String, hint: String },
     /// The machinery around the package broke (tool crash, I/O, lock).
     #[error("{0}")]
     Infra(String),
@@ -37,7 +40,9 @@ impl FciError {
     pub fn exit_code(&self) -> i32 {
         match self {
             FciError::Input { .. } | FciError::Usage(_) => exit::BAD_INPUT,
-            FciError::ToolMissing { .. } | FciError::Infra(_) => exit::INFRA,
+            FciError::ToolMissing { .. }
+            | FciError::ToolMissingHint { .. }
+            | FciError::Infra(_) => exit::INFRA,
         }
     }
 }

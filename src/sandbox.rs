@@ -174,16 +174,27 @@ impl Sandbox {
 /// Directories under /root or /home holding the Python tools fci drives.
 fn tool_prefixes() -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
+    let mut keep = |candidate: &Path| {
+        let private = candidate.starts_with("/root") || candidate.starts_with("/home");
+        // bin/tool → the prefix that also holds lib/ (a venv or a pyenv version).
+        if let Some(prefix) = candidate.parent().and_then(Path::parent) {
+            if private && !out.iter().any(|o| prefix.starts_with(o)) {
+                out.retain(|o| !o.starts_with(prefix));
+                out.push(prefix.to_path_buf());
+            }
+        }
+    };
     for tool in ["ansible-playbook", "tmt", "python3"] {
         let Some(p) = exec::which(tool) else { continue };
-        for candidate in [p.clone(), p.canonicalize().unwrap_or(p)] {
-            let private = candidate.starts_with("/root") || candidate.starts_with("/home");
-            // bin/tool → the prefix that also holds lib/ (a venv or a pyenv version).
-            if let Some(prefix) = candidate.parent().and_then(Path::parent) {
-                if private && !out.iter().any(|o| prefix.starts_with(o)) {
-                    out.retain(|o| !o.starts_with(prefix));
-                    out.push(prefix.to_path_buf());
-                }
+        let real = p.canonicalize().unwrap_or_else(|_| p.clone());
+        keep(&p);
+        keep(&real);
+        // A script's interpreter (a venv's python, itself a link into a pyenv version) must
+        // be reachable too.
+        if let Some(interp) = shebang(&real) {
+            keep(&interp);
+            if let Ok(r) = interp.canonicalize() {
+                keep(&r);
             }
         }
     }
@@ -195,6 +206,16 @@ fn tool_prefixes() -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// The interpreter a script names on its `#!` line (`/usr/bin/env X` is not followed).
+fn shebang(script: &Path) -> Option<PathBuf> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(script).ok()?.read(&mut head).ok()?;
+    let line = std::str::from_utf8(&head[..n]).ok()?.lines().next()?;
+    let interp = line.strip_prefix("#!")?.split_whitespace().next()?;
+    Some(PathBuf::from(interp)).filter(|p| p.is_absolute())
 }
 
 /// The hidden `fci __sandbox` helper: mount the overlays, then become the given command.

@@ -149,7 +149,10 @@ fn test(opts: &TestOpts, input: &Path, manifest: &mut Manifest) -> Result<i32> {
     for s in &suites {
         match s {
             Suite::Sti(_) => exec::require("ansible-playbook", "ansible-core")?,
-            Suite::Tmt => exec::require("tmt", "tmt (pip install tmt) and rsync")?,
+            Suite::Tmt => {
+                exec::require("rsync", "rsync")?;
+                exec::require_tmt()?
+            }
         };
     }
     exec::require("bwrap", "bubblewrap")?;

@@ -62,7 +62,7 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Vec<Ca
     let (src, home) = env.attempt_dirs(dir)?;
     let id = dir.join("tmt-run");
     // prepare is skipped: it would install `require:` packages from the network onto the host.
-    let mut cmd = Cmd::new(crate::exec::require("tmt", "tmt (pip install tmt)")?)
+    let mut cmd = Cmd::new(crate::exec::require_tmt()?)
         .arg("--root")
         .arg(&src)
         .arg("--feeling-safe")
