@@ -149,9 +149,7 @@ impl Sandbox {
         }
         Ok(outer.arg("--").arg(c.program).args(c.args))
     }
-}
 
-impl Sandbox {
     /// Starts the sandbox with nothing in it: a host that cannot build it (no user namespaces,
     /// a locked-down container) is told so, instead of a later step being blamed.
     pub fn check(&self, log: &mut crate::exec::Log) -> Result<()> {

@@ -262,7 +262,6 @@ pub fn copy_files(from: &Path, files: &[PathBuf], to: &Path) -> Result<()> {
 pub struct Copied {
     pub sha256: String,
     pub size: u64,
-    pub truncated: bool,
 }
 
 /// Copies the bytes of the regular file `src` (never through a symlink) into a new file `dest`
@@ -322,7 +321,6 @@ pub fn copy_plain(src: &Path, dest: &Path, limit: Option<u64>) -> Result<Copied>
     Ok(Copied {
         sha256: hex::encode(hasher.finalize()),
         size,
-        truncated,
     })
 }
 

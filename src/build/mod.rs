@@ -166,6 +166,14 @@ fn build(
         .collect();
     tree::check_symlinks(&co.dir, &files)?;
     let tree = crate::digest::tree_digest(&co.dir, &files)?;
+    // Named in the record, and part of the key: a new rpm (its macros, its brp scripts)
+    // builds differently.
+    let tool_versions: Vec<(String, String)> = backend
+        .tools()
+        .into_iter()
+        .chain(["rpm", "createrepo_c"])
+        .map(|t| (t.to_string(), hc.version(t)))
+        .collect();
     let digest = stage::input_digest(&json!({
         "stage": "build",
         "fci": env!("CARGO_PKG_VERSION"),
@@ -178,8 +186,7 @@ fn build(
         "sources": entries.iter().map(|e| format!("{} {} {}", e.algo, e.hash, e.name)).collect::<Vec<_>>(),
         // What the host can satisfy decides --nodeps, so a changed rpm database is a new input.
         "host_rpmdb": (backend.name() == "rpmbuild").then(|| spec::rpmdb_identity(&mut hc)),
-        // A new rpm (its macros, its brp scripts) builds differently.
-        "tools": backend.tools().into_iter().chain(["rpm", "createrepo_c"]).map(|t| hc.version(t)).collect::<Vec<_>>(),
+        "tools": tool_versions,
     }));
 
     // Credentials belong in git's credential helpers, never in the manifest.
@@ -271,9 +278,7 @@ fn build(
         macros: macros.as_deref(),
     };
     let spec_sb = backend::sandbox(&job(true));
-    for tool in backend.tools().into_iter().chain(["createrepo_c"]) {
-        rec.tools.insert(tool.to_string(), hc.version(tool));
-    }
+    rec.tools = tool_versions.into_iter().collect();
     rec.data.insert(
         "spec".into(),
         json!(spec_path.file_name().map(|f| f.to_string_lossy())),

@@ -12,8 +12,6 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct SpecInfo {
     pub name: String,
-    pub version: String,
-    pub release: String,
     pub sources: Vec<String>,
     pub buildrequires: Vec<String>,
 }
@@ -28,7 +26,7 @@ pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
     for (k, v) in job.defines {
         cmd = cmd.define(k, v);
     }
-    let qf = "N=%{NAME}\nV=%{VERSION}\nR=%{RELEASE}\n[S=%{SOURCE}\n][S=%{PATCH}\n][B=%{REQUIRENAME} %{REQUIREFLAGS:depflags} %{REQUIREVERSION}\n]";
+    let qf = "N=%{NAME}\n[S=%{SOURCE}\n][S=%{PATCH}\n][B=%{REQUIRENAME} %{REQUIREFLAGS:depflags} %{REQUIREVERSION}\n]";
     let out = log.capture(
         &sandbox
             .wrap(&cmd.arg("--qf").arg(qf).arg(spec))?
@@ -43,7 +41,7 @@ pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
             .unwrap_or_else(|| format!("rpmspec exited with {:?}", out.code));
         return Err(FciError::input(origin, format!("spec does not parse: {why}")).into());
     }
-    let (mut name, mut version, mut release) = (String::new(), String::new(), String::new());
+    let mut name = String::new();
     let (mut sources, mut buildrequires) = (Vec::new(), Vec::new());
     for line in out.stdout.lines() {
         let Some((k, v)) = line.split_once('=') else {
@@ -51,8 +49,6 @@ pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
         };
         match k {
             "N" => name = v.to_string(),
-            "V" => version = v.to_string(),
-            "R" => release = v.to_string(),
             "S" => sources.push(v.rsplit('/').next().unwrap_or(v).to_string()),
             "B" if !v.starts_with("rpmlib(") => {
                 buildrequires.push(v.split_whitespace().collect::<Vec<_>>().join(" "))
@@ -62,8 +58,6 @@ pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
     }
     Ok(SpecInfo {
         name,
-        version,
-        release,
         sources,
         buildrequires,
     })

@@ -96,21 +96,7 @@ impl Env<'_> {
     pub fn check(&self, log: &mut Log, dir: &Path) -> Result<()> {
         let probe = dir.join("sandbox-check");
         std::fs::create_dir_all(&probe)?;
-        let ended = self.run(log, &probe, &probe, &probe, Vec::new(), Cmd::new("true"))?;
-        if ended.code != Some(0) {
-            let why = log
-                .tail(6)
-                .lines()
-                .filter(|l| !l.starts_with('$') && !l.starts_with('#'))
-                .collect::<Vec<_>>()
-                .join(" ");
-            return Err(crate::error::FciError::Infra(format!(
-                "the test sandbox (bubblewrap, overlayfs) cannot start here: {}",
-                why.trim()
-            ))
-            .into());
-        }
-        Ok(())
+        self.sandbox(&probe, &probe, &probe, Vec::new()).check(log)
     }
 
     /// Runs `cmd` in the sandbox with `dir` writable; extra environment on top of the basics.
@@ -123,6 +109,22 @@ impl Env<'_> {
         extra_env: Vec<(String, OsString)>,
         cmd: Cmd,
     ) -> Result<Ended> {
+        let sb = self.sandbox(dir, home, cwd, extra_env);
+        let done = log.run(&sb.wrap(&cmd)?.timeout(self.timeout))?;
+        Ok(Ended {
+            code: done.code,
+            timed_out: done.timed_out,
+        })
+    }
+
+    /// The sandbox of one run: `dir` writable, `cwd` its working directory.
+    fn sandbox(
+        &self,
+        dir: &Path,
+        home: &Path,
+        cwd: &Path,
+        extra_env: Vec<(String, OsString)>,
+    ) -> Sandbox {
         let mut env: Vec<(String, OsString)> = vec![
             ("PATH".into(), crate::sandbox::SYSTEM_PATH.into()),
             ("HOME".into(), home.into()),
@@ -142,7 +144,7 @@ impl Env<'_> {
             env.push(("PYENV_ROOT".into(), p));
         }
         env.extend(extra_env);
-        let sb = Sandbox {
+        Sandbox {
             network: self.network,
             writable: vec![dir.to_path_buf()],
             readonly: self.readonly.clone(),
@@ -151,12 +153,7 @@ impl Env<'_> {
             chdir: Some(cwd.to_path_buf()),
             hide_private: true,
             hide: self.hide.clone(),
-        };
-        let done = log.run(&sb.wrap(&cmd)?.timeout(self.timeout))?;
-        Ok(Ended {
-            code: done.code,
-            timed_out: done.timed_out,
-        })
+        }
     }
 }
 
