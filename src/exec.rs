@@ -4,7 +4,7 @@ use crate::error::FciError;
 use anyhow::{Context, Result};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -115,6 +115,9 @@ impl Log {
             expr = expr.env(k, v);
         }
         let sink = self.file.try_clone()?;
+        // What the command prints is untrusted and may quote a URL with credentials (a spec
+        // that cats a git config): it is redacted once the command is done.
+        let from = self.file.stream_position()?;
         expr = if capture {
             expr.stdout_capture().stderr_capture()
         } else {
@@ -147,6 +150,9 @@ impl Log {
                 out
             })?,
         };
+        if !capture {
+            redact_file_from(&mut self.file, &self.path, from)?;
+        }
         let code = if timed_out { None } else { out.status.code() };
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if capture && !stderr.is_empty() {
@@ -172,7 +178,9 @@ impl Log {
     /// Appends another log (written by a concurrent step) to this one.
     pub fn append_file(&mut self, other: &Path) {
         if let Ok(text) = std::fs::read(other) {
-            let _ = self.file.write_all(&text);
+            let _ = self
+                .file
+                .write_all(redact(&String::from_utf8_lossy(&text)).as_bytes());
         }
     }
 
@@ -205,6 +213,49 @@ pub fn redact(s: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Redacts what was written to the log file `file` (at `path`) from offset `from` on. The
+/// output is streamed (a runaway command can print gigabytes) and rewritten only when a line
+/// carries credentials.
+fn redact_file_from(file: &mut File, path: &Path, from: u64) -> Result<()> {
+    use std::io::{BufRead, BufReader, Seek, SeekFrom};
+    let needs = |line: &[u8]| {
+        let text = String::from_utf8_lossy(line);
+        text.contains("://") && text.contains('@') && redact(&text) != text
+    };
+    let lines = |f: &mut dyn FnMut(&[u8]) -> Result<()>| -> Result<()> {
+        let mut reader = BufReader::new(File::open(path)?);
+        reader.seek(SeekFrom::Start(from))?;
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line)? > 0 {
+            f(&line)?;
+            line.clear();
+        }
+        Ok(())
+    };
+    let mut found = false;
+    lines(&mut |l| {
+        found |= needs(l);
+        Ok(())
+    })?;
+    if found {
+        let mut clean = tempfile::tempfile_in(path.parent().unwrap_or(Path::new(".")))?;
+        lines(&mut |l| {
+            if needs(l) {
+                clean.write_all(redact(&String::from_utf8_lossy(l)).as_bytes())?;
+            } else {
+                clean.write_all(l)?;
+            }
+            Ok(())
+        })?;
+        clean.seek(SeekFrom::Start(0))?;
+        file.set_len(from)?;
+        file.seek(SeekFrom::Start(from))?;
+        std::io::copy(&mut clean, file)?;
+    }
+    file.seek(SeekFrom::End(0))?;
+    Ok(())
 }
 
 pub fn last_lines(text: &str, n: usize) -> String {

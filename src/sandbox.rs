@@ -94,9 +94,8 @@ impl Sandbox {
         for p in &self.writable {
             c = c.arg("--bind").arg(p).arg(p);
         }
-        c = c.args(["--unshare-all", "--die-with-parent", "--new-session"]);
+        c = c.args(isolation_args(self.network));
         if self.network {
-            c = c.arg("--share-net");
             // /run is hidden (it holds sockets); name resolution may live there.
             for d in [
                 "/run/systemd/resolve",
@@ -167,6 +166,38 @@ impl Sandbox {
         }
         Ok(())
     }
+}
+
+/// Namespaces and privileges of package code.
+///
+/// As root, bwrap's `--unshare-all` makes a user namespace mapping only uid 0: package code
+/// then holds every capability over the sandbox's own mounts (it could unmount the covers
+/// hiding `/etc/shadow`, or remount the host read-write) and sees every other user as
+/// unmapped (an ACL for `bin` fails). So as root no user namespace is made: package code
+/// keeps uid 0 and the host's users and groups, and loses every capability; bwrap always sets
+/// no-new-privileges, so no setuid program gives them back. A user namespace it makes itself
+/// cannot undo the covers: mounts inherited from a more privileged namespace are locked.
+/// Without root, the user namespace is what lets bwrap work; capabilities are dropped there too.
+fn isolation_args(network: bool) -> Vec<&'static str> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut a = if root {
+        vec![
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+        ]
+    } else {
+        vec!["--unshare-all"]
+    };
+    if network && !root {
+        a.push("--share-net");
+    } else if !network && root {
+        a.push("--unshare-net");
+    }
+    a.extend(["--cap-drop", "ALL", "--die-with-parent", "--new-session"]);
+    a
 }
 
 /// Directories under /root or /home holding the Python tools fci drives.

@@ -411,6 +411,52 @@ fn a_symlink_out_of_the_checkout_is_refused() {
 }
 
 #[test]
+fn a_symlink_into_git_is_refused_without_showing_the_token() {
+    let w = Ws::new();
+    let repo = git_repo(w.path(), "hello-broken-check", "f41");
+    git(
+        &repo,
+        &[
+            "remote",
+            "add",
+            "origin",
+            "https://fci:TOKEN-123@example.org/rpms/x.git",
+        ],
+    );
+    std::os::unix::fs::symlink(".git/config", repo.join("notes.txt")).unwrap();
+    git(&repo, &["add", "notes.txt"]);
+    git(&repo, &["commit", "-q", "-m", "notes"]);
+    let r = w.run(&["build", repo.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("notes.txt: symlink points into .git"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("TOKEN-123") && !r.stdout.contains("TOKEN-123"));
+}
+
+#[test]
+fn a_symlink_to_an_ignored_file_is_refused() {
+    // The build would read the ignored file, which the input digest does not cover.
+    let w = Ws::new();
+    let repo = git_repo(w.path(), "hello-broken-check", "f41");
+    std::fs::write(repo.join(".gitignore"), "local.txt\n").unwrap();
+    std::fs::write(repo.join("local.txt"), "one\n").unwrap();
+    std::os::unix::fs::symlink("local.txt", repo.join("data")).unwrap();
+    git(&repo, &["add", ".gitignore", "data"]);
+    git(&repo, &["commit", "-q", "-m", "data"]);
+    let r = w.run(&["build", repo.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("data: symlink points at `local.txt`, which is not a file of the repository"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn a_rebuild_replaces_the_earlier_builds_packages() {
     let w = Ws::new();
     let first = w.build("hello-atomic", &[]);

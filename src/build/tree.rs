@@ -6,20 +6,36 @@ use crate::workspace::Workspace;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
-/// Refuses symlinks that leave the checkout: fci would read their targets as root on the host,
-/// and the input digest (which hashes the link, not the target) would miss their changes.
+/// Refuses symlinks that could carry anything but the package's own files into the build:
+/// a link out of the checkout (fci would read its target as root on the host), into `.git`
+/// (a remote URL with a token, hooks), or to a file the repository does not track (ignored
+/// leftovers). What is left points at tracked files, so the input digest, which hashes each
+/// link's text and each tracked file's content, covers everything a build reads.
 pub fn check_symlinks(dir: &Path, files: &[PathBuf]) -> Result<()> {
     for f in files {
         let p = dir.join(f);
-        if std::fs::symlink_metadata(&p)?.file_type().is_symlink() {
-            let inside = p.canonicalize().is_ok_and(|r| r.starts_with(dir));
-            if !inside {
-                return Err(FciError::input(
-                    &p,
-                    "symlink points outside the dist-git checkout (or nowhere)",
-                )
-                .into());
-            }
+        if !std::fs::symlink_metadata(&p)?.file_type().is_symlink() {
+            continue;
+        }
+        let refuse = |why: String| -> anyhow::Error {
+            FciError::input(&p, format!("symlink points {why}")).into()
+        };
+        let Some(rel) = p
+            .canonicalize()
+            .ok()
+            .and_then(|r| r.strip_prefix(dir).ok().map(Path::to_path_buf))
+        else {
+            return Err(refuse("outside the dist-git checkout (or nowhere)".into()));
+        };
+        if rel.as_os_str().is_empty() || rel.components().any(|c| c.as_os_str() == ".git") {
+            return Err(refuse("into .git, which never reaches a package".into()));
+        }
+        let tracked = files.iter().any(|t| t == &rel || t.starts_with(&rel));
+        if !tracked {
+            return Err(refuse(format!(
+                "at `{}`, which is not a file of the repository (untracked or ignored)",
+                rel.display()
+            )));
         }
     }
     Ok(())
