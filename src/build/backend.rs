@@ -19,7 +19,8 @@ pub struct Job<'a> {
     pub defines: &'a [(String, String)],
     pub nodeps: bool,
     pub timeout: Option<std::time::Duration>,
-    /// A macro file to load (`--load`), for macros the host's rpm lacks.
+    /// fci's macro file for what the host's rpm lacks (rpmautospec's fallbacks); its Fedora
+    /// build environment lies beside it. rpmbuild loads those the host needs (`fedora_env`).
     pub macros: Option<&'a Path>,
 }
 
@@ -53,6 +54,7 @@ pub fn sandbox(job: &Job) -> Sandbox {
             .into_iter()
             .flatten()
             .map(Path::to_path_buf)
+            .chain(macro_files(job))
             .collect(),
         env: vec![
             ("PATH".into(), crate::sandbox::SYSTEM_PATH.into()),
@@ -62,6 +64,14 @@ pub fn sandbox(job: &Job) -> Sandbox {
         hide_private: true,
         ..Default::default()
     }
+}
+
+/// The macro files rpmbuild loads: fci's Fedora environment where the host has none of its
+/// own, and rpmautospec's fallbacks where the host lacks them (see `fedora_env`).
+fn macro_files(job: &Job) -> Vec<PathBuf> {
+    job.macros.map_or_else(Vec::new, |m| {
+        super::fedora_env::macro_files(m, super::fedora_env::Host::probe(Path::new("/")))
+    })
 }
 
 pub struct Rpmbuild;
@@ -83,7 +93,7 @@ impl Backend for Rpmbuild {
         }
         std::fs::create_dir_all(&home)?;
         let mut cmd = Cmd::new("rpmbuild").arg("-ba");
-        if let Some(m) = job.macros {
+        for m in macro_files(job) {
             cmd = cmd.arg("--load").arg(m);
         }
         if job.nodeps {

@@ -1,6 +1,7 @@
 //! `fci build`: SRPM and binary RPMs from a dist-git checkout, `%check` included.
 
 pub mod backend;
+pub mod fedora_env;
 pub mod repo;
 pub mod sources;
 pub mod spec;
@@ -252,10 +253,7 @@ fn build(
     // Fedora macros Debian's rpm lacks (%autorelease, %autochangelog); mock has the real ones.
     let macros = if check_deps {
         let dir = ws.root().join("share/macros");
-        crate::workspace::install_files(
-            &dir,
-            &[("fci-compat.macros", include_str!("compat.macros"))],
-        )?;
+        crate::workspace::install_files(&dir, &fedora_env::FILES)?;
         Some(dir.join("fci-compat.macros"))
     } else {
         None
