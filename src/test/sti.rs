@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-pub const ROLE_FILES: [(&str, &str); 4] = [
+pub const ROLE_FILES: [(&str, &str); 8] = [
     (
         "standard-test-basic/defaults/main.yml",
         include_str!("roles/standard-test-basic/defaults/main.yml"),
@@ -25,12 +25,47 @@ pub const ROLE_FILES: [(&str, &str); 4] = [
         "standard-test-basic/tasks/run_one.yml",
         include_str!("roles/standard-test-basic/tasks/run_one.yml"),
     ),
+    (
+        "standard-test-beakerlib/defaults/main.yml",
+        include_str!("roles/standard-test-beakerlib/defaults/main.yml"),
+    ),
+    (
+        "standard-test-beakerlib/meta/main.yml",
+        include_str!("roles/standard-test-beakerlib/meta/main.yml"),
+    ),
+    (
+        "standard-test-beakerlib/tasks/main.yml",
+        include_str!("roles/standard-test-beakerlib/tasks/main.yml"),
+    ),
+    (
+        "standard-test-beakerlib/tasks/run_one.yml",
+        include_str!("roles/standard-test-beakerlib/tasks/run_one.yml"),
+    ),
 ];
+
+/// Where Fedora's and EPEL's `standard-test-roles` package installs its roles.
+pub const HOST_ROLES: &str = "/usr/share/ansible/roles";
+
+/// The roles fci has its own implementation of.
+const STANDARD_ROLES: [&str; 2] = ["standard-test-basic", "standard-test-beakerlib"];
 
 /// Writes fci's roles below `dir` (idempotent) and returns the roles path.
 pub fn install_roles(dir: &Path) -> Result<PathBuf> {
     crate::workspace::install_files(dir, &ROLE_FILES)?;
     Ok(dir.to_path_buf())
+}
+
+/// ANSIBLE_ROLES_PATH, in search order: the host's roles directory `host` first when it holds
+/// one of the standard test roles (standard-test-roles is installed: its roles are the
+/// reference), then fci's own `own`, which stand in for whichever the host lacks.
+pub fn roles_path(host: &Path, own: &Path) -> Vec<PathBuf> {
+    let installed = STANDARD_ROLES.iter().any(|r| host.join(r).is_dir());
+    let mut out = Vec::new();
+    if installed && host != own {
+        out.push(host.to_path_buf());
+    }
+    out.push(own.to_path_buf());
+    out
 }
 
 /// The STI playbooks of a dist-git tree: `tests/tests*.yml`, validated as YAML.
@@ -108,6 +143,20 @@ pub fn run(
     dir: &Path,
     log: &mut Log,
 ) -> Result<Vec<Case>> {
+    let search = roles_path(Path::new(HOST_ROLES), roles);
+    // The host's roles directory, when used, must be readable in the sandbox whatever the
+    // subject's overlays put over /usr.
+    let env = &Env {
+        readonly: env
+            .readonly
+            .iter()
+            .chain(search.iter().filter(|p| p.as_path() != roles))
+            .cloned()
+            .collect(),
+        subjects: env.subjects.clone(),
+        hide: env.hide.clone(),
+        ..*env
+    };
     let (src, home) = env.attempt_dirs(dir)?;
     let artifacts = dir.join("artifacts");
     std::fs::create_dir_all(&artifacts)?;
@@ -133,7 +182,7 @@ pub fn run(
     let ansible_tmp = home.join(".ansible/tmp");
     let env_vars = vec![
         ("TEST_ARTIFACTS".to_string(), artifacts.clone().into()),
-        ("ANSIBLE_ROLES_PATH".into(), roles.into()),
+        ("ANSIBLE_ROLES_PATH".into(), std::env::join_paths(&search)?),
         ("ANSIBLE_LOCAL_TEMP".into(), ansible_tmp.clone().into()),
         ("ANSIBLE_REMOTE_TEMP".into(), ansible_tmp.into()),
         ("ANSIBLE_NOCOLOR".into(), "1".into()),
@@ -257,4 +306,49 @@ fn parse_results(artifacts: &Path, playbook: &str) -> std::result::Result<Vec<Ca
             )
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_roles_come_first_only_when_standard_test_roles_is_installed() {
+        let t = tempfile::tempdir().unwrap();
+        let (host, own) = (t.path().join("host"), t.path().join("own"));
+        std::fs::create_dir_all(host.join("some-other-role")).unwrap();
+        assert_eq!(roles_path(&host, &own), vec![own.clone()]);
+        assert_eq!(
+            roles_path(&t.path().join("absent"), &own),
+            vec![own.clone()]
+        );
+        for role in STANDARD_ROLES {
+            let h = t.path().join(format!("host-{role}"));
+            std::fs::create_dir_all(h.join(role)).unwrap();
+            assert_eq!(roles_path(&h, &own), vec![h.clone(), own.clone()], "{role}");
+        }
+        // fci's own directory is never listed twice.
+        std::fs::create_dir_all(own.join("standard-test-basic")).unwrap();
+        assert_eq!(roles_path(&own, &own), vec![own.clone()]);
+    }
+
+    #[test]
+    fn fci_ships_both_standard_roles() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = install_roles(t.path()).unwrap();
+        for role in STANDARD_ROLES {
+            for f in ["defaults/main.yml", "meta/main.yml", "tasks/main.yml"] {
+                assert!(dir.join(role).join(f).is_file(), "{role}/{f}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_missing_beakerlib_message_becomes_the_note() {
+        let out = "TASK [standard-test-beakerlib : Refuse to run without beakerlib] ***\n\
+            fatal: [localhost]: FAILED! => {\"changed\": false, \"msg\": \"standard-test-beakerlib: beakerlib is not installed (/usr/share/beakerlib/beakerlib.sh is missing)\"}\n\
+            PLAY RECAP ***\n";
+        let why = ansible_reason(out).unwrap();
+        assert!(why.contains("beakerlib is not installed"), "{why}");
+    }
 }
