@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 # rpm/rpmbuild/rpmspec, createrepo_c, ansible-playbook, bwrap, tmt's rsync, git, unshare, a venv
 # for tmt; gcc/make/binutils for the example's %build; procps for the tests' process checks.
 packages=(rpm createrepo-c ansible-core bubblewrap rsync git util-linux python3-venv ca-certificates
-          gcc make binutils procps)
+          gcc make binutils procps acl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

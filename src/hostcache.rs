@@ -84,3 +84,27 @@ impl Drop for HostCache {
         self.save();
     }
 }
+
+/// Identity of what an rpmbuild on this host reads besides the package: the host's package
+/// set (dpkg's and rpm's databases) and rpm's configuration (macro files, platform files).
+pub fn build_env_identity() -> String {
+    let mut files: Vec<PathBuf> = vec![
+        PathBuf::from("/var/lib/dpkg/status"),
+        PathBuf::from("/etc/rpmrc"),
+    ];
+    for dir in [
+        "/usr/lib/rpm",
+        "/usr/lib/rpm/macros.d",
+        "/usr/lib/rpm/redhat",
+        "/usr/lib/rpm/fileattrs",
+        "/usr/lib/rpm/platform/x86_64-linux",
+        "/etc/rpm",
+    ] {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            files.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_file()));
+        }
+    }
+    files.sort();
+    let ids: Vec<String> = files.iter().filter_map(|p| file_id(p)).collect();
+    crate::digest::sha256_bytes(ids.join("\n").as_bytes())
+}

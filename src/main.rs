@@ -46,6 +46,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             spec: a.spec,
             defines: a.defines,
             strict_builddeps: a.strict_builddeps,
+            nocheck: a.nocheck,
             timeout: fci::cli::timeout(a.timeout),
             no_cache: a.io.no_cache,
         }),

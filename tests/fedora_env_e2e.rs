@@ -163,10 +163,7 @@ fn a_missing_program_in_the_real_build_log_is_named_by_diagnose() {
     );
 }
 
-// needs diagnose wired into build: `fci build` must add `fedora_env::diagnose`'s note to the
-// build record's notes (src/build/mod.rs). Remove the #[ignore] once it does.
 #[test]
-#[ignore = "needs diagnose wired into build"]
 fn an_undefined_macro_fails_the_build_with_a_note_that_says_so() {
     let w = Ws::new();
     let r = w.build_fixture("undefined-macro", &[]);

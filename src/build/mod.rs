@@ -42,6 +42,7 @@ pub struct BuildOpts {
     pub spec: Option<PathBuf>,
     pub defines: Vec<(String, String)>,
     pub strict_builddeps: bool,
+    pub nocheck: bool,
     pub timeout: Option<std::time::Duration>,
     pub no_cache: bool,
 }
@@ -86,21 +87,6 @@ fn build(
             None
         }
     });
-    let backend: Box<dyn Backend> = match opts.backend {
-        BackendChoice::Mock => {
-            exec::require("mock", "mock")?;
-            Box::new(backend::Mock {
-                config: opts.mock_config.clone(),
-            })
-        }
-        BackendChoice::Auto if exec::which("mock").is_some() => Box::new(backend::Mock {
-            config: opts.mock_config.clone(),
-        }),
-        _ => {
-            exec::require("rpmbuild", "rpm")?;
-            Box::new(backend::Rpmbuild)
-        }
-    };
     exec::require("rpmspec", "rpm")?;
     // Spec code is untrusted even when only parsed: rpmspec and rpmbuild run in bubblewrap.
     exec::require("bwrap", "bubblewrap")?;
@@ -110,6 +96,11 @@ fn build(
     let spinner = Spinner::new("build");
     spinner.step("checking out dist-git");
     let mut st = StageRun::start(&ws, "build")?;
+    let mut early_notes = Vec::new();
+    let backend = choose_backend(opts, &mut st.log, &mut early_notes)?;
+    if backend.name() == "rpmbuild" {
+        exec::require("rpmbuild", "rpm")?;
+    }
     // fci's own paths are never part of the package, even when they lie inside the checkout
     // (`fci build .` with the default workspace).
     let mut exclude = vec![ws.root().to_path_buf()];
@@ -125,6 +116,16 @@ fn build(
     }
     let co = distgit::checkout(&source, git_ref.as_deref(), &st.dir(), exclude, &mut st.log)?;
     let spec_path = tree::find_spec(&co.dir, opts.spec.as_deref())?;
+    if let (Some(asked), Some(on)) = (&opts.branch, &co.branch) {
+        if asked != on {
+            // --branch names the dist; it does not choose what is checked out.
+            let msg = format!(
+                "--branch {asked} sets the dist, but the checkout is on branch `{on}` and that is what was built (--ref {asked} builds the {asked} branch)"
+            );
+            progress::note(&format!("warning: {msg}"));
+            early_notes.push(msg);
+        }
+    }
     let branch = opts
         .branch
         .clone()
@@ -182,11 +183,16 @@ fn build(
         "mock_config": opts.mock_config,
         "defines": defines,
         "strict_builddeps": opts.strict_builddeps,
+        "nocheck": opts.nocheck,
         "tree": tree,
         "spec": spec_path.strip_prefix(&co.dir).unwrap_or(&spec_path),
         "sources": entries.iter().map(|e| format!("{} {} {}", e.algo, e.hash, e.name)).collect::<Vec<_>>(),
         // What the host can satisfy decides --nodeps, so a changed rpm database is a new input.
         "host_rpmdb": (backend.name() == "rpmbuild").then(|| spec::rpmdb_identity(&mut hc)),
+        // The host's package set and rpm configuration decide what rpmbuild finds (a build
+        // tool, a macro file): installing one is a new input, never a reuse of the failure.
+        "host_env": (backend.name() == "rpmbuild").then(crate::hostcache::build_env_identity),
+        "fci_macros": fedora_env::FILES.iter().map(|(n, t)| format!("{n} {}", crate::digest::sha256_bytes(t.as_bytes()))).collect::<Vec<_>>(),
         "tools": tool_versions,
     }));
 
@@ -197,7 +203,6 @@ fn build(
         manifest.subject.commit = co.commit.clone();
     }
     manifest.subject.extra.remove("dirty");
-    let mut early_notes = Vec::new();
     if co.dirty {
         // The tree digest covers what is built; the commit alone would not reproduce it.
         manifest.subject.extra.insert("dirty".into(), json!(true));
@@ -272,6 +277,7 @@ fn build(
         work: &work,
         defines: &defines,
         nodeps,
+        nocheck: opts.nocheck,
         timeout: opts.timeout,
         macros: macros.as_deref(),
     };
@@ -318,24 +324,15 @@ fn build(
     spinner.step(&format!("building with {}", backend.name()));
     let out = backend.build(&job(check_deps && !opts.strict_builddeps), &mut st.log)?;
     if spec::has_check(&spec_path) {
+        let (outcome, note) = check_outcome(&out, opts.nocheck);
         rec.results.push(TestResult {
             testcase: "build.check".into(),
-            // Passed when it ran and the build failed later; skipped when the build failed
-            // before reaching it.
-            outcome: if out.timed_out {
-                Outcome::Error
-            } else if out.check_failed {
-                Outcome::Failed
-            } else if out.check_ran || out.success {
-                Outcome::Passed
-            } else {
-                Outcome::Skipped
-            },
+            outcome,
             runner: Some("rpmbuild %check".into()),
             scenario: None,
             log: None,
             duration_s: None,
-            note: Some("the package's unit tests, run by %check".into()),
+            note: Some(note.into()),
             attempts: Vec::new(),
             extra: Default::default(),
         });
@@ -351,6 +348,13 @@ fn build(
                 "killed after {secs}s: the build exceeded --timeout"
             ));
             progress::note(&format!("build ERROR: killed after {secs}s (--timeout)"));
+            return finish(&ws, manifest, st, rec, Vec::new(), opts);
+        }
+        if let Some(why) = out.host_failure {
+            // The backend broke, not the package: ERROR, which is never reused.
+            progress::note(&format!("build ERROR: backend {}: {why}", backend.name()));
+            rec.outcome = Outcome::Error;
+            rec.notes.push(format!("backend {}: {why}", backend.name()));
             return finish(&ws, manifest, st, rec, Vec::new(), opts);
         }
         spec_sb.check(&mut st.log)?;
@@ -372,10 +376,12 @@ fn build(
             // Missing build dependencies are the likeliest cause: say which.
             let unmet = spec::unmet(&info.buildrequires, &mut hc, &mut st.log)?;
             if !unmet.is_empty() {
-                rec.notes.push(format!(
+                let msg = format!(
                     "unmet BuildRequires on this host: {}; built with --nodeps",
                     unmet.join(", ")
-                ));
+                );
+                progress::note(&format!("warning: {msg}"));
+                rec.notes.push(msg);
             }
             rec.data.insert("unmet_buildrequires".into(), json!(unmet));
         }
@@ -397,6 +403,13 @@ fn build(
             what.to_string()
         };
         rec.notes.push(what.clone());
+        // A build that stopped on an undefined macro or a missing host tool says so: that is
+        // the host's environment, not the package.
+        let full = std::fs::read_to_string(&st.log.path).unwrap_or_default();
+        if let Some(why) = fedora_env::diagnose(&full) {
+            progress::note(&format!("build: {why}"));
+            rec.notes.push(why);
+        }
         if !progress::quiet() {
             let tail = &out.tail;
             let tail = tail.lines().skip(tail.lines().count().saturating_sub(20));
@@ -435,6 +448,63 @@ fn build(
     }
     artifacts.push(tree::snapshot(&ws, &co.dir, &files, &tree)?);
     finish(&ws, manifest, st, rec, artifacts, opts)
+}
+
+/// mock when asked for, or (auto) when it is on PATH and can build here; else rpmbuild. A
+/// mock that cannot build for the host's reasons is ERROR when asked for by name, and passed
+/// over with a note under `auto`.
+fn choose_backend(
+    opts: &BuildOpts,
+    log: &mut crate::exec::Log,
+    notes: &mut Vec<String>,
+) -> Result<Box<dyn Backend>> {
+    let mock = || backend::Mock {
+        config: opts.mock_config.clone(),
+    };
+    match opts.backend {
+        BackendChoice::Mock => {
+            exec::require("mock", "mock")?;
+            let m = mock();
+            if let Some(why) = m.probe(log)? {
+                return Err(FciError::Infra(format!("backend mock: {why}")).into());
+            }
+            Ok(Box::new(m))
+        }
+        BackendChoice::Auto if exec::which("mock").is_some() => {
+            let m = mock();
+            match m.probe(log)? {
+                None => Ok(Box::new(m)),
+                Some(why) => {
+                    let msg = format!("{why}; built with rpmbuild instead");
+                    progress::note(&format!("warning: {msg}"));
+                    notes.push(msg);
+                    Ok(Box::new(backend::Rpmbuild))
+                }
+            }
+        }
+        _ => Ok(Box::new(backend::Rpmbuild)),
+    }
+}
+
+/// What `build.check` says: PASSED only when rpmbuild ran %check and it passed (also when a
+/// later step failed); otherwise why it has no verdict.
+fn check_outcome(out: &backend::Output, nocheck: bool) -> (Outcome, &'static str) {
+    if out.timed_out {
+        (Outcome::Error, "the build was killed by --timeout")
+    } else if out.check_failed {
+        (Outcome::Failed, "the package's unit tests (%check) failed")
+    } else if out.check_ran {
+        (Outcome::Passed, "the package's unit tests, run by %check")
+    } else if nocheck {
+        (Outcome::Skipped, "not run: --nocheck")
+    } else if out.success {
+        (
+            Outcome::Skipped,
+            "not run: the spec's %check is compiled out (a conditional such as %if %{with check} left it empty)",
+        )
+    } else {
+        (Outcome::Skipped, "not run: the build failed before %check")
+    }
 }
 
 /// Reuses a cached build, restoring the package name it recorded into the subject.
