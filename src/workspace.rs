@@ -66,6 +66,40 @@ impl Workspace {
         Ok(p)
     }
 
+    /// The path of an artifact a stage is about to consume, once it is shown to be what the
+    /// manifest says: the expected type, inside the workspace, and the recorded content (a
+    /// file's sha256, or a tree's digest over its files). `origin` is the manifest, named in
+    /// the bad-input error an edited manifest or a damaged workspace gets (exit 2).
+    pub fn verify(&self, a: &Artifact, kind: &str, origin: &Path) -> Result<PathBuf, FciError> {
+        let bad = |msg: String| FciError::input(origin, format!("artifact {}: {msg}", a.path));
+        if a.kind != kind {
+            return Err(bad(format!("expected type `{kind}`, found `{}`", a.kind)));
+        }
+        let p = self.resolve(&a.path)?;
+        let meta = std::fs::symlink_metadata(&p).map_err(|_| {
+            bad(format!(
+                "missing from workspace {} (edited manifest or another workspace?)",
+                self.root.display()
+            ))
+        })?;
+        let found = if meta.is_dir() {
+            crate::digest::list_files(&p, &[])
+                .and_then(|files| crate::digest::tree_digest(&p, &files))
+        } else if meta.is_file() {
+            crate::digest::sha256_file(&p).map(|(h, _)| h)
+        } else {
+            return Err(bad("neither a file nor a directory".into()));
+        }
+        .map_err(|e| bad(format!("cannot read: {e}")))?;
+        if found != a.sha256 {
+            let what = if meta.is_dir() { "tree digest" } else { "sha256" };
+            return Err(bad(format!(
+                "does not match its {what} (edited manifest or damaged workspace)"
+            )));
+        }
+        Ok(p)
+    }
+
     pub fn relative(&self, abs: &Path) -> String {
         abs.strip_prefix(&self.root)
             .unwrap_or(abs)

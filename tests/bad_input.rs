@@ -320,6 +320,42 @@ fn a_manifest_whose_rpm_does_not_match_its_sha256() {
 }
 
 #[test]
+fn a_manifest_whose_dist_git_tree_was_edited_cannot_switch_the_tests_off() {
+    let w = Ws::new();
+    let m = good_manifest(&w);
+    let i = m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|a| a["type"] == "dist-git")
+        .unwrap();
+    // The whole workspace as the test tree: it has no tests, so the run would say INFO.
+    let mut dot = m.clone();
+    dot["artifacts"][i]["path"] = ".".into();
+    let p = w.save("dot.json", &dot);
+    expect_bad(
+        &w,
+        &["test", "-m", p.to_str().unwrap()],
+        &["dot.json", "does not match its tree digest"],
+    );
+    // A tree whose files changed after the build.
+    let tree = w.ws().join(m["artifacts"][i]["path"].as_str().unwrap());
+    std::fs::remove_dir_all(tree.join("tests")).unwrap();
+    let p = w.save("same.json", &m);
+    expect_bad(
+        &w,
+        &["test", "-m", p.to_str().unwrap()],
+        &["same.json", "does not match its tree digest"],
+    );
+    // An artifact of another type under the dist-git name.
+    let mut wrong = m.clone();
+    wrong["artifacts"][i]["type"] = "rpm".into();
+    let p = w.save("wrong.json", &wrong);
+    let r = w.run(&["test", "-m", p.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+#[test]
 fn credentials_in_a_url_never_reach_messages_or_the_workspace() {
     let w = Ws::new();
     let url = "http://bob:s3cret@127.0.0.1:9/rpms/hello.git";
