@@ -210,8 +210,14 @@ mod tests {
 
     #[test]
     fn defines_take_rpms_forms() {
-        assert_eq!(parse_define("dist=.fc41").unwrap(), ("dist".into(), ".fc41".into()));
-        assert_eq!(parse_define("with_x 1").unwrap(), ("with_x".into(), "1".into()));
+        assert_eq!(
+            parse_define("dist=.fc41").unwrap(),
+            ("dist".into(), ".fc41".into())
+        );
+        assert_eq!(
+            parse_define("with_x 1").unwrap(),
+            ("with_x".into(), "1".into())
+        );
         assert_eq!(
             parse_define("greet(n:) hello %{-n*}").unwrap(),
             ("greet(n:)".into(), "hello %{-n*}".into())

@@ -92,7 +92,11 @@ impl Workspace {
         }
         .map_err(|e| bad(format!("cannot read: {e}")))?;
         if found != a.sha256 {
-            let what = if meta.is_dir() { "tree digest" } else { "sha256" };
+            let what = if meta.is_dir() {
+                "tree digest"
+            } else {
+                "sha256"
+            };
             return Err(bad(format!(
                 "does not match its {what} (edited manifest or damaged workspace)"
             )));

@@ -125,7 +125,13 @@ fn unmet_buildrequires_are_named_when_the_build_fails() {
 fn a_branch_flag_that_differs_from_the_checkout_is_reported() {
     let w = Ws::new();
     let repo = git_repo(w.path(), "hello-broken-check", "main");
-    let r = w.run(&["build", repo.to_str().unwrap(), "--branch", "f41", "--nocheck"]);
+    let r = w.run(&[
+        "build",
+        repo.to_str().unwrap(),
+        "--branch",
+        "f41",
+        "--nocheck",
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let m = r.manifest();
     let n = notes(r.stage(&m, "build"));
@@ -216,5 +222,9 @@ fn auto_passes_over_a_mock_that_cannot_build_here() {
     let m = r.manifest();
     let b = r.stage(&m, "build");
     assert_eq!(b["backend"], "rpmbuild");
-    assert!(notes(b).contains("built with rpmbuild instead"), "{}", notes(b));
+    assert!(
+        notes(b).contains("built with rpmbuild instead"),
+        "{}",
+        notes(b)
+    );
 }

@@ -790,3 +790,81 @@ fn tests_see_the_systems_path_not_the_callers() {
     let r = Run::from(out);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+#[test]
+fn cases_sharing_one_log_store_it_once_and_the_manifest_stays_compact() {
+    let w = Ws::new();
+    let m = built(&w, "hello-atomic");
+    let r = w.test(
+        &m,
+        &[
+            "--runner",
+            "sti",
+            "--tests-from",
+            fixture("shared-log").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "test");
+    let logs: std::collections::BTreeSet<&str> = s["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["log"].as_str().unwrap())
+        .collect();
+    assert_eq!(results(s).len(), 100);
+    assert_eq!(logs.len(), 1, "one stored log for all cases: {logs:?}");
+    let big: Vec<_> = walk(&w.ws().join("objects"))
+        .into_iter()
+        .filter(|p| std::fs::metadata(p).unwrap().len() >= 30 * 1024 * 1024)
+        .collect();
+    assert_eq!(big.len(), 1, "{big:?}");
+    assert!(
+        r.stdout.len() < 128 * 1024,
+        "manifest of {} bytes",
+        r.stdout.len()
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn forcing_tests_past_a_failed_check_says_what_stopped_the_build() {
+    let w = Ws::new();
+    let b = w.build("hello-broken-check", &[]);
+    assert_eq!(b.code, 1, "{}", b.stderr);
+    let r = w.test(&b.manifest(), &["--force"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the build is FAILED (%check failed)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("fci build --nocheck"), "{}", r.stderr);
+    assert!(!r.stderr.contains("run `fci build` first"), "{}", r.stderr);
+}
+
+#[test]
+fn requirements_the_host_provides_are_not_unmet() {
+    let w = Ws::new();
+    let m = built(&w, "hello-atomic");
+    let r = w.test(&m, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let unmet = r.stage(&m, "test")["data"]["unmet_requires"].to_string();
+    // hello-atomic links against the C library, which Debian has in no rpm database.
+    assert!(!unmet.contains("libc.so.6"), "{unmet}");
+    assert!(!unmet.contains("rtld(GNU_HASH)"), "{unmet}");
+}

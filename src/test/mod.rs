@@ -95,9 +95,27 @@ fn test(opts: &TestOpts, input: &Path, manifest: &mut Manifest) -> Result<i32> {
     }
     let rpms: Vec<&Artifact> = manifest.artifacts_of("rpm").collect();
     if rpms.is_empty() {
-        return Err(
-            FciError::input(input, "no `rpm` artifacts to test: run `fci build` first").into(),
-        );
+        // Forced past a build that did not pass: say what stopped it, not "build first".
+        let msg = match manifest.last_stage("build") {
+            Some(b) if !b.outcome.is_pass() => format!(
+                "no `rpm` artifacts to test: the build is {}{} and produced none{}",
+                b.outcome,
+                b.notes
+                    .last()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default(),
+                if b.results
+                    .iter()
+                    .any(|r| r.testcase == "build.check" && r.outcome == Outcome::Failed)
+                {
+                    "; `fci build --nocheck` builds the packages without their unit tests"
+                } else {
+                    ""
+                }
+            ),
+            _ => "no `rpm` artifacts to test: run `fci build` first".to_string(),
+        };
+        return Err(FciError::input(input, msg).into());
     }
     // Everything consumed is what the manifest says it is: an edited path or digest is bad
     // input, never a different (or no) test run.
@@ -169,6 +187,10 @@ fn test(opts: &TestOpts, input: &Path, manifest: &mut Manifest) -> Result<i32> {
         // What the tests run on besides the new packages: the base's (or host's) package set.
         "base": subject::base_identity(opts.base_root.as_deref(), &mut hc),
         "tools": tools,
+        // The host's standard-test-roles, when installed, run instead of fci's own.
+        "host_roles": crate::digest::list_files(Path::new(sti::HOST_ROLES), &[])
+            .ok()
+            .map(|files| crate::digest::tree_digest(Path::new(sti::HOST_ROLES), &files).ok()),
         "runner": opts.runner,
         "tags": opts.tags,
         "retries": opts.retries,
@@ -300,8 +322,9 @@ fn test(opts: &TestOpts, input: &Path, manifest: &mut Manifest) -> Result<i32> {
         rec.data.insert("run_files".into(), json!(run_files));
     }
     let mut results: Vec<TestResult> = carried;
+    let mut logs = results::LogStore::new(&ws, &mut artifacts);
     for slot in cases {
-        results.push(results::to_result(&ws, slot, &mut artifacts)?);
+        results.push(results::to_result(slot, &mut logs)?);
     }
     let (outcome, note) = results::stage_outcome(&results);
     rec.outcome = outcome;

@@ -7,14 +7,11 @@ use crate::progress;
 use crate::workspace::Workspace;
 use anyhow::Result;
 use serde_json::json;
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 /// One test case's result, its logs stored and every attempt recorded when it ran again.
-pub fn to_result(
-    ws: &Workspace,
-    (case, earlier): Slot,
-    artifacts: &mut Vec<Artifact>,
-) -> Result<TestResult> {
+pub fn to_result((case, earlier): Slot, logs: &mut LogStore) -> Result<TestResult> {
     let attempts: Vec<Attempt> = if earlier.is_empty() {
         Vec::new()
     } else {
@@ -24,7 +21,7 @@ pub fn to_result(
             .map(|c| -> Result<Attempt> {
                 Ok(Attempt {
                     outcome: c.outcome,
-                    log: store_log(ws, c, artifacts)?,
+                    log: logs.store(c)?,
                     duration_s: c.duration_s,
                 })
             })
@@ -38,7 +35,7 @@ pub fn to_result(
         outcome: case.outcome,
         runner: Some(case.runner.to_string()),
         scenario: None,
-        log: store_log(ws, &case, artifacts)?,
+        log: logs.store(&case)?,
         duration_s: case.duration_s,
         note: if flaky {
             Some(format!("flaky: passed on attempt {}", earlier.len() + 1))
@@ -96,16 +93,40 @@ pub fn confine_log(mut c: Case, dir: &Path) -> Case {
 /// The most of one test log fci keeps.
 pub const LOG_LIMIT: u64 = 32 * 1024 * 1024;
 
-fn store_log(ws: &Workspace, c: &Case, artifacts: &mut Vec<Artifact>) -> Result<Option<String>> {
-    let Some(p) = &c.log else { return Ok(None) };
-    let name = format!("{}.log", c.name.trim_matches('/').replace('/', "-"));
-    // Test output is untrusted: a plain copy, cut at a size no honest log reaches.
-    let a = ws.store_limited(p, "log", &name, "test", Some(LOG_LIMIT))?;
-    let path = a.path.clone();
-    if !artifacts.iter().any(|b| b.path == a.path) {
-        artifacts.push(a);
+/// Test logs stored into the workspace, each source file once: a runner that gives all its
+/// cases one log (a whole playbook's output) must not copy and hash it once per case.
+pub struct LogStore<'a> {
+    ws: &'a Workspace,
+    pub artifacts: &'a mut Vec<Artifact>,
+    stored: HashMap<PathBuf, String>,
+}
+
+impl<'a> LogStore<'a> {
+    pub fn new(ws: &'a Workspace, artifacts: &'a mut Vec<Artifact>) -> Self {
+        LogStore {
+            ws,
+            artifacts,
+            stored: HashMap::new(),
+        }
     }
-    Ok(Some(path))
+
+    fn store(&mut self, c: &Case) -> Result<Option<String>> {
+        let Some(p) = &c.log else { return Ok(None) };
+        if let Some(path) = self.stored.get(p) {
+            return Ok(Some(path.clone()));
+        }
+        let name = format!("{}.log", c.name.trim_matches('/').replace('/', "-"));
+        // Test output is untrusted: a plain copy, cut at a size no honest log reaches.
+        let a = self
+            .ws
+            .store_limited(p, "log", &name, "test", Some(LOG_LIMIT))?;
+        let path = a.path.clone();
+        if !self.artifacts.iter().any(|b| b.path == a.path) {
+            self.artifacts.push(a);
+        }
+        self.stored.insert(p.clone(), path.clone());
+        Ok(Some(path))
+    }
 }
 
 pub fn summary(record: &StageRecord) {

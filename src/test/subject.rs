@@ -66,6 +66,12 @@ pub fn prepare(
         .lines()
         .map(str::trim)
         .filter(|l| l.contains(" is needed by "))
+        // The tree under the subject (the base, or the host's own directories) may provide
+        // what its rpm database cannot say: Debian's C library is in no rpm database.
+        .filter(|l| {
+            let req = l.split(" is needed by ").next().unwrap_or_default();
+            !tree_provides(base.unwrap_or(Path::new("/")), req)
+        })
         .map(String::from)
         .collect();
     // Scriptlets are package code: they are not run as root on the host (--noscripts).
@@ -155,4 +161,56 @@ fn overlays(dir: &Path, root: &Path, base: Option<&Path>) -> Result<Vec<Overlay>
         });
     }
     Ok(out)
+}
+
+/// Whether the files of the tree at `root` satisfy a requirement that no rpm database there
+/// records: a path that exists, a shared library (`libc.so.6()(64bit)`, also with a symbol
+/// version) in one of the library directories, or glibc's `rtld(GNU_HASH)`.
+pub fn tree_provides(root: &Path, req: &str) -> bool {
+    const LIBDIRS: [&str; 6] = [
+        "usr/lib64",
+        "lib64",
+        "usr/lib/x86_64-linux-gnu",
+        "lib/x86_64-linux-gnu",
+        "usr/lib",
+        "lib",
+    ];
+    let req = req.trim();
+    if let Some(path) = req.strip_prefix('/') {
+        return root.join(path).exists();
+    }
+    if req == "rtld(GNU_HASH)" {
+        return LIBDIRS
+            .iter()
+            .any(|d| root.join(d).join("ld-linux-x86-64.so.2").exists());
+    }
+    let soname = req.split('(').next().unwrap_or_default();
+    let is_64 = req.ends_with("(64bit)");
+    if soname.contains(".so") && !soname.contains('/') && is_64 {
+        return LIBDIRS.iter().any(|d| root.join(d).join(soname).exists());
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tree_provides;
+
+    #[test]
+    fn a_tree_provides_libraries_and_paths_by_its_files() {
+        let t = tempfile::tempdir().unwrap();
+        let lib = t.path().join("lib/x86_64-linux-gnu");
+        std::fs::create_dir_all(&lib).unwrap();
+        std::fs::write(lib.join("libc.so.6"), "").unwrap();
+        std::fs::write(lib.join("ld-linux-x86-64.so.2"), "").unwrap();
+        std::fs::create_dir_all(t.path().join("bin")).unwrap();
+        std::fs::write(t.path().join("bin/sh"), "").unwrap();
+        assert!(tree_provides(t.path(), "libc.so.6()(64bit)"));
+        assert!(tree_provides(t.path(), "libc.so.6(GLIBC_2.34)(64bit)"));
+        assert!(tree_provides(t.path(), "rtld(GNU_HASH)"));
+        assert!(tree_provides(t.path(), "/bin/sh"));
+        assert!(!tree_provides(t.path(), "libfoo.so.1()(64bit)"));
+        assert!(!tree_provides(t.path(), "bash"));
+        assert!(!tree_provides(t.path(), "/usr/bin/python3"));
+    }
 }
