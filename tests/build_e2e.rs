@@ -26,7 +26,7 @@ fn builds_installable_rpms_whose_nevra_matches_the_spec() {
     assert_eq!(build["data"]["dist"], ".fc41");
     assert_eq!(
         build["data"]["unmet_buildrequires"],
-        serde_json::json!(["gcc", "make"])
+        unmet_on_host(&["gcc", "make"])
     );
     assert_eq!(
         results(build),
@@ -335,6 +335,12 @@ fn a_missing_tool_names_the_package_to_install() {
 
 #[test]
 fn strict_builddeps_turns_unmet_buildrequires_into_error() {
+    // Needs a host whose rpm database lacks gcc and make, as Debian's (empty) one does.
+    assert_eq!(
+        unmet_on_host(&["gcc", "make"]),
+        serde_json::json!(["gcc", "make"]),
+        "this test needs an rpm database without gcc and make (a Debian host)"
+    );
     let w = Ws::new();
     let r = w.build("hello-atomic", &["--strict-builddeps"]);
     assert_eq!(r.code, 3);
@@ -666,7 +672,7 @@ fn buildrequires_of_every_kind_are_reported() {
     let m = r.manifest();
     assert_eq!(
         r.stage(&m, "build")["data"]["unmet_buildrequires"],
-        serde_json::json!(["/usr/bin/fci-no-such-tool"])
+        unmet_on_host(&["/usr/bin/fci-no-such-tool"])
     );
     let strict = w.build_fixture("file-br", &["--strict-builddeps"]);
     assert_eq!(strict.code, 3, "{}", strict.stderr);
@@ -681,7 +687,7 @@ fn buildrequires_of_every_kind_are_reported() {
     let mf = failed.manifest();
     assert_eq!(
         failed.stage(&mf, "build")["data"]["unmet_buildrequires"],
-        serde_json::json!(["coreutils"])
+        unmet_on_host(&["coreutils"])
     );
 }
 

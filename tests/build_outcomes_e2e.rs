@@ -103,6 +103,11 @@ fn installing_a_macro_file_on_the_host_is_a_new_input() {
 #[test]
 fn unmet_buildrequires_are_named_when_the_build_fails() {
     let w = Ws::new();
+    assert_eq!(
+        unmet_on_host(&["coreutils"]),
+        serde_json::json!(["coreutils"]),
+        "this test needs an rpm database without coreutils (a Debian host)"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_fci"))
         .arg("--workspace")
         .arg(w.ws())

@@ -231,3 +231,21 @@ pub fn assert_no_process(pattern: &str, what: &str) {
         .unwrap();
     assert!(ps.stdout.is_empty(), "{what} outlived the timeout");
 }
+
+/// Which of `names` the host's rpm database cannot provide: what fci must call unmet. On
+/// Debian the rpm database is empty, so all of them; on an RPM host, fewer.
+pub fn unmet_on_host(names: &[&str]) -> serde_json::Value {
+    let unmet: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| {
+            !Command::new("rpm")
+                .args(["-q", "--whatprovides", n])
+                .output()
+                .unwrap()
+                .status
+                .success()
+        })
+        .collect();
+    serde_json::json!(unmet)
+}
