@@ -1,6 +1,6 @@
 //! Command-line definitions (clap derive). Stage logic lives in the stage modules.
 
-use crate::build::BackendChoice;
+use crate::stages::build::BackendChoice;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -130,8 +130,8 @@ pub fn parse_define(s: &str) -> Result<(String, String), String> {
 #[derive(Args, Debug)]
 pub struct TestArgs {
     /// Which test formats to run
-    #[arg(long, value_enum, default_value_t = crate::test::RunnerChoice::Auto)]
-    pub runner: crate::test::RunnerChoice,
+    #[arg(long, value_enum, default_value_t = crate::stages::test::RunnerChoice::Auto)]
+    pub runner: crate::stages::test::RunnerChoice,
     /// STI tags to select (comma-separated: classic, container, atomic)
     #[arg(
         long,

@@ -3,7 +3,6 @@
 //! The binary's subcommands are thin: each parses its flags into an options struct and calls
 //! the stage's `run` here, which returns the stage's exit code.
 
-pub mod build;
 pub mod cli;
 pub mod digest;
 pub mod distgit;
@@ -14,7 +13,7 @@ pub mod manifest;
 pub mod progress;
 pub mod sandbox;
 pub mod stage;
-pub mod test;
+pub mod stages;
 pub mod workspace;
 
 /// The current time as RFC 3339 UTC with milliseconds.

@@ -30,7 +30,7 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Build(a) => fci::build::run(&fci::build::BuildOpts {
+        Command::Build(a) => fci::stages::build::run(&fci::stages::build::BuildOpts {
             io: Io {
                 manifest: a.io.manifest,
                 output: a.io.output,
@@ -50,7 +50,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             timeout: fci::cli::timeout(a.timeout),
             no_cache: a.io.no_cache,
         }),
-        Command::Test(a) => fci::test::run(&fci::test::TestOpts {
+        Command::Test(a) => fci::stages::test::run(&fci::stages::test::TestOpts {
             io: Io {
                 manifest: a.io.manifest,
                 output: a.io.output,

@@ -131,7 +131,7 @@ fn an_undefined_macro_in_the_real_build_log_is_named_by_diagnose() {
     assert_eq!(r.stage(&m, "build")["outcome"], "FAILED");
     let log = build_log(&w, &r);
     assert_eq!(
-        fci::build::fedora_env::diagnose(&log).as_deref(),
+        fci::stages::build::fedora_env::diagnose(&log).as_deref(),
         Some(
             "the build used `%cmake_build`, which is not defined here (a macro from a package \
              the host lacks)"
@@ -147,7 +147,7 @@ fn a_missing_program_in_the_real_build_log_is_named_by_diagnose() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     let log = build_log(&w, &r);
     assert_eq!(
-        fci::build::fedora_env::diagnose(&log).as_deref(),
+        fci::stages::build::fedora_env::diagnose(&log).as_deref(),
         Some(
             "the build needs `fci-absent-generator`, which is not installed on this host (an \
              environment failure, not the package's)"
@@ -158,7 +158,7 @@ fn a_missing_program_in_the_real_build_log_is_named_by_diagnose() {
     let good = w.build_fixture("libfoo", &[]);
     assert_eq!(good.code, 0, "{}", good.stderr);
     assert_eq!(
-        fci::build::fedora_env::diagnose(&build_log(&w, &good)),
+        fci::stages::build::fedora_env::diagnose(&build_log(&w, &good)),
         None
     );
 }

@@ -114,7 +114,7 @@ pub fn base_identity(base: Option<&Path>, hc: &mut crate::hostcache::HostCache) 
         None => format!(
             "host {} {}",
             file_id(Path::new("/var/lib/dpkg/status")).unwrap_or_default(),
-            crate::build::spec::rpmdb_identity(hc)
+            crate::stages::build::spec::rpmdb_identity(hc)
         ),
     }
 }

@@ -2,7 +2,9 @@
 
 pub mod backend;
 pub mod fedora_env;
+pub mod mock;
 pub mod repo;
+pub mod rpmbuild;
 pub mod sources;
 pub mod spec;
 pub mod tree;
@@ -458,7 +460,7 @@ fn choose_backend(
     log: &mut crate::exec::Log,
     notes: &mut Vec<String>,
 ) -> Result<Box<dyn Backend>> {
-    let mock = || backend::Mock {
+    let mock = || mock::Mock {
         config: opts.mock_config.clone(),
     };
     match opts.backend {
@@ -478,11 +480,11 @@ fn choose_backend(
                     let msg = format!("{why}; built with rpmbuild instead");
                     progress::note(&format!("warning: {msg}"));
                     notes.push(msg);
-                    Ok(Box::new(backend::Rpmbuild))
+                    Ok(Box::new(rpmbuild::Rpmbuild))
                 }
             }
         }
-        _ => Ok(Box::new(backend::Rpmbuild)),
+        _ => Ok(Box::new(rpmbuild::Rpmbuild)),
     }
 }
 

@@ -1,0 +1,102 @@
+//! The build backends' interface (`rpmbuild.rs`, `mock.rs`): a job in, packages and a verdict out.
+
+use crate::exec::Log;
+use crate::sandbox::Sandbox;
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+pub struct Job<'a> {
+    /// The spec the tools read: a copy among the sources (the checkout itself, with its
+    /// `.git`, is not shown to spec code).
+    pub spec: &'a Path,
+    /// The spec as the user knows it, for messages.
+    pub origin: &'a Path,
+    /// fci's workspace, hidden from spec code but for the job's own directories.
+    pub workspace: &'a Path,
+    pub sources: &'a Path,
+    /// Private, writable; results go below it.
+    pub work: &'a Path,
+    pub defines: &'a [(String, String)],
+    pub nodeps: bool,
+    pub nocheck: bool,
+    pub timeout: Option<std::time::Duration>,
+    /// fci's macro file for what the host's rpm lacks (rpmautospec's fallbacks); its Fedora
+    /// build environment lies beside it. rpmbuild loads those the host needs (`fedora_env`).
+    pub macros: Option<&'a Path>,
+}
+
+pub struct Output {
+    pub success: bool,
+    /// The failure was in %check (the package's own unit tests).
+    pub check_failed: bool,
+    /// %check ran (to its end or its failure).
+    pub check_ran: bool,
+    pub packages: Vec<PathBuf>,
+    /// The end of the build's output, for a failure report.
+    pub tail: String,
+    /// Killed by the timeout.
+    pub timed_out: bool,
+    /// The backend itself failed for a reason of the host's (not the package's): ERROR.
+    pub host_failure: Option<String>,
+}
+
+pub trait Backend {
+    fn name(&self) -> &'static str;
+    /// The programs whose versions the stage record names.
+    fn tools(&self) -> Vec<&'static str>;
+    fn build(&self, job: &Job, log: &mut Log) -> Result<Output>;
+}
+
+/// The sandbox for everything that reads the spec (rpmspec expands `%(...)` too): spec code
+/// is untrusted, so no network, read-only host with secrets hidden, only `work` writable.
+pub fn sandbox(job: &Job) -> Sandbox {
+    Sandbox {
+        writable: vec![job.work.to_path_buf()],
+        hide: vec![job.workspace.to_path_buf()],
+        readonly: [Some(job.sources), job.spec.parent(), job.macros]
+            .into_iter()
+            .flatten()
+            .map(Path::to_path_buf)
+            .chain(macro_files(job))
+            .collect(),
+        env: vec![
+            ("PATH".into(), crate::sandbox::SYSTEM_PATH.into()),
+            ("HOME".into(), job.work.join("home").into()),
+            ("LANG".into(), "C.UTF-8".into()),
+        ],
+        hide_private: true,
+        ..Default::default()
+    }
+}
+
+/// The macro files rpmbuild loads: fci's Fedora environment where the host has none of its
+/// own, and rpmautospec's fallbacks where the host lacks them (see `fedora_env`).
+pub fn macro_files(job: &Job) -> Vec<PathBuf> {
+    job.macros.map_or_else(Vec::new, |m| {
+        super::fedora_env::macro_files(m, super::fedora_env::Host::probe(Path::new("/")))
+    })
+}
+
+/// Whether rpmbuild's output shows %check running, and failing: rpmbuild's own lines, not
+/// whatever a build step printed that mentions %check.
+pub fn check_status(output: &str) -> (bool, bool) {
+    let ran = output.lines().any(|l| l.starts_with("Executing(%check)"));
+    let failed = output.lines().any(|l| {
+        l.starts_with("error: Bad exit status from ") && l.trim_end().ends_with("(%check)")
+    });
+    (ran, ran && failed)
+}
+
+/// Every `*.rpm` below `dir`, sorted.
+pub fn collect(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    if !dir.is_dir() {
+        return Ok(out);
+    }
+    for f in crate::digest::list_files(dir, &[])? {
+        if f.extension().is_some_and(|e| e == "rpm") {
+            out.push(dir.join(f));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,63 @@
+//! The rpmbuild backend: rpmbuild in an isolated `_topdir`, inside bubblewrap.
+
+use super::backend::{check_status, collect, macro_files, sandbox, Backend, Job, Output};
+use crate::exec::{Cmd, Log};
+use anyhow::Result;
+
+pub struct Rpmbuild;
+
+impl Backend for Rpmbuild {
+    fn name(&self) -> &'static str {
+        "rpmbuild"
+    }
+
+    fn tools(&self) -> Vec<&'static str> {
+        vec!["rpmbuild", "bwrap"]
+    }
+
+    fn build(&self, job: &Job, log: &mut Log) -> Result<Output> {
+        let top = job.work.join("rpmbuild");
+        let home = job.work.join("home");
+        for d in ["BUILD", "BUILDROOT", "RPMS", "SRPMS", "SPECS", "tmp"] {
+            std::fs::create_dir_all(top.join(d))?;
+        }
+        std::fs::create_dir_all(&home)?;
+        let mut cmd = Cmd::new("rpmbuild").arg("-ba");
+        for m in macro_files(job) {
+            cmd = cmd.arg("--load").arg(m);
+        }
+        if job.nodeps {
+            cmd = cmd.arg("--nodeps");
+        }
+        if job.nocheck {
+            cmd = cmd.arg("--nocheck");
+        }
+        cmd = cmd
+            .define("_topdir", &top)
+            .define("_sourcedir", job.sources)
+            .define("_tmppath", top.join("tmp"))
+            .define("_builddir", top.join("BUILD"));
+        for (k, v) in job.defines {
+            cmd = cmd.define(k, v);
+        }
+        let cmd = cmd.arg(job.spec);
+        let cmd = sandbox(job).wrap(&cmd)?;
+        let done = log.run(&cmd.timeout(job.timeout))?;
+        let tail = log.tail(40);
+        let packages = collect(&top.join("SRPMS"))?
+            .into_iter()
+            .chain(collect(&top.join("RPMS"))?)
+            .collect();
+        let (check_ran, check_failed) =
+            check_status(&std::fs::read_to_string(&log.path).unwrap_or_default());
+        Ok(Output {
+            success: done.success(),
+            check_failed,
+            check_ran,
+            packages,
+            tail,
+            timed_out: done.timed_out,
+            host_failure: None,
+        })
+    }
+}
