@@ -34,20 +34,23 @@ complete -c fci -n "__fish_fci_needs_command" -f -a "completions" -d 'Print shel
 complete -c fci -n "__fish_fci_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c fci -n "__fish_fci_using_subcommand build" -l ref -d 'Git ref (branch, tag or commit) to build' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l lookaside -d 'Lookaside cache for the `sources` file: a directory or an http(s) URL' -r
-complete -c fci -n "__fish_fci_using_subcommand build" -l backend -d 'Build backend' -r -f -a "auto\t'mock when it is on PATH, else rpmbuild'
+complete -c fci -n "__fish_fci_using_subcommand build" -l backend -d 'Build backend' -r -f -a "auto\t'mock when it is on PATH and can build here, else rpmbuild'
 mock\t''
 rpmbuild\t''"
 complete -c fci -n "__fish_fci_using_subcommand build" -l mock-config -d 'mock configuration (mock -r)' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l dist -d '%{dist} tag, e.g. .fc41 (default: from the branch name)' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l branch -d 'Dist-git branch name, when the checkout does not tell (f41, epel9, c10s, rawhide)' -r
+complete -c fci -n "__fish_fci_using_subcommand build" -l rawhide-release -d 'The Fedora release number rawhide (and a `main` branch) builds for' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l spec -d 'The spec to build, relative to the checkout (default: its only .spec)' -r -F
-complete -c fci -n "__fish_fci_using_subcommand build" -s D -l define -d 'Extra rpm macro definition, NAME=VALUE (repeatable)' -r
+complete -c fci -n "__fish_fci_using_subcommand build" -s D -l define -d 'Extra rpm macro definition: NAME=VALUE, or as rpm takes it, \'NAME BODY\' or \'NAME(OPTS) BODY\' (repeatable)' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l timeout -d 'Kill the build after this many seconds (ERROR); 0 for no limit' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand build" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
 complete -c fci -n "__fish_fci_using_subcommand build" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand build" -l nocheck -d 'Do not run %check (the build.check result is SKIPPED)'
 complete -c fci -n "__fish_fci_using_subcommand build" -l strict-builddeps -d 'Fail (ERROR) instead of building with --nodeps when the host cannot satisfy BuildRequires'
 complete -c fci -n "__fish_fci_using_subcommand build" -l no-cache -d 'Run even when the inputs match a recorded result'
+complete -c fci -n "__fish_fci_using_subcommand build" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand build" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand build" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c fci -n "__fish_fci_using_subcommand test" -l runner -d 'Which test formats to run' -r -f -a "auto\t'every format the repository has (STI playbooks and tmt plans)'
@@ -63,8 +66,8 @@ complete -c fci -n "__fish_fci_using_subcommand test" -s o -l output -d 'Output 
 complete -c fci -n "__fish_fci_using_subcommand test" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand test" -l failed-only -d 'Rerun only the test cases that did not pass in the input manifest\'s test stage'
 complete -c fci -n "__fish_fci_using_subcommand test" -l network -d 'Let the tests reach the network'
-complete -c fci -n "__fish_fci_using_subcommand test" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand test" -l no-cache -d 'Run even when the inputs match a recorded result'
+complete -c fci -n "__fish_fci_using_subcommand test" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand test" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand test" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c fci -n "__fish_fci_using_subcommand completions" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F

@@ -1,7 +1,7 @@
-//! Command-line definitions (clap derive). Stage logic lives in the stage modules.
+//! The command line: global flags and the subcommands. Each stage owns its flags (`Args` in
+//! `stages/<stage>/mod.rs`, with the shared `stage::CommonArgs` flattened in).
 
-use crate::stages::build::BackendChoice;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 /// Exit codes: 0 passed, 1 the stage's tests or build failed (or a skipped stage's upstream
@@ -34,67 +34,11 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Build the SRPM and binary RPMs of a dist-git checkout (%check runs)
-    Build(BuildArgs),
+    Build(crate::stages::build::Args),
     /// Run the package's STI and tmt tests against the RPMs just built
-    Test(TestArgs),
+    Test(crate::stages::test::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions { shell: clap_complete::Shell },
-}
-
-#[derive(Args, Debug)]
-pub struct IoArgs {
-    /// Input manifest ('-' for stdin)
-    #[arg(long, short = 'm', value_name = "FILE")]
-    pub manifest: Option<PathBuf>,
-    /// Output manifest ('-' for stdout), written atomically
-    #[arg(long, short = 'o', value_name = "FILE", default_value = "-")]
-    pub output: PathBuf,
-    /// Run even when the inputs match a recorded result
-    #[arg(long)]
-    pub no_cache: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct BuildArgs {
-    /// Dist-git checkout: a local directory or a git URL (default: the manifest's subject)
-    #[arg(value_name = "PATH|URL")]
-    pub source: Option<String>,
-    /// Git ref (branch, tag or commit) to build
-    #[arg(long = "ref", value_name = "REF")]
-    pub git_ref: Option<String>,
-    /// Lookaside cache for the `sources` file: a directory or an http(s) URL
-    #[arg(long, env = "FCI_LOOKASIDE", value_name = "DIR|URL")]
-    pub lookaside: Option<String>,
-    /// Build backend
-    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
-    pub backend: BackendChoice,
-    /// mock configuration (mock -r)
-    #[arg(long, value_name = "CONFIG")]
-    pub mock_config: Option<String>,
-    /// %{dist} tag, e.g. .fc41 (default: from the branch name)
-    #[arg(long, value_name = "TAG")]
-    pub dist: Option<String>,
-    /// Dist-git branch name, when the checkout does not tell (f41, epel9, c10s, rawhide)
-    #[arg(long, value_name = "BRANCH")]
-    pub branch: Option<String>,
-    /// The spec to build, relative to the checkout (default: its only .spec)
-    #[arg(long, value_name = "FILE")]
-    pub spec: Option<PathBuf>,
-    /// Extra rpm macro definition: NAME=VALUE, or as rpm takes it, 'NAME BODY' or
-    /// 'NAME(OPTS) BODY' (repeatable)
-    #[arg(long = "define", short = 'D', value_name = "NAME=VALUE", value_parser = parse_define)]
-    pub defines: Vec<(String, String)>,
-    /// Do not run %check (the build.check result is SKIPPED)
-    #[arg(long)]
-    pub nocheck: bool,
-    /// Fail (ERROR) instead of building with --nodeps when the host cannot satisfy BuildRequires
-    #[arg(long)]
-    pub strict_builddeps: bool,
-    /// Kill the build after this many seconds (ERROR); 0 for no limit
-    #[arg(long, default_value_t = 14400, value_name = "SECS")]
-    pub timeout: u64,
-    #[command(flatten)]
-    pub io: IoArgs,
 }
 
 /// A macro definition as `NAME=VALUE`, or as rpm's `--define` takes it: `NAME BODY` or a
@@ -125,44 +69,6 @@ pub fn parse_define(s: &str) -> Result<(String, String), String> {
         return Err(format!("macro `{name}{opts}` has no body"));
     }
     Ok((format!("{name}{opts}"), body.trim_start().to_string()))
-}
-
-#[derive(Args, Debug)]
-pub struct TestArgs {
-    /// Which test formats to run
-    #[arg(long, value_enum, default_value_t = crate::stages::test::RunnerChoice::Auto)]
-    pub runner: crate::stages::test::RunnerChoice,
-    /// STI tags to select (comma-separated: classic, container, atomic)
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "classic",
-        value_name = "TAGS"
-    )]
-    pub tags: Vec<String>,
-    /// Retry each failing test case up to N more times, recording every attempt
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub retries: u32,
-    /// Rerun only the test cases that did not pass in the input manifest's test stage
-    #[arg(long)]
-    pub failed_only: bool,
-    /// Base tree to layer under the new RPMs (default: the host's directories, read-only)
-    #[arg(long, value_name = "DIR")]
-    pub base_root: Option<PathBuf>,
-    /// Let the tests reach the network
-    #[arg(long)]
-    pub network: bool,
-    /// Take tests from this dist-git checkout instead of the build's snapshot
-    #[arg(long, value_name = "DIR")]
-    pub tests_from: Option<PathBuf>,
-    /// Run even when an earlier stage did not pass
-    #[arg(long)]
-    pub force: bool,
-    /// Kill a test run (a playbook, or tmt) after this many seconds (ERROR); 0 for no limit
-    #[arg(long, default_value_t = 3600, value_name = "SECS")]
-    pub timeout: u64,
-    #[command(flatten)]
-    pub io: IoArgs,
 }
 
 /// Seconds from the command line as a timeout; 0 means none.

@@ -333,11 +333,13 @@ fn git_in(dir: &Path, args: &[&str]) -> duct::Expression {
         .stderr_null()
 }
 
-/// The rawhide release number assumed when a branch says only `rawhide`/`main`.
+/// The default rawhide release number, for a branch that says only `rawhide`/`main`
+/// (`fci build --rawhide-release`, `FCI_RAWHIDE_RELEASE`, moves it when Fedora branches).
 pub const RAWHIDE: u32 = 45;
 
-/// The `%{dist}` a Fedora/CentOS dist-git branch builds with.
-pub fn dist_for_branch(branch: &str) -> Option<String> {
+/// The `%{dist}` a Fedora/CentOS dist-git branch builds with; `rawhide` is the release
+/// number rawhide currently has.
+pub fn dist_for_branch(branch: &str, rawhide: u32) -> Option<String> {
     let num = |s: &str| s.parse::<u32>().ok();
     if let Some(n) = branch.strip_prefix('f').and_then(num) {
         return Some(format!(".fc{n}"));
@@ -356,7 +358,7 @@ pub fn dist_for_branch(branch: &str) -> Option<String> {
         return Some(format!(".el{n}"));
     }
     match branch {
-        "rawhide" | "main" | "master" => Some(format!(".fc{RAWHIDE}")),
+        "rawhide" | "main" | "master" => Some(format!(".fc{rawhide}")),
         _ => None,
     }
 }
@@ -379,10 +381,13 @@ mod tests {
 
     #[test]
     fn dist_tags_follow_fedora_branch_names() {
-        assert_eq!(dist_for_branch("f41").as_deref(), Some(".fc41"));
-        assert_eq!(dist_for_branch("epel9").as_deref(), Some(".el9"));
-        assert_eq!(dist_for_branch("c10s").as_deref(), Some(".el10"));
-        assert_eq!(dist_for_branch("rawhide").as_deref(), Some(".fc45"));
-        assert_eq!(dist_for_branch("feature-x"), None);
+        assert_eq!(dist_for_branch("f41", RAWHIDE).as_deref(), Some(".fc41"));
+        assert_eq!(dist_for_branch("epel9", RAWHIDE).as_deref(), Some(".el9"));
+        assert_eq!(dist_for_branch("c10s", RAWHIDE).as_deref(), Some(".el10"));
+        assert_eq!(
+            dist_for_branch("rawhide", RAWHIDE).as_deref(),
+            Some(".fc45")
+        );
+        assert_eq!(dist_for_branch("feature-x", RAWHIDE), None);
     }
 }

@@ -16,14 +16,6 @@ pub fn require(tool: &str, package: &str) -> Result<PathBuf, FciError> {
     })
 }
 
-/// The path of tmt, which comes from PyPI rather than Debian.
-pub fn require_tmt() -> Result<PathBuf, FciError> {
-    which("tmt").ok_or_else(|| FciError::ToolMissingHint {
-        tool: "tmt".into(),
-        hint: "install it from PyPI (./setup.sh --deps-only puts it in /opt/fci/tmt; it also needs rsync)".into(),
-    })
-}
-
 pub fn which(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)

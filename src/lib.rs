@@ -1,7 +1,8 @@
 //! fci: a distribution's CI pipeline for OS packages, one stage at a time.
 //!
-//! The binary's subcommands are thin: each parses its flags into an options struct and calls
-//! the stage's `run` here, which returns the stage's exit code.
+//! The binary's subcommands are thin: each stage (`stages/<stage>/`) owns its flags and an
+//! `exec` that hands a [`stage::Stage`] to the driver, [`stage::drive`], which returns the
+//! stage's exit code.
 
 pub mod cli;
 pub mod digest;

@@ -1,7 +1,6 @@
 use clap::Parser;
 use fci::cli::{Cli, Command};
 use fci::error::exit_code_of;
-use fci::stage::Io;
 
 fn main() {
     // The sandbox helper runs before clap: its arguments are a command line to exec.
@@ -30,43 +29,8 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Build(a) => fci::stages::build::run(&fci::stages::build::BuildOpts {
-            io: Io {
-                manifest: a.io.manifest,
-                output: a.io.output,
-            },
-            source: a.source,
-            git_ref: a.git_ref,
-            workspace: cli.workspace,
-            lookaside: a.lookaside,
-            backend: a.backend,
-            mock_config: a.mock_config,
-            dist: a.dist,
-            branch: a.branch,
-            spec: a.spec,
-            defines: a.defines,
-            strict_builddeps: a.strict_builddeps,
-            nocheck: a.nocheck,
-            timeout: fci::cli::timeout(a.timeout),
-            no_cache: a.io.no_cache,
-        }),
-        Command::Test(a) => fci::stages::test::run(&fci::stages::test::TestOpts {
-            io: Io {
-                manifest: a.io.manifest,
-                output: a.io.output,
-            },
-            workspace: cli.workspace,
-            runner: a.runner,
-            tags: a.tags,
-            retries: a.retries,
-            failed_only: a.failed_only,
-            base_root: a.base_root,
-            network: a.network,
-            tests_from: a.tests_from,
-            force: a.force,
-            timeout: fci::cli::timeout(a.timeout),
-            no_cache: a.io.no_cache,
-        }),
+        Command::Build(a) => fci::stages::build::exec(a, &cli.workspace),
+        Command::Test(a) => fci::stages::test::exec(a, &cli.workspace),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -8,6 +8,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io::Read;
 use std::path::{Component, Path};
 
@@ -105,10 +106,127 @@ impl std::fmt::Display for Nevra {
     }
 }
 
+/// The pipeline's stages, in pipeline order: a stage is blocked only by stages before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StageName {
+    Watch,
+    Build,
+    Test,
+    Compose,
+    Integrate,
+    Conform,
+    Image,
+    Smoke,
+    Report,
+}
+
+impl StageName {
+    pub const ALL: [StageName; 9] = [
+        StageName::Watch,
+        StageName::Build,
+        StageName::Test,
+        StageName::Compose,
+        StageName::Integrate,
+        StageName::Conform,
+        StageName::Image,
+        StageName::Smoke,
+        StageName::Report,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StageName::Watch => "watch",
+            StageName::Build => "build",
+            StageName::Test => "test",
+            StageName::Compose => "compose",
+            StageName::Integrate => "integrate",
+            StageName::Conform => "conform",
+            StageName::Image => "image",
+            StageName::Smoke => "smoke",
+            StageName::Report => "report",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StageName> {
+        StageName::ALL.into_iter().find(|n| n.as_str() == s)
+    }
+}
+
+impl fmt::Display for StageName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Artifact types of the manifest contract; types written by newer stages or other tools are
+/// kept as they are.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum ArtifactKind {
+    Srpm,
+    Rpm,
+    RpmRepo,
+    DistGit,
+    Log,
+    OstreeCommit,
+    Image,
+    Kubeconfig,
+    Junit,
+    Other(String),
+}
+
+impl ArtifactKind {
+    pub fn as_str(&self) -> &str {
+        match self {
+            ArtifactKind::Srpm => "srpm",
+            ArtifactKind::Rpm => "rpm",
+            ArtifactKind::RpmRepo => "rpm-repo",
+            ArtifactKind::DistGit => "dist-git",
+            ArtifactKind::Log => "log",
+            ArtifactKind::OstreeCommit => "ostree-commit",
+            ArtifactKind::Image => "image",
+            ArtifactKind::Kubeconfig => "kubeconfig",
+            ArtifactKind::Junit => "junit",
+            ArtifactKind::Other(s) => s,
+        }
+    }
+}
+
+impl From<String> for ArtifactKind {
+    fn from(s: String) -> Self {
+        [
+            ArtifactKind::Srpm,
+            ArtifactKind::Rpm,
+            ArtifactKind::RpmRepo,
+            ArtifactKind::DistGit,
+            ArtifactKind::Log,
+            ArtifactKind::OstreeCommit,
+            ArtifactKind::Image,
+            ArtifactKind::Kubeconfig,
+            ArtifactKind::Junit,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .unwrap_or(ArtifactKind::Other(s))
+    }
+}
+
+impl From<ArtifactKind> for String {
+    fn from(k: ArtifactKind) -> String {
+        k.as_str().to_string()
+    }
+}
+
+impl fmt::Display for ArtifactKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Artifact {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: ArtifactKind,
     pub name: String,
     /// Relative to the workspace root; never absolute, never `..`.
     pub path: String,
@@ -358,23 +476,31 @@ impl Manifest {
     }
 
     /// The newest record of a stage.
-    pub fn last_stage(&self, name: &str) -> Option<&StageRecord> {
-        self.stages.iter().rev().find(|s| s.name == name)
+    pub fn last_stage(&self, name: StageName) -> Option<&StageRecord> {
+        self.stages.iter().rev().find(|s| s.name == name.as_str())
     }
 
-    /// The newest record of another stage that did not pass: the reason `stage` must skip.
-    pub fn blocking_stage(&self, stage: &str) -> Option<&StageRecord> {
+    /// The newest record of an earlier stage (in pipeline order) that did not pass: the
+    /// reason `stage` must skip. Later stages never block it (a rebuild after failed tests),
+    /// nor do its own earlier records (a rerun, e.g. --failed-only).
+    pub fn blocking_stage(&self, stage: StageName) -> Option<&StageRecord> {
         // Only the latest record of each stage counts: a rerun that passed clears an old failure.
-        // Earlier records of `stage` itself never block it (that is a rerun, e.g. --failed-only).
         let mut latest: Vec<&StageRecord> = Vec::new();
-        for s in self.stages.iter().filter(|s| s.name != stage) {
+        for s in self
+            .stages
+            .iter()
+            .filter(|s| StageName::parse(&s.name).is_some_and(|n| n < stage))
+        {
             latest.retain(|l| l.name != s.name);
             latest.push(s);
         }
         latest.into_iter().find(|s| !s.outcome.is_pass())
     }
 
-    pub fn artifacts_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Artifact> + 'a {
+    pub fn artifacts_of<'a>(
+        &'a self,
+        kind: ArtifactKind,
+    ) -> impl Iterator<Item = &'a Artifact> + 'a {
         self.artifacts.iter().filter(move |a| a.kind == kind)
     }
 }
@@ -399,6 +525,35 @@ pub fn check_relative(p: &str) -> Result<(), &'static str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_earlier_stages_block() {
+        let mut m = Manifest::new("r".into());
+        let rec =
+            |name: StageName, outcome| crate::stage::instant_record(name, outcome, String::new());
+        m.stages.push(rec(StageName::Build, Outcome::Passed));
+        m.stages.push(rec(StageName::Test, Outcome::Failed));
+        // A rebuild is not blocked by the failed tests after it; a compose is.
+        assert!(m.blocking_stage(StageName::Build).is_none());
+        assert_eq!(m.blocking_stage(StageName::Compose).unwrap().name, "test");
+        // The test stage's own earlier record never blocks its rerun.
+        assert!(m.blocking_stage(StageName::Test).is_none());
+        // A later passing rerun clears the failure.
+        m.stages.push(rec(StageName::Test, Outcome::Passed));
+        assert!(m.blocking_stage(StageName::Compose).is_none());
+    }
+
+    #[test]
+    fn artifact_types_round_trip_and_unknown_ones_survive() {
+        for t in ["rpm", "srpm", "dist-git", "ostree-commit", "something-new"] {
+            let k = ArtifactKind::from(t.to_string());
+            assert_eq!(String::from(k), t);
+        }
+        assert_eq!(
+            ArtifactKind::from("rpm-repo".to_string()),
+            ArtifactKind::RpmRepo
+        );
+    }
+
     use super::*;
 
     fn minimal() -> String {

@@ -1,25 +1,250 @@
-//! What every stage shares: timing, the stage log, the record, caching and output.
+//! The stage driver: what every stage shares, in one order. A stage implements [`Stage`]
+//! (its name, its tools, its inputs, its work); [`drive`] does the rest:
+//!
+//! read the manifest → open the workspace → skip when an earlier stage did not pass → check
+//! the tools → plan (resolve and verify inputs) → input digest → reuse → lock → reuse again →
+//! execute → finish the record and store its log → cache → write the manifest → exit code.
+//!
+//! An infrastructure failure after the manifest was read still writes a manifest, with an
+//! ERROR record; bad input (exit 2) writes none.
 
 use crate::exec::Log;
-use crate::manifest::{Artifact, Manifest, Outcome, StageRecord, TestResult};
+use crate::hostcache::HostCache;
+use crate::manifest::{
+    Artifact, ArtifactKind, Manifest, Outcome, StageName, StageRecord, TestResult,
+};
 use crate::progress;
 use crate::workspace::{CacheEntry, Workspace};
 use anyhow::Result;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Where the stage reads its input manifest from and writes its output to.
-#[derive(Clone, Debug)]
-pub struct Io {
+/// The flags every stage takes.
+#[derive(clap::Args, Clone, Debug)]
+pub struct CommonArgs {
+    /// Input manifest ('-' for stdin)
+    #[arg(long, short = 'm', value_name = "FILE")]
     pub manifest: Option<PathBuf>,
+    /// Output manifest ('-' for stdout), written atomically
+    #[arg(long, short = 'o', value_name = "FILE", default_value = "-")]
     pub output: PathBuf,
+    /// Run even when the inputs match a recorded result
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Run even when an earlier stage did not pass
+    #[arg(long)]
+    pub force: bool,
 }
 
-/// A stage in progress.
+/// A program a stage runs, and the Debian package that provides it: one declaration feeds
+/// both the missing-tool error and the versions in the record and the input digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tool {
+    pub program: &'static str,
+    /// The Debian package, or how to get the tool where no Debian package has it.
+    pub source: ToolSource,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToolSource {
+    Debian(&'static str),
+    Elsewhere(&'static str),
+}
+
+impl Tool {
+    pub const fn new(program: &'static str, package: &'static str) -> Self {
+        Tool {
+            program,
+            source: ToolSource::Debian(package),
+        }
+    }
+
+    pub const fn elsewhere(program: &'static str, hint: &'static str) -> Self {
+        Tool {
+            program,
+            source: ToolSource::Elsewhere(hint),
+        }
+    }
+
+    /// The tool's path, or the error that says how to install it (exit 3).
+    pub fn find(&self) -> Result<PathBuf, crate::error::FciError> {
+        match self.source {
+            ToolSource::Debian(package) => crate::exec::require(self.program, package),
+            ToolSource::Elsewhere(hint) => crate::exec::which(self.program).ok_or_else(|| {
+                crate::error::FciError::ToolMissingHint {
+                    tool: self.program.into(),
+                    hint: hint.into(),
+                }
+            }),
+        }
+    }
+}
+
+pub const BWRAP: Tool = Tool::new("bwrap", "bubblewrap");
+pub const RPM: Tool = Tool::new("rpm", "rpm");
+
+/// What a stage's plan decided.
+pub enum Plan {
+    /// Run; this JSON identifies the run's inputs (with fci's version and the tools' versions,
+    /// it is the input digest that keys reuse and the lock).
+    Run(Value),
+    /// Nothing to run: record this outcome and note at once (e.g. no tests in the tree).
+    Instant(Outcome, String),
+}
+
+/// What a stage is given: the workspace, the manifest, its scratch directory and log.
+pub struct Ctx<'a> {
+    pub ws: &'a Workspace,
+    pub manifest: &'a mut Manifest,
+    /// Where the manifest came from, named in bad-input errors about it.
+    pub origin: PathBuf,
+    pub run: StageRun,
+    pub host: HostCache,
+    tools: BTreeMap<String, String>,
+}
+
+impl Ctx<'_> {
+    /// Fails (exit 3, naming the package to install) when `tool` is missing; otherwise its
+    /// version joins the record and the input digest.
+    pub fn require(&mut self, tool: Tool) -> Result<PathBuf> {
+        let path = tool.find()?;
+        if !self.tools.contains_key(tool.program) {
+            let v = self.host.version(tool.program);
+            self.tools.insert(tool.program.to_string(), v);
+        }
+        Ok(path)
+    }
+
+    /// The stage's private scratch directory.
+    pub fn dir(&self) -> PathBuf {
+        self.run.dir()
+    }
+
+    pub fn log(&mut self) -> &mut Log {
+        &mut self.run.log
+    }
+
+    /// An artifact the stage consumes, verified (type, confinement, content) before use.
+    pub fn consume(&self, a: &Artifact, kind: ArtifactKind) -> Result<PathBuf> {
+        Ok(self.ws.verify(a, kind, &self.origin)?)
+    }
+}
+
+/// One stage of the pipeline. A new stage writes only its own work.
+pub trait Stage {
+    fn name(&self) -> StageName;
+    /// Tools every run needs, checked before any work (more can be required while planning).
+    fn tools(&self) -> Vec<Tool> {
+        Vec::new()
+    }
+    /// Whether this run starts a new manifest instead of reading one (a build given a
+    /// source and no -m).
+    fn starts_run(&self) -> bool {
+        false
+    }
+    /// Resolves and verifies the inputs; nothing that takes long or writes results.
+    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan>;
+    /// Does the work, filling `rec` (outcome, results, notes, data); returns its artifacts.
+    fn execute(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>>;
+    /// Brings a reused record up to today's facts.
+    fn reused(&self, _manifest: &mut Manifest) {}
+    /// Says what happened, once the record is final (not with --quiet).
+    fn summary(&self, _record: &StageRecord, _manifest: &Manifest) {}
+}
+
+/// Runs `stage` from start to exit code.
+pub fn drive(stage: &mut dyn Stage, common: &CommonArgs, workspace: &Path) -> Result<i32> {
+    let mut manifest = match &common.manifest {
+        None if stage.starts_run() => Manifest::new(uuid::Uuid::new_v4().to_string()),
+        m => Manifest::read(m.as_deref().unwrap_or(Path::new("-")))?,
+    };
+    let origin = common.manifest.clone().unwrap_or_else(|| "-".into());
+    let result = run(stage, common, workspace, &mut manifest, origin);
+    error_record(result, &mut manifest, stage.name(), &common.output)
+}
+
+fn run(
+    stage: &mut dyn Stage,
+    common: &CommonArgs,
+    workspace: &Path,
+    manifest: &mut Manifest,
+    origin: PathBuf,
+) -> Result<i32> {
+    let name = stage.name();
+    let ws = Workspace::open(workspace)?;
+    if !common.force {
+        if let Some(code) = skip_if_blocked(manifest, name) {
+            manifest.write(&common.output)?;
+            return Ok(code);
+        }
+    }
+    let run = StageRun::start(&ws, name)?;
+    let host = HostCache::open(&ws);
+    let mut cx = Ctx {
+        ws: &ws,
+        manifest,
+        origin,
+        run,
+        host,
+        tools: BTreeMap::new(),
+    };
+    for t in stage.tools() {
+        cx.require(t)?;
+    }
+    let inputs = match stage.plan(&mut cx)? {
+        Plan::Run(inputs) => inputs,
+        Plan::Instant(outcome, note) => {
+            progress::note(&format!("{name} {outcome}: {note}"));
+            cx.manifest.stages.push(instant_record(name, outcome, note));
+            cx.manifest.write(&common.output)?;
+            return Ok(outcome.exit_code());
+        }
+    };
+    let digest = input_digest(&json!({
+        "stage": name.as_str(),
+        "fci": env!("CARGO_PKG_VERSION"),
+        "tools": cx.tools,
+        "inputs": inputs,
+    }));
+    let reuse_now = |cx: &mut Ctx| -> Result<Option<i32>> {
+        if common.no_cache || reuse(cx.ws, cx.manifest, name, &digest).is_none() {
+            return Ok(None);
+        }
+        stage.reused(cx.manifest);
+        cx.manifest.write(&common.output)?;
+        Ok(cx.manifest.stages.last().map(|s| s.outcome.exit_code()))
+    };
+    if let Some(code) = reuse_now(&mut cx)? {
+        return Ok(code);
+    }
+    let _lock = ws.lock(&format!("{name}-{}", &digest[7..]))?;
+    // Another run with the same inputs may have finished while this one waited for the lock.
+    if let Some(code) = reuse_now(&mut cx)? {
+        return Ok(code);
+    }
+    let mut rec = RecordParts::new(Outcome::Passed, digest.clone());
+    rec.tools = cx.tools.clone();
+    let mut artifacts = stage.execute(&mut cx, &mut rec)?;
+    cx.host.save();
+    let Ctx { manifest, run, .. } = cx;
+    let (record, log) = run.finish(&ws, rec)?;
+    artifacts.push(log);
+    let outcome = record.outcome;
+    commit(&ws, manifest, record, artifacts)?;
+    if let Some(r) = manifest.stages.last() {
+        if !progress::quiet() {
+            stage.summary(r, manifest);
+        }
+    }
+    manifest.write(&common.output)?;
+    Ok(outcome.exit_code())
+}
+
+/// A stage in progress: its timing, scratch directory and log.
 pub struct StageRun {
-    pub name: &'static str,
+    pub name: StageName,
     pub started_at: String,
     started: Instant,
     pub scratch: crate::workspace::Scratch,
@@ -27,7 +252,7 @@ pub struct StageRun {
 }
 
 impl StageRun {
-    pub fn start(ws: &Workspace, name: &'static str) -> Result<Self> {
+    pub fn start(ws: &Workspace, name: StageName) -> Result<Self> {
         ws.collect_stale();
         let scratch = ws.scratch(&format!("{name}-"))?;
         let log = Log::create(&scratch.path().join(format!("{name}.log")))?;
@@ -54,7 +279,7 @@ impl StageRun {
         self.log.line(&format!("# {} {}", self.name, rec.outcome));
         let log_art = ws.store(
             &self.log.path,
-            "log",
+            ArtifactKind::Log,
             &format!("{}.log", self.name),
             self.name,
         )?;
@@ -108,15 +333,15 @@ impl RecordParts {
     }
 }
 
-/// Appends a finished (or reused) stage to the manifest and caches it when it is reusable.
+/// Appends a finished stage to the manifest, and caches it when its outcome is the input's:
+/// PASSED or FAILED, never an ERROR (the host's or the tools' doing, not the input's).
 pub fn commit(
     ws: &Workspace,
     manifest: &mut Manifest,
     record: StageRecord,
     artifacts: Vec<Artifact>,
-    cache: bool,
 ) -> Result<()> {
-    if cache && matches!(record.outcome, Outcome::Passed | Outcome::Failed) {
+    if matches!(record.outcome, Outcome::Passed | Outcome::Failed) {
         let entry = CacheEntry {
             run_id: manifest.run.id.clone(),
             record: record.clone(),
@@ -133,7 +358,7 @@ fn attach(manifest: &mut Manifest, record: StageRecord, artifacts: Vec<Artifact>
     // stages test); logs stay, since earlier records still point at them.
     manifest
         .artifacts
-        .retain(|a| a.stage != record.name || a.kind == "log");
+        .retain(|a| a.stage != record.name || a.kind == ArtifactKind::Log);
     for a in artifacts {
         if !manifest
             .artifacts
@@ -147,13 +372,13 @@ fn attach(manifest: &mut Manifest, record: StageRecord, artifacts: Vec<Artifact>
 }
 
 /// Reuses a cached run: same record, marked cached, with its artifacts.
-pub fn reuse(
+fn reuse(
     ws: &Workspace,
     manifest: &mut Manifest,
-    stage: &str,
+    stage: StageName,
     digest: &str,
 ) -> Option<Outcome> {
-    let entry = ws.cache_get(stage, digest)?;
+    let entry = ws.cache_get(stage.as_str(), digest)?;
     let mut record = entry.record;
     record.cached = true;
     record
@@ -168,7 +393,7 @@ pub fn reuse(
 }
 
 /// A record of a stage that did no work (skipped, or broke before it could), with the reason.
-pub fn instant_record(stage: &str, outcome: Outcome, note: String) -> StageRecord {
+pub fn instant_record(stage: StageName, outcome: Outcome, note: String) -> StageRecord {
     let now = crate::now_rfc3339();
     StageRecord {
         name: stage.to_string(),
@@ -189,10 +414,10 @@ pub fn instant_record(stage: &str, outcome: Outcome, note: String) -> StageRecor
 }
 
 /// Records a SKIPPED stage when an earlier stage did not pass; returns its exit code.
-pub fn skip_if_blocked(manifest: &mut Manifest, stage: &str) -> Option<i32> {
+fn skip_if_blocked(manifest: &mut Manifest, stage: StageName) -> Option<i32> {
     let blocker = manifest.blocking_stage(stage)?;
     let (bname, boutcome) = (blocker.name.clone(), blocker.outcome);
-    let note = format!("skipped: stage `{bname}` is {boutcome}");
+    let note = format!("skipped: stage `{bname}` is {boutcome} (--force runs it anyway)");
     manifest
         .stages
         .push(instant_record(stage, Outcome::Skipped, note));
@@ -204,11 +429,11 @@ pub fn skip_if_blocked(manifest: &mut Manifest, stage: &str) -> Option<i32> {
 /// Ends a stage: an infrastructure failure (exit 3) after the manifest was read still yields
 /// a manifest, with an ERROR record saying what broke, so the pipeline sees it; bad input
 /// (exit 2) yields none.
-pub fn error_record(
+fn error_record(
     result: Result<i32>,
     manifest: &mut Manifest,
-    stage: &str,
-    output: &std::path::Path,
+    stage: StageName,
+    output: &Path,
 ) -> Result<i32> {
     let err = match result {
         Ok(code) => return Ok(code),

@@ -10,7 +10,7 @@
 //! runs storing the same content both succeed.
 
 use crate::error::FciError;
-use crate::manifest::{check_relative, Artifact, StageRecord};
+use crate::manifest::{check_relative, Artifact, ArtifactKind, StageName, StageRecord};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
@@ -70,7 +70,12 @@ impl Workspace {
     /// manifest says: the expected type, inside the workspace, and the recorded content (a
     /// file's sha256, or a tree's digest over its files). `origin` is the manifest, named in
     /// the bad-input error an edited manifest or a damaged workspace gets (exit 2).
-    pub fn verify(&self, a: &Artifact, kind: &str, origin: &Path) -> Result<PathBuf, FciError> {
+    pub fn verify(
+        &self,
+        a: &Artifact,
+        kind: ArtifactKind,
+        origin: &Path,
+    ) -> Result<PathBuf, FciError> {
         let bad = |msg: String| FciError::input(origin, format!("artifact {}: {msg}", a.path));
         if a.kind != kind {
             return Err(bad(format!("expected type `{kind}`, found `{}`", a.kind)));
@@ -155,7 +160,13 @@ impl Workspace {
     }
 
     /// Copies a file into the object store and describes it as an artifact.
-    pub fn store(&self, src: &Path, kind: &str, name: &str, stage: &str) -> Result<Artifact> {
+    pub fn store(
+        &self,
+        src: &Path,
+        kind: ArtifactKind,
+        name: &str,
+        stage: StageName,
+    ) -> Result<Artifact> {
         self.store_limited(src, kind, name, stage, None)
     }
 
@@ -163,9 +174,9 @@ impl Workspace {
     pub fn store_limited(
         &self,
         src: &Path,
-        kind: &str,
+        kind: ArtifactKind,
         name: &str,
-        stage: &str,
+        stage: StageName,
         limit: Option<u64>,
     ) -> Result<Artifact> {
         let name = plain_name(name);
@@ -196,7 +207,7 @@ impl Workspace {
             fs::rename(&tmp, &dest).with_context(|| format!("cannot store {}", dest.display()))?;
         }
         Ok(Artifact {
-            kind: kind.to_string(),
+            kind,
             name,
             path: self.relative(&dest),
             sha256: copied.sha256,
@@ -435,8 +446,12 @@ mod tests {
         let ws = Workspace::open(&d.path().join("ws")).unwrap();
         let f = d.path().join("a.txt");
         fs::write(&f, b"hello").unwrap();
-        let a = ws.store(&f, "log", "a.txt", "build").unwrap();
-        let b = ws.store(&f, "log", "a.txt", "build").unwrap();
+        let a = ws
+            .store(&f, ArtifactKind::Log, "a.txt", StageName::Build)
+            .unwrap();
+        let b = ws
+            .store(&f, ArtifactKind::Log, "a.txt", StageName::Build)
+            .unwrap();
         assert_eq!(a.path, b.path);
         assert!(a.path.starts_with("objects/2c/2cf24dba"));
         assert_eq!(fs::read(ws.resolve(&a.path).unwrap()).unwrap(), b"hello");

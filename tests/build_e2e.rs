@@ -600,6 +600,11 @@ fn git_checkouts_the_way_packagers_have_them() {
         rpm_artifacts(&m)[0]["nevra"]["release"],
         format!("1.fc{}", fci::distgit::RAWHIDE)
     );
+    // Rawhide's release number is configuration, not a constant.
+    let r = w.run(&["build", &url, "--lookaside", &la, "--rawhide-release", "46"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    assert_eq!(rpm_artifacts(&m)[0]["nevra"]["release"], "1.fc46");
 
     // A tag is no branch.
     let r = w.run(&[

@@ -43,7 +43,7 @@ pub struct Output {
 pub trait Backend {
     fn name(&self) -> &'static str;
     /// The programs whose versions the stage record names.
-    fn tools(&self) -> Vec<&'static str>;
+    fn tools(&self) -> Vec<crate::stage::Tool>;
     fn build(&self, job: &Job, log: &mut Log) -> Result<Output>;
 }
 

@@ -16,8 +16,8 @@ impl Backend for Mock {
         "mock"
     }
 
-    fn tools(&self) -> Vec<&'static str> {
-        vec!["mock"]
+    fn tools(&self) -> Vec<crate::stage::Tool> {
+        vec![super::MOCK]
     }
 
     fn build(&self, job: &Job, log: &mut Log) -> Result<Output> {

@@ -3,7 +3,7 @@
 use super::spec;
 use crate::error::FciError;
 use crate::exec::{Cmd, Log};
-use crate::manifest::Artifact;
+use crate::manifest::{Artifact, ArtifactKind, StageName};
 use crate::stage::StageRun;
 use crate::workspace::Workspace;
 use anyhow::Result;
@@ -41,12 +41,14 @@ pub fn record_packages(
             let mut arts = Vec::new();
             for (p, h) in packages.iter().zip(headers) {
                 let n = h.nevra;
-                let kind = if n.arch == "src" { "srpm" } else { "rpm" };
-                if kind == "srpm" {
+                let kind = if n.arch == "src" {
                     buildrequires = h.requires;
-                }
+                    ArtifactKind::Srpm
+                } else {
+                    ArtifactKind::Rpm
+                };
                 let name = p.file_name().unwrap().to_string_lossy().into_owned();
-                let mut a = ws.store(p, kind, &name, "build")?;
+                let mut a = ws.store(p, kind, &name, StageName::Build)?;
                 a.nevra = Some(n);
                 arts.push(a);
             }
@@ -69,18 +71,21 @@ pub fn record_packages(
 
 /// Publishes the indexed repository of the binary packages under `repos/`.
 fn publish_repo(ws: &Workspace, staged: &Path, artifacts: &[Artifact]) -> Result<Artifact> {
-    let rpms: Vec<&Artifact> = artifacts.iter().filter(|a| a.kind == "rpm").collect();
+    let rpms: Vec<&Artifact> = artifacts
+        .iter()
+        .filter(|a| a.kind == ArtifactKind::Rpm)
+        .collect();
     let ids: Vec<&str> = rpms.iter().map(|a| a.sha256.as_str()).collect();
     let key = crate::digest::sha256_bytes(ids.join(",").as_bytes());
     let dir = ws.publish_dir(staged, "repos", &key)?;
     let (sha, _) = crate::digest::sha256_file(&dir.join("repodata/repomd.xml"))?;
     Ok(Artifact {
-        kind: "rpm-repo".into(),
+        kind: ArtifactKind::RpmRepo,
         name: "repo".into(),
         path: ws.relative(&dir),
         sha256: sha,
         size: rpms.iter().map(|a| a.size).sum(),
-        stage: "build".into(),
+        stage: StageName::Build.to_string(),
         nevra: None,
         extra: Default::default(),
     })

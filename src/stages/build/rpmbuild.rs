@@ -11,8 +11,8 @@ impl Backend for Rpmbuild {
         "rpmbuild"
     }
 
-    fn tools(&self) -> Vec<&'static str> {
-        vec!["rpmbuild", "bwrap"]
+    fn tools(&self) -> Vec<crate::stage::Tool> {
+        vec![super::RPMBUILD, crate::stage::BWRAP]
     }
 
     fn build(&self, job: &Job, log: &mut Log) -> Result<Output> {

@@ -1,7 +1,7 @@
 //! The dist-git checkout as a tree of files: its spec, its symlinks, its snapshot.
 
 use crate::error::FciError;
-use crate::manifest::Artifact;
+use crate::manifest::{Artifact, ArtifactKind, StageName};
 use crate::workspace::Workspace;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
@@ -75,7 +75,7 @@ pub fn snapshot(ws: &Workspace, dir: &Path, files: &[PathBuf], tree: &str) -> Re
     crate::workspace::copy_files(dir, files, &root)?;
     let published = ws.publish_dir(&root, "trees", tree)?;
     Ok(Artifact {
-        kind: "dist-git".into(),
+        kind: ArtifactKind::DistGit,
         name: "dist-git".into(),
         path: ws.relative(&published),
         sha256: tree.to_string(),
@@ -84,7 +84,7 @@ pub fn snapshot(ws: &Workspace, dir: &Path, files: &[PathBuf], tree: &str) -> Re
             .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
             .map(|m| m.len())
             .sum(),
-        stage: "build".into(),
+        stage: StageName::Build.to_string(),
         nevra: None,
         extra: Default::default(),
     })

@@ -2,7 +2,9 @@
 
 use super::runner::Case;
 use super::select::Slot;
-use crate::manifest::{Artifact, Attempt, Outcome, StageRecord, TestResult};
+use crate::manifest::{
+    Artifact, ArtifactKind, Attempt, Outcome, StageName, StageRecord, TestResult,
+};
 use crate::progress;
 use crate::workspace::Workspace;
 use anyhow::Result;
@@ -117,9 +119,13 @@ impl<'a> LogStore<'a> {
         }
         let name = format!("{}.log", c.name.trim_matches('/').replace('/', "-"));
         // Test output is untrusted: a plain copy, cut at a size no honest log reaches.
-        let a = self
-            .ws
-            .store_limited(p, "log", &name, "test", Some(LOG_LIMIT))?;
+        let a = self.ws.store_limited(
+            p,
+            ArtifactKind::Log,
+            &name,
+            StageName::Test,
+            Some(LOG_LIMIT),
+        )?;
         let path = a.path.clone();
         if !self.artifacts.iter().any(|b| b.path == a.path) {
             self.artifacts.push(a);

@@ -1,9 +1,12 @@
 //! Standard Test Interface: `tests/tests*.yml` run by ansible-playbook.
 
 use super::runner::{read_output, Case, Env};
+use super::select::Filter;
+use super::suite::{RunCtx, Suite};
 use crate::error::FciError;
 use crate::exec::{Cmd, Log};
 use crate::manifest::Outcome;
+use crate::stage::Tool;
 use anyhow::Result;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -306,6 +309,37 @@ fn parse_results(artifacts: &Path, playbook: &str) -> std::result::Result<Vec<Ca
             )
         })
         .collect())
+}
+
+/// One STI playbook (`tests/tests*.yml`) as a suite.
+pub struct Playbook(pub PathBuf);
+
+pub const ANSIBLE_PLAYBOOK: Tool = Tool::new("ansible-playbook", "ansible-core");
+
+impl Suite for Playbook {
+    fn runner(&self) -> &'static str {
+        "sti"
+    }
+
+    fn tools(&self) -> Vec<Tool> {
+        vec![ANSIBLE_PLAYBOOK]
+    }
+
+    fn group(&self) -> Option<String> {
+        Some(self.0.to_string_lossy().into_owned())
+    }
+
+    fn run(&self, cx: &RunCtx, only: &Filter, dir: &Path, log: &mut Log) -> Result<Vec<Case>> {
+        run(cx.env, &self.0, cx.tags, &only.names, cx.roles, dir, log)
+    }
+
+    fn reports(&self, dir: &Path) -> Vec<(String, PathBuf)> {
+        ["test.log", "results.yml"]
+            .into_iter()
+            .map(|f| (f.to_string(), dir.join("artifacts").join(f)))
+            .filter(|(_, p)| p.exists())
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 
 use super::runner::{read_output, Case, Env};
 use super::select::Filter;
+use super::suite::{RunCtx, Suite};
 use crate::exec::{Cmd, Log};
 use crate::manifest::Outcome;
+use crate::stage::Tool;
 use anyhow::Result;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -62,7 +64,7 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Vec<Ca
     let (src, home) = env.attempt_dirs(dir)?;
     let id = dir.join("tmt-run");
     // prepare is skipped: it would install `require:` packages from the network onto the host.
-    let mut cmd = Cmd::new(crate::exec::require_tmt()?)
+    let mut cmd = Cmd::new(TMT.find()?)
         .arg("--root")
         .arg(&src)
         .arg("--feeling-safe")
@@ -197,6 +199,48 @@ pub fn plan_results(id: &Path) -> Vec<(String, PathBuf)> {
     walk(id, "", 0, &mut out);
     out.sort();
     out
+}
+
+pub const TMT: Tool = Tool::elsewhere(
+    "tmt",
+    "install it from PyPI (./setup.sh --deps-only puts it in /opt/fci/tmt; it also needs rsync)",
+);
+pub const RSYNC: Tool = Tool::new("rsync", "rsync");
+
+/// The tree's tmt plans, all of them one suite (plans are its groups).
+pub struct Plans;
+
+impl Suite for Plans {
+    fn runner(&self) -> &'static str {
+        "tmt"
+    }
+
+    fn tools(&self) -> Vec<Tool> {
+        vec![RSYNC, TMT]
+    }
+
+    fn group(&self) -> Option<String> {
+        None
+    }
+
+    fn run(&self, cx: &RunCtx, only: &Filter, dir: &Path, log: &mut Log) -> Result<Vec<Case>> {
+        run(cx.env, only, dir, log)
+    }
+
+    fn reports(&self, dir: &Path) -> Vec<(String, PathBuf)> {
+        plan_results(&dir.join("tmt-run"))
+            .into_iter()
+            .map(|(plan, execute)| {
+                (
+                    format!(
+                        "{}-results.yaml",
+                        plan.trim_start_matches('/').replace('/', "-")
+                    ),
+                    execute.join("results.yaml"),
+                )
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

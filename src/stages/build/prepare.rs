@@ -1,0 +1,241 @@
+//! What a build is about to build: the checkout, its spec, dist and macros, its files and
+//! sources, the backend. Everything here is input; nothing is built yet.
+
+use super::backend::Backend;
+use super::{
+    fedora_env, mock, rpmbuild, sources, spec, tree, Args, BackendChoice, CREATEREPO, MOCK, RPMSPEC,
+};
+use crate::distgit::{self, Checkout};
+use crate::error::FciError;
+use crate::progress;
+use crate::stage::Ctx;
+use anyhow::Result;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+pub struct Prepared {
+    pub co: Checkout,
+    pub spec_path: PathBuf,
+    pub dist: Option<String>,
+    pub defines: Vec<(String, String)>,
+    /// The `sources` file's entries (lookaside blobs).
+    pub entries: Vec<sources::Entry>,
+    /// The checkout's files, without lookaside blobs.
+    pub files: Vec<PathBuf>,
+    pub tree: String,
+    pub backend: Box<dyn Backend>,
+    /// Facts of this run (not of the content) for the record's notes.
+    pub notes: Vec<String>,
+}
+
+/// The note a build of a dirty work tree carries (it describes this run, not the content).
+pub const DIRTY_NOTE: &str = "the work tree has uncommitted changes";
+
+pub fn dirty_note(commit: Option<&str>) -> String {
+    format!(
+        "{DIRTY_NOTE}: commit {} does not describe what was built",
+        commit.unwrap_or("?")
+    )
+}
+
+pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
+    let from_manifest = args.source.is_none();
+    let source = match &args.source {
+        Some(s) => s.clone(),
+        None => cx.manifest.subject.repo.clone().ok_or_else(|| {
+            FciError::Usage(
+                "nothing to build: give a dist-git path or URL, or a manifest whose subject names a repo"
+                    .into(),
+            )
+        })?,
+    };
+    let git_ref = args.git_ref.clone().or_else(|| {
+        if from_manifest {
+            cx.manifest.subject.commit.clone()
+        } else {
+            None
+        }
+    });
+    let mut notes = Vec::new();
+    // The backend's own tools first (rpmbuild, or mock), then what every build uses. Spec
+    // code is untrusted even when only parsed: rpmspec and rpmbuild run in bubblewrap.
+    let backend = choose_backend(args, cx, &mut notes)?;
+    for t in [RPMSPEC, crate::stage::BWRAP, CREATEREPO, crate::stage::RPM] {
+        cx.require(t)?;
+    }
+    let co = distgit::checkout(
+        &source,
+        git_ref.as_deref(),
+        &cx.dir(),
+        fci_paths(cx, &args.common.output),
+        cx.log(),
+    )?;
+    let spec_path = tree::find_spec(&co.dir, args.spec.as_deref())?;
+    if let (Some(asked), Some(on)) = (&args.branch, &co.branch) {
+        if asked != on {
+            // --branch names the dist; it does not choose what is checked out.
+            let msg = format!(
+                "--branch {asked} sets the dist, but the checkout is on branch `{on}` and that is what was built (--ref {asked} builds the {asked} branch)"
+            );
+            progress::note(&format!("warning: {msg}"));
+            notes.push(msg);
+        }
+    }
+    let branch = args
+        .branch
+        .clone()
+        .or(co.branch.clone())
+        .or(cx.manifest.subject.branch.clone());
+    let (dist, defines) = macros(args, branch.as_deref());
+
+    let sources_file = co.dir.join("sources");
+    let entries = if sources_file.is_file() {
+        sources::parse(&sources_file)?
+    } else {
+        Vec::new()
+    };
+    let files: Vec<PathBuf> = co
+        .files()?
+        .into_iter()
+        .filter(|f| !entries.iter().any(|b| Path::new(&b.name) == f.as_path()))
+        .collect();
+    tree::check_symlinks(&co.dir, &files)?;
+    let tree = crate::digest::tree_digest(&co.dir, &files)?;
+
+    // Credentials belong in git's credential helpers, never in the manifest.
+    let subject = &mut cx.manifest.subject;
+    subject.repo = Some(crate::exec::redact(&co.repo));
+    subject.branch = branch;
+    if co.commit.is_some() {
+        subject.commit = co.commit.clone();
+    }
+    subject.extra.remove("dirty");
+    if co.dirty {
+        // The tree digest covers what is built; the commit alone would not reproduce it.
+        subject.extra.insert("dirty".into(), json!(true));
+        let msg = dirty_note(co.commit.as_deref());
+        progress::note(&format!("warning: {msg}"));
+        notes.push(msg);
+    }
+    Ok(Prepared {
+        co,
+        spec_path,
+        dist,
+        defines,
+        entries,
+        files,
+        tree,
+        backend,
+        notes,
+    })
+}
+
+impl Prepared {
+    /// What identifies this build for reuse (the driver adds fci's and the tools' versions).
+    pub fn inputs(&self, args: &Args, cx: &mut Ctx) -> Value {
+        let rpmbuild = self.backend.name() == "rpmbuild";
+        json!({
+            "backend": self.backend.name(),
+            "mock_config": args.mock_config,
+            "defines": self.defines,
+            "strict_builddeps": args.strict_builddeps,
+            "nocheck": args.nocheck,
+            "tree": self.tree,
+            "spec": self.spec_path.strip_prefix(&self.co.dir).unwrap_or(&self.spec_path),
+            "sources": self.entries.iter().map(|e| format!("{} {} {}", e.algo, e.hash, e.name)).collect::<Vec<_>>(),
+            // What the host can satisfy decides --nodeps, so a changed rpm database is a new input.
+            "host_rpmdb": rpmbuild.then(|| spec::rpmdb_identity(&mut cx.host)),
+            // The host's package set and rpm configuration decide what rpmbuild finds (a build
+            // tool, a macro file): installing one is a new input, never a reuse of the failure.
+            "host_env": rpmbuild.then(crate::hostcache::build_env_identity),
+            "fci_macros": fedora_env::FILES.iter().map(|(n, t)| format!("{n} {}", crate::digest::sha256_bytes(t.as_bytes()))).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The spec's file stem: the dist-git repository's name, which keys the lookaside.
+    pub fn repo_name(&self) -> String {
+        self.spec_path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// fci's own paths, never part of the package even when they lie inside the checkout
+/// (`fci build .` with the default workspace, `-o out.json`).
+fn fci_paths(cx: &Ctx, output: &Path) -> Vec<PathBuf> {
+    let mut exclude = vec![cx.ws.root().to_path_buf()];
+    if output != Path::new("-") {
+        let parent = output
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if let (Ok(dir), Some(name)) = (parent.canonicalize(), output.file_name()) {
+            exclude.push(dir.join(name));
+        }
+    }
+    exclude
+}
+
+/// The dist tag and the macro definitions a build passes to rpm.
+fn macros(args: &Args, branch: Option<&str>) -> (Option<String>, Vec<(String, String)>) {
+    // `-D dist=...` is a way to say --dist too; the last word wins, as on rpmbuild's command line.
+    let defined_dist = args
+        .defines
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "dist")
+        .map(|(_, v)| v.clone());
+    let dist = defined_dist
+        .or(args.dist.clone())
+        .or_else(|| branch.and_then(|b| distgit::dist_for_branch(b, args.rawhide_release)));
+    let mut defines: Vec<(String, String)> = dist
+        .iter()
+        .map(|d| ("dist".to_string(), d.clone()))
+        .collect();
+    defines.extend(args.defines.iter().filter(|(k, _)| k != "dist").cloned());
+    // `%if 0%{?fedora} >= 40` and friends read the release from %fedora / %rhel.
+    if let Some((name, n)) = dist.as_deref().and_then(distgit::release_macro) {
+        if !defines.iter().any(|(k, _)| k == name) {
+            defines.push((name.to_string(), n));
+        }
+    }
+    (dist, defines)
+}
+
+/// mock when asked for, or (auto) when it is on PATH and can build here; else rpmbuild. A
+/// mock that cannot build for the host's reasons is ERROR when asked for by name, and passed
+/// over with a note under `auto`. The chosen backend's tools are required (and recorded).
+fn choose_backend(args: &Args, cx: &mut Ctx, notes: &mut Vec<String>) -> Result<Box<dyn Backend>> {
+    let mock = || mock::Mock {
+        config: args.mock_config.clone(),
+    };
+    let chosen: Box<dyn Backend> = match args.backend {
+        BackendChoice::Mock => {
+            cx.require(MOCK)?;
+            let m = mock();
+            if let Some(why) = m.probe(cx.log())? {
+                return Err(FciError::Infra(format!("backend mock: {why}")).into());
+            }
+            Box::new(m)
+        }
+        BackendChoice::Auto if crate::exec::which(MOCK.program).is_some() => {
+            let m = mock();
+            match m.probe(cx.log())? {
+                None => Box::new(m),
+                Some(why) => {
+                    let msg = format!("{why}; built with rpmbuild instead");
+                    progress::note(&format!("warning: {msg}"));
+                    notes.push(msg);
+                    Box::new(rpmbuild::Rpmbuild)
+                }
+            }
+        }
+        _ => Box::new(rpmbuild::Rpmbuild),
+    };
+    for t in chosen.tools() {
+        cx.require(t)?;
+    }
+    Ok(chosen)
+}

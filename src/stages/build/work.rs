@@ -1,0 +1,309 @@
+//! The build itself, step by step: sources, the backend's run, and what its result means.
+
+use super::backend::{self, Job, Output};
+use super::prepare::Prepared;
+use super::{fedora_env, repo, sources, spec, tree, Args};
+use crate::error::FciError;
+use crate::manifest::{Artifact, ArtifactKind, Outcome, TestResult};
+use crate::progress::{self, Spinner};
+use crate::stage::{Ctx, RecordParts};
+use anyhow::Result;
+use serde_json::json;
+use std::path::PathBuf;
+
+/// Where a build's files are, for the backend's jobs.
+struct Dirs {
+    sources: PathBuf,
+    work: PathBuf,
+    spec_copy: PathBuf,
+    macros: Option<PathBuf>,
+}
+
+pub fn build(
+    args: &Args,
+    lookaside: Option<&sources::Lookaside>,
+    p: &Prepared,
+    cx: &mut Ctx,
+    rec: &mut RecordParts,
+    spinner: Option<&Spinner>,
+) -> Result<Vec<Artifact>> {
+    let step = |s: &str| {
+        if let Some(sp) = spinner {
+            sp.step(s)
+        }
+    };
+    step("fetching sources");
+    let dirs = stage_files(p, lookaside, cx, rec)?;
+    let rpmbuild = p.backend.name() == "rpmbuild";
+    let job = |nodeps| Job {
+        spec: &dirs.spec_copy,
+        origin: &p.spec_path,
+        workspace: cx.ws.root(),
+        sources: &dirs.sources,
+        work: &dirs.work,
+        defines: &p.defines,
+        nodeps,
+        nocheck: args.nocheck,
+        timeout: crate::cli::timeout(args.timeout),
+        macros: dirs.macros.as_deref(),
+    };
+    rec.backend = Some(p.backend.name().to_string());
+    rec.data.insert(
+        "spec".into(),
+        json!(p.spec_path.file_name().map(|f| f.to_string_lossy())),
+    );
+    rec.data.insert("dist".into(), json!(p.dist));
+    rec.data.insert(
+        "sandbox".into(),
+        json!(if rpmbuild {
+            "bubblewrap"
+        } else {
+            "mock chroot"
+        }),
+    );
+    rec.notes.extend(p.notes.iter().cloned());
+
+    // --strict-builddeps asks before building. Otherwise rpmbuild runs with --nodeps (which
+    // changes nothing where the host satisfies BuildRequires) and the built SRPM's header
+    // says what the spec says: no separate spec query on the way to a good build.
+    if args.strict_builddeps && rpmbuild {
+        let j = job(true);
+        let info = spec::query(&j, &backend::sandbox(&j), cx.log())?;
+        note_package(cx, rec, &info.name, &info.buildrequires);
+        let unmet = spec::unmet(&info.buildrequires, &mut cx.host, &mut cx.run.log)?;
+        rec.data.insert("unmet_buildrequires".into(), json!(unmet));
+        if !unmet.is_empty() {
+            let msg = format!(
+                "host rpm database cannot satisfy BuildRequires: {} (--strict-builddeps)",
+                unmet.join(", ")
+            );
+            eprintln!("fci: build ERROR: {msg}");
+            rec.outcome = Outcome::Error;
+            rec.notes.push(msg);
+            return Ok(Vec::new());
+        }
+    }
+    step(&format!("building with {}", p.backend.name()));
+    let out = p
+        .backend
+        .build(&job(rpmbuild && !args.strict_builddeps), cx.log())?;
+    if spec::has_check(&p.spec_path) {
+        rec.results.push(check_result(&out, args.nocheck));
+    }
+    if !out.success {
+        explain_failure(args, p, &job(true), &out, cx, rec)?;
+        return Ok(Vec::new());
+    }
+
+    step("recording packages");
+    let (mut artifacts, buildrequires) = repo::record_packages(cx.ws, &mut cx.run, &out.packages)?;
+    let package = artifacts
+        .iter()
+        .find(|a| a.kind == ArtifactKind::Srpm)
+        .and_then(|a| a.nevra.as_ref())
+        .map(|n| n.name.clone())
+        .ok_or_else(|| {
+            FciError::Infra(format!("{} produced no source package", p.backend.name()))
+        })?;
+    note_package(cx, rec, &package, &buildrequires);
+    if rpmbuild && !args.strict_builddeps {
+        note_unmet(&buildrequires, cx, rec)?;
+    }
+    artifacts.push(tree::snapshot(cx.ws, &p.co.dir, &p.files, &p.tree)?);
+    Ok(artifacts)
+}
+
+/// The sources (the checkout's top-level files and the lookaside's blobs), a private copy of
+/// the spec, and fci's macro files, in the stage's scratch directory.
+fn stage_files(
+    p: &Prepared,
+    lookaside: Option<&sources::Lookaside>,
+    cx: &mut Ctx,
+    rec: &mut RecordParts,
+) -> Result<Dirs> {
+    let srcdir = cx.dir().join("SOURCES");
+    std::fs::create_dir_all(&srcdir)?;
+    for f in &p.files {
+        if f.components().count() == 1 {
+            // Symlinks were checked to point at tracked files; copy what they point at.
+            let real = p.co.dir.join(f).canonicalize()?;
+            if real.is_file() {
+                crate::workspace::copy_plain(&real, &srcdir.join(f), None)?;
+            }
+        }
+    }
+    let notes = sources::fetch_all(
+        &p.co.dir.join("sources"),
+        &p.entries,
+        &p.repo_name(),
+        &p.co.dir,
+        lookaside,
+        &cx.ws.root().join("lookaside"),
+        &srcdir,
+    )?;
+    rec.notes.extend(notes);
+    let work = cx.dir().join("work");
+    std::fs::create_dir_all(&work)?;
+    // fci's Fedora build environment, for rpmbuild on a host without one; mock has the real one.
+    let macros = if p.backend.name() == "rpmbuild" {
+        let dir = cx.ws.root().join("share/macros");
+        crate::workspace::install_files(&dir, &fedora_env::FILES)?;
+        Some(dir.join(fedora_env::AUTOSPEC_FILE))
+    } else {
+        None
+    };
+    // Spec code sees a copy of the chosen spec in a directory of its own (read-only in the
+    // sandbox), not the checkout, whose .git may hold a remote URL with credentials.
+    let spec_dir = cx.dir().join("SPEC");
+    std::fs::create_dir_all(&spec_dir)?;
+    let spec_copy = spec_dir.join(p.spec_path.file_name().unwrap_or_default());
+    crate::workspace::copy_plain(&p.spec_path, &spec_copy, None)?;
+    Ok(Dirs {
+        sources: srcdir,
+        work,
+        spec_copy,
+        macros,
+    })
+}
+
+/// `build.check`: PASSED only when rpmbuild ran %check and it passed (also when a later step
+/// failed); otherwise why it has no verdict.
+fn check_result(out: &Output, nocheck: bool) -> TestResult {
+    let (outcome, note) = if out.timed_out {
+        (Outcome::Error, "the build was killed by --timeout")
+    } else if out.check_failed {
+        (Outcome::Failed, "the package's unit tests (%check) failed")
+    } else if out.check_ran {
+        (Outcome::Passed, "the package's unit tests, run by %check")
+    } else if nocheck {
+        (Outcome::Skipped, "not run: --nocheck")
+    } else if out.success {
+        (
+            Outcome::Skipped,
+            "not run: the spec's %check is compiled out (a conditional such as %if %{with check} left it empty)",
+        )
+    } else {
+        (Outcome::Skipped, "not run: the build failed before %check")
+    };
+    TestResult {
+        testcase: "build.check".into(),
+        outcome,
+        runner: Some("rpmbuild %check".into()),
+        scenario: None,
+        log: None,
+        duration_s: None,
+        note: Some(note.into()),
+        attempts: Vec::new(),
+        extra: Default::default(),
+    }
+}
+
+/// Why a build failed decides its outcome and exit: the timeout or the backend itself is
+/// ERROR; a sandbox that cannot start is the host's (exit 3); a spec that does not parse, or
+/// a Source nobody provides, is bad input (exit 2); anything else is the package's (FAILED).
+fn explain_failure(
+    args: &Args,
+    p: &Prepared,
+    query_job: &Job,
+    out: &Output,
+    cx: &mut Ctx,
+    rec: &mut RecordParts,
+) -> Result<()> {
+    if out.timed_out {
+        rec.outcome = Outcome::Error;
+        rec.notes.push(format!(
+            "killed after {}s: the build exceeded --timeout",
+            args.timeout
+        ));
+        progress::note(&format!(
+            "build ERROR: killed after {}s (--timeout)",
+            args.timeout
+        ));
+        return Ok(());
+    }
+    if let Some(why) = &out.host_failure {
+        // The backend broke, not the package: ERROR, which is never reused.
+        let msg = format!("backend {}: {why}", p.backend.name());
+        progress::note(&format!("build ERROR: {msg}"));
+        rec.outcome = Outcome::Error;
+        rec.notes.push(msg);
+        return Ok(());
+    }
+    let sb = backend::sandbox(query_job);
+    sb.check(cx.log())?;
+    let info = spec::query(query_job, &sb, cx.log())?;
+    if let Some(s) = info
+        .sources
+        .iter()
+        .find(|s| !query_job.sources.join(s).is_file())
+    {
+        return Err(FciError::input(
+            &p.spec_path,
+            format!("Source/Patch `{s}` is neither in the repository nor in the `sources` file"),
+        )
+        .into());
+    }
+    note_package(cx, rec, &info.name, &info.buildrequires);
+    let rpmbuild = p.backend.name() == "rpmbuild";
+    if rpmbuild && !args.strict_builddeps {
+        // Missing build dependencies are the likeliest cause: say which.
+        note_unmet(&info.buildrequires, cx, rec)?;
+    }
+    let what = if args.strict_builddeps
+        && out.tail.contains("Failed build dependencies")
+        && !out.tail.contains("Executing(")
+    {
+        // Only without --nodeps: what rpmbuild found missing that the query could not see
+        // (file requirements, %generate_buildrequires).
+        rec.outcome = Outcome::Error;
+        "rpmbuild found unmet BuildRequires (--strict-builddeps)"
+    } else {
+        rec.outcome = Outcome::Failed;
+        if out.check_failed {
+            "%check failed"
+        } else {
+            "rpmbuild failed"
+        }
+    };
+    rec.notes.push(what.to_string());
+    // A build that stopped on an undefined macro or a missing host tool says so: that is the
+    // host's environment, not the package.
+    let full = std::fs::read_to_string(&cx.run.log.path).unwrap_or_default();
+    if let Some(why) = fedora_env::diagnose(&full) {
+        progress::note(&format!("build: {why}"));
+        rec.notes.push(why);
+    }
+    if !progress::quiet() {
+        let tail = &out.tail;
+        let tail = tail.lines().skip(tail.lines().count().saturating_sub(20));
+        eprintln!(
+            "fci: build {} ({what}); last lines of the log:\n{}",
+            rec.outcome,
+            tail.collect::<Vec<_>>().join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// The package's name (into the subject too) and its BuildRequires.
+fn note_package(cx: &mut Ctx, rec: &mut RecordParts, name: &str, buildrequires: &[String]) {
+    cx.manifest.subject.package = Some(name.to_string());
+    rec.data.insert("package".into(), json!(name));
+    rec.data
+        .insert("buildrequires".into(), json!(buildrequires));
+}
+
+/// BuildRequires the host cannot satisfy (built with --nodeps): recorded, and warned about.
+fn note_unmet(buildrequires: &[String], cx: &mut Ctx, rec: &mut RecordParts) -> Result<()> {
+    let unmet = spec::unmet(buildrequires, &mut cx.host, &mut cx.run.log)?;
+    if !unmet.is_empty() {
+        let msg = format!(
+            "unmet BuildRequires on this host: {}; built with --nodeps",
+            unmet.join(", ")
+        );
+        progress::note(&format!("warning: {msg}"));
+        rec.notes.push(msg);
+    }
+    rec.data.insert("unmet_buildrequires".into(), json!(unmet));
+    Ok(())
+}
