@@ -16,6 +16,9 @@ pub struct Checkout {
     pub dirty: bool,
     /// Paths inside the checkout that are fci's own (a workspace, an output file).
     exclude: Vec<PathBuf>,
+    /// The repository's own directory on this machine, when it is local (cloned from, or
+    /// used as it is): with its `.git`, never shown to package code.
+    origin_dir: Option<PathBuf>,
     /// Keeps a clone alive for as long as the checkout is used.
     _clone: Option<tempfile::TempDir>,
 }
@@ -27,6 +30,31 @@ pub fn is_url(s: &str) -> bool {
 }
 
 impl Checkout {
+    /// Directories package code must never see: the checkout and the repository it came
+    /// from (their `.git` holds remote URLs, possibly with credentials, and hooks), and the
+    /// git directory a worktree's `.git` file points to. Never a system directory.
+    pub fn private_paths(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = Vec::new();
+        for d in std::iter::once(&self.dir).chain(self.origin_dir.as_ref()) {
+            out.push(d.clone());
+            let dotgit = d.join(".git");
+            if let Ok(text) = std::fs::read_to_string(&dotgit) {
+                if let Some(g) = text.strip_prefix("gitdir:") {
+                    let g = d.join(g.trim());
+                    if let Ok(g) = g.canonicalize() {
+                        // A worktree's git dir lives inside the main repository's .git.
+                        let common = g
+                            .ancestors()
+                            .find(|a| a.file_name().is_some_and(|n| n == ".git"))
+                            .map(Path::to_path_buf);
+                        out.push(common.unwrap_or(g));
+                    }
+                }
+            }
+        }
+        hideable(out)
+    }
+
     /// The package's files, relative to the checkout: for a git checkout what git tracks or
     /// would track (ignored build leftovers are not the package), never fci's own paths.
     pub fn files(&self) -> Result<Vec<PathBuf>> {
@@ -75,6 +103,20 @@ impl Checkout {
     }
 }
 
+/// The directories of `paths` a sandbox can hide (cover with an empty directory): absolute,
+/// and none that holds a system directory the sandbox needs.
+pub fn hideable(mut paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    const SYSTEM: [&str; 9] = [
+        "/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/var/lib", "/opt", "/dev",
+    ];
+    paths.retain(|p| {
+        p.is_absolute() && p.is_dir() && !SYSTEM.iter().any(|s| Path::new(s).starts_with(p))
+    });
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
 /// Resolves `source` at `git_ref` (None: use a local directory as it is, or a URL's HEAD).
 /// `exclude` names fci's own paths, which are never part of the package.
 pub fn checkout(
@@ -116,6 +158,7 @@ pub fn checkout(
         branch,
         dirty: false,
         exclude,
+        origin_dir: None,
         _clone: None,
     };
     co.dirty = co.commit.is_some() && is_dirty(&co);
@@ -253,6 +296,12 @@ fn clone(
         branch,
         dirty: false,
         exclude: Vec::new(),
+        origin_dir: local.map(Path::to_path_buf).or_else(|| {
+            source
+                .strip_prefix("file://")
+                .map(PathBuf::from)
+                .and_then(|p| p.canonicalize().ok())
+        }),
         _clone: Some(tmp),
     })
 }

@@ -103,8 +103,12 @@ impl Log {
         if let Some(d) = &cmd.dir {
             expr = expr.dir(d);
         }
-        for (k, v) in &cmd.env {
-            expr = expr.env(k, v);
+        if cmd.clear_env {
+            expr = expr.full_env(cmd.env.iter().cloned());
+        } else {
+            for (k, v) in &cmd.env {
+                expr = expr.env(k, v);
+            }
         }
         let sink = self.file.try_clone()?;
         // What the command prints is untrusted and may quote a URL with credentials (a spec
@@ -192,7 +196,7 @@ pub fn redact(s: &str) -> String {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
         let end = tail
-            .find(|c: char| c == '/' || c.is_whitespace())
+            .find(|c: char| c == '/' || c == '?' || c.is_whitespace())
             .unwrap_or(tail.len());
         match tail[..end].rfind('@') {
             Some(at) => {
@@ -201,10 +205,49 @@ pub fn redact(s: &str) -> String {
             }
             None => out.push_str(&tail[..end]),
         }
-        rest = &tail[end..];
+        // The rest of the URL: secret-looking query parameters lose their values.
+        let tail = &tail[end..];
+        let url_end = tail
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '>')
+            .unwrap_or(tail.len());
+        out.push_str(&redact_query(&tail[..url_end]));
+        rest = &tail[url_end..];
     }
     out.push_str(rest);
     out
+}
+
+/// `path?access_token=X&a=b` → `path?access_token=***&a=b`.
+fn redact_query(path_and_query: &str) -> String {
+    const SECRET: [&str; 9] = [
+        "token",
+        "access_token",
+        "private_token",
+        "auth",
+        "password",
+        "passwd",
+        "secret",
+        "sig",
+        "signature",
+    ];
+    let Some((path, query)) = path_and_query.split_once('?') else {
+        return path_and_query.to_string();
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _))
+                if SECRET.iter().any(|s| {
+                    let k = k.to_ascii_lowercase();
+                    k == *s || k.ends_with(&format!("_{s}")) || k.ends_with(&format!("-{s}"))
+                }) =>
+            {
+                format!("{k}=***")
+            }
+            _ => p.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", params.join("&"))
 }
 
 /// Redacts what was written to the log file `file` (at `path`) from offset `from` on. The
@@ -214,7 +257,7 @@ fn redact_file_from(file: &mut File, path: &Path, from: u64) -> Result<()> {
     use std::io::{BufRead, BufReader, Seek, SeekFrom};
     let needs = |line: &[u8]| {
         let text = String::from_utf8_lossy(line);
-        text.contains("://") && text.contains('@') && redact(&text) != text
+        text.contains("://") && redact(&text) != text
     };
     let lines = |f: &mut dyn FnMut(&[u8]) -> Result<()>| -> Result<()> {
         let mut reader = BufReader::new(File::open(path)?);
@@ -262,8 +305,13 @@ pub struct Cmd {
     pub args: Vec<OsString>,
     pub dir: Option<PathBuf>,
     pub env: Vec<(OsString, OsString)>,
+    /// Start from an empty environment (only `env`), not fci's.
+    pub clear_env: bool,
     /// Kill the command when it runs longer than this.
     pub timeout: Option<std::time::Duration>,
+    /// Files the command reads by descriptor number (a seccomp program for bwrap), kept open
+    /// until the command is dropped.
+    pub keep: Vec<std::sync::Arc<std::os::fd::OwnedFd>>,
 }
 
 impl Cmd {
@@ -272,6 +320,8 @@ impl Cmd {
             program: program.as_ref().to_os_string(),
             args: Vec::new(),
             dir: None,
+            clear_env: false,
+            keep: Vec::new(),
             env: Vec::new(),
             timeout: None,
         }
@@ -321,5 +371,10 @@ mod tests {
         );
         assert_eq!(redact("https://example.org/a@b"), "https://example.org/a@b");
         assert_eq!(redact("no url here"), "no url here");
+        assert_eq!(
+            redact("git clone https://h/x.git?access_token=QSECRET&ref=main done"),
+            "git clone https://h/x.git?access_token=***&ref=main done"
+        );
+        assert_eq!(redact("https://h/a?page=2"), "https://h/a?page=2");
     }
 }

@@ -63,6 +63,20 @@ impl Sandbox {
         let bwrap = exec::require("bwrap", "bubblewrap")?;
         let mut c =
             Cmd::new(&bwrap).args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]);
+        // The new /proc's kernel knobs stay read-only: uid 0 needs no capability to write most
+        // sysctls (kernel.core_pattern runs a program as root on the host), and bwrap covers
+        // them only where they look writable to it, which as root they do not.
+        for p in PROC_COVERED {
+            if Path::new(p).exists() {
+                c = c.arg("--ro-bind").arg(p).arg(p);
+            }
+        }
+        // Root's keyrings are shared with uid 0 outside a user namespace: the keyring calls
+        // fail (a seccomp filter), and /proc/keys lists nothing.
+        c = c.args(["--ro-bind", "/dev/null", "/proc/keys"]);
+        let seccomp = keyring_filter()?;
+        c = c.arg("--seccomp").arg(seccomp_fd_arg(&seccomp));
+        c.keep.push(seccomp);
         // Overlays first: everything hidden below must stay hidden even where an overlay's
         // lower layer is the host directory itself.
         for o in &self.overlays {
@@ -111,6 +125,10 @@ impl Sandbox {
         for (k, v) in &self.env {
             c = c.arg("--setenv").arg(k).arg(v);
         }
+        // bwrap itself is pid 1 in the sandbox, and its /proc/1/environ is readable there:
+        // it starts with nothing of fci's environment either.
+        c.clear_env = true;
+        c.env = vec![("PATH".into(), SYSTEM_PATH.into())];
         if let Some(d) = &self.chdir {
             c = c.arg("--chdir").arg(d);
         }
@@ -122,6 +140,9 @@ impl Sandbox {
         let unshare = exec::require("unshare", "util-linux")?;
         let me = std::env::current_exe()?;
         let mut outer = Cmd::new(unshare);
+        outer.clear_env = true;
+        outer.env = vec![("PATH".into(), SYSTEM_PATH.into())];
+        outer.keep = c.keep.clone();
         // Without root, a user namespace (mapped to root inside) is what allows the mounts.
         // SAFETY: geteuid has no preconditions and cannot fail.
         if unsafe { libc::geteuid() } != 0 {
@@ -166,6 +187,84 @@ impl Sandbox {
         }
         Ok(())
     }
+}
+
+/// Kernel interfaces under /proc that uid 0 could write without a capability.
+const PROC_COVERED: [&str; 10] = [
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+    "/proc/irq",
+    "/proc/bus",
+    "/proc/mtrr",
+    "/proc/pressure",
+    "/proc/acpi",
+    "/proc/fs",
+    "/proc/driver",
+    "/proc/scsi",
+];
+
+/// A seccomp program (classic BPF) that fails the kernel keyring calls (add_key,
+/// request_key, keyctl) with EPERM, for x86_64, x32 and i386 system calls alike, in a memfd
+/// for bwrap's `--seccomp FD`. Each sandbox gets its own descriptor: bwrap reads it to its end.
+fn keyring_filter() -> Result<std::sync::Arc<std::os::fd::OwnedFd>> {
+    use std::io::{Seek, Write};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    const LD_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET: u16 = 0x06; // BPF_RET | BPF_K
+    const ALLOW: u32 = 0x7fff_0000;
+    const EPERM: u32 = 0x0005_0000 | 1;
+    const X86_64: u32 = 0xc000_003e;
+    const I386: u32 = 0x4000_0003;
+    const X32: u32 = 0x4000_0000;
+    // (code, jt, jf, k); jumps count from the next instruction.
+    let prog: [(u16, u8, u8, u32); 17] = [
+        (LD_ABS, 0, 0, 4), // arch
+        (JEQ, 0, 8, X86_64),
+        (LD_ABS, 0, 0, 0), // nr
+        (JEQ, 12, 0, 248),
+        (JEQ, 11, 0, 249),
+        (JEQ, 10, 0, 250),
+        (JEQ, 9, 0, X32 | 248),
+        (JEQ, 8, 0, X32 | 249),
+        (JEQ, 7, 0, X32 | 250),
+        (RET, 0, 0, ALLOW),
+        (JEQ, 0, 4, I386),
+        (LD_ABS, 0, 0, 0),
+        (JEQ, 3, 0, 286),
+        (JEQ, 2, 0, 287),
+        (JEQ, 1, 0, 288),
+        (RET, 0, 0, ALLOW),
+        (RET, 0, 0, EPERM),
+    ];
+    let mut bytes = Vec::with_capacity(prog.len() * 8);
+    for (code, jt, jf, k) in prog {
+        bytes.extend_from_slice(&code.to_ne_bytes());
+        bytes.push(jt);
+        bytes.push(jf);
+        bytes.extend_from_slice(&k.to_ne_bytes());
+    }
+    // SAFETY: memfd_create with a valid C string; the result is checked before use.
+    let fd = unsafe { libc::memfd_create(c"fci-seccomp".as_ptr(), 0) };
+    if fd < 0 {
+        return Err(FciError::Infra(format!(
+            "cannot create the sandbox's seccomp filter: {}",
+            std::io::Error::last_os_error()
+        ))
+        .into());
+    }
+    // SAFETY: fd is a fresh descriptor owned by nothing else. It is inheritable on purpose:
+    // bwrap reads it by number.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut f = std::fs::File::from(owned);
+    f.write_all(&bytes)?;
+    f.rewind()?;
+    Ok(std::sync::Arc::new(OwnedFd::from(f)))
+}
+
+fn seccomp_fd_arg(fd: &std::os::fd::OwnedFd) -> String {
+    use std::os::fd::AsRawFd;
+    fd.as_raw_fd().to_string()
 }
 
 /// Namespaces and privileges of package code.

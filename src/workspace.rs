@@ -96,6 +96,24 @@ impl Workspace {
             return Err(bad("neither a file nor a directory".into()));
         }
         .map_err(|e| bad(format!("cannot read: {e}")))?;
+        // An RPM is what its lead says: a binary package for `rpm`, a source one for `srpm`
+        // (an edited type must not feed a log, or a source package, to rpm -i).
+        let lead_type = |want: u8| -> bool {
+            use std::io::Read;
+            let mut lead = [0u8; 8];
+            std::fs::File::open(&p)
+                .and_then(|mut f| f.read_exact(&mut lead))
+                .is_ok_and(|_| lead[..4] == [0xed, 0xab, 0xee, 0xdb] && lead[6..8] == [0, want])
+        };
+        let shape = match kind {
+            ArtifactKind::Rpm => meta.is_file() && lead_type(0),
+            ArtifactKind::Srpm => meta.is_file() && lead_type(1),
+            ArtifactKind::DistGit => meta.is_dir(),
+            _ => true,
+        };
+        if !shape {
+            return Err(bad(format!("is not a {kind}")));
+        }
         if found != a.sha256 {
             let what = if meta.is_dir() {
                 "tree digest"

@@ -356,6 +356,57 @@ fn a_manifest_whose_dist_git_tree_was_edited_cannot_switch_the_tests_off() {
 }
 
 #[test]
+fn a_manifest_pointing_at_another_builds_artifacts_is_refused() {
+    // Both builds are real and in the same workspace: the digests alone would agree.
+    let w = Ws::new();
+    let m = good_manifest(&w);
+    let other = w.build("hello-broken-test", &[]);
+    assert_eq!(other.code, 0, "{}", other.stderr);
+    let o = other.manifest();
+    let tree_of = |v: &Value| {
+        v["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["type"] == "dist-git")
+            .unwrap()
+            .clone()
+    };
+    let mut swapped = m.clone();
+    let i = swapped["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|a| a["type"] == "dist-git")
+        .unwrap();
+    swapped["artifacts"][i] = tree_of(&o);
+    let p = w.save("swapped.json", &swapped);
+    expect_bad(
+        &w,
+        &["test", "-m", p.to_str().unwrap()],
+        &[
+            "swapped.json",
+            "differ from what its `build` stage recorded",
+        ],
+    );
+    // A log relabelled as an RPM is no RPM.
+    let mut relabelled = m.clone();
+    let log = relabelled["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|a| a["type"] == "log")
+        .unwrap();
+    relabelled["artifacts"][log]["type"] = "rpm".into();
+    let p = w.save("relabelled.json", &relabelled);
+    expect_bad(
+        &w,
+        &["test", "-m", p.to_str().unwrap()],
+        &["relabelled.json", "is not a rpm"],
+    );
+}
+
+#[test]
 fn credentials_in_a_url_never_reach_messages_or_the_workspace() {
     let w = Ws::new();
     let url = "http://bob:s3cret@127.0.0.1:9/rpms/hello.git";

@@ -48,6 +48,37 @@ fn a_compiled_out_check_is_skipped_not_passed() {
 }
 
 #[test]
+fn a_check_line_printed_by_the_package_is_not_a_check() {
+    let w = Ws::new();
+    let r = w.build_fixture("check-forged", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let (outcome, note) = check_result(r.stage(&m, "build"));
+    assert_eq!(outcome, "SKIPPED");
+    assert!(note.contains("compiled out"), "{note}");
+}
+
+#[test]
+fn bad_dist_and_rawhide_flags_are_usage_errors() {
+    let w = Ws::new();
+    let r = w.run(&[
+        "build",
+        fixture("check-optional").to_str().unwrap(),
+        "--dist",
+        ".fc41 -D evil 1",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("is not a dist tag"), "{}", r.stderr);
+    let r = w.run(&[
+        "build",
+        fixture("check-optional").to_str().unwrap(),
+        "--rawhide-release",
+        "0",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+#[test]
 fn nocheck_skips_the_unit_tests_and_says_so() {
     let w = Ws::new();
     // hello-broken-check's %check fails; without it the build passes.
@@ -142,6 +173,9 @@ fn a_branch_flag_that_differs_from_the_checkout_is_reported() {
     let n = notes(r.stage(&m, "build"));
     assert!(n.contains("checkout is on branch `main`"), "{n}");
     assert!(n.contains("--ref f41"), "{n}");
+    // The subject names what was built; the dist follows --branch.
+    assert_eq!(m["subject"]["branch"], "main");
+    assert_eq!(r.stage(&m, "build")["data"]["dist"], ".fc41");
 }
 
 /// mock is not packaged for Debian, so it cannot run here. This stand-in speaks mock's

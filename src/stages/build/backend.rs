@@ -13,6 +13,8 @@ pub struct Job<'a> {
     pub origin: &'a Path,
     /// fci's workspace, hidden from spec code but for the job's own directories.
     pub workspace: &'a Path,
+    /// The checkout and its repository (their `.git`), hidden from spec code.
+    pub private: &'a [PathBuf],
     pub sources: &'a Path,
     /// Private, writable; results go below it.
     pub work: &'a Path,
@@ -52,7 +54,13 @@ pub trait Backend {
 pub fn sandbox(job: &Job) -> Sandbox {
     Sandbox {
         writable: vec![job.work.to_path_buf()],
-        hide: vec![job.workspace.to_path_buf()],
+        // The checkout first: the workspace may lie inside it (`fci build .`).
+        hide: job
+            .private
+            .iter()
+            .cloned()
+            .chain(std::iter::once(job.workspace.to_path_buf()))
+            .collect(),
         readonly: [Some(job.sources), job.spec.parent(), job.macros]
             .into_iter()
             .flatten()

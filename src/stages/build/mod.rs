@@ -52,13 +52,13 @@ pub struct Args {
     #[arg(long, value_name = "CONFIG")]
     pub mock_config: Option<String>,
     /// %{dist} tag, e.g. .fc41 (default: from the branch name)
-    #[arg(long, value_name = "TAG")]
+    #[arg(long, value_name = "TAG", value_parser = parse_dist)]
     pub dist: Option<String>,
     /// Dist-git branch name, when the checkout does not tell (f41, epel9, c10s, rawhide)
     #[arg(long, value_name = "BRANCH")]
     pub branch: Option<String>,
     /// The Fedora release number rawhide (and a `main` branch) builds for
-    #[arg(long, env = "FCI_RAWHIDE_RELEASE", default_value_t = crate::distgit::RAWHIDE, value_name = "N")]
+    #[arg(long, env = "FCI_RAWHIDE_RELEASE", default_value_t = crate::distgit::RAWHIDE, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub rawhide_release: u32,
     /// The spec to build, relative to the checkout (default: its only .spec)
     #[arg(long, value_name = "FILE")]
@@ -78,6 +78,22 @@ pub struct Args {
     pub timeout: u64,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// A dist tag as rpm's release field can carry it: `.fc41`, `.el9_4`, or empty.
+fn parse_dist(s: &str) -> Result<String, String> {
+    let ok = s.is_empty()
+        || (s.starts_with('.')
+            && s[1..]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '~')));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "`{s}` is not a dist tag (a dot, then letters, digits, `.`, `_`, `+` or `~`: .fc41)"
+        ))
+    }
 }
 
 /// Runs `fci build`; returns the exit code.

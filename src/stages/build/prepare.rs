@@ -26,6 +26,8 @@ pub struct Prepared {
     pub backend: Box<dyn Backend>,
     /// Facts of this run (not of the content) for the record's notes.
     pub notes: Vec<String>,
+    /// `--branch` names another branch than the checkout's.
+    pub branch_mismatch: bool,
 }
 
 /// The note a build of a dirty work tree carries (it describes this run, not the content).
@@ -57,6 +59,7 @@ pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
         }
     });
     let mut notes = Vec::new();
+    let mut branch_mismatch = false;
     // The backend's own tools first (rpmbuild, or mock), then what every build uses. Spec
     // code is untrusted even when only parsed: rpmspec and rpmbuild run in bubblewrap.
     let backend = choose_backend(args, cx, &mut notes)?;
@@ -79,14 +82,17 @@ pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
             );
             progress::note(&format!("warning: {msg}"));
             notes.push(msg);
+            branch_mismatch = true;
         }
     }
-    let branch = args
+    // --branch names the dist; the subject's branch is the one built when the checkout knows.
+    let dist_branch = args.branch.clone().or(co.branch.clone()).or(cx
+        .manifest
+        .subject
         .branch
-        .clone()
-        .or(co.branch.clone())
-        .or(cx.manifest.subject.branch.clone());
-    let (dist, defines) = macros(args, branch.as_deref());
+        .clone());
+    let branch = co.branch.clone().or(dist_branch.clone());
+    let (dist, defines) = macros(args, dist_branch.as_deref());
 
     let sources_file = co.dir.join("sources");
     let entries = if sources_file.is_file() {
@@ -127,6 +133,7 @@ pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
         tree,
         backend,
         notes,
+        branch_mismatch,
     })
 }
 
@@ -140,6 +147,8 @@ impl Prepared {
             "defines": self.defines,
             "strict_builddeps": args.strict_builddeps,
             "nocheck": args.nocheck,
+            // A --branch that differs from the checkout is stated in the record's notes.
+            "branch_mismatch": self.branch_mismatch,
             "tree": self.tree,
             "spec": self.spec_path.strip_prefix(&self.co.dir).unwrap_or(&self.spec_path),
             "sources": self.entries.iter().map(|e| format!("{} {} {}", e.algo, e.hash, e.name)).collect::<Vec<_>>(),

@@ -19,13 +19,7 @@ pub struct SpecInfo {
 /// Parses the spec with `rpmspec` (so macros expand exactly as rpmbuild will see them).
 pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
     let (spec, origin) = (job.spec, job.origin);
-    let mut cmd = Cmd::new("rpmspec").args(["-q", "--srpm"]);
-    if let Some(m) = job.macros {
-        cmd = cmd.arg("--load").arg(m);
-    }
-    for (k, v) in job.defines {
-        cmd = cmd.define(k, v);
-    }
+    let cmd = rpmspec(job).args(["-q", "--srpm"]);
     let qf = "N=%{NAME}\n[S=%{SOURCE}\n][S=%{PATCH}\n][B=%{REQUIRENAME} %{REQUIREFLAGS:depflags} %{REQUIREVERSION}\n]";
     let out = log.capture(
         &sandbox
@@ -61,6 +55,33 @@ pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
         sources,
         buildrequires,
     })
+}
+
+/// rpmspec with the macros and definitions the build uses.
+fn rpmspec(job: &Job) -> Cmd {
+    let mut cmd = Cmd::new("rpmspec");
+    for m in super::backend::macro_files(job) {
+        cmd = cmd.arg("--load").arg(m);
+    }
+    for (k, v) in job.defines {
+        cmd = cmd.define(k, v);
+    }
+    cmd
+}
+
+/// Whether the spec, once parsed as rpmbuild parses it, has a `%check` section: rpm's word,
+/// not a line in the build's output, which package code can print too.
+pub fn parsed_has_check(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<bool> {
+    let out = log.capture(
+        &sandbox
+            .wrap(&rpmspec(job).arg("-P").arg(job.spec))?
+            .timeout(job.timeout),
+    )?;
+    Ok(out.success()
+        && out.stdout.lines().any(|l| {
+            l.strip_prefix("%check")
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
+        }))
 }
 
 /// BuildRequires the host rpm database cannot satisfy (all of them on a non-RPM host).

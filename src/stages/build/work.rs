@@ -35,7 +35,9 @@ pub fn build(
     step("fetching sources");
     let dirs = stage_files(p, lookaside, cx, rec)?;
     let rpmbuild = p.backend.name() == "rpmbuild";
+    let private = p.co.private_paths();
     let job = |nodeps| Job {
+        private: &private,
         spec: &dirs.spec_copy,
         origin: &p.spec_path,
         workspace: cx.ws.root(),
@@ -88,7 +90,15 @@ pub fn build(
         .backend
         .build(&job(rpmbuild && !args.strict_builddeps), cx.log())?;
     if spec::has_check(&p.spec_path) {
-        rec.results.push(check_result(&out, args.nocheck));
+        // rpmbuild's "Executing(%check)" shares the log with package output: a build that
+        // says so is believed only when the parsed spec has a %check.
+        let ran = out.check_ran
+            && !args.nocheck
+            && (out.check_failed || {
+                let j = job(true);
+                spec::parsed_has_check(&j, &backend::sandbox(&j), cx.log())?
+            });
+        rec.results.push(check_result(&out, ran, args.nocheck));
     }
     if !out.success {
         explain_failure(args, p, &job(true), &out, cx, rec)?;
@@ -168,15 +178,20 @@ fn stage_files(
 
 /// `build.check`: PASSED only when rpmbuild ran %check and it passed (also when a later step
 /// failed); otherwise why it has no verdict.
-fn check_result(out: &Output, nocheck: bool) -> TestResult {
-    let (outcome, note) = if out.timed_out {
-        (Outcome::Error, "the build was killed by --timeout")
+fn check_result(out: &Output, ran: bool, nocheck: bool) -> TestResult {
+    let (outcome, note) = if nocheck {
+        (Outcome::Skipped, "not run: --nocheck")
+    } else if out.timed_out && ran {
+        (Outcome::Error, "killed by --timeout while %check ran")
+    } else if out.timed_out {
+        (
+            Outcome::Skipped,
+            "not run: the build was killed by --timeout before %check",
+        )
     } else if out.check_failed {
         (Outcome::Failed, "the package's unit tests (%check) failed")
-    } else if out.check_ran {
+    } else if ran {
         (Outcome::Passed, "the package's unit tests, run by %check")
-    } else if nocheck {
-        (Outcome::Skipped, "not run: --nocheck")
     } else if out.success {
         (
             Outcome::Skipped,

@@ -93,6 +93,9 @@ struct Planned {
     /// For --failed-only: what to rerun, and the passing results carried over.
     only: Selection,
     carried: Vec<TestResult>,
+    /// The user's checkouts (`--tests-from`, a local subject repo): hidden from the tests,
+    /// which get a copy of the tree (a `.git` there may hold credentials).
+    private: Vec<PathBuf>,
 }
 
 impl Stage for Test {
@@ -138,6 +141,9 @@ impl Stage for Test {
                 cx.consume(&t, ArtifactKind::DistGit)?
             }
         };
+        if a.tests_from.is_none() {
+            check_against_build(cx)?;
+        }
         let suites = discover(&tree, a.runner)?;
         if suites.is_empty() {
             // Most packages have no functional tests: that is a fact to record (INFO, which
@@ -177,7 +183,18 @@ impl Stage for Test {
             "only": format!("{only:?}"),
             "network": a.network,
         });
+        let mut private: Vec<PathBuf> = a
+            .tests_from
+            .iter()
+            .filter_map(|d| d.canonicalize().ok())
+            .collect();
+        if let Some(repo) = cx.manifest.subject.repo.as_deref() {
+            if let Ok(d) = Path::new(repo).canonicalize() {
+                private.push(d);
+            }
+        }
         self.planned = Some(Planned {
+            private: crate::distgit::hideable(private),
             rpms: rpm_paths,
             tree,
             suites,
@@ -198,7 +215,12 @@ impl Stage for Test {
             overlays: &subj.overlays,
             tree: &p.tree,
             readonly: vec![cx.ws.root().join("objects"), roles.clone()],
-            hide: vec![cx.ws.root().to_path_buf()],
+            hide: p
+                .private
+                .iter()
+                .cloned()
+                .chain(std::iter::once(cx.ws.root().to_path_buf()))
+                .collect(),
             subjects: p.rpms.clone(),
             network: a.network,
             timeout: crate::cli::timeout(a.timeout),
@@ -303,6 +325,40 @@ impl Stage for Test {
     fn summary(&self, record: &StageRecord, _manifest: &Manifest) {
         results::summary(record);
     }
+}
+
+/// The packages and tree to test are the ones the build recorded in this workspace: an
+/// edited manifest that points at another build's (valid) artifacts is bad input.
+fn check_against_build(cx: &Ctx) -> Result<()> {
+    let bad = |msg: &str| -> anyhow::Error { FciError::input(&cx.origin, msg.to_string()).into() };
+    let Some(build) = cx.manifest.last_stage(StageName::Build) else {
+        return Err(bad(
+            "the manifest has artifacts but no `build` stage record: not a manifest fci build wrote",
+        ));
+    };
+    let Some(entry) = cx
+        .ws
+        .cache_get(StageName::Build.as_str(), &build.input_digest)
+    else {
+        // A manifest from another workspace (copied artifacts): the digests were checked.
+        return Ok(());
+    };
+    let pick = |arts: &mut dyn Iterator<Item = &Artifact>| {
+        let mut v: Vec<(String, String, String)> = arts
+            .filter(|x| matches!(x.kind, ArtifactKind::Rpm | ArtifactKind::DistGit))
+            .map(|x| (x.kind.to_string(), x.path.clone(), x.sha256.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    let recorded = pick(&mut entry.artifacts.iter());
+    let given = pick(&mut cx.manifest.artifacts.iter());
+    if recorded != given {
+        return Err(bad(
+            "the `rpm` and `dist-git` artifacts differ from what its `build` stage recorded in this workspace (edited manifest?)",
+        ));
+    }
+    Ok(())
 }
 
 /// Why there is nothing to test: forced past a build that did not pass, say what stopped it.

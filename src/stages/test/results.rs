@@ -152,11 +152,19 @@ pub fn summary(record: &StageRecord) {
             .as_deref()
             .map(|n| format!(" - {n}"))
             .unwrap_or_default();
+        // Names and notes come from test output: no control characters reach the terminal.
+        let plain = |t: &str| {
+            t.chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect::<String>()
+        };
         eprintln!(
-            "  {:<16} {:<5} {}{tries}{note}",
+            "  {:<16} {:<5} {}{}{}",
             r.outcome.as_str(),
             runner,
-            r.testcase
+            plain(&r.testcase),
+            tries,
+            plain(&note)
         );
     }
 }
