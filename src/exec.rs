@@ -4,7 +4,7 @@ use crate::error::FciError;
 use anyhow::{Context, Result};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{Seek, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -110,18 +110,29 @@ impl Log {
                 expr = expr.env(k, v);
             }
         }
-        let sink = self.file.try_clone()?;
-        // What the command prints is untrusted and may quote a URL with credentials (a spec
-        // that cats a git config): it is redacted once the command is done.
-        let from = self.file.stream_position()?;
-        expr = if capture {
-            expr.stdout_capture().stderr_capture()
+        // What the command prints is untrusted: it reaches the log through a pipe, redacted
+        // line by line (a URL with credentials), never as the log file itself, which package
+        // code could reopen through /proc/self/fd and rewrite at any offset.
+        let copier = if capture {
+            expr = expr.stdout_capture().stderr_capture();
+            None
         } else {
-            expr.stdout_file(sink.try_clone()?).stderr_file(sink)
+            let (reader, writer) = std::io::pipe()?;
+            expr = expr.stdout_file(writer.try_clone()?).stderr_file(writer);
+            let sink = self.file.try_clone()?;
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            std::thread::spawn(move || {
+                copy_redacted(reader, sink);
+                let _ = tx.send(());
+            });
+            Some(rx)
         };
         let handle = expr
             .start()
-            .with_context(|| format!("cannot run {}", cmd.program.to_string_lossy()))?;
+            .with_context(|| format!("cannot run {}", cmd.program.to_string_lossy()));
+        // The expression holds the pipe's write end: only the command may keep it open.
+        drop(expr);
+        let handle = handle?;
         let mut timed_out = false;
         let out = match cmd.timeout {
             None => handle.wait()?.clone(),
@@ -146,8 +157,10 @@ impl Log {
                 out
             })?,
         };
-        if !capture {
-            redact_file_from(&mut self.file, &self.path, from)?;
+        if let Some(done) = copier {
+            // The output ends when the command and everything it started are gone; a
+            // daemon that keeps the pipe open loses what it prints later.
+            let _ = done.recv_timeout(std::time::Duration::from_secs(5));
         }
         let code = if timed_out { None } else { out.status.code() };
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -250,47 +263,32 @@ fn redact_query(path_and_query: &str) -> String {
     format!("{path}?{}", params.join("&"))
 }
 
-/// Redacts what was written to the log file `file` (at `path`) from offset `from` on. The
-/// output is streamed (a runaway command can print gigabytes) and rewritten only when a line
-/// carries credentials.
-fn redact_file_from(file: &mut File, path: &Path, from: u64) -> Result<()> {
-    use std::io::{BufRead, BufReader, Seek, SeekFrom};
-    let needs = |line: &[u8]| {
-        let text = String::from_utf8_lossy(line);
-        text.contains("://") && redact(&text) != text
-    };
-    let lines = |f: &mut dyn FnMut(&[u8]) -> Result<()>| -> Result<()> {
-        let mut reader = BufReader::new(File::open(path)?);
-        reader.seek(SeekFrom::Start(from))?;
-        let mut line = Vec::new();
-        while reader.read_until(b'\n', &mut line)? > 0 {
-            f(&line)?;
-            line.clear();
+/// Copies a command's output into the log, redacting each line. A line is cut at 64 KiB (a
+/// URL split there may escape redaction; no honest line is that long).
+fn copy_redacted(from: std::io::PipeReader, mut to: File) {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::with_capacity(64 * 1024, from);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = match (&mut reader).take(64 * 1024).read_until(b'\n', &mut line) {
+            Ok(n) => n,
+            Err(_) => break,
+        };
+        if n == 0 {
+            break;
         }
-        Ok(())
-    };
-    let mut found = false;
-    lines(&mut |l| {
-        found |= needs(l);
-        Ok(())
-    })?;
-    if found {
-        let mut clean = tempfile::tempfile_in(path.parent().unwrap_or(Path::new(".")))?;
-        lines(&mut |l| {
-            if needs(l) {
-                clean.write_all(redact(&String::from_utf8_lossy(l)).as_bytes())?;
-            } else {
-                clean.write_all(l)?;
-            }
-            Ok(())
-        })?;
-        clean.seek(SeekFrom::Start(0))?;
-        file.set_len(from)?;
-        file.seek(SeekFrom::Start(from))?;
-        std::io::copy(&mut clean, file)?;
+        let text = String::from_utf8_lossy(&line);
+        let written = if text.contains("://") {
+            to.write_all(redact(&text).as_bytes())
+        } else {
+            to.write_all(&line)
+        };
+        if written.is_err() {
+            // Keep draining, so the command never blocks on a full pipe.
+            continue;
+        }
     }
-    file.seek(SeekFrom::End(0))?;
-    Ok(())
 }
 
 pub fn last_lines(text: &str, n: usize) -> String {

@@ -298,6 +298,28 @@ impl Workspace {
     }
 }
 
+/// Whether `dir` is `base` or a directory below it reached through real directories only:
+/// after a run, package code may have swapped a directory fci reads for a symlink to one it
+/// could not see (fci reads as root, outside the sandbox).
+pub fn real_dir_below(base: &Path, dir: &Path) -> bool {
+    let Ok(rel) = dir.strip_prefix(base) else {
+        return false;
+    };
+    let mut p = base.to_path_buf();
+    for c in std::iter::once(std::path::Component::CurDir).chain(rel.components()) {
+        if let std::path::Component::Normal(n) = c {
+            p.push(n);
+        } else if !matches!(c, std::path::Component::CurDir) {
+            return false;
+        }
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_dir() => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// Writes fci's own embedded files (roles, macros) below `dir`, only where they differ.
 pub fn install_files(dir: &Path, files: &[(&str, &str)]) -> Result<()> {
     for (rel, text) in files {

@@ -29,7 +29,7 @@ fn attempt_lines(log: &str) -> Vec<&str> {
 fn assert_all_held(log: &str, what: &str) {
     let lines = attempt_lines(log);
     assert!(
-        lines.len() >= 21,
+        lines.len() >= 22,
         "{what}: attempts missing from the log:\n{log}"
     );
     let escaped: Vec<&&str> = lines.iter().filter(|l| l.starts_with("ESCAPED")).collect();
@@ -90,6 +90,11 @@ fn a_hostile_spec_cannot_leave_the_build_sandbox() {
         "{log}"
     );
     assert_all_held(&log, "%build");
+    assert!(
+        log.starts_with("$ "),
+        "the log was rewritten: {}",
+        &log[..80.min(log.len())]
+    );
     assert!(!log.contains("s3cr3t-token"), "credentials in build.log");
     assert!(log.contains("https://***@example.org/rpms/hostile-escape.git"));
     assert_no_secret(&log, "build.log");
@@ -126,6 +131,102 @@ fn a_hostile_test_cannot_leave_the_test_sandbox() {
         "{log}"
     );
     assert_all_held(&log, "test");
+    let stage_log = std::fs::read_to_string(w.ws().join(s["log"].as_str().unwrap())).unwrap();
+    assert!(stage_log.starts_with("$ "), "the stage log was rewritten");
     assert_no_secret(&log, "the test's log");
     assert_eq!(traces("fci-escape-test"), Vec::<String>::new());
+}
+
+#[test]
+fn a_test_that_swaps_its_artifacts_for_a_link_reads_nothing_through_it() {
+    let w = Ws::new();
+    // A results file the tests cannot see: /tmp is private in the sandbox.
+    let hidden = w.path().join("hidden");
+    std::fs::create_dir_all(&hidden).unwrap();
+    std::fs::write(hidden.join("test.log"), "PASS stolen\n").unwrap();
+    std::fs::write(
+        hidden.join("results.yml"),
+        "results:\n- {test: stolen, result: pass}\n",
+    )
+    .unwrap();
+    let tests = w.path().join("swap");
+    fci::stages::test::runner::copy_tree(&fixture("swap-artifacts"), &tests).unwrap();
+    std::fs::write(tests.join("tests/host-dir"), hidden.to_str().unwrap()).unwrap();
+    let built = w.build("hello-atomic", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let r = w.test(
+        &built.manifest(),
+        &["--runner", "sti", "--tests-from", tests.to_str().unwrap()],
+    );
+    let m = r.manifest();
+    let s = r.stage(&m, "test");
+    assert_eq!(s["outcome"], "ERROR", "{s:#}");
+    assert!(results(s).iter().all(|(n, _)| n != "stolen"), "{s:#}");
+    assert!(s.to_string().contains("no longer a directory"), "{s:#}");
+    assert!(s["data"]["run_files"].is_null(), "{s:#}");
+}
+
+#[test]
+fn packages_the_build_did_not_make_are_never_recorded_as_its_own() {
+    let w = Ws::new();
+    let other = w.build("hello-atomic", &[]);
+    assert_eq!(other.code, 0, "{}", other.stderr);
+    let om = other.manifest();
+    let foreign = om["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["type"] == "rpm")
+        .unwrap()["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let foreign = w.ws().join(foreign);
+    // A directory of RPMs on the host that package code cannot see (/tmp is private).
+    let hidden = w.path().join("hidden-rpms");
+    std::fs::create_dir_all(&hidden).unwrap();
+    std::fs::copy(&foreign, hidden.join(foreign.file_name().unwrap())).unwrap();
+    let pkg = w.path().join("planted-rpm");
+    fci::stages::test::runner::copy_tree(&fixture("planted-rpm"), &pkg).unwrap();
+    std::fs::copy(&foreign, pkg.join("foreign.rpm")).unwrap();
+    std::fs::write(pkg.join("host-dir"), hidden.to_str().unwrap()).unwrap();
+
+    // A regular file dropped into the output: its SOURCERPM is another package's.
+    let r = w.run(&[
+        "build",
+        pkg.to_str().unwrap(),
+        "--dist",
+        ".fc41",
+        "-D",
+        "mode copy",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("names source package hello-atomic"),
+        "{}",
+        r.stderr
+    );
+
+    // The output directory swapped for a link: nothing is read through it.
+    let r = w.run(&[
+        "build",
+        pkg.to_str().unwrap(),
+        "--dist",
+        ".fc41",
+        "-D",
+        "mode link",
+    ]);
+    let m = r.manifest();
+    let names: Vec<String> = m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["type"] == "rpm")
+        .map(|a| a["nevra"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !names.contains(&"hello-atomic".to_string()),
+        "{names:?}: {}",
+        r.stderr
+    );
 }

@@ -95,15 +95,19 @@ pub fn check_status(output: &str) -> (bool, bool) {
     (ran, ran && failed)
 }
 
-/// Every `*.rpm` below `dir`, sorted.
-pub fn collect(dir: &Path) -> Result<Vec<PathBuf>> {
+/// Every `*.rpm` below `dir` (a directory the build wrote, below `work`), sorted: regular
+/// files reached through real directories only, since package code could have swapped a
+/// directory for a link to packages it cannot see (fci reads them as root).
+pub fn collect(work: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    if !dir.is_dir() {
+    if !crate::workspace::real_dir_below(work, dir) {
         return Ok(out);
     }
     for f in crate::digest::list_files(dir, &[])? {
-        if f.extension().is_some_and(|e| e == "rpm") {
-            out.push(dir.join(f));
+        let p = dir.join(&f);
+        let plain = std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_file());
+        if plain && f.extension().is_some_and(|e| e == "rpm") {
+            out.push(p);
         }
     }
     Ok(out)

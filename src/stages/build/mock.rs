@@ -46,7 +46,7 @@ impl Backend for Mock {
                 .arg(job.sources)
                 .timeout(job.timeout),
         )?;
-        let srpms = collect(&srpm_dir)?;
+        let srpms = collect(job.work, &srpm_dir)?;
         if !srpm.success() || srpms.is_empty() {
             return Ok(Output {
                 success: false,
@@ -69,7 +69,7 @@ impl Backend for Mock {
         // mock keeps rpmbuild's output in build.log, not on its own stderr.
         let build_log = std::fs::read_to_string(rpm_dir.join("build.log")).unwrap_or_default();
         log.line(&crate::exec::redact(&build_log));
-        let rpms: Vec<PathBuf> = collect(&rpm_dir)?
+        let rpms: Vec<PathBuf> = collect(job.work, &rpm_dir)?
             .into_iter()
             .filter(|p| !p.to_string_lossy().ends_with(".src.rpm"))
             .collect();

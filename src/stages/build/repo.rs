@@ -38,6 +38,27 @@ pub fn record_packages(
         });
         let recorded = (|| -> Result<Vec<Artifact>> {
             let headers = spec::headers(packages, &mut st.log)?;
+            // Every binary package comes from this build's source package: package code
+            // can drop any RPM into the output directories.
+            let srpm_file = packages
+                .iter()
+                .zip(&headers)
+                .find(|(_, h)| h.nevra.arch == "src")
+                .and_then(|(p, _)| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned());
+            for (p, h) in packages.iter().zip(&headers) {
+                if h.nevra.arch != "src" && h.sourcerpm != srpm_file {
+                    return Err(FciError::input(
+                        p,
+                        format!(
+                            "a package of the build names source package {}, not this build's {}",
+                            h.sourcerpm.as_deref().unwrap_or("(none)"),
+                            srpm_file.as_deref().unwrap_or("(none)")
+                        ),
+                    )
+                    .into());
+                }
+            }
             let mut arts = Vec::new();
             for (p, h) in packages.iter().zip(headers) {
                 let n = h.nevra;

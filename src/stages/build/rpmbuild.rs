@@ -44,9 +44,9 @@ impl Backend for Rpmbuild {
         let cmd = sandbox(job).wrap(&cmd)?;
         let done = log.run(&cmd.timeout(job.timeout))?;
         let tail = log.tail(40);
-        let packages = collect(&top.join("SRPMS"))?
+        let packages = collect(job.work, &top.join("SRPMS"))?
             .into_iter()
-            .chain(collect(&top.join("RPMS"))?)
+            .chain(collect(job.work, &top.join("RPMS"))?)
             .collect();
         let (check_ran, check_failed) =
             check_status(&std::fs::read_to_string(&log.path).unwrap_or_default());

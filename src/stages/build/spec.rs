@@ -180,6 +180,8 @@ pub fn has_check(spec: &Path) -> bool {
 /// What fci reads from a built package's header.
 pub struct Header {
     pub nevra: Nevra,
+    /// For a binary package: the source package it was built from.
+    pub sourcerpm: Option<String>,
     /// For a source package: the BuildRequires.
     pub requires: Vec<String>,
 }
@@ -216,6 +218,7 @@ pub fn headers(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Header>> {
                         arch.to_string()
                     },
                 },
+                sourcerpm: (*sourcerpm != "(none)").then(|| sourcerpm.to_string()),
                 requires: Vec::new(),
             }),
             ["R", req] if !req.starts_with("rpmlib(") => {

@@ -214,7 +214,13 @@ impl Stage for Test {
         let env = Env {
             overlays: &subj.overlays,
             tree: &p.tree,
-            readonly: vec![cx.ws.root().join("objects"), roles.clone()],
+            // The subject's own packages only: the rest of the object store holds other runs'.
+            readonly: p
+                .rpms
+                .iter()
+                .cloned()
+                .chain(std::iter::once(roles.clone()))
+                .collect(),
             hide: p
                 .private
                 .iter()

@@ -198,7 +198,12 @@ pub fn run(
     let name = playbook.to_string_lossy().into_owned();
     let group = Some(name.as_str());
     let broke = |note: String| Case::run_error("sti", group, &name, note, None);
-    let mut cases = match parse_results(&artifacts, &name) {
+    let parsed = if crate::workspace::real_dir_below(dir, &artifacts) {
+        parse_results(&artifacts, &name)
+    } else {
+        Err("TEST_ARTIFACTS is no longer a directory of the run (replaced by a symlink?)".into())
+    };
+    let mut cases = match parsed {
         Ok(c) => c,
         Err(why) => return Ok(vec![broke(why)]),
     };
@@ -334,6 +339,9 @@ impl Suite for Playbook {
     }
 
     fn reports(&self, dir: &Path) -> Vec<(String, PathBuf)> {
+        if !crate::workspace::real_dir_below(dir, &dir.join("artifacts")) {
+            return Vec::new();
+        }
         ["test.log", "results.yml"]
             .into_iter()
             .map(|f| (f.to_string(), dir.join("artifacts").join(f)))

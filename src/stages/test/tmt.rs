@@ -196,7 +196,10 @@ pub fn plan_results(id: &Path) -> Vec<(String, PathBuf)> {
         }
     }
     let mut out = Vec::new();
-    walk(id, "", 0, &mut out);
+    // The run's directory itself must be one (package code may have swapped it for a link).
+    if std::fs::symlink_metadata(id).is_ok_and(|m| m.file_type().is_dir()) {
+        walk(id, "", 0, &mut out);
+    }
     out.sort();
     out
 }
