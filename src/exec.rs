@@ -99,7 +99,24 @@ impl Log {
         self.line(&format!("$ {}", shown.join(" ")));
         let _ = self.file.flush();
         let start = Instant::now();
-        let mut expr = duct::cmd(&cmd.program, &cmd.args).unchecked().stdin_null();
+        let mut expr = duct::cmd(&cmd.program, &cmd.args)
+            .unchecked()
+            .stdin_null()
+            // A killed fci takes what it started with it (a sandbox would otherwise run on,
+            // past its timeout, after a CI job is cancelled).
+            .before_spawn(|c| {
+                use std::os::unix::process::CommandExt;
+                // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+                unsafe {
+                    c.pre_exec(|| {
+                        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+                Ok(())
+            });
         if let Some(d) = &cmd.dir {
             expr = expr.dir(d);
         }

@@ -19,7 +19,7 @@ fn main() {
         Err(e) => {
             eprintln!(
                 "fci: error: {}",
-                fci::exec::redact(&fci::error::one_line(&e))
+                fci::progress::plain(&fci::exec::redact(&fci::error::one_line(&e)))
             );
             exit_code_of(&e)
         }

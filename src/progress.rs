@@ -18,8 +18,22 @@ pub fn quiet() -> bool {
 /// A one-line note for the person watching (suppressed by --quiet).
 pub fn note(msg: &str) {
     if !quiet() {
-        eprintln!("fci: {msg}");
+        eprintln!("fci: {}", plain(msg));
     }
+}
+
+/// Text for the terminal with control characters (escape sequences from package output)
+/// shown as `?`; newlines and tabs stay.
+pub fn plain(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// A spinner that appears only on a terminal and only after a second of work.

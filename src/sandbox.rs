@@ -362,7 +362,9 @@ pub fn helper(args: &[OsString]) -> Result<()> {
                 FciError::Usage("__sandbox: --overlay needs LOWER MOUNTPOINT".into()).into(),
             );
         };
-        let mut opts = OsString::from("ro,lowerdir=");
+        // The subject's files were installed by rpm as root: its device nodes and setuid bits
+        // mean nothing here.
+        let mut opts = OsString::from("ro,nosuid,nodev,lowerdir=");
         opts.push(lower);
         let st = duct::cmd(
             "mount",

@@ -190,16 +190,63 @@ fn run(
         host,
         tools: BTreeMap::new(),
     };
+    let mut digest = String::new();
+    let (rec, mut artifacts, _lock) = match steps(stage, common, &mut cx, &mut digest) {
+        Ok(Step::Done(code)) => return Ok(code),
+        Ok(Step::Record(rec, artifacts, lock)) => (rec, artifacts, Some(lock)),
+        // Bad input: no manifest at all.
+        Err(e) if crate::error::exit_code_of(&e) != crate::error::exit::INFRA => return Err(e),
+        // The machinery broke once the stage had started: an ERROR record that keeps the
+        // stage's log, since that is where the reason is (never cached).
+        Err(e) => {
+            let msg = crate::exec::redact(&crate::error::one_line(&e));
+            eprintln!("fci: error: {}", progress::plain(&msg));
+            cx.run.log.line(&format!("# error: {msg}"));
+            let mut rec = RecordParts::new(Outcome::Error, digest);
+            rec.tools = cx.tools.clone();
+            rec.notes.push(msg);
+            (rec, Vec::new(), None)
+        }
+    };
+    cx.host.save();
+    let Ctx { manifest, run, .. } = cx;
+    let (record, log) = run.finish(&ws, rec)?;
+    artifacts.push(log);
+    let outcome = record.outcome;
+    commit(&ws, manifest, record, artifacts)?;
+    if let Some(r) = manifest.stages.last() {
+        if !progress::quiet() && outcome != Outcome::Error {
+            stage.summary(r, manifest);
+        }
+    }
+    manifest.write(&common.output)?;
+    Ok(outcome.exit_code())
+}
+
+/// Where the shared steps ended: with an exit code (skipped, instant, reused), or with a record
+/// to finish, its artifacts, and the lock held until the record is committed.
+enum Step {
+    Done(i32),
+    Record(RecordParts, Vec<Artifact>, std::fs::File),
+}
+
+fn steps(
+    stage: &mut dyn Stage,
+    common: &CommonArgs,
+    cx: &mut Ctx,
+    digest_out: &mut String,
+) -> Result<Step> {
+    let name = stage.name();
     for t in stage.tools() {
         cx.require(t)?;
     }
-    let inputs = match stage.plan(&mut cx)? {
+    let inputs = match stage.plan(cx)? {
         Plan::Run(inputs) => inputs,
         Plan::Instant(outcome, note) => {
             progress::note(&format!("{name} {outcome}: {note}"));
             cx.manifest.stages.push(instant_record(name, outcome, note));
             cx.manifest.write(&common.output)?;
-            return Ok(outcome.exit_code());
+            return Ok(Step::Done(outcome.exit_code()));
         }
     };
     let digest = input_digest(&json!({
@@ -208,6 +255,7 @@ fn run(
         "tools": cx.tools,
         "inputs": inputs,
     }));
+    digest_out.clone_from(&digest);
     let reuse_now = |cx: &mut Ctx| -> Result<Option<i32>> {
         if common.no_cache || reuse(cx.ws, cx.manifest, name, &digest).is_none() {
             return Ok(None);
@@ -216,30 +264,18 @@ fn run(
         cx.manifest.write(&common.output)?;
         Ok(cx.manifest.stages.last().map(|s| s.outcome.exit_code()))
     };
-    if let Some(code) = reuse_now(&mut cx)? {
-        return Ok(code);
+    if let Some(code) = reuse_now(cx)? {
+        return Ok(Step::Done(code));
     }
-    let _lock = ws.lock(&format!("{name}-{}", &digest[7..]))?;
+    let lock = cx.ws.lock(&format!("{name}-{}", &digest[7..]))?;
     // Another run with the same inputs may have finished while this one waited for the lock.
-    if let Some(code) = reuse_now(&mut cx)? {
-        return Ok(code);
+    if let Some(code) = reuse_now(cx)? {
+        return Ok(Step::Done(code));
     }
     let mut rec = RecordParts::new(Outcome::Passed, digest.clone());
     rec.tools = cx.tools.clone();
-    let mut artifacts = stage.execute(&mut cx, &mut rec)?;
-    cx.host.save();
-    let Ctx { manifest, run, .. } = cx;
-    let (record, log) = run.finish(&ws, rec)?;
-    artifacts.push(log);
-    let outcome = record.outcome;
-    commit(&ws, manifest, record, artifacts)?;
-    if let Some(r) = manifest.stages.last() {
-        if !progress::quiet() {
-            stage.summary(r, manifest);
-        }
-    }
-    manifest.write(&common.output)?;
-    Ok(outcome.exit_code())
+    let artifacts = stage.execute(cx, &mut rec)?;
+    Ok(Step::Record(rec, artifacts, lock))
 }
 
 /// A stage in progress: its timing, scratch directory and log.
@@ -441,7 +477,7 @@ fn error_record(
         Err(e) => e,
     };
     let msg = crate::exec::redact(&crate::error::one_line(&err));
-    eprintln!("fci: error: {msg}");
+    eprintln!("fci: error: {}", progress::plain(&msg));
     manifest
         .stages
         .push(instant_record(stage, Outcome::Error, msg));

@@ -40,6 +40,11 @@ impl Workspace {
                 )
             })?;
         }
+        // Runs' scratch holds what package code made as root (setuid files, a subject root
+        // with device nodes): nobody else may reach it.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("{}: cannot make tmp/ private", root.display()))?;
         let root = root
             .canonicalize()
             .with_context(|| format!("{}: cannot resolve workspace", root.display()))?;
@@ -141,6 +146,10 @@ impl Workspace {
             .prefix(prefix)
             .tempdir_in(self.root.join("tmp"))
             .context("cannot create a scratch directory in the workspace")?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700))?;
+        }
         let lock = File::create(dir.path().join(".lock"))?;
         lock.lock()?;
         Ok(Scratch { dir, _lock: lock })

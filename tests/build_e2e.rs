@@ -331,6 +331,11 @@ fn a_missing_tool_names_the_package_to_install() {
         .as_str()
         .unwrap()
         .contains("install the Debian package `rpm`"));
+    // The stage had started: its log is kept with the ERROR record.
+    let log = w
+        .ws()
+        .join(b["log"].as_str().expect("an ERROR record with its log"));
+    assert!(std::fs::read_to_string(log).unwrap().contains("# error:"));
 }
 
 #[test]

@@ -267,3 +267,24 @@ fn auto_passes_over_a_mock_that_cannot_build_here() {
         notes(b)
     );
 }
+
+#[test]
+fn escape_sequences_in_package_output_never_reach_the_terminal() {
+    let w = Ws::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_fci"))
+        .arg("--workspace")
+        .arg(w.ws())
+        .args(["build", fixture("escape-output").to_str().unwrap()])
+        .args(["--dist", ".fc41"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("ESC-TEST"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains('\x1b') && !r.stderr.contains('\x07'),
+        "{:?}",
+        r.stderr
+    );
+}

@@ -230,3 +230,49 @@ fn packages_the_build_did_not_make_are_never_recorded_as_its_own() {
         r.stderr
     );
 }
+
+#[test]
+fn what_package_code_leaves_in_the_workspace_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = Ws::new();
+    let r = w.build_fixture("hostile-escape", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Scratch holds setuid files and device nodes made as root while a run lasts.
+    let mode = std::fs::metadata(w.ws().join("tmp"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "tmp/ is {mode:o}");
+}
+
+#[test]
+fn killing_fci_takes_its_sandboxes_with_it() {
+    let w = Ws::new();
+    let built = w.build("hello-atomic", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let input = w.save("m.json", &built.manifest());
+    let mut child = w
+        .cmd()
+        .args(["test", "-m", input.to_str().unwrap(), "--runner", "sti"])
+        .args(["--tests-from", fixture("slow").to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the test inside the sandbox, then kill fci as a cancelled CI job would.
+    let started = std::time::Instant::now();
+    while !std::process::Command::new("pgrep")
+        .args(["-f", "sleep 61"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(started.elapsed().as_secs() < 60, "the test never started");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_no_process("sleep 61", "a sandbox of a killed fci");
+}

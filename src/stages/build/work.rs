@@ -294,10 +294,11 @@ fn explain_failure(
     if !progress::quiet() {
         let tail = &out.tail;
         let tail = tail.lines().skip(tail.lines().count().saturating_sub(20));
+        // The log's tail is package output: no escape sequence reaches the terminal.
         eprintln!(
             "fci: build {} ({what}); last lines of the log:\n{}",
             rec.outcome,
-            tail.collect::<Vec<_>>().join("\n")
+            progress::plain(&tail.collect::<Vec<_>>().join("\n"))
         );
     }
     Ok(())
