@@ -193,7 +193,7 @@ fn run(
     let mut digest = String::new();
     let (rec, mut artifacts, _lock) = match steps(stage, common, &mut cx, &mut digest) {
         Ok(Step::Done(code)) => return Ok(code),
-        Ok(Step::Record(rec, artifacts, lock)) => (rec, artifacts, Some(lock)),
+        Ok(Step::Record(Box::new(rec), artifacts, lock)) => (*rec, artifacts, Some(lock)),
         // Bad input: no manifest at all.
         Err(e) if crate::error::exit_code_of(&e) != crate::error::exit::INFRA => return Err(e),
         // The machinery broke once the stage had started: an ERROR record that keeps the
@@ -227,7 +227,7 @@ fn run(
 /// to finish, its artifacts, and the lock held until the record is committed.
 enum Step {
     Done(i32),
-    Record(RecordParts, Vec<Artifact>, std::fs::File),
+    Record(Box<RecordParts>, Vec<Artifact>, std::fs::File),
 }
 
 fn steps(
@@ -275,7 +275,7 @@ fn steps(
     let mut rec = RecordParts::new(Outcome::Passed, digest.clone());
     rec.tools = cx.tools.clone();
     let artifacts = stage.execute(cx, &mut rec)?;
-    Ok(Step::Record(rec, artifacts, lock))
+    Ok(Step::Record(Box::new(rec), artifacts, lock))
 }
 
 /// A stage in progress: its timing, scratch directory and log.
