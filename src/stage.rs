@@ -193,7 +193,7 @@ fn run(
     let mut digest = String::new();
     let (rec, mut artifacts, _lock) = match steps(stage, common, &mut cx, &mut digest) {
         Ok(Step::Done(code)) => return Ok(code),
-        Ok(Step::Record(Box::new(rec), artifacts, lock)) => (*rec, artifacts, Some(lock)),
+        Ok(Step::Record(rec, artifacts, lock)) => (*rec, artifacts, Some(lock)),
         // Bad input: no manifest at all.
         Err(e) if crate::error::exit_code_of(&e) != crate::error::exit::INFRA => return Err(e),
         // The machinery broke once the stage had started: an ERROR record that keeps the
