@@ -191,7 +191,8 @@ fn run(
         tools: BTreeMap::new(),
     };
     let mut digest = String::new();
-    let (rec, mut artifacts, _lock) = match steps(stage, common, &mut cx, &mut digest) {
+    // `lock` is None when the machinery broke: no summary then, the error said it all.
+    let (rec, mut artifacts, lock) = match steps(stage, common, &mut cx, &mut digest) {
         Ok(Step::Done(code)) => return Ok(code),
         Ok(Step::Record(rec, artifacts, lock)) => (*rec, artifacts, Some(lock)),
         // Bad input: no manifest at all.
@@ -215,7 +216,7 @@ fn run(
     let outcome = record.outcome;
     commit(&ws, manifest, record, artifacts)?;
     if let Some(r) = manifest.stages.last() {
-        if !progress::quiet() && outcome != Outcome::Error {
+        if !progress::quiet() && lock.is_some() {
             stage.summary(r, manifest);
         }
     }
