@@ -319,26 +319,97 @@ fn last_line(log: &Log) -> String {
 /// HEAD commit and branch of the work tree containing `dir`, if it is one.
 /// Whether a checkout has changes (tracked or untracked, not ignored) beyond its HEAD; fci's
 /// own paths inside it do not count.
+/// Whether the work tree differs from the index or holds untracked files. Done without
+/// `git status`, which runs the repository's configured clean filters (`.gitattributes` plus
+/// `filter.<x>.clean`: a program of the checkout's choosing, as root): tracked files are
+/// hashed with `hash-object --no-filters` and compared with the index, and untracked files
+/// come from `ls-files`, neither of which runs filters.
 fn is_dirty(co: &Checkout) -> bool {
-    let out = git_in(
-        &co.dir,
-        &["status", "--porcelain", "-z", "--untracked-files=all"],
-    )
-    .stdout_capture()
-    .unchecked()
-    .run();
-    let Ok(out) = out else { return true };
-    if !out.status.success() {
+    let run = |args: &[&str], input: Option<Vec<u8>>| -> Option<Vec<u8>> {
+        let mut e = git_in(&co.dir, args).stdout_capture().unchecked();
+        if let Some(i) = input {
+            e = e.stdin_bytes(i);
+        }
+        let out = e.run().ok()?;
+        out.status.success().then_some(out.stdout)
+    };
+    // Staged but not committed (index against HEAD: no work-tree file is read).
+    if run(&["diff-index", "--cached", "--quiet", "HEAD", "--"], None).is_none() {
         return true;
     }
-    out.stdout
+    let Some(staged) = run(&["ls-files", "-s", "-z"], None) else {
+        return true;
+    };
+    // `MODE SHA STAGE\tPATH`, NUL-separated.
+    let entries: Vec<(String, String, String)> = staged
         .split(|b| *b == 0)
-        .filter(|e| e.len() > 3)
-        .map(|e| {
-            co.dir
-                .join(String::from_utf8_lossy(&e[3..]).trim_end_matches('/'))
+        .filter(|e| !e.is_empty())
+        .filter_map(|e| {
+            let e = String::from_utf8_lossy(e);
+            let (meta, path) = e.split_once('\t')?;
+            let mut m = meta.split(' ');
+            Some((
+                m.next()?.to_string(),
+                m.next()?.to_string(),
+                path.to_string(),
+            ))
         })
-        .any(|p| !co.excluded(&p))
+        .collect();
+    let mut paths: Vec<&str> = Vec::new();
+    for (mode, _, path) in &entries {
+        let p = co.dir.join(path);
+        if co.excluded(&p) {
+            continue;
+        }
+        let meta = std::fs::symlink_metadata(&p);
+        let kind_ok = match mode.as_str() {
+            "120000" => meta.as_ref().is_ok_and(|m| m.file_type().is_symlink()),
+            "160000" => true, // a submodule: its own repository
+            _ => meta.as_ref().is_ok_and(|m| m.file_type().is_file()),
+        };
+        if !kind_ok {
+            return true;
+        }
+        if mode != "120000" && mode != "160000" {
+            paths.push(path);
+        }
+    }
+    let input = paths.join("\n").into_bytes();
+    let Some(hashes) = run(
+        &["hash-object", "--no-filters", "--stdin-paths"],
+        Some(input),
+    ) else {
+        return true;
+    };
+    let hashes = String::from_utf8_lossy(&hashes);
+    let want: Vec<&str> = entries
+        .iter()
+        .filter(|(m, _, p)| m != "120000" && m != "160000" && !co.excluded(&co.dir.join(p)))
+        .map(|(_, h, _)| h.as_str())
+        .collect();
+    if hashes.lines().ne(want.iter().copied()) {
+        return true;
+    }
+    // Links: their target text, as git stores it.
+    for (mode, sha, path) in &entries {
+        if mode == "120000" {
+            let text = std::fs::read_link(co.dir.join(path)).unwrap_or_default();
+            let h = run(
+                &["hash-object", "--stdin"],
+                Some(text.as_os_str().as_encoded_bytes().to_vec()),
+            );
+            if h.map(|h| String::from_utf8_lossy(&h).trim().to_string()) != Some(sha.clone()) {
+                return true;
+            }
+        }
+    }
+    let Some(untracked) = run(&["ls-files", "--others", "--exclude-standard", "-z"], None) else {
+        return true;
+    };
+    untracked
+        .split(|b| *b == 0)
+        .filter(|e| !e.is_empty())
+        .any(|e| !co.excluded(&co.dir.join(String::from_utf8_lossy(e).as_ref())))
 }
 
 fn git_identity(dir: &Path) -> (Option<String>, Option<String>) {

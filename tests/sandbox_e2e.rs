@@ -276,3 +276,72 @@ fn killing_fci_takes_its_sandboxes_with_it() {
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_no_process("sleep 61", "a sandbox of a killed fci");
 }
+
+#[test]
+fn a_top_level_link_in_the_subject_layers_nothing_of_the_host() {
+    let w = Ws::new();
+    let built = w.build_fixture("toplink", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    // A base with a real /srv: the package's /srv -> /root lands on it.
+    let base = w.path().join("base");
+    std::fs::create_dir_all(base.join("srv")).unwrap();
+    let r = w.test(
+        &built.manifest(),
+        &["--runner", "sti", "--base-root", base.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    assert_eq!(
+        results(r.stage(&m, "test")),
+        vec![("srv-shows-no-host-root".into(), "PASSED".into())]
+    );
+}
+
+#[test]
+fn a_sources_file_linked_out_of_the_checkout_is_never_read() {
+    let w = Ws::new();
+    let secret = w.path().join("host-secret");
+    std::fs::write(&secret, "TOPSECRET-LINE not a sources line\n").unwrap();
+    let pkg = w.path().join("pkg");
+    fci::stages::test::runner::copy_tree(&example("hello-broken-check"), &pkg).unwrap();
+    std::os::unix::fs::symlink(&secret, pkg.join("sources")).unwrap();
+    let r = w.run(&["build", pkg.to_str().unwrap(), "--dist", ".fc41"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("sources: symlink points outside"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("TOPSECRET"), "{}", r.stderr);
+}
+
+#[test]
+fn reading_a_checkout_runs_none_of_its_git_filters() {
+    let w = Ws::new();
+    let repo = git_repo(w.path(), "hello-broken-check", "f41");
+    std::fs::write(repo.join(".gitattributes"), "*.txt filter=x\n").unwrap();
+    std::fs::write(repo.join("a.txt"), "hi\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "filter"]);
+    let marker = w.path().join("filter-ran");
+    git(
+        &repo,
+        &[
+            "config",
+            "filter.x.clean",
+            &format!("sh -c 'touch {}; cat'", marker.display()),
+        ],
+    );
+    // A newer mtime makes git re-read the file (and run its clean filter) when it looks.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::fs::write(repo.join("a.txt"), "hi\n").unwrap();
+    let r = w.run(&["build", repo.to_str().unwrap(), "--nocheck"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!marker.exists(), "the checkout's clean filter ran");
+    // The content is what was committed: not dirty.
+    assert!(
+        r.manifest()["subject"].get("dirty").is_none(),
+        "{}",
+        r.stdout
+    );
+}

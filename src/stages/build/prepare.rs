@@ -94,18 +94,20 @@ pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
     let branch = co.branch.clone().or(dist_branch.clone());
     let (dist, defines) = macros(args, dist_branch.as_deref());
 
+    // Links first: nothing in the checkout is read before they are known to stay in it (a
+    // `sources` linked to /etc/shadow would be quoted in the parse error).
+    let all = co.files()?;
+    tree::check_symlinks(&co.dir, &all)?;
     let sources_file = co.dir.join("sources");
     let entries = if sources_file.is_file() {
         sources::parse(&sources_file)?
     } else {
         Vec::new()
     };
-    let files: Vec<PathBuf> = co
-        .files()?
+    let files: Vec<PathBuf> = all
         .into_iter()
         .filter(|f| !entries.iter().any(|b| Path::new(&b.name) == f.as_path()))
         .collect();
-    tree::check_symlinks(&co.dir, &files)?;
     let tree = crate::digest::tree_digest(&co.dir, &files)?;
 
     // Credentials belong in git's credential helpers, never in the manifest.

@@ -170,7 +170,8 @@ fn stage_files(
     let spec_dir = cx.dir().join("SPEC");
     std::fs::create_dir_all(&spec_dir)?;
     let spec_copy = spec_dir.join(p.spec_path.file_name().unwrap_or_default());
-    crate::workspace::copy_plain(&p.spec_path, &spec_copy, None)?;
+    // A spec that is a link points at a tracked file (links were checked): copy that.
+    crate::workspace::copy_plain(&p.spec_path.canonicalize()?, &spec_copy, None)?;
     Ok(Dirs {
         sources: srcdir,
         work,

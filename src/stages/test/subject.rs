@@ -150,8 +150,13 @@ fn overlays(dir: &Path, root: &Path, base: Option<&Path>) -> Result<Vec<Overlay>
         let layers: Vec<PathBuf> = std::iter::once(root)
             .chain(base)
             .map(|l| l.join(&n))
-            .filter(|p| p.is_dir())
+            // A real directory only: a top-level symlink (shipped by the package, or in the
+            // base) would layer a host directory past the sandbox's covers.
+            .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_dir()))
             .collect();
+        if layers.is_empty() {
+            continue;
+        }
         let mountpoint = dir.join("mnt").join(&n);
         std::fs::create_dir_all(&mountpoint)?;
         out.push(Overlay {
