@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Sets up everything fci needs on a Debian machine, builds it, and runs the pipeline
-# (build | test) on examples/hello-atomic.
+# (build | test | compose) on examples/hello-atomic.
 #   ./setup.sh             install, build, demo
 #   ./setup.sh --deps-only install the system packages and tmt, nothing else
 set -euo pipefail
 cd "$(dirname "$0")"
 
 # rpm/rpmbuild/rpmspec, createrepo_c, ansible-playbook, bwrap, tmt's rsync, git, unshare, a venv
-# for tmt; gcc/make/binutils for the example's %build; procps for the tests' process checks.
+# for tmt; gcc/make/binutils for the example's %build; procps for the tests' process checks;
+# acl for a %check that sets ACLs; ostree, busybox-static, cpio and kmod for the OSTree base
+# (examples/base/make-base.sh) and `fci compose`.
 packages=(rpm createrepo-c ansible-core bubblewrap rsync git util-linux python3-venv ca-certificates
-          gcc make binutils procps acl)
+          gcc make binutils procps acl ostree busybox-static cpio kmod)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -42,10 +44,14 @@ fi
 cargo build --release --locked -q
 fci=target/release/fci
 ws=$(mktemp -d /var/tmp/fci-demo.XXXXXX)
-echo "setup: running fci build | fci test on examples/hello-atomic (workspace $ws)" >&2
+echo "setup: making the example OSTree base (examples/base/make-base.sh)" >&2
+examples/base/make-base.sh "$ws/base"
+"$fci" --workspace "$ws/ws" compose --init-base "$ws/base" --branch f41 >/dev/null
+echo "setup: running fci build | fci test | fci compose on examples/hello-atomic (workspace $ws)" >&2
 set +e
 "$fci" --workspace "$ws/ws" build examples/hello-atomic --branch f41 --lookaside examples/lookaside \
-  | "$fci" --workspace "$ws/ws" test -o "$ws/manifest.json"
+  | "$fci" --workspace "$ws/ws" test \
+  | "$fci" --workspace "$ws/ws" compose -o "$ws/manifest.json"
 status=$?
 set -e
 echo "setup: manifest at $ws/manifest.json; exit status $status" >&2

@@ -22,6 +22,9 @@ _fci() {
             fci,completions)
                 cmd="fci__subcmd__completions"
                 ;;
+            fci,compose)
+                cmd="fci__subcmd__compose"
+                ;;
             fci,help)
                 cmd="fci__subcmd__help"
                 ;;
@@ -33,6 +36,9 @@ _fci() {
                 ;;
             fci__subcmd__help,completions)
                 cmd="fci__subcmd__help__subcmd__completions"
+                ;;
+            fci__subcmd__help,compose)
+                cmd="fci__subcmd__help__subcmd__compose"
                 ;;
             fci__subcmd__help,help)
                 cmd="fci__subcmd__help__subcmd__help"
@@ -47,7 +53,7 @@ _fci() {
 
     case "${cmd}" in
         fci)
-            opts="-q -h -V --workspace --quiet --help --version build test completions help"
+            opts="-q -h -V --workspace --quiet --help --version build test compose completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -160,8 +166,54 @@ _fci() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        fci__subcmd__compose)
+            opts="-m -o -q -h --init-base --branch --timeout --manifest --output --no-cache --force --workspace --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --init-base)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --branch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --manifest)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         fci__subcmd__help)
-            opts="build test completions help"
+            opts="build test compose completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -189,6 +241,20 @@ _fci() {
             return 0
             ;;
         fci__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__help__subcmd__compose)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -30,6 +30,7 @@ complete -c fci -n "__fish_fci_needs_command" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_needs_command" -s V -l version -d 'Print version'
 complete -c fci -n "__fish_fci_needs_command" -f -a "build" -d 'Build the SRPM and binary RPMs of a dist-git checkout (%check runs)'
 complete -c fci -n "__fish_fci_needs_command" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
+complete -c fci -n "__fish_fci_needs_command" -f -a "compose" -d 'Commit the known-good OSTree base plus the change\'s RPMs (only when build and test passed)'
 complete -c fci -n "__fish_fci_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
 complete -c fci -n "__fish_fci_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c fci -n "__fish_fci_using_subcommand build" -l ref -d 'Git ref (branch, tag or commit) to build' -r
@@ -70,10 +71,21 @@ complete -c fci -n "__fish_fci_using_subcommand test" -l no-cache -d 'Run even w
 complete -c fci -n "__fish_fci_using_subcommand test" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand test" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand test" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c fci -n "__fish_fci_using_subcommand compose" -l init-base -d 'Commit this tree (a directory, or a tarball) as the branch\'s first known-good base, print its checksum and exit' -r -F
+complete -c fci -n "__fish_fci_using_subcommand compose" -l branch -d 'The dist-git branch whose known-good base to compose on (default: the subject\'s)' -r
+complete -c fci -n "__fish_fci_using_subcommand compose" -l timeout -d 'Kill the compose after this many seconds (ERROR); 0 for no limit' -r
+complete -c fci -n "__fish_fci_using_subcommand compose" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand compose" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
+complete -c fci -n "__fish_fci_using_subcommand compose" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand compose" -l no-cache -d 'Run even when the inputs match a recorded result'
+complete -c fci -n "__fish_fci_using_subcommand compose" -l force -d 'Run even when an earlier stage did not pass'
+complete -c fci -n "__fish_fci_using_subcommand compose" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand compose" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand completions" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand completions" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test completions help" -f -a "build" -d 'Build the SRPM and binary RPMs of a dist-git checkout (%check runs)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test completions help" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test completions help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose completions help" -f -a "build" -d 'Build the SRPM and binary RPMs of a dist-git checkout (%check runs)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose completions help" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose completions help" -f -a "compose" -d 'Commit the known-good OSTree base plus the change\'s RPMs (only when build and test passed)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose completions help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

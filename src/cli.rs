@@ -37,6 +37,8 @@ pub enum Command {
     Build(crate::stages::build::Args),
     /// Run the package's STI and tmt tests against the RPMs just built
     Test(crate::stages::test::Args),
+    /// Commit the known-good OSTree base plus the change's RPMs (only when build and test passed)
+    Compose(crate::stages::compose::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions { shell: clap_complete::Shell },
 }

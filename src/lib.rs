@@ -11,6 +11,7 @@ pub mod error;
 pub mod exec;
 pub mod hostcache;
 pub mod manifest;
+pub mod ostree;
 pub mod progress;
 pub mod sandbox;
 pub mod stage;

@@ -92,6 +92,15 @@ impl Workspace {
                 self.root.display()
             ))
         })?;
+        if kind == ArtifactKind::OstreeCommit {
+            // A commit is named by its checksum: the repository must hold that commit.
+            let repo = crate::ostree::Repo::open(&p)
+                .map_err(|_| bad("is not an OSTree repository".into()))?;
+            if !repo.has_commit(&a.sha256) {
+                return Err(bad(format!("the repository has no commit {}", a.sha256)));
+            }
+            return Ok(p);
+        }
         let found = if meta.is_dir() {
             crate::digest::list_files(&p, &[])
                 .and_then(|files| crate::digest::tree_digest(&p, &files))

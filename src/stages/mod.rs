@@ -3,4 +3,5 @@
 //! code) is the driver in `crate::stage`: a stage module holds only its own work.
 
 pub mod build;
+pub mod compose;
 pub mod test;

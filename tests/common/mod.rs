@@ -16,6 +16,8 @@ pub fn require_tools() {
         ("tmt", "tmt (pip install tmt; needs rsync)"),
         ("rsync", "rsync"),
         ("git", "git"),
+        ("ostree", "ostree"),
+        ("busybox", "busybox-static"),
     ];
     let missing: Vec<String> = needed
         .iter()

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Makes a small OSTree-ready base tree in OUTDIR from this Debian host's packages:
+#   - usr-merged (bin, sbin, lib, lib64 link into /usr), config in usr/etc (OSTree's layout);
+#   - busybox-static with relative applet links (an absolute link would lead writes onto
+#     the host's busybox when fci writes into the tree);
+#   - the host's C library loader and libc, so the example package's binary runs in it;
+#   - an empty rpm database at usr/lib/sysimage/rpm (OSTree does not carry /var);
+#   - os-release in usr/lib and usr/etc.
+# The kernel and initramfs for booting are added by the image stage's work (not yet here).
+#   examples/base/make-base.sh OUTDIR
+set -euo pipefail
+out=${1:?usage: make-base.sh OUTDIR}
+for tool in busybox rpm; do
+  command -v "$tool" >/dev/null || { echo "make-base: $tool not found (apt-get install -y busybox-static rpm)" >&2; exit 3; }
+done
+busybox_bin=$(command -v busybox)
+if ! file_type=$(LC_ALL=C readelf -l "$busybox_bin" 2>/dev/null) || grep -q INTERP <<<"$file_type"; then
+  echo "make-base: $busybox_bin is not statically linked (apt-get install -y busybox-static)" >&2
+  exit 3
+fi
+if [ -e "$out" ] && [ -n "$(ls -A "$out" 2>/dev/null)" ]; then
+  echo "make-base: $out exists and is not empty" >&2
+  exit 2
+fi
+mkdir -p "$out"
+cd "$out"
+mkdir -p usr/bin usr/sbin usr/lib/x86_64-linux-gnu usr/lib64 usr/etc usr/lib/sysimage/rpm \
+         usr/share dev proc sys run tmp var sysroot boot etc root home mnt
+ln -s usr/bin bin
+ln -s usr/sbin sbin
+ln -s usr/lib lib
+ln -s usr/lib64 lib64
+cp "$busybox_bin" usr/bin/busybox
+chmod 0755 usr/bin/busybox
+for applet in $(usr/bin/busybox --list); do
+  [ "$applet" = busybox ] && continue
+  [ -e "usr/bin/$applet" ] || ln -s busybox "usr/bin/$applet"
+done
+ln -s ../bin/busybox usr/sbin/init
+# The C library of this host, for dynamically linked programs of this host's architecture.
+for lib in ld-linux-x86-64.so.2 libc.so.6; do
+  src=$(readlink -f "/lib/x86_64-linux-gnu/$lib")
+  cp "$src" "usr/lib/x86_64-linux-gnu/$lib"
+done
+ln -s ../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 usr/lib64/ld-linux-x86-64.so.2
+cat > usr/lib/os-release <<'OSR'
+NAME="fci example base"
+ID=fci-base
+VERSION_ID=1
+PRETTY_NAME="fci example base (busybox)"
+OSR
+cp usr/lib/os-release usr/etc/os-release
+printf 'root:x:0:0:root:/root:/bin/sh\n' > usr/etc/passwd
+printf 'root:x:0:\n' > usr/etc/group
+rpm --root "$PWD" --dbpath /usr/lib/sysimage/rpm --initdb
+rm -f usr/lib/sysimage/rpm/.rpm.lock usr/lib/sysimage/rpm/rpmdb.sqlite-shm usr/lib/sysimage/rpm/rpmdb.sqlite-wal
+echo "make-base: base tree in $out" >&2

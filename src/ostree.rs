@@ -1,0 +1,170 @@
+//! An OSTree repository in the workspace (or shared), through the `ostree` command: the
+//! known-good base per branch, composed commits, checkouts and diffs.
+
+use crate::error::FciError;
+use crate::exec::{Cmd, Log};
+use crate::stage::Tool;
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+pub const OSTREE: Tool = Tool::new("ostree", "ostree");
+
+/// The ref of a branch's known-good base; only gating (a later stage) moves it.
+pub fn known_good_ref(branch: &str) -> String {
+    format!("fci/{branch}/known-good")
+}
+
+/// A branch name usable inside a ref (`f41`, `epel9`, `rawhide`).
+pub fn check_branch(branch: &str) -> Result<(), FciError> {
+    let ok = !branch.is_empty()
+        && !branch.starts_with(['-', '.'])
+        && !branch.contains("..")
+        && branch
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(FciError::Usage(format!(
+            "`{branch}` is not a branch name fci can put in an OSTree ref"
+        )))
+    }
+}
+
+pub struct Repo {
+    pub path: PathBuf,
+}
+
+impl Repo {
+    /// The repository at `path`, made (`bare-user`, which hard-link checkouts need) when absent.
+    pub fn open_or_init(path: &Path, log: &mut Log) -> Result<Repo> {
+        if !path.join("config").is_file() {
+            std::fs::create_dir_all(path)?;
+            let done = log.run(
+                &Cmd::new("ostree")
+                    .arg("init")
+                    .arg(format!("--repo={}", path.display()))
+                    .arg("--mode=bare-user"),
+            )?;
+            if !done.success() {
+                return Err(
+                    FciError::Infra(format!("ostree init failed for {}", path.display())).into(),
+                );
+            }
+        }
+        Repo::open(path)
+    }
+
+    /// An existing repository, or bad input naming it.
+    pub fn open(path: &Path) -> Result<Repo> {
+        if !path.join("config").is_file() || !path.join("objects").is_dir() {
+            return Err(
+                FciError::input(path, "not an OSTree repository (no config or objects)").into(),
+            );
+        }
+        Ok(Repo {
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn cmd(&self, verb: &str) -> Cmd {
+        Cmd::new("ostree")
+            .arg(verb)
+            .arg(format!("--repo={}", self.path.display()))
+    }
+
+    /// The commit a ref or checksum names, if any.
+    pub fn rev_parse(&self, rev: &str, log: &mut Log) -> Result<Option<String>> {
+        let out = log.capture(&self.cmd("rev-parse").arg("--").arg(rev))?;
+        let c = out.stdout.trim();
+        Ok((out.success() && is_checksum(c)).then(|| c.to_string()))
+    }
+
+    /// Whether the repository holds the commit object `checksum`.
+    pub fn has_commit(&self, checksum: &str) -> bool {
+        is_checksum(checksum)
+            && self
+                .path
+                .join("objects")
+                .join(&checksum[..2])
+                .join(format!("{}.commit", &checksum[2..]))
+                .is_file()
+    }
+
+    /// Checks `commit` out into `dest` as hard links into the repository (fast, and nothing
+    /// copied): never edit a file of it in place.
+    pub fn checkout(&self, commit: &str, dest: &Path, log: &mut Log) -> Result<()> {
+        let done = log.run(
+            &self
+                .cmd("checkout")
+                .args(["-U", "-H", "--"])
+                .arg(commit)
+                .arg(dest),
+        )?;
+        if !done.success() {
+            return Err(FciError::Infra(format!("ostree checkout of {commit} failed")).into());
+        }
+        Ok(())
+    }
+
+    /// Commits `tree` onto `branch` (with `parent`, a checksum) and returns the new checksum.
+    pub fn commit(
+        &self,
+        tree: &Path,
+        branch: &str,
+        parent: Option<&str>,
+        subject: &str,
+        metadata: &[(String, String)],
+        log: &mut Log,
+    ) -> Result<String> {
+        let mut c = self
+            .cmd("commit")
+            .arg(format!("--branch={branch}"))
+            .arg(format!("--subject={subject}"))
+            .args(["--owner-uid=0", "--owner-gid=0"]);
+        if let Some(p) = parent {
+            // A hard-link checkout of a bare-user repository: without this, the ownership
+            // xattrs leak into the new commit and unchanged files show as changed.
+            c = c
+                .arg(format!("--parent={p}"))
+                .arg("--link-checkout-speedup");
+        }
+        for (k, v) in metadata {
+            c = c.arg(format!("--add-metadata-string={k}={v}"));
+        }
+        let out = log.capture(&c.arg(format!("--tree=dir={}", tree.display())))?;
+        let sum = out.stdout.trim().to_string();
+        if !out.success() || !is_checksum(&sum) {
+            return Err(FciError::Infra(format!(
+                "ostree commit failed: {}",
+                out.stderr
+                    .trim()
+                    .lines()
+                    .last()
+                    .unwrap_or("no reason given")
+            ))
+            .into());
+        }
+        Ok(sum)
+    }
+
+    /// `ostree diff`: one `A|M|D path` line per changed path.
+    pub fn diff(&self, from: &str, to: &str, log: &mut Log) -> Result<Vec<String>> {
+        let out = log.capture(&self.cmd("diff").arg("--").arg(from).arg(to))?;
+        if !out.success() {
+            return Err(FciError::Infra(format!("ostree diff {from} {to} failed")).into());
+        }
+        Ok(out
+            .stdout
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|l| !l.is_empty())
+            .collect())
+    }
+}
+
+pub fn is_checksum(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}

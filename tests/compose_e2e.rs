@@ -1,0 +1,217 @@
+//! `fci compose` through the real binary: a base made by examples/base/make-base.sh, the
+//! change's RPMs layered onto it with real rpm and ostree.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A base tree from the example script, committed as f41's known-good base.
+fn init_base(w: &Ws, extra: impl Fn(&Path)) -> String {
+    let base = w.path().join("base");
+    let st = Command::new(repo_root().join("examples/base/make-base.sh"))
+        .arg(&base)
+        .status()
+        .unwrap();
+    assert!(st.success(), "make-base.sh failed");
+    extra(&base);
+    let r = w.run(&[
+        "compose",
+        "--init-base",
+        base.to_str().unwrap(),
+        "--branch",
+        "f41",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.stdout.trim().to_string()
+}
+
+fn repo(w: &Ws) -> PathBuf {
+    w.ws().join("ostree/repo")
+}
+
+fn ostree(w: &Ws, args: &[&str]) -> (bool, String) {
+    let out = Command::new("ostree")
+        .arg(format!("--repo={}", repo(w).display()))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+fn compose(w: &Ws, m: &Value) -> Run {
+    let p = w.save(&format!("c-{}.json", uuid::Uuid::new_v4()), m);
+    w.run(&["compose", "-m", p.to_str().unwrap()])
+}
+
+#[test]
+fn composes_the_change_onto_the_known_good_base() {
+    let w = Ws::new();
+    let base = init_base(&w, |_| {});
+    let built = w.build("hello-atomic", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let r = compose(&w, &built.manifest());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let c = r.stage(&m, "compose");
+    assert_eq!(c["outcome"], "PASSED");
+    assert_eq!(c["backend"], "layer");
+    let commit = c["data"]["commit"].as_str().unwrap();
+    assert_eq!(c["data"]["parent"], base.as_str());
+    assert_eq!(m["subject"]["base"]["ostree_ref"], "fci/f41/known-good");
+    assert_eq!(m["subject"]["base"]["ostree_commit"], base.as_str());
+    let art = m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["type"] == "ostree-commit")
+        .unwrap();
+    assert_eq!(art["sha256"], commit);
+    assert_eq!(art["path"], "ostree/repo");
+
+    // The new commit has the package's file and its rpm database entry; nothing of rpm's
+    // run (its journal, its lock) was committed.
+    let diff = c["data"]["diff"].to_string();
+    assert!(diff.contains("A /usr/bin/hello-atomic"), "{diff}");
+    assert!(
+        !diff.contains("sqlite-shm") && !diff.contains("sqlite-wal"),
+        "{diff}"
+    );
+    let co = w.path().join("co");
+    let (ok, out) = ostree(&w, &["checkout", "-U", commit, co.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(co.join("usr/bin/hello-atomic").is_file());
+    let q = Command::new("rpm")
+        .arg("--root")
+        .arg(&co)
+        .args(["--dbpath", "/usr/lib/sysimage/rpm", "-q", "hello-atomic"])
+        .output()
+        .unwrap();
+    assert!(q.status.success(), "{}", String::from_utf8_lossy(&q.stderr));
+    assert!(String::from_utf8_lossy(&q.stdout).starts_with("hello-atomic-1.0-1.fc41"));
+    // The commit names the change.
+    let (_, meta) = ostree(&w, &["show", "--print-metadata-key=fci.package", commit]);
+    assert!(meta.contains("hello-atomic"), "{meta}");
+
+    // No write reached a repository object, and the known-good ref did not move.
+    let (ok, out) = ostree(&w, &["fsck"]);
+    assert!(ok, "ostree fsck: {out}");
+    let (_, kg) = ostree(&w, &["rev-parse", "fci/f41/known-good"]);
+    assert_eq!(kg.trim(), base);
+    assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
+}
+
+#[test]
+fn a_package_that_replaces_a_base_file_fails_naming_it() {
+    let w = Ws::new();
+    init_base(&w, |b| {
+        std::fs::write(b.join("usr/bin/hello-atomic"), "the base's own\n").unwrap();
+    });
+    let built = w.build("hello-atomic", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let r = compose(&w, &built.manifest());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let c = r.stage(&m, "compose");
+    assert_eq!(c["outcome"], "FAILED");
+    assert!(
+        c["notes"].to_string().contains("/usr/bin/hello-atomic"),
+        "{c:#}"
+    );
+    let (_, refs) = ostree(&w, &["refs"]);
+    assert!(!refs.contains("candidate"), "{refs}");
+}
+
+#[test]
+fn compose_is_skipped_when_the_build_failed() {
+    let w = Ws::new();
+    init_base(&w, |_| {});
+    let built = w.build("hello-broken-check", &[]);
+    assert_eq!(built.code, 1, "{}", built.stderr);
+    let r = compose(&w, &built.manifest());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    assert_eq!(r.stage(&m, "compose")["outcome"], "SKIPPED");
+}
+
+#[test]
+fn bad_bases_and_repositories_are_clear_errors() {
+    let w = Ws::new();
+    let built = w.build("hello-atomic", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    // No repository yet.
+    let r = compose(&w, &built.manifest());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("fci compose --init-base"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+
+    init_base(&w, |_| {});
+    // The known-good base is set once; only gating moves it.
+    let again = w.run(&[
+        "compose",
+        "--init-base",
+        w.path().join("base").to_str().unwrap(),
+        "--branch",
+        "f41",
+    ]);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    // Another branch has no base.
+    let r = w.run(&[
+        "compose",
+        "-m",
+        w.save("m.json", &built.manifest()).to_str().unwrap(),
+        "--branch",
+        "f40",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("unknown base ref fci/f40/known-good"),
+        "{}",
+        r.stderr
+    );
+    // A tree that is no base.
+    let empty = w.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let r = w.run(&[
+        "compose",
+        "--init-base",
+        empty.to_str().unwrap(),
+        "--branch",
+        "f39",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("not a base tree"), "{}", r.stderr);
+    // A corrupt repository.
+    std::fs::remove_dir_all(repo(&w).join("objects")).unwrap();
+    let r = compose(&w, &built.manifest());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("no OSTree repository"), "{}", r.stderr);
+}
+
+#[test]
+fn a_missing_ostree_names_its_package() {
+    let w = Ws::new();
+    let built = w.build("hello-atomic", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let p = w.save("m.json", &built.manifest());
+    let empty = w.path().join("empty-bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let r = Run::from(
+        w.cmd()
+            .env("PATH", &empty)
+            .args(["compose", "-m", p.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("install the Debian package `ostree`"),
+        "{}",
+        r.stderr
+    );
+}
