@@ -1,7 +1,7 @@
 //! Locating a dist-git checkout: a local directory, or a git URL (or local repo) at a ref.
 
 use crate::error::FciError;
-use crate::exec::{self, Cmd, Log};
+use crate::exec::{Cmd, Log};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -37,20 +37,7 @@ impl Checkout {
         let mut out: Vec<PathBuf> = Vec::new();
         for d in std::iter::once(&self.dir).chain(self.origin_dir.as_ref()) {
             out.push(d.clone());
-            let dotgit = d.join(".git");
-            if let Ok(text) = std::fs::read_to_string(&dotgit) {
-                if let Some(g) = text.strip_prefix("gitdir:") {
-                    let g = d.join(g.trim());
-                    if let Ok(g) = g.canonicalize() {
-                        // A worktree's git dir lives inside the main repository's .git.
-                        let common = g
-                            .ancestors()
-                            .find(|a| a.file_name().is_some_and(|n| n == ".git"))
-                            .map(Path::to_path_buf);
-                        out.push(common.unwrap_or(g));
-                    }
-                }
-            }
+            out.extend(enclosing_git_dirs(d));
         }
         hideable(out)
     }
@@ -101,6 +88,33 @@ impl Checkout {
     fn excluded(&self, p: &Path) -> bool {
         self.exclude.iter().any(|e| p.starts_with(e))
     }
+}
+
+pub const GIT: crate::stage::Tool = crate::stage::Tool::new("git", "git");
+
+/// The git directories of the repositories enclosing `dir` (a checkout that is a
+/// subdirectory of a larger repository, a worktree): their `.git` holds remote URLs too.
+pub fn enclosing_git_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for a in dir.ancestors() {
+        let dotgit = a.join(".git");
+        if dotgit.is_dir() {
+            out.push(dotgit);
+        } else if let Ok(text) = std::fs::read_to_string(&dotgit) {
+            if let Some(g) = text.strip_prefix("gitdir:") {
+                if let Ok(g) = a.join(g.trim()).canonicalize() {
+                    // A worktree's git dir lives inside the main repository's .git.
+                    out.push(
+                        g.ancestors()
+                            .find(|x| x.file_name().is_some_and(|n| n == ".git"))
+                            .map(Path::to_path_buf)
+                            .unwrap_or(g),
+                    );
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The directories of `paths` a sandbox can hide (cover with an empty directory): absolute,
@@ -176,7 +190,7 @@ fn clone(
     scratch: &Path,
     log: &mut Log,
 ) -> Result<Checkout> {
-    let git = exec::require("git", "git")?;
+    let git = GIT.find()?;
     let tmp = tempfile::Builder::new()
         .prefix("distgit-")
         .tempdir_in(scratch)?;

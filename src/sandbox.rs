@@ -42,11 +42,13 @@ pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin
 
 /// Directories package code never sees: homes, and host secrets that a read-only root would
 /// still show to code running as root (and that its logs could carry into published results).
-pub const HIDDEN_DIRS: [&str; 6] = [
+pub const HIDDEN_DIRS: [&str; 8] = [
     "/home",
     "/root",
     "/etc/ssh",
     "/etc/ssl/private",
+    "/etc/pki/tls/private",
+    "/etc/pki/CA/private",
     "/var/lib/sss",
     "/var/spool/cron",
 ];
@@ -60,7 +62,7 @@ pub const HIDDEN_FILES: [&str; 4] = [
 impl Sandbox {
     /// Wraps `inner` so that it runs inside the sandbox.
     pub fn wrap(&self, inner: &Cmd) -> Result<Cmd> {
-        let bwrap = exec::require("bwrap", "bubblewrap")?;
+        let bwrap = crate::stage::BWRAP.find()?;
         let mut c =
             Cmd::new(&bwrap).args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]);
         // The new /proc's kernel knobs stay read-only: uid 0 needs no capability to write most
@@ -137,7 +139,7 @@ impl Sandbox {
             return Ok(c);
         }
         // unshare(1) gives a private mount namespace; the helper mounts, then execs bwrap.
-        let unshare = exec::require("unshare", "util-linux")?;
+        let unshare = UNSHARE.find()?;
         let me = std::env::current_exe()?;
         let mut outer = Cmd::new(unshare);
         outer.clear_env = true;
@@ -188,6 +190,10 @@ impl Sandbox {
         Ok(())
     }
 }
+
+/// What makes the private mount namespace for the subject's overlays, and mounts them.
+pub const UNSHARE: crate::stage::Tool = crate::stage::Tool::new("unshare", "util-linux");
+pub const MOUNT: crate::stage::Tool = crate::stage::Tool::new("mount", "mount");
 
 /// Kernel interfaces under /proc that uid 0 could write without a capability.
 const PROC_COVERED: [&str; 10] = [

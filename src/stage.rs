@@ -211,10 +211,11 @@ fn run(
     };
     cx.host.save();
     let Ctx { manifest, run, .. } = cx;
+    let cacheable = rec.cacheable;
     let (record, log) = run.finish(&ws, rec)?;
     artifacts.push(log);
     let outcome = record.outcome;
-    commit(&ws, manifest, record, artifacts)?;
+    commit(&ws, manifest, record, artifacts, cacheable)?;
     if let Some(r) = manifest.stages.last() {
         if !progress::quiet() && lock.is_some() {
             stage.summary(r, manifest);
@@ -354,6 +355,9 @@ pub struct RecordParts {
     pub results: Vec<TestResult>,
     pub notes: Vec<String>,
     pub data: Map<String, Value>,
+    /// False when the outcome's cause is not the input (the host lacked a tool, rpmbuild was
+    /// killed): never reused, even when FAILED.
+    pub cacheable: bool,
 }
 
 impl RecordParts {
@@ -366,6 +370,7 @@ impl RecordParts {
             results: Vec::new(),
             notes: Vec::new(),
             data: Map::new(),
+            cacheable: true,
         }
     }
 }
@@ -377,8 +382,9 @@ pub fn commit(
     manifest: &mut Manifest,
     record: StageRecord,
     artifacts: Vec<Artifact>,
+    cacheable: bool,
 ) -> Result<()> {
-    if matches!(record.outcome, Outcome::Passed | Outcome::Failed) {
+    if cacheable && matches!(record.outcome, Outcome::Passed | Outcome::Failed) {
         let entry = CacheEntry {
             run_id: manifest.run.id.clone(),
             record: record.clone(),

@@ -288,3 +288,27 @@ fn escape_sequences_in_package_output_never_reach_the_terminal() {
         r.stderr
     );
 }
+
+#[test]
+fn a_killed_build_says_so_and_is_never_reused() {
+    let w = Ws::new();
+    for _ in 0..2 {
+        let r = w.build_fixture("killed-build", &[]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        let m = r.manifest();
+        let b = r.stage(&m, "build");
+        assert_eq!(b["cached"], false);
+        assert!(notes(b).contains("killed by signal 9"), "{}", notes(b));
+    }
+}
+
+#[test]
+fn a_build_that_lacks_a_host_tool_is_never_reused() {
+    let w = Ws::new();
+    for _ in 0..2 {
+        let r = w.build_fixture("missing-tool", &[]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        let m = r.manifest();
+        assert_eq!(r.stage(&m, "build")["cached"], false);
+    }
+}

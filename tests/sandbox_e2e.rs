@@ -345,3 +345,36 @@ fn reading_a_checkout_runs_none_of_its_git_filters() {
         r.stdout
     );
 }
+
+#[test]
+fn a_checkout_inside_a_larger_repository_hides_that_repositorys_git() {
+    let w = Ws::new();
+    let outer = w.path().join("monorepo");
+    let pkg = outer.join("rpms/hostile-escape");
+    fci::stages::test::runner::copy_tree(&fixture("hostile-escape"), &pkg).unwrap();
+    // The attempts look for the outer repository's .git.
+    std::fs::write(pkg.join("checkout-path"), outer.to_str().unwrap()).unwrap();
+    git(&outer, &["init", "-q", "-b", "main"]);
+    git(
+        &outer,
+        &[
+            "remote",
+            "add",
+            "origin",
+            "https://fci:gitTOKEN-42@example.org/all.git",
+        ],
+    );
+    git(&outer, &["add", "-A"]);
+    git(&outer, &["commit", "-q", "-m", "all"]);
+    let r = run_with_secret(&w, &["build", pkg.to_str().unwrap(), "--dist", ".fc41"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let b = r.stage(&m, "build");
+    let log = std::fs::read_to_string(w.ws().join(b["log"].as_str().unwrap())).unwrap();
+    assert!(
+        log.contains(&format!("checkout: {}", outer.display())),
+        "{log}"
+    );
+    assert_all_held(&log, "%build");
+    assert_no_secret(&log, "build.log");
+}

@@ -40,6 +40,13 @@ pub struct Output {
     pub timed_out: bool,
     /// The backend itself failed for a reason of the host's (not the package's): ERROR.
     pub host_failure: Option<String>,
+    /// The build was killed by this signal (bwrap reports 128 + the signal).
+    pub signal: Option<i32>,
+}
+
+/// The signal a sandboxed command died of, from bwrap's exit status (128 + signal).
+pub fn signal_of(code: Option<i32>) -> Option<i32> {
+    code.filter(|c| (129..160).contains(c)).map(|c| c - 128)
 }
 
 pub trait Backend {

@@ -56,6 +56,7 @@ impl Backend for Mock {
                 tail: log.tail(40),
                 timed_out: srpm.timed_out,
                 host_failure: mock_host_failure(&srpm),
+                signal: None,
             });
         }
         let mut rebuild = base(Cmd::new("mock"))
@@ -82,6 +83,7 @@ impl Backend for Mock {
             tail: crate::exec::last_lines(&build_log, 40),
             timed_out: done.timed_out,
             host_failure: mock_host_failure(&done),
+            signal: None,
         })
     }
 }

@@ -73,6 +73,10 @@ pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
         fci_paths(cx, &args.common.output),
         cx.log(),
     )?;
+    if co.commit.is_some() {
+        // Read through git: its version is part of the record and the key.
+        cx.require(crate::distgit::GIT)?;
+    }
     let spec_path = tree::find_spec(&co.dir, args.spec.as_deref())?;
     if let (Some(asked), Some(on)) = (&args.branch, &co.branch) {
         if asked != on {

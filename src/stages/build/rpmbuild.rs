@@ -58,6 +58,7 @@ impl Backend for Rpmbuild {
             tail,
             timed_out: done.timed_out,
             host_failure: None,
+            signal: super::backend::signal_of(done.code),
         })
     }
 }

@@ -268,6 +268,14 @@ fn explain_failure(
         // Missing build dependencies are the likeliest cause: say which.
         note_unmet(&info.buildrequires, cx, rec)?;
     }
+    if let Some(sig) = out.signal {
+        // Killed, not failed: the cause (the kernel's OOM killer, an operator) is the host's.
+        rec.cacheable = false;
+        rec.notes.push(format!(
+            "{} was killed by signal {sig} (out of memory?): not the package's failure, not reused",
+            p.backend.name()
+        ));
+    }
     let what = if args.strict_builddeps
         && out.tail.contains("Failed build dependencies")
         && !out.tail.contains("Executing(")
@@ -284,11 +292,20 @@ fn explain_failure(
             "rpmbuild failed"
         }
     };
-    rec.notes.push(what.to_string());
+    // The note names the backend when rpmbuild ran inside another (mock's chroot).
+    let what = if p.backend.name() == "rpmbuild" {
+        what.to_string()
+    } else {
+        format!("{what} (backend {})", p.backend.name())
+    };
+    rec.notes.push(what.clone());
     // A build that stopped on an undefined macro or a missing host tool says so: that is the
     // host's environment, not the package.
     let full = std::fs::read_to_string(&cx.run.log.path).unwrap_or_default();
     if let Some(why) = fedora_env::diagnose(&full) {
+        // The host's environment, not the package: installing the tool or the macros' package
+        // must rebuild, so this failure is never reused.
+        rec.cacheable = false;
         progress::note(&format!("build: {why}"));
         rec.notes.push(why);
     }

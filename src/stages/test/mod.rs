@@ -104,7 +104,12 @@ impl Stage for Test {
     }
 
     fn tools(&self) -> Vec<Tool> {
-        vec![stage::BWRAP, stage::RPM]
+        vec![
+            stage::BWRAP,
+            stage::RPM,
+            crate::sandbox::UNSHARE,
+            crate::sandbox::MOUNT,
+        ]
     }
 
     fn plan(&mut self, cx: &mut Ctx) -> Result<Plan> {
@@ -193,6 +198,11 @@ impl Stage for Test {
                 private.push(d);
             }
         }
+        let gits: Vec<PathBuf> = private
+            .iter()
+            .flat_map(|d| crate::distgit::enclosing_git_dirs(d))
+            .collect();
+        private.extend(gits);
         self.planned = Some(Planned {
             private: crate::distgit::hideable(private),
             rpms: rpm_paths,

@@ -173,7 +173,7 @@ pub fn run(
     let pb_abs = src.join(playbook);
     let cwd = pb_abs.parent().unwrap().to_path_buf();
     // Found on the caller's PATH, run by its full path: the sandbox's PATH is the system's.
-    let mut cmd = Cmd::new(crate::exec::require("ansible-playbook", "ansible-core")?)
+    let mut cmd = Cmd::new(ANSIBLE_PLAYBOOK.find()?)
         .arg("-i")
         .arg(&inventory)
         .arg("-e")

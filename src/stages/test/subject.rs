@@ -191,10 +191,26 @@ pub fn tree_provides(root: &Path, req: &str) -> bool {
     }
     let soname = req.split('(').next().unwrap_or_default();
     let is_64 = req.ends_with("(64bit)");
-    if soname.contains(".so") && !soname.contains('/') && is_64 {
-        return LIBDIRS.iter().any(|d| root.join(d).join(soname).exists());
+    if !(soname.contains(".so") && !soname.contains('/') && is_64) {
+        return false;
     }
-    false
+    // `libc.so.6(GLIBC_2.38)(64bit)`: the library must define that symbol version (its name
+    // stands, NUL-terminated, among the library's strings); `libc.so.6()(64bit)` any.
+    let version = req[soname.len()..]
+        .strip_prefix('(')
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_default();
+    LIBDIRS.iter().any(|d| {
+        let lib = root.join(d).join(soname);
+        if version.is_empty() {
+            return lib.exists();
+        }
+        std::fs::read(&lib).is_ok_and(|bytes| {
+            let mut needle = version.as_bytes().to_vec();
+            needle.push(0);
+            bytes.windows(needle.len()).any(|w| w == needle.as_slice())
+        })
+    })
 }
 
 #[cfg(test)]
@@ -206,12 +222,14 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let lib = t.path().join("lib/x86_64-linux-gnu");
         std::fs::create_dir_all(&lib).unwrap();
-        std::fs::write(lib.join("libc.so.6"), "").unwrap();
+        std::fs::write(lib.join("libc.so.6"), "\0GLIBC_2.34\0GLIBC_2.2.5\0").unwrap();
         std::fs::write(lib.join("ld-linux-x86-64.so.2"), "").unwrap();
         std::fs::create_dir_all(t.path().join("bin")).unwrap();
         std::fs::write(t.path().join("bin/sh"), "").unwrap();
         assert!(tree_provides(t.path(), "libc.so.6()(64bit)"));
         assert!(tree_provides(t.path(), "libc.so.6(GLIBC_2.34)(64bit)"));
+        assert!(!tree_provides(t.path(), "libc.so.6(GLIBC_9.99)(64bit)"));
+        assert!(!tree_provides(t.path(), "libc.so.6(GLIBC_2.3)(64bit)"));
         assert!(tree_provides(t.path(), "rtld(GNU_HASH)"));
         assert!(tree_provides(t.path(), "/bin/sh"));
         assert!(!tree_provides(t.path(), "libfoo.so.1()(64bit)"));
