@@ -31,6 +31,7 @@ complete -c fci -n "__fish_fci_needs_command" -s V -l version -d 'Print version'
 complete -c fci -n "__fish_fci_needs_command" -f -a "build" -d 'Build the SRPM and binary RPMs of a dist-git checkout (%check runs)'
 complete -c fci -n "__fish_fci_needs_command" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
 complete -c fci -n "__fish_fci_needs_command" -f -a "compose" -d 'Commit the known-good OSTree base plus the change\'s RPMs (only when build and test passed)'
+complete -c fci -n "__fish_fci_needs_command" -f -a "integrate" -d 'Run the pipeline\'s OS-level tests against the composed commit'
 complete -c fci -n "__fish_fci_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
 complete -c fci -n "__fish_fci_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c fci -n "__fish_fci_using_subcommand build" -l ref -d 'Git ref (branch, tag or commit) to build' -r
@@ -81,11 +82,28 @@ complete -c fci -n "__fish_fci_using_subcommand compose" -l no-cache -d 'Run eve
 complete -c fci -n "__fish_fci_using_subcommand compose" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand compose" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand compose" -s h -l help -d 'Print help'
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l tests -d 'The integration tests: a directory or git URL holding tests/tests*.yml or tmt plans' -r
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l tests-ref -d 'Git ref of the tests, for a URL' -r
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l runner -d 'Which test formats to run' -r -f -a "auto\t'every format the repository has (STI playbooks and tmt plans)'
+sti\t''
+tmt\t''"
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l tags -d 'STI tags to select (comma-separated)' -r
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l retries -d 'Retry each failing test case up to N more times, recording every attempt' -r
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l timeout -d 'Kill a test run after this many seconds (ERROR); 0 for no limit' -r
+complete -c fci -n "__fish_fci_using_subcommand integrate" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand integrate" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l network -d 'Let the tests reach the network'
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l no-cache -d 'Run even when the inputs match a recorded result'
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l force -d 'Run even when an earlier stage did not pass'
+complete -c fci -n "__fish_fci_using_subcommand integrate" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand integrate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c fci -n "__fish_fci_using_subcommand completions" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand completions" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose completions help" -f -a "build" -d 'Build the SRPM and binary RPMs of a dist-git checkout (%check runs)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose completions help" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose completions help" -f -a "compose" -d 'Commit the known-good OSTree base plus the change\'s RPMs (only when build and test passed)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose completions help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate completions help" -f -a "build" -d 'Build the SRPM and binary RPMs of a dist-git checkout (%check runs)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate completions help" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate completions help" -f -a "compose" -d 'Commit the known-good OSTree base plus the change\'s RPMs (only when build and test passed)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate completions help" -f -a "integrate" -d 'Run the pipeline\'s OS-level tests against the composed commit'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate completions help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

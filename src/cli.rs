@@ -39,6 +39,8 @@ pub enum Command {
     Test(crate::stages::test::Args),
     /// Commit the known-good OSTree base plus the change's RPMs (only when build and test passed)
     Compose(crate::stages::compose::Args),
+    /// Run the pipeline's OS-level tests against the composed commit
+    Integrate(crate::stages::integrate::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions { shell: clap_complete::Shell },
 }

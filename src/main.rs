@@ -32,6 +32,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Build(a) => fci::stages::build::exec(a, &cli.workspace),
         Command::Test(a) => fci::stages::test::exec(a, &cli.workspace),
         Command::Compose(a) => fci::stages::compose::exec(a, &cli.workspace),
+        Command::Integrate(a) => fci::stages::integrate::exec(a, &cli.workspace),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -73,14 +73,11 @@ fn composes_the_change_onto_the_known_good_base() {
     assert_eq!(art["sha256"], commit);
     assert_eq!(art["path"], "ostree/repo");
 
-    // The new commit has the package's file and its rpm database entry; nothing of rpm's
-    // run (its journal, its lock) was committed.
+    // The new commit has the package's file and its rpm database entry; rpm's lock of the
+    // run was not committed.
     let diff = c["data"]["diff"].to_string();
     assert!(diff.contains("A /usr/bin/hello-atomic"), "{diff}");
-    assert!(
-        !diff.contains("sqlite-shm") && !diff.contains("sqlite-wal"),
-        "{diff}"
-    );
+    assert!(!diff.contains(".rpm.lock"), "{diff}");
     let co = w.path().join("co");
     let (ok, out) = ostree(&w, &["checkout", "-U", commit, co.to_str().unwrap()]);
     assert!(ok, "{out}");
@@ -214,4 +211,67 @@ fn a_missing_ostree_names_its_package() {
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn integrate_runs_the_example_suite_on_the_composed_commit() {
+    let w = Ws::new();
+    init_base(&w, |_| {});
+    let built = w.build("hello-atomic", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let composed = compose(&w, &built.manifest());
+    assert_eq!(composed.code, 0, "{}", composed.stderr);
+    let p = w.save("composed.json", &composed.manifest());
+    let suite = repo_root().join("examples/integration");
+    let r = w.run(&[
+        "integrate",
+        "--tests",
+        suite.to_str().unwrap(),
+        "-m",
+        p.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "integrate");
+    assert_eq!(s["outcome"], "PASSED", "{s:#}");
+    let mut got = results(s);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("base-intact".to_string(), "PASSED".to_string()),
+            ("package-in-rpmdb".to_string(), "PASSED".to_string()),
+            ("program-runs".to_string(), "PASSED".to_string()),
+        ]
+    );
+    let commit = r.stage(&m, "compose")["data"]["commit"].clone();
+    assert_eq!(s["data"]["commit"], commit);
+
+    // Integration needs a composed commit, and one the repository really has.
+    let built_only = w.save("built.json", &built.manifest());
+    let r = w.run(&[
+        "integrate",
+        "--tests",
+        suite.to_str().unwrap(),
+        "-m",
+        built_only.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("run `fci compose` first"), "{}", r.stderr);
+    let mut forged = composed.manifest();
+    for a in forged["artifacts"].as_array_mut().unwrap() {
+        if a["type"] == "ostree-commit" {
+            a["sha256"] = "0".repeat(64).into();
+        }
+    }
+    let p = w.save("forged.json", &forged);
+    let r = w.run(&[
+        "integrate",
+        "--tests",
+        suite.to_str().unwrap(),
+        "-m",
+        p.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("has no commit"), "{}", r.stderr);
 }

@@ -4,4 +4,5 @@
 
 pub mod build;
 pub mod compose;
+pub mod integrate;
 pub mod test;

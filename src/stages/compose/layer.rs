@@ -87,10 +87,10 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
         .into());
     }
     let installed = query_installed(&tree, cx)?;
-    // rpm's lock and sqlite's journal files are the run's, not the tree's.
-    for lock in [".rpm.lock", "rpmdb.sqlite-shm", "rpmdb.sqlite-wal"] {
-        let _ = std::fs::remove_file(tree.join(&DBPATH[1..]).join(lock));
-    }
+    // rpm's lock is the run's. sqlite's -shm and -wal stay: the database is in WAL mode, and
+    // on a read-only /usr (a deployment, or the integration tests' overlay) sqlite can read
+    // it only when they exist.
+    let _ = std::fs::remove_file(tree.join(&DBPATH[1..]).join(".rpm.lock"));
     let subject = &cx.manifest.subject;
     let package = subject.package.clone().unwrap_or_default();
     let candidate = format!("fci/{}/candidate/{}", p.branch, cx.manifest.run.id);

@@ -4,6 +4,7 @@
 //! over the base) is `subject.rs`; attempts and reruns are `select.rs`; the stage driver does
 //! the rest.
 
+pub mod attempts;
 pub mod results;
 pub mod runner;
 pub mod select;
@@ -20,7 +21,7 @@ use crate::progress::Spinner;
 use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage, Tool};
 use anyhow::Result;
 use runner::{Case, Env};
-use select::{Filter, Selection, Slot};
+use select::Selection;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use suite::{RunCtx, Suite};
@@ -270,72 +271,19 @@ impl Stage for Test {
             tags: &a.tags,
             roles: &roles,
         };
-        let mut artifacts = Vec::new();
-        let mut run_files = Vec::new();
-        let mut run_once = |cx: &mut Ctx,
-                            attempt: u32,
-                            sel: Option<&Selection>|
-         -> Result<Vec<Case>> {
-            let mut out = Vec::new();
-            for (i, s) in p.suites.iter().enumerate() {
-                let filter = match sel {
-                    None => Filter::default(),
-                    Some(sel) => match sel.for_suite(s.runner(), s.group().as_deref()) {
-                        None => continue,
-                        Some(f) => f,
-                    },
-                };
-                let dir = cx
-                    .dir()
-                    .join(format!("attempt-{attempt}-{}-{i}", s.runner()));
-                std::fs::create_dir_all(&dir)?;
-                spinner.step(&format!("running {} tests (attempt {attempt})", s.runner()));
-                let cases = s.run(&rcx, &filter, &dir, cx.log())?;
-                // The run's own reports, for whoever debugs it (kept only if plain files).
-                for (label, file) in s.reports(&dir) {
-                    let name = format!("{}-attempt{attempt}-{label}", s.runner());
-                    if let Ok(art) = cx.ws.store_limited(
-                        &file,
-                        ArtifactKind::Log,
-                        &name,
-                        StageName::Test,
-                        Some(results::LOG_LIMIT),
-                    ) {
-                        run_files.push(json!({"attempt": attempt, "runner": s.runner(), "group": s.group(), "file": label, "path": art.path}));
-                        artifacts.push(art);
-                    }
-                }
-                out.extend(cases.into_iter().map(|c| results::confine_log(c, &dir)));
-            }
-            Ok(out)
-        };
-
-        let mut cases: Vec<Slot> = Vec::new();
-        if !(a.failed_only && p.only.is_empty()) {
-            let first = run_once(cx, 1, a.failed_only.then_some(&p.only))?;
-            cases.extend(first.into_iter().map(|c| (c, Vec::new())));
-        }
-        for attempt in 2..=a.retries + 1 {
-            let sel = Selection::failing(cases.iter().map(|(c, _)| c));
-            if sel.is_empty() {
-                break;
-            }
-            let again = run_once(cx, attempt, Some(&sel))?;
-            select::merge(&mut cases, &sel, again, attempt);
-        }
-        if !run_files.is_empty() {
-            rec.data.insert("run_files".into(), json!(run_files));
-        }
-        let mut results: Vec<TestResult> = p.carried;
-        let mut logs = results::LogStore::new(cx.ws, &mut artifacts);
-        for slot in cases {
-            results.push(results::to_result(slot, &mut logs)?);
-        }
-        let (outcome, note) = results::stage_outcome(&results);
-        rec.outcome = outcome;
-        rec.notes.extend(note);
-        rec.results = results;
-        Ok(artifacts)
+        attempts::run(
+            attempts::Attempts {
+                suites: &p.suites,
+                rcx: &rcx,
+                stage: StageName::Test,
+                retries: a.retries,
+                only: a.failed_only.then_some(&p.only),
+                carried: p.carried,
+            },
+            cx,
+            rec,
+            &spinner,
+        )
     }
 
     fn summary(&self, record: &StageRecord, _manifest: &Manifest) {
@@ -400,7 +348,7 @@ fn no_rpms(manifest: &Manifest) -> String {
     }
 }
 
-fn discover(tree: &Path, choice: RunnerChoice) -> Result<Vec<Box<dyn Suite>>> {
+pub fn discover(tree: &Path, choice: RunnerChoice) -> Result<Vec<Box<dyn Suite>>> {
     let mut suites: Vec<Box<dyn Suite>> = Vec::new();
     if matches!(choice, RunnerChoice::Auto | RunnerChoice::Sti) {
         for pb in sti::discover(tree)? {

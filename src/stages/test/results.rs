@@ -100,14 +100,16 @@ pub const LOG_LIMIT: u64 = 32 * 1024 * 1024;
 pub struct LogStore<'a> {
     ws: &'a Workspace,
     pub artifacts: &'a mut Vec<Artifact>,
+    stage: StageName,
     stored: HashMap<PathBuf, String>,
 }
 
 impl<'a> LogStore<'a> {
-    pub fn new(ws: &'a Workspace, artifacts: &'a mut Vec<Artifact>) -> Self {
+    pub fn new(ws: &'a Workspace, artifacts: &'a mut Vec<Artifact>, stage: StageName) -> Self {
         LogStore {
             ws,
             artifacts,
+            stage,
             stored: HashMap::new(),
         }
     }
@@ -119,13 +121,9 @@ impl<'a> LogStore<'a> {
         }
         let name = format!("{}.log", c.name.trim_matches('/').replace('/', "-"));
         // Test output is untrusted: a plain copy, cut at a size no honest log reaches.
-        let a = self.ws.store_limited(
-            p,
-            ArtifactKind::Log,
-            &name,
-            StageName::Test,
-            Some(LOG_LIMIT),
-        )?;
+        let a = self
+            .ws
+            .store_limited(p, ArtifactKind::Log, &name, self.stage, Some(LOG_LIMIT))?;
         let path = a.path.clone();
         if !self.artifacts.iter().any(|b| b.path == a.path) {
             self.artifacts.push(a);
@@ -139,7 +137,10 @@ pub fn summary(record: &StageRecord) {
     if progress::quiet() {
         return;
     }
-    eprintln!("fci: test {} in {:.1}s", record.outcome, record.duration_s);
+    eprintln!(
+        "fci: {} {} in {:.1}s",
+        record.name, record.outcome, record.duration_s
+    );
     for r in &record.results {
         let runner = r.runner.as_deref().unwrap_or("");
         let tries = if r.attempts.is_empty() {

@@ -120,7 +120,7 @@ pub fn base_identity(base: Option<&Path>, hc: &mut crate::hostcache::HostCache) 
 }
 
 /// One read-only overlay per top-level directory the subject (or base) fills.
-fn overlays(dir: &Path, root: &Path, base: Option<&Path>) -> Result<Vec<Overlay>> {
+pub fn overlays(dir: &Path, root: &Path, base: Option<&Path>) -> Result<Vec<Overlay>> {
     // Never layered: kernel filesystems, scratch areas, and the homes the sandbox hides.
     const NEVER: [&str; 8] = ["proc", "sys", "dev", "tmp", "run", "boot", "root", "home"];
     let mut names: Vec<String> = Vec::new();

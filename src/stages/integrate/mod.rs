@@ -1,0 +1,201 @@
+//! `fci integrate`: the pipeline's OS-level tests (STI or tmt, the runners of `fci test`)
+//! against a read-only checkout of the composed commit, layered like `fci test --base-root`.
+
+use crate::distgit;
+use crate::error::FciError;
+use crate::manifest::{Artifact, ArtifactKind, Manifest, Outcome, StageName, StageRecord};
+use crate::ostree::{Repo, OSTREE};
+use crate::progress::Spinner;
+use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage, Tool};
+use crate::stages::test::{
+    self as test_stage, attempts, runner::Env, sti, subject, suite, RunnerChoice,
+};
+use anyhow::Result;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+/// `fci integrate`'s flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// The integration tests: a directory or git URL holding tests/tests*.yml or tmt plans
+    #[arg(long, value_name = "DIR|URL")]
+    pub tests: String,
+    /// Git ref of the tests, for a URL
+    #[arg(long = "tests-ref", value_name = "REF")]
+    pub tests_ref: Option<String>,
+    /// Which test formats to run
+    #[arg(long, value_enum, default_value_t = RunnerChoice::Auto)]
+    pub runner: RunnerChoice,
+    /// STI tags to select (comma-separated)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "classic",
+        value_name = "TAGS"
+    )]
+    pub tags: Vec<String>,
+    /// Retry each failing test case up to N more times, recording every attempt
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub retries: u32,
+    /// Let the tests reach the network
+    #[arg(long)]
+    pub network: bool,
+    /// Kill a test run after this many seconds (ERROR); 0 for no limit
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    pub timeout: u64,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Runs `fci integrate`; returns the exit code.
+pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
+    let common = args.common.clone();
+    let mut stage = Integrate {
+        args,
+        planned: None,
+    };
+    stage::drive(&mut stage, &common, workspace)
+}
+
+struct Integrate {
+    args: Args,
+    planned: Option<Planned>,
+}
+
+struct Planned {
+    repo: Repo,
+    commit: String,
+    tests: distgit::Checkout,
+    suites: Vec<Box<dyn suite::Suite>>,
+}
+
+impl Stage for Integrate {
+    fn name(&self) -> StageName {
+        StageName::Integrate
+    }
+
+    fn tools(&self) -> Vec<Tool> {
+        vec![
+            OSTREE,
+            stage::BWRAP,
+            stage::RPM,
+            crate::sandbox::UNSHARE,
+            crate::sandbox::MOUNT,
+        ]
+    }
+
+    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan> {
+        let a = &self.args;
+        let art = cx
+            .manifest
+            .artifacts_of(ArtifactKind::OstreeCommit)
+            .last()
+            .cloned()
+            .ok_or_else(|| {
+                FciError::input(
+                    &cx.origin,
+                    "no `ostree-commit` artifact: run `fci compose` first",
+                )
+            })?;
+        let repo = Repo::open(&cx.consume(&art, ArtifactKind::OstreeCommit)?)?;
+        let dir = cx.dir();
+        let tests = distgit::checkout(
+            &a.tests,
+            a.tests_ref.as_deref(),
+            &dir,
+            vec![cx.ws.root().to_path_buf()],
+            cx.log(),
+        )?;
+        let suites = test_stage::discover(&tests.dir, a.runner)?;
+        if suites.is_empty() {
+            return Err(FciError::input(
+                &tests.dir,
+                "no integration tests here: neither tests/tests*.yml (STI) nor tmt plans",
+            )
+            .into());
+        }
+        for t in suites.iter().flat_map(|s| s.tools()) {
+            cx.require(t)?;
+        }
+        let files = tests.files()?;
+        let inputs = json!({
+            "commit": art.sha256,
+            "tests": crate::digest::tree_digest(&tests.dir, &files)?,
+            "runner": a.runner,
+            "tags": a.tags,
+            "retries": a.retries,
+            "network": a.network,
+        });
+        self.planned = Some(Planned {
+            repo,
+            commit: art.sha256,
+            tests,
+            suites,
+        });
+        Ok(Plan::Run(inputs))
+    }
+
+    fn execute(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
+        let p = self.planned.take().expect("planned before executed");
+        let a = &self.args;
+        let spinner = Spinner::new("integrate");
+        spinner.step("checking out the composed commit");
+        // Hard links into the repository, seen only through a read-only overlay.
+        let root = cx.dir().join("root");
+        p.repo.checkout(&p.commit, &root, cx.log())?;
+        let overlays = subject::overlays(&cx.dir(), &root, None)?;
+        let roles = sti::install_roles(&cx.ws.root().join("share/roles"))?;
+        let tree = p.tests.dir.clone();
+        let private: Vec<PathBuf> = distgit::hideable(p.tests.private_paths());
+        let env = Env {
+            overlays: &overlays,
+            tree: &tree,
+            readonly: vec![roles.clone()],
+            hide: private
+                .into_iter()
+                .chain(std::iter::once(cx.ws.root().to_path_buf()))
+                .collect(),
+            subjects: Vec::new(),
+            network: a.network,
+            timeout: crate::cli::timeout(a.timeout),
+        };
+        let scratch = cx.dir();
+        env.check(cx.log(), &scratch)?;
+        rec.backend = Some(
+            p.suites
+                .iter()
+                .map(|s| s.runner())
+                .collect::<Vec<_>>()
+                .join("+"),
+        );
+        rec.data.insert("commit".into(), json!(p.commit));
+        rec.data.insert("network".into(), json!(a.network));
+        let rcx = suite::RunCtx {
+            env: &env,
+            tags: &a.tags,
+            roles: &roles,
+        };
+        let artifacts = attempts::run(
+            attempts::Attempts {
+                suites: &p.suites,
+                rcx: &rcx,
+                stage: StageName::Integrate,
+                retries: a.retries,
+                only: None,
+                carried: Vec::new(),
+            },
+            cx,
+            rec,
+            &spinner,
+        )?;
+        if rec.outcome == Outcome::Info {
+            rec.notes
+                .push("the integration tests reported only INFO".into());
+        }
+        Ok(artifacts)
+    }
+
+    fn summary(&self, record: &StageRecord, _manifest: &Manifest) {
+        test_stage::results::summary(record);
+    }
+}

@@ -1,0 +1,97 @@
+//! Running a stage's test suites: the first attempt, reruns of what failed (`--retries`), the
+//! runs' own reports kept, results recorded. Shared by `fci test` and `fci integrate`.
+
+use super::results;
+use super::runner::Case;
+use super::select::{self, Filter, Selection, Slot};
+use super::suite::{RunCtx, Suite};
+use crate::manifest::{Artifact, ArtifactKind, StageName, TestResult};
+use crate::progress::Spinner;
+use crate::stage::{Ctx, RecordParts};
+use anyhow::Result;
+use serde_json::json;
+
+pub struct Attempts<'a> {
+    pub suites: &'a [Box<dyn Suite>],
+    pub rcx: &'a RunCtx<'a>,
+    /// The stage whose artifacts the runs' reports become.
+    pub stage: StageName,
+    /// Reruns of each failing case.
+    pub retries: u32,
+    /// Only these cases (`--failed-only`), with `carried` the passing ones kept.
+    pub only: Option<&'a Selection>,
+    pub carried: Vec<TestResult>,
+}
+
+/// Runs the attempts and fills `rec` (results, outcome, notes, `run_files`); returns the
+/// artifacts (logs and reports).
+pub fn run(
+    a: Attempts,
+    cx: &mut Ctx,
+    rec: &mut RecordParts,
+    spinner: &Spinner,
+) -> Result<Vec<Artifact>> {
+    let mut artifacts = Vec::new();
+    let mut run_files = Vec::new();
+    let mut run_once = |cx: &mut Ctx, attempt: u32, sel: Option<&Selection>| -> Result<Vec<Case>> {
+        let mut out = Vec::new();
+        for (i, s) in a.suites.iter().enumerate() {
+            let filter = match sel {
+                None => Filter::default(),
+                Some(sel) => match sel.for_suite(s.runner(), s.group().as_deref()) {
+                    None => continue,
+                    Some(f) => f,
+                },
+            };
+            let dir = cx
+                .dir()
+                .join(format!("attempt-{attempt}-{}-{i}", s.runner()));
+            std::fs::create_dir_all(&dir)?;
+            spinner.step(&format!("running {} tests (attempt {attempt})", s.runner()));
+            let cases = s.run(a.rcx, &filter, &dir, cx.log())?;
+            // The run's own reports, for whoever debugs it (kept only if plain files).
+            for (label, file) in s.reports(&dir) {
+                let name = format!("{}-attempt{attempt}-{label}", s.runner());
+                if let Ok(art) = cx.ws.store_limited(
+                    &file,
+                    ArtifactKind::Log,
+                    &name,
+                    a.stage,
+                    Some(results::LOG_LIMIT),
+                ) {
+                    run_files.push(json!({"attempt": attempt, "runner": s.runner(), "group": s.group(), "file": label, "path": art.path}));
+                    artifacts.push(art);
+                }
+            }
+            out.extend(cases.into_iter().map(|c| results::confine_log(c, &dir)));
+        }
+        Ok(out)
+    };
+
+    let mut cases: Vec<Slot> = Vec::new();
+    if !a.only.is_some_and(|o| o.is_empty()) {
+        let first = run_once(cx, 1, a.only)?;
+        cases.extend(first.into_iter().map(|c| (c, Vec::new())));
+    }
+    for attempt in 2..=a.retries + 1 {
+        let sel = Selection::failing(cases.iter().map(|(c, _)| c));
+        if sel.is_empty() {
+            break;
+        }
+        let again = run_once(cx, attempt, Some(&sel))?;
+        select::merge(&mut cases, &sel, again, attempt);
+    }
+    if !run_files.is_empty() {
+        rec.data.insert("run_files".into(), json!(run_files));
+    }
+    let mut results: Vec<TestResult> = a.carried;
+    let mut logs = results::LogStore::new(cx.ws, &mut artifacts, a.stage);
+    for slot in cases {
+        results.push(results::to_result(slot, &mut logs)?);
+    }
+    let (outcome, note) = results::stage_outcome(&results);
+    rec.outcome = outcome;
+    rec.notes.extend(note);
+    rec.results = results;
+    Ok(artifacts)
+}
