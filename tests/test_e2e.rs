@@ -749,11 +749,19 @@ fn two_test_runs_at_once_on_one_workspace_both_finish_intact() {
             "-o",
         ])
         .arg(w.path().join(out));
+        c.stderr(std::process::Stdio::piped());
         c.spawn().unwrap()
     };
     let kids = vec![spawn("a.json"), spawn("b.json")];
-    for mut k in kids {
-        assert!(k.wait().unwrap().success());
+    for (k, out) in kids.into_iter().zip(["a.json", "b.json"]) {
+        let done = k.wait_with_output().unwrap();
+        assert!(
+            done.status.success(),
+            "{out}: {:?}: {} {}",
+            done.status,
+            String::from_utf8_lossy(&done.stderr),
+            std::fs::read_to_string(w.path().join(out)).unwrap_or_default()
+        );
     }
     for f in ["a.json", "b.json"] {
         let v: Value =
