@@ -140,22 +140,24 @@ pub fn overlays(dir: &Path, root: &Path, base: Option<&Path>) -> Result<Vec<Over
         if !target.is_dir() {
             continue;
         }
-        if dir.starts_with(&target) {
-            return Err(FciError::Usage(format!(
-                "the workspace lies under {}, which the test subject overlays; put the workspace elsewhere",
-                target.display()
-            ))
-            .into());
-        }
         let layers: Vec<PathBuf> = std::iter::once(root)
             .chain(base)
             .map(|l| l.join(&n))
             // A real directory only: a top-level symlink (shipped by the package, or in the
             // base) would layer a host directory past the sandbox's covers.
             .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_dir()))
+            // An empty directory adds nothing (an OSTree tree's /var, say).
+            .filter(|p| std::fs::read_dir(p).is_ok_and(|mut rd| rd.next().is_some()))
             .collect();
         if layers.is_empty() {
             continue;
+        }
+        if dir.starts_with(&target) {
+            return Err(FciError::Usage(format!(
+                "the workspace lies under {}, which the test subject overlays; put the workspace elsewhere",
+                target.display()
+            ))
+            .into());
         }
         let mountpoint = dir.join("mnt").join(&n);
         std::fs::create_dir_all(&mountpoint)?;
