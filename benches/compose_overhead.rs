@@ -1,0 +1,168 @@
+//! `fci compose` against the raw commands it wraps (hard-link checkout, `rpm -i`, `ostree
+//! commit` with the base as parent), and layering one package onto a base of a few thousand
+//! files against committing the whole tree afresh. Prints ratios measured in this run (median
+//! of several). Run: `cargo bench --bench compose_overhead`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RUNS: usize = 7;
+const EXTRA_FILES: usize = 3000;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time(f: impl FnOnce()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
+fn run(c: &mut Command, what: &str) -> String {
+    let out = c.stderr(Stdio::inherit()).output().unwrap();
+    assert!(out.status.success(), "{what} failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn ostree(repo: &Path) -> Command {
+    let mut c = Command::new("ostree");
+    c.arg(format!("--repo={}", repo.display()));
+    c
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fci = env!("CARGO_BIN_EXE_fci");
+    let scratch = tempfile::tempdir().unwrap();
+    let s = scratch.path();
+    // A base of a few thousand files.
+    let base = s.join("base");
+    run(
+        Command::new(root.join("examples/base/make-base.sh")).arg(&base),
+        "make-base.sh",
+    );
+    for i in 0..EXTRA_FILES {
+        let d = base.join(format!("usr/share/bench/{}", i % 50));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(format!("f{i}")), format!("file {i}\n")).unwrap();
+    }
+    let ws = s.join("ws");
+    let fci_cmd = |args: &[&str]| {
+        let mut c = Command::new(fci);
+        c.arg("--workspace").arg(&ws).arg("--quiet").args(args);
+        c
+    };
+    run(
+        &mut fci_cmd(&[
+            "compose",
+            "--init-base",
+            base.to_str().unwrap(),
+            "--branch",
+            "f41",
+        ]),
+        "fci compose --init-base",
+    );
+    let manifest = s.join("built.json");
+    let built = run(
+        fci_cmd(&["build"])
+            .arg(root.join("examples/hello-atomic"))
+            .args(["--branch", "f41", "--lookaside"])
+            .arg(root.join("examples/lookaside")),
+        "fci build",
+    );
+    std::fs::write(&manifest, &built).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&built).unwrap();
+    let rpms: Vec<PathBuf> = m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["type"] == "rpm")
+        .map(|a| ws.join(a["path"].as_str().unwrap()))
+        .collect();
+    let repo = ws.join("ostree/repo");
+    let base_commit = run(
+        ostree(&repo).args(["rev-parse", "fci/f41/known-good"]),
+        "rev-parse",
+    );
+
+    let fci_compose = || {
+        run(
+            &mut fci_cmd(&["compose", "--no-cache", "-m", manifest.to_str().unwrap()]),
+            "fci compose",
+        );
+    };
+    // What compose wraps, by hand.
+    let raw_compose = |i: usize| {
+        let dest = s.join(format!("raw-{i}"));
+        run(
+            ostree(&repo)
+                .args(["checkout", "-U", "-H", &base_commit])
+                .arg(&dest),
+            "ostree checkout",
+        );
+        let db = dest.join("usr/lib/sysimage/rpm");
+        for e in std::fs::read_dir(&db).unwrap() {
+            let p = e.unwrap().path();
+            let copy = p.with_extension("copy");
+            std::fs::copy(&p, &copy).unwrap();
+            std::fs::rename(&copy, &p).unwrap();
+        }
+        run(
+            Command::new("rpm")
+                .arg("--root")
+                .arg(&dest)
+                .args(["--dbpath", "/usr/lib/sysimage/rpm", "-i", "--nodeps"])
+                .args(["--noscripts", "--notriggers", "--force-debian"])
+                .args(&rpms),
+            "rpm -i",
+        );
+        run(
+            ostree(&repo)
+                .args(["commit", &format!("--branch=bench/raw/{i}")])
+                .arg(format!("--parent={base_commit}"))
+                .args(["--link-checkout-speedup", "--owner-uid=0", "--owner-gid=0"])
+                .arg(format!("--tree=dir={}", dest.display())),
+            "ostree commit",
+        );
+    };
+    // The whole tree committed afresh into a new repository (no layering, no dedup).
+    let full_tree = s.join("full");
+    run(
+        ostree(&repo)
+            .args(["checkout", "-U", &base_commit])
+            .arg(&full_tree),
+        "ostree checkout (full)",
+    );
+    let afresh = |i: usize| {
+        let r = s.join(format!("afresh-{i}"));
+        run(ostree(&r).args(["init", "--mode=bare-user"]), "ostree init");
+        run(
+            ostree(&r)
+                .args(["commit", "--branch=bench", "--owner-uid=0", "--owner-gid=0"])
+                .arg(format!("--tree=dir={}", full_tree.display())),
+            "ostree commit (afresh)",
+        );
+    };
+
+    fci_compose();
+    raw_compose(usize::MAX);
+    let (mut fci_t, mut raw_t, mut fresh_t) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..RUNS {
+        fci_t.push(time(fci_compose));
+        raw_t.push(time(|| raw_compose(i)));
+        fresh_t.push(time(|| afresh(i)));
+    }
+    let (f, r, a) = (median(fci_t), median(raw_t), median(fresh_t));
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "fci compose            {:>8.1} ms   raw checkout+rpm+commit {:>8.1} ms   ratio {:.3}x  (target <= 1.05x)",
+        ms(f), ms(r), f.as_secs_f64() / r.as_secs_f64()
+    );
+    println!(
+        "layered compose        {:>8.1} ms   whole tree afresh       {:>8.1} ms   ratio {:.3}x  ({EXTRA_FILES} extra files in the base)",
+        ms(f), ms(a), f.as_secs_f64() / a.as_secs_f64()
+    );
+}
