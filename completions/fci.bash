@@ -375,12 +375,20 @@ _fci() {
             return 0
             ;;
         fci__subcmd__test)
-            opts="-m -o -q -h --runner --tags --retries --failed-only --base-root --network --tests-from --timeout --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-m -o -q -h --failed-only --base-root --tests-from --runner --tags --retries --network --timeout --manifest --output --no-cache --force --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --base-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tests-from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --runner)
                     COMPREPLY=($(compgen -W "auto sti tmt" -- "${cur}"))
                     return 0
@@ -390,14 +398,6 @@ _fci() {
                     return 0
                     ;;
                 --retries)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --base-root)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --tests-from)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -55,13 +55,13 @@ complete -c fci -n "__fish_fci_using_subcommand build" -l no-cache -d 'Run even 
 complete -c fci -n "__fish_fci_using_subcommand build" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand build" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand build" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c fci -n "__fish_fci_using_subcommand test" -l base-root -d 'Base tree to layer under the new RPMs (default: the host\'s directories, read-only)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand test" -l tests-from -d 'Take tests from this dist-git checkout instead of the build\'s snapshot' -r -F
 complete -c fci -n "__fish_fci_using_subcommand test" -l runner -d 'Which test formats to run' -r -f -a "auto\t'every format the repository has (STI playbooks and tmt plans)'
 sti\t''
 tmt\t''"
 complete -c fci -n "__fish_fci_using_subcommand test" -l tags -d 'STI tags to select (comma-separated: classic, container, atomic)' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -l retries -d 'Retry each failing test case up to N more times, recording every attempt' -r
-complete -c fci -n "__fish_fci_using_subcommand test" -l base-root -d 'Base tree to layer under the new RPMs (default: the host\'s directories, read-only)' -r -F
-complete -c fci -n "__fish_fci_using_subcommand test" -l tests-from -d 'Take tests from this dist-git checkout instead of the build\'s snapshot' -r -F
 complete -c fci -n "__fish_fci_using_subcommand test" -l timeout -d 'Kill a test run (a playbook, or tmt) after this many seconds (ERROR); 0 for no limit' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand test" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
@@ -87,9 +87,9 @@ complete -c fci -n "__fish_fci_using_subcommand integrate" -l tests-ref -d 'Git 
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l runner -d 'Which test formats to run' -r -f -a "auto\t'every format the repository has (STI playbooks and tmt plans)'
 sti\t''
 tmt\t''"
-complete -c fci -n "__fish_fci_using_subcommand integrate" -l tags -d 'STI tags to select (comma-separated)' -r
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l tags -d 'STI tags to select (comma-separated: classic, container, atomic)' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l retries -d 'Retry each failing test case up to N more times, recording every attempt' -r
-complete -c fci -n "__fish_fci_using_subcommand integrate" -l timeout -d 'Kill a test run after this many seconds (ERROR); 0 for no limit' -r
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l timeout -d 'Kill a test run (a playbook, or tmt) after this many seconds (ERROR); 0 for no limit' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand integrate" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F

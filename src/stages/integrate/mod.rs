@@ -7,9 +7,7 @@ use crate::manifest::{Artifact, ArtifactKind, Manifest, Outcome, StageName, Stag
 use crate::ostree::{Repo, OSTREE};
 use crate::progress::Spinner;
 use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage, Tool};
-use crate::stages::test::{
-    self as test_stage, attempts, runner::Env, sti, subject, suite, RunnerChoice,
-};
+use crate::stages::test::{self as test_stage, attempts, runner::Env, sti, subject, suite};
 use anyhow::Result;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -23,26 +21,8 @@ pub struct Args {
     /// Git ref of the tests, for a URL
     #[arg(long = "tests-ref", value_name = "REF")]
     pub tests_ref: Option<String>,
-    /// Which test formats to run
-    #[arg(long, value_enum, default_value_t = RunnerChoice::Auto)]
-    pub runner: RunnerChoice,
-    /// STI tags to select (comma-separated)
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "classic",
-        value_name = "TAGS"
-    )]
-    pub tags: Vec<String>,
-    /// Retry each failing test case up to N more times, recording every attempt
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub retries: u32,
-    /// Let the tests reach the network
-    #[arg(long)]
-    pub network: bool,
-    /// Kill a test run after this many seconds (ERROR); 0 for no limit
-    #[arg(long, default_value_t = 3600, value_name = "SECS")]
-    pub timeout: u64,
+    #[command(flatten)]
+    pub suite: test_stage::SuiteArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -106,7 +86,7 @@ impl Stage for Integrate {
             vec![cx.ws.root().to_path_buf()],
             cx.log(),
         )?;
-        let suites = test_stage::discover(&tests.dir, a.runner)?;
+        let suites = test_stage::discover(&tests.dir, a.suite.runner)?;
         if suites.is_empty() {
             return Err(FciError::input(
                 &tests.dir,
@@ -121,10 +101,10 @@ impl Stage for Integrate {
         let inputs = json!({
             "commit": art.sha256,
             "tests": crate::digest::tree_digest(&tests.dir, &files)?,
-            "runner": a.runner,
-            "tags": a.tags,
-            "retries": a.retries,
-            "network": a.network,
+            "runner": a.suite.runner,
+            "tags": a.suite.tags,
+            "retries": a.suite.retries,
+            "network": a.suite.network,
         });
         self.planned = Some(Planned {
             repo,
@@ -156,8 +136,8 @@ impl Stage for Integrate {
                 .chain(std::iter::once(cx.ws.root().to_path_buf()))
                 .collect(),
             subjects: Vec::new(),
-            network: a.network,
-            timeout: crate::cli::timeout(a.timeout),
+            network: a.suite.network,
+            timeout: crate::cli::timeout(a.suite.timeout),
         };
         let scratch = cx.dir();
         env.check(cx.log(), &scratch)?;
@@ -169,10 +149,10 @@ impl Stage for Integrate {
                 .join("+"),
         );
         rec.data.insert("commit".into(), json!(p.commit));
-        rec.data.insert("network".into(), json!(a.network));
+        rec.data.insert("network".into(), json!(a.suite.network));
         let rcx = suite::RunCtx {
             env: &env,
-            tags: &a.tags,
+            tags: &a.suite.tags,
             roles: &roles,
         };
         let artifacts = attempts::run(
@@ -180,7 +160,7 @@ impl Stage for Integrate {
                 suites: &p.suites,
                 rcx: &rcx,
                 stage: StageName::Integrate,
-                retries: a.retries,
+                retries: a.suite.retries,
                 only: None,
                 carried: Vec::new(),
             },

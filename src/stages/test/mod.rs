@@ -35,9 +35,9 @@ pub enum RunnerChoice {
     Tmt,
 }
 
-/// `fci test`'s flags.
+/// The flags of every stage that runs test suites (`fci test`, `fci integrate`).
 #[derive(clap::Args, Debug, Clone)]
-pub struct Args {
+pub struct SuiteArgs {
     /// Which test formats to run
     #[arg(long, value_enum, default_value_t = RunnerChoice::Auto)]
     pub runner: RunnerChoice,
@@ -52,21 +52,28 @@ pub struct Args {
     /// Retry each failing test case up to N more times, recording every attempt
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub retries: u32,
+    /// Let the tests reach the network
+    #[arg(long)]
+    pub network: bool,
+    /// Kill a test run (a playbook, or tmt) after this many seconds (ERROR); 0 for no limit
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    pub timeout: u64,
+}
+
+/// `fci test`'s flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
     /// Rerun only the test cases that did not pass in the input manifest's test stage
     #[arg(long)]
     pub failed_only: bool,
     /// Base tree to layer under the new RPMs (default: the host's directories, read-only)
     #[arg(long, value_name = "DIR")]
     pub base_root: Option<PathBuf>,
-    /// Let the tests reach the network
-    #[arg(long)]
-    pub network: bool,
     /// Take tests from this dist-git checkout instead of the build's snapshot
     #[arg(long, value_name = "DIR")]
     pub tests_from: Option<PathBuf>,
-    /// Kill a test run (a playbook, or tmt) after this many seconds (ERROR); 0 for no limit
-    #[arg(long, default_value_t = 3600, value_name = "SECS")]
-    pub timeout: u64,
+    #[command(flatten)]
+    pub suite: SuiteArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -150,11 +157,11 @@ impl Stage for Test {
         if a.tests_from.is_none() {
             check_against_build(cx)?;
         }
-        let suites = discover(&tree, a.runner)?;
+        let suites = discover(&tree, a.suite.runner)?;
         if suites.is_empty() {
             // Most packages have no functional tests: that is a fact to record (INFO, which
             // ResultsDB counts as a pass), not an error that would break the pipeline.
-            let what = match a.runner {
+            let what = match a.suite.runner {
                 RunnerChoice::Auto => "neither tests/tests*.yml (STI) nor tmt plans (.fmf/version)",
                 RunnerChoice::Sti => "no tests/tests*.yml (STI)",
                 RunnerChoice::Tmt => "no tmt plans (.fmf/version)",
@@ -183,11 +190,11 @@ impl Stage for Test {
             "host_roles": crate::digest::list_files(Path::new(sti::HOST_ROLES), &[])
                 .ok()
                 .map(|files| crate::digest::tree_digest(Path::new(sti::HOST_ROLES), &files).ok()),
-            "runner": a.runner,
-            "tags": a.tags,
-            "retries": a.retries,
+            "runner": a.suite.runner,
+            "tags": a.suite.tags,
+            "retries": a.suite.retries,
             "only": format!("{only:?}"),
-            "network": a.network,
+            "network": a.suite.network,
         });
         let mut private: Vec<PathBuf> = a
             .tests_from
@@ -239,8 +246,8 @@ impl Stage for Test {
                 .chain(std::iter::once(cx.ws.root().to_path_buf()))
                 .collect(),
             subjects: p.rpms.clone(),
-            network: a.network,
-            timeout: crate::cli::timeout(a.timeout),
+            network: a.suite.network,
+            timeout: crate::cli::timeout(a.suite.timeout),
         };
         let scratch = cx.dir();
         env.check(cx.log(), &scratch)?;
@@ -255,7 +262,7 @@ impl Stage for Test {
             .insert("subject_packages".into(), json!(subj.installed));
         rec.data
             .insert("unmet_requires".into(), json!(subj.unmet_requires));
-        rec.data.insert("network".into(), json!(a.network));
+        rec.data.insert("network".into(), json!(a.suite.network));
         if a.failed_only {
             rec.data.insert("rerun".into(), json!(p.only.describe()));
         }
@@ -268,7 +275,7 @@ impl Stage for Test {
 
         let rcx = RunCtx {
             env: &env,
-            tags: &a.tags,
+            tags: &a.suite.tags,
             roles: &roles,
         };
         attempts::run(
@@ -276,7 +283,7 @@ impl Stage for Test {
                 suites: &p.suites,
                 rcx: &rcx,
                 stage: StageName::Test,
-                retries: a.retries,
+                retries: a.suite.retries,
                 only: a.failed_only.then_some(&p.only),
                 carried: p.carried,
             },
