@@ -34,12 +34,7 @@ impl Checkout {
     /// from (their `.git` holds remote URLs, possibly with credentials, and hooks), and the
     /// git directory a worktree's `.git` file points to. Never a system directory.
     pub fn private_paths(&self) -> Vec<PathBuf> {
-        let mut out: Vec<PathBuf> = Vec::new();
-        for d in std::iter::once(&self.dir).chain(self.origin_dir.as_ref()) {
-            out.push(d.clone());
-            out.extend(enclosing_git_dirs(d));
-        }
-        hideable(out)
+        private_dirs(std::iter::once(self.dir.clone()).chain(self.origin_dir.clone()))
     }
 
     /// The package's files, relative to the checkout: for a git checkout what git tracks or
@@ -117,9 +112,20 @@ pub fn enclosing_git_dirs(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Directories package code must never see, for the user's checkouts `dirs`: each, and the
+/// git directories of the repositories enclosing it; only those a sandbox can hide.
+pub fn private_dirs(dirs: impl IntoIterator<Item = PathBuf>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for d in dirs {
+        out.extend(enclosing_git_dirs(&d));
+        out.push(d);
+    }
+    hideable(out)
+}
+
 /// The directories of `paths` a sandbox can hide (cover with an empty directory): absolute,
 /// and none that holds a system directory the sandbox needs.
-pub fn hideable(mut paths: Vec<PathBuf>) -> Vec<PathBuf> {
+fn hideable(mut paths: Vec<PathBuf>) -> Vec<PathBuf> {
     const SYSTEM: [&str; 9] = [
         "/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/var/lib", "/opt", "/dev",
     ];

@@ -126,7 +126,7 @@ impl Stage for Integrate {
         let overlays = subject::overlays(&cx.dir(), &root, None)?;
         let roles = sti::install_roles(&cx.ws.root().join("share/roles"))?;
         let tree = p.tests.dir.clone();
-        let private: Vec<PathBuf> = distgit::hideable(p.tests.private_paths());
+        let private: Vec<PathBuf> = p.tests.private_paths();
         let env = Env {
             overlays: &overlays,
             tree: &tree,
@@ -141,15 +141,7 @@ impl Stage for Integrate {
         };
         let scratch = cx.dir();
         env.check(cx.log(), &scratch)?;
-        rec.backend = Some(
-            p.suites
-                .iter()
-                .map(|s| s.runner())
-                .collect::<Vec<_>>()
-                .join("+"),
-        );
         rec.data.insert("commit".into(), json!(p.commit));
-        rec.data.insert("network".into(), json!(a.suite.network));
         let rcx = suite::RunCtx {
             env: &env,
             tags: &a.suite.tags,

@@ -23,7 +23,8 @@ pub struct Attempts<'a> {
     pub carried: Vec<TestResult>,
 }
 
-/// Runs the attempts and fills `rec` (results, outcome, notes, `run_files`); returns the
+/// Runs the attempts and fills `rec` (backend, results, outcome, notes, `run_files`,
+/// `network`); returns the
 /// artifacts (logs and reports).
 pub fn run(
     a: Attempts,
@@ -31,6 +32,15 @@ pub fn run(
     rec: &mut RecordParts,
     spinner: &Spinner,
 ) -> Result<Vec<Artifact>> {
+    // The runners that ran, and whether the tests had the network.
+    rec.backend = Some(
+        a.suites
+            .iter()
+            .map(|s| s.runner())
+            .collect::<Vec<_>>()
+            .join("+"),
+    );
+    rec.data.insert("network".into(), json!(a.rcx.env.network));
     let mut artifacts = Vec::new();
     let mut run_files = Vec::new();
     let mut run_once = |cx: &mut Ctx, attempt: u32, sel: Option<&Selection>| -> Result<Vec<Case>> {

@@ -136,8 +136,14 @@ impl Stage for Test {
             .iter()
             .map(|r| cx.consume(r, ArtifactKind::Rpm))
             .collect::<Result<_>>()?;
-        let tree = match &a.tests_from {
-            Some(d) if d.is_dir() => d.canonicalize()?,
+        // The tree, and its digest: a dist-git artifact's was just verified, so it is reused.
+        let (tree, tree_digest) = match &a.tests_from {
+            Some(d) if d.is_dir() => {
+                let d = d.canonicalize()?;
+                let files = crate::digest::list_files(&d, &[])?;
+                let digest = crate::digest::tree_digest(&d, &files)?;
+                (d, digest)
+            }
             Some(d) => return Err(FciError::input(d, "no such directory").into()),
             None => {
                 let t = cx
@@ -151,7 +157,7 @@ impl Stage for Test {
                             "no `dist-git` artifact: run `fci build` first or pass --tests-from",
                         )
                     })?;
-                cx.consume(&t, ArtifactKind::DistGit)?
+                (cx.consume(&t, ArtifactKind::DistGit)?, t.sha256)
             }
         };
         if a.tests_from.is_none() {
@@ -179,10 +185,9 @@ impl Stage for Test {
         } else {
             (Selection::default(), Vec::new())
         };
-        let files = crate::digest::list_files(&tree, &[])?;
         let inputs = json!({
             "rpms": rpms.iter().map(|r| &r.sha256).collect::<Vec<_>>(),
-            "tree": crate::digest::tree_digest(&tree, &files)?,
+            "tree": tree_digest,
             "base_root": a.base_root,
             // What the tests run on besides the new packages: the base's (or host's) package set.
             "base": subject::base_identity(a.base_root.as_deref(), &mut cx.host),
@@ -196,23 +201,20 @@ impl Stage for Test {
             "only": format!("{only:?}"),
             "network": a.suite.network,
         });
-        let mut private: Vec<PathBuf> = a
-            .tests_from
-            .iter()
-            .filter_map(|d| d.canonicalize().ok())
-            .collect();
-        if let Some(repo) = cx.manifest.subject.repo.as_deref() {
-            if let Ok(d) = Path::new(repo).canonicalize() {
-                private.push(d);
-            }
-        }
-        let gits: Vec<PathBuf> = private
-            .iter()
-            .flat_map(|d| crate::distgit::enclosing_git_dirs(d))
-            .collect();
-        private.extend(gits);
+        let local_repo = cx
+            .manifest
+            .subject
+            .repo
+            .as_deref()
+            .and_then(|r| Path::new(r).canonicalize().ok());
+        let private = crate::distgit::private_dirs(
+            a.tests_from
+                .iter()
+                .filter_map(|d| d.canonicalize().ok())
+                .chain(local_repo),
+        );
         self.planned = Some(Planned {
-            private: crate::distgit::hideable(private),
+            private,
             rpms: rpm_paths,
             tree,
             suites,
@@ -251,18 +253,10 @@ impl Stage for Test {
         };
         let scratch = cx.dir();
         env.check(cx.log(), &scratch)?;
-        rec.backend = Some(
-            p.suites
-                .iter()
-                .map(|s| s.runner())
-                .collect::<Vec<_>>()
-                .join("+"),
-        );
         rec.data
             .insert("subject_packages".into(), json!(subj.installed));
         rec.data
             .insert("unmet_requires".into(), json!(subj.unmet_requires));
-        rec.data.insert("network".into(), json!(a.suite.network));
         if a.failed_only {
             rec.data.insert("rerun".into(), json!(p.only.describe()));
         }
