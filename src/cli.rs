@@ -41,6 +41,10 @@ pub enum Command {
     Compose(crate::stages::compose::Args),
     /// Run the pipeline's OS-level tests against the composed commit
     Integrate(crate::stages::integrate::Args),
+    /// Make a disk image (qcow2 or raw) of an OSTree deployment of the composed commit
+    Image(crate::stages::image::Args),
+    /// Boot the image in qemu and check that the composed commit runs
+    Smoke(crate::stages::smoke::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions { shell: clap_complete::Shell },
 }
@@ -135,5 +139,41 @@ mod tests {
         assert!(parse_define("bad-name=1").is_err());
         assert!(parse_define("greet(n: x").is_err());
         assert!(parse_define("nobody").is_err());
+    }
+}
+
+/// A duration as `SECS`, or a number with `s`, `m`, `h` or `d` (`90m`, `6h`, `1d`).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 3600, 90m, 6h, 1d)"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use s, m, h or d)")),
+    };
+    n.checked_mul(mult)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("`{s}` is too long"))
+}
+
+#[cfg(test)]
+mod duration_tests {
+    #[test]
+    fn durations() {
+        use super::parse_duration as p;
+        assert_eq!(p("90").unwrap().as_secs(), 90);
+        assert_eq!(p("90m").unwrap().as_secs(), 5400);
+        assert_eq!(p("6h").unwrap().as_secs(), 21600);
+        assert_eq!(p("1d").unwrap().as_secs(), 86400);
+        assert!(p("6x").is_err());
+        assert!(p("h").is_err());
+        assert!(p("").is_err());
     }
 }

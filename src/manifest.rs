@@ -500,7 +500,7 @@ impl Manifest {
     pub fn artifacts_of<'a>(
         &'a self,
         kind: ArtifactKind,
-    ) -> impl Iterator<Item = &'a Artifact> + 'a {
+    ) -> impl DoubleEndedIterator<Item = &'a Artifact> + 'a {
         self.artifacts.iter().filter(move |a| a.kind == kind)
     }
 }

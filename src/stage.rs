@@ -92,6 +92,9 @@ pub enum Plan {
     Run(Value),
     /// Nothing to run: record this outcome and note at once (e.g. no tests in the tree).
     Instant(Outcome, String),
+    /// Not due yet (an image at most once per interval): a SKIPPED record with this note and
+    /// data, marked `not_due`, exit 0. Later stages skip with it and exit 0 too: nothing failed.
+    NotDue(String, Map<String, Value>),
 }
 
 /// What a stage is given: the workspace, the manifest, its scratch directory and log.
@@ -249,6 +252,15 @@ fn steps(
             cx.manifest.stages.push(instant_record(name, outcome, note));
             cx.manifest.write(&common.output)?;
             return Ok(Step::Done(outcome.exit_code()));
+        }
+        Plan::NotDue(note, data) => {
+            progress::note(&format!("{name} SKIPPED: {note}"));
+            let mut rec = instant_record(name, Outcome::Skipped, note);
+            rec.data = data;
+            rec.data.insert("not_due".into(), Value::Bool(true));
+            cx.manifest.stages.push(rec);
+            cx.manifest.write(&common.output)?;
+            return Ok(Step::Done(crate::error::exit::PASSED));
         }
     };
     let digest = input_digest(&json!({
@@ -460,13 +472,30 @@ pub fn instant_record(stage: StageName, outcome: Outcome, note: String) -> Stage
 fn skip_if_blocked(manifest: &mut Manifest, stage: StageName) -> Option<i32> {
     let blocker = manifest.blocking_stage(stage)?;
     let (bname, boutcome) = (blocker.name.clone(), blocker.outcome);
-    let note = format!("skipped: stage `{bname}` is {boutcome} (--force runs it anyway)");
-    manifest
-        .stages
-        .push(instant_record(stage, Outcome::Skipped, note));
+    let not_due = is_not_due(blocker);
+    let note = if not_due {
+        format!("skipped: stage `{bname}` was not due")
+    } else {
+        format!("skipped: stage `{bname}` is {boutcome} (--force runs it anyway)")
+    };
+    let mut rec = instant_record(stage, Outcome::Skipped, note);
+    if not_due {
+        rec.data.insert("not_due".into(), Value::Bool(true));
+    }
+    manifest.stages.push(rec);
     progress::note(&format!("{stage} SKIPPED: stage `{bname}` is {boutcome}"));
-    // The pipeline's status stays that of the stage that stopped it.
-    Some(boutcome.exit_code())
+    // The pipeline's status stays that of the stage that stopped it; a stage that was not
+    // due stopped nothing.
+    Some(if not_due {
+        crate::error::exit::PASSED
+    } else {
+        boutcome.exit_code()
+    })
+}
+
+/// A SKIPPED record of a stage that was not due (or skipped after one that was not).
+pub fn is_not_due(r: &StageRecord) -> bool {
+    r.outcome == Outcome::Skipped && r.data.get("not_due") == Some(&Value::Bool(true))
 }
 
 /// Ends a stage: an infrastructure failure (exit 3) after the manifest was read still yields

@@ -123,6 +123,7 @@ impl Workspace {
             ArtifactKind::Rpm => meta.is_file() && lead_type(0),
             ArtifactKind::Srpm => meta.is_file() && lead_type(1),
             ArtifactKind::DistGit => meta.is_dir(),
+            ArtifactKind::Image => meta.is_file(),
             _ => true,
         };
         if !shape {

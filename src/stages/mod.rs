@@ -4,5 +4,7 @@
 
 pub mod build;
 pub mod compose;
+pub mod image;
 pub mod integrate;
+pub mod smoke;
 pub mod test;

@@ -25,6 +25,7 @@ pub struct Plan {
 
 pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
     rec.backend = Some("layer".into());
+    rec.data.insert("branch".into(), json!(p.branch));
     rec.data.insert("base_ref".into(), json!(p.base_ref));
     rec.data.insert("parent".into(), json!(p.base));
     let tree = cx.dir().join("tree");

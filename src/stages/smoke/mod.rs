@@ -1,0 +1,331 @@
+//! `fci smoke`: boots the image and proves that the composed commit runs.
+//!
+//! The kernel, initramfs and options come from the image's default boot loader entry
+//! (`disk.rs`); qemu boots them (`qemu.rs`) with the disk as a snapshot and a second,
+//! read-only disk holding a nonce and the `--check` commands; the guest answers on the serial
+//! console (`console.rs`). PASSED only when the guest booted the manifest's commit and every
+//! check exited 0. The serial console goes into the stage log.
+
+pub mod console;
+pub mod disk;
+pub mod qemu;
+
+use crate::error::FciError;
+use crate::manifest::{
+    Artifact, ArtifactKind, Manifest, Outcome, StageName, StageRecord, TestResult,
+};
+use crate::progress::{self, Spinner};
+use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage, Tool};
+use anyhow::Result;
+use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// `fci smoke`'s flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// A command the booted guest runs (repeatable, one test case each); it passes when the
+    /// command exits 0, e.g. --check hello-atomic
+    #[arg(long = "check", value_name = "CMD")]
+    pub checks: Vec<String>,
+    /// The accelerator: auto uses KVM only when a probe boot showed it works on this host
+    #[arg(long, value_enum, default_value_t = qemu::AccelArg::Auto)]
+    pub accel: qemu::AccelArg,
+    /// Guest memory in MiB
+    #[arg(long, default_value_t = 512, value_name = "MIB")]
+    pub memory: u64,
+    /// Kill the guest after this many seconds (FAILED: it did not finish booting and checking)
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub timeout: u64,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Runs `fci smoke`; returns the exit code.
+pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
+    for c in &args.checks {
+        if c.trim().is_empty() || c.contains(['\n', '\r', '\0']) {
+            return Err(FciError::Usage(format!(
+                "--check {c:?}: one non-empty command line (no newlines)"
+            ))
+            .into());
+        }
+    }
+    if !(64..=65536).contains(&args.memory) {
+        return Err(FciError::Usage("--memory: between 64 and 65536 MiB".into()).into());
+    }
+    let common = args.common.clone();
+    let mut stage = Smoke {
+        args,
+        planned: None,
+    };
+    stage::drive(&mut stage, &common, workspace)
+}
+
+struct Smoke {
+    args: Args,
+    planned: Option<Planned>,
+}
+
+struct Planned {
+    image: PathBuf,
+    format: String,
+    commit: String,
+}
+
+impl Stage for Smoke {
+    fn name(&self) -> StageName {
+        StageName::Smoke
+    }
+
+    fn tools(&self) -> Vec<Tool> {
+        vec![qemu::QEMU, crate::stages::image::QEMU_IMG, disk::DEBUGFS]
+    }
+
+    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan> {
+        let art = cx
+            .manifest
+            .artifacts_of(ArtifactKind::Image)
+            .rfind(|a| a.stage == StageName::Image.as_str())
+            .cloned()
+            .ok_or_else(|| {
+                FciError::input(&cx.origin, "no `image` artifact: run `fci image` first")
+            })?;
+        let image = cx.consume(&art, ArtifactKind::Image)?;
+        let bad = |msg: &str| FciError::input(&cx.origin, format!("artifact {}: {msg}", art.path));
+        let format = match art.extra.get("format").and_then(Value::as_str) {
+            Some(f @ ("qcow2" | "raw")) => f.to_string(),
+            _ => return Err(bad("no `format` (qcow2 or raw)").into()),
+        };
+        let commit = art
+            .extra
+            .get("commit")
+            .and_then(Value::as_str)
+            .filter(|c| crate::ostree::is_checksum(c))
+            .ok_or_else(|| bad("no `commit` it was made from"))?
+            .to_string();
+        if let Some(composed) = cx
+            .manifest
+            .artifacts_of(ArtifactKind::OstreeCommit)
+            .rfind(|a| a.stage == StageName::Compose.as_str())
+        {
+            if composed.sha256 != commit {
+                return Err(bad(&format!(
+                    "made from commit {commit}, but the compose in this manifest is {}",
+                    composed.sha256
+                ))
+                .into());
+            }
+        }
+        let inputs = json!({
+            "image": art.sha256,
+            "commit": commit,
+            "checks": self.args.checks,
+            "memory": self.args.memory,
+            "accel": format!("{:?}", self.args.accel),
+        });
+        self.planned = Some(Planned {
+            image,
+            format,
+            commit,
+        });
+        Ok(Plan::Run(inputs))
+    }
+
+    fn execute(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
+        let p = self.planned.take().expect("planned before executed");
+        let a = &self.args;
+        let spinner = Spinner::new("smoke");
+        let dir = cx.dir();
+        rec.backend = Some("qemu".into());
+        rec.data.insert("commit".into(), json!(p.commit));
+
+        spinner.step("reading the boot loader entry from the image");
+        let raw = if p.format == "raw" {
+            p.image.clone()
+        } else {
+            let raw = dir.join("disk.raw");
+            let done = cx.log().capture(
+                &crate::exec::Cmd::new("qemu-img")
+                    .args(["convert", "-f", &p.format, "-O", "raw"])
+                    .arg(&p.image)
+                    .arg(&raw),
+            )?;
+            if !done.success() {
+                rec.outcome = Outcome::Failed;
+                rec.notes.push(format!(
+                    "qemu-img cannot read the image: {}",
+                    done.stderr
+                        .trim()
+                        .lines()
+                        .last()
+                        .unwrap_or("no reason given")
+                ));
+                return Ok(Vec::new());
+            }
+            raw
+        };
+        let boot = match disk::boot_files(cx, &raw, &dir)? {
+            Ok(b) => b,
+            Err(why) => {
+                rec.outcome = Outcome::Failed;
+                rec.notes.push(why);
+                return Ok(Vec::new());
+            }
+        };
+        if raw != p.image {
+            std::fs::remove_file(&raw)?;
+        }
+        rec.data.insert("boot_entry".into(), json!(boot.entry));
+
+        let (accel, why) = qemu::choose(a.accel, cx, &boot.kernel)?;
+        rec.data.insert("accel".into(), json!(accel.as_str()));
+        rec.data.insert("accel_reason".into(), json!(why));
+
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let checks_disk = dir.join("checks.img");
+        std::fs::write(&checks_disk, console::checks_disk(&nonce, &a.checks))?;
+        let serial = dir.join("serial.log");
+        let machine = qemu::Machine {
+            accel,
+            memory_mib: a.memory,
+            kernel: &boot.kernel,
+            initrd: Some(&boot.initrd),
+            append: &boot.entry.options,
+            disks: vec![
+                (p.image.clone(), p.format.as_str(), false),
+                (checks_disk, "raw", true),
+            ],
+            serial: &serial,
+            timeout: crate::cli::timeout(a.timeout),
+        };
+        spinner.step(&format!("booting under {}", accel.as_str().to_uppercase()));
+        let started = Instant::now();
+        let done = machine.boot(cx)?;
+        let secs = stage::round3(started.elapsed().as_secs_f64());
+        rec.data.insert("boot_s".into(), json!(secs));
+        cx.log().line("# serial console:");
+        cx.log().append_file(&serial);
+        let text =
+            String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
+        if done.code.is_some_and(|c| c != 0) && !done.timed_out {
+            // qemu itself refused to start (a bad option, no memory): nothing booted.
+            return Err(FciError::Infra(format!(
+                "qemu-system-x86_64 exited {} before booting: see the stage log",
+                done.code.unwrap_or(-1)
+            ))
+            .into());
+        }
+        let report = console::parse(&text, &nonce);
+        if let Some(b) = &report.booted {
+            rec.data.insert("booted".into(), json!(b));
+        }
+        rec.results = results(&report, &p.commit, &a.checks, done.timed_out, a.timeout);
+        rec.outcome =
+            Outcome::aggregate(rec.results.iter().map(|r| r.outcome)).unwrap_or(Outcome::Failed);
+        if done.timed_out {
+            // A slow host, not the image, may be why: never reuse this verdict.
+            rec.cacheable = false;
+        }
+        if rec.outcome != Outcome::Passed {
+            let tail = crate::exec::last_lines(&text, 15);
+            rec.notes
+                .push(format!("console tail:\n{}", progress::plain(&tail)));
+        }
+        Ok(Vec::new())
+    }
+
+    fn summary(&self, record: &StageRecord, _manifest: &Manifest) {
+        let booted = record
+            .data
+            .get("booted")
+            .and_then(Value::as_str)
+            .unwrap_or("nothing");
+        let passed = record
+            .results
+            .iter()
+            .filter(|r| r.outcome == Outcome::Passed)
+            .count();
+        progress::note(&format!(
+            "smoke {} in {:.1}s: booted {booted}; {passed}/{} cases passed",
+            record.outcome,
+            record.duration_s,
+            record.results.len()
+        ));
+    }
+}
+
+fn case(
+    name: &str,
+    outcome: Outcome,
+    note: Option<String>,
+    extra: Map<String, Value>,
+) -> TestResult {
+    TestResult {
+        testcase: name.to_string(),
+        outcome,
+        runner: Some("qemu".into()),
+        scenario: None,
+        log: None,
+        duration_s: None,
+        note,
+        attempts: Vec::new(),
+        extra,
+    }
+}
+
+/// One test case for the boot, one per check.
+fn results(
+    r: &console::Report,
+    expected: &str,
+    checks: &[String],
+    timed_out: bool,
+    timeout: u64,
+) -> Vec<TestResult> {
+    let stopped = if timed_out {
+        format!("the guest was killed after {timeout}s (--timeout)")
+    } else if let Some(p) = &r.panic {
+        format!("the kernel panicked: {p}")
+    } else {
+        "the guest stopped".to_string()
+    };
+    let boot = match &r.booted {
+        Some(c) if c == expected => case("boot", Outcome::Passed, None, Map::new()),
+        Some(c) => case(
+            "boot",
+            Outcome::Failed,
+            Some(format!("booted commit {c}, not the composed {expected}")),
+            Map::new(),
+        ),
+        None => case(
+            "boot",
+            Outcome::Failed,
+            Some(format!("no proof of boot from the guest: {stopped}")),
+            Map::new(),
+        ),
+    };
+    let booted_right = boot.outcome == Outcome::Passed;
+    let mut out = vec![boot];
+    for (i, cmd) in checks.iter().enumerate() {
+        let mut extra = Map::new();
+        extra.insert("command".into(), json!(cmd));
+        let (outcome, note) = match r.checks.get(&(i + 1)) {
+            _ if !booted_right => (
+                Outcome::Failed,
+                Some("not run: the boot failed".to_string()),
+            ),
+            Some(Some(0)) => (Outcome::Passed, None),
+            Some(Some(rc)) => (Outcome::Failed, Some(format!("exited {rc}"))),
+            Some(None) => (
+                Outcome::Failed,
+                Some(format!("no result: {stopped} during it")),
+            ),
+            None => (Outcome::Failed, Some(format!("never ran: {stopped} first"))),
+        };
+        if let Some(rc) = r.checks.get(&(i + 1)).copied().flatten() {
+            extra.insert("exit_code".into(), json!(rc));
+        }
+        out.push(case(&format!("check-{}", i + 1), outcome, note, extra));
+    }
+    out
+}
