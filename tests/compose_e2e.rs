@@ -7,10 +7,12 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A base tree from the example script, committed as f41's known-good base.
+/// A base tree from the example script (without a kernel: compose does not boot it),
+/// committed as f41's known-good base.
 fn init_base(w: &Ws, extra: impl Fn(&Path)) -> String {
     let base = w.path().join("base");
     let st = Command::new(repo_root().join("examples/base/make-base.sh"))
+        .arg("--no-kernel")
         .arg(&base)
         .status()
         .unwrap();

@@ -228,7 +228,12 @@ impl Stage for Smoke {
             rec.cacheable = false;
         }
         if rec.outcome != Outcome::Passed {
-            let tail = crate::exec::last_lines(&text, 15);
+            // After a panic the kernel prints its backtrace: what led to the panic is above it.
+            let upto = match text.find("Kernel panic - not syncing") {
+                Some(i) => text[i..].find('\n').map_or(text.len(), |j| i + j),
+                None => text.len(),
+            };
+            let tail = crate::exec::last_lines(&text[..upto], 15);
             rec.notes
                 .push(format!("console tail:\n{}", progress::plain(&tail)));
         }

@@ -1,0 +1,479 @@
+//! `fci image` and `fci smoke` through the real binary: a bootable base from
+//! examples/base/make-base.sh (the host's Debian kernel, a busybox initramfs around
+//! ostree-prepare-root), the change composed onto it, a real OSTree deployment in an ext4
+//! disk image, and a real boot under qemu.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// make-base.sh into `dir` (with `flags`), committed as f41's known-good base.
+fn init_base(w: &Ws, flags: &[&str], edit: impl Fn(&Path)) {
+    let base = w.path().join("base");
+    let st = Command::new(repo_root().join("examples/base/make-base.sh"))
+        .args(flags)
+        .arg(&base)
+        .status()
+        .unwrap();
+    assert!(st.success(), "make-base.sh failed");
+    edit(&base);
+    let r = w.run(&[
+        "compose",
+        "--init-base",
+        base.to_str().unwrap(),
+        "--branch",
+        "f41",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+/// build | compose of hello-atomic: the manifest file composed.
+fn composed(w: &Ws) -> PathBuf {
+    let built = w.build("hello-atomic", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let b = w.save("built.json", &built.manifest());
+    let c = w.run(&["compose", "-m", b.to_str().unwrap()]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    w.save("composed.json", &c.manifest())
+}
+
+fn run_with(w: &Ws, m: &Path, args: &[&str]) -> Run {
+    let mut all = vec![args[0], "-m", m.to_str().unwrap()];
+    all.extend_from_slice(&args[1..]);
+    w.run(&all)
+}
+
+fn image_artifact(m: &Value) -> &Value {
+    m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|a| a["type"] == "image")
+        .expect("an image artifact")
+}
+
+fn sha256(p: &Path) -> String {
+    let out = Command::new("sha256sum").arg(p).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn no_qemu_left(w: &Ws) {
+    assert_no_process(&w.ws().display().to_string(), "a qemu of this workspace");
+}
+
+#[test]
+fn image_and_smoke_boot_the_composed_commit() {
+    let w = Ws::new();
+    init_base(&w, &[], |_| {});
+    let c = composed(&w);
+    let commit = {
+        let m: Value = serde_json::from_str(&std::fs::read_to_string(&c).unwrap()).unwrap();
+        m["stages"][1]["data"]["commit"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    let r = run_with(&w, &c, &["image", "--interval", "1h"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "image");
+    assert_eq!(s["outcome"], "PASSED", "{s:#}");
+    assert_eq!(s["data"]["commit"], commit.as_str());
+    assert!(s["data"]["boot_entry"]["options"]
+        .as_str()
+        .unwrap()
+        .contains("console=ttyS0"));
+    let art = image_artifact(&m);
+    assert_eq!(art["format"], "qcow2");
+    assert_eq!(art["commit"], commit.as_str());
+    let file = w.ws().join(art["path"].as_str().unwrap());
+    assert_eq!(art["sha256"], sha256(&file).as_str());
+    assert_eq!(
+        art["size"].as_u64().unwrap(),
+        std::fs::metadata(&file).unwrap().len()
+    );
+    let check = Command::new("qemu-img")
+        .args(["check", "-f", "qcow2"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "qemu-img check: {check:?}");
+    let info: Value = serde_json::from_slice(
+        &Command::new("qemu-img")
+            .args(["info", "--output=json"])
+            .arg(&file)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(info["format"], "qcow2");
+    assert_eq!(info["virtual-size"], art["virtual_size"]);
+    let imaged = w.save("imaged.json", &m);
+
+    // Within the interval: SKIPPED, exit 0, saying when the next is due; smoke follows suit.
+    let again = run_with(&w, &c, &["image", "--interval", "1h"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let am = again.manifest();
+    let s = again.stage(&am, "image");
+    assert_eq!(s["outcome"], "SKIPPED");
+    assert!(s["data"]["next_due"].is_string(), "{s:#}");
+    assert!(s["notes"].to_string().contains("next is due"), "{s:#}");
+    let not_due = w.save("not-due.json", &am);
+    let sm = run_with(&w, &not_due, &["smoke", "--accel", "tcg"]);
+    assert_eq!(sm.code, 0, "{}", sm.stderr);
+    let smm = sm.manifest();
+    assert_eq!(sm.stage(&smm, "smoke")["outcome"], "SKIPPED");
+
+    // The boot: the guest proves it runs the composed commit, and the change itself runs.
+    // `auto` probes KVM first (it hangs guests on this kind of host) and falls back to TCG.
+    let r = run_with(
+        &w,
+        &imaged,
+        &[
+            "smoke",
+            "--check",
+            "hello-atomic | grep -q 'Hello, atomic host'",
+            "--check",
+            "test -x /usr/bin/busybox",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "smoke");
+    assert_eq!(s["outcome"], "PASSED", "{s:#}");
+    assert_eq!(s["data"]["booted"], commit.as_str());
+    assert!(s["data"]["accel_reason"].is_string(), "{s:#}");
+    assert_eq!(
+        results(s),
+        vec![
+            ("boot".to_string(), "PASSED".to_string()),
+            ("check-1".to_string(), "PASSED".to_string()),
+            ("check-2".to_string(), "PASSED".to_string()),
+        ]
+    );
+    // The serial console is in the stage log.
+    let log = std::fs::read_to_string(w.ws().join(s["log"].as_str().unwrap())).unwrap();
+    assert!(log.contains("Linux version"), "{log}");
+    assert!(log.contains(&format!("booted {commit}")), "{log}");
+    // Booting never changed the image.
+    assert_eq!(art["sha256"], sha256(&file).as_str());
+    no_qemu_left(&w);
+    assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
+
+    // A raw image boots too; a check that fails fails the stage, naming its exit status.
+    let raw = run_with(&w, &c, &["image", "--format", "raw", "--force"]);
+    assert_eq!(raw.code, 0, "{}", raw.stderr);
+    let rm = raw.manifest();
+    assert_eq!(image_artifact(&rm)["format"], "raw");
+    let p = w.save("raw.json", &rm);
+    let r = run_with(&w, &p, &["smoke", "--accel", "tcg", "--check", "exit 7"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "smoke");
+    assert_eq!(s["outcome"], "FAILED");
+    let check = &s["results"][1];
+    assert_eq!(check["outcome"], "FAILED", "{s:#}");
+    assert_eq!(check["exit_code"], 7);
+    assert_eq!(s["results"][0]["outcome"], "PASSED");
+    no_qemu_left(&w);
+}
+
+#[test]
+fn a_broken_boot_fails_with_the_console_tail() {
+    let w = Ws::new();
+    init_base(&w, &[], |_| {});
+    let c = composed(&w);
+    // A wrong root: the initramfs cannot mount it, PID 1 ends, the kernel panics.
+    let r = run_with(&w, &c, &["image", "--karg", "root=/dev/vdz"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let p = w.save("imaged.json", &r.manifest());
+    let r = run_with(&w, &p, &["smoke", "--accel", "tcg", "--check", "true"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "smoke");
+    assert_eq!(s["outcome"], "FAILED");
+    let boot = &s["results"][0];
+    assert_eq!(boot["outcome"], "FAILED");
+    assert!(
+        boot["note"].as_str().unwrap().contains("kernel panicked"),
+        "{boot:#}"
+    );
+    assert_eq!(s["results"][1]["outcome"], "FAILED");
+    let notes = s["notes"].to_string();
+    assert!(notes.contains("console tail"), "{notes}");
+    assert!(notes.contains("cannot mount /dev/vdz"), "{notes}");
+    no_qemu_left(&w);
+
+    // A guest that does not finish in time is killed: FAILED, saying so, nothing left running.
+    let good = run_with(&w, &c, &["image", "--no-cache"]);
+    assert_eq!(good.code, 0, "{}", good.stderr);
+    let p = w.save("good.json", &good.manifest());
+    let r = run_with(&w, &p, &["smoke", "--accel", "tcg", "--timeout", "4"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "smoke");
+    assert_eq!(s["outcome"], "FAILED");
+    assert!(
+        s["results"][0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("killed after 4s"),
+        "{s:#}"
+    );
+    no_qemu_left(&w);
+    assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
+}
+
+#[test]
+fn a_tree_without_a_kernel_is_a_clear_failure() {
+    let w = Ws::new();
+    init_base(&w, &["--no-kernel"], |_| {});
+    let c = composed(&w);
+    let r = run_with(&w, &c, &["image"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "image");
+    assert_eq!(s["outcome"], "FAILED");
+    assert!(s["notes"].to_string().contains("has no kernel"), "{s:#}");
+    assert!(!m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["type"] == "image"));
+    // And smoke, after it, is skipped with the failure's exit code.
+    let p = w.save("failed.json", &m);
+    let r = run_with(&w, &p, &["smoke"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.stage(&r.manifest(), "smoke")["outcome"], "SKIPPED");
+}
+
+#[test]
+fn bad_image_input_is_refused() {
+    let w = Ws::new();
+    init_base(&w, &["--no-kernel"], |_| {});
+    let c = composed(&w);
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&c).unwrap()).unwrap();
+    // Image needs a compose.
+    let mut no_compose = m.clone();
+    no_compose["stages"].as_array_mut().unwrap().pop();
+    no_compose["artifacts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|a| a["type"] != "ostree-commit");
+    let p = w.save("nc.json", &no_compose);
+    let r = run_with(&w, &p, &["image"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("run `fci compose` first"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    // A commit the repository does not have.
+    let mut gone = m.clone();
+    for a in gone["artifacts"].as_array_mut().unwrap() {
+        if a["type"] == "ostree-commit" {
+            a["sha256"] = "0".repeat(64).into();
+        }
+    }
+    let r = run_with(&w, &w.save("gone.json", &gone), &["image"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("has no commit"), "{}", r.stderr);
+    // Bad flags.
+    let r = run_with(&w, &c, &["image", "--karg", "a b"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = run_with(&w, &c, &["image", "--interval", "6x"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+
+    // Smoke: an image path outside the workspace, or one that is not what was recorded.
+    let mut outside = m.clone();
+    outside["artifacts"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "type": "image", "name": "x.qcow2", "path": "../../../etc/passwd",
+            "sha256": "0".repeat(64), "size": 1, "stage": "image", "format": "qcow2",
+            "commit": "0".repeat(64)
+        }));
+    let r = run_with(&w, &w.save("out.json", &outside), &["smoke"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("../../../etc/passwd"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    let r = run_with(&w, &c, &["smoke"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("run `fci image` first"), "{}", r.stderr);
+    let r = run_with(&w, &c, &["smoke", "--check", "a\nb"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+#[test]
+fn missing_qemu_or_ostree_names_the_package() {
+    let w = Ws::new();
+    init_base(&w, &["--no-kernel"], |_| {});
+    let c = composed(&w);
+    let bin = w.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    // Everything on PATH but the one tool.
+    let path_without = |tool: &str| -> String {
+        for dir in std::env::var("PATH").unwrap().split(':') {
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let link = bin.join(e.file_name());
+                if e.file_name() != tool && !link.exists() {
+                    let _ = std::os::unix::fs::symlink(e.path(), &link);
+                }
+            }
+        }
+        let _ = std::fs::remove_file(bin.join(tool));
+        bin.display().to_string()
+    };
+    let run = |args: &[&str], path: String| {
+        Run::from(
+            w.cmd()
+                .env("PATH", path)
+                .args(args)
+                .arg("-m")
+                .arg(&c)
+                .output()
+                .unwrap(),
+        )
+    };
+    let r = run(&["image"], path_without("ostree"));
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("`ostree`"), "{}", r.stderr);
+    std::fs::remove_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&bin).unwrap();
+    let r = run(&["smoke"], path_without("qemu-system-x86_64"));
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("`qemu-system-x86`"), "{}", r.stderr);
+}
+
+/// Interrupts `fci ARGS -m M` (SIGINT, as Ctrl-C does) once `ready` says so, and waits for it.
+fn interrupt(w: &Ws, m: &Path, args: &[&str], path: Option<String>, ready: impl Fn() -> bool) {
+    let mut cmd = w.cmd();
+    if let Some(p) = path {
+        cmd.env("PATH", p);
+    }
+    let mut child = cmd
+        .args(args)
+        .arg("-m")
+        .arg(m)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !ready() && start.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(ready(), "fci {args:?} never got to the point to interrupt");
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let st = child.wait().unwrap();
+    assert!(!st.success(), "fci {args:?} was not interrupted");
+}
+
+fn running(pattern: &str) -> bool {
+    Command::new("pgrep")
+        .args(["-f", pattern])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn interrupted_compose_image_and_smoke_leave_nothing_half_made() {
+    let w = Ws::new();
+    init_base(&w, &[], |_| {});
+    let built = w.build("hello-atomic", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let b = w.save("built.json", &built.manifest());
+    let repo = w.ws().join("ostree/repo");
+    let refs = || {
+        let out = Command::new("ostree")
+            .arg(format!("--repo={}", repo.display()))
+            .arg("refs")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let ws = w.ws().display().to_string();
+
+    // Compose, interrupted while rpm installs into the checkout: no candidate ref, a clean
+    // repository, and the next compose works. The install takes milliseconds, so rpm is run
+    // through a script that waits two seconds before it runs the real rpm.
+    let slow = w.path().join("slow-bin");
+    std::fs::create_dir_all(&slow).unwrap();
+    let real_rpm = String::from_utf8(Command::new("which").arg("rpm").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    std::fs::write(
+        slow.join("rpm"),
+        format!(
+            "#!/bin/sh\ncase \" $* \" in *\" -i \"*) sleep 2 ;; esac\nexec {real_rpm} \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(slow.join("rpm"))
+        .status()
+        .unwrap();
+    let path = format!("{}:{}", slow.display(), std::env::var("PATH").unwrap());
+    interrupt(&w, &b, &["compose"], Some(path), || {
+        running(&format!("rpm --root {ws}"))
+    });
+    assert!(!refs().contains("candidate"), "{}", refs());
+    let fsck = Command::new("ostree")
+        .arg(format!("--repo={}", repo.display()))
+        .arg("fsck")
+        .output()
+        .unwrap();
+    assert!(fsck.status.success(), "{fsck:?}");
+    let c = w.run(&["compose", "-m", b.to_str().unwrap()]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let c = w.save("composed.json", &c.manifest());
+
+    // Image, interrupted while the deployment is made: no image, no interval state.
+    interrupt(&w, &c, &["image", "--interval", "1d"], None, || {
+        running(&format!("ostree admin deploy --sysroot={ws}"))
+            || running(&format!("mkfs.ext4 -q -F -L root -d {ws}"))
+    });
+    let images = || {
+        Command::new("find")
+            .arg(w.ws().join("objects"))
+            .args(["-name", "*.qcow2"])
+            .output()
+            .unwrap()
+            .stdout
+    };
+    assert!(
+        images().is_empty(),
+        "{}",
+        String::from_utf8_lossy(&images())
+    );
+    assert!(!w.ws().join("state/image/f41.json").exists());
+    let i = w.run(&["image", "--interval", "1d", "-m", c.to_str().unwrap()]);
+    assert_eq!(i.code, 0, "{}", i.stderr);
+    let i = w.save("imaged.json", &i.manifest());
+
+    // Smoke, interrupted while the guest boots: the VM goes with fci.
+    interrupt(&w, &i, &["smoke", "--accel", "tcg"], None, || {
+        running(&format!("qemu-system-x86_64 .*{ws}"))
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    no_qemu_left(&w);
+    let s = w.run(&["smoke", "--accel", "tcg", "-m", i.to_str().unwrap()]);
+    assert_eq!(s.code, 0, "{}", s.stderr);
+}
