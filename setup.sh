@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up everything fci needs on a Debian machine, builds it, and runs the pipeline
-# (build | test | compose | integrate) on examples/hello-atomic.
+# (build | test | compose | integrate | image | smoke) on examples/hello-atomic.
 #   ./setup.sh             install, build, demo
 #   ./setup.sh --deps-only install the system packages and tmt, nothing else
 set -euo pipefail
@@ -9,18 +9,40 @@ cd "$(dirname "$0")"
 # rpm/rpmbuild/rpmspec, createrepo_c, ansible-playbook, bwrap, tmt's rsync, git, unshare, a venv
 # for tmt; gcc/make/binutils for the example's %build; procps for the tests' process checks;
 # acl for a %check that sets ACLs; ostree, busybox-static, cpio and kmod for the OSTree base
-# (examples/base/make-base.sh) and `fci compose`.
+# (examples/base/make-base.sh) and `fci compose`; for `fci image` and `fci smoke`: the Debian
+# kernel and ostree-prepare-root (ostree-boot) for the base, e2fsprogs (mkfs.ext4, debugfs),
+# qemu-img and qemu-system-x86_64.
 packages=(rpm createrepo-c ansible-core bubblewrap rsync git util-linux python3-venv ca-certificates
-          gcc make binutils procps acl ostree busybox-static cpio kmod)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}" >&2
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+          gcc make binutils procps acl ostree busybox-static cpio kmod e2fsprogs qemu-utils)
+# Installed without their recommendations (boot loaders, dracut, firmware, GUI front ends):
+# the images boot their kernel directly under qemu.
+boot_packages=(ostree-boot linux-image-amd64 qemu-system-x86)
+sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+missing() {
+  local p out=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || out+=("$p")
+  done
+  echo "${out[@]}"
+}
+read -r -a missing_main <<<"$(missing "${packages[@]}")"
+read -r -a missing_boot <<<"$(missing "${boot_packages[@]}")"
+if ((${#missing_main[@]} + ${#missing_boot[@]})); then
+  echo "setup: installing ${missing_main[*]} ${missing_boot[*]}" >&2
   $sudo apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
+  if ((${#missing_main[@]})); then
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing_main[@]}"
+  fi
+  if ((${#missing_boot[@]})); then
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing_boot[@]}"
+  fi
+fi
+# A qemu-utils from backports conflicts with the distribution's qemu-system-x86, whose
+# installation then removes it: put back the qemu-utils of qemu-system-x86's own version.
+if ! command -v qemu-img >/dev/null 2>&1; then
+  qemu_version=$(dpkg-query -W -f='${Version}' qemu-system-x86)
+  echo "setup: installing qemu-utils=$qemu_version to match qemu-system-x86" >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --allow-downgrades "qemu-utils=$qemu_version"
 fi
 
 # tmt comes from PyPI; it gets its own venv on Debian's python so tests can run it from a
@@ -47,12 +69,14 @@ ws=$(mktemp -d /var/tmp/fci-demo.XXXXXX)
 echo "setup: making the example OSTree base (examples/base/make-base.sh)" >&2
 examples/base/make-base.sh "$ws/base"
 "$fci" --workspace "$ws/ws" compose --init-base "$ws/base" --branch f41 >/dev/null
-echo "setup: running fci build | test | compose | integrate on examples/hello-atomic (workspace $ws)" >&2
+echo "setup: running fci build | test | compose | integrate | image | smoke on examples/hello-atomic (workspace $ws)" >&2
 set +e
 "$fci" --workspace "$ws/ws" build examples/hello-atomic --branch f41 --lookaside examples/lookaside \
   | "$fci" --workspace "$ws/ws" test \
   | "$fci" --workspace "$ws/ws" compose \
-  | "$fci" --workspace "$ws/ws" integrate --tests examples/integration -o "$ws/manifest.json"
+  | "$fci" --workspace "$ws/ws" integrate --tests examples/integration \
+  | "$fci" --workspace "$ws/ws" image \
+  | "$fci" --workspace "$ws/ws" smoke --check hello-atomic -o "$ws/manifest.json"
 status=$?
 set -e
 echo "setup: manifest at $ws/manifest.json; exit status $status" >&2

@@ -19,7 +19,13 @@ use std::path::{Path, PathBuf};
 
 pub struct Workspace {
     root: PathBuf,
+    /// A shared OSTree repository outside the workspace, where the manifest's `ostree/repo`
+    /// lives (`fci compose --ostree-repo`); None: the workspace's own.
+    shared_ostree: Option<PathBuf>,
 }
+
+/// The manifest's name for the OSTree repository, wherever it is.
+pub const OSTREE_REPO: &str = "ostree/repo";
 
 /// What the cache keeps of a stage run: its record and the artifacts it produced.
 #[derive(Serialize, Deserialize)]
@@ -48,7 +54,57 @@ impl Workspace {
         let root = root
             .canonicalize()
             .with_context(|| format!("{}: cannot resolve workspace", root.display()))?;
-        Ok(Workspace { root })
+        let shared_ostree = fs::read_to_string(root.join(SHARED_OSTREE))
+            .ok()
+            .map(|t| PathBuf::from(t.trim()));
+        Ok(Workspace {
+            root,
+            shared_ostree,
+        })
+    }
+
+    /// The OSTree repository the pipeline uses: the shared one, or `ostree/repo` inside.
+    pub fn ostree_repo(&self) -> PathBuf {
+        self.shared_ostree
+            .clone()
+            .unwrap_or_else(|| self.root.join(OSTREE_REPO))
+    }
+
+    /// Makes `repo` (absolute) the workspace's OSTree repository, once: a workspace keeps one
+    /// repository, so a different one later is refused.
+    pub fn share_ostree(&mut self, repo: &Path) -> Result<(), FciError> {
+        if !repo.is_absolute() {
+            return Err(FciError::Usage(format!(
+                "--ostree-repo {}: give an absolute path",
+                repo.display()
+            )));
+        }
+        match &self.shared_ostree {
+            Some(p) if p == repo => return Ok(()),
+            Some(p) => {
+                return Err(FciError::Usage(format!(
+                    "this workspace uses the OSTree repository {}, not {}",
+                    p.display(),
+                    repo.display()
+                )))
+            }
+            None if self.root.join(OSTREE_REPO).join("config").exists() => {
+                return Err(FciError::Usage(format!(
+                    "this workspace has its own OSTree repository ({}): use a new workspace for --ostree-repo",
+                    self.root.join(OSTREE_REPO).display()
+                )))
+            }
+            None => {}
+        }
+        let text = format!("{}\n", repo.display());
+        fs::create_dir_all(self.root.join("ostree"))
+            .and_then(|_| {
+                write_atomic(&self.root.join(SHARED_OSTREE), text.as_bytes())
+                    .map_err(std::io::Error::other)
+            })
+            .map_err(|e| FciError::Infra(format!("cannot record --ostree-repo: {e}")))?;
+        self.shared_ostree = Some(repo.to_path_buf());
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -58,6 +114,10 @@ impl Workspace {
     /// Absolute path of a workspace-relative artifact path, refusing escapes.
     pub fn resolve(&self, rel: &str) -> Result<PathBuf, FciError> {
         check_relative(rel).map_err(|why| FciError::input(rel, format!("artifact path {why}")))?;
+        // The workspace's configuration, not the manifest, says where a shared repository is.
+        if let (Some(shared), OSTREE_REPO) = (&self.shared_ostree, rel) {
+            return Ok(shared.clone());
+        }
         let p = self.root.join(rel);
         // A symlink on the way must not lead out either.
         if let Ok(real) = p.canonicalize() {
@@ -537,3 +597,6 @@ mod tests {
         assert!(!stray.exists());
     }
 }
+
+/// Where the workspace records a shared OSTree repository.
+const SHARED_OSTREE: &str = "ostree/shared-repo";

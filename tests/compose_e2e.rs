@@ -277,3 +277,72 @@ fn integrate_runs_the_example_suite_on_the_composed_commit() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("has no commit"), "{}", r.stderr);
 }
+
+#[test]
+fn a_shared_ostree_repository_serves_the_workspace() {
+    let w = Ws::new();
+    let shared = w.path().join("shared/repo");
+    let base = w.path().join("base");
+    let st = Command::new(repo_root().join("examples/base/make-base.sh"))
+        .arg("--no-kernel")
+        .arg(&base)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = w.run(&[
+        "compose",
+        "--ostree-repo",
+        shared.to_str().unwrap(),
+        "--init-base",
+        base.to_str().unwrap(),
+        "--branch",
+        "f41",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let built = w.build("hello-atomic", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    // The workspace remembers its repository: no flag needed any more.
+    let r = compose(&w, &built.manifest());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let commit = r.stage(&m, "compose")["data"]["commit"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        !repo(&w).join("config").exists(),
+        "a second repository was made"
+    );
+    let show = Command::new("ostree")
+        .arg(format!("--repo={}", shared.display()))
+        .args(["rev-parse", &commit])
+        .output()
+        .unwrap();
+    assert!(
+        show.status.success(),
+        "the shared repository lacks the commit"
+    );
+    // Later stages find the commit through the workspace.
+    let p = w.save("composed.json", &m);
+    let suite = repo_root().join("examples/integration");
+    let i = w.run(&[
+        "integrate",
+        "--tests",
+        suite.to_str().unwrap(),
+        "-m",
+        p.to_str().unwrap(),
+    ]);
+    assert_eq!(i.code, 0, "{}", i.stderr);
+    // One repository per workspace; a relative path is refused.
+    let other = w.path().join("other/repo");
+    for bad in [other.to_str().unwrap(), "relative/repo"] {
+        let r = w.run(&[
+            "compose",
+            "--ostree-repo",
+            bad,
+            "-m",
+            w.save("b.json", &built.manifest()).to_str().unwrap(),
+        ]);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+    }
+}

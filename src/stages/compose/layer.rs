@@ -129,7 +129,7 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     Ok(vec![Artifact {
         kind: ArtifactKind::OstreeCommit,
         name: candidate,
-        path: cx.ws.relative(&p.repo.path),
+        path: crate::workspace::OSTREE_REPO.to_string(),
         sha256: commit,
         size: 0,
         stage: StageName::Compose.to_string(),

@@ -30,6 +30,10 @@ pub struct Args {
     /// The dist-git branch whose known-good base to compose on (default: the subject's)
     #[arg(long, value_name = "BRANCH")]
     pub branch: Option<String>,
+    /// A shared OSTree repository (absolute path) for this workspace's pipeline, instead of
+    /// the workspace's own `ostree/repo`; recorded in the workspace, so later stages find it
+    #[arg(long, env = "FCI_OSTREE_REPO", value_name = "PATH")]
+    pub ostree_repo: Option<PathBuf>,
     /// Kill the compose after this many seconds (ERROR); 0 for no limit
     #[arg(long, default_value_t = 1800, value_name = "SECS")]
     pub timeout: u64,
@@ -37,13 +41,16 @@ pub struct Args {
     pub common: CommonArgs,
 }
 
-/// The workspace's OSTree repository.
+/// The pipeline's OSTree repository: the workspace's own, or the shared one it records.
 pub fn repo_path(ws: &Workspace) -> PathBuf {
-    ws.root().join("ostree/repo")
+    ws.ostree_repo()
 }
 
 /// Runs `fci compose`; returns the exit code.
 pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
+    if let Some(shared) = &args.ostree_repo {
+        Workspace::open(workspace)?.share_ostree(shared)?;
+    }
     if let Some(tree) = &args.init_base {
         return init_base(tree, args.branch.as_deref(), workspace);
     }

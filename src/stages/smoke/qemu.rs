@@ -128,7 +128,7 @@ pub fn choose(arg: AccelArg, cx: &mut Ctx, kernel: &Path) -> Result<(Accel, Stri
             append: "console=ttyS0 panic=-1",
             disks: Vec::new(),
             serial: &serial,
-            timeout: Some(Duration::from_secs(15)),
+            timeout: Some(Duration::from_secs(10)),
         };
         let done = crate::exec::Log::create(&dir.join("kvm-probe.cmd.log"))
             .ok()?
@@ -148,7 +148,7 @@ pub fn choose(arg: AccelArg, cx: &mut Ctx, kernel: &Path) -> Result<(Accel, Stri
         Some(serde_json::Value::Bool(true)) => (Accel::Kvm, "a probe boot under KVM worked".into()),
         _ => (
             Accel::Tcg,
-            "/dev/kvm exists, but a probe boot under KVM did not reach the kernel's panic within 15s"
+            "/dev/kvm exists, but a probe boot under KVM did not reach the kernel's panic within 10s"
                 .into(),
         ),
     })
