@@ -41,7 +41,9 @@ fn main() {
     // A base of a few thousand files.
     let base = s.join("base");
     run(
-        Command::new(root.join("examples/base/make-base.sh")).arg(&base),
+        Command::new(root.join("examples/base/make-base.sh"))
+            .arg("--no-kernel")
+            .arg(&base),
         "make-base.sh",
     );
     for i in 0..EXTRA_FILES {

@@ -32,6 +32,8 @@ complete -c fci -n "__fish_fci_needs_command" -f -a "build" -d 'Build the SRPM a
 complete -c fci -n "__fish_fci_needs_command" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
 complete -c fci -n "__fish_fci_needs_command" -f -a "compose" -d 'Commit the known-good OSTree base plus the change\'s RPMs (only when build and test passed)'
 complete -c fci -n "__fish_fci_needs_command" -f -a "integrate" -d 'Run the pipeline\'s OS-level tests against the composed commit'
+complete -c fci -n "__fish_fci_needs_command" -f -a "image" -d 'Make a disk image (qcow2 or raw) of an OSTree deployment of the composed commit'
+complete -c fci -n "__fish_fci_needs_command" -f -a "smoke" -d 'Boot the image in qemu and check that the composed commit runs'
 complete -c fci -n "__fish_fci_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
 complete -c fci -n "__fish_fci_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c fci -n "__fish_fci_using_subcommand build" -l ref -d 'Git ref (branch, tag or commit) to build' -r
@@ -74,6 +76,7 @@ complete -c fci -n "__fish_fci_using_subcommand test" -s q -l quiet -d 'No progr
 complete -c fci -n "__fish_fci_using_subcommand test" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c fci -n "__fish_fci_using_subcommand compose" -l init-base -d 'Commit this tree (a directory, or a tarball) as the branch\'s first known-good base, print its checksum and exit' -r -F
 complete -c fci -n "__fish_fci_using_subcommand compose" -l branch -d 'The dist-git branch whose known-good base to compose on (default: the subject\'s)' -r
+complete -c fci -n "__fish_fci_using_subcommand compose" -l ostree-repo -d 'A shared OSTree repository (absolute path) for this workspace\'s pipeline, instead of the workspace\'s own `ostree/repo`; recorded in the workspace, so later stages find it' -r -F
 complete -c fci -n "__fish_fci_using_subcommand compose" -l timeout -d 'Kill the compose after this many seconds (ERROR); 0 for no limit' -r
 complete -c fci -n "__fish_fci_using_subcommand compose" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand compose" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
@@ -98,12 +101,41 @@ complete -c fci -n "__fish_fci_using_subcommand integrate" -l no-cache -d 'Run e
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand integrate" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand integrate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c fci -n "__fish_fci_using_subcommand image" -l format -d 'Disk image format' -r -f -a "qcow2\t''
+raw\t''"
+complete -c fci -n "__fish_fci_using_subcommand image" -l interval -d 'Make an image at most this often per branch (SECS, or 90m, 6h, 1d; 0: every run); a run before then is SKIPPED saying when the next is due, and exits 0. --force images' -r
+complete -c fci -n "__fish_fci_using_subcommand image" -l size -d 'The disk\'s virtual size in MiB (default: twice the deployment, at least 256)' -r
+complete -c fci -n "__fish_fci_using_subcommand image" -l karg -d 'An extra kernel argument for the deployment (repeatable); the defaults are root=/dev/vda rw console=ttyS0 panic=-1' -r
+complete -c fci -n "__fish_fci_using_subcommand image" -l os -d 'The deployment\'s OS name (the stateroot under /ostree/deploy)' -r
+complete -c fci -n "__fish_fci_using_subcommand image" -l timeout -d 'Kill the image build after this many seconds (ERROR); 0 for no limit' -r
+complete -c fci -n "__fish_fci_using_subcommand image" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand image" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
+complete -c fci -n "__fish_fci_using_subcommand image" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand image" -l no-cache -d 'Run even when the inputs match a recorded result'
+complete -c fci -n "__fish_fci_using_subcommand image" -l force -d 'Run even when an earlier stage did not pass'
+complete -c fci -n "__fish_fci_using_subcommand image" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand image" -s h -l help -d 'Print help'
+complete -c fci -n "__fish_fci_using_subcommand smoke" -l check -d 'A command the booted guest runs (repeatable, one test case each); it passes when the command exits 0, e.g. --check hello-atomic' -r
+complete -c fci -n "__fish_fci_using_subcommand smoke" -l accel -d 'The accelerator: auto uses KVM only when a probe boot showed it works on this host' -r -f -a "auto\t'KVM when a probe boot shows it works here, else TCG'
+kvm\t''
+tcg\t''"
+complete -c fci -n "__fish_fci_using_subcommand smoke" -l memory -d 'Guest memory in MiB' -r
+complete -c fci -n "__fish_fci_using_subcommand smoke" -l timeout -d 'Kill the guest after this many seconds (FAILED: it did not finish booting and checking)' -r
+complete -c fci -n "__fish_fci_using_subcommand smoke" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand smoke" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
+complete -c fci -n "__fish_fci_using_subcommand smoke" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand smoke" -l no-cache -d 'Run even when the inputs match a recorded result'
+complete -c fci -n "__fish_fci_using_subcommand smoke" -l force -d 'Run even when an earlier stage did not pass'
+complete -c fci -n "__fish_fci_using_subcommand smoke" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand smoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c fci -n "__fish_fci_using_subcommand completions" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand completions" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate completions help" -f -a "build" -d 'Build the SRPM and binary RPMs of a dist-git checkout (%check runs)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate completions help" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate completions help" -f -a "compose" -d 'Commit the known-good OSTree base plus the change\'s RPMs (only when build and test passed)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate completions help" -f -a "integrate" -d 'Run the pipeline\'s OS-level tests against the composed commit'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate completions help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke completions help" -f -a "build" -d 'Build the SRPM and binary RPMs of a dist-git checkout (%check runs)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke completions help" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke completions help" -f -a "compose" -d 'Commit the known-good OSTree base plus the change\'s RPMs (only when build and test passed)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke completions help" -f -a "integrate" -d 'Run the pipeline\'s OS-level tests against the composed commit'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke completions help" -f -a "image" -d 'Make a disk image (qcow2 or raw) of an OSTree deployment of the composed commit'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke completions help" -f -a "smoke" -d 'Boot the image in qemu and check that the composed commit runs'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke completions help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
