@@ -27,6 +27,9 @@ pub struct Workspace {
 /// The manifest's name for the OSTree repository, wherever it is.
 pub const OSTREE_REPO: &str = "ostree/repo";
 
+/// Where the workspace records a shared OSTree repository.
+const SHARED_OSTREE: &str = "ostree/shared-repo";
+
 /// What the cache keeps of a stage run: its record and the artifacts it produced.
 #[derive(Serialize, Deserialize)]
 pub struct CacheEntry {
@@ -597,6 +600,3 @@ mod tests {
         assert!(!stray.exists());
     }
 }
-
-/// Where the workspace records a shared OSTree repository.
-const SHARED_OSTREE: &str = "ostree/shared-repo";
