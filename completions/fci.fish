@@ -76,7 +76,7 @@ complete -c fci -n "__fish_fci_using_subcommand test" -s q -l quiet -d 'No progr
 complete -c fci -n "__fish_fci_using_subcommand test" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c fci -n "__fish_fci_using_subcommand compose" -l init-base -d 'Commit this tree (a directory, or a tarball) as the branch\'s first known-good base, print its checksum and exit' -r -F
 complete -c fci -n "__fish_fci_using_subcommand compose" -l branch -d 'The dist-git branch whose known-good base to compose on (default: the subject\'s)' -r
-complete -c fci -n "__fish_fci_using_subcommand compose" -l ostree-repo -d 'A shared OSTree repository (absolute path) for this workspace\'s pipeline, instead of the workspace\'s own `ostree/repo`; recorded in the workspace, so later stages find it' -r -F
+complete -c fci -n "__fish_fci_using_subcommand compose" -l ostree-repo -d 'A shared OSTree repository (absolute path) for this workspace\'s pipeline, instead of the workspace\'s own `ostree/repo`; recorded in the workspace, so later stages find it (env FCI_OSTREE_REPO; empty means unset)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand compose" -l timeout -d 'Kill the compose after this many seconds (ERROR); 0 for no limit' -r
 complete -c fci -n "__fish_fci_using_subcommand compose" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand compose" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F

@@ -158,9 +158,11 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "d" => 86400,
         _ => return Err(format!("`{s}`: unknown unit `{unit}` (use s, m, h or d)")),
     };
+    // A hundred years is forever for a pipeline, and keeps every date computable.
     n.checked_mul(mult)
+        .filter(|secs| *secs <= 100 * 365 * 86400)
         .map(std::time::Duration::from_secs)
-        .ok_or_else(|| format!("`{s}` is too long"))
+        .ok_or_else(|| format!("`{s}` is longer than 100 years"))
 }
 
 #[cfg(test)]
@@ -175,5 +177,7 @@ mod duration_tests {
         assert!(p("6x").is_err());
         assert!(p("h").is_err());
         assert!(p("").is_err());
+        assert!(p("100000000000000").is_err());
+        assert!(p("36501d").is_err());
     }
 }

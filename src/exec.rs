@@ -28,21 +28,48 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// First line of `tool --version`, for the stage record.
+/// The version line of a tool, for the stage record and the input digest: `--version`'s
+/// first line; for tools without `--version` (mke2fs), `-V`'s; for a YAML-ish answer
+/// (`libostree:` then ` Version: '2022.7'`), the version line under it.
 pub fn version(tool: &str) -> String {
-    duct::cmd(tool, ["--version"])
-        .stderr_to_stdout()
-        .stdout_capture()
-        .unchecked()
-        .read()
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| !l.trim().is_empty())
-                .map(str::trim)
-                .map(String::from)
-        })
-        .unwrap_or_else(|| "unknown".into())
+    let ask = |flag: &str| {
+        duct::cmd(tool, [flag])
+            .stderr_to_stdout()
+            .stdout_capture()
+            .unchecked()
+            .read()
+            .unwrap_or_default()
+    };
+    let mut text = ask("--version");
+    let first = |t: &str| {
+        t.lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let line = first(&text).to_ascii_lowercase();
+    if line.contains("invalid option") || line.contains("unrecognized option") {
+        text = ask("-V");
+    }
+    let line = first(&text);
+    if line.is_empty() {
+        return "unknown".into();
+    }
+    if line.ends_with(':') {
+        if let Some(v) = text
+            .lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix("Version:"))
+        {
+            return format!(
+                "{} {}",
+                line.trim_end_matches(':'),
+                v.trim().trim_matches('\'')
+            );
+        }
+    }
+    line
 }
 
 /// The outcome of one command.

@@ -59,7 +59,7 @@ impl HostCache {
         let id = crate::exec::which(tool).and_then(|p| file_id(&p.canonicalize().unwrap_or(p)));
         match id {
             Some(id) => self
-                .get_or(format!("version {id}"), || {
+                .get_or(format!("version2 {id}"), || {
                     Some(Value::String(crate::exec::version(tool)))
                 })
                 .and_then(|v| v.as_str().map(String::from))

@@ -31,6 +31,18 @@ pub fn check_branch(branch: &str) -> Result<(), FciError> {
     }
 }
 
+/// A ref name ostree accepts and fci can pass as one argument: `fci/f41/candidate/<id>`.
+pub fn is_ref(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 255
+        && r.split('/').all(|c| {
+            !c.is_empty()
+                && !c.starts_with(['-', '.'])
+                && c.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'))
+        })
+}
+
 pub struct Repo {
     pub path: PathBuf,
 }
@@ -75,6 +87,20 @@ impl Repo {
 
     /// The commit a ref or checksum names, if any.
     pub fn rev_parse(&self, rev: &str, log: &mut Log) -> Result<Option<String>> {
+        // A local ref is a file holding its checksum: read it rather than start a process
+        // (it sits on the compose's critical path). Anything else goes to ostree.
+        if !rev
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            let file = self.path.join("refs/heads").join(rev);
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                let c = text.trim();
+                if is_checksum(c) && std::fs::symlink_metadata(&file).is_ok_and(|m| m.is_file()) {
+                    return Ok(Some(c.to_string()));
+                }
+            }
+        }
         let out = log.capture(&self.cmd("rev-parse").arg("--").arg(rev))?;
         let c = out.stdout.trim();
         Ok((out.success() && is_checksum(c)).then(|| c.to_string()))

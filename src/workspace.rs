@@ -27,6 +27,28 @@ pub struct Workspace {
 /// The manifest's name for the OSTree repository, wherever it is.
 pub const OSTREE_REPO: &str = "ostree/repo";
 
+/// An absolute path with its existing part resolved (symlinks, `..`), so that one
+/// directory has one name; None when it is relative or `..` follows what does not exist.
+fn normalize(p: &Path) -> Option<PathBuf> {
+    if !p.is_absolute() {
+        return None;
+    }
+    let mut existing = p.to_path_buf();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        rest.push(existing.file_name()?.to_os_string());
+        existing = existing.parent()?.to_path_buf();
+    }
+    if rest.iter().any(|c| c == "..") {
+        return None;
+    }
+    let mut out = existing.canonicalize().ok()?;
+    for c in rest.into_iter().rev() {
+        out.push(c);
+    }
+    Some(out)
+}
+
 /// Where the workspace records a shared OSTree repository.
 const SHARED_OSTREE: &str = "ostree/shared-repo";
 
@@ -76,12 +98,12 @@ impl Workspace {
     /// Makes `repo` (absolute) the workspace's OSTree repository, once: a workspace keeps one
     /// repository, so a different one later is refused.
     pub fn share_ostree(&mut self, repo: &Path) -> Result<(), FciError> {
-        if !repo.is_absolute() {
-            return Err(FciError::Usage(format!(
-                "--ostree-repo {}: give an absolute path",
+        let repo = &normalize(repo).ok_or_else(|| {
+            FciError::Usage(format!(
+                "--ostree-repo {}: give an absolute path, without `..` below what exists",
                 repo.display()
-            )));
-        }
+            ))
+        })?;
         match &self.shared_ostree {
             Some(p) if p == repo => return Ok(()),
             Some(p) => {

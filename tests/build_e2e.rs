@@ -896,3 +896,23 @@ fn the_check_result_says_what_check_did() {
         vec![("build.check".to_string(), "SKIPPED".to_string())]
     );
 }
+
+#[test]
+fn a_workspace_path_with_whitespace_is_refused_before_building() {
+    // rpmbuild cannot run scriptlets under such a path: that is no package failure.
+    let w = Ws::new();
+    let spaced = w.path().join("w s");
+    let la = lookaside();
+    let out = Command::new(env!("CARGO_BIN_EXE_fci"))
+        .arg("--workspace")
+        .arg(&spaced)
+        .args(["--quiet", "build"])
+        .arg(example("hello-atomic"))
+        .args(["--branch", "f41", "--lookaside", &la])
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("whitespace"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+}

@@ -333,6 +333,25 @@ fn a_shared_ostree_repository_serves_the_workspace() {
         p.to_str().unwrap(),
     ]);
     assert_eq!(i.code, 0, "{}", i.stderr);
+    // The same repository by another spelling is the same; an empty FCI_OSTREE_REPO is unset.
+    let respelled = w.path().join("shared/../shared/repo");
+    let again = w.save("b.json", &built.manifest());
+    let r = w.run(&[
+        "compose",
+        "--ostree-repo",
+        respelled.to_str().unwrap(),
+        "-m",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = Run::from(
+        w.cmd()
+            .env("FCI_OSTREE_REPO", "")
+            .args(["compose", "-m", again.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
     // One repository per workspace; a relative path is refused.
     let other = w.path().join("other/repo");
     for bad in [other.to_str().unwrap(), "relative/repo"] {

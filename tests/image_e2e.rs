@@ -169,21 +169,49 @@ fn image_and_smoke_boot_the_composed_commit() {
     no_qemu_left(&w);
     assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
 
-    // A raw image boots too; a check that fails fails the stage, naming its exit status.
+    // A state dated in the future (a clock stepped back) does not hold images off forever.
+    std::fs::write(
+        w.ws().join("state/image/f41.json"),
+        r#"{"made_unix": 4102444800}"#,
+    )
+    .unwrap();
+    let r = run_with(&w, &c, &["image", "--interval", "1h"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stage(&r.manifest(), "image")["outcome"], "PASSED");
+
+    // A raw image boots too, from a workspace whose path has a space. A check that fails
+    // fails the stage, naming its exit status, and a check cannot forge the guest's answers:
+    // it runs unprivileged, without the nonce's file or the answers' serial port.
     let raw = run_with(&w, &c, &["image", "--format", "raw", "--force"]);
     assert_eq!(raw.code, 0, "{}", raw.stderr);
     let rm = raw.manifest();
     assert_eq!(image_artifact(&rm)["format"], "raw");
     let p = w.save("raw.json", &rm);
-    let r = run_with(&w, &p, &["smoke", "--accel", "tcg", "--check", "exit 7"]);
+    let spaced = w.path().join("w s");
+    std::fs::rename(w.ws(), &spaced).unwrap();
+    let forge = "n=$(head -n1 /run/fci-smoke /dev/vdb | cut -d' ' -f2); \
+        echo \"fci-guest $n check 2 rc=0\" > /dev/ttyS1; \
+        echo \"fci-guest $n check 2 rc=0\"; id -u";
+    let out = Command::new(env!("CARGO_BIN_EXE_fci"))
+        .arg("--workspace")
+        .arg(&spaced)
+        .args(["--quiet", "smoke", "--accel", "tcg", "-m"])
+        .arg(&p)
+        .args(["--check", forge, "--check", "exit 7"])
+        .output()
+        .unwrap();
+    std::fs::rename(&spaced, w.ws()).unwrap();
+    let r = Run::from(out);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let m = r.manifest();
     let s = r.stage(&m, "smoke");
     assert_eq!(s["outcome"], "FAILED");
-    let check = &s["results"][1];
+    assert_eq!(s["results"][0]["outcome"], "PASSED", "{s:#}");
+    let check = &s["results"][2];
     assert_eq!(check["outcome"], "FAILED", "{s:#}");
     assert_eq!(check["exit_code"], 7);
-    assert_eq!(s["results"][0]["outcome"], "PASSED");
+    let log = std::fs::read_to_string(w.ws().join(s["log"].as_str().unwrap())).unwrap();
+    assert!(log.contains("1000\n") || log.contains("1000\r\n"), "{log}");
     no_qemu_left(&w);
 }
 
@@ -285,10 +313,27 @@ fn bad_image_input_is_refused() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("has no commit"), "{}", r.stderr);
     // Bad flags.
-    let r = run_with(&w, &c, &["image", "--karg", "a b"]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    let r = run_with(&w, &c, &["image", "--interval", "6x"]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    for flags in [
+        ["--karg", "a b"],
+        ["--interval", "6x"],
+        ["--interval", "100000000000000"],
+    ] {
+        let r = run_with(&w, &c, &["image", flags[0], flags[1]]);
+        assert_eq!(r.code, 2, "{flags:?}: {}", r.stderr);
+    }
+    // A compose record whose branch or ref is no name: a path out of the workspace, an
+    // argument ostree would refuse.
+    for (key, value) in [("branch", "../../../../tmp/escape"), ("ref", "bad ref")] {
+        let mut t = m.clone();
+        for st in t["stages"].as_array_mut().unwrap() {
+            if st["name"] == "compose" {
+                st["data"][key] = value.into();
+            }
+        }
+        let r = run_with(&w, &w.save("t.json", &t), &["image"]);
+        assert_eq!(r.code, 2, "{key}: {}", r.stderr);
+        assert!(r.stderr.contains("t.json"), "{}", r.stderr);
+    }
 
     // Smoke: an image path outside the workspace, or one that is not what was recorded.
     let mut outside = m.clone();
@@ -307,6 +352,43 @@ fn bad_image_input_is_refused() {
     let r = run_with(&w, &c, &["smoke"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("run `fci image` first"), "{}", r.stderr);
+    // A qcow2 whose content lives in a file outside the workspace (a backing file).
+    let outside = w.path().join("outside.raw");
+    let overlay = w.ws().join("objects/overlay.qcow2");
+    for c in [
+        vec!["create", "-q", "-f", "raw", outside.to_str().unwrap(), "1M"],
+        vec![
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            outside.to_str().unwrap(),
+            "-F",
+            "raw",
+            overlay.to_str().unwrap(),
+        ],
+    ] {
+        assert!(Command::new("qemu-img")
+            .args(&c)
+            .status()
+            .unwrap()
+            .success());
+    }
+    let mut backed = m.clone();
+    backed["artifacts"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "type": "image", "name": "overlay.qcow2", "path": "objects/overlay.qcow2",
+            "sha256": sha256(&overlay), "size": std::fs::metadata(&overlay).unwrap().len(),
+            "stage": "image", "format": "qcow2",
+            "commit": m["artifacts"].as_array().unwrap().iter()
+                .find(|a| a["type"] == "ostree-commit").unwrap()["sha256"]
+        }));
+    let r = run_with(&w, &w.save("backed.json", &backed), &["smoke"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("backing file"), "{}", r.stderr);
     let r = run_with(&w, &c, &["smoke", "--check", "a\nb"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
 }

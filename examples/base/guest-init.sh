@@ -4,8 +4,10 @@
 #     physical root, which ostree-prepare-root mounted there) to
 #     /ostree/deploy/OS/deploy/CHECKSUM.SERIAL;
 #   - fci smoke attaches a second disk whose first line is "fci-smoke-v1 NONCE" and whose
-#     other lines are the checks, one shell command per line. Every marker carries the nonce,
-#     so output from an earlier boot or another guest can never pass for this one.
+#     other lines are the checks, one shell command per line;
+#   - the answers go to the second serial port (ttyS1), which only root can open, every one
+#     carrying the nonce; the checks run as the unprivileged user fci-check, with the first
+#     serial port (the console) as their output and neither the disk nor ttyS1 open to them.
 # Without that disk the guest starts busybox init and a shell on the console.
 PATH=/usr/sbin:/usr/bin
 export PATH
@@ -24,22 +26,30 @@ commit=${deployment##*/}
 commit=${commit%.*}
 nonce=
 if [ -b /dev/vdb ]; then
+  umask 077
   tr -d '\000' < /dev/vdb > /run/fci-smoke 2>/dev/null
   read -r magic nonce < /run/fci-smoke
   [ "$magic" = fci-smoke-v1 ] || nonce=
+  umask 022
 fi
-if [ -z "$nonce" ]; then
+if [ -z "$nonce" ] || [ ! -c /dev/ttyS1 ]; then
   echo "fci-guest: booted ${commit:-unknown}"
   exec /usr/bin/busybox init
 fi
-echo "fci-guest $nonce booted ${commit:-unknown}"
+chmod 0600 /dev/ttyS1 /dev/vdb
+exec 3>/dev/ttyS1
+echo "fci-guest $nonce booted ${commit:-unknown}" >&3
+echo "fci-guest: booted ${commit:-unknown}"
+tail -n +2 /run/fci-smoke > /run/fci-checks
+rm -f /run/fci-smoke
 n=0
-tail -n +2 /run/fci-smoke | while IFS= read -r check; do
+while IFS= read -r check <&4; do
   n=$((n + 1))
-  echo "fci-guest $nonce check $n start"
-  sh -c "$check" < /dev/null
-  echo "fci-guest $nonce check $n rc=$?"
-done
-echo "fci-guest $nonce done"
+  echo "fci-guest $nonce check $n start" >&3
+  echo "fci-guest: check $n: $check"
+  su -s /bin/sh fci-check -c "$check" < /dev/null 3>&- 4<&-
+  echo "fci-guest $nonce check $n rc=$?" >&3
+done 4< /run/fci-checks
+echo "fci-guest $nonce done" >&3
 sync
 reboot -f

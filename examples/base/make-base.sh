@@ -69,8 +69,9 @@ VERSION_ID=1
 PRETTY_NAME="fci example base (busybox)"
 OSR
 cp usr/lib/os-release usr/etc/os-release
-printf 'root:x:0:0:root:/root:/bin/sh\n' > usr/etc/passwd
-printf 'root:x:0:\n' > usr/etc/group
+# fci-check: the unprivileged user the guest runs fci smoke's checks as.
+printf 'root:x:0:0:root:/root:/bin/sh\nfci-check:x:1000:1000:fci smoke checks:/tmp:/bin/sh\n' > usr/etc/passwd
+printf 'root:x:0:\nfci-check:x:1000:\n' > usr/etc/group
 rpm --root "$PWD" --dbpath /usr/lib/sysimage/rpm --initdb
 rm -f usr/lib/sysimage/rpm/.rpm.lock usr/lib/sysimage/rpm/rpmdb.sqlite-shm usr/lib/sysimage/rpm/rpmdb.sqlite-wal
 if [ $kernel = yes ]; then

@@ -14,6 +14,7 @@ pub mod spec;
 pub mod tree;
 mod work;
 
+use crate::error::FciError;
 use crate::manifest::{ArtifactKind, Manifest, StageName, StageRecord};
 use crate::progress::{self, Spinner};
 use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage, Tool};
@@ -131,6 +132,15 @@ impl Stage for Build {
     }
 
     fn plan(&mut self, cx: &mut Ctx) -> Result<Plan> {
+        // rpmbuild runs its scriptlets as `/bin/sh -e PATH` unquoted: a build directory with
+        // whitespace fails every package's %prep, which is the workspace's doing, not theirs.
+        if cx.ws.root().to_string_lossy().contains(char::is_whitespace) {
+            return Err(FciError::Usage(format!(
+                "workspace {}: rpmbuild cannot build under a path with whitespace; use --workspace without it",
+                cx.ws.root().display()
+            ))
+            .into());
+        }
         let spinner = Spinner::new("build");
         spinner.step("checking out dist-git");
         self.spinner = Some(spinner);

@@ -3,7 +3,7 @@
 //! base as parent onto a candidate ref.
 
 use crate::error::FciError;
-use crate::exec::Cmd;
+use crate::exec::{Cmd, Log};
 use crate::manifest::{Artifact, ArtifactKind, Outcome, StageName};
 use crate::ostree::Repo;
 use crate::stage::{Ctx, RecordParts};
@@ -28,13 +28,24 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     rec.data.insert("branch".into(), json!(p.branch));
     rec.data.insert("base_ref".into(), json!(p.base_ref));
     rec.data.insert("parent".into(), json!(p.base));
-    let tree = cx.dir().join("tree");
-    p.repo.checkout(&p.base, &tree, cx.log())?;
+    let dir = cx.dir();
+    let tree = dir.join("tree");
+    // The change's file list is read while the base is checked out: two processes at once on
+    // the compose's critical path.
+    let mut side = Log::create(&dir.join("rpm-qp.log"))?;
+    let (checked_out, listing) = std::thread::scope(|s| {
+        let listing = s.spawn(|| payload_files(&p.rpms, &mut side));
+        let checked_out = p.repo.checkout(&p.base, &tree, cx.log());
+        (checked_out, listing.join().expect("rpm -qp thread"))
+    });
+    cx.log().append_file(&side.path);
+    checked_out?;
+    let listing = listing?;
     // Every file of the checkout is a hard link to a repository object: what rpm changes in
     // place (its database) is copied first, so no write ever reaches the repository.
     unshare_rpmdb(&tree)?;
 
-    let conflicts = conflicts_with_base(&tree, &p.rpms, cx)?;
+    let conflicts = conflicts_with_base(&tree, &listing);
     if !conflicts.is_empty() {
         let msg = format!(
             "the change replaces files of the base: {}",
@@ -87,7 +98,9 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
         ))
         .into());
     }
-    let installed = query_installed(&tree, cx)?;
+    // Before the commit: a committed file may be the repository's object itself, and even a
+    // query writes into the rpm database's files.
+    let installed = query_installed(&tree, cx.log())?;
     // rpm's lock is the run's. sqlite's -shm and -wal stay: the database is in WAL mode, and
     // on a read-only /usr (a deployment, or the integration tests' overlay) sqlite can read
     // it only when they exist.
@@ -95,10 +108,12 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     let subject = &cx.manifest.subject;
     let package = subject.package.clone().unwrap_or_default();
     let candidate = format!("fci/{}/candidate/{}", p.branch, cx.manifest.run.id);
-    let nevras: Vec<String> = installed
-        .iter()
+    // From the packages' own headers.
+    let nevras: Vec<String> = listing
+        .lines()
+        .filter_map(|l| l.strip_prefix("P "))
         .filter(|n| n.starts_with(&format!("{package}-")) || package.is_empty())
-        .cloned()
+        .map(String::from)
         .collect();
     let metadata = vec![
         ("fci.package".to_string(), package.clone()),
@@ -163,13 +178,12 @@ fn unshare_rpmdb(tree: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Paths the change's packages would write over (anything but a directory that the base
-/// already has). The base's own files need not be in its rpm database (a Debian-made base).
-fn conflicts_with_base(tree: &Path, rpms: &[PathBuf], cx: &mut Ctx) -> Result<Vec<String>> {
-    let out = cx.log().capture(
+/// `P NEVRA` per package of the change, each followed by `F MODE PATH` per file.
+fn payload_files(rpms: &[PathBuf], log: &mut Log) -> Result<String> {
+    let out = log.capture(
         &Cmd::new("rpm")
             .args(["-qp", "--nosignature", "--nodigest", "--qf"])
-            .arg("[%{FILEMODES:octal} %{FILENAMES}\n]")
+            .arg("P %{NEVRA}\n[F %{FILEMODES:octal} %{FILENAMES}\n]")
             .arg("--")
             .args(rpms),
     )?;
@@ -180,9 +194,15 @@ fn conflicts_with_base(tree: &Path, rpms: &[PathBuf], cx: &mut Ctx) -> Result<Ve
         ))
         .into());
     }
+    Ok(out.stdout)
+}
+
+/// Paths the change's packages would write over (anything but a directory that the base
+/// already has). The base's own files need not be in its rpm database (a Debian-made base).
+fn conflicts_with_base(tree: &Path, listing: &str) -> Vec<String> {
     let mut found = Vec::new();
-    for line in out.stdout.lines() {
-        let Some((mode, path)) = line.split_once(' ') else {
+    for line in listing.lines() {
+        let Some((mode, path)) = line.strip_prefix("F ").and_then(|l| l.split_once(' ')) else {
             continue;
         };
         if mode.starts_with("40") {
@@ -198,20 +218,18 @@ fn conflicts_with_base(tree: &Path, rpms: &[PathBuf], cx: &mut Ctx) -> Result<Ve
     }
     found.sort();
     found.dedup();
-    Ok(found)
+    found
 }
 
 /// Every package in the composed tree's rpm database, as NEVRA.
-fn query_installed(tree: &Path, cx: &mut Ctx) -> Result<Vec<String>> {
-    let out = cx
-        .log()
-        .capture(&Cmd::new("rpm").arg("--root").arg(tree).args([
-            "--dbpath",
-            DBPATH,
-            "-qa",
-            "--qf",
-            "%{NEVRA}\n",
-        ]))?;
+fn query_installed(tree: &Path, log: &mut Log) -> Result<Vec<String>> {
+    let out = log.capture(&Cmd::new("rpm").arg("--root").arg(tree).args([
+        "--dbpath",
+        DBPATH,
+        "-qa",
+        "--qf",
+        "%{NEVRA}\n",
+    ]))?;
     let mut v: Vec<String> = out.stdout.lines().map(String::from).collect();
     v.sort();
     Ok(v)

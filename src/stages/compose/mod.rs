@@ -32,7 +32,8 @@ pub struct Args {
     pub branch: Option<String>,
     /// A shared OSTree repository (absolute path) for this workspace's pipeline, instead of
     /// the workspace's own `ostree/repo`; recorded in the workspace, so later stages find it
-    #[arg(long, env = "FCI_OSTREE_REPO", value_name = "PATH")]
+    /// (env FCI_OSTREE_REPO; empty means unset)
+    #[arg(long, value_name = "PATH")]
     pub ostree_repo: Option<PathBuf>,
     /// Kill the compose after this many seconds (ERROR); 0 for no limit
     #[arg(long, default_value_t = 1800, value_name = "SECS")]
@@ -48,7 +49,12 @@ pub fn repo_path(ws: &Workspace) -> PathBuf {
 
 /// Runs `fci compose`; returns the exit code.
 pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
-    if let Some(shared) = &args.ostree_repo {
+    let shared = args.ostree_repo.clone().or_else(|| {
+        std::env::var_os("FCI_OSTREE_REPO")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    if let Some(shared) = &shared {
         Workspace::open(workspace)?.share_ostree(shared)?;
     }
     if let Some(tree) = &args.init_base {

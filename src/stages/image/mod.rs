@@ -118,8 +118,13 @@ fn unix_now() -> u64 {
 }
 
 fn rfc3339(secs: u64) -> String {
-    chrono::DateTime::<chrono::Utc>::from(UNIX_EPOCH + Duration::from_secs(secs))
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .map_or_else(
+            || format!("{secs} seconds after 1970"),
+            |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        )
 }
 
 impl Stage for Image {
@@ -151,6 +156,12 @@ impl Stage for Image {
             .map(String::from)
             .or(cx.manifest.subject.branch.clone())
             .ok_or_else(|| FciError::input(&cx.origin, "the compose names no branch"))?;
+        crate::ostree::check_branch(&branch).map_err(|_| {
+            FciError::input(
+                &cx.origin,
+                format!("the compose's branch `{branch}` is not a branch name"),
+            )
+        })?;
         let art = cx
             .manifest
             .artifacts_of(ArtifactKind::OstreeCommit)
@@ -167,9 +178,16 @@ impl Stage for Image {
                 .ok()
                 .and_then(|t| serde_json::from_str::<Value>(&t).ok())
                 .and_then(|v| v.get("made_unix").and_then(Value::as_u64));
-            if let Some(last) = last {
+            let now = unix_now();
+            if last.is_some_and(|l| l > now) {
+                progress::note(&format!(
+                    "image: the last {branch} image is dated in the future ({}): the clock went back or the state is damaged; imaging now",
+                    state.display()
+                ));
+            }
+            if let Some(last) = last.filter(|l| *l <= now) {
                 let due = last.saturating_add(self.args.interval.as_secs());
-                if unix_now() < due {
+                if now < due {
                     let mut data = Map::new();
                     data.insert("next_due".into(), rfc3339(due).into());
                     data.insert("last_image".into(), rfc3339(last).into());
@@ -198,8 +216,17 @@ impl Stage for Image {
             .and_then(Value::as_str)
             .unwrap_or("fci/image")
             .to_string();
+        if !crate::ostree::is_ref(&ostree_ref) {
+            return Err(FciError::input(
+                &cx.origin,
+                format!("the compose's ref `{ostree_ref}` is not an OSTree ref name"),
+            )
+            .into());
+        }
         let inputs = json!({
             "commit": commit,
+            "branch": branch,
+            "ref": ostree_ref,
             "format": self.args.format.as_str(),
             "size": self.args.size,
             "kargs": kargs,
@@ -232,11 +259,24 @@ impl Stage for Image {
                 "commit": p.commit,
                 "image": artifacts.first().map(|a| a.path.clone()),
             });
-            std::fs::create_dir_all(p.state.parent().expect("state has a parent"))?;
-            crate::workspace::write_atomic(
-                &p.state,
-                serde_json::to_string_pretty(&state)?.as_bytes(),
-            )?;
+            // The image is made and stored: failing to note when keeps it, says so, and the
+            // next run images again.
+            let written = std::fs::create_dir_all(p.state.parent().expect("state has a parent"))
+                .map_err(anyhow::Error::from)
+                .and_then(|_| {
+                    crate::workspace::write_atomic(
+                        &p.state,
+                        serde_json::to_string_pretty(&state)?.as_bytes(),
+                    )
+                });
+            if let Err(e) = written {
+                let msg = format!(
+                    "{}: cannot record the image's time ({e}): the interval does not hold until it can",
+                    p.state.display()
+                );
+                progress::note(&format!("warning: {msg}"));
+                rec.notes.push(msg);
+            }
         }
         Ok(artifacts)
     }

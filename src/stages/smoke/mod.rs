@@ -117,6 +117,11 @@ impl Stage for Smoke {
                 .into());
             }
         }
+        if let Err(why) = disk::check_self_contained(cx, &image, &format) {
+            return Err(
+                FciError::input(&cx.origin, format!("artifact {}: {why}", art.path)).into(),
+            );
+        }
         let inputs = json!({
             "image": art.sha256,
             "commit": commit,
@@ -177,6 +182,16 @@ impl Stage for Smoke {
             std::fs::remove_file(&raw)?;
         }
         rec.data.insert("boot_entry".into(), json!(boot.entry));
+        rec.data.insert("entry_commit".into(), json!(boot.commit));
+        if boot.commit.as_deref() != Some(p.commit.as_str()) {
+            rec.outcome = Outcome::Failed;
+            rec.notes.push(format!(
+                "the image's default boot entry leads to commit {}, not the composed {}: not booted",
+                boot.commit.as_deref().unwrap_or("(none: no ostree= deployment link)"),
+                p.commit
+            ));
+            return Ok(Vec::new());
+        }
 
         let (accel, why) = qemu::choose(a.accel, cx, &boot.kernel)?;
         rec.data.insert("accel".into(), json!(accel.as_str()));
@@ -185,7 +200,8 @@ impl Stage for Smoke {
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let checks_disk = dir.join("checks.img");
         std::fs::write(&checks_disk, console::checks_disk(&nonce, &a.checks))?;
-        let serial = dir.join("serial.log");
+        let serial = dir.join("console.log");
+        let answers = dir.join("answers.log");
         let machine = qemu::Machine {
             accel,
             memory_mib: a.memory,
@@ -196,7 +212,7 @@ impl Stage for Smoke {
                 (p.image.clone(), p.format.as_str(), false),
                 (checks_disk, "raw", true),
             ],
-            serial: &serial,
+            serials: vec![&serial, &answers],
             timeout: crate::cli::timeout(a.timeout),
         };
         spinner.step(&format!("booting under {}", accel.as_str().to_uppercase()));
@@ -204,10 +220,13 @@ impl Stage for Smoke {
         let done = machine.boot(cx)?;
         let secs = stage::round3(started.elapsed().as_secs_f64());
         rec.data.insert("boot_s".into(), json!(secs));
-        cx.log().line("# serial console:");
+        cx.log().line("# serial console (ttyS0):");
         cx.log().append_file(&serial);
-        let text =
-            String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
+        cx.log().line("# the guest's answers (ttyS1):");
+        cx.log().append_file(&answers);
+        let read =
+            |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+        let text = read(&serial);
         if done.code.is_some_and(|c| c != 0) && !done.timed_out {
             // qemu itself refused to start (a bad option, no memory): nothing booted.
             return Err(FciError::Infra(format!(
@@ -216,7 +235,7 @@ impl Stage for Smoke {
             ))
             .into());
         }
-        let report = console::parse(&text, &nonce);
+        let report = console::parse(&read(&answers), &text, &nonce);
         if let Some(b) = &report.booted {
             rec.data.insert("booted".into(), json!(b));
         }
@@ -241,6 +260,14 @@ impl Stage for Smoke {
     }
 
     fn summary(&self, record: &StageRecord, _manifest: &Manifest) {
+        if record.results.is_empty() {
+            let why = record.notes.first().map_or("", String::as_str);
+            progress::note(&format!(
+                "smoke {} in {:.1}s: {why}",
+                record.outcome, record.duration_s
+            ));
+            return;
+        }
         let booted = record
             .data
             .get("booted")
@@ -295,6 +322,25 @@ fn results(
         "the guest stopped".to_string()
     };
     let boot = match &r.booted {
+        _ if r.disorder.is_some() => case(
+            "boot",
+            Outcome::Failed,
+            Some(format!(
+                "the guest's answers came out of order (garbled or forged), at: {}",
+                r.disorder.as_deref().unwrap_or_default()
+            )),
+            Map::new(),
+        ),
+        // A guest that never said `done` did not finish what it was asked (a check that took
+        // PID 1 down with it).
+        Some(c) if c == expected && !r.done => case(
+            "boot",
+            Outcome::Failed,
+            Some(format!(
+                "booted the composed commit, but {stopped} before it reported done"
+            )),
+            Map::new(),
+        ),
         Some(c) if c == expected => case("boot", Outcome::Passed, None, Map::new()),
         Some(c) => case(
             "boot",
@@ -309,7 +355,7 @@ fn results(
             Map::new(),
         ),
     };
-    let booted_right = boot.outcome == Outcome::Passed;
+    let booted_right = r.booted.as_deref() == Some(expected) && r.disorder.is_none();
     let mut out = vec![boot];
     for (i, cmd) in checks.iter().enumerate() {
         let mut extra = Map::new();

@@ -43,7 +43,8 @@ pub struct Machine<'a> {
     pub append: &'a str,
     /// (file, format, read-only) for each virtio disk, in order (vda, vdb, ...).
     pub disks: Vec<(PathBuf, &'a str, bool)>,
-    pub serial: &'a Path,
+    /// A file per serial port, in order (ttyS0 is the console).
+    pub serials: Vec<&'a Path>,
     pub timeout: Option<Duration>,
 }
 
@@ -64,9 +65,11 @@ impl Machine<'_> {
                 "-sandbox",
                 "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
             ])
-            .args(["-nic", "none", "-monitor", "none"])
-            .arg("-serial")
-            .arg(format!("file:{}", self.serial.display()))
+            .args(["-nic", "none", "-monitor", "none"]);
+        for serial in &self.serials {
+            c = c.arg("-serial").arg(format!("file:{}", serial.display()));
+        }
+        c = c
             .arg("-kernel")
             .arg(self.kernel)
             .arg("-append")
@@ -127,7 +130,7 @@ pub fn choose(arg: AccelArg, cx: &mut Ctx, kernel: &Path) -> Result<(Accel, Stri
             initrd: None,
             append: "console=ttyS0 panic=-1",
             disks: Vec::new(),
-            serial: &serial,
+            serials: vec![&serial],
             timeout: Some(Duration::from_secs(10)),
         };
         let done = crate::exec::Log::create(&dir.join("kvm-probe.cmd.log"))
