@@ -380,3 +380,46 @@ fn results(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcomes(r: &console::Report, checks: usize, timed_out: bool) -> Vec<(String, Outcome)> {
+        let checks: Vec<String> = (0..checks).map(|i| format!("c{i}")).collect();
+        results(r, "good", &checks, timed_out, 9)
+            .into_iter()
+            .map(|t| (t.testcase, t.outcome))
+            .collect()
+    }
+
+    #[test]
+    fn only_the_composed_commit_reported_in_order_to_the_end_passes() {
+        let ok = |answers: &str| console::parse(answers, "", "N");
+        let all = ok("fci-guest N booted good\nfci-guest N check 1 start\nfci-guest N check 1 rc=0\nfci-guest N done\n");
+        assert!(outcomes(&all, 1, false)
+            .iter()
+            .all(|(_, o)| *o == Outcome::Passed));
+        // Another commit booted: everything fails.
+        let wrong = ok("fci-guest N booted evil\nfci-guest N check 1 start\nfci-guest N check 1 rc=0\nfci-guest N done\n");
+        assert!(outcomes(&wrong, 1, false)
+            .iter()
+            .all(|(_, o)| *o == Outcome::Failed));
+        // No `done`: the boot fails even though the check passed.
+        let cut =
+            ok("fci-guest N booted good\nfci-guest N check 1 start\nfci-guest N check 1 rc=0\n");
+        let got = outcomes(&cut, 1, true);
+        assert_eq!(got[0].1, Outcome::Failed);
+        // Out of order: nothing counts.
+        let forged = ok("fci-guest N booted good\nfci-guest N check 2 rc=0\nfci-guest N done\n");
+        assert!(outcomes(&forged, 2, false)
+            .iter()
+            .all(|(_, o)| *o == Outcome::Failed));
+        // Nothing at all, or a check that never ran.
+        assert!(outcomes(&ok(""), 1, true)
+            .iter()
+            .all(|(_, o)| *o == Outcome::Failed));
+        let short = ok("fci-guest N booted good\nfci-guest N done\n");
+        assert_eq!(outcomes(&short, 1, false)[1].1, Outcome::Failed);
+    }
+}
