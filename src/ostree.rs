@@ -174,6 +174,16 @@ impl Repo {
         Ok(sum)
     }
 
+    /// Removes a ref (a candidate that did not pass its own checks).
+    pub fn delete_ref(&self, name: &str, log: &mut Log) -> Result<()> {
+        // `--delete` takes prefixes: a candidate's name is unique, so it matches only itself.
+        let done = log.run(&self.cmd("refs").arg("--delete").arg(name))?;
+        if !done.success() {
+            return Err(FciError::Infra(format!("ostree refs --delete {name} failed")).into());
+        }
+        Ok(())
+    }
+
     /// `ostree diff`: one `A|M|D path` line per changed path.
     pub fn diff(&self, from: &str, to: &str, log: &mut Log) -> Result<Vec<String>> {
         let out = log.capture(&self.cmd("diff").arg("--").arg(from).arg(to))?;

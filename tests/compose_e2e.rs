@@ -365,3 +365,66 @@ fn a_shared_ostree_repository_serves_the_workspace() {
         assert_eq!(r.code, 2, "{}", r.stderr);
     }
 }
+
+/// Builds a fixture and composes it onto the example base.
+fn compose_fixture(w: &Ws, name: &str) -> Run {
+    let built = w.build_fixture(name, &[]);
+    assert_eq!(built.code, 0, "{name}: {}", built.stderr);
+    let p = w.save(&format!("{name}.json"), &built.manifest());
+    w.run(&["compose", "--branch", "f41", "-m", p.to_str().unwrap()])
+}
+
+#[test]
+fn etc_and_var_are_laid_out_as_ostree_needs() {
+    let w = Ws::new();
+    init_base(&w, |_| {});
+    let r = compose_fixture(&w, "compose-etc");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let c = r.stage(&m, "compose");
+    let commit = c["data"]["commit"].as_str().unwrap();
+    // /etc is usr/etc in a commit: a tree with both could not be deployed.
+    let (ok, _) = ostree(&w, &["ls", commit, "/usr/etc/compose-etc.conf"]);
+    assert!(ok, "the config file is not in usr/etc");
+    let (ok, _) = ostree(&w, &["ls", commit, "/etc"]);
+    assert!(!ok, "the commit has an /etc");
+    // /var is not carried: the directory is made at boot by systemd-tmpfiles.
+    assert_eq!(
+        c["data"]["var_tmpfiles"],
+        "/usr/lib/tmpfiles.d/fci-compose-etc.conf"
+    );
+    let (ok, text) = ostree(
+        &w,
+        &["cat", commit, "/usr/lib/tmpfiles.d/fci-compose-etc.conf"],
+    );
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("d /var/log/compose-etc 0750 root root -"),
+        "{text}"
+    );
+}
+
+#[test]
+fn payloads_ostree_cannot_carry_fail_naming_the_paths() {
+    let w = Ws::new();
+    init_base(&w, |_| {});
+    for (fixture, says) in [
+        // A directory over the base's init program (rpm would replace it silently).
+        ("compose-dir-over-file", "/usr/sbin/init"),
+        // A file under /var, which no deployment would ever see.
+        ("compose-var-file", "/var/lib/compose-var-file/state"),
+        // A payload rpm itself refuses: the change's failure, not the host's.
+        ("compose-unpack-fail", "unpacking of archive failed"),
+    ] {
+        let r = compose_fixture(&w, fixture);
+        assert_eq!(r.code, 1, "{fixture}: {}", r.stderr);
+        let m = r.manifest();
+        let c = r.stage(&m, "compose");
+        assert_eq!(c["outcome"], "FAILED", "{fixture}");
+        assert!(c["notes"].to_string().contains(says), "{fixture}: {c:#}");
+    }
+    let (_, refs) = ostree(&w, &["refs"]);
+    assert!(!refs.contains("candidate"), "{refs}");
+    let (ok, out) = ostree(&w, &["fsck"]);
+    assert!(ok, "{out}");
+}

@@ -559,3 +559,24 @@ fn interrupted_compose_image_and_smoke_leave_nothing_half_made() {
     let s = w.run(&["smoke", "--accel", "tcg", "-m", i.to_str().unwrap()]);
     assert_eq!(s.code, 0, "{}", s.stderr);
 }
+
+#[test]
+fn a_tree_ostree_cannot_deploy_fails_the_image() {
+    // A base with both /etc and usr/etc: the tree's fault, so FAILED, not ERROR.
+    let w = Ws::new();
+    init_base(&w, &[], |b| {
+        std::fs::create_dir_all(b.join("etc")).unwrap();
+        std::fs::write(b.join("etc/stray.conf"), "x\n").unwrap();
+    });
+    let c = composed(&w);
+    let r = run_with(&w, &c, &["image"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "image");
+    assert_eq!(s["outcome"], "FAILED");
+    assert!(
+        s["notes"].to_string().contains("cannot be deployed"),
+        "{s:#}"
+    );
+    assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
+}

@@ -2,6 +2,7 @@
 //! installed into it (the tree's rpm database, under /usr, kept right), and a commit with the
 //! base as parent onto a candidate ref.
 
+use super::payload;
 use crate::error::FciError;
 use crate::exec::{Cmd, Log};
 use crate::manifest::{Artifact, ArtifactKind, Outcome, StageName};
@@ -45,7 +46,8 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     // place (its database) is copied first, so no write ever reaches the repository.
     unshare_rpmdb(&tree)?;
 
-    let conflicts = conflicts_with_base(&tree, &listing);
+    let payload = payload::parse(&listing);
+    let conflicts = payload::conflicts(&tree, &payload);
     if !conflicts.is_empty() {
         let msg = format!(
             "the change replaces files of the base: {}",
@@ -57,6 +59,19 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
         rec.data.insert("conflicts".into(), json!(conflicts));
         return Ok(Vec::new());
     }
+    let var_files = payload::var_files(&payload);
+    if !var_files.is_empty() {
+        return Ok(fail(
+            rec,
+            format!(
+                "OSTree does not carry /var, and the change ships files there (only directories can be made at boot): {}",
+                var_files.join(", ")
+            ),
+        ));
+    }
+    // A base with its own /etc is not laid out for OSTree (deploy will say so): its /etc is
+    // left as it is, the change's included.
+    let base_has_etc = std::fs::symlink_metadata(tree.join("etc")).is_ok();
     let debian = Path::new("/etc/debian_version").exists();
     let mut install = Cmd::new("rpm").arg("--root").arg(&tree).args([
         "--dbpath",
@@ -73,20 +88,26 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     let done = cx
         .log()
         .capture(&install.arg("--").args(&p.rpms).timeout(p.timeout))?;
-    if !done.success() {
+    if !done.success() && !done.timed_out {
+        // rpm refusing the payload is the change's doing; rpm not running is the host's.
         let said: Vec<&str> = done
             .stderr
             .lines()
-            .filter(|l| l.contains("conflicts with file from package"))
+            .filter(|l| {
+                l.contains("conflicts with file from package")
+                    || l.contains("unpacking of archive failed")
+                    || l.contains("already exists as a directory")
+            })
             .map(str::trim)
             .collect();
         if !said.is_empty() {
-            rec.outcome = Outcome::Failed;
-            rec.notes.push(format!(
-                "the change conflicts with the base's packages: {}",
-                said.join("; ")
+            return Ok(fail(
+                rec,
+                format!(
+                    "rpm refused the change's payload in the base: {}",
+                    said.join("; ")
+                ),
             ));
-            return Ok(Vec::new());
         }
         return Err(FciError::Infra(format!(
             "rpm could not install the change into the base checkout: {}",
@@ -97,6 +118,38 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
                 .unwrap_or("no reason given")
         ))
         .into());
+    }
+    let refused = if base_has_etc {
+        Vec::new()
+    } else {
+        payload::relocate_etc(&tree)?
+    };
+    if !refused.is_empty() {
+        return Ok(fail(
+            rec,
+            format!(
+                "the change's /etc files would replace the base's usr/etc: {}",
+                refused.join(", ")
+            ),
+        ));
+    }
+    let tmpfiles = payload::var_tmpfiles(&payload);
+    if !tmpfiles.is_empty() {
+        let name = crate::workspace::plain_name(&format!(
+            "fci-{}.conf",
+            cx.manifest.subject.package.as_deref().unwrap_or("change")
+        ));
+        match payload::write_tmpfiles(&tree, &name, &tmpfiles)? {
+            Ok(path) => {
+                rec.data.insert("var_tmpfiles".into(), json!(path));
+            }
+            Err(why) => {
+                return Ok(fail(
+                    rec,
+                    format!("cannot make the change's /var directories at boot: {why}"),
+                ))
+            }
+        }
     }
     // Before the commit: a committed file may be the repository's object itself, and even a
     // query writes into the rpm database's files.
@@ -109,11 +162,11 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     let package = subject.package.clone().unwrap_or_default();
     let candidate = format!("fci/{}/candidate/{}", p.branch, cx.manifest.run.id);
     // From the packages' own headers.
-    let nevras: Vec<String> = listing
-        .lines()
-        .filter_map(|l| l.strip_prefix("P "))
+    let nevras: Vec<String> = payload
+        .nevras
+        .iter()
         .filter(|n| n.starts_with(&format!("{package}-")) || package.is_empty())
-        .map(String::from)
+        .cloned()
         .collect();
     let metadata = vec![
         ("fci.package".to_string(), package.clone()),
@@ -137,6 +190,27 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
         cx.log(),
     )?;
     let diff = p.repo.diff(&p.base, &commit, cx.log())?;
+    // The backstop: layering adds; only the rpm database may change.
+    let changed: Vec<&String> = diff
+        .iter()
+        .filter(|l| !l.starts_with("A "))
+        .filter(|l| !l[2..].starts_with(DBPATH))
+        .collect();
+    if !changed.is_empty() {
+        p.repo.delete_ref(&candidate, cx.log())?;
+        rec.data.insert("diff".into(), json!(diff));
+        return Ok(fail(
+            rec,
+            format!(
+                "the change modifies or removes base paths: {}",
+                changed
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
     rec.data.insert("ref".into(), json!(candidate));
     rec.data.insert("commit".into(), json!(commit));
     rec.data.insert("diff".into(), json!(diff));
@@ -183,7 +257,7 @@ fn payload_files(rpms: &[PathBuf], log: &mut Log) -> Result<String> {
     let out = log.capture(
         &Cmd::new("rpm")
             .args(["-qp", "--nosignature", "--nodigest", "--qf"])
-            .arg("P %{NEVRA}\n[F %{FILEMODES:octal} %{FILENAMES}\n]")
+            .arg(payload::QUERYFORMAT)
             .arg("--")
             .args(rpms),
     )?;
@@ -195,30 +269,6 @@ fn payload_files(rpms: &[PathBuf], log: &mut Log) -> Result<String> {
         .into());
     }
     Ok(out.stdout)
-}
-
-/// Paths the change's packages would write over (anything but a directory that the base
-/// already has). The base's own files need not be in its rpm database (a Debian-made base).
-fn conflicts_with_base(tree: &Path, listing: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for line in listing.lines() {
-        let Some((mode, path)) = line.strip_prefix("F ").and_then(|l| l.split_once(' ')) else {
-            continue;
-        };
-        if mode.starts_with("40") {
-            continue; // a directory: shared, not replaced
-        }
-        let rel = path.trim_start_matches('/');
-        if rel.is_empty() || rel.split('/').any(|c| c == "..") {
-            continue;
-        }
-        if std::fs::symlink_metadata(tree.join(rel)).is_ok() {
-            found.push(path.to_string());
-        }
-    }
-    found.sort();
-    found.dedup();
-    found
 }
 
 /// Every package in the composed tree's rpm database, as NEVRA.
@@ -233,4 +283,12 @@ fn query_installed(tree: &Path, log: &mut Log) -> Result<Vec<String>> {
     let mut v: Vec<String> = out.stdout.lines().map(String::from).collect();
     v.sort();
     Ok(v)
+}
+
+/// A FAILED outcome with its reason, and no artifacts.
+fn fail(rec: &mut RecordParts, msg: String) -> Vec<Artifact> {
+    crate::progress::note(&format!("compose FAILED: {msg}"));
+    rec.outcome = Outcome::Failed;
+    rec.notes.push(msg);
+    Vec::new()
 }

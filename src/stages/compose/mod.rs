@@ -9,6 +9,7 @@
 //! first one, and only gating promotes a candidate.
 
 pub mod layer;
+pub mod payload;
 
 use crate::error::FciError;
 use crate::manifest::{Artifact, ArtifactKind, Base, Manifest, StageName, StageRecord};

@@ -140,7 +140,28 @@ pub fn image(
     for k in &p.kargs {
         deploy = deploy.arg(format!("--karg={k}"));
     }
-    steps.run(cx, "ostree admin deploy", deploy.arg(&p.ostree_ref))?;
+    // A deploy that fails on the tree's content (both /etc and usr/etc, no os-release, a
+    // kernel it cannot install) is the change's failure; anything else is the host's.
+    match steps.run(cx, "ostree admin deploy", deploy.arg(&p.ostree_ref)) {
+        Ok(_) => {}
+        Err(e) => {
+            let msg = crate::error::one_line(&e);
+            let content = [
+                "Tree contains both",
+                "os-release",
+                "Installing kernel",
+                "During /etc merge",
+                "No kernel",
+            ];
+            if content.iter().any(|c| msg.contains(c)) {
+                rec.outcome = Outcome::Failed;
+                rec.notes
+                    .push(format!("the commit cannot be deployed: {msg}"));
+                return Ok(Vec::new());
+            }
+            return Err(e);
+        }
+    }
 
     let entry = read_entries(&sysroot.join("boot/loader/entries"))?.ok_or_else(|| {
         FciError::Infra("ostree admin deploy wrote no usable boot loader entry".into())

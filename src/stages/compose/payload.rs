@@ -1,0 +1,338 @@
+//! What the change's packages put into the tree, checked against the base before rpm runs, and
+//! the two places where an OSTree tree differs from what rpm writes:
+//! - `/etc` is `usr/etc` in a commit (a tree with both cannot be deployed): what rpm put in
+//!   `etc/` moves there, never over a base file and never through a symlink;
+//! - `/var` is not carried by OSTree: directories become `tmpfiles.d` entries (as rpm-ostree
+//!   does), and files there cannot be delivered at all.
+//!
+//! Paths are resolved as rpm resolves them under `--root` (a chroot): a symlink in the tree
+//! leads somewhere inside the tree, never to the host.
+
+use anyhow::Result;
+use std::path::{Component, Path, PathBuf};
+
+/// One file of the change, from the packages' headers.
+pub struct Entry {
+    pub mode: u32,
+    pub user: String,
+    pub group: String,
+    pub path: String,
+}
+
+impl Entry {
+    pub fn is_dir(&self) -> bool {
+        self.mode & 0o170000 == 0o040000
+    }
+    /// The path without its leading `/`, if it is a plain absolute path.
+    fn rel(&self) -> Option<&str> {
+        let rel = self.path.strip_prefix('/')?;
+        (!rel.is_empty() && !rel.split('/').any(|c| c == ".." || c == ".")).then_some(rel)
+    }
+}
+
+pub struct Payload {
+    pub nevras: Vec<String>,
+    pub files: Vec<Entry>,
+}
+
+/// The `rpm -qp` query whose output `parse` reads.
+pub const QUERYFORMAT: &str =
+    "P %{NEVRA}\n[F %{FILEMODES:octal} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILENAMES}\n]";
+
+pub fn parse(listing: &str) -> Payload {
+    let mut p = Payload {
+        nevras: Vec::new(),
+        files: Vec::new(),
+    };
+    for line in listing.lines() {
+        if let Some(n) = line.strip_prefix("P ") {
+            p.nevras.push(n.to_string());
+        } else if let Some(rest) = line.strip_prefix("F ") {
+            let mut it = rest.splitn(4, ' ');
+            if let (Some(mode), Some(user), Some(group), Some(path)) =
+                (it.next(), it.next(), it.next(), it.next())
+            {
+                if let Ok(mode) = u32::from_str_radix(mode, 8) {
+                    p.files.push(Entry {
+                        mode,
+                        user: user.into(),
+                        group: group.into(),
+                        path: path.into(),
+                    });
+                }
+            }
+        }
+    }
+    p
+}
+
+/// Where a package path lands in an OSTree tree: `etc/X` is `usr/etc/X`.
+fn landing(rel: &str) -> String {
+    match rel.strip_prefix("etc") {
+        Some("") => "usr/etc".into(),
+        Some(rest) if rest.starts_with('/') => format!("usr/etc{rest}"),
+        _ => rel.to_string(),
+    }
+}
+
+/// What `rel` is inside `tree`, following symlinks the way a chroot does; None when it does
+/// not exist. `Err(())` when a component on the way is not a directory.
+fn lookup(tree: &Path, rel: &str) -> Result<Option<std::fs::Metadata>, ()> {
+    let mut at = PathBuf::new(); // relative to tree, symlink-free
+    let mut todo: Vec<String> = rel.split('/').rev().map(String::from).collect();
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        match c.as_str() {
+            "" | "." => continue,
+            ".." => {
+                at.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let next = at.join(&c);
+        let Ok(m) = std::fs::symlink_metadata(tree.join(&next)) else {
+            return Ok(None);
+        };
+        if m.file_type().is_symlink() && !todo.is_empty() {
+            hops += 1;
+            if hops > 40 {
+                return Ok(None);
+            }
+            let target = std::fs::read_link(tree.join(&next)).map_err(|_| ())?;
+            if target.is_absolute() {
+                at = PathBuf::new();
+            }
+            let t: Vec<String> = target
+                .components()
+                .filter_map(|c| match c {
+                    Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+                    Component::ParentDir => Some("..".into()),
+                    _ => None,
+                })
+                .collect();
+            todo.extend(t.into_iter().rev());
+            continue;
+        }
+        if !todo.is_empty() && !m.is_dir() {
+            return Err(());
+        }
+        at = next;
+        if todo.is_empty() {
+            return Ok(Some(m));
+        }
+    }
+    Ok(std::fs::symlink_metadata(tree.join(&at)).ok())
+}
+
+/// Paths of the change that would replace something of the base: a file over anything, a
+/// directory over a non-directory, anything under a base file.
+pub fn conflicts(tree: &Path, payload: &Payload) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in &payload.files {
+        let Some(rel) = e.rel() else { continue };
+        let clash = match lookup(tree, &landing(rel)) {
+            Err(()) => true,
+            Ok(None) => false,
+            Ok(Some(m)) => !e.is_dir() || !(m.is_dir() || m.file_type().is_symlink()),
+        };
+        if clash {
+            found.push(e.path.clone());
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// The change's files under /var that are not directories: OSTree cannot deliver them.
+pub fn var_files(payload: &Payload) -> Vec<String> {
+    payload
+        .files
+        .iter()
+        .filter(|e| e.rel().is_some_and(|r| r.starts_with("var/")) && !e.is_dir())
+        .map(|e| e.path.clone())
+        .collect()
+}
+
+/// `tmpfiles.d` lines that make the change's /var directories at boot.
+pub fn var_tmpfiles(payload: &Payload) -> Vec<String> {
+    payload
+        .files
+        .iter()
+        .filter(|e| e.rel().is_some_and(|r| r.starts_with("var/")) && e.is_dir())
+        .filter(|e| {
+            !e.path.contains(char::is_whitespace) && !e.user.is_empty() && !e.group.is_empty()
+        })
+        .map(|e| {
+            format!(
+                "d {} {:04o} {} {} -",
+                e.path,
+                e.mode & 0o7777,
+                e.user,
+                e.group
+            )
+        })
+        .collect()
+}
+
+/// Writes `lines` as `usr/lib/tmpfiles.d/NAME` in the tree: a new file in a real directory.
+pub fn write_tmpfiles(tree: &Path, name: &str, lines: &[String]) -> Result<Result<String, String>> {
+    let rel = format!("usr/lib/tmpfiles.d/{name}");
+    let dir = tree.join("usr/lib/tmpfiles.d");
+    if !crate::workspace::real_dir_below(tree, &dir) {
+        if std::fs::symlink_metadata(&dir).is_ok() {
+            return Ok(Err(format!(
+                "/{rel}: its directory is not a real directory"
+            )));
+        }
+        std::fs::create_dir_all(&dir)?;
+        if !crate::workspace::real_dir_below(tree, &dir) {
+            return Ok(Err(format!(
+                "/{rel}: its directory is not a real directory"
+            )));
+        }
+    }
+    let mut text = String::from("# /var content of the change, made at boot (fci compose)\n");
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    use std::io::Write;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dir.join(name))
+    {
+        Ok(mut f) => {
+            f.write_all(text.as_bytes())?;
+            Ok(Ok(format!("/{rel}")))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(Err(format!("/{rel} exists already")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Moves what rpm put under `etc/` to `usr/etc/`; returns the paths that could not move (a
+/// base file there, or a symlink on the way). Nothing is moved through a symlink.
+pub fn relocate_etc(tree: &Path) -> Result<Vec<String>> {
+    let etc = tree.join("etc");
+    let Ok(m) = std::fs::symlink_metadata(&etc) else {
+        return Ok(Vec::new());
+    };
+    if !m.is_dir() {
+        return Ok(vec!["/etc".into()]);
+    }
+    let usr_etc = tree.join("usr/etc");
+    if !crate::workspace::real_dir_below(tree, &usr_etc) {
+        return Ok(vec!["/usr/etc (not a real directory in the base)".into()]);
+    }
+    let mut refused = Vec::new();
+    move_into(&etc, &usr_etc, "/etc", &mut refused)?;
+    if refused.is_empty() {
+        std::fs::remove_dir_all(&etc)?;
+    }
+    Ok(refused)
+}
+
+fn move_into(from: &Path, to: &Path, shown: &str, refused: &mut Vec<String>) -> Result<()> {
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let name = e.file_name();
+        let src = e.path();
+        let dest = to.join(&name);
+        let shown = format!("{shown}/{}", name.to_string_lossy());
+        let src_dir = e.file_type()?.is_dir();
+        match std::fs::symlink_metadata(&dest) {
+            Err(_) => std::fs::rename(&src, &dest)?,
+            Ok(d) if src_dir && d.is_dir() && !d.file_type().is_symlink() => {
+                move_into(&src, &dest, &shown, refused)?
+            }
+            Ok(_) => refused.push(shown),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(mode: u32, path: &str) -> Entry {
+        Entry {
+            mode,
+            user: "root".into(),
+            group: "root".into(),
+            path: path.into(),
+        }
+    }
+
+    #[test]
+    fn conflicts_follow_the_tree_not_the_host() {
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path();
+        std::fs::create_dir_all(tree.join("usr/bin")).unwrap();
+        std::fs::create_dir_all(tree.join("usr/sbin")).unwrap();
+        std::fs::create_dir_all(tree.join("usr/etc")).unwrap();
+        std::fs::write(tree.join("usr/sbin/init"), "init").unwrap();
+        std::fs::write(tree.join("usr/etc/passwd"), "root").unwrap();
+        std::os::unix::fs::symlink("usr/bin", tree.join("bin")).unwrap();
+        // An absolute link inside the tree points into the tree (a chroot), not at the host.
+        std::os::unix::fs::symlink("/usr/sbin", tree.join("sbin")).unwrap();
+        let p = Payload {
+            nevras: vec![],
+            files: vec![
+                entry(0o100755, "/usr/bin/new"),
+                entry(0o040755, "/usr/sbin/init"),
+                entry(0o100644, "/usr/sbin/init/x"),
+                entry(0o100644, "/sbin/init"),
+                entry(0o040755, "/bin"),
+                entry(0o100644, "/bin/other"),
+                entry(0o100644, "/etc/passwd"),
+                entry(0o100644, "/etc/new.conf"),
+            ],
+        };
+        assert_eq!(
+            conflicts(tree, &p),
+            vec![
+                "/etc/passwd",
+                "/sbin/init",
+                "/usr/sbin/init",
+                "/usr/sbin/init/x"
+            ]
+        );
+    }
+
+    #[test]
+    fn etc_moves_to_usr_etc_without_replacing_anything() {
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path();
+        std::fs::create_dir_all(tree.join("usr/etc/pam.d")).unwrap();
+        std::fs::create_dir_all(tree.join("etc/pam.d")).unwrap();
+        std::fs::write(tree.join("etc/pam.d/new"), "x").unwrap();
+        std::fs::write(tree.join("etc/new.conf"), "y").unwrap();
+        assert!(relocate_etc(tree).unwrap().is_empty());
+        assert!(tree.join("usr/etc/pam.d/new").is_file());
+        assert!(tree.join("usr/etc/new.conf").is_file());
+        assert!(!tree.join("etc").exists());
+        std::fs::create_dir_all(tree.join("etc")).unwrap();
+        std::fs::write(tree.join("etc/new.conf"), "z").unwrap();
+        assert_eq!(relocate_etc(tree).unwrap(), vec!["/etc/new.conf"]);
+        assert_eq!(
+            std::fs::read_to_string(tree.join("usr/etc/new.conf")).unwrap(),
+            "y"
+        );
+    }
+
+    #[test]
+    fn var_directories_become_tmpfiles_and_files_are_refused() {
+        let p = parse(
+            "P x-1-1.noarch\nF 040750 root adm /var/log/x\nF 0100644 root root /var/lib/x/state\nF 0100755 root root /usr/bin/x\n",
+        );
+        assert_eq!(p.nevras, vec!["x-1-1.noarch"]);
+        assert_eq!(var_tmpfiles(&p), vec!["d /var/log/x 0750 root adm -"]);
+        assert_eq!(var_files(&p), vec!["/var/lib/x/state"]);
+    }
+}
