@@ -34,6 +34,9 @@ _fci() {
             fci,integrate)
                 cmd="fci__subcmd__integrate"
                 ;;
+            fci,report)
+                cmd="fci__subcmd__report"
+                ;;
             fci,smoke)
                 cmd="fci__subcmd__smoke"
                 ;;
@@ -58,6 +61,9 @@ _fci() {
             fci__subcmd__help,integrate)
                 cmd="fci__subcmd__help__subcmd__integrate"
                 ;;
+            fci__subcmd__help,report)
+                cmd="fci__subcmd__help__subcmd__report"
+                ;;
             fci__subcmd__help,smoke)
                 cmd="fci__subcmd__help__subcmd__smoke"
                 ;;
@@ -71,7 +77,7 @@ _fci() {
 
     case "${cmd}" in
         fci)
-            opts="-q -h -V --workspace --quiet --help --version build test compose integrate image smoke completions help"
+            opts="-q -h -V --workspace --quiet --help --version build test compose integrate image smoke report completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -235,7 +241,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__help)
-            opts="build test compose integrate image smoke completions help"
+            opts="build test compose integrate image smoke report completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -319,6 +325,20 @@ _fci() {
             return 0
             ;;
         fci__subcmd__help__subcmd__integrate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__help__subcmd__report)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -462,6 +482,52 @@ _fci() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__report)
+            opts="-q -h --gating --validate --results --waivers --decision-context --product-version --subject-type --subject-identifier --workspace --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --gating)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --results)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --waivers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --decision-context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --product-version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --subject-type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --subject-identifier)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -34,6 +34,7 @@ complete -c fci -n "__fish_fci_needs_command" -f -a "compose" -d 'Commit the kno
 complete -c fci -n "__fish_fci_needs_command" -f -a "integrate" -d 'Run the pipeline\'s OS-level tests against the composed commit'
 complete -c fci -n "__fish_fci_needs_command" -f -a "image" -d 'Make a disk image (qcow2 or raw) of an OSTree deployment of the composed commit'
 complete -c fci -n "__fish_fci_needs_command" -f -a "smoke" -d 'Boot the image in qemu and check that the composed commit runs'
+complete -c fci -n "__fish_fci_needs_command" -f -a "report" -d 'Decide gating as Greenwave does, from a gating.yaml, results and waivers (offline)'
 complete -c fci -n "__fish_fci_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
 complete -c fci -n "__fish_fci_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c fci -n "__fish_fci_using_subcommand build" -l ref -d 'Git ref (branch, tag or commit) to build' -r
@@ -128,14 +129,26 @@ complete -c fci -n "__fish_fci_using_subcommand smoke" -l no-cache -d 'Run even 
 complete -c fci -n "__fish_fci_using_subcommand smoke" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand smoke" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand smoke" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c fci -n "__fish_fci_using_subcommand report" -l gating -d 'The package\'s gating.yaml to evaluate (Greenwave\'s remote policy format)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand report" -l results -d 'ResultsDB results as a JSON list, oldest first: POST bodies or `GET /results` items' -r -F
+complete -c fci -n "__fish_fci_using_subcommand report" -l waivers -d 'WaiverDB waivers as a JSON list, oldest first' -r -F
+complete -c fci -n "__fish_fci_using_subcommand report" -l decision-context -d 'The gating point(s) to decide for (repeatable), e.g. bodhi_update_push_stable' -r
+complete -c fci -n "__fish_fci_using_subcommand report" -l product-version -d 'The product version, e.g. fedora-41' -r
+complete -c fci -n "__fish_fci_using_subcommand report" -l subject-type -d 'The subject\'s type' -r
+complete -c fci -n "__fish_fci_using_subcommand report" -l subject-identifier -d 'The subject, e.g. an NVR for koji_build' -r
+complete -c fci -n "__fish_fci_using_subcommand report" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand report" -l validate -d 'Only check the gating.yaml, as Greenwave\'s validate-gating-yaml does; exit 1 if invalid'
+complete -c fci -n "__fish_fci_using_subcommand report" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand report" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand completions" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand completions" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke completions help" -f -a "build" -d 'Build the SRPM and binary RPMs of a dist-git checkout (%check runs)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke completions help" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke completions help" -f -a "compose" -d 'Commit the known-good OSTree base plus the change\'s RPMs (only when build and test passed)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke completions help" -f -a "integrate" -d 'Run the pipeline\'s OS-level tests against the composed commit'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke completions help" -f -a "image" -d 'Make a disk image (qcow2 or raw) of an OSTree deployment of the composed commit'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke completions help" -f -a "smoke" -d 'Boot the image in qemu and check that the composed commit runs'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke completions help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "build" -d 'Build the SRPM and binary RPMs of a dist-git checkout (%check runs)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "compose" -d 'Commit the known-good OSTree base plus the change\'s RPMs (only when build and test passed)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "integrate" -d 'Run the pipeline\'s OS-level tests against the composed commit'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "image" -d 'Make a disk image (qcow2 or raw) of an OSTree deployment of the composed commit'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "smoke" -d 'Boot the image in qemu and check that the composed commit runs'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "report" -d 'Decide gating as Greenwave does, from a gating.yaml, results and waivers (offline)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

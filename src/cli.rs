@@ -45,6 +45,8 @@ pub enum Command {
     Image(crate::stages::image::Args),
     /// Boot the image in qemu and check that the composed commit runs
     Smoke(crate::stages::smoke::Args),
+    /// Decide gating as Greenwave does, from a gating.yaml, results and waivers (offline)
+    Report(crate::stages::report::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions { shell: clap_complete::Shell },
 }

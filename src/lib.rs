@@ -10,6 +10,7 @@ pub mod digest;
 pub mod distgit;
 pub mod error;
 pub mod exec;
+pub mod gating;
 pub mod hostcache;
 pub mod manifest;
 pub mod ostree;

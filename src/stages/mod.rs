@@ -6,5 +6,6 @@ pub mod build;
 pub mod compose;
 pub mod image;
 pub mod integrate;
+pub mod report;
 pub mod smoke;
 pub mod test;

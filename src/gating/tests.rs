@@ -1,0 +1,268 @@
+//! Decisions compared field by field with what Greenwave answers for the same inputs.
+
+use super::decision::{decide, fnmatch, Request, TestResult, Waiver};
+use super::policy::parse;
+use serde_json::{json, Value};
+
+const NVR: &str = "hello-atomic-1.0-1.fc41";
+
+fn req(contexts: &[&str]) -> Request {
+    Request {
+        decision_contexts: contexts.iter().map(|s| s.to_string()).collect(),
+        product_version: "fedora-41".into(),
+        subject_type: "koji_build".into(),
+        subject_identifier: NVR.into(),
+    }
+}
+
+fn result(id: u64, testcase: &str, outcome: &str, scenario: Option<&str>) -> TestResult {
+    let mut data = json!({"item": [NVR], "type": ["koji_build"]});
+    if let Some(s) = scenario {
+        data["scenario"] = json!([s]);
+    }
+    TestResult::from_json(
+        &json!({"id": id, "outcome": outcome, "testcase": {"name": testcase}, "data": data}),
+    )
+    .unwrap()
+}
+
+fn waiver(id: u64, testcase: &str, waived: bool, scenario: Option<&str>) -> Waiver {
+    Waiver::from_json(&json!({
+        "id": id, "subject_type": "koji_build", "subject_identifier": NVR, "testcase": testcase,
+        "scenario": scenario, "waived": waived, "product_version": "fedora-41",
+        "comment": "known flake", "username": "packager"
+    }))
+    .unwrap()
+}
+
+const TIER0: &str = "--- !Policy\n\
+    id: tier0\n\
+    product_versions: [fedora-*]\n\
+    decision_contexts: [bodhi_update_push_testing, bodhi_update_push_stable]\n\
+    subject_type: koji_build\n\
+    rules:\n  - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build.tier0.functional}\n";
+
+fn decision(yaml: &str, contexts: &[&str], results: &[TestResult], waivers: &[Waiver]) -> Value {
+    decide(
+        &parse(yaml),
+        "gating.yaml",
+        &req(contexts),
+        results,
+        waivers,
+    )
+}
+
+#[test]
+fn a_newer_pass_after_a_failure_passes() {
+    let results = [
+        result(1, "fedora-ci.koji-build.tier0.functional", "FAILED", None),
+        result(2, "fedora-ci.koji-build.tier0.functional", "PASSED", None),
+    ];
+    let d = decision(TIER0, &["bodhi_update_push_stable"], &results, &[]);
+    assert_eq!(d["policies_satisfied"], true);
+    assert_eq!(
+        d["summary"],
+        "All required tests (1 total) have passed or been waived"
+    );
+    assert_eq!(
+        d["satisfied_requirements"][0],
+        json!({
+            "result_id": 2, "scenario": null, "source": "gating.yaml",
+            "subject_identifier": NVR, "subject_type": "koji_build",
+            "system_architecture": null, "system_variant": null,
+            "testcase": "fedora-ci.koji-build.tier0.functional", "type": "test-result-passed"
+        })
+    );
+    assert_eq!(d["applicable_policies"], json!(["tier0"]));
+}
+
+#[test]
+fn missing_failed_and_errored_read_as_greenwave_says() {
+    let d = decision(TIER0, &["bodhi_update_push_stable"], &[], &[]);
+    assert_eq!(d["policies_satisfied"], false);
+    assert_eq!(d["summary"], "Of 1 required test, 1 result missing");
+    assert_eq!(
+        d["unsatisfied_requirements"][0],
+        json!({
+            "item": {"item": NVR, "type": "koji_build"}, "scenario": null, "source": "gating.yaml",
+            "subject_identifier": NVR, "subject_type": "koji_build",
+            "testcase": "fedora-ci.koji-build.tier0.functional", "type": "test-result-missing"
+        })
+    );
+    let two = "--- !Policy\ndecision_context: c\nrules:\n  - !PassingTestCaseRule {test_case_name: a}\n  - !PassingTestCaseRule {test_case_name: b}\n";
+    let d = decision(
+        two,
+        &["c"],
+        &[
+            result(1, "a", "FAILED", None),
+            result(2, "b", "NEEDS_INSPECTION", None),
+        ],
+        &[],
+    );
+    assert_eq!(d["summary"], "Of 2 required tests, 2 tests failed");
+    let d = decision(
+        two,
+        &["c"],
+        &[
+            result(1, "a", "ERROR", None),
+            result(2, "b", "PASSED", None),
+        ],
+        &[],
+    );
+    assert_eq!(d["summary"], "Of 2 required tests, 1 test errored");
+    assert_eq!(
+        d["unsatisfied_requirements"][0]["type"],
+        "test-result-errored"
+    );
+    assert_eq!(
+        d["unsatisfied_requirements"][0]["error_reason"],
+        Value::Null
+    );
+}
+
+#[test]
+fn queued_and_running_are_only_waiting() {
+    let results = [
+        result(1, "fedora-ci.koji-build.tier0.functional", "PASSED", None),
+        result(2, "fedora-ci.koji-build.tier0.functional", "RUNNING", None),
+    ];
+    let d = decision(TIER0, &["bodhi_update_push_stable"], &results, &[]);
+    assert_eq!(d["policies_satisfied"], false);
+    assert_eq!(d["summary"], "Of 1 required test, 1 test incomplete");
+    let u = &d["unsatisfied_requirements"][0];
+    assert_eq!(u["type"], "test-result-missing");
+    assert_eq!(u["result_id"], 2);
+    assert_eq!(
+        d["fci_waiting_for"],
+        json!(["fedora-ci.koji-build.tier0.functional"])
+    );
+}
+
+#[test]
+fn scenarios_are_separate_requirements() {
+    let results = [
+        result(1, "t", "FAILED", None),
+        result(2, "t", "PASSED", Some("x86_64.qcow2")),
+    ];
+    let any =
+        "--- !Policy\ndecision_context: c\nrules:\n  - !PassingTestCaseRule {test_case_name: t}\n";
+    let d = decision(any, &["c"], &results, &[]);
+    // The old failure without a scenario is its own group and still blocks.
+    assert_eq!(d["summary"], "Of 2 required tests, 1 test failed");
+    assert_eq!(
+        d["satisfied_requirements"][0]["result_id"], 2,
+        "newest first"
+    );
+    // A rule with a scenario looks at that scenario only.
+    let only = "--- !Policy\ndecision_context: c\nrules:\n  - !PassingTestCaseRule {test_case_name: t, scenario: x86_64.qcow2}\n";
+    assert_eq!(
+        decision(only, &["c"], &results, &[])["policies_satisfied"],
+        true
+    );
+    let other = "--- !Policy\ndecision_context: c\nrules:\n  - !PassingTestCaseRule {test_case_name: t, scenario: aarch64}\n";
+    let d = decision(other, &["c"], &results, &[]);
+    assert_eq!(
+        d["unsatisfied_requirements"][0]["type"],
+        "test-result-missing"
+    );
+    assert_eq!(d["unsatisfied_requirements"][0]["scenario"], "aarch64");
+}
+
+#[test]
+fn waivers_waive_and_a_newer_unwaive_revokes() {
+    let failed = [result(
+        7,
+        "fedora-ci.koji-build.tier0.functional",
+        "FAILED",
+        None,
+    )];
+    let w = [waiver(
+        1,
+        "fedora-ci.koji-build.tier0.functional",
+        true,
+        None,
+    )];
+    let d = decision(TIER0, &["bodhi_update_push_stable"], &failed, &w);
+    assert_eq!(d["policies_satisfied"], true);
+    assert_eq!(
+        d["summary"],
+        "All required tests (1 total) have passed or been waived"
+    );
+    let s = &d["satisfied_requirements"][0];
+    assert_eq!(s["type"], "test-result-failed-waived");
+    assert_eq!(s["waiver_id"], 1);
+    assert!(s.get("item").is_none());
+    let revoked = [
+        w[0].clone(),
+        waiver(2, "fedora-ci.koji-build.tier0.functional", false, None),
+    ];
+    let d = decision(TIER0, &["bodhi_update_push_stable"], &failed, &revoked);
+    assert_eq!(d["policies_satisfied"], false);
+    // A missing result can be waived too; a waiver for another scenario does not apply.
+    let d = decision(TIER0, &["bodhi_update_push_stable"], &[], &w);
+    assert_eq!(
+        d["satisfied_requirements"][0]["type"],
+        "test-result-missing-waived"
+    );
+    let scoped = [waiver(
+        3,
+        "fedora-ci.koji-build.tier0.functional",
+        true,
+        Some("aarch64"),
+    )];
+    let d = decision(TIER0, &["bodhi_update_push_stable"], &failed, &scoped);
+    assert_eq!(d["policies_satisfied"], false);
+}
+
+#[test]
+fn contexts_versions_and_packages_choose_the_policies() {
+    // No overlap with the request's contexts: nothing is required.
+    let d = decision(TIER0, &["bodhi_update_push_testing_critpath"], &[], &[]);
+    assert_eq!(d["policies_satisfied"], true);
+    assert_eq!(d["summary"], "No tests are required");
+    assert_eq!(d["applicable_policies"], json!([]));
+    let epel = TIER0.replace("fedora-*", "epel-*");
+    assert_eq!(
+        decision(&epel, &["bodhi_update_push_stable"], &[], &[])["summary"],
+        "No tests are required"
+    );
+    let excluded = format!("{TIER0}excluded_packages: [hello-*]\n");
+    let d = decision(&excluded, &["bodhi_update_push_stable"], &[], &[]);
+    assert_eq!(d["satisfied_requirements"][0]["type"], "excluded");
+    assert_eq!(d["policies_satisfied"], true);
+    let others = format!("{TIER0}packages: [kernel, systemd*]\n");
+    assert_eq!(
+        decision(&others, &["bodhi_update_push_stable"], &[], &[])["summary"],
+        "No tests are required"
+    );
+}
+
+#[test]
+fn identical_rules_in_several_policies_count_once() {
+    let twice = format!("{TIER0}{}", TIER0.replace("id: tier0", "id: again"));
+    let d = decision(&twice, &["bodhi_update_push_stable"], &[], &[]);
+    assert_eq!(d["summary"], "Of 1 required test, 1 result missing");
+    assert_eq!(d["applicable_policies"], json!(["tier0", "again"]));
+}
+
+#[test]
+fn an_invalid_file_is_one_requirement_and_nothing_else_is_checked() {
+    let bad = "--- !Policy\ndecision_context: c\nrules:\n  - !Nonsense {}\n";
+    let d = decision(bad, &["c"], &[], &[]);
+    assert_eq!(d["policies_satisfied"], false);
+    assert_eq!(d["summary"], "1 error due to invalid remote rule file");
+    let u = &d["unsatisfied_requirements"][0];
+    assert_eq!(u["type"], "invalid-gating-yaml");
+    assert_eq!(u["testcase"], "invalid-gating-yaml");
+    assert!(u["details"].as_str().unwrap().contains("!Nonsense"));
+}
+
+#[test]
+fn globs_are_fnmatch() {
+    assert!(fnmatch("fedora-*", "fedora-41"));
+    assert!(!fnmatch("fedora-*", "epel-9"));
+    assert!(fnmatch("fedora-4?", "fedora-41"));
+    assert!(fnmatch("fedora-[34]*", "fedora-41"));
+    assert!(!fnmatch("fedora-[!4]*", "fedora-41"));
+    assert!(fnmatch("*", ""));
+}
