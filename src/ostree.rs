@@ -134,10 +134,11 @@ impl Repo {
     }
 
     /// Commits `tree` onto `branch` (with `parent`, a checksum) and returns the new checksum.
+    /// `branch` None makes an orphan commit (no ref), for a ref set only once it is checked.
     pub fn commit(
         &self,
         tree: &Path,
-        branch: &str,
+        branch: Option<&str>,
         parent: Option<&str>,
         subject: &str,
         metadata: &[(String, String)],
@@ -145,7 +146,10 @@ impl Repo {
     ) -> Result<String> {
         let mut c = self
             .cmd("commit")
-            .arg(format!("--branch={branch}"))
+            .arg(match branch {
+                Some(b) => format!("--branch={b}"),
+                None => "--orphan".into(),
+            })
             .arg(format!("--subject={subject}"))
             .args(["--owner-uid=0", "--owner-gid=0"]);
         if let Some(p) = parent {
@@ -174,12 +178,17 @@ impl Repo {
         Ok(sum)
     }
 
-    /// Removes a ref (a candidate that did not pass its own checks).
-    pub fn delete_ref(&self, name: &str, log: &mut Log) -> Result<()> {
-        // `--delete` takes prefixes: a candidate's name is unique, so it matches only itself.
-        let done = log.run(&self.cmd("refs").arg("--delete").arg(name))?;
+    /// Points the new ref `name` at `commit`.
+    pub fn create_ref(&self, name: &str, commit: &str, log: &mut Log) -> Result<()> {
+        let done = log.run(
+            &self
+                .cmd("refs")
+                .arg(format!("--create={name}"))
+                .arg("--")
+                .arg(commit),
+        )?;
         if !done.success() {
-            return Err(FciError::Infra(format!("ostree refs --delete {name} failed")).into());
+            return Err(FciError::Infra(format!("ostree refs --create {name} failed")).into());
         }
         Ok(())
     }

@@ -393,6 +393,9 @@ fn etc_and_var_are_laid_out_as_ostree_needs() {
         c["data"]["var_tmpfiles"],
         "/usr/lib/tmpfiles.d/fci-compose-etc.conf"
     );
+    // A %ghost file under /var is not in the payload: nothing is lost, the compose passes.
+    let g = compose_fixture(&w, "compose-var-ghost");
+    assert_eq!(g.code, 0, "{}", g.stderr);
     let (ok, text) = ostree(
         &w,
         &["cat", commit, "/usr/lib/tmpfiles.d/fci-compose-etc.conf"],
@@ -415,6 +418,8 @@ fn payloads_ostree_cannot_carry_fail_naming_the_paths() {
         ("compose-var-file", "/var/lib/compose-var-file/state"),
         // A payload rpm itself refuses: the change's failure, not the host's.
         ("compose-unpack-fail", "unpacking of archive failed"),
+        // The root directory with another mode (no diff line would ever show it).
+        ("compose-root-mode", "replaces files of the base: /"),
     ] {
         let r = compose_fixture(&w, fixture);
         assert_eq!(r.code, 1, "{fixture}: {}", r.stderr);

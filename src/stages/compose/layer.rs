@@ -181,23 +181,25 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
             env!("CARGO_PKG_VERSION").to_string(),
         ),
     ];
+    // An orphan commit: the candidate ref appears only once the commit passed the checks
+    // below, so an interrupted or refused compose leaves no ref behind.
     let commit = p.repo.commit(
         &tree,
-        &candidate,
+        None,
         Some(&p.base),
         &format!("fci compose: {package} on {}", p.base_ref),
         &metadata,
         cx.log(),
     )?;
     let diff = p.repo.diff(&p.base, &commit, cx.log())?;
-    // The backstop: layering adds; only the rpm database may change.
+    // The backstop: layering adds; only the files rpm keeps below its database directory may
+    // change.
+    let db_files = format!("M {DBPATH}/");
     let changed: Vec<&String> = diff
         .iter()
-        .filter(|l| !l.starts_with("A "))
-        .filter(|l| !l[2..].starts_with(DBPATH))
+        .filter(|l| !l.starts_with("A ") && !l.starts_with(&db_files))
         .collect();
     if !changed.is_empty() {
-        p.repo.delete_ref(&candidate, cx.log())?;
         rec.data.insert("diff".into(), json!(diff));
         return Ok(fail(
             rec,
@@ -211,6 +213,7 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
             ),
         ));
     }
+    p.repo.create_ref(&candidate, &commit, cx.log())?;
     rec.data.insert("ref".into(), json!(candidate));
     rec.data.insert("commit".into(), json!(commit));
     rec.data.insert("diff".into(), json!(diff));

@@ -217,7 +217,7 @@ fn init_base(tree: &Path, branch: Option<&str>, workspace: &Path) -> Result<i32>
     }
     let commit = repo.commit(
         &dir,
-        &base_ref,
+        Some(&base_ref),
         None,
         &format!("fci known-good base for {branch}"),
         &[("fci.version".into(), env!("CARGO_PKG_VERSION").into())],

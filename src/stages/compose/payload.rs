@@ -14,6 +14,8 @@ use std::path::{Component, Path, PathBuf};
 /// One file of the change, from the packages' headers.
 pub struct Entry {
     pub mode: u32,
+    /// rpm's file flags (`%ghost`, `%config`, ...).
+    pub flags: u32,
     pub user: String,
     pub group: String,
     pub path: String,
@@ -22,6 +24,10 @@ pub struct Entry {
 impl Entry {
     pub fn is_dir(&self) -> bool {
         self.mode & 0o170000 == 0o040000
+    }
+    /// A `%ghost` file: owned, but not in the payload; rpm never writes it.
+    pub fn is_ghost(&self) -> bool {
+        self.flags & 0x40 != 0
     }
     /// The path without its leading `/`, if it is a plain absolute path.
     fn rel(&self) -> Option<&str> {
@@ -36,8 +42,7 @@ pub struct Payload {
 }
 
 /// The `rpm -qp` query whose output `parse` reads.
-pub const QUERYFORMAT: &str =
-    "P %{NEVRA}\n[F %{FILEMODES:octal} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILENAMES}\n]";
+pub const QUERYFORMAT: &str = "P %{NEVRA}\n[F %{FILEMODES:octal} %{FILEFLAGS} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILENAMES}\n]";
 
 pub fn parse(listing: &str) -> Payload {
     let mut p = Payload {
@@ -48,13 +53,14 @@ pub fn parse(listing: &str) -> Payload {
         if let Some(n) = line.strip_prefix("P ") {
             p.nevras.push(n.to_string());
         } else if let Some(rest) = line.strip_prefix("F ") {
-            let mut it = rest.splitn(4, ' ');
-            if let (Some(mode), Some(user), Some(group), Some(path)) =
-                (it.next(), it.next(), it.next(), it.next())
+            let mut it = rest.splitn(5, ' ');
+            if let (Some(mode), Some(flags), Some(user), Some(group), Some(path)) =
+                (it.next(), it.next(), it.next(), it.next(), it.next())
             {
-                if let Ok(mode) = u32::from_str_radix(mode, 8) {
+                if let (Ok(mode), Ok(flags)) = (u32::from_str_radix(mode, 8), flags.parse()) {
                     p.files.push(Entry {
                         mode,
+                        flags,
                         user: user.into(),
                         group: group.into(),
                         path: path.into(),
@@ -75,9 +81,10 @@ fn landing(rel: &str) -> String {
     }
 }
 
-/// What `rel` is inside `tree`, following symlinks the way a chroot does; None when it does
-/// not exist. `Err(())` when a component on the way is not a directory.
-fn lookup(tree: &Path, rel: &str) -> Result<Option<std::fs::Metadata>, ()> {
+/// What `rel` is inside `tree`, following symlinks the way a chroot does (the last one too
+/// when `follow_last`); None when it does not exist. `Err(())` when a component on the way is
+/// not a directory.
+fn lookup(tree: &Path, rel: &str, follow_last: bool) -> Result<Option<std::fs::Metadata>, ()> {
     let mut at = PathBuf::new(); // relative to tree, symlink-free
     let mut todo: Vec<String> = rel.split('/').rev().map(String::from).collect();
     let mut hops = 0;
@@ -94,7 +101,7 @@ fn lookup(tree: &Path, rel: &str) -> Result<Option<std::fs::Metadata>, ()> {
         let Ok(m) = std::fs::symlink_metadata(tree.join(&next)) else {
             return Ok(None);
         };
-        if m.file_type().is_symlink() && !todo.is_empty() {
+        if m.file_type().is_symlink() && (!todo.is_empty() || follow_last) {
             hops += 1;
             if hops > 40 {
                 return Ok(None);
@@ -125,16 +132,31 @@ fn lookup(tree: &Path, rel: &str) -> Result<Option<std::fs::Metadata>, ()> {
     Ok(std::fs::symlink_metadata(tree.join(&at)).ok())
 }
 
-/// Paths of the change that would replace something of the base: a file over anything, a
-/// directory over a non-directory, anything under a base file.
+/// Paths of the change that would replace or alter something of the base: a file over
+/// anything, a directory over a non-directory (a link is followed, as rpm follows it) or over
+/// a directory with another mode (rpm would chmod the base's), anything under a base file.
 pub fn conflicts(tree: &Path, payload: &Payload) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
     let mut found = Vec::new();
     for e in &payload.files {
-        let Some(rel) = e.rel() else { continue };
-        let clash = match lookup(tree, &landing(rel)) {
+        if e.is_ghost() {
+            continue;
+        }
+        let existing = if e.path == "/" {
+            Ok(std::fs::metadata(tree).ok())
+        } else if let Some(rel) = e.rel() {
+            lookup(tree, &landing(rel), e.is_dir())
+        } else {
+            // Not a plain absolute path: nothing fci can reason about.
+            Err(())
+        };
+        let clash = match existing {
             Err(()) => true,
             Ok(None) => false,
-            Ok(Some(m)) => !e.is_dir() || !(m.is_dir() || m.file_type().is_symlink()),
+            Ok(Some(m)) if e.is_dir() => {
+                !m.is_dir() || m.permissions().mode() & 0o7777 != e.mode & 0o7777
+            }
+            Ok(Some(_)) => true,
         };
         if clash {
             found.push(e.path.clone());
@@ -150,7 +172,7 @@ pub fn var_files(payload: &Payload) -> Vec<String> {
     payload
         .files
         .iter()
-        .filter(|e| e.rel().is_some_and(|r| r.starts_with("var/")) && !e.is_dir())
+        .filter(|e| e.rel().is_some_and(|r| r.starts_with("var/")) && !e.is_dir() && !e.is_ghost())
         .map(|e| e.path.clone())
         .collect()
 }
@@ -161,19 +183,35 @@ pub fn var_tmpfiles(payload: &Payload) -> Vec<String> {
         .files
         .iter()
         .filter(|e| e.rel().is_some_and(|r| r.starts_with("var/")) && e.is_dir())
-        .filter(|e| {
-            !e.path.contains(char::is_whitespace) && !e.user.is_empty() && !e.group.is_empty()
-        })
         .map(|e| {
             format!(
                 "d {} {:04o} {} {} -",
-                e.path,
+                tmpfiles_escape(&e.path),
                 e.mode & 0o7777,
-                e.user,
-                e.group
+                tmpfiles_escape(if e.user.is_empty() { "root" } else { &e.user }),
+                tmpfiles_escape(if e.group.is_empty() { "root" } else { &e.group })
             )
         })
         .collect()
+}
+
+/// A tmpfiles.d field: whitespace, quotes, backslashes and control characters as C escapes.
+fn tmpfiles_escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_whitespace()
+            || b.is_ascii_control()
+            || b == b'\\'
+            || b == b'"'
+            || b == b'\''
+            || b >= 0x80
+        {
+            out.push_str(&format!("\\x{b:02x}"));
+        } else {
+            out.push(b as char);
+        }
+    }
+    out
 }
 
 /// Writes `lines` as `usr/lib/tmpfiles.d/NAME` in the tree: a new file in a real directory.
@@ -263,6 +301,7 @@ mod tests {
     fn entry(mode: u32, path: &str) -> Entry {
         Entry {
             mode,
+            flags: 0,
             user: "root".into(),
             group: "root".into(),
             path: path.into(),
@@ -329,10 +368,16 @@ mod tests {
     #[test]
     fn var_directories_become_tmpfiles_and_files_are_refused() {
         let p = parse(
-            "P x-1-1.noarch\nF 040750 root adm /var/log/x\nF 0100644 root root /var/lib/x/state\nF 0100755 root root /usr/bin/x\n",
+            "P x-1-1.noarch\nF 040750 0 root adm /var/log/x\nF 0100644 0 root root /var/lib/x/state\nF 0100644 64 root root /var/log/x/x.log\nF 040755 0 root root /var/lib/a b\nF 0100755 0 root root /usr/bin/x\n",
         );
         assert_eq!(p.nevras, vec!["x-1-1.noarch"]);
-        assert_eq!(var_tmpfiles(&p), vec!["d /var/log/x 0750 root adm -"]);
+        assert_eq!(
+            var_tmpfiles(&p),
+            vec![
+                "d /var/log/x 0750 root adm -",
+                "d /var/lib/a\\x20b 0755 root root -"
+            ]
+        );
         assert_eq!(var_files(&p), vec!["/var/lib/x/state"]);
     }
 }
