@@ -7,26 +7,9 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A base tree from the example script (without a kernel: compose does not boot it),
-/// committed as f41's known-good base.
+/// The example base without a kernel (compose does not boot it), as f41's known-good base.
 fn init_base(w: &Ws, extra: impl Fn(&Path)) -> String {
-    let base = w.path().join("base");
-    let st = Command::new(repo_root().join("examples/base/make-base.sh"))
-        .arg("--no-kernel")
-        .arg(&base)
-        .status()
-        .unwrap();
-    assert!(st.success(), "make-base.sh failed");
-    extra(&base);
-    let r = w.run(&[
-        "compose",
-        "--init-base",
-        base.to_str().unwrap(),
-        "--branch",
-        "f41",
-    ]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    r.stdout.trim().to_string()
+    init_base_with(w, &["--no-kernel"], None, extra)
 }
 
 fn repo(w: &Ws) -> PathBuf {
@@ -282,23 +265,7 @@ fn integrate_runs_the_example_suite_on_the_composed_commit() {
 fn a_shared_ostree_repository_serves_the_workspace() {
     let w = Ws::new();
     let shared = w.path().join("shared/repo");
-    let base = w.path().join("base");
-    let st = Command::new(repo_root().join("examples/base/make-base.sh"))
-        .arg("--no-kernel")
-        .arg(&base)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let r = w.run(&[
-        "compose",
-        "--ostree-repo",
-        shared.to_str().unwrap(),
-        "--init-base",
-        base.to_str().unwrap(),
-        "--branch",
-        "f41",
-    ]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    init_base_with(&w, &["--no-kernel"], Some(&shared), |_| {});
     let built = w.build("hello-atomic", &[]);
     assert_eq!(built.code, 0, "{}", built.stderr);
     // The workspace remembers its repository: no flag needed any more.

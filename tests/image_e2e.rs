@@ -9,24 +9,9 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// make-base.sh into `dir` (with `flags`), committed as f41's known-good base.
+/// make-base.sh (with `flags`), committed as f41's known-good base.
 fn init_base(w: &Ws, flags: &[&str], edit: impl Fn(&Path)) {
-    let base = w.path().join("base");
-    let st = Command::new(repo_root().join("examples/base/make-base.sh"))
-        .args(flags)
-        .arg(&base)
-        .status()
-        .unwrap();
-    assert!(st.success(), "make-base.sh failed");
-    edit(&base);
-    let r = w.run(&[
-        "compose",
-        "--init-base",
-        base.to_str().unwrap(),
-        "--branch",
-        "f41",
-    ]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    init_base_with(w, flags, None, edit);
 }
 
 /// build | compose of hello-atomic: the manifest file composed.

@@ -251,3 +251,42 @@ pub fn unmet_on_host(names: &[&str]) -> serde_json::Value {
         .collect();
     serde_json::json!(unmet)
 }
+
+/// A base tree from examples/base/make-base.sh (with `flags`, e.g. `--no-kernel`), changed by
+/// `edit`, in the scratch area's `base/`.
+pub fn make_base(w: &Ws, flags: &[&str], edit: impl Fn(&Path)) -> PathBuf {
+    let base = w.path().join("base");
+    let st = Command::new(repo_root().join("examples/base/make-base.sh"))
+        .args(flags)
+        .arg(&base)
+        .status()
+        .unwrap();
+    assert!(st.success(), "make-base.sh failed");
+    edit(&base);
+    base
+}
+
+/// `make_base`, committed as f41's known-good base (optionally into a shared repository);
+/// returns its checksum.
+pub fn init_base_with(
+    w: &Ws,
+    flags: &[&str],
+    shared: Option<&Path>,
+    edit: impl Fn(&Path),
+) -> String {
+    let base = make_base(w, flags, edit);
+    let mut args = vec!["compose".to_string()];
+    if let Some(s) = shared {
+        args.extend(["--ostree-repo".to_string(), s.display().to_string()]);
+    }
+    args.extend([
+        "--init-base".to_string(),
+        base.display().to_string(),
+        "--branch".to_string(),
+        "f41".to_string(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = w.run(&args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.stdout.trim().to_string()
+}
