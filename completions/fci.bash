@@ -497,7 +497,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__report)
-            opts="-q -h --gating --validate --results --waivers --decision-context --product-version --subject-type --subject-identifier --workspace --quiet --help"
+            opts="-m -o -q -h --gating --validate --results --waivers --decision-context --product-version --subject-type --subject-identifier --namespace --manifest --output --no-cache --force --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -528,6 +528,26 @@ _fci() {
                     return 0
                     ;;
                 --subject-identifier)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --manifest)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -126,18 +126,23 @@ impl Log {
         self.line(&format!("$ {}", shown.join(" ")));
         let _ = self.file.flush();
         let start = Instant::now();
+        let no_freeze = cmd.no_fsfreeze;
         let mut expr = duct::cmd(&cmd.program, &cmd.args)
             .unchecked()
             .stdin_null()
             // A killed fci takes what it started with it (a sandbox would otherwise run on,
             // past its timeout, after a CI job is cancelled).
-            .before_spawn(|c| {
+            .before_spawn(move |c| {
                 use std::os::unix::process::CommandExt;
-                // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+                // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec;
+                // the seccomp program is a static, built before the fork.
                 unsafe {
-                    c.pre_exec(|| {
+                    c.pre_exec(move || {
                         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                             return Err(std::io::Error::last_os_error());
+                        }
+                        if no_freeze {
+                            deny_fsfreeze()?;
                         }
                         Ok(())
                     });
@@ -354,6 +359,52 @@ pub struct Cmd {
     /// Files the command reads by descriptor number (a seccomp program for bwrap), kept open
     /// until the command is dropped.
     pub keep: Vec<std::sync::Arc<std::os::fd::OwnedFd>>,
+    /// Refuse `ioctl(FIFREEZE/FITHAW)` to the command (EPERM): see `deny_fsfreeze`.
+    pub no_fsfreeze: bool,
+}
+
+/// A seccomp program (classic BPF, x86_64 calls) under which `ioctl(FIFREEZE)` and
+/// `ioctl(FITHAW)` fail with EPERM and everything else is allowed.
+static NO_FREEZE: [libc::sock_filter; 9] = {
+    const fn op(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+        libc::sock_filter { code, jt, jf, k }
+    }
+    const LD_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET: u16 = 0x06; // BPF_RET | BPF_K
+                           // (jumps count from the next instruction)
+    [
+        op(LD_ABS, 0, 0, 4),        // arch
+        op(JEQ, 0, 5, 0xc000_003e), // x86_64, else allow
+        op(LD_ABS, 0, 0, 0),        // nr
+        op(JEQ, 0, 3, 16),          // ioctl, else allow
+        op(LD_ABS, 0, 0, 24),       // args[1], its low 32 bits
+        op(JEQ, 2, 0, 0xc004_5877), // FIFREEZE
+        op(JEQ, 1, 0, 0xc004_5878), // FITHAW
+        op(RET, 0, 0, 0x7fff_0000), // allow
+        op(RET, 0, 0, 0x0005_0001), // EPERM
+    ]
+};
+
+/// `ostree admin deploy` ends with a freeze and thaw of the filesystem holding the sysroot's
+/// /boot, to flush it for a boot loader. A sysroot fci builds in its workspace sits on the
+/// host's filesystem, which that would freeze for everyone. Refused with EPERM, ostree falls
+/// back to `syncfs()`, as it does when not root. Runs between fork and exec.
+unsafe fn deny_fsfreeze() -> std::io::Result<()> {
+    let fprog = libc::sock_fprog {
+        len: NO_FREEZE.len() as u16,
+        filter: NO_FREEZE.as_ptr() as *mut libc::sock_filter,
+    };
+    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+        || libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &fprog as *const libc::sock_fprog,
+        ) != 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl Cmd {
@@ -366,7 +417,13 @@ impl Cmd {
             keep: Vec::new(),
             env: Vec::new(),
             timeout: None,
+            no_fsfreeze: false,
         }
+    }
+    /// See `deny_fsfreeze`.
+    pub fn no_fsfreeze(mut self) -> Self {
+        self.no_fsfreeze = true;
+        self
     }
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
         self.args.push(a.as_ref().to_os_string());

@@ -15,6 +15,7 @@ pub mod hostcache;
 pub mod manifest;
 pub mod ostree;
 pub mod progress;
+pub mod resultsdb;
 pub mod sandbox;
 pub mod stage;
 pub mod stages;

@@ -35,7 +35,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Integrate(a) => fci::stages::integrate::exec(a, &cli.workspace),
         Command::Image(a) => fci::stages::image::exec(a, &cli.workspace),
         Command::Smoke(a) => fci::stages::smoke::exec(a, &cli.workspace),
-        Command::Report(a) => fci::stages::report::exec(a),
+        Command::Report(a) => fci::stages::report::exec(a, &cli.workspace),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -471,7 +471,7 @@ impl Manifest {
             out.flush()?;
             Ok(())
         } else {
-            crate::workspace::write_atomic(path, text.as_bytes())
+            crate::workspace::write_output(path, text.as_bytes())
         }
     }
 

@@ -147,6 +147,10 @@ pub trait Stage {
     fn starts_run(&self) -> bool {
         false
     }
+    /// Whether it runs whatever earlier stages did (a report of a failed run).
+    fn runs_after_failures(&self) -> bool {
+        false
+    }
     /// Resolves and verifies the inputs; nothing that takes long or writes results.
     fn plan(&mut self, cx: &mut Ctx) -> Result<Plan>;
     /// Does the work, filling `rec` (outcome, results, notes, data); returns its artifacts.
@@ -177,7 +181,7 @@ fn run(
 ) -> Result<i32> {
     let name = stage.name();
     let ws = Workspace::open(workspace)?;
-    if !common.force {
+    if !common.force && !stage.runs_after_failures() {
         if let Some(code) = skip_if_blocked(manifest, name) {
             manifest.write(&common.output)?;
             return Ok(code);

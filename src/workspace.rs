@@ -560,6 +560,32 @@ fn umask() -> u32 {
 }
 
 /// Writes `data` to `path` through a temporary file in the same directory and a rename.
+/// Writes an output the user named: a regular file (or a new one) atomically; anything else
+/// (`/dev/null`, a FIFO, `/dev/stdout`) through itself, since renaming over it would replace
+/// a device node or a link with a file. A link to a regular file replaces that file.
+pub fn write_output(path: &Path, data: &[u8]) -> Result<()> {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return write_atomic(path, data);
+    };
+    if meta.is_file() {
+        return write_atomic(path, data);
+    }
+    if meta.file_type().is_symlink() {
+        if let Ok(target) = fs::canonicalize(path) {
+            if fs::metadata(&target).is_ok_and(|m| m.is_file()) {
+                return write_atomic(&target, data);
+            }
+        }
+    }
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| FciError::input(path, format!("cannot write: {e}")))?;
+    f.write_all(data)
+        .map_err(|e| FciError::input(path, format!("cannot write: {e}")))?;
+    Ok(())
+}
+
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

@@ -916,3 +916,27 @@ fn a_workspace_path_with_whitespace_is_refused_before_building() {
     assert!(r.stderr.contains("whitespace"), "{}", r.stderr);
     assert!(r.stdout.is_empty());
 }
+
+#[test]
+fn output_to_a_device_or_a_link_writes_through_it() {
+    // `-o /dev/null` must not rename a file over the device node (it did).
+    let w = Ws::new();
+    let r = w.build("hello-atomic", &["-o", "/dev/null"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let t = std::fs::symlink_metadata("/dev/null").unwrap().file_type();
+    use std::os::unix::fs::FileTypeExt;
+    assert!(t.is_char_device(), "/dev/null is no longer a device");
+    // A link to a file: the file gets the manifest, the link stays a link.
+    let target = w.path().join("manifest.json");
+    std::fs::write(&target, "old").unwrap();
+    let link = w.path().join("out.json");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let r = w.build("hello-atomic", &["-o", link.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    assert_eq!(m["stages"][0]["name"], "build");
+}

@@ -124,3 +124,82 @@ fn bad_input_is_one_line_and_exit_2() {
     let r = report(&w, &[("--gating", GATING.into())], &[]);
     assert_eq!(r.code, 2, "{}", r.stderr);
 }
+
+const FEDORA_GATING: &str = "--- !Policy\n\
+    id: fedora-ci\n\
+    product_versions: [fedora-*]\n\
+    decision_contexts: [bodhi_update_push_stable]\n\
+    rules:\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build.tier0.functional}\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build./plans/functional.functional}\n";
+
+/// build | test of an example, reported with Fedora's names against FEDORA_GATING.
+fn report_run(w: &Ws, example: &str) -> (Run, Run) {
+    let built = w.build(example, &[]);
+    let tested = w.test(&built.manifest(), &[]);
+    let m = w.save("tested.json", &tested.manifest());
+    let g = w.path().join("gating.yaml");
+    std::fs::write(&g, FEDORA_GATING).unwrap();
+    let args = [
+        "report",
+        "-m",
+        m.to_str().unwrap(),
+        "--namespace",
+        "fedora-ci.koji-build",
+        "--gating",
+        g.to_str().unwrap(),
+        "--decision-context",
+        "bodhi_update_push_stable",
+    ];
+    (tested, w.run(&args))
+}
+
+#[test]
+fn a_run_is_recorded_once_and_gated_on_its_latest_results() {
+    let w = Ws::new();
+    let (_, r) = report_run(&w, "hello-atomic");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "report");
+    assert_eq!(s["outcome"], "PASSED", "{s:#}");
+    let d = &s["data"]["decision"];
+    assert_eq!(
+        d["summary"],
+        "All required tests (2 total) have passed or been waived"
+    );
+    let total = s["data"]["results"].as_u64().unwrap();
+    assert!(total >= 5, "{s:#}");
+    assert_eq!(s["data"]["results_new"], total);
+    // Reported again: nothing is recorded twice.
+    let p = w.save("reported.json", &m);
+    let again = w.run(&[
+        "report",
+        "-m",
+        p.to_str().unwrap(),
+        "--namespace",
+        "fedora-ci.koji-build",
+    ]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let am = again.manifest();
+    assert_eq!(again.stage(&am, "report")["data"]["results_new"], 0);
+}
+
+#[test]
+fn a_failed_run_is_reported_and_gating_names_the_failure() {
+    let w = Ws::new();
+    let (tested, r) = report_run(&w, "hello-broken-test");
+    assert_eq!(tested.code, 1, "{}", tested.stderr);
+    // The report runs after a failure (it is not skipped), and the decision fails.
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "report");
+    assert_eq!(s["outcome"], "FAILED", "{s:#}");
+    let unsat = s["data"]["decision"]["unsatisfied_requirements"].to_string();
+    assert!(unsat.contains("test-result-failed"), "{unsat}");
+    assert!(
+        s["notes"]
+            .to_string()
+            .contains("gating: Of 2 required tests"),
+        "{s:#}"
+    );
+}

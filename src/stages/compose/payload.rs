@@ -219,17 +219,16 @@ pub fn write_tmpfiles(tree: &Path, name: &str, lines: &[String]) -> Result<Resul
     let rel = format!("usr/lib/tmpfiles.d/{name}");
     let dir = tree.join("usr/lib/tmpfiles.d");
     if !crate::workspace::real_dir_below(tree, &dir) {
-        if std::fs::symlink_metadata(&dir).is_ok() {
+        // Made only inside real directories of the tree: never through a link in it.
+        let parent = tree.join("usr/lib");
+        if std::fs::symlink_metadata(&dir).is_ok()
+            || !crate::workspace::real_dir_below(tree, &parent)
+        {
             return Ok(Err(format!(
                 "/{rel}: its directory is not a real directory"
             )));
         }
-        std::fs::create_dir_all(&dir)?;
-        if !crate::workspace::real_dir_below(tree, &dir) {
-            return Ok(Err(format!(
-                "/{rel}: its directory is not a real directory"
-            )));
-        }
+        std::fs::create_dir(&dir)?;
     }
     let mut text = String::from("# /var content of the change, made at boot (fci compose)\n");
     for l in lines {

@@ -136,7 +136,9 @@ pub fn image(
         // Deployments are made immutable (chattr +i) for a running system; mkfs.ext4 -d
         // does not carry the flag into the image anyway, and without it the scratch sysroot
         // can be removed, also after a killed run.
-        .env("OSTREE_SYSROOT_DEBUG", "mutable-deployments");
+        .env("OSTREE_SYSROOT_DEBUG", "mutable-deployments")
+        // Its final sync would freeze the host's filesystem, where the sysroot is.
+        .no_fsfreeze();
     for k in &p.kargs {
         deploy = deploy.arg(format!("--karg={k}"));
     }

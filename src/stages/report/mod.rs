@@ -1,11 +1,18 @@
-//! `fci report`: for now, the offline gating decision — a package's gating.yaml evaluated
-//! against ResultsDB results and WaiverDB waivers from files, printed as Greenwave's decision
-//! JSON (`--gating ... --results ... --waivers ...`), and `--validate` for a gating.yaml alone.
-//! Reporting a manifest's records to ResultsDB and the message bus is not built yet: without
-//! `--gating` the command says so (exit 2) rather than pretend.
+//! `fci report`: a run's results and its gating decision.
+//!
+//! With a manifest (`-m`, or stdin): every stage record and test case becomes a result in the
+//! workspace's results database (`crate::resultsdb`, each recorded once however often the run
+//! is reported), and with `--gating` the package's gating.yaml is decided against the subject's
+//! latest results there; the report record carries the decision (PASSED when satisfied).
+//! Offline, from files (`--results`, `--waivers`): Greenwave's decision JSON on stdout.
+//! `--validate`: a gating.yaml alone. Posting to a remote ResultsDB, messages and promotion are
+//! not built yet.
+
+mod manifest_mode;
 
 use crate::error::FciError;
 use crate::gating::{decision, policy};
+use crate::stage::CommonArgs;
 use anyhow::Result;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -14,38 +21,44 @@ use std::path::{Path, PathBuf};
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// The package's gating.yaml to evaluate (Greenwave's remote policy format)
-    #[arg(long, value_name = "FILE", required = true)]
-    pub gating: PathBuf,
-    /// Only check the gating.yaml, as Greenwave's validate-gating-yaml does; exit 1 if invalid
-    #[arg(long)]
-    pub validate: bool,
-    /// ResultsDB results as a JSON list, oldest first: POST bodies or `GET /results` items
     #[arg(long, value_name = "FILE")]
+    pub gating: Option<PathBuf>,
+    /// Only check the gating.yaml, as Greenwave's validate-gating-yaml does; exit 1 if invalid
+    #[arg(long, requires = "gating")]
+    pub validate: bool,
+    /// Decide offline from these ResultsDB results (a JSON list, oldest first: POST bodies or
+    /// `GET /results` items) instead of a manifest's
+    #[arg(long, value_name = "FILE", requires = "gating")]
     pub results: Option<PathBuf>,
     /// WaiverDB waivers as a JSON list, oldest first
     #[arg(long, value_name = "FILE")]
     pub waivers: Option<PathBuf>,
     /// The gating point(s) to decide for (repeatable), e.g. bodhi_update_push_stable
-    #[arg(
-        long = "decision-context",
-        value_name = "CTX",
-        required_unless_present = "validate"
-    )]
+    #[arg(long = "decision-context", value_name = "CTX", requires = "gating")]
     pub decision_contexts: Vec<String>,
-    /// The product version, e.g. fedora-41
-    #[arg(long, value_name = "PV", required_unless_present = "validate")]
+    /// The product version, e.g. fedora-41 (default from the manifest's branch)
+    #[arg(long, value_name = "PV")]
     pub product_version: Option<String>,
     /// The subject's type
     #[arg(long, value_name = "TYPE", default_value = "koji_build")]
     pub subject_type: String,
-    /// The subject, e.g. an NVR for koji_build
-    #[arg(long, value_name = "ID", required_unless_present = "validate")]
+    /// The subject, e.g. an NVR for koji_build (default: the manifest's source package NVR)
+    #[arg(long, value_name = "ID")]
     pub subject_identifier: Option<String>,
+    /// The test case namespace, e.g. fedora-ci.koji-build to satisfy Fedora's gating.yaml
+    #[arg(long, value_name = "NS", default_value = "fci.koji-build")]
+    pub namespace: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 /// Runs `fci report`; returns the exit code: 0 satisfied (or valid), 1 not, 2 bad input.
-pub fn exec(args: Args) -> Result<i32> {
-    let text = read(&args.gating)?;
+pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
+    if !args.validate && args.results.is_none() {
+        return manifest_mode::exec(args, workspace);
+    }
+    let gating = args.gating.clone().expect("clap requires --gating here");
+    let text = read(&gating)?;
     let policies = policy::parse(&text);
     if args.validate {
         let (message, code) = match &policies {
@@ -71,13 +84,25 @@ pub fn exec(args: Args) -> Result<i32> {
             .map_err(|e| FciError::input(p, e))?,
         None => Vec::new(),
     };
+    let (Some(product_version), Some(subject_identifier)) = (
+        args.product_version.clone(),
+        args.subject_identifier.clone(),
+    ) else {
+        return Err(FciError::Usage(
+            "an offline decision needs --product-version and --subject-identifier".into(),
+        )
+        .into());
+    };
+    if args.decision_contexts.is_empty() {
+        return Err(FciError::Usage("a decision needs --decision-context".into()).into());
+    }
     let req = decision::Request {
         decision_contexts: args.decision_contexts.clone(),
-        product_version: args.product_version.clone().unwrap_or_default(),
+        product_version,
         subject_type: args.subject_type.clone(),
-        subject_identifier: args.subject_identifier.clone().unwrap_or_default(),
+        subject_identifier,
     };
-    let source = args.gating.display().to_string();
+    let source = gating.display().to_string();
     let d = decision::decide(&policies, &source, &req, &results, &waivers);
     println!("{}", serde_json::to_string_pretty(&d)?);
     Ok(if d["policies_satisfied"] == Value::Bool(true) {
@@ -87,7 +112,7 @@ pub fn exec(args: Args) -> Result<i32> {
     })
 }
 
-fn read(p: &Path) -> Result<String> {
+pub(crate) fn read(p: &Path) -> Result<String> {
     let meta = std::fs::metadata(p).map_err(|e| FciError::input(p, format!("cannot read: {e}")))?;
     if meta.len() > policy::MAX_BYTES as u64 * 16 {
         return Err(FciError::input(p, "too large").into());
@@ -95,7 +120,7 @@ fn read(p: &Path) -> Result<String> {
     Ok(std::fs::read_to_string(p).map_err(|e| FciError::input(p, format!("cannot read: {e}")))?)
 }
 
-fn list(p: &Path) -> Result<Vec<Value>> {
+pub(crate) fn list(p: &Path) -> Result<Vec<Value>> {
     match serde_json::from_str::<Value>(&read(p)?) {
         Ok(Value::Array(items)) => Ok(items),
         // `GET /results` answers `{"data": [...], ...}`: take its data.

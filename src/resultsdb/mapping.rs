@@ -1,0 +1,167 @@
+//! A manifest's stage records and test cases as ResultsDB v2.0 results (`POST /results`
+//! bodies), named the way Fedora CI names them so that an existing gating.yaml is satisfied:
+//!
+//! - one result per stage record: `<ns>.<stage>.<category>` (build, compose and image are
+//!   `validation`, test and smoke `functional`, integrate `integration`);
+//! - for `test` and `integrate`, Fedora CI's own names: the STI cases together as
+//!   `<ns>.tier0.<category>`, each tmt plan as `<ns>.<plan>.<category>` (so with
+//!   `--namespace fedora-ci.koji-build`: `fedora-ci.koji-build.tier0.functional`,
+//!   `fedora-ci.koji-build./plans/gating.functional`);
+//! - one result per test case: `<ns>.<stage>.<case>`.
+//!
+//! A SKIPPED record or case is no result (nothing ran: gating sees it as missing). ERROR stays
+//! ERROR where the server has it, else the server's crash outcome: never FAILED.
+
+use crate::manifest::{Manifest, Outcome, StageRecord, TestResult};
+use serde_json::{json, Map, Value};
+
+/// What the results are about and how they are named.
+pub struct Naming {
+    pub namespace: String,
+    /// The outcome an infrastructure error is reported as (`ERROR`, or `CRASHED` on servers
+    /// that have no ERROR).
+    pub error_outcome: String,
+}
+
+/// The subject of a manifest: the source package's NVR (ResultsDB's `item` for `koji_build`).
+pub fn subject_nvr(m: &Manifest) -> Option<String> {
+    m.artifacts
+        .iter()
+        .filter(|a| a.kind == crate::manifest::ArtifactKind::Srpm)
+        .find_map(|a| a.nevra.as_ref())
+        .map(|n| format!("{}-{}-{}", n.name, n.version, n.release))
+}
+
+fn category(stage: &str) -> &'static str {
+    match stage {
+        "test" | "smoke" => "functional",
+        "integrate" => "integration",
+        _ => "validation",
+    }
+}
+
+fn outcome(o: Outcome, naming: &Naming) -> Option<String> {
+    Some(match o {
+        Outcome::Passed => "PASSED".into(),
+        Outcome::Failed => "FAILED".into(),
+        Outcome::Info => "INFO".into(),
+        Outcome::NeedsInspection => "NEEDS_INSPECTION".into(),
+        Outcome::Error => naming.error_outcome.clone(),
+        Outcome::Skipped => return None,
+    })
+}
+
+/// A stable id for one result of one run, so that reporting twice never records twice.
+pub fn result_id(run: &str, stage: &StageRecord, testcase: &str) -> String {
+    crate::digest::sha256_bytes(
+        format!("{run}\n{}\n{}\n{testcase}", stage.name, stage.started).as_bytes(),
+    )[..32]
+        .to_string()
+}
+
+/// Every result of the manifest, oldest stage first.
+pub fn results(m: &Manifest, naming: &Naming) -> Vec<Value> {
+    let item = subject_nvr(m).or_else(|| m.subject.package.clone());
+    let ns = &naming.namespace;
+    let mut out = Vec::new();
+    // A report's own record is about the results, not one of them.
+    for s in m.stages.iter().filter(|s| s.name != "report") {
+        let cat = category(&s.name);
+        let mut push =
+            |testcase: String, o: Outcome, note: Option<&str>, extra: Map<String, Value>| {
+                let Some(outcome) = outcome(o, naming) else {
+                    return;
+                };
+                let mut data = Map::new();
+                if let Some(i) = &item {
+                    data.insert("item".into(), json!(i));
+                    data.insert("type".into(), json!("koji_build"));
+                }
+                data.insert("system_architecture".into(), json!(std::env::consts::ARCH));
+                data.insert("fci_run".into(), json!(m.run.id));
+                data.insert("fci_stage".into(), json!(s.name));
+                data.insert(
+                    "fci_result_id".into(),
+                    json!(result_id(&m.run.id, s, &testcase)),
+                );
+                if let Some(log) = &s.log {
+                    data.insert("log".into(), json!(log));
+                }
+                data.extend(extra);
+                let mut r = Map::new();
+                r.insert("testcase".into(), json!({"name": testcase}));
+                r.insert("outcome".into(), json!(outcome));
+                if let Some(n) = note {
+                    r.insert("note".into(), json!(crate::exec::redact(n)));
+                }
+                r.insert("submit_time".into(), json!(submit_time(&s.finished)));
+                r.insert("data".into(), Value::Object(data));
+                out.push(Value::Object(r));
+            };
+        let note = s.notes.first().map(String::as_str);
+        push(
+            format!("{ns}.{}.{cat}", s.name),
+            s.outcome,
+            note,
+            Map::new(),
+        );
+        if matches!(s.name.as_str(), "test" | "integrate") {
+            for (group, o) in fedora_groups(&s.results) {
+                push(format!("{ns}.{group}.{cat}"), o, None, Map::new());
+            }
+        }
+        for c in &s.results {
+            let mut extra = Map::new();
+            if let Some(sc) = &c.scenario {
+                extra.insert("scenario".into(), json!(sc));
+            }
+            if let Some(r) = &c.runner {
+                extra.insert("fci_runner".into(), json!(r));
+            }
+            push(
+                format!("{ns}.{}.{}", s.name, c.testcase),
+                c.outcome,
+                c.note.as_deref(),
+                extra,
+            );
+        }
+    }
+    out
+}
+
+/// Fedora CI's aggregates: `tier0` for the STI cases, each tmt plan by its name.
+fn fedora_groups(cases: &[TestResult]) -> Vec<(String, Outcome)> {
+    let mut groups: Vec<(String, Vec<Outcome>)> = Vec::new();
+    for c in cases {
+        let name = match (
+            c.runner.as_deref(),
+            c.extra.get("plan").and_then(Value::as_str),
+        ) {
+            (Some("tmt"), Some(plan)) => plan.to_string(),
+            (Some("sti"), _) => "tier0".to_string(),
+            _ => continue,
+        };
+        match groups.iter_mut().find(|(g, _)| *g == name) {
+            Some((_, v)) => v.push(c.outcome),
+            None => groups.push((name, vec![c.outcome])),
+        }
+    }
+    groups
+        .into_iter()
+        .filter_map(|(g, v)| {
+            let counted: Vec<Outcome> = v.into_iter().filter(|o| *o != Outcome::Skipped).collect();
+            Outcome::aggregate(counted).map(|o| (g, o))
+        })
+        .collect()
+}
+
+/// ResultsDB's `submit_time` form: `%Y-%m-%dT%H:%M:%S.%f` (fractional seconds required).
+fn submit_time(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%dT%H:%M:%S%.6f")
+                .to_string()
+        })
+        .unwrap_or_else(|_| rfc3339.to_string())
+}

@@ -1,0 +1,192 @@
+//! `fci report -m MANIFEST`: the run's results into the workspace's results database, and
+//! with `--gating` the decision for its subject, as a stage record. It runs whatever earlier
+//! stages did (a failed run is reported too) and is never reused: every report reads the
+//! latest results.
+
+use super::Args;
+use crate::error::FciError;
+use crate::gating::{decision, policy};
+use crate::manifest::{Artifact, Manifest, Outcome, StageName, StageRecord};
+use crate::progress;
+use crate::resultsdb::{mapping, store::Store};
+use crate::stage::{self, Ctx, Plan, RecordParts, Stage};
+use anyhow::Result;
+use serde_json::{json, Value};
+use std::path::Path;
+
+pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
+    let common = args.common.clone();
+    let mut stage = Report { args };
+    stage::drive(&mut stage, &common, workspace)
+}
+
+struct Report {
+    args: Args,
+}
+
+/// Greenwave's product version for a dist-git branch: `f41` → `fedora-41`, `epel9` →
+/// `epel-9`, `rawhide` → `fedora-rawhide`.
+fn product_version(branch: &str) -> Option<String> {
+    if let Some(n) = branch
+        .strip_prefix('f')
+        .filter(|n| n.parse::<u32>().is_ok())
+    {
+        return Some(format!("fedora-{n}"));
+    }
+    if let Some(n) = branch
+        .strip_prefix("epel")
+        .filter(|n| n.parse::<u32>().is_ok())
+    {
+        return Some(format!("epel-{n}"));
+    }
+    matches!(branch, "rawhide" | "main").then(|| "fedora-rawhide".to_string())
+}
+
+impl Stage for Report {
+    fn name(&self) -> StageName {
+        StageName::Report
+    }
+
+    fn runs_after_failures(&self) -> bool {
+        true
+    }
+
+    fn plan(&mut self, _cx: &mut Ctx) -> Result<Plan> {
+        if let Some(g) = &self.args.gating {
+            if self.args.decision_contexts.is_empty() {
+                return Err(FciError::Usage(format!(
+                    "--gating {}: name the gating point with --decision-context",
+                    g.display()
+                ))
+                .into());
+            }
+        }
+        // Never the same inputs twice: a report reads whatever results exist by now.
+        Ok(Plan::Run(
+            json!({ "report": uuid::Uuid::new_v4().to_string() }),
+        ))
+    }
+
+    fn execute(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
+        rec.cacheable = false;
+        let naming = mapping::Naming {
+            namespace: self.args.namespace.clone(),
+            error_outcome: "ERROR".into(),
+        };
+        let results = mapping::results(cx.manifest, &naming);
+        let db_path = cx.ws.root().join("results/results.sqlite");
+        let mut store = Store::open(&db_path)?;
+        let new = store.record_all(&results)?;
+        rec.data.insert("results".into(), json!(results.len()));
+        rec.data.insert("results_new".into(), json!(new));
+        rec.data
+            .insert("results_store".into(), json!(cx.ws.relative(&db_path)));
+        let Some(gating) = self.args.gating.clone() else {
+            return Ok(Vec::new());
+        };
+        let subject = self
+            .args
+            .subject_identifier
+            .clone()
+            .or_else(|| mapping::subject_nvr(cx.manifest))
+            .ok_or_else(|| {
+                FciError::input(
+                    &cx.origin,
+                    "no subject: the manifest has no source package; pass --subject-identifier",
+                )
+            })?;
+        let pv = self
+            .args
+            .product_version
+            .clone()
+            .or_else(|| {
+                cx.manifest
+                    .subject
+                    .branch
+                    .as_deref()
+                    .and_then(product_version)
+            })
+            .ok_or_else(|| {
+                FciError::input(
+                    &cx.origin,
+                    "no product version for the subject's branch; pass --product-version",
+                )
+            })?;
+        let text = super::read(&gating)?;
+        let policies = policy::parse(&text);
+        let found = store
+            .results_for(&subject, &self.args.subject_type)?
+            .iter()
+            .map(decision::TestResult::from_json)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| FciError::Infra(format!("{}: {e}", db_path.display())))?;
+        let waivers = match &self.args.waivers {
+            Some(p) => super::list(p)?
+                .iter()
+                .map(decision::Waiver::from_json)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| FciError::input(p, e))?,
+            None => Vec::new(),
+        };
+        let req = decision::Request {
+            decision_contexts: self.args.decision_contexts.clone(),
+            product_version: pv,
+            subject_type: self.args.subject_type.clone(),
+            subject_identifier: subject,
+        };
+        let d = decision::decide(
+            &policies,
+            &gating.display().to_string(),
+            &req,
+            &found,
+            &waivers,
+        );
+        rec.outcome = if d["policies_satisfied"] == Value::Bool(true) {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        };
+        if let Some(s) = d["summary"].as_str() {
+            rec.notes.push(format!("gating: {s}"));
+        }
+        rec.data.insert("decision".into(), d);
+        Ok(Vec::new())
+    }
+
+    fn summary(&self, record: &StageRecord, manifest: &Manifest) {
+        let mut lines = vec![format!(
+            "{:<10} {:<17} {:>8}  {}",
+            "stage", "outcome", "seconds", "failing tests / log"
+        )];
+        for s in manifest.stages.iter().filter(|s| s.name != "report") {
+            let failing: Vec<&str> = s
+                .results
+                .iter()
+                .filter(|r| !r.outcome.is_pass() && r.outcome != Outcome::Skipped)
+                .map(|r| r.testcase.as_str())
+                .collect();
+            let detail = if failing.is_empty() {
+                s.log.clone().unwrap_or_default()
+            } else {
+                failing.join(", ")
+            };
+            lines.push(format!(
+                "{:<10} {:<17} {:>8.1}  {detail}",
+                s.name,
+                s.outcome.to_string(),
+                s.duration_s
+            ));
+        }
+        let recorded = format!(
+            "report {}: {} results ({} new)",
+            record.outcome,
+            record.data.get("results").unwrap_or(&Value::Null),
+            record.data.get("results_new").unwrap_or(&Value::Null)
+        );
+        lines.push(match record.notes.first() {
+            Some(n) => format!("{recorded}; {n}"),
+            None => recorded,
+        });
+        progress::note(&progress::plain(&lines.join("\n")));
+    }
+}
