@@ -178,6 +178,24 @@ impl Repo {
         Ok(sum)
     }
 
+    /// Points the existing ref `name` at `commit` (its caller holds the ref's lock).
+    pub fn move_ref(&self, name: &str, commit: &str, log: &mut Log) -> Result<()> {
+        let done = log.run(
+            &self
+                .cmd("refs")
+                .arg("--force")
+                .arg(format!("--create={name}"))
+                .arg("--")
+                .arg(commit),
+        )?;
+        if !done.success() {
+            return Err(
+                FciError::Infra(format!("ostree refs --force --create {name} failed")).into(),
+            );
+        }
+        Ok(())
+    }
+
     /// Points the new ref `name` at `commit`.
     pub fn create_ref(&self, name: &str, commit: &str, log: &mut Log) -> Result<()> {
         let done = log.run(

@@ -203,3 +203,120 @@ fn a_failed_run_is_reported_and_gating_names_the_failure() {
         "{s:#}"
     );
 }
+
+/// Gating on what build and compose record, for the promotion tests.
+const COMPOSE_GATING: &str = "--- !Policy\n\
+    id: compose\n\
+    decision_context: fci_promote\n\
+    rules:\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.build.validation}\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.compose.validation}\n";
+
+/// build | compose | report --promote of a package (an example or a fixture).
+fn promote_run(w: &Ws, built: Run, tag: &str) -> Run {
+    let b = w.save(&format!("{tag}-built.json"), &built.manifest());
+    let c = w.run(&["compose", "--branch", "f41", "-m", b.to_str().unwrap()]);
+    let m = w.save(&format!("{tag}-composed.json"), &c.manifest());
+    let g = w.path().join("compose-gating.yaml");
+    std::fs::write(&g, COMPOSE_GATING).unwrap();
+    w.run(&[
+        "report",
+        "-m",
+        m.to_str().unwrap(),
+        "--gating",
+        g.to_str().unwrap(),
+        "--decision-context",
+        "fci_promote",
+        "--promote",
+    ])
+}
+
+fn known_good(w: &Ws) -> String {
+    let out = std::process::Command::new("ostree")
+        .arg(format!("--repo={}", w.ws().join("ostree/repo").display()))
+        .args(["rev-parse", "fci/f41/known-good"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn a_passing_change_becomes_the_base_and_a_failing_one_is_excluded() {
+    let w = Ws::new();
+    let first_base = init_base_with(&w, &["--no-kernel"], None, |_| {});
+    // Packager A's change passes gating and becomes the known-good base.
+    let a = promote_run(&w, w.build("hello-atomic", &[]), "a");
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    let am = a.manifest();
+    let s = a.stage(&am, "report");
+    let a_commit = s["data"]["promoted"]["to"].as_str().unwrap().to_string();
+    assert_eq!(s["data"]["promoted"]["from"], first_base.as_str());
+    assert_eq!(known_good(&w), a_commit);
+    // Packager B's change fails: excluded, and the base does not move.
+    let b = promote_run(&w, w.build("hello-broken-check", &[]), "b");
+    assert_eq!(b.code, 1, "{}", b.stderr);
+    let bm = b.manifest();
+    assert_eq!(b.stage(&bm, "report")["data"]["excluded"], true);
+    assert_eq!(known_good(&w), a_commit);
+    let excluded: Value = serde_json::from_str(
+        &std::fs::read_to_string(w.ws().join("state/excluded/f41.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(excluded[0]["package"], "hello-broken-check");
+    // The next change is tested on A's base, unaffected by B.
+    let c = promote_run(
+        &w,
+        w.build_fixture("compose-etc", &["--branch", "f41"]),
+        "c",
+    );
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let cm = c.manifest();
+    assert_eq!(cm["subject"]["base"]["ostree_commit"], a_commit.as_str());
+    let set: Value = serde_json::from_str(
+        &std::fs::read_to_string(w.ws().join("state/known-good/f41.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(set["hello-atomic"]["nevras"]
+        .to_string()
+        .contains("hello-atomic-1.0-1.fc41"));
+    assert!(set.get("compose-etc").is_some());
+    assert!(set.get("hello-broken-check").is_none());
+}
+
+#[test]
+fn a_change_tested_on_a_base_that_moved_must_be_retested() {
+    let w = Ws::new();
+    init_base_with(&w, &["--no-kernel"], None, |_| {});
+    // Two changes composed on the same base; the first promoted moves it.
+    let built_a = w.build("hello-atomic", &[]);
+    let built_c = w.build_fixture("compose-etc", &["--branch", "f41"]);
+    let ba = w.save("a.json", &built_a.manifest());
+    let bc = w.save("c.json", &built_c.manifest());
+    let ca = w.run(&["compose", "--branch", "f41", "-m", ba.to_str().unwrap()]);
+    let cc = w.run(&["compose", "--branch", "f41", "-m", bc.to_str().unwrap()]);
+    let g = w.path().join("g.yaml");
+    std::fs::write(&g, COMPOSE_GATING).unwrap();
+    let report = |m: &Value, name: &str| {
+        let p = w.save(name, m);
+        w.run(&[
+            "report",
+            "-m",
+            p.to_str().unwrap(),
+            "--gating",
+            g.to_str().unwrap(),
+            "--decision-context",
+            "fci_promote",
+            "--promote",
+        ])
+    };
+    let ra = report(&ca.manifest(), "ra.json");
+    assert_eq!(ra.code, 0, "{}", ra.stderr);
+    let moved = known_good(&w);
+    let rc = report(&cc.manifest(), "rc.json");
+    assert_eq!(rc.code, 1, "{}", rc.stderr);
+    let m = rc.manifest();
+    let s = rc.stage(&m, "report");
+    assert_eq!(s["data"]["needs_retest"], true);
+    assert!(s["notes"].to_string().contains("retest"), "{s:#}");
+    assert_eq!(known_good(&w), moved);
+}

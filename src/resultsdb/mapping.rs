@@ -23,13 +23,22 @@ pub struct Naming {
     pub error_outcome: String,
 }
 
-/// The subject of a manifest: the source package's NVR (ResultsDB's `item` for `koji_build`).
+/// The subject of a manifest: the source package's NVR (ResultsDB's `item` for `koji_build`),
+/// from the built SRPM's header, or for a failed build from its spec.
 pub fn subject_nvr(m: &Manifest) -> Option<String> {
     m.artifacts
         .iter()
         .filter(|a| a.kind == crate::manifest::ArtifactKind::Srpm)
         .find_map(|a| a.nevra.as_ref())
         .map(|n| format!("{}-{}-{}", n.name, n.version, n.release))
+        .or_else(|| {
+            m.stages
+                .iter()
+                .rev()
+                .filter(|s| s.name == "build")
+                .find_map(|s| s.data.get("nvr").and_then(|v| v.as_str()))
+                .map(String::from)
+        })
 }
 
 fn category(stage: &str) -> &'static str {

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct SpecInfo {
     pub name: String,
+    /// `name-version-release`, as rpmbuild would name the source package.
+    pub nvr: String,
     pub sources: Vec<String>,
     pub buildrequires: Vec<String>,
 }
@@ -20,7 +22,7 @@ pub struct SpecInfo {
 pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
     let (spec, origin) = (job.spec, job.origin);
     let cmd = rpmspec(job).args(["-q", "--srpm"]);
-    let qf = "N=%{NAME}\n[S=%{SOURCE}\n][S=%{PATCH}\n][B=%{REQUIRENAME} %{REQUIREFLAGS:depflags} %{REQUIREVERSION}\n]";
+    let qf = "N=%{NAME}\nNVR=%{NAME}-%{VERSION}-%{RELEASE}\n[S=%{SOURCE}\n][S=%{PATCH}\n][B=%{REQUIRENAME} %{REQUIREFLAGS:depflags} %{REQUIREVERSION}\n]";
     let out = log.capture(
         &sandbox
             .wrap(&cmd.arg("--qf").arg(qf).arg(spec))?
@@ -36,6 +38,7 @@ pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
         return Err(FciError::input(origin, format!("spec does not parse: {why}")).into());
     }
     let mut name = String::new();
+    let mut nvr = String::new();
     let (mut sources, mut buildrequires) = (Vec::new(), Vec::new());
     for line in out.stdout.lines() {
         let Some((k, v)) = line.split_once('=') else {
@@ -43,6 +46,7 @@ pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
         };
         match k {
             "N" => name = v.to_string(),
+            "NVR" => nvr = v.to_string(),
             "S" => sources.push(v.rsplit('/').next().unwrap_or(v).to_string()),
             "B" if !v.starts_with("rpmlib(") => {
                 buildrequires.push(v.split_whitespace().collect::<Vec<_>>().join(" "))
@@ -52,6 +56,7 @@ pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
     }
     Ok(SpecInfo {
         name,
+        nvr,
         sources,
         buildrequires,
     })

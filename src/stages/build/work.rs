@@ -71,7 +71,7 @@ pub fn build(
     if args.strict_builddeps && rpmbuild {
         let j = job(true);
         let info = spec::query(&j, &backend::sandbox(&j), cx.log())?;
-        note_package(cx, rec, &info.name, &info.buildrequires);
+        note_package(cx, rec, &info.name, Some(&info.nvr), &info.buildrequires);
         let unmet = spec::unmet(&info.buildrequires, &mut cx.host, &mut cx.run.log)?;
         rec.data.insert("unmet_buildrequires".into(), json!(unmet));
         if !unmet.is_empty() {
@@ -110,15 +110,20 @@ pub fn build(
 
     step("recording packages");
     let (mut artifacts, buildrequires) = repo::record_packages(cx.ws, &mut cx.run, &out.packages)?;
-    let package = artifacts
+    let (package, nvr) = artifacts
         .iter()
         .find(|a| a.kind == ArtifactKind::Srpm)
         .and_then(|a| a.nevra.as_ref())
-        .map(|n| n.name.clone())
+        .map(|n| {
+            (
+                n.name.clone(),
+                format!("{}-{}-{}", n.name, n.version, n.release),
+            )
+        })
         .ok_or_else(|| {
             FciError::Infra(format!("{} produced no source package", p.backend.name()))
         })?;
-    note_package(cx, rec, &package, &buildrequires);
+    note_package(cx, rec, &package, Some(&nvr), &buildrequires);
     if rpmbuild && !args.strict_builddeps {
         note_unmet(&buildrequires, cx, rec)?;
     }
@@ -262,7 +267,7 @@ fn explain_failure(
         )
         .into());
     }
-    note_package(cx, rec, &info.name, &info.buildrequires);
+    note_package(cx, rec, &info.name, Some(&info.nvr), &info.buildrequires);
     let rpmbuild = p.backend.name() == "rpmbuild";
     if rpmbuild && !args.strict_builddeps {
         // Missing build dependencies are the likeliest cause: say which.
@@ -323,9 +328,18 @@ fn explain_failure(
 }
 
 /// The package's name (into the subject too) and its BuildRequires.
-fn note_package(cx: &mut Ctx, rec: &mut RecordParts, name: &str, buildrequires: &[String]) {
+fn note_package(
+    cx: &mut Ctx,
+    rec: &mut RecordParts,
+    name: &str,
+    nvr: Option<&str>,
+    buildrequires: &[String],
+) {
     cx.manifest.subject.package = Some(name.to_string());
     rec.data.insert("package".into(), json!(name));
+    if let Some(nvr) = nvr.filter(|n| !n.is_empty()) {
+        rec.data.insert("nvr".into(), json!(nvr));
+    }
     rec.data
         .insert("buildrequires".into(), json!(buildrequires));
 }

@@ -149,6 +149,9 @@ impl Stage for Report {
         if let Some(s) = d["summary"].as_str() {
             rec.notes.push(format!("gating: {s}"));
         }
+        if self.args.promote {
+            super::promote::apply(cx, rec, &d)?;
+        }
         rec.data.insert("decision".into(), d);
         Ok(Vec::new())
     }

@@ -9,6 +9,7 @@
 //! not built yet.
 
 mod manifest_mode;
+mod promote;
 
 use crate::error::FciError;
 use crate::gating::{decision, policy};
@@ -45,6 +46,10 @@ pub struct Args {
     /// The subject, e.g. an NVR for koji_build (default: the manifest's source package NVR)
     #[arg(long, value_name = "ID")]
     pub subject_identifier: Option<String>,
+    /// With --gating: a satisfied decision makes the change the branch's known-good base
+    /// (its composed commit, when there is one); an unsatisfied one excludes the change
+    #[arg(long, requires = "gating")]
+    pub promote: bool,
     /// The test case namespace, e.g. fedora-ci.koji-build to satisfy Fedora's gating.yaml
     #[arg(long, value_name = "NS", default_value = "fci.koji-build")]
     pub namespace: String,

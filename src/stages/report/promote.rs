@@ -1,0 +1,116 @@
+//! `fci report --promote`: a gating decision acted on. Satisfied: the change becomes the
+//! branch's known-good base — its composed commit moves `fci/<branch>/known-good`, only if
+//! that ref still points at the base the change was tested on (else it must be retested on
+//! the new base, and the report says so), and the known-good package set records its NEVRAs.
+//! Not satisfied: the change is recorded as excluded, with the requirements it failed. Both
+//! under one lock per branch; the state files are written atomically.
+
+use crate::error::FciError;
+use crate::manifest::{ArtifactKind, Outcome, StageName};
+use crate::ostree::{self, Repo};
+use crate::stage::{Ctx, RecordParts};
+use anyhow::Result;
+use serde_json::{json, Map, Value};
+
+pub fn apply(cx: &mut Ctx, rec: &mut RecordParts, decision: &Value) -> Result<()> {
+    let branch = cx
+        .manifest
+        .subject
+        .branch
+        .clone()
+        .ok_or_else(|| FciError::input(&cx.origin, "--promote: the subject names no branch"))?;
+    ostree::check_branch(&branch)
+        .map_err(|_| FciError::input(&cx.origin, format!("--promote: bad branch `{branch}`")))?;
+    let _lock = cx.ws.lock(&format!("known-good-{branch}"))?;
+    let package = cx.manifest.subject.package.clone().unwrap_or_default();
+    let nevras: Vec<String> = cx
+        .manifest
+        .artifacts_of(ArtifactKind::Rpm)
+        .filter_map(|a| a.nevra.as_ref())
+        .map(|n| n.to_string())
+        .collect();
+    let nvr = crate::resultsdb::mapping::subject_nvr(cx.manifest).unwrap_or_default();
+    let state_dir = cx.ws.root().join("state");
+    if decision["policies_satisfied"] != Value::Bool(true) {
+        let failed: Vec<Value> = decision["unsatisfied_requirements"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| json!({"testcase": r["testcase"], "type": r["type"]}))
+            .collect();
+        let entry = json!({
+            "package": package, "nvr": nvr, "run": cx.manifest.run.id,
+            "dist_git_commit": cx.manifest.subject.commit,
+            "unsatisfied": failed, "at": crate::now_rfc3339(),
+        });
+        let path = state_dir.join("excluded").join(format!("{branch}.json"));
+        let mut list = read_list(&path);
+        list.push(entry);
+        write(&path, &Value::Array(list))?;
+        rec.data.insert("excluded".into(), json!(true));
+        rec.notes.push(format!(
+            "{nvr} is excluded from {branch}: later runs build on the known-good base without it"
+        ));
+        return Ok(());
+    }
+    let mut promoted = Map::new();
+    let composed = cx
+        .manifest
+        .artifacts_of(ArtifactKind::OstreeCommit)
+        .rfind(|a| a.stage == StageName::Compose.as_str())
+        .cloned();
+    if let Some(art) = composed {
+        let repo = Repo::open(&cx.consume(&art, ArtifactKind::OstreeCommit)?)?;
+        let kg = ostree::known_good_ref(&branch);
+        let base = cx
+            .manifest
+            .subject
+            .base
+            .as_ref()
+            .and_then(|b| b.ostree_commit.clone());
+        let now = repo.rev_parse(&kg, cx.log())?;
+        if now.is_none() || now != base {
+            rec.outcome = Outcome::Failed;
+            rec.notes.push(format!(
+                "not promoted: {kg} is {} now, not the base {} this change was tested on; retest it on the new base",
+                now.as_deref().unwrap_or("(none)"),
+                base.as_deref().unwrap_or("(unknown)")
+            ));
+            rec.data.insert("needs_retest".into(), json!(true));
+            return Ok(());
+        }
+        repo.move_ref(&kg, &art.sha256, cx.log())?;
+        promoted.insert("ref".into(), json!(kg));
+        promoted.insert("from".into(), json!(base));
+        promoted.insert("to".into(), json!(art.sha256));
+    }
+    let path = state_dir.join("known-good").join(format!("{branch}.json"));
+    let mut set = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Map<String, Value>>(&t).ok())
+        .unwrap_or_default();
+    set.insert(
+        package.clone(),
+        json!({"nvr": nvr, "nevras": nevras, "run": cx.manifest.run.id,
+               "commit": promoted.get("to"), "at": crate::now_rfc3339()}),
+    );
+    write(&path, &Value::Object(set))?;
+    promoted.insert("package".into(), json!(package));
+    promoted.insert("nevras".into(), json!(nevras));
+    rec.notes
+        .push(format!("{nvr} is now part of {branch}'s known-good base"));
+    rec.data.insert("promoted".into(), Value::Object(promoted));
+    Ok(())
+}
+
+fn read_list(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Vec<Value>>(&t).ok())
+        .unwrap_or_default()
+}
+
+fn write(path: &std::path::Path, v: &Value) -> Result<()> {
+    std::fs::create_dir_all(path.parent().expect("a state file has a directory"))?;
+    crate::workspace::write_atomic(path, serde_json::to_string_pretty(v)?.as_bytes())
+}
