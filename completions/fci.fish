@@ -131,16 +131,21 @@ complete -c fci -n "__fish_fci_using_subcommand smoke" -s q -l quiet -d 'No prog
 complete -c fci -n "__fish_fci_using_subcommand smoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c fci -n "__fish_fci_using_subcommand report" -l gating -d 'The package\'s gating.yaml to evaluate (Greenwave\'s remote policy format)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -l results -d 'Decide offline from these ResultsDB results (a JSON list, oldest first: POST bodies or `GET /results` items) instead of a manifest\'s' -r -F
-complete -c fci -n "__fish_fci_using_subcommand report" -l waivers -d 'WaiverDB waivers as a JSON list, oldest first' -r -F
+complete -c fci -n "__fish_fci_using_subcommand report" -l waivers -d 'WaiverDB waivers as a JSON list, oldest first (with a manifest: besides the workspace\'s own, from --waive)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -l decision-context -d 'The gating point(s) to decide for (repeatable), e.g. bodhi_update_push_stable' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l product-version -d 'The product version, e.g. fedora-41 (default from the manifest\'s branch)' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l subject-type -d 'The subject\'s type' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l subject-identifier -d 'The subject, e.g. an NVR for koji_build (default: the manifest\'s source package NVR)' -r
+complete -c fci -n "__fish_fci_using_subcommand report" -l waive -d 'Waive this test case for --subject-identifier and --product-version (needs --comment), stored in the workspace for every later decision; prints the waiver' -r
+complete -c fci -n "__fish_fci_using_subcommand report" -l comment -d 'With --waive: why (WaiverDB requires it)' -r
+complete -c fci -n "__fish_fci_using_subcommand report" -l scenario -d 'With --waive: only this scenario' -r
+complete -c fci -n "__fish_fci_using_subcommand report" -l username -d 'With --waive: who waives (default $USER)' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l namespace -d 'The test case namespace, e.g. fedora-ci.koji-build to satisfy Fedora\'s gating.yaml' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -l validate -d 'Only check the gating.yaml, as Greenwave\'s validate-gating-yaml does; exit 1 if invalid'
+complete -c fci -n "__fish_fci_using_subcommand report" -l revoke -d 'With --waive: record `waived: false`, revoking earlier waivers'
 complete -c fci -n "__fish_fci_using_subcommand report" -l promote -d 'With --gating: a satisfied decision makes the change the branch\'s known-good base (its composed commit, when there is one); an unsatisfied one excludes the change'
 complete -c fci -n "__fish_fci_using_subcommand report" -l no-cache -d 'Run even when the inputs match a recorded result'
 complete -c fci -n "__fish_fci_using_subcommand report" -l force -d 'Run even when an earlier stage did not pass'

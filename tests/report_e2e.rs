@@ -320,3 +320,79 @@ fn a_change_tested_on_a_base_that_moved_must_be_retested() {
     assert!(s["notes"].to_string().contains("retest"), "{s:#}");
     assert_eq!(known_good(&w), moved);
 }
+
+#[test]
+fn waivers_added_in_the_workspace_decide_later_reports() {
+    let w = Ws::new();
+    let (tested, r) = report_run(&w, "hello-broken-test");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = tested.manifest();
+    let nvr = m["stages"][0]["data"]["nvr"].as_str().unwrap().to_string();
+    let rm = r.manifest();
+    let unsat = &r.stage(&rm, "report")["data"]["decision"]["unsatisfied_requirements"];
+    let failing: Vec<String> = unsat
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["testcase"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!failing.is_empty());
+    let waive = |extra: &[&str]| {
+        for f in &failing {
+            let mut args = vec![
+                "report",
+                "--waive",
+                f,
+                "--subject-identifier",
+                &nvr,
+                "--product-version",
+                "fedora-41",
+                "--comment",
+                "known flake, fix in 1.0-2",
+            ];
+            args.extend_from_slice(extra);
+            let r = w.run(&args);
+            assert_eq!(r.code, 0, "{}", r.stderr);
+        }
+    };
+    // A waiver for a subject the workspace has no results for is refused.
+    let typo = w.run(&[
+        "report",
+        "--waive",
+        &failing[0],
+        "--subject-identifier",
+        "hello-broken-tset-1.0-1.fc41",
+        "--product-version",
+        "fedora-41",
+        "--comment",
+        "x",
+    ]);
+    assert_eq!(typo.code, 2, "{}", typo.stderr);
+    assert!(typo.stderr.contains("nothing to waive"), "{}", typo.stderr);
+    waive(&[]);
+    let again = |name: &str| {
+        let p = w.save(name, &m);
+        let g = w.path().join("gating.yaml");
+        w.run(&[
+            "report",
+            "-m",
+            p.to_str().unwrap(),
+            "--namespace",
+            "fedora-ci.koji-build",
+            "--gating",
+            g.to_str().unwrap(),
+            "--decision-context",
+            "bodhi_update_push_stable",
+        ])
+    };
+    let waived = again("w1.json");
+    assert_eq!(waived.code, 0, "{}", waived.stderr);
+    let wm = waived.manifest();
+    let sat = wm["stages"].as_array().unwrap().last().unwrap()["data"]["decision"]
+        ["satisfied_requirements"]
+        .to_string();
+    assert!(sat.contains("test-result-failed-waived"), "{sat}");
+    // Revoked: the failure counts again.
+    waive(&["--revoke"]);
+    assert_eq!(again("w2.json").code, 1);
+}

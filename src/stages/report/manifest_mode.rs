@@ -120,14 +120,20 @@ impl Stage for Report {
             .map(decision::TestResult::from_json)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| FciError::Infra(format!("{}: {e}", db_path.display())))?;
-        let waivers = match &self.args.waivers {
-            Some(p) => super::list(p)?
-                .iter()
-                .map(decision::Waiver::from_json)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| FciError::input(p, e))?,
-            None => Vec::new(),
-        };
+        let mut waivers = super::waive::load(cx.ws)?
+            .iter()
+            .map(decision::Waiver::from_json)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| FciError::input(super::waive::path(cx.ws), e))?;
+        if let Some(p) = &self.args.waivers {
+            waivers.extend(
+                super::list(p)?
+                    .iter()
+                    .map(decision::Waiver::from_json)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| FciError::input(p, e))?,
+            );
+        }
         let req = decision::Request {
             decision_contexts: self.args.decision_contexts.clone(),
             product_version: pv,

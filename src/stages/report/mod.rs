@@ -10,6 +10,7 @@
 
 mod manifest_mode;
 mod promote;
+mod waive;
 
 use crate::error::FciError;
 use crate::gating::{decision, policy};
@@ -31,7 +32,8 @@ pub struct Args {
     /// `GET /results` items) instead of a manifest's
     #[arg(long, value_name = "FILE", requires = "gating")]
     pub results: Option<PathBuf>,
-    /// WaiverDB waivers as a JSON list, oldest first
+    /// WaiverDB waivers as a JSON list, oldest first (with a manifest: besides the
+    /// workspace's own, from --waive)
     #[arg(long, value_name = "FILE")]
     pub waivers: Option<PathBuf>,
     /// The gating point(s) to decide for (repeatable), e.g. bodhi_update_push_stable
@@ -46,6 +48,22 @@ pub struct Args {
     /// The subject, e.g. an NVR for koji_build (default: the manifest's source package NVR)
     #[arg(long, value_name = "ID")]
     pub subject_identifier: Option<String>,
+    /// Waive this test case for --subject-identifier and --product-version (needs --comment),
+    /// stored in the workspace for every later decision; prints the waiver
+    #[arg(long, value_name = "TESTCASE", conflicts_with_all = ["gating", "validate"])]
+    pub waive: Option<String>,
+    /// With --waive: why (WaiverDB requires it)
+    #[arg(long, value_name = "TEXT", requires = "waive")]
+    pub comment: Option<String>,
+    /// With --waive: only this scenario
+    #[arg(long, value_name = "SCENARIO", requires = "waive")]
+    pub scenario: Option<String>,
+    /// With --waive: record `waived: false`, revoking earlier waivers
+    #[arg(long, requires = "waive")]
+    pub revoke: bool,
+    /// With --waive: who waives (default $USER)
+    #[arg(long, value_name = "NAME", requires = "waive")]
+    pub username: Option<String>,
     /// With --gating: a satisfied decision makes the change the branch's known-good base
     /// (its composed commit, when there is one); an unsatisfied one excludes the change
     #[arg(long, requires = "gating")]
@@ -59,6 +77,9 @@ pub struct Args {
 
 /// Runs `fci report`; returns the exit code: 0 satisfied (or valid), 1 not, 2 bad input.
 pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
+    if let Some(t) = &args.waive {
+        return waive::exec(&args, t, workspace);
+    }
     if !args.validate && args.results.is_none() {
         return manifest_mode::exec(args, workspace);
     }

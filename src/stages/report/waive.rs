@@ -1,0 +1,78 @@
+//! `fci report --waive TESTCASE`: a waiver in WaiverDB's data model, stored in the workspace
+//! (`waivers/waivers.json`, oldest first) and used by every later decision there. `--revoke`
+//! records `waived: false`, which revokes the waivers before it. A waiver is only for a
+//! subject the workspace has results for: a typo would otherwise waive nothing, silently.
+
+use super::Args;
+use crate::error::FciError;
+use crate::resultsdb::store::Store;
+use crate::workspace::Workspace;
+use anyhow::Result;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+pub fn path(ws: &Workspace) -> PathBuf {
+    ws.root().join("waivers/waivers.json")
+}
+
+/// The workspace's waivers, oldest first.
+pub fn load(ws: &Workspace) -> Result<Vec<Value>> {
+    let p = path(ws);
+    match std::fs::read_to_string(&p) {
+        Ok(text) => match serde_json::from_str(&text) {
+            Ok(Value::Array(list)) => Ok(list),
+            _ => Err(FciError::input(&p, "not a JSON list of waivers").into()),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(FciError::input(&p, format!("cannot read: {e}")).into()),
+    }
+}
+
+pub fn exec(args: &Args, testcase: &str, workspace: &Path) -> Result<i32> {
+    let (Some(subject), Some(pv)) = (&args.subject_identifier, &args.product_version) else {
+        return Err(FciError::Usage(
+            "--waive needs --subject-identifier and --product-version".into(),
+        )
+        .into());
+    };
+    let comment = args
+        .comment
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| FciError::Usage("--waive needs --comment saying why".into()))?;
+    let ws = Workspace::open(workspace)?;
+    let store = Store::open(&ws.root().join("results/results.sqlite"))?;
+    if store.results_for(subject, &args.subject_type)?.is_empty() {
+        return Err(FciError::Usage(format!(
+            "no results for {} {subject} in this workspace: nothing to waive (a typo?)",
+            args.subject_type
+        ))
+        .into());
+    }
+    let _lock = ws.lock("waivers")?;
+    let mut list = load(&ws)?;
+    let username = args
+        .username
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into());
+    let waiver = json!({
+        "id": list.len() + 1,
+        "subject_type": args.subject_type,
+        "subject_identifier": subject,
+        "testcase": testcase,
+        "scenario": args.scenario,
+        "waived": !args.revoke,
+        "product_version": pv,
+        "comment": comment,
+        "username": username,
+        "proxied_by": Value::Null,
+        "timestamp": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+    });
+    list.push(waiver.clone());
+    let p = path(&ws);
+    std::fs::create_dir_all(p.parent().expect("waivers has a directory"))?;
+    crate::workspace::write_atomic(&p, serde_json::to_string_pretty(&list)?.as_bytes())?;
+    println!("{}", serde_json::to_string_pretty(&waiver)?);
+    Ok(0)
+}
