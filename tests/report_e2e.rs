@@ -396,3 +396,104 @@ fn waivers_added_in_the_workspace_decide_later_reports() {
     waive(&["--revoke"]);
     assert_eq!(again("w2.json").code, 1);
 }
+
+const FEDORA_OUTCOMES: [&str; 7] = [
+    "PASSED",
+    "INFO",
+    "FAILED",
+    "NEEDS_INSPECTION",
+    "CRASHED",
+    "QUEUED",
+    "RUNNING",
+];
+
+#[test]
+fn results_reach_resultsdb_exactly_once_through_the_spool() {
+    use common::resultsdb::StandIn;
+    let w = Ws::new();
+    let mut server = StandIn::start(&FEDORA_OUTCOMES);
+    let built = w.build("hello-atomic", &[]);
+    let tested = w.test(&built.manifest(), &[]);
+    let m = w.save("tested.json", &tested.manifest());
+    let token = "s3cr3t-resultsdb-token";
+    let url = server.url();
+    let report = |extra: &[&str]| {
+        Run::from(
+            w.cmd()
+                .env("FCI_RESULTSDB_TOKEN", token)
+                .args(["report", "-m", m.to_str().unwrap(), "--resultsdb-url"])
+                .arg(&url)
+                .args(extra)
+                .output()
+                .unwrap(),
+        )
+    };
+    // The server goes away after 3 results: the rest is spooled, and the report says so.
+    server.state.lock().unwrap().die_after = Some(3);
+    let r = report(&[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rm = r.manifest();
+    let s = r.stage(&rm, "report");
+    let total = s["data"]["results"].as_u64().unwrap() as usize;
+    assert_eq!(s["data"]["resultsdb"]["delivered"], 3, "{s:#}");
+    assert_eq!(s["data"]["resultsdb"]["spooled"], total - 3, "{s:#}");
+    assert!(s["notes"].to_string().contains("spooled"), "{s:#}");
+    // Back, and answering 503 twice: retried, then the spool is delivered, nothing twice.
+    server.restart();
+    server.state.lock().unwrap().fail_posts = 2;
+    let r = report(&["--namespace", "fci.koji-build"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let got = server.results();
+    assert_eq!(got.len(), total, "every result exactly once");
+    let mut ids: Vec<String> = got
+        .iter()
+        .map(|r| r["data"]["fci_result_id"][0].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), total);
+    // What arrived is what ResultsDB expects.
+    let tier0 = got
+        .iter()
+        .find(|r| r["testcase"]["name"] == "fci.koji-build.tier0.functional")
+        .expect("the STI aggregate");
+    assert_eq!(tier0["outcome"], "PASSED");
+    assert_eq!(tier0["data"]["item"][0], "hello-atomic-1.0-1.fc41");
+    assert_eq!(tier0["data"]["type"][0], "koji_build");
+    let st = server.state.lock().unwrap();
+    assert!(st
+        .authorization
+        .iter()
+        .all(|a| a.as_deref() == Some(&format!("Bearer {token}"))));
+    drop(st);
+    // A crash between a POST and the spool's removal: the result is found, not posted again.
+    let spool = w.ws().join("spool/resultsdb");
+    let server_dir = std::fs::read_dir(&spool)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let replay = got[0].clone();
+    let mut body = serde_json::json!({"testcase": replay["testcase"], "outcome": replay["outcome"], "data": {}});
+    for (k, v) in replay["data"].as_object().unwrap() {
+        body["data"][k] = v[0].clone();
+    }
+    let id = body["data"]["fci_result_id"].as_str().unwrap().to_string();
+    std::fs::write(server_dir.join(format!("{id}.json")), body.to_string()).unwrap();
+    let r = report(&[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(server.results().len(), total);
+    let rm = r.manifest();
+    assert_eq!(
+        r.stage(&rm, "report")["data"]["resultsdb"]["already_there"],
+        1
+    );
+    // The token is in no output, manifest or log.
+    for text in [&r.stdout, &r.stderr] {
+        assert!(!text.contains(token));
+    }
+    let log = std::fs::read_to_string(w.ws().join(r.stage(&rm, "report")["log"].as_str().unwrap()))
+        .unwrap();
+    assert!(!log.contains(token));
+}

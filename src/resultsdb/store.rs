@@ -29,6 +29,11 @@ CREATE TABLE IF NOT EXISTS results (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS results_item ON results (item, type, testcase, id);
+CREATE TABLE IF NOT EXISTS delivered (
+    fci_result_id TEXT NOT NULL,
+    target TEXT NOT NULL,
+    PRIMARY KEY (fci_result_id, target)
+);
 ";
 
 /// The first value of a data key (lists and scalars alike).
@@ -70,6 +75,27 @@ impl Store {
         }
         tx.commit()?;
         Ok(new)
+    }
+
+    /// Notes that result `id` reached `target` (a remote ResultsDB), so it is not sent again.
+    pub fn mark_delivered(&self, id: &str, target: &str) -> Result<()> {
+        self.db.execute(
+            "INSERT OR IGNORE INTO delivered (fci_result_id, target) VALUES (?1, ?2)",
+            params![id, target],
+        )?;
+        Ok(())
+    }
+
+    pub fn delivered(&self, id: &str, target: &str) -> Result<bool> {
+        Ok(self
+            .db
+            .query_row(
+                "SELECT 1 FROM delivered WHERE fci_result_id = ?1 AND target = ?2",
+                params![id, target],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 
     /// Whether fci's result `id` is recorded.

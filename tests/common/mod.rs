@@ -290,3 +290,5 @@ pub fn init_base_with(
     assert_eq!(r.code, 0, "{}", r.stderr);
     r.stdout.trim().to_string()
 }
+
+pub mod resultsdb;

@@ -81,6 +81,30 @@ impl Stage for Report {
         rec.data.insert("results_new".into(), json!(new));
         rec.data
             .insert("results_store".into(), json!(cx.ws.relative(&db_path)));
+        if let Some(url) = &self.args.resultsdb_url {
+            let token = super::token(&self.args)?;
+            let d = crate::resultsdb::deliver::deliver(cx.ws, &store, url, token, &results)?;
+            let mut j = d.to_json();
+            j["url"] = json!(crate::exec::redact(url));
+            if let Some(why) = &d.unreachable {
+                let msg = format!(
+                    "ResultsDB not reached ({why}): {} results spooled for the next report",
+                    d.spooled
+                );
+                progress::note(&format!("warning: {msg}"));
+                rec.notes.push(msg);
+            }
+            if !d.rejected.is_empty() {
+                let msg = format!(
+                    "ResultsDB refused {} results (kept in the spool's rejected/): {}",
+                    d.rejected.len(),
+                    d.rejected.join("; ")
+                );
+                progress::note(&format!("warning: {msg}"));
+                rec.notes.push(msg);
+            }
+            rec.data.insert("resultsdb".into(), j);
+        }
         let Some(gating) = self.args.gating.clone() else {
             return Ok(Vec::new());
         };

@@ -68,11 +68,44 @@ pub struct Args {
     /// (its composed commit, when there is one); an unsatisfied one excludes the change
     #[arg(long, requires = "gating")]
     pub promote: bool,
+    /// Also post the results to this ResultsDB (its root or /api/v2.0); what cannot be
+    /// delivered is spooled in the workspace and delivered by the next report
+    #[arg(long, env = "FCI_RESULTSDB_URL", value_name = "URL", value_parser = nonempty)]
+    pub resultsdb_url: Option<String>,
+    /// A file holding the ResultsDB token (`user:password` for HTTP Basic); or set
+    /// FCI_RESULTSDB_TOKEN. Never printed or recorded
+    #[arg(long, value_name = "FILE")]
+    pub resultsdb_token_file: Option<PathBuf>,
     /// The test case namespace, e.g. fedora-ci.koji-build to satisfy Fedora's gating.yaml
     #[arg(long, value_name = "NS", default_value = "fci.koji-build")]
     pub namespace: String,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+fn nonempty(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("empty".into())
+    } else {
+        Ok(s.to_string())
+    }
+}
+
+/// The ResultsDB token: from `--resultsdb-token-file`, else FCI_RESULTSDB_TOKEN.
+pub(crate) fn token(args: &Args) -> Result<Option<String>> {
+    if let Some(p) = &args.resultsdb_token_file {
+        let t = std::fs::read_to_string(p)
+            .map_err(|e| FciError::input(p, format!("cannot read the token: {e}")))?;
+        let t = t.trim().to_string();
+        if t.is_empty() {
+            return Err(FciError::input(p, "the token file is empty").into());
+        }
+        return Ok(Some(t));
+    }
+    Ok(std::env::var("FCI_RESULTSDB_TOKEN")
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty()))
 }
 
 /// Runs `fci report`; returns the exit code: 0 satisfied (or valid), 1 not, 2 bad input.

@@ -1,0 +1,182 @@
+//! A ResultsDB v2.0 server, over its HTTP API: the outcomes it accepts (`GET /api/v2.0/`),
+//! whether fci's result is there already (`GET /api/v2.0/results?fci_result_id=ID`), and
+//! `POST /api/v2.0/results`. The token is sent as a header and never appears anywhere else.
+
+use anyhow::Result;
+use serde_json::Value;
+use std::time::Duration;
+
+pub struct Client {
+    api: String,
+    auth: Option<String>,
+    http: reqwest::blocking::Client,
+}
+
+/// Why a request did not succeed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Not reached, timed out, or a 5xx after the retries: try again later (spool).
+    Unreachable(String),
+    /// The server refused the result itself (4xx): retrying will not help.
+    Rejected(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Unreachable(m) | Failure::Rejected(m) => f.write_str(m),
+        }
+    }
+}
+
+const RETRIES: u32 = 3;
+
+impl Client {
+    /// `url` is the server's root or its `/api/v2.0`; `token` a bearer token, or `user:password`
+    /// for HTTP Basic (Fedora's ResultsDB has Basic in front of writes).
+    pub fn new(url: &str, token: Option<String>) -> Result<Client> {
+        let base = url.trim_end_matches('/');
+        let api = if base.ends_with("/api/v2.0") {
+            base.to_string()
+        } else {
+            format!("{base}/api/v2.0")
+        };
+        let auth = token.map(|t| {
+            if t.contains(':') {
+                use std::io::Write;
+                let mut enc = Vec::new();
+                let _ = write!(enc, "{t}");
+                format!("Basic {}", base64(&enc))
+            } else {
+                format!("Bearer {t}")
+            }
+        });
+        let http = reqwest::blocking::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(20))
+            .build()?;
+        Ok(Client { api, auth, http })
+    }
+
+    fn send(
+        &self,
+        build: impl Fn() -> reqwest::blocking::RequestBuilder,
+    ) -> Result<(u16, Value), Failure> {
+        let mut last = String::new();
+        for attempt in 0..RETRIES {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(300 << attempt));
+            }
+            let mut req = build();
+            if let Some(a) = &self.auth {
+                req = req.header("Authorization", a);
+            }
+            match req.send() {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let text = resp.text().unwrap_or_default();
+                    if status >= 500 {
+                        last = format!("HTTP {status}");
+                        continue;
+                    }
+                    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+                    return Ok((status, body));
+                }
+                // reqwest's message names the URL, never the headers.
+                Err(e) => last = crate::exec::redact(&e.to_string()),
+            }
+        }
+        Err(Failure::Unreachable(format!(
+            "{}: {last} (after {RETRIES} tries)",
+            crate::exec::redact(&self.api)
+        )))
+    }
+
+    /// The outcomes the server accepts, from `GET /api/v2.0/` (ResultsDB answers it with 300).
+    pub fn outcomes(&self) -> Result<Vec<String>, Failure> {
+        let (status, body) = self.send(|| self.http.get(format!("{}/", self.api)))?;
+        let list = body.get("outcomes").and_then(Value::as_array).map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect::<Vec<_>>()
+        });
+        match list {
+            Some(l) if !l.is_empty() => Ok(l),
+            _ if status < 400 => Ok(["PASSED", "INFO", "FAILED", "NEEDS_INSPECTION"]
+                .map(String::from)
+                .to_vec()),
+            _ => Err(Failure::Rejected(format!(
+                "{}: HTTP {status} for the API root",
+                crate::exec::redact(&self.api)
+            ))),
+        }
+    }
+
+    /// Whether the server has fci's result `id` (a data filter, as ResultsDB offers for any key).
+    pub fn has(&self, id: &str) -> Result<bool, Failure> {
+        let (status, body) = self.send(|| {
+            self.http
+                .get(format!("{}/results", self.api))
+                .query(&[("fci_result_id", id), ("limit", "1")])
+        })?;
+        if status != 200 {
+            return Err(Failure::Unreachable(format!(
+                "{}: HTTP {status} when looking for result {id}",
+                crate::exec::redact(&self.api)
+            )));
+        }
+        Ok(body
+            .get("data")
+            .and_then(Value::as_array)
+            .is_some_and(|d| !d.is_empty()))
+    }
+
+    /// Posts one result; the server's id.
+    pub fn post(&self, result: &Value) -> Result<Value, Failure> {
+        let (status, body) = self.send(|| {
+            self.http
+                .post(format!("{}/results", self.api))
+                .header("Content-Type", "application/json")
+                .body(result.to_string())
+        })?;
+        match status {
+            200 | 201 => Ok(body.get("id").cloned().unwrap_or(Value::Null)),
+            _ => Err(Failure::Rejected(format!(
+                "HTTP {status}: {}",
+                crate::exec::redact(&body.to_string())
+            ))),
+        }
+    }
+}
+
+/// Standard base64, for HTTP Basic.
+fn base64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn basic_auth_is_base64() {
+        assert_eq!(
+            super::base64(b"Aladdin:open sesame"),
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+        assert_eq!(super::base64(b"ab"), "YWI=");
+    }
+}

@@ -1,0 +1,199 @@
+//! A ResultsDB v2.0 stand-in for the tests: the real API's JSON over HTTP on loopback
+//! (`GET /api/v2.0/` answers 300 with the outcomes, `GET /api/v2.0/results` filters on data
+//! keys, `POST /api/v2.0/results` validates and answers 201 with every data value as a list),
+//! and the faults a real one has (5xx, going away mid-run).
+
+use serde_json::{json, Map, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+pub struct State {
+    pub results: Vec<Value>,
+    pub outcomes: Vec<String>,
+    /// Answer the next N POSTs with 503.
+    pub fail_posts: usize,
+    /// Stop listening after this many more POSTs are stored.
+    pub die_after: Option<usize>,
+    pub authorization: Vec<Option<String>>,
+}
+
+pub struct StandIn {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<State>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StandIn {
+    pub fn start(outcomes: &[&str]) -> StandIn {
+        let state = Arc::new(Mutex::new(State {
+            outcomes: outcomes.iter().map(|s| s.to_string()).collect(),
+            ..State::default()
+        }));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = Some(serve(listener, state.clone()));
+        StandIn {
+            addr,
+            state,
+            handle,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Serves again on the same address (after it died), with the same results.
+    pub fn restart(&mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        let listener = TcpListener::bind(self.addr).unwrap();
+        self.handle = Some(serve(listener, self.state.clone()));
+    }
+
+    pub fn results(&self) -> Vec<Value> {
+        self.state.lock().unwrap().results.clone()
+    }
+}
+
+fn serve(listener: TcpListener, state: Arc<Mutex<State>>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let stop = handle(conn, &state);
+            if stop {
+                return; // the listener closes: the server went away
+            }
+        }
+    })
+}
+
+/// Serves one request; true when the server should stop afterwards.
+fn handle(mut conn: TcpStream, state: &Mutex<State>) -> bool {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return false;
+    }
+    let mut length = 0usize;
+    let mut auth = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        let (k, v) = line.split_once(':').unwrap_or((&line, ""));
+        match k.trim().to_ascii_lowercase().as_str() {
+            "content-length" => length = v.trim().parse().unwrap_or(0),
+            "authorization" => auth = Some(v.trim().to_string()),
+            _ => {}
+        }
+    }
+    let mut body = vec![0; length];
+    let _ = reader.read_exact(&mut body);
+    let mut parts = request_line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut st = state.lock().unwrap();
+    let mut stop = false;
+    let (code, reply) = match (method, path.trim_end_matches('/')) {
+        ("GET", "/api/v2.0") => (300, json!({"outcomes": st.outcomes})),
+        ("GET", "/api/v2.0/results") => {
+            let filters: Vec<(String, String)> = query
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .filter(|(k, _)| !matches!(*k, "limit" | "page" | "_sort"))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let data: Vec<Value> = st
+                .results
+                .iter()
+                .filter(|r| {
+                    filters.iter().all(|(k, v)| {
+                        r["data"][k]
+                            .as_array()
+                            .is_some_and(|a| a.iter().any(|x| x == v.as_str()))
+                    })
+                })
+                .cloned()
+                .collect();
+            (200, json!({"data": data, "prev": null, "next": null}))
+        }
+        ("POST", "/api/v2.0/results") => {
+            st.authorization.push(auth);
+            if st.fail_posts > 0 {
+                st.fail_posts -= 1;
+                (503, json!({"message": "Service Unavailable"}))
+            } else {
+                match serde_json::from_slice::<Value>(&body) {
+                    Ok(r) => post(&mut st, r, &mut stop),
+                    Err(_) => (400, json!({"message": "Bad request: not JSON"})),
+                }
+            }
+        }
+        _ => (404, json!({"message": "Not found"})),
+    };
+    drop(st);
+    let text = reply.to_string();
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    let _ = conn.flush();
+    stop
+}
+
+fn post(st: &mut State, r: Value, stop: &mut bool) -> (u16, Value) {
+    let outcome = r["outcome"]
+        .as_str()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_uppercase();
+    if !st.outcomes.contains(&outcome) {
+        return (
+            400,
+            json!({"validation_error": [{"outcome": format!("must be one of {:?}", st.outcomes)}]}),
+        );
+    }
+    let name = match &r["testcase"] {
+        Value::String(s) => s.clone(),
+        t => match t["name"].as_str() {
+            Some(n) => n.to_string(),
+            None => return (400, json!({"message": "testcase required"})),
+        },
+    };
+    let mut data = Map::new();
+    if let Some(d) = r["data"].as_object() {
+        for (k, v) in d {
+            let list = match v {
+                Value::Array(a) => a
+                    .iter()
+                    .map(|x| json!(x.as_str().map(String::from).unwrap_or(x.to_string())))
+                    .collect(),
+                Value::String(s) => vec![json!(s)],
+                other => vec![json!(other.to_string())],
+            };
+            data.insert(k.clone(), Value::Array(list));
+        }
+    }
+    let id = st.results.len() + 1;
+    let stored = json!({
+        "id": id, "outcome": outcome, "note": r["note"], "ref_url": r["ref_url"],
+        "testcase": {"name": name, "ref_url": null, "href": format!("/api/v2.0/testcases/{name}")},
+        "groups": [], "submit_time": r["submit_time"], "data": data,
+        "href": format!("/api/v2.0/results/{id}"),
+    });
+    st.results.push(stored.clone());
+    if let Some(n) = st.die_after.as_mut() {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            st.die_after = None;
+            *stop = true;
+        }
+    }
+    (201, stored)
+}
