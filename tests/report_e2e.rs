@@ -182,6 +182,51 @@ fn a_run_is_recorded_once_and_gated_on_its_latest_results() {
     assert_eq!(again.code, 0, "{}", again.stderr);
     let am = again.manifest();
     assert_eq!(again.stage(&am, "report")["data"]["results_new"], 0);
+    // Fedora CI messages for each stage's start and end, in the journal, each once.
+    let journal: Vec<Value> = std::fs::read_to_string(w.ws().join("messages/journal.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let topics: Vec<&str> = journal
+        .iter()
+        .map(|m| m["topic"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        topics
+            .iter()
+            .filter(|t| t.starts_with("org.centos.prod.ci.koji-build.test."))
+            .count(),
+        4,
+        "{topics:?}"
+    );
+    let done = journal
+        .iter()
+        .find(|m| {
+            m["topic"] == "org.centos.prod.ci.koji-build.test.complete"
+                && m["body"]["test"]["type"] == "test"
+        })
+        .unwrap();
+    let b = &done["body"];
+    assert_eq!(b["test"]["result"], "passed");
+    assert_eq!(b["test"]["namespace"], "fedora-ci.koji-build");
+    assert_eq!(b["artifact"]["type"], "koji-build");
+    assert_eq!(b["artifact"]["nvr"], "hello-atomic-1.0-1.fc41");
+    assert!(b["artifact"]["id"].as_u64().unwrap() > 0);
+    assert_eq!(b["notification"]["recipients"][0], "fci@example.org");
+    assert_eq!(b["version"], "0.2.1");
+    for key in ["contact", "run", "pipeline", "system", "generated_at"] {
+        assert!(!b[key].is_null(), "{key} missing: {b:#}");
+    }
+    assert_eq!(done["headers"]["fedora_messaging_schema"], "base.message");
+    assert_eq!(
+        journal
+            .iter()
+            .filter(|m| m["topic"].as_str().unwrap().contains("greenwave"))
+            .count(),
+        1,
+        "one decision message for one decision"
+    );
 }
 
 #[test]
@@ -201,6 +246,21 @@ fn a_failed_run_is_reported_and_gating_names_the_failure() {
             .to_string()
             .contains("gating: Of 2 required tests"),
         "{s:#}"
+    );
+    // The maintainer is told which requirement failed.
+    let journal = std::fs::read_to_string(w.ws().join("messages/journal.jsonl")).unwrap();
+    let decision: Value = journal
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|m| m["topic"] == "org.fedoraproject.prod.greenwave.decision.update")
+        .unwrap();
+    assert_eq!(decision["body"]["policies_satisfied"], false);
+    assert!(decision["body"]["unsatisfied_requirements"]
+        .to_string()
+        .contains("test-result-failed"));
+    assert_eq!(
+        decision["body"]["notification"]["recipients"][0],
+        "fci@example.org"
     );
 }
 

@@ -4,5 +4,7 @@
 
 pub mod client;
 pub mod deliver;
+pub mod journal;
 pub mod mapping;
+pub mod messages;
 pub mod store;

@@ -14,6 +14,8 @@ pub struct SpecInfo {
     pub name: String,
     /// `name-version-release`, as rpmbuild would name the source package.
     pub nvr: String,
+    /// The latest changelog entry's author (`Name <address> - version`).
+    pub changelog_name: String,
     pub sources: Vec<String>,
     pub buildrequires: Vec<String>,
 }
@@ -22,7 +24,7 @@ pub struct SpecInfo {
 pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
     let (spec, origin) = (job.spec, job.origin);
     let cmd = rpmspec(job).args(["-q", "--srpm"]);
-    let qf = "N=%{NAME}\nNVR=%{NAME}-%{VERSION}-%{RELEASE}\n[S=%{SOURCE}\n][S=%{PATCH}\n][B=%{REQUIRENAME} %{REQUIREFLAGS:depflags} %{REQUIREVERSION}\n]";
+    let qf = "N=%{NAME}\nNVR=%{NAME}-%{VERSION}-%{RELEASE}\nM=%{CHANGELOGNAME}\n[S=%{SOURCE}\n][S=%{PATCH}\n][B=%{REQUIRENAME} %{REQUIREFLAGS:depflags} %{REQUIREVERSION}\n]";
     let out = log.capture(
         &sandbox
             .wrap(&cmd.arg("--qf").arg(qf).arg(spec))?
@@ -39,6 +41,7 @@ pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
     }
     let mut name = String::new();
     let mut nvr = String::new();
+    let mut changelog_name = String::new();
     let (mut sources, mut buildrequires) = (Vec::new(), Vec::new());
     for line in out.stdout.lines() {
         let Some((k, v)) = line.split_once('=') else {
@@ -47,6 +50,7 @@ pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
         match k {
             "N" => name = v.to_string(),
             "NVR" => nvr = v.to_string(),
+            "M" if v != "(none)" => changelog_name = v.to_string(),
             "S" => sources.push(v.rsplit('/').next().unwrap_or(v).to_string()),
             "B" if !v.starts_with("rpmlib(") => {
                 buildrequires.push(v.split_whitespace().collect::<Vec<_>>().join(" "))
@@ -57,6 +61,7 @@ pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
     Ok(SpecInfo {
         name,
         nvr,
+        changelog_name,
         sources,
         buildrequires,
     })

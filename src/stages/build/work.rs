@@ -72,6 +72,10 @@ pub fn build(
         let j = job(true);
         let info = spec::query(&j, &backend::sandbox(&j), cx.log())?;
         note_package(cx, rec, &info.name, Some(&info.nvr), &info.buildrequires);
+        if !info.changelog_name.is_empty() {
+            rec.data
+                .insert("changelog_name".into(), json!(info.changelog_name));
+        }
         let unmet = spec::unmet(&info.buildrequires, &mut cx.host, &mut cx.run.log)?;
         rec.data.insert("unmet_buildrequires".into(), json!(unmet));
         if !unmet.is_empty() {
@@ -268,6 +272,10 @@ fn explain_failure(
         .into());
     }
     note_package(cx, rec, &info.name, Some(&info.nvr), &info.buildrequires);
+    if !info.changelog_name.is_empty() {
+        rec.data
+            .insert("changelog_name".into(), json!(info.changelog_name));
+    }
     let rpmbuild = p.backend.name() == "rpmbuild";
     if rpmbuild && !args.strict_builddeps {
         // Missing build dependencies are the likeliest cause: say which.

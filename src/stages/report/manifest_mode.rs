@@ -81,6 +81,20 @@ impl Stage for Report {
         rec.data.insert("results_new".into(), json!(new));
         rec.data
             .insert("results_store".into(), json!(cx.ws.relative(&db_path)));
+        let maintainer = maintainer(cx);
+        let mcx = crate::resultsdb::messages::Context {
+            namespace: &self.args.namespace,
+            maintainer: maintainer.clone(),
+            issuer: std::env::var("USER").unwrap_or_else(|_| "fci".into()),
+        };
+        let messages = crate::resultsdb::messages::for_run(cx.manifest, &mcx);
+        let sent = crate::resultsdb::journal::publish(cx.ws, &messages)?;
+        rec.data.insert(
+            "messages".into(),
+            json!({"journal": cx.ws.relative(&crate::resultsdb::journal::path(cx.ws)),
+                   "total": messages.len(), "new": sent,
+                   "recipients": maintainer.iter().collect::<Vec<_>>()}),
+        );
         if let Some(url) = &self.args.resultsdb_url {
             let token = super::token(&self.args)?;
             let d = crate::resultsdb::deliver::deliver(cx.ws, &store, url, token, &results)?;
@@ -182,6 +196,27 @@ impl Stage for Report {
         if self.args.promote {
             super::promote::apply(cx, rec, &d)?;
         }
+        // The decision as Greenwave announces it, to the maintainer too: what failed, by name.
+        let body = json!({
+            "decision_context": self.args.decision_contexts.join(" "),
+            "product_version": req.product_version,
+            "subject_type": req.subject_type,
+            "subject_identifier": req.subject_identifier,
+            "policies_satisfied": d["policies_satisfied"],
+            "summary": d["summary"],
+            "applicable_policies": d["applicable_policies"],
+            "unsatisfied_requirements": d["unsatisfied_requirements"],
+            "notification": {"recipients": maintainer.iter().collect::<Vec<_>>()},
+        });
+        let msg = crate::resultsdb::messages::Message {
+            id: crate::digest::sha256_bytes(
+                format!("{}\ndecision\n{body}", cx.manifest.run.id).as_bytes(),
+            )[..32]
+                .to_string(),
+            topic: "org.fedoraproject.prod.greenwave.decision.update".into(),
+            body,
+        };
+        crate::resultsdb::journal::publish(cx.ws, &[msg])?;
         rec.data.insert("decision".into(), d);
         Ok(Vec::new())
     }
@@ -222,4 +257,46 @@ impl Stage for Report {
         });
         progress::note(&progress::plain(&lines.join("\n")));
     }
+}
+
+/// The package's maintainer: the latest changelog entry's address, from the built source
+/// package's header, or from the spec when the build failed.
+fn maintainer(cx: &mut Ctx) -> Option<String> {
+    use crate::resultsdb::messages::changelog_address;
+    let srpm = cx
+        .manifest
+        .artifacts_of(crate::manifest::ArtifactKind::Srpm)
+        .next_back()
+        .cloned();
+    if let Some(a) = srpm {
+        if let Ok(p) = cx.consume(&a, crate::manifest::ArtifactKind::Srpm) {
+            if cx.require(crate::stage::RPM).is_ok() {
+                let out = cx.log().capture(
+                    &crate::exec::Cmd::new("rpm")
+                        .args([
+                            "-qp",
+                            "--nosignature",
+                            "--nodigest",
+                            "--qf",
+                            "%{CHANGELOGNAME}\n",
+                            "--",
+                        ])
+                        .arg(p),
+                );
+                if let Some(a) = out
+                    .ok()
+                    .and_then(|o| o.stdout.lines().next().and_then(changelog_address))
+                {
+                    return Some(a);
+                }
+            }
+        }
+    }
+    cx.manifest
+        .stages
+        .iter()
+        .rev()
+        .filter(|s| s.name == "build")
+        .find_map(|s| s.data.get("changelog_name").and_then(|v| v.as_str()))
+        .and_then(changelog_address)
 }

@@ -1,0 +1,54 @@
+//! The embedded message bus: a JSON-lines journal in the workspace
+//! (`messages/journal.jsonl`), one line per message as fedora-messaging would publish it
+//! (topic, headers, body). The journal is its own record of what was sent: a message whose id
+//! it holds is not written again, so publishing a run twice sends nothing twice.
+
+use super::messages::Message;
+use crate::workspace::Workspace;
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::io::Write;
+
+pub fn path(ws: &Workspace) -> std::path::PathBuf {
+    ws.root().join("messages/journal.jsonl")
+}
+
+/// fedora-messaging's headers for a message.
+pub fn headers(m: &Message, sent_at: &str) -> Value {
+    json!({
+        "fedora_messaging_schema": "base.message",
+        "fedora_messaging_severity": 20,
+        "sent-at": sent_at,
+        "priority": 0,
+        "fci_message_id": m.id,
+    })
+}
+
+/// Appends the messages not in the journal yet; returns how many were new.
+pub fn publish(ws: &Workspace, messages: &[Message]) -> Result<usize> {
+    let p = path(ws);
+    std::fs::create_dir_all(p.parent().expect("the journal has a directory"))?;
+    let _lock = ws.lock("messages")?;
+    let seen: HashSet<String> = std::fs::read_to_string(&p)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["id"].as_str().map(String::from))
+        .collect();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&p)
+        .with_context(|| format!("{}: cannot open the message journal", p.display()))?;
+    let now = crate::now_rfc3339();
+    let mut new = 0;
+    for m in messages.iter().filter(|m| !seen.contains(&m.id)) {
+        let line =
+            json!({"id": m.id, "topic": m.topic, "headers": headers(m, &now), "body": m.body});
+        writeln!(f, "{line}")?;
+        new += 1;
+    }
+    f.sync_all()?;
+    Ok(new)
+}
