@@ -234,6 +234,30 @@ fn a_failed_run_is_reported_and_gating_names_the_failure() {
     let w = Ws::new();
     let (tested, r) = report_run(&w, "hello-broken-test");
     assert_eq!(tested.code, 1, "{}", tested.stderr);
+    // The same, as one page.
+    let page = w.path().join("run.html");
+    let tm = w.save("t2.json", &tested.manifest());
+    let g = w.path().join("gating.yaml");
+    let h = w.run(&[
+        "report",
+        "-m",
+        tm.to_str().unwrap(),
+        "--namespace",
+        "fedora-ci.koji-build",
+        "--gating",
+        g.to_str().unwrap(),
+        "--decision-context",
+        "bodhi_update_push_stable",
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(h.code, 1, "{}", h.stderr);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains("hello-broken-test-0.1-1.fc41"));
+    assert!(html.contains("Of 2 required tests"), "{html}");
+    assert!(html.contains("test-result-failed"));
+    assert!(!html.contains("<script"));
     // The report runs after a failure (it is not skipped), and the decision fails.
     assert_eq!(r.code, 1, "{}", r.stderr);
     let m = r.manifest();

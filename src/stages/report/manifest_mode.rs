@@ -42,6 +42,16 @@ fn product_version(branch: &str) -> Option<String> {
     matches!(branch, "rawhide" | "main").then(|| "fedora-rawhide".to_string())
 }
 
+impl Report {
+    fn write_html(&self, cx: &Ctx, decision: Option<&Value>) -> Result<()> {
+        if let Some(p) = &self.args.html {
+            let page = super::html::page(cx.manifest, decision);
+            crate::workspace::write_output(p, page.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
 impl Stage for Report {
     fn name(&self) -> StageName {
         StageName::Report
@@ -120,6 +130,7 @@ impl Stage for Report {
             rec.data.insert("resultsdb".into(), j);
         }
         let Some(gating) = self.args.gating.clone() else {
+            self.write_html(cx, None)?;
             return Ok(Vec::new());
         };
         let subject = self
@@ -217,6 +228,7 @@ impl Stage for Report {
             body,
         };
         crate::resultsdb::journal::publish(cx.ws, &[msg])?;
+        self.write_html(cx, Some(&d))?;
         rec.data.insert("decision".into(), d);
         Ok(Vec::new())
     }

@@ -8,6 +8,7 @@
 //! `--validate`: a gating.yaml alone. Posting to a remote ResultsDB, messages and promotion are
 //! not built yet.
 
+mod html;
 mod manifest_mode;
 mod promote;
 mod waive;
@@ -76,6 +77,9 @@ pub struct Args {
     /// FCI_RESULTSDB_TOKEN. Never printed or recorded
     #[arg(long, value_name = "FILE")]
     pub resultsdb_token_file: Option<PathBuf>,
+    /// Also write the run, with the gating decision, as one self-contained HTML page
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// The test case namespace, e.g. fedora-ci.koji-build to satisfy Fedora's gating.yaml
     #[arg(long, value_name = "NS", default_value = "fci.koji-build")]
     pub namespace: String,
