@@ -48,12 +48,84 @@ fn id_of(r: &Value) -> Option<String> {
     }
 }
 
+/// What became of one spooled result.
+enum Outcome {
+    Delivered(String),
+    AlreadyThere(String),
+    NotReportable,
+    Rejected(String),
+    Unreachable(String),
+    Skipped,
+}
+
+/// Delivers one spooled result and updates the spool: removed once the server has it, moved
+/// to `rejected/` when refused, left when the server cannot be reached.
+fn deliver_one(
+    client: &Client,
+    outcomes: &[String],
+    dir: &std::path::Path,
+    file: &std::path::Path,
+) -> Outcome {
+    let rejected = |name: String| {
+        let _ = std::fs::rename(file, dir.join("rejected").join(name));
+    };
+    let mut r: Value = match std::fs::read_to_string(file)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+    {
+        Some(v) => v,
+        None => {
+            rejected(
+                file.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            return Outcome::Rejected(format!("{}: not a result", file.display()));
+        }
+    };
+    let Some(id) = id_of(&r) else {
+        return Outcome::Skipped;
+    };
+    // An infrastructure error is never a test failure: ERROR where the server has it, else
+    // its crash outcome, else not reported.
+    if r["outcome"] == "ERROR" && !outcomes.iter().any(|o| o == "ERROR") {
+        if outcomes.iter().any(|o| o == "CRASHED") {
+            r["outcome"] = json!("CRASHED");
+        } else {
+            let _ = std::fs::remove_file(file);
+            return Outcome::NotReportable;
+        }
+    }
+    let done = match client.has(&id) {
+        Ok(true) => Ok(true),
+        Ok(false) => client.post(&r).map(|_| false),
+        Err(f) => Err(f),
+    };
+    match done {
+        Ok(already) => {
+            let _ = std::fs::remove_file(file);
+            if already {
+                Outcome::AlreadyThere(id)
+            } else {
+                Outcome::Delivered(id)
+            }
+        }
+        Err(Failure::Rejected(why)) => {
+            rejected(format!("{id}.json"));
+            Outcome::Rejected(format!("{id}: {why}"))
+        }
+        Err(Failure::Unreachable(why)) => Outcome::Unreachable(why),
+    }
+}
+
 pub fn deliver(
     ws: &Workspace,
     store: &Store,
     url: &str,
     token: Option<String>,
     results: &[Value],
+    jobs: usize,
 ) -> Result<Delivery> {
     let dir = spool_dir(ws, url);
     std::fs::create_dir_all(dir.join("rejected"))?;
@@ -88,54 +160,46 @@ pub fn deliver(
             return Ok(d);
         }
     };
-    for file in pending()? {
-        let mut r: Value = match std::fs::read_to_string(&file)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-        {
-            Some(v) => v,
-            None => {
-                let _ = std::fs::rename(
-                    &file,
-                    dir.join("rejected")
-                        .join(file.file_name().unwrap_or_default()),
-                );
-                continue;
-            }
-        };
-        let Some(id) = id_of(&r) else { continue };
-        // An infrastructure error is never a test failure: ERROR where the server has it,
-        // else its crash outcome, else not reported.
-        if r["outcome"] == "ERROR" && !outcomes.iter().any(|o| o == "ERROR") {
-            if outcomes.iter().any(|o| o == "CRASHED") {
-                r["outcome"] = json!("CRASHED");
-            } else {
-                d.not_reportable += 1;
-                std::fs::remove_file(&file)?;
-                continue;
-            }
+    // Bounded concurrency: `jobs` workers take spooled results in order; the first one that
+    // cannot reach the server stops them all (the rest stays spooled).
+    let files = pending()?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (tx, rx) = std::sync::mpsc::channel::<Outcome>();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            let tx = tx.clone();
+            let (client, files, next, stop, outcomes, dir) =
+                (&client, &files, &next, &stop, &outcomes, &dir);
+            scope.spawn(move || {
+                use std::sync::atomic::Ordering;
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(file) = files.get(i) else { break };
+                    let o = deliver_one(client, outcomes, dir, file);
+                    if matches!(o, Outcome::Unreachable(_)) {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    let _ = tx.send(o);
+                }
+            });
         }
-        let done = match client.has(&id) {
-            Ok(true) => {
-                d.already_there += 1;
-                Ok(())
-            }
-            Ok(false) => client.post(&r).map(|_| d.delivered += 1),
-            Err(f) => Err(f),
-        };
-        match done {
-            Ok(()) => {
+        drop(tx);
+    });
+    for o in rx {
+        match o {
+            Outcome::Delivered(id) => {
+                d.delivered += 1;
                 store.mark_delivered(&id, target)?;
-                std::fs::remove_file(&file)?;
             }
-            Err(Failure::Rejected(why)) => {
-                d.rejected.push(format!("{id}: {why}"));
-                std::fs::rename(&file, dir.join("rejected").join(format!("{id}.json")))?;
+            Outcome::AlreadyThere(id) => {
+                d.already_there += 1;
+                store.mark_delivered(&id, target)?;
             }
-            Err(Failure::Unreachable(why)) => {
-                d.unreachable = Some(why);
-                break;
-            }
+            Outcome::NotReportable => d.not_reportable += 1,
+            Outcome::Rejected(why) => d.rejected.push(why),
+            Outcome::Unreachable(why) => d.unreachable = Some(why),
+            Outcome::Skipped => {}
         }
     }
     d.spooled = pending()?.len();

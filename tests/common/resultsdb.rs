@@ -17,6 +17,10 @@ pub struct State {
     /// Stop listening after this many more POSTs are stored.
     pub die_after: Option<usize>,
     pub authorization: Vec<Option<String>>,
+    /// fci_result_id → index in `results`, for the lookups fci makes before each post.
+    pub by_fci_id: std::collections::HashMap<String, usize>,
+    /// Set once the server "went away": later connections are closed unanswered.
+    pub dead: bool,
 }
 
 pub struct StandIn {
@@ -48,6 +52,8 @@ impl StandIn {
     /// Serves again on the same address (after it died), with the same results.
     pub fn restart(&mut self) {
         if let Some(h) = self.handle.take() {
+            // The accept loop notices it died at its next connection.
+            let _ = TcpStream::connect(self.addr);
             let _ = h.join();
         }
         let listener = TcpListener::bind(self.addr).unwrap();
@@ -60,13 +66,20 @@ impl StandIn {
 }
 
 fn serve(listener: TcpListener, state: Arc<Mutex<State>>) -> std::thread::JoinHandle<()> {
+    state.lock().unwrap().dead = false;
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(conn) = conn else { continue };
-            let stop = handle(conn, &state);
-            if stop {
+            if state.lock().unwrap().dead {
                 return; // the listener closes: the server went away
             }
+            let state = state.clone();
+            // One thread per connection, as a real server answers requests concurrently.
+            std::thread::spawn(move || {
+                if handle(conn, &state) {
+                    state.lock().unwrap().dead = true;
+                }
+            });
         }
     })
 }
@@ -101,6 +114,19 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>) -> bool {
     let mut stop = false;
     let (code, reply) = match (method, path.trim_end_matches('/')) {
         ("GET", "/api/v2.0") => (300, json!({"outcomes": st.outcomes})),
+        ("GET", "/api/v2.0/results") if query.contains("fci_result_id=") => {
+            let id = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("fci_result_id="))
+                .unwrap_or("");
+            let data: Vec<Value> = st
+                .by_fci_id
+                .get(id)
+                .map(|i| st.results[*i].clone())
+                .into_iter()
+                .collect();
+            (200, json!({"data": data, "prev": null, "next": null}))
+        }
         ("GET", "/api/v2.0/results") => {
             let filters: Vec<(String, String)> = query
                 .split('&')
@@ -187,6 +213,9 @@ fn post(st: &mut State, r: Value, stop: &mut bool) -> (u16, Value) {
         "groups": [], "submit_time": r["submit_time"], "data": data,
         "href": format!("/api/v2.0/results/{id}"),
     });
+    if let Some(fid) = stored["data"]["fci_result_id"][0].as_str() {
+        st.by_fci_id.insert(fid.to_string(), st.results.len());
+    }
     st.results.push(stored.clone());
     if let Some(n) = st.die_after.as_mut() {
         *n = n.saturating_sub(1);

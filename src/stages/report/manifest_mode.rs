@@ -107,7 +107,14 @@ impl Stage for Report {
         );
         if let Some(url) = &self.args.resultsdb_url {
             let token = super::token(&self.args)?;
-            let d = crate::resultsdb::deliver::deliver(cx.ws, &store, url, token, &results)?;
+            let d = crate::resultsdb::deliver::deliver(
+                cx.ws,
+                &store,
+                url,
+                token,
+                &results,
+                usize::from(self.args.resultsdb_jobs),
+            )?;
             let mut j = d.to_json();
             j["url"] = json!(crate::exec::redact(url));
             if let Some(why) = &d.unreachable {
