@@ -1,0 +1,92 @@
+//! 10,000 results reported to a ResultsDB (the tests' stand-in, speaking its HTTP API on
+//! loopback) through `fci report --resultsdb-url`: with bounded concurrency (the default, 8)
+//! against one at a time. Prints results per second and the ratio, from one run (target:
+//! at least 500 results/s). Run: `cargo bench --bench report_resultsdb`.
+
+#[path = "../tests/common/resultsdb.rs"]
+#[allow(dead_code)]
+mod resultsdb;
+
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+const RESULTS: usize = 10_000;
+const OUTCOMES: [&str; 7] = [
+    "PASSED",
+    "INFO",
+    "FAILED",
+    "NEEDS_INSPECTION",
+    "CRASHED",
+    "QUEUED",
+    "RUNNING",
+];
+
+fn fci(ws: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fci"));
+    c.arg("--workspace").arg(ws).arg("--quiet");
+    c
+}
+
+/// A built manifest plus a test stage: with the build record and its %check case, RESULTS.
+fn manifest(ws: &Path, root: &Path) -> Value {
+    let out = fci(ws)
+        .arg("build")
+        .arg(root.join("examples/hello-atomic"))
+        .args(["--branch", "f41", "--lookaside"])
+        .arg(root.join("examples/lookaside"))
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "fci build failed");
+    let mut m: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut test = m["stages"][0].clone();
+    test["name"] = json!("test");
+    test["results"] = Value::Array(
+        (0..RESULTS - 3)
+            .map(|i| json!({"testcase": format!("case-{i}"), "outcome": if i % 10 == 0 { "FAILED" } else { "PASSED" }, "runner": "tmt"}))
+            .collect(),
+    );
+    m["stages"].as_array_mut().unwrap().push(test);
+    m
+}
+
+fn run(jobs: &str, root: &Path) -> f64 {
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let ws = dir.path().join("ws");
+    let server = resultsdb::StandIn::start(&OUTCOMES);
+    let m = manifest(&ws, root);
+    let p = dir.path().join("m.json");
+    std::fs::write(&p, m.to_string()).unwrap();
+    let t = Instant::now();
+    let out = fci(&ws)
+        .args(["report", "-m"])
+        .arg(&p)
+        .args([
+            "--resultsdb-url",
+            &server.url(),
+            "--resultsdb-jobs",
+            jobs,
+            "-o",
+            "/dev/null",
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert!(out.status.success(), "fci report failed");
+    let got = server.results().len();
+    assert_eq!(got, RESULTS, "every result delivered once");
+    RESULTS as f64 / secs
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let one = run("1", root);
+    let many = run("8", root);
+    println!(
+        "{RESULTS} results to ResultsDB: {many:.0} results/s with 8 at a time, {one:.0} results/s one at a time: {:.2}x (target >= 500 results/s)",
+        many / one
+    );
+}
