@@ -589,3 +589,97 @@ fn results_reach_resultsdb_exactly_once_through_the_spool() {
         .unwrap();
     assert!(!log.contains(token));
 }
+
+#[test]
+fn a_post_stored_but_answered_5xx_is_not_posted_again() {
+    use common::resultsdb::StandIn;
+    let w = Ws::new();
+    let server = StandIn::start(&FEDORA_OUTCOMES);
+    server.state.lock().unwrap().store_then_fail = 3;
+    let built = w.build("hello-atomic", &[]);
+    let m = w.save("b.json", &built.manifest());
+    // Spelled as the API root with a trailing slash: the same server as its root.
+    let r = w.run(&[
+        "report",
+        "-m",
+        m.to_str().unwrap(),
+        "--resultsdb-url",
+        &format!("{}/api/v2.0/", server.url()),
+        "--resultsdb-jobs",
+        "1",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let total = r.stage(&r.manifest(), "report")["data"]["results"]
+        .as_u64()
+        .unwrap() as usize;
+    assert_eq!(server.results().len(), total, "each result stored once");
+}
+
+#[test]
+fn gating_takes_the_newest_submitted_result_not_the_last_reported() {
+    let w = Ws::new();
+    let g = w.path().join("g.yaml");
+    std::fs::write(
+        &g,
+        "--- !Policy\nid: p\ndecision_context: c\nrules:\n  - !PassingTestCaseRule {test_case_name: fci.koji-build.build.validation}\n",
+    )
+    .unwrap();
+    let built = w.build("hello-atomic", &[]);
+    let passed = built.manifest();
+    // The same subject built again an hour later, and failing.
+    let mut failed = passed.clone();
+    failed["run"]["id"] = json!("bbbbbbbb-0000-4000-8000-000000000002");
+    let later = |t: &str| {
+        let d = chrono::DateTime::parse_from_rfc3339(t).unwrap() + chrono::Duration::hours(1);
+        d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let b = &mut failed["stages"][0];
+    b["outcome"] = json!("FAILED");
+    b["started"] = json!(later(b["started"].as_str().unwrap()));
+    b["finished"] = json!(later(b["finished"].as_str().unwrap()));
+    let report = |m: &Value, name: &str, extra: &[&str]| {
+        let p = w.save(name, m);
+        let mut args = vec![
+            "report",
+            "-m",
+            p.to_str().unwrap(),
+            "--gating",
+            g.to_str().unwrap(),
+            "--decision-context",
+            "c",
+        ];
+        args.extend_from_slice(extra);
+        w.run(&args)
+    };
+    assert_eq!(report(&failed, "f.json", &[]).code, 1);
+    // The older, passing run reported last does not hide the newer failure.
+    let r = report(&passed, "p.json", &["--promote"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    // A context no policy names (a typo) promotes nothing, even with nothing required.
+    let typo = w.run(&[
+        "report",
+        "-m",
+        w.save("q.json", &passed).to_str().unwrap(),
+        "--gating",
+        g.to_str().unwrap(),
+        "--decision-context",
+        "cc",
+        "--promote",
+    ]);
+    assert_eq!(typo.code, 1, "{}", typo.stderr);
+    let tm = typo.manifest();
+    assert!(typo.stage(&tm, "report")["notes"]
+        .to_string()
+        .contains("not promoted"));
+    assert!(!w.ws().join("state/known-good/f41.json").exists());
+    // A damaged state file is an error, never silently replaced.
+    std::fs::create_dir_all(w.ws().join("state/excluded")).unwrap();
+    std::fs::write(w.ws().join("state/excluded/f41.json"), "[{\"run\": 1},").unwrap();
+    let r = report(&failed, "f2.json", &["--promote"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("damaged state"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(w.ws().join("state/excluded/f41.json")).unwrap(),
+        "[{\"run\": 1},"
+    );
+}

@@ -117,40 +117,73 @@ impl Waiver {
 }
 
 /// `fnmatch` as Greenwave uses it: `*`, `?` and `[...]` (with `!` negation), case-sensitive.
+/// Iterative, remembering only the last `*` (O(pattern × text), no recursion): a pattern in
+/// a gating.yaml is input.
 pub fn fnmatch(pattern: &str, text: &str) -> bool {
-    fn go(p: &[char], t: &[char]) -> bool {
-        match p.first() {
-            None => t.is_empty(),
-            Some('*') => (0..=t.len()).any(|i| go(&p[1..], &t[i..])),
-            Some('?') => !t.is_empty() && go(&p[1..], &t[1..]),
-            Some('[') => {
-                let Some(close) = p.iter().skip(2).position(|c| *c == ']').map(|i| i + 2) else {
-                    return t.first() == Some(&'[') && go(&p[1..], &t[1..]);
-                };
-                let Some(c) = t.first() else { return false };
-                let (neg, set) = match p[1] {
-                    '!' => (true, &p[2..close]),
-                    _ => (false, &p[1..close]),
-                };
-                let mut hit = false;
-                let mut i = 0;
-                while i < set.len() {
-                    if i + 2 < set.len() && set[i + 1] == '-' {
-                        hit |= set[i] <= *c && *c <= set[i + 2];
-                        i += 3;
-                    } else {
-                        hit |= set[i] == *c;
-                        i += 1;
-                    }
-                }
-                hit != neg && go(&p[close + 1..], &t[1..])
-            }
-            Some(ch) => t.first() == Some(ch) && go(&p[1..], &t[1..]),
-        }
-    }
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
-    go(&p, &t)
+    // One pattern item at p[i]: its length, and whether it matches the character c.
+    let item = |i: usize, c: char| -> (usize, bool) {
+        match p[i] {
+            '?' => (1, true),
+            '[' => {
+                let close = p
+                    .iter()
+                    .skip(i + 2)
+                    .position(|x| *x == ']')
+                    .map(|k| k + i + 2);
+                let Some(close) = close else {
+                    return (1, c == '[');
+                };
+                let (neg, set) = match p[i + 1] {
+                    '!' => (true, &p[i + 2..close]),
+                    _ => (false, &p[i + 1..close]),
+                };
+                let mut hit = false;
+                let mut k = 0;
+                while k < set.len() {
+                    if k + 2 < set.len() && set[k + 1] == '-' {
+                        hit |= set[k] <= c && c <= set[k + 2];
+                        k += 3;
+                    } else {
+                        hit |= set[k] == c;
+                        k += 1;
+                    }
+                }
+                (close + 1 - i, hit != neg)
+            }
+            x => (1, x == c),
+        }
+    };
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+            continue;
+        }
+        if pi < p.len() {
+            let (len, ok) = item(pi, t[ti]);
+            if ok {
+                pi += len;
+                ti += 1;
+                continue;
+            }
+        }
+        match star {
+            Some((sp, st)) => {
+                pi = sp + 1;
+                ti = st + 1;
+                star = Some((sp, st + 1));
+            }
+            None => return false,
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
 }
 
 /// The package name of an NVR (`name-version-release`).
@@ -164,11 +197,13 @@ fn nvr_name(nvr: &str) -> &str {
 struct Answer {
     json: Map<String, Value>,
     satisfied: bool,
+    /// A QUEUED or RUNNING result: only waiting (reported as missing, counted as incomplete).
+    incomplete: bool,
 }
 
-/// A missing requirement with a result is one still QUEUED or RUNNING.
+/// A requirement only waiting for a QUEUED or RUNNING result (which may have no id).
 fn has_result(a: &Answer) -> bool {
-    a.json.get("result_id").is_some_and(|v| !v.is_null())
+    a.incomplete
 }
 
 fn kind(a: &Answer) -> &str {
@@ -220,6 +255,7 @@ pub fn decide(
             answers.push(Answer {
                 json: m,
                 satisfied: false,
+                incomplete: false,
             });
         }
         Ok(policies) => {
@@ -259,6 +295,7 @@ pub fn decide(
                     answers.push(Answer {
                         json: m,
                         satisfied: true,
+                        incomplete: false,
                     });
                     continue;
                 }
@@ -351,6 +388,7 @@ fn check_rule(
         return vec![Answer {
             json: m,
             satisfied: false,
+            incomplete: false,
         }];
     }
     latest
@@ -373,7 +411,11 @@ fn check_rule(
             if ty == "test-result-errored" {
                 m.insert("error_reason".into(), Value::Null);
             }
-            Answer { json: m, satisfied }
+            Answer {
+                json: m,
+                satisfied,
+                incomplete: matches!(r.outcome.as_str(), "QUEUED" | "RUNNING"),
+            }
         })
         .collect()
 }

@@ -41,6 +41,11 @@ pub fn parse(text: &str) -> Result<Vec<Policy>, String> {
             "YAML Parser Error: the file is larger than {MAX_BYTES} bytes"
         ));
     }
+    if flow_depth(text) > MAX_DEPTH {
+        return Err(format!(
+            "YAML Parser Error: collections nested deeper than {MAX_DEPTH} levels"
+        ));
+    }
     let mut policies = Vec::new();
     // Only comments and blank lines: no documents at all (an explicit `---` is one).
     if text
@@ -58,6 +63,32 @@ pub fn parse(text: &str) -> Result<Vec<Policy>, String> {
         policies.push(policy(value)?);
     }
     Ok(policies)
+}
+
+/// Deeper nesting than any policy file needs; the YAML parser slows down sharply with it.
+const MAX_DEPTH: usize = 64;
+
+/// The deepest nesting of flow collections (`[`, `{`) outside quoted strings and comments.
+fn flow_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for line in text.lines() {
+        let mut quote: Option<char> = None;
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '#') => break,
+                (None, '[' | '{') => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    max
 }
 
 fn yaml_error(e: &serde_yaml_ng::Error) -> String {
@@ -274,6 +305,14 @@ mod tests {
             assert!(err.contains(says), "{text}: {err}");
         }
         assert!(parse("# nothing\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_fast() {
+        let deep = format!("x: {}{}\n", "[".repeat(20_000), "]".repeat(20_000));
+        let started = std::time::Instant::now();
+        assert!(parse(&deep).unwrap_err().contains("nested deeper"));
+        assert!(started.elapsed().as_secs() < 2);
     }
 
     #[test]

@@ -265,4 +265,33 @@ fn globs_are_fnmatch() {
     assert!(fnmatch("fedora-[34]*", "fedora-41"));
     assert!(!fnmatch("fedora-[!4]*", "fedora-41"));
     assert!(fnmatch("*", ""));
+    assert!(fnmatch("*a*b", "xxaxxb"));
+    assert!(!fnmatch("*a*b", "xxaxxc"));
+    assert!(fnmatch("a*", "a"));
+    // Many stars against a long text: no exponential backtracking, no deep recursion.
+    let started = std::time::Instant::now();
+    assert!(!fnmatch(
+        &format!("{}x", "*".repeat(400_000)),
+        &"a".repeat(200)
+    ));
+    assert!(!fnmatch(
+        &format!("{}x", "*".repeat(40)),
+        &"a".repeat(5_000)
+    ));
+    assert!(started.elapsed().as_secs() < 5);
+}
+
+#[test]
+fn queued_results_without_an_id_are_still_only_waiting() {
+    let q = TestResult::from_json(
+        &json!({"outcome": "QUEUED", "testcase": "fedora-ci.koji-build.tier0.functional",
+        "data": {"item": NVR, "type": "koji_build"}}),
+    )
+    .unwrap();
+    let d = decision(TIER0, &["bodhi_update_push_stable"], &[q], &[]);
+    assert_eq!(d["summary"], "Of 1 required test, 1 test incomplete");
+    assert_eq!(
+        d["fci_waiting_for"],
+        json!(["fedora-ci.koji-build.tier0.functional"])
+    );
 }

@@ -58,12 +58,26 @@ impl Client {
         Ok(Client { api, auth, http })
     }
 
+    /// The server's API root with any credentials removed: what names it in the workspace
+    /// (the spool, the delivered marks) whichever way its URL was spelled.
+    pub fn target(&self) -> String {
+        strip_credentials(&self.api)
+    }
+
     fn send(
         &self,
         build: impl Fn() -> reqwest::blocking::RequestBuilder,
     ) -> Result<(u16, Value), Failure> {
+        self.send_tries(build, RETRIES)
+    }
+
+    fn send_tries(
+        &self,
+        build: impl Fn() -> reqwest::blocking::RequestBuilder,
+        tries: u32,
+    ) -> Result<(u16, Value), Failure> {
         let mut last = String::new();
-        for attempt in 0..RETRIES {
+        for attempt in 0..tries {
             if attempt > 0 {
                 std::thread::sleep(Duration::from_millis(300 << attempt));
             }
@@ -87,7 +101,7 @@ impl Client {
             }
         }
         Err(Failure::Unreachable(format!(
-            "{}: {last} (after {RETRIES} tries)",
+            "{}: {last} (after {tries} tries)",
             crate::exec::redact(&self.api)
         )))
     }
@@ -133,13 +147,18 @@ impl Client {
     }
 
     /// Posts one result; the server's id.
+    /// (Once: a POST is not idempotent, so after a timeout or a 5xx the caller looks the
+    /// result up again before posting again, since it may have been stored.)
     pub fn post(&self, result: &Value) -> Result<Value, Failure> {
-        let (status, body) = self.send(|| {
-            self.http
-                .post(format!("{}/results", self.api))
-                .header("Content-Type", "application/json")
-                .body(result.to_string())
-        })?;
+        let (status, body) = self.send_tries(
+            || {
+                self.http
+                    .post(format!("{}/results", self.api))
+                    .header("Content-Type", "application/json")
+                    .body(result.to_string())
+            },
+            1,
+        )?;
         match status {
             200 | 201 => Ok(body.get("id").cloned().unwrap_or(Value::Null)),
             _ => Err(Failure::Rejected(format!(
@@ -147,6 +166,18 @@ impl Client {
                 crate::exec::redact(&body.to_string())
             ))),
         }
+    }
+}
+
+/// `scheme://user:password@host/path` → `scheme://host/path`.
+pub fn strip_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{scheme}://{host}{path}")
+        }
+        None => url.to_string(),
     }
 }
 

@@ -34,9 +34,9 @@ impl Delivery {
     }
 }
 
-/// The spool of one server.
-fn spool_dir(ws: &Workspace, url: &str) -> PathBuf {
-    let key = &crate::digest::sha256_bytes(url.trim_end_matches('/').as_bytes())[..16];
+/// The spool of one server (by its API root, without credentials).
+fn spool_dir(ws: &Workspace, target: &str) -> PathBuf {
+    let key = &crate::digest::sha256_bytes(target.as_bytes())[..16];
     ws.root().join("spool/resultsdb").join(key)
 }
 
@@ -97,11 +97,21 @@ fn deliver_one(
             return Outcome::NotReportable;
         }
     }
-    let done = match client.has(&id) {
-        Ok(true) => Ok(true),
-        Ok(false) => client.post(&r).map(|_| false),
-        Err(f) => Err(f),
-    };
+    // Looked up before every post: a post that timed out or got a 5xx may have been stored.
+    let mut done = Err(Failure::Unreachable("not tried".into()));
+    for attempt in 0..3u32 {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(300 << attempt));
+        }
+        done = match client.has(&id) {
+            Ok(true) => Ok(true),
+            Ok(false) => client.post(&r).map(|_| false),
+            Err(f) => Err(f),
+        };
+        if !matches!(done, Err(Failure::Unreachable(_))) {
+            break;
+        }
+    }
     match done {
         Ok(already) => {
             let _ = std::fs::remove_file(file);
@@ -127,9 +137,11 @@ pub fn deliver(
     results: &[Value],
     jobs: usize,
 ) -> Result<Delivery> {
-    let dir = spool_dir(ws, url);
+    let client = Client::new(url, token)?;
+    let target = client.target();
+    let target = target.as_str();
+    let dir = spool_dir(ws, target);
     std::fs::create_dir_all(dir.join("rejected"))?;
-    let target = url.trim_end_matches('/');
     let _lock = ws.lock(&format!(
         "resultsdb-{}",
         dir.file_name().unwrap_or_default().to_string_lossy()
@@ -151,7 +163,6 @@ pub fn deliver(
         v.sort();
         Ok(v)
     };
-    let client = Client::new(url, token)?;
     let outcomes = match client.outcomes() {
         Ok(o) => o,
         Err(f) => {

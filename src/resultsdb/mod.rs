@@ -2,6 +2,7 @@
 //! (`mapping.rs`), the workspace's own results database (`store.rs`), and a remote ResultsDB
 //! (`client.rs`) reached through a spool (`deliver.rs`).
 
+pub mod amqp;
 pub mod client;
 pub mod deliver;
 pub mod journal;

@@ -116,7 +116,7 @@ impl Store {
     pub fn results_for(&self, item: &str, ty: &str) -> Result<Vec<Value>> {
         let mut q = self.db.prepare(
             "SELECT id, testcase, outcome, note, submit_time, data FROM results
-             WHERE item = ?1 AND type = ?2 ORDER BY id",
+             WHERE item = ?1 AND type = ?2 ORDER BY submit_time, id",
         )?;
         let rows = q.query_map(params![item, ty], |row| {
             let data: String = row.get(5)?;

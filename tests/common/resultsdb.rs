@@ -14,6 +14,8 @@ pub struct State {
     pub outcomes: Vec<String>,
     /// Answer the next N POSTs with 503.
     pub fail_posts: usize,
+    /// Store the next N POSTs, then answer them with 503 anyway (a proxy timing out).
+    pub store_then_fail: usize,
     /// Stop listening after this many more POSTs are stored.
     pub die_after: Option<usize>,
     pub authorization: Vec<Option<String>>,
@@ -155,7 +157,15 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>) -> bool {
                 (503, json!({"message": "Service Unavailable"}))
             } else {
                 match serde_json::from_slice::<Value>(&body) {
-                    Ok(r) => post(&mut st, r, &mut stop),
+                    Ok(r) => {
+                        let answer = post(&mut st, r, &mut stop);
+                        if answer.0 == 201 && st.store_then_fail > 0 {
+                            st.store_then_fail -= 1;
+                            (503, json!({"message": "Gateway Timeout"}))
+                        } else {
+                            answer
+                        }
+                    }
                     Err(_) => (400, json!({"message": "Bad request: not JSON"})),
                 }
             }

@@ -99,6 +99,21 @@ impl Stage for Report {
         };
         let messages = crate::resultsdb::messages::for_run(cx.manifest, &mcx);
         let sent = crate::resultsdb::journal::publish(cx.ws, &messages)?;
+        if let Some(url) = &self.args.amqp_url {
+            let p = crate::resultsdb::amqp::publish(cx.ws, &store, url, &messages)?;
+            if let Some(why) = &p.unreachable {
+                let msg = format!(
+                    "AMQP broker not reached or dropped ({why}): {} messages spooled for the next report",
+                    p.spooled
+                );
+                progress::note(&format!("warning: {msg}"));
+                rec.notes.push(msg);
+            }
+            rec.data.insert(
+                "amqp".into(),
+                json!({"url": crate::exec::redact(url), "sent": p.sent, "spooled": p.spooled}),
+            );
+        }
         rec.data.insert(
             "messages".into(),
             json!({"journal": cx.ws.relative(&crate::resultsdb::journal::path(cx.ws)),

@@ -73,6 +73,10 @@ pub struct Args {
     /// delivered is spooled in the workspace and delivered by the next report
     #[arg(long, env = "FCI_RESULTSDB_URL", value_name = "URL", value_parser = nonempty)]
     pub resultsdb_url: Option<String>,
+    /// Also publish the messages to this AMQP broker (amqp://user:password@host:port/vhost),
+    /// as fedora-messaging does; unconfirmed ones are spooled and sent by the next report
+    #[arg(long, env = "FCI_AMQP_URL", value_name = "URL", value_parser = nonempty)]
+    pub amqp_url: Option<String>,
     /// How many results are posted at once
     #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub resultsdb_jobs: u16,

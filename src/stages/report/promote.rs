@@ -31,6 +31,19 @@ pub fn apply(cx: &mut Ctx, rec: &mut RecordParts, decision: &Value) -> Result<()
         .collect();
     let nvr = crate::resultsdb::mapping::subject_nvr(cx.manifest).unwrap_or_default();
     let state_dir = cx.ws.root().join("state");
+    let applied = decision["applicable_policies"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty());
+    if decision["policies_satisfied"] == Value::Bool(true) && !applied {
+        // Greenwave itself would answer 404 here: a context or version that no policy names
+        // (a typo) must not promote anything.
+        rec.outcome = Outcome::Failed;
+        rec.notes.push(
+            "not promoted: no policy of the gating.yaml applies to this decision context and product version"
+                .into(),
+        );
+        return Ok(());
+    }
     if decision["policies_satisfied"] != Value::Bool(true) {
         let failed: Vec<Value> = decision["unsatisfied_requirements"]
             .as_array()
@@ -44,7 +57,9 @@ pub fn apply(cx: &mut Ctx, rec: &mut RecordParts, decision: &Value) -> Result<()
             "unsatisfied": failed, "at": crate::now_rfc3339(),
         });
         let path = state_dir.join("excluded").join(format!("{branch}.json"));
-        let mut list = read_list(&path);
+        let mut list = read_list(&path)?;
+        // One entry per run, however often it is reported.
+        list.retain(|e| e["run"] != entry["run"]);
         list.push(entry);
         write(&path, &Value::Array(list))?;
         rec.data.insert("excluded".into(), json!(true));
@@ -85,10 +100,16 @@ pub fn apply(cx: &mut Ctx, rec: &mut RecordParts, decision: &Value) -> Result<()
         promoted.insert("to".into(), json!(art.sha256));
     }
     let path = state_dir.join("known-good").join(format!("{branch}.json"));
-    let mut set = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<Map<String, Value>>(&t).ok())
-        .unwrap_or_default();
+    let mut set = match std::fs::read_to_string(&path) {
+        Ok(t) => serde_json::from_str::<Map<String, Value>>(&t).map_err(|e| {
+            FciError::input(
+                &path,
+                format!("damaged known-good state, left as it is: {e}"),
+            )
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
+        Err(e) => return Err(FciError::input(&path, format!("cannot read: {e}")).into()),
+    };
     set.insert(
         package.clone(),
         json!({"nvr": nvr, "nevras": nevras, "run": cx.manifest.run.id,
@@ -103,11 +124,14 @@ pub fn apply(cx: &mut Ctx, rec: &mut RecordParts, decision: &Value) -> Result<()
     Ok(())
 }
 
-fn read_list(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<Vec<Value>>(&t).ok())
-        .unwrap_or_default()
+/// A state list; a damaged one is an error, never silently replaced.
+fn read_list(path: &std::path::Path) -> Result<Vec<Value>> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(serde_json::from_str::<Vec<Value>>(&t)
+            .map_err(|e| FciError::input(path, format!("damaged state, left as it is: {e}")))?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(FciError::input(path, format!("cannot read: {e}")).into()),
+    }
 }
 
 fn write(path: &std::path::Path, v: &Value) -> Result<()> {

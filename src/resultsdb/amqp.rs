@@ -1,0 +1,155 @@
+//! Messages to an AMQP broker as fedora-messaging publishes them: the `amq.topic` exchange,
+//! routing key = topic, a JSON body, `content_type`/`content_encoding`, persistent delivery,
+//! the message id, and fedora-messaging's headers (schema, `sent-at`, severity, priority, a
+//! `fedora_messaging_rpm_<package>` filter header). With publisher confirms: a message leaves
+//! the workspace's spool (`spool/amqp/<broker>/`) only once the broker acknowledged it;
+//! whatever is not acknowledged (broker down, connection dropped mid-publish, a nack) stays
+//! spooled and the next report sends it first. Delivery is at least once: the message id
+//! lets a consumer drop a repeat after a crash between the broker's ack and the spool's removal.
+
+use super::messages::Message;
+use super::store::Store;
+use crate::workspace::Workspace;
+use anyhow::Result;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::Confirmation;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Default, Debug)]
+pub struct Published {
+    pub sent: usize,
+    pub spooled: usize,
+    pub unreachable: Option<String>,
+}
+
+fn spool_dir(ws: &Workspace, url: &str) -> PathBuf {
+    let key = &crate::digest::sha256_bytes(url.as_bytes())[..16];
+    ws.root().join("spool/amqp").join(key)
+}
+
+fn headers(m: &Value, sent_at: &str) -> FieldTable {
+    let mut t = FieldTable::default();
+    let s = |v: &str| AMQPValue::LongString(v.into());
+    t.insert("fedora_messaging_schema".into(), s("base.message"));
+    t.insert("fedora_messaging_severity".into(), AMQPValue::LongInt(20));
+    t.insert("sent-at".into(), s(sent_at));
+    t.insert("priority".into(), AMQPValue::LongInt(0));
+    if let Some(p) = m
+        .pointer("/body/artifact/component")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+    {
+        t.insert(
+            format!("fedora_messaging_rpm_{p}").as_str().into(),
+            AMQPValue::Boolean(true),
+        );
+    }
+    t
+}
+
+/// Spools the messages not yet acknowledged by this broker, then sends the spool.
+pub fn publish(
+    ws: &Workspace,
+    store: &Store,
+    url: &str,
+    messages: &[Message],
+) -> Result<Published> {
+    // Named without credentials, and the same whatever the trailing slash.
+    let plain = super::client::strip_credentials(url.trim_end_matches('/'));
+    let dir = spool_dir(ws, &plain);
+    std::fs::create_dir_all(&dir)?;
+    let target = format!("amqp:{plain}");
+    let _lock = ws.lock(&format!(
+        "amqp-{}",
+        dir.file_name().unwrap_or_default().to_string_lossy()
+    ))?;
+    for m in messages {
+        let file = dir.join(format!("{}.json", m.id));
+        if !store.delivered(&m.id, &target)? && !file.exists() {
+            let v = json!({"id": m.id, "topic": m.topic, "body": m.body});
+            crate::workspace::write_atomic(&file, v.to_string().as_bytes())?;
+        }
+    }
+    let mut pending: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    pending.sort();
+    let mut out = Published::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let shown = crate::exec::redact(url);
+    let result: Result<(), String> = rt.block_on(async {
+        let conn = tokio::time::timeout(
+            Duration::from_secs(10),
+            Connection::connect(url, ConnectionProperties::default()),
+        )
+        .await
+        .map_err(|_| format!("{shown}: no answer within 10s"))?
+        .map_err(|e| format!("{shown}: {}", crate::exec::redact(&e.to_string())))?;
+        let ch = conn.create_channel().await.map_err(|e| e.to_string())?;
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        for file in &pending {
+            let Some(m) = std::fs::read_to_string(file)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            else {
+                let _ = std::fs::remove_file(file);
+                continue;
+            };
+            let (Some(id), Some(topic)) = (m["id"].as_str(), m["topic"].as_str()) else {
+                continue;
+            };
+            let sent_at = chrono::Utc::now()
+                .format("%Y-%m-%dT%H:%M:%S+00:00")
+                .to_string();
+            let props = BasicProperties::default()
+                .with_content_type("application/json".into())
+                .with_content_encoding("utf-8".into())
+                .with_delivery_mode(2)
+                .with_message_id(id.into())
+                .with_headers(headers(&m, &sent_at));
+            let body = m["body"].to_string();
+            let confirm = ch
+                .basic_publish(
+                    "amq.topic".into(),
+                    topic.into(),
+                    BasicPublishOptions::default(),
+                    body.as_bytes(),
+                    props,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            match tokio::time::timeout(Duration::from_secs(10), confirm).await {
+                Ok(Ok(Confirmation::Ack(_))) => {
+                    store
+                        .mark_delivered(id, &target)
+                        .map_err(|e| e.to_string())?;
+                    let _ = std::fs::remove_file(file);
+                    out.sent += 1;
+                }
+                Ok(Ok(other)) => return Err(format!("the broker did not take {id}: {other:?}")),
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => return Err(format!("no confirmation for {id} within 10s")),
+            }
+        }
+        let _ = conn.close(200, "done".into()).await;
+        Ok(())
+    });
+    if let Err(why) = result {
+        out.unreachable = Some(crate::exec::redact(&why));
+    }
+    out.spooled = std::fs::read_dir(&dir)?
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .count();
+    Ok(out)
+}
