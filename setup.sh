@@ -15,8 +15,9 @@ cd "$(dirname "$0")"
 packages=(rpm createrepo-c ansible-core bubblewrap rsync git util-linux python3-venv ca-certificates
           gcc make binutils procps acl ostree busybox-static cpio kmod e2fsprogs qemu-utils)
 # Installed without their recommendations (boot loaders, dracut, firmware, GUI front ends):
-# the images boot their kernel directly under qemu.
-boot_packages=(ostree-boot linux-image-amd64 qemu-system-x86)
+# the images boot their kernel directly under qemu. rabbitmq-server is the real broker the
+# report tests publish to (they start their own node).
+boot_packages=(ostree-boot linux-image-amd64 qemu-system-x86 rabbitmq-server)
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
 missing() {
   local p out=()
@@ -53,6 +54,14 @@ if ! command -v tmt >/dev/null 2>&1; then
   /usr/bin/python3 -m venv "$TMT_VENV"
   "$TMT_VENV/bin/pip" install -q 'tmt>=1.70,<2'
   ln -sf "$TMT_VENV/bin/tmt" /usr/local/bin/tmt
+fi
+
+# pika, in the same venv: the report tests consume the broker's messages as
+# fedora-messaging's consumers do.
+[ -x "$TMT_VENV/bin/python" ] || /usr/bin/python3 -m venv "$TMT_VENV"
+if ! "$TMT_VENV/bin/python" -c 'import pika' 2>/dev/null; then
+  echo "setup: installing pika into $TMT_VENV" >&2
+  "$TMT_VENV/bin/pip" install -q 'pika>=1.3,<2'
 fi
 
 if [ "${1:-}" = "--deps-only" ]; then

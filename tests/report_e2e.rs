@@ -683,3 +683,77 @@ fn gating_takes_the_newest_submitted_result_not_the_last_reported() {
         "[{\"run\": 1},"
     );
 }
+
+#[test]
+fn messages_reach_rabbitmq_as_fedora_messaging_sends_them_and_survive_its_restart() {
+    use common::rabbitmq::{declare, drain, Broker};
+    let w = Ws::new();
+    let broker = Broker::start(&w.path().join("rabbitmq"));
+    declare(&broker, "fci-test");
+    let built = w.build("hello-atomic", &[]);
+    let b = w.save("b.json", &built.manifest());
+    let url = broker.url();
+    let r = w.run(&["report", "-m", b.to_str().unwrap(), "--amqp-url", &url]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rm = r.manifest();
+    let s = r.stage(&rm, "report");
+    assert_eq!(s["data"]["amqp"]["sent"], 2, "{s:#}");
+    assert!(
+        !rm.to_string().contains("guest:guest"),
+        "credentials in the manifest"
+    );
+    let got = drain(&broker, "fci-test");
+    assert_eq!(got.len(), 2, "{got:#?}");
+    let done = got
+        .iter()
+        .find(|m| m["routing_key"] == "org.centos.prod.ci.koji-build.test.complete")
+        .expect("the build's complete message");
+    assert_eq!(done["content_type"], "application/json");
+    assert_eq!(done["content_encoding"], "utf-8");
+    assert_eq!(done["delivery_mode"], 2);
+    assert!(done["message_id"].as_str().is_some_and(|m| !m.is_empty()));
+    let h = &done["headers"];
+    assert_eq!(h["fedora_messaging_schema"], "base.message");
+    assert_eq!(h["fedora_messaging_severity"], 20);
+    assert_eq!(h["priority"], 0);
+    assert_eq!(h["fedora_messaging_rpm_hello-atomic"], true);
+    assert!(h["sent-at"].as_str().unwrap().ends_with("+00:00"));
+    let body = &done["body"];
+    assert_eq!(body["artifact"]["nvr"], "hello-atomic-1.0-1.fc41");
+    assert_eq!(body["test"]["result"], "passed");
+    assert_eq!(body["notification"]["recipients"][0], "fci@example.org");
+
+    // The broker goes away: the next run's messages are spooled, not lost...
+    broker.stop();
+    let tested = w.test(&built.manifest(), &[]);
+    let t = w.save("t.json", &tested.manifest());
+    let r = w.run(&["report", "-m", t.to_str().unwrap(), "--amqp-url", &url]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rm = r.manifest();
+    let s = r.stage(&rm, "report");
+    assert_eq!(s["data"]["amqp"]["sent"], 0, "{s:#}");
+    assert_eq!(s["data"]["amqp"]["spooled"], 2, "{s:#}");
+    assert!(s["notes"].to_string().contains("spooled"), "{s:#}");
+    // ...and once it is back, the next report sends them, each once.
+    broker.launch();
+    let r = w.run(&["report", "-m", t.to_str().unwrap(), "--amqp-url", &url]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rm = r.manifest();
+    assert_eq!(r.stage(&rm, "report")["data"]["amqp"]["sent"], 2);
+    let got = drain(&broker, "fci-test");
+    let mut topics: Vec<&str> = got
+        .iter()
+        .map(|m| m["routing_key"].as_str().unwrap())
+        .collect();
+    topics.sort();
+    assert_eq!(
+        topics,
+        vec![
+            "org.centos.prod.ci.koji-build.test.complete",
+            "org.centos.prod.ci.koji-build.test.running"
+        ]
+    );
+    assert!(got
+        .iter()
+        .all(|m| m["body"]["pipeline"]["stage"]["name"] == "test"));
+}

@@ -291,4 +291,5 @@ pub fn init_base_with(
     r.stdout.trim().to_string()
 }
 
+pub mod rabbitmq;
 pub mod resultsdb;
