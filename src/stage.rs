@@ -188,6 +188,7 @@ fn run(
         }
     }
     let run = StageRun::start(&ws, name)?;
+    crate::resultsdb::emit::started(&ws, manifest, name, &run.started_at);
     let host = HostCache::open(&ws);
     let mut cx = Ctx {
         ws: &ws,
@@ -223,6 +224,9 @@ fn run(
     artifacts.push(log);
     let outcome = record.outcome;
     commit(&ws, manifest, record, artifacts, cacheable)?;
+    if let Some(r) = manifest.stages.last() {
+        crate::resultsdb::emit::ended(&ws, manifest, r);
+    }
     if let Some(r) = manifest.stages.last() {
         if !progress::quiet() && lock.is_some() {
             stage.summary(r, manifest);

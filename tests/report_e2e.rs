@@ -209,7 +209,8 @@ fn a_run_is_recorded_once_and_gated_on_its_latest_results() {
         .unwrap();
     let b = &done["body"];
     assert_eq!(b["test"]["result"], "passed");
-    assert_eq!(b["test"]["namespace"], "fedora-ci.koji-build");
+    // Sent as the stage ran, with the namespace then in force (FCI_NAMESPACE, default).
+    assert_eq!(b["test"]["namespace"], "fci.koji-build");
     assert_eq!(b["artifact"]["type"], "koji-build");
     assert_eq!(b["artifact"]["nvr"], "hello-atomic-1.0-1.fc41");
     assert!(b["artifact"]["id"].as_u64().unwrap() > 0);
@@ -756,4 +757,32 @@ fn messages_reach_rabbitmq_as_fedora_messaging_sends_them_and_survive_its_restar
     assert!(got
         .iter()
         .all(|m| m["body"]["pipeline"]["stage"]["name"] == "test"));
+
+    // With FCI_AMQP_URL set, every stage publishes its own start and end as it runs.
+    let la = lookaside();
+    let out = w
+        .cmd()
+        .env("FCI_AMQP_URL", &url)
+        .arg("build")
+        .arg(example("hello-atomic"))
+        .args(["--branch", "f41", "--lookaside", &la, "--no-cache"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = drain(&broker, "fci-test");
+    let topics: Vec<&str> = got
+        .iter()
+        .map(|m| m["routing_key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        topics,
+        vec![
+            "org.centos.prod.ci.koji-build.test.running",
+            "org.centos.prod.ci.koji-build.test.complete"
+        ]
+    );
 }

@@ -50,13 +50,37 @@ fn artifact(m: &Manifest, s: &StageRecord, cx: &Context) -> (&'static str, Value
     )
 }
 
+/// The package's maintainer: the address of its latest changelog entry, as the build
+/// recorded it.
+pub fn maintainer(m: &Manifest) -> Option<String> {
+    m.stages
+        .iter()
+        .rev()
+        .filter(|s| s.name == "build")
+        .find_map(|s| s.data.get("changelog_name").and_then(|v| v.as_str()))
+        .and_then(changelog_address)
+}
+
+/// The namespace of test names and messages (`FCI_NAMESPACE`, default `fci.koji-build`).
+pub fn default_namespace() -> String {
+    std::env::var("FCI_NAMESPACE")
+        .ok()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| "fci.koji-build".into())
+}
+
 /// Every message of the run's stage records (the report's own excluded).
 pub fn for_run(m: &Manifest, cx: &Context) -> Vec<Message> {
-    let mut out = Vec::new();
-    for s in m
-        .stages
+    m.stages
         .iter()
         .filter(|s| s.name != "report" && s.outcome != Outcome::Skipped)
+        .flat_map(|s| for_record(m, s, cx))
+        .collect()
+}
+
+/// A stage record's two messages: `running` (its start), then `complete` or `error`.
+pub fn for_record(m: &Manifest, s: &StageRecord, cx: &Context) -> Vec<Message> {
+    let mut out = Vec::new();
     {
         let (kind, art) = artifact(m, s, cx);
         let category = match s.name.as_str() {

@@ -5,6 +5,7 @@
 pub mod amqp;
 pub mod client;
 pub mod deliver;
+pub mod emit;
 pub mod journal;
 pub mod mapping;
 pub mod messages;

@@ -128,6 +128,26 @@ pub fn build(
             FciError::Infra(format!("{} produced no source package", p.backend.name()))
         })?;
     note_package(cx, rec, &package, Some(&nvr), &buildrequires);
+    // Who maintains it (the latest changelog entry), for the messages of every stage.
+    if let Some(srpm) = artifacts.iter().find(|a| a.kind == ArtifactKind::Srpm) {
+        let path = cx.ws.root().join(&srpm.path);
+        let out = cx.log().capture(
+            &crate::exec::Cmd::new("rpm")
+                .args([
+                    "-qp",
+                    "--nosignature",
+                    "--nodigest",
+                    "--qf",
+                    "%{CHANGELOGNAME}",
+                    "--",
+                ])
+                .arg(path),
+        )?;
+        if out.success() && !out.stdout.trim().is_empty() && out.stdout.trim() != "(none)" {
+            rec.data
+                .insert("changelog_name".into(), json!(out.stdout.trim()));
+        }
+    }
     if rpmbuild && !args.strict_builddeps {
         note_unmet(&buildrequires, cx, rec)?;
     }

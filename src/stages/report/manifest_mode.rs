@@ -91,7 +91,7 @@ impl Stage for Report {
         rec.data.insert("results_new".into(), json!(new));
         rec.data
             .insert("results_store".into(), json!(cx.ws.relative(&db_path)));
-        let maintainer = maintainer(cx);
+        let maintainer = crate::resultsdb::messages::maintainer(cx.manifest);
         let mcx = crate::resultsdb::messages::Context {
             namespace: &self.args.namespace,
             maintainer: maintainer.clone(),
@@ -291,46 +291,4 @@ impl Stage for Report {
         });
         progress::note(&progress::plain(&lines.join("\n")));
     }
-}
-
-/// The package's maintainer: the latest changelog entry's address, from the built source
-/// package's header, or from the spec when the build failed.
-fn maintainer(cx: &mut Ctx) -> Option<String> {
-    use crate::resultsdb::messages::changelog_address;
-    let srpm = cx
-        .manifest
-        .artifacts_of(crate::manifest::ArtifactKind::Srpm)
-        .next_back()
-        .cloned();
-    if let Some(a) = srpm {
-        if let Ok(p) = cx.consume(&a, crate::manifest::ArtifactKind::Srpm) {
-            if cx.require(crate::stage::RPM).is_ok() {
-                let out = cx.log().capture(
-                    &crate::exec::Cmd::new("rpm")
-                        .args([
-                            "-qp",
-                            "--nosignature",
-                            "--nodigest",
-                            "--qf",
-                            "%{CHANGELOGNAME}\n",
-                            "--",
-                        ])
-                        .arg(p),
-                );
-                if let Some(a) = out
-                    .ok()
-                    .and_then(|o| o.stdout.lines().next().and_then(changelog_address))
-                {
-                    return Some(a);
-                }
-            }
-        }
-    }
-    cx.manifest
-        .stages
-        .iter()
-        .rev()
-        .filter(|s| s.name == "build")
-        .find_map(|s| s.data.get("changelog_name").and_then(|v| v.as_str()))
-        .and_then(changelog_address)
 }

@@ -88,7 +88,12 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
     /// The test case namespace, e.g. fedora-ci.koji-build to satisfy Fedora's gating.yaml
-    #[arg(long, value_name = "NS", default_value = "fci.koji-build")]
+    #[arg(
+        long,
+        env = "FCI_NAMESPACE",
+        value_name = "NS",
+        default_value = "fci.koji-build"
+    )]
     pub namespace: String,
     #[command(flatten)]
     pub common: CommonArgs,

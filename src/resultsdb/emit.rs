@@ -1,0 +1,67 @@
+//! The messages every stage sends as it runs: `running` when it starts, `complete` or
+//! `error` when its record is final, to the workspace's journal, and to the AMQP broker named
+//! by `FCI_AMQP_URL` when that is set (what it does not confirm stays spooled). `fci report`
+//! sends the same messages (same ids) for runs whose stages did not: nothing is sent twice.
+//! A message that cannot be sent never fails the stage.
+
+use super::messages::{self, Context, Message};
+use crate::manifest::{Manifest, Outcome, StageName, StageRecord};
+use crate::workspace::Workspace;
+
+/// The start of `stage` (its record does not exist yet: a placeholder with its start time).
+pub fn started(ws: &Workspace, m: &Manifest, stage: StageName, started_at: &str) {
+    if stage == StageName::Report {
+        return;
+    }
+    let mut rec = crate::stage::instant_record(stage, Outcome::Passed, String::new());
+    rec.started = started_at.to_string();
+    rec.notes.clear();
+    send(ws, m, &rec, true);
+}
+
+/// The end of a stage: its final record.
+pub fn ended(ws: &Workspace, m: &Manifest, rec: &StageRecord) {
+    if rec.name == StageName::Report.as_str() || rec.outcome == Outcome::Skipped {
+        return;
+    }
+    send(ws, m, rec, false);
+}
+
+fn send(ws: &Workspace, m: &Manifest, rec: &StageRecord, start: bool) {
+    let namespace = messages::default_namespace();
+    let cx = Context {
+        namespace: &namespace,
+        maintainer: messages::maintainer(m),
+        issuer: std::env::var("USER").unwrap_or_else(|_| "fci".into()),
+    };
+    let mut msgs = messages::for_record(m, rec, &cx);
+    let msg: Message = if start {
+        msgs.remove(0)
+    } else {
+        msgs.remove(1)
+    };
+    let msgs = [msg];
+    if let Err(e) = super::journal::publish(ws, &msgs) {
+        crate::progress::note(&format!("warning: message journal: {e:#}"));
+    }
+    let Some(url) = std::env::var("FCI_AMQP_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+    else {
+        return;
+    };
+    let sent = super::store::Store::open(&ws.root().join("results/results.sqlite"))
+        .and_then(|store| super::amqp::publish(ws, &store, &url, &msgs));
+    match sent {
+        Ok(p) if p.unreachable.is_some() => crate::progress::note(&format!(
+            "warning: AMQP broker: {}; {} messages spooled for later",
+            p.unreachable.unwrap_or_default(),
+            p.spooled
+        )),
+        Ok(_) => {}
+        Err(e) => crate::progress::note(&format!(
+            "warning: AMQP: {}",
+            crate::exec::redact(&format!("{e:#}"))
+        )),
+    }
+}
