@@ -786,3 +786,65 @@ fn messages_reach_rabbitmq_as_fedora_messaging_sends_them_and_survive_its_restar
         ]
     );
 }
+
+#[test]
+fn a_resultsdb_that_refuses_garbles_or_stalls_loses_nothing() {
+    use common::resultsdb::StandIn;
+    let w = Ws::new();
+    let built = w.build("hello-atomic", &[]);
+    let m = w.save("b.json", &built.manifest());
+    let report = |server: &StandIn| {
+        Run::from(
+            w.cmd()
+                .env("FCI_RESULTSDB_TIMEOUT", "1")
+                .args([
+                    "report",
+                    "-m",
+                    m.to_str().unwrap(),
+                    "--resultsdb-url",
+                    &server.url(),
+                ])
+                .output()
+                .unwrap(),
+        )
+    };
+    // Garbage (200 and HTML): nothing counts as delivered, everything stays spooled.
+    let garbled = StandIn::start(&FEDORA_OUTCOMES);
+    garbled.state.lock().unwrap().garbage = true;
+    let r = report(&garbled);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rm = r.manifest();
+    let s = r.stage(&rm, "report");
+    let total = s["data"]["results"].as_u64().unwrap();
+    assert_eq!(s["data"]["resultsdb"]["delivered"], 0, "{s:#}");
+    assert_eq!(s["data"]["resultsdb"]["spooled"], total, "{s:#}");
+    // Too slow to answer: the same.
+    let slow = StandIn::start(&FEDORA_OUTCOMES);
+    slow.state.lock().unwrap().delay = Some(std::time::Duration::from_secs(3));
+    let r = report(&slow);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rm = r.manifest();
+    assert_eq!(
+        r.stage(&rm, "report")["data"]["resultsdb"]["spooled"],
+        total
+    );
+    // Refused (400): kept in rejected/, named in the notes, not retried as if it might pass.
+    let strict = StandIn::start(&FEDORA_OUTCOMES);
+    strict.state.lock().unwrap().reject_posts = true;
+    let r = report(&strict);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rm = r.manifest();
+    let s = r.stage(&rm, "report");
+    assert_eq!(
+        s["data"]["resultsdb"]["rejected"].as_array().unwrap().len() as u64,
+        total,
+        "{s:#}"
+    );
+    assert!(s["notes"].to_string().contains("refused"), "{s:#}");
+    let rejected = std::fs::read_dir(w.ws().join("spool/resultsdb"))
+        .unwrap()
+        .flatten()
+        .map(|d| std::fs::read_dir(d.path().join("rejected")).map_or(0, |r| r.count()))
+        .sum::<usize>();
+    assert_eq!(rejected as u64, total);
+}

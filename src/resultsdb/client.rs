@@ -51,9 +51,15 @@ impl Client {
                 format!("Bearer {t}")
             }
         });
+        // A slow server is one that does not answer within this (FCI_RESULTSDB_TIMEOUT secs).
+        let secs = std::env::var("FCI_RESULTSDB_TIMEOUT")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .filter(|s| (1..=600).contains(s))
+            .unwrap_or(20);
         let http = reqwest::blocking::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(20))
+            .connect_timeout(Duration::from_secs(5.min(secs)))
+            .timeout(Duration::from_secs(secs))
             .build()?;
         Ok(Client { api, auth, http })
     }
@@ -134,16 +140,14 @@ impl Client {
                 .get(format!("{}/results", self.api))
                 .query(&[("fci_result_id", id), ("limit", "1")])
         })?;
-        if status != 200 {
-            return Err(Failure::Unreachable(format!(
-                "{}: HTTP {status} when looking for result {id}",
+        // Anything but ResultsDB's answer cannot tell whether the result is there: try later.
+        match (status, body.get("data").and_then(Value::as_array)) {
+            (200, Some(d)) => Ok(!d.is_empty()),
+            _ => Err(Failure::Unreachable(format!(
+                "{}: HTTP {status} and no result list when looking for result {id}",
                 crate::exec::redact(&self.api)
-            )));
+            ))),
         }
-        Ok(body
-            .get("data")
-            .and_then(Value::as_array)
-            .is_some_and(|d| !d.is_empty()))
     }
 
     /// Posts one result; the server's id.
@@ -160,7 +164,14 @@ impl Client {
             1,
         )?;
         match status {
-            200 | 201 => Ok(body.get("id").cloned().unwrap_or(Value::Null)),
+            // Stored only when the server says which result it made; a garbled answer is
+            // looked up again before anything is posted again.
+            200 | 201 => body.get("id").cloned().ok_or_else(|| {
+                Failure::Unreachable(format!(
+                    "{}: HTTP {status} without a result id",
+                    crate::exec::redact(&self.api)
+                ))
+            }),
             _ => Err(Failure::Rejected(format!(
                 "HTTP {status}: {}",
                 crate::exec::redact(&body.to_string())

@@ -23,6 +23,12 @@ pub struct State {
     pub by_fci_id: std::collections::HashMap<String, usize>,
     /// Set once the server "went away": later connections are closed unanswered.
     pub dead: bool,
+    /// Refuse every POST with 400 (e.g. an outcome it does not know).
+    pub reject_posts: bool,
+    /// Answer everything with 200 and an HTML page (a misconfigured proxy).
+    pub garbage: bool,
+    /// Wait this long before answering.
+    pub delay: Option<std::time::Duration>,
 }
 
 pub struct StandIn {
@@ -112,8 +118,21 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>) -> bool {
     let mut parts = request_line.split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let delay = state.lock().unwrap().delay;
+    if let Some(d) = delay {
+        std::thread::sleep(d);
+    }
     let mut st = state.lock().unwrap();
     let mut stop = false;
+    if st.garbage {
+        let text = "<html><body>Bad Gateway, but 200</body></html>";
+        let _ = write!(
+            conn,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+            text.len()
+        );
+        return false;
+    }
     let (code, reply) = match (method, path.trim_end_matches('/')) {
         ("GET", "/api/v2.0") => (300, json!({"outcomes": st.outcomes})),
         ("GET", "/api/v2.0/results") if query.contains("fci_result_id=") => {
@@ -152,7 +171,9 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>) -> bool {
         }
         ("POST", "/api/v2.0/results") => {
             st.authorization.push(auth);
-            if st.fail_posts > 0 {
+            if st.reject_posts {
+                (400, json!({"message": "Bad request"}))
+            } else if st.fail_posts > 0 {
                 st.fail_posts -= 1;
                 (503, json!({"message": "Service Unavailable"}))
             } else {
