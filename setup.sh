@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up everything fci needs on a Debian machine, builds it, and runs the pipeline
-# (build | test | compose | integrate | image | smoke) on examples/hello-atomic.
+# (build | test | compose | integrate | image | smoke | report) on examples/hello-atomic.
 #   ./setup.sh             install, build, demo
 #   ./setup.sh --deps-only install the system packages and tmt, nothing else
 set -euo pipefail
@@ -78,15 +78,18 @@ ws=$(mktemp -d /var/tmp/fci-demo.XXXXXX)
 echo "setup: making the example OSTree base (examples/base/make-base.sh)" >&2
 examples/base/make-base.sh "$ws/base"
 "$fci" --workspace "$ws/ws" compose --init-base "$ws/base" --branch f41 >/dev/null
-echo "setup: running fci build | test | compose | integrate | image | smoke on examples/hello-atomic (workspace $ws)" >&2
+echo "setup: running fci build | test | compose | integrate | image | smoke | report on examples/hello-atomic (workspace $ws)" >&2
 set +e
 "$fci" --workspace "$ws/ws" build examples/hello-atomic --branch f41 --lookaside examples/lookaside \
   | "$fci" --workspace "$ws/ws" test \
   | "$fci" --workspace "$ws/ws" compose \
   | "$fci" --workspace "$ws/ws" integrate --tests examples/integration \
   | "$fci" --workspace "$ws/ws" image \
-  | "$fci" --workspace "$ws/ws" smoke --check hello-atomic -o "$ws/manifest.json"
+  | "$fci" --workspace "$ws/ws" smoke --check hello-atomic \
+  | "$fci" --workspace "$ws/ws" report --namespace fedora-ci.koji-build \
+      --gating examples/hello-atomic/gating.yaml --decision-context bodhi_update_push_stable \
+      --promote --html "$ws/report.html" -o "$ws/manifest.json"
 status=$?
 set -e
-echo "setup: manifest at $ws/manifest.json; exit status $status" >&2
+echo "setup: manifest at $ws/manifest.json, report at $ws/report.html; exit status $status" >&2
 exit $status
