@@ -188,7 +188,6 @@ fn run(
         }
     }
     let run = StageRun::start(&ws, name)?;
-    crate::resultsdb::emit::started(&ws, manifest, name, &run.started_at);
     let host = HostCache::open(&ws);
     let mut cx = Ctx {
         ws: &ws,
@@ -224,6 +223,8 @@ fn run(
     artifacts.push(log);
     let outcome = record.outcome;
     commit(&ws, manifest, record, artifacts, cacheable)?;
+    // The stage ran (reused and instant records are reported by `fci report`, whose message
+    // ids come from the same records).
     if let Some(r) = manifest.stages.last() {
         crate::resultsdb::emit::ended(&ws, manifest, r);
     }
@@ -296,6 +297,8 @@ fn steps(
     }
     let mut rec = RecordParts::new(Outcome::Passed, digest.clone());
     rec.tools = cx.tools.clone();
+    // It runs now: its record will start when its StageRun did.
+    crate::resultsdb::emit::started(cx.ws, cx.manifest, name, &cx.run.started_at);
     let artifacts = stage.execute(cx, &mut rec)?;
     Ok(Step::Record(Box::new(rec), artifacts, lock))
 }

@@ -51,7 +51,23 @@ fn headers(m: &Value, sent_at: &str) -> FieldTable {
     t
 }
 
-/// Spools the messages not yet acknowledged by this broker, then sends the spool.
+/// `text` without the user name and password of `url`, wherever they appear (a library's
+/// error may quote the URL in ways a pattern would miss).
+pub fn scrub_credentials(text: &str, url: &str) -> String {
+    let mut out = crate::exec::redact(text);
+    if let Some((_, rest)) = url.split_once("://") {
+        let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            for secret in userinfo.split(':').filter(|s| s.len() >= 3) {
+                out = out.replace(secret, "***");
+            }
+        }
+    }
+    out
+}
+
+/// Spools the messages not yet acknowledged by this broker, then sends the spool, oldest
+/// event first.
 pub fn publish(
     ws: &Workspace,
     store: &Store,
@@ -67,12 +83,29 @@ pub fn publish(
         "amqp-{}",
         dir.file_name().unwrap_or_default().to_string_lossy()
     ))?;
+    // Spool files are named `<generated_at>-<id>.json`: sorted, they go out in event order.
+    let spooled: std::collections::HashSet<String> = std::fs::read_dir(&dir)?
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.strip_suffix(".json")
+                .and_then(|s| s.rsplit('-').next())
+                .map(String::from)
+        })
+        .collect();
     for m in messages {
-        let file = dir.join(format!("{}.json", m.id));
-        if !store.delivered(&m.id, &target)? && !file.exists() {
-            let v = json!({"id": m.id, "topic": m.topic, "body": m.body});
-            crate::workspace::write_atomic(&file, v.to_string().as_bytes())?;
+        if spooled.contains(&m.id) || store.delivered(&m.id, &target)? {
+            continue;
         }
+        let at: String = m.body["generated_at"]
+            .as_str()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let file = dir.join(format!("{at}-{}.json", m.id));
+        let v = json!({"id": m.id, "topic": m.topic, "body": m.body});
+        crate::workspace::write_atomic(&file, v.to_string().as_bytes())?;
     }
     let mut pending: Vec<PathBuf> = std::fs::read_dir(&dir)?
         .flatten()
@@ -84,68 +117,89 @@ pub fn publish(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let shown = crate::exec::redact(url);
-    let result: Result<(), String> = rt.block_on(async {
+    let scrub = |text: &str| scrub_credentials(text, url);
+    let shown = plain.clone();
+    let sent = std::cell::Cell::new(0usize);
+    let session = async {
         let conn = tokio::time::timeout(
             Duration::from_secs(10),
             Connection::connect(url, ConnectionProperties::default()),
         )
         .await
         .map_err(|_| format!("{shown}: no answer within 10s"))?
-        .map_err(|e| format!("{shown}: {}", crate::exec::redact(&e.to_string())))?;
-        let ch = conn.create_channel().await.map_err(|e| e.to_string())?;
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| e.to_string())?;
-        for file in &pending {
-            let Some(m) = std::fs::read_to_string(file)
-                .ok()
-                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            else {
-                let _ = std::fs::remove_file(file);
-                continue;
-            };
-            let (Some(id), Some(topic)) = (m["id"].as_str(), m["topic"].as_str()) else {
-                continue;
-            };
-            let sent_at = chrono::Utc::now()
-                .format("%Y-%m-%dT%H:%M:%S+00:00")
-                .to_string();
-            let props = BasicProperties::default()
-                .with_content_type("application/json".into())
-                .with_content_encoding("utf-8".into())
-                .with_delivery_mode(2)
-                .with_message_id(id.into())
-                .with_headers(headers(&m, &sent_at));
-            let body = m["body"].to_string();
-            let confirm = ch
-                .basic_publish(
-                    "amq.topic".into(),
-                    topic.into(),
-                    BasicPublishOptions::default(),
-                    body.as_bytes(),
-                    props,
-                )
+        .map_err(|e| format!("{shown}: {}", scrub(&e.to_string())))?;
+        let result: Result<(), String> = async {
+            let ch = conn
+                .create_channel()
                 .await
-                .map_err(|e| e.to_string())?;
-            match tokio::time::timeout(Duration::from_secs(10), confirm).await {
-                Ok(Ok(Confirmation::Ack(_))) => {
-                    store
-                        .mark_delivered(id, &target)
-                        .map_err(|e| e.to_string())?;
+                .map_err(|e| scrub(&e.to_string()))?;
+            ch.confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(|e| scrub(&e.to_string()))?;
+            for file in &pending {
+                let Some(m) = std::fs::read_to_string(file)
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                else {
                     let _ = std::fs::remove_file(file);
-                    out.sent += 1;
+                    continue;
+                };
+                let (Some(id), Some(topic)) = (m["id"].as_str(), m["topic"].as_str()) else {
+                    continue;
+                };
+                let sent_at = chrono::Utc::now()
+                    .format("%Y-%m-%dT%H:%M:%S+00:00")
+                    .to_string();
+                let props = BasicProperties::default()
+                    .with_content_type("application/json".into())
+                    .with_content_encoding("utf-8".into())
+                    .with_delivery_mode(2)
+                    .with_message_id(id.into())
+                    .with_headers(headers(&m, &sent_at));
+                let body = m["body"].to_string();
+                let confirm = ch
+                    .basic_publish(
+                        "amq.topic".into(),
+                        topic.into(),
+                        BasicPublishOptions::default(),
+                        body.as_bytes(),
+                        props,
+                    )
+                    .await
+                    .map_err(|e| scrub(&e.to_string()))?;
+                match tokio::time::timeout(Duration::from_secs(10), confirm).await {
+                    Ok(Ok(Confirmation::Ack(_))) => {
+                        store
+                            .mark_delivered(id, &target)
+                            .map_err(|e| e.to_string())?;
+                        let _ = std::fs::remove_file(file);
+                        sent.set(sent.get() + 1);
+                    }
+                    Ok(Ok(other)) => {
+                        return Err(format!("the broker did not take {id}: {other:?}"))
+                    }
+                    Ok(Err(e)) => return Err(scrub(&e.to_string())),
+                    Err(_) => return Err(format!("no confirmation for {id} within 10s")),
                 }
-                Ok(Ok(other)) => return Err(format!("the broker did not take {id}: {other:?}")),
-                Ok(Err(e)) => return Err(e.to_string()),
-                Err(_) => return Err(format!("no confirmation for {id} within 10s")),
             }
+            Ok(())
         }
-        let _ = conn.close(200, "done".into()).await;
-        Ok(())
+        .await;
+        // Closed on every path, briefly: a broker that stalls does not hold us here.
+        let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(200, "done".into())).await;
+        result
+    };
+    // One deadline for the whole session: a broker that stalls after the handshake must not
+    // hold up a stage, or the spool's lock, for longer than this.
+    let result = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), session)
+            .await
+            .unwrap_or_else(|_| Err(format!("{shown}: the session took longer than 30s")))
     });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    out.sent = sent.get();
     if let Err(why) = result {
-        out.unreachable = Some(crate::exec::redact(&why));
+        out.unreachable = Some(scrub(&why));
     }
     out.spooled = std::fs::read_dir(&dir)?
         .flatten()

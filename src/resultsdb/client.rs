@@ -102,13 +102,13 @@ impl Client {
                     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
                     return Ok((status, body));
                 }
-                // reqwest's message names the URL, never the headers.
-                Err(e) => last = crate::exec::redact(&e.to_string()),
+                // reqwest's message names the URL (never the headers): without credentials.
+                Err(e) => last = super::amqp::scrub_credentials(&e.to_string(), &self.api),
             }
         }
         Err(Failure::Unreachable(format!(
             "{}: {last} (after {tries} tries)",
-            crate::exec::redact(&self.api)
+            strip_credentials(&self.api)
         )))
     }
 
@@ -128,7 +128,7 @@ impl Client {
                 .to_vec()),
             _ => Err(Failure::Rejected(format!(
                 "{}: HTTP {status} for the API root",
-                crate::exec::redact(&self.api)
+                strip_credentials(&self.api)
             ))),
         }
     }
@@ -145,7 +145,7 @@ impl Client {
             (200, Some(d)) => Ok(!d.is_empty()),
             _ => Err(Failure::Unreachable(format!(
                 "{}: HTTP {status} and no result list when looking for result {id}",
-                crate::exec::redact(&self.api)
+                strip_credentials(&self.api)
             ))),
         }
     }
@@ -169,7 +169,7 @@ impl Client {
             200 | 201 => body.get("id").cloned().ok_or_else(|| {
                 Failure::Unreachable(format!(
                     "{}: HTTP {status} without a result id",
-                    crate::exec::redact(&self.api)
+                    strip_credentials(&self.api)
                 ))
             }),
             _ => Err(Failure::Rejected(format!(

@@ -97,7 +97,9 @@ fn deliver_one(
             return Outcome::NotReportable;
         }
     }
-    // Looked up before every post: a post that timed out or got a 5xx may have been stored.
+    // A lookup that fails is retried; a POST is sent at most once per run: after a timeout, a
+    // 5xx or an answer without an id it may still be stored (even later), so the result
+    // stays spooled and the next report looks it up before anything is posted again.
     let mut done = Err(Failure::Unreachable("not tried".into()));
     for attempt in 0..3u32 {
         if attempt > 0 {
@@ -105,7 +107,10 @@ fn deliver_one(
         }
         done = match client.has(&id) {
             Ok(true) => Ok(true),
-            Ok(false) => client.post(&r).map(|_| false),
+            Ok(false) => {
+                done = client.post(&r).map(|_| false);
+                break;
+            }
             Err(f) => Err(f),
         };
         if !matches!(done, Err(Failure::Unreachable(_))) {

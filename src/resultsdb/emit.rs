@@ -1,5 +1,6 @@
-//! The messages every stage sends as it runs: `running` when it starts, `complete` or
-//! `error` when its record is final, to the workspace's journal, and to the AMQP broker named
+//! The messages every stage sends as it runs: `running` when it starts its work (not the
+//! build, whose artifact exists only at its end), `complete` or `error` when its record is
+//! final, to the workspace's journal, and to the AMQP broker named
 //! by `FCI_AMQP_URL` when that is set (what it does not confirm stays spooled). `fci report`
 //! sends the same messages (same ids) for runs whose stages did not: nothing is sent twice.
 //! A message that cannot be sent never fails the stage.
@@ -10,7 +11,8 @@ use crate::workspace::Workspace;
 
 /// The start of `stage` (its record does not exist yet: a placeholder with its start time).
 pub fn started(ws: &Workspace, m: &Manifest, stage: StageName, started_at: &str) {
-    if stage == StageName::Report {
+    // The build's artifact (component, NVR) exists only once it ended: it sends no `running`.
+    if matches!(stage, StageName::Report | StageName::Build) {
         return;
     }
     let mut rec = crate::stage::instant_record(stage, Outcome::Passed, String::new());
@@ -34,13 +36,13 @@ fn send(ws: &Workspace, m: &Manifest, rec: &StageRecord, start: bool) {
         maintainer: messages::maintainer(m),
         issuer: std::env::var("USER").unwrap_or_else(|_| "fci".into()),
     };
-    let mut msgs = messages::for_record(m, rec, &cx);
-    let msg: Message = if start {
-        msgs.remove(0)
-    } else {
-        msgs.remove(1)
-    };
-    let msgs = [msg];
+    let msgs: Vec<Message> = messages::for_record(m, rec, &cx)
+        .into_iter()
+        .filter(|msg| msg.topic.ends_with(".running") == start)
+        .collect();
+    if msgs.is_empty() {
+        return;
+    }
     if let Err(e) = super::journal::publish(ws, &msgs) {
         crate::progress::note(&format!("warning: message journal: {e:#}"));
     }

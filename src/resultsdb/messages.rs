@@ -104,13 +104,16 @@ pub fn for_record(m: &Manifest, s: &StageRecord, cx: &Context) -> Vec<Message> {
             )[..32]
                 .to_string()
         };
-        let mut running = base.clone();
-        running["generated_at"] = json!(s.started);
-        out.push(Message {
-            id: id("running"),
-            topic: format!("org.centos.prod.ci.{kind}.test.running"),
-            body: running,
-        });
+        // A build has no artifact until it ends: no `running` for it.
+        if s.name != "build" {
+            let mut running = base.clone();
+            running["generated_at"] = json!(s.started);
+            out.push(Message {
+                id: id("running"),
+                topic: format!("org.centos.prod.ci.{kind}.test.running"),
+                body: running,
+            });
+        }
         let mut end = base;
         end["generated_at"] = json!(s.finished);
         let event = if s.outcome == Outcome::Error {

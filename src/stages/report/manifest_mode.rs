@@ -15,6 +15,10 @@ use serde_json::{json, Value};
 use std::path::Path;
 
 pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
+    if args.summary {
+        // The table is the stage's summary, which --quiet would silence.
+        progress::set_quiet(false);
+    }
     let common = args.common.clone();
     let mut stage = Report { args };
     stage::drive(&mut stage, &common, workspace)
@@ -98,9 +102,27 @@ impl Stage for Report {
             issuer: std::env::var("USER").unwrap_or_else(|_| "fci".into()),
         };
         let messages = crate::resultsdb::messages::for_run(cx.manifest, &mcx);
-        let sent = crate::resultsdb::journal::publish(cx.ws, &messages)?;
+        // A message that cannot be sent never fails the report: it says so.
+        let sent = match crate::resultsdb::journal::publish(cx.ws, &messages) {
+            Ok(n) => n,
+            Err(e) => {
+                let msg = format!("message journal: {e:#}");
+                progress::note(&format!("warning: {msg}"));
+                rec.notes.push(msg);
+                0
+            }
+        };
         if let Some(url) = &self.args.amqp_url {
-            let p = crate::resultsdb::amqp::publish(cx.ws, &store, url, &messages)?;
+            let p = match crate::resultsdb::amqp::publish(cx.ws, &store, url, &messages) {
+                Ok(p) => p,
+                Err(e) => crate::resultsdb::amqp::Published {
+                    unreachable: Some(crate::resultsdb::amqp::scrub_credentials(
+                        &format!("{e:#}"),
+                        url,
+                    )),
+                    ..Default::default()
+                },
+            };
             if let Some(why) = &p.unreachable {
                 let msg = format!(
                     "AMQP broker not reached or dropped ({why}): {} messages spooled for the next report",
@@ -111,7 +133,7 @@ impl Stage for Report {
             }
             rec.data.insert(
                 "amqp".into(),
-                json!({"url": crate::exec::redact(url), "sent": p.sent, "spooled": p.spooled}),
+                json!({"url": crate::resultsdb::client::strip_credentials(url), "sent": p.sent, "spooled": p.spooled}),
             );
         }
         rec.data.insert(
@@ -131,7 +153,7 @@ impl Stage for Report {
                 usize::from(self.args.resultsdb_jobs),
             )?;
             let mut j = d.to_json();
-            j["url"] = json!(crate::exec::redact(url));
+            j["url"] = json!(crate::resultsdb::client::strip_credentials(url));
             if let Some(why) = &d.unreachable {
                 let msg = format!(
                     "ResultsDB not reached ({why}): {} results spooled for the next report",
@@ -249,7 +271,11 @@ impl Stage for Report {
             topic: "org.fedoraproject.prod.greenwave.decision.update".into(),
             body,
         };
-        crate::resultsdb::journal::publish(cx.ws, &[msg])?;
+        if let Err(e) = crate::resultsdb::journal::publish(cx.ws, &[msg]) {
+            let msg = format!("message journal: {e:#}");
+            progress::note(&format!("warning: {msg}"));
+            rec.notes.push(msg);
+        }
         self.write_html(cx, Some(&d))?;
         rec.data.insert("decision".into(), d);
         Ok(Vec::new())

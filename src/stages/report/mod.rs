@@ -71,11 +71,11 @@ pub struct Args {
     pub promote: bool,
     /// Also post the results to this ResultsDB (its root or /api/v2.0); what cannot be
     /// delivered is spooled in the workspace and delivered by the next report
-    #[arg(long, env = "FCI_RESULTSDB_URL", value_name = "URL", value_parser = nonempty)]
+    #[arg(long, env = "FCI_RESULTSDB_URL", hide_env_values = true, value_name = "URL", value_parser = nonempty)]
     pub resultsdb_url: Option<String>,
     /// Also publish the messages to this AMQP broker (amqp://user:password@host:port/vhost),
     /// as fedora-messaging does; unconfirmed ones are spooled and sent by the next report
-    #[arg(long, env = "FCI_AMQP_URL", value_name = "URL", value_parser = nonempty)]
+    #[arg(long, env = "FCI_AMQP_URL", hide_env_values = true, value_name = "URL", value_parser = nonempty)]
     pub amqp_url: Option<String>,
     /// How many results are posted at once
     #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -84,6 +84,9 @@ pub struct Args {
     /// FCI_RESULTSDB_TOKEN. Never printed or recorded
     #[arg(long, value_name = "FILE")]
     pub resultsdb_token_file: Option<PathBuf>,
+    /// Print the run's table (stage, outcome, seconds, failing tests or log) even with --quiet
+    #[arg(long)]
+    pub summary: bool,
     /// Also write the run, with the gating decision, as one self-contained HTML page
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
