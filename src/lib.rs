@@ -12,6 +12,7 @@ pub mod error;
 pub mod exec;
 pub mod gating;
 pub mod hostcache;
+pub mod junit;
 pub mod manifest;
 pub mod ostree;
 pub mod progress;
