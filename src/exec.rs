@@ -86,6 +86,14 @@ impl Finished {
     pub fn success(&self) -> bool {
         self.code == Some(0)
     }
+    /// Why it failed, for a one-line message: the last line of its stderr.
+    pub fn reason(&self) -> &str {
+        self.stderr
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or("no reason given")
+    }
 }
 
 /// A stage log that records every command and its output.

@@ -165,15 +165,7 @@ impl Repo {
         let out = log.capture(&c.arg(format!("--tree=dir={}", tree.display())))?;
         let sum = out.stdout.trim().to_string();
         if !out.success() || !is_checksum(&sum) {
-            return Err(FciError::Infra(format!(
-                "ostree commit failed: {}",
-                out.stderr
-                    .trim()
-                    .lines()
-                    .last()
-                    .unwrap_or("no reason given")
-            ))
-            .into());
+            return Err(FciError::Infra(format!("ostree commit failed: {}", out.reason())).into());
         }
         Ok(sum)
     }

@@ -179,11 +179,7 @@ impl Sandbox {
         if !done.success() {
             return Err(FciError::Infra(format!(
                 "the sandbox (bubblewrap) cannot start here: {}",
-                done.stderr
-                    .trim()
-                    .lines()
-                    .last()
-                    .unwrap_or("no reason given")
+                done.reason()
             ))
             .into());
         }

@@ -111,11 +111,7 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
         }
         return Err(FciError::Infra(format!(
             "rpm could not install the change into the base checkout: {}",
-            done.stderr
-                .trim()
-                .lines()
-                .last()
-                .unwrap_or("no reason given")
+            done.reason()
         ))
         .into());
     }

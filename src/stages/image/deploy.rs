@@ -49,12 +49,7 @@ impl Steps {
             );
         }
         if !done.success() {
-            let why = done
-                .stderr
-                .trim()
-                .lines()
-                .last()
-                .unwrap_or("no reason given");
+            let why = done.reason();
             return Err(FciError::Infra(format!("{what} failed: {why}")).into());
         }
         Ok(done)

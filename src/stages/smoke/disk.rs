@@ -56,11 +56,7 @@ pub fn boot_files(cx: &mut Ctx, raw: &Path, dir: &Path) -> Result<Result<Boot, S
             }
             return Err(FciError::Infra(format!(
                 "debugfs could not copy /boot{from} out of the image: {}",
-                out.stderr
-                    .trim()
-                    .lines()
-                    .last()
-                    .unwrap_or("no reason given")
+                out.reason()
             ))
             .into());
         }
@@ -131,16 +127,8 @@ pub fn check_self_contained(cx: &mut Ctx, image: &Path, format: &str) -> Result<
                 .arg(image),
         )
         .map_err(|e| format!("qemu-img info failed: {e}"))?;
-    let info: serde_json::Value = serde_json::from_str(&out.stdout).map_err(|_| {
-        format!(
-            "qemu-img cannot read it: {}",
-            out.stderr
-                .trim()
-                .lines()
-                .last()
-                .unwrap_or("no reason given")
-        )
-    })?;
+    let info: serde_json::Value = serde_json::from_str(&out.stdout)
+        .map_err(|_| format!("qemu-img cannot read it: {}", out.reason()))?;
     let data_file = info
         .pointer("/format-specific/data/data-file")
         .and_then(|v| v.as_str());
@@ -168,11 +156,7 @@ fn run(cx: &mut Ctx, raw: &Path, dir: &Path, request: &str) -> Result<crate::exe
     if !out.success() {
         return Err(FciError::Infra(format!(
             "debugfs could not read the image: {}",
-            out.stderr
-                .trim()
-                .lines()
-                .last()
-                .unwrap_or("no reason given")
+            out.reason()
         ))
         .into());
     }

@@ -158,14 +158,8 @@ impl Stage for Smoke {
             )?;
             if !done.success() {
                 rec.outcome = Outcome::Failed;
-                rec.notes.push(format!(
-                    "qemu-img cannot read the image: {}",
-                    done.stderr
-                        .trim()
-                        .lines()
-                        .last()
-                        .unwrap_or("no reason given")
-                ));
+                rec.notes
+                    .push(format!("qemu-img cannot read the image: {}", done.reason()));
                 return Ok(Vec::new());
             }
             raw
