@@ -348,6 +348,33 @@ fn copy_redacted(from: std::io::PipeReader, mut to: File) {
     }
 }
 
+/// `scheme://user:password@host/path` → `scheme://host/path`.
+pub fn strip_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{scheme}://{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// `text` without the user name and password of `url`, wherever they appear (a library's
+/// error may quote the URL in ways a pattern would miss).
+pub fn scrub_credentials(text: &str, url: &str) -> String {
+    let mut out = redact(text);
+    if let Some((_, rest)) = url.split_once("://") {
+        let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            for secret in userinfo.split(':').filter(|s| s.len() >= 3) {
+                out = out.replace(secret, "***");
+            }
+        }
+    }
+    out
+}
+
 pub fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")

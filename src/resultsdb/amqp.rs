@@ -51,21 +51,6 @@ fn headers(m: &Value, sent_at: &str) -> FieldTable {
     t
 }
 
-/// `text` without the user name and password of `url`, wherever they appear (a library's
-/// error may quote the URL in ways a pattern would miss).
-pub fn scrub_credentials(text: &str, url: &str) -> String {
-    let mut out = crate::exec::redact(text);
-    if let Some((_, rest)) = url.split_once("://") {
-        let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-        if let Some((userinfo, _)) = authority.rsplit_once('@') {
-            for secret in userinfo.split(':').filter(|s| s.len() >= 3) {
-                out = out.replace(secret, "***");
-            }
-        }
-    }
-    out
-}
-
 /// Spools the messages not yet acknowledged by this broker, then sends the spool, oldest
 /// event first.
 pub fn publish(
@@ -75,7 +60,7 @@ pub fn publish(
     messages: &[Message],
 ) -> Result<Published> {
     // Named without credentials, and the same whatever the trailing slash.
-    let plain = super::client::strip_credentials(url.trim_end_matches('/'));
+    let plain = crate::exec::strip_credentials(url.trim_end_matches('/'));
     let dir = spool_dir(ws, &plain);
     std::fs::create_dir_all(&dir)?;
     let target = format!("amqp:{plain}");
@@ -117,7 +102,7 @@ pub fn publish(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let scrub = |text: &str| scrub_credentials(text, url);
+    let scrub = |text: &str| crate::exec::scrub_credentials(text, url);
     let shown = plain.clone();
     let sent = std::cell::Cell::new(0usize);
     let session = async {

@@ -67,7 +67,7 @@ impl Client {
     /// The server's API root with any credentials removed: what names it in the workspace
     /// (the spool, the delivered marks) whichever way its URL was spelled.
     pub fn target(&self) -> String {
-        strip_credentials(&self.api)
+        crate::exec::strip_credentials(&self.api)
     }
 
     fn send(
@@ -103,12 +103,12 @@ impl Client {
                     return Ok((status, body));
                 }
                 // reqwest's message names the URL (never the headers): without credentials.
-                Err(e) => last = super::amqp::scrub_credentials(&e.to_string(), &self.api),
+                Err(e) => last = crate::exec::scrub_credentials(&e.to_string(), &self.api),
             }
         }
         Err(Failure::Unreachable(format!(
             "{}: {last} (after {tries} tries)",
-            strip_credentials(&self.api)
+            crate::exec::strip_credentials(&self.api)
         )))
     }
 
@@ -128,7 +128,7 @@ impl Client {
                 .to_vec()),
             _ => Err(Failure::Rejected(format!(
                 "{}: HTTP {status} for the API root",
-                strip_credentials(&self.api)
+                crate::exec::strip_credentials(&self.api)
             ))),
         }
     }
@@ -145,7 +145,7 @@ impl Client {
             (200, Some(d)) => Ok(!d.is_empty()),
             _ => Err(Failure::Unreachable(format!(
                 "{}: HTTP {status} and no result list when looking for result {id}",
-                strip_credentials(&self.api)
+                crate::exec::strip_credentials(&self.api)
             ))),
         }
     }
@@ -169,7 +169,7 @@ impl Client {
             200 | 201 => body.get("id").cloned().ok_or_else(|| {
                 Failure::Unreachable(format!(
                     "{}: HTTP {status} without a result id",
-                    strip_credentials(&self.api)
+                    crate::exec::strip_credentials(&self.api)
                 ))
             }),
             _ => Err(Failure::Rejected(format!(
@@ -177,18 +177,6 @@ impl Client {
                 crate::exec::redact(&body.to_string())
             ))),
         }
-    }
-}
-
-/// `scheme://user:password@host/path` → `scheme://host/path`.
-pub fn strip_credentials(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            format!("{scheme}://{host}{path}")
-        }
-        None => url.to_string(),
     }
 }
 

@@ -31,11 +31,7 @@ pub fn ended(ws: &Workspace, m: &Manifest, rec: &StageRecord) {
 
 fn send(ws: &Workspace, m: &Manifest, rec: &StageRecord, start: bool) {
     let namespace = messages::default_namespace();
-    let cx = Context {
-        namespace: &namespace,
-        maintainer: messages::maintainer(m),
-        issuer: std::env::var("USER").unwrap_or_else(|_| "fci".into()),
-    };
+    let cx = Context::of(m, &namespace);
     let msgs: Vec<Message> = messages::for_record(m, rec, &cx)
         .into_iter()
         .filter(|msg| msg.topic.ends_with(".running") == start)

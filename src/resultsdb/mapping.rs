@@ -41,7 +41,8 @@ pub fn subject_nvr(m: &Manifest) -> Option<String> {
         })
 }
 
-fn category(stage: &str) -> &'static str {
+/// Fedora CI's test category of a stage's results and messages.
+pub fn category(stage: &str) -> &'static str {
     match stage {
         "test" | "smoke" => "functional",
         "integrate" => "integration",

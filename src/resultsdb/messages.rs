@@ -18,6 +18,17 @@ pub struct Context<'a> {
     pub issuer: String,
 }
 
+impl<'a> Context<'a> {
+    /// The context of a run's messages: its maintainer, and the user sending them.
+    pub fn of(m: &Manifest, namespace: &'a str) -> Self {
+        Context {
+            namespace,
+            maintainer: maintainer(m),
+            issuer: std::env::var("USER").unwrap_or_else(|_| "fci".into()),
+        }
+    }
+}
+
 pub struct Message {
     pub id: String,
     pub topic: String,
@@ -83,11 +94,8 @@ pub fn for_record(m: &Manifest, s: &StageRecord, cx: &Context) -> Vec<Message> {
     let mut out = Vec::new();
     {
         let (kind, art) = artifact(m, s, cx);
-        let category = match s.name.as_str() {
-            "test" | "smoke" => "functional",
-            "integrate" => "integration",
-            _ => "validation",
-        };
+        // The category the stage's results are named with.
+        let category = super::mapping::category(&s.name);
         let log = s.log.clone().unwrap_or_default();
         let base = json!({
             "contact": {"name": "fci", "team": "fci", "docs": "https://github.com/fci/fci#readme",

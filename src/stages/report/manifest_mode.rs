@@ -95,20 +95,15 @@ impl Stage for Report {
         rec.data.insert("results_new".into(), json!(new));
         rec.data
             .insert("results_store".into(), json!(cx.ws.relative(&db_path)));
-        let maintainer = crate::resultsdb::messages::maintainer(cx.manifest);
-        let mcx = crate::resultsdb::messages::Context {
-            namespace: &self.args.namespace,
-            maintainer: maintainer.clone(),
-            issuer: std::env::var("USER").unwrap_or_else(|_| "fci".into()),
-        };
+        let mcx = crate::resultsdb::messages::Context::of(cx.manifest, &self.args.namespace);
+        let maintainer = mcx.maintainer.clone();
         let messages = crate::resultsdb::messages::for_run(cx.manifest, &mcx);
         // A message that cannot be sent never fails the report: it says so.
         let sent = match crate::resultsdb::journal::publish(cx.ws, &messages) {
             Ok(n) => n,
             Err(e) => {
                 let msg = format!("message journal: {e:#}");
-                progress::note(&format!("warning: {msg}"));
-                rec.notes.push(msg);
+                warn(rec, msg);
                 0
             }
         };
@@ -116,10 +111,7 @@ impl Stage for Report {
             let p = match crate::resultsdb::amqp::publish(cx.ws, &store, url, &messages) {
                 Ok(p) => p,
                 Err(e) => crate::resultsdb::amqp::Published {
-                    unreachable: Some(crate::resultsdb::amqp::scrub_credentials(
-                        &format!("{e:#}"),
-                        url,
-                    )),
+                    unreachable: Some(crate::exec::scrub_credentials(&format!("{e:#}"), url)),
                     ..Default::default()
                 },
             };
@@ -128,12 +120,11 @@ impl Stage for Report {
                     "AMQP broker not reached or dropped ({why}): {} messages spooled for the next report",
                     p.spooled
                 );
-                progress::note(&format!("warning: {msg}"));
-                rec.notes.push(msg);
+                warn(rec, msg);
             }
             rec.data.insert(
                 "amqp".into(),
-                json!({"url": crate::resultsdb::client::strip_credentials(url), "sent": p.sent, "spooled": p.spooled}),
+                json!({"url": crate::exec::strip_credentials(url), "sent": p.sent, "spooled": p.spooled}),
             );
         }
         rec.data.insert(
@@ -153,14 +144,13 @@ impl Stage for Report {
                 usize::from(self.args.resultsdb_jobs),
             )?;
             let mut j = d.to_json();
-            j["url"] = json!(crate::resultsdb::client::strip_credentials(url));
+            j["url"] = json!(crate::exec::strip_credentials(url));
             if let Some(why) = &d.unreachable {
                 let msg = format!(
                     "ResultsDB not reached ({why}): {} results spooled for the next report",
                     d.spooled
                 );
-                progress::note(&format!("warning: {msg}"));
-                rec.notes.push(msg);
+                warn(rec, msg);
             }
             if !d.rejected.is_empty() {
                 let msg = format!(
@@ -168,8 +158,7 @@ impl Stage for Report {
                     d.rejected.len(),
                     d.rejected.join("; ")
                 );
-                progress::note(&format!("warning: {msg}"));
-                rec.notes.push(msg);
+                warn(rec, msg);
             }
             rec.data.insert("resultsdb".into(), j);
         }
@@ -219,13 +208,7 @@ impl Stage for Report {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| FciError::input(super::waive::path(cx.ws), e))?;
         if let Some(p) = &self.args.waivers {
-            waivers.extend(
-                super::list(p)?
-                    .iter()
-                    .map(decision::Waiver::from_json)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| FciError::input(p, e))?,
-            );
+            waivers.extend(super::items(p, decision::Waiver::from_json)?);
         }
         let req = decision::Request {
             decision_contexts: self.args.decision_contexts.clone(),
@@ -273,8 +256,7 @@ impl Stage for Report {
         };
         if let Err(e) = crate::resultsdb::journal::publish(cx.ws, &[msg]) {
             let msg = format!("message journal: {e:#}");
-            progress::note(&format!("warning: {msg}"));
-            rec.notes.push(msg);
+            warn(rec, msg);
         }
         self.write_html(cx, Some(&d))?;
         rec.data.insert("decision".into(), d);
@@ -317,4 +299,10 @@ impl Stage for Report {
         });
         progress::note(&progress::plain(&lines.join("\n")));
     }
+}
+
+/// A warning: on stderr now, and in the record's notes.
+fn warn(rec: &mut RecordParts, msg: String) {
+    progress::note(&format!("warning: {msg}"));
+    rec.notes.push(msg);
 }

@@ -147,19 +147,11 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
         return Ok(code);
     }
     let results = match &args.results {
-        Some(p) => list(p)?
-            .iter()
-            .map(decision::TestResult::from_json)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| FciError::input(p, e))?,
+        Some(p) => items(p, decision::TestResult::from_json)?,
         None => Vec::new(),
     };
     let waivers = match &args.waivers {
-        Some(p) => list(p)?
-            .iter()
-            .map(decision::Waiver::from_json)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| FciError::input(p, e))?,
+        Some(p) => items(p, decision::Waiver::from_json)?,
         None => Vec::new(),
     };
     let (Some(product_version), Some(subject_identifier)) = (
@@ -196,6 +188,15 @@ pub(crate) fn read(p: &Path) -> Result<String> {
         return Err(FciError::input(p, "too large").into());
     }
     Ok(std::fs::read_to_string(p).map_err(|e| FciError::input(p, format!("cannot read: {e}")))?)
+}
+
+/// The items of a JSON list file, each read by `from`; bad input naming the file otherwise.
+pub(crate) fn items<T>(p: &Path, from: fn(&Value) -> Result<T, String>) -> Result<Vec<T>> {
+    Ok(list(p)?
+        .iter()
+        .map(from)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| FciError::input(p, e))?)
 }
 
 pub(crate) fn list(p: &Path) -> Result<Vec<Value>> {
