@@ -33,6 +33,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Watch the monitored packages' dist-git branches; one manifest per new commit
+    Watch(crate::stages::watch::Args),
     /// Build the SRPM and binary RPMs of a dist-git checkout (%check runs)
     Build(crate::stages::build::Args),
     /// Run the package's STI and tmt tests against the RPMs just built

@@ -6,6 +6,7 @@
 
 pub mod bootentry;
 pub mod cli;
+pub mod config;
 pub mod digest;
 pub mod distgit;
 pub mod error;

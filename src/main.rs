@@ -29,6 +29,7 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
+        Command::Watch(a) => fci::stages::watch::exec(a, &cli.workspace),
         Command::Build(a) => fci::stages::build::exec(a, &cli.workspace),
         Command::Test(a) => fci::stages::test::exec(a, &cli.workspace),
         Command::Compose(a) => fci::stages::compose::exec(a, &cli.workspace),

@@ -9,3 +9,4 @@ pub mod integrate;
 pub mod report;
 pub mod smoke;
 pub mod test;
+pub mod watch;

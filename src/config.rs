@@ -1,0 +1,243 @@
+//! The pipeline's `fci.yaml`: the monitored packages (the OS's package set), where their
+//! dist-git repositories live and the branches followed. Unknown keys are refused, so a typo
+//! (`pakages:`) is an error rather than a pipeline that silently watches nothing.
+
+use crate::error::FciError;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Keeps an `fci.yaml` from being a decompression bomb of aliases or a huge document.
+const MAX_BYTES: u64 = 4 << 20;
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    dist_git: String,
+    branches: Vec<String>,
+    packages: Vec<String>,
+    /// The dist-git namespace push messages carry (`rpms` on Fedora).
+    #[serde(default = "default_namespace")]
+    namespace: String,
+}
+
+fn default_namespace() -> String {
+    "rpms".into()
+}
+
+/// Where the dist-git repositories live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DistGit {
+    /// A directory of `<package>/` or `<package>.git` repositories.
+    Dir(PathBuf),
+    /// A base URL: `<url>/<package>.git`, or a template with `{package}`.
+    Url(String),
+}
+
+impl DistGit {
+    /// The URL of a package's repository (remote dist-git only).
+    pub fn url_of(&self, package: &str) -> Option<String> {
+        match self {
+            DistGit::Dir(_) => None,
+            DistGit::Url(u) if u.contains("{package}") => Some(u.replace("{package}", package)),
+            DistGit::Url(u) => Some(format!("{}/{package}.git", u.trim_end_matches('/'))),
+        }
+    }
+
+    /// A local package's repository: `<dir>/<package>.git` (bare) or `<dir>/<package>`.
+    pub fn dir_of(&self, package: &str) -> Option<PathBuf> {
+        match self {
+            DistGit::Dir(d) => {
+                let bare = d.join(format!("{package}.git"));
+                Some(if bare.is_dir() { bare } else { d.join(package) })
+            }
+            DistGit::Url(_) => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Config {
+    /// The file, absolute, as the manifest's `run.config.path` names it.
+    pub path: PathBuf,
+    pub sha256: String,
+    pub dist_git: DistGit,
+    pub branches: Vec<String>,
+    pub packages: Vec<String>,
+    pub namespace: String,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, FciError> {
+        let bad = |msg: String| FciError::input(path, msg);
+        let meta = std::fs::metadata(path).map_err(|e| {
+            bad(format!(
+                "cannot read the pipeline config: {e} (give --config FILE; the README documents fci.yaml)"
+            ))
+        })?;
+        if meta.len() > MAX_BYTES {
+            return Err(bad(format!("larger than {MAX_BYTES} bytes")));
+        }
+        let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+        let raw: Raw = serde_yaml_ng::from_slice(&bytes)
+            .map_err(|e| bad(format!("not a valid fci.yaml: {e}")))?;
+        let path = std::path::absolute(path).map_err(|e| bad(format!("cannot resolve: {e}")))?;
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        let dist_git = parse_dist_git(&raw.dist_git, dir).map_err(&bad)?;
+        if raw.packages.is_empty() {
+            return Err(bad("`packages` is empty: name the packages to watch".into()));
+        }
+        if raw.branches.is_empty() {
+            return Err(bad(
+                "`branches` is empty: name the dist-git branches to follow".into(),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for p in &raw.packages {
+            if !is_package_name(p) {
+                return Err(bad(format!("`{p}` is not a package name")));
+            }
+            if !seen.insert(p) {
+                return Err(bad(format!("package `{p}` is listed twice")));
+            }
+        }
+        for b in &raw.branches {
+            crate::ostree::check_branch(b).map_err(|e| bad(format!("branches: {e}")))?;
+        }
+        if !is_package_name(&raw.namespace) {
+            return Err(bad(format!(
+                "`{}` is not a dist-git namespace",
+                raw.namespace
+            )));
+        }
+        Ok(Config {
+            sha256: crate::digest::sha256_bytes(&bytes),
+            path,
+            dist_git,
+            branches: raw.branches,
+            packages: raw.packages,
+            namespace: raw.namespace,
+        })
+    }
+
+    pub fn monitors(&self, package: &str) -> bool {
+        self.packages.iter().any(|p| p == package)
+    }
+
+    pub fn follows(&self, branch: &str) -> bool {
+        self.branches.iter().any(|b| b == branch)
+    }
+}
+
+/// A dist-git package name: what Fedora's dist-git accepts, and safe as one path component.
+pub fn is_package_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && !s.starts_with(['.', '-'])
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-'))
+}
+
+fn parse_dist_git(s: &str, config_dir: &Path) -> Result<DistGit, String> {
+    if s.trim().is_empty() {
+        return Err("`dist_git` is empty".into());
+    }
+    if crate::distgit::is_url(s) {
+        // An ssh user name (`ssh://git@host/`) is no secret; a password or an http token is.
+        let userinfo = s
+            .split_once("://")
+            .and_then(|(_, rest)| rest[..rest.find('/').unwrap_or(rest.len())].rsplit_once('@'))
+            .map(|(u, _)| u);
+        if userinfo.is_some_and(|u| u.contains(':') || !s.starts_with("ssh://")) {
+            return Err(format!(
+                "dist_git `{}` carries credentials: they would reach every manifest; use a git credential helper",
+                crate::exec::strip_credentials(s)
+            ));
+        }
+        if s.contains(['{', '}']) && s.replace("{package}", "").contains(['{', '}']) {
+            return Err(format!(
+                "dist_git `{s}`: the only placeholder is {{package}}"
+            ));
+        }
+        return Ok(DistGit::Url(s.to_string()));
+    }
+    let dir = config_dir.join(s);
+    if !dir.is_dir() {
+        return Err(format!(
+            "dist_git `{s}` is neither a directory ({} does not exist) nor a git URL",
+            dir.display()
+        ));
+    }
+    Ok(DistGit::Dir(
+        dir.canonicalize()
+            .map_err(|e| format!("dist_git `{s}`: {e}"))?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, FciError> {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("rpms")).unwrap();
+        let p = d.path().join("fci.yaml");
+        std::fs::write(&p, text).unwrap();
+        Config::load(&p)
+    }
+
+    #[test]
+    fn reads_the_documented_keys() {
+        let c =
+            load("dist_git: ./rpms\nbranches: [f41]\npackages: [hello-atomic, tally]\n").unwrap();
+        assert!(matches!(c.dist_git, DistGit::Dir(_)));
+        assert!(c.monitors("tally") && !c.monitors("bash"));
+        assert_eq!(c.namespace, "rpms");
+    }
+
+    #[test]
+    fn refuses_typos_and_bad_names() {
+        for (text, want) in [
+            (
+                "dist_git: ./rpms\nbranches: [f41]\npakages: [a]\n",
+                "unknown field",
+            ),
+            (
+                "dist_git: ./rpms\nbranches: [f41]\npackages: [../etc]\n",
+                "not a package name",
+            ),
+            (
+                "dist_git: ./rpms\nbranches: [a/b]\npackages: [a]\n",
+                "branch",
+            ),
+            (
+                "dist_git: ./nope\nbranches: [f41]\npackages: [a]\n",
+                "neither a directory",
+            ),
+            (
+                "dist_git: ./rpms\nbranches: [f41]\npackages: [a, a]\n",
+                "twice",
+            ),
+            ("dist_git: ./rpms\nbranches: []\npackages: [a]\n", "empty"),
+            (
+                "dist_git: https://u:tok@src.example/rpms\nbranches: [f41]\npackages: [a]\n",
+                "credentials",
+            ),
+            ("[not, a, mapping]\n", "not a valid fci.yaml"),
+        ] {
+            let e = load(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+            assert!(!e.contains("tok@"), "{e}");
+        }
+    }
+
+    #[test]
+    fn urls_name_each_package() {
+        let u = DistGit::Url("https://src.example/rpms/".into());
+        assert_eq!(
+            u.url_of("bash").unwrap(),
+            "https://src.example/rpms/bash.git"
+        );
+        let t = DistGit::Url("git://127.0.0.1:9418/{package}".into());
+        assert_eq!(t.url_of("bash").unwrap(), "git://127.0.0.1:9418/bash");
+    }
+}

@@ -1,0 +1,213 @@
+//! Dist-git repositories read in-process with gix: branch heads (loose or packed refs) and the
+//! commits a push brought. A `git` process per repository would cost more than the whole
+//! poll of a distribution's package set.
+
+use gix::ObjectId;
+use std::collections::{HashSet, VecDeque};
+use std::path::Path;
+
+/// Commits listed per change at most; a longer range is marked truncated.
+const MAX_LISTED: usize = 100;
+/// Commits walked to tell a fast-forward from a rewritten history, at most.
+const MAX_WALK: usize = 50_000;
+
+pub struct Repo(gix::Repository);
+
+/// One commit of a pushed range.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Commit {
+    pub id: String,
+    pub author: String,
+    pub email: String,
+    pub summary: String,
+    /// Committer time, RFC 3339.
+    pub date: String,
+}
+
+/// What a push brought: `from` (the head seen before) to `to`, newest commit first.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Range {
+    pub from: Option<String>,
+    pub to: String,
+    pub commits: Vec<Commit>,
+    /// The old head is not an ancestor of the new one: the branch was force-pushed.
+    pub forced: bool,
+    /// More commits than listed.
+    pub truncated: bool,
+}
+
+impl Repo {
+    /// Opens a repository (bare, or a work tree's `.git`), ignoring the host's and user's git
+    /// configuration: nothing outside the repository changes what fci reads.
+    pub fn open(dir: &Path) -> Result<Repo, String> {
+        let opts = gix::open::Options::isolated();
+        gix::open_opts(dir, opts)
+            .map(Repo)
+            .map_err(|e| format!("{}: not a git repository: {e}", dir.display()))
+    }
+
+    /// The commit `refs/heads/<branch>` points at, if the branch exists.
+    pub fn head(&self, branch: &str) -> Result<Option<String>, String> {
+        let name = format!("refs/heads/{branch}");
+        let found = self
+            .0
+            .try_find_reference(name.as_str())
+            .map_err(|e| format!("{name}: {e}"))?;
+        match found {
+            None => Ok(None),
+            Some(mut r) => r
+                .peel_to_id()
+                .map(|id| Some(id.detach().to_string()))
+                .map_err(|e| format!("{name}: {e}")),
+        }
+    }
+
+    pub fn has_commit(&self, id: &str) -> bool {
+        ObjectId::from_hex(id.as_bytes())
+            .ok()
+            .is_some_and(|id| self.0.find_commit(id).is_ok())
+    }
+
+    /// The commits reachable from `to` and not from `from`, newest first (at most
+    /// [`MAX_LISTED`]). Without `from` (a head never seen before), just `to`.
+    pub fn range(&self, from: Option<&str>, to: &str) -> Result<Range, String> {
+        let to_id = parse(to)?;
+        self.0
+            .find_commit(to_id)
+            .map_err(|e| format!("commit {to} is not in the repository: {e}"))?;
+        let mut range = Range {
+            from: from.map(str::to_string),
+            to: to.to_string(),
+            commits: Vec::new(),
+            forced: false,
+            truncated: false,
+        };
+        let Some(from) = from else {
+            range.commits.push(self.describe(to_id)?);
+            return Ok(range);
+        };
+        if from == to {
+            return Ok(range);
+        }
+        // The old head may be gone (rewritten and pruned): then everything from `to` is new.
+        let old = parse(from)
+            .ok()
+            .filter(|id| self.0.find_commit(*id).is_ok());
+        let seen_before = match old {
+            Some(id) => self.ancestors(id)?,
+            None => HashSet::new(),
+        };
+        range.forced = match old {
+            Some(id) => !self.ancestors(to_id)?.contains(&id),
+            None => true,
+        };
+        let mut queue = VecDeque::from([to_id]);
+        let mut visited = HashSet::from([to_id]);
+        let mut listed = Vec::new();
+        while let Some(id) = queue.pop_front() {
+            if seen_before.contains(&id) {
+                continue;
+            }
+            if listed.len() == MAX_LISTED {
+                range.truncated = true;
+                break;
+            }
+            listed.push(id);
+            for p in self.parents(id)? {
+                if visited.insert(p) {
+                    queue.push_back(p);
+                }
+            }
+        }
+        range.commits = listed
+            .into_iter()
+            .map(|id| self.describe(id))
+            .collect::<Result<_, _>>()?;
+        // Breadth-first order is close to newest first; committer time makes it exact.
+        range.commits.sort_by(|a, b| b.date.cmp(&a.date));
+        Ok(range)
+    }
+
+    fn parents(&self, id: ObjectId) -> Result<Vec<ObjectId>, String> {
+        let c = self
+            .0
+            .find_commit(id)
+            .map_err(|e| format!("commit {id}: {e}"))?;
+        Ok(c.parent_ids().map(|p| p.detach()).collect())
+    }
+
+    /// `id` and its ancestors (at most [`MAX_WALK`]).
+    fn ancestors(&self, id: ObjectId) -> Result<HashSet<ObjectId>, String> {
+        let mut seen = HashSet::from([id]);
+        let mut queue = VecDeque::from([id]);
+        while let Some(c) = queue.pop_front() {
+            if seen.len() >= MAX_WALK {
+                break;
+            }
+            for p in self.parents(c)? {
+                if seen.insert(p) {
+                    queue.push_back(p);
+                }
+            }
+        }
+        Ok(seen)
+    }
+
+    fn describe(&self, id: ObjectId) -> Result<Commit, String> {
+        let c = self
+            .0
+            .find_commit(id)
+            .map_err(|e| format!("commit {id}: {e}"))?;
+        let author = c.author().map_err(|e| format!("commit {id}: {e}"))?;
+        let time = c.time().map(|t| t.seconds).unwrap_or(0);
+        let summary = c
+            .message()
+            .map(|m| m.summary().to_string())
+            .unwrap_or_default();
+        Ok(Commit {
+            id: id.to_string(),
+            author: author.name.to_string(),
+            email: author.email.to_string(),
+            summary,
+            date: chrono::DateTime::from_timestamp(time, 0)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })
+    }
+}
+
+/// The heads of `branches` in the repository at `dir`, read from its ref files alone (loose
+/// or packed) without opening the repository: a poll of thousands of repositories is mostly
+/// this. `None` when `dir` is not a plain repository layout (a `.git` file, another hash):
+/// then [`Repo::open`] reads it.
+pub fn read_heads(dir: &Path, branches: &[String]) -> Option<Vec<(String, Option<String>)>> {
+    let git_dir = if dir.join("HEAD").is_file() && dir.join("refs").is_dir() {
+        dir.to_path_buf()
+    } else if dir.join(".git/HEAD").is_file() {
+        dir.join(".git")
+    } else {
+        return None;
+    };
+    let store = gix::refs::file::Store::at(git_dir, gix::hash::Kind::Sha1);
+    let mut heads = Vec::with_capacity(branches.len());
+    for b in branches {
+        let name = format!("refs/heads/{b}");
+        let found = store.try_find(name.as_str()).ok()?;
+        let id = match found.map(|r| r.target) {
+            None => None,
+            Some(gix::refs::Target::Object(id)) => Some(id.to_string()),
+            Some(gix::refs::Target::Symbolic(_)) => return None,
+        };
+        heads.push((b.clone(), id));
+    }
+    Some(heads)
+}
+
+fn parse(hex: &str) -> Result<ObjectId, String> {
+    ObjectId::from_hex(hex.as_bytes()).map_err(|_| format!("`{hex}` is not a commit id"))
+}
+
+/// A full commit id as git prints it (SHA-1 or SHA-256, lower-case hex).
+pub fn is_commit_id(s: &str) -> bool {
+    (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}

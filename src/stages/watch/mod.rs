@@ -1,0 +1,311 @@
+//! `fci watch`: the pipeline's trigger. It learns of new commits on the monitored packages'
+//! dist-git branches — by polling (`git.rs` in-process for local repositories, `remote.rs`
+//! for URLs) or from push messages (`message.rs`, from a broker through `amqp.rs` or one
+//! from a file) — and emits one manifest per change (`emit.rs`), whose subject is that
+//! commit alone on the branch's current known-good base. What it has seen is in
+//! `state/watch/heads.json` (`state.rs`), written only after the manifests are out.
+
+mod amqp;
+mod emit;
+pub mod git;
+pub mod message;
+mod poll;
+mod remote;
+pub mod state;
+
+use crate::config::Config;
+use crate::error::FciError;
+use crate::progress;
+use crate::workspace::Workspace;
+use anyhow::Result;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `fci watch`'s flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// The pipeline's configuration (monitored packages, dist-git, branches)
+    #[arg(
+        long,
+        env = "FCI_CONFIG",
+        default_value = "fci.yaml",
+        value_name = "FILE"
+    )]
+    pub config: PathBuf,
+    /// Poll every repository once and exit (with --amqp-url: take what is queued, then exit)
+    #[arg(long)]
+    pub once: bool,
+    /// Poll again after this long, until stopped (60s, 5m, 1h)
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::parse_duration, conflicts_with = "once")]
+    pub interval: Option<Duration>,
+    /// On the first poll of a branch, emit its head instead of only recording it as seen
+    #[arg(long)]
+    pub emit_existing: bool,
+    /// Consume dist-git push messages (git.receive) from this AMQP broker
+    #[arg(
+        long,
+        env = "FCI_WATCH_AMQP_URL",
+        hide_env_values = true,
+        value_name = "URL",
+        conflicts_with = "message"
+    )]
+    pub amqp_url: Option<String>,
+    /// The broker queue to consume (declared durable, bound to amq.topic for #.git.receive)
+    #[arg(long, default_value = "fci-watch", value_name = "NAME")]
+    pub queue: String,
+    /// Act on one git.receive message from a file ('-' for stdin)
+    #[arg(long, value_name = "FILE")]
+    pub message: Option<PathBuf>,
+    /// Write each change's manifest into DIR (default: one JSON manifest per line on stdout)
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// Remote repositories asked at once
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+}
+
+enum Mode {
+    Poll { interval: Option<Duration> },
+    Message(PathBuf),
+    Amqp(String),
+}
+
+/// Runs `fci watch`; returns the exit code: 0, or 3 when a repository could not be read
+/// (its state is not advanced, so the next poll tries again).
+pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
+    let mode = match (&args.message, &args.amqp_url) {
+        (Some(m), _) => Mode::Message(m.clone()),
+        (None, Some(u)) if u.trim().is_empty() => {
+            return Err(FciError::Usage("--amqp-url is empty".into()).into())
+        }
+        (None, Some(u)) => Mode::Amqp(u.clone()),
+        (None, None) if args.once || args.interval.is_some() => Mode::Poll {
+            interval: args.interval,
+        },
+        (None, None) => {
+            return Err(FciError::Usage(
+                "fci watch: give --once or --interval DURATION to poll, --amqp-url URL to consume push messages, or --message FILE"
+                    .into(),
+            )
+            .into())
+        }
+    };
+    if args.interval.is_some_and(|d| d.is_zero()) {
+        return Err(FciError::Usage("--interval must be longer than 0".into()).into());
+    }
+    let cfg = Config::load(&args.config)?;
+    let out = emit::Output::new(args.output_dir.as_deref())?;
+    let ws = Workspace::open(workspace)?;
+    // One watcher per workspace: two would both see a change and both emit it.
+    let _lock = ws.lock("watch")?;
+    let mut w = Watcher {
+        heads: state::Heads::load(&ws.root().join("state"))?,
+        cfg,
+        ws,
+        out,
+        emit_existing: args.emit_existing,
+        jobs: args.jobs as usize,
+        errors: 0,
+        emitted: 0,
+    };
+    match mode {
+        Mode::Poll { interval } => loop {
+            w.poll()?;
+            match interval {
+                None => break,
+                Some(d) => std::thread::sleep(d),
+            }
+        },
+        Mode::Message(path) => {
+            let bytes = read_message(&path)?;
+            match message::parse(&bytes, None, &w.cfg) {
+                Ok(parsed) => w.on_message(parsed)?,
+                Err(why) => return Err(FciError::input(&path, why).into()),
+            }
+        }
+        Mode::Amqp(url) => {
+            let consumer = amqp::Consumer::connect(&url, &args.queue)?;
+            let n = consumer.run(args.once, |bytes, key| {
+                match message::parse(bytes, Some(key), &w.cfg) {
+                    Ok(parsed) => {
+                        w.on_message(parsed)?;
+                        Ok(amqp::Handled::Done)
+                    }
+                    Err(why) => {
+                        progress::note(&format!("watch: rejected a message ({key}): {why}"));
+                        Ok(amqp::Handled::Rejected)
+                    }
+                }
+            })?;
+            progress::note(&format!("watch: {n} message(s) taken from the queue"));
+        }
+    }
+    progress::note(&format!("watch: {} change(s) emitted", w.emitted));
+    Ok(if w.errors > 0 {
+        crate::error::exit::INFRA
+    } else {
+        crate::error::exit::PASSED
+    })
+}
+
+fn read_message(path: &Path) -> Result<Vec<u8>> {
+    // A message is small; a bigger "message" is a mistake, not something to buffer.
+    const MAX: u64 = 1 << 20;
+    let mut bytes = Vec::new();
+    let res = if path == Path::new("-") {
+        std::io::stdin().take(MAX + 1).read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(MAX + 1).read_to_end(&mut bytes))
+    };
+    res.map_err(|e| FciError::input(path, format!("cannot read the message: {e}")))?;
+    if bytes.len() as u64 > MAX {
+        return Err(FciError::input(path, format!("a message larger than {MAX} bytes")).into());
+    }
+    Ok(bytes)
+}
+
+/// One watch session: the config, what was seen, where manifests go.
+pub struct Watcher {
+    cfg: Config,
+    ws: Workspace,
+    heads: state::Heads,
+    out: emit::Output,
+    emit_existing: bool,
+    jobs: usize,
+    /// Repositories that could not be read in this session.
+    errors: usize,
+    emitted: usize,
+}
+
+/// A new head on a followed branch, ready to become a manifest.
+pub struct Change {
+    pub package: String,
+    pub branch: String,
+    /// Where the build stage clones it from (a local path or the dist-git URL).
+    pub repo: String,
+    pub range: git::Range,
+    pub trigger: serde_json::Value,
+}
+
+impl Watcher {
+    fn error(&mut self, what: &str) {
+        self.errors += 1;
+        eprintln!(
+            "fci: watch: ERROR {} (its state is not advanced: the next poll tries again)",
+            progress::plain(&crate::exec::redact(what))
+        );
+    }
+
+    /// Emits the changes, then records their heads (and `also_seen`) as seen. A change
+    /// whose manifest could not be written stays unseen.
+    fn emit_all(
+        &mut self,
+        changes: Vec<Change>,
+        also_seen: Vec<(String, String, String)>,
+    ) -> Result<()> {
+        for (p, b, c) in &also_seen {
+            self.heads.set(p, b, c);
+        }
+        let mut failure = None;
+        for ch in changes {
+            let kept = state::Branch::load(&self.ws.root().join("state"), &ch.branch)?;
+            if let Some(run) = kept.excluded_by(&ch.package, &ch.range.to) {
+                progress::note(&format!(
+                    "watch: {} {} on {} was excluded by run {run}: not queued again",
+                    ch.package,
+                    &ch.range.to[..12],
+                    ch.branch
+                ));
+                self.heads.set(&ch.package, &ch.branch, &ch.range.to);
+                continue;
+            }
+            let m = emit::manifest(&self.cfg, &self.ws, &ch, &kept);
+            match self.out.write(&m, &ch) {
+                Ok(()) => {
+                    self.emitted += 1;
+                    self.heads.set(&ch.package, &ch.branch, &ch.range.to);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        self.heads.save()?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Acts on one push message: the branch's head now (the newest commit, whichever
+    /// message of a push arrives first) against the head last seen.
+    fn on_message(&mut self, parsed: message::Parsed) -> Result<()> {
+        let push = match parsed {
+            message::Parsed::Ignored(why) => {
+                progress::note(&format!("watch: ignored a message: {why}"));
+                return Ok(());
+            }
+            message::Parsed::Push(p) => p,
+        };
+        let found = poll::read_one(self, &push.package, &push.branch);
+        let (repo, loc, head) = match found {
+            Ok(x) => x,
+            Err(why) => {
+                self.error(&why);
+                return Ok(());
+            }
+        };
+        if !repo.has_commit(&push.rev) {
+            self.error(&format!(
+                "{}: the message names commit {} on {}, which the dist-git repository does not have",
+                push.package, push.rev, push.branch
+            ));
+            return Ok(());
+        }
+        let Some(head) = head else {
+            self.error(&format!(
+                "{}: branch {} does not exist in the dist-git repository",
+                push.package, push.branch
+            ));
+            return Ok(());
+        };
+        let old = self
+            .heads
+            .get(&push.package, &push.branch)
+            .map(str::to_string);
+        if old.as_deref() == Some(head.as_str()) {
+            progress::note(&format!(
+                "watch: {} {} on {}: already seen",
+                push.package,
+                &push.rev[..12],
+                push.branch
+            ));
+            return Ok(());
+        }
+        let range = match repo.range(old.as_deref(), &head) {
+            Ok(r) => r,
+            Err(why) => {
+                self.error(&format!("{}: {why}", push.package));
+                return Ok(());
+            }
+        };
+        let trigger = serde_json::json!({
+            "kind": "message",
+            "topic": push.topic,
+            "message_id": push.id,
+            "rev": push.rev,
+            "username": push.username,
+            "agent": push.agent,
+        });
+        let change = Change {
+            package: push.package,
+            branch: push.branch,
+            repo: loc,
+            range,
+            trigger,
+        };
+        self.emit_all(vec![change], Vec::new())
+    }
+}
