@@ -69,7 +69,7 @@ pub struct Args {
     #[arg(long, default_value = "certified-conformance", value_name = "MODE")]
     pub mode: String,
     /// Any other runner: a command that writes JUnit files into {junit_dir}; its arguments
-    /// end with ';' (overrides --runner)
+    /// end with ';' (instead of --runner)
     #[arg(
         long = "runner-cmd",
         value_name = "ARG",
@@ -502,13 +502,17 @@ impl Conform {
         for f in &ran.junit {
             let name = f.file_name().unwrap_or_default().to_string_lossy();
             // Kept whatever it says: a report that cannot be read is the first thing to see.
-            artifacts.push(
-                cx.ws
-                    .store(f, ArtifactKind::Junit, &name, StageName::Conform)?,
-            );
+            let stored = cx
+                .ws
+                .store(f, ArtifactKind::Junit, &name, StageName::Conform)?;
+            let kept = stored.path.clone();
+            artifacts.push(stored);
             if let Err(why) = results::read(f, p.runner.name(), &mut rec.results, &mut tally) {
                 rec.data.insert("tests".into(), tally.to_json());
-                error(rec, format!("JUnit report {}: {why}", cx.ws.relative(f)));
+                error(
+                    rec,
+                    format!("JUnit report {name} (kept as {kept}): {why}; not trusted"),
+                );
                 return Ok(artifacts);
             }
         }
