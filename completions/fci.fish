@@ -32,6 +32,7 @@ complete -c fci -n "__fish_fci_needs_command" -f -a "build" -d 'Build the SRPM a
 complete -c fci -n "__fish_fci_needs_command" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
 complete -c fci -n "__fish_fci_needs_command" -f -a "compose" -d 'Commit the known-good OSTree base plus the change\'s RPMs (only when build and test passed)'
 complete -c fci -n "__fish_fci_needs_command" -f -a "integrate" -d 'Run the pipeline\'s OS-level tests against the composed commit'
+complete -c fci -n "__fish_fci_needs_command" -f -a "conform" -d 'Install or reach a cluster running the composed tree and run the Kubernetes conformance suite'
 complete -c fci -n "__fish_fci_needs_command" -f -a "image" -d 'Make a disk image (qcow2 or raw) of an OSTree deployment of the composed commit'
 complete -c fci -n "__fish_fci_needs_command" -f -a "smoke" -d 'Boot the image in qemu and check that the composed commit runs'
 complete -c fci -n "__fish_fci_needs_command" -f -a "report" -d 'Decide gating as Greenwave does, from a gating.yaml, results and waivers (offline)'
@@ -102,6 +103,26 @@ complete -c fci -n "__fish_fci_using_subcommand integrate" -l no-cache -d 'Run e
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand integrate" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand integrate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c fci -n "__fish_fci_using_subcommand conform" -l kubeconfig -d 'An existing cluster\'s kubeconfig (it must run the composed tree)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand conform" -l installer -d 'A command that installs a cluster from the composed tree and leaves {kubeconfig}; its arguments end with \';\'' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l context -d 'The kubeconfig context to use (default: its current-context)' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l install-timeout -d 'Kill the installer after this many seconds (ERROR); 0 for none' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l ready-timeout -d 'How long to wait for the API server\'s /readyz to answer 200 (ERROR after)' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l runner -d 'The conformance runner' -r -f -a "sonobuoy\t'sonobuoy run --mode MODE --wait; retrieve; delete'
+e2e.test\t'e2e.test --ginkgo.focus \'\\[Conformance\\]\''
+openshift-tests\t'openshift-tests run kubernetes/conformance'"
+complete -c fci -n "__fish_fci_using_subcommand conform" -l mode -d 'sonobuoy\'s --mode' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l runner-cmd -d 'Any other runner: a command that writes JUnit files into {junit_dir}; its arguments end with \';\' (instead of --runner)' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l timeout -d 'Kill the conformance runner after this many seconds (ERROR); 0 for none' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l teardown -d 'A command run at the end whatever happened (also after a failure, an ERROR or Ctrl-C), e.g. to destroy the cluster; its arguments end with \';\'' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l teardown-timeout -d 'Kill the teardown after this many seconds; 0 for none' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand conform" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
+complete -c fci -n "__fish_fci_using_subcommand conform" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand conform" -l no-cache -d 'Run even when the inputs match a recorded result'
+complete -c fci -n "__fish_fci_using_subcommand conform" -l force -d 'Run even when an earlier stage did not pass'
+complete -c fci -n "__fish_fci_using_subcommand conform" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand conform" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c fci -n "__fish_fci_using_subcommand image" -l format -d 'Disk image format' -r -f -a "qcow2\t''
 raw\t''"
 complete -c fci -n "__fish_fci_using_subcommand image" -l interval -d 'Make an image at most this often per branch (SECS, or 90m, 6h, 1d; 0: every run); a run before then is SKIPPED saying when the next is due, and exits 0. --force images' -r
@@ -160,12 +181,13 @@ complete -c fci -n "__fish_fci_using_subcommand report" -s h -l help -d 'Print h
 complete -c fci -n "__fish_fci_using_subcommand completions" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand completions" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "build" -d 'Build the SRPM and binary RPMs of a dist-git checkout (%check runs)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "compose" -d 'Commit the known-good OSTree base plus the change\'s RPMs (only when build and test passed)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "integrate" -d 'Run the pipeline\'s OS-level tests against the composed commit'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "image" -d 'Make a disk image (qcow2 or raw) of an OSTree deployment of the composed commit'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "smoke" -d 'Boot the image in qemu and check that the composed commit runs'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "report" -d 'Decide gating as Greenwave does, from a gating.yaml, results and waivers (offline)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate conform image smoke report completions help" -f -a "build" -d 'Build the SRPM and binary RPMs of a dist-git checkout (%check runs)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate conform image smoke report completions help" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate conform image smoke report completions help" -f -a "compose" -d 'Commit the known-good OSTree base plus the change\'s RPMs (only when build and test passed)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate conform image smoke report completions help" -f -a "integrate" -d 'Run the pipeline\'s OS-level tests against the composed commit'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate conform image smoke report completions help" -f -a "conform" -d 'Install or reach a cluster running the composed tree and run the Kubernetes conformance suite'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate conform image smoke report completions help" -f -a "image" -d 'Make a disk image (qcow2 or raw) of an OSTree deployment of the composed commit'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate conform image smoke report completions help" -f -a "smoke" -d 'Boot the image in qemu and check that the composed commit runs'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate conform image smoke report completions help" -f -a "report" -d 'Decide gating as Greenwave does, from a gating.yaml, results and waivers (offline)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate conform image smoke report completions help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate conform image smoke report completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
