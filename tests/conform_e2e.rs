@@ -541,6 +541,7 @@ fn a_failing_installer_is_an_error_and_the_teardown_runs() {
     assert_eq!(s["outcome"], "ERROR");
     assert_eq!(s["data"]["installer_exit"], 2);
     assert_eq!(s["data"]["teardown_exit"], 0);
+    assert!(r.stderr.contains("fatal: [node1]: FAILED!"), "{}", r.stderr);
     assert!(x.log_of(&s).contains("fatal: [node1]"));
     assert_eq!(x.teardowns(), 1);
 }
@@ -885,4 +886,29 @@ fn e2e_test_and_openshift_tests_command_lines() {
         "{argv}"
     );
     assert_eq!(l[4], format!("KUBECONFIG={}", k.display()));
+
+    // A teardown that fails after a pass: the cluster may be left running, which is ERROR.
+    let td = script("teardown.sh");
+    let r = x.run(
+        &[
+            "--kubeconfig",
+            k.to_str().unwrap(),
+            "--runner",
+            "e2e.test",
+            "--teardown",
+            &td,
+            ";",
+        ],
+        &[("CONFORM_JUNIT", "pass"), ("CONFORM_TEARDOWN_EXIT", "4")],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "ERROR");
+    assert_eq!(s["data"]["teardown_exit"], 4);
+    assert_eq!(s["data"]["tests"]["passed"], 3);
+    assert!(
+        r.stderr.contains("the teardown") && r.stderr.contains("exited 4"),
+        "{}",
+        r.stderr
+    );
 }

@@ -302,10 +302,6 @@ impl Stage for Conform {
             rec.notes.push(msg);
             rec.data.insert("interrupted".into(), json!(sig));
         }
-        if rec.outcome != Outcome::Passed {
-            // A cluster is not the input's doing: never reuse a verdict about one.
-            rec.cacheable = rec.outcome == Outcome::Failed;
-        }
         Ok(artifacts)
     }
 
@@ -329,13 +325,11 @@ impl Stage for Conform {
                 .map(|n| format!(" ({n})"))
                 .unwrap_or_default()
         };
+        // The failing names were printed when they were found (also with --quiet).
         progress::note(&format!(
             "conform {} in {:.1}s{counts}{why}",
             record.outcome, record.duration_s
         ));
-        for r in record.results.iter().filter(|r| !r.outcome.is_pass()) {
-            progress::note(&format!("  {:<8} {}", r.outcome.as_str(), r.testcase));
-        }
     }
 }
 
@@ -375,10 +369,11 @@ impl Conform {
                     return Ok(Vec::new());
                 }
                 None if !g.done.success() => {
+                    let said = last_output(cx);
                     error(
                         rec,
                         format!(
-                            "the installer {} {}: see the stage log",
+                            "the installer {} {}: {said} (the stage log has all it said)",
                             argv[0],
                             status(g.done.code)
                         ),
@@ -615,6 +610,16 @@ fn status(code: Option<i32>) -> String {
         Some(c) => format!("exited {c}"),
         None => "was killed by a signal".into(),
     }
+}
+
+/// The last line a command wrote to the log (already redacted there), for a one-line reason.
+fn last_output(cx: &mut Ctx) -> String {
+    let tail = cx.log().tail(20);
+    tail.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("# ") && !l.starts_with("$ "))
+        .map_or_else(|| "no output".into(), |l| progress::plain(l))
 }
 
 fn runner_argv(r: &Runner) -> Option<Vec<String>> {

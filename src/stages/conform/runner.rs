@@ -129,6 +129,7 @@ fn sonobuoy(
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .dir(work)
+            .env("KUBECONFIG", kubeconfig)
     };
     let mut notes = Vec::new();
     let results = work.join("sonobuoy-results");
