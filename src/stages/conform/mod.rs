@@ -619,7 +619,7 @@ fn last_output(cx: &mut Ctx) -> String {
         .rev()
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with("# ") && !l.starts_with("$ "))
-        .map_or_else(|| "no output".into(), |l| progress::plain(l))
+        .map_or_else(|| "no output".into(), progress::plain)
 }
 
 fn runner_argv(r: &Runner) -> Option<Vec<String>> {
