@@ -28,15 +28,29 @@ complete -c fci -n "__fish_fci_needs_command" -l workspace -d 'Workspace directo
 complete -c fci -n "__fish_fci_needs_command" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_needs_command" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_needs_command" -s V -l version -d 'Print version'
+complete -c fci -n "__fish_fci_needs_command" -f -a "watch" -d 'Watch the monitored packages\' dist-git branches; one manifest per new commit'
 complete -c fci -n "__fish_fci_needs_command" -f -a "build" -d 'Build the SRPM and binary RPMs of a dist-git checkout (%check runs)'
 complete -c fci -n "__fish_fci_needs_command" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
 complete -c fci -n "__fish_fci_needs_command" -f -a "compose" -d 'Commit the known-good OSTree base plus the change\'s RPMs (only when build and test passed)'
 complete -c fci -n "__fish_fci_needs_command" -f -a "integrate" -d 'Run the pipeline\'s OS-level tests against the composed commit'
+complete -c fci -n "__fish_fci_needs_command" -f -a "conform" -d 'Install or reach a cluster running the composed tree and run the Kubernetes conformance suite'
 complete -c fci -n "__fish_fci_needs_command" -f -a "image" -d 'Make a disk image (qcow2 or raw) of an OSTree deployment of the composed commit'
 complete -c fci -n "__fish_fci_needs_command" -f -a "smoke" -d 'Boot the image in qemu and check that the composed commit runs'
 complete -c fci -n "__fish_fci_needs_command" -f -a "report" -d 'Decide gating as Greenwave does, from a gating.yaml, results and waivers (offline)'
 complete -c fci -n "__fish_fci_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
 complete -c fci -n "__fish_fci_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c fci -n "__fish_fci_using_subcommand watch" -l config -d 'The pipeline\'s configuration (monitored packages, dist-git, branches)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand watch" -l interval -d 'Poll again after this long, until stopped (60s, 5m, 1h)' -r
+complete -c fci -n "__fish_fci_using_subcommand watch" -l amqp-url -d 'Consume dist-git push messages (git.receive) from this AMQP broker' -r
+complete -c fci -n "__fish_fci_using_subcommand watch" -l queue -d 'The broker queue to consume (declared durable, bound to amq.topic for #.git.receive)' -r
+complete -c fci -n "__fish_fci_using_subcommand watch" -l message -d 'Act on one git.receive message from a file (\'-\' for stdin)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand watch" -l output-dir -d 'Write each change\'s manifest into DIR (default: one JSON manifest per line on stdout)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand watch" -l jobs -d 'Remote repositories asked at once' -r
+complete -c fci -n "__fish_fci_using_subcommand watch" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand watch" -l once -d 'Poll every repository once and exit (with --amqp-url: take what is queued, then exit)'
+complete -c fci -n "__fish_fci_using_subcommand watch" -l emit-existing -d 'On the first poll of a branch, emit its head instead of only recording it as seen'
+complete -c fci -n "__fish_fci_using_subcommand watch" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand watch" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand build" -l ref -d 'Git ref (branch, tag or commit) to build' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l lookaside -d 'Lookaside cache for the `sources` file: a directory or an http(s) URL' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l backend -d 'Build backend' -r -f -a "auto\t'mock when it is on PATH and can build here, else rpmbuild'
@@ -102,6 +116,26 @@ complete -c fci -n "__fish_fci_using_subcommand integrate" -l no-cache -d 'Run e
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand integrate" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand integrate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c fci -n "__fish_fci_using_subcommand conform" -l kubeconfig -d 'An existing cluster\'s kubeconfig (it must run the composed tree)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand conform" -l installer -d 'A command that installs a cluster from the composed tree and leaves {kubeconfig}; its arguments end with \';\'' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l context -d 'The kubeconfig context to use (default: its current-context)' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l install-timeout -d 'Kill the installer after this many seconds (ERROR); 0 for none' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l ready-timeout -d 'How long to wait for the API server\'s /readyz to answer 200 (ERROR after)' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l runner -d 'The conformance runner' -r -f -a "sonobuoy\t'sonobuoy run --mode MODE --wait; retrieve; delete'
+e2e.test\t'e2e.test --ginkgo.focus \'\\[Conformance\\]\''
+openshift-tests\t'openshift-tests run kubernetes/conformance'"
+complete -c fci -n "__fish_fci_using_subcommand conform" -l mode -d 'sonobuoy\'s --mode' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l runner-cmd -d 'Any other runner: a command that writes JUnit files into {junit_dir}; its arguments end with \';\' (instead of --runner)' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l timeout -d 'Kill the conformance runner after this many seconds (ERROR); 0 for none' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l teardown -d 'A command run at the end whatever happened (also after a failure, an ERROR or Ctrl-C), e.g. to destroy the cluster; its arguments end with \';\'' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l teardown-timeout -d 'Kill the teardown after this many seconds; 0 for none' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand conform" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
+complete -c fci -n "__fish_fci_using_subcommand conform" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand conform" -l no-cache -d 'Run even when the inputs match a recorded result'
+complete -c fci -n "__fish_fci_using_subcommand conform" -l force -d 'Run even when an earlier stage did not pass'
+complete -c fci -n "__fish_fci_using_subcommand conform" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand conform" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c fci -n "__fish_fci_using_subcommand image" -l format -d 'Disk image format' -r -f -a "qcow2\t''
 raw\t''"
 complete -c fci -n "__fish_fci_using_subcommand image" -l interval -d 'Make an image at most this often per branch (SECS, or 90m, 6h, 1d; 0: every run); a run before then is SKIPPED saying when the next is due, and exits 0. --force images' -r
@@ -160,12 +194,14 @@ complete -c fci -n "__fish_fci_using_subcommand report" -s h -l help -d 'Print h
 complete -c fci -n "__fish_fci_using_subcommand completions" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand completions" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "build" -d 'Build the SRPM and binary RPMs of a dist-git checkout (%check runs)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "compose" -d 'Commit the known-good OSTree base plus the change\'s RPMs (only when build and test passed)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "integrate" -d 'Run the pipeline\'s OS-level tests against the composed commit'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "image" -d 'Make a disk image (qcow2 or raw) of an OSTree deployment of the composed commit'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "smoke" -d 'Boot the image in qemu and check that the composed commit runs'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "report" -d 'Decide gating as Greenwave does, from a gating.yaml, results and waivers (offline)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from build test compose integrate image smoke report completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "watch" -d 'Watch the monitored packages\' dist-git branches; one manifest per new commit'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "build" -d 'Build the SRPM and binary RPMs of a dist-git checkout (%check runs)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "compose" -d 'Commit the known-good OSTree base plus the change\'s RPMs (only when build and test passed)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "integrate" -d 'Run the pipeline\'s OS-level tests against the composed commit'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "conform" -d 'Install or reach a cluster running the composed tree and run the Kubernetes conformance suite'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "image" -d 'Make a disk image (qcow2 or raw) of an OSTree deployment of the composed commit'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "smoke" -d 'Boot the image in qemu and check that the composed commit runs'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "report" -d 'Decide gating as Greenwave does, from a gating.yaml, results and waivers (offline)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -43,6 +43,8 @@ pub enum Command {
     Compose(crate::stages::compose::Args),
     /// Run the pipeline's OS-level tests against the composed commit
     Integrate(crate::stages::integrate::Args),
+    /// Install or reach a cluster running the composed tree and run the Kubernetes conformance suite
+    Conform(crate::stages::conform::Args),
     /// Make a disk image (qcow2 or raw) of an OSTree deployment of the composed commit
     Image(crate::stages::image::Args),
     /// Boot the image in qemu and check that the composed commit runs

@@ -34,6 +34,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Test(a) => fci::stages::test::exec(a, &cli.workspace),
         Command::Compose(a) => fci::stages::compose::exec(a, &cli.workspace),
         Command::Integrate(a) => fci::stages::integrate::exec(a, &cli.workspace),
+        Command::Conform(a) => fci::stages::conform::exec(a, &cli.workspace),
         Command::Image(a) => fci::stages::image::exec(a, &cli.workspace),
         Command::Smoke(a) => fci::stages::smoke::exec(a, &cli.workspace),
         Command::Report(a) => fci::stages::report::exec(a, &cli.workspace),

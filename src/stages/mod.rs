@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod compose;
+pub mod conform;
 pub mod image;
 pub mod integrate;
 pub mod report;

@@ -1,0 +1,348 @@
+//! The parts of a kubeconfig `fci conform` needs to ask the API server whether it is ready:
+//! the chosen context's server, how to trust it and who we are. Paths inside the file are
+//! relative to its directory, as kubectl reads them. Every problem is one line naming the
+//! file; no message carries a credential.
+
+use base64::Engine;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// One cluster as a client sees it.
+pub struct Cluster {
+    pub context: String,
+    /// The server URL as written (it may hold credentials: show `display_server`).
+    pub server: String,
+    pub ca_pem: Option<Vec<u8>>,
+    pub insecure: bool,
+    pub auth: Auth,
+}
+
+/// How the client proves who it is.
+pub enum Auth {
+    None,
+    Token(String),
+    Basic {
+        user: String,
+        password: String,
+    },
+    /// Certificate and key, PEM, concatenated as reqwest's `Identity::from_pem` wants them.
+    Cert(Vec<u8>),
+}
+
+impl Auth {
+    /// The kind, for the record: never the secret.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Auth::None => "none",
+            Auth::Token(_) => "token",
+            Auth::Basic { .. } => "basic",
+            Auth::Cert(_) => "client-certificate",
+        }
+    }
+}
+
+// A hand-written Debug: a derived one would print the token into any `{:?}`.
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("context", &self.context)
+            .field("server", &self.display_server())
+            .field("auth", &self.auth.kind())
+            .finish()
+    }
+}
+
+impl Cluster {
+    pub fn display_server(&self) -> String {
+        crate::exec::strip_credentials(&self.server)
+    }
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    #[serde(rename = "current-context", default)]
+    current_context: Option<String>,
+    #[serde(default)]
+    contexts: Option<Vec<NamedContext>>,
+    #[serde(default)]
+    clusters: Option<Vec<NamedCluster>>,
+    #[serde(default)]
+    users: Option<Vec<NamedUser>>,
+}
+
+#[derive(Deserialize)]
+struct NamedContext {
+    name: String,
+    context: Option<RawContext>,
+}
+
+#[derive(Deserialize)]
+struct RawContext {
+    cluster: Option<String>,
+    user: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NamedCluster {
+    name: String,
+    cluster: Option<RawCluster>,
+}
+
+#[derive(Deserialize)]
+struct RawCluster {
+    server: Option<String>,
+    #[serde(rename = "certificate-authority")]
+    ca: Option<String>,
+    #[serde(rename = "certificate-authority-data")]
+    ca_data: Option<String>,
+    #[serde(rename = "insecure-skip-tls-verify", default)]
+    insecure: bool,
+}
+
+#[derive(Deserialize)]
+struct NamedUser {
+    name: String,
+    user: Option<RawUser>,
+}
+
+#[derive(Deserialize)]
+struct RawUser {
+    token: Option<String>,
+    #[serde(rename = "tokenFile")]
+    token_file: Option<String>,
+    #[serde(rename = "client-certificate")]
+    cert: Option<String>,
+    #[serde(rename = "client-certificate-data")]
+    cert_data: Option<String>,
+    #[serde(rename = "client-key")]
+    key: Option<String>,
+    #[serde(rename = "client-key-data")]
+    key_data: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    exec: Option<serde_yaml_ng::Value>,
+    #[serde(rename = "auth-provider")]
+    auth_provider: Option<serde_yaml_ng::Value>,
+}
+
+/// Reads `file` and resolves `context` (default: its `current-context`). `Err` is the
+/// problem, to be reported against the file.
+pub fn load(file: &Path, context: Option<&str>) -> Result<Cluster, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read kubeconfig: {e}"))?;
+    parse(&text, file.parent().unwrap_or(Path::new(".")), context)
+}
+
+fn parse(text: &str, dir: &Path, context: Option<&str>) -> Result<Cluster, String> {
+    if text.trim().is_empty() {
+        return Err("empty kubeconfig".into());
+    }
+    let raw: Raw = serde_yaml_ng::from_str(text).map_err(|e| {
+        format!(
+            "not a kubeconfig (YAML with clusters, contexts, users): {}",
+            unquoted(&e.to_string())
+        )
+    })?;
+    let name = match context {
+        Some(c) => c.to_string(),
+        None => raw
+            .current_context
+            .filter(|c| !c.is_empty())
+            .ok_or("no current-context (set one, or give --context)")?,
+    };
+    let ctx = raw
+        .contexts
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| format!("no context named `{name}`"))?
+        .context
+        .ok_or_else(|| format!("context `{name}` is empty"))?;
+    let cluster_name = ctx
+        .cluster
+        .ok_or_else(|| format!("context `{name}` names no cluster"))?;
+    let cluster = raw
+        .clusters
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.name == cluster_name)
+        .ok_or_else(|| format!("context `{name}` names unknown cluster `{cluster_name}`"))?
+        .cluster
+        .ok_or_else(|| format!("cluster `{cluster_name}` is empty"))?;
+    let server = cluster
+        .server
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| format!("cluster `{cluster_name}` has no server"))?;
+    check_server(&server).map_err(|why| format!("cluster `{cluster_name}`: {why}"))?;
+    let ca_pem = match (&cluster.ca_data, &cluster.ca) {
+        (Some(d), _) => Some(decode(d).map_err(|e| {
+            format!("cluster `{cluster_name}`: certificate-authority-data is not base64: {e}")
+        })?),
+        (None, Some(p)) => Some(read_rel(dir, p, "certificate-authority")?),
+        (None, None) => None,
+    };
+    let auth = match ctx.user {
+        None => Auth::None,
+        Some(u) => {
+            let user = raw
+                .users
+                .unwrap_or_default()
+                .into_iter()
+                .find(|x| x.name == u)
+                .ok_or_else(|| format!("context `{name}` names unknown user `{u}`"))?;
+            match user.user {
+                None => Auth::None,
+                Some(raw) => auth(raw, &u, dir)?,
+            }
+        }
+    };
+    Ok(Cluster {
+        context: name,
+        server: server.trim_end_matches('/').to_string(),
+        ca_pem,
+        insecure: cluster.insecure,
+        auth,
+    })
+}
+
+/// A YAML error without the values it quotes (`invalid type: string "TOKEN"`): the file
+/// holds credentials, and the message goes to stderr and the manifest.
+fn unquoted(msg: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in msg.split('"').enumerate() {
+        out.push_str(if i % 2 == 1 { "…" } else { part });
+    }
+    out
+}
+
+fn check_server(server: &str) -> Result<(), String> {
+    let shown = crate::exec::strip_credentials(server);
+    let rest = server
+        .strip_prefix("https://")
+        .or_else(|| server.strip_prefix("http://"))
+        .ok_or_else(|| format!("server `{shown}` is not an https:// or http:// URL"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    if host.is_empty() || rest.contains(char::is_whitespace) {
+        return Err(format!("server `{shown}` has no host"));
+    }
+    Ok(())
+}
+
+fn auth(u: RawUser, name: &str, dir: &Path) -> Result<Auth, String> {
+    if u.exec.is_some() || u.auth_provider.is_some() {
+        return Err(format!(
+            "user `{name}` gets its credentials from an exec or auth-provider plugin, which fci \
+             does not run: give a token, a client certificate or a username and password"
+        ));
+    }
+    let cert =
+        match (u.cert_data, u.cert) {
+            (Some(d), _) => Some(decode(&d).map_err(|e| {
+                format!("user `{name}`: client-certificate-data is not base64: {e}")
+            })?),
+            (None, Some(p)) => Some(read_rel(dir, &p, "client-certificate")?),
+            (None, None) => None,
+        };
+    let key = match (u.key_data, u.key) {
+        (Some(d), _) => Some(
+            decode(&d).map_err(|e| format!("user `{name}`: client-key-data is not base64: {e}"))?,
+        ),
+        (None, Some(p)) => Some(read_rel(dir, &p, "client-key")?),
+        (None, None) => None,
+    };
+    match (cert, key) {
+        (Some(mut c), Some(k)) => {
+            c.push(b'\n');
+            c.extend_from_slice(&k);
+            return Ok(Auth::Cert(c));
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(format!(
+                "user `{name}`: a client certificate needs its key, and a key its certificate"
+            ))
+        }
+        (None, None) => {}
+    }
+    if let Some(t) = u.token.filter(|t| !t.is_empty()) {
+        return Ok(Auth::Token(t));
+    }
+    if let Some(p) = u.token_file {
+        let t = String::from_utf8(read_rel(dir, &p, "tokenFile")?)
+            .map_err(|_| format!("user `{name}`: tokenFile is not text"))?;
+        return Ok(Auth::Token(t.trim().to_string()));
+    }
+    if let (Some(user), Some(password)) = (u.username, u.password) {
+        return Ok(Auth::Basic { user, password });
+    }
+    Ok(Auth::None)
+}
+
+fn decode(data: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    let clean: String = data.chars().filter(|c| !c.is_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(clean)
+}
+
+fn read_rel(dir: &Path, p: &str, field: &str) -> Result<Vec<u8>, String> {
+    let path: PathBuf = dir.join(p);
+    std::fs::read(&path).map_err(|e| format!("{field} {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KC: &str = r#"
+apiVersion: v1
+kind: Config
+current-context: admin@kind
+clusters:
+- name: kind
+  cluster:
+    server: https://127.0.0.1:6443/
+    certificate-authority-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==
+contexts:
+- name: admin@kind
+  context: {cluster: kind, user: admin}
+- name: lost
+  context: {cluster: nowhere, user: admin}
+- name: plugin
+  context: {cluster: kind, user: oidc}
+users:
+- name: admin
+  user: {token: s3cr3t-t0ken}
+- name: oidc
+  user:
+    exec: {command: kubelogin, apiVersion: client.authentication.k8s.io/v1}
+"#;
+
+    #[test]
+    fn reads_the_current_context() {
+        let c = parse(KC, Path::new("/"), None).unwrap();
+        assert_eq!(c.server, "https://127.0.0.1:6443");
+        assert_eq!(
+            c.ca_pem.as_deref(),
+            Some(&b"-----BEGIN CERTIFICATE-----\n"[..])
+        );
+        assert!(matches!(&c.auth, Auth::Token(t) if t == "s3cr3t-t0ken"));
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn problems_are_named_without_secrets() {
+        let e = parse(KC, Path::new("/"), Some("lost")).unwrap_err();
+        assert!(e.contains("unknown cluster `nowhere`"), "{e}");
+        let e = parse(KC, Path::new("/"), Some("nope")).unwrap_err();
+        assert!(e.contains("no context named `nope`"), "{e}");
+        let e = parse(KC, Path::new("/"), Some("plugin")).unwrap_err();
+        assert!(e.contains("exec"), "{e}");
+        let e = parse("just text", Path::new("/"), None).unwrap_err();
+        assert!(e.contains("not a kubeconfig"), "{e}");
+        let ftp = KC.replace("https://127.0.0.1:6443/", "ftp://u:pw@h");
+        let e = parse(&ftp, Path::new("/"), None).unwrap_err();
+        assert!(e.contains("not an https://") && !e.contains("pw"), "{e}");
+        let none = KC.replace("current-context: admin@kind", "");
+        assert!(parse(&none, Path::new("/"), None)
+            .unwrap_err()
+            .contains("no current-context"));
+    }
+}

@@ -1,0 +1,650 @@
+//! `fci conform`: a cluster running the composed tree (an existing one by `--kubeconfig`, or
+//! one `--installer` makes), its API server's `/readyz` awaited, the Kubernetes/OpenShift
+//! conformance suite run against it (`runner.rs`), and its JUnit turned into results
+//! (`results.rs`). `--teardown` runs after everything, also after a failure, an ERROR or
+//! SIGINT/SIGTERM (`cancel.rs`).
+
+pub mod cancel;
+pub mod kubeconfig;
+pub mod placeholders;
+pub mod ready;
+pub mod results;
+pub mod runner;
+
+use crate::error::FciError;
+use crate::manifest::{Artifact, ArtifactKind, Manifest, Outcome, StageName, StageRecord};
+use crate::progress::{self, Spinner};
+use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage};
+use anyhow::Result;
+use cancel::{OnSignal, Stopped};
+use placeholders::Values;
+use runner::{Kind, Runner};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `fci conform`'s flags. An argument vector (`--installer`, `--runner-cmd`, `--teardown`)
+/// takes every following argument up to a lone `;` (quote it from the shell: `';'`), as
+/// `find -exec` does; it runs without a shell.
+#[derive(clap::Args, Debug, Clone)]
+#[command(
+    group(clap::ArgGroup::new("cluster").required(true).args(["kubeconfig", "installer"])),
+    after_help = "Placeholders, replaced inside each argument (never through a shell): {compose} the composed \
+commit, {repo} the OSTree repository, {ref} the compose's ref, {image} the manifest's disk image, \
+{workdir} a fresh scratch directory, {kubeconfig} the kubeconfig ({workdir}/kubeconfig with \
+--installer, where the installer must leave it); --runner-cmd also has {junit_dir}.\n\n\
+Example:\n  fci conform -m composed.json --installer ./install-cluster --tree {repo} --commit {compose} \
+--kubeconfig-out {kubeconfig} ';' --teardown ./destroy-cluster {workdir} ';'\n\n\
+Exit codes: 0 every conformance test passed; 1 one failed (named on stderr); 2 bad usage or \
+kubeconfig (nothing run, no manifest); 3 ERROR: installer, readiness, runner, unreadable or \
+missing JUnit, or interrupted by SIGINT/SIGTERM (the teardown ran first)."
+)]
+pub struct Args {
+    /// An existing cluster's kubeconfig (it must run the composed tree)
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// A command that installs a cluster from the composed tree and leaves {kubeconfig};
+    /// its arguments end with ';'
+    #[arg(
+        long,
+        value_name = "ARG",
+        num_args = 1..,
+        allow_hyphen_values = true,
+        value_terminator = ";"
+    )]
+    pub installer: Option<Vec<String>>,
+    /// The kubeconfig context to use (default: its current-context)
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Kill the installer after this many seconds (ERROR); 0 for none
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    pub install_timeout: u64,
+    /// How long to wait for the API server's /readyz to answer 200 (ERROR after)
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub ready_timeout: u64,
+    /// The conformance runner
+    #[arg(long, value_enum, default_value_t = Kind::Sonobuoy)]
+    pub runner: Kind,
+    /// sonobuoy's --mode
+    #[arg(long, default_value = "certified-conformance", value_name = "MODE")]
+    pub mode: String,
+    /// Any other runner: a command that writes JUnit files into {junit_dir}; its arguments
+    /// end with ';' (instead of --runner)
+    #[arg(
+        long = "runner-cmd",
+        value_name = "ARG",
+        num_args = 1..,
+        allow_hyphen_values = true,
+        value_terminator = ";",
+        conflicts_with_all = ["runner", "mode"]
+    )]
+    pub runner_cmd: Option<Vec<String>>,
+    /// Kill the conformance runner after this many seconds (ERROR); 0 for none
+    #[arg(long, default_value_t = 7200, value_name = "SECS")]
+    pub timeout: u64,
+    /// A command run at the end whatever happened (also after a failure, an ERROR or
+    /// Ctrl-C), e.g. to destroy the cluster; its arguments end with ';'
+    #[arg(
+        long,
+        value_name = "ARG",
+        num_args = 1..,
+        allow_hyphen_values = true,
+        value_terminator = ";"
+    )]
+    pub teardown: Option<Vec<String>>,
+    /// Kill the teardown after this many seconds; 0 for none
+    #[arg(long, default_value_t = 1800, value_name = "SECS")]
+    pub teardown_timeout: u64,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Placeholders of the installer and the teardown; the runner also has `junit_dir`.
+const CLUSTER_PLACEHOLDERS: [&str; 6] =
+    ["compose", "repo", "ref", "image", "workdir", "kubeconfig"];
+const RUNNER_PLACEHOLDERS: [&str; 7] = [
+    "compose",
+    "repo",
+    "ref",
+    "image",
+    "workdir",
+    "kubeconfig",
+    "junit_dir",
+];
+
+/// Runs `fci conform`; returns the exit code.
+pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
+    for (flag, argv) in [
+        ("--installer", &args.installer),
+        ("--runner-cmd", &args.runner_cmd),
+        ("--teardown", &args.teardown),
+    ] {
+        if argv.as_ref().is_some_and(|a| a[0].is_empty()) {
+            return Err(FciError::Usage(format!("{flag}: the program is empty")).into());
+        }
+    }
+    // From here a signal is noted: the cluster must be torn down before fci goes.
+    cancel::install();
+    let common = args.common.clone();
+    let mut stage = Conform {
+        args,
+        planned: None,
+    };
+    stage::drive(&mut stage, &common, workspace)
+}
+
+struct Conform {
+    args: Args,
+    planned: Option<Planned>,
+}
+
+struct Planned {
+    commit: String,
+    workdir: PathBuf,
+    junit_dir: PathBuf,
+    kubeconfig: PathBuf,
+    /// Read already when given by --kubeconfig; after the installer otherwise.
+    cluster: Option<kubeconfig::Cluster>,
+    installer: Option<Vec<String>>,
+    runner: Runner,
+    teardown: Option<Vec<String>>,
+}
+
+impl Stage for Conform {
+    fn name(&self) -> StageName {
+        StageName::Conform
+    }
+
+    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan> {
+        let a = &self.args;
+        let art = cx
+            .manifest
+            .artifacts_of(ArtifactKind::OstreeCommit)
+            .rfind(|x| x.stage == StageName::Compose.as_str())
+            .cloned()
+            .ok_or_else(|| {
+                FciError::input(
+                    &cx.origin,
+                    "no composed `ostree-commit` artifact: run `fci compose` first",
+                )
+            })?;
+        let repo = cx.consume(&art, ArtifactKind::OstreeCommit)?;
+        let compose_ref = cx
+            .manifest
+            .last_stage(StageName::Compose)
+            .and_then(|r| r.data.get("ref"))
+            .and_then(Value::as_str)
+            .map(String::from);
+        let workdir = cx.dir().join("work");
+        let junit_dir = cx.dir().join("junit");
+        let (kubeconfig, cluster, kube_digest) = match &a.kubeconfig {
+            Some(k) => {
+                let cluster = kubeconfig::load(k, a.context.as_deref())
+                    .and_then(|c| ready::client(&c).map(|_| c))
+                    .map_err(|why| FciError::input(k, why))?;
+                let abs = std::path::absolute(k)?;
+                let (digest, _) = crate::digest::sha256_file(&abs)?;
+                (abs, Some(cluster), Some(digest))
+            }
+            None => (workdir.join("kubeconfig"), None, None),
+        };
+        let uses_image = [&a.installer, &a.runner_cmd, &a.teardown]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|x| x.contains("{image}"));
+        let image = match cx
+            .manifest
+            .artifacts_of(ArtifactKind::Image)
+            .last()
+            .cloned()
+        {
+            Some(img) if uses_image => Some((cx.consume(&img, ArtifactKind::Image)?, img.sha256)),
+            _ => None,
+        };
+        let mut values = Values::new();
+        values.insert("compose", Some(art.sha256.clone()));
+        values.insert("repo", Some(repo.display().to_string()));
+        values.insert("ref", compose_ref);
+        values.insert(
+            "image",
+            image.as_ref().map(|(p, _)| p.display().to_string()),
+        );
+        values.insert("workdir", Some(workdir.display().to_string()));
+        values.insert("kubeconfig", Some(kubeconfig.display().to_string()));
+        values.insert("junit_dir", Some(junit_dir.display().to_string()));
+        let expand = |flag: &str, argv: &Option<Vec<String>>, allowed: &[&str]| {
+            argv.as_ref()
+                .map(|v| placeholders::expand(flag, v, &values, allowed))
+                .transpose()
+        };
+        let installer = expand("--installer", &a.installer, &CLUSTER_PLACEHOLDERS)?;
+        let teardown = expand("--teardown", &a.teardown, &CLUSTER_PLACEHOLDERS)?;
+        let runner = match expand("--runner-cmd", &a.runner_cmd, &RUNNER_PLACEHOLDERS)? {
+            Some(argv) => Runner::Custom(argv),
+            None => match a.runner {
+                Kind::Sonobuoy => Runner::Sonobuoy {
+                    mode: a.mode.clone(),
+                },
+                Kind::E2eTest => Runner::E2eTest,
+                Kind::OpenshiftTests => Runner::OpenshiftTests,
+            },
+        };
+        for t in runner.tools() {
+            cx.require(t)?;
+        }
+        for (what, argv) in [
+            ("--installer", &installer),
+            ("--teardown", &teardown),
+            ("--runner-cmd", &runner_argv(&runner)),
+        ] {
+            if let Some(argv) = argv {
+                find_program(what, &argv[0])?;
+            }
+        }
+        let inputs = json!({
+            "commit": art.sha256,
+            "image": image.map(|(_, sha)| sha),
+            "kubeconfig": kube_digest,
+            "context": a.context,
+            "installer": a.installer,
+            "runner": runner.name(),
+            "mode": matches!(runner, Runner::Sonobuoy { .. }).then_some(&a.mode),
+            "runner_cmd": a.runner_cmd,
+            "teardown": a.teardown,
+        });
+        self.planned = Some(Planned {
+            commit: art.sha256,
+            workdir,
+            junit_dir,
+            kubeconfig,
+            cluster,
+            installer,
+            runner,
+            teardown,
+        });
+        Ok(Plan::Run(inputs))
+    }
+
+    fn execute(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
+        let mut p = self.planned.take().expect("planned before executed");
+        let spinner = Spinner::new("conform");
+        rec.backend = Some(p.runner.name().to_string());
+        rec.data.insert("commit".into(), json!(p.commit));
+        rec.data.insert("runner".into(), json!(p.runner.name()));
+        if let Runner::Sonobuoy { mode } = &p.runner {
+            rec.data.insert("mode".into(), json!(mode));
+        }
+        std::fs::create_dir_all(&p.workdir)?;
+        std::fs::create_dir_all(&p.junit_dir)?;
+        let artifacts = match self.session(cx, rec, &mut p, &spinner) {
+            Ok(a) => a,
+            Err(e) => {
+                error(rec, crate::exec::redact(&crate::error::one_line(&e)));
+                Vec::new()
+            }
+        };
+        if let Some(argv) = &p.teardown {
+            spinner.step("tearing down");
+            teardown(cx, rec, argv, &p.workdir, self.args.teardown_timeout)?;
+        }
+        if let Some(sig) = cancel::requested() {
+            rec.outcome = Outcome::Error;
+            let msg = format!(
+                "interrupted by {sig}: what ran was killed{}",
+                if p.teardown.is_some() {
+                    ", then the teardown ran"
+                } else {
+                    ""
+                }
+            );
+            eprintln!("fci: conform ERROR: {msg}");
+            rec.notes.push(msg);
+            rec.data.insert("interrupted".into(), json!(sig));
+        }
+        Ok(artifacts)
+    }
+
+    fn summary(&self, record: &StageRecord, _manifest: &Manifest) {
+        let d = &record.data;
+        let counts = d
+            .get("tests")
+            .map(|t| {
+                format!(
+                    ": {} passed, {} failed, {} errors, {} skipped",
+                    t["passed"], t["failed"], t["errors"], t["skipped"]
+                )
+            })
+            .unwrap_or_default();
+        let why = if record.outcome == Outcome::Passed {
+            String::new()
+        } else {
+            record
+                .notes
+                .first()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        };
+        // The failing names were printed when they were found (also with --quiet).
+        progress::note(&format!(
+            "conform {} in {:.1}s{counts}{why}",
+            record.outcome, record.duration_s
+        ));
+    }
+}
+
+impl Conform {
+    /// Install, wait, run, read: everything the teardown follows. An ERROR is recorded in
+    /// `rec` (with its reason) rather than returned, so the record keeps what was learnt.
+    fn session(
+        &self,
+        cx: &mut Ctx,
+        rec: &mut RecordParts,
+        p: &mut Planned,
+        spinner: &Spinner,
+    ) -> Result<Vec<Artifact>> {
+        let a = &self.args;
+        if let Some(argv) = &p.installer {
+            spinner.step("installing the cluster");
+            let g = cancel::run(
+                cx.log(),
+                &crate::exec::Cmd::new(&argv[0])
+                    .args(&argv[1..])
+                    .dir(&p.workdir),
+                crate::cli::timeout(a.install_timeout),
+                false,
+                OnSignal::Kill,
+            )?;
+            rec.data.insert("installer_exit".into(), json!(g.done.code));
+            match g.stopped {
+                Some(Stopped::Interrupted) => return Ok(Vec::new()),
+                Some(Stopped::TimedOut) => {
+                    error(
+                        rec,
+                        format!(
+                            "the installer ran past --install-timeout {}s and was killed",
+                            a.install_timeout
+                        ),
+                    );
+                    return Ok(Vec::new());
+                }
+                None if !g.done.success() => {
+                    let said = last_output(cx);
+                    error(
+                        rec,
+                        format!(
+                            "the installer {} {}: {said} (the stage log has all it said)",
+                            argv[0],
+                            status(g.done.code)
+                        ),
+                    );
+                    return Ok(Vec::new());
+                }
+                None => {}
+            }
+            if !p.kubeconfig.is_file() {
+                error(
+                    rec,
+                    format!(
+                        "the installer succeeded but left no kubeconfig at {}",
+                        p.kubeconfig.display()
+                    ),
+                );
+                return Ok(Vec::new());
+            }
+            match kubeconfig::load(&p.kubeconfig, a.context.as_deref())
+                .and_then(|c| ready::client(&c).map(|_| c))
+            {
+                Ok(c) => p.cluster = Some(c),
+                Err(why) => {
+                    error(
+                        rec,
+                        format!(
+                            "{}: the installer's kubeconfig is unusable: {why}",
+                            p.kubeconfig.display()
+                        ),
+                    );
+                    return Ok(Vec::new());
+                }
+            }
+        }
+        let cluster = p.cluster.as_ref().expect("a cluster by now");
+        rec.data
+            .insert("server".into(), json!(cluster.display_server()));
+        rec.data.insert("context".into(), json!(cluster.context));
+        rec.data.insert("auth".into(), json!(cluster.auth.kind()));
+
+        spinner.step(&format!("waiting for {}/readyz", cluster.display_server()));
+        let client = ready::client(cluster)
+            .map_err(|why| FciError::Infra(format!("{}: {why}", p.kubeconfig.display())))?;
+        match ready::wait(
+            cluster,
+            &client,
+            Duration::from_secs(a.ready_timeout),
+            cx.log(),
+        ) {
+            ready::Ready::Yes { waited_s } => {
+                rec.data.insert("ready_wait_s".into(), json!(waited_s));
+            }
+            ready::Ready::Interrupted => return Ok(Vec::new()),
+            ready::Ready::Refused { status } => {
+                error(
+                    rec,
+                    format!(
+                        "{}/readyz refused the credentials of context `{}` (HTTP {status})",
+                        cluster.display_server(),
+                        cluster.context
+                    ),
+                );
+                return Ok(Vec::new());
+            }
+            ready::Ready::TimedOut { last } => {
+                error(
+                    rec,
+                    format!(
+                        "{}/readyz was not ready after --ready-timeout {}s; last answer: {last}",
+                        cluster.display_server(),
+                        a.ready_timeout
+                    ),
+                );
+                return Ok(Vec::new());
+            }
+        }
+
+        spinner.step(&format!(
+            "running the conformance suite ({})",
+            p.runner.name()
+        ));
+        let ran = p.runner.run(
+            &p.kubeconfig,
+            &p.workdir,
+            &p.junit_dir,
+            crate::cli::timeout(a.timeout),
+            cx.log(),
+        )?;
+        rec.data.insert("runner_exit".into(), json!(ran.exit));
+        rec.notes.extend(ran.notes);
+        match ran.stopped {
+            Some(Stopped::Interrupted) => return Ok(Vec::new()),
+            Some(Stopped::TimedOut) => {
+                error(
+                    rec,
+                    format!(
+                        "the {} runner ran past --timeout {}s and was killed",
+                        p.runner.name(),
+                        a.timeout
+                    ),
+                );
+                return Ok(Vec::new());
+            }
+            None => {}
+        }
+        if ran.junit.is_empty() {
+            error(
+                rec,
+                format!(
+                    "the {} runner ({}) left no JUnit report (looked for {})",
+                    p.runner.name(),
+                    status(ran.exit),
+                    ran.looked_in
+                ),
+            );
+            return Ok(Vec::new());
+        }
+        spinner.step("reading the JUnit reports");
+        let mut artifacts = Vec::new();
+        let mut tally = results::Tally::default();
+        for f in &ran.junit {
+            let name = f.file_name().unwrap_or_default().to_string_lossy();
+            // Kept whatever it says: a report that cannot be read is the first thing to see.
+            let stored = cx
+                .ws
+                .store(f, ArtifactKind::Junit, &name, StageName::Conform)?;
+            let kept = stored.path.clone();
+            artifacts.push(stored);
+            if let Err(why) = results::read(f, p.runner.name(), &mut rec.results, &mut tally) {
+                rec.data.insert("tests".into(), tally.to_json());
+                error(
+                    rec,
+                    format!("JUnit report {name} (kept as {kept}): {why}; not trusted"),
+                );
+                return Ok(artifacts);
+            }
+        }
+        rec.data.insert("tests".into(), tally.to_json());
+        if ran.exit != Some(0) {
+            rec.notes.push(format!(
+                "the {} runner {}; its JUnit decides the outcome",
+                p.runner.name(),
+                status(ran.exit)
+            ));
+        }
+        rec.outcome = match Outcome::aggregate(rec.results.iter().map(|r| r.outcome)) {
+            Some(o) => o,
+            None => {
+                error(
+                    rec,
+                    format!(
+                        "no conformance test ran: the JUnit reports hold {} skipped cases and nothing else",
+                        tally.skipped
+                    ),
+                );
+                return Ok(artifacts);
+            }
+        };
+        let failed: Vec<&str> = rec
+            .results
+            .iter()
+            .filter(|r| !r.outcome.is_pass())
+            .map(|r| r.testcase.as_str())
+            .collect();
+        if !failed.is_empty() {
+            rec.notes.push(format!(
+                "{} of {} conformance tests failed or errored",
+                failed.len(),
+                rec.results.len()
+            ));
+            // The names, also with --quiet: they are why the stage failed.
+            eprintln!(
+                "fci: conform {}: {} conformance tests did not pass:",
+                rec.outcome,
+                failed.len()
+            );
+            for n in failed {
+                eprintln!("  {}", progress::plain(n));
+            }
+        }
+        Ok(artifacts)
+    }
+}
+
+/// Runs the teardown; its trouble is noted, and an ERROR only when nothing else went wrong
+/// (a FAILED suite stays FAILED: that is the news, the leftover cluster a note).
+fn teardown(
+    cx: &mut Ctx,
+    rec: &mut RecordParts,
+    argv: &[String],
+    workdir: &Path,
+    limit: u64,
+) -> Result<()> {
+    let g = cancel::run(
+        cx.log(),
+        &crate::exec::Cmd::new(&argv[0])
+            .args(&argv[1..])
+            .dir(workdir),
+        crate::cli::timeout(limit),
+        false,
+        OnSignal::Ignore,
+    )?;
+    rec.data.insert("teardown_exit".into(), json!(g.done.code));
+    let trouble = match g.stopped {
+        Some(_) => Some(format!(
+            "the teardown ran past --teardown-timeout {limit}s and was killed"
+        )),
+        None if !g.done.success() => Some(format!(
+            "the teardown {} {}: the cluster may be left running",
+            argv[0],
+            status(g.done.code)
+        )),
+        None => None,
+    };
+    if let Some(msg) = trouble {
+        if rec.outcome == Outcome::Passed {
+            error(rec, msg);
+        } else {
+            rec.notes.push(msg);
+        }
+    }
+    Ok(())
+}
+
+/// An ERROR with its reason: in the record, and on stderr also with --quiet.
+fn error(rec: &mut RecordParts, msg: String) {
+    eprintln!("fci: conform ERROR: {}", progress::plain(&msg));
+    rec.outcome = Outcome::Error;
+    rec.notes.push(msg);
+}
+
+fn status(code: Option<i32>) -> String {
+    match code {
+        Some(c) => format!("exited {c}"),
+        None => "was killed by a signal".into(),
+    }
+}
+
+/// The last line a command wrote to the log (already redacted there), for a one-line reason.
+fn last_output(cx: &mut Ctx) -> String {
+    let tail = cx.log().tail(20);
+    tail.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("# ") && !l.starts_with("$ "))
+        .map_or_else(|| "no output".into(), progress::plain)
+}
+
+fn runner_argv(r: &Runner) -> Option<Vec<String>> {
+    match r {
+        Runner::Custom(argv) => Some(argv.clone()),
+        _ => None,
+    }
+}
+
+/// A user-given program must exist before a cluster is made for it (exit 3 otherwise).
+fn find_program(flag: &str, program: &str) -> Result<(), FciError> {
+    let found = if program.contains('/') {
+        std::fs::metadata(program).is_ok_and(|m| {
+            use std::os::unix::fs::PermissionsExt;
+            m.is_file() && m.permissions().mode() & 0o111 != 0
+        })
+    } else {
+        crate::exec::which(program).is_some()
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(FciError::ToolMissingHint {
+            tool: program.into(),
+            hint: format!("the program of {flag} is not an executable file; check the path"),
+        })
+    }
+}

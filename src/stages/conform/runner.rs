@@ -1,0 +1,241 @@
+//! The conformance runners: sonobuoy (default), e2e.test, openshift-tests, or any argument
+//! vector. Each runs against the kubeconfig and leaves JUnit files; this file knows their
+//! command lines and where their JUnit lands, nothing about what the JUnit says.
+
+use super::cancel::{self, OnSignal, Stopped};
+use crate::exec::{Cmd, Log};
+use crate::stage::Tool;
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const SONOBUOY: Tool = Tool::elsewhere(
+    "sonobuoy",
+    "no Debian package has it: download a release from https://github.com/vmware-tanzu/sonobuoy/releases and put `sonobuoy` on PATH",
+);
+pub const E2E_TEST: Tool = Tool::elsewhere(
+    "e2e.test",
+    "no Debian package has it: it is in Kubernetes' test tarball (https://dl.k8s.io/release/vX.Y.Z/kubernetes-test-linux-amd64.tar.gz, kubernetes/test/bin/e2e.test); put it on PATH",
+);
+pub const OPENSHIFT_TESTS: Tool = Tool::elsewhere(
+    "openshift-tests",
+    "no Debian package has it: extract it from the release payload (`oc adm release extract --command=openshift-tests`) or build it from https://github.com/openshift/origin; put it on PATH",
+);
+pub const TAR: Tool = Tool::new("tar", "tar");
+
+/// `--runner`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// sonobuoy run --mode MODE --wait; retrieve; delete
+    Sonobuoy,
+    /// e2e.test --ginkgo.focus '\[Conformance\]'
+    #[value(name = "e2e.test")]
+    E2eTest,
+    /// openshift-tests run kubernetes/conformance
+    OpenshiftTests,
+}
+
+/// A runner, ready to run.
+pub enum Runner {
+    Sonobuoy {
+        mode: String,
+    },
+    E2eTest,
+    OpenshiftTests,
+    /// `--runner-cmd`, its placeholders already filled in.
+    Custom(Vec<String>),
+}
+
+/// How the suite ended: its JUnit files, and the runner's own exit.
+pub struct Ran {
+    pub junit: Vec<PathBuf>,
+    /// Where the JUnit files were looked for, for the "none found" message.
+    pub looked_in: String,
+    /// The suite command's exit code (None: killed).
+    pub exit: Option<i32>,
+    pub stopped: Option<Stopped>,
+    /// What else happened on the way (sonobuoy retrieve/delete trouble).
+    pub notes: Vec<String>,
+}
+
+impl Runner {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Runner::Sonobuoy { .. } => "sonobuoy",
+            Runner::E2eTest => "e2e.test",
+            Runner::OpenshiftTests => "openshift-tests",
+            Runner::Custom(_) => "custom",
+        }
+    }
+
+    /// The tools it needs; a custom runner's program is checked by the stage.
+    pub fn tools(&self) -> Vec<Tool> {
+        match self {
+            Runner::Sonobuoy { .. } => vec![SONOBUOY, TAR],
+            Runner::E2eTest => vec![E2E_TEST],
+            Runner::OpenshiftTests => vec![OPENSHIFT_TESTS],
+            Runner::Custom(_) => Vec::new(),
+        }
+    }
+
+    /// Runs the suite against `kubeconfig`; the runner's files go below `work`, JUnit
+    /// reports into `junit_dir` (a custom runner was given it as `{junit_dir}`).
+    pub fn run(
+        &self,
+        kubeconfig: &Path,
+        work: &Path,
+        junit_dir: &Path,
+        timeout: Option<Duration>,
+        log: &mut Log,
+    ) -> Result<Ran> {
+        let base = |program: &str| Cmd::new(program).dir(work).env("KUBECONFIG", kubeconfig);
+        let suite = match self {
+            Runner::Sonobuoy { mode } => {
+                return sonobuoy(mode, kubeconfig, work, timeout, log);
+            }
+            Runner::E2eTest => base(E2E_TEST.program)
+                .arg("--kubeconfig")
+                .arg(kubeconfig)
+                .args(["--ginkgo.focus", r"\[Conformance\]", "--report-dir"])
+                .arg(junit_dir),
+            Runner::OpenshiftTests => base(OPENSHIFT_TESTS.program)
+                .args(["run", "kubernetes/conformance", "--junit-dir"])
+                .arg(junit_dir),
+            Runner::Custom(argv) => base(&argv[0]).args(&argv[1..]),
+        };
+        let g = cancel::run(log, &suite, timeout, false, OnSignal::Kill)?;
+        Ok(Ran {
+            junit: xml_files(junit_dir),
+            looked_in: format!("{}/**/*.xml", junit_dir.display()),
+            exit: g.done.code,
+            stopped: g.stopped,
+            notes: Vec::new(),
+        })
+    }
+}
+
+/// `sonobuoy run --wait`, then `retrieve` (the tarball's path is its output) unpacked with
+/// tar, then `delete --wait`, whatever happened before (best effort: noted, never fatal).
+fn sonobuoy(
+    mode: &str,
+    kubeconfig: &Path,
+    work: &Path,
+    timeout: Option<Duration>,
+    log: &mut Log,
+) -> Result<Ran> {
+    let sono = |verb: &str| {
+        Cmd::new(SONOBUOY.program)
+            .arg(verb)
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .dir(work)
+            .env("KUBECONFIG", kubeconfig)
+    };
+    let mut notes = Vec::new();
+    let results = work.join("sonobuoy-results");
+    let g = cancel::run(
+        log,
+        &sono("run").args(["--mode", mode, "--wait"]),
+        timeout,
+        false,
+        OnSignal::Kill,
+    )?;
+    let (exit, stopped) = (g.done.code, g.stopped);
+    if stopped.is_none() {
+        std::fs::create_dir_all(&results)?;
+        let retrieve = cancel::run(
+            log,
+            &sono("retrieve").arg(work),
+            Some(Duration::from_secs(600)),
+            true,
+            OnSignal::Kill,
+        )?;
+        let tarball = retrieve
+            .done
+            .stdout
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .map(|l| work.join(l));
+        match tarball {
+            Some(t) if retrieve.done.success() && t.is_file() => {
+                let untar = cancel::run(
+                    log,
+                    &Cmd::new(TAR.program)
+                        .args(["--no-same-owner", "--no-same-permissions", "-xf"])
+                        .arg(&t)
+                        .arg("-C")
+                        .arg(&results),
+                    Some(Duration::from_secs(600)),
+                    false,
+                    OnSignal::Kill,
+                )?;
+                if !untar.done.success() {
+                    notes.push(format!(
+                        "tar cannot unpack sonobuoy's tarball {}: see the stage log",
+                        t.display()
+                    ));
+                }
+            }
+            _ => notes.push(format!(
+                "sonobuoy retrieve gave no tarball ({}): {}",
+                super::status(retrieve.done.code),
+                retrieve.done.reason()
+            )),
+        }
+    }
+    // The runner's namespace goes, also after a failure or a signal; the teardown (if any)
+    // follows, and a delete that cannot finish is only noted.
+    let del = cancel::run(
+        log,
+        &sono("delete").arg("--wait"),
+        Some(Duration::from_secs(600)),
+        false,
+        OnSignal::Ignore,
+    )?;
+    if !del.done.success() {
+        notes.push(format!(
+            "sonobuoy delete {}: its namespace may be left on the cluster",
+            super::status(del.done.code)
+        ));
+    }
+    let global = results.join("plugins/e2e/results/global");
+    let mut junit: Vec<PathBuf> = std::fs::read_dir(&global)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "xml") && p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    junit.sort();
+    Ok(Ran {
+        junit,
+        looked_in: "plugins/e2e/results/global/*.xml in sonobuoy's tarball".into(),
+        exit,
+        stopped,
+        notes,
+    })
+}
+
+/// Every `*.xml` file below `dir` (not following links), sorted.
+fn xml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(t) = e.file_type() else { continue };
+            let p = e.path();
+            if t.is_dir() {
+                todo.push(p);
+            } else if t.is_file() && p.extension().is_some_and(|x| x == "xml") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -1,0 +1,914 @@
+//! `fci conform` through the real binary, on a manifest from a real build | compose chain.
+//! There is no Kubernetes cluster here: the API server is a stand-in speaking its wire format
+//! (`tests/fixtures/conform/readyz.py`: /readyz over TLS with certificates the real openssl
+//! makes, 503 `[-]etcd failed` before it is ready, 401 for wrong credentials), and the runners
+//! are stand-ins named like sonobuoy, e2e.test and openshift-tests that record their command
+//! lines and write JUnit shaped like e2e.test's. fci's code path is the one a real cluster
+//! takes.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "fci-test-token-7d1e0c55";
+
+/// Fails (never skips) when a tool these tests need is missing.
+fn need_tools() {
+    let missing: Vec<String> = [
+        ("openssl", "openssl"),
+        ("python3", "python3"),
+        ("tar", "tar"),
+    ]
+    .iter()
+    .filter(|(t, _)| fci::exec::which(t).is_none())
+    .map(|(t, p)| format!("{t} (apt-get install -y {p})"))
+    .collect();
+    assert!(
+        missing.is_empty(),
+        "tools missing for the conform tests: {}",
+        missing.join(", ")
+    );
+}
+
+fn fixtures() -> PathBuf {
+    fixture("conform")
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made once by openssl.
+fn certs() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        need_tools();
+        let dir = tempfile::tempdir().unwrap().keep();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let mut ca = vec!["req", "-x509"];
+        ca.extend(ec);
+        ca.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=fci-test-ca",
+        ]);
+        openssl(&dir, &ca);
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+        for (who, cn) in [
+            ("server", "/CN=kube-apiserver"),
+            ("client", "/O=system:masters/CN=admin"),
+        ] {
+            let mut req = vec!["req"];
+            req.extend(ec);
+            let (key, csr, crt, ext) = (
+                format!("{who}.key"),
+                format!("{who}.csr"),
+                format!("{who}.crt"),
+                format!("{who}.ext"),
+            );
+            req.extend(["-keyout", &key, "-out", &csr, "-subj", cn]);
+            openssl(&dir, &req);
+            openssl(
+                &dir,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    "ca.crt",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-days",
+                    "2",
+                    "-out",
+                    &crt,
+                    "-extfile",
+                    &ext,
+                ],
+            );
+        }
+        dir
+    })
+}
+
+/// The stand-in API server; killed when dropped.
+struct Api {
+    child: Child,
+    port: u16,
+}
+
+impl Api {
+    /// Ready after `ready_after` seconds (never if negative); `client_ca`: require a client
+    /// certificate instead of the token.
+    fn start(dir: &Path, ready_after: f64, client_ca: bool) -> Api {
+        let c = certs();
+        let port_file = dir.join(format!("port-{}", uuid::Uuid::new_v4()));
+        let mut cmd = Command::new("python3");
+        cmd.arg(fixtures().join("readyz.py"))
+            .arg("--cert")
+            .arg(c.join("server.crt"))
+            .arg("--key")
+            .arg(c.join("server.key"))
+            .arg("--ready-after")
+            .arg(ready_after.to_string())
+            .arg("--port-file")
+            .arg(&port_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if client_ca {
+            cmd.arg("--ca").arg(c.join("ca.crt"));
+        } else {
+            cmd.args(["--token", TOKEN]);
+        }
+        let child = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let port = loop {
+            if let Ok(p) = std::fs::read_to_string(&port_file) {
+                break p.trim().parse().unwrap();
+            }
+            assert!(Instant::now() < deadline, "readyz.py did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Api { child, port }
+    }
+
+    fn server(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn b64(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// A kubeconfig for `server` with the token and the CA inline, as kubeadm writes admin.conf.
+fn token_kubeconfig(dir: &Path, server: &str, token: &str) -> PathBuf {
+    let ca = std::fs::read(certs().join("ca.crt")).unwrap();
+    let p = dir.join(format!("kubeconfig-{}", uuid::Uuid::new_v4()));
+    std::fs::write(
+        &p,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: admin@test\nclusters:\n- name: test\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\ncontexts:\n- name: admin@test\n  context:\n    cluster: test\n    user: admin\nusers:\n- name: admin\n  user:\n    token: {token}\n",
+            b64(&ca)
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// A kubeconfig with files beside it (paths relative to it): the CA and a client certificate.
+fn cert_kubeconfig(dir: &Path, server: &str) -> PathBuf {
+    let kdir = dir.join(format!("kube-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(kdir.join("pki")).unwrap();
+    for f in ["ca.crt", "client.crt", "client.key"] {
+        std::fs::copy(certs().join(f), kdir.join("pki").join(f)).unwrap();
+    }
+    let p = kdir.join("config");
+    std::fs::write(
+        &p,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: ctx\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    certificate-authority: pki/ca.crt\ncontexts:\n- name: ctx\n  context: {{cluster: c, user: u}}\nusers:\n- name: u\n  user:\n    client-certificate: pki/client.crt\n    client-key: pki/client.key\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// build | compose of hello-atomic, for real: the manifest file composed.
+fn composed(w: &Ws) -> PathBuf {
+    need_tools();
+    let base = make_base(w, &["--no-kernel"], |_| {});
+    let r = w.run(&[
+        "compose",
+        "--init-base",
+        base.to_str().unwrap(),
+        "--branch",
+        "f41",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let built = w.build("hello-atomic", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let b = w.save("built.json", &built.manifest());
+    let c = w.run(&["compose", "-m", b.to_str().unwrap()]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    w.save("composed.json", &c.manifest())
+}
+
+/// A test's world: workspace, composed manifest, and a directory the stand-ins report into.
+struct World {
+    w: Ws,
+    m: PathBuf,
+    dir: PathBuf,
+}
+
+impl World {
+    fn new() -> World {
+        let w = Ws::new();
+        let m = composed(&w);
+        let dir = w.path().join("marks");
+        std::fs::create_dir_all(&dir).unwrap();
+        World { w, m, dir }
+    }
+
+    fn cmd(&self, args: &[&str], env: &[(&str, &str)], with_standins: bool) -> Command {
+        let mut c = self.w.cmd();
+        c.arg("conform").arg("-m").arg(&self.m).args(args);
+        c.env("CONFORM_DIR", &self.dir);
+        let path = std::env::var("PATH").unwrap();
+        if with_standins {
+            c.env(
+                "PATH",
+                format!("{}:{path}", fixtures().join("bin").display()),
+            );
+        }
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        Run::from(self.cmd(args, env, true).output().unwrap())
+    }
+
+    fn mark(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+
+    fn teardowns(&self) -> usize {
+        self.mark("teardown.runs").lines().count()
+    }
+
+    fn log_of(&self, stage: &Value) -> String {
+        std::fs::read_to_string(self.w.ws().join(stage["log"].as_str().unwrap())).unwrap()
+    }
+}
+
+fn script(name: &str) -> String {
+    fixtures().join(name).display().to_string()
+}
+
+/// `--runner-cmd runner.sh {junit_dir} ;` and `--teardown teardown.sh {workdir} ;`.
+fn custom_runner_args(k: &Path) -> Vec<String> {
+    vec![
+        "--kubeconfig".into(),
+        k.display().to_string(),
+        "--runner-cmd".into(),
+        script("runner.sh"),
+        "{junit_dir}".into(),
+        ";".into(),
+        "--teardown".into(),
+        script("teardown.sh"),
+        "{workdir}".into(),
+        ";".into(),
+    ]
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn conform_record(r: &Run) -> (Value, Value) {
+    let m = r.manifest();
+    let s = r.stage(&m, "conform").clone();
+    (m, s)
+}
+
+#[test]
+fn ready_after_a_delay_then_passed_with_sonobuoy() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 2.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let teardown = script("teardown.sh");
+    let r = x.run(
+        &[
+            "--kubeconfig",
+            k.to_str().unwrap(),
+            "--teardown",
+            &teardown,
+            "{workdir}",
+            ";",
+        ],
+        &[("CONFORM_JUNIT", "pass")],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (m, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "PASSED", "{s:#}");
+    assert_eq!(s["backend"], "sonobuoy");
+    assert_eq!(s["data"]["server"], api.server().as_str());
+    assert_eq!(s["data"]["auth"], "token");
+    assert_eq!(s["data"]["mode"], "certified-conformance");
+    let waited = s["data"]["ready_wait_s"].as_f64().unwrap();
+    assert!(
+        waited >= 1.5,
+        "ready after {waited}s, before the server was"
+    );
+    assert_eq!(
+        s["data"]["tests"],
+        serde_json::json!({"passed": 3, "failed": 0, "errors": 0, "skipped": 6700})
+    );
+    // Only what ran is a result; the 6,700 skipped cases are a count.
+    let res = results(&s);
+    assert_eq!(res.len(), 3, "{res:?}");
+    assert!(res
+        .iter()
+        .all(|(n, o)| o == "PASSED" && n.contains("[Conformance]")));
+    // The JUnit report is in the workspace, as the tarball had it.
+    let junit: Vec<&Value> = m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["type"] == "junit")
+        .collect();
+    assert_eq!(junit.len(), 1, "{m:#}");
+    assert_eq!(junit[0]["stage"], "conform");
+    let stored =
+        std::fs::read_to_string(x.w.ws().join(junit[0]["path"].as_str().unwrap())).unwrap();
+    assert!(stored.contains("<testsuite name=\"Kubernetes e2e suite\""));
+    // sonobuoy's command lines: run, retrieve into the work directory, delete.
+    let calls = x.mark("sonobuoy.calls");
+    let lines: Vec<&str> = calls.lines().collect();
+    assert_eq!(lines.len(), 3, "{calls}");
+    assert!(
+        lines[0].starts_with("run --kubeconfig ")
+            && lines[0].ends_with(" --mode certified-conformance --wait"),
+        "{calls}"
+    );
+    assert!(lines[0].contains(k.to_str().unwrap()), "{calls}");
+    assert!(lines[1].starts_with("retrieve --kubeconfig "), "{calls}");
+    assert!(
+        lines[2].starts_with("delete --kubeconfig ") && lines[2].ends_with(" --wait"),
+        "{calls}"
+    );
+    assert_eq!(x.teardowns(), 1);
+    // The token went to the server only.
+    for (what, text) in [
+        ("stderr", &r.stderr),
+        ("manifest", &r.stdout),
+        ("log", &x.log_of(&s)),
+    ] {
+        assert!(!text.contains(TOKEN), "the token is in the {what}");
+    }
+    assert!(x.w.leftovers().is_empty(), "{:?}", x.w.leftovers());
+}
+
+#[test]
+fn a_failing_conformance_test_fails_the_stage_naming_it() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let r = x.run(&strs(&custom_runner_args(&k)), &[("CONFORM_JUNIT", "fail")]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("[sig-network] DNS should provide DNS for services  [Conformance]"),
+        "{}",
+        r.stderr
+    );
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "FAILED");
+    assert_eq!(s["backend"], "custom");
+    assert_eq!(s["data"]["tests"]["failed"], 1);
+    assert_eq!(s["data"]["runner_exit"], 1);
+    let failed: Vec<&Value> = s["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "FAILED")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["note"], "timed out waiting for the condition");
+    // The runner's own exit status is noted; the JUnit decided.
+    assert!(s["notes"].to_string().contains("exited 1"), "{s:#}");
+    assert_eq!(x.teardowns(), 1);
+}
+
+#[test]
+fn a_missing_or_invalid_kubeconfig_is_bad_input() {
+    let x = World::new();
+    let out = x.w.path().join("out.json");
+    let o = out.to_str().unwrap();
+    let bad = |args: &[&str], needles: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["-o", o, "--teardown", "teardown.sh", ";"]);
+        let r = x.run(&all, &[]);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        let lines: Vec<&str> = r.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{}", r.stderr);
+        for n in needles {
+            assert!(lines[0].contains(n), "`{}` lacks `{n}`", lines[0]);
+        }
+        assert!(
+            r.stdout.is_empty() && !out.exists(),
+            "a manifest was written"
+        );
+    };
+    let missing = x.w.path().join("absent.kubeconfig");
+    bad(
+        &["--kubeconfig", missing.to_str().unwrap()],
+        &["absent.kubeconfig", "cannot read kubeconfig"],
+    );
+    let garbage = x.w.path().join("garbage.kubeconfig");
+    std::fs::write(&garbage, "{ this: is: not yaml").unwrap();
+    bad(
+        &["--kubeconfig", garbage.to_str().unwrap()],
+        &["garbage.kubeconfig", "not a kubeconfig"],
+    );
+    let k = token_kubeconfig(x.w.path(), "https://127.0.0.1:1", TOKEN);
+    bad(
+        &["--kubeconfig", k.to_str().unwrap(), "--context", "nope"],
+        &[k.to_str().unwrap(), "no context named `nope`"],
+    );
+    let lost = x.w.path().join("lost.kubeconfig");
+    std::fs::write(
+        &lost,
+        std::fs::read_to_string(&k)
+            .unwrap()
+            .replace("cluster: test", "cluster: elsewhere"),
+    )
+    .unwrap();
+    bad(
+        &["--kubeconfig", lost.to_str().unwrap()],
+        &["lost.kubeconfig", "unknown cluster `elsewhere`"],
+    );
+    let plugin = x.w.path().join("plugin.kubeconfig");
+    std::fs::write(
+        &plugin,
+        std::fs::read_to_string(&k).unwrap().replace(
+            &format!("token: {TOKEN}"),
+            "exec:\n      command: aws\n      apiVersion: client.authentication.k8s.io/v1beta1",
+        ),
+    )
+    .unwrap();
+    bad(
+        &["--kubeconfig", plugin.to_str().unwrap()],
+        &["plugin.kubeconfig", "exec"],
+    );
+    let ftp = x.w.path().join("ftp.kubeconfig");
+    std::fs::write(
+        &ftp,
+        std::fs::read_to_string(&k)
+            .unwrap()
+            .replace("https://127.0.0.1:1", "ftp://127.0.0.1"),
+    )
+    .unwrap();
+    bad(
+        &["--kubeconfig", ftp.to_str().unwrap()],
+        &["ftp.kubeconfig", "not an https://"],
+    );
+    // An unknown placeholder, and {image} without an image.
+    bad(
+        &[
+            "--kubeconfig",
+            k.to_str().unwrap(),
+            "--runner-cmd",
+            "x",
+            "{nope}",
+            ";",
+        ],
+        &["unknown placeholder {nope}"],
+    );
+    bad(
+        &["--installer", "x", "{image}", ";"],
+        &["{image}", "no `image` artifact"],
+    );
+    assert_eq!(x.teardowns(), 0, "a teardown ran for nothing");
+}
+
+#[test]
+fn a_failing_installer_is_an_error_and_the_teardown_runs() {
+    let x = World::new();
+    let (inst, td) = (script("installer.sh"), script("teardown.sh"));
+    let r = x.run(
+        &[
+            "--installer",
+            &inst,
+            "{kubeconfig}",
+            ";",
+            "--teardown",
+            &td,
+            ";",
+        ],
+        &[("CONFORM_INSTALL", "fail")],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("installer") && r.stderr.contains("exited 2"),
+        "{}",
+        r.stderr
+    );
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "ERROR");
+    assert_eq!(s["data"]["installer_exit"], 2);
+    assert_eq!(s["data"]["teardown_exit"], 0);
+    assert!(r.stderr.contains("fatal: [node1]: FAILED!"), "{}", r.stderr);
+    assert!(x.log_of(&s).contains("fatal: [node1]"));
+    assert_eq!(x.teardowns(), 1);
+}
+
+#[test]
+fn an_installer_that_leaves_no_kubeconfig_is_an_error() {
+    let x = World::new();
+    let (inst, td) = (script("installer.sh"), script("teardown.sh"));
+    let r = x.run(
+        &[
+            "--installer",
+            &inst,
+            "{kubeconfig}",
+            ";",
+            "--teardown",
+            &td,
+            ";",
+        ],
+        &[("CONFORM_INSTALL", "nokube")],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("left no kubeconfig at ") && r.stderr.contains("/work/kubeconfig"),
+        "{}",
+        r.stderr
+    );
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "ERROR");
+    assert_eq!(x.teardowns(), 1);
+}
+
+#[test]
+fn an_installed_cluster_with_placeholders_as_single_arguments_passes() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 1.0, true);
+    let k = cert_kubeconfig(x.w.path(), &api.server());
+    let (inst, run, td) = (
+        script("installer.sh"),
+        script("runner.sh"),
+        script("teardown.sh"),
+    );
+    let r = x.run(
+        &[
+            "--installer",
+            &inst,
+            "{kubeconfig}",
+            "--tree={repo}",
+            "commit {compose}",
+            "{ref}",
+            "-x",
+            ";",
+            "--runner-cmd",
+            &run,
+            "{junit_dir}",
+            "k {kubeconfig}",
+            "{workdir}",
+            ";",
+            "--teardown",
+            &td,
+            "{workdir}",
+            ";",
+        ],
+        &[
+            ("CONFORM_INSTALL", "ok"),
+            ("CONFORM_KUBECONFIG", k.to_str().unwrap()),
+            ("CONFORM_JUNIT", "pass"),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (m, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "PASSED", "{s:#}");
+    assert_eq!(s["data"]["auth"], "client-certificate");
+    assert_eq!(s["data"]["installer_exit"], 0);
+    let compose = r.stage(&m, "compose");
+    let commit = compose["data"]["commit"].as_str().unwrap();
+    let cref = compose["data"]["ref"].as_str().unwrap();
+    let argv = x.mark("installer.argv");
+    let lines: Vec<&str> = argv.lines().collect();
+    assert_eq!(lines.len(), 5, "{argv}");
+    assert!(lines[0].ends_with("/work/kubeconfig"), "{argv}");
+    assert_eq!(
+        lines[1],
+        format!("--tree={}", x.w.ws().join("ostree/repo").display())
+    );
+    assert_eq!(lines[2], format!("commit {commit}"));
+    assert_eq!(lines[3], cref);
+    assert_eq!(lines[4], "-x");
+    let rargv = x.mark("runner.argv");
+    let rl: Vec<&str> = rargv.lines().collect();
+    assert_eq!(rl.len(), 3, "{rargv}");
+    assert!(rl[0].ends_with("/junit"), "{rargv}");
+    assert_eq!(rl[1], format!("k {}", lines[0]));
+    assert_eq!(
+        x.mark("teardown.runs").trim(),
+        format!("teardown {}", rl[2])
+    );
+}
+
+#[test]
+fn a_missing_runner_is_an_infrastructure_error_naming_it() {
+    let x = World::new();
+    let k = token_kubeconfig(x.w.path(), "https://127.0.0.1:1", TOKEN);
+    let out = x
+        .cmd(
+            &["--kubeconfig", k.to_str().unwrap(), "--runner", "e2e.test"],
+            &[],
+            false,
+        )
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("e2e.test not found on PATH"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("dl.k8s.io"), "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "ERROR");
+}
+
+/// A run of the custom runner with `junit` as its report; returns it and the record.
+fn with_report(junit: &str) -> (World, Run) {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let r = x.run(&strs(&custom_runner_args(&k)), &[("CONFORM_JUNIT", junit)]);
+    (x, r)
+}
+
+#[test]
+fn a_truncated_junit_report_is_never_a_pass() {
+    let (x, r) = with_report("truncated");
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("JUnit report junit_01.xml") && r.stderr.contains("not trusted"),
+        "{}",
+        r.stderr
+    );
+    let (m, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "ERROR");
+    // Kept for a look.
+    assert!(m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["type"] == "junit"));
+    assert_eq!(x.teardowns(), 1);
+}
+
+#[test]
+fn a_junit_report_that_is_not_xml_is_never_a_pass() {
+    let (x, r) = with_report("notxml");
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("junit_01.xml"), "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "ERROR");
+    assert_eq!(x.teardowns(), 1);
+}
+
+#[test]
+fn no_junit_report_is_an_error() {
+    let (x, r) = with_report("none");
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("left no JUnit report"), "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "ERROR");
+    assert_eq!(x.teardowns(), 1);
+}
+
+#[test]
+fn a_server_that_never_gets_ready_is_an_error_after_the_timeout() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), -1.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let mut args = custom_runner_args(&k);
+    args.extend(["--ready-timeout".into(), "3".into()]);
+    let start = Instant::now();
+    let r = x.run(&strs(&args), &[("CONFORM_JUNIT", "pass")]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(start.elapsed() < Duration::from_secs(30));
+    assert!(
+        r.stderr
+            .contains(&format!("{}/readyz was not ready", api.server())),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("[-]etcd failed: reason withheld"),
+        "{}",
+        r.stderr
+    );
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "ERROR");
+    assert!(
+        x.mark("runner.argv").is_empty(),
+        "the suite ran on an unready cluster"
+    );
+    assert_eq!(x.teardowns(), 1);
+}
+
+#[test]
+fn refused_credentials_are_an_error_that_never_shows_the_token() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let wrong = "wrong-token-5b9f0a";
+    let k = token_kubeconfig(x.w.path(), &api.server(), wrong);
+    let start = Instant::now();
+    let r = x.run(&strs(&custom_runner_args(&k)), &[("CONFORM_JUNIT", "pass")]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    // At once: waiting does not mend credentials.
+    assert!(start.elapsed() < Duration::from_secs(20));
+    assert!(r.stderr.contains("refused the credentials"), "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "ERROR");
+    for (what, text) in [
+        ("stderr", &r.stderr),
+        ("manifest", &r.stdout),
+        ("log", &x.log_of(&s)),
+    ] {
+        assert!(!text.contains(wrong), "the token is in the {what}");
+    }
+    assert_eq!(x.teardowns(), 1);
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
+}
+
+#[test]
+fn a_signal_kills_the_runner_and_the_teardown_still_runs() {
+    for (sig, name) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGINT, "SIGINT")] {
+        let x = World::new();
+        let api = Api::start(x.w.path(), 0.0, false);
+        let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+        let child = x
+            .cmd(
+                &strs(&custom_runner_args(&k)),
+                &[("CONFORM_JUNIT", "sleep")],
+                true,
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pids_file = x.dir.join("runner.pids");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let pids: Vec<i32> = loop {
+            if let Ok(t) = std::fs::read_to_string(&pids_file) {
+                if t.ends_with('\n') {
+                    break t.split_whitespace().map(|p| p.parse().unwrap()).collect();
+                }
+            }
+            assert!(Instant::now() < deadline, "the runner never started");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // SAFETY: a signal to the fci this test started.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let start = Instant::now();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{name}: fci took its time"
+        );
+        let r = Run::from(out);
+        assert_eq!(r.code, 3, "{name}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("interrupted by {name}")),
+            "{}",
+            r.stderr
+        );
+        let (_, s) = conform_record(&r);
+        assert_eq!(s["outcome"], "ERROR");
+        assert_eq!(s["data"]["interrupted"], name);
+        assert_eq!(x.teardowns(), 1, "{name}");
+        for p in pids {
+            assert!(!alive(p), "{name}: runner process {p} is still running");
+        }
+        assert!(x.w.leftovers().is_empty(), "{:?}", x.w.leftovers());
+    }
+}
+
+#[test]
+fn a_runner_past_its_timeout_is_killed_with_its_children() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let mut args = custom_runner_args(&k);
+    args.extend(["--timeout".into(), "2".into()]);
+    let r = x.run(&strs(&args), &[("CONFORM_JUNIT", "sleep")]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("--timeout 2s"), "{}", r.stderr);
+    let pids = x.mark("runner.pids");
+    for p in pids.split_whitespace() {
+        assert!(
+            !alive(p.parse().unwrap()),
+            "runner process {p} outlived the timeout"
+        );
+    }
+    assert_eq!(x.teardowns(), 1);
+}
+
+#[test]
+fn e2e_test_and_openshift_tests_command_lines() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let r = x.run(
+        &["--kubeconfig", k.to_str().unwrap(), "--runner", "e2e.test"],
+        &[("CONFORM_JUNIT", "pass")],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["backend"], "e2e.test");
+    let argv = x.mark("e2e.test.argv");
+    let l: Vec<&str> = argv.lines().collect();
+    assert_eq!(l.len(), 6, "{argv}");
+    assert_eq!(&l[..2], &["--kubeconfig", k.to_str().unwrap()]);
+    assert_eq!(&l[2..4], &["--ginkgo.focus", r"\[Conformance\]"]);
+    assert_eq!(l[4], "--report-dir");
+    assert!(l[5].ends_with("/junit"), "{argv}");
+
+    let r = x.run(
+        &[
+            "--kubeconfig",
+            k.to_str().unwrap(),
+            "--runner",
+            "openshift-tests",
+        ],
+        &[("CONFORM_JUNIT", "fail")],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["backend"], "openshift-tests");
+    let argv = x.mark("openshift-tests.argv");
+    let l: Vec<&str> = argv.lines().collect();
+    assert_eq!(
+        &l[..3],
+        &["run", "kubernetes/conformance", "--junit-dir"],
+        "{argv}"
+    );
+    assert_eq!(l[4], format!("KUBECONFIG={}", k.display()));
+
+    // A teardown that fails after a pass: the cluster may be left running, which is ERROR.
+    let td = script("teardown.sh");
+    let r = x.run(
+        &[
+            "--kubeconfig",
+            k.to_str().unwrap(),
+            "--runner",
+            "e2e.test",
+            "--teardown",
+            &td,
+            ";",
+        ],
+        &[("CONFORM_JUNIT", "pass"), ("CONFORM_TEARDOWN_EXIT", "4")],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "ERROR");
+    assert_eq!(s["data"]["teardown_exit"], 4);
+    assert_eq!(s["data"]["tests"]["passed"], 3);
+    assert!(
+        r.stderr.contains("the teardown") && r.stderr.contains("exited 4"),
+        "{}",
+        r.stderr
+    );
+}
