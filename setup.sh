@@ -64,6 +64,13 @@ if ! "$TMT_VENV/bin/python" -c 'import pika' 2>/dev/null; then
   "$TMT_VENV/bin/pip" install -q 'pika>=1.3,<2'
 fi
 
+# fedora-messaging and the dist-git hook's message schema: the watch tests publish git.receive
+# messages with the library Fedora's dist-git uses.
+if ! "$TMT_VENV/bin/python" -c 'import fedora_messaging, fedora_messaging_git_hook_messages' 2>/dev/null; then
+  echo "setup: installing fedora-messaging into $TMT_VENV" >&2
+  "$TMT_VENV/bin/pip" install -q 'fedora-messaging>=3,<4' 'fedora-messaging-git-hook-messages>=1,<2'
+fi
+
 if [ "${1:-}" = "--deps-only" ]; then
   exit 0
 fi

@@ -128,7 +128,7 @@ impl Drop for Broker {
 }
 
 /// A Python with pika: the tmt venv's (setup.sh installs it there), or the system's.
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     let venv = std::env::var("FCI_TMT_VENV").unwrap_or_else(|_| "/opt/fci/tmt".into());
     for p in [
         Path::new(&venv).join("bin/python"),
@@ -198,4 +198,25 @@ pub fn drain(broker: &Broker, queue: &str) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// Publishes dist-git push messages with fedora-messaging, as Fedora's dist-git hook does
+/// (`tests/fixtures/watch/publish.py`): a list of CommitV1 bodies, or `{"topic", "raw"}`.
+pub fn publish_git_receive(broker: &Broker, messages: &serde_json::Value) {
+    let file = broker
+        .dir
+        .join(format!("messages-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&file, messages.to_string()).unwrap();
+    let script = super::fixture("watch/publish.py");
+    let out = Command::new(python())
+        .arg(&script)
+        .arg(broker.url())
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fedora-messaging could not publish (run ./setup.sh --deps-only to install it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -252,8 +252,12 @@ impl Watcher {
         let found = poll::read_one(self, &push.package, &push.branch);
         let (repo, loc, head) = match found {
             Ok(x) => x,
+            // A remote that does not answer now may answer later: the message stays queued.
+            Err(why) if matches!(self.cfg.dist_git, crate::config::DistGit::Url(_)) => {
+                return Err(FciError::Infra(format!("{}: {why}", push.package)).into())
+            }
             Err(why) => {
-                self.error(&why);
+                self.error(&format!("{}: {why}", push.package));
                 return Ok(());
             }
         };

@@ -12,6 +12,7 @@ pub struct Heads {
     path: PathBuf,
     /// `package/branch` → commit.
     pub seen: BTreeMap<String, String>,
+    dirty: bool,
 }
 
 pub fn key(package: &str, branch: &str) -> String {
@@ -39,7 +40,11 @@ impl Heads {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(FciError::input(&path, format!("cannot read: {e}"))),
         };
-        Ok(Heads { path, seen })
+        Ok(Heads {
+            path,
+            seen,
+            dirty: false,
+        })
     }
 
     pub fn get(&self, package: &str, branch: &str) -> Option<&str> {
@@ -47,10 +52,15 @@ impl Heads {
     }
 
     pub fn set(&mut self, package: &str, branch: &str, commit: &str) {
-        self.seen.insert(key(package, branch), commit.to_string());
+        let old = self.seen.insert(key(package, branch), commit.to_string());
+        self.dirty |= old.as_deref() != Some(commit);
     }
 
-    pub fn save(&self) -> anyhow::Result<()> {
+    /// Writes the heads when they changed.
+    pub fn save(&mut self) -> anyhow::Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
         let heads: Map<String, Value> = self
             .seen
             .iter()
@@ -58,7 +68,9 @@ impl Heads {
             .collect();
         let doc = json!({ "heads": heads, "updated": crate::now_rfc3339() });
         std::fs::create_dir_all(self.path.parent().expect("state file has a directory"))?;
-        crate::workspace::write_atomic(&self.path, serde_json::to_string(&doc)?.as_bytes())
+        crate::workspace::write_atomic(&self.path, serde_json::to_string(&doc)?.as_bytes())?;
+        self.dirty = false;
+        Ok(())
     }
 }
 

@@ -1,0 +1,856 @@
+//! `fci watch` end to end: real git repositories made here (several packages and branches,
+//! pushes by two authors, a force-push, packed refs), polled in place and over a git daemon on
+//! loopback, and push messages published with fedora-messaging through a real RabbitMQ.
+
+mod common;
+
+use common::{assert_valid, Ws};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+const ALICE: (&str, &str) = ("Alice Packager", "alice@example.org");
+const BOB: (&str, &str) = ("Bob Packager", "bob@example.org");
+
+fn git(dir: &Path, who: (&str, &str), args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", &format!("user.name={}", who.0)])
+        .args(["-c", &format!("user.email={}", who.1)])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "protocol.file.allow=always",
+        ])
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("git is installed (apt-get install -y git)");
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A dist-git server's directory: bare `<package>.git` repositories, and a clone per package
+/// where packagers commit and push from.
+struct DistGit {
+    rpms: PathBuf,
+    work: PathBuf,
+}
+
+impl DistGit {
+    fn new(root: &Path) -> DistGit {
+        let d = DistGit {
+            rpms: root.join("rpms"),
+            work: root.join("work"),
+        };
+        std::fs::create_dir_all(&d.rpms).unwrap();
+        std::fs::create_dir_all(&d.work).unwrap();
+        d
+    }
+
+    /// A package with a first commit on each branch.
+    fn package(&self, name: &str, branches: &[&str]) {
+        let bare = self.rpms.join(format!("{name}.git"));
+        git(
+            &self.rpms,
+            ALICE,
+            &["init", "-q", "--bare", bare.to_str().unwrap()],
+        );
+        let clone = self.work.join(name);
+        git(
+            &self.work,
+            ALICE,
+            &[
+                "clone",
+                "-q",
+                bare.to_str().unwrap(),
+                clone.to_str().unwrap(),
+            ],
+        );
+        for b in branches {
+            git(&clone, ALICE, &["checkout", "-q", "--orphan", b]);
+            std::fs::write(
+                clone.join(format!("{name}.spec")),
+                format!("# {name} {b}\n"),
+            )
+            .unwrap();
+            git(&clone, ALICE, &["add", "-A"]);
+            git(
+                &clone,
+                ALICE,
+                &["commit", "-q", "-m", &format!("{name}: first on {b}")],
+            );
+            git(&clone, ALICE, &["push", "-q", "origin", b]);
+        }
+    }
+
+    /// A packager's commit, pushed; returns it.
+    fn push(&self, name: &str, branch: &str, who: (&str, &str), msg: &str) -> String {
+        let clone = self.work.join(name);
+        git(&clone, who, &["checkout", "-q", branch]);
+        let f = clone.join(format!("{name}.spec"));
+        let mut text = std::fs::read_to_string(&f).unwrap();
+        text.push_str(&format!("# {msg}\n"));
+        std::fs::write(&f, text).unwrap();
+        git(&clone, who, &["commit", "-q", "-am", msg]);
+        git(&clone, who, &["push", "-q", "origin", branch]);
+        git(&clone, who, &["rev-parse", "HEAD"])
+    }
+
+    fn head(&self, name: &str, branch: &str) -> String {
+        git(
+            &self.rpms.join(format!("{name}.git")),
+            ALICE,
+            &["rev-parse", &format!("refs/heads/{branch}")],
+        )
+    }
+}
+
+fn config(dir: &Path, dist_git: &str, branches: &str, packages: &str) -> PathBuf {
+    let p = dir.join("fci.yaml");
+    std::fs::write(
+        &p,
+        format!("dist_git: {dist_git}\nbranches: {branches}\npackages: {packages}\n"),
+    )
+    .unwrap();
+    p
+}
+
+/// The manifests of a run that wrote JSON lines.
+fn lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            assert_valid(&v);
+            v
+        })
+        .collect()
+}
+
+fn by_package<'a>(ms: &'a [Value], p: &str) -> &'a Value {
+    ms.iter()
+        .find(|m| m["subject"]["package"] == p)
+        .unwrap_or_else(|| panic!("no manifest for {p}: {ms:#?}"))
+}
+
+fn watch(w: &Ws, cfg: &Path, extra: &[&str]) -> common::Run {
+    let mut args = vec!["watch", "--config", cfg.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    w.run(&args)
+}
+
+fn heads_state(w: &Ws) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(w.ws().join("state/watch/heads.json")).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn a_poll_records_heads_first_then_emits_one_manifest_per_change() {
+    let w = Ws::new();
+    let d = DistGit::new(w.path());
+    d.package("tally", &["f41", "f42"]);
+    d.package("other", &["f41"]);
+    // A packager's checkout as the dist-git repository itself (`<package>/`, not bare).
+    git(
+        w.path(),
+        ALICE,
+        &[
+            "clone",
+            "-q",
+            "-b",
+            "f41",
+            d.rpms.join("tally.git").to_str().unwrap(),
+            d.rpms.join("hello").to_str().unwrap(),
+        ],
+    );
+    let cfg = config(w.path(), "./rpms", "[f41, f42]", "[tally, hello]");
+
+    let first = watch(&w, &cfg, &["--once"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(
+        first.stdout.is_empty(),
+        "a first poll emits nothing: {}",
+        first.stdout
+    );
+    let seen = heads_state(&w);
+    assert_eq!(seen["heads"]["tally/f41"]["commit"], d.head("tally", "f41"));
+    assert_eq!(seen["heads"]["tally/f42"]["commit"], d.head("tally", "f42"));
+    assert!(seen["heads"]["other/f41"].is_null(), "unmonitored: {seen}");
+
+    // Two packagers push at once (Alice twice in one push), and an unmonitored package moves.
+    let clone = d.work.join("tally");
+    git(&clone, ALICE, &["checkout", "-q", "f41"]);
+    for msg in ["tally: fix the build", "tally: new upstream release"] {
+        let f = clone.join("tally.spec");
+        let t = std::fs::read_to_string(&f).unwrap() + msg + "\n";
+        std::fs::write(&f, t).unwrap();
+        git(&clone, ALICE, &["commit", "-q", "-am", msg]);
+    }
+    git(&clone, ALICE, &["push", "-q", "origin", "f41"]);
+    let tally_new = d.head("tally", "f41");
+    let hello = d.rpms.join("hello");
+    std::fs::write(hello.join("hello.spec"), "# hello\n").unwrap();
+    git(&hello, BOB, &["add", "-A"]);
+    git(
+        &hello,
+        BOB,
+        &["commit", "-q", "-m", "hello: enable the tests"],
+    );
+    let hello_new = git(&hello, BOB, &["rev-parse", "HEAD"]);
+    d.push("other", "f41", BOB, "other: not watched");
+
+    let second = watch(&w, &cfg, &["--once"]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let ms = lines(&second.stdout);
+    assert_eq!(ms.len(), 2, "one manifest per change: {ms:#?}");
+    let t = by_package(&ms, "tally");
+    assert_eq!(
+        t["subject"]["commit"],
+        tally_new.as_str(),
+        "the newest is the subject"
+    );
+    assert_eq!(t["subject"]["branch"], "f41");
+    assert_eq!(
+        t["subject"]["repo"],
+        d.rpms
+            .join("tally.git")
+            .canonicalize()
+            .unwrap()
+            .to_str()
+            .unwrap()
+    );
+    assert_eq!(t["subject"]["base"]["ostree_ref"], "fci/f41/known-good");
+    let rec = &t["stages"][0];
+    assert_eq!(rec["name"], "watch");
+    assert_eq!(rec["outcome"], "PASSED");
+    let range = &rec["data"]["range"];
+    assert_eq!(range["from"], seen["heads"]["tally/f41"]["commit"]);
+    assert_eq!(range["to"], tally_new.as_str());
+    assert_eq!(range["forced"], false);
+    let commits = range["commits"].as_array().unwrap();
+    assert_eq!(commits.len(), 2, "{range}");
+    assert_eq!(commits[0]["id"], tally_new.as_str());
+    assert_eq!(commits[0]["summary"], "tally: new upstream release");
+    assert_eq!(commits[1]["summary"], "tally: fix the build");
+    assert_eq!(commits[0]["author"], ALICE.0);
+    let h = by_package(&ms, "hello");
+    assert_eq!(h["subject"]["commit"], hello_new.as_str());
+    assert_eq!(
+        h["stages"][0]["data"]["range"]["commits"][0]["author"],
+        BOB.0
+    );
+    // Each change alone, in its own run: nothing of one is in the other.
+    assert_ne!(t["run"]["id"], h["run"]["id"]);
+    let cfg_text = std::fs::read(&cfg).unwrap();
+    assert_eq!(
+        t["run"]["config"]["sha256"],
+        fci::digest::sha256_bytes(&cfg_text)
+    );
+
+    let third = watch(&w, &cfg, &["--once"]);
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert!(third.stdout.is_empty(), "nothing new: {}", third.stdout);
+}
+
+#[test]
+fn a_force_push_is_one_run_for_the_new_head_and_packed_refs_are_read() {
+    let w = Ws::new();
+    let d = DistGit::new(w.path());
+    d.package("tally", &["f41"]);
+    let bare = d.rpms.join("tally.git");
+    let cfg = config(w.path(), "./rpms", "[f41]", "[tally]");
+    d.push("tally", "f41", ALICE, "tally: one");
+    assert_eq!(watch(&w, &cfg, &["--once"]).code, 0);
+    let before = d.head("tally", "f41");
+
+    // Packed: the branch lives in packed-refs alone now.
+    git(&bare, ALICE, &["pack-refs", "--all", "--prune"]);
+    assert!(!bare.join("refs/heads/f41").exists());
+    let r = watch(&w, &cfg, &["--once"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "the same head, packed: {}", r.stdout);
+
+    // Bob rewrites the branch: drops Alice's commit and force-pushes his own.
+    let clone = d.work.join("tally");
+    git(&clone, BOB, &["checkout", "-q", "f41"]);
+    git(&clone, BOB, &["reset", "-q", "--hard", "HEAD~1"]);
+    std::fs::write(clone.join("tally.spec"), "# rewritten\n").unwrap();
+    git(
+        &clone,
+        BOB,
+        &["commit", "-q", "-am", "tally: rewritten history"],
+    );
+    git(&clone, BOB, &["push", "-q", "--force", "origin", "f41"]);
+    git(&bare, ALICE, &["pack-refs", "--all", "--prune"]);
+    let after = d.head("tally", "f41");
+    assert_ne!(before, after);
+
+    let r = watch(&w, &cfg, &["--once"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ms = lines(&r.stdout);
+    assert_eq!(ms.len(), 1, "{ms:#?}");
+    assert_eq!(ms[0]["subject"]["commit"], after.as_str());
+    let range = &ms[0]["stages"][0]["data"]["range"];
+    assert_eq!(range["forced"], true, "{range}");
+    assert_eq!(range["from"], before.as_str());
+    let commits = range["commits"].as_array().unwrap();
+    assert_eq!(commits.len(), 1, "only Bob's commit is new: {range}");
+    assert_eq!(commits[0]["author"], BOB.0);
+    assert!(ms[0]["stages"][0]["notes"][0]
+        .as_str()
+        .unwrap()
+        .contains("force-pushed"));
+    let again = watch(&w, &cfg, &["--once"]);
+    assert!(again.stdout.is_empty(), "{}", again.stdout);
+}
+
+#[test]
+fn emit_existing_writes_a_file_per_change_and_an_excluded_change_is_not_queued() {
+    let w = Ws::new();
+    let d = DistGit::new(w.path());
+    d.package("tally", &["f41"]);
+    d.package("hello", &["f41"]);
+    let cfg = config(w.path(), "./rpms", "[f41]", "[tally, hello]");
+    // The report excluded hello's head earlier (its gating failed).
+    let excluded = w.ws().join("state/excluded");
+    std::fs::create_dir_all(&excluded).unwrap();
+    let hello_head = d.head("hello", "f41");
+    std::fs::write(
+        excluded.join("f41.json"),
+        json!([{"package": "hello", "nvr": "hello-1-1.fc41", "run": "run-7",
+                "dist_git_commit": hello_head, "unsatisfied": []}])
+        .to_string(),
+    )
+    .unwrap();
+    let kg = w.ws().join("state/known-good");
+    std::fs::create_dir_all(&kg).unwrap();
+    std::fs::write(
+        kg.join("f41.json"),
+        json!({"bash": {"nevras": ["bash-5.2.26-1.fc41.x86_64"]}}).to_string(),
+    )
+    .unwrap();
+    let out = w.path().join("queue");
+    let r = watch(
+        &w,
+        &cfg,
+        &[
+            "--once",
+            "--emit-existing",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    let files: Vec<_> = std::fs::read_dir(&out).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1, "hello is excluded: {files:?}");
+    let tally = d.head("tally", "f41");
+    let m: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join(format!("tally-f41-{tally}.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_valid(&m);
+    assert_eq!(m["subject"]["commit"], tally.as_str());
+    assert_eq!(
+        m["subject"]["base"]["packages"],
+        json!(["bash-5.2.26-1.fc41.x86_64"]),
+        "the known-good package set is the base"
+    );
+    // Recorded as seen, so the excluded change is not reported again on every poll.
+    let r2 = watch(&w, &cfg, &["--once"]);
+    assert_eq!(r2.code, 0, "{}", r2.stderr);
+    assert!(r2.stdout.is_empty());
+    assert_eq!(
+        heads_state(&w)["heads"]["hello/f41"]["commit"],
+        hello_head.as_str()
+    );
+}
+
+#[test]
+fn an_excluded_change_is_reported_on_stderr() {
+    let w = Ws::new();
+    let d = DistGit::new(w.path());
+    d.package("hello", &["f41"]);
+    let cfg = config(w.path(), "./rpms", "[f41]", "[hello]");
+    let excluded = w.ws().join("state/excluded");
+    std::fs::create_dir_all(&excluded).unwrap();
+    std::fs::write(
+        excluded.join("f41.json"),
+        json!([{"package": "hello", "run": "run-7", "dist_git_commit": d.head("hello", "f41")}])
+            .to_string(),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fci"))
+        .arg("--workspace")
+        .arg(w.ws())
+        .args(["watch", "--once", "--emit-existing", "--config"])
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.contains("excluded by run run-7: not queued again"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn state_moves_only_after_the_manifest_is_out() {
+    let w = Ws::new();
+    let d = DistGit::new(w.path());
+    d.package("tally", &["f41"]);
+    let cfg = config(w.path(), "./rpms", "[f41]", "[tally]");
+    assert_eq!(watch(&w, &cfg, &["--once"]).code, 0);
+    let state_file = w.ws().join("state/watch/heads.json");
+    let before = std::fs::read(&state_file).unwrap();
+    let new = d.push("tally", "f41", ALICE, "tally: a change");
+    let out = w.path().join("queue");
+    let name = format!("tally-f41-{new}.json");
+
+    // The manifest cannot be written (a directory where its file goes): state stays.
+    std::fs::create_dir_all(out.join(&name).join("in-the-way")).unwrap();
+    let r = watch(&w, &cfg, &["--once", "--output-dir", out.to_str().unwrap()]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains(&name), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read(&state_file).unwrap(),
+        before,
+        "state not advanced"
+    );
+    std::fs::remove_dir_all(out.join(&name)).unwrap();
+
+    // A crash between the manifest and the state (the state cannot be replaced, like a kill
+    // at that moment): the manifest is out, the state is not, and the next poll emits the
+    // change again rather than losing it.
+    let chattr = |flag: &str| {
+        let st = Command::new("chattr").arg(flag).arg(&state_file).status();
+        assert!(
+            st.is_ok_and(|s| s.success()),
+            "chattr {flag} failed: the test needs e2fsprogs' chattr on an ext4 /tmp (apt-get install -y e2fsprogs)"
+        );
+    };
+    chattr("+i");
+    let r = watch(&w, &cfg, &["--once", "--output-dir", out.to_str().unwrap()]);
+    chattr("-i");
+    assert_ne!(r.code, 0, "the state write failed: {}", r.stderr);
+    let first: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join(&name)).unwrap()).unwrap();
+    assert_eq!(std::fs::read(&state_file).unwrap(), before);
+    let r = watch(&w, &cfg, &["--once", "--output-dir", out.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let again: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join(&name)).unwrap()).unwrap();
+    assert_eq!(
+        again["subject"]["commit"], first["subject"]["commit"],
+        "re-emitted"
+    );
+    assert_eq!(
+        heads_state(&w)["heads"]["tally/f41"]["commit"],
+        new.as_str()
+    );
+    assert!(
+        watch(&w, &cfg, &["--once", "--output-dir", out.to_str().unwrap()])
+            .stderr
+            .is_empty()
+    );
+}
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `git daemon` serving `base` on loopback, ready when it answers.
+fn git_daemon(base: &Path) -> (Daemon, u16) {
+    let port = free_port();
+    let child = Command::new("git")
+        .args([
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--listen=127.0.0.1",
+        ])
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", base.display()))
+        .arg(base)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("git daemon (part of Debian's git package)");
+    let d = Daemon(child);
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed().as_secs() < 10, "git daemon did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    (d, port)
+}
+
+#[test]
+fn remote_dist_git_over_a_git_daemon_and_an_unreachable_one() {
+    let w = Ws::new();
+    let d = DistGit::new(w.path());
+    d.package("tally", &["f41", "f42"]);
+    let (_daemon, port) = git_daemon(&d.rpms);
+    // `hello` has no repository on this server: an ERROR for it alone.
+    let cfg = config(
+        w.path(),
+        &format!("git://127.0.0.1:{port}"),
+        "[f41, f42]",
+        "[tally, hello]",
+    );
+    let r = watch(&w, &cfg, &["--once"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("ERROR hello"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    let seen = heads_state(&w);
+    assert_eq!(seen["heads"]["tally/f42"]["commit"], d.head("tally", "f42"));
+    assert!(seen["heads"]["hello/f41"].is_null());
+
+    let new = d.push("tally", "f41", BOB, "tally: over the wire");
+    let r = watch(&w, &cfg, &["--once"]);
+    assert_eq!(r.code, 3, "hello is still missing: {}", r.stderr);
+    let ms = lines(&r.stdout);
+    assert_eq!(ms.len(), 1, "{ms:#?}");
+    assert_eq!(ms[0]["subject"]["commit"], new.as_str());
+    assert_eq!(
+        ms[0]["subject"]["repo"],
+        format!("git://127.0.0.1:{port}/tally.git")
+    );
+    let range = &ms[0]["stages"][0]["data"]["range"];
+    assert_eq!(
+        range["commits"][0]["author"], BOB.0,
+        "read from the fetched mirror: {range}"
+    );
+    assert_eq!(range["commits"].as_array().unwrap().len(), 1);
+
+    // Now hello exists: a first sight, recorded; exit 0.
+    d.package("hello", &["f41"]);
+    let r = watch(&w, &cfg, &["--once"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+
+    // Unreachable: nothing listens there. ERROR, the state stays as it was.
+    let state_file = w.ws().join("state/watch/heads.json");
+    let before = std::fs::read(&state_file).unwrap();
+    d.push("tally", "f41", ALICE, "tally: while the server is away");
+    let gone = config(
+        w.path(),
+        &format!("git://127.0.0.1:{}", free_port()),
+        "[f41]",
+        "[tally]",
+    );
+    let r = watch(&w, &gone, &["--once"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("ERROR tally"), "{}", r.stderr);
+    assert!(r.stderr.contains("next poll tries again"), "{}", r.stderr);
+    assert_eq!(std::fs::read(&state_file).unwrap(), before);
+}
+
+fn git_receive(d: &DistGit, package: &str, branch: &str, rev: &str, who: (&str, &str)) -> Value {
+    json!({
+        "agent": who.0.split(' ').next().unwrap().to_lowercase(),
+        "commit": {
+            "name": who.0, "email": who.1,
+            "username": who.0.split(' ').next().unwrap().to_lowercase(),
+            "summary": "a change", "message": "a change\n",
+            "stats": {"files": {}, "total": {"additions": 1, "deletions": 0, "lines": 1, "files": 1}},
+            "rev": rev,
+            "path": d.rpms.join(format!("{package}.git")).to_string_lossy(),
+            "repo": package, "namespace": "rpms", "branch": branch,
+            "patch": "", "date": "2026-12-01T12:00:00+00:00",
+            "url": format!("https://src.example.org/rpms/{package}/c/{rev}"),
+        }
+    })
+}
+
+#[test]
+fn a_message_from_a_file_and_the_bad_ones() {
+    let w = Ws::new();
+    let d = DistGit::new(w.path());
+    d.package("tally", &["f41"]);
+    d.package("other", &["f41"]);
+    let cfg = config(w.path(), "./rpms", "[f41]", "[tally, ghost]");
+    let new = d.push("tally", "f41", ALICE, "tally: pushed");
+    let save = |name: &str, v: &str| {
+        let p = w.path().join(name);
+        std::fs::write(&p, v).unwrap();
+        p
+    };
+    // As fedora-messaging serializes a message (topic, headers, id, body).
+    let wrapped = json!({
+        "topic": "org.fedoraproject.prod.git.receive",
+        "headers": {"fedora_messaging_schema": "fedora_messaging_git_hook.commit.v1"},
+        "id": "2d1b1a1e-0000-4000-8000-000000000001",
+        "body": git_receive(&d, "tally", "f41", &new, ALICE),
+    });
+    let m = save("push.json", &wrapped.to_string());
+    let r = watch(&w, &cfg, &["--message", m.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ms = lines(&r.stdout);
+    assert_eq!(ms.len(), 1);
+    assert_eq!(ms[0]["subject"]["commit"], new.as_str());
+    let trig = &ms[0]["stages"][0]["data"]["trigger"];
+    assert_eq!(trig["kind"], "message");
+    assert_eq!(trig["username"], "alice");
+    assert_eq!(trig["message_id"], "2d1b1a1e-0000-4000-8000-000000000001");
+    // The same push again (a redelivery, or its second commit's message): already seen.
+    let r = watch(&w, &cfg, &["--message", m.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+
+    // From stdin, the bare body.
+    let other = d.push("other", "f41", BOB, "other: pushed");
+    let body = git_receive(&d, "other", "f41", &other, BOB).to_string();
+    let mut c = w.cmd();
+    c.args(["watch", "--config", cfg.to_str().unwrap(), "--message", "-"]);
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.arg("--quiet").spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "an unmonitored package is ignored");
+
+    let unmonitored = Command::new(env!("CARGO_BIN_EXE_fci"))
+        .arg("--workspace")
+        .arg(w.ws())
+        .args(["watch", "--config", cfg.to_str().unwrap(), "--message"])
+        .arg(save("other.json", &body))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&unmonitored.stderr);
+    assert!(unmonitored.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("ignored") && stderr.contains("other is not a monitored package"),
+        "{stderr}"
+    );
+
+    for (name, text, code, want) in [
+        ("broken.json", "{\"commit\": {", 2, "not a JSON message"),
+        (
+            "norev.json",
+            r#"{"agent": "a", "commit": {"repo": "tally", "branch": "f41", "namespace": "rpms"}}"#,
+            2,
+            "commit.rev",
+        ),
+        (
+            "badrepo.json",
+            &git_receive(&d, "../../etc", "f41", &new, ALICE).to_string(),
+            2,
+            "not a package name",
+        ),
+        // Monitored, but dist-git has no such repository.
+        (
+            "ghost.json",
+            &git_receive(&d, "ghost", "f41", &new, ALICE).to_string(),
+            3,
+            "no dist-git repository",
+        ),
+        // A commit the repository does not have.
+        (
+            "unknown-rev.json",
+            &git_receive(&d, "tally", "f41", &"0".repeat(40), ALICE).to_string(),
+            3,
+            "does not have",
+        ),
+    ] {
+        let p = save(name, text);
+        let r = watch(&w, &cfg, &["--message", p.to_str().unwrap()]);
+        assert_eq!(r.code, code, "{name}: {}", r.stderr);
+        assert!(r.stderr.contains(want), "{name}: {}", r.stderr);
+        assert_eq!(
+            r.stderr.trim().lines().count(),
+            1,
+            "{name}: one line: {}",
+            r.stderr
+        );
+        if code == 2 {
+            assert!(r.stderr.contains(name), "{name} named: {}", r.stderr);
+        }
+        assert!(r.stdout.is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn bad_configs_and_flags_are_bad_input() {
+    let w = Ws::new();
+    std::fs::create_dir_all(w.path().join("rpms")).unwrap();
+    let missing = w.path().join("nope.yaml");
+    let r = watch(&w, &missing, &["--once"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("nope.yaml"), "{}", r.stderr);
+    for (text, want) in [
+        (
+            "dist_git: ./rpms\nbranches: [f41]\npakages: [a]\n",
+            "unknown field `pakages`",
+        ),
+        (
+            "dist_git: ./rpms\nbranches: [f41]\npackages: [\"a b\"]\n",
+            "not a package name",
+        ),
+        (
+            "dist_git: ./rpms\nbranches: f41\npackages: [a]\n",
+            "branches",
+        ),
+        (
+            "dist_git: https://me:s3cret@src.example.org/rpms\nbranches: [f41]\npackages: [a]\n",
+            "credentials",
+        ),
+        (": : :\n", "not a valid fci.yaml"),
+    ] {
+        let p = w.path().join("fci.yaml");
+        std::fs::write(&p, text).unwrap();
+        let r = watch(&w, &p, &["--once"]);
+        assert_eq!(r.code, 2, "{text}: {}", r.stderr);
+        assert!(r.stderr.contains(want), "{text}: {}", r.stderr);
+        assert!(r.stderr.contains("fci.yaml"), "{}", r.stderr);
+        assert!(!r.stderr.contains("s3cret"), "{}", r.stderr);
+    }
+    let p = config(w.path(), "./rpms", "[f41]", "[a]");
+    let r = watch(&w, &p, &[]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--once"), "{}", r.stderr);
+}
+
+#[test]
+fn push_messages_through_rabbitmq_as_dist_git_sends_them() {
+    use common::rabbitmq::{publish_git_receive, Broker};
+    let w = Ws::new();
+    let d = DistGit::new(w.path());
+    d.package("tally", &["f41"]);
+    d.package("hello", &["f41"]);
+    d.package("other", &["f41"]);
+    let cfg = config(w.path(), "./rpms", "[f41]", "[tally, hello]");
+    assert_eq!(watch(&w, &cfg, &["--once"]).code, 0);
+    let broker = Broker::start(&w.path().join("rabbitmq"));
+    let url = broker.url();
+    // The queue exists before the pushes (a deployed watcher declared it earlier).
+    let r = watch(&w, &cfg, &["--amqp-url", &url, "--once"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // Alice pushes two commits at once: the hook sends one message per commit.
+    let clone = d.work.join("tally");
+    git(&clone, ALICE, &["checkout", "-q", "f41"]);
+    let mut revs = Vec::new();
+    for msg in ["tally: one", "tally: two"] {
+        std::fs::write(clone.join(format!("{msg}.txt")), msg).unwrap();
+        git(&clone, ALICE, &["add", "-A"]);
+        git(&clone, ALICE, &["commit", "-q", "-m", msg]);
+        revs.push(git(&clone, ALICE, &["rev-parse", "HEAD"]));
+    }
+    git(&clone, ALICE, &["push", "-q", "origin", "f41"]);
+    // Bob pushes to another package at the same time; someone to an unmonitored one.
+    let hello = d.push("hello", "f41", BOB, "hello: fix");
+    let other = d.push("other", "f41", BOB, "other: fix");
+    publish_git_receive(
+        &broker,
+        &json!([
+            git_receive(&d, "tally", "f41", &revs[0], ALICE),
+            git_receive(&d, "tally", "f41", &revs[1], ALICE),
+            git_receive(&d, "hello", "f41", &hello, BOB),
+            git_receive(&d, "other", "f41", &other, BOB),
+            {"topic": "org.fedoraproject.prod.git.receive", "raw": "{not json"},
+        ]),
+    );
+    let out = w.path().join("queue");
+    let r = watch(
+        &w,
+        &cfg,
+        &[
+            "--amqp-url",
+            &url,
+            "--once",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("guest:guest"), "{}", r.stderr);
+    let mut files: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        vec![
+            format!("hello-f41-{hello}.json"),
+            format!("tally-f41-{}.json", revs[1]),
+        ],
+        "one run per packager's push, the newest commit the subject"
+    );
+    let t: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join(format!("tally-f41-{}.json", revs[1]))).unwrap(),
+    )
+    .unwrap();
+    let data = &t["stages"][0]["data"];
+    assert_eq!(data["trigger"]["kind"], "message");
+    assert_eq!(
+        data["trigger"]["topic"],
+        "org.fedoraproject.prod.git.receive"
+    );
+    assert_eq!(data["trigger"]["username"], "alice");
+    assert_eq!(
+        data["range"]["commits"].as_array().unwrap().len(),
+        2,
+        "{data}"
+    );
+    // Everything was taken and acknowledged: nothing left for the next run.
+    let r = watch(&w, &cfg, &["--amqp-url", &url, "--once"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    let loud = Command::new(env!("CARGO_BIN_EXE_fci"))
+        .arg("--workspace")
+        .arg(w.ws())
+        .args([
+            "watch",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--once",
+            "--amqp-url",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&loud.stderr).contains("0 message(s) taken"),
+        "{}",
+        String::from_utf8_lossy(&loud.stderr)
+    );
+}
