@@ -854,3 +854,41 @@ fn push_messages_through_rabbitmq_as_dist_git_sends_them() {
         String::from_utf8_lossy(&loud.stderr)
     );
 }
+
+#[test]
+fn a_watched_change_builds_from_its_manifest() {
+    let w = Ws::new();
+    let rpms = w.path().join("rpms");
+    let repo = rpms.join("hello-atomic");
+    std::fs::create_dir_all(&rpms).unwrap();
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(common::example("hello-atomic"))
+        .arg(&repo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    git(&repo, ALICE, &["init", "-q", "-b", "f41"]);
+    git(&repo, ALICE, &["add", "-A"]);
+    git(&repo, ALICE, &["commit", "-q", "-m", "hello-atomic: import"]);
+    let cfg = config(w.path(), "./rpms", "[f41]", "[hello-atomic]");
+    assert_eq!(watch(&w, &cfg, &["--once"]).code, 0);
+    std::fs::write(repo.join("README.packager"), "a packager's note\n").unwrap();
+    git(&repo, BOB, &["add", "-A"]);
+    git(&repo, BOB, &["commit", "-q", "-m", "hello-atomic: add a note"]);
+    let head = git(&repo, BOB, &["rev-parse", "HEAD"]);
+    let r = watch(&w, &cfg, &["--once"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ms = lines(&r.stdout);
+    assert_eq!(ms.len(), 1);
+    let m = w.save("change.json", &ms[0]);
+    let la = common::lookaside();
+    let b = w.run(&["build", "-m", m.to_str().unwrap(), "--lookaside", &la]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let bm = b.manifest();
+    assert_eq!(bm["run"]["id"], ms[0]["run"]["id"], "the build continues the watch's run");
+    assert_eq!(bm["subject"]["commit"], head.as_str());
+    assert_eq!(bm["subject"]["branch"], "f41");
+    assert_eq!(b.stage(&bm, "build")["outcome"], "PASSED");
+    assert_eq!(bm["stages"][0]["name"], "watch");
+}
