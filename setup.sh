@@ -85,9 +85,25 @@ ws=$(mktemp -d /var/tmp/fci-demo.XXXXXX)
 echo "setup: making the example OSTree base (examples/base/make-base.sh)" >&2
 examples/base/make-base.sh "$ws/base"
 "$fci" --workspace "$ws/ws" compose --init-base "$ws/base" --branch f41 >/dev/null
-echo "setup: running fci build | test | compose | integrate | image | smoke | report on examples/hello-atomic (workspace $ws)" >&2
+# A dist-git of the example package, and the pipeline's fci.yaml watching it: the run starts
+# from a packager's push, as it would on a real dist-git.
+mkdir -p "$ws/rpms"
+cp -r examples/hello-atomic "$ws/rpms/hello-atomic"
+pkgr=(-c user.name="Example Packager" -c user.email=packager@example.org -c init.defaultBranch=f41)
+git -C "$ws/rpms/hello-atomic" "${pkgr[@]}" init -q
+git -C "$ws/rpms/hello-atomic" "${pkgr[@]}" add -A
+git -C "$ws/rpms/hello-atomic" "${pkgr[@]}" commit -q -m "hello-atomic: import"
+printf 'dist_git: ./rpms\nbranches: [f41]\npackages: [hello-atomic]\n' > "$ws/fci.yaml"
+"$fci" --workspace "$ws/ws" watch --config "$ws/fci.yaml" --once
+echo "# packaging note" > "$ws/rpms/hello-atomic/README.packager"
+git -C "$ws/rpms/hello-atomic" "${pkgr[@]}" add -A
+git -C "$ws/rpms/hello-atomic" "${pkgr[@]}" commit -q -m "hello-atomic: add a packaging note"
+"$fci" --workspace "$ws/ws" watch --config "$ws/fci.yaml" --once --output-dir "$ws/queue"
+change=$(ls "$ws"/queue/hello-atomic-f41-*.json)
+echo "setup: fci watch queued $change; running build | test | compose | integrate | image | smoke | report on it (workspace $ws)" >&2
+echo "setup: fci conform is left out: it needs a Kubernetes/OpenShift cluster (or an installer for one), and this machine has none" >&2
 set +e
-"$fci" --workspace "$ws/ws" build examples/hello-atomic --branch f41 --lookaside examples/lookaside \
+"$fci" --workspace "$ws/ws" build -m "$change" --lookaside examples/lookaside \
   | "$fci" --workspace "$ws/ws" test \
   | "$fci" --workspace "$ws/ws" compose \
   | "$fci" --workspace "$ws/ws" integrate --tests examples/integration \
