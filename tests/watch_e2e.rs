@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_valid, Ws};
+use common::{assert_valid, free_port, Ws};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -475,13 +475,6 @@ impl Drop for Daemon {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `git daemon` serving `base` on loopback, ready when it answers.
 fn git_daemon(base: &Path) -> (Daemon, u16) {

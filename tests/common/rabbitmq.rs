@@ -16,13 +16,7 @@ pub struct Broker {
     node: String,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use super::free_port;
 
 impl Broker {
     pub fn start(dir: &Path) -> Broker {
