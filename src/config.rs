@@ -100,8 +100,12 @@ impl Config {
                 return Err(bad(format!("package `{p}` is listed twice")));
             }
         }
+        let mut seen_b = std::collections::BTreeSet::new();
         for b in &raw.branches {
             crate::ostree::check_branch(b).map_err(|e| bad(format!("branches: {e}")))?;
+            if !seen_b.insert(b) {
+                return Err(bad(format!("branch `{b}` is listed twice")));
+            }
         }
         if !is_package_name(&raw.namespace) {
             return Err(bad(format!(
@@ -142,6 +146,12 @@ fn parse_dist_git(s: &str, config_dir: &Path) -> Result<DistGit, String> {
         return Err("`dist_git` is empty".into());
     }
     if crate::distgit::is_url(s) {
+        if s.contains(['?', '#']) {
+            return Err(
+                "dist_git: a URL with a query or fragment is refused (it may carry a token that would reach every manifest)"
+                    .into(),
+            );
+        }
         // An ssh user name (`ssh://git@host/`) is no secret; a password or an http token is.
         let userinfo = s
             .split_once("://")
@@ -223,6 +233,11 @@ mod tests {
                 "credentials",
             ),
             ("[not, a, mapping]\n", "not a valid fci.yaml"),
+            ("dist_git: ./rpms\nbranches: [f41, f41]\npackages: [a]\n", "twice"),
+            (
+                "dist_git: https://src.example/{package}.git?access_token=tok@\nbranches: [f41]\npackages: [a]\n",
+                "query",
+            ),
         ] {
             let e = load(text).unwrap_err().to_string();
             assert!(e.contains(want), "{text:?}: {e}");

@@ -381,6 +381,18 @@ impl Workspace {
         write_atomic(&p, serde_json::to_string_pretty(entry)?.as_bytes())
     }
 
+    /// The named lock if no other process holds it now; released on drop.
+    pub fn try_lock(&self, name: &str) -> Result<Option<File>> {
+        let path = self.root.join("locks").join(format!("{name}.lock"));
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("{}: cannot open lock", path.display()))?;
+        Ok(f.try_lock().is_ok().then_some(f))
+    }
+
     /// Blocks until this process holds the named lock; released on drop.
     pub fn lock(&self, name: &str) -> Result<File> {
         let path = self.root.join("locks").join(format!("{name}.lock"));

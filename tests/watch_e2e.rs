@@ -421,8 +421,12 @@ fn state_moves_only_after_the_manifest_is_out() {
     // The manifest cannot be written (a directory where its file goes): state stays.
     std::fs::create_dir_all(out.join(&name).join("in-the-way")).unwrap();
     let r = watch(&w, &cfg, &["--once", "--output-dir", out.to_str().unwrap()]);
-    assert_ne!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains(&name), "{}", r.stderr);
+    assert_eq!(
+        r.code, 3,
+        "the machine's failure, not bad input: {}",
+        r.stderr
+    );
+    assert!(r.stderr.contains(&new), "{}", r.stderr);
     assert_eq!(
         std::fs::read(&state_file).unwrap(),
         before,
@@ -474,7 +478,6 @@ impl Drop for Daemon {
         let _ = self.0.wait();
     }
 }
-
 
 /// `git daemon` serving `base` on loopback, ready when it answers.
 fn git_daemon(base: &Path) -> (Daemon, u16) {
@@ -667,20 +670,6 @@ fn a_message_from_a_file_and_the_bad_ones() {
             2,
             "not a package name",
         ),
-        // Monitored, but dist-git has no such repository.
-        (
-            "ghost.json",
-            &git_receive(&d, "ghost", "f41", &new, ALICE).to_string(),
-            3,
-            "no dist-git repository",
-        ),
-        // A commit the repository does not have.
-        (
-            "unknown-rev.json",
-            &git_receive(&d, "tally", "f41", &"0".repeat(40), ALICE).to_string(),
-            3,
-            "does not have",
-        ),
     ] {
         let p = save(name, text);
         let r = watch(&w, &cfg, &["--message", p.to_str().unwrap()]);
@@ -697,6 +686,117 @@ fn a_message_from_a_file_and_the_bad_ones() {
         }
         assert!(r.stdout.is_empty(), "{name}");
     }
+    assert!(
+        !w.ws().join("state/watch/pending").exists(),
+        "bad input is not kept"
+    );
+
+    // ERRORs: a commit the repository does not have yet (a mirror lagging behind the push),
+    // and a monitored package dist-git has no repository for. Each is kept, and tried again
+    // by every later message run until it can be acted on: never lost.
+    let clone = d.work.join("tally");
+    git(&clone, ALICE, &["checkout", "-q", "f41"]);
+    std::fs::write(clone.join("late.txt"), "late").unwrap();
+    git(&clone, ALICE, &["add", "-A"]);
+    git(&clone, ALICE, &["commit", "-q", "-m", "tally: pushed late"]);
+    let late = git(&clone, ALICE, &["rev-parse", "HEAD"]);
+    let p = save(
+        "late.json",
+        &git_receive(&d, "tally", "f41", &late, ALICE).to_string(),
+    );
+    let r = watch(&w, &cfg, &["--message", p.to_str().unwrap()]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("does not have (yet)"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("kept in state/watch/pending"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    let p = save(
+        "ghost.json",
+        &git_receive(&d, "ghost", "f41", &new, ALICE).to_string(),
+    );
+    let r = watch(&w, &cfg, &["--message", p.to_str().unwrap()]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("ERROR ghost: no dist-git repository"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("ERROR tally"),
+        "the kept one is tried first: {}",
+        r.stderr
+    );
+    let pending = || {
+        std::fs::read_dir(w.ws().join("state/watch/pending"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(pending(), 2);
+
+    // The push lands, the repository appears: the next message run acts on both, once.
+    git(&clone, ALICE, &["push", "-q", "origin", "f41"]);
+    git(
+        w.path(),
+        ALICE,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            d.rpms.join("tally.git").to_str().unwrap(),
+            d.rpms.join("ghost.git").to_str().unwrap(),
+        ],
+    );
+    let r = watch(
+        &w,
+        &cfg,
+        &["--message", save("other2.json", &body).to_str().unwrap()],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ms = lines(&r.stdout);
+    assert_eq!(ms.len(), 2, "{ms:#?}");
+    assert_eq!(by_package(&ms, "tally")["subject"]["commit"], late.as_str());
+    assert_eq!(by_package(&ms, "ghost")["subject"]["commit"], late.as_str());
+    assert_eq!(pending(), 0);
+    let r = watch(
+        &w,
+        &cfg,
+        &["--message", save("other3.json", &body).to_str().unwrap()],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "acted on once: {}", r.stdout);
+
+    // A message whose commit is on another branch does not trigger this one.
+    git(&clone, BOB, &["checkout", "-q", "-b", "side"]);
+    std::fs::write(clone.join("side.txt"), "side").unwrap();
+    git(&clone, BOB, &["add", "-A"]);
+    git(
+        &clone,
+        BOB,
+        &["commit", "-q", "-m", "tally: on a side branch"],
+    );
+    git(&clone, BOB, &["push", "-q", "origin", "side"]);
+    let side = git(&clone, BOB, &["rev-parse", "HEAD"]);
+    let p = save(
+        "side.json",
+        &git_receive(&d, "tally", "f41", &side, BOB).to_string(),
+    );
+    let r = w
+        .cmd()
+        .args(["watch", "--config", cfg.to_str().unwrap(), "--message"])
+        .arg(&p)
+        .env_remove("FCI_QUIET")
+        .output()
+        .unwrap();
+    assert!(r.status.success());
+    assert!(
+        r.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
 }
 
 #[test]
@@ -846,6 +946,37 @@ fn push_messages_through_rabbitmq_as_dist_git_sends_them() {
         "{}",
         String::from_utf8_lossy(&loud.stderr)
     );
+
+    // A push whose commit the dist-git here does not have yet: an ERROR, and the message is
+    // kept (not lost, and not blocking the queue behind it); Bob's next push still goes
+    // through, and the kept one is acted on once the commit is there.
+    std::fs::write(clone.join("late.txt"), "late").unwrap();
+    git(&clone, ALICE, &["add", "-A"]);
+    git(&clone, ALICE, &["commit", "-q", "-m", "tally: late"]);
+    let late = git(&clone, ALICE, &["rev-parse", "HEAD"]);
+    let hello2 = d.push("hello", "f41", BOB, "hello: again");
+    publish_git_receive(
+        &broker,
+        &json!([
+            git_receive(&d, "tally", "f41", &late, ALICE),
+            git_receive(&d, "hello", "f41", &hello2, BOB),
+        ]),
+    );
+    let r = watch(&w, &cfg, &["--amqp-url", &url, "--once"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("kept in state/watch/pending"), "{}", r.stderr);
+    let ms = lines(&r.stdout);
+    assert_eq!(ms.len(), 1);
+    assert_eq!(ms[0]["subject"]["commit"], hello2.as_str());
+    git(&clone, ALICE, &["push", "-q", "origin", "f41"]);
+    let r = watch(&w, &cfg, &["--amqp-url", &url, "--once"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ms = lines(&r.stdout);
+    assert_eq!(ms.len(), 1, "{ms:#?}");
+    assert_eq!(ms[0]["subject"]["commit"], late.as_str());
+    let r = watch(&w, &cfg, &["--amqp-url", &url, "--once"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
 }
 
 #[test]
@@ -863,12 +994,20 @@ fn a_watched_change_builds_from_its_manifest() {
     assert!(st.success());
     git(&repo, ALICE, &["init", "-q", "-b", "f41"]);
     git(&repo, ALICE, &["add", "-A"]);
-    git(&repo, ALICE, &["commit", "-q", "-m", "hello-atomic: import"]);
+    git(
+        &repo,
+        ALICE,
+        &["commit", "-q", "-m", "hello-atomic: import"],
+    );
     let cfg = config(w.path(), "./rpms", "[f41]", "[hello-atomic]");
     assert_eq!(watch(&w, &cfg, &["--once"]).code, 0);
     std::fs::write(repo.join("README.packager"), "a packager's note\n").unwrap();
     git(&repo, BOB, &["add", "-A"]);
-    git(&repo, BOB, &["commit", "-q", "-m", "hello-atomic: add a note"]);
+    git(
+        &repo,
+        BOB,
+        &["commit", "-q", "-m", "hello-atomic: add a note"],
+    );
     let head = git(&repo, BOB, &["rev-parse", "HEAD"]);
     let r = watch(&w, &cfg, &["--once"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -879,9 +1018,146 @@ fn a_watched_change_builds_from_its_manifest() {
     let b = w.run(&["build", "-m", m.to_str().unwrap(), "--lookaside", &la]);
     assert_eq!(b.code, 0, "{}", b.stderr);
     let bm = b.manifest();
-    assert_eq!(bm["run"]["id"], ms[0]["run"]["id"], "the build continues the watch's run");
+    assert_eq!(
+        bm["run"]["id"], ms[0]["run"]["id"],
+        "the build continues the watch's run"
+    );
     assert_eq!(bm["subject"]["commit"], head.as_str());
     assert_eq!(bm["subject"]["branch"], "f41");
     assert_eq!(b.stage(&bm, "build")["outcome"], "PASSED");
     assert_eq!(bm["stages"][0]["name"], "watch");
+}
+
+#[test]
+fn odd_repositories_and_a_damaged_branch_state_stay_with_their_package() {
+    let w = Ws::new();
+    let d = DistGit::new(w.path());
+    d.package("a", &["f41", "f42"]);
+    d.package("b", &["f41"]);
+    // A packager's work tree that tracks a `HEAD` file and a `refs/` directory of its own.
+    let tricky = d.rpms.join("tricky");
+    std::fs::create_dir_all(tricky.join("refs/heads")).unwrap();
+    git(&tricky, ALICE, &["init", "-q", "-b", "f41"]);
+    std::fs::write(tricky.join("HEAD"), "ref: refs/heads/f41\n").unwrap();
+    std::fs::write(
+        tricky.join("refs/heads/f41"),
+        format!("{}\n", "1".repeat(40)),
+    )
+    .unwrap();
+    git(&tricky, ALICE, &["add", "-A"]);
+    git(
+        &tricky,
+        ALICE,
+        &["commit", "-q", "-m", "tricky: files named like git's"],
+    );
+    let tricky_head = git(&tricky, ALICE, &["rev-parse", "HEAD"]);
+    // Repositories fci does not read: reftable refs, SHA-256 objects.
+    git(
+        &d.rpms,
+        ALICE,
+        &["init", "-q", "--bare", "--ref-format=reftable", "reft.git"],
+    );
+    git(
+        &d.rpms,
+        ALICE,
+        &["init", "-q", "--bare", "--object-format=sha256", "sha.git"],
+    );
+    let cfg = config(
+        w.path(),
+        "./rpms",
+        "[f41, f42]",
+        "[a, b, tricky, reft, sha]",
+    );
+    let r = watch(&w, &cfg, &["--once", "--emit-existing"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let ms = lines(&r.stdout);
+    assert_eq!(
+        by_package(&ms, "tricky")["subject"]["commit"],
+        tricky_head.as_str(),
+        "the work tree's files are not its refs"
+    );
+    assert_eq!(ms.len(), 4, "a f41, a f42, b f41, tricky f41: {ms:#?}");
+    assert!(
+        r.stderr.contains("ERROR reft") && r.stderr.contains("reftable"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("ERROR sha") && r.stderr.contains("SHA-1"),
+        "{}",
+        r.stderr
+    );
+
+    // One branch's state is damaged: that branch's change waits, the others go on, once.
+    std::fs::create_dir_all(w.ws().join("state/excluded")).unwrap();
+    std::fs::write(w.ws().join("state/excluded/f42.json"), "{broken").unwrap();
+    let a41 = d.push("a", "f41", ALICE, "a: f41");
+    d.push("a", "f42", ALICE, "a: f42");
+    let b41 = d.push("b", "f41", BOB, "b: f41");
+    let cfg = config(w.path(), "./rpms", "[f41, f42]", "[a, b]");
+    let r = watch(&w, &cfg, &["--once"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("ERROR a") && r.stderr.contains("f42.json"),
+        "{}",
+        r.stderr
+    );
+    let ms = lines(&r.stdout);
+    let subjects: Vec<&str> = ms
+        .iter()
+        .map(|m| m["subject"]["commit"].as_str().unwrap())
+        .collect();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert!(subjects.contains(&a41.as_str()) && subjects.contains(&b41.as_str()));
+    let r = watch(&w, &cfg, &["--once"]);
+    assert_eq!(r.code, 3);
+    assert!(r.stdout.is_empty(), "not emitted again: {}", r.stdout);
+    std::fs::remove_file(w.ws().join("state/excluded/f42.json")).unwrap();
+    let r = watch(&w, &cfg, &["--once"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(lines(&r.stdout).len(), 1, "the waiting change, once mended");
+}
+
+#[test]
+fn a_second_watcher_on_the_workspace_stops_at_once() {
+    let w = Ws::new();
+    let d = DistGit::new(w.path());
+    d.package("a", &["f41"]);
+    let cfg = config(w.path(), "./rpms", "[f41]", "[a]");
+    let mut daemon = w
+        .cmd()
+        .args([
+            "watch",
+            "--interval",
+            "1h",
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = w.ws().join("locks/watch.lock");
+    let start = std::time::Instant::now();
+    // Running once the first poll wrote its state.
+    while !w.ws().join("state/watch/heads.json").exists() {
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "the first watcher did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let t = std::time::Instant::now();
+    let r = watch(&w, &cfg, &["--once"]);
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("another fci watch is running"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains(lock.to_str().unwrap()), "{}", r.stderr);
+    assert!(t.elapsed().as_secs() < 10, "it did not wait");
+    assert_eq!(watch(&w, &cfg, &["--once"]).code, 0, "free again");
 }

@@ -30,7 +30,25 @@ impl Output {
         Ok(Output::Dir(dir.to_path_buf()))
     }
 
+    /// Writes one manifest. A failure is the machine's (exit 3), not bad input: earlier
+    /// manifests of the run may be out already.
     pub fn write(&self, m: &Manifest, ch: &Change) -> Result<()> {
+        self.write_inner(m, ch).map_err(|e| {
+            FciError::Infra(format!(
+                "{}: cannot write the manifest of {} {}: {}",
+                match self {
+                    Output::Dir(d) => d.display().to_string(),
+                    Output::Lines => "stdout".into(),
+                },
+                ch.package,
+                ch.range.to,
+                crate::error::one_line(&e)
+            ))
+            .into()
+        })
+    }
+
+    fn write_inner(&self, m: &Manifest, ch: &Change) -> Result<()> {
         match self {
             Output::Dir(dir) => {
                 let name = format!("{}-{}-{}.json", ch.package, ch.branch, ch.range.to);

@@ -40,6 +40,23 @@ impl Repo {
     /// Opens a repository (bare, or a work tree's `.git`), ignoring the host's and user's git
     /// configuration: nothing outside the repository changes what fci reads.
     pub fn open(dir: &Path) -> Result<Repo, String> {
+        let git_dir = if dir.join(".git").is_dir() {
+            dir.join(".git")
+        } else {
+            dir.to_path_buf()
+        };
+        if git_dir.join("reftable").exists() {
+            return Err(format!(
+                "{}: reftable ref storage is not supported (git refs migrate --ref-format=files converts it)",
+                dir.display()
+            ));
+        }
+        if !plain_format(&git_dir) {
+            return Err(format!(
+                "{}: only SHA-1 repositories are supported (this one uses another object format)",
+                dir.display()
+            ));
+        }
         let opts = gix::open::Options::isolated();
         gix::open_opts(dir, opts)
             .map(Repo)
@@ -60,6 +77,12 @@ impl Repo {
                 .map(|id| Some(id.detach().to_string()))
                 .map_err(|e| format!("{name}: {e}")),
         }
+    }
+
+    /// Whether `id` is `head` or one of its ancestors.
+    pub fn contains(&self, head: &str, id: &str) -> Result<bool, String> {
+        let want = parse(id)?;
+        Ok(self.ancestors(parse(head)?)?.contains(&want))
     }
 
     pub fn has_commit(&self, id: &str) -> bool {
@@ -181,13 +204,21 @@ impl Repo {
 /// this. `None` when `dir` is not a plain repository layout (a `.git` file, another hash):
 /// then [`Repo::open`] reads it.
 pub fn read_heads(dir: &Path, branches: &[String]) -> Option<Vec<(String, Option<String>)>> {
-    let git_dir = if dir.join("HEAD").is_file() && dir.join("refs").is_dir() {
-        dir.to_path_buf()
-    } else if dir.join(".git/HEAD").is_file() {
+    // A work tree's own `.git` first: its tracked files may include a `HEAD` and `refs/`.
+    let git_dir = if dir.join(".git").exists() {
+        if !dir.join(".git/HEAD").is_file() {
+            return None;
+        }
         dir.join(".git")
+    } else if dir.join("HEAD").is_file() && dir.join("refs").is_dir() {
+        dir.to_path_buf()
     } else {
         return None;
     };
+    // Another ref storage or hash: read by opening the repository (which says what it is).
+    if git_dir.join("reftable").exists() || !plain_format(&git_dir) {
+        return None;
+    }
     let store = gix::refs::file::Store::at(git_dir, gix::hash::Kind::Sha1);
     let mut heads = Vec::with_capacity(branches.len());
     for b in branches {
@@ -201,6 +232,19 @@ pub fn read_heads(dir: &Path, branches: &[String]) -> Option<Vec<(String, Option
         heads.push((b.clone(), id));
     }
     Some(heads)
+}
+
+/// Whether the repository uses SHA-1 objects and files refs (no `extensions.objectFormat` or
+/// `extensions.refStorage` other than the defaults).
+fn plain_format(git_dir: &Path) -> bool {
+    let Ok(config) = std::fs::read_to_string(git_dir.join("config")) else {
+        return true;
+    };
+    !config.lines().any(|l| {
+        let l = l.trim().to_ascii_lowercase().replace(' ', "");
+        (l.starts_with("objectformat=") && l != "objectformat=sha1")
+            || (l.starts_with("refstorage=") && l != "refstorage=files")
+    })
 }
 
 fn parse(hex: &str) -> Result<ObjectId, String> {

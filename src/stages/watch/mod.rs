@@ -8,6 +8,7 @@
 mod amqp;
 mod emit;
 pub mod git;
+mod inbox;
 pub mod message;
 mod poll;
 mod remote;
@@ -97,8 +98,14 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     let cfg = Config::load(&args.config)?;
     let out = emit::Output::new(args.output_dir.as_deref())?;
     let ws = Workspace::open(workspace)?;
-    // One watcher per workspace: two would both see a change and both emit it.
-    let _lock = ws.lock("watch")?;
+    // One watcher per workspace: two would both see a change and both emit it. A second one
+    // stops at once (a cron job or CI job must not pile up behind a running `--interval`).
+    let _lock = ws.try_lock("watch")?.ok_or_else(|| {
+        FciError::Infra(format!(
+            "another fci watch is running on this workspace ({}); stop it or use another --workspace",
+            ws.root().join("locks/watch.lock").display()
+        ))
+    })?;
     let mut w = Watcher {
         heads: state::Heads::load(&ws.root().join("state"))?,
         cfg,
@@ -118,18 +125,20 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
             }
         },
         Mode::Message(path) => {
+            w.retry_pending()?;
             let bytes = read_message(&path)?;
             match message::parse(&bytes, None, &w.cfg) {
-                Ok(parsed) => w.on_message(parsed)?,
+                Ok(parsed) => w.take(parsed, &bytes)?,
                 Err(why) => return Err(FciError::input(&path, why).into()),
             }
         }
         Mode::Amqp(url) => {
+            w.retry_pending()?;
             let consumer = amqp::Consumer::connect(&url, &args.queue)?;
             let n = consumer.run(args.once, |bytes, key| {
                 match message::parse(bytes, Some(key), &w.cfg) {
                     Ok(parsed) => {
-                        w.on_message(parsed)?;
+                        w.take(parsed, bytes)?;
                         Ok(amqp::Handled::Done)
                     }
                     Err(why) => {
@@ -192,24 +201,32 @@ impl Watcher {
     fn error(&mut self, what: &str) {
         self.errors += 1;
         eprintln!(
-            "fci: watch: ERROR {} (its state is not advanced: the next poll tries again)",
+            "fci: watch: ERROR {}",
             progress::plain(&crate::exec::redact(what))
         );
     }
 
     /// Emits the changes, then records their heads (and `also_seen`) as seen. A change
-    /// whose manifest could not be written stays unseen.
+    /// whose manifest could not be written stays unseen, and so does one whose branch state
+    /// is damaged (returned, for the caller to report); the others go on.
     fn emit_all(
         &mut self,
         changes: Vec<Change>,
         also_seen: Vec<(String, String, String)>,
-    ) -> Result<()> {
+    ) -> Result<Vec<String>> {
         for (p, b, c) in &also_seen {
             self.heads.set(p, b, c);
         }
         let mut failure = None;
+        let mut failed = Vec::new();
         for ch in changes {
-            let kept = state::Branch::load(&self.ws.root().join("state"), &ch.branch)?;
+            let kept = match state::Branch::load(&self.ws.root().join("state"), &ch.branch) {
+                Ok(k) => k,
+                Err(e) => {
+                    failed.push(format!("{}: {e}", ch.package));
+                    continue;
+                }
+            };
             if let Some(run) = kept.excluded_by(&ch.package, &ch.range.to) {
                 progress::note(&format!(
                     "watch: {} {} on {} was excluded by run {run}: not queued again",
@@ -235,81 +252,7 @@ impl Watcher {
         self.heads.save()?;
         match failure {
             Some(e) => Err(e),
-            None => Ok(()),
+            None => Ok(failed),
         }
-    }
-
-    /// Acts on one push message: the branch's head now (the newest commit, whichever
-    /// message of a push arrives first) against the head last seen.
-    fn on_message(&mut self, parsed: message::Parsed) -> Result<()> {
-        let push = match parsed {
-            message::Parsed::Ignored(why) => {
-                progress::note(&format!("watch: ignored a message: {why}"));
-                return Ok(());
-            }
-            message::Parsed::Push(p) => p,
-        };
-        let found = poll::read_one(self, &push.package, &push.branch);
-        let (repo, loc, head) = match found {
-            Ok(x) => x,
-            // A remote that does not answer now may answer later: the message stays queued.
-            Err(why) if matches!(self.cfg.dist_git, crate::config::DistGit::Url(_)) => {
-                return Err(FciError::Infra(format!("{}: {why}", push.package)).into())
-            }
-            Err(why) => {
-                self.error(&format!("{}: {why}", push.package));
-                return Ok(());
-            }
-        };
-        if !repo.has_commit(&push.rev) {
-            self.error(&format!(
-                "{}: the message names commit {} on {}, which the dist-git repository does not have",
-                push.package, push.rev, push.branch
-            ));
-            return Ok(());
-        }
-        let Some(head) = head else {
-            self.error(&format!(
-                "{}: branch {} does not exist in the dist-git repository",
-                push.package, push.branch
-            ));
-            return Ok(());
-        };
-        let old = self
-            .heads
-            .get(&push.package, &push.branch)
-            .map(str::to_string);
-        if old.as_deref() == Some(head.as_str()) {
-            progress::note(&format!(
-                "watch: {} {} on {}: already seen",
-                push.package,
-                &push.rev[..12],
-                push.branch
-            ));
-            return Ok(());
-        }
-        let range = match repo.range(old.as_deref(), &head) {
-            Ok(r) => r,
-            Err(why) => {
-                self.error(&format!("{}: {why}", push.package));
-                return Ok(());
-            }
-        };
-        let trigger = serde_json::json!({
-            "kind": "message",
-            "topic": push.topic,
-            "message_id": push.id,
-            "rev": push.rev,
-            "username": push.username,
-            "agent": push.agent,
-        });
-        let change = Change {
-            package: push.package,
-            branch: push.branch,
-            repo: loc,
-            range,
-            trigger,
-        };
-        self.emit_all(vec![change], Vec::new())
     }
 }

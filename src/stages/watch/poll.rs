@@ -13,11 +13,15 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+const AGAIN: &str = " (its state is not advanced: the next poll tries again)";
+
 /// What one package's poll found: changes, and heads to record without emitting them.
 #[derive(Default)]
 struct Found {
     changes: Vec<Change>,
     first_seen: Vec<(String, String, String)>,
+    /// `package/branch` of followed branches the repository does not have.
+    missing: Vec<String>,
 }
 
 impl Watcher {
@@ -33,13 +37,15 @@ impl Watcher {
         };
         let mut changes = Vec::new();
         let mut first_seen = Vec::new();
+        let mut missing = Vec::new();
         for (package, r) in results {
             match r {
                 Ok(f) => {
                     changes.extend(f.changes);
                     first_seen.extend(f.first_seen);
+                    missing.extend(f.missing);
                 }
-                Err(why) => self.error(&format!("{package}: {why}")),
+                Err(why) => self.error(&format!("{package}: {why}{AGAIN}")),
             }
         }
         if !first_seen.is_empty() {
@@ -48,7 +54,17 @@ impl Watcher {
                 first_seen.len()
             ));
         }
-        self.emit_all(changes, first_seen)
+        for why in self.emit_all(changes, first_seen)? {
+            self.error(&format!("{why}{AGAIN}"));
+        }
+        if !missing.is_empty() {
+            crate::progress::note(&format!(
+                "watch: {} followed branch(es) do not exist in their repositories (not an error: e.g. {})",
+                missing.len(),
+                missing[..missing.len().min(3)].join(", ")
+            ));
+        }
+        Ok(())
     }
 
     /// What a branch head means: nothing new, a head seen for the first time, or a change.
@@ -91,6 +107,7 @@ impl Watcher {
         let mut repo = None;
         for (branch, head) in heads {
             let Some(head) = head else {
+                found.missing.push(format!("{package}/{branch}"));
                 continue;
             };
             if let Some(old) = self.classify(package, &branch, &head, &mut found) {
@@ -167,7 +184,13 @@ impl Watcher {
             .url_of(package)
             .expect("a remote dist-git");
         let heads = remote::ls_remote(&url, &self.cfg.branches, log)?;
-        let mut found = Found::default();
+        let mut found = Found {
+            missing: (self.cfg.branches.iter())
+                .filter(|b| !heads.contains_key(*b))
+                .map(|b| format!("{package}/{b}"))
+                .collect(),
+            ..Found::default()
+        };
         for (branch, head) in heads {
             if let Some(old) = self.classify(package, &branch, &head, &mut found) {
                 let dir = remote::fetch(&url, &branch, &self.mirror(package), log)?;
