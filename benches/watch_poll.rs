@@ -14,7 +14,12 @@ fn git(dir: &Path, args: &[&str]) {
     let st = Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["-c", "user.name=Bench", "-c", "user.email=bench@example.org"])
+        .args([
+            "-c",
+            "user.name=Bench",
+            "-c",
+            "user.email=bench@example.org",
+        ])
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -30,9 +35,27 @@ fn main() {
     std::fs::create_dir_all(&rpms).unwrap();
     // One real repository, copied: 2,000 `git init`s and commits would take a minute.
     let template = root.join("template.git");
-    git(root, &["init", "-q", "--bare", "-b", "f41", template.to_str().unwrap()]);
+    git(
+        root,
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "-b",
+            "f41",
+            template.to_str().unwrap(),
+        ],
+    );
     let work = root.join("work");
-    git(root, &["clone", "-q", template.to_str().unwrap(), work.to_str().unwrap()]);
+    git(
+        root,
+        &[
+            "clone",
+            "-q",
+            template.to_str().unwrap(),
+            work.to_str().unwrap(),
+        ],
+    );
     git(&work, &["checkout", "-q", "-b", "f41"]);
     std::fs::write(work.join("pkg.spec"), "Name: pkg\n").unwrap();
     git(&work, &["add", "-A"]);
@@ -60,7 +83,11 @@ fn main() {
             .arg(&cfg)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).lines().count()
     };
     assert_eq!(watch(), 0, "the first poll records the heads");

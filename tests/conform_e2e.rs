@@ -912,3 +912,44 @@ fn e2e_test_and_openshift_tests_command_lines() {
         r.stderr
     );
 }
+
+#[test]
+fn reports_without_a_real_test_or_that_contradict_themselves_are_errors() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let mut args = custom_runner_args(&k);
+    args.push("--no-cache".into());
+    // Ginkgo's suite nodes passed, every spec skipped: nothing was tested.
+    let r = x.run(&strs(&args), &[("CONFORM_JUNIT", "suitenodes")]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("no conformance test ran"), "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "ERROR");
+    assert_eq!(s["data"]["tests"]["passed"], 0, "{s:#}");
+    assert_eq!(
+        s["data"]["suite_nodes"].as_array().unwrap().len(),
+        3,
+        "{s:#}"
+    );
+    assert!(results(&s).is_empty(), "{s:#}");
+    // A suite-level <error> outside any test case is not dropped.
+    let r = x.run(&strs(&args), &[("CONFORM_JUNIT", "suiteerror")]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the suite itself failed") && r.stderr.contains("nodes are NotReady"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(conform_record(&r).1["outcome"], "ERROR");
+    // failures="12" over cases that all passed: the report contradicts itself.
+    let r = x.run(&strs(&args), &[("CONFORM_JUNIT", "badcounts")]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("inconsistent") && r.stderr.contains("failures=\"12\""),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(conform_record(&r).1["outcome"], "ERROR");
+    assert_eq!(x.teardowns(), 3);
+}

@@ -870,12 +870,20 @@ fn a_watched_change_builds_from_its_manifest() {
     assert!(st.success());
     git(&repo, ALICE, &["init", "-q", "-b", "f41"]);
     git(&repo, ALICE, &["add", "-A"]);
-    git(&repo, ALICE, &["commit", "-q", "-m", "hello-atomic: import"]);
+    git(
+        &repo,
+        ALICE,
+        &["commit", "-q", "-m", "hello-atomic: import"],
+    );
     let cfg = config(w.path(), "./rpms", "[f41]", "[hello-atomic]");
     assert_eq!(watch(&w, &cfg, &["--once"]).code, 0);
     std::fs::write(repo.join("README.packager"), "a packager's note\n").unwrap();
     git(&repo, BOB, &["add", "-A"]);
-    git(&repo, BOB, &["commit", "-q", "-m", "hello-atomic: add a note"]);
+    git(
+        &repo,
+        BOB,
+        &["commit", "-q", "-m", "hello-atomic: add a note"],
+    );
     let head = git(&repo, BOB, &["rev-parse", "HEAD"]);
     let r = watch(&w, &cfg, &["--once"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -886,7 +894,10 @@ fn a_watched_change_builds_from_its_manifest() {
     let b = w.run(&["build", "-m", m.to_str().unwrap(), "--lookaside", &la]);
     assert_eq!(b.code, 0, "{}", b.stderr);
     let bm = b.manifest();
-    assert_eq!(bm["run"]["id"], ms[0]["run"]["id"], "the build continues the watch's run");
+    assert_eq!(
+        bm["run"]["id"], ms[0]["run"]["id"],
+        "the build continues the watch's run"
+    );
     assert_eq!(bm["subject"]["commit"], head.as_str());
     assert_eq!(bm["subject"]["branch"], "f41");
     assert_eq!(b.stage(&bm, "build")["outcome"], "PASSED");

@@ -494,6 +494,7 @@ impl Conform {
         spinner.step("reading the JUnit reports");
         let mut artifacts = Vec::new();
         let mut tally = results::Tally::default();
+        let mut findings = results::Findings::default();
         for f in &ran.junit {
             let name = f.file_name().unwrap_or_default().to_string_lossy();
             // Kept whatever it says: a report that cannot be read is the first thing to see.
@@ -502,7 +503,14 @@ impl Conform {
                 .store(f, ArtifactKind::Junit, &name, StageName::Conform)?;
             let kept = stored.path.clone();
             artifacts.push(stored);
-            if let Err(why) = results::read(f, p.runner.name(), &mut rec.results, &mut tally) {
+            let before = findings.inconsistent.len();
+            if let Err(why) = results::read(
+                f,
+                p.runner.name(),
+                &mut rec.results,
+                &mut tally,
+                &mut findings,
+            ) {
                 rec.data.insert("tests".into(), tally.to_json());
                 error(
                     rec,
@@ -510,8 +518,41 @@ impl Conform {
                 );
                 return Ok(artifacts);
             }
+            if findings.inconsistent.len() > before {
+                let why = findings.inconsistent[before..].join("; ");
+                findings.inconsistent.truncate(before);
+                findings.inconsistent.push(format!(
+                    "JUnit report {name} (kept as {kept}) is inconsistent: {why}"
+                ));
+            }
         }
         rec.data.insert("tests".into(), tally.to_json());
+        if !findings.suite_nodes.is_empty() {
+            rec.data.insert(
+                "suite_nodes".into(),
+                findings
+                    .suite_nodes
+                    .iter()
+                    .map(|(n, o, _)| json!({"name": n, "outcome": o}))
+                    .collect(),
+            );
+        }
+        // A report that contradicts itself, or a suite that broke outside its tests, is not
+        // a conformance result either way: ERROR, with the cases it did list kept.
+        if let Some(why) = findings.inconsistent.first() {
+            error(rec, format!("{why}; not trusted"));
+            return Ok(artifacts);
+        }
+        if !findings.suite_failures.is_empty() {
+            error(
+                rec,
+                format!(
+                    "the suite itself failed: {}",
+                    findings.suite_failures.join("; ")
+                ),
+            );
+            return Ok(artifacts);
+        }
         if ran.exit != Some(0) {
             rec.notes.push(format!(
                 "the {} runner {}; its JUnit decides the outcome",
@@ -525,8 +566,13 @@ impl Conform {
                 error(
                     rec,
                     format!(
-                        "no conformance test ran: the JUnit reports hold {} skipped cases and nothing else",
-                        tally.skipped
+                        "no conformance test ran: the JUnit reports hold {} skipped cases{} and nothing else",
+                        tally.skipped,
+                        if findings.suite_nodes.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" and {} suite nodes (setup, not tests)", findings.suite_nodes.len())
+                        }
                     ),
                 );
                 return Ok(artifacts);
