@@ -953,3 +953,34 @@ fn reports_without_a_real_test_or_that_contradict_themselves_are_errors() {
     assert_eq!(conform_record(&r).1["outcome"], "ERROR");
     assert_eq!(x.teardowns(), 3);
 }
+
+#[test]
+fn an_errored_test_case_is_a_failed_conformance_test() {
+    let (x, r) = with_report("error");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("[sig-apps] StatefulSet should perform rolling updates [Conformance]"),
+        "{}",
+        r.stderr
+    );
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "FAILED", "{s:#}");
+    assert_eq!(s["data"]["tests"]["errors"], 1);
+    let bad: Vec<&Value> = s["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] != "PASSED")
+        .collect();
+    assert_eq!(bad.len(), 1, "{s:#}");
+    assert_eq!(bad[0]["outcome"], "FAILED");
+    assert!(
+        bad[0]["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("error: Test Panicked"),
+        "{s:#}"
+    );
+    assert_eq!(x.teardowns(), 1);
+}

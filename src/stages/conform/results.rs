@@ -102,14 +102,26 @@ pub fn read(
         if let Some(cl) = c.classname.filter(|s| !s.is_empty()) {
             extra.insert("classname".into(), json!(cl));
         }
+        // An errored test case (Ginkgo: panicked, interrupted, aborted) is a conformance test
+        // that did not pass: FAILED, like a failure; `tests.errors` keeps how many errored.
+        let (outcome, note) = match c.outcome {
+            Outcome::Error => (
+                Outcome::Failed,
+                Some(format!(
+                    "error: {}",
+                    c.message.as_deref().unwrap_or("no message")
+                )),
+            ),
+            o => (o, c.message),
+        };
         results.push(TestResult {
             testcase: c.name,
-            outcome: c.outcome,
+            outcome,
             runner: Some(runner.to_string()),
             scenario: None,
             log: None,
             duration_s: c.time_s,
-            note: c.message,
+            note,
             attempts: Vec::new(),
             extra,
         });
@@ -187,5 +199,21 @@ mod tests {
             findings.suite_failures,
             vec!["[BeforeSuite] failed: no nodes ready"]
         );
+    }
+
+    #[test]
+    fn an_errored_case_is_a_failed_test() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("junit_01.xml");
+        std::fs::write(
+            &f,
+            r#"<testsuite tests="1" errors="1"><testcase name="a [Conformance]"><error message="panic"/></testcase></testsuite>"#,
+        )
+        .unwrap();
+        let (mut results, mut tally) = (Vec::new(), Tally::default());
+        read(&f, "x", &mut results, &mut tally, &mut Findings::default()).unwrap();
+        assert_eq!(tally.errors, 1);
+        assert_eq!(results[0].outcome, Outcome::Failed);
+        assert_eq!(results[0].note.as_deref(), Some("error: panic"));
     }
 }
