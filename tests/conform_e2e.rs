@@ -984,3 +984,57 @@ fn an_errored_test_case_is_a_failed_conformance_test() {
     );
     assert_eq!(x.teardowns(), 1);
 }
+
+#[test]
+fn a_failed_runner_never_passes_on_a_report() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let ks = k.to_str().unwrap();
+    // `sonobuoy run` fails; `retrieve` would return an earlier run's passing results.
+    let r = x.run(
+        &["--kubeconfig", ks],
+        &[
+            ("CONFORM_JUNIT", "pass"),
+            ("CONFORM_SONOBUOY_RUN_EXIT", "1"),
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("sonobuoy run exited 1"), "{}", r.stderr);
+    let (m, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "ERROR", "{s:#}");
+    assert!(results(&s).is_empty(), "{s:#}");
+    assert!(!m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["type"] == "junit"));
+    let calls = x.mark("sonobuoy.calls");
+    let verbs: Vec<&str> = calls
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(verbs, ["run", "delete"], "{calls}");
+    // e2e.test exits non-zero, yet its report lists no failure: not a pass.
+    let r = x.run(
+        &["--kubeconfig", ks, "--runner", "e2e.test"],
+        &[("CONFORM_JUNIT", "pass"), ("CONFORM_RUNNER_EXIT", "2")],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("exited 2 but its JUnit reports no failing test"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(conform_record(&r).1["data"]["runner_exit"], 2);
+    // Failing tests make e2e.test exit non-zero: then the report decides (FAILED).
+    let r = x.run(
+        &["--kubeconfig", ks, "--runner", "e2e.test", "--no-cache"],
+        &[("CONFORM_JUNIT", "fail"), ("CONFORM_RUNNER_EXIT", "1")],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "FAILED");
+    assert!(s["notes"].to_string().contains("exited 1"), "{s:#}");
+}

@@ -479,6 +479,10 @@ impl Conform {
             }
             None => {}
         }
+        if let Some(why) = ran.untrusted {
+            error(rec, why);
+            return Ok(Vec::new());
+        }
         if ran.junit.is_empty() {
             error(
                 rec,
@@ -554,8 +558,22 @@ impl Conform {
             return Ok(artifacts);
         }
         if ran.exit != Some(0) {
+            // e2e.test and openshift-tests exit non-zero when a test failed: then the JUnit
+            // decides. A non-zero exit with no failing test in the JUnit means the runner
+            // broke in a way its report does not show: never a pass.
+            if tally.failed + tally.errors == 0 {
+                error(
+                    rec,
+                    format!(
+                        "the {} runner {} but its JUnit reports no failing test: not trusted",
+                        p.runner.name(),
+                        status(ran.exit)
+                    ),
+                );
+                return Ok(artifacts);
+            }
             rec.notes.push(format!(
-                "the {} runner {}; its JUnit decides the outcome",
+                "the {} runner {}; its JUnit, with failing tests, decides the outcome",
                 p.runner.name(),
                 status(ran.exit)
             ));

@@ -56,6 +56,9 @@ pub struct Ran {
     pub stopped: Option<Stopped>,
     /// What else happened on the way (sonobuoy retrieve/delete trouble).
     pub notes: Vec<String>,
+    /// Why no result of this run can be trusted, whatever JUnit there is (a failed
+    /// `sonobuoy run`: what `retrieve` would return may be an earlier run's).
+    pub untrusted: Option<String>,
 }
 
 impl Runner {
@@ -110,6 +113,7 @@ impl Runner {
             exit: g.done.code,
             stopped: g.stopped,
             notes: Vec::new(),
+            untrusted: None,
         })
     }
 }
@@ -141,7 +145,15 @@ fn sonobuoy(
         OnSignal::Kill,
     )?;
     let (exit, stopped) = (g.done.code, g.stopped);
-    if stopped.is_none() {
+    // A failed `sonobuoy run` has no results of its own: `retrieve` would fetch whatever the
+    // cluster still holds (an earlier run's, when its `delete` failed). Not retrieved at all.
+    let untrusted = (stopped.is_none() && exit != Some(0)).then(|| {
+        format!(
+            "sonobuoy run {}: its results are not retrieved (what the cluster holds may be an earlier run's)",
+            super::status(exit)
+        )
+    });
+    if stopped.is_none() && untrusted.is_none() {
         std::fs::create_dir_all(&results)?;
         let retrieve = cancel::run(
             log,
@@ -215,6 +227,7 @@ fn sonobuoy(
         exit,
         stopped,
         notes,
+        untrusted,
     })
 }
 
