@@ -1038,3 +1038,53 @@ fn a_failed_runner_never_passes_on_a_report() {
     assert_eq!(s["outcome"], "FAILED");
     assert!(s["notes"].to_string().contains("exited 1"), "{s:#}");
 }
+
+#[test]
+fn sonobuoy_results_through_a_symlink_or_outside_the_tarball_are_refused() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let ks = k.to_str().unwrap();
+    // plugins/e2e/results/global is a link to a passing report elsewhere; its own is failing.
+    let r = x.run(
+        &["--kubeconfig", ks],
+        &[
+            ("CONFORM_JUNIT", "fail"),
+            ("CONFORM_SONOBUOY_TAR", "symlink"),
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("through a symlink"), "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "ERROR");
+    assert!(results(&s).is_empty(), "{s:#}");
+    // A member named through `..` is refused before anything is unpacked.
+    let r = x.run(
+        &["--kubeconfig", ks],
+        &[
+            ("CONFORM_JUNIT", "pass"),
+            ("CONFORM_SONOBUOY_TAR", "dotdot"),
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("a member outside its directory") && r.stderr.contains("escaped-by-tar"),
+        "{}",
+        r.stderr
+    );
+    let calls = x.mark("sonobuoy.calls");
+    assert!(
+        calls.lines().last().unwrap().starts_with("delete "),
+        "{calls}"
+    );
+    let found = Command::new("find")
+        .arg(x.w.path())
+        .args(["-name", "escaped-by-tar"])
+        .output()
+        .unwrap();
+    assert!(
+        found.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&found.stdout)
+    );
+}
