@@ -132,6 +132,11 @@ impl Api {
     /// Ready after `ready_after` seconds (never if negative); `client_ca`: require a client
     /// certificate instead of the token.
     fn start(dir: &Path, ready_after: f64, client_ca: bool) -> Api {
+        Api::answering(dir, ready_after, client_ca, "ok")
+    }
+
+    /// `answer`: what /readyz says once ready (`ok`, `redirect`, `page`).
+    fn answering(dir: &Path, ready_after: f64, client_ca: bool, answer: &str) -> Api {
         let c = certs();
         let port_file = dir.join(format!("port-{}", uuid::Uuid::new_v4()));
         let mut cmd = Command::new("python3");
@@ -144,6 +149,7 @@ impl Api {
             .arg(ready_after.to_string())
             .arg("--port-file")
             .arg(&port_file)
+            .args(["--answer", answer])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -1087,4 +1093,26 @@ fn sonobuoy_results_through_a_symlink_or_outside_the_tarball_are_refused() {
         "{}",
         String::from_utf8_lossy(&found.stdout)
     );
+}
+
+#[test]
+fn only_an_ok_body_is_ready_and_redirects_are_not_followed() {
+    let x = World::new();
+    for (answer, said) in [
+        (
+            "redirect",
+            "HTTP 302: a redirect to https://sso.example.org/login",
+        ),
+        ("page", "HTTP 200 but the body is not `ok`: <html>"),
+    ] {
+        let api = Api::answering(x.w.path(), 0.0, false, answer);
+        let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+        let mut args = custom_runner_args(&k);
+        args.extend(["--ready-timeout".into(), "3".into()]);
+        let r = x.run(&strs(&args), &[("CONFORM_JUNIT", "pass")]);
+        assert_eq!(r.code, 3, "{answer}: {}", r.stderr);
+        assert!(r.stderr.contains("was not ready"), "{}", r.stderr);
+        assert!(r.stderr.contains(said), "{answer}: {}", r.stderr);
+        assert!(x.mark("runner.argv").is_empty(), "{answer}: the suite ran");
+    }
 }
