@@ -135,6 +135,7 @@ impl Log {
         let _ = self.file.flush();
         let start = Instant::now();
         let no_freeze = cmd.no_fsfreeze;
+        let own_group = cmd.own_group;
         let mut expr = duct::cmd(&cmd.program, &cmd.args)
             .unchecked()
             .stdin_null()
@@ -151,6 +152,11 @@ impl Log {
                         }
                         if no_freeze {
                             deny_fsfreeze()?;
+                        }
+                        // Its own process group: a terminal's Ctrl-C (sent to the foreground
+                        // group) reaches fci only, and the group can be killed as one.
+                        if own_group && libc::setpgid(0, 0) != 0 {
+                            return Err(std::io::Error::last_os_error());
                         }
                         Ok(())
                     });
@@ -190,6 +196,9 @@ impl Log {
         // The expression holds the pipe's write end: only the command may keep it open.
         drop(expr);
         let handle = handle?;
+        // With its own group, what the command left behind in it dies when it ends (a daemon
+        // would otherwise hold the output pipe open, and run on unseen).
+        let group = own_group.then(|| GroupKiller::start(handle.pids().first().copied()));
         let mut timed_out = false;
         let out = match cmd.timeout {
             None => handle.wait()?.clone(),
@@ -214,6 +223,9 @@ impl Log {
                 out
             })?,
         };
+        if let Some(g) = group {
+            g.finish();
+        }
         if let Some(done) = copier {
             // The output ends when the command and everything it started are gone; a
             // daemon that keeps the pipe open loses what it prints later.
@@ -254,6 +266,62 @@ impl Log {
     pub fn tail(&self, n: usize) -> String {
         let text = std::fs::read_to_string(&self.path).unwrap_or_default();
         last_lines(&text, n)
+    }
+}
+
+/// Kills a command's process group as soon as the command itself has ended (a zombie, or
+/// gone), and once more when it was awaited.
+struct GroupKiller {
+    pid: Option<i32>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl GroupKiller {
+    fn start(pid: Option<u32>) -> GroupKiller {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let pid = pid.map(|p| p as i32);
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let thread = pid.map(|pid| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .ok()
+                        .and_then(|s| {
+                            s.rfind(')')
+                                .and_then(|i| s[i + 1..].split_whitespace().next())
+                                .map(str::to_string)
+                        });
+                    if state.as_deref().is_none_or(|st| st == "Z" || st == "X") {
+                        kill_group(pid);
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            })
+        });
+        GroupKiller { pid, stop, thread }
+    }
+
+    fn finish(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        if let Some(pid) = self.pid {
+            kill_group(pid);
+        }
+    }
+}
+
+/// SIGKILL to process group `pgid` (a command started with `own_group`).
+pub fn kill_group(pgid: i32) {
+    if pgid > 1 {
+        // SAFETY: kill(2) of a negative pid signals that group; at worst it is gone (ESRCH).
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
     }
 }
 
@@ -396,6 +464,9 @@ pub struct Cmd {
     pub keep: Vec<std::sync::Arc<std::os::fd::OwnedFd>>,
     /// Refuse `ioctl(FIFREEZE/FITHAW)` to the command (EPERM): see `deny_fsfreeze`.
     pub no_fsfreeze: bool,
+    /// Run in a process group of its own (a terminal's Ctrl-C does not reach it), killed
+    /// whole when the command ends.
+    pub own_group: bool,
 }
 
 /// A seccomp program (classic BPF, x86_64 calls) under which `ioctl(FIFREEZE)` and
@@ -453,7 +524,13 @@ impl Cmd {
             env: Vec::new(),
             timeout: None,
             no_fsfreeze: false,
+            own_group: false,
         }
+    }
+    /// See `own_group`.
+    pub fn own_group(mut self) -> Self {
+        self.own_group = true;
+        self
     }
     /// See `deny_fsfreeze`.
     pub fn no_fsfreeze(mut self) -> Self {

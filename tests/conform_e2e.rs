@@ -1116,3 +1116,137 @@ fn only_an_ok_body_is_ready_and_redirects_are_not_followed() {
         assert!(x.mark("runner.argv").is_empty(), "{answer}: the suite ran");
     }
 }
+
+/// Waits for `file` to exist (a stand-in got that far).
+fn wait_for(file: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !file.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn ctrl_c_to_the_terminals_process_group_reaches_fci_only() {
+    use std::os::unix::process::CommandExt;
+    // A terminal sends Ctrl-C's SIGINT to its whole foreground process group: fci leads one
+    // here, as it would in a shell.
+    for during in ["runner", "teardown"] {
+        let x = World::new();
+        let api = Api::start(x.w.path(), 0.0, false);
+        let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+        let junit = if during == "runner" { "sleep" } else { "pass" };
+        let child = x
+            .cmd(
+                &strs(&custom_runner_args(&k)),
+                &[("CONFORM_JUNIT", junit), ("CONFORM_TEARDOWN_SLEEP", "2")],
+                true,
+            )
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mark = if during == "runner" {
+            "runner.pids"
+        } else {
+            "teardown.runs"
+        };
+        wait_for(&x.dir.join(mark));
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: SIGINT to the process group this test made for fci.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+        let r = Run::from(child.wait_with_output().unwrap());
+        assert_eq!(r.code, 3, "{during}: {}", r.stderr);
+        let (_, s) = conform_record(&r);
+        assert_eq!(s["outcome"], "ERROR", "{s:#}");
+        assert_eq!(s["data"]["interrupted"], "SIGINT");
+        // The teardown was not cut short by the terminal's signal.
+        assert_eq!(
+            x.mark("teardown.done").lines().count(),
+            1,
+            "{during}: {s:#}"
+        );
+        assert_eq!(s["data"]["teardown_exit"], 0, "{during}: {s:#}");
+        let notes = s["notes"].to_string();
+        assert!(
+            notes.contains("the teardown ran to its end (exit 0)"),
+            "{notes}"
+        );
+        if during == "runner" {
+            assert!(notes.contains("what ran was killed"), "{notes}");
+            for p in x.mark("runner.pids").split_whitespace() {
+                assert!(!alive(p.parse().unwrap()), "runner process {p} is running");
+            }
+        } else {
+            assert!(notes.contains("during the teardown"), "{notes}");
+            assert!(!notes.contains("what ran was killed"), "{notes}");
+        }
+    }
+}
+
+#[test]
+fn nothing_a_command_started_is_left_running() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let (inst, td) = (script("installer.sh"), script("teardown.sh"));
+    let check = |what: &str| {
+        let pids = x.mark("daemon.pids");
+        let pids: Vec<i32> = pids
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        assert!(!pids.is_empty(), "{what}: no daemon started");
+        for p in pids {
+            assert!(!alive(p), "{what}: process {p} outlived fci");
+        }
+        let _ = std::fs::remove_file(x.dir.join("daemon.pids"));
+    };
+    // Installer, runner and teardown each leave a double-forked daemon and a background job;
+    // all end normally.
+    let start = Instant::now();
+    let r = x.run(
+        &[
+            "--installer",
+            &inst,
+            "{kubeconfig}",
+            ";",
+            "--runner-cmd",
+            &script("runner.sh"),
+            "{junit_dir}",
+            ";",
+            "--teardown",
+            &td,
+            ";",
+        ],
+        &[
+            ("CONFORM_INSTALL", "ok"),
+            ("CONFORM_KUBECONFIG", k.to_str().unwrap()),
+            ("CONFORM_JUNIT", "pass"),
+            ("CONFORM_DAEMONS", "1"),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(x.mark("daemon.pids").lines().count(), 6);
+    check("after a normal end");
+    // Each command's leftovers go when it ends, not after a wait for its output to close.
+    assert!(
+        start.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        start.elapsed()
+    );
+    // A runner killed at its timeout.
+    let mut args = custom_runner_args(&k);
+    args.extend(["--timeout".into(), "2".into()]);
+    let r = x.run(
+        &strs(&args),
+        &[("CONFORM_JUNIT", "sleep"), ("CONFORM_DAEMONS", "1")],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    check("after a timeout");
+}

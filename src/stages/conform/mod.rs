@@ -284,20 +284,24 @@ impl Stage for Conform {
                 Vec::new()
             }
         };
+        // Whether the signal came before the teardown (what ran was killed) or during it.
+        let before_teardown = cancel::requested().is_some();
         if let Some(argv) = &p.teardown {
             spinner.step("tearing down");
             teardown(cx, rec, argv, &p.workdir, self.args.teardown_timeout)?;
         }
         if let Some(sig) = cancel::requested() {
             rec.outcome = Outcome::Error;
-            let msg = format!(
-                "interrupted by {sig}: what ran was killed{}",
-                if p.teardown.is_some() {
-                    ", then the teardown ran"
-                } else {
-                    ""
-                }
-            );
+            let torn = match rec.data.get("teardown_exit") {
+                Some(Value::Number(n)) => format!("the teardown ran to its end (exit {n})"),
+                Some(_) => "the teardown ran and was killed by its --teardown-timeout".into(),
+                None => String::new(),
+            };
+            let msg = match (before_teardown, torn.is_empty()) {
+                (true, true) => format!("interrupted by {sig}: what ran was killed"),
+                (true, false) => format!("interrupted by {sig}: what ran was killed, then {torn}"),
+                (false, _) => format!("interrupted by {sig} during the teardown: {torn}"),
+            };
             eprintln!("fci: conform ERROR: {msg}");
             rec.notes.push(msg);
             rec.data.insert("interrupted".into(), json!(sig));
