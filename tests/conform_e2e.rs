@@ -1250,3 +1250,93 @@ fn nothing_a_command_started_is_left_running() {
     assert_eq!(r.code, 3, "{}", r.stderr);
     check("after a timeout");
 }
+
+#[test]
+fn a_conform_result_is_never_reused() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    for run in 1..=2 {
+        let r = x.run(&strs(&custom_runner_args(&k)), &[("CONFORM_JUNIT", "pass")]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let (_, s) = conform_record(&r);
+        assert_eq!(s["cached"], false, "run {run}: {s:#}");
+        assert_eq!(x.teardowns(), run);
+    }
+    // The cluster changed between runs: the second run saw it.
+    let r = x.run(&strs(&custom_runner_args(&k)), &[("CONFORM_JUNIT", "fail")]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+}
+
+#[test]
+fn a_signal_before_anything_ran_ends_the_stage_without_a_teardown() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let args = custom_runner_args(&k);
+    let spawn = || {
+        x.cmd(&strs(&args), &[("CONFORM_JUNIT", "sleep")], true)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // The first run holds the lock of these inputs (its suite sleeps) ...
+    let first = spawn();
+    wait_for(&x.dir.join("runner.pids"));
+    // ... the second waits for it, and is interrupted there.
+    let second = spawn();
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: a signal to the fci this test started.
+    unsafe { libc::kill(second.id() as i32, libc::SIGINT) };
+    let start = Instant::now();
+    let r = Run::from(second.wait_with_output().unwrap());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("interrupted by SIGINT while waiting for"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(conform_record(&r).1["outcome"], "ERROR");
+    assert_eq!(
+        x.teardowns(),
+        0,
+        "a teardown ran for a run that ran nothing"
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(first.id() as i32, libc::SIGTERM) };
+    let r = Run::from(first.wait_with_output().unwrap());
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(x.teardowns(), 1);
+
+    // Interrupted while waiting for an existing cluster's /readyz: nothing ran, no teardown.
+    let never = Api::start(x.w.path(), -1.0, false);
+    let k2 = token_kubeconfig(x.w.path(), &never.server(), TOKEN);
+    let child = x
+        .cmd(
+            &strs(&custom_runner_args(&k2)),
+            &[("CONFORM_JUNIT", "pass")],
+            true,
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let r = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["data"]["interrupted"], "SIGINT", "{s:#}");
+    assert!(
+        s["notes"].to_string().contains("the teardown did not run"),
+        "{s:#}"
+    );
+    assert_eq!(x.teardowns(), 1);
+}

@@ -123,8 +123,12 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
             return Err(FciError::Usage(format!("{flag}: the program is empty")).into());
         }
     }
-    // From here a signal is noted: the cluster must be torn down before fci goes.
+    // From here a signal is noted: the cluster must be torn down before fci goes. A wait for
+    // the workspace lock ends on one (nothing ran yet, so no teardown: exit 3, "interrupted").
     cancel::install();
+    crate::workspace::stop_lock_waits_when(|| {
+        cancel::requested().map(|sig| format!("interrupted by {sig}"))
+    });
     let common = args.common.clone();
     let mut stage = Conform {
         args,
@@ -148,6 +152,9 @@ struct Planned {
     installer: Option<Vec<String>>,
     runner: Runner,
     teardown: Option<Vec<String>>,
+    /// Whether the installer or the runner was started: after a signal, the teardown runs
+    /// only then (nothing of this run is on the cluster otherwise).
+    started: bool,
 }
 
 impl Stage for Conform {
@@ -243,6 +250,9 @@ impl Stage for Conform {
             }
         }
         let inputs = json!({
+            // Never reused (see `execute`): this keeps records cached by earlier versions of
+            // this stage from matching either.
+            "reuse": "never",
             "commit": art.sha256,
             "image": image.map(|(_, sha)| sha),
             "kubeconfig": kube_digest,
@@ -262,12 +272,18 @@ impl Stage for Conform {
             installer,
             runner,
             teardown,
+            started: false,
         });
         Ok(Plan::Run(inputs))
     }
 
     fn execute(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
         let mut p = self.planned.take().expect("planned before executed");
+        // A conformance run is never reused: its result depends on a live cluster, whose
+        // state no input digest covers (nor do the files a kubeconfig names, or the programs
+        // of --installer/--runner-cmd/--teardown). Runs with the same inputs still take the
+        // same lock, so they do not run against one cluster at once.
+        rec.cacheable = false;
         let spinner = Spinner::new("conform");
         rec.backend = Some(p.runner.name().to_string());
         rec.data.insert("commit".into(), json!(p.commit));
@@ -277,6 +293,16 @@ impl Stage for Conform {
         }
         std::fs::create_dir_all(&p.workdir)?;
         std::fs::create_dir_all(&p.junit_dir)?;
+        // Interrupted before anything ran (while planning or taking the lock): nothing of
+        // this run is on a cluster, so there is nothing to tear down.
+        if let Some(sig) = cancel::requested() {
+            error(
+                rec,
+                format!("interrupted by {sig} before anything ran; no teardown"),
+            );
+            rec.data.insert("interrupted".into(), json!(sig));
+            return Ok(Vec::new());
+        }
         let artifacts = match self.session(cx, rec, &mut p, &spinner) {
             Ok(a) => a,
             Err(e) => {
@@ -287,8 +313,15 @@ impl Stage for Conform {
         // Whether the signal came before the teardown (what ran was killed) or during it.
         let before_teardown = cancel::requested().is_some();
         if let Some(argv) = &p.teardown {
-            spinner.step("tearing down");
-            teardown(cx, rec, argv, &p.workdir, self.args.teardown_timeout)?;
+            if before_teardown && !p.started {
+                rec.notes.push(
+                    "the teardown did not run: the signal came before the installer or the runner started"
+                        .into(),
+                );
+            } else {
+                spinner.step("tearing down");
+                teardown(cx, rec, argv, &p.workdir, self.args.teardown_timeout)?;
+            }
         }
         if let Some(sig) = cancel::requested() {
             rec.outcome = Outcome::Error;
@@ -350,6 +383,10 @@ impl Conform {
         let a = &self.args;
         if let Some(argv) = &p.installer {
             spinner.step("installing the cluster");
+            if cancel::requested().is_some() {
+                return Ok(Vec::new());
+            }
+            p.started = true;
             let g = cancel::run(
                 cx.log(),
                 &crate::exec::Cmd::new(&argv[0])
@@ -459,6 +496,10 @@ impl Conform {
             "running the conformance suite ({})",
             p.runner.name()
         ));
+        if cancel::requested().is_some() {
+            return Ok(Vec::new());
+        }
+        p.started = true;
         let ran = p.runner.run(
             &p.kubeconfig,
             &p.workdir,
