@@ -416,13 +416,21 @@ fn copy_redacted(from: std::io::PipeReader, mut to: File) {
     }
 }
 
+/// Where the host starts in what follows `scheme://`: after the last `@` before the query or
+/// fragment. A `/` in a password (invalid unless percent-encoded, yet written) must not end
+/// the authority early and leave the password shown; a path holding an `@` loses its start
+/// instead, which for a URL shown to people is the safe way to be wrong.
+fn host_start(rest: &str) -> Option<usize> {
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    rest[..end].rfind('@')
+}
+
 /// `scheme://user:password@host/path` → `scheme://host/path`.
 pub fn strip_credentials(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            format!("{scheme}://{host}{path}")
+            let host = host_start(rest).map_or(rest, |at| &rest[at + 1..]);
+            format!("{scheme}://{host}")
         }
         None => url.to_string(),
     }
@@ -433,8 +441,7 @@ pub fn strip_credentials(url: &str) -> String {
 pub fn scrub_credentials(text: &str, url: &str) -> String {
     let mut out = redact(text);
     if let Some((_, rest)) = url.split_once("://") {
-        let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+        if let Some(userinfo) = host_start(rest).map(|at| &rest[..at]) {
             for secret in userinfo.split(':').filter(|s| s.len() >= 3) {
                 out = out.replace(secret, "***");
             }
@@ -587,5 +594,29 @@ mod tests {
             "git clone https://h/x.git?access_token=***&ref=main done"
         );
         assert_eq!(redact("https://h/a?page=2"), "https://h/a?page=2");
+    }
+
+    #[test]
+    fn credentials_are_stripped_even_with_a_slash_in_the_password() {
+        use super::{scrub_credentials, strip_credentials};
+        assert_eq!(
+            strip_credentials("https://admin:S3CRET/PW@host:6443/k8s"),
+            "https://host:6443/k8s"
+        );
+        assert_eq!(
+            strip_credentials("amqp://u:p@h:5672/%2f?x=1"),
+            "amqp://h:5672/%2f?x=1"
+        );
+        assert_eq!(
+            strip_credentials("https://h/p?next=a@b"),
+            "https://h/p?next=a@b"
+        );
+        assert_eq!(strip_credentials("https://h:1/x"), "https://h:1/x");
+        assert_eq!(strip_credentials("no url"), "no url");
+        let said = scrub_credentials(
+            "cannot parse https://admin:S3CRET/PW@host: S3CRET/PW",
+            "https://admin:S3CRET/PW@host",
+        );
+        assert!(!said.contains("S3CRET"), "{said}");
     }
 }

@@ -1340,3 +1340,118 @@ fn a_signal_before_anything_ran_ends_the_stage_without_a_teardown() {
     );
     assert_eq!(x.teardowns(), 1);
 }
+
+/// `fci conform --kubeconfig K` must stop at once with exit 2, one line holding `needles` and
+/// none of `secrets`, no manifest.
+fn refused(x: &World, k: &Path, needles: &[&str], secrets: &[&str]) {
+    let out = x.w.path().join("out.json");
+    let start = Instant::now();
+    let r = x.run(
+        &[
+            "--kubeconfig",
+            k.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &[("CONFORM_JUNIT", "pass")],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    for n in needles {
+        assert!(r.stderr.contains(n), "`{}` lacks `{n}`", r.stderr);
+    }
+    for s in secrets {
+        assert!(!r.stderr.contains(s), "`{}` shows {s}", r.stderr);
+    }
+    assert!(!out.exists(), "a manifest was written");
+    assert!(x.mark("sonobuoy.calls").is_empty(), "something ran");
+}
+
+#[test]
+fn malformed_server_urls_are_bad_input_without_their_secrets() {
+    let x = World::new();
+    let k = token_kubeconfig(x.w.path(), "https://127.0.0.1:1", TOKEN);
+    let with = |server: &str| {
+        let p = x.w.path().join(format!("k-{}", uuid::Uuid::new_v4()));
+        std::fs::write(
+            &p,
+            std::fs::read_to_string(&k)
+                .unwrap()
+                .replace("https://127.0.0.1:1", server),
+        )
+        .unwrap();
+        p
+    };
+    refused(
+        &x,
+        &with("https://127.0.0.1:64a3"),
+        &["not a valid URL", "invalid port number"],
+        &[],
+    );
+    refused(
+        &x,
+        &with("https://admin:S3CRET/PW@127.0.0.1:6443"),
+        &["not a valid URL"],
+        &["S3CRET"],
+    );
+    refused(
+        &x,
+        &with("https://127.0.0.1:6443/?token=QUERYSECRET"),
+        &["a query or a fragment", "https://127.0.0.1:6443/"],
+        &["QUERYSECRET"],
+    );
+}
+
+#[test]
+fn insecure_tls_is_noted_and_never_combined_with_a_ca_or_plain_http_credentials() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let text = std::fs::read_to_string(&k).unwrap();
+    let write = |text: String| {
+        let p = x.w.path().join(format!("k-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    // A CA and insecure-skip-tls-verify: kubectl refuses it, so does fci.
+    let both = write(text.replace(
+        "    certificate-authority-data:",
+        "    insecure-skip-tls-verify: true\n    certificate-authority-data:",
+    ));
+    refused(
+        &x,
+        &both,
+        &["specifying a root certificates file with the insecure flag is not allowed"],
+        &[TOKEN],
+    );
+    // A token over plain http.
+    let http = write(text.replace(&api.server(), "http://127.0.0.1:8080"));
+    refused(&x, &http, &["plain http://"], &[TOKEN]);
+    // insecure-skip-tls-verify alone: it works, and the record says TLS was not verified.
+    let ca_line = text
+        .lines()
+        .find(|l| l.contains("certificate-authority-data"))
+        .unwrap();
+    let insecure = write(text.replace(ca_line, "    insecure-skip-tls-verify: true"));
+    let r = x.run(
+        &strs(&custom_runner_args(&insecure)),
+        &[("CONFORM_JUNIT", "pass")],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["data"]["tls_verified"], false, "{s:#}");
+    assert!(
+        s["notes"]
+            .to_string()
+            .contains("certificate was not verified"),
+        "{s:#}"
+    );
+    // With the CA: verified.
+    let r = x.run(&strs(&custom_runner_args(&k)), &[("CONFORM_JUNIT", "pass")]);
+    assert_eq!(conform_record(&r).1["data"]["tls_verified"], true);
+}

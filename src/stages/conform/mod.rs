@@ -454,6 +454,16 @@ impl Conform {
             .insert("server".into(), json!(cluster.display_server()));
         rec.data.insert("context".into(), json!(cluster.context));
         rec.data.insert("auth".into(), json!(cluster.auth.kind()));
+        rec.data
+            .insert("tls_verified".into(), json!(cluster.tls_verified));
+        if !cluster.tls_verified {
+            rec.notes.push(if cluster.insecure {
+                "insecure-skip-tls-verify: the API server's certificate was not verified".into()
+            } else {
+                "the API server was reached over plain http: its identity was not verified"
+                    .to_string()
+            });
+        }
 
         spinner.step(&format!("waiting for {}/readyz", cluster.display_server()));
         let client = ready::client(cluster)
