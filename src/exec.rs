@@ -262,6 +262,20 @@ impl Log {
         }
     }
 
+    /// Rewrites what the log holds so far through `f` (secrets known only once the commands
+    /// ran, scrubbed before the log is stored).
+    pub fn rewrite(&mut self, f: impl Fn(&str) -> String) -> Result<()> {
+        use std::io::Seek;
+        let text = String::from_utf8_lossy(&std::fs::read(&self.path)?).into_owned();
+        let new = f(&text);
+        if new != text {
+            self.file.set_len(0)?;
+            self.file.seek(std::io::SeekFrom::Start(0))?;
+            self.file.write_all(new.as_bytes())?;
+        }
+        Ok(())
+    }
+
     /// The last `n` lines of the log, for a failure report on stderr.
     pub fn tail(&self, n: usize) -> String {
         let text = std::fs::read_to_string(&self.path).unwrap_or_default();

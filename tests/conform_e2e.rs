@@ -1455,3 +1455,72 @@ fn insecure_tls_is_noted_and_never_combined_with_a_ca_or_plain_http_credentials(
     let r = x.run(&strs(&custom_runner_args(&k)), &[("CONFORM_JUNIT", "pass")]);
     assert_eq!(conform_record(&r).1["data"]["tls_verified"], true);
 }
+
+/// Every file below `dir` holding `secret` (the kubeconfigs themselves aside).
+fn files_holding(dir: &Path, secret: &str) -> Vec<String> {
+    let out = Command::new("grep")
+        .args(["-rlaF", secret])
+        .arg(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.contains("kubeconfig") && !l.contains("/marks/"))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn secrets_a_command_prints_are_scrubbed_from_everything_recorded() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    // The installer prints the kubeconfig it left (its token) and fails.
+    let (inst, td) = (script("installer.sh"), script("teardown.sh"));
+    let r = x.run(
+        &[
+            "--installer",
+            &inst,
+            "{kubeconfig}",
+            ";",
+            "--teardown",
+            &td,
+            ";",
+        ],
+        &[
+            ("CONFORM_INSTALL", "leak"),
+            ("CONFORM_KUBECONFIG", k.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("token: ***"), "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert!(x.log_of(&s).contains("token: ***"), "{}", x.log_of(&s));
+    for (what, text) in [
+        ("stderr", &r.stderr),
+        ("manifest", &r.stdout),
+        ("log", &x.log_of(&s)),
+    ] {
+        assert!(!text.contains(TOKEN), "the token is in the {what}");
+    }
+    // Nor anywhere in the workspace: artifacts, cache, message journal.
+    assert!(
+        files_holding(&x.w.ws(), TOKEN).is_empty(),
+        "{:?}",
+        files_holding(&x.w.ws(), TOKEN)
+    );
+    // A runner printing the given kubeconfig (token and CA) to its output.
+    let r = x.run(
+        &strs(&custom_runner_args(&k)),
+        &[("CONFORM_JUNIT", "pass"), ("CONFORM_LEAK", "1")],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    let log = x.log_of(&s);
+    assert!(log.contains("token: ***") && !log.contains(TOKEN), "{log}");
+    assert!(
+        files_holding(&x.w.ws(), TOKEN).is_empty(),
+        "{:?}",
+        files_holding(&x.w.ws(), TOKEN)
+    );
+}

@@ -308,6 +308,75 @@ fn auth(u: RawUser, name: &str, dir: &Path) -> Result<Auth, String> {
     Ok(Auth::None)
 }
 
+/// Every secret a kubeconfig holds or names, found leniently (any user, any cluster; a file
+/// that is not a usable kubeconfig still has its secrets): tokens, tokenFile contents,
+/// passwords, client keys (inline, base64 and decoded, or from their files; the whole key
+/// and each line of it) and the server URLs' user info. For scrubbing what is recorded.
+pub fn secrets(file: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return Vec::new();
+    };
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let Ok(v) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    let pem = |bytes: &[u8], out: &mut Vec<String>| {
+        let t = String::from_utf8_lossy(bytes);
+        out.push(t.trim().to_string());
+        out.extend(
+            t.lines()
+                .map(str::trim)
+                .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+                .map(String::from),
+        );
+    };
+    let s = |v: &serde_yaml_ng::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(String::from);
+    for u in v
+        .get("users")
+        .and_then(|u| u.as_sequence())
+        .into_iter()
+        .flatten()
+    {
+        let Some(u) = u.get("user") else { continue };
+        out.extend(s(u, "token"));
+        out.extend(s(u, "password"));
+        if let Some(f) = s(u, "tokenFile") {
+            if let Ok(t) = std::fs::read(dir.join(f)) {
+                out.push(String::from_utf8_lossy(&t).trim().to_string());
+            }
+        }
+        if let Some(d) = s(u, "client-key-data") {
+            out.push(d.trim().to_string());
+            if let Ok(k) = decode(&d) {
+                pem(&k, &mut out);
+            }
+        }
+        if let Some(f) = s(u, "client-key") {
+            if let Ok(k) = std::fs::read(dir.join(f)) {
+                pem(&k, &mut out);
+            }
+        }
+    }
+    for c in v
+        .get("clusters")
+        .and_then(|c| c.as_sequence())
+        .into_iter()
+        .flatten()
+    {
+        if let Some(server) = c.get("cluster").and_then(|c| s(c, "server")) {
+            if let Ok(u) = reqwest::Url::parse(&server) {
+                out.extend([u.username().to_string()]);
+                out.extend(u.password().map(String::from));
+            }
+        }
+    }
+    out.retain(|x| x.len() >= 4);
+    out.sort_by_key(|x| std::cmp::Reverse(x.len()));
+    out.dedup();
+    out
+}
+
 fn decode(data: &str) -> Result<Vec<u8>, base64::DecodeError> {
     let clean: String = data.chars().filter(|c| !c.is_whitespace()).collect();
     base64::engine::general_purpose::STANDARD.decode(clean)

@@ -133,6 +133,7 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     let mut stage = Conform {
         args,
         planned: None,
+        kubeconfig: None,
     };
     stage::drive(&mut stage, &common, workspace)
 }
@@ -140,6 +141,8 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
 struct Conform {
     args: Args,
     planned: Option<Planned>,
+    /// The kubeconfig of the run, once planned.
+    kubeconfig: Option<PathBuf>,
 }
 
 struct Planned {
@@ -186,6 +189,7 @@ impl Stage for Conform {
         let junit_dir = cx.dir().join("junit");
         let (kubeconfig, cluster, kube_digest) = match &a.kubeconfig {
             Some(k) => {
+                add_secrets(k);
                 let cluster = kubeconfig::load(k, a.context.as_deref())
                     .and_then(|c| ready::client(&c).map(|_| c))
                     .map_err(|why| FciError::input(k, why))?;
@@ -263,6 +267,7 @@ impl Stage for Conform {
             "runner_cmd": a.runner_cmd,
             "teardown": a.teardown,
         });
+        self.kubeconfig = Some(kubeconfig.clone());
         self.planned = Some(Planned {
             commit: art.sha256,
             workdir,
@@ -278,6 +283,49 @@ impl Stage for Conform {
     }
 
     fn execute(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
+        let artifacts = match self.execute_all(cx, rec) {
+            Ok(a) => a,
+            Err(e) => {
+                error(rec, crate::exec::redact(&crate::error::one_line(&e)));
+                Vec::new()
+            }
+        };
+        // The teardown may have left secrets in the log too: scrubbed last.
+        add_secrets(&self.kubeconfig_path());
+        scrub_record(cx, rec);
+        Ok(artifacts)
+    }
+
+    fn summary(&self, record: &StageRecord, _manifest: &Manifest) {
+        let d = &record.data;
+        let counts = d
+            .get("tests")
+            .map(|t| {
+                format!(
+                    ": {} passed, {} failed, {} errors, {} skipped",
+                    t["passed"], t["failed"], t["errors"], t["skipped"]
+                )
+            })
+            .unwrap_or_default();
+        let why = if record.outcome == Outcome::Passed {
+            String::new()
+        } else {
+            record
+                .notes
+                .first()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        };
+        // The failing names were printed when they were found (also with --quiet).
+        progress::note(&format!(
+            "conform {} in {:.1}s{counts}{why}",
+            record.outcome, record.duration_s
+        ));
+    }
+}
+
+impl Conform {
+    fn execute_all(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
         let mut p = self.planned.take().expect("planned before executed");
         // A conformance run is never reused: its result depends on a live cluster, whose
         // state no input digest covers (nor do the files a kubeconfig names, or the programs
@@ -342,35 +390,11 @@ impl Stage for Conform {
         Ok(artifacts)
     }
 
-    fn summary(&self, record: &StageRecord, _manifest: &Manifest) {
-        let d = &record.data;
-        let counts = d
-            .get("tests")
-            .map(|t| {
-                format!(
-                    ": {} passed, {} failed, {} errors, {} skipped",
-                    t["passed"], t["failed"], t["errors"], t["skipped"]
-                )
-            })
-            .unwrap_or_default();
-        let why = if record.outcome == Outcome::Passed {
-            String::new()
-        } else {
-            record
-                .notes
-                .first()
-                .map(|n| format!(" ({n})"))
-                .unwrap_or_default()
-        };
-        // The failing names were printed when they were found (also with --quiet).
-        progress::note(&format!(
-            "conform {} in {:.1}s{counts}{why}",
-            record.outcome, record.duration_s
-        ));
+    /// The kubeconfig this run uses (given, or where the installer leaves it).
+    fn kubeconfig_path(&self) -> PathBuf {
+        self.kubeconfig.clone().unwrap_or_default()
     }
-}
 
-impl Conform {
     /// Install, wait, run, read: everything the teardown follows. An ERROR is recorded in
     /// `rec` (with its reason) rather than returned, so the record keeps what was learnt.
     fn session(
@@ -397,6 +421,9 @@ impl Conform {
                 OnSignal::Kill,
             )?;
             rec.data.insert("installer_exit".into(), json!(g.done.code));
+            // Whatever it did, the kubeconfig it left (if any) holds secrets it may have
+            // printed: they are scrubbed from all that is recorded.
+            add_secrets(&p.kubeconfig);
             match g.stopped {
                 Some(Stopped::Interrupted) => return Ok(Vec::new()),
                 Some(Stopped::TimedOut) => {
@@ -670,7 +697,7 @@ impl Conform {
                 failed.len()
             );
             for n in failed {
-                eprintln!("  {}", progress::plain(n));
+                eprintln!("  {}", progress::plain(&scrub(n)));
             }
         }
         Ok(artifacts)
@@ -717,8 +744,62 @@ fn teardown(
     Ok(())
 }
 
+/// The secrets of the kubeconfigs this run read (given, or left by the installer): never
+/// written anywhere the stage records (stderr, notes, data, results, the stage log).
+static SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn add_secrets(file: &Path) {
+    let found = kubeconfig::secrets(file);
+    if let Ok(mut s) = SECRETS.lock() {
+        s.extend(found);
+        s.sort_by_key(|x| std::cmp::Reverse(x.len()));
+        s.dedup();
+    }
+}
+
+/// `text` with every known secret replaced by `***`.
+fn scrub(text: &str) -> String {
+    let Ok(secrets) = SECRETS.lock() else {
+        return text.to_string();
+    };
+    let mut out = text.to_string();
+    for s in secrets.iter() {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "***");
+        }
+    }
+    out
+}
+
+fn scrub_value(v: &mut Value) {
+    match v {
+        Value::String(s) => *s = scrub(s),
+        Value::Array(a) => a.iter_mut().for_each(scrub_value),
+        Value::Object(o) => o.values_mut().for_each(scrub_value),
+        _ => {}
+    }
+}
+
+/// Scrubs what the record holds and the stage log, before they are stored.
+fn scrub_record(cx: &mut Ctx, rec: &mut RecordParts) {
+    for n in rec.notes.iter_mut() {
+        *n = scrub(n);
+    }
+    for v in rec.data.values_mut() {
+        scrub_value(v);
+    }
+    for r in rec.results.iter_mut() {
+        r.testcase = scrub(&r.testcase);
+        r.note = r.note.as_deref().map(scrub);
+    }
+    if let Err(e) = cx.log().rewrite(scrub) {
+        error(rec, format!("cannot scrub the stage log: {e}"));
+    }
+}
+
 /// An ERROR with its reason: in the record, and on stderr also with --quiet.
 fn error(rec: &mut RecordParts, msg: String) {
+    let msg = scrub(&msg);
     eprintln!("fci: conform ERROR: {}", progress::plain(&msg));
     rec.outcome = Outcome::Error;
     rec.notes.push(msg);
