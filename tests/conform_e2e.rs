@@ -1524,3 +1524,71 @@ fn secrets_a_command_prints_are_scrubbed_from_everything_recorded() {
         files_holding(&x.w.ws(), TOKEN)
     );
 }
+
+#[test]
+fn commands_run_in_the_directory_fci_was_started_from() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    // A site directory as an ansible user has it: an inventory and playbooks, named
+    // relatively on the command line.
+    let site = x.w.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("inventory"), "[control]\nnode1\n").unwrap();
+    for (name, target) in [
+        ("install.sh", "installer.sh"),
+        ("run.sh", "runner.sh"),
+        ("destroy.sh", "teardown.sh"),
+    ] {
+        let p = site.join(name);
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\nset -e\ncat inventory > \"$CONFORM_DIR/{name}.inventory\"\npwd > \"$CONFORM_DIR/{name}.cwd\"\nexec {} \"$@\"\n",
+                script(target)
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = x
+        .cmd(
+            &[
+                "--installer",
+                "./install.sh",
+                "{kubeconfig}",
+                "-i",
+                "inventory",
+                ";",
+                "--runner-cmd",
+                "./run.sh",
+                "{junit_dir}",
+                ";",
+                "--teardown",
+                "./destroy.sh",
+                "-i",
+                "inventory",
+                ";",
+            ],
+            &[
+                ("CONFORM_INSTALL", "ok"),
+                ("CONFORM_KUBECONFIG", k.to_str().unwrap()),
+                ("CONFORM_JUNIT", "pass"),
+            ],
+            true,
+        )
+        .current_dir(&site)
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let site = std::fs::canonicalize(&site).unwrap();
+    for name in ["install.sh", "run.sh", "destroy.sh"] {
+        assert_eq!(
+            x.mark(&format!("{name}.cwd")).trim(),
+            site.to_str().unwrap()
+        );
+        assert_eq!(x.mark(&format!("{name}.inventory")), "[control]\nnode1\n");
+    }
+}

@@ -33,9 +33,10 @@ use std::time::Duration;
 commit, {repo} the OSTree repository, {ref} the compose's ref, {image} the manifest's disk image, \
 {workdir} a fresh scratch directory, {kubeconfig} the kubeconfig ({workdir}/kubeconfig with \
 --installer, where the installer must leave it); --runner-cmd also has {junit_dir}.\n\n\
+Commands run in the directory fci was started from.\n\n\
 Example:\n  fci conform -m composed.json --installer ./install-cluster --tree {repo} --commit {compose} \
 --kubeconfig-out {kubeconfig} ';' --teardown ./destroy-cluster {workdir} ';'\n\n\
-Exit codes: 0 every conformance test passed; 1 one failed (named on stderr); 2 bad usage or \
+Exit codes: 0 every conformance test passed; 1 one failed or errored (named on stderr); 2 bad usage or \
 kubeconfig (nothing run, no manifest); 3 ERROR: installer, readiness, runner, unreadable or \
 missing JUnit, or interrupted by SIGINT/SIGTERM (the teardown ran first)."
 )]
@@ -368,7 +369,7 @@ impl Conform {
                 );
             } else {
                 spinner.step("tearing down");
-                teardown(cx, rec, argv, &p.workdir, self.args.teardown_timeout)?;
+                teardown(cx, rec, argv, self.args.teardown_timeout)?;
             }
         }
         if let Some(sig) = cancel::requested() {
@@ -413,9 +414,9 @@ impl Conform {
             p.started = true;
             let g = cancel::run(
                 cx.log(),
-                &crate::exec::Cmd::new(&argv[0])
-                    .args(&argv[1..])
-                    .dir(&p.workdir),
+                // In the directory fci was started from, as a user expects of
+                // `--installer ansible-playbook -i inventory install.yml`.
+                &crate::exec::Cmd::new(&argv[0]).args(&argv[1..]),
                 crate::cli::timeout(a.install_timeout),
                 false,
                 OnSignal::Kill,
@@ -706,18 +707,10 @@ impl Conform {
 
 /// Runs the teardown; its trouble is noted, and an ERROR only when nothing else went wrong
 /// (a FAILED suite stays FAILED: that is the news, the leftover cluster a note).
-fn teardown(
-    cx: &mut Ctx,
-    rec: &mut RecordParts,
-    argv: &[String],
-    workdir: &Path,
-    limit: u64,
-) -> Result<()> {
+fn teardown(cx: &mut Ctx, rec: &mut RecordParts, argv: &[String], limit: u64) -> Result<()> {
     let g = cancel::run(
         cx.log(),
-        &crate::exec::Cmd::new(&argv[0])
-            .args(&argv[1..])
-            .dir(workdir),
+        &crate::exec::Cmd::new(&argv[0]).args(&argv[1..]),
         crate::cli::timeout(limit),
         false,
         OnSignal::Ignore,

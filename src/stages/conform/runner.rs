@@ -91,7 +91,8 @@ impl Runner {
         timeout: Option<Duration>,
         log: &mut Log,
     ) -> Result<Ran> {
-        let base = |program: &str| Cmd::new(program).dir(work).env("KUBECONFIG", kubeconfig);
+        // Runners run in the directory fci was started from (relative paths are the user's).
+        let base = |program: &str| Cmd::new(program).env("KUBECONFIG", kubeconfig);
         let suite = match self {
             Runner::Sonobuoy { mode } => {
                 return sonobuoy(mode, kubeconfig, work, timeout, log);
@@ -141,7 +142,6 @@ fn sonobuoy(
             .arg(verb)
             .arg("--kubeconfig")
             .arg(kubeconfig)
-            .dir(work)
             .env("KUBECONFIG", kubeconfig)
     };
     let mut notes = Vec::new();
@@ -177,7 +177,7 @@ fn sonobuoy(
             .lines()
             .map(str::trim)
             .rfind(|l| !l.is_empty())
-            .map(|l| work.join(l));
+            .map(|l| std::path::absolute(l).unwrap_or_else(|_| work.join(l)));
         match tarball {
             Some(t) if retrieve.done.success() && t.is_file() => {
                 // Listed first: a member named absolutely or through `..` would land outside
