@@ -135,6 +135,7 @@ impl Log {
         let _ = self.file.flush();
         let start = Instant::now();
         let no_freeze = cmd.no_fsfreeze;
+        let own_group = cmd.own_group;
         let mut expr = duct::cmd(&cmd.program, &cmd.args)
             .unchecked()
             .stdin_null()
@@ -151,6 +152,11 @@ impl Log {
                         }
                         if no_freeze {
                             deny_fsfreeze()?;
+                        }
+                        // Its own process group: a terminal's Ctrl-C (sent to the foreground
+                        // group) reaches fci only, and the group can be killed as one.
+                        if own_group && libc::setpgid(0, 0) != 0 {
+                            return Err(std::io::Error::last_os_error());
                         }
                         Ok(())
                     });
@@ -190,6 +196,9 @@ impl Log {
         // The expression holds the pipe's write end: only the command may keep it open.
         drop(expr);
         let handle = handle?;
+        // With its own group, what the command left behind in it dies when it ends (a daemon
+        // would otherwise hold the output pipe open, and run on unseen).
+        let group = own_group.then(|| GroupKiller::start(handle.pids().first().copied()));
         let mut timed_out = false;
         let out = match cmd.timeout {
             None => handle.wait()?.clone(),
@@ -214,6 +223,9 @@ impl Log {
                 out
             })?,
         };
+        if let Some(g) = group {
+            g.finish();
+        }
         if let Some(done) = copier {
             // The output ends when the command and everything it started are gone; a
             // daemon that keeps the pipe open loses what it prints later.
@@ -250,10 +262,80 @@ impl Log {
         }
     }
 
+    /// Rewrites what the log holds so far through `f` (secrets known only once the commands
+    /// ran, scrubbed before the log is stored).
+    pub fn rewrite(&mut self, f: impl Fn(&str) -> String) -> Result<()> {
+        use std::io::Seek;
+        let text = String::from_utf8_lossy(&std::fs::read(&self.path)?).into_owned();
+        let new = f(&text);
+        if new != text {
+            self.file.set_len(0)?;
+            self.file.seek(std::io::SeekFrom::Start(0))?;
+            self.file.write_all(new.as_bytes())?;
+        }
+        Ok(())
+    }
+
     /// The last `n` lines of the log, for a failure report on stderr.
     pub fn tail(&self, n: usize) -> String {
         let text = std::fs::read_to_string(&self.path).unwrap_or_default();
         last_lines(&text, n)
+    }
+}
+
+/// Kills a command's process group as soon as the command itself has ended (a zombie, or
+/// gone), and once more when it was awaited.
+struct GroupKiller {
+    pid: Option<i32>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl GroupKiller {
+    fn start(pid: Option<u32>) -> GroupKiller {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let pid = pid.map(|p| p as i32);
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let thread = pid.map(|pid| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .ok()
+                        .and_then(|s| {
+                            s.rfind(')')
+                                .and_then(|i| s[i + 1..].split_whitespace().next())
+                                .map(str::to_string)
+                        });
+                    if state.as_deref().is_none_or(|st| st == "Z" || st == "X") {
+                        kill_group(pid);
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            })
+        });
+        GroupKiller { pid, stop, thread }
+    }
+
+    fn finish(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        if let Some(pid) = self.pid {
+            kill_group(pid);
+        }
+    }
+}
+
+/// SIGKILL to process group `pgid` (a command started with `own_group`).
+pub fn kill_group(pgid: i32) {
+    if pgid > 1 {
+        // SAFETY: kill(2) of a negative pid signals that group; at worst it is gone (ESRCH).
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
     }
 }
 
@@ -348,13 +430,21 @@ fn copy_redacted(from: std::io::PipeReader, mut to: File) {
     }
 }
 
+/// Where the host starts in what follows `scheme://`: after the last `@` before the query or
+/// fragment. A `/` in a password (invalid unless percent-encoded, yet written) must not end
+/// the authority early and leave the password shown; a path holding an `@` loses its start
+/// instead, which for a URL shown to people is the safe way to be wrong.
+fn host_start(rest: &str) -> Option<usize> {
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    rest[..end].rfind('@')
+}
+
 /// `scheme://user:password@host/path` → `scheme://host/path`.
 pub fn strip_credentials(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            format!("{scheme}://{host}{path}")
+            let host = host_start(rest).map_or(rest, |at| &rest[at + 1..]);
+            format!("{scheme}://{host}")
         }
         None => url.to_string(),
     }
@@ -365,8 +455,7 @@ pub fn strip_credentials(url: &str) -> String {
 pub fn scrub_credentials(text: &str, url: &str) -> String {
     let mut out = redact(text);
     if let Some((_, rest)) = url.split_once("://") {
-        let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+        if let Some(userinfo) = host_start(rest).map(|at| &rest[..at]) {
             for secret in userinfo.split(':').filter(|s| s.len() >= 3) {
                 out = out.replace(secret, "***");
             }
@@ -396,6 +485,9 @@ pub struct Cmd {
     pub keep: Vec<std::sync::Arc<std::os::fd::OwnedFd>>,
     /// Refuse `ioctl(FIFREEZE/FITHAW)` to the command (EPERM): see `deny_fsfreeze`.
     pub no_fsfreeze: bool,
+    /// Run in a process group of its own (a terminal's Ctrl-C does not reach it), killed
+    /// whole when the command ends.
+    pub own_group: bool,
 }
 
 /// A seccomp program (classic BPF, x86_64 calls) under which `ioctl(FIFREEZE)` and
@@ -453,7 +545,13 @@ impl Cmd {
             env: Vec::new(),
             timeout: None,
             no_fsfreeze: false,
+            own_group: false,
         }
+    }
+    /// See `own_group`.
+    pub fn own_group(mut self) -> Self {
+        self.own_group = true;
+        self
     }
     /// See `deny_fsfreeze`.
     pub fn no_fsfreeze(mut self) -> Self {
@@ -510,5 +608,29 @@ mod tests {
             "git clone https://h/x.git?access_token=***&ref=main done"
         );
         assert_eq!(redact("https://h/a?page=2"), "https://h/a?page=2");
+    }
+
+    #[test]
+    fn credentials_are_stripped_even_with_a_slash_in_the_password() {
+        use super::{scrub_credentials, strip_credentials};
+        assert_eq!(
+            strip_credentials("https://admin:S3CRET/PW@host:6443/k8s"),
+            "https://host:6443/k8s"
+        );
+        assert_eq!(
+            strip_credentials("amqp://u:p@h:5672/%2f?x=1"),
+            "amqp://h:5672/%2f?x=1"
+        );
+        assert_eq!(
+            strip_credentials("https://h/p?next=a@b"),
+            "https://h/p?next=a@b"
+        );
+        assert_eq!(strip_credentials("https://h:1/x"), "https://h:1/x");
+        assert_eq!(strip_credentials("no url"), "no url");
+        let said = scrub_credentials(
+            "cannot parse https://admin:S3CRET/PW@host: S3CRET/PW",
+            "https://admin:S3CRET/PW@host",
+        );
+        assert!(!said.contains("S3CRET"), "{said}");
     }
 }

@@ -3,6 +3,9 @@
 //! cases, most of them skipped. A test case is FAILED with a `<failure>`, ERROR with an
 //! `<error>`, SKIPPED with `<skipped>`, else PASSED. A file that is not JUnit, or is cut
 //! short, is an error naming it: a truncated report must never read as "nothing failed".
+//! A `<failure>`/`<error>` outside any test case (the suite itself broke) is kept, and so is
+//! every `<testsuite>`/`<testsuites>` whose `tests`/`failures`/`errors` attributes disagree
+//! with the cases it lists: the caller must not read such a report as a pass.
 
 use crate::manifest::Outcome;
 use quick_xml::events::{BytesStart, Event};
@@ -19,6 +22,71 @@ pub struct Case {
     pub time_s: Option<f64>,
 }
 
+/// A whole report: its cases, and what it says beside them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    pub cases: Vec<Case>,
+    /// `<failure>`/`<error>` elements outside any `<testcase>`: their message (or kind).
+    pub suite_failures: Vec<String>,
+    /// Suites whose declared counts disagree with their cases, said in one line each.
+    pub inconsistent: Vec<String>,
+}
+
+/// The counts a `<testsuite>`/`<testsuites>` declares, and what it was seen to hold.
+struct Suite {
+    name: String,
+    declared: [Option<usize>; 3],
+    counted: [usize; 3],
+}
+
+impl Suite {
+    fn of(e: &BytesStart) -> Suite {
+        let n = |k: &[u8]| attr(e, k).and_then(|v| v.trim().parse().ok());
+        Suite {
+            name: attr(e, b"name")
+                .unwrap_or_else(|| String::from_utf8_lossy(e.name().as_ref()).into_owned()),
+            declared: [n(b"tests"), n(b"failures"), n(b"errors")],
+            counted: [0; 3],
+        }
+    }
+
+    fn count(&mut self, c: &Case) {
+        self.counted[0] += 1;
+        match c.outcome {
+            Outcome::Failed => self.counted[1] += 1,
+            Outcome::Error => self.counted[2] += 1,
+            _ => {}
+        }
+    }
+
+    /// Declared failures or errors that are not the listed ones (either way), or more tests
+    /// declared than listed (a runner that writes only the specs it ran lists fewer cases
+    /// than it declares never: it may list more, skipped ones, so that is allowed).
+    fn check(&self) -> Option<String> {
+        let [tests, failures, errors] = self.declared;
+        let mut bad = Vec::new();
+        if tests.is_some_and(|t| t > self.counted[0]) {
+            bad.push(format!(
+                "tests=\"{}\" but {} cases",
+                tests.unwrap_or(0),
+                self.counted[0]
+            ));
+        }
+        for (i, (d, what)) in [(failures, "failures"), (errors, "errors")]
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(d) = d.filter(|d| *d != self.counted[i + 1]) {
+                bad.push(format!(
+                    "{what}=\"{d}\" but {} such cases",
+                    self.counted[i + 1]
+                ));
+            }
+        }
+        (!bad.is_empty()).then(|| format!("<{}> declares {}", self.name, bad.join(", ")))
+    }
+}
+
 fn attr(e: &BytesStart, key: &[u8]) -> Option<String> {
     e.attributes()
         .flatten()
@@ -28,6 +96,12 @@ fn attr(e: &BytesStart, key: &[u8]) -> Option<String> {
 
 /// Every test case in a JUnit document; `Err` says why it cannot be trusted.
 pub fn parse<R: BufRead>(input: R) -> Result<Vec<Case>, String> {
+    parse_report(input).map(|r| r.cases)
+}
+
+/// A JUnit document with what it says outside its cases; `Err` says why it cannot be
+/// trusted at all.
+pub fn parse_report<R: BufRead>(input: R) -> Result<Report, String> {
     let mut reader = Reader::from_reader(input);
     reader.config_mut().trim_text(true);
     let mut buf = Vec::new();
@@ -37,6 +111,10 @@ pub fn parse<R: BufRead>(input: R) -> Result<Vec<Case>, String> {
     let mut text_of: Option<String> = None;
     let mut depth = 0usize;
     let mut saw_root = false;
+    let mut suites: Vec<Suite> = Vec::new();
+    let mut report = Report::default();
+    // A suite-level <failure>/<error> being read (outside any test case).
+    let mut suite_text: Option<String> = None;
     loop {
         let ev = reader.read_event_into(&mut buf).map_err(|e| {
             format!(
@@ -58,6 +136,7 @@ pub fn parse<R: BufRead>(input: R) -> Result<Vec<Case>, String> {
                     saw_root = true;
                 }
                 match name.as_slice() {
+                    b"testsuite" | b"testsuites" => suites.push(Suite::of(&e)),
                     b"testcase" => current = Some(case_from(&e)),
                     b"failure" | b"error" => {
                         if let Some(c) = current.as_mut() {
@@ -69,6 +148,14 @@ pub fn parse<R: BufRead>(input: R) -> Result<Vec<Case>, String> {
                             c.message = attr(&e, b"message");
                             if c.message.is_none() {
                                 text_of = Some(String::new());
+                            }
+                        } else {
+                            match attr(&e, b"message") {
+                                Some(m) => report.suite_failures.push(suite_failure(&name, &m)),
+                                None => {
+                                    suite_text = Some(String::from_utf8_lossy(&name).into_owned());
+                                    text_of = Some(String::new());
+                                }
                             }
                         }
                     }
@@ -89,7 +176,18 @@ pub fn parse<R: BufRead>(input: R) -> Result<Vec<Case>, String> {
                     saw_root = true;
                 }
                 match name.as_slice() {
-                    b"testcase" => cases.push(case_from(&e)),
+                    b"testsuite" | b"testsuites" => {
+                        if let Some(bad) = Suite::of(&e).check() {
+                            report.inconsistent.push(bad);
+                        }
+                    }
+                    b"testcase" => {
+                        let c = case_from(&e);
+                        for s in suites.iter_mut() {
+                            s.count(&c);
+                        }
+                        cases.push(c);
+                    }
                     b"failure" | b"error" => {
                         if let Some(c) = current.as_mut() {
                             c.outcome = if name == b"failure" {
@@ -98,6 +196,9 @@ pub fn parse<R: BufRead>(input: R) -> Result<Vec<Case>, String> {
                                 Outcome::Error
                             };
                             c.message = attr(&e, b"message");
+                        } else {
+                            let m = attr(&e, b"message").unwrap_or_default();
+                            report.suite_failures.push(suite_failure(&name, &m));
                         }
                     }
                     b"skipped" => {
@@ -126,14 +227,33 @@ pub fn parse<R: BufRead>(input: R) -> Result<Vec<Case>, String> {
                 depth = depth.saturating_sub(1);
                 match e.name().as_ref() {
                     b"failure" | b"error" => {
-                        if let (Some(c), Some(t)) = (current.as_mut(), text_of.take()) {
+                        let text = text_of.take();
+                        if let (Some(c), Some(t)) = (current.as_mut(), text.as_ref()) {
                             let t = t.trim();
                             if !t.is_empty() {
                                 c.message = Some(t.lines().next().unwrap_or(t).to_string());
                             }
+                        } else if let (Some(kind), Some(t)) = (suite_text.take(), text) {
+                            let t = t.trim();
+                            let first = t.lines().next().unwrap_or(t);
+                            report
+                                .suite_failures
+                                .push(suite_failure(kind.as_bytes(), first));
                         }
                     }
-                    b"testcase" => cases.extend(current.take()),
+                    b"testcase" => {
+                        if let Some(c) = current.take() {
+                            for s in suites.iter_mut() {
+                                s.count(&c);
+                            }
+                            cases.push(c);
+                        }
+                    }
+                    b"testsuite" | b"testsuites" => {
+                        if let Some(bad) = suites.pop().and_then(|s| s.check()) {
+                            report.inconsistent.push(bad);
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -148,7 +268,21 @@ pub fn parse<R: BufRead>(input: R) -> Result<Vec<Case>, String> {
     if depth != 0 {
         return Err("the report is cut short: elements are left open".into());
     }
-    Ok(cases)
+    report.cases = cases;
+    Ok(report)
+}
+
+fn suite_failure(kind: &[u8], message: &str) -> String {
+    let m: String = message.trim().chars().take(300).collect();
+    format!(
+        "a suite-level <{}> outside any test case{}",
+        String::from_utf8_lossy(kind),
+        if m.is_empty() {
+            String::new()
+        } else {
+            format!(": {m}")
+        }
+    )
 }
 
 fn case_from(e: &BytesStart) -> Case {
@@ -213,6 +347,39 @@ In [It] at: test/e2e/network/dns_common.go:455]]></failure>
         assert!(parse("<html><body/></html>".as_bytes()).is_err());
         assert!(parse("not xml at all".as_bytes()).is_err());
         assert!(parse("".as_bytes()).is_err());
+    }
+
+    #[test]
+    fn suite_level_failures_and_counts_that_disagree_are_reported() {
+        let t = r#"<testsuites><testsuite name="e2e" tests="2" failures="0"><error message="BeforeSuite broke"/><testcase name="a"/><testcase name="b"><skipped/></testcase></testsuite></testsuites>"#;
+        let r = parse_report(t.as_bytes()).unwrap();
+        assert_eq!(r.cases.len(), 2);
+        assert_eq!(r.suite_failures.len(), 1, "{r:?}");
+        assert!(r.suite_failures[0].contains("BeforeSuite broke"));
+        assert!(r.inconsistent.is_empty(), "{r:?}");
+        let t = "<testsuite name=\"e2e\"><failure>etcd gone\nmore</failure></testsuite>";
+        let r = parse_report(t.as_bytes()).unwrap();
+        assert_eq!(
+            r.suite_failures,
+            vec!["a suite-level <failure> outside any test case: etcd gone"]
+        );
+        let t = r#"<testsuite name="e2e" tests="3" failures="12" errors="0"><testcase name="a"/><testcase name="b"/><testcase name="c"/></testsuite>"#;
+        let r = parse_report(t.as_bytes()).unwrap();
+        assert_eq!(r.inconsistent.len(), 1, "{r:?}");
+        assert!(r.inconsistent[0].contains("failures=\"12\" but 0"), "{r:?}");
+        let t = r#"<testsuites errors="1"><testsuite name="e2e" tests="9"><testcase name="a"/></testsuite></testsuites>"#;
+        let r = parse_report(t.as_bytes()).unwrap();
+        assert_eq!(r.inconsistent.len(), 2, "{r:?}");
+        let t = r#"<testsuite name="e2e" tests="0" failures="0"/>"#;
+        assert!(parse_report(t.as_bytes()).unwrap().inconsistent.is_empty());
+        let t = r#"<testsuite name="e2e" tests="0" failures="2"/>"#;
+        assert_eq!(parse_report(t.as_bytes()).unwrap().inconsistent.len(), 1);
+        // The sample is consistent.
+        let r = parse_report(E2E.as_bytes()).unwrap();
+        assert!(
+            r.inconsistent.is_empty() && r.suite_failures.is_empty(),
+            "{r:?}"
+        );
     }
 
     #[test]

@@ -407,11 +407,43 @@ impl Workspace {
                 "waiting for {} (another fci run holds it)",
                 path.display()
             ));
-            f.lock()
-                .with_context(|| format!("{}: cannot take lock", path.display()))?;
+            match LOCK_WAIT_STOP.get() {
+                None => f
+                    .lock()
+                    .with_context(|| format!("{}: cannot take lock", path.display()))?,
+                // A stage that handles signals itself: poll, so a signal ends the wait.
+                Some(stop) => loop {
+                    if let Some(why) = stop() {
+                        return Err(crate::error::FciError::Infra(format!(
+                            "{why} while waiting for {}: nothing was run",
+                            path.display()
+                        ))
+                        .into());
+                    }
+                    match f.try_lock() {
+                        Ok(()) => break,
+                        Err(std::fs::TryLockError::WouldBlock) => {
+                            std::thread::sleep(std::time::Duration::from_millis(100))
+                        }
+                        Err(std::fs::TryLockError::Error(e)) => {
+                            return Err(anyhow::Error::new(e)
+                                .context(format!("{}: cannot take lock", path.display())))
+                        }
+                    }
+                },
+            }
         }
         Ok(f)
     }
+}
+
+/// Set by a stage that notes SIGINT/SIGTERM instead of dying (`fci conform`): says why a lock
+/// wait must end (`Some("interrupted by SIGINT")`), since the signal no longer ends fci.
+static LOCK_WAIT_STOP: std::sync::OnceLock<fn() -> Option<String>> = std::sync::OnceLock::new();
+
+/// See `LOCK_WAIT_STOP`.
+pub fn stop_lock_waits_when(stop: fn() -> Option<String>) {
+    let _ = LOCK_WAIT_STOP.set(stop);
 }
 
 /// Whether `dir` is `base` or a directory below it reached through real directories only:

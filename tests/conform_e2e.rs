@@ -132,6 +132,11 @@ impl Api {
     /// Ready after `ready_after` seconds (never if negative); `client_ca`: require a client
     /// certificate instead of the token.
     fn start(dir: &Path, ready_after: f64, client_ca: bool) -> Api {
+        Api::answering(dir, ready_after, client_ca, "ok")
+    }
+
+    /// `answer`: what /readyz says once ready (`ok`, `redirect`, `page`).
+    fn answering(dir: &Path, ready_after: f64, client_ca: bool, answer: &str) -> Api {
         let c = certs();
         let port_file = dir.join(format!("port-{}", uuid::Uuid::new_v4()));
         let mut cmd = Command::new("python3");
@@ -144,6 +149,7 @@ impl Api {
             .arg(ready_after.to_string())
             .arg("--port-file")
             .arg(&port_file)
+            .args(["--answer", answer])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -911,4 +917,678 @@ fn e2e_test_and_openshift_tests_command_lines() {
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn reports_without_a_real_test_or_that_contradict_themselves_are_errors() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let mut args = custom_runner_args(&k);
+    args.push("--no-cache".into());
+    // Ginkgo's suite nodes passed, every spec skipped: nothing was tested.
+    let r = x.run(&strs(&args), &[("CONFORM_JUNIT", "suitenodes")]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("no conformance test ran"), "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "ERROR");
+    assert_eq!(s["data"]["tests"]["passed"], 0, "{s:#}");
+    assert_eq!(
+        s["data"]["suite_nodes"].as_array().unwrap().len(),
+        3,
+        "{s:#}"
+    );
+    assert!(results(&s).is_empty(), "{s:#}");
+    // A suite-level <error> outside any test case is not dropped.
+    let r = x.run(&strs(&args), &[("CONFORM_JUNIT", "suiteerror")]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the suite itself failed") && r.stderr.contains("nodes are NotReady"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(conform_record(&r).1["outcome"], "ERROR");
+    // failures="12" over cases that all passed: the report contradicts itself.
+    let r = x.run(&strs(&args), &[("CONFORM_JUNIT", "badcounts")]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("inconsistent") && r.stderr.contains("failures=\"12\""),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(conform_record(&r).1["outcome"], "ERROR");
+    assert_eq!(x.teardowns(), 3);
+}
+
+#[test]
+fn an_errored_test_case_is_a_failed_conformance_test() {
+    let (x, r) = with_report("error");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("[sig-apps] StatefulSet should perform rolling updates [Conformance]"),
+        "{}",
+        r.stderr
+    );
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "FAILED", "{s:#}");
+    assert_eq!(s["data"]["tests"]["errors"], 1);
+    let bad: Vec<&Value> = s["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] != "PASSED")
+        .collect();
+    assert_eq!(bad.len(), 1, "{s:#}");
+    assert_eq!(bad[0]["outcome"], "FAILED");
+    assert!(
+        bad[0]["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("error: Test Panicked"),
+        "{s:#}"
+    );
+    assert_eq!(x.teardowns(), 1);
+}
+
+#[test]
+fn a_failed_runner_never_passes_on_a_report() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let ks = k.to_str().unwrap();
+    // `sonobuoy run` fails; `retrieve` would return an earlier run's passing results.
+    let r = x.run(
+        &["--kubeconfig", ks],
+        &[
+            ("CONFORM_JUNIT", "pass"),
+            ("CONFORM_SONOBUOY_RUN_EXIT", "1"),
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("sonobuoy run exited 1"), "{}", r.stderr);
+    let (m, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "ERROR", "{s:#}");
+    assert!(results(&s).is_empty(), "{s:#}");
+    assert!(!m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["type"] == "junit"));
+    let calls = x.mark("sonobuoy.calls");
+    let verbs: Vec<&str> = calls
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(verbs, ["run", "delete"], "{calls}");
+    // e2e.test exits non-zero, yet its report lists no failure: not a pass.
+    let r = x.run(
+        &["--kubeconfig", ks, "--runner", "e2e.test"],
+        &[("CONFORM_JUNIT", "pass"), ("CONFORM_RUNNER_EXIT", "2")],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("exited 2 but its JUnit reports no failing test"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(conform_record(&r).1["data"]["runner_exit"], 2);
+    // Failing tests make e2e.test exit non-zero: then the report decides (FAILED).
+    let r = x.run(
+        &["--kubeconfig", ks, "--runner", "e2e.test", "--no-cache"],
+        &[("CONFORM_JUNIT", "fail"), ("CONFORM_RUNNER_EXIT", "1")],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "FAILED");
+    assert!(s["notes"].to_string().contains("exited 1"), "{s:#}");
+}
+
+#[test]
+fn sonobuoy_results_through_a_symlink_or_outside_the_tarball_are_refused() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let ks = k.to_str().unwrap();
+    // plugins/e2e/results/global is a link to a passing report elsewhere; its own is failing.
+    let r = x.run(
+        &["--kubeconfig", ks],
+        &[
+            ("CONFORM_JUNIT", "fail"),
+            ("CONFORM_SONOBUOY_TAR", "symlink"),
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("through a symlink"), "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "ERROR");
+    assert!(results(&s).is_empty(), "{s:#}");
+    // A member named through `..` is refused before anything is unpacked.
+    let r = x.run(
+        &["--kubeconfig", ks],
+        &[
+            ("CONFORM_JUNIT", "pass"),
+            ("CONFORM_SONOBUOY_TAR", "dotdot"),
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("a member outside its directory") && r.stderr.contains("escaped-by-tar"),
+        "{}",
+        r.stderr
+    );
+    let calls = x.mark("sonobuoy.calls");
+    assert!(
+        calls.lines().last().unwrap().starts_with("delete "),
+        "{calls}"
+    );
+    let found = Command::new("find")
+        .arg(x.w.path())
+        .args(["-name", "escaped-by-tar"])
+        .output()
+        .unwrap();
+    assert!(
+        found.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&found.stdout)
+    );
+}
+
+#[test]
+fn only_an_ok_body_is_ready_and_redirects_are_not_followed() {
+    let x = World::new();
+    for (answer, said) in [
+        (
+            "redirect",
+            "HTTP 302: a redirect to https://sso.example.org/login",
+        ),
+        ("page", "HTTP 200 but the body is not `ok`: <html>"),
+    ] {
+        let api = Api::answering(x.w.path(), 0.0, false, answer);
+        let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+        let mut args = custom_runner_args(&k);
+        args.extend(["--ready-timeout".into(), "3".into()]);
+        let r = x.run(&strs(&args), &[("CONFORM_JUNIT", "pass")]);
+        assert_eq!(r.code, 3, "{answer}: {}", r.stderr);
+        assert!(r.stderr.contains("was not ready"), "{}", r.stderr);
+        assert!(r.stderr.contains(said), "{answer}: {}", r.stderr);
+        assert!(x.mark("runner.argv").is_empty(), "{answer}: the suite ran");
+    }
+}
+
+/// Waits for `file` to exist (a stand-in got that far).
+fn wait_for(file: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !file.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn ctrl_c_to_the_terminals_process_group_reaches_fci_only() {
+    use std::os::unix::process::CommandExt;
+    // A terminal sends Ctrl-C's SIGINT to its whole foreground process group: fci leads one
+    // here, as it would in a shell.
+    for during in ["runner", "teardown"] {
+        let x = World::new();
+        let api = Api::start(x.w.path(), 0.0, false);
+        let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+        let junit = if during == "runner" { "sleep" } else { "pass" };
+        let child = x
+            .cmd(
+                &strs(&custom_runner_args(&k)),
+                &[("CONFORM_JUNIT", junit), ("CONFORM_TEARDOWN_SLEEP", "2")],
+                true,
+            )
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mark = if during == "runner" {
+            "runner.pids"
+        } else {
+            "teardown.runs"
+        };
+        wait_for(&x.dir.join(mark));
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: SIGINT to the process group this test made for fci.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+        let r = Run::from(child.wait_with_output().unwrap());
+        assert_eq!(r.code, 3, "{during}: {}", r.stderr);
+        let (_, s) = conform_record(&r);
+        assert_eq!(s["outcome"], "ERROR", "{s:#}");
+        assert_eq!(s["data"]["interrupted"], "SIGINT");
+        // The teardown was not cut short by the terminal's signal.
+        assert_eq!(
+            x.mark("teardown.done").lines().count(),
+            1,
+            "{during}: {s:#}"
+        );
+        assert_eq!(s["data"]["teardown_exit"], 0, "{during}: {s:#}");
+        let notes = s["notes"].to_string();
+        assert!(
+            notes.contains("the teardown ran to its end (exit 0)"),
+            "{notes}"
+        );
+        if during == "runner" {
+            assert!(notes.contains("what ran was killed"), "{notes}");
+            for p in x.mark("runner.pids").split_whitespace() {
+                assert!(!alive(p.parse().unwrap()), "runner process {p} is running");
+            }
+        } else {
+            assert!(notes.contains("during the teardown"), "{notes}");
+            assert!(!notes.contains("what ran was killed"), "{notes}");
+        }
+    }
+}
+
+#[test]
+fn nothing_a_command_started_is_left_running() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let (inst, td) = (script("installer.sh"), script("teardown.sh"));
+    let check = |what: &str| {
+        let pids = x.mark("daemon.pids");
+        let pids: Vec<i32> = pids
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        assert!(!pids.is_empty(), "{what}: no daemon started");
+        for p in pids {
+            assert!(!alive(p), "{what}: process {p} outlived fci");
+        }
+        let _ = std::fs::remove_file(x.dir.join("daemon.pids"));
+    };
+    // Installer, runner and teardown each leave a double-forked daemon and a background job;
+    // all end normally.
+    let start = Instant::now();
+    let r = x.run(
+        &[
+            "--installer",
+            &inst,
+            "{kubeconfig}",
+            ";",
+            "--runner-cmd",
+            &script("runner.sh"),
+            "{junit_dir}",
+            ";",
+            "--teardown",
+            &td,
+            ";",
+        ],
+        &[
+            ("CONFORM_INSTALL", "ok"),
+            ("CONFORM_KUBECONFIG", k.to_str().unwrap()),
+            ("CONFORM_JUNIT", "pass"),
+            ("CONFORM_DAEMONS", "1"),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(x.mark("daemon.pids").lines().count(), 6);
+    check("after a normal end");
+    // Each command's leftovers go when it ends, not after a wait for its output to close.
+    assert!(
+        start.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        start.elapsed()
+    );
+    // A runner killed at its timeout.
+    let mut args = custom_runner_args(&k);
+    args.extend(["--timeout".into(), "2".into()]);
+    let r = x.run(
+        &strs(&args),
+        &[("CONFORM_JUNIT", "sleep"), ("CONFORM_DAEMONS", "1")],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    check("after a timeout");
+}
+
+#[test]
+fn a_conform_result_is_never_reused() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    for run in 1..=2 {
+        let r = x.run(&strs(&custom_runner_args(&k)), &[("CONFORM_JUNIT", "pass")]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let (_, s) = conform_record(&r);
+        assert_eq!(s["cached"], false, "run {run}: {s:#}");
+        assert_eq!(x.teardowns(), run);
+    }
+    // The cluster changed between runs: the second run saw it.
+    let r = x.run(&strs(&custom_runner_args(&k)), &[("CONFORM_JUNIT", "fail")]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+}
+
+#[test]
+fn a_signal_before_anything_ran_ends_the_stage_without_a_teardown() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let args = custom_runner_args(&k);
+    let spawn = || {
+        x.cmd(&strs(&args), &[("CONFORM_JUNIT", "sleep")], true)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // The first run holds the lock of these inputs (its suite sleeps) ...
+    let first = spawn();
+    wait_for(&x.dir.join("runner.pids"));
+    // ... the second waits for it, and is interrupted there.
+    let second = spawn();
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: a signal to the fci this test started.
+    unsafe { libc::kill(second.id() as i32, libc::SIGINT) };
+    let start = Instant::now();
+    let r = Run::from(second.wait_with_output().unwrap());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("interrupted by SIGINT while waiting for"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(conform_record(&r).1["outcome"], "ERROR");
+    assert_eq!(
+        x.teardowns(),
+        0,
+        "a teardown ran for a run that ran nothing"
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(first.id() as i32, libc::SIGTERM) };
+    let r = Run::from(first.wait_with_output().unwrap());
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(x.teardowns(), 1);
+
+    // Interrupted while waiting for an existing cluster's /readyz: nothing ran, no teardown.
+    let never = Api::start(x.w.path(), -1.0, false);
+    let k2 = token_kubeconfig(x.w.path(), &never.server(), TOKEN);
+    let child = x
+        .cmd(
+            &strs(&custom_runner_args(&k2)),
+            &[("CONFORM_JUNIT", "pass")],
+            true,
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let r = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["data"]["interrupted"], "SIGINT", "{s:#}");
+    assert!(
+        s["notes"].to_string().contains("the teardown did not run"),
+        "{s:#}"
+    );
+    assert_eq!(x.teardowns(), 1);
+}
+
+/// `fci conform --kubeconfig K` must stop at once with exit 2, one line holding `needles` and
+/// none of `secrets`, no manifest.
+fn refused(x: &World, k: &Path, needles: &[&str], secrets: &[&str]) {
+    let out = x.w.path().join("out.json");
+    let start = Instant::now();
+    let r = x.run(
+        &[
+            "--kubeconfig",
+            k.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &[("CONFORM_JUNIT", "pass")],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    for n in needles {
+        assert!(r.stderr.contains(n), "`{}` lacks `{n}`", r.stderr);
+    }
+    for s in secrets {
+        assert!(!r.stderr.contains(s), "`{}` shows {s}", r.stderr);
+    }
+    assert!(!out.exists(), "a manifest was written");
+    assert!(x.mark("sonobuoy.calls").is_empty(), "something ran");
+}
+
+#[test]
+fn malformed_server_urls_are_bad_input_without_their_secrets() {
+    let x = World::new();
+    let k = token_kubeconfig(x.w.path(), "https://127.0.0.1:1", TOKEN);
+    let with = |server: &str| {
+        let p = x.w.path().join(format!("k-{}", uuid::Uuid::new_v4()));
+        std::fs::write(
+            &p,
+            std::fs::read_to_string(&k)
+                .unwrap()
+                .replace("https://127.0.0.1:1", server),
+        )
+        .unwrap();
+        p
+    };
+    refused(
+        &x,
+        &with("https://127.0.0.1:64a3"),
+        &["not a valid URL", "invalid port number"],
+        &[],
+    );
+    refused(
+        &x,
+        &with("https://admin:S3CRET/PW@127.0.0.1:6443"),
+        &["not a valid URL"],
+        &["S3CRET"],
+    );
+    refused(
+        &x,
+        &with("https://127.0.0.1:6443/?token=QUERYSECRET"),
+        &["a query or a fragment", "https://127.0.0.1:6443/"],
+        &["QUERYSECRET"],
+    );
+}
+
+#[test]
+fn insecure_tls_is_noted_and_never_combined_with_a_ca_or_plain_http_credentials() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let text = std::fs::read_to_string(&k).unwrap();
+    let write = |text: String| {
+        let p = x.w.path().join(format!("k-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    // A CA and insecure-skip-tls-verify: kubectl refuses it, so does fci.
+    let both = write(text.replace(
+        "    certificate-authority-data:",
+        "    insecure-skip-tls-verify: true\n    certificate-authority-data:",
+    ));
+    refused(
+        &x,
+        &both,
+        &["specifying a root certificates file with the insecure flag is not allowed"],
+        &[TOKEN],
+    );
+    // A token over plain http.
+    let http = write(text.replace(&api.server(), "http://127.0.0.1:8080"));
+    refused(&x, &http, &["plain http://"], &[TOKEN]);
+    // insecure-skip-tls-verify alone: it works, and the record says TLS was not verified.
+    let ca_line = text
+        .lines()
+        .find(|l| l.contains("certificate-authority-data"))
+        .unwrap();
+    let insecure = write(text.replace(ca_line, "    insecure-skip-tls-verify: true"));
+    let r = x.run(
+        &strs(&custom_runner_args(&insecure)),
+        &[("CONFORM_JUNIT", "pass")],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["data"]["tls_verified"], false, "{s:#}");
+    assert!(
+        s["notes"]
+            .to_string()
+            .contains("certificate was not verified"),
+        "{s:#}"
+    );
+    // With the CA: verified.
+    let r = x.run(&strs(&custom_runner_args(&k)), &[("CONFORM_JUNIT", "pass")]);
+    assert_eq!(conform_record(&r).1["data"]["tls_verified"], true);
+}
+
+/// Every file below `dir` holding `secret` (the kubeconfigs themselves aside).
+fn files_holding(dir: &Path, secret: &str) -> Vec<String> {
+    let out = Command::new("grep")
+        .args(["-rlaF", secret])
+        .arg(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.contains("kubeconfig") && !l.contains("/marks/"))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn secrets_a_command_prints_are_scrubbed_from_everything_recorded() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    // The installer prints the kubeconfig it left (its token) and fails.
+    let (inst, td) = (script("installer.sh"), script("teardown.sh"));
+    let r = x.run(
+        &[
+            "--installer",
+            &inst,
+            "{kubeconfig}",
+            ";",
+            "--teardown",
+            &td,
+            ";",
+        ],
+        &[
+            ("CONFORM_INSTALL", "leak"),
+            ("CONFORM_KUBECONFIG", k.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("token: ***"), "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert!(x.log_of(&s).contains("token: ***"), "{}", x.log_of(&s));
+    for (what, text) in [
+        ("stderr", &r.stderr),
+        ("manifest", &r.stdout),
+        ("log", &x.log_of(&s)),
+    ] {
+        assert!(!text.contains(TOKEN), "the token is in the {what}");
+    }
+    // Nor anywhere in the workspace: artifacts, cache, message journal.
+    assert!(
+        files_holding(&x.w.ws(), TOKEN).is_empty(),
+        "{:?}",
+        files_holding(&x.w.ws(), TOKEN)
+    );
+    // A runner printing the given kubeconfig (token and CA) to its output.
+    let r = x.run(
+        &strs(&custom_runner_args(&k)),
+        &[("CONFORM_JUNIT", "pass"), ("CONFORM_LEAK", "1")],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    let log = x.log_of(&s);
+    assert!(log.contains("token: ***") && !log.contains(TOKEN), "{log}");
+    assert!(
+        files_holding(&x.w.ws(), TOKEN).is_empty(),
+        "{:?}",
+        files_holding(&x.w.ws(), TOKEN)
+    );
+}
+
+#[test]
+fn commands_run_in_the_directory_fci_was_started_from() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    // A site directory as an ansible user has it: an inventory and playbooks, named
+    // relatively on the command line.
+    let site = x.w.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("inventory"), "[control]\nnode1\n").unwrap();
+    for (name, target) in [
+        ("install.sh", "installer.sh"),
+        ("run.sh", "runner.sh"),
+        ("destroy.sh", "teardown.sh"),
+    ] {
+        let p = site.join(name);
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\nset -e\ncat inventory > \"$CONFORM_DIR/{name}.inventory\"\npwd > \"$CONFORM_DIR/{name}.cwd\"\nexec {} \"$@\"\n",
+                script(target)
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = x
+        .cmd(
+            &[
+                "--installer",
+                "./install.sh",
+                "{kubeconfig}",
+                "-i",
+                "inventory",
+                ";",
+                "--runner-cmd",
+                "./run.sh",
+                "{junit_dir}",
+                ";",
+                "--teardown",
+                "./destroy.sh",
+                "-i",
+                "inventory",
+                ";",
+            ],
+            &[
+                ("CONFORM_INSTALL", "ok"),
+                ("CONFORM_KUBECONFIG", k.to_str().unwrap()),
+                ("CONFORM_JUNIT", "pass"),
+            ],
+            true,
+        )
+        .current_dir(&site)
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let site = std::fs::canonicalize(&site).unwrap();
+    for name in ["install.sh", "run.sh", "destroy.sh"] {
+        assert_eq!(
+            x.mark(&format!("{name}.cwd")).trim(),
+            site.to_str().unwrap()
+        );
+        assert_eq!(x.mark(&format!("{name}.inventory")), "[control]\nnode1\n");
+    }
 }

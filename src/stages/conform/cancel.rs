@@ -15,8 +15,14 @@ extern "C" fn note_signal(sig: libc::c_int) {
     SIGNAL.store(sig, Ordering::SeqCst);
 }
 
-/// From now on SIGINT and SIGTERM are noted, not fatal, for this process.
+/// From now on SIGINT and SIGTERM are noted, not fatal, for this process, and fci is its
+/// commands' child subreaper: what they leave running (a double-forked daemon) becomes fci's
+/// child, not init's, so it is found and killed when the command ends.
 pub fn install() {
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
     // SAFETY: the handler only stores to an atomic; sigaction with a zeroed, then filled,
     // struct is the documented way to install one. SA_RESTART keeps the rest of fci's
     // blocking calls (reads, waits) from failing with EINTR.
@@ -91,27 +97,47 @@ pub fn run(
             }
             None
         });
+        // Its own process group: a terminal's Ctrl-C reaches fci, which decides.
+        let cmd = cmd.clone().own_group();
         let done = if capture {
-            log.capture(cmd)
+            log.capture(&cmd)
         } else {
-            log.run(cmd)
+            log.run(&cmd)
         };
         finished.store(true, Ordering::SeqCst);
         stopped = guard.join().unwrap_or(None);
         done
     })?;
+    // Nothing a command started outlives it: its group went with it; what left the group
+    // (setsid) was reparented to fci, the subreaper, and goes now.
+    let left = kill_descendants();
+    if left > 0 {
+        log.line(&format!(
+            "# killed {left} processes {} left running",
+            cmd.program.to_string_lossy()
+        ));
+    }
+    reap();
     Ok(Guarded { done, stopped })
 }
 
-/// Kills every process below this one, repeatedly, until none is left: a killed shell's
-/// children are reparented away from it, so they are found first and killed with it.
-pub fn kill_descendants() {
+/// Kills every process below this one, and their process groups, repeatedly, until none is
+/// left: a killed shell's children are reparented (to fci, the subreaper), so they are found
+/// next time. Returns how many processes it found alive.
+pub fn kill_descendants() -> usize {
+    // SAFETY: getpgrp cannot fail.
+    let own = unsafe { libc::getpgrp() };
+    let mut seen = std::collections::BTreeSet::new();
     for _ in 0..50 {
         let tree = descendants(std::process::id() as i32);
         if tree.is_empty() {
-            return;
+            break;
         }
-        for pid in &tree {
+        for (pid, pgrp) in &tree {
+            seen.insert(*pid);
+            if *pgrp != own {
+                crate::exec::kill_group(*pgrp);
+            }
             // SAFETY: kill(2) with a pid read from /proc; at worst it names a process that
             // just ended (ESRCH).
             unsafe {
@@ -120,11 +146,25 @@ pub fn kill_descendants() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    seen.len()
 }
 
-/// Live (not zombie) processes below `root`, from /proc.
-fn descendants(root: i32) -> Vec<i32> {
-    let mut parent_of: Vec<(i32, i32)> = Vec::new();
+/// Collects the exit status of every ended child (orphans reparented to fci included), so
+/// none is left a zombie. Only called when no command is running.
+fn reap() {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid with WNOHANG on any child; no other code waits for one now.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            return;
+        }
+    }
+}
+
+/// Live (not zombie) processes below `root`, with their process groups, from /proc.
+fn descendants(root: i32) -> Vec<(i32, i32)> {
+    let mut parent_of: Vec<(i32, i32, i32)> = Vec::new();
     if let Ok(rd) = std::fs::read_dir("/proc") {
         for e in rd.flatten() {
             let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
@@ -140,20 +180,21 @@ fn descendants(root: i32) -> Vec<i32> {
             let mut fields = after.split_whitespace();
             let state = fields.next().unwrap_or("");
             let ppid = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            let pgrp = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
             if state != "Z" && state != "X" {
-                parent_of.push((pid, ppid));
+                parent_of.push((pid, ppid, pgrp));
             }
         }
     }
-    let mut found = vec![root];
+    let mut found = vec![(root, 0)];
     let mut i = 0;
     while i < found.len() {
-        let p = found[i];
+        let p = found[i].0;
         found.extend(
             parent_of
                 .iter()
-                .filter(|(_, pp)| *pp == p)
-                .map(|(pid, _)| *pid),
+                .filter(|(_, pp, _)| *pp == p)
+                .map(|(pid, _, g)| (*pid, *g)),
         );
         i += 1;
     }

@@ -14,6 +14,8 @@ pub struct Cluster {
     pub server: String,
     pub ca_pem: Option<Vec<u8>>,
     pub insecure: bool,
+    /// https with the server's certificate checked (not `insecure-skip-tls-verify`, not http).
+    pub tls_verified: bool,
     pub auth: Auth,
 }
 
@@ -172,7 +174,7 @@ fn parse(text: &str, dir: &Path, context: Option<&str>) -> Result<Cluster, Strin
         .server
         .filter(|s| !s.is_empty())
         .ok_or_else(|| format!("cluster `{cluster_name}` has no server"))?;
-    check_server(&server).map_err(|why| format!("cluster `{cluster_name}`: {why}"))?;
+    let url = check_server(&server).map_err(|why| format!("cluster `{cluster_name}`: {why}"))?;
     let ca_pem = match (&cluster.ca_data, &cluster.ca) {
         (Some(d), _) => Some(decode(d).map_err(|e| {
             format!("cluster `{cluster_name}`: certificate-authority-data is not base64: {e}")
@@ -195,11 +197,27 @@ fn parse(text: &str, dir: &Path, context: Option<&str>) -> Result<Cluster, Strin
             }
         }
     };
+    if cluster.insecure && ca_pem.is_some() {
+        // kubectl's own refusal, word for word.
+        return Err(format!(
+            "cluster `{cluster_name}`: specifying a root certificates file with the insecure flag is not allowed"
+        ));
+    }
+    let plain = url.scheme() == "http";
+    let in_url = !url.username().is_empty() || url.password().is_some();
+    if plain && (in_url || matches!(auth, Auth::Token(_) | Auth::Basic { .. })) {
+        return Err(format!(
+            "cluster `{cluster_name}`: server `{}` is plain http://, and fci does not send a \
+             token or password where anyone on the way can read it",
+            crate::exec::strip_credentials(&server)
+        ));
+    }
     Ok(Cluster {
         context: name,
         server: server.trim_end_matches('/').to_string(),
         ca_pem,
         insecure: cluster.insecure,
+        tls_verified: !plain && !cluster.insecure,
         auth,
     })
 }
@@ -214,18 +232,31 @@ fn unquoted(msg: &str) -> String {
     out
 }
 
-fn check_server(server: &str) -> Result<(), String> {
-    let shown = crate::exec::strip_credentials(server);
-    let rest = server
-        .strip_prefix("https://")
-        .or_else(|| server.strip_prefix("http://"))
-        .ok_or_else(|| format!("server `{shown}` is not an https:// or http:// URL"))?;
-    let host = rest.split('/').next().unwrap_or_default();
-    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-    if host.is_empty() || rest.contains(char::is_whitespace) {
+/// The server as a parsed URL (a malformed one is bad input now, not a readiness timeout
+/// later). Messages show it without credentials, query or fragment.
+fn check_server(server: &str) -> Result<reqwest::Url, String> {
+    let cut = &server[..server.find(['?', '#']).unwrap_or(server.len())];
+    let shown = crate::exec::strip_credentials(cut);
+    if !(server.starts_with("https://") || server.starts_with("http://")) {
+        return Err(format!(
+            "server `{shown}` is not an https:// or http:// URL"
+        ));
+    }
+    if server.contains(char::is_whitespace) {
+        return Err(format!("server `{shown}` holds white space"));
+    }
+    let url = reqwest::Url::parse(server)
+        .map_err(|e| format!("server `{shown}` is not a valid URL: {e}"))?;
+    if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("server `{shown}` has no host"));
     }
-    Ok(())
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "server `{shown}` has a query or a fragment (not shown), which an API server URL \
+             does not have"
+        ));
+    }
+    Ok(url)
 }
 
 fn auth(u: RawUser, name: &str, dir: &Path) -> Result<Auth, String> {
@@ -275,6 +306,75 @@ fn auth(u: RawUser, name: &str, dir: &Path) -> Result<Auth, String> {
         return Ok(Auth::Basic { user, password });
     }
     Ok(Auth::None)
+}
+
+/// Every secret a kubeconfig holds or names, found leniently (any user, any cluster; a file
+/// that is not a usable kubeconfig still has its secrets): tokens, tokenFile contents,
+/// passwords, client keys (inline, base64 and decoded, or from their files; the whole key
+/// and each line of it) and the server URLs' user info. For scrubbing what is recorded.
+pub fn secrets(file: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return Vec::new();
+    };
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let Ok(v) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    let pem = |bytes: &[u8], out: &mut Vec<String>| {
+        let t = String::from_utf8_lossy(bytes);
+        out.push(t.trim().to_string());
+        out.extend(
+            t.lines()
+                .map(str::trim)
+                .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+                .map(String::from),
+        );
+    };
+    let s = |v: &serde_yaml_ng::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(String::from);
+    for u in v
+        .get("users")
+        .and_then(|u| u.as_sequence())
+        .into_iter()
+        .flatten()
+    {
+        let Some(u) = u.get("user") else { continue };
+        out.extend(s(u, "token"));
+        out.extend(s(u, "password"));
+        if let Some(f) = s(u, "tokenFile") {
+            if let Ok(t) = std::fs::read(dir.join(f)) {
+                out.push(String::from_utf8_lossy(&t).trim().to_string());
+            }
+        }
+        if let Some(d) = s(u, "client-key-data") {
+            out.push(d.trim().to_string());
+            if let Ok(k) = decode(&d) {
+                pem(&k, &mut out);
+            }
+        }
+        if let Some(f) = s(u, "client-key") {
+            if let Ok(k) = std::fs::read(dir.join(f)) {
+                pem(&k, &mut out);
+            }
+        }
+    }
+    for c in v
+        .get("clusters")
+        .and_then(|c| c.as_sequence())
+        .into_iter()
+        .flatten()
+    {
+        if let Some(server) = c.get("cluster").and_then(|c| s(c, "server")) {
+            if let Ok(u) = reqwest::Url::parse(&server) {
+                out.extend([u.username().to_string()]);
+                out.extend(u.password().map(String::from));
+            }
+        }
+    }
+    out.retain(|x| x.len() >= 4);
+    out.sort_by_key(|x| std::cmp::Reverse(x.len()));
+    out.dedup();
+    out
 }
 
 fn decode(data: &str) -> Result<Vec<u8>, base64::DecodeError> {
@@ -340,6 +440,36 @@ users:
         let ftp = KC.replace("https://127.0.0.1:6443/", "ftp://u:pw@h");
         let e = parse(&ftp, Path::new("/"), None).unwrap_err();
         assert!(e.contains("not an https://") && !e.contains("pw"), "{e}");
+        for (bad, needle) in [
+            ("https://127.0.0.1:64a3", "invalid port"),
+            ("https://admin:S3CRET/PW@127.0.0.1", "not a valid URL"),
+            (
+                "https://127.0.0.1:6443/?token=QUERYSECRET",
+                "a query or a fragment",
+            ),
+            (
+                "https://127.0.0.1:6443/#QUERYSECRET",
+                "a query or a fragment",
+            ),
+        ] {
+            let e = parse(
+                &KC.replace("https://127.0.0.1:6443/", bad),
+                Path::new("/"),
+                None,
+            )
+            .unwrap_err();
+            assert!(e.contains(needle), "{bad}: {e}");
+            assert!(!e.contains("S3CRET") && !e.contains("QUERYSECRET"), "{e}");
+        }
+        let both = KC.replace(
+            "    certificate-authority-data:",
+            "    insecure-skip-tls-verify: true\n    certificate-authority-data:",
+        );
+        let e = parse(&both, Path::new("/"), None).unwrap_err();
+        assert!(e.contains("with the insecure flag is not allowed"), "{e}");
+        let http = KC.replace("https://127.0.0.1:6443/", "http://127.0.0.1:8080");
+        let e = parse(&http, Path::new("/"), None).unwrap_err();
+        assert!(e.contains("plain http://"), "{e}");
         let none = KC.replace("current-context: admin@kind", "");
         assert!(parse(&none, Path::new("/"), None)
             .unwrap_err()

@@ -33,9 +33,10 @@ use std::time::Duration;
 commit, {repo} the OSTree repository, {ref} the compose's ref, {image} the manifest's disk image, \
 {workdir} a fresh scratch directory, {kubeconfig} the kubeconfig ({workdir}/kubeconfig with \
 --installer, where the installer must leave it); --runner-cmd also has {junit_dir}.\n\n\
+Commands run in the directory fci was started from.\n\n\
 Example:\n  fci conform -m composed.json --installer ./install-cluster --tree {repo} --commit {compose} \
 --kubeconfig-out {kubeconfig} ';' --teardown ./destroy-cluster {workdir} ';'\n\n\
-Exit codes: 0 every conformance test passed; 1 one failed (named on stderr); 2 bad usage or \
+Exit codes: 0 every conformance test passed; 1 one failed or errored (named on stderr); 2 bad usage or \
 kubeconfig (nothing run, no manifest); 3 ERROR: installer, readiness, runner, unreadable or \
 missing JUnit, or interrupted by SIGINT/SIGTERM (the teardown ran first)."
 )]
@@ -123,12 +124,17 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
             return Err(FciError::Usage(format!("{flag}: the program is empty")).into());
         }
     }
-    // From here a signal is noted: the cluster must be torn down before fci goes.
+    // From here a signal is noted: the cluster must be torn down before fci goes. A wait for
+    // the workspace lock ends on one (nothing ran yet, so no teardown: exit 3, "interrupted").
     cancel::install();
+    crate::workspace::stop_lock_waits_when(|| {
+        cancel::requested().map(|sig| format!("interrupted by {sig}"))
+    });
     let common = args.common.clone();
     let mut stage = Conform {
         args,
         planned: None,
+        kubeconfig: None,
     };
     stage::drive(&mut stage, &common, workspace)
 }
@@ -136,6 +142,8 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
 struct Conform {
     args: Args,
     planned: Option<Planned>,
+    /// The kubeconfig of the run, once planned.
+    kubeconfig: Option<PathBuf>,
 }
 
 struct Planned {
@@ -148,6 +156,9 @@ struct Planned {
     installer: Option<Vec<String>>,
     runner: Runner,
     teardown: Option<Vec<String>>,
+    /// Whether the installer or the runner was started: after a signal, the teardown runs
+    /// only then (nothing of this run is on the cluster otherwise).
+    started: bool,
 }
 
 impl Stage for Conform {
@@ -179,6 +190,7 @@ impl Stage for Conform {
         let junit_dir = cx.dir().join("junit");
         let (kubeconfig, cluster, kube_digest) = match &a.kubeconfig {
             Some(k) => {
+                add_secrets(k);
                 let cluster = kubeconfig::load(k, a.context.as_deref())
                     .and_then(|c| ready::client(&c).map(|_| c))
                     .map_err(|why| FciError::input(k, why))?;
@@ -243,6 +255,9 @@ impl Stage for Conform {
             }
         }
         let inputs = json!({
+            // Never reused (see `execute`): this keeps records cached by earlier versions of
+            // this stage from matching either.
+            "reuse": "never",
             "commit": art.sha256,
             "image": image.map(|(_, sha)| sha),
             "kubeconfig": kube_digest,
@@ -253,6 +268,7 @@ impl Stage for Conform {
             "runner_cmd": a.runner_cmd,
             "teardown": a.teardown,
         });
+        self.kubeconfig = Some(kubeconfig.clone());
         self.planned = Some(Planned {
             commit: art.sha256,
             workdir,
@@ -262,46 +278,22 @@ impl Stage for Conform {
             installer,
             runner,
             teardown,
+            started: false,
         });
         Ok(Plan::Run(inputs))
     }
 
     fn execute(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
-        let mut p = self.planned.take().expect("planned before executed");
-        let spinner = Spinner::new("conform");
-        rec.backend = Some(p.runner.name().to_string());
-        rec.data.insert("commit".into(), json!(p.commit));
-        rec.data.insert("runner".into(), json!(p.runner.name()));
-        if let Runner::Sonobuoy { mode } = &p.runner {
-            rec.data.insert("mode".into(), json!(mode));
-        }
-        std::fs::create_dir_all(&p.workdir)?;
-        std::fs::create_dir_all(&p.junit_dir)?;
-        let artifacts = match self.session(cx, rec, &mut p, &spinner) {
+        let artifacts = match self.execute_all(cx, rec) {
             Ok(a) => a,
             Err(e) => {
                 error(rec, crate::exec::redact(&crate::error::one_line(&e)));
                 Vec::new()
             }
         };
-        if let Some(argv) = &p.teardown {
-            spinner.step("tearing down");
-            teardown(cx, rec, argv, &p.workdir, self.args.teardown_timeout)?;
-        }
-        if let Some(sig) = cancel::requested() {
-            rec.outcome = Outcome::Error;
-            let msg = format!(
-                "interrupted by {sig}: what ran was killed{}",
-                if p.teardown.is_some() {
-                    ", then the teardown ran"
-                } else {
-                    ""
-                }
-            );
-            eprintln!("fci: conform ERROR: {msg}");
-            rec.notes.push(msg);
-            rec.data.insert("interrupted".into(), json!(sig));
-        }
+        // The teardown may have left secrets in the log too: scrubbed last.
+        add_secrets(&self.kubeconfig_path());
+        scrub_record(cx, rec);
         Ok(artifacts)
     }
 
@@ -334,6 +326,76 @@ impl Stage for Conform {
 }
 
 impl Conform {
+    fn execute_all(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
+        let mut p = self.planned.take().expect("planned before executed");
+        // A conformance run is never reused: its result depends on a live cluster, whose
+        // state no input digest covers (nor do the files a kubeconfig names, or the programs
+        // of --installer/--runner-cmd/--teardown). Runs with the same inputs still take the
+        // same lock, so they do not run against one cluster at once.
+        rec.cacheable = false;
+        let spinner = Spinner::new("conform");
+        rec.backend = Some(p.runner.name().to_string());
+        rec.data.insert("commit".into(), json!(p.commit));
+        rec.data.insert("runner".into(), json!(p.runner.name()));
+        if let Runner::Sonobuoy { mode } = &p.runner {
+            rec.data.insert("mode".into(), json!(mode));
+        }
+        std::fs::create_dir_all(&p.workdir)?;
+        std::fs::create_dir_all(&p.junit_dir)?;
+        // Interrupted before anything ran (while planning or taking the lock): nothing of
+        // this run is on a cluster, so there is nothing to tear down.
+        if let Some(sig) = cancel::requested() {
+            error(
+                rec,
+                format!("interrupted by {sig} before anything ran; no teardown"),
+            );
+            rec.data.insert("interrupted".into(), json!(sig));
+            return Ok(Vec::new());
+        }
+        let artifacts = match self.session(cx, rec, &mut p, &spinner) {
+            Ok(a) => a,
+            Err(e) => {
+                error(rec, crate::exec::redact(&crate::error::one_line(&e)));
+                Vec::new()
+            }
+        };
+        // Whether the signal came before the teardown (what ran was killed) or during it.
+        let before_teardown = cancel::requested().is_some();
+        if let Some(argv) = &p.teardown {
+            if before_teardown && !p.started {
+                rec.notes.push(
+                    "the teardown did not run: the signal came before the installer or the runner started"
+                        .into(),
+                );
+            } else {
+                spinner.step("tearing down");
+                teardown(cx, rec, argv, self.args.teardown_timeout)?;
+            }
+        }
+        if let Some(sig) = cancel::requested() {
+            rec.outcome = Outcome::Error;
+            let torn = match rec.data.get("teardown_exit") {
+                Some(Value::Number(n)) => format!("the teardown ran to its end (exit {n})"),
+                Some(_) => "the teardown ran and was killed by its --teardown-timeout".into(),
+                None => String::new(),
+            };
+            let msg = match (before_teardown, torn.is_empty()) {
+                (true, true) => format!("interrupted by {sig}: what ran was killed"),
+                (true, false) => format!("interrupted by {sig}: what ran was killed, then {torn}"),
+                (false, _) => format!("interrupted by {sig} during the teardown: {torn}"),
+            };
+            eprintln!("fci: conform ERROR: {msg}");
+            rec.notes.push(msg);
+            rec.data.insert("interrupted".into(), json!(sig));
+        }
+        Ok(artifacts)
+    }
+
+    /// The kubeconfig this run uses (given, or where the installer leaves it).
+    fn kubeconfig_path(&self) -> PathBuf {
+        self.kubeconfig.clone().unwrap_or_default()
+    }
+
     /// Install, wait, run, read: everything the teardown follows. An ERROR is recorded in
     /// `rec` (with its reason) rather than returned, so the record keeps what was learnt.
     fn session(
@@ -346,16 +408,23 @@ impl Conform {
         let a = &self.args;
         if let Some(argv) = &p.installer {
             spinner.step("installing the cluster");
+            if cancel::requested().is_some() {
+                return Ok(Vec::new());
+            }
+            p.started = true;
             let g = cancel::run(
                 cx.log(),
-                &crate::exec::Cmd::new(&argv[0])
-                    .args(&argv[1..])
-                    .dir(&p.workdir),
+                // In the directory fci was started from, as a user expects of
+                // `--installer ansible-playbook -i inventory install.yml`.
+                &crate::exec::Cmd::new(&argv[0]).args(&argv[1..]),
                 crate::cli::timeout(a.install_timeout),
                 false,
                 OnSignal::Kill,
             )?;
             rec.data.insert("installer_exit".into(), json!(g.done.code));
+            // Whatever it did, the kubeconfig it left (if any) holds secrets it may have
+            // printed: they are scrubbed from all that is recorded.
+            add_secrets(&p.kubeconfig);
             match g.stopped {
                 Some(Stopped::Interrupted) => return Ok(Vec::new()),
                 Some(Stopped::TimedOut) => {
@@ -413,6 +482,16 @@ impl Conform {
             .insert("server".into(), json!(cluster.display_server()));
         rec.data.insert("context".into(), json!(cluster.context));
         rec.data.insert("auth".into(), json!(cluster.auth.kind()));
+        rec.data
+            .insert("tls_verified".into(), json!(cluster.tls_verified));
+        if !cluster.tls_verified {
+            rec.notes.push(if cluster.insecure {
+                "insecure-skip-tls-verify: the API server's certificate was not verified".into()
+            } else {
+                "the API server was reached over plain http: its identity was not verified"
+                    .to_string()
+            });
+        }
 
         spinner.step(&format!("waiting for {}/readyz", cluster.display_server()));
         let client = ready::client(cluster)
@@ -455,6 +534,10 @@ impl Conform {
             "running the conformance suite ({})",
             p.runner.name()
         ));
+        if cancel::requested().is_some() {
+            return Ok(Vec::new());
+        }
+        p.started = true;
         let ran = p.runner.run(
             &p.kubeconfig,
             &p.workdir,
@@ -479,6 +562,10 @@ impl Conform {
             }
             None => {}
         }
+        if let Some(why) = ran.untrusted {
+            error(rec, why);
+            return Ok(Vec::new());
+        }
         if ran.junit.is_empty() {
             error(
                 rec,
@@ -494,6 +581,7 @@ impl Conform {
         spinner.step("reading the JUnit reports");
         let mut artifacts = Vec::new();
         let mut tally = results::Tally::default();
+        let mut findings = results::Findings::default();
         for f in &ran.junit {
             let name = f.file_name().unwrap_or_default().to_string_lossy();
             // Kept whatever it says: a report that cannot be read is the first thing to see.
@@ -502,7 +590,14 @@ impl Conform {
                 .store(f, ArtifactKind::Junit, &name, StageName::Conform)?;
             let kept = stored.path.clone();
             artifacts.push(stored);
-            if let Err(why) = results::read(f, p.runner.name(), &mut rec.results, &mut tally) {
+            let before = findings.inconsistent.len();
+            if let Err(why) = results::read(
+                f,
+                p.runner.name(),
+                &mut rec.results,
+                &mut tally,
+                &mut findings,
+            ) {
                 rec.data.insert("tests".into(), tally.to_json());
                 error(
                     rec,
@@ -510,11 +605,58 @@ impl Conform {
                 );
                 return Ok(artifacts);
             }
+            if findings.inconsistent.len() > before {
+                let why = findings.inconsistent[before..].join("; ");
+                findings.inconsistent.truncate(before);
+                findings.inconsistent.push(format!(
+                    "JUnit report {name} (kept as {kept}) is inconsistent: {why}"
+                ));
+            }
         }
         rec.data.insert("tests".into(), tally.to_json());
+        if !findings.suite_nodes.is_empty() {
+            rec.data.insert(
+                "suite_nodes".into(),
+                findings
+                    .suite_nodes
+                    .iter()
+                    .map(|(n, o, _)| json!({"name": n, "outcome": o}))
+                    .collect(),
+            );
+        }
+        // A report that contradicts itself, or a suite that broke outside its tests, is not
+        // a conformance result either way: ERROR, with the cases it did list kept.
+        if let Some(why) = findings.inconsistent.first() {
+            error(rec, format!("{why}; not trusted"));
+            return Ok(artifacts);
+        }
+        if !findings.suite_failures.is_empty() {
+            error(
+                rec,
+                format!(
+                    "the suite itself failed: {}",
+                    findings.suite_failures.join("; ")
+                ),
+            );
+            return Ok(artifacts);
+        }
         if ran.exit != Some(0) {
+            // e2e.test and openshift-tests exit non-zero when a test failed: then the JUnit
+            // decides. A non-zero exit with no failing test in the JUnit means the runner
+            // broke in a way its report does not show: never a pass.
+            if tally.failed + tally.errors == 0 {
+                error(
+                    rec,
+                    format!(
+                        "the {} runner {} but its JUnit reports no failing test: not trusted",
+                        p.runner.name(),
+                        status(ran.exit)
+                    ),
+                );
+                return Ok(artifacts);
+            }
             rec.notes.push(format!(
-                "the {} runner {}; its JUnit decides the outcome",
+                "the {} runner {}; its JUnit, with failing tests, decides the outcome",
                 p.runner.name(),
                 status(ran.exit)
             ));
@@ -525,8 +667,13 @@ impl Conform {
                 error(
                     rec,
                     format!(
-                        "no conformance test ran: the JUnit reports hold {} skipped cases and nothing else",
-                        tally.skipped
+                        "no conformance test ran: the JUnit reports hold {} skipped cases{} and nothing else",
+                        tally.skipped,
+                        if findings.suite_nodes.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" and {} suite nodes (setup, not tests)", findings.suite_nodes.len())
+                        }
                     ),
                 );
                 return Ok(artifacts);
@@ -551,7 +698,7 @@ impl Conform {
                 failed.len()
             );
             for n in failed {
-                eprintln!("  {}", progress::plain(n));
+                eprintln!("  {}", progress::plain(&scrub(n)));
             }
         }
         Ok(artifacts)
@@ -560,18 +707,10 @@ impl Conform {
 
 /// Runs the teardown; its trouble is noted, and an ERROR only when nothing else went wrong
 /// (a FAILED suite stays FAILED: that is the news, the leftover cluster a note).
-fn teardown(
-    cx: &mut Ctx,
-    rec: &mut RecordParts,
-    argv: &[String],
-    workdir: &Path,
-    limit: u64,
-) -> Result<()> {
+fn teardown(cx: &mut Ctx, rec: &mut RecordParts, argv: &[String], limit: u64) -> Result<()> {
     let g = cancel::run(
         cx.log(),
-        &crate::exec::Cmd::new(&argv[0])
-            .args(&argv[1..])
-            .dir(workdir),
+        &crate::exec::Cmd::new(&argv[0]).args(&argv[1..]),
         crate::cli::timeout(limit),
         false,
         OnSignal::Ignore,
@@ -598,8 +737,62 @@ fn teardown(
     Ok(())
 }
 
+/// The secrets of the kubeconfigs this run read (given, or left by the installer): never
+/// written anywhere the stage records (stderr, notes, data, results, the stage log).
+static SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn add_secrets(file: &Path) {
+    let found = kubeconfig::secrets(file);
+    if let Ok(mut s) = SECRETS.lock() {
+        s.extend(found);
+        s.sort_by_key(|x| std::cmp::Reverse(x.len()));
+        s.dedup();
+    }
+}
+
+/// `text` with every known secret replaced by `***`.
+fn scrub(text: &str) -> String {
+    let Ok(secrets) = SECRETS.lock() else {
+        return text.to_string();
+    };
+    let mut out = text.to_string();
+    for s in secrets.iter() {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "***");
+        }
+    }
+    out
+}
+
+fn scrub_value(v: &mut Value) {
+    match v {
+        Value::String(s) => *s = scrub(s),
+        Value::Array(a) => a.iter_mut().for_each(scrub_value),
+        Value::Object(o) => o.values_mut().for_each(scrub_value),
+        _ => {}
+    }
+}
+
+/// Scrubs what the record holds and the stage log, before they are stored.
+fn scrub_record(cx: &mut Ctx, rec: &mut RecordParts) {
+    for n in rec.notes.iter_mut() {
+        *n = scrub(n);
+    }
+    for v in rec.data.values_mut() {
+        scrub_value(v);
+    }
+    for r in rec.results.iter_mut() {
+        r.testcase = scrub(&r.testcase);
+        r.note = r.note.as_deref().map(scrub);
+    }
+    if let Err(e) = cx.log().rewrite(scrub) {
+        error(rec, format!("cannot scrub the stage log: {e}"));
+    }
+}
+
 /// An ERROR with its reason: in the record, and on stderr also with --quiet.
 fn error(rec: &mut RecordParts, msg: String) {
+    let msg = scrub(&msg);
     eprintln!("fci: conform ERROR: {}", progress::plain(&msg));
     rec.outcome = Outcome::Error;
     rec.notes.push(msg);

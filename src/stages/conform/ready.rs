@@ -1,6 +1,7 @@
 //! Waiting for the API server: `GET {server}/readyz` with the kubeconfig's trust and
-//! credentials until it answers 200. Not answering, 5xx and failed checks (`[-]etcd failed`)
-//! mean "not yet"; 401/403 mean the credentials were refused, which waiting will not mend.
+//! credentials until it answers 200 with the body `ok`. Not answering, 5xx, failed checks
+//! (`[-]etcd failed`), another 200 body and a redirect (never followed) mean "not yet";
+//! 401/403 mean the credentials were refused, which waiting will not mend.
 
 use super::cancel;
 use super::kubeconfig::{Auth, Cluster};
@@ -20,6 +21,8 @@ pub enum Ready {
 pub fn client(cluster: &Cluster) -> Result<reqwest::blocking::Client, String> {
     let mut b = reqwest::blocking::Client::builder()
         .use_rustls_tls()
+        // A redirect is an answer, not readiness: the credentials must not follow it elsewhere.
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(10));
     if let Some(pem) = &cluster.ca_pem {
@@ -78,9 +81,15 @@ pub fn wait(
         let answer = match req.send() {
             Ok(resp) => {
                 let status = resp.status().as_u16();
+                let location = resp
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
                 let body = resp.text().unwrap_or_default();
-                if status == 200 {
-                    log.line(&format!("# {shown}: 200 {}", first_line(&body)));
+                // The API server's readyz answers exactly `ok`; any other 200 (a proxy's
+                // login page, a load balancer's default site) is not the API server ready.
+                if status == 200 && body.trim() == "ok" {
+                    log.line(&format!("# {shown}: 200 ok"));
                     return Ready::Yes {
                         waited_s: crate::stage::round3(start.elapsed().as_secs_f64()),
                     };
@@ -89,7 +98,20 @@ pub fn wait(
                     log.line(&format!("# {shown}: HTTP {status}"));
                     return Ready::Refused { status };
                 }
-                format!("HTTP {status}: {}", failed_checks(&body))
+                if (300..400).contains(&status) {
+                    let to = location.as_deref().map_or_else(
+                        || "no Location".to_string(),
+                        |l| crate::exec::redact(&crate::exec::strip_credentials(l)),
+                    );
+                    format!("HTTP {status}: a redirect to {to} (not followed)")
+                } else if status == 200 {
+                    format!(
+                        "HTTP 200 but the body is not `ok`: {}",
+                        first_line(&body).chars().take(200).collect::<String>()
+                    )
+                } else {
+                    format!("HTTP {status}: {}", failed_checks(&body))
+                }
             }
             Err(e) => crate::exec::scrub_credentials(&reason(&e), &cluster.server),
         };

@@ -56,6 +56,9 @@ pub struct Ran {
     pub stopped: Option<Stopped>,
     /// What else happened on the way (sonobuoy retrieve/delete trouble).
     pub notes: Vec<String>,
+    /// Why no result of this run can be trusted, whatever JUnit there is (a failed
+    /// `sonobuoy run`: what `retrieve` would return may be an earlier run's).
+    pub untrusted: Option<String>,
 }
 
 impl Runner {
@@ -88,7 +91,8 @@ impl Runner {
         timeout: Option<Duration>,
         log: &mut Log,
     ) -> Result<Ran> {
-        let base = |program: &str| Cmd::new(program).dir(work).env("KUBECONFIG", kubeconfig);
+        // Runners run in the directory fci was started from (relative paths are the user's).
+        let base = |program: &str| Cmd::new(program).env("KUBECONFIG", kubeconfig);
         let suite = match self {
             Runner::Sonobuoy { mode } => {
                 return sonobuoy(mode, kubeconfig, work, timeout, log);
@@ -104,12 +108,22 @@ impl Runner {
             Runner::Custom(argv) => base(&argv[0]).args(&argv[1..]),
         };
         let g = cancel::run(log, &suite, timeout, false, OnSignal::Kill)?;
+        // The runner may have replaced its report directory by a link to reports elsewhere.
+        let untrusted = std::fs::symlink_metadata(junit_dir)
+            .is_ok_and(|m| !m.file_type().is_dir())
+            .then(|| {
+                format!(
+                    "{} was replaced by a symlink or a file: not trusted",
+                    junit_dir.display()
+                )
+            });
         Ok(Ran {
             junit: xml_files(junit_dir),
             looked_in: format!("{}/**/*.xml", junit_dir.display()),
             exit: g.done.code,
             stopped: g.stopped,
             notes: Vec::new(),
+            untrusted,
         })
     }
 }
@@ -128,7 +142,6 @@ fn sonobuoy(
             .arg(verb)
             .arg("--kubeconfig")
             .arg(kubeconfig)
-            .dir(work)
             .env("KUBECONFIG", kubeconfig)
     };
     let mut notes = Vec::new();
@@ -141,7 +154,15 @@ fn sonobuoy(
         OnSignal::Kill,
     )?;
     let (exit, stopped) = (g.done.code, g.stopped);
-    if stopped.is_none() {
+    // A failed `sonobuoy run` has no results of its own: `retrieve` would fetch whatever the
+    // cluster still holds (an earlier run's, when its `delete` failed). Not retrieved at all.
+    let untrusted = (stopped.is_none() && exit != Some(0)).then(|| {
+        format!(
+            "sonobuoy run {}: its results are not retrieved (what the cluster holds may be an earlier run's)",
+            super::status(exit)
+        )
+    });
+    if stopped.is_none() && untrusted.is_none() {
         std::fs::create_dir_all(&results)?;
         let retrieve = cancel::run(
             log,
@@ -156,9 +177,36 @@ fn sonobuoy(
             .lines()
             .map(str::trim)
             .rfind(|l| !l.is_empty())
-            .map(|l| work.join(l));
+            .map(|l| std::path::absolute(l).unwrap_or_else(|_| work.join(l)));
         match tarball {
             Some(t) if retrieve.done.success() && t.is_file() => {
+                // Listed first: a member named absolutely or through `..` would land outside
+                // the results directory.
+                let listed = cancel::run(
+                    log,
+                    &Cmd::new(TAR.program).arg("-tf").arg(&t),
+                    Some(Duration::from_secs(600)),
+                    true,
+                    OnSignal::Kill,
+                )?;
+                if let Some(bad) = listed
+                    .done
+                    .stdout
+                    .lines()
+                    .find(|m| unsafe_member(m))
+                    .or_else(|| (!listed.done.success()).then_some(""))
+                {
+                    let why = if bad.is_empty() {
+                        format!("tar cannot list sonobuoy's tarball {}", t.display())
+                    } else {
+                        format!(
+                            "sonobuoy's tarball {} has a member outside its directory ({}): not unpacked, not trusted",
+                            t.display(),
+                            crate::progress::plain(bad)
+                        )
+                    };
+                    return finish(log, &sono, exit, stopped, notes, Some(why));
+                }
                 let untar = cancel::run(
                     log,
                     &Cmd::new(TAR.program)
@@ -184,6 +232,26 @@ fn sonobuoy(
             )),
         }
     }
+    finish(log, &sono, exit, stopped, notes, untrusted).map(|mut ran| {
+        if ran.untrusted.is_none() && ran.stopped.is_none() {
+            match sonobuoy_junit(&results) {
+                Ok(junit) => ran.junit = junit,
+                Err(why) => ran.untrusted = Some(why),
+            }
+        }
+        ran
+    })
+}
+
+/// `sonobuoy delete`, whatever happened before, then the run's end.
+fn finish(
+    log: &mut Log,
+    sono: &dyn Fn(&str) -> Cmd,
+    exit: Option<i32>,
+    stopped: Option<Stopped>,
+    mut notes: Vec<String>,
+    untrusted: Option<String>,
+) -> Result<Ran> {
     // The runner's namespace goes, also after a failure or a signal; the teardown (if any)
     // follows, and a delete that cannot finish is only noted.
     let del = cancel::run(
@@ -199,23 +267,54 @@ fn sonobuoy(
             super::status(del.done.code)
         ));
     }
-    let global = results.join("plugins/e2e/results/global");
-    let mut junit: Vec<PathBuf> = std::fs::read_dir(&global)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "xml") && p.is_file())
-                .collect()
-        })
-        .unwrap_or_default();
-    junit.sort();
     Ok(Ran {
-        junit,
+        junit: Vec::new(),
         looked_in: "plugins/e2e/results/global/*.xml in sonobuoy's tarball".into(),
         exit,
         stopped,
         notes,
+        untrusted,
     })
+}
+
+/// The JUnit files of an unpacked sonobuoy tarball: only regular files, reached through real
+/// directories (a symlinked `global` or `results` could point at any report on the host).
+fn sonobuoy_junit(results: &Path) -> Result<Vec<PathBuf>, String> {
+    let global = results.join("plugins/e2e/results/global");
+    if std::fs::symlink_metadata(&global).is_err() {
+        return Ok(Vec::new());
+    }
+    if !crate::workspace::real_dir_below(results, &global) {
+        return Err(
+            "sonobuoy's tarball reaches plugins/e2e/results/global through a symlink (or it is not a directory): not trusted"
+                .into(),
+        );
+    }
+    let mut junit = Vec::new();
+    for e in std::fs::read_dir(&global).map_err(|e| format!("{}: {e}", global.display()))? {
+        let e = e.map_err(|e| format!("{}: {e}", global.display()))?;
+        let p = e.path();
+        if p.extension().is_none_or(|x| x != "xml") {
+            continue;
+        }
+        // file_type() does not follow a symlink.
+        match e.file_type() {
+            Ok(t) if t.is_file() => junit.push(p),
+            _ => {
+                return Err(format!(
+                    "sonobuoy's {} is not a regular file (a symlink?): not trusted",
+                    p.strip_prefix(results).unwrap_or(&p).display()
+                ))
+            }
+        }
+    }
+    junit.sort();
+    Ok(junit)
+}
+
+/// A tar member name that would not stay below the directory it is unpacked in.
+fn unsafe_member(name: &str) -> bool {
+    name.starts_with('/') || name.split('/').any(|c| c == "..")
 }
 
 /// Every `*.xml` file below `dir` (not following links), sorted.
@@ -238,4 +337,17 @@ fn xml_files(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn members_outside_the_directory_are_unsafe() {
+        for bad in ["/etc/passwd", "../x", "plugins/../../x", "a/.."] {
+            assert!(super::unsafe_member(bad), "{bad}");
+        }
+        for ok in ["plugins/e2e/results/global/junit_01.xml", "meta/", "a..b/c"] {
+            assert!(!super::unsafe_member(ok), "{ok}");
+        }
+    }
 }
