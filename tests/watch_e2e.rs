@@ -964,7 +964,11 @@ fn push_messages_through_rabbitmq_as_dist_git_sends_them() {
     );
     let r = watch(&w, &cfg, &["--amqp-url", &url, "--once"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(r.stderr.contains("kept in state/watch/pending"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("kept in state/watch/pending"),
+        "{}",
+        r.stderr
+    );
     let ms = lines(&r.stdout);
     assert_eq!(ms.len(), 1);
     assert_eq!(ms[0]["subject"]["commit"], hello2.as_str());
