@@ -825,7 +825,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__watch)
-            opts="-q -h --config --once --interval --emit-existing --amqp-url --queue --message --output-dir --jobs --workspace --quiet --help"
+            opts="-q -h --config --once --interval --remote-timeout --emit-existing --amqp-url --queue --message --output-dir --jobs --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -836,6 +836,10 @@ _fci() {
                     return 0
                     ;;
                 --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remote-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

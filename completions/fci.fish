@@ -40,7 +40,8 @@ complete -c fci -n "__fish_fci_needs_command" -f -a "report" -d 'Decide gating a
 complete -c fci -n "__fish_fci_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
 complete -c fci -n "__fish_fci_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c fci -n "__fish_fci_using_subcommand watch" -l config -d 'The pipeline\'s configuration (monitored packages, dist-git, branches)' -r -F
-complete -c fci -n "__fish_fci_using_subcommand watch" -l interval -d 'Poll again after this long, until stopped (60s, 5m, 1h)' -r
+complete -c fci -n "__fish_fci_using_subcommand watch" -l interval -d 'Poll again after this long, until stopped (60s, 5m, 1h); with --amqp-url, how often kept messages are tried again while the queue is idle (default 30s)' -r
+complete -c fci -n "__fish_fci_using_subcommand watch" -l remote-timeout -d 'A remote dist-git that does not answer in this long is an ERROR for its package' -r
 complete -c fci -n "__fish_fci_using_subcommand watch" -l amqp-url -d 'Consume dist-git push messages (git.receive) from this AMQP broker' -r
 complete -c fci -n "__fish_fci_using_subcommand watch" -l queue -d 'The broker queue to consume (declared durable, bound to amq.topic for #.git.receive)' -r
 complete -c fci -n "__fish_fci_using_subcommand watch" -l message -d 'Act on one git.receive message from a file (\'-\' for stdin)' -r -F

@@ -543,6 +543,16 @@ fn remote_dist_git_over_a_git_daemon_and_an_unreachable_one() {
     );
     assert_eq!(range["commits"].as_array().unwrap().len(), 1);
 
+    // A run killed during a fetch leaves a lock in the mirror: the next poll goes on.
+    let mirror = w.ws().join("state/watch/mirrors/tally.git");
+    std::fs::write(mirror.join("refs/heads/f41.lock"), "").unwrap();
+    std::fs::write(mirror.join("config.lock"), "").unwrap();
+    let newer = d.push("tally", "f41", ALICE, "tally: after a killed run");
+    let r = watch(&w, &cfg, &["--once"]);
+    assert_eq!(r.code, 3, "hello is still missing: {}", r.stderr);
+    assert!(!r.stderr.contains("ERROR tally"), "{}", r.stderr);
+    assert_eq!(lines(&r.stdout)[0]["subject"]["commit"], newer.as_str());
+
     // Now hello exists: a first sight, recorded; exit 0.
     d.package("hello", &["f41"]);
     let r = watch(&w, &cfg, &["--once"]);
@@ -838,6 +848,15 @@ fn bad_configs_and_flags_are_bad_input() {
     let r = watch(&w, &p, &[]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("--once"), "{}", r.stderr);
+    for bad in [
+        "amqp//guest:hunter22@x",
+        "guest:hunter22@x",
+        "http://guest:hunter22@x/",
+    ] {
+        let r = watch(&w, &p, &["--amqp-url", bad, "--once"]);
+        assert_eq!(r.code, 2, "{bad}: {}", r.stderr);
+        assert!(!r.stderr.contains("hunter22"), "{}", r.stderr);
+    }
 }
 
 #[test]
@@ -919,6 +938,12 @@ fn push_messages_through_rabbitmq_as_dist_git_sends_them() {
         "org.fedoraproject.prod.git.receive"
     );
     assert_eq!(data["trigger"]["username"], "alice");
+    assert!(
+        data["trigger"]["message_id"]
+            .as_str()
+            .is_some_and(|m| m.len() >= 32),
+        "fedora-messaging's message id (the AMQP property): {data}"
+    );
     assert_eq!(
         data["range"]["commits"].as_array().unwrap().len(),
         2,
@@ -981,6 +1006,53 @@ fn push_messages_through_rabbitmq_as_dist_git_sends_them() {
     let r = watch(&w, &cfg, &["--amqp-url", &url, "--once"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.is_empty());
+
+    // A long-running consumer tries a kept message again while the queue is idle: the push
+    // whose commit was not there yet is emitted once it is, without a restart.
+    let out = w.path().join("live");
+    let mut live = w
+        .cmd()
+        .args([
+            "watch",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--amqp-url",
+            &url,
+        ])
+        .args(["--interval", "1s", "--output-dir", out.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::fs::write(clone.join("later.txt"), "later").unwrap();
+    git(&clone, ALICE, &["add", "-A"]);
+    git(&clone, ALICE, &["commit", "-q", "-m", "tally: later"]);
+    let later = git(&clone, ALICE, &["rev-parse", "HEAD"]);
+    publish_git_receive(
+        &broker,
+        &json!([git_receive(&d, "tally", "f41", &later, ALICE)]),
+    );
+    let pending = w.ws().join("state/watch/pending");
+    let wait_for = |what: &dyn Fn() -> bool, why: &str| {
+        let start = std::time::Instant::now();
+        while !what() {
+            assert!(start.elapsed().as_secs() < 30, "{why}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    wait_for(
+        &|| std::fs::read_dir(&pending).is_ok_and(|mut d| d.next().is_some()),
+        "the message was not kept",
+    );
+    git(&clone, ALICE, &["push", "-q", "origin", "f41"]);
+    let file = out.join(format!("tally-f41-{later}.json"));
+    wait_for(
+        &|| file.exists(),
+        "the kept message was not retried while idle",
+    );
+    let _ = live.kill();
+    let _ = live.wait();
+    assert_eq!(std::fs::read_dir(&pending).unwrap().count(), 0);
 }
 
 #[test]
@@ -1164,4 +1236,178 @@ fn a_second_watcher_on_the_workspace_stops_at_once() {
     assert!(r.stderr.contains(lock.to_str().unwrap()), "{}", r.stderr);
     assert!(t.elapsed().as_secs() < 10, "it did not wait");
     assert_eq!(watch(&w, &cfg, &["--once"]).code, 0, "free again");
+}
+
+#[test]
+fn kept_messages_are_kept_once_and_a_first_sight_does_not_swallow_them() {
+    let w = Ws::new();
+    let d = DistGit::new(w.path());
+    d.package("tally", &["f41"]);
+    let cfg = config(w.path(), "./rpms", "[f41]", "[tally, ghost]");
+    let head = d.head("tally", "f41");
+    let save = |name: &str, v: &Value| {
+        let p = w.path().join(name);
+        std::fs::write(&p, v.to_string()).unwrap();
+        p
+    };
+    let ghost = save("ghost.json", &git_receive(&d, "ghost", "f41", &head, ALICE));
+    for _ in 0..2 {
+        let r = watch(&w, &cfg, &["--message", ghost.to_str().unwrap()]);
+        assert_eq!(r.code, 3, "{}", r.stderr);
+    }
+    let pending = || {
+        std::fs::read_dir(w.ws().join("state/watch/pending"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(pending(), 1, "the same message is kept once");
+    // Bad input writes nothing, kept messages included.
+    let r = watch(&w, &cfg, &["--message", "/nonexistent.json"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    assert_eq!(pending(), 1);
+
+    // The repository appears, and a first poll records its head without a run: the kept
+    // push must still make one.
+    git(
+        w.path(),
+        ALICE,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            d.rpms.join("tally.git").to_str().unwrap(),
+            d.rpms.join("ghost.git").to_str().unwrap(),
+        ],
+    );
+    let r = watch(&w, &cfg, &["--once"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "a first poll emits nothing");
+    // An upper-case rev is the same commit.
+    let upper = save(
+        "upper.json",
+        &git_receive(&d, "tally", "f41", &head.to_uppercase(), ALICE),
+    );
+    let r = watch(&w, &cfg, &["--message", upper.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ms = lines(&r.stdout);
+    assert_eq!(ms.len(), 2, "the kept ghost push and tally's: {ms:#?}");
+    assert_eq!(by_package(&ms, "ghost")["subject"]["commit"], head.as_str());
+    assert_eq!(
+        by_package(&ms, "tally")["stages"][0]["data"]["trigger"]["rev"],
+        head.as_str()
+    );
+    assert_eq!(pending(), 0);
+}
+
+#[test]
+fn a_closed_stdout_emits_nothing_and_records_nothing() {
+    let w = Ws::new();
+    let d = DistGit::new(w.path());
+    d.package("tally", &["f41"]);
+    let cfg = config(w.path(), "./rpms", "[f41]", "[tally]");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("exec \"$0\" \"$@\" >&-")
+        .arg(env!("CARGO_BIN_EXE_fci"))
+        .arg("--workspace")
+        .arg(w.ws())
+        .args(["watch", "--once", "--emit-existing", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stdout is closed"));
+    assert!(!w.ws().join("state/watch/heads.json").exists());
+}
+
+#[test]
+fn a_hung_remote_costs_its_timeout_and_leaves_nothing_running() {
+    let w = Ws::new();
+    // Accepts connections and never answers, like a stuck dist-git front end.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    std::fs::create_dir_all(w.path().join("rpms")).unwrap();
+    let cfg = config(
+        w.path(),
+        &format!("http://127.0.0.1:{port}/rpms"),
+        "[f41]",
+        "[a, b]",
+    );
+    let t = std::time::Instant::now();
+    let r = watch(&w, &cfg, &["--once", "--remote-timeout", "2s"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(t.elapsed().as_secs() < 30, "took {:?}", t.elapsed());
+    assert!(
+        r.stderr.contains("ERROR a") && r.stderr.contains("ERROR b"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("no answer in 2 s"), "{}", r.stderr);
+    let needle = format!("127.0.0.1:{port}");
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&needle))
+        .collect();
+    assert!(left.is_empty(), "left running: {left:?}");
+}
+
+#[test]
+fn a_merge_lists_only_what_it_brought() {
+    let w = Ws::new();
+    let d = DistGit::new(w.path());
+    d.package("tally", &["f41"]);
+    let clone = d.work.join("tally");
+    git(&clone, ALICE, &["checkout", "-q", "f41"]);
+    for i in 0..30 {
+        git(
+            &clone,
+            ALICE,
+            &["commit", "-q", "--allow-empty", "-m", &format!("c{i}")],
+        );
+    }
+    git(&clone, ALICE, &["push", "-q", "origin", "f41"]);
+    let cfg = config(w.path(), "./rpms", "[f41]", "[tally]");
+    assert_eq!(watch(&w, &cfg, &["--once"]).code, 0);
+    // A side branch from far back, one fix on it, merged.
+    git(&clone, BOB, &["checkout", "-q", "-b", "side", "f41~25"]);
+    git(
+        &clone,
+        BOB,
+        &["commit", "-q", "--allow-empty", "-m", "side fix"],
+    );
+    git(&clone, BOB, &["checkout", "-q", "f41"]);
+    git(
+        &clone,
+        BOB,
+        &["merge", "-q", "--no-ff", "-m", "merge side", "side"],
+    );
+    git(&clone, BOB, &["push", "-q", "origin", "f41"]);
+    let r = watch(&w, &cfg, &["--once"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ms = lines(&r.stdout);
+    let range = &ms[0]["stages"][0]["data"]["range"];
+    let mut summaries: Vec<&str> = range["commits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["summary"].as_str().unwrap())
+        .collect();
+    summaries.sort();
+    assert_eq!(summaries, vec!["merge side", "side fix"], "{range}");
+    assert_eq!(range["forced"], false);
 }

@@ -13,6 +13,13 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
 use std::time::Duration;
 
+/// What the consumer hands over: a message, or a moment with nothing queued (when kept
+/// messages are tried again).
+pub enum Event<'a> {
+    Message(&'a [u8], super::message::Envelope),
+    Idle,
+}
+
 /// What the handler made of a message.
 pub enum Handled {
     /// Done (emitted, or ignored): acknowledge it.
@@ -99,9 +106,11 @@ impl Consumer {
     pub fn run(
         self,
         once: bool,
-        mut handle: impl FnMut(&[u8], &str) -> anyhow::Result<Handled>,
+        idle_every: Duration,
+        mut handle: impl FnMut(Event) -> anyhow::Result<Handled>,
     ) -> anyhow::Result<usize> {
         let mut count = 0;
+        let mut idle_since = std::time::Instant::now();
         let result: anyhow::Result<usize> = loop {
             let got = self.rt.block_on(async {
                 tokio::time::timeout(
@@ -118,6 +127,12 @@ impl Consumer {
                 Ok(Err(e)) => break Err(self.infra(&e).into()),
                 Ok(Ok(None)) if once => break Ok(count),
                 Ok(Ok(None)) => {
+                    if idle_since.elapsed() >= idle_every {
+                        idle_since = std::time::Instant::now();
+                        if let Err(e) = handle(Event::Idle) {
+                            break Err(e);
+                        }
+                    }
                     std::thread::sleep(Duration::from_secs(1));
                     continue;
                 }
@@ -125,7 +140,11 @@ impl Consumer {
             };
             let d = msg.delivery;
             count += 1;
-            match handle(&d.data, d.routing_key.as_str()) {
+            let env = super::message::Envelope {
+                routing_key: Some(d.routing_key.to_string()),
+                message_id: d.properties.message_id().as_ref().map(|m| m.to_string()),
+            };
+            match handle(Event::Message(&d.data, env)) {
                 Ok(_) => {
                     if let Err(e) = self.rt.block_on(d.ack(BasicAckOptions::default())) {
                         break Err(self.infra(&e).into());

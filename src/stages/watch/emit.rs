@@ -55,6 +55,12 @@ impl Output {
                 crate::workspace::write_atomic(&dir.join(name), m.to_json().as_bytes())
             }
             Output::Lines => {
+                // A closed stdout is /dev/null by the time fci runs (Rust's runtime reopens it
+                // there), and /dev/null takes every write: the change would be recorded as
+                // seen and never emitted.
+                if stdout_is_null() {
+                    anyhow::bail!("stdout is closed or /dev/null: the manifest would be lost (give --output-dir DIR)");
+                }
                 let mut line = serde_json::to_string(m)?;
                 line.push('\n');
                 let mut out = std::io::stdout().lock();
@@ -118,4 +124,17 @@ fn known_good_commit(ws: &Workspace, kg_ref: &str) -> Option<String> {
     let text = std::fs::read_to_string(ws.ostree_repo().join("refs/heads").join(kg_ref)).ok()?;
     let c = text.trim();
     crate::ostree::is_checksum(c).then(|| c.to_string())
+}
+
+fn stdout_is_null() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(null) = std::fs::metadata("/dev/null") else {
+        return false;
+    };
+    // SAFETY: fstat on descriptor 1 into a zeroed stat buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(1, &mut st) } != 0 {
+        return true;
+    }
+    (st.st_mode & libc::S_IFMT) == libc::S_IFCHR && st.st_rdev == null.rdev()
 }

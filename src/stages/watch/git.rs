@@ -8,10 +8,15 @@ use std::path::Path;
 
 /// Commits listed per change at most; a longer range is marked truncated.
 const MAX_LISTED: usize = 100;
-/// Commits walked to tell a fast-forward from a rewritten history, at most.
-const MAX_WALK: usize = 50_000;
 
 pub struct Repo(gix::Repository);
+
+#[derive(Default)]
+struct Walked {
+    listed: Vec<ObjectId>,
+    more: bool,
+    reached_hidden_tip: bool,
+}
 
 /// One commit of a pushed range.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -81,8 +86,7 @@ impl Repo {
 
     /// Whether `id` is `head` or one of its ancestors.
     pub fn contains(&self, head: &str, id: &str) -> Result<bool, String> {
-        let want = parse(id)?;
-        Ok(self.ancestors(parse(head)?)?.contains(&want))
+        Ok(self.ancestors(parse(head)?)?.contains(&parse(id)?))
     }
 
     pub fn has_commit(&self, id: &str) -> bool {
@@ -116,39 +120,51 @@ impl Repo {
         let old = parse(from)
             .ok()
             .filter(|id| self.0.find_commit(*id).is_ok());
-        let seen_before = match old {
-            Some(id) => self.ancestors(id)?,
+        let walked = self.walk(to_id, old)?;
+        range.truncated = walked.more;
+        range.forced = !walked.reached_hidden_tip;
+        range.commits = walked
+            .listed
+            .into_iter()
+            .map(|id| self.describe(id))
+            .collect::<Result<_, _>>()?;
+        // Committer time, newest first (breadth-first order is close, not exact).
+        range.commits.sort_by(|a, b| b.date.cmp(&a.date));
+        Ok(range)
+    }
+
+    /// The commits reachable from `tip` and not from `hidden` (as `git rev-list hidden..tip`),
+    /// listing at most [`MAX_LISTED`]. The whole ancestry of `hidden` is painted first:
+    /// exact whatever the commit dates (a push's commits often share one second), at the cost
+    /// of one walk of the history, only for a branch that moved.
+    fn walk(&self, tip: ObjectId, hidden: Option<ObjectId>) -> Result<Walked, String> {
+        let painted = match hidden {
+            Some(h) => self.ancestors(h)?,
             None => HashSet::new(),
         };
-        range.forced = match old {
-            Some(id) => !self.ancestors(to_id)?.contains(&id),
-            None => true,
-        };
-        let mut queue = VecDeque::from([to_id]);
-        let mut visited = HashSet::from([to_id]);
-        let mut listed = Vec::new();
+        let mut walked = Walked::default();
+        let mut queue = VecDeque::from([tip]);
+        let mut visited = HashSet::from([tip]);
         while let Some(id) = queue.pop_front() {
-            if seen_before.contains(&id) {
+            if painted.contains(&id) {
+                // Every path from `tip` down to `hidden` meets the painted part at `hidden`
+                // itself (a commit both below and above it is it): so this tells whether
+                // `hidden` is an ancestor of `tip`.
+                walked.reached_hidden_tip |= Some(id) == hidden;
                 continue;
             }
-            if listed.len() == MAX_LISTED {
-                range.truncated = true;
-                break;
+            if walked.listed.len() < MAX_LISTED {
+                walked.listed.push(id);
+            } else {
+                walked.more = true;
             }
-            listed.push(id);
             for p in self.parents(id)? {
                 if visited.insert(p) {
                     queue.push_back(p);
                 }
             }
         }
-        range.commits = listed
-            .into_iter()
-            .map(|id| self.describe(id))
-            .collect::<Result<_, _>>()?;
-        // Breadth-first order is close to newest first; committer time makes it exact.
-        range.commits.sort_by(|a, b| b.date.cmp(&a.date));
-        Ok(range)
+        Ok(walked)
     }
 
     fn parents(&self, id: ObjectId) -> Result<Vec<ObjectId>, String> {
@@ -159,14 +175,11 @@ impl Repo {
         Ok(c.parent_ids().map(|p| p.detach()).collect())
     }
 
-    /// `id` and its ancestors (at most [`MAX_WALK`]).
+    /// `id` and all its ancestors.
     fn ancestors(&self, id: ObjectId) -> Result<HashSet<ObjectId>, String> {
         let mut seen = HashSet::from([id]);
         let mut queue = VecDeque::from([id]);
         while let Some(c) = queue.pop_front() {
-            if seen.len() >= MAX_WALK {
-                break;
-            }
             for p in self.parents(c)? {
                 if seen.insert(p) {
                     queue.push_back(p);

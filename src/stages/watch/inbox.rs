@@ -9,32 +9,56 @@ use super::{message, poll, Change, Watcher};
 use crate::progress;
 use anyhow::Result;
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long a message that cannot be acted on is kept and tried again.
+const KEEP_FOR: Duration = Duration::from_secs(24 * 3600);
 
 impl Watcher {
     fn pending_dir(&self) -> PathBuf {
         self.ws.root().join("state/watch/pending")
     }
 
-    /// Acts on a message; on an ERROR keeps `raw` for the next run.
-    pub fn take(&mut self, parsed: message::Parsed, raw: &[u8]) -> Result<()> {
+    /// Acts on a message; on an ERROR keeps it for the next run (once: a redelivered or
+    /// repeated message is the same kept file).
+    pub fn take(
+        &mut self,
+        parsed: message::Parsed,
+        raw: &[u8],
+        env: &message::Envelope,
+    ) -> Result<()> {
         if let Err(why) = self.act(parsed)? {
             self.error(&format!(
-                "{why} (the message is kept in state/watch/pending: the next message run tries it again)"
+                "{why} (the message is kept in state/watch/pending: later message runs try it again for {} h)",
+                KEEP_FOR.as_secs() / 3600
             ));
             let dir = self.pending_dir();
             std::fs::create_dir_all(&dir)?;
-            // Named by arrival, then content: kept messages are retried in order, once each.
-            let name = format!(
-                "{}-{}.json",
-                chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f"),
-                &crate::digest::sha256_bytes(raw)[..16]
-            );
-            crate::workspace::write_atomic(&dir.join(name), raw)?;
+            let hash = &crate::digest::sha256_bytes(raw)[..16];
+            let kept = std::fs::read_dir(&dir)?.flatten().any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .ends_with(&format!("-{hash}.json"))
+            });
+            if !kept {
+                let now = chrono::Utc::now();
+                let doc = serde_json::json!({
+                    "kept_at": now.to_rfc3339(),
+                    "routing_key": env.routing_key,
+                    "message_id": env.message_id,
+                    "message": String::from_utf8_lossy(raw),
+                });
+                // Named by arrival: kept messages are retried oldest first.
+                let name = format!("{}-{hash}.json", now.format("%Y%m%dT%H%M%S%.6f"));
+                crate::workspace::write_atomic(&dir.join(name), doc.to_string().as_bytes())?;
+            }
         }
         Ok(())
     }
 
-    /// Tries the kept messages again, oldest first.
+    /// Tries the kept messages again, oldest first. One that still cannot be acted on after
+    /// [`KEEP_FOR`] is dropped, saying so: its commit never reached the branch (rewritten
+    /// away, or a wrong message), and a later push or poll brings the branch's head anyway.
     pub fn retry_pending(&mut self) -> Result<()> {
         let dir = self.pending_dir();
         let Ok(rd) = std::fs::read_dir(&dir) else {
@@ -47,17 +71,45 @@ impl Watcher {
             .collect();
         files.sort();
         for file in files {
-            let raw = std::fs::read(&file)?;
-            let done = match message::parse(&raw, None, &self.cfg) {
-                // It parsed when it was kept; edited since, it is nothing to act on.
+            let doc: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&file)?).unwrap_or_default();
+            let raw = doc["message"]
+                .as_str()
+                .unwrap_or_default()
+                .as_bytes()
+                .to_vec();
+            let env = message::Envelope {
+                routing_key: doc["routing_key"].as_str().map(str::to_string),
+                message_id: doc["message_id"].as_str().map(str::to_string),
+            };
+            let kept_at = doc["kept_at"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            let done = match message::parse(&raw, &env, &self.cfg) {
+                // It parsed when it was kept; damaged since, it is nothing to act on.
                 Err(_) => true,
                 Ok(parsed) => match self.act(parsed)? {
                     Ok(()) => true,
                     Err(why) => {
+                        let expired = kept_at.is_none_or(|t| {
+                            chrono::Utc::now()
+                                .signed_duration_since(t)
+                                .to_std()
+                                .unwrap_or_default()
+                                > KEEP_FOR
+                        });
                         self.error(&format!(
-                            "{why} (a message kept from an earlier run; kept again)"
+                            "{why} (a message kept since {}; {})",
+                            kept_at
+                                .map(|t| t.to_rfc3339())
+                                .unwrap_or_else(|| "?".into()),
+                            if expired {
+                                "dropped now: kept too long"
+                            } else {
+                                "kept again"
+                            }
                         ));
-                        false
+                        expired
                     }
                 },
             };
@@ -109,10 +161,13 @@ impl Watcher {
             }
             Err(why) => return fail(why),
         }
-        let old = self
+        // A head a first poll only recorded was never emitted: this push still makes a run.
+        let seen = self
             .heads
             .get(&push.package, &push.branch)
             .map(str::to_string);
+        let first_sight = self.heads.first_sight(&push.package, &push.branch);
+        let old = seen.filter(|s| !(first_sight && *s == head));
         if old.as_deref() == Some(head.as_str()) {
             progress::note(&format!(
                 "watch: {} {} on {}: already seen",

@@ -26,8 +26,17 @@ pub enum Parsed {
     Ignored(String),
 }
 
+/// What the broker said of a message beside its body: its routing key (the topic) and the
+/// AMQP `message_id` property, where fedora-messaging puts the message's id.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Envelope {
+    pub routing_key: Option<String>,
+    pub message_id: Option<String>,
+}
+
 /// Reads one message; `Err` is a malformed message (bad input), with what is wrong.
-pub fn parse(bytes: &[u8], routing_key: Option<&str>, cfg: &Config) -> Result<Parsed, String> {
+pub fn parse(bytes: &[u8], env: &Envelope, cfg: &Config) -> Result<Parsed, String> {
+    let routing_key = env.routing_key.as_deref();
     let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not a JSON message: {e}"))?;
     let obj = v.as_object().ok_or("not a JSON object")?;
     let (topic, id, body) = match obj.get("body") {
@@ -38,6 +47,7 @@ pub fn parse(bytes: &[u8], routing_key: Option<&str>, cfg: &Config) -> Result<Pa
         ),
         _ => (routing_key.map(str::to_string), None, &v),
     };
+    let id = id.or_else(|| env.message_id.clone());
     if let Some(t) = &topic {
         if t != "git.receive" && !t.ends_with(".git.receive") {
             return Ok(Parsed::Ignored(format!("topic `{t}` is not git.receive")));
@@ -56,7 +66,8 @@ pub fn parse(bytes: &[u8], routing_key: Option<&str>, cfg: &Config) -> Result<Pa
     };
     let package = field("repo")?;
     let branch = field("branch")?;
-    let rev = field("rev")?;
+    // Git prints ids in lower case; a hook or a hand-written message may not.
+    let rev = field("rev")?.to_ascii_lowercase();
     if !crate::config::is_package_name(&package) {
         return Err(format!("commit.repo `{package}` is not a package name"));
     }

@@ -37,9 +37,13 @@ pub struct Args {
     /// Poll every repository once and exit (with --amqp-url: take what is queued, then exit)
     #[arg(long)]
     pub once: bool,
-    /// Poll again after this long, until stopped (60s, 5m, 1h)
+    /// Poll again after this long, until stopped (60s, 5m, 1h); with --amqp-url, how often
+    /// kept messages are tried again while the queue is idle (default 30s)
     #[arg(long, value_name = "DURATION", value_parser = crate::cli::parse_duration, conflicts_with = "once")]
     pub interval: Option<Duration>,
+    /// A remote dist-git that does not answer in this long is an ERROR for its package
+    #[arg(long, default_value = "120s", value_name = "DURATION", value_parser = crate::cli::parse_duration)]
+    pub remote_timeout: Duration,
     /// On the first poll of a branch, emit its head instead of only recording it as seen
     #[arg(long)]
     pub emit_existing: bool,
@@ -80,7 +84,19 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
         (None, Some(u)) if u.trim().is_empty() => {
             return Err(FciError::Usage("--amqp-url is empty".into()).into())
         }
-        (None, Some(u)) => Mode::Amqp(u.clone()),
+        (None, Some(u)) => {
+            // Checked here, never echoed: a malformed URL would otherwise reach an error
+            // message with its password.
+            let ok = reqwest::Url::parse(u)
+                .is_ok_and(|p| matches!(p.scheme(), "amqp" | "amqps") && p.host().is_some());
+            if !ok {
+                return Err(FciError::Usage(
+                    "--amqp-url is not an amqp:// or amqps:// URL with a host".into(),
+                )
+                .into());
+            }
+            Mode::Amqp(u.clone())
+        }
         (None, None) if args.once || args.interval.is_some() => Mode::Poll {
             interval: args.interval,
         },
@@ -94,6 +110,9 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     };
     if args.interval.is_some_and(|d| d.is_zero()) {
         return Err(FciError::Usage("--interval must be longer than 0".into()).into());
+    }
+    if args.remote_timeout.is_zero() {
+        return Err(FciError::Usage("--remote-timeout must be longer than 0".into()).into());
     }
     let cfg = Config::load(&args.config)?;
     let out = emit::Output::new(args.output_dir.as_deref())?;
@@ -113,6 +132,7 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
         out,
         emit_existing: args.emit_existing,
         jobs: args.jobs as usize,
+        remote_timeout: args.remote_timeout,
         errors: 0,
         emitted: 0,
     };
@@ -125,24 +145,37 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
             }
         },
         Mode::Message(path) => {
-            w.retry_pending()?;
+            // The message is read and checked before anything is emitted: bad input (exit 2)
+            // means no output.
             let bytes = read_message(&path)?;
-            match message::parse(&bytes, None, &w.cfg) {
-                Ok(parsed) => w.take(parsed, &bytes)?,
-                Err(why) => return Err(FciError::input(&path, why).into()),
-            }
+            let env = message::Envelope::default();
+            let parsed =
+                message::parse(&bytes, &env, &w.cfg).map_err(|why| FciError::input(&path, why))?;
+            w.retry_pending()?;
+            w.take(parsed, &bytes, &env)?;
         }
         Mode::Amqp(url) => {
             w.retry_pending()?;
             let consumer = amqp::Consumer::connect(&url, &args.queue)?;
-            let n = consumer.run(args.once, |bytes, key| {
-                match message::parse(bytes, Some(key), &w.cfg) {
+            let idle = args.interval.unwrap_or(Duration::from_secs(30));
+            let n = consumer.run(args.once, idle, |event| {
+                let (bytes, env) = match event {
+                    amqp::Event::Idle => {
+                        w.retry_pending()?;
+                        return Ok(amqp::Handled::Done);
+                    }
+                    amqp::Event::Message(bytes, env) => (bytes, env),
+                };
+                match message::parse(bytes, &env, &w.cfg) {
                     Ok(parsed) => {
-                        w.take(parsed, bytes)?;
+                        w.take(parsed, bytes, &env)?;
                         Ok(amqp::Handled::Done)
                     }
                     Err(why) => {
-                        progress::note(&format!("watch: rejected a message ({key}): {why}"));
+                        progress::note(&format!(
+                            "watch: rejected a message ({}): {why}",
+                            env.routing_key.as_deref().unwrap_or("?")
+                        ));
                         Ok(amqp::Handled::Rejected)
                     }
                 }
@@ -182,6 +215,7 @@ pub struct Watcher {
     out: emit::Output,
     emit_existing: bool,
     jobs: usize,
+    remote_timeout: Duration,
     /// Repositories that could not be read in this session.
     errors: usize,
     emitted: usize,
@@ -215,7 +249,7 @@ impl Watcher {
         also_seen: Vec<(String, String, String)>,
     ) -> Result<Vec<String>> {
         for (p, b, c) in &also_seen {
-            self.heads.set(p, b, c);
+            self.heads.set_first_sight(p, b, c);
         }
         let mut failure = None;
         let mut failed = Vec::new();

@@ -183,7 +183,7 @@ impl Watcher {
             .dist_git
             .url_of(package)
             .expect("a remote dist-git");
-        let heads = remote::ls_remote(&url, &self.cfg.branches, log)?;
+        let heads = remote::ls_remote(&url, &self.cfg.branches, self.remote_timeout, log)?;
         let mut found = Found {
             missing: (self.cfg.branches.iter())
                 .filter(|b| !heads.contains_key(*b))
@@ -193,7 +193,13 @@ impl Watcher {
         };
         for (branch, head) in heads {
             if let Some(old) = self.classify(package, &branch, &head, &mut found) {
-                let dir = remote::fetch(&url, &branch, &self.mirror(package), log)?;
+                let dir = remote::fetch(
+                    &url,
+                    &branch,
+                    &self.mirror(package),
+                    self.remote_timeout,
+                    log,
+                )?;
                 let repo = Repo::open(&dir)?;
                 let range = repo.range(old.as_deref(), &head)?;
                 found.changes.push(Change {
@@ -241,7 +247,7 @@ pub fn read_one(
             let scratch = w.ws.scratch("watch-").map_err(|e| e.to_string())?;
             let mut log =
                 Log::create(&scratch.path().join("fetch.log")).map_err(|e| e.to_string())?;
-            let dir = remote::fetch(&url, branch, &w.mirror(package), &mut log)?;
+            let dir = remote::fetch(&url, branch, &w.mirror(package), w.remote_timeout, &mut log)?;
             let repo = Repo::open(&dir)?;
             let head = repo.head(branch)?;
             Ok((repo, url, head))

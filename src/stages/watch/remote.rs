@@ -7,10 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// A remote that does not answer in this time is unreachable for this poll.
-const TIMEOUT: Duration = Duration::from_secs(120);
-
-fn git(args: &[&str]) -> Cmd {
+fn git(args: &[&str], timeout: Duration) -> Cmd {
     // Never a prompt (a poll has no terminal), nor the host's credential or proxy quirks
     // beyond git's own configuration.
     Cmd::new("git")
@@ -19,26 +16,31 @@ fn git(args: &[&str]) -> Cmd {
         .env("SSH_ASKPASS", "/bin/false")
         .args(["-c", "protocol.version=2"])
         .args(args)
-        .timeout(Some(TIMEOUT))
+        .timeout(Some(timeout))
+        // Its own group: at the deadline git's transport helpers (`git remote-https`, which
+        // hold the output pipe) die with it, so a hung server costs one package the
+        // timeout, not the whole poll.
+        .own_group()
 }
 
 /// The heads of `branches` at `url`: branch → commit (absent branches are left out).
 pub fn ls_remote(
     url: &str,
     branches: &[String],
+    timeout: Duration,
     log: &mut Log,
 ) -> Result<BTreeMap<String, String>, String> {
     let refs: Vec<String> = branches.iter().map(|b| format!("refs/heads/{b}")).collect();
     let mut args = vec!["ls-remote", "--heads", "--", url];
     args.extend(refs.iter().map(String::as_str));
     let out = log
-        .capture(&git(&args))
+        .capture(&git(&args, timeout))
         .map_err(|e| format!("{}: {e}", crate::exec::strip_credentials(url)))?;
     if out.timed_out {
         return Err(format!(
             "{}: no answer in {} s",
             crate::exec::strip_credentials(url),
-            TIMEOUT.as_secs()
+            timeout.as_secs()
         ));
     }
     if !out.success() {
@@ -62,13 +64,57 @@ pub fn ls_remote(
     Ok(heads)
 }
 
-/// Fetches `branch` of `url` into the mirror at `dir` (made on first use); returns it.
-pub fn fetch(url: &str, branch: &str, dir: &Path, log: &mut Log) -> Result<PathBuf, String> {
+/// Fetches `branch` of `url` into the mirror at `dir` (made on first use); returns it. Only
+/// this watcher uses the mirror (it holds the workspace's watch lock), so a lock file in it
+/// was left by a killed run and is removed, and a half-made mirror is made again.
+pub fn fetch(
+    url: &str,
+    branch: &str,
+    dir: &Path,
+    timeout: Duration,
+    log: &mut Log,
+) -> Result<PathBuf, String> {
+    remove_stale_locks(dir, log);
+    fetch_into(url, branch, dir, timeout, log).map(|()| dir.to_path_buf())
+}
+
+fn remove_stale_locks(dir: &Path, log: &mut Log) {
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(t) = e.file_type() else { continue };
+            if t.is_dir() && e.file_name() != "objects" {
+                todo.push(p);
+            } else if t.is_file() && p.extension().is_some_and(|x| x == "lock") {
+                log.line(&format!(
+                    "# removing {} (left by a killed run)",
+                    p.display()
+                ));
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
+}
+
+fn fetch_into(
+    url: &str,
+    branch: &str,
+    dir: &Path,
+    timeout: Duration,
+    log: &mut Log,
+) -> Result<(), String> {
     let fail = |what: String| format!("{}: {what}", crate::exec::strip_credentials(url));
-    if !dir.join("HEAD").is_file() {
+    if !(dir.join("HEAD").is_file() && dir.join("config").is_file()) {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+        }
         std::fs::create_dir_all(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
         let init = log
-            .capture(&git(&["init", "--quiet", "--bare"]).arg(dir))
+            .capture(&git(&["init", "--quiet", "--bare"], timeout).arg(dir))
             .map_err(|e| fail(e.to_string()))?;
         if !init.success() {
             return Err(fail(format!("git init: {}", init.reason())));
@@ -77,27 +123,30 @@ pub fn fetch(url: &str, branch: &str, dir: &Path, log: &mut Log) -> Result<PathB
     let refspec = format!("+refs/heads/{branch}:refs/heads/{branch}");
     let dir_s = dir.to_string_lossy().into_owned();
     let out = log
-        .capture(&git(&[
-            "-C",
-            &dir_s,
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--no-write-fetch-head",
-            "--",
-            url,
-            &refspec,
-        ]))
+        .capture(&git(
+            &[
+                "-C",
+                &dir_s,
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--",
+                url,
+                &refspec,
+            ],
+            timeout,
+        ))
         .map_err(|e| fail(e.to_string()))?;
     if !out.success() {
         return Err(fail(format!(
             "git fetch {branch}: {}",
             if out.timed_out {
-                "no answer".to_string()
+                format!("no answer in {} s", timeout.as_secs())
             } else {
                 crate::exec::scrub_credentials(out.reason(), url)
             }
         )));
     }
-    Ok(dir.to_path_buf())
+    Ok(())
 }

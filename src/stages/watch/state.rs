@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 
 pub struct Heads {
     path: PathBuf,
-    /// `package/branch` → commit.
-    pub seen: BTreeMap<String, String>,
+    /// `package/branch` → commit, and whether it was only recorded at a first poll (never
+    /// emitted: a push message for it still makes a run).
+    seen: BTreeMap<String, (String, bool)>,
     dirty: bool,
 }
 
@@ -33,7 +34,8 @@ impl Heads {
                     let c = c.ok_or_else(|| {
                         FciError::input(&path, format!("damaged watch state: `{k}` has no commit"))
                     })?;
-                    seen.insert(k.clone(), c.to_string());
+                    let first = e["first_sight"].as_bool().unwrap_or(false);
+                    seen.insert(k.clone(), (c.to_string(), first));
                 }
                 seen
             }
@@ -48,12 +50,32 @@ impl Heads {
     }
 
     pub fn get(&self, package: &str, branch: &str) -> Option<&str> {
-        self.seen.get(&key(package, branch)).map(String::as_str)
+        self.seen
+            .get(&key(package, branch))
+            .map(|(c, _)| c.as_str())
     }
 
+    /// Whether the head was only recorded by a first poll, never emitted.
+    pub fn first_sight(&self, package: &str, branch: &str) -> bool {
+        self.seen
+            .get(&key(package, branch))
+            .is_some_and(|(_, f)| *f)
+    }
+
+    /// Records `commit` as emitted (or deliberately not queued).
     pub fn set(&mut self, package: &str, branch: &str, commit: &str) {
-        let old = self.seen.insert(key(package, branch), commit.to_string());
-        self.dirty |= old.as_deref() != Some(commit);
+        self.put(package, branch, commit, false);
+    }
+
+    /// Records `commit` as seen at a first poll, without a run.
+    pub fn set_first_sight(&mut self, package: &str, branch: &str, commit: &str) {
+        self.put(package, branch, commit, true);
+    }
+
+    fn put(&mut self, package: &str, branch: &str, commit: &str, first: bool) {
+        let new = (commit.to_string(), first);
+        let old = self.seen.insert(key(package, branch), new.clone());
+        self.dirty |= old.as_ref() != Some(&new);
     }
 
     /// Writes the heads when they changed.
@@ -64,7 +86,14 @@ impl Heads {
         let heads: Map<String, Value> = self
             .seen
             .iter()
-            .map(|(k, c)| (k.clone(), json!({ "commit": c })))
+            .map(|(k, (c, first))| {
+                let e = if *first {
+                    json!({ "commit": c, "first_sight": true })
+                } else {
+                    json!({ "commit": c })
+                };
+                (k.clone(), e)
+            })
             .collect();
         let doc = json!({ "heads": heads, "updated": crate::now_rfc3339() });
         std::fs::create_dir_all(self.path.parent().expect("state file has a directory"))?;
