@@ -1592,3 +1592,43 @@ fn commands_run_in_the_directory_fci_was_started_from() {
         assert_eq!(x.mark(&format!("{name}.inventory")), "[control]\nnode1\n");
     }
 }
+
+#[test]
+fn a_skipped_after_a_failure_an_idle_report_or_a_symlinked_report_never_pass() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let args = custom_runner_args(&k);
+    // <failure> then <skipped> in one test case: FAILED, naming it.
+    let r = x.run(&strs(&args), &[("CONFORM_JUNIT", "skipfail")]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("[sig-network] DNS"), "{}", r.stderr);
+    assert_eq!(conform_record(&r).1["outcome"], "FAILED");
+    // An empty report, or one of skipped cases only, beside a passing one: ERROR naming it.
+    for idle in ["empty", "allskipped"] {
+        let r = x.run(
+            &strs(&args),
+            &[("CONFORM_JUNIT", "pass"), ("CONFORM_JUNIT2", idle)],
+        );
+        assert_eq!(r.code, 3, "{idle}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("no conformance test ran") && r.stderr.contains("junit_02.xml"),
+            "{idle}: {}",
+            r.stderr
+        );
+        assert_eq!(conform_record(&r).1["outcome"], "ERROR");
+    }
+    // A report that is a symlink (to any file on the host): ERROR, not silently left out.
+    let r = x.run(
+        &strs(&args),
+        &[("CONFORM_JUNIT", "pass"), ("CONFORM_LINK", "1")],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("junit_02.xml") && r.stderr.contains("not trusted"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(conform_record(&r).1["outcome"], "ERROR");
+    assert_eq!(x.teardowns(), 4);
+}

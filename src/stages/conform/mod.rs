@@ -582,6 +582,9 @@ impl Conform {
         let mut artifacts = Vec::new();
         let mut tally = results::Tally::default();
         let mut findings = results::Findings::default();
+        // Each report must hold a test that ran: an empty or all-skipped file beside a
+        // passing one is a runner (or shard) that tested nothing, never part of a pass.
+        let mut idle: Vec<String> = Vec::new();
         for f in &ran.junit {
             let name = f.file_name().unwrap_or_default().to_string_lossy();
             // Kept whatever it says: a report that cannot be read is the first thing to see.
@@ -591,6 +594,7 @@ impl Conform {
             let kept = stored.path.clone();
             artifacts.push(stored);
             let before = findings.inconsistent.len();
+            let (tally_before, nodes_before) = (tally, findings.suite_nodes.len());
             if let Err(why) = results::read(
                 f,
                 p.runner.name(),
@@ -610,6 +614,20 @@ impl Conform {
                 findings.inconsistent.truncate(before);
                 findings.inconsistent.push(format!(
                     "JUnit report {name} (kept as {kept}) is inconsistent: {why}"
+                ));
+            }
+            let ran_here = (tally.passed + tally.failed + tally.errors)
+                - (tally_before.passed + tally_before.failed + tally_before.errors);
+            if ran_here == 0 {
+                let nodes = findings.suite_nodes.len() - nodes_before;
+                idle.push(format!(
+                    "JUnit report {name} (kept as {kept}) holds {} skipped cases{} and nothing else",
+                    tally.skipped - tally_before.skipped,
+                    if nodes == 0 {
+                        String::new()
+                    } else {
+                        format!(" and {nodes} suite nodes (setup, not tests)")
+                    }
                 ));
             }
         }
@@ -637,6 +655,13 @@ impl Conform {
                     "the suite itself failed: {}",
                     findings.suite_failures.join("; ")
                 ),
+            );
+            return Ok(artifacts);
+        }
+        if !idle.is_empty() {
+            error(
+                rec,
+                format!("no conformance test ran: {}", idle.join("; ")),
             );
             return Ok(artifacts);
         }
