@@ -256,7 +256,10 @@ pub fn parse_report<R: BufRead>(input: R) -> Result<Report, String> {
             }
             // A DTD may declare entities (expanded, or external): a report is plain JUnit.
             Event::DocType(_) => {
-                return Err("the report has a DTD (<!DOCTYPE ...>): entity declarations are not accepted".into())
+                return Err(
+                    "the report has a DTD (<!DOCTYPE ...>): entity declarations are not accepted"
+                        .into(),
+                )
             }
             Event::Eof => break,
             _ => {}

@@ -1402,9 +1402,21 @@ fn malformed_server_urls_are_bad_input_without_their_secrets() {
     refused(
         &x,
         &with("https://127.0.0.1:6443/?token=QUERYSECRET"),
-        &["a query or a fragment", "https://127.0.0.1:6443/"],
+        &["a query or a fragment", "https://127.0.0.1:6443"],
         &["QUERYSECRET"],
     );
+    // A `?` or `#` in the password: nothing of the string after `://` is echoed.
+    for bad in [
+        "https://admin:pa55?w0rd@127.0.0.1:6443",
+        "https://admin:pa55#w0rd@127.0.0.1:6443",
+    ] {
+        refused(
+            &x,
+            &with(bad),
+            &["the server URL is not a valid URL"],
+            &["pa55", "w0rd", "admin"],
+        );
+    }
 }
 
 #[test]
@@ -1631,4 +1643,77 @@ fn a_skipped_after_a_failure_an_idle_report_or_a_symlinked_report_never_pass() {
     );
     assert_eq!(conform_record(&r).1["outcome"], "ERROR");
     assert_eq!(x.teardowns(), 4);
+}
+
+#[test]
+fn secrets_wrapped_encoded_or_in_the_junit_are_scrubbed_too() {
+    use base64::Engine;
+    let x = World::new();
+    // A client key inline, its base64 wrapped at 64 columns in a YAML block, printed whole
+    // by the runner.
+    let api = Api::start(x.w.path(), 0.0, true);
+    let c = certs();
+    let key = std::fs::read(c.join("client.key")).unwrap();
+    let key64 = b64(&key);
+    let lines: Vec<String> = key64
+        .as_bytes()
+        .chunks(64)
+        .map(|l| String::from_utf8(l.to_vec()).unwrap())
+        .collect();
+    let k = x.w.path().join("wrapped-kubeconfig");
+    std::fs::write(
+        &k,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: ctx\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {}\ncontexts:\n- name: ctx\n  context: {{cluster: c, user: u}}\nusers:\n- name: u\n  user:\n    client-certificate-data: {}\n    client-key-data: |\n      {}\n",
+            api.server(),
+            b64(&std::fs::read(c.join("ca.crt")).unwrap()),
+            b64(&std::fs::read(c.join("client.crt")).unwrap()),
+            lines.join("\n      ")
+        ),
+    )
+    .unwrap();
+    let r = x.run(
+        &strs(&custom_runner_args(&k)),
+        &[("CONFORM_JUNIT", "pass"), ("CONFORM_LEAK", "1")],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let body: Vec<String> = String::from_utf8_lossy(&key)
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .map(String::from)
+        .collect();
+    for secret in lines[..lines.len() - 1].iter().chain(&body) {
+        let found = files_holding(&x.w.ws(), secret);
+        assert!(found.is_empty(), "{secret} is in {found:?}");
+    }
+    drop(api);
+    // A token: base64-encoded and URL-encoded in the output, as a bearer header in the JUnit.
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let t64 = base64::engine::general_purpose::STANDARD.encode(TOKEN);
+    let r = x.run(
+        &strs(&custom_runner_args(&k)),
+        &[
+            ("CONFORM_JUNIT", "leak"),
+            ("CONFORM_SECRET", TOKEN),
+            ("CONFORM_PRINT", &format!("auth {t64} and ?t={TOKEN}")),
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let (m, s) = conform_record(&r);
+    assert!(x.log_of(&s).contains("auth *** and"), "{}", x.log_of(&s));
+    for secret in [TOKEN, t64.trim_end_matches('=')] {
+        let found = files_holding(&x.w.ws(), secret);
+        assert!(found.is_empty(), "{secret} is in {found:?}");
+        assert!(!r.stderr.contains(secret) && !r.stdout.contains(secret));
+    }
+    // The JUnit is kept, scrubbed.
+    let junit = m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["type"] == "junit")
+        .unwrap();
+    let kept = std::fs::read_to_string(x.w.ws().join(junit["path"].as_str().unwrap())).unwrap();
+    assert!(kept.contains("Bearer ***"), "{kept}");
 }

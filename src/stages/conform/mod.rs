@@ -587,6 +587,13 @@ impl Conform {
         let mut idle: Vec<String> = Vec::new();
         for f in &ran.junit {
             let name = f.file_name().unwrap_or_default().to_string_lossy();
+            if let Err(e) = scrub_file(f) {
+                error(
+                    rec,
+                    format!("JUnit report {name}: cannot scrub secrets from it: {e}"),
+                );
+                return Ok(artifacts);
+            }
             // Kept whatever it says: a report that cannot be read is the first thing to see.
             let stored = cx
                 .ws
@@ -659,10 +666,7 @@ impl Conform {
             return Ok(artifacts);
         }
         if !idle.is_empty() {
-            error(
-                rec,
-                format!("no conformance test ran: {}", idle.join("; ")),
-            );
+            error(rec, format!("no conformance test ran: {}", idle.join("; ")));
             return Ok(artifacts);
         }
         if ran.exit != Some(0) {
@@ -775,18 +779,58 @@ fn add_secrets(file: &Path) {
     }
 }
 
-/// `text` with every known secret replaced by `***`.
+/// `text` with every known secret replaced by `***`: wherever it appears, or, for one
+/// under 4 characters (a password `Zq9`), where it stands as a word of its own (between
+/// characters that are not letters or digits), so that it does not blank every `Zq9x`.
 fn scrub(text: &str) -> String {
     let Ok(secrets) = SECRETS.lock() else {
         return text.to_string();
     };
     let mut out = text.to_string();
     for s in secrets.iter() {
-        if out.contains(s.as_str()) {
-            out = out.replace(s.as_str(), "***");
+        if !out.contains(s.as_str()) {
+            continue;
         }
+        out = if s.chars().count() < 4 {
+            scrub_word(&out, s)
+        } else {
+            out.replace(s.as_str(), "***")
+        };
     }
     out
+}
+
+/// `text` with `word` replaced by `***` where no letter or digit is next to it.
+fn scrub_word(text: &str, word: &str) -> String {
+    let alnum = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (i, _) in text.match_indices(word) {
+        let end = i + word.len();
+        if i < last || alnum(text[..i].chars().next_back()) || alnum(text[end..].chars().next()) {
+            continue;
+        }
+        out.push_str(&text[last..i]);
+        out.push_str("***");
+        last = end;
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+/// A runner's JUnit file with the secrets scrubbed, before it is stored (a runner may
+/// write a request's `Authorization: Bearer TOKEN` into a failure message). The scrubbed
+/// text replaces the file by a rename, never writing through a link the runner made.
+fn scrub_file(f: &Path) -> std::io::Result<()> {
+    let bytes = std::fs::read(f)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let clean = scrub(&text);
+    if clean != text {
+        let tmp = f.with_extension("xml.scrubbed");
+        std::fs::write(&tmp, clean.as_bytes())?;
+        std::fs::rename(&tmp, f)?;
+    }
+    Ok(())
 }
 
 fn scrub_value(v: &mut Value) {
@@ -864,5 +908,16 @@ fn find_program(flag: &str, program: &str) -> Result<(), FciError> {
             tool: program.into(),
             hint: format!("the program of {flag} is not an executable file; check the path"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn short_secrets_are_scrubbed_as_words() {
+        assert_eq!(
+            super::scrub_word("password Zq9, Zq9x xZq9 (Zq9)", "Zq9"),
+            "password ***, Zq9x xZq9 (***)"
+        );
     }
 }

@@ -365,7 +365,10 @@ mod tests {
         assert_eq!(super::xml_files(d.path()).unwrap().len(), 1);
         std::os::unix::fs::symlink("/etc/hostname", d.path().join("junit_02.xml")).unwrap();
         let e = super::xml_files(d.path()).unwrap_err();
-        assert!(e.contains("junit_02.xml") && e.contains("not trusted"), "{e}");
+        assert!(
+            e.contains("junit_02.xml") && e.contains("not trusted"),
+            "{e}"
+        );
     }
 
     #[test]
