@@ -1717,3 +1717,46 @@ fn secrets_wrapped_encoded_or_in_the_junit_are_scrubbed_too() {
     let kept = std::fs::read_to_string(x.w.ws().join(junit["path"].as_str().unwrap())).unwrap();
     assert!(kept.contains("Bearer ***"), "{kept}");
 }
+
+#[test]
+fn after_a_signal_fcis_own_locks_are_still_waited_for() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let child = x
+        .cmd(
+            &strs(&custom_runner_args(&k)),
+            &[("CONFORM_JUNIT", "sleep")],
+            true,
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&x.dir.join("runner.pids"));
+    // Another process holds the message journal's lock a while, as a concurrent run may.
+    let lock = x.w.ws().join("locks/messages.lock");
+    let held = x.dir.join("held");
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sh", "-c"])
+        .arg(format!("touch {}; sleep 3", held.display()))
+        .spawn()
+        .unwrap();
+    wait_for(&held);
+    // SAFETY: a signal to the fci this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let r = Run::from(child.wait_with_output().unwrap());
+    holder.wait().unwrap();
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(!r.stderr.contains("nothing was run"), "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["data"]["interrupted"], "SIGINT");
+    let journal = std::fs::read_to_string(x.w.ws().join("messages/journal.jsonl")).unwrap();
+    assert!(
+        journal
+            .lines()
+            .any(|l| l.contains("conform") && l.contains(".error")),
+        "{journal}"
+    );
+}

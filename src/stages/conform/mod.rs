@@ -127,7 +127,9 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     // From here a signal is noted: the cluster must be torn down before fci goes. A wait for
     // the workspace lock ends on one (nothing ran yet, so no teardown: exit 3, "interrupted").
     cancel::install();
-    crate::workspace::stop_lock_waits_when(|| {
+    // Only the stage's input lock (`conform-DIGEST`): the message journal's, the AMQP
+    // spool's and delivery's locks must be waited for, or the stage's end is not recorded.
+    crate::workspace::interrupt_lock_waits("conform-", || {
         cancel::requested().map(|sig| format!("interrupted by {sig}"))
     });
     let common = args.common.clone();
