@@ -1760,3 +1760,45 @@ fn after_a_signal_fcis_own_locks_are_still_waited_for() {
         "{journal}"
     );
 }
+
+#[test]
+fn a_loopback_server_is_reached_without_the_environments_proxy() {
+    // HTTPS_PROXY at a closed port: kubectl (Go) never proxies a loopback server, nor fci.
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let closed = "http://127.0.0.1:9";
+    let mut args = custom_runner_args(&k);
+    args.extend(["--ready-timeout".into(), "6".into()]);
+    let r = x.run(
+        &strs(&args),
+        &[
+            ("CONFORM_JUNIT", "pass"),
+            ("HTTPS_PROXY", closed),
+            ("https_proxy", closed),
+            ("ALL_PROXY", closed),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The cluster's proxy-url wins over the environment, also for a loopback server: a
+    // closed one means not ready.
+    let via = x.w.path().join("proxied-kubeconfig");
+    std::fs::write(
+        &via,
+        std::fs::read_to_string(&k).unwrap().replace(
+            &format!("    server: {}\n", api.server()),
+            &format!(
+                "    server: {}\n    proxy-url: http://puser:PROXYSECRET@127.0.0.1:9\n",
+                api.server()
+            ),
+        ),
+    )
+    .unwrap();
+    let mut args = custom_runner_args(&via);
+    args.extend(["--ready-timeout".into(), "3".into()]);
+    let r = x.run(&strs(&args), &[("CONFORM_JUNIT", "pass")]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("not ready"), "{}", r.stderr);
+    assert!(!r.stderr.contains("PROXYSECRET"), "{}", r.stderr);
+    assert!(files_holding(&x.w.ws(), "PROXYSECRET").is_empty());
+}

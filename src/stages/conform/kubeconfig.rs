@@ -14,6 +14,8 @@ pub struct Cluster {
     pub server: String,
     pub ca_pem: Option<Vec<u8>>,
     pub insecure: bool,
+    /// The cluster's `proxy-url` (kubectl's: it wins over the environment's proxy).
+    pub proxy_url: Option<String>,
     /// https with the server's certificate checked (not `insecure-skip-tls-verify`, not http).
     pub tls_verified: bool,
     pub auth: Auth,
@@ -99,6 +101,8 @@ struct RawCluster {
     ca_data: Option<String>,
     #[serde(rename = "insecure-skip-tls-verify", default)]
     insecure: bool,
+    #[serde(rename = "proxy-url")]
+    proxy_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -217,6 +221,7 @@ fn parse(text: &str, dir: &Path, context: Option<&str>) -> Result<Cluster, Strin
         server: server.trim_end_matches('/').to_string(),
         ca_pem,
         insecure: cluster.insecure,
+        proxy_url: cluster.proxy_url.filter(|p| !p.is_empty()),
         tls_verified: !plain && !cluster.insecure,
         auth,
     })
@@ -384,11 +389,15 @@ pub fn secrets(file: &Path) -> Vec<String> {
         .into_iter()
         .flatten()
     {
-        let Some(server) = c.get("cluster").and_then(|c| s(c, "server")) else {
-            continue;
-        };
+        let cluster = c.get("cluster");
         // Whether it parses or not: `https://admin:pa55?w0rd@h` does not, and still leaks.
-        if let Some(info) = crate::exec::userinfo(&server) {
+        for url in ["server", "proxy-url"]
+            .into_iter()
+            .filter_map(|k| cluster.and_then(|c| s(c, k)))
+        {
+            let Some(info) = crate::exec::userinfo(&url) else {
+                continue;
+            };
             plain.push(info.to_string());
             plain.push(b64(info));
             match info.split_once(':') {
