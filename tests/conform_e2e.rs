@@ -1744,14 +1744,17 @@ fn after_a_signal_fcis_own_locks_are_still_waited_for() {
         .spawn()
         .unwrap();
     wait_for(&held);
-    // SAFETY: a signal to the fci this test started.
+    // SIGTERM, then an impatient Ctrl-C: the first is the one recorded.
+    // SAFETY: signals to the fci this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_millis(100));
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let r = Run::from(child.wait_with_output().unwrap());
     holder.wait().unwrap();
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(!r.stderr.contains("nothing was run"), "{}", r.stderr);
     let (_, s) = conform_record(&r);
-    assert_eq!(s["data"]["interrupted"], "SIGINT");
+    assert_eq!(s["data"]["interrupted"], "SIGTERM");
     let journal = std::fs::read_to_string(x.w.ws().join("messages/journal.jsonl")).unwrap();
     assert!(
         journal
