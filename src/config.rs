@@ -153,10 +153,7 @@ fn parse_dist_git(s: &str, config_dir: &Path) -> Result<DistGit, String> {
             );
         }
         // An ssh user name (`ssh://git@host/`) is no secret; a password or an http token is.
-        let userinfo = s
-            .split_once("://")
-            .and_then(|(_, rest)| rest[..rest.find('/').unwrap_or(rest.len())].rsplit_once('@'))
-            .map(|(u, _)| u);
+        let userinfo = crate::exec::userinfo(s);
         if userinfo.is_some_and(|u| u.contains(':') || !s.starts_with("ssh://")) {
             return Err(format!(
                 "dist_git `{}` carries credentials: they would reach every manifest; use a git credential helper",
@@ -230,6 +227,11 @@ mod tests {
             ("dist_git: ./rpms\nbranches: []\npackages: [a]\n", "empty"),
             (
                 "dist_git: https://u:tok@src.example/rpms\nbranches: [f41]\npackages: [a]\n",
+                "credentials",
+            ),
+            // A `/` in the password does not hide it from the check.
+            (
+                "dist_git: https://u:pa/tok@src.example/rpms\nbranches: [f41]\npackages: [a]\n",
                 "credentials",
             ),
             ("[not, a, mapping]\n", "not a valid fci.yaml"),

@@ -340,29 +340,34 @@ pub fn kill_group(pgid: i32) {
 }
 
 /// Hides credentials written into a URL (`https://user:token@host/...`), wherever in `s` one
-/// appears, so they reach no log, manifest or message.
+/// appears, so they reach no log, manifest or message. The user info is the one `userinfo`
+/// finds (a `/`, `?` or `#` in a password does not end it early).
 pub fn redact(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
-        let end = tail
-            .find(|c: char| c == '/' || c == '?' || c.is_whitespace())
-            .unwrap_or(tail.len());
-        match tail[..end].rfind('@') {
-            Some(at) => {
-                out.push_str("***");
-                out.push_str(&tail[at..end]);
-            }
-            None => out.push_str(&tail[..end]),
-        }
-        // The rest of the URL: secret-looking query parameters lose their values.
-        let tail = &tail[end..];
-        let url_end = tail
+        let mut url_end = tail
             .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '>')
             .unwrap_or(tail.len());
-        out.push_str(&redact_query(&tail[..url_end]));
+        // A URL inside this one (`?next=https://u:p@h`) is redacted on its own: this one
+        // ends where that one's scheme starts.
+        if let Some(j) = tail[..url_end].find("://") {
+            let scheme = tail[..j]
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || "+-.".contains(c)))
+                .map_or(0, |k| k + 1);
+            url_end = scheme;
+        }
+        let url = &tail[..url_end];
+        let after = match userinfo_end(url) {
+            Some(at) => {
+                out.push_str("***");
+                &url[at..]
+            }
+            None => url,
+        };
+        out.push_str(&redact_query(after));
         rest = &tail[url_end..];
     }
     out.push_str(rest);
@@ -430,20 +435,59 @@ fn copy_redacted(from: std::io::PipeReader, mut to: File) {
     }
 }
 
-/// Where the host starts in what follows `scheme://`: after the last `@` before the query or
-/// fragment. A `/` in a password (invalid unless percent-encoded, yet written) must not end
-/// the authority early and leave the password shown; a path holding an `@` loses its start
-/// instead, which for a URL shown to people is the safe way to be wrong.
-fn host_start(rest: &str) -> Option<usize> {
-    let end = rest.find(['?', '#']).unwrap_or(rest.len());
-    rest[..end].rfind('@')
+/// Whether `a` is a plain `host[:port]` (no user info): a host name or address, a port of
+/// digits.
+fn plain_authority(a: &str) -> bool {
+    let (host, port) = match a.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, rest)) if !h.is_empty() && (rest.is_empty() || rest.starts_with(':')) => {
+                (h, rest.strip_prefix(':').unwrap_or(""))
+            }
+            _ => return false,
+        },
+        None => match a.rsplit_once(':') {
+            Some((h, p)) => (h, p),
+            None => (a, ""),
+        },
+    };
+    !host.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~%:".contains(&b))
+        && (a.starts_with('[') || !host.contains(':'))
+}
+
+/// Where the user info ends (the `@` before the host) in what follows `scheme://`, if any.
+/// A password may hold an unencoded `/`, `?` or `#` (invalid, yet written): what precedes
+/// the first of those must then not end the user info, or the rest of the password would
+/// show. So: no user info when the text before the first `/`, `?` or `#` is a plain
+/// `host[:port]` (an `@` further on is in the path or query: `https://h:443/api/a@b`);
+/// else the user info runs to the last `@`. Never leaks a password that has a `:` before
+/// it; never blanks a host without user info. Left ambiguous, and read as a host with a path:
+/// user info without a `:` (or with a port-like password of digits) whose text before an
+/// unencoded `/` looks like a host name (`https://tok/en@h`).
+fn userinfo_end(rest: &str) -> Option<usize> {
+    let at = rest.rfind('@')?;
+    let first = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    if first < at && plain_authority(&rest[..first]) {
+        return None;
+    }
+    Some(at)
+}
+
+/// The user info of `url` (`user:password` of `scheme://user:password@host/...`), found as
+/// `userinfo_end` says; the one rule for showing, redacting and scrubbing URLs.
+pub fn userinfo(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    userinfo_end(rest).map(|at| &rest[..at])
 }
 
 /// `scheme://user:password@host/path` → `scheme://host/path`.
 pub fn strip_credentials(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
-            let host = host_start(rest).map_or(rest, |at| &rest[at + 1..]);
+            let host = userinfo_end(rest).map_or(rest, |at| &rest[at + 1..]);
             format!("{scheme}://{host}")
         }
         None => url.to_string(),
@@ -454,11 +498,13 @@ pub fn strip_credentials(url: &str) -> String {
 /// error may quote the URL in ways a pattern would miss).
 pub fn scrub_credentials(text: &str, url: &str) -> String {
     let mut out = redact(text);
-    if let Some((_, rest)) = url.split_once("://") {
-        if let Some(userinfo) = host_start(rest).map(|at| &rest[..at]) {
-            for secret in userinfo.split(':').filter(|s| s.len() >= 3) {
-                out = out.replace(secret, "***");
-            }
+    if let Some(userinfo) = userinfo(url) {
+        let (user, password) = match userinfo.split_once(':') {
+            Some((u, p)) => (u, Some(p)),
+            None => (userinfo, None),
+        };
+        for secret in password.into_iter().chain([user]).filter(|s| s.len() >= 3) {
+            out = out.replace(secret, "***");
         }
     }
     out
@@ -626,11 +672,68 @@ mod tests {
             "https://h/p?next=a@b"
         );
         assert_eq!(strip_credentials("https://h:1/x"), "https://h:1/x");
+        assert_eq!(
+            strip_credentials("https://admin:pa55?w0rd@h:6443"),
+            "https://h:6443"
+        );
         assert_eq!(strip_credentials("no url"), "no url");
         let said = scrub_credentials(
             "cannot parse https://admin:S3CRET/PW@host: S3CRET/PW",
             "https://admin:S3CRET/PW@host",
         );
         assert!(!said.contains("S3CRET"), "{said}");
+    }
+
+    #[test]
+    fn one_rule_finds_the_user_info() {
+        use super::{redact, scrub_credentials, strip_credentials, userinfo};
+        // (url, its user info, as shown)
+        for (url, info, shown) in [
+            ("https://u:p@h/x", Some("u:p"), "https://h/x"),
+            ("https://u:pa/ss@h/x", Some("u:pa/ss"), "https://h/x"),
+            ("https://h:443/api/a@b", None, "https://h:443/api/a@b"),
+            (
+                "amqp://guest:S3cr/etPw@127.0.0.1:5672/%2f",
+                Some("guest:S3cr/etPw"),
+                "amqp://127.0.0.1:5672/%2f",
+            ),
+            ("https://h/?token=x", None, "https://h/?token=x"),
+            ("ssh://git@host/x", Some("git"), "ssh://host/x"),
+            ("https://u:p@ss/w@h/x", Some("u:p@ss/w"), "https://h/x"),
+            ("https://u:pa#ss@h", Some("u:pa#ss"), "https://h"),
+            ("https://[::1]:6443/a@b", None, "https://[::1]:6443/a@b"),
+            (
+                "https://u:p@[::1]:6443/",
+                Some("u:p"),
+                "https://[::1]:6443/",
+            ),
+            (
+                "https://registry.example.org/@scope/pkg",
+                None,
+                "https://registry.example.org/@scope/pkg",
+            ),
+        ] {
+            assert_eq!(userinfo(url), info, "{url}");
+            assert_eq!(strip_credentials(url), shown, "{url}");
+            let r = redact(&format!("see {url} now"));
+            if let Some(i) = info {
+                assert_eq!(
+                    r,
+                    format!("see {} now", shown.replacen("://", "://***@", 1)),
+                    "{url}"
+                );
+                assert!(!r.contains(i), "{r}");
+            } else {
+                assert_eq!(r, format!("see {url} now").replace("token=x", "token=***"));
+            }
+            // The scrubber never blanks a plain host.
+            let said = scrub_credentials(&format!("cannot reach {url}: refused by h"), url);
+            assert!(said.ends_with("refused by h"), "{url}: {said}");
+        }
+        // A URL inside another's query is redacted on its own.
+        assert_eq!(
+            redact("https://h/login?next=https://u:S3CRET@x/y"),
+            "https://h/login?next=https://***@x/y"
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! JUnit XML as conformance runners write it (sonobuoy's and e2e.test's `junit_01.xml`,
 //! openshift-tests): read as a stream, since a real Kubernetes e2e run has thousands of test
-//! cases, most of them skipped. A test case is FAILED with a `<failure>`, ERROR with an
-//! `<error>`, SKIPPED with `<skipped>`, else PASSED. A file that is not JUnit, or is cut
+//! cases, most of them skipped. A test case is FAILED with a `<failure>` (or a `status`
+//! attribute of `failed`, any case), ERROR with an `<error>` (or `status="error"`), SKIPPED
+//! with `<skipped>` and neither of those (a `<skipped>` never hides a failure), else PASSED.
+//! `<Failure>` and the like (XML names are case-sensitive) and a DTD are errors. A file that is not JUnit, or is cut
 //! short, is an error naming it: a truncated report must never read as "nothing failed".
 //! A `<failure>`/`<error>` outside any test case (the suite itself broke) is kept, and so is
 //! every `<testsuite>`/`<testsuites>` whose `tests`/`failures`/`errors` attributes disagree
@@ -126,6 +128,7 @@ pub fn parse_report<R: BufRead>(input: R) -> Result<Report, String> {
             Event::Start(e) => {
                 depth += 1;
                 let name = e.name().as_ref().to_vec();
+                junit_name(&name)?;
                 if depth == 1 {
                     if !matches!(name.as_slice(), b"testsuites" | b"testsuite") {
                         return Err(format!(
@@ -140,13 +143,9 @@ pub fn parse_report<R: BufRead>(input: R) -> Result<Report, String> {
                     b"testcase" => current = Some(case_from(&e)),
                     b"failure" | b"error" => {
                         if let Some(c) = current.as_mut() {
-                            c.outcome = if name == b"failure" {
-                                Outcome::Failed
-                            } else {
-                                Outcome::Error
-                            };
-                            c.message = attr(&e, b"message");
-                            if c.message.is_none() {
+                            let had = c.message.is_some();
+                            fail(c, &name, &e);
+                            if !had && c.message.is_none() {
                                 text_of = Some(String::new());
                             }
                         } else {
@@ -159,8 +158,9 @@ pub fn parse_report<R: BufRead>(input: R) -> Result<Report, String> {
                             }
                         }
                     }
+                    // A failure or error is never hidden by a <skipped> beside or inside it.
                     b"skipped" => {
-                        if let Some(c) = current.as_mut() {
+                        if let Some(c) = current.as_mut().filter(|c| c.outcome == Outcome::Passed) {
                             c.outcome = Outcome::Skipped;
                         }
                     }
@@ -169,6 +169,7 @@ pub fn parse_report<R: BufRead>(input: R) -> Result<Report, String> {
             }
             Event::Empty(e) => {
                 let name = e.name().as_ref().to_vec();
+                junit_name(&name)?;
                 if depth == 0 {
                     if !matches!(name.as_slice(), b"testsuites" | b"testsuite") {
                         return Err("not a JUnit report".into());
@@ -190,19 +191,15 @@ pub fn parse_report<R: BufRead>(input: R) -> Result<Report, String> {
                     }
                     b"failure" | b"error" => {
                         if let Some(c) = current.as_mut() {
-                            c.outcome = if name == b"failure" {
-                                Outcome::Failed
-                            } else {
-                                Outcome::Error
-                            };
-                            c.message = attr(&e, b"message");
+                            fail(c, &name, &e);
                         } else {
                             let m = attr(&e, b"message").unwrap_or_default();
                             report.suite_failures.push(suite_failure(&name, &m));
                         }
                     }
+                    // A failure or error is never hidden by a <skipped> beside or inside it.
                     b"skipped" => {
-                        if let Some(c) = current.as_mut() {
+                        if let Some(c) = current.as_mut().filter(|c| c.outcome == Outcome::Passed) {
                             c.outcome = Outcome::Skipped;
                         }
                     }
@@ -257,6 +254,13 @@ pub fn parse_report<R: BufRead>(input: R) -> Result<Report, String> {
                     _ => {}
                 }
             }
+            // A DTD may declare entities (expanded, or external): a report is plain JUnit.
+            Event::DocType(_) => {
+                return Err(
+                    "the report has a DTD (<!DOCTYPE ...>): entity declarations are not accepted"
+                        .into(),
+                )
+            }
             Event::Eof => break,
             _ => {}
         }
@@ -285,11 +289,59 @@ fn suite_failure(kind: &[u8], message: &str) -> String {
     )
 }
 
+/// JUnit's elements, whose names are case-sensitive as all XML names are.
+const JUNIT: [&[u8]; 6] = [
+    b"testsuites",
+    b"testsuite",
+    b"testcase",
+    b"failure",
+    b"error",
+    b"skipped",
+];
+
+/// `<Failure>`, `<TESTCASE>`: not JUnit's elements, but surely meant as them; read as
+/// unknown content they would hide a failure, so the report is not trusted.
+fn junit_name(name: &[u8]) -> Result<(), String> {
+    match JUNIT
+        .iter()
+        .find(|j| j.eq_ignore_ascii_case(name) && **j != name)
+    {
+        Some(j) => Err(format!(
+            "<{}> is not JUnit's <{}> (XML names are case-sensitive)",
+            String::from_utf8_lossy(name),
+            String::from_utf8_lossy(j)
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A `<failure>` or `<error>` in a test case: the worse outcome stays (an error over a
+/// failure), and the first message.
+fn fail(c: &mut Case, name: &[u8], e: &BytesStart) {
+    let o = if name == b"failure" {
+        Outcome::Failed
+    } else {
+        Outcome::Error
+    };
+    if c.outcome != Outcome::Error {
+        c.outcome = o;
+    }
+    if c.message.is_none() {
+        c.message = attr(e, b"message");
+    }
+}
+
 fn case_from(e: &BytesStart) -> Case {
+    // Some runners say it in a `status` attribute only (no <failure> child).
+    let outcome = match attr(e, b"status").map(|s| s.trim().to_ascii_lowercase()) {
+        Some(s) if matches!(s.as_str(), "failed" | "failure" | "fail") => Outcome::Failed,
+        Some(s) if matches!(s.as_str(), "error" | "errored") => Outcome::Error,
+        _ => Outcome::Passed,
+    };
     Case {
         name: attr(e, b"name").unwrap_or_default(),
         classname: attr(e, b"classname"),
-        outcome: Outcome::Passed,
+        outcome,
         message: None,
         time_s: attr(e, b"time").and_then(|t| t.parse().ok()),
     }
@@ -380,6 +432,45 @@ In [It] at: test/e2e/network/dns_common.go:455]]></failure>
             r.inconsistent.is_empty() && r.suite_failures.is_empty(),
             "{r:?}"
         );
+    }
+
+    #[test]
+    fn a_skipped_never_hides_a_failure() {
+        for t in [
+            r#"<testsuite><testcase name="a"><failure message="boom"/><skipped/></testcase></testsuite>"#,
+            r#"<testsuite><testcase name="a"><failure message="boom"><skipped/></failure></testcase></testsuite>"#,
+            r#"<testsuite><testcase name="a"><skipped/><failure message="boom"/></testcase></testsuite>"#,
+            r#"<testsuite><testcase name="a" status="failed"/></testsuite>"#,
+            r#"<testsuite><testcase name="a" status="FAILED"><skipped/></testcase></testsuite>"#,
+        ] {
+            let c = parse(t.as_bytes()).unwrap();
+            assert_eq!(c[0].outcome, Outcome::Failed, "{t}");
+        }
+        let t = r#"<testsuite><testcase name="a" status="Error"></testcase><testcase name="b"><error message="x"/><failure/><skipped/></testcase></testsuite>"#;
+        let c = parse(t.as_bytes()).unwrap();
+        assert_eq!(c[0].outcome, Outcome::Error);
+        assert_eq!(c[1].outcome, Outcome::Error);
+        assert_eq!(c[1].message.as_deref(), Some("x"));
+        let t = r#"<testsuite><testcase name="a" status="passed"/><testcase name="b" status="skipped"><skipped/></testcase></testsuite>"#;
+        let c = parse(t.as_bytes()).unwrap();
+        assert_eq!(c[0].outcome, Outcome::Passed);
+        assert_eq!(c[1].outcome, Outcome::Skipped);
+    }
+
+    #[test]
+    fn wrong_case_names_and_dtds_are_not_trusted() {
+        for t in [
+            r#"<testsuite><testcase name="a"><Failure message="boom"/></testcase></testsuite>"#,
+            r#"<testsuite><testcase name="a"><ERROR>x</ERROR></testcase></testsuite>"#,
+            r#"<testsuite><TestCase name="a"/></testsuite>"#,
+            r#"<?xml version="1.0"?><!DOCTYPE testsuite [<!ENTITY x "y">]><testsuite><testcase name="&x;"/></testsuite>"#,
+            r#"<!DOCTYPE testsuite SYSTEM "http://example.com/x.dtd"><testsuite/>"#,
+        ] {
+            assert!(parse(t.as_bytes()).is_err(), "{t}");
+        }
+        // Other content of a test case is no concern of JUnit's.
+        let t = r#"<testsuite><testcase name="a"><system-out>Failure</system-out><properties/></testcase></testsuite>"#;
+        assert_eq!(parse(t.as_bytes()).unwrap()[0].outcome, Outcome::Passed);
     }
 
     #[test]

@@ -393,8 +393,25 @@ impl Workspace {
         Ok(f.try_lock().is_ok().then_some(f))
     }
 
-    /// Blocks until this process holds the named lock; released on drop.
+    /// Blocks until this process holds the named lock; released on drop. Only a lock whose
+    /// name a stage registered with `interrupt_lock_waits` (its input lock) ends its wait on
+    /// a signal that stage noted; fci's own bookkeeping (the message journal, the AMQP spool,
+    /// resultsdb delivery) always waits, so the stage's end is recorded after a signal too.
     pub fn lock(&self, name: &str) -> Result<File> {
+        match LOCK_WAIT_STOP.get() {
+            Some((prefix, stop)) if name.starts_with(prefix) => {
+                self.lock_interruptible(name, *stop)
+            }
+            _ => self.lock_until(name, None),
+        }
+    }
+
+    /// `lock`, whose wait ends (exit 3, "nothing was run") once `stop` says why.
+    pub fn lock_interruptible(&self, name: &str, stop: fn() -> Option<String>) -> Result<File> {
+        self.lock_until(name, Some(stop))
+    }
+
+    fn lock_until(&self, name: &str, stop: Option<fn() -> Option<String>>) -> Result<File> {
         let path = self.root.join("locks").join(format!("{name}.lock"));
         let f = File::options()
             .create(true)
@@ -407,7 +424,7 @@ impl Workspace {
                 "waiting for {} (another fci run holds it)",
                 path.display()
             ));
-            match LOCK_WAIT_STOP.get() {
+            match stop {
                 None => f
                     .lock()
                     .with_context(|| format!("{}: cannot take lock", path.display()))?,
@@ -437,13 +454,16 @@ impl Workspace {
     }
 }
 
-/// Set by a stage that notes SIGINT/SIGTERM instead of dying (`fci conform`): says why a lock
-/// wait must end (`Some("interrupted by SIGINT")`), since the signal no longer ends fci.
-static LOCK_WAIT_STOP: std::sync::OnceLock<fn() -> Option<String>> = std::sync::OnceLock::new();
+/// Set by a stage that notes SIGINT/SIGTERM instead of dying (`fci conform`): the lock names
+/// it applies to (the stage's input lock, `conform-DIGEST`: the stage driver takes it by
+/// name) and what says why such a wait must end (`Some("interrupted by SIGINT")`), since the
+/// signal no longer ends fci. Every other lock waits as before.
+type LockWaitStop = (&'static str, fn() -> Option<String>);
+static LOCK_WAIT_STOP: std::sync::OnceLock<LockWaitStop> = std::sync::OnceLock::new();
 
-/// See `LOCK_WAIT_STOP`.
-pub fn stop_lock_waits_when(stop: fn() -> Option<String>) {
-    let _ = LOCK_WAIT_STOP.set(stop);
+/// See `LOCK_WAIT_STOP`: waits for locks named `prefix...` end once `stop` says why.
+pub fn interrupt_lock_waits(prefix: &'static str, stop: fn() -> Option<String>) {
+    let _ = LOCK_WAIT_STOP.set((prefix, stop));
 }
 
 /// Whether `dir` is `base` or a directory below it reached through real directories only:

@@ -1402,9 +1402,21 @@ fn malformed_server_urls_are_bad_input_without_their_secrets() {
     refused(
         &x,
         &with("https://127.0.0.1:6443/?token=QUERYSECRET"),
-        &["a query or a fragment", "https://127.0.0.1:6443/"],
+        &["a query or a fragment", "https://127.0.0.1:6443"],
         &["QUERYSECRET"],
     );
+    // A `?` or `#` in the password: nothing of the string after `://` is echoed.
+    for bad in [
+        "https://admin:pa55?w0rd@127.0.0.1:6443",
+        "https://admin:pa55#w0rd@127.0.0.1:6443",
+    ] {
+        refused(
+            &x,
+            &with(bad),
+            &["the server URL is not a valid URL"],
+            &["pa55", "w0rd", "admin"],
+        );
+    }
 }
 
 #[test]
@@ -1591,4 +1603,205 @@ fn commands_run_in_the_directory_fci_was_started_from() {
         );
         assert_eq!(x.mark(&format!("{name}.inventory")), "[control]\nnode1\n");
     }
+}
+
+#[test]
+fn a_skipped_after_a_failure_an_idle_report_or_a_symlinked_report_never_pass() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let args = custom_runner_args(&k);
+    // <failure> then <skipped> in one test case: FAILED, naming it.
+    let r = x.run(&strs(&args), &[("CONFORM_JUNIT", "skipfail")]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("[sig-network] DNS"), "{}", r.stderr);
+    assert_eq!(conform_record(&r).1["outcome"], "FAILED");
+    // An empty report, or one of skipped cases only, beside a passing one: ERROR naming it.
+    for idle in ["empty", "allskipped"] {
+        let r = x.run(
+            &strs(&args),
+            &[("CONFORM_JUNIT", "pass"), ("CONFORM_JUNIT2", idle)],
+        );
+        assert_eq!(r.code, 3, "{idle}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("no conformance test ran") && r.stderr.contains("junit_02.xml"),
+            "{idle}: {}",
+            r.stderr
+        );
+        assert_eq!(conform_record(&r).1["outcome"], "ERROR");
+    }
+    // A report that is a symlink (to any file on the host): ERROR, not silently left out.
+    let r = x.run(
+        &strs(&args),
+        &[("CONFORM_JUNIT", "pass"), ("CONFORM_LINK", "1")],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("junit_02.xml") && r.stderr.contains("not trusted"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(conform_record(&r).1["outcome"], "ERROR");
+    assert_eq!(x.teardowns(), 4);
+}
+
+#[test]
+fn secrets_wrapped_encoded_or_in_the_junit_are_scrubbed_too() {
+    use base64::Engine;
+    let x = World::new();
+    // A client key inline, its base64 wrapped at 64 columns in a YAML block, printed whole
+    // by the runner.
+    let api = Api::start(x.w.path(), 0.0, true);
+    let c = certs();
+    let key = std::fs::read(c.join("client.key")).unwrap();
+    let key64 = b64(&key);
+    let lines: Vec<String> = key64
+        .as_bytes()
+        .chunks(64)
+        .map(|l| String::from_utf8(l.to_vec()).unwrap())
+        .collect();
+    let k = x.w.path().join("wrapped-kubeconfig");
+    std::fs::write(
+        &k,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: ctx\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {}\ncontexts:\n- name: ctx\n  context: {{cluster: c, user: u}}\nusers:\n- name: u\n  user:\n    client-certificate-data: {}\n    client-key-data: |\n      {}\n",
+            api.server(),
+            b64(&std::fs::read(c.join("ca.crt")).unwrap()),
+            b64(&std::fs::read(c.join("client.crt")).unwrap()),
+            lines.join("\n      ")
+        ),
+    )
+    .unwrap();
+    let r = x.run(
+        &strs(&custom_runner_args(&k)),
+        &[("CONFORM_JUNIT", "pass"), ("CONFORM_LEAK", "1")],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let body: Vec<String> = String::from_utf8_lossy(&key)
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .map(String::from)
+        .collect();
+    for secret in lines[..lines.len() - 1].iter().chain(&body) {
+        let found = files_holding(&x.w.ws(), secret);
+        assert!(found.is_empty(), "{secret} is in {found:?}");
+    }
+    drop(api);
+    // A token: base64-encoded and URL-encoded in the output, as a bearer header in the JUnit.
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let t64 = base64::engine::general_purpose::STANDARD.encode(TOKEN);
+    let r = x.run(
+        &strs(&custom_runner_args(&k)),
+        &[
+            ("CONFORM_JUNIT", "leak"),
+            ("CONFORM_SECRET", TOKEN),
+            ("CONFORM_PRINT", &format!("auth {t64} and ?t={TOKEN}")),
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let (m, s) = conform_record(&r);
+    assert!(x.log_of(&s).contains("auth *** and"), "{}", x.log_of(&s));
+    for secret in [TOKEN, t64.trim_end_matches('=')] {
+        let found = files_holding(&x.w.ws(), secret);
+        assert!(found.is_empty(), "{secret} is in {found:?}");
+        assert!(!r.stderr.contains(secret) && !r.stdout.contains(secret));
+    }
+    // The JUnit is kept, scrubbed.
+    let junit = m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["type"] == "junit")
+        .unwrap();
+    let kept = std::fs::read_to_string(x.w.ws().join(junit["path"].as_str().unwrap())).unwrap();
+    assert!(kept.contains("Bearer ***"), "{kept}");
+}
+
+#[test]
+fn after_a_signal_fcis_own_locks_are_still_waited_for() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let child = x
+        .cmd(
+            &strs(&custom_runner_args(&k)),
+            &[("CONFORM_JUNIT", "sleep")],
+            true,
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&x.dir.join("runner.pids"));
+    // Another process holds the message journal's lock a while, as a concurrent run may.
+    let lock = x.w.ws().join("locks/messages.lock");
+    let held = x.dir.join("held");
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sh", "-c"])
+        .arg(format!("touch {}; sleep 3", held.display()))
+        .spawn()
+        .unwrap();
+    wait_for(&held);
+    // SIGTERM, then an impatient Ctrl-C: the first is the one recorded.
+    // SAFETY: signals to the fci this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_millis(100));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let r = Run::from(child.wait_with_output().unwrap());
+    holder.wait().unwrap();
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(!r.stderr.contains("nothing was run"), "{}", r.stderr);
+    let (_, s) = conform_record(&r);
+    assert_eq!(s["data"]["interrupted"], "SIGTERM");
+    let journal = std::fs::read_to_string(x.w.ws().join("messages/journal.jsonl")).unwrap();
+    assert!(
+        journal
+            .lines()
+            .any(|l| l.contains("conform") && l.contains(".error")),
+        "{journal}"
+    );
+}
+
+#[test]
+fn a_loopback_server_is_reached_without_the_environments_proxy() {
+    // HTTPS_PROXY at a closed port: kubectl (Go) never proxies a loopback server, nor fci.
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let closed = "http://127.0.0.1:9";
+    let mut args = custom_runner_args(&k);
+    args.extend(["--ready-timeout".into(), "6".into()]);
+    let r = x.run(
+        &strs(&args),
+        &[
+            ("CONFORM_JUNIT", "pass"),
+            ("HTTPS_PROXY", closed),
+            ("https_proxy", closed),
+            ("ALL_PROXY", closed),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The cluster's proxy-url wins over the environment, also for a loopback server: a
+    // closed one means not ready.
+    let via = x.w.path().join("proxied-kubeconfig");
+    std::fs::write(
+        &via,
+        std::fs::read_to_string(&k).unwrap().replace(
+            &format!("    server: {}\n", api.server()),
+            &format!(
+                "    server: {}\n    proxy-url: http://puser:PROXYSECRET@127.0.0.1:9\n",
+                api.server()
+            ),
+        ),
+    )
+    .unwrap();
+    let mut args = custom_runner_args(&via);
+    args.extend(["--ready-timeout".into(), "3".into()]);
+    let r = x.run(&strs(&args), &[("CONFORM_JUNIT", "pass")]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("not ready"), "{}", r.stderr);
+    assert!(!r.stderr.contains("PROXYSECRET"), "{}", r.stderr);
+    assert!(files_holding(&x.w.ws(), "PROXYSECRET").is_empty());
 }

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn note_signal(sig: libc::c_int) {
-    // Only an atomic store: the one thing a signal handler may safely do here.
-    SIGNAL.store(sig, Ordering::SeqCst);
+    // Only an atomic operation: the one thing a signal handler may safely do here. The
+    // first signal is the one recorded (SIGTERM, then a Ctrl-C: SIGTERM).
+    let _ = SIGNAL.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
 }
 
 /// From now on SIGINT and SIGTERM are noted, not fatal, for this process, and fci is its

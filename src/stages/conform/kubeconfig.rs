@@ -14,6 +14,8 @@ pub struct Cluster {
     pub server: String,
     pub ca_pem: Option<Vec<u8>>,
     pub insecure: bool,
+    /// The cluster's `proxy-url` (kubectl's: it wins over the environment's proxy).
+    pub proxy_url: Option<String>,
     /// https with the server's certificate checked (not `insecure-skip-tls-verify`, not http).
     pub tls_verified: bool,
     pub auth: Auth,
@@ -99,6 +101,8 @@ struct RawCluster {
     ca_data: Option<String>,
     #[serde(rename = "insecure-skip-tls-verify", default)]
     insecure: bool,
+    #[serde(rename = "proxy-url")]
+    proxy_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -217,6 +221,7 @@ fn parse(text: &str, dir: &Path, context: Option<&str>) -> Result<Cluster, Strin
         server: server.trim_end_matches('/').to_string(),
         ca_pem,
         insecure: cluster.insecure,
+        proxy_url: cluster.proxy_url.filter(|p| !p.is_empty()),
         tls_verified: !plain && !cluster.insecure,
         auth,
     })
@@ -233,27 +238,38 @@ fn unquoted(msg: &str) -> String {
 }
 
 /// The server as a parsed URL (a malformed one is bad input now, not a readiness timeout
-/// later). Messages show it without credentials, query or fragment.
+/// later). Messages never quote a server string that does not parse (any part after `://`
+/// may be a password: `https://admin:pa55?w0rd@h`); of one that parses, only its scheme,
+/// host and port.
 fn check_server(server: &str) -> Result<reqwest::Url, String> {
-    let cut = &server[..server.find(['?', '#']).unwrap_or(server.len())];
-    let shown = crate::exec::strip_credentials(cut);
     if !(server.starts_with("https://") || server.starts_with("http://")) {
+        let scheme = server
+            .split_once("://")
+            .map(|(s, _)| s)
+            .filter(|s| {
+                s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+            })
+            .map(|s| format!(" (its scheme is `{s}`)"))
+            .unwrap_or_default();
         return Err(format!(
-            "server `{shown}` is not an https:// or http:// URL"
+            "the server URL is not an https:// or http:// URL{scheme}"
         ));
     }
     if server.contains(char::is_whitespace) {
-        return Err(format!("server `{shown}` holds white space"));
+        return Err("the server URL holds white space (not shown)".into());
     }
     let url = reqwest::Url::parse(server)
-        .map_err(|e| format!("server `{shown}` is not a valid URL: {e}"))?;
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("server `{shown}` has no host"));
-    }
+        .map_err(|e| format!("the server URL is not a valid URL (not shown): {e}"))?;
+    let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+        return Err("the server URL has no host".into());
+    };
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!(
-            "server `{shown}` has a query or a fragment (not shown), which an API server URL \
-             does not have"
+            "server `{}://{host}{}` has a query or a fragment (not shown), which an API server \
+             URL does not have",
+            url.scheme(),
+            url.port().map(|p| format!(":{p}")).unwrap_or_default()
         ));
     }
     Ok(url)
@@ -310,8 +326,12 @@ fn auth(u: RawUser, name: &str, dir: &Path) -> Result<Auth, String> {
 
 /// Every secret a kubeconfig holds or names, found leniently (any user, any cluster; a file
 /// that is not a usable kubeconfig still has its secrets): tokens, tokenFile contents,
-/// passwords, client keys (inline, base64 and decoded, or from their files; the whole key
-/// and each line of it) and the server URLs' user info. For scrubbing what is recorded.
+/// passwords, client keys (inline, base64 and decoded, or from their files; the whole key,
+/// each line of it and each piece of base64 a YAML block wraps it in) and the user info of
+/// every server string, parsed or not. Each token, password and URL credential also in the
+/// forms a command may print it in: base64 (alone, and `user:password` as Basic auth sends
+/// it), URL-encoded and XML-escaped. For scrubbing what is recorded; short ones (under 4
+/// characters) are scrubbed only as whole words (see `scrub`).
 pub fn secrets(file: &Path) -> Vec<String> {
     let Ok(text) = std::fs::read_to_string(file) else {
         return Vec::new();
@@ -320,17 +340,17 @@ pub fn secrets(file: &Path) -> Vec<String> {
     let Ok(v) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) else {
         return Vec::new();
     };
-    let mut out: Vec<String> = Vec::new();
-    let pem = |bytes: &[u8], out: &mut Vec<String>| {
-        let t = String::from_utf8_lossy(bytes);
+    // Base64 text (a key, as given or decoded): whole, and each long-enough piece of it.
+    let pieces = |t: &str, out: &mut Vec<String>| {
         out.push(t.trim().to_string());
         out.extend(
-            t.lines()
-                .map(str::trim)
+            t.split_whitespace()
                 .filter(|l| !l.starts_with("-----") && l.len() >= 16)
                 .map(String::from),
         );
     };
+    let mut keys: Vec<String> = Vec::new();
+    let mut plain: Vec<String> = Vec::new();
     let s = |v: &serde_yaml_ng::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(String::from);
     for u in v
         .get("users")
@@ -339,22 +359,27 @@ pub fn secrets(file: &Path) -> Vec<String> {
         .flatten()
     {
         let Some(u) = u.get("user") else { continue };
-        out.extend(s(u, "token"));
-        out.extend(s(u, "password"));
+        plain.extend(s(u, "token"));
+        if let Some(p) = s(u, "password") {
+            if let Some(user) = s(u, "username") {
+                plain.push(b64(&format!("{user}:{p}")));
+            }
+            plain.push(p);
+        }
         if let Some(f) = s(u, "tokenFile") {
             if let Ok(t) = std::fs::read(dir.join(f)) {
-                out.push(String::from_utf8_lossy(&t).trim().to_string());
+                plain.push(String::from_utf8_lossy(&t).trim().to_string());
             }
         }
         if let Some(d) = s(u, "client-key-data") {
-            out.push(d.trim().to_string());
+            pieces(&d, &mut keys);
             if let Ok(k) = decode(&d) {
-                pem(&k, &mut out);
+                pieces(&String::from_utf8_lossy(&k), &mut keys);
             }
         }
         if let Some(f) = s(u, "client-key") {
             if let Ok(k) = std::fs::read(dir.join(f)) {
-                pem(&k, &mut out);
+                pieces(&String::from_utf8_lossy(&k), &mut keys);
             }
         }
     }
@@ -364,17 +389,93 @@ pub fn secrets(file: &Path) -> Vec<String> {
         .into_iter()
         .flatten()
     {
-        if let Some(server) = c.get("cluster").and_then(|c| s(c, "server")) {
-            if let Ok(u) = reqwest::Url::parse(&server) {
-                out.extend([u.username().to_string()]);
-                out.extend(u.password().map(String::from));
+        let cluster = c.get("cluster");
+        // Whether it parses or not: `https://admin:pa55?w0rd@h` does not, and still leaks.
+        for url in ["server", "proxy-url"]
+            .into_iter()
+            .filter_map(|k| cluster.and_then(|c| s(c, k)))
+        {
+            let Some(info) = crate::exec::userinfo(&url) else {
+                continue;
+            };
+            plain.push(info.to_string());
+            plain.push(b64(info));
+            match info.split_once(':') {
+                Some((user, password)) => {
+                    plain.push(password.to_string());
+                    // A user name is no secret unless long enough to be unlikely a word.
+                    if user.len() >= 4 {
+                        plain.push(user.to_string());
+                    }
+                    for p in [user, password] {
+                        if let Ok(d) = percent_decode(p) {
+                            plain.push(d);
+                        }
+                    }
+                }
+                // A token as the user name.
+                None => plain.push(info.to_string()),
             }
         }
     }
-    out.retain(|x| x.len() >= 4);
+    let mut out = keys;
+    for p in plain.into_iter().filter(|p| !p.is_empty()) {
+        out.push(b64(&p));
+        out.push(base64::engine::general_purpose::STANDARD_NO_PAD.encode(p.as_bytes()));
+        out.push(percent_encode(&p));
+        out.push(xml_escape(&p));
+        out.push(p);
+    }
+    out.retain(|x| !x.trim().is_empty());
     out.sort_by_key(|x| std::cmp::Reverse(x.len()));
     out.dedup();
     out
+}
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
+}
+
+/// Every byte but the unreserved ones as `%XX`.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// `%XX` decoded, when there is one and the result is UTF-8.
+fn percent_decode(s: &str) -> Result<String, ()> {
+    if !s.contains('%') {
+        return Err(());
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).map_err(|_| ())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| ())
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
 }
 
 fn decode(data: &str) -> Result<Vec<u8>, base64::DecodeError> {
@@ -451,6 +552,8 @@ users:
                 "https://127.0.0.1:6443/#QUERYSECRET",
                 "a query or a fragment",
             ),
+            ("https://admin:S3CRET?w0rd@127.0.0.1", "not a valid URL"),
+            ("https://admin:S3CRET#w0rd@127.0.0.1", "not a valid URL"),
         ] {
             let e = parse(
                 &KC.replace("https://127.0.0.1:6443/", bad),
@@ -474,5 +577,45 @@ users:
         assert!(parse(&none, Path::new("/"), None)
             .unwrap_err()
             .contains("no current-context"));
+    }
+
+    #[test]
+    fn secrets_in_every_form_they_are_printed_in() {
+        use base64::Engine;
+        let dir = tempfile::tempdir().unwrap();
+        let key = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkeyLINEoneXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\nAwEHoUQDQgAEsecondLINEYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYY\n-----END EC PRIVATE KEY-----\n";
+        let b64 = base64::engine::general_purpose::STANDARD.encode(key);
+        // Wrapped at 64 columns in a YAML block, as some tools write it.
+        let wrapped: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        let f = dir.path().join("config");
+        std::fs::write(
+            &f,
+            format!(
+                "clusters:\n- name: a\n  cluster: {{server: 'https://admin:pa55?w0rd@h:6443'}}\n- name: b\n  cluster: {{server: 'https://h:443/api/a@b'}}\nusers:\n- name: k\n  user:\n    client-key-data: |\n      {}\n- name: t\n  user: {{token: tok/en+A=}}\n- name: p\n  user: {{username: bob, password: Zq9}}\n",
+                wrapped.join("\n      ")
+            ),
+        )
+        .unwrap();
+        let s = secrets(&f);
+        let has = |x: &str| s.iter().any(|y| y == x);
+        for piece in &wrapped[..wrapped.len() - 1] {
+            assert!(has(piece), "{piece} not in {s:?}");
+        }
+        assert!(has(
+            "MHcCAQEEIBkeyLINEoneXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
+        ));
+        assert!(has("pa55?w0rd") && has("admin:pa55?w0rd"), "{s:?}");
+        assert!(has("tok/en+A=") && has("tok%2Fen%2BA%3D"), "{s:?}");
+        let t64 = base64::engine::general_purpose::STANDARD.encode("tok/en+A=");
+        assert!(has(&t64), "{s:?}");
+        assert!(has("Zq9"), "{s:?}");
+        let basic = base64::engine::general_purpose::STANDARD.encode("bob:Zq9");
+        assert!(has(&basic), "{s:?}");
+        // A host with an @ in its path holds no secret, and is never one.
+        assert!(!has("h") && !has("h:443/api/a") && !has("b"), "{s:?}");
     }
 }

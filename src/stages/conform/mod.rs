@@ -127,7 +127,9 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     // From here a signal is noted: the cluster must be torn down before fci goes. A wait for
     // the workspace lock ends on one (nothing ran yet, so no teardown: exit 3, "interrupted").
     cancel::install();
-    crate::workspace::stop_lock_waits_when(|| {
+    // Only the stage's input lock (`conform-DIGEST`): the message journal's, the AMQP
+    // spool's and delivery's locks must be waited for, or the stage's end is not recorded.
+    crate::workspace::interrupt_lock_waits("conform-", || {
         cancel::requested().map(|sig| format!("interrupted by {sig}"))
     });
     let common = args.common.clone();
@@ -582,8 +584,18 @@ impl Conform {
         let mut artifacts = Vec::new();
         let mut tally = results::Tally::default();
         let mut findings = results::Findings::default();
+        // Each report must hold a test that ran: an empty or all-skipped file beside a
+        // passing one is a runner (or shard) that tested nothing, never part of a pass.
+        let mut idle: Vec<String> = Vec::new();
         for f in &ran.junit {
             let name = f.file_name().unwrap_or_default().to_string_lossy();
+            if let Err(e) = scrub_file(f) {
+                error(
+                    rec,
+                    format!("JUnit report {name}: cannot scrub secrets from it: {e}"),
+                );
+                return Ok(artifacts);
+            }
             // Kept whatever it says: a report that cannot be read is the first thing to see.
             let stored = cx
                 .ws
@@ -591,6 +603,7 @@ impl Conform {
             let kept = stored.path.clone();
             artifacts.push(stored);
             let before = findings.inconsistent.len();
+            let (tally_before, nodes_before) = (tally, findings.suite_nodes.len());
             if let Err(why) = results::read(
                 f,
                 p.runner.name(),
@@ -610,6 +623,20 @@ impl Conform {
                 findings.inconsistent.truncate(before);
                 findings.inconsistent.push(format!(
                     "JUnit report {name} (kept as {kept}) is inconsistent: {why}"
+                ));
+            }
+            let ran_here = (tally.passed + tally.failed + tally.errors)
+                - (tally_before.passed + tally_before.failed + tally_before.errors);
+            if ran_here == 0 {
+                let nodes = findings.suite_nodes.len() - nodes_before;
+                idle.push(format!(
+                    "JUnit report {name} (kept as {kept}) holds {} skipped cases{} and nothing else",
+                    tally.skipped - tally_before.skipped,
+                    if nodes == 0 {
+                        String::new()
+                    } else {
+                        format!(" and {nodes} suite nodes (setup, not tests)")
+                    }
                 ));
             }
         }
@@ -638,6 +665,10 @@ impl Conform {
                     findings.suite_failures.join("; ")
                 ),
             );
+            return Ok(artifacts);
+        }
+        if !idle.is_empty() {
+            error(rec, format!("no conformance test ran: {}", idle.join("; ")));
             return Ok(artifacts);
         }
         if ran.exit != Some(0) {
@@ -750,18 +781,58 @@ fn add_secrets(file: &Path) {
     }
 }
 
-/// `text` with every known secret replaced by `***`.
+/// `text` with every known secret replaced by `***`: wherever it appears, or, for one
+/// under 4 characters (a password `Zq9`), where it stands as a word of its own (between
+/// characters that are not letters or digits), so that it does not blank every `Zq9x`.
 fn scrub(text: &str) -> String {
     let Ok(secrets) = SECRETS.lock() else {
         return text.to_string();
     };
     let mut out = text.to_string();
     for s in secrets.iter() {
-        if out.contains(s.as_str()) {
-            out = out.replace(s.as_str(), "***");
+        if !out.contains(s.as_str()) {
+            continue;
         }
+        out = if s.chars().count() < 4 {
+            scrub_word(&out, s)
+        } else {
+            out.replace(s.as_str(), "***")
+        };
     }
     out
+}
+
+/// `text` with `word` replaced by `***` where no letter or digit is next to it.
+fn scrub_word(text: &str, word: &str) -> String {
+    let alnum = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (i, _) in text.match_indices(word) {
+        let end = i + word.len();
+        if i < last || alnum(text[..i].chars().next_back()) || alnum(text[end..].chars().next()) {
+            continue;
+        }
+        out.push_str(&text[last..i]);
+        out.push_str("***");
+        last = end;
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+/// A runner's JUnit file with the secrets scrubbed, before it is stored (a runner may
+/// write a request's `Authorization: Bearer TOKEN` into a failure message). The scrubbed
+/// text replaces the file by a rename, never writing through a link the runner made.
+fn scrub_file(f: &Path) -> std::io::Result<()> {
+    let bytes = std::fs::read(f)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let clean = scrub(&text);
+    if clean != text {
+        let tmp = f.with_extension("xml.scrubbed");
+        std::fs::write(&tmp, clean.as_bytes())?;
+        std::fs::rename(&tmp, f)?;
+    }
+    Ok(())
 }
 
 fn scrub_value(v: &mut Value) {
@@ -839,5 +910,16 @@ fn find_program(flag: &str, program: &str) -> Result<(), FciError> {
             tool: program.into(),
             hint: format!("the program of {flag} is not an executable file; check the path"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn short_secrets_are_scrubbed_as_words() {
+        assert_eq!(
+            super::scrub_word("password Zq9, Zq9x xZq9 (Zq9)", "Zq9"),
+            "password ***, Zq9x xZq9 (***)"
+        );
     }
 }

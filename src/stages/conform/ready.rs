@@ -39,6 +39,18 @@ pub fn client(cluster: &Cluster) -> Result<reqwest::blocking::Client, String> {
     if cluster.insecure {
         b = b.danger_accept_invalid_certs(true);
     }
+    // As kubectl: the cluster's `proxy-url` if it has one; else the environment's proxy
+    // (HTTPS_PROXY, NO_PROXY), but never for a loopback or localhost server (Go's rule).
+    match &cluster.proxy_url {
+        Some(p) => {
+            let proxy = reqwest::Proxy::all(p.as_str()).map_err(|_| {
+                "the cluster's proxy-url is not a usable proxy URL (not shown)".to_string()
+            })?;
+            b = b.no_proxy().proxy(proxy);
+        }
+        None if loopback(&cluster.server) => b = b.no_proxy(),
+        None => {}
+    }
     if let Auth::Cert(pem) = &cluster.auth {
         let id = reqwest::Identity::from_pem(pem)
             .map_err(|_| "the client certificate or key is not usable PEM")?;
@@ -46,6 +58,24 @@ pub fn client(cluster: &Cluster) -> Result<reqwest::blocking::Client, String> {
     }
     b.build()
         .map_err(|e| format!("cannot make an HTTPS client: {e}"))
+}
+
+/// Whether `server`'s host is `localhost` (or below it) or a loopback address.
+fn loopback(server: &str) -> bool {
+    let Ok(u) = reqwest::Url::parse(server) else {
+        return false;
+    };
+    let Some(host) = u.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(a) => a.is_loopback(),
+        Err(_) => {
+            let d = host.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+    }
 }
 
 /// Polls until ready, refused, interrupted or `timeout`; every answer goes to the log.
@@ -177,5 +207,25 @@ mod tests {
             "[-]etcd failed: reason withheld"
         );
         assert_eq!(super::failed_checks("overloaded\n"), "overloaded");
+    }
+
+    #[test]
+    fn loopback_servers() {
+        for s in [
+            "https://127.0.0.1:6443",
+            "https://127.8.0.1",
+            "https://[::1]:6443",
+            "https://localhost:6443",
+            "https://api.localhost",
+        ] {
+            assert!(super::loopback(s), "{s}");
+        }
+        for s in [
+            "https://10.0.0.1:6443",
+            "https://api.example.org",
+            "nonsense",
+        ] {
+            assert!(!super::loopback(s), "{s}");
+        }
     }
 }

@@ -114,6 +114,7 @@ pub fn read(
             ),
             o => (o, c.message),
         };
+        let note = note.map(|n| capped(&n));
         results.push(TestResult {
             testcase: c.name,
             outcome,
@@ -129,9 +130,32 @@ pub fn read(
     Ok(())
 }
 
+/// The longest failure message kept as a result's note, in characters.
+const NOTE_MAX: usize = 2000;
+
+/// `note`, cut at `NOTE_MAX` characters and marked so (a message may hold a whole log).
+fn capped(note: &str) -> String {
+    match note.char_indices().nth(NOTE_MAX) {
+        Some((i, _)) => format!("{} … (truncated)", &note[..i]),
+        None => note.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_messages_are_cut() {
+        assert_eq!(capped("short"), "short");
+        let long = "é".repeat(5000);
+        let c = capped(&long);
+        assert!(c.ends_with("… (truncated)"), "{c}");
+        assert_eq!(
+            c.chars().count(),
+            NOTE_MAX + " … (truncated)".chars().count()
+        );
+    }
 
     #[test]
     fn skipped_cases_are_only_counted() {

@@ -109,7 +109,7 @@ impl Runner {
         };
         let g = cancel::run(log, &suite, timeout, false, OnSignal::Kill)?;
         // The runner may have replaced its report directory by a link to reports elsewhere.
-        let untrusted = std::fs::symlink_metadata(junit_dir)
+        let mut untrusted = std::fs::symlink_metadata(junit_dir)
             .is_ok_and(|m| !m.file_type().is_dir())
             .then(|| {
                 format!(
@@ -117,8 +117,15 @@ impl Runner {
                     junit_dir.display()
                 )
             });
+        let junit = match untrusted {
+            Some(_) => Vec::new(),
+            None => xml_files(junit_dir).unwrap_or_else(|why| {
+                untrusted = Some(why);
+                Vec::new()
+            }),
+        };
         Ok(Ran {
-            junit: xml_files(junit_dir),
+            junit,
             looked_in: format!("{}/**/*.xml", junit_dir.display()),
             exit: g.done.code,
             stopped: g.stopped,
@@ -317,8 +324,10 @@ fn unsafe_member(name: &str) -> bool {
     name.starts_with('/') || name.split('/').any(|c| c == "..")
 }
 
-/// Every `*.xml` file below `dir` (not following links), sorted.
-fn xml_files(dir: &Path) -> Vec<PathBuf> {
+/// Every `*.xml` file below `dir` (not following links), sorted. A `*.xml` that is not a
+/// regular file (a symlink to a report elsewhere, a fifo) is an error: it is not trusted,
+/// as sonobuoy's are not, and never silently left out.
+fn xml_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
@@ -328,19 +337,40 @@ fn xml_files(dir: &Path) -> Vec<PathBuf> {
         for e in rd.flatten() {
             let Ok(t) = e.file_type() else { continue };
             let p = e.path();
+            let xml = p.extension().is_some_and(|x| x == "xml");
             if t.is_dir() {
                 todo.push(p);
-            } else if t.is_file() && p.extension().is_some_and(|x| x == "xml") {
+            } else if xml && t.is_file() {
                 out.push(p);
+            } else if xml {
+                return Err(format!(
+                    "the runner's {} is not a regular file (a symlink?): not trusted",
+                    p.strip_prefix(dir).unwrap_or(&p).display()
+                ));
             }
         }
     }
     out.sort();
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_xml_that_is_not_a_regular_file_is_not_trusted() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        std::fs::write(d.path().join("sub/junit_01.xml"), "<testsuite/>").unwrap();
+        std::fs::write(d.path().join("notes.txt"), "").unwrap();
+        assert_eq!(super::xml_files(d.path()).unwrap().len(), 1);
+        std::os::unix::fs::symlink("/etc/hostname", d.path().join("junit_02.xml")).unwrap();
+        let e = super::xml_files(d.path()).unwrap_err();
+        assert!(
+            e.contains("junit_02.xml") && e.contains("not trusted"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn members_outside_the_directory_are_unsafe() {
         for bad in ["/etc/passwd", "../x", "plugins/../../x", "a/.."] {
