@@ -474,7 +474,8 @@ struct Daemon(Child);
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        // `git daemon` runs `git-daemon` as a child: the whole group goes.
+        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
         let _ = self.0.wait();
     }
 }
@@ -482,6 +483,7 @@ impl Drop for Daemon {
 /// `git daemon` serving `base` on loopback, ready when it answers.
 fn git_daemon(base: &Path) -> (Daemon, u16) {
     let port = free_port();
+    use std::os::unix::process::CommandExt;
     let child = Command::new("git")
         .args([
             "daemon",
@@ -494,6 +496,8 @@ fn git_daemon(base: &Path) -> (Daemon, u16) {
         .arg(base)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        // `git daemon` runs `git-daemon` as its child: a group of their own, killed whole.
+        .process_group(0)
         .spawn()
         .expect("git daemon (part of Debian's git package)");
     let d = Daemon(child);
