@@ -383,6 +383,11 @@ impl Workspace {
 
     /// The named lock if no other process holds it now; released on drop.
     pub fn try_lock(&self, name: &str) -> Result<Option<File>> {
+        let (f, _) = self.lock_file(name)?;
+        Ok(f.try_lock().is_ok().then_some(f))
+    }
+
+    fn lock_file(&self, name: &str) -> Result<(File, PathBuf)> {
         let path = self.root.join("locks").join(format!("{name}.lock"));
         let f = File::options()
             .create(true)
@@ -390,7 +395,7 @@ impl Workspace {
             .write(true)
             .open(&path)
             .with_context(|| format!("{}: cannot open lock", path.display()))?;
-        Ok(f.try_lock().is_ok().then_some(f))
+        Ok((f, path))
     }
 
     /// Blocks until this process holds the named lock; released on drop. Only a lock whose
@@ -412,13 +417,7 @@ impl Workspace {
     }
 
     fn lock_until(&self, name: &str, stop: Option<fn() -> Option<String>>) -> Result<File> {
-        let path = self.root.join("locks").join(format!("{name}.lock"));
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("{}: cannot open lock", path.display()))?;
+        let (f, path) = self.lock_file(name)?;
         if f.try_lock().is_err() {
             crate::progress::note(&format!(
                 "waiting for {} (another fci run holds it)",

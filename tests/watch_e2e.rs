@@ -104,6 +104,25 @@ impl DistGit {
         git(&clone, who, &["rev-parse", "HEAD"])
     }
 
+    /// A second package whose repository is a copy of `from`'s (same commits).
+    fn copy(&self, from: &str, to: &str) {
+        let (src, dest) = (
+            self.rpms.join(format!("{from}.git")),
+            self.rpms.join(format!("{to}.git")),
+        );
+        git(
+            &self.rpms,
+            ALICE,
+            &[
+                "clone",
+                "-q",
+                "--bare",
+                src.to_str().unwrap(),
+                dest.to_str().unwrap(),
+            ],
+        );
+    }
+
     fn head(&self, name: &str, branch: &str) -> String {
         git(
             &self.rpms.join(format!("{name}.git")),
@@ -753,17 +772,7 @@ fn a_message_from_a_file_and_the_bad_ones() {
 
     // The push lands, the repository appears: the next message run acts on both, once.
     git(&clone, ALICE, &["push", "-q", "origin", "f41"]);
-    git(
-        w.path(),
-        ALICE,
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            d.rpms.join("tally.git").to_str().unwrap(),
-            d.rpms.join("ghost.git").to_str().unwrap(),
-        ],
-    );
+    d.copy("tally", "ghost");
     let r = watch(
         &w,
         &cfg,
@@ -1273,17 +1282,7 @@ fn kept_messages_are_kept_once_and_a_first_sight_does_not_swallow_them() {
 
     // The repository appears, and a first poll records its head without a run: the kept
     // push must still make one.
-    git(
-        w.path(),
-        ALICE,
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            d.rpms.join("tally.git").to_str().unwrap(),
-            d.rpms.join("ghost.git").to_str().unwrap(),
-        ],
-    );
+    d.copy("tally", "ghost");
     let r = watch(&w, &cfg, &["--once"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.is_empty(), "a first poll emits nothing");
