@@ -291,10 +291,71 @@ struct GroupKiller {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// The process groups of the commands running now with `own_group`: a signal handler may
+/// kill them (a Ctrl-C or a SIGTERM does not reach a group of its own).
+static GROUPS: [std::sync::atomic::AtomicI32; 64] =
+    [const { std::sync::atomic::AtomicI32::new(0) }; 64];
+
+fn register_group(pgid: i32) {
+    use std::sync::atomic::Ordering;
+    for slot in &GROUPS {
+        if slot
+            .compare_exchange(0, pgid, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            return;
+        }
+    }
+}
+
+fn unregister_group(pgid: i32) {
+    use std::sync::atomic::Ordering;
+    for slot in &GROUPS {
+        let _ = slot.compare_exchange(pgid, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
+/// SIGKILL to every registered command group. Async-signal-safe (atomics and kill(2) only),
+/// for a signal handler.
+pub fn kill_running_groups() {
+    use std::sync::atomic::Ordering;
+    for slot in &GROUPS {
+        let g = slot.load(Ordering::SeqCst);
+        if g > 0 {
+            // SAFETY: kill(2) of a negative pid signals that group.
+            unsafe {
+                libc::kill(-g, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Makes SIGINT and SIGTERM kill the running commands' groups before fci dies of the
+/// signal as it would have (for a command without a signal handler of its own, like watch).
+pub fn kill_groups_on_signals() {
+    extern "C" fn on_signal(sig: libc::c_int) {
+        kill_running_groups();
+        // SAFETY: restoring the default action and re-raising are async-signal-safe.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+            libc::raise(sig);
+        }
+    }
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installs a handler that only uses async-signal-safe calls.
+        unsafe {
+            libc::signal(sig, on_signal as *const () as libc::sighandler_t);
+        }
+    }
+}
+
 impl GroupKiller {
     fn start(pid: Option<u32>) -> GroupKiller {
         use std::sync::atomic::{AtomicBool, Ordering};
         let pid = pid.map(|p| p as i32);
+        if let Some(p) = pid {
+            register_group(p);
+        }
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let thread = pid.map(|pid| {
             let stop = stop.clone();
@@ -325,6 +386,7 @@ impl GroupKiller {
         }
         if let Some(pid) = self.pid {
             kill_group(pid);
+            unregister_group(pid);
         }
     }
 }
@@ -503,7 +565,15 @@ pub fn scrub_credentials(text: &str, url: &str) -> String {
             Some((u, p)) => (u, Some(p)),
             None => (userinfo, None),
         };
-        for secret in password.into_iter().chain([user]).filter(|s| s.len() >= 3) {
+        // The user info runs to the last `@` (see `userinfo_end`); when a later `@` was the
+        // path's, the password proper ends at its first `@`: scrub that reading too.
+        let proper = password.and_then(|p| p.split_once('@')).map(|(p, _)| p);
+        for secret in password
+            .into_iter()
+            .chain(proper)
+            .chain([user])
+            .filter(|s| s.len() >= 3)
+        {
             out = out.replace(secret, "***");
         }
     }
@@ -682,6 +752,14 @@ mod tests {
             "https://admin:S3CRET/PW@host",
         );
         assert!(!said.contains("S3CRET"), "{said}");
+    }
+
+    #[test]
+    fn a_password_is_scrubbed_whichever_at_ends_it() {
+        let url = "amqp://user:s3cretpw@127.0.0.1:9/vh@x";
+        let out = super::scrub_credentials("refused for s3cretpw at 127.0.0.1", url);
+        assert!(!out.contains("s3cretpw"), "{out}");
+        assert!(!super::strip_credentials(url).contains("s3cretpw"));
     }
 
     #[test]

@@ -27,31 +27,44 @@ impl Watcher {
         raw: &[u8],
         env: &message::Envelope,
     ) -> Result<()> {
-        if let Err(why) = self.act(parsed)? {
-            self.error(&format!(
-                "{why} (the message is kept in state/watch/pending: later message runs try it again for {} h)",
-                KEEP_FOR.as_secs() / 3600
-            ));
-            let dir = self.pending_dir();
-            std::fs::create_dir_all(&dir)?;
-            let hash = &crate::digest::sha256_bytes(raw)[..16];
-            let kept = std::fs::read_dir(&dir)?.flatten().any(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .ends_with(&format!("-{hash}.json"))
-            });
-            if !kept {
-                let now = chrono::Utc::now();
-                let doc = serde_json::json!({
-                    "kept_at": now.to_rfc3339(),
-                    "routing_key": env.routing_key,
-                    "message_id": env.message_id,
-                    "message": String::from_utf8_lossy(raw),
-                });
-                // Named by arrival: kept messages are retried oldest first.
-                let name = format!("{}-{hash}.json", now.format("%Y%m%dT%H%M%S%.6f"));
-                crate::workspace::write_atomic(&dir.join(name), doc.to_string().as_bytes())?;
+        let acted = self.act(parsed);
+        let why = match acted {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(why)) => why,
+            // The manifest could not be written: the message is kept before the run stops,
+            // so neither a `--message` job nor a later run loses it.
+            Err(e) => {
+                self.keep(raw, env)?;
+                return Err(e);
             }
+        };
+        self.error(&format!(
+            "{why} (the message is kept in state/watch/pending: later message runs try it again for {} h)",
+            KEEP_FOR.as_secs() / 3600
+        ));
+        self.keep(raw, env)
+    }
+
+    fn keep(&self, raw: &[u8], env: &message::Envelope) -> Result<()> {
+        let dir = self.pending_dir();
+        std::fs::create_dir_all(&dir)?;
+        let hash = &crate::digest::sha256_bytes(raw)[..16];
+        let kept = std::fs::read_dir(&dir)?.flatten().any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .ends_with(&format!("-{hash}.json"))
+        });
+        if !kept {
+            let now = chrono::Utc::now();
+            let doc = serde_json::json!({
+                "kept_at": now.to_rfc3339(),
+                "routing_key": env.routing_key,
+                "message_id": env.message_id,
+                "message": String::from_utf8_lossy(raw),
+            });
+            // Named by arrival: kept messages are retried oldest first.
+            let name = format!("{}-{hash}.json", now.format("%Y%m%dT%H%M%S%.6f"));
+            crate::workspace::write_atomic(&dir.join(name), doc.to_string().as_bytes())?;
         }
         Ok(())
     }
@@ -70,6 +83,9 @@ impl Watcher {
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
             .collect();
         files.sort();
+        // A package whose repository failed in this pass is not asked again for each of its
+        // kept messages (a hung remote would cost its timeout once per message).
+        let mut failed: std::collections::HashSet<String> = Default::default();
         for file in files {
             let doc: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(&file)?).unwrap_or_default();
@@ -87,8 +103,15 @@ impl Watcher {
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
             let done = match message::parse(&raw, &env, &self.cfg) {
                 // It parsed when it was kept; damaged since, it is nothing to act on.
-                Err(_) => true,
-                Ok(parsed) => match self.act(parsed)? {
+                Err(why) => {
+                    progress::note(&format!(
+                        "watch: dropped a kept message that no longer reads ({}): {why}",
+                        file.display()
+                    ));
+                    true
+                }
+                Ok(message::Parsed::Push(p)) if failed.contains(&p.package) => false,
+                Ok(parsed) => match self.act(parsed.clone())? {
                     Ok(()) => true,
                     Err(why) => {
                         let expired = kept_at.is_none_or(|t| {
@@ -98,8 +121,13 @@ impl Watcher {
                                 .unwrap_or_default()
                                 > KEEP_FOR
                         });
-                        self.error(&format!(
-                            "{why} (a message kept since {}; {})",
+                        if let message::Parsed::Push(p) = &parsed {
+                            failed.insert(p.package.clone());
+                        }
+                        // It was an ERROR when it came; its retries are notes, so one kept
+                        // message does not make every later run fail.
+                        progress::note(&format!(
+                            "watch: {why} (a message kept since {}; {})",
                             kept_at
                                 .map(|t| t.to_rfc3339())
                                 .unwrap_or_else(|| "?".into()),
@@ -150,6 +178,19 @@ impl Watcher {
         };
         match repo.contains(&head, &push.rev) {
             Ok(true) => {}
+            // In the repository but not on the branch, and the branch has not moved since it
+            // was last seen: the branch's ref may not have caught up yet (a lagging replica).
+            Ok(false)
+                if self
+                    .heads
+                    .get(&push.package, &push.branch)
+                    .is_none_or(|seen| seen == head) =>
+            {
+                return fail(format!(
+                    "commit {} is not on {} (yet): the branch is still at {}",
+                    push.rev, push.branch, head
+                ));
+            }
             Ok(false) => {
                 progress::note(&format!(
                     "watch: ignored a message: {} {} is not on {} (rewritten since, or the message is wrong)",

@@ -19,7 +19,7 @@ pub struct Push {
     pub topic: Option<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Parsed {
     Push(Push),
     /// Not for this pipeline (another topic, namespace, package or branch): why.

@@ -114,6 +114,9 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     if args.remote_timeout.is_zero() {
         return Err(FciError::Usage("--remote-timeout must be longer than 0".into()).into());
     }
+    // Remote git runs in groups of its own (so a timeout kills its transport helpers too);
+    // a Ctrl-C or SIGTERM to fci must take them along.
+    crate::exec::kill_groups_on_signals();
     let cfg = Config::load(&args.config)?;
     let out = emit::Output::new(args.output_dir.as_deref())?;
     let ws = Workspace::open(workspace)?;
