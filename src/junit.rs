@@ -302,6 +302,17 @@ const JUNIT: [&[u8]; 6] = [
 /// `<Failure>`, `<TESTCASE>`: not JUnit's elements, but surely meant as them; read as
 /// unknown content they would hide a failure, so the report is not trusted.
 fn junit_name(name: &[u8]) -> Result<(), String> {
+    // `<j:failure>`: JUnit has no namespace; a prefixed JUnit name is as untrustworthy.
+    if let Some(i) = name.iter().position(|&b| b == b':') {
+        let local = &name[i + 1..];
+        if JUNIT.iter().any(|j| j.eq_ignore_ascii_case(local)) {
+            return Err(format!(
+                "<{}> is not JUnit's <{}> (JUnit elements have no namespace)",
+                String::from_utf8_lossy(name),
+                String::from_utf8_lossy(local)
+            ));
+        }
+    }
     match JUNIT
         .iter()
         .find(|j| j.eq_ignore_ascii_case(name) && **j != name)
@@ -336,6 +347,8 @@ fn case_from(e: &BytesStart) -> Case {
     let outcome = match attr(e, b"status").map(|s| s.trim().to_ascii_lowercase()) {
         Some(s) if matches!(s.as_str(), "failed" | "failure" | "fail") => Outcome::Failed,
         Some(s) if matches!(s.as_str(), "error" | "errored") => Outcome::Error,
+        // Skipped by its status alone is not a test that ran (a <failure> still wins).
+        Some(s) if matches!(s.as_str(), "skipped" | "skip" | "disabled") => Outcome::Skipped,
         _ => Outcome::Passed,
     };
     Case {
@@ -451,6 +464,15 @@ In [It] at: test/e2e/network/dns_common.go:455]]></failure>
         assert_eq!(c[0].outcome, Outcome::Error);
         assert_eq!(c[1].outcome, Outcome::Error);
         assert_eq!(c[1].message.as_deref(), Some("x"));
+        let only_status = r#"<testsuite><testcase name="s" status="skipped"/><testcase name="f" status="skipped"><failure/></testcase></testsuite>"#;
+        let cases = parse(only_status.as_bytes()).unwrap();
+        assert_eq!(cases[0].outcome, Outcome::Skipped);
+        assert_eq!(cases[1].outcome, Outcome::Failed);
+        assert!(parse(
+            r#"<testsuite xmlns:j="x"><testcase name="a"><j:failure/></testcase></testsuite>"#
+                .as_bytes()
+        )
+        .is_err());
         let t = r#"<testsuite><testcase name="a" status="passed"/><testcase name="b" status="skipped"><skipped/></testcase></testsuite>"#;
         let c = parse(t.as_bytes()).unwrap();
         assert_eq!(c[0].outcome, Outcome::Passed);
