@@ -50,17 +50,8 @@ impl Repo {
         } else {
             dir.to_path_buf()
         };
-        if git_dir.join("reftable").exists() {
-            return Err(format!(
-                "{}: reftable ref storage is not supported (git refs migrate --ref-format=files converts it)",
-                dir.display()
-            ));
-        }
-        if !plain_format(&git_dir) {
-            return Err(format!(
-                "{}: only SHA-1 repositories are supported (this one uses another object format)",
-                dir.display()
-            ));
+        if let Some(why) = unsupported(&git_dir) {
+            return Err(format!("{}: {why}", dir.display()));
         }
         let opts = gix::open::Options::isolated();
         gix::open_opts(dir, opts)
@@ -228,8 +219,8 @@ pub fn read_heads(dir: &Path, branches: &[String]) -> Option<Vec<(String, Option
     } else {
         return None;
     };
-    // Another ref storage or hash: read by opening the repository (which says what it is).
-    if git_dir.join("reftable").exists() || !plain_format(&git_dir) {
+    // Another ref storage or hash: [`Repo::open`] says what it is.
+    if unsupported(&git_dir).is_some() {
         return None;
     }
     let store = gix::refs::file::Store::at(git_dir, gix::hash::Kind::Sha1);
@@ -245,6 +236,17 @@ pub fn read_heads(dir: &Path, branches: &[String]) -> Option<Vec<(String, Option
         heads.push((b.clone(), id));
     }
     Some(heads)
+}
+
+/// Why fci cannot read the repository at `git_dir`, if it cannot.
+fn unsupported(git_dir: &Path) -> Option<&'static str> {
+    if git_dir.join("reftable").exists() {
+        Some("reftable ref storage is not supported (git refs migrate --ref-format=files converts it)")
+    } else if !plain_format(git_dir) {
+        Some("only SHA-1 repositories are supported (this one uses another object format)")
+    } else {
+        None
+    }
 }
 
 /// Whether the repository uses SHA-1 objects and files refs (no `extensions.objectFormat` or

@@ -256,9 +256,15 @@ impl Watcher {
         }
         let mut failure = None;
         let mut failed = Vec::new();
+        // Each branch's recorded state is read once for the batch, not once per change.
+        let mut branches = std::collections::BTreeMap::new();
         for ch in changes {
-            let kept = match state::Branch::load(&self.ws.root().join("state"), &ch.branch) {
-                Ok(k) => k,
+            let kept = branches.entry(ch.branch.clone()).or_insert_with(|| {
+                state::Branch::load(&self.ws.root().join("state"), &ch.branch)
+                    .map_err(|e| e.to_string())
+            });
+            let kept = match kept {
+                Ok(k) => &*k,
                 Err(e) => {
                     failed.push(format!("{}: {e}", ch.package));
                     continue;
@@ -274,7 +280,7 @@ impl Watcher {
                 self.heads.set(&ch.package, &ch.branch, &ch.range.to);
                 continue;
             }
-            let m = emit::manifest(&self.cfg, &self.ws, &ch, &kept);
+            let m = emit::manifest(&self.cfg, &self.ws, &ch, kept);
             match self.out.write(&m, &ch) {
                 Ok(()) => {
                     self.emitted += 1;

@@ -90,32 +90,33 @@ impl Watcher {
 
     fn poll_local(&self, package: &str) -> Result<Found, String> {
         let dir = self.cfg.dist_git.dir_of(package).expect("a local dist-git");
+        // Opened only when the ref files cannot be read alone, or for what changed.
+        let mut repo = None;
         let heads = match super::git::read_heads(&dir, &self.cfg.branches) {
             Some(h) => h,
             None => {
-                let repo = Repo::open(&dir)?;
+                let opened = repo.insert(Repo::open(&dir)?);
                 let heads: Result<Vec<_>, String> = self
                     .cfg
                     .branches
                     .iter()
-                    .map(|b| Ok((b.clone(), repo.head(b)?)))
+                    .map(|b| Ok((b.clone(), opened.head(b)?)))
                     .collect();
                 heads?
             }
         };
         let mut found = Found::default();
-        let mut repo = None;
         for (branch, head) in heads {
             let Some(head) = head else {
                 found.missing.push(format!("{package}/{branch}"));
                 continue;
             };
             if let Some(old) = self.classify(package, &branch, &head, &mut found) {
-                // Opened only for what changed: the range needs the objects.
-                if repo.is_none() {
-                    repo = Some(Repo::open(&dir)?);
-                }
-                let repo = repo.as_ref().expect("opened");
+                // The range needs the objects.
+                let repo = match &mut repo {
+                    Some(r) => r,
+                    None => repo.insert(Repo::open(&dir)?),
+                };
                 let range = repo.range(old.as_deref(), &head)?;
                 found.changes.push(Change {
                     package: package.into(),
