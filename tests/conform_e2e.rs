@@ -18,19 +18,13 @@ const TOKEN: &str = "fci-test-token-7d1e0c55";
 
 /// Fails (never skips) when a tool these tests need is missing.
 fn need_tools() {
-    let missing: Vec<String> = [
-        ("openssl", "openssl"),
-        ("python3", "python3"),
-        ("tar", "tar"),
-    ]
-    .iter()
-    .filter(|(t, _)| fci::exec::which(t).is_none())
-    .map(|(t, p)| format!("{t} (apt-get install -y {p})"))
-    .collect();
-    assert!(
-        missing.is_empty(),
-        "tools missing for the conform tests: {}",
-        missing.join(", ")
+    require(
+        &[
+            ("openssl", "openssl"),
+            ("python3", "python3"),
+            ("tar", "tar"),
+        ],
+        "the conform tests",
     );
 }
 

@@ -1329,10 +1329,9 @@ fn a_closed_stdout_emits_nothing_and_records_nothing() {
     assert!(!w.ws().join("state/watch/heads.json").exists());
 }
 
-#[test]
-fn a_hung_remote_costs_its_timeout_and_leaves_nothing_running() {
-    let w = Ws::new();
-    // Accepts connections and never answers, like a stuck dist-git front end.
+/// A loopback server that accepts connections and never answers, like a stuck dist-git
+/// front end; its port.
+fn hung_server() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -1341,6 +1340,24 @@ fn a_hung_remote_costs_its_timeout_and_leaves_nothing_running() {
             held.push(c);
         }
     });
+    port
+}
+
+/// The command lines of running processes that mention `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(needle))
+        .collect()
+}
+
+#[test]
+fn a_hung_remote_costs_its_timeout_and_leaves_nothing_running() {
+    let w = Ws::new();
+    let port = hung_server();
     std::fs::create_dir_all(w.path().join("rpms")).unwrap();
     let cfg = config(
         w.path(),
@@ -1358,14 +1375,7 @@ fn a_hung_remote_costs_its_timeout_and_leaves_nothing_running() {
         r.stderr
     );
     assert!(r.stderr.contains("no answer in 2 s"), "{}", r.stderr);
-    let needle = format!("127.0.0.1:{port}");
-    let left: Vec<String> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(&needle))
-        .collect();
+    let left = processes_mentioning(&format!("127.0.0.1:{port}"));
     assert!(left.is_empty(), "left running: {left:?}");
 }
 
@@ -1481,14 +1491,7 @@ fn a_commit_not_yet_on_its_branch_is_kept_and_a_failed_write_keeps_the_message()
 #[test]
 fn a_signal_to_the_watcher_takes_its_git_along() {
     let w = Ws::new();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for c in listener.incoming() {
-            held.push(c);
-        }
-    });
+    let port = hung_server();
     std::fs::create_dir_all(w.path().join("rpms")).unwrap();
     let cfg = config(
         w.path(),
@@ -1497,15 +1500,7 @@ fn a_signal_to_the_watcher_takes_its_git_along() {
         "[a]",
     );
     let needle = format!("127.0.0.1:{port}");
-    let running = || -> Vec<String> {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-            .filter(|c| c.contains(&needle) && c.contains("git"))
-            .collect()
-    };
+    let running = || processes_mentioning(&needle);
     for sig in [libc::SIGTERM, libc::SIGINT] {
         let mut child = w
             .cmd()

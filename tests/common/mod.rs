@@ -7,18 +7,25 @@ use std::process::{Command, Output, Stdio};
 
 /// Fails (never skips) when a tool the tests need is missing, naming what to install.
 pub fn require_tools() {
-    let needed = [
-        ("rpmbuild", "rpm"),
-        ("rpmspec", "rpm"),
-        ("createrepo_c", "createrepo-c"),
-        ("ansible-playbook", "ansible-core"),
-        ("bwrap", "bubblewrap"),
-        ("tmt", "tmt (pip install tmt; needs rsync)"),
-        ("rsync", "rsync"),
-        ("git", "git"),
-        ("ostree", "ostree"),
-        ("busybox", "busybox-static"),
-    ];
+    require(
+        &[
+            ("rpmbuild", "rpm"),
+            ("rpmspec", "rpm"),
+            ("createrepo_c", "createrepo-c"),
+            ("ansible-playbook", "ansible-core"),
+            ("bwrap", "bubblewrap"),
+            ("tmt", "tmt (pip install tmt; needs rsync)"),
+            ("rsync", "rsync"),
+            ("git", "git"),
+            ("ostree", "ostree"),
+            ("busybox", "busybox-static"),
+        ],
+        "the end-to-end tests",
+    );
+}
+
+/// Fails (never skips) when one of `needed` (program, what provides it) is missing.
+pub fn require(needed: &[(&str, &str)], what: &str) {
     let missing: Vec<String> = needed
         .iter()
         .filter(|(t, _)| fci::exec::which(t).is_none())
@@ -26,7 +33,7 @@ pub fn require_tools() {
         .collect();
     assert!(
         missing.is_empty(),
-        "tools missing for the end-to-end tests: {}; run ./setup.sh",
+        "tools missing for {what}: {}; run ./setup.sh",
         missing.join(", ")
     );
 }
