@@ -56,6 +56,11 @@ pub fn example(name: &str) -> PathBuf {
 }
 
 pub fn fixture(name: &str) -> PathBuf {
+    // The hostile corpus (tests/hostile/, each with its PROMISE) first, then the plain ones.
+    let hostile = repo_root().join("tests/hostile").join(name);
+    if hostile.exists() {
+        return hostile;
+    }
     repo_root().join("tests/fixtures").join(name)
 }
 
