@@ -137,7 +137,6 @@ fn promote(w: &Ws, m: &Value, name: &str) -> Run {
 
 /// Exit 2, one line naming the file and every one of `words`, no manifest.
 fn refused(r: &Run, file: &str, words: &[&str]) {
-    eprintln!("REFUSED: {}", r.stderr.trim());
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stdout.is_empty(), "{}", r.stdout);
     assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);

@@ -3,7 +3,9 @@
 //! that ref still points at the base the change was tested on (else it must be retested on
 //! the new base, and the report says so), and the known-good package set records its NEVRAs.
 //! Not satisfied: the change is recorded as excluded, with the requirements it failed. Both
-//! under one lock per branch; the state files are written atomically.
+//! under one lock per branch; the state files are written atomically. Whatever the decision,
+//! the composed commit must first be this run's (`bound_commit`, through crate::binding),
+//! checked before the report records anything.
 
 use crate::binding::Composed;
 use crate::error::FciError;
