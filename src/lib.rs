@@ -4,6 +4,7 @@
 //! `exec` that hands a [`stage::Stage`] to the driver, [`stage::drive`], which returns the
 //! stage's exit code.
 
+pub mod binding;
 pub mod bootentry;
 pub mod cli;
 pub mod config;

@@ -218,8 +218,119 @@ impl Repo {
     }
 }
 
+/// What a commit says of itself: its parent and the string values of its metadata keys.
+#[derive(Debug, Default)]
+pub struct CommitInfo {
+    pub parent: Option<String>,
+    /// Each asked key's value; None when the commit has no such key (or a value that is not
+    /// a plain string).
+    pub metadata: std::collections::BTreeMap<String, Option<String>>,
+}
+
+impl Repo {
+    /// The parent of `commit` and the values of its metadata `keys`, from the commit object.
+    pub fn commit_info(&self, commit: &str, keys: &[&str], log: &mut Log) -> Result<CommitInfo> {
+        let out = log.capture(&self.cmd("show").arg("--").arg(commit))?;
+        if !out.success() {
+            return Err(
+                FciError::Infra(format!("ostree show {commit} failed: {}", out.reason())).into(),
+            );
+        }
+        let parent = out
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("Parent:"))
+            .map(|p| p.trim().to_string())
+            .filter(|p| is_checksum(p));
+        let mut metadata = std::collections::BTreeMap::new();
+        for key in keys {
+            let out = log.capture(
+                &self
+                    .cmd("show")
+                    .arg(format!("--print-metadata-key={key}"))
+                    .arg("--")
+                    .arg(commit),
+            )?;
+            let value = if out.success() {
+                gvariant_string(out.stdout.trim_end_matches('\n'))
+            } else if out.stderr.contains("No such metadata key") {
+                None
+            } else {
+                return Err(FciError::Infra(format!(
+                    "ostree show --print-metadata-key={key} {commit} failed: {}",
+                    out.reason()
+                ))
+                .into());
+            };
+            metadata.insert(key.to_string(), value);
+        }
+        Ok(CommitInfo { parent, metadata })
+    }
+}
+
+/// A GVariant string as `g_variant_print` writes it (`'text'`, or `"text"` when it holds a
+/// single quote, with backslash escapes); None for anything else.
+pub fn gvariant_string(printed: &str) -> Option<String> {
+    let quote = printed.chars().next().filter(|q| matches!(q, '\'' | '"'))?;
+    let inner = printed.strip_prefix(quote)?.strip_suffix(quote)?;
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == quote {
+            return None;
+        }
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let hex = |chars: &mut std::str::Chars, n: usize| -> Option<char> {
+            let digits: String = chars.by_ref().take(n).collect();
+            (digits.len() == n)
+                .then(|| u32::from_str_radix(&digits, 16).ok())
+                .flatten()
+                .and_then(char::from_u32)
+        };
+        out.push(match chars.next()? {
+            'n' => '\n',
+            't' => '\t',
+            'r' => '\r',
+            'a' => '\u{7}',
+            'b' => '\u{8}',
+            'f' => '\u{c}',
+            'v' => '\u{b}',
+            'u' => hex(&mut chars, 4)?,
+            'U' => hex(&mut chars, 8)?,
+            e @ ('\\' | '\'' | '"') => e,
+            _ => return None,
+        });
+    }
+    Some(out)
+}
+
 pub fn is_checksum(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gvariant_string;
+
+    #[test]
+    fn printed_gvariant_strings_are_read_back() {
+        assert_eq!(
+            gvariant_string("'hello-atomic'").as_deref(),
+            Some("hello-atomic")
+        );
+        assert_eq!(
+            gvariant_string(r#""it's \"x\"""#).as_deref(),
+            Some("it's \"x\"")
+        );
+        assert_eq!(gvariant_string(r"'a\nb\u00e9'").as_deref(), Some("a\nbé"));
+        assert_eq!(gvariant_string("''").as_deref(), Some(""));
+        for bad in ["", "'", "plain", "'a'b'", "<'x'>", "'\\q'", "@as []"] {
+            assert_eq!(gvariant_string(bad), None, "{bad}");
+        }
+    }
 }

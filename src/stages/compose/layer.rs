@@ -3,6 +3,7 @@
 //! base as parent onto a candidate ref.
 
 use super::payload;
+use crate::binding;
 use crate::error::FciError;
 use crate::exec::{Cmd, Log};
 use crate::manifest::{Artifact, ArtifactKind, Outcome, StageName};
@@ -156,7 +157,7 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     let _ = std::fs::remove_file(tree.join(&DBPATH[1..]).join(".rpm.lock"));
     let subject = &cx.manifest.subject;
     let package = subject.package.clone().unwrap_or_default();
-    let candidate = format!("fci/{}/candidate/{}", p.branch, cx.manifest.run.id);
+    let candidate = binding::candidate_ref(&p.branch, &cx.manifest.run.id);
     // From the packages' own headers.
     let nevras: Vec<String> = payload
         .nevras
@@ -164,14 +165,17 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
         .filter(|n| n.starts_with(&format!("{package}-")) || package.is_empty())
         .cloned()
         .collect();
+    // What binds the commit to this run for every stage that consumes it (crate::binding).
     let metadata = vec![
-        ("fci.package".to_string(), package.clone()),
+        (binding::PACKAGE.to_string(), package.clone()),
         (
-            "fci.dist-git-commit".to_string(),
+            binding::DISTGIT_COMMIT.to_string(),
             subject.commit.clone().unwrap_or_default(),
         ),
         ("fci.nevras".to_string(), nevras.join(" ")),
-        ("fci.run".to_string(), cx.manifest.run.id.clone()),
+        (binding::RUN.to_string(), cx.manifest.run.id.clone()),
+        (binding::BASE.to_string(), p.base.clone()),
+        (binding::RPMS.to_string(), binding::rpm_digests(cx.manifest)),
         (
             "fci.version".to_string(),
             env!("CARGO_PKG_VERSION").to_string(),

@@ -136,6 +136,9 @@ impl Stage for Compose {
             "base": base,
             "rpms": rpms.iter().map(|r| &r.sha256).collect::<Vec<_>>(),
             "subject": [&cx.manifest.subject.package, &cx.manifest.subject.commit],
+            // Commits of earlier versions lack the metadata that binds them to a run
+            // (crate::binding): never reused.
+            "binding": 1,
         });
         self.planned = Some(layer::Plan {
             repo,

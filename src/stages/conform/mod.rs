@@ -170,24 +170,13 @@ impl Stage for Conform {
 
     fn plan(&mut self, cx: &mut Ctx) -> Result<Plan> {
         let a = &self.args;
-        let art = cx
-            .manifest
-            .artifacts_of(ArtifactKind::OstreeCommit)
-            .rfind(|x| x.stage == StageName::Compose.as_str())
-            .cloned()
-            .ok_or_else(|| {
-                FciError::input(
-                    &cx.origin,
-                    "no composed `ostree-commit` artifact: run `fci compose` first",
-                )
-            })?;
-        let repo = cx.consume(&art, ArtifactKind::OstreeCommit)?;
-        let compose_ref = cx
-            .manifest
-            .last_stage(StageName::Compose)
-            .and_then(|r| r.data.get("ref"))
-            .and_then(Value::as_str)
-            .map(String::from);
+        let composed = crate::binding::require_composed(
+            cx,
+            "no composed `ostree-commit` artifact: run `fci compose` first",
+        )?;
+        let repo = composed.repo_path.clone();
+        let compose_ref = Some(composed.candidate.clone());
+        let art = composed.artifact.clone();
         let workdir = cx.dir().join("work");
         let junit_dir = cx.dir().join("junit");
         let (kubeconfig, cluster, kube_digest) = match &a.kubeconfig {
@@ -207,13 +196,12 @@ impl Stage for Conform {
             .flatten()
             .flatten()
             .any(|x| x.contains("{image}"));
-        let image = match cx
-            .manifest
-            .artifacts_of(ArtifactKind::Image)
-            .last()
-            .cloned()
-        {
-            Some(img) if uses_image => Some((cx.consume(&img, ArtifactKind::Image)?, img.sha256)),
+        let image = match crate::binding::image_artifact(cx.manifest) {
+            Some(img) if uses_image => {
+                let path = cx.consume(&img, ArtifactKind::Image)?;
+                crate::binding::check_image(cx, &img, &composed)?;
+                Some((path, img.sha256))
+            }
             _ => None,
         };
         let mut values = Values::new();

@@ -245,6 +245,8 @@ pub fn image(
     art.extra.insert("virtual_size".into(), json!(virtual_size));
     art.extra.insert("commit".into(), json!(p.commit));
     art.extra.insert("ostree_ref".into(), json!(p.ostree_ref));
+    // What binds the image to the commit for smoke and conform (crate::binding).
+    crate::binding::record_image(cx.ws, &art, &p.commit)?;
     rec.data.insert("format".into(), json!(p.format.as_str()));
     rec.data.insert("virtual_size".into(), json!(virtual_size));
     rec.data.insert("used_bytes".into(), json!(used));

@@ -137,41 +137,16 @@ impl Stage for Image {
     }
 
     fn plan(&mut self, cx: &mut Ctx) -> Result<Plan> {
-        let compose = cx
-            .manifest
-            .stages
-            .iter()
-            .rev()
-            .find(|s| s.name == StageName::Compose.as_str())
-            .ok_or_else(|| {
-                FciError::input(
-                    &cx.origin,
-                    "no compose in the manifest: run `fci compose` first",
-                )
-            })?;
-        let branch = compose
-            .data
-            .get("branch")
-            .and_then(Value::as_str)
-            .map(String::from)
-            .or(cx.manifest.subject.branch.clone())
-            .ok_or_else(|| FciError::input(&cx.origin, "the compose names no branch"))?;
-        crate::ostree::check_branch(&branch).map_err(|_| {
-            FciError::input(
+        if cx.manifest.last_stage(StageName::Compose).is_none() {
+            return Err(FciError::input(
                 &cx.origin,
-                format!("the compose's branch `{branch}` is not a branch name"),
+                "no compose in the manifest: run `fci compose` first",
             )
-        })?;
-        let art = cx
-            .manifest
-            .artifacts_of(ArtifactKind::OstreeCommit)
-            .rfind(|a| a.stage == StageName::Compose.as_str())
-            .cloned()
-            .ok_or_else(|| {
-                FciError::input(&cx.origin, "no `ostree-commit` artifact from `fci compose`")
-            })?;
-        let repo = cx.consume(&art, ArtifactKind::OstreeCommit)?;
-        let commit = art.sha256.clone();
+            .into());
+        }
+        let composed =
+            crate::binding::require_composed(cx, "no `ostree-commit` artifact from `fci compose`")?;
+        let (repo, commit, branch) = (composed.repo_path, composed.commit, composed.branch);
         let state = state_path(cx, &branch);
         if !self.args.common.force && !self.args.interval.is_zero() {
             let last = std::fs::read_to_string(&state)
@@ -210,19 +185,7 @@ impl Stage for Image {
         }
         let mut kargs: Vec<String> = DEFAULT_KARGS.iter().map(|s| s.to_string()).collect();
         kargs.extend(self.args.kargs.iter().cloned());
-        let ostree_ref = compose
-            .data
-            .get("ref")
-            .and_then(Value::as_str)
-            .unwrap_or("fci/image")
-            .to_string();
-        if !crate::ostree::is_ref(&ostree_ref) {
-            return Err(FciError::input(
-                &cx.origin,
-                format!("the compose's ref `{ostree_ref}` is not an OSTree ref name"),
-            )
-            .into());
-        }
+        let ostree_ref = composed.candidate;
         let inputs = json!({
             "commit": commit,
             "branch": branch,
@@ -231,6 +194,9 @@ impl Stage for Image {
             "size": self.args.size,
             "kargs": kargs,
             "os": self.args.os,
+            // Images of earlier versions have no record binding them to their commit
+            // (crate::binding): never reused.
+            "binding": 1,
         });
         self.planned = Some(deploy::Plan {
             repo,

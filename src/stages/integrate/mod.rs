@@ -3,7 +3,7 @@
 
 use crate::distgit;
 use crate::error::FciError;
-use crate::manifest::{Artifact, ArtifactKind, Manifest, Outcome, StageName, StageRecord};
+use crate::manifest::{Artifact, Manifest, Outcome, StageName, StageRecord};
 use crate::ostree::{Repo, OSTREE};
 use crate::progress::Spinner;
 use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage, Tool};
@@ -66,18 +66,10 @@ impl Stage for Integrate {
 
     fn plan(&mut self, cx: &mut Ctx) -> Result<Plan> {
         let a = &self.args;
-        let art = cx
-            .manifest
-            .artifacts_of(ArtifactKind::OstreeCommit)
-            .last()
-            .cloned()
-            .ok_or_else(|| {
-                FciError::input(
-                    &cx.origin,
-                    "no `ostree-commit` artifact: run `fci compose` first",
-                )
-            })?;
-        let repo = Repo::open(&cx.consume(&art, ArtifactKind::OstreeCommit)?)?;
+        let composed = crate::binding::require_composed(
+            cx,
+            "no composed `ostree-commit` artifact: run `fci compose` first",
+        )?;
         let dir = cx.dir();
         let tests = distgit::checkout(
             &a.tests,
@@ -99,7 +91,7 @@ impl Stage for Integrate {
         }
         let files = tests.files()?;
         let inputs = json!({
-            "commit": art.sha256,
+            "commit": composed.commit,
             "tests": crate::digest::tree_digest(&tests.dir, &files)?,
             "runner": a.suite.runner,
             "tags": a.suite.tags,
@@ -107,8 +99,8 @@ impl Stage for Integrate {
             "network": a.suite.network,
         });
         self.planned = Some(Planned {
-            repo,
-            commit: art.sha256,
+            repo: composed.repo,
+            commit: composed.commit,
             tests,
             suites,
         });

@@ -20,12 +20,17 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
         progress::set_quiet(false);
     }
     let common = args.common.clone();
-    let mut stage = Report { args };
+    let mut stage = Report {
+        args,
+        composed: None,
+    };
     stage::drive(&mut stage, &common, workspace)
 }
 
 struct Report {
     args: Args,
+    /// With --promote: the run's composed commit, bound to it before anything is recorded.
+    composed: Option<crate::binding::Composed>,
 }
 
 /// Greenwave's product version for a dist-git branch: `f41` → `fedora-41`, `epel9` →
@@ -65,7 +70,7 @@ impl Stage for Report {
         true
     }
 
-    fn plan(&mut self, _cx: &mut Ctx) -> Result<Plan> {
+    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan> {
         if let Some(g) = &self.args.gating {
             if self.args.decision_contexts.is_empty() {
                 return Err(FciError::Usage(format!(
@@ -74,6 +79,10 @@ impl Stage for Report {
                 ))
                 .into());
             }
+        }
+        if self.args.promote {
+            // A commit that is not this run's is refused before any result is recorded.
+            self.composed = super::promote::bound_commit(cx)?;
         }
         // Never the same inputs twice: a report reads whatever results exist by now.
         Ok(Plan::Run(
@@ -232,7 +241,7 @@ impl Stage for Report {
             rec.notes.push(format!("gating: {s}"));
         }
         if self.args.promote {
-            super::promote::apply(cx, rec, &d)?;
+            super::promote::apply(cx, rec, &d, self.composed.take())?;
         }
         // The decision as Greenwave announces it, to the maintainer too: what failed, by name.
         let body = json!({

@@ -3,16 +3,47 @@
 //! that ref still points at the base the change was tested on (else it must be retested on
 //! the new base, and the report says so), and the known-good package set records its NEVRAs.
 //! Not satisfied: the change is recorded as excluded, with the requirements it failed. Both
-//! under one lock per branch; the state files are written atomically.
+//! under one lock per branch; the state files are written atomically. Whatever the decision,
+//! the composed commit must first be this run's (`bound_commit`, through crate::binding),
+//! checked before the report records anything.
 
+use crate::binding::Composed;
 use crate::error::FciError;
-use crate::manifest::{ArtifactKind, Outcome, StageName};
-use crate::ostree::{self, Repo};
+use crate::manifest::{ArtifactKind, Outcome};
+use crate::ostree;
 use crate::stage::{Ctx, RecordParts};
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
-pub fn apply(cx: &mut Ctx, rec: &mut RecordParts, decision: &Value) -> Result<()> {
+/// The run's composed commit, if it has one, shown to be this run's (crate::binding) and
+/// composed on the subject's branch: anything else is bad input, and nothing is promoted.
+pub fn bound_commit(cx: &mut Ctx) -> Result<Option<Composed>> {
+    let composed = crate::binding::composed(cx)?;
+    if let Some(c) = &composed {
+        let branch = cx.manifest.subject.branch.as_deref();
+        if branch != Some(c.branch.as_str()) {
+            return Err(FciError::input(
+                &cx.origin,
+                format!(
+                    "--promote: ostree-commit {} was composed on branch {}, but the subject's branch is {}",
+                    c.commit,
+                    c.branch,
+                    branch.unwrap_or("(none)")
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(composed)
+}
+
+/// Acts on `decision`; `composed` is the run's commit from `bound_commit`.
+pub fn apply(
+    cx: &mut Ctx,
+    rec: &mut RecordParts,
+    decision: &Value,
+    composed: Option<Composed>,
+) -> Result<()> {
     let branch = cx
         .manifest
         .subject
@@ -69,35 +100,23 @@ pub fn apply(cx: &mut Ctx, rec: &mut RecordParts, decision: &Value) -> Result<()
         return Ok(());
     }
     let mut promoted = Map::new();
-    let composed = cx
-        .manifest
-        .artifacts_of(ArtifactKind::OstreeCommit)
-        .rfind(|a| a.stage == StageName::Compose.as_str())
-        .cloned();
-    if let Some(art) = composed {
-        let repo = Repo::open(&cx.consume(&art, ArtifactKind::OstreeCommit)?)?;
+    if let Some(c) = composed {
         let kg = ostree::known_good_ref(&branch);
-        let base = cx
-            .manifest
-            .subject
-            .base
-            .as_ref()
-            .and_then(|b| b.ostree_commit.clone());
-        let now = repo.rev_parse(&kg, cx.log())?;
-        if now.is_none() || now != base {
+        let now = c.repo.rev_parse(&kg, cx.log())?;
+        if now.as_deref() != Some(c.base.as_str()) {
             rec.outcome = Outcome::Failed;
             rec.notes.push(format!(
                 "not promoted: {kg} is {} now, not the base {} this change was tested on; retest it on the new base",
                 now.as_deref().unwrap_or("(none)"),
-                base.as_deref().unwrap_or("(unknown)")
+                c.base
             ));
             rec.data.insert("needs_retest".into(), json!(true));
             return Ok(());
         }
-        repo.move_ref(&kg, &art.sha256, cx.log())?;
+        c.repo.move_ref(&kg, &c.commit, cx.log())?;
         promoted.insert("ref".into(), json!(kg));
-        promoted.insert("from".into(), json!(base));
-        promoted.insert("to".into(), json!(art.sha256));
+        promoted.insert("from".into(), json!(c.base));
+        promoted.insert("to".into(), json!(c.commit));
     }
     let path = state_dir.join("known-good").join(format!("{branch}.json"));
     let mut set = match std::fs::read_to_string(&path) {

@@ -83,16 +83,12 @@ impl Stage for Smoke {
     }
 
     fn plan(&mut self, cx: &mut Ctx) -> Result<Plan> {
-        let art = cx
-            .manifest
-            .artifacts_of(ArtifactKind::Image)
-            .rfind(|a| a.stage == StageName::Image.as_str())
-            .cloned()
-            .ok_or_else(|| {
-                FciError::input(&cx.origin, "no `image` artifact: run `fci image` first")
-            })?;
+        let art = crate::binding::image_artifact(cx.manifest).ok_or_else(|| {
+            FciError::input(&cx.origin, "no `image` artifact: run `fci image` first")
+        })?;
         let image = cx.consume(&art, ArtifactKind::Image)?;
-        let bad = |msg: &str| FciError::input(&cx.origin, format!("artifact {}: {msg}", art.path));
+        let origin = cx.origin.clone();
+        let bad = |msg: &str| FciError::input(&origin, format!("artifact {}: {msg}", art.path));
         let format = match art.extra.get("format").and_then(Value::as_str) {
             Some(f @ ("qcow2" | "raw")) => f.to_string(),
             _ => return Err(bad("no `format` (qcow2 or raw)").into()),
@@ -104,24 +100,24 @@ impl Stage for Smoke {
             .filter(|c| crate::ostree::is_checksum(c))
             .ok_or_else(|| bad("no `commit` it was made from"))?
             .to_string();
-        if let Some(composed) = cx
-            .manifest
-            .artifacts_of(ArtifactKind::OstreeCommit)
-            .rfind(|a| a.stage == StageName::Compose.as_str())
-        {
-            if composed.sha256 != commit {
-                return Err(bad(&format!(
-                    "made from commit {commit}, but the compose in this manifest is {}",
-                    composed.sha256
-                ))
-                .into());
-            }
+        let composed = crate::binding::require_composed(
+            cx,
+            "no composed `ostree-commit` artifact: an image is smoked only with the compose it was made from",
+        )?;
+        if composed.commit != commit {
+            return Err(bad(&format!(
+                "made from commit {commit}, but the compose in this manifest is {}",
+                composed.commit
+            ))
+            .into());
         }
         if let Err(why) = disk::check_self_contained(cx, &image, &format) {
             return Err(
                 FciError::input(&cx.origin, format!("artifact {}: {why}", art.path)).into(),
             );
         }
+        // Only an image `fci image` made in this workspace from that commit is booted.
+        crate::binding::check_image(cx, &art, &composed)?;
         let inputs = json!({
             "image": art.sha256,
             "commit": commit,
