@@ -224,7 +224,10 @@ impl Log {
                 });
                 let out = handle.wait().cloned();
                 let _ = done_tx.send(());
-                timed_out = watchdog.join().unwrap_or(false);
+                // Killed by the watchdog: a command that exited on its own at the deadline
+                // (the kill came too late to matter) ended as it said.
+                let fired = watchdog.join().unwrap_or(false);
+                timed_out = fired && out.as_ref().map_or(true, |o| o.status.code().is_none());
                 out
             })?,
         };
