@@ -74,17 +74,22 @@ pub fn version(tool: &str) -> String {
 
 /// The outcome of one command.
 pub struct Finished {
+    /// Its exit code; None when it was killed (by its timeout or a signal).
     pub code: Option<i32>,
-    /// Killed because it ran past the command's timeout.
+    /// Killed because it ran past the command's timeout. Only ever true for a command that
+    /// `judges_timeout()`: for any other, a timeout is an error of `Log::run`/`capture`.
     pub timed_out: bool,
+    /// The signal that ended it, when one did and it was not fci's timeout.
+    pub signal: Option<i32>,
     pub stdout: String,
     /// Captured only by `capture`; otherwise it went to the log.
     pub stderr: String,
 }
 
 impl Finished {
+    /// Exited 0: never when killed, whether by its timeout or by a signal.
     pub fn success(&self) -> bool {
-        self.code == Some(0)
+        self.code == Some(0) && !self.timed_out && self.signal.is_none()
     }
     /// Why it failed, for a one-line message: the last line of its stderr.
     pub fn reason(&self) -> &str {
@@ -219,7 +224,10 @@ impl Log {
                 });
                 let out = handle.wait().cloned();
                 let _ = done_tx.send(());
-                timed_out = watchdog.join().unwrap_or(false);
+                // Killed by the watchdog: a command that exited on its own at the deadline
+                // (the kill came too late to matter) ended as it said.
+                let fired = watchdog.join().unwrap_or(false);
+                timed_out = fired && out.as_ref().map_or(true, |o| o.status.code().is_none());
                 out
             })?,
         };
@@ -232,6 +240,11 @@ impl Log {
             let _ = done.recv_timeout(std::time::Duration::from_secs(5));
         }
         let code = if timed_out { None } else { out.status.code() };
+        let signal = if timed_out {
+            None
+        } else {
+            std::os::unix::process::ExitStatusExt::signal(&out.status)
+        };
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if capture && !stderr.is_empty() {
             let _ = self.file.write_all(redact(&stderr).as_bytes());
@@ -239,14 +252,24 @@ impl Log {
         let status = match (timed_out, code) {
             (true, _) => "killed: timed out".to_string(),
             (false, Some(c)) => c.to_string(),
-            (false, None) => "killed by a signal".to_string(),
+            (false, None) => match signal {
+                Some(sig) => format!("killed by signal {sig}"),
+                None => "killed by a signal".to_string(),
+            },
         };
         self.line(&format!(
             "# exit status {status} after {:.2}s",
             start.elapsed().as_secs_f64()
         ));
+        if timed_out && !cmd.judges_timeout {
+            // What a command cut short left behind (a half-installed tree, a partial answer)
+            // is never a result: unless its caller judges the timeout itself, the run is an
+            // error (ERROR, exit 3, never reused) naming the limit.
+            return Err(FciError::Infra(timeout_message(cmd)).into());
+        }
         Ok(Finished {
             timed_out,
+            signal,
             code,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr,
@@ -585,10 +608,22 @@ pub fn last_lines(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// Why a command was killed at its timeout, naming the program, the limit and its flag.
+pub fn timeout_message(cmd: &Cmd) -> String {
+    let secs = cmd.timeout.map_or(0, |t| t.as_secs());
+    format!(
+        "{} was killed after {secs}s, past its time limit ({} {secs}): what it left is not a result",
+        cmd.shown(),
+        cmd.timeout_flag
+    )
+}
+
 /// A command as an argument vector.
 #[derive(Clone, Debug)]
 pub struct Cmd {
     pub program: OsString,
+    /// What messages call it (the program a sandbox runs), when not `program`'s name.
+    pub name: Option<String>,
     pub args: Vec<OsString>,
     pub dir: Option<PathBuf>,
     pub env: Vec<(OsString, OsString)>,
@@ -596,6 +631,10 @@ pub struct Cmd {
     pub clear_env: bool,
     /// Kill the command when it runs longer than this.
     pub timeout: Option<std::time::Duration>,
+    /// The option that set `timeout`, for the message when it is reached.
+    pub timeout_flag: &'static str,
+    /// The caller looks at `Finished::timed_out` itself; otherwise a timeout is an error.
+    pub judges_timeout: bool,
     /// Files the command reads by descriptor number (a seccomp program for bwrap), kept open
     /// until the command is dropped.
     pub keep: Vec<std::sync::Arc<std::os::fd::OwnedFd>>,
@@ -654,15 +693,28 @@ impl Cmd {
     pub fn new(program: impl AsRef<OsStr>) -> Self {
         Cmd {
             program: program.as_ref().to_os_string(),
+            name: None,
             args: Vec::new(),
             dir: None,
             clear_env: false,
             keep: Vec::new(),
             env: Vec::new(),
             timeout: None,
+            timeout_flag: "--timeout",
+            judges_timeout: false,
             no_fsfreeze: false,
             own_group: false,
         }
+    }
+    /// What messages call it: its `name`, else its program's file name.
+    pub fn shown(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            Path::new(&self.program)
+                .file_name()
+                .unwrap_or(self.program.as_os_str())
+                .to_string_lossy()
+                .into_owned()
+        })
     }
     /// See `own_group`.
     pub fn own_group(mut self) -> Self {
@@ -696,6 +748,17 @@ impl Cmd {
         self.timeout = t;
         self
     }
+    /// The option that sets the timeout (`--timeout` unless said), for its message.
+    pub fn timeout_flag(mut self, flag: &'static str) -> Self {
+        self.timeout_flag = flag;
+        self
+    }
+    /// The caller decides what a run killed at its timeout means (`Finished::timed_out`),
+    /// and must: without this, `Log::run` and `capture` return an error for it.
+    pub fn judges_timeout(mut self) -> Self {
+        self.judges_timeout = true;
+        self
+    }
     /// `-D name value`-style pairs for rpm's `--define`.
     pub fn define(self, name: &str, value: impl AsRef<OsStr>) -> Self {
         let mut def = OsString::from(format!("{name} "));
@@ -706,6 +769,51 @@ impl Cmd {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_timeout_is_an_error_unless_the_caller_judges_it() {
+        use super::{Cmd, Log};
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::create(&dir.path().join("log")).unwrap();
+        let slow = Cmd::new("sleep")
+            .arg("30")
+            .timeout(Some(std::time::Duration::from_secs(1)));
+        for capture in [false, true] {
+            let e = if capture {
+                log.capture(&slow)
+            } else {
+                log.run(&slow)
+            }
+            .err()
+            .expect("a run killed at its timeout is an error");
+            assert_eq!(crate::error::exit_code_of(&e), crate::error::exit::INFRA);
+            let msg = crate::error::one_line(&e);
+            assert!(msg.contains("sleep was killed after 1s"), "{msg}");
+            assert!(msg.contains("--timeout 1"), "{msg}");
+        }
+        // A caller that judges it sees it, and never as a success.
+        let done = log.run(&slow.clone().judges_timeout()).unwrap();
+        assert!(done.timed_out && !done.success() && done.code.is_none());
+        let named = slow.timeout_flag("--remote-timeout");
+        let msg = crate::error::one_line(&log.run(&named).err().unwrap());
+        assert!(msg.contains("--remote-timeout 1"), "{msg}");
+    }
+
+    #[test]
+    fn a_command_killed_by_a_signal_is_no_success() {
+        use super::{Cmd, Log};
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::create(&dir.path().join("log")).unwrap();
+        let done = log
+            .run(&Cmd::new("sh").args(["-c", "kill -KILL $$"]))
+            .unwrap();
+        assert!(!done.success());
+        assert!(!done.timed_out);
+        assert_eq!(done.signal, Some(9));
+        assert!(std::fs::read_to_string(dir.path().join("log"))
+            .unwrap()
+            .contains("killed by signal 9"));
+    }
+
     #[test]
     fn credentials_in_urls_are_hidden() {
         use super::redact;

@@ -135,6 +135,8 @@ impl Sandbox {
             c = c.arg("--chdir").arg(d);
         }
         c = c.arg("--").arg(&inner.program).args(&inner.args);
+        // Messages name what runs inside, not bwrap.
+        c.name = Some(inner.shown());
         if self.overlays.is_empty() {
             return Ok(c);
         }
@@ -169,6 +171,7 @@ impl Sandbox {
             }
             outer = outer.arg("--overlay").arg(lower).arg(&o.mountpoint);
         }
+        outer.name = c.name.clone();
         Ok(outer.arg("--").arg(c.program).args(c.args))
     }
 

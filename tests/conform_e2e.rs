@@ -986,6 +986,41 @@ fn an_errored_test_case_is_a_failed_conformance_test() {
 }
 
 #[test]
+fn sonobuoy_results_that_tar_could_only_partly_unpack_are_not_trusted() {
+    let x = World::new();
+    let api = Api::start(x.w.path(), 0.0, false);
+    let k = token_kubeconfig(x.w.path(), &api.server(), TOKEN);
+    let ks = k.to_str().unwrap();
+    // The passing report was unpacked before tar failed: a cut-short unpack is no result.
+    let r = x.run(
+        &["--kubeconfig", ks],
+        &[
+            ("CONFORM_JUNIT", "pass"),
+            ("CONFORM_SONOBUOY_TAR", "unpacks-halfway"),
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("a partial unpack is not trusted"),
+        "{}",
+        r.stderr
+    );
+    let (m, s) = conform_record(&r);
+    assert_eq!(s["outcome"], "ERROR", "{s:#}");
+    assert!(results(&s).is_empty(), "{s:#}");
+    assert!(!m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["type"] == "junit"));
+    let calls = x.mark("sonobuoy.calls");
+    assert!(
+        calls.lines().last().unwrap().starts_with("delete "),
+        "{calls}"
+    );
+}
+
+#[test]
 fn a_failed_runner_never_passes_on_a_report() {
     let x = World::new();
     let api = Api::start(x.w.path(), 0.0, false);

@@ -44,7 +44,8 @@ impl Backend for Mock {
                 .arg(job.spec)
                 .arg("--sources")
                 .arg(job.sources)
-                .timeout(job.timeout),
+                .timeout(job.timeout)
+                .judges_timeout(),
         )?;
         let srpms = collect(job.work, &srpm_dir)?;
         if !srpm.success() || srpms.is_empty() {
@@ -56,7 +57,7 @@ impl Backend for Mock {
                 tail: log.tail(40),
                 timed_out: srpm.timed_out,
                 host_failure: mock_host_failure(&srpm),
-                signal: None,
+                signal: srpm.signal,
             });
         }
         let mut rebuild = base(Cmd::new("mock"))
@@ -66,7 +67,7 @@ impl Backend for Mock {
         if job.nocheck {
             rebuild = rebuild.arg("--nocheck");
         }
-        let done = log.run(&rebuild.arg(&srpms[0]).timeout(job.timeout))?;
+        let done = log.run(&rebuild.arg(&srpms[0]).timeout(job.timeout).judges_timeout())?;
         // mock keeps rpmbuild's output in build.log, not on its own stderr.
         let build_log = std::fs::read_to_string(rpm_dir.join("build.log")).unwrap_or_default();
         log.line(&crate::exec::redact(&build_log));
@@ -83,7 +84,7 @@ impl Backend for Mock {
             tail: crate::exec::last_lines(&build_log, 40),
             timed_out: done.timed_out,
             host_failure: mock_host_failure(&done),
-            signal: None,
+            signal: done.signal,
         })
     }
 }

@@ -42,7 +42,8 @@ impl Backend for Rpmbuild {
         }
         let cmd = cmd.arg(job.spec);
         let cmd = sandbox(job).wrap(&cmd)?;
-        let done = log.run(&cmd.timeout(job.timeout))?;
+        // A timeout is judged by `work::explain_failure`: ERROR, never reused.
+        let done = log.run(&cmd.timeout(job.timeout).judges_timeout())?;
         let tail = log.tail(40);
         let packages = collect(job.work, &top.join("SRPMS"))?
             .into_iter()
@@ -58,7 +59,7 @@ impl Backend for Rpmbuild {
             tail,
             timed_out: done.timed_out,
             host_failure: None,
-            signal: super::backend::signal_of(done.code),
+            signal: super::backend::signal_of(done.code).or(done.signal),
         })
     }
 }

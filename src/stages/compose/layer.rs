@@ -48,6 +48,16 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     unshare_rpmdb(&tree)?;
 
     let payload = payload::parse(&listing);
+    let special = payload::special_files(&payload);
+    if !special.is_empty() {
+        return Ok(fail(
+            rec,
+            format!(
+                "the change ships files that are not regular files, directories or symlinks (rpm would block on a FIFO; OSTree can commit none of them): {}",
+                special.join(", ")
+            ),
+        ));
+    }
     let conflicts = payload::conflicts(&tree, &payload);
     if !conflicts.is_empty() {
         let msg = format!(
@@ -86,10 +96,12 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
         // Debian's rpm asks to be told that it is meant to manage this root.
         install = install.arg("--force-debian");
     }
+    // An install cut short by --timeout is an error of `capture` (ERROR, never reused): the
+    // half-made tree is never committed.
     let done = cx
         .log()
         .capture(&install.arg("--").args(&p.rpms).timeout(p.timeout))?;
-    if !done.success() && !done.timed_out {
+    if !done.success() {
         // rpm refusing the payload is the change's doing; rpm not running is the host's.
         let said: Vec<&str> = done
             .stderr

@@ -167,6 +167,46 @@ pub fn conflicts(tree: &Path, payload: &Payload) -> Vec<String> {
     found
 }
 
+/// What kind of file a payload entry is, when it is not one an OSTree tree can hold.
+fn special_kind(mode: u32) -> Option<&'static str> {
+    match mode & 0o170000 {
+        0o100000 | 0o040000 | 0o120000 => None,
+        0o010000 => Some("a FIFO"),
+        0o140000 => Some("a socket"),
+        0o020000 => Some("a character device"),
+        0o060000 => Some("a block device"),
+        _ => Some("of an unknown file type"),
+    }
+}
+
+/// The change's entries rpm would write that are neither regular files, directories nor
+/// symlinks (FIFOs, sockets, device nodes), as `PATH (a FIFO)`: rpm blocks opening a FIFO,
+/// and OSTree can commit none of them. The package's doing, refused before rpm runs.
+pub fn special_files(payload: &Payload) -> Vec<String> {
+    payload
+        .files
+        .iter()
+        .filter(|e| !e.is_ghost())
+        .filter_map(|e| {
+            special_kind(e.mode).map(|kind| format!("{} ({kind})", escape_control(&e.path)))
+        })
+        .collect()
+}
+
+/// `s` with control characters (a newline in a file name) written as escapes.
+fn escape_control(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let shown: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            shown
+        })
+        .collect()
+}
+
 /// The change's files under /var that are not directories: OSTree cannot deliver them.
 pub fn var_files(payload: &Payload) -> Vec<String> {
     payload
@@ -378,5 +418,39 @@ mod tests {
             ]
         );
         assert_eq!(var_files(&p), vec!["/var/lib/x/state"]);
+    }
+
+    #[test]
+    fn fifos_sockets_and_device_nodes_are_refused_by_path() {
+        // rpm's own modes: a FIFO, a socket, a character and a block device, a %ghost FIFO
+        // (never written), and the three kinds a tree can hold.
+        let p = parse(
+            "P x-1-1.noarch\n\
+             F 010644 0 root root /usr/share/x/pipe\n\
+             F 0140755 0 root root /usr/share/x/sock\n\
+             F 020666 0 root root /usr/share/x/null\n\
+             F 060660 0 root disk /usr/share/x/sda\n\
+             F 010644 64 root root /usr/share/x/ghost-pipe\n\
+             F 0100644 0 root root /usr/share/x/file\n\
+             F 040755 0 root root /usr/share/x\n\
+             F 0120777 0 root root /usr/share/x/link\n",
+        );
+        assert_eq!(
+            special_files(&p),
+            vec![
+                "/usr/share/x/pipe (a FIFO)",
+                "/usr/share/x/sock (a socket)",
+                "/usr/share/x/null (a character device)",
+                "/usr/share/x/sda (a block device)",
+            ]
+        );
+        let odd = Payload {
+            nevras: vec![],
+            files: vec![entry(0o010644, "/usr/share/x/a\nF 0100644 forged")],
+        };
+        assert_eq!(
+            special_files(&odd),
+            vec!["/usr/share/x/a\\nF 0100644 forged (a FIFO)"]
+        );
     }
 }

@@ -226,10 +226,14 @@ fn sonobuoy(
                     OnSignal::Kill,
                 )?;
                 if !untar.done.success() {
-                    notes.push(format!(
-                        "tar cannot unpack sonobuoy's tarball {}: see the stage log",
-                        t.display()
-                    ));
+                    // What a failed or killed tar left is part of the results at best (the
+                    // passing reports without the failing ones): never read.
+                    let why = format!(
+                        "tar cannot unpack sonobuoy's tarball {} ({}): a partial unpack is not trusted (see the stage log)",
+                        t.display(),
+                        super::status(untar.done.code)
+                    );
+                    return finish(log, &sono, exit, stopped, notes, Some(why));
                 }
             }
             _ => notes.push(format!(

@@ -41,7 +41,7 @@ impl Steps {
         let left = self
             .deadline
             .map(|d| d.saturating_duration_since(Instant::now()));
-        let done = cx.log().capture(&cmd.timeout(left))?;
+        let done = cx.log().capture(&cmd.timeout(left).judges_timeout())?;
         if done.timed_out {
             let secs = self.limit.map_or(0, |l| l.as_secs());
             return Err(

@@ -217,12 +217,18 @@ impl Stage for Smoke {
         let read =
             |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
         let text = read(&serial);
-        if done.code.is_some_and(|c| c != 0) && !done.timed_out {
-            // qemu itself refused to start (a bad option, no memory): nothing booted.
-            return Err(FciError::Infra(format!(
-                "qemu-system-x86_64 exited {} before booting: see the stage log",
-                done.code.unwrap_or(-1)
-            ))
+        if !done.success() && !done.timed_out {
+            // qemu itself refused to start (a bad option, no memory), or something killed it
+            // (the OOM killer): not the guest's verdict either way.
+            return Err(FciError::Infra(match (done.code, done.signal) {
+                (Some(c), _) => {
+                    format!("qemu-system-x86_64 exited {c} before booting: see the stage log")
+                }
+                (None, Some(s)) => format!(
+                    "qemu-system-x86_64 was killed by signal {s}: the guest's answers are not a verdict"
+                ),
+                (None, None) => "qemu-system-x86_64 was killed: the guest's answers are not a verdict".into(),
+            })
             .into());
         }
         let report = console::parse(&read(&answers), &text, &nonce);
@@ -321,6 +327,16 @@ fn results(
             )),
             Map::new(),
         ),
+        // A guest killed at the timeout did not finish, whatever it said before: a timeout is
+        // never a pass (a guest that reported `done` and then hung instead of powering off).
+        Some(c) if c == expected && r.done && timed_out => case(
+            "boot",
+            Outcome::Failed,
+            Some(format!(
+                "booted the composed commit and reported done, but {stopped} instead of powering off"
+            )),
+            Map::new(),
+        ),
         // A guest that never said `done` did not finish what it was asked (a check that took
         // PID 1 down with it).
         Some(c) if c == expected && !r.done => case(
@@ -411,5 +427,18 @@ mod tests {
             .all(|(_, o)| *o == Outcome::Failed));
         let short = ok("fci-guest N booted good\nfci-guest N done\n");
         assert_eq!(outcomes(&short, 1, false)[1].1, Outcome::Failed);
+        // Everything reported, then killed at the timeout (no power-off): not a pass.
+        let hung = outcomes(&all, 1, true);
+        assert_eq!(hung[0].1, Outcome::Failed, "{hung:?}");
+        let notes = results(&all, "good", &["c0".into()], true, 9);
+        assert!(
+            notes[0]
+                .note
+                .as_deref()
+                .unwrap()
+                .contains("killed after 9s"),
+            "{:?}",
+            notes[0].note
+        );
     }
 }

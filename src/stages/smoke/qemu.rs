@@ -88,7 +88,10 @@ impl Machine<'_> {
         }
         // snapshot=on keeps the guest's writes in a temporary file under TMPDIR: the stage's
         // scratch, removed with it.
-        c.env("TMPDIR", scratch).timeout(self.timeout)
+        // Judged by the stage: a guest killed at --timeout is FAILED, never reused.
+        c.env("TMPDIR", scratch)
+            .timeout(self.timeout)
+            .judges_timeout()
     }
 
     pub fn boot(&self, cx: &mut Ctx) -> Result<Finished> {

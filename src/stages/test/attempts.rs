@@ -94,6 +94,11 @@ pub fn run(
     if !run_files.is_empty() {
         rec.data.insert("run_files".into(), json!(run_files));
     }
+    if cases.iter().any(|(c, _)| c.timed_out) {
+        // A run its last attempt left cut short by --timeout (a slow host may be why): its
+        // ERROR, or a FAILED case it reported before, is never reused.
+        rec.cacheable = false;
+    }
     let mut results: Vec<TestResult> = a.carried;
     let mut logs = results::LogStore::new(cx.ws, &mut artifacts, a.stage);
     for slot in cases {

@@ -387,6 +387,7 @@ fn previous_failures(manifest: &Manifest, input: &Path) -> Result<(Selection, Ve
         duration_s: None,
         note: None,
         whole_run: str_of(r, "scope").as_deref() == Some("run"),
+        timed_out: false,
     };
     let rerun = Selection::failing(prev.results.iter().map(as_case).collect::<Vec<_>>().iter());
     // A suite rerun whole reports its passing cases again: keep only the others.

@@ -21,6 +21,9 @@ pub struct Case {
     pub note: Option<String>,
     /// A result for the whole run (it broke before or instead of reporting test cases).
     pub whole_run: bool,
+    /// The run was killed at --timeout: whatever else it reported, the stage's verdict is
+    /// never reused.
+    pub timed_out: bool,
 }
 
 impl Case {
@@ -32,13 +35,32 @@ impl Case {
         )
     }
 
-    /// A result for the whole run when it broke before (or instead of) reporting test cases.
     /// The note for a run killed by the timeout.
     pub fn timeout_note(env: &Env) -> String {
         let secs = env.timeout.map_or(0, |t| t.as_secs());
         format!("killed after {secs}s: the run exceeded --timeout (raise it if the tests are just slow)")
     }
 
+    /// The ERROR of a run killed at the timeout (`also`: what else went wrong with it): the
+    /// one way a runner reports a timeout, so that none passes for a result.
+    pub fn timed_out(
+        runner: &'static str,
+        group: Option<&str>,
+        name: &str,
+        env: &Env,
+        also: Option<String>,
+    ) -> Self {
+        let note = match also {
+            Some(why) => format!("{}; {why}", Case::timeout_note(env)),
+            None => Case::timeout_note(env),
+        };
+        Case {
+            timed_out: true,
+            ..Case::run_error(runner, group, name, note, None)
+        }
+    }
+
+    /// A result for the whole run when it broke before (or instead of) reporting test cases.
     pub fn run_error(
         runner: &'static str,
         group: Option<&str>,
@@ -55,6 +77,7 @@ impl Case {
             duration_s: None,
             note: Some(note),
             whole_run: true,
+            timed_out: false,
         }
     }
 }
@@ -110,7 +133,8 @@ impl Env<'_> {
         cmd: Cmd,
     ) -> Result<Ended> {
         let sb = self.sandbox(dir, home, cwd, extra_env);
-        let done = log.run(&sb.wrap(&cmd)?.timeout(self.timeout))?;
+        // Judged by the runners: an ERROR case naming --timeout, which is never reused.
+        let done = log.run(&sb.wrap(&cmd)?.timeout(self.timeout).judges_timeout())?;
         Ok(Ended {
             code: done.code,
             timed_out: done.timed_out,

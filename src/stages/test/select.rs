@@ -112,6 +112,7 @@ pub fn merge(cases: &mut Vec<Slot>, sel: &Selection, again: Vec<Case>, attempt: 
                 outcome: Outcome::Passed,
                 note: Some(format!("the run completed on attempt {attempt}")),
                 log: None,
+                timed_out: false,
                 ..slot.0.clone()
             };
             let old = std::mem::replace(&mut slot.0, done);
@@ -145,6 +146,7 @@ mod tests {
             duration_s: None,
             note: None,
             whole_run: false,
+            timed_out: false,
         }
     }
 

@@ -205,13 +205,16 @@ pub fn run(
     };
     let mut cases = match parsed {
         Ok(c) => c,
+        Err(why) if ended.timed_out => {
+            return Ok(vec![Case::timed_out("sti", group, &name, env, Some(why))])
+        }
         Err(why) => return Ok(vec![broke(why)]),
     };
     if !only.is_empty() {
         cases.retain(|c| only.contains(&c.name));
     }
     if ended.timed_out {
-        cases.push(broke(Case::timeout_note(env)));
+        cases.push(Case::timed_out("sti", group, &name, env, None));
         return Ok(cases);
     }
     let why = || match ansible_reason(&log.tail(80)) {
@@ -281,6 +284,7 @@ fn parse_results(artifacts: &Path, playbook: &str) -> std::result::Result<Vec<Ca
             duration_s: None,
             note: unnamed.then(|| "a result without a test name".to_string()),
             whole_run: false,
+            timed_out: false,
         }
     };
     if let Some(text) = read_output(&artifacts.join("results.yml"))? {

@@ -129,6 +129,7 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Vec<Ca
                 duration_s: r.duration.as_deref().and_then(seconds),
                 note,
                 whole_run: false,
+                timed_out: false,
             });
         }
     }
@@ -137,7 +138,7 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Vec<Ca
     }
     let code = ended.code.map_or("-".into(), |c| c.to_string());
     if ended.timed_out {
-        cases.push(broke(Case::timeout_note(env)));
+        cases.push(Case::timed_out("tmt", None, "tmt", env, None));
     } else if cases.is_empty() && ended.code == Some(3) {
         // tmt's "nothing to run": fmf metadata without plans, or plans that discover no test.
         let mut none = broke("tmt found no tests to run (exit 3)".into());

@@ -17,6 +17,9 @@ fn git(args: &[&str], timeout: Duration) -> Cmd {
         .args(["-c", "protocol.version=2"])
         .args(args)
         .timeout(Some(timeout))
+        .timeout_flag("--remote-timeout")
+        // Judged here: a remote that does not answer in time is that package's error.
+        .judges_timeout()
         // Its own group: at the deadline git's transport helpers (`git remote-https`, which
         // hold the output pipe) die with it, so a hung server costs one package the
         // timeout, not the whole poll.
