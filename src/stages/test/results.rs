@@ -144,7 +144,11 @@ pub fn summary(record: &StageRecord) {
             } else {
                 format!(" ({} attempts)", r.attempts.len())
             };
-            let note = r.note.as_deref().map(|n| format!(" - {n}")).unwrap_or_default();
+            let note = r
+                .note
+                .as_deref()
+                .map(|n| format!(" - {n}"))
+                .unwrap_or_default();
             format!(
                 "{:<16} {:<5} {}{}{}",
                 r.outcome.as_str(),

@@ -267,7 +267,8 @@ fn link_out(dir: &Path, git_dir: &Path) -> Option<std::path::PathBuf> {
     let root = dir.canonicalize().ok()?;
     let out = |p: &Path| {
         std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
-            && p.canonicalize().map_or(true, |real| !real.starts_with(&root))
+            && p.canonicalize()
+                .map_or(true, |real| !real.starts_with(&root))
     };
     let mut check = vec![git_dir.to_path_buf()];
     check.extend(
