@@ -98,6 +98,10 @@ impl Workspace {
     /// Makes `repo` (absolute) the workspace's OSTree repository, once: a workspace keeps one
     /// repository, so a different one later is refused.
     pub fn share_ostree(&mut self, repo: &Path) -> Result<(), FciError> {
+        // fci writes there: never through a link another user planted in /tmp.
+        if repo.is_absolute() {
+            resolve_user_path(repo)?;
+        }
         let repo = &normalize(repo).ok_or_else(|| {
             FciError::Usage(format!(
                 "--ostree-repo {}: give an absolute path, without `..` below what exists",
@@ -629,9 +633,11 @@ pub enum UserPath {
     Missing(PathBuf),
     File(PathBuf),
     Dir(PathBuf),
-    /// A device node, a FIFO or a socket, or a descriptor of the process (`/dev/stdout` on
-    /// a pipe): written through itself.
+    /// A device node, a FIFO or a socket: written through itself.
     Special(PathBuf),
+    /// A descriptor of the process (`/dev/stdout` on a pipe: `/proc/self/fd/1` →
+    /// `pipe:[123]`), opened by whoever started fci: written through itself.
+    Descriptor(PathBuf),
 }
 
 /// Resolves a path the user named for an output, link by link, as the kernel would, but never
@@ -722,7 +728,7 @@ pub fn resolve_user_path(path: &Path) -> Result<UserPath, FciError> {
             && !(target.is_absolute() && fs::symlink_metadata(&target).is_ok())
             && fs::metadata(&cand).is_ok()
         {
-            return Ok(UserPath::Special(cand));
+            return Ok(UserPath::Descriptor(cand));
         }
         if target.is_absolute() {
             resolved = PathBuf::from("/");
@@ -737,21 +743,56 @@ pub fn resolve_user_path(path: &Path) -> Result<UserPath, FciError> {
 /// renaming over it would replace a device node with a file. The path is resolved by
 /// [`resolve_user_path`]: a link another user planted in `/tmp` is refused (exit 2).
 pub fn write_output(path: &Path, data: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
     let cannot = |e: &dyn std::fmt::Display| FciError::input(path, format!("cannot write: {e}"));
     match resolve_user_path(path)? {
         UserPath::Missing(p) | UserPath::File(p) => {
-            write_atomic(&p, data).map_err(|e| cannot(&crate::error::one_line(&e)))?
+            let (dir, name) = match (p.parent(), p.file_name()) {
+                (Some(d), Some(n)) => (d, n),
+                _ => return Err(cannot(&"not a file name").into()),
+            };
+            // The directory is held open while the file appears in it, and shown to be the
+            // one resolved: a component swapped for a link since then (by the owner of a
+            // directory on the way) changes nothing.
+            let held = File::options()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                .open(dir)
+                .map_err(|e| cannot(&format!("{}: {e}", dir.display())))?;
+            let pinned = PathBuf::from(format!("/proc/self/fd/{}", held.as_raw_fd()));
+            if fs::read_link(&pinned).ok().as_deref() != Some(dir) {
+                return Err(
+                    cannot(&format!("{} changed while it was written", dir.display())).into(),
+                );
+            }
+            write_atomic(&pinned.join(name), data).map_err(|e| {
+                cannot(
+                    &crate::error::one_line(&e)
+                        .replace(&pinned.display().to_string(), &dir.display().to_string()),
+                )
+            })?
         }
         UserPath::Dir(_) => return Err(cannot(&"it is a directory").into()),
         UserPath::Special(p) => {
+            // Not through a link, and still no regular file (no link or hard link swapped in).
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&p)
+                .map_err(|e| cannot(&e))?;
+            if f.metadata().map_or(true, |m| m.is_file() || m.is_dir()) {
+                return Err(
+                    cannot(&format!("{} changed while it was written", p.display())).into(),
+                );
+            }
+            f.write_all(data).map_err(|e| cannot(&e))?;
+        }
+        UserPath::Descriptor(p) => {
             let mut f = fs::OpenOptions::new()
                 .write(true)
                 .open(&p)
                 .map_err(|e| cannot(&e))?;
-            // A descriptor of the process may be a regular file (stdout redirected to one).
-            if f.metadata().is_ok_and(|m| m.is_file()) {
-                f.set_len(0).map_err(|e| cannot(&e))?;
-            }
             f.write_all(data).map_err(|e| cannot(&e))?;
         }
     }
