@@ -59,7 +59,7 @@ pub struct Args {
     /// The broker queue to consume (declared durable, bound to amq.topic for #.git.receive)
     #[arg(long, default_value = "fci-watch", value_name = "NAME")]
     pub queue: String,
-    /// Act on one git.receive message from a file ('-' for stdin)
+    /// Act on one git.receive message from a file ('-' for stdin; at most 1 MiB)
     #[arg(long, value_name = "FILE")]
     pub message: Option<PathBuf>,
     /// Write each change's manifest into DIR (default: one JSON manifest per line on stdout)
