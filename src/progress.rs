@@ -105,7 +105,7 @@ impl Spinner {
 
     pub fn step(&self, msg: &str) {
         if let Some(pb) = &self.0 {
-            pb.set_message(msg.to_string());
+            pb.set_message(plain(msg));
         }
     }
 }

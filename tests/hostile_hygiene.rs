@@ -582,4 +582,24 @@ fn a_huge_message_from_the_broker_is_reported_taken_off_and_not_kept() {
     let r = watch(&w, &cfg, &["--message", f.to_str().unwrap()]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("limit of 1048576 bytes"), "{}", r.stderr);
+    // One an earlier fci kept (no limit then) is dropped, saying so, never acted on again.
+    let legacy = w
+        .ws()
+        .join("state/watch/pending/20261201T000000.000000-0123456789abcdef.json");
+    std::fs::write(
+        &legacy,
+        json!({"kept_at": "2026-12-01T00:00:00+00:00", "routing_key": "git.receive",
+               "message_id": null, "message": big.to_string()})
+        .to_string(),
+    )
+    .unwrap();
+    let small = w.save("small.json", &git_receive("tally", "f41", &bogus_rev(9)));
+    let r = watch(&w, &cfg, &["--message", small.to_str().unwrap()]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("dropped the kept message") && r.stderr.contains("over the limit"),
+        "{}",
+        r.stderr
+    );
+    assert!(!legacy.exists());
 }

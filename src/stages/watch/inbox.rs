@@ -190,6 +190,24 @@ impl Watcher {
             let kept_at = doc["kept_at"]
                 .as_str()
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            let expired = kept_at.is_none_or(|t| {
+                chrono::Utc::now()
+                    .signed_duration_since(t)
+                    .to_std()
+                    .unwrap_or_default()
+                    > KEEP_FOR
+            });
+            // Kept by an fci without the limit: over it, it is not acted on.
+            if raw.len() as u64 > message::MAX_BYTES {
+                self.error(&format!(
+                    "dropped the kept message {}: {} bytes, over the limit of {} bytes (1 MiB) for a git.receive message",
+                    file.display(),
+                    raw.len(),
+                    message::MAX_BYTES
+                ));
+                std::fs::remove_file(&file)?;
+                continue;
+            }
             let done = match message::parse(&raw, &env, &self.cfg) {
                 // It parsed when it was kept; damaged since, it is nothing to act on.
                 Err(why) => {
@@ -199,17 +217,22 @@ impl Watcher {
                     ));
                     true
                 }
-                Ok(message::Parsed::Push(p)) if unreachable.contains(&p.package) => false,
+                // Not asked again in this pass; one kept too long still leaves.
+                Ok(message::Parsed::Push(p)) if unreachable.contains(&p.package) => {
+                    if expired {
+                        progress::note(&format!(
+                            "watch: {}: a message kept since {} for {} {} (its repository cannot be reached): dropped now: kept too long",
+                            p.package,
+                            kept_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "?".into()),
+                            p.branch,
+                            p.rev
+                        ));
+                    }
+                    expired
+                }
                 Ok(parsed) => match self.act(parsed.clone())? {
                     Ok(()) => true,
                     Err(Failed { why, repo }) => {
-                        let expired = kept_at.is_none_or(|t| {
-                            chrono::Utc::now()
-                                .signed_duration_since(t)
-                                .to_std()
-                                .unwrap_or_default()
-                                > KEEP_FOR
-                        });
                         if let (message::Parsed::Push(p), true) = (&parsed, repo) {
                             unreachable.insert(p.package.clone());
                         }
