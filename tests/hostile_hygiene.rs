@@ -481,11 +481,12 @@ fn the_kept_message_spool_is_bounded_and_says_what_it_drops() {
         watch(&w, &cfg, &["--message", p.to_str().unwrap()])
     };
     // The same push twice, as two messages (another id): kept once.
-    let mut m0 = git_receive("ghost", "f41", &bogus_rev(0));
-    let r = send("m0.json", &m0);
+    let body = git_receive("ghost", "f41", &bogus_rev(0));
+    let wrapped =
+        json!({"topic": "org.fedoraproject.prod.git.receive", "id": "first-copy", "body": body});
+    let r = send("m0.json", &wrapped);
     assert_eq!(r.code, 3, "{}", r.stderr);
-    m0 = json!({"topic": "org.fedoraproject.prod.git.receive", "id": "second-copy", "body": m0});
-    assert_eq!(send("m0b.json", &m0).code, 3);
+    assert_eq!(send("m0b.json", &body).code, 3);
     assert_eq!(kept(&w).len(), 1, "one push, kept once");
     // 16 per package: the 17th push drops the oldest, saying which.
     for i in 1..16 {
@@ -499,7 +500,7 @@ fn the_kept_message_spool_is_bounded_and_says_what_it_drops() {
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(
         r.stderr.contains(&format!(
-            "dropped the kept message of ghost f41 {}",
+            "dropped the kept message of ghost f41 {} (message id first-copy)",
             bogus_rev(0)
         )) && r.stderr.contains("at most 16 messages"),
         "{}",
@@ -509,6 +510,19 @@ fn the_kept_message_spool_is_bounded_and_says_what_it_drops() {
     assert_eq!(k.len(), 16);
     assert!(k.iter().all(|d| d["rev"] != bogus_rev(0)));
     assert!(k.iter().any(|d| d["rev"] == bogus_rev(16)));
+    // A newer push to a branch with a kept message replaces that branch's oldest first.
+    let r = send("m.json", &git_receive("ghost", "f42", &bogus_rev(17)));
+    assert!(
+        r.stderr.contains(&format!(
+            "dropped the kept message of ghost f42 {}",
+            bogus_rev(16)
+        )),
+        "{}",
+        r.stderr
+    );
+    let k = kept(&w);
+    assert_eq!(k.len(), 16);
+    assert!(k.iter().any(|d| d["rev"] == bogus_rev(1)));
 
     // 1000 in all: a full spool keeps no more, and says which message it did not keep. (The
     // spool is filled with copies of a kept file, as a thousand packages' pushes leave it.)

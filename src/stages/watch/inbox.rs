@@ -119,16 +119,16 @@ impl Watcher {
                 .find(|n| n.contains(&format!("-{pkg}-{branch}-")))
                 .unwrap_or(&of_package[0]);
             let file = dir.join(oldest);
-            let old = std::fs::read(&file)
+            let old = read_kept(&file)
                 .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .filter(|d| d.is_object())
                 .map(|d| {
                     format!(
                         "{} {} {} (message id {})",
                         d["package"].as_str().unwrap_or("?"),
                         d["branch"].as_str().unwrap_or("?"),
                         d["rev"].as_str().unwrap_or("?"),
-                        d["message_id"].as_str().unwrap_or("none")
+                        d["id"].as_str().unwrap_or("none")
                     )
                 })
                 .unwrap_or_else(|| oldest.to_string());
@@ -146,6 +146,7 @@ impl Watcher {
             "package": push.package,
             "branch": push.branch,
             "rev": push.rev,
+            "id": push.id.as_deref().or(env.message_id.as_deref()),
             "message": String::from_utf8_lossy(raw),
         });
         // Named by arrival: kept messages are retried oldest first.
