@@ -617,3 +617,82 @@ fn a_huge_message_from_the_broker_is_reported_taken_off_and_not_kept() {
     );
     assert!(!legacy.exists());
 }
+
+/// A `git daemon` serving `base` on loopback, killed (its whole group) on drop.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
+}
+
+fn git_daemon(base: &Path) -> (Daemon, u16) {
+    use std::os::unix::process::CommandExt;
+    let port = common::free_port();
+    let child = Command::new("git")
+        .args([
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--listen=127.0.0.1",
+        ])
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", base.display()))
+        .arg(base)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("git daemon (part of Debian's git package)");
+    let d = Daemon(child);
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed().as_secs() < 10, "git daemon did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    (d, port)
+}
+
+#[test]
+fn a_dist_git_server_that_floods_its_answer_is_cut_at_the_limit() {
+    let _ = promise("ref-flood");
+    let w = Ws::new();
+    let d = DistGit::new(w.path());
+    d.package("tally", &["f41"]);
+    d.package("flood", &["f41"]);
+    // 30,000 refs whose tail is `refs/heads/f41`: `git ls-remote URL refs/heads/f41` prints
+    // them all (2.3 MB), as a hostile server's answer can be any size.
+    let bare = d.rpms.join("flood.git");
+    git(&bare, &["pack-refs", "--all"]);
+    let head = git(&bare, &["rev-parse", "f41"]);
+    let mut refs = std::fs::read_to_string(bare.join("packed-refs")).unwrap();
+    for i in 0..30_000 {
+        refs.push_str(&format!("{head} refs/heads/pad/{i:06}/refs/heads/f41\n"));
+    }
+    std::fs::write(bare.join("packed-refs"), refs).unwrap();
+    let (_daemon, port) = git_daemon(&d.rpms);
+    let cfg = w.path().join("fci.yaml");
+    std::fs::write(
+        &cfg,
+        format!("dist_git: git://127.0.0.1:{port}\nbranches: [f41]\npackages: [tally, flood]\n"),
+    )
+    .unwrap();
+    let r = watch(&w, &cfg, &["--once", "--emit-existing"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("flood.git: git ls-remote")
+            && r.stderr.contains("larger than the limit of 1048576 bytes"),
+        "{}",
+        r.stderr
+    );
+    // The other package is emitted.
+    let ms: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(ms.len(), 1, "{}", r.stdout);
+    assert_eq!(ms[0]["subject"]["package"], "tally");
+}
