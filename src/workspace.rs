@@ -62,6 +62,8 @@ pub struct CacheEntry {
 
 impl Workspace {
     pub fn open(root: &Path) -> Result<Self> {
+        // fci writes everything there: never through a link another user planted in /tmp.
+        resolve_user_path(root)?;
         for sub in ["objects", "repos", "cache", "locks", "tmp"] {
             let d = root.join(sub);
             fs::create_dir_all(&d).map_err(|e| {

@@ -253,6 +253,27 @@ fn an_output_through_another_users_link_in_a_shared_directory_is_refused() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("refusing to follow"), "{}", r.stderr);
     assert_eq!(std::fs::read_dir(&victim_dir).unwrap().count(), 0);
+    // The workspace and a shared OSTree repository are outputs too.
+    let r: common::Run = Command::new(env!("CARGO_BIN_EXE_fci"))
+        .arg("--workspace")
+        .arg(&dlink)
+        .args(["report", "-m", m.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("refusing to follow"), "{}", r.stderr);
+    let r = w.run(&[
+        "compose",
+        "-m",
+        m.to_str().unwrap(),
+        "--ostree-repo",
+        dlink.join("repo").to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("refusing to follow"), "{}", r.stderr);
+    assert_eq!(std::fs::read_dir(&victim_dir).unwrap().count(), 0);
 
     // The caller's own link in the same directory is followed (as the kernel's rule has it):
     // the file it points at is replaced, the link stays.
