@@ -44,7 +44,7 @@ complete -c fci -n "__fish_fci_using_subcommand watch" -l interval -d 'Poll agai
 complete -c fci -n "__fish_fci_using_subcommand watch" -l remote-timeout -d 'A remote dist-git that does not answer in this long is an ERROR for its package' -r
 complete -c fci -n "__fish_fci_using_subcommand watch" -l amqp-url -d 'Consume dist-git push messages (git.receive) from this AMQP broker' -r
 complete -c fci -n "__fish_fci_using_subcommand watch" -l queue -d 'The broker queue to consume (declared durable, bound to amq.topic for #.git.receive)' -r
-complete -c fci -n "__fish_fci_using_subcommand watch" -l message -d 'Act on one git.receive message from a file (\'-\' for stdin)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand watch" -l message -d 'Act on one git.receive message from a file (\'-\' for stdin; at most 1 MiB)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand watch" -l output-dir -d 'Write each change\'s manifest into DIR (default: one JSON manifest per line on stdout)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand watch" -l jobs -d 'Remote repositories asked at once' -r
 complete -c fci -n "__fish_fci_using_subcommand watch" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F

@@ -84,6 +84,9 @@ pub struct Finished {
     pub stdout: String,
     /// Captured only by `capture`; otherwise it went to the log.
     pub stderr: String,
+    /// Captured output passed the command's `capture_limit`: what is kept is cut there,
+    /// and the command was stopped (its output pipe closed).
+    pub over_limit: bool,
 }
 
 impl Finished {
@@ -181,7 +184,26 @@ impl Log {
         // What the command prints is untrusted: it reaches the log through a pipe, redacted
         // line by line (a URL with credentials), never as the log file itself, which package
         // code could reopen through /proc/self/fd and rewrite at any offset.
-        let copier = if capture {
+        // A capped capture reads through pipes of its own, keeping at most the limit.
+        let mut capped = None;
+        let copier = if let (true, Some(limit)) = (capture, cmd.capture_limit) {
+            let (out_r, out_w) = std::io::pipe()?;
+            let (err_r, err_w) = std::io::pipe()?;
+            expr = expr.stdout_file(out_w).stderr_file(err_w);
+            let read = move |r: std::io::PipeReader| {
+                std::thread::spawn(move || {
+                    use std::io::Read;
+                    let mut buf = Vec::new();
+                    let _ = r.take(limit as u64 + 1).read_to_end(&mut buf);
+                    // Dropping the read end stops a command that writes on.
+                    let over = buf.len() > limit;
+                    buf.truncate(limit);
+                    (buf, over)
+                })
+            };
+            capped = Some((read(out_r), read(err_r)));
+            None
+        } else if capture {
             expr = expr.stdout_capture().stderr_capture();
             None
         } else {
@@ -245,7 +267,15 @@ impl Log {
         } else {
             std::os::unix::process::ExitStatusExt::signal(&out.status)
         };
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let (mut over_limit, mut out_bytes, mut err_bytes) = (false, out.stdout, out.stderr);
+        if let Some((o, e)) = capped {
+            for (t, bytes) in [(o, &mut out_bytes), (e, &mut err_bytes)] {
+                let (b, over) = t.join().unwrap_or_default();
+                *bytes = b;
+                over_limit |= over;
+            }
+        }
+        let stderr = String::from_utf8_lossy(&err_bytes).into_owned();
         if capture && !stderr.is_empty() {
             let _ = self.file.write_all(redact(&stderr).as_bytes());
         }
@@ -271,8 +301,9 @@ impl Log {
             timed_out,
             signal,
             code,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stdout: String::from_utf8_lossy(&out_bytes).into_owned(),
             stderr,
+            over_limit,
         })
     }
 
@@ -643,6 +674,8 @@ pub struct Cmd {
     /// Run in a process group of its own (a terminal's Ctrl-C does not reach it), killed
     /// whole when the command ends.
     pub own_group: bool,
+    /// See `capture_limit`.
+    pub capture_limit: Option<usize>,
 }
 
 /// A seccomp program (classic BPF, x86_64 calls) under which `ioctl(FIFREEZE)` and
@@ -704,6 +737,7 @@ impl Cmd {
             judges_timeout: false,
             no_fsfreeze: false,
             own_group: false,
+            capture_limit: None,
         }
     }
     /// What messages call it: its `name`, else its program's file name.
@@ -715,6 +749,12 @@ impl Cmd {
                 .to_string_lossy()
                 .into_owned()
         })
+    }
+    /// Captures at most this many bytes of stdout and of stderr (an answer from a server):
+    /// past it, the command's pipe is closed and `Finished::over_limit` says so.
+    pub fn capture_limit(mut self, bytes: usize) -> Self {
+        self.capture_limit = Some(bytes);
+        self
     }
     /// See `own_group`.
     pub fn own_group(mut self) -> Self {

@@ -7,7 +7,7 @@ fn main() {
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if raw.get(1).is_some_and(|a| a == "__sandbox") {
         if let Err(e) = fci::sandbox::helper(&raw[2..]) {
-            eprintln!("fci: error: {e:#}");
+            fci::progress::say(&format!("error: {}", fci::error::one_line(&e)));
             std::process::exit(exit_code_of(&e));
         }
         return;
@@ -17,10 +17,10 @@ fn main() {
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!(
-                "fci: error: {}",
-                fci::progress::plain(&fci::exec::redact(&fci::error::one_line(&e)))
-            );
+            fci::progress::say(&format!(
+                "error: {}",
+                fci::exec::redact(&fci::error::one_line(&e))
+            ));
             exit_code_of(&e)
         }
     };

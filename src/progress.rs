@@ -22,18 +22,59 @@ pub fn note(msg: &str) {
     }
 }
 
-/// Text for the terminal with control characters (escape sequences from package output)
-/// shown as `?`; newlines and tabs stay.
+/// A line that is printed also with --quiet (an error, an ERROR outcome, what failed).
+pub fn say(msg: &str) {
+    eprintln!("fci: {}", plain(msg));
+}
+
+/// A note followed by lines of its own (a table, a log's tail), suppressed by --quiet: each
+/// line is escaped as [`plain`] and indented, so none of them reads as a line of fci's.
+pub fn note_lines(head: &str, lines: &[String]) {
+    if !quiet() {
+        say_lines(head, lines);
+    }
+}
+
+/// [`note_lines`], also with --quiet.
+pub fn say_lines(head: &str, lines: &[String]) {
+    let mut out = format!("fci: {}", plain(head));
+    for l in lines {
+        out.push_str("\n  ");
+        out.push_str(&plain(l));
+    }
+    eprintln!("{out}");
+}
+
+/// The one rule for text on stderr that may come from input (messages, manifests, package
+/// output, file names): every control character is shown escaped (`\n`, `\r`, `\t`, `\x1b`),
+/// newlines included, so input can neither move the cursor nor start a line that reads as
+/// fci's own (`fci: error: ...`). Every line fci prints goes through it: [`note`], [`say`],
+/// [`note_lines`], and the error printed on exit.
 pub fn plain(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
-                '?'
-            } else {
-                c
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            // Control characters, line and paragraph separators, and the bidirectional
+            // overrides that reorder what a terminal shows.
+            c if c.is_control()
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
+                out.push_str(&format!("\\x{:02x}", c as u32))
             }
-        })
-        .collect()
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text that keeps its lines (a log's tail kept in a manifest note), with every other
+/// control character escaped as [`plain`] does. Not for stderr: print through
+/// [`note_lines`].
+pub fn plain_lines(text: &str) -> String {
+    text.split('\n').map(plain).collect::<Vec<_>>().join("\n")
 }
 
 /// A spinner that appears only on a terminal and only after a second of work.
@@ -64,7 +105,7 @@ impl Spinner {
 
     pub fn step(&self, msg: &str) {
         if let Some(pb) = &self.0 {
-            pb.set_message(msg.to_string());
+            pb.set_message(plain(msg));
         }
     }
 }
@@ -74,5 +115,20 @@ impl Drop for Spinner {
         if let Some(pb) = &self.0 {
             pb.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_cannot_start_a_line_or_steer_the_terminal() {
+        assert_eq!(
+            plain("pkg\nfci: error: forged\r\x1b[2J\t\u{85}x"),
+            "pkg\\nfci: error: forged\\r\\x1b[2J\\t\\x85x"
+        );
+        assert_eq!(plain("ünïcode ok"), "ünïcode ok");
+        assert_eq!(plain_lines("a\x1b\nb"), "a\\x1b\nb");
     }
 }

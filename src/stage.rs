@@ -208,7 +208,7 @@ fn run(
         // stage's log, since that is where the reason is (never cached).
         Err(e) => {
             let msg = crate::exec::redact(&crate::error::one_line(&e));
-            eprintln!("fci: error: {}", progress::plain(&msg));
+            progress::say(&format!("error: {msg}"));
             cx.run.log.line(&format!("# error: {msg}"));
             let mut rec = RecordParts::new(Outcome::Error, digest);
             rec.tools = cx.tools.clone();
@@ -524,7 +524,7 @@ fn error_record(
         Err(e) => e,
     };
     let msg = crate::exec::redact(&crate::error::one_line(&err));
-    eprintln!("fci: error: {}", progress::plain(&msg));
+    crate::progress::say(&format!("error: {msg}"));
     manifest
         .stages
         .push(instant_record(stage, Outcome::Error, msg));

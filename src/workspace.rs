@@ -62,6 +62,8 @@ pub struct CacheEntry {
 
 impl Workspace {
     pub fn open(root: &Path) -> Result<Self> {
+        // fci writes everything there: never through a link another user planted in /tmp.
+        resolve_user_path(root)?;
         for sub in ["objects", "repos", "cache", "locks", "tmp"] {
             let d = root.join(sub);
             fs::create_dir_all(&d).map_err(|e| {
@@ -98,6 +100,10 @@ impl Workspace {
     /// Makes `repo` (absolute) the workspace's OSTree repository, once: a workspace keeps one
     /// repository, so a different one later is refused.
     pub fn share_ostree(&mut self, repo: &Path) -> Result<(), FciError> {
+        // fci writes there: never through a link another user planted in /tmp.
+        if repo.is_absolute() {
+            resolve_user_path(repo)?;
+        }
         let repo = &normalize(repo).ok_or_else(|| {
             FciError::Usage(format!(
                 "--ostree-repo {}: give an absolute path, without `..` below what exists",
@@ -622,33 +628,180 @@ fn umask() -> u32 {
         .unwrap_or(0o022)
 }
 
-/// Writes `data` to `path` through a temporary file in the same directory and a rename.
-/// Writes an output the user named: a regular file (or a new one) atomically; anything else
-/// (`/dev/null`, a FIFO, `/dev/stdout`) through itself, since renaming over it would replace
-/// a device node or a link with a file. A link to a regular file replaces that file.
-pub fn write_output(path: &Path, data: &[u8]) -> Result<()> {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return write_atomic(path, data);
+/// What a path the user named for an output leads to, resolved by fci itself.
+#[derive(Debug, PartialEq)]
+pub enum UserPath {
+    /// Nothing there yet (the path, resolved, with its missing part).
+    Missing(PathBuf),
+    File(PathBuf),
+    Dir(PathBuf),
+    /// A device node, a FIFO or a socket: written through itself.
+    Special(PathBuf),
+    /// A descriptor of the process (`/dev/stdout` on a pipe: `/proc/self/fd/1` →
+    /// `pipe:[123]`), opened by whoever started fci: written through itself.
+    Descriptor(PathBuf),
+}
+
+/// Resolves a path the user named for an output, link by link, as the kernel would, but never
+/// following a symbolic link that another user planted in a shared directory: a link in a
+/// world-writable sticky directory (`/tmp`) is followed only when the caller (euid) or the
+/// directory's owner owns it, the rule of the kernel's `fs.protected_symlinks`, applied
+/// whatever that sysctl says. Otherwise exit 2, naming the link: as root, `-o /tmp/x.json`
+/// must not replace the `/etc/passwd` another user's link there points at.
+pub fn resolve_user_path(path: &Path) -> Result<UserPath, FciError> {
+    use std::os::unix::fs::MetadataExt;
+    use std::path::Component;
+    let bad = |msg: String| FciError::input(path, msg);
+    let mut resolved = if path.is_absolute() {
+        PathBuf::from("/")
+    } else {
+        std::env::current_dir().map_err(|e| bad(format!("cannot resolve: {e}")))?
     };
-    if meta.is_file() {
-        return write_atomic(path, data);
-    }
-    if meta.file_type().is_symlink() {
-        if let Ok(target) = fs::canonicalize(path) {
-            if fs::metadata(&target).is_ok_and(|m| m.is_file()) {
-                return write_atomic(&target, data);
+    // Components still to walk, the next one last.
+    let mut todo: Vec<std::ffi::OsString> = Vec::new();
+    let push_all = |todo: &mut Vec<std::ffi::OsString>, p: &Path| {
+        let mut comps: Vec<std::ffi::OsString> = p
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect();
+        comps.reverse();
+        todo.extend(comps);
+    };
+    push_all(&mut todo, path);
+    let euid = unsafe { libc::geteuid() };
+    let mut links = 0;
+    while let Some(c) = todo.pop() {
+        if c == ".." {
+            resolved.pop();
+            continue;
+        }
+        let cand = resolved.join(&c);
+        let meta = match fs::symlink_metadata(&cand) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut missing = cand;
+                while let Some(c) = todo.pop() {
+                    missing.push(c);
+                }
+                return Ok(UserPath::Missing(missing));
             }
+            Err(e) => return Err(bad(format!("cannot resolve {}: {e}", cand.display()))),
+        };
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            resolved = cand;
+            continue;
+        }
+        if !ft.is_symlink() {
+            if !todo.is_empty() {
+                return Err(bad(format!("{} is not a directory", cand.display())));
+            }
+            return Ok(if ft.is_file() {
+                UserPath::File(cand)
+            } else {
+                UserPath::Special(cand)
+            });
+        }
+        links += 1;
+        if links > 40 {
+            return Err(bad("too many levels of symbolic links".into()));
+        }
+        let dir = fs::metadata(&resolved)
+            .map_err(|e| bad(format!("cannot resolve {}: {e}", resolved.display())))?;
+        let shared = dir.mode() & 0o1002 == 0o1002;
+        if shared && meta.uid() != euid && meta.uid() != dir.uid() {
+            return Err(bad(format!(
+                "refusing to follow the symbolic link {} (owned by uid {}) in the world-writable sticky directory {}: a link there is followed only when it is the caller's or the directory owner's",
+                cand.display(),
+                meta.uid(),
+                resolved.display()
+            )));
+        }
+        let target = fs::read_link(&cand)
+            .map_err(|e| bad(format!("cannot read {}: {e}", cand.display())))?;
+        // A descriptor's magic link (`/proc/self/fd/1` → `pipe:[123]`) names no path: it is
+        // the process's own, opened by whoever started fci, and written through itself.
+        if todo.is_empty()
+            && cand.starts_with("/proc")
+            && !(target.is_absolute() && fs::symlink_metadata(&target).is_ok())
+            && fs::metadata(&cand).is_ok()
+        {
+            return Ok(UserPath::Descriptor(cand));
+        }
+        if target.is_absolute() {
+            resolved = PathBuf::from("/");
+        }
+        push_all(&mut todo, &target);
+    }
+    Ok(UserPath::Dir(resolved))
+}
+
+/// Writes an output the user named: a regular file (or a new one) atomically, by a rename in
+/// its directory; anything else (`/dev/null`, a FIFO, `/dev/stdout`) through itself, since
+/// renaming over it would replace a device node with a file. The path is resolved by
+/// [`resolve_user_path`]: a link another user planted in `/tmp` is refused (exit 2).
+pub fn write_output(path: &Path, data: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let cannot = |e: &dyn std::fmt::Display| FciError::input(path, format!("cannot write: {e}"));
+    match resolve_user_path(path)? {
+        UserPath::Missing(p) | UserPath::File(p) => {
+            let (dir, name) = match (p.parent(), p.file_name()) {
+                (Some(d), Some(n)) => (d, n),
+                _ => return Err(cannot(&"not a file name").into()),
+            };
+            // The directory is held open while the file appears in it, and shown to be the
+            // one resolved: a component swapped for a link since then (by the owner of a
+            // directory on the way) changes nothing.
+            let held = File::options()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                .open(dir)
+                .map_err(|e| cannot(&format!("{}: {e}", dir.display())))?;
+            let pinned = PathBuf::from(format!("/proc/self/fd/{}", held.as_raw_fd()));
+            if fs::read_link(&pinned).ok().as_deref() != Some(dir) {
+                return Err(
+                    cannot(&format!("{} changed while it was written", dir.display())).into(),
+                );
+            }
+            write_atomic(&pinned.join(name), data).map_err(|e| {
+                cannot(
+                    &crate::error::one_line(&e)
+                        .replace(&pinned.display().to_string(), &dir.display().to_string()),
+                )
+            })?
+        }
+        UserPath::Dir(_) => return Err(cannot(&"it is a directory").into()),
+        UserPath::Special(p) => {
+            // Not through a link, and still no regular file (no link or hard link swapped in).
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&p)
+                .map_err(|e| cannot(&e))?;
+            if f.metadata().map_or(true, |m| m.is_file() || m.is_dir()) {
+                return Err(
+                    cannot(&format!("{} changed while it was written", p.display())).into(),
+                );
+            }
+            f.write_all(data).map_err(|e| cannot(&e))?;
+        }
+        UserPath::Descriptor(p) => {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .map_err(|e| cannot(&e))?;
+            f.write_all(data).map_err(|e| cannot(&e))?;
         }
     }
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| FciError::input(path, format!("cannot write: {e}")))?;
-    f.write_all(data)
-        .map_err(|e| FciError::input(path, format!("cannot write: {e}")))?;
     Ok(())
 }
 
+/// Writes `data` to `path` through a temporary file in the same directory and a rename.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

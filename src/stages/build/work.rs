@@ -83,7 +83,7 @@ pub fn build(
                 "host rpm database cannot satisfy BuildRequires: {} (--strict-builddeps)",
                 unmet.join(", ")
             );
-            eprintln!("fci: build ERROR: {msg}");
+            progress::say(&format!("build ERROR: {msg}"));
             rec.outcome = Outcome::Error;
             rec.notes.push(msg);
             return Ok(Vec::new());
@@ -342,16 +342,13 @@ fn explain_failure(
         progress::note(&format!("build: {why}"));
         rec.notes.push(why);
     }
-    if !progress::quiet() {
-        let tail = &out.tail;
-        let tail = tail.lines().skip(tail.lines().count().saturating_sub(20));
-        // The log's tail is package output: no escape sequence reaches the terminal.
-        eprintln!(
-            "fci: build {} ({what}); last lines of the log:\n{}",
-            rec.outcome,
-            progress::plain(&tail.collect::<Vec<_>>().join("\n"))
-        );
-    }
+    let tail = &out.tail;
+    let tail = tail.lines().skip(tail.lines().count().saturating_sub(20));
+    // The log's tail is package output: escaped and indented, as every printed line.
+    progress::note_lines(
+        &format!("build {} ({what}); last lines of the log:", rec.outcome),
+        &tail.map(str::to_string).collect::<Vec<_>>(),
+    );
     Ok(())
 }
 

@@ -374,7 +374,7 @@ impl Conform {
                 (true, false) => format!("interrupted by {sig}: what ran was killed, then {torn}"),
                 (false, _) => format!("interrupted by {sig} during the teardown: {torn}"),
             };
-            eprintln!("fci: conform ERROR: {msg}");
+            progress::say(&format!("conform ERROR: {msg}"));
             rec.notes.push(msg);
             rec.data.insert("interrupted".into(), json!(sig));
         }
@@ -711,14 +711,14 @@ impl Conform {
                 rec.results.len()
             ));
             // The names, also with --quiet: they are why the stage failed.
-            eprintln!(
-                "fci: conform {}: {} conformance tests did not pass:",
-                rec.outcome,
-                failed.len()
+            progress::say_lines(
+                &format!(
+                    "conform {}: {} conformance tests did not pass:",
+                    rec.outcome,
+                    failed.len()
+                ),
+                &failed.iter().map(|n| scrub(n)).collect::<Vec<_>>(),
             );
-            for n in failed {
-                eprintln!("  {}", progress::plain(&scrub(n)));
-            }
         }
         Ok(artifacts)
     }
@@ -852,7 +852,7 @@ fn scrub_record(cx: &mut Ctx, rec: &mut RecordParts) {
 /// An ERROR with its reason: in the record, and on stderr also with --quiet.
 fn error(rec: &mut RecordParts, msg: String) {
     let msg = scrub(&msg);
-    eprintln!("fci: conform ERROR: {}", progress::plain(&msg));
+    progress::say(&format!("conform ERROR: {msg}"));
     rec.outcome = Outcome::Error;
     rec.notes.push(msg);
 }

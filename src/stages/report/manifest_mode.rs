@@ -306,7 +306,8 @@ impl Stage for Report {
             Some(n) => format!("{recorded}; {n}"),
             None => recorded,
         });
-        progress::note(&progress::plain(&lines.join("\n")));
+        let head = lines.remove(0);
+        progress::note_lines(&head, &lines);
     }
 }
 

@@ -250,7 +250,7 @@ impl Stage for Smoke {
             };
             let tail = crate::exec::last_lines(&text[..upto], 15);
             rec.notes
-                .push(format!("console tail:\n{}", progress::plain(&tail)));
+                .push(format!("console tail:\n{}", progress::plain_lines(&tail)));
         }
         Ok(Vec::new())
     }

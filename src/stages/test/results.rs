@@ -134,38 +134,36 @@ impl<'a> LogStore<'a> {
 }
 
 pub fn summary(record: &StageRecord) {
-    if progress::quiet() {
-        return;
-    }
-    eprintln!(
-        "fci: {} {} in {:.1}s",
-        record.name, record.outcome, record.duration_s
+    // Names and notes come from test output: printed as every line is (escaped, indented).
+    let lines: Vec<String> = record
+        .results
+        .iter()
+        .map(|r| {
+            let tries = if r.attempts.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} attempts)", r.attempts.len())
+            };
+            let note = r
+                .note
+                .as_deref()
+                .map(|n| format!(" - {n}"))
+                .unwrap_or_default();
+            format!(
+                "{:<16} {:<5} {}{}{}",
+                r.outcome.as_str(),
+                r.runner.as_deref().unwrap_or(""),
+                r.testcase,
+                tries,
+                note
+            )
+        })
+        .collect();
+    progress::note_lines(
+        &format!(
+            "{} {} in {:.1}s",
+            record.name, record.outcome, record.duration_s
+        ),
+        &lines,
     );
-    for r in &record.results {
-        let runner = r.runner.as_deref().unwrap_or("");
-        let tries = if r.attempts.is_empty() {
-            String::new()
-        } else {
-            format!(" ({} attempts)", r.attempts.len())
-        };
-        let note = r
-            .note
-            .as_deref()
-            .map(|n| format!(" - {n}"))
-            .unwrap_or_default();
-        // Names and notes come from test output: no control characters reach the terminal.
-        let plain = |t: &str| {
-            t.chars()
-                .map(|c| if c.is_control() { '?' } else { c })
-                .collect::<String>()
-        };
-        eprintln!(
-            "  {:<16} {:<5} {}{}{}",
-            r.outcome.as_str(),
-            runner,
-            plain(&r.testcase),
-            tries,
-            plain(&note)
-        );
-    }
 }

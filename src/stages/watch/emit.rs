@@ -24,10 +24,24 @@ impl Output {
         let Some(dir) = dir else {
             return Ok(Output::Lines);
         };
-        std::fs::create_dir_all(dir).map_err(|e| {
-            FciError::input(dir, format!("cannot create the output directory: {e}"))
-        })?;
-        Ok(Output::Dir(dir.to_path_buf()))
+        // Resolved once, by fci's own rule for links in shared directories: the manifests
+        // go where the user meant, never through a link another user planted in /tmp.
+        let real = match crate::workspace::resolve_user_path(dir)? {
+            crate::workspace::UserPath::Dir(p) => p,
+            crate::workspace::UserPath::Missing(p) => {
+                std::fs::create_dir_all(&p).map_err(|e| {
+                    FciError::input(dir, format!("cannot create the output directory: {e}"))
+                })?;
+                p
+            }
+            _ => {
+                return Err(FciError::input(
+                    dir,
+                    "the output directory is not a directory",
+                ))
+            }
+        };
+        Ok(Output::Dir(real))
     }
 
     /// Writes one manifest. A failure is the machine's (exit 3), not bad input: earlier

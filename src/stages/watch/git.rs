@@ -50,8 +50,8 @@ impl Repo {
         } else {
             dir.to_path_buf()
         };
-        if let Some(why) = unsupported(&git_dir) {
-            return Err(format!("{}: {why}", dir.display()));
+        if let Some(why) = unsupported(dir, &git_dir) {
+            return Err(why);
         }
         let opts = gix::open::Options::isolated();
         gix::open_opts(dir, opts)
@@ -220,7 +220,7 @@ pub fn read_heads(dir: &Path, branches: &[String]) -> Option<Vec<(String, Option
         return None;
     };
     // Another ref storage or hash: [`Repo::open`] says what it is.
-    if unsupported(&git_dir).is_some() {
+    if unsupported(dir, &git_dir).is_some() {
         return None;
     }
     let store = gix::refs::file::Store::at(git_dir, gix::hash::Kind::Sha1);
@@ -238,15 +238,66 @@ pub fn read_heads(dir: &Path, branches: &[String]) -> Option<Vec<(String, Option
     Some(heads)
 }
 
-/// Why fci cannot read the repository at `git_dir`, if it cannot.
-fn unsupported(git_dir: &Path) -> Option<&'static str> {
+/// Why fci cannot read the repository at `dir` (its git directory `git_dir`), if it cannot,
+/// as a one-line error naming the repository or the file.
+fn unsupported(dir: &Path, git_dir: &Path) -> Option<String> {
+    if let Some(link) = link_out(dir, git_dir) {
+        // Named, never read: what it leads to is not the repository's (a `packed-refs`
+        // linked to /etc/shadow would otherwise reach an error message, line by line).
+        return Some(format!(
+            "{}: a symbolic link out of the repository: not read",
+            link.display()
+        ));
+    }
     if git_dir.join("reftable").exists() {
-        Some("reftable ref storage is not supported (git refs migrate --ref-format=files converts it)")
+        Some(format!("{}: reftable ref storage is not supported (git refs migrate --ref-format=files converts it)", dir.display()))
     } else if !plain_format(git_dir) {
-        Some("only SHA-1 repositories are supported (this one uses another object format)")
+        Some(format!(
+            "{}: only SHA-1 repositories are supported (this one uses another object format)",
+            dir.display()
+        ))
     } else {
         None
     }
+}
+
+/// The first file fci reads for heads (`HEAD`, `config`, `commondir`, `packed-refs`, the
+/// `refs/heads` tree) that is a symbolic link leading out of the repository at `dir`.
+fn link_out(dir: &Path, git_dir: &Path) -> Option<std::path::PathBuf> {
+    let root = dir.canonicalize().ok()?;
+    let out = |p: &Path| {
+        std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
+            && p.canonicalize()
+                .map_or(true, |real| !real.starts_with(&root))
+    };
+    let mut check = vec![git_dir.to_path_buf()];
+    check.extend(
+        ["HEAD", "config", "commondir", "packed-refs", "refs"]
+            .iter()
+            .map(|f| git_dir.join(f)),
+    );
+    if let Some(p) = check.into_iter().find(|p| out(p)) {
+        return Some(p);
+    }
+    // The branches' loose refs (the directory entries say which are links: no stat each).
+    let mut dirs = vec![git_dir.join("refs/heads")];
+    while let Some(d) = dirs.pop() {
+        if out(&d) {
+            return Some(d);
+        }
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => dirs.push(p),
+                Ok(t) if t.is_symlink() && out(&p) => return Some(p),
+                _ => {}
+            }
+        }
+    }
+    None
 }
 
 /// Whether the repository uses SHA-1 objects and files refs (no `extensions.objectFormat` or

@@ -7,6 +7,10 @@
 use crate::config::Config;
 use serde_json::Value;
 
+/// A message's size at most, from a file, stdin or the broker: a git.receive message is a few
+/// KiB (its `patch` field can carry a diff); anything larger is refused, never kept.
+pub const MAX_BYTES: u64 = 1 << 20;
+
 /// A push the watch acts on.
 #[derive(Debug, Clone)]
 pub struct Push {

@@ -59,7 +59,7 @@ pub struct Args {
     /// The broker queue to consume (declared durable, bound to amq.topic for #.git.receive)
     #[arg(long, default_value = "fci-watch", value_name = "NAME")]
     pub queue: String,
-    /// Act on one git.receive message from a file ('-' for stdin)
+    /// Act on one git.receive message from a file ('-' for stdin; at most 1 MiB)
     #[arg(long, value_name = "FILE")]
     pub message: Option<PathBuf>,
     /// Write each change's manifest into DIR (default: one JSON manifest per line on stdout)
@@ -169,6 +169,16 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
                     }
                     amqp::Event::Message(bytes, env) => (bytes, env),
                 };
+                if bytes.len() as u64 > message::MAX_BYTES {
+                    w.error(&format!(
+                        "a message of {} bytes ({}, message id {}) is larger than the limit of {} bytes (1 MiB) for a git.receive message: taken off the queue, not kept",
+                        bytes.len(),
+                        env.routing_key.as_deref().unwrap_or("?"),
+                        env.message_id.as_deref().unwrap_or("none"),
+                        message::MAX_BYTES
+                    ));
+                    return Ok(amqp::Handled::Rejected);
+                }
                 match message::parse(bytes, &env, &w.cfg) {
                     Ok(parsed) => {
                         w.take(parsed, bytes, &env)?;
@@ -196,7 +206,7 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
 
 fn read_message(path: &Path) -> Result<Vec<u8>> {
     // A message is small; a bigger "message" is a mistake, not something to buffer.
-    const MAX: u64 = 1 << 20;
+    const MAX: u64 = message::MAX_BYTES;
     let mut bytes = Vec::new();
     let res = if path == Path::new("-") {
         std::io::stdin().take(MAX + 1).read_to_end(&mut bytes)
@@ -205,7 +215,11 @@ fn read_message(path: &Path) -> Result<Vec<u8>> {
     };
     res.map_err(|e| FciError::input(path, format!("cannot read the message: {e}")))?;
     if bytes.len() as u64 > MAX {
-        return Err(FciError::input(path, format!("a message larger than {MAX} bytes")).into());
+        return Err(FciError::input(
+            path,
+            format!("a message larger than the limit of {MAX} bytes (1 MiB): not read"),
+        )
+        .into());
     }
     Ok(bytes)
 }
@@ -237,10 +251,7 @@ pub struct Change {
 impl Watcher {
     fn error(&mut self, what: &str) {
         self.errors += 1;
-        eprintln!(
-            "fci: watch: ERROR {}",
-            progress::plain(&crate::exec::redact(what))
-        );
+        progress::say(&format!("watch: ERROR {}", crate::exec::redact(what)));
     }
 
     /// Emits the changes, then records their heads (and `also_seen`) as seen. A change

@@ -7,6 +7,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// What a dist-git server's answer may print at most, on stdout and on stderr: the heads of a
+/// few branches, or git's one-line errors, are well under it. A server that sends more (a
+/// flood of refs, endless `remote:` lines) is an ERROR for its package, not fci's memory.
+pub const MAX_ANSWER: usize = 1 << 20;
+
+fn over_limit(url: &str, what: &str) -> String {
+    format!(
+        "{}: {what}: the server's answer is larger than the limit of {MAX_ANSWER} bytes (1 MiB): not read further",
+        crate::exec::strip_credentials(url)
+    )
+}
+
 fn git(args: &[&str], timeout: Duration) -> Cmd {
     // Never a prompt (a poll has no terminal), nor the host's credential or proxy quirks
     // beyond git's own configuration.
@@ -37,8 +49,11 @@ pub fn ls_remote(
     let mut args = vec!["ls-remote", "--heads", "--", url];
     args.extend(refs.iter().map(String::as_str));
     let out = log
-        .capture(&git(&args, timeout))
+        .capture(&git(&args, timeout).capture_limit(MAX_ANSWER))
         .map_err(|e| format!("{}: {e}", crate::exec::strip_credentials(url)))?;
+    if out.over_limit {
+        return Err(over_limit(url, "git ls-remote"));
+    }
     if out.timed_out {
         return Err(format!(
             "{}: no answer in {} s",
@@ -126,21 +141,27 @@ fn fetch_into(
     let refspec = format!("+refs/heads/{branch}:refs/heads/{branch}");
     let dir_s = dir.to_string_lossy().into_owned();
     let out = log
-        .capture(&git(
-            &[
-                "-C",
-                &dir_s,
-                "fetch",
-                "--quiet",
-                "--no-tags",
-                "--no-write-fetch-head",
-                "--",
-                url,
-                &refspec,
-            ],
-            timeout,
-        ))
+        .capture(
+            &git(
+                &[
+                    "-C",
+                    &dir_s,
+                    "fetch",
+                    "--quiet",
+                    "--no-tags",
+                    "--no-write-fetch-head",
+                    "--",
+                    url,
+                    &refspec,
+                ],
+                timeout,
+            )
+            .capture_limit(MAX_ANSWER),
+        )
         .map_err(|e| fail(e.to_string()))?;
+    if out.over_limit {
+        return Err(over_limit(url, &format!("git fetch {branch}")));
+    }
     if !out.success() {
         return Err(fail(format!(
             "git fetch {branch}: {}",
