@@ -80,8 +80,14 @@ pub enum Lookaside {
 impl Lookaside {
     pub fn parse(s: &str) -> Result<Self> {
         if s.starts_with("http://") || s.starts_with("https://") {
-            reqwest::Url::parse(s)
-                .map_err(|e| FciError::input(s, format!("invalid lookaside URL: {e}")))?;
+            reqwest::Url::parse(s).map_err(|e| {
+                FciError::input(
+                    crate::exec::strip_credentials(s),
+                    format!("invalid lookaside URL: {e}"),
+                )
+            })?;
+            crate::net::refuse_clear_credentials("--lookaside", s, false)
+                .map_err(FciError::Usage)?;
             Ok(Lookaside::Url(s.trim_end_matches('/').to_string()))
         } else if s.contains("://") {
             Err(FciError::input(
@@ -136,21 +142,46 @@ impl Lookaside {
                         .build()?
                         .get(&url)
                         .send()
-                        .map_err(|e| FciError::Infra(format!("lookaside {url}: {e}")))?;
+                        .map_err(|e| {
+                            FciError::Infra(format!(
+                                "lookaside {}: {}",
+                                crate::exec::strip_credentials(&url),
+                                crate::exec::scrub_credentials(&e.to_string(), &url)
+                            ))
+                        })?;
                     if resp.status() == reqwest::StatusCode::NOT_FOUND {
                         continue;
                     }
                     if !resp.status().is_success() {
                         return Err(FciError::Infra(format!(
-                            "lookaside {url}: HTTP {}",
+                            "lookaside {}: HTTP {}",
+                            crate::exec::strip_credentials(&url),
                             resp.status()
                         ))
                         .into());
                     }
+                    // No source is this large: a server that sends more is not a
+                    // lookaside cache, and must not fill the disk.
+                    let cap = crate::limits::LOOKASIDE_DOWNLOAD;
+                    let shown = crate::exec::strip_credentials(&url);
+                    if let Some(n) = resp.content_length().filter(|n| *n > cap) {
+                        return Err(FciError::Infra(format!(
+                            "lookaside {shown}: {n} bytes, larger than the {} limit for a source (not downloaded)",
+                            crate::limits::human(cap)
+                        ))
+                        .into());
+                    }
                     let mut f = std::fs::File::create(dest)?;
-                    let mut resp = resp;
-                    resp.copy_to(&mut f)
-                        .map_err(|e| FciError::Infra(format!("lookaside {url}: {e}")))?;
+                    let mut body = crate::limits::Capped::new(resp, cap);
+                    if let Err(e) = std::io::copy(&mut body, &mut f) {
+                        drop(f);
+                        let _ = std::fs::remove_file(dest);
+                        let why = match crate::limits::TooLarge::of(&e) {
+                            Some(t) => format!("{t} for a source (download stopped)"),
+                            None => crate::exec::scrub_credentials(&e.to_string(), &url),
+                        };
+                        return Err(FciError::Infra(format!("lookaside {shown}: {why}")).into());
+                    }
                     return Ok(Some(url));
                 }
             }

@@ -75,6 +75,16 @@ impl Stage for Report {
                 .into());
             }
         }
+        // No token or password goes in clear to another host: refused before anything runs.
+        if let Some(u) = &self.args.resultsdb_url {
+            let token = super::token(&self.args)?.is_some();
+            crate::net::refuse_clear_credentials("--resultsdb-url", u, token)
+                .map_err(FciError::Usage)?;
+        }
+        if let Some(u) = &self.args.amqp_url {
+            crate::net::refuse_clear_credentials("--amqp-url", u, false)
+                .map_err(FciError::Usage)?;
+        }
         // Never the same inputs twice: a report reads whatever results exist by now.
         Ok(Plan::Run(
             json!({ "report": uuid::Uuid::new_v4().to_string() }),
