@@ -740,6 +740,124 @@ In [It] at: test/e2e/network/dns_common.go:455]]></failure>
         assert_eq!(parse(t.as_bytes()).unwrap()[0].outcome, Outcome::Passed);
     }
 
+    /// A reader that makes `head`, then `n` bytes of `fill`, then `tail`, never holding them.
+    struct Lazy {
+        head: Vec<u8>,
+        fill: u8,
+        n: u64,
+        tail: Vec<u8>,
+        served: u64,
+    }
+
+    impl Read for Lazy {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let total = self.head.len() as u64 + self.n + self.tail.len() as u64;
+            let mut i = 0;
+            while i < buf.len() && self.served < total {
+                let at = self.served;
+                let h = self.head.len() as u64;
+                buf[i] = if at < h {
+                    self.head[at as usize]
+                } else if at < h + self.n {
+                    self.fill
+                } else {
+                    self.tail[(at - h - self.n) as usize]
+                };
+                i += 1;
+                self.served += 1;
+            }
+            Ok(i)
+        }
+    }
+
+    fn lazy(head: &str, fill: u8, n: u64, tail: &str) -> Lazy {
+        Lazy {
+            head: head.as_bytes().to_vec(),
+            fill,
+            n,
+            tail: tail.as_bytes().to_vec(),
+            served: 0,
+        }
+    }
+
+    #[test]
+    fn a_huge_failure_text_streams_past_and_its_first_line_is_kept() {
+        // 32 MiB of failure text (and of CDATA, and of a comment): what reaches the XML reader
+        // is at most the kept part of each; the case is FAILED with the text's first line.
+        let n = 32 * 1024 * 1024;
+        for (open, close) in [("", ""), ("<![CDATA[", "]]>"), ("<!--", "-->")] {
+            let doc = lazy(
+                &format!(
+                    "<testsuite><testcase name=\"big\"><failure>boom: the first line\n{open}"
+                ),
+                b'x',
+                n,
+                &format!("{close}</failure></testcase><testcase name=\"after\"/></testsuite>"),
+            );
+            let mut out = Trimmed::new(doc);
+            let mut passed = 0u64;
+            let mut buf = vec![0; 1 << 16];
+            loop {
+                let k = out.read(&mut buf).unwrap();
+                if k == 0 {
+                    break;
+                }
+                passed += k as u64;
+            }
+            assert!(
+                passed < limits::JUNIT_TEXT_KEPT + 4096,
+                "{open}: {passed} bytes passed"
+            );
+            let doc = lazy(
+                &format!(
+                    "<testsuite><testcase name=\"big\"><failure>boom: the first line\n{open}"
+                ),
+                b'x',
+                n,
+                &format!("{close}</failure></testcase><testcase name=\"after\"/></testsuite>"),
+            );
+            let cases = parse(doc).unwrap();
+            assert_eq!(cases.len(), 2, "{open}");
+            assert_eq!(cases[0].outcome, Outcome::Failed);
+            let m = cases[0].message.as_deref().unwrap();
+            assert!(m.starts_with("boom: the first line") && m.len() < 80_000, "{open}");
+            assert_eq!(cases[1].outcome, Outcome::Passed);
+        }
+    }
+
+    #[test]
+    fn huge_tags_deep_nesting_and_declarations_are_errors() {
+        let tag = lazy("<testsuite><testcase name=\"", b'x', 2 * limits::JUNIT_TAG, "\"/></testsuite>");
+        let e = parse(tag).unwrap_err();
+        assert!(e.contains("a tag larger than the 1 MiB limit"), "{e}");
+        let deep = format!(
+            "{}{}",
+            "<testsuite>".repeat(limits::JUNIT_DEPTH + 1),
+            "</testsuite>".repeat(limits::JUNIT_DEPTH + 1)
+        );
+        let e = parse(deep.as_bytes()).unwrap_err();
+        assert!(e.contains("deeper than the limit of 256"), "{e}");
+        let e = parse("<!DOCTYPE x><testsuite/>".as_bytes()).unwrap_err();
+        assert!(e.contains("DTD"), "{e}");
+        // A `>` in an attribute value, or a `<` in a CDATA section, is no boundary.
+        let t = r#"<testsuite><testcase name="a > b"><failure><![CDATA[x < y]]></failure></testcase></testsuite>"#;
+        let c = parse(t.as_bytes()).unwrap();
+        assert_eq!(c[0].name, "a > b");
+        assert_eq!(c[0].message.as_deref(), Some("x < y"));
+        // Suite-level findings past the cap are counted, not kept.
+        let mut t = String::from("<testsuite>");
+        for i in 0..(limits::JUNIT_FINDINGS + 7) {
+            t.push_str(&format!("<error message=\"broke {i}\"/>"));
+        }
+        t.push_str("</testsuite>");
+        let r = parse_report(t.as_bytes()).unwrap();
+        assert_eq!(r.suite_failures.len(), limits::JUNIT_FINDINGS + 1);
+        assert_eq!(
+            r.suite_failures.last().unwrap(),
+            "and 7 more suite-level failures (not listed)"
+        );
+    }
+
     #[test]
     fn seven_thousand_cases_stream() {
         let mut doc = String::from("<testsuites><testsuite name=\"e2e\">");
