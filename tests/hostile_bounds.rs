@@ -257,18 +257,14 @@ fn a_manifest_past_the_cap_is_bad_input_naming_the_limit() {
     let w = Ws::new();
     // A valid manifest, padded past 64 MiB with white space: the old code read it whole (and
     // every stage copied it); now it is refused before it is read past the cap.
-    let mut text = serde_json::to_string(&serde_json::json!({
-        "schema_version": 1,
-        "run": {"id": "aaaaaaaa-0000-4000-8000-000000000001", "started": "2026-12-01T00:00:00.000Z"},
-        "stages": [],
-        "artifacts": []
-    }))
-    .unwrap();
+    let built = w.build("hello-atomic", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let mut text = built.stdout.clone();
     text.push_str(&" ".repeat(64 * 1024 * 1024 + 10));
     let big = w.path().join("big.json");
     std::fs::write(&big, &text).unwrap();
     let mut cmd = w.cmd();
-    cmd.args(["test", "-m", big.to_str().unwrap()]);
+    cmd.args(["report", "-m", big.to_str().unwrap()]);
     let (r, peak) = run_measured(cmd);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
@@ -283,7 +279,7 @@ fn a_manifest_past_the_cap_is_bad_input_naming_the_limit() {
     // The same from stdin.
     let mut child = w
         .cmd()
-        .arg("test")
+        .arg("report")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
