@@ -433,7 +433,7 @@ fn conform_reads_readyz_and_junit_bounded() {
         )
         .unwrap();
         writeln!(f).unwrap();
-        let line = [b'x'; 1024 * 1024];
+        let line = vec![b'x'; 1024 * 1024];
         for _ in 0..48 {
             f.write_all(&line).unwrap();
         }
@@ -450,7 +450,7 @@ fn conform_reads_readyz_and_junit_bounded() {
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&junit).unwrap());
         write!(f, r#"<testsuite><testcase name="a"><failure>"#).unwrap();
-        let chunk = [b'x'; 1024 * 1024];
+        let chunk = vec![b'x'; 1024 * 1024];
         for _ in 0..65 {
             f.write_all(&chunk).unwrap();
         }
