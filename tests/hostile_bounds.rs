@@ -101,10 +101,11 @@ fn answer(mut conn: TcpStream, status: &str, len: u64, fill: &[u8]) {
     let chunk: Vec<u8> = fill.iter().copied().cycle().take(64 * 1024).collect();
     let mut sent = 0u64;
     while sent < len {
-        if conn.write_all(&chunk).is_err() {
+        let n = chunk.len().min(usize::try_from(len - sent).unwrap_or(usize::MAX));
+        if conn.write_all(&chunk[..n]).is_err() {
             return;
         }
-        sent += chunk.len() as u64;
+        sent += n as u64;
     }
 }
 
@@ -134,6 +135,7 @@ fn a_resultsdb_answer_past_the_cap_is_an_error_naming_it_and_the_results_stay_sp
         .arg(server.url());
     let (r, peak) = run_measured(cmd);
     assert!(server.hits.load(Ordering::SeqCst) >= 1, "the server was asked");
+    eprintln!("peak with a flooding ResultsDB: {peak} KiB");
     assert!(peak < PEAK_KIB, "fci's peak memory was {peak} KiB");
     let rm = r.manifest();
     let rep = r.stage(&rm, "report");
@@ -378,6 +380,7 @@ fn conform_reads_readyz_and_junit_bounded() {
         r.stderr
     );
     assert!(flood.hits.load(Ordering::SeqCst) >= 2, "polled again");
+    eprintln!("peak while polling /readyz: {peak} KiB");
     assert!(peak < PEAK_KIB, "peak {peak} KiB while polling /readyz");
 
     // A ready server from here on.
@@ -402,7 +405,7 @@ fn conform_reads_readyz_and_junit_bounded() {
         }
         write!(f, "</testsuite>").unwrap();
     }
-    let (r, _) = conform(&w, &m, &k, &junit, &[]);
+    let (r, _) = conform(&w, &m, &k, &junit, &["--ready-timeout", "30"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let s = conform_stage(&r);
     assert_eq!(s["outcome"], "FAILED");
@@ -439,10 +442,11 @@ fn conform_reads_readyz_and_junit_bounded() {
         }
         write!(f, "</failure></testcase></testsuite>").unwrap();
     }
-    let (r, peak) = conform(&w, &m, &k, &junit, &[]);
+    let (r, peak) = conform(&w, &m, &k, &junit, &["--ready-timeout", "30"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let s = conform_stage(&r);
     assert_eq!(s["results"][0]["note"], "the first line", "{s:#}");
+    eprintln!("peak reading a 48 MiB failure text: {peak} KiB");
     assert!(peak < PEAK_KIB, "peak {peak} KiB reading a 48 MiB failure");
 
     // Past the file cap: not read, not trusted, the limit named.
@@ -456,7 +460,7 @@ fn conform_reads_readyz_and_junit_bounded() {
         }
         write!(f, "</failure></testcase></testsuite>").unwrap();
     }
-    let (r, peak) = conform(&w, &m, &k, &junit, &[]);
+    let (r, peak) = conform(&w, &m, &k, &junit, &["--ready-timeout", "30"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     let s = conform_stage(&r);
     assert_eq!(s["outcome"], "ERROR");
