@@ -856,16 +856,13 @@ fn scrub_word(text: &str, word: &str) -> String {
 /// write a request's `Authorization: Bearer TOKEN` into a failure message). The scrubbed
 /// text replaces the file by a rename, never writing through a link the runner made.
 fn scrub_file(f: &Path) -> std::io::Result<()> {
+    // Read whole (up to its cap) only when it holds a secret: else streamed past once.
+    if !holds_secret(f)? {
+        return Ok(());
+    }
     let bytes = crate::limits::read_all(std::fs::File::open(f)?, crate::limits::JUNIT_FILE)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let text = String::from_utf8_lossy(&bytes);
-    // Copied only when there is something to scrub.
-    let dirty = SECRETS
-        .lock()
-        .map_or(true, |s| s.iter().any(|s| text.contains(s.as_str())));
-    if !dirty {
-        return Ok(());
-    }
     let clean = scrub(&text);
     if clean != text {
         let tmp = f.with_extension("xml.scrubbed");
@@ -873,6 +870,37 @@ fn scrub_file(f: &Path) -> std::io::Result<()> {
         std::fs::rename(&tmp, f)?;
     }
     Ok(())
+}
+
+/// Whether `f` holds any of the secrets (or a lock went bad: then assume it does), read in
+/// chunks that overlap by the longest secret, so one across a chunk's end is seen.
+fn holds_secret(f: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let Ok(secrets) = SECRETS.lock().map(|s| s.clone()) else {
+        return Ok(true);
+    };
+    if secrets.is_empty() {
+        return Ok(false);
+    }
+    let overlap = secrets.iter().map(String::len).max().unwrap_or(0) + 4;
+    let mut file = crate::limits::Capped::new(std::fs::File::open(f)?, crate::limits::JUNIT_FILE);
+    let mut window: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 1024 * 1024];
+    loop {
+        let n = file
+            .read(&mut chunk)
+            .map_err(|e| std::io::Error::other(crate::limits::ReadError::from(e).to_string()))?;
+        if n == 0 {
+            return Ok(false);
+        }
+        window.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&window);
+        if secrets.iter().any(|s| text.contains(s.as_str())) {
+            return Ok(true);
+        }
+        let keep = window.len().min(overlap);
+        window.drain(..window.len() - keep);
+    }
 }
 
 fn scrub_value(v: &mut Value) {
