@@ -15,10 +15,10 @@
 //! tag larger than `JUNIT_TAG`, elements nested deeper than `JUNIT_DEPTH` and a DTD are errors;
 //! suite-level failures and inconsistent suites past `JUNIT_FINDINGS` are only counted.
 
+use crate::limits;
 use crate::manifest::Outcome;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
-use crate::limits;
 use std::io::Read;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -326,8 +326,16 @@ pub fn stream_report<R: Read>(input: R, mut on_case: impl FnMut(Case)) -> Result
         return Err("the report is cut short: elements are left open".into());
     }
     for (list, more, what) in [
-        (&mut report.suite_failures, more_failures, "suite-level failures"),
-        (&mut report.inconsistent, more_inconsistent, "inconsistent suites"),
+        (
+            &mut report.suite_failures,
+            more_failures,
+            "suite-level failures",
+        ),
+        (
+            &mut report.inconsistent,
+            more_inconsistent,
+            "inconsistent suites",
+        ),
     ] {
         if more > 0 {
             list.push(format!("and {more} more {what} (not listed)"));
@@ -352,11 +360,21 @@ pub struct Trimmed<R> {
 
 enum Lex {
     /// Character data: `n` bytes of it passed so far.
-    Text { n: u64 },
+    Text {
+        n: u64,
+    },
     /// Just after `<`: what follows says which construct this is.
-    Open { pre: Vec<u8> },
-    Tag { n: u64, quote: Option<u8> },
-    Pi { n: u64, prev: u8 },
+    Open {
+        pre: Vec<u8>,
+    },
+    Tag {
+        n: u64,
+        quote: Option<u8>,
+    },
+    Pi {
+        n: u64,
+        prev: u8,
+    },
     /// A comment (`-->` ends it) or CDATA section (`]]>`).
     Section {
         end: &'static [u8; 3],
@@ -787,9 +805,7 @@ In [It] at: test/e2e/network/dns_common.go:455]]></failure>
         let n = 32 * 1024 * 1024;
         for (open, close) in [("", ""), ("<![CDATA[", "]]>"), ("<!--", "-->")] {
             let doc = lazy(
-                &format!(
-                    "<testsuite><testcase name=\"big\"><failure>boom: the first line\n{open}"
-                ),
+                &format!("<testsuite><testcase name=\"big\"><failure>boom: the first line\n{open}"),
                 b'x',
                 n,
                 &format!("{close}</failure></testcase><testcase name=\"after\"/></testsuite>"),
@@ -809,9 +825,7 @@ In [It] at: test/e2e/network/dns_common.go:455]]></failure>
                 "{open}: {passed} bytes passed"
             );
             let doc = lazy(
-                &format!(
-                    "<testsuite><testcase name=\"big\"><failure>boom: the first line\n{open}"
-                ),
+                &format!("<testsuite><testcase name=\"big\"><failure>boom: the first line\n{open}"),
                 b'x',
                 n,
                 &format!("{close}</failure></testcase><testcase name=\"after\"/></testsuite>"),
@@ -820,14 +834,22 @@ In [It] at: test/e2e/network/dns_common.go:455]]></failure>
             assert_eq!(cases.len(), 2, "{open}");
             assert_eq!(cases[0].outcome, Outcome::Failed);
             let m = cases[0].message.as_deref().unwrap();
-            assert!(m.starts_with("boom: the first line") && m.len() < 80_000, "{open}");
+            assert!(
+                m.starts_with("boom: the first line") && m.len() < 80_000,
+                "{open}"
+            );
             assert_eq!(cases[1].outcome, Outcome::Passed);
         }
     }
 
     #[test]
     fn huge_tags_deep_nesting_and_declarations_are_errors() {
-        let tag = lazy("<testsuite><testcase name=\"", b'x', 2 * limits::JUNIT_TAG, "\"/></testsuite>");
+        let tag = lazy(
+            "<testsuite><testcase name=\"",
+            b'x',
+            2 * limits::JUNIT_TAG,
+            "\"/></testsuite>",
+        );
         let e = parse(tag).unwrap_err();
         assert!(e.contains("a tag larger than the 1 MiB limit"), "{e}");
         let deep = format!(

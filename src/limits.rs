@@ -36,7 +36,7 @@ pub const JUNIT_FINDINGS: usize = 100;
 /// A size for people: `64 MiB`, `512 KiB`, `8 GiB`, `100 bytes`.
 pub fn human(bytes: u64) -> String {
     for (unit, name) in [(GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")] {
-        if bytes >= unit && bytes % unit == 0 {
+        if bytes >= unit && bytes.is_multiple_of(unit) {
             return format!("{} {name}", bytes / unit);
         }
     }
@@ -140,7 +140,11 @@ pub fn read_all(r: impl Read, cap: u64) -> Result<Vec<u8>, ReadError> {
 
 /// The body of an HTTP answer, read as [`read_all`] does; `Err` is one line naming what was
 /// asked (`url`, shown without credentials) and the limit, or why the body broke off.
-pub fn http_body(resp: reqwest::blocking::Response, cap: u64, url: &str) -> Result<Vec<u8>, String> {
+pub fn http_body(
+    resp: reqwest::blocking::Response,
+    cap: u64,
+    url: &str,
+) -> Result<Vec<u8>, String> {
     let shown = crate::exec::strip_credentials(url);
     // Refused before a byte is read when the server says so itself.
     if let Some(n) = resp.content_length().filter(|n| *n > cap) {
@@ -150,9 +154,7 @@ pub fn http_body(resp: reqwest::blocking::Response, cap: u64, url: &str) -> Resu
         ));
     }
     read_all(resp, cap).map_err(|e| match e {
-        ReadError::TooLarge(t) => format!(
-            "the answer from {shown} is {t} (read no further)"
-        ),
+        ReadError::TooLarge(t) => format!("the answer from {shown} is {t} (read no further)"),
         ReadError::Io(e) => format!(
             "the answer from {shown} broke off: {}",
             crate::exec::scrub_credentials(&e.to_string(), url)

@@ -5,7 +5,7 @@
 /// How what is sent to a URL travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
-    /// TLS (`https://`, `amqps://`).
+    /// TLS or SSH (`https://`, `amqps://`, `ssh://`).
     Encrypted,
     /// In clear, to this machine (127.0.0.0/8, ::1, `localhost` and names below it).
     Loopback,
@@ -18,7 +18,7 @@ pub fn transport(url: &str) -> Transport {
     let Ok(u) = reqwest::Url::parse(url) else {
         return Transport::Clear;
     };
-    if matches!(u.scheme(), "https" | "amqps") {
+    if matches!(u.scheme(), "https" | "amqps" | "ssh" | "git+ssh") {
         return Transport::Encrypted;
     }
     if loopback_host(u.host_str().unwrap_or_default()) {
@@ -101,12 +101,17 @@ mod tests {
         }
         assert_eq!(transport("https://192.0.2.1"), Transport::Encrypted);
         assert_eq!(transport("amqps://u:p@192.0.2.1"), Transport::Encrypted);
+        assert_eq!(transport("ssh://git@192.0.2.1/r"), Transport::Encrypted);
+        assert_eq!(transport("git://192.0.2.1/r"), Transport::Clear);
     }
 
     #[test]
     fn credentials_never_go_in_clear_over_a_network() {
         let e = refuse_clear_credentials("--resultsdb-url", "http://192.0.2.1/", true).unwrap_err();
-        assert!(e.contains("plain http://") && e.contains("192.0.2.1"), "{e}");
+        assert!(
+            e.contains("plain http://") && e.contains("192.0.2.1"),
+            "{e}"
+        );
         let e = refuse_clear_credentials("--amqp-url", "amqp://fci:S3CRET@192.0.2.1/%2f", false)
             .unwrap_err();
         assert!(e.contains("amqps://") && !e.contains("S3CRET"), "{e}");

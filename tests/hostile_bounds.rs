@@ -102,7 +102,9 @@ fn answer(mut conn: TcpStream, status: &str, len: u64, fill: &[u8]) {
     let chunk: Vec<u8> = fill.iter().copied().cycle().take(64 * 1024).collect();
     let mut sent = 0u64;
     while sent < len {
-        let n = chunk.len().min(usize::try_from(len - sent).unwrap_or(usize::MAX));
+        let n = chunk
+            .len()
+            .min(usize::try_from(len - sent).unwrap_or(usize::MAX));
         if conn.write_all(&chunk[..n]).is_err() {
             return;
         }
@@ -135,7 +137,10 @@ fn a_resultsdb_answer_past_the_cap_is_an_error_naming_it_and_the_results_stay_sp
         .args(["report", "-m", m.to_str().unwrap(), "--resultsdb-url"])
         .arg(server.url());
     let (r, peak) = run_measured(cmd);
-    assert!(server.hits.load(Ordering::SeqCst) >= 1, "the server was asked");
+    assert!(
+        server.hits.load(Ordering::SeqCst) >= 1,
+        "the server was asked"
+    );
     eprintln!("peak with a flooding ResultsDB: {peak} KiB");
     assert!(peak < PEAK_KIB, "fci's peak memory was {peak} KiB");
     let rm = r.manifest();
@@ -144,7 +149,10 @@ fn a_resultsdb_answer_past_the_cap_is_an_error_naming_it_and_the_results_stay_sp
     let notes = rep["notes"].to_string();
     assert!(
         notes.contains("ResultsDB not reached")
-            && notes.contains(&format!("the answer from {}/api/v2.0/ is larger than the 4 MiB limit", server.url())),
+            && notes.contains(&format!(
+                "the answer from {}/api/v2.0/ is larger than the 4 MiB limit",
+                server.url()
+            )),
         "{notes}"
     );
     assert!(!r.stdout.contains("fci-bounds-token-1"), "the token shows");
@@ -164,7 +172,8 @@ fn credentials_never_go_in_clear_to_another_host() {
     let m = m.to_str().unwrap();
     let src = example("hello-atomic");
     // 192.0.2.1 (TEST-NET-1) answers nothing: a connection attempt would hang for seconds.
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec!["report", "-m", m, "--resultsdb-url", "http://192.0.2.1/"],
             vec![("FCI_RESULTSDB_TOKEN", "S3CRET-token")],
@@ -214,6 +223,14 @@ fn credentials_never_go_in_clear_to_another_host() {
             ],
             vec![],
             "--lookaside http://192.0.2.1/repo/pkgs is plain http://",
+        ),
+        (
+            vec![
+                "build",
+                "http://fci:S3CRET-pw@192.0.2.1/rpms/hello-atomic.git",
+            ],
+            vec![],
+            "dist-git URL http://192.0.2.1/rpms/hello-atomic.git is plain http://",
         ),
     ];
     for (args, env, says) in cases {
@@ -393,7 +410,11 @@ fn conform_reads_readyz_and_junit_bounded() {
     let junit = dir.join("many.xml");
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&junit).unwrap());
-        write!(f, r#"<testsuite name="e2e" tests="206000" failures="6000">"#).unwrap();
+        write!(
+            f,
+            r#"<testsuite name="e2e" tests="206000" failures="6000">"#
+        )
+        .unwrap();
         for i in 0..200_000 {
             write!(f, r#"<testcase name="pass {i} [Conformance]" time="0"/>"#).unwrap();
         }

@@ -100,14 +100,12 @@ impl Client {
                     let url = resp.url().to_string();
                     // Read up to the cap: an answer past it is no ResultsDB answer; what
                     // was to be delivered stays spooled.
-                    let text = match crate::limits::http_body(
-                        resp,
-                        crate::limits::RESULTSDB_ANSWER,
-                        &url,
-                    ) {
-                        Ok(t) => t,
-                        Err(why) => return Err(Failure::Unreachable(why)),
-                    };
+                    let text =
+                        match crate::limits::http_body(resp, crate::limits::RESULTSDB_ANSWER, &url)
+                        {
+                            Ok(t) => t,
+                            Err(why) => return Err(Failure::Unreachable(why)),
+                        };
                     if status >= 500 {
                         last = format!("HTTP {status}");
                         continue;

@@ -97,9 +97,11 @@ pub fn read(
                 }
             }
             if findings.suite_nodes.len() < limits::JUNIT_FINDINGS {
-                findings
-                    .suite_nodes
-                    .push((capped(&c.name), c.outcome, c.message.map(|m| capped(&m))));
+                findings.suite_nodes.push((
+                    capped(&c.name),
+                    c.outcome,
+                    c.message.map(|m| capped(&m)),
+                ));
             } else {
                 findings.more_suite_nodes += 1;
             }
