@@ -97,6 +97,10 @@ pub fn wait(
                     .headers()
                     .get(reqwest::header::LOCATION)
                     .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
+                if status == 401 || status == 403 {
+                    log.line(&format!("# {shown}: HTTP {status}"));
+                    return Ready::Refused { status };
+                }
                 // Read up to the cap (`ok`, or a list of checks): an endless answer is not
                 // the API server, and is not read past it.
                 let body = match crate::limits::http_body(resp, crate::limits::READYZ_ANSWER, &url)
@@ -121,10 +125,6 @@ pub fn wait(
                     return Ready::Yes {
                         waited_s: crate::stage::round3(start.elapsed().as_secs_f64()),
                     };
-                }
-                if status == 401 || status == 403 {
-                    log.line(&format!("# {shown}: HTTP {status}"));
-                    return Ready::Refused { status };
                 }
                 if (300..400).contains(&status) {
                     let to = location.as_deref().map_or_else(
