@@ -17,6 +17,9 @@ pub const READYZ_ANSWER: u64 = 64 * KIB;
 pub const LOOKASIDE_DOWNLOAD: u64 = 8 * GIB;
 /// A manifest read from a file or stdin.
 pub const MANIFEST: u64 = 64 * MIB;
+/// A gating.yaml, results or waivers file given to `fci report` (a gating.yaml over 1 MiB is
+/// then refused as Greenwave refuses it).
+pub const REPORT_INPUT: u64 = 16 * MIB;
 /// One JUnit report read by `fci conform`.
 pub const JUNIT_FILE: u64 = 64 * MIB;
 /// Of each text, CDATA or comment in a JUnit report, what is read (the rest is skipped

@@ -321,6 +321,23 @@ fn a_manifest_past_the_cap_is_bad_input_naming_the_limit() {
     );
 }
 
+#[test]
+fn report_inputs_are_read_up_to_their_cap_even_from_a_device() {
+    let w = Ws::new();
+    // /dev/zero has no size to check beforehand, and never ends.
+    let mut cmd = w.cmd();
+    cmd.args(["report", "--gating", "/dev/zero", "--validate"]);
+    let (r, peak) = run_measured(cmd);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("/dev/zero: cannot read: larger than the 16 MiB limit"),
+        "{}",
+        r.stderr
+    );
+    assert!(peak < PEAK_KIB, "peak {peak} KiB");
+}
+
 // ---- conform: /readyz and the runner's JUnit ----
 
 /// build | compose of hello-atomic, for real: the composed manifest.
