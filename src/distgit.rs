@@ -152,6 +152,8 @@ pub fn checkout(
         }
     }
     if is_url(source) {
+        crate::net::refuse_clear_credentials("dist-git URL", source, false)
+            .map_err(FciError::Usage)?;
         return clone(source, source.to_string(), None, git_ref, scratch, log);
     }
     if source.contains("://") {

@@ -8,11 +8,18 @@
 //! A `<failure>`/`<error>` outside any test case (the suite itself broke) is kept, and so is
 //! every `<testsuite>`/`<testsuites>` whose `tests`/`failures`/`errors` attributes disagree
 //! with the cases it lists: the caller must not read such a report as a pass.
+//!
+//! Bounded whatever the file holds ([`crate::limits`]): cases go to the caller one at a
+//! time, never all held; of a text, CDATA section or comment only the first
+//! `JUNIT_TEXT_KEPT` bytes are read (the rest streams past unbuffered, see [`Trimmed`]); a
+//! tag larger than `JUNIT_TAG`, elements nested deeper than `JUNIT_DEPTH` and a DTD are errors;
+//! suite-level failures and inconsistent suites past `JUNIT_FINDINGS` are only counted.
 
+use crate::limits;
 use crate::manifest::Outcome;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
-use std::io::BufRead;
+use std::io::Read;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Case {
@@ -97,17 +104,37 @@ fn attr(e: &BytesStart, key: &[u8]) -> Option<String> {
 }
 
 /// Every test case in a JUnit document; `Err` says why it cannot be trusted.
-pub fn parse<R: BufRead>(input: R) -> Result<Vec<Case>, String> {
+pub fn parse<R: Read>(input: R) -> Result<Vec<Case>, String> {
     parse_report(input).map(|r| r.cases)
 }
 
 /// A JUnit document with what it says outside its cases; `Err` says why it cannot be
 /// trusted at all.
-pub fn parse_report<R: BufRead>(input: R) -> Result<Report, String> {
-    let mut reader = Reader::from_reader(input);
+pub fn parse_report<R: Read>(input: R) -> Result<Report, String> {
+    let mut cases = Vec::new();
+    let mut report = stream_report(input, |c| cases.push(c))?;
+    report.cases = cases;
+    Ok(report)
+}
+
+/// Appends `item` to `list` while it holds fewer than `JUNIT_FINDINGS`; else counts it.
+fn keep(list: &mut Vec<String>, more: &mut usize, item: String) {
+    if list.len() < limits::JUNIT_FINDINGS {
+        list.push(item);
+    } else {
+        *more += 1;
+    }
+}
+
+/// As [`parse_report`], but each test case goes to `on_case` as it is read (the returned
+/// report's `cases` is empty): a report of a million cases is never held whole.
+pub fn stream_report<R: Read>(input: R, mut on_case: impl FnMut(Case)) -> Result<Report, String> {
+    let mut reader = Reader::from_reader(std::io::BufReader::with_capacity(
+        64 * 1024,
+        Trimmed::new(input),
+    ));
     reader.config_mut().trim_text(true);
     let mut buf = Vec::new();
-    let mut cases = Vec::new();
     let mut current: Option<Case> = None;
     // Collecting the text of a <failure>/<error> without a message attribute.
     let mut text_of: Option<String> = None;
@@ -115,18 +142,30 @@ pub fn parse_report<R: BufRead>(input: R) -> Result<Report, String> {
     let mut saw_root = false;
     let mut suites: Vec<Suite> = Vec::new();
     let mut report = Report::default();
+    let (mut more_failures, mut more_inconsistent) = (0usize, 0usize);
     // A suite-level <failure>/<error> being read (outside any test case).
     let mut suite_text: Option<String> = None;
     loop {
-        let ev = reader.read_event_into(&mut buf).map_err(|e| {
-            format!(
+        let ev = reader.read_event_into(&mut buf).map_err(|e| match e {
+            // A limit (of the file, a tag) or the file itself: said as it is.
+            quick_xml::Error::Io(io) => match limits::TooLarge::of(&io) {
+                Some(t) => format!("the report is {t} for a JUnit report (read no further)"),
+                None => io.to_string(),
+            },
+            e => format!(
                 "not well-formed XML at byte {}: {e}",
                 reader.error_position()
-            )
+            ),
         })?;
         match ev {
             Event::Start(e) => {
                 depth += 1;
+                if depth > limits::JUNIT_DEPTH {
+                    return Err(format!(
+                        "elements nest deeper than the limit of {} levels",
+                        limits::JUNIT_DEPTH
+                    ));
+                }
                 let name = e.name().as_ref().to_vec();
                 junit_name(&name)?;
                 if depth == 1 {
@@ -150,7 +189,11 @@ pub fn parse_report<R: BufRead>(input: R) -> Result<Report, String> {
                             }
                         } else {
                             match attr(&e, b"message") {
-                                Some(m) => report.suite_failures.push(suite_failure(&name, &m)),
+                                Some(m) => keep(
+                                    &mut report.suite_failures,
+                                    &mut more_failures,
+                                    suite_failure(&name, &m),
+                                ),
                                 None => {
                                     suite_text = Some(String::from_utf8_lossy(&name).into_owned());
                                     text_of = Some(String::new());
@@ -179,7 +222,7 @@ pub fn parse_report<R: BufRead>(input: R) -> Result<Report, String> {
                 match name.as_slice() {
                     b"testsuite" | b"testsuites" => {
                         if let Some(bad) = Suite::of(&e).check() {
-                            report.inconsistent.push(bad);
+                            keep(&mut report.inconsistent, &mut more_inconsistent, bad);
                         }
                     }
                     b"testcase" => {
@@ -187,14 +230,18 @@ pub fn parse_report<R: BufRead>(input: R) -> Result<Report, String> {
                         for s in suites.iter_mut() {
                             s.count(&c);
                         }
-                        cases.push(c);
+                        on_case(c);
                     }
                     b"failure" | b"error" => {
                         if let Some(c) = current.as_mut() {
                             fail(c, &name, &e);
                         } else {
                             let m = attr(&e, b"message").unwrap_or_default();
-                            report.suite_failures.push(suite_failure(&name, &m));
+                            keep(
+                                &mut report.suite_failures,
+                                &mut more_failures,
+                                suite_failure(&name, &m),
+                            );
                         }
                     }
                     // A failure or error is never hidden by a <skipped> beside or inside it.
@@ -209,7 +256,11 @@ pub fn parse_report<R: BufRead>(input: R) -> Result<Report, String> {
             Event::Text(t) => {
                 if let Some(s) = text_of.as_mut() {
                     if s.len() < 4096 {
-                        s.push_str(&t.unescape().unwrap_or_default());
+                        // A text cut short may end inside an entity: then as it is.
+                        match t.unescape() {
+                            Ok(u) => s.push_str(&u),
+                            Err(_) => s.push_str(&String::from_utf8_lossy(&t)),
+                        }
                     }
                 }
             }
@@ -233,9 +284,11 @@ pub fn parse_report<R: BufRead>(input: R) -> Result<Report, String> {
                         } else if let (Some(kind), Some(t)) = (suite_text.take(), text) {
                             let t = t.trim();
                             let first = t.lines().next().unwrap_or(t);
-                            report
-                                .suite_failures
-                                .push(suite_failure(kind.as_bytes(), first));
+                            keep(
+                                &mut report.suite_failures,
+                                &mut more_failures,
+                                suite_failure(kind.as_bytes(), first),
+                            );
                         }
                     }
                     b"testcase" => {
@@ -243,12 +296,12 @@ pub fn parse_report<R: BufRead>(input: R) -> Result<Report, String> {
                             for s in suites.iter_mut() {
                                 s.count(&c);
                             }
-                            cases.push(c);
+                            on_case(c);
                         }
                     }
                     b"testsuite" | b"testsuites" => {
                         if let Some(bad) = suites.pop().and_then(|s| s.check()) {
-                            report.inconsistent.push(bad);
+                            keep(&mut report.inconsistent, &mut more_inconsistent, bad);
                         }
                     }
                     _ => {}
@@ -272,8 +325,218 @@ pub fn parse_report<R: BufRead>(input: R) -> Result<Report, String> {
     if depth != 0 {
         return Err("the report is cut short: elements are left open".into());
     }
-    report.cases = cases;
+    for (list, more, what) in [
+        (
+            &mut report.suite_failures,
+            more_failures,
+            "suite-level failures",
+        ),
+        (
+            &mut report.inconsistent,
+            more_inconsistent,
+            "inconsistent suites",
+        ),
+    ] {
+        if more > 0 {
+            list.push(format!("and {more} more {what} (not listed)"));
+        }
+    }
     Ok(report)
+}
+
+/// A JUnit report as quick-xml may read it, bounded: of each text, CDATA section or comment
+/// only the first `JUNIT_TEXT_KEPT` bytes pass (a CDATA section or comment cut short is
+/// closed again), the rest is dropped as it streams past; a tag or processing instruction
+/// larger than `JUNIT_TAG` and any `<!` declaration but a comment or CDATA (a DTD) are
+/// errors. So no event quick-xml reads is larger than those, whatever the file holds.
+pub struct Trimmed<R> {
+    inner: R,
+    state: Lex,
+    chunk: Vec<u8>,
+    out: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+enum Lex {
+    /// Character data: `n` bytes of it passed so far.
+    Text {
+        n: u64,
+    },
+    /// Just after `<`: what follows says which construct this is.
+    Open {
+        pre: Vec<u8>,
+    },
+    Tag {
+        n: u64,
+        quote: Option<u8>,
+    },
+    Pi {
+        n: u64,
+        prev: u8,
+    },
+    /// A comment (`-->` ends it) or CDATA section (`]]>`).
+    Section {
+        end: &'static [u8; 3],
+        n: u64,
+        last: [u8; 2],
+        dropping: bool,
+    },
+}
+
+impl<R: Read> Trimmed<R> {
+    pub fn new(inner: R) -> Trimmed<R> {
+        Trimmed {
+            inner,
+            state: Lex::Text { n: 0 },
+            chunk: vec![0; 64 * 1024],
+            out: Vec::new(),
+            pos: 0,
+            done: false,
+        }
+    }
+
+    fn step(&mut self, b: u8) -> std::io::Result<()> {
+        let keep = limits::JUNIT_TEXT_KEPT;
+        let too_large = |what: &str| {
+            std::io::Error::other(format!(
+                "{what} larger than the {} limit",
+                limits::human(limits::JUNIT_TAG)
+            ))
+        };
+        match &mut self.state {
+            Lex::Text { n } => {
+                if b == b'<' {
+                    self.out.push(b);
+                    self.state = Lex::Open { pre: Vec::new() };
+                } else if *n < keep {
+                    self.out.push(b);
+                    *n += 1;
+                }
+            }
+            Lex::Open { pre } => {
+                self.out.push(b);
+                pre.push(b);
+                let p = pre.as_slice();
+                if p == b"?" {
+                    self.state = Lex::Pi { n: 2, prev: 0 };
+                } else if p[0] == b'!' {
+                    if p == b"!--" {
+                        self.state = Lex::Section {
+                            end: b"-->",
+                            n: 4,
+                            last: [0; 2],
+                            dropping: false,
+                        };
+                    } else if p == b"![CDATA[" {
+                        self.state = Lex::Section {
+                            end: b"]]>",
+                            n: 9,
+                            last: [0; 2],
+                            dropping: false,
+                        };
+                    } else if !(b"!--".starts_with(p) || b"![CDATA[".starts_with(p)) {
+                        return Err(std::io::Error::other(
+                            "the report has a DTD or a declaration (<!...>): not accepted",
+                        ));
+                    }
+                } else {
+                    self.state = match b {
+                        b'>' => Lex::Text { n: 0 },
+                        b'"' | b'\'' => Lex::Tag {
+                            n: 2,
+                            quote: Some(b),
+                        },
+                        _ => Lex::Tag { n: 2, quote: None },
+                    };
+                }
+            }
+            Lex::Tag { n, quote } => {
+                self.out.push(b);
+                *n += 1;
+                if *n > limits::JUNIT_TAG {
+                    return Err(too_large("a tag"));
+                }
+                match *quote {
+                    Some(q) if b == q => *quote = None,
+                    Some(_) => {}
+                    None if b == b'"' || b == b'\'' => *quote = Some(b),
+                    None if b == b'>' => self.state = Lex::Text { n: 0 },
+                    None => {}
+                }
+            }
+            Lex::Pi { n, prev } => {
+                self.out.push(b);
+                *n += 1;
+                if *n > limits::JUNIT_TAG {
+                    return Err(too_large("a processing instruction"));
+                }
+                if *prev == b'?' && b == b'>' {
+                    self.state = Lex::Text { n: 0 };
+                } else {
+                    *prev = b;
+                }
+            }
+            Lex::Section {
+                end,
+                n,
+                last,
+                dropping,
+            } => {
+                if last[..] == end[..2] && b == end[2] {
+                    // Closed as it was, or closed again after what was dropped.
+                    if *dropping {
+                        self.out.extend_from_slice(&end[..]);
+                    } else {
+                        self.out.push(b);
+                    }
+                    self.state = Lex::Text { n: 0 };
+                    return Ok(());
+                }
+                if *n < keep {
+                    self.out.push(b);
+                    *n += 1;
+                } else {
+                    *dropping = true;
+                }
+                *last = [last[1], b];
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for Trimmed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if self.pos < self.out.len() {
+                let n = buf.len().min(self.out.len() - self.pos);
+                buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            self.out.clear();
+            self.pos = 0;
+            if self.done {
+                return Ok(0);
+            }
+            let mut chunk = std::mem::take(&mut self.chunk);
+            let got = self.inner.read(&mut chunk);
+            let n = match got {
+                Ok(n) => n,
+                Err(e) => {
+                    self.chunk = chunk;
+                    return Err(e);
+                }
+            };
+            if n == 0 {
+                self.done = true;
+            }
+            let stepped = chunk[..n].iter().try_for_each(|&b| self.step(b));
+            self.chunk = chunk;
+            stepped?;
+        }
+    }
 }
 
 fn suite_failure(kind: &[u8], message: &str) -> String {
@@ -493,6 +756,128 @@ In [It] at: test/e2e/network/dns_common.go:455]]></failure>
         // Other content of a test case is no concern of JUnit's.
         let t = r#"<testsuite><testcase name="a"><system-out>Failure</system-out><properties/></testcase></testsuite>"#;
         assert_eq!(parse(t.as_bytes()).unwrap()[0].outcome, Outcome::Passed);
+    }
+
+    /// A reader that makes `head`, then `n` bytes of `fill`, then `tail`, never holding them.
+    struct Lazy {
+        head: Vec<u8>,
+        fill: u8,
+        n: u64,
+        tail: Vec<u8>,
+        served: u64,
+    }
+
+    impl Read for Lazy {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let total = self.head.len() as u64 + self.n + self.tail.len() as u64;
+            let mut i = 0;
+            while i < buf.len() && self.served < total {
+                let at = self.served;
+                let h = self.head.len() as u64;
+                buf[i] = if at < h {
+                    self.head[at as usize]
+                } else if at < h + self.n {
+                    self.fill
+                } else {
+                    self.tail[(at - h - self.n) as usize]
+                };
+                i += 1;
+                self.served += 1;
+            }
+            Ok(i)
+        }
+    }
+
+    fn lazy(head: &str, fill: u8, n: u64, tail: &str) -> Lazy {
+        Lazy {
+            head: head.as_bytes().to_vec(),
+            fill,
+            n,
+            tail: tail.as_bytes().to_vec(),
+            served: 0,
+        }
+    }
+
+    #[test]
+    fn a_huge_failure_text_streams_past_and_its_first_line_is_kept() {
+        // 32 MiB of failure text (and of CDATA, and of a comment): what reaches the XML reader
+        // is at most the kept part of each; the case is FAILED with the text's first line.
+        let n = 32 * 1024 * 1024;
+        for (open, close) in [("", ""), ("<![CDATA[", "]]>"), ("<!--", "-->")] {
+            let doc = lazy(
+                &format!("<testsuite><testcase name=\"big\"><failure>boom: the first line\n{open}"),
+                b'x',
+                n,
+                &format!("{close}</failure></testcase><testcase name=\"after\"/></testsuite>"),
+            );
+            let mut out = Trimmed::new(doc);
+            let mut passed = 0u64;
+            let mut buf = vec![0; 1 << 16];
+            loop {
+                let k = out.read(&mut buf).unwrap();
+                if k == 0 {
+                    break;
+                }
+                passed += k as u64;
+            }
+            assert!(
+                passed < limits::JUNIT_TEXT_KEPT + 4096,
+                "{open}: {passed} bytes passed"
+            );
+            let doc = lazy(
+                &format!("<testsuite><testcase name=\"big\"><failure>boom: the first line\n{open}"),
+                b'x',
+                n,
+                &format!("{close}</failure></testcase><testcase name=\"after\"/></testsuite>"),
+            );
+            let cases = parse(doc).unwrap();
+            assert_eq!(cases.len(), 2, "{open}");
+            assert_eq!(cases[0].outcome, Outcome::Failed);
+            let m = cases[0].message.as_deref().unwrap();
+            assert!(
+                m.starts_with("boom: the first line") && m.len() < 80_000,
+                "{open}"
+            );
+            assert_eq!(cases[1].outcome, Outcome::Passed);
+        }
+    }
+
+    #[test]
+    fn huge_tags_deep_nesting_and_declarations_are_errors() {
+        let tag = lazy(
+            "<testsuite><testcase name=\"",
+            b'x',
+            2 * limits::JUNIT_TAG,
+            "\"/></testsuite>",
+        );
+        let e = parse(tag).unwrap_err();
+        assert!(e.contains("a tag larger than the 1 MiB limit"), "{e}");
+        let deep = format!(
+            "{}{}",
+            "<testsuite>".repeat(limits::JUNIT_DEPTH + 1),
+            "</testsuite>".repeat(limits::JUNIT_DEPTH + 1)
+        );
+        let e = parse(deep.as_bytes()).unwrap_err();
+        assert!(e.contains("deeper than the limit of 256"), "{e}");
+        let e = parse("<!DOCTYPE x><testsuite/>".as_bytes()).unwrap_err();
+        assert!(e.contains("DTD"), "{e}");
+        // A `>` in an attribute value, or a `<` in a CDATA section, is no boundary.
+        let t = r#"<testsuite><testcase name="a > b"><failure><![CDATA[x < y]]></failure></testcase></testsuite>"#;
+        let c = parse(t.as_bytes()).unwrap();
+        assert_eq!(c[0].name, "a > b");
+        assert_eq!(c[0].message.as_deref(), Some("x < y"));
+        // Suite-level findings past the cap are counted, not kept.
+        let mut t = String::from("<testsuite>");
+        for i in 0..(limits::JUNIT_FINDINGS + 7) {
+            t.push_str(&format!("<error message=\"broke {i}\"/>"));
+        }
+        t.push_str("</testsuite>");
+        let r = parse_report(t.as_bytes()).unwrap();
+        assert_eq!(r.suite_failures.len(), limits::JUNIT_FINDINGS + 1);
+        assert_eq!(
+            r.suite_failures.last().unwrap(),
+            "and 7 more suite-level failures (not listed)"
+        );
     }
 
     #[test]

@@ -28,6 +28,16 @@ fn main() {
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
+    // Every stage sends its messages to FCI_AMQP_URL: never a password in clear to another host.
+    if !matches!(cli.command, Command::Completions { .. }) {
+        if let Some(u) = std::env::var("FCI_AMQP_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+        {
+            fci::net::refuse_clear_credentials("FCI_AMQP_URL", &u, false)
+                .map_err(fci::error::FciError::Usage)?;
+        }
+    }
     match cli.command {
         Command::Watch(a) => fci::stages::watch::exec(a, &cli.workspace),
         Command::Build(a) => fci::stages::build::exec(a, &cli.workspace),

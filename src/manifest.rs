@@ -433,9 +433,22 @@ impl Manifest {
         Ok(())
     }
 
-    /// Reads a manifest from a file, or stdin when `path` is `-`.
+    /// Reads a manifest from a file, or stdin when `path` is `-`, up to
+    /// [`crate::limits::MANIFEST`] bytes: a larger one is bad input, never read whole.
     pub fn read(path: &Path) -> Result<Self, FciError> {
-        let mut text = String::new();
+        let cap = crate::limits::MANIFEST;
+        let read = |r: &mut dyn Read, shown: &Path| -> Result<String, FciError> {
+            let bytes = crate::limits::read_all(r, cap).map_err(|e| match e {
+                crate::limits::ReadError::TooLarge(t) => {
+                    FciError::input(shown, format!("the manifest is {t} for a manifest"))
+                }
+                crate::limits::ReadError::Io(e) => {
+                    FciError::input(shown, format!("cannot read manifest: {e}"))
+                }
+            })?;
+            String::from_utf8(bytes)
+                .map_err(|_| FciError::input(shown, "cannot read manifest: not UTF-8"))
+        };
         if path == Path::new("-") {
             use std::io::IsTerminal;
             if std::io::stdin().is_terminal() {
@@ -444,13 +457,13 @@ impl Manifest {
                         .into(),
                 ));
             }
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| FciError::input("<stdin>", format!("cannot read manifest: {e}")))?;
-            Self::parse(&text, Path::new("<stdin>"))
+            let stdin = Path::new("<stdin>");
+            let text = read(&mut std::io::stdin().lock(), stdin)?;
+            Self::parse(&text, stdin)
         } else {
-            text = std::fs::read_to_string(path)
+            let mut f = std::fs::File::open(path)
                 .map_err(|e| FciError::input(path, format!("cannot read manifest: {e}")))?;
+            let text = read(&mut f, path)?;
             Self::parse(&text, path)
         }
     }

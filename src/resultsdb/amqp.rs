@@ -59,6 +59,9 @@ pub fn publish(
     url: &str,
     messages: &[Message],
 ) -> Result<Published> {
+    // Checked where the URL is taken (bad input there); here too, so no caller can miss it.
+    crate::net::refuse_clear_credentials("AMQP broker", url, false)
+        .map_err(crate::error::FciError::Usage)?;
     // Named without credentials, and the same whatever the trailing slash.
     let plain = crate::exec::strip_credentials(url.trim_end_matches('/'));
     let dir = spool_dir(ws, &plain);

@@ -34,7 +34,10 @@ const RETRIES: u32 = 3;
 impl Client {
     /// `url` is the server's root or its `/api/v2.0`; `token` a bearer token, or `user:password`
     /// for HTTP Basic (Fedora's ResultsDB has Basic in front of writes).
+    /// A token, or a password in `url`, over plain http to another host is bad input.
     pub fn new(url: &str, token: Option<String>) -> Result<Client> {
+        crate::net::refuse_clear_credentials("ResultsDB", url, token.is_some())
+            .map_err(crate::error::FciError::Usage)?;
         let base = url.trim_end_matches('/');
         let api = if base.ends_with("/api/v2.0") {
             base.to_string()
@@ -94,12 +97,20 @@ impl Client {
             match req.send() {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    let text = resp.text().unwrap_or_default();
+                    let url = resp.url().to_string();
+                    // Read up to the cap: an answer past it is no ResultsDB answer; what
+                    // was to be delivered stays spooled.
+                    let text =
+                        match crate::limits::http_body(resp, crate::limits::RESULTSDB_ANSWER, &url)
+                        {
+                            Ok(t) => t,
+                            Err(why) => return Err(Failure::Unreachable(why)),
+                        };
                     if status >= 500 {
                         last = format!("HTTP {status}");
                         continue;
                     }
-                    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+                    let body = serde_json::from_slice(&text).unwrap_or(Value::Null);
                     return Ok((status, body));
                 }
                 // reqwest's message names the URL (never the headers): without credentials.

@@ -80,8 +80,14 @@ pub enum Lookaside {
 impl Lookaside {
     pub fn parse(s: &str) -> Result<Self> {
         if s.starts_with("http://") || s.starts_with("https://") {
-            reqwest::Url::parse(s)
-                .map_err(|e| FciError::input(s, format!("invalid lookaside URL: {e}")))?;
+            reqwest::Url::parse(s).map_err(|e| {
+                FciError::input(
+                    crate::exec::strip_credentials(s),
+                    format!("invalid lookaside URL: {e}"),
+                )
+            })?;
+            crate::net::refuse_clear_credentials("--lookaside", s, false)
+                .map_err(FciError::Usage)?;
             Ok(Lookaside::Url(s.trim_end_matches('/').to_string()))
         } else if s.contains("://") {
             Err(FciError::input(
@@ -136,27 +142,58 @@ impl Lookaside {
                         .build()?
                         .get(&url)
                         .send()
-                        .map_err(|e| FciError::Infra(format!("lookaside {url}: {e}")))?;
+                        .map_err(|e| {
+                            FciError::Infra(format!(
+                                "lookaside {}: {}",
+                                crate::exec::strip_credentials(&url),
+                                crate::exec::scrub_credentials(&e.to_string(), &url)
+                            ))
+                        })?;
                     if resp.status() == reqwest::StatusCode::NOT_FOUND {
                         continue;
                     }
                     if !resp.status().is_success() {
                         return Err(FciError::Infra(format!(
-                            "lookaside {url}: HTTP {}",
+                            "lookaside {}: HTTP {}",
+                            crate::exec::strip_credentials(&url),
                             resp.status()
                         ))
                         .into());
                     }
-                    let mut f = std::fs::File::create(dest)?;
-                    let mut resp = resp;
-                    resp.copy_to(&mut f)
-                        .map_err(|e| FciError::Infra(format!("lookaside {url}: {e}")))?;
+                    // No source is this large: a server that sends more is not a
+                    // lookaside cache, and must not fill the disk.
+                    save(resp, dest, crate::limits::LOOKASIDE_DOWNLOAD, &url)?;
                     return Ok(Some(url));
                 }
             }
         }
         Ok(None)
     }
+}
+
+/// Writes an answer's body to `dest`, up to `cap` bytes; past it (or broken off) `dest` is
+/// removed and the error names the limit (or the cause) and the URL without credentials.
+fn save(resp: reqwest::blocking::Response, dest: &Path, cap: u64, url: &str) -> Result<()> {
+    let shown = crate::exec::strip_credentials(url);
+    if let Some(n) = resp.content_length().filter(|n| *n > cap) {
+        return Err(FciError::Infra(format!(
+            "lookaside {shown}: {n} bytes, larger than the {} limit for a source (not downloaded)",
+            crate::limits::human(cap)
+        ))
+        .into());
+    }
+    let mut f = std::fs::File::create(dest)?;
+    let mut body = crate::limits::Capped::new(resp, cap);
+    if let Err(e) = std::io::copy(&mut body, &mut f) {
+        drop(f);
+        let _ = std::fs::remove_file(dest);
+        let why = match crate::limits::TooLarge::of(&e) {
+            Some(t) => format!("{t} for a source (download stopped)"),
+            None => crate::exec::scrub_credentials(&e.to_string(), url),
+        };
+        return Err(FciError::Infra(format!("lookaside {shown}: {why}")).into());
+    }
+    Ok(())
 }
 
 /// Puts every `sources` entry into `dest_dir`, verified, using `cache` (a workspace dir) first.
@@ -260,6 +297,42 @@ fn link_or_copy(src: &Path, dest: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_download_past_its_cap_stops_and_leaves_nothing() {
+        use std::io::Write;
+        // A server that sends 3 MiB without saying how much (no Content-Length).
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().take(1) {
+                let mut conn = conn.unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = std::io::Read::read(&mut conn, &mut buf);
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+                let chunk = vec![b'x'; 64 * 1024];
+                for _ in 0..48 {
+                    if conn.write_all(&chunk).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let url = format!("http://fci:S3CRET@127.0.0.1:{port}/pkg/x.tar.gz");
+        let resp = reqwest::blocking::get(&url).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x.tar.gz");
+        let e = save(resp, &dest, 1024 * 1024, &url)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "lookaside http://127.0.0.1:{port}/pkg/x.tar.gz: larger than the 1 MiB limit for a source (download stopped)"
+            )
+        );
+        assert!(!dest.exists(), "a partial download is left");
+    }
 
     #[test]
     fn parses_both_formats_and_rejects_paths() {

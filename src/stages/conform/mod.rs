@@ -577,6 +577,18 @@ impl Conform {
         let mut idle: Vec<String> = Vec::new();
         for f in &ran.junit {
             let name = f.file_name().unwrap_or_default().to_string_lossy();
+            // Neither scrubbed, kept nor read past the cap: a report that large is no report.
+            let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+            if size > crate::limits::JUNIT_FILE {
+                error(
+                    rec,
+                    format!(
+                        "JUnit report {name} is {size} bytes, larger than the {} limit for a JUnit report; not trusted",
+                        crate::limits::human(crate::limits::JUNIT_FILE)
+                    ),
+                );
+                return Ok(artifacts);
+            }
             if let Err(e) = scrub_file(f) {
                 error(
                     rec,
@@ -629,6 +641,26 @@ impl Conform {
             }
         }
         rec.data.insert("tests".into(), tally.to_json());
+        if findings.unlisted_passed + findings.unlisted_failed > 0 {
+            rec.data.insert(
+                "results_unlisted".into(),
+                json!({"passed": findings.unlisted_passed, "failed": findings.unlisted_failed}),
+            );
+            rec.notes.push(format!(
+                "{} passed and {} failed or errored cases are counted in `tests` but not listed as results (the manifest lists the first {} passed and {} failed)",
+                findings.unlisted_passed,
+                findings.unlisted_failed,
+                crate::limits::JUNIT_PASSED_LISTED,
+                crate::limits::JUNIT_FAILED_LISTED
+            ));
+        }
+        if findings.more_suite_nodes > 0 {
+            rec.notes.push(format!(
+                "{} more suite nodes are not listed (the first {} are)",
+                findings.more_suite_nodes,
+                crate::limits::JUNIT_FINDINGS
+            ));
+        }
         if !findings.suite_nodes.is_empty() {
             rec.data.insert(
                 "suite_nodes".into(),
@@ -812,7 +844,12 @@ fn scrub_word(text: &str, word: &str) -> String {
 /// write a request's `Authorization: Bearer TOKEN` into a failure message). The scrubbed
 /// text replaces the file by a rename, never writing through a link the runner made.
 fn scrub_file(f: &Path) -> std::io::Result<()> {
-    let bytes = std::fs::read(f)?;
+    // Read whole (up to its cap) only when it holds a secret: else streamed past once.
+    if !holds_secret(f)? {
+        return Ok(());
+    }
+    let bytes = crate::limits::read_all(std::fs::File::open(f)?, crate::limits::JUNIT_FILE)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let text = String::from_utf8_lossy(&bytes);
     let clean = scrub(&text);
     if clean != text {
@@ -821,6 +858,37 @@ fn scrub_file(f: &Path) -> std::io::Result<()> {
         std::fs::rename(&tmp, f)?;
     }
     Ok(())
+}
+
+/// Whether `f` holds any of the secrets (or a lock went bad: then assume it does), read in
+/// chunks that overlap by the longest secret, so one across a chunk's end is seen.
+fn holds_secret(f: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let Ok(secrets) = SECRETS.lock().map(|s| s.clone()) else {
+        return Ok(true);
+    };
+    if secrets.is_empty() {
+        return Ok(false);
+    }
+    let overlap = secrets.iter().map(String::len).max().unwrap_or(0) + 4;
+    let mut file = crate::limits::Capped::new(std::fs::File::open(f)?, crate::limits::JUNIT_FILE);
+    let mut window: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 1024 * 1024];
+    loop {
+        let n = file
+            .read(&mut chunk)
+            .map_err(|e| std::io::Error::other(crate::limits::ReadError::from(e).to_string()))?;
+        if n == 0 {
+            return Ok(false);
+        }
+        window.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&window);
+        if secrets.iter().any(|s| text.contains(s.as_str())) {
+            return Ok(true);
+        }
+        let keep = window.len().min(overlap);
+        window.drain(..window.len() - keep);
+    }
 }
 
 fn scrub_value(v: &mut Value) {

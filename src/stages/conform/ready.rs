@@ -48,7 +48,7 @@ pub fn client(cluster: &Cluster) -> Result<reqwest::blocking::Client, String> {
             })?;
             b = b.no_proxy().proxy(proxy);
         }
-        None if loopback(&cluster.server) => b = b.no_proxy(),
+        None if crate::net::loopback(&cluster.server) => b = b.no_proxy(),
         None => {}
     }
     if let Auth::Cert(pem) = &cluster.auth {
@@ -58,24 +58,6 @@ pub fn client(cluster: &Cluster) -> Result<reqwest::blocking::Client, String> {
     }
     b.build()
         .map_err(|e| format!("cannot make an HTTPS client: {e}"))
-}
-
-/// Whether `server`'s host is `localhost` (or below it) or a loopback address.
-fn loopback(server: &str) -> bool {
-    let Ok(u) = reqwest::Url::parse(server) else {
-        return false;
-    };
-    let Some(host) = u.host_str() else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    match host.parse::<std::net::IpAddr>() {
-        Ok(a) => a.is_loopback(),
-        Err(_) => {
-            let d = host.trim_end_matches('.').to_ascii_lowercase();
-            d == "localhost" || d.ends_with(".localhost")
-        }
-    }
 }
 
 /// Polls until ready, refused, interrupted or `timeout`; every answer goes to the log.
@@ -115,7 +97,27 @@ pub fn wait(
                     .headers()
                     .get(reqwest::header::LOCATION)
                     .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
-                let body = resp.text().unwrap_or_default();
+                if status == 401 || status == 403 {
+                    log.line(&format!("# {shown}: HTTP {status}"));
+                    return Ready::Refused { status };
+                }
+                // Read up to the cap (`ok`, or a list of checks): an endless answer is not
+                // the API server, and is not read past it.
+                let body = match crate::limits::http_body(resp, crate::limits::READYZ_ANSWER, &url)
+                {
+                    Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                    Err(why) => {
+                        let answer = format!("HTTP {status}: {}", crate::exec::redact(&why));
+                        log.line(&format!("# {shown}: {answer}"));
+                        if start.elapsed() >= timeout {
+                            return Ready::TimedOut { last: answer };
+                        }
+                        if pause(start, timeout) {
+                            return Ready::Interrupted;
+                        }
+                        continue;
+                    }
+                };
                 // The API server's readyz answers exactly `ok`; any other 200 (a proxy's
                 // login page, a load balancer's default site) is not the API server ready.
                 if status == 200 && body.trim() == "ok" {
@@ -123,10 +125,6 @@ pub fn wait(
                     return Ready::Yes {
                         waited_s: crate::stage::round3(start.elapsed().as_secs_f64()),
                     };
-                }
-                if status == 401 || status == 403 {
-                    log.line(&format!("# {shown}: HTTP {status}"));
-                    return Ready::Refused { status };
                 }
                 if (300..400).contains(&status) {
                     let to = location.as_deref().map_or_else(
@@ -150,15 +148,23 @@ pub fn wait(
         if elapsed >= timeout {
             return Ready::TimedOut { last: answer };
         }
-        // Sleep in small steps: a signal must not wait out the poll interval.
-        let until = Instant::now() + POLL.min(timeout - elapsed);
-        while Instant::now() < until {
-            if cancel::requested().is_some() {
-                return Ready::Interrupted;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        if pause(start, timeout) {
+            return Ready::Interrupted;
         }
     }
+}
+
+/// Waits for the next poll; true when interrupted. Small steps: a signal must not wait out
+/// the poll interval.
+fn pause(start: Instant, timeout: Duration) -> bool {
+    let until = Instant::now() + POLL.min(timeout.saturating_sub(start.elapsed()));
+    while Instant::now() < until {
+        if cancel::requested().is_some() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
 }
 
 /// What readyz says failed (`[-]etcd failed: reason withheld`), else its first line.
@@ -207,25 +213,5 @@ mod tests {
             "[-]etcd failed: reason withheld"
         );
         assert_eq!(super::failed_checks("overloaded\n"), "overloaded");
-    }
-
-    #[test]
-    fn loopback_servers() {
-        for s in [
-            "https://127.0.0.1:6443",
-            "https://127.8.0.1",
-            "https://[::1]:6443",
-            "https://localhost:6443",
-            "https://api.localhost",
-        ] {
-            assert!(super::loopback(s), "{s}");
-        }
-        for s in [
-            "https://10.0.0.1:6443",
-            "https://api.example.org",
-            "nonsense",
-        ] {
-            assert!(!super::loopback(s), "{s}");
-        }
     }
 }

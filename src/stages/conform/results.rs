@@ -5,6 +5,7 @@
 //! kept apart (`Findings::suite_nodes`), never counted as passed tests.
 
 use crate::junit;
+use crate::limits;
 use crate::manifest::{Outcome, TestResult};
 use serde_json::{json, Map};
 use std::path::Path;
@@ -54,6 +55,12 @@ pub struct Findings {
     pub suite_failures: Vec<String>,
     /// Declared counts that disagree with the listed cases.
     pub inconsistent: Vec<String>,
+    /// Suite nodes past `JUNIT_FINDINGS`: counted, not kept.
+    pub more_suite_nodes: usize,
+    /// Passed and failed (or errored) cases past `JUNIT_PASSED_LISTED` and
+    /// `JUNIT_FAILED_LISTED`: counted in the tally, not listed as results.
+    pub unlisted_passed: usize,
+    pub unlisted_failed: usize,
 }
 
 /// Reads one JUnit file, adding its cases to `results` and `tally`, and what else it says to
@@ -66,13 +73,13 @@ pub fn read(
     findings: &mut Findings,
 ) -> Result<(), String> {
     let f = std::fs::File::open(file).map_err(|e| format!("cannot read: {e}"))?;
-    let report = junit::parse_report(std::io::BufReader::new(f))?;
-    findings.suite_failures.extend(report.suite_failures);
-    findings.inconsistent.extend(report.inconsistent);
-    for c in report.cases {
+    // Counted across every report of the stage: `results` may hold earlier files' cases.
+    let listed = |o: Outcome| results.iter().filter(|r| r.outcome == o).count();
+    let (mut passed_listed, mut failed_listed) = (listed(Outcome::Passed), listed(Outcome::Failed));
+    let mut on_case = |c: junit::Case| {
         if is_suite_node(&c.name) {
             if matches!(c.outcome, Outcome::Failed | Outcome::Error) {
-                findings.suite_failures.push(format!(
+                let failure = format!(
                     "{} {}{}",
                     c.name.trim(),
                     if c.outcome == Outcome::Failed {
@@ -84,23 +91,48 @@ pub fn read(
                         .as_deref()
                         .map(|m| format!(": {m}"))
                         .unwrap_or_default()
-                ));
+                );
+                if findings.suite_failures.len() < limits::JUNIT_FINDINGS {
+                    findings.suite_failures.push(capped(&failure));
+                }
             }
-            findings.suite_nodes.push((c.name, c.outcome, c.message));
-            continue;
+            if findings.suite_nodes.len() < limits::JUNIT_FINDINGS {
+                findings.suite_nodes.push((
+                    capped(&c.name),
+                    c.outcome,
+                    c.message.map(|m| capped(&m)),
+                ));
+            } else {
+                findings.more_suite_nodes += 1;
+            }
+            return;
         }
         match c.outcome {
             Outcome::Skipped => {
                 tally.skipped += 1;
-                continue;
+                return;
             }
             Outcome::Failed => tally.failed += 1,
             Outcome::Error => tally.errors += 1,
             _ => tally.passed += 1,
         }
+        // Past the caps a case is counted, not listed: the manifest stays a manifest.
+        if c.outcome == Outcome::Passed {
+            if passed_listed >= limits::JUNIT_PASSED_LISTED {
+                findings.unlisted_passed += 1;
+                return;
+            }
+            passed_listed += 1;
+        } else {
+            if failed_listed >= limits::JUNIT_FAILED_LISTED {
+                findings.unlisted_failed += 1;
+                return;
+            }
+            failed_listed += 1;
+        }
         let mut extra = Map::new();
         if let Some(cl) = c.classname.filter(|s| !s.is_empty()) {
-            extra.insert("classname".into(), json!(cl));
+            extra.insert("classname".into(), json!(capped(&cl)));
         }
         // An errored test case (Ginkgo: panicked, interrupted, aborted) is a conformance test
         // that did not pass: FAILED, like a failure; `tests.errors` keeps how many errored.
@@ -116,7 +148,7 @@ pub fn read(
         };
         let note = note.map(|n| capped(&n));
         results.push(TestResult {
-            testcase: c.name,
+            testcase: capped(&c.name),
             outcome,
             runner: Some(runner.to_string()),
             scenario: None,
@@ -126,7 +158,10 @@ pub fn read(
             attempts: Vec::new(),
             extra,
         });
-    }
+    };
+    let report = junit::stream_report(limits::Capped::new(f, limits::JUNIT_FILE), &mut on_case)?;
+    findings.suite_failures.extend(report.suite_failures);
+    findings.inconsistent.extend(report.inconsistent);
     Ok(())
 }
 

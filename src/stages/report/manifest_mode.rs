@@ -80,6 +80,16 @@ impl Stage for Report {
                 .into());
             }
         }
+        // No token or password goes in clear to another host: refused before anything runs.
+        if let Some(u) = &self.args.resultsdb_url {
+            let token = super::token(&self.args)?.is_some();
+            crate::net::refuse_clear_credentials("--resultsdb-url", u, token)
+                .map_err(FciError::Usage)?;
+        }
+        if let Some(u) = &self.args.amqp_url {
+            crate::net::refuse_clear_credentials("--amqp-url", u, false)
+                .map_err(FciError::Usage)?;
+        }
         if self.args.promote {
             // A commit that is not this run's is refused before any result is recorded.
             self.composed = super::promote::bound_commit(cx)?;

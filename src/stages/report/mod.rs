@@ -182,12 +182,12 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     })
 }
 
+/// A file given to the report, up to its cap (also a FIFO or device, whose size says nothing).
 pub(crate) fn read(p: &Path) -> Result<String> {
-    let meta = std::fs::metadata(p).map_err(|e| FciError::input(p, format!("cannot read: {e}")))?;
-    if meta.len() > policy::MAX_BYTES as u64 * 16 {
-        return Err(FciError::input(p, "too large").into());
-    }
-    Ok(std::fs::read_to_string(p).map_err(|e| FciError::input(p, format!("cannot read: {e}")))?)
+    let f = std::fs::File::open(p).map_err(|e| FciError::input(p, format!("cannot read: {e}")))?;
+    let bytes = crate::limits::read_all(f, crate::limits::REPORT_INPUT)
+        .map_err(|e| FciError::input(p, format!("cannot read: {e}")))?;
+    Ok(String::from_utf8(bytes).map_err(|_| FciError::input(p, "cannot read: not UTF-8"))?)
 }
 
 /// The items of a JSON list file, each read by `from`; bad input naming the file otherwise.

@@ -95,6 +95,8 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
                 )
                 .into());
             }
+            crate::net::refuse_clear_credentials("--amqp-url", u, false)
+                .map_err(FciError::Usage)?;
             Mode::Amqp(u.clone())
         }
         (None, None) if args.once || args.interval.is_some() => Mode::Poll {

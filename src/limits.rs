@@ -1,0 +1,188 @@
+//! Every size and count fci accepts from outside, in one place (README "Limits"), and the
+//! one reader that enforces a byte cap: what comes from a server, a file another tool wrote or
+//! a manifest is read through [`Capped`], never whole. Past a cap the read fails with an
+//! error naming the limit; nothing past it is buffered.
+
+use std::io::Read;
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
+
+/// An answer from ResultsDB (its API root, a result lookup, a POST's echo).
+pub const RESULTSDB_ANSWER: u64 = 4 * MIB;
+/// The API server's `/readyz` answer (`ok`, or a list of checks).
+pub const READYZ_ANSWER: u64 = 64 * KIB;
+/// One file downloaded from a lookaside cache.
+pub const LOOKASIDE_DOWNLOAD: u64 = 8 * GIB;
+/// A manifest read from a file or stdin.
+pub const MANIFEST: u64 = 64 * MIB;
+/// A gating.yaml, results or waivers file given to `fci report` (a gating.yaml over 1 MiB is
+/// then refused as Greenwave refuses it).
+pub const REPORT_INPUT: u64 = 16 * MIB;
+/// One JUnit report read by `fci conform`.
+pub const JUNIT_FILE: u64 = 64 * MIB;
+/// Of each text, CDATA or comment in a JUnit report, what is read (the rest is skipped
+/// unbuffered, as it streams past).
+pub const JUNIT_TEXT_KEPT: u64 = 64 * KIB;
+/// One tag (`<testcase name=... >`) in a JUnit report.
+pub const JUNIT_TAG: u64 = MIB;
+/// How deep a JUnit report's elements may nest.
+pub const JUNIT_DEPTH: usize = 256;
+/// Passed test cases listed as results in the manifest (more are only counted).
+pub const JUNIT_PASSED_LISTED: usize = 10_000;
+/// Failed or errored test cases listed as results in the manifest (more are only counted).
+pub const JUNIT_FAILED_LISTED: usize = 5_000;
+/// Suite-level failures, inconsistent suites and suite nodes kept per stage (more are counted).
+pub const JUNIT_FINDINGS: usize = 100;
+
+/// A size for people: `64 MiB`, `512 KiB`, `8 GiB`, `100 bytes`.
+pub fn human(bytes: u64) -> String {
+    for (unit, name) in [(GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")] {
+        if bytes >= unit && bytes.is_multiple_of(unit) {
+            return format!("{} {name}", bytes / unit);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+/// The error a [`Capped`] reader fails with past its cap (an `io::Error` of kind `Other`
+/// wrapping this, so it passes through any reader built on top).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLarge {
+    pub cap: u64,
+}
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "larger than the {} limit", human(self.cap))
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
+impl TooLarge {
+    /// Whether `e` (or what it wraps) is a cap that was hit, and which.
+    pub fn of(e: &std::io::Error) -> Option<TooLarge> {
+        e.get_ref()?.downcast_ref::<TooLarge>().copied()
+    }
+}
+
+/// A reader that yields at most `cap` bytes of `inner`, and fails with [`TooLarge`] as soon as
+/// `inner` holds more (it reads one byte past the cap to know, never more).
+pub struct Capped<R> {
+    inner: R,
+    cap: u64,
+    read: u64,
+}
+
+impl<R: Read> Capped<R> {
+    pub fn new(inner: R, cap: u64) -> Capped<R> {
+        Capped {
+            inner,
+            cap,
+            read: 0,
+        }
+    }
+
+    /// Bytes read so far.
+    pub fn count(&self) -> u64 {
+        self.read
+    }
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // Up to one byte past the cap: reading it is how an oversized input is told apart.
+        let left = (self.cap + 1).saturating_sub(self.read);
+        if left == 0 {
+            return Err(std::io::Error::other(TooLarge { cap: self.cap }));
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.read += n as u64;
+        if self.read > self.cap {
+            return Err(std::io::Error::other(TooLarge { cap: self.cap }));
+        }
+        Ok(n)
+    }
+}
+
+/// Why a capped read failed.
+#[derive(Debug)]
+pub enum ReadError {
+    TooLarge(TooLarge),
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::TooLarge(t) => t.fmt(f),
+            ReadError::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl From<std::io::Error> for ReadError {
+    fn from(e: std::io::Error) -> Self {
+        match TooLarge::of(&e) {
+            Some(t) => ReadError::TooLarge(t),
+            None => ReadError::Io(e),
+        }
+    }
+}
+
+/// All of `r` when it holds at most `cap` bytes; else [`ReadError::TooLarge`], having read
+/// `cap + 1` bytes at most.
+pub fn read_all(r: impl Read, cap: u64) -> Result<Vec<u8>, ReadError> {
+    let mut out = Vec::new();
+    Capped::new(r, cap).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// The body of an HTTP answer, read as [`read_all`] does; `Err` is one line naming what was
+/// asked (`url`, shown without credentials) and the limit, or why the body broke off.
+pub fn http_body(
+    resp: reqwest::blocking::Response,
+    cap: u64,
+    url: &str,
+) -> Result<Vec<u8>, String> {
+    let shown = crate::exec::strip_credentials(url);
+    // Refused before a byte is read when the server says so itself.
+    if let Some(n) = resp.content_length().filter(|n| *n > cap) {
+        return Err(format!(
+            "the answer from {shown} is {n} bytes, larger than the {} limit (not read)",
+            human(cap)
+        ));
+    }
+    read_all(resp, cap).map_err(|e| match e {
+        ReadError::TooLarge(t) => format!("the answer from {shown} is {t} (read no further)"),
+        ReadError::Io(e) => format!(
+            "the answer from {shown} broke off: {}",
+            crate::exec::scrub_credentials(&e.to_string(), url)
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_reads_stop_one_byte_past_the_cap() {
+        assert_eq!(read_all(&b"12345"[..], 5).unwrap(), b"12345");
+        let e = read_all(&b"123456"[..], 5).unwrap_err();
+        assert!(matches!(e, ReadError::TooLarge(TooLarge { cap: 5 })), "{e}");
+        assert_eq!(e.to_string(), "larger than the 5 bytes limit");
+        // An endless source: never read further than the cap and one byte.
+        let mut endless = Capped::new(std::io::repeat(b'x'), 64 * KIB);
+        let mut sink = Vec::new();
+        let e = endless.read_to_end(&mut sink).unwrap_err();
+        assert_eq!(TooLarge::of(&e), Some(TooLarge { cap: 64 * KIB }));
+        assert!(endless.count() <= 64 * KIB + 1);
+        assert_eq!(human(64 * MIB), "64 MiB");
+        assert_eq!(human(8 * GIB), "8 GiB");
+        assert_eq!(human(1000), "1000 bytes");
+    }
+}
