@@ -9,13 +9,13 @@
 //! every `<testsuite>`/`<testsuites>` whose `tests`/`failures`/`errors` attributes disagree
 //! with the cases it lists: the caller must not read such a report as a pass.
 //!
-//! Bounded whatever the file holds ([`crate::limits`]): cases go to the caller one at a
+//! Bounded whatever the file holds ([`crate::caps`]): cases go to the caller one at a
 //! time, never all held; of a text, CDATA section or comment only the first
 //! `JUNIT_TEXT_KEPT` bytes are read (the rest streams past unbuffered, see [`Trimmed`]); a
 //! tag larger than `JUNIT_TAG`, elements nested deeper than `JUNIT_DEPTH` and a DTD are errors;
 //! suite-level failures and inconsistent suites past `JUNIT_FINDINGS` are only counted.
 
-use crate::limits;
+use crate::caps;
 use crate::manifest::Outcome;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
@@ -119,7 +119,7 @@ pub fn parse_report<R: Read>(input: R) -> Result<Report, String> {
 
 /// Appends `item` to `list` while it holds fewer than `JUNIT_FINDINGS`; else counts it.
 fn keep(list: &mut Vec<String>, more: &mut usize, item: String) {
-    if list.len() < limits::JUNIT_FINDINGS {
+    if list.len() < caps::JUNIT_FINDINGS {
         list.push(item);
     } else {
         *more += 1;
@@ -148,7 +148,7 @@ pub fn stream_report<R: Read>(input: R, mut on_case: impl FnMut(Case)) -> Result
     loop {
         let ev = reader.read_event_into(&mut buf).map_err(|e| match e {
             // A limit (of the file, a tag) or the file itself: said as it is.
-            quick_xml::Error::Io(io) => match limits::TooLarge::of(&io) {
+            quick_xml::Error::Io(io) => match caps::TooLarge::of(&io) {
                 Some(t) => format!("the report is {t} for a JUnit report (read no further)"),
                 None => io.to_string(),
             },
@@ -160,10 +160,10 @@ pub fn stream_report<R: Read>(input: R, mut on_case: impl FnMut(Case)) -> Result
         match ev {
             Event::Start(e) => {
                 depth += 1;
-                if depth > limits::JUNIT_DEPTH {
+                if depth > caps::JUNIT_DEPTH {
                     return Err(format!(
                         "elements nest deeper than the limit of {} levels",
-                        limits::JUNIT_DEPTH
+                        caps::JUNIT_DEPTH
                     ));
                 }
                 let name = e.name().as_ref().to_vec();
@@ -397,11 +397,11 @@ impl<R: Read> Trimmed<R> {
     }
 
     fn step(&mut self, b: u8) -> std::io::Result<()> {
-        let keep = limits::JUNIT_TEXT_KEPT;
+        let keep = caps::JUNIT_TEXT_KEPT;
         let too_large = |what: &str| {
             std::io::Error::other(format!(
                 "{what} larger than the {} limit",
-                limits::human(limits::JUNIT_TAG)
+                caps::human(caps::JUNIT_TAG)
             ))
         };
         match &mut self.state {
@@ -454,7 +454,7 @@ impl<R: Read> Trimmed<R> {
             Lex::Tag { n, quote } => {
                 self.out.push(b);
                 *n += 1;
-                if *n > limits::JUNIT_TAG {
+                if *n > caps::JUNIT_TAG {
                     return Err(too_large("a tag"));
                 }
                 match *quote {
@@ -468,7 +468,7 @@ impl<R: Read> Trimmed<R> {
             Lex::Pi { n, prev } => {
                 self.out.push(b);
                 *n += 1;
-                if *n > limits::JUNIT_TAG {
+                if *n > caps::JUNIT_TAG {
                     return Err(too_large("a processing instruction"));
                 }
                 if *prev == b'?' && b == b'>' {
@@ -821,7 +821,7 @@ In [It] at: test/e2e/network/dns_common.go:455]]></failure>
                 passed += k as u64;
             }
             assert!(
-                passed < limits::JUNIT_TEXT_KEPT + 4096,
+                passed < caps::JUNIT_TEXT_KEPT + 4096,
                 "{open}: {passed} bytes passed"
             );
             let doc = lazy(
@@ -847,15 +847,15 @@ In [It] at: test/e2e/network/dns_common.go:455]]></failure>
         let tag = lazy(
             "<testsuite><testcase name=\"",
             b'x',
-            2 * limits::JUNIT_TAG,
+            2 * caps::JUNIT_TAG,
             "\"/></testsuite>",
         );
         let e = parse(tag).unwrap_err();
         assert!(e.contains("a tag larger than the 1 MiB limit"), "{e}");
         let deep = format!(
             "{}{}",
-            "<testsuite>".repeat(limits::JUNIT_DEPTH + 1),
-            "</testsuite>".repeat(limits::JUNIT_DEPTH + 1)
+            "<testsuite>".repeat(caps::JUNIT_DEPTH + 1),
+            "</testsuite>".repeat(caps::JUNIT_DEPTH + 1)
         );
         let e = parse(deep.as_bytes()).unwrap_err();
         assert!(e.contains("deeper than the limit of 256"), "{e}");
@@ -868,12 +868,12 @@ In [It] at: test/e2e/network/dns_common.go:455]]></failure>
         assert_eq!(c[0].message.as_deref(), Some("x < y"));
         // Suite-level findings past the cap are counted, not kept.
         let mut t = String::from("<testsuite>");
-        for i in 0..(limits::JUNIT_FINDINGS + 7) {
+        for i in 0..(caps::JUNIT_FINDINGS + 7) {
             t.push_str(&format!("<error message=\"broke {i}\"/>"));
         }
         t.push_str("</testsuite>");
         let r = parse_report(t.as_bytes()).unwrap();
-        assert_eq!(r.suite_failures.len(), limits::JUNIT_FINDINGS + 1);
+        assert_eq!(r.suite_failures.len(), caps::JUNIT_FINDINGS + 1);
         assert_eq!(
             r.suite_failures.last().unwrap(),
             "and 7 more suite-level failures (not listed)"

@@ -6,6 +6,7 @@
 
 pub mod binding;
 pub mod bootentry;
+pub mod caps;
 pub mod cli;
 pub mod config;
 pub mod digest;
@@ -15,7 +16,6 @@ pub mod exec;
 pub mod gating;
 pub mod hostcache;
 pub mod junit;
-pub mod limits;
 pub mod manifest;
 pub mod net;
 pub mod ostree;

@@ -434,15 +434,15 @@ impl Manifest {
     }
 
     /// Reads a manifest from a file, or stdin when `path` is `-`, up to
-    /// [`crate::limits::MANIFEST`] bytes: a larger one is bad input, never read whole.
+    /// [`crate::caps::MANIFEST`] bytes: a larger one is bad input, never read whole.
     pub fn read(path: &Path) -> Result<Self, FciError> {
-        let cap = crate::limits::MANIFEST;
+        let cap = crate::caps::MANIFEST;
         let read = |r: &mut dyn Read, shown: &Path| -> Result<String, FciError> {
-            let bytes = crate::limits::read_all(r, cap).map_err(|e| match e {
-                crate::limits::ReadError::TooLarge(t) => {
+            let bytes = crate::caps::read_all(r, cap).map_err(|e| match e {
+                crate::caps::ReadError::TooLarge(t) => {
                     FciError::input(shown, format!("the manifest is {t} for a manifest"))
                 }
-                crate::limits::ReadError::Io(e) => {
+                crate::caps::ReadError::Io(e) => {
                     FciError::input(shown, format!("cannot read manifest: {e}"))
                 }
             })?;

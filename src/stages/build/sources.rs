@@ -162,7 +162,7 @@ impl Lookaside {
                     }
                     // No source is this large: a server that sends more is not a
                     // lookaside cache, and must not fill the disk.
-                    save(resp, dest, crate::limits::LOOKASIDE_DOWNLOAD, &url)?;
+                    save(resp, dest, crate::caps::LOOKASIDE_DOWNLOAD, &url)?;
                     return Ok(Some(url));
                 }
             }
@@ -178,16 +178,16 @@ fn save(resp: reqwest::blocking::Response, dest: &Path, cap: u64, url: &str) -> 
     if let Some(n) = resp.content_length().filter(|n| *n > cap) {
         return Err(FciError::Infra(format!(
             "lookaside {shown}: {n} bytes, larger than the {} limit for a source (not downloaded)",
-            crate::limits::human(cap)
+            crate::caps::human(cap)
         ))
         .into());
     }
     let mut f = std::fs::File::create(dest)?;
-    let mut body = crate::limits::Capped::new(resp, cap);
+    let mut body = crate::caps::Capped::new(resp, cap);
     if let Err(e) = std::io::copy(&mut body, &mut f) {
         drop(f);
         let _ = std::fs::remove_file(dest);
-        let why = match crate::limits::TooLarge::of(&e) {
+        let why = match crate::caps::TooLarge::of(&e) {
             Some(t) => format!("{t} for a source (download stopped)"),
             None => crate::exec::scrub_credentials(&e.to_string(), url),
         };

@@ -579,12 +579,12 @@ impl Conform {
             let name = f.file_name().unwrap_or_default().to_string_lossy();
             // Neither scrubbed, kept nor read past the cap: a report that large is no report.
             let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
-            if size > crate::limits::JUNIT_FILE {
+            if size > crate::caps::JUNIT_FILE {
                 error(
                     rec,
                     format!(
                         "JUnit report {name} is {size} bytes, larger than the {} limit for a JUnit report; not trusted",
-                        crate::limits::human(crate::limits::JUNIT_FILE)
+                        crate::caps::human(crate::caps::JUNIT_FILE)
                     ),
                 );
                 return Ok(artifacts);
@@ -650,15 +650,15 @@ impl Conform {
                 "{} passed and {} failed or errored cases are counted in `tests` but not listed as results (the manifest lists the first {} passed and {} failed)",
                 findings.unlisted_passed,
                 findings.unlisted_failed,
-                crate::limits::JUNIT_PASSED_LISTED,
-                crate::limits::JUNIT_FAILED_LISTED
+                crate::caps::JUNIT_PASSED_LISTED,
+                crate::caps::JUNIT_FAILED_LISTED
             ));
         }
         if findings.more_suite_nodes > 0 {
             rec.notes.push(format!(
                 "{} more suite nodes are not listed (the first {} are)",
                 findings.more_suite_nodes,
-                crate::limits::JUNIT_FINDINGS
+                crate::caps::JUNIT_FINDINGS
             ));
         }
         if !findings.suite_nodes.is_empty() {
@@ -848,7 +848,7 @@ fn scrub_file(f: &Path) -> std::io::Result<()> {
     if !holds_secret(f)? {
         return Ok(());
     }
-    let bytes = crate::limits::read_all(std::fs::File::open(f)?, crate::limits::JUNIT_FILE)
+    let bytes = crate::caps::read_all(std::fs::File::open(f)?, crate::caps::JUNIT_FILE)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let text = String::from_utf8_lossy(&bytes);
     let clean = scrub(&text);
@@ -871,13 +871,13 @@ fn holds_secret(f: &Path) -> std::io::Result<bool> {
         return Ok(false);
     }
     let overlap = secrets.iter().map(String::len).max().unwrap_or(0) + 4;
-    let mut file = crate::limits::Capped::new(std::fs::File::open(f)?, crate::limits::JUNIT_FILE);
+    let mut file = crate::caps::Capped::new(std::fs::File::open(f)?, crate::caps::JUNIT_FILE);
     let mut window: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 1024 * 1024];
     loop {
         let n = file
             .read(&mut chunk)
-            .map_err(|e| std::io::Error::other(crate::limits::ReadError::from(e).to_string()))?;
+            .map_err(|e| std::io::Error::other(crate::caps::ReadError::from(e).to_string()))?;
         if n == 0 {
             return Ok(false);
         }

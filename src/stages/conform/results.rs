@@ -5,7 +5,7 @@
 //! kept apart (`Findings::suite_nodes`), never counted as passed tests.
 
 use crate::junit;
-use crate::limits;
+use crate::caps;
 use crate::manifest::{Outcome, TestResult};
 use serde_json::{json, Map};
 use std::path::Path;
@@ -92,11 +92,11 @@ pub fn read(
                         .map(|m| format!(": {m}"))
                         .unwrap_or_default()
                 );
-                if findings.suite_failures.len() < limits::JUNIT_FINDINGS {
+                if findings.suite_failures.len() < caps::JUNIT_FINDINGS {
                     findings.suite_failures.push(capped(&failure));
                 }
             }
-            if findings.suite_nodes.len() < limits::JUNIT_FINDINGS {
+            if findings.suite_nodes.len() < caps::JUNIT_FINDINGS {
                 findings.suite_nodes.push((
                     capped(&c.name),
                     c.outcome,
@@ -118,13 +118,13 @@ pub fn read(
         }
         // Past the caps a case is counted, not listed: the manifest stays a manifest.
         if c.outcome == Outcome::Passed {
-            if passed_listed >= limits::JUNIT_PASSED_LISTED {
+            if passed_listed >= caps::JUNIT_PASSED_LISTED {
                 findings.unlisted_passed += 1;
                 return;
             }
             passed_listed += 1;
         } else {
-            if failed_listed >= limits::JUNIT_FAILED_LISTED {
+            if failed_listed >= caps::JUNIT_FAILED_LISTED {
                 findings.unlisted_failed += 1;
                 return;
             }
@@ -159,7 +159,7 @@ pub fn read(
             extra,
         });
     };
-    let report = junit::stream_report(limits::Capped::new(f, limits::JUNIT_FILE), &mut on_case)?;
+    let report = junit::stream_report(caps::Capped::new(f, caps::JUNIT_FILE), &mut on_case)?;
     findings.suite_failures.extend(report.suite_failures);
     findings.inconsistent.extend(report.inconsistent);
     Ok(())

@@ -185,7 +185,7 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
 /// A file given to the report, up to its cap (also a FIFO or device, whose size says nothing).
 pub(crate) fn read(p: &Path) -> Result<String> {
     let f = std::fs::File::open(p).map_err(|e| FciError::input(p, format!("cannot read: {e}")))?;
-    let bytes = crate::limits::read_all(f, crate::limits::REPORT_INPUT)
+    let bytes = crate::caps::read_all(f, crate::caps::REPORT_INPUT)
         .map_err(|e| FciError::input(p, format!("cannot read: {e}")))?;
     Ok(String::from_utf8(bytes).map_err(|_| FciError::input(p, "cannot read: not UTF-8"))?)
 }

@@ -1,4 +1,5 @@
-//! Every size and count fci accepts from outside, in one place (README "Limits"), and the
+//! Every size and count fci accepts from outside (caps on input, as opposed to the limits on
+//! package code in `limits.rs`), in one place (README "Limits"), and the
 //! one reader that enforces a byte cap: what comes from a server, a file another tool wrote or
 //! a manifest is read through [`Capped`], never whole. Past a cap the read fails with an
 //! error naming the limit; nothing past it is buffered.
