@@ -18,6 +18,42 @@ struct Raw {
     /// The dist-git namespace push messages carry (`rpms` on Fedora).
     #[serde(default = "default_namespace")]
     namespace: String,
+    /// What package code may use (`crate::limits`); flags of the stages override each.
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    pids: Option<u64>,
+    memory: Option<serde_yaml_ng::Value>,
+    scratch: Option<serde_yaml_ng::Value>,
+}
+
+impl RawLimits {
+    fn parse(&self) -> Result<crate::limits::Partial, String> {
+        use crate::limits::{check_pids, parse_memory, parse_scratch};
+        let size = |key: &str, v: &Option<serde_yaml_ng::Value>, parse: fn(&str) -> Result<u64, String>| {
+            v.as_ref()
+                .map(|v| match v {
+                    serde_yaml_ng::Value::Number(n) => parse(&n.to_string()),
+                    serde_yaml_ng::Value::String(s) => parse(s),
+                    _ => Err("not a size".into()),
+                })
+                .transpose()
+                .map_err(|e| format!("limits.{key}: {e}"))
+        };
+        Ok(crate::limits::Partial {
+            pids: self
+                .pids
+                .map(check_pids)
+                .transpose()
+                .map_err(|e| format!("limits.pids: {e}"))?,
+            memory: size("memory", &self.memory, parse_memory)?,
+            scratch: size("scratch", &self.scratch, parse_scratch)?,
+        })
+    }
 }
 
 fn default_namespace() -> String {
@@ -64,6 +100,8 @@ pub struct Config {
     pub branches: Vec<String>,
     pub packages: Vec<String>,
     pub namespace: String,
+    /// fci.yaml's `limits:`, the bounds of package code where a stage's flags set none.
+    pub limits: crate::limits::Partial,
 }
 
 impl Config {
@@ -113,7 +151,9 @@ impl Config {
                 raw.namespace
             )));
         }
+        let limits = raw.limits.parse().map_err(&bad)?;
         Ok(Config {
+            limits,
             sha256: crate::digest::sha256_bytes(&bytes),
             path,
             dist_git,
@@ -130,6 +170,35 @@ impl Config {
     pub fn follows(&self, branch: &str) -> bool {
         self.branches.iter().any(|b| b == branch)
     }
+}
+
+/// The limits of package code for a run: the stage's flags, then the `limits:` of the
+/// fci.yaml the run's manifest names (when it is still the file `fci watch` read: same
+/// sha256), then fci's defaults. What was used is said in the stage log.
+pub fn run_limits(
+    flags: crate::limits::Partial,
+    manifest: &crate::manifest::Manifest,
+    log: &mut crate::exec::Log,
+) -> crate::limits::Limits {
+    let mut from_config = crate::limits::Partial::default();
+    if let Some(c) = &manifest.run.config {
+        match Config::load(Path::new(&c.path)) {
+            Ok(cfg) if cfg.sha256 == c.sha256 => from_config = cfg.limits,
+            Ok(_) => log.line(&format!(
+                "# limits: {:?} changed since fci watch read it; its limits: are not used",
+                c.path
+            )),
+            Err(e) => log.line(&format!("# limits: {e}; its limits: are not used")),
+        }
+    }
+    let l = flags.over(from_config);
+    log.line(&format!(
+        "# limits of package code: {} processes, {} of memory, {} of scratch",
+        l.pids,
+        crate::limits::show(l.memory),
+        crate::limits::show(l.scratch)
+    ));
+    l
 }
 
 /// A dist-git package name: what Fedora's dist-git accepts, and safe as one path component.

@@ -14,6 +14,7 @@ pub mod exec;
 pub mod gating;
 pub mod hostcache;
 pub mod junit;
+pub mod limits;
 pub mod manifest;
 pub mod ostree;
 pub mod progress;
