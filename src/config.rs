@@ -34,7 +34,9 @@ struct RawLimits {
 impl RawLimits {
     fn parse(&self) -> Result<crate::limits::Partial, String> {
         use crate::limits::{check_pids, parse_memory, parse_scratch};
-        let size = |key: &str, v: &Option<serde_yaml_ng::Value>, parse: fn(&str) -> Result<u64, String>| {
+        let size = |key: &str,
+                    v: &Option<serde_yaml_ng::Value>,
+                    parse: fn(&str) -> Result<u64, String>| {
             v.as_ref()
                 .map(|v| match v {
                     serde_yaml_ng::Value::Number(n) => parse(&n.to_string()),

@@ -106,7 +106,9 @@ pub fn parse_pids(s: &str) -> Result<u64, String> {
 
 pub fn check_pids(n: u64) -> Result<u64, String> {
     if n < MIN_PIDS {
-        return Err(format!("{n} processes is below fci's minimum of {MIN_PIDS}"));
+        return Err(format!(
+            "{n} processes is below fci's minimum of {MIN_PIDS}"
+        ));
     }
     Ok(n)
 }
@@ -114,7 +116,10 @@ pub fn check_pids(n: u64) -> Result<u64, String> {
 pub fn parse_memory(s: &str) -> Result<u64, String> {
     let n = parse_size(s)?;
     if n < MIN_MEMORY {
-        return Err(format!("{s} is below fci's minimum of {}", show(MIN_MEMORY)));
+        return Err(format!(
+            "{s} is below fci's minimum of {}",
+            show(MIN_MEMORY)
+        ));
     }
     Ok(n)
 }
@@ -122,7 +127,10 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
 pub fn parse_scratch(s: &str) -> Result<u64, String> {
     let n = parse_size(s)?;
     if n < MIN_SCRATCH {
-        return Err(format!("{s} is below fci's minimum of {}", show(MIN_SCRATCH)));
+        return Err(format!(
+            "{s} is below fci's minimum of {}",
+            show(MIN_SCRATCH)
+        ));
     }
     Ok(n)
 }
@@ -149,7 +157,12 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// A size as the limit messages name it: `4 GiB`, `256 MiB`, `1000 bytes`.
 pub fn show(n: u64) -> String {
-    for (unit, size) in [("TiB", 1024 * GIB), ("GiB", GIB), ("MiB", MIB), ("KiB", KIB)] {
+    for (unit, size) in [
+        ("TiB", 1024 * GIB),
+        ("GiB", GIB),
+        ("MiB", MIB),
+        ("KiB", KIB),
+    ] {
         if n >= size && n % size == 0 {
             return format!("{} {unit}", n / size);
         }
@@ -468,10 +481,7 @@ fn statvfs_of(f: &std::fs::File) -> Option<(u64, u64)> {
         return None;
     }
     let frag = s.f_frsize;
-    Some((
-        (s.f_blocks - s.f_bfree) * frag,
-        s.f_blocks * frag,
-    ))
+    Some(((s.f_blocks - s.f_bfree) * frag, s.f_blocks * frag))
 }
 
 #[cfg(test)]

@@ -326,11 +326,7 @@ fn isolation_args(network: bool) -> Vec<&'static str> {
 /// given the caller's home to make a tool found there work: the check fails instead, naming
 /// the path (exit 3).
 pub fn check_outside_homes(tool: &str, path: &Path) -> Result<(), FciError> {
-    let hidden = |p: &Path| {
-        HIDDEN_DIRS
-            .iter()
-            .any(|d| p.starts_with(d))
-    };
+    let hidden = |p: &Path| HIDDEN_DIRS.iter().any(|d| p.starts_with(d));
     let mut chain = vec![path.to_path_buf()];
     if let Ok(real) = path.canonicalize() {
         chain.push(real);

@@ -252,7 +252,11 @@ fn check_result(out: &Output, ran: bool, nocheck: bool) -> TestResult {
             format!("not run: the build was killed before %check: {why}")
         };
         (
-            if ran { Outcome::Failed } else { Outcome::Skipped },
+            if ran {
+                Outcome::Failed
+            } else {
+                Outcome::Skipped
+            },
             killed.as_str(),
         )
     } else if out.timed_out && ran {

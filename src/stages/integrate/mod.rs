@@ -138,7 +138,11 @@ impl Stage for Integrate {
             subjects: Vec::new(),
             network: a.suite.network,
             timeout: crate::cli::timeout(a.suite.timeout),
-            limits: crate::config::run_limits(a.suite.limits.partial(), cx.manifest, &mut cx.run.log),
+            limits: crate::config::run_limits(
+                a.suite.limits.partial(),
+                cx.manifest,
+                &mut cx.run.log,
+            ),
         };
         let scratch = cx.dir();
         env.check(cx.log(), &scratch)?;

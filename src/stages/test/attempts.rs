@@ -98,7 +98,10 @@ pub fn run(
     // be given other limits.
     let mut reached: Vec<String> = Vec::new();
     for (c, earlier) in &cases {
-        for why in std::iter::once(c).chain(earlier).filter_map(|c| c.limit_reached()) {
+        for why in std::iter::once(c)
+            .chain(earlier)
+            .filter_map(|c| c.limit_reached())
+        {
             if !reached.iter().any(|r| r == why) {
                 reached.push(why.to_string());
             }

@@ -252,7 +252,11 @@ impl Stage for Test {
             subjects: p.rpms.clone(),
             network: a.suite.network,
             timeout: crate::cli::timeout(a.suite.timeout),
-            limits: crate::config::run_limits(a.suite.limits.partial(), cx.manifest, &mut cx.run.log),
+            limits: crate::config::run_limits(
+                a.suite.limits.partial(),
+                cx.manifest,
+                &mut cx.run.log,
+            ),
         };
         let scratch = cx.dir();
         env.check(cx.log(), &scratch)?;
