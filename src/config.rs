@@ -176,7 +176,7 @@ impl Config {
 
 /// The limits of package code for a run: the stage's flags, then the `limits:` of the
 /// fci.yaml the run's manifest names (when it is still the file `fci watch` read: same
-/// sha256), then fci's defaults. What was used is said in the stage log.
+/// sha256), then fci's defaults. A fci.yaml that cannot be used is said in the stage log.
 pub fn run_limits(
     flags: crate::limits::Partial,
     manifest: &crate::manifest::Manifest,
@@ -193,14 +193,7 @@ pub fn run_limits(
             Err(e) => log.line(&format!("# limits: {e}; its limits: are not used")),
         }
     }
-    let l = flags.over(from_config);
-    log.line(&format!(
-        "# limits of package code: {} processes, {} of memory, {} of scratch",
-        l.pids,
-        crate::limits::show(l.memory),
-        crate::limits::show(l.scratch)
-    ));
-    l
+    flags.over(from_config)
 }
 
 /// A dist-git package name: what Fedora's dist-git accepts, and safe as one path component.

@@ -231,6 +231,9 @@ impl Log {
                 let handle = &handle;
                 let monitor = &mut monitor;
                 let watchdog = sc.spawn(move || -> (bool, Option<String>) {
+                    if monitor.is_some() {
+                        crate::limits::Monitor::boost();
+                    }
                     loop {
                         let now = Instant::now();
                         let left = deadline.map(|d| d.saturating_duration_since(now));

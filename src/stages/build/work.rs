@@ -65,6 +65,7 @@ fn build_bounded(
     let rpmbuild = p.backend.name() == "rpmbuild";
     let private = p.co.private_paths();
     let limits = crate::config::run_limits(args.limits.partial(), cx.manifest, &mut cx.run.log);
+    rec.data.insert("limits".into(), json!(limits));
     let job = |nodeps| Job {
         private: &private,
         spec: &dirs.spec_copy,

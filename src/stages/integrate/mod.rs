@@ -127,6 +127,9 @@ impl Stage for Integrate {
         let roles = sti::install_roles(&cx.ws.root().join("share/roles"))?;
         let tree = p.tests.dir.clone();
         let private: Vec<PathBuf> = p.tests.private_paths();
+        let limits =
+            crate::config::run_limits(a.suite.limits.partial(), cx.manifest, &mut cx.run.log);
+        rec.data.insert("limits".into(), json!(limits));
         let env = Env {
             overlays: &overlays,
             tree: &tree,

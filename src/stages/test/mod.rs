@@ -233,6 +233,9 @@ impl Stage for Test {
         spinner.step("installing the packages into a throwaway root");
         let subj = subject::prepare(&cx.dir(), &p.rpms, a.base_root.as_deref(), cx.log())?;
         let roles = sti::install_roles(&cx.ws.root().join("share/roles"))?;
+        let limits =
+            crate::config::run_limits(a.suite.limits.partial(), cx.manifest, &mut cx.run.log);
+        rec.data.insert("limits".into(), json!(limits));
         let env = Env {
             overlays: &subj.overlays,
             tree: &p.tree,
