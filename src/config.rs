@@ -266,6 +266,62 @@ mod tests {
     }
 
     #[test]
+    fn limits_are_read_checked_and_used_by_a_run_of_this_config() {
+        const HEAD: &str = "dist_git: ./rpms\nbranches: [f41]\npackages: [a]\n";
+        let c = load(HEAD).unwrap();
+        assert_eq!(c.limits, crate::limits::Partial::default());
+        let c = load(&format!(
+            "{HEAD}limits: {{pids: 64, memory: 256M, scratch: 1073741824}}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.limits,
+            crate::limits::Partial {
+                pids: Some(64),
+                memory: Some(256 << 20),
+                scratch: Some(1 << 30),
+            }
+        );
+        for (bad, says) in [
+            ("limits: {pid: 64}", "unknown field"),
+            ("limits: {pids: 2}", "limits.pids"),
+            ("limits: {memory: lots}", "limits.memory"),
+            ("limits: {scratch: [1]}", "limits.scratch"),
+        ] {
+            let e = load(&format!("{HEAD}{bad}\n")).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        // A run's stages take them from the fci.yaml its manifest names, under their flags;
+        // a changed file is not used.
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("rpms")).unwrap();
+        let p = d.path().join("fci.yaml");
+        std::fs::write(&p, format!("{HEAD}limits: {{pids: 64, memory: 1G}}\n")).unwrap();
+        let cfg = Config::load(&p).unwrap();
+        let mut m = crate::manifest::Manifest::new("r1".into());
+        m.run.config = Some(crate::manifest::ConfigRef {
+            path: p.to_string_lossy().into_owned(),
+            sha256: cfg.sha256.clone(),
+        });
+        let mut log = crate::exec::Log::create(&d.path().join("log")).unwrap();
+        let flags = crate::limits::Partial {
+            memory: Some(512 << 20),
+            ..Default::default()
+        };
+        let l = run_limits(flags, &m, &mut log);
+        assert_eq!((l.pids, l.memory), (64, 512 << 20));
+        assert_eq!(l.scratch, crate::limits::DEFAULT.scratch);
+        std::fs::write(&p, format!("{HEAD}limits: {{pids: 99}}\n")).unwrap();
+        assert_eq!(
+            run_limits(flags, &m, &mut log).pids,
+            crate::limits::DEFAULT.pids
+        );
+        assert!(std::fs::read_to_string(d.path().join("log"))
+            .unwrap()
+            .contains("changed since"));
+    }
+
+    #[test]
     fn refuses_typos_and_bad_names() {
         for (text, want) in [
             (

@@ -11,10 +11,11 @@
 //! process, which takes every other one with it, and the command ends with the reason.
 //!
 //! The counts are sampled (every 10 ms for processes and tmpfs, 50 ms for threads and memory,
-//! at least every second for the directories) by a real-time thread where fci runs as root,
-//! so a runaway overshoots by what it can do in that time before it is stopped (a perl fork
-//! bomb stopped at `--max-pids 64` was seen at about 100 processes); RLIMIT_NPROC would be
-//! exact but does not apply to root, which fci runs package code as.
+//! at least every second for the directories, sooner when their file system fills fast) by
+//! a real-time thread where fci runs as root, so a runaway overshoots by what it can do in
+//! that time before it is stopped (a perl fork bomb stopped at `--max-pids 64` was seen at
+//! about 120 processes); RLIMIT_NPROC would be exact but does not apply to root, which fci
+//! runs package code as.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -164,7 +165,7 @@ pub fn show(n: u64) -> String {
         ("MiB", MIB),
         ("KiB", KIB),
     ] {
-        if n >= size && n % size == 0 {
+        if n >= size && n.is_multiple_of(size) {
             return format!("{} {unit}", n / size);
         }
     }
@@ -208,6 +209,12 @@ pub struct Monitor {
     next_memory: Instant,
     next_disk: Instant,
     disk_every: Duration,
+    /// When the directories were last walked: their scratch then, and how much their file
+    /// systems held (anyone's writes: only a hint to walk again sooner).
+    last_walk: Instant,
+    last_scratch: u64,
+    last_fs_used: u64,
+    walk_took: Duration,
 }
 
 impl Monitor {
@@ -215,8 +222,14 @@ impl Monitor {
     pub fn new(bounds: Bounds) -> Monitor {
         let started = Instant::now();
         let base = dir_usage(&bounds.writable);
-        let disk_every = DISK_MIN.max(started.elapsed() * 10);
+        let walk_took = started.elapsed();
+        let disk_every = DISK_MIN.max(walk_took * 10);
+        let last_fs_used = fs_used(&bounds.writable);
         Monitor {
+            last_walk: Instant::now(),
+            last_scratch: 0,
+            last_fs_used,
+            walk_took,
             bounds,
             top: None,
             init: None,
@@ -263,35 +276,51 @@ impl Monitor {
         let proc_dir = PathBuf::from(format!("/proc/{init}/root/proc"));
         let pids = ns_pids(&proc_dir);
         if pids.len() as u64 > limits.pids {
-            return Some(pids_reached(limits.pids));
+            return Some(pids_reached(limits.pids, pids.len() as u64, "processes"));
         }
         if !self.mounts_open && has_children(init) {
             // The command runs: the sandbox's mounts are in place.
             self.open_mounts(init);
         }
-        if self.tmpfs_used() >= limits.scratch {
-            return Some(scratch_reached(limits.scratch));
+        let tmpfs = self.tmpfs_used();
+        if tmpfs >= limits.scratch {
+            return Some(scratch_reached(limits.scratch, Some(tmpfs)));
         }
         let now = Instant::now();
         if now >= self.next_memory {
             self.next_memory = now + MEMORY_EVERY;
             let (threads, memory) = threads_and_memory(&proc_dir, &pids);
             if threads > limits.pids {
-                return Some(pids_reached(limits.pids));
+                return Some(pids_reached(limits.pids, threads, "threads"));
             }
             if memory >= limits.memory {
-                return Some(format!("memory limit {} reached", show(limits.memory)));
+                return Some(format!(
+                    "memory limit {} reached ({} seen)",
+                    show(limits.memory),
+                    show_mib(memory)
+                ));
             }
         }
-        if now >= self.next_disk {
+        // Walk the directories at least every second (less often when a walk is slow), and
+        // sooner when their file systems filled by more than half of what is left (a fast
+        // writer would otherwise overshoot by a second of writing).
+        let fs_now = fs_used(&self.bounds.writable);
+        let left = limits.scratch.saturating_sub(self.last_scratch);
+        let filling = fs_now.saturating_sub(self.last_fs_used) > left / 2
+            && now >= self.last_walk + (self.walk_took * 4).max(Duration::from_millis(50));
+        if now >= self.next_disk || filling {
             let started = Instant::now();
-            let used = self.tmpfs_used()
+            let used = tmpfs
                 + dir_usage(&self.bounds.writable).saturating_sub(self.base)
                 + deleted_open(&proc_dir, &pids);
-            self.disk_every = DISK_MIN.max(started.elapsed() * 10);
+            self.walk_took = started.elapsed();
+            self.disk_every = DISK_MIN.max(self.walk_took * 10);
+            self.last_walk = Instant::now();
+            self.last_scratch = used;
+            self.last_fs_used = fs_now;
             self.next_disk = Instant::now() + self.disk_every;
             if used >= limits.scratch {
-                return Some(scratch_reached(limits.scratch));
+                return Some(scratch_reached(limits.scratch, Some(used)));
             }
         }
         None
@@ -308,7 +337,7 @@ impl Monitor {
             statvfs_of(m).is_some_and(|(used, size)| size > 0 && used >= size - size / 100)
         });
         self.mounts.clear();
-        (used >= nearly || full_tmpfs).then(|| scratch_reached(limit))
+        (used >= nearly || full_tmpfs).then(|| scratch_reached(limit, None))
     }
 
     /// Kills everything in the sandbox. The namespace's first process would take all others
@@ -397,12 +426,24 @@ impl Monitor {
     }
 }
 
-fn pids_reached(n: u64) -> String {
-    format!("pids limit {n} reached")
+fn pids_reached(n: u64, seen: u64, what: &str) -> String {
+    format!("pids limit {n} reached ({seen} {what} seen)")
 }
 
-fn scratch_reached(n: u64) -> String {
-    format!("scratch limit {} reached", show(n))
+fn scratch_reached(n: u64, seen: Option<u64>) -> String {
+    match seen {
+        Some(used) => format!(
+            "scratch limit {} reached ({} seen)",
+            show(n),
+            show_mib(used)
+        ),
+        None => format!("scratch limit {} reached", show(n)),
+    }
+}
+
+/// Bytes as whole MiB, for what a poll saw.
+fn show_mib(n: u64) -> String {
+    format!("{} MiB", n / MIB)
 }
 
 fn ns_of(pid: i32) -> Option<(u64, u64)> {
@@ -505,6 +546,22 @@ pub fn dir_usage(dirs: &[PathBuf]) -> u64 {
                     stack.push(e.path());
                 }
             }
+        }
+    }
+    total
+}
+
+/// Bytes in use on the file systems of `dirs` (each file system once).
+fn fs_used(dirs: &[PathBuf]) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for d in dirs {
+        let Ok(f) = std::fs::File::open(d) else {
+            continue;
+        };
+        if f.metadata().is_ok_and(|m| seen.insert(m.dev())) {
+            total += statvfs_of(&f).map_or(0, |(used, _)| used);
         }
     }
     total
