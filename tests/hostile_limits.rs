@@ -307,3 +307,32 @@ fn a_test_runner_installed_in_a_home_is_refused_not_given_the_home() {
         r.stderr
     );
 }
+
+#[test]
+fn a_runaway_leaves_a_concurrent_run_unaffected() {
+    let w = Ws::new();
+    let (bomb, normal) = std::thread::scope(|s| {
+        let bomb = s.spawn(|| {
+            let dir = hostile("limits-fork-bomb-build");
+            w.run(&[
+                "build",
+                dir.to_str().unwrap(),
+                "--dist",
+                ".fc41",
+                "--max-pids=64",
+            ])
+        });
+        let normal = s.spawn(|| w.build("hello-atomic", &["--max-pids=64"]));
+        (bomb.join().unwrap(), normal.join().unwrap())
+    });
+    assert_eq!(bomb.code, 1, "{}", bomb.stderr);
+    let bm = bomb.manifest();
+    let b = bomb.stage(&bm, "build");
+    assert!(notes(b).contains("pids limit 64 reached"), "{}", notes(b));
+    // The same limits, in the same workspace at the same time: a package that needs few
+    // processes builds as ever.
+    assert_eq!(normal.code, 0, "{}", normal.stderr);
+    let m = normal.manifest();
+    assert_eq!(normal.stage(&m, "build")["outcome"], "PASSED");
+    assert_nothing_left(&w);
+}
