@@ -224,7 +224,7 @@ impl Monitor {
         let base = dir_usage(&bounds.writable);
         let walk_took = started.elapsed();
         let disk_every = DISK_MIN.max(walk_took * 10);
-        let last_fs_used = fs_used(&bounds.writable);
+        let last_fs_used = fs_used(&bounds.writable) + shmem();
         Monitor {
             last_walk: Instant::now(),
             last_scratch: 0,
@@ -302,9 +302,10 @@ impl Monitor {
             }
         }
         // Walk the directories at least every second (less often when a walk is slow), and
-        // sooner when their file systems filled by more than half of what is left (a fast
-        // writer would otherwise overshoot by a second of writing).
-        let fs_now = fs_used(&self.bounds.writable);
+        // sooner when their file systems, or the host's shared memory (memfds, which the walk
+        // finds held open), filled by more than half of what is left (a fast writer would
+        // otherwise overshoot by a second of writing).
+        let fs_now = fs_used(&self.bounds.writable) + shmem();
         let left = limits.scratch.saturating_sub(self.last_scratch);
         let filling = fs_now.saturating_sub(self.last_fs_used) > left / 2
             && now >= self.last_walk + (self.walk_took * 4).max(Duration::from_millis(50));
@@ -549,6 +550,19 @@ pub fn dir_usage(dirs: &[PathBuf]) -> u64 {
         }
     }
     total
+}
+
+/// The host's shared memory in bytes (tmpfs, memfd): anyone's, only a hint.
+fn shmem() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("Shmem:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * KIB)
 }
 
 /// Bytes in use on the file systems of `dirs` (each file system once).

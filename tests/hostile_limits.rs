@@ -120,6 +120,15 @@ fn a_disk_filler_in_build_is_stopped_at_the_scratch_limit() {
     );
 }
 
+#[test]
+fn memory_held_in_memfds_in_build_is_stopped_at_the_scratch_limit() {
+    assert_stopped_build(
+        "limits-memfd-filler-build",
+        "--max-scratch=128M",
+        "scratch limit 128 MiB reached",
+    );
+}
+
 fn built(w: &Ws) -> Value {
     let r = w.build("hello-atomic", &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
