@@ -18,6 +18,7 @@
 //! runs package code as.
 
 use std::collections::HashSet;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -192,15 +193,22 @@ const FAST: Duration = Duration::from_millis(10);
 const MEMORY_EVERY: Duration = Duration::from_millis(50);
 const DISK_MIN: Duration = Duration::from_secs(1);
 const TMPFS_MAGIC: i64 = 0x0102_1994;
+const PROC_MAGIC: i64 = 0x9fa0;
 
 /// Watches one sandboxed command while it runs (see the module's description).
 pub struct Monitor {
     bounds: Bounds,
-    /// The command fci started (bwrap, or unshare that becomes bwrap).
-    top: Option<i32>,
-    /// The first process of the sandbox's pid namespace, and the namespace.
-    init: Option<i32>,
-    ns: Option<(u64, u64)>,
+    /// The command fci started (bwrap, or unshare that becomes bwrap), and a pidfd of it.
+    top: Option<(i32, OwnedFd)>,
+    /// The first process of the sandbox's pid namespace, and a pidfd of it. Pids are reused
+    /// (a fork bomb next door wraps them quickly): every pid fci reads is checked against a
+    /// pidfd still running afterwards, and signals go through pidfds.
+    init: Option<(i32, OwnedFd)>,
+    /// The namespace (held open, so that its identity cannot pass to another one) and its
+    /// identity.
+    ns: Option<(std::fs::File, (u64, u64))>,
+    /// The sandbox's own /proc, held open: it lists the namespace's processes only.
+    proc_dir: Option<std::fs::File>,
     /// The sandbox's tmpfs mounts, held open so that their use can be read after it ended.
     mounts: Vec<std::fs::File>,
     mounts_open: bool,
@@ -234,6 +242,7 @@ impl Monitor {
             top: None,
             init: None,
             ns: None,
+            proc_dir: None,
             mounts: Vec::new(),
             mounts_open: false,
             base,
@@ -243,8 +252,10 @@ impl Monitor {
         }
     }
 
+    /// The command started, not yet waited for (so its pid is still its own).
     pub fn attach(&mut self, pid: u32) {
-        self.top = Some(pid as i32);
+        let pid = pid as i32;
+        self.top = pidfd_open(pid).map(|fd| (pid, fd));
     }
 
     /// Makes the calling thread (the one that polls) a real-time one where fci may (as root):
@@ -273,7 +284,7 @@ impl Monitor {
     pub fn poll(&mut self) -> Option<String> {
         let limits = self.bounds.limits;
         let init = self.find_init()?;
-        let proc_dir = PathBuf::from(format!("/proc/{init}/root/proc"));
+        let proc_dir = fd_path(self.proc_dir.as_ref()?);
         let pids = ns_pids(&proc_dir);
         if pids.len() as u64 > limits.pids {
             return Some(pids_reached(limits.pids, pids.len() as u64, "processes"));
@@ -355,10 +366,10 @@ impl Monitor {
                 }
             }
         };
-        for pid in [self.init, self.top].into_iter().flatten() {
-            kill(pid);
+        for (_, fd) in [&self.init, &self.top].into_iter().flatten() {
+            pidfd_kill(fd);
         }
-        let Some(ns) = self.ns else { return };
+        let Some((_, ns)) = self.ns else { return };
         let until = Instant::now() + Duration::from_secs(5);
         while Instant::now() < until {
             let mut found = false;
@@ -369,6 +380,7 @@ impl Monitor {
                 let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
                     continue;
                 };
+                // The namespace is held open: no other one can have its identity.
                 if ns_of(pid) == Some(ns) {
                     found = true;
                     kill(pid);
@@ -382,39 +394,86 @@ impl Monitor {
         }
     }
 
-    /// The sandbox's first process: the child of the started command in another pid namespace.
+    /// The sandbox's first process: the child of the started command in another pid
+    /// namespace. Its namespace and its /proc are opened, and believed only when both it and
+    /// the started command still run afterwards (so neither pid had passed to another process).
     fn find_init(&mut self) -> Option<i32> {
-        if self.init.is_some() {
-            return self.init;
+        if let Some((pid, _)) = &self.init {
+            return Some(*pid);
         }
-        let top = self.top?;
+        let (top, top_fd) = self.top.as_ref()?;
+        let top = *top;
         let own = ns_of(top)?;
         let children = std::fs::read_to_string(format!("/proc/{top}/task/{top}/children")).ok()?;
-        let (init, ns) = children
+        for c in children
             .split_whitespace()
             .filter_map(|c| c.parse::<i32>().ok())
-            .find_map(|c| ns_of(c).filter(|ns| *ns != own).map(|ns| (c, ns)))?;
-        self.init = Some(init);
-        self.ns = Some(ns);
-        self.init
+        {
+            let Some(fd) = pidfd_open(c) else { continue };
+            let Ok(ns_file) = std::fs::File::open(format!("/proc/{c}/ns/pid")) else {
+                continue;
+            };
+            let Ok(m) = ns_file.metadata() else { continue };
+            let ns = {
+                use std::os::unix::fs::MetadataExt;
+                (m.dev(), m.ino())
+            };
+            if ns == own || parent_of(c) != Some(top) {
+                continue;
+            }
+            let Ok(proc_dir) = open_dir(&format!("/proc/{c}/root/proc")) else {
+                continue;
+            };
+            // Before bwrap has changed its root, that is the host's /proc: the sandbox's own
+            // lists the sandbox's first process as its pid 1.
+            let first = std::fs::metadata(fd_path(&proc_dir).join("1/ns/pid"))
+                .ok()
+                .map(|m| {
+                    use std::os::unix::fs::MetadataExt;
+                    (m.dev(), m.ino())
+                });
+            if first != Some(ns)
+                || !running(&fd)
+                || !running(top_fd)
+                || fs_type(&proc_dir) != Some(PROC_MAGIC)
+            {
+                continue;
+            }
+            self.init = Some((c, fd));
+            self.ns = Some((ns_file, ns));
+            self.proc_dir = Some(proc_dir);
+            return Some(c);
+        }
+        None
     }
 
     fn open_mounts(&mut self, init: i32) {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.mounts_open = true;
+        let Some((_, init_fd)) = &self.init else {
+            return;
+        };
+        let mut opened = Vec::new();
         for t in &self.bounds.tmpfs {
             let rel = t.strip_prefix("/").unwrap_or(t);
-            let path = Path::new(&format!("/proc/{init}/root")).join(rel);
-            let Ok(f) = std::fs::File::options()
-                .read(true)
-                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
-                .open(&path)
-            else {
+            let Ok(f) = open_dir(&format!("/proc/{init}/root/{}", rel.display())) else {
                 continue;
             };
-            if fs_type(&f) == Some(TMPFS_MAGIC) {
-                self.mounts.push(f);
+            // The sandbox's own tmpfs, not what lies under it on the host.
+            let host_dev = std::fs::metadata(t).ok().map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.dev()
+            });
+            let dev = f.metadata().ok().map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.dev()
+            });
+            if fs_type(&f) == Some(TMPFS_MAGIC) && dev.is_some() && dev != host_dev {
+                opened.push(f);
             }
+        }
+        // Believed only if the sandbox's first process (whose root was read) still runs.
+        if running(init_fd) {
+            self.mounts = opened;
+            self.mounts_open = true;
         }
     }
 
@@ -451,6 +510,64 @@ fn ns_of(pid: i32) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(format!("/proc/{pid}/ns/pid")).ok()?;
     Some((m.dev(), m.ino()))
+}
+
+/// A pidfd of a process (None when it is gone, or the kernel has no pidfds).
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags; the result is checked before use.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a non-negative result is a fresh descriptor owned by nothing else.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Whether the process of a pidfd has not exited (a pidfd polls readable once it has).
+fn running(fd: &OwnedFd) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd, no wait.
+    unsafe { libc::poll(&mut p, 1, 0) == 0 }
+}
+
+fn pidfd_kill(fd: &OwnedFd) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: pidfd_send_signal with a pidfd, a signal, no siginfo and no flags.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        );
+    }
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn open_dir(path: &str) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// A path through an open directory (`/proc/self/fd/N`).
+fn fd_path(f: &std::fs::File) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()))
 }
 
 fn has_children(pid: i32) -> bool {

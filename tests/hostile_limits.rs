@@ -142,7 +142,7 @@ fn assert_stopped_test(name: &str, limit: &str, reason: &str) {
     let started = Instant::now();
     let r = w.test(&m, &["--tests-from", tests.to_str().unwrap(), limit]);
     let took = started.elapsed();
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, 1, "{}\n{}", r.stderr, r.stdout);
     let m = r.manifest();
     let t = r.stage(&m, "test");
     assert_eq!(t["outcome"], "FAILED", "{t:#}");
@@ -340,7 +340,7 @@ fn a_runaway_leaves_a_concurrent_run_unaffected() {
     assert!(notes(b).contains("pids limit 64 reached"), "{}", notes(b));
     // The same limits, in the same workspace at the same time: a package that needs few
     // processes builds as ever.
-    assert_eq!(normal.code, 0, "{}", normal.stderr);
+    assert_eq!(normal.code, 0, "{}\n{}", normal.stderr, normal.stdout);
     let m = normal.manifest();
     assert_eq!(normal.stage(&m, "build")["outcome"], "PASSED");
     assert_nothing_left(&w);
