@@ -14,7 +14,7 @@
 //! at least every second for the directories, sooner when their file system fills fast) by
 //! a real-time thread where fci runs as root, so a runaway overshoots by what it can do in
 //! that time before it is stopped (a perl fork bomb stopped at `--max-pids 64` was seen at
-//! about 120 processes); RLIMIT_NPROC would be exact but does not apply to root, which fci
+//! 100 to 190 processes); RLIMIT_NPROC would be exact but does not apply to root, which fci
 //! runs package code as.
 
 use std::collections::HashSet;
