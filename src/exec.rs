@@ -139,6 +139,13 @@ impl Log {
         let no_freeze = cmd.no_fsfreeze;
         let own_group = cmd.own_group;
         // A bounded command is measured before it starts (its directories' use so far).
+        if cmd.bounds.is_some() && !crate::limits::Monitor::supported() {
+            return Err(FciError::Infra(
+                "package code cannot be bounded here: the kernel has no pidfds (Linux 5.3 or later is needed)"
+                    .into(),
+            )
+            .into());
+        }
         let mut monitor = cmd.bounds.clone().map(crate::limits::Monitor::new);
         let fsize = monitor.as_ref().map(|m| m.file_size_limit());
         let mut expr = duct::cmd(&cmd.program, &cmd.args)

@@ -252,6 +252,12 @@ impl Monitor {
         }
     }
 
+    /// Whether this kernel has what the monitor needs (pidfds: Linux 5.3 or later).
+    pub fn supported() -> bool {
+        // SAFETY: getpid cannot fail.
+        pidfd_open(unsafe { libc::getpid() }).is_some()
+    }
+
     /// The command started, not yet waited for (so its pid is still its own).
     pub fn attach(&mut self, pid: u32) {
         let pid = pid as i32;
