@@ -135,7 +135,7 @@ fn built(w: &Ws) -> Value {
     r.manifest()
 }
 
-fn assert_stopped_test(name: &str, limit: &str, reason: &str) {
+fn assert_stopped_test(name: &str, run_name: &str, limit: &str, reason: &str) {
     let w = Ws::new();
     let m = built(&w);
     let tests = hostile(name);
@@ -151,7 +151,7 @@ fn assert_stopped_test(name: &str, limit: &str, reason: &str) {
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["testcase"] == "tests/tests.yml")
+        .find(|c| c["testcase"] == run_name)
         .unwrap_or_else(|| panic!("no result for the playbook: {t:#}"));
     assert_eq!(run["outcome"], "FAILED");
     assert!(run["note"].as_str().unwrap().contains(reason), "{run:#}");
@@ -166,6 +166,7 @@ fn assert_stopped_test(name: &str, limit: &str, reason: &str) {
 fn a_fork_bomb_in_a_test_is_stopped_at_the_pids_limit() {
     assert_stopped_test(
         "limits-fork-bomb-test",
+        "tests/tests.yml",
         "--max-pids=64",
         "pids limit 64 reached",
     );
@@ -175,6 +176,17 @@ fn a_fork_bomb_in_a_test_is_stopped_at_the_pids_limit() {
 fn a_memory_eater_in_a_test_is_stopped_at_the_memory_limit() {
     assert_stopped_test(
         "limits-memory-eater-test",
+        "tests/tests.yml",
+        "--max-memory=256M",
+        "memory limit 256 MiB reached",
+    );
+}
+
+#[test]
+fn a_memory_eater_in_a_tmt_test_is_stopped_at_the_memory_limit() {
+    assert_stopped_test(
+        "limits-memory-eater-tmt",
+        "tmt",
         "--max-memory=256M",
         "memory limit 256 MiB reached",
     );
@@ -184,6 +196,7 @@ fn a_memory_eater_in_a_test_is_stopped_at_the_memory_limit() {
 fn a_disk_filler_in_a_test_is_stopped_at_the_scratch_limit() {
     assert_stopped_test(
         "limits-disk-filler-test",
+        "tests/tests.yml",
         "--max-scratch=64M",
         "scratch limit 64 MiB reached",
     );
