@@ -107,7 +107,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__build)
-            opts="-D -m -o -q -h --ref --lookaside --backend --mock-config --dist --branch --rawhide-release --spec --define --nocheck --strict-builddeps --timeout --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-D -m -o -q -h --ref --lookaside --backend --mock-config --dist --branch --rawhide-release --spec --define --nocheck --strict-builddeps --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -154,6 +154,18 @@ _fci() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-pids)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-scratch)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -557,7 +569,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__integrate)
-            opts="-m -o -q -h --tests --tests-ref --runner --tags --retries --network --timeout --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-m -o -q -h --tests --tests-ref --runner --tags --retries --network --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -584,6 +596,18 @@ _fci() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-pids)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-scratch)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -767,7 +791,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__test)
-            opts="-m -o -q -h --failed-only --base-root --tests-from --runner --tags --retries --network --timeout --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-m -o -q -h --failed-only --base-root --tests-from --runner --tags --retries --network --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -794,6 +818,18 @@ _fci() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-pids)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-scratch)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

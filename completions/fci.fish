@@ -64,6 +64,9 @@ complete -c fci -n "__fish_fci_using_subcommand build" -l rawhide-release -d 'Th
 complete -c fci -n "__fish_fci_using_subcommand build" -l spec -d 'The spec to build, relative to the checkout (default: its only .spec)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand build" -s D -l define -d 'Extra rpm macro definition: NAME=VALUE, or as rpm takes it, \'NAME BODY\' or \'NAME(OPTS) BODY\' (repeatable)' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l timeout -d 'Kill the build after this many seconds (ERROR); 0 for no limit' -r
+complete -c fci -n "__fish_fci_using_subcommand build" -l max-pids -d 'Most processes and threads package code may run at once (default 1024, or fci.yaml\'s limits.pids); past it the stage is FAILED' -r
+complete -c fci -n "__fish_fci_using_subcommand build" -l max-memory -d 'Most memory package code may use, all its processes together (default 4GiB, or fci.yaml\'s limits.memory); past it the stage is FAILED' -r
+complete -c fci -n "__fish_fci_using_subcommand build" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand build" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
 complete -c fci -n "__fish_fci_using_subcommand build" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
@@ -81,6 +84,9 @@ tmt\t''"
 complete -c fci -n "__fish_fci_using_subcommand test" -l tags -d 'STI tags to select (comma-separated: classic, container, atomic)' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -l retries -d 'Retry each failing test case up to N more times, recording every attempt' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -l timeout -d 'Kill a test run (a playbook, or tmt) after this many seconds (ERROR); 0 for no limit' -r
+complete -c fci -n "__fish_fci_using_subcommand test" -l max-pids -d 'Most processes and threads package code may run at once (default 1024, or fci.yaml\'s limits.pids); past it the stage is FAILED' -r
+complete -c fci -n "__fish_fci_using_subcommand test" -l max-memory -d 'Most memory package code may use, all its processes together (default 4GiB, or fci.yaml\'s limits.memory); past it the stage is FAILED' -r
+complete -c fci -n "__fish_fci_using_subcommand test" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand test" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
 complete -c fci -n "__fish_fci_using_subcommand test" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
@@ -109,6 +115,9 @@ tmt\t''"
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l tags -d 'STI tags to select (comma-separated: classic, container, atomic)' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l retries -d 'Retry each failing test case up to N more times, recording every attempt' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l timeout -d 'Kill a test run (a playbook, or tmt) after this many seconds (ERROR); 0 for no limit' -r
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l max-pids -d 'Most processes and threads package code may run at once (default 1024, or fci.yaml\'s limits.pids); past it the stage is FAILED' -r
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l max-memory -d 'Most memory package code may use, all its processes together (default 4GiB, or fci.yaml\'s limits.memory); past it the stage is FAILED' -r
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand integrate" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F

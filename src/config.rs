@@ -18,6 +18,44 @@ struct Raw {
     /// The dist-git namespace push messages carry (`rpms` on Fedora).
     #[serde(default = "default_namespace")]
     namespace: String,
+    /// What package code may use (`crate::limits`); flags of the stages override each.
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    pids: Option<u64>,
+    memory: Option<serde_yaml_ng::Value>,
+    scratch: Option<serde_yaml_ng::Value>,
+}
+
+impl RawLimits {
+    fn parse(&self) -> Result<crate::limits::Partial, String> {
+        use crate::limits::{check_pids, parse_memory, parse_scratch};
+        let size = |key: &str,
+                    v: &Option<serde_yaml_ng::Value>,
+                    parse: fn(&str) -> Result<u64, String>| {
+            v.as_ref()
+                .map(|v| match v {
+                    serde_yaml_ng::Value::Number(n) => parse(&n.to_string()),
+                    serde_yaml_ng::Value::String(s) => parse(s),
+                    _ => Err("not a size".into()),
+                })
+                .transpose()
+                .map_err(|e| format!("limits.{key}: {e}"))
+        };
+        Ok(crate::limits::Partial {
+            pids: self
+                .pids
+                .map(check_pids)
+                .transpose()
+                .map_err(|e| format!("limits.pids: {e}"))?,
+            memory: size("memory", &self.memory, parse_memory)?,
+            scratch: size("scratch", &self.scratch, parse_scratch)?,
+        })
+    }
 }
 
 fn default_namespace() -> String {
@@ -64,6 +102,8 @@ pub struct Config {
     pub branches: Vec<String>,
     pub packages: Vec<String>,
     pub namespace: String,
+    /// fci.yaml's `limits:`, the bounds of package code where a stage's flags set none.
+    pub limits: crate::limits::Partial,
 }
 
 impl Config {
@@ -113,7 +153,9 @@ impl Config {
                 raw.namespace
             )));
         }
+        let limits = raw.limits.parse().map_err(&bad)?;
         Ok(Config {
+            limits,
             sha256: crate::digest::sha256_bytes(&bytes),
             path,
             dist_git,
@@ -130,6 +172,28 @@ impl Config {
     pub fn follows(&self, branch: &str) -> bool {
         self.branches.iter().any(|b| b == branch)
     }
+}
+
+/// The limits of package code for a run: the stage's flags, then the `limits:` of the
+/// fci.yaml the run's manifest names (when it is still the file `fci watch` read: same
+/// sha256), then fci's defaults. A fci.yaml that cannot be used is said in the stage log.
+pub fn run_limits(
+    flags: crate::limits::Partial,
+    manifest: &crate::manifest::Manifest,
+    log: &mut crate::exec::Log,
+) -> crate::limits::Limits {
+    let mut from_config = crate::limits::Partial::default();
+    if let Some(c) = &manifest.run.config {
+        match Config::load(Path::new(&c.path)) {
+            Ok(cfg) if cfg.sha256 == c.sha256 => from_config = cfg.limits,
+            Ok(_) => log.line(&format!(
+                "# limits: {:?} changed since fci watch read it; its limits: are not used",
+                c.path
+            )),
+            Err(e) => log.line(&format!("# limits: {e}; its limits: are not used")),
+        }
+    }
+    flags.over(from_config)
 }
 
 /// A dist-git package name: what Fedora's dist-git accepts, and safe as one path component.
@@ -199,6 +263,62 @@ mod tests {
         assert!(matches!(c.dist_git, DistGit::Dir(_)));
         assert!(c.monitors("tally") && !c.monitors("bash"));
         assert_eq!(c.namespace, "rpms");
+    }
+
+    #[test]
+    fn limits_are_read_checked_and_used_by_a_run_of_this_config() {
+        const HEAD: &str = "dist_git: ./rpms\nbranches: [f41]\npackages: [a]\n";
+        let c = load(HEAD).unwrap();
+        assert_eq!(c.limits, crate::limits::Partial::default());
+        let c = load(&format!(
+            "{HEAD}limits: {{pids: 64, memory: 256M, scratch: 1073741824}}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.limits,
+            crate::limits::Partial {
+                pids: Some(64),
+                memory: Some(256 << 20),
+                scratch: Some(1 << 30),
+            }
+        );
+        for (bad, says) in [
+            ("limits: {pid: 64}", "unknown field"),
+            ("limits: {pids: 2}", "limits.pids"),
+            ("limits: {memory: lots}", "limits.memory"),
+            ("limits: {scratch: [1]}", "limits.scratch"),
+        ] {
+            let e = load(&format!("{HEAD}{bad}\n")).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        // A run's stages take them from the fci.yaml its manifest names, under their flags;
+        // a changed file is not used.
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("rpms")).unwrap();
+        let p = d.path().join("fci.yaml");
+        std::fs::write(&p, format!("{HEAD}limits: {{pids: 64, memory: 1G}}\n")).unwrap();
+        let cfg = Config::load(&p).unwrap();
+        let mut m = crate::manifest::Manifest::new("r1".into());
+        m.run.config = Some(crate::manifest::ConfigRef {
+            path: p.to_string_lossy().into_owned(),
+            sha256: cfg.sha256.clone(),
+        });
+        let mut log = crate::exec::Log::create(&d.path().join("log")).unwrap();
+        let flags = crate::limits::Partial {
+            memory: Some(512 << 20),
+            ..Default::default()
+        };
+        let l = run_limits(flags, &m, &mut log);
+        assert_eq!((l.pids, l.memory), (64, 512 << 20));
+        assert_eq!(l.scratch, crate::limits::DEFAULT.scratch);
+        std::fs::write(&p, format!("{HEAD}limits: {{pids: 99}}\n")).unwrap();
+        assert_eq!(
+            run_limits(flags, &m, &mut log).pids,
+            crate::limits::DEFAULT.pids
+        );
+        assert!(std::fs::read_to_string(d.path().join("log"))
+            .unwrap()
+            .contains("changed since"));
     }
 
     #[test]

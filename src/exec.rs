@@ -87,12 +87,14 @@ pub struct Finished {
     /// Captured output passed the command's `capture_limit`: what is kept is cut there,
     /// and the command was stopped (its output pipe closed).
     pub over_limit: bool,
+    /// Killed (or ended) past one of its sandbox's limits: which (`pids limit 1024 reached`).
+    pub limit: Option<String>,
 }
 
 impl Finished {
     /// Exited 0: never when killed, whether by its timeout or by a signal.
     pub fn success(&self) -> bool {
-        self.code == Some(0) && !self.timed_out && self.signal.is_none()
+        self.code == Some(0) && !self.timed_out && self.signal.is_none() && self.limit.is_none()
     }
     /// Why it failed, for a one-line message: the last line of its stderr.
     pub fn reason(&self) -> &str {
@@ -144,6 +146,16 @@ impl Log {
         let start = Instant::now();
         let no_freeze = cmd.no_fsfreeze;
         let own_group = cmd.own_group;
+        // A bounded command is measured before it starts (its directories' use so far).
+        if cmd.bounds.is_some() && !crate::limits::Monitor::supported() {
+            return Err(FciError::Infra(
+                "package code cannot be bounded here: the kernel has no pidfds (Linux 5.3 or later is needed)"
+                    .into(),
+            )
+            .into());
+        }
+        let mut monitor = cmd.bounds.clone().map(crate::limits::Monitor::new);
+        let fsize = monitor.as_ref().map(|m| m.file_size_limit());
         let mut expr = duct::cmd(&cmd.program, &cmd.args)
             .unchecked()
             .stdin_null()
@@ -160,6 +172,15 @@ impl Log {
                         }
                         if no_freeze {
                             deny_fsfreeze()?;
+                        }
+                        if let Some(max) = fsize {
+                            let lim = libc::rlimit {
+                                rlim_cur: max,
+                                rlim_max: max,
+                            };
+                            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                                return Err(std::io::Error::last_os_error());
+                            }
                         }
                         // Its own process group: a terminal's Ctrl-C (sent to the foreground
                         // group) reaches fci only, and the group can be killed as one.
@@ -226,33 +247,72 @@ impl Log {
         // With its own group, what the command left behind in it dies when it ends (a daemon
         // would otherwise hold the output pipe open, and run on unseen).
         let group = own_group.then(|| GroupKiller::start(handle.pids().first().copied()));
+        if let Some(m) = monitor.as_mut() {
+            if let Some(pid) = handle.pids().first() {
+                m.attach(*pid);
+            }
+        }
         let mut timed_out = false;
-        let out = match cmd.timeout {
-            None => handle.wait()?.clone(),
-            Some(limit) => std::thread::scope(|sc| {
-                // A watchdog waits for the deadline or the command, whichever comes first; the
-                // command's end wakes it at once (no polling delay on every call).
+        let mut limit: Option<String> = None;
+        let out = if cmd.timeout.is_none() && monitor.is_none() {
+            handle.wait()?.clone()
+        } else {
+            let deadline = cmd.timeout.map(|t| Instant::now() + t);
+            std::thread::scope(|sc| {
+                // A watchdog waits for the deadline or the command, whichever comes first, and
+                // polls the sandbox's limits meanwhile; the command's end wakes it at once.
                 let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
                 let handle = &handle;
-                let watchdog = sc.spawn(move || {
-                    if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                        done_rx.recv_timeout(limit)
-                    {
-                        // Killing the sandbox's bwrap takes everything inside with it.
-                        let _ = handle.kill();
-                        return true;
+                let monitor = &mut monitor;
+                let watchdog = sc.spawn(move || -> (bool, Option<String>) {
+                    if monitor.is_some() {
+                        crate::limits::Monitor::boost();
                     }
-                    false
+                    loop {
+                        let now = Instant::now();
+                        let left = deadline.map(|d| d.saturating_duration_since(now));
+                        let wait = match (left, monitor.as_ref()) {
+                            (Some(l), Some(m)) => l.min(m.interval()),
+                            (Some(l), None) => l,
+                            (None, Some(m)) => m.interval(),
+                            (None, None) => std::time::Duration::from_secs(3600),
+                        };
+                        match done_rx.recv_timeout(wait) {
+                            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                            _ => return (false, None),
+                        }
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            // Killing the sandbox's bwrap takes everything inside with it.
+                            if let Some(m) = monitor.as_ref() {
+                                m.kill();
+                            }
+                            let _ = handle.kill();
+                            return (true, None);
+                        }
+                        if let Some(m) = monitor.as_mut() {
+                            if let Some(why) = m.poll() {
+                                m.kill();
+                                let _ = handle.kill();
+                                return (false, Some(why));
+                            }
+                        }
+                    }
                 });
                 let out = handle.wait().cloned();
                 let _ = done_tx.send(());
                 // Killed by the watchdog: a command that exited on its own at the deadline
                 // (the kill came too late to matter) ended as it said.
-                let fired = watchdog.join().unwrap_or(false);
+                let (fired, over) = watchdog.join().unwrap_or((false, None));
                 timed_out = fired && out.as_ref().map_or(true, |o| o.status.code().is_none());
+                limit = over;
                 out
-            })?,
+            })?
         };
+        if !timed_out && limit.is_none() && !out.status.success() {
+            // A writer stopped by a full tmpfs or by the file size limit may have ended the
+            // command before a poll saw it.
+            limit = monitor.as_mut().and_then(|m| m.finish());
+        }
         if let Some(g) = group {
             g.finish();
         }
@@ -261,8 +321,12 @@ impl Log {
             // daemon that keeps the pipe open loses what it prints later.
             let _ = done.recv_timeout(std::time::Duration::from_secs(5));
         }
-        let code = if timed_out { None } else { out.status.code() };
-        let signal = if timed_out {
+        let code = if timed_out || limit.is_some() {
+            None
+        } else {
+            out.status.code()
+        };
+        let signal = if timed_out || limit.is_some() {
             None
         } else {
             std::os::unix::process::ExitStatusExt::signal(&out.status)
@@ -281,6 +345,9 @@ impl Log {
         }
         let status = match (timed_out, code) {
             (true, _) => "killed: timed out".to_string(),
+            (false, _) if limit.is_some() => {
+                format!("killed: {}", limit.as_deref().unwrap_or_default())
+            }
             (false, Some(c)) => c.to_string(),
             (false, None) => match signal {
                 Some(sig) => format!("killed by signal {sig}"),
@@ -300,6 +367,7 @@ impl Log {
         Ok(Finished {
             timed_out,
             signal,
+            limit,
             code,
             stdout: String::from_utf8_lossy(&out_bytes).into_owned(),
             stderr,
@@ -676,6 +744,8 @@ pub struct Cmd {
     pub own_group: bool,
     /// See `capture_limit`.
     pub capture_limit: Option<usize>,
+    /// What a sandboxed command may use (processes, memory, scratch); see `limits`.
+    pub bounds: Option<crate::limits::Bounds>,
 }
 
 /// A seccomp program (classic BPF, x86_64 calls) under which `ioctl(FIFREEZE)` and
@@ -738,6 +808,7 @@ impl Cmd {
             no_fsfreeze: false,
             own_group: false,
             capture_limit: None,
+            bounds: None,
         }
     }
     /// What messages call it: its `name`, else its program's file name.

@@ -16,6 +16,7 @@ pub mod exec;
 pub mod gating;
 pub mod hostcache;
 pub mod junit;
+pub mod limits;
 pub mod manifest;
 pub mod net;
 pub mod ostree;

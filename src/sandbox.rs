@@ -7,7 +7,7 @@
 //! `fci __sandbox` helper) before handing over to bwrap.
 
 use crate::error::FciError;
-use crate::exec::{self, Cmd};
+use crate::exec::Cmd;
 use anyhow::Result;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -34,6 +34,8 @@ pub struct Sandbox {
     /// Directories replaced by an empty one (fci's workspace: other runs' files, the overlay
     /// mountpoints); `readonly` and `writable` paths inside them are bound back afterwards.
     pub hide: Vec<PathBuf>,
+    /// What everything in the sandbox may use together (see `crate::limits`).
+    pub limits: crate::limits::Limits,
 }
 
 /// The PATH of everything run in a sandbox: the system's, never the caller's (a pyenv or a
@@ -63,8 +65,19 @@ impl Sandbox {
     /// Wraps `inner` so that it runs inside the sandbox.
     pub fn wrap(&self, inner: &Cmd) -> Result<Cmd> {
         let bwrap = crate::stage::BWRAP.find()?;
+        // Every tmpfs of the sandbox is scratch: capped at the scratch size, and measured.
+        let size = self.limits.scratch.to_string();
+        let mut tmpfs: Vec<PathBuf> = Vec::new();
+        let mut mount_tmpfs = |c: Cmd, dest: &Path| {
+            tmpfs.push(dest.to_path_buf());
+            c.arg("--size").arg(&size).arg("--tmpfs").arg(dest)
+        };
         let mut c =
             Cmd::new(&bwrap).args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]);
+        // bwrap's /dev is a tmpfs it cannot size: shared memory gets a sized one, and the rest
+        // is read-only (its device nodes still work).
+        c = mount_tmpfs(c, Path::new("/dev/shm"));
+        c = c.args(["--remount-ro", "/dev"]);
         // The new /proc's kernel knobs stay read-only: uid 0 needs no capability to write most
         // sysctls (kernel.core_pattern runs a program as root on the host), and bwrap covers
         // them only where they look writable to it, which as root they do not.
@@ -84,11 +97,13 @@ impl Sandbox {
         for o in &self.overlays {
             c = c.arg("--ro-bind").arg(&o.mountpoint).arg(&o.target);
         }
-        c = c.args(["--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--tmpfs", "/run"]);
+        for d in ["/tmp", "/var/tmp", "/run"] {
+            c = mount_tmpfs(c, Path::new(d));
+        }
         if self.hide_private {
             for d in HIDDEN_DIRS {
                 if Path::new(d).is_dir() {
-                    c = c.args(["--tmpfs", d]);
+                    c = mount_tmpfs(c, Path::new(d));
                 }
             }
             for f in HIDDEN_FILES {
@@ -96,13 +111,11 @@ impl Sandbox {
                     c = c.args(["--ro-bind", "/dev/null", f]);
                 }
             }
-            // Tools installed under a home directory (pyenv, pipx) stay usable.
-            for keep in tool_prefixes() {
-                c = c.arg("--ro-bind").arg(&keep).arg(&keep);
-            }
+            // Nothing of a home directory is bound back: tools fci runs in the sandbox must
+            // live outside them (`check_outside_homes`).
         }
         for d in &self.hide {
-            c = c.arg("--tmpfs").arg(d);
+            c = mount_tmpfs(c, d);
         }
         for p in &self.readonly {
             c = c.arg("--ro-bind").arg(p).arg(p);
@@ -137,6 +150,11 @@ impl Sandbox {
         c = c.arg("--").arg(&inner.program).args(&inner.args);
         // Messages name what runs inside, not bwrap.
         c.name = Some(inner.shown());
+        c.bounds = Some(crate::limits::Bounds {
+            limits: self.limits,
+            writable: self.writable.clone(),
+            tmpfs,
+        });
         if self.overlays.is_empty() {
             return Ok(c);
         }
@@ -147,6 +165,7 @@ impl Sandbox {
         outer.clear_env = true;
         outer.env = vec![("PATH".into(), SYSTEM_PATH.into())];
         outer.keep = c.keep.clone();
+        outer.bounds = c.bounds.clone();
         // Without root, a user namespace (mapped to root inside) is what allows the mounts.
         // SAFETY: geteuid has no preconditions and cannot fail.
         if unsafe { libc::geteuid() } != 0 {
@@ -304,41 +323,30 @@ fn isolation_args(network: bool) -> Vec<&'static str> {
     a
 }
 
-/// Directories under /root or /home holding the Python tools fci drives.
-fn tool_prefixes() -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = Vec::new();
-    let mut keep = |candidate: &Path| {
-        let private = candidate.starts_with("/root") || candidate.starts_with("/home");
-        // bin/tool → the prefix that also holds lib/ (a venv or a pyenv version).
-        if let Some(prefix) = candidate.parent().and_then(Path::parent) {
-            if private && !out.iter().any(|o| prefix.starts_with(o)) {
-                out.retain(|o| !o.starts_with(prefix));
-                out.push(prefix.to_path_buf());
-            }
-        }
-    };
-    for tool in ["ansible-playbook", "tmt", "python3"] {
-        let Some(p) = exec::which(tool) else { continue };
-        let real = p.canonicalize().unwrap_or_else(|_| p.clone());
-        keep(&p);
-        keep(&real);
-        // A script's interpreter (a venv's python, itself a link into a pyenv version) must
-        // be reachable too.
-        if let Some(interp) = shebang(&real) {
-            keep(&interp);
-            if let Ok(r) = interp.canonicalize() {
-                keep(&r);
-            }
+/// A tool fci runs inside the sandbox (ansible-playbook, tmt) must be reachable there:
+/// nothing under a directory package code never sees (a home: pyenv, pipx, `pip --user`),
+/// neither the program, the file it links to, nor its `#!` interpreter. Package code is not
+/// given the caller's home to make a tool found there work: the check fails instead, naming
+/// the path (exit 3).
+pub fn check_outside_homes(tool: &str, path: &Path) -> Result<(), FciError> {
+    let hidden = |p: &Path| HIDDEN_DIRS.iter().any(|d| p.starts_with(d));
+    let mut chain = vec![path.to_path_buf()];
+    if let Ok(real) = path.canonicalize() {
+        chain.push(real);
+    }
+    let script = chain.last().cloned().unwrap_or_default();
+    if let Some(interp) = shebang(&script) {
+        chain.push(interp.clone());
+        if let Ok(r) = interp.canonicalize() {
+            chain.push(r);
         }
     }
-    // pyenv shims re-exec through the pyenv root: keep the whole root when shims are used.
-    if let Some(root) = std::env::var_os("PYENV_ROOT").map(PathBuf::from) {
-        if root.is_dir() && !out.iter().any(|o| root.starts_with(o)) {
-            out.retain(|o| !o.starts_with(&root));
-            out.push(root);
-        }
+    match chain.iter().find(|p| hidden(p)) {
+        Some(p) => Err(FciError::Infra(format!(
+            "{tool} ({path:?}) needs {p:?}, inside a directory the sandbox hides from package code; install {tool} outside home directories (a system package, or a venv such as setup.sh's /opt/fci/tmt made with /usr/bin/python3)"
+        ))),
+        None => Ok(()),
     }
-    out
 }
 
 /// The interpreter a script names on its `#!` line (`/usr/bin/env X` is not followed).

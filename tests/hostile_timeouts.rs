@@ -190,6 +190,10 @@ fn a_build_killed_at_its_timeout_is_an_error_and_runs_again() {
 /// killed at the timeout, FAILED (the package's failing case came first); run again with a
 /// shorter timeout (not part of the inputs), it runs, instead of reusing that FAILED.
 fn failed_then_killed(w: &Ws, stage: &str, m: &Value, tests_flag: &str) {
+    // The test and integrate variants share the fixture's `sleep 63`: one at a time, so the
+    // no-process check below sees only this run's.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tests = hostile("timeout-after-failure");
     let tests = tests.to_str().unwrap();
     let r = stage_run(w, stage, m, &[tests_flag, tests, "--timeout", "10"]);

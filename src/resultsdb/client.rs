@@ -101,8 +101,7 @@ impl Client {
                     // Read up to the cap: an answer past it is no ResultsDB answer; what
                     // was to be delivered stays spooled.
                     let text =
-                        match crate::caps::http_body(resp, crate::caps::RESULTSDB_ANSWER, &url)
-                        {
+                        match crate::caps::http_body(resp, crate::caps::RESULTSDB_ANSWER, &url) {
                             Ok(t) => t,
                             Err(why) => return Err(Failure::Unreachable(why)),
                         };

@@ -22,6 +22,8 @@ pub struct Job<'a> {
     pub nodeps: bool,
     pub nocheck: bool,
     pub timeout: Option<std::time::Duration>,
+    /// What package code may use (processes, memory, scratch).
+    pub limits: crate::limits::Limits,
     /// fci's macro file for what the host's rpm lacks (rpmautospec's fallbacks); its Fedora
     /// build environment lies beside it. rpmbuild loads those the host needs (`fedora_env`).
     pub macros: Option<&'a Path>,
@@ -38,6 +40,8 @@ pub struct Output {
     pub tail: String,
     /// Killed by the timeout.
     pub timed_out: bool,
+    /// Killed past a limit: which (`pids limit 1024 reached`).
+    pub limit: Option<String>,
     /// The backend itself failed for a reason of the host's (not the package's): ERROR.
     pub host_failure: Option<String>,
     /// The build was killed by this signal (bwrap reports 128 + the signal).
@@ -80,6 +84,7 @@ pub fn sandbox(job: &Job) -> Sandbox {
             ("LANG".into(), "C.UTF-8".into()),
         ],
         hide_private: true,
+        limits: job.limits,
         ..Default::default()
     }
 }

@@ -56,6 +56,7 @@ impl Backend for Mock {
                 packages: srpms,
                 tail: log.tail(40),
                 timed_out: srpm.timed_out,
+                limit: None,
                 host_failure: mock_host_failure(&srpm),
                 signal: srpm.signal,
             });
@@ -83,6 +84,7 @@ impl Backend for Mock {
             packages: srpms.into_iter().chain(rpms).collect(),
             tail: crate::exec::last_lines(&build_log, 40),
             timed_out: done.timed_out,
+            limit: None,
             host_failure: mock_host_failure(&done),
             signal: done.signal,
         })

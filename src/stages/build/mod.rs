@@ -78,6 +78,8 @@ pub struct Args {
     #[arg(long, default_value_t = 14400, value_name = "SECS")]
     pub timeout: u64,
     #[command(flatten)]
+    pub limits: crate::limits::LimitArgs,
+    #[command(flatten)]
     pub common: CommonArgs,
 }
 

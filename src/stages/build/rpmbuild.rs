@@ -58,6 +58,7 @@ impl Backend for Rpmbuild {
             packages,
             tail,
             timed_out: done.timed_out,
+            limit: done.limit,
             host_failure: None,
             signal: super::backend::signal_of(done.code).or(done.signal),
         })

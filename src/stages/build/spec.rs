@@ -30,6 +30,9 @@ pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
             .wrap(&cmd.arg("--qf").arg(qf).arg(spec))?
             .timeout(job.timeout),
     )?;
+    if let Some(why) = out.limit {
+        return Err(crate::limits::Reached(why).into());
+    }
     if !out.success() {
         let why = out
             .stderr
@@ -87,6 +90,9 @@ pub fn parsed_has_check(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<b
             .wrap(&rpmspec(job).arg("-P").arg(job.spec))?
             .timeout(job.timeout),
     )?;
+    if let Some(why) = out.limit {
+        return Err(crate::limits::Reached(why).into());
+    }
     Ok(out.success()
         && out.stdout.lines().any(|l| {
             l.strip_prefix("%check")

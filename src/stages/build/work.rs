@@ -27,6 +27,34 @@ pub fn build(
     rec: &mut RecordParts,
     spinner: Option<&Spinner>,
 ) -> Result<Vec<Artifact>> {
+    match build_bounded(args, lookaside, p, cx, rec, spinner) {
+        // Spec code parsed by rpmspec went past a limit: the package's failure.
+        Err(e) if e.downcast_ref::<crate::limits::Reached>().is_some() => {
+            limit_reached(rec, &e.to_string());
+            Ok(Vec::new())
+        }
+        other => other,
+    }
+}
+
+/// The build FAILED because its package code went past a limit (`why` names it); not
+/// reused, since another run may be given other limits.
+fn limit_reached(rec: &mut RecordParts, why: &str) {
+    rec.outcome = Outcome::Failed;
+    rec.cacheable = false;
+    let msg = format!("package code went past its limits: {why}");
+    progress::note(&format!("build FAILED: {msg}"));
+    rec.notes.push(msg);
+}
+
+fn build_bounded(
+    args: &Args,
+    lookaside: Option<&sources::Lookaside>,
+    p: &Prepared,
+    cx: &mut Ctx,
+    rec: &mut RecordParts,
+    spinner: Option<&Spinner>,
+) -> Result<Vec<Artifact>> {
     let step = |s: &str| {
         if let Some(sp) = spinner {
             sp.step(s)
@@ -36,6 +64,8 @@ pub fn build(
     let dirs = stage_files(p, lookaside, cx, rec)?;
     let rpmbuild = p.backend.name() == "rpmbuild";
     let private = p.co.private_paths();
+    let limits = crate::config::run_limits(args.limits.partial(), cx.manifest, &mut cx.run.log);
+    rec.data.insert("limits".into(), json!(limits));
     let job = |nodeps| Job {
         private: &private,
         spec: &dirs.spec_copy,
@@ -47,6 +77,7 @@ pub fn build(
         nodeps,
         nocheck: args.nocheck,
         timeout: crate::cli::timeout(args.timeout),
+        limits,
         macros: dirs.macros.as_deref(),
     };
     rec.backend = Some(p.backend.name().to_string());
@@ -212,8 +243,23 @@ fn stage_files(
 /// `build.check`: PASSED only when rpmbuild ran %check and it passed (also when a later step
 /// failed); otherwise why it has no verdict.
 fn check_result(out: &Output, ran: bool, nocheck: bool) -> TestResult {
+    let killed;
     let (outcome, note) = if nocheck {
         (Outcome::Skipped, "not run: --nocheck")
+    } else if let Some(why) = &out.limit {
+        killed = if ran {
+            format!("killed while %check ran: {why}")
+        } else {
+            format!("not run: the build was killed before %check: {why}")
+        };
+        (
+            if ran {
+                Outcome::Failed
+            } else {
+                Outcome::Skipped
+            },
+            killed.as_str(),
+        )
     } else if out.timed_out && ran {
         (Outcome::Error, "killed by --timeout while %check ran")
     } else if out.timed_out {
@@ -257,6 +303,10 @@ fn explain_failure(
     cx: &mut Ctx,
     rec: &mut RecordParts,
 ) -> Result<()> {
+    if let Some(why) = &out.limit {
+        limit_reached(rec, why);
+        return Ok(());
+    }
     if out.timed_out {
         rec.outcome = Outcome::Error;
         rec.notes.push(format!(

@@ -103,8 +103,7 @@ pub fn wait(
                 }
                 // Read up to the cap (`ok`, or a list of checks): an endless answer is not
                 // the API server, and is not read past it.
-                let body = match crate::caps::http_body(resp, crate::caps::READYZ_ANSWER, &url)
-                {
+                let body = match crate::caps::http_body(resp, crate::caps::READYZ_ANSWER, &url) {
                     Ok(b) => String::from_utf8_lossy(&b).into_owned(),
                     Err(why) => {
                         let answer = format!("HTTP {status}: {}", crate::exec::redact(&why));

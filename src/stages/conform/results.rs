@@ -4,8 +4,8 @@
 //! `[ReportAfterSuite] ...`) are test cases in its JUnit but no conformance test: they are
 //! kept apart (`Findings::suite_nodes`), never counted as passed tests.
 
-use crate::junit;
 use crate::caps;
+use crate::junit;
 use crate::manifest::{Outcome, TestResult};
 use serde_json::{json, Map};
 use std::path::Path;

@@ -119,6 +119,9 @@ impl Stage for Integrate {
         let roles = sti::install_roles(&cx.ws.root().join("share/roles"))?;
         let tree = p.tests.dir.clone();
         let private: Vec<PathBuf> = p.tests.private_paths();
+        let limits =
+            crate::config::run_limits(a.suite.limits.partial(), cx.manifest, &mut cx.run.log);
+        rec.data.insert("limits".into(), json!(limits));
         let env = Env {
             overlays: &overlays,
             tree: &tree,
@@ -130,6 +133,11 @@ impl Stage for Integrate {
             subjects: Vec::new(),
             network: a.suite.network,
             timeout: crate::cli::timeout(a.suite.timeout),
+            limits: crate::config::run_limits(
+                a.suite.limits.partial(),
+                cx.manifest,
+                &mut cx.run.log,
+            ),
         };
         let scratch = cx.dir();
         env.check(cx.log(), &scratch)?;

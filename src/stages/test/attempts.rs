@@ -99,6 +99,25 @@ pub fn run(
         // ERROR, or a FAILED case it reported before, is never reused.
         rec.cacheable = false;
     }
+    // A run killed past a limit is the package's failure, but not reused: another run may
+    // be given other limits.
+    let mut reached: Vec<String> = Vec::new();
+    for (c, earlier) in &cases {
+        for why in std::iter::once(c)
+            .chain(earlier)
+            .filter_map(|c| c.limit_reached())
+        {
+            if !reached.iter().any(|r| r == why) {
+                reached.push(why.to_string());
+            }
+        }
+    }
+    if !reached.is_empty() {
+        rec.cacheable = false;
+        let msg = format!("package code went past its limits: {}", reached.join("; "));
+        crate::progress::note(&msg);
+        rec.notes.push(msg);
+    }
     let mut results: Vec<TestResult> = a.carried;
     let mut logs = results::LogStore::new(cx.ws, &mut artifacts, a.stage);
     for slot in cases {

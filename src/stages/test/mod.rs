@@ -58,6 +58,8 @@ pub struct SuiteArgs {
     /// Kill a test run (a playbook, or tmt) after this many seconds (ERROR); 0 for no limit
     #[arg(long, default_value_t = 3600, value_name = "SECS")]
     pub timeout: u64,
+    #[command(flatten)]
+    pub limits: crate::limits::LimitArgs,
 }
 
 /// `fci test`'s flags.
@@ -231,6 +233,9 @@ impl Stage for Test {
         spinner.step("installing the packages into a throwaway root");
         let subj = subject::prepare(&cx.dir(), &p.rpms, a.base_root.as_deref(), cx.log())?;
         let roles = sti::install_roles(&cx.ws.root().join("share/roles"))?;
+        let limits =
+            crate::config::run_limits(a.suite.limits.partial(), cx.manifest, &mut cx.run.log);
+        rec.data.insert("limits".into(), json!(limits));
         let env = Env {
             overlays: &subj.overlays,
             tree: &p.tree,
@@ -250,6 +255,11 @@ impl Stage for Test {
             subjects: p.rpms.clone(),
             network: a.suite.network,
             timeout: crate::cli::timeout(a.suite.timeout),
+            limits: crate::config::run_limits(
+                a.suite.limits.partial(),
+                cx.manifest,
+                &mut cx.run.log,
+            ),
         };
         let scratch = cx.dir();
         env.check(cx.log(), &scratch)?;

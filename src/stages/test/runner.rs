@@ -60,6 +60,25 @@ impl Case {
         }
     }
 
+    /// The whole run killed because its package code went past one of its limits (`why`:
+    /// `pids limit 1024 reached`): FAILED, the package's doing.
+    pub fn limit_hit(runner: &'static str, group: Option<&str>, name: &str, why: &str) -> Self {
+        Case {
+            outcome: Outcome::Failed,
+            note: Some(format!("killed: {why}{LIMIT_NOTE}")),
+            ..Case::run_error(runner, group, name, String::new(), None)
+        }
+    }
+
+    /// The limit a run was killed past, when this is that run's result.
+    pub fn limit_reached(&self) -> Option<&str> {
+        let note = self.note.as_deref()?;
+        if self.outcome != Outcome::Failed || !self.whole_run {
+            return None;
+        }
+        note.strip_prefix("killed: ")?.strip_suffix(LIMIT_NOTE)
+    }
+
     /// A result for the whole run when it broke before (or instead of) reporting test cases.
     pub fn run_error(
         runner: &'static str,
@@ -82,6 +101,8 @@ impl Case {
     }
 }
 
+const LIMIT_NOTE: &str = " (the bounds of package code: --max-pids, --max-memory, --max-scratch)";
+
 /// Everything an attempt needs to run isolated against the subject.
 pub struct Env<'a> {
     pub overlays: &'a [Overlay],
@@ -96,12 +117,16 @@ pub struct Env<'a> {
     pub network: bool,
     /// Kill a run (one playbook or one tmt run) that takes longer.
     pub timeout: Option<std::time::Duration>,
+    /// What the tests may use (processes, memory, scratch).
+    pub limits: crate::limits::Limits,
 }
 
 /// How a sandboxed run ended.
 pub struct Ended {
     pub code: Option<i32>,
     pub timed_out: bool,
+    /// Killed past a limit: which (`memory limit 4 GiB reached`).
+    pub limit: Option<String>,
 }
 
 impl Env<'_> {
@@ -138,6 +163,7 @@ impl Env<'_> {
         Ok(Ended {
             code: done.code,
             timed_out: done.timed_out,
+            limit: done.limit,
         })
     }
 
@@ -164,9 +190,6 @@ impl Env<'_> {
                     .into(),
             ),
         ];
-        if let Some(p) = std::env::var_os("PYENV_ROOT") {
-            env.push(("PYENV_ROOT".into(), p));
-        }
         env.extend(extra_env);
         Sandbox {
             network: self.network,
@@ -177,6 +200,7 @@ impl Env<'_> {
             chdir: Some(cwd.to_path_buf()),
             hide_private: true,
             hide: self.hide.clone(),
+            limits: self.limits,
         }
     }
 }

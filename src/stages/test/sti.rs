@@ -173,7 +173,9 @@ pub fn run(
     let pb_abs = src.join(playbook);
     let cwd = pb_abs.parent().unwrap().to_path_buf();
     // Found on the caller's PATH, run by its full path: the sandbox's PATH is the system's.
-    let mut cmd = Cmd::new(ANSIBLE_PLAYBOOK.find()?)
+    let playbook_tool = ANSIBLE_PLAYBOOK.find()?;
+    crate::sandbox::check_outside_homes(ANSIBLE_PLAYBOOK.program, &playbook_tool)?;
+    let mut cmd = Cmd::new(playbook_tool)
         .arg("-i")
         .arg(&inventory)
         .arg("-e")
@@ -203,6 +205,16 @@ pub fn run(
     } else {
         Err("TEST_ARTIFACTS is no longer a directory of the run (replaced by a symlink?)".into())
     };
+    if let Some(why) = ended.limit.as_deref() {
+        // Killed past a limit: what the tests reported so far, and the kill, the package
+        // code's doing.
+        let mut cases = parsed.unwrap_or_default();
+        if !only.is_empty() {
+            cases.retain(|c| only.contains(&c.name));
+        }
+        cases.push(Case::limit_hit("sti", group, &name, why));
+        return Ok(cases);
+    }
     let mut cases = match parsed {
         Ok(c) => c,
         Err(why) if ended.timed_out => {

@@ -64,7 +64,9 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Vec<Ca
     let (src, home) = env.attempt_dirs(dir)?;
     let id = dir.join("tmt-run");
     // prepare is skipped: it would install `require:` packages from the network onto the host.
-    let mut cmd = Cmd::new(TMT.find()?)
+    let tmt = TMT.find()?;
+    crate::sandbox::check_outside_homes(TMT.program, &tmt)?;
+    let mut cmd = Cmd::new(tmt)
         .arg("--root")
         .arg(&src)
         .arg("--feeling-safe")
@@ -137,7 +139,12 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Vec<Ca
         cases.retain(|c| c.whole_run || only.names.contains(&c.name));
     }
     let code = ended.code.map_or("-".into(), |c| c.to_string());
-    if ended.timed_out {
+    if let Some(why) = ended.limit.as_deref() {
+        // Killed past a limit: the run's results may be partial or missing (tmt writes them as
+        // it goes); the kill is the package code's doing.
+        cases.retain(|c| !c.whole_run);
+        cases.push(Case::limit_hit("tmt", None, "tmt", why));
+    } else if ended.timed_out {
         cases.push(Case::timed_out("tmt", None, "tmt", env, None));
     } else if cases.is_empty() && ended.code == Some(3) {
         // tmt's "nothing to run": fmf metadata without plans, or plans that discover no test.

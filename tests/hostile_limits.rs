@@ -1,0 +1,360 @@
+//! Package code is bounded, not just contained: a fork bomb, a memory eater and a disk filler,
+//! in `%build` and in a test, are stopped at their limits (the stage FAILED naming the limit,
+//! nothing of them left running); and nothing of the caller's home reaches package code.
+//! The fixtures are under `tests/hostile/`, each with its PROMISE; each is bounded itself (it
+//! stops after 30 seconds and a few thousand processes, 1 GiB or 256 MiB), so a broken limit
+//! makes a slow failing test, not a broken host.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Every hostile fixture lives 30 seconds unless stopped.
+const STOPPED_WITHIN: Duration = Duration::from_secs(20);
+
+fn hostile(name: &str) -> PathBuf {
+    repo_root().join("tests/hostile").join(name)
+}
+
+fn notes(stage: &Value) -> String {
+    stage["notes"]
+        .as_array()
+        .map(|n| {
+            n.iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default()
+}
+
+/// Processes that still belong to a run in `ws`: their working directory is below it, or
+/// their command line or environment names it (rpmbuild's scriptlets carry RPM_BUILD_DIR,
+/// tests their HOME and TEST_ARTIFACTS).
+fn processes_of(ws: &Path) -> Vec<String> {
+    let needle = ws.to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let p = e.path();
+        let cwd = std::fs::read_link(p.join("cwd")).unwrap_or_default();
+        let text = |f: &str| {
+            String::from_utf8_lossy(&std::fs::read(p.join(f)).unwrap_or_default()).into_owned()
+        };
+        let cmdline = text("cmdline");
+        if cwd.starts_with(ws) || cmdline.contains(&needle) || text("environ").contains(&needle) {
+            out.push(format!("{name}: {}", cmdline.replace('\0', " ")));
+        }
+    }
+    out
+}
+
+fn assert_nothing_left(w: &Ws) {
+    // The kernel takes a moment to reap a killed namespace.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = processes_of(&w.ws());
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still running: {left:#?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn build_hostile(w: &Ws, name: &str, limit: &str) -> (Value, Duration) {
+    let dir = hostile(name);
+    let started = Instant::now();
+    let r = w.run(&["build", dir.to_str().unwrap(), "--dist", ".fc41", limit]);
+    let took = started.elapsed();
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    (r.stage(&m, "build").clone(), took)
+}
+
+fn assert_stopped_build(name: &str, limit: &str, reason: &str) {
+    let w = Ws::new();
+    let (b, took) = build_hostile(&w, name, limit);
+    assert_eq!(b["outcome"], "FAILED", "{b:#}");
+    assert!(notes(&b).contains(reason), "{}", notes(&b));
+    assert!(
+        took < STOPPED_WITHIN,
+        "took {took:?}: the hostile code was not stopped"
+    );
+    assert_nothing_left(&w);
+    // Not reused: another run may be given other limits.
+    let (again, _) = build_hostile(&w, name, limit);
+    assert_eq!(again["cached"], false);
+    assert_nothing_left(&w);
+}
+
+#[test]
+fn a_fork_bomb_in_build_is_stopped_at_the_pids_limit() {
+    assert_stopped_build(
+        "limits-fork-bomb-build",
+        "--max-pids=64",
+        "pids limit 64 reached",
+    );
+}
+
+#[test]
+fn a_memory_eater_in_build_is_stopped_at_the_memory_limit() {
+    assert_stopped_build(
+        "limits-memory-eater-build",
+        "--max-memory=256M",
+        "memory limit 256 MiB reached",
+    );
+}
+
+#[test]
+fn a_disk_filler_in_build_is_stopped_at_the_scratch_limit() {
+    assert_stopped_build(
+        "limits-disk-filler-build",
+        "--max-scratch=64M",
+        "scratch limit 64 MiB reached",
+    );
+}
+
+#[test]
+fn memory_held_in_memfds_in_build_is_stopped_at_the_scratch_limit() {
+    assert_stopped_build(
+        "limits-memfd-filler-build",
+        "--max-scratch=128M",
+        "scratch limit 128 MiB reached",
+    );
+}
+
+fn built(w: &Ws) -> Value {
+    let r = w.build("hello-atomic", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.manifest()
+}
+
+fn assert_stopped_test(name: &str, run_name: &str, limit: &str, reason: &str) {
+    let w = Ws::new();
+    let m = built(&w);
+    let tests = hostile(name);
+    let started = Instant::now();
+    let r = w.test(&m, &["--tests-from", tests.to_str().unwrap(), limit]);
+    let took = started.elapsed();
+    assert_eq!(r.code, 1, "{}\n{}", r.stderr, r.stdout);
+    let m = r.manifest();
+    let t = r.stage(&m, "test");
+    assert_eq!(t["outcome"], "FAILED", "{t:#}");
+    assert!(notes(t).contains(reason), "{}", notes(t));
+    let run = t["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["testcase"] == run_name)
+        .unwrap_or_else(|| panic!("no result for the playbook: {t:#}"));
+    assert_eq!(run["outcome"], "FAILED");
+    assert!(run["note"].as_str().unwrap().contains(reason), "{run:#}");
+    assert!(
+        took < STOPPED_WITHIN,
+        "took {took:?}: the hostile test was not stopped"
+    );
+    assert_nothing_left(&w);
+}
+
+#[test]
+fn a_fork_bomb_in_a_test_is_stopped_at_the_pids_limit() {
+    assert_stopped_test(
+        "limits-fork-bomb-test",
+        "tests/tests.yml",
+        "--max-pids=64",
+        "pids limit 64 reached",
+    );
+}
+
+#[test]
+fn a_memory_eater_in_a_test_is_stopped_at_the_memory_limit() {
+    assert_stopped_test(
+        "limits-memory-eater-test",
+        "tests/tests.yml",
+        "--max-memory=256M",
+        "memory limit 256 MiB reached",
+    );
+}
+
+#[test]
+fn a_memory_eater_in_a_tmt_test_is_stopped_at_the_memory_limit() {
+    assert_stopped_test(
+        "limits-memory-eater-tmt",
+        "tmt",
+        "--max-memory=256M",
+        "memory limit 256 MiB reached",
+    );
+}
+
+#[test]
+fn a_disk_filler_in_a_test_is_stopped_at_the_scratch_limit() {
+    assert_stopped_test(
+        "limits-disk-filler-test",
+        "tests/tests.yml",
+        "--max-scratch=64M",
+        "scratch limit 64 MiB reached",
+    );
+}
+
+#[test]
+fn a_small_package_builds_and_tests_within_the_default_limits() {
+    let w = Ws::new();
+    let m = built(&w);
+    let r = w.test(&m, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    assert_eq!(r.stage(&m, "test")["outcome"], "PASSED");
+}
+
+#[test]
+fn limits_below_fcis_minimum_are_refused() {
+    let w = Ws::new();
+    for (flag, says) in [
+        ("--max-pids=2", "minimum"),
+        ("--max-memory=1M", "minimum"),
+        ("--max-scratch=lots", "not a size"),
+    ] {
+        let r = w.run(&[
+            "build",
+            hostile("limits-fork-bomb-build").to_str().unwrap(),
+            flag,
+        ]);
+        assert_eq!(r.code, 2, "{flag}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{flag}: {}", r.stderr);
+    }
+}
+
+/// A home directory with a pyenv in it, as the caller's: removed when dropped.
+struct FakeHome(PathBuf);
+
+impl Drop for FakeHome {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The path the `limits-home-hidden-test` fixture looks for.
+const FAKE_HOME: &str = "/home/fci-hostile-home";
+
+fn fake_home(at: &str) -> FakeHome {
+    use std::os::unix::fs::PermissionsExt;
+    let home = FakeHome(PathBuf::from(at));
+    let _ = std::fs::remove_dir_all(&home.0);
+    for dir in [".pyenv/shims", ".pyenv/versions/3.99.0/bin", "bin"] {
+        std::fs::create_dir_all(home.0.join(dir)).unwrap();
+    }
+    let python = home.0.join(".pyenv/versions/3.99.0/bin/python3");
+    std::fs::write(&python, "#!/bin/sh\necho CALLERS-PYTHON\n").unwrap();
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(&python, home.0.join(".pyenv/shims/python3")).unwrap();
+    home
+}
+
+#[test]
+fn tests_never_see_the_callers_home_or_pyenv() {
+    let w = Ws::new();
+    let m = built(&w);
+    let home = fake_home(FAKE_HOME);
+    let path = format!(
+        "{0}/.pyenv/shims:{0}/.pyenv/bin:{1}",
+        home.0.display(),
+        std::env::var("PATH").unwrap()
+    );
+    let p = w.save("in.json", &m);
+    let tests = hostile("limits-home-hidden-test");
+    let out = w
+        .cmd()
+        .env("HOME", &home.0)
+        .env("PYENV_ROOT", home.0.join(".pyenv"))
+        .env("PATH", &path)
+        .args([
+            "test",
+            "-m",
+            p.to_str().unwrap(),
+            "--tests-from",
+            tests.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, r.stdout);
+    let m = r.manifest();
+    let t = r.stage(&m, "test");
+    assert_eq!(
+        results(t),
+        vec![("home-hidden".to_string(), "PASSED".to_string())],
+        "{t:#}"
+    );
+}
+
+#[test]
+fn a_test_runner_installed_in_a_home_is_refused_not_given_the_home() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = Ws::new();
+    let m = built(&w);
+    let home = fake_home("/home/fci-hostile-tool");
+    let fake = home.0.join("bin/ansible-playbook");
+    std::fs::write(&fake, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}/bin:{}",
+        home.0.display(),
+        std::env::var("PATH").unwrap()
+    );
+    let p = w.save("in.json", &m);
+    let tests = fixture("plain-sti");
+    let out = w
+        .cmd()
+        .env("PATH", &path)
+        .args([
+            "test",
+            "-m",
+            p.to_str().unwrap(),
+            "--tests-from",
+            tests.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("ansible-playbook") && r.stderr.contains("hides from package code"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_runaway_leaves_a_concurrent_run_unaffected() {
+    let w = Ws::new();
+    let (bomb, normal) = std::thread::scope(|s| {
+        let bomb = s.spawn(|| {
+            let dir = hostile("limits-fork-bomb-build");
+            w.run(&[
+                "build",
+                dir.to_str().unwrap(),
+                "--dist",
+                ".fc41",
+                "--max-pids=64",
+            ])
+        });
+        let normal = s.spawn(|| w.build("hello-atomic", &["--max-pids=64"]));
+        (bomb.join().unwrap(), normal.join().unwrap())
+    });
+    assert_eq!(bomb.code, 1, "{}", bomb.stderr);
+    let bm = bomb.manifest();
+    let b = bomb.stage(&bm, "build");
+    assert!(notes(b).contains("pids limit 64 reached"), "{}", notes(b));
+    // The same limits, in the same workspace at the same time: a package that needs few
+    // processes builds as ever.
+    assert_eq!(normal.code, 0, "{}\n{}", normal.stderr, normal.stdout);
+    let m = normal.manifest();
+    assert_eq!(normal.stage(&m, "build")["outcome"], "PASSED");
+    assert_nothing_left(&w);
+}
