@@ -281,7 +281,7 @@ fn killing_fci_takes_its_sandboxes_with_it() {
 fn a_top_level_link_in_the_subject_layers_nothing_of_the_host() {
     let w = Ws::new();
     let built = w.build_fixture("toplink", &[]);
-    assert_eq!(built.code, 0, "{}", built.stderr);
+    assert_eq!(built.code, 0, "{}{}", built.stderr, built.stdout);
     // A base with a real /srv: the package's /srv -> /root lands on it.
     let base = w.path().join("base");
     std::fs::create_dir_all(base.join("srv")).unwrap();
