@@ -592,7 +592,8 @@ fn ns_pids(proc_dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Threads, and private memory (resident and swapped) in bytes, of the namespace's processes.
+/// Threads, and memory (private resident and swapped, and shared resident) in bytes, of the
+/// namespace's processes.
 fn threads_and_memory(proc_dir: &Path, pids: &[String]) -> (u64, u64) {
     let (mut threads, mut kib) = (0u64, 0u64);
     for p in pids {
@@ -607,7 +608,13 @@ fn threads_and_memory(proc_dir: &Path, pids: &[String]) -> (u64, u64) {
             };
             if let Some(n) = field("Threads:") {
                 threads += n;
-            } else if let Some(n) = field("RssAnon:").or_else(|| field("VmSwap:")) {
+            } else if let Some(n) = field("RssAnon:")
+                .or_else(|| field("VmSwap:"))
+                .or_else(|| field("RssShmem:"))
+            {
+                // Shared memory (MAP_SHARED anonymous, mapped tmpfs files and memfds) is
+                // memory too; shared between processes it is counted once per process, which
+                // errs on the side of the limit.
                 kib += n;
             }
         }
@@ -615,22 +622,27 @@ fn threads_and_memory(proc_dir: &Path, pids: &[String]) -> (u64, u64) {
     (threads, kib * KIB)
 }
 
-/// Bytes of files the namespace's processes deleted but still hold open (their space is in
-/// use, though no directory shows it), memfds included.
+/// Bytes of files the namespace's processes deleted but still hold, open or only mapped
+/// (their space is in use, though no directory shows it): memfds, deleted files kept open,
+/// deleted files mapped and then closed (no fd left; `/proc/PID/map_files` still shows the
+/// mapping), and shared anonymous memory (a shmem inode, counted here as it is backed by the
+/// same shared memory a tmpfs uses). Each inode once, by its allocated blocks.
 fn deleted_open(proc_dir: &Path, pids: &[String]) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let mut seen = HashSet::new();
     let mut total = 0;
     for p in pids {
-        let Ok(fds) = std::fs::read_dir(proc_dir.join(p).join("fd")) else {
-            continue;
-        };
-        for fd in fds.filter_map(|e| e.ok()) {
-            let Ok(m) = std::fs::metadata(fd.path()) else {
+        for sub in ["fd", "map_files"] {
+            let Ok(entries) = std::fs::read_dir(proc_dir.join(p).join(sub)) else {
                 continue;
             };
-            if m.is_file() && m.nlink() == 0 && seen.insert((m.dev(), m.ino())) {
-                total += m.blocks() * 512;
+            for e in entries.filter_map(|e| e.ok()) {
+                let Ok(m) = std::fs::metadata(e.path()) else {
+                    continue;
+                };
+                if m.is_file() && m.nlink() == 0 && seen.insert((m.dev(), m.ino())) {
+                    total += m.blocks() * 512;
+                }
             }
         }
     }

@@ -129,6 +129,30 @@ fn memory_held_in_memfds_in_build_is_stopped_at_the_scratch_limit() {
     );
 }
 
+#[test]
+fn shared_anonymous_memory_in_build_is_stopped_at_a_limit() {
+    // Shared memory is memory and shmem both: whichever limit sees it first stops it.
+    let w = Ws::new();
+    let (b, took) = build_hostile(&w, "limits-shared-memory-build", "--max-memory=256M");
+    assert_eq!(b["outcome"], "FAILED", "{b:#}");
+    let n = notes(&b);
+    assert!(
+        n.contains("scratch limit 8 GiB reached") || n.contains("memory limit 256 MiB reached"),
+        "{n}"
+    );
+    assert!(took < STOPPED_WITHIN, "took {took:?}: not stopped");
+    assert_nothing_left(&w);
+}
+
+#[test]
+fn disk_written_through_mappings_of_deleted_files_is_stopped_at_the_scratch_limit() {
+    assert_stopped_build(
+        "limits-mapped-deleted-build",
+        "--max-scratch=128M",
+        "scratch limit 128 MiB reached",
+    );
+}
+
 fn built(w: &Ws) -> Value {
     let r = w.build("hello-atomic", &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
