@@ -223,6 +223,19 @@ pub struct Monitor {
     last_scratch: u64,
     last_fs_used: u64,
     walk_took: Duration,
+    /// The command's own cgroups, where fci could make them: the kernel's limits.
+    cgroups: Option<crate::cgroup::Cgroups>,
+}
+
+/// How the bounded commands of this process were bounded, each way once (see `enforced_by`).
+static ENFORCED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// How the bounded commands run since the last call were bounded (`cgroup v1 (pids, memory);
+/// cgroup v2 (kill); watcher (scratch)`), for the stage record's `data.limits.enforced_by`.
+pub fn enforced_by() -> Option<String> {
+    let mut e = ENFORCED.lock().unwrap_or_else(|p| p.into_inner());
+    let all = std::mem::take(&mut *e);
+    (!all.is_empty()).then(|| all.join(" | "))
 }
 
 impl Monitor {
@@ -233,7 +246,27 @@ impl Monitor {
         let walk_took = started.elapsed();
         let disk_every = DISK_MIN.max(walk_took * 10);
         let last_fs_used = fs_used(&bounds.writable) + shmem();
+        let cgroups = crate::cgroup::Cgroups::create(bounds.limits.pids, bounds.limits.memory);
+        let (kernel_pids, kernel_memory) = cgroups.as_ref().map_or((false, false), |c| c.enforces());
+        let mut watched = Vec::new();
+        if !kernel_pids {
+            watched.push("pids");
+        }
+        if !kernel_memory {
+            watched.push("memory");
+        }
+        watched.push("scratch");
+        let mut how: Vec<String> = cgroups.iter().map(|c| c.describe()).collect();
+        how.push(format!("watcher ({})", watched.join(", ")));
+        let how = how.join("; ");
+        {
+            let mut e = ENFORCED.lock().unwrap_or_else(|p| p.into_inner());
+            if !e.contains(&how) {
+                e.push(how);
+            }
+        }
         Monitor {
+            cgroups,
             last_walk: Instant::now(),
             last_scratch: 0,
             last_fs_used,
@@ -286,9 +319,18 @@ impl Monitor {
         self.bounds.limits.scratch
     }
 
+    /// The descriptors (each a `cgroup.procs`) the command's first process writes `0` to
+    /// before it execs, to join its cgroups; empty where there are none.
+    pub fn join_fds(&self) -> Vec<i32> {
+        self.cgroups.as_ref().map_or_else(Vec::new, |c| c.join_fds())
+    }
+
     /// The limit the sandbox is past, if any.
     pub fn poll(&mut self) -> Option<String> {
         let limits = self.bounds.limits;
+        if let Some(why) = self.cgroups.as_ref().and_then(|c| c.reached(limits.memory)) {
+            return Some(why);
+        }
         let init = self.find_init()?;
         let proc_dir = fd_path(self.proc_dir.as_ref()?);
         let pids = ns_pids(&proc_dir);
@@ -347,6 +389,12 @@ impl Monitor {
     /// After the command ended by itself, unsuccessfully: whether its scratch was full (a
     /// writer stopped by a full tmpfs or by RLIMIT_FSIZE may end before a poll sees it).
     pub fn finish(&mut self) -> Option<String> {
+        // A process the kernel's OOM killer killed, a fork it refused: the command may have
+        // ended of it before a poll saw it.
+        let memory = self.bounds.limits.memory;
+        if let Some(why) = self.cgroups.as_ref().and_then(|c| c.reached(memory)) {
+            return Some(why);
+        }
         let limit = self.bounds.limits.scratch;
         // A little below the limit: a file cut at the limit, a tmpfs full to its last page.
         let nearly = limit - limit / 100;
@@ -372,8 +420,13 @@ impl Monitor {
                 }
             }
         };
+        // A v2 cgroup kills all of it at once, forks racing with the kill included.
+        let whole = self.cgroups.as_ref().is_some_and(|c| c.kill());
         for (_, fd) in [&self.init, &self.top].into_iter().flatten() {
             pidfd_kill(fd);
+        }
+        if whole {
+            return;
         }
         let Some((_, ns)) = self.ns else { return };
         let until = Instant::now() + Duration::from_secs(5);
