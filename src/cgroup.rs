@@ -108,7 +108,11 @@ impl Cgroups {
             });
         }
         for (controller, kind) in [("pids", Kind::V1Pids), ("memory", Kind::V1Memory)] {
-            let Some(m) = mounts.v1.iter().find(|m| m.controllers.iter().any(|c| c == controller)) else {
+            let Some(m) = mounts
+                .v1
+                .iter()
+                .find(|m| m.controllers.iter().any(|c| c == controller))
+            else {
                 continue;
             };
             let Some(own) = own
@@ -208,8 +212,8 @@ impl Cgroups {
     pub fn reached(&self, memory: u64) -> Option<String> {
         for g in &self.groups {
             let events = |file: &str, key: &str| counter(&g.dir.join(file), key);
-            let pids = matches!(g.kind, Kind::V2Limits | Kind::V1Pids)
-                && events("pids.events", "max") > 0;
+            let pids =
+                matches!(g.kind, Kind::V2Limits | Kind::V1Pids) && events("pids.events", "max") > 0;
             if pids {
                 let peak = std::fs::read_to_string(g.dir.join("pids.peak"))
                     .ok()

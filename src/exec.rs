@@ -158,9 +158,7 @@ impl Log {
         let fsize = monitor.as_ref().map(|m| m.file_size_limit());
         // The command's cgroups (`cgroup.procs`, open here): it joins them before it execs,
         // so that everything it starts is in them from its first fork.
-        let join = monitor
-            .as_ref()
-            .map_or_else(Vec::new, |m| m.join_fds());
+        let join = monitor.as_ref().map_or_else(Vec::new, |m| m.join_fds());
         let mut expr = duct::cmd(&cmd.program, &cmd.args)
             .unchecked()
             .stdin_null()

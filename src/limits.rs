@@ -247,7 +247,8 @@ impl Monitor {
         let disk_every = DISK_MIN.max(walk_took * 10);
         let last_fs_used = fs_used(&bounds.writable) + shmem();
         let cgroups = crate::cgroup::Cgroups::create(bounds.limits.pids, bounds.limits.memory);
-        let (kernel_pids, kernel_memory) = cgroups.as_ref().map_or((false, false), |c| c.enforces());
+        let (kernel_pids, kernel_memory) =
+            cgroups.as_ref().map_or((false, false), |c| c.enforces());
         let mut watched = Vec::new();
         if !kernel_pids {
             watched.push("pids");
@@ -322,7 +323,9 @@ impl Monitor {
     /// The descriptors (each a `cgroup.procs`) the command's first process writes `0` to
     /// before it execs, to join its cgroups; empty where there are none.
     pub fn join_fds(&self) -> Vec<i32> {
-        self.cgroups.as_ref().map_or_else(Vec::new, |c| c.join_fds())
+        self.cgroups
+            .as_ref()
+            .map_or_else(Vec::new, |c| c.join_fds())
     }
 
     /// The limit the sandbox is past, if any.
