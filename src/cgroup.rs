@@ -87,7 +87,7 @@ impl Cgroups {
                 let dir = parent.join(&name);
                 let made = cg.add(dir, Kind::V2Limits, |d| {
                     write(d, "pids.max", pids)?;
-                    write(d, "memory.max", memory)?;
+                    write(d, "memory.max", ceiling(memory))?;
                     if d.join("memory.swap.max").exists() {
                         write(d, "memory.swap.max", 0)?;
                     }
@@ -125,9 +125,9 @@ impl Cgroups {
             cg.add(own.join(&name), kind, |d| match kind {
                 Kind::V1Pids => write(d, "pids.max", pids),
                 _ => {
-                    write(d, "memory.limit_in_bytes", memory)?;
+                    write(d, "memory.limit_in_bytes", ceiling(memory))?;
                     if d.join("memory.memsw.limit_in_bytes").exists() {
-                        write(d, "memory.memsw.limit_in_bytes", memory)?;
+                        write(d, "memory.memsw.limit_in_bytes", ceiling(memory))?;
                     }
                     Ok(())
                 }
@@ -226,6 +226,22 @@ impl Cgroups {
                     None => format!("pids limit {n} reached (the kernel refused more)"),
                 });
             }
+            // Anonymous memory (resident and swapped) of all its processes, as the kernel
+            // counts it: the memory limit itself (page cache, reclaimable, is not memory use).
+            let anon = match g.kind {
+                Kind::V2Limits => events("memory.stat", "anon"),
+                Kind::V1Memory => {
+                    events("memory.stat", "total_rss") + events("memory.stat", "total_swap")
+                }
+                _ => 0,
+            };
+            if anon >= memory {
+                return Some(format!(
+                    "memory limit {} reached ({} MiB seen by the kernel)",
+                    crate::limits::show(memory),
+                    anon >> 20
+                ));
+            }
             let oom = match g.kind {
                 Kind::V2Limits => {
                     events("memory.events", "oom_kill") > 0 || events("memory.events", "oom") > 0
@@ -235,8 +251,9 @@ impl Cgroups {
             };
             if oom {
                 return Some(format!(
-                    "memory limit {} reached (the kernel's OOM killer stopped it)",
-                    crate::limits::show(memory)
+                    "memory limit {} reached (the kernel's OOM killer stopped it at {})",
+                    crate::limits::show(memory),
+                    crate::limits::show(ceiling(memory))
                 ));
             }
         }
@@ -280,6 +297,15 @@ impl Drop for Cgroups {
             }
         }
     }
+}
+
+/// The kernel's hard memory limit for a memory limit: a quarter above it (at least 32 MiB).
+/// fci stops the command when its anonymous memory reaches the limit (see `reached`); the
+/// kernel's own limit, where it would reclaim the command's page cache and code over and over
+/// before its OOM killer acts (seconds of thrashing), is the backstop for what grows faster
+/// than fci polls.
+pub fn ceiling(memory: u64) -> u64 {
+    memory.saturating_add((memory / 4).max(32 << 20))
 }
 
 /// Writes a number into a cgroup's file.
