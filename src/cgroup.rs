@@ -228,10 +228,12 @@ impl Cgroups {
             }
             // Anonymous memory (resident and swapped) of all its processes, as the kernel
             // counts it: the memory limit itself (page cache, reclaimable, is not memory use).
+            let stat = || std::fs::read_to_string(g.dir.join("memory.stat")).unwrap_or_default();
             let anon = match g.kind {
-                Kind::V2Limits => events("memory.stat", "anon"),
+                Kind::V2Limits => field(&stat(), "anon"),
                 Kind::V1Memory => {
-                    events("memory.stat", "total_rss") + events("memory.stat", "total_swap")
+                    let stat = stat();
+                    field(&stat, "total_rss") + field(&stat, "total_swap")
                 }
                 _ => 0,
             };
@@ -318,15 +320,17 @@ fn write(dir: &Path, file: &str, n: u64) -> std::io::Result<()> {
 
 /// A `key N` line's N in a cgroup's flat-keyed file (0 when absent).
 fn counter(file: &Path, key: &str) -> u64 {
-    std::fs::read_to_string(file)
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                let mut w = l.split_whitespace();
-                (w.next() == Some(key))
-                    .then(|| w.next().and_then(|n| n.parse().ok()))
-                    .flatten()
-            })
+    field(&std::fs::read_to_string(file).unwrap_or_default(), key)
+}
+
+/// A `key N` line's N in a flat-keyed text (0 when absent).
+fn field(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(key))
+                .then(|| w.next().and_then(|n| n.parse().ok()))
+                .flatten()
         })
         .unwrap_or(0)
 }
@@ -436,5 +440,42 @@ impl Mounts {
             }
         }
         m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_keyed_fields_and_hierarchy_paths() {
+        let oom = "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n";
+        assert_eq!(field(oom, "oom_kill"), 2);
+        assert_eq!(field(oom, "oom"), 0);
+        assert_eq!(field("max 0\n", "max"), 0);
+        let m = Mount {
+            root: "/".into(),
+            mountpoint: "/sys/fs/cgroup/memory".into(),
+            controllers: vec!["memory".into()],
+        };
+        assert_eq!(
+            m.resolve("/process_api/x"),
+            Some(PathBuf::from("/sys/fs/cgroup/memory/process_api/x"))
+        );
+        assert_eq!(m.resolve("/"), Some(PathBuf::from("/sys/fs/cgroup/memory")));
+        assert_eq!(m.resolve("/a/../b"), None);
+        // A hierarchy mounted from one of its cgroups (a container's view).
+        let c = Mount {
+            root: "/machine/ct".into(),
+            mountpoint: "/sys/fs/cgroup".into(),
+            controllers: Vec::new(),
+        };
+        assert_eq!(
+            c.resolve("/machine/ct/svc"),
+            Some(PathBuf::from("/sys/fs/cgroup/svc"))
+        );
+        assert_eq!(c.resolve("/elsewhere"), None);
+        assert_eq!(ceiling(256 << 20), 320 << 20);
+        assert_eq!(ceiling(16 << 20), 48 << 20);
     }
 }

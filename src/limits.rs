@@ -1,7 +1,33 @@
 //! Bounds on package code: how many processes, how much memory and how much scratch space
 //! everything run in the sandbox may use together (time is each stage's `--timeout`).
 //!
-//! This host path needs no cgroups: fci watches the sandbox from outside while it runs.
+//! Where fci may make cgroups (root, a writable cgroup hierarchy), the kernel bounds processes
+//! and memory: each sandboxed command gets cgroups of its own (`crate::cgroup`), which its
+//! first process joins before it execs, so nothing it starts is ever outside them:
+//! - processes: `pids.max` is the limit, and the kernel refuses any fork past it (processes
+//!   and threads of the cgroup, bwrap and fci's mount helper included). A refused fork
+//!   (`pids.events` `max`) ends the command: `pids limit N reached (P processes and threads
+//!   at most: the kernel refused more)`, P being the kernel's high-water mark (`pids.peak`).
+//! - memory: the kernel's count of the cgroup's anonymous memory (resident and swapped,
+//!   `memory.stat`) is read every poll and ends the command at the limit; the cgroup's hard
+//!   limit (`memory.max`, or v1's `memory.limit_in_bytes` and `memory.memsw.limit_in_bytes`)
+//!   sits a quarter above it, so that page cache is reclaimed first and a faster eater meets
+//!   the kernel's OOM killer, which also ends the command. The limit itself is not the hard
+//!   limit: there the kernel reclaims page cache and program code over and over for seconds
+//!   before its OOM killer acts. tmpfs pages are memory to the kernel and count toward the
+//!   hard limit too.
+//! - kill: a v2 cgroup's `cgroup.kill` kills the whole tree at once (on a v1-only host,
+//!   the pid namespace is killed as below).
+//!
+//! The cgroups are removed when the command ends. cgroup v2 with the pids and memory
+//! controllers (a delegated parent) is preferred, but is untested: the hosts fci is tested on
+//! are v1 hybrids (v1 pids and memory, a unified hierarchy without controllers for the kill).
+//! Where no cgroup can be made, fci falls back to watching processes and memory as below.
+//! The stage record's `data.limits.enforced_by` says which it was
+//! (`cgroup v1 (pids, memory); cgroup v2 (kill); watcher (scratch)`).
+//!
+//! Scratch is always watched, and so, without cgroups, are processes and memory: fci watches
+//! the sandbox from outside while it runs.
 //! Every sandbox has a pid namespace of its own, so its processes are exactly those its
 //! `/proc` lists; fci counts them (and their threads), sums their private memory (resident
 //! and swapped), and sums its scratch: the growth of its writable directories, files it
@@ -13,9 +39,9 @@
 //! The counts are sampled (every 10 ms for processes and tmpfs, 50 ms for threads and memory,
 //! at least every second for the directories, sooner when their file system fills fast) by
 //! a real-time thread where fci runs as root, so a runaway overshoots by what it can do in
-//! that time before it is stopped (a perl fork bomb stopped at `--max-pids 64` was seen at
-//! 100 to 190 processes); RLIMIT_NPROC would be exact but does not apply to root, which fci
-//! runs package code as.
+//! that time before it is stopped (a perl fork bomb stopped at `--max-pids 64` by the watcher
+//! was seen at 100 to 190 processes; by the kernel's pids limit, never past 64);
+//! RLIMIT_NPROC would be exact but does not apply to root, which fci runs package code as.
 
 use std::collections::HashSet;
 use std::os::fd::OwnedFd;
