@@ -156,6 +156,9 @@ impl Log {
         }
         let mut monitor = cmd.bounds.clone().map(crate::limits::Monitor::new);
         let fsize = monitor.as_ref().map(|m| m.file_size_limit());
+        // The command's cgroups (`cgroup.procs`, open here): it joins them before it execs,
+        // so that everything it starts is in them from its first fork.
+        let join = monitor.as_ref().map_or_else(Vec::new, |m| m.join_fds());
         let mut expr = duct::cmd(&cmd.program, &cmd.args)
             .unchecked()
             .stdin_null()
@@ -163,10 +166,17 @@ impl Log {
             // past its timeout, after a CI job is cancelled).
             .before_spawn(move |c| {
                 use std::os::unix::process::CommandExt;
-                // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec;
+                // SAFETY: write and prctl are async-signal-safe; nothing else runs between fork and exec
+                // (the descriptors to write to were opened before the fork);
                 // the seccomp program is a static, built before the fork.
+                let join = join.clone();
                 unsafe {
                     c.pre_exec(move || {
+                        for fd in &join {
+                            if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
+                                return Err(std::io::Error::last_os_error());
+                            }
+                        }
                         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                             return Err(std::io::Error::last_os_error());
                         }

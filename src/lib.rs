@@ -7,6 +7,7 @@
 pub mod binding;
 pub mod bootentry;
 pub mod caps;
+pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod digest;

@@ -1,7 +1,33 @@
 //! Bounds on package code: how many processes, how much memory and how much scratch space
 //! everything run in the sandbox may use together (time is each stage's `--timeout`).
 //!
-//! This host path needs no cgroups: fci watches the sandbox from outside while it runs.
+//! Where fci may make cgroups (root, a writable cgroup hierarchy), the kernel bounds processes
+//! and memory: each sandboxed command gets cgroups of its own (`crate::cgroup`), which its
+//! first process joins before it execs, so nothing it starts is ever outside them:
+//! - processes: `pids.max` is the limit, and the kernel refuses any fork past it (processes
+//!   and threads of the cgroup, bwrap and fci's mount helper included). A refused fork
+//!   (`pids.events` `max`) ends the command: `pids limit N reached (P processes and threads
+//!   at most: the kernel refused more)`, P being the kernel's high-water mark (`pids.peak`).
+//! - memory: the kernel's count of the cgroup's anonymous memory (resident and swapped,
+//!   `memory.stat`) is read every poll and ends the command at the limit; the cgroup's hard
+//!   limit (`memory.max`, or v1's `memory.limit_in_bytes` and `memory.memsw.limit_in_bytes`)
+//!   sits a quarter above it, so that page cache is reclaimed first and a faster eater meets
+//!   the kernel's OOM killer, which also ends the command. The limit itself is not the hard
+//!   limit: there the kernel reclaims page cache and program code over and over for seconds
+//!   before its OOM killer acts. tmpfs pages are memory to the kernel and count toward the
+//!   hard limit too.
+//! - kill: a v2 cgroup's `cgroup.kill` kills the whole tree at once (on a v1-only host,
+//!   the pid namespace is killed as below).
+//!
+//! The cgroups are removed when the command ends. cgroup v2 with the pids and memory
+//! controllers (a delegated parent) is preferred, but is untested: the hosts fci is tested on
+//! are v1 hybrids (v1 pids and memory, a unified hierarchy without controllers for the kill).
+//! Where no cgroup can be made, fci falls back to watching processes and memory as below.
+//! The stage record's `data.limits.enforced_by` says which it was
+//! (`cgroup v1 (pids, memory); cgroup v2 (kill); watcher (scratch)`).
+//!
+//! Scratch is always watched, and so, without cgroups, are processes and memory: fci watches
+//! the sandbox from outside while it runs.
 //! Every sandbox has a pid namespace of its own, so its processes are exactly those its
 //! `/proc` lists; fci counts them (and their threads), sums their private memory (resident
 //! and swapped), and sums its scratch: the growth of its writable directories, files it
@@ -13,9 +39,9 @@
 //! The counts are sampled (every 10 ms for processes and tmpfs, 50 ms for threads and memory,
 //! at least every second for the directories, sooner when their file system fills fast) by
 //! a real-time thread where fci runs as root, so a runaway overshoots by what it can do in
-//! that time before it is stopped (a perl fork bomb stopped at `--max-pids 64` was seen at
-//! 100 to 190 processes); RLIMIT_NPROC would be exact but does not apply to root, which fci
-//! runs package code as.
+//! that time before it is stopped (a perl fork bomb stopped at `--max-pids 64` by the watcher
+//! was seen at 100 to 190 processes; by the kernel's pids limit, never past 64);
+//! RLIMIT_NPROC would be exact but does not apply to root, which fci runs package code as.
 
 use std::collections::HashSet;
 use std::os::fd::OwnedFd;
@@ -223,6 +249,19 @@ pub struct Monitor {
     last_scratch: u64,
     last_fs_used: u64,
     walk_took: Duration,
+    /// The command's own cgroups, where fci could make them: the kernel's limits.
+    cgroups: Option<crate::cgroup::Cgroups>,
+}
+
+/// How the bounded commands of this process were bounded, each way once (see `enforced_by`).
+static ENFORCED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// How the bounded commands run since the last call were bounded (`cgroup v1 (pids, memory);
+/// cgroup v2 (kill); watcher (scratch)`), for the stage record's `data.limits.enforced_by`.
+pub fn enforced_by() -> Option<String> {
+    let mut e = ENFORCED.lock().unwrap_or_else(|p| p.into_inner());
+    let all = std::mem::take(&mut *e);
+    (!all.is_empty()).then(|| all.join(" | "))
 }
 
 impl Monitor {
@@ -233,7 +272,28 @@ impl Monitor {
         let walk_took = started.elapsed();
         let disk_every = DISK_MIN.max(walk_took * 10);
         let last_fs_used = fs_used(&bounds.writable) + shmem();
+        let cgroups = crate::cgroup::Cgroups::create(bounds.limits.pids, bounds.limits.memory);
+        let (kernel_pids, kernel_memory) =
+            cgroups.as_ref().map_or((false, false), |c| c.enforces());
+        let mut watched = Vec::new();
+        if !kernel_pids {
+            watched.push("pids");
+        }
+        if !kernel_memory {
+            watched.push("memory");
+        }
+        watched.push("scratch");
+        let mut how: Vec<String> = cgroups.iter().map(|c| c.describe()).collect();
+        how.push(format!("watcher ({})", watched.join(", ")));
+        let how = how.join("; ");
+        {
+            let mut e = ENFORCED.lock().unwrap_or_else(|p| p.into_inner());
+            if !e.contains(&how) {
+                e.push(how);
+            }
+        }
         Monitor {
+            cgroups,
             last_walk: Instant::now(),
             last_scratch: 0,
             last_fs_used,
@@ -286,9 +346,20 @@ impl Monitor {
         self.bounds.limits.scratch
     }
 
+    /// The descriptors (each a `cgroup.procs`) the command's first process writes `0` to
+    /// before it execs, to join its cgroups; empty where there are none.
+    pub fn join_fds(&self) -> Vec<i32> {
+        self.cgroups
+            .as_ref()
+            .map_or_else(Vec::new, |c| c.join_fds())
+    }
+
     /// The limit the sandbox is past, if any.
     pub fn poll(&mut self) -> Option<String> {
         let limits = self.bounds.limits;
+        if let Some(why) = self.cgroups.as_ref().and_then(|c| c.reached(limits.memory)) {
+            return Some(why);
+        }
         let init = self.find_init()?;
         let proc_dir = fd_path(self.proc_dir.as_ref()?);
         let pids = ns_pids(&proc_dir);
@@ -347,6 +418,12 @@ impl Monitor {
     /// After the command ended by itself, unsuccessfully: whether its scratch was full (a
     /// writer stopped by a full tmpfs or by RLIMIT_FSIZE may end before a poll sees it).
     pub fn finish(&mut self) -> Option<String> {
+        // A process the kernel's OOM killer killed, a fork it refused: the command may have
+        // ended of it before a poll saw it.
+        let memory = self.bounds.limits.memory;
+        if let Some(why) = self.cgroups.as_ref().and_then(|c| c.reached(memory)) {
+            return Some(why);
+        }
         let limit = self.bounds.limits.scratch;
         // A little below the limit: a file cut at the limit, a tmpfs full to its last page.
         let nearly = limit - limit / 100;
@@ -372,8 +449,13 @@ impl Monitor {
                 }
             }
         };
+        // A v2 cgroup kills all of it at once, forks racing with the kill included.
+        let whole = self.cgroups.as_ref().is_some_and(|c| c.kill());
         for (_, fd) in [&self.init, &self.top].into_iter().flatten() {
             pidfd_kill(fd);
+        }
+        if whole {
+            return;
         }
         let Some((_, ns)) = self.ns else { return };
         let until = Instant::now() + Duration::from_secs(5);

@@ -345,6 +345,12 @@ impl StageRun {
             self.name,
         )?;
         rec.notes.dedup();
+        // How the package code's limits were enforced (cgroups, or fci's watcher).
+        if let (Some(Value::Object(limits)), Some(how)) =
+            (rec.data.get_mut("limits"), crate::limits::enforced_by())
+        {
+            limits.insert("enforced_by".into(), Value::String(how));
+        }
         let record = StageRecord {
             name: self.name.to_string(),
             outcome: rec.outcome,

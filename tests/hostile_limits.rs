@@ -382,3 +382,111 @@ fn a_runaway_leaves_a_concurrent_run_unaffected() {
     assert_eq!(normal.stage(&m, "build")["outcome"], "PASSED");
     assert_nothing_left(&w);
 }
+
+/// Whether fci can bound package code with cgroups here: root, with the v1 pids controller
+/// or a v2 hierarchy offering the pids controller.
+fn cgroups_offered() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let v2_pids = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+        .is_ok_and(|c| c.split_whitespace().any(|c| c == "pids"));
+    root && (Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists() || v2_pids)
+}
+
+/// The cgroups named after the fci process `pid` (`fci-<pid>-<n>`) anywhere below
+/// /sys/fs/cgroup (every v1 hierarchy and the unified one).
+fn cgroups_of(pid: u32) -> Vec<PathBuf> {
+    let prefix = format!("fci-{pid}-");
+    let mut found = Vec::new();
+    let mut stack = vec![(PathBuf::from("/sys/fs/cgroup"), 0)];
+    while let Some((dir, depth)) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                found.push(e.path());
+            }
+            if depth < 12 {
+                stack.push((e.path(), depth + 1));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_fork_bomb_is_stopped_by_the_kernel_at_the_pids_limit_and_its_cgroups_removed() {
+    if !cgroups_offered() {
+        eprintln!("skipped: no cgroups fci may use here");
+        return;
+    }
+    let w = Ws::new();
+    let dir = hostile("limits-fork-bomb-build");
+    let child = w
+        .cmd()
+        .args([
+            "build",
+            dir.to_str().unwrap(),
+            "--dist",
+            ".fc41",
+            "--max-pids=64",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let fci = child.id();
+    // Seen from outside while it runs: the run's processes (counted as `processes_of` finds
+    // them), and what the kernel counts in its cgroups.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (out, seen, counted) = std::thread::scope(|s| {
+        let sampler = s.spawn(|| {
+            let (mut seen, mut counted) = (0, 0u64);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                seen = seen.max(processes_of(&w.ws()).len());
+                for cg in cgroups_of(fci) {
+                    let current = std::fs::read_to_string(cg.join("pids.current"))
+                        .ok()
+                        .and_then(|c| c.trim().parse::<u64>().ok());
+                    counted = counted.max(current.unwrap_or(0));
+                }
+            }
+            (seen, counted)
+        });
+        let out = child.wait_with_output().unwrap();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (seen, counted) = sampler.join().unwrap();
+        (out, seen, counted)
+    });
+    let r = Run::from(out);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let b = r.stage(&m, "build");
+    assert_eq!(b["outcome"], "FAILED", "{b:#}");
+    let enforced = b["data"]["limits"]["enforced_by"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(enforced.starts_with("cgroup v"), "{b:#}");
+    // The kernel's own high-water mark of the run's processes and threads (pids.peak), or
+    // its word that it refused a fork at the limit.
+    let n = notes(b);
+    let peak = n
+        .split("pids limit 64 reached (")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|p| p.parse::<u64>().ok());
+    assert!(
+        n.contains("the kernel refused more") && peak.is_none_or(|p| p <= 64),
+        "{n}"
+    );
+    assert!(seen <= 64, "{seen} processes of the run seen at once: {n}");
+    assert!(counted <= 64, "{counted} in its pids cgroup: {n}");
+    eprintln!("peak {peak:?}, seen {seen}, counted {counted}; {enforced}");
+    assert_nothing_left(&w);
+    // Its cgroups went with it, in every hierarchy.
+    assert_eq!(cgroups_of(fci), Vec::<PathBuf>::new());
+}
