@@ -215,7 +215,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__compose)
-            opts="-m -o -q -h --init-base --branch --ostree-repo --timeout --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-m -o -q -h --init-base --branch --ostree-repo --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -234,6 +234,18 @@ _fci() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-pids)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-scratch)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -66,7 +66,7 @@ complete -c fci -n "__fish_fci_using_subcommand build" -s D -l define -d 'Extra 
 complete -c fci -n "__fish_fci_using_subcommand build" -l timeout -d 'Kill the build after this many seconds (ERROR); 0 for no limit' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l max-pids -d 'Most processes and threads package code may run at once (default 1024, or fci.yaml\'s limits.pids); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l max-memory -d 'Most memory package code may use, all its processes together (default 4GiB, or fci.yaml\'s limits.memory); past it the stage is FAILED' -r
-complete -c fci -n "__fish_fci_using_subcommand build" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r
+complete -c fci -n "__fish_fci_using_subcommand build" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts; also the most the change\'s RPMs may write when installed (test, compose) (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand build" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
 complete -c fci -n "__fish_fci_using_subcommand build" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
@@ -86,7 +86,7 @@ complete -c fci -n "__fish_fci_using_subcommand test" -l retries -d 'Retry each 
 complete -c fci -n "__fish_fci_using_subcommand test" -l timeout -d 'Kill a test run (a playbook, or tmt) after this many seconds (ERROR); 0 for no limit' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -l max-pids -d 'Most processes and threads package code may run at once (default 1024, or fci.yaml\'s limits.pids); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -l max-memory -d 'Most memory package code may use, all its processes together (default 4GiB, or fci.yaml\'s limits.memory); past it the stage is FAILED' -r
-complete -c fci -n "__fish_fci_using_subcommand test" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r
+complete -c fci -n "__fish_fci_using_subcommand test" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts; also the most the change\'s RPMs may write when installed (test, compose) (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand test" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
 complete -c fci -n "__fish_fci_using_subcommand test" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
@@ -100,6 +100,9 @@ complete -c fci -n "__fish_fci_using_subcommand compose" -l init-base -d 'Commit
 complete -c fci -n "__fish_fci_using_subcommand compose" -l branch -d 'The dist-git branch whose known-good base to compose on (default: the subject\'s)' -r
 complete -c fci -n "__fish_fci_using_subcommand compose" -l ostree-repo -d 'A shared OSTree repository (absolute path) for this workspace\'s pipeline, instead of the workspace\'s own `ostree/repo`; recorded in the workspace, so later stages find it (env FCI_OSTREE_REPO; empty means unset)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand compose" -l timeout -d 'Kill the compose after this many seconds (ERROR); 0 for no limit' -r
+complete -c fci -n "__fish_fci_using_subcommand compose" -l max-pids -d 'Most processes and threads package code may run at once (default 1024, or fci.yaml\'s limits.pids); past it the stage is FAILED' -r
+complete -c fci -n "__fish_fci_using_subcommand compose" -l max-memory -d 'Most memory package code may use, all its processes together (default 4GiB, or fci.yaml\'s limits.memory); past it the stage is FAILED' -r
+complete -c fci -n "__fish_fci_using_subcommand compose" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts; also the most the change\'s RPMs may write when installed (test, compose) (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand compose" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand compose" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
 complete -c fci -n "__fish_fci_using_subcommand compose" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
@@ -117,7 +120,7 @@ complete -c fci -n "__fish_fci_using_subcommand integrate" -l retries -d 'Retry 
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l timeout -d 'Kill a test run (a playbook, or tmt) after this many seconds (ERROR); 0 for no limit' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l max-pids -d 'Most processes and threads package code may run at once (default 1024, or fci.yaml\'s limits.pids); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l max-memory -d 'Most memory package code may use, all its processes together (default 4GiB, or fci.yaml\'s limits.memory); past it the stage is FAILED' -r
-complete -c fci -n "__fish_fci_using_subcommand integrate" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts; also the most the change\'s RPMs may write when installed (test, compose) (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand integrate" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F

@@ -106,7 +106,8 @@ pub struct LimitArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
     pub max_memory: Option<u64>,
     /// Most scratch space package code may fill: its build or test directory and its tmpfs
-    /// mounts (default 8GiB, or fci.yaml's limits.scratch); past it the stage is FAILED
+    /// mounts; also the most the change's RPMs may write when installed (test, compose)
+    /// (default 8GiB, or fci.yaml's limits.scratch); past it the stage is FAILED
     #[arg(long, value_name = "SIZE", value_parser = parse_scratch)]
     pub max_scratch: Option<u64>,
 }

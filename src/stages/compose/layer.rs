@@ -23,6 +23,7 @@ pub struct Plan {
     pub base: String,
     pub rpms: Vec<PathBuf>,
     pub timeout: Option<std::time::Duration>,
+    pub limits: crate::limits::Limits,
 }
 
 pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
@@ -36,7 +37,7 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     // the compose's critical path.
     let mut side = Log::create(&dir.join("rpm-qp.log"))?;
     let (checked_out, listing) = std::thread::scope(|s| {
-        let listing = s.spawn(|| payload_files(&p.rpms, &mut side));
+        let listing = s.spawn(|| payload::listing(&p.rpms, &mut side));
         let checked_out = p.repo.checkout(&p.base, &tree, cx.log());
         (checked_out, listing.join().expect("rpm -qp thread"))
     });
@@ -48,6 +49,14 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     unshare_rpmdb(&tree)?;
 
     let payload = payload::parse(&listing);
+    // rpm runs outside the sandbox that bounds package code: what it would write is bounded
+    // here, from the headers (a sparse file compresses to nothing in the RPM).
+    rec.data.insert("limits".into(), json!(p.limits));
+    if let Some(why) = payload::past_scratch(&payload, p.limits.scratch) {
+        // Not reused: another run may be given another limit.
+        rec.cacheable = false;
+        return Ok(fail(rec, why));
+    }
     let special = payload::special_files(&payload);
     if !special.is_empty() {
         return Ok(fail(
@@ -265,25 +274,6 @@ fn unshare_rpmdb(tree: &Path) -> Result<()> {
         std::fs::rename(&copy, e.path())?;
     }
     Ok(())
-}
-
-/// `P NEVRA` per package of the change, each followed by `F MODE PATH` per file.
-fn payload_files(rpms: &[PathBuf], log: &mut Log) -> Result<String> {
-    let out = log.capture(
-        &Cmd::new("rpm")
-            .args(["-qp", "--nosignature", "--nodigest", "--qf"])
-            .arg(payload::QUERYFORMAT)
-            .arg("--")
-            .args(rpms),
-    )?;
-    if !out.success() {
-        return Err(FciError::Infra(format!(
-            "rpm -qp failed on the change's packages: {}",
-            out.stderr.trim()
-        ))
-        .into());
-    }
-    Ok(out.stdout)
 }
 
 /// Every package in the composed tree's rpm database, as NEVRA.

@@ -40,6 +40,8 @@ pub struct Args {
     #[arg(long, default_value_t = 1800, value_name = "SECS")]
     pub timeout: u64,
     #[command(flatten)]
+    pub limits: crate::limits::LimitArgs,
+    #[command(flatten)]
     pub common: CommonArgs,
 }
 
@@ -147,6 +149,13 @@ impl Stage for Compose {
             base,
             rpms: rpm_paths,
             timeout: crate::cli::timeout(self.args.timeout),
+            // No package code runs here (rpm runs with --noscripts): of the limits, the
+            // scratch space bounds what the install writes into the tree.
+            limits: crate::config::run_limits(
+                self.args.limits.partial(),
+                cx.manifest,
+                &mut cx.run.log,
+            ),
         });
         Ok(Plan::Run(inputs))
     }

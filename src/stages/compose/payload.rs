@@ -8,6 +8,8 @@
 //! Paths are resolved as rpm resolves them under `--root` (a chroot): a symlink in the tree
 //! leads somewhere inside the tree, never to the host.
 
+use crate::error::FciError;
+use crate::exec::{Cmd, Log};
 use anyhow::Result;
 use std::path::{Component, Path, PathBuf};
 
@@ -16,6 +18,9 @@ pub struct Entry {
     pub mode: u32,
     /// rpm's file flags (`%ghost`, `%config`, ...).
     pub flags: u32,
+    /// Bytes, as the header states them (rpm writes no more: it checks each file it writes
+    /// against the header's digest).
+    pub size: u64,
     pub user: String,
     pub group: String,
     pub path: String,
@@ -42,7 +47,8 @@ pub struct Payload {
 }
 
 /// The `rpm -qp` query whose output `parse` reads.
-pub const QUERYFORMAT: &str = "P %{NEVRA}\n[F %{FILEMODES:octal} %{FILEFLAGS} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILENAMES}\n]";
+/// (`LONGFILESIZES`: rpm gives it for every package, also one whose files are all below 4 GiB.)
+pub const QUERYFORMAT: &str = "P %{NEVRA}\n[F %{FILEMODES:octal} %{FILEFLAGS} %{LONGFILESIZES} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILENAMES}\n]";
 
 pub fn parse(listing: &str) -> Payload {
     let mut p = Payload {
@@ -53,14 +59,22 @@ pub fn parse(listing: &str) -> Payload {
         if let Some(n) = line.strip_prefix("P ") {
             p.nevras.push(n.to_string());
         } else if let Some(rest) = line.strip_prefix("F ") {
-            let mut it = rest.splitn(5, ' ');
-            if let (Some(mode), Some(flags), Some(user), Some(group), Some(path)) =
-                (it.next(), it.next(), it.next(), it.next(), it.next())
-            {
-                if let (Ok(mode), Ok(flags)) = (u32::from_str_radix(mode, 8), flags.parse()) {
+            let mut it = rest.splitn(6, ' ');
+            if let (Some(mode), Some(flags), Some(size), Some(user), Some(group), Some(path)) = (
+                it.next(),
+                it.next(),
+                it.next(),
+                it.next(),
+                it.next(),
+                it.next(),
+            ) {
+                if let (Ok(mode), Ok(flags), Ok(size)) =
+                    (u32::from_str_radix(mode, 8), flags.parse(), size.parse())
+                {
                     p.files.push(Entry {
                         mode,
                         flags,
+                        size,
                         user: user.into(),
                         group: group.into(),
                         path: path.into(),
@@ -70,6 +84,78 @@ pub fn parse(listing: &str) -> Payload {
         }
     }
     p
+}
+
+/// `P NEVRA` per package of `rpms`, each followed by `F MODE FLAGS SIZE USER GROUP PATH` per
+/// file: the listing `parse` reads, from the packages' headers.
+pub fn listing(rpms: &[PathBuf], log: &mut Log) -> Result<String> {
+    let out = log.capture(
+        &Cmd::new("rpm")
+            .args(["-qp", "--nosignature", "--nodigest", "--qf"])
+            .arg(QUERYFORMAT)
+            .arg("--")
+            .args(rpms),
+    )?;
+    if !out.success() {
+        return Err(FciError::Infra(format!(
+            "rpm -qp failed on the change's packages: {}",
+            out.stderr.trim()
+        ))
+        .into());
+    }
+    Ok(out.stdout)
+}
+
+/// What `rpms` put on disk, from their headers.
+pub fn read(rpms: &[PathBuf], log: &mut Log) -> Result<Payload> {
+    Ok(parse(&listing(rpms, log)?))
+}
+
+/// Bytes the payload writes when rpm installs it: the sizes its headers give its files, a
+/// sparse file at its full size (rpm writes every byte; the payload compresses the holes
+/// away), a hard-linked file at each of its names. A sound bound: rpm checks every file it
+/// writes against the header's digest, so none is larger. `%ghost` files are not written.
+pub fn installed_size(payload: &Payload) -> u64 {
+    payload
+        .files
+        .iter()
+        .filter(|e| !e.is_ghost() && !e.is_dir())
+        .fold(0, |sum, e| sum.saturating_add(e.size))
+}
+
+/// The package's failure when installing `payload` would write more than the scratch limit:
+/// found from the headers, before rpm runs (whatever installs the change's packages, outside
+/// the sandbox that watches package code, checks this first).
+pub fn past_scratch(payload: &Payload, limit: u64) -> Option<String> {
+    let size = installed_size(payload);
+    (size > limit).then(|| {
+        format!(
+            "the payload expands to {}, past the scratch limit {} (--max-scratch)",
+            about(size),
+            crate::limits::show(limit)
+        )
+    })
+}
+
+/// A size in the largest unit it fills, rounded down when not exact (`480 MiB`, `about
+/// 1.5 GiB`).
+fn about(n: u64) -> String {
+    let exact = crate::limits::show(n);
+    if !exact.ends_with(" bytes") {
+        return exact;
+    }
+    const UNITS: [(&str, u64); 4] = [
+        ("TiB", 1 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ];
+    for (unit, size) in UNITS {
+        if n >= size {
+            return format!("about {:.1} {unit}", n as f64 / size as f64);
+        }
+    }
+    exact
 }
 
 /// Where a package path lands in an OSTree tree: `etc/X` is `usr/etc/X`.
@@ -341,6 +427,7 @@ mod tests {
         Entry {
             mode,
             flags: 0,
+            size: 0,
             user: "root".into(),
             group: "root".into(),
             path: path.into(),
@@ -405,9 +492,39 @@ mod tests {
     }
 
     #[test]
+    fn the_installed_size_counts_every_written_byte_and_only_those() {
+        // Two 60 MiB files (sparse or not, rpm writes them whole), a link, a directory and a
+        // %ghost file (never written).
+        let p = parse(
+            "P x-1-1.noarch\n\
+             F 0100644 0 62914560 root root /usr/share/x/hole1\n\
+             F 0100644 0 62914560 root root /usr/share/x/hole 2\n\
+             F 0120777 0 6 root root /usr/share/x/link\n\
+             F 040755 0 4096 root root /usr/share/x\n\
+             F 0100644 64 999999999999 root root /var/log/x.log\n",
+        );
+        assert_eq!(installed_size(&p), 120 * 1024 * 1024 + 6);
+        assert_eq!(past_scratch(&p, 121 * 1024 * 1024), None);
+        assert_eq!(
+            past_scratch(&p, 64 * 1024 * 1024).unwrap(),
+            "the payload expands to about 120.0 MiB, past the scratch limit 64 MiB (--max-scratch)"
+        );
+        let huge = Payload {
+            nevras: vec![],
+            files: (0..3)
+                .map(|_| Entry {
+                    size: u64::MAX / 2,
+                    ..entry(0o100644, "/x")
+                })
+                .collect(),
+        };
+        assert_eq!(installed_size(&huge), u64::MAX);
+    }
+
+    #[test]
     fn var_directories_become_tmpfiles_and_files_are_refused() {
         let p = parse(
-            "P x-1-1.noarch\nF 040750 0 root adm /var/log/x\nF 0100644 0 root root /var/lib/x/state\nF 0100644 64 root root /var/log/x/x.log\nF 040755 0 root root /var/lib/a b\nF 0100755 0 root root /usr/bin/x\n",
+            "P x-1-1.noarch\nF 040750 0 0 root adm /var/log/x\nF 0100644 0 0 root root /var/lib/x/state\nF 0100644 64 0 root root /var/log/x/x.log\nF 040755 0 0 root root /var/lib/a b\nF 0100755 0 0 root root /usr/bin/x\n",
         );
         assert_eq!(p.nevras, vec!["x-1-1.noarch"]);
         assert_eq!(
@@ -426,14 +543,14 @@ mod tests {
         // (never written), and the three kinds a tree can hold.
         let p = parse(
             "P x-1-1.noarch\n\
-             F 010644 0 root root /usr/share/x/pipe\n\
-             F 0140755 0 root root /usr/share/x/sock\n\
-             F 020666 0 root root /usr/share/x/null\n\
-             F 060660 0 root disk /usr/share/x/sda\n\
-             F 010644 64 root root /usr/share/x/ghost-pipe\n\
-             F 0100644 0 root root /usr/share/x/file\n\
-             F 040755 0 root root /usr/share/x\n\
-             F 0120777 0 root root /usr/share/x/link\n",
+             F 010644 0 0 root root /usr/share/x/pipe\n\
+             F 0140755 0 0 root root /usr/share/x/sock\n\
+             F 020666 0 0 root root /usr/share/x/null\n\
+             F 060660 0 0 root disk /usr/share/x/sda\n\
+             F 010644 64 0 root root /usr/share/x/ghost-pipe\n\
+             F 0100644 0 0 root root /usr/share/x/file\n\
+             F 040755 0 0 root root /usr/share/x\n\
+             F 0120777 0 0 root root /usr/share/x/link\n",
         );
         assert_eq!(
             special_files(&p),

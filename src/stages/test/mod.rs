@@ -231,11 +231,27 @@ impl Stage for Test {
         let a = &self.args;
         let spinner = Spinner::new("test");
         spinner.step("installing the packages into a throwaway root");
-        let subj = subject::prepare(&cx.dir(), &p.rpms, a.base_root.as_deref(), cx.log())?;
-        let roles = sti::install_roles(&cx.ws.root().join("share/roles"))?;
         let limits =
             crate::config::run_limits(a.suite.limits.partial(), cx.manifest, &mut cx.run.log);
         rec.data.insert("limits".into(), json!(limits));
+        let subj = match subject::prepare(
+            &cx.dir(),
+            &p.rpms,
+            a.base_root.as_deref(),
+            limits.scratch,
+            cx.log(),
+        )? {
+            Ok(subj) => subj,
+            Err(why) => {
+                // The package's failure, not reused: another run may be given another limit.
+                rec.outcome = Outcome::Failed;
+                rec.cacheable = false;
+                crate::progress::note(&format!("test FAILED: {why}"));
+                rec.notes.push(why);
+                return Ok(Vec::new());
+            }
+        };
+        let roles = sti::install_roles(&cx.ws.root().join("share/roles"))?;
         let env = Env {
             overlays: &subj.overlays,
             tree: &p.tree,
@@ -255,11 +271,7 @@ impl Stage for Test {
             subjects: p.rpms.clone(),
             network: a.suite.network,
             timeout: crate::cli::timeout(a.suite.timeout),
-            limits: crate::config::run_limits(
-                a.suite.limits.partial(),
-                cx.manifest,
-                &mut cx.run.log,
-            ),
+            limits,
         };
         let scratch = cx.dir();
         env.check(cx.log(), &scratch)?;

@@ -18,17 +18,25 @@ pub struct Subject {
     pub overlays: Vec<Overlay>,
 }
 
-/// Installs `rpms` into `dir/root` and prepares overlay mountpoints for the sandbox.
+/// Installs `rpms` into `dir/root` and prepares overlay mountpoints for the sandbox. rpm
+/// runs outside the sandbox that bounds package code: a payload that would write more than
+/// `scratch` bytes is the package's failure (the reason), found from the headers before rpm
+/// runs.
 pub fn prepare(
     dir: &Path,
     rpms: &[PathBuf],
     base: Option<&Path>,
+    scratch: u64,
     log: &mut Log,
-) -> Result<Subject> {
+) -> Result<Result<Subject, String>> {
     if let Some(b) = base {
         if !b.is_dir() {
             return Err(FciError::input(b, "base root is not a directory").into());
         }
+    }
+    let payload = crate::stages::compose::payload::read(rpms, log)?;
+    if let Some(why) = crate::stages::compose::payload::past_scratch(&payload, scratch) {
+        return Ok(Err(why));
     }
     let root = dir.join("root");
     std::fs::create_dir_all(&root)?;
@@ -90,12 +98,12 @@ pub fn prepare(
     let mut installed: Vec<String> = q.stdout.lines().map(String::from).collect();
     installed.sort();
     let overlays = overlays(dir, &root, base)?;
-    Ok(Subject {
+    Ok(Ok(Subject {
         root,
         installed,
         unmet_requires,
         overlays,
-    })
+    }))
 }
 
 /// Identifies the package set under the new RPMs: the base tree's rpm database, or for the
