@@ -9,6 +9,7 @@ mod common;
 use common::*;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 fn hostile(name: &str) -> PathBuf {
     repo_root().join("tests/hostile").join(name)
@@ -123,4 +124,134 @@ fn a_home_outside_home_is_hidden_from_tests() {
         vec![("home-outside-home".to_string(), "PASSED".to_string())],
         "{t:#}"
     );
+}
+
+/// A manifest to report on, saved in the scratch area.
+fn a_manifest(w: &Ws) -> PathBuf {
+    let r = w.build("hello-atomic", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    w.save("built.json", &r.manifest())
+}
+
+/// A shared directory (mode 1777, the caller's, as /tmp is root's) holding a FIFO that uid
+/// 65534 made.
+fn shared_with_anothers_fifo(w: &Ws, name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let shared = w.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let fifo = shared.join(name);
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0);
+    std::os::unix::fs::lchown(&fifo, Some(65534), Some(65534)).unwrap();
+    fifo
+}
+
+/// A reader already on `fifo` (so a writer would not block), which never blocks itself.
+fn nonblocking_reader(fifo: &Path) -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(fifo)
+        .unwrap()
+}
+
+/// Runs fci, killing it after `limit`: None when it had to be killed.
+fn run_bounded(mut c: std::process::Command, limit: Duration) -> Option<Run> {
+    use std::process::Stdio;
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return Some(Run::from(child.wait_with_output().unwrap()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[test]
+fn outputs_never_go_into_another_users_fifo_in_a_shared_directory() {
+    use std::io::Read;
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to chown a FIFO to another user");
+        return;
+    }
+    let w = Ws::new();
+    let m = a_manifest(&w);
+    for (flag, name) in [("-o", "theirs.json"), ("--html", "theirs.html")] {
+        let fifo = shared_with_anothers_fifo(&w, name);
+        let mut reader = nonblocking_reader(&fifo);
+        let mut c = w.cmd();
+        c.args([
+            "report",
+            "-m",
+            m.to_str().unwrap(),
+            flag,
+            fifo.to_str().unwrap(),
+        ]);
+        let r = run_bounded(c, Duration::from_secs(60)).expect("fci report returned");
+        assert_eq!(r.code, 2, "{flag}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&fifo.display().to_string()) && r.stderr.contains("uid 65534"),
+            "{flag}: {}",
+            r.stderr
+        );
+        let mut got = Vec::new();
+        let _ = reader.read_to_end(&mut got);
+        assert!(
+            got.is_empty(),
+            "{flag}: uid 65534 received {} bytes",
+            got.len()
+        );
+    }
+}
+
+#[test]
+fn an_output_fifo_with_no_reader_is_an_error_not_a_hang() {
+    let w = Ws::new();
+    let m = a_manifest(&w);
+    let fifo = w.path().join("mine.json");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let mut c = w.cmd();
+    c.args([
+        "report",
+        "-m",
+        m.to_str().unwrap(),
+        "-o",
+        fifo.to_str().unwrap(),
+    ]);
+    let started = Instant::now();
+    let r =
+        run_bounded(c, Duration::from_secs(60)).expect("fci report hung on a FIFO with no reader");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&fifo.display().to_string()) && r.stderr.contains("no reader"),
+        "{}",
+        r.stderr
+    );
+    // The caller's own FIFO with a reader still takes the output.
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let r = w.run(&[
+        "report",
+        "-m",
+        m.to_str().unwrap(),
+        "-o",
+        fifo.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let got: serde_json::Value = serde_json::from_str(&reader.join().unwrap()).unwrap();
+    assert!(got["stages"].is_array(), "{got:#}");
 }
