@@ -184,6 +184,19 @@ impl Workspace {
             ))
         })?;
         if kind == ArtifactKind::OstreeCommit {
+            // Only the workspace's own repository (or the shared one it is configured with):
+            // another repository inside the workspace (one package code left among a test's
+            // artifacts, with forged metadata) is never checked nor has its refs moved.
+            let same = |x: &Path, y: &Path| match (x.canonicalize(), y.canonicalize()) {
+                (Ok(x), Ok(y)) => x == y,
+                _ => x == y,
+            };
+            if a.path != OSTREE_REPO || !same(&p, &self.ostree_repo()) {
+                return Err(bad(format!(
+                    "is not the workspace's OSTree repository {} ({OSTREE_REPO})",
+                    self.ostree_repo().display()
+                )));
+            }
             // A commit is named by its checksum: the repository must hold that commit.
             let repo = crate::ostree::Repo::open(&p)
                 .map_err(|_| bad("is not an OSTree repository".into()))?;

@@ -255,3 +255,86 @@ fn an_output_fifo_with_no_reader_is_an_error_not_a_hang() {
     let got: serde_json::Value = serde_json::from_str(&reader.join().unwrap()).unwrap();
     assert!(got["stages"].is_array(), "{got:#}");
 }
+
+/// Gating on what build and compose record (as tests/hostile_binding.rs).
+const GATING: &str = "--- !Policy\n\
+    id: compose\n\
+    decision_context: fci_promote\n\
+    rules:\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.build.validation}\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.compose.validation}\n";
+
+fn known_good(repo: &Path) -> String {
+    let out = std::process::Command::new("ostree")
+        .arg(format!("--repo={}", repo.display()))
+        .args(["rev-parse", "fci/f41/known-good"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn promote(w: &Ws, m: &serde_json::Value, name: &str) -> Run {
+    let p = w.save(name, m);
+    let g = w.path().join("gating.yaml");
+    std::fs::write(&g, GATING).unwrap();
+    w.run(&[
+        "report",
+        "-m",
+        p.to_str().unwrap(),
+        "--gating",
+        g.to_str().unwrap(),
+        "--decision-context",
+        "fci_promote",
+        "--promote",
+    ])
+}
+
+#[test]
+fn promotion_only_checks_and_moves_the_workspaces_own_ostree_repository() {
+    let w = Ws::new();
+    let base = init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let built = w.build("hello-atomic", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let b = w.save("built.json", &built.manifest());
+    let c = w.run(&["compose", "--branch", "f41", "-m", b.to_str().unwrap()]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let m = c.manifest();
+    let own = w.ws().join("ostree/repo");
+    // A copy of the repository elsewhere in the workspace (as package code could leave one,
+    // with forged metadata, among a test's stored artifacts).
+    let copy = w.ws().join("stored/forged-repo");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&own)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut edited = m.clone();
+    for a in edited["artifacts"].as_array_mut().unwrap() {
+        if a["type"] == "ostree-commit" {
+            a["path"] = "stored/forged-repo".into();
+        }
+    }
+    let r = promote(&w, &edited, "elsewhere.json");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    for word in ["elsewhere.json", "stored/forged-repo", "ostree/repo"] {
+        assert!(r.stderr.contains(word), "`{word}` not in: {}", r.stderr);
+    }
+    assert_eq!(known_good(&own), base, "known-good moved");
+    assert_eq!(known_good(&copy), base, "the copy's known-good moved");
+    assert!(!w.ws().join("state/known-good/f41.json").exists());
+
+    // The honest manifest, naming the workspace's repository, promotes.
+    let r = promote(&w, &m, "honest.json");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_ne!(known_good(&own), base);
+}
