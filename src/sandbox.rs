@@ -61,6 +61,151 @@ pub const HIDDEN_FILES: [&str; 4] = [
     "/etc/gshadow-",
 ];
 
+/// Directories that stay visible to package code even when a home is one of them or lies
+/// above them (`HOME=/`, `HOME=/var`, a home inside `/usr` or `/etc`): hiding them would hide
+/// the system the sandbox runs. A home that is one of them is left visible.
+const SYSTEM_DIRS: [&str; 24] = [
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/proc",
+    "/run",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/usr/local",
+    "/var",
+    "/var/lib",
+    "/var/cache",
+    "/var/tmp",
+];
+/// Nothing inside these is a home to hide (the system's own files: `/usr/sbin` is a daemon
+/// account's home).
+const SYSTEM_TREES: [&str; 12] = [
+    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sbin",
+    "/sys", "/usr",
+];
+
+/// Everything package code never sees: [`HIDDEN_DIRS`], and the homes that are not under
+/// `/home` — the caller's (`$HOME`, the effective user's passwd entry, `SUDO_USER`'s), its
+/// `PYENV_ROOT`, and those of the people and login accounts in `/etc/passwd` (uid 1000 and up,
+/// or a login shell: service accounts such as `/var/lib/jenkins`). A home that is `/` or a
+/// system directory (`/usr`, `/etc`, `/var`, `/opt`, ...; [`SYSTEM_DIRS`], [`SYSTEM_TREES`])
+/// stays visible; any other is hidden even where a tool fci runs lies inside it, which
+/// [`check_outside_homes`] then refuses.
+pub fn hidden_dirs() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = HIDDEN_DIRS
+        .iter()
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+        .collect();
+    for home in private_homes() {
+        let Ok(real) = home.canonicalize() else {
+            continue;
+        };
+        if !real.is_dir() || !hideable_home(&real) {
+            continue;
+        }
+        for d in [home, real] {
+            if d.is_absolute() && !out.contains(&d) {
+                out.push(d);
+            }
+        }
+    }
+    // One tmpfs for a home and the pyenv in it, and the log shows no more of them than that.
+    let all = out.clone();
+    out.retain(|d| !all.iter().any(|a| a != d && d.starts_with(a)));
+    out
+}
+
+/// Whether a home may be hidden: neither a system directory, nor above one, nor inside the
+/// system's trees.
+fn hideable_home(dir: &Path) -> bool {
+    !SYSTEM_DIRS.iter().any(|s| Path::new(s).starts_with(dir))
+        && !SYSTEM_TREES.iter().any(|s| dir.starts_with(s))
+}
+
+/// The homes [`hidden_dirs`] considers, not yet checked.
+fn private_homes() -> Vec<PathBuf> {
+    let mut homes: Vec<PathBuf> = ["HOME", "PYENV_ROOT"]
+        .into_iter()
+        .filter_map(std::env::var_os)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    homes.extend(passwd_home(PasswdKey::Uid(unsafe { libc::geteuid() })));
+    if let Some(user) = std::env::var_os("SUDO_USER") {
+        homes.extend(passwd_home(PasswdKey::Name(user)));
+    }
+    if let Ok(passwd) = std::fs::read_to_string("/etc/passwd") {
+        homes.extend(passwd.lines().filter_map(login_home));
+    }
+    homes
+}
+
+/// The home of a person or a login account in an `/etc/passwd` line.
+fn login_home(line: &str) -> Option<PathBuf> {
+    let f: Vec<&str> = line.split(':').collect();
+    let [_, _, uid, _, _, home, shell] = f[..] else {
+        return None;
+    };
+    let uid: u32 = uid.parse().ok()?;
+    let no_login = ["nologin", "false", "true", "sync", "shutdown", "halt"];
+    let shell_name = Path::new(shell).file_name().and_then(|n| n.to_str());
+    let logs_in = !shell.is_empty() && !shell_name.is_some_and(|n| no_login.contains(&n));
+    ((uid >= 1000 && uid != 65534) || logs_in).then(|| PathBuf::from(home))
+}
+
+enum PasswdKey {
+    Uid(libc::uid_t),
+    Name(OsString),
+}
+
+/// A user's home from the system's user database (NSS: LDAP and sssd users too).
+fn passwd_home(key: PasswdKey) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut buf = vec![0 as libc::c_char; 16384];
+    // SAFETY: all-zero is a valid passwd (null pointers, zero ids).
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; the strings in `pw` point into `buf`.
+    let rc = match key {
+        PasswdKey::Uid(uid) => unsafe {
+            libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found)
+        },
+        PasswdKey::Name(name) => {
+            let name = std::ffi::CString::new(name.as_bytes()).ok()?;
+            unsafe {
+                libc::getpwnam_r(
+                    name.as_ptr(),
+                    &mut pw,
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                    &mut found,
+                )
+            }
+        }
+    };
+    if rc != 0 || found.is_null() || pw.pw_dir.is_null() {
+        return None;
+    }
+    // SAFETY: getpw*_r succeeded, so pw_dir is a NUL-terminated string inside `buf`.
+    let dir = unsafe { std::ffi::CStr::from_ptr(pw.pw_dir) };
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(dir.to_bytes())))
+}
+
 impl Sandbox {
     /// Wraps `inner` so that it runs inside the sandbox.
     pub fn wrap(&self, inner: &Cmd) -> Result<Cmd> {
@@ -101,10 +246,8 @@ impl Sandbox {
             c = mount_tmpfs(c, Path::new(d));
         }
         if self.hide_private {
-            for d in HIDDEN_DIRS {
-                if Path::new(d).is_dir() {
-                    c = mount_tmpfs(c, Path::new(d));
-                }
+            for d in hidden_dirs() {
+                c = mount_tmpfs(c, &d);
             }
             for f in HIDDEN_FILES {
                 if Path::new(f).exists() {
@@ -329,7 +472,8 @@ fn isolation_args(network: bool) -> Vec<&'static str> {
 /// given the caller's home to make a tool found there work: the check fails instead, naming
 /// the path (exit 3).
 pub fn check_outside_homes(tool: &str, path: &Path) -> Result<(), FciError> {
-    let hidden = |p: &Path| HIDDEN_DIRS.iter().any(|d| p.starts_with(d));
+    let dirs = hidden_dirs();
+    let hidden = |p: &Path| dirs.iter().any(|d| p.starts_with(d));
     let mut chain = vec![path.to_path_buf()];
     if let Ok(real) = path.canonicalize() {
         chain.push(real);
@@ -406,4 +550,59 @@ pub fn helper(args: &[OsString]) -> Result<()> {
         .ok_or_else(|| FciError::Usage("__sandbox: no command".into()))?;
     let err = std::process::Command::new(prog).args(argv).exec();
     Err(FciError::Infra(format!("cannot exec {}: {err}", Path::new(prog).display())).into())
+}
+
+#[cfg(test)]
+mod home_tests {
+    use super::*;
+
+    #[test]
+    fn system_directories_and_their_parents_are_never_hidden_as_homes() {
+        for d in [
+            "/",
+            "/usr",
+            "/etc",
+            "/var",
+            "/opt",
+            "/var/lib",
+            "/usr/local",
+            "/usr/sbin",
+        ] {
+            assert!(!hideable_home(Path::new(d)), "{d}");
+        }
+        for d in ["/etc/unbound", "/bin/x", "/usr/share/foo"] {
+            assert!(!hideable_home(Path::new(d)), "{d}");
+        }
+        for d in [
+            "/var/lib/jenkins",
+            "/var/lib/gitlab-runner",
+            "/opt/ci",
+            "/srv/home",
+        ] {
+            assert!(hideable_home(Path::new(d)), "{d}");
+        }
+    }
+
+    #[test]
+    fn people_and_login_accounts_have_homes_to_hide() {
+        let home = |l: &str| login_home(l).map(|p| p.display().to_string());
+        assert_eq!(
+            home("alice:x:1000:1000::/srv/alice:/bin/bash").as_deref(),
+            Some("/srv/alice")
+        );
+        assert_eq!(
+            home("jenkins:x:112:118:Jenkins:/var/lib/jenkins:/bin/bash").as_deref(),
+            Some("/var/lib/jenkins")
+        );
+        assert_eq!(
+            home("ci:x:1001:1001::/opt/ci:/usr/sbin/nologin").as_deref(),
+            Some("/opt/ci")
+        );
+        assert_eq!(home("daemon:x:1:1::/usr/sbin:/usr/sbin/nologin"), None);
+        assert_eq!(
+            home("nobody:x:65534:65534::/nonexistent:/usr/sbin/nologin"),
+            None
+        );
+        assert_eq!(home("garbage"), None);
+    }
 }

@@ -184,6 +184,19 @@ impl Workspace {
             ))
         })?;
         if kind == ArtifactKind::OstreeCommit {
+            // Only the workspace's own repository (or the shared one it is configured with):
+            // another repository inside the workspace (one package code left among a test's
+            // artifacts, with forged metadata) is never checked nor has its refs moved.
+            let same = |x: &Path, y: &Path| match (x.canonicalize(), y.canonicalize()) {
+                (Ok(x), Ok(y)) => x == y,
+                _ => x == y,
+            };
+            if a.path != OSTREE_REPO || !same(&p, &self.ostree_repo()) {
+                return Err(bad(format!(
+                    "is not the workspace's OSTree repository {} ({OSTREE_REPO})",
+                    self.ostree_repo().display()
+                )));
+            }
             // A commit is named by its checksum: the repository must hold that commit.
             let repo = crate::ostree::Repo::open(&p)
                 .map_err(|_| bad("is not an OSTree repository".into()))?;
@@ -700,11 +713,23 @@ pub fn resolve_user_path(path: &Path) -> Result<UserPath, FciError> {
             if !todo.is_empty() {
                 return Err(bad(format!("{} is not a directory", cand.display())));
             }
-            return Ok(if ft.is_file() {
-                UserPath::File(cand)
-            } else {
-                UserPath::Special(cand)
-            });
+            if ft.is_file() {
+                return Ok(UserPath::File(cand));
+            }
+            // A FIFO or device another user made in a shared directory is theirs to read:
+            // the rule of the kernel's `fs.protected_fifos`, applied whatever that sysctl says.
+            let dir = fs::metadata(&resolved)
+                .map_err(|e| bad(format!("cannot resolve {}: {e}", resolved.display())))?;
+            let shared = dir.mode() & 0o1002 == 0o1002;
+            if shared && meta.uid() != euid && meta.uid() != dir.uid() {
+                return Err(bad(format!(
+                    "refusing to write into {} (owned by uid {}) in the world-writable sticky directory {}: a FIFO or device there is written only when it is the caller's or the directory owner's",
+                    cand.display(),
+                    meta.uid(),
+                    resolved.display()
+                )));
+            }
+            return Ok(UserPath::Special(cand));
         }
         links += 1;
         if links > 40 {
@@ -778,11 +803,7 @@ pub fn write_output(path: &Path, data: &[u8]) -> Result<()> {
         UserPath::Dir(_) => return Err(cannot(&"it is a directory").into()),
         UserPath::Special(p) => {
             // Not through a link, and still no regular file (no link or hard link swapped in).
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&p)
-                .map_err(|e| cannot(&e))?;
+            let mut f = open_special(&p).map_err(|e| cannot(&e))?;
             if f.metadata().map_or(true, |m| m.is_file() || m.is_dir()) {
                 return Err(
                     cannot(&format!("{} changed while it was written", p.display())).into(),
@@ -799,6 +820,45 @@ pub fn write_output(path: &Path, data: &[u8]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// How long an output FIFO may go without a reader before fci gives up on it (exit 2).
+pub const FIFO_READER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens a FIFO or device for writing, never through a link: without blocking, so a FIFO with
+/// no reader is waited for at most [`FIFO_READER_WAIT`], never forever; then blocking again
+/// for the write itself.
+fn open_special(p: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let deadline = std::time::Instant::now() + FIFO_READER_WAIT;
+    let f = loop {
+        match fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(p)
+        {
+            Ok(f) => break f,
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(std::io::Error::other(format!(
+                        "a FIFO with no reader (waited {}s for one)",
+                        FIFO_READER_WAIT.as_secs()
+                    )));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    // SAFETY: fcntl on a descriptor this function owns; no pointers.
+    let flags = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0
+        || unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(f)
 }
 
 /// Writes `data` to `path` through a temporary file in the same directory and a rename.
