@@ -137,7 +137,9 @@ impl Lookaside {
                 }
                 Lookaside::Url(base) => {
                     let url = format!("{base}/{rel}");
-                    let resp = reqwest::blocking::Client::builder()
+                    // Never proxied to loopback; no redirect followed with the URL's own
+                    // credentials, none from https to http without (`crate::net`).
+                    let resp = crate::net::client_for(&url, crate::net::has_credentials(&url))
                         .timeout(std::time::Duration::from_secs(300))
                         .build()?
                         .get(&url)
