@@ -6,7 +6,6 @@ use crate::error::FciError;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 struct Raw {
@@ -130,7 +129,9 @@ impl Config {
         }
         let bytes = read_bounded(path, false).map_err(|e| bad(format!("cannot read: {e}")))?;
         if crate::digest::sha256_bytes(&bytes) != sha256 {
-            return Err(bad("changed since fci watch read it (another sha256)".into()));
+            return Err(bad(
+                "changed since fci watch read it (another sha256)".into()
+            ));
         }
         let raw: Raw = serde_yaml_ng::from_slice(&bytes).map_err(|e| {
             bad(match e.location() {
@@ -397,12 +398,20 @@ mod tests {
             // Another sha256: nothing is parsed.
             (shadow.display().to_string(), zeros.clone(), "changed since"),
             // A FIFO nobody writes to: at once, never a hang.
-            (fifo.display().to_string(), zeros.clone(), "not a regular file"),
+            (
+                fifo.display().to_string(),
+                zeros.clone(),
+                "not a regular file",
+            ),
             // A device that never ends: never read.
             ("/dev/zero".into(), zeros.clone(), "not a regular file"),
             // A /proc file (size 0): read only up to the cap, compared, never quoted.
             ("/proc/self/environ".into(), zeros.clone(), "changed since"),
-            (link.display().to_string(), sha(&good), "a symlink (not followed)"),
+            (
+                link.display().to_string(),
+                sha(&good),
+                "a symlink (not followed)",
+            ),
             ("fci.yaml".into(), sha(&good), "not an absolute path"),
         ];
         for (path, sha256, says) in cases {
@@ -424,8 +433,14 @@ mod tests {
                 .recv_timeout(std::time::Duration::from_secs(10))
                 .unwrap_or_else(|_| panic!("{path}: still reading after 10s"));
             assert_eq!(pids, crate::limits::DEFAULT.pids, "{path}");
-            assert!(log.contains(says) && log.contains("not used"), "{path}: {log}");
-            assert!(!log.contains("S3CRET") && !log.contains("root:"), "{path}: {log}");
+            assert!(
+                log.contains(says) && log.contains("not used"),
+                "{path}: {log}"
+            );
+            assert!(
+                !log.contains("S3CRET") && !log.contains("root:"),
+                "{path}: {log}"
+            );
         }
         // The file fci watch read, at its path: used.
         let mut m = crate::manifest::Manifest::new("r1".into());

@@ -200,8 +200,8 @@ pub fn check_url(what: &str, url: &str, token: bool) -> Result<(), String> {
     let rest = crate::exec::userinfo(url).map_or(rest, |u| &rest[u.len() + 1..]);
     if rest.contains(['?', '#']) {
         return Err(format!(
-            "{what} {}: a query or fragment is refused (the API's paths go after the URL; a \
-             token goes in FCI_RESULTSDB_TOKEN)",
+            "{what} {} has a query or fragment, which is refused (the API's paths go after \
+             the URL; a token goes in FCI_RESULTSDB_TOKEN)",
             crate::exec::strip_credentials(url)
         ));
     }
