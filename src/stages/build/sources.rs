@@ -107,7 +107,7 @@ impl Lookaside {
     pub fn describe(&self) -> String {
         match self {
             Lookaside::Dir(p) => p.display().to_string(),
-            Lookaside::Url(u) => u.clone(),
+            Lookaside::Url(u) => crate::exec::strip_credentials(u),
         }
     }
 
@@ -165,7 +165,8 @@ impl Lookaside {
                     // No source is this large: a server that sends more is not a
                     // lookaside cache, and must not fill the disk.
                     save(resp, dest, crate::caps::LOOKASIDE_DOWNLOAD, &url)?;
-                    return Ok(Some(url));
+                    // Where it came from, as shown: without credentials.
+                    return Ok(Some(crate::exec::strip_credentials(&url)));
                 }
             }
         }
