@@ -187,7 +187,7 @@ complete -c fci -n "__fish_fci_using_subcommand report" -l waive -d 'Waive this 
 complete -c fci -n "__fish_fci_using_subcommand report" -l comment -d 'With --waive: why (WaiverDB requires it)' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l scenario -d 'With --waive: only this scenario' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l username -d 'With --waive: who waives (default $USER)' -r
-complete -c fci -n "__fish_fci_using_subcommand report" -l resultsdb-url -d 'Also post the results to this ResultsDB (its root or /api/v2.0); what cannot be delivered is spooled in the workspace and delivered by the next report' -r
+complete -c fci -n "__fish_fci_using_subcommand report" -l resultsdb-url -d 'Also post the results to this ResultsDB (its root or /api/v2.0, no query); what cannot be delivered is spooled in the workspace and delivered by the next report' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l amqp-url -d 'Also publish the messages to this AMQP broker (amqp://user:password@host:port/vhost), as fedora-messaging does; unconfirmed ones are spooled and sent by the next report' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l resultsdb-jobs -d 'How many results are posted at once' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l resultsdb-token-file -d 'A file holding the ResultsDB token (`user:password` for HTTP Basic); or set FCI_RESULTSDB_TOKEN. Never printed or recorded' -r -F

@@ -21,6 +21,9 @@ pub const MANIFEST: u64 = 64 * MIB;
 /// A gating.yaml, results or waivers file given to `fci report` (a gating.yaml over 1 MiB is
 /// then refused as Greenwave refuses it).
 pub const REPORT_INPUT: u64 = 16 * MIB;
+/// The pipeline's fci.yaml (`--config`, or the one a manifest's `run.config` names): no
+/// honest one is near this; it keeps a document of aliases from expanding without end.
+pub const FCI_YAML: u64 = 4 * MIB;
 /// One JUnit report read by `fci conform`.
 pub const JUNIT_FILE: u64 = 64 * MIB;
 /// Of each text, CDATA or comment in a JUnit report, what is read (the rest is skipped

@@ -6,9 +6,6 @@ use crate::error::FciError;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-/// Keeps an `fci.yaml` from being a decompression bomb of aliases or a huge document.
-const MAX_BYTES: u64 = 4 << 20;
-
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 struct Raw {
@@ -107,19 +104,50 @@ pub struct Config {
 }
 
 impl Config {
+    /// The fci.yaml the user names (`--config`): errors say what is wrong in it, quoting it.
     pub fn load(path: &Path) -> Result<Config, FciError> {
         let bad = |msg: String| FciError::input(path, msg);
-        let meta = std::fs::metadata(path).map_err(|e| {
+        let bytes = read_bounded(path, true).map_err(|e| {
             bad(format!(
                 "cannot read the pipeline config: {e} (give --config FILE; the README documents fci.yaml)"
             ))
         })?;
-        if meta.len() > MAX_BYTES {
-            return Err(bad(format!("larger than {MAX_BYTES} bytes")));
-        }
-        let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
         let raw: Raw = serde_yaml_ng::from_slice(&bytes)
             .map_err(|e| bad(format!("not a valid fci.yaml: {e}")))?;
+        Config::check(path, raw, &bytes)
+    }
+
+    /// The fci.yaml a manifest names (`run.config`), used only when it is still the file
+    /// `fci watch` read: an absolute path to a regular file (not a symlink, device, FIFO or
+    /// /proc file), read up to `caps::FCI_YAML`, whose sha256 is `sha256`, compared before
+    /// anything is parsed. A manifest may name any file: no error quotes what is in it (a
+    /// parse error gives only its line and column).
+    pub fn load_pinned(path: &Path, sha256: &str) -> Result<Config, FciError> {
+        let bad = |msg: String| FciError::input(path, msg);
+        if !path.is_absolute() {
+            return Err(bad("not an absolute path".into()));
+        }
+        let bytes = read_bounded(path, false).map_err(|e| bad(format!("cannot read: {e}")))?;
+        if crate::digest::sha256_bytes(&bytes) != sha256 {
+            return Err(bad(
+                "changed since fci watch read it (another sha256)".into()
+            ));
+        }
+        let raw: Raw = serde_yaml_ng::from_slice(&bytes).map_err(|e| {
+            bad(match e.location() {
+                Some(l) => format!(
+                    "not a valid fci.yaml (line {}, column {})",
+                    l.line(),
+                    l.column()
+                ),
+                None => "not a valid fci.yaml".into(),
+            })
+        })?;
+        Config::check(path, raw, &bytes).map_err(|_| bad("not a usable fci.yaml".into()))
+    }
+
+    fn check(path: &Path, raw: Raw, bytes: &[u8]) -> Result<Config, FciError> {
+        let bad = |msg: String| FciError::input(path, msg);
         let path = std::path::absolute(path).map_err(|e| bad(format!("cannot resolve: {e}")))?;
         let dir = path.parent().unwrap_or(Path::new("/"));
         let dist_git = parse_dist_git(&raw.dist_git, dir).map_err(&bad)?;
@@ -156,7 +184,7 @@ impl Config {
         let limits = raw.limits.parse().map_err(&bad)?;
         Ok(Config {
             limits,
-            sha256: crate::digest::sha256_bytes(&bytes),
+            sha256: crate::digest::sha256_bytes(bytes),
             path,
             dist_git,
             branches: raw.branches,
@@ -184,16 +212,34 @@ pub fn run_limits(
 ) -> crate::limits::Limits {
     let mut from_config = crate::limits::Partial::default();
     if let Some(c) = &manifest.run.config {
-        match Config::load(Path::new(&c.path)) {
-            Ok(cfg) if cfg.sha256 == c.sha256 => from_config = cfg.limits,
-            Ok(_) => log.line(&format!(
-                "# limits: {:?} changed since fci watch read it; its limits: are not used",
-                c.path
-            )),
+        match Config::load_pinned(Path::new(&c.path), &c.sha256) {
+            Ok(cfg) => from_config = cfg.limits,
             Err(e) => log.line(&format!("# limits: {e}; its limits: are not used")),
         }
     }
     flags.over(from_config)
+}
+
+/// The bytes of an fci.yaml: a regular file (never a device, FIFO or /proc file, whose size
+/// says nothing), opened without blocking (a FIFO never hangs) and read through
+/// `caps::Capped` up to `caps::FCI_YAML`. `follow`: whether a symlink as the last component
+/// is followed (the file the user names) or refused (one a manifest names).
+fn read_bounded(path: &Path, follow: bool) -> Result<Vec<u8>, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = libc::O_NONBLOCK | if follow { 0 } else { libc::O_NOFOLLOW };
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) if !follow => "a symlink (not followed)".to_string(),
+            _ => e.to_string(),
+        })?;
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    crate::caps::read_all(f, crate::caps::FCI_YAML).map_err(|e| e.to_string())
 }
 
 /// A dist-git package name: what Fedora's dist-git accepts, and safe as one path component.
@@ -319,6 +365,92 @@ mod tests {
         assert!(std::fs::read_to_string(d.path().join("log"))
             .unwrap()
             .contains("changed since"));
+    }
+
+    #[test]
+    fn a_config_a_manifest_names_is_read_bounded_and_never_quoted() {
+        const HEAD: &str = "dist_git: ./rpms\nbranches: [f41]\npackages: [a]\n";
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("rpms")).unwrap();
+        let shadow = d.path().join("fake-shadow");
+        let secret = "root:$6$FAKEHASHS3CRET:19000:0:99999:7:::\n";
+        std::fs::write(&shadow, secret).unwrap();
+        let fifo = d.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let good = d.path().join("fci.yaml");
+        std::fs::write(&good, format!("{HEAD}limits: {{pids: 64}}\n")).unwrap();
+        let link = d.path().join("link.yaml");
+        std::os::unix::fs::symlink(&good, &link).unwrap();
+        let sha = |p: &Path| crate::digest::sha256_bytes(&std::fs::read(p).unwrap());
+        let zeros = "0".repeat(64);
+        // (path, sha256, what the log says)
+        let cases: Vec<(String, String, &str)> = vec![
+            // The right sha256 of a file that is no fci.yaml: where, never what.
+            (
+                shadow.display().to_string(),
+                sha(&shadow),
+                "not a valid fci.yaml (line 1, column 1)",
+            ),
+            // Another sha256: nothing is parsed.
+            (shadow.display().to_string(), zeros.clone(), "changed since"),
+            // A FIFO nobody writes to: at once, never a hang.
+            (
+                fifo.display().to_string(),
+                zeros.clone(),
+                "not a regular file",
+            ),
+            // A device that never ends: never read.
+            ("/dev/zero".into(), zeros.clone(), "not a regular file"),
+            // A /proc file (size 0): read only up to the cap, compared, never quoted.
+            ("/proc/self/environ".into(), zeros.clone(), "changed since"),
+            (
+                link.display().to_string(),
+                sha(&good),
+                "a symlink (not followed)",
+            ),
+            ("fci.yaml".into(), sha(&good), "not an absolute path"),
+        ];
+        for (path, sha256, says) in cases {
+            let mut m = crate::manifest::Manifest::new("r1".into());
+            m.run.config = Some(crate::manifest::ConfigRef {
+                path: path.clone(),
+                sha256,
+            });
+            let log_path = d.path().join("log");
+            let _ = std::fs::remove_file(&log_path);
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut log = crate::exec::Log::create(&log_path).unwrap();
+                let l = run_limits(crate::limits::Partial::default(), &m, &mut log);
+                drop(log);
+                let _ = tx.send((l.pids, std::fs::read_to_string(&log_path).unwrap()));
+            });
+            let (pids, log) = rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("{path}: still reading after 10s"));
+            assert_eq!(pids, crate::limits::DEFAULT.pids, "{path}");
+            assert!(
+                log.contains(says) && log.contains("not used"),
+                "{path}: {log}"
+            );
+            assert!(
+                !log.contains("S3CRET") && !log.contains("root:"),
+                "{path}: {log}"
+            );
+        }
+        // The file fci watch read, at its path: used.
+        let mut m = crate::manifest::Manifest::new("r1".into());
+        m.run.config = Some(crate::manifest::ConfigRef {
+            path: good.display().to_string(),
+            sha256: sha(&good),
+        });
+        let mut log = crate::exec::Log::create(&d.path().join("log2")).unwrap();
+        let l = run_limits(crate::limits::Partial::default(), &m, &mut log);
+        assert_eq!(l.pids, 64);
     }
 
     #[test]

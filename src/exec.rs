@@ -568,8 +568,11 @@ pub fn redact(s: &str) -> String {
     out
 }
 
-/// `path?access_token=X&a=b` → `path?access_token=***&a=b`.
-fn redact_query(path_and_query: &str) -> String {
+/// Whether a URL query parameter named `key` carries a secret (`token`, `access_token`,
+/// `private_token`, `password`, `*_secret`, ...): the one rule for what is redacted from a
+/// URL and for what counts as a credential in it (`crate::net`). `key` is compared
+/// percent-decoded and case-blind, as a server reads it.
+pub fn secret_query_key(key: &str) -> bool {
     const SECRET: [&str; 9] = [
         "token",
         "access_token",
@@ -581,20 +584,62 @@ fn redact_query(path_and_query: &str) -> String {
         "sig",
         "signature",
     ];
+    let k = percent_decode(key).to_ascii_lowercase();
+    SECRET
+        .iter()
+        .any(|s| k == *s || k.ends_with(&format!("_{s}")) || k.ends_with(&format!("-{s}")))
+}
+
+/// `%5F` → `_` (and `+` → space), lossily: enough to read a query key as a server does.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                match std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether `url`'s query (before any `#`) has a parameter that carries a secret.
+pub fn query_has_secret(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = userinfo_end(rest).map_or(rest, |at| &rest[at + 1..]);
+    let Some((_, query)) = rest.split_once('?') else {
+        return false;
+    };
+    let query = query.split('#').next().unwrap_or_default();
+    query
+        .split(['&', ';'])
+        .any(|p| secret_query_key(p.split_once('=').map_or(p, |(k, _)| k)))
+}
+
+/// `path?access_token=X&a=b` → `path?access_token=***&a=b`.
+fn redact_query(path_and_query: &str) -> String {
     let Some((path, query)) = path_and_query.split_once('?') else {
         return path_and_query.to_string();
     };
     let params: Vec<String> = query
         .split('&')
         .map(|p| match p.split_once('=') {
-            Some((k, _))
-                if SECRET.iter().any(|s| {
-                    let k = k.to_ascii_lowercase();
-                    k == *s || k.ends_with(&format!("_{s}")) || k.ends_with(&format!("-{s}"))
-                }) =>
-            {
-                format!("{k}=***")
-            }
+            Some((k, _)) if secret_query_key(k) => format!("{k}=***"),
             _ => p.to_string(),
         })
         .collect();
@@ -677,12 +722,13 @@ pub fn userinfo(url: &str) -> Option<&str> {
     userinfo_end(rest).map(|at| &rest[..at])
 }
 
-/// `scheme://user:password@host/path` → `scheme://host/path`.
+/// `scheme://user:password@host/path?access_token=X` → `scheme://host/path?access_token=***`:
+/// how a URL is shown, anywhere (a log, a message, a manifest).
 pub fn strip_credentials(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
             let host = userinfo_end(rest).map_or(rest, |at| &rest[at + 1..]);
-            format!("{scheme}://{host}")
+            format!("{scheme}://{}", redact_query(host))
         }
         None => url.to_string(),
     }
@@ -1004,7 +1050,7 @@ mod tests {
                 Some("guest:S3cr/etPw"),
                 "amqp://127.0.0.1:5672/%2f",
             ),
-            ("https://h/?token=x", None, "https://h/?token=x"),
+            ("https://h/?token=x", None, "https://h/?token=***"),
             ("ssh://git@host/x", Some("git"), "ssh://host/x"),
             ("https://u:p@ss/w@h/x", Some("u:p@ss/w"), "https://h/x"),
             ("https://u:pa#ss@h", Some("u:pa#ss"), "https://h"),
@@ -1031,7 +1077,7 @@ mod tests {
                 );
                 assert!(!r.contains(i), "{r}");
             } else {
-                assert_eq!(r, format!("see {url} now").replace("token=x", "token=***"));
+                assert_eq!(r, format!("see {shown} now"));
             }
             // The scrubber never blanks a plain host.
             let said = scrub_credentials(&format!("cannot reach {url}: refused by h"), url);

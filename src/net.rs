@@ -7,7 +7,7 @@
 pub enum Transport {
     /// TLS or SSH (`https://`, `amqps://`, `ssh://`).
     Encrypted,
-    /// In clear, to this machine (127.0.0.0/8, ::1, `localhost` and names below it).
+    /// In clear, to this machine (127.0.0.0/8, ::1, `localhost`).
     Loopback,
     /// In clear, over a network: anyone on the way can read it.
     Clear,
@@ -28,7 +28,9 @@ pub fn transport(url: &str) -> Transport {
     }
 }
 
-/// Whether `host` (as in a URL, IPv6 in brackets or not) is this machine.
+/// Whether `host` (as in a URL, IPv6 in brackets or not) is this machine: a literal loopback
+/// address, or `localhost` itself. A name below it (`api.localhost`) is not: only the
+/// resolver says where it goes, and a resolver may send it anywhere.
 pub fn loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
@@ -38,7 +40,7 @@ pub fn loopback_host(host: &str) -> bool {
         Ok(a) => a.is_loopback(),
         Err(_) => {
             let d = host.trim_end_matches('.').to_ascii_lowercase();
-            d == "localhost" || d.ends_with(".localhost")
+            d == "localhost"
         }
     }
 }
@@ -53,11 +55,17 @@ pub fn has_userinfo(url: &str) -> bool {
     crate::exec::userinfo(url).is_some_and(|u| !u.is_empty())
 }
 
+/// Whether `url` carries a credential itself: a user name or password, or a query parameter
+/// that `crate::exec::redact` hides (`?access_token=`, `?private_token=`, `?password=`...).
+pub fn has_credentials(url: &str) -> bool {
+    has_userinfo(url) || crate::exec::query_has_secret(url)
+}
+
 /// `Err`, one line, when a credential (`credential`: whether one goes with the requests,
 /// besides any in the URL itself) would be sent to `url` in clear over a network. `what`
 /// names the setting (`--resultsdb-url`).
 pub fn refuse_clear_credentials(what: &str, url: &str, credential: bool) -> Result<(), String> {
-    if !(credential || has_userinfo(url)) || transport(url) != Transport::Clear {
+    if !(credential || has_credentials(url)) || transport(url) != Transport::Clear {
         return Ok(());
     }
     let scheme = url.split_once("://").map_or("", |(s, _)| s);
@@ -72,6 +80,40 @@ pub fn refuse_clear_credentials(what: &str, url: &str, credential: bool) -> Resu
     ))
 }
 
+/// A client for `url`, for every service fci sends a credential to over HTTP: a loopback URL
+/// never goes through a proxy (the environment's `HTTP_PROXY` would carry what is meant for
+/// this machine, a token with it, across a network); with `credential`, no redirect is
+/// followed (reqwest keeps `Authorization` across a same-host, same-port redirect, even from
+/// https to plain http); without, a redirect from https to plain http is refused (the URL's
+/// own user info would follow it). A credential never goes through a plain-http proxy to
+/// another host either: it only travels in clear to loopback (`refuse_clear_credentials`),
+/// and loopback is never proxied; an https URL goes through a proxy as a TLS tunnel.
+pub fn client_for(url: &str, credential: bool) -> reqwest::blocking::ClientBuilder {
+    let mut b = reqwest::blocking::Client::builder().redirect(if credential {
+        reqwest::redirect::Policy::none()
+    } else {
+        no_downgrade()
+    });
+    if transport(url) == Transport::Loopback {
+        b = b.no_proxy();
+    }
+    b
+}
+
+/// Follows up to 10 redirects, never one from https to anything but https.
+fn no_downgrade() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|a| {
+        if a.previous().len() >= 10 {
+            a.error("too many redirects")
+        } else if a.previous().iter().any(|u| u.scheme() == "https") && a.url().scheme() != "https"
+        {
+            a.error("a redirect from https to plain http is not followed")
+        } else {
+            a.follow()
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,7 +125,6 @@ mod tests {
             "http://127.8.0.1",
             "http://[::1]:6443",
             "http://localhost:6443",
-            "http://api.localhost",
             "amqp://u:p@LOCALHOST./",
         ] {
             assert!(loopback(s), "{s}");
@@ -93,6 +134,9 @@ mod tests {
             "http://10.0.0.1:6443",
             "http://api.example.org",
             "http://localhost.example.org",
+            // Only the resolver says where a name below localhost goes.
+            "http://api.localhost",
+            "http://a.b.localhost.",
             "http://[::2]",
             "nonsense",
         ] {
@@ -121,5 +165,19 @@ mod tests {
         assert!(refuse_clear_credentials("x", "amqps://u:p@192.0.2.1/", false).is_ok());
         assert!(refuse_clear_credentials("x", "http://127.0.0.1:5001/", true).is_ok());
         assert!(refuse_clear_credentials("x", "amqp://u:p@[::1]/", false).is_ok());
+        // A secret in the query is a credential, and is never shown.
+        for url in [
+            "http://192.0.2.1/?access_token=S3CRET",
+            "http://192.0.2.1/x?a=b&private_token=S3CRET",
+            "http://192.0.2.1/?PASSWORD=S3CRET",
+            "http://192.0.2.1/?token=S3CRET",
+            "http://192.0.2.1/?access%5Ftoken=S3CRET",
+            "amqp://192.0.2.1/%2f?auth=S3CRET",
+        ] {
+            let e = refuse_clear_credentials("--x", url, false).unwrap_err();
+            assert!(!e.contains("S3CRET") && e.contains("***"), "{url}: {e}");
+        }
+        assert!(refuse_clear_credentials("x", "http://192.0.2.1/?a=b", false).is_ok());
+        assert!(refuse_clear_credentials("x", "http://127.0.0.1/?token=S", false).is_ok());
     }
 }

@@ -35,9 +35,10 @@ impl Client {
     /// `url` is the server's root or its `/api/v2.0`; `token` a bearer token, or `user:password`
     /// for HTTP Basic (Fedora's ResultsDB has Basic in front of writes).
     /// A token, or a password in `url`, over plain http to another host is bad input.
+    /// A query or fragment is refused: the API's paths go after the URL, and a token there
+    /// would reach every log and manifest that names the server.
     pub fn new(url: &str, token: Option<String>) -> Result<Client> {
-        crate::net::refuse_clear_credentials("ResultsDB", url, token.is_some())
-            .map_err(crate::error::FciError::Usage)?;
+        check_url("ResultsDB", url, token.is_some()).map_err(crate::error::FciError::Usage)?;
         let base = url.trim_end_matches('/');
         let api = if base.ends_with("/api/v2.0") {
             base.to_string()
@@ -60,7 +61,8 @@ impl Client {
             .and_then(|s| s.parse::<u64>().ok())
             .filter(|s| (1..=600).contains(s))
             .unwrap_or(20);
-        let http = reqwest::blocking::Client::builder()
+        // Never proxied to loopback, no redirect followed with a token (`crate::net`).
+        let http = crate::net::client_for(url, auth.is_some())
             .connect_timeout(Duration::from_secs(5.min(secs)))
             .timeout(Duration::from_secs(secs))
             .build()?;
@@ -188,6 +190,22 @@ impl Client {
             ))),
         }
     }
+}
+
+/// `Err`, one line, when `url` cannot name a ResultsDB server: it has a query or fragment
+/// (the API's paths go after it), or would send a credential in clear to another host.
+pub fn check_url(what: &str, url: &str, token: bool) -> Result<(), String> {
+    crate::net::refuse_clear_credentials(what, url, token)?;
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = crate::exec::userinfo(url).map_or(rest, |u| &rest[u.len() + 1..]);
+    if rest.contains(['?', '#']) {
+        return Err(format!(
+            "{what} {} has a query or fragment, which is refused (the API's paths go after \
+             the URL; a token goes in FCI_RESULTSDB_TOKEN)",
+            crate::exec::strip_credentials(url)
+        ));
+    }
+    Ok(())
 }
 
 /// Standard base64, for HTTP Basic.

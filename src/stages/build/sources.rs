@@ -107,7 +107,7 @@ impl Lookaside {
     pub fn describe(&self) -> String {
         match self {
             Lookaside::Dir(p) => p.display().to_string(),
-            Lookaside::Url(u) => u.clone(),
+            Lookaside::Url(u) => crate::exec::strip_credentials(u),
         }
     }
 
@@ -137,7 +137,9 @@ impl Lookaside {
                 }
                 Lookaside::Url(base) => {
                     let url = format!("{base}/{rel}");
-                    let resp = reqwest::blocking::Client::builder()
+                    // Never proxied to loopback; no redirect followed with the URL's own
+                    // credentials, none from https to http without (`crate::net`).
+                    let resp = crate::net::client_for(&url, crate::net::has_credentials(&url))
                         .timeout(std::time::Duration::from_secs(300))
                         .build()?
                         .get(&url)
@@ -163,7 +165,8 @@ impl Lookaside {
                     // No source is this large: a server that sends more is not a
                     // lookaside cache, and must not fill the disk.
                     save(resp, dest, crate::caps::LOOKASIDE_DOWNLOAD, &url)?;
-                    return Ok(Some(url));
+                    // Where it came from, as shown: without credentials.
+                    return Ok(Some(crate::exec::strip_credentials(&url)));
                 }
             }
         }

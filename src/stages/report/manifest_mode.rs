@@ -83,7 +83,7 @@ impl Stage for Report {
         // No token or password goes in clear to another host: refused before anything runs.
         if let Some(u) = &self.args.resultsdb_url {
             let token = super::token(&self.args)?.is_some();
-            crate::net::refuse_clear_credentials("--resultsdb-url", u, token)
+            crate::resultsdb::client::check_url("--resultsdb-url", u, token)
                 .map_err(FciError::Usage)?;
         }
         if let Some(u) = &self.args.amqp_url {

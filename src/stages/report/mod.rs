@@ -69,8 +69,8 @@ pub struct Args {
     /// (its composed commit, when there is one); an unsatisfied one excludes the change
     #[arg(long, requires = "gating")]
     pub promote: bool,
-    /// Also post the results to this ResultsDB (its root or /api/v2.0); what cannot be
-    /// delivered is spooled in the workspace and delivered by the next report
+    /// Also post the results to this ResultsDB (its root or /api/v2.0, no query); what cannot
+    /// be delivered is spooled in the workspace and delivered by the next report
     #[arg(long, env = "FCI_RESULTSDB_URL", hide_env_values = true, value_name = "URL", value_parser = nonempty)]
     pub resultsdb_url: Option<String>,
     /// Also publish the messages to this AMQP broker (amqp://user:password@host:port/vhost),
