@@ -43,6 +43,9 @@ pub const JUNIT_FINDINGS: usize = 100;
 pub const STAGE_LOG_OUTPUT: u64 = 64 * MIB;
 /// Of a command's output past [`STAGE_LOG_OUTPUT`], the end that is kept.
 pub const LOG_TAIL_KEPT: u64 = MIB;
+/// What a captured command's stdout, and its stderr, may hold (a query's answer, rpmspec's
+/// parse): past it the command's pipe is closed, and its caller sees `over_limit`.
+pub const CAPTURED_OUTPUT: u64 = 64 * MIB;
 /// Of a log read back for a verdict or a failure's last lines, the end that is read.
 pub const LOG_TAIL_READ: u64 = MIB;
 /// Of a guest's serial console or answers, what is read: this much of its head and of its
@@ -218,7 +221,10 @@ pub fn tail(path: &std::path::Path, bytes: u64) -> std::io::Result<Vec<u8>> {
     }
     f.take(bytes).read_to_end(&mut out)?;
     if len > bytes {
-        let start = out.iter().position(|b| *b == b'\n').map_or(out.len(), |i| i + 1);
+        let start = out
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(out.len(), |i| i + 1);
         out.drain(..start);
     }
     Ok(out)

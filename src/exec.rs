@@ -212,9 +212,14 @@ impl Log {
         // What the command prints is untrusted: it reaches the log through a pipe, redacted
         // line by line (a URL with credentials), never as the log file itself, which package
         // code could reopen through /proc/self/fd and rewrite at any offset.
-        // A capped capture reads through pipes of its own, keeping at most the limit.
+        // A capture reads through pipes of its own, keeping at most its limit (by default
+        // `caps::CAPTURED_OUTPUT`: what package code or a tool prints is never held whole).
         let mut capped = None;
-        let copier = if let (true, Some(limit)) = (capture, cmd.capture_limit) {
+        let capture_limit = cmd
+            .capture_limit
+            .unwrap_or(usize::try_from(crate::caps::CAPTURED_OUTPUT).unwrap_or(usize::MAX));
+        let copier = if capture {
+            let limit = capture_limit;
             let (out_r, out_w) = std::io::pipe()?;
             let (err_r, err_w) = std::io::pipe()?;
             expr = expr.stdout_file(out_w).stderr_file(err_w);
@@ -230,9 +235,6 @@ impl Log {
                 })
             };
             capped = Some((read(out_r), read(err_r)));
-            None
-        } else if capture {
-            expr = expr.stdout_capture().stderr_capture();
             None
         } else {
             let (reader, writer) = std::io::pipe()?;
@@ -670,11 +672,7 @@ impl Ring {
 /// still read to its end, into a ring that keeps only its tail, so the command never blocks
 /// and neither fci's memory nor the log grows with it. A line is cut at 64 KiB (a URL split
 /// there may escape redaction; no honest line is that long).
-fn copy_redacted(
-    from: impl Read,
-    to: &mut impl Write,
-    room: &std::sync::atomic::AtomicU64,
-) -> u64 {
+fn copy_redacted(from: impl Read, to: &mut impl Write, room: &std::sync::atomic::AtomicU64) -> u64 {
     use std::io::BufRead;
     use std::sync::atomic::Ordering;
     let tail_kept = crate::caps::LOG_TAIL_KEPT;
@@ -735,7 +733,10 @@ fn copy_redacted(
         let mut kept = r.into_bytes();
         if cut > 0 {
             // From the start of a line.
-            let start = kept.iter().position(|b| *b == b'\n').map_or(kept.len(), |i| i + 1);
+            let start = kept
+                .iter()
+                .position(|b| *b == b'\n')
+                .map_or(kept.len(), |i| i + 1);
             kept.drain(..start);
             cut += start as u64;
         }
@@ -957,8 +958,9 @@ impl Cmd {
                 .into_owned()
         })
     }
-    /// Captures at most this many bytes of stdout and of stderr (an answer from a server):
-    /// past it, the command's pipe is closed and `Finished::over_limit` says so.
+    /// Captures at most this many bytes of stdout and of stderr (an answer from a server;
+    /// `caps::CAPTURED_OUTPUT` unless set): past it, the command's pipe is closed and
+    /// `Finished::over_limit` says so.
     pub fn capture_limit(mut self, bytes: usize) -> Self {
         self.capture_limit = Some(bytes);
         self
@@ -1016,6 +1018,29 @@ impl Cmd {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_capture_holds_at_most_its_cap_of_output() {
+        use super::{Cmd, Log};
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::create(&dir.path().join("log")).unwrap();
+        let cap = crate::caps::CAPTURED_OUTPUT;
+        let flood = Cmd::new("sh")
+            .arg("-c")
+            .arg(format!("yes | head -c {}", cap + 32 * 1024 * 1024));
+        let done = log.capture(&flood).unwrap();
+        assert!(done.over_limit);
+        assert_eq!(done.stdout.len() as u64, cap);
+        // Within the cap, all of it.
+        let done = log
+            .capture(&Cmd::new("sh").arg("-c").arg("echo out; echo err >&2"))
+            .unwrap();
+        assert!(!done.over_limit && done.success());
+        assert_eq!(
+            (done.stdout.as_str(), done.stderr.as_str()),
+            ("out\n", "err\n")
+        );
+    }
+
     #[test]
     fn a_timeout_is_an_error_unless_the_caller_judges_it() {
         use super::{Cmd, Log};

@@ -93,7 +93,11 @@ fn a_chatty_build_passes_with_its_log_cut_and_fci_bounded() {
     );
     assert!(size >= 60 * MIB, "the head was not kept: {size} bytes");
     let (head, tail) = ends(&log, 4 * MIB);
-    assert!(head.contains("chatty-build: the first line"), "{}", &head[..2000]);
+    assert!(
+        head.contains("chatty-build: the first line"),
+        "{}",
+        &head[..2000]
+    );
     assert!(
         tail.contains("chatty-build: the last line"),
         "the end of the output is lost"
@@ -103,11 +107,13 @@ fn a_chatty_build_passes_with_its_log_cut_and_fci_bounded() {
         .lines()
         .find(|l| l.starts_with("[fci: ") && l.contains("bytes of output cut here"))
         .unwrap_or_else(|| panic!("no note of the cut in the log's end"));
-    assert!(
-        note.ends_with(": past the 64 MiB log cap]"),
-        "{note}"
-    );
-    let cut: u64 = note["[fci: ".len()..].split(' ').next().unwrap().parse().unwrap();
+    assert!(note.ends_with(": past the 64 MiB log cap]"), "{note}");
+    let cut: u64 = note["[fci: ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(cut > 230 * MIB && cut < 300 * MIB, "{note}");
     assert!(peak < PEAK_KIB, "fci's peak memory was {peak} KiB");
     eprintln!("chatty build: {took:?}, peak {peak} KiB, stored log {size} bytes");
@@ -154,7 +160,11 @@ fn a_flooded_console_is_read_and_stored_bounded() {
     // Read: its head and its end, the middle skipped.
     let cap = fci::caps::CONSOLE_READ;
     let read = fci::caps::head_and_tail(&serial, cap, cap).unwrap();
-    assert!(read.len() as u64 <= 2 * cap + 100, "{} bytes read", read.len());
+    assert!(
+        read.len() as u64 <= 2 * cap + 100,
+        "{} bytes read",
+        read.len()
+    );
     let text = String::from_utf8_lossy(&read);
     assert!(text.contains("Linux version 6.11"));
     assert!(text.contains("Kernel panic - not syncing: the end"));

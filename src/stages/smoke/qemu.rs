@@ -140,8 +140,8 @@ pub fn choose(arg: AccelArg, cx: &mut Ctx, kernel: &Path) -> Result<(Accel, Stri
             .ok()?
             .run(&m.command(&dir))
             .ok()?;
-        let console = crate::caps::head_and_tail(&serial, crate::caps::CONSOLE_READ, 0)
-            .unwrap_or_default();
+        let console =
+            crate::caps::head_and_tail(&serial, crate::caps::CONSOLE_READ, 0).unwrap_or_default();
         let console = String::from_utf8_lossy(&console);
         probe_log = Some(serial);
         let works = !done.timed_out && console.contains("Linux version");
