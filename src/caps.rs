@@ -39,6 +39,21 @@ pub const JUNIT_PASSED_LISTED: usize = 10_000;
 pub const JUNIT_FAILED_LISTED: usize = 5_000;
 /// Suite-level failures, inconsistent suites and suite nodes kept per stage (more are counted).
 pub const JUNIT_FINDINGS: usize = 100;
+/// What the commands' output (and the files appended, such as a guest's console) may add to
+/// one stage log. Past it the log keeps the last [`LOG_TAIL_KEPT`] of each command's output
+/// after a note of how much was cut; the rest is read and dropped (the command is never
+/// blocked), and the stage goes on: chatty is not a failure.
+pub const STAGE_LOG_OUTPUT: u64 = 64 * MIB;
+/// Of a command's output past [`STAGE_LOG_OUTPUT`], the end that is kept.
+pub const LOG_TAIL_KEPT: u64 = MIB;
+/// What a captured command's stdout, and its stderr, may hold (a query's answer, rpmspec's
+/// parse): past it the command's pipe is closed, and its caller sees `over_limit`.
+pub const CAPTURED_OUTPUT: u64 = 64 * MIB;
+/// Of a log read back for a verdict or a failure's last lines, the end that is read.
+pub const LOG_TAIL_READ: u64 = MIB;
+/// Of a guest's serial console or answers, what is read: this much of its head and of its
+/// tail (the middle is skipped, unread).
+pub const CONSOLE_READ: u64 = 4 * MIB;
 
 /// A size for people: `64 MiB`, `512 KiB`, `8 GiB`, `100 bytes`.
 pub fn human(bytes: u64) -> String {
@@ -167,6 +182,73 @@ pub fn http_body(
             crate::exec::scrub_credentials(&e.to_string(), url)
         ),
     })
+}
+
+/// The note a log holds where `n` bytes of output were cut.
+pub fn cut_note(n: u64) -> String {
+    format!(
+        "[fci: {n} bytes of output cut here: past the {} log cap]",
+        human(STAGE_LOG_OUTPUT)
+    )
+}
+
+/// The first `head` and the last `tail` bytes of the file at `path`, read with a seek (the
+/// middle is never read), with a note of what was skipped between them. A file that grows
+/// meanwhile is read no further than its size when opened.
+pub fn head_and_tail(path: &std::path::Path, head: u64, tail: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut out = Vec::new();
+    if len <= head + tail {
+        (&mut f).take(head + tail).read_to_end(&mut out)?;
+        return Ok(out);
+    }
+    (&mut f).take(head).read_to_end(&mut out)?;
+    let skipped = len - head - tail;
+    out.extend_from_slice(format!("\n[fci: {skipped} bytes not read here]\n").as_bytes());
+    f.seek(SeekFrom::Start(len - tail))?;
+    f.take(tail).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// The last `bytes` of the file at `path` (read with a seek), from the start of a line: the
+/// line cut by the seek is dropped.
+pub fn tail(path: &std::path::Path, bytes: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut out = Vec::new();
+    if len > bytes {
+        f.seek(SeekFrom::Start(len - bytes))?;
+    }
+    f.take(bytes).read_to_end(&mut out)?;
+    if len > bytes {
+        let start = out
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(out.len(), |i| i + 1);
+        out.drain(..start);
+    }
+    Ok(out)
+}
+
+/// Calls `f` with each line of `r` (without its newline, lossily decoded), as it streams
+/// past: a line is cut into pieces of 64 KiB, so no more is ever buffered.
+pub fn for_each_line(r: impl Read, mut f: impl FnMut(&str)) -> std::io::Result<()> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::with_capacity(64 * KIB as usize, r);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if (&mut reader).take(64 * KIB).read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        f(&String::from_utf8_lossy(&line));
+    }
 }
 
 #[cfg(test)]

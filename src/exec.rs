@@ -106,10 +106,14 @@ impl Finished {
     }
 }
 
-/// A stage log that records every command and its output.
+/// A stage log that records every command and its output. What the commands print (and the
+/// files appended) is capped: `caps::STAGE_LOG_OUTPUT` in all, then the last
+/// `caps::LOG_TAIL_KEPT` of each command's output after a note of what was cut.
 pub struct Log {
     file: File,
     pub path: PathBuf,
+    /// What command output may still add to the log before it is cut.
+    room: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Log {
@@ -119,6 +123,9 @@ impl Log {
         Ok(Log {
             file,
             path: path.to_path_buf(),
+            room: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(
+                crate::caps::STAGE_LOG_OUTPUT,
+            )),
         })
     }
 
@@ -215,9 +222,14 @@ impl Log {
         // What the command prints is untrusted: it reaches the log through a pipe, redacted
         // line by line (a URL with credentials), never as the log file itself, which package
         // code could reopen through /proc/self/fd and rewrite at any offset.
-        // A capped capture reads through pipes of its own, keeping at most the limit.
+        // A capture reads through pipes of its own, keeping at most its limit (by default
+        // `caps::CAPTURED_OUTPUT`: what package code or a tool prints is never held whole).
         let mut capped = None;
-        let copier = if let (true, Some(limit)) = (capture, cmd.capture_limit) {
+        let capture_limit = cmd
+            .capture_limit
+            .unwrap_or(usize::try_from(crate::caps::CAPTURED_OUTPUT).unwrap_or(usize::MAX));
+        let copier = if capture {
+            let limit = capture_limit;
             let (out_r, out_w) = std::io::pipe()?;
             let (err_r, err_w) = std::io::pipe()?;
             expr = expr.stdout_file(out_w).stderr_file(err_w);
@@ -234,16 +246,14 @@ impl Log {
             };
             capped = Some((read(out_r), read(err_r)));
             None
-        } else if capture {
-            expr = expr.stdout_capture().stderr_capture();
-            None
         } else {
             let (reader, writer) = std::io::pipe()?;
             expr = expr.stdout_file(writer.try_clone()?).stderr_file(writer);
-            let sink = self.file.try_clone()?;
+            let mut sink = self.file.try_clone()?;
+            let room = self.room.clone();
             let (tx, rx) = std::sync::mpsc::channel::<()>();
             std::thread::spawn(move || {
-                copy_redacted(reader, sink);
+                copy_redacted(reader, &mut sink, &room);
                 let _ = tx.send(());
             });
             Some(rx)
@@ -351,7 +361,8 @@ impl Log {
         }
         let stderr = String::from_utf8_lossy(&err_bytes).into_owned();
         if capture && !stderr.is_empty() {
-            let _ = self.file.write_all(redact(&stderr).as_bytes());
+            let room = self.room.clone();
+            copy_redacted(stderr.as_bytes(), &mut self.file, &room);
         }
         let status = match (timed_out, code) {
             (true, _) => "killed: timed out".to_string(),
@@ -385,33 +396,50 @@ impl Log {
         })
     }
 
-    /// Appends another log (written by a concurrent step) to this one.
+    /// Appends another log (written by a concurrent step, or a guest's console) to this one,
+    /// capped as command output is (it streams through; nothing is read whole).
     pub fn append_file(&mut self, other: &Path) {
-        if let Ok(text) = std::fs::read(other) {
-            let _ = self
-                .file
-                .write_all(redact(&String::from_utf8_lossy(&text)).as_bytes());
+        if let Ok(f) = File::open(other) {
+            let room = self.room.clone();
+            copy_redacted(f, &mut self.file, &room);
         }
     }
 
-    /// Rewrites what the log holds so far through `f` (secrets known only once the commands
-    /// ran, scrubbed before the log is stored).
+    /// Rewrites what the log holds so far through `f`, line by line (secrets known only once
+    /// the commands ran, scrubbed before the log is stored). Streams through a file beside
+    /// the log: nothing is read whole.
     pub fn rewrite(&mut self, f: impl Fn(&str) -> String) -> Result<()> {
         use std::io::Seek;
-        let text = String::from_utf8_lossy(&std::fs::read(&self.path)?).into_owned();
-        let new = f(&text);
-        if new != text {
+        let _ = self.file.flush();
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let mut tmp = tempfile::tempfile_in(dir)?;
+        let mut changed = false;
+        let mut failed = None;
+        crate::caps::for_each_line(File::open(&self.path)?, |line| {
+            let new = f(line);
+            changed |= new != line;
+            if let Err(e) = writeln!(tmp, "{new}") {
+                failed.get_or_insert(e);
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        if changed {
+            tmp.seek(std::io::SeekFrom::Start(0))?;
             self.file.set_len(0)?;
             self.file.seek(std::io::SeekFrom::Start(0))?;
-            self.file.write_all(new.as_bytes())?;
+            std::io::copy(&mut tmp, &mut self.file)?;
         }
         Ok(())
     }
 
-    /// The last `n` lines of the log, for a failure report on stderr.
+    /// The last `n` lines of the log, for a failure report on stderr (read from its end, with
+    /// a seek: at most `caps::LOG_TAIL_READ`).
     pub fn tail(&self, n: usize) -> String {
-        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
-        last_lines(&text, n)
+        let _ = (&self.file).flush();
+        let bytes = crate::caps::tail(&self.path, crate::caps::LOG_TAIL_READ).unwrap_or_default();
+        last_lines(&String::from_utf8_lossy(&bytes), n)
     }
 }
 
@@ -646,12 +674,70 @@ fn redact_query(path_and_query: &str) -> String {
     format!("{path}?{}", params.join("&"))
 }
 
-/// Copies a command's output into the log, redacting each line. A line is cut at 64 KiB (a
-/// URL split there may escape redaction; no honest line is that long).
-fn copy_redacted(from: std::io::PipeReader, mut to: File) {
+/// The last `cap` bytes of a stream, kept as it flows past.
+struct Ring {
+    buf: Vec<u8>,
+    cap: usize,
+    /// Where the next byte goes, once `buf` is full.
+    pos: usize,
+    /// Bytes that fell out.
+    dropped: u64,
+}
+
+impl Ring {
+    fn new(cap: usize) -> Ring {
+        Ring {
+            buf: Vec::new(),
+            cap,
+            pos: 0,
+            dropped: 0,
+        }
+    }
+
+    fn push(&mut self, mut bytes: &[u8]) {
+        if bytes.len() > self.cap {
+            let skip = bytes.len() - self.cap;
+            self.dropped += skip as u64;
+            bytes = &bytes[skip..];
+        }
+        // Filling up first.
+        let fill = (self.cap - self.buf.len()).min(bytes.len());
+        self.buf.extend_from_slice(&bytes[..fill]);
+        bytes = &bytes[fill..];
+        // Then overwriting the oldest, wrapping around.
+        while !bytes.is_empty() {
+            let n = (self.cap - self.pos).min(bytes.len());
+            self.buf[self.pos..self.pos + n].copy_from_slice(&bytes[..n]);
+            self.dropped += n as u64;
+            self.pos = (self.pos + n) % self.cap;
+            bytes = &bytes[n..];
+        }
+    }
+
+    /// What it holds, oldest first.
+    fn into_bytes(mut self) -> Vec<u8> {
+        self.buf.rotate_left(self.pos);
+        self.buf
+    }
+}
+
+/// Copies a command's output (or a file) into the log, redacting each line, within the room
+/// the log has left (`room`, taken from as it is written): the head while there is room, then
+/// the last `caps::LOG_TAIL_KEPT` after a note of what was cut. Past the room the output is
+/// still read to its end, into a ring that keeps only its tail, so the command never blocks
+/// and neither fci's memory nor the log grows with it. A line is cut at 64 KiB (a URL split
+/// there may escape redaction; no honest line is that long).
+fn copy_redacted(from: impl Read, to: &mut impl Write, room: &std::sync::atomic::AtomicU64) -> u64 {
     use std::io::BufRead;
+    use std::sync::atomic::Ordering;
+    let tail_kept = crate::caps::LOG_TAIL_KEPT;
+    let mut head_left = room.load(Ordering::SeqCst).saturating_sub(tail_kept);
+    let mut written = 0u64;
     let mut reader = std::io::BufReader::with_capacity(64 * 1024, from);
     let mut line = Vec::new();
+    let mut batch = Vec::new();
+    let mut ring: Option<Ring> = None;
+    // The head: whole lines while they fit, written as soon as what was read is used up.
     loop {
         line.clear();
         let n = match (&mut reader).take(64 * 1024).read_until(b'\n', &mut line) {
@@ -661,17 +747,68 @@ fn copy_redacted(from: std::io::PipeReader, mut to: File) {
         if n == 0 {
             break;
         }
+        if n as u64 > head_left {
+            let mut r = Ring::new(tail_kept as usize);
+            r.push(&line);
+            ring = Some(r);
+            break;
+        }
+        head_left -= n as u64;
         let text = String::from_utf8_lossy(&line);
-        let written = if text.contains("://") {
-            to.write_all(redact(&text).as_bytes())
+        if text.contains("://") {
+            batch.extend_from_slice(redact(&text).as_bytes());
         } else {
-            to.write_all(&line)
-        };
-        if written.is_err() {
-            // Keep draining, so the command never blocks on a full pipe.
-            continue;
+            batch.extend_from_slice(&line);
+        }
+        if reader.buffer().is_empty() {
+            // A failed write drops the batch: reading goes on, so the command never blocks
+            // on a full pipe.
+            if to.write_all(&batch).is_ok() {
+                written += batch.len() as u64;
+            }
+            batch.clear();
         }
     }
+    if to.write_all(&batch).is_ok() {
+        written += batch.len() as u64;
+    }
+    // The rest: through the ring, read in chunks, to its end.
+    if let Some(mut r) = ring {
+        loop {
+            let n = match reader.fill_buf() {
+                Ok([]) | Err(_) => break,
+                Ok(buf) => {
+                    r.push(buf);
+                    buf.len()
+                }
+            };
+            reader.consume(n);
+        }
+        let mut cut = r.dropped;
+        let mut kept = r.into_bytes();
+        if cut > 0 {
+            // From the start of a line.
+            let start = kept
+                .iter()
+                .position(|b| *b == b'\n')
+                .map_or(kept.len(), |i| i + 1);
+            kept.drain(..start);
+            cut += start as u64;
+        }
+        let mut out = Vec::new();
+        if cut > 0 {
+            out.extend_from_slice(format!("\n{}\n", crate::caps::cut_note(cut)).as_bytes());
+        }
+        out.extend_from_slice(redact(&String::from_utf8_lossy(&kept)).as_bytes());
+        if to.write_all(&out).is_ok() {
+            written += out.len() as u64;
+        }
+    }
+    let _ = to.flush();
+    let _ = room.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| {
+        Some(r.saturating_sub(written))
+    });
+    written
 }
 
 /// Whether `a` is a plain `host[:port]` (no user info): a host name or address, a port of
@@ -877,8 +1014,9 @@ impl Cmd {
                 .into_owned()
         })
     }
-    /// Captures at most this many bytes of stdout and of stderr (an answer from a server):
-    /// past it, the command's pipe is closed and `Finished::over_limit` says so.
+    /// Captures at most this many bytes of stdout and of stderr (an answer from a server;
+    /// `caps::CAPTURED_OUTPUT` unless set): past it, the command's pipe is closed and
+    /// `Finished::over_limit` says so.
     pub fn capture_limit(mut self, bytes: usize) -> Self {
         self.capture_limit = Some(bytes);
         self
@@ -936,6 +1074,29 @@ impl Cmd {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_capture_holds_at_most_its_cap_of_output() {
+        use super::{Cmd, Log};
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::create(&dir.path().join("log")).unwrap();
+        let cap = crate::caps::CAPTURED_OUTPUT;
+        let flood = Cmd::new("sh")
+            .arg("-c")
+            .arg(format!("yes | head -c {}", cap + 32 * 1024 * 1024));
+        let done = log.capture(&flood).unwrap();
+        assert!(done.over_limit);
+        assert_eq!(done.stdout.len() as u64, cap);
+        // Within the cap, all of it.
+        let done = log
+            .capture(&Cmd::new("sh").arg("-c").arg("echo out; echo err >&2"))
+            .unwrap();
+        assert!(!done.over_limit && done.success());
+        assert_eq!(
+            (done.stdout.as_str(), done.stderr.as_str()),
+            ("out\n", "err\n")
+        );
+    }
+
     #[test]
     fn a_timeout_is_an_error_unless_the_caller_judges_it() {
         use super::{Cmd, Log};

@@ -99,10 +99,13 @@ pub fn macro_files(job: &Job) -> Vec<PathBuf> {
 
 /// Whether rpmbuild's output shows %check running, and failing: rpmbuild's own lines, not
 /// whatever a build step printed that mentions %check.
-pub fn check_status(output: &str) -> (bool, bool) {
-    let ran = output.lines().any(|l| l.starts_with("Executing(%check)"));
-    let failed = output.lines().any(|l| {
-        l.starts_with("error: Bad exit status from ") && l.trim_end().ends_with("(%check)")
+pub fn check_status(output: impl std::io::Read) -> (bool, bool) {
+    let (mut ran, mut failed) = (false, false);
+    // Line by line as the log streams past: it is never read whole.
+    let _ = crate::caps::for_each_line(output, |l| {
+        ran |= l.starts_with("Executing(%check)");
+        failed |=
+            l.starts_with("error: Bad exit status from ") && l.trim_end().ends_with("(%check)");
     });
     (ran, ran && failed)
 }

@@ -70,19 +70,27 @@ impl Backend for Mock {
         }
         let done = log.run(&rebuild.arg(&srpms[0]).timeout(job.timeout).judges_timeout())?;
         // mock keeps rpmbuild's output in build.log, not on its own stderr.
-        let build_log = std::fs::read_to_string(rpm_dir.join("build.log")).unwrap_or_default();
-        log.line(&crate::exec::redact(&build_log));
+        // Appended capped, as command output is; read back line by line and from its end.
+        let build_log = rpm_dir.join("build.log");
+        log.append_file(&build_log);
         let rpms: Vec<PathBuf> = collect(job.work, &rpm_dir)?
             .into_iter()
             .filter(|p| !p.to_string_lossy().ends_with(".src.rpm"))
             .collect();
-        let (check_ran, check_failed) = check_status(&build_log);
+        let (check_ran, check_failed) = match std::fs::File::open(&build_log) {
+            Ok(f) => check_status(f),
+            Err(_) => (false, false),
+        };
+        let tail = crate::caps::tail(&build_log, crate::caps::LOG_TAIL_READ).unwrap_or_default();
         Ok(Output {
             success: done.success(),
             check_failed,
             check_ran,
             packages: srpms.into_iter().chain(rpms).collect(),
-            tail: crate::exec::last_lines(&build_log, 40),
+            tail: crate::exec::redact(&crate::exec::last_lines(
+                &String::from_utf8_lossy(&tail),
+                40,
+            )),
             timed_out: done.timed_out,
             limit: None,
             host_failure: mock_host_failure(&done),

@@ -49,8 +49,10 @@ impl Backend for Rpmbuild {
             .into_iter()
             .chain(collect(job.work, &top.join("RPMS"))?)
             .collect();
-        let (check_ran, check_failed) =
-            check_status(&std::fs::read_to_string(&log.path).unwrap_or_default());
+        let (check_ran, check_failed) = match std::fs::File::open(&log.path) {
+            Ok(f) => check_status(f),
+            Err(_) => (false, false),
+        };
         Ok(Output {
             success: done.success(),
             check_failed,

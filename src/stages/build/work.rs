@@ -384,8 +384,9 @@ fn explain_failure(
     rec.notes.push(what.clone());
     // A build that stopped on an undefined macro or a missing host tool says so: that is the
     // host's environment, not the package.
-    let full = std::fs::read_to_string(&cx.run.log.path).unwrap_or_default();
-    if let Some(why) = fedora_env::diagnose(&full) {
+    // The line that stopped the build is near the log's end: its end is read, with a seek.
+    let end = crate::caps::tail(&cx.run.log.path, crate::caps::LOG_TAIL_READ).unwrap_or_default();
+    if let Some(why) = fedora_env::diagnose(&String::from_utf8_lossy(&end)) {
         // The host's environment, not the package: installing the tool or the macros' package
         // must rebuild, so this failure is never reused.
         rec.cacheable = false;

@@ -140,7 +140,9 @@ pub fn choose(arg: AccelArg, cx: &mut Ctx, kernel: &Path) -> Result<(Accel, Stri
             .ok()?
             .run(&m.command(&dir))
             .ok()?;
-        let console = std::fs::read_to_string(&serial).unwrap_or_default();
+        let console =
+            crate::caps::head_and_tail(&serial, crate::caps::CONSOLE_READ, 0).unwrap_or_default();
+        let console = String::from_utf8_lossy(&console);
         probe_log = Some(serial);
         let works = !done.timed_out && console.contains("Linux version");
         Some(serde_json::Value::Bool(works))
