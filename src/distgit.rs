@@ -95,7 +95,7 @@ pub fn enclosing_git_dirs(dir: &Path) -> Vec<PathBuf> {
         let dotgit = a.join(".git");
         if dotgit.is_dir() {
             out.push(dotgit);
-        } else if let Ok(text) = std::fs::read_to_string(&dotgit) {
+        } else if let Some(text) = gitdir_file(&dotgit) {
             if let Some(g) = text.strip_prefix("gitdir:") {
                 if let Ok(g) = a.join(g.trim()).canonicalize() {
                     // A worktree's git dir lives inside the main repository's .git.
@@ -110,6 +110,29 @@ pub fn enclosing_git_dirs(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// A `.git` file (`gitdir: …`) above a checkout, read only when it is a regular file (not a
+/// link, FIFO or device) owned by the caller or root, and only its first 4 KiB: another user
+/// may have planted one in a shared directory above the checkout (a FIFO would hang fci, a
+/// link to /dev/zero would fill its memory).
+fn gitdir_file(dotgit: &Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(dotgit)
+        .ok()?;
+    let m = f.metadata().ok()?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !m.is_file() || (m.uid() != me && m.uid() != 0) {
+        return None;
+    }
+    let mut text = String::new();
+    f.take(4096).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 /// Directories package code must never see, for the user's checkouts `dirs`: each, and the

@@ -219,6 +219,9 @@ pub struct Bounds {
 const FAST: Duration = Duration::from_millis(10);
 const MEMORY_EVERY: Duration = Duration::from_millis(50);
 const DISK_MIN: Duration = Duration::from_secs(1);
+/// The longest wait between two walks, however slow package code makes a walk (a million
+/// empty files): past it the watcher walks back to back rather than leave a window.
+const DISK_MAX: Duration = Duration::from_secs(2);
 const TMPFS_MAGIC: i64 = 0x0102_1994;
 const PROC_MAGIC: i64 = 0x9fa0;
 
@@ -271,7 +274,7 @@ impl Monitor {
         let started = Instant::now();
         let base = dir_usage(&bounds.writable);
         let walk_took = started.elapsed();
-        let disk_every = DISK_MIN.max(walk_took * 10);
+        let disk_every = DISK_MIN.max(walk_took * 10).min(DISK_MAX);
         let last_fs_used = fs_used(&bounds.writable) + shmem();
         let cgroups = crate::cgroup::Cgroups::create(bounds.limits.pids, bounds.limits.memory);
         let (kernel_pids, kernel_memory) =
@@ -404,7 +407,7 @@ impl Monitor {
                 + dir_usage(&self.bounds.writable).saturating_sub(self.base)
                 + deleted_open(&proc_dir, &pids);
             self.walk_took = started.elapsed();
-            self.disk_every = DISK_MIN.max(self.walk_took * 10);
+            self.disk_every = DISK_MIN.max(self.walk_took * 10).min(DISK_MAX);
             self.last_walk = Instant::now();
             self.last_scratch = used;
             self.last_fs_used = fs_now;

@@ -64,8 +64,39 @@ impl Workspace {
     pub fn open(root: &Path) -> Result<Self> {
         // fci writes everything there: never through a link another user planted in /tmp.
         resolve_user_path(root)?;
+        // A workspace another user made (or may write to) is theirs to rig: links in it would
+        // carry root's writes and chmods anywhere, and their cache entries would be reused.
+        if let Ok(m) = fs::metadata(root) {
+            use std::os::unix::fs::MetadataExt;
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let me = unsafe { libc::geteuid() };
+            if m.uid() != me && m.uid() != 0 {
+                return Err(FciError::input(
+                    root,
+                    format!(
+                        "the workspace belongs to uid {}, not to you: refusing to use it",
+                        m.uid()
+                    ),
+                )
+                .into());
+            }
+            if m.mode() & 0o002 != 0 {
+                return Err(FciError::input(
+                    root,
+                    "the workspace is writable by every user: refusing to use it (chmod o-w)",
+                )
+                .into());
+            }
+        }
         for sub in ["objects", "repos", "cache", "locks", "tmp"] {
             let d = root.join(sub);
+            if fs::symlink_metadata(&d).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(FciError::input(
+                    root,
+                    format!("{sub}/ is a symbolic link: refusing to write through it"),
+                )
+                .into());
+            }
             fs::create_dir_all(&d).map_err(|e| {
                 FciError::input(
                     root,

@@ -48,7 +48,8 @@ fn refs(w: &Ws) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-const SAYS: &str = "the payload expands to 480 MiB, past the scratch limit 64 MiB (--max-scratch)";
+const SAYS: &str =
+    "the payload expands to about 480.0 MiB, past the scratch limit 64 MiB (--max-scratch)";
 
 #[test]
 fn a_sparse_payload_past_the_scratch_limit_fails_test_and_compose_before_rpm_runs() {

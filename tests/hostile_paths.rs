@@ -338,3 +338,106 @@ fn promotion_only_checks_and_moves_the_workspaces_own_ostree_repository() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_ne!(known_good(&own), base);
 }
+
+/// fci itself, under an address-space cap (so the old code's unbounded read fails the test
+/// instead of the host), in workspace `ws`.
+fn fci_capped(ws: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new("prlimit");
+    c.arg("--as=8589934592")
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_fci"))
+        .arg("--workspace")
+        .arg(ws)
+        .arg("--quiet");
+    c.stdin(std::process::Stdio::null());
+    c
+}
+
+#[test]
+fn a_git_file_another_user_planted_above_a_checkout_is_never_read() {
+    require(&[("prlimit", "util-linux")], "the planted .git test");
+    let w = Ws::new();
+    // Another user's FIFO named .git in a shared directory above the checkout: never opened
+    // for a read that blocks.
+    let dotgit = shared_with_anothers_fifo(&w, ".git");
+    let co = dotgit.parent().unwrap().join("co");
+    fci::stages::test::runner::copy_tree(&example("hello-atomic"), &co).unwrap();
+    let la = lookaside();
+    let mut c = fci_capped(&w.ws());
+    c.args([
+        "build",
+        co.to_str().unwrap(),
+        "--branch",
+        "f41",
+        "--lookaside",
+        &la,
+    ]);
+    let r = run_bounded(c, Duration::from_secs(120)).expect("a planted .git FIFO hung fci build");
+    assert_eq!(r.code, 0, "{}{}", r.stderr, r.stdout);
+    let built = w.save("planted-git.json", &r.manifest());
+    // The same .git as another user's link to /dev/zero: never read (it would fill memory).
+    std::fs::remove_file(&dotgit).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &dotgit).unwrap();
+    std::os::unix::fs::lchown(&dotgit, Some(65534), Some(65534)).unwrap();
+    let mut c = fci_capped(&w.ws());
+    c.args(["test", "-m", built.to_str().unwrap()]).args([
+        "--tests-from",
+        co.to_str().unwrap(),
+        "--no-cache",
+    ]);
+    let t = run_bounded(c, Duration::from_secs(180)).expect("a planted .git hung fci test");
+    assert_eq!(t.code, 0, "{}{}", t.stderr, t.stdout);
+}
+
+#[test]
+fn a_workspace_another_user_made_or_anyone_may_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = Ws::new();
+    let shared = w.path().join("shared-ws");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let victim = w.path().join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let example = example("hello-atomic");
+    let run = |ws: &Path| {
+        let mut c = fci_capped(ws);
+        c.args(["build", example.to_str().unwrap(), "--branch", "f41"]);
+        run_bounded(c, Duration::from_secs(60)).expect("fci hung")
+    };
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    // Another user's workspace, its tmp/ a link to the victim: refused before any write.
+    let theirs = shared.join("ws");
+    std::fs::create_dir_all(&theirs).unwrap();
+    std::os::unix::fs::symlink(&victim, theirs.join("tmp")).unwrap();
+    std::os::unix::fs::lchown(theirs.join("tmp"), Some(65534), Some(65534)).unwrap();
+    std::os::unix::fs::lchown(&theirs, Some(65534), Some(65534)).unwrap();
+    let r = run(&theirs);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("belongs to uid 65534"), "{}", r.stderr);
+    assert_eq!(
+        mode(&victim),
+        0o755,
+        "fci chmodded through another user's link"
+    );
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
+    // One's own workspace that every user may write to: refused.
+    let open = w.path().join("open-ws");
+    std::fs::create_dir_all(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let r = run(&open);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("writable by every user"), "{}", r.stderr);
+    // One's own workspace whose cache/ is a link: refused, nothing written through it.
+    let linked = w.path().join("linked-ws");
+    std::fs::create_dir_all(&linked).unwrap();
+    std::os::unix::fs::symlink(&victim, linked.join("cache")).unwrap();
+    let r = run(&linked);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cache/ is a symbolic link"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
+}

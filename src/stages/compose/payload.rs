@@ -116,11 +116,17 @@ pub fn read(rpms: &[PathBuf], log: &mut Log) -> Result<Payload> {
 /// away), a hard-linked file at each of its names. A sound bound: rpm checks every file it
 /// writes against the header's digest, so none is larger. `%ghost` files are not written.
 pub fn installed_size(payload: &Payload) -> u64 {
+    // Every entry rpm writes (a directory, an empty file, a link) takes at least a block and
+    // an inode, as the scratch watcher counts it: 60,000 empty directories are 240 MiB, not 0.
+    const BLOCK: u64 = 4096;
     payload
         .files
         .iter()
-        .filter(|e| !e.is_ghost() && !e.is_dir())
-        .fold(0, |sum, e| sum.saturating_add(e.size))
+        .filter(|e| !e.is_ghost())
+        .fold(0, |sum: u64, e| {
+            let blocks = e.size.div_ceil(BLOCK).max(1);
+            sum.saturating_add(blocks.saturating_mul(BLOCK))
+        })
 }
 
 /// The package's failure when installing `payload` would write more than the scratch limit:
@@ -141,7 +147,7 @@ pub fn past_scratch(payload: &Payload, limit: u64) -> Option<String> {
 /// 1.5 GiB`).
 fn about(n: u64) -> String {
     let exact = crate::limits::show(n);
-    if !exact.ends_with(" bytes") {
+    if !exact.ends_with(" bytes") && !(exact.ends_with(" KiB") && n >= 1 << 20) {
         return exact;
     }
     const UNITS: [(&str, u64); 4] = [
@@ -492,9 +498,9 @@ mod tests {
     }
 
     #[test]
-    fn the_installed_size_counts_every_written_byte_and_only_those() {
-        // Two 60 MiB files (sparse or not, rpm writes them whole), a link, a directory and a
-        // %ghost file (never written).
+    fn the_installed_size_counts_every_written_block_and_only_those() {
+        // Two 60 MiB files (sparse or not, rpm writes them whole), a link and a directory (a
+        // block each), and a %ghost file (never written).
         let p = parse(
             "P x-1-1.noarch\n\
              F 0100644 0 62914560 root root /usr/share/x/hole1\n\
@@ -503,7 +509,14 @@ mod tests {
              F 040755 0 4096 root root /usr/share/x\n\
              F 0100644 64 999999999999 root root /var/log/x.log\n",
         );
-        assert_eq!(installed_size(&p), 120 * 1024 * 1024 + 6);
+        assert_eq!(installed_size(&p), 120 * 1024 * 1024 + 2 * 4096);
+        // Empty entries are not free: 60,000 empty directories are 60,000 blocks.
+        let dirs: String = (0..60_000)
+            .map(|i| format!("F 040755 0 0 root root /usr/share/d/{i}\n"))
+            .collect();
+        let flood = parse(&format!("P d-1-1.noarch\n{dirs}"));
+        assert_eq!(installed_size(&flood), 60_000 * 4096);
+        assert!(past_scratch(&flood, 16 * 1024 * 1024).is_some());
         assert_eq!(past_scratch(&p, 121 * 1024 * 1024), None);
         assert_eq!(
             past_scratch(&p, 64 * 1024 * 1024).unwrap(),
