@@ -147,7 +147,7 @@ pub fn past_scratch(payload: &Payload, limit: u64) -> Option<String> {
 /// 1.5 GiB`).
 fn about(n: u64) -> String {
     let exact = crate::limits::show(n);
-    if !exact.ends_with(" bytes") && !(exact.ends_with(" KiB") && n >= 1 << 20) {
+    if !exact.ends_with(" bytes") && (!exact.ends_with(" KiB") || n < 1 << 20) {
         return exact;
     }
     const UNITS: [(&str, u64); 4] = [
