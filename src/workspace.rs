@@ -115,6 +115,10 @@ impl Workspace {
         let shared_ostree = fs::read_to_string(root.join(SHARED_OSTREE))
             .ok()
             .map(|t| PathBuf::from(t.trim()));
+        if let Some(repo) = &shared_ostree {
+            // Checked on every use: its owner may have changed since it was recorded.
+            only_yours(repo, "the workspace's shared OSTree repository")?;
+        }
         Ok(Workspace {
             root,
             shared_ostree,
@@ -141,6 +145,7 @@ impl Workspace {
                 repo.display()
             ))
         })?;
+        only_yours(repo, "--ostree-repo")?;
         match &self.shared_ostree {
             Some(p) if p == repo => return Ok(()),
             Some(p) => {
@@ -518,6 +523,35 @@ pub fn interrupt_lock_waits(prefix: &'static str, stop: fn() -> Option<String>) 
 /// Whether `dir` is `base` or a directory below it reached through real directories only:
 /// after a run, package code may have swapped a directory fci reads for a symlink to one it
 /// could not see (fci reads as root, outside the sandbox).
+/// A directory whose content decides a verdict (the shared OSTree repository, with the
+/// known-good refs) is trusted only when no other user can replace it: it and every directory
+/// above it belong to the caller or root, and none is writable by others unless sticky (as
+/// /tmp is). Otherwise another user could swap in a base with anything in it.
+pub fn only_yours(dir: &Path, what: &str) -> Result<(), FciError> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    for d in dir.ancestors() {
+        let Ok(m) = fs::metadata(d) else {
+            continue; // not made yet: fci makes it, as the caller
+        };
+        let open = m.mode() & 0o022 != 0 && m.mode() & 0o1000 == 0;
+        if (m.uid() != me && m.uid() != 0) || open {
+            let why = if open {
+                "is writable by other users".to_string()
+            } else {
+                format!("belongs to uid {}", m.uid())
+            };
+            return Err(FciError::Usage(format!(
+                "{what} {}: {} {why}, who could replace what it holds: refusing it",
+                dir.display(),
+                d.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub fn real_dir_below(base: &Path, dir: &Path) -> bool {
     let Ok(rel) = dir.strip_prefix(base) else {
         return false;

@@ -441,3 +441,43 @@ fn a_workspace_another_user_made_or_anyone_may_write_is_refused() {
     );
     assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
 }
+
+#[test]
+fn a_shared_ostree_repository_another_user_can_replace_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = Ws::new();
+    let shared = w.path().join("shared-repo");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let parent = shared.join("repo-parent");
+    std::fs::create_dir_all(&parent).unwrap();
+    let repo = parent.join("repo");
+    let run = |ws: &str| {
+        let mut c = fci_capped(&w.path().join(ws));
+        c.args([
+            "compose",
+            "--init-base",
+            "/nonexistent-base",
+            "--branch",
+            "f41",
+        ])
+        .arg("--ostree-repo")
+        .arg(&repo);
+        run_bounded(c, Duration::from_secs(60)).expect("fci hung")
+    };
+    // Another user's directory above the repository: they could swap the known-good base.
+    std::os::unix::fs::lchown(&parent, Some(65534), Some(65534)).unwrap();
+    let r = run("ws1");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("belongs to uid 65534"), "{}", r.stderr);
+    // One's own, but writable by everyone (not sticky): refused too.
+    std::os::unix::fs::lchown(&parent, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let r = run("ws2");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("writable by other users"), "{}", r.stderr);
+    // One's own, private: accepted (the base is what is missing now).
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r = run("ws3");
+    assert!(r.stderr.contains("nonexistent-base"), "{}", r.stderr);
+}
