@@ -16,6 +16,9 @@ pub const RESULTSDB_ANSWER: u64 = 4 * MIB;
 pub const READYZ_ANSWER: u64 = 64 * KIB;
 /// One file downloaded from a lookaside cache.
 pub const LOOKASIDE_DOWNLOAD: u64 = 8 * GIB;
+/// A dist-git repository's `packed-refs`, which `fci watch` reads for heads (a repository
+/// with a hundred thousand tags holds a few MiB).
+pub const PACKED_REFS: u64 = 64 * MIB;
 /// A manifest read from a file or stdin.
 pub const MANIFEST: u64 = 64 * MIB;
 /// A gating.yaml, results or waivers file given to `fci report` (a gating.yaml over 1 MiB is

@@ -388,6 +388,80 @@ fn a_ref_file_linked_out_of_the_repository_is_named_never_quoted() {
     );
 }
 
+/// `fci watch` in workspace `w`, killed after a minute: None when it had to be killed (a
+/// hang).
+fn watch_bounded(w: &Ws, cfg: &Path, extra: &[&str]) -> Option<common::Run> {
+    use std::process::Stdio;
+    let mut child = w
+        .cmd()
+        .args(["watch", "--config", cfg.to_str().unwrap()])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return Some(common::Run::from(child.wait_with_output().unwrap()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[test]
+fn a_repository_file_that_is_a_fifo_or_huge_is_named_never_read() {
+    let _ = promise("repo-fifo-or-huge");
+    let w = Ws::new();
+    let d = DistGit::new(w.path());
+    d.package("tally", &["f41"]);
+    d.package("other", &["f41"]);
+    let cfg = config(w.path(), "[tally, other]", "[f41]");
+    let bare = d.rpms.join("tally.git");
+    let mkfifo = |p: &Path| {
+        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    };
+    let cases: [(&str, &dyn Fn(&Path)); 4] = [
+        ("config", &|p: &Path| mkfifo(p)),
+        ("packed-refs", &|p: &Path| mkfifo(p)),
+        ("refs/heads/f41", &|p: &Path| mkfifo(p)),
+        // 1 GiB, sparse: 4 KiB on disk, read whole it took 3 GiB of memory.
+        ("config", &|p: &Path| {
+            std::fs::File::create(p).unwrap().set_len(1 << 30).unwrap()
+        }),
+    ];
+    for (file, plant) in cases {
+        let p = bare.join(file);
+        let saved = w.path().join("saved");
+        let _ = std::fs::remove_file(&saved);
+        if p.exists() {
+            std::fs::rename(&p, &saved).unwrap();
+        }
+        plant(&p);
+        // Each case from a first poll, so that the other package is emitted again.
+        let _ = std::fs::remove_dir_all(w.ws().join("state/watch"));
+        let r = watch_bounded(&w, &cfg, &["--once", "--emit-existing"])
+            .unwrap_or_else(|| panic!("{file} hung fci watch"));
+        assert_eq!(r.code, 3, "{file}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("{file}: ")),
+            "{file}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("not read"), "{file}: {}", r.stderr);
+        // The other package is not held back.
+        assert!(r.stdout.contains("other"), "{file}: {}", r.stdout);
+        std::fs::remove_file(&p).unwrap();
+        if saved.exists() {
+            std::fs::rename(&saved, &p).unwrap();
+        }
+    }
+}
+
 #[test]
 fn newlines_in_a_message_cannot_forge_lines_on_stderr() {
     let _ = promise("forged-lines");

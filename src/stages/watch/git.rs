@@ -241,13 +241,10 @@ pub fn read_heads(dir: &Path, branches: &[String]) -> Option<Vec<(String, Option
 /// Why fci cannot read the repository at `dir` (its git directory `git_dir`), if it cannot,
 /// as a one-line error naming the repository or the file.
 fn unsupported(dir: &Path, git_dir: &Path) -> Option<String> {
-    if let Some(link) = link_out(dir, git_dir) {
+    if let Some((file, why)) = unreadable(dir, git_dir) {
         // Named, never read: what it leads to is not the repository's (a `packed-refs`
         // linked to /etc/shadow would otherwise reach an error message, line by line).
-        return Some(format!(
-            "{}: a symbolic link out of the repository: not read",
-            link.display()
-        ));
+        return Some(format!("{}: {why}", file.display()));
     }
     if git_dir.join("reftable").exists() {
         Some(format!("{}: reftable ref storage is not supported (git refs migrate --ref-format=files converts it)", dir.display()))
@@ -262,28 +259,70 @@ fn unsupported(dir: &Path, git_dir: &Path) -> Option<String> {
 }
 
 /// The first file fci reads for heads (`HEAD`, `config`, `commondir`, `packed-refs`, the
-/// `refs/heads` tree) that is a symbolic link leading out of the repository at `dir`.
-fn link_out(dir: &Path, git_dir: &Path) -> Option<std::path::PathBuf> {
+/// `refs/heads` tree) that it must not read, and why: a symbolic link leading out of the
+/// repository at `dir` (named, never read), something other than a regular file (a FIFO would
+/// hang the whole poll, a device never end), or a file past its size (a sparse gigabyte
+/// `config` would be read whole). Only the file's metadata is looked at.
+fn unreadable(dir: &Path, git_dir: &Path) -> Option<(std::path::PathBuf, String)> {
+    const SMALL: u64 = 1 << 20; // HEAD, config, commondir: a few lines
+    const LOOSE_REF: u64 = 4096; // one id and a newline
     let root = dir.canonicalize().ok()?;
     let out = |p: &Path| {
         std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
             && p.canonicalize()
                 .map_or(true, |real| !real.starts_with(&root))
     };
-    let mut check = vec![git_dir.to_path_buf()];
-    check.extend(
-        ["HEAD", "config", "commondir", "packed-refs", "refs"]
-            .iter()
-            .map(|f| git_dir.join(f)),
-    );
-    if let Some(p) = check.into_iter().find(|p| out(p)) {
-        return Some(p);
+    let file = |p: &Path, cap: u64| -> Option<String> {
+        if out(p) {
+            return Some("a symbolic link out of the repository: not read".into());
+        }
+        let m = std::fs::metadata(p).ok()?; // absent: nothing to read
+        if !m.is_file() {
+            return Some("not a regular file: not read".into());
+        }
+        (m.len() > cap).then(|| {
+            format!(
+                "larger than the {} limit for it: not read",
+                crate::caps::human(cap)
+            )
+        })
+    };
+    // A work tree's `.git` file (`gitdir: …`), which gix would read.
+    let dotgit = dir.join(".git");
+    if !dotgit.is_dir() {
+        if let Some(why) = file(&dotgit, LOOSE_REF) {
+            return Some((dotgit, why));
+        }
     }
-    // The branches' loose refs (the directory entries say which are links: no stat each).
+    if out(git_dir) {
+        return Some((
+            git_dir.to_path_buf(),
+            "a symbolic link out of the repository: not read".into(),
+        ));
+    }
+    for (f, cap) in [
+        ("HEAD", SMALL),
+        ("config", SMALL),
+        ("commondir", SMALL),
+        ("packed-refs", crate::caps::PACKED_REFS),
+    ] {
+        let p = git_dir.join(f);
+        if let Some(why) = file(&p, cap) {
+            return Some((p, why));
+        }
+    }
+    if out(&git_dir.join("refs")) {
+        return Some((
+            git_dir.join("refs"),
+            "a symbolic link out of the repository: not read".into(),
+        ));
+    }
+    // The branches' loose refs (the directory entries say which are links and which are not
+    // regular files: no stat for the plain ones but their size).
     let mut dirs = vec![git_dir.join("refs/heads")];
     while let Some(d) = dirs.pop() {
         if out(&d) {
-            return Some(d);
+            return Some((d, "a symbolic link out of the repository: not read".into()));
         }
         let Ok(rd) = std::fs::read_dir(&d) else {
             continue;
@@ -292,8 +331,12 @@ fn link_out(dir: &Path, git_dir: &Path) -> Option<std::path::PathBuf> {
             let p = e.path();
             match e.file_type() {
                 Ok(t) if t.is_dir() => dirs.push(p),
-                Ok(t) if t.is_symlink() && out(&p) => return Some(p),
-                _ => {}
+                Ok(_) => {
+                    if let Some(why) = file(&p, LOOSE_REF) {
+                        return Some((p, why));
+                    }
+                }
+                Err(_) => {}
             }
         }
     }
