@@ -425,7 +425,8 @@ fn a_repository_file_that_is_a_fifo_or_huge_is_named_never_read() {
         let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
     };
-    let cases: [(&str, &dyn Fn(&Path)); 4] = [
+    type Plant<'a> = &'a dyn Fn(&Path);
+    let cases: [(&str, Plant); 4] = [
         ("config", &|p: &Path| mkfifo(p)),
         ("packed-refs", &|p: &Path| mkfifo(p)),
         ("refs/heads/f41", &|p: &Path| mkfifo(p)),
