@@ -163,6 +163,24 @@ pub fn read_all(r: impl Read, cap: u64) -> Result<Vec<u8>, ReadError> {
     Ok(out)
 }
 
+/// A file someone else wrote (a kubeconfig and the token, certificate and key files it
+/// names): opened without blocking (a FIFO would hang fci), taken only when it is a regular
+/// file, and read as [`read_all`] does. Links are followed, as kubectl follows them.
+pub fn read_file(path: &std::path::Path, cap: u64) -> Result<Vec<u8>, ReadError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(ReadError::Io(std::io::Error::other("not a regular file")));
+    }
+    read_all(f, cap)
+}
+
+/// A kubeconfig, and each file it names (token, certificates, keys).
+pub const KUBECONFIG_FILE: u64 = MIB;
+
 /// The body of an HTTP answer, read as [`read_all`] does; `Err` is one line naming what was
 /// asked (`url`, shown without credentials) and the limit, or why the body broke off.
 pub fn http_body(

@@ -424,6 +424,42 @@ fn a_failing_conformance_test_fails_the_stage_naming_it() {
 }
 
 #[test]
+fn a_kubeconfig_or_a_file_it_names_that_never_ends_is_refused_bounded() {
+    let x = World::new();
+    let bad = |kubeconfig: &Path, needles: &[&str]| {
+        let k = kubeconfig.to_str().unwrap();
+        let r = x.run(&["--kubeconfig", k, "--teardown", "teardown.sh", ";"], &[]);
+        assert_eq!(r.code, 2, "{k}: {}", r.stderr);
+        for n in needles {
+            assert!(r.stderr.contains(n), "`{}` lacks `{n}`", r.stderr);
+        }
+    };
+    // The kubeconfig a FIFO (reading it would hang), a device, or past its cap.
+    let fifo = x.w.path().join("fifo.kubeconfig");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    bad(&fifo, &["fifo.kubeconfig", "not a regular file"]);
+    bad(Path::new("/dev/zero"), &["/dev/zero", "not a regular file"]);
+    let huge = x.w.path().join("huge.kubeconfig");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    bad(&huge, &["huge.kubeconfig", "larger than the 1 MiB limit"]);
+    // A tokenFile that is /dev/zero: never read without end.
+    let k = token_kubeconfig(x.w.path(), "https://127.0.0.1:1", TOKEN);
+    let zero = x.w.path().join("zero.kubeconfig");
+    std::fs::write(
+        &zero,
+        std::fs::read_to_string(&k)
+            .unwrap()
+            .replace(&format!("token: {TOKEN}"), "tokenFile: /dev/zero"),
+    )
+    .unwrap();
+    bad(&zero, &["tokenFile /dev/zero", "not a regular file"]);
+}
+
+#[test]
 fn a_missing_or_invalid_kubeconfig_is_bad_input() {
     let x = World::new();
     let out = x.w.path().join("out.json");

@@ -134,7 +134,9 @@ struct RawUser {
 /// Reads `file` and resolves `context` (default: its `current-context`). `Err` is the
 /// problem, to be reported against the file.
 pub fn load(file: &Path, context: Option<&str>) -> Result<Cluster, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read kubeconfig: {e}"))?;
+    let text = crate::caps::read_file(file, crate::caps::KUBECONFIG_FILE)
+        .map_err(|e| format!("cannot read kubeconfig: {e}"))?;
+    let text = String::from_utf8(text).map_err(|_| "the kubeconfig is not UTF-8".to_string())?;
     parse(&text, file.parent().unwrap_or(Path::new(".")), context)
 }
 
@@ -333,7 +335,7 @@ fn auth(u: RawUser, name: &str, dir: &Path) -> Result<Auth, String> {
 /// it), URL-encoded and XML-escaped. For scrubbing what is recorded; short ones (under 4
 /// characters) are scrubbed only as whole words (see `scrub`).
 pub fn secrets(file: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(file) else {
+    let Some(text) = kube_read(file).and_then(|t| String::from_utf8(t).ok()) else {
         return Vec::new();
     };
     let dir = file.parent().unwrap_or(Path::new("."));
@@ -367,7 +369,7 @@ pub fn secrets(file: &Path) -> Vec<String> {
             plain.push(p);
         }
         if let Some(f) = s(u, "tokenFile") {
-            if let Ok(t) = std::fs::read(dir.join(f)) {
+            if let Some(t) = kube_read(&dir.join(f)) {
                 plain.push(String::from_utf8_lossy(&t).trim().to_string());
             }
         }
@@ -378,7 +380,7 @@ pub fn secrets(file: &Path) -> Vec<String> {
             }
         }
         if let Some(f) = s(u, "client-key") {
-            if let Ok(k) = std::fs::read(dir.join(f)) {
+            if let Some(k) = kube_read(&dir.join(f)) {
                 pieces(&String::from_utf8_lossy(&k), &mut keys);
             }
         }
@@ -485,7 +487,13 @@ fn decode(data: &str) -> Result<Vec<u8>, base64::DecodeError> {
 
 fn read_rel(dir: &Path, p: &str, field: &str) -> Result<Vec<u8>, String> {
     let path: PathBuf = dir.join(p);
-    std::fs::read(&path).map_err(|e| format!("{field} {}: {e}", path.display()))
+    crate::caps::read_file(&path, crate::caps::KUBECONFIG_FILE)
+        .map_err(|e| format!("{field} {}: {e}", path.display()))
+}
+
+/// A kubeconfig or a file it names, bounded (see `caps::read_file`); None when unreadable.
+fn kube_read(path: &Path) -> Option<Vec<u8>> {
+    crate::caps::read_file(path, crate::caps::KUBECONFIG_FILE).ok()
 }
 
 #[cfg(test)]
