@@ -23,6 +23,7 @@ pub mod net;
 pub mod ostree;
 pub mod progress;
 pub mod resultsdb;
+pub mod run_records;
 pub mod sandbox;
 pub mod stage;
 pub mod stages;

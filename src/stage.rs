@@ -169,7 +169,13 @@ pub fn drive(stage: &mut dyn Stage, common: &CommonArgs, workspace: &Path) -> Re
     };
     let origin = common.manifest.clone().unwrap_or_else(|| "-".into());
     let result = run(stage, common, workspace, &mut manifest, origin);
-    error_record(result, &mut manifest, stage.name(), &common.output)
+    error_record(
+        result,
+        &mut manifest,
+        stage.name(),
+        &common.output,
+        workspace,
+    )
 }
 
 fn run(
@@ -183,6 +189,7 @@ fn run(
     let ws = Workspace::open(workspace)?;
     if !common.force && !stage.runs_after_failures() {
         if let Some(code) = skip_if_blocked(manifest, name) {
+            keep_last(&ws, manifest)?;
             manifest.write(&common.output)?;
             return Ok(code);
         }
@@ -223,6 +230,7 @@ fn run(
     artifacts.push(log);
     let outcome = record.outcome;
     commit(&ws, manifest, record, artifacts, cacheable)?;
+    keep_last(&ws, manifest)?;
     // The stage ran (reused and instant records are reported by `fci report`, whose message
     // ids come from the same records).
     if let Some(r) = manifest.stages.last() {
@@ -235,6 +243,12 @@ fn run(
     }
     manifest.write(&common.output)?;
     Ok(outcome.exit_code())
+}
+
+/// Keeps the record fci just added to `manifest` as this run's (crate::run_records), which is
+/// what `report --promote` checks an edited manifest against.
+fn keep_last(ws: &Workspace, manifest: &Manifest) -> Result<()> {
+    crate::run_records::keep(ws, manifest)
 }
 
 /// Where the shared steps ended: with an exit code (skipped, instant, reused), or with a record
@@ -259,6 +273,7 @@ fn steps(
         Plan::Instant(outcome, note) => {
             progress::note(&format!("{name} {outcome}: {note}"));
             cx.manifest.stages.push(instant_record(name, outcome, note));
+            keep_last(cx.ws, cx.manifest)?;
             cx.manifest.write(&common.output)?;
             return Ok(Step::Done(outcome.exit_code()));
         }
@@ -268,6 +283,7 @@ fn steps(
             rec.data = data;
             rec.data.insert("not_due".into(), Value::Bool(true));
             cx.manifest.stages.push(rec);
+            keep_last(cx.ws, cx.manifest)?;
             cx.manifest.write(&common.output)?;
             return Ok(Step::Done(crate::error::exit::PASSED));
         }
@@ -284,6 +300,8 @@ fn steps(
             return Ok(None);
         }
         stage.reused(cx.manifest);
+        // Reused, it is this run's record too.
+        keep_last(cx.ws, cx.manifest)?;
         cx.manifest.write(&common.output)?;
         Ok(cx.manifest.stages.last().map(|s| s.outcome.exit_code()))
     };
@@ -523,6 +541,7 @@ fn error_record(
     manifest: &mut Manifest,
     stage: StageName,
     output: &Path,
+    workspace: &Path,
 ) -> Result<i32> {
     let err = match result {
         Ok(code) => return Ok(code),
@@ -534,6 +553,10 @@ fn error_record(
     manifest
         .stages
         .push(instant_record(stage, Outcome::Error, msg));
+    // Kept when the workspace can be opened: an ERROR record gates nothing anyway.
+    if let Ok(ws) = Workspace::open(workspace) {
+        let _ = keep_last(&ws, manifest);
+    }
     manifest.write(output)?;
     Ok(crate::error::exit::INFRA)
 }

@@ -334,3 +334,143 @@ fn sha256(p: &Path) -> String {
         .unwrap()
         .to_string()
 }
+
+/// Gating on build, compose and the package's tests.
+const TEST_GATING: &str = "--- !Policy\n\
+    id: tested\n\
+    decision_context: fci_promote\n\
+    rules:\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.build.validation}\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.test.functional}\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.compose.validation}\n";
+
+fn promote_gated(w: &Ws, m: &Value, name: &str) -> Run {
+    let p = w.save(name, m);
+    let g = w.path().join("test-gating.yaml");
+    std::fs::write(&g, TEST_GATING).unwrap();
+    w.run(&[
+        "report",
+        "-m",
+        p.to_str().unwrap(),
+        "--gating",
+        g.to_str().unwrap(),
+        "--decision-context",
+        "fci_promote",
+        "--promote",
+    ])
+}
+
+/// build | test | compose --force of an example.
+fn tested_and_composed(w: &Ws, example_name: &str, test_code: i32) -> Value {
+    let built = w.build(example_name, &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let t = w.test(&built.manifest(), &[]);
+    assert_eq!(t.code, test_code, "{}", t.stderr);
+    let p = w.save(&format!("{example_name}-tested.json"), &t.manifest());
+    let c = w.run(&[
+        "compose",
+        "--force",
+        "--branch",
+        "f41",
+        "-m",
+        p.to_str().unwrap(),
+    ]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    c.manifest()
+}
+
+fn stage_mut<'a>(m: &'a mut Value, name: &str) -> &'a mut Value {
+    m["stages"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .rev()
+        .find(|s| s["name"] == name)
+        .unwrap()
+}
+
+#[test]
+fn an_edited_verdict_promotes_nothing() {
+    let w = Ws::new();
+    let base = init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let unchanged = |w: &Ws| {
+        assert_eq!(known_good(w), base, "known-good moved");
+        assert!(!w.ws().join("state/known-good/f41.json").exists());
+        assert!(
+            !w.ws().join("results/results.sqlite").exists(),
+            "results recorded"
+        );
+    };
+    // A change whose tests fail, composed anyway.
+    let broken = tested_and_composed(&w, "hello-broken-test", 1);
+    assert_eq!(stage_mut(&mut broken.clone(), "test")["outcome"], "FAILED");
+
+    // Its test verdict edited to PASSED, outcome and every result.
+    let mut forged = broken.clone();
+    let t = stage_mut(&mut forged, "test");
+    t["outcome"] = "PASSED".into();
+    for r in t["results"].as_array_mut().unwrap() {
+        r["outcome"] = "PASSED".into();
+    }
+    let r = promote_gated(&w, &forged, "forged-test.json");
+    refused(
+        &r,
+        "forged-test.json",
+        &["stage `test`", "outcome is PASSED", "fci recorded FAILED"],
+    );
+    unchanged(&w);
+    // Only one result's verdict.
+    let mut forged = broken.clone();
+    let t = stage_mut(&mut forged, "test");
+    let failed = t["results"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["outcome"] == "FAILED")
+        .unwrap();
+    failed["outcome"] = "PASSED".into();
+    let r = promote_gated(&w, &forged, "forged-result.json");
+    refused(&r, "forged-result.json", &["stage `test`", "result"]);
+    unchanged(&w);
+    // The failing result dropped.
+    let mut forged = broken.clone();
+    stage_mut(&mut forged, "test")["results"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|r| r["outcome"] != "FAILED");
+    let r = promote_gated(&w, &forged, "dropped.json");
+    refused(&r, "dropped.json", &["stage `test`"]);
+    unchanged(&w);
+    // A build record's outcome edited.
+    let mut forged = broken.clone();
+    stage_mut(&mut forged, "build")["outcome"] = "FAILED".into();
+    let r = promote_gated(&w, &forged, "forged-build.json");
+    refused(&r, "forged-build.json", &["stage `build`", "outcome"]);
+    unchanged(&w);
+    // The test record taken out altogether
+    let mut forged = broken.clone();
+    forged["stages"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| s["name"] != "test");
+    let r = promote_gated(&w, &forged, "untested.json");
+    // (the compose was written after it)
+    refused(
+        &r,
+        "untested.json",
+        &["stage `compose`", "records before it"],
+    );
+    unchanged(&w);
+
+    // The honest manifest is reported as it is: its tests failed, so nothing is promoted.
+    let r = promote_gated(&w, &broken, "broken.json");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(known_good(&w), base, "known-good moved");
+    let _ = std::fs::remove_file(w.ws().join("results/results.sqlite"));
+
+    // An honest change whose tests pass still promotes.
+    let good = tested_and_composed(&w, "hello-atomic", 0);
+    let r = promote_gated(&w, &good, "good.json");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(known_good(&w), commit_of(&good));
+}

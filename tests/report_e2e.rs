@@ -692,10 +692,11 @@ fn gating_takes_the_newest_submitted_result_not_the_last_reported() {
         .to_string()
         .contains("not promoted"));
     assert!(!w.ws().join("state/known-good/f41.json").exists());
-    // A damaged state file is an error, never silently replaced.
+    // A damaged state file is an error, never silently replaced (the honest run, excluded
+    // for the newer failure: `failed` is an edited manifest, which --promote refuses).
     std::fs::create_dir_all(w.ws().join("state/excluded")).unwrap();
     std::fs::write(w.ws().join("state/excluded/f41.json"), "[{\"run\": 1},").unwrap();
-    let r = report(&failed, "f2.json", &["--promote"]);
+    let r = report(&passed, "p2.json", &["--promote"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("damaged state"), "{}", r.stderr);
     assert_eq!(

@@ -93,6 +93,9 @@ impl Stage for Report {
         if self.args.promote {
             // A commit that is not this run's is refused before any result is recorded.
             self.composed = super::promote::bound_commit(cx)?;
+            // Nor is a verdict fci did not write: every stage record must be this run's, as fci
+            // wrote it (an edited test outcome would promote a change whose tests failed).
+            crate::run_records::check(cx.ws, cx.manifest, &cx.origin)?;
         }
         // Never the same inputs twice: a report reads whatever results exist by now.
         Ok(Plan::Run(
