@@ -1115,6 +1115,16 @@ fn a_watched_change_builds_from_its_manifest() {
     assert_eq!(bm["subject"]["branch"], "f41");
     assert_eq!(b.stage(&bm, "build")["outcome"], "PASSED");
     assert_eq!(bm["stages"][0]["name"], "watch");
+    // The watch record is fci's own record of the run, as the build's is (report --promote
+    // takes only those).
+    let records = w
+        .ws()
+        .join("state/records")
+        .join(ms[0]["run"]["id"].as_str().unwrap());
+    for stage in ["watch", "build"] {
+        let kept = std::fs::read_dir(records.join(stage)).map_or(0, |d| d.count());
+        assert_eq!(kept, 1, "no record of {stage} kept for the run");
+    }
 }
 
 #[test]

@@ -294,6 +294,12 @@ impl Watcher {
                 continue;
             }
             let m = emit::manifest(&self.cfg, &self.ws, &ch, kept);
+            // The watch record is fci's own record of this run, as every stage's is
+            // (`report --promote` takes only records fci wrote).
+            if let Err(e) = crate::run_records::keep(&self.ws, &m) {
+                failure = Some(e);
+                break;
+            }
             match self.out.write(&m, &ch) {
                 Ok(()) => {
                     self.emitted += 1;
