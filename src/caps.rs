@@ -36,10 +36,27 @@ pub const JUNIT_TEXT_KEPT: u64 = 64 * KIB;
 pub const JUNIT_TAG: u64 = MIB;
 /// How deep a JUnit report's elements may nest.
 pub const JUNIT_DEPTH: usize = 256;
-/// Passed test cases listed as results in the manifest (more are only counted).
-pub const JUNIT_PASSED_LISTED: usize = 10_000;
-/// Failed or errored test cases listed as results in the manifest (more are only counted).
-pub const JUNIT_FAILED_LISTED: usize = 5_000;
+/// Passed test cases one stage lists as results in the manifest (more are only counted):
+/// conform's JUnit cases, test's and integrate's STI and tmt cases.
+pub const PASSED_LISTED: usize = 10_000;
+/// Failed or errored test cases one stage lists as results in the manifest (more are only
+/// counted, and still decide the verdict).
+pub const FAILED_LISTED: usize = 5_000;
+/// Of a test case's name or note written by the tests, what is kept (characters).
+pub const CASE_TEXT: usize = 2_000;
+/// A name or note that tests wrote, cut at [`CASE_TEXT`] characters and marked so (a message
+/// may hold a whole log).
+pub fn cut_text(text: &str) -> String {
+    match text.char_indices().nth(CASE_TEXT) {
+        Some((i, _)) => format!("{} … (truncated)", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+/// The tmt plans' results fci reads from one run (honest trees have tens).
+pub const PLANS: usize = 1_000;
+/// All the results files (tmt's results.yaml of every plan) fci reads from one run.
+pub const RESULTS_TOTAL: u64 = 64 * MIB;
 /// Suite-level failures, inconsistent suites and suite nodes kept per stage (more are counted).
 pub const JUNIT_FINDINGS: usize = 100;
 /// What the commands' output (and the files appended, such as a guest's console) may add to

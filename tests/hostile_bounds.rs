@@ -512,3 +512,70 @@ fn conform_reads_readyz_and_junit_bounded() {
     );
     assert!(peak < PEAK_KIB, "peak {peak} KiB");
 }
+
+// ---- test: cases reported by the tests ----
+
+/// What fci may use at its peak while it reads a 16 MiB results file, in KiB.
+const RESULTS_PEAK_KIB: u64 = 512 * 1024;
+
+#[test]
+fn a_flood_of_test_cases_is_listed_to_the_caps_counted_and_bounded() {
+    let w = Ws::new();
+    let built = w.build("hello-atomic", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let m = w.save("built.json", &built.manifest());
+    let mut cmd = w.cmd();
+    cmd.args(["test", "-m", m.to_str().unwrap(), "--tests-from"])
+        .arg(fixture("results-flood"));
+    let (r, peak) = run_measured(cmd);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let out = r.manifest();
+    let s = r.stage(&out, "test");
+    assert_eq!(s["outcome"], "FAILED", "{}", s["notes"]);
+    // Two playbooks of 400,000 passing and 3,000 failing cases each: the first 10,000 passed
+    // and 5,000 failed are listed, all the others counted.
+    assert_eq!(
+        s["data"]["results_unlisted"],
+        serde_json::json!({"passed": 790_000, "failed": 1_000, "errors": 0})
+    );
+    let listed = results(s);
+    assert_eq!(listed.len(), 15_000);
+    assert_eq!(listed.iter().filter(|(_, o)| o == "FAILED").count(), 5_000);
+    assert!(
+        r.stdout.len() < 16 * 1024 * 1024,
+        "the manifest is {} bytes",
+        r.stdout.len()
+    );
+    // What stays is bounded by the caps; the peak is one results file's parse (YAML is parsed
+    // whole: about 24 times the file, at most 16 MiB), whatever the number of playbooks. The
+    // code before the caps took 2.6 GB here and wrote a 130 MB manifest.
+    eprintln!("peak with 806,000 cases reported: {peak} KiB");
+    assert!(peak < RESULTS_PEAK_KIB, "peak {peak} KiB");
+}
+
+#[test]
+fn planted_plan_results_past_the_cap_are_an_error() {
+    let w = Ws::new();
+    let built = w.build("hello-atomic", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let r = w.test(
+        &built.manifest(),
+        &[
+            "--tests-from",
+            fixture("planted-plan-results").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "test");
+    assert_eq!(s["outcome"], "ERROR", "{s:#}");
+    let broke = case(s, "tmt");
+    let note = broke["note"].as_str().unwrap();
+    assert!(note.contains("more than 1000 plans' results"), "{note}");
+    // Read up to the cap, not past it: the planted results listed are at most the cap's.
+    let planted = results(s)
+        .iter()
+        .filter(|(n, _)| n.starts_with("/planted/"))
+        .count();
+    assert!(planted <= 1000, "{planted} planted results read");
+}

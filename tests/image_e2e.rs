@@ -129,6 +129,9 @@ fn image_and_smoke_boot_the_composed_commit() {
             "hello-atomic | grep -q 'Hello, atomic host'",
             "--check",
             "test -x /usr/bin/busybox",
+            // Setuid bits cannot make a check root again.
+            "--check",
+            "grep -q 'NoNewPrivs:[[:space:]]*1' /proc/self/status",
         ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -143,6 +146,7 @@ fn image_and_smoke_boot_the_composed_commit() {
             ("boot".to_string(), "PASSED".to_string()),
             ("check-1".to_string(), "PASSED".to_string()),
             ("check-2".to_string(), "PASSED".to_string()),
+            ("check-3".to_string(), "PASSED".to_string()),
         ]
     );
     // The serial console is in the stage log.

@@ -11,15 +11,6 @@ fn built(w: &Ws, example_name: &str) -> Value {
     r.manifest()
 }
 
-fn case<'a>(stage: &'a Value, name: &str) -> &'a Value {
-    stage["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["testcase"] == name)
-        .unwrap_or_else(|| panic!("no result {name} in {stage:#}"))
-}
-
 #[test]
 fn build_piped_into_test_runs_fedora_style_sti_and_tmt_unchanged() {
     let w = Ws::new();

@@ -6,8 +6,9 @@
 #   - fci smoke attaches a second disk whose first line is "fci-smoke-v1 NONCE" and whose
 #     other lines are the checks, one shell command per line;
 #   - the answers go to the second serial port (ttyS1), which only root can open, every one
-#     carrying the nonce; the checks run as the unprivileged user fci-check, with the first
-#     serial port (the console) as their output and neither the disk nor ttyS1 open to them.
+#     carrying the nonce; the checks run as the unprivileged user fci-check, with no way back
+#     to root (no_new_privs: setuid bits are ignored), with the first serial port (the
+#     console) as their output and neither the disk nor ttyS1 open to them.
 # Without that disk the guest starts busybox init and a shell on the console.
 PATH=/usr/sbin:/usr/bin
 export PATH
@@ -47,7 +48,9 @@ while IFS= read -r check <&4; do
   n=$((n + 1))
   echo "fci-guest $nonce check $n start" >&3
   echo "fci-guest: check $n: $check"
-  su -s /bin/sh fci-check -c "$check" < /dev/null 3>&- 4<&-
+  # no_new_privs: a setuid or file-capability binary the package ships cannot make a check
+  # root again (root could read the nonce and answer for the guest).
+  setpriv --nnp su -s /bin/sh fci-check -c "$check" < /dev/null 3>&- 4<&-
   echo "fci-guest $nonce check $n rc=$?" >&3
 done 4< /run/fci-checks
 echo "fci-guest $nonce done" >&3

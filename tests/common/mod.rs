@@ -204,6 +204,16 @@ pub fn assert_valid(v: &Value) {
     );
 }
 
+/// The stage's result for the test case `name`.
+pub fn case<'a>(stage: &'a Value, name: &str) -> &'a Value {
+    stage["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["testcase"] == name)
+        .unwrap_or_else(|| panic!("no result {name} in {stage:#}"))
+}
+
 pub fn results(stage: &Value) -> Vec<(String, String)> {
     stage["results"]
         .as_array()

@@ -650,8 +650,8 @@ impl Conform {
                 "{} passed and {} failed or errored cases are counted in `tests` but not listed as results (the manifest lists the first {} passed and {} failed)",
                 findings.unlisted_passed,
                 findings.unlisted_failed,
-                crate::caps::JUNIT_PASSED_LISTED,
-                crate::caps::JUNIT_FAILED_LISTED
+                crate::caps::PASSED_LISTED,
+                crate::caps::FAILED_LISTED
             ));
         }
         if findings.more_suite_nodes > 0 {

@@ -5,6 +5,7 @@
 //! kept apart (`Findings::suite_nodes`), never counted as passed tests.
 
 use crate::caps;
+use crate::caps::cut_text as capped;
 use crate::junit;
 use crate::manifest::{Outcome, TestResult};
 use serde_json::{json, Map};
@@ -57,8 +58,8 @@ pub struct Findings {
     pub inconsistent: Vec<String>,
     /// Suite nodes past `JUNIT_FINDINGS`: counted, not kept.
     pub more_suite_nodes: usize,
-    /// Passed and failed (or errored) cases past `JUNIT_PASSED_LISTED` and
-    /// `JUNIT_FAILED_LISTED`: counted in the tally, not listed as results.
+    /// Passed and failed (or errored) cases past `PASSED_LISTED` and
+    /// `FAILED_LISTED`: counted in the tally, not listed as results.
     pub unlisted_passed: usize,
     pub unlisted_failed: usize,
 }
@@ -118,13 +119,13 @@ pub fn read(
         }
         // Past the caps a case is counted, not listed: the manifest stays a manifest.
         if c.outcome == Outcome::Passed {
-            if passed_listed >= caps::JUNIT_PASSED_LISTED {
+            if passed_listed >= caps::PASSED_LISTED {
                 findings.unlisted_passed += 1;
                 return;
             }
             passed_listed += 1;
         } else {
-            if failed_listed >= caps::JUNIT_FAILED_LISTED {
+            if failed_listed >= caps::FAILED_LISTED {
                 findings.unlisted_failed += 1;
                 return;
             }
@@ -165,17 +166,6 @@ pub fn read(
     Ok(())
 }
 
-/// The longest failure message kept as a result's note, in characters.
-const NOTE_MAX: usize = 2000;
-
-/// `note`, cut at `NOTE_MAX` characters and marked so (a message may hold a whole log).
-fn capped(note: &str) -> String {
-    match note.char_indices().nth(NOTE_MAX) {
-        Some((i, _)) => format!("{} … (truncated)", &note[..i]),
-        None => note.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,7 +178,7 @@ mod tests {
         assert!(c.ends_with("… (truncated)"), "{c}");
         assert_eq!(
             c.chars().count(),
-            NOTE_MAX + " … (truncated)".chars().count()
+            crate::caps::CASE_TEXT + " … (truncated)".chars().count()
         );
     }
 

@@ -2,10 +2,10 @@
 //! runs' own reports kept, results recorded. Shared by `fci test` and `fci integrate`.
 
 use super::results;
-use super::runner::Case;
+use super::runner::{Cases, Unlisted};
 use super::select::{self, Filter, Selection, Slot};
 use super::suite::{RunCtx, Suite};
-use crate::manifest::{Artifact, ArtifactKind, StageName, TestResult};
+use crate::manifest::{Artifact, ArtifactKind, Outcome, StageName, TestResult};
 use crate::progress::Spinner;
 use crate::stage::{Ctx, RecordParts};
 use anyhow::Result;
@@ -43,8 +43,11 @@ pub fn run(
     rec.data.insert("network".into(), json!(a.rcx.env.network));
     let mut artifacts = Vec::new();
     let mut run_files = Vec::new();
-    let mut run_once = |cx: &mut Ctx, attempt: u32, sel: Option<&Selection>| -> Result<Vec<Case>> {
-        let mut out = Vec::new();
+    // Cases past the listing caps, over all attempts: counted, and they decide the verdict.
+    let mut unlisted = Unlisted::default();
+    let mut run_once = |cx: &mut Ctx, attempt: u32, sel: Option<&Selection>| -> Result<Cases> {
+        // One attempt lists at most the caps' worth of cases, whatever its suites report.
+        let mut out = Cases::default();
         for (i, s) in a.suites.iter().enumerate() {
             let filter = match sel {
                 None => Filter::default(),
@@ -73,7 +76,10 @@ pub fn run(
                     artifacts.push(art);
                 }
             }
-            out.extend(cases.into_iter().map(|c| results::confine_log(c, &dir)));
+            out.unlisted.add(cases.unlisted);
+            for c in cases.listed {
+                out.push(results::confine_log(c, &dir));
+            }
         }
         Ok(out)
     };
@@ -81,7 +87,8 @@ pub fn run(
     let mut cases: Vec<Slot> = Vec::new();
     if !a.only.is_some_and(|o| o.is_empty()) {
         let first = run_once(cx, 1, a.only)?;
-        cases.extend(first.into_iter().map(|c| (c, Vec::new())));
+        unlisted.add(first.unlisted);
+        cases.extend(first.listed.into_iter().map(|c| (c, Vec::new())));
     }
     for attempt in 2..=a.retries + 1 {
         let sel = Selection::failing(cases.iter().map(|(c, _)| c));
@@ -89,7 +96,10 @@ pub fn run(
             break;
         }
         let again = run_once(cx, attempt, Some(&sel))?;
-        select::merge(&mut cases, &sel, again, attempt);
+        // A rerun lists all it reruns; more than that is never a pass.
+        unlisted.failed += again.unlisted.failed;
+        unlisted.errors += again.unlisted.errors;
+        select::merge(&mut cases, &sel, again.listed, attempt);
     }
     if !run_files.is_empty() {
         rec.data.insert("run_files".into(), json!(run_files));
@@ -123,9 +133,27 @@ pub fn run(
     for slot in cases {
         results.push(results::to_result(slot, &mut logs)?);
     }
-    let (outcome, note) = results::stage_outcome(&results);
-    rec.outcome = outcome;
+    let (mut outcome, note) = results::stage_outcome(&results);
     rec.notes.extend(note);
+    if unlisted.total() > 0 {
+        outcome = Outcome::aggregate(std::iter::once(outcome).chain(unlisted.outcomes()))
+            .unwrap_or(outcome);
+        rec.data.insert(
+            "results_unlisted".into(),
+            json!({"passed": unlisted.passed, "failed": unlisted.failed, "errors": unlisted.errors}),
+        );
+        let msg = format!(
+            "{} passed, {} failed and {} errored cases are counted but not listed as results (a stage lists the first {} passed and {} failed or errored)",
+            unlisted.passed,
+            unlisted.failed,
+            unlisted.errors,
+            crate::caps::PASSED_LISTED,
+            crate::caps::FAILED_LISTED
+        );
+        crate::progress::note(&msg);
+        rec.notes.push(msg);
+    }
+    rec.outcome = outcome;
     rec.results = results;
     Ok(artifacts)
 }

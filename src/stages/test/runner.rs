@@ -1,6 +1,7 @@
 //! What the STI and tmt runners share: the sandboxed environment of one attempt and its
 //! raw results.
 
+use crate::caps;
 use crate::exec::{Cmd, Log};
 use crate::manifest::Outcome;
 use crate::sandbox::{Overlay, Sandbox};
@@ -98,6 +99,111 @@ impl Case {
             whole_run: true,
             timed_out: false,
         }
+    }
+}
+
+/// The cases one run (or one attempt of a stage) reported, bounded: tests may report millions.
+/// Past [`caps::PASSED_LISTED`] passed and [`caps::FAILED_LISTED`] failed or errored cases,
+/// a case is only counted in `unlisted`, and still decides the verdict. Names and notes are
+/// cut at [`caps::CASE_TEXT`] characters. A result for a whole run (it broke, timed out, went
+/// past a limit) is always listed: the stage must see it (such results are few: one per run,
+/// and at most one per tmt plan, whose number is bounded).
+#[derive(Default)]
+pub struct Cases {
+    pub listed: Vec<Case>,
+    pub unlisted: Unlisted,
+    passed: usize,
+    failed: usize,
+}
+
+/// Cases counted but not listed.
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unlisted {
+    /// Passed, info or skipped.
+    pub passed: usize,
+    pub failed: usize,
+    pub errors: usize,
+}
+
+impl Unlisted {
+    pub fn add(&mut self, o: Unlisted) {
+        self.passed += o.passed;
+        self.failed += o.failed;
+        self.errors += o.errors;
+    }
+
+    pub fn total(&self) -> usize {
+        self.passed + self.failed + self.errors
+    }
+
+    /// What the unlisted cases add to the verdict.
+    pub fn outcomes(&self) -> impl Iterator<Item = Outcome> {
+        let failed = (self.failed > 0).then_some(Outcome::Failed);
+        let errors = (self.errors > 0).then_some(Outcome::Error);
+        failed.into_iter().chain(errors)
+    }
+}
+
+impl Cases {
+    pub fn push(&mut self, mut c: Case) {
+        let failing = !c.outcome.is_pass() && c.outcome != Outcome::Skipped;
+        let (count, cap) = if failing {
+            (&mut self.failed, caps::FAILED_LISTED)
+        } else {
+            (&mut self.passed, caps::PASSED_LISTED)
+        };
+        if *count >= cap && !c.whole_run {
+            match c.outcome {
+                Outcome::Error => self.unlisted.errors += 1,
+                _ if failing => self.unlisted.failed += 1,
+                _ => self.unlisted.passed += 1,
+            }
+            return;
+        }
+        *count += 1;
+        if c.name.chars().nth(caps::CASE_TEXT).is_some() {
+            c.name = caps::cut_text(&c.name);
+        }
+        if let Some(n) = c
+            .note
+            .as_deref()
+            .filter(|n| n.chars().nth(caps::CASE_TEXT).is_some())
+        {
+            c.note = Some(caps::cut_text(n));
+        }
+        self.listed.push(c);
+    }
+
+    /// Another run's cases, under this one's caps.
+    pub fn append(&mut self, other: Cases) {
+        self.unlisted.add(other.unlisted);
+        for c in other.listed {
+            self.push(c);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.listed.is_empty() && self.unlisted.total() == 0
+    }
+
+    /// Every case, listed or not, passed.
+    pub fn all_pass(&self) -> bool {
+        self.unlisted.failed + self.unlisted.errors == 0
+            && self.listed.iter().all(|c| c.outcome.is_pass())
+    }
+
+    pub fn any_error(&self) -> bool {
+        self.unlisted.errors > 0 || self.listed.iter().any(|c| c.outcome == Outcome::Error)
+    }
+}
+
+impl FromIterator<Case> for Cases {
+    fn from_iter<I: IntoIterator<Item = Case>>(iter: I) -> Self {
+        let mut cases = Cases::default();
+        for c in iter {
+            cases.push(c);
+        }
+        cases
     }
 }
 

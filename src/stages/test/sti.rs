@@ -1,6 +1,6 @@
 //! Standard Test Interface: `tests/tests*.yml` run by ansible-playbook.
 
-use super::runner::{read_output, Case, Env};
+use super::runner::{read_output, Case, Cases, Env};
 use super::select::Filter;
 use super::suite::{RunCtx, Suite};
 use crate::error::FciError;
@@ -145,7 +145,7 @@ pub fn run(
     roles: &Path,
     dir: &Path,
     log: &mut Log,
-) -> Result<Vec<Case>> {
+) -> Result<Cases> {
     let search = roles_path(Path::new(HOST_ROLES), roles);
     // The host's roles directory, when used, must be readable in the sandbox whatever the
     // subject's overlays put over /usr.
@@ -201,7 +201,7 @@ pub fn run(
     let group = Some(name.as_str());
     let broke = |note: String| Case::run_error("sti", group, &name, note, None);
     let parsed = if crate::workspace::real_dir_below(dir, &artifacts) {
-        parse_results(&artifacts, &name)
+        parse_results(&artifacts, &name, only)
     } else {
         Err("TEST_ARTIFACTS is no longer a directory of the run (replaced by a symlink?)".into())
     };
@@ -209,22 +209,22 @@ pub fn run(
         // Killed past a limit: what the tests reported so far, and the kill, the package
         // code's doing.
         let mut cases = parsed.unwrap_or_default();
-        if !only.is_empty() {
-            cases.retain(|c| only.contains(&c.name));
-        }
         cases.push(Case::limit_hit("sti", group, &name, why));
         return Ok(cases);
     }
     let mut cases = match parsed {
         Ok(c) => c,
         Err(why) if ended.timed_out => {
-            return Ok(vec![Case::timed_out("sti", group, &name, env, Some(why))])
+            return Ok(Cases::from_iter([Case::timed_out(
+                "sti",
+                group,
+                &name,
+                env,
+                Some(why),
+            )]))
         }
-        Err(why) => return Ok(vec![broke(why)]),
+        Err(why) => return Ok(Cases::from_iter([broke(why)])),
     };
-    if !only.is_empty() {
-        cases.retain(|c| only.contains(&c.name));
-    }
     if ended.timed_out {
         cases.push(Case::timed_out("sti", group, &name, env, None));
         return Ok(cases);
@@ -240,10 +240,10 @@ pub fn run(
         } else {
             format!("{} (no results)", why())
         };
-        return Ok(vec![broke(note)]);
+        return Ok(Cases::from_iter([broke(note)]));
     }
     // A non-zero exit with every case passing means the run itself broke after the tests.
-    if code != Some(0) && cases.iter().all(|c| c.outcome.is_pass()) {
+    if code != Some(0) && cases.all_pass() {
         cases.push(broke(why()));
     }
     Ok(cases)
@@ -272,9 +272,14 @@ fn ansible_reason(output: &str) -> Option<String> {
     })
 }
 
-/// results.yml (STI 2.0) when present, else test.log's `PASS|FAIL|ERROR name` lines; an error
-/// says why the tests' output could not be read. Log paths are confined by the caller.
-fn parse_results(artifacts: &Path, playbook: &str) -> std::result::Result<Vec<Case>, String> {
+/// results.yml (STI 2.0) when present, else test.log's `PASS|FAIL|ERROR name` lines, only the
+/// cases named in `only` when it is not empty; an error says why the tests' output could not
+/// be read. Log paths are confined by the caller.
+fn parse_results(
+    artifacts: &Path,
+    playbook: &str,
+    only: &[String],
+) -> std::result::Result<Cases, String> {
     let case = |name: &str, result: &str, log: Option<PathBuf>| {
         let unnamed = name.trim().is_empty();
         Case {
@@ -299,37 +304,38 @@ fn parse_results(artifacts: &Path, playbook: &str) -> std::result::Result<Vec<Ca
             timed_out: false,
         }
     };
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    let mut cases = Cases::default();
     if let Some(text) = read_output(&artifacts.join("results.yml"))? {
         let parsed: ResultsYml =
             serde_yaml_ng::from_str(&text).map_err(|e| format!("invalid results.yml: {e}"))?;
+        drop(text);
         if !parsed.results.is_empty() {
-            return Ok(parsed
-                .results
-                .iter()
-                .map(|r| {
-                    let log = r.logs.first().map(|l| artifacts.join(l));
-                    case(
-                        &r.test,
-                        &r.result,
-                        log.or_else(|| Some(artifacts.join(format!("{}.log", r.test)))),
-                    )
-                })
-                .collect());
+            for r in parsed.results.into_iter().filter(|r| wanted(&r.test)) {
+                let log = r.logs.first().map(|l| artifacts.join(l));
+                cases.push(case(
+                    &r.test,
+                    &r.result,
+                    log.or_else(|| Some(artifacts.join(format!("{}.log", r.test)))),
+                ));
+            }
+            return Ok(cases);
         }
     }
     let text = read_output(&artifacts.join("test.log"))?.unwrap_or_default();
-    Ok(text
+    for (r, n) in text
         .lines()
         .filter_map(|l| l.trim().split_once(' '))
         .filter(|(r, _)| matches!(*r, "PASS" | "FAIL" | "ERROR"))
-        .map(|(r, n)| {
-            case(
-                n.trim(),
-                r,
-                Some(artifacts.join(format!("{}.log", n.trim()))),
-            )
-        })
-        .collect())
+        .filter(|(_, n)| wanted(n.trim()))
+    {
+        cases.push(case(
+            n.trim(),
+            r,
+            Some(artifacts.join(format!("{}.log", n.trim()))),
+        ));
+    }
+    Ok(cases)
 }
 
 /// One STI playbook (`tests/tests*.yml`) as a suite.
@@ -350,7 +356,7 @@ impl Suite for Playbook {
         Some(self.0.to_string_lossy().into_owned())
     }
 
-    fn run(&self, cx: &RunCtx, only: &Filter, dir: &Path, log: &mut Log) -> Result<Vec<Case>> {
+    fn run(&self, cx: &RunCtx, only: &Filter, dir: &Path, log: &mut Log) -> Result<Cases> {
         run(cx.env, &self.0, cx.tags, &only.names, cx.roles, dir, log)
     }
 

@@ -2,7 +2,7 @@
 //! playbook) and `tmt.rs` (one suite for all plans). The test stage drives any of them the
 //! same way: attempts, reruns of what failed, the run's own reports kept.
 
-use super::runner::{Case, Env};
+use super::runner::{Cases, Env};
 use super::select::Filter;
 use crate::exec::Log;
 use crate::stage::Tool;
@@ -24,7 +24,7 @@ pub trait Suite {
     /// The STI playbook it is; tmt's plans are groups inside one suite.
     fn group(&self) -> Option<String>;
     /// Runs the selected cases in `dir`, a fresh directory of this attempt.
-    fn run(&self, cx: &RunCtx, only: &Filter, dir: &Path, log: &mut Log) -> Result<Vec<Case>>;
+    fn run(&self, cx: &RunCtx, only: &Filter, dir: &Path, log: &mut Log) -> Result<Cases>;
     /// The run's own report files in `dir`, (label, path), kept for whoever debugs it.
     fn reports(&self, dir: &Path) -> Vec<(String, PathBuf)>;
 }

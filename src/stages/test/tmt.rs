@@ -1,6 +1,6 @@
 //! tmt plans, run with `tmt` against the sandboxed subject (local provisioning inside it).
 
-use super::runner::{read_output, Case, Env};
+use super::runner::{read_output, Case, Cases, Env};
 use super::select::Filter;
 use super::suite::{RunCtx, Suite};
 use crate::exec::{Cmd, Log};
@@ -60,7 +60,7 @@ fn exact(name: &str) -> String {
 }
 
 /// Runs every plan once; a non-empty filter limits the tests (and plans) by name.
-pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Vec<Case>> {
+pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Cases> {
     let (src, home) = env.attempt_dirs(dir)?;
     let id = dir.join("tmt-run");
     // prepare is skipped: it would install `require:` packages from the network onto the host.
@@ -96,22 +96,40 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Vec<Ca
     ];
     let ended = env.run(log, dir, &home, &src, extra, cmd)?;
     let broke = |note: String| Case::run_error("tmt", None, "tmt", note, None);
-    let mut cases = Vec::new();
-    for (plan, execute) in plan_results(&id) {
+    let mut cases = Cases::default();
+    // The tests can write results files of their own into the run's directory: all of them
+    // together are bounded too.
+    let mut read = 0u64;
+    for (n, (plan, execute)) in plan_results(&id).into_iter().enumerate() {
+        if read > crate::caps::RESULTS_TOTAL || n >= crate::caps::PLANS {
+            cases.push(broke(format!(
+                "the run left more than {} plans' results or {} of results.yaml in all: fci stopped reading at plan {plan}",
+                crate::caps::PLANS,
+                crate::caps::human(crate::caps::RESULTS_TOTAL)
+            )));
+            break;
+        }
         let rows: Vec<Row> = match read_output(&execute.join("results.yaml")) {
-            Ok(text) => match serde_yaml_ng::from_str(&text.unwrap_or_default()) {
-                Ok(rows) => rows,
-                Err(e) => {
-                    cases.push(broke(format!("invalid results.yaml of plan {plan}: {e}")));
-                    continue;
+            Ok(text) => {
+                let text = text.unwrap_or_default();
+                read += text.len() as u64;
+                match serde_yaml_ng::from_str(&text) {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        cases.push(broke(format!("invalid results.yaml of plan {plan}: {e}")));
+                        continue;
+                    }
                 }
-            },
+            }
             Err(why) => {
                 cases.push(broke(why));
                 continue;
             }
         };
         for r in rows {
+            if !only.names.is_empty() && !only.names.contains(&r.name) {
+                continue;
+            }
             let note = match &r.note {
                 serde_yaml_ng::Value::Sequence(v) if !v.is_empty() => Some(
                     v.iter()
@@ -124,7 +142,7 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Vec<Ca
             };
             cases.push(Case {
                 runner: "tmt",
-                name: r.name.clone(),
+                name: r.name,
                 group: Some(plan.clone()),
                 outcome: outcome(&r.result),
                 log: r.log.first().map(|l| execute.join(l)),
@@ -135,14 +153,11 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Vec<Ca
             });
         }
     }
-    if !only.names.is_empty() {
-        cases.retain(|c| c.whole_run || only.names.contains(&c.name));
-    }
     let code = ended.code.map_or("-".into(), |c| c.to_string());
     if let Some(why) = ended.limit.as_deref() {
         // Killed past a limit: the run's results may be partial or missing (tmt writes them as
         // it goes); the kill is the package code's doing.
-        cases.retain(|c| !c.whole_run);
+        cases.listed.retain(|c| !c.whole_run);
         cases.push(Case::limit_hit("tmt", None, "tmt", why));
     } else if ended.timed_out {
         cases.push(Case::timed_out("tmt", None, "tmt", env, None));
@@ -155,9 +170,7 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Vec<Ca
         cases.push(broke(format!(
             "tmt exited {code} and reported no test results"
         )));
-    } else if !matches!(ended.code, Some(0 | 1 | 4))
-        && !cases.iter().any(|c| c.outcome == Outcome::Error)
-    {
+    } else if !matches!(ended.code, Some(0 | 1 | 4)) && !cases.any_error() {
         // 0 passed, 1 a test failed, 4 all skipped; anything else broke outside the tests
         // (a plan's discover, prepare or finish): the tests' own results do not tell.
         cases.push(broke(format!(
@@ -185,6 +198,10 @@ pub fn plan_results(id: &Path) -> Vec<(String, PathBuf)> {
             return;
         };
         for e in rd.flatten() {
+            // One past the most read is enough to tell there are too many.
+            if out.len() > crate::caps::PLANS {
+                return;
+            }
             let name = e.file_name().to_string_lossy().into_owned();
             if !e.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
@@ -234,7 +251,7 @@ impl Suite for Plans {
         None
     }
 
-    fn run(&self, cx: &RunCtx, only: &Filter, dir: &Path, log: &mut Log) -> Result<Vec<Case>> {
+    fn run(&self, cx: &RunCtx, only: &Filter, dir: &Path, log: &mut Log) -> Result<Cases> {
         run(cx.env, only, dir, log)
     }
 
