@@ -6,19 +6,13 @@
 //! promises.
 
 mod common;
+use common::promote::*;
 use common::*;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
 /// Gating on what build and compose record.
-const GATING: &str = "--- !Policy\n\
-    id: compose\n\
-    decision_context: fci_promote\n\
-    rules:\n\
-    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.build.validation}\n\
-    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.compose.validation}\n";
-
 /// Two runs composed on the same base: hello-atomic (A) and the compose-etc fixture (B).
 fn two_composes(w: &Ws) -> (Value, Value) {
     let compose = |built: Run, tag: &str| {
@@ -34,17 +28,7 @@ fn two_composes(w: &Ws) -> (Value, Value) {
 }
 
 fn ostree(w: &Ws, args: &[&str]) -> String {
-    let out = Command::new("ostree")
-        .arg(format!("--repo={}", w.ws().join("ostree/repo").display()))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ostree {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    ostree_in(&w.ws().join("ostree/repo"), args)
 }
 
 fn known_good(w: &Ws) -> String {
@@ -120,19 +104,7 @@ fn forged_commit(w: &Ws, like: &str, tree_of: &str, parent: &str) -> String {
 }
 
 fn promote(w: &Ws, m: &Value, name: &str) -> Run {
-    let p = w.save(name, m);
-    let g = w.path().join("gating.yaml");
-    std::fs::write(&g, GATING).unwrap();
-    w.run(&[
-        "report",
-        "-m",
-        p.to_str().unwrap(),
-        "--gating",
-        g.to_str().unwrap(),
-        "--decision-context",
-        "fci_promote",
-        "--promote",
-    ])
+    promote_with(w, m, name, COMPOSE_GATING)
 }
 
 /// Exit 2, one line naming the file and every one of `words`, no manifest.
@@ -345,19 +317,7 @@ const TEST_GATING: &str = "--- !Policy\n\
     \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.compose.validation}\n";
 
 fn promote_gated(w: &Ws, m: &Value, name: &str) -> Run {
-    let p = w.save(name, m);
-    let g = w.path().join("test-gating.yaml");
-    std::fs::write(&g, TEST_GATING).unwrap();
-    w.run(&[
-        "report",
-        "-m",
-        p.to_str().unwrap(),
-        "--gating",
-        g.to_str().unwrap(),
-        "--decision-context",
-        "fci_promote",
-        "--promote",
-    ])
+    promote_with(w, m, name, TEST_GATING)
 }
 
 /// build | test | compose --force of an example.

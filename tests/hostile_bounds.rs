@@ -9,7 +9,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,39 +18,6 @@ use std::time::{Duration, Instant};
 const FLOOD: u64 = 256 * 1024 * 1024;
 /// What a bounded fci may use at its peak, in KiB.
 const PEAK_KIB: u64 = 200 * 1024;
-
-/// Runs `cmd` to its end under GNU time; its output, and its peak resident memory in KiB.
-/// (Not `wait4` on our own child: a child's peak starts from this test process's, which it
-/// was forked from; GNU time's is small.)
-fn run_measured(cmd: Command) -> (Run, u64) {
-    require(&[("time", "time")], "the memory measurements");
-    let report = tempfile::NamedTempFile::new().unwrap();
-    let mut t = Command::new("time");
-    t.arg("-f")
-        .arg("%M")
-        .arg("-o")
-        .arg(report.path())
-        .arg(cmd.get_program())
-        .args(cmd.get_args())
-        .stdin(Stdio::null());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => t.env(k, v),
-            None => t.env_remove(k),
-        };
-    }
-    if let Some(d) = cmd.get_current_dir() {
-        t.current_dir(d);
-    }
-    let r = Run::from(t.output().unwrap());
-    let text = std::fs::read_to_string(report.path()).unwrap();
-    let kib = text
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no peak from time: {text}"));
-    (r, kib)
-}
 
 /// An HTTP server on loopback that answers every request with `status` and `len` bytes of
 /// `fill`, without a Content-Length (the body runs until the connection closes): as much as

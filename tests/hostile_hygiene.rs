@@ -6,13 +6,12 @@
 
 mod common;
 
+use common::distgit::{git, DistGit, ALICE};
 use common::Ws;
 use serde_json::{json, Value};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-const ALICE: (&str, &str) = ("Alice Packager", "alice@example.org");
 
 /// The promise a fixture checks (its `PROMISE` file), which must exist.
 fn promise(name: &str) -> String {
@@ -24,84 +23,6 @@ fn promise(name: &str) -> String {
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
         .trim()
         .to_string()
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", &format!("user.name={}", ALICE.0)])
-        .args(["-c", &format!("user.email={}", ALICE.1)])
-        .args(["-c", "init.defaultBranch=main"])
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("git is installed");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A dist-git directory `rpms/` with a bare repository per package, committed to from
-/// `work/<package>`.
-struct DistGit {
-    rpms: PathBuf,
-    work: PathBuf,
-}
-
-impl DistGit {
-    fn new(root: &Path) -> DistGit {
-        let d = DistGit {
-            rpms: root.join("rpms"),
-            work: root.join("work"),
-        };
-        std::fs::create_dir_all(&d.rpms).unwrap();
-        std::fs::create_dir_all(&d.work).unwrap();
-        d
-    }
-
-    fn package(&self, name: &str, branches: &[&str]) {
-        let bare = self.rpms.join(format!("{name}.git"));
-        git(
-            &self.rpms,
-            &["init", "-q", "--bare", bare.to_str().unwrap()],
-        );
-        let clone = self.work.join(name);
-        git(
-            &self.work,
-            &[
-                "clone",
-                "-q",
-                bare.to_str().unwrap(),
-                clone.to_str().unwrap(),
-            ],
-        );
-        for b in branches {
-            git(&clone, &["checkout", "-q", "--orphan", b]);
-            std::fs::write(clone.join(format!("{name}.spec")), format!("# {b}\n")).unwrap();
-            git(&clone, &["add", "-A"]);
-            git(
-                &clone,
-                &["commit", "-q", "-m", &format!("{name}: first on {b}")],
-            );
-            git(&clone, &["push", "-q", "origin", b]);
-        }
-    }
-
-    fn push(&self, name: &str, branch: &str, msg: &str) -> String {
-        let clone = self.work.join(name);
-        git(&clone, &["checkout", "-q", branch]);
-        let f = clone.join(format!("{name}.spec"));
-        let mut text = std::fs::read_to_string(&f).unwrap();
-        text.push_str(&format!("# {msg}\n"));
-        std::fs::write(&f, text).unwrap();
-        git(&clone, &["commit", "-q", "-am", msg]);
-        git(&clone, &["push", "-q", "origin", branch]);
-        git(&clone, &["rev-parse", "HEAD"])
-    }
 }
 
 fn config(dir: &Path, packages: &str, branches: &str) -> PathBuf {
@@ -237,7 +158,7 @@ fn an_output_through_another_users_link_in_a_shared_directory_is_refused() {
         rpms: w.path().join("rpms"),
         work: w.path().join("work"),
     };
-    let new = d.push("tally", "f41", "tally: pushed");
+    let new = d.push("tally", "f41", ALICE, "tally: pushed");
     let msg = w.save("push.json", &git_receive("tally", "f41", &new));
     let cfg = w.path().join("fci.yaml");
     let r = watch(
@@ -347,7 +268,7 @@ fn a_ref_file_linked_out_of_the_repository_is_named_never_quoted() {
     d.package("tally", &["f41"]);
     let cfg = config(w.path(), "[tally]", "[f41]");
     let bare = d.rpms.join("tally.git");
-    git(&bare, &["pack-refs", "--all"]);
+    git(&bare, ALICE, &["pack-refs", "--all"]);
     assert!(!bare.join("refs/heads/f41").exists());
     // A secret outside the repository, shaped like /etc/shadow.
     let secret = w.path().join("shadow");
@@ -470,7 +391,7 @@ fn newlines_in_a_message_cannot_forge_lines_on_stderr() {
     let d = DistGit::new(w.path());
     d.package("tally", &["f41"]);
     let cfg = config(w.path(), "[tally]", "[f41]");
-    let head = git(&d.rpms.join("tally.git"), &["rev-parse", "f41"]);
+    let head = git(&d.rpms.join("tally.git"), ALICE, &["rev-parse", "f41"]);
     let forged = "\nfci: error: FORGED line\r\x1b[2K";
     let mut ignored = git_receive("tally", "f41", &head);
     ignored["commit"]["namespace"] = json!(format!("rpms{forged}"));
@@ -534,13 +455,14 @@ fn a_bogus_kept_message_does_not_hold_back_the_real_ones() {
     let r = watch(&w, &cfg, &["--message", bogus.to_str().unwrap()]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     // Then a real one that comes before its branch has caught up.
-    let r41 = d.push("tally", "f41", "tally: for both");
+    let r41 = d.push("tally", "f41", ALICE, "tally: for both");
     let real = w.save("real.json", &git_receive("tally", "f42", &r41));
     let r = watch(&w, &cfg, &["--message", real.to_str().unwrap()]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert_eq!(kept(&w).len(), 2);
     git(
         &d.work.join("tally"),
+        ALICE,
         &[
             "push",
             "-q",
@@ -761,8 +683,8 @@ fn a_dist_git_server_that_floods_its_answer_is_cut_at_the_limit() {
     // 30,000 refs whose tail is `refs/heads/f41`: `git ls-remote URL refs/heads/f41` prints
     // them all (2.3 MB), as a hostile server's answer can be any size.
     let bare = d.rpms.join("flood.git");
-    git(&bare, &["pack-refs", "--all"]);
-    let head = git(&bare, &["rev-parse", "f41"]);
+    git(&bare, ALICE, &["pack-refs", "--all"]);
+    let head = git(&bare, ALICE, &["rev-parse", "f41"]);
     let mut refs = std::fs::read_to_string(bare.join("packed-refs")).unwrap();
     for i in 0..30_000 {
         refs.push_str(&format!("{head} refs/heads/pad/{i:06}/refs/heads/f41\n"));

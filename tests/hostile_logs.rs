@@ -9,7 +9,6 @@ mod common;
 use common::*;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 const MIB: u64 = 1024 * 1024;
 /// What a bounded fci may use at its peak, in KiB.
@@ -19,34 +18,6 @@ const LOG_MAX: u64 = 64 * MIB + 2 * MIB;
 
 fn hostile(name: &str) -> PathBuf {
     repo_root().join("tests/hostile").join(name)
-}
-
-/// Runs `cmd` under GNU time: its outcome and its peak resident memory in KiB.
-fn run_measured(cmd: Command) -> (Run, u64) {
-    require(&[("time", "time")], "the memory measurements");
-    let report = tempfile::NamedTempFile::new().unwrap();
-    let mut t = Command::new("time");
-    t.arg("-f")
-        .arg("%M")
-        .arg("-o")
-        .arg(report.path())
-        .arg(cmd.get_program())
-        .args(cmd.get_args())
-        .stdin(Stdio::null());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => t.env(k, v),
-            None => t.env_remove(k),
-        };
-    }
-    let r = Run::from(t.output().unwrap());
-    let text = std::fs::read_to_string(report.path()).unwrap();
-    let kib = text
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no peak from time: {text}"));
-    (r, kib)
 }
 
 /// The first and the last `n` bytes of a file, without reading it whole.

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::promote::*;
 use common::*;
 
 use std::path::{Path, PathBuf};
@@ -257,41 +258,12 @@ fn an_output_fifo_with_no_reader_is_an_error_not_a_hang() {
 }
 
 /// Gating on what build and compose record (as tests/hostile_binding.rs).
-const GATING: &str = "--- !Policy\n\
-    id: compose\n\
-    decision_context: fci_promote\n\
-    rules:\n\
-    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.build.validation}\n\
-    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.compose.validation}\n";
-
 fn known_good(repo: &Path) -> String {
-    let out = std::process::Command::new("ostree")
-        .arg(format!("--repo={}", repo.display()))
-        .args(["rev-parse", "fci/f41/known-good"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    known_good_in(repo)
 }
 
 fn promote(w: &Ws, m: &serde_json::Value, name: &str) -> Run {
-    let p = w.save(name, m);
-    let g = w.path().join("gating.yaml");
-    std::fs::write(&g, GATING).unwrap();
-    w.run(&[
-        "report",
-        "-m",
-        p.to_str().unwrap(),
-        "--gating",
-        g.to_str().unwrap(),
-        "--decision-context",
-        "fci_promote",
-        "--promote",
-    ])
+    promote_with(w, m, name, COMPOSE_GATING)
 }
 
 #[test]

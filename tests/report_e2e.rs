@@ -1,6 +1,7 @@
 //! `fci report --gating` through the real binary: Greenwave's decision from files.
 
 mod common;
+use common::promote::*;
 use common::*;
 use serde_json::{json, Value};
 
@@ -289,31 +290,16 @@ fn a_failed_run_is_reported_and_gating_names_the_failure() {
     );
 }
 
-/// Gating on what build and compose record, for the promotion tests.
-const COMPOSE_GATING: &str = "--- !Policy\n\
-    id: compose\n\
-    decision_context: fci_promote\n\
-    rules:\n\
-    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.build.validation}\n\
-    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.compose.validation}\n";
-
 /// build | compose | report --promote of a package (an example or a fixture).
 fn promote_run(w: &Ws, built: Run, tag: &str) -> Run {
     let b = w.save(&format!("{tag}-built.json"), &built.manifest());
     let c = w.run(&["compose", "--branch", "f41", "-m", b.to_str().unwrap()]);
-    let m = w.save(&format!("{tag}-composed.json"), &c.manifest());
-    let g = w.path().join("compose-gating.yaml");
-    std::fs::write(&g, COMPOSE_GATING).unwrap();
-    w.run(&[
-        "report",
-        "-m",
-        m.to_str().unwrap(),
-        "--gating",
-        g.to_str().unwrap(),
-        "--decision-context",
-        "fci_promote",
-        "--promote",
-    ])
+    promote_with(
+        w,
+        &c.manifest(),
+        &format!("{tag}-composed.json"),
+        COMPOSE_GATING,
+    )
 }
 
 fn known_good(w: &Ws) -> String {
@@ -379,21 +365,7 @@ fn a_change_tested_on_a_base_that_moved_must_be_retested() {
     let bc = w.save("c.json", &built_c.manifest());
     let ca = w.run(&["compose", "--branch", "f41", "-m", ba.to_str().unwrap()]);
     let cc = w.run(&["compose", "--branch", "f41", "-m", bc.to_str().unwrap()]);
-    let g = w.path().join("g.yaml");
-    std::fs::write(&g, COMPOSE_GATING).unwrap();
-    let report = |m: &Value, name: &str| {
-        let p = w.save(name, m);
-        w.run(&[
-            "report",
-            "-m",
-            p.to_str().unwrap(),
-            "--gating",
-            g.to_str().unwrap(),
-            "--decision-context",
-            "fci_promote",
-            "--promote",
-        ])
-    };
+    let report = |m: &Value, name: &str| promote_with(&w, m, name, COMPOSE_GATING);
     let ra = report(&ca.manifest(), "ra.json");
     assert_eq!(ra.code, 0, "{}", ra.stderr);
     let moved = known_good(&w);

@@ -322,5 +322,40 @@ pub fn init_base_with(
     r.stdout.trim().to_string()
 }
 
+/// Runs `cmd` to its end under GNU time; its output, and its peak resident memory in KiB.
+/// (Not `wait4` on our own child: a child's peak starts from this test process's, which it
+/// was forked from; GNU time's is small.)
+pub fn run_measured(cmd: Command) -> (Run, u64) {
+    require(&[("time", "time")], "the memory measurements");
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let mut t = Command::new("time");
+    t.arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(report.path())
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .stdin(Stdio::null());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => t.env(k, v),
+            None => t.env_remove(k),
+        };
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        t.current_dir(d);
+    }
+    let r = Run::from(t.output().unwrap());
+    let text = std::fs::read_to_string(report.path()).unwrap();
+    let kib = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak from time: {text}"));
+    (r, kib)
+}
+
+pub mod distgit;
+pub mod promote;
 pub mod rabbitmq;
 pub mod resultsdb;
