@@ -181,16 +181,60 @@ pub fn read_all(r: impl Read, cap: u64) -> Result<Vec<u8>, ReadError> {
 }
 
 /// A file someone else wrote (a kubeconfig and the token, certificate and key files it
-/// names): opened without blocking (a FIFO would hang fci), taken only when it is a regular
-/// file, and read as [`read_all`] does. Links are followed, as kubectl follows them.
+/// names): read as [`read_file_with`] reads it, following links, as kubectl does.
 pub fn read_file(path: &std::path::Path, cap: u64) -> Result<Vec<u8>, ReadError> {
-    use std::os::unix::fs::OpenOptionsExt;
+    read_file_with(path, cap, Open::FOLLOW)
+}
+
+/// How [`read_file_with`] takes a file that may have been planted.
+#[derive(Clone, Copy, Debug)]
+pub struct Open {
+    /// Follow a symbolic link (else one is refused: "a symlink (not followed)").
+    pub follow: bool,
+    /// Only a file owned by the caller or root (another user's may have been planted).
+    pub own: bool,
+}
+
+impl Open {
+    pub const FOLLOW: Open = Open {
+        follow: true,
+        own: false,
+    };
+    pub const NO_LINK: Open = Open {
+        follow: false,
+        own: false,
+    };
+    pub const OWN_NO_LINK: Open = Open {
+        follow: false,
+        own: true,
+    };
+}
+
+/// The one way fci reads a file it did not write: opened without blocking (a FIFO would hang
+/// fci) and without becoming its terminal, taken only when it is a regular file (a device
+/// would never end) and as `how` says of links and owners, then read as [`read_all`] does,
+/// `cap` bytes at most. The errors are short lines: "not a regular file", "a symlink (not
+/// followed)", "belongs to uid N", the limit.
+pub fn read_file_with(path: &std::path::Path, cap: u64, how: Open) -> Result<Vec<u8>, ReadError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let nofollow = if how.follow { 0 } else { libc::O_NOFOLLOW };
     let f = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)?;
-    if !f.metadata()?.is_file() {
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | nofollow)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) if !how.follow => std::io::Error::other("a symlink (not followed)"),
+            _ => e,
+        })?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
         return Err(ReadError::Io(std::io::Error::other("not a regular file")));
+    }
+    if how.own && !crate::users::trusted_owner(meta.uid()) {
+        return Err(ReadError::Io(std::io::Error::other(format!(
+            "belongs to uid {}",
+            meta.uid()
+        ))));
     }
     read_all(f, cap)
 }

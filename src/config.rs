@@ -225,21 +225,9 @@ pub fn run_limits(
 /// `caps::Capped` up to `caps::FCI_YAML`. `follow`: whether a symlink as the last component
 /// is followed (the file the user names) or refused (one a manifest names).
 fn read_bounded(path: &Path, follow: bool) -> Result<Vec<u8>, String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let flags = libc::O_NONBLOCK | if follow { 0 } else { libc::O_NOFOLLOW };
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(flags)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) if !follow => "a symlink (not followed)".to_string(),
-            _ => e.to_string(),
-        })?;
-    let meta = f.metadata().map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
-    crate::caps::read_all(f, crate::caps::FCI_YAML).map_err(|e| e.to_string())
+    use crate::caps::{read_file_with, Open, FCI_YAML};
+    let how = if follow { Open::FOLLOW } else { Open::NO_LINK };
+    read_file_with(path, FCI_YAML, how).map_err(|e| e.to_string())
 }
 
 /// A dist-git package name: what Fedora's dist-git accepts, and safe as one path component.

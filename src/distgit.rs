@@ -113,26 +113,13 @@ pub fn enclosing_git_dirs(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// A `.git` file (`gitdir: …`) above a checkout, read only when it is a regular file (not a
-/// link, FIFO or device) owned by the caller or root, and only its first 4 KiB: another user
+/// link, FIFO or device) owned by the caller or root, of 4 KiB at most: another user
 /// may have planted one in a shared directory above the checkout (a FIFO would hang fci, a
 /// link to /dev/zero would fill its memory).
 fn gitdir_file(dotgit: &Path) -> Option<String> {
-    use std::io::Read;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(dotgit)
-        .ok()?;
-    let m = f.metadata().ok()?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if !m.is_file() || (m.uid() != me && m.uid() != 0) {
-        return None;
-    }
-    let mut text = String::new();
-    f.take(4096).read_to_string(&mut text).ok()?;
-    Some(text)
+    use crate::caps::{read_file_with, Open};
+    let bytes = read_file_with(dotgit, 4096, Open::OWN_NO_LINK).ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 /// Directories package code must never see, for the user's checkouts `dirs`: each, and the

@@ -27,6 +27,7 @@ pub mod run_records;
 pub mod sandbox;
 pub mod stage;
 pub mod stages;
+pub mod users;
 pub mod workspace;
 
 /// The current time as RFC 3339 UTC with milliseconds.

@@ -144,8 +144,7 @@ fn private_homes() -> Vec<PathBuf> {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .collect();
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    homes.extend(passwd_home(PasswdKey::Uid(unsafe { libc::geteuid() })));
+    homes.extend(passwd_home(PasswdKey::Uid(crate::users::euid())));
     if let Some(user) = std::env::var_os("SUDO_USER") {
         homes.extend(passwd_home(PasswdKey::Name(user)));
     }
@@ -310,8 +309,7 @@ impl Sandbox {
         outer.keep = c.keep.clone();
         outer.bounds = c.bounds.clone();
         // Without root, a user namespace (mapped to root inside) is what allows the mounts.
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        if !crate::users::is_root() {
             outer = outer.args(["--user", "--map-root-user"]);
         }
         let mut outer = outer
@@ -445,8 +443,7 @@ fn seccomp_fd_arg(fd: &std::os::fd::OwnedFd) -> String {
 /// cannot undo the covers: mounts inherited from a more privileged namespace are locked.
 /// Without root, the user namespace is what lets bwrap work; capabilities are dropped there too.
 fn isolation_args(network: bool) -> Vec<&'static str> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = crate::users::is_root();
     let mut a = if root {
         vec![
             "--unshare-ipc",

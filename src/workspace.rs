@@ -68,9 +68,7 @@ impl Workspace {
         // carry root's writes and chmods anywhere, and their cache entries would be reused.
         if let Ok(m) = fs::metadata(root) {
             use std::os::unix::fs::MetadataExt;
-            // SAFETY: geteuid has no preconditions and cannot fail.
-            let me = unsafe { libc::geteuid() };
-            if m.uid() != me && m.uid() != 0 {
+            if !crate::users::trusted_owner(m.uid()) {
                 return Err(FciError::input(
                     root,
                     format!(
@@ -529,14 +527,12 @@ pub fn interrupt_lock_waits(prefix: &'static str, stop: fn() -> Option<String>) 
 /// /tmp is). Otherwise another user could swap in a base with anything in it.
 pub fn only_yours(dir: &Path, what: &str) -> Result<(), FciError> {
     use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
     for d in dir.ancestors() {
         let Ok(m) = fs::metadata(d) else {
             continue; // not made yet: fci makes it, as the caller
         };
         let open = m.mode() & 0o022 != 0 && m.mode() & 0o1000 == 0;
-        if (m.uid() != me && m.uid() != 0) || open {
+        if !crate::users::trusted_owner(m.uid()) || open {
             let why = if open {
                 "is writable by other users".to_string()
             } else {
@@ -750,7 +746,7 @@ pub fn resolve_user_path(path: &Path) -> Result<UserPath, FciError> {
         todo.extend(comps);
     };
     push_all(&mut todo, path);
-    let euid = unsafe { libc::geteuid() };
+    let euid = crate::users::euid();
     let mut links = 0;
     while let Some(c) = todo.pop() {
         if c == ".." {

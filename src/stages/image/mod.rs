@@ -177,7 +177,7 @@ impl Stage for Image {
                 }
             }
         }
-        if !nix_is_root() {
+        if !crate::users::is_root() {
             return Err(FciError::Infra(
                 "fci image writes a deployment whose files belong to root: run it as root".into(),
             )
@@ -257,9 +257,4 @@ impl Stage for Image {
             record.outcome, record.duration_s
         ));
     }
-}
-
-fn nix_is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
 }

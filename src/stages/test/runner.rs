@@ -317,37 +317,13 @@ pub const OUTPUT_LIMIT: u64 = 16 * 1024 * 1024;
 /// Reads a results file that untrusted tests wrote: None when absent; an error (for the
 /// record) when it is not a plain regular file or is too large. Never follows a symlink.
 pub fn read_output(path: &Path) -> std::result::Result<Option<String>, String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let shown = path
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
-    let f = match std::fs::File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot open {shown}: {e} (a symlink?)")),
-    };
-    let meta = f.metadata().map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err(format!("{shown} is not a regular file"));
+    use crate::caps::{read_file_with, Open, ReadError};
+    let shown = path.file_name().unwrap_or_default().to_string_lossy();
+    match read_file_with(path, OUTPUT_LIMIT, Open::NO_LINK) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {shown}: {e}")),
     }
-    if meta.len() > OUTPUT_LIMIT {
-        return Err(format!(
-            "{shown} is {} bytes, over fci's limit of {OUTPUT_LIMIT}",
-            meta.len()
-        ));
-    }
-    let mut bytes = Vec::new();
-    f.take(OUTPUT_LIMIT)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// Copies a whole tree (files and symlinks, without `.git`).
