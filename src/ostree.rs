@@ -170,9 +170,11 @@ impl Repo {
         Ok(sum)
     }
 
-    /// Points the existing ref `name` at `commit` (its caller holds the ref's lock).
-    pub fn move_ref(&self, name: &str, commit: &str, log: &mut Log) -> Result<()> {
-        let done = log.run(
+    /// Points the ref `name` at `commit`, made or moved (its caller holds the ref's lock: a
+    /// branch's known-good, or a run's candidate, which a rerun of the same run's compose
+    /// moves to its new commit). An error carries ostree's own reason.
+    pub fn set_ref(&self, name: &str, commit: &str, log: &mut Log) -> Result<()> {
+        let out = log.capture(
             &self
                 .cmd("refs")
                 .arg("--force")
@@ -180,25 +182,12 @@ impl Repo {
                 .arg("--")
                 .arg(commit),
         )?;
-        if !done.success() {
-            return Err(
-                FciError::Infra(format!("ostree refs --force --create {name} failed")).into(),
-            );
-        }
-        Ok(())
-    }
-
-    /// Points the new ref `name` at `commit`.
-    pub fn create_ref(&self, name: &str, commit: &str, log: &mut Log) -> Result<()> {
-        let done = log.run(
-            &self
-                .cmd("refs")
-                .arg(format!("--create={name}"))
-                .arg("--")
-                .arg(commit),
-        )?;
-        if !done.success() {
-            return Err(FciError::Infra(format!("ostree refs --create {name} failed")).into());
+        if !out.success() {
+            return Err(FciError::Infra(format!(
+                "ostree refs --force --create={name} {commit} failed: {}",
+                out.reason()
+            ))
+            .into());
         }
         Ok(())
     }

@@ -85,6 +85,17 @@ fn composes_the_change_onto_the_known_good_base() {
     let (_, kg) = ostree(&w, &["rev-parse", "fci/f41/known-good"]);
     assert_eq!(kg.trim(), base);
     assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
+
+    // The same run composed again (a retry, --no-cache): a new commit, and the run's
+    // candidate ref moves to it.
+    let b = w.save("built.json", &built.manifest());
+    let again = w.run(&["compose", "--no-cache", "-m", b.to_str().unwrap()]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let am = again.manifest();
+    let ac = again.stage(&am, "compose");
+    assert_eq!(ac["outcome"], "PASSED", "{ac:#}");
+    let (_, cand) = ostree(&w, &["rev-parse", ac["data"]["ref"].as_str().unwrap()]);
+    assert_eq!(cand.trim(), ac["data"]["commit"].as_str().unwrap());
 }
 
 #[test]

@@ -234,7 +234,7 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
             ),
         ));
     }
-    p.repo.create_ref(&candidate, &commit, cx.log())?;
+    p.repo.set_ref(&candidate, &commit, cx.log())?;
     rec.data.insert("ref".into(), json!(candidate));
     rec.data.insert("commit".into(), json!(commit));
     rec.data.insert("diff".into(), json!(diff));

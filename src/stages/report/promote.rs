@@ -113,7 +113,7 @@ pub fn apply(
             rec.data.insert("needs_retest".into(), json!(true));
             return Ok(());
         }
-        c.repo.move_ref(&kg, &c.commit, cx.log())?;
+        c.repo.set_ref(&kg, &c.commit, cx.log())?;
         promoted.insert("ref".into(), json!(kg));
         promoted.insert("from".into(), json!(c.base));
         promoted.insert("to".into(), json!(c.commit));
