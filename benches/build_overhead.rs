@@ -1,28 +1,18 @@
 //! `fci build` against plain `rpmbuild -ba` on the same spec, and a cached rerun against the
 //! first run. Prints ratios measured in this run (median of several). Run: `cargo bench`.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
-
-const RUNS: usize = 7;
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn time(mut f: impl FnMut()) -> Duration {
-    let t = Instant::now();
-    f();
-    t.elapsed()
-}
+use support::{median, time};
 
 fn check(st: std::process::ExitStatus, what: &str) {
     assert!(st.success(), "{what} failed");
 }
 
 fn main() {
+    let runs = support::runs(7);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let fci = env!("CARGO_BIN_EXE_fci");
     let example = root.join("examples/hello-atomic");
@@ -78,7 +68,7 @@ fn main() {
 
     let mut raw_t = Vec::new();
     let mut fci_t = Vec::new();
-    for i in 0..RUNS {
+    for i in 0..runs {
         // Interleaved so that drift on the machine affects both sides alike.
         raw_t.push(time(|| raw(i)));
         fci_t.push(time(|| fci_build(&warm_ws, &["--no-cache"])));
@@ -87,7 +77,7 @@ fn main() {
 
     let mut first_t = Vec::new();
     let mut cached_t = Vec::new();
-    for i in 0..RUNS {
+    for i in 0..runs {
         let ws = scratch.path().join(format!("ws-{i}"));
         first_t.push(time(|| fci_build(&ws, &[])));
         cached_t.push(time(|| fci_build(&ws, &[])));
@@ -98,4 +88,5 @@ fn main() {
         fci_m.as_secs_f64() * 1e3, raw_m.as_secs_f64() * 1e3, fci_m.as_secs_f64() / raw_m.as_secs_f64());
     println!("fci build (cached)     {:>8.1} ms   first run    {:>8.1} ms   ratio {:.3}x  (target <= 0.02x)",
         cached_m.as_secs_f64() * 1e3, first_m.as_secs_f64() * 1e3, cached_m.as_secs_f64() / first_m.as_secs_f64());
+    support::quick_note();
 }

@@ -3,23 +3,12 @@
 //! files against committing the whole tree afresh. Prints ratios measured in this run (median
 //! of several). Run: `cargo bench --bench compose_overhead`.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-const RUNS: usize = 7;
-const EXTRA_FILES: usize = 3000;
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn time(f: impl FnOnce()) -> Duration {
-    let t = Instant::now();
-    f();
-    t.elapsed()
-}
+use std::time::Duration;
+use support::{median, time};
 
 fn run(c: &mut Command, what: &str) -> String {
     let out = c.stderr(Stdio::inherit()).output().unwrap();
@@ -38,6 +27,7 @@ fn main() {
     let fci = env!("CARGO_BIN_EXE_fci");
     let scratch = tempfile::tempdir().unwrap();
     let s = scratch.path();
+    let extra_files = support::size(3000, 100);
     // A base of a few thousand files.
     let base = s.join("base");
     run(
@@ -46,7 +36,7 @@ fn main() {
             .arg(&base),
         "make-base.sh",
     );
-    for i in 0..EXTRA_FILES {
+    for i in 0..extra_files {
         let d = base.join(format!("usr/share/bench/{}", i % 50));
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join(format!("f{i}")), format!("file {i}\n")).unwrap();
@@ -152,7 +142,7 @@ fn main() {
     fci_compose();
     raw_compose(usize::MAX);
     let (mut fci_t, mut raw_t, mut fresh_t) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..RUNS {
+    for i in 0..support::runs(7) {
         fci_t.push(time(fci_compose));
         raw_t.push(time(|| raw_compose(i)));
         fresh_t.push(time(|| afresh(i)));
@@ -164,7 +154,8 @@ fn main() {
         ms(f), ms(r), f.as_secs_f64() / r.as_secs_f64()
     );
     println!(
-        "layered compose        {:>8.1} ms   whole tree afresh       {:>8.1} ms   ratio {:.3}x  ({EXTRA_FILES} extra files in the base)",
+        "layered compose        {:>8.1} ms   whole tree afresh       {:>8.1} ms   ratio {:.3}x  ({extra_files} extra files in the base)",
         ms(f), ms(a), f.as_secs_f64() / a.as_secs_f64()
     );
+    support::quick_note();
 }

@@ -4,16 +4,12 @@
 //! same checks disk, decided from the console. Prints the medians and their ratio, measured
 //! in this run. Run: `cargo bench --bench image_smoke_overhead`.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-const RUNS: usize = 3;
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
+use std::time::Instant;
+use support::median;
 
 fn run(c: &mut Command, what: &str) -> String {
     let out = c.stderr(Stdio::inherit()).output().unwrap();
@@ -98,7 +94,9 @@ fn raw_chain(dir: &Path, repo: &Path, commit: &str) {
     let mut checks = b"fci-smoke-v1 bench\nhello-atomic\n".to_vec();
     checks.resize(4096, 0);
     std::fs::write(dir.join("checks"), checks).unwrap();
+    // The console on the first serial port; the guest's answers on the second (ttyS1).
     let serial = dir.join("serial.log");
+    let answers = dir.join("answers.log");
     run(
         Command::new("timeout")
             .arg("300")
@@ -115,6 +113,8 @@ fn raw_chain(dir: &Path, repo: &Path, commit: &str) {
             .args(["-nic", "none", "-monitor", "none"])
             .arg("-serial")
             .arg(format!("file:{}", serial.display()))
+            .arg("-serial")
+            .arg(format!("file:{}", answers.display()))
             .arg("-kernel")
             .arg(sysroot.join(format!("boot{}", field("linux")).trim_start_matches('/')))
             .arg("-initrd")
@@ -133,11 +133,12 @@ fn raw_chain(dir: &Path, repo: &Path, commit: &str) {
             )),
         "qemu",
     );
-    let console = String::from_utf8_lossy(&std::fs::read(&serial).unwrap()).into_owned();
+    let said = String::from_utf8_lossy(&std::fs::read(&answers).unwrap()).into_owned();
     assert!(
-        console.contains(&format!("fci-guest bench booted {commit}"))
-            && console.contains("fci-guest bench check 1 rc=0"),
-        "the raw boot did not prove itself"
+        said.contains(&format!("fci-guest bench booted {commit}"))
+            && said.contains("fci-guest bench check 1 rc=0")
+            && said.contains("fci-guest bench done"),
+        "the raw boot did not prove itself: {said}"
     );
 }
 
@@ -196,7 +197,8 @@ fn main() {
 
     let mut fci_times = Vec::new();
     let mut raw_times = Vec::new();
-    for i in 0..RUNS {
+    let runs = support::runs(3);
+    for i in 0..runs {
         let t = Instant::now();
         let imaged = run(
             &mut fci_cmd(&["image", "--no-cache", "-m", composed_m.to_str().unwrap()]),
@@ -227,9 +229,10 @@ fn main() {
     }
     let (f, r) = (median(fci_times), median(raw_times));
     println!(
-        "image+smoke: fci {:.2}s, raw commands {:.2}s: {:.3}x (median of {RUNS}, TCG boot)",
+        "image+smoke: fci {:.2}s, raw commands {:.2}s: {:.3}x (median of {runs}, TCG boot)",
         f.as_secs_f64(),
         r.as_secs_f64(),
         f.as_secs_f64() / r.as_secs_f64()
     );
+    support::quick_note();
 }

@@ -3,6 +3,8 @@
 //! against one at a time. Prints results per second and the ratio, from one run (target:
 //! at least 500 results/s). Run: `cargo bench --bench report_resultsdb`.
 
+mod support;
+
 #[path = "../tests/common/resultsdb.rs"]
 #[allow(dead_code)]
 mod resultsdb;
@@ -12,7 +14,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-const RESULTS: usize = 10_000;
 const OUTCOMES: [&str; 7] = [
     "PASSED",
     "INFO",
@@ -29,8 +30,8 @@ fn fci(ws: &Path) -> Command {
     c
 }
 
-/// A built manifest plus a test stage: with the build record and its %check case, RESULTS.
-fn manifest(ws: &Path, root: &Path) -> Value {
+/// A built manifest plus a test stage: with the build record and its %check case, `results`.
+fn manifest(ws: &Path, root: &Path, results: usize) -> Value {
     let out = fci(ws)
         .arg("build")
         .arg(root.join("examples/hello-atomic"))
@@ -44,7 +45,7 @@ fn manifest(ws: &Path, root: &Path) -> Value {
     let mut test = m["stages"][0].clone();
     test["name"] = json!("test");
     test["results"] = Value::Array(
-        (0..RESULTS - 3)
+        (0..results - 3)
             .map(|i| json!({"testcase": format!("case-{i}"), "outcome": if i % 10 == 0 { "FAILED" } else { "PASSED" }, "runner": "tmt"}))
             .collect(),
     );
@@ -52,11 +53,11 @@ fn manifest(ws: &Path, root: &Path) -> Value {
     m
 }
 
-fn run(jobs: &str, root: &Path) -> f64 {
+fn run(jobs: &str, root: &Path, results: usize) -> f64 {
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
     let ws = dir.path().join("ws");
     let server = resultsdb::StandIn::start(&OUTCOMES);
-    let m = manifest(&ws, root);
+    let m = manifest(&ws, root, results);
     let p = dir.path().join("m.json");
     std::fs::write(&p, m.to_string()).unwrap();
     let t = Instant::now();
@@ -77,16 +78,18 @@ fn run(jobs: &str, root: &Path) -> f64 {
     let secs = t.elapsed().as_secs_f64();
     assert!(out.status.success(), "fci report failed");
     let got = server.results().len();
-    assert_eq!(got, RESULTS, "every result delivered once");
-    RESULTS as f64 / secs
+    assert_eq!(got, results, "every result delivered once");
+    results as f64 / secs
 }
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let one = run("1", root);
-    let many = run("8", root);
+    let results = support::size(10_000, 200);
+    let one = run("1", root, results);
+    let many = run("8", root, results);
     println!(
-        "{RESULTS} results to ResultsDB: {many:.0} results/s with 8 at a time, {one:.0} results/s one at a time: {:.2}x (target >= 500 results/s)",
+        "{results} results to ResultsDB: {many:.0} results/s with 8 at a time, {one:.0} results/s one at a time: {:.2}x (target >= 500 results/s)",
         many / one
     );
+    support::quick_note();
 }
