@@ -2,6 +2,7 @@
 
 use super::runner::Case;
 use crate::manifest::Outcome;
+use std::collections::{HashMap, HashSet};
 
 /// (runner, group, test case): the group is the STI playbook or the tmt plan.
 pub type Key = (String, Option<String>, String);
@@ -19,6 +20,9 @@ pub struct Selection {
     /// (runner, group); a group of None covers the whole runner.
     pub whole: Vec<(String, Option<String>)>,
     pub cases: Vec<Key>,
+    /// `cases`, for lookups: a stage may list thousands of failing cases, and each rerun
+    /// case is looked up (a linear search made a flood of results quadratic).
+    known: HashSet<Key>,
 }
 
 impl Selection {
@@ -37,7 +41,7 @@ impl Selection {
             if !self.whole.contains(&w) {
                 self.whole.push(w);
             }
-        } else if !self.cases.contains(&key) {
+        } else if self.known.insert(key.clone()) {
             self.cases.push(key);
         }
     }
@@ -64,12 +68,13 @@ impl Selection {
             return None;
         }
         let mut f = Filter::default();
+        let (mut names, mut plans) = (HashSet::new(), HashSet::new());
         for k in mine {
-            if !f.names.contains(&k.2) {
+            if names.insert(&k.2) {
                 f.names.push(k.2.clone());
             }
             if let (None, Some(plan)) = (group, &k.1) {
-                if !f.plans.contains(plan) {
+                if plans.insert(plan) {
                     f.plans.push(plan.clone());
                 }
             }
@@ -82,7 +87,7 @@ impl Selection {
         self.whole
             .iter()
             .any(|(r, g)| r == c.runner && (g.is_none() || *g == c.group))
-            || self.cases.contains(&c.key())
+            || self.known.contains(&c.key())
     }
 
     pub fn describe(&self) -> Vec<String> {
@@ -103,11 +108,12 @@ pub type Slot = (Case, Vec<Case>);
 /// that does not recur becomes a record that the run completed on this attempt.
 pub fn merge(cases: &mut Vec<Slot>, sel: &Selection, again: Vec<Case>, attempt: u32) {
     let again: Vec<Case> = again.into_iter().filter(|n| sel.covers(n)).collect();
+    let rerun: HashSet<Key> = again.iter().map(Case::key).collect();
     for slot in cases
         .iter_mut()
         .filter(|(c, _)| c.whole_run && sel.covers(c))
     {
-        if !again.iter().any(|n| n.key() == slot.0.key()) {
+        if !rerun.contains(&slot.0.key()) {
             let done = Case {
                 outcome: Outcome::Passed,
                 note: Some(format!("the run completed on attempt {attempt}")),
@@ -119,15 +125,24 @@ pub fn merge(cases: &mut Vec<Slot>, sel: &Selection, again: Vec<Case>, attempt: 
             slot.1.push(old);
         }
     }
+    // Each case's first slot, by key (thousands of cases: no linear search per rerun case).
+    let mut slots: HashMap<Key, usize> = HashMap::new();
+    for (i, (c, _)) in cases.iter().enumerate() {
+        slots.entry(c.key()).or_insert(i);
+    }
     for new in again {
-        match cases.iter_mut().find(|(c, _)| c.key() == new.key()) {
+        let key = new.key();
+        match slots.get(&key).map(|&i| &mut cases[i]) {
             // A passing case that a whole rerun reports again passed again: nothing to record.
             Some(slot) if slot.0.outcome.is_pass() && new.outcome.is_pass() => {}
             Some(slot) => {
                 let old = std::mem::replace(&mut slot.0, new);
                 slot.1.push(old);
             }
-            None => cases.push((new, Vec::new())),
+            None => {
+                slots.insert(key, cases.len());
+                cases.push((new, Vec::new()));
+            }
         }
     }
 }

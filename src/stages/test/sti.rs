@@ -304,7 +304,9 @@ fn parse_results(
             timed_out: false,
         }
     };
-    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    // A set: a rerun may name thousands of cases, and each of the results is looked up.
+    let only: std::collections::HashSet<&str> = only.iter().map(String::as_str).collect();
+    let wanted = |name: &str| only.is_empty() || only.contains(name);
     let mut cases = Cases::default();
     if let Some(text) = read_output(&artifacts.join("results.yml"))? {
         let parsed: ResultsYml =

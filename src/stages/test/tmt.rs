@@ -100,6 +100,9 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Cases>
     // The tests can write results files of their own into the run's directory: all of them
     // together are bounded too.
     let mut read = 0u64;
+    // A set: a rerun may name thousands of cases, and each of the results is looked up.
+    let only_names: std::collections::HashSet<&str> =
+        only.names.iter().map(String::as_str).collect();
     for (n, (plan, execute)) in plan_results(&id).into_iter().enumerate() {
         if read > crate::caps::RESULTS_TOTAL || n >= crate::caps::PLANS {
             cases.push(broke(format!(
@@ -127,7 +130,7 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Cases>
             }
         };
         for r in rows {
-            if !only.names.is_empty() && !only.names.contains(&r.name) {
+            if !only_names.is_empty() && !only_names.contains(r.name.as_str()) {
                 continue;
             }
             let note = match &r.note {
