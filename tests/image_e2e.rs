@@ -569,3 +569,61 @@ fn a_tree_ostree_cannot_deploy_fails_the_image() {
     );
     assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
 }
+
+#[test]
+fn kernel_helpers_a_package_plants_cannot_forge_smoke() {
+    let w = Ws::new();
+    init_base(&w, &[], |_| {});
+    let built = w.build_fixture("kernel-helper-forgery", &["--branch", "f41"]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let b = w.save("built.json", &built.manifest());
+    let c = w.run(&["compose", "-m", b.to_str().unwrap()]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let composed = w.save("composed.json", &c.manifest());
+    let i = run_with(&w, &composed, &["image"]);
+    assert_eq!(i.code, 0, "{}", i.stderr);
+    let imaged = w.save("imaged.json", &i.manifest());
+    // The check makes the kernel call modprobe (socket families, an unknown binary format)
+    // and request-key, whose paths the package fills with a forger; then it fails.
+    let r = run_with(
+        &w,
+        &imaged,
+        &[
+            "smoke",
+            "--accel",
+            "tcg",
+            "--check",
+            "helper-trigger",
+            "--check",
+            "false",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "smoke");
+    assert_eq!(s["outcome"], "FAILED", "{s:#}");
+    assert_eq!(s["results"][0]["outcome"], "PASSED", "{s:#}");
+    assert_eq!(s["results"][1]["outcome"], "FAILED", "{s:#}");
+    assert_eq!(s["results"][1]["exit_code"], 1, "{s:#}");
+    assert_eq!(s["results"][2]["outcome"], "FAILED", "{s:#}");
+    let log = std::fs::read_to_string(w.ws().join(s["log"].as_str().unwrap())).unwrap();
+    assert!(log.contains("helper-trigger: broken"), "{log}");
+    // modprobe never runs (autoloading is off); request-key's path is fixed in the kernel, so
+    // the package's may run, but as a root without capabilities that cannot reach the
+    // answers' port: it writes nothing there.
+    assert!(
+        !log.contains("FORGED-BY-KERNEL-HELPER /sbin/modprobe"),
+        "{log}"
+    );
+    for line in log
+        .lines()
+        .filter(|l| l.contains("FORGED-BY-KERNEL-HELPER"))
+    {
+        assert!(
+            line.contains("CapEff:\t0000000000000000"),
+            "a helper with capabilities: {line}"
+        );
+    }
+    assert!(!log.contains("FORGED-ANSWERS-WRITTEN"), "{log}");
+    no_qemu_left(&w);
+}

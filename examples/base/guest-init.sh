@@ -39,6 +39,17 @@ if [ -z "$nonce" ] || [ ! -c /dev/ttyS1 ]; then
 fi
 chmod 0600 /dev/ttyS1 /dev/vdb
 exec 3>/dev/ttyS1
+# The answers' port stays open here only: its node goes, and so does the disk's (its nonce is
+# read). Making a node again takes a capability nothing below has.
+rm -f /dev/ttyS1 /dev/vdb
+# The kernel runs helpers as root on behalf of any process: modprobe for an unloaded socket
+# family or binary format, request-key for a key not found, the hotplug helper; a package may
+# ship programs at their paths. Module autoloading and the hotplug helper go off, and every
+# helper is left without capabilities (a root without them cannot reach the port or PID 1).
+echo > /proc/sys/kernel/modprobe
+[ -w /proc/sys/kernel/hotplug ] && echo > /proc/sys/kernel/hotplug
+echo 0 0 > /proc/sys/kernel/usermodehelper/bset
+echo 0 0 > /proc/sys/kernel/usermodehelper/inheritable
 echo "fci-guest $nonce booted ${commit:-unknown}" >&3
 echo "fci-guest: booted ${commit:-unknown}"
 tail -n +2 /run/fci-smoke > /run/fci-checks

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Run by the kernel as root, if ever: forges the guest's answers (every check passed, done).
+echo "FORGED-BY-KERNEL-HELPER $0 uid=$(id -u) $(grep CapEff /proc/self/status)" > /dev/console
+mkdir /run/fci-forged 2>/dev/null || exit 1
+[ -c /dev/ttyS1 ] || { echo "FORGER: no answers port" > /dev/console; exit 1; }
+nonce=$(tr -d '\000' < /dev/vdb | head -n1 | cut -d' ' -f2)
+checks=$(tr -d '\000' < /dev/vdb | tail -n +2 | grep -c .)
+{
+  echo "fci-guest $nonce check 1 rc=0"
+  i=2
+  while [ "$i" -le "$checks" ]; do
+    echo "fci-guest $nonce check $i start"
+    echo "fci-guest $nonce check $i rc=0"
+    i=$((i + 1))
+  done
+  echo "fci-guest $nonce done"
+} > /dev/ttyS1 && echo "FORGED-ANSWERS-WRITTEN" > /dev/console
+sync
+reboot -f
