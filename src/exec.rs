@@ -92,9 +92,14 @@ pub struct Finished {
 }
 
 impl Finished {
-    /// Exited 0: never when killed, whether by its timeout or by a signal.
+    /// Exited 0: never when killed, whether by its timeout, a signal or a limit, nor when its
+    /// captured output was cut (it was stopped, and what it said is not all there).
     pub fn success(&self) -> bool {
-        self.code == Some(0) && !self.timed_out && self.signal.is_none() && self.limit.is_none()
+        self.code == Some(0)
+            && !self.timed_out
+            && self.signal.is_none()
+            && self.limit.is_none()
+            && !self.over_limit
     }
     /// Why it failed, for a one-line message: the last line of its stderr.
     pub fn reason(&self) -> &str {
@@ -1085,6 +1090,8 @@ mod tests {
             .arg(format!("yes | head -c {}", cap + 32 * 1024 * 1024));
         let done = log.capture(&flood).unwrap();
         assert!(done.over_limit);
+        // Cut output is never a success: what the command said is not all there.
+        assert!(!done.success());
         assert_eq!(done.stdout.len() as u64, cap);
         // Within the cap, all of it.
         let done = log

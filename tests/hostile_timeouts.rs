@@ -121,7 +121,7 @@ fn a_compose_whose_install_is_killed_at_its_timeout_is_an_error_leaving_nothing(
 }
 
 #[test]
-fn fifos_and_device_nodes_in_the_payload_fail_compose_before_rpm_runs() {
+fn fifos_and_device_nodes_in_the_payload_fail_compose_and_test_before_rpm_runs() {
     let w = Ws::new();
     init_base_with(&w, &["--no-kernel"], None, |_| {});
     for (fixture, path, kind) in [
@@ -155,6 +155,28 @@ fn fifos_and_device_nodes_in_the_payload_fail_compose_before_rpm_runs() {
         assert!(!has_artifact(&m, "ostree-commit"));
         let log = stage_log(&w, s);
         assert!(!log.contains("$ rpm --root"), "rpm ran:\n{log}");
+
+        // fci test installs the packages too (outside the sandbox): the same check first.
+        // The old test stage waited on the FIFO forever, whatever its --timeout.
+        let start = Instant::now();
+        let tests = common::fixture("plain-sti");
+        let r = stage_run(
+            &w,
+            "test",
+            &built,
+            &["--timeout", "20", "--tests-from", tests.to_str().unwrap()],
+        );
+        assert!(
+            start.elapsed().as_secs() < 15,
+            "{fixture}: fci test took {:?}",
+            start.elapsed()
+        );
+        assert_eq!(r.code, 1, "{fixture}: {}", r.stderr);
+        let m = r.manifest();
+        let s = r.stage(&m, "test");
+        assert_eq!(s["outcome"], "FAILED", "{s:#}");
+        let n = notes(s);
+        assert!(n.contains(&format!("{path} ({kind})")), "{n}");
     }
     assert_eq!(commits(&w), 1);
     assert!(!refs(&w).contains("candidate"));

@@ -43,7 +43,10 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     });
     cx.log().append_file(&side.path);
     checked_out?;
-    let listing = listing?;
+    let listing = match listing? {
+        Ok(l) => l,
+        Err(why) => return Ok(fail(rec, why)),
+    };
     // Every file of the checkout is a hard link to a repository object: what rpm changes in
     // place (its database) is copied first, so no write ever reaches the repository.
     unshare_rpmdb(&tree)?;

@@ -87,8 +87,9 @@ pub fn parse(listing: &str) -> Payload {
 }
 
 /// `P NEVRA` per package of `rpms`, each followed by `F MODE FLAGS SIZE USER GROUP PATH` per
-/// file: the listing `parse` reads, from the packages' headers.
-pub fn listing(rpms: &[PathBuf], log: &mut Log) -> Result<String> {
+/// file: the listing `parse` reads, from the packages' headers. A listing past the capture
+/// cap is the change's failure (`Ok(Err(why))`): cut, it would hide files from every check.
+pub fn listing(rpms: &[PathBuf], log: &mut Log) -> Result<std::result::Result<String, String>> {
     let out = log.capture(
         &Cmd::new("rpm")
             .args(["-qp", "--nosignature", "--nodigest", "--qf"])
@@ -96,6 +97,12 @@ pub fn listing(rpms: &[PathBuf], log: &mut Log) -> Result<String> {
             .arg("--")
             .args(rpms),
     )?;
+    if out.over_limit {
+        return Ok(Err(format!(
+            "the change's packages list more than {} of files in their headers: too many to check before rpm writes them",
+            crate::caps::human(crate::caps::CAPTURED_OUTPUT)
+        )));
+    }
     if !out.success() {
         return Err(FciError::Infra(format!(
             "rpm -qp failed on the change's packages: {}",
@@ -103,12 +110,12 @@ pub fn listing(rpms: &[PathBuf], log: &mut Log) -> Result<String> {
         ))
         .into());
     }
-    Ok(out.stdout)
+    Ok(Ok(out.stdout))
 }
 
-/// What `rpms` put on disk, from their headers.
-pub fn read(rpms: &[PathBuf], log: &mut Log) -> Result<Payload> {
-    Ok(parse(&listing(rpms, log)?))
+/// What `rpms` put on disk, from their headers (`Ok(Err(why))`: the change's failure).
+pub fn read(rpms: &[PathBuf], log: &mut Log) -> Result<std::result::Result<Payload, String>> {
+    Ok(listing(rpms, log)?.map(|l| parse(&l)))
 }
 
 /// Bytes the payload writes when rpm installs it: the sizes its headers give its files, a

@@ -239,6 +239,7 @@ impl Stage for Test {
             &p.rpms,
             a.base_root.as_deref(),
             limits.scratch,
+            crate::cli::timeout(a.suite.timeout),
             cx.log(),
         )? {
             Ok(subj) => subj,

@@ -19,14 +19,16 @@ pub struct Subject {
 }
 
 /// Installs `rpms` into `dir/root` and prepares overlay mountpoints for the sandbox. rpm
-/// runs outside the sandbox that bounds package code: a payload that would write more than
-/// `scratch` bytes is the package's failure (the reason), found from the headers before rpm
-/// runs.
+/// runs outside the sandbox that bounds package code: what the headers say it would write is
+/// checked first, as compose checks it (more than `scratch` bytes, or a FIFO, socket or device
+/// node, on which rpm would block or which it would make on the host), and a payload rpm
+/// refuses is the package's failure (the reason); rpm is bounded by `timeout` too.
 pub fn prepare(
     dir: &Path,
     rpms: &[PathBuf],
     base: Option<&Path>,
     scratch: u64,
+    timeout: Option<std::time::Duration>,
     log: &mut Log,
 ) -> Result<Result<Subject, String>> {
     if let Some(b) = base {
@@ -34,9 +36,20 @@ pub fn prepare(
             return Err(FciError::input(b, "base root is not a directory").into());
         }
     }
-    let payload = crate::stages::compose::payload::read(rpms, log)?;
-    if let Some(why) = crate::stages::compose::payload::past_scratch(&payload, scratch) {
+    use crate::stages::compose::payload;
+    let payload = match payload::read(rpms, log)? {
+        Ok(p) => p,
+        Err(why) => return Ok(Err(why)),
+    };
+    if let Some(why) = payload::past_scratch(&payload, scratch) {
         return Ok(Err(why));
+    }
+    let special = payload::special_files(&payload);
+    if !special.is_empty() {
+        return Ok(Err(format!(
+            "the packages ship files that are not regular files, directories or symlinks (rpm would block on a FIFO): {}",
+            special.join(", ")
+        )));
     }
     let root = dir.join("root");
     std::fs::create_dir_all(&root)?;
@@ -66,8 +79,9 @@ pub fn prepare(
         if debian {
             c = c.arg("--force-debian");
         }
-        c.args(rpms)
+        c.arg("--").args(rpms).timeout(timeout)
     };
+    // Killed at the timeout, either is an error of `capture`/`run`: ERROR, never reused.
     let check = log.capture(&install(&["--test"]))?;
     let unmet_requires: Vec<String> = check
         .stderr
@@ -83,11 +97,29 @@ pub fn prepare(
         .map(String::from)
         .collect();
     // Scriptlets are package code: they are not run as root on the host (--noscripts).
-    let done = log.run(&install(&["--nodeps"]))?;
+    let done = log.capture(&install(&["--nodeps"]))?;
     if !done.success() {
+        // rpm refusing the payload is the package's doing; rpm not running is the host's.
+        let said: Vec<&str> = done
+            .stderr
+            .lines()
+            .filter(|l| {
+                l.contains("unpacking of archive failed")
+                    || l.contains("already exists as a directory")
+                    || l.contains("conflicts with file from package")
+            })
+            .map(str::trim)
+            .collect();
+        if !said.is_empty() {
+            return Ok(Err(format!(
+                "rpm refused the packages' payload: {}",
+                said.join("; ")
+            )));
+        }
         return Err(FciError::Infra(format!(
-            "rpm could not install the packages under test into {}; see the stage log",
-            root.display()
+            "rpm could not install the packages under test into {}: {}",
+            root.display(),
+            done.reason()
         ))
         .into());
     }
