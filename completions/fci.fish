@@ -63,7 +63,7 @@ complete -c fci -n "__fish_fci_using_subcommand build" -l branch -d 'Dist-git br
 complete -c fci -n "__fish_fci_using_subcommand build" -l rawhide-release -d 'The Fedora release number rawhide (and a `main` branch) builds for' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l spec -d 'The spec to build, relative to the checkout (default: its only .spec)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand build" -s D -l define -d 'Extra rpm macro definition: NAME=VALUE, or as rpm takes it, \'NAME BODY\' or \'NAME(OPTS) BODY\' (repeatable)' -r
-complete -c fci -n "__fish_fci_using_subcommand build" -l timeout -d 'Kill the build after this many seconds (ERROR); 0 for no limit' -r
+complete -c fci -n "__fish_fci_using_subcommand build" -l timeout -d 'Kill the build (and a clone of a dist-git URL) after this many seconds (ERROR); 0 for no limit' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l max-pids -d 'Most processes and threads package code may run at once (default 1024, or fci.yaml\'s limits.pids); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l max-memory -d 'Most memory package code may use, all its processes together (default 4GiB, or fci.yaml\'s limits.memory); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts; also the most the change\'s RPMs may write when installed (test, compose) (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r
@@ -83,7 +83,7 @@ sti\t''
 tmt\t''"
 complete -c fci -n "__fish_fci_using_subcommand test" -l tags -d 'STI tags to select (comma-separated: classic, container, atomic)' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -l retries -d 'Retry each failing test case up to N more times, recording every attempt' -r
-complete -c fci -n "__fish_fci_using_subcommand test" -l timeout -d 'Kill a test run (a playbook, or tmt) after this many seconds (ERROR); 0 for no limit' -r
+complete -c fci -n "__fish_fci_using_subcommand test" -l timeout -d 'Kill a test run (a playbook, or tmt), the install of the packages and a clone of a tests URL after this many seconds (ERROR); 0 for no limit' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -l max-pids -d 'Most processes and threads package code may run at once (default 1024, or fci.yaml\'s limits.pids); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -l max-memory -d 'Most memory package code may use, all its processes together (default 4GiB, or fci.yaml\'s limits.memory); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts; also the most the change\'s RPMs may write when installed (test, compose) (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r
@@ -117,7 +117,7 @@ sti\t''
 tmt\t''"
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l tags -d 'STI tags to select (comma-separated: classic, container, atomic)' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l retries -d 'Retry each failing test case up to N more times, recording every attempt' -r
-complete -c fci -n "__fish_fci_using_subcommand integrate" -l timeout -d 'Kill a test run (a playbook, or tmt) after this many seconds (ERROR); 0 for no limit' -r
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l timeout -d 'Kill a test run (a playbook, or tmt), the install of the packages and a clone of a tests URL after this many seconds (ERROR); 0 for no limit' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l max-pids -d 'Most processes and threads package code may run at once (default 1024, or fci.yaml\'s limits.pids); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l max-memory -d 'Most memory package code may use, all its processes together (default 4GiB, or fci.yaml\'s limits.memory); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts; also the most the change\'s RPMs may write when installed (test, compose) (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r

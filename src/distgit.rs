@@ -148,12 +148,14 @@ fn hideable(mut paths: Vec<PathBuf>) -> Vec<PathBuf> {
 }
 
 /// Resolves `source` at `git_ref` (None: use a local directory as it is, or a URL's HEAD).
-/// `exclude` names fci's own paths, which are never part of the package.
+/// `exclude` names fci's own paths, which are never part of the package. A clone is bounded
+/// by `timeout` (a server that accepts and never answers would hold the stage forever).
 pub fn checkout(
     source: &str,
     git_ref: Option<&str>,
     scratch: &Path,
     exclude: Vec<PathBuf>,
+    timeout: Option<std::time::Duration>,
     log: &mut Log,
 ) -> Result<Checkout> {
     if let Some(r) = git_ref {
@@ -164,7 +166,15 @@ pub fn checkout(
     if is_url(source) {
         crate::net::refuse_clear_credentials("dist-git URL", source, false)
             .map_err(FciError::Usage)?;
-        return clone(source, source.to_string(), None, git_ref, scratch, log);
+        return clone(
+            source,
+            source.to_string(),
+            None,
+            git_ref,
+            scratch,
+            timeout,
+            log,
+        );
     }
     if source.contains("://") {
         return Err(FciError::input(
@@ -180,7 +190,7 @@ pub fn checkout(
     let canon = path.canonicalize()?;
     let repo = canon.to_string_lossy().into_owned();
     if git_ref.is_some() {
-        return clone(source, repo, Some(&canon), git_ref, scratch, log);
+        return clone(source, repo, Some(&canon), git_ref, scratch, timeout, log);
     }
     let (commit, branch) = git_identity(&canon);
     let mut co = Checkout {
@@ -206,6 +216,7 @@ fn clone(
     local: Option<&Path>,
     git_ref: Option<&str>,
     scratch: &Path,
+    timeout: Option<std::time::Duration>,
     log: &mut Log,
 ) -> Result<Checkout> {
     let git = GIT.find()?;
@@ -219,7 +230,9 @@ fn clone(
             .args(["clone", "--quiet", "--no-checkout", "--"])
             .arg(source)
             .arg(&dir)
-            .env("GIT_TERMINAL_PROMPT", "0"),
+            .env("GIT_TERMINAL_PROMPT", "0")
+            // Killed at the timeout: an error of `capture` (ERROR, naming the timeout).
+            .timeout(timeout),
     )?;
     if !out.success() {
         let why = last_line(log);

@@ -157,7 +157,9 @@ impl Log {
         let _ = self.file.flush();
         let start = Instant::now();
         let no_freeze = cmd.no_fsfreeze;
-        let own_group = cmd.own_group;
+        // A command with a time limit is killed as a whole at it: what it started (git's
+        // remote helper, say) would otherwise hold its output pipe open, and fci with it.
+        let own_group = cmd.own_group || cmd.timeout.is_some();
         // A bounded command is measured before it starts (its directories' use so far).
         if cmd.bounds.is_some() && !crate::limits::Monitor::supported() {
             return Err(FciError::Infra(

@@ -322,3 +322,32 @@ fn image_and_smoke_killed_at_their_timeouts_are_not_results() {
     assert_no_process(&w.ws().display().to_string(), "a qemu of this workspace");
     assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
 }
+
+#[test]
+fn a_dist_git_server_that_never_answers_is_cut_at_the_timeout() {
+    // Accepts every connection and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let w = Ws::new();
+    for url in [
+        format!("git://127.0.0.1:{port}/rpms/stall.git"),
+        format!("http://127.0.0.1:{port}/rpms/stall.git"),
+    ] {
+        let start = Instant::now();
+        let r = w.run(&["build", &url, "--timeout", "3"]);
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "{url}: took {:?}",
+            start.elapsed()
+        );
+        assert_eq!(r.code, 3, "{url}: {}", r.stderr);
+        assert!(r.stderr.contains("--timeout 3"), "{url}: {}", r.stderr);
+    }
+    assert_no_process(&port.to_string(), "a git clone of the stalled server");
+}

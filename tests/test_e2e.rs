@@ -867,3 +867,21 @@ fn requirements_the_host_provides_are_not_unmet() {
     assert!(!unmet.contains("libc.so.6"), "{unmet}");
     assert!(!unmet.contains("rtld(GNU_HASH)"), "{unmet}");
 }
+
+#[test]
+fn a_package_with_files_under_var_is_tested_with_the_workspace_in_var_tmp() {
+    // The demo's workspace lives in /var/tmp; the package ships /var/lib/var-state. The old
+    // test stage refused the run (exit 2, no manifest), blaming the workspace.
+    let w = Ws {
+        dir: tempfile::tempdir_in("/var/tmp").unwrap(),
+    };
+    let b = w.build_fixture("var-state", &[]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let r = w.test(&b.manifest(), &["--runner", "sti"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "test");
+    assert_eq!(s["outcome"], "PASSED", "{s:#}");
+    assert_eq!(results(s).len(), 2, "{s:#}");
+    assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
+}

@@ -74,7 +74,8 @@ pub struct Args {
     /// Fail (ERROR) instead of building with --nodeps when the host cannot satisfy BuildRequires
     #[arg(long)]
     pub strict_builddeps: bool,
-    /// Kill the build after this many seconds (ERROR); 0 for no limit
+    /// Kill the build (and a clone of a dist-git URL) after this many seconds (ERROR); 0 for no
+    /// limit
     #[arg(long, default_value_t = 14400, value_name = "SECS")]
     pub timeout: u64,
     #[command(flatten)]

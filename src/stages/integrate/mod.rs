@@ -76,6 +76,7 @@ impl Stage for Integrate {
             a.tests_ref.as_deref(),
             &dir,
             vec![cx.ws.root().to_path_buf()],
+            crate::cli::timeout(a.suite.timeout),
             cx.log(),
         )?;
         let suites = test_stage::discover(&tests.dir, a.suite.runner)?;
@@ -115,7 +116,11 @@ impl Stage for Integrate {
         // Hard links into the repository, seen only through a read-only overlay.
         let root = cx.dir().join("root");
         p.repo.checkout(&p.commit, &root, cx.log())?;
-        let overlays = subject::overlays(&cx.dir(), &root, None)?;
+        let (overlays, hidden) = subject::overlays(&cx.dir(), &root, None)?;
+        if !hidden.is_empty() {
+            rec.data.insert("not_layered".into(), json!(hidden));
+            rec.notes.push(test_stage::hidden_note(&hidden));
+        }
         let roles = sti::install_roles(&cx.ws.root().join("share/roles"))?;
         let tree = p.tests.dir.clone();
         let private: Vec<PathBuf> = p.tests.private_paths();

@@ -55,7 +55,8 @@ pub struct SuiteArgs {
     /// Let the tests reach the network
     #[arg(long)]
     pub network: bool,
-    /// Kill a test run (a playbook, or tmt) after this many seconds (ERROR); 0 for no limit
+    /// Kill a test run (a playbook, or tmt), the install of the packages and a clone of a tests
+    /// URL after this many seconds (ERROR); 0 for no limit
     #[arg(long, default_value_t = 3600, value_name = "SECS")]
     pub timeout: u64,
     #[command(flatten)]
@@ -289,6 +290,10 @@ impl Stage for Test {
                 subj.unmet_requires.join("; ")
             ));
         }
+        if !subj.hidden.is_empty() {
+            rec.data.insert("not_layered".into(), json!(subj.hidden));
+            rec.notes.push(hidden_note(&subj.hidden));
+        }
 
         let rcx = RunCtx {
             env: &env,
@@ -428,4 +433,16 @@ fn previous_failures(manifest: &Manifest, input: &Path) -> Result<(Selection, Ve
         })
         .collect();
     Ok((rerun, kept))
+}
+
+/// The note for the subject's paths the tests could not see (see `subject::overlays`): the
+/// environment's doing (where the workspace is), said so, not the package's.
+pub fn hidden_note(hidden: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let more = hidden.len().saturating_sub(SHOWN);
+    format!(
+        "not visible to the tests, because fci's workspace lies in the same directory (move the workspace to see them): {}{}",
+        hidden.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", "),
+        if more > 0 { format!(" and {more} more") } else { String::new() }
+    )
 }

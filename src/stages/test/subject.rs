@@ -16,6 +16,8 @@ pub struct Subject {
     /// Requires of the new packages that neither they nor the base provide.
     pub unmet_requires: Vec<String>,
     pub overlays: Vec<Overlay>,
+    /// The subject's paths the tests cannot see: files in a directory above fci's workspace.
+    pub hidden: Vec<String>,
 }
 
 /// Installs `rpms` into `dir/root` and prepares overlay mountpoints for the sandbox. rpm
@@ -129,12 +131,13 @@ pub fn prepare(
     let q = log.capture(&rpm(Cmd::new("rpm")).args(["-qa", "--qf", "%{NEVRA}\n"]))?;
     let mut installed: Vec<String> = q.stdout.lines().map(String::from).collect();
     installed.sort();
-    let overlays = overlays(dir, &root, base)?;
+    let (overlays, hidden) = overlays(dir, &root, base)?;
     Ok(Ok(Subject {
         root,
         installed,
         unmet_requires,
         overlays,
+        hidden,
     }))
 }
 
@@ -159,8 +162,13 @@ pub fn base_identity(base: Option<&Path>, hc: &mut crate::hostcache::HostCache) 
     }
 }
 
-/// One read-only overlay per top-level directory the subject (or base) fills.
-pub fn overlays(dir: &Path, root: &Path, base: Option<&Path>) -> Result<Vec<Overlay>> {
+/// One read-only overlay per top-level directory the subject (or base) fills, and the paths
+/// of the subject that could not be shown (see [`layer`]).
+pub fn overlays(
+    dir: &Path,
+    root: &Path,
+    base: Option<&Path>,
+) -> Result<(Vec<Overlay>, Vec<String>)> {
     // Never layered: kernel filesystems, scratch areas, and the homes the sandbox hides.
     const NEVER: [&str; 8] = ["proc", "sys", "dev", "tmp", "run", "boot", "root", "home"];
     let mut names: Vec<String> = Vec::new();
@@ -174,40 +182,72 @@ pub fn overlays(dir: &Path, root: &Path, base: Option<&Path>) -> Result<Vec<Over
         }
     }
     names.sort();
-    let mut out = Vec::new();
+    let (mut out, mut hidden) = (Vec::new(), Vec::new());
     for n in names {
-        let target = Path::new("/").join(&n);
-        if !target.is_dir() {
-            continue;
-        }
         let layers: Vec<PathBuf> = std::iter::once(root)
             .chain(base)
             .map(|l| l.join(&n))
-            // A real directory only: a top-level symlink (shipped by the package, or in the
-            // base) would layer a host directory past the sandbox's covers.
-            .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_dir()))
-            // An empty directory adds nothing (an OSTree tree's /var, say).
-            .filter(|p| std::fs::read_dir(p).is_ok_and(|mut rd| rd.next().is_some()))
             .collect();
-        if layers.is_empty() {
-            continue;
-        }
-        if dir.starts_with(&target) {
-            return Err(FciError::Usage(format!(
-                "the workspace lies under {}, which the test subject overlays; put the workspace elsewhere",
-                target.display()
-            ))
-            .into());
-        }
-        let mountpoint = dir.join("mnt").join(&n);
+        layer(dir, Path::new(&n), layers, &mut out, &mut hidden)?;
+    }
+    Ok((out, hidden))
+}
+
+/// Overlays the host's `/rel` with those of `layers` that are real, non-empty directories; or,
+/// when fci's own directory `dir` lies below it (a workspace in /var/tmp, a package that ships
+/// /var/lib/x), each of its subdirectories instead, down to the one that holds `dir`, which
+/// is never covered: the package's files directly in the directories above `dir` cannot be
+/// shown, and are listed in `hidden`.
+fn layer(
+    dir: &Path,
+    rel: &Path,
+    layers: Vec<PathBuf>,
+    out: &mut Vec<Overlay>,
+    hidden: &mut Vec<String>,
+) -> Result<()> {
+    let target = Path::new("/").join(rel);
+    if !target.is_dir() {
+        return Ok(());
+    }
+    let layers: Vec<PathBuf> = layers
+        .into_iter()
+        // A real directory only: a symlink (shipped by the package, or in the base) would
+        // layer a host directory past the sandbox's covers.
+        .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_dir()))
+        // An empty directory adds nothing (an OSTree tree's /var, say).
+        .filter(|p| std::fs::read_dir(p).is_ok_and(|mut rd| rd.next().is_some()))
+        .collect();
+    if layers.is_empty() {
+        return Ok(());
+    }
+    if !dir.starts_with(&target) {
+        let mountpoint = dir.join("mnt").join(rel);
         std::fs::create_dir_all(&mountpoint)?;
         out.push(Overlay {
             layers,
             target,
             mountpoint,
         });
+        return Ok(());
     }
-    Ok(out)
+    let mut children: Vec<String> = Vec::new();
+    for l in &layers {
+        for e in std::fs::read_dir(l)? {
+            let e = e?;
+            let n = e.file_name().to_string_lossy().into_owned();
+            if !e.file_type()?.is_dir() || dir == target {
+                hidden.push(target.join(&n).to_string_lossy().into_owned());
+            } else if !children.contains(&n) {
+                children.push(n);
+            }
+        }
+    }
+    children.sort();
+    for c in children {
+        let below = layers.iter().map(|l| l.join(&c)).collect();
+        layer(dir, &rel.join(&c), below, out, hidden)?;
+    }
+    Ok(())
 }
 
 /// Whether the files of the tree at `root` satisfy a requirement that no rpm database there
