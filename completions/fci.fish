@@ -198,7 +198,7 @@ complete -c fci -n "__fish_fci_using_subcommand report" -s o -l output -d 'Outpu
 complete -c fci -n "__fish_fci_using_subcommand report" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -l validate -d 'Only check the gating.yaml, as Greenwave\'s validate-gating-yaml does; exit 1 if invalid'
 complete -c fci -n "__fish_fci_using_subcommand report" -l revoke -d 'With --waive: record `waived: false`, revoking earlier waivers'
-complete -c fci -n "__fish_fci_using_subcommand report" -l promote -d 'With --gating: a satisfied decision makes the change the branch\'s known-good base (its composed commit, when there is one); an unsatisfied one excludes the change'
+complete -c fci -n "__fish_fci_using_subcommand report" -l promote -d 'With --gating: decided on this run\'s own checked records only; a satisfied decision makes the change the branch\'s known-good base (its composed commit, when there is one); an unsatisfied one excludes the change'
 complete -c fci -n "__fish_fci_using_subcommand report" -l summary -d 'Print the run\'s table (stage, outcome, seconds, failing tests or log) even with --quiet'
 complete -c fci -n "__fish_fci_using_subcommand report" -l no-cache -d 'Run even when the inputs match a recorded result'
 complete -c fci -n "__fish_fci_using_subcommand report" -l force -d 'Run even when an earlier stage did not pass'

@@ -4,7 +4,9 @@
 //! is also kept in the workspace's state, under `state/records/<run>/<stage>/`, with the
 //! digests of the artifacts it left in the manifest; `report --promote` takes a manifest only
 //! when each of its records is one of these, unchanged, and each stage's artifacts are those
-//! its last record left (`check`).
+//! its last record left (`check`), its subject is the one fci recorded with its last record,
+//! and no record fci wrote after its last one is missing from it (`complete`). `fci report`
+//! without `--promote` checks the same (but `complete`) for every run that has records here.
 
 use crate::error::FciError;
 use crate::manifest::{Artifact, ArtifactKind, Manifest, StageRecord};
@@ -90,7 +92,8 @@ fn before(manifest: &Manifest, i: usize) -> Result<Value> {
 }
 
 /// Keeps the manifest's last record, just added by fci, as this run's: with the artifacts it
-/// left and the records it was written after.
+/// left, the records it was written after and the subject as it stood then (what the run is
+/// about: package, branch, dist-git commit, base).
 pub fn keep(ws: &Workspace, manifest: &Manifest) -> Result<()> {
     let Some(record) = manifest.stages.last() else {
         return Ok(());
@@ -100,8 +103,8 @@ pub fn keep(ws: &Workspace, manifest: &Manifest) -> Result<()> {
     };
     let rec = serde_json::to_value(record)?;
     let after = before(manifest, manifest.stages.len() - 1)?;
-    let entry =
-        json!({"record": rec, "after": after, "artifacts": products(manifest, &record.name)});
+    let entry = json!({"record": rec, "after": after, "artifacts": products(manifest, &record.name),
+                       "subject": serde_json::to_value(&manifest.subject)?});
     let text = serde_json::to_string_pretty(&entry)?;
     let key = crate::digest::sha256_bytes(canonical(&entry).as_bytes());
     std::fs::create_dir_all(&dir)?;
@@ -211,6 +214,15 @@ pub fn check(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<(), F
             ),
         ));
     }
+    if manifest.stages.is_empty() {
+        return Err(FciError::input(
+            origin,
+            format!(
+                "no stage record: nothing fci wrote for run {} (edited manifest?)",
+                manifest.run.id.escape_debug()
+            ),
+        ));
+    }
     for (i, record) in manifest.stages.iter().enumerate() {
         let name = record.name.as_str();
         let got = serde_json::to_value(record).map_err(|e| bad(name, e.to_string()))?;
@@ -243,6 +255,94 @@ pub fn check(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<(), F
             return Err(bad(
                 name,
                 "its artifacts (or their sha256) are not those it left".into(),
+            ));
+        }
+        // The subject is bound by the run's last record: as fci recorded it then (an edited
+        // package, commit or branch would exclude or promote another package's change).
+        if i + 1 == manifest.stages.len() {
+            let subject =
+                serde_json::to_value(&manifest.subject).map_err(|e| bad(name, e.to_string()))?;
+            let matching = same.iter().filter(|e| e["after"] == after);
+            if !matching.clone().any(|e| e["subject"] == subject) {
+                let recorded = &entry["subject"];
+                let what = if recorded.is_null() {
+                    "fci kept no subject with this record (an older fci wrote it): rerun the stage"
+                        .to_string()
+                } else {
+                    let field = first_difference(&subject, recorded, "subject")
+                        .unwrap_or_else(|| "subject".into());
+                    format!(
+                        "the manifest's `{}` is not the one fci recorded for the run",
+                        field.escape_debug()
+                    )
+                };
+                return Err(bad(name, what));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The path of the first field (in key order, depth first) where `got` and `want` differ.
+fn first_difference(got: &Value, want: &Value, path: &str) -> Option<String> {
+    if got == want {
+        return None;
+    }
+    let (Some(g), Some(w)) = (got.as_object(), want.as_object()) else {
+        return Some(path.to_string());
+    };
+    let mut keys: Vec<&String> = g.keys().chain(w.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let null = Value::Null;
+    keys.into_iter().find_map(|k| {
+        first_difference(
+            g.get(k).unwrap_or(&null),
+            w.get(k).unwrap_or(&null),
+            &format!("{path}.{k}"),
+        )
+    })
+}
+
+/// Whether the workspace keeps records of run `run` (fci ran a stage of it here).
+pub fn has_records(ws: &Workspace, run: &str) -> bool {
+    run_dir(ws, run).is_dir()
+}
+
+/// No record fci wrote for the run after the manifest's records (the stages that came next)
+/// is missing from it: a manifest cut short (its failing integration dropped from the end)
+/// is bad input naming the stage it lacks. Reports are not stages of the change: a report
+/// taken in the middle of a pipeline does not count.
+pub fn complete(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<(), FciError> {
+    let mine = before(manifest, manifest.stages.len())
+        .map_err(|e| FciError::input(origin, e.to_string()))?;
+    let mine = mine.as_array().map(Vec::as_slice).unwrap_or_default();
+    let Ok(rd) = std::fs::read_dir(run_dir(ws, &manifest.run.id)) else {
+        return Ok(());
+    };
+    let mut stages: Vec<String> = rd
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "report")
+        .collect();
+    stages.sort();
+    for stage in stages {
+        let Some(dir) = stage_dir(ws, &manifest.run.id, &stage) else {
+            continue;
+        };
+        let later = kept(&dir).into_iter().any(|e| {
+            e["after"]
+                .as_array()
+                .is_some_and(|a| a.len() >= mine.len() && a[..mine.len()] == *mine)
+        });
+        if later {
+            return Err(FciError::input(
+                origin,
+                format!(
+                    "stage `{}`: fci recorded it for run {} after the manifest's last record, but the manifest does not have it (records dropped from its end?)",
+                    stage.escape_debug(),
+                    manifest.run.id.escape_debug()
+                ),
             ));
         }
     }

@@ -608,7 +608,7 @@ fn a_post_stored_but_answered_5xx_is_not_posted_again() {
 }
 
 #[test]
-fn gating_takes_the_newest_submitted_result_not_the_last_reported() {
+fn gating_takes_the_newest_submitted_result_and_a_promotion_its_own_runs() {
     let w = Ws::new();
     let g = w.path().join("g.yaml");
     std::fs::write(
@@ -643,9 +643,13 @@ fn gating_takes_the_newest_submitted_result_not_the_last_reported() {
         args.extend_from_slice(extra);
         w.run(&args)
     };
-    assert_eq!(report(&failed, "f.json", &[]).code, 1);
+    // (`failed` is an edited copy under a run id this workspace has no records of: recorded
+    // as it says, and saying so.)
+    let f = report(&failed, "f.json", &[]);
+    assert_eq!(f.code, 1, "{}", f.stderr);
+    assert_eq!(f.stage(&f.manifest(), "report")["data"]["unbound"], true);
     // The older, passing run reported last does not hide the newer failure.
-    let r = report(&passed, "p.json", &["--promote"]);
+    let r = report(&passed, "p.json", &[]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     // A context no policy names (a typo) promotes nothing, even with nothing required.
     let typo = w.run(&[
@@ -664,17 +668,26 @@ fn gating_takes_the_newest_submitted_result_not_the_last_reported() {
         .to_string()
         .contains("not promoted"));
     assert!(!w.ws().join("state/known-good/f41.json").exists());
-    // A damaged state file is an error, never silently replaced (the honest run, excluded
-    // for the newer failure: `failed` is an edited manifest, which --promote refuses).
-    std::fs::create_dir_all(w.ws().join("state/excluded")).unwrap();
-    std::fs::write(w.ws().join("state/excluded/f41.json"), "[{\"run\": 1},").unwrap();
+    // A promotion is decided on the run's own records alone, never on another run's
+    // results: the honest run is promoted. A damaged state file is an error first, never
+    // silently replaced.
+    std::fs::create_dir_all(w.ws().join("state/known-good")).unwrap();
+    std::fs::write(w.ws().join("state/known-good/f41.json"), "{\"bash\": 1,").unwrap();
     let r = report(&passed, "p2.json", &["--promote"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("damaged state"), "{}", r.stderr);
-    assert_eq!(
-        std::fs::read_to_string(w.ws().join("state/excluded/f41.json")).unwrap(),
-        "[{\"run\": 1},"
+    assert!(
+        r.stderr.contains("damaged known-good state"),
+        "{}",
+        r.stderr
     );
+    assert_eq!(
+        std::fs::read_to_string(w.ws().join("state/known-good/f41.json")).unwrap(),
+        "{\"bash\": 1,"
+    );
+    std::fs::remove_file(w.ws().join("state/known-good/f41.json")).unwrap();
+    let r = report(&passed, "p3.json", &["--promote"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(w.ws().join("state/known-good/f41.json").exists());
 }
 
 #[test]

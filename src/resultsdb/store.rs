@@ -113,6 +113,32 @@ impl Store {
 
     /// The item's results, oldest first, as `GET /results` items: for gating, which takes the
     /// latest per test case, scenario, architecture and variant.
+    /// `rs` as they are (not as the store holds them), each with the `id` the store gave the
+    /// result of its `fci_result_id` (null when it has none): a run's own results, for a
+    /// decision on them alone.
+    pub fn with_row_ids(&self, rs: &[Value]) -> Result<Vec<Value>> {
+        let mut q = self
+            .db
+            .prepare("SELECT id FROM results WHERE fci_result_id = ?1")?;
+        rs.iter()
+            .map(|r| {
+                let fid = r
+                    .get("data")
+                    .and_then(Value::as_object)
+                    .and_then(|d| first(d, "fci_result_id"));
+                let id = match fid {
+                    Some(f) => q
+                        .query_row(params![f], |row| row.get::<_, i64>(0))
+                        .optional()?,
+                    None => None,
+                };
+                let mut r = r.clone();
+                r["id"] = json!(id);
+                Ok(r)
+            })
+            .collect()
+    }
+
     pub fn results_for(&self, item: &str, ty: &str) -> Result<Vec<Value>> {
         let mut q = self.db.prepare(
             "SELECT id, testcase, outcome, note, submit_time, data FROM results

@@ -23,6 +23,7 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     let mut stage = Report {
         args,
         composed: None,
+        unbound: false,
     };
     stage::drive(&mut stage, &common, workspace)
 }
@@ -31,6 +32,8 @@ struct Report {
     args: Args,
     /// With --promote: the run's composed commit, bound to it before anything is recorded.
     composed: Option<crate::binding::Composed>,
+    /// The workspace has no records of the manifest's run: reported as the manifest says.
+    unbound: bool,
 }
 
 /// Greenwave's product version for a dist-git branch: `f41` → `fedora-41`, `epel9` →
@@ -94,8 +97,16 @@ impl Stage for Report {
             // A commit that is not this run's is refused before any result is recorded.
             self.composed = super::promote::bound_commit(cx)?;
             // Nor is a verdict fci did not write: every stage record must be this run's, as fci
-            // wrote it (an edited test outcome would promote a change whose tests failed).
+            // wrote it (an edited test outcome would promote a change whose tests failed), the
+            // subject the one fci recorded, and no record of the run dropped from the end.
             crate::run_records::check(cx.ws, cx.manifest, &cx.origin)?;
+            crate::run_records::complete(cx.ws, cx.manifest, &cx.origin)?;
+        } else if crate::run_records::has_records(cx.ws, &cx.manifest.run.id) {
+            // A run fci ran here is reported only as fci recorded it: edited results never
+            // reach the results store, ResultsDB or the messages.
+            crate::run_records::check(cx.ws, cx.manifest, &cx.origin)?;
+        } else {
+            self.unbound = true;
         }
         // Never the same inputs twice: a report reads whatever results exist by now.
         Ok(Plan::Run(
@@ -110,6 +121,14 @@ impl Stage for Report {
             error_outcome: "ERROR".into(),
         };
         let results = mapping::results(cx.manifest, &naming);
+        if self.unbound {
+            let msg = format!(
+                "run {} has no records in this workspace: its results are recorded as the manifest says (they never decide a --promote)",
+                cx.manifest.run.id.escape_debug()
+            );
+            warn(rec, msg);
+            rec.data.insert("unbound".into(), json!(true));
+        }
         let db_path = cx.ws.root().join("results/results.sqlite");
         let mut store = Store::open(&db_path)?;
         let new = store.record_all(&results)?;
@@ -218,12 +237,19 @@ impl Stage for Report {
             })?;
         let text = super::read(&gating)?;
         let policies = policy::parse(&text);
-        let found = store
-            .results_for(&subject, &self.args.subject_type)?
-            .iter()
-            .map(decision::TestResult::from_json)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| FciError::Infra(format!("{}: {e}", db_path.display())))?;
+        // A promotion is decided on this run's own results, from the records checked in
+        // `plan` (latest record last), never on the store's: results of other runs of the
+        // same NVR (another dist-git commit) or of manifests reported unchecked would decide
+        // for a change they are not about. A rule this run produced no result for is missing.
+        let found = if self.args.promote {
+            store.with_row_ids(&results)?
+        } else {
+            store.results_for(&subject, &self.args.subject_type)?
+        }
+        .iter()
+        .map(decision::TestResult::from_json)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| FciError::Infra(format!("{}: {e}", db_path.display())))?;
         let mut waivers = super::waive::load(cx.ws)?
             .iter()
             .map(decision::Waiver::from_json)

@@ -3,7 +3,8 @@
 //! With a manifest (`-m`, or stdin): every stage record and test case becomes a result in the
 //! workspace's results database (`crate::resultsdb`, each recorded once however often the run
 //! is reported), and with `--gating` the package's gating.yaml is decided against the subject's
-//! latest results there; the report record carries the decision (PASSED when satisfied).
+//! latest results there (with `--promote`: against this run's own checked records alone); the
+//! report record carries the decision (PASSED when satisfied).
 //! Offline, from files (`--results`, `--waivers`): Greenwave's decision JSON on stdout.
 //! `--validate`: a gating.yaml alone. Posting to a remote ResultsDB, messages and promotion are
 //! not built yet.
@@ -65,8 +66,9 @@ pub struct Args {
     /// With --waive: who waives (default $USER)
     #[arg(long, value_name = "NAME", requires = "waive")]
     pub username: Option<String>,
-    /// With --gating: a satisfied decision makes the change the branch's known-good base
-    /// (its composed commit, when there is one); an unsatisfied one excludes the change
+    /// With --gating: decided on this run's own checked records only; a satisfied decision
+    /// makes the change the branch's known-good base (its composed commit, when there is
+    /// one); an unsatisfied one excludes the change
     #[arg(long, requires = "gating")]
     pub promote: bool,
     /// Also post the results to this ResultsDB (its root or /api/v2.0, no query); what cannot

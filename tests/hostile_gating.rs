@@ -1,0 +1,284 @@
+//! Issue 13, review "a" (F10, F8, F5): what `fci report --promote` decides on, and what it
+//! writes, is bound to the run. The decision is made from this manifest's own records,
+//! checked against those fci kept for the run, never from the results store (where other runs
+//! of the same NVR, or manifests reported unchecked, left results); a manifest cut short is
+//! refused; and the subject is the one fci recorded, so an edited package, commit or branch
+//! excludes or promotes nothing. tests/hostile/{forged-report-then-promote,
+//! other-runs-results, truncated-manifest, edited-subject}/PROMISE state the promises.
+
+mod common;
+use common::distgit::{DistGit, ALICE};
+use common::*;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// Gating on the build and the STI tests (Fedora CI's tier0), in fci's default namespace.
+const TIER0_GATING: &str = "--- !Policy\n\
+    id: tier0\n\
+    decision_context: fci_promote\n\
+    rules:\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.build.validation}\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.tier0.functional}\n";
+
+/// Gating on the build alone.
+const BUILD_GATING: &str = "--- !Policy\n\
+    id: build\n\
+    decision_context: fci_promote\n\
+    rules:\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.build.validation}\n";
+
+/// `fci report` of `m` (saved as `name`) gated on `gating`, with `extra` flags.
+fn report(w: &Ws, m: &Value, name: &str, gating: &str, extra: &[&str]) -> Run {
+    let p = w.save(name, m);
+    let g = w.path().join(format!("gating-{name}.yaml"));
+    std::fs::write(&g, gating).unwrap();
+    let mut args = vec![
+        "report",
+        "-m",
+        p.to_str().unwrap(),
+        "--gating",
+        g.to_str().unwrap(),
+        "--decision-context",
+        "fci_promote",
+    ];
+    args.extend_from_slice(extra);
+    w.run(&args)
+}
+
+fn stage_mut<'a>(m: &'a mut Value, name: &str) -> &'a mut Value {
+    m["stages"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .rev()
+        .find(|s| s["name"] == name)
+        .unwrap()
+}
+
+/// `t` (RFC 3339) an hour later.
+fn hour_later(t: &Value) -> Value {
+    let d = chrono::DateTime::parse_from_rfc3339(t.as_str().unwrap()).unwrap()
+        + chrono::Duration::hours(1);
+    json!(d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+fn state(w: &Ws, which: &str) -> Option<Value> {
+    let p = w.ws().join(format!("state/{which}/f41.json"));
+    std::fs::read_to_string(p)
+        .ok()
+        .map(|t| serde_json::from_str(&t).unwrap())
+}
+
+/// Exit 2, one line naming the manifest file and each of `words`.
+fn refused(r: &Run, file: &str, words: &[&str]) {
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "no manifest: {}", r.stdout);
+    assert!(r.stderr.contains(file), "{}", r.stderr);
+    for w in words {
+        assert!(r.stderr.contains(w), "{w:?} missing: {}", r.stderr);
+    }
+}
+
+/// The built and tested manifest of example `name`; its test exits `code`.
+fn tested(w: &Ws, name: &str, code: i32) -> Value {
+    let b = w.build(name, &[]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let t = w.test(&b.manifest(), &[]);
+    assert_eq!(t.code, code, "{}", t.stderr);
+    t.manifest()
+}
+
+#[test]
+fn a_forged_report_never_decides_a_promotion() {
+    let w = Ws::new();
+    // A change whose tests fail.
+    let honest = tested(&w, "hello-broken-test", 1);
+    // Its copy, the test verdict edited to PASSED an hour later (a new result id, the
+    // latest submit time), reported WITHOUT --promote: the run's records say otherwise.
+    let mut forged = honest.clone();
+    let t = stage_mut(&mut forged, "test");
+    t["outcome"] = "PASSED".into();
+    for r in t["results"].as_array_mut().unwrap() {
+        r["outcome"] = "PASSED".into();
+    }
+    t["started"] = hour_later(&t["started"]);
+    t["finished"] = hour_later(&t["finished"]);
+    let r = report(&w, &forged, "forged.json", TIER0_GATING, &[]);
+    refused(&r, "forged.json", &["stage `test`", "outcome is PASSED"]);
+    assert!(
+        !w.ws().join("results/results.sqlite").exists(),
+        "forged results recorded"
+    );
+    // Under a run id this workspace has no records of, it is recorded as it says (and the
+    // report says so), but it decides no promotion.
+    let mut unknown = forged.clone();
+    unknown["run"]["id"] = json!(uuid::Uuid::new_v4().to_string());
+    let r = report(&w, &unknown, "unknown.json", TIER0_GATING, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "report");
+    assert_eq!(s["data"]["unbound"], true, "{s:#}");
+    assert!(
+        s["notes"]
+            .to_string()
+            .contains("has no records in this workspace"),
+        "{s:#}"
+    );
+    // The honest manifest's promotion is decided on its own records: tier0 FAILED.
+    let r = report(&w, &honest, "honest.json", TIER0_GATING, &["--promote"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "report");
+    assert_eq!(s["data"]["excluded"], true, "{s:#}");
+    assert!(
+        s["data"]["decision"]["unsatisfied_requirements"]
+            .to_string()
+            .contains("fci.koji-build.tier0.functional"),
+        "{s:#}"
+    );
+    assert!(state(&w, "known-good").is_none(), "promoted");
+    let excluded = state(&w, "excluded").unwrap();
+    assert_eq!(excluded[0]["run"], honest["run"]["id"]);
+}
+
+/// A copy of example hello-atomic whose spec says `why` (same NVR: another dist-git change
+/// that does not bump Release).
+fn change_of_hello(w: &Ws, tag: &str, why: &str) -> PathBuf {
+    let dir = w.path().join(format!("hello-{tag}"));
+    let st = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(example("hello-atomic"))
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let spec = dir.join("hello-atomic.spec");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    let changed = text.replacen("A tiny C program", &format!("{why}. A tiny C program"), 1);
+    assert_ne!(text, changed, "the spec's description changed");
+    std::fs::write(&spec, changed).unwrap();
+    dir
+}
+
+fn build_dir(w: &Ws, dir: &Path) -> Value {
+    let la = lookaside();
+    let b = w.run(&[
+        "build",
+        dir.to_str().unwrap(),
+        "--branch",
+        "f41",
+        "--lookaside",
+        &la,
+    ]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    b.manifest()
+}
+
+#[test]
+fn a_promotion_is_decided_on_its_own_runs_results_only() {
+    let w = Ws::new();
+    // Change A passes its tests, and is reported (not promoted).
+    let a = build_dir(&w, &change_of_hello(&w, "a", "Change A"));
+    let t = w.test(&a, &[]);
+    assert_eq!(t.code, 0, "{}", t.stderr);
+    let r = report(&w, &t.manifest(), "a.json", TIER0_GATING, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Change B, the same NVR, is built but never tested: A's tier0 PASSED is not B's.
+    let b = build_dir(&w, &change_of_hello(&w, "b", "Change B"));
+    assert_eq!(a["stages"][0]["data"]["nvr"], b["stages"][0]["data"]["nvr"]);
+    let r = report(&w, &b, "b.json", TIER0_GATING, &["--promote"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "report");
+    let unsat = s["data"]["decision"]["unsatisfied_requirements"].to_string();
+    assert!(
+        unsat.contains("test-result-missing") && unsat.contains("tier0.functional"),
+        "{s:#}"
+    );
+    assert!(state(&w, "known-good").is_none(), "B promoted on A's tests");
+    // B tested now: its build manifest, cut before the test record fci wrote for the run, is
+    // refused, and nothing is written.
+    let tb = w.test(&b, &[]);
+    assert_eq!(tb.code, 0, "{}", tb.stderr);
+    let before = state(&w, "excluded");
+    let r = report(&w, &b, "b-cut.json", TIER0_GATING, &["--promote"]);
+    refused(
+        &r,
+        "b-cut.json",
+        &["stage `test`", "does not have it", "dropped"],
+    );
+    assert_eq!(state(&w, "excluded"), before);
+    assert!(state(&w, "known-good").is_none());
+    // The whole manifest is promoted on its own, passing, results.
+    let r = report(
+        &w,
+        &tb.manifest(),
+        "b-tested.json",
+        TIER0_GATING,
+        &["--promote"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let kg = state(&w, "known-good").unwrap();
+    assert_eq!(kg["hello-atomic"]["run"], b["run"]["id"]);
+    // A report taken in the middle of the pipeline cuts nothing short.
+    let r = report(
+        &w,
+        &tb.manifest(),
+        "b-again.json",
+        TIER0_GATING,
+        &["--promote"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn an_edited_subject_excludes_and_promotes_nothing() {
+    let w = Ws::new();
+    // Another package, tally, followed by fci watch; its packager pushes a fix.
+    let d = DistGit::new(w.path());
+    d.package("tally", &["f41"]);
+    let cfg = w.path().join("fci.yaml");
+    std::fs::write(
+        &cfg,
+        "dist_git: ./rpms\nbranches: [f41]\npackages: [tally]\n",
+    )
+    .unwrap();
+    let watch = || w.run(&["watch", "--config", cfg.to_str().unwrap(), "--once"]);
+    assert_eq!(watch().code, 0);
+    let fix = d.push("tally", "f41", ALICE, "tally: a fix");
+    // hello-broken-test's failing run, its subject edited to name tally's fix.
+    let honest = tested(&w, "hello-broken-test", 1);
+    let mut edited = honest.clone();
+    edited["subject"]["package"] = "tally".into();
+    edited["subject"]["commit"] = fix.as_str().into();
+    let r = report(&w, &edited, "edited.json", TIER0_GATING, &["--promote"]);
+    refused(&r, "edited.json", &["subject.commit", "stage `test`"]);
+    assert!(state(&w, "excluded").is_none(), "tally's fix excluded");
+    assert!(!w.ws().join("results/results.sqlite").exists());
+    // So fci watch still queues tally's fix.
+    let r = watch();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stdout.contains(&fix));
+    // Without --promote too, the edited subject is refused.
+    let r = report(&w, &edited, "edited-report.json", TIER0_GATING, &[]);
+    refused(&r, "edited-report.json", &["subject.commit"]);
+    // A passing build whose branch is edited writes no other branch's known-good set.
+    let b = w.build("hello-atomic", &[]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let mut f42 = b.manifest();
+    f42["subject"]["branch"] = "f42".into();
+    let r = report(&w, &f42, "f42.json", BUILD_GATING, &["--promote"]);
+    refused(&r, "f42.json", &["subject.branch"]);
+    assert!(!w.ws().join("state/known-good/f42.json").exists());
+    // The honest manifests are taken as they are.
+    let r = report(&w, &honest, "honest.json", TIER0_GATING, &["--promote"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(
+        state(&w, "excluded").unwrap()[0]["package"],
+        "hello-broken-test"
+    );
+    let r = report(&w, &b.manifest(), "b.json", BUILD_GATING, &["--promote"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(state(&w, "known-good").unwrap()["hello-atomic"].is_object());
+}
