@@ -323,8 +323,16 @@ impl Stage for Report {
                 .filter(|r| !r.outcome.is_pass() && r.outcome != Outcome::Skipped)
                 .map(|r| r.testcase.as_str())
                 .collect();
+            // A table line, not a list: a stage may list thousands of failing cases.
+            const SHOWN: usize = 10;
             let detail = if failing.is_empty() {
                 s.log.clone().unwrap_or_default()
+            } else if failing.len() > SHOWN {
+                format!(
+                    "{} and {} more",
+                    failing[..SHOWN].join(", "),
+                    failing.len() - SHOWN
+                )
             } else {
                 failing.join(", ")
             };

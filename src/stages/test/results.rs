@@ -134,10 +134,15 @@ impl<'a> LogStore<'a> {
 }
 
 pub fn summary(record: &StageRecord) {
+    // A screenful: the results that did not pass first; the manifest has them all.
+    const SHOWN: usize = 200;
+    let mut shown: Vec<&crate::manifest::TestResult> = record.results.iter().collect();
+    shown.sort_by_key(|r| r.outcome.is_pass());
+    let more = shown.len().saturating_sub(SHOWN);
+    shown.truncate(SHOWN);
     // Names and notes come from test output: printed as every line is (escaped, indented).
-    let lines: Vec<String> = record
-        .results
-        .iter()
+    let mut lines: Vec<String> = shown
+        .into_iter()
         .map(|r| {
             let tries = if r.attempts.is_empty() {
                 String::new()
@@ -159,6 +164,9 @@ pub fn summary(record: &StageRecord) {
             )
         })
         .collect();
+    if more > 0 {
+        lines.push(format!("... and {more} more results (in the manifest)"));
+    }
     progress::note_lines(
         &format!(
             "{} {} in {:.1}s",
