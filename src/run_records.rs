@@ -184,26 +184,29 @@ fn difference(got: &Value, want: &Value) -> String {
     "it differs from what fci recorded".into()
 }
 
+fn bad(manifest: &Manifest, origin: &Path, stage: &str, what: String) -> FciError {
+    FciError::input(
+        origin,
+        format!(
+            "stage `{}`: {what}: not the record fci wrote for run {} (edited manifest?)",
+            stage.escape_debug(),
+            manifest.run.id.escape_debug()
+        ),
+    )
+}
+
 /// Every record of `manifest` is one fci wrote for its run, unchanged, and each stage's
 /// artifacts are the ones its last record left; else bad input naming the stage and what
 /// differs.
 pub fn check(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<(), FciError> {
-    let bad = |stage: &str, what: String| {
-        FciError::input(
-            origin,
-            format!(
-                "stage `{}`: {what}: not the record fci wrote for run {} (edited manifest?)",
-                stage.escape_debug(),
-                manifest.run.id.escape_debug()
-            ),
-        )
-    };
     if let Some(a) = manifest
         .artifacts
         .iter()
         .find(|a| a.kind != ArtifactKind::Log && !manifest.stages.iter().any(|s| s.name == a.stage))
     {
         return Err(bad(
+            manifest,
+            origin,
             &a.stage,
             format!(
                 "artifact {} names a stage the manifest has no record of",
@@ -211,40 +214,58 @@ pub fn check(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<(), F
             ),
         ));
     }
-    for (i, record) in manifest.stages.iter().enumerate() {
-        let name = record.name.as_str();
-        let got = serde_json::to_value(record).map_err(|e| bad(name, e.to_string()))?;
-        let stored = stage_dir(ws, &manifest.run.id, name)
-            .map(|d| kept(&d))
-            .unwrap_or_default();
-        let after = before(manifest, i).map_err(|e| bad(name, e.to_string()))?;
-        let same: Vec<&Value> = stored.iter().filter(|e| e["record"] == got).collect();
-        if !same.is_empty() && !same.iter().any(|e| e["after"] == after) {
-            return Err(bad(
-                name,
-                "the records before it are not those fci wrote it after (one removed, added or edited?)"
-                    .into(),
-            ));
-        }
-        let Some(entry) = same.iter().find(|e| e["after"] == after) else {
-            // The nearest: the same start, else any of the stage's.
-            let near = stored
-                .iter()
-                .find(|e| e["record"]["started"] == got["started"])
-                .or(stored.first());
-            let what = match near {
-                Some(e) => difference(&got, &e["record"]),
-                None => "fci wrote no record of this stage for this run".into(),
-            };
-            return Err(bad(name, what));
-        };
-        let last = !manifest.stages[i + 1..].iter().any(|s| s.name == name);
-        if last && entry["artifacts"] != products(manifest, name) {
-            return Err(bad(
-                name,
-                "its artifacts (or their sha256) are not those it left".into(),
-            ));
-        }
+    for i in 0..manifest.stages.len() {
+        check_record(ws, manifest, i, origin)?;
     }
     Ok(())
+}
+
+/// The manifest's `i`th record is one fci wrote for its run, unchanged, after the records
+/// before it (so they are fci's too, unchanged); the last of its stage with the artifacts it
+/// left. Else bad input naming the stage and what differs.
+pub fn check_record(
+    ws: &Workspace,
+    manifest: &Manifest,
+    i: usize,
+    origin: &Path,
+) -> Result<(), FciError> {
+    let record = &manifest.stages[i];
+    let name = record.name.as_str();
+    let bad = |what: String| bad(manifest, origin, name, what);
+    let got = serde_json::to_value(record).map_err(|e| bad(e.to_string()))?;
+    let stored = stage_dir(ws, &manifest.run.id, name)
+        .map(|d| kept(&d))
+        .unwrap_or_default();
+    let after = before(manifest, i).map_err(|e| bad(e.to_string()))?;
+    let same: Vec<&Value> = stored.iter().filter(|e| e["record"] == got).collect();
+    if !same.is_empty() && !same.iter().any(|e| e["after"] == after) {
+        return Err(bad(
+            "the records before it are not those fci wrote it after (one removed, added or edited?)"
+                .into(),
+        ));
+    }
+    let Some(entry) = same.iter().find(|e| e["after"] == after) else {
+        // The nearest: the same start, else any of the stage's.
+        let near = stored
+            .iter()
+            .find(|e| e["record"]["started"] == got["started"])
+            .or(stored.first());
+        let what = match near {
+            Some(e) => difference(&got, &e["record"]),
+            None => "fci wrote no record of this stage for this run".into(),
+        };
+        return Err(bad(what));
+    };
+    let last = !manifest.stages[i + 1..].iter().any(|s| s.name == name);
+    if last && entry["artifacts"] != products(manifest, name) {
+        return Err(bad(
+            "its artifacts (or their sha256) are not those it left".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A record's digest (of every field: two records with the same digest say the same).
+pub fn digest(record: &StageRecord) -> Result<String> {
+    key(record)
 }
