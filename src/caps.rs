@@ -48,7 +48,6 @@ pub const CASE_TEXT: usize = 2_000;
 pub const CUT_MARK: &str = " … (truncated)";
 /// A name or note that tests wrote, cut at [`CASE_TEXT`] characters and marked so (a message
 /// may hold a whole log).
-
 pub fn cut_text(text: &str) -> String {
     match text.char_indices().nth(CASE_TEXT) {
         Some((i, _)) => format!("{}{CUT_MARK}", &text[..i]),

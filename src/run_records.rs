@@ -259,7 +259,7 @@ pub fn check_record(
     let last = !manifest.stages[i + 1..].iter().any(|s| s.name == name);
     if last && entry["artifacts"] != products(manifest, name) {
         return Err(bad(
-            "its artifacts (or their sha256) are not those it left".into(),
+            "its artifacts (or their sha256) are not those it left".into()
         ));
     }
     Ok(())

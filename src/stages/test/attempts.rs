@@ -170,8 +170,7 @@ pub fn run(
             outcome = Outcome::aggregate(std::iter::once(outcome).chain(unlisted.outcomes()))
                 .unwrap_or(outcome);
         }
-        rec.data
-            .insert("results_unlisted".into(), unlisted.json());
+        rec.data.insert("results_unlisted".into(), unlisted.json());
         let c = unlisted.all;
         let msg = format!(
             "{} passed, {} skipped, {} failed and {} errored cases are counted but not listed as results (a stage lists the first {} passed or skipped and {} failed or errored)",

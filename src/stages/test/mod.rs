@@ -441,13 +441,26 @@ fn previous_failures(prev: &StageRecord) -> std::result::Result<attempts::Rerun,
             prev.outcome
         ));
     }
-    if let Some(r) = failing.iter().find(|r| r.testcase.ends_with(crate::caps::CUT_MARK)) {
+    if let Some(r) = failing
+        .iter()
+        .find(|r| r.testcase.ends_with(crate::caps::CUT_MARK))
+    {
         return Err(format!(
             "the name of {} was cut in the input's test stage, so it cannot be selected",
-            r.testcase.chars().take(80).collect::<String>().escape_debug()
+            r.testcase
+                .chars()
+                .take(80)
+                .collect::<String>()
+                .escape_debug()
         ));
     }
-    let only = Selection::failing(failing.iter().map(|r| as_case(r)).collect::<Vec<_>>().iter());
+    let only = Selection::failing(
+        failing
+            .iter()
+            .map(|r| as_case(r))
+            .collect::<Vec<_>>()
+            .iter(),
+    );
     // A suite rerun whole reports its passing cases again: keep only the others.
     let carried = prev
         .results

@@ -63,8 +63,7 @@ pub fn to_result((case, earlier): Slot, logs: &mut LogStore) -> Result<TestResul
 
 /// A result of an earlier record as the case it was (its key, outcome and scope).
 pub fn case_of(r: &TestResult) -> Case {
-    let str_of =
-        |k: &str| r.extra.get(k).and_then(|v| v.as_str()).map(String::from);
+    let str_of = |k: &str| r.extra.get(k).and_then(|v| v.as_str()).map(String::from);
     Case {
         runner: if r.runner.as_deref() == Some("tmt") {
             "tmt"

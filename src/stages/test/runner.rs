@@ -243,7 +243,12 @@ impl Unlisted {
             all: counts(v),
             ..Unlisted::default()
         };
-        for g in v.get("groups").and_then(Value::as_array).into_iter().flatten() {
+        for g in v
+            .get("groups")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let (runner, key) = match g.get("runner").and_then(Value::as_str) {
                 Some("tmt") => ("tmt", "plan"),
                 _ => ("sti", "playbook"),
@@ -295,8 +300,7 @@ impl Cases {
 
     /// Every case, listed or not, passed.
     pub fn all_pass(&self) -> bool {
-        !self.unlisted.any_failing()
-            && self.listed.iter().all(|c| c.outcome.is_pass())
+        !self.unlisted.any_failing() && self.listed.iter().all(|c| c.outcome.is_pass())
     }
 
     pub fn any_error(&self) -> bool {

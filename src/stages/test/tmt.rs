@@ -72,9 +72,7 @@ fn test_of(name: &str) -> String {
         .filter(|&(i, c)| c == '/' && i > 0)
         .map(|(i, _)| i)
         .chain(std::iter::once(name.len()));
-    let alts: Vec<String> = ends
-        .map(|i| escape(&name[..i]))
-        .collect();
+    let alts: Vec<String> = ends.map(|i| escape(&name[..i])).collect();
     format!("^(?:{})$", alts.join("|"))
 }
 
