@@ -247,3 +247,74 @@ fn submit_time(rfc3339: &str) -> String {
         })
         .unwrap_or_else(|_| rfc3339.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(results: Value, unlisted: Value) -> StageRecord {
+        let mut s = crate::stage::instant_record(
+            crate::manifest::StageName::Test,
+            Outcome::Failed,
+            String::new(),
+        );
+        s.results = serde_json::from_value(results).unwrap();
+        s.data.insert("results_unlisted".into(), unlisted);
+        s
+    }
+
+    #[test]
+    fn unlisted_failures_decide_the_groups_they_belong_to() {
+        let listed = json!([
+            {"testcase": "/tests/ok", "outcome": "PASSED", "runner": "tmt", "plan": "/plans/b"},
+            {"testcase": "/tests/ok", "outcome": "PASSED", "runner": "tmt", "plan": "/plans/c"},
+            {"testcase": "a", "outcome": "PASSED", "runner": "sti", "playbook": "tests/tests.yml"},
+        ]);
+        let outcomes = |s: &StageRecord| -> Vec<(String, Outcome)> {
+            fedora_groups(s)
+                .into_iter()
+                .map(|(g, o, _)| (g, o))
+                .collect()
+        };
+        // Per group: plan b's unlisted failure is b's alone; plan d exists only unlisted.
+        let s = record(
+            listed.clone(),
+            json!({"passed": 1, "failed": 1, "errors": 0, "groups": [
+                {"runner": "tmt", "plan": "/plans/b", "passed": 0, "skipped": 0, "failed": 1, "errors": 0},
+                {"runner": "tmt", "plan": "/plans/d", "passed": 1, "skipped": 0, "failed": 0, "errors": 0},
+            ]}),
+        );
+        assert_eq!(
+            outcomes(&s),
+            [
+                ("/plans/b".to_string(), Outcome::Failed),
+                ("/plans/c".to_string(), Outcome::Passed),
+                ("tier0".to_string(), Outcome::Passed),
+                ("/plans/d".to_string(), Outcome::Passed),
+            ]
+        );
+        // Counts without groups (an older record): whose failure it is is unknown, so no
+        // group passes.
+        let s = record(listed, json!({"passed": 0, "failed": 0, "errors": 2}));
+        let got = fedora_groups(&s);
+        assert!(got.iter().all(|(_, o, _)| *o == Outcome::Error), "{got:?}");
+        assert!(got[0]
+            .2
+            .as_deref()
+            .unwrap()
+            .contains("2 errored cases of the stage"));
+    }
+
+    #[test]
+    fn one_case_in_two_groups_has_two_ids_and_one_without_a_group_keeps_its_id() {
+        let s = record(json!([]), json!({}));
+        let plain = result_id("run", &s, "/tests/x", None);
+        assert_ne!(result_id("run", &s, "/tests/x", Some("/plans/a")), plain);
+        assert_ne!(
+            result_id("run", &s, "/tests/x", Some("/plans/a")),
+            result_id("run", &s, "/tests/x", Some("/plans/b"))
+        );
+        let text = format!("run\ntest\n{}\n/tests/x", s.started);
+        assert_eq!(plain, crate::digest::sha256_bytes(text.as_bytes())[..32]);
+    }
+}

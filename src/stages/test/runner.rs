@@ -441,3 +441,42 @@ pub fn read_output(path: &Path) -> std::result::Result<Option<String>, String> {
 pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     crate::workspace::copy_files(from, &crate::digest::list_files(from, &[])?, to)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unlisted_cases_are_counted_by_outcome_and_group_and_read_back() {
+        let case = |plan: &str, i: usize, outcome| Case {
+            runner: "tmt",
+            name: format!("/tests/{i}"),
+            group: Some(plan.into()),
+            outcome,
+            log: None,
+            duration_s: None,
+            note: None,
+            whole_run: false,
+            timed_out: false,
+        };
+        let mut cases = Cases::default();
+        for i in 0..caps::PASSED_LISTED + 2 {
+            cases.push(case("/plans/a", i, Outcome::Skipped));
+        }
+        cases.push(case("/plans/b", 0, Outcome::Passed));
+        let u = &cases.unlisted;
+        assert_eq!(
+            u.all,
+            Counts {
+                passed: 1,
+                skipped: 2,
+                failed: 0,
+                errors: 0
+            }
+        );
+        // Passes and skips only: nothing for the verdict.
+        assert!(!u.any_failing());
+        assert_eq!(u.outcomes().count(), 0);
+        assert_eq!(Unlisted::from_json(&u.json()), *u);
+    }
+}
