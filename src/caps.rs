@@ -44,11 +44,13 @@ pub const PASSED_LISTED: usize = 10_000;
 pub const FAILED_LISTED: usize = 5_000;
 /// Of a test case's name or note written by the tests, what is kept (characters).
 pub const CASE_TEXT: usize = 2_000;
+/// What ends a name or note [`cut_text`] cut.
+pub const CUT_MARK: &str = " … (truncated)";
 /// A name or note that tests wrote, cut at [`CASE_TEXT`] characters and marked so (a message
 /// may hold a whole log).
 pub fn cut_text(text: &str) -> String {
     match text.char_indices().nth(CASE_TEXT) {
-        Some((i, _)) => format!("{} … (truncated)", &text[..i]),
+        Some((i, _)) => format!("{}{CUT_MARK}", &text[..i]),
         None => text.to_string(),
     }
 }

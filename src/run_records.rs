@@ -187,26 +187,29 @@ fn difference(got: &Value, want: &Value) -> String {
     "it differs from what fci recorded".into()
 }
 
+fn bad(manifest: &Manifest, origin: &Path, stage: &str, what: String) -> FciError {
+    FciError::input(
+        origin,
+        format!(
+            "stage `{}`: {what}: not the record fci wrote for run {} (edited manifest?)",
+            stage.escape_debug(),
+            manifest.run.id.escape_debug()
+        ),
+    )
+}
+
 /// Every record of `manifest` is one fci wrote for its run, unchanged, and each stage's
 /// artifacts are the ones its last record left; else bad input naming the stage and what
 /// differs.
 pub fn check(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<(), FciError> {
-    let bad = |stage: &str, what: String| {
-        FciError::input(
-            origin,
-            format!(
-                "stage `{}`: {what}: not the record fci wrote for run {} (edited manifest?)",
-                stage.escape_debug(),
-                manifest.run.id.escape_debug()
-            ),
-        )
-    };
     if let Some(a) = manifest
         .artifacts
         .iter()
         .find(|a| a.kind != ArtifactKind::Log && !manifest.stages.iter().any(|s| s.name == a.stage))
     {
         return Err(bad(
+            manifest,
+            origin,
             &a.stage,
             format!(
                 "artifact {} names a stage the manifest has no record of",
@@ -223,64 +226,46 @@ pub fn check(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<(), F
             ),
         ));
     }
-    for (i, record) in manifest.stages.iter().enumerate() {
-        let name = record.name.as_str();
-        let got = serde_json::to_value(record).map_err(|e| bad(name, e.to_string()))?;
-        let stored = stage_dir(ws, &manifest.run.id, name)
-            .map(|d| kept(&d))
-            .unwrap_or_default();
-        let after = before(manifest, i).map_err(|e| bad(name, e.to_string()))?;
-        let same: Vec<&Value> = stored.iter().filter(|e| e["record"] == got).collect();
-        if !same.is_empty() && !same.iter().any(|e| e["after"] == after) {
-            return Err(bad(
-                name,
-                "the records before it are not those fci wrote it after (one removed, added or edited?)"
-                    .into(),
-            ));
-        }
-        let Some(entry) = same.iter().find(|e| e["after"] == after) else {
-            // The nearest: the same start, else any of the stage's.
-            let near = stored
-                .iter()
-                .find(|e| e["record"]["started"] == got["started"])
-                .or(stored.first());
-            let what = match near {
-                Some(e) => difference(&got, &e["record"]),
-                None => "fci wrote no record of this stage for this run".into(),
-            };
-            return Err(bad(name, what));
-        };
-        let last = !manifest.stages[i + 1..].iter().any(|s| s.name == name);
-        if last && entry["artifacts"] != products(manifest, name) {
-            return Err(bad(
-                name,
-                "its artifacts (or their sha256) are not those it left".into(),
-            ));
-        }
-        // The subject is bound by the run's last record: as fci recorded it then (an edited
-        // package, commit or branch would exclude or promote another package's change).
-        if i + 1 == manifest.stages.len() {
-            let subject =
-                serde_json::to_value(&manifest.subject).map_err(|e| bad(name, e.to_string()))?;
-            let matching = same.iter().filter(|e| e["after"] == after);
-            if !matching.clone().any(|e| e["subject"] == subject) {
-                let recorded = &entry["subject"];
-                let what = if recorded.is_null() {
-                    "fci kept no subject with this record (an older fci wrote it): rerun the stage"
-                        .to_string()
-                } else {
-                    let field = first_difference(&subject, recorded, "subject")
-                        .unwrap_or_else(|| "subject".into());
-                    format!(
-                        "the manifest's `{}` is not the one fci recorded for the run",
-                        field.escape_debug()
-                    )
-                };
-                return Err(bad(name, what));
-            }
-        }
+    for i in 0..manifest.stages.len() {
+        check_record(ws, manifest, i, origin)?;
     }
-    Ok(())
+    check_subject(ws, manifest, origin)
+}
+
+/// The subject is bound by the run's last record: as fci recorded it then (an edited
+/// package, commit or branch would exclude or promote another package's change). The records
+/// are fci's (`check_record`).
+fn check_subject(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<(), FciError> {
+    let Some(i) = manifest.stages.len().checked_sub(1) else {
+        return Ok(());
+    };
+    let name = manifest.stages[i].name.as_str();
+    let bad = |what: String| bad(manifest, origin, name, what);
+    let got = serde_json::to_value(&manifest.stages[i]).map_err(|e| bad(e.to_string()))?;
+    let after = before(manifest, i).map_err(|e| bad(e.to_string()))?;
+    let stored = stage_dir(ws, &manifest.run.id, name)
+        .map(|d| kept(&d))
+        .unwrap_or_default();
+    let matching: Vec<&Value> = stored
+        .iter()
+        .filter(|e| e["record"] == got && e["after"] == after)
+        .collect();
+    let subject = serde_json::to_value(&manifest.subject).map_err(|e| bad(e.to_string()))?;
+    if matching.iter().any(|e| e["subject"] == subject) {
+        return Ok(());
+    }
+    let recorded = matching.first().map_or(&Value::Null, |e| &e["subject"]);
+    let what = if recorded.is_null() {
+        "fci kept no subject with this record (an older fci wrote it): rerun the stage".to_string()
+    } else {
+        let field =
+            first_difference(&subject, recorded, "subject").unwrap_or_else(|| "subject".into());
+        format!(
+            "the manifest's `{}` is not the one fci recorded for the run",
+            field.escape_debug()
+        )
+    };
+    Err(bad(what))
 }
 
 /// The path of the first field (in key order, depth first) where `got` and `want` differ.
@@ -347,4 +332,54 @@ pub fn complete(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<()
         }
     }
     Ok(())
+}
+
+/// The manifest's `i`th record is one fci wrote for its run, unchanged, after the records
+/// before it (so they are fci's too, unchanged); the last of its stage with the artifacts it
+/// left. Else bad input naming the stage and what differs.
+pub fn check_record(
+    ws: &Workspace,
+    manifest: &Manifest,
+    i: usize,
+    origin: &Path,
+) -> Result<(), FciError> {
+    let record = &manifest.stages[i];
+    let name = record.name.as_str();
+    let bad = |what: String| bad(manifest, origin, name, what);
+    let got = serde_json::to_value(record).map_err(|e| bad(e.to_string()))?;
+    let stored = stage_dir(ws, &manifest.run.id, name)
+        .map(|d| kept(&d))
+        .unwrap_or_default();
+    let after = before(manifest, i).map_err(|e| bad(e.to_string()))?;
+    let same: Vec<&Value> = stored.iter().filter(|e| e["record"] == got).collect();
+    if !same.is_empty() && !same.iter().any(|e| e["after"] == after) {
+        return Err(bad(
+            "the records before it are not those fci wrote it after (one removed, added or edited?)"
+                .into(),
+        ));
+    }
+    let Some(entry) = same.iter().find(|e| e["after"] == after) else {
+        // The nearest: the same start, else any of the stage's.
+        let near = stored
+            .iter()
+            .find(|e| e["record"]["started"] == got["started"])
+            .or(stored.first());
+        let what = match near {
+            Some(e) => difference(&got, &e["record"]),
+            None => "fci wrote no record of this stage for this run".into(),
+        };
+        return Err(bad(what));
+    };
+    let last = !manifest.stages[i + 1..].iter().any(|s| s.name == name);
+    if last && entry["artifacts"] != products(manifest, name) {
+        return Err(bad(
+            "its artifacts (or their sha256) are not those it left".into()
+        ));
+    }
+    Ok(())
+}
+
+/// A record's digest (of every field: two records with the same digest say the same).
+pub fn digest(record: &StageRecord) -> Result<String> {
+    key(record)
 }

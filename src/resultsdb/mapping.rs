@@ -61,12 +61,23 @@ fn outcome(o: Outcome, naming: &Naming) -> Option<String> {
     })
 }
 
-/// A stable id for one result of one run, so that reporting twice never records twice.
-pub fn result_id(run: &str, stage: &StageRecord, testcase: &str) -> String {
-    crate::digest::sha256_bytes(
-        format!("{run}\n{}\n{}\n{testcase}", stage.name, stage.started).as_bytes(),
-    )[..32]
-        .to_string()
+/// A stable id for one result of one run, so that reporting twice never records twice. A
+/// test case's group (its tmt plan or STI playbook) is part of it: one test in two plans is
+/// two results.
+pub fn result_id(run: &str, stage: &StageRecord, testcase: &str, group: Option<&str>) -> String {
+    let mut text = format!("{run}\n{}\n{}\n{testcase}", stage.name, stage.started);
+    if let Some(g) = group {
+        text.push_str(&format!("\n{g}"));
+    }
+    crate::digest::sha256_bytes(text.as_bytes())[..32].to_string()
+}
+
+/// A test case's tmt plan or STI playbook.
+fn group_of(c: &TestResult) -> Option<&str> {
+    c.extra
+        .get("plan")
+        .or_else(|| c.extra.get("playbook"))
+        .and_then(Value::as_str)
 }
 
 /// Every result of the manifest, oldest stage first.
@@ -77,47 +88,57 @@ pub fn results(m: &Manifest, naming: &Naming) -> Vec<Value> {
     // A report's own record is about the results, not one of them.
     for s in m.stages.iter().filter(|s| s.name != "report") {
         let cat = category(&s.name);
-        let mut push =
-            |testcase: String, o: Outcome, note: Option<&str>, extra: Map<String, Value>| {
-                let Some(outcome) = outcome(o, naming) else {
-                    return;
-                };
-                let mut data = Map::new();
-                if let Some(i) = &item {
-                    data.insert("item".into(), json!(i));
-                    data.insert("type".into(), json!("koji_build"));
-                }
-                data.insert("system_architecture".into(), json!(std::env::consts::ARCH));
-                data.insert("fci_run".into(), json!(m.run.id));
-                data.insert("fci_stage".into(), json!(s.name));
-                data.insert(
-                    "fci_result_id".into(),
-                    json!(result_id(&m.run.id, s, &testcase)),
-                );
-                if let Some(log) = &s.log {
-                    data.insert("log".into(), json!(log));
-                }
-                data.extend(extra);
-                let mut r = Map::new();
-                r.insert("testcase".into(), json!({"name": testcase}));
-                r.insert("outcome".into(), json!(outcome));
-                if let Some(n) = note {
-                    r.insert("note".into(), json!(crate::exec::redact(n)));
-                }
-                r.insert("submit_time".into(), json!(submit_time(&s.finished)));
-                r.insert("data".into(), Value::Object(data));
-                out.push(Value::Object(r));
+        let mut push = |testcase: String,
+                        group: Option<&str>,
+                        o: Outcome,
+                        note: Option<&str>,
+                        extra: Map<String, Value>| {
+            let Some(outcome) = outcome(o, naming) else {
+                return;
             };
+            let mut data = Map::new();
+            if let Some(i) = &item {
+                data.insert("item".into(), json!(i));
+                data.insert("type".into(), json!("koji_build"));
+            }
+            data.insert("system_architecture".into(), json!(std::env::consts::ARCH));
+            data.insert("fci_run".into(), json!(m.run.id));
+            data.insert("fci_stage".into(), json!(s.name));
+            data.insert(
+                "fci_result_id".into(),
+                json!(result_id(&m.run.id, s, &testcase, group)),
+            );
+            if let Some(log) = &s.log {
+                data.insert("log".into(), json!(log));
+            }
+            data.extend(extra);
+            let mut r = Map::new();
+            r.insert("testcase".into(), json!({"name": testcase}));
+            r.insert("outcome".into(), json!(outcome));
+            if let Some(n) = note {
+                r.insert("note".into(), json!(crate::exec::redact(n)));
+            }
+            r.insert("submit_time".into(), json!(submit_time(&s.finished)));
+            r.insert("data".into(), Value::Object(data));
+            out.push(Value::Object(r));
+        };
         let note = s.notes.first().map(String::as_str);
         push(
             format!("{ns}.{}.{cat}", s.name),
+            None,
             s.outcome,
             note,
             Map::new(),
         );
         if matches!(s.name.as_str(), "test" | "integrate") {
-            for (group, o) in fedora_groups(&s.results) {
-                push(format!("{ns}.{group}.{cat}"), o, None, Map::new());
+            for (group, o, note) in fedora_groups(s) {
+                push(
+                    format!("{ns}.{group}.{cat}"),
+                    None,
+                    o,
+                    note.as_deref(),
+                    Map::new(),
+                );
             }
         }
         for c in &s.results {
@@ -130,6 +151,7 @@ pub fn results(m: &Manifest, naming: &Naming) -> Vec<Value> {
             }
             push(
                 format!("{ns}.{}.{}", s.name, c.testcase),
+                group_of(c),
                 c.outcome,
                 c.note.as_deref(),
                 extra,
@@ -139,28 +161,78 @@ pub fn results(m: &Manifest, naming: &Naming) -> Vec<Value> {
     out
 }
 
-/// Fedora CI's aggregates: `tier0` for the STI cases, each tmt plan by its name.
-fn fedora_groups(cases: &[TestResult]) -> Vec<(String, Outcome)> {
-    let mut groups: Vec<(String, Vec<Outcome>)> = Vec::new();
-    for c in cases {
-        let name = match (
-            c.runner.as_deref(),
-            c.extra.get("plan").and_then(Value::as_str),
-        ) {
-            (Some("tmt"), Some(plan)) => plan.to_string(),
-            (Some("sti"), _) => "tier0".to_string(),
-            _ => continue,
+/// Fedora CI's aggregates: `tier0` for the STI cases, each tmt plan by its name; each with
+/// the cases the stage counted without listing them (`data.results_unlisted`), and a note
+/// when some of those failed.
+fn fedora_groups(s: &StageRecord) -> Vec<(String, Outcome, Option<String>)> {
+    let name_of = |runner: Option<&str>, plan: Option<&str>| match (runner, plan) {
+        (Some("tmt"), Some(plan)) => Some(plan.to_string()),
+        (Some("sti"), _) => Some("tier0".to_string()),
+        _ => None,
+    };
+    // (name, outcomes, unlisted failed, unlisted errored)
+    let mut groups: Vec<(String, Vec<Outcome>, u64, u64)> = Vec::new();
+    let mut add = |name: String, o: Option<Outcome>, failed: u64, errors: u64| {
+        let i = match groups.iter().position(|(g, ..)| *g == name) {
+            Some(i) => i,
+            None => {
+                groups.push((name, Vec::new(), 0, 0));
+                groups.len() - 1
+            }
         };
-        match groups.iter_mut().find(|(g, _)| *g == name) {
-            Some((_, v)) => v.push(c.outcome),
-            None => groups.push((name, vec![c.outcome])),
+        let g = &mut groups[i];
+        g.1.extend(o);
+        g.2 += failed;
+        g.3 += errors;
+    };
+    for c in &s.results {
+        let plan = c.extra.get("plan").and_then(Value::as_str);
+        if let Some(name) = name_of(c.runner.as_deref(), plan) {
+            add(name, Some(c.outcome), 0, 0);
         }
     }
+    let unlisted = s.data.get("results_unlisted");
+    let n = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let per_group = unlisted
+        .and_then(|u| u.get("groups"))
+        .and_then(Value::as_array);
+    for g in per_group.into_iter().flatten() {
+        let runner = g.get("runner").and_then(Value::as_str);
+        let Some(name) = name_of(runner, g.get("plan").and_then(Value::as_str)) else {
+            continue;
+        };
+        let (failed, errors) = (n(g, "failed"), n(g, "errors"));
+        let o = if failed > 0 {
+            Some(Outcome::Failed)
+        } else if errors > 0 {
+            Some(Outcome::Error)
+        } else if n(g, "passed") > 0 {
+            Some(Outcome::Passed)
+        } else {
+            None
+        };
+        add(name, o, failed, errors);
+    }
+    // A record that counts failures without saying whose: no group of it passes.
+    let whose_unknown =
+        per_group.is_none() && unlisted.is_some_and(|u| n(u, "failed") + n(u, "errors") > 0);
     groups
         .into_iter()
-        .filter_map(|(g, v)| {
+        .filter_map(|(g, mut v, mut failed, mut errors)| {
+            if whose_unknown {
+                let u = unlisted.expect("counted");
+                (failed, errors) = (n(u, "failed"), n(u, "errors"));
+                v.extend((failed > 0).then_some(Outcome::Failed));
+                v.extend((errors > 0).then_some(Outcome::Error));
+            }
             let counted: Vec<Outcome> = v.into_iter().filter(|o| *o != Outcome::Skipped).collect();
-            Outcome::aggregate(counted).map(|o| (g, o))
+            let note = (failed + errors > 0).then(|| {
+                format!(
+                    "{failed} failed and {errors} errored cases{} are counted but not listed",
+                    if whose_unknown { " of the stage" } else { "" }
+                )
+            });
+            Outcome::aggregate(counted).map(|o| (g, o, note))
         })
         .collect()
 }
@@ -174,4 +246,75 @@ fn submit_time(rfc3339: &str) -> String {
                 .to_string()
         })
         .unwrap_or_else(|_| rfc3339.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(results: Value, unlisted: Value) -> StageRecord {
+        let mut s = crate::stage::instant_record(
+            crate::manifest::StageName::Test,
+            Outcome::Failed,
+            String::new(),
+        );
+        s.results = serde_json::from_value(results).unwrap();
+        s.data.insert("results_unlisted".into(), unlisted);
+        s
+    }
+
+    #[test]
+    fn unlisted_failures_decide_the_groups_they_belong_to() {
+        let listed = json!([
+            {"testcase": "/tests/ok", "outcome": "PASSED", "runner": "tmt", "plan": "/plans/b"},
+            {"testcase": "/tests/ok", "outcome": "PASSED", "runner": "tmt", "plan": "/plans/c"},
+            {"testcase": "a", "outcome": "PASSED", "runner": "sti", "playbook": "tests/tests.yml"},
+        ]);
+        let outcomes = |s: &StageRecord| -> Vec<(String, Outcome)> {
+            fedora_groups(s)
+                .into_iter()
+                .map(|(g, o, _)| (g, o))
+                .collect()
+        };
+        // Per group: plan b's unlisted failure is b's alone; plan d exists only unlisted.
+        let s = record(
+            listed.clone(),
+            json!({"passed": 1, "failed": 1, "errors": 0, "groups": [
+                {"runner": "tmt", "plan": "/plans/b", "passed": 0, "skipped": 0, "failed": 1, "errors": 0},
+                {"runner": "tmt", "plan": "/plans/d", "passed": 1, "skipped": 0, "failed": 0, "errors": 0},
+            ]}),
+        );
+        assert_eq!(
+            outcomes(&s),
+            [
+                ("/plans/b".to_string(), Outcome::Failed),
+                ("/plans/c".to_string(), Outcome::Passed),
+                ("tier0".to_string(), Outcome::Passed),
+                ("/plans/d".to_string(), Outcome::Passed),
+            ]
+        );
+        // Counts without groups (an older record): whose failure it is is unknown, so no
+        // group passes.
+        let s = record(listed, json!({"passed": 0, "failed": 0, "errors": 2}));
+        let got = fedora_groups(&s);
+        assert!(got.iter().all(|(_, o, _)| *o == Outcome::Error), "{got:?}");
+        assert!(got[0]
+            .2
+            .as_deref()
+            .unwrap()
+            .contains("2 errored cases of the stage"));
+    }
+
+    #[test]
+    fn one_case_in_two_groups_has_two_ids_and_one_without_a_group_keeps_its_id() {
+        let s = record(json!([]), json!({}));
+        let plain = result_id("run", &s, "/tests/x", None);
+        assert_ne!(result_id("run", &s, "/tests/x", Some("/plans/a")), plain);
+        assert_ne!(
+            result_id("run", &s, "/tests/x", Some("/plans/a")),
+            result_id("run", &s, "/tests/x", Some("/plans/b"))
+        );
+        let text = format!("run\ntest\n{}\n/tests/x", s.started);
+        assert_eq!(plain, crate::digest::sha256_bytes(text.as_bytes())[..32]);
+    }
 }

@@ -3,13 +3,14 @@
 
 use super::results;
 use super::runner::{Cases, Unlisted};
-use super::select::{self, Filter, Selection, Slot};
+use super::select::{self, Filter, Key, Selection, Slot};
 use super::suite::{RunCtx, Suite};
 use crate::manifest::{Artifact, ArtifactKind, Outcome, StageName, TestResult};
 use crate::progress::Spinner;
 use crate::stage::{Ctx, RecordParts};
 use anyhow::Result;
 use serde_json::json;
+use std::collections::HashSet;
 
 pub struct Attempts<'a> {
     pub suites: &'a [Box<dyn Suite>],
@@ -18,9 +19,21 @@ pub struct Attempts<'a> {
     pub stage: StageName,
     /// Reruns of each failing case.
     pub retries: u32,
-    /// Only these cases (`--failed-only`), with `carried` the passing ones kept.
-    pub only: Option<&'a Selection>,
+    /// `--failed-only`: what to rerun of an earlier record and what to keep of it.
+    pub rerun: Option<Rerun>,
+}
+
+/// `--failed-only`: what an earlier test record (fci's own, checked) selects and keeps.
+pub struct Rerun {
+    /// The cases to run (never empty: with nothing to select, everything runs).
+    pub only: Selection,
+    /// Its passing results, carried over.
     pub carried: Vec<TestResult>,
+    /// Its failing results that `only` selects (not results of whole runs): one the rerun
+    /// does not report again stays as it was.
+    pub selected: Vec<TestResult>,
+    /// Its passed and skipped cases counted but not listed (it had no failing one unlisted).
+    pub unlisted: Unlisted,
 }
 
 /// Runs the attempts and fills `rec` (backend, results, outcome, notes, `run_files`,
@@ -84,12 +97,12 @@ pub fn run(
         Ok(out)
     };
 
+    // An empty selection would run nothing: never a verdict made of carried passes alone.
+    let rerun = a.rerun.filter(|r| !r.only.is_empty());
     let mut cases: Vec<Slot> = Vec::new();
-    if !a.only.is_some_and(|o| o.is_empty()) {
-        let first = run_once(cx, 1, a.only)?;
-        unlisted.add(first.unlisted);
-        cases.extend(first.listed.into_iter().map(|c| (c, Vec::new())));
-    }
+    let first = run_once(cx, 1, rerun.as_ref().map(|r| &r.only))?;
+    unlisted.add(first.unlisted);
+    cases.extend(first.listed.into_iter().map(|c| (c, Vec::new())));
     for attempt in 2..=a.retries + 1 {
         let sel = Selection::failing(cases.iter().map(|(c, _)| c));
         if sel.is_empty() {
@@ -97,8 +110,7 @@ pub fn run(
         }
         let again = run_once(cx, attempt, Some(&sel))?;
         // A rerun lists all it reruns; more than that is never a pass.
-        unlisted.failed += again.unlisted.failed;
-        unlisted.errors += again.unlisted.errors;
+        unlisted.add_failing(again.unlisted);
         select::merge(&mut cases, &sel, again.listed, attempt);
     }
     if !run_files.is_empty() {
@@ -128,7 +140,23 @@ pub fn run(
         crate::progress::note(&msg);
         rec.notes.push(msg);
     }
-    let mut results: Vec<TestResult> = a.carried;
+    let mut results: Vec<TestResult> = Vec::new();
+    if let Some(r) = rerun {
+        // A selected case the rerun did not report again (a test no longer found, a tmt
+        // sub-result, a name tmt cannot select) was not shown to pass: it stays as it was.
+        let reported: HashSet<Key> = cases.iter().map(|(c, _)| c.key()).collect();
+        for mut old in r.selected {
+            if !reported.contains(&results::case_of(&old).key()) {
+                old.note = Some(match old.note.take() {
+                    Some(n) => format!("selected for a rerun but not reported again; {n}"),
+                    None => "selected for a rerun but not reported again".into(),
+                });
+                results.push(old);
+            }
+        }
+        results.splice(0..0, r.carried);
+        unlisted.add(r.unlisted);
+    }
     let mut logs = results::LogStore::new(cx.ws, &mut artifacts, a.stage);
     for slot in cases {
         results.push(results::to_result(slot, &mut logs)?);
@@ -136,17 +164,20 @@ pub fn run(
     let (mut outcome, note) = results::stage_outcome(&results);
     rec.notes.extend(note);
     if unlisted.total() > 0 {
-        outcome = Outcome::aggregate(std::iter::once(outcome).chain(unlisted.outcomes()))
-            .unwrap_or(outcome);
-        rec.data.insert(
-            "results_unlisted".into(),
-            json!({"passed": unlisted.passed, "failed": unlisted.failed, "errors": unlisted.errors}),
-        );
+        // Only an unlisted failure or error changes the verdict: a pass or skip never turns
+        // SKIPPED (nothing verified) or INFO into PASSED.
+        if unlisted.any_failing() {
+            outcome = Outcome::aggregate(std::iter::once(outcome).chain(unlisted.outcomes()))
+                .unwrap_or(outcome);
+        }
+        rec.data.insert("results_unlisted".into(), unlisted.json());
+        let c = unlisted.all;
         let msg = format!(
-            "{} passed, {} failed and {} errored cases are counted but not listed as results (a stage lists the first {} passed and {} failed or errored)",
-            unlisted.passed,
-            unlisted.failed,
-            unlisted.errors,
+            "{} passed, {} skipped, {} failed and {} errored cases are counted but not listed as results (a stage lists the first {} passed or skipped and {} failed or errored)",
+            c.passed,
+            c.skipped,
+            c.failed,
+            c.errors,
             crate::caps::PASSED_LISTED,
             crate::caps::FAILED_LISTED
         );

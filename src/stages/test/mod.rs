@@ -20,7 +20,7 @@ use crate::manifest::{
 use crate::progress::Spinner;
 use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage, Tool};
 use anyhow::Result;
-use runner::{Case, Env};
+use runner::Env;
 use select::Selection;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -101,9 +101,9 @@ struct Planned {
     rpms: Vec<PathBuf>,
     tree: PathBuf,
     suites: Vec<Box<dyn Suite>>,
-    /// For --failed-only: what to rerun, and the passing results carried over.
-    only: Selection,
-    carried: Vec<TestResult>,
+    /// For --failed-only: what to rerun and keep, or None for a full run (with `full`, why).
+    rerun: Option<attempts::Rerun>,
+    full: Option<String>,
     /// The user's checkouts (`--tests-from`, a local subject repo): hidden from the tests,
     /// which get a copy of the tree (a `.git` there may hold credentials).
     private: Vec<PathBuf>,
@@ -183,10 +183,17 @@ impl Stage for Test {
         for t in suites.iter().flat_map(|s| s.tools()) {
             cx.require(t)?;
         }
-        let (only, carried) = if a.failed_only {
-            previous_failures(cx.manifest, &cx.origin)?
+        let (rerun, full, from) = if a.failed_only {
+            let (i, prev) = previous_test(cx.manifest, &cx.origin)?;
+            // What is carried over is taken as fci recorded it: an edited record is refused.
+            crate::run_records::check_record(cx.ws, cx.manifest, i, &cx.origin)?;
+            let from = crate::run_records::digest(prev)?;
+            match previous_failures(prev) {
+                Ok(rerun) => (Some(rerun), None, Some(from)),
+                Err(why) => (None, Some(why), Some(from)),
+            }
         } else {
-            (Selection::default(), Vec::new())
+            (None, None, None)
         };
         let inputs = json!({
             "rpms": rpms.iter().map(|r| &r.sha256).collect::<Vec<_>>(),
@@ -201,7 +208,8 @@ impl Stage for Test {
             "runner": a.suite.runner,
             "tags": a.suite.tags,
             "retries": a.suite.retries,
-            "only": format!("{only:?}"),
+            // --failed-only: the record it reruns and carries from (never a plain run's key).
+            "failed_only": from,
             "network": a.suite.network,
         });
         let local_repo = cx
@@ -221,8 +229,8 @@ impl Stage for Test {
             rpms: rpm_paths,
             tree,
             suites,
-            only,
-            carried,
+            rerun,
+            full,
         });
         Ok(Plan::Run(inputs))
     }
@@ -281,8 +289,14 @@ impl Stage for Test {
             .insert("subject_packages".into(), json!(subj.installed));
         rec.data
             .insert("unmet_requires".into(), json!(subj.unmet_requires));
-        if a.failed_only {
-            rec.data.insert("rerun".into(), json!(p.only.describe()));
+        if let Some(r) = &p.rerun {
+            rec.data.insert("rerun".into(), json!(r.only.describe()));
+        }
+        if let Some(why) = p.full {
+            rec.data.insert("rerun".into(), json!("all"));
+            let msg = format!("--failed-only runs every test: {why}");
+            crate::progress::note(&msg);
+            rec.notes.push(msg);
         }
         if !subj.unmet_requires.is_empty() {
             rec.notes.push(format!(
@@ -306,8 +320,7 @@ impl Stage for Test {
                 rcx: &rcx,
                 stage: StageName::Test,
                 retries: a.suite.retries,
-                only: a.failed_only.then_some(&p.only),
-                carried: p.carried,
+                rerun: p.rerun,
             },
             cx,
             rec,
@@ -389,50 +402,103 @@ pub fn discover(tree: &Path, choice: RunnerChoice) -> Result<Vec<Box<dyn Suite>>
     }
     Ok(suites)
 }
-/// From the input manifest's last test stage: what to rerun, and passing cases to keep.
-fn previous_failures(manifest: &Manifest, input: &Path) -> Result<(Selection, Vec<TestResult>)> {
-    let prev = manifest
-        .last_stage(StageName::Test)
-        .filter(|s| !s.results.is_empty())
+/// The input manifest's last test stage (with results), and its index: what --failed-only
+/// reruns from.
+fn previous_test<'m>(manifest: &'m Manifest, input: &Path) -> Result<(usize, &'m StageRecord)> {
+    manifest
+        .stages
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, s)| s.name == StageName::Test.as_str())
+        .filter(|(_, s)| !s.results.is_empty())
         .ok_or_else(|| {
             FciError::input(
                 input,
                 "--failed-only needs a manifest with an earlier `test` stage that has results",
             )
-        })?;
-    let str_of =
-        |r: &TestResult, k: &str| r.extra.get(k).and_then(|v| v.as_str()).map(String::from);
-    let as_case = |r: &TestResult| Case {
-        runner: if r.runner.as_deref() == Some("tmt") {
-            "tmt"
-        } else {
-            "sti"
-        },
-        name: r.testcase.clone(),
-        group: str_of(r, "plan").or_else(|| str_of(r, "playbook")),
-        outcome: r.outcome,
-        log: None,
-        duration_s: None,
-        note: None,
-        whole_run: str_of(r, "scope").as_deref() == Some("run"),
-        timed_out: false,
-    };
-    let rerun = Selection::failing(prev.results.iter().map(as_case).collect::<Vec<_>>().iter());
-    // A suite rerun whole reports its passing cases again: keep only the others.
-    let kept = prev
+            .into()
+        })
+}
+
+/// From the earlier test record: what to rerun, and what to keep; or, when --failed-only
+/// cannot select exactly what did not pass, why every test must run.
+fn previous_failures(prev: &StageRecord) -> std::result::Result<attempts::Rerun, String> {
+    let unlisted = prev
+        .data
+        .get("results_unlisted")
+        .map(runner::Unlisted::from_json)
+        .unwrap_or_default();
+    if unlisted.any_failing() {
+        return Err(format!(
+            "the input's test stage counted {} failed and {} errored cases without listing them, so they cannot be selected",
+            unlisted.all.failed, unlisted.all.errors
+        ));
+    }
+    let as_case = results::case_of;
+    let failing: Vec<&TestResult> = prev
         .results
         .iter()
-        .filter(|r| r.outcome.is_pass() && !rerun.covers(&as_case(r)))
+        .filter(|r| !r.outcome.is_pass() && r.outcome != Outcome::Skipped)
+        .collect();
+    if failing.is_empty() {
+        return Err(format!(
+            "nothing failed in the input's test stage (it is {}): there is nothing to select",
+            prev.outcome
+        ));
+    }
+    if let Some(r) = failing
+        .iter()
+        .find(|r| r.testcase.ends_with(crate::caps::CUT_MARK))
+    {
+        return Err(format!(
+            "the name of {} was cut in the input's test stage, so it cannot be selected",
+            r.testcase
+                .chars()
+                .take(80)
+                .collect::<String>()
+                .escape_debug()
+        ));
+    }
+    let only = Selection::failing(
+        failing
+            .iter()
+            .map(|r| as_case(r))
+            .collect::<Vec<_>>()
+            .iter(),
+    );
+    // A suite rerun whole reports its passing cases again: keep only the others.
+    let carried = prev
+        .results
+        .iter()
+        .filter(|r| {
+            (r.outcome.is_pass() || r.outcome == Outcome::Skipped) && !only.covers(&as_case(r))
+        })
         .map(|r| {
             let mut k = r.clone();
+            let what = if r.outcome == Outcome::Skipped {
+                "skipped"
+            } else {
+                "passed"
+            };
             k.note = Some(format!(
-                "passed in an earlier run ({}); not rerun",
+                "{what} in an earlier run ({}); not rerun",
                 prev.started
             ));
             k
         })
         .collect();
-    Ok((rerun, kept))
+    let selected = failing
+        .into_iter()
+        .filter(|r| !as_case(r).whole_run)
+        .cloned()
+        .collect();
+    Ok(attempts::Rerun {
+        only,
+        carried,
+        selected,
+        unlisted,
+    })
 }
 
 /// The note for the subject's paths the tests could not see (see `subject::overlays`): the

@@ -61,6 +61,26 @@ pub fn to_result((case, earlier): Slot, logs: &mut LogStore) -> Result<TestResul
     Ok(r)
 }
 
+/// A result of an earlier record as the case it was (its key, outcome and scope).
+pub fn case_of(r: &TestResult) -> Case {
+    let str_of = |k: &str| r.extra.get(k).and_then(|v| v.as_str()).map(String::from);
+    Case {
+        runner: if r.runner.as_deref() == Some("tmt") {
+            "tmt"
+        } else {
+            "sti"
+        },
+        name: r.testcase.clone(),
+        group: str_of("plan").or_else(|| str_of("playbook")),
+        outcome: r.outcome,
+        log: None,
+        duration_s: None,
+        note: None,
+        whole_run: str_of("scope").as_deref() == Some("run"),
+        timed_out: false,
+    }
+}
+
 /// The stage's outcome from its results, with a note when there is nothing to judge by.
 pub fn stage_outcome(results: &[TestResult]) -> (Outcome, Option<String>) {
     let counted = results

@@ -6,6 +6,8 @@ use crate::exec::{Cmd, Log};
 use crate::manifest::Outcome;
 use crate::sandbox::{Overlay, Sandbox};
 use anyhow::Result;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -116,31 +118,145 @@ pub struct Cases {
     failed: usize,
 }
 
-/// Cases counted but not listed.
+/// How many cases of each outcome were counted but not listed.
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Unlisted {
-    /// Passed, info or skipped.
+pub struct Counts {
+    /// Passed or info.
     pub passed: usize,
+    pub skipped: usize,
+    /// Failed or needing inspection.
     pub failed: usize,
     pub errors: usize,
 }
 
-impl Unlisted {
-    pub fn add(&mut self, o: Unlisted) {
+impl Counts {
+    fn add(&mut self, o: Counts) {
         self.passed += o.passed;
+        self.skipped += o.skipped;
         self.failed += o.failed;
         self.errors += o.errors;
     }
 
-    pub fn total(&self) -> usize {
-        self.passed + self.failed + self.errors
+    fn count(&mut self, o: Outcome) {
+        match o {
+            Outcome::Error => self.errors += 1,
+            Outcome::Skipped => self.skipped += 1,
+            o if o.is_pass() => self.passed += 1,
+            _ => self.failed += 1,
+        }
     }
 
-    /// What the unlisted cases add to the verdict.
+    pub fn total(&self) -> usize {
+        self.passed + self.skipped + self.failed + self.errors
+    }
+
+    pub fn json(&self) -> Value {
+        json!({"passed": self.passed, "skipped": self.skipped, "failed": self.failed, "errors": self.errors})
+    }
+}
+
+/// Cases counted but not listed: in all, and per runner and group (STI playbook, tmt plan),
+/// which the per-plan and per-playbook results (`fci report`) are judged by too.
+#[derive(Default, Clone, Debug, PartialEq, Eq)]
+pub struct Unlisted {
+    pub all: Counts,
+    pub groups: BTreeMap<(&'static str, Option<String>), Counts>,
+}
+
+impl Unlisted {
+    fn count(&mut self, c: &Case) {
+        self.all.count(c.outcome);
+        self.groups
+            .entry((c.runner, c.group.clone()))
+            .or_default()
+            .count(c.outcome);
+    }
+
+    pub fn add(&mut self, o: Unlisted) {
+        self.all.add(o.all);
+        for (k, v) in o.groups {
+            self.groups.entry(k).or_default().add(v);
+        }
+    }
+
+    /// Only the failed and errored cases of `o` (a rerun's: more passes are never counted).
+    pub fn add_failing(&mut self, o: Unlisted) {
+        let failing = |c: Counts| Counts {
+            failed: c.failed,
+            errors: c.errors,
+            ..Counts::default()
+        };
+        self.all.add(failing(o.all));
+        for (k, v) in o.groups {
+            if v.failed + v.errors > 0 {
+                self.groups.entry(k).or_default().add(failing(v));
+            }
+        }
+    }
+
+    pub fn total(&self) -> usize {
+        self.all.total()
+    }
+
+    /// Any failed or errored case among them.
+    pub fn any_failing(&self) -> bool {
+        self.all.failed + self.all.errors > 0
+    }
+
+    /// What the unlisted cases add to the verdict: only failures and errors (an unlisted
+    /// pass or skip never turns a SKIPPED or INFO stage into PASSED).
     pub fn outcomes(&self) -> impl Iterator<Item = Outcome> {
-        let failed = (self.failed > 0).then_some(Outcome::Failed);
-        let errors = (self.errors > 0).then_some(Outcome::Error);
+        let failed = (self.all.failed > 0).then_some(Outcome::Failed);
+        let errors = (self.all.errors > 0).then_some(Outcome::Error);
         failed.into_iter().chain(errors)
+    }
+
+    /// `data.results_unlisted`: the counts, and each group's (`runner`, `plan` or `playbook`).
+    pub fn json(&self) -> Value {
+        let mut v = self.all.json();
+        let groups: Vec<Value> = self
+            .groups
+            .iter()
+            .map(|((runner, group), c)| {
+                let mut g = c.json();
+                g["runner"] = json!(runner);
+                if let Some(name) = group {
+                    g[if *runner == "tmt" { "plan" } else { "playbook" }] = json!(name);
+                }
+                g
+            })
+            .collect();
+        v["groups"] = json!(groups);
+        v
+    }
+
+    /// The counts a manifest's `data.results_unlisted` holds (the groups' too).
+    pub fn from_json(v: &Value) -> Unlisted {
+        let n = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0) as usize;
+        let counts = |v: &Value| Counts {
+            passed: n(v, "passed"),
+            skipped: n(v, "skipped"),
+            failed: n(v, "failed"),
+            errors: n(v, "errors"),
+        };
+        let mut u = Unlisted {
+            all: counts(v),
+            ..Unlisted::default()
+        };
+        for g in v
+            .get("groups")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let (runner, key) = match g.get("runner").and_then(Value::as_str) {
+                Some("tmt") => ("tmt", "plan"),
+                _ => ("sti", "playbook"),
+            };
+            let group = g.get(key).and_then(Value::as_str).map(String::from);
+            u.groups.entry((runner, group)).or_default().add(counts(g));
+        }
+        u
     }
 }
 
@@ -153,11 +269,7 @@ impl Cases {
             (&mut self.passed, caps::PASSED_LISTED)
         };
         if *count >= cap && !c.whole_run {
-            match c.outcome {
-                Outcome::Error => self.unlisted.errors += 1,
-                _ if failing => self.unlisted.failed += 1,
-                _ => self.unlisted.passed += 1,
-            }
+            self.unlisted.count(&c);
             return;
         }
         *count += 1;
@@ -188,12 +300,11 @@ impl Cases {
 
     /// Every case, listed or not, passed.
     pub fn all_pass(&self) -> bool {
-        self.unlisted.failed + self.unlisted.errors == 0
-            && self.listed.iter().all(|c| c.outcome.is_pass())
+        !self.unlisted.any_failing() && self.listed.iter().all(|c| c.outcome.is_pass())
     }
 
     pub fn any_error(&self) -> bool {
-        self.unlisted.errors > 0 || self.listed.iter().any(|c| c.outcome == Outcome::Error)
+        self.unlisted.all.errors > 0 || self.listed.iter().any(|c| c.outcome == Outcome::Error)
     }
 }
 
@@ -329,4 +440,43 @@ pub fn read_output(path: &Path) -> std::result::Result<Option<String>, String> {
 /// Copies a whole tree (files and symlinks, without `.git`).
 pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     crate::workspace::copy_files(from, &crate::digest::list_files(from, &[])?, to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unlisted_cases_are_counted_by_outcome_and_group_and_read_back() {
+        let case = |plan: &str, i: usize, outcome| Case {
+            runner: "tmt",
+            name: format!("/tests/{i}"),
+            group: Some(plan.into()),
+            outcome,
+            log: None,
+            duration_s: None,
+            note: None,
+            whole_run: false,
+            timed_out: false,
+        };
+        let mut cases = Cases::default();
+        for i in 0..caps::PASSED_LISTED + 2 {
+            cases.push(case("/plans/a", i, Outcome::Skipped));
+        }
+        cases.push(case("/plans/b", 0, Outcome::Passed));
+        let u = &cases.unlisted;
+        assert_eq!(
+            u.all,
+            Counts {
+                passed: 1,
+                skipped: 2,
+                failed: 0,
+                errors: 0
+            }
+        );
+        // Passes and skips only: nothing for the verdict.
+        assert!(!u.any_failing());
+        assert_eq!(u.outcomes().count(), 0);
+        assert_eq!(Unlisted::from_json(&u.json()), *u);
+    }
 }

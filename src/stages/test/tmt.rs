@@ -46,17 +46,34 @@ fn seconds(hms: &str) -> Option<f64> {
     Some(parts.iter().fold(0.0, |acc, p| acc * 60.0 + p))
 }
 
-/// Escapes a test name for tmt's `--name` regular expression.
-fn exact(name: &str) -> String {
-    let mut s = String::from("^");
+/// A test name as a regular expression (tmt's `--name`) matching it literally.
+fn escape(name: &str) -> String {
+    let mut s = String::new();
     for c in name.chars() {
         if "\\.^$|?*+()[]{}".contains(c) {
             s.push('\\');
         }
         s.push(c);
     }
-    s.push('$');
     s
+}
+
+/// Escapes a name for tmt's `--name` regular expression, anchored.
+fn exact(name: &str) -> String {
+    format!("^{}$", escape(name))
+}
+
+/// A `--name` expression for a test case: the test itself, or the test it is a result of
+/// (tmt names a test's own results `<test>/<result>`, `result: custom`), so that either
+/// reruns. fmf tests are leaves: no test's name is another's ancestor.
+fn test_of(name: &str) -> String {
+    let ends = name
+        .char_indices()
+        .filter(|&(i, c)| c == '/' && i > 0)
+        .map(|(i, _)| i)
+        .chain(std::iter::once(name.len()));
+    let alts: Vec<String> = ends.map(|i| escape(&name[..i])).collect();
+    format!("^(?:{})$", alts.join("|"))
 }
 
 /// Runs every plan once; a non-empty filter limits the tests (and plans) by name.
@@ -83,7 +100,7 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Cases>
     if !only.names.is_empty() {
         cmd = cmd.arg("test");
         for n in &only.names {
-            cmd = cmd.arg("--name").arg(exact(n));
+            cmd = cmd.arg("--name").arg(test_of(n));
         }
     }
     let extra = vec![
@@ -164,6 +181,10 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Cases>
         cases.push(Case::limit_hit("tmt", None, "tmt", why));
     } else if ended.timed_out {
         cases.push(Case::timed_out("tmt", None, "tmt", env, None));
+    } else if cases.is_empty() && ended.code == Some(3) && !only.names.is_empty() {
+        // A rerun of named tests that found none of them: no result (never tmt's "nothing to
+        // run", INFO): the cases it was to rerun stay as they were.
+        log.line("# tmt found none of the tests selected for a rerun (exit 3)");
     } else if cases.is_empty() && ended.code == Some(3) {
         // tmt's "nothing to run": fmf metadata without plans, or plans that discover no test.
         let mut none = broke("tmt found no tests to run (exit 3)".into());
@@ -280,5 +301,9 @@ mod tests {
     fn durations_and_names() {
         assert_eq!(super::seconds("00:01:02"), Some(62.0));
         assert_eq!(super::exact("/tests/a.b"), "^/tests/a\\.b$");
+        assert_eq!(
+            super::test_of("/tests/checks/v.1"),
+            "^(?:/tests|/tests/checks|/tests/checks/v\\.1)$"
+        );
     }
 }
