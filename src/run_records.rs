@@ -39,8 +39,9 @@ fn stage_dir(ws: &Workspace, run: &str, stage: &str) -> Option<PathBuf> {
     plain.then(|| run_dir(ws, run).join(stage))
 }
 
-/// What the manifest holds of `stage`'s products: kind, name and sha256 of each artifact but
-/// its logs (which stay when a stage is rerun).
+/// What the manifest holds of `stage`'s products: each artifact but its logs (which stay
+/// when a stage is rerun), whole: every field may be read later (an RPM's `nevra` names the
+/// package a report speaks for).
 fn products(manifest: &Manifest, stage: &str) -> Value {
     let mut v: Vec<Value> = manifest
         .artifacts
@@ -53,7 +54,7 @@ fn products(manifest: &Manifest, stage: &str) -> Value {
 }
 
 fn product(a: &Artifact) -> Value {
-    json!({"type": a.kind, "name": a.name, "sha256": a.sha256})
+    serde_json::to_value(a).unwrap_or(Value::Null)
 }
 
 /// `v` as text with every object's keys sorted.

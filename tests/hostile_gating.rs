@@ -271,6 +271,20 @@ fn an_edited_subject_excludes_and_promotes_nothing() {
     let r = report(&w, &f42, "f42.json", BUILD_GATING, &["--promote"]);
     refused(&r, "f42.json", &["subject.branch"]);
     assert!(!w.ws().join("state/known-good/f42.json").exists());
+    // Nor do artifacts renamed to another package (their nevra names what a report speaks
+    // for): reported as glibc, they would pass glibc's gate and stand in its known-good entry.
+    let mut renamed = b.manifest();
+    for a in renamed["artifacts"].as_array_mut().unwrap() {
+        if a["nevra"].is_object() {
+            a["nevra"]["name"] = "glibc".into();
+            a["nevra"]["version"] = "2.40".into();
+        }
+    }
+    for extra in [&["--promote"][..], &[]] {
+        let r = report(&w, &renamed, "renamed.json", BUILD_GATING, extra);
+        refused(&r, "renamed.json", &["stage `build`", "artifacts"]);
+    }
+    assert!(!w.ws().join("state/known-good/f41.json").exists());
     // The honest manifests are taken as they are.
     let r = report(&w, &honest, "honest.json", TIER0_GATING, &["--promote"]);
     assert_eq!(r.code, 1, "{}", r.stderr);

@@ -596,6 +596,8 @@ fn kernel_helpers_a_package_plants_cannot_forge_smoke() {
             "helper-trigger",
             "--check",
             "false",
+            "--check",
+            "test \"$(cat /proc/sys/kernel/yama/ptrace_scope)\" = 3",
         ],
     );
     assert_eq!(r.code, 1, "{}", r.stderr);
@@ -606,6 +608,10 @@ fn kernel_helpers_a_package_plants_cannot_forge_smoke() {
     assert_eq!(s["results"][1]["outcome"], "FAILED", "{s:#}");
     assert_eq!(s["results"][1]["exit_code"], 1, "{s:#}");
     assert_eq!(s["results"][2]["outcome"], "FAILED", "{s:#}");
+    assert_eq!(
+        s["results"][3]["outcome"], "PASSED",
+        "no ptrace between checks: {s:#}"
+    );
     let log = std::fs::read_to_string(w.ws().join(s["log"].as_str().unwrap())).unwrap();
     assert!(log.contains("helper-trigger: broken"), "{log}");
     // modprobe never runs (autoloading is off); request-key's path is fixed in the kernel, so
@@ -625,5 +631,8 @@ fn kernel_helpers_a_package_plants_cannot_forge_smoke() {
         );
     }
     assert!(!log.contains("FORGED-ANSWERS-WRITTEN"), "{log}");
+    assert!(!log.contains("FORGED-CHECKS-REWRITTEN"), "{log}");
+    assert!(!log.contains("FORGED-PASSWD-EDITED"), "{log}");
+    assert!(!log.contains("Calling /sbin/tomoyo-init"), "{log}");
     no_qemu_left(&w);
 }

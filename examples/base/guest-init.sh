@@ -13,6 +13,16 @@
 PATH=/usr/sbin:/usr/bin
 export PATH
 mount -t proc proc /proc 2>/dev/null
+# The kernel runs helpers as root on behalf of any process: modprobe for an unloaded socket
+# family or binary format, request-key for a key not found, the hotplug helper; a package may
+# ship programs at their paths. From the start, module autoloading and the hotplug helper are
+# off and every helper is left without capabilities (a root without them can neither make a
+# device node nor reach PID 1). The TOMOYO loader never runs: the initramfs starts this init
+# by another path than its trigger.
+echo > /proc/sys/kernel/modprobe
+[ -w /proc/sys/kernel/hotplug ] && echo > /proc/sys/kernel/hotplug
+echo 0 0 > /proc/sys/kernel/usermodehelper/bset
+echo 0 0 > /proc/sys/kernel/usermodehelper/inheritable
 mount -t sysfs sysfs /sys 2>/dev/null
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t tmpfs -o mode=1777 tmpfs /tmp 2>/dev/null
@@ -42,28 +52,30 @@ exec 3>/dev/ttyS1
 # The answers' port stays open here only: its node goes, and so does the disk's (its nonce is
 # read). Making a node again takes a capability nothing below has.
 rm -f /dev/ttyS1 /dev/vdb
-# The kernel runs helpers as root on behalf of any process: modprobe for an unloaded socket
-# family or binary format, request-key for a key not found, the hotplug helper; a package may
-# ship programs at their paths. Module autoloading and the hotplug helper go off, and every
-# helper is left without capabilities (a root without them cannot reach the port or PID 1).
-echo > /proc/sys/kernel/modprobe
-[ -w /proc/sys/kernel/hotplug ] && echo > /proc/sys/kernel/hotplug
-echo 0 0 > /proc/sys/kernel/usermodehelper/bset
-echo 0 0 > /proc/sys/kernel/usermodehelper/inheritable
 echo "fci-guest $nonce booted ${commit:-unknown}" >&3
 echo "fci-guest: booted ${commit:-unknown}"
-tail -n +2 /run/fci-smoke > /run/fci-checks
+# The checks are held here, not in a file a helper running as root could rewrite.
+checks=$(tail -n +2 /run/fci-smoke)
 rm -f /run/fci-smoke
+# Nothing the checks leave behind may reach into the next check or into this shell: no ptrace
+# at all (Yama), and /etc, whose passwd su reads for each check, read-only.
+[ -w /proc/sys/kernel/yama/ptrace_scope ] && echo 3 > /proc/sys/kernel/yama/ptrace_scope
+mount --bind /etc /etc && mount -o remount,bind,ro /etc
 n=0
-while IFS= read -r check <&4; do
+while [ -n "$checks" ] && IFS= read -r check <&4; do
   n=$((n + 1))
   echo "fci-guest $nonce check $n start" >&3
   echo "fci-guest: check $n: $check"
   # no_new_privs: a setuid or file-capability binary the package ships cannot make a check
   # root again (root could read the nonce and answer for the guest).
   setpriv --nnp su -s /bin/sh fci-check -c "$check" < /dev/null 3>&- 4<&-
-  echo "fci-guest $nonce check $n rc=$?" >&3
-done 4< /run/fci-checks
+  rc=$?
+  # What the check left running dies before its answer is given and the next check starts.
+  setpriv --nnp su -s /bin/sh fci-check -c 'kill -9 -1' < /dev/null > /dev/null 2>&1 3>&- 4<&-
+  echo "fci-guest $nonce check $n rc=$rc" >&3
+done 4<<CHECKS
+$checks
+CHECKS
 echo "fci-guest $nonce done" >&3
 sync
 reboot -f

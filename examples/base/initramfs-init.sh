@@ -23,4 +23,6 @@ touch /run/ostree/initramfs-mount-var
 mount --move /dev /sysroot/dev
 mount --move /run /sysroot/run
 umount /sys /proc
-exec switch_root /sysroot /sbin/init
+# By the path it has in the tree, not /sbin/init: that path is the kernel's trigger for running
+# /sbin/tomoyo-init (TOMOYO) as root, which a package could ship.
+exec switch_root /sysroot /usr/sbin/init
