@@ -55,6 +55,9 @@ pub fn cut_text(text: &str) -> String {
     }
 }
 
+/// What the files of one dist-git (or tests) tree checked out from a URL or a ref may hold:
+/// Fedora's dist-git keeps sources in the lookaside cache, so its trees are small.
+pub const DIST_GIT_TREE: u64 = GIB;
 /// The tmt plans' results fci reads from one run (honest trees have tens).
 pub const PLANS: usize = 1_000;
 /// All the results files (tmt's results.yaml of every plan) fci reads from one run.

@@ -320,12 +320,46 @@ fn clone(
                 .arg(&redacted),
         )?;
     }
+    // What the checkout would write, from the tree's own listing, before a byte is written:
+    // a push of a few MB can hold gigabytes of zeros (dist-git keeps sources in the lookaside).
+    let listed = log.capture(
+        &Cmd::new(&git)
+            .arg("-C")
+            .arg(&dir)
+            .args(["ls-tree", "-r", "-l", "--full-tree", "--end-of-options"])
+            .arg(&commit)
+            .timeout(timeout),
+    )?;
+    if !listed.success() {
+        return Err(FciError::input(
+            source,
+            format!("git ls-tree of {commit} failed: {}", listed.reason()),
+        )
+        .into());
+    }
+    let size: u64 = listed
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok())
+        .sum();
+    if size > crate::caps::DIST_GIT_TREE {
+        return Err(FciError::input(
+            source,
+            format!(
+                "the tree of {commit} holds {} of files, more than the {} a dist-git checkout may (sources belong in the lookaside cache)",
+                crate::caps::human(size),
+                crate::caps::human(crate::caps::DIST_GIT_TREE)
+            ),
+        )
+        .into());
+    }
     let co = log.run(
         &Cmd::new(&git)
             .arg("-C")
             .arg(&dir)
             .args(["checkout", "--quiet", "--detach"])
-            .arg(&commit),
+            .arg(&commit)
+            .timeout(timeout),
     )?;
     if !co.success() {
         return Err(FciError::input(

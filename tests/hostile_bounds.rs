@@ -9,7 +9,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -571,4 +571,51 @@ fn planted_plan_results_past_the_cap_are_an_error() {
         .filter(|(n, _)| n.starts_with("/planted/"))
         .count();
     assert!(planted <= 1000, "{planted} planted results read");
+}
+
+#[test]
+fn a_dist_git_tree_past_its_cap_is_refused_before_checkout() {
+    // A push of about a megabyte whose tree holds 1.1 GB of zeros.
+    let w = Ws::new();
+    let repo = w.path().join("bomb");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let st = Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["-c", "user.name=Mallory", "-c", "user.email=m@example.org"])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "git {args:?}");
+    };
+    git(&["init", "-q", "-b", "f41"]);
+    std::fs::copy(
+        repo_root().join("examples/hello-atomic/hello-atomic.spec"),
+        repo.join("hello-atomic.spec"),
+    )
+    .unwrap();
+    let big = std::fs::File::create(repo.join("zeros.bin")).unwrap();
+    big.set_len(1100 * 1024 * 1024).unwrap();
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "a bomb"]);
+    std::fs::remove_file(repo.join("zeros.bin")).unwrap();
+    let url = format!("file://{}", repo.display());
+    let r = w.run(&["build", &url, "--branch", "f41"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("more than the 1 GiB"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    // Nothing of it was written out.
+    let used = Command::new("du")
+        .args(["-sk"])
+        .arg(w.ws())
+        .output()
+        .unwrap();
+    let kib: u64 = String::from_utf8_lossy(&used.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(kib < 64 * 1024, "the workspace holds {kib} KiB");
 }
