@@ -296,3 +296,36 @@ fn an_edited_subject_excludes_and_promotes_nothing() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(state(&w, "known-good").unwrap()["hello-atomic"].is_object());
 }
+
+/// Gating on the build and the test stage's own result.
+const TEST_STAGE_GATING: &str = "--- !Policy\n\
+    id: test-stage\n\
+    decision_context: fci_promote\n\
+    rules:\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.build.validation}\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.test.functional}\n";
+
+#[test]
+fn a_case_named_as_its_stage_and_an_unnamed_failed_stage_promote_nothing() {
+    let w = Ws::new();
+    let b = w.build("hello-atomic", &[]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let tests = fixture("case-named-functional");
+    let t = w.test(&b.manifest(), &["--tests-from", tests.to_str().unwrap()]);
+    assert_eq!(t.code, 1, "{}", t.stderr);
+    let m = t.manifest();
+    // Gated on the test stage's result: its case `functional` passed, the stage FAILED.
+    let r = report(&w, &m, "named.json", TEST_STAGE_GATING, &["--promote"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(state(&w, "known-good").is_none(), "promoted");
+    let decision =
+        r.manifest()["stages"].as_array().unwrap().last().unwrap()["data"]["decision"].to_string();
+    assert!(decision.contains("test-result-failed"), "{decision}");
+    // Gated on the build alone: the FAILED test stage still keeps the change out.
+    let r = report(&w, &m, "unnamed.json", BUILD_GATING, &["--promote"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let notes = r.manifest()["stages"].as_array().unwrap().last().unwrap()["notes"].to_string();
+    assert!(notes.contains("not promoted: test FAILED"), "{notes}");
+    assert!(state(&w, "known-good").is_none(), "promoted");
+    assert_eq!(state(&w, "excluded").unwrap()[0]["package"], "hello-atomic");
+}

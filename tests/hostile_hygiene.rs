@@ -82,8 +82,8 @@ fn a_manifest(w: &Ws) -> PathBuf {
     let cfg = config(w.path(), "[tally]", "[f41]");
     let r = watch(w, &cfg, &["--once", "--emit-existing"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let mut m: Value = serde_json::from_str(r.stdout.lines().next().unwrap()).unwrap();
-    m["stages"][0]["outcome"] = json!("FAILED");
+    // As fci wrote it: a report checks a recorded run's manifest against fci's records.
+    let m: Value = serde_json::from_str(r.stdout.lines().next().unwrap()).unwrap();
     w.save("watched.json", &m)
 }
 

@@ -149,13 +149,14 @@ pub fn results(m: &Manifest, naming: &Naming) -> Vec<Value> {
             if let Some(r) = &c.runner {
                 extra.insert("fci_runner".into(), json!(r));
             }
-            push(
-                format!("{ns}.{}.{}", s.name, c.testcase),
-                group_of(c),
-                c.outcome,
-                c.note.as_deref(),
-                extra,
-            );
+            // A case named as the stage's own result (an STI test called `functional`) would
+            // take its name, and the later result decides: the case gets a name of its own.
+            let name = if c.testcase == cat {
+                format!("{ns}.{}.case.{}", s.name, c.testcase)
+            } else {
+                format!("{ns}.{}.{}", s.name, c.testcase)
+            };
+            push(name, group_of(c), c.outcome, c.note.as_deref(), extra);
         }
     }
     out

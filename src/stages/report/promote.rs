@@ -75,13 +75,48 @@ pub fn apply(
         );
         return Ok(());
     }
-    if decision["policies_satisfied"] != Value::Bool(true) {
-        let failed: Vec<Value> = decision["unsatisfied_requirements"]
+    // Whatever the policy names, a change with a stage that failed is never the base (its
+    // integration failed, its image never booted), and one with a stage that broke on the
+    // host is not judged: each stage's latest record counts.
+    let mut latest: Vec<&crate::manifest::StageRecord> = Vec::new();
+    for s in cx.manifest.stages.iter().filter(|s| s.name != "report") {
+        latest.retain(|l| l.name != s.name);
+        latest.push(s);
+    }
+    let failed_stages: Vec<Value> = latest
+        .iter()
+        .filter(|s| matches!(s.outcome, Outcome::Failed | Outcome::NeedsInspection))
+        .map(|s| json!({"stage": s.name, "outcome": s.outcome}))
+        .collect();
+    if let Some(broke) = latest.iter().find(|s| s.outcome == Outcome::Error) {
+        if failed_stages.is_empty() {
+            rec.outcome = Outcome::Error;
+            rec.notes.push(format!(
+                "not promoted: stage {} ended ERROR (the host's, not the change's): rerun it",
+                broke.name
+            ));
+            return Ok(());
+        }
+    }
+    if decision["policies_satisfied"] != Value::Bool(true) || !failed_stages.is_empty() {
+        let mut failed: Vec<Value> = decision["unsatisfied_requirements"]
             .as_array()
             .into_iter()
             .flatten()
             .map(|r| json!({"testcase": r["testcase"], "type": r["type"]}))
             .collect();
+        if !failed_stages.is_empty() {
+            rec.outcome = Outcome::Failed;
+            rec.notes.push(format!(
+                "not promoted: {} FAILED (a failed stage never becomes the base, whether or not the gating.yaml names it)",
+                failed_stages
+                    .iter()
+                    .filter_map(|s| s["stage"].as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        failed.extend(failed_stages);
         let entry = json!({
             "package": package, "nvr": nvr, "run": cx.manifest.run.id,
             "dist_git_commit": cx.manifest.subject.commit,
