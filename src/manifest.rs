@@ -357,6 +357,34 @@ pub struct Attempt {
 }
 
 impl Manifest {
+    /// The records that still speak for the change: the latest of each stage, unless a stage
+    /// that comes before it in the pipeline ran again after it (a rebuild after the tests, a
+    /// recompose after the integration: those results are about what was there before).
+    /// Reports are left out.
+    pub fn current_stages(&self) -> Vec<&StageRecord> {
+        let order = |name: &str| {
+            StageName::ALL
+                .iter()
+                .position(|s| s.as_str() == name)
+                .unwrap_or(0)
+        };
+        let stages: Vec<&StageRecord> = self
+            .stages
+            .iter()
+            .filter(|s| s.name != StageName::Report.as_str())
+            .collect();
+        stages
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| {
+                let later = &stages[i + 1..];
+                !later.iter().any(|l| l.name == s.name)
+                    && !later.iter().any(|l| order(&l.name) < order(&s.name))
+            })
+            .map(|(_, s)| *s)
+            .collect()
+    }
+
     pub fn new(run_id: String) -> Self {
         Manifest {
             schema: schema_id(),
@@ -606,6 +634,33 @@ mod tests {
         assert!(check_relative("../x").is_err());
         assert!(check_relative("a/../../x").is_err());
         assert!(check_relative("/etc/passwd").is_err());
+    }
+
+    #[test]
+    fn a_stage_run_again_leaves_the_later_stages_results_behind() {
+        let rec = |name: &str| -> StageRecord {
+            serde_json::from_value(serde_json::json!({"name": name, "outcome": "PASSED",
+                "started": "", "finished": "", "duration_s": 0.0, "input_digest": ""}))
+            .unwrap()
+        };
+        let mut m = Manifest::new("r".into());
+        let names = |m: &Manifest| -> Vec<String> {
+            m.current_stages().iter().map(|s| s.name.clone()).collect()
+        };
+        for n in ["watch", "build", "test", "compose", "integrate", "report"] {
+            m.stages.push(rec(n));
+        }
+        assert_eq!(
+            names(&m),
+            ["watch", "build", "test", "compose", "integrate"]
+        );
+        // Composed again: the integration was of the commit before.
+        m.stages.push(rec("compose"));
+        assert_eq!(names(&m), ["watch", "build", "test", "compose"]);
+        // Built again: its tests, compose and integration were of the build before.
+        m.stages.push(rec("integrate"));
+        m.stages.push(rec("build"));
+        assert_eq!(names(&m), ["watch", "build"]);
     }
 
     #[test]

@@ -233,6 +233,38 @@ pub fn check(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<(), F
     check_subject(ws, manifest, origin)
 }
 
+/// For a stage about to run on `manifest`: when the manifest's last record is one fci kept
+/// for the run, the subject must be the one fci kept with it (an edited package or commit
+/// would carry into the new record, and from there into exclusions and the known-good set).
+/// A record fci did not keep is left to the checks of those who read it (`check`).
+pub fn subject_unchanged(
+    ws: &Workspace,
+    manifest: &Manifest,
+    origin: &Path,
+) -> Result<(), FciError> {
+    let Some(i) = manifest.stages.len().checked_sub(1) else {
+        return Ok(());
+    };
+    if !has_records(ws, &manifest.run.id) {
+        return Ok(());
+    }
+    let name = manifest.stages[i].name.as_str();
+    let bad = |what: String| bad(manifest, origin, name, what);
+    let got = serde_json::to_value(&manifest.stages[i]).map_err(|e| bad(e.to_string()))?;
+    let after = before(manifest, i).map_err(|e| bad(e.to_string()))?;
+    let stored = stage_dir(ws, &manifest.run.id, name)
+        .map(|d| kept(&d))
+        .unwrap_or_default();
+    let matching: Vec<&Value> = stored
+        .iter()
+        .filter(|e| e["record"] == got && e["after"] == after && !e["subject"].is_null())
+        .collect();
+    if matching.is_empty() {
+        return Ok(());
+    }
+    check_subject(ws, manifest, origin)
+}
+
 /// The subject is bound by the run's last record: as fci recorded it then (an edited
 /// package, commit or branch would exclude or promote another package's change). The records
 /// are fci's (`check_record`).
@@ -293,6 +325,35 @@ fn first_difference(got: &Value, want: &Value, path: &str) -> Option<String> {
 /// Whether the workspace keeps records of run `run` (fci ran a stage of it here).
 pub fn has_records(ws: &Workspace, run: &str) -> bool {
     run_dir(ws, run).is_dir()
+}
+
+/// The stages of run `run` whose latest record fci kept (the last to finish, in any of the
+/// run's manifests: a branch of the pipeline that skipped it, or a sibling it was run on)
+/// is FAILED or NEEDS_INSPECTION, with that outcome; reports left out.
+pub fn failed_stages(ws: &Workspace, run: &str) -> Vec<(String, String)> {
+    let Ok(rd) = std::fs::read_dir(run_dir(ws, run)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let stage = e.file_name().to_string_lossy().into_owned();
+        if stage == "report" {
+            continue;
+        }
+        let entries = kept(&e.path());
+        let latest = entries
+            .iter()
+            .map(|e| &e["record"])
+            .max_by(|a, b| a["finished"].as_str().cmp(&b["finished"].as_str()));
+        if let Some(outcome) = latest
+            .and_then(|r| r["outcome"].as_str())
+            .filter(|o| matches!(*o, "FAILED" | "NEEDS_INSPECTION"))
+        {
+            out.push((stage, outcome.to_string()));
+        }
+    }
+    out.sort();
+    out
 }
 
 /// No record fci wrote for the run after the manifest's records (the stages that came next)

@@ -187,6 +187,10 @@ fn run(
 ) -> Result<i32> {
     let name = stage.name();
     let ws = Workspace::open(workspace)?;
+    if name != StageName::Report {
+        // The subject of a run fci recorded is the one it recorded (report checks it all).
+        crate::run_records::subject_unchanged(&ws, manifest, &origin)?;
+    }
     if !common.force && !stage.runs_after_failures() {
         if let Some(code) = skip_if_blocked(manifest, name) {
             keep_last(&ws, manifest)?;

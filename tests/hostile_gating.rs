@@ -329,3 +329,65 @@ fn a_case_named_as_its_stage_and_an_unnamed_failed_stage_promote_nothing() {
     assert!(state(&w, "known-good").is_none(), "promoted");
     assert_eq!(state(&w, "excluded").unwrap()[0]["package"], "hello-atomic");
 }
+
+#[test]
+fn a_stage_run_again_or_an_edited_subject_between_stages_promotes_nothing() {
+    let w = Ws::new();
+    let t = tested(&w, "hello-atomic", 0);
+    // Rebuilt inside the run (from the tested manifest), here as another package whose own
+    // tests would fail: the tests before were of the build before, and decide nothing.
+    let tm = w.save("t.json", &t);
+    let src = example("hello-broken-test");
+    let la = lookaside();
+    let rebuilt = w.run(&[
+        "build",
+        src.to_str().unwrap(),
+        "--branch",
+        "f41",
+        "--lookaside",
+        &la,
+        "-m",
+        tm.to_str().unwrap(),
+    ]);
+    assert_eq!(rebuilt.code, 0, "{}", rebuilt.stderr);
+    let r = report(
+        &w,
+        &rebuilt.manifest(),
+        "rebuilt.json",
+        TIER0_GATING,
+        &["--promote"],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        state(&w, "known-good").is_none(),
+        "promoted on the tests of another build"
+    );
+    // A subject edited between stages is refused by the next stage, before it records it.
+    let b = w.build("hello-atomic", &[]);
+    let mut edited = b.manifest();
+    edited["subject"]["package"] = "coreutils".into();
+    let p = w.save("edited-b.json", &edited);
+    let r = w.run(&["test", "-m", p.to_str().unwrap()]);
+    refused(&r, "edited-b.json", &["subject.package"]);
+}
+
+#[test]
+fn a_failed_stage_on_another_branch_of_the_run_promotes_nothing() {
+    // Composed from the build's manifest, beside the tests that failed on it: the promoted
+    // manifest holds no test record, but fci kept the run's FAILED one.
+    let w = Ws::new();
+    init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let b = w.build("hello-broken-test", &[]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let bm = w.save("b.json", &b.manifest());
+    let c = w.run(&["compose", "-m", bm.to_str().unwrap()]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let t = w.run(&["test", "-m", bm.to_str().unwrap()]);
+    assert_eq!(t.code, 1, "{}", t.stderr);
+    let r = report(&w, &c.manifest(), "c.json", BUILD_GATING, &["--promote"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        state(&w, "known-good").is_none(),
+        "promoted beside its failed tests"
+    );
+}

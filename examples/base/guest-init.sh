@@ -10,9 +10,13 @@
 #     to root (no_new_privs: setuid bits are ignored), with the first serial port (the
 #     console) as their output and neither the disk nor ttyS1 open to them.
 # Without that disk the guest starts busybox init and a shell on the console.
-PATH=/usr/sbin:/usr/bin
+# Only the base's busybox applets, every one linked in /usr/bin: a package can add a new
+# program to /usr/sbin, never replace one of these (compose refuses a conflict). Until /proc
+# is mounted busybox cannot start its own applets and would search PATH: it is called by
+# its path for that.
+PATH=/usr/bin
 export PATH
-mount -t proc proc /proc 2>/dev/null
+/usr/bin/busybox mount -t proc proc /proc 2>/dev/null
 # The kernel runs helpers as root on behalf of any process: modprobe for an unloaded socket
 # family or binary format, request-key for a key not found, the hotplug helper; a package may
 # ship programs at their paths. From the start, module autoloading and the hotplug helper are
@@ -68,7 +72,10 @@ while [ -n "$checks" ] && IFS= read -r check <&4; do
   echo "fci-guest: check $n: $check"
   # no_new_privs: a setuid or file-capability binary the package ships cannot make a check
   # root again (root could read the nonce and answer for the guest).
-  setpriv --nnp su -s /bin/sh fci-check -c "$check" < /dev/null 3>&- 4<&-
+  # The check itself finds programs where a system would (the package's /usr/sbin too).
+  setpriv --nnp su -s /bin/sh fci-check \
+    -c "PATH=/usr/local/bin:/usr/bin:/usr/local/sbin:/usr/sbin; export PATH; $check" \
+    < /dev/null 3>&- 4<&-
   rc=$?
   # What the check left running dies before its answer is given and the next check starts.
   setpriv --nnp su -s /bin/sh fci-check -c 'kill -9 -1' < /dev/null > /dev/null 2>&1 3>&- 4<&-

@@ -242,6 +242,11 @@ impl Stage for Report {
         // same NVR (another dist-git commit) or of manifests reported unchecked would decide
         // for a change they are not about. A rule this run produced no result for is missing.
         let found = if self.args.promote {
+            // Only the records that still speak for the change: a stage run again after a
+            // later one leaves that later one's results about what was there before.
+            let mut current = cx.manifest.clone();
+            current.stages = cx.manifest.current_stages().into_iter().cloned().collect();
+            let results = mapping::results(&current, &naming);
             store.with_row_ids(&results)?
         } else {
             store.results_for(&subject, &self.args.subject_type)?

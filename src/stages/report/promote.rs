@@ -83,11 +83,18 @@ pub fn apply(
         latest.retain(|l| l.name != s.name);
         latest.push(s);
     }
-    let failed_stages: Vec<Value> = latest
+    let mut failed_stages: Vec<Value> = latest
         .iter()
         .filter(|s| matches!(s.outcome, Outcome::Failed | Outcome::NeedsInspection))
         .map(|s| json!({"stage": s.name, "outcome": s.outcome}))
         .collect();
+    // Nor may another branch of the run hide one: a stage whose latest record fci kept for
+    // the run failed (tests run beside a compose of the build's manifest) counts too.
+    for (stage, outcome) in crate::run_records::failed_stages(cx.ws, &cx.manifest.run.id) {
+        if !failed_stages.iter().any(|f| f["stage"] == stage.as_str()) {
+            failed_stages.push(json!({"stage": stage, "outcome": outcome}));
+        }
+    }
     if let Some(broke) = latest.iter().find(|s| s.outcome == Outcome::Error) {
         if failed_stages.is_empty() {
             rec.outcome = Outcome::Error;
