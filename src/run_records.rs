@@ -327,9 +327,12 @@ pub fn has_records(ws: &Workspace, run: &str) -> bool {
     run_dir(ws, run).is_dir()
 }
 
-/// The stages of run `run` whose latest record fci kept (the last to finish, in any of the
-/// run's manifests: a branch of the pipeline that skipped it, or a sibling it was run on)
-/// is FAILED or NEEDS_INSPECTION, with that outcome; reports left out.
+/// The stages of run `run` that stand against it in the records fci kept (in any of the run's
+/// manifests: a branch of the pipeline that skipped the stage, or a sibling it was run on),
+/// with `FAILED` or `ERROR`: in the order the records finished, a FAILED (or
+/// NEEDS_INSPECTION) record is cleared only by a later PASSED or INFO one, never by a SKIPPED
+/// (an image not due) or an ERROR (a retry that broke); an ERROR with no later pass stands as
+/// ERROR. Reports left out.
 pub fn failed_stages(ws: &Workspace, run: &str) -> Vec<(String, String)> {
     let Ok(rd) = std::fs::read_dir(run_dir(ws, run)) else {
         return Vec::new();
@@ -341,14 +344,18 @@ pub fn failed_stages(ws: &Workspace, run: &str) -> Vec<(String, String)> {
             continue;
         }
         let entries = kept(&e.path());
-        let latest = entries
-            .iter()
-            .map(|e| &e["record"])
-            .max_by(|a, b| a["finished"].as_str().cmp(&b["finished"].as_str()));
-        if let Some(outcome) = latest
-            .and_then(|r| r["outcome"].as_str())
-            .filter(|o| matches!(*o, "FAILED" | "NEEDS_INSPECTION"))
-        {
+        let mut records: Vec<&Value> = entries.iter().map(|e| &e["record"]).collect();
+        records.sort_by(|a, b| a["finished"].as_str().cmp(&b["finished"].as_str()));
+        let mut against: Option<&str> = None;
+        for r in records {
+            match r["outcome"].as_str().unwrap_or_default() {
+                "PASSED" | "INFO" => against = None,
+                "FAILED" | "NEEDS_INSPECTION" => against = Some("FAILED"),
+                "ERROR" if against.is_none() => against = Some("ERROR"),
+                _ => {}
+            }
+        }
+        if let Some(outcome) = against {
             out.push((stage, outcome.to_string()));
         }
     }

@@ -391,3 +391,27 @@ fn a_failed_stage_on_another_branch_of_the_run_promotes_nothing() {
         "promoted beside its failed tests"
     );
 }
+
+#[test]
+fn a_failure_is_not_cleared_by_a_later_record_that_did_not_pass() {
+    // The tests FAILED; their retry broke at the timeout (ERROR); the change was composed from
+    // the build's manifest beside them. Only a later pass clears a failure: it stays out.
+    let w = Ws::new();
+    init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let b = w.build("hello-broken-test", &[]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let bm = w.save("b.json", &b.manifest());
+    let bm = bm.to_str().unwrap();
+    let t = w.run(&["test", "-m", bm]);
+    assert_eq!(t.code, 1, "{}", t.stderr);
+    let retry = w.run(&["test", "-m", bm, "--timeout", "1", "--no-cache"]);
+    assert_eq!(retry.code, 3, "{}", retry.stderr);
+    let c = w.run(&["compose", "-m", bm]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let r = report(&w, &c.manifest(), "c.json", BUILD_GATING, &["--promote"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        state(&w, "known-good").is_none(),
+        "promoted past its failed tests"
+    );
+}

@@ -88,19 +88,27 @@ pub fn apply(
         .filter(|s| matches!(s.outcome, Outcome::Failed | Outcome::NeedsInspection))
         .map(|s| json!({"stage": s.name, "outcome": s.outcome}))
         .collect();
-    // Nor may another branch of the run hide one: a stage whose latest record fci kept for
-    // the run failed (tests run beside a compose of the build's manifest) counts too.
+    // Nor may another branch of the run hide one: a stage that failed in the records fci
+    // kept for the run (tests run beside a compose of the build's manifest), and not passed
+    // since, counts too; one that broke and has not passed since is not judged.
+    let mut run_broke: Option<String> = None;
     for (stage, outcome) in crate::run_records::failed_stages(cx.ws, &cx.manifest.run.id) {
-        if !failed_stages.iter().any(|f| f["stage"] == stage.as_str()) {
+        if outcome == "ERROR" {
+            run_broke.get_or_insert(stage);
+        } else if !failed_stages.iter().any(|f| f["stage"] == stage.as_str()) {
             failed_stages.push(json!({"stage": stage, "outcome": outcome}));
         }
     }
-    if let Some(broke) = latest.iter().find(|s| s.outcome == Outcome::Error) {
+    let broke = latest
+        .iter()
+        .find(|s| s.outcome == Outcome::Error)
+        .map(|s| s.name.clone())
+        .or(run_broke);
+    if let Some(broke) = broke {
         if failed_stages.is_empty() {
             rec.outcome = Outcome::Error;
             rec.notes.push(format!(
-                "not promoted: stage {} ended ERROR (the host's, not the change's): rerun it",
-                broke.name
+                "not promoted: stage {broke} ended ERROR (the host's, not the change's) and has not passed since: rerun it"
             ));
             return Ok(());
         }
