@@ -50,6 +50,10 @@ fn manifest(ws: &Path, root: &Path, results: usize) -> Value {
             .collect(),
     );
     m["stages"].as_array_mut().unwrap().push(test);
+    // A run this workspace keeps no records of (the test stage above is made up): reported as
+    // the manifest says, which is what is measured here (a recorded run's made-up stage would
+    // be refused).
+    m["run"]["id"] = json!("bench-run-without-records");
     m
 }
 
