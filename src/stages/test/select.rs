@@ -125,14 +125,21 @@ pub fn merge(cases: &mut Vec<Slot>, sel: &Selection, again: Vec<Case>, attempt: 
             slot.1.push(old);
         }
     }
-    // Each case's first slot, by key (thousands of cases: no linear search per rerun case).
-    let mut slots: HashMap<Key, usize> = HashMap::new();
+    // Each key's slots in order, so that the n-th rerun case of a name lands in the n-th slot
+    // of that name (a playbook may report one name twice: folding both into the first slot
+    // left the second's failure standing whatever the retry said). By key, as thousands of
+    // cases make a linear search per rerun case quadratic.
+    let mut slots: HashMap<Key, Vec<usize>> = HashMap::new();
     for (i, (c, _)) in cases.iter().enumerate() {
-        slots.entry(c.key()).or_insert(i);
+        slots.entry(c.key()).or_default().push(i);
     }
+    let mut nth: HashMap<Key, usize> = HashMap::new();
     for new in again {
         let key = new.key();
-        match slots.get(&key).map(|&i| &mut cases[i]) {
+        let n = nth.entry(key.clone()).or_insert(0);
+        let at = slots.get(&key).and_then(|v| v.get(*n)).copied();
+        *n += 1;
+        match at.map(|i| &mut cases[i]) {
             // A passing case that a whole rerun reports again passed again: nothing to record.
             Some(slot) if slot.0.outcome.is_pass() && new.outcome.is_pass() => {}
             Some(slot) => {
@@ -140,7 +147,7 @@ pub fn merge(cases: &mut Vec<Slot>, sel: &Selection, again: Vec<Case>, attempt: 
                 slot.1.push(old);
             }
             None => {
-                slots.insert(key, cases.len());
+                slots.entry(key).or_default().push(cases.len());
                 cases.push((new, Vec::new()));
             }
         }
@@ -231,5 +238,26 @@ mod tests {
         assert_eq!(slots[0].0.outcome, Outcome::Passed);
         assert_eq!(slots[0].1[0].outcome, Outcome::Error);
         assert_eq!(slots[1].0.name, "works");
+    }
+
+    #[test]
+    fn a_name_reported_twice_is_merged_slot_by_slot() {
+        let ok = || case("sti", Some("tests/tests.yml"), "dup", Outcome::Passed);
+        let bad = || case("sti", Some("tests/tests.yml"), "dup", Outcome::Failed);
+        let sel = Selection::failing([&ok(), &bad()].into_iter());
+        // The retry passes both: neither stays failed.
+        let mut slots: Vec<Slot> = vec![(ok(), vec![]), (bad(), vec![])];
+        merge(&mut slots, &sel, vec![ok(), ok()], 2);
+        assert!(slots.iter().all(|(c, _)| c.outcome == Outcome::Passed));
+        assert_eq!(slots.len(), 2);
+        assert_eq!(slots[1].1[0].outcome, Outcome::Failed);
+        // The retry fails the second again: the first keeps its pass, one failure stands.
+        let mut slots: Vec<Slot> = vec![(ok(), vec![]), (bad(), vec![])];
+        merge(&mut slots, &sel, vec![ok(), bad()], 2);
+        let failed = slots
+            .iter()
+            .filter(|(c, _)| c.outcome == Outcome::Failed)
+            .count();
+        assert_eq!((failed, slots[0].0.outcome), (1, Outcome::Passed));
     }
 }
