@@ -298,3 +298,36 @@ fn one_test_in_two_plans_is_two_results() {
     // Every result is recorded: none shares another's id.
     assert_eq!(rs["data"]["results_new"], rs["data"]["results"], "{rs:#}");
 }
+
+#[test]
+fn failed_only_keeps_a_run_level_error_of_a_runner_it_does_not_run() {
+    let w = Ws::new();
+    let m = built(&w);
+    let fx = fixture("tmt-broken-beside-sti");
+    let first = w.test(&m, &from(&fx));
+    assert_eq!(first.code, 3, "{}", first.stderr);
+    let m1 = first.manifest();
+    let s1 = first.stage(&m1, "test");
+    assert_eq!(s1["outcome"], "ERROR", "{s1:#}");
+    let broke = |s: &Value| {
+        s["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["outcome"] == "ERROR" && r["testcase"].as_str().unwrap().contains("tmt"))
+            .count()
+    };
+    assert_eq!(broke(s1), 1, "{:#}", s1["results"]);
+
+    // Rerunning only STI's failures reruns nothing of tmt: its error stands, never a PASSED
+    // made of STI's carried pass alone.
+    let again = w.test(
+        &m1,
+        &[&from(&fx)[..], &["--failed-only", "--runner", "sti"]].concat(),
+    );
+    let m2 = again.manifest();
+    let s2 = again.stage(&m2, "test");
+    assert_eq!(s2["outcome"], "ERROR", "{s2:#}");
+    assert_eq!(again.code, 3, "{}", again.stderr);
+    assert_eq!(broke(s2), 1, "{s2:#}");
+}

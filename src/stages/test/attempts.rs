@@ -29,8 +29,9 @@ pub struct Rerun {
     pub only: Selection,
     /// Its passing results, carried over.
     pub carried: Vec<TestResult>,
-    /// Its failing results that `only` selects (not results of whole runs): one the rerun
-    /// does not report again stays as it was.
+    /// Its failing results, all of which `only` selects: a case the rerun does not report
+    /// again, and a whole run's error that no suite of this run reruns (`--runner` chose
+    /// another), stays as it was.
     pub selected: Vec<TestResult>,
     /// Its passed and skipped cases counted but not listed (it had no failing one unlisted).
     pub unlisted: Unlisted,
@@ -144,12 +145,26 @@ pub fn run(
     if let Some(r) = rerun {
         // A selected case the rerun did not report again (a test no longer found, a tmt
         // sub-result, a name tmt cannot select) was not shown to pass: it stays as it was.
+        // A whole run's error is answered by its suite running again (whatever it reports);
+        // one whose suite is not among this run's (`--failed-only --runner sti` after tmt
+        // broke) was not rerun at all: it stays, never dropped into a PASSED.
         let reported: HashSet<Key> = cases.iter().map(|(c, _)| c.key()).collect();
         for mut old in r.selected {
-            if !reported.contains(&results::case_of(&old).key()) {
+            let c = results::case_of(&old);
+            let why = if c.whole_run {
+                let rerun = a
+                    .suites
+                    .iter()
+                    .any(|s| s.runner() == c.runner && (c.group.is_none() || s.group() == c.group));
+                (!rerun).then_some("not rerun: no suite of this run runs it")
+            } else {
+                (!reported.contains(&c.key()))
+                    .then_some("selected for a rerun but not reported again")
+            };
+            if let Some(why) = why {
                 old.note = Some(match old.note.take() {
-                    Some(n) => format!("selected for a rerun but not reported again; {n}"),
-                    None => "selected for a rerun but not reported again".into(),
+                    Some(n) => format!("{why}; {n}"),
+                    None => why.into(),
                 });
                 results.push(old);
             }

@@ -488,11 +488,7 @@ fn previous_failures(prev: &StageRecord) -> std::result::Result<attempts::Rerun,
             k
         })
         .collect();
-    let selected = failing
-        .into_iter()
-        .filter(|r| !as_case(r).whole_run)
-        .cloned()
-        .collect();
+    let selected = failing.into_iter().cloned().collect();
     Ok(attempts::Rerun {
         only,
         carried,
