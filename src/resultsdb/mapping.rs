@@ -186,10 +186,15 @@ fn fedora_groups(s: &StageRecord) -> Vec<(String, Outcome, Option<String>)> {
         g.2 += failed;
         g.3 += errors;
     };
+    // A result of tmt's whole run (it broke outside the tests, timed out, went past a limit)
+    // names no plan: it is every plan's, else gating one plan would pass it.
+    let mut tmt_whole: Vec<Outcome> = Vec::new();
     for c in &s.results {
         let plan = c.extra.get("plan").and_then(Value::as_str);
         if let Some(name) = name_of(c.runner.as_deref(), plan) {
             add(name, Some(c.outcome), 0, 0);
+        } else if c.runner.as_deref() == Some("tmt") {
+            tmt_whole.push(c.outcome);
         }
     }
     let unlisted = s.data.get("results_unlisted");
@@ -213,6 +218,20 @@ fn fedora_groups(s: &StageRecord) -> Vec<(String, Outcome, Option<String>)> {
             None
         };
         add(name, o, failed, errors);
+    }
+    let tmt_plans = |g: &str| {
+        s.results.iter().any(|c| {
+            c.runner.as_deref() == Some("tmt")
+                && c.extra.get("plan").and_then(Value::as_str) == Some(g)
+        }) || per_group.into_iter().flatten().any(|u| {
+            u.get("runner").and_then(Value::as_str) == Some("tmt")
+                && u.get("plan").and_then(Value::as_str) == Some(g)
+        })
+    };
+    for (g, v, ..) in groups.iter_mut() {
+        if !tmt_whole.is_empty() && tmt_plans(g) {
+            v.extend(tmt_whole.iter().copied());
+        }
     }
     // A record that counts failures without saying whose: no group of it passes.
     let whose_unknown =
@@ -304,6 +323,32 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("2 errored cases of the stage"));
+    }
+
+    #[test]
+    fn an_error_of_tmts_whole_run_is_every_plans() {
+        let s = record(
+            json!([
+                {"testcase": "/tests/ok", "outcome": "PASSED", "runner": "tmt", "plan": "/plans/a"},
+                {"testcase": "a", "outcome": "PASSED", "runner": "sti", "playbook": "tests/tests.yml"},
+                {"testcase": "tmt", "outcome": "ERROR", "runner": "tmt"},
+            ]),
+            json!({"passed": 1, "failed": 0, "errors": 0, "groups": [
+                {"runner": "tmt", "plan": "/plans/d", "passed": 1, "skipped": 0, "failed": 0, "errors": 0},
+            ]}),
+        );
+        let got: Vec<(String, Outcome)> = fedora_groups(&s)
+            .into_iter()
+            .map(|(g, o, _)| (g, o))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/plans/a".to_string(), Outcome::Error),
+                ("tier0".to_string(), Outcome::Passed),
+                ("/plans/d".to_string(), Outcome::Error),
+            ]
+        );
     }
 
     #[test]
