@@ -330,7 +330,8 @@ pub fn has_records(ws: &Workspace, run: &str) -> bool {
 /// The stages of run `run` that stand against it in the records fci kept (in any of the run's
 /// manifests: a branch of the pipeline that skipped the stage, or a sibling it was run on),
 /// with `FAILED` or `ERROR`: in the order the records finished, a FAILED (or
-/// NEEDS_INSPECTION) record is cleared only by a later PASSED or INFO one, never by a SKIPPED
+/// NEEDS_INSPECTION) record is cleared only by a later PASSED or INFO one of the same suite
+/// (`data.suite` of test and integrate; any, for a record naming none), never by a SKIPPED
 /// (an image not due) or an ERROR (a retry that broke); an ERROR with no later pass stands as
 /// ERROR. Reports left out.
 pub fn failed_stages(ws: &Workspace, run: &str) -> Vec<(String, String)> {
@@ -346,21 +347,41 @@ pub fn failed_stages(ws: &Workspace, run: &str) -> Vec<(String, String)> {
         let entries = kept(&e.path());
         let mut records: Vec<&Value> = entries.iter().map(|e| &e["record"]).collect();
         records.sort_by(|a, b| a["finished"].as_str().cmp(&b["finished"].as_str()));
-        let mut against: Option<&str> = None;
-        for r in records {
-            match r["outcome"].as_str().unwrap_or_default() {
-                "PASSED" | "INFO" => against = None,
-                "FAILED" | "NEEDS_INSPECTION" => against = Some("FAILED"),
-                "ERROR" if against.is_none() => against = Some("ERROR"),
-                _ => {}
-            }
-        }
-        if let Some(outcome) = against {
+        if let Some(outcome) = standing(&records) {
             out.push((stage, outcome.to_string()));
         }
     }
     out.sort();
     out
+}
+
+/// What stands against a stage from its records, in the order they finished: `FAILED`,
+/// `ERROR` or nothing. Per suite (test and integrate say which tests ran, `data.suite`), as
+/// Greenwave takes each test case's latest result: a pass of other tests, or of fewer, leaves
+/// a suite's failure standing. A record that names no suite (the stage broke before it knew
+/// its tests; the other stages) is cleared by any later pass.
+fn standing(records: &[&Value]) -> Option<&'static str> {
+    let mut against: Vec<(&Value, &'static str)> = Vec::new();
+    for r in records {
+        let suite = &r["data"]["suite"];
+        match r["outcome"].as_str().unwrap_or_default() {
+            "PASSED" | "INFO" => against.retain(|(s, _)| !(s.is_null() || *s == suite)),
+            outcome @ ("FAILED" | "NEEDS_INSPECTION" | "ERROR") => {
+                let failed = outcome != "ERROR";
+                match against.iter_mut().find(|(s, _)| *s == suite) {
+                    // An ERROR (a retry that broke) never hides a failure.
+                    Some((_, was)) if failed => *was = "FAILED",
+                    Some(_) => {}
+                    None => against.push((suite, if failed { "FAILED" } else { "ERROR" })),
+                }
+            }
+            _ => {}
+        }
+    }
+    against
+        .iter()
+        .map(|(_, o)| *o)
+        .min_by_key(|o| *o != "FAILED")
 }
 
 /// No record fci wrote for the run after the manifest's records (the stages that came next)
@@ -451,4 +472,40 @@ pub fn check_record(
 /// A record's digest (of every field: two records with the same digest say the same).
 pub fn digest(record: &StageRecord) -> Result<String> {
     key(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::standing;
+    use serde_json::{json, Value};
+
+    fn rec(outcome: &str, suite: Option<&str>) -> Value {
+        match suite {
+            Some(s) => json!({"outcome": outcome, "data": {"suite": {"tests": s}}}),
+            None => json!({"outcome": outcome}),
+        }
+    }
+
+    fn of(records: &[Value]) -> Option<&'static str> {
+        standing(&records.iter().collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn a_failure_is_cleared_by_a_later_pass_of_its_own_suite_only() {
+        let (a, b) = (Some("a"), Some("b"));
+        assert_eq!(of(&[rec("FAILED", a), rec("PASSED", b)]), Some("FAILED"));
+        assert_eq!(of(&[rec("FAILED", a), rec("INFO", None)]), Some("FAILED"));
+        assert_eq!(of(&[rec("FAILED", a), rec("PASSED", a)]), None);
+        assert_eq!(of(&[rec("FAILED", a), rec("ERROR", a)]), Some("FAILED"));
+        assert_eq!(of(&[rec("FAILED", a), rec("SKIPPED", a)]), Some("FAILED"));
+        assert_eq!(of(&[rec("ERROR", a), rec("PASSED", b)]), Some("ERROR"));
+        assert_eq!(
+            of(&[rec("ERROR", b), rec("FAILED", a), rec("PASSED", b)]),
+            Some("FAILED")
+        );
+        // A record that names no suite broke before it knew its tests: any pass clears it.
+        assert_eq!(of(&[rec("ERROR", None), rec("PASSED", a)]), None);
+        assert_eq!(of(&[rec("FAILED", None), rec("PASSED", None)]), None);
+        assert_eq!(of(&[rec("PASSED", a)]), None);
+    }
 }

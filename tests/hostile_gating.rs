@@ -415,3 +415,33 @@ fn a_failure_is_not_cleared_by_a_later_record_that_did_not_pass() {
         "promoted past its failed tests"
     );
 }
+
+#[test]
+fn a_failure_is_not_cleared_by_a_later_pass_of_other_tests() {
+    // The package's own tests FAILED; the same build then passed other tests (--tests-from a
+    // suite that runs `true`), and that manifest was composed. A failed suite is cleared only
+    // by a later pass of the same suite (README "Bound to the run"): it stays out.
+    let w = Ws::new();
+    init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let b = w.build("hello-broken-test", &[]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let bm = w.save("b.json", &b.manifest());
+    let bm = bm.to_str().unwrap();
+    let t = w.run(&["test", "-m", bm]);
+    assert_eq!(t.code, 1, "{}", t.stderr);
+    let other = fixture("tagged");
+    let t = w.run(&["test", "-m", bm, "--tests-from", other.to_str().unwrap()]);
+    assert_eq!(t.code, 0, "{}", t.stderr);
+    let tm = w.save("t.json", &t.manifest());
+    let c = w.run(&["compose", "-m", tm.to_str().unwrap()]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let r = report(&w, &c.manifest(), "c.json", BUILD_GATING, &["--promote"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let notes = r.stage(&m, "report")["notes"].to_string();
+    assert!(notes.contains("not promoted: test FAILED"), "{notes}");
+    assert!(
+        state(&w, "known-good").is_none(),
+        "promoted on a pass of other tests"
+    );
+}

@@ -43,6 +43,8 @@ struct Integrate {
 }
 
 struct Planned {
+    /// `data.suite`: which tests run.
+    suite: serde_json::Value,
     repo: Repo,
     commit: String,
     tests: distgit::Checkout,
@@ -91,15 +93,17 @@ impl Stage for Integrate {
             cx.require(t)?;
         }
         let files = tests.files()?;
+        let tests_digest = crate::digest::tree_digest(&tests.dir, &files)?;
         let inputs = json!({
             "commit": composed.commit,
-            "tests": crate::digest::tree_digest(&tests.dir, &files)?,
+            "tests": tests_digest,
             "runner": a.suite.runner,
             "tags": a.suite.tags,
             "retries": a.suite.retries,
             "network": a.suite.network,
         });
         self.planned = Some(Planned {
+            suite: a.suite.identity(&tests_digest),
             repo: composed.repo,
             commit: composed.commit,
             tests,
@@ -111,6 +115,7 @@ impl Stage for Integrate {
     fn execute(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
         let p = self.planned.take().expect("planned before executed");
         let a = &self.args;
+        rec.data.insert("suite".into(), p.suite.clone());
         let spinner = Spinner::new("integrate");
         spinner.step("checking out the composed commit");
         // Hard links into the repository, seen only through a read-only overlay.

@@ -96,8 +96,22 @@ struct Test {
     planned: Option<Planned>,
 }
 
+impl SuiteArgs {
+    /// Which tests a stage ran (`data.suite`): the tests tree, the runner and the tags. A
+    /// failure fci kept for a run is cleared only by a later pass of the same suite (see
+    /// `run_records::failed_stages`): a pass of other tests, or of fewer, says nothing of it.
+    pub fn identity(&self, tests: &str) -> serde_json::Value {
+        let mut tags = self.tags.clone();
+        tags.sort();
+        tags.dedup();
+        json!({"tests": tests, "runner": self.runner, "tags": tags})
+    }
+}
+
 /// What a test run was planned with.
 struct Planned {
+    /// `data.suite`: which tests run.
+    suite: serde_json::Value,
     rpms: Vec<PathBuf>,
     tree: PathBuf,
     suites: Vec<Box<dyn Suite>>,
@@ -225,6 +239,7 @@ impl Stage for Test {
                 .chain(local_repo),
         );
         self.planned = Some(Planned {
+            suite: a.suite.identity(&tree_digest),
             private,
             rpms: rpm_paths,
             tree,
@@ -243,6 +258,8 @@ impl Stage for Test {
         let limits =
             crate::config::run_limits(a.suite.limits.partial(), cx.manifest, &mut cx.run.log);
         rec.data.insert("limits".into(), json!(limits));
+        // Before the install: a payload refused is a failure of this suite's run too.
+        rec.data.insert("suite".into(), p.suite.clone());
         let subj = match subject::prepare(
             &cx.dir(),
             &p.rpms,
