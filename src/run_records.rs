@@ -54,7 +54,28 @@ fn products(manifest: &Manifest, stage: &str) -> Value {
 }
 
 fn product(a: &Artifact) -> Value {
-    serde_json::to_value(a).unwrap_or(Value::Null)
+    bound(serde_json::to_value(a).unwrap_or(Value::Null))
+}
+
+/// What of a record, an artifact or a subject is bound to the run: all of it but the fields
+/// named `x-*`, at any depth, which are a scheduler's (a node name, a signature flag): the
+/// manifest keeps them, and fci never reads them.
+fn bound(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(k, _)| !k.starts_with("x-"))
+                .map(|(k, v)| (k, bound(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(bound).collect()),
+        v => v,
+    }
+}
+
+/// `serde_json::to_value`, bound (see `bound`).
+fn bound_value<T: serde::Serialize>(t: &T) -> serde_json::Result<Value> {
+    serde_json::to_value(t).map(bound)
 }
 
 /// `v` as text with every object's keys sorted.
@@ -79,7 +100,7 @@ fn canonical(v: &Value) -> String {
 
 /// A record's digest.
 fn key(record: &StageRecord) -> Result<String> {
-    let v = serde_json::to_value(record)?;
+    let v = bound_value(record)?;
     Ok(crate::digest::sha256_bytes(canonical(&v).as_bytes()))
 }
 
@@ -102,10 +123,15 @@ pub fn keep(ws: &Workspace, manifest: &Manifest) -> Result<()> {
     let Some(dir) = stage_dir(ws, &manifest.run.id, &record.name) else {
         return Ok(());
     };
-    let rec = serde_json::to_value(record)?;
+    let rec = bound_value(record)?;
     let after = before(manifest, manifest.stages.len() - 1)?;
+    // When fci kept it, which orders the run's records (`failed_stages`): a record reused
+    // from the cache carries the time the other run finished it.
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     let entry = json!({"record": rec, "after": after, "artifacts": products(manifest, &record.name),
-                       "subject": serde_json::to_value(&manifest.subject)?});
+                       "subject": bound_value(&manifest.subject)?, "kept_ns": at});
     let text = serde_json::to_string_pretty(&entry)?;
     let key = crate::digest::sha256_bytes(canonical(&entry).as_bytes());
     std::fs::create_dir_all(&dir)?;
@@ -233,36 +259,27 @@ pub fn check(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<(), F
     check_subject(ws, manifest, origin)
 }
 
-/// For a stage about to run on `manifest`: when the manifest's last record is one fci kept
-/// for the run, the subject must be the one fci kept with it (an edited package or commit
-/// would carry into the new record, and from there into exclusions and the known-good set).
-/// A record fci did not keep is left to the checks of those who read it (`check`).
-pub fn subject_unchanged(
-    ws: &Workspace,
-    manifest: &Manifest,
-    origin: &Path,
-) -> Result<(), FciError> {
-    let Some(i) = manifest.stages.len().checked_sub(1) else {
-        return Ok(());
-    };
+/// For a stage about to run on `manifest`: a run fci keeps records of here is continued only
+/// from a manifest made of those records (`check`: each record unchanged, each stage's
+/// artifacts and the subject as fci left them). A stage's record is kept as the run's, and
+/// what the run's records say decides its promotion: an edited manifest (a swapped RPM, an
+/// edited branch, a forged manifest with no record naming a victim's run) would put records
+/// fci never vetted among them. A run fci has no records of (a new one, or one begun in
+/// another workspace) is left to the checks each stage makes of its inputs.
+pub fn continues(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<(), FciError> {
     if !has_records(ws, &manifest.run.id) {
         return Ok(());
     }
-    let name = manifest.stages[i].name.as_str();
-    let bad = |what: String| bad(manifest, origin, name, what);
-    let got = serde_json::to_value(&manifest.stages[i]).map_err(|e| bad(e.to_string()))?;
-    let after = before(manifest, i).map_err(|e| bad(e.to_string()))?;
-    let stored = stage_dir(ws, &manifest.run.id, name)
-        .map(|d| kept(&d))
-        .unwrap_or_default();
-    let matching: Vec<&Value> = stored
-        .iter()
-        .filter(|e| e["record"] == got && e["after"] == after && !e["subject"].is_null())
-        .collect();
-    if matching.is_empty() {
-        return Ok(());
+    if manifest.stages.is_empty() {
+        return Err(FciError::input(
+            origin,
+            format!(
+                "run {} has records in this workspace, and a manifest with no stage record of it cannot continue it (edited manifest? a new change needs a new run id)",
+                manifest.run.id.escape_debug()
+            ),
+        ));
     }
-    check_subject(ws, manifest, origin)
+    check(ws, manifest, origin)
 }
 
 /// The subject is bound by the run's last record: as fci recorded it then (an edited
@@ -274,7 +291,7 @@ fn check_subject(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<(
     };
     let name = manifest.stages[i].name.as_str();
     let bad = |what: String| bad(manifest, origin, name, what);
-    let got = serde_json::to_value(&manifest.stages[i]).map_err(|e| bad(e.to_string()))?;
+    let got = bound_value(&manifest.stages[i]).map_err(|e| bad(e.to_string()))?;
     let after = before(manifest, i).map_err(|e| bad(e.to_string()))?;
     let stored = stage_dir(ws, &manifest.run.id, name)
         .map(|d| kept(&d))
@@ -283,7 +300,7 @@ fn check_subject(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<(
         .iter()
         .filter(|e| e["record"] == got && e["after"] == after)
         .collect();
-    let subject = serde_json::to_value(&manifest.subject).map_err(|e| bad(e.to_string()))?;
+    let subject = bound_value(&manifest.subject).map_err(|e| bad(e.to_string()))?;
     if matching.iter().any(|e| e["subject"] == subject) {
         return Ok(());
     }
@@ -329,7 +346,7 @@ pub fn has_records(ws: &Workspace, run: &str) -> bool {
 
 /// The stages of run `run` that stand against it in the records fci kept (in any of the run's
 /// manifests: a branch of the pipeline that skipped the stage, or a sibling it was run on),
-/// with `FAILED` or `ERROR`: in the order the records finished, a FAILED (or
+/// with `FAILED` or `ERROR`: in the order fci kept the records, a FAILED (or
 /// NEEDS_INSPECTION) record is cleared only by a later PASSED or INFO one of the same suite
 /// (`data.suite` of test and integrate; any, for a record naming none), never by a SKIPPED
 /// (an image not due) or an ERROR (a retry that broke); an ERROR with no later pass stands as
@@ -344,9 +361,16 @@ pub fn failed_stages(ws: &Workspace, run: &str) -> Vec<(String, String)> {
         if stage == "report" {
             continue;
         }
-        let entries = kept(&e.path());
-        let mut records: Vec<&Value> = entries.iter().map(|e| &e["record"]).collect();
-        records.sort_by(|a, b| a["finished"].as_str().cmp(&b["finished"].as_str()));
+        let mut entries = kept(&e.path());
+        // In the order fci kept them (a reused record's `finished` is another run's).
+        entries.sort_by_key(|e| {
+            let finished = e["record"]["finished"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            (e["kept_ns"].as_u64().unwrap_or(0), finished)
+        });
+        let records: Vec<&Value> = entries.iter().map(|e| &e["record"]).collect();
         if let Some(outcome) = standing(&records) {
             out.push((stage, outcome.to_string()));
         }
@@ -355,7 +379,7 @@ pub fn failed_stages(ws: &Workspace, run: &str) -> Vec<(String, String)> {
     out
 }
 
-/// What stands against a stage from its records, in the order they finished: `FAILED`,
+/// What stands against a stage from its records, in the order fci kept them: `FAILED`,
 /// `ERROR` or nothing. Per suite (test and integrate say which tests ran, `data.suite`), as
 /// Greenwave takes each test case's latest result: a pass of other tests, or of fewer, leaves
 /// a suite's failure standing. A record that names no suite (the stage broke before it knew
@@ -436,7 +460,7 @@ pub fn check_record(
     let record = &manifest.stages[i];
     let name = record.name.as_str();
     let bad = |what: String| bad(manifest, origin, name, what);
-    let got = serde_json::to_value(record).map_err(|e| bad(e.to_string()))?;
+    let got = bound_value(record).map_err(|e| bad(e.to_string()))?;
     let stored = stage_dir(ws, &manifest.run.id, name)
         .map(|d| kept(&d))
         .unwrap_or_default();

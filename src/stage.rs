@@ -188,8 +188,9 @@ fn run(
     let name = stage.name();
     let ws = Workspace::open(workspace)?;
     if name != StageName::Report {
-        // The subject of a run fci recorded is the one it recorded (report checks it all).
-        crate::run_records::subject_unchanged(&ws, manifest, &origin)?;
+        // A run fci keeps records of goes on only from those records (report checks them
+        // itself, and more).
+        crate::run_records::continues(&ws, manifest, &origin)?;
     }
     if !common.force && !stage.runs_after_failures() {
         if let Some(code) = skip_if_blocked(manifest, name) {

@@ -34,6 +34,11 @@ fn expect_bad(w: &Ws, args: &[&str], needles: &[&str]) {
     );
 }
 
+/// Exit 2 naming `file` and the record whose artifacts the edit changed.
+fn expect_not_its_records(w: &Ws, args: &[&str], file: &str) {
+    expect_bad(w, args, &[file, "stage `build`", "are not those it left"]);
+}
+
 fn good_manifest(w: &Ws) -> Value {
     let r = w.build("hello-atomic", &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -292,6 +297,8 @@ fn a_test_stage_without_build_output_says_so() {
     let mut m = good_manifest(&w);
     m["artifacts"] = Value::Array(vec![]);
     let p = w.save("norpms.json", &m);
+    expect_not_its_records(&w, &["test", "-m", p.to_str().unwrap()], "norpms.json");
+    w.forget_records();
     expect_bad(
         &w,
         &["test", "-m", p.to_str().unwrap()],
@@ -312,6 +319,8 @@ fn a_manifest_whose_rpm_does_not_match_its_sha256() {
         .unwrap();
     m["artifacts"][i]["sha256"] = "0".repeat(64).into();
     let p = w.save("tampered.json", &m);
+    expect_not_its_records(&w, &["test", "-m", p.to_str().unwrap()], "tampered.json");
+    w.forget_records();
     expect_bad(
         &w,
         &["test", "-m", p.to_str().unwrap()],
@@ -333,6 +342,8 @@ fn a_manifest_whose_dist_git_tree_was_edited_cannot_switch_the_tests_off() {
     let mut dot = m.clone();
     dot["artifacts"][i]["path"] = ".".into();
     let p = w.save("dot.json", &dot);
+    expect_not_its_records(&w, &["test", "-m", p.to_str().unwrap()], "dot.json");
+    w.forget_records();
     expect_bad(
         &w,
         &["test", "-m", p.to_str().unwrap()],
@@ -381,6 +392,8 @@ fn a_manifest_pointing_at_another_builds_artifacts_is_refused() {
         .unwrap();
     swapped["artifacts"][i] = tree_of(&o);
     let p = w.save("swapped.json", &swapped);
+    expect_not_its_records(&w, &["test", "-m", p.to_str().unwrap()], "swapped.json");
+    w.forget_records();
     expect_bad(
         &w,
         &["test", "-m", p.to_str().unwrap()],

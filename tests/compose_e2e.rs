@@ -261,13 +261,22 @@ fn integrate_runs_the_example_suite_on_the_composed_commit() {
         }
     }
     let p = w.save("forged.json", &forged);
-    let r = w.run(&[
-        "integrate",
-        "--tests",
-        suite.to_str().unwrap(),
-        "-m",
-        p.to_str().unwrap(),
-    ]);
+    let integrate = || {
+        w.run(&[
+            "integrate",
+            "--tests",
+            suite.to_str().unwrap(),
+            "-m",
+            p.to_str().unwrap(),
+        ])
+    };
+    // The run's records say which commit its compose left.
+    let r = integrate();
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("are not those it left"), "{}", r.stderr);
+    // Without them (a manifest from another workspace), the repository does.
+    w.forget_records();
+    let r = integrate();
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("has no commit"), "{}", r.stderr);
 }

@@ -203,6 +203,16 @@ fn integrate_image_smoke_and_conform_take_only_this_runs_commit_and_image() {
     let swapped = w.save("swapped.json", &with_commit(&a, &cb, None));
     let tests = example("hello-atomic");
     let m = swapped.to_str().unwrap();
+    // The run's records say which commit its compose left: every stage refuses the edit.
+    let r = w.run(&["image", "-m", m]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("swapped.json") && r.stderr.contains("stage `compose`"),
+        "{}",
+        r.stderr
+    );
+    // Without them (a manifest from another workspace), the commit's own metadata does.
+    w.forget_records();
     for (args, what) in [
         (
             vec!["integrate", "-m", m, "--tests", tests.to_str().unwrap()],
@@ -242,7 +252,10 @@ fn integrate_image_smoke_and_conform_take_only_this_runs_commit_and_image() {
         .clone();
     assert_eq!(image["commit"], ca.as_str());
 
+    // Each probe below is of the commit's and the image's own binding: as from another
+    // workspace, without the run's records (which refuse every edit first).
     let smoke = |m: &Value, name: &str| -> Run {
+        w.forget_records();
         let p = w.save(name, m);
         let start = std::time::Instant::now();
         let r = w.run(&["smoke", "--accel", "tcg", "-m", p.to_str().unwrap()]);
@@ -285,6 +298,7 @@ fn integrate_image_smoke_and_conform_take_only_this_runs_commit_and_image() {
     let r = smoke(&planted, "planted.json");
     refused(&r, "planted.json", &["`fci image` made no image"]);
     // Conform's {image} is bound the same way.
+    w.forget_records();
     let p = w.save("planted-conform.json", &planted);
     let r = w.run(&[
         "conform",

@@ -331,3 +331,27 @@ fn failed_only_keeps_a_run_level_error_of_a_runner_it_does_not_run() {
     assert_eq!(again.code, 3, "{}", again.stderr);
     assert_eq!(broke(s2), 1, "{s2:#}");
 }
+
+#[test]
+fn failed_only_after_a_rebuild_runs_every_test() {
+    // The test record is of the packages built before; a rebuild came after it: its passes
+    // say nothing of the new packages, so --failed-only runs everything.
+    let w = Ws::new();
+    let b = w.build("hello-broken-test", &[]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let t = w.test(&b.manifest(), &[]);
+    assert_eq!(t.code, 1, "{}", t.stderr);
+    let tm = w.save("t.json", &t.manifest());
+    let rebuilt = w.run(&["build", "-m", tm.to_str().unwrap(), "--no-cache"]);
+    assert_eq!(rebuilt.code, 0, "{}", rebuilt.stderr);
+    let again = w.test(&rebuilt.manifest(), &["--failed-only"]);
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    let m = again.manifest();
+    let s = again.stage(&m, "test");
+    assert_eq!(s["data"]["rerun"], "all", "{s:#}");
+    assert!(note_has(s, "ran before its latest build"), "{}", s["notes"]);
+    assert!(
+        !s.to_string().contains("in an earlier run"),
+        "a pass carried from the packages built before: {s:#}"
+    );
+}

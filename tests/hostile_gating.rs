@@ -445,3 +445,86 @@ fn a_failure_is_not_cleared_by_a_later_pass_of_other_tests() {
         "promoted on a pass of other tests"
     );
 }
+
+#[test]
+fn no_stage_adds_a_record_to_a_run_from_an_edited_or_forged_manifest() {
+    // Review G: each stage's record becomes one of the run's, and the run's records decide its
+    // promotion. A stage run on an edited manifest of a recorded run (a swapped RPM; an
+    // edited branch with its last record touched), or on a forged manifest that names another
+    // run's id and has no record, is exit 2 and keeps nothing.
+    let w = Ws::new();
+    init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let t = tested(&w, "hello-atomic", 0);
+    let records = || {
+        let mut n = 0;
+        for e in walk(&w.ws().join("state/records")) {
+            n += usize::from(e.extension().is_some_and(|x| x == "json"));
+        }
+        n
+    };
+    let before = records();
+    // Another package's RPM in place of the run's own.
+    let other = w.build("hello-broken-test", &[]);
+    assert_eq!(other.code, 0, "{}", other.stderr);
+    let before = before + 1;
+    assert_eq!(records(), before);
+    let om = other.manifest();
+    let rpm_of = |m: &Value| {
+        m["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["type"] == "rpm")
+            .unwrap()
+            .clone()
+    };
+    let mut swapped = t.clone();
+    for a in swapped["artifacts"].as_array_mut().unwrap() {
+        if a["type"] == "rpm" {
+            *a = rpm_of(&om);
+        }
+    }
+    let p = w.save("swapped.json", &swapped);
+    let r = w.run(&["compose", "-m", p.to_str().unwrap()]);
+    refused(
+        &r,
+        "swapped.json",
+        &["stage `build`", "are not those it left"],
+    );
+    // An edited branch, the last record touched so that it is not one fci kept.
+    let mut edited = t.clone();
+    edited["subject"]["branch"] = "f40".into();
+    stage_mut(&mut edited, "test")["notes"] = json!(["touched"]);
+    let p = w.save("edited.json", &edited);
+    let r = w.run(&["compose", "-m", p.to_str().unwrap()]);
+    refused(&r, "edited.json", &["stage `test`"]);
+    // A forged manifest: the run's id, no record, another package's checkout as its subject.
+    let forged = json!({
+        "schema": t["schema"], "run": t["run"], "artifacts": [], "stages": [],
+        "subject": {"repo": example("hello-broken-test").to_str().unwrap(), "branch": "f41"},
+    });
+    let p = w.save("forged.json", &forged);
+    let r = w.run(&["build", "-m", p.to_str().unwrap()]);
+    refused(
+        &r,
+        "forged.json",
+        &["has records in this workspace", "new run id"],
+    );
+    assert_eq!(records(), before, "a record kept from an edited manifest");
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}

@@ -294,6 +294,11 @@ fn bad_image_input_is_refused() {
     }
     let r = run_with(&w, &w.save("gone.json", &gone), &["image"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("are not those it left"), "{}", r.stderr);
+    // The same as from another workspace (no records of the run): the repository refuses it.
+    w.forget_records();
+    let r = run_with(&w, &w.save("gone.json", &gone), &["image"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("has no commit"), "{}", r.stderr);
     // Bad flags.
     for flags in [
@@ -626,7 +631,11 @@ fn kernel_helpers_a_package_plants_cannot_forge_smoke() {
     }
     assert!(!log.contains("FORGED-ANSWERS-WRITTEN"), "{log}");
     assert!(!log.contains("FORGED-CHECKS-REWRITTEN"), "{log}");
+    // Nor, through the physical root or the deployment's root, any file the init reads or
+    // runs once the checks start (a planted /bin/sh, run by the init with every capability,
+    // answered for the guest).
     assert!(!log.contains("FORGED-PASSWD-EDITED"), "{log}");
+    assert!(!log.contains("FORGED-BIN-SWAPPED"), "{log}");
     assert!(!log.contains("Calling /sbin/tomoyo-init"), "{log}");
     no_qemu_left(&w);
 }

@@ -885,3 +885,17 @@ fn a_package_with_files_under_var_is_tested_with_the_workspace_in_var_tmp() {
     assert_eq!(results(s).len(), 2, "{s:#}");
     assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
 }
+
+#[test]
+fn a_package_reshaping_the_covered_paths_is_tested_with_them_covered() {
+    let w = Ws::new();
+    let dir = repo_root().join("tests/hostile/etc-covers-reshaped");
+    let b = w.run(&["build", dir.to_str().unwrap(), "--dist", ".fc41"]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let r = w.test(&b.manifest(), &["--runner", "sti"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "test");
+    assert_eq!(s["outcome"], "PASSED", "{s:#}");
+    assert_eq!(results(s).len(), 3, "{s:#}");
+}

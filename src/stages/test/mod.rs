@@ -202,7 +202,19 @@ impl Stage for Test {
             // What is carried over is taken as fci recorded it: an edited record is refused.
             crate::run_records::check_record(cx.ws, cx.manifest, i, &cx.origin)?;
             let from = crate::run_records::digest(prev)?;
-            match previous_failures(prev) {
+            // A test record a rebuild came after is about other RPMs: its passes say nothing
+            // of these.
+            let current = cx
+                .manifest
+                .current_stages()
+                .iter()
+                .any(|s| std::ptr::eq(*s, prev));
+            let chosen = if current {
+                previous_failures(prev)
+            } else {
+                Err("the input's test stage ran before its latest build, on other packages".into())
+            };
+            match chosen {
                 Ok(rerun) => (Some(rerun), None, Some(from)),
                 Err(why) => (None, Some(why), Some(from)),
             }
