@@ -272,7 +272,9 @@ impl Monitor {
     /// Measures the writable directories before the command starts.
     pub fn new(bounds: Bounds) -> Monitor {
         let started = Instant::now();
-        let base = dir_usage(&bounds.writable);
+        // What fci put there itself: a use it cannot measure is then counted from nothing, and
+        // the first poll says so.
+        let base = dir_usage(&bounds.writable).unwrap_or(0);
         let walk_took = started.elapsed();
         let disk_every = DISK_MIN.max(walk_took * 10).min(DISK_MAX);
         let last_fs_used = fs_used(&bounds.writable) + shmem();
@@ -403,9 +405,11 @@ impl Monitor {
             && now >= self.last_walk + (self.walk_took * 4).max(Duration::from_millis(50));
         if now >= self.next_disk || filling {
             let started = Instant::now();
-            let used = tmpfs
-                + dir_usage(&self.bounds.writable).saturating_sub(self.base)
-                + deleted_open(&proc_dir, &pids);
+            let walked = match dir_usage(&self.bounds.writable) {
+                Ok(n) => n,
+                Err(why) => return Some(scratch_unmeasured(limits.scratch, &why)),
+            };
+            let used = tmpfs + walked.saturating_sub(self.base) + deleted_open(&proc_dir, &pids);
             self.walk_took = started.elapsed();
             self.disk_every = DISK_MIN.max(self.walk_took * 10).min(DISK_MAX);
             self.last_walk = Instant::now();
@@ -431,7 +435,14 @@ impl Monitor {
         let limit = self.bounds.limits.scratch;
         // A little below the limit: a file cut at the limit, a tmpfs full to its last page.
         let nearly = limit - limit / 100;
-        let used = self.tmpfs_used() + dir_usage(&self.bounds.writable).saturating_sub(self.base);
+        let walked = match dir_usage(&self.bounds.writable) {
+            Ok(n) => n,
+            Err(why) => {
+                self.mounts.clear();
+                return Some(scratch_unmeasured(limit, &why));
+            }
+        };
+        let used = self.tmpfs_used() + walked.saturating_sub(self.base);
         let full_tmpfs = self.mounts.iter().any(|m| {
             statvfs_of(m).is_some_and(|(used, size)| size > 0 && used >= size - size / 100)
         });
@@ -593,6 +604,15 @@ fn scratch_reached(n: u64, seen: Option<u64>) -> String {
     }
 }
 
+/// Scratch whose use the walk could not measure (package code made a directory it cannot
+/// read): counted as past the limit, since what is there is unknown.
+fn scratch_unmeasured(n: u64, why: &str) -> String {
+    format!(
+        "scratch limit {} reached (its use cannot be measured: {why})",
+        show(n)
+    )
+}
+
 /// Bytes as whole MiB, for what a poll saw.
 fn show_mib(n: u64) -> String {
     format!("{} MiB", n / MIB)
@@ -737,40 +757,77 @@ fn deleted_open(proc_dir: &Path, pids: &[String]) -> u64 {
 
 /// The space the files below `dirs` take (each at least a block, so that a flood of empty
 /// files counts); links are not followed, other filesystems not entered, hard links counted
-/// once.
-pub fn dir_usage(dirs: &[PathBuf]) -> u64 {
-    use std::os::unix::fs::MetadataExt;
+/// once. Walked by directory descriptor (openat, fstatat), never by path: below a chain of
+/// directories deeper than PATH_MAX no path reaches, and a walk by path skipped what package
+/// code wrote there (513 MiB past a 64 MiB limit). A directory that cannot be read for
+/// another reason than having gone (no search permission, too many open descriptors) leaves
+/// the use unknown: `Err`, which the limit counts as reached.
+pub fn dir_usage(dirs: &[PathBuf]) -> Result<u64, String> {
+    use rustix::fs::{openat, statat, AtFlags, Dir, FileType, Mode, OFlags, CWD};
+    use rustix::io::Errno;
+    use std::os::fd::OwnedFd;
+    use std::rc::Rc;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    // Gone since it was listed: nothing to count.
+    let gone = |e: Errno| e == Errno::NOENT || e == Errno::NOTDIR;
     let mut seen = HashSet::new();
-    let mut total = 0;
+    let mut total = 0u64;
     for d in dirs {
-        let Ok(top) = std::fs::symlink_metadata(d) else {
-            continue;
+        let top = match openat(CWD, d.as_path(), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(e) if gone(e) || e == Errno::LOOP => continue,
+            Err(e) => return Err(format!("{}: {e}", d.display())),
         };
-        if !top.is_dir() {
-            continue;
-        }
-        let dev = top.dev();
-        let mut stack = vec![d.clone()];
-        while let Some(dir) = stack.pop() {
-            let Ok(rd) = std::fs::read_dir(&dir) else {
-                continue;
+        let dev = rustix::fs::fstat(&top)
+            .map_err(|e| format!("{}: {e}", d.display()))?
+            .st_dev;
+        // Directories still to read: each by its parent's descriptor (shared, and closed
+        // once its last child is opened) and its name, so that a deep chain holds few open.
+        let mut stack: Vec<(Rc<OwnedFd>, std::ffi::CString)> = Vec::new();
+        let mut next = Some(top);
+        loop {
+            let dir = match next.take() {
+                Some(fd) => fd,
+                None => {
+                    let Some((parent, name)) = stack.pop() else {
+                        break;
+                    };
+                    match openat(&*parent, name.as_c_str(), flags, Mode::empty()) {
+                        Ok(fd) => fd,
+                        Err(e) if gone(e) => continue,
+                        Err(e) => return Err(format!("a directory below {}: {e}", d.display())),
+                    }
+                }
             };
-            for e in rd.filter_map(|e| e.ok()) {
-                let Ok(m) = e.metadata() else { continue };
-                if m.dev() != dev {
+            let entries = Dir::read_from(&dir)
+                .map_err(|e| format!("a directory below {}: {e}", d.display()))?;
+            let dir = Rc::new(dir);
+            for entry in entries {
+                let entry = entry.map_err(|e| format!("a directory below {}: {e}", d.display()))?;
+                let name = entry.file_name();
+                if name == c"." || name == c".." {
                     continue;
                 }
-                if m.nlink() > 1 && !m.is_dir() && !seen.insert(m.ino()) {
+                let st = match statat(&*dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => st,
+                    Err(e) if gone(e) => continue,
+                    Err(e) => return Err(format!("a file below {}: {e}", d.display())),
+                };
+                if st.st_dev != dev {
                     continue;
                 }
-                total += (m.blocks() * 512).max(4096);
-                if m.is_dir() {
-                    stack.push(e.path());
+                let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+                if st.st_nlink > 1 && !is_dir && !seen.insert(st.st_ino) {
+                    continue;
+                }
+                total = total.saturating_add((st.st_blocks as u64 * 512).max(4096));
+                if is_dir {
+                    stack.push((Rc::clone(&dir), name.to_owned()));
                 }
             }
         }
     }
-    total
+    Ok(total)
 }
 
 /// The host's shared memory in bytes (tmpfs, memfd): anyone's, only a hint.
