@@ -8,7 +8,10 @@
 #   - the answers go to the second serial port (ttyS1), which only root can open, every one
 #     carrying the nonce; the checks run as the unprivileged user fci-check, with no way back
 #     to root (no_new_privs: setuid bits are ignored), with the first serial port (the
-#     console) as their output and neither the disk nor ttyS1 open to them.
+#     console) as their output and neither the disk nor ttyS1 open to them;
+#   - a root without capabilities (a kernel helper the package ships, below) owns root's
+#     files: everything this init runs or reads once the checks start is on read-only mounts
+#     (/, /usr, /etc and the physical root /sysroot), or held here.
 # Without that disk the guest starts busybox init and a shell on the console.
 # Only the base's busybox applets, every one linked in /usr/bin: a package can add a new
 # program to /usr/sbin, never replace one of these (compose refuses a conflict). Until /proc
@@ -53,6 +56,8 @@ if [ -z "$nonce" ] || [ ! -c /dev/ttyS1 ]; then
 fi
 chmod 0600 /dev/ttyS1 /dev/vdb
 exec 3>/dev/ttyS1
+# The checks' stdin, opened while /dev is still as the kernel made it.
+exec 5</dev/null
 # The answers' port stays open here only: its node goes, and so does the disk's (its nonce is
 # read). Making a node again takes a capability nothing below has.
 rm -f /dev/ttyS1 /dev/vdb
@@ -62,27 +67,44 @@ echo "fci-guest: booted ${commit:-unknown}"
 checks=$(tail -n +2 /run/fci-smoke)
 rm -f /run/fci-smoke
 # Nothing the checks leave behind may reach into the next check or into this shell: no ptrace
-# at all (Yama), and /etc, whose passwd su reads for each check, read-only.
+# at all (Yama); and every file this init or su reads or runs from here on (the passwd su
+# reads for each check, the shell it starts, busybox) read-only, including through the
+# physical root, where the deployment's /etc is the same files. Without that, no check runs.
 [ -w /proc/sys/kernel/yama/ptrace_scope ] && echo 3 > /proc/sys/kernel/yama/ptrace_scope
-mount --bind /etc /etc && mount -o remount,bind,ro /etc
+if ! { mount --bind /etc /etc && mount -o remount,bind,ro /etc &&
+  mount -o remount,bind,ro / && mount -o remount,bind,ro /sysroot; }; then
+  echo "fci-guest: cannot make the system read-only: no check runs"
+  sync
+  reboot -f
+fi
+# One check per line, taken from the text held here (a here-document's writer would be a
+# process of its own, which the cleanup below must not kill).
+nl='
+'
+rest=$checks
 n=0
-while [ -n "$checks" ] && IFS= read -r check <&4; do
+while [ -n "$rest" ]; do
+  case $rest in
+    *"$nl"*) check=${rest%%"$nl"*}; rest=${rest#*"$nl"} ;;
+    *) check=$rest; rest= ;;
+  esac
   n=$((n + 1))
   echo "fci-guest $nonce check $n start" >&3
   echo "fci-guest: check $n: $check"
   # no_new_privs: a setuid or file-capability binary the package ships cannot make a check
-  # root again (root could read the nonce and answer for the guest).
+  # root again (root could read the nonce and answer for the guest). The shell is the base's,
+  # by a path on a read-only mount.
   # The check itself finds programs where a system would (the package's /usr/sbin too).
-  setpriv --nnp su -s /bin/sh fci-check \
+  setpriv --nnp su -s /usr/bin/sh fci-check \
     -c "PATH=/usr/local/bin:/usr/bin:/usr/local/sbin:/usr/sbin; export PATH; $check" \
-    < /dev/null 3>&- 4<&-
+    <&5 3>&- 5<&-
   rc=$?
-  # What the check left running dies before its answer is given and the next check starts.
-  setpriv --nnp su -s /bin/sh fci-check -c 'kill -9 -1' < /dev/null > /dev/null 2>&1 3>&- 4<&-
   echo "fci-guest $nonce check $n rc=$rc" >&3
-done 4<<CHECKS
-$checks
-CHECKS
+  # Then everything but this init dies (the check's leftovers, a kernel helper it started)
+  # before the next check: by this shell's own kill, nothing it would have to look up (not
+  # even /dev/null: a root without capabilities can put a FIFO there, which would hang it).
+  kill -9 -1 2>&-
+done
 echo "fci-guest $nonce done" >&3
 sync
 reboot -f
