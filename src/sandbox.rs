@@ -21,6 +21,14 @@ pub struct Overlay {
     pub mountpoint: PathBuf,
 }
 
+/// What a path is in the sandbox's view, for covering it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Seen {
+    Dir,
+    Link,
+    Other,
+}
+
 #[derive(Default, Clone, Debug)]
 pub struct Sandbox {
     pub network: bool,
@@ -245,13 +253,23 @@ impl Sandbox {
             c = mount_tmpfs(c, Path::new(d));
         }
         if self.hide_private {
+            // Each cover fits what the sandbox shows there, which an overlay may have changed:
+            // a package that ships /etc/shadow as a directory, or /etc/ssh as a file, made bwrap
+            // fail, and its failure was blamed on the host.
             for d in hidden_dirs() {
-                c = mount_tmpfs(c, &d);
+                c = match self.seen_as(&d) {
+                    Some(Seen::Dir) => mount_tmpfs(c, &d),
+                    Some(Seen::Other) => c.arg("--ro-bind").arg("/dev/null").arg(&d),
+                    // A link of the package's own masks the host's directory.
+                    Some(Seen::Link) | None => c,
+                };
             }
             for f in HIDDEN_FILES {
-                if Path::new(f).exists() {
-                    c = c.args(["--ro-bind", "/dev/null", f]);
-                }
+                c = match self.seen_as(Path::new(f)) {
+                    Some(Seen::Dir) => mount_tmpfs(c, Path::new(f)),
+                    Some(Seen::Other) => c.args(["--ro-bind", "/dev/null", f]),
+                    Some(Seen::Link) | None => c,
+                };
             }
             // Nothing of a home directory is bound back: tools fci runs in the sandbox must
             // live outside them (`check_outside_homes`).
@@ -333,6 +351,37 @@ impl Sandbox {
         }
         outer.name = c.name.clone();
         Ok(outer.arg("--").arg(c.program).args(c.args))
+    }
+
+    /// What the sandbox shows at `p`: the topmost overlay layer that has it (a whiteout
+    /// hides it), else the host's file.
+    fn seen_as(&self, p: &Path) -> Option<Seen> {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = |m: std::fs::Metadata| {
+            let t = m.file_type();
+            if t.is_char_device() && std::os::unix::fs::MetadataExt::rdev(&m) == 0 {
+                None
+            } else if t.is_symlink() {
+                Some(Seen::Link)
+            } else if t.is_dir() {
+                Some(Seen::Dir)
+            } else {
+                Some(Seen::Other)
+            }
+        };
+        let over = self
+            .overlays
+            .iter()
+            .filter_map(|o| p.strip_prefix(&o.target).ok().map(|rel| (o, rel)))
+            .max_by_key(|(o, _)| o.target.as_os_str().len());
+        if let Some((o, rel)) = over {
+            for layer in &o.layers {
+                if let Ok(m) = std::fs::symlink_metadata(layer.join(rel)) {
+                    return kind(m);
+                }
+            }
+        }
+        std::fs::symlink_metadata(p).ok().and_then(kind)
     }
 
     /// Starts the sandbox with nothing in it: a host that cannot build it (no user namespaces,
