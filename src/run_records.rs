@@ -248,7 +248,7 @@ pub fn check(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<(), F
         return Err(FciError::input(
             origin,
             format!(
-                "no stage record: nothing fci wrote for run {} (edited manifest?)",
+                "no stage record: nothing fci wrote for run {} (edited manifest? a new change needs a new run id)",
                 manifest.run.id.escape_debug()
             ),
         ));
@@ -269,15 +269,6 @@ pub fn check(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<(), F
 pub fn continues(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<(), FciError> {
     if !has_records(ws, &manifest.run.id) {
         return Ok(());
-    }
-    if manifest.stages.is_empty() {
-        return Err(FciError::input(
-            origin,
-            format!(
-                "run {} has records in this workspace, and a manifest with no stage record of it cannot continue it (edited manifest? a new change needs a new run id)",
-                manifest.run.id.escape_debug()
-            ),
-        ));
     }
     check(ws, manifest, origin)
 }

@@ -392,18 +392,26 @@ fn a_failed_stage_on_another_branch_of_the_run_promotes_nothing() {
     );
 }
 
+/// A base, and hello-broken-test built (its manifest saved as b.json, whose path is returned)
+/// with its tests FAILED on that manifest.
+fn built_with_failed_tests(w: &Ws) -> String {
+    init_base_with(w, &["--no-kernel"], None, |_| {});
+    let b = w.build("hello-broken-test", &[]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let bm = w.save("b.json", &b.manifest());
+    let bm = bm.to_str().unwrap().to_string();
+    let t = w.run(&["test", "-m", &bm]);
+    assert_eq!(t.code, 1, "{}", t.stderr);
+    bm
+}
+
 #[test]
 fn a_failure_is_not_cleared_by_a_later_record_that_did_not_pass() {
     // The tests FAILED; their retry broke at the timeout (ERROR); the change was composed from
     // the build's manifest beside them. Only a later pass clears a failure: it stays out.
     let w = Ws::new();
-    init_base_with(&w, &["--no-kernel"], None, |_| {});
-    let b = w.build("hello-broken-test", &[]);
-    assert_eq!(b.code, 0, "{}", b.stderr);
-    let bm = w.save("b.json", &b.manifest());
-    let bm = bm.to_str().unwrap();
-    let t = w.run(&["test", "-m", bm]);
-    assert_eq!(t.code, 1, "{}", t.stderr);
+    let bm = built_with_failed_tests(&w);
+    let bm = bm.as_str();
     let retry = w.run(&["test", "-m", bm, "--timeout", "1", "--no-cache"]);
     assert_eq!(retry.code, 3, "{}", retry.stderr);
     let c = w.run(&["compose", "-m", bm]);
@@ -422,13 +430,8 @@ fn a_failure_is_not_cleared_by_a_later_pass_of_other_tests() {
     // suite that runs `true`), and that manifest was composed. A failed suite is cleared only
     // by a later pass of the same suite (README "Bound to the run"): it stays out.
     let w = Ws::new();
-    init_base_with(&w, &["--no-kernel"], None, |_| {});
-    let b = w.build("hello-broken-test", &[]);
-    assert_eq!(b.code, 0, "{}", b.stderr);
-    let bm = w.save("b.json", &b.manifest());
-    let bm = bm.to_str().unwrap();
-    let t = w.run(&["test", "-m", bm]);
-    assert_eq!(t.code, 1, "{}", t.stderr);
+    let bm = built_with_failed_tests(&w);
+    let bm = bm.as_str();
     let other = fixture("tagged");
     let t = w.run(&["test", "-m", bm, "--tests-from", other.to_str().unwrap()]);
     assert_eq!(t.code, 0, "{}", t.stderr);
@@ -505,11 +508,7 @@ fn no_stage_adds_a_record_to_a_run_from_an_edited_or_forged_manifest() {
     });
     let p = w.save("forged.json", &forged);
     let r = w.run(&["build", "-m", p.to_str().unwrap()]);
-    refused(
-        &r,
-        "forged.json",
-        &["has records in this workspace", "new run id"],
-    );
+    refused(&r, "forged.json", &["no stage record", "new run id"]);
     assert_eq!(records(), before, "a record kept from an edited manifest");
 }
 
