@@ -597,6 +597,10 @@ fn kernel_helpers_a_package_plants_cannot_forge_smoke() {
             "false",
             "--check",
             "test \"$(cat /proc/sys/kernel/yama/ptrace_scope)\" = 3",
+            // Closed to a root helper (review J): no block device node, sysfs, /dev and the
+            // kernel's knobs read-only.
+            "--check",
+            "test -z \"$(find /dev -type b)\" && grep -q ' /sys sysfs ro' /proc/mounts && grep -q ' /dev devtmpfs ro' /proc/mounts && grep -q ' /proc/sys proc ro' /proc/mounts",
         ],
     );
     assert_eq!(r.code, 1, "{}", r.stderr);
@@ -610,6 +614,10 @@ fn kernel_helpers_a_package_plants_cannot_forge_smoke() {
     assert_eq!(
         s["results"][3]["outcome"], "PASSED",
         "no ptrace between checks: {s:#}"
+    );
+    assert_eq!(
+        s["results"][4]["outcome"], "PASSED",
+        "closed to a root helper: {s:#}"
     );
     let log = std::fs::read_to_string(w.ws().join(s["log"].as_str().unwrap())).unwrap();
     assert!(log.contains("helper-trigger: broken"), "{log}");
@@ -636,6 +644,11 @@ fn kernel_helpers_a_package_plants_cannot_forge_smoke() {
     // answered for the guest).
     assert!(!log.contains("FORGED-PASSWD-EDITED"), "{log}");
     assert!(!log.contains("FORGED-BIN-SWAPPED"), "{log}");
+    // request-key, the one helper a check can make the kernel run, is no program of the
+    // package's: no helper of it runs at all.
+    assert!(!log.contains("FORGED-BY-KERNEL-HELPER"), "{log}");
+    assert!(!log.contains("FORGED-REBOUND"), "{log}");
+    assert!(!log.contains("FORGED-RAW-DISK-OPEN"), "{log}");
     assert!(!log.contains("Calling /sbin/tomoyo-init"), "{log}");
     no_qemu_left(&w);
 }

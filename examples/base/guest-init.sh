@@ -11,7 +11,8 @@
 #     console) as their output and neither the disk nor ttyS1 open to them;
 #   - a root without capabilities (a kernel helper the package ships, below) owns root's
 #     files: everything this init runs or reads once the checks start is on read-only mounts
-#     (/, /usr, /etc and the physical root /sysroot), or held here.
+#     (/, /usr, /etc and the physical root /sysroot), or held here; and no such root should
+#     run at all (see harden below).
 # Without that disk the guest starts busybox init and a shell on the console.
 # Only the base's busybox applets, every one linked in /usr/bin: a package can add a new
 # program to /usr/sbin, never replace one of these (compose refuses a conflict). Until /proc
@@ -66,17 +67,47 @@ echo "fci-guest: booted ${commit:-unknown}"
 # The checks are held here, not in a file a helper running as root could rewrite.
 checks=$(tail -n +2 /run/fci-smoke)
 rm -f /run/fci-smoke
-# Nothing the checks leave behind may reach into the next check or into this shell: no ptrace
-# at all (Yama); and every file this init or su reads or runs from here on (the passwd su
-# reads for each check, the shell it starts, busybox) read-only, including through the
-# physical root, where the deployment's /etc is the same files. Without that, no check runs.
-[ -w /proc/sys/kernel/yama/ptrace_scope ] && echo 3 > /proc/sys/kernel/yama/ptrace_scope
-if ! { mount --bind /etc /etc && mount -o remount,bind,ro /etc &&
-  mount -o remount,bind,ro / && mount -o remount,bind,ro /sysroot; }; then
-  echo "fci-guest: cannot make the system read-only: no check runs"
+# Nothing the checks leave behind may reach into the next check or into this shell, and no
+# root the kernel starts may reach PID 1 or the answers; without all of this, no check runs:
+#  - no ptrace at all (Yama);
+#  - every file this init or su reads or runs from here on (the passwd su reads for each
+#    check, the shell it starts, busybox) read-only, including through the physical root,
+#    where the deployment's /etc is the same files;
+#  - the one helper any process can make the kernel run as root, request-key (for a key not
+#    found), is no program: a package's own is covered by a file that cannot be executed;
+#  - and in case a root without capabilities ever runs anyway: no block device node (such a
+#    root can write a mounted disk below every read-only mount), sysfs read-only (rebinding
+#    a driver makes its device nodes again, the answers' port among them), /dev and the
+#    kernel's knobs under /proc/sys read-only.
+harden() {
+  [ -w /proc/sys/kernel/yama/ptrace_scope ] && echo 3 > /proc/sys/kernel/yama/ptrace_scope
+  mount --bind /etc /etc && mount -o remount,bind,ro /etc &&
+    mount -o remount,bind,ro / && mount -o remount,bind,ro /sysroot || return 1
+  helper=$(readlink -f /sbin/request-key)
+  if [ -e "$helper" ]; then
+    : > /run/fci-no-helper && chmod 0444 /run/fci-no-helper &&
+      mount --bind /run/fci-no-helper "$helper" &&
+      mount -o remount,bind,ro "$helper" || return 1
+  fi
+  find /dev -type b > /run/fci-block-nodes || return 1
+  while IFS= read -r node; do rm -f "$node" || return 1; done < /run/fci-block-nodes
+  [ -z "$(find /dev -type b)" ] || return 1
+  mount -o remount,ro /sys &&
+    mount -o remount,bind,ro /dev &&
+    mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys
+}
+if ! harden; then
+  echo "fci-guest: cannot close the guest to a root helper: no check runs"
   sync
   reboot -f
 fi
+# An answer that cannot be written (the port gone) ends the boot: fci never reads `done`.
+answer() {
+  echo "fci-guest $nonce $*" >&3 && return 0
+  echo "fci-guest: the answers' port is gone: no more checks"
+  sync
+  reboot -f
+}
 # One check per line, taken from the text held here (a here-document's writer would be a
 # process of its own, which the cleanup below must not kill).
 nl='
@@ -89,7 +120,7 @@ while [ -n "$rest" ]; do
     *) check=$rest; rest= ;;
   esac
   n=$((n + 1))
-  echo "fci-guest $nonce check $n start" >&3
+  answer "check $n start"
   echo "fci-guest: check $n: $check"
   # no_new_privs: a setuid or file-capability binary the package ships cannot make a check
   # root again (root could read the nonce and answer for the guest). The shell is the base's,
@@ -99,12 +130,12 @@ while [ -n "$rest" ]; do
     -c "PATH=/usr/local/bin:/usr/bin:/usr/local/sbin:/usr/sbin; export PATH; $check" \
     <&5 3>&- 5<&-
   rc=$?
-  echo "fci-guest $nonce check $n rc=$rc" >&3
+  answer "check $n rc=$rc"
   # Then everything but this init dies (the check's leftovers, a kernel helper it started)
   # before the next check: by this shell's own kill, nothing it would have to look up (not
   # even /dev/null: a root without capabilities can put a FIFO there, which would hang it).
   kill -9 -1 2>&-
 done
-echo "fci-guest $nonce done" >&3
+answer done
 sync
 reboot -f
