@@ -131,7 +131,8 @@ pub fn keep(ws: &Workspace, manifest: &Manifest) -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     let entry = json!({"record": rec, "after": after, "artifacts": products(manifest, &record.name),
-                       "subject": bound_value(&manifest.subject)?, "kept_ns": at});
+                       "subject": bound_value(&manifest.subject)?, "kept_ns": at,
+                       "config": bound_value(&manifest.run.config)?});
     let text = serde_json::to_string_pretty(&entry)?;
     let key = crate::digest::sha256_bytes(canonical(&entry).as_bytes());
     std::fs::create_dir_all(&dir)?;
@@ -292,8 +293,20 @@ fn check_subject(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<(
         .filter(|e| e["record"] == got && e["after"] == after)
         .collect();
     let subject = bound_value(&manifest.subject).map_err(|e| bad(e.to_string()))?;
-    if matching.iter().any(|e| e["subject"] == subject) {
+    // The pipeline's fci.yaml the run was begun with (its limits on package code among
+    // others): another one named, or none, would loosen them for the rest of the run.
+    let config = bound_value(&manifest.run.config).map_err(|e| bad(e.to_string()))?;
+    let same_config = |e: &&&Value| e.get("config").unwrap_or(&Value::Null) == &config;
+    if matching
+        .iter()
+        .any(|e| e["subject"] == subject && same_config(&e))
+    {
         return Ok(());
+    }
+    if matching.iter().any(|e| e["subject"] == subject) {
+        return Err(bad(
+            "the manifest's `run.config` is not the fci.yaml fci recorded for the run".into(),
+        ));
     }
     let recorded = matching.first().map_or(&Value::Null, |e| &e["subject"]);
     let what = if recorded.is_null() {
@@ -337,7 +350,7 @@ pub fn has_records(ws: &Workspace, run: &str) -> bool {
 
 /// The stages of run `run` that stand against it in the records fci kept (in any of the run's
 /// manifests: a branch of the pipeline that skipped the stage, or a sibling it was run on),
-/// with `FAILED` or `ERROR`: in the order fci kept the records, a FAILED (or
+/// with `FAILED` or `ERROR`: in the order of what they observed (`in_order`), a FAILED (or
 /// NEEDS_INSPECTION) record is cleared only by a later PASSED or INFO one of the same suite
 /// (`data.suite` of test and integrate; any, for a record naming none), never by a SKIPPED
 /// (an image not due) or an ERROR (a retry that broke); an ERROR with no later pass stands as
@@ -352,15 +365,7 @@ pub fn failed_stages(ws: &Workspace, run: &str) -> Vec<(String, String)> {
         if stage == "report" {
             continue;
         }
-        let mut entries = kept(&e.path());
-        // In the order fci kept them (a reused record's `finished` is another run's).
-        entries.sort_by_key(|e| {
-            let finished = e["record"]["finished"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            (e["kept_ns"].as_u64().unwrap_or(0), finished)
-        });
+        let entries = in_order(kept(&e.path()));
         let records: Vec<&Value> = entries.iter().map(|e| &e["record"]).collect();
         if let Some(outcome) = standing(&records) {
             out.push((stage, outcome.to_string()));
@@ -370,7 +375,47 @@ pub fn failed_stages(ws: &Workspace, run: &str) -> Vec<(String, String)> {
     out
 }
 
-/// What stands against a stage from its records, in the order fci kept them: `FAILED`,
+/// A stage's kept records in the order of what they observed: by when the work finished (a
+/// record reused from the cache is the observation it copies, never a newer one: a cached pass
+/// does not clear a failure seen since), then by when fci kept them. Every record kept was
+/// written by fci for a manifest it checked (`continues`), so its times are fci's.
+fn in_order(mut entries: Vec<Value>) -> Vec<Value> {
+    entries.sort_by(|a, b| {
+        let at = |e: &Value| {
+            (
+                e["record"]["finished"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                e["kept_ns"].as_u64().unwrap_or(0),
+            )
+        };
+        at(a).cmp(&at(b))
+    });
+    entries
+}
+
+/// Whether `record` is the latest that fci kept for the run of its suite (`data.suite`) —
+/// what `fci test --failed-only` may rerun from: an older one would carry passes that a newer
+/// failure of the same suite contradicts. True for a run this workspace keeps no records of.
+pub fn latest_of_its_suite(ws: &Workspace, run: &str, record: &StageRecord) -> bool {
+    if !has_records(ws, run) {
+        return true;
+    }
+    let Ok(mine) = bound_value(record) else {
+        return false;
+    };
+    let entries = stage_dir(ws, run, &record.name)
+        .map(|d| in_order(kept(&d)))
+        .unwrap_or_default();
+    entries
+        .iter()
+        .rev()
+        .find(|e| e["record"]["data"]["suite"] == mine["data"]["suite"])
+        .is_some_and(|e| e["record"] == mine)
+}
+
+/// What stands against a stage from its records, in the order of what they observed: `FAILED`,
 /// `ERROR` or nothing. Per suite (test and integrate say which tests ran, `data.suite`), as
 /// Greenwave takes each test case's latest result: a pass of other tests, or of fewer, leaves
 /// a suite's failure standing. A record that names no suite (the stage broke before it knew
@@ -503,6 +548,19 @@ mod tests {
 
     fn of(records: &[Value]) -> Option<&'static str> {
         standing(&records.iter().collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn a_pass_reused_from_the_cache_does_not_clear_a_failure_seen_since() {
+        let entry = |outcome: &str, finished: &str, kept: u64| json!({"record": {"outcome": outcome, "finished": finished}, "kept_ns": kept});
+        let ordered = super::in_order(vec![
+            entry("PASSED", "2026-12-06T10:00:00.000Z", 1),
+            entry("FAILED", "2026-12-06T11:00:00.000Z", 2),
+            // Kept last, but the pass it copies is the one at 10:00.
+            entry("PASSED", "2026-12-06T10:00:00.000Z", 3),
+        ]);
+        let records: Vec<&Value> = ordered.iter().map(|e| &e["record"]).collect();
+        assert_eq!(standing(&records), Some("FAILED"));
     }
 
     #[test]

@@ -168,26 +168,17 @@ fn failed_only_keeps_a_failing_sub_result_it_cannot_find() {
     assert!(v["note"].is_null(), "it was run again: {v}");
     assert!(!s2.to_string().contains("found no tests"), "{s2:#}");
 
-    // A tree where no test of that name exists: tmt finds none of the selected tests. The
-    // case was not shown to pass: it stays FAILED, and says so.
+    // A tree where no test of that name exists is another suite (review I): nothing of the
+    // earlier record is selected or carried; every test of that tree runs, and says why.
     let removed = fx.join("removed");
     let again = w.test(&m1, &[&from(&removed)[..], &["--failed-only"]].concat());
-    assert_eq!(again.code, 1, "{}", again.stderr);
     let m3 = again.manifest();
     let s3 = again.stage(&m3, "test");
-    assert_eq!(s3["outcome"], "FAILED", "{s3:#}");
-    let v = case(s3, "/tests/checks/version");
-    assert_eq!(v["outcome"], "FAILED");
+    assert_eq!(s3["data"]["rerun"], "all", "{s3:#}");
+    assert!(note_has(s3, "ran other tests"), "{}", s3["notes"]);
     assert!(
-        v["note"]
-            .as_str()
-            .unwrap()
-            .contains("selected for a rerun but not reported again"),
-        "{v}"
-    );
-    assert!(
-        !results(s3).iter().any(|(_, o)| o == "INFO"),
-        "no 'no tests' INFO: {s3:#}"
+        !s3.to_string().contains("/tests/checks/greeting"),
+        "a pass carried from another suite: {s3:#}"
     );
 }
 
@@ -319,17 +310,19 @@ fn failed_only_keeps_a_run_level_error_of_a_runner_it_does_not_run() {
     };
     assert_eq!(broke(s1), 1, "{:#}", s1["results"]);
 
-    // Rerunning only STI's failures reruns nothing of tmt: its error stands, never a PASSED
-    // made of STI's carried pass alone.
+    // --runner sti is another suite than the record's (review I): nothing of it is carried
+    // or dropped; STI runs whole, and its pass stands for STI alone (tmt's error stands for
+    // the run: run_records::standing).
     let again = w.test(
         &m1,
         &[&from(&fx)[..], &["--failed-only", "--runner", "sti"]].concat(),
     );
     let m2 = again.manifest();
     let s2 = again.stage(&m2, "test");
-    assert_eq!(s2["outcome"], "ERROR", "{s2:#}");
-    assert_eq!(again.code, 3, "{}", again.stderr);
-    assert_eq!(broke(s2), 1, "{s2:#}");
+    assert_eq!(s2["data"]["rerun"], "all", "{s2:#}");
+    assert!(note_has(s2, "ran other tests"), "{}", s2["notes"]);
+    assert_eq!(s2["data"]["suite"]["runner"], "sti", "{s2:#}");
+    assert!(!s2.to_string().contains("in an earlier run"), "{s2:#}");
 }
 
 #[test]
@@ -354,4 +347,43 @@ fn failed_only_after_a_rebuild_runs_every_test() {
         !s.to_string().contains("in an earlier run"),
         "a pass carried from the packages built before: {s:#}"
     );
+}
+
+#[test]
+fn failed_only_reruns_only_from_the_latest_record_of_the_same_suite() {
+    // Review I: a --failed-only run stands for its whole suite, so it reruns from a record of
+    // the same suite (tests tree, --runner, --tags) that nothing of that suite came after;
+    // else it runs every test.
+    let w = Ws::new();
+    let m = built(&w);
+    let fx = fixture("plain-sti");
+    let t1 = w.test(&m, &from(&fx));
+    assert_eq!(t1.code, 1, "{}", t1.stderr);
+    let m1 = t1.manifest();
+    let full = |r: &Run, why: &str| {
+        let m = r.manifest();
+        let s = r.stage(&m, "test").clone();
+        assert_eq!(s["data"]["rerun"], "all", "{s:#}");
+        assert!(note_has(&s, why), "{}", s["notes"]);
+        assert!(!s.to_string().contains("in an earlier run"), "{s:#}");
+    };
+    // Other tags: another suite.
+    let other = w.test(
+        &m1,
+        &[&from(&fx)[..], &["--failed-only", "--tags", "atomic"]].concat(),
+    );
+    full(&other, "ran other tests");
+    // The same suite ran again after it: its record is no longer the latest.
+    let t2 = w.test(&m1, &[&from(&fx)[..], &["--no-cache"]].concat());
+    assert_eq!(t2.code, 1, "{}", t2.stderr);
+    let stale = w.test(&m1, &[&from(&fx)[..], &["--failed-only"]].concat());
+    full(&stale, "ran again in this run");
+    // From the latest (that full run itself), it selects.
+    let latest = w.test(
+        &stale.manifest(),
+        &[&from(&fx)[..], &["--failed-only"]].concat(),
+    );
+    let ml = latest.manifest();
+    let s = latest.stage(&ml, "test");
+    assert_ne!(s["data"]["rerun"], "all", "{s:#}");
 }

@@ -209,10 +209,18 @@ impl Stage for Test {
                 .current_stages()
                 .iter()
                 .any(|s| std::ptr::eq(*s, prev));
-            let chosen = if current {
-                previous_failures(prev)
-            } else {
+            // Its passes stand for this run's tests only if it ran the same suite (a rerun of
+            // an STI-only record is no run of tmt's plans) and nothing of that suite ran since
+            // (a later failure of a case it passed would be dropped).
+            let same_suite = prev.data.get("suite") == Some(&a.suite.identity(&tree_digest));
+            let chosen = if !current {
                 Err("the input's test stage ran before its latest build, on other packages".into())
+            } else if !same_suite {
+                Err("the input's test stage ran other tests (its tests tree, --runner or --tags differ)".into())
+            } else if !crate::run_records::latest_of_its_suite(cx.ws, &cx.manifest.run.id, prev) {
+                Err("the same tests ran again in this run after the input's test stage".into())
+            } else {
+                previous_failures(prev)
             };
             match chosen {
                 Ok(rerun) => (Some(rerun), None, Some(from)),
