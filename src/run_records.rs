@@ -135,6 +135,13 @@ pub fn keep(ws: &Workspace, manifest: &Manifest) -> Result<()> {
                        "config": bound_value(&manifest.run.config)?});
     let text = serde_json::to_string_pretty(&entry)?;
     let key = crate::digest::sha256_bytes(canonical(&entry).as_bytes());
+    let run = run_dir(ws, &manifest.run.id);
+    if !run.exists() && manifest.stages.len() > 1 {
+        // The run began elsewhere (another workspace): its earlier records were never kept
+        // here, so it goes on unbound, and is never promoted here (`has_records`).
+        std::fs::create_dir_all(&run)?;
+        crate::workspace::write_atomic(&run.join(UNBOUND), b"")?;
+    }
     std::fs::create_dir_all(&dir)?;
     crate::workspace::write_atomic(&dir.join(format!("{}.json", &key[..32])), text.as_bytes())
 }
@@ -345,8 +352,12 @@ fn first_difference(got: &Value, want: &Value, path: &str) -> Option<String> {
 
 /// Whether the workspace keeps records of run `run` (fci ran a stage of it here).
 pub fn has_records(ws: &Workspace, run: &str) -> bool {
-    run_dir(ws, run).is_dir()
+    let dir = run_dir(ws, run);
+    dir.is_dir() && !dir.join(UNBOUND).exists()
 }
+
+/// In a run's records directory: the run began in another workspace (see `keep`).
+const UNBOUND: &str = "unbound";
 
 /// The stages of run `run` that stand against it in the records fci kept (in any of the run's
 /// manifests: a branch of the pipeline that skipped the stage, or a sibling it was run on),

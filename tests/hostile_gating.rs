@@ -556,3 +556,41 @@ fn sha256_of(p: &Path) -> String {
         .unwrap()
         .to_string()
 }
+
+#[test]
+fn a_run_begun_in_another_workspace_goes_on_unbound_and_is_never_promoted_here() {
+    // Review I: its first stage here found records this workspace never kept; the run goes
+    // on unbound (every later stage runs, checked as an unbound manifest is), and report
+    // says so; --promote refuses it.
+    let a = Ws::new();
+    let b = a.build("hello-atomic", &[]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let other = Ws::new();
+    std::fs::create_dir_all(other.ws()).unwrap();
+    for dir in ["objects", "trees"] {
+        let copied = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(a.ws().join(dir))
+            .arg(other.ws())
+            .status()
+            .unwrap();
+        assert!(copied.success());
+    }
+    let t = other.test(&b.manifest(), &[]);
+    assert_eq!(t.code, 0, "{}", t.stderr);
+    let tm = other.save("t.json", &t.manifest());
+    let again = other.run(&["test", "-m", tm.to_str().unwrap(), "--no-cache"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let r = report(&other, &again.manifest(), "t2.json", BUILD_GATING, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    assert_eq!(r.stage(&m, "report")["data"]["unbound"], true, "{m:#}");
+    let p = report(
+        &other,
+        &again.manifest(),
+        "t3.json",
+        BUILD_GATING,
+        &["--promote"],
+    );
+    assert_eq!(p.code, 2, "{}", p.stderr);
+}
