@@ -353,8 +353,10 @@ impl Sandbox {
         Ok(outer.arg("--").arg(c.program).args(c.args))
     }
 
-    /// What the sandbox shows at `p`: the topmost overlay layer that has it (a whiteout
-    /// hides it), else the host's file.
+    /// What the sandbox shows at `p`: for each component, the topmost overlay layer that has
+    /// it (a whiteout hides it), else the host's file. A parent that is not a directory there
+    /// (a package's `/etc/ssl` as a file or a link) masks the host's path below it: a `Link`,
+    /// nothing to cover.
     fn seen_as(&self, p: &Path) -> Option<Seen> {
         use std::os::unix::fs::FileTypeExt;
         let kind = |m: std::fs::Metadata| {
@@ -374,14 +376,34 @@ impl Sandbox {
             .iter()
             .filter_map(|o| p.strip_prefix(&o.target).ok().map(|rel| (o, rel)))
             .max_by_key(|(o, _)| o.target.as_os_str().len());
-        if let Some((o, rel)) = over {
+        let Some((o, rel)) = over else {
+            return std::fs::symlink_metadata(p).ok().and_then(kind);
+        };
+        let at = |rel: &Path| {
             for layer in &o.layers {
                 if let Ok(m) = std::fs::symlink_metadata(layer.join(rel)) {
                     return kind(m);
                 }
             }
+            std::fs::symlink_metadata(o.target.join(rel))
+                .ok()
+                .and_then(kind)
+        };
+        let parts: Vec<_> = rel.components().collect();
+        let mut sofar = PathBuf::new();
+        for (i, part) in parts.iter().enumerate() {
+            sofar.push(part);
+            let seen = at(&sofar);
+            if i + 1 == parts.len() {
+                return seen;
+            }
+            match seen {
+                Some(Seen::Dir) => continue,
+                None => return None,
+                Some(_) => return Some(Seen::Link),
+            }
         }
-        std::fs::symlink_metadata(p).ok().and_then(kind)
+        at(Path::new(""))
     }
 
     /// Starts the sandbox with nothing in it: a host that cannot build it (no user namespaces,
