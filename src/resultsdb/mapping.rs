@@ -257,15 +257,16 @@ fn fedora_groups(s: &StageRecord) -> Vec<(String, Outcome, Option<String>)> {
         .collect()
 }
 
-/// ResultsDB's `submit_time` form: `%Y-%m-%dT%H:%M:%S.%f` (fractional seconds required).
+/// ResultsDB's `submit_time` form: `%Y-%m-%dT%H:%M:%S.%f` (fractional seconds required). Never
+/// later than now: the latest result decides a gate, and a manifest claiming a time to come
+/// (2099) would have overruled every real result until then. An unreadable time is now.
 fn submit_time(rfc3339: &str) -> String {
+    let now = chrono::Utc::now();
     chrono::DateTime::parse_from_rfc3339(rfc3339)
-        .map(|t| {
-            t.with_timezone(&chrono::Utc)
-                .format("%Y-%m-%dT%H:%M:%S%.6f")
-                .to_string()
-        })
-        .unwrap_or_else(|_| rfc3339.to_string())
+        .map(|t| t.with_timezone(&chrono::Utc).min(now))
+        .unwrap_or(now)
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -349,6 +350,17 @@ mod tests {
                 ("/plans/d".to_string(), Outcome::Error),
             ]
         );
+    }
+
+    #[test]
+    fn a_result_is_never_submitted_later_than_now() {
+        assert_eq!(
+            submit_time("2026-12-06T10:00:00.5Z"),
+            "2026-12-06T10:00:00.500000"
+        );
+        let future = submit_time("2099-01-01T00:00:00Z");
+        assert!(future.as_str() < "2099", "{future}");
+        assert!(!submit_time("not a time").is_empty());
     }
 
     #[test]
