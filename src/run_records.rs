@@ -363,7 +363,8 @@ const UNBOUND: &str = "unbound";
 /// manifests: a branch of the pipeline that skipped the stage, or a sibling it was run on),
 /// with `FAILED` or `ERROR`: in the order of what they observed (`in_order`), a FAILED (or
 /// NEEDS_INSPECTION) record is cleared only by a later PASSED or INFO one of the same suite
-/// (`data.suite` of test and integrate; any, for a record naming none), never by a SKIPPED
+/// (`data.suite` of test, integrate, build, smoke and conform; any, for a record naming
+/// none), never by a SKIPPED
 /// (an image not due) or an ERROR (a retry that broke); an ERROR with no later pass stands as
 /// ERROR. Reports left out.
 pub fn failed_stages(ws: &Workspace, run: &str) -> Vec<(String, String)> {
@@ -427,7 +428,7 @@ pub fn latest_of_its_suite(ws: &Workspace, run: &str, record: &StageRecord) -> b
 }
 
 /// What stands against a stage from its records, in the order of what they observed: `FAILED`,
-/// `ERROR` or nothing. Per suite (test and integrate say which tests ran, `data.suite`), as
+/// `ERROR` or nothing. Per suite (what the stage verified, `data.suite`), as
 /// Greenwave takes each test case's latest result: a pass of other tests, or of fewer, leaves
 /// a suite's failure standing. A record that names no suite (the stage broke before it knew
 /// its tests; the other stages) is cleared by any later pass.

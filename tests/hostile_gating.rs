@@ -594,3 +594,29 @@ fn a_run_begun_in_another_workspace_goes_on_unbound_and_is_never_promoted_here()
     );
     assert_eq!(p.code, 2, "{}", p.stderr);
 }
+
+#[test]
+fn a_failed_check_is_not_cleared_by_a_build_without_it() {
+    // Review I: the build's %check FAILED; fci's own hint (`--nocheck`) then built it
+    // without %check, and the pipeline went on. A failure is cleared only by a later pass of
+    // what failed (data.suite: a build that ran %check): it stays out.
+    let w = Ws::new();
+    init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let b = w.build("hello-broken-check", &[]);
+    assert_eq!(b.code, 1, "{}", b.stderr);
+    let bm = w.save("b.json", &b.manifest());
+    let nocheck = w.run(&["build", "-m", bm.to_str().unwrap(), "--nocheck"]);
+    assert_eq!(nocheck.code, 0, "{}", nocheck.stderr);
+    let nm = w.save("n.json", &nocheck.manifest());
+    let c = w.run(&["compose", "-m", nm.to_str().unwrap()]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let r = report(&w, &c.manifest(), "c.json", BUILD_GATING, &["--promote"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let notes = r.stage(&m, "report")["notes"].to_string();
+    assert!(notes.contains("not promoted: build FAILED"), "{notes}");
+    assert!(
+        state(&w, "known-good").is_none(),
+        "promoted past its failed %check"
+    );
+}

@@ -158,6 +158,12 @@ impl Stage for Build {
         cx: &mut Ctx,
         rec: &mut RecordParts,
     ) -> Result<Vec<crate::manifest::Artifact>> {
+        // What it verified: a failed %check is cleared for the run only by a later build
+        // that ran %check too, never by a --nocheck one (run_records::standing).
+        rec.data.insert(
+            "suite".into(),
+            serde_json::json!({"check": !self.args.nocheck}),
+        );
         let p = self.prepared.take().expect("planned before executed");
         let out = work::build(
             &self.args,

@@ -318,6 +318,12 @@ impl Stage for Conform {
 impl Conform {
     fn execute_all(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
         let mut p = self.planned.take().expect("planned before executed");
+        // What it verified: a failed conformance run is cleared for the run only by a later
+        // one with the same runner and mode (run_records::standing).
+        rec.data.insert(
+            "suite".into(),
+            json!({"runner": p.runner.name(), "mode": self.args.mode, "runner_cmd": self.args.runner_cmd}),
+        );
         // A conformance run is never reused: its result depends on a live cluster, whose
         // state no input digest covers (nor do the files a kubeconfig names, or the programs
         // of --installer/--runner-cmd/--teardown). Runs with the same inputs still take the

@@ -136,6 +136,9 @@ impl Stage for Smoke {
     fn execute(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
         let p = self.planned.take().expect("planned before executed");
         let a = &self.args;
+        // What it verified: a failed check is cleared for the run only by a later boot that
+        // ran the same checks (run_records::standing).
+        rec.data.insert("suite".into(), json!({"checks": a.checks}));
         let spinner = Spinner::new("smoke");
         let dir = cx.dir();
         rec.backend = Some("qemu".into());
