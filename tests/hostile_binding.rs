@@ -9,7 +9,6 @@ mod common;
 use common::promote::*;
 use common::*;
 use serde_json::Value;
-use std::path::Path;
 use std::process::Command;
 
 /// Gating on what build and compose record.
@@ -291,7 +290,7 @@ fn integrate_image_smoke_and_conform_take_only_this_runs_commit_and_image() {
     for x in planted["artifacts"].as_array_mut().unwrap() {
         if x["type"] == "image" {
             x["path"] = "objects/other.qcow2".into();
-            x["sha256"] = sha256(&other).into();
+            x["sha256"] = sha256_file(&other).into();
             x["size"] = std::fs::metadata(&other).unwrap().len().into();
         }
     }
@@ -310,15 +309,6 @@ fn integrate_image_smoke_and_conform_take_only_this_runs_commit_and_image() {
         ";",
     ]);
     refused(&r, "planted-conform.json", &["`fci image` made no image"]);
-}
-
-fn sha256(p: &Path) -> String {
-    let out = Command::new("sha256sum").arg(p).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 /// Gating on build, compose and the package's tests.

@@ -539,22 +539,10 @@ fn an_edited_run_config_is_refused_by_the_next_stage() {
     let loose = w.path().join("loose.yaml");
     std::fs::write(&loose, "limits:\n  pids: 200000\n  memory: 200GiB\n").unwrap();
     let mut m = b.manifest();
-    m["run"]["config"] = json!({"path": loose.to_str().unwrap(), "sha256": sha256_of(&loose)});
+    m["run"]["config"] = json!({"path": loose.to_str().unwrap(), "sha256": sha256_file(&loose)});
     let p = w.save("loose.json", &m);
     let r = w.run(&["test", "-m", p.to_str().unwrap()]);
     refused(&r, "loose.json", &["run.config"]);
-}
-
-fn sha256_of(p: &Path) -> String {
-    let out = std::process::Command::new("sha256sum")
-        .arg(p)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 #[test]

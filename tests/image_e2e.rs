@@ -40,15 +40,6 @@ fn image_artifact(m: &Value) -> &Value {
         .expect("an image artifact")
 }
 
-fn sha256(p: &Path) -> String {
-    let out = Command::new("sha256sum").arg(p).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 fn no_qemu_left(w: &Ws) {
     assert_no_process(&w.ws().display().to_string(), "a qemu of this workspace");
 }
@@ -80,7 +71,7 @@ fn image_and_smoke_boot_the_composed_commit() {
     assert_eq!(art["format"], "qcow2");
     assert_eq!(art["commit"], commit.as_str());
     let file = w.ws().join(art["path"].as_str().unwrap());
-    assert_eq!(art["sha256"], sha256(&file).as_str());
+    assert_eq!(art["sha256"], sha256_file(&file).as_str());
     assert_eq!(
         art["size"].as_u64().unwrap(),
         std::fs::metadata(&file).unwrap().len()
@@ -154,7 +145,7 @@ fn image_and_smoke_boot_the_composed_commit() {
     assert!(log.contains("Linux version"), "{log}");
     assert!(log.contains(&format!("booted {commit}")), "{log}");
     // Booting never changed the image.
-    assert_eq!(art["sha256"], sha256(&file).as_str());
+    assert_eq!(art["sha256"], sha256_file(&file).as_str());
     no_qemu_left(&w);
     assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
 
@@ -369,7 +360,7 @@ fn bad_image_input_is_refused() {
         .unwrap()
         .push(serde_json::json!({
             "type": "image", "name": "overlay.qcow2", "path": "objects/overlay.qcow2",
-            "sha256": sha256(&overlay), "size": std::fs::metadata(&overlay).unwrap().len(),
+            "sha256": sha256_file(&overlay), "size": std::fs::metadata(&overlay).unwrap().len(),
             "stage": "image", "format": "qcow2",
             "commit": m["artifacts"].as_array().unwrap().iter()
                 .find(|a| a["type"] == "ostree-commit").unwrap()["sha256"]

@@ -371,3 +371,14 @@ pub mod distgit;
 pub mod promote;
 pub mod rabbitmq;
 pub mod resultsdb;
+
+/// A file's sha256, by sha256sum (not fci's own code).
+#[allow(dead_code)]
+pub fn sha256_file(p: &Path) -> String {
+    let out = Command::new("sha256sum").arg(p).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
