@@ -729,7 +729,8 @@ fn threads_and_memory(proc_dir: &Path, pids: &[String]) -> (u64, u64) {
 }
 
 /// Bytes of files the namespace's processes deleted but still hold, open or only mapped
-/// (their space is in use, though no directory shows it): memfds, deleted files kept open,
+/// (their space is in use, though no directory shows it): memfds, deleted files kept open
+/// (by any thread, in its own descriptor table too),
 /// deleted files mapped and then closed (no fd left; `/proc/PID/map_files` still shows the
 /// mapping), and shared anonymous memory (a shmem inode, counted here as it is backed by the
 /// same shared memory a tmpfs uses). Each inode once, by its allocated blocks.
@@ -738,8 +739,21 @@ fn deleted_open(proc_dir: &Path, pids: &[String]) -> u64 {
     let mut seen = HashSet::new();
     let mut total = 0;
     for p in pids {
-        for sub in ["fd", "map_files"] {
-            let Ok(entries) = std::fs::read_dir(proc_dir.join(p).join(sub)) else {
+        // A thread may have a descriptor table of its own (unshare(CLONE_FILES)): only
+        // /proc/PID/task/TID/fd shows it, and files held there were not counted.
+        let tasks: Vec<PathBuf> = std::fs::read_dir(proc_dir.join(p).join("task"))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path().join("fd"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let dirs = [
+            proc_dir.join(p).join("fd"),
+            proc_dir.join(p).join("map_files"),
+        ];
+        for dir in dirs.into_iter().chain(tasks) {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
             for e in entries.filter_map(|e| e.ok()) {

@@ -130,6 +130,15 @@ fn a_disk_filler_below_a_path_longer_than_path_max_is_stopped_at_the_scratch_lim
 }
 
 #[test]
+fn files_a_thread_holds_in_its_own_descriptor_table_are_stopped_at_the_scratch_limit() {
+    assert_stopped_build(
+        "limits-thread-fd-filler-build",
+        "--max-scratch=64M",
+        "scratch limit 64 MiB reached",
+    );
+}
+
+#[test]
 fn memory_held_in_memfds_in_build_is_stopped_at_the_scratch_limit() {
     assert_stopped_build(
         "limits-memfd-filler-build",

@@ -643,3 +643,29 @@ fn kernel_helpers_a_package_plants_cannot_forge_smoke() {
     assert!(!log.contains("Calling /sbin/tomoyo-init"), "{log}");
     no_qemu_left(&w);
 }
+
+#[test]
+fn a_request_key_linked_to_nothing_runs_no_check() {
+    let w = Ws::new();
+    init_base(&w, &[], |_| {});
+    let built = w.build_fixture("request-key-link", &["--branch", "f41"]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let b = w.save("built.json", &built.manifest());
+    let c = w.run(&["compose", "-m", b.to_str().unwrap()]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let composed = w.save("composed.json", &c.manifest());
+    let i = run_with(&w, &composed, &["image"]);
+    assert_eq!(i.code, 0, "{}", i.stderr);
+    let imaged = w.save("imaged.json", &i.manifest());
+    let r = run_with(&w, &imaged, &["smoke", "--accel", "tcg", "--check", "true"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "smoke");
+    assert_eq!(s["outcome"], "FAILED", "{s:#}");
+    let log = std::fs::read_to_string(w.ws().join(s["log"].as_str().unwrap())).unwrap();
+    assert!(
+        log.contains("/sbin/request-key is a link to nothing"),
+        "{log}"
+    );
+    no_qemu_left(&w);
+}

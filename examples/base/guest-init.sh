@@ -88,6 +88,10 @@ harden() {
     : > /run/fci-no-helper && chmod 0444 /run/fci-no-helper &&
       mount --bind /run/fci-no-helper "$helper" &&
       mount -o remount,bind,ro "$helper" || return 1
+  elif [ -L /sbin/request-key ]; then
+    # A link to nothing yet: a check could put a program there (/tmp is writable).
+    echo "fci-guest: /sbin/request-key is a link to nothing ($helper)"
+    return 1
   fi
   find /dev -type b > /run/fci-block-nodes || return 1
   while IFS= read -r node; do rm -f "$node" || return 1; done < /run/fci-block-nodes

@@ -154,6 +154,9 @@ impl Prepared {
             "defines": self.defines,
             "strict_builddeps": args.strict_builddeps,
             "nocheck": args.nocheck,
+            // A pass under looser limits on package code says nothing of a run under tighter
+            // ones: the limits are an option like any other.
+            "limits": crate::config::run_limits(args.limits.partial(), cx.manifest, &mut cx.run.log),
             // A --branch that differs from the checkout is stated in the record's notes.
             "branch_mismatch": self.branch_mismatch,
             "tree": self.tree,

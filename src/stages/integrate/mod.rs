@@ -101,6 +101,8 @@ impl Stage for Integrate {
             "tags": a.suite.tags,
             "retries": a.suite.retries,
             "network": a.suite.network,
+            // The limits on package code are an option like any other (see fci test).
+            "limits": crate::config::run_limits(a.suite.limits.partial(), cx.manifest, &mut cx.run.log),
         });
         self.planned = Some(Planned {
             suite: a.suite.identity(&tests_digest),

@@ -199,8 +199,11 @@ impl Stage for Test {
         }
         let (rerun, full, from) = if a.failed_only {
             let (i, prev) = previous_test(cx.manifest, &cx.origin)?;
-            // What is carried over is taken as fci recorded it: an edited record is refused.
-            crate::run_records::check_record(cx.ws, cx.manifest, i, &cx.origin)?;
+            // What is carried over is taken as fci recorded it: an edited record is refused
+            // (a run begun in another workspace has no records here: it goes on unbound).
+            if crate::run_records::has_records(cx.ws, &cx.manifest.run.id) {
+                crate::run_records::check_record(cx.ws, cx.manifest, i, &cx.origin)?;
+            }
             let from = crate::run_records::digest(prev)?;
             // A test record a rebuild came after is about other RPMs: its passes say nothing
             // of these.
@@ -245,6 +248,9 @@ impl Stage for Test {
             // --failed-only: the record it reruns and carries from (never a plain run's key).
             "failed_only": from,
             "network": a.suite.network,
+            // A pass under looser limits on package code says nothing of a run under tighter
+            // ones: the limits are an option like any other.
+            "limits": crate::config::run_limits(a.suite.limits.partial(), cx.manifest, &mut cx.run.log),
         });
         let local_repo = cx
             .manifest
