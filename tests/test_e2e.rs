@@ -451,6 +451,17 @@ fn a_run_that_broke_is_retried_whole() {
     );
     assert_eq!(broke["scope"], "run");
 
+    // --failed-only (from the run's latest record of the suite) knows a run-level error means rerunning that runner whole.
+    let again = w.test(
+        &m1,
+        &["--tests-from", fx.to_str().unwrap(), "--failed-only"],
+    );
+    let m3 = again.manifest();
+    assert_eq!(
+        again.stage(&m3, "test")["data"]["rerun"],
+        serde_json::json!(["sti:tests/tests.yml"])
+    );
+
     let r = w.test(
         &m,
         &["--tests-from", fx.to_str().unwrap(), "--retries", "1"],
@@ -462,17 +473,6 @@ fn a_run_that_broke_is_retried_whole() {
     let run = case(s, "tests/tests.yml");
     assert_eq!(run["outcome"], "PASSED");
     assert_eq!(run["attempts"][0]["outcome"], "ERROR");
-
-    // --failed-only knows a run-level error means rerunning that runner whole.
-    let again = w.test(
-        &m1,
-        &["--tests-from", fx.to_str().unwrap(), "--failed-only"],
-    );
-    let m3 = again.manifest();
-    assert_eq!(
-        again.stage(&m3, "test")["data"]["rerun"],
-        serde_json::json!(["sti:tests/tests.yml"])
-    );
 }
 
 fn outcomes(s: &Value) -> Vec<(String, String, usize)> {
@@ -502,6 +502,17 @@ fn several_playbooks_each_run_and_retry_on_their_own() {
     assert_eq!(case(s1, "gamma")["playbook"], "tests/tests_extra.yml");
     assert_eq!(case(s1, "alpha")["playbook"], "tests/tests.yml");
 
+    // --failed-only from the run's latest record of the suite.
+    let again = w.test(
+        &m1,
+        &["--tests-from", fx.to_str().unwrap(), "--failed-only"],
+    );
+    let m3 = again.manifest();
+    let s3 = again.stage(&m3, "test");
+    let names: Vec<String> = outcomes(s3).into_iter().map(|r| r.0).collect();
+    assert_eq!(names.len(), 3, "each case once: {names:?}");
+    assert_eq!(s3["data"]["rerun"], serde_json::json!(["gamma"]));
+
     let retried = w.test(
         &m,
         &["--tests-from", fx.to_str().unwrap(), "--retries", "1"],
@@ -516,16 +527,6 @@ fn several_playbooks_each_run_and_retry_on_their_own() {
         ("gamma", "PASSED", 2),
     ];
     assert_eq!(got, want.map(|(a, b, c)| (a.to_string(), b.to_string(), c)));
-
-    let again = w.test(
-        &m1,
-        &["--tests-from", fx.to_str().unwrap(), "--failed-only"],
-    );
-    let m3 = again.manifest();
-    let s3 = again.stage(&m3, "test");
-    let names: Vec<String> = outcomes(s3).into_iter().map(|r| r.0).collect();
-    assert_eq!(names.len(), 3, "each case once: {names:?}");
-    assert_eq!(s3["data"]["rerun"], serde_json::json!(["gamma"]));
 }
 
 #[test]
