@@ -560,19 +560,25 @@ fn a_tree_ostree_cannot_deploy_fails_the_image() {
     assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
 }
 
-#[test]
-fn kernel_helpers_a_package_plants_cannot_forge_smoke() {
-    let w = Ws::new();
-    init_base(&w, &[], |_| {});
-    let built = w.build_fixture("kernel-helper-forgery", &["--branch", "f41"]);
+/// A base with a kernel, and fixture `name` built, composed onto it and imaged: the imaged
+/// manifest's path.
+fn imaged_fixture(w: &Ws, name: &str) -> PathBuf {
+    init_base(w, &[], |_| {});
+    let built = w.build_fixture(name, &["--branch", "f41"]);
     assert_eq!(built.code, 0, "{}", built.stderr);
     let b = w.save("built.json", &built.manifest());
     let c = w.run(&["compose", "-m", b.to_str().unwrap()]);
     assert_eq!(c.code, 0, "{}", c.stderr);
     let composed = w.save("composed.json", &c.manifest());
-    let i = run_with(&w, &composed, &["image"]);
+    let i = run_with(w, &composed, &["image"]);
     assert_eq!(i.code, 0, "{}", i.stderr);
-    let imaged = w.save("imaged.json", &i.manifest());
+    w.save("imaged.json", &i.manifest())
+}
+
+#[test]
+fn kernel_helpers_a_package_plants_cannot_forge_smoke() {
+    let w = Ws::new();
+    let imaged = imaged_fixture(&w, "kernel-helper-forgery");
     // The check makes the kernel call modprobe (socket families, an unknown binary format)
     // and request-key, whose paths the package fills with a forger; then it fails.
     let r = run_with(
@@ -647,16 +653,7 @@ fn kernel_helpers_a_package_plants_cannot_forge_smoke() {
 #[test]
 fn a_request_key_linked_to_nothing_runs_no_check() {
     let w = Ws::new();
-    init_base(&w, &[], |_| {});
-    let built = w.build_fixture("request-key-link", &["--branch", "f41"]);
-    assert_eq!(built.code, 0, "{}", built.stderr);
-    let b = w.save("built.json", &built.manifest());
-    let c = w.run(&["compose", "-m", b.to_str().unwrap()]);
-    assert_eq!(c.code, 0, "{}", c.stderr);
-    let composed = w.save("composed.json", &c.manifest());
-    let i = run_with(&w, &composed, &["image"]);
-    assert_eq!(i.code, 0, "{}", i.stderr);
-    let imaged = w.save("imaged.json", &i.manifest());
+    let imaged = imaged_fixture(&w, "request-key-link");
     let r = run_with(&w, &imaged, &["smoke", "--accel", "tcg", "--check", "true"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let m = r.manifest();
