@@ -28,6 +28,7 @@ pub mod sandbox;
 pub mod stage;
 pub mod stages;
 pub mod users;
+pub mod volume;
 pub mod workspace;
 
 /// The current time as RFC 3339 UTC with milliseconds.

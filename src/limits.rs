@@ -24,10 +24,15 @@
 //! are v1 hybrids (v1 pids and memory, a unified hierarchy without controllers for the kill).
 //! Where no cgroup can be made, fci falls back to watching processes and memory as below.
 //! The stage record's `data.limits.enforced_by` says which it was
-//! (`cgroup v1 (pids, memory); cgroup v2 (kill); watcher (scratch)`).
+//! (`cgroup v1 (pids, memory); cgroup v2 (kill); file system (scratch); watcher (tmpfs)`).
 //!
-//! Scratch is always watched, and so, without cgroups, are processes and memory: fci watches
-//! the sandbox from outside while it runs.
+//! Where fci may make file systems, the kernel bounds scratch too: package code's writable
+//! directory is a file system of the scratch size of its own (`crate::volume`), whose count
+//! is read every poll instead of walking the directory, and which is stopped when full.
+//!
+//! The tmpfs mounts are always watched, and so, without a file system of its own, is the
+//! writable directory, and without cgroups, processes and memory: fci watches the sandbox
+//! from outside while it runs.
 //! Every sandbox has a pid namespace of its own, so its processes are exactly those its
 //! `/proc` lists; fci counts them (and their threads), sums their private memory (resident
 //! and swapped), and sums its scratch: the growth of its writable directories, files it
@@ -255,13 +260,77 @@ pub struct Monitor {
     walk_took: Duration,
     /// The command's own cgroups, where fci could make them: the kernel's limits.
     cgroups: Option<crate::cgroup::Cgroups>,
+    /// Its writable directories as file systems of their own (`crate::volume`), where each
+    /// is one: the kernel's scratch limit, read instead of walking the directories.
+    volumes: Option<Volumes>,
+}
+
+/// Writable directories that are each a file system of their own, of at most the scratch
+/// size together: their count is the kernel's, complete, and cheap to read.
+struct Volumes {
+    roots: Vec<std::fs::File>,
+    devs: Vec<u64>,
+    /// What fci put there before the command started.
+    base: u64,
+}
+
+impl Volumes {
+    fn of(bounds: &Bounds) -> Option<Volumes> {
+        use std::os::unix::fs::MetadataExt;
+        if bounds.writable.is_empty() {
+            return None;
+        }
+        let mut share = 0u64;
+        let mut roots = Vec::new();
+        let mut devs = Vec::new();
+        for w in &bounds.writable {
+            share = share.saturating_add(crate::volume::scratch_of(w)?);
+            let f = open_dir(&w.to_string_lossy()).ok()?;
+            devs.push(f.metadata().ok()?.dev());
+            roots.push(f);
+        }
+        if share > bounds.limits.scratch {
+            return None;
+        }
+        let mut v = Volumes {
+            roots,
+            devs,
+            base: 0,
+        };
+        v.base = v.used().0;
+        Some(v)
+    }
+
+    /// Bytes in use on them, and whether one is full (no blocks or no inodes left: the
+    /// kernel refuses more).
+    fn used(&self) -> (u64, bool) {
+        use std::os::fd::AsRawFd;
+        let (mut used, mut full) = (0, false);
+        for f in &self.roots {
+            // SAFETY: statvfs is plain data; fstatvfs writes it for an open descriptor.
+            let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+            if unsafe { libc::fstatvfs(f.as_raw_fd(), &mut s) } != 0 {
+                continue;
+            }
+            used += (s.f_blocks - s.f_bfree) * s.f_frsize;
+            full |= s.f_bavail <= s.f_blocks / 100 || s.f_favail == 0;
+        }
+        (used, full)
+    }
+
+    /// Package code's use of them: what they hold beyond what fci put there.
+    fn grown(&self) -> (u64, bool) {
+        let (used, full) = self.used();
+        (used.saturating_sub(self.base), full)
+    }
 }
 
 /// How the bounded commands of this process were bounded, each way once (see `enforced_by`).
 static ENFORCED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 /// How the bounded commands run since the last call were bounded (`cgroup v1 (pids, memory);
-/// cgroup v2 (kill); watcher (scratch)`), for the stage record's `data.limits.enforced_by`.
+/// cgroup v2 (kill); file system (scratch); watcher (tmpfs)`), for the stage record's
+/// `data.limits.enforced_by`.
 pub fn enforced_by() -> Option<String> {
     let mut e = ENFORCED.lock().unwrap_or_else(|p| p.into_inner());
     let all = std::mem::take(&mut *e);
@@ -272,9 +341,14 @@ impl Monitor {
     /// Measures the writable directories before the command starts.
     pub fn new(bounds: Bounds) -> Monitor {
         let started = Instant::now();
+        let volumes = Volumes::of(&bounds);
         // What fci put there itself: a use it cannot measure is then counted from nothing, and
         // the first poll says so.
-        let base = dir_usage(&bounds.writable).unwrap_or(0);
+        let base = if volumes.is_some() {
+            0
+        } else {
+            dir_usage(&bounds.writable).unwrap_or(0)
+        };
         let walk_took = started.elapsed();
         let disk_every = DISK_MIN.max(walk_took * 10).min(DISK_MAX);
         let last_fs_used = fs_used(&bounds.writable) + shmem();
@@ -288,8 +362,13 @@ impl Monitor {
         if !kernel_memory {
             watched.push("memory");
         }
-        watched.push("scratch");
         let mut how: Vec<String> = cgroups.iter().map(|c| c.describe()).collect();
+        if volumes.is_some() {
+            how.push("file system (scratch)".into());
+            watched.push("tmpfs");
+        } else {
+            watched.push("scratch");
+        }
         how.push(format!("watcher ({})", watched.join(", ")));
         let how = how.join("; ");
         {
@@ -300,6 +379,7 @@ impl Monitor {
         }
         Monitor {
             cgroups,
+            volumes,
             last_walk: Instant::now(),
             last_scratch: 0,
             last_fs_used,
@@ -380,6 +460,15 @@ impl Monitor {
         if tmpfs >= limits.scratch {
             return Some(scratch_reached(limits.scratch, Some(tmpfs)));
         }
+        let grown = self.volumes.as_ref().map(Volumes::grown);
+        if let Some((grown, full)) = grown {
+            if full {
+                return Some(scratch_full(limits.scratch));
+            }
+            if tmpfs + grown >= limits.scratch {
+                return Some(scratch_reached(limits.scratch, Some(tmpfs + grown)));
+            }
+        }
         let now = Instant::now();
         if now >= self.next_memory {
             self.next_memory = now + MEMORY_EVERY;
@@ -395,6 +484,19 @@ impl Monitor {
                 ));
             }
         }
+        if let Some(v) = &self.volumes {
+            // Nothing to walk: files held open or deleted on a volume are in its count. What
+            // is held elsewhere (memfds: shared memory) is still looked for every second.
+            if now >= self.next_disk {
+                self.next_disk = now + DISK_MIN;
+                let held = deleted_open(&proc_dir, &pids, &v.devs);
+                let used = tmpfs + grown.map_or(0, |(g, _)| g) + held;
+                if used >= limits.scratch {
+                    return Some(scratch_reached(limits.scratch, Some(used)));
+                }
+            }
+            return None;
+        }
         // Walk the directories at least every second (less often when a walk is slow), and
         // sooner when their file systems, or the host's shared memory (memfds, which the walk
         // finds held open), filled by more than half of what is left (a fast writer would
@@ -409,7 +511,8 @@ impl Monitor {
                 Ok(n) => n,
                 Err(why) => return Some(scratch_unmeasured(limits.scratch, &why)),
             };
-            let used = tmpfs + walked.saturating_sub(self.base) + deleted_open(&proc_dir, &pids);
+            let used =
+                tmpfs + walked.saturating_sub(self.base) + deleted_open(&proc_dir, &pids, &[]);
             self.walk_took = started.elapsed();
             self.disk_every = DISK_MIN.max(self.walk_took * 10).min(DISK_MAX);
             self.last_walk = Instant::now();
@@ -433,16 +536,24 @@ impl Monitor {
             return Some(why);
         }
         let limit = self.bounds.limits.scratch;
+        if let Some((_, true)) = self.volumes.as_ref().map(Volumes::grown) {
+            self.mounts.clear();
+            return Some(scratch_full(limit));
+        }
         // A little below the limit: a file cut at the limit, a tmpfs full to its last page.
         let nearly = limit - limit / 100;
-        let walked = match dir_usage(&self.bounds.writable) {
+        let walked = match &self.volumes {
+            Some(v) => Ok(v.grown().0),
+            None => dir_usage(&self.bounds.writable).map(|w| w.saturating_sub(self.base)),
+        };
+        let walked = match walked {
             Ok(n) => n,
             Err(why) => {
                 self.mounts.clear();
                 return Some(scratch_unmeasured(limit, &why));
             }
         };
-        let used = self.tmpfs_used() + walked.saturating_sub(self.base);
+        let used = self.tmpfs_used() + walked;
         let full_tmpfs = self.mounts.iter().any(|m| {
             statvfs_of(m).is_some_and(|(used, size)| size > 0 && used >= size - size / 100)
         });
@@ -606,6 +717,13 @@ fn scratch_reached(n: u64, seen: Option<u64>) -> String {
 
 /// Scratch whose use the walk could not measure (package code made a directory it cannot
 /// read): counted as past the limit, since what is there is unknown.
+fn scratch_full(n: u64) -> String {
+    format!(
+        "scratch limit {} reached (its file system is full: the kernel refused more)",
+        show(n)
+    )
+}
+
 fn scratch_unmeasured(n: u64, why: &str) -> String {
     format!(
         "scratch limit {} reached (its use cannot be measured: {why})",
@@ -733,8 +851,9 @@ fn threads_and_memory(proc_dir: &Path, pids: &[String]) -> (u64, u64) {
 /// (by any thread, in its own descriptor table too),
 /// deleted files mapped and then closed (no fd left; `/proc/PID/map_files` still shows the
 /// mapping), and shared anonymous memory (a shmem inode, counted here as it is backed by the
-/// same shared memory a tmpfs uses). Each inode once, by its allocated blocks.
-fn deleted_open(proc_dir: &Path, pids: &[String]) -> u64 {
+/// same shared memory a tmpfs uses). Each inode once, by its allocated blocks; none on the
+/// file systems `counted` (volumes, whose own count has them).
+fn deleted_open(proc_dir: &Path, pids: &[String], counted: &[u64]) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let mut seen = HashSet::new();
     let mut total = 0;
@@ -760,7 +879,11 @@ fn deleted_open(proc_dir: &Path, pids: &[String]) -> u64 {
                 let Ok(m) = std::fs::metadata(e.path()) else {
                     continue;
                 };
-                if m.is_file() && m.nlink() == 0 && seen.insert((m.dev(), m.ino())) {
+                if m.is_file()
+                    && m.nlink() == 0
+                    && !counted.contains(&m.dev())
+                    && seen.insert((m.dev(), m.ino()))
+                {
                     total += m.blocks() * 512;
                 }
             }

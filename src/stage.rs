@@ -354,6 +354,27 @@ impl StageRun {
         self.scratch.path().to_path_buf()
     }
 
+    /// A new directory `name` of the scratch directory for package code to write: a file
+    /// system of its own of `limits.scratch` bytes, plus `room` for what fci puts there,
+    /// where one can be made (`crate::volume`), so that the kernel bounds what package code
+    /// writes there; a plain directory, bounded by the watcher, elsewhere. It stays mounted
+    /// until the stage ends.
+    pub fn bounded_dir(
+        &mut self,
+        name: &str,
+        limits: &crate::limits::Limits,
+        room: u64,
+    ) -> Result<PathBuf> {
+        let dir = self.dir().join(name);
+        let image = self.dir().join(format!(".{name}.img"));
+        if let Some(v) =
+            crate::volume::Volume::make(&dir, &image, limits.scratch, room, &mut self.log)?
+        {
+            self.scratch.keep(v);
+        }
+        Ok(dir)
+    }
+
     /// Closes the stage: stores its log and returns the record.
     pub fn finish(
         mut self,

@@ -300,7 +300,11 @@ impl Workspace {
         }
         let lock = File::create(dir.path().join(".lock"))?;
         lock.lock()?;
-        Ok(Scratch { dir, _lock: lock })
+        Ok(Scratch {
+            volumes: Vec::new(),
+            dir,
+            _lock: lock,
+        })
     }
 
     /// Removes what killed runs left in `tmp/`: unlocked scratch directories and stray files,
@@ -326,6 +330,8 @@ impl Workspace {
             if meta.is_dir() {
                 let abandoned = File::open(p.join(".lock")).map_or(true, |f| f.try_lock().is_ok());
                 if abandoned {
+                    // A killed run's volumes are still mounted there.
+                    crate::volume::detach_below(&p);
                     let _ = fs::remove_dir_all(&p);
                 }
             } else {
@@ -680,6 +686,9 @@ pub fn plain_name(name: &str) -> String {
 }
 
 pub struct Scratch {
+    /// Package code's file systems mounted inside (`crate::volume`): declared first, so that
+    /// they are unmounted before the directory is removed.
+    volumes: Vec<crate::volume::Volume>,
     dir: tempfile::TempDir,
     _lock: File,
 }
@@ -687,6 +696,11 @@ pub struct Scratch {
 impl Scratch {
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Keeps a volume mounted inside until the scratch directory is removed.
+    pub fn keep(&mut self, v: crate::volume::Volume) {
+        self.volumes.push(v);
     }
 }
 

@@ -138,6 +138,98 @@ fn files_a_thread_holds_in_its_own_descriptor_table_are_stopped_at_the_scratch_l
     );
 }
 
+/// Mount points below `dir` (package code's volumes) in this machine's mount table.
+fn mounts_below(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| Path::new(p).starts_with(dir))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Loop devices whose backing file lies below `dir`.
+fn loops_below(dir: &Path) -> Vec<String> {
+    let out = std::process::Command::new("losetup")
+        .args(["--list", "--noheadings", "--output", "BACK-FILE"])
+        .output()
+        .expect("losetup (util-linux)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|f| Path::new(f).starts_with(dir))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The watcher found no descriptor in flight over a unix socket (no kernel interface lists
+/// one): the file system of the scratch size that the build writes to counts those files.
+#[test]
+fn files_held_only_by_descriptors_in_flight_are_stopped_at_the_scratch_limit() {
+    let w = Ws::new();
+    let (b, took) = build_hostile(&w, "limits-inflight-fd-filler-build", "--max-scratch=64M");
+    assert_eq!(b["outcome"], "FAILED", "{b:#}");
+    assert!(
+        notes(&b).contains(
+            "scratch limit 64 MiB reached (its file system is full: the kernel refused more)"
+        ),
+        "{}",
+        notes(&b)
+    );
+    let enforced = b["data"]["limits"]["enforced_by"].as_str().unwrap_or("");
+    assert!(
+        enforced.contains("file system (scratch)"),
+        "this host should give package code a file system of its own (root, a loop device, mkfs.ext4): {enforced}"
+    );
+    assert!(took < STOPPED_WITHIN, "took {took:?}");
+    assert_nothing_left(&w);
+    // The volume went with the stage.
+    assert_eq!(mounts_below(&w.ws()), Vec::<String>::new());
+    assert_eq!(loops_below(&w.ws()), Vec::<String>::new());
+}
+
+/// A fci killed outright leaves its stage's volume mounted; the next fci run unmounts it
+/// before removing the killed run's scratch.
+#[test]
+fn the_volume_of_a_killed_fci_is_unmounted_by_the_next_run() {
+    let w = Ws::new();
+    let dir = hostile("limits-inflight-fd-filler-build");
+    let mut child = w
+        .cmd()
+        .args(["build", dir.to_str().unwrap(), "--dist", ".fc41"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + STOPPED_WITHIN;
+    while mounts_below(&w.ws()).is_empty() {
+        assert!(Instant::now() < deadline, "no volume was mounted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = mounts_below(&w.ws());
+    assert_eq!(left.len(), 1, "{left:?}");
+    // Old enough that no run could still be setting it up.
+    let scratch = Path::new(&left[0]).parent().unwrap().to_path_buf();
+    let old = std::process::Command::new("touch")
+        .args(["-d", "1 hour ago"])
+        .arg(&scratch)
+        .status()
+        .unwrap();
+    assert!(old.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_of(&w.ws()).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = w.build("hello-atomic", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(mounts_below(&w.ws()), Vec::<String>::new());
+    assert_eq!(loops_below(&w.ws()), Vec::<String>::new());
+    assert!(!scratch.exists(), "{} was not removed", scratch.display());
+}
+
 #[test]
 fn memory_held_in_memfds_in_build_is_stopped_at_the_scratch_limit() {
     assert_stopped_build(
@@ -252,6 +344,17 @@ fn a_small_package_builds_and_tests_within_the_default_limits() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let m = r.manifest();
     assert_eq!(r.stage(&m, "test")["outcome"], "PASSED");
+    // Both wrote to a file system of their own, which the kernel bounds.
+    for stage in ["build", "test"] {
+        let enforced = r.stage(&m, stage)["data"]["limits"]["enforced_by"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            enforced.ends_with("file system (scratch); watcher (tmpfs)"),
+            "{stage}: {enforced}"
+        );
+    }
 }
 
 #[test]

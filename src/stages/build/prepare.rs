@@ -28,6 +28,9 @@ pub struct Prepared {
     pub notes: Vec<String>,
     /// `--branch` names another branch than the checkout's.
     pub branch_mismatch: bool,
+    /// What package code may use, resolved once (flags, the run's fci.yaml, defaults): an
+    /// input of the build, and its bounds.
+    pub limits: crate::limits::Limits,
 }
 
 /// The note a build of a dirty work tree carries (it describes this run, not the content).
@@ -141,6 +144,7 @@ pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
         backend,
         notes,
         branch_mismatch,
+        limits: crate::config::run_limits(args.limits.partial(), cx.manifest, &mut cx.run.log),
     })
 }
 
@@ -156,7 +160,7 @@ impl Prepared {
             "nocheck": args.nocheck,
             // A pass under looser limits on package code says nothing of a run under tighter
             // ones: the limits are an option like any other.
-            "limits": crate::config::run_limits(args.limits.partial(), cx.manifest, &mut cx.run.log),
+            "limits": self.limits,
             // A --branch that differs from the checkout is stated in the record's notes.
             "branch_mismatch": self.branch_mismatch,
             "tree": self.tree,

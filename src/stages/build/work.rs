@@ -61,10 +61,10 @@ fn build_bounded(
         }
     };
     step("fetching sources");
+    let limits = p.limits;
     let dirs = stage_files(p, lookaside, cx, rec)?;
     let rpmbuild = p.backend.name() == "rpmbuild";
     let private = p.co.private_paths();
-    let limits = crate::config::run_limits(args.limits.partial(), cx.manifest, &mut cx.run.log);
     rec.data.insert("limits".into(), json!(limits));
     let job = |nodeps| Job {
         private: &private,
@@ -215,8 +215,9 @@ fn stage_files(
         &srcdir,
     )?;
     rec.notes.extend(notes);
-    let work = cx.dir().join("work");
-    std::fs::create_dir_all(&work)?;
+    // Package code's only writable directory: a file system of the scratch size where one
+    // can be made.
+    let work = cx.run.bounded_dir("work", &p.limits, 0)?;
     // fci's Fedora build environment, for rpmbuild on a host without one; mock has the real one.
     let macros = if p.backend.name() == "rpmbuild" {
         let dir = cx.ws.root().join("share/macros");

@@ -145,14 +145,10 @@ impl Stage for Integrate {
             subjects: Vec::new(),
             network: a.suite.network,
             timeout: crate::cli::timeout(a.suite.timeout),
-            limits: crate::config::run_limits(
-                a.suite.limits.partial(),
-                cx.manifest,
-                &mut cx.run.log,
-            ),
+            limits,
         };
-        let scratch = cx.dir();
-        env.check(cx.log(), &scratch)?;
+        let probe = cx.run.bounded_dir("sandbox-check", &limits, 0)?;
+        env.check(cx.log(), &probe)?;
         rec.data.insert("commit".into(), json!(p.commit));
         let rcx = suite::RunCtx {
             env: &env,

@@ -12,6 +12,10 @@ use anyhow::Result;
 use serde_json::json;
 use std::collections::HashSet;
 
+/// Room on an attempt's file system for what fci writes there besides the tree (its home,
+/// the inventory, the run's own files): never package code's scratch.
+const ROOM: u64 = 1024 * 1024;
+
 pub struct Attempts<'a> {
     pub suites: &'a [Box<dyn Suite>],
     pub rcx: &'a RunCtx<'a>,
@@ -59,6 +63,9 @@ pub fn run(
     let mut run_files = Vec::new();
     // Cases past the listing caps, over all attempts: counted, and they decide the verdict.
     let mut unlisted = Unlisted::default();
+    let tree_room = crate::limits::dir_usage(&[a.rcx.env.tree.to_path_buf()])
+        .map_err(|e| anyhow::anyhow!("cannot measure the tests' tree: {e}"))?
+        + ROOM;
     let mut run_once = |cx: &mut Ctx, attempt: u32, sel: Option<&Selection>| -> Result<Cases> {
         // One attempt lists at most the caps' worth of cases, whatever its suites report.
         let mut out = Cases::default();
@@ -70,10 +77,13 @@ pub fn run(
                     Some(f) => f,
                 },
             };
-            let dir = cx
-                .dir()
-                .join(format!("attempt-{attempt}-{}-{i}", s.runner()));
-            std::fs::create_dir_all(&dir)?;
+            // A file system of its own where one can be made: room for the copy of the tree
+            // besides the scratch limit.
+            let dir = cx.run.bounded_dir(
+                &format!("attempt-{attempt}-{}-{i}", s.runner()),
+                &a.rcx.env.limits,
+                tree_room,
+            )?;
             spinner.step(&format!("running {} tests (attempt {attempt})", s.runner()));
             let cases = s.run(a.rcx, &filter, &dir, cx.log())?;
             // The run's own reports, for whoever debugs it (kept only if plain files).

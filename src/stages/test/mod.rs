@@ -326,8 +326,8 @@ impl Stage for Test {
             timeout: crate::cli::timeout(a.suite.timeout),
             limits,
         };
-        let scratch = cx.dir();
-        env.check(cx.log(), &scratch)?;
+        let probe = cx.run.bounded_dir("sandbox-check", &limits, 0)?;
+        env.check(cx.log(), &probe)?;
         rec.data
             .insert("subject_packages".into(), json!(subj.installed));
         rec.data

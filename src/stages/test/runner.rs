@@ -357,11 +357,10 @@ impl Env<'_> {
     }
 
     /// Starts the sandbox once with nothing in it, so that a host that cannot build it is told
-    /// so, instead of every test run failing with a misleading status.
-    pub fn check(&self, log: &mut Log, dir: &Path) -> Result<()> {
-        let probe = dir.join("sandbox-check");
-        std::fs::create_dir_all(&probe)?;
-        self.sandbox(&probe, &probe, &probe, Vec::new()).check(log)
+    /// so, instead of every test run failing with a misleading status. `probe` is an empty
+    /// directory to write (bounded as an attempt's is).
+    pub fn check(&self, log: &mut Log, probe: &Path) -> Result<()> {
+        self.sandbox(probe, probe, probe, Vec::new()).check(log)
     }
 
     /// Runs `cmd` in the sandbox with `dir` writable; extra environment on top of the basics.
