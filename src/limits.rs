@@ -268,9 +268,11 @@ pub struct Monitor {
 /// Writable directories that are each a file system of their own, of at most the scratch
 /// size together: their count is the kernel's, complete, and cheap to read.
 struct Volumes {
-    roots: Vec<std::fs::File>,
+    /// Each volume once: its mountpoint, and its root held open.
+    roots: Vec<(PathBuf, std::fs::File)>,
     devs: Vec<u64>,
-    /// What fci put there before the command started.
+    /// What was on them before the command started (fci's copy of the tests' tree, earlier
+    /// attempts of the stage).
     base: u64,
 }
 
@@ -281,13 +283,17 @@ impl Volumes {
             return None;
         }
         let mut share = 0u64;
-        let mut roots = Vec::new();
+        let mut roots: Vec<(PathBuf, std::fs::File)> = Vec::new();
         let mut devs = Vec::new();
         for w in &bounds.writable {
-            share = share.saturating_add(crate::volume::scratch_of(w)?);
-            let f = open_dir(&w.to_string_lossy()).ok()?;
+            let (dir, s) = crate::volume::holding(w)?;
+            if roots.iter().any(|(d, _)| d == &dir) {
+                continue;
+            }
+            share = share.saturating_add(s);
+            let f = open_dir(&dir.to_string_lossy()).ok()?;
             devs.push(f.metadata().ok()?.dev());
-            roots.push(f);
+            roots.push((dir, f));
         }
         if share > bounds.limits.scratch {
             return None;
@@ -301,25 +307,27 @@ impl Volumes {
         Some(v)
     }
 
-    /// Bytes in use on them, and whether one is full (no blocks or no inodes left: the
-    /// kernel refuses more).
-    fn used(&self) -> (u64, bool) {
+    /// Bytes in use on them, and why one is full (no block or no inode left: the kernel
+    /// refuses more), if one is.
+    fn used(&self) -> (u64, Option<String>) {
         use std::os::fd::AsRawFd;
-        let (mut used, mut full) = (0, false);
-        for f in &self.roots {
+        let (mut used, mut full) = (0, None);
+        for (dir, f) in &self.roots {
             // SAFETY: statvfs is plain data; fstatvfs writes it for an open descriptor.
             let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
             if unsafe { libc::fstatvfs(f.as_raw_fd(), &mut s) } != 0 {
                 continue;
             }
             used += (s.f_blocks - s.f_bfree) * s.f_frsize;
-            full |= s.f_bavail <= s.f_blocks / 100 || s.f_favail == 0;
+            if full.is_none() && (s.f_bavail <= s.f_blocks / 100 || s.f_favail == 0) {
+                full = crate::volume::full(dir).or(Some("no block left".into()));
+            }
         }
         (used, full)
     }
 
-    /// Package code's use of them: what they hold beyond what fci put there.
-    fn grown(&self) -> (u64, bool) {
+    /// Package code's use of them: what they hold beyond what was there before it started.
+    fn grown(&self) -> (u64, Option<String>) {
         let (used, full) = self.used();
         (used.saturating_sub(self.base), full)
     }
@@ -461,9 +469,9 @@ impl Monitor {
             return Some(scratch_reached(limits.scratch, Some(tmpfs)));
         }
         let grown = self.volumes.as_ref().map(Volumes::grown);
-        if let Some((grown, full)) = grown {
-            if full {
-                return Some(scratch_full(limits.scratch));
+        if let Some((grown, full)) = &grown {
+            if let Some(why) = full {
+                return Some(scratch_full(limits.scratch, why));
             }
             if tmpfs + grown >= limits.scratch {
                 return Some(scratch_reached(limits.scratch, Some(tmpfs + grown)));
@@ -490,7 +498,7 @@ impl Monitor {
             if now >= self.next_disk {
                 self.next_disk = now + DISK_MIN;
                 let held = deleted_open(&proc_dir, &pids, &v.devs);
-                let used = tmpfs + grown.map_or(0, |(g, _)| g) + held;
+                let used = tmpfs + grown.as_ref().map_or(0, |(g, _)| *g) + held;
                 if used >= limits.scratch {
                     return Some(scratch_reached(limits.scratch, Some(used)));
                 }
@@ -536,9 +544,9 @@ impl Monitor {
             return Some(why);
         }
         let limit = self.bounds.limits.scratch;
-        if let Some((_, true)) = self.volumes.as_ref().map(Volumes::grown) {
+        if let Some((_, Some(why))) = self.volumes.as_ref().map(Volumes::grown) {
             self.mounts.clear();
-            return Some(scratch_full(limit));
+            return Some(scratch_full(limit, &why));
         }
         // A little below the limit: a file cut at the limit, a tmpfs full to its last page.
         let nearly = limit - limit / 100;
@@ -717,9 +725,10 @@ fn scratch_reached(n: u64, seen: Option<u64>) -> String {
 
 /// Scratch whose use the walk could not measure (package code made a directory it cannot
 /// read): counted as past the limit, since what is there is unknown.
-fn scratch_full(n: u64) -> String {
+/// The volume is full (`why`: no block, or no inode, left).
+pub fn scratch_full(n: u64, why: &str) -> String {
     format!(
-        "scratch limit {} reached (its file system is full: the kernel refused more)",
+        "scratch limit {} reached (its file system is full, {why}: the kernel refused more)",
         show(n)
     )
 }

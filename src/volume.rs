@@ -23,6 +23,12 @@ pub const MKFS: crate::stage::Tool = crate::stage::Tool::new("mkfs.ext4", "e2fsp
 /// whole size) that is package code's. `crate::limits` looks a writable directory up here.
 static MOUNTED: Mutex<Vec<(PathBuf, u64)>> = Mutex::new(Vec::new());
 
+/// A file package code wrote with holes (sparse: more bytes than it takes on disk): fci
+/// never copies one out of a volume, where it would fill the holes on the host's disk.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Sparse(pub String);
+
 /// A mounted volume: unmounted (lazily, so a straggler cannot keep it) and its image removed
 /// when dropped.
 #[derive(Debug)]
@@ -68,7 +74,20 @@ impl Volume {
             ));
             return Ok(None);
         }
-        let size = scratch.saturating_add(room);
+        // Inode tables for a file per 4 KiB (a flood of empty files runs out of inodes when
+        // it would have filled the blocks at a block each), which take a sixteenth.
+        let size = scratch.saturating_add(scratch / 16).saturating_add(room);
+        let parent = image.parent().unwrap_or(Path::new("/"));
+        if let Some(free) = free_bytes(parent) {
+            if free < size {
+                return Err(crate::error::FciError::Infra(format!(
+                    "the workspace's file system has {} free, less than the {} package code may fill (its scratch limit and room for fci's copy): free some space or lower --max-scratch",
+                    crate::caps::human(free),
+                    crate::caps::human(size)
+                ))
+                .into());
+            }
+        }
         {
             let f = std::fs::File::create_new(image)?;
             // Sparse: the host's disk is used only as package code writes.
@@ -78,7 +97,7 @@ impl Volume {
             // No blocks reserved for root (package code runs as root), no journal (scratch is
             // thrown away), inode tables initialised lazily and never by the kernel
             // (noinit_itable): an 8 GiB volume is made and mounted in a tenth of a second.
-            .args(["-q", "-F", "-m", "0", "-O", "^has_journal"])
+            .args(["-q", "-F", "-m", "0", "-i", "4096", "-O", "^has_journal"])
             .args(["-E", "nodiscard,lazy_itable_init=1"])
             .arg("--")
             .arg(image);
@@ -129,9 +148,45 @@ fn lock() -> std::sync::MutexGuard<'static, Vec<(PathBuf, u64)>> {
     MOUNTED.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The scratch share of the volume mounted on `dir`, if `dir` is one of this process's.
-pub fn scratch_of(dir: &Path) -> Option<u64> {
-    lock().iter().find(|(d, _)| d == dir).map(|(_, s)| *s)
+/// The volume of this process that `path` lies on (its mountpoint is `path` or above it),
+/// and its scratch share.
+pub fn holding(path: &Path) -> Option<(PathBuf, u64)> {
+    lock().iter().find(|(d, _)| path.starts_with(d)).cloned()
+}
+
+/// Bytes the unprivileged may still write on the file system of `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    rustix::fs::statvfs(dir)
+        .ok()
+        .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+/// Why the volume `path` lies on is full (no block or no inode left), if it is one and is.
+pub fn full(path: &Path) -> Option<String> {
+    let (dir, _) = holding(path)?;
+    let s = rustix::fs::statvfs(&dir).ok()?;
+    if s.f_favail == 0 {
+        Some(format!("no inode left: {} files", s.f_files - s.f_ffree))
+    } else if s.f_bavail <= s.f_blocks / 100 {
+        Some("no block left".into())
+    } else {
+        None
+    }
+}
+
+/// Refuses to copy out `file`, opened from `path`, when it lies on a volume and has holes:
+/// its copy would fill them on the host's disk, past any limit of the volume's.
+pub fn check_dense(path: &Path, meta: &std::fs::Metadata) -> Result<(), Sparse> {
+    use std::os::unix::fs::MetadataExt;
+    if holding(path).is_none() || meta.len() <= meta.blocks().saturating_mul(512) {
+        return Ok(());
+    }
+    Err(Sparse(format!(
+        "{} is sparse ({} long, {} on disk): package code wrote it with holes, and fci copies no such file out of its scratch",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        crate::caps::human(meta.len()),
+        crate::caps::human(meta.blocks() * 512)
+    )))
 }
 
 /// Unmounts `dir` at once, even if something still holds it open (MNT_DETACH): the loop

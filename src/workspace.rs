@@ -622,6 +622,7 @@ pub fn copy_plain(src: &Path, dest: &Path, limit: Option<u64>) -> Result<Copied>
     if !meta.is_file() {
         return Err(FciError::Infra(format!("{}: not a regular file", src.display())).into());
     }
+    crate::volume::check_dense(src, &meta)?;
     let mode = if meta.permissions().mode() & 0o111 != 0 {
         0o755
     } else {

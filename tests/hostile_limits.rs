@@ -172,7 +172,7 @@ fn files_held_only_by_descriptors_in_flight_are_stopped_at_the_scratch_limit() {
     assert_eq!(b["outcome"], "FAILED", "{b:#}");
     assert!(
         notes(&b).contains(
-            "scratch limit 64 MiB reached (its file system is full: the kernel refused more)"
+            "scratch limit 64 MiB reached (its file system is full, no block left: the kernel refused more)"
         ),
         "{}",
         notes(&b)
@@ -616,4 +616,99 @@ fn a_fork_bomb_is_stopped_by_the_kernel_at_the_pids_limit_and_its_cgroups_remove
     assert_nothing_left(&w);
     // Its cgroups went with it, in every hierarchy.
     assert_eq!(cgroups_of(fci), Vec::<PathBuf>::new());
+}
+
+/// The bytes of every file below `dir` as their length says (holes included).
+fn apparent_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let m = std::fs::symlink_metadata(e.path()).unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.is_file() {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
+/// Copied byte by byte, forty logs of a 32 MiB hole each would have put 1.3 GB into the
+/// store from 64 MiB of scratch.
+#[test]
+fn sparse_test_logs_are_never_copied_out() {
+    let w = Ws::new();
+    let m = built(&w);
+    let before = apparent_size(&w.ws());
+    let tests = hostile("sparse-logs-test");
+    let r = w.test(
+        &m,
+        &["--tests-from", tests.to_str().unwrap(), "--max-scratch=64M"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = r.manifest();
+    let t = r.stage(&out, "test");
+    assert_eq!(t["outcome"], "PASSED", "{t:#}");
+    let cases: Vec<&Value> = t["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["testcase"].as_str().unwrap_or("").contains("case-"))
+        .collect();
+    assert_eq!(cases.len(), 40, "{t:#}");
+    assert!(
+        cases
+            .iter()
+            .all(|c| c["outcome"] == "PASSED" && c["log"].is_null()),
+        "{t:#}"
+    );
+    let grown = apparent_size(&w.ws()) - before;
+    assert!(
+        grown < 32 * 1024 * 1024,
+        "the workspace grew by {grown} bytes"
+    );
+    assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
+}
+
+#[test]
+fn junk_in_the_builds_output_is_the_packages_failure() {
+    let w = Ws::new();
+    let (b, _) = build_hostile(&w, "junk-rpms-build", "--max-scratch=64M");
+    assert_eq!(b["outcome"], "FAILED", "{b:#}");
+    assert!(
+        notes(&b).contains("rpm cannot read the build's packages"),
+        "{}",
+        notes(&b)
+    );
+}
+
+#[test]
+fn a_spec_that_fills_its_file_system_while_parsed_is_failed_not_an_error() {
+    let w = Ws::new();
+    let (b, _) = build_hostile(&w, "inode-filler-parse", "--max-scratch=1M");
+    assert_eq!(b["outcome"], "FAILED", "{b:#}");
+    assert!(
+        notes(&b).contains("scratch limit 1 MiB reached (its file system is full, no inode left"),
+        "{}",
+        notes(&b)
+    );
+}
+
+/// A file per 4 KiB of scratch: a build of many small files is not stopped for inodes
+/// before it has used its blocks.
+#[test]
+fn a_build_of_many_small_files_fits_its_scratch() {
+    let w = Ws::new();
+    let r = w.run(&[
+        "build",
+        fixture("many-small-files").to_str().unwrap(),
+        "--dist",
+        ".fc41",
+        "--max-scratch=1G",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    assert_eq!(r.stage(&m, "build")["outcome"], "PASSED");
 }

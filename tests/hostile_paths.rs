@@ -453,3 +453,23 @@ fn a_shared_ostree_repository_another_user_can_replace_is_refused() {
     let r = run("ws3");
     assert!(r.stderr.contains("nonexistent-base"), "{}", r.stderr);
 }
+
+/// rpmbuild writes the binary packages through a link package code put in place of RPMS:
+/// fci reads none of them, and the build is the package's failure, not a PASSED with its
+/// source package alone.
+#[test]
+fn a_build_that_replaces_its_rpms_directory_is_failed() {
+    let w = Ws::new();
+    let dir = hostile("rpms-dir-link-build");
+    let r = w.run(&["build", dir.to_str().unwrap(), "--dist", ".fc41"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let b = r.stage(&m, "build");
+    assert_eq!(b["outcome"], "FAILED", "{b:#}");
+    assert!(
+        b["notes"].to_string().contains(
+            "package code replaced the build's RPMS directory (with a link?): its packages cannot be read as the build's"
+        ),
+        "{b:#}"
+    );
+}

@@ -200,11 +200,24 @@ fn packages_the_build_did_not_make_are_never_recorded_as_its_own() {
         "-D",
         "mode copy",
     ]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    // The package's doing: FAILED (exit 1) with a manifest, not the caller's mistake.
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let b = r.stage(&m, "build");
+    assert_eq!(b["outcome"], "FAILED", "{b:#}");
     assert!(
-        r.stderr.contains("names source package hello-atomic"),
-        "{}",
-        r.stderr
+        b["notes"]
+            .to_string()
+            .contains("names source package hello-atomic"),
+        "{b:#}"
+    );
+    assert!(
+        !m["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["type"] == "rpm"),
+        "{m:#}"
     );
 
     // The output directory swapped for a link: nothing is read through it.
@@ -216,7 +229,16 @@ fn packages_the_build_did_not_make_are_never_recorded_as_its_own() {
         "-D",
         "mode link",
     ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
     let m = r.manifest();
+    let b = r.stage(&m, "build");
+    assert_eq!(b["outcome"], "FAILED", "{b:#}");
+    assert!(
+        b["notes"]
+            .to_string()
+            .contains("package code replaced the build's RPMS directory"),
+        "{b:#}"
+    );
     let names: Vec<String> = m["artifacts"]
         .as_array()
         .unwrap()

@@ -46,6 +46,9 @@ pub struct Output {
     pub host_failure: Option<String>,
     /// The build was killed by this signal (bwrap reports 128 + the signal).
     pub signal: Option<i32>,
+    /// Package code replaced a directory the packages are written to (with a link to where
+    /// fci would not look): the package's failure, whatever rpmbuild's status.
+    pub outputs_replaced: Option<String>,
 }
 
 /// The signal a sandboxed command died of, from bwrap's exit status (128 + signal).
@@ -108,6 +111,19 @@ pub fn check_status(output: impl std::io::Read) -> (bool, bool) {
             l.starts_with("error: Bad exit status from ") && l.trim_end().ends_with("(%check)");
     });
     (ran, ran && failed)
+}
+
+/// Why the packages' directories below `work` cannot be read as the build's (one was
+/// replaced by a link, or by something else than a directory), or None: absent or intact.
+pub fn replaced_outputs(work: &Path, dirs: &[PathBuf]) -> Option<String> {
+    dirs.iter()
+        .find(|d| d.symlink_metadata().is_ok() && !crate::workspace::real_dir_below(work, d))
+        .map(|d| {
+            format!(
+                "package code replaced the build's {} directory (with a link?): its packages cannot be read as the build's",
+                d.file_name().unwrap_or_default().to_string_lossy()
+            )
+        })
 }
 
 /// Every `*.rpm` below `dir` (a directory the build wrote, below `work`), sorted: regular

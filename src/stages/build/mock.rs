@@ -59,6 +59,8 @@ impl Backend for Mock {
                 limit: None,
                 host_failure: mock_host_failure(&srpm),
                 signal: srpm.signal,
+                // mock writes its results itself, outside the chroot.
+                outputs_replaced: None,
             });
         }
         let mut rebuild = base(Cmd::new("mock"))
@@ -95,6 +97,7 @@ impl Backend for Mock {
             limit: None,
             host_failure: mock_host_failure(&done),
             signal: done.signal,
+            outputs_replaced: None,
         })
     }
 }

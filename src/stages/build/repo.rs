@@ -9,6 +9,12 @@ use crate::workspace::Workspace;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
+/// A package in the build's output that the build did not make (package code can write
+/// there): the package's failure, named with the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotTheBuilds(pub String);
+
 /// Stores every package (NEVRA from its header) and publishes a repository of the binary ones;
 /// also returns the source package's BuildRequires.
 pub fn record_packages(
@@ -48,14 +54,12 @@ pub fn record_packages(
                 .map(|n| n.to_string_lossy().into_owned());
             for (p, h) in packages.iter().zip(&headers) {
                 if h.nevra.arch != "src" && h.sourcerpm != srpm_file {
-                    return Err(FciError::input(
-                        p,
-                        format!(
-                            "a package of the build names source package {}, not this build's {}",
-                            h.sourcerpm.as_deref().unwrap_or("(none)"),
-                            srpm_file.as_deref().unwrap_or("(none)")
-                        ),
-                    )
+                    return Err(NotTheBuilds(format!(
+                        "{} in the build's output names source package {}, not this build's {}: package code put it there",
+                        p.file_name().unwrap_or_default().to_string_lossy(),
+                        h.sourcerpm.as_deref().unwrap_or("(none)"),
+                        srpm_file.as_deref().unwrap_or("(none)")
+                    ))
                     .into());
                 }
             }

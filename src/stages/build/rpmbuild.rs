@@ -44,6 +44,11 @@ impl Backend for Rpmbuild {
         let cmd = sandbox(job).wrap(&cmd)?;
         // A timeout is judged by `work::explain_failure`: ERROR, never reused.
         let done = log.run(&cmd.timeout(job.timeout).judges_timeout())?;
+        let outputs_replaced =
+            super::backend::replaced_outputs(job.work, &[top.join("SRPMS"), top.join("RPMS")]);
+        if let Some(why) = &outputs_replaced {
+            log.line(&format!("fci: {why}"));
+        }
         let tail = log.tail(40);
         let packages = collect(job.work, &top.join("SRPMS"))?
             .into_iter()
@@ -54,7 +59,8 @@ impl Backend for Rpmbuild {
             Err(_) => (false, false),
         };
         Ok(Output {
-            success: done.success(),
+            success: done.success() && outputs_replaced.is_none(),
+            outputs_replaced,
             check_failed,
             check_ran,
             packages,

@@ -211,9 +211,10 @@ pub fn headers(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Header>> {
             .args(pkgs),
     )?;
     if !out.success() {
-        return Err(FciError::Infra(format!(
-            "rpm -qp failed on the built packages: {}",
-            out.stderr.trim()
+        // The files are what package code left in the build's output directories.
+        return Err(super::repo::NotTheBuilds(format!(
+            "rpm cannot read the build's packages (package code put files that are not packages there?): {}",
+            crate::exec::last_lines(out.stderr.trim(), 5)
         ))
         .into());
     }

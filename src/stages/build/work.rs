@@ -27,10 +27,27 @@ pub fn build(
     rec: &mut RecordParts,
     spinner: Option<&Spinner>,
 ) -> Result<Vec<Artifact>> {
-    match build_bounded(args, lookaside, p, cx, rec, spinner) {
+    let result = build_bounded(args, lookaside, p, cx, rec, spinner);
+    // Whatever failed (fci's own writes there included), a full file system of the build's
+    // is package code's doing: it filled it.
+    if let (Err(_), Some(why)) = (&result, crate::volume::full(&cx.dir().join("work"))) {
+        limit_reached(rec, &crate::limits::scratch_full(p.limits.scratch, &why));
+        return Ok(Vec::new());
+    }
+    match result {
         // Spec code parsed by rpmspec went past a limit: the package's failure.
         Err(e) if e.downcast_ref::<crate::limits::Reached>().is_some() => {
             limit_reached(rec, &e.to_string());
+            Ok(Vec::new())
+        }
+        // A package in the output the build did not make, or a sparse one: the package's doing.
+        Err(e)
+            if e.downcast_ref::<repo::NotTheBuilds>().is_some()
+                || e.downcast_ref::<crate::volume::Sparse>().is_some() =>
+        {
+            rec.outcome = Outcome::Failed;
+            progress::note(&format!("build FAILED: {e}"));
+            rec.notes.push(e.to_string());
             Ok(Vec::new())
         }
         other => other,
@@ -306,6 +323,12 @@ fn explain_failure(
 ) -> Result<()> {
     if let Some(why) = &out.limit {
         limit_reached(rec, why);
+        return Ok(());
+    }
+    if let Some(why) = &out.outputs_replaced {
+        rec.outcome = Outcome::Failed;
+        progress::note(&format!("build FAILED: {why}"));
+        rec.notes.push(why.clone());
         return Ok(());
     }
     if out.timed_out {

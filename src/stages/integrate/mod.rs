@@ -147,8 +147,6 @@ impl Stage for Integrate {
             timeout: crate::cli::timeout(a.suite.timeout),
             limits,
         };
-        let probe = cx.run.bounded_dir("sandbox-check", &limits, 0)?;
-        env.check(cx.log(), &probe)?;
         rec.data.insert("commit".into(), json!(p.commit));
         let rcx = suite::RunCtx {
             env: &env,

@@ -63,9 +63,17 @@ pub fn run(
     let mut run_files = Vec::new();
     // Cases past the listing caps, over all attempts: counted, and they decide the verdict.
     let mut unlisted = Unlisted::default();
-    let tree_room = crate::limits::dir_usage(&[a.rcx.env.tree.to_path_buf()])
-        .map_err(|e| anyhow::anyhow!("cannot measure the tests' tree: {e}"))?
-        + ROOM;
+    // One file system for all the stage's runs (every suite, every attempt, the sandbox
+    // check): together they are bounded by the scratch limit, however many playbooks the
+    // package brings. Room for fci's copy of the tree per run besides it.
+    let tree_size = crate::limits::dir_usage(&[a.rcx.env.tree.to_path_buf()])
+        .map_err(|e| anyhow::anyhow!("cannot measure the tests' tree: {e}"))?;
+    let runs = a.suites.len() as u64 * (u64::from(a.retries) + 1);
+    let room = (tree_size + ROOM).saturating_mul(runs) + ROOM;
+    let package = cx.run.bounded_dir("package", &a.rcx.env.limits, room)?;
+    let probe = package.join("sandbox-check");
+    std::fs::create_dir(&probe)?;
+    a.rcx.env.check(cx.log(), &probe)?;
     let mut run_once = |cx: &mut Ctx, attempt: u32, sel: Option<&Selection>| -> Result<Cases> {
         // One attempt lists at most the caps' worth of cases, whatever its suites report.
         let mut out = Cases::default();
@@ -77,13 +85,8 @@ pub fn run(
                     Some(f) => f,
                 },
             };
-            // A file system of its own where one can be made: room for the copy of the tree
-            // besides the scratch limit.
-            let dir = cx.run.bounded_dir(
-                &format!("attempt-{attempt}-{}-{i}", s.runner()),
-                &a.rcx.env.limits,
-                tree_room,
-            )?;
+            let dir = package.join(format!("attempt-{attempt}-{}-{i}", s.runner()));
+            std::fs::create_dir(&dir)?;
             spinner.step(&format!("running {} tests (attempt {attempt})", s.runner()));
             let cases = s.run(a.rcx, &filter, &dir, cx.log())?;
             // The run's own reports, for whoever debugs it (kept only if plain files).

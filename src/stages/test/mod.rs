@@ -326,8 +326,6 @@ impl Stage for Test {
             timeout: crate::cli::timeout(a.suite.timeout),
             limits,
         };
-        let probe = cx.run.bounded_dir("sandbox-check", &limits, 0)?;
-        env.check(cx.log(), &probe)?;
         rec.data
             .insert("subject_packages".into(), json!(subj.installed));
         rec.data
