@@ -22,7 +22,7 @@ fn bare_manifest(w: &Ws) -> String {
 }
 
 /// An HTTP server on loopback that records each request's head (request line and headers)
-/// and answers with `answer(request_line)`.
+/// and answers with `answer(head)`.
 struct Recorder {
     port: u16,
     heads: Arc<Mutex<Vec<String>>>,
@@ -30,6 +30,7 @@ struct Recorder {
 
 impl Recorder {
     fn start(answer: fn(&str, u16) -> String) -> Recorder {
+        // `answer` is given the request's head (its first line first) and the port.
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let heads = Arc::new(Mutex::new(Vec::new()));
@@ -48,9 +49,8 @@ impl Recorder {
                         }
                         head.push_str(&line);
                     }
-                    let first = head.lines().next().unwrap_or_default().to_string();
-                    h.lock().unwrap().push(head);
-                    let _ = conn.write_all(answer(&first, port).as_bytes());
+                    h.lock().unwrap().push(head.clone());
+                    let _ = conn.write_all(answer(&head, port).as_bytes());
                 });
             }
         });
@@ -303,4 +303,122 @@ fn a_config_a_manifest_names_is_read_bounded_and_never_quoted() {
         );
         assert!(!r.stderr.contains("S3CRET"), "{path}: {}", r.stderr);
     }
+}
+
+/// A ResultsDB that refuses each result with a message quoting the request's headers (as a
+/// debugging proxy or a verbose error page does): the token it quotes is never shown.
+#[test]
+fn a_token_a_server_quotes_back_is_never_shown_or_recorded() {
+    let w = Ws::new();
+    let built = w.build("hello-atomic", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let m = w.save("built.json", &built.manifest());
+    let db = Recorder::start(|head, _| {
+        let reply = |status: &str, body: String| {
+            format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        if head.starts_with("GET /api/v2.0/ ") {
+            reply(
+                "300 Multiple Choices",
+                r#"{"outcomes": ["PASSED", "FAILED", "INFO", "NEEDS_INSPECTION"]}"#.into(),
+            )
+        } else if head.starts_with("GET ") {
+            reply("200 OK", r#"{"data": []}"#.into())
+        } else {
+            reply(
+                "400 Bad Request",
+                json!({"message": format!("refused: {head}")}).to_string(),
+            )
+        }
+    });
+    let out = w.path().join("reported.json");
+    let mut cmd = w.cmd();
+    cmd.args([
+        "report",
+        "-m",
+        m.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .args(["--resultsdb-url", &format!("http://127.0.0.1:{}/", db.port)])
+    .env("FCI_RESULTSDB_TOKEN", "SuperSecretToken123")
+    .env("FCI_RESULTSDB_TIMEOUT", "3");
+    let r = Run::from(cmd.output().unwrap());
+    // The server saw the token and quoted it back.
+    assert!(db.heads().iter().any(|h| h.contains("SuperSecretToken123")));
+    let reported = std::fs::read_to_string(&out).unwrap_or_default();
+    // Refused, and said so with the server's words, the token masked.
+    assert!(reported.contains("HTTP 400: "), "{}\n{reported}", r.stderr);
+    assert!(reported.contains("***"), "{reported}");
+    for (what, text) in [
+        ("stdout", &r.stdout),
+        ("stderr", &r.stderr),
+        ("manifest", &reported),
+    ] {
+        assert!(!text.contains("SuperSecretToken123"), "{what}: {text}");
+    }
+    let grep = std::process::Command::new("grep")
+        .args(["-rl", "--binary-files=text", "SuperSecretToken123"])
+        .arg(w.ws())
+        .output()
+        .unwrap();
+    assert!(
+        grep.stdout.is_empty(),
+        "recorded in: {}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
+}
+
+/// A server that answers every lookup with some other result (it ignores the filter) cannot
+/// say whether fci's result is stored: nothing is marked delivered, nothing is posted, and
+/// the results stay spooled for a later delivery.
+#[test]
+fn a_lookup_answered_with_other_results_delivers_nothing() {
+    let w = Ws::new();
+    let built = w.build("hello-atomic", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let m = w.save("built.json", &built.manifest());
+    let db = Recorder::start(|head, _| {
+        let body = if head.starts_with("GET /api/v2.0/ ") {
+            r#"{"outcomes": ["PASSED", "FAILED", "INFO", "NEEDS_INSPECTION"]}"#
+        } else if head.starts_with("GET ") {
+            r#"{"data": [{"id": 7, "data": {"fci_result_id": ["another-result"]}}]}"#
+        } else {
+            r#"{"id": 8}"#
+        };
+        let status = if head.starts_with("GET /api/v2.0/ ") {
+            "300 Multiple Choices"
+        } else {
+            "200 OK"
+        };
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    });
+    let out = w.path().join("reported.json");
+    let r = w.run(&[
+        "report",
+        "-m",
+        m.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--resultsdb-url",
+        &format!("http://127.0.0.1:{}/", db.port),
+    ]);
+    let reported = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(
+        reported.contains("ignores the fci_result_id filter"),
+        "{}\n{reported}",
+        r.stderr
+    );
+    let posts: Vec<String> = db
+        .heads()
+        .into_iter()
+        .filter(|h| h.starts_with("POST"))
+        .collect();
+    assert!(posts.is_empty(), "posted: {posts:?}");
 }

@@ -376,6 +376,19 @@ fn a_change_tested_on_a_base_that_moved_must_be_retested() {
     assert_eq!(s["data"]["needs_retest"], true);
     assert!(s["notes"].to_string().contains("retest"), "{s:#}");
     assert_eq!(known_good(&w), moved);
+    // The promoted change reported again: known-good already is its commit, so there is
+    // nothing to retest and nothing to move.
+    let again = report(&ca.manifest(), "ra2.json");
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let am = again.manifest();
+    let s = again.stage(&am, "report");
+    assert!(
+        s["notes"]
+            .to_string()
+            .contains("already is this change's commit"),
+        "{s:#}"
+    );
+    assert_eq!(known_good(&w), moved);
 }
 
 #[test]

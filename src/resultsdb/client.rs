@@ -9,6 +9,10 @@ use std::time::Duration;
 pub struct Client {
     api: String,
     auth: Option<String>,
+    /// Every form of the credentials (the token, its parts, its encoding, a password in the
+    /// URL): masked in anything the server's answer puts into a message, since a server may
+    /// echo the request's headers back.
+    secrets: Vec<String>,
     http: reqwest::blocking::Client,
 }
 
@@ -45,6 +49,21 @@ impl Client {
         } else {
             format!("{base}/api/v2.0")
         };
+        let mut secrets: Vec<String> = Vec::new();
+        if let Some(t) = &token {
+            secrets.push(t.clone());
+            secrets.extend(t.split(':').map(String::from));
+            secrets.push(base64(t.as_bytes()));
+        }
+        if let Some(u) = crate::exec::userinfo(url) {
+            secrets.push(u.to_string());
+            secrets.extend(u.split(':').map(String::from));
+        }
+        // Longest first, so that a part never leaves the rest of a whole one shown; nothing
+        // so short that masking it would mangle the message.
+        secrets.retain(|s| s.len() >= 4);
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
         let auth = token.map(|t| {
             if t.contains(':') {
                 use std::io::Write;
@@ -66,7 +85,30 @@ impl Client {
             .connect_timeout(Duration::from_secs(5.min(secs)))
             .timeout(Duration::from_secs(secs))
             .build()?;
-        Ok(Client { api, auth, http })
+        Ok(Client {
+            api,
+            auth,
+            secrets,
+            http,
+        })
+    }
+
+    /// `text` from the server, for a message: its URLs' credentials and every form of fci's
+    /// own masked, at most 512 bytes of it.
+    fn scrub(&self, text: &str) -> String {
+        let mut out = crate::exec::redact(text);
+        for s in &self.secrets {
+            out = out.replace(s.as_str(), "***");
+        }
+        if out.len() > 512 {
+            let mut end = 512;
+            while !out.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.truncate(end);
+            out.push_str("...");
+        }
+        out
     }
 
     /// The server's API root with any credentials removed: what names it in the workspace
@@ -154,7 +196,25 @@ impl Client {
         })?;
         // Anything but ResultsDB's answer cannot tell whether the result is there: try later.
         match (status, body.get("data").and_then(Value::as_array)) {
-            (200, Some(d)) => Ok(!d.is_empty()),
+            (200, Some(d)) if d.is_empty() => Ok(false),
+            // Only a result that carries this id is this one (ResultsDB keeps data values as
+            // lists of strings). A server that answers with other results ignores the filter:
+            // it cannot say, and the result stays spooled rather than be lost or posted twice.
+            (200, Some(d)) => {
+                let carries = |r: &Value| match &r["data"]["fci_result_id"] {
+                    Value::Array(v) => v.iter().any(|x| x.as_str() == Some(id)),
+                    Value::String(s) => s == id,
+                    _ => false,
+                };
+                if d.iter().any(carries) {
+                    Ok(true)
+                } else {
+                    Err(Failure::Unreachable(format!(
+                        "{}: the answer to a lookup of result {id} lists other results (the server ignores the fci_result_id filter?): cannot tell whether it is stored",
+                        crate::exec::strip_credentials(&self.api)
+                    )))
+                }
+            }
             _ => Err(Failure::Unreachable(format!(
                 "{}: HTTP {status} and no result list when looking for result {id}",
                 crate::exec::strip_credentials(&self.api)
@@ -178,15 +238,19 @@ impl Client {
         match status {
             // Stored only when the server says which result it made; a garbled answer is
             // looked up again before anything is posted again.
-            200 | 201 => body.get("id").cloned().ok_or_else(|| {
-                Failure::Unreachable(format!(
-                    "{}: HTTP {status} without a result id",
-                    crate::exec::strip_credentials(&self.api)
-                ))
-            }),
+            200 | 201 => body
+                .get("id")
+                .filter(|i| i.is_u64() || i.is_string())
+                .cloned()
+                .ok_or_else(|| {
+                    Failure::Unreachable(format!(
+                        "{}: HTTP {status} without a result id",
+                        crate::exec::strip_credentials(&self.api)
+                    ))
+                }),
             _ => Err(Failure::Rejected(format!(
                 "HTTP {status}: {}",
-                crate::exec::redact(&body.to_string())
+                self.scrub(&body.to_string())
             ))),
         }
     }

@@ -150,10 +150,18 @@ pub fn apply(
         return Ok(());
     }
     let mut promoted = Map::new();
-    if let Some(c) = composed {
+    // The ref moves after the state is written: a promotion cut short between the two is
+    // done again by the next report (the ref is still at the base), never left half done.
+    let mut move_ref = None;
+    if let Some(c) = &composed {
         let kg = ostree::known_good_ref(&branch);
         let now = c.repo.rev_parse(&kg, cx.log())?;
-        if now.as_deref() != Some(c.base.as_str()) {
+        if now.as_deref() == Some(c.commit.as_str()) {
+            // Already this change's commit (another run of the same commit was promoted, or
+            // this report was cut short after moving it): nothing to move.
+            rec.notes
+                .push(format!("{kg} already is this change's commit {}", c.commit));
+        } else if now.as_deref() != Some(c.base.as_str()) {
             rec.outcome = Outcome::Failed;
             rec.notes.push(format!(
                 "not promoted: {kg} is {} now, not the base {} this change was tested on; retest it on the new base",
@@ -162,8 +170,9 @@ pub fn apply(
             ));
             rec.data.insert("needs_retest".into(), json!(true));
             return Ok(());
+        } else {
+            move_ref = Some(kg.clone());
         }
-        c.repo.set_ref(&kg, &c.commit, cx.log())?;
         promoted.insert("ref".into(), json!(kg));
         promoted.insert("from".into(), json!(c.base));
         promoted.insert("to".into(), json!(c.commit));
@@ -185,6 +194,9 @@ pub fn apply(
                "commit": promoted.get("to"), "at": crate::now_rfc3339()}),
     );
     write(&path, &Value::Object(set))?;
+    if let (Some(kg), Some(c)) = (move_ref, &composed) {
+        c.repo.set_ref(&kg, &c.commit, cx.log())?;
+    }
     promoted.insert("package".into(), json!(package));
     promoted.insert("nevras".into(), json!(nevras));
     rec.notes
@@ -204,6 +216,11 @@ fn read_list(path: &std::path::Path) -> Result<Vec<Value>> {
 }
 
 fn write(path: &std::path::Path, v: &Value) -> Result<()> {
-    std::fs::create_dir_all(path.parent().expect("a state file has a directory"))?;
+    // The workspace's own state: a failure to write it is the host's (a full disk), not the
+    // caller's mistake.
+    let host = |e: anyhow::Error| FciError::Infra(format!("cannot write {}: {e}", path.display()));
+    std::fs::create_dir_all(path.parent().expect("a state file has a directory"))
+        .map_err(|e| host(e.into()))?;
     crate::workspace::write_atomic(path, serde_json::to_string_pretty(v)?.as_bytes())
+        .map_err(|e| host(e).into())
 }
