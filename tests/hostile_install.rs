@@ -131,3 +131,35 @@ fn a_sparse_payload_past_the_scratch_limit_fails_test_and_compose_before_rpm_run
     assert_eq!(r.stage(&m, "compose")["outcome"], "PASSED");
     assert!(has_artifact(&m, "ostree-commit"));
 }
+
+#[test]
+fn a_package_for_another_architecture_fails_test_and_compose() {
+    let w = Ws::new();
+    let fixture = hostile("other-arch-build");
+    let r = w.run(&["build", fixture.to_str().unwrap(), "--dist", ".fc41"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let built = r.manifest();
+    let says = "is intended for a different architecture";
+    let tests = repo_root().join("examples/hello-atomic");
+    let r = stage_run(
+        &w,
+        "test",
+        &built,
+        &["--tests-from", tests.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let t = r.stage(&m, "test");
+    assert_eq!(t["outcome"], "FAILED", "{t:#}");
+    assert!(notes(t).contains(says), "{}", notes(t));
+
+    init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let r = stage_run(&w, "compose", &built, &["--branch", "f41"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let c = r.stage(&m, "compose");
+    assert_eq!(c["outcome"], "FAILED", "{c:#}");
+    assert!(notes(c).contains(says), "{}", notes(c));
+    assert!(!has_artifact(&m, "ostree-commit"));
+    assert!(!refs(&w).contains("candidate"), "{}", refs(&w));
+}

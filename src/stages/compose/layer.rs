@@ -115,16 +115,7 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
         .capture(&install.arg("--").args(&p.rpms).timeout(p.timeout))?;
     if !done.success() {
         // rpm refusing the payload is the change's doing; rpm not running is the host's.
-        let said: Vec<&str> = done
-            .stderr
-            .lines()
-            .filter(|l| {
-                l.contains("conflicts with file from package")
-                    || l.contains("unpacking of archive failed")
-                    || l.contains("already exists as a directory")
-            })
-            .map(str::trim)
-            .collect();
+        let said = super::payload::rpm_refusals(&done.stderr);
         if !said.is_empty() {
             return Ok(fail(
                 rec,

@@ -278,6 +278,23 @@ fn special_kind(mode: u32) -> Option<&'static str> {
     }
 }
 
+/// The lines of `rpm -i`'s stderr that say it refused the packages themselves (their files
+/// conflict, their archive does not unpack, they are for another architecture or operating
+/// system): the package's doing. Anything else that stops rpm is the host's.
+pub fn rpm_refusals(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| {
+            l.contains("conflicts with file from package")
+                || l.contains("unpacking of archive failed")
+                || l.contains("already exists as a directory")
+                // rpm's "package P is intended for a s390x architecture" (or operating system).
+                || l.contains(" is intended for a ")
+        })
+        .map(str::trim)
+        .collect()
+}
+
 /// The change's entries rpm would write that are neither regular files, directories nor
 /// symlinks (FIFOs, sockets, device nodes), as `PATH (a FIFO)`: rpm blocks opening a FIFO,
 /// and OSTree can commit none of them. The package's doing, refused before rpm runs.

@@ -102,16 +102,7 @@ pub fn prepare(
     let done = log.capture(&install(&["--nodeps"]))?;
     if !done.success() {
         // rpm refusing the payload is the package's doing; rpm not running is the host's.
-        let said: Vec<&str> = done
-            .stderr
-            .lines()
-            .filter(|l| {
-                l.contains("unpacking of archive failed")
-                    || l.contains("already exists as a directory")
-                    || l.contains("conflicts with file from package")
-            })
-            .map(str::trim)
-            .collect();
+        let said = crate::stages::compose::payload::rpm_refusals(&done.stderr);
         if !said.is_empty() {
             return Ok(Err(format!(
                 "rpm refused the packages' payload: {}",
