@@ -261,10 +261,21 @@ pub fn check(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<(), F
             ),
         ));
     }
-    for i in 0..manifest.stages.len() {
-        check_record(ws, manifest, i, origin)?;
+    // Each stage's records read once, for all its records in the manifest and the subject.
+    let mut stored: std::collections::HashMap<&str, Vec<Value>> = Default::default();
+    for s in &manifest.stages {
+        stored.entry(s.name.as_str()).or_insert_with(|| {
+            stage_dir(ws, &manifest.run.id, &s.name)
+                .map(|d| kept(&d))
+                .unwrap_or_default()
+        });
     }
-    check_subject(ws, manifest, origin)
+    let of = |name: &str| stored.get(name).map(Vec::as_slice).unwrap_or_default();
+    for i in 0..manifest.stages.len() {
+        check_record_in(manifest, i, origin, of(&manifest.stages[i].name))?;
+    }
+    let last = manifest.stages.last().map_or("", |s| s.name.as_str());
+    check_subject(manifest, origin, of(last))
 }
 
 /// For a stage about to run on `manifest`: a run fci keeps records of here is continued only
@@ -284,7 +295,8 @@ pub fn continues(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<(
 /// The subject is bound by the run's last record: as fci recorded it then (an edited
 /// package, commit or branch would exclude or promote another package's change). The records
 /// are fci's (`check_record`).
-fn check_subject(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<(), FciError> {
+/// `stored`: the records fci kept of the manifest's last stage.
+fn check_subject(manifest: &Manifest, origin: &Path, stored: &[Value]) -> Result<(), FciError> {
     let Some(i) = manifest.stages.len().checked_sub(1) else {
         return Ok(());
     };
@@ -292,9 +304,6 @@ fn check_subject(ws: &Workspace, manifest: &Manifest, origin: &Path) -> Result<(
     let bad = |what: String| bad(manifest, origin, name, what);
     let got = bound_value(&manifest.stages[i]).map_err(|e| bad(e.to_string()))?;
     let after = before(manifest, i).map_err(|e| bad(e.to_string()))?;
-    let stored = stage_dir(ws, &manifest.run.id, name)
-        .map(|d| kept(&d))
-        .unwrap_or_default();
     let matching: Vec<&Value> = stored
         .iter()
         .filter(|e| e["record"] == got && e["after"] == after)
@@ -505,13 +514,23 @@ pub fn check_record(
     i: usize,
     origin: &Path,
 ) -> Result<(), FciError> {
+    let stored = stage_dir(ws, &manifest.run.id, &manifest.stages[i].name)
+        .map(|d| kept(&d))
+        .unwrap_or_default();
+    check_record_in(manifest, i, origin, &stored)
+}
+
+/// `check_record` against the stage's records fci kept (`stored`).
+fn check_record_in(
+    manifest: &Manifest,
+    i: usize,
+    origin: &Path,
+    stored: &[Value],
+) -> Result<(), FciError> {
     let record = &manifest.stages[i];
     let name = record.name.as_str();
     let bad = |what: String| bad(manifest, origin, name, what);
     let got = bound_value(record).map_err(|e| bad(e.to_string()))?;
-    let stored = stage_dir(ws, &manifest.run.id, name)
-        .map(|d| kept(&d))
-        .unwrap_or_default();
     let after = before(manifest, i).map_err(|e| bad(e.to_string()))?;
     let same: Vec<&Value> = stored.iter().filter(|e| e["record"] == got).collect();
     if !same.is_empty() && !same.iter().any(|e| e["after"] == after) {
