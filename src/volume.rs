@@ -94,10 +94,13 @@ impl Volume {
             f.set_len(size)?;
         }
         let mkfs = Cmd::new(MKFS.find()?)
-            // No blocks reserved for root (package code runs as root), no journal (scratch is
-            // thrown away), inode tables initialised lazily and never by the kernel
-            // (noinit_itable): an 8 GiB volume is made and mounted in a tenth of a second.
-            .args(["-q", "-F", "-m", "0", "-i", "4096", "-O", "^has_journal"])
+            // No blocks reserved for root (package code runs as root); inode tables initialised
+            // lazily and never by the kernel (noinit_itable): an 8 GiB volume is made, mounted
+            // and unmounted in about 25 ms.
+            .args(["-q", "-F", "-m", "0", "-i", "4096"])
+            // No journal (scratch is thrown away), no blocks reserved for growing it (it never
+            // grows): mkfs takes 10 ms instead of 35 at 8 GiB.
+            .args(["-O", "^has_journal,^resize_inode"])
             .args(["-E", "nodiscard,lazy_itable_init=1"])
             .arg("--")
             .arg(image);
