@@ -13,6 +13,7 @@ use crate::manifest::{Artifact, ArtifactKind, Manifest, StageRecord};
 use crate::workspace::Workspace;
 use anyhow::Result;
 use serde_json::{json, Value};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// A run id as a directory name: itself when it is one plainly, else its digest.
@@ -375,10 +376,40 @@ const UNBOUND: &str = "unbound";
 /// (`data.suite` of test, integrate, build, smoke and conform; any, for a record naming
 /// none), never by a SKIPPED
 /// (an image not due) or an ERROR (a retry that broke); an ERROR with no later pass stands as
-/// ERROR. Reports left out.
-pub fn failed_stages(ws: &Workspace, run: &str) -> Vec<(String, String)> {
+/// ERROR. Only the records written after the manifest's own build count (the build's own
+/// records all do). Reports left out.
+pub fn failed_stages(ws: &Workspace, manifest: &Manifest) -> Vec<(String, String)> {
+    let run = manifest.run.id.as_str();
     let Ok(rd) = std::fs::read_dir(run_dir(ws, run)) else {
         return Vec::new();
+    };
+    // Only what was observed on the manifest's own build (its packages) counts: a pass on
+    // a rebuild's other packages says nothing of these, and a failure of those nothing
+    // either. A record's build is the last build record it was written after.
+    let build = manifest
+        .stages
+        .iter()
+        .rev()
+        .find(|s| s.name == "build")
+        .and_then(|s| key(s).ok());
+    let builds: HashSet<String> = stage_dir(ws, run, "build")
+        .map(|d| kept(&d))
+        .unwrap_or_default()
+        .iter()
+        .map(entry_key)
+        .collect();
+    let on_build = |e: &Value| -> bool {
+        let Some(want) = &build else { return true };
+        let mine = e["after"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .rev()
+                    .filter_map(Value::as_str)
+                    .find(|k| builds.contains(*k))
+            })
+            .map(String::from);
+        mine.as_deref() == Some(want.as_str())
     };
     let mut out = Vec::new();
     for e in rd.flatten() {
@@ -387,7 +418,11 @@ pub fn failed_stages(ws: &Workspace, run: &str) -> Vec<(String, String)> {
             continue;
         }
         let entries = in_order(kept(&e.path()));
-        let records: Vec<&Value> = entries.iter().map(|e| &e["record"]).collect();
+        let records: Vec<&Value> = entries
+            .iter()
+            .filter(|e| stage == "build" || on_build(e))
+            .map(|e| &e["record"])
+            .collect();
         if let Some(outcome) = standing(&records) {
             out.push((stage, outcome.to_string()));
         }
@@ -558,6 +593,11 @@ fn check_record_in(
         ));
     }
     Ok(())
+}
+
+/// The digest of a kept entry's record, as `key` gives it for the record itself.
+fn entry_key(e: &Value) -> String {
+    crate::digest::sha256_bytes(canonical(&e["record"]).as_bytes())
 }
 
 /// A record's digest (of every field: two records with the same digest say the same).

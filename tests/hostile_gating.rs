@@ -608,3 +608,48 @@ fn a_failed_check_is_not_cleared_by_a_build_without_it() {
         "promoted past its failed %check"
     );
 }
+
+/// The commit holds the first build's packages, whose tests FAILED; a rebuild in the same run
+/// (other packages) then passed the same tests. Its pass says nothing of the commit's
+/// packages: nothing is promoted, and the failure is named.
+#[test]
+fn a_pass_on_a_rebuild_does_not_clear_a_failure_of_the_composed_packages() {
+    let w = Ws::new();
+    init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let dir = fixture("rebuilt-pass");
+    let b = w.run(&["build", dir.to_str().unwrap(), "--branch", "f41"]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let bm = w.save("b.json", &b.manifest());
+    let bm = bm.to_str().unwrap();
+    let c = w.run(&["compose", "-m", bm]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let t = w.run(&["test", "-m", bm]);
+    assert_eq!(t.code, 1, "{}", t.stderr);
+    let tm = w.save("t.json", &t.manifest());
+    // The rebuild, from the failed tests' manifest, and its tests: PASSED.
+    let b2 = w.run(&[
+        "build",
+        "-m",
+        tm.to_str().unwrap(),
+        "--no-cache",
+        "-D",
+        "state good",
+    ]);
+    assert_eq!(b2.code, 0, "{}", b2.stderr);
+    let b2m = w.save("b2.json", &b2.manifest());
+    let t2 = w.run(&["test", "-m", b2m.to_str().unwrap()]);
+    assert_eq!(t2.code, 0, "{}", t2.stderr);
+    let r = report(&w, &c.manifest(), "c.json", BUILD_GATING, &["--promote"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let rm = r.manifest();
+    assert!(
+        r.stage(&rm, "report")["notes"]
+            .to_string()
+            .contains("not promoted: test FAILED"),
+        "{rm:#}"
+    );
+    assert!(
+        state(&w, "known-good").is_none(),
+        "promoted with its packages' tests FAILED"
+    );
+}

@@ -92,7 +92,7 @@ pub fn apply(
     // kept for the run (tests run beside a compose of the build's manifest), and not passed
     // since, counts too; one that broke and has not passed since is not judged.
     let mut run_broke: Option<String> = None;
-    for (stage, outcome) in crate::run_records::failed_stages(cx.ws, &cx.manifest.run.id) {
+    for (stage, outcome) in crate::run_records::failed_stages(cx.ws, cx.manifest) {
         if outcome == "ERROR" {
             run_broke.get_or_insert(stage);
         } else if !failed_stages.iter().any(|f| f["stage"] == stage.as_str()) {
