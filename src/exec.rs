@@ -366,7 +366,8 @@ impl Log {
                 over_limit |= over;
             }
         }
-        let stderr = String::from_utf8_lossy(&err_bytes).into_owned();
+        // Messages quote it (`reason`): no secret fci was given goes with it.
+        let stderr = mask_registered(&String::from_utf8_lossy(&err_bytes));
         if capture && !stderr.is_empty() {
             let room = self.room.clone();
             copy_redacted(stderr.as_bytes(), &mut self.file, &room);
@@ -572,6 +573,95 @@ pub fn kill_group(pgid: i32) {
 /// appears, so they reach no log, manifest or message. The user info is the one `userinfo`
 /// finds (a `/`, `?` or `#` in a password does not end it early).
 pub fn redact(s: &str) -> String {
+    mask_registered(&redact_urls(s))
+}
+
+/// Secrets fci was given (tokens, URL passwords), in every form a program or a server may
+/// print them: `redact` masks each wherever it appears. A server may echo the request's
+/// headers, a broker or git may quote the password they refused, decoded.
+static SECRETS: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+/// Registers `secret` (a token, or `user:password`): it, its parts, their percent-decoded
+/// forms and the HTTP Basic encoding of the pair are masked by `redact` from now on. Parts
+/// shorter than 4 characters are not masked (they would mangle every message).
+pub fn register_secret(secret: &str) {
+    use base64::Engine;
+    let decoded = percent_encoding::percent_decode_str(secret)
+        .decode_utf8_lossy()
+        .into_owned();
+    let mut forms: Vec<String> = Vec::new();
+    for s in [secret.to_string(), decoded] {
+        forms.push(base64::engine::general_purpose::STANDARD.encode(s.as_bytes()));
+        if let Some((user, password)) = s.split_once(':') {
+            // `user:password` from a URL is sent decoded, part by part.
+            let pair = format!(
+                "{}:{}",
+                percent_encoding::percent_decode_str(user).decode_utf8_lossy(),
+                percent_encoding::percent_decode_str(password).decode_utf8_lossy()
+            );
+            forms.push(base64::engine::general_purpose::STANDARD.encode(pair.as_bytes()));
+            forms.extend(
+                pair.split_once(':')
+                    .map(|(u, p)| [u.to_string(), p.to_string()])
+                    .into_iter()
+                    .flatten(),
+            );
+            forms.push(user.to_string());
+            forms.push(password.to_string());
+        }
+        forms.push(s);
+    }
+    let mut all = SECRETS.write().unwrap_or_else(|p| p.into_inner());
+    for f in forms {
+        if f.len() >= 4 && !all.contains(&f) {
+            all.push(f);
+        }
+    }
+    // Longest first: a part never leaves the rest of a whole one shown.
+    all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+}
+
+/// Registers the credentials written into `url` (`scheme://user:password@host`), if any.
+pub fn register_url_secret(url: &str) {
+    if let Some(u) = userinfo(url) {
+        register_secret(u);
+    }
+}
+
+/// Registers the credentials of every URL among fci's arguments (`--resultsdb-url`,
+/// `--amqp-url`, a dist-git or lookaside URL, in any spelling) and of its secret variables,
+/// before anything can print them.
+pub fn register_secrets_of_invocation() {
+    for a in std::env::args() {
+        let url = a
+            .split_once("=")
+            .filter(|_| a.starts_with("--"))
+            .map_or(a.as_str(), |(_, v)| v);
+        register_url_secret(url);
+    }
+    for var in ["FCI_AMQP_URL", "FCI_RESULTSDB_URL", "FCI_LOOKASIDE_URL"] {
+        if let Ok(v) = std::env::var(var) {
+            register_url_secret(&v);
+        }
+    }
+    if let Ok(t) = std::env::var("FCI_RESULTSDB_TOKEN") {
+        register_secret(t.trim());
+    }
+}
+
+fn mask_registered(s: &str) -> String {
+    let all = SECRETS.read().unwrap_or_else(|p| p.into_inner());
+    let mut out = s.to_string();
+    for secret in all.iter() {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), "***");
+        }
+    }
+    out
+}
+
+/// `redact` without the registered secrets: credentials written into URLs.
+fn redact_urls(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find("://") {

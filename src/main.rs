@@ -12,6 +12,8 @@ fn main() {
         }
         return;
     }
+    // Before anything can print them: the credentials in fci's arguments and variables.
+    fci::exec::register_secrets_of_invocation();
     let cli = Cli::parse();
     fci::progress::set_quiet(cli.quiet);
     let code = match run(cli) {

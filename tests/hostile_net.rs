@@ -422,3 +422,94 @@ fn a_lookup_answered_with_other_results_delivers_nothing() {
         .collect();
     assert!(posts.is_empty(), "posted: {posts:?}");
 }
+
+/// A password in --resultsdb-url, in every form it travels in: the server quotes the Basic
+/// header back (base64 of the decoded pair) and the decoded password; and a redirect that
+/// would put it into a path is never followed.
+#[test]
+fn a_password_in_the_resultsdb_url_is_masked_in_every_form_and_never_redirected() {
+    let w = Ws::new();
+    let built = w.build("hello-atomic", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let m = w.save("built.json", &built.manifest());
+    let db = Recorder::start(|head, port| {
+        let reply = |status: &str, extra: String, body: String| {
+            format!(
+                "HTTP/1.1 {status}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        if head.starts_with("GET /api/v2.0/ ") {
+            // Sent on to a path that names the password.
+            reply(
+                "307 Temporary Redirect",
+                format!("Location: http://127.0.0.1:{port}/leak/Pa#ss@word9\r\n"),
+                String::new(),
+            )
+        } else if head.starts_with("GET ") {
+            reply("200 OK", String::new(), r#"{"data": []}"#.into())
+        } else {
+            let auth = head
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+                .unwrap_or_default()
+                .to_string();
+            reply(
+                "400 Bad Request",
+                String::new(),
+                json!({"message": format!("refused {auth} for user fciuser, password Pa#ss@word9")})
+                    .to_string(),
+            )
+        }
+    });
+    let out = w.path().join("reported.json");
+    let url = format!("http://fciuser:Pa%23ss%40word9@127.0.0.1:{}/", db.port);
+    let r = w.run(&[
+        "report",
+        "-m",
+        m.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--resultsdb-url",
+        &url,
+    ]);
+    let heads = db.heads();
+    assert!(
+        heads
+            .iter()
+            .any(|h| h.to_ascii_lowercase().contains("authorization: basic")),
+        "{heads:?}"
+    );
+    assert!(
+        heads.iter().all(|h| !h.contains("/leak")),
+        "a redirect was followed: {heads:?}"
+    );
+    assert!(heads.iter().any(|h| h.starts_with("POST")), "{heads:?}");
+    let reported = std::fs::read_to_string(&out).unwrap_or_default();
+    // The refusal is recorded with the server's words, every form of the password masked.
+    assert!(reported.contains("HTTP 400: "), "{}\n{reported}", r.stderr);
+    let basic = "ZmNpdXNlcjpQYSNzc0B3b3JkOQ=="; // base64("fciuser:Pa#ss@word9")
+    for (what, text) in [
+        ("stdout", &r.stdout),
+        ("stderr", &r.stderr),
+        ("manifest", &reported),
+    ] {
+        for secret in ["Pa#ss@word9", "Pa%23ss%40word9", basic] {
+            assert!(!text.contains(secret), "{what} shows {secret}: {text}");
+        }
+    }
+    let grep = std::process::Command::new("grep")
+        .args([
+            "-rlE",
+            "--binary-files=text",
+            "Pa#ss@word9|ZmNpdXNlcjpQYSNzc0B3b3JkOQ",
+        ])
+        .arg(w.ws())
+        .output()
+        .unwrap();
+    assert!(
+        grep.stdout.is_empty(),
+        "recorded in: {}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
+}

@@ -81,7 +81,9 @@ impl Client {
             .filter(|s| (1..=600).contains(s))
             .unwrap_or(20);
         // Never proxied to loopback, no redirect followed with a token (`crate::net`).
-        let http = crate::net::client_for(url, auth.is_some())
+        // A password in the URL is a credential too: no redirect is followed with it.
+        let credentialed = auth.is_some() || crate::exec::userinfo(url).is_some();
+        let http = crate::net::client_for(url, credentialed)
             .connect_timeout(Duration::from_secs(5.min(secs)))
             .timeout(Duration::from_secs(secs))
             .build()?;
