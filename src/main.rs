@@ -12,6 +12,9 @@ fn main() {
         }
         return;
     }
+    // Before any thread starts: fci's mounts (package code's volumes) are its own, and go
+    // with it however it ends.
+    fci::volume::private_mounts();
     // Before anything can print them: the credentials in fci's arguments and variables.
     fci::exec::register_secrets_of_invocation();
     let cli = Cli::parse();

@@ -21,13 +21,53 @@ pub const MKFS: crate::stage::Tool = crate::stage::Tool::new("mkfs.ext4", "e2fsp
 
 /// The volumes of this process that are mounted: their directory and the scratch (of their
 /// whole size) that is package code's. `crate::limits` looks a writable directory up here.
-static MOUNTED: Mutex<Vec<(PathBuf, u64)>> = Mutex::new(Vec::new());
+static MOUNTED: Mutex<Vec<Mounted>> = Mutex::new(Vec::new());
 
-/// A file package code wrote with holes (sparse: more bytes than it takes on disk): fci
-/// never copies one out of a volume, where it would fill the holes on the host's disk.
+/// A volume of this process: where, package code's share of it, its whole size, and how many
+/// bytes fci has copied out of it so far.
+struct Mounted {
+    dir: PathBuf,
+    scratch: u64,
+    size: u64,
+    copied: u64,
+}
+
+/// A file fci does not copy out of a volume: one with holes (sparse: more bytes than it takes
+/// on disk), whose copy would fill them on the host's disk, or one past what fci copies out
+/// of a volume in all (hard links to one file under many names would each be copied).
+/// Package code's doing.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct Sparse(pub String);
+pub struct Refused(pub String);
+
+/// How many times its own size fci copies out of a volume at most: the packages go to the
+/// object store and to the repository, each once.
+const COPIED_OUT: u64 = 2;
+
+/// Gives this process (as root) a mount namespace of its own, whose mounts follow the host's
+/// but are never seen there: the volumes fci mounts go with it however it ends (a SIGTERM, a
+/// SIGKILL: the kernel unmounts them when the last process in the namespace is gone, and
+/// their loop devices clear themselves). Must run before the process has threads (unshare of
+/// the mount namespace needs the file system attributes unshared too); where it cannot (not
+/// root, a kernel or container that refuses), mounts stay the host's and a killed fci's are
+/// unmounted by the next run (`detach_below`).
+pub fn private_mounts() {
+    if !crate::users::is_root() {
+        return;
+    }
+    // SAFETY: plain system calls on constant arguments; the process is single-threaded here.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) == 0 {
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_SLAVE,
+                std::ptr::null(),
+            );
+        }
+    }
+}
 
 /// A mounted volume: unmounted (lazily, so a straggler cannot keep it) and its image removed
 /// when dropped.
@@ -134,27 +174,35 @@ impl Volume {
         };
         // mkfs's lost+found is nothing of the package's.
         let _ = std::fs::remove_dir(dir.join("lost+found"));
-        lock().push((dir.to_path_buf(), scratch));
+        lock().push(Mounted {
+            dir: dir.to_path_buf(),
+            scratch,
+            size,
+            copied: 0,
+        });
         Ok(Some(v))
     }
 }
 
 impl Drop for Volume {
     fn drop(&mut self) {
-        lock().retain(|(d, _)| d != &self.dir);
+        lock().retain(|m| m.dir != self.dir);
         detach(&self.dir);
         let _ = std::fs::remove_file(&self.image);
     }
 }
 
-fn lock() -> std::sync::MutexGuard<'static, Vec<(PathBuf, u64)>> {
+fn lock() -> std::sync::MutexGuard<'static, Vec<Mounted>> {
     MOUNTED.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The volume of this process that `path` lies on (its mountpoint is `path` or above it),
 /// and its scratch share.
 pub fn holding(path: &Path) -> Option<(PathBuf, u64)> {
-    lock().iter().find(|(d, _)| path.starts_with(d)).cloned()
+    lock()
+        .iter()
+        .find(|m| path.starts_with(&m.dir))
+        .map(|m| (m.dir.clone(), m.scratch))
 }
 
 /// Bytes the unprivileged may still write on the file system of `dir`.
@@ -177,19 +225,32 @@ pub fn full(path: &Path) -> Option<String> {
     }
 }
 
-/// Refuses to copy out `file`, opened from `path`, when it lies on a volume and has holes:
-/// its copy would fill them on the host's disk, past any limit of the volume's.
-pub fn check_dense(path: &Path, meta: &std::fs::Metadata) -> Result<(), Sparse> {
+/// Refuses to copy out `path` when it lies on a volume and has holes (its copy would fill
+/// them on the host's disk), or when copying its `len` bytes would take what fci copied out
+/// of that volume past `COPIED_OUT` times its size; else counts them.
+pub fn charge_copy(path: &Path, meta: &std::fs::Metadata, len: u64) -> Result<(), Refused> {
     use std::os::unix::fs::MetadataExt;
-    if holding(path).is_none() || meta.len() <= meta.blocks().saturating_mul(512) {
+    let mut all = lock();
+    let Some(m) = all.iter_mut().find(|m| path.starts_with(&m.dir)) else {
         return Ok(());
+    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    if meta.len() > meta.blocks().saturating_mul(512) {
+        return Err(Refused(format!(
+            "{name} is sparse ({} long, {} on disk): package code wrote it with holes, and fci copies no such file out of its scratch",
+            crate::caps::human(meta.len()),
+            crate::caps::human(meta.blocks() * 512)
+        )));
     }
-    Err(Sparse(format!(
-        "{} is sparse ({} long, {} on disk): package code wrote it with holes, and fci copies no such file out of its scratch",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        crate::caps::human(meta.len()),
-        crate::caps::human(meta.blocks() * 512)
-    )))
+    let budget = m.size.saturating_mul(COPIED_OUT);
+    if m.copied.saturating_add(len) > budget {
+        return Err(Refused(format!(
+            "{name} is not copied: what fci copied out of package code's scratch would pass {} ({COPIED_OUT} times its file system; the same file under many names?)",
+            crate::caps::human(budget)
+        )));
+    }
+    m.copied += len;
+    Ok(())
 }
 
 /// Unmounts `dir` at once, even if something still holds it open (MNT_DETACH): the loop

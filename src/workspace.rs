@@ -622,7 +622,8 @@ pub fn copy_plain(src: &Path, dest: &Path, limit: Option<u64>) -> Result<Copied>
     if !meta.is_file() {
         return Err(FciError::Infra(format!("{}: not a regular file", src.display())).into());
     }
-    crate::volume::check_dense(src, &meta)?;
+    // Out of package code's file system: never its holes, never more than its size twice.
+    crate::volume::charge_copy(src, &meta, limit.map_or(meta.len(), |l| meta.len().min(l)))?;
     let mode = if meta.permissions().mode() & 0o111 != 0 {
         0o755
     } else {

@@ -129,17 +129,35 @@ pub fn replaced_outputs(work: &Path, dirs: &[PathBuf]) -> Option<String> {
 /// Every `*.rpm` below `dir` (a directory the build wrote, below `work`), sorted: regular
 /// files reached through real directories only, since package code could have swapped a
 /// directory for a link to packages it cannot see (fci reads them as root).
+/// What package code left there is its doing: a tree that cannot be listed (deeper than
+/// PATH_MAX), or more files named `*.rpm` than any build makes (texlive makes about 6,000),
+/// fails the build.
 pub fn collect(work: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     if !crate::workspace::real_dir_below(work, dir) {
         return Ok(out);
     }
-    for f in crate::digest::list_files(dir, &[])? {
+    let shown = dir.file_name().unwrap_or_default().to_string_lossy();
+    let listed = crate::digest::list_files(dir, &[]).map_err(|e| {
+        super::repo::NotTheBuilds(format!(
+            "the build's {shown} directory cannot be read as a build's output: {e}"
+        ))
+    })?;
+    for f in listed {
         let p = dir.join(&f);
         let plain = std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_file());
         if plain && f.extension().is_some_and(|e| e == "rpm") {
             out.push(p);
         }
+        if out.len() > MAX_PACKAGES {
+            return Err(super::repo::NotTheBuilds(format!(
+                "the build's {shown} directory holds more than {MAX_PACKAGES} files named *.rpm: not a build's output"
+            ))
+            .into());
+        }
     }
     Ok(out)
 }
+
+/// The most packages one build's output directory may hold.
+pub const MAX_PACKAGES: usize = 10_000;

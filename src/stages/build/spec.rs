@@ -204,10 +204,29 @@ pub struct Header {
 
 /// Each package's header (one rpm call for all): NEVRA, and requirements.
 pub fn headers(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Header>> {
+    let mut rows: Vec<Header> = Vec::new();
+    // A few hundred at a time: thousands of long names would pass the kernel's limit on a
+    // command line.
+    for chunk in pkgs.chunks(256) {
+        rows.extend(headers_of(chunk, log)?);
+    }
+    if rows.len() != pkgs.len() {
+        // A name or requirement with a tab or a newline in it: not a package rpmbuild made.
+        return Err(super::repo::NotTheBuilds(format!(
+            "rpm -qp returned {} headers for {} packages in the build's output",
+            rows.len(),
+            pkgs.len()
+        ))
+        .into());
+    }
+    Ok(rows)
+}
+
+fn headers_of(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Header>> {
     let qf = "P\t%{NAME}\t%{EPOCH}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\t%{SOURCERPM}\n[R\t%{REQUIRENAME} %{REQUIREFLAGS:depflags} %{REQUIREVERSION}\n]";
     let out = log.capture(
         &Cmd::new("rpm")
-            .args(["-qp", "--nosignature", "--nodigest", "--qf", qf])
+            .args(["-qp", "--nosignature", "--nodigest", "--qf", qf, "--"])
             .args(pkgs),
     )?;
     if !out.success() {
@@ -246,14 +265,6 @@ pub fn headers(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Header>> {
             }
             _ => {}
         }
-    }
-    if rows.len() != pkgs.len() {
-        return Err(FciError::Infra(format!(
-            "rpm -qp returned {} headers for {} packages",
-            rows.len(),
-            pkgs.len()
-        ))
-        .into());
     }
     Ok(rows)
 }

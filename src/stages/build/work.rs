@@ -43,7 +43,7 @@ pub fn build(
         // A package in the output the build did not make, or a sparse one: the package's doing.
         Err(e)
             if e.downcast_ref::<repo::NotTheBuilds>().is_some()
-                || e.downcast_ref::<crate::volume::Sparse>().is_some() =>
+                || e.downcast_ref::<crate::volume::Refused>().is_some() =>
         {
             rec.outcome = Outcome::Failed;
             progress::note(&format!("build FAILED: {e}"));

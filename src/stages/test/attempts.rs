@@ -16,6 +16,9 @@ use std::collections::HashSet;
 /// the inventory, the run's own files): never package code's scratch.
 const ROOM: u64 = 1024 * 1024;
 
+/// The most runs of a stage whose copies of the tree get room besides the scratch limit.
+const ROOM_RUNS: u64 = 16;
+
 pub struct Attempts<'a> {
     pub suites: &'a [Box<dyn Suite>],
     pub rcx: &'a RunCtx<'a>,
@@ -65,10 +68,11 @@ pub fn run(
     let mut unlisted = Unlisted::default();
     // One file system for all the stage's runs (every suite, every attempt, the sandbox
     // check): together they are bounded by the scratch limit, however many playbooks the
-    // package brings. Room for fci's copy of the tree per run besides it.
+    // package brings. Room for fci's copy of the tree per run besides it, for at most
+    // `ROOM_RUNS` runs: the copies of more (a package's thousand playbooks) are its scratch.
     let tree_size = crate::limits::dir_usage(&[a.rcx.env.tree.to_path_buf()])
         .map_err(|e| anyhow::anyhow!("cannot measure the tests' tree: {e}"))?;
-    let runs = a.suites.len() as u64 * (u64::from(a.retries) + 1);
+    let runs = (a.suites.len() as u64 * (u64::from(a.retries) + 1)).min(ROOM_RUNS);
     let room = (tree_size + ROOM).saturating_mul(runs) + ROOM;
     let package = cx.run.bounded_dir("package", &a.rcx.env.limits, room)?;
     let probe = package.join("sandbox-check");
@@ -114,7 +118,27 @@ pub fn run(
     // An empty selection would run nothing: never a verdict made of carried passes alone.
     let rerun = a.rerun.filter(|r| !r.only.is_empty());
     let mut cases: Vec<Slot> = Vec::new();
-    let first = run_once(cx, 1, rerun.as_ref().map(|r| &r.only))?;
+    let limits = a.rcx.env.limits;
+    // fci's own step (a run's copy of the tree) failing on the file system package code
+    // filled is the package's doing, like any other of its runs past the limit.
+    let filled = |e: anyhow::Error, rec: &mut RecordParts| -> Result<Vec<Artifact>> {
+        let Some(why) = crate::volume::full(&package) else {
+            return Err(e);
+        };
+        rec.outcome = Outcome::Failed;
+        rec.cacheable = false;
+        let msg = format!(
+            "package code went past its limits: {}",
+            crate::limits::scratch_full(limits.scratch, &why)
+        );
+        crate::progress::note(&format!("{} FAILED: {msg}", a.stage));
+        rec.notes.push(msg);
+        Ok(Vec::new())
+    };
+    let first = match run_once(cx, 1, rerun.as_ref().map(|r| &r.only)) {
+        Ok(c) => c,
+        Err(e) => return filled(e, rec),
+    };
     unlisted.add(first.unlisted);
     cases.extend(first.listed.into_iter().map(|c| (c, Vec::new())));
     for attempt in 2..=a.retries + 1 {
@@ -122,7 +146,10 @@ pub fn run(
         if sel.is_empty() {
             break;
         }
-        let again = run_once(cx, attempt, Some(&sel))?;
+        let again = match run_once(cx, attempt, Some(&sel)) {
+            Ok(c) => c,
+            Err(e) => return filled(e, rec),
+        };
         // A rerun lists all it reruns; more than that is never a pass.
         unlisted.add_failing(again.unlisted);
         select::merge(&mut cases, &sel, again.listed, attempt);

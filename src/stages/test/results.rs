@@ -147,8 +147,8 @@ impl<'a> LogStore<'a> {
                 .store_limited(p, ArtifactKind::Log, &name, self.stage, Some(LOG_LIMIT))
             {
                 Ok(a) => a,
-                // A log with holes would be filled on the host's disk: not kept.
-                Err(e) if e.downcast_ref::<crate::volume::Sparse>().is_some() => return Ok(None),
+                // A log with holes, or past what fci copies out of the scratch, is not kept.
+                Err(e) if e.downcast_ref::<crate::volume::Refused>().is_some() => return Ok(None),
                 Err(e) => return Err(e),
             };
         let path = a.path.clone();
