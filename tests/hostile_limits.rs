@@ -733,3 +733,73 @@ fn a_build_of_many_small_files_fits_its_scratch() {
     let m = r.manifest();
     assert_eq!(r.stage(&m, "build")["outcome"], "PASSED");
 }
+
+#[test]
+fn hard_linked_test_logs_are_copied_out_within_twice_the_scratch() {
+    let w = Ws::new();
+    let m = built(&w);
+    let before = apparent_size(&w.ws());
+    let tests = hostile("hardlinked-logs-test");
+    let r = w.test(
+        &m,
+        &["--tests-from", tests.to_str().unwrap(), "--max-scratch=64M"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = r.manifest();
+    let t = r.stage(&out, "test");
+    assert_eq!(t["outcome"], "PASSED", "{t:#}");
+    let cases: Vec<&Value> = t["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["testcase"].as_str().unwrap_or("").contains("case-"))
+        .collect();
+    assert_eq!(cases.len(), 100, "{t:#}");
+    assert!(cases.iter().all(|c| c["outcome"] == "PASSED"), "{t:#}");
+    // Copied out at most twice the file system (64 MiB and its inode tables and room), not
+    // a hundred times 32 MiB.
+    let grown = apparent_size(&w.ws()) - before;
+    assert!(
+        grown < 200 * 1024 * 1024,
+        "the workspace grew by {grown} bytes"
+    );
+    assert!(cases.iter().any(|c| c["log"].is_null()), "{t:#}");
+}
+
+#[test]
+fn a_retry_after_a_test_filled_its_scratch_is_failed_not_an_error() {
+    let w = Ws::new();
+    let m = built(&w);
+    let tests = hostile("volume-filler-retried-test");
+    let r = w.test(
+        &m,
+        &[
+            "--tests-from",
+            tests.to_str().unwrap(),
+            "--max-scratch=64M",
+            "--retries",
+            "1",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let out = r.manifest();
+    let t = r.stage(&out, "test");
+    assert_eq!(t["outcome"], "FAILED", "{t:#}");
+    assert!(
+        notes(t).contains("scratch limit 64 MiB reached"),
+        "{}",
+        notes(t)
+    );
+}
+
+#[test]
+fn a_flood_of_rpm_names_in_the_output_is_the_packages_failure() {
+    let w = Ws::new();
+    let (b, _) = build_hostile(&w, "rpm-name-flood-build", "--max-scratch=256M");
+    assert_eq!(b["outcome"], "FAILED", "{b:#}");
+    assert!(
+        notes(&b).contains("more than 10000 files named *.rpm"),
+        "{}",
+        notes(&b)
+    );
+}
