@@ -940,3 +940,44 @@ fn output_to_a_device_or_a_link_writes_through_it() {
     let m: Value = serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
     assert_eq!(m["stages"][0]["name"], "build");
 }
+
+/// The lookaside serves its blobs by their hash: other bytes under the hash the `sources`
+/// file names are the server's fault (the host's, exit 3), not the caller's bad input.
+#[test]
+fn a_lookaside_serving_other_bytes_is_the_hosts_error() {
+    let w = Ws::new();
+    let la = w.path().join("lookaside");
+    fci::stages::test::runner::copy_tree(&example("lookaside"), &la).unwrap();
+    let mut blobs = Vec::new();
+    let mut stack = vec![la.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else if e
+                .path()
+                .to_string_lossy()
+                .contains("hello-atomic-1.0.tar.gz/")
+            {
+                blobs.push(e.path());
+            }
+        }
+    }
+    assert_eq!(blobs.len(), 1, "{blobs:?}");
+    std::fs::remove_file(&blobs[0]).unwrap();
+    std::fs::write(&blobs[0], b"not the tarball").unwrap();
+    let r = w.run(&[
+        "build",
+        example("hello-atomic").to_str().unwrap(),
+        "--branch",
+        "f41",
+        "--lookaside",
+        la.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the lookaside served other bytes"),
+        "{}",
+        r.stderr
+    );
+}

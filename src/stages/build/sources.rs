@@ -225,7 +225,8 @@ pub fn fetch_all(
         // A file already in the checkout (as fedpkg leaves it) counts if its hash matches.
         let local = repo_dir.join(&e.name);
         let staged = dest_dir.join(format!(".{}.part", e.name));
-        let origin = if local.is_file() {
+        let from_checkout = local.is_file();
+        let origin = if from_checkout {
             copy_plain(&local, &staged, None)?;
             local.display().to_string()
         } else {
@@ -259,13 +260,20 @@ pub fn fetch_all(
         let got = hash_file(&e.algo, &staged)?;
         if got != e.hash {
             let _ = std::fs::remove_file(&staged);
-            return Err(FciError::input(
-                sources_file,
-                format!(
-                    "{} mismatch for `{}` from {origin}: expected {}, got {got}",
-                    e.algo, e.name, e.hash
-                ),
-            )
+            let what = format!(
+                "{} mismatch for `{}` from {}: expected {}, got {got}",
+                e.algo,
+                e.name,
+                crate::exec::redact(&origin),
+                e.hash
+            );
+            // The checkout's own file is the packager's; the lookaside serves its blobs by
+            // their hash, so other bytes there are the server's fault (the host's, exit 3).
+            return Err(if from_checkout {
+                FciError::input(sources_file, what)
+            } else {
+                FciError::Infra(format!("the lookaside served other bytes: {what}"))
+            }
             .into());
         }
         // md5 is not collision-resistant: an md5-verified file is used but never shared
