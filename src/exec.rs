@@ -611,6 +611,13 @@ pub fn register_secret(secret: &str) {
         }
         forms.push(s);
     }
+    // As a JSON string shows them (a server's answer, a manifest): `"` and `\` escaped.
+    let escaped: Vec<String> = forms
+        .iter()
+        .filter_map(|f| serde_json::to_string(f).ok())
+        .map(|q| q[1..q.len() - 1].to_string())
+        .collect();
+    forms.extend(escaped);
     let mut all = SECRETS.write().unwrap_or_else(|p| p.into_inner());
     for f in forms {
         if f.len() >= 4 && !all.contains(&f) {
@@ -639,8 +646,9 @@ pub fn register_secrets_of_invocation() {
             .map_or(a.as_str(), |(_, v)| v);
         register_url_secret(url);
     }
-    for var in ["FCI_AMQP_URL", "FCI_RESULTSDB_URL", "FCI_LOOKASIDE_URL"] {
-        if let Ok(v) = std::env::var(var) {
+    // Every variable of fci's (FCI_WATCH_AMQP_URL, FCI_LOOKASIDE, ...): the URLs' credentials.
+    for (k, v) in std::env::vars() {
+        if k.starts_with("FCI_") {
             register_url_secret(&v);
         }
     }
@@ -1171,6 +1179,28 @@ impl Cmd {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn registered_secrets_are_masked_in_every_form_they_are_printed_in() {
+        use base64::Engine;
+        super::register_secret(r#"fci:Pa"ss\w0rd%21"#);
+        let decoded = r#"fci:Pa"ss\w0rd!"#;
+        let basic = base64::engine::general_purpose::STANDARD.encode(decoded);
+        let json = serde_json::to_string(decoded).unwrap();
+        for shown in [
+            r#"refused Pa"ss\w0rd%21"#.to_string(),
+            r#"refused Pa"ss\w0rd!"#.to_string(),
+            format!("Authorization: Basic {basic}"),
+            format!("{{\"message\": {json}}}"),
+        ] {
+            let out = super::redact(&shown);
+            assert!(
+                !out.contains("ss\\w0rd") && !out.contains("w0rd"),
+                "{shown} -> {out}"
+            );
+            assert!(!out.contains(&basic), "{out}");
+        }
+    }
+
     #[test]
     fn a_capture_holds_at_most_its_cap_of_output() {
         use super::{Cmd, Log};

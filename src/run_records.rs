@@ -13,7 +13,7 @@ use crate::manifest::{Artifact, ArtifactKind, Manifest, StageRecord};
 use crate::workspace::Workspace;
 use anyhow::Result;
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// A run id as a directory name: itself when it is one plainly, else its digest.
@@ -383,33 +383,41 @@ pub fn failed_stages(ws: &Workspace, manifest: &Manifest) -> Vec<(String, String
     let Ok(rd) = std::fs::read_dir(run_dir(ws, run)) else {
         return Vec::new();
     };
-    // Only what was observed on the manifest's own build (its packages) counts: a pass on
-    // a rebuild's other packages says nothing of these, and a failure of those nothing
-    // either. A record's build is the last build record it was written after.
-    let build = manifest
-        .stages
-        .iter()
-        .rev()
-        .find(|s| s.name == "build")
-        .and_then(|s| key(s).ok());
-    let builds: HashSet<String> = stage_dir(ws, run, "build")
+    // Only what was observed on the manifest's own packages counts: a pass on a rebuild's
+    // other packages says nothing of these, and a failure of those nothing either. A record
+    // observed the packages of the last build record it was written after; a rebuild that
+    // made the same packages (a reused result) observed the same.
+    let packages_of = |products: &Value| -> Vec<String> {
+        let mut v: Vec<String> = products
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| matches!(a["type"].as_str(), Some("rpm" | "srpm")))
+            .filter_map(|a| a["sha256"].as_str().map(String::from))
+            .collect();
+        v.sort();
+        v
+    };
+    let want = packages_of(&products(manifest, "build"));
+    let builds: HashMap<String, Vec<String>> = stage_dir(ws, run, "build")
         .map(|d| kept(&d))
         .unwrap_or_default()
         .iter()
-        .map(entry_key)
+        .map(|e| (entry_key(e), packages_of(&e["artifacts"])))
         .collect();
     let on_build = |e: &Value| -> bool {
-        let Some(want) = &build else { return true };
-        let mine = e["after"]
+        if want.is_empty() {
+            return true;
+        }
+        e["after"]
             .as_array()
             .and_then(|a| {
                 a.iter()
                     .rev()
                     .filter_map(Value::as_str)
-                    .find(|k| builds.contains(*k))
+                    .find_map(|k| builds.get(k))
             })
-            .map(String::from);
-        mine.as_deref() == Some(want.as_str())
+            .is_some_and(|p| *p == want)
     };
     let mut out = Vec::new();
     for e in rd.flatten() {

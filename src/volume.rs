@@ -115,8 +115,10 @@ impl Volume {
             return Ok(None);
         }
         // Inode tables for a file per 4 KiB (a flood of empty files runs out of inodes when
-        // it would have filled the blocks at a block each), which take a sixteenth.
-        let size = scratch.saturating_add(scratch / 16).saturating_add(room);
+        // it would have filled the blocks at a block each), which take a sixteenth: of the
+        // room for fci's own copies too.
+        let base = scratch.saturating_add(room);
+        let size = base.saturating_add(base / 16);
         let parent = image.parent().unwrap_or(Path::new("/"));
         if let Some(free) = free_bytes(parent) {
             if free < size {

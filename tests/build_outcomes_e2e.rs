@@ -312,3 +312,18 @@ fn a_build_that_lacks_a_host_tool_is_never_reused() {
         assert_eq!(r.stage(&m, "build")["cached"], false);
     }
 }
+
+#[test]
+fn a_build_that_breaks_its_own_spec_is_failed_not_bad_input() {
+    let w = Ws::new();
+    let r = w.run(&[
+        "build",
+        fixture("reparse-after-build").to_str().unwrap(),
+        "--dist",
+        ".fc41",
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let b = r.stage(&m, "build");
+    assert_eq!(b["outcome"], "FAILED", "{b:#}");
+}

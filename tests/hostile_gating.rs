@@ -653,3 +653,22 @@ fn a_pass_on_a_rebuild_does_not_clear_a_failure_of_the_composed_packages() {
         "promoted with its packages' tests FAILED"
     );
 }
+
+/// A rebuild that made the same packages (the build's result reused) observed nothing new:
+/// the tests that FAILED on those packages still keep them out.
+#[test]
+fn a_rebuild_of_the_same_packages_does_not_hide_their_failed_tests() {
+    let w = Ws::new();
+    let bm = built_with_failed_tests(&w);
+    let b2 = w.run(&["build", "-m", &bm]);
+    assert_eq!(b2.code, 0, "{}", b2.stderr);
+    let b2m = w.save("b2.json", &b2.manifest());
+    let c = w.run(&["compose", "-m", b2m.to_str().unwrap()]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let r = report(&w, &c.manifest(), "c.json", BUILD_GATING, &["--promote"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        state(&w, "known-good").is_none(),
+        "promoted with its packages' tests FAILED"
+    );
+}

@@ -803,3 +803,15 @@ fn a_flood_of_rpm_names_in_the_output_is_the_packages_failure() {
         notes(&b)
     );
 }
+
+#[test]
+fn a_flood_of_names_in_the_output_is_walked_bounded_and_failed() {
+    let w = Ws::new();
+    let (b, _) = build_hostile(&w, "rpmdir-name-flood-build", "--max-scratch=256M");
+    assert_eq!(b["outcome"], "FAILED", "{b:#}");
+    assert!(
+        notes(&b).contains("more than 50000 entries"),
+        "{}",
+        notes(&b)
+    );
+}

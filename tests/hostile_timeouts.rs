@@ -351,3 +351,25 @@ fn a_dist_git_server_that_never_answers_is_cut_at_the_timeout() {
     }
     assert_no_process(&port.to_string(), "a git clone of the stalled server");
 }
+
+#[test]
+fn the_build_timeout_bounds_the_whole_build() {
+    let w = Ws::new();
+    let dir = hostile("slow-everywhere-build");
+    let started = std::time::Instant::now();
+    let r = w.run(&[
+        "build",
+        dir.to_str().unwrap(),
+        "--dist",
+        ".fc41",
+        "--timeout",
+        "5",
+    ]);
+    let took = started.elapsed();
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let m = r.manifest();
+    let b = r.stage(&m, "build");
+    assert_eq!(b["outcome"], "ERROR", "{b:#}");
+    assert!(notes(b).contains("--timeout"), "{}", notes(b));
+    assert!(took.as_secs_f64() < 6.5, "took {took:?}");
+}

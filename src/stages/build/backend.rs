@@ -138,26 +138,55 @@ pub fn collect(work: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
         return Ok(out);
     }
     let shown = dir.file_name().unwrap_or_default().to_string_lossy();
-    let listed = crate::digest::list_files(dir, &[]).map_err(|e| {
+    let not_a_build = |why: String| -> anyhow::Error {
         super::repo::NotTheBuilds(format!(
-            "the build's {shown} directory cannot be read as a build's output: {e}"
+            "the build's {shown} directory is not a build's output: {why}"
         ))
-    })?;
-    for f in listed {
-        let p = dir.join(&f);
-        let plain = std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_file());
-        if plain && f.extension().is_some_and(|e| e == "rpm") {
-            out.push(p);
-        }
-        if out.len() > MAX_PACKAGES {
-            return Err(super::repo::NotTheBuilds(format!(
-                "the build's {shown} directory holds more than {MAX_PACKAGES} files named *.rpm: not a build's output"
-            ))
-            .into());
+        .into()
+    };
+    // Walked with a bound on what is looked at, not listed whole: package code can fill its
+    // scratch with hundreds of thousands of names (hard links, empty files), whose list
+    // would take fci's own memory far past the scratch.
+    let mut seen = 0usize;
+    let mut stack = vec![(dir.to_path_buf(), 0usize)];
+    while let Some((d, depth)) = stack.pop() {
+        let entries = std::fs::read_dir(&d)
+            .map_err(|e| not_a_build(format!("cannot list {}: {e}", d.display())))?;
+        for e in entries {
+            let e = e.map_err(|e| not_a_build(format!("cannot list {}: {e}", d.display())))?;
+            seen += 1;
+            if seen > MAX_ENTRIES {
+                return Err(not_a_build(format!("more than {MAX_ENTRIES} entries")));
+            }
+            let p = e.path();
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if m.is_dir() {
+                if depth >= MAX_DEPTH {
+                    return Err(not_a_build(format!(
+                        "directories nested deeper than {MAX_DEPTH}"
+                    )));
+                }
+                stack.push((p, depth + 1));
+            } else if m.is_file() && p.extension().is_some_and(|x| x == "rpm") {
+                out.push(p);
+                if out.len() > MAX_PACKAGES {
+                    return Err(not_a_build(format!(
+                        "more than {MAX_PACKAGES} files named *.rpm"
+                    )));
+                }
+            }
         }
     }
+    out.sort();
     Ok(out)
 }
+
+/// The most entries, and the deepest nesting, fci looks at in a build's output directory
+/// (rpmbuild writes `RPMS/<arch>/*.rpm`).
+const MAX_ENTRIES: usize = 50_000;
+const MAX_DEPTH: usize = 8;
 
 /// The most packages one build's output directory may hold.
 pub const MAX_PACKAGES: usize = 10_000;

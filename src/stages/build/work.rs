@@ -83,6 +83,15 @@ fn build_bounded(
     let rpmbuild = p.backend.name() == "rpmbuild";
     let private = p.co.private_paths();
     rec.data.insert("limits".into(), json!(limits));
+    // --timeout bounds the whole build, not each command of it (the spec's parses, rpmbuild,
+    // the parse that explains a failure): each gets what is left.
+    let deadline = crate::cli::timeout(args.timeout).map(|t| std::time::Instant::now() + t);
+    let left = || {
+        deadline.map(|d| {
+            d.saturating_duration_since(std::time::Instant::now())
+                .max(std::time::Duration::from_millis(1))
+        })
+    };
     let job = |nodeps| Job {
         private: &private,
         spec: &dirs.spec_copy,
@@ -93,7 +102,7 @@ fn build_bounded(
         defines: &p.defines,
         nodeps,
         nocheck: args.nocheck,
-        timeout: crate::cli::timeout(args.timeout),
+        timeout: left(),
         limits,
         macros: dirs.macros.as_deref(),
     };
@@ -351,6 +360,14 @@ fn explain_failure(
         rec.notes.push(msg);
         return Ok(());
     }
+    // Parsed again in a fresh directory: spec code that reads what its build left behind
+    // (a file in its home) must parse as it did before the build, so that its own failure
+    // is never taken for the caller's unparsable spec.
+    let fresh = cx.run.bounded_dir("reparse", &p.limits, 0)?;
+    let query_job = &Job {
+        work: &fresh,
+        ..*query_job
+    };
     let sb = backend::sandbox(query_job);
     sb.check(cx.log())?;
     let info = spec::query(query_job, &sb, cx.log())?;
