@@ -116,9 +116,10 @@ impl Volume {
         }
         // Inode tables for a file per 4 KiB (a flood of empty files runs out of inodes when
         // it would have filled the blocks at a block each), which take a sixteenth: of the
-        // room for fci's own copies too.
+        // room for fci's own copies too; and the rest of ext4's bookkeeping (bitmaps, group
+        // descriptors: up to 3% on a small file system).
         let base = scratch.saturating_add(room);
-        let size = base.saturating_add(base / 16);
+        let size = base.saturating_add(base / 16).saturating_add(base / 32);
         let parent = image.parent().unwrap_or(Path::new("/"));
         if let Some(free) = free_bytes(parent) {
             if free < size {

@@ -815,3 +815,20 @@ fn a_flood_of_names_in_the_output_is_walked_bounded_and_failed() {
         notes(&b)
     );
 }
+
+#[test]
+fn copies_of_a_big_tests_tree_fit_beside_the_scratch() {
+    let w = Ws::new();
+    let m = built(&w);
+    // The tree with a 64 MiB file (made here: not kept in git).
+    let tree = w.path().join("two-suites-big-tree");
+    fci::stages::test::runner::copy_tree(&hostile("two-suites-big-tree"), &tree).unwrap();
+    std::fs::write(tree.join("tests/blob"), vec![7u8; 64 * 1024 * 1024]).unwrap();
+    let r = w.test(
+        &m,
+        &["--tests-from", tree.to_str().unwrap(), "--max-scratch=32M"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = r.manifest();
+    assert_eq!(r.stage(&out, "test")["outcome"], "PASSED");
+}
