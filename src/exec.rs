@@ -1008,6 +1008,14 @@ pub fn last_lines(text: &str, n: usize) -> String {
 /// Why a command was killed at its timeout, naming the program, the limit and its flag.
 pub fn timeout_message(cmd: &Cmd) -> String {
     let secs = cmd.timeout.map_or(0, |t| t.as_secs());
+    if let Some(whole) = cmd.timeout_whole.filter(|w| Some(*w) != cmd.timeout) {
+        return format!(
+            "{} was killed at the time limit ({} {} for the whole stage; {secs}s were left for it): what it left is not a result",
+            cmd.shown(),
+            cmd.timeout_flag,
+            whole.as_secs()
+        );
+    }
     format!(
         "{} was killed after {secs}s, past its time limit ({} {secs}): what it left is not a result",
         cmd.shown(),
@@ -1030,6 +1038,9 @@ pub struct Cmd {
     pub timeout: Option<std::time::Duration>,
     /// The option that set `timeout`, for the message when it is reached.
     pub timeout_flag: &'static str,
+    /// The limit the option set, when `timeout` is only what was left of it (a stage's
+    /// commands share one), for the message.
+    pub timeout_whole: Option<std::time::Duration>,
     /// The caller looks at `Finished::timed_out` itself; otherwise a timeout is an error.
     pub judges_timeout: bool,
     /// Files the command reads by descriptor number (a seccomp program for bwrap), kept open
@@ -1102,6 +1113,7 @@ impl Cmd {
             env: Vec::new(),
             timeout: None,
             timeout_flag: "--timeout",
+            timeout_whole: None,
             judges_timeout: false,
             no_fsfreeze: false,
             own_group: false,
@@ -1156,6 +1168,11 @@ impl Cmd {
     }
     pub fn timeout(mut self, t: Option<std::time::Duration>) -> Self {
         self.timeout = t;
+        self
+    }
+    /// The whole limit `timeout` is what is left of, for its message.
+    pub fn timeout_whole(mut self, whole: Option<std::time::Duration>) -> Self {
+        self.timeout_whole = whole;
         self
     }
     /// The option that sets the timeout (`--timeout` unless said), for its message.

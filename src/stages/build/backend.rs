@@ -21,7 +21,9 @@ pub struct Job<'a> {
     pub defines: &'a [(String, String)],
     pub nodeps: bool,
     pub nocheck: bool,
+    /// What is left of the build's --timeout (`timeout_whole`) for this job's command.
     pub timeout: Option<std::time::Duration>,
+    pub timeout_whole: Option<std::time::Duration>,
     /// What package code may use (processes, memory, scratch).
     pub limits: crate::limits::Limits,
     /// fci's macro file for what the host's rpm lacks (rpmautospec's fallbacks); its Fedora

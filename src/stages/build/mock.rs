@@ -45,6 +45,7 @@ impl Backend for Mock {
                 .arg("--sources")
                 .arg(job.sources)
                 .timeout(job.timeout)
+                .timeout_whole(job.timeout_whole)
                 .judges_timeout(),
         )?;
         let srpms = collect(job.work, &srpm_dir)?;
@@ -70,7 +71,13 @@ impl Backend for Mock {
         if job.nocheck {
             rebuild = rebuild.arg("--nocheck");
         }
-        let done = log.run(&rebuild.arg(&srpms[0]).timeout(job.timeout).judges_timeout())?;
+        let done = log.run(
+            &rebuild
+                .arg(&srpms[0])
+                .timeout(job.timeout)
+                .timeout_whole(job.timeout_whole)
+                .judges_timeout(),
+        )?;
         // mock keeps rpmbuild's output in build.log, not on its own stderr.
         // Appended capped, as command output is; read back line by line and from its end.
         let build_log = rpm_dir.join("build.log");

@@ -43,7 +43,11 @@ impl Backend for Rpmbuild {
         let cmd = cmd.arg(job.spec);
         let cmd = sandbox(job).wrap(&cmd)?;
         // A timeout is judged by `work::explain_failure`: ERROR, never reused.
-        let done = log.run(&cmd.timeout(job.timeout).judges_timeout())?;
+        let done = log.run(
+            &cmd.timeout(job.timeout)
+                .timeout_whole(job.timeout_whole)
+                .judges_timeout(),
+        )?;
         let outputs_replaced =
             super::backend::replaced_outputs(job.work, &[top.join("SRPMS"), top.join("RPMS")]);
         if let Some(why) = &outputs_replaced {

@@ -267,12 +267,14 @@ pub fn fetch_all(
                 crate::exec::redact(&origin),
                 e.hash
             );
-            // The checkout's own file is the packager's; the lookaside serves its blobs by
-            // their hash, so other bytes there are the server's fault (the host's, exit 3).
-            return Err(if from_checkout {
-                FciError::input(sources_file, what)
-            } else {
+            // A lookaside path named by the hash serves that blob: other bytes there are the
+            // server's fault (the host's, exit 3). The checkout's own file, or a flat
+            // lookaside's (`{base}/{file}`), is what the `sources` file's hash is wrong about.
+            let by_hash = !from_checkout && origin.contains(&e.hash);
+            return Err(if by_hash {
                 FciError::Infra(format!("the lookaside served other bytes: {what}"))
+            } else {
+                FciError::input(sources_file, what)
             }
             .into());
         }

@@ -28,7 +28,8 @@ pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
     let out = log.capture(
         &sandbox
             .wrap(&cmd.arg("--qf").arg(qf).arg(spec))?
-            .timeout(job.timeout),
+            .timeout(job.timeout)
+            .timeout_whole(job.timeout_whole),
     )?;
     if let Some(why) = out.limit {
         return Err(crate::limits::Reached(why).into());
@@ -88,7 +89,8 @@ pub fn parsed_has_check(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<b
     let out = log.capture(
         &sandbox
             .wrap(&rpmspec(job).arg("-P").arg(job.spec))?
-            .timeout(job.timeout),
+            .timeout(job.timeout)
+            .timeout_whole(job.timeout_whole),
     )?;
     if let Some(why) = out.limit {
         return Err(crate::limits::Reached(why).into());

@@ -103,6 +103,7 @@ fn build_bounded(
         nodeps,
         nocheck: args.nocheck,
         timeout: left(),
+        timeout_whole: crate::cli::timeout(args.timeout),
         limits,
         macros: dirs.macros.as_deref(),
     };
