@@ -310,18 +310,13 @@ impl Volumes {
     /// Bytes in use on them, and why one is full (no block or no inode left: the kernel
     /// refuses more), if one is.
     fn used(&self) -> (u64, Option<String>) {
-        use std::os::fd::AsRawFd;
         let (mut used, mut full) = (0, None);
-        for (dir, f) in &self.roots {
-            // SAFETY: statvfs is plain data; fstatvfs writes it for an open descriptor.
-            let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-            if unsafe { libc::fstatvfs(f.as_raw_fd(), &mut s) } != 0 {
+        for (_, f) in &self.roots {
+            let Ok(s) = rustix::fs::fstatvfs(f) else {
                 continue;
-            }
+            };
             used += (s.f_blocks - s.f_bfree) * s.f_frsize;
-            if full.is_none() && (s.f_bavail <= s.f_blocks / 100 || s.f_favail == 0) {
-                full = crate::volume::full(dir).or(Some("no block left".into()));
-            }
+            full = full.or_else(|| crate::volume::full_of(&s));
         }
         (used, full)
     }

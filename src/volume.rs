@@ -218,7 +218,11 @@ fn free_bytes(dir: &Path) -> Option<u64> {
 /// Why the volume `path` lies on is full (no block or no inode left), if it is one and is.
 pub fn full(path: &Path) -> Option<String> {
     let (dir, _) = holding(path)?;
-    let s = rustix::fs::statvfs(&dir).ok()?;
+    full_of(&rustix::fs::statvfs(&dir).ok()?)
+}
+
+/// Why a volume with the counts `s` is full, if it is.
+pub fn full_of(s: &rustix::fs::StatVfs) -> Option<String> {
     if s.f_favail == 0 {
         Some(format!("no inode left: {} files", s.f_files - s.f_ffree))
     } else if s.f_bavail <= s.f_blocks / 100 {

@@ -138,15 +138,10 @@ fn files_a_thread_holds_in_its_own_descriptor_table_are_stopped_at_the_scratch_l
     );
 }
 
-/// Mount points below `dir` (package code's volumes) in this machine's mount table.
+/// Mount points below `dir` (package code's volumes) in this process's (the host's) mount
+/// table.
 fn mounts_below(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| Path::new(p).starts_with(dir))
-        .map(str::to_string)
-        .collect()
+    mounts_in("self", dir)
 }
 
 /// Loop devices whose backing file lies below `dir`.
@@ -191,6 +186,11 @@ fn files_held_only_by_descriptors_in_flight_are_stopped_at_the_scratch_limit() {
 
 /// Mount points below `dir` in the mount namespace of process `pid`.
 fn mounts_of(pid: u32, dir: &Path) -> Vec<String> {
+    mounts_in(&pid.to_string(), dir)
+}
+
+/// Mount points below `dir` in `/proc/<pid>/mountinfo` (`pid` may be `self`).
+fn mounts_in(pid: &str, dir: &Path) -> Vec<String> {
     std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
         .unwrap_or_default()
         .lines()

@@ -9,10 +9,6 @@ use std::time::Duration;
 pub struct Client {
     api: String,
     auth: Option<String>,
-    /// Every form of the credentials (the token, its parts, its encoding, a password in the
-    /// URL): masked in anything the server's answer puts into a message, since a server may
-    /// echo the request's headers back.
-    secrets: Vec<String>,
     http: reqwest::blocking::Client,
 }
 
@@ -49,27 +45,15 @@ impl Client {
         } else {
             format!("{base}/api/v2.0")
         };
-        let mut secrets: Vec<String> = Vec::new();
+        // A server may echo the request's headers back: every form of the credentials is
+        // masked wherever fci shows text (`exec::redact`), however the client was made.
         if let Some(t) = &token {
-            secrets.push(t.clone());
-            secrets.extend(t.split(':').map(String::from));
-            secrets.push(base64(t.as_bytes()));
+            crate::exec::register_secret(t);
         }
-        if let Some(u) = crate::exec::userinfo(url) {
-            secrets.push(u.to_string());
-            secrets.extend(u.split(':').map(String::from));
-        }
-        // Longest first, so that a part never leaves the rest of a whole one shown; nothing
-        // so short that masking it would mangle the message.
-        secrets.retain(|s| s.len() >= 4);
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
+        crate::exec::register_url_secret(url);
         let auth = token.map(|t| {
             if t.contains(':') {
-                use std::io::Write;
-                let mut enc = Vec::new();
-                let _ = write!(enc, "{t}");
-                format!("Basic {}", base64(&enc))
+                format!("Basic {}", base64(t.as_bytes()))
             } else {
                 format!("Bearer {t}")
             }
@@ -87,21 +71,13 @@ impl Client {
             .connect_timeout(Duration::from_secs(5.min(secs)))
             .timeout(Duration::from_secs(secs))
             .build()?;
-        Ok(Client {
-            api,
-            auth,
-            secrets,
-            http,
-        })
+        Ok(Client { api, auth, http })
     }
 
-    /// `text` from the server, for a message: its URLs' credentials and every form of fci's
-    /// own masked, at most 512 bytes of it.
+    /// `text` from the server, for a message: its URLs' credentials and every form of the
+    /// registered secrets masked, at most 512 bytes of it.
     fn scrub(&self, text: &str) -> String {
         let mut out = crate::exec::redact(text);
-        for s in &self.secrets {
-            out = out.replace(s.as_str(), "***");
-        }
         if out.len() > 512 {
             let mut end = 512;
             while !out.is_char_boundary(end) {
@@ -276,21 +252,8 @@ pub fn check_url(what: &str, url: &str, token: bool) -> Result<(), String> {
 
 /// Standard base64, for HTTP Basic.
 fn base64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 #[cfg(test)]
