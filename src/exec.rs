@@ -184,6 +184,8 @@ impl Log {
                 // (the descriptors to write to were opened before the fork);
                 // the seccomp program is a static, built before the fork.
                 let join = join.clone();
+                // SAFETY: getpid cannot fail.
+                let parent = unsafe { libc::getpid() };
                 unsafe {
                     c.pre_exec(move || {
                         for fd in &join {
@@ -193,6 +195,11 @@ impl Log {
                         }
                         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                             return Err(std::io::Error::last_os_error());
+                        }
+                        // fci died between the fork and the prctl: no signal will come, so
+                        // the command must not start (a killed fci left a sandbox running).
+                        if libc::getppid() != parent {
+                            return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
                         }
                         if no_freeze {
                             deny_fsfreeze()?;
