@@ -173,6 +173,9 @@ impl Log {
         // The command's cgroups (`cgroup.procs`, open here): it joins them before it execs,
         // so that everything it starts is in them from its first fork.
         let join = monitor.as_ref().map_or_else(Vec::new, |m| m.join_fds());
+        // Package code (a bounded command) runs as the first process of a PID namespace of its
+        // own, so a killed fci takes all of it along (see own_pid_namespace).
+        let guard_pid_ns = cmd.bounds.is_some();
         let mut expr = duct::cmd(&cmd.program, &cmd.args)
             .unchecked()
             .stdin_null()
@@ -217,6 +220,10 @@ impl Log {
                         // group) reaches fci only, and the group can be killed as one.
                         if own_group && libc::setpgid(0, 0) != 0 {
                             return Err(std::io::Error::last_os_error());
+                        }
+                        // Last: what comes after the fork happens in the command only.
+                        if guard_pid_ns {
+                            own_pid_namespace()?;
                         }
                         Ok(())
                     });
@@ -1086,6 +1093,87 @@ static NO_FREEZE: [libc::sock_filter; 9] = {
         op(RET, 0, 0, 0x0005_0001), // EPERM
     ]
 };
+
+/// Makes the command the first process (PID 1) of a new PID namespace, with the calling
+/// process staying behind as a minimal waiter that passes its status on. Runs between fork
+/// and exec, async-signal-safe calls only.
+///
+/// Why: a death signal (PR_SET_PDEATHSIG) is only as good as its weakest link. bwrap's
+/// `--die-with-parent` sets it in its sandbox's first process *after* cloning it, without
+/// checking that its parent is still there, so an fci killed in that instant left the sandbox
+/// running for good (seen under load in CI: an orphaned bwrap, PID 1 of its namespace). When
+/// the first process of a PID namespace dies, the kernel kills every process in it and in the
+/// namespaces below it, bwrap's included; here both links of the chain are race-free:
+/// fci → waiter (checked by the caller with getppid) → PID 1 (checked through a pipe whose
+/// write end only the waiter holds). Without the privilege to make a namespace (not root),
+/// the command runs as before, with its death signal only.
+unsafe fn own_pid_namespace() -> std::io::Result<()> {
+    let mut alive = [0; 2];
+    if libc::pipe2(alive.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if libc::unshare(libc::CLONE_NEWPID) != 0 {
+        libc::close(alive[0]);
+        libc::close(alive[1]);
+        return Ok(());
+    }
+    let child = libc::fork();
+    if child < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if child == 0 {
+        // PID 1: dies with the waiter; if the waiter is already gone, the pipe says so.
+        libc::close(alive[1]);
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut fds = libc::pollfd {
+            fd: alive[0],
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        if libc::poll(&mut fds, 1, 0) != 0 {
+            libc::_exit(128 + libc::SIGKILL);
+        }
+        libc::close(alive[0]);
+        return Ok(());
+    }
+    // The waiter: holds nothing of the command's (its output pipes, the spawn's error pipe),
+    // so fci sees the exec and the end of the output as if it had run the command itself;
+    // only the pipe's write end, which tells PID 1 that the waiter lives.
+    let keep = alive[1] as u32;
+    if keep > 0 {
+        libc::syscall(libc::SYS_close_range, 0u32, keep - 1, 0u32);
+    }
+    libc::syscall(libc::SYS_close_range, keep + 1, u32::MAX, 0u32);
+    let mut status = 0;
+    loop {
+        let r = libc::waitpid(child, &mut status, 0);
+        if r == child {
+            break;
+        }
+        if r < 0 && *libc::__errno_location() != libc::EINTR {
+            libc::_exit(127);
+        }
+    }
+    if libc::WIFSIGNALED(status) {
+        let sig = libc::WTERMSIG(status);
+        // Dies of the same signal, without a core file of its own.
+        let no_core = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+        libc::signal(sig, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::kill(libc::getpid(), sig);
+        libc::_exit(128 + sig);
+    }
+    libc::_exit(libc::WEXITSTATUS(status));
+}
 
 /// `ostree admin deploy` ends with a freeze and thaw of the filesystem holding the sysroot's
 /// /boot, to flush it for a boot loader. A sysroot fci builds in its workspace sits on the

@@ -621,11 +621,23 @@ impl Monitor {
         let (top, top_fd) = self.top.as_ref()?;
         let top = *top;
         let own = ns_of(top)?;
-        let children = std::fs::read_to_string(format!("/proc/{top}/task/{top}/children")).ok()?;
-        for c in children
-            .split_whitespace()
-            .filter_map(|c| c.parse::<i32>().ok())
-        {
+        let children_of = |p: i32| -> Vec<(i32, i32)> {
+            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|c| c.parse::<i32>().ok())
+                .map(|c| (p, c))
+                .collect()
+        };
+        // The started command's child, or its grandchild when fci started it as the first
+        // process of a namespace of its own (exec::own_pid_namespace: a waiter, then bwrap).
+        let mut candidates = children_of(top);
+        let grand: Vec<(i32, i32)> = candidates
+            .iter()
+            .flat_map(|(_, c)| children_of(*c))
+            .collect();
+        candidates.extend(grand);
+        for (parent, c) in candidates {
             let Some(fd) = pidfd_open(c) else { continue };
             let Ok(ns_file) = std::fs::File::open(format!("/proc/{c}/ns/pid")) else {
                 continue;
@@ -635,7 +647,7 @@ impl Monitor {
                 use std::os::unix::fs::MetadataExt;
                 (m.dev(), m.ino())
             };
-            if ns == own || parent_of(c) != Some(top) {
+            if ns == own || parent_of(c) != Some(parent) {
                 continue;
             }
             let Ok(proc_dir) = open_dir(&format!("/proc/{c}/root/proc")) else {
