@@ -6,6 +6,7 @@
 
 pub mod binding;
 pub mod bootentry;
+pub mod cancel;
 pub mod caps;
 pub mod cgroup;
 pub mod cli;

@@ -17,6 +17,29 @@ fn main() {
     fci::volume::private_mounts();
     // Before anything can print them: the credentials in fci's arguments and variables.
     fci::exec::register_secrets_of_invocation();
+    // A bug in fci (a panic, in any thread) is the host's failure, never a verdict: one line
+    // and exit 3, as for any other infrastructure error.
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        fci::progress::say(&format!(
+            "error: internal error{at}: {} (a bug in fci, not in the package: please report it)",
+            fci::exec::redact(&what).escape_debug()
+        ));
+        std::process::exit(fci::error::exit::INFRA);
+    }));
+    // The hook's own test (tests/bad_input.rs): no input is meant to make fci panic.
+    if raw.get(1).is_some_and(|a| a == "__panic") {
+        panic!("a deliberate panic (`fci __panic`)\nsecond line");
+    }
     let cli = Cli::parse();
     fci::progress::set_quiet(cli.quiet);
     let code = match run(cli) {

@@ -86,15 +86,73 @@ pub const BWRAP: Tool = Tool::new("bwrap", "bubblewrap");
 pub const RPM: Tool = Tool::new("rpm", "rpm");
 
 /// What a stage's plan decided.
-pub enum Plan {
-    /// Run; this JSON identifies the run's inputs (with fci's version and the tools' versions,
-    /// it is the input digest that keys reuse and the lock).
-    Run(Value),
+pub enum Plan<W> {
+    /// Run `W` (what the plan resolved, handed to `execute`); this JSON identifies the run's
+    /// inputs (with fci's version and the tools' versions, it is the input digest that keys
+    /// reuse and the lock).
+    Run(Value, W),
     /// Nothing to run: record this outcome and note at once (e.g. no tests in the tree).
     Instant(Outcome, String),
     /// Not due yet (an image at most once per interval): a SKIPPED record with this note and
     /// data, marked `not_due`, exit 0. Later stages skip with it and exit 0 too: nothing failed.
     NotDue(String, Map<String, Value>),
+}
+
+/// Whether a recorded result with the same input digest may stand for a new run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reuse {
+    /// Same inputs, same verdict: a PASSED or FAILED record is reused (never an ERROR, nor a
+    /// record its stage marked not cacheable).
+    Cached,
+    /// Every run does the work: its result depends on more than its inputs (a live cluster,
+    /// the results recorded by now). Nothing is cached; the inputs only key the lock.
+    Never,
+}
+
+/// What a stage does on SIGINT or SIGTERM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signals {
+    /// fci dies, killing the commands it runs (exec::kill_groups_on_signal).
+    Die,
+    /// The signal is noted (`Ctx::cancelled`), a wait for the stage's lock ends, and the
+    /// stage decides: it may have something to undo (a half-installed cluster).
+    Note,
+}
+
+impl Signals {
+    /// Makes this the process's way with SIGINT and SIGTERM.
+    pub fn install(self) {
+        match self {
+            // Commands in process groups of their own go too (their death signal covers the
+            // rest).
+            Signals::Die => crate::exec::kill_groups_on_signals(),
+            Signals::Note => crate::cancel::install(),
+        }
+    }
+}
+
+/// What a command that is not a stage (`fci watch`, which reads no manifest) takes from the
+/// driver: the signal policy, the workspace opened and checked as every stage opens it, and
+/// a lock held for the session's life, which a second session does not wait for (a cron or
+/// CI job must not pile up behind a running one).
+pub struct Session {
+    pub ws: Workspace,
+    pub lock: std::fs::File,
+}
+
+impl Session {
+    pub fn start(workspace: &Path, lock: &str, what: &str, signals: Signals) -> Result<Session> {
+        signals.install();
+        let ws = Workspace::open(workspace)?;
+        let Some(lock) = ws.try_lock(lock)? else {
+            return Err(crate::error::FciError::Infra(format!(
+                "another {what} is running on this workspace ({}); stop it or use another --workspace",
+                ws.root().join("locks").join(format!("{lock}.lock")).display()
+            ))
+            .into());
+        };
+        Ok(Session { ws, lock })
+    }
 }
 
 /// What a stage is given: the workspace, the manifest, its scratch directory and log.
@@ -120,6 +178,12 @@ impl Ctx<'_> {
         Ok(path)
     }
 
+    /// Why the stage was asked to stop (a noted SIGINT or SIGTERM), if it was: only for a
+    /// stage that notes signals (`Signals::Note`); any other dies of them.
+    pub fn cancelled(&self) -> Option<&'static str> {
+        crate::cancel::requested()
+    }
+
     /// The stage's private scratch directory.
     pub fn dir(&self) -> PathBuf {
         self.run.dir()
@@ -137,6 +201,8 @@ impl Ctx<'_> {
 
 /// One stage of the pipeline. A new stage writes only its own work.
 pub trait Stage {
+    /// What `plan` resolved for `execute` (the verified inputs, the chosen backend).
+    type Work;
     fn name(&self) -> StageName;
     /// Tools every run needs, checked before any work (more can be required while planning).
     fn tools(&self) -> Vec<Tool> {
@@ -151,10 +217,21 @@ pub trait Stage {
     fn runs_after_failures(&self) -> bool {
         false
     }
+    fn reuse(&self) -> Reuse {
+        Reuse::Cached
+    }
+    fn on_signal(&self) -> Signals {
+        Signals::Die
+    }
     /// Resolves and verifies the inputs; nothing that takes long or writes results.
-    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan>;
+    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan<Self::Work>>;
     /// Does the work, filling `rec` (outcome, results, notes, data); returns its artifacts.
-    fn execute(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>>;
+    fn execute(
+        &mut self,
+        cx: &mut Ctx,
+        work: Self::Work,
+        rec: &mut RecordParts,
+    ) -> Result<Vec<Artifact>>;
     /// Brings a reused record up to today's facts.
     fn reused(&self, _manifest: &mut Manifest) {}
     /// Says what happened, once the record is final (not with --quiet).
@@ -162,7 +239,8 @@ pub trait Stage {
 }
 
 /// Runs `stage` from start to exit code.
-pub fn drive(stage: &mut dyn Stage, common: &CommonArgs, workspace: &Path) -> Result<i32> {
+pub fn drive<S: Stage>(stage: &mut S, common: &CommonArgs, workspace: &Path) -> Result<i32> {
+    stage.on_signal().install();
     let mut manifest = match &common.manifest {
         None if stage.starts_run() => Manifest::new(uuid::Uuid::new_v4().to_string()),
         m => Manifest::read(m.as_deref().unwrap_or(Path::new("-")))?,
@@ -178,8 +256,8 @@ pub fn drive(stage: &mut dyn Stage, common: &CommonArgs, workspace: &Path) -> Re
     )
 }
 
-fn run(
-    stage: &mut dyn Stage,
+fn run<S: Stage>(
+    stage: &mut S,
     common: &CommonArgs,
     workspace: &Path,
     manifest: &mut Manifest,
@@ -222,7 +300,7 @@ fn run(
             let msg = crate::exec::redact(&crate::error::one_line(&e));
             progress::say(&format!("error: {msg}"));
             cx.run.log.line(&format!("# error: {msg}"));
-            let mut rec = RecordParts::new(Outcome::Error, digest);
+            let mut rec = RecordParts::new(name, Outcome::Error, digest);
             rec.tools = cx.tools.clone();
             rec.notes.push(msg);
             (rec, Vec::new(), None)
@@ -263,8 +341,8 @@ enum Step {
     Record(Box<RecordParts>, Vec<Artifact>, std::fs::File),
 }
 
-fn steps(
-    stage: &mut dyn Stage,
+fn steps<S: Stage>(
+    stage: &mut S,
     common: &CommonArgs,
     cx: &mut Ctx,
     digest_out: &mut String,
@@ -273,8 +351,8 @@ fn steps(
     for t in stage.tools() {
         cx.require(t)?;
     }
-    let inputs = match stage.plan(cx)? {
-        Plan::Run(inputs) => inputs,
+    let (inputs, work) = match stage.plan(cx)? {
+        Plan::Run(inputs, work) => (inputs, work),
         Plan::Instant(outcome, note) => {
             progress::note(&format!("{name} {outcome}: {note}"));
             cx.manifest.stages.push(instant_record(name, outcome, note));
@@ -300,8 +378,9 @@ fn steps(
         "inputs": inputs,
     }));
     digest_out.clone_from(&digest);
+    let cached = stage.reuse() == Reuse::Cached;
     let reuse_now = |cx: &mut Ctx| -> Result<Option<i32>> {
-        if common.no_cache || reuse(cx.ws, cx.manifest, name, &digest).is_none() {
+        if !cached || common.no_cache || reuse(cx.ws, cx.manifest, name, &digest).is_none() {
             return Ok(None);
         }
         stage.reused(cx.manifest);
@@ -313,16 +392,23 @@ fn steps(
     if let Some(code) = reuse_now(cx)? {
         return Ok(Step::Done(code));
     }
-    let lock = cx.ws.lock(&format!("{name}-{}", &digest[7..]))?;
+    let lock_name = format!("{name}-{}", &digest[7..]);
+    let lock = match stage.on_signal() {
+        Signals::Die => cx.ws.lock(&lock_name)?,
+        Signals::Note => cx.ws.lock_until(&lock_name, || {
+            crate::cancel::requested().map(|sig| format!("interrupted by {sig}"))
+        })?,
+    };
     // Another run with the same inputs may have finished while this one waited for the lock.
     if let Some(code) = reuse_now(cx)? {
         return Ok(Step::Done(code));
     }
-    let mut rec = RecordParts::new(Outcome::Passed, digest.clone());
+    let mut rec = RecordParts::new(name, Outcome::Passed, digest.clone());
     rec.tools = cx.tools.clone();
+    rec.cacheable = cached;
     // It runs now: its record will start when its StageRun did.
     crate::resultsdb::emit::started(cx.ws, cx.manifest, name, &cx.run.started_at);
-    let artifacts = stage.execute(cx, &mut rec)?;
+    let artifacts = stage.execute(cx, work, &mut rec)?;
     Ok(Step::Record(Box::new(rec), artifacts, lock))
 }
 
@@ -421,6 +507,7 @@ pub fn round3(x: f64) -> f64 {
 
 /// The parts of a record a stage decides.
 pub struct RecordParts {
+    stage: StageName,
     pub outcome: Outcome,
     pub backend: Option<String>,
     pub tools: BTreeMap<String, String>,
@@ -434,8 +521,9 @@ pub struct RecordParts {
 }
 
 impl RecordParts {
-    pub fn new(outcome: Outcome, input_digest: String) -> Self {
+    pub fn new(stage: StageName, outcome: Outcome, input_digest: String) -> Self {
         RecordParts {
+            stage,
             outcome,
             backend: None,
             tools: BTreeMap::new(),
@@ -445,6 +533,23 @@ impl RecordParts {
             data: Map::new(),
             cacheable: true,
         }
+    }
+
+    /// The stage ends in ERROR: the host's or a tool's doing, not the input's. Said at once,
+    /// kept in the notes (redacted), never reused.
+    pub fn error(&mut self, msg: &str) {
+        let msg = crate::exec::redact(msg);
+        progress::say(&format!("{} ERROR: {msg}", self.stage));
+        self.outcome = Outcome::Error;
+        self.cacheable = false;
+        self.notes.push(msg);
+    }
+
+    /// A warning: said now (not with --quiet), and kept in the record's notes.
+    pub fn warn(&mut self, msg: &str) {
+        let msg = crate::exec::redact(msg);
+        progress::note(&format!("warning: {msg}"));
+        self.notes.push(msg);
     }
 }
 

@@ -462,20 +462,16 @@ impl Workspace {
     /// a signal that stage noted; fci's own bookkeeping (the message journal, the AMQP spool,
     /// resultsdb delivery) always waits, so the stage's end is recorded after a signal too.
     pub fn lock(&self, name: &str) -> Result<File> {
-        match LOCK_WAIT_STOP.get() {
-            Some((prefix, stop)) if name.starts_with(prefix) => {
-                self.lock_interruptible(name, *stop)
-            }
-            _ => self.lock_until(name, None),
-        }
+        self.lock_waiting(name, None)
     }
 
-    /// `lock`, whose wait ends (exit 3, "nothing was run") once `stop` says why.
-    pub fn lock_interruptible(&self, name: &str, stop: fn() -> Option<String>) -> Result<File> {
-        self.lock_until(name, Some(stop))
+    /// `lock`, whose wait ends (exit 3, "nothing was run") once `stop` says why: for a stage
+    /// that notes signals instead of dying of them (stage::Signals::Note).
+    pub fn lock_until(&self, name: &str, stop: impl Fn() -> Option<String>) -> Result<File> {
+        self.lock_waiting(name, Some(&stop))
     }
 
-    fn lock_until(&self, name: &str, stop: Option<fn() -> Option<String>>) -> Result<File> {
+    fn lock_waiting(&self, name: &str, stop: Option<&dyn Fn() -> Option<String>>) -> Result<File> {
         let (f, path) = self.lock_file(name)?;
         if f.try_lock().is_err() {
             crate::progress::note(&format!(
@@ -510,18 +506,6 @@ impl Workspace {
         }
         Ok(f)
     }
-}
-
-/// Set by a stage that notes SIGINT/SIGTERM instead of dying (`fci conform`): the lock names
-/// it applies to (the stage's input lock, `conform-DIGEST`: the stage driver takes it by
-/// name) and what says why such a wait must end (`Some("interrupted by SIGINT")`), since the
-/// signal no longer ends fci. Every other lock waits as before.
-type LockWaitStop = (&'static str, fn() -> Option<String>);
-static LOCK_WAIT_STOP: std::sync::OnceLock<LockWaitStop> = std::sync::OnceLock::new();
-
-/// See `LOCK_WAIT_STOP`: waits for locks named `prefix...` end once `stop` says why.
-pub fn interrupt_lock_waits(prefix: &'static str, stop: fn() -> Option<String>) {
-    let _ = LOCK_WAIT_STOP.set((prefix, stop));
 }
 
 /// Whether `dir` is `base` or a directory below it reached through real directories only:

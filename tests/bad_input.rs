@@ -454,3 +454,22 @@ fn credentials_in_a_url_never_reach_messages_or_the_workspace() {
         String::from_utf8_lossy(&grep.stdout)
     );
 }
+
+#[test]
+fn a_panic_in_fci_is_one_line_and_exit_3_never_a_verdict() {
+    let r = std::process::Command::new(env!("CARGO_BIN_EXE_fci"))
+        .arg("__panic")
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("fci: error: internal error at src/main.rs:"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("a deliberate panic"), "{}", lines[0]);
+    assert!(r.stdout.is_empty());
+}

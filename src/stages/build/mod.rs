@@ -112,7 +112,6 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     let mut stage = Build {
         args,
         lookaside,
-        prepared: None,
         spinner: None,
     };
     stage::drive(&mut stage, &common, workspace)
@@ -121,11 +120,12 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
 struct Build {
     args: Args,
     lookaside: Option<sources::Lookaside>,
-    prepared: Option<prepare::Prepared>,
     spinner: Option<Spinner>,
 }
 
 impl Stage for Build {
+    type Work = prepare::Prepared;
+
     fn name(&self) -> StageName {
         StageName::Build
     }
@@ -134,7 +134,7 @@ impl Stage for Build {
         self.args.source.is_some()
     }
 
-    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan> {
+    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan<Self::Work>> {
         // rpmbuild runs its scriptlets as `/bin/sh -e PATH` unquoted: a build directory with
         // whitespace fails every package's %prep, which is the workspace's doing, not theirs.
         if cx.ws.root().to_string_lossy().contains(char::is_whitespace) {
@@ -149,13 +149,14 @@ impl Stage for Build {
         self.spinner = Some(spinner);
         let p = prepare::prepare(&self.args, cx)?;
         let inputs = p.inputs(&self.args, cx);
-        self.prepared = Some(p);
-        Ok(Plan::Run(inputs))
+        let work = p;
+        Ok(Plan::Run(inputs, work))
     }
 
     fn execute(
         &mut self,
         cx: &mut Ctx,
+        p: Self::Work,
         rec: &mut RecordParts,
     ) -> Result<Vec<crate::manifest::Artifact>> {
         // What it verified: a failed %check is cleared for the run only by a later build
@@ -164,7 +165,6 @@ impl Stage for Build {
             "suite".into(),
             serde_json::json!({"check": !self.args.nocheck}),
         );
-        let p = self.prepared.take().expect("planned before executed");
         let out = work::build(
             &self.args,
             self.lookaside.as_ref(),

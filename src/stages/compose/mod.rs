@@ -64,19 +64,17 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
         return init_base(tree, args.branch.as_deref(), workspace);
     }
     let common = args.common.clone();
-    let mut stage = Compose {
-        args,
-        planned: None,
-    };
+    let mut stage = Compose { args };
     stage::drive(&mut stage, &common, workspace)
 }
 
 struct Compose {
     args: Args,
-    planned: Option<layer::Plan>,
 }
 
 impl Stage for Compose {
+    type Work = layer::Plan;
+
     fn name(&self) -> StageName {
         StageName::Compose
     }
@@ -85,7 +83,7 @@ impl Stage for Compose {
         vec![OSTREE, stage::RPM]
     }
 
-    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan> {
+    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan<Self::Work>> {
         let branch = self
             .args
             .branch
@@ -142,7 +140,7 @@ impl Stage for Compose {
             // (crate::binding): never reused.
             "binding": 1,
         });
-        self.planned = Some(layer::Plan {
+        let work = layer::Plan {
             repo,
             branch,
             base_ref,
@@ -156,12 +154,16 @@ impl Stage for Compose {
                 cx.manifest,
                 &mut cx.run.log,
             ),
-        });
-        Ok(Plan::Run(inputs))
+        };
+        Ok(Plan::Run(inputs, work))
     }
 
-    fn execute(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
-        let p = self.planned.take().expect("planned before executed");
+    fn execute(
+        &mut self,
+        cx: &mut Ctx,
+        p: Self::Work,
+        rec: &mut RecordParts,
+    ) -> Result<Vec<Artifact>> {
         let spinner = Spinner::new("compose");
         spinner.step("layering the change onto the base");
         layer::compose(&p, cx, rec)

@@ -2,21 +2,20 @@
 //! one `--installer` makes), its API server's `/readyz` awaited, the Kubernetes/OpenShift
 //! conformance suite run against it (`runner.rs`), and its JUnit turned into results
 //! (`results.rs`). `--teardown` runs after everything, also after a failure, an ERROR or
-//! SIGINT/SIGTERM (`cancel.rs`).
+//! SIGINT/SIGTERM (`crate::cancel`).
 
-pub mod cancel;
 pub mod kubeconfig;
 pub mod placeholders;
 pub mod ready;
 pub mod results;
 pub mod runner;
 
+use crate::cancel::{self, OnSignal, Stopped};
 use crate::error::FciError;
 use crate::manifest::{Artifact, ArtifactKind, Manifest, Outcome, StageName, StageRecord};
 use crate::progress::{self, Spinner};
-use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage};
+use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Reuse, Signals, Stage};
 use anyhow::Result;
-use cancel::{OnSignal, Stopped};
 use placeholders::Values;
 use runner::{Kind, Runner};
 use serde_json::{json, Value};
@@ -124,18 +123,9 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
             return Err(FciError::Usage(format!("{flag}: the program is empty")).into());
         }
     }
-    // From here a signal is noted: the cluster must be torn down before fci goes. A wait for
-    // the workspace lock ends on one (nothing ran yet, so no teardown: exit 3, "interrupted").
-    cancel::install();
-    // Only the stage's input lock (`conform-DIGEST`): the message journal's, the AMQP
-    // spool's and delivery's locks must be waited for, or the stage's end is not recorded.
-    crate::workspace::interrupt_lock_waits("conform-", || {
-        cancel::requested().map(|sig| format!("interrupted by {sig}"))
-    });
     let common = args.common.clone();
     let mut stage = Conform {
         args,
-        planned: None,
         kubeconfig: None,
     };
     stage::drive(&mut stage, &common, workspace)
@@ -143,7 +133,6 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
 
 struct Conform {
     args: Args,
-    planned: Option<Planned>,
     /// The kubeconfig of the run, once planned.
     kubeconfig: Option<PathBuf>,
 }
@@ -164,11 +153,28 @@ struct Planned {
 }
 
 impl Stage for Conform {
+    type Work = Planned;
+
     fn name(&self) -> StageName {
         StageName::Conform
     }
 
-    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan> {
+    /// A conformance run's result depends on a live cluster, whose state no input digest
+    /// covers (nor do the files a kubeconfig names, or the programs of
+    /// --installer/--runner-cmd/--teardown). Runs with the same inputs still take the same
+    /// lock, so they do not run against one cluster at once.
+    fn reuse(&self) -> Reuse {
+        Reuse::Never
+    }
+
+    /// A cluster may be half installed: a signal is noted, the teardown runs, the stage
+    /// records what happened. A wait for the stage's lock ends on one (nothing ran yet, so
+    /// no teardown: exit 3, "interrupted").
+    fn on_signal(&self) -> Signals {
+        Signals::Note
+    }
+
+    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan<Self::Work>> {
         let a = &self.args;
         let composed = crate::binding::require_composed(
             cx,
@@ -245,9 +251,6 @@ impl Stage for Conform {
             }
         }
         let inputs = json!({
-            // Never reused (see `execute`): this keeps records cached by earlier versions of
-            // this stage from matching either.
-            "reuse": "never",
             "commit": art.sha256,
             "image": image.map(|(_, sha)| sha),
             "kubeconfig": kube_digest,
@@ -259,7 +262,7 @@ impl Stage for Conform {
             "teardown": a.teardown,
         });
         self.kubeconfig = Some(kubeconfig.clone());
-        self.planned = Some(Planned {
+        let work = Planned {
             commit: art.sha256,
             workdir,
             junit_dir,
@@ -269,12 +272,17 @@ impl Stage for Conform {
             runner,
             teardown,
             started: false,
-        });
-        Ok(Plan::Run(inputs))
+        };
+        Ok(Plan::Run(inputs, work))
     }
 
-    fn execute(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
-        let artifacts = match self.execute_all(cx, rec) {
+    fn execute(
+        &mut self,
+        cx: &mut Ctx,
+        p: Self::Work,
+        rec: &mut RecordParts,
+    ) -> Result<Vec<Artifact>> {
+        let artifacts = match self.execute_all(cx, p, rec) {
             Ok(a) => a,
             Err(e) => {
                 error(rec, crate::exec::redact(&crate::error::one_line(&e)));
@@ -316,19 +324,18 @@ impl Stage for Conform {
 }
 
 impl Conform {
-    fn execute_all(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
-        let mut p = self.planned.take().expect("planned before executed");
+    fn execute_all(
+        &mut self,
+        cx: &mut Ctx,
+        mut p: Planned,
+        rec: &mut RecordParts,
+    ) -> Result<Vec<Artifact>> {
         // What it verified: a failed conformance run is cleared for the run only by a later
         // one with the same runner and mode (run_records::standing).
         rec.data.insert(
             "suite".into(),
             json!({"runner": p.runner.name(), "mode": self.args.mode, "runner_cmd": self.args.runner_cmd}),
         );
-        // A conformance run is never reused: its result depends on a live cluster, whose
-        // state no input digest covers (nor do the files a kubeconfig names, or the programs
-        // of --installer/--runner-cmd/--teardown). Runs with the same inputs still take the
-        // same lock, so they do not run against one cluster at once.
-        rec.cacheable = false;
         let spinner = Spinner::new("conform");
         rec.backend = Some(p.runner.name().to_string());
         rec.data.insert("commit".into(), json!(p.commit));
@@ -925,10 +932,7 @@ fn scrub_record(cx: &mut Ctx, rec: &mut RecordParts) {
 
 /// An ERROR with its reason: in the record, and on stderr also with --quiet.
 fn error(rec: &mut RecordParts, msg: String) {
-    let msg = scrub(&msg);
-    progress::say(&format!("conform ERROR: {msg}"));
-    rec.outcome = Outcome::Error;
-    rec.notes.push(msg);
+    rec.error(&scrub(&msg));
 }
 
 fn status(code: Option<i32>) -> String {

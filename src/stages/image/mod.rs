@@ -74,10 +74,7 @@ pub struct Args {
 pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     check_args(&args)?;
     let common = args.common.clone();
-    let mut stage = Image {
-        args,
-        planned: None,
-    };
+    let mut stage = Image { args };
     stage::drive(&mut stage, &common, workspace)
 }
 
@@ -100,7 +97,6 @@ fn check_args(args: &Args) -> Result<(), FciError> {
 
 struct Image {
     args: Args,
-    planned: Option<deploy::Plan>,
 }
 
 /// The interval's state of one branch.
@@ -128,6 +124,8 @@ fn rfc3339(secs: u64) -> String {
 }
 
 impl Stage for Image {
+    type Work = deploy::Plan;
+
     fn name(&self) -> StageName {
         StageName::Image
     }
@@ -136,7 +134,7 @@ impl Stage for Image {
         vec![OSTREE, MKFS, QEMU_IMG]
     }
 
-    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan> {
+    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan<Self::Work>> {
         if cx.manifest.last_stage(StageName::Compose).is_none() {
             return Err(FciError::input(
                 &cx.origin,
@@ -198,7 +196,7 @@ impl Stage for Image {
             // (crate::binding): never reused.
             "binding": 1,
         });
-        self.planned = Some(deploy::Plan {
+        let work = deploy::Plan {
             repo,
             commit,
             ostree_ref,
@@ -209,12 +207,16 @@ impl Stage for Image {
             format: self.args.format,
             size_mib: self.args.size,
             timeout: crate::cli::timeout(self.args.timeout),
-        });
-        Ok(Plan::Run(inputs))
+        };
+        Ok(Plan::Run(inputs, work))
     }
 
-    fn execute(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
-        let p = self.planned.take().expect("planned before executed");
+    fn execute(
+        &mut self,
+        cx: &mut Ctx,
+        p: Self::Work,
+        rec: &mut RecordParts,
+    ) -> Result<Vec<Artifact>> {
         let spinner = Spinner::new("image");
         let artifacts = deploy::image(&p, cx, rec, &spinner)?;
         if rec.outcome == crate::manifest::Outcome::Passed {

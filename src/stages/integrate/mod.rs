@@ -30,16 +30,12 @@ pub struct Args {
 /// Runs `fci integrate`; returns the exit code.
 pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     let common = args.common.clone();
-    let mut stage = Integrate {
-        args,
-        planned: None,
-    };
+    let mut stage = Integrate { args };
     stage::drive(&mut stage, &common, workspace)
 }
 
 struct Integrate {
     args: Args,
-    planned: Option<Planned>,
 }
 
 struct Planned {
@@ -52,6 +48,8 @@ struct Planned {
 }
 
 impl Stage for Integrate {
+    type Work = Planned;
+
     fn name(&self) -> StageName {
         StageName::Integrate
     }
@@ -66,7 +64,7 @@ impl Stage for Integrate {
         ]
     }
 
-    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan> {
+    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan<Self::Work>> {
         let a = &self.args;
         let composed = crate::binding::require_composed(
             cx,
@@ -104,18 +102,22 @@ impl Stage for Integrate {
             // The limits on package code are an option like any other (see fci test).
             "limits": crate::config::run_limits(a.suite.limits.partial(), cx.manifest, &mut cx.run.log),
         });
-        self.planned = Some(Planned {
+        let work = Planned {
             suite: a.suite.identity(&tests_digest),
             repo: composed.repo,
             commit: composed.commit,
             tests,
             suites,
-        });
-        Ok(Plan::Run(inputs))
+        };
+        Ok(Plan::Run(inputs, work))
     }
 
-    fn execute(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
-        let p = self.planned.take().expect("planned before executed");
+    fn execute(
+        &mut self,
+        cx: &mut Ctx,
+        p: Self::Work,
+        rec: &mut RecordParts,
+    ) -> Result<Vec<Artifact>> {
         let a = &self.args;
         rec.data.insert("suite".into(), p.suite.clone());
         let spinner = Spinner::new("integrate");

@@ -9,7 +9,7 @@ use crate::gating::{decision, policy};
 use crate::manifest::{Artifact, Manifest, Outcome, StageName, StageRecord};
 use crate::progress;
 use crate::resultsdb::{mapping, store::Store};
-use crate::stage::{self, Ctx, Plan, RecordParts, Stage};
+use crate::stage::{self, Ctx, Plan, RecordParts, Reuse, Stage};
 use anyhow::Result;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -20,16 +20,16 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
         progress::set_quiet(false);
     }
     let common = args.common.clone();
-    let mut stage = Report {
-        args,
-        composed: None,
-        unbound: false,
-    };
+    let mut stage = Report { args };
     stage::drive(&mut stage, &common, workspace)
 }
 
 struct Report {
     args: Args,
+}
+
+/// What the report's plan found out about the run.
+struct Planned {
     /// With --promote: the run's composed commit, bound to it before anything is recorded.
     composed: Option<crate::binding::Composed>,
     /// The workspace has no records of the manifest's run: reported as the manifest says.
@@ -65,6 +65,8 @@ impl Report {
 }
 
 impl Stage for Report {
+    type Work = Planned;
+
     fn name(&self) -> StageName {
         StageName::Report
     }
@@ -73,7 +75,12 @@ impl Stage for Report {
         true
     }
 
-    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan> {
+    /// A report reads whatever results exist by now: never the same run twice.
+    fn reuse(&self) -> Reuse {
+        Reuse::Never
+    }
+
+    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan<Planned>> {
         if let Some(g) = &self.args.gating {
             if self.args.decision_contexts.is_empty() {
                 return Err(FciError::Usage(format!(
@@ -93,9 +100,13 @@ impl Stage for Report {
             crate::net::refuse_clear_credentials("--amqp-url", u, false)
                 .map_err(FciError::Usage)?;
         }
+        let mut work = Planned {
+            composed: None,
+            unbound: false,
+        };
         if self.args.promote {
             // A commit that is not this run's is refused before any result is recorded.
-            self.composed = super::promote::bound_commit(cx)?;
+            work.composed = super::promote::bound_commit(cx)?;
             // Nor is a verdict fci did not write: every stage record must be this run's, as fci
             // wrote it (an edited test outcome would promote a change whose tests failed), the
             // subject the one fci recorded, and no record of the run dropped from the end.
@@ -106,27 +117,30 @@ impl Stage for Report {
             // reach the results store, ResultsDB or the messages.
             crate::run_records::check(cx.ws, cx.manifest, &cx.origin)?;
         } else {
-            self.unbound = true;
+            work.unbound = true;
         }
-        // Never the same inputs twice: a report reads whatever results exist by now.
-        Ok(Plan::Run(
-            json!({ "report": uuid::Uuid::new_v4().to_string() }),
-        ))
+        // Its inputs key only the lock (Reuse::Never): two reports of one run take turns.
+        let inputs = json!({ "run": cx.manifest.run.id, "contexts": self.args.decision_contexts });
+        Ok(Plan::Run(inputs, work))
     }
 
-    fn execute(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
-        rec.cacheable = false;
+    fn execute(
+        &mut self,
+        cx: &mut Ctx,
+        mut work: Planned,
+        rec: &mut RecordParts,
+    ) -> Result<Vec<Artifact>> {
         let naming = mapping::Naming {
             namespace: self.args.namespace.clone(),
             error_outcome: "ERROR".into(),
         };
         let results = mapping::results(cx.manifest, &naming);
-        if self.unbound {
+        if work.unbound {
             let msg = format!(
                 "run {} has no records in this workspace: its results are recorded as the manifest says (they never decide a --promote)",
                 cx.manifest.run.id.escape_debug()
             );
-            warn(rec, msg);
+            rec.warn(&msg);
             rec.data.insert("unbound".into(), json!(true));
         }
         let db_path = cx.ws.root().join("results/results.sqlite");
@@ -144,7 +158,7 @@ impl Stage for Report {
             Ok(n) => n,
             Err(e) => {
                 let msg = format!("message journal: {e:#}");
-                warn(rec, msg);
+                rec.warn(&msg);
                 0
             }
         };
@@ -161,7 +175,7 @@ impl Stage for Report {
                     "AMQP broker not reached or dropped ({why}): {} messages spooled for the next report",
                     p.spooled
                 );
-                warn(rec, msg);
+                rec.warn(&msg);
             }
             rec.data.insert(
                 "amqp".into(),
@@ -191,7 +205,7 @@ impl Stage for Report {
                     "ResultsDB not reached ({why}): {} results spooled for the next report",
                     d.spooled
                 );
-                warn(rec, msg);
+                rec.warn(&msg);
             }
             if !d.rejected.is_empty() {
                 let msg = format!(
@@ -199,7 +213,7 @@ impl Stage for Report {
                     d.rejected.len(),
                     d.rejected.join("; ")
                 );
-                warn(rec, msg);
+                rec.warn(&msg);
             }
             rec.data.insert("resultsdb".into(), j);
         }
@@ -285,7 +299,7 @@ impl Stage for Report {
             rec.notes.push(format!("gating: {s}"));
         }
         if self.args.promote {
-            super::promote::apply(cx, rec, &d, self.composed.take())?;
+            super::promote::apply(cx, rec, &d, work.composed.take())?;
         }
         // The decision as Greenwave announces it, to the maintainer too: what failed, by name.
         let body = json!({
@@ -309,7 +323,7 @@ impl Stage for Report {
         };
         if let Err(e) = crate::resultsdb::journal::publish(cx.ws, &[msg]) {
             let msg = format!("message journal: {e:#}");
-            warn(rec, msg);
+            rec.warn(&msg);
         }
         self.write_html(cx, Some(&d))?;
         rec.data.insert("decision".into(), d);
@@ -361,10 +375,4 @@ impl Stage for Report {
         let head = lines.remove(0);
         progress::note_lines(&head, &lines);
     }
-}
-
-/// A warning: on stderr now, and in the record's notes.
-fn warn(rec: &mut RecordParts, msg: String) {
-    progress::note(&format!("warning: {msg}"));
-    rec.notes.push(msg);
 }

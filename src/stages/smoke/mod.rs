@@ -55,16 +55,12 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
         return Err(FciError::Usage("--memory: between 64 and 65536 MiB".into()).into());
     }
     let common = args.common.clone();
-    let mut stage = Smoke {
-        args,
-        planned: None,
-    };
+    let mut stage = Smoke { args };
     stage::drive(&mut stage, &common, workspace)
 }
 
 struct Smoke {
     args: Args,
-    planned: Option<Planned>,
 }
 
 struct Planned {
@@ -74,6 +70,8 @@ struct Planned {
 }
 
 impl Stage for Smoke {
+    type Work = Planned;
+
     fn name(&self) -> StageName {
         StageName::Smoke
     }
@@ -82,7 +80,7 @@ impl Stage for Smoke {
         vec![qemu::QEMU, crate::stages::image::QEMU_IMG, disk::DEBUGFS]
     }
 
-    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan> {
+    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan<Self::Work>> {
         let art = crate::binding::image_artifact(cx.manifest).ok_or_else(|| {
             FciError::input(&cx.origin, "no `image` artifact: run `fci image` first")
         })?;
@@ -125,16 +123,20 @@ impl Stage for Smoke {
             "memory": self.args.memory,
             "accel": format!("{:?}", self.args.accel),
         });
-        self.planned = Some(Planned {
+        let work = Planned {
             image,
             format,
             commit,
-        });
-        Ok(Plan::Run(inputs))
+        };
+        Ok(Plan::Run(inputs, work))
     }
 
-    fn execute(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
-        let p = self.planned.take().expect("planned before executed");
+    fn execute(
+        &mut self,
+        cx: &mut Ctx,
+        p: Self::Work,
+        rec: &mut RecordParts,
+    ) -> Result<Vec<Artifact>> {
         let a = &self.args;
         // What it verified: a failed check is cleared for the run only by a later boot that
         // ran the same checks (run_records::standing).

@@ -84,16 +84,12 @@ pub struct Args {
 /// Runs `fci test`; returns the exit code.
 pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     let common = args.common.clone();
-    let mut stage = Test {
-        args,
-        planned: None,
-    };
+    let mut stage = Test { args };
     stage::drive(&mut stage, &common, workspace)
 }
 
 struct Test {
     args: Args,
-    planned: Option<Planned>,
 }
 
 impl SuiteArgs {
@@ -124,6 +120,8 @@ struct Planned {
 }
 
 impl Stage for Test {
+    type Work = Planned;
+
     fn name(&self) -> StageName {
         StageName::Test
     }
@@ -137,7 +135,7 @@ impl Stage for Test {
         ]
     }
 
-    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan> {
+    fn plan(&mut self, cx: &mut Ctx) -> Result<Plan<Self::Work>> {
         let a = &self.args;
         let rpms: Vec<Artifact> = cx
             .manifest
@@ -264,7 +262,7 @@ impl Stage for Test {
                 .filter_map(|d| d.canonicalize().ok())
                 .chain(local_repo),
         );
-        self.planned = Some(Planned {
+        let work = Planned {
             suite: a.suite.identity(&tree_digest),
             private,
             rpms: rpm_paths,
@@ -272,12 +270,16 @@ impl Stage for Test {
             suites,
             rerun,
             full,
-        });
-        Ok(Plan::Run(inputs))
+        };
+        Ok(Plan::Run(inputs, work))
     }
 
-    fn execute(&mut self, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Artifact>> {
-        let p = self.planned.take().expect("planned before executed");
+    fn execute(
+        &mut self,
+        cx: &mut Ctx,
+        p: Self::Work,
+        rec: &mut RecordParts,
+    ) -> Result<Vec<Artifact>> {
         let a = &self.args;
         let spinner = Spinner::new("test");
         spinner.step("installing the packages into a throwaway root");

@@ -16,7 +16,9 @@ pub mod state;
 
 use crate::config::Config;
 use crate::error::FciError;
+use crate::manifest::Outcome;
 use crate::progress;
+use crate::stage::{Session, Signals};
 use crate::workspace::Workspace;
 use anyhow::Result;
 use std::io::Read;
@@ -116,20 +118,13 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     if args.remote_timeout.is_zero() {
         return Err(FciError::Usage("--remote-timeout must be longer than 0".into()).into());
     }
-    // Remote git runs in groups of its own (so a timeout kills its transport helpers too);
-    // a Ctrl-C or SIGTERM to fci must take them along.
-    crate::exec::kill_groups_on_signals();
     let cfg = Config::load(&args.config)?;
     let out = emit::Output::new(args.output_dir.as_deref())?;
-    let ws = Workspace::open(workspace)?;
-    // One watcher per workspace: two would both see a change and both emit it. A second one
-    // stops at once (a cron job or CI job must not pile up behind a running `--interval`).
-    let _lock = ws.try_lock("watch")?.ok_or_else(|| {
-        FciError::Infra(format!(
-            "another fci watch is running on this workspace ({}); stop it or use another --workspace",
-            ws.root().join("locks/watch.lock").display()
-        ))
-    })?;
+    // One watcher per workspace: two would both see a change and both emit it. Remote git
+    // runs in groups of its own (so a timeout kills its transport helpers too): a Ctrl-C or
+    // SIGTERM to fci takes them along.
+    let Session { ws, lock: _lock } =
+        Session::start(workspace, "watch", "fci watch", Signals::Die)?;
     let mut w = Watcher {
         heads: state::Heads::load(&ws.root().join("state"))?,
         cfg,
@@ -200,10 +195,11 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     }
     progress::note(&format!("watch: {} change(s) emitted", w.emitted));
     Ok(if w.errors > 0 {
-        crate::error::exit::INFRA
+        Outcome::Error
     } else {
-        crate::error::exit::PASSED
-    })
+        Outcome::Passed
+    }
+    .exit_code())
 }
 
 fn read_message(path: &Path) -> Result<Vec<u8>> {
