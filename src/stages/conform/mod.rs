@@ -347,7 +347,7 @@ impl Conform {
         std::fs::create_dir_all(&p.junit_dir)?;
         // Interrupted before anything ran (while planning or taking the lock): nothing of
         // this run is on a cluster, so there is nothing to tear down.
-        if let Some(sig) = cancel::requested() {
+        if let Some(sig) = cx.cancelled() {
             error(
                 rec,
                 format!("interrupted by {sig} before anything ran; no teardown"),
@@ -363,7 +363,7 @@ impl Conform {
             }
         };
         // Whether the signal came before the teardown (what ran was killed) or during it.
-        let before_teardown = cancel::requested().is_some();
+        let before_teardown = cx.cancelled().is_some();
         if let Some(argv) = &p.teardown {
             if before_teardown && !p.started {
                 rec.notes.push(
@@ -375,7 +375,7 @@ impl Conform {
                 teardown(cx, rec, argv, self.args.teardown_timeout)?;
             }
         }
-        if let Some(sig) = cancel::requested() {
+        if let Some(sig) = cx.cancelled() {
             rec.outcome = Outcome::Error;
             let torn = match rec.data.get("teardown_exit") {
                 Some(Value::Number(n)) => format!("the teardown ran to its end (exit {n})"),
@@ -411,7 +411,7 @@ impl Conform {
         let a = &self.args;
         if let Some(argv) = &p.installer {
             spinner.step("installing the cluster");
-            if cancel::requested().is_some() {
+            if cx.cancelled().is_some() {
                 return Ok(Vec::new());
             }
             p.started = true;
@@ -537,7 +537,7 @@ impl Conform {
             "running the conformance suite ({})",
             p.runner.name()
         ));
-        if cancel::requested().is_some() {
+        if cx.cancelled().is_some() {
             return Ok(Vec::new());
         }
         p.started = true;
