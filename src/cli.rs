@@ -49,8 +49,12 @@ pub enum Command {
     Image(crate::stages::image::Args),
     /// Boot the image in qemu and check that the composed commit runs
     Smoke(crate::stages::smoke::Args),
-    /// Decide gating as Greenwave does, from a gating.yaml, results and waivers (offline)
+    /// Record the run's results and decide its gating (with --gating; --promote acts on it)
     Report(crate::stages::report::Args),
+    /// Gating without a run: decide from files, check a gating.yaml, waive a test case
+    Gating(crate::gating::cli::Args),
+    /// The known-good OSTree base composes build on: make a branch's first one
+    Base(crate::stages::compose::base::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions { shell: clap_complete::Shell },
 }
@@ -113,15 +117,22 @@ pub fn generated_docs() -> Vec<(String, Vec<u8>)> {
         .render(&mut buf)
         .expect("render man page");
     out.push(("man/fci.1".to_string(), buf));
+    man_pages(&cmd, "fci", &mut out);
+    out
+}
+
+/// A man page per subcommand, `man/fci-<sub>.1`, and per subcommand of those
+/// (`man/fci-gating-decide.1`).
+fn man_pages(cmd: &clap::Command, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        let name = format!("fci-{}", sub.get_name());
+        let name = format!("{prefix}-{}", sub.get_name());
         let mut buf = Vec::new();
         clap_mangen::Man::new(sub.clone().name(name.clone()))
             .render(&mut buf)
             .expect("render man page");
         out.push((format!("man/{name}.1"), buf));
+        man_pages(sub, &name, out);
     }
-    out
 }
 
 #[cfg(test)]
