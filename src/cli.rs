@@ -98,6 +98,33 @@ pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
 
+/// The command line completions offer: without the hidden spellings kept for a release
+/// (clap_complete offers hidden flags by design), so a leaf subcommand with hidden flags is
+/// rebuilt from its visible ones.
+pub fn completion_command() -> clap::Command {
+    let mut cmd = command();
+    let leaves: Vec<String> = cmd
+        .get_subcommands()
+        .filter(|s| !s.has_subcommands() && s.get_arguments().any(|a| a.is_hide_set()))
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in leaves {
+        cmd = cmd.mut_subcommand(name, |s| {
+            let visible: Vec<clap::Arg> = s
+                .get_arguments()
+                .filter(|a| !a.is_hide_set())
+                .cloned()
+                .collect();
+            let new = clap::Command::new(s.get_name().to_string()).args(visible);
+            match s.get_about() {
+                Some(about) => new.about(about.clone()),
+                None => new,
+            }
+        });
+    }
+    cmd
+}
+
 /// The files under `completions/` and `man/`, as (path, contents), generated from the CLI.
 pub fn generated_docs() -> Vec<(String, Vec<u8>)> {
     use clap_complete::Shell;
@@ -108,7 +135,7 @@ pub fn generated_docs() -> Vec<(String, Vec<u8>)> {
         (Shell::Fish, "completions/fci.fish"),
     ] {
         let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut command(), "fci", &mut buf);
+        clap_complete::generate(shell, &mut completion_command(), "fci", &mut buf);
         out.push((file.to_string(), buf));
     }
     let cmd = command();

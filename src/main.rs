@@ -64,7 +64,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
-                &mut fci::cli::command(),
+                &mut fci::cli::completion_command(),
                 "fci",
                 &mut std::io::stdout(),
             );
