@@ -85,7 +85,7 @@ fci=target/release/fci
 ws=$(mktemp -d /var/tmp/fci-demo.XXXXXX)
 echo "setup: making the example OSTree base (examples/base/make-base.sh)" >&2
 examples/base/make-base.sh "$ws/base"
-"$fci" --workspace "$ws/ws" compose --init-base "$ws/base" --branch f41 >/dev/null
+"$fci" --workspace "$ws/ws" base init "$ws/base" --branch f41 >/dev/null
 # A dist-git of the example package, and the pipeline's fci.yaml watching it: the run starts
 # from a packager's push, as it would on a real dist-git.
 mkdir -p "$ws/rpms"

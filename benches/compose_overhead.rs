@@ -48,14 +48,8 @@ fn main() {
         c
     };
     run(
-        &mut fci_cmd(&[
-            "compose",
-            "--init-base",
-            base.to_str().unwrap(),
-            "--branch",
-            "f41",
-        ]),
-        "fci compose --init-base",
+        &mut fci_cmd(&["base", "init", base.to_str().unwrap(), "--branch", "f41"]),
+        "fci base init",
     );
     let manifest = s.join("built.json");
     let built = run(

@@ -159,14 +159,8 @@ fn main() {
         c
     };
     run(
-        &mut fci_cmd(&[
-            "compose",
-            "--init-base",
-            base.to_str().unwrap(),
-            "--branch",
-            "f41",
-        ]),
-        "fci compose --init-base",
+        &mut fci_cmd(&["base", "init", base.to_str().unwrap(), "--branch", "f41"]),
+        "fci base init",
     );
     let built = run(
         fci_cmd(&["build"])

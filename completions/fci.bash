@@ -16,6 +16,9 @@ _fci() {
             ",$1")
                 cmd="fci"
                 ;;
+            fci,base)
+                cmd="fci__subcmd__base"
+                ;;
             fci,build)
                 cmd="fci__subcmd__build"
                 ;;
@@ -27,6 +30,9 @@ _fci() {
                 ;;
             fci,conform)
                 cmd="fci__subcmd__conform"
+                ;;
+            fci,gating)
+                cmd="fci__subcmd__gating"
                 ;;
             fci,help)
                 cmd="fci__subcmd__help"
@@ -49,6 +55,45 @@ _fci() {
             fci,watch)
                 cmd="fci__subcmd__watch"
                 ;;
+            fci__subcmd__base,help)
+                cmd="fci__subcmd__base__subcmd__help"
+                ;;
+            fci__subcmd__base,init)
+                cmd="fci__subcmd__base__subcmd__init"
+                ;;
+            fci__subcmd__base__subcmd__help,help)
+                cmd="fci__subcmd__base__subcmd__help__subcmd__help"
+                ;;
+            fci__subcmd__base__subcmd__help,init)
+                cmd="fci__subcmd__base__subcmd__help__subcmd__init"
+                ;;
+            fci__subcmd__gating,decide)
+                cmd="fci__subcmd__gating__subcmd__decide"
+                ;;
+            fci__subcmd__gating,help)
+                cmd="fci__subcmd__gating__subcmd__help"
+                ;;
+            fci__subcmd__gating,validate)
+                cmd="fci__subcmd__gating__subcmd__validate"
+                ;;
+            fci__subcmd__gating,waive)
+                cmd="fci__subcmd__gating__subcmd__waive"
+                ;;
+            fci__subcmd__gating__subcmd__help,decide)
+                cmd="fci__subcmd__gating__subcmd__help__subcmd__decide"
+                ;;
+            fci__subcmd__gating__subcmd__help,help)
+                cmd="fci__subcmd__gating__subcmd__help__subcmd__help"
+                ;;
+            fci__subcmd__gating__subcmd__help,validate)
+                cmd="fci__subcmd__gating__subcmd__help__subcmd__validate"
+                ;;
+            fci__subcmd__gating__subcmd__help,waive)
+                cmd="fci__subcmd__gating__subcmd__help__subcmd__waive"
+                ;;
+            fci__subcmd__help,base)
+                cmd="fci__subcmd__help__subcmd__base"
+                ;;
             fci__subcmd__help,build)
                 cmd="fci__subcmd__help__subcmd__build"
                 ;;
@@ -60,6 +105,9 @@ _fci() {
                 ;;
             fci__subcmd__help,conform)
                 cmd="fci__subcmd__help__subcmd__conform"
+                ;;
+            fci__subcmd__help,gating)
+                cmd="fci__subcmd__help__subcmd__gating"
                 ;;
             fci__subcmd__help,help)
                 cmd="fci__subcmd__help__subcmd__help"
@@ -82,6 +130,18 @@ _fci() {
             fci__subcmd__help,watch)
                 cmd="fci__subcmd__help__subcmd__watch"
                 ;;
+            fci__subcmd__help__subcmd__base,init)
+                cmd="fci__subcmd__help__subcmd__base__subcmd__init"
+                ;;
+            fci__subcmd__help__subcmd__gating,decide)
+                cmd="fci__subcmd__help__subcmd__gating__subcmd__decide"
+                ;;
+            fci__subcmd__help__subcmd__gating,validate)
+                cmd="fci__subcmd__help__subcmd__gating__subcmd__validate"
+                ;;
+            fci__subcmd__help__subcmd__gating,waive)
+                cmd="fci__subcmd__help__subcmd__gating__subcmd__waive"
+                ;;
             *)
                 ;;
         esac
@@ -89,12 +149,98 @@ _fci() {
 
     case "${cmd}" in
         fci)
-            opts="-q -h -V --workspace --quiet --help --version watch build test compose integrate conform image smoke report completions help"
+            opts="-q -h -V --workspace --quiet --help --version watch build test integrate conform image smoke gating base completions compose report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__base)
+            opts="-q -h --workspace --quiet --help init help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__base__subcmd__help)
+            opts="init help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__base__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__base__subcmd__help__subcmd__init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__base__subcmd__init)
+            opts="-q -h --branch --ostree-repo --workspace --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --branch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ostree-repo)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workspace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -215,16 +361,12 @@ _fci() {
             return 0
             ;;
         fci__subcmd__compose)
-            opts="-m -o -q -h --init-base --branch --ostree-repo --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-m -o -q -h --branch --ostree-repo --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --init-base)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --branch)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -354,9 +496,235 @@ _fci() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        fci__subcmd__help)
-            opts="watch build test compose integrate conform image smoke report completions help"
+        fci__subcmd__gating)
+            opts="-q -h --workspace --quiet --help decide validate waive help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__gating__subcmd__decide)
+            opts="-q -h --gating --results --waivers --decision-context --product-version --subject-type --subject-identifier --workspace --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --gating)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --results)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --waivers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --decision-context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --product-version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --subject-type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --subject-identifier)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__gating__subcmd__help)
+            opts="decide validate waive help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__gating__subcmd__help__subcmd__decide)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__gating__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__gating__subcmd__help__subcmd__validate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__gating__subcmd__help__subcmd__waive)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__gating__subcmd__validate)
+            opts="-q -h --gating --workspace --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --gating)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__gating__subcmd__waive)
+            opts="-q -h --comment --scenario --revoke --username --product-version --subject-type --subject-identifier --workspace --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --comment)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scenario)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --username)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --product-version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --subject-type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --subject-identifier)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__help)
+            opts="watch build test integrate conform image smoke gating base completions compose report help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__help__subcmd__base)
+            opts="init"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__help__subcmd__base__subcmd__init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -413,6 +781,62 @@ _fci() {
         fci__subcmd__help__subcmd__conform)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__help__subcmd__gating)
+            opts="decide validate waive"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__help__subcmd__gating__subcmd__decide)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__help__subcmd__gating__subcmd__validate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__help__subcmd__gating__subcmd__waive)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -651,17 +1075,13 @@ _fci() {
             return 0
             ;;
         fci__subcmd__report)
-            opts="-m -o -q -h --gating --validate --results --waivers --decision-context --product-version --subject-type --subject-identifier --waive --comment --scenario --revoke --username --promote --resultsdb-url --amqp-url --resultsdb-jobs --resultsdb-token-file --summary --html --namespace --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-m -o -q -h --gating --waivers --decision-context --product-version --subject-type --subject-identifier --promote --resultsdb-url --amqp-url --resultsdb-jobs --resultsdb-token-file --summary --html --namespace --manifest --output --no-cache --force --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --gating)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --results)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -682,22 +1102,6 @@ _fci() {
                     return 0
                     ;;
                 --subject-identifier)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --waive)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --comment)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --scenario)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --username)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

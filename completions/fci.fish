@@ -31,13 +31,15 @@ complete -c fci -n "__fish_fci_needs_command" -s V -l version -d 'Print version'
 complete -c fci -n "__fish_fci_needs_command" -f -a "watch" -d 'Watch the monitored packages\' dist-git branches; one manifest per new commit'
 complete -c fci -n "__fish_fci_needs_command" -f -a "build" -d 'Build the SRPM and binary RPMs of a dist-git checkout (%check runs)'
 complete -c fci -n "__fish_fci_needs_command" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
-complete -c fci -n "__fish_fci_needs_command" -f -a "compose" -d 'Commit the known-good OSTree base plus the change\'s RPMs (only when build and test passed)'
 complete -c fci -n "__fish_fci_needs_command" -f -a "integrate" -d 'Run the pipeline\'s OS-level tests against the composed commit'
 complete -c fci -n "__fish_fci_needs_command" -f -a "conform" -d 'Install or reach a cluster running the composed tree and run the Kubernetes conformance suite'
 complete -c fci -n "__fish_fci_needs_command" -f -a "image" -d 'Make a disk image (qcow2 or raw) of an OSTree deployment of the composed commit'
 complete -c fci -n "__fish_fci_needs_command" -f -a "smoke" -d 'Boot the image in qemu and check that the composed commit runs'
-complete -c fci -n "__fish_fci_needs_command" -f -a "report" -d 'Decide gating as Greenwave does, from a gating.yaml, results and waivers (offline)'
+complete -c fci -n "__fish_fci_needs_command" -f -a "gating" -d 'Gating without a run: decide from files, check a gating.yaml, waive a test case'
+complete -c fci -n "__fish_fci_needs_command" -f -a "base" -d 'The known-good OSTree base composes build on: make a branch\'s first one'
 complete -c fci -n "__fish_fci_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
+complete -c fci -n "__fish_fci_needs_command" -f -a "compose" -d 'Commit the known-good OSTree base plus the change\'s RPMs (only when build and test passed)'
+complete -c fci -n "__fish_fci_needs_command" -f -a "report" -d 'Record the run\'s results and decide its gating (with --gating; --promote acts on it)'
 complete -c fci -n "__fish_fci_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c fci -n "__fish_fci_using_subcommand watch" -l config -d 'The pipeline\'s configuration (monitored packages, dist-git, branches)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand watch" -l interval -d 'Poll again after this long, until stopped (60s, 5m, 1h); with --amqp-url, how often kept messages are tried again while the queue is idle (default 30s)' -r
@@ -96,20 +98,6 @@ complete -c fci -n "__fish_fci_using_subcommand test" -l no-cache -d 'Run even w
 complete -c fci -n "__fish_fci_using_subcommand test" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand test" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand test" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c fci -n "__fish_fci_using_subcommand compose" -l init-base -d 'Commit this tree (a directory, or a tarball) as the branch\'s first known-good base, print its checksum and exit' -r -F
-complete -c fci -n "__fish_fci_using_subcommand compose" -l branch -d 'The dist-git branch whose known-good base to compose on (default: the subject\'s)' -r
-complete -c fci -n "__fish_fci_using_subcommand compose" -l ostree-repo -d 'A shared OSTree repository (absolute path) for this workspace\'s pipeline, instead of the workspace\'s own `ostree/repo`; recorded in the workspace, so later stages find it (env FCI_OSTREE_REPO; empty means unset)' -r -F
-complete -c fci -n "__fish_fci_using_subcommand compose" -l timeout -d 'Kill the compose after this many seconds (ERROR); 0 for no limit' -r
-complete -c fci -n "__fish_fci_using_subcommand compose" -l max-pids -d 'Most processes and threads package code may run at once (default 1024, or fci.yaml\'s limits.pids); past it the stage is FAILED' -r
-complete -c fci -n "__fish_fci_using_subcommand compose" -l max-memory -d 'Most memory package code may use, all its processes together (default 4GiB, or fci.yaml\'s limits.memory); past it the stage is FAILED' -r
-complete -c fci -n "__fish_fci_using_subcommand compose" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts; also the most the change\'s RPMs may write when installed (test, compose) (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r
-complete -c fci -n "__fish_fci_using_subcommand compose" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
-complete -c fci -n "__fish_fci_using_subcommand compose" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
-complete -c fci -n "__fish_fci_using_subcommand compose" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
-complete -c fci -n "__fish_fci_using_subcommand compose" -l no-cache -d 'Run even when the inputs match a recorded result'
-complete -c fci -n "__fish_fci_using_subcommand compose" -l force -d 'Run even when an earlier stage did not pass'
-complete -c fci -n "__fish_fci_using_subcommand compose" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
-complete -c fci -n "__fish_fci_using_subcommand compose" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l tests -d 'The integration tests: a directory or git URL holding tests/tests*.yml or tmt plans' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l tests-ref -d 'Git ref of the tests, for a URL' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l runner -d 'Which test formats to run' -r -f -a "auto\t'every format the repository has (STI playbooks and tmt plans)'
@@ -176,17 +164,75 @@ complete -c fci -n "__fish_fci_using_subcommand smoke" -l no-cache -d 'Run even 
 complete -c fci -n "__fish_fci_using_subcommand smoke" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand smoke" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand smoke" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -s h -l help -d 'Print help'
+complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -f -a "decide" -d 'Decide offline, as Greenwave does, from a gating.yaml, results and waivers; print the decision JSON'
+complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -f -a "validate" -d 'Check a gating.yaml alone, as Greenwave\'s validate-gating-yaml does; print {"message": ...}'
+complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -f -a "waive" -d 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there; print the waiver'
+complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l gating -d 'The package\'s gating.yaml (Greenwave\'s remote policy format)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l results -d 'ResultsDB results: a JSON list, oldest first, of POST bodies or `GET /results` items (or a whole `GET /results` answer)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l waivers -d 'WaiverDB waivers as a JSON list, oldest first' -r -F
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l decision-context -d 'The gating point(s) to decide for (repeatable), e.g. bodhi_update_push_stable' -r
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l product-version -d 'The product version, e.g. fedora-41' -r
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l subject-type -d 'The subject\'s type' -r
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l subject-identifier -d 'The subject, e.g. an NVR for koji_build' -r
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -s h -l help -d 'Print help'
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from validate" -l gating -d 'The gating.yaml to check' -r -F
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from validate" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from validate" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from validate" -s h -l help -d 'Print help'
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l comment -d 'Why (WaiverDB requires it)' -r
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l scenario -d 'Only this scenario' -r
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l username -d 'Who waives (default $USER)' -r
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l product-version -d 'The product version, e.g. fedora-41' -r
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l subject-type -d 'The subject\'s type' -r
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l subject-identifier -d 'The subject, e.g. an NVR for koji_build' -r
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l revoke -d 'Record `waived: false`, revoking earlier waivers'
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -s h -l help -d 'Print help'
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from help" -f -a "decide" -d 'Decide offline, as Greenwave does, from a gating.yaml, results and waivers; print the decision JSON'
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from help" -f -a "validate" -d 'Check a gating.yaml alone, as Greenwave\'s validate-gating-yaml does; print {"message": ...}'
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from help" -f -a "waive" -d 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there; print the waiver'
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c fci -n "__fish_fci_using_subcommand base; and not __fish_seen_subcommand_from init help" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand base; and not __fish_seen_subcommand_from init help" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand base; and not __fish_seen_subcommand_from init help" -s h -l help -d 'Print help'
+complete -c fci -n "__fish_fci_using_subcommand base; and not __fish_seen_subcommand_from init help" -f -a "init" -d 'Commit a tree (a directory, or a tarball) as a branch\'s first known-good base; print its checksum'
+complete -c fci -n "__fish_fci_using_subcommand base; and not __fish_seen_subcommand_from init help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from init" -l branch -d 'The dist-git branch whose base it is: its ref is fci/<BRANCH>/known-good' -r
+complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from init" -l ostree-repo -d 'A shared OSTree repository (absolute path) for this workspace\'s pipeline, as for `fci compose` (env FCI_OSTREE_REPO; empty means unset)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from init" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from init" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help'
+complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from help" -f -a "init" -d 'Commit a tree (a directory, or a tarball) as a branch\'s first known-good base; print its checksum'
+complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c fci -n "__fish_fci_using_subcommand completions" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand completions" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c fci -n "__fish_fci_using_subcommand compose" -l branch -d 'The dist-git branch whose known-good base to compose on (default: the subject\'s)' -r
+complete -c fci -n "__fish_fci_using_subcommand compose" -l ostree-repo -d 'A shared OSTree repository (absolute path) for this workspace\'s pipeline, instead of the workspace\'s own `ostree/repo`; recorded in the workspace, so later stages find it (env FCI_OSTREE_REPO; empty means unset)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand compose" -l timeout -d 'Kill the compose after this many seconds (ERROR); 0 for no limit' -r
+complete -c fci -n "__fish_fci_using_subcommand compose" -l max-pids -d 'Most processes and threads package code may run at once (default 1024, or fci.yaml\'s limits.pids); past it the stage is FAILED' -r
+complete -c fci -n "__fish_fci_using_subcommand compose" -l max-memory -d 'Most memory package code may use, all its processes together (default 4GiB, or fci.yaml\'s limits.memory); past it the stage is FAILED' -r
+complete -c fci -n "__fish_fci_using_subcommand compose" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts; also the most the change\'s RPMs may write when installed (test, compose) (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r
+complete -c fci -n "__fish_fci_using_subcommand compose" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand compose" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
+complete -c fci -n "__fish_fci_using_subcommand compose" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand compose" -l no-cache -d 'Run even when the inputs match a recorded result'
+complete -c fci -n "__fish_fci_using_subcommand compose" -l force -d 'Run even when an earlier stage did not pass'
+complete -c fci -n "__fish_fci_using_subcommand compose" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand compose" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand report" -l gating -d 'The package\'s gating.yaml to evaluate (Greenwave\'s remote policy format)' -r -F
-complete -c fci -n "__fish_fci_using_subcommand report" -l results -d 'Decide offline from these ResultsDB results (a JSON list, oldest first: POST bodies or `GET /results` items) instead of a manifest\'s' -r -F
-complete -c fci -n "__fish_fci_using_subcommand report" -l waivers -d 'WaiverDB waivers as a JSON list, oldest first (with a manifest: besides the workspace\'s own, from --waive)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand report" -l waivers -d 'WaiverDB waivers as a JSON list, oldest first, besides the workspace\'s own (from `fci gating waive`)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -l decision-context -d 'The gating point(s) to decide for (repeatable), e.g. bodhi_update_push_stable' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l product-version -d 'The product version, e.g. fedora-41 (default from the manifest\'s branch)' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l subject-type -d 'The subject\'s type' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l subject-identifier -d 'The subject, e.g. an NVR for koji_build (default: the manifest\'s source package NVR)' -r
-complete -c fci -n "__fish_fci_using_subcommand report" -l waive -d 'Waive this test case for --subject-identifier and --product-version (needs --comment), stored in the workspace for every later decision; prints the waiver' -r
-complete -c fci -n "__fish_fci_using_subcommand report" -l comment -d 'With --waive: why (WaiverDB requires it)' -r
-complete -c fci -n "__fish_fci_using_subcommand report" -l scenario -d 'With --waive: only this scenario' -r
-complete -c fci -n "__fish_fci_using_subcommand report" -l username -d 'With --waive: who waives (default $USER)' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l resultsdb-url -d 'Also post the results to this ResultsDB (its root or /api/v2.0, no query); what cannot be delivered is spooled in the workspace and delivered by the next report' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l amqp-url -d 'Also publish the messages to this AMQP broker (amqp://user:password@host:port/vhost), as fedora-messaging does; unconfirmed ones are spooled and sent by the next report' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l resultsdb-jobs -d 'How many results are posted at once' -r
@@ -196,25 +242,26 @@ complete -c fci -n "__fish_fci_using_subcommand report" -l namespace -d 'The tes
 complete -c fci -n "__fish_fci_using_subcommand report" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
-complete -c fci -n "__fish_fci_using_subcommand report" -l validate -d 'Only check the gating.yaml, as Greenwave\'s validate-gating-yaml does; exit 1 if invalid'
-complete -c fci -n "__fish_fci_using_subcommand report" -l revoke -d 'With --waive: record `waived: false`, revoking earlier waivers'
 complete -c fci -n "__fish_fci_using_subcommand report" -l promote -d 'With --gating: decided on this run\'s own checked records only; a satisfied decision makes the change the branch\'s known-good base (its composed commit, when there is one); an unsatisfied one excludes the change'
 complete -c fci -n "__fish_fci_using_subcommand report" -l summary -d 'Print the run\'s table (stage, outcome, seconds, failing tests or log) even with --quiet'
 complete -c fci -n "__fish_fci_using_subcommand report" -l no-cache -d 'Run even when the inputs match a recorded result'
 complete -c fci -n "__fish_fci_using_subcommand report" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand report" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand report" -s h -l help -d 'Print help'
-complete -c fci -n "__fish_fci_using_subcommand completions" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
-complete -c fci -n "__fish_fci_using_subcommand completions" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
-complete -c fci -n "__fish_fci_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "watch" -d 'Watch the monitored packages\' dist-git branches; one manifest per new commit'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "build" -d 'Build the SRPM and binary RPMs of a dist-git checkout (%check runs)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "compose" -d 'Commit the known-good OSTree base plus the change\'s RPMs (only when build and test passed)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "integrate" -d 'Run the pipeline\'s OS-level tests against the composed commit'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "conform" -d 'Install or reach a cluster running the composed tree and run the Kubernetes conformance suite'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "image" -d 'Make a disk image (qcow2 or raw) of an OSTree deployment of the composed commit'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "smoke" -d 'Boot the image in qemu and check that the composed commit runs'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "report" -d 'Decide gating as Greenwave does, from a gating.yaml, results and waivers (offline)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
-complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test compose integrate conform image smoke report completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test integrate conform image smoke gating base completions compose report help" -f -a "watch" -d 'Watch the monitored packages\' dist-git branches; one manifest per new commit'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test integrate conform image smoke gating base completions compose report help" -f -a "build" -d 'Build the SRPM and binary RPMs of a dist-git checkout (%check runs)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test integrate conform image smoke gating base completions compose report help" -f -a "test" -d 'Run the package\'s STI and tmt tests against the RPMs just built'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test integrate conform image smoke gating base completions compose report help" -f -a "integrate" -d 'Run the pipeline\'s OS-level tests against the composed commit'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test integrate conform image smoke gating base completions compose report help" -f -a "conform" -d 'Install or reach a cluster running the composed tree and run the Kubernetes conformance suite'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test integrate conform image smoke gating base completions compose report help" -f -a "image" -d 'Make a disk image (qcow2 or raw) of an OSTree deployment of the composed commit'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test integrate conform image smoke gating base completions compose report help" -f -a "smoke" -d 'Boot the image in qemu and check that the composed commit runs'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test integrate conform image smoke gating base completions compose report help" -f -a "gating" -d 'Gating without a run: decide from files, check a gating.yaml, waive a test case'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test integrate conform image smoke gating base completions compose report help" -f -a "base" -d 'The known-good OSTree base composes build on: make a branch\'s first one'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test integrate conform image smoke gating base completions compose report help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test integrate conform image smoke gating base completions compose report help" -f -a "compose" -d 'Commit the known-good OSTree base plus the change\'s RPMs (only when build and test passed)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test integrate conform image smoke gating base completions compose report help" -f -a "report" -d 'Record the run\'s results and decide its gating (with --gating; --promote acts on it)'
+complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test integrate conform image smoke gating base completions compose report help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c fci -n "__fish_fci_using_subcommand help; and __fish_seen_subcommand_from gating" -f -a "decide" -d 'Decide offline, as Greenwave does, from a gating.yaml, results and waivers; print the decision JSON'
+complete -c fci -n "__fish_fci_using_subcommand help; and __fish_seen_subcommand_from gating" -f -a "validate" -d 'Check a gating.yaml alone, as Greenwave\'s validate-gating-yaml does; print {"message": ...}'
+complete -c fci -n "__fish_fci_using_subcommand help; and __fish_seen_subcommand_from gating" -f -a "waive" -d 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there; print the waiver'
+complete -c fci -n "__fish_fci_using_subcommand help; and __fish_seen_subcommand_from base" -f -a "init" -d 'Commit a tree (a directory, or a tarball) as a branch\'s first known-good base; print its checksum'

@@ -49,8 +49,12 @@ pub enum Command {
     Image(crate::stages::image::Args),
     /// Boot the image in qemu and check that the composed commit runs
     Smoke(crate::stages::smoke::Args),
-    /// Decide gating as Greenwave does, from a gating.yaml, results and waivers (offline)
+    /// Record the run's results and decide its gating (with --gating; --promote acts on it)
     Report(crate::stages::report::Args),
+    /// Gating without a run: decide from files, check a gating.yaml, waive a test case
+    Gating(crate::gating::cli::Args),
+    /// The known-good OSTree base composes build on: make a branch's first one
+    Base(crate::stages::compose::base::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions { shell: clap_complete::Shell },
 }
@@ -94,6 +98,33 @@ pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
 
+/// The command line completions offer: without the hidden spellings kept for a release
+/// (clap_complete offers hidden flags by design), so a leaf subcommand with hidden flags is
+/// rebuilt from its visible ones.
+pub fn completion_command() -> clap::Command {
+    let mut cmd = command();
+    let leaves: Vec<String> = cmd
+        .get_subcommands()
+        .filter(|s| !s.has_subcommands() && s.get_arguments().any(|a| a.is_hide_set()))
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in leaves {
+        cmd = cmd.mut_subcommand(name, |s| {
+            let visible: Vec<clap::Arg> = s
+                .get_arguments()
+                .filter(|a| !a.is_hide_set())
+                .cloned()
+                .collect();
+            let new = clap::Command::new(s.get_name().to_string()).args(visible);
+            match s.get_about() {
+                Some(about) => new.about(about.clone()),
+                None => new,
+            }
+        });
+    }
+    cmd
+}
+
 /// The files under `completions/` and `man/`, as (path, contents), generated from the CLI.
 pub fn generated_docs() -> Vec<(String, Vec<u8>)> {
     use clap_complete::Shell;
@@ -104,7 +135,7 @@ pub fn generated_docs() -> Vec<(String, Vec<u8>)> {
         (Shell::Fish, "completions/fci.fish"),
     ] {
         let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut command(), "fci", &mut buf);
+        clap_complete::generate(shell, &mut completion_command(), "fci", &mut buf);
         out.push((file.to_string(), buf));
     }
     let cmd = command();
@@ -113,15 +144,22 @@ pub fn generated_docs() -> Vec<(String, Vec<u8>)> {
         .render(&mut buf)
         .expect("render man page");
     out.push(("man/fci.1".to_string(), buf));
+    man_pages(&cmd, "fci", &mut out);
+    out
+}
+
+/// A man page per subcommand, `man/fci-<sub>.1`, and per subcommand of those
+/// (`man/fci-gating-decide.1`).
+fn man_pages(cmd: &clap::Command, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        let name = format!("fci-{}", sub.get_name());
+        let name = format!("{prefix}-{}", sub.get_name());
         let mut buf = Vec::new();
         clap_mangen::Man::new(sub.clone().name(name.clone()))
             .render(&mut buf)
             .expect("render man page");
         out.push((format!("man/{name}.1"), buf));
+        man_pages(sub, &name, out);
     }
-    out
 }
 
 #[cfg(test)]

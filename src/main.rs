@@ -70,16 +70,24 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Watch(a) => fci::stages::watch::exec(a, &cli.workspace),
         Command::Build(a) => fci::stages::build::exec(a, &cli.workspace),
         Command::Test(a) => fci::stages::test::exec(a, &cli.workspace),
-        Command::Compose(a) => fci::stages::compose::exec(a, &cli.workspace),
+        Command::Compose(a) => match a.moved()? {
+            Some(base) => fci::stages::compose::base::exec(base, &cli.workspace),
+            None => fci::stages::compose::exec(a, &cli.workspace),
+        },
         Command::Integrate(a) => fci::stages::integrate::exec(a, &cli.workspace),
         Command::Conform(a) => fci::stages::conform::exec(a, &cli.workspace),
         Command::Image(a) => fci::stages::image::exec(a, &cli.workspace),
         Command::Smoke(a) => fci::stages::smoke::exec(a, &cli.workspace),
-        Command::Report(a) => fci::stages::report::exec(a, &cli.workspace),
+        Command::Report(a) => match a.moved()? {
+            Some(gating) => fci::gating::cli::exec(gating, &cli.workspace),
+            None => fci::stages::report::exec(a, &cli.workspace),
+        },
+        Command::Gating(a) => fci::gating::cli::exec(a, &cli.workspace),
+        Command::Base(a) => fci::stages::compose::base::exec(a, &cli.workspace),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
-                &mut fci::cli::command(),
+                &mut fci::cli::completion_command(),
                 "fci",
                 &mut std::io::stdout(),
             );

@@ -27,6 +27,14 @@ pub fn say(msg: &str) {
     eprintln!("fci: {}", plain(msg));
 }
 
+/// The one line an old spelling of a command prints (also with --quiet: who scripted it must
+/// learn the new one before it goes).
+pub fn deprecated(old: &str, new: &str) {
+    say(&format!(
+        "warning: `fci {old}` is deprecated and goes in the next release: use `fci {new}`"
+    ));
+}
+
 /// A note followed by lines of its own (a table, a log's tail), suppressed by --quiet: each
 /// line is escaped as [`plain`] and indented, so none of them reads as a line of fci's.
 pub fn note_lines(head: &str, lines: &[String]) {

@@ -139,18 +139,13 @@ fn bad_bases_and_repositories_are_clear_errors() {
     // No repository yet.
     let r = compose(&w, &built.manifest());
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("fci compose --init-base"), "{}", r.stderr);
+    assert!(r.stderr.contains("fci base init"), "{}", r.stderr);
     assert!(r.stdout.is_empty());
 
     init_base(&w, |_| {});
     // The known-good base is set once; only gating moves it.
-    let again = w.run(&[
-        "compose",
-        "--init-base",
-        w.path().join("base").to_str().unwrap(),
-        "--branch",
-        "f41",
-    ]);
+    let base = w.path().join("base");
+    let again = w.run(&["base", "init", base.to_str().unwrap(), "--branch", "f41"]);
     assert_eq!(again.code, 2, "{}", again.stderr);
     assert!(again.stderr.contains("already exists"), "{}", again.stderr);
     // Another branch has no base.
@@ -170,13 +165,7 @@ fn bad_bases_and_repositories_are_clear_errors() {
     // A tree that is no base.
     let empty = w.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let r = w.run(&[
-        "compose",
-        "--init-base",
-        empty.to_str().unwrap(),
-        "--branch",
-        "f39",
-    ]);
+    let r = w.run(&["base", "init", empty.to_str().unwrap(), "--branch", "f39"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("not a base tree"), "{}", r.stderr);
     // A corrupt repository.
@@ -184,6 +173,36 @@ fn bad_bases_and_repositories_are_clear_errors() {
     let r = compose(&w, &built.manifest());
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("no OSTree repository"), "{}", r.stderr);
+}
+
+/// `compose --init-base`, the spelling before `fci base init`, kept hidden for one release:
+/// it still makes the base, and says once on stderr what replaces it.
+#[test]
+fn the_old_init_base_spelling_still_works_and_says_what_replaces_it() {
+    let w = Ws::new();
+    let base = make_base(&w, &["--no-kernel"], |_| {});
+    let r = w.run(&[
+        "compose",
+        "--init-base",
+        base.to_str().unwrap(),
+        "--branch",
+        "f41",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let warned: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("deprecated"))
+        .collect();
+    assert_eq!(
+        warned,
+        ["fci: warning: `fci compose --init-base` is deprecated and goes in the next release: use `fci base init`"],
+        "{}",
+        r.stderr
+    );
+    let (_, kg) = ostree(&w, &["rev-parse", "fci/f41/known-good"]);
+    assert_eq!(r.stdout.trim(), kg.trim());
+    assert_eq!(kg.trim().len(), 64, "{kg}");
 }
 
 #[test]

@@ -218,13 +218,7 @@ fn cert_kubeconfig(dir: &Path, server: &str) -> PathBuf {
 fn composed(w: &Ws) -> PathBuf {
     need_tools();
     let base = make_base(w, &["--no-kernel"], |_| {});
-    let r = w.run(&[
-        "compose",
-        "--init-base",
-        base.to_str().unwrap(),
-        "--branch",
-        "f41",
-    ]);
+    let r = w.run(&["base", "init", base.to_str().unwrap(), "--branch", "f41"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let built = w.build("hello-atomic", &[]);
     assert_eq!(built.code, 0, "{}", built.stderr);

@@ -293,7 +293,7 @@ fn report_inputs_are_read_up_to_their_cap_even_from_a_device() {
     let w = Ws::new();
     // /dev/zero has no size to check beforehand, and never ends.
     let mut cmd = w.cmd();
-    cmd.args(["report", "--gating", "/dev/zero", "--validate"]);
+    cmd.args(["gating", "validate", "--gating", "/dev/zero"]);
     let (r, peak) = run_measured(cmd);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
@@ -310,13 +310,7 @@ fn report_inputs_are_read_up_to_their_cap_even_from_a_device() {
 /// build | compose of hello-atomic, for real: the composed manifest.
 fn composed(w: &Ws) -> PathBuf {
     let base = make_base(w, &["--no-kernel"], |_| {});
-    let r = w.run(&[
-        "compose",
-        "--init-base",
-        base.to_str().unwrap(),
-        "--branch",
-        "f41",
-    ]);
+    let r = w.run(&["base", "init", base.to_str().unwrap(), "--branch", "f41"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let built = w.build("hello-atomic", &[]);
     assert_eq!(built.code, 0, "{}", built.stderr);

@@ -426,15 +426,9 @@ fn a_shared_ostree_repository_another_user_can_replace_is_refused() {
     let repo = parent.join("repo");
     let run = |ws: &str| {
         let mut c = fci_capped(&w.path().join(ws));
-        c.args([
-            "compose",
-            "--init-base",
-            "/nonexistent-base",
-            "--branch",
-            "f41",
-        ])
-        .arg("--ostree-repo")
-        .arg(&repo);
+        c.args(["base", "init", "/nonexistent-base", "--branch", "f41"])
+            .arg("--ostree-repo")
+            .arg(&repo);
         run_bounded(c, Duration::from_secs(60)).expect("fci hung")
     };
     // Another user's directory above the repository: they could swap the known-good base.

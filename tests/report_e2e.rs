@@ -1,4 +1,5 @@
-//! `fci report --gating` through the real binary: Greenwave's decision from files.
+//! `fci report` through the real binary: a run's results and its gating decision; and `fci
+//! gating`: Greenwave's decision from files, a gating.yaml's check, the workspace's waivers.
 
 mod common;
 use common::promote::*;
@@ -16,8 +17,9 @@ const GATING: &str = "--- !Policy\n\
 
 const NVR: &str = "hello-atomic-1.0-1.fc41";
 
-fn report(w: &Ws, files: &[(&str, String)], extra: &[&str]) -> Run {
-    let mut args = vec!["report".to_string()];
+/// `fci HEAD...` with each of `files` written and passed as `FLAG PATH`, then `extra`.
+fn with_files(w: &Ws, head: &[&str], files: &[(&str, String)], extra: &[&str]) -> Run {
+    let mut args: Vec<String> = head.iter().map(|s| s.to_string()).collect();
     for (flag, text) in files {
         let p = w.path().join(flag.trim_start_matches('-'));
         std::fs::write(&p, text).unwrap();
@@ -33,6 +35,9 @@ fn result(id: u64, testcase: &str, outcome: &str) -> Value {
     json!({"id": id, "outcome": outcome, "testcase": {"name": testcase},
            "data": {"item": [NVR], "type": ["koji_build"]}})
 }
+
+const DECIDE: [&str; 2] = ["gating", "decide"];
+const VALIDATE: [&str; 2] = ["gating", "validate"];
 
 const ASK: [&str; 6] = [
     "--decision-context",
@@ -51,8 +56,9 @@ fn a_decision_from_files_exits_by_its_verdict() {
         result(2, "fedora-ci.koji-build.tier0.functional", "PASSED"),
         result(3, "fedora-ci.koji-build./plans/gating.functional", "FAILED"),
     ]);
-    let r = report(
+    let r = with_files(
         &w,
+        &DECIDE,
         &[
             ("--gating", GATING.into()),
             ("--results", results.to_string()),
@@ -67,8 +73,9 @@ fn a_decision_from_files_exits_by_its_verdict() {
     let waivers = json!([{"id": 9, "subject_type": "koji_build", "subject_identifier": NVR,
         "testcase": "fedora-ci.koji-build./plans/gating.functional", "waived": true,
         "product_version": "fedora-41", "comment": "flaky on s390x", "username": "packager"}]);
-    let r = report(
+    let r = with_files(
         &w,
+        &DECIDE,
         &[
             ("--gating", GATING.into()),
             ("--results", json!({"data": results}).to_string()),
@@ -87,11 +94,11 @@ fn a_decision_from_files_exits_by_its_verdict() {
 #[test]
 fn validate_says_what_is_wrong() {
     let w = Ws::new();
-    let r = report(&w, &[("--gating", GATING.into())], &["--validate"]);
+    let r = with_files(&w, &VALIDATE, &[("--gating", GATING.into())], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout.trim(), r#"{"message":"All OK"}"#);
     let bad = GATING.replace("PassingTestCaseRule", "PassingTestRule");
-    let r = report(&w, &[("--gating", bad)], &["--validate"]);
+    let r = with_files(&w, &VALIDATE, &[("--gating", bad)], &[]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stdout.contains("!PassingTestRule"), "{}", r.stdout);
 }
@@ -99,8 +106,9 @@ fn validate_says_what_is_wrong() {
 #[test]
 fn bad_input_is_one_line_and_exit_2() {
     let w = Ws::new();
-    let r = report(
+    let r = with_files(
         &w,
+        &DECIDE,
         &[
             ("--gating", GATING.into()),
             ("--results", "{not json".into()),
@@ -111,8 +119,9 @@ fn bad_input_is_one_line_and_exit_2() {
     assert!(r.stderr.contains("results: not JSON"), "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(r.stdout.is_empty());
-    let r = report(
+    let r = with_files(
         &w,
+        &DECIDE,
         &[
             ("--gating", GATING.into()),
             ("--results", "[{\"outcome\": \"PASSED\"}]".into()),
@@ -122,8 +131,77 @@ fn bad_input_is_one_line_and_exit_2() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("without `testcase`"), "{}", r.stderr);
     // The request needs its subject.
-    let r = report(&w, &[("--gating", GATING.into())], &[]);
+    let files = [("--gating", GATING.into()), ("--results", "[]".into())];
+    let r = with_files(&w, &DECIDE, &files, &ASK[..2]);
     assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--product-version"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+}
+
+/// The one line an old spelling prints on stderr, kept hidden for one release.
+fn deprecation(r: &Run) -> Vec<&str> {
+    r.stderr
+        .lines()
+        .filter(|l| l.contains("deprecated"))
+        .collect()
+}
+
+/// `report --results`, the spelling before `fci gating decide`: the same decision, the same
+/// exit codes, and one line saying what replaces it.
+#[test]
+fn the_old_report_results_spelling_still_decides_and_says_what_replaces_it() {
+    let w = Ws::new();
+    let results = json!([
+        result(1, "fedora-ci.koji-build.tier0.functional", "PASSED"),
+        result(2, "fedora-ci.koji-build./plans/gating.functional", "FAILED"),
+    ]);
+    let files = [
+        ("--gating", GATING.into()),
+        ("--results", results.to_string()),
+    ];
+    let old = with_files(&w, &["report"], &files, &ASK);
+    assert_eq!(old.code, 1, "{}", old.stderr);
+    assert_eq!(
+        deprecation(&old),
+        ["fci: warning: `fci report --results` is deprecated and goes in the next release: use `fci gating decide`"],
+        "{}",
+        old.stderr
+    );
+    let new = with_files(&w, &DECIDE, &files, &ASK);
+    assert_eq!(new.code, 1, "{}", new.stderr);
+    assert!(deprecation(&new).is_empty(), "{}", new.stderr);
+    let d: Value = serde_json::from_str(&old.stdout).unwrap();
+    assert_eq!(d, serde_json::from_str::<Value>(&new.stdout).unwrap());
+    assert_eq!(d["summary"], "Of 2 required tests, 1 test failed");
+    // Without the subject, as before: bad usage.
+    let r = with_files(&w, &["report"], &files, &ASK[..2]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+}
+
+/// `report --validate`, the spelling before `fci gating validate`: the same answer, and one
+/// line saying what replaces it (also with --quiet, which `Ws` runs every command with).
+#[test]
+fn the_old_report_validate_spelling_still_checks_and_says_what_replaces_it() {
+    let w = Ws::new();
+    let r = with_files(
+        &w,
+        &["report"],
+        &[("--gating", GATING.into())],
+        &["--validate"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), r#"{"message":"All OK"}"#);
+    assert_eq!(
+        deprecation(&r),
+        ["fci: warning: `fci report --validate` is deprecated and goes in the next release: use `fci gating validate`"],
+        "{}",
+        r.stderr
+    );
+    let bad = GATING.replace("PassingTestCaseRule", "PassingTestRule");
+    let r = with_files(&w, &["report"], &[("--gating", bad)], &["--validate"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stdout.contains("!PassingTestRule"), "{}", r.stdout);
 }
 
 const FEDORA_GATING: &str = "--- !Policy\n\
@@ -407,11 +485,11 @@ fn waivers_added_in_the_workspace_decide_later_reports() {
         .map(|u| u["testcase"].as_str().unwrap().to_string())
         .collect();
     assert!(!failing.is_empty());
-    let waive = |extra: &[&str]| {
+    // `head` is `gating waive`, or the spelling before it, `report --waive`.
+    let waive = |head: &[&str], extra: &[&str]| {
         for f in &failing {
-            let mut args = vec![
-                "report",
-                "--waive",
+            let mut args = head.to_vec();
+            args.extend([
                 f,
                 "--subject-identifier",
                 &nvr,
@@ -419,16 +497,34 @@ fn waivers_added_in_the_workspace_decide_later_reports() {
                 "fedora-41",
                 "--comment",
                 "known flake, fix in 1.0-2",
-            ];
+            ]);
             args.extend_from_slice(extra);
             let r = w.run(&args);
             assert_eq!(r.code, 0, "{}", r.stderr);
+            let waiver: Value = serde_json::from_str(&r.stdout).unwrap();
+            assert_eq!(waiver["testcase"], f.as_str(), "{waiver:#}");
+            assert_eq!(waiver["waived"], extra.is_empty(), "{waiver:#}");
+            let warned: Vec<&str> = r
+                .stderr
+                .lines()
+                .filter(|l| l.contains("deprecated"))
+                .collect();
+            if head[0] == "report" {
+                assert_eq!(
+                    warned,
+                    ["fci: warning: `fci report --waive` is deprecated and goes in the next release: use `fci gating waive`"],
+                    "{}",
+                    r.stderr
+                );
+            } else {
+                assert!(warned.is_empty(), "{}", r.stderr);
+            }
         }
     };
     // A waiver for a subject the workspace has no results for is refused.
     let typo = w.run(&[
-        "report",
-        "--waive",
+        "gating",
+        "waive",
         &failing[0],
         "--subject-identifier",
         "hello-broken-tset-1.0-1.fc41",
@@ -439,7 +535,7 @@ fn waivers_added_in_the_workspace_decide_later_reports() {
     ]);
     assert_eq!(typo.code, 2, "{}", typo.stderr);
     assert!(typo.stderr.contains("nothing to waive"), "{}", typo.stderr);
-    waive(&[]);
+    waive(&["gating", "waive"], &[]);
     let again = |name: &str| {
         let p = w.save(name, &m);
         let g = w.path().join("gating.yaml");
@@ -462,8 +558,9 @@ fn waivers_added_in_the_workspace_decide_later_reports() {
         ["satisfied_requirements"]
         .to_string();
     assert!(sat.contains("test-result-failed-waived"), "{sat}");
-    // Revoked: the failure counts again.
-    waive(&["--revoke"]);
+    // Revoked, through the old spelling (kept hidden for one release): the failure counts
+    // again.
+    waive(&["report", "--waive"], &["--revoke"]);
     assert_eq!(again("w2.json").code, 1);
 }
 

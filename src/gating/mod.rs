@@ -1,9 +1,13 @@
 //! Gating with Greenwave's semantics: a package's `gating.yaml` (`policy.rs`) evaluated
 //! against ResultsDB results and WaiverDB waivers into a Greenwave-shaped decision
-//! (`decision.rs`).
+//! (`decision.rs`); the workspace's waivers (`waive.rs`); the files it reads (`input.rs`);
+//! `fci gating` (`cli.rs`).
 
+pub mod cli;
 pub mod decision;
+pub mod input;
 pub mod policy;
+pub mod waive;
 
 #[cfg(test)]
 mod tests;

@@ -318,12 +318,11 @@ pub fn init_base_with(
     edit: impl Fn(&Path),
 ) -> String {
     let base = make_base(w, flags, edit);
-    let mut args = vec!["compose".to_string()];
+    let mut args = vec!["base".to_string(), "init".to_string()];
     if let Some(s) = shared {
         args.extend(["--ostree-repo".to_string(), s.display().to_string()]);
     }
     args.extend([
-        "--init-base".to_string(),
         base.display().to_string(),
         "--branch".to_string(),
         "f41".to_string(),

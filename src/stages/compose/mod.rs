@@ -5,9 +5,10 @@
 //! rpm-ostree backend would be a second file behind the same `Layer`-shaped function: it is not
 //! here, since rpm-ostree is not packaged for Debian and no test could run it.
 //!
-//! The known-good ref (`fci/<branch>/known-good`) never moves here: `--init-base` sets the
-//! first one, and only gating promotes a candidate.
+//! The known-good ref (`fci/<branch>/known-good`) never moves here: `fci base init`
+//! (`base.rs`) sets the first one, and only gating promotes a candidate.
 
+pub mod base;
 pub mod layer;
 pub mod payload;
 
@@ -24,10 +25,6 @@ use std::path::{Path, PathBuf};
 /// `fci compose`'s flags.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// Commit this tree (a directory, or a tarball) as the branch's first known-good base,
-    /// print its checksum and exit
-    #[arg(long, value_name = "DIR|TARBALL")]
-    pub init_base: Option<PathBuf>,
     /// The dist-git branch whose known-good base to compose on (default: the subject's)
     #[arg(long, value_name = "BRANCH")]
     pub branch: Option<String>,
@@ -43,6 +40,30 @@ pub struct Args {
     pub limits: crate::limits::LimitArgs,
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Moved to `fci base init`: accepted, hidden, for one release (remove in the next)
+    #[arg(long, value_name = "DIR|TARBALL", hide = true)]
+    pub init_base: Option<PathBuf>,
+}
+
+impl Args {
+    /// The `fci base init` an old `--init-base` stands for, after one line saying so; `None`
+    /// for a compose.
+    pub fn moved(&self) -> Result<Option<base::Args>> {
+        let Some(tree) = &self.init_base else {
+            return Ok(None);
+        };
+        progress::deprecated("compose --init-base", "base init");
+        let branch = self.branch.clone().ok_or_else(|| {
+            FciError::Usage("--init-base needs --branch (e.g. --branch f41)".into())
+        })?;
+        let init = base::InitArgs {
+            tree: tree.clone(),
+            branch,
+            ostree_repo: self.ostree_repo.clone(),
+        };
+        let command = base::Command::Init(init);
+        Ok(Some(base::Args { command }))
+    }
 }
 
 /// The pipeline's OSTree repository: the workspace's own, or the shared one it records.
@@ -50,9 +71,10 @@ pub fn repo_path(ws: &Workspace) -> PathBuf {
     ws.ostree_repo()
 }
 
-/// Runs `fci compose`; returns the exit code.
-pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
-    let shared = args.ostree_repo.clone().or_else(|| {
+/// Makes the shared repository (`--ostree-repo`, else FCI_OSTREE_REPO; empty is unset) the
+/// workspace's, when one is given.
+pub(super) fn share_repo(flag: Option<&Path>, workspace: &Path) -> Result<()> {
+    let shared = flag.map(Path::to_path_buf).or_else(|| {
         std::env::var_os("FCI_OSTREE_REPO")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
@@ -60,9 +82,12 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     if let Some(shared) = &shared {
         Workspace::open(workspace)?.share_ostree(shared)?;
     }
-    if let Some(tree) = &args.init_base {
-        return init_base(tree, args.branch.as_deref(), workspace);
-    }
+    Ok(())
+}
+
+/// Runs `fci compose`; returns the exit code.
+pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
+    share_repo(args.ostree_repo.as_deref(), workspace)?;
     let common = args.common.clone();
     let mut stage = Compose { args };
     stage::drive(&mut stage, &common, workspace)
@@ -114,7 +139,7 @@ impl Stage for Compose {
             FciError::input(
                 &repo_dir,
                 format!(
-                    "no OSTree repository: make the first base with `fci compose --init-base DIR --branch {branch}`"
+                    "no OSTree repository: make the first base with `fci base init DIR --branch {branch}`"
                 ),
             )
         })?;
@@ -123,7 +148,7 @@ impl Stage for Compose {
             FciError::input(
                 &repo_dir,
                 format!(
-                    "unknown base ref {base_ref}: make it with `fci compose --init-base DIR --branch {branch}`"
+                    "unknown base ref {base_ref}: make it with `fci base init DIR --branch {branch}`"
                 ),
             )
         })?;
@@ -180,64 +205,4 @@ impl Stage for Compose {
             record.outcome, record.duration_s
         ));
     }
-}
-
-/// `--init-base`: the branch's first known-good base, committed from a tree (or a tarball of
-/// one). Refused when the branch has one: only gating moves it.
-fn init_base(tree: &Path, branch: Option<&str>, workspace: &Path) -> Result<i32> {
-    let branch = branch
-        .ok_or_else(|| FciError::Usage("--init-base needs --branch (e.g. --branch f41)".into()))?;
-    ostree::check_branch(branch)?;
-    crate::exec::require(OSTREE.program, "ostree")?;
-    if !tree.exists() {
-        return Err(FciError::input(tree, "no such directory or tarball").into());
-    }
-    let ws = Workspace::open(workspace)?;
-    let scratch = ws.scratch("init-base-")?;
-    let mut log = crate::exec::Log::create(&scratch.path().join("init-base.log"))?;
-    let repo = Repo::open_or_init(&repo_path(&ws), &mut log)?;
-    let base_ref = ostree::known_good_ref(branch);
-    if let Some(c) = repo.rev_parse(&base_ref, &mut log)? {
-        return Err(FciError::Usage(format!(
-            "{base_ref} already exists (commit {c}): the known-good base moves only through gating"
-        ))
-        .into());
-    }
-    let dir = if tree.is_dir() {
-        tree.canonicalize()?
-    } else {
-        let dest = scratch.path().join("tree");
-        std::fs::create_dir_all(&dest)?;
-        let done = log.run(
-            &crate::exec::Cmd::new("tar")
-                .args(["--numeric-owner", "-xf"])
-                .arg(tree)
-                .arg("-C")
-                .arg(&dest),
-        )?;
-        if !done.success() {
-            return Err(FciError::input(tree, "not a tarball tar can unpack").into());
-        }
-        dest
-    };
-    for required in ["usr", "usr/lib/sysimage/rpm"] {
-        if !dir.join(required).is_dir() {
-            return Err(FciError::input(
-                tree,
-                format!("not a base tree: no {required}/ (examples/base/make-base.sh makes one)"),
-            )
-            .into());
-        }
-    }
-    let commit = repo.commit(
-        &dir,
-        Some(&base_ref),
-        None,
-        &format!("fci known-good base for {branch}"),
-        &[("fci.version".into(), env!("CARGO_PKG_VERSION").into())],
-        &mut log,
-    )?;
-    progress::note(&format!("compose: {base_ref} is {commit}"));
-    println!("{commit}");
-    Ok(0)
 }

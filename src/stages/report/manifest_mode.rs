@@ -249,7 +249,7 @@ impl Stage for Report {
                     "no product version for the subject's branch; pass --product-version",
                 )
             })?;
-        let text = super::read(&gating)?;
+        let text = crate::gating::input::read(&gating)?;
         let policies = policy::parse(&text);
         // A promotion is decided on this run's own results, from the records checked in
         // `plan` (latest record last), never on the store's: results of other runs of the
@@ -269,13 +269,13 @@ impl Stage for Report {
         .map(decision::TestResult::from_json)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| FciError::Infra(format!("{}: {e}", db_path.display())))?;
-        let mut waivers = super::waive::load(cx.ws)?
+        let mut waivers = crate::gating::waive::load(cx.ws)?
             .iter()
             .map(decision::Waiver::from_json)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| FciError::input(super::waive::path(cx.ws), e))?;
+            .map_err(|e| FciError::input(crate::gating::waive::path(cx.ws), e))?;
         if let Some(p) = &self.args.waivers {
-            waivers.extend(super::items(p, decision::Waiver::from_json)?);
+            waivers.extend(crate::gating::input::items(p, decision::Waiver::from_json)?);
         }
         let req = decision::Request {
             decision_contexts: self.args.decision_contexts.clone(),

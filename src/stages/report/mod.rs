@@ -5,20 +5,18 @@
 //! is reported), and with `--gating` the package's gating.yaml is decided against the subject's
 //! latest results there (with `--promote`: against this run's own checked records alone); the
 //! report record carries the decision (PASSED when satisfied).
-//! Offline, from files (`--results`, `--waivers`): Greenwave's decision JSON on stdout.
-//! `--validate`: a gating.yaml alone. Posting to a remote ResultsDB, messages and promotion are
-//! not built yet.
+//! Gating without a run (a decision from files, a gating.yaml's check, a waiver) is `fci
+//! gating` (`crate::gating::cli`); the spellings it had here are [`Moved`], kept hidden for
+//! one release.
 
 mod html;
 mod manifest_mode;
 mod promote;
-mod waive;
 
 use crate::error::FciError;
-use crate::gating::{decision, policy};
+use crate::gating::cli as gating;
 use crate::stage::CommonArgs;
 use anyhow::Result;
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// `fci report`'s flags.
@@ -27,15 +25,8 @@ pub struct Args {
     /// The package's gating.yaml to evaluate (Greenwave's remote policy format)
     #[arg(long, value_name = "FILE")]
     pub gating: Option<PathBuf>,
-    /// Only check the gating.yaml, as Greenwave's validate-gating-yaml does; exit 1 if invalid
-    #[arg(long, requires = "gating")]
-    pub validate: bool,
-    /// Decide offline from these ResultsDB results (a JSON list, oldest first: POST bodies or
-    /// `GET /results` items) instead of a manifest's
-    #[arg(long, value_name = "FILE", requires = "gating")]
-    pub results: Option<PathBuf>,
-    /// WaiverDB waivers as a JSON list, oldest first (with a manifest: besides the
-    /// workspace's own, from --waive)
+    /// WaiverDB waivers as a JSON list, oldest first, besides the workspace's own (from
+    /// `fci gating waive`)
     #[arg(long, value_name = "FILE")]
     pub waivers: Option<PathBuf>,
     /// The gating point(s) to decide for (repeatable), e.g. bodhi_update_push_stable
@@ -50,22 +41,6 @@ pub struct Args {
     /// The subject, e.g. an NVR for koji_build (default: the manifest's source package NVR)
     #[arg(long, value_name = "ID")]
     pub subject_identifier: Option<String>,
-    /// Waive this test case for --subject-identifier and --product-version (needs --comment),
-    /// stored in the workspace for every later decision; prints the waiver
-    #[arg(long, value_name = "TESTCASE", conflicts_with_all = ["gating", "validate"])]
-    pub waive: Option<String>,
-    /// With --waive: why (WaiverDB requires it)
-    #[arg(long, value_name = "TEXT", requires = "waive")]
-    pub comment: Option<String>,
-    /// With --waive: only this scenario
-    #[arg(long, value_name = "SCENARIO", requires = "waive")]
-    pub scenario: Option<String>,
-    /// With --waive: record `waived: false`, revoking earlier waivers
-    #[arg(long, requires = "waive")]
-    pub revoke: bool,
-    /// With --waive: who waives (default $USER)
-    #[arg(long, value_name = "NAME", requires = "waive")]
-    pub username: Option<String>,
     /// With --gating: decided on this run's own checked records only; a satisfied decision
     /// makes the change the branch's known-good base (its composed commit, when there is
     /// one); an unsatisfied one excludes the change
@@ -102,6 +77,90 @@ pub struct Args {
     pub namespace: String,
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub moved: Moved,
+}
+
+/// `fci report`'s flags that moved to `fci gating` (`--validate`, `--results`, `--waive` and
+/// its own), hidden, accepted for one release: remove in the next.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Moved {
+    #[arg(long, requires = "gating", hide = true)]
+    pub validate: bool,
+    #[arg(long, value_name = "FILE", requires = "gating", hide = true)]
+    pub results: Option<PathBuf>,
+    #[arg(long, value_name = "TESTCASE", conflicts_with_all = ["gating", "validate"], hide = true)]
+    pub waive: Option<String>,
+    #[arg(long, value_name = "TEXT", requires = "waive", hide = true)]
+    pub comment: Option<String>,
+    #[arg(long, value_name = "SCENARIO", requires = "waive", hide = true)]
+    pub scenario: Option<String>,
+    #[arg(long, requires = "waive", hide = true)]
+    pub revoke: bool,
+    #[arg(long, value_name = "NAME", requires = "waive", hide = true)]
+    pub username: Option<String>,
+}
+
+impl Args {
+    /// The `fci gating` command an old spelling (`--waive`, `--validate`, `--results`) stands
+    /// for, after one line saying so; `None` for a report.
+    pub fn moved(&self) -> Result<Option<gating::Args>> {
+        let m = &self.moved;
+        let (old, new) = if m.waive.is_some() {
+            ("report --waive", "gating waive")
+        } else if m.validate {
+            ("report --validate", "gating validate")
+        } else if m.results.is_some() {
+            ("report --results", "gating decide")
+        } else {
+            return Ok(None);
+        };
+        crate::progress::deprecated(old, new);
+        let subject = |what: &str| match (&self.product_version, &self.subject_identifier) {
+            (Some(pv), Some(id)) => Ok(gating::Subject {
+                product_version: pv.clone(),
+                subject_type: self.subject_type.clone(),
+                subject_identifier: id.clone(),
+            }),
+            _ => Err(FciError::Usage(format!(
+                "{what} needs --product-version and --subject-identifier"
+            ))),
+        };
+        let command = if let Some(testcase) = &m.waive {
+            let comment = m.comment.clone().filter(|c| !c.trim().is_empty());
+            let comment = comment
+                .ok_or_else(|| FciError::Usage("--waive needs --comment saying why".into()))?;
+            let waive = gating::WaiveArgs {
+                testcase: testcase.clone(),
+                comment,
+                scenario: m.scenario.clone(),
+                revoke: m.revoke,
+                username: m.username.clone(),
+                subject: subject("--waive")?,
+            };
+            gating::Command::Waive(waive)
+        } else {
+            let gating = self.gating.clone().expect("clap requires --gating here");
+            if m.validate {
+                gating::Command::Validate(gating::ValidateArgs { gating })
+            } else {
+                if self.decision_contexts.is_empty() {
+                    return Err(
+                        FciError::Usage("a decision needs --decision-context".into()).into(),
+                    );
+                }
+                let decide = gating::DecideArgs {
+                    gating,
+                    results: m.results.clone().expect("checked above"),
+                    waivers: self.waivers.clone(),
+                    decision_contexts: self.decision_contexts.clone(),
+                    subject: subject("an offline decision")?,
+                };
+                gating::Command::Decide(decide)
+            }
+        };
+        Ok(Some(gating::Args { command }))
+    }
 }
 
 fn nonempty(s: &str) -> Result<String, String> {
@@ -130,86 +189,7 @@ pub(crate) fn token(args: &Args) -> Result<Option<String>> {
         .filter(|t| !t.is_empty()))
 }
 
-/// Runs `fci report`; returns the exit code: 0 satisfied (or valid), 1 not, 2 bad input.
+/// Runs `fci report`; returns the exit code: 0 passed (with `--gating`: satisfied), 1 not.
 pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
-    if let Some(t) = &args.waive {
-        return waive::exec(&args, t, workspace);
-    }
-    if !args.validate && args.results.is_none() {
-        return manifest_mode::exec(args, workspace);
-    }
-    let gating = args.gating.clone().expect("clap requires --gating here");
-    let text = read(&gating)?;
-    let policies = policy::parse(&text);
-    if args.validate {
-        let (message, code) = match &policies {
-            Ok(_) => ("All OK".to_string(), 0),
-            Err(e) => (e.clone(), 1),
-        };
-        println!("{}", serde_json::json!({ "message": message }));
-        return Ok(code);
-    }
-    let results = match &args.results {
-        Some(p) => items(p, decision::TestResult::from_json)?,
-        None => Vec::new(),
-    };
-    let waivers = match &args.waivers {
-        Some(p) => items(p, decision::Waiver::from_json)?,
-        None => Vec::new(),
-    };
-    let (Some(product_version), Some(subject_identifier)) = (
-        args.product_version.clone(),
-        args.subject_identifier.clone(),
-    ) else {
-        return Err(FciError::Usage(
-            "an offline decision needs --product-version and --subject-identifier".into(),
-        )
-        .into());
-    };
-    if args.decision_contexts.is_empty() {
-        return Err(FciError::Usage("a decision needs --decision-context".into()).into());
-    }
-    let req = decision::Request {
-        decision_contexts: args.decision_contexts.clone(),
-        product_version,
-        subject_type: args.subject_type.clone(),
-        subject_identifier,
-    };
-    let source = gating.display().to_string();
-    let d = decision::decide(&policies, &source, &req, &results, &waivers);
-    println!("{}", serde_json::to_string_pretty(&d)?);
-    Ok(if d["policies_satisfied"] == Value::Bool(true) {
-        0
-    } else {
-        1
-    })
-}
-
-/// A file given to the report, up to its cap (also a FIFO or device, whose size says nothing).
-pub(crate) fn read(p: &Path) -> Result<String> {
-    let f = std::fs::File::open(p).map_err(|e| FciError::input(p, format!("cannot read: {e}")))?;
-    let bytes = crate::caps::read_all(f, crate::caps::REPORT_INPUT)
-        .map_err(|e| FciError::input(p, format!("cannot read: {e}")))?;
-    Ok(String::from_utf8(bytes).map_err(|_| FciError::input(p, "cannot read: not UTF-8"))?)
-}
-
-/// The items of a JSON list file, each read by `from`; bad input naming the file otherwise.
-pub(crate) fn items<T>(p: &Path, from: fn(&Value) -> Result<T, String>) -> Result<Vec<T>> {
-    Ok(list(p)?
-        .iter()
-        .map(from)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| FciError::input(p, e))?)
-}
-
-pub(crate) fn list(p: &Path) -> Result<Vec<Value>> {
-    match serde_json::from_str::<Value>(&read(p)?) {
-        Ok(Value::Array(items)) => Ok(items),
-        // `GET /results` answers `{"data": [...], ...}`: take its data.
-        Ok(Value::Object(o)) if o.get("data").is_some_and(Value::is_array) => {
-            Ok(o["data"].as_array().cloned().unwrap_or_default())
-        }
-        Ok(_) => Err(FciError::input(p, "expected a JSON list").into()),
-        Err(e) => Err(FciError::input(p, format!("not JSON: {e}")).into()),
-    }
+    manifest_mode::exec(args, workspace)
 }

@@ -1,9 +1,9 @@
-//! `fci report --waive TESTCASE`: a waiver in WaiverDB's data model, stored in the workspace
+//! `fci gating waive TESTCASE`: a waiver in WaiverDB's data model, stored in the workspace
 //! (`waivers/waivers.json`, oldest first) and used by every later decision there. `--revoke`
 //! records `waived: false`, which revokes the waivers before it. A waiver is only for a
 //! subject the workspace has results for: a typo would otherwise waive nothing, silently.
 
-use super::Args;
+use super::cli::WaiveArgs;
 use crate::error::FciError;
 use crate::resultsdb::store::Store;
 use crate::workspace::Workspace;
@@ -28,24 +28,25 @@ pub fn load(ws: &Workspace) -> Result<Vec<Value>> {
     }
 }
 
-pub fn exec(args: &Args, testcase: &str, workspace: &Path) -> Result<i32> {
-    let (Some(subject), Some(pv)) = (&args.subject_identifier, &args.product_version) else {
-        return Err(FciError::Usage(
-            "--waive needs --subject-identifier and --product-version".into(),
-        )
-        .into());
-    };
-    let comment = args
-        .comment
-        .as_deref()
+/// Records the waiver and prints it; 0, or bad usage when the workspace has no results for
+/// the subject.
+pub fn exec(args: &WaiveArgs, workspace: &Path) -> Result<i32> {
+    let (subject, pv) = (
+        &args.subject.subject_identifier,
+        &args.subject.product_version,
+    );
+    let comment = Some(args.comment.as_str())
         .filter(|c| !c.trim().is_empty())
-        .ok_or_else(|| FciError::Usage("--waive needs --comment saying why".into()))?;
+        .ok_or_else(|| FciError::Usage("a waiver needs a --comment saying why".into()))?;
     let ws = Workspace::open(workspace)?;
     let store = Store::open(&ws.root().join("results/results.sqlite"))?;
-    if store.results_for(subject, &args.subject_type)?.is_empty() {
+    if store
+        .results_for(subject, &args.subject.subject_type)?
+        .is_empty()
+    {
         return Err(FciError::Usage(format!(
             "no results for {} {subject} in this workspace: nothing to waive (a typo?)",
-            args.subject_type
+            args.subject.subject_type
         ))
         .into());
     }
@@ -58,9 +59,9 @@ pub fn exec(args: &Args, testcase: &str, workspace: &Path) -> Result<i32> {
         .unwrap_or_else(|| "unknown".into());
     let waiver = json!({
         "id": list.len() + 1,
-        "subject_type": args.subject_type,
+        "subject_type": args.subject.subject_type,
         "subject_identifier": subject,
-        "testcase": testcase,
+        "testcase": args.testcase,
         "scenario": args.scenario,
         "waived": !args.revoke,
         "product_version": pv,

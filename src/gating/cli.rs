@@ -1,0 +1,145 @@
+//! `fci gating`: gating without a run. `decide` prints Greenwave's decision from files,
+//! `validate` checks a gating.yaml as Greenwave's validate-gating-yaml does, `waive` records
+//! a waiver in the workspace for every later decision there. None of them is a stage: what
+//! they print on stdout is their answer, never a manifest.
+
+use super::{decision, input, policy, waive};
+use anyhow::Result;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// `fci gating`'s subcommands.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Decide offline, as Greenwave does, from a gating.yaml, results and waivers; print the
+    /// decision JSON
+    #[command(
+        after_help = "Exit codes: 0 the decision is satisfied; 1 it is not; 2 bad usage or unreadable input\n(one line on stderr, nothing on stdout)."
+    )]
+    Decide(DecideArgs),
+    /// Check a gating.yaml alone, as Greenwave's validate-gating-yaml does; print
+    /// {"message": ...}
+    #[command(
+        after_help = "Exit codes: 0 valid (`All OK`); 1 invalid (the message says why); 2 bad usage or unreadable file."
+    )]
+    Validate(ValidateArgs),
+    /// Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every
+    /// later decision there; print the waiver
+    #[command(
+        after_help = "Exit codes: 0 recorded; 2 bad usage, or no results for the subject in this workspace (a typo\nwould waive nothing); 3 the workspace could not be read or written."
+    )]
+    Waive(WaiveArgs),
+}
+
+/// What a decision is asked about: Greenwave's decision request.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Subject {
+    /// The product version, e.g. fedora-41
+    #[arg(long, value_name = "PV")]
+    pub product_version: String,
+    /// The subject's type
+    #[arg(long, value_name = "TYPE", default_value = "koji_build")]
+    pub subject_type: String,
+    /// The subject, e.g. an NVR for koji_build
+    #[arg(long, value_name = "ID")]
+    pub subject_identifier: String,
+}
+
+/// `fci gating decide`'s flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DecideArgs {
+    /// The package's gating.yaml (Greenwave's remote policy format)
+    #[arg(long, value_name = "FILE")]
+    pub gating: PathBuf,
+    /// ResultsDB results: a JSON list, oldest first, of POST bodies or `GET /results` items
+    /// (or a whole `GET /results` answer)
+    #[arg(long, value_name = "FILE")]
+    pub results: PathBuf,
+    /// WaiverDB waivers as a JSON list, oldest first
+    #[arg(long, value_name = "FILE")]
+    pub waivers: Option<PathBuf>,
+    /// The gating point(s) to decide for (repeatable), e.g. bodhi_update_push_stable
+    #[arg(long = "decision-context", value_name = "CTX", required = true)]
+    pub decision_contexts: Vec<String>,
+    #[command(flatten)]
+    pub subject: Subject,
+}
+
+/// `fci gating validate`'s flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ValidateArgs {
+    /// The gating.yaml to check
+    #[arg(long, value_name = "FILE")]
+    pub gating: PathBuf,
+}
+
+/// `fci gating waive`'s flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct WaiveArgs {
+    /// The test case to waive, e.g. fedora-ci.koji-build.tier0.functional
+    #[arg(value_name = "TESTCASE")]
+    pub testcase: String,
+    /// Why (WaiverDB requires it)
+    #[arg(long, value_name = "TEXT")]
+    pub comment: String,
+    /// Only this scenario
+    #[arg(long, value_name = "SCENARIO")]
+    pub scenario: Option<String>,
+    /// Record `waived: false`, revoking earlier waivers
+    #[arg(long)]
+    pub revoke: bool,
+    /// Who waives (default $USER)
+    #[arg(long, value_name = "NAME")]
+    pub username: Option<String>,
+    #[command(flatten)]
+    pub subject: Subject,
+}
+
+/// Runs `fci gating`; returns the exit code.
+pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
+    match args.command {
+        Command::Decide(a) => decide(&a),
+        Command::Validate(a) => validate(&a),
+        Command::Waive(a) => waive::exec(&a, workspace),
+    }
+}
+
+/// Greenwave's decision JSON on stdout; 0 satisfied, 1 not.
+fn decide(args: &DecideArgs) -> Result<i32> {
+    let policies = policy::parse(&input::read(&args.gating)?);
+    let results = input::items(&args.results, decision::TestResult::from_json)?;
+    let waivers = match &args.waivers {
+        Some(p) => input::items(p, decision::Waiver::from_json)?,
+        None => Vec::new(),
+    };
+    let req = decision::Request {
+        decision_contexts: args.decision_contexts.clone(),
+        product_version: args.subject.product_version.clone(),
+        subject_type: args.subject.subject_type.clone(),
+        subject_identifier: args.subject.subject_identifier.clone(),
+    };
+    let source = args.gating.display().to_string();
+    let d = decision::decide(&policies, &source, &req, &results, &waivers);
+    println!("{}", serde_json::to_string_pretty(&d)?);
+    Ok(if d["policies_satisfied"] == Value::Bool(true) {
+        0
+    } else {
+        1
+    })
+}
+
+/// `{"message": "All OK"}` (0) or the problem (1), as Greenwave's validate-gating-yaml answers.
+fn validate(args: &ValidateArgs) -> Result<i32> {
+    let (message, code) = match policy::parse(&input::read(&args.gating)?) {
+        Ok(_) => ("All OK".to_string(), 0),
+        Err(e) => (e, 1),
+    };
+    println!("{}", serde_json::json!({ "message": message }));
+    Ok(code)
+}
