@@ -1279,6 +1279,22 @@ mod tests {
     }
 
     #[test]
+    fn a_command_run_without_fsfreeze_cannot_freeze_and_runs_otherwise() {
+        use super::{Cmd, Log};
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::create(&dir.path().join("log")).unwrap();
+        // ioctl(-1, FIFREEZE): EBADF when the filter lets it through, EPERM when it refuses.
+        let mut errno = |c: Cmd| {
+            let probe = format!("syscall({}, -1, 0xc0045877); print $!+0", libc::SYS_ioctl);
+            let done = log.capture(&c.arg("-e").arg(probe)).unwrap();
+            assert!(done.success(), "{}", done.stderr);
+            done.stdout.parse::<i32>().unwrap()
+        };
+        assert_eq!(errno(Cmd::new("perl").no_fsfreeze()), libc::EPERM);
+        assert_eq!(errno(Cmd::new("perl")), libc::EBADF);
+    }
+
+    #[test]
     fn a_capture_holds_at_most_its_cap_of_output() {
         use super::{Cmd, Log};
         let dir = tempfile::tempdir().unwrap();

@@ -263,6 +263,18 @@ mod tests {
     fn a_host_without_a_filter_refuses_with_a_reason() {
         let e = filter("sparc64", &fsfreeze_denied()).err().unwrap();
         assert!(e.contains("sparc64"), "{e}");
+        // Any filter that cannot be built is an ERROR (exit 3) in one line saying why.
+        let e = export("package code", &[("no_such_call", libc::EPERM, None)], true)
+            .err()
+            .unwrap();
+        let e = e.downcast::<FciError>().unwrap();
+        assert!(matches!(e, FciError::Infra(_)), "{e:?}");
+        let line = e.to_string();
+        assert!(
+            line.contains("no_such_call") && !line.contains('\n'),
+            "{line}"
+        );
+        assert!(line.contains("package code cannot run"), "{line}");
     }
 
     #[test]
