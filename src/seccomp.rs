@@ -92,47 +92,53 @@ fn filter(target: &str, denied: &[Deny]) -> Result<ScmpFilterContext, String> {
     Ok(ctx)
 }
 
-/// The filter as the BPF program the kernel loads, in a fresh memfd at its start (inheritable
-/// unless `cloexec`: bwrap reads it by number).
-fn export(what: &str, denied: &[Deny], cloexec: bool) -> Result<std::fs::File> {
-    use std::io::Seek;
-    let target = std::env::consts::ARCH;
+/// The filter as the BPF program the kernel loads, as libseccomp exports it.
+fn export(what: &str, denied: &[Deny]) -> Result<Vec<u8>> {
+    use std::io::{Read, Seek};
     let refuse = |why: String| {
         FciError::Infra(format!(
             "{what} cannot run under a seccomp filter on this host ({why}): fci does not run it unfiltered"
         ))
     };
-    let ctx = filter(target, denied).map_err(refuse)?;
-    let flags = if cloexec { libc::MFD_CLOEXEC } else { 0 };
+    let ctx = filter(std::env::consts::ARCH, denied).map_err(refuse)?;
+    let mut f = memfd(libc::MFD_CLOEXEC).map_err(|e| refuse(e.to_string()))?;
+    ctx.export_bpf(&f).map_err(|e| refuse(e.to_string()))?;
+    let mut bytes = Vec::new();
+    f.rewind()?;
+    f.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+fn memfd(flags: libc::c_uint) -> std::io::Result<std::fs::File> {
     // SAFETY: memfd_create with a valid C string; the result is checked before use.
     let fd = unsafe { libc::memfd_create(c"fci-seccomp".as_ptr(), flags) };
     if fd < 0 {
-        return Err(refuse(std::io::Error::last_os_error().to_string()).into());
+        return Err(std::io::Error::last_os_error());
     }
     // SAFETY: fd is a fresh descriptor owned by nothing else.
-    let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    ctx.export_bpf(&f).map_err(|e| refuse(e.to_string()))?;
-    f.rewind()?;
-    Ok(f)
+    Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
-/// The program bwrap loads for package code (`--seccomp FD`; see `sandbox_denied`). Each
-/// sandbox gets its own descriptor: bwrap reads it to its end.
+/// The program bwrap loads for package code (`--seccomp FD`; see `sandbox_denied`), in a
+/// memfd of its own, inheritable (bwrap reads it by number, to its end). Built once a process
+/// (a third of a millisecond): each sandbox gets a copy.
 pub fn sandbox_program() -> Result<std::sync::Arc<OwnedFd>> {
-    let f = export(
-        "package code",
-        &sandbox_denied(std::env::consts::ARCH),
-        false,
-    )?;
+    use std::io::{Seek, Write};
+    static PROGRAM: std::sync::OnceLock<Result<Vec<u8>, String>> = std::sync::OnceLock::new();
+    let program = PROGRAM.get_or_init(|| {
+        export("package code", &sandbox_denied(std::env::consts::ARCH)).map_err(|e| e.to_string())
+    });
+    let program = program.as_ref().map_err(|e| FciError::Infra(e.clone()))?;
+    let mut f = memfd(0)?;
+    f.write_all(program)?;
+    f.rewind()?;
     Ok(std::sync::Arc::new(OwnedFd::from(f)))
 }
 
 /// The program `exec` loads between fork and exec (see `load`) for a command whose freezes
 /// of a filesystem must fail (see `fsfreeze_denied`). Built before the fork.
 pub fn no_fsfreeze_program() -> Result<Vec<libc::sock_filter>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    export("ostree's deploy", &fsfreeze_denied(), true)?.read_to_end(&mut bytes)?;
+    let bytes = export("ostree's deploy", &fsfreeze_denied())?;
     anyhow::ensure!(
         bytes.len() / 8 <= usize::from(u16::MAX),
         "a seccomp program too long"
@@ -264,7 +270,7 @@ mod tests {
         let e = filter("sparc64", &fsfreeze_denied()).err().unwrap();
         assert!(e.contains("sparc64"), "{e}");
         // Any filter that cannot be built is an ERROR (exit 3) in one line saying why.
-        let e = export("package code", &[("no_such_call", libc::EPERM, None)], true)
+        let e = export("package code", &[("no_such_call", libc::EPERM, None)])
             .err()
             .unwrap();
         let e = e.downcast::<FciError>().unwrap();
