@@ -138,12 +138,15 @@ pub fn sandbox_program() -> Result<std::sync::Arc<OwnedFd>> {
 /// The program `exec` loads between fork and exec (see `load`) for a command whose freezes
 /// of a filesystem must fail (see `fsfreeze_denied`). Built before the fork.
 pub fn no_fsfreeze_program() -> Result<Vec<libc::sock_filter>> {
-    let bytes = export("ostree's deploy", &fsfreeze_denied())?;
-    anyhow::ensure!(
-        bytes.len() / 8 <= usize::from(u16::MAX),
-        "a seccomp program too long"
-    );
-    Ok(bytes
+    Ok(instructions(&export(
+        "ostree's deploy",
+        &fsfreeze_denied(),
+    )?))
+}
+
+/// A BPF program's instructions from its bytes as exported.
+fn instructions(bytes: &[u8]) -> Vec<libc::sock_filter> {
+    bytes
         .chunks_exact(8)
         .map(|i| libc::sock_filter {
             code: u16::from_ne_bytes([i[0], i[1]]),
@@ -151,7 +154,7 @@ pub fn no_fsfreeze_program() -> Result<Vec<libc::sock_filter>> {
             jf: i[3],
             k: u32::from_ne_bytes([i[4], i[5], i[6], i[7]]),
         })
-        .collect())
+        .collect()
 }
 
 /// Loads `prog` into the calling process, with no-new-privileges (which the kernel requires
@@ -161,7 +164,8 @@ pub fn no_fsfreeze_program() -> Result<Vec<libc::sock_filter>> {
 /// Only prctl is called; `prog` is a program `no_fsfreeze_program` built.
 pub unsafe fn load(prog: &[libc::sock_filter]) -> std::io::Result<()> {
     let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
+        len: u16::try_from(prog.len())
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::E2BIG))?,
         filter: prog.as_ptr() as *mut libc::sock_filter,
     };
     if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
@@ -231,15 +235,7 @@ mod tests {
         let mut f = std::fs::File::from(fd.try_clone().unwrap());
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut f, &mut bytes).unwrap();
-        bytes
-            .chunks_exact(8)
-            .map(|i| libc::sock_filter {
-                code: u16::from_ne_bytes([i[0], i[1]]),
-                jt: i[2],
-                jf: i[3],
-                k: u32::from_ne_bytes(i[4..].try_into().unwrap()),
-            })
-            .collect()
+        instructions(&bytes)
     }
 
     #[test]
