@@ -6,14 +6,15 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# rpm/rpmbuild/rpmspec, createrepo_c, ansible-playbook, bwrap, tmt's rsync, git, unshare, a venv
+# rpm/rpmbuild/rpmspec, createrepo_c, ansible-playbook, bwrap, libseccomp (fci links it for the
+# sandbox's seccomp filters), tmt's rsync, git, unshare, a venv
 # for tmt; gcc/make/binutils for the example's %build; procps for the tests' process checks;
 # acl for a %check that sets ACLs; ostree, busybox-static, cpio and kmod for the OSTree base
 # (examples/base/make-base.sh) and `fci compose`; for `fci image` and `fci smoke`: the Debian
 # kernel and ostree-prepare-root (ostree-boot) for the base, e2fsprogs (mkfs.ext4, debugfs),
 # qemu-img and qemu-system-x86_64. mkfs.ext4 and mount also make package code's scratch a
 # file system of its own (see README "Limits on package code").
-packages=(rpm createrepo-c ansible-core bubblewrap rsync git util-linux python3-venv ca-certificates
+packages=(rpm createrepo-c ansible-core bubblewrap libseccomp-dev rsync git util-linux python3-venv ca-certificates
           gcc make binutils procps acl ostree busybox-static cpio kmod e2fsprogs mount qemu-utils)
 # Installed without their recommendations (boot loaders, dracut, firmware, GUI front ends):
 # the images boot their kernel directly under qemu. rabbitmq-server is the real broker the

@@ -156,7 +156,11 @@ impl Log {
         self.line(&format!("$ {}", shown.join(" ")));
         let _ = self.file.flush();
         let start = Instant::now();
-        let no_freeze = cmd.no_fsfreeze;
+        // Built before the fork: nothing is allocated between fork and exec.
+        let no_freeze = match cmd.no_fsfreeze {
+            true => Some(std::sync::Arc::new(crate::seccomp::no_fsfreeze_program()?)),
+            false => None,
+        };
         // A command with a time limit is killed as a whole at it: what it started (git's
         // remote helper, say) would otherwise hold its output pipe open, and fci with it.
         let own_group = cmd.own_group || cmd.timeout.is_some();
@@ -185,8 +189,9 @@ impl Log {
                 use std::os::unix::process::CommandExt;
                 // SAFETY: write and prctl are async-signal-safe; nothing else runs between fork and exec
                 // (the descriptors to write to were opened before the fork);
-                // the seccomp program is a static, built before the fork.
+                // the seccomp program was built before the fork.
                 let join = join.clone();
+                let no_freeze = no_freeze.clone();
                 // SAFETY: getpid cannot fail.
                 let parent = unsafe { libc::getpid() };
                 unsafe {
@@ -204,8 +209,8 @@ impl Log {
                         if libc::getppid() != parent {
                             return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
                         }
-                        if no_freeze {
-                            deny_fsfreeze()?;
+                        if let Some(prog) = &no_freeze {
+                            crate::seccomp::load(prog)?;
                         }
                         if let Some(max) = fsize {
                             let lim = libc::rlimit {
@@ -1060,7 +1065,7 @@ pub struct Cmd {
     /// Files the command reads by descriptor number (a seccomp program for bwrap), kept open
     /// until the command is dropped.
     pub keep: Vec<std::sync::Arc<std::os::fd::OwnedFd>>,
-    /// Refuse `ioctl(FIFREEZE/FITHAW)` to the command (EPERM): see `deny_fsfreeze`.
+    /// Refuse `ioctl(FIFREEZE/FITHAW)` to the command (EPERM): see `no_fsfreeze`.
     pub no_fsfreeze: bool,
     /// Run in a process group of its own (a terminal's Ctrl-C does not reach it), killed
     /// whole when the command ends.
@@ -1070,29 +1075,6 @@ pub struct Cmd {
     /// What a sandboxed command may use (processes, memory, scratch); see `limits`.
     pub bounds: Option<crate::limits::Bounds>,
 }
-
-/// A seccomp program (classic BPF, x86_64 calls) under which `ioctl(FIFREEZE)` and
-/// `ioctl(FITHAW)` fail with EPERM and everything else is allowed.
-static NO_FREEZE: [libc::sock_filter; 9] = {
-    const fn op(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
-        libc::sock_filter { code, jt, jf, k }
-    }
-    const LD_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
-    const JEQ: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-    const RET: u16 = 0x06; // BPF_RET | BPF_K
-                           // (jumps count from the next instruction)
-    [
-        op(LD_ABS, 0, 0, 4),        // arch
-        op(JEQ, 0, 5, 0xc000_003e), // x86_64, else allow
-        op(LD_ABS, 0, 0, 0),        // nr
-        op(JEQ, 0, 3, 16),          // ioctl, else allow
-        op(LD_ABS, 0, 0, 24),       // args[1], its low 32 bits
-        op(JEQ, 2, 0, 0xc004_5877), // FIFREEZE
-        op(JEQ, 1, 0, 0xc004_5878), // FITHAW
-        op(RET, 0, 0, 0x7fff_0000), // allow
-        op(RET, 0, 0, 0x0005_0001), // EPERM
-    ]
-};
 
 /// Makes the command the first process (PID 1) of a new PID namespace, with the calling
 /// process staying behind as a minimal waiter that passes its status on. Runs between fork
@@ -1175,27 +1157,6 @@ unsafe fn own_pid_namespace() -> std::io::Result<()> {
     libc::_exit(libc::WEXITSTATUS(status));
 }
 
-/// `ostree admin deploy` ends with a freeze and thaw of the filesystem holding the sysroot's
-/// /boot, to flush it for a boot loader. A sysroot fci builds in its workspace sits on the
-/// host's filesystem, which that would freeze for everyone. Refused with EPERM, ostree falls
-/// back to `syncfs()`, as it does when not root. Runs between fork and exec.
-unsafe fn deny_fsfreeze() -> std::io::Result<()> {
-    let fprog = libc::sock_fprog {
-        len: NO_FREEZE.len() as u16,
-        filter: NO_FREEZE.as_ptr() as *mut libc::sock_filter,
-    };
-    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-        || libc::prctl(
-            libc::PR_SET_SECCOMP,
-            libc::SECCOMP_MODE_FILTER,
-            &fprog as *const libc::sock_fprog,
-        ) != 0
-    {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 impl Cmd {
     pub fn new(program: impl AsRef<OsStr>) -> Self {
         Cmd {
@@ -1238,7 +1199,11 @@ impl Cmd {
         self.own_group = true;
         self
     }
-    /// See `deny_fsfreeze`.
+    /// `ostree admin deploy` ends with a freeze and thaw of the filesystem holding the
+    /// sysroot's /boot, to flush it for a boot loader. A sysroot fci builds in its workspace
+    /// sits on the host's filesystem, which that would freeze for everyone. Refused with EPERM
+    /// (a seccomp filter, `seccomp::no_fsfreeze_program`), ostree falls back to `syncfs()`, as
+    /// it does when not root.
     pub fn no_fsfreeze(mut self) -> Self {
         self.no_fsfreeze = true;
         self
@@ -1311,6 +1276,22 @@ mod tests {
             );
             assert!(!out.contains(&basic), "{out}");
         }
+    }
+
+    #[test]
+    fn a_command_run_without_fsfreeze_cannot_freeze_and_runs_otherwise() {
+        use super::{Cmd, Log};
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::create(&dir.path().join("log")).unwrap();
+        // ioctl(-1, FIFREEZE): EBADF when the filter lets it through, EPERM when it refuses.
+        let mut errno = |c: Cmd| {
+            let probe = format!("syscall({}, -1, 0xc0045877); print $!+0", libc::SYS_ioctl);
+            let done = log.capture(&c.arg("-e").arg(probe)).unwrap();
+            assert!(done.success(), "{}", done.stderr);
+            done.stdout.parse::<i32>().unwrap()
+        };
+        assert_eq!(errno(Cmd::new("perl").no_fsfreeze()), libc::EPERM);
+        assert_eq!(errno(Cmd::new("perl")), libc::EBADF);
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod progress;
 pub mod resultsdb;
 pub mod run_records;
 pub mod sandbox;
+pub mod seccomp;
 pub mod stage;
 pub mod stages;
 pub mod users;

@@ -239,9 +239,9 @@ impl Sandbox {
             }
         }
         // Root's keyrings are shared with uid 0 outside a user namespace: the keyring calls
-        // fail (a seccomp filter), and /proc/keys lists nothing.
+        // fail (a seccomp filter, see `seccomp::sandbox_program`), and /proc/keys lists nothing.
         c = c.args(["--ro-bind", "/dev/null", "/proc/keys"]);
-        let seccomp = keyring_filter()?;
+        let seccomp = crate::seccomp::sandbox_program()?;
         c = c.arg("--seccomp").arg(seccomp_fd_arg(&seccomp));
         c.keep.push(seccomp);
         // Overlays first: everything hidden below must stay hidden even where an overlay's
@@ -438,135 +438,6 @@ const PROC_COVERED: [&str; 10] = [
     "/proc/driver",
     "/proc/scsi",
 ];
-
-/// A seccomp program (classic BPF) that fails the kernel keyring calls (add_key,
-/// request_key, keyctl) and a new user namespace with EPERM, and io_uring (setup, enter,
-/// register) with ENOSYS, as a
-/// kernel without it would: files a ring holds (registered, then closed and deleted) are in
-/// no /proc listing, so the scratch watcher could not count them (a build held 1 GiB past a
-/// 64 MiB limit that way). For x86_64, x32 and i386 system calls alike, in a memfd for bwrap's
-/// `--seccomp FD`. Each sandbox gets its own descriptor: bwrap reads it to its end.
-/// Hand-written (a dozen instructions) rather than through libseccomp: the filter is built
-/// before any sandbox starts, on hosts where only bwrap is installed.
-fn keyring_filter() -> Result<std::sync::Arc<std::os::fd::OwnedFd>> {
-    use std::io::{Seek, Write};
-    use std::os::fd::{FromRawFd, OwnedFd};
-    const EPERM: u32 = 0x0005_0000 | 1;
-    const ENOSYS: u32 = 0x0005_0000 | 38;
-    const X86_64: u32 = 0xc000_003e;
-    const I386: u32 = 0x4000_0003;
-    const X32: u32 = 0x4000_0000;
-    // A new user namespace: whoever makes one holds every capability over what it mounts
-    // there, which hid files from the scratch watcher (files bind-mounted and then deleted)
-    // and reached the sandbox's own cgroup. clone and unshare are refused only with
-    // CLONE_NEWUSER; clone3, whose flags are behind a pointer, is ENOSYS (libc then uses
-    // clone, as on a kernel without it).
-    const NEWUSER: Option<u32> = Some(0x1000_0000);
-    // (system call number, errno action, flag bits of the first argument that it refuses):
-    // add_key, request_key, keyctl; io_uring_setup, io_uring_enter, io_uring_register;
-    // clone, unshare, clone3.
-    let x86_64: Vec<Call> = [(248, EPERM, None), (249, EPERM, None), (250, EPERM, None)]
-        .into_iter()
-        .chain([
-            (425, ENOSYS, None),
-            (426, ENOSYS, None),
-            (427, ENOSYS, None),
-        ])
-        .chain([
-            (56, EPERM, NEWUSER),
-            (272, EPERM, NEWUSER),
-            (435, ENOSYS, None),
-        ])
-        .flat_map(|(nr, action, flags)| [(nr, action, flags), (X32 | nr, action, flags)])
-        .collect();
-    let i386: Vec<Call> = vec![
-        (286, EPERM, None),
-        (287, EPERM, None),
-        (288, EPERM, None),
-        (425, ENOSYS, None),
-        (426, ENOSYS, None),
-        (427, ENOSYS, None),
-        (120, EPERM, NEWUSER),
-        (310, EPERM, NEWUSER),
-        (435, ENOSYS, None),
-    ];
-    let prog = seccomp_program(&[(X86_64, x86_64), (I386, i386)]);
-    let mut bytes = Vec::with_capacity(prog.len() * 8);
-    for (code, jt, jf, k) in prog {
-        bytes.extend_from_slice(&code.to_ne_bytes());
-        bytes.push(jt);
-        bytes.push(jf);
-        bytes.extend_from_slice(&k.to_ne_bytes());
-    }
-    // SAFETY: memfd_create with a valid C string; the result is checked before use.
-    let fd = unsafe { libc::memfd_create(c"fci-seccomp".as_ptr(), 0) };
-    if fd < 0 {
-        return Err(FciError::Infra(format!(
-            "cannot create the sandbox's seccomp filter: {}",
-            std::io::Error::last_os_error()
-        ))
-        .into());
-    }
-    // SAFETY: fd is a fresh descriptor owned by nothing else. It is inheritable on purpose:
-    // bwrap reads it by number.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut f = std::fs::File::from(owned);
-    f.write_all(&bytes)?;
-    f.rewind()?;
-    Ok(std::sync::Arc::new(OwnedFd::from(f)))
-}
-
-/// A system call a seccomp program refuses: (number, errno action, the flag bits of its
-/// first argument it refuses, or None for every call).
-type Call = (u32, u32, Option<u32>);
-
-/// A classic BPF seccomp program, as (code, jt, jf, k): for each architecture, each listed
-/// system call returns its action (with a flag mask: only when its first argument has one
-/// of those bits); everything else is allowed.
-fn seccomp_program(arches: &[(u32, Vec<Call>)]) -> Vec<(u16, u8, u8, u32)> {
-    const LD_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
-    const JEQ: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-    const JSET: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
-    const RET: u16 = 0x06; // BPF_RET | BPF_K
-    const ALLOW: u32 = 0x7fff_0000;
-    // seccomp_data: nr at 0, arch at 4, args[0] at 16 (its low 32 bits: little-endian).
-    const ARG0: u32 = 16;
-    let mut prog = Vec::new();
-    for (arch, calls) in arches {
-        // Load the architecture; another one skips this block: its number load, each call's
-        // test, and its final allow.
-        prog.push((LD_ABS, 0, 0, 4));
-        let block: usize = 1
-            + calls
-                .iter()
-                .map(|(_, _, f)| if f.is_some() { 5 } else { 2 })
-                .sum::<usize>()
-            + 1;
-        prog.push((JEQ, 0, u8::try_from(block).expect("a short program"), *arch));
-        prog.push((LD_ABS, 0, 0, 0));
-        for (nr, action, flags) in calls {
-            match flags {
-                // Not this call: skip its return.
-                None => {
-                    prog.push((JEQ, 0, 1, *nr));
-                    prog.push((RET, 0, 0, *action));
-                }
-                // This call: its first argument decides (and nothing else is tested, as the
-                // accumulator now holds the argument).
-                Some(mask) => {
-                    prog.push((JEQ, 0, 4, *nr));
-                    prog.push((LD_ABS, 0, 0, ARG0));
-                    prog.push((JSET, 0, 1, *mask));
-                    prog.push((RET, 0, 0, *action));
-                    prog.push((RET, 0, 0, ALLOW));
-                }
-            }
-        }
-        prog.push((RET, 0, 0, ALLOW));
-    }
-    prog.push((RET, 0, 0, ALLOW));
-    prog
-}
 
 fn seccomp_fd_arg(fd: &std::os::fd::OwnedFd) -> String {
     use std::os::fd::AsRawFd;
