@@ -70,3 +70,47 @@ pub enum Shell {
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every time flag takes a duration with units as well as plain seconds, and refuses a bad
+    /// one as a bad value (clap's usage error, exit 2), whatever else its stage requires.
+    #[test]
+    fn every_duration_flag_takes_units() {
+        use clap::error::ErrorKind;
+        let cmd = super::command();
+        let mut seen = 0;
+        for sub in cmd.get_subcommands() {
+            for arg in sub.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                let timed = long.ends_with("timeout") || long.ends_with("interval");
+                let names = arg.get_value_names().unwrap_or_default();
+                let is_duration = names.iter().any(|n| n.as_str() == "DURATION");
+                assert_eq!(timed, is_duration, "{} --{long}", sub.get_name());
+                if !is_duration {
+                    continue;
+                }
+                seen += 1;
+                for (value, good) in [("1h30m", true), ("4h", true), ("600", true), ("4x", false)] {
+                    let r = sub.clone().try_get_matches_from([
+                        sub.get_name().to_string(),
+                        format!("--{long}"),
+                        value.to_string(),
+                    ]);
+                    let bad_value = r
+                        .as_ref()
+                        .err()
+                        .is_some_and(|e| e.kind() == ErrorKind::ValueValidation);
+                    assert_eq!(
+                        !bad_value,
+                        good,
+                        "{} --{long} {value}: {r:?}",
+                        sub.get_name()
+                    );
+                }
+            }
+        }
+        // build, test, integrate, compose, image (2), smoke, conform (4), watch (2)
+        assert_eq!(seen, 13);
+    }
+}
