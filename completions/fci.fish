@@ -42,8 +42,8 @@ complete -c fci -n "__fish_fci_needs_command" -f -a "compose" -d 'Commit the kno
 complete -c fci -n "__fish_fci_needs_command" -f -a "report" -d 'Record the run\'s results and decide its gating (with --gating; --promote acts on it)'
 complete -c fci -n "__fish_fci_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c fci -n "__fish_fci_using_subcommand watch" -l config -d 'The pipeline\'s configuration (monitored packages, dist-git, branches)' -r -F
-complete -c fci -n "__fish_fci_using_subcommand watch" -l interval -d 'Poll again after this long, until stopped (60s, 5m, 1h); with --amqp-url, how often kept messages are tried again while the queue is idle (default 30s)' -r
-complete -c fci -n "__fish_fci_using_subcommand watch" -l remote-timeout -d 'A remote dist-git that does not answer in this long is an ERROR for its package' -r
+complete -c fci -n "__fish_fci_using_subcommand watch" -l interval -d 'Poll again after this long, until stopped (seconds, or 5m, 1h, 1h30m); with --amqp-url, how often kept messages are tried again while the queue is idle (default 30s)' -r
+complete -c fci -n "__fish_fci_using_subcommand watch" -l remote-timeout -d 'A remote dist-git that does not answer in this long is an ERROR for its package (seconds, or 90s, 5m)' -r
 complete -c fci -n "__fish_fci_using_subcommand watch" -l amqp-url -d 'Consume dist-git push messages (git.receive) from this AMQP broker' -r
 complete -c fci -n "__fish_fci_using_subcommand watch" -l queue -d 'The broker queue to consume (declared durable, bound to amq.topic for #.git.receive)' -r
 complete -c fci -n "__fish_fci_using_subcommand watch" -l message -d 'Act on one git.receive message from a file (\'-\' for stdin; at most 1 MiB)' -r -F
@@ -65,7 +65,7 @@ complete -c fci -n "__fish_fci_using_subcommand build" -l branch -d 'Dist-git br
 complete -c fci -n "__fish_fci_using_subcommand build" -l rawhide-release -d 'The Fedora release number rawhide (and a `main` branch) builds for' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l spec -d 'The spec to build, relative to the checkout (default: its only .spec)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand build" -s D -l define -d 'Extra rpm macro definition: NAME=VALUE, or as rpm takes it, \'NAME BODY\' or \'NAME(OPTS) BODY\' (repeatable)' -r
-complete -c fci -n "__fish_fci_using_subcommand build" -l timeout -d 'Kill the build (and a clone of a dist-git URL) after this many seconds (ERROR); 0 for no limit' -r
+complete -c fci -n "__fish_fci_using_subcommand build" -l timeout -d 'Kill the build (and a clone of a dist-git URL) after this long (ERROR): seconds, or 90m, 4h, 1h30m; 0 for no limit' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l max-pids -d 'Most processes and threads package code may run at once (default 1024, or fci.yaml\'s limits.pids); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l max-memory -d 'Most memory package code may use, all its processes together (default 4GiB, or fci.yaml\'s limits.memory); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts; also the most the change\'s RPMs may write when installed (test, compose) (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r
@@ -85,7 +85,7 @@ sti\t''
 tmt\t''"
 complete -c fci -n "__fish_fci_using_subcommand test" -l tags -d 'STI tags to select (comma-separated: classic, container, atomic)' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -l retries -d 'Retry each failing test case up to N more times, recording every attempt' -r
-complete -c fci -n "__fish_fci_using_subcommand test" -l timeout -d 'Kill a test run (a playbook, or tmt), the install of the packages and a clone of a tests URL after this many seconds (ERROR); 0 for no limit' -r
+complete -c fci -n "__fish_fci_using_subcommand test" -l timeout -d 'Kill a test run (a playbook, or tmt), the install of the packages and a clone of a tests URL after this long (ERROR): seconds, or 90m, 4h, 1h30m; 0 for no limit' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -l max-pids -d 'Most processes and threads package code may run at once (default 1024, or fci.yaml\'s limits.pids); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -l max-memory -d 'Most memory package code may use, all its processes together (default 4GiB, or fci.yaml\'s limits.memory); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts; also the most the change\'s RPMs may write when installed (test, compose) (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r
@@ -105,7 +105,7 @@ sti\t''
 tmt\t''"
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l tags -d 'STI tags to select (comma-separated: classic, container, atomic)' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l retries -d 'Retry each failing test case up to N more times, recording every attempt' -r
-complete -c fci -n "__fish_fci_using_subcommand integrate" -l timeout -d 'Kill a test run (a playbook, or tmt), the install of the packages and a clone of a tests URL after this many seconds (ERROR); 0 for no limit' -r
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l timeout -d 'Kill a test run (a playbook, or tmt), the install of the packages and a clone of a tests URL after this long (ERROR): seconds, or 90m, 4h, 1h30m; 0 for no limit' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l max-pids -d 'Most processes and threads package code may run at once (default 1024, or fci.yaml\'s limits.pids); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l max-memory -d 'Most memory package code may use, all its processes together (default 4GiB, or fci.yaml\'s limits.memory); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts; also the most the change\'s RPMs may write when installed (test, compose) (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r
@@ -120,16 +120,16 @@ complete -c fci -n "__fish_fci_using_subcommand integrate" -s h -l help -d 'Prin
 complete -c fci -n "__fish_fci_using_subcommand conform" -l kubeconfig -d 'An existing cluster\'s kubeconfig (it must run the composed tree)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand conform" -l installer -d 'A command that installs a cluster from the composed tree and leaves {kubeconfig}; its arguments end with \';\'' -r
 complete -c fci -n "__fish_fci_using_subcommand conform" -l context -d 'The kubeconfig context to use (default: its current-context)' -r
-complete -c fci -n "__fish_fci_using_subcommand conform" -l install-timeout -d 'Kill the installer after this many seconds (ERROR); 0 for none' -r
-complete -c fci -n "__fish_fci_using_subcommand conform" -l ready-timeout -d 'How long to wait for the API server\'s /readyz to answer 200 (ERROR after)' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l install-timeout -d 'Kill the installer after this long (ERROR): seconds, or 90m, 4h, 1h30m; 0 for none' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l ready-timeout -d 'How long to wait for the API server\'s /readyz to answer 200 (ERROR after): seconds, or 90s, 10m' -r
 complete -c fci -n "__fish_fci_using_subcommand conform" -l runner -d 'The conformance runner' -r -f -a "sonobuoy\t'sonobuoy run --mode MODE --wait; retrieve; delete'
 e2e.test\t'e2e.test --ginkgo.focus \'\\[Conformance\\]\''
 openshift-tests\t'openshift-tests run kubernetes/conformance'"
 complete -c fci -n "__fish_fci_using_subcommand conform" -l mode -d 'sonobuoy\'s --mode' -r
 complete -c fci -n "__fish_fci_using_subcommand conform" -l runner-cmd -d 'Any other runner: a command that writes JUnit files into {junit_dir}; its arguments end with \';\' (instead of --runner)' -r
-complete -c fci -n "__fish_fci_using_subcommand conform" -l timeout -d 'Kill the conformance runner after this many seconds (ERROR); 0 for none' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l timeout -d 'Kill the conformance runner after this long (ERROR): seconds, or 90m, 4h, 1h30m; 0 for none' -r
 complete -c fci -n "__fish_fci_using_subcommand conform" -l teardown -d 'A command run at the end whatever happened (also after a failure, an ERROR or Ctrl-C), e.g. to destroy the cluster; its arguments end with \';\'' -r
-complete -c fci -n "__fish_fci_using_subcommand conform" -l teardown-timeout -d 'Kill the teardown after this many seconds; 0 for none' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l teardown-timeout -d 'Kill the teardown after this long: seconds, or 90m, 4h, 1h30m; 0 for none' -r
 complete -c fci -n "__fish_fci_using_subcommand conform" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand conform" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
 complete -c fci -n "__fish_fci_using_subcommand conform" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
@@ -139,11 +139,11 @@ complete -c fci -n "__fish_fci_using_subcommand conform" -s q -l quiet -d 'No pr
 complete -c fci -n "__fish_fci_using_subcommand conform" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c fci -n "__fish_fci_using_subcommand image" -l format -d 'Disk image format' -r -f -a "qcow2\t''
 raw\t''"
-complete -c fci -n "__fish_fci_using_subcommand image" -l interval -d 'Make an image at most this often per branch (SECS, or 90m, 6h, 1d; 0: every run); a run before then is SKIPPED saying when the next is due, and exits 0. --force images' -r
+complete -c fci -n "__fish_fci_using_subcommand image" -l interval -d 'Make an image at most this often per branch (seconds, or 90m, 6h, 1d12h; 0: every run); a run before then is SKIPPED saying when the next is due, and exits 0. --force images' -r
 complete -c fci -n "__fish_fci_using_subcommand image" -l size -d 'The disk\'s virtual size in MiB (default: twice the deployment, at least 256)' -r
 complete -c fci -n "__fish_fci_using_subcommand image" -l karg -d 'An extra kernel argument for the deployment (repeatable); the defaults are root=/dev/vda rw console=ttyS0 panic=-1' -r
 complete -c fci -n "__fish_fci_using_subcommand image" -l os -d 'The deployment\'s OS name (the stateroot under /ostree/deploy)' -r
-complete -c fci -n "__fish_fci_using_subcommand image" -l timeout -d 'Kill the image build after this many seconds (ERROR); 0 for no limit' -r
+complete -c fci -n "__fish_fci_using_subcommand image" -l timeout -d 'Kill the image build after this long (ERROR): seconds, or 90m, 4h, 1h30m; 0 for no limit' -r
 complete -c fci -n "__fish_fci_using_subcommand image" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand image" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
 complete -c fci -n "__fish_fci_using_subcommand image" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
@@ -156,7 +156,7 @@ complete -c fci -n "__fish_fci_using_subcommand smoke" -l accel -d 'The accelera
 kvm\t''
 tcg\t''"
 complete -c fci -n "__fish_fci_using_subcommand smoke" -l memory -d 'Guest memory in MiB' -r
-complete -c fci -n "__fish_fci_using_subcommand smoke" -l timeout -d 'Kill the guest after this many seconds (FAILED: it did not finish booting and checking)' -r
+complete -c fci -n "__fish_fci_using_subcommand smoke" -l timeout -d 'Kill the guest after this long (FAILED: it did not finish booting and checking): seconds, or 90s, 5m, 1h' -r
 complete -c fci -n "__fish_fci_using_subcommand smoke" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand smoke" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
 complete -c fci -n "__fish_fci_using_subcommand smoke" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
@@ -216,7 +216,7 @@ complete -c fci -n "__fish_fci_using_subcommand completions" -s q -l quiet -d 'N
 complete -c fci -n "__fish_fci_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand compose" -l branch -d 'The dist-git branch whose known-good base to compose on (default: the subject\'s)' -r
 complete -c fci -n "__fish_fci_using_subcommand compose" -l ostree-repo -d 'A shared OSTree repository (absolute path) for this workspace\'s pipeline, instead of the workspace\'s own `ostree/repo`; recorded in the workspace, so later stages find it (env FCI_OSTREE_REPO; empty means unset)' -r -F
-complete -c fci -n "__fish_fci_using_subcommand compose" -l timeout -d 'Kill the compose after this many seconds (ERROR); 0 for no limit' -r
+complete -c fci -n "__fish_fci_using_subcommand compose" -l timeout -d 'Kill the compose after this long (ERROR): seconds, or 90m, 4h, 1h30m; 0 for no limit' -r
 complete -c fci -n "__fish_fci_using_subcommand compose" -l max-pids -d 'Most processes and threads package code may run at once (default 1024, or fci.yaml\'s limits.pids); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand compose" -l max-memory -d 'Most memory package code may use, all its processes together (default 4GiB, or fci.yaml\'s limits.memory); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand compose" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts; also the most the change\'s RPMs may write when installed (test, compose) (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r

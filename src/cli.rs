@@ -56,42 +56,19 @@ pub enum Command {
     /// The known-good OSTree base composes build on: make a branch's first one
     Base(crate::stages::compose::base::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
-    Completions { shell: clap_complete::Shell },
+    Completions { shell: Shell },
 }
 
-/// A macro definition as `NAME=VALUE`, or as rpm's `--define` takes it: `NAME BODY` or a
-/// parametric `NAME(OPTS) BODY`. The name keeps its `(OPTS)`, since that is how rpm reads it.
-pub fn parse_define(s: &str) -> Result<(String, String), String> {
-    let name_end = s
-        .find(|c: char| c == '=' || c == '(' || c.is_whitespace())
-        .unwrap_or(s.len());
-    let (name, rest) = s.split_at(name_end);
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!(
-            "invalid macro name `{name}`: expected NAME=VALUE, NAME BODY or NAME(OPTS) BODY"
-        ));
-    }
-    if let Some(v) = rest.strip_prefix('=') {
-        return Ok((name.to_string(), v.to_string()));
-    }
-    let (opts, body) = match rest.strip_prefix('(') {
-        Some(r) => {
-            let close = r
-                .find(')')
-                .ok_or_else(|| format!("macro `{name}`: `(` without `)`"))?;
-            (format!("({})", &r[..close]), &r[close + 1..])
-        }
-        None => (String::new(), rest),
-    };
-    if !body.starts_with(char::is_whitespace) {
-        return Err(format!("macro `{name}{opts}` has no body"));
-    }
-    Ok((format!("{name}{opts}"), body.trim_start().to_string()))
-}
-
-/// Seconds from the command line as a timeout; 0 means none.
-pub fn timeout(secs: u64) -> Option<std::time::Duration> {
-    (secs > 0).then(|| std::time::Duration::from_secs(secs))
+/// A shell `fci completions` prints the script of: the scripts under `completions/`, made by
+/// `tests/generated_docs.rs` (so that the binary does not carry a generator) and built in.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Elvish,
+    Fish,
+    #[value(name = "powershell")]
+    PowerShell,
+    Zsh,
 }
 
 pub fn command() -> clap::Command {
@@ -125,103 +102,46 @@ pub fn completion_command() -> clap::Command {
     cmd
 }
 
-/// The files under `completions/` and `man/`, as (path, contents), generated from the CLI.
-pub fn generated_docs() -> Vec<(String, Vec<u8>)> {
-    use clap_complete::Shell;
-    let mut out = Vec::new();
-    for (shell, file) in [
-        (Shell::Bash, "completions/fci.bash"),
-        (Shell::Zsh, "completions/_fci"),
-        (Shell::Fish, "completions/fci.fish"),
-    ] {
-        let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut completion_command(), "fci", &mut buf);
-        out.push((file.to_string(), buf));
-    }
-    let cmd = command();
-    let mut buf = Vec::new();
-    clap_mangen::Man::new(cmd.clone())
-        .render(&mut buf)
-        .expect("render man page");
-    out.push(("man/fci.1".to_string(), buf));
-    man_pages(&cmd, "fci", &mut out);
-    out
-}
-
-/// A man page per subcommand, `man/fci-<sub>.1`, and per subcommand of those
-/// (`man/fci-gating-decide.1`).
-fn man_pages(cmd: &clap::Command, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        let name = format!("{prefix}-{}", sub.get_name());
-        let mut buf = Vec::new();
-        clap_mangen::Man::new(sub.clone().name(name.clone()))
-            .render(&mut buf)
-            .expect("render man page");
-        out.push((format!("man/{name}.1"), buf));
-        man_pages(sub, &name, out);
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::parse_define;
-
+    /// Every time flag takes a duration with units as well as plain seconds, and refuses a bad
+    /// one as a bad value (clap's usage error, exit 2), whatever else its stage requires.
     #[test]
-    fn defines_take_rpms_forms() {
-        assert_eq!(
-            parse_define("dist=.fc41").unwrap(),
-            ("dist".into(), ".fc41".into())
-        );
-        assert_eq!(
-            parse_define("with_x 1").unwrap(),
-            ("with_x".into(), "1".into())
-        );
-        assert_eq!(
-            parse_define("greet(n:) hello %{-n*}").unwrap(),
-            ("greet(n:)".into(), "hello %{-n*}".into())
-        );
-        assert!(parse_define("bad-name=1").is_err());
-        assert!(parse_define("greet(n: x").is_err());
-        assert!(parse_define("nobody").is_err());
-    }
-}
-
-/// A duration as `SECS`, or a number with `s`, `m`, `h` or `d` (`90m`, `6h`, `1d`).
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (e.g. 3600, 90m, 6h, 1d)"))?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use s, m, h or d)")),
-    };
-    // A hundred years is forever for a pipeline, and keeps every date computable.
-    n.checked_mul(mult)
-        .filter(|secs| *secs <= 100 * 365 * 86400)
-        .map(std::time::Duration::from_secs)
-        .ok_or_else(|| format!("`{s}` is longer than 100 years"))
-}
-
-#[cfg(test)]
-mod duration_tests {
-    #[test]
-    fn durations() {
-        use super::parse_duration as p;
-        assert_eq!(p("90").unwrap().as_secs(), 90);
-        assert_eq!(p("90m").unwrap().as_secs(), 5400);
-        assert_eq!(p("6h").unwrap().as_secs(), 21600);
-        assert_eq!(p("1d").unwrap().as_secs(), 86400);
-        assert!(p("6x").is_err());
-        assert!(p("h").is_err());
-        assert!(p("").is_err());
-        assert!(p("100000000000000").is_err());
-        assert!(p("36501d").is_err());
+    fn every_duration_flag_takes_units() {
+        use clap::error::ErrorKind;
+        let cmd = super::command();
+        let mut seen = 0;
+        for sub in cmd.get_subcommands() {
+            for arg in sub.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                let timed = long.ends_with("timeout") || long.ends_with("interval");
+                let names = arg.get_value_names().unwrap_or_default();
+                let is_duration = names.iter().any(|n| n.as_str() == "DURATION");
+                assert_eq!(timed, is_duration, "{} --{long}", sub.get_name());
+                if !is_duration {
+                    continue;
+                }
+                seen += 1;
+                for (value, good) in [("1h30m", true), ("4h", true), ("600", true), ("4x", false)] {
+                    let r = sub.clone().try_get_matches_from([
+                        sub.get_name().to_string(),
+                        format!("--{long}"),
+                        value.to_string(),
+                    ]);
+                    let bad_value = r
+                        .as_ref()
+                        .err()
+                        .is_some_and(|e| e.kind() == ErrorKind::ValueValidation);
+                    assert_eq!(
+                        !bad_value,
+                        good,
+                        "{} --{long} {value}: {r:?}",
+                        sub.get_name()
+                    );
+                }
+            }
+        }
+        // build, test, integrate, compose, image (2), smoke, conform (4), watch (2)
+        assert_eq!(seen, 13);
     }
 }

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod digest;
 pub mod distgit;
+pub mod duration;
 pub mod error;
 pub mod exec;
 pub mod gating;

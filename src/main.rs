@@ -1,5 +1,5 @@
 use clap::Parser;
-use fci::cli::{Cli, Command};
+use fci::cli::{Cli, Command, Shell};
 use fci::error::exit_code_of;
 
 fn main() {
@@ -85,13 +85,21 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Gating(a) => fci::gating::cli::exec(a, &cli.workspace),
         Command::Base(a) => fci::stages::compose::base::exec(a, &cli.workspace),
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut fci::cli::completion_command(),
-                "fci",
-                &mut std::io::stdout(),
-            );
+            use std::io::Write;
+            std::io::stdout().write_all(completion_script(shell))?;
             Ok(0)
         }
+    }
+}
+
+/// The completion scripts as generated into `completions/` (tests/generated_docs.rs keeps them
+/// current), built in: no generator ships with fci.
+fn completion_script(shell: Shell) -> &'static [u8] {
+    match shell {
+        Shell::Bash => include_bytes!("../completions/fci.bash"),
+        Shell::Elvish => include_bytes!("../completions/fci.elv"),
+        Shell::Fish => include_bytes!("../completions/fci.fish"),
+        Shell::PowerShell => include_bytes!("../completions/_fci.ps1"),
+        Shell::Zsh => include_bytes!("../completions/_fci"),
     }
 }

@@ -381,6 +381,30 @@ fn a_hung_build_is_killed_at_the_timeout_and_is_an_error() {
     assert_no_process("sleep 62", "the build's process");
 }
 
+/// `--timeout` takes units (`1h`, `1h30m`) as well as seconds; a bad one is bad usage, said
+/// on one line naming the flag and the value.
+#[test]
+fn the_timeout_takes_units_and_a_bad_one_is_named() {
+    let w = Ws::new();
+    let r = w.build("hello-atomic", &["--timeout", "1h"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    assert_eq!(r.stage(&m, "build")["outcome"], "PASSED");
+    assert_eq!(r.stage(&m, "build")["cached"], false);
+    for bad in ["4x", "1h30", "an hour", "100000000000000"] {
+        let r = w.build("hello-atomic", &["--timeout", bad]);
+        assert_eq!(r.code, 2, "{bad}: {}", r.stderr);
+        let first = r.stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("error: ")
+                && first.contains("--timeout")
+                && first.contains(&format!("'{bad}'")),
+            "{bad}: {}",
+            r.stderr
+        );
+    }
+}
+
 #[test]
 fn spec_code_runs_sandboxed_even_when_only_parsed() {
     let w = Ws::new();

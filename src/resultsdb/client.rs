@@ -58,18 +58,19 @@ impl Client {
                 format!("Bearer {t}")
             }
         });
-        // A slow server is one that does not answer within this (FCI_RESULTSDB_TIMEOUT secs).
-        let secs = std::env::var("FCI_RESULTSDB_TIMEOUT")
+        // A slow server is one that does not answer within this (FCI_RESULTSDB_TIMEOUT, a
+        // duration as the flags take it: seconds, or `90s`, `2m`).
+        let limit = std::env::var("FCI_RESULTSDB_TIMEOUT")
             .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .filter(|s| (1..=600).contains(s))
-            .unwrap_or(20);
+            .and_then(|s| crate::duration::parse(&s).ok())
+            .filter(|d| (Duration::from_secs(1)..=Duration::from_secs(600)).contains(d))
+            .unwrap_or(Duration::from_secs(20));
         // Never proxied to loopback, no redirect followed with a token (`crate::net`).
         // A password in the URL is a credential too: no redirect is followed with it.
         let credentialed = auth.is_some() || crate::exec::userinfo(url).is_some();
         let http = crate::net::client_for(url, credentialed)
-            .connect_timeout(Duration::from_secs(5.min(secs)))
-            .timeout(Duration::from_secs(secs))
+            .connect_timeout(limit.min(Duration::from_secs(5)))
+            .timeout(limit)
             .build()?;
         Ok(Client { api, auth, http })
     }

@@ -4,6 +4,7 @@
 //! driver does the rest. Backends: `rpmbuild.rs` (default) and `mock.rs`.
 
 pub mod backend;
+mod define;
 pub mod fedora_env;
 pub mod mock;
 pub mod prepare;
@@ -66,7 +67,7 @@ pub struct Args {
     pub spec: Option<PathBuf>,
     /// Extra rpm macro definition: NAME=VALUE, or as rpm takes it, 'NAME BODY' or
     /// 'NAME(OPTS) BODY' (repeatable)
-    #[arg(long = "define", short = 'D', value_name = "NAME=VALUE", value_parser = crate::cli::parse_define)]
+    #[arg(long = "define", short = 'D', value_name = "NAME=VALUE", value_parser = define::parse_define)]
     pub defines: Vec<(String, String)>,
     /// Do not run %check (the build.check result is SKIPPED)
     #[arg(long)]
@@ -74,10 +75,10 @@ pub struct Args {
     /// Fail (ERROR) instead of building with --nodeps when the host cannot satisfy BuildRequires
     #[arg(long)]
     pub strict_builddeps: bool,
-    /// Kill the build (and a clone of a dist-git URL) after this many seconds (ERROR); 0 for no
-    /// limit
-    #[arg(long, default_value_t = 14400, value_name = "SECS")]
-    pub timeout: u64,
+    /// Kill the build (and a clone of a dist-git URL) after this long (ERROR): seconds, or 90m,
+    /// 4h, 1h30m; 0 for no limit
+    #[arg(long, default_value = "4h", value_name = "DURATION", value_parser = crate::duration::parse)]
+    pub timeout: std::time::Duration,
     #[command(flatten)]
     pub limits: crate::limits::LimitArgs,
     #[command(flatten)]

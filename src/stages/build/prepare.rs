@@ -74,7 +74,7 @@ pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
         git_ref.as_deref(),
         &cx.dir(),
         fci_paths(cx, &args.common.output),
-        crate::cli::timeout(args.timeout),
+        crate::duration::limit(args.timeout),
         cx.log(),
     )?;
     if co.commit.is_some() {

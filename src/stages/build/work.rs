@@ -85,7 +85,7 @@ fn build_bounded(
     rec.data.insert("limits".into(), json!(limits));
     // --timeout bounds the whole build, not each command of it (the spec's parses, rpmbuild,
     // the parse that explains a failure): each gets what is left.
-    let deadline = crate::cli::timeout(args.timeout).map(|t| std::time::Instant::now() + t);
+    let deadline = crate::duration::limit(args.timeout).map(|t| std::time::Instant::now() + t);
     let left = || {
         deadline.map(|d| {
             d.saturating_duration_since(std::time::Instant::now())
@@ -103,7 +103,7 @@ fn build_bounded(
         nodeps,
         nocheck: args.nocheck,
         timeout: left(),
-        timeout_whole: crate::cli::timeout(args.timeout),
+        timeout_whole: crate::duration::limit(args.timeout),
         limits,
         macros: dirs.macros.as_deref(),
     };
@@ -344,12 +344,12 @@ fn explain_failure(
     if out.timed_out {
         rec.outcome = Outcome::Error;
         rec.notes.push(format!(
-            "killed after {}s: the build exceeded --timeout",
-            args.timeout
+            "killed after {}: the build exceeded --timeout",
+            crate::duration::show(args.timeout)
         ));
         progress::note(&format!(
-            "build ERROR: killed after {}s (--timeout)",
-            args.timeout
+            "build ERROR: killed after {} (--timeout)",
+            crate::duration::show(args.timeout)
         ));
         return Ok(());
     }

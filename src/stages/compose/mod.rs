@@ -33,9 +33,9 @@ pub struct Args {
     /// (env FCI_OSTREE_REPO; empty means unset)
     #[arg(long, value_name = "PATH")]
     pub ostree_repo: Option<PathBuf>,
-    /// Kill the compose after this many seconds (ERROR); 0 for no limit
-    #[arg(long, default_value_t = 1800, value_name = "SECS")]
-    pub timeout: u64,
+    /// Kill the compose after this long (ERROR): seconds, or 90m, 4h, 1h30m; 0 for no limit
+    #[arg(long, default_value = "30m", value_name = "DURATION", value_parser = crate::duration::parse)]
+    pub timeout: std::time::Duration,
     #[command(flatten)]
     pub limits: crate::limits::LimitArgs,
     #[command(flatten)]
@@ -171,7 +171,7 @@ impl Stage for Compose {
             base_ref,
             base,
             rpms: rpm_paths,
-            timeout: crate::cli::timeout(self.args.timeout),
+            timeout: crate::duration::limit(self.args.timeout),
             // No package code runs here (rpm runs with --noscripts): of the limits, the
             // scratch space bounds what the install writes into the tree.
             limits: crate::config::run_limits(

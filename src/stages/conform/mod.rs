@@ -56,12 +56,13 @@ pub struct Args {
     /// The kubeconfig context to use (default: its current-context)
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
-    /// Kill the installer after this many seconds (ERROR); 0 for none
-    #[arg(long, default_value_t = 3600, value_name = "SECS")]
-    pub install_timeout: u64,
-    /// How long to wait for the API server's /readyz to answer 200 (ERROR after)
-    #[arg(long, default_value_t = 600, value_name = "SECS")]
-    pub ready_timeout: u64,
+    /// Kill the installer after this long (ERROR): seconds, or 90m, 4h, 1h30m; 0 for none
+    #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = crate::duration::parse)]
+    pub install_timeout: Duration,
+    /// How long to wait for the API server's /readyz to answer 200 (ERROR after): seconds, or
+    /// 90s, 10m
+    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = crate::duration::parse)]
+    pub ready_timeout: Duration,
     /// The conformance runner
     #[arg(long, value_enum, default_value_t = Kind::Sonobuoy)]
     pub runner: Kind,
@@ -79,9 +80,10 @@ pub struct Args {
         conflicts_with_all = ["runner", "mode"]
     )]
     pub runner_cmd: Option<Vec<String>>,
-    /// Kill the conformance runner after this many seconds (ERROR); 0 for none
-    #[arg(long, default_value_t = 7200, value_name = "SECS")]
-    pub timeout: u64,
+    /// Kill the conformance runner after this long (ERROR): seconds, or 90m, 4h, 1h30m; 0 for
+    /// none
+    #[arg(long, default_value = "2h", value_name = "DURATION", value_parser = crate::duration::parse)]
+    pub timeout: Duration,
     /// A command run at the end whatever happened (also after a failure, an ERROR or
     /// Ctrl-C), e.g. to destroy the cluster; its arguments end with ';'
     #[arg(
@@ -92,9 +94,9 @@ pub struct Args {
         value_terminator = ";"
     )]
     pub teardown: Option<Vec<String>>,
-    /// Kill the teardown after this many seconds; 0 for none
-    #[arg(long, default_value_t = 1800, value_name = "SECS")]
-    pub teardown_timeout: u64,
+    /// Kill the teardown after this long: seconds, or 90m, 4h, 1h30m; 0 for none
+    #[arg(long, default_value = "30m", value_name = "DURATION", value_parser = crate::duration::parse)]
+    pub teardown_timeout: Duration,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -420,7 +422,7 @@ impl Conform {
                 // In the directory fci was started from, as a user expects of
                 // `--installer ansible-playbook -i inventory install.yml`.
                 &crate::exec::Cmd::new(&argv[0]).args(&argv[1..]),
-                crate::cli::timeout(a.install_timeout),
+                crate::duration::limit(a.install_timeout),
                 false,
                 OnSignal::Kill,
             )?;
@@ -434,8 +436,8 @@ impl Conform {
                     error(
                         rec,
                         format!(
-                            "the installer ran past --install-timeout {}s and was killed",
-                            a.install_timeout
+                            "the installer ran past --install-timeout {} and was killed",
+                            crate::duration::show(a.install_timeout)
                         ),
                     );
                     return Ok(Vec::new());
@@ -499,12 +501,7 @@ impl Conform {
         spinner.step(&format!("waiting for {}/readyz", cluster.display_server()));
         let client = ready::client(cluster)
             .map_err(|why| FciError::Infra(format!("{}: {why}", p.kubeconfig.display())))?;
-        match ready::wait(
-            cluster,
-            &client,
-            Duration::from_secs(a.ready_timeout),
-            cx.log(),
-        ) {
+        match ready::wait(cluster, &client, a.ready_timeout, cx.log()) {
             ready::Ready::Yes { waited_s } => {
                 rec.data.insert("ready_wait_s".into(), json!(waited_s));
             }
@@ -524,9 +521,9 @@ impl Conform {
                 error(
                     rec,
                     format!(
-                        "{}/readyz was not ready after --ready-timeout {}s; last answer: {last}",
+                        "{}/readyz was not ready after --ready-timeout {}; last answer: {last}",
                         cluster.display_server(),
-                        a.ready_timeout
+                        crate::duration::show(a.ready_timeout)
                     ),
                 );
                 return Ok(Vec::new());
@@ -545,7 +542,7 @@ impl Conform {
             &p.kubeconfig,
             &p.workdir,
             &p.junit_dir,
-            crate::cli::timeout(a.timeout),
+            crate::duration::limit(a.timeout),
             cx.log(),
         )?;
         rec.data.insert("runner_exit".into(), json!(ran.exit));
@@ -556,9 +553,9 @@ impl Conform {
                 error(
                     rec,
                     format!(
-                        "the {} runner ran past --timeout {}s and was killed",
+                        "the {} runner ran past --timeout {} and was killed",
                         p.runner.name(),
-                        a.timeout
+                        crate::duration::show(a.timeout)
                     ),
                 );
                 return Ok(Vec::new());
@@ -771,18 +768,19 @@ impl Conform {
 
 /// Runs the teardown; its trouble is noted, and an ERROR only when nothing else went wrong
 /// (a FAILED suite stays FAILED: that is the news, the leftover cluster a note).
-fn teardown(cx: &mut Ctx, rec: &mut RecordParts, argv: &[String], limit: u64) -> Result<()> {
+fn teardown(cx: &mut Ctx, rec: &mut RecordParts, argv: &[String], limit: Duration) -> Result<()> {
     let g = cancel::run(
         cx.log(),
         &crate::exec::Cmd::new(&argv[0]).args(&argv[1..]),
-        crate::cli::timeout(limit),
+        crate::duration::limit(limit),
         false,
         OnSignal::Ignore,
     )?;
     rec.data.insert("teardown_exit".into(), json!(g.done.code));
     let trouble = match g.stopped {
         Some(_) => Some(format!(
-            "the teardown ran past --teardown-timeout {limit}s and was killed"
+            "the teardown ran past --teardown-timeout {} and was killed",
+            crate::duration::show(limit)
         )),
         None if !g.done.success() => Some(format!(
             "the teardown {} {}: the cluster may be left running",

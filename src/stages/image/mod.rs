@@ -49,9 +49,9 @@ pub struct Args {
     /// Disk image format
     #[arg(long, value_enum, default_value_t = Format::Qcow2)]
     pub format: Format,
-    /// Make an image at most this often per branch (SECS, or 90m, 6h, 1d; 0: every run);
+    /// Make an image at most this often per branch (seconds, or 90m, 6h, 1d12h; 0: every run);
     /// a run before then is SKIPPED saying when the next is due, and exits 0. --force images
-    #[arg(long, default_value = "0", value_parser = crate::cli::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "0", value_parser = crate::duration::parse, value_name = "DURATION")]
     pub interval: Duration,
     /// The disk's virtual size in MiB (default: twice the deployment, at least 256)
     #[arg(long, value_name = "MIB")]
@@ -63,9 +63,9 @@ pub struct Args {
     /// The deployment's OS name (the stateroot under /ostree/deploy)
     #[arg(long, default_value = "fci", value_name = "NAME")]
     pub os: String,
-    /// Kill the image build after this many seconds (ERROR); 0 for no limit
-    #[arg(long, default_value_t = 900, value_name = "SECS")]
-    pub timeout: u64,
+    /// Kill the image build after this long (ERROR): seconds, or 90m, 4h, 1h30m; 0 for no limit
+    #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = crate::duration::parse)]
+    pub timeout: Duration,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -206,7 +206,7 @@ impl Stage for Image {
             kargs,
             format: self.args.format,
             size_mib: self.args.size,
-            timeout: crate::cli::timeout(self.args.timeout),
+            timeout: crate::duration::limit(self.args.timeout),
         };
         Ok(Plan::Run(inputs, work))
     }

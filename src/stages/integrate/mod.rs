@@ -76,7 +76,7 @@ impl Stage for Integrate {
             a.tests_ref.as_deref(),
             &dir,
             vec![cx.ws.root().to_path_buf()],
-            crate::cli::timeout(a.suite.timeout),
+            crate::duration::limit(a.suite.timeout),
             cx.log(),
         )?;
         let suites = test_stage::discover(&tests.dir, a.suite.runner)?;
@@ -146,7 +146,7 @@ impl Stage for Integrate {
                 .collect(),
             subjects: Vec::new(),
             network: a.suite.network,
-            timeout: crate::cli::timeout(a.suite.timeout),
+            timeout: crate::duration::limit(a.suite.timeout),
             limits,
         };
         rec.data.insert("commit".into(), json!(p.commit));

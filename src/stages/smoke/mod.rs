@@ -34,9 +34,10 @@ pub struct Args {
     /// Guest memory in MiB
     #[arg(long, default_value_t = 512, value_name = "MIB")]
     pub memory: u64,
-    /// Kill the guest after this many seconds (FAILED: it did not finish booting and checking)
-    #[arg(long, default_value_t = 300, value_name = "SECS")]
-    pub timeout: u64,
+    /// Kill the guest after this long (FAILED: it did not finish booting and checking): seconds,
+    /// or 90s, 5m, 1h
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = crate::duration::parse)]
+    pub timeout: std::time::Duration,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -208,7 +209,7 @@ impl Stage for Smoke {
                 (checks_disk, "raw", true),
             ],
             serials: vec![&serial, &answers],
-            timeout: crate::cli::timeout(a.timeout),
+            timeout: crate::duration::limit(a.timeout),
         };
         spinner.step(&format!("booting under {}", accel.as_str().to_uppercase()));
         let started = Instant::now();
@@ -317,10 +318,13 @@ fn results(
     expected: &str,
     checks: &[String],
     timed_out: bool,
-    timeout: u64,
+    timeout: std::time::Duration,
 ) -> Vec<TestResult> {
     let stopped = if timed_out {
-        format!("the guest was killed after {timeout}s (--timeout)")
+        format!(
+            "the guest was killed after {} (--timeout)",
+            crate::duration::show(timeout)
+        )
     } else if let Some(p) = &r.panic {
         format!("the kernel panicked: {p}")
     } else {
@@ -402,10 +406,16 @@ mod tests {
 
     fn outcomes(r: &console::Report, checks: usize, timed_out: bool) -> Vec<(String, Outcome)> {
         let checks: Vec<String> = (0..checks).map(|i| format!("c{i}")).collect();
-        results(r, "good", &checks, timed_out, 9)
-            .into_iter()
-            .map(|t| (t.testcase, t.outcome))
-            .collect()
+        results(
+            r,
+            "good",
+            &checks,
+            timed_out,
+            std::time::Duration::from_secs(9),
+        )
+        .into_iter()
+        .map(|t| (t.testcase, t.outcome))
+        .collect()
     }
 
     #[test]
@@ -439,7 +449,13 @@ mod tests {
         // Everything reported, then killed at the timeout (no power-off): not a pass.
         let hung = outcomes(&all, 1, true);
         assert_eq!(hung[0].1, Outcome::Failed, "{hung:?}");
-        let notes = results(&all, "good", &["c0".into()], true, 9);
+        let notes = results(
+            &all,
+            "good",
+            &["c0".into()],
+            true,
+            std::time::Duration::from_secs(9),
+        );
         assert!(
             notes[0]
                 .note

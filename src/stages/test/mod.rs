@@ -56,9 +56,9 @@ pub struct SuiteArgs {
     #[arg(long)]
     pub network: bool,
     /// Kill a test run (a playbook, or tmt), the install of the packages and a clone of a tests
-    /// URL after this many seconds (ERROR); 0 for no limit
-    #[arg(long, default_value_t = 3600, value_name = "SECS")]
-    pub timeout: u64,
+    /// URL after this long (ERROR): seconds, or 90m, 4h, 1h30m; 0 for no limit
+    #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = crate::duration::parse)]
+    pub timeout: std::time::Duration,
     #[command(flatten)]
     pub limits: crate::limits::LimitArgs,
 }
@@ -293,7 +293,7 @@ impl Stage for Test {
             &p.rpms,
             a.base_root.as_deref(),
             limits.scratch,
-            crate::cli::timeout(a.suite.timeout),
+            crate::duration::limit(a.suite.timeout),
             cx.log(),
         )? {
             Ok(subj) => subj,
@@ -325,7 +325,7 @@ impl Stage for Test {
                 .collect(),
             subjects: p.rpms.clone(),
             network: a.suite.network,
-            timeout: crate::cli::timeout(a.suite.timeout),
+            timeout: crate::duration::limit(a.suite.timeout),
             limits,
         };
         rec.data

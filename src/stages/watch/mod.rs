@@ -39,12 +39,13 @@ pub struct Args {
     /// Poll every repository once and exit (with --amqp-url: take what is queued, then exit)
     #[arg(long)]
     pub once: bool,
-    /// Poll again after this long, until stopped (60s, 5m, 1h); with --amqp-url, how often
+    /// Poll again after this long, until stopped (seconds, or 5m, 1h, 1h30m); with --amqp-url, how often
     /// kept messages are tried again while the queue is idle (default 30s)
-    #[arg(long, value_name = "DURATION", value_parser = crate::cli::parse_duration, conflicts_with = "once")]
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse, conflicts_with = "once")]
     pub interval: Option<Duration>,
-    /// A remote dist-git that does not answer in this long is an ERROR for its package
-    #[arg(long, default_value = "120s", value_name = "DURATION", value_parser = crate::cli::parse_duration)]
+    /// A remote dist-git that does not answer in this long is an ERROR for its package (seconds,
+    /// or 90s, 5m)
+    #[arg(long, default_value = "120s", value_name = "DURATION", value_parser = crate::duration::parse)]
     pub remote_timeout: Duration,
     /// On the first poll of a branch, emit its head instead of only recording it as seen
     #[arg(long)]
