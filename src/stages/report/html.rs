@@ -72,7 +72,10 @@ mod tests {
             "unsatisfied_requirements": [{"testcase": evil, "type": evil, "scenario": evil}],
         });
         let page = super::page(&m, Some(&d));
-        assert!(!page.contains("<script") && !page.contains("<img"), "{page}");
+        assert!(
+            !page.contains("<script") && !page.contains("<img"),
+            "{page}"
+        );
         assert!(!page.contains('\u{1b}'), "{page}");
         let shown = "&lt;script&gt;alert(&#x27;x&#x27;)&lt;&#x2f;script&gt;&amp;?[31m&quot;";
         // subject (title and heading), run, branch, commit, stage, log, note, case, case note,
@@ -80,6 +83,9 @@ mod tests {
         assert_eq!(page.matches(shown).count(), 14, "{page}");
         assert!(page.contains("<td>2.0s</td>"), "{page}");
         assert!(page.contains("<details open><summary>1 test cases, 1 notes</summary>"));
-        assert!(page.contains("<span class=\"badge fail\">FAILED</span>"), "{page}");
+        assert!(
+            page.contains("<span class=\"badge fail\">FAILED</span>"),
+            "{page}"
+        );
     }
 }
