@@ -53,7 +53,11 @@ pub fn list_files(root: &Path, skip: &[&str]) -> Result<Vec<PathBuf>> {
         e.depth() == 1 && (name == ".git" || skip.contains(&name.as_ref()))
     };
     let mut out = Vec::new();
-    for e in walkdir::WalkDir::new(root).min_depth(1).into_iter().filter_entry(|e| !skipped(e)) {
+    for e in walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| !skipped(e))
+    {
         let e = e.with_context(|| format!("{}: cannot list", root.display()))?;
         if e.file_type().is_file() || e.file_type().is_symlink() {
             out.push(e.path().strip_prefix(root)?.to_path_buf());

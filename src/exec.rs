@@ -1298,7 +1298,11 @@ mod tests {
         assert_eq!(super::which(named), None, "not executable");
         std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(super::which(named), Some(tool.clone()));
-        assert_eq!(super::which(d.path().to_str().unwrap()), None, "a directory");
+        assert_eq!(
+            super::which(d.path().to_str().unwrap()),
+            None,
+            "a directory"
+        );
     }
 
     #[test]

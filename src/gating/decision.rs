@@ -120,7 +120,8 @@ impl Waiver {
 /// (with `!` negation), case-sensitive, no escape character. Proven the same as Python's by
 /// `gating::tests::fnmatch_agrees_with_pythons_on_generated_patterns`. Hand-written because
 /// no crate is: `glob::Pattern` refuses an unmatched `[` (Python reads it as itself),
-/// `globset` and `wildmatch` take `\` as an escape and `{a,b}` as alternation. Iterative, remembering only the last `*` (O(pattern × text), no recursion): a pattern in
+/// `globset` takes `\` as an escape and `{a,b}` as alternation, `wildmatch` has no `[...]`.
+/// Iterative, remembering only the last `*` (O(pattern × text), no recursion): a pattern in
 /// a gating.yaml is input.
 pub fn fnmatch(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();

@@ -333,7 +333,11 @@ fn unsafe_member(name: &str) -> bool {
 /// as sonobuoy's are not, and never silently left out.
 fn xml_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
-    for e in walkdir::WalkDir::new(dir).min_depth(1).into_iter().flatten() {
+    for e in walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .into_iter()
+        .flatten()
+    {
         let p = e.path();
         if e.file_type().is_dir() || p.extension().is_none_or(|x| x != "xml") {
             continue;

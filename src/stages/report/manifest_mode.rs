@@ -55,10 +55,15 @@ fn product_version(branch: &str) -> Option<String> {
 }
 
 impl Report {
-    fn write_html(&self, cx: &Ctx, decision: Option<&Value>) -> Result<()> {
+    /// The outputs besides the manifest: --html, --junit.
+    fn write_outputs(&self, cx: &Ctx, decision: Option<&Value>) -> Result<()> {
         if let Some(p) = &self.args.html {
             let page = super::html::page(cx.manifest, decision);
             crate::workspace::write_output(p, page.as_bytes())?;
+        }
+        if let Some(p) = &self.args.junit {
+            let xml = super::junit_xml::report(cx.manifest)?;
+            crate::workspace::write_output(p, xml.as_bytes())?;
         }
         Ok(())
     }
@@ -204,7 +209,7 @@ impl Stage for Report {
             rec.data.insert("resultsdb".into(), j);
         }
         let Some(gating) = self.args.gating.clone() else {
-            self.write_html(cx, None)?;
+            self.write_outputs(cx, None)?;
             return Ok(Vec::new());
         };
         let subject = self
@@ -311,7 +316,7 @@ impl Stage for Report {
             let msg = format!("message journal: {e:#}");
             warn(rec, msg);
         }
-        self.write_html(cx, Some(&d))?;
+        self.write_outputs(cx, Some(&d))?;
         rec.data.insert("decision".into(), d);
         Ok(Vec::new())
     }
