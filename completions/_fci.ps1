@@ -344,6 +344,7 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('--resultsdb-jobs', '--resultsdb-jobs', [CompletionResultType]::ParameterName, 'How many results are posted at once')
             [CompletionResult]::new('--resultsdb-token-file', '--resultsdb-token-file', [CompletionResultType]::ParameterName, 'A file holding the ResultsDB token (`user:password` for HTTP Basic); or set FCI_RESULTSDB_TOKEN. Never printed or recorded')
             [CompletionResult]::new('--html', '--html', [CompletionResultType]::ParameterName, 'Also write the run, with the gating decision, as one self-contained HTML page')
+            [CompletionResult]::new('--junit', '--junit', [CompletionResultType]::ParameterName, 'Also write the run''s results as a JUnit report (for Jenkins'' junit step): a test suite per stage, a test case per result')
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'The test case namespace, e.g. fedora-ci.koji-build to satisfy Fedora''s gating.yaml')
             [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'Input manifest (''-'' for stdin)')
             [CompletionResult]::new('--manifest', '--manifest', [CompletionResultType]::ParameterName, 'Input manifest (''-'' for stdin)')

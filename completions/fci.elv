@@ -317,6 +317,7 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --resultsdb-jobs 'How many results are posted at once'
             cand --resultsdb-token-file 'A file holding the ResultsDB token (`user:password` for HTTP Basic); or set FCI_RESULTSDB_TOKEN. Never printed or recorded'
             cand --html 'Also write the run, with the gating decision, as one self-contained HTML page'
+            cand --junit 'Also write the run''s results as a JUnit report (for Jenkins'' junit step): a test suite per stage, a test case per result'
             cand --namespace 'The test case namespace, e.g. fedora-ci.koji-build to satisfy Fedora''s gating.yaml'
             cand -m 'Input manifest (''-'' for stdin)'
             cand --manifest 'Input manifest (''-'' for stdin)'

@@ -238,6 +238,7 @@ complete -c fci -n "__fish_fci_using_subcommand report" -l amqp-url -d 'Also pub
 complete -c fci -n "__fish_fci_using_subcommand report" -l resultsdb-jobs -d 'How many results are posted at once' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l resultsdb-token-file -d 'A file holding the ResultsDB token (`user:password` for HTTP Basic); or set FCI_RESULTSDB_TOKEN. Never printed or recorded' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -l html -d 'Also write the run, with the gating decision, as one self-contained HTML page' -r -F
+complete -c fci -n "__fish_fci_using_subcommand report" -l junit -d 'Also write the run\'s results as a JUnit report (for Jenkins\' junit step): a test suite per stage, a test case per result' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -l namespace -d 'The test case namespace, e.g. fedora-ci.koji-build to satisfy Fedora\'s gating.yaml' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F

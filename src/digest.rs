@@ -48,29 +48,21 @@ pub fn md5_file(path: &Path) -> Result<String> {
 
 /// Regular files below `root` (relative paths, sorted), skipping `.git` and the named dirs.
 pub fn list_files(root: &Path, skip: &[&str]) -> Result<Vec<PathBuf>> {
-    fn walk(root: &Path, rel: &Path, skip: &[&str], out: &mut Vec<PathBuf>) -> Result<()> {
-        let dir = root.join(rel);
-        let rd =
-            std::fs::read_dir(&dir).with_context(|| format!("{}: cannot list", dir.display()))?;
-        for entry in rd {
-            let entry = entry?;
-            let name = entry.file_name();
-            let name_s = name.to_string_lossy();
-            if rel.as_os_str().is_empty() && (name_s == ".git" || skip.contains(&name_s.as_ref())) {
-                continue;
-            }
-            let ft = entry.file_type()?;
-            let r = rel.join(&name);
-            if ft.is_dir() {
-                walk(root, &r, skip, out)?;
-            } else if ft.is_file() || ft.is_symlink() {
-                out.push(r);
-            }
-        }
-        Ok(())
-    }
+    let skipped = |e: &walkdir::DirEntry| {
+        let name = e.file_name().to_string_lossy();
+        e.depth() == 1 && (name == ".git" || skip.contains(&name.as_ref()))
+    };
     let mut out = Vec::new();
-    walk(root, Path::new(""), skip, &mut out)?;
+    for e in walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| !skipped(e))
+    {
+        let e = e.with_context(|| format!("{}: cannot list", root.display()))?;
+        if e.file_type().is_file() || e.file_type().is_symlink() {
+            out.push(e.path().strip_prefix(root)?.to_path_buf());
+        }
+    }
     out.sort();
     Ok(out)
 }

@@ -16,16 +16,10 @@ pub fn require(tool: &str, package: &str) -> Result<PathBuf, FciError> {
     })
 }
 
+/// The program `tool` names, found as `execvp` would run it (the `which` crate): a name with
+/// a `/` as a path, else the first regular file on PATH this process may execute.
 pub fn which(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(tool))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    which::which(tool).ok()
 }
 
 /// The version line of a tool, for the stage record and the input digest: `--version`'s
@@ -1256,6 +1250,26 @@ impl Cmd {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn which_finds_only_executable_regular_files() {
+        use std::os::unix::fs::PermissionsExt;
+        assert!(super::which("sh").is_some_and(|p| p.is_absolute()));
+        assert_eq!(super::which("no-such-tool-for-fci"), None);
+        let d = tempfile::tempdir().unwrap();
+        let tool = d.path().join("tool");
+        std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let named = tool.to_str().unwrap();
+        assert_eq!(super::which(named), None, "not executable");
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(super::which(named), Some(tool.clone()));
+        assert_eq!(
+            super::which(d.path().to_str().unwrap()),
+            None,
+            "a directory"
+        );
+    }
+
     #[test]
     fn registered_secrets_are_masked_in_every_form_they_are_printed_in() {
         use base64::Engine;

@@ -316,6 +316,7 @@ fn a_failed_run_is_reported_and_gating_names_the_failure() {
     assert_eq!(tested.code, 1, "{}", tested.stderr);
     // The same, as one page.
     let page = w.path().join("run.html");
+    let junit = w.path().join("run.xml");
     let tm = w.save("t2.json", &tested.manifest());
     let g = w.path().join("gating.yaml");
     let h = w.run(&[
@@ -330,8 +331,23 @@ fn a_failed_run_is_reported_and_gating_names_the_failure() {
         "bodhi_update_push_stable",
         "--html",
         page.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
     ]);
     assert_eq!(h.code, 1, "{}", h.stderr);
+    // And as JUnit, for Jenkins: a suite per stage, the failed test a failed case.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let cases = fci::junit::parse(xml.as_bytes()).unwrap();
+    let failed: Vec<_> = cases
+        .iter()
+        .filter(|c| c.outcome == fci::manifest::Outcome::Failed)
+        .map(|c| (c.classname.as_deref().unwrap_or(""), c.name.as_str()))
+        .collect();
+    assert!(
+        !failed.is_empty() && failed.iter().all(|(stage, _)| *stage == "test"),
+        "{xml}"
+    );
+    assert!(xml.contains("<testsuite name=\"build\""), "{xml}");
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(html.contains("hello-broken-test-0.1-1.fc41"));

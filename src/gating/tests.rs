@@ -295,3 +295,77 @@ fn queued_results_without_an_id_are_still_only_waiting() {
         json!(["fedora-ci.koji-build.tier0.functional"])
     );
 }
+
+/// fci's `fnmatch` against Python's own (Greenwave's) on generated patterns and names: `*`,
+/// `?`, `[seq]`, `[!seq]`, ranges (reversed ones too), `]` first in a set, unmatched `[`,
+/// backslashes (no escape in fnmatch), dots, slashes and non-ASCII letters. python3 is part of
+/// the test environment: without it this test fails, it never passes unchecked.
+#[test]
+fn fnmatch_agrees_with_pythons_on_generated_patterns() {
+    // A fixed linear congruential sequence: the same cases on every run.
+    let mut seed: u64 = 0x5eed_f00d;
+    let mut next = move |n: usize| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 33) as usize) % n
+    };
+    const NAME: [char; 12] = ['a', 'b', 'c', 'z', '-', '.', '/', ']', '[', '!', 'é', '日'];
+    const PAT: [&str; 30] = [
+        "*", "?", "[", "]", "!", "-", "\\", "^", "a", "b", "z", ".", "/", "é", "日", "[ab]",
+        "[!a]", "[a-c]", "[c-a]", "[]a]", "[!]]", "[a-]", "[!", "[]", "[!]", "[a-b-z]", "[--/]",
+        "[z-ab]", "[é-日]", "[\\]",
+    ];
+    let mut cases: Vec<(String, String)> = Vec::new();
+    for _ in 0..600 {
+        let pattern: String = (0..next(7)).map(|_| PAT[next(PAT.len())]).collect();
+        // A name made from the pattern (so that many match), and random ones.
+        let shaped: String = pattern
+            .chars()
+            .map(|c| match c {
+                '*' | '?' => NAME[next(4)].to_string(),
+                '[' | ']' | '!' if next(2) == 0 => NAME[next(NAME.len())].to_string(),
+                c => c.to_string(),
+            })
+            .collect();
+        cases.push((pattern.clone(), shaped));
+        for _ in 0..3 {
+            let name: String = (0..next(6)).map(|_| NAME[next(NAME.len())]).collect();
+            cases.push((pattern.clone(), name));
+        }
+    }
+    let mut py = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import fnmatch, json, sys\n\
+             print(json.dumps([fnmatch.fnmatch(n, p) for p, n in json.load(sys.stdin)]))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs (the differential test of fnmatch needs it)");
+    serde_json::to_writer(py.stdin.take().unwrap(), &cases).unwrap();
+    let out = py.wait_with_output().unwrap();
+    assert!(out.status.success(), "python3: {}", out.status);
+    let python: Vec<bool> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(python.len(), cases.len());
+    let differ: Vec<_> = cases
+        .iter()
+        .zip(&python)
+        .filter(|((p, n), want)| fnmatch(p, n) != **want)
+        .map(|((p, n), want)| format!("{p:?} {n:?}: Python says {want}"))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{} differ:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
+    // Both answers are well represented, so agreement means something.
+    let hits = python.iter().filter(|m| **m).count();
+    assert!(
+        hits > 200 && cases.len() - hits > 1000,
+        "{hits} of {}",
+        cases.len()
+    );
+}

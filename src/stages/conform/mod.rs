@@ -959,15 +959,7 @@ fn runner_argv(r: &Runner) -> Option<Vec<String>> {
 
 /// A user-given program must exist before a cluster is made for it (exit 3 otherwise).
 fn find_program(flag: &str, program: &str) -> Result<(), FciError> {
-    let found = if program.contains('/') {
-        std::fs::metadata(program).is_ok_and(|m| {
-            use std::os::unix::fs::PermissionsExt;
-            m.is_file() && m.permissions().mode() & 0o111 != 0
-        })
-    } else {
-        crate::exec::which(program).is_some()
-    };
-    if found {
+    if crate::exec::which(program).is_some() {
         Ok(())
     } else {
         Err(FciError::ToolMissingHint {

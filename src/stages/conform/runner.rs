@@ -333,26 +333,22 @@ fn unsafe_member(name: &str) -> bool {
 /// as sonobuoy's are not, and never silently left out.
 fn xml_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
+    for e in walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .into_iter()
+        .flatten()
+    {
+        let p = e.path();
+        if e.file_type().is_dir() || p.extension().is_none_or(|x| x != "xml") {
             continue;
-        };
-        for e in rd.flatten() {
-            let Ok(t) = e.file_type() else { continue };
-            let p = e.path();
-            let xml = p.extension().is_some_and(|x| x == "xml");
-            if t.is_dir() {
-                todo.push(p);
-            } else if xml && t.is_file() {
-                out.push(p);
-            } else if xml {
-                return Err(format!(
-                    "the runner's {} is not a regular file (a symlink?): not trusted",
-                    p.strip_prefix(dir).unwrap_or(&p).display()
-                ));
-            }
         }
+        if !e.file_type().is_file() {
+            return Err(format!(
+                "the runner's {} is not a regular file (a symlink?): not trusted",
+                p.strip_prefix(dir).unwrap_or(p).display()
+            ));
+        }
+        out.push(e.into_path());
     }
     out.sort();
     Ok(out)

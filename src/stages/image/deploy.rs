@@ -303,17 +303,12 @@ fn read_entries(dir: &Path) -> Result<Option<Entry>> {
 fn disk_usage(root: &Path) -> Result<u64> {
     let mut seen = HashSet::new();
     let mut total = 0u64;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir)? {
-            let e = e?;
-            let m = e.metadata()?;
-            if m.is_dir() {
-                stack.push(e.path());
-                total += 4096;
-            } else if seen.insert((m.dev(), m.ino())) {
-                total += m.blocks() * 512;
-            }
+    for e in walkdir::WalkDir::new(root).min_depth(1) {
+        let m = e?.metadata()?;
+        if m.is_dir() {
+            total += 4096;
+        } else if seen.insert((m.dev(), m.ino())) {
+            total += m.blocks() * 512;
         }
     }
     Ok(total)

@@ -55,10 +55,15 @@ fn product_version(branch: &str) -> Option<String> {
 }
 
 impl Report {
-    fn write_html(&self, cx: &Ctx, decision: Option<&Value>) -> Result<()> {
+    /// The outputs besides the manifest: --html, --junit.
+    fn write_outputs(&self, cx: &Ctx, decision: Option<&Value>) -> Result<()> {
         if let Some(p) = &self.args.html {
             let page = super::html::page(cx.manifest, decision);
             crate::workspace::write_output(p, page.as_bytes())?;
+        }
+        if let Some(p) = &self.args.junit {
+            let xml = super::junit_xml::report(cx.manifest)?;
+            crate::workspace::write_output(p, xml.as_bytes())?;
         }
         Ok(())
     }
@@ -218,7 +223,7 @@ impl Stage for Report {
             rec.data.insert("resultsdb".into(), j);
         }
         let Some(gating) = self.args.gating.clone() else {
-            self.write_html(cx, None)?;
+            self.write_outputs(cx, None)?;
             return Ok(Vec::new());
         };
         let subject = self
@@ -325,43 +330,13 @@ impl Stage for Report {
             let msg = format!("message journal: {e:#}");
             rec.warn(&msg);
         }
-        self.write_html(cx, Some(&d))?;
+        self.write_outputs(cx, Some(&d))?;
         rec.data.insert("decision".into(), d);
         Ok(Vec::new())
     }
 
     fn summary(&self, record: &StageRecord, manifest: &Manifest) {
-        let mut lines = vec![format!(
-            "{:<10} {:<17} {:>8}  {}",
-            "stage", "outcome", "seconds", "failing tests / log"
-        )];
-        for s in manifest.stages.iter().filter(|s| s.name != "report") {
-            let failing: Vec<&str> = s
-                .results
-                .iter()
-                .filter(|r| !r.outcome.is_pass() && r.outcome != Outcome::Skipped)
-                .map(|r| r.testcase.as_str())
-                .collect();
-            // A table line, not a list: a stage may list thousands of failing cases.
-            const SHOWN: usize = 10;
-            let detail = if failing.is_empty() {
-                s.log.clone().unwrap_or_default()
-            } else if failing.len() > SHOWN {
-                format!(
-                    "{} and {} more",
-                    failing[..SHOWN].join(", "),
-                    failing.len() - SHOWN
-                )
-            } else {
-                failing.join(", ")
-            };
-            lines.push(format!(
-                "{:<10} {:<17} {:>8.1}  {detail}",
-                s.name,
-                s.outcome.to_string(),
-                s.duration_s
-            ));
-        }
+        let mut lines = stage_table(manifest);
         let recorded = format!(
             "report {}: {} results ({} new)",
             record.outcome,
@@ -374,5 +349,88 @@ impl Stage for Report {
         });
         let head = lines.remove(0);
         progress::note_lines(&head, &lines);
+    }
+}
+
+/// The run's stages as a table for the terminal, its heading first: what failed by name, else
+/// the log. Every cell is [`progress::plain`] already, so no cell spans lines.
+fn stage_table(manifest: &Manifest) -> Vec<String> {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::NOTHING).set_header([
+        "stage",
+        "outcome",
+        "seconds",
+        "failing tests / log",
+    ]);
+    for s in manifest.stages.iter().filter(|s| s.name != "report") {
+        let failing: Vec<&str> = s
+            .results
+            .iter()
+            .filter(|r| !r.outcome.is_pass() && r.outcome != Outcome::Skipped)
+            .map(|r| r.testcase.as_str())
+            .collect();
+        // A table line, not a list: a stage may list thousands of failing cases.
+        const SHOWN: usize = 10;
+        let detail = match failing.len() {
+            0 => s.log.clone().unwrap_or_default(),
+            n if n > SHOWN => format!("{} and {} more", failing[..SHOWN].join(", "), n - SHOWN),
+            _ => failing.join(", "),
+        };
+        t.add_row([
+            progress::plain(&s.name),
+            s.outcome.to_string(),
+            format!("{:.1}", s.duration_s),
+            progress::plain(&detail),
+        ]);
+    }
+    if let Some(c) = t.column_mut(0) {
+        c.set_padding((0, 1));
+    }
+    if let Some(c) = t.column_mut(2) {
+        c.set_cell_alignment(comfy_table::CellAlignment::Right);
+    }
+    t.lines().map(|l| l.trim_end().to_string()).collect()
+}
+
+
+#[cfg(test)]
+mod tests {
+    use crate::manifest::Manifest;
+    use serde_json::json;
+
+    #[test]
+    fn the_stage_table_lines_up_names_failures_and_keeps_each_stage_on_one_line() {
+        let failing: Vec<_> = (0..12)
+            .map(|i| json!({"testcase": format!("case\n{i}"), "outcome": "FAILED"}))
+            .collect();
+        let stage = |name: &str, outcome: &str, d: f64, results: &[serde_json::Value]| {
+            json!({"name": name, "outcome": outcome, "started": "", "finished": "",
+                   "duration_s": d, "input_digest": "", "log": "logs/x.log", "results": results})
+        };
+        let m: Manifest = serde_json::from_value(json!({
+            "schema": "fci.manifest/v1",
+            "run": {"id": "r", "created": "", "fci_version": "0"},
+            "stages": [
+                stage("build", "PASSED", 12.34, &[]),
+                stage("test", "FAILED", 123.0, &failing),
+                stage("report", "PASSED", 0.0, &[]),
+            ],
+        }))
+        .unwrap();
+        let lines = super::stage_table(&m);
+        assert_eq!(
+            lines,
+            vec![
+                "stage  outcome  seconds  failing tests / log",
+                "build  PASSED      12.3  logs/x.log",
+                &format!(
+                    "test   FAILED     123.0  {} and 2 more",
+                    (0..10)
+                        .map(|i| format!("case\\n{i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ]
+        );
     }
 }

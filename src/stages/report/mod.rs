@@ -10,6 +10,7 @@
 //! one release.
 
 mod html;
+mod junit_xml;
 mod manifest_mode;
 mod promote;
 
@@ -67,6 +68,10 @@ pub struct Args {
     /// Also write the run, with the gating decision, as one self-contained HTML page
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Also write the run's results as a JUnit report (for Jenkins' junit step): a test suite
+    /// per stage, a test case per result
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// The test case namespace, e.g. fedora-ci.koji-build to satisfy Fedora's gating.yaml
     #[arg(
         long,

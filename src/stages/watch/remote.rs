@@ -97,23 +97,16 @@ pub fn fetch(
 }
 
 fn remove_stale_locks(dir: &Path, log: &mut Log) {
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            let Ok(t) = e.file_type() else { continue };
-            if t.is_dir() && e.file_name() != "objects" {
-                todo.push(p);
-            } else if t.is_file() && p.extension().is_some_and(|x| x == "lock") {
-                log.line(&format!(
-                    "# removing {} (left by a killed run)",
-                    p.display()
-                ));
-                let _ = std::fs::remove_file(&p);
-            }
+    let objects = |e: &walkdir::DirEntry| e.file_type().is_dir() && e.file_name() == "objects";
+    let walk = walkdir::WalkDir::new(dir).min_depth(1).into_iter();
+    for e in walk.filter_entry(|e| !objects(e)).flatten() {
+        let p = e.path();
+        if e.file_type().is_file() && p.extension().is_some_and(|x| x == "lock") {
+            log.line(&format!(
+                "# removing {} (left by a killed run)",
+                p.display()
+            ));
+            let _ = std::fs::remove_file(p);
         }
     }
 }
