@@ -234,8 +234,7 @@ fn clone(
             // Killed at the timeout: an error of `capture` (ERROR, naming the timeout).
             .timeout(timeout),
     )?;
-    if !out.success() {
-        let why = last_line(log);
+    if let Some(f) = out.failure() {
         // A repository that is not there is bad input; a server that cannot be reached is not.
         let missing = local.is_some()
             || source.starts_with("file://")
@@ -248,9 +247,9 @@ fn clone(
             .iter()
             .any(|m| out.stderr.contains(m));
         return Err(if missing {
-            FciError::input(source, format!("git clone failed: {why}"))
+            f.input(source, "git clone failed")
         } else {
-            FciError::Infra(format!("{source}: git clone failed: {why}"))
+            f.infra(format!("{source}: git clone failed"))
         }
         .into());
     }
@@ -312,31 +311,28 @@ fn clone(
     // The clone's config must not keep credentials written into the URL.
     let redacted = crate::exec::redact(source);
     if redacted != source {
-        log.run(
+        log.run_ok(
             &Cmd::new(&git)
                 .arg("-C")
                 .arg(&dir)
                 .args(["remote", "set-url", "origin"])
                 .arg(&redacted),
+            "git remote set-url failed (the clone would keep the URL's credentials)",
         )?;
     }
     // What the checkout would write, from the tree's own listing, before a byte is written:
     // a push of a few MB can hold gigabytes of zeros (dist-git keeps sources in the lookaside).
-    let listed = log.capture(
-        &Cmd::new(&git)
-            .arg("-C")
-            .arg(&dir)
-            .args(["ls-tree", "-r", "-l", "--full-tree", "--end-of-options"])
-            .arg(&commit)
-            .timeout(timeout),
-    )?;
-    if !listed.success() {
-        return Err(FciError::input(
-            source,
-            format!("git ls-tree of {commit} failed: {}", listed.reason()),
-        )
-        .into());
-    }
+    let listed = log
+        .capture(
+            &Cmd::new(&git)
+                .arg("-C")
+                .arg(&dir)
+                .args(["ls-tree", "-r", "-l", "--full-tree", "--end-of-options"])
+                .arg(&commit)
+                .timeout(timeout),
+        )?
+        .checked()
+        .map_err(|f| f.input(source, format!("git ls-tree of {commit} failed")))?;
     let size: u64 = listed
         .stdout
         .lines()
@@ -353,21 +349,16 @@ fn clone(
         )
         .into());
     }
-    let co = log.run(
+    log.run(
         &Cmd::new(&git)
             .arg("-C")
             .arg(&dir)
             .args(["checkout", "--quiet", "--detach"])
             .arg(&commit)
             .timeout(timeout),
-    )?;
-    if !co.success() {
-        return Err(FciError::input(
-            source,
-            format!("git checkout of {commit} failed: {}", last_line(log)),
-        )
-        .into());
-    }
+    )?
+    .checked()
+    .map_err(|f| f.input(source, format!("git checkout of {commit} failed")))?;
     Ok(Checkout {
         dir,
         repo,
@@ -383,16 +374,6 @@ fn clone(
         }),
         _clone: Some(tmp),
     })
-}
-
-fn last_line(log: &Log) -> String {
-    log.tail(3)
-        .lines()
-        .rev()
-        .find(|l| !l.starts_with('#') && !l.starts_with('$') && !l.trim().is_empty())
-        .unwrap_or("see the stage log")
-        .trim()
-        .to_string()
 }
 
 /// HEAD commit and branch of the work tree containing `dir`, if it is one.

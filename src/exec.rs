@@ -68,6 +68,8 @@ pub fn version(tool: &str) -> String {
 
 /// The outcome of one command.
 pub struct Finished {
+    /// What ran, as messages call it (`Cmd::shown`).
+    pub program: String,
     /// Its exit code; None when it was killed (by its timeout or a signal).
     pub code: Option<i32>,
     /// Killed because it ran past the command's timeout. Only ever true for a command that
@@ -83,6 +85,12 @@ pub struct Finished {
     pub over_limit: bool,
     /// Killed (or ended) past one of its sandbox's limits: which (`pids limit 1024 reached`).
     pub limit: Option<String>,
+    /// The end of what it printed on stderr (for `run`, of its output, which shares the log
+    /// with stderr): at most `FAILURE_TAIL` bytes of whole lines, redacted. What a failure
+    /// quotes.
+    pub tail: String,
+    /// The limit it was killed at, when `timed_out`.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Finished {
@@ -95,13 +103,129 @@ impl Finished {
             && self.limit.is_none()
             && !self.over_limit
     }
-    /// Why it failed, for a one-line message: the last line of its stderr.
+    /// Why it failed, for a one-line message: the last line it printed on stderr (for
+    /// `run`, its output), redacted.
     pub fn reason(&self) -> &str {
-        self.stderr
-            .trim()
-            .lines()
-            .last()
-            .unwrap_or("no reason given")
+        last_said(&self.tail).unwrap_or("no reason given")
+    }
+    /// How it failed, when it did not succeed.
+    pub fn failure(&self) -> Option<Failure> {
+        let ending = if self.over_limit {
+            Ending::OutputCut
+        } else if self.timed_out {
+            Ending::TimedOut(self.timeout.map_or(0, |t| t.as_secs()))
+        } else if let Some(why) = &self.limit {
+            Ending::Limit(why.clone())
+        } else if let Some(sig) = self.signal {
+            Ending::Signal(sig)
+        } else {
+            match self.code {
+                Some(0) => return None,
+                Some(c) => Ending::Exit(c),
+                None => Ending::Signal(0),
+            }
+        };
+        Some(Failure {
+            program: self.program.clone(),
+            ending,
+            tail: self.tail.clone(),
+        })
+    }
+    /// The checked run: itself when it succeeded (exited 0, never killed nor cut), else how it
+    /// failed, as an error for the caller to class (`Failure::infra`, `input`, or a note of
+    /// the package's failure).
+    pub fn checked(self) -> std::result::Result<Finished, Failure> {
+        match self.failure() {
+            None => Ok(self),
+            Some(f) => Err(f),
+        }
+    }
+}
+
+/// What a failure quotes of a command's stderr at most (its last lines).
+pub const FAILURE_TAIL: usize = 2048;
+
+/// The last non-empty line of `text`, trimmed.
+fn last_said(text: &str) -> Option<&str> {
+    text.lines().map(str::trim).rfind(|l| !l.is_empty())
+}
+
+/// The last `FAILURE_TAIL` bytes of `bytes` (`cut`: their start is already cut), from the
+/// start of a line, redacted.
+fn failure_tail(bytes: &[u8], cut: bool) -> String {
+    let bytes = bytes.trim_ascii_end();
+    let mut from = bytes.len().saturating_sub(FAILURE_TAIL);
+    if from > 0 || cut {
+        from = bytes[from..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(from, |i| from + i + 1);
+    }
+    redact(&String::from_utf8_lossy(&bytes[from..]))
+}
+
+/// How a command that did not succeed ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Exited with this code (not 0).
+    Exit(i32),
+    /// Killed by this signal (0: by one it could not tell).
+    Signal(i32),
+    /// Killed at its time limit, of this many seconds.
+    TimedOut(u64),
+    /// Killed past one of its sandbox's limits (`pids limit 1024 reached`).
+    Limit(String),
+    /// Stopped when what it printed passed what fci reads of it.
+    OutputCut,
+}
+
+impl std::fmt::Display for Ending {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Ending::Exit(c) => write!(f, "exited {c}"),
+            Ending::Signal(0) => write!(f, "was killed by a signal"),
+            Ending::Signal(s) => write!(f, "was killed by signal {s}"),
+            Ending::TimedOut(secs) => write!(f, "was killed at its time limit ({secs}s)"),
+            Ending::Limit(why) => write!(f, "was killed: {why}"),
+            Ending::OutputCut => write!(f, "was stopped: it printed more than fci reads"),
+        }
+    }
+}
+
+/// A command that did not succeed: what ran, how it ended and the end of what it said on
+/// stderr. Shown as the tool's own last line, then how it ended: `error: Refspec not found
+/// (ostree exited 1)`. Its caller says whose failure it is, with a line of context.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct Failure {
+    pub program: String,
+    pub ending: Ending,
+    /// See `Finished::tail`.
+    pub tail: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match last_said(&self.tail) {
+            Some(line) => write!(
+                f,
+                "{} ({} {})",
+                crate::progress::plain(line),
+                self.program,
+                self.ending
+            ),
+            None => write!(f, "{} {}", self.program, self.ending),
+        }
+    }
+}
+
+impl Failure {
+    /// The machinery's failure (a host tool): ERROR, exit 3, as `{context}: {self}`.
+    pub fn infra(&self, context: impl std::fmt::Display) -> FciError {
+        FciError::Infra(format!("{context}: {self}"))
+    }
+    /// Bad input (exit 2): `file` is not what the tool could use.
+    pub fn input(&self, file: impl Into<PathBuf>, context: impl std::fmt::Display) -> FciError {
+        FciError::input(file, format!("{context}: {self}"))
     }
 }
 
@@ -140,6 +264,17 @@ impl Log {
     /// Runs a command capturing stdout and stderr (stderr is also copied to the log).
     pub fn capture(&mut self, cmd: &Cmd) -> Result<Finished> {
         self.exec(cmd, true)
+    }
+
+    /// `run`, checked: a command that does not succeed is the machinery's failure (ERROR,
+    /// exit 3) saying `{context}: ` and then the tool's own last line and how it ended.
+    pub fn run_ok(&mut self, cmd: &Cmd, context: impl std::fmt::Display) -> Result<Finished> {
+        Ok(self.run(cmd)?.checked().map_err(|f| f.infra(context))?)
+    }
+
+    /// `capture`, checked as `run_ok` is.
+    pub fn capture_ok(&mut self, cmd: &Cmd, context: impl std::fmt::Display) -> Result<Finished> {
+        Ok(self.capture(cmd)?.checked().map_err(|f| f.infra(context))?)
     }
 
     fn exec(&mut self, cmd: &Cmd, capture: bool) -> Result<Finished> {
@@ -245,6 +380,7 @@ impl Log {
         // A capture reads through pipes of its own, keeping at most its limit (by default
         // `caps::CAPTURED_OUTPUT`: what package code or a tool prints is never held whole).
         let mut capped = None;
+        let out_tail = std::sync::Arc::new(std::sync::Mutex::new(Ring::new(FAILURE_TAIL)));
         let capture_limit = cmd
             .capture_limit
             .unwrap_or(usize::try_from(crate::caps::CAPTURED_OUTPUT).unwrap_or(usize::MAX));
@@ -272,8 +408,10 @@ impl Log {
             let mut sink = self.file.try_clone()?;
             let room = self.room.clone();
             let (tx, rx) = std::sync::mpsc::channel::<()>();
+            // The end of what it prints is kept for a failure to quote.
+            let tee = Tee(reader, out_tail.clone());
             std::thread::spawn(move || {
-                copy_redacted(reader, &mut sink, &room);
+                copy_redacted(tee, &mut sink, &room);
                 let _ = tx.send(());
             });
             Some(rx)
@@ -406,7 +544,18 @@ impl Log {
             // error (ERROR, exit 3, never reused) naming the limit.
             return Err(FciError::Infra(timeout_message(cmd)).into());
         }
+        let tail = if capture {
+            failure_tail(stderr.as_bytes(), false)
+        } else {
+            let ring = std::mem::replace(
+                &mut *out_tail.lock().unwrap_or_else(|p| p.into_inner()),
+                Ring::new(0),
+            );
+            let cut = ring.dropped > 0;
+            failure_tail(&ring.into_bytes(), cut)
+        };
         Ok(Finished {
+            program: cmd.shown(),
             timed_out,
             signal,
             limit,
@@ -414,6 +563,8 @@ impl Log {
             stdout: String::from_utf8_lossy(&out_bytes).into_owned(),
             stderr,
             over_limit,
+            tail,
+            timeout: cmd.timeout.filter(|_| timed_out),
         })
     }
 
@@ -790,6 +941,20 @@ fn redact_query(path_and_query: &str) -> String {
         })
         .collect();
     format!("{path}?{}", params.join("&"))
+}
+
+/// A reader that keeps the end of what is read through it.
+struct Tee<R>(R, std::sync::Arc<std::sync::Mutex<Ring>>);
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        self.1
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// The last `cap` bytes of a stream, kept as it flows past.
@@ -1376,6 +1541,97 @@ mod tests {
         assert!(std::fs::read_to_string(dir.path().join("log"))
             .unwrap()
             .contains("killed by signal 9"));
+    }
+
+    fn log_in(dir: &tempfile::TempDir) -> super::Log {
+        super::Log::create(&dir.path().join("log")).unwrap()
+    }
+
+    fn sh(script: &str) -> super::Cmd {
+        super::Cmd::new("sh").arg("-c").arg(script)
+    }
+
+    #[test]
+    fn a_checked_run_fails_with_the_tools_last_line_and_its_exit_code() {
+        use super::Ending;
+        use crate::error::{exit, exit_code_of, FciError};
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = log_in(&dir);
+        let script = "echo out; echo first >&2; echo 'error: the tool line' >&2; echo >&2; exit 3";
+        // Captured or run into the log (stdout and stderr share it), the same failure.
+        for done in [log.capture(&sh(script)), log.run(&sh(script))] {
+            let f = done.unwrap().checked().err().expect("exit 3 is a failure");
+            assert_eq!((f.program.as_str(), &f.ending), ("sh", &Ending::Exit(3)));
+            assert_eq!(f.to_string(), "error: the tool line (sh exited 3)");
+            let e = anyhow::Error::from(f.infra("the tool failed"));
+            assert_eq!(exit_code_of(&e), exit::INFRA);
+            assert_eq!(
+                crate::error::one_line(&e),
+                "the tool failed: error: the tool line (sh exited 3)"
+            );
+            let e = anyhow::Error::from(f.input("/in/put", "not for this tool"));
+            assert_eq!(exit_code_of(&e), exit::BAD_INPUT);
+            assert!(e.downcast_ref::<FciError>().is_some());
+        }
+        // Silent, it is named by how it ended.
+        let f = log.capture(&sh("exit 4")).unwrap().checked().err().unwrap();
+        assert_eq!(f.to_string(), "sh exited 4");
+        // The shorthand for a host tool, and a success through it.
+        let e = log.capture_ok(&sh("exit 5"), "sh did not").err().unwrap();
+        assert_eq!(exit_code_of(&e), exit::INFRA);
+        assert_eq!(crate::error::one_line(&e), "sh did not: sh exited 5");
+        let done = log.run_ok(&sh("echo fine"), "unused").unwrap();
+        assert!(done.success() && done.failure().is_none());
+    }
+
+    #[test]
+    fn a_killed_or_timed_out_or_cut_command_is_a_failure_that_says_so() {
+        use super::Ending;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = log_in(&dir);
+        let f = log
+            .run(&sh("echo dying >&2; kill -KILL $$"))
+            .unwrap()
+            .checked()
+            .err()
+            .unwrap();
+        assert_eq!(f.ending, Ending::Signal(9));
+        assert_eq!(f.to_string(), "dying (sh was killed by signal 9)");
+        // Killed at its timeout: judged by the caller, a failure that says so.
+        let slow = sh("sleep 30").timeout(Some(std::time::Duration::from_secs(1)));
+        let judged = slow.clone().judges_timeout();
+        let f = log.capture(&judged).unwrap().checked().err().unwrap();
+        assert_eq!(f.ending, Ending::TimedOut(1));
+        assert_eq!(f.to_string(), "sh was killed at its time limit (1s)");
+        // Unjudged, an error of the run itself, naming the limit and its flag.
+        let e = log.capture_ok(&slow, "c").err().unwrap();
+        assert!(crate::error::one_line(&e).contains("--timeout 1"), "{e:#}");
+        let cut = sh("yes | head -c 100000").capture_limit(1000);
+        let f = log.capture(&cut).unwrap().checked().err().unwrap();
+        assert_eq!(f.ending, Ending::OutputCut);
+    }
+
+    #[test]
+    fn a_failures_tail_is_bounded_whole_lines_and_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = log_in(&dir);
+        super::register_secret("Tok3nOfTheFailureTail");
+        let script = "i=0; while [ $i -lt 3000 ]; do echo \"line $i of a chatty tool\" >&2; i=$((i+1)); done; \
+             echo 'fatal: https://bob:pw12345@h.example/x refused Tok3nOfTheFailureTail' >&2; exit 1";
+        for done in [log.capture(&sh(script)), log.run(&sh(script))] {
+            let f = done.unwrap().checked().err().unwrap();
+            assert!(f.tail.len() <= super::FAILURE_TAIL, "{}", f.tail.len());
+            assert!(f.tail.len() > super::FAILURE_TAIL / 2, "{}", f.tail.len());
+            assert!(f.tail.starts_with("line "), "{}", &f.tail[..40]);
+            let shown = f.to_string();
+            assert_eq!(
+                shown,
+                "fatal: https://***@h.example/x refused *** (sh exited 1)"
+            );
+            for leak in ["pw12345", "Tok3nOfTheFailureTail"] {
+                assert!(!f.tail.contains(leak) && !shown.contains(leak), "{shown}");
+            }
+        }
     }
 
     #[test]

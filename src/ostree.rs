@@ -52,17 +52,13 @@ impl Repo {
     pub fn open_or_init(path: &Path, log: &mut Log) -> Result<Repo> {
         if !path.join("config").is_file() {
             std::fs::create_dir_all(path)?;
-            let done = log.run(
+            log.run_ok(
                 &Cmd::new("ostree")
                     .arg("init")
                     .arg(format!("--repo={}", path.display()))
                     .arg("--mode=bare-user"),
+                format!("ostree init failed for {}", path.display()),
             )?;
-            if !done.success() {
-                return Err(
-                    FciError::Infra(format!("ostree init failed for {}", path.display())).into(),
-                );
-            }
         }
         Repo::open(path)
     }
@@ -120,16 +116,11 @@ impl Repo {
     /// Checks `commit` out into `dest` as hard links into the repository (fast, and nothing
     /// copied): never edit a file of it in place.
     pub fn checkout(&self, commit: &str, dest: &Path, log: &mut Log) -> Result<()> {
-        let done = log.run(
-            &self
-                .cmd("checkout")
-                .args(["-U", "-H", "--"])
-                .arg(commit)
-                .arg(dest),
+        let cmd = self.cmd("checkout").args(["-U", "-H", "--"]);
+        log.run_ok(
+            &cmd.arg(commit).arg(dest),
+            format!("ostree checkout of {commit} failed"),
         )?;
-        if !done.success() {
-            return Err(FciError::Infra(format!("ostree checkout of {commit} failed")).into());
-        }
         Ok(())
     }
 
@@ -162,10 +153,13 @@ impl Repo {
         for (k, v) in metadata {
             c = c.arg(format!("--add-metadata-string={k}={v}"));
         }
-        let out = log.capture(&c.arg(format!("--tree=dir={}", tree.display())))?;
+        let c = c.arg(format!("--tree=dir={}", tree.display()));
+        let out = log.capture_ok(&c, "ostree commit failed")?;
         let sum = out.stdout.trim().to_string();
-        if !out.success() || !is_checksum(&sum) {
-            return Err(FciError::Infra(format!("ostree commit failed: {}", out.reason())).into());
+        if !is_checksum(&sum) {
+            return Err(
+                FciError::Infra(format!("ostree commit printed no checksum: {sum:?}")).into(),
+            );
         }
         Ok(sum)
     }
@@ -174,30 +168,20 @@ impl Repo {
     /// branch's known-good, or a run's candidate, which a rerun of the same run's compose
     /// moves to its new commit). An error carries ostree's own reason.
     pub fn set_ref(&self, name: &str, commit: &str, log: &mut Log) -> Result<()> {
-        let out = log.capture(
-            &self
-                .cmd("refs")
-                .arg("--force")
-                .arg(format!("--create={name}"))
-                .arg("--")
-                .arg(commit),
+        let create = format!("--create={name}");
+        log.capture_ok(
+            &self.cmd("refs").args(["--force", &create, "--", commit]),
+            format!("ostree refs --force {create} {commit} failed"),
         )?;
-        if !out.success() {
-            return Err(FciError::Infra(format!(
-                "ostree refs --force --create={name} {commit} failed: {}",
-                out.reason()
-            ))
-            .into());
-        }
         Ok(())
     }
 
     /// `ostree diff`: one `A|M|D path` line per changed path.
     pub fn diff(&self, from: &str, to: &str, log: &mut Log) -> Result<Vec<String>> {
-        let out = log.capture(&self.cmd("diff").arg("--").arg(from).arg(to))?;
-        if !out.success() {
-            return Err(FciError::Infra(format!("ostree diff {from} {to} failed")).into());
-        }
+        let out = log.capture_ok(
+            &self.cmd("diff").args(["--", from, to]),
+            format!("ostree diff {from} {to} failed"),
+        )?;
         Ok(out
             .stdout
             .lines()
@@ -219,12 +203,10 @@ pub struct CommitInfo {
 impl Repo {
     /// The parent of `commit` and the values of its metadata `keys`, from the commit object.
     pub fn commit_info(&self, commit: &str, keys: &[&str], log: &mut Log) -> Result<CommitInfo> {
-        let out = log.capture(&self.cmd("show").arg("--").arg(commit))?;
-        if !out.success() {
-            return Err(
-                FciError::Infra(format!("ostree show {commit} failed: {}", out.reason())).into(),
-            );
-        }
+        let out = log.capture_ok(
+            &self.cmd("show").args(["--", commit]),
+            format!("ostree show {commit} failed"),
+        )?;
         let parent = out
             .stdout
             .lines()
@@ -240,16 +222,13 @@ impl Repo {
                     .arg("--")
                     .arg(commit),
             )?;
-            let value = if out.success() {
-                gvariant_string(out.stdout.trim_end_matches('\n'))
-            } else if out.stderr.contains("No such metadata key") {
-                None
-            } else {
-                return Err(FciError::Infra(format!(
-                    "ostree show --print-metadata-key={key} {commit} failed: {}",
-                    out.reason()
-                ))
-                .into());
+            let value = match out.checked() {
+                Ok(out) => gvariant_string(out.stdout.trim_end_matches('\n')),
+                Err(f) if f.tail.contains("No such metadata key") => None,
+                Err(f) => {
+                    let what = format!("ostree show --print-metadata-key={key} {commit} failed");
+                    return Err(f.infra(what).into());
+                }
             };
             metadata.insert(key.to_string(), value);
         }

@@ -409,14 +409,8 @@ impl Sandbox {
     /// Starts the sandbox with nothing in it: a host that cannot build it (no user namespaces,
     /// a locked-down container) is told so, instead of a later step being blamed.
     pub fn check(&self, log: &mut crate::exec::Log) -> Result<()> {
-        let done = log.capture(&self.wrap(&Cmd::new("true"))?)?;
-        if !done.success() {
-            return Err(FciError::Infra(format!(
-                "the sandbox (bubblewrap) cannot start here: {}",
-                done.reason()
-            ))
-            .into());
-        }
+        let cmd = self.wrap(&Cmd::new("true"))?;
+        log.capture_ok(&cmd, "the sandbox (bubblewrap) cannot start here")?;
         Ok(())
     }
 }

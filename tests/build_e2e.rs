@@ -23,6 +23,7 @@ fn builds_installable_rpms_whose_nevra_matches_the_spec() {
     let build = r.stage(&m, "build");
     assert_eq!(build["outcome"], "PASSED");
     assert_eq!(build["backend"], "rpmbuild");
+    assert_eq!(build["data"]["sandbox"], "bubblewrap");
     assert_eq!(build["data"]["dist"], ".fc41");
     assert_eq!(
         build["data"]["unmet_buildrequires"],

@@ -249,8 +249,13 @@ fn a_mock_that_cannot_build_here_is_an_error_and_never_cached() {
     let r = build_with_mock(&w, "buildfail", "mock");
     assert_eq!(r.code, 1, "{}", r.stderr);
     let m = r.manifest();
-    assert_eq!(r.stage(&m, "build")["outcome"], "FAILED");
-    assert_eq!(r.stage(&m, "build")["backend"], "mock");
+    let b = r.stage(&m, "build");
+    assert_eq!(b["outcome"], "FAILED");
+    assert_eq!(b["backend"], "mock");
+    // What mock is (its capabilities), not its name, says what the record and notes hold.
+    assert_eq!(b["data"]["sandbox"], "mock chroot");
+    assert!(notes(b).contains("failed (backend mock)"), "{}", notes(b));
+    assert!(b["data"].get("unmet_buildrequires").is_none(), "{b:#}");
 }
 
 #[test]

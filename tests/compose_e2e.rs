@@ -168,6 +168,23 @@ fn bad_bases_and_repositories_are_clear_errors() {
     let r = w.run(&["base", "init", empty.to_str().unwrap(), "--branch", "f39"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("not a base tree"), "{}", r.stderr);
+    // A file that is no tarball: the caller's input, and tar's own words with how it ended.
+    let junk = w.path().join("junk.tar");
+    std::fs::write(&junk, "not a tarball\n").unwrap();
+    let r = w.run(&[
+        "compose",
+        "--init-base",
+        junk.to_str().unwrap(),
+        "--branch",
+        "f38",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not a tarball tar can unpack: tar: ")
+            && r.stderr.contains("(tar exited 2)"),
+        "{}",
+        r.stderr
+    );
     // A corrupt repository.
     std::fs::remove_dir_all(repo(&w).join("objects")).unwrap();
     let r = compose(&w, &built.manifest());

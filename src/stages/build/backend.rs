@@ -58,8 +58,24 @@ pub fn signal_of(code: Option<i32>) -> Option<i32> {
     code.filter(|c| (129..160).contains(c)).map(|c| c - 128)
 }
 
+/// What a backend does, for what the stage does around it (never a test of its name).
+#[derive(Clone, Copy, Debug)]
+pub struct Capabilities {
+    /// Builds in the host's root, against its rpm database and configuration: the host must
+    /// satisfy BuildRequires (checked first with --strict-builddeps, else built with --nodeps
+    /// and the unmet ones noted), its package set and rpm configuration are inputs of the
+    /// build, and rpmbuild is the backend itself (a failure note need not name another).
+    /// Otherwise the backend brings a build root of its own (mock's chroot).
+    pub host_root: bool,
+    /// Loads fci's Fedora build environment (its macros) where the host has none.
+    pub fedora_macros: bool,
+    /// What keeps package code from the host, as the stage record names it.
+    pub isolation: &'static str,
+}
+
 pub trait Backend {
     fn name(&self) -> &'static str;
+    fn capabilities(&self) -> Capabilities;
     /// The programs whose versions the stage record names.
     fn tools(&self) -> Vec<crate::stage::Tool>;
     fn build(&self, job: &Job, log: &mut Log) -> Result<Output>;

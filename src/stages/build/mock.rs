@@ -2,7 +2,7 @@
 //! packaged for Debian, where fci is developed: this backend runs in the tests only through a
 //! stand-in that speaks mock's interface (its probe and exit codes), never a real chroot.
 
-use super::backend::{check_status, collect, Backend, Job, Output};
+use super::backend::{check_status, collect, Backend, Capabilities, Job, Output};
 use crate::exec::{Cmd, Log};
 use anyhow::Result;
 use std::path::PathBuf;
@@ -14,6 +14,15 @@ pub struct Mock {
 impl Backend for Mock {
     fn name(&self) -> &'static str {
         "mock"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // mock's chroot has its own Fedora environment and package set.
+        Capabilities {
+            host_root: false,
+            fedora_macros: false,
+            isolation: "mock chroot",
+        }
     }
 
     fn tools(&self) -> Vec<crate::stage::Tool> {

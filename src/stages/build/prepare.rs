@@ -151,7 +151,7 @@ pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
 impl Prepared {
     /// What identifies this build for reuse (the driver adds fci's and the tools' versions).
     pub fn inputs(&self, args: &Args, cx: &mut Ctx) -> Value {
-        let rpmbuild = self.backend.name() == "rpmbuild";
+        let rpmbuild = self.backend.capabilities().host_root;
         json!({
             "backend": self.backend.name(),
             "mock_config": args.mock_config,

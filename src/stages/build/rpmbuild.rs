@@ -1,6 +1,8 @@
 //! The rpmbuild backend: rpmbuild in an isolated `_topdir`, inside bubblewrap.
 
-use super::backend::{check_status, collect, macro_files, sandbox, Backend, Job, Output};
+use super::backend::{
+    check_status, collect, macro_files, sandbox, Backend, Capabilities, Job, Output,
+};
 use crate::exec::{Cmd, Log};
 use anyhow::Result;
 
@@ -9,6 +11,14 @@ pub struct Rpmbuild;
 impl Backend for Rpmbuild {
     fn name(&self) -> &'static str {
         "rpmbuild"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            host_root: true,
+            fedora_macros: true,
+            isolation: "bubblewrap",
+        }
     }
 
     fn tools(&self) -> Vec<crate::stage::Tool> {

@@ -34,13 +34,13 @@ pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
     if let Some(why) = out.limit {
         return Err(crate::limits::Reached(why).into());
     }
-    if !out.success() {
+    if let Some(f) = out.failure() {
         let why = out
             .stderr
             .lines()
             .find(|l| l.starts_with("error:"))
             .map(|l| l.trim_start_matches("error:").trim().to_string())
-            .unwrap_or_else(|| format!("rpmspec exited with {:?}", out.code));
+            .unwrap_or_else(|| f.to_string());
         return Err(FciError::input(origin, format!("spec does not parse: {why}")).into());
     }
     let mut name = String::new();
@@ -231,14 +231,10 @@ fn headers_of(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Header>> {
             .args(["-qp", "--nosignature", "--nodigest", "--qf", qf, "--"])
             .args(pkgs),
     )?;
-    if !out.success() {
-        // The files are what package code left in the build's output directories.
-        return Err(super::repo::NotTheBuilds(format!(
-            "rpm cannot read the build's packages (package code put files that are not packages there?): {}",
-            crate::exec::last_lines(out.stderr.trim(), 5)
-        ))
-        .into());
-    }
+    // The files are what package code left in the build's output directories.
+    let out = out.checked().map_err(|f| super::repo::NotTheBuilds(format!(
+        "rpm cannot read the build's packages (package code put files that are not packages there?): {f}"
+    )))?;
     let mut rows: Vec<Header> = Vec::new();
     for line in out.stdout.lines() {
         let f: Vec<&str> = line.split('\t').collect();

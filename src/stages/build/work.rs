@@ -80,7 +80,7 @@ fn build_bounded(
     step("fetching sources");
     let limits = p.limits;
     let dirs = stage_files(p, lookaside, cx, rec)?;
-    let rpmbuild = p.backend.name() == "rpmbuild";
+    let rpmbuild = p.backend.capabilities().host_root;
     let private = p.co.private_paths();
     rec.data.insert("limits".into(), json!(limits));
     // --timeout bounds the whole build, not each command of it (the spec's parses, rpmbuild,
@@ -113,14 +113,8 @@ fn build_bounded(
         json!(p.spec_path.file_name().map(|f| f.to_string_lossy())),
     );
     rec.data.insert("dist".into(), json!(p.dist));
-    rec.data.insert(
-        "sandbox".into(),
-        json!(if rpmbuild {
-            "bubblewrap"
-        } else {
-            "mock chroot"
-        }),
-    );
+    let sandbox = p.backend.capabilities().isolation;
+    rec.data.insert("sandbox".into(), json!(sandbox));
     rec.notes.extend(p.notes.iter().cloned());
 
     // --strict-builddeps asks before building. Otherwise rpmbuild runs with --nodeps (which
@@ -246,7 +240,7 @@ fn stage_files(
     // can be made.
     let work = cx.run.bounded_dir("work", &p.limits, 0)?;
     // fci's Fedora build environment, for rpmbuild on a host without one; mock has the real one.
-    let macros = if p.backend.name() == "rpmbuild" {
+    let macros = if p.backend.capabilities().fedora_macros {
         let dir = cx.ws.root().join("share/macros");
         crate::workspace::install_files(&dir, &fedora_env::FILES)?;
         Some(dir.join(fedora_env::AUTOSPEC_FILE))
@@ -388,7 +382,7 @@ fn explain_failure(
         rec.data
             .insert("changelog_name".into(), json!(info.changelog_name));
     }
-    let rpmbuild = p.backend.name() == "rpmbuild";
+    let rpmbuild = p.backend.capabilities().host_root;
     if rpmbuild && !args.strict_builddeps {
         // Missing build dependencies are the likeliest cause: say which.
         note_unmet(&info.buildrequires, cx, rec)?;
@@ -418,7 +412,7 @@ fn explain_failure(
         }
     };
     // The note names the backend when rpmbuild ran inside another (mock's chroot).
-    let what = if p.backend.name() == "rpmbuild" {
+    let what = if rpmbuild {
         what.to_string()
     } else {
         format!("{what} (backend {})", p.backend.name())

@@ -77,16 +77,15 @@ fn init(tree: &Path, branch: &str, workspace: &Path) -> Result<i32> {
     } else {
         let dest = scratch.path().join("tree");
         std::fs::create_dir_all(&dest)?;
-        let done = log.run(
+        log.run(
             &crate::exec::Cmd::new("tar")
                 .args(["--numeric-owner", "-xf"])
                 .arg(tree)
                 .arg("-C")
                 .arg(&dest),
-        )?;
-        if !done.success() {
-            return Err(FciError::input(tree, "not a tarball tar can unpack").into());
-        }
+        )?
+        .checked()
+        .map_err(|f| f.input(tree, "not a tarball tar can unpack"))?;
         dest
     };
     for required in ["usr", "usr/lib/sysimage/rpm"] {

@@ -113,7 +113,7 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     let done = cx
         .log()
         .capture(&install.arg("--").args(&p.rpms).timeout(p.timeout))?;
-    if !done.success() {
+    if let Some(f) = done.failure() {
         // rpm refusing the payload is the change's doing; rpm not running is the host's.
         let said = super::payload::rpm_refusals(&done.stderr);
         if !said.is_empty() {
@@ -125,11 +125,9 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
                 ),
             ));
         }
-        return Err(FciError::Infra(format!(
-            "rpm could not install the change into the base checkout: {}",
-            done.reason()
-        ))
-        .into());
+        return Err(f
+            .infra("rpm could not install the change into the base checkout")
+            .into());
     }
     let refused = if base_has_etc {
         Vec::new()
@@ -272,13 +270,9 @@ fn unshare_rpmdb(tree: &Path) -> Result<()> {
 
 /// Every package in the composed tree's rpm database, as NEVRA.
 fn query_installed(tree: &Path, log: &mut Log) -> Result<Vec<String>> {
-    let out = log.capture(&Cmd::new("rpm").arg("--root").arg(tree).args([
-        "--dbpath",
-        DBPATH,
-        "-qa",
-        "--qf",
-        "%{NEVRA}\n",
-    ]))?;
+    let query = Cmd::new("rpm").arg("--root").arg(tree);
+    let query = query.args(["--dbpath", DBPATH, "-qa", "--qf", "%{NEVRA}\n"]);
+    let out = log.capture_ok(&query, "rpm cannot list the composed tree's packages")?;
     let mut v: Vec<String> = out.stdout.lines().map(String::from).collect();
     v.sort();
     Ok(v)

@@ -8,7 +8,6 @@
 //! Paths are resolved as rpm resolves them under `--root` (a chroot): a symlink in the tree
 //! leads somewhere inside the tree, never to the host.
 
-use crate::error::FciError;
 use crate::exec::{Cmd, Log};
 use anyhow::Result;
 use std::path::{Component, Path, PathBuf};
@@ -103,13 +102,9 @@ pub fn listing(rpms: &[PathBuf], log: &mut Log) -> Result<std::result::Result<St
             crate::caps::human(crate::caps::CAPTURED_OUTPUT)
         )));
     }
-    if !out.success() {
-        return Err(FciError::Infra(format!(
-            "rpm -qp failed on the change's packages: {}",
-            out.stderr.trim()
-        ))
-        .into());
-    }
+    let out = out
+        .checked()
+        .map_err(|f| f.infra("rpm -qp failed on the change's packages"))?;
     Ok(Ok(out.stdout))
 }
 

@@ -6,7 +6,7 @@
 use super::Format;
 use crate::bootentry::{self, Entry};
 use crate::error::FciError;
-use crate::exec::{Cmd, Finished};
+use crate::exec::{Cmd, Ending, Finished};
 use crate::manifest::{Artifact, ArtifactKind, Outcome, StageName};
 use crate::progress::Spinner;
 use crate::stage::{Ctx, RecordParts};
@@ -42,17 +42,13 @@ impl Steps {
             .deadline
             .map(|d| d.saturating_duration_since(Instant::now()));
         let done = cx.log().capture(&cmd.timeout(left).judges_timeout())?;
-        if done.timed_out {
-            let secs = self.limit.map_or(0, |l| l.as_secs());
-            return Err(
-                FciError::Infra(format!("{what}: killed after {secs}s, past --timeout")).into(),
-            );
-        }
-        if !done.success() {
-            let why = done.reason();
-            return Err(FciError::Infra(format!("{what} failed: {why}")).into());
-        }
-        Ok(done)
+        Ok(done.checked().map_err(|f| match f.ending {
+            Ending::TimedOut(_) => {
+                let secs = self.limit.map_or(0, |l| l.as_secs());
+                FciError::Infra(format!("{what}: killed after {secs}s, past --timeout"))
+            }
+            _ => f.infra(format!("{what} failed")),
+        })?)
     }
 }
 
@@ -256,21 +252,19 @@ pub fn image(
 
 /// The kernel versions the commit carries at `usr/lib/modules/VERSION/vmlinuz`.
 fn kernels(repo_arg: &str, commit: &str, cx: &mut Ctx) -> Result<Vec<String>> {
-    let ls = |cx: &mut Ctx, path: &str| -> Result<Finished> {
-        cx.log().capture(
-            &Cmd::new("ostree")
-                .arg("ls")
-                .arg(repo_arg)
-                .arg("--nul-filenames-only")
-                .arg(commit)
-                .arg("--")
-                .arg(path),
-        )
+    // None: the commit has no `path`; an ostree that fails otherwise is the host's failure.
+    const ABSENT: [&str; 2] = ["No such file or directory", "Not a directory"];
+    let ls = |cx: &mut Ctx, path: &str| -> Result<Option<Finished>> {
+        let cmd = Cmd::new("ostree").args(["ls", repo_arg, "--nul-filenames-only", commit]);
+        match cx.log().capture(&cmd.args(["--", path]))?.checked() {
+            Ok(done) => Ok(Some(done)),
+            Err(f) if ABSENT.iter().any(|n| f.tail.contains(n)) => Ok(None),
+            Err(f) => Err(f.infra(format!("ostree ls {path} failed")).into()),
+        }
     };
-    let listing = ls(cx, "/usr/lib/modules")?;
-    if !listing.success() {
+    let Some(listing) = ls(cx, "/usr/lib/modules")? else {
         return Ok(Vec::new());
-    }
+    };
     let mut found = Vec::new();
     for entry in listing.stdout.split('\0').filter(|e| !e.is_empty()) {
         let Some(version) = entry.strip_prefix("/usr/lib/modules/") else {
@@ -279,7 +273,7 @@ fn kernels(repo_arg: &str, commit: &str, cx: &mut Ctx) -> Result<Vec<String>> {
         if version.is_empty() || version.contains('/') {
             continue;
         }
-        if ls(cx, &format!("{entry}/vmlinuz"))?.success() {
+        if ls(cx, &format!("{entry}/vmlinuz"))?.is_some() {
             found.push(version.to_string());
         }
     }

@@ -392,7 +392,6 @@ fn stage_table(manifest: &Manifest) -> Vec<String> {
     t.lines().map(|l| l.trim_end().to_string()).collect()
 }
 
-
 #[cfg(test)]
 mod tests {
     use crate::manifest::Manifest;

@@ -150,17 +150,9 @@ fn debugfs(cx: &mut Ctx, raw: &Path, request: &str) -> Result<String> {
 }
 
 fn run(cx: &mut Ctx, raw: &Path, dir: &Path, request: &str) -> Result<crate::exec::Finished> {
-    let out = cx
-        .log()
-        .capture(&Cmd::new("debugfs").arg("-R").arg(request).arg(raw).dir(dir))?;
-    if !out.success() {
-        return Err(FciError::Infra(format!(
-            "debugfs could not read the image: {}",
-            out.reason()
-        ))
-        .into());
-    }
-    Ok(out)
+    let debugfs = Cmd::new("debugfs").arg("-R").arg(request).arg(raw).dir(dir);
+    cx.log()
+        .capture_ok(&debugfs, "debugfs could not read the image")
 }
 
 fn plain_name(n: &str) -> bool {

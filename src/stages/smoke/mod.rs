@@ -158,10 +158,10 @@ impl Stage for Smoke {
                     .arg(&p.image)
                     .arg(&raw),
             )?;
-            if !done.success() {
+            if let Some(f) = done.failure() {
                 rec.outcome = Outcome::Failed;
                 rec.notes
-                    .push(format!("qemu-img cannot read the image: {}", done.reason()));
+                    .push(format!("qemu-img cannot read the image: {f}"));
                 return Ok(Vec::new());
             }
             raw
@@ -227,19 +227,12 @@ impl Stage for Smoke {
             String::from_utf8_lossy(&bytes).into_owned()
         };
         let text = read(&serial);
-        if !done.success() && !done.timed_out {
+        if let Some(f) = done.failure().filter(|_| !done.timed_out) {
             // qemu itself refused to start (a bad option, no memory), or something killed it
             // (the OOM killer): not the guest's verdict either way.
-            return Err(FciError::Infra(match (done.code, done.signal) {
-                (Some(c), _) => {
-                    format!("qemu-system-x86_64 exited {c} before booting: see the stage log")
-                }
-                (None, Some(s)) => format!(
-                    "qemu-system-x86_64 was killed by signal {s}: the guest's answers are not a verdict"
-                ),
-                (None, None) => "qemu-system-x86_64 was killed: the guest's answers are not a verdict".into(),
-            })
-            .into());
+            return Err(f
+                .infra("no verdict: qemu did not run the guest to its end")
+                .into());
         }
         let report = console::parse(&read(&answers), &text, &nonce);
         if let Some(b) = &report.booted {

@@ -65,12 +65,8 @@ pub fn prepare(
         let files = crate::digest::list_files(db, &[])?;
         crate::workspace::copy_files(db, &files, &root.join(DBPATH.trim_start_matches('/')))?;
     } else {
-        let init = log.run(&rpm(Cmd::new("rpm")).arg("--initdb"))?;
-        if !init.success() {
-            return Err(
-                FciError::Infra(format!("rpm --initdb failed in {}", root.display())).into(),
-            );
-        }
+        let init = rpm(Cmd::new("rpm")).arg("--initdb");
+        log.run_ok(&init, format!("rpm --initdb failed in {}", root.display()))?;
     }
     // Debian's rpm warns on every install unless told that it is meant to manage this root.
     let debian = std::fs::read_to_string("/etc/debian_version").is_ok();
@@ -100,7 +96,7 @@ pub fn prepare(
         .collect();
     // Scriptlets are package code: they are not run as root on the host (--noscripts).
     let done = log.capture(&install(&["--nodeps"]))?;
-    if !done.success() {
+    if let Some(f) = done.failure() {
         // rpm refusing the payload is the package's doing; rpm not running is the host's.
         let said = crate::stages::compose::payload::rpm_refusals(&done.stderr);
         if !said.is_empty() {
@@ -109,17 +105,14 @@ pub fn prepare(
                 said.join("; ")
             )));
         }
-        return Err(FciError::Infra(format!(
-            "rpm could not install the packages under test into {}: {}",
-            root.display(),
-            done.reason()
-        ))
-        .into());
+        let what = "rpm could not install the packages under test into";
+        return Err(f.infra(format!("{what} {}", root.display())).into());
     }
     for lock in [".rpm.lock", "rpmdb.sqlite-shm", "rpmdb.sqlite-wal"] {
         let _ = std::fs::remove_file(root.join(DBPATH.trim_start_matches('/')).join(lock));
     }
-    let q = log.capture(&rpm(Cmd::new("rpm")).args(["-qa", "--qf", "%{NEVRA}\n"]))?;
+    let q = rpm(Cmd::new("rpm")).args(["-qa", "--qf", "%{NEVRA}\n"]);
+    let q = log.capture_ok(&q, "rpm cannot list the packages under test")?;
     let mut installed: Vec<String> = q.stdout.lines().map(String::from).collect();
     installed.sort();
     let (overlays, hidden) = overlays(dir, &root, base)?;

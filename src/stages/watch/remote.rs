@@ -2,7 +2,7 @@
 //! (bounded); a changed branch is fetched into a bare mirror in the workspace, so the commits
 //! of the push are read in-process like a local repository's.
 
-use crate::exec::{Cmd, Log};
+use crate::exec::{Cmd, Ending, Failure, Log};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -48,26 +48,15 @@ pub fn ls_remote(
     let refs: Vec<String> = branches.iter().map(|b| format!("refs/heads/{b}")).collect();
     let mut args = vec!["ls-remote", "--heads", "--", url];
     args.extend(refs.iter().map(String::as_str));
+    let fail = |what: String| format!("{}: {what}", crate::exec::strip_credentials(url));
     let out = log
         .capture(&git(&args, timeout).capture_limit(MAX_ANSWER))
-        .map_err(|e| format!("{}: {e}", crate::exec::strip_credentials(url)))?;
-    if out.over_limit {
-        return Err(over_limit(url, "git ls-remote"));
-    }
-    if out.timed_out {
-        return Err(format!(
-            "{}: no answer in {} s",
-            crate::exec::strip_credentials(url),
-            timeout.as_secs()
-        ));
-    }
-    if !out.success() {
-        return Err(format!(
-            "{}: {}",
-            crate::exec::strip_credentials(url),
-            crate::exec::scrub_credentials(out.reason(), url)
-        ));
-    }
+        .map_err(|e| fail(e.to_string()))?
+        .checked()
+        .map_err(|f| match f.ending {
+            Ending::OutputCut => over_limit(url, "git ls-remote"),
+            _ => fail(said(&f, url, timeout)),
+        })?;
     let mut heads = BTreeMap::new();
     for line in out.stdout.lines() {
         let Some((id, name)) = line.split_once('\t') else {
@@ -124,12 +113,10 @@ fn fetch_into(
             std::fs::remove_dir_all(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
         }
         std::fs::create_dir_all(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
-        let init = log
-            .capture(&git(&["init", "--quiet", "--bare"], timeout).arg(dir))
-            .map_err(|e| fail(e.to_string()))?;
-        if !init.success() {
-            return Err(fail(format!("git init: {}", init.reason())));
-        }
+        log.capture(&git(&["init", "--quiet", "--bare"], timeout).arg(dir))
+            .map_err(|e| fail(e.to_string()))?
+            .checked()
+            .map_err(|f| fail(format!("git init: {}", said(&f, url, timeout))))?;
     }
     let refspec = format!("+refs/heads/{branch}:refs/heads/{branch}");
     let dir_s = dir.to_string_lossy().into_owned();
@@ -152,18 +139,17 @@ fn fetch_into(
             .capture_limit(MAX_ANSWER),
         )
         .map_err(|e| fail(e.to_string()))?;
-    if out.over_limit {
-        return Err(over_limit(url, &format!("git fetch {branch}")));
-    }
-    if !out.success() {
-        return Err(fail(format!(
-            "git fetch {branch}: {}",
-            if out.timed_out {
-                format!("no answer in {} s", timeout.as_secs())
-            } else {
-                crate::exec::scrub_credentials(out.reason(), url)
-            }
-        )));
-    }
+    out.checked().map_err(|f| match f.ending {
+        Ending::OutputCut => over_limit(url, &format!("git fetch {branch}")),
+        _ => fail(format!("git fetch {branch}: {}", said(&f, url, timeout))),
+    })?;
     Ok(())
+}
+
+/// What a failed git said: no answer in time, or its own line without `url`'s credentials.
+fn said(f: &Failure, url: &str, timeout: Duration) -> String {
+    match f.ending {
+        Ending::TimedOut(_) => format!("no answer in {} s", timeout.as_secs()),
+        _ => crate::exec::scrub_credentials(&f.to_string(), url),
+    }
 }
