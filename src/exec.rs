@@ -8,20 +8,6 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Finds a program on PATH or fails naming the Debian package that provides it.
-pub fn require(tool: &str, package: &str) -> Result<PathBuf, FciError> {
-    which(tool).ok_or_else(|| FciError::ToolMissing {
-        tool: tool.to_string(),
-        package: package.to_string(),
-    })
-}
-
-/// The program `tool` names, found as `execvp` would run it (the `which` crate): a name with
-/// a `/` as a path, else the first regular file on PATH this process may execute.
-pub fn which(tool: &str) -> Option<PathBuf> {
-    which::which(tool).ok()
-}
-
 /// The version line of a tool, for the stage record and the input digest: `--version`'s
 /// first line; for tools without `--version` (mke2fs), `-V`'s; for a YAML-ish answer
 /// (`libostree:` then ` Version: '2022.7'`), the version line under it.

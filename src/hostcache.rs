@@ -56,7 +56,7 @@ impl HostCache {
 
     /// `tool --version`, re-asked only when the tool's binary changes.
     pub fn version(&mut self, tool: &str) -> String {
-        let id = crate::exec::which(tool).and_then(|p| file_id(&p.canonicalize().unwrap_or(p)));
+        let id = crate::tool::which(tool).and_then(|p| file_id(&p.canonicalize().unwrap_or(p)));
         match id {
             Some(id) => self
                 .get_or(format!("version2 {id}"), || {

@@ -30,6 +30,7 @@ pub mod sandbox;
 pub mod seccomp;
 pub mod stage;
 pub mod stages;
+pub mod tool;
 pub mod users;
 pub mod volume;
 pub mod workspace;

@@ -38,52 +38,7 @@ pub struct CommonArgs {
     pub force: bool,
 }
 
-/// A program a stage runs, and the Debian package that provides it: one declaration feeds
-/// both the missing-tool error and the versions in the record and the input digest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tool {
-    pub program: &'static str,
-    /// The Debian package, or how to get the tool where no Debian package has it.
-    pub source: ToolSource,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ToolSource {
-    Debian(&'static str),
-    Elsewhere(&'static str),
-}
-
-impl Tool {
-    pub const fn new(program: &'static str, package: &'static str) -> Self {
-        Tool {
-            program,
-            source: ToolSource::Debian(package),
-        }
-    }
-
-    pub const fn elsewhere(program: &'static str, hint: &'static str) -> Self {
-        Tool {
-            program,
-            source: ToolSource::Elsewhere(hint),
-        }
-    }
-
-    /// The tool's path, or the error that says how to install it (exit 3).
-    pub fn find(&self) -> Result<PathBuf, crate::error::FciError> {
-        match self.source {
-            ToolSource::Debian(package) => crate::exec::require(self.program, package),
-            ToolSource::Elsewhere(hint) => crate::exec::which(self.program).ok_or_else(|| {
-                crate::error::FciError::ToolMissingHint {
-                    tool: self.program.into(),
-                    hint: hint.into(),
-                }
-            }),
-        }
-    }
-}
-
-pub const BWRAP: Tool = Tool::new("bwrap", "bubblewrap");
-pub const RPM: Tool = Tool::new("rpm", "rpm");
+pub use crate::tool::{Tool, ToolSource, BWRAP, RPM};
 
 /// What a stage's plan decided.
 pub enum Plan<W> {

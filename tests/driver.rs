@@ -87,6 +87,13 @@ impl Stage for Fake {
     }
 }
 
+/// The tests take turns: signal dispositions are the process's, and one test sends itself a
+/// SIGTERM that only a driver with `Signals::Note` installed may see.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 struct World {
     _dir: tempfile::TempDir,
     ws: PathBuf,
@@ -121,6 +128,7 @@ impl World {
 
 #[test]
 fn a_stage_runs_its_planned_work_and_its_record_is_written() {
+    let _turn = serial();
     let w = World::new();
     let mut s = Fake::new(Does::Pass);
     assert_eq!(w.drive(&mut s, None).unwrap(), exit::PASSED);
@@ -133,6 +141,7 @@ fn a_stage_runs_its_planned_work_and_its_record_is_written() {
 
 #[test]
 fn a_stage_after_a_failed_one_is_skipped_without_running() {
+    let _turn = serial();
     let w = World::new();
     let mut m = Manifest::new("run-1".into());
     m.stages.push(stage::instant_record(
@@ -156,6 +165,7 @@ fn a_stage_after_a_failed_one_is_skipped_without_running() {
 
 #[test]
 fn the_same_inputs_reuse_the_recorded_verdict_unless_the_stage_never_reuses() {
+    let _turn = serial();
     let w = World::new();
     let mut s = Fake::new(Does::Fail);
     assert_eq!(w.drive(&mut s, None).unwrap(), exit::FAILED);
@@ -193,6 +203,7 @@ fn the_same_inputs_reuse_the_recorded_verdict_unless_the_stage_never_reuses() {
 
 #[test]
 fn an_error_of_the_host_is_an_error_record_and_exit_3_and_never_reused() {
+    let _turn = serial();
     let w = World::new();
     let mut s = Fake::new(Does::BreakHost);
     assert_eq!(w.drive(&mut s, None).unwrap(), exit::INFRA);
@@ -209,6 +220,7 @@ fn an_error_of_the_host_is_an_error_record_and_exit_3_and_never_reused() {
 
 #[test]
 fn bad_input_is_exit_2_and_writes_no_manifest() {
+    let _turn = serial();
     let w = World::new();
     let mut s = Fake::new(Does::RejectInput);
     let e = w.drive(&mut s, None).unwrap_err();
@@ -225,6 +237,7 @@ fn bad_input_is_exit_2_and_writes_no_manifest() {
 
 #[test]
 fn a_run_waits_for_the_lock_of_the_same_inputs() {
+    let _turn = serial();
     let w = Arc::new(World::new());
     let mut first = Fake::new(Does::Pass);
     first.reuse = Reuse::Never;
@@ -242,6 +255,7 @@ fn a_run_waits_for_the_lock_of_the_same_inputs() {
         let code = stage::drive(&mut s, &c, &w2.ws).unwrap();
         (code, s.executed.load(Ordering::SeqCst))
     });
+    // A window, deliberately: within it the second run must not have finished.
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(!second.is_finished(), "it did not wait for the lock");
     drop(held);
@@ -250,6 +264,7 @@ fn a_run_waits_for_the_lock_of_the_same_inputs() {
 
 #[test]
 fn a_noted_signal_ends_a_wait_for_the_lock_and_nothing_runs() {
+    let _turn = serial();
     let w = World::new();
     let mut first = Fake::new(Does::Pass);
     first.reuse = Reuse::Never;

@@ -28,7 +28,7 @@ pub fn require_tools() {
 pub fn require(needed: &[(&str, &str)], what: &str) {
     let missing: Vec<String> = needed
         .iter()
-        .filter(|(t, _)| fci::exec::which(t).is_none())
+        .filter(|(t, _)| fci::tool::which(t).is_none())
         .map(|(t, p)| format!("{t} (install {p})"))
         .collect();
     assert!(

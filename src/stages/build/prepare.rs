@@ -243,7 +243,7 @@ fn choose_backend(args: &Args, cx: &mut Ctx, notes: &mut Vec<String>) -> Result<
             }
             Box::new(m)
         }
-        BackendChoice::Auto if crate::exec::which(MOCK.program).is_some() => {
+        BackendChoice::Auto if crate::tool::which(MOCK.program).is_some() => {
             let m = mock();
             match m.probe(cx.log())? {
                 None => Box::new(m),

@@ -158,7 +158,7 @@ pub fn unmet(buildrequires: &[String], hc: &mut HostCache, log: &mut Log) -> Res
 
 /// The host rpm database's files (path, size, mtime), which change whenever it does.
 pub fn rpmdb_identity(hc: &mut HostCache) -> String {
-    let rpm_id = crate::exec::which("rpm")
+    let rpm_id = crate::tool::which("rpm")
         .and_then(|p| file_id(&p))
         .unwrap_or_default();
     let dbpath = hc

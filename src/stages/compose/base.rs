@@ -57,7 +57,7 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
 /// when the branch has one: only gating moves it.
 fn init(tree: &Path, branch: &str, workspace: &Path) -> Result<i32> {
     ostree::check_branch(branch)?;
-    crate::exec::require(OSTREE.program, "ostree")?;
+    crate::tool::require(OSTREE.program, "ostree")?;
     if !tree.exists() {
         return Err(FciError::input(tree, "no such directory or tarball").into());
     }

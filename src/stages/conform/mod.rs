@@ -959,7 +959,7 @@ fn runner_argv(r: &Runner) -> Option<Vec<String>> {
 
 /// A user-given program must exist before a cluster is made for it (exit 3 otherwise).
 fn find_program(flag: &str, program: &str) -> Result<(), FciError> {
-    if crate::exec::which(program).is_some() {
+    if crate::tool::which(program).is_some() {
         Ok(())
     } else {
         Err(FciError::ToolMissingHint {

@@ -117,7 +117,7 @@ pub fn choose(arg: AccelArg, cx: &mut Ctx, kernel: &Path) -> Result<(Accel, Stri
     }
     // One probe per host kernel and qemu binary: a stock kernel either reaches its panic
     // (no root given) within seconds under KVM, or KVM does not work here.
-    let qemu_id = crate::exec::which(QEMU.program)
+    let qemu_id = crate::tool::which(QEMU.program)
         .and_then(|p| crate::hostcache::file_id(&p))
         .unwrap_or_default();
     let host_kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();

@@ -1,0 +1,66 @@
+//! The programs fci runs: where they are (as `execvp` finds them) and, when missing, what
+//! provides them, in one declaration per tool.
+
+use crate::error::FciError;
+use std::path::PathBuf;
+
+/// Finds a program on PATH or fails naming the Debian package that provides it.
+pub fn require(tool: &str, package: &str) -> Result<PathBuf, FciError> {
+    which(tool).ok_or_else(|| FciError::ToolMissing {
+        tool: tool.to_string(),
+        package: package.to_string(),
+    })
+}
+
+/// The program `tool` names, found as `execvp` would run it (the `which` crate): a name with
+/// a `/` as a path, else the first regular file on PATH this process may execute.
+pub fn which(tool: &str) -> Option<PathBuf> {
+    which::which(tool).ok()
+}
+
+/// A program a stage runs, and the Debian package that provides it: one declaration feeds
+/// both the missing-tool error and the versions in the record and the input digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tool {
+    pub program: &'static str,
+    /// The Debian package, or how to get the tool where no Debian package has it.
+    pub source: ToolSource,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToolSource {
+    Debian(&'static str),
+    Elsewhere(&'static str),
+}
+
+impl Tool {
+    pub const fn new(program: &'static str, package: &'static str) -> Self {
+        Tool {
+            program,
+            source: ToolSource::Debian(package),
+        }
+    }
+
+    pub const fn elsewhere(program: &'static str, hint: &'static str) -> Self {
+        Tool {
+            program,
+            source: ToolSource::Elsewhere(hint),
+        }
+    }
+
+    /// The tool's path, or the error that says how to install it (exit 3).
+    pub fn find(&self) -> Result<PathBuf, crate::error::FciError> {
+        match self.source {
+            ToolSource::Debian(package) => require(self.program, package),
+            ToolSource::Elsewhere(hint) => {
+                which(self.program).ok_or_else(|| crate::error::FciError::ToolMissingHint {
+                    tool: self.program.into(),
+                    hint: hint.into(),
+                })
+            }
+        }
+    }
+}
+
+pub const BWRAP: Tool = Tool::new("bwrap", "bubblewrap");
+pub const RPM: Tool = Tool::new("rpm", "rpm");
