@@ -6,6 +6,9 @@ use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+/// The tools these tests run (bad input is refused before any test suite, compose or boot runs): `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD, &[tool::GIT]];
+
 /// Runs fci expecting exit 2 with a single `fci: error:` line that contains every `needles`.
 fn expect_bad(w: &Ws, args: &[&str], needles: &[&str]) {
     let out_file = w.path().join("out.json");

@@ -5,6 +5,9 @@ use common::*;
 use serde_json::Value;
 use std::process::Command;
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD, &[tool::GIT]];
+
 fn rpm_artifacts(m: &Value) -> Vec<&Value> {
     m["artifacts"]
         .as_array()

@@ -14,19 +14,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "fci-test-token-7d1e0c55";
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD, tool::BASE, tool::COMPOSE, tool::CONFORM];
 
-/// Fails (never skips) when a tool these tests need is missing.
-fn need_tools() {
-    require(
-        &[
-            ("openssl", "openssl"),
-            ("python3", "python3"),
-            ("tar", "tar"),
-        ],
-        "the conform tests",
-    );
-}
+const TOKEN: &str = "fci-test-token-7d1e0c55";
 
 fn fixtures() -> PathBuf {
     fixture("conform")
@@ -49,7 +40,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 fn certs() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        need_tools();
+        needs();
         let dir = tempfile::tempdir().unwrap().keep();
         let ec = [
             "-newkey",
@@ -216,7 +207,7 @@ fn cert_kubeconfig(dir: &Path, server: &str) -> PathBuf {
 
 /// build | compose of hello-atomic, for real: the manifest file composed.
 fn composed(w: &Ws) -> PathBuf {
-    need_tools();
+    needs();
     let base = make_base(w, &["--no-kernel"], |_| {});
     let r = w.run(&[
         "compose",

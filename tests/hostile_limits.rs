@@ -11,6 +11,9 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD, tool::TEST, &[tool::LOSETUP]];
+
 /// Every hostile fixture lives 30 seconds unless stopped.
 const STOPPED_WITHIN: Duration = Duration::from_secs(20);
 

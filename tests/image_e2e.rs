@@ -9,6 +9,15 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[
+    tool::BUILD,
+    tool::BASE,
+    tool::COMPOSE,
+    tool::IMAGE,
+    tool::SMOKE,
+];
+
 /// make-base.sh (with `flags`), committed as f41's known-good base.
 fn init_base(w: &Ws, flags: &[&str], edit: impl Fn(&Path)) {
     init_base_with(w, flags, None, edit);

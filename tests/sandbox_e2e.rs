@@ -5,6 +5,9 @@ mod common;
 use common::*;
 use std::path::Path;
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD, tool::TEST, &[tool::GIT, tool::PROCPS]];
+
 /// Host paths the attempts would leave behind had they got out.
 fn traces(marker: &str) -> Vec<String> {
     [

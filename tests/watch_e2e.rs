@@ -4,6 +4,12 @@
 
 mod common;
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: common::Needs = &[
+    common::tool::BUILD,
+    &[common::tool::GIT, common::tool::CHATTR],
+];
+
 use common::distgit::{git, DistGit, ALICE, BOB};
 use common::{assert_valid, free_port, Ws};
 use serde_json::{json, Value};

@@ -5,22 +5,80 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-/// Fails (never skips) when a tool the tests need is missing, naming what to install.
-pub fn require_tools() {
+/// A program the tests run (themselves or through fci), and what installs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tool {
+    pub program: &'static str,
+    pub install: &'static str,
+}
+
+/// A test file's declaration of the tools it needs: every file that includes this module
+/// declares `const NEEDS: common::Needs = &[tool::BUILD, ...];` at its top (it does not
+/// compile without one), naming only what its tests run. `Ws::new` (or `needs()`, for a test
+/// without a workspace) checks it and fails, never skips, naming what to install.
+pub type Needs = &'static [&'static [Tool]];
+
+/// The tools, and the groups each stage (or test helper) calls.
+pub mod tool {
+    use super::Tool;
+    const fn t(program: &'static str, install: &'static str) -> Tool {
+        Tool { program, install }
+    }
+    pub const RPM: Tool = t("rpm", "rpm");
+    pub const RPMBUILD: Tool = t("rpmbuild", "rpm");
+    pub const RPMSPEC: Tool = t("rpmspec", "rpm");
+    pub const CREATEREPO: Tool = t("createrepo_c", "createrepo-c");
+    pub const BWRAP: Tool = t("bwrap", "bubblewrap");
+    pub const UNSHARE: Tool = t("unshare", "util-linux");
+    pub const MOUNT: Tool = t("mount", "mount");
+    pub const MKFS: Tool = t("mkfs.ext4", "e2fsprogs");
+    pub const ANSIBLE: Tool = t("ansible-playbook", "ansible-core");
+    pub const TMT: Tool = t("tmt", "tmt (pip install tmt; needs rsync)");
+    pub const RSYNC: Tool = t("rsync", "rsync");
+    pub const GIT: Tool = t("git", "git");
+    pub const OSTREE: Tool = t("ostree", "ostree");
+    pub const BUSYBOX: Tool = t("busybox", "busybox-static");
+    pub const CPIO: Tool = t("cpio", "cpio");
+    pub const QEMU_IMG: Tool = t("qemu-img", "qemu-utils");
+    pub const QEMU: Tool = t("qemu-system-x86_64", "qemu-system-x86");
+    pub const DEBUGFS: Tool = t("debugfs", "e2fsprogs");
+    pub const PROCPS: Tool = t("ps", "procps");
+    pub const TAR: Tool = t("tar", "tar");
+    pub const OPENSSL: Tool = t("openssl", "openssl");
+    pub const PYTHON3: Tool = t("python3", "python3");
+    pub const LOSETUP: Tool = t("losetup", "mount");
+    pub const CHATTR: Tool = t("chattr", "e2fsprogs");
+
+    /// `fci build` (rpmbuild in bwrap, its scratch a file system of its own).
+    pub const BUILD: &[Tool] = &[
+        RPM, RPMSPEC, RPMBUILD, CREATEREPO, BWRAP, UNSHARE, MOUNT, MKFS,
+    ];
+    /// `fci test` on STI and tmt suites (hello-atomic has both).
+    pub const TEST: &[Tool] = &[RPM, ANSIBLE, TMT, RSYNC, BWRAP, UNSHARE, MOUNT, MKFS];
+    /// A base tree (examples/base/make-base.sh) committed by `fci compose --init-base`.
+    pub const BASE: &[Tool] = &[BUSYBOX, CPIO, OSTREE];
+    /// `fci compose` and `fci integrate`.
+    pub const COMPOSE: &[Tool] = &[RPM, OSTREE, BWRAP, UNSHARE, MOUNT];
+    /// `fci image`.
+    pub const IMAGE: &[Tool] = &[OSTREE, MKFS, QEMU_IMG];
+    /// `fci smoke`.
+    pub const SMOKE: &[Tool] = &[QEMU, QEMU_IMG, DEBUGFS];
+    /// `fci conform`'s fake clusters and certificates.
+    pub const CONFORM: &[Tool] = &[TAR, OPENSSL, PYTHON3];
+}
+
+/// Fails (never skips) when a tool this test file declares in `NEEDS` is missing, naming what
+/// to install.
+pub fn needs() {
+    let mut all: Vec<(&str, &str)> = Vec::new();
+    for t in crate::NEEDS.iter().flat_map(|g| g.iter()) {
+        if !all.iter().any(|(p, _)| *p == t.program) {
+            all.push((t.program, t.install));
+        }
+    }
     require(
-        &[
-            ("rpmbuild", "rpm"),
-            ("rpmspec", "rpm"),
-            ("createrepo_c", "createrepo-c"),
-            ("ansible-playbook", "ansible-core"),
-            ("bwrap", "bubblewrap"),
-            ("tmt", "tmt (pip install tmt; needs rsync)"),
-            ("rsync", "rsync"),
-            ("git", "git"),
-            ("ostree", "ostree"),
-            ("busybox", "busybox-static"),
-        ],
-        "the end-to-end tests",
+        &all,
+        concat!("tests/", env!("CARGO_CRATE_NAME"), ".rs (its NEEDS)"),
     );
 }
 
@@ -75,7 +133,7 @@ pub struct Ws {
 
 impl Ws {
     pub fn new() -> Self {
-        require_tools();
+        needs();
         Ws {
             dir: tempfile::tempdir().unwrap(),
         }
