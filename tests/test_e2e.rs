@@ -242,7 +242,7 @@ fn a_hung_test_is_killed_at_the_timeout_and_is_an_error() {
         "{c}"
     );
     assert!(s["duration_s"].as_f64().unwrap() < 30.0);
-    assert_no_process("sleep 61", "the test's process");
+    w.assert_no_process("sleep 61", "the test's process");
 }
 
 #[test]
