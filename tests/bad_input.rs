@@ -476,3 +476,13 @@ fn a_panic_in_fci_is_one_line_and_exit_3_never_a_verdict() {
     assert!(lines[0].contains("a deliberate panic"), "{}", lines[0]);
     assert!(r.stdout.is_empty());
 }
+
+/// A test file's missing tool fails its tests (never skips them), naming what to install.
+#[test]
+#[should_panic(expected = "fci-no-such-tool (install fci-no-such-package); run ./setup.sh")]
+fn a_missing_tool_fails_naming_what_to_install() {
+    require(
+        &[("sh", "dash"), ("fci-no-such-tool", "fci-no-such-package")],
+        "this test",
+    );
+}
