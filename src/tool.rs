@@ -64,3 +64,26 @@ impl Tool {
 
 pub const BWRAP: Tool = Tool::new("bwrap", "bubblewrap");
 pub const RPM: Tool = Tool::new("rpm", "rpm");
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn which_finds_only_executable_regular_files() {
+        use std::os::unix::fs::PermissionsExt;
+        assert!(super::which("sh").is_some_and(|p| p.is_absolute()));
+        assert_eq!(super::which("no-such-tool-for-fci"), None);
+        let d = tempfile::tempdir().unwrap();
+        let tool = d.path().join("tool");
+        std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let named = tool.to_str().unwrap();
+        assert_eq!(super::which(named), None, "not executable");
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(super::which(named), Some(tool.clone()));
+        assert_eq!(
+            super::which(d.path().to_str().unwrap()),
+            None,
+            "a directory"
+        );
+    }
+}

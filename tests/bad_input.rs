@@ -6,6 +6,9 @@ use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+/// The tools these tests run (bad input is refused before any test suite, compose or boot runs): `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD, &[tool::GIT]];
+
 /// Runs fci expecting exit 2 with a single `fci: error:` line that contains every `needles`.
 fn expect_bad(w: &Ws, args: &[&str], needles: &[&str]) {
     let out_file = w.path().join("out.json");
@@ -472,4 +475,14 @@ fn a_panic_in_fci_is_one_line_and_exit_3_never_a_verdict() {
     );
     assert!(lines[0].contains("a deliberate panic"), "{}", lines[0]);
     assert!(r.stdout.is_empty());
+}
+
+/// A test file's missing tool fails its tests (never skips them), naming what to install.
+#[test]
+#[should_panic(expected = "fci-no-such-tool (install fci-no-such-package); run ./setup.sh")]
+fn a_missing_tool_fails_naming_what_to_install() {
+    require(
+        &[("sh", "dash"), ("fci-no-such-tool", "fci-no-such-package")],
+        "this test",
+    );
 }

@@ -11,6 +11,9 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD, &[tool::ANSIBLE]];
+
 const BEAKERLIB: &str = "/usr/share/beakerlib/beakerlib.sh";
 
 fn results_of(stage: &Value) -> &Vec<Value> {

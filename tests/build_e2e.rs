@@ -5,6 +5,9 @@ use common::*;
 use serde_json::Value;
 use std::process::Command;
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD, &[tool::GIT]];
+
 fn rpm_artifacts(m: &Value) -> Vec<&Value> {
     m["artifacts"]
         .as_array()
@@ -379,7 +382,7 @@ fn a_hung_build_is_killed_at_the_timeout_and_is_an_error() {
         .unwrap()
         .iter()
         .any(|n| n.as_str().unwrap().contains("killed after 3s")));
-    assert_no_process("sleep 62", "the build's process");
+    w.assert_no_process("sleep 62", "the build's process");
 }
 
 /// `--timeout` takes units (`1h`, `1h30m`) as well as seconds; a bad one is bad usage, said
@@ -827,7 +830,7 @@ fn a_spec_that_hangs_while_parsed_is_killed_at_the_timeout() {
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(start.elapsed().as_secs() < 30, "took {:?}", start.elapsed());
     assert_eq!(r.stage(&r.manifest(), "build")["outcome"], "ERROR");
-    assert_no_process("sleep 61", "the spec's process");
+    w.assert_no_process("sleep 61", "the spec's process");
 }
 
 #[test]

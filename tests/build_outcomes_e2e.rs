@@ -7,6 +7,9 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
+/// The tools these tests run (mock is faked): `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD, &[tool::GIT]];
+
 fn check_result(b: &Value) -> (String, String) {
     let r = b["results"]
         .as_array()

@@ -7,6 +7,9 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD, tool::BASE, tool::COMPOSE];
+
 /// The example base without a kernel (compose does not boot it), as f41's known-good base.
 fn init_base(w: &Ws, extra: impl Fn(&Path)) -> String {
     init_base_with(w, &["--no-kernel"], None, extra)

@@ -14,19 +14,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "fci-test-token-7d1e0c55";
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD, tool::BASE, tool::COMPOSE, tool::CONFORM];
 
-/// Fails (never skips) when a tool these tests need is missing.
-fn need_tools() {
-    require(
-        &[
-            ("openssl", "openssl"),
-            ("python3", "python3"),
-            ("tar", "tar"),
-        ],
-        "the conform tests",
-    );
-}
+const TOKEN: &str = "fci-test-token-7d1e0c55";
 
 fn fixtures() -> PathBuf {
     fixture("conform")
@@ -49,7 +40,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 fn certs() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        need_tools();
+        needs();
         let dir = tempfile::tempdir().unwrap().keep();
         let ec = [
             "-newkey",
@@ -120,9 +111,16 @@ fn certs() -> &'static Path {
 struct Api {
     child: Child,
     port: u16,
+    /// readyz.py's log: a line for each request it answered.
+    log: PathBuf,
 }
 
 impl Api {
+    /// Whether a client asked for /readyz yet.
+    fn asked_readyz(&self) -> bool {
+        std::fs::read_to_string(&self.log).is_ok_and(|l| l.contains("GET /readyz"))
+    }
+
     /// Ready after `ready_after` seconds (never if negative); `client_ca`: require a client
     /// certificate instead of the token.
     fn start(dir: &Path, ready_after: f64, client_ca: bool) -> Api {
@@ -146,7 +144,7 @@ impl Api {
             .args(["--answer", answer])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(std::fs::File::create(port_file.with_extension("log")).unwrap());
         if client_ca {
             cmd.arg("--ca").arg(c.join("ca.crt"));
         } else {
@@ -161,7 +159,11 @@ impl Api {
             assert!(Instant::now() < deadline, "readyz.py did not start");
             std::thread::sleep(Duration::from_millis(50));
         };
-        Api { child, port }
+        Api {
+            child,
+            port,
+            log: port_file.with_extension("log"),
+        }
     }
 
     fn server(&self) -> String {
@@ -216,7 +218,7 @@ fn cert_kubeconfig(dir: &Path, server: &str) -> PathBuf {
 
 /// build | compose of hello-atomic, for real: the manifest file composed.
 fn composed(w: &Ws) -> PathBuf {
-    need_tools();
+    needs();
     let base = make_base(w, &["--no-kernel"], |_| {});
     let r = w.run(&["base", "init", base.to_str().unwrap(), "--branch", "f41"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -1343,9 +1345,26 @@ fn a_signal_before_anything_ran_ends_the_stage_without_a_teardown() {
     // The first run holds the lock of these inputs (its suite sleeps) ...
     let first = spawn();
     wait_for(&x.dir.join("runner.pids"));
-    // ... the second waits for it, and is interrupted there.
+    // ... the second waits for it (it has opened a lock the first holds open), and is
+    // interrupted there.
     let second = spawn();
-    std::thread::sleep(Duration::from_secs(3));
+    let locks = |pid: u32| -> Vec<PathBuf> {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .filter(|t| t.starts_with(x.w.ws().join("locks")))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !locks(second.id())
+        .iter()
+        .any(|l| locks(first.id()).contains(l))
+    {
+        assert!(Instant::now() < deadline, "the second run never waited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // SAFETY: a signal to the fci this test started.
     unsafe { libc::kill(second.id() as i32, libc::SIGINT) };
     let start = Instant::now();
@@ -1386,7 +1405,12 @@ fn a_signal_before_anything_ran_ends_the_stage_without_a_teardown() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    // Once fci asked /readyz (and was told "not ready"), it is waiting for it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !never.asked_readyz() {
+        assert!(Instant::now() < deadline, "fci never asked /readyz");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // SAFETY: as above.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let r = Run::from(child.wait_with_output().unwrap());
@@ -1806,6 +1830,7 @@ fn after_a_signal_fcis_own_locks_are_still_waited_for() {
     // SIGTERM, then an impatient Ctrl-C: the first is the one recorded.
     // SAFETY: signals to the fci this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    // Deliberately later than the first signal (not a wait for anything).
     std::thread::sleep(Duration::from_millis(100));
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let r = Run::from(child.wait_with_output().unwrap());

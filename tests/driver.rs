@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+mod common;
+/// No external tool (the driver runs in-process with a fake stage).
+const NEEDS: common::Needs = &[];
+
 /// What the fake stage does when it executes.
 #[derive(Clone, Copy)]
 enum Does {

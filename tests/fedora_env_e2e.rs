@@ -7,6 +7,9 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD];
+
 /// The workspace paths of the binary RPMs a build recorded.
 fn binary_rpms(w: &Ws, m: &Value) -> Vec<PathBuf> {
     m["artifacts"]

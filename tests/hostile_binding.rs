@@ -11,6 +11,16 @@ use common::*;
 use serde_json::Value;
 use std::process::Command;
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[
+    tool::BUILD,
+    tool::TEST,
+    tool::BASE,
+    tool::COMPOSE,
+    tool::IMAGE,
+    tool::SMOKE,
+];
+
 /// Gating on what build and compose record.
 /// Two runs composed on the same base: hello-atomic (A) and the compose-etc fixture (B).
 fn two_composes(w: &Ws) -> (Value, Value) {

@@ -14,6 +14,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[
+    tool::BUILD,
+    tool::TEST,
+    tool::BASE,
+    tool::COMPOSE,
+    &[tool::GIT],
+];
+
 /// Far more than any cap, far less than the old code's appetite should be allowed to cost.
 const FLOOD: u64 = 256 * 1024 * 1024;
 /// What a bounded fci may use at its peak, in KiB.

@@ -10,6 +10,10 @@
 
 use std::path::Path;
 
+mod common;
+/// No external tool (it reads the corpus's PROMISE files and the README).
+const NEEDS: common::Needs = &[];
+
 const START: &str = "<!-- hostile-corpus:start (generated from tests/hostile/*/PROMISE) -->";
 const END: &str = "<!-- hostile-corpus:end -->";
 

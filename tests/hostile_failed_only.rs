@@ -7,6 +7,9 @@ use common::*;
 use serde_json::Value;
 use std::path::Path;
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD, tool::TEST];
+
 fn built(w: &Ws) -> Value {
     let b = w.build("hello-atomic", &[]);
     assert_eq!(b.code, 0, "{}", b.stderr);

@@ -12,6 +12,15 @@ use common::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[
+    tool::BUILD,
+    tool::TEST,
+    tool::BASE,
+    tool::COMPOSE,
+    &[tool::GIT],
+];
+
 /// Gating on the build and the STI tests (Fedora CI's tier0), in fci's default namespace.
 const TIER0_GATING: &str = "--- !Policy\n\
     id: tier0\n\

@@ -6,6 +6,9 @@
 
 mod common;
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: common::Needs = &[&[common::tool::GIT]];
+
 use common::distgit::{git, DistGit, ALICE};
 use common::Ws;
 use serde_json::{json, Value};

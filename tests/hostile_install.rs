@@ -10,6 +10,9 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD, tool::BASE, tool::COMPOSE];
+
 fn hostile(name: &str) -> PathBuf {
     repo_root().join("tests/hostile").join(name)
 }

@@ -11,6 +11,9 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD, tool::TEST, &[tool::LOSETUP]];
+
 /// Every hostile fixture lives 30 seconds unless stopped.
 const STOPPED_WITHIN: Duration = Duration::from_secs(20);
 
@@ -28,30 +31,6 @@ fn notes(stage: &Value) -> String {
                 .join("; ")
         })
         .unwrap_or_default()
-}
-
-/// Processes that still belong to a run in `ws`: their working directory is below it, or
-/// their command line or environment names it (rpmbuild's scriptlets carry RPM_BUILD_DIR,
-/// tests their HOME and TEST_ARTIFACTS).
-fn processes_of(ws: &Path) -> Vec<String> {
-    let needle = ws.to_string_lossy().into_owned();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let p = e.path();
-        let cwd = std::fs::read_link(p.join("cwd")).unwrap_or_default();
-        let text = |f: &str| {
-            String::from_utf8_lossy(&std::fs::read(p.join(f)).unwrap_or_default()).into_owned()
-        };
-        let cmdline = text("cmdline");
-        if cwd.starts_with(ws) || cmdline.contains(&needle) || text("environ").contains(&needle) {
-            out.push(format!("{name}: {}", cmdline.replace('\0', " ")));
-        }
-    }
-    out
 }
 
 fn assert_nothing_left(w: &Ws) {

@@ -10,6 +10,9 @@ use common::*;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD];
+
 const MIB: u64 = 1024 * 1024;
 /// What a bounded fci may use at its peak, in KiB.
 const PEAK_KIB: u64 = 200 * 1024;

@@ -12,6 +12,9 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD];
+
 /// A manifest with nothing in it but its run (enough for `fci report`).
 fn bare_manifest(w: &Ws) -> String {
     let m = json!({

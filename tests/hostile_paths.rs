@@ -6,6 +6,9 @@
 
 mod common;
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD, tool::TEST, tool::BASE, tool::COMPOSE];
+
 use common::promote::*;
 use common::*;
 

@@ -12,6 +12,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[
+    tool::BUILD,
+    tool::BASE,
+    tool::COMPOSE,
+    tool::IMAGE,
+    tool::SMOKE,
+];
+
 fn hostile(name: &str) -> PathBuf {
     repo_root().join("tests/hostile").join(name)
 }
@@ -116,7 +125,7 @@ fn a_compose_whose_install_is_killed_at_its_timeout_is_an_error_leaving_nothing(
     assert_eq!(commits(&w), 1, "a commit beside the base");
     let refs = refs(&w);
     assert!(!refs.contains("candidate"), "{refs}");
-    assert_no_process("slow-install-1-1", "rpm installing the package");
+    w.assert_no_process("slow-install-1-1", "rpm installing the package");
     assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
 }
 
@@ -196,7 +205,7 @@ fn a_build_killed_at_its_timeout_is_an_error_and_runs_again() {
         assert!(notes(b).contains("killed after 2s"), "{b:#}");
         assert!(!has_artifact(&out, "rpm"), "{b:#}");
     }
-    assert_no_process("sleep 62", "the build's process");
+    w.assert_no_process("sleep 62", "the build's process");
     // A spec whose parsing hangs is killed there too: ERROR (the host may be slow), not a
     // spec that "does not parse" (exit 2), also when it is queried before the build.
     let r = w.build_fixture("slow-parse", &["--timeout", "2", "--strict-builddeps"]);
@@ -208,7 +217,7 @@ fn a_build_killed_at_its_timeout_is_an_error_and_runs_again() {
         notes(b).contains("rpmspec was killed at the time limit (--timeout 2 for the whole stage"),
         "{b:#}"
     );
-    assert_no_process("sleep 61", "the spec's process");
+    w.assert_no_process("sleep 61", "the spec's process");
 }
 
 /// A run of `stage` on the fixture that reports a passing and a failing case and then hangs:
@@ -242,7 +251,7 @@ fn failed_then_killed(w: &Ws, stage: &str, m: &Value, tests_flag: &str) {
     );
     assert!(s.to_string().contains("killed after 1s"), "{s:#}");
     assert_ne!(s["outcome"], "PASSED", "{s:#}");
-    assert_no_process("sleep 63", "the test's process");
+    w.assert_no_process("sleep 63", "the test's process");
 }
 
 #[test]
@@ -276,7 +285,7 @@ fn an_integration_run_killed_at_its_timeout_is_never_reused() {
             assert!(s.to_string().contains("killed after 2s"), "{s:#}");
         },
     );
-    assert_no_process("sleep 61", "the test's process");
+    w.assert_no_process("sleep 61", "the test's process");
 }
 
 #[test]
@@ -322,7 +331,7 @@ fn image_and_smoke_killed_at_their_timeouts_are_not_results() {
             );
         },
     );
-    assert_no_process(&w.ws().display().to_string(), "a qemu of this workspace");
+    w.assert_no_process("", "a qemu of this workspace");
     assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
 }
 
@@ -352,7 +361,11 @@ fn a_dist_git_server_that_never_answers_is_cut_at_the_timeout() {
         assert_eq!(r.code, 3, "{url}: {}", r.stderr);
         assert!(r.stderr.contains("--timeout 3"), "{url}: {}", r.stderr);
     }
-    assert_no_process(&port.to_string(), "a git clone of the stalled server");
+    // The port is this test's own: no other test's process names it.
+    assert_no_process_naming(
+        &format!("127.0.0.1:{port}/"),
+        "a git clone of the stalled server",
+    );
 }
 
 #[test]

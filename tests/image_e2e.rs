@@ -9,6 +9,15 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[
+    tool::BUILD,
+    tool::BASE,
+    tool::COMPOSE,
+    tool::IMAGE,
+    tool::SMOKE,
+];
+
 /// make-base.sh (with `flags`), committed as f41's known-good base.
 fn init_base(w: &Ws, flags: &[&str], edit: impl Fn(&Path)) {
     init_base_with(w, flags, None, edit);
@@ -41,7 +50,7 @@ fn image_artifact(m: &Value) -> &Value {
 }
 
 fn no_qemu_left(w: &Ws) {
-    assert_no_process(&w.ws().display().to_string(), "a qemu of this workspace");
+    w.assert_no_process("", "a qemu of this workspace");
 }
 
 #[test]
@@ -533,8 +542,11 @@ fn interrupted_compose_image_and_smoke_leave_nothing_half_made() {
     interrupt(&w, &i, &["smoke", "--accel", "tcg"], None, || {
         running(&format!("qemu-system-x86_64 .*{ws}"))
     });
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    no_qemu_left(&w);
+    w.wait_no_process(
+        "",
+        std::time::Duration::from_millis(500),
+        "a qemu of this workspace",
+    );
     let s = w.run(&["smoke", "--accel", "tcg", "-m", i.to_str().unwrap()]);
     assert_eq!(s.code, 0, "{}", s.stderr);
 }

@@ -6,6 +6,9 @@ use common::promote::*;
 use common::*;
 use serde_json::{json, Value};
 
+/// The tools these tests run (the broker checks its own): `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD, tool::TEST, tool::BASE, tool::COMPOSE];
+
 const GATING: &str = "--- !Policy\n\
     id: fedora-ci\n\
     product_versions: [fedora-*]\n\

@@ -4,6 +4,10 @@
 mod common;
 use common::*;
 use std::path::Path;
+use std::time::Duration;
+
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD, tool::TEST, &[tool::GIT, tool::PROCPS]];
 
 /// Host paths the attempts would leave behind had they got out.
 fn traces(marker: &str) -> Vec<String> {
@@ -286,21 +290,14 @@ fn killing_fci_takes_its_sandboxes_with_it() {
         .spawn()
         .unwrap();
     // Wait for the test inside the sandbox, then kill fci as a cancelled CI job would.
-    let started = std::time::Instant::now();
-    while !std::process::Command::new("pgrep")
-        .args(["-f", "sleep 61"])
-        .output()
-        .unwrap()
-        .status
-        .success()
-    {
-        assert!(started.elapsed().as_secs() < 60, "the test never started");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    w.wait_for_process("sleep 61", Duration::from_secs(60), "the test");
     child.kill().unwrap();
     child.wait().unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    assert_no_process("sleep 61", "a sandbox of a killed fci");
+    w.wait_no_process(
+        "sleep 61",
+        Duration::from_secs(2),
+        "a sandbox of a killed fci",
+    );
 }
 
 #[test]
@@ -359,8 +356,13 @@ fn reading_a_checkout_runs_none_of_its_git_filters() {
         ],
     );
     // A newer mtime makes git re-read the file (and run its clean filter) when it looks.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     std::fs::write(repo.join("a.txt"), "hi\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(repo.join("a.txt"))
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() + Duration::from_secs(10))
+        .unwrap();
     let r = w.run(&["build", repo.to_str().unwrap(), "--nocheck"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!marker.exists(), "the checkout's clean filter ran");

@@ -5,6 +5,9 @@ use common::*;
 use serde_json::Value;
 use std::process::{Command, Stdio};
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD, tool::TEST];
+
 fn built(w: &Ws, example_name: &str) -> Value {
     let r = w.build(example_name, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -239,7 +242,7 @@ fn a_hung_test_is_killed_at_the_timeout_and_is_an_error() {
         "{c}"
     );
     assert!(s["duration_s"].as_f64().unwrap() < 30.0);
-    assert_no_process("sleep 61", "the test's process");
+    w.assert_no_process("sleep 61", "the test's process");
 }
 
 #[test]
@@ -654,7 +657,7 @@ fn the_workspace_and_its_overlay_mountpoints_are_hidden_from_tests() {
             .output()
             .unwrap()
     };
-    require_tools();
+    needs();
     let b = fci(&[
         "build",
         fixture("etc-pkg").to_str().unwrap(),

@@ -4,6 +4,12 @@
 
 mod common;
 
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: common::Needs = &[
+    common::tool::BUILD,
+    &[common::tool::GIT, common::tool::CHATTR],
+];
+
 use common::distgit::{git, DistGit, ALICE, BOB};
 use common::{assert_valid, free_port, Ws};
 use serde_json::{json, Value};
@@ -1405,7 +1411,11 @@ fn a_signal_to_the_watcher_takes_its_git_along() {
         unsafe { libc::kill(child.id() as i32, sig) };
         let status = child.wait().unwrap();
         assert!(!status.success());
-        std::thread::sleep(std::time::Duration::from_millis(500));
+        // Gone within half a second of fci's end.
+        let gone = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        while !running().is_empty() && std::time::Instant::now() < gone {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         assert!(
             running().is_empty(),
             "left running after signal {sig}: {:?}",

@@ -4,23 +4,83 @@
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-/// Fails (never skips) when a tool the tests need is missing, naming what to install.
-pub fn require_tools() {
+/// A program the tests run (themselves or through fci), and what installs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tool {
+    pub program: &'static str,
+    pub install: &'static str,
+}
+
+/// A test file's declaration of the tools it needs: every file that includes this module
+/// declares `const NEEDS: common::Needs = &[tool::BUILD, ...];` at its top (it does not
+/// compile without one), naming only what its tests run. `Ws::new` (or `needs()`, for a test
+/// without a workspace) checks it and fails, never skips, naming what to install.
+pub type Needs = &'static [&'static [Tool]];
+
+/// The tools, and the groups each stage (or test helper) calls.
+pub mod tool {
+    use super::Tool;
+    const fn t(program: &'static str, install: &'static str) -> Tool {
+        Tool { program, install }
+    }
+    pub const RPM: Tool = t("rpm", "rpm");
+    pub const RPMBUILD: Tool = t("rpmbuild", "rpm");
+    pub const RPMSPEC: Tool = t("rpmspec", "rpm");
+    pub const CREATEREPO: Tool = t("createrepo_c", "createrepo-c");
+    pub const BWRAP: Tool = t("bwrap", "bubblewrap");
+    pub const UNSHARE: Tool = t("unshare", "util-linux");
+    pub const MOUNT: Tool = t("mount", "mount");
+    pub const MKFS: Tool = t("mkfs.ext4", "e2fsprogs");
+    pub const ANSIBLE: Tool = t("ansible-playbook", "ansible-core");
+    pub const TMT: Tool = t("tmt", "tmt (pip install tmt; needs rsync)");
+    pub const RSYNC: Tool = t("rsync", "rsync");
+    pub const GIT: Tool = t("git", "git");
+    pub const OSTREE: Tool = t("ostree", "ostree");
+    pub const BUSYBOX: Tool = t("busybox", "busybox-static");
+    pub const CPIO: Tool = t("cpio", "cpio");
+    pub const QEMU_IMG: Tool = t("qemu-img", "qemu-utils");
+    pub const QEMU: Tool = t("qemu-system-x86_64", "qemu-system-x86");
+    pub const DEBUGFS: Tool = t("debugfs", "e2fsprogs");
+    pub const PROCPS: Tool = t("ps", "procps");
+    pub const TAR: Tool = t("tar", "tar");
+    pub const OPENSSL: Tool = t("openssl", "openssl");
+    pub const PYTHON3: Tool = t("python3", "python3");
+    pub const LOSETUP: Tool = t("losetup", "mount");
+    pub const CHATTR: Tool = t("chattr", "e2fsprogs");
+
+    /// `fci build` (rpmbuild in bwrap, its scratch a file system of its own).
+    pub const BUILD: &[Tool] = &[
+        RPM, RPMSPEC, RPMBUILD, CREATEREPO, BWRAP, UNSHARE, MOUNT, MKFS,
+    ];
+    /// `fci test` on STI and tmt suites (hello-atomic has both).
+    pub const TEST: &[Tool] = &[RPM, ANSIBLE, TMT, RSYNC, BWRAP, UNSHARE, MOUNT, MKFS];
+    /// A base tree (examples/base/make-base.sh) committed by `fci compose --init-base`.
+    pub const BASE: &[Tool] = &[BUSYBOX, CPIO, OSTREE];
+    /// `fci compose` and `fci integrate`.
+    pub const COMPOSE: &[Tool] = &[RPM, OSTREE, BWRAP, UNSHARE, MOUNT];
+    /// `fci image`.
+    pub const IMAGE: &[Tool] = &[OSTREE, MKFS, QEMU_IMG];
+    /// `fci smoke`.
+    pub const SMOKE: &[Tool] = &[QEMU, QEMU_IMG, DEBUGFS];
+    /// `fci conform`'s fake clusters and certificates.
+    pub const CONFORM: &[Tool] = &[TAR, OPENSSL, PYTHON3];
+}
+
+/// Fails (never skips) when a tool this test file declares in `NEEDS` is missing, naming what
+/// to install.
+pub fn needs() {
+    let mut all: Vec<(&str, &str)> = Vec::new();
+    for t in crate::NEEDS.iter().flat_map(|g| g.iter()) {
+        if !all.iter().any(|(p, _)| *p == t.program) {
+            all.push((t.program, t.install));
+        }
+    }
     require(
-        &[
-            ("rpmbuild", "rpm"),
-            ("rpmspec", "rpm"),
-            ("createrepo_c", "createrepo-c"),
-            ("ansible-playbook", "ansible-core"),
-            ("bwrap", "bubblewrap"),
-            ("tmt", "tmt (pip install tmt; needs rsync)"),
-            ("rsync", "rsync"),
-            ("git", "git"),
-            ("ostree", "ostree"),
-            ("busybox", "busybox-static"),
-        ],
-        "the end-to-end tests",
+        &all,
+        concat!("tests/", env!("CARGO_CRATE_NAME"), ".rs (its NEEDS)"),
     );
 }
 
@@ -75,7 +135,7 @@ pub struct Ws {
 
 impl Ws {
     pub fn new() -> Self {
-        require_tools();
+        needs();
         Ws {
             dir: tempfile::tempdir().unwrap(),
         }
@@ -268,13 +328,84 @@ pub fn git_repo(dir: &Path, example_name: &str, branch: &str) -> PathBuf {
     repo
 }
 
-/// Fails when a process whose command line matches `pattern` is still alive.
-pub fn assert_no_process(pattern: &str, what: &str) {
-    let ps = Command::new("pgrep")
-        .args(["-f", pattern])
-        .output()
-        .unwrap();
-    assert!(ps.stdout.is_empty(), "{what} outlived the timeout");
+/// Processes that still belong to a run in `ws`: their working directory is below it, or
+/// their command line or environment names it (rpmbuild's scriptlets carry RPM_BUILD_DIR,
+/// spec code and tests their HOME and TEST_ARTIFACTS, all below the workspace: the sandbox
+/// binds them at their own paths). Scoped to one workspace, unlike `pgrep -f`, which also
+/// sees the same fixtures run by other tests and other workers.
+pub fn processes_of(ws: &Path) -> Vec<String> {
+    let needle = ws.to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let p = e.path();
+        let cwd = std::fs::read_link(p.join("cwd")).unwrap_or_default();
+        let text = |f: &str| {
+            String::from_utf8_lossy(&std::fs::read(p.join(f)).unwrap_or_default()).into_owned()
+        };
+        let cmdline = text("cmdline");
+        if cwd.starts_with(ws) || cmdline.contains(&needle) || text("environ").contains(&needle) {
+            out.push(format!("{name}: {}", cmdline.replace('\0', " ")));
+        }
+    }
+    out
+}
+
+/// Fails when any process's command line contains `unique`: only for a string no other test
+/// or worker can have in its command lines (this test's own port or path).
+pub fn assert_no_process_naming(unique: &str, what: &str) {
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(unique))
+        .collect();
+    assert!(left.is_empty(), "{what} outlived the timeout: {left:#?}");
+}
+
+impl Ws {
+    /// This workspace's processes whose command line contains `pattern`.
+    pub fn processes(&self, pattern: &str) -> Vec<String> {
+        processes_of(&self.ws())
+            .into_iter()
+            .filter(|p| p.contains(pattern))
+            .collect()
+    }
+
+    /// Fails when a process of this workspace's runs whose command line contains `pattern`
+    /// is still alive (checked now: fci has returned).
+    pub fn assert_no_process(&self, pattern: &str, what: &str) {
+        let left = self.processes(pattern);
+        assert!(left.is_empty(), "{what} outlived the timeout: {left:#?}");
+    }
+
+    /// Waits until a process of this workspace whose command line contains `pattern` runs;
+    /// fails after `within`.
+    pub fn wait_for_process(&self, pattern: &str, within: Duration, what: &str) {
+        let deadline = Instant::now() + within;
+        while self.processes(pattern).is_empty() {
+            assert!(Instant::now() < deadline, "{what} never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until no process of this workspace whose command line contains `pattern` is
+    /// left (the kernel takes a moment to reap a killed namespace); fails after `within`.
+    pub fn wait_no_process(&self, pattern: &str, within: Duration, what: &str) {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = self.processes(pattern);
+            if left.is_empty() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what} still running: {left:#?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 /// Which of `names` the host's rpm database cannot provide: what fci must call unmet. On
@@ -295,22 +426,116 @@ pub fn unmet_on_host(names: &[&str]) -> serde_json::Value {
     serde_json::json!(unmet)
 }
 
-/// A base tree from examples/base/make-base.sh (with `flags`, e.g. `--no-kernel`), changed by
-/// `edit`, in the scratch area's `base/`.
-pub fn make_base(w: &Ws, flags: &[&str], edit: impl Fn(&Path)) -> PathBuf {
-    let base = w.path().join("base");
-    let st = Command::new(repo_root().join("examples/base/make-base.sh"))
-        .args(flags)
-        .arg(&base)
+/// Worlds built once per test binary (base trees, workspaces with a base), below
+/// `CARGO_TARGET_TMPDIR`: the directory of this process, cleared of those of processes gone.
+fn worlds() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("worlds");
+        let prefix = format!("{}-", env!("CARGO_CRATE_NAME"));
+        for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let gone = name
+                .strip_prefix(&prefix)
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+            if gone {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        let dir = root.join(format!("{prefix}{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    })
+}
+
+/// A copy of `from` at `to` (`cp -a`: modes, links and times kept).
+fn copy_world(from: &Path, to: &Path) {
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
         .status()
         .unwrap();
-    assert!(st.success(), "make-base.sh failed");
+    assert!(st.success(), "cp -a {} {}", from.display(), to.display());
+}
+
+/// The key of a world: its recipe's words.
+fn world_key(words: &[&str]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for w in words {
+        h.update(w.as_bytes());
+        h.update([0]);
+    }
+    format!("{:x}", h.finalize())[..16].to_string()
+}
+
+/// A digest of a tree: each entry's path, kind, mode, link target and content.
+fn tree_digest(root: &Path) -> String {
+    use sha2::Digest;
+    use std::os::unix::fs::PermissionsExt;
+    fn walk(h: &mut sha2::Sha256, root: &Path, dir: &Path) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            let md = std::fs::symlink_metadata(&p).unwrap();
+            h.update(p.strip_prefix(root).unwrap().as_os_str().as_encoded_bytes());
+            h.update(format!("\0{:o}\0", md.permissions().mode()).as_bytes());
+            if md.file_type().is_symlink() {
+                h.update(
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .as_os_str()
+                        .as_encoded_bytes(),
+                );
+            } else if md.is_dir() {
+                walk(h, root, &p);
+            } else if md.is_file() {
+                h.update(std::fs::read(&p).unwrap());
+            }
+            h.update([0]);
+        }
+    }
+    let mut h = sha2::Sha256::new();
+    walk(&mut h, root, root);
+    format!("{:x}", h.finalize())
+}
+
+/// One build at a time of the worlds (tests that want the same one wait for it).
+static WORLDS_LOCK: Mutex<()> = Mutex::new(());
+
+/// A base tree from examples/base/make-base.sh (with `flags`, e.g. `--no-kernel`), changed by
+/// `edit`, in the scratch area's `base/`. The script runs once per test binary and flags;
+/// each test gets its own copy to edit.
+pub fn make_base(w: &Ws, flags: &[&str], edit: impl Fn(&Path)) -> PathBuf {
+    let base = w.path().join("base");
+    let pristine = worlds().join(format!("base-{}", world_key(flags)));
+    {
+        let _one = WORLDS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        if !pristine.exists() {
+            let partial = pristine.with_extension("partial");
+            let _ = std::fs::remove_dir_all(&partial);
+            let st = Command::new(repo_root().join("examples/base/make-base.sh"))
+                .args(flags)
+                .arg(&partial)
+                .status()
+                .unwrap();
+            assert!(st.success(), "make-base.sh failed");
+            std::fs::rename(&partial, &pristine).unwrap();
+        }
+    }
+    copy_world(&pristine, &base);
     edit(&base);
     base
 }
 
 /// `make_base`, committed as f41's known-good base (optionally into a shared repository);
-/// returns its checksum.
+/// returns its checksum. Into a workspace not made yet and no shared repository, the
+/// workspace is a copy of one made once per test binary for the same (edited) tree: no
+/// absolute path of a workspace is kept in it.
 pub fn init_base_with(
     w: &Ws,
     flags: &[&str],
@@ -318,6 +543,15 @@ pub fn init_base_with(
     edit: impl Fn(&Path),
 ) -> String {
     let base = make_base(w, flags, edit);
+    let reusable = shared.is_none() && !w.ws().exists();
+    let world = worlds().join(format!("ws-{}", world_key(&[&tree_digest(&base)])));
+    if reusable {
+        let _one = WORLDS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        if world.exists() {
+            copy_world(&world.join("ws"), &w.ws());
+            return std::fs::read_to_string(world.join("checksum")).unwrap();
+        }
+    }
     let mut args = vec!["base".to_string(), "init".to_string()];
     if let Some(s) = shared {
         args.extend(["--ostree-repo".to_string(), s.display().to_string()]);
@@ -330,7 +564,19 @@ pub fn init_base_with(
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let r = w.run(&args);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    r.stdout.trim().to_string()
+    let checksum = r.stdout.trim().to_string();
+    if reusable {
+        let _one = WORLDS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        if !world.exists() {
+            let partial = world.with_extension("partial");
+            let _ = std::fs::remove_dir_all(&partial);
+            std::fs::create_dir_all(&partial).unwrap();
+            copy_world(&w.ws(), &partial.join("ws"));
+            std::fs::write(partial.join("checksum"), &checksum).unwrap();
+            std::fs::rename(&partial, &world).unwrap();
+        }
+    }
+    checksum
 }
 
 /// Runs `cmd` to its end under GNU time; its output, and its peak resident memory in KiB.
