@@ -463,6 +463,18 @@ impl Log {
         let bytes = crate::caps::tail(&self.path, crate::caps::LOG_TAIL_READ).unwrap_or_default();
         last_lines(&String::from_utf8_lossy(&bytes), n)
     }
+
+    /// The last line the last command `run` wrote to the log (never fci's own `$` and `#`
+    /// lines, nor an earlier command's): its own reason, for an error message.
+    pub fn last_said(&self) -> Option<String> {
+        self.tail(8)
+            .lines()
+            .rev()
+            .take_while(|l| !l.starts_with("$ "))
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+    }
 }
 
 /// Kills a command's process group as soon as the command itself has ended (a zombie, or
@@ -1365,6 +1377,19 @@ mod tests {
         let named = slow.timeout_flag("--remote-timeout");
         let msg = crate::error::one_line(&log.run(&named).err().unwrap());
         assert!(msg.contains("--remote-timeout 1"), "{msg}");
+    }
+
+    #[test]
+    fn the_last_line_a_command_logged_is_its_own() {
+        use super::{Cmd, Log};
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::create(&dir.path().join("log")).unwrap();
+        log.run(&Cmd::new("sh").args(["-c", "echo first; echo 'no such disk' >&2; exit 1"]))
+            .unwrap();
+        assert_eq!(log.last_said().as_deref(), Some("no such disk"));
+        // A command that said nothing: nothing, never an earlier command's line.
+        log.run(&Cmd::new("true")).unwrap();
+        assert_eq!(log.last_said(), None);
     }
 
     #[test]

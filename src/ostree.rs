@@ -52,16 +52,19 @@ impl Repo {
     pub fn open_or_init(path: &Path, log: &mut Log) -> Result<Repo> {
         if !path.join("config").is_file() {
             std::fs::create_dir_all(path)?;
-            let done = log.run(
+            let done = log.capture(
                 &Cmd::new("ostree")
                     .arg("init")
                     .arg(format!("--repo={}", path.display()))
                     .arg("--mode=bare-user"),
             )?;
             if !done.success() {
-                return Err(
-                    FciError::Infra(format!("ostree init failed for {}", path.display())).into(),
-                );
+                return Err(FciError::Infra(format!(
+                    "ostree init failed for {}: {}",
+                    path.display(),
+                    done.reason()
+                ))
+                .into());
             }
         }
         Repo::open(path)
@@ -120,7 +123,7 @@ impl Repo {
     /// Checks `commit` out into `dest` as hard links into the repository (fast, and nothing
     /// copied): never edit a file of it in place.
     pub fn checkout(&self, commit: &str, dest: &Path, log: &mut Log) -> Result<()> {
-        let done = log.run(
+        let done = log.capture(
             &self
                 .cmd("checkout")
                 .args(["-U", "-H", "--"])
@@ -128,7 +131,11 @@ impl Repo {
                 .arg(dest),
         )?;
         if !done.success() {
-            return Err(FciError::Infra(format!("ostree checkout of {commit} failed")).into());
+            return Err(FciError::Infra(format!(
+                "ostree checkout of {commit} failed: {}",
+                done.reason()
+            ))
+            .into());
         }
         Ok(())
     }
@@ -196,7 +203,11 @@ impl Repo {
     pub fn diff(&self, from: &str, to: &str, log: &mut Log) -> Result<Vec<String>> {
         let out = log.capture(&self.cmd("diff").arg("--").arg(from).arg(to))?;
         if !out.success() {
-            return Err(FciError::Infra(format!("ostree diff {from} {to} failed")).into());
+            return Err(FciError::Infra(format!(
+                "ostree diff {from} {to} failed: {}",
+                out.reason()
+            ))
+            .into());
         }
         Ok(out
             .stdout
@@ -305,6 +316,38 @@ pub fn is_checksum(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::gvariant_string;
+
+    /// Every failed ostree command's error carries ostree's own reason, never only "failed".
+    #[test]
+    fn ostree_failures_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = crate::exec::Log::create(&dir.path().join("log")).unwrap();
+        let repo = super::Repo::open_or_init(&dir.path().join("repo"), &mut log).unwrap();
+        let missing = "0".repeat(64);
+        let msg = |e: anyhow::Error| crate::error::one_line(&e);
+        let e = msg(repo
+            .checkout(&missing, &dir.path().join("co"), &mut log)
+            .unwrap_err());
+        assert!(
+            e.starts_with(&format!("ostree checkout of {missing} failed: ")),
+            "{e}"
+        );
+        assert!(
+            !e.ends_with("no reason given") && e.contains(&missing[..8]),
+            "{e}"
+        );
+        let e = msg(repo.diff(&missing, &missing, &mut log).unwrap_err());
+        assert!(
+            e.contains("failed: ") && !e.ends_with("no reason given"),
+            "{e}"
+        );
+        let e = msg(repo.set_ref("bad ref", &missing, &mut log).unwrap_err());
+        assert!(e.ends_with("Invalid refspec bad ref"), "{e}");
+        assert!(
+            e.contains("failed: ") && !e.ends_with("no reason given"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn printed_gvariant_strings_are_read_back() {

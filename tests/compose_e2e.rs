@@ -109,7 +109,11 @@ fn composes_the_change_onto_the_known_good_base() {
         let ac = again.stage(&am, "compose");
         assert_eq!(ac["outcome"], "PASSED", "{flags:?}: {ac:#}");
         let (_, cand) = ostree(&w, &["rev-parse", ac["data"]["ref"].as_str().unwrap()]);
-        assert_eq!(cand.trim(), ac["data"]["commit"].as_str().unwrap(), "{flags:?}");
+        assert_eq!(
+            cand.trim(),
+            ac["data"]["commit"].as_str().unwrap(),
+            "{flags:?}"
+        );
     }
     let (ok, out) = ostree(&w, &["fsck"]);
     assert!(ok, "ostree fsck after the reruns: {out}");

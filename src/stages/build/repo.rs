@@ -35,12 +35,14 @@ pub fn record_packages(
     }
     let cr_log = st.dir().join("createrepo.log");
     let (indexed, recorded) = std::thread::scope(|sc| {
-        let cr = sc.spawn(|| -> Result<bool> {
+        // Its failure's reason: createrepo_c's own last line.
+        let cr = sc.spawn(|| -> Result<Option<String>> {
             let mut l = Log::create(&cr_log)?;
             let cmd = Cmd::new("createrepo_c")
                 .args(["--quiet", "--no-database"])
                 .arg(&staged);
-            Ok(l.run(&cmd)?.success())
+            let done = l.capture(&cmd)?;
+            Ok((!done.success()).then(|| done.reason().to_string()))
         });
         let recorded = (|| -> Result<Vec<Artifact>> {
             let headers = spec::headers(packages, &mut st.log)?;
@@ -83,9 +85,9 @@ pub fn record_packages(
     });
     st.log.append_file(&cr_log);
     artifacts.extend(recorded?);
-    if !indexed? {
+    if let Some(why) = indexed? {
         return Err(FciError::Infra(format!(
-            "createrepo_c failed on {}; see the build log",
+            "createrepo_c failed on {}: {why}",
             staged.display()
         ))
         .into());

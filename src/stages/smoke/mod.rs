@@ -213,6 +213,8 @@ impl Stage for Smoke {
         let done = machine.boot(cx)?;
         let secs = stage::round3(started.elapsed().as_secs_f64());
         rec.data.insert("boot_s".into(), json!(secs));
+        // qemu's own last word, read before the consoles follow it into the log.
+        let qemu_said = cx.log().last_said();
         cx.log().line("# serial console (ttyS0):");
         cx.log().append_file(&serial);
         cx.log().line("# the guest's answers (ttyS1):");
@@ -228,9 +230,10 @@ impl Stage for Smoke {
             // qemu itself refused to start (a bad option, no memory), or something killed it
             // (the OOM killer): not the guest's verdict either way.
             return Err(FciError::Infra(match (done.code, done.signal) {
-                (Some(c), _) => {
-                    format!("qemu-system-x86_64 exited {c} before booting: see the stage log")
-                }
+                (Some(c), _) => format!(
+                    "qemu-system-x86_64 exited {c} before booting: {}",
+                    qemu_said.as_deref().unwrap_or("it said nothing (see the stage log)")
+                ),
                 (None, Some(s)) => format!(
                     "qemu-system-x86_64 was killed by signal {s}: the guest's answers are not a verdict"
                 ),

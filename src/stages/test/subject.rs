@@ -65,11 +65,14 @@ pub fn prepare(
         let files = crate::digest::list_files(db, &[])?;
         crate::workspace::copy_files(db, &files, &root.join(DBPATH.trim_start_matches('/')))?;
     } else {
-        let init = log.run(&rpm(Cmd::new("rpm")).arg("--initdb"))?;
+        let init = log.capture(&rpm(Cmd::new("rpm")).arg("--initdb"))?;
         if !init.success() {
-            return Err(
-                FciError::Infra(format!("rpm --initdb failed in {}", root.display())).into(),
-            );
+            return Err(FciError::Infra(format!(
+                "rpm --initdb failed in {}: {}",
+                root.display(),
+                init.reason()
+            ))
+            .into());
         }
     }
     // Debian's rpm warns on every install unless told that it is meant to manage this root.
