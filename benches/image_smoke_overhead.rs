@@ -228,11 +228,18 @@ fn main() {
         let _ = std::fs::remove_dir_all(&dir);
     }
     let (f, r) = (median(fci_times), median(raw_times));
+    let ratio = f.as_secs_f64() / r.as_secs_f64();
     println!(
-        "image+smoke: fci {:.2}s, raw commands {:.2}s: {:.3}x (median of {runs}, TCG boot)",
+        "image+smoke: fci {:.2}s, raw commands {:.2}s: {ratio:.3}x (median of {runs}, TCG boot)",
         f.as_secs_f64(),
         r.as_secs_f64(),
-        f.as_secs_f64() / r.as_secs_f64()
+    );
+    support::record(
+        "fci image | fci smoke / raw deploy+mkfs+qemu boot (TCG)",
+        ratio,
+        "x",
+        support::Target::AtMost(1.10),
+        serde_json::json!({"fci_ms": support::ms(f), "raw_ms": support::ms(r), "runs": runs}),
     );
     support::quick_note();
 }

@@ -95,5 +95,19 @@ fn main() {
         "{results} results to ResultsDB: {many:.0} results/s with 8 at a time, {one:.0} results/s one at a time: {:.2}x (target >= 500 results/s)",
         many / one
     );
+    support::record(
+        "results/s to ResultsDB, 8 at a time",
+        many,
+        " results/s",
+        support::Target::AtLeast(500.0),
+        serde_json::json!({"results": results, "one_at_a_time_per_s": one.round()}),
+    );
+    support::record(
+        "8 at a time / one at a time",
+        many / one,
+        "x",
+        support::Target::None,
+        serde_json::json!({"results": results}),
+    );
     support::quick_note();
 }
