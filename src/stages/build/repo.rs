@@ -16,14 +16,15 @@ use std::path::{Path, PathBuf};
 pub struct NotTheBuilds(pub String);
 
 /// Stores every package (NEVRA from its header) and publishes a repository of the binary ones;
-/// also returns the source package's BuildRequires.
+/// also returns the source package's BuildRequires and its latest changelog entry's author.
 pub fn record_packages(
     ws: &Workspace,
     st: &mut StageRun,
     packages: &[PathBuf],
-) -> Result<(Vec<Artifact>, Vec<String>)> {
+) -> Result<(Vec<Artifact>, Vec<String>, Option<String>)> {
     let mut artifacts = Vec::new();
     let mut buildrequires = Vec::new();
+    let mut changelog_name = None;
     // createrepo_c runs beside the header queries and the hashing: both only read the RPMs.
     let staged = st.dir().join("repo");
     std::fs::create_dir_all(&staged)?;
@@ -70,6 +71,7 @@ pub fn record_packages(
                 let n = h.nevra;
                 let kind = if n.arch == "src" {
                     buildrequires = h.requires;
+                    changelog_name = h.changelog_name;
                     ArtifactKind::Srpm
                 } else {
                     ArtifactKind::Rpm
@@ -93,7 +95,7 @@ pub fn record_packages(
         .into());
     }
     artifacts.push(publish_repo(ws, &staged, &artifacts)?);
-    Ok((artifacts, buildrequires))
+    Ok((artifacts, buildrequires, changelog_name))
 }
 
 /// Publishes the indexed repository of the binary packages under `repos/`.
