@@ -124,5 +124,19 @@ fn main() {
         loop_s,
         loop_s / fci_s
     );
+    support::record(
+        "shell loop of git rev-parse / fci watch --once (x faster)",
+        loop_s / fci_s,
+        "x",
+        support::Target::AtLeast(20.0),
+        serde_json::json!({"repositories": repos, "changed": CHANGED, "fci_s": fci_s, "loop_s": loop_s}),
+    );
+    support::record(
+        "fci watch --once",
+        fci_s,
+        " s",
+        support::Target::AtMost(1.0),
+        serde_json::json!({"repositories": repos, "changed": CHANGED}),
+    );
     support::quick_note();
 }

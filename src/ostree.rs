@@ -285,6 +285,41 @@ pub fn is_checksum(s: &str) -> bool {
 mod tests {
     use super::gvariant_string;
 
+    /// Every failed ostree command's error carries ostree's own reason, never only "failed".
+    #[test]
+    fn ostree_failures_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = crate::exec::Log::create(&dir.path().join("log")).unwrap();
+        let repo = super::Repo::open_or_init(&dir.path().join("repo"), &mut log).unwrap();
+        let missing = "0".repeat(64);
+        let msg = |e: anyhow::Error| crate::error::one_line(&e);
+        let e = msg(repo
+            .checkout(&missing, &dir.path().join("co"), &mut log)
+            .unwrap_err());
+        assert!(
+            e.starts_with(&format!("ostree checkout of {missing} failed: ")),
+            "{e}"
+        );
+        assert!(
+            !e.ends_with("no reason given") && e.contains(&missing[..8]),
+            "{e}"
+        );
+        let e = msg(repo.diff(&missing, &missing, &mut log).unwrap_err());
+        assert!(
+            e.contains("failed: ") && !e.ends_with("no reason given"),
+            "{e}"
+        );
+        let e = msg(repo.set_ref("bad ref", &missing, &mut log).unwrap_err());
+        assert!(
+            e.contains("error: Invalid refspec bad ref (ostree exited 1)"),
+            "{e}"
+        );
+        assert!(
+            e.contains("failed: ") && !e.ends_with("no reason given"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn printed_gvariant_strings_are_read_back() {
         assert_eq!(

@@ -99,6 +99,28 @@ fn composes_the_change_onto_the_known_good_base() {
     assert_eq!(ac["outcome"], "PASSED", "{ac:#}");
     let (_, cand) = ostree(&w, &["rev-parse", ac["data"]["ref"].as_str().unwrap()]);
     assert_eq!(cand.trim(), ac["data"]["commit"].as_str().unwrap());
+
+    // And again with --force, alone (the recorded result may be reused) and beside
+    // --no-cache (composed afresh): each passes, and the candidate ref names its commit.
+    for flags in [&["--force"][..], &["--force", "--no-cache"][..]] {
+        let mut args = vec!["compose"];
+        args.extend_from_slice(flags);
+        args.extend(["-m", b.to_str().unwrap()]);
+        let again = w.run(&args);
+        assert_eq!(again.code, 0, "{flags:?}: {}", again.stderr);
+        let am = again.manifest();
+        let ac = again.stage(&am, "compose");
+        assert_eq!(ac["outcome"], "PASSED", "{flags:?}: {ac:#}");
+        let (_, cand) = ostree(&w, &["rev-parse", ac["data"]["ref"].as_str().unwrap()]);
+        assert_eq!(
+            cand.trim(),
+            ac["data"]["commit"].as_str().unwrap(),
+            "{flags:?}"
+        );
+    }
+    let (ok, out) = ostree(&w, &["fsck"]);
+    assert!(ok, "ostree fsck after the reruns: {out}");
+    assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
 }
 
 #[test]

@@ -16,14 +16,15 @@ use std::path::{Path, PathBuf};
 pub struct NotTheBuilds(pub String);
 
 /// Stores every package (NEVRA from its header) and publishes a repository of the binary ones;
-/// also returns the source package's BuildRequires.
+/// also returns the source package's BuildRequires and its latest changelog entry's author.
 pub fn record_packages(
     ws: &Workspace,
     st: &mut StageRun,
     packages: &[PathBuf],
-) -> Result<(Vec<Artifact>, Vec<String>)> {
+) -> Result<(Vec<Artifact>, Vec<String>, Option<String>)> {
     let mut artifacts = Vec::new();
     let mut buildrequires = Vec::new();
+    let mut changelog_name = None;
     // createrepo_c runs beside the header queries and the hashing: both only read the RPMs.
     let staged = st.dir().join("repo");
     std::fs::create_dir_all(&staged)?;
@@ -35,12 +36,14 @@ pub fn record_packages(
     }
     let cr_log = st.dir().join("createrepo.log");
     let (indexed, recorded) = std::thread::scope(|sc| {
-        let cr = sc.spawn(|| -> Result<bool> {
+        // Its failure's reason: createrepo_c's own last line.
+        let cr = sc.spawn(|| -> Result<Option<String>> {
             let mut l = Log::create(&cr_log)?;
             let cmd = Cmd::new("createrepo_c")
                 .args(["--quiet", "--no-database"])
                 .arg(&staged);
-            Ok(l.run(&cmd)?.success())
+            let done = l.capture(&cmd)?;
+            Ok((!done.success()).then(|| done.reason().to_string()))
         });
         let recorded = (|| -> Result<Vec<Artifact>> {
             let headers = spec::headers(packages, &mut st.log)?;
@@ -68,6 +71,7 @@ pub fn record_packages(
                 let n = h.nevra;
                 let kind = if n.arch == "src" {
                     buildrequires = h.requires;
+                    changelog_name = h.changelog_name;
                     ArtifactKind::Srpm
                 } else {
                     ArtifactKind::Rpm
@@ -83,15 +87,15 @@ pub fn record_packages(
     });
     st.log.append_file(&cr_log);
     artifacts.extend(recorded?);
-    if !indexed? {
+    if let Some(why) = indexed? {
         return Err(FciError::Infra(format!(
-            "createrepo_c failed on {}; see the build log",
+            "createrepo_c failed on {}: {why}",
             staged.display()
         ))
         .into());
     }
     artifacts.push(publish_repo(ws, &staged, &artifacts)?);
-    Ok((artifacts, buildrequires))
+    Ok((artifacts, buildrequires, changelog_name))
 }
 
 /// Publishes the indexed repository of the binary packages under `repos/`.

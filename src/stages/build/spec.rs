@@ -202,6 +202,9 @@ pub struct Header {
     pub sourcerpm: Option<String>,
     /// For a source package: the BuildRequires.
     pub requires: Vec<String>,
+    /// Who wrote the latest changelog entry, when there is one: read in the same rpm call
+    /// as the rest (a process of its own cost a tenth of a small build's overhead).
+    pub changelog_name: Option<String>,
 }
 
 /// Each package's header (one rpm call for all): NEVRA, and requirements.
@@ -225,7 +228,7 @@ pub fn headers(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Header>> {
 }
 
 fn headers_of(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Header>> {
-    let qf = "P\t%{NAME}\t%{EPOCH}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\t%{SOURCERPM}\n[R\t%{REQUIRENAME} %{REQUIREFLAGS:depflags} %{REQUIREVERSION}\n]";
+    let qf = "P\t%{NAME}\t%{EPOCH}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\t%{SOURCERPM}\nC\t%{CHANGELOGNAME}\n[R\t%{REQUIRENAME} %{REQUIREFLAGS:depflags} %{REQUIREVERSION}\n]";
     let out = log.capture(
         &Cmd::new("rpm")
             .args(["-qp", "--nosignature", "--nodigest", "--qf", qf, "--"])
@@ -254,7 +257,16 @@ fn headers_of(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Header>> {
                 },
                 sourcerpm: (*sourcerpm != "(none)").then(|| sourcerpm.to_string()),
                 requires: Vec::new(),
+                changelog_name: None,
             }),
+            ["C", name @ ..] => {
+                let name = name.join("\t");
+                let name = name.trim();
+                if let Some(h) = rows.last_mut() {
+                    h.changelog_name =
+                        (!name.is_empty() && name != "(none)").then(|| name.to_string());
+                }
+            }
             ["R", req] if !req.starts_with("rpmlib(") => {
                 if let Some(h) = rows.last_mut() {
                     h.requires

@@ -165,7 +165,8 @@ fn build_bounded(
     }
 
     step("recording packages");
-    let (mut artifacts, buildrequires) = repo::record_packages(cx.ws, &mut cx.run, &out.packages)?;
+    let (mut artifacts, buildrequires, changelog_name) =
+        repo::record_packages(cx.ws, &mut cx.run, &out.packages)?;
     let (package, nvr) = artifacts
         .iter()
         .find(|a| a.kind == ArtifactKind::Srpm)
@@ -181,24 +182,8 @@ fn build_bounded(
         })?;
     note_package(cx, rec, &package, Some(&nvr), &buildrequires);
     // Who maintains it (the latest changelog entry), for the messages of every stage.
-    if let Some(srpm) = artifacts.iter().find(|a| a.kind == ArtifactKind::Srpm) {
-        let path = cx.ws.root().join(&srpm.path);
-        let out = cx.log().capture(
-            &crate::exec::Cmd::new("rpm")
-                .args([
-                    "-qp",
-                    "--nosignature",
-                    "--nodigest",
-                    "--qf",
-                    "%{CHANGELOGNAME}",
-                    "--",
-                ])
-                .arg(path),
-        )?;
-        if out.success() && !out.stdout.trim().is_empty() && out.stdout.trim() != "(none)" {
-            rec.data
-                .insert("changelog_name".into(), json!(out.stdout.trim()));
-        }
+    if let Some(name) = changelog_name {
+        rec.data.insert("changelog_name".into(), json!(name));
     }
     if rpmbuild && !args.strict_builddeps {
         note_unmet(&buildrequires, cx, rec)?;
