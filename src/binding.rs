@@ -279,7 +279,7 @@ pub fn record_image(ws: &Workspace, image: &Artifact, commit: &str) -> Result<()
     let path = image_record(ws, &image.sha256);
     std::fs::create_dir_all(path.parent().expect("a record has a directory"))?;
     let record = json!({"sha256": image.sha256, "path": image.path, "commit": commit});
-    crate::workspace::write_atomic(&path, serde_json::to_string_pretty(&record)?.as_bytes())
+    crate::files::write_atomic(&path, serde_json::to_string_pretty(&record)?.as_bytes())
 }
 
 /// The image stage's newest `image` artifact of the manifest, if any (not yet checked).

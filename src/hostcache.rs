@@ -2,7 +2,8 @@
 //! database's contents), memoised in the workspace so that each run does not pay a process
 //! per fact. Keys embed the identity (path, size, mtime) of the files a fact depends on.
 
-use crate::workspace::{write_atomic, Workspace};
+use crate::files::write_atomic;
+use crate::workspace::Workspace;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;

@@ -6,6 +6,7 @@
 
 pub mod binding;
 pub mod bootentry;
+pub mod bus;
 pub mod caps;
 pub mod cgroup;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod digest;
 pub mod distgit;
 pub mod error;
 pub mod exec;
+pub mod files;
 pub mod gating;
 pub mod hostcache;
 pub mod junit;

@@ -512,7 +512,7 @@ impl Manifest {
             out.flush()?;
             Ok(())
         } else {
-            crate::workspace::write_output(path, text.as_bytes())
+            crate::files::write_output(path, text.as_bytes())
         }
     }
 

@@ -239,7 +239,7 @@ fn run(
     // The stage ran (reused and instant records are reported by `fci report`, whose message
     // ids come from the same records).
     if let Some(r) = manifest.stages.last() {
-        crate::resultsdb::emit::ended(&ws, manifest, r);
+        crate::bus::emit::ended(&ws, manifest, r);
     }
     if let Some(r) = manifest.stages.last() {
         if !progress::quiet() && lock.is_some() {
@@ -321,7 +321,7 @@ fn steps(
     let mut rec = RecordParts::new(Outcome::Passed, digest.clone());
     rec.tools = cx.tools.clone();
     // It runs now: its record will start when its StageRun did.
-    crate::resultsdb::emit::started(cx.ws, cx.manifest, name, &cx.run.started_at);
+    crate::bus::emit::started(cx.ws, cx.manifest, name, &cx.run.started_at);
     let artifacts = stage.execute(cx, &mut rec)?;
     Ok(Step::Record(Box::new(rec), artifacts, lock))
 }

@@ -155,7 +155,7 @@ pub fn deliver(
         let Some(id) = id_of(r) else { continue };
         let file = dir.join(format!("{id}.json"));
         if !store.delivered(&id, target)? && !file.exists() {
-            crate::workspace::write_atomic(&file, r.to_string().as_bytes())?;
+            crate::files::write_atomic(&file, r.to_string().as_bytes())?;
         }
     }
     let mut d = Delivery::default();

@@ -119,7 +119,7 @@ pub fn check_status(output: impl std::io::Read) -> (bool, bool) {
 /// replaced by a link, or by something else than a directory), or None: absent or intact.
 pub fn replaced_outputs(work: &Path, dirs: &[PathBuf]) -> Option<String> {
     dirs.iter()
-        .find(|d| d.symlink_metadata().is_ok() && !crate::workspace::real_dir_below(work, d))
+        .find(|d| d.symlink_metadata().is_ok() && !crate::files::real_dir_below(work, d))
         .map(|d| {
             format!(
                 "package code replaced the build's {} directory (with a link?): its packages cannot be read as the build's",
@@ -136,7 +136,7 @@ pub fn replaced_outputs(work: &Path, dirs: &[PathBuf]) -> Option<String> {
 /// fails the build.
 pub fn collect(work: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    if !crate::workspace::real_dir_below(work, dir) {
+    if !crate::files::real_dir_below(work, dir) {
         return Ok(out);
     }
     let shown = dir.file_name().unwrap_or_default().to_string_lossy();

@@ -2,7 +2,7 @@
 
 use crate::digest;
 use crate::error::FciError;
-use crate::workspace::copy_plain;
+use crate::files::copy_plain;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 

@@ -228,7 +228,7 @@ fn stage_files(
             // Symlinks were checked to point at tracked files; copy what they point at.
             let real = p.co.dir.join(f).canonicalize()?;
             if real.is_file() {
-                crate::workspace::copy_plain(&real, &srcdir.join(f), None)?;
+                crate::files::copy_plain(&real, &srcdir.join(f), None)?;
             }
         }
     }
@@ -248,7 +248,7 @@ fn stage_files(
     // fci's Fedora build environment, for rpmbuild on a host without one; mock has the real one.
     let macros = if p.backend.name() == "rpmbuild" {
         let dir = cx.ws.root().join("share/macros");
-        crate::workspace::install_files(&dir, &fedora_env::FILES)?;
+        crate::files::install_files(&dir, &fedora_env::FILES)?;
         Some(dir.join(fedora_env::AUTOSPEC_FILE))
     } else {
         None
@@ -259,7 +259,7 @@ fn stage_files(
     std::fs::create_dir_all(&spec_dir)?;
     let spec_copy = spec_dir.join(p.spec_path.file_name().unwrap_or_default());
     // A spec that is a link points at a tracked file (links were checked): copy that.
-    crate::workspace::copy_plain(&p.spec_path.canonicalize()?, &spec_copy, None)?;
+    crate::files::copy_plain(&p.spec_path.canonicalize()?, &spec_copy, None)?;
     Ok(Dirs {
         sources: srcdir,
         work,

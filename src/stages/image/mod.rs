@@ -230,7 +230,7 @@ impl Stage for Image {
             let written = std::fs::create_dir_all(p.state.parent().expect("state has a parent"))
                 .map_err(anyhow::Error::from)
                 .and_then(|_| {
-                    crate::workspace::write_atomic(
+                    crate::files::write_atomic(
                         &p.state,
                         serde_json::to_string_pretty(&state)?.as_bytes(),
                     )

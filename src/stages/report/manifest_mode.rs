@@ -58,7 +58,7 @@ impl Report {
     fn write_html(&self, cx: &Ctx, decision: Option<&Value>) -> Result<()> {
         if let Some(p) = &self.args.html {
             let page = super::html::page(cx.manifest, decision);
-            crate::workspace::write_output(p, page.as_bytes())?;
+            crate::files::write_output(p, page.as_bytes())?;
         }
         Ok(())
     }
@@ -136,11 +136,11 @@ impl Stage for Report {
         rec.data.insert("results_new".into(), json!(new));
         rec.data
             .insert("results_store".into(), json!(cx.ws.relative(&db_path)));
-        let mcx = crate::resultsdb::messages::Context::of(cx.manifest, &self.args.namespace);
+        let mcx = crate::bus::messages::Context::of(cx.manifest, &self.args.namespace);
         let maintainer = mcx.maintainer.clone();
-        let messages = crate::resultsdb::messages::for_run(cx.manifest, &mcx);
+        let messages = crate::bus::messages::for_run(cx.manifest, &mcx);
         // A message that cannot be sent never fails the report: it says so.
-        let sent = match crate::resultsdb::journal::publish(cx.ws, &messages) {
+        let sent = match crate::bus::journal::publish(cx.ws, &messages) {
             Ok(n) => n,
             Err(e) => {
                 let msg = format!("message journal: {e:#}");
@@ -149,9 +149,9 @@ impl Stage for Report {
             }
         };
         if let Some(url) = &self.args.amqp_url {
-            let p = match crate::resultsdb::amqp::publish(cx.ws, &store, url, &messages) {
+            let p = match crate::bus::publish::publish(cx.ws, &store, url, &messages) {
                 Ok(p) => p,
-                Err(e) => crate::resultsdb::amqp::Published {
+                Err(e) => crate::bus::publish::Published {
                     unreachable: Some(crate::exec::scrub_credentials(&format!("{e:#}"), url)),
                     ..Default::default()
                 },
@@ -170,7 +170,7 @@ impl Stage for Report {
         }
         rec.data.insert(
             "messages".into(),
-            json!({"journal": cx.ws.relative(&crate::resultsdb::journal::path(cx.ws)),
+            json!({"journal": cx.ws.relative(&crate::bus::journal::path(cx.ws)),
                    "total": messages.len(), "new": sent,
                    "recipients": maintainer.iter().collect::<Vec<_>>()}),
         );
@@ -299,7 +299,7 @@ impl Stage for Report {
             "unsatisfied_requirements": d["unsatisfied_requirements"],
             "notification": {"recipients": maintainer.iter().collect::<Vec<_>>()},
         });
-        let msg = crate::resultsdb::messages::Message {
+        let msg = crate::bus::messages::Message {
             id: crate::digest::sha256_bytes(
                 format!("{}\ndecision\n{body}", cx.manifest.run.id).as_bytes(),
             )[..32]
@@ -307,7 +307,7 @@ impl Stage for Report {
             topic: "org.fedoraproject.prod.greenwave.decision.update".into(),
             body,
         };
-        if let Err(e) = crate::resultsdb::journal::publish(cx.ws, &[msg]) {
+        if let Err(e) = crate::bus::journal::publish(cx.ws, &[msg]) {
             let msg = format!("message journal: {e:#}");
             warn(rec, msg);
         }

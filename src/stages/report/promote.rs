@@ -221,6 +221,6 @@ fn write(path: &std::path::Path, v: &Value) -> Result<()> {
     let host = |e: anyhow::Error| FciError::Infra(format!("cannot write {}: {e}", path.display()));
     std::fs::create_dir_all(path.parent().expect("a state file has a directory"))
         .map_err(|e| host(e.into()))?;
-    crate::workspace::write_atomic(path, serde_json::to_string_pretty(v)?.as_bytes())
+    crate::files::write_atomic(path, serde_json::to_string_pretty(v)?.as_bytes())
         .map_err(|e| host(e).into())
 }

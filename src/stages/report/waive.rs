@@ -72,7 +72,7 @@ pub fn exec(args: &Args, testcase: &str, workspace: &Path) -> Result<i32> {
     list.push(waiver.clone());
     let p = path(&ws);
     std::fs::create_dir_all(p.parent().expect("waivers has a directory"))?;
-    crate::workspace::write_atomic(&p, serde_json::to_string_pretty(&list)?.as_bytes())?;
+    crate::files::write_atomic(&p, serde_json::to_string_pretty(&list)?.as_bytes())?;
     println!("{}", serde_json::to_string_pretty(&waiver)?);
     Ok(0)
 }

@@ -63,7 +63,7 @@ pub fn prepare(
         .filter(|d| d.is_dir());
     if let Some(db) = &base_db {
         let files = crate::digest::list_files(db, &[])?;
-        crate::workspace::copy_files(db, &files, &root.join(DBPATH.trim_start_matches('/')))?;
+        crate::files::copy_files(db, &files, &root.join(DBPATH.trim_start_matches('/')))?;
     } else {
         let init = log.run(&rpm(Cmd::new("rpm")).arg("--initdb"))?;
         if !init.success() {

@@ -48,8 +48,8 @@ fn send(ws: &Workspace, m: &Manifest, rec: &StageRecord, start: bool) {
     else {
         return;
     };
-    let sent = super::store::Store::open(&ws.root().join("results/results.sqlite"))
-        .and_then(|store| super::amqp::publish(ws, &store, &url, &msgs));
+    let sent = crate::resultsdb::store::Store::open(&ws.root().join("results/results.sqlite"))
+        .and_then(|store| super::publish::publish(ws, &store, &url, &msgs));
     match sent {
         Ok(p) if p.unreachable.is_some() => crate::progress::note(&format!(
             "warning: AMQP broker: {}; {} messages spooled for later",

@@ -36,7 +36,7 @@ pub struct Message {
 }
 
 fn artifact(m: &Manifest, s: &StageRecord, cx: &Context) -> (&'static str, Value) {
-    let nvr = super::mapping::subject_nvr(m).unwrap_or_default();
+    let nvr = crate::resultsdb::mapping::subject_nvr(m).unwrap_or_default();
     let component = m.subject.package.clone().unwrap_or_default();
     if matches!(s.name.as_str(), "build" | "test") {
         // Koji's task id is an integer > 0; a run without Koji gets a stable one from its id.
@@ -95,7 +95,7 @@ pub fn for_record(m: &Manifest, s: &StageRecord, cx: &Context) -> Vec<Message> {
     {
         let (kind, art) = artifact(m, s, cx);
         // The category the stage's results are named with.
-        let category = super::mapping::category(&s.name);
+        let category = crate::resultsdb::mapping::category(&s.name);
         let log = s.log.clone().unwrap_or_default();
         let base = json!({
             "contact": {"name": "fci", "team": "fci", "docs": "https://github.com/fci/fci#readme",

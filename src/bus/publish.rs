@@ -8,7 +8,7 @@
 //! lets a consumer drop a repeat after a crash between the broker's ack and the spool's removal.
 
 use super::messages::Message;
-use super::store::Store;
+use crate::resultsdb::store::Store;
 use crate::workspace::Workspace;
 use anyhow::Result;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -31,22 +31,16 @@ fn spool_dir(ws: &Workspace, url: &str) -> PathBuf {
     ws.root().join("spool/amqp").join(key)
 }
 
-fn headers(m: &Value, sent_at: &str) -> FieldTable {
+/// fedora-messaging's headers (`super::headers`) as an AMQP header table.
+fn header_table(id: &str, body: &Value, sent_at: &str) -> FieldTable {
     let mut t = FieldTable::default();
-    let s = |v: &str| AMQPValue::LongString(v.into());
-    t.insert("fedora_messaging_schema".into(), s("base.message"));
-    t.insert("fedora_messaging_severity".into(), AMQPValue::LongInt(20));
-    t.insert("sent-at".into(), s(sent_at));
-    t.insert("priority".into(), AMQPValue::LongInt(0));
-    if let Some(p) = m
-        .pointer("/body/artifact/component")
-        .and_then(Value::as_str)
-        .filter(|p| !p.is_empty())
-    {
-        t.insert(
-            format!("fedora_messaging_rpm_{p}").as_str().into(),
-            AMQPValue::Boolean(true),
-        );
+    for (k, v) in super::headers(id, body, sent_at) {
+        let v = match v {
+            Value::Bool(b) => AMQPValue::Boolean(b),
+            Value::Number(n) => AMQPValue::LongInt(n.as_i64().unwrap_or_default() as i32),
+            other => AMQPValue::LongString(other.as_str().unwrap_or_default().into()),
+        };
+        t.insert(k.as_str().into(), v);
     }
     t
 }
@@ -93,7 +87,7 @@ pub fn publish(
             .collect();
         let file = dir.join(format!("{at}-{}.json", m.id));
         let v = json!({"id": m.id, "topic": m.topic, "body": m.body});
-        crate::workspace::write_atomic(&file, v.to_string().as_bytes())?;
+        crate::files::write_atomic(&file, v.to_string().as_bytes())?;
     }
     let mut pending: Vec<PathBuf> = std::fs::read_dir(&dir)?
         .flatten()
@@ -143,7 +137,7 @@ pub fn publish(
                     .with_content_encoding("utf-8".into())
                     .with_delivery_mode(2)
                     .with_message_id(id.into())
-                    .with_headers(headers(&m, &sent_at));
+                    .with_headers(header_table(id, &m["body"], &sent_at));
                 let body = m["body"].to_string();
                 let confirm = ch
                     .basic_publish(

@@ -13,10 +13,18 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
 use std::time::Duration;
 
+/// What the broker said of a message beside its body: its routing key (the topic) and the
+/// AMQP `message_id` property, where fedora-messaging puts the message's id.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Envelope {
+    pub routing_key: Option<String>,
+    pub message_id: Option<String>,
+}
+
 /// What the consumer hands over: a message, or a moment with nothing queued (when kept
 /// messages are tried again).
 pub enum Event<'a> {
-    Message(&'a [u8], super::message::Envelope),
+    Message(&'a [u8], Envelope),
     Idle,
 }
 
@@ -140,7 +148,7 @@ impl Consumer {
             };
             let d = msg.delivery;
             count += 1;
-            let env = super::message::Envelope {
+            let env = Envelope {
                 routing_key: Some(d.routing_key.to_string()),
                 message_id: d.properties.message_id().as_ref().map(|m| m.to_string()),
             };
