@@ -28,7 +28,7 @@ pub fn file_id(p: &Path) -> Option<String> {
 
 impl HostCache {
     pub fn open(ws: &Workspace) -> Self {
-        let path = ws.root().join("cache/host.json");
+        let path = ws.cache("host.json");
         let map = std::fs::read_to_string(&path)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())

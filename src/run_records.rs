@@ -29,7 +29,7 @@ fn run_dir(ws: &Workspace, run: &str) -> PathBuf {
     } else {
         format!("sha256-{}", crate::digest::sha256_bytes(run.as_bytes()))
     };
-    ws.root().join("state/records").join(name)
+    ws.state("records").join(name)
 }
 
 fn stage_dir(ws: &Workspace, run: &str, stage: &str) -> Option<PathBuf> {

@@ -5,6 +5,13 @@
 //! - `repos/<digest>/`: rpm-md repositories (hard links into `objects/`)
 //! - `cache/<stage>/<input-digest>.json`: stage records for reuse
 //! - `locks/`: advisory locks; `tmp/`: private scratch dirs of running stages
+//! - `state/`: what stages keep between runs (watch heads, image times, known-good, records)
+//! - `spool/`: deliveries not yet confirmed (ResultsDB, AMQP)
+//! - `share/`: fci's own files handed to package code (STI roles, rpm macros)
+//! - `results/results.sqlite`, `waivers/waivers.json`, `messages/journal.jsonl`: the results
+//!   store, the waivers, the message journal
+//!
+//! Each place is named once, by the accessors below; nothing else joins these names.
 //!
 //! Every file appears by `rename(2)` from `tmp/`, so a reader never sees a torn file and two
 //! runs storing the same content both succeed.
@@ -172,6 +179,56 @@ impl Workspace {
         Ok(())
     }
 
+    /// `<dir>/<rel>` below the root (`rel` empty: the directory itself).
+    fn at(&self, dir: &str, rel: &str) -> PathBuf {
+        let d = self.root.join(dir);
+        if rel.is_empty() {
+            d
+        } else {
+            d.join(rel)
+        }
+    }
+
+    /// `state/<rel>`: what stages keep between runs.
+    pub fn state(&self, rel: &str) -> PathBuf {
+        self.at("state", rel)
+    }
+
+    /// `spool/<rel>`: deliveries not yet confirmed.
+    pub fn spool(&self, rel: &str) -> PathBuf {
+        self.at("spool", rel)
+    }
+
+    /// `share/<rel>`: fci's own files handed to package code.
+    pub fn share(&self, rel: &str) -> PathBuf {
+        self.at("share", rel)
+    }
+
+    /// `cache/<rel>`: stage records for reuse, and the host's facts.
+    pub fn cache(&self, rel: &str) -> PathBuf {
+        self.at("cache", rel)
+    }
+
+    /// `tmp/<rel>`: private scratch of running stages.
+    fn tmp(&self, rel: &str) -> PathBuf {
+        self.at("tmp", rel)
+    }
+
+    /// The workspace's results store.
+    pub fn results_db(&self) -> PathBuf {
+        self.at("results", "results.sqlite")
+    }
+
+    /// The workspace's waivers.
+    pub fn waivers(&self) -> PathBuf {
+        self.at("waivers", "waivers.json")
+    }
+
+    /// The message journal.
+    pub fn journal(&self) -> PathBuf {
+        self.at("messages", "journal.jsonl")
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -292,7 +349,7 @@ impl Workspace {
     pub fn scratch(&self, prefix: &str) -> Result<Scratch> {
         let dir = tempfile::Builder::new()
             .prefix(prefix)
-            .tempdir_in(self.root.join("tmp"))
+            .tempdir_in(self.tmp(""))
             .context("cannot create a scratch directory in the workspace")?;
         {
             use std::os::unix::fs::PermissionsExt;
@@ -310,7 +367,7 @@ impl Workspace {
     /// Removes what killed runs left in `tmp/`: unlocked scratch directories and stray files,
     /// once they are old enough that no run can still be setting them up.
     pub fn collect_stale(&self) {
-        let Ok(rd) = fs::read_dir(self.root.join("tmp")) else {
+        let Ok(rd) = fs::read_dir(self.tmp("")) else {
             return;
         };
         let old = |m: &fs::Metadata| {
@@ -363,10 +420,7 @@ impl Workspace {
         let name = plain_name(name);
         // Always a copy with plain permissions: the source may be package output, and a hard
         // link would carry its owner and mode (setuid, world-writable) into the workspace.
-        let tmp = self
-            .root
-            .join("tmp")
-            .join(format!(".obj-{}", uuid::Uuid::new_v4()));
+        let tmp = self.tmp(&format!(".obj-{}", uuid::Uuid::new_v4()));
         let copied = copy_plain(src, &tmp, limit);
         let copied = match copied {
             Ok(c) => c,
@@ -415,10 +469,7 @@ impl Workspace {
     }
 
     fn cache_path(&self, stage: &str, digest: &str) -> PathBuf {
-        self.root
-            .join("cache")
-            .join(stage)
-            .join(format!("{digest}.json"))
+        self.cache(stage).join(format!("{digest}.json"))
     }
 
     /// A cached run of `stage` with this input digest whose artifacts are all still present.

@@ -23,7 +23,7 @@ pub fn started(ws: &Workspace, m: &Manifest, stage: StageName, started_at: &str)
 
 /// The end of a stage: its final record.
 pub fn ended(ws: &Workspace, m: &Manifest, rec: &StageRecord) {
-    if rec.name == StageName::Report.as_str() || rec.outcome == Outcome::Skipped {
+    if rec.is(StageName::Report) || rec.outcome == Outcome::Skipped {
         return;
     }
     send(ws, m, rec, false);
@@ -48,7 +48,7 @@ fn send(ws: &Workspace, m: &Manifest, rec: &StageRecord, start: bool) {
     else {
         return;
     };
-    let sent = crate::resultsdb::store::Store::open(&ws.root().join("results/results.sqlite"))
+    let sent = crate::resultsdb::store::Store::open(&ws.results_db())
         .and_then(|store| super::publish::publish(ws, &store, &url, &msgs));
     match sent {
         Ok(p) if p.unreachable.is_some() => crate::progress::note(&format!(

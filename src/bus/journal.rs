@@ -10,13 +10,9 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::io::Write;
 
-pub fn path(ws: &Workspace) -> std::path::PathBuf {
-    ws.root().join("messages/journal.jsonl")
-}
-
 /// Appends the messages not in the journal yet; returns how many were new.
 pub fn publish(ws: &Workspace, messages: &[Message]) -> Result<usize> {
-    let p = path(ws);
+    let p = ws.journal();
     std::fs::create_dir_all(p.parent().expect("the journal has a directory"))?;
     let _lock = ws.lock("messages")?;
     let seen: HashSet<String> = std::fs::read_to_string(&p)

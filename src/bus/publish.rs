@@ -28,7 +28,7 @@ pub struct Published {
 
 fn spool_dir(ws: &Workspace, url: &str) -> PathBuf {
     let key = &crate::digest::sha256_bytes(url.as_bytes())[..16];
-    ws.root().join("spool/amqp").join(key)
+    ws.spool("amqp").join(key)
 }
 
 /// fedora-messaging's headers (`super::headers`) as an AMQP header table.

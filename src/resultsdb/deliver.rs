@@ -37,7 +37,7 @@ impl Delivery {
 /// The spool of one server (by its API root, without credentials).
 fn spool_dir(ws: &Workspace, target: &str) -> PathBuf {
     let key = &crate::digest::sha256_bytes(target.as_bytes())[..16];
-    ws.root().join("spool/resultsdb").join(key)
+    ws.spool("resultsdb").join(key)
 }
 
 fn id_of(r: &Value) -> Option<String> {

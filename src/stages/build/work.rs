@@ -247,7 +247,7 @@ fn stage_files(
     let work = cx.run.bounded_dir("work", &p.limits, 0)?;
     // fci's Fedora build environment, for rpmbuild on a host without one; mock has the real one.
     let macros = if p.backend.name() == "rpmbuild" {
-        let dir = cx.ws.root().join("share/macros");
+        let dir = cx.ws.share("macros");
         crate::files::install_files(&dir, &fedora_env::FILES)?;
         Some(dir.join(fedora_env::AUTOSPEC_FILE))
     } else {

@@ -196,7 +196,7 @@ impl Stage for Conform {
             .flatten()
             .flatten()
             .any(|x| x.contains("{image}"));
-        let image = match crate::binding::image_artifact(cx.manifest) {
+        let image = match cx.manifest.image().cloned() {
             Some(img) if uses_image => {
                 let path = cx.consume(&img, ArtifactKind::Image)?;
                 crate::binding::check_image(cx, &img, &composed)?;

@@ -12,7 +12,7 @@
 pub mod deploy;
 
 use crate::error::FciError;
-use crate::manifest::{Artifact, ArtifactKind, Manifest, StageName, StageRecord};
+use crate::manifest::{Artifact, Manifest, StageName, StageRecord};
 use crate::ostree::OSTREE;
 use crate::progress::{self, Spinner};
 use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage, Tool};
@@ -105,10 +105,7 @@ struct Image {
 
 /// The interval's state of one branch.
 fn state_path(cx: &Ctx, branch: &str) -> PathBuf {
-    cx.ws
-        .root()
-        .join("state/image")
-        .join(format!("{branch}.json"))
+    cx.ws.state("image").join(format!("{branch}.json"))
 }
 
 fn unix_now() -> u64 {
@@ -249,8 +246,7 @@ impl Stage for Image {
 
     fn summary(&self, record: &StageRecord, manifest: &Manifest) {
         let image = manifest
-            .artifacts_of(ArtifactKind::Image)
-            .rfind(|a| a.stage == StageName::Image.as_str())
+            .image()
             .map_or("no image".to_string(), |a| a.path.clone());
         progress::note(&format!(
             "image {} in {:.1}s: {image}",

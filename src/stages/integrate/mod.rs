@@ -128,7 +128,7 @@ impl Stage for Integrate {
             rec.data.insert("not_layered".into(), json!(hidden));
             rec.notes.push(test_stage::hidden_note(&hidden));
         }
-        let roles = sti::install_roles(&cx.ws.root().join("share/roles"))?;
+        let roles = sti::install_roles(&cx.ws.share("roles"))?;
         let tree = p.tests.dir.clone();
         let private: Vec<PathBuf> = p.tests.private_paths();
         let limits =

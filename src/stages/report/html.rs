@@ -113,7 +113,8 @@ fn decision(d: &Value) -> String {
 
 /// The page for `m`, with the report's decision if it made one.
 pub fn page(m: &Manifest, decision_json: Option<&Value>) -> String {
-    let subject = crate::resultsdb::mapping::subject_nvr(m)
+    let subject = m
+        .subject_nvr()
         .or_else(|| m.subject.package.clone())
         .unwrap_or_else(|| "(no subject)".into());
     let rows: String = m

@@ -129,7 +129,7 @@ impl Stage for Report {
             warn(rec, msg);
             rec.data.insert("unbound".into(), json!(true));
         }
-        let db_path = cx.ws.root().join("results/results.sqlite");
+        let db_path = cx.ws.results_db();
         let mut store = Store::open(&db_path)?;
         let new = store.record_all(&results)?;
         rec.data.insert("results".into(), json!(results.len()));
@@ -170,7 +170,7 @@ impl Stage for Report {
         }
         rec.data.insert(
             "messages".into(),
-            json!({"journal": cx.ws.relative(&crate::bus::journal::path(cx.ws)),
+            json!({"journal": cx.ws.relative(&cx.ws.journal()),
                    "total": messages.len(), "new": sent,
                    "recipients": maintainer.iter().collect::<Vec<_>>()}),
         );
@@ -211,7 +211,7 @@ impl Stage for Report {
             .args
             .subject_identifier
             .clone()
-            .or_else(|| mapping::subject_nvr(cx.manifest))
+            .or_else(|| cx.manifest.subject_nvr())
             .ok_or_else(|| {
                 FciError::input(
                     &cx.origin,
@@ -259,7 +259,7 @@ impl Stage for Report {
             .iter()
             .map(decision::Waiver::from_json)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| FciError::input(super::waive::path(cx.ws), e))?;
+            .map_err(|e| FciError::input(cx.ws.waivers(), e))?;
         if let Some(p) = &self.args.waivers {
             waivers.extend(super::items(p, decision::Waiver::from_json)?);
         }
@@ -321,7 +321,7 @@ impl Stage for Report {
             "{:<10} {:<17} {:>8}  {}",
             "stage", "outcome", "seconds", "failing tests / log"
         )];
-        for s in manifest.stages.iter().filter(|s| s.name != "report") {
+        for s in manifest.stages.iter().filter(|s| !s.is(StageName::Report)) {
             let failing: Vec<&str> = s
                 .results
                 .iter()

@@ -83,7 +83,7 @@ impl Stage for Smoke {
     }
 
     fn plan(&mut self, cx: &mut Ctx) -> Result<Plan> {
-        let art = crate::binding::image_artifact(cx.manifest).ok_or_else(|| {
+        let art = cx.manifest.image().cloned().ok_or_else(|| {
             FciError::input(&cx.origin, "no `image` artifact: run `fci image` first")
         })?;
         let image = cx.consume(&art, ArtifactKind::Image)?;

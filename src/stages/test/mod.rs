@@ -304,7 +304,7 @@ impl Stage for Test {
                 return Ok(Vec::new());
             }
         };
-        let roles = sti::install_roles(&cx.ws.root().join("share/roles"))?;
+        let roles = sti::install_roles(&cx.ws.share("roles"))?;
         let env = Env {
             overlays: &subj.overlays,
             tree: &p.tree,
@@ -451,7 +451,7 @@ fn previous_test<'m>(manifest: &'m Manifest, input: &Path) -> Result<(usize, &'m
         .iter()
         .enumerate()
         .rev()
-        .find(|(_, s)| s.name == StageName::Test.as_str())
+        .find(|(_, s)| s.is(StageName::Test))
         .filter(|(_, s)| !s.results.is_empty())
         .ok_or_else(|| {
             FciError::input(

@@ -41,7 +41,7 @@ struct Failed {
 
 impl Watcher {
     fn pending_dir(&self) -> PathBuf {
-        self.ws.root().join("state/watch/pending")
+        self.ws.state("watch/pending")
     }
 
     /// Acts on a message; on an ERROR keeps it for the next run (once: a redelivered or

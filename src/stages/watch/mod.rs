@@ -131,7 +131,7 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
         ))
     })?;
     let mut w = Watcher {
-        heads: state::Heads::load(&ws.root().join("state"))?,
+        heads: state::Heads::load(&ws.state(""))?,
         cfg,
         ws,
         out,
@@ -273,8 +273,7 @@ impl Watcher {
         let mut branches = std::collections::BTreeMap::new();
         for ch in changes {
             let kept = branches.entry(ch.branch.clone()).or_insert_with(|| {
-                state::Branch::load(&self.ws.root().join("state"), &ch.branch)
-                    .map_err(|e| e.to_string())
+                state::Branch::load(&self.ws.state(""), &ch.branch).map_err(|e| e.to_string())
             });
             let kept = match kept {
                 Ok(k) => &*k,
