@@ -77,7 +77,8 @@ fn shown(s: &str) -> String {
 
 /// The `ostree-commit` artifact of the manifest's compose, once shown to be this run's; None
 /// when there is none (no compose, or one that made no commit). An artifact without its
-/// compose record, or a passed compose without its artifact, is bad input.
+/// compose record, or a passed compose without its artifact, is bad input. (Long: one list
+/// of checks in order, each naming its own mismatch.)
 pub fn composed(cx: &mut Ctx) -> Result<Option<Composed>> {
     let bad = |cx: &Ctx, msg: String| -> anyhow::Error { FciError::input(&cx.origin, msg).into() };
     let art = cx.manifest.composed_commit().cloned();

@@ -310,7 +310,7 @@ fn clone(
     };
     let commit = commit.ok_or_else(|| FciError::input(source, "the repository has no commits"))?;
     // The clone's config must not keep credentials written into the URL.
-    let redacted = crate::exec::redact(source);
+    let redacted = crate::redact::redact(source);
     if redacted != source {
         log.run(
             &Cmd::new(&git)

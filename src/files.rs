@@ -203,7 +203,8 @@ pub enum UserPath {
 /// world-writable sticky directory (`/tmp`) is followed only when the caller (euid) or the
 /// directory's owner owns it, the rule of the kernel's `fs.protected_symlinks`, applied
 /// whatever that sysctl says. Otherwise exit 2, naming the link: as root, `-o /tmp/x.json`
-/// must not replace the `/etc/passwd` another user's link there points at.
+/// must not replace the `/etc/passwd` another user's link there points at. (Long: one walk,
+/// link by link, keeping the state the kernel's own resolution keeps.)
 pub fn resolve_user_path(path: &Path) -> Result<UserPath, FciError> {
     use std::os::unix::fs::MetadataExt;
     use std::path::Component;

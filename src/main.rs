@@ -16,7 +16,7 @@ fn main() {
     // with it however it ends.
     fci::volume::private_mounts();
     // Before anything can print them: the credentials in fci's arguments and variables.
-    fci::exec::register_secrets_of_invocation();
+    fci::redact::register_secrets_of_invocation();
     let cli = Cli::parse();
     fci::progress::set_quiet(cli.quiet);
     let code = match run(cli) {
@@ -24,7 +24,7 @@ fn main() {
         Err(e) => {
             fci::progress::say(&format!(
                 "error: {}",
-                fci::exec::redact(&fci::error::one_line(&e))
+                fci::redact::redact(&fci::error::one_line(&e))
             ));
             exit_code_of(&e)
         }

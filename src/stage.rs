@@ -219,7 +219,7 @@ fn run(
         // The machinery broke once the stage had started: an ERROR record that keeps the
         // stage's log, since that is where the reason is (never cached).
         Err(e) => {
-            let msg = crate::exec::redact(&crate::error::one_line(&e));
+            let msg = crate::redact::redact(&crate::error::one_line(&e));
             progress::say(&format!("error: {msg}"));
             cx.run.log.line(&format!("# error: {msg}"));
             let mut rec = RecordParts::new(Outcome::Error, digest);
@@ -574,7 +574,7 @@ fn error_record(
         Err(e) if crate::error::exit_code_of(&e) != crate::error::exit::INFRA => return Err(e),
         Err(e) => e,
     };
-    let msg = crate::exec::redact(&crate::error::one_line(&err));
+    let msg = crate::redact::redact(&crate::error::one_line(&err));
     crate::progress::say(&format!("error: {msg}"));
     manifest
         .stages

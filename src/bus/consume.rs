@@ -49,11 +49,11 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 impl Consumer {
     pub fn connect(url: &str, queue: &str) -> Result<Consumer, FciError> {
-        let shown = crate::exec::strip_credentials(url);
+        let shown = crate::redact::strip_credentials(url);
         let scrub = |e: &dyn std::fmt::Display| {
             FciError::Infra(format!(
                 "{shown}: {}",
-                crate::exec::scrub_credentials(&e.to_string(), url)
+                crate::redact::scrub_credentials(&e.to_string(), url)
             ))
         };
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -104,7 +104,7 @@ impl Consumer {
         FciError::Infra(format!(
             "{}: {}",
             self.shown,
-            crate::exec::scrub_credentials(&e.to_string(), &self.url)
+            crate::redact::scrub_credentials(&e.to_string(), &self.url)
         ))
     }
 

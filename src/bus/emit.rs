@@ -59,7 +59,7 @@ fn send(ws: &Workspace, m: &Manifest, rec: &StageRecord, start: bool) {
         Ok(_) => {}
         Err(e) => crate::progress::note(&format!(
             "warning: AMQP: {}",
-            crate::exec::redact(&format!("{e:#}"))
+            crate::redact::redact(&format!("{e:#}"))
         )),
     }
 }

@@ -46,7 +46,9 @@ fn header_table(id: &str, body: &Value, sent_at: &str) -> FieldTable {
 }
 
 /// Spools the messages not yet acknowledged by this broker, then sends the spool, oldest
-/// event first.
+/// event first. (Long: spooling, the session with its confirms and the count of what stayed
+/// share the spool's lock, the runtime and the deadline; split, each piece would take them
+/// all.)
 pub fn publish(
     ws: &Workspace,
     store: &Store,
@@ -57,7 +59,7 @@ pub fn publish(
     crate::net::refuse_clear_credentials("AMQP broker", url, false)
         .map_err(crate::error::FciError::Usage)?;
     // Named without credentials, and the same whatever the trailing slash.
-    let plain = crate::exec::strip_credentials(url.trim_end_matches('/'));
+    let plain = crate::redact::strip_credentials(url.trim_end_matches('/'));
     let dir = spool_dir(ws, &plain);
     std::fs::create_dir_all(&dir)?;
     let target = format!("amqp:{plain}");
@@ -99,7 +101,7 @@ pub fn publish(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let scrub = |text: &str| crate::exec::scrub_credentials(text, url);
+    let scrub = |text: &str| crate::redact::scrub_credentials(text, url);
     let shown = plain.clone();
     let sent = std::cell::Cell::new(0usize);
     let session = async {

@@ -98,7 +98,7 @@ pub fn results(m: &Manifest, naming: &Naming) -> Vec<Value> {
             r.insert("testcase".into(), json!({"name": testcase}));
             r.insert("outcome".into(), json!(outcome));
             if let Some(n) = note {
-                r.insert("note".into(), json!(crate::exec::redact(n)));
+                r.insert("note".into(), json!(crate::redact::redact(n)));
             }
             r.insert("submit_time".into(), json!(submit_time(&s.finished)));
             r.insert("data".into(), Value::Object(data));

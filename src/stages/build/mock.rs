@@ -96,7 +96,7 @@ impl Backend for Mock {
             check_failed,
             check_ran,
             packages: srpms.into_iter().chain(rpms).collect(),
-            tail: crate::exec::redact(&crate::exec::last_lines(
+            tail: crate::redact::redact(&crate::exec::last_lines(
                 &String::from_utf8_lossy(&tail),
                 40,
             )),

@@ -120,7 +120,7 @@ pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
 
     // Credentials belong in git's credential helpers, never in the manifest.
     let subject = &mut cx.manifest.subject;
-    subject.repo = Some(crate::exec::redact(&co.repo));
+    subject.repo = Some(crate::redact::redact(&co.repo));
     subject.branch = branch;
     if co.commit.is_some() {
         subject.commit = co.commit.clone();

@@ -152,7 +152,7 @@ impl Stage for Report {
             let p = match crate::bus::publish::publish(cx.ws, &store, url, &messages) {
                 Ok(p) => p,
                 Err(e) => crate::bus::publish::Published {
-                    unreachable: Some(crate::exec::scrub_credentials(&format!("{e:#}"), url)),
+                    unreachable: Some(crate::redact::scrub_credentials(&format!("{e:#}"), url)),
                     ..Default::default()
                 },
             };
@@ -165,7 +165,7 @@ impl Stage for Report {
             }
             rec.data.insert(
                 "amqp".into(),
-                json!({"url": crate::exec::strip_credentials(url), "sent": p.sent, "spooled": p.spooled}),
+                json!({"url": crate::redact::strip_credentials(url), "sent": p.sent, "spooled": p.spooled}),
             );
         }
         rec.data.insert(
@@ -185,7 +185,7 @@ impl Stage for Report {
                 usize::from(self.args.resultsdb_jobs),
             )?;
             let mut j = d.to_json();
-            j["url"] = json!(crate::exec::strip_credentials(url));
+            j["url"] = json!(crate::redact::strip_credentials(url));
             if let Some(why) = &d.unreachable {
                 let msg = format!(
                     "ResultsDB not reached ({why}): {} results spooled for the next report",

@@ -253,7 +253,7 @@ pub struct Change {
 impl Watcher {
     fn error(&mut self, what: &str) {
         self.errors += 1;
-        progress::say(&format!("watch: ERROR {}", crate::exec::redact(what)));
+        progress::say(&format!("watch: ERROR {}", crate::redact::redact(what)));
     }
 
     /// Emits the changes, then records their heads (and `also_seen`) as seen. A change

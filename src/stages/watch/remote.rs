@@ -15,7 +15,7 @@ pub const MAX_ANSWER: usize = 1 << 20;
 fn over_limit(url: &str, what: &str) -> String {
     format!(
         "{}: {what}: the server's answer is larger than the limit of {MAX_ANSWER} bytes (1 MiB): not read further",
-        crate::exec::strip_credentials(url)
+        crate::redact::strip_credentials(url)
     )
 }
 
@@ -50,22 +50,22 @@ pub fn ls_remote(
     args.extend(refs.iter().map(String::as_str));
     let out = log
         .capture(&git(&args, timeout).capture_limit(MAX_ANSWER))
-        .map_err(|e| format!("{}: {e}", crate::exec::strip_credentials(url)))?;
+        .map_err(|e| format!("{}: {e}", crate::redact::strip_credentials(url)))?;
     if out.over_limit {
         return Err(over_limit(url, "git ls-remote"));
     }
     if out.timed_out {
         return Err(format!(
             "{}: no answer in {} s",
-            crate::exec::strip_credentials(url),
+            crate::redact::strip_credentials(url),
             timeout.as_secs()
         ));
     }
     if !out.success() {
         return Err(format!(
             "{}: {}",
-            crate::exec::strip_credentials(url),
-            crate::exec::scrub_credentials(out.reason(), url)
+            crate::redact::strip_credentials(url),
+            crate::redact::scrub_credentials(out.reason(), url)
         ));
     }
     let mut heads = BTreeMap::new();
@@ -125,7 +125,7 @@ fn fetch_into(
     timeout: Duration,
     log: &mut Log,
 ) -> Result<(), String> {
-    let fail = |what: String| format!("{}: {what}", crate::exec::strip_credentials(url));
+    let fail = |what: String| format!("{}: {what}", crate::redact::strip_credentials(url));
     if !(dir.join("HEAD").is_file() && dir.join("config").is_file()) {
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
@@ -168,7 +168,7 @@ fn fetch_into(
             if out.timed_out {
                 format!("no answer in {} s", timeout.as_secs())
             } else {
-                crate::exec::scrub_credentials(out.reason(), url)
+                crate::redact::scrub_credentials(out.reason(), url)
             }
         )));
     }
