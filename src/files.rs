@@ -58,6 +58,17 @@ pub fn real_dir_below(base: &Path, dir: &Path) -> bool {
     true
 }
 
+/// The `*.json` files of `dir` (a spool), sorted by name.
+pub fn json_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
 /// Writes fci's own embedded files (roles, macros) below `dir`, only where they differ.
 pub fn install_files(dir: &Path, files: &[(&str, &str)]) -> Result<()> {
     for (rel, text) in files {

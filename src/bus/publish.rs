@@ -34,7 +34,10 @@ fn spool_dir(ws: &Workspace, url: &str) -> PathBuf {
 /// fedora-messaging's headers (`super::headers`) as an AMQP header table.
 fn header_table(id: &str, body: &Value, sent_at: &str) -> FieldTable {
     let mut t = FieldTable::default();
-    for (k, v) in super::headers(id, body, sent_at) {
+    let Value::Object(headers) = super::headers(id, body, sent_at) else {
+        return t;
+    };
+    for (k, v) in headers {
         let v = match v {
             Value::Bool(b) => AMQPValue::Boolean(b),
             Value::Number(n) => AMQPValue::LongInt(n.as_i64().unwrap_or_default() as i32),
@@ -67,20 +70,8 @@ pub fn publish(
         "amqp-{}",
         dir.file_name().unwrap_or_default().to_string_lossy()
     ))?;
-    // Spool files are named `<generated_at>-<id>.json`: sorted, they go out in event order.
-    let spooled: std::collections::HashSet<String> = std::fs::read_dir(&dir)?
-        .flatten()
-        .filter_map(|e| {
-            let n = e.file_name().to_string_lossy().into_owned();
-            n.strip_suffix(".json")
-                .and_then(|s| s.rsplit('-').next())
-                .map(String::from)
-        })
-        .collect();
     for m in messages {
-        if spooled.contains(&m.id) || store.delivered(&m.id, &target)? {
-            continue;
-        }
+        // Named `<generated_at>-<id>.json`: sorted, they go out in event order.
         let at: String = m.body["generated_at"]
             .as_str()
             .unwrap_or_default()
@@ -88,15 +79,13 @@ pub fn publish(
             .filter(|c| c.is_ascii_alphanumeric())
             .collect();
         let file = dir.join(format!("{at}-{}.json", m.id));
+        if file.exists() || store.delivered(&m.id, &target)? {
+            continue;
+        }
         let v = json!({"id": m.id, "topic": m.topic, "body": m.body});
         crate::files::write_atomic(&file, v.to_string().as_bytes())?;
     }
-    let mut pending: Vec<PathBuf> = std::fs::read_dir(&dir)?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    pending.sort();
+    let pending = crate::files::json_files(&dir)?;
     let mut out = Published::default();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -185,9 +174,6 @@ pub fn publish(
     if let Err(why) = result {
         out.unreachable = Some(scrub(&why));
     }
-    out.spooled = std::fs::read_dir(&dir)?
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .count();
+    out.spooled = crate::files::json_files(&dir)?.len();
     Ok(out)
 }

@@ -159,15 +159,7 @@ pub fn deliver(
         }
     }
     let mut d = Delivery::default();
-    let pending = || -> Result<Vec<PathBuf>> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        v.sort();
-        Ok(v)
-    };
+    let pending = || crate::files::json_files(&dir);
     let outcomes = match client.outcomes() {
         Ok(o) => o,
         Err(f) => {
