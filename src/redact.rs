@@ -22,28 +22,20 @@ static SECRETS: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new
 /// shorter than 4 characters are not masked (they would mangle every message).
 pub fn register_secret(secret: &str) {
     use base64::Engine;
-    let decoded = percent_encoding::percent_decode_str(secret)
-        .decode_utf8_lossy()
-        .into_owned();
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
     let mut forms: Vec<String> = Vec::new();
-    for s in [secret.to_string(), decoded] {
-        forms.push(base64::engine::general_purpose::STANDARD.encode(s.as_bytes()));
+    for s in [secret.to_string(), decode(secret)] {
+        forms.push(b64(&s));
         if let Some((user, password)) = s.split_once(':') {
             // `user:password` from a URL is sent decoded, part by part.
-            let pair = format!(
-                "{}:{}",
-                percent_encoding::percent_decode_str(user).decode_utf8_lossy(),
-                percent_encoding::percent_decode_str(password).decode_utf8_lossy()
-            );
-            forms.push(base64::engine::general_purpose::STANDARD.encode(pair.as_bytes()));
-            forms.extend(
-                pair.split_once(':')
-                    .map(|(u, p)| [u.to_string(), p.to_string()])
-                    .into_iter()
-                    .flatten(),
-            );
-            forms.push(user.to_string());
-            forms.push(password.to_string());
+            let (u, p) = (decode(user), decode(password));
+            forms.push(b64(&format!("{u}:{p}")));
+            forms.extend([u, p, user.to_string(), password.to_string()]);
         }
         forms.push(s);
     }
@@ -54,14 +46,7 @@ pub fn register_secret(secret: &str) {
         .map(|q| q[1..q.len() - 1].to_string())
         .collect();
     forms.extend(escaped);
-    let mut all = SECRETS.write().unwrap_or_else(|p| p.into_inner());
-    for f in forms {
-        if f.len() >= 4 && !all.contains(&f) {
-            all.push(f);
-        }
-    }
-    // Longest first: a part never leaves the rest of a whole one shown.
-    all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    register_found(forms.into_iter().filter(|f| f.len() >= 4).collect());
 }
 
 /// Registers the credentials written into `url` (`scheme://user:password@host`), if any.
@@ -102,6 +87,7 @@ pub fn register_found(found: Vec<String>) {
             all.push(f);
         }
     }
+    // Longest first: a part never leaves the rest of a whole one shown.
     all.sort_by_key(|s| std::cmp::Reverse(s.len()));
 }
 
