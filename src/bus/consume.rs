@@ -50,12 +50,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 impl Consumer {
     pub fn connect(url: &str, queue: &str) -> Result<Consumer, FciError> {
         let shown = crate::redact::strip_credentials(url);
-        let scrub = |e: &dyn std::fmt::Display| {
-            FciError::Infra(format!(
-                "{shown}: {}",
-                crate::redact::scrub_credentials(&e.to_string(), url)
-            ))
-        };
+        let scrub = |e: &dyn std::fmt::Display| infra(&shown, url, e);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -101,11 +96,7 @@ impl Consumer {
     }
 
     fn infra(&self, e: &dyn std::fmt::Display) -> FciError {
-        FciError::Infra(format!(
-            "{}: {}",
-            self.shown,
-            crate::redact::scrub_credentials(&e.to_string(), &self.url)
-        ))
+        infra(&self.shown, &self.url, e)
     }
 
     /// Hands each queued message to `handle`; with `once`, stops when the queue is empty,
@@ -172,4 +163,10 @@ impl Consumer {
         });
         result
     }
+}
+
+/// An infrastructure error about the broker, named without credentials.
+fn infra(shown: &str, url: &str, e: &dyn std::fmt::Display) -> FciError {
+    let said = crate::redact::scrub_credentials(&e.to_string(), url);
+    FciError::Infra(format!("{shown}: {said}"))
 }

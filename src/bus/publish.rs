@@ -34,12 +34,13 @@ fn spool_dir(ws: &Workspace, url: &str) -> PathBuf {
 /// fedora-messaging's headers (`super::headers`) as an AMQP header table.
 fn header_table(id: &str, body: &Value, sent_at: &str) -> FieldTable {
     let mut t = FieldTable::default();
-    let Value::Object(headers) = super::headers(id, body, sent_at) else {
-        return t;
-    };
-    for (k, v) in headers {
+    for (k, v) in super::headers(id, body, sent_at)
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
         let v = match v {
-            Value::Bool(b) => AMQPValue::Boolean(b),
+            Value::Bool(b) => AMQPValue::Boolean(*b),
             Value::Number(n) => AMQPValue::LongInt(n.as_i64().unwrap_or_default() as i32),
             other => AMQPValue::LongString(other.as_str().unwrap_or_default().into()),
         };
