@@ -77,14 +77,11 @@ fn shown(s: &str) -> String {
 
 /// The `ostree-commit` artifact of the manifest's compose, once shown to be this run's; None
 /// when there is none (no compose, or one that made no commit). An artifact without its
-/// compose record, or a passed compose without its artifact, is bad input.
+/// compose record, or a passed compose without its artifact, is bad input. (Long: one list
+/// of checks in order, each naming its own mismatch.)
 pub fn composed(cx: &mut Ctx) -> Result<Option<Composed>> {
     let bad = |cx: &Ctx, msg: String| -> anyhow::Error { FciError::input(&cx.origin, msg).into() };
-    let art = cx
-        .manifest
-        .artifacts_of(ArtifactKind::OstreeCommit)
-        .rfind(|a| a.stage == StageName::Compose.as_str())
-        .cloned();
+    let art = cx.manifest.composed_commit().cloned();
     let record = cx.manifest.last_stage(StageName::Compose).cloned();
     let (art, record) = match (art, record) {
         (None, Some(r)) if r.outcome == Outcome::Passed => {
@@ -269,9 +266,7 @@ pub fn require_composed(cx: &mut Ctx, missing: &str) -> Result<Composed> {
 
 /// Where `fci image` records an image it made, by the image's sha256.
 fn image_record(ws: &Workspace, sha256: &str) -> PathBuf {
-    ws.root()
-        .join("state/image/made")
-        .join(format!("{sha256}.json"))
+    ws.state("image/made").join(format!("{sha256}.json"))
 }
 
 /// Records that `fci image` made `image` (stored in the content store) from `commit`.
@@ -279,15 +274,7 @@ pub fn record_image(ws: &Workspace, image: &Artifact, commit: &str) -> Result<()
     let path = image_record(ws, &image.sha256);
     std::fs::create_dir_all(path.parent().expect("a record has a directory"))?;
     let record = json!({"sha256": image.sha256, "path": image.path, "commit": commit});
-    crate::workspace::write_atomic(&path, serde_json::to_string_pretty(&record)?.as_bytes())
-}
-
-/// The image stage's newest `image` artifact of the manifest, if any (not yet checked).
-pub fn image_artifact(manifest: &Manifest) -> Option<Artifact> {
-    manifest
-        .artifacts_of(ArtifactKind::Image)
-        .rfind(|a| a.stage == StageName::Image.as_str())
-        .cloned()
+    crate::files::write_atomic(&path, serde_json::to_string_pretty(&record)?.as_bytes())
 }
 
 /// The path of `art` (already consumed: its content is its sha256) once shown to be an image

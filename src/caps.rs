@@ -254,7 +254,7 @@ pub fn http_body(
     cap: u64,
     url: &str,
 ) -> Result<Vec<u8>, String> {
-    let shown = crate::exec::strip_credentials(url);
+    let shown = crate::redact::strip_credentials(url);
     // Refused before a byte is read when the server says so itself.
     if let Some(n) = resp.content_length().filter(|n| *n > cap) {
         return Err(format!(
@@ -266,7 +266,7 @@ pub fn http_body(
         ReadError::TooLarge(t) => format!("the answer from {shown} is {t} (read no further)"),
         ReadError::Io(e) => format!(
             "the answer from {shown} broke off: {}",
-            crate::exec::scrub_credentials(&e.to_string(), url)
+            crate::redact::scrub_credentials(&e.to_string(), url)
         ),
     })
 }

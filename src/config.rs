@@ -251,11 +251,11 @@ fn parse_dist_git(s: &str, config_dir: &Path) -> Result<DistGit, String> {
             );
         }
         // An ssh user name (`ssh://git@host/`) is no secret; a password or an http token is.
-        let userinfo = crate::exec::userinfo(s);
+        let userinfo = crate::redact::userinfo(s);
         if userinfo.is_some_and(|u| u.contains(':') || !s.starts_with("ssh://")) {
             return Err(format!(
                 "dist_git `{}` carries credentials: they would reach every manifest; use a git credential helper",
-                crate::exec::strip_credentials(s)
+                crate::redact::strip_credentials(s)
             ));
         }
         if s.contains(['{', '}']) && s.replace("{package}", "").contains(['{', '}']) {

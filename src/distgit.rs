@@ -85,7 +85,7 @@ impl Checkout {
     }
 }
 
-pub const GIT: crate::stage::Tool = crate::stage::Tool::new("git", "git");
+pub const GIT: crate::tool::Tool = crate::tool::Tool::new("git", "git");
 
 /// The git directories of the repositories enclosing `dir` (a checkout that is a
 /// subdirectory of a larger repository, a worktree): their `.git` holds remote URLs too.
@@ -309,7 +309,7 @@ fn clone(
     };
     let commit = commit.ok_or_else(|| FciError::input(source, "the repository has no commits"))?;
     // The clone's config must not keep credentials written into the URL.
-    let redacted = crate::exec::redact(source);
+    let redacted = crate::redact::redact(source);
     if redacted != source {
         log.run_ok(
             &Cmd::new(&git)

@@ -2,7 +2,8 @@
 //! database's contents), memoised in the workspace so that each run does not pay a process
 //! per fact. Keys embed the identity (path, size, mtime) of the files a fact depends on.
 
-use crate::workspace::{write_atomic, Workspace};
+use crate::files::write_atomic;
+use crate::workspace::Workspace;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
@@ -27,7 +28,7 @@ pub fn file_id(p: &Path) -> Option<String> {
 
 impl HostCache {
     pub fn open(ws: &Workspace) -> Self {
-        let path = ws.root().join("cache/host.json");
+        let path = ws.cache("host.json");
         let map = std::fs::read_to_string(&path)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())

@@ -16,7 +16,7 @@ fn main() {
     // with it however it ends.
     fci::volume::private_mounts();
     // Before anything can print them: the credentials in fci's arguments and variables.
-    fci::exec::register_secrets_of_invocation();
+    fci::redact::register_secrets_of_invocation();
     // A bug in fci (a panic, in any thread) is the host's failure, never a verdict: one line
     // and exit 3, as for any other infrastructure error.
     std::panic::set_hook(Box::new(|info| {
@@ -32,7 +32,7 @@ fn main() {
             .unwrap_or_default();
         fci::progress::say(&format!(
             "error: internal error{at}: {} (a bug in fci, not in the package: please report it)",
-            fci::exec::redact(&what).escape_debug()
+            fci::redact::redact(&what).escape_debug()
         ));
         std::process::exit(fci::error::exit::INFRA);
     }));
@@ -47,7 +47,7 @@ fn main() {
         Err(e) => {
             fci::progress::say(&format!(
                 "error: {}",
-                fci::exec::redact(&fci::error::one_line(&e))
+                fci::redact::redact(&fci::error::one_line(&e))
             ));
             exit_code_of(&e)
         }

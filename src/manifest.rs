@@ -326,6 +326,35 @@ pub struct StageRecord {
     pub extra: Map<String, Value>,
 }
 
+impl StageRecord {
+    /// A record of a stage that did no work (skipped, or broke before it could), with the reason.
+    pub fn instant(stage: StageName, outcome: Outcome, note: String) -> StageRecord {
+        let now = crate::now_rfc3339();
+        StageRecord {
+            name: stage.to_string(),
+            outcome,
+            started: now.clone(),
+            finished: now,
+            duration_s: 0.0,
+            backend: None,
+            tools: BTreeMap::new(),
+            input_digest: String::new(),
+            cached: false,
+            log: None,
+            results: Vec::new(),
+            notes: vec![note],
+            data: Map::new(),
+            extra: Map::new(),
+        }
+    }
+
+    /// Whether this is a record of `stage` (a record's name is kept as written: a newer
+    /// tool's stage has a name no [`StageName`] knows).
+    pub fn is(&self, stage: StageName) -> bool {
+        self.name == stage.as_str()
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct TestResult {
     pub testcase: String,
@@ -371,7 +400,7 @@ impl Manifest {
         let stages: Vec<&StageRecord> = self
             .stages
             .iter()
-            .filter(|s| s.name != StageName::Report.as_str())
+            .filter(|s| !s.is(StageName::Report))
             .collect();
         stages
             .iter()
@@ -512,7 +541,7 @@ impl Manifest {
             out.flush()?;
             Ok(())
         } else {
-            crate::workspace::write_output(path, text.as_bytes())
+            crate::files::write_output(path, text.as_bytes())
         }
     }
 
@@ -536,6 +565,37 @@ impl Manifest {
             latest.push(s);
         }
         latest.into_iter().find(|s| !s.outcome.is_pass())
+    }
+
+    /// The composed commit: the newest `ostree-commit` artifact of the compose (another
+    /// stage's `ostree-commit`, e.g. a tool's that runs later, is never it).
+    pub fn composed_commit(&self) -> Option<&Artifact> {
+        self.newest_of(ArtifactKind::OstreeCommit, StageName::Compose)
+    }
+
+    /// The image: the newest `image` artifact of the image stage.
+    pub fn image(&self) -> Option<&Artifact> {
+        self.newest_of(ArtifactKind::Image, StageName::Image)
+    }
+
+    fn newest_of(&self, kind: ArtifactKind, stage: StageName) -> Option<&Artifact> {
+        self.artifacts_of(kind).rfind(|a| a.stage == stage.as_str())
+    }
+
+    /// The subject as ResultsDB and the messages name it: the source package's NVR, from the
+    /// built SRPM's header, or for a failed build from its spec.
+    pub fn subject_nvr(&self) -> Option<String> {
+        self.artifacts_of(ArtifactKind::Srpm)
+            .find_map(|a| a.nevra.as_ref())
+            .map(|n| format!("{}-{}-{}", n.name, n.version, n.release))
+            .or_else(|| {
+                self.stages
+                    .iter()
+                    .rev()
+                    .filter(|s| s.is(StageName::Build))
+                    .find_map(|s| s.data.get("nvr").and_then(|v| v.as_str()))
+                    .map(String::from)
+            })
     }
 
     pub fn artifacts_of<'a>(
@@ -569,8 +629,7 @@ mod tests {
     #[test]
     fn only_earlier_stages_block() {
         let mut m = Manifest::new("r".into());
-        let rec =
-            |name: StageName, outcome| crate::stage::instant_record(name, outcome, String::new());
+        let rec = |name: StageName, outcome| StageRecord::instant(name, outcome, String::new());
         m.stages.push(rec(StageName::Build, Outcome::Passed));
         m.stages.push(rec(StageName::Test, Outcome::Failed));
         // A rebuild is not blocked by the failed tests after it; a compose is.
@@ -581,6 +640,31 @@ mod tests {
         // A later passing rerun clears the failure.
         m.stages.push(rec(StageName::Test, Outcome::Passed));
         assert!(m.blocking_stage(StageName::Compose).is_none());
+    }
+
+    #[test]
+    fn the_composed_commit_and_the_image_are_their_stages_own() {
+        let mut m = Manifest::new("r".into());
+        let art = |kind: ArtifactKind, stage: StageName, sha: &str| Artifact {
+            kind,
+            name: sha.into(),
+            path: "ostree/repo".into(),
+            sha256: sha.into(),
+            size: 0,
+            stage: stage.as_str().into(),
+            nevra: None,
+            extra: Map::new(),
+        };
+        assert!(m.composed_commit().is_none() && m.image().is_none());
+        m.artifacts = vec![
+            art(ArtifactKind::OstreeCommit, StageName::Compose, "composed"),
+            art(ArtifactKind::Image, StageName::Image, "image"),
+            // Later stages' artifacts of the same types are never the compose's or the image's.
+            art(ArtifactKind::OstreeCommit, StageName::Integrate, "later"),
+            art(ArtifactKind::Image, StageName::Conform, "installed"),
+        ];
+        assert_eq!(m.composed_commit().unwrap().sha256, "composed");
+        assert_eq!(m.image().unwrap().sha256, "image");
     }
 
     #[test]

@@ -52,13 +52,13 @@ pub fn loopback(url: &str) -> bool {
 
 /// Whether `url` carries a user name or password itself.
 pub fn has_userinfo(url: &str) -> bool {
-    crate::exec::userinfo(url).is_some_and(|u| !u.is_empty())
+    crate::redact::userinfo(url).is_some_and(|u| !u.is_empty())
 }
 
 /// Whether `url` carries a credential itself: a user name or password, or a query parameter
-/// that `crate::exec::redact` hides (`?access_token=`, `?private_token=`, `?password=`...).
+/// that `crate::redact::redact` hides (`?access_token=`, `?private_token=`, `?password=`...).
 pub fn has_credentials(url: &str) -> bool {
-    has_userinfo(url) || crate::exec::query_has_secret(url)
+    has_userinfo(url) || crate::redact::query_has_secret(url)
 }
 
 /// `Err`, one line, when a credential (`credential`: whether one goes with the requests,
@@ -76,7 +76,7 @@ pub fn refuse_clear_credentials(what: &str, url: &str, credential: bool) -> Resu
     Err(format!(
         "{what} {} is plain {scheme}:// to a host that is not this machine, and fci does not \
          send a token or password where anyone on the way can read it: use {secure}",
-        crate::exec::strip_credentials(url)
+        crate::redact::strip_credentials(url)
     ))
 }
 

@@ -3,7 +3,7 @@
 
 use crate::error::FciError;
 use crate::exec::{Cmd, Log};
-use crate::stage::Tool;
+use crate::tool::Tool;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 

@@ -29,7 +29,7 @@ fn run_dir(ws: &Workspace, run: &str) -> PathBuf {
     } else {
         format!("sha256-{}", crate::digest::sha256_bytes(run.as_bytes()))
     };
-    ws.root().join("state/records").join(name)
+    ws.state("records").join(name)
 }
 
 fn stage_dir(ws: &Workspace, run: &str, stage: &str) -> Option<PathBuf> {
@@ -141,10 +141,10 @@ pub fn keep(ws: &Workspace, manifest: &Manifest) -> Result<()> {
         // The run began elsewhere (another workspace): its earlier records were never kept
         // here, so it goes on unbound, and is never promoted here (`has_records`).
         std::fs::create_dir_all(&run)?;
-        crate::workspace::write_atomic(&run.join(UNBOUND), b"")?;
+        crate::files::write_atomic(&run.join(UNBOUND), b"")?;
     }
     std::fs::create_dir_all(&dir)?;
-    crate::workspace::write_atomic(&dir.join(format!("{}.json", &key[..32])), text.as_bytes())
+    crate::files::write_atomic(&dir.join(format!("{}.json", &key[..32])), text.as_bytes())
 }
 
 fn kept(dir: &Path) -> Vec<Value> {

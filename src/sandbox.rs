@@ -216,7 +216,7 @@ fn passwd_home(key: PasswdKey) -> Option<PathBuf> {
 impl Sandbox {
     /// Wraps `inner` so that it runs inside the sandbox.
     pub fn wrap(&self, inner: &Cmd) -> Result<Cmd> {
-        let bwrap = crate::stage::BWRAP.find()?;
+        let bwrap = crate::tool::BWRAP.find()?;
         // Every tmpfs of the sandbox is scratch: capped at the scratch size, and measured.
         let size = self.limits.scratch.to_string();
         let mut tmpfs: Vec<PathBuf> = Vec::new();
@@ -416,8 +416,8 @@ impl Sandbox {
 }
 
 /// What makes the private mount namespace for the subject's overlays, and mounts them.
-pub const UNSHARE: crate::stage::Tool = crate::stage::Tool::new("unshare", "util-linux");
-pub const MOUNT: crate::stage::Tool = crate::stage::Tool::new("mount", "mount");
+pub const UNSHARE: crate::tool::Tool = crate::tool::Tool::new("unshare", "util-linux");
+pub const MOUNT: crate::tool::Tool = crate::tool::Tool::new("mount", "mount");
 
 /// Kernel interfaces under /proc that uid 0 could write without a capability.
 const PROC_COVERED: [&str; 10] = [

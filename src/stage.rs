@@ -38,7 +38,7 @@ pub struct CommonArgs {
     pub force: bool,
 }
 
-pub use crate::tool::{Tool, ToolSource, BWRAP, RPM};
+use crate::tool::Tool;
 
 /// What a stage's plan decided.
 pub enum Plan<W> {
@@ -252,7 +252,7 @@ fn run<S: Stage>(
         // The machinery broke once the stage had started: an ERROR record that keeps the
         // stage's log, since that is where the reason is (never cached).
         Err(e) => {
-            let msg = crate::exec::redact(&crate::error::one_line(&e));
+            let msg = crate::redact::redact(&crate::error::one_line(&e));
             progress::say(&format!("error: {msg}"));
             cx.run.log.line(&format!("# error: {msg}"));
             let mut rec = RecordParts::new(name, Outcome::Error, digest);
@@ -272,7 +272,7 @@ fn run<S: Stage>(
     // The stage ran (reused and instant records are reported by `fci report`, whose message
     // ids come from the same records).
     if let Some(r) = manifest.stages.last() {
-        crate::resultsdb::emit::ended(&ws, manifest, r);
+        crate::bus::emit::ended(&ws, manifest, r);
     }
     if let Some(r) = manifest.stages.last() {
         if !progress::quiet() && lock.is_some() {
@@ -310,14 +310,16 @@ fn steps<S: Stage>(
         Plan::Run(inputs, work) => (inputs, work),
         Plan::Instant(outcome, note) => {
             progress::note(&format!("{name} {outcome}: {note}"));
-            cx.manifest.stages.push(instant_record(name, outcome, note));
+            cx.manifest
+                .stages
+                .push(StageRecord::instant(name, outcome, note));
             keep_last(cx.ws, cx.manifest)?;
             cx.manifest.write(&common.output)?;
             return Ok(Step::Done(outcome.exit_code()));
         }
         Plan::NotDue(note, data) => {
             progress::note(&format!("{name} SKIPPED: {note}"));
-            let mut rec = instant_record(name, Outcome::Skipped, note);
+            let mut rec = StageRecord::instant(name, Outcome::Skipped, note);
             rec.data = data;
             rec.data.insert("not_due".into(), Value::Bool(true));
             cx.manifest.stages.push(rec);
@@ -362,7 +364,7 @@ fn steps<S: Stage>(
     rec.tools = cx.tools.clone();
     rec.cacheable = cached;
     // It runs now: its record will start when its StageRun did.
-    crate::resultsdb::emit::started(cx.ws, cx.manifest, name, &cx.run.started_at);
+    crate::bus::emit::started(cx.ws, cx.manifest, name, &cx.run.started_at);
     let artifacts = stage.execute(cx, work, &mut rec)?;
     Ok(Step::Record(Box::new(rec), artifacts, lock))
 }
@@ -493,7 +495,7 @@ impl RecordParts {
     /// The stage ends in ERROR: the host's or a tool's doing, not the input's. Said at once,
     /// kept in the notes (redacted), never reused.
     pub fn error(&mut self, msg: &str) {
-        let msg = crate::exec::redact(msg);
+        let msg = crate::redact::redact(msg);
         progress::say(&format!("{} ERROR: {msg}", self.stage));
         self.outcome = Outcome::Error;
         self.cacheable = false;
@@ -502,7 +504,7 @@ impl RecordParts {
 
     /// A warning: said now (not with --quiet), and kept in the record's notes.
     pub fn warn(&mut self, msg: &str) {
-        let msg = crate::exec::redact(msg);
+        let msg = crate::redact::redact(msg);
         progress::note(&format!("warning: {msg}"));
         self.notes.push(msg);
     }
@@ -568,27 +570,6 @@ fn reuse(
     Some(outcome)
 }
 
-/// A record of a stage that did no work (skipped, or broke before it could), with the reason.
-pub fn instant_record(stage: StageName, outcome: Outcome, note: String) -> StageRecord {
-    let now = crate::now_rfc3339();
-    StageRecord {
-        name: stage.to_string(),
-        outcome,
-        started: now.clone(),
-        finished: now,
-        duration_s: 0.0,
-        backend: None,
-        tools: BTreeMap::new(),
-        input_digest: String::new(),
-        cached: false,
-        log: None,
-        results: Vec::new(),
-        notes: vec![note],
-        data: Map::new(),
-        extra: Map::new(),
-    }
-}
-
 /// Records a SKIPPED stage when an earlier stage did not pass; returns its exit code.
 fn skip_if_blocked(manifest: &mut Manifest, stage: StageName) -> Option<i32> {
     let blocker = manifest.blocking_stage(stage)?;
@@ -599,7 +580,7 @@ fn skip_if_blocked(manifest: &mut Manifest, stage: StageName) -> Option<i32> {
     } else {
         format!("skipped: stage `{bname}` is {boutcome} (--force runs it anyway)")
     };
-    let mut rec = instant_record(stage, Outcome::Skipped, note);
+    let mut rec = StageRecord::instant(stage, Outcome::Skipped, note);
     if not_due {
         rec.data.insert("not_due".into(), Value::Bool(true));
     }
@@ -634,11 +615,11 @@ fn error_record(
         Err(e) if crate::error::exit_code_of(&e) != crate::error::exit::INFRA => return Err(e),
         Err(e) => e,
     };
-    let msg = crate::exec::redact(&crate::error::one_line(&err));
+    let msg = crate::redact::redact(&crate::error::one_line(&err));
     crate::progress::say(&format!("error: {msg}"));
     manifest
         .stages
-        .push(instant_record(stage, Outcome::Error, msg));
+        .push(StageRecord::instant(stage, Outcome::Error, msg));
     // Kept when the workspace can be opened: an ERROR record gates nothing anyway.
     if let Ok(ws) = Workspace::open(workspace) {
         let _ = keep_last(&ws, manifest);

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// The programs, named in the log and in the stage record's tools.
-pub const MKFS: crate::stage::Tool = crate::stage::Tool::new("mkfs.ext4", "e2fsprogs");
+pub const MKFS: crate::tool::Tool = crate::tool::Tool::new("mkfs.ext4", "e2fsprogs");
 
 /// The volumes of this process that are mounted: their directory and the scratch (of their
 /// whole size) that is package code's. `crate::limits` looks a writable directory up here.

@@ -132,7 +132,7 @@ fn copy_example(w: &Ws, name: &str) -> PathBuf {
         .path()
         .join(format!("{name}-{}", uuid::Uuid::new_v4()))
         .join(name);
-    fci::stages::test::runner::copy_tree(&example(name), &d).unwrap();
+    fci::suites::runner::copy_tree(&example(name), &d).unwrap();
     d
 }
 

@@ -437,7 +437,7 @@ fn spec_code_runs_sandboxed_even_when_only_parsed() {
 fn a_symlink_out_of_the_checkout_is_refused() {
     let w = Ws::new();
     let d = w.path().join("linked");
-    fci::stages::test::runner::copy_tree(&example("hello-broken-check"), &d).unwrap();
+    fci::suites::runner::copy_tree(&example("hello-broken-check"), &d).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", d.join("data")).unwrap();
     let r = w.run(&["build", d.to_str().unwrap(), "--dist", ".fc41"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
@@ -886,7 +886,7 @@ fn another_users_checkout_and_fci_paths_beside_it() {
 fn spec_chooses_the_spec_even_beside_a_namesake() {
     let w = Ws::new();
     let d = w.path().join("two-specs");
-    fci::stages::test::runner::copy_tree(&example("hello-broken-test"), &d).unwrap();
+    fci::suites::runner::copy_tree(&example("hello-broken-test"), &d).unwrap();
     std::fs::create_dir_all(d.join("alt")).unwrap();
     let text = std::fs::read_to_string(d.join("hello-broken-test.spec"))
         .unwrap()
@@ -975,7 +975,7 @@ fn output_to_a_device_or_a_link_writes_through_it() {
 fn a_lookaside_serving_other_bytes_is_the_hosts_error() {
     let w = Ws::new();
     let la = w.path().join("lookaside");
-    fci::stages::test::runner::copy_tree(&example("lookaside"), &la).unwrap();
+    fci::suites::runner::copy_tree(&example("lookaside"), &la).unwrap();
     let mut blobs = Vec::new();
     let mut stack = vec![la.clone()];
     while let Some(d) = stack.pop() {

@@ -273,7 +273,7 @@ fn a_missing_ostree_names_its_package() {
 #[test]
 fn integrate_runs_the_example_suite_on_the_composed_commit() {
     let w = Ws::new();
-    init_base(&w, |_| {});
+    let base = init_base(&w, |_| {});
     let built = w.build("hello-atomic", &[]);
     assert_eq!(built.code, 0, "{}", built.stderr);
     let composed = compose(&w, &built.manifest());
@@ -340,6 +340,32 @@ fn integrate_runs_the_example_suite_on_the_composed_commit() {
     let r = integrate();
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("has no commit"), "{}", r.stderr);
+
+    // A later stage's `ostree-commit` artifact (here the base's commit, recorded after the
+    // compose's; without the run's records, which would refuse the edit first) is never the
+    // composed commit: integrate still takes compose's.
+    let mut later = composed.manifest();
+    let mut other = later["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["type"] == "ostree-commit")
+        .unwrap()
+        .clone();
+    other["stage"] = "image".into();
+    other["sha256"] = base.clone().into();
+    later["artifacts"].as_array_mut().unwrap().push(other);
+    let p = w.save("later.json", &later);
+    let r = w.run(&[
+        "integrate",
+        "--tests",
+        suite.to_str().unwrap(),
+        "-m",
+        p.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    assert_eq!(r.stage(&m, "integrate")["data"]["commit"], commit);
 }
 
 #[test]

@@ -148,7 +148,7 @@ fn a_stage_after_a_failed_one_is_skipped_without_running() {
     let _turn = serial();
     let w = World::new();
     let mut m = Manifest::new("run-1".into());
-    m.stages.push(stage::instant_record(
+    m.stages.push(fci::manifest::StageRecord::instant(
         StageName::Build,
         Outcome::Failed,
         "%check failed".into(),

@@ -801,7 +801,7 @@ fn copies_of_a_big_tests_tree_fit_beside_the_scratch() {
     let m = built(&w);
     // The tree with a 64 MiB file (made here: not kept in git).
     let tree = w.path().join("two-suites-big-tree");
-    fci::stages::test::runner::copy_tree(&hostile("two-suites-big-tree"), &tree).unwrap();
+    fci::suites::runner::copy_tree(&hostile("two-suites-big-tree"), &tree).unwrap();
     std::fs::write(tree.join("tests/blob"), vec![7u8; 64 * 1024 * 1024]).unwrap();
     let r = w.test(
         &m,

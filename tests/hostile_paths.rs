@@ -336,7 +336,7 @@ fn a_git_file_another_user_planted_above_a_checkout_is_never_read() {
     // for a read that blocks.
     let dotgit = shared_with_anothers_fifo(&w, ".git");
     let co = dotgit.parent().unwrap().join("co");
-    fci::stages::test::runner::copy_tree(&example("hello-atomic"), &co).unwrap();
+    fci::suites::runner::copy_tree(&example("hello-atomic"), &co).unwrap();
     let la = lookaside();
     let mut c = fci_capped(&w.ws());
     c.args([

@@ -44,7 +44,7 @@ fn assert_all_held(log: &str, what: &str) {
 /// path written beside the attempts (where a real attacker would guess it).
 fn hostile_repo(w: &Ws) -> std::path::PathBuf {
     let repo = w.path().join("hostile-escape");
-    fci::stages::test::runner::copy_tree(&fixture("hostile-escape"), &repo).unwrap();
+    fci::suites::runner::copy_tree(&fixture("hostile-escape"), &repo).unwrap();
     std::fs::write(repo.join("checkout-path"), repo.to_str().unwrap()).unwrap();
     git(&repo, &["init", "-q", "-b", "f41"]);
     git(
@@ -158,7 +158,7 @@ fn a_test_that_swaps_its_artifacts_for_a_link_reads_nothing_through_it() {
     )
     .unwrap();
     let tests = w.path().join("swap");
-    fci::stages::test::runner::copy_tree(&fixture("swap-artifacts"), &tests).unwrap();
+    fci::suites::runner::copy_tree(&fixture("swap-artifacts"), &tests).unwrap();
     std::fs::write(tests.join("tests/host-dir"), hidden.to_str().unwrap()).unwrap();
     let built = w.build("hello-atomic", &[]);
     assert_eq!(built.code, 0, "{}", built.stderr);
@@ -195,7 +195,7 @@ fn packages_the_build_did_not_make_are_never_recorded_as_its_own() {
     std::fs::create_dir_all(&hidden).unwrap();
     std::fs::copy(&foreign, hidden.join(foreign.file_name().unwrap())).unwrap();
     let pkg = w.path().join("planted-rpm");
-    fci::stages::test::runner::copy_tree(&fixture("planted-rpm"), &pkg).unwrap();
+    fci::suites::runner::copy_tree(&fixture("planted-rpm"), &pkg).unwrap();
     std::fs::copy(&foreign, pkg.join("foreign.rpm")).unwrap();
     std::fs::write(pkg.join("host-dir"), hidden.to_str().unwrap()).unwrap();
 
@@ -326,7 +326,7 @@ fn a_sources_file_linked_out_of_the_checkout_is_never_read() {
     let secret = w.path().join("host-secret");
     std::fs::write(&secret, "TOPSECRET-LINE not a sources line\n").unwrap();
     let pkg = w.path().join("pkg");
-    fci::stages::test::runner::copy_tree(&example("hello-broken-check"), &pkg).unwrap();
+    fci::suites::runner::copy_tree(&example("hello-broken-check"), &pkg).unwrap();
     std::os::unix::fs::symlink(&secret, pkg.join("sources")).unwrap();
     let r = w.run(&["build", pkg.to_str().unwrap(), "--dist", ".fc41"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
@@ -379,7 +379,7 @@ fn a_checkout_inside_a_larger_repository_hides_that_repositorys_git() {
     let w = Ws::new();
     let outer = w.path().join("monorepo");
     let pkg = outer.join("rpms/hostile-escape");
-    fci::stages::test::runner::copy_tree(&fixture("hostile-escape"), &pkg).unwrap();
+    fci::suites::runner::copy_tree(&fixture("hostile-escape"), &pkg).unwrap();
     // The attempts look for the outer repository's .git.
     std::fs::write(pkg.join("checkout-path"), outer.to_str().unwrap()).unwrap();
     git(&outer, &["init", "-q", "-b", "main"]);

@@ -9,15 +9,11 @@ use crate::resultsdb::store::Store;
 use crate::workspace::Workspace;
 use anyhow::Result;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-
-pub fn path(ws: &Workspace) -> PathBuf {
-    ws.root().join("waivers/waivers.json")
-}
+use std::path::Path;
 
 /// The workspace's waivers, oldest first.
 pub fn load(ws: &Workspace) -> Result<Vec<Value>> {
-    let p = path(ws);
+    let p = ws.waivers();
     match std::fs::read_to_string(&p) {
         Ok(text) => match serde_json::from_str(&text) {
             Ok(Value::Array(list)) => Ok(list),
@@ -39,7 +35,7 @@ pub fn exec(args: &WaiveArgs, workspace: &Path) -> Result<i32> {
         .filter(|c| !c.trim().is_empty())
         .ok_or_else(|| FciError::Usage("a waiver needs a --comment saying why".into()))?;
     let ws = Workspace::open(workspace)?;
-    let store = Store::open(&ws.root().join("results/results.sqlite"))?;
+    let store = Store::open(&ws.results_db())?;
     if store
         .results_for(subject, &args.subject.subject_type)?
         .is_empty()
@@ -71,9 +67,9 @@ pub fn exec(args: &WaiveArgs, workspace: &Path) -> Result<i32> {
         "timestamp": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
     });
     list.push(waiver.clone());
-    let p = path(&ws);
+    let p = ws.waivers();
     std::fs::create_dir_all(p.parent().expect("waivers has a directory"))?;
-    crate::workspace::write_atomic(&p, serde_json::to_string_pretty(&list)?.as_bytes())?;
+    crate::files::write_atomic(&p, serde_json::to_string_pretty(&list)?.as_bytes())?;
     println!("{}", serde_json::to_string_pretty(&waiver)?);
     Ok(0)
 }

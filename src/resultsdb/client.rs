@@ -46,11 +46,11 @@ impl Client {
             format!("{base}/api/v2.0")
         };
         // A server may echo the request's headers back: every form of the credentials is
-        // masked wherever fci shows text (`exec::redact`), however the client was made.
+        // masked wherever fci shows text (`redact::redact`), however the client was made.
         if let Some(t) = &token {
-            crate::exec::register_secret(t);
+            crate::redact::register_secret(t);
         }
-        crate::exec::register_url_secret(url);
+        crate::redact::register_url_secret(url);
         let auth = token.map(|t| {
             if t.contains(':') {
                 format!("Basic {}", base64(t.as_bytes()))
@@ -67,7 +67,7 @@ impl Client {
             .unwrap_or(Duration::from_secs(20));
         // Never proxied to loopback, no redirect followed with a token (`crate::net`).
         // A password in the URL is a credential too: no redirect is followed with it.
-        let credentialed = auth.is_some() || crate::exec::userinfo(url).is_some();
+        let credentialed = auth.is_some() || crate::redact::userinfo(url).is_some();
         let http = crate::net::client_for(url, credentialed)
             .connect_timeout(limit.min(Duration::from_secs(5)))
             .timeout(limit)
@@ -78,7 +78,7 @@ impl Client {
     /// `text` from the server, for a message: its URLs' credentials and every form of the
     /// registered secrets masked, at most 512 bytes of it.
     fn scrub(&self, text: &str) -> String {
-        let mut out = crate::exec::redact(text);
+        let mut out = crate::redact::redact(text);
         if out.len() > 512 {
             let mut end = 512;
             while !out.is_char_boundary(end) {
@@ -93,7 +93,7 @@ impl Client {
     /// The server's API root with any credentials removed: what names it in the workspace
     /// (the spool, the delivered marks) whichever way its URL was spelled.
     pub fn target(&self) -> String {
-        crate::exec::strip_credentials(&self.api)
+        crate::redact::strip_credentials(&self.api)
     }
 
     fn send(
@@ -136,12 +136,12 @@ impl Client {
                     return Ok((status, body));
                 }
                 // reqwest's message names the URL (never the headers): without credentials.
-                Err(e) => last = crate::exec::scrub_credentials(&e.to_string(), &self.api),
+                Err(e) => last = crate::redact::scrub_credentials(&e.to_string(), &self.api),
             }
         }
         Err(Failure::Unreachable(format!(
             "{}: {last} (after {tries} tries)",
-            crate::exec::strip_credentials(&self.api)
+            crate::redact::strip_credentials(&self.api)
         )))
     }
 
@@ -161,7 +161,7 @@ impl Client {
                 .to_vec()),
             _ => Err(Failure::Rejected(format!(
                 "{}: HTTP {status} for the API root",
-                crate::exec::strip_credentials(&self.api)
+                crate::redact::strip_credentials(&self.api)
             ))),
         }
     }
@@ -190,13 +190,13 @@ impl Client {
                 } else {
                     Err(Failure::Unreachable(format!(
                         "{}: the answer to a lookup of result {id} lists other results (the server ignores the fci_result_id filter?): cannot tell whether it is stored",
-                        crate::exec::strip_credentials(&self.api)
+                        crate::redact::strip_credentials(&self.api)
                     )))
                 }
             }
             _ => Err(Failure::Unreachable(format!(
                 "{}: HTTP {status} and no result list when looking for result {id}",
-                crate::exec::strip_credentials(&self.api)
+                crate::redact::strip_credentials(&self.api)
             ))),
         }
     }
@@ -224,7 +224,7 @@ impl Client {
                 .ok_or_else(|| {
                     Failure::Unreachable(format!(
                         "{}: HTTP {status} without a result id",
-                        crate::exec::strip_credentials(&self.api)
+                        crate::redact::strip_credentials(&self.api)
                     ))
                 }),
             _ => Err(Failure::Rejected(format!(
@@ -240,12 +240,12 @@ impl Client {
 pub fn check_url(what: &str, url: &str, token: bool) -> Result<(), String> {
     crate::net::refuse_clear_credentials(what, url, token)?;
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let rest = crate::exec::userinfo(url).map_or(rest, |u| &rest[u.len() + 1..]);
+    let rest = crate::redact::userinfo(url).map_or(rest, |u| &rest[u.len() + 1..]);
     if rest.contains(['?', '#']) {
         return Err(format!(
             "{what} {} has a query or fragment, which is refused (the API's paths go after \
              the URL; a token goes in FCI_RESULTSDB_TOKEN)",
-            crate::exec::strip_credentials(url)
+            crate::redact::strip_credentials(url)
         ));
     }
     Ok(())

@@ -37,7 +37,7 @@ impl Delivery {
 /// The spool of one server (by its API root, without credentials).
 fn spool_dir(ws: &Workspace, target: &str) -> PathBuf {
     let key = &crate::digest::sha256_bytes(target.as_bytes())[..16];
-    ws.root().join("spool/resultsdb").join(key)
+    ws.spool("resultsdb").join(key)
 }
 
 fn id_of(r: &Value) -> Option<String> {
@@ -155,19 +155,11 @@ pub fn deliver(
         let Some(id) = id_of(r) else { continue };
         let file = dir.join(format!("{id}.json"));
         if !store.delivered(&id, target)? && !file.exists() {
-            crate::workspace::write_atomic(&file, r.to_string().as_bytes())?;
+            crate::files::write_atomic(&file, r.to_string().as_bytes())?;
         }
     }
     let mut d = Delivery::default();
-    let pending = || -> Result<Vec<PathBuf>> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        v.sort();
-        Ok(v)
-    };
+    let pending = || crate::files::json_files(&dir);
     let outcomes = match client.outcomes() {
         Ok(o) => o,
         Err(f) => {

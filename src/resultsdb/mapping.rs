@@ -12,7 +12,7 @@
 //! A SKIPPED record or case is no result (nothing ran: gating sees it as missing). ERROR stays
 //! ERROR where the server has it, else the server's crash outcome: never FAILED.
 
-use crate::manifest::{Manifest, Outcome, StageRecord, TestResult};
+use crate::manifest::{Manifest, Outcome, StageName, StageRecord, TestResult};
 use serde_json::{json, Map, Value};
 
 /// What the results are about and how they are named.
@@ -21,24 +21,6 @@ pub struct Naming {
     /// The outcome an infrastructure error is reported as (`ERROR`, or `CRASHED` on servers
     /// that have no ERROR).
     pub error_outcome: String,
-}
-
-/// The subject of a manifest: the source package's NVR (ResultsDB's `item` for `koji_build`),
-/// from the built SRPM's header, or for a failed build from its spec.
-pub fn subject_nvr(m: &Manifest) -> Option<String> {
-    m.artifacts
-        .iter()
-        .filter(|a| a.kind == crate::manifest::ArtifactKind::Srpm)
-        .find_map(|a| a.nevra.as_ref())
-        .map(|n| format!("{}-{}-{}", n.name, n.version, n.release))
-        .or_else(|| {
-            m.stages
-                .iter()
-                .rev()
-                .filter(|s| s.name == "build")
-                .find_map(|s| s.data.get("nvr").and_then(|v| v.as_str()))
-                .map(String::from)
-        })
 }
 
 /// Fedora CI's test category of a stage's results and messages.
@@ -82,11 +64,11 @@ fn group_of(c: &TestResult) -> Option<&str> {
 
 /// Every result of the manifest, oldest stage first.
 pub fn results(m: &Manifest, naming: &Naming) -> Vec<Value> {
-    let item = subject_nvr(m).or_else(|| m.subject.package.clone());
+    let item = m.subject_nvr().or_else(|| m.subject.package.clone());
     let ns = &naming.namespace;
     let mut out = Vec::new();
     // A report's own record is about the results, not one of them.
-    for s in m.stages.iter().filter(|s| s.name != "report") {
+    for s in m.stages.iter().filter(|s| !s.is(StageName::Report)) {
         let cat = category(&s.name);
         let mut push = |testcase: String,
                         group: Option<&str>,
@@ -116,7 +98,7 @@ pub fn results(m: &Manifest, naming: &Naming) -> Vec<Value> {
             r.insert("testcase".into(), json!({"name": testcase}));
             r.insert("outcome".into(), json!(outcome));
             if let Some(n) = note {
-                r.insert("note".into(), json!(crate::exec::redact(n)));
+                r.insert("note".into(), json!(crate::redact::redact(n)));
             }
             r.insert("submit_time".into(), json!(submit_time(&s.finished)));
             r.insert("data".into(), Value::Object(data));
@@ -130,7 +112,7 @@ pub fn results(m: &Manifest, naming: &Naming) -> Vec<Value> {
             note,
             Map::new(),
         );
-        if matches!(s.name.as_str(), "test" | "integrate") {
+        if s.is(StageName::Test) || s.is(StageName::Integrate) {
             for (group, o, note) in fedora_groups(s) {
                 push(
                     format!("{ns}.{group}.{cat}"),
@@ -274,7 +256,7 @@ mod tests {
     use super::*;
 
     fn record(results: Value, unlisted: Value) -> StageRecord {
-        let mut s = crate::stage::instant_record(
+        let mut s = crate::manifest::StageRecord::instant(
             crate::manifest::StageName::Test,
             Outcome::Failed,
             String::new(),

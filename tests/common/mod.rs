@@ -321,7 +321,7 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 /// A git repository holding a copy of an example on the given branch; returns its path.
 pub fn git_repo(dir: &Path, example_name: &str, branch: &str) -> PathBuf {
     let repo = dir.join(format!("{example_name}.git-src"));
-    fci::stages::test::runner::copy_tree(&example(example_name), &repo).unwrap();
+    fci::suites::runner::copy_tree(&example(example_name), &repo).unwrap();
     git(&repo, &["init", "-q", "-b", branch]);
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-q", "-m", "initial"]);

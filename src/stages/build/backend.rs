@@ -77,7 +77,7 @@ pub trait Backend {
     fn name(&self) -> &'static str;
     fn capabilities(&self) -> Capabilities;
     /// The programs whose versions the stage record names.
-    fn tools(&self) -> Vec<crate::stage::Tool>;
+    fn tools(&self) -> Vec<crate::tool::Tool>;
     fn build(&self, job: &Job, log: &mut Log) -> Result<Output>;
 }
 
@@ -135,7 +135,7 @@ pub fn check_status(output: impl std::io::Read) -> (bool, bool) {
 /// replaced by a link, or by something else than a directory), or None: absent or intact.
 pub fn replaced_outputs(work: &Path, dirs: &[PathBuf]) -> Option<String> {
     dirs.iter()
-        .find(|d| d.symlink_metadata().is_ok() && !crate::workspace::real_dir_below(work, d))
+        .find(|d| d.symlink_metadata().is_ok() && !crate::files::real_dir_below(work, d))
         .map(|d| {
             format!(
                 "package code replaced the build's {} directory (with a link?): its packages cannot be read as the build's",
@@ -152,7 +152,7 @@ pub fn replaced_outputs(work: &Path, dirs: &[PathBuf]) -> Option<String> {
 /// fails the build.
 pub fn collect(work: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    if !crate::workspace::real_dir_below(work, dir) {
+    if !crate::files::real_dir_below(work, dir) {
         return Ok(out);
     }
     let shown = dir.file_name().unwrap_or_default().to_string_lossy();

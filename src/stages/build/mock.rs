@@ -25,7 +25,7 @@ impl Backend for Mock {
         }
     }
 
-    fn tools(&self) -> Vec<crate::stage::Tool> {
+    fn tools(&self) -> Vec<crate::tool::Tool> {
         vec![super::MOCK]
     }
 
@@ -105,7 +105,7 @@ impl Backend for Mock {
             check_failed,
             check_ran,
             packages: srpms.into_iter().chain(rpms).collect(),
-            tail: crate::exec::redact(&crate::exec::last_lines(
+            tail: crate::redact::redact(&crate::exec::last_lines(
                 &String::from_utf8_lossy(&tail),
                 40,
             )),

@@ -18,7 +18,8 @@ mod work;
 use crate::error::FciError;
 use crate::manifest::{ArtifactKind, Manifest, StageName, StageRecord};
 use crate::progress::{self, Spinner};
-use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage, Tool};
+use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage};
+use crate::tool::Tool;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 

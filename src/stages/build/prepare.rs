@@ -66,7 +66,7 @@ pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
     // The backend's own tools first (rpmbuild, or mock), then what every build uses. Spec
     // code is untrusted even when only parsed: rpmspec and rpmbuild run in bubblewrap.
     let backend = choose_backend(args, cx, &mut notes)?;
-    for t in [RPMSPEC, crate::stage::BWRAP, CREATEREPO, crate::stage::RPM] {
+    for t in [RPMSPEC, crate::tool::BWRAP, CREATEREPO, crate::tool::RPM] {
         cx.require(t)?;
     }
     let co = distgit::checkout(
@@ -120,7 +120,7 @@ pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
 
     // Credentials belong in git's credential helpers, never in the manifest.
     let subject = &mut cx.manifest.subject;
-    subject.repo = Some(crate::exec::redact(&co.repo));
+    subject.repo = Some(crate::redact::redact(&co.repo));
     subject.branch = branch;
     if co.commit.is_some() {
         subject.commit = co.commit.clone();

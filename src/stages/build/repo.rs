@@ -31,7 +31,7 @@ pub fn record_packages(
     for p in packages {
         let name = p.file_name().unwrap_or_default().to_string_lossy();
         if !name.ends_with(".src.rpm") && !name.ends_with(".nosrc.rpm") {
-            crate::workspace::copy_plain(p, &staged.join(&*name), None)?;
+            crate::files::copy_plain(p, &staged.join(&*name), None)?;
         }
     }
     let cr_log = st.dir().join("createrepo.log");

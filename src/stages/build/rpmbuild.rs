@@ -21,8 +21,8 @@ impl Backend for Rpmbuild {
         }
     }
 
-    fn tools(&self) -> Vec<crate::stage::Tool> {
-        vec![super::RPMBUILD, crate::stage::BWRAP]
+    fn tools(&self) -> Vec<crate::tool::Tool> {
+        vec![super::RPMBUILD, crate::tool::BWRAP]
     }
 
     fn build(&self, job: &Job, log: &mut Log) -> Result<Output> {

@@ -2,7 +2,7 @@
 
 use crate::digest;
 use crate::error::FciError;
-use crate::workspace::copy_plain;
+use crate::files::copy_plain;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -82,7 +82,7 @@ impl Lookaside {
         if s.starts_with("http://") || s.starts_with("https://") {
             reqwest::Url::parse(s).map_err(|e| {
                 FciError::input(
-                    crate::exec::strip_credentials(s),
+                    crate::redact::strip_credentials(s),
                     format!("invalid lookaside URL: {e}"),
                 )
             })?;
@@ -107,7 +107,7 @@ impl Lookaside {
     pub fn describe(&self) -> String {
         match self {
             Lookaside::Dir(p) => p.display().to_string(),
-            Lookaside::Url(u) => crate::exec::strip_credentials(u),
+            Lookaside::Url(u) => crate::redact::strip_credentials(u),
         }
     }
 
@@ -147,8 +147,8 @@ impl Lookaside {
                         .map_err(|e| {
                             FciError::Infra(format!(
                                 "lookaside {}: {}",
-                                crate::exec::strip_credentials(&url),
-                                crate::exec::scrub_credentials(&e.to_string(), &url)
+                                crate::redact::strip_credentials(&url),
+                                crate::redact::scrub_credentials(&e.to_string(), &url)
                             ))
                         })?;
                     if resp.status() == reqwest::StatusCode::NOT_FOUND {
@@ -157,7 +157,7 @@ impl Lookaside {
                     if !resp.status().is_success() {
                         return Err(FciError::Infra(format!(
                             "lookaside {}: HTTP {}",
-                            crate::exec::strip_credentials(&url),
+                            crate::redact::strip_credentials(&url),
                             resp.status()
                         ))
                         .into());
@@ -166,7 +166,7 @@ impl Lookaside {
                     // lookaside cache, and must not fill the disk.
                     save(resp, dest, crate::caps::LOOKASIDE_DOWNLOAD, &url)?;
                     // Where it came from, as shown: without credentials.
-                    return Ok(Some(crate::exec::strip_credentials(&url)));
+                    return Ok(Some(crate::redact::strip_credentials(&url)));
                 }
             }
         }
@@ -177,7 +177,7 @@ impl Lookaside {
 /// Writes an answer's body to `dest`, up to `cap` bytes; past it (or broken off) `dest` is
 /// removed and the error names the limit (or the cause) and the URL without credentials.
 fn save(resp: reqwest::blocking::Response, dest: &Path, cap: u64, url: &str) -> Result<()> {
-    let shown = crate::exec::strip_credentials(url);
+    let shown = crate::redact::strip_credentials(url);
     if let Some(n) = resp.content_length().filter(|n| *n > cap) {
         return Err(FciError::Infra(format!(
             "lookaside {shown}: {n} bytes, larger than the {} limit for a source (not downloaded)",
@@ -192,7 +192,7 @@ fn save(resp: reqwest::blocking::Response, dest: &Path, cap: u64, url: &str) -> 
         let _ = std::fs::remove_file(dest);
         let why = match crate::caps::TooLarge::of(&e) {
             Some(t) => format!("{t} for a source (download stopped)"),
-            None => crate::exec::scrub_credentials(&e.to_string(), url),
+            None => crate::redact::scrub_credentials(&e.to_string(), url),
         };
         return Err(FciError::Infra(format!("lookaside {shown}: {why}")).into());
     }
@@ -264,7 +264,7 @@ pub fn fetch_all(
                 "{} mismatch for `{}` from {}: expected {}, got {got}",
                 e.algo,
                 e.name,
-                crate::exec::redact(&origin),
+                crate::redact::redact(&origin),
                 e.hash
             );
             // A lookaside path named by the hash serves that blob: other bytes there are the
@@ -293,7 +293,7 @@ pub fn fetch_all(
         notes.push(format!(
             "fetched {} from {}",
             e.name,
-            crate::exec::redact(&origin)
+            crate::redact::redact(&origin)
         ));
     }
     Ok(notes)

@@ -72,7 +72,7 @@ pub fn find_spec(dir: &Path, named: Option<&Path>) -> Result<PathBuf> {
 pub fn snapshot(ws: &Workspace, dir: &Path, files: &[PathBuf], tree: &str) -> Result<Artifact> {
     let staged = ws.scratch("tree-")?;
     let root = staged.path().join("t");
-    crate::workspace::copy_files(dir, files, &root)?;
+    crate::files::copy_files(dir, files, &root)?;
     let published = ws.publish_dir(&root, "trees", tree)?;
     Ok(Artifact {
         kind: ArtifactKind::DistGit,

@@ -207,7 +207,7 @@ fn stage_files(
             // Symlinks were checked to point at tracked files; copy what they point at.
             let real = p.co.dir.join(f).canonicalize()?;
             if real.is_file() {
-                crate::workspace::copy_plain(&real, &srcdir.join(f), None)?;
+                crate::files::copy_plain(&real, &srcdir.join(f), None)?;
             }
         }
     }
@@ -226,8 +226,8 @@ fn stage_files(
     let work = cx.run.bounded_dir("work", &p.limits, 0)?;
     // fci's Fedora build environment, for rpmbuild on a host without one; mock has the real one.
     let macros = if p.backend.capabilities().fedora_macros {
-        let dir = cx.ws.root().join("share/macros");
-        crate::workspace::install_files(&dir, &fedora_env::FILES)?;
+        let dir = cx.ws.share("macros");
+        crate::files::install_files(&dir, &fedora_env::FILES)?;
         Some(dir.join(fedora_env::AUTOSPEC_FILE))
     } else {
         None
@@ -238,7 +238,7 @@ fn stage_files(
     std::fs::create_dir_all(&spec_dir)?;
     let spec_copy = spec_dir.join(p.spec_path.file_name().unwrap_or_default());
     // A spec that is a link points at a tracked file (links were checked): copy that.
-    crate::workspace::copy_plain(&p.spec_path.canonicalize()?, &spec_copy, None)?;
+    crate::files::copy_plain(&p.spec_path.canonicalize()?, &spec_copy, None)?;
     Ok(Dirs {
         sources: srcdir,
         work,

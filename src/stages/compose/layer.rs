@@ -145,7 +145,7 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     }
     let tmpfiles = payload::var_tmpfiles(&payload);
     if !tmpfiles.is_empty() {
-        let name = crate::workspace::plain_name(&format!(
+        let name = crate::files::plain_name(&format!(
             "fci-{}.conf",
             cx.manifest.subject.package.as_deref().unwrap_or("change")
         ));
@@ -247,7 +247,7 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
 /// rpm's in-place writes land in new files, not in the repository's objects.
 fn unshare_rpmdb(tree: &Path) -> Result<()> {
     let db = tree.join(&DBPATH[1..]);
-    if !crate::workspace::real_dir_below(tree, &db) {
+    if !crate::files::real_dir_below(tree, &db) {
         return Err(FciError::input(
             tree,
             format!(

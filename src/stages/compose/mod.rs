@@ -16,7 +16,8 @@ use crate::error::FciError;
 use crate::manifest::{Artifact, ArtifactKind, Base, Manifest, StageName, StageRecord};
 use crate::ostree::{self, Repo, OSTREE};
 use crate::progress::{self, Spinner};
-use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage, Tool};
+use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage};
+use crate::tool::Tool;
 use crate::workspace::Workspace;
 use anyhow::Result;
 use serde_json::json;
@@ -105,7 +106,7 @@ impl Stage for Compose {
     }
 
     fn tools(&self) -> Vec<Tool> {
-        vec![OSTREE, stage::RPM]
+        vec![OSTREE, crate::tool::RPM]
     }
 
     fn plan(&mut self, cx: &mut Ctx) -> Result<Plan<Self::Work>> {

@@ -369,12 +369,10 @@ fn tmpfiles_escape(s: &str) -> String {
 pub fn write_tmpfiles(tree: &Path, name: &str, lines: &[String]) -> Result<Result<String, String>> {
     let rel = format!("usr/lib/tmpfiles.d/{name}");
     let dir = tree.join("usr/lib/tmpfiles.d");
-    if !crate::workspace::real_dir_below(tree, &dir) {
+    if !crate::files::real_dir_below(tree, &dir) {
         // Made only inside real directories of the tree: never through a link in it.
         let parent = tree.join("usr/lib");
-        if std::fs::symlink_metadata(&dir).is_ok()
-            || !crate::workspace::real_dir_below(tree, &parent)
-        {
+        if std::fs::symlink_metadata(&dir).is_ok() || !crate::files::real_dir_below(tree, &parent) {
             return Ok(Err(format!(
                 "/{rel}: its directory is not a real directory"
             )));
@@ -414,7 +412,7 @@ pub fn relocate_etc(tree: &Path) -> Result<Vec<String>> {
         return Ok(vec!["/etc".into()]);
     }
     let usr_etc = tree.join("usr/etc");
-    if !crate::workspace::real_dir_below(tree, &usr_etc) {
+    if !crate::files::real_dir_below(tree, &usr_etc) {
         return Ok(vec!["/usr/etc (not a real directory in the base)".into()]);
     }
     let mut refused = Vec::new();

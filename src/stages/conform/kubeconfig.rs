@@ -58,7 +58,7 @@ impl std::fmt::Debug for Cluster {
 
 impl Cluster {
     pub fn display_server(&self) -> String {
-        crate::exec::strip_credentials(&self.server)
+        crate::redact::strip_credentials(&self.server)
     }
 }
 
@@ -215,7 +215,7 @@ fn parse(text: &str, dir: &Path, context: Option<&str>) -> Result<Cluster, Strin
         return Err(format!(
             "cluster `{cluster_name}`: server `{}` is plain http://, and fci does not send a \
              token or password where anyone on the way can read it",
-            crate::exec::strip_credentials(&server)
+            crate::redact::strip_credentials(&server)
         ));
     }
     Ok(Cluster {
@@ -333,7 +333,7 @@ fn auth(u: RawUser, name: &str, dir: &Path) -> Result<Auth, String> {
 /// every server string, parsed or not. Each token, password and URL credential also in the
 /// forms a command may print it in: base64 (alone, and `user:password` as Basic auth sends
 /// it), URL-encoded and XML-escaped. For scrubbing what is recorded; short ones (under 4
-/// characters) are scrubbed only as whole words (see `scrub`).
+/// characters) are masked only as whole words (see `crate::redact`).
 pub fn secrets(file: &Path) -> Vec<String> {
     let Some(text) = kube_read(file).and_then(|t| String::from_utf8(t).ok()) else {
         return Vec::new();
@@ -397,7 +397,7 @@ pub fn secrets(file: &Path) -> Vec<String> {
             .into_iter()
             .filter_map(|k| cluster.and_then(|c| s(c, k)))
         {
-            let Some(info) = crate::exec::userinfo(&url) else {
+            let Some(info) = crate::redact::userinfo(&url) else {
                 continue;
             };
             plain.push(info.to_string());

@@ -204,7 +204,7 @@ impl Stage for Conform {
             .flatten()
             .flatten()
             .any(|x| x.contains("{image}"));
-        let image = match crate::binding::image_artifact(cx.manifest) {
+        let image = match cx.manifest.image().cloned() {
             Some(img) if uses_image => {
                 let path = cx.consume(&img, ArtifactKind::Image)?;
                 crate::binding::check_image(cx, &img, &composed)?;
@@ -287,7 +287,7 @@ impl Stage for Conform {
         let artifacts = match self.execute_all(cx, p, rec) {
             Ok(a) => a,
             Err(e) => {
-                error(rec, crate::exec::redact(&crate::error::one_line(&e)));
+                error(rec, crate::redact::redact(&crate::error::one_line(&e)));
                 Vec::new()
             }
         };
@@ -360,7 +360,7 @@ impl Conform {
         let artifacts = match self.session(cx, rec, &mut p, &spinner) {
             Ok(a) => a,
             Err(e) => {
-                error(rec, crate::exec::redact(&crate::error::one_line(&e)));
+                error(rec, crate::redact::redact(&crate::error::one_line(&e)));
                 Vec::new()
             }
         };
@@ -759,7 +759,10 @@ impl Conform {
                     rec.outcome,
                     failed.len()
                 ),
-                &failed.iter().map(|n| scrub(n)).collect::<Vec<_>>(),
+                &failed
+                    .iter()
+                    .map(|n| crate::redact::redact(n))
+                    .collect::<Vec<_>>(),
             );
         }
         Ok(artifacts)
@@ -799,56 +802,10 @@ fn teardown(cx: &mut Ctx, rec: &mut RecordParts, argv: &[String], limit: Duratio
     Ok(())
 }
 
-/// The secrets of the kubeconfigs this run read (given, or left by the installer): never
+/// The secrets of a kubeconfig this run read (given, or left by the installer): never
 /// written anywhere the stage records (stderr, notes, data, results, the stage log).
-static SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-
 fn add_secrets(file: &Path) {
-    let found = kubeconfig::secrets(file);
-    if let Ok(mut s) = SECRETS.lock() {
-        s.extend(found);
-        s.sort_by_key(|x| std::cmp::Reverse(x.len()));
-        s.dedup();
-    }
-}
-
-/// `text` with every known secret replaced by `***`: wherever it appears, or, for one
-/// under 4 characters (a password `Zq9`), where it stands as a word of its own (between
-/// characters that are not letters or digits), so that it does not blank every `Zq9x`.
-fn scrub(text: &str) -> String {
-    let Ok(secrets) = SECRETS.lock() else {
-        return text.to_string();
-    };
-    let mut out = text.to_string();
-    for s in secrets.iter() {
-        if !out.contains(s.as_str()) {
-            continue;
-        }
-        out = if s.chars().count() < 4 {
-            scrub_word(&out, s)
-        } else {
-            out.replace(s.as_str(), "***")
-        };
-    }
-    out
-}
-
-/// `text` with `word` replaced by `***` where no letter or digit is next to it.
-fn scrub_word(text: &str, word: &str) -> String {
-    let alnum = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
-    let mut out = String::with_capacity(text.len());
-    let mut last = 0;
-    for (i, _) in text.match_indices(word) {
-        let end = i + word.len();
-        if i < last || alnum(text[..i].chars().next_back()) || alnum(text[end..].chars().next()) {
-            continue;
-        }
-        out.push_str(&text[last..i]);
-        out.push_str("***");
-        last = end;
-    }
-    out.push_str(&text[last..]);
-    out
+    crate::redact::register_found(kubeconfig::secrets(file));
 }
 
 /// A runner's JUnit file with the secrets scrubbed, before it is stored (a runner may
@@ -862,7 +819,7 @@ fn scrub_file(f: &Path) -> std::io::Result<()> {
     let bytes = crate::caps::read_all(std::fs::File::open(f)?, crate::caps::JUNIT_FILE)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let text = String::from_utf8_lossy(&bytes);
-    let clean = scrub(&text);
+    let clean = crate::redact::redact(&text);
     if clean != text {
         let tmp = f.with_extension("xml.scrubbed");
         std::fs::write(&tmp, clean.as_bytes())?;
@@ -871,13 +828,11 @@ fn scrub_file(f: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Whether `f` holds any of the secrets (or a lock went bad: then assume it does), read in
+/// Whether `f` holds any of the secrets, read in
 /// chunks that overlap by the longest secret, so one across a chunk's end is seen.
 fn holds_secret(f: &Path) -> std::io::Result<bool> {
     use std::io::Read;
-    let Ok(secrets) = SECRETS.lock().map(|s| s.clone()) else {
-        return Ok(true);
-    };
+    let secrets = crate::redact::secrets();
     if secrets.is_empty() {
         return Ok(false);
     }
@@ -904,7 +859,7 @@ fn holds_secret(f: &Path) -> std::io::Result<bool> {
 
 fn scrub_value(v: &mut Value) {
     match v {
-        Value::String(s) => *s = scrub(s),
+        Value::String(s) => *s = crate::redact::redact(s),
         Value::Array(a) => a.iter_mut().for_each(scrub_value),
         Value::Object(o) => o.values_mut().for_each(scrub_value),
         _ => {}
@@ -914,23 +869,23 @@ fn scrub_value(v: &mut Value) {
 /// Scrubs what the record holds and the stage log, before they are stored.
 fn scrub_record(cx: &mut Ctx, rec: &mut RecordParts) {
     for n in rec.notes.iter_mut() {
-        *n = scrub(n);
+        *n = crate::redact::redact(n);
     }
     for v in rec.data.values_mut() {
         scrub_value(v);
     }
     for r in rec.results.iter_mut() {
-        r.testcase = scrub(&r.testcase);
-        r.note = r.note.as_deref().map(scrub);
+        r.testcase = crate::redact::redact(&r.testcase);
+        r.note = r.note.as_deref().map(crate::redact::redact);
     }
-    if let Err(e) = cx.log().rewrite(scrub) {
+    if let Err(e) = cx.log().rewrite(crate::redact::redact) {
         error(rec, format!("cannot scrub the stage log: {e}"));
     }
 }
 
 /// An ERROR with its reason: in the record, and on stderr also with --quiet.
 fn error(rec: &mut RecordParts, msg: String) {
-    rec.error(&scrub(&msg));
+    rec.error(&msg);
 }
 
 fn status(code: Option<i32>) -> String {
@@ -966,16 +921,5 @@ fn find_program(flag: &str, program: &str) -> Result<(), FciError> {
             tool: program.into(),
             hint: format!("the program of {flag} is not an executable file; check the path"),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn short_secrets_are_scrubbed_as_words() {
-        assert_eq!(
-            super::scrub_word("password Zq9, Zq9x xZq9 (Zq9)", "Zq9"),
-            "password ***, Zq9x xZq9 (***)"
-        );
     }
 }

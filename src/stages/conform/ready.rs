@@ -106,7 +106,7 @@ pub fn wait(
                 let body = match crate::caps::http_body(resp, crate::caps::READYZ_ANSWER, &url) {
                     Ok(b) => String::from_utf8_lossy(&b).into_owned(),
                     Err(why) => {
-                        let answer = format!("HTTP {status}: {}", crate::exec::redact(&why));
+                        let answer = format!("HTTP {status}: {}", crate::redact::redact(&why));
                         log.line(&format!("# {shown}: {answer}"));
                         if start.elapsed() >= timeout {
                             return Ready::TimedOut { last: answer };
@@ -128,7 +128,7 @@ pub fn wait(
                 if (300..400).contains(&status) {
                     let to = location.as_deref().map_or_else(
                         || "no Location".to_string(),
-                        |l| crate::exec::redact(&crate::exec::strip_credentials(l)),
+                        |l| crate::redact::redact(&crate::redact::strip_credentials(l)),
                     );
                     format!("HTTP {status}: a redirect to {to} (not followed)")
                 } else if status == 200 {
@@ -140,7 +140,7 @@ pub fn wait(
                     format!("HTTP {status}: {}", failed_checks(&body))
                 }
             }
-            Err(e) => crate::exec::scrub_credentials(&reason(&e), &cluster.server),
+            Err(e) => crate::redact::scrub_credentials(&reason(&e), &cluster.server),
         };
         log.line(&format!("# {shown}: {answer}"));
         let elapsed = start.elapsed();

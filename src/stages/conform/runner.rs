@@ -4,7 +4,7 @@
 
 use super::cancel::{self, OnSignal, Stopped};
 use crate::exec::{Cmd, Log};
-use crate::stage::Tool;
+use crate::tool::Tool;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -295,7 +295,7 @@ fn sonobuoy_junit(results: &Path) -> Result<Vec<PathBuf>, String> {
     if std::fs::symlink_metadata(&global).is_err() {
         return Ok(Vec::new());
     }
-    if !crate::workspace::real_dir_below(results, &global) {
+    if !crate::files::real_dir_below(results, &global) {
         return Err(
             "sonobuoy's tarball reaches plugins/e2e/results/global through a symlink (or it is not a directory): not trusted"
                 .into(),

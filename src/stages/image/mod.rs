@@ -12,10 +12,11 @@
 pub mod deploy;
 
 use crate::error::FciError;
-use crate::manifest::{Artifact, ArtifactKind, Manifest, StageName, StageRecord};
+use crate::manifest::{Artifact, Manifest, StageName, StageRecord};
 use crate::ostree::OSTREE;
 use crate::progress::{self, Spinner};
-use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage, Tool};
+use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage};
+use crate::tool::Tool;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
@@ -101,10 +102,7 @@ struct Image {
 
 /// The interval's state of one branch.
 fn state_path(cx: &Ctx, branch: &str) -> PathBuf {
-    cx.ws
-        .root()
-        .join("state/image")
-        .join(format!("{branch}.json"))
+    cx.ws.state("image").join(format!("{branch}.json"))
 }
 
 fn unix_now() -> u64 {
@@ -232,7 +230,7 @@ impl Stage for Image {
             let written = std::fs::create_dir_all(p.state.parent().expect("state has a parent"))
                 .map_err(anyhow::Error::from)
                 .and_then(|_| {
-                    crate::workspace::write_atomic(
+                    crate::files::write_atomic(
                         &p.state,
                         serde_json::to_string_pretty(&state)?.as_bytes(),
                     )
@@ -251,8 +249,7 @@ impl Stage for Image {
 
     fn summary(&self, record: &StageRecord, manifest: &Manifest) {
         let image = manifest
-            .artifacts_of(ArtifactKind::Image)
-            .rfind(|a| a.stage == StageName::Image.as_str())
+            .image()
             .map_or("no image".to_string(), |a| a.path.clone());
         progress::note(&format!(
             "image {} in {:.1}s: {image}",

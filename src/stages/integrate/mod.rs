@@ -6,8 +6,9 @@ use crate::error::FciError;
 use crate::manifest::{Artifact, Manifest, Outcome, StageName, StageRecord};
 use crate::ostree::{Repo, OSTREE};
 use crate::progress::Spinner;
-use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage, Tool};
-use crate::stages::test::{self as test_stage, attempts, runner::Env, sti, subject, suite};
+use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage};
+use crate::suites::{self, attempts, runner::Env, sti, subject, suite};
+use crate::tool::Tool;
 use anyhow::Result;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ pub struct Args {
     #[arg(long = "tests-ref", value_name = "REF")]
     pub tests_ref: Option<String>,
     #[command(flatten)]
-    pub suite: test_stage::SuiteArgs,
+    pub suite: suites::SuiteArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -57,8 +58,8 @@ impl Stage for Integrate {
     fn tools(&self) -> Vec<Tool> {
         vec![
             OSTREE,
-            stage::BWRAP,
-            stage::RPM,
+            crate::tool::BWRAP,
+            crate::tool::RPM,
             crate::sandbox::UNSHARE,
             crate::sandbox::MOUNT,
         ]
@@ -79,7 +80,7 @@ impl Stage for Integrate {
             crate::duration::limit(a.suite.timeout),
             cx.log(),
         )?;
-        let suites = test_stage::discover(&tests.dir, a.suite.runner)?;
+        let suites = suites::discover(&tests.dir, a.suite.runner)?;
         if suites.is_empty() {
             return Err(FciError::input(
                 &tests.dir,
@@ -128,9 +129,9 @@ impl Stage for Integrate {
         let (overlays, hidden) = subject::overlays(&cx.dir(), &root, None)?;
         if !hidden.is_empty() {
             rec.data.insert("not_layered".into(), json!(hidden));
-            rec.notes.push(test_stage::hidden_note(&hidden));
+            rec.notes.push(suites::hidden_note(&hidden));
         }
-        let roles = sti::install_roles(&cx.ws.root().join("share/roles"))?;
+        let roles = sti::install_roles(&cx.ws.share("roles"))?;
         let tree = p.tests.dir.clone();
         let private: Vec<PathBuf> = p.tests.private_paths();
         let limits =
@@ -175,6 +176,6 @@ impl Stage for Integrate {
     }
 
     fn summary(&self, record: &StageRecord, _manifest: &Manifest) {
-        test_stage::results::summary(record);
+        suites::results::summary(record);
     }
 }

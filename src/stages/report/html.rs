@@ -28,7 +28,8 @@ pub fn page(m: &Manifest, decision: Option<&serde_json::Value>) -> String {
         };
         minijinja::escape_formatter(out, state, &shown)
     });
-    let subject = crate::resultsdb::mapping::subject_nvr(m)
+    let subject = m
+        .subject_nvr()
         .or_else(|| m.subject.package.clone())
         .unwrap_or_else(|| "(no subject)".into());
     let stages: Vec<_> = m.stages.iter().filter(|s| s.name != "report").collect();

@@ -59,11 +59,11 @@ impl Report {
     fn write_outputs(&self, cx: &Ctx, decision: Option<&Value>) -> Result<()> {
         if let Some(p) = &self.args.html {
             let page = super::html::page(cx.manifest, decision);
-            crate::workspace::write_output(p, page.as_bytes())?;
+            crate::files::write_output(p, page.as_bytes())?;
         }
         if let Some(p) = &self.args.junit {
             let xml = super::junit_xml::report(cx.manifest)?;
-            crate::workspace::write_output(p, xml.as_bytes())?;
+            crate::files::write_output(p, xml.as_bytes())?;
         }
         Ok(())
     }
@@ -148,18 +148,18 @@ impl Stage for Report {
             rec.warn(&msg);
             rec.data.insert("unbound".into(), json!(true));
         }
-        let db_path = cx.ws.root().join("results/results.sqlite");
+        let db_path = cx.ws.results_db();
         let mut store = Store::open(&db_path)?;
         let new = store.record_all(&results)?;
         rec.data.insert("results".into(), json!(results.len()));
         rec.data.insert("results_new".into(), json!(new));
         rec.data
             .insert("results_store".into(), json!(cx.ws.relative(&db_path)));
-        let mcx = crate::resultsdb::messages::Context::of(cx.manifest, &self.args.namespace);
+        let mcx = crate::bus::messages::Context::of(cx.manifest, &self.args.namespace);
         let maintainer = mcx.maintainer.clone();
-        let messages = crate::resultsdb::messages::for_run(cx.manifest, &mcx);
+        let messages = crate::bus::messages::for_run(cx.manifest, &mcx);
         // A message that cannot be sent never fails the report: it says so.
-        let sent = match crate::resultsdb::journal::publish(cx.ws, &messages) {
+        let sent = match crate::bus::journal::publish(cx.ws, &messages) {
             Ok(n) => n,
             Err(e) => {
                 let msg = format!("message journal: {e:#}");
@@ -168,10 +168,10 @@ impl Stage for Report {
             }
         };
         if let Some(url) = &self.args.amqp_url {
-            let p = match crate::resultsdb::amqp::publish(cx.ws, &store, url, &messages) {
+            let p = match crate::bus::publish::publish(cx.ws, &store, url, &messages) {
                 Ok(p) => p,
-                Err(e) => crate::resultsdb::amqp::Published {
-                    unreachable: Some(crate::exec::scrub_credentials(&format!("{e:#}"), url)),
+                Err(e) => crate::bus::publish::Published {
+                    unreachable: Some(crate::redact::scrub_credentials(&format!("{e:#}"), url)),
                     ..Default::default()
                 },
             };
@@ -184,12 +184,12 @@ impl Stage for Report {
             }
             rec.data.insert(
                 "amqp".into(),
-                json!({"url": crate::exec::strip_credentials(url), "sent": p.sent, "spooled": p.spooled}),
+                json!({"url": crate::redact::strip_credentials(url), "sent": p.sent, "spooled": p.spooled}),
             );
         }
         rec.data.insert(
             "messages".into(),
-            json!({"journal": cx.ws.relative(&crate::resultsdb::journal::path(cx.ws)),
+            json!({"journal": cx.ws.relative(&cx.ws.journal()),
                    "total": messages.len(), "new": sent,
                    "recipients": maintainer.iter().collect::<Vec<_>>()}),
         );
@@ -204,7 +204,7 @@ impl Stage for Report {
                 usize::from(self.args.resultsdb_jobs),
             )?;
             let mut j = d.to_json();
-            j["url"] = json!(crate::exec::strip_credentials(url));
+            j["url"] = json!(crate::redact::strip_credentials(url));
             if let Some(why) = &d.unreachable {
                 let msg = format!(
                     "ResultsDB not reached ({why}): {} results spooled for the next report",
@@ -230,7 +230,7 @@ impl Stage for Report {
             .args
             .subject_identifier
             .clone()
-            .or_else(|| mapping::subject_nvr(cx.manifest))
+            .or_else(|| cx.manifest.subject_nvr())
             .ok_or_else(|| {
                 FciError::input(
                     &cx.origin,
@@ -278,7 +278,7 @@ impl Stage for Report {
             .iter()
             .map(decision::Waiver::from_json)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| FciError::input(crate::gating::waive::path(cx.ws), e))?;
+            .map_err(|e| FciError::input(cx.ws.waivers(), e))?;
         if let Some(p) = &self.args.waivers {
             waivers.extend(crate::gating::input::items(p, decision::Waiver::from_json)?);
         }
@@ -318,7 +318,7 @@ impl Stage for Report {
             "unsatisfied_requirements": d["unsatisfied_requirements"],
             "notification": {"recipients": maintainer.iter().collect::<Vec<_>>()},
         });
-        let msg = crate::resultsdb::messages::Message {
+        let msg = crate::bus::messages::Message {
             id: crate::digest::sha256_bytes(
                 format!("{}\ndecision\n{body}", cx.manifest.run.id).as_bytes(),
             )[..32]
@@ -326,7 +326,7 @@ impl Stage for Report {
             topic: "org.fedoraproject.prod.greenwave.decision.update".into(),
             body,
         };
-        if let Err(e) = crate::resultsdb::journal::publish(cx.ws, &[msg]) {
+        if let Err(e) = crate::bus::journal::publish(cx.ws, &[msg]) {
             let msg = format!("message journal: {e:#}");
             rec.warn(&msg);
         }

@@ -185,7 +185,7 @@ pub(crate) fn token(args: &Args) -> Result<Option<String>> {
         if t.is_empty() {
             return Err(FciError::input(p, "the token file is empty").into());
         }
-        crate::exec::register_secret(&t);
+        crate::redact::register_secret(&t);
         return Ok(Some(t));
     }
     Ok(std::env::var("FCI_RESULTSDB_TOKEN")

@@ -60,8 +60,8 @@ pub fn apply(
         .filter_map(|a| a.nevra.as_ref())
         .map(|n| n.to_string())
         .collect();
-    let nvr = crate::resultsdb::mapping::subject_nvr(cx.manifest).unwrap_or_default();
-    let state_dir = cx.ws.root().join("state");
+    let nvr = cx.manifest.subject_nvr().unwrap_or_default();
+    let state_dir = cx.ws.state("");
     let applied = decision["applicable_policies"]
         .as_array()
         .is_some_and(|a| !a.is_empty());
@@ -79,7 +79,12 @@ pub fn apply(
     // integration failed, its image never booted), and one with a stage that broke on the
     // host is not judged: each stage's latest record counts.
     let mut latest: Vec<&crate::manifest::StageRecord> = Vec::new();
-    for s in cx.manifest.stages.iter().filter(|s| s.name != "report") {
+    for s in cx
+        .manifest
+        .stages
+        .iter()
+        .filter(|s| !s.is(crate::manifest::StageName::Report))
+    {
         latest.retain(|l| l.name != s.name);
         latest.push(s);
     }
@@ -221,6 +226,6 @@ fn write(path: &std::path::Path, v: &Value) -> Result<()> {
     let host = |e: anyhow::Error| FciError::Infra(format!("cannot write {}: {e}", path.display()));
     std::fs::create_dir_all(path.parent().expect("a state file has a directory"))
         .map_err(|e| host(e.into()))?;
-    crate::workspace::write_atomic(path, serde_json::to_string_pretty(v)?.as_bytes())
+    crate::files::write_atomic(path, serde_json::to_string_pretty(v)?.as_bytes())
         .map_err(|e| host(e).into())
 }

@@ -5,7 +5,8 @@
 use crate::bootentry::{self, Entry};
 use crate::error::FciError;
 use crate::exec::Cmd;
-use crate::stage::{Ctx, Tool};
+use crate::stage::Ctx;
+use crate::tool::Tool;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 

@@ -15,7 +15,8 @@ use crate::manifest::{
     Artifact, ArtifactKind, Manifest, Outcome, StageName, StageRecord, TestResult,
 };
 use crate::progress::{self, Spinner};
-use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage, Tool};
+use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage};
+use crate::tool::Tool;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
@@ -82,7 +83,7 @@ impl Stage for Smoke {
     }
 
     fn plan(&mut self, cx: &mut Ctx) -> Result<Plan<Self::Work>> {
-        let art = crate::binding::image_artifact(cx.manifest).ok_or_else(|| {
+        let art = cx.manifest.image().cloned().ok_or_else(|| {
             FciError::input(&cx.origin, "no `image` artifact: run `fci image` first")
         })?;
         let image = cx.consume(&art, ArtifactKind::Image)?;

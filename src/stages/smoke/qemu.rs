@@ -4,7 +4,8 @@
 //! works: some hosts have a /dev/kvm that hangs guests (a nested "kvm-pvm" VM does).
 
 use crate::exec::{Cmd, Finished};
-use crate::stage::{Ctx, Tool};
+use crate::stage::Ctx;
+use crate::tool::Tool;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

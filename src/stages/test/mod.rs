@@ -1,67 +1,24 @@
 //! `fci test`: the package's own functional tests (STI and tmt) against the RPMs just built.
 //!
-//! Each test format is a [`suite::Suite`] (`sti.rs`, `tmt.rs`); the subject (the new RPMs
-//! over the base) is `subject.rs`; attempts and reruns are `select.rs`; the stage driver does
-//! the rest.
-
-pub mod attempts;
-pub mod results;
-pub mod runner;
-pub mod select;
-pub mod sti;
-pub mod subject;
-pub mod suite;
-pub mod tmt;
+//! The suite runners it shares with `fci integrate` are `crate::suites`; the stage driver
+//! does the rest.
 
 use crate::error::FciError;
 use crate::manifest::{
     Artifact, ArtifactKind, Manifest, Outcome, StageName, StageRecord, TestResult,
 };
 use crate::progress::Spinner;
-use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage, Tool};
+use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage};
+use crate::suites::runner::Env;
+use crate::suites::select::Selection;
+use crate::suites::suite::{RunCtx, Suite};
+use crate::suites::{
+    attempts, discover, hidden_note, results, runner, sti, subject, RunnerChoice, SuiteArgs,
+};
+use crate::tool::Tool;
 use anyhow::Result;
-use runner::Env;
-use select::Selection;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use suite::{RunCtx, Suite};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunnerChoice {
-    /// every format the repository has (STI playbooks and tmt plans)
-    Auto,
-    Sti,
-    Tmt,
-}
-
-/// The flags of every stage that runs test suites (`fci test`, `fci integrate`).
-#[derive(clap::Args, Debug, Clone)]
-pub struct SuiteArgs {
-    /// Which test formats to run
-    #[arg(long, value_enum, default_value_t = RunnerChoice::Auto)]
-    pub runner: RunnerChoice,
-    /// STI tags to select (comma-separated: classic, container, atomic)
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "classic",
-        value_name = "TAGS"
-    )]
-    pub tags: Vec<String>,
-    /// Retry each failing test case up to N more times, recording every attempt
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub retries: u32,
-    /// Let the tests reach the network
-    #[arg(long)]
-    pub network: bool,
-    /// Kill a test run (a playbook, or tmt), the install of the packages and a clone of a tests
-    /// URL after this long (ERROR): seconds, or 90m, 4h, 1h30m; 0 for no limit
-    #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = crate::duration::parse)]
-    pub timeout: std::time::Duration,
-    #[command(flatten)]
-    pub limits: crate::limits::LimitArgs,
-}
 
 /// `fci test`'s flags.
 #[derive(clap::Args, Debug, Clone)]
@@ -92,18 +49,6 @@ struct Test {
     args: Args,
 }
 
-impl SuiteArgs {
-    /// Which tests a stage ran (`data.suite`): the tests tree, the runner and the tags. A
-    /// failure fci kept for a run is cleared only by a later pass of the same suite (see
-    /// `run_records::failed_stages`): a pass of other tests, or of fewer, says nothing of it.
-    pub fn identity(&self, tests: &str) -> serde_json::Value {
-        let mut tags = self.tags.clone();
-        tags.sort();
-        tags.dedup();
-        json!({"tests": tests, "runner": self.runner, "tags": tags})
-    }
-}
-
 /// What a test run was planned with.
 struct Planned {
     /// `data.suite`: which tests run.
@@ -128,8 +73,8 @@ impl Stage for Test {
 
     fn tools(&self) -> Vec<Tool> {
         vec![
-            stage::BWRAP,
-            stage::RPM,
+            crate::tool::BWRAP,
+            crate::tool::RPM,
             crate::sandbox::UNSHARE,
             crate::sandbox::MOUNT,
         ]
@@ -306,7 +251,7 @@ impl Stage for Test {
                 return Ok(Vec::new());
             }
         };
-        let roles = sti::install_roles(&cx.ws.root().join("share/roles"))?;
+        let roles = sti::install_roles(&cx.ws.share("roles"))?;
         let env = Env {
             overlays: &subj.overlays,
             tree: &p.tree,
@@ -433,18 +378,6 @@ fn no_rpms(manifest: &Manifest) -> String {
     }
 }
 
-pub fn discover(tree: &Path, choice: RunnerChoice) -> Result<Vec<Box<dyn Suite>>> {
-    let mut suites: Vec<Box<dyn Suite>> = Vec::new();
-    if matches!(choice, RunnerChoice::Auto | RunnerChoice::Sti) {
-        for pb in sti::discover(tree)? {
-            suites.push(Box::new(sti::Playbook(pb)));
-        }
-    }
-    if matches!(choice, RunnerChoice::Auto | RunnerChoice::Tmt) && tmt::discover(tree) {
-        suites.push(Box::new(tmt::Plans));
-    }
-    Ok(suites)
-}
 /// The input manifest's last test stage (with results), and its index: what --failed-only
 /// reruns from.
 fn previous_test<'m>(manifest: &'m Manifest, input: &Path) -> Result<(usize, &'m StageRecord)> {
@@ -453,7 +386,7 @@ fn previous_test<'m>(manifest: &'m Manifest, input: &Path) -> Result<(usize, &'m
         .iter()
         .enumerate()
         .rev()
-        .find(|(_, s)| s.name == StageName::Test.as_str())
+        .find(|(_, s)| s.is(StageName::Test))
         .filter(|(_, s)| !s.results.is_empty())
         .ok_or_else(|| {
             FciError::input(
@@ -538,16 +471,4 @@ fn previous_failures(prev: &StageRecord) -> std::result::Result<attempts::Rerun,
         selected,
         unlisted,
     })
-}
-
-/// The note for the subject's paths the tests could not see (see `subject::overlays`): the
-/// environment's doing (where the workspace is), said so, not the package's.
-pub fn hidden_note(hidden: &[String]) -> String {
-    const SHOWN: usize = 10;
-    let more = hidden.len().saturating_sub(SHOWN);
-    format!(
-        "not visible to the tests, because fci's workspace lies in the same directory (move the workspace to see them): {}{}",
-        hidden.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", "),
-        if more > 0 { format!(" and {more} more") } else { String::new() }
-    )
 }

@@ -26,9 +26,9 @@ impl Output {
         };
         // Resolved once, by fci's own rule for links in shared directories: the manifests
         // go where the user meant, never through a link another user planted in /tmp.
-        let real = match crate::workspace::resolve_user_path(dir)? {
-            crate::workspace::UserPath::Dir(p) => p,
-            crate::workspace::UserPath::Missing(p) => {
+        let real = match crate::files::resolve_user_path(dir)? {
+            crate::files::UserPath::Dir(p) => p,
+            crate::files::UserPath::Missing(p) => {
                 std::fs::create_dir_all(&p).map_err(|e| {
                     FciError::input(dir, format!("cannot create the output directory: {e}"))
                 })?;
@@ -66,7 +66,7 @@ impl Output {
         match self {
             Output::Dir(dir) => {
                 let name = format!("{}-{}-{}.json", ch.package, ch.branch, ch.range.to);
-                crate::workspace::write_atomic(&dir.join(name), m.to_json().as_bytes())
+                crate::files::write_atomic(&dir.join(name), m.to_json().as_bytes())
             }
             Output::Lines => {
                 // A closed stdout is /dev/null by the time fci runs (Rust's runtime reopens it
@@ -125,7 +125,7 @@ pub fn manifest(cfg: &Config, ws: &Workspace, ch: &Change, kept: &state::Branch)
     if ch.range.forced {
         note.push_str(" (history rewritten: force-pushed)");
     }
-    let mut rec = crate::stage::instant_record(StageName::Watch, Outcome::Passed, note);
+    let mut rec = crate::manifest::StageRecord::instant(StageName::Watch, Outcome::Passed, note);
     rec.data.insert("trigger".into(), ch.trigger.clone());
     rec.data.insert("range".into(), json!(ch.range));
     m.stages.push(rec);

@@ -41,7 +41,7 @@ struct Failed {
 
 impl Watcher {
     fn pending_dir(&self) -> PathBuf {
-        self.ws.root().join("state/watch/pending")
+        self.ws.state("watch/pending")
     }
 
     /// Acts on a message; on an ERROR keeps it for the next run (once: a redelivered or
@@ -50,7 +50,7 @@ impl Watcher {
         &mut self,
         parsed: message::Parsed,
         raw: &[u8],
-        env: &message::Envelope,
+        env: &crate::bus::consume::Envelope,
     ) -> Result<()> {
         let push = match &parsed {
             message::Parsed::Push(p) => Some(p.clone()),
@@ -79,7 +79,12 @@ impl Watcher {
     }
 
     /// Keeps a push's message in the spool, within its limits (see the module's text).
-    fn keep(&mut self, push: &message::Push, raw: &[u8], env: &message::Envelope) -> Result<()> {
+    fn keep(
+        &mut self,
+        push: &message::Push,
+        raw: &[u8],
+        env: &crate::bus::consume::Envelope,
+    ) -> Result<()> {
         let dir = self.pending_dir();
         std::fs::create_dir_all(&dir)?;
         let h = |parts: &[&str], n: usize| {
@@ -154,7 +159,7 @@ impl Watcher {
             "{}-{pkg}-{branch}-{key}.json",
             now.format("%Y%m%dT%H%M%S%.6f")
         );
-        crate::workspace::write_atomic(&dir.join(name), doc.to_string().as_bytes())?;
+        crate::files::write_atomic(&dir.join(name), doc.to_string().as_bytes())?;
         Ok(())
     }
 
@@ -184,7 +189,7 @@ impl Watcher {
                 .unwrap_or_default()
                 .as_bytes()
                 .to_vec();
-            let env = message::Envelope {
+            let env = crate::bus::consume::Envelope {
                 routing_key: doc["routing_key"].as_str().map(str::to_string),
                 message_id: doc["message_id"].as_str().map(str::to_string),
             };
@@ -369,7 +374,7 @@ impl Watcher {
 }
 
 /// A push's message in one line: package, branch, commit and message id.
-fn describe(push: &message::Push, env: &message::Envelope) -> String {
+fn describe(push: &message::Push, env: &crate::bus::consume::Envelope) -> String {
     format!(
         "the message of {} {} {} (message id {})",
         push.package,

@@ -4,6 +4,7 @@
 //! as the bare body, or wrapped as fedora-messaging serializes a message (`topic`, `headers`,
 //! `id`, `body`), which is what a job triggered by the bus passes on.
 
+use crate::bus::consume::Envelope;
 use crate::config::Config;
 use serde_json::Value;
 
@@ -28,14 +29,6 @@ pub enum Parsed {
     Push(Push),
     /// Not for this pipeline (another topic, namespace, package or branch): why.
     Ignored(String),
-}
-
-/// What the broker said of a message beside its body: its routing key (the topic) and the
-/// AMQP `message_id` property, where fedora-messaging puts the message's id.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct Envelope {
-    pub routing_key: Option<String>,
-    pub message_id: Option<String>,
 }
 
 /// Reads one message; `Err` is a malformed message (bad input), with what is wrong.

@@ -1,11 +1,10 @@
 //! `fci watch`: the pipeline's trigger. It learns of new commits on the monitored packages'
 //! dist-git branches — by polling (`git.rs` in-process for local repositories, `remote.rs`
-//! for URLs) or from push messages (`message.rs`, from a broker through `amqp.rs` or one
+//! for URLs) or from push messages (`message.rs`, from a broker through `crate::bus::consume` or one
 //! from a file) — and emits one manifest per change (`emit.rs`), whose subject is that
 //! commit alone on the branch's current known-good base. What it has seen is in
 //! `state/watch/heads.json` (`state.rs`), written only after the manifests are out.
 
-mod amqp;
 mod emit;
 pub mod git;
 mod inbox;
@@ -14,6 +13,7 @@ mod poll;
 mod remote;
 pub mod state;
 
+use crate::bus::consume;
 use crate::config::Config;
 use crate::error::FciError;
 use crate::manifest::Outcome;
@@ -127,7 +127,7 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     let Session { ws, lock: _lock } =
         Session::start(workspace, "watch", "fci watch", Signals::Die)?;
     let mut w = Watcher {
-        heads: state::Heads::load(&ws.root().join("state"))?,
+        heads: state::Heads::load(&ws.state(""))?,
         cfg,
         ws,
         out,
@@ -149,7 +149,7 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
             // The message is read and checked before anything is emitted: bad input (exit 2)
             // means no output.
             let bytes = read_message(&path)?;
-            let env = message::Envelope::default();
+            let env = consume::Envelope::default();
             let parsed =
                 message::parse(&bytes, &env, &w.cfg).map_err(|why| FciError::input(&path, why))?;
             w.retry_pending()?;
@@ -157,15 +157,15 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
         }
         Mode::Amqp(url) => {
             w.retry_pending()?;
-            let consumer = amqp::Consumer::connect(&url, &args.queue)?;
+            let consumer = consume::Consumer::connect(&url, &args.queue)?;
             let idle = args.interval.unwrap_or(Duration::from_secs(30));
             let n = consumer.run(args.once, idle, |event| {
                 let (bytes, env) = match event {
-                    amqp::Event::Idle => {
+                    consume::Event::Idle => {
                         w.retry_pending()?;
-                        return Ok(amqp::Handled::Done);
+                        return Ok(consume::Handled::Done);
                     }
-                    amqp::Event::Message(bytes, env) => (bytes, env),
+                    consume::Event::Message(bytes, env) => (bytes, env),
                 };
                 if bytes.len() as u64 > message::MAX_BYTES {
                     w.error(&format!(
@@ -175,19 +175,19 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
                         env.message_id.as_deref().unwrap_or("none"),
                         message::MAX_BYTES
                     ));
-                    return Ok(amqp::Handled::Rejected);
+                    return Ok(consume::Handled::Rejected);
                 }
                 match message::parse(bytes, &env, &w.cfg) {
                     Ok(parsed) => {
                         w.take(parsed, bytes, &env)?;
-                        Ok(amqp::Handled::Done)
+                        Ok(consume::Handled::Done)
                     }
                     Err(why) => {
                         progress::note(&format!(
                             "watch: rejected a message ({}): {why}",
                             env.routing_key.as_deref().unwrap_or("?")
                         ));
-                        Ok(amqp::Handled::Rejected)
+                        Ok(consume::Handled::Rejected)
                     }
                 }
             })?;
@@ -250,7 +250,7 @@ pub struct Change {
 impl Watcher {
     fn error(&mut self, what: &str) {
         self.errors += 1;
-        progress::say(&format!("watch: ERROR {}", crate::exec::redact(what)));
+        progress::say(&format!("watch: ERROR {}", crate::redact::redact(what)));
     }
 
     /// Emits the changes, then records their heads (and `also_seen`) as seen. A change
@@ -270,8 +270,7 @@ impl Watcher {
         let mut branches = std::collections::BTreeMap::new();
         for ch in changes {
             let kept = branches.entry(ch.branch.clone()).or_insert_with(|| {
-                state::Branch::load(&self.ws.root().join("state"), &ch.branch)
-                    .map_err(|e| e.to_string())
+                state::Branch::load(&self.ws.state(""), &ch.branch).map_err(|e| e.to_string())
             });
             let kept = match kept {
                 Ok(k) => &*k,

@@ -217,8 +217,7 @@ impl Watcher {
 
     fn mirror(&self, package: &str) -> std::path::PathBuf {
         self.ws
-            .root()
-            .join("state/watch/mirrors")
+            .state("watch/mirrors")
             .join(format!("{package}.git"))
     }
 }

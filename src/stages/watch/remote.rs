@@ -15,7 +15,7 @@ pub const MAX_ANSWER: usize = 1 << 20;
 fn over_limit(url: &str, what: &str) -> String {
     format!(
         "{}: {what}: the server's answer is larger than the limit of {MAX_ANSWER} bytes (1 MiB): not read further",
-        crate::exec::strip_credentials(url)
+        crate::redact::strip_credentials(url)
     )
 }
 
@@ -48,7 +48,7 @@ pub fn ls_remote(
     let refs: Vec<String> = branches.iter().map(|b| format!("refs/heads/{b}")).collect();
     let mut args = vec!["ls-remote", "--heads", "--", url];
     args.extend(refs.iter().map(String::as_str));
-    let fail = |what: String| format!("{}: {what}", crate::exec::strip_credentials(url));
+    let fail = |what: String| format!("{}: {what}", crate::redact::strip_credentials(url));
     let out = log
         .capture(&git(&args, timeout).capture_limit(MAX_ANSWER))
         .map_err(|e| fail(e.to_string()))?
@@ -107,7 +107,7 @@ fn fetch_into(
     timeout: Duration,
     log: &mut Log,
 ) -> Result<(), String> {
-    let fail = |what: String| format!("{}: {what}", crate::exec::strip_credentials(url));
+    let fail = |what: String| format!("{}: {what}", crate::redact::strip_credentials(url));
     if !(dir.join("HEAD").is_file() && dir.join("config").is_file()) {
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
@@ -150,6 +150,6 @@ fn fetch_into(
 fn said(f: &Failure, url: &str, timeout: Duration) -> String {
     match f.ending {
         Ending::TimedOut(_) => format!("no answer in {} s", timeout.as_secs()),
-        _ => crate::exec::scrub_credentials(&f.to_string(), url),
+        _ => crate::redact::scrub_credentials(&f.to_string(), url),
     }
 }

@@ -97,7 +97,7 @@ impl Heads {
             .collect();
         let doc = json!({ "heads": heads, "updated": crate::now_rfc3339() });
         std::fs::create_dir_all(self.path.parent().expect("state file has a directory"))?;
-        crate::workspace::write_atomic(&self.path, serde_json::to_string(&doc)?.as_bytes())?;
+        crate::files::write_atomic(&self.path, serde_json::to_string(&doc)?.as_bytes())?;
         self.dirty = false;
         Ok(())
     }

@@ -13,10 +13,18 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
 use std::time::Duration;
 
+/// What the broker said of a message beside its body: its routing key (the topic) and the
+/// AMQP `message_id` property, where fedora-messaging puts the message's id.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Envelope {
+    pub routing_key: Option<String>,
+    pub message_id: Option<String>,
+}
+
 /// What the consumer hands over: a message, or a moment with nothing queued (when kept
 /// messages are tried again).
 pub enum Event<'a> {
-    Message(&'a [u8], super::message::Envelope),
+    Message(&'a [u8], Envelope),
     Idle,
 }
 
@@ -41,13 +49,8 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 impl Consumer {
     pub fn connect(url: &str, queue: &str) -> Result<Consumer, FciError> {
-        let shown = crate::exec::strip_credentials(url);
-        let scrub = |e: &dyn std::fmt::Display| {
-            FciError::Infra(format!(
-                "{shown}: {}",
-                crate::exec::scrub_credentials(&e.to_string(), url)
-            ))
-        };
+        let shown = crate::redact::strip_credentials(url);
+        let scrub = |e: &dyn std::fmt::Display| infra(&shown, url, e);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -93,11 +96,7 @@ impl Consumer {
     }
 
     fn infra(&self, e: &dyn std::fmt::Display) -> FciError {
-        FciError::Infra(format!(
-            "{}: {}",
-            self.shown,
-            crate::exec::scrub_credentials(&e.to_string(), &self.url)
-        ))
+        infra(&self.shown, &self.url, e)
     }
 
     /// Hands each queued message to `handle`; with `once`, stops when the queue is empty,
@@ -140,7 +139,7 @@ impl Consumer {
             };
             let d = msg.delivery;
             count += 1;
-            let env = super::message::Envelope {
+            let env = Envelope {
                 routing_key: Some(d.routing_key.to_string()),
                 message_id: d.properties.message_id().as_ref().map(|m| m.to_string()),
             };
@@ -164,4 +163,10 @@ impl Consumer {
         });
         result
     }
+}
+
+/// An infrastructure error about the broker, named without credentials.
+fn infra(shown: &str, url: &str, e: &dyn std::fmt::Display) -> FciError {
+    let said = crate::redact::scrub_credentials(&e.to_string(), url);
+    FciError::Infra(format!("{shown}: {said}"))
 }

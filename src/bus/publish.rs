@@ -8,7 +8,7 @@
 //! lets a consumer drop a repeat after a crash between the broker's ack and the spool's removal.
 
 use super::messages::Message;
-use super::store::Store;
+use crate::resultsdb::store::Store;
 use crate::workspace::Workspace;
 use anyhow::Result;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -28,31 +28,31 @@ pub struct Published {
 
 fn spool_dir(ws: &Workspace, url: &str) -> PathBuf {
     let key = &crate::digest::sha256_bytes(url.as_bytes())[..16];
-    ws.root().join("spool/amqp").join(key)
+    ws.spool("amqp").join(key)
 }
 
-fn headers(m: &Value, sent_at: &str) -> FieldTable {
+/// fedora-messaging's headers (`super::headers`) as an AMQP header table.
+fn header_table(id: &str, body: &Value, sent_at: &str) -> FieldTable {
     let mut t = FieldTable::default();
-    let s = |v: &str| AMQPValue::LongString(v.into());
-    t.insert("fedora_messaging_schema".into(), s("base.message"));
-    t.insert("fedora_messaging_severity".into(), AMQPValue::LongInt(20));
-    t.insert("sent-at".into(), s(sent_at));
-    t.insert("priority".into(), AMQPValue::LongInt(0));
-    if let Some(p) = m
-        .pointer("/body/artifact/component")
-        .and_then(Value::as_str)
-        .filter(|p| !p.is_empty())
+    for (k, v) in super::headers(id, body, sent_at)
+        .as_object()
+        .into_iter()
+        .flatten()
     {
-        t.insert(
-            format!("fedora_messaging_rpm_{p}").as_str().into(),
-            AMQPValue::Boolean(true),
-        );
+        let v = match v {
+            Value::Bool(b) => AMQPValue::Boolean(*b),
+            Value::Number(n) => AMQPValue::LongInt(n.as_i64().unwrap_or_default() as i32),
+            other => AMQPValue::LongString(other.as_str().unwrap_or_default().into()),
+        };
+        t.insert(k.as_str().into(), v);
     }
     t
 }
 
 /// Spools the messages not yet acknowledged by this broker, then sends the spool, oldest
-/// event first.
+/// event first. (Long: spooling, the session with its confirms and the count of what stayed
+/// share the spool's lock, the runtime and the deadline; split, each piece would take them
+/// all.)
 pub fn publish(
     ws: &Workspace,
     store: &Store,
@@ -63,7 +63,7 @@ pub fn publish(
     crate::net::refuse_clear_credentials("AMQP broker", url, false)
         .map_err(crate::error::FciError::Usage)?;
     // Named without credentials, and the same whatever the trailing slash.
-    let plain = crate::exec::strip_credentials(url.trim_end_matches('/'));
+    let plain = crate::redact::strip_credentials(url.trim_end_matches('/'));
     let dir = spool_dir(ws, &plain);
     std::fs::create_dir_all(&dir)?;
     let target = format!("amqp:{plain}");
@@ -71,20 +71,8 @@ pub fn publish(
         "amqp-{}",
         dir.file_name().unwrap_or_default().to_string_lossy()
     ))?;
-    // Spool files are named `<generated_at>-<id>.json`: sorted, they go out in event order.
-    let spooled: std::collections::HashSet<String> = std::fs::read_dir(&dir)?
-        .flatten()
-        .filter_map(|e| {
-            let n = e.file_name().to_string_lossy().into_owned();
-            n.strip_suffix(".json")
-                .and_then(|s| s.rsplit('-').next())
-                .map(String::from)
-        })
-        .collect();
     for m in messages {
-        if spooled.contains(&m.id) || store.delivered(&m.id, &target)? {
-            continue;
-        }
+        // Named `<generated_at>-<id>.json`: sorted, they go out in event order.
         let at: String = m.body["generated_at"]
             .as_str()
             .unwrap_or_default()
@@ -92,20 +80,18 @@ pub fn publish(
             .filter(|c| c.is_ascii_alphanumeric())
             .collect();
         let file = dir.join(format!("{at}-{}.json", m.id));
+        if file.exists() || store.delivered(&m.id, &target)? {
+            continue;
+        }
         let v = json!({"id": m.id, "topic": m.topic, "body": m.body});
-        crate::workspace::write_atomic(&file, v.to_string().as_bytes())?;
+        crate::files::write_atomic(&file, v.to_string().as_bytes())?;
     }
-    let mut pending: Vec<PathBuf> = std::fs::read_dir(&dir)?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    pending.sort();
+    let pending = crate::files::json_files(&dir)?;
     let mut out = Published::default();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let scrub = |text: &str| crate::exec::scrub_credentials(text, url);
+    let scrub = |text: &str| crate::redact::scrub_credentials(text, url);
     let shown = plain.clone();
     let sent = std::cell::Cell::new(0usize);
     let session = async {
@@ -143,7 +129,7 @@ pub fn publish(
                     .with_content_encoding("utf-8".into())
                     .with_delivery_mode(2)
                     .with_message_id(id.into())
-                    .with_headers(headers(&m, &sent_at));
+                    .with_headers(header_table(id, &m["body"], &sent_at));
                 let body = m["body"].to_string();
                 let confirm = ch
                     .basic_publish(
@@ -189,9 +175,6 @@ pub fn publish(
     if let Err(why) = result {
         out.unreachable = Some(scrub(&why));
     }
-    out.spooled = std::fs::read_dir(&dir)?
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .count();
+    out.spooled = crate::files::json_files(&dir)?.len();
     Ok(out)
 }

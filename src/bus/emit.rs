@@ -15,7 +15,7 @@ pub fn started(ws: &Workspace, m: &Manifest, stage: StageName, started_at: &str)
     if matches!(stage, StageName::Report | StageName::Build) {
         return;
     }
-    let mut rec = crate::stage::instant_record(stage, Outcome::Passed, String::new());
+    let mut rec = crate::manifest::StageRecord::instant(stage, Outcome::Passed, String::new());
     rec.started = started_at.to_string();
     rec.notes.clear();
     send(ws, m, &rec, true);
@@ -23,7 +23,7 @@ pub fn started(ws: &Workspace, m: &Manifest, stage: StageName, started_at: &str)
 
 /// The end of a stage: its final record.
 pub fn ended(ws: &Workspace, m: &Manifest, rec: &StageRecord) {
-    if rec.name == StageName::Report.as_str() || rec.outcome == Outcome::Skipped {
+    if rec.is(StageName::Report) || rec.outcome == Outcome::Skipped {
         return;
     }
     send(ws, m, rec, false);
@@ -48,8 +48,8 @@ fn send(ws: &Workspace, m: &Manifest, rec: &StageRecord, start: bool) {
     else {
         return;
     };
-    let sent = super::store::Store::open(&ws.root().join("results/results.sqlite"))
-        .and_then(|store| super::amqp::publish(ws, &store, &url, &msgs));
+    let sent = crate::resultsdb::store::Store::open(&ws.results_db())
+        .and_then(|store| super::publish::publish(ws, &store, &url, &msgs));
     match sent {
         Ok(p) if p.unreachable.is_some() => crate::progress::note(&format!(
             "warning: AMQP broker: {}; {} messages spooled for later",
@@ -59,7 +59,7 @@ fn send(ws: &Workspace, m: &Manifest, rec: &StageRecord, start: bool) {
         Ok(_) => {}
         Err(e) => crate::progress::note(&format!(
             "warning: AMQP: {}",
-            crate::exec::redact(&format!("{e:#}"))
+            crate::redact::redact(&format!("{e:#}"))
         )),
     }
 }

@@ -438,7 +438,7 @@ pub fn read_output(path: &Path) -> std::result::Result<Option<String>, String> {
 
 /// Copies a whole tree (files and symlinks, without `.git`).
 pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    crate::workspace::copy_files(from, &crate::digest::list_files(from, &[])?, to)
+    crate::files::copy_files(from, &crate::digest::list_files(from, &[])?, to)
 }
 
 #[cfg(test)]

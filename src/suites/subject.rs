@@ -63,7 +63,7 @@ pub fn prepare(
         .filter(|d| d.is_dir());
     if let Some(db) = &base_db {
         let files = crate::digest::list_files(db, &[])?;
-        crate::workspace::copy_files(db, &files, &root.join(DBPATH.trim_start_matches('/')))?;
+        crate::files::copy_files(db, &files, &root.join(DBPATH.trim_start_matches('/')))?;
     } else {
         let init = rpm(Cmd::new("rpm")).arg("--initdb");
         log.run_ok(&init, format!("rpm --initdb failed in {}", root.display()))?;

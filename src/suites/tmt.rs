@@ -5,7 +5,7 @@ use super::select::Filter;
 use super::suite::{RunCtx, Suite};
 use crate::exec::{Cmd, Log};
 use crate::manifest::Outcome;
-use crate::stage::Tool;
+use crate::tool::Tool;
 use anyhow::Result;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};

@@ -10,24 +10,9 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::io::Write;
 
-pub fn path(ws: &Workspace) -> std::path::PathBuf {
-    ws.root().join("messages/journal.jsonl")
-}
-
-/// fedora-messaging's headers for a message.
-pub fn headers(m: &Message, sent_at: &str) -> Value {
-    json!({
-        "fedora_messaging_schema": "base.message",
-        "fedora_messaging_severity": 20,
-        "sent-at": sent_at,
-        "priority": 0,
-        "fci_message_id": m.id,
-    })
-}
-
 /// Appends the messages not in the journal yet; returns how many were new.
 pub fn publish(ws: &Workspace, messages: &[Message]) -> Result<usize> {
-    let p = path(ws);
+    let p = ws.journal();
     std::fs::create_dir_all(p.parent().expect("the journal has a directory"))?;
     let _lock = ws.lock("messages")?;
     let seen: HashSet<String> = std::fs::read_to_string(&p)
@@ -44,8 +29,7 @@ pub fn publish(ws: &Workspace, messages: &[Message]) -> Result<usize> {
     let now = crate::now_rfc3339();
     let mut new = 0;
     for m in messages.iter().filter(|m| !seen.contains(&m.id)) {
-        let line =
-            json!({"id": m.id, "topic": m.topic, "headers": headers(m, &now), "body": m.body});
+        let line = json!({"id": m.id, "topic": m.topic, "headers": super::headers(&m.id, &m.body, &now), "body": m.body});
         writeln!(f, "{line}")?;
         new += 1;
     }

@@ -5,7 +5,7 @@
 use super::runner::{Cases, Env};
 use super::select::Filter;
 use crate::exec::Log;
-use crate::stage::Tool;
+use crate::tool::Tool;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 

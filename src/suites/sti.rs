@@ -6,7 +6,7 @@ use super::suite::{RunCtx, Suite};
 use crate::error::FciError;
 use crate::exec::{Cmd, Log};
 use crate::manifest::Outcome;
-use crate::stage::Tool;
+use crate::tool::Tool;
 use anyhow::Result;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -54,7 +54,7 @@ const STANDARD_ROLES: [&str; 2] = ["standard-test-basic", "standard-test-beakerl
 
 /// Writes fci's roles below `dir` (idempotent) and returns the roles path.
 pub fn install_roles(dir: &Path) -> Result<PathBuf> {
-    crate::workspace::install_files(dir, &ROLE_FILES)?;
+    crate::files::install_files(dir, &ROLE_FILES)?;
     Ok(dir.to_path_buf())
 }
 
@@ -200,7 +200,7 @@ pub fn run(
     let name = playbook.to_string_lossy().into_owned();
     let group = Some(name.as_str());
     let broke = |note: String| Case::run_error("sti", group, &name, note, None);
-    let parsed = if crate::workspace::real_dir_below(dir, &artifacts) {
+    let parsed = if crate::files::real_dir_below(dir, &artifacts) {
         parse_results(&artifacts, &name, only)
     } else {
         Err("TEST_ARTIFACTS is no longer a directory of the run (replaced by a symlink?)".into())
@@ -363,7 +363,7 @@ impl Suite for Playbook {
     }
 
     fn reports(&self, dir: &Path) -> Vec<(String, PathBuf)> {
-        if !crate::workspace::real_dir_below(dir, &dir.join("artifacts")) {
+        if !crate::files::real_dir_below(dir, &dir.join("artifacts")) {
             return Vec::new();
         }
         ["test.log", "results.yml"]

@@ -5,7 +5,7 @@
 //! (`productmd-compose`). A message's id is derived from the run, the record and the event,
 //! so publishing a run again never sends a message twice.
 
-use crate::manifest::{ArtifactKind, Manifest, Outcome, StageRecord};
+use crate::manifest::{Manifest, Outcome, StageName, StageRecord};
 use serde_json::{json, Value};
 
 /// The Fedora CI messages schema version these bodies follow.
@@ -36,9 +36,9 @@ pub struct Message {
 }
 
 fn artifact(m: &Manifest, s: &StageRecord, cx: &Context) -> (&'static str, Value) {
-    let nvr = super::mapping::subject_nvr(m).unwrap_or_default();
+    let nvr = m.subject_nvr().unwrap_or_default();
     let component = m.subject.package.clone().unwrap_or_default();
-    if matches!(s.name.as_str(), "build" | "test") {
+    if s.is(StageName::Build) || s.is(StageName::Test) {
         // Koji's task id is an integer > 0; a run without Koji gets a stable one from its id.
         let id = u64::from_str_radix(&crate::digest::sha256_bytes(m.run.id.as_bytes())[..8], 16)
             .unwrap_or(1)
@@ -51,8 +51,7 @@ fn artifact(m: &Manifest, s: &StageRecord, cx: &Context) -> (&'static str, Value
         );
     }
     let commit = m
-        .artifacts_of(ArtifactKind::OstreeCommit)
-        .next_back()
+        .composed_commit()
         .map(|a| a.sha256.clone())
         .unwrap_or_default();
     (
@@ -67,7 +66,7 @@ pub fn maintainer(m: &Manifest) -> Option<String> {
     m.stages
         .iter()
         .rev()
-        .filter(|s| s.name == "build")
+        .filter(|s| s.is(StageName::Build))
         .find_map(|s| s.data.get("changelog_name").and_then(|v| v.as_str()))
         .and_then(changelog_address)
 }
@@ -84,7 +83,7 @@ pub fn default_namespace() -> String {
 pub fn for_run(m: &Manifest, cx: &Context) -> Vec<Message> {
     m.stages
         .iter()
-        .filter(|s| s.name != "report" && s.outcome != Outcome::Skipped)
+        .filter(|s| !s.is(StageName::Report) && s.outcome != Outcome::Skipped)
         .flat_map(|s| for_record(m, s, cx))
         .collect()
 }
@@ -95,7 +94,7 @@ pub fn for_record(m: &Manifest, s: &StageRecord, cx: &Context) -> Vec<Message> {
     {
         let (kind, art) = artifact(m, s, cx);
         // The category the stage's results are named with.
-        let category = super::mapping::category(&s.name);
+        let category = crate::resultsdb::mapping::category(&s.name);
         let log = s.log.clone().unwrap_or_default();
         let base = json!({
             "contact": {"name": "fci", "team": "fci", "docs": "https://github.com/fci/fci#readme",
@@ -113,7 +112,7 @@ pub fn for_record(m: &Manifest, s: &StageRecord, cx: &Context) -> Vec<Message> {
                 .to_string()
         };
         // A build has no artifact until it ends: no `running` for it.
-        if s.name != "build" {
+        if !s.is(StageName::Build) {
             let mut running = base.clone();
             running["generated_at"] = json!(s.started);
             out.push(Message {
