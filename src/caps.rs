@@ -80,9 +80,14 @@ pub const LOG_TAIL_READ: u64 = MIB;
 /// tail (the middle is skipped, unread).
 pub const CONSOLE_READ: u64 = 4 * MIB;
 
-/// A size for people: `64 MiB`, `512 KiB`, `8 GiB`, `100 bytes`.
+/// A size for people: `64 MiB`, `512 KiB`, `8 GiB`, `2 TiB`, `100 bytes`.
 pub fn human(bytes: u64) -> String {
-    for (unit, name) in [(GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")] {
+    for (unit, name) in [
+        (1024 * GIB, "TiB"),
+        (GIB, "GiB"),
+        (MIB, "MiB"),
+        (KIB, "KiB"),
+    ] {
         if bytes >= unit && bytes.is_multiple_of(unit) {
             return format!("{} {name}", bytes / unit);
         }

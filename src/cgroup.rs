@@ -240,7 +240,7 @@ impl Cgroups {
             if anon >= memory {
                 return Some(format!(
                     "memory limit {} reached ({} MiB seen by the kernel)",
-                    crate::limits::show(memory),
+                    crate::caps::human(memory),
                     anon >> 20
                 ));
             }
@@ -254,8 +254,8 @@ impl Cgroups {
             if oom {
                 return Some(format!(
                     "memory limit {} reached (the kernel's OOM killer stopped it at {})",
-                    crate::limits::show(memory),
-                    crate::limits::show(ceiling(memory))
+                    crate::caps::human(memory),
+                    crate::caps::human(ceiling(memory))
                 ));
             }
         }

@@ -119,7 +119,11 @@ pub fn copy_plain(src: &Path, dest: &Path, limit: Option<u64>) -> Result<Copied>
         return Err(FciError::Infra(format!("{}: not a regular file", src.display())).into());
     }
     // Out of package code's file system: never its holes, never more than its size twice.
-    crate::volume::charge_copy(src, &meta, limit.map_or(meta.len(), |l| meta.len().min(l)))?;
+    crate::volume::mounted::charge_copy(
+        src,
+        &meta,
+        limit.map_or(meta.len(), |l| meta.len().min(l)),
+    )?;
     let mode = if meta.permissions().mode() & 0o111 != 0 {
         0o755
     } else {

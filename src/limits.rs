@@ -153,7 +153,7 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
     if n < MIN_MEMORY {
         return Err(format!(
             "{s} is below fci's minimum of {}",
-            show(MIN_MEMORY)
+            crate::caps::human(MIN_MEMORY)
         ));
     }
     Ok(n)
@@ -164,7 +164,7 @@ pub fn parse_scratch(s: &str) -> Result<u64, String> {
     if n < MIN_SCRATCH {
         return Err(format!(
             "{s} is below fci's minimum of {}",
-            show(MIN_SCRATCH)
+            crate::caps::human(MIN_SCRATCH)
         ));
     }
     Ok(n)
@@ -188,21 +188,6 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         _ => return Err(bad()),
     };
     n.checked_mul(mul).ok_or_else(bad)
-}
-
-/// A size as the limit messages name it: `4 GiB`, `256 MiB`, `1000 bytes`.
-pub fn show(n: u64) -> String {
-    for (unit, size) in [
-        ("TiB", 1024 * GIB),
-        ("GiB", GIB),
-        ("MiB", MIB),
-        ("KiB", KIB),
-    ] {
-        if n >= size && n.is_multiple_of(size) {
-            return format!("{} {unit}", n / size);
-        }
-    }
-    format!("{n} bytes")
 }
 
 /// A sandboxed command was killed past a limit (the message names it): the package's
@@ -286,7 +271,7 @@ impl Volumes {
         let mut roots: Vec<(PathBuf, std::fs::File)> = Vec::new();
         let mut devs = Vec::new();
         for w in &bounds.writable {
-            let (dir, s) = crate::volume::holding(w)?;
+            let (dir, s) = crate::volume::mounted::holding(w)?;
             if roots.iter().any(|(d, _)| d == &dir) {
                 continue;
             }
@@ -316,7 +301,7 @@ impl Volumes {
                 continue;
             };
             used += (s.f_blocks - s.f_bfree) * s.f_frsize;
-            full = full.or_else(|| crate::volume::full_of(&s));
+            full = full.or_else(|| crate::volume::mounted::full_of(&s));
         }
         (used, full)
     }
@@ -482,7 +467,7 @@ impl Monitor {
             if memory >= limits.memory {
                 return Some(format!(
                     "memory limit {} reached ({} seen)",
-                    show(limits.memory),
+                    crate::caps::human(limits.memory),
                     show_mib(memory)
                 ));
             }
@@ -723,10 +708,10 @@ fn scratch_reached(n: u64, seen: Option<u64>) -> String {
     match seen {
         Some(used) => format!(
             "scratch limit {} reached ({} seen)",
-            show(n),
+            crate::caps::human(n),
             show_mib(used)
         ),
-        None => format!("scratch limit {} reached", show(n)),
+        None => format!("scratch limit {} reached", crate::caps::human(n)),
     }
 }
 
@@ -736,14 +721,14 @@ fn scratch_reached(n: u64, seen: Option<u64>) -> String {
 pub fn scratch_full(n: u64, why: &str) -> String {
     format!(
         "scratch limit {} reached (its file system is full, {why}: the kernel refused more)",
-        show(n)
+        crate::caps::human(n)
     )
 }
 
 fn scratch_unmeasured(n: u64, why: &str) -> String {
     format!(
         "scratch limit {} reached (its use cannot be measured: {why})",
-        show(n)
+        crate::caps::human(n)
     )
 }
 
@@ -1044,9 +1029,9 @@ mod tests {
         assert!(parse_size("4 GB of ram").is_err());
         assert!(parse_size("-1").is_err());
         assert!(parse_size("99999999999T").is_err());
-        assert_eq!(show(4 * GIB), "4 GiB");
-        assert_eq!(show(256 * MIB), "256 MiB");
-        assert_eq!(show(1000), "1000 bytes");
+        assert_eq!(crate::caps::human(4 * GIB), "4 GiB");
+        assert_eq!(crate::caps::human(256 * MIB), "256 MiB");
+        assert_eq!(crate::caps::human(1000), "1000 bytes");
         assert!(parse_memory("1M").is_err());
         assert!(parse_pids("4").is_err());
         assert_eq!(parse_pids("64"), Ok(64));

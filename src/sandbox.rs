@@ -319,7 +319,7 @@ impl Sandbox {
             return Ok(c);
         }
         // unshare(1) gives a private mount namespace; the helper mounts, then execs bwrap.
-        let unshare = UNSHARE.find()?;
+        let unshare = crate::tool::UNSHARE.find()?;
         let me = std::env::current_exe()?;
         let mut outer = Cmd::new(unshare);
         outer.clear_env = true;
@@ -414,10 +414,6 @@ impl Sandbox {
         Ok(())
     }
 }
-
-/// What makes the private mount namespace for the subject's overlays, and mounts them.
-pub const UNSHARE: crate::tool::Tool = crate::tool::Tool::new("unshare", "util-linux");
-pub const MOUNT: crate::tool::Tool = crate::tool::Tool::new("mount", "mount");
 
 /// Kernel interfaces under /proc that uid 0 could write without a capability.
 const PROC_COVERED: [&str; 10] = [

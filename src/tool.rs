@@ -65,6 +65,11 @@ impl Tool {
 pub const BWRAP: Tool = Tool::new("bwrap", "bubblewrap");
 pub const RPM: Tool = Tool::new("rpm", "rpm");
 
+/// What makes the private mount namespace for the subject's overlays (`crate::sandbox`), and
+/// mounts them and package code's volumes (`crate::volume`).
+pub const UNSHARE: Tool = Tool::new("unshare", "util-linux");
+pub const MOUNT: Tool = Tool::new("mount", "mount");
+
 #[cfg(test)]
 mod tests {
     #[test]

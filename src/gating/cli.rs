@@ -3,6 +3,7 @@
 //! a waiver in the workspace for every later decision there. None of them is a stage: what
 //! they print on stdout is their answer, never a manifest.
 
+pub use super::args::{Subject, WaiveArgs};
 use super::{decision, input, policy, waive};
 use anyhow::Result;
 use serde_json::Value;
@@ -37,20 +38,6 @@ pub enum Command {
     Waive(WaiveArgs),
 }
 
-/// What a decision is asked about: Greenwave's decision request.
-#[derive(clap::Args, Debug, Clone)]
-pub struct Subject {
-    /// The product version, e.g. fedora-41
-    #[arg(long, value_name = "PV")]
-    pub product_version: String,
-    /// The subject's type
-    #[arg(long, value_name = "TYPE", default_value = "koji_build")]
-    pub subject_type: String,
-    /// The subject, e.g. an NVR for koji_build
-    #[arg(long, value_name = "ID")]
-    pub subject_identifier: String,
-}
-
 /// `fci gating decide`'s flags.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DecideArgs {
@@ -77,28 +64,6 @@ pub struct ValidateArgs {
     /// The gating.yaml to check
     #[arg(long, value_name = "FILE")]
     pub gating: PathBuf,
-}
-
-/// `fci gating waive`'s flags.
-#[derive(clap::Args, Debug, Clone)]
-pub struct WaiveArgs {
-    /// The test case to waive, e.g. fedora-ci.koji-build.tier0.functional
-    #[arg(value_name = "TESTCASE")]
-    pub testcase: String,
-    /// Why (WaiverDB requires it)
-    #[arg(long, value_name = "TEXT")]
-    pub comment: String,
-    /// Only this scenario
-    #[arg(long, value_name = "SCENARIO")]
-    pub scenario: Option<String>,
-    /// Record `waived: false`, revoking earlier waivers
-    #[arg(long)]
-    pub revoke: bool,
-    /// Who waives (default $USER)
-    #[arg(long, value_name = "NAME")]
-    pub username: Option<String>,
-    #[command(flatten)]
-    pub subject: Subject,
 }
 
 /// Runs `fci gating`; returns the exit code.

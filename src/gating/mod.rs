@@ -3,6 +3,7 @@
 //! (`decision.rs`); the workspace's waivers (`waive.rs`); the files it reads (`input.rs`);
 //! `fci gating` (`cli.rs`).
 
+pub mod args;
 pub mod cli;
 pub mod decision;
 pub mod input;

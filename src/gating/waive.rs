@@ -3,7 +3,7 @@
 //! records `waived: false`, which revokes the waivers before it. A waiver is only for a
 //! subject the workspace has results for: a typo would otherwise waive nothing, silently.
 
-use super::cli::WaiveArgs;
+use super::args::WaiveArgs;
 use crate::error::FciError;
 use crate::resultsdb::store::Store;
 use crate::workspace::Workspace;

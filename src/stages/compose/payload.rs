@@ -140,7 +140,7 @@ pub fn past_scratch(payload: &Payload, limit: u64) -> Option<String> {
         format!(
             "the payload expands to {}, past the scratch limit {} (--max-scratch)",
             about(size),
-            crate::limits::show(limit)
+            crate::caps::human(limit)
         )
     })
 }
@@ -148,7 +148,7 @@ pub fn past_scratch(payload: &Payload, limit: u64) -> Option<String> {
 /// A size in the largest unit it fills, rounded down when not exact (`480 MiB`, `about
 /// 1.5 GiB`).
 fn about(n: u64) -> String {
-    let exact = crate::limits::show(n);
+    let exact = crate::caps::human(n);
     if !exact.ends_with(" bytes") && (!exact.ends_with(" KiB") || n < 1 << 20) {
         return exact;
     }

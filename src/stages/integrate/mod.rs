@@ -60,8 +60,8 @@ impl Stage for Integrate {
             OSTREE,
             crate::tool::BWRAP,
             crate::tool::RPM,
-            crate::sandbox::UNSHARE,
-            crate::sandbox::MOUNT,
+            crate::tool::UNSHARE,
+            crate::tool::MOUNT,
         ]
     }
 

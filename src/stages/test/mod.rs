@@ -75,8 +75,8 @@ impl Stage for Test {
         vec![
             crate::tool::BWRAP,
             crate::tool::RPM,
-            crate::sandbox::UNSHARE,
-            crate::sandbox::MOUNT,
+            crate::tool::UNSHARE,
+            crate::tool::MOUNT,
         ]
     }
 
