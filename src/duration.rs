@@ -17,6 +17,10 @@ pub fn parse(s: &str) -> Result<Duration, String> {
     } else {
         match humantime::parse_duration(s) {
             Ok(d) => Some(d),
+            // Too many digits either way: a fraction under a nanosecond, or past the longest.
+            Err(humantime::DurationError::NumberOverflow) if s.contains('.') => {
+                return Err("a fraction finer than a nanosecond".into())
+            }
             Err(humantime::DurationError::NumberOverflow) => None,
             Err(humantime::DurationError::UnknownUnit { unit, value, .. }) if unit.is_empty() => {
                 return Err(format!("`{value}` has no unit ({FORMS})"))

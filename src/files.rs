@@ -420,6 +420,22 @@ fn open_special(p: &Path) -> std::io::Result<File> {
     Ok(f)
 }
 
+/// Writes `data` to fci's standard output: a manifest, or a subcommand's answer. A closed
+/// stdout (`>&-`, which Rust's own stdout takes as a success) or a reader gone (a broken
+/// pipe) is the host's error (exit 3), said in one line: never a silent loss, never a panic.
+pub fn to_stdout(data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    // SAFETY: fcntl on descriptor 1 with no pointers: only asks whether it is open.
+    if unsafe { libc::fcntl(1, libc::F_GETFD) } < 0 {
+        return Err(FciError::Infra("stdout is closed: nothing could be written".into()).into());
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(data)
+        .and_then(|_| out.flush())
+        .map_err(|e| FciError::Infra(format!("stdout: {e}")))?;
+    Ok(())
+}
+
 /// Writes `data` to `path` through a temporary file in the same directory and a rename.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = match path.parent() {

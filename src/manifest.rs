@@ -535,11 +535,7 @@ impl Manifest {
     pub fn write(&self, path: &Path) -> Result<()> {
         let text = self.to_json();
         if path == Path::new("-") {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())?;
-            out.flush()?;
-            Ok(())
+            crate::files::to_stdout(text.as_bytes())
         } else {
             crate::files::write_output(path, text.as_bytes())
         }

@@ -409,7 +409,11 @@ impl Sandbox {
     /// Starts the sandbox with nothing in it: a host that cannot build it (no user namespaces,
     /// a locked-down container) is told so, instead of a later step being blamed.
     pub fn check(&self, log: &mut crate::exec::Log) -> Result<()> {
-        let cmd = self.wrap(&Cmd::new("true"))?;
+        // Bounded like everything else: a sandbox that does not start within a minute is
+        // the host's trouble, said as such.
+        let cmd = self
+            .wrap(&Cmd::new("true"))?
+            .timeout(Some(std::time::Duration::from_secs(60)));
         log.capture_ok(&cmd, "the sandbox (bubblewrap) cannot start here")?;
         Ok(())
     }

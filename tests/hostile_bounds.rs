@@ -314,6 +314,35 @@ fn report_inputs_are_read_up_to_their_cap_even_from_a_device() {
     assert!(peak < PEAK_KIB, "peak {peak} KiB");
 }
 
+#[test]
+fn gating_inputs_never_block_on_a_fifo_and_never_read_the_kernels_log() {
+    let w = Ws::new();
+    // A package's dist-git may carry its gating.yaml as a link to /proc/kmsg: reading it as
+    // root would drain the host's kernel log, and block once it is empty.
+    let r = w.run(&["gating", "validate", "--gating", "/proc/kmsg"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("/proc/kmsg: cannot read: a kernel interface"),
+        "{}",
+        r.stderr
+    );
+    // A FIFO no one writes to: its open would block forever; read without blocking, it ends.
+    let fifo = w.path().join("gating.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let start = std::time::Instant::now();
+    let r = w.run(&["gating", "validate", "--gating", fifo.to_str().unwrap()]);
+    assert!(r.code != 3, "{}", r.stderr);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(20),
+        "it waited"
+    );
+}
+
 // ---- conform: /readyz and the runner's JUnit ----
 
 /// build | compose of hello-atomic, for real: the composed manifest.

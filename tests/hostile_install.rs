@@ -166,3 +166,45 @@ fn a_package_for_another_architecture_fails_test_and_compose() {
     assert!(!has_artifact(&m, "ostree-commit"));
     assert!(!refs(&w).contains("candidate"), "{}", refs(&w));
 }
+
+#[test]
+fn a_package_shadowing_true_is_tested_as_usual() {
+    let w = Ws::new();
+    let fixture = hostile("shadow-true-test");
+    let b = w.run(&["build", fixture.to_str().unwrap(), "--dist", ".fc41"]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let started = std::time::Instant::now();
+    let r = stage_run(
+        &w,
+        "test",
+        &b.manifest(),
+        &["--tests-from", fixture.to_str().unwrap(), "--timeout", "2m"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    assert_eq!(r.stage(&m, "test")["outcome"], "PASSED");
+    assert!(started.elapsed() < std::time::Duration::from_secs(120));
+}
+
+#[test]
+fn a_payload_in_rpms_database_is_the_packages_failure() {
+    let w = Ws::new();
+    let fixture = hostile("rpmdb-clobber-test");
+    let b = w.run(&["build", fixture.to_str().unwrap(), "--dist", ".fc41"]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let r = stage_run(
+        &w,
+        "test",
+        &b.manifest(),
+        &["--tests-from", fixture.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let t = r.stage(&m, "test");
+    assert_eq!(t["outcome"], "FAILED", "{t:#}");
+    assert!(
+        notes(t).contains("rpm cannot read the database the packages were installed into"),
+        "{}",
+        notes(t)
+    );
+}

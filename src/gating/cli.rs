@@ -91,7 +91,7 @@ fn decide(args: &DecideArgs) -> Result<i32> {
     };
     let source = args.gating.display().to_string();
     let d = decision::decide(&policies, &source, &req, &results, &waivers);
-    println!("{}", serde_json::to_string_pretty(&d)?);
+    crate::files::to_stdout(format!("{}\n", serde_json::to_string_pretty(&d)?).as_bytes())?;
     Ok(if d["policies_satisfied"] == Value::Bool(true) {
         0
     } else {
@@ -105,6 +105,6 @@ fn validate(args: &ValidateArgs) -> Result<i32> {
         Ok(_) => ("All OK".to_string(), 0),
         Err(e) => (e, 1),
     };
-    println!("{}", serde_json::json!({ "message": message }));
+    crate::files::to_stdout(format!("{}\n", serde_json::json!({ "message": message })).as_bytes())?;
     Ok(code)
 }

@@ -17,10 +17,15 @@ pub fn load(ws: &Workspace) -> Result<Vec<Value>> {
     match std::fs::read_to_string(&p) {
         Ok(text) => match serde_json::from_str(&text) {
             Ok(Value::Array(list)) => Ok(list),
-            _ => Err(FciError::input(&p, "not a JSON list of waivers").into()),
+            // The workspace's file, not the caller's input: the host's error (exit 3).
+            _ => Err(FciError::Infra(format!(
+                "{}: not a JSON list of waivers (the workspace's waivers are damaged)",
+                p.display()
+            ))
+            .into()),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(FciError::input(&p, format!("cannot read: {e}")).into()),
+        Err(e) => Err(FciError::Infra(format!("{}: cannot read: {e}", p.display())).into()),
     }
 }
 
@@ -70,6 +75,6 @@ pub fn exec(args: &WaiveArgs, workspace: &Path) -> Result<i32> {
     let p = ws.waivers();
     std::fs::create_dir_all(p.parent().expect("waivers has a directory"))?;
     crate::files::write_atomic(&p, serde_json::to_string_pretty(&list)?.as_bytes())?;
-    println!("{}", serde_json::to_string_pretty(&waiver)?);
+    crate::files::to_stdout(format!("{}\n", serde_json::to_string_pretty(&waiver)?).as_bytes())?;
     Ok(0)
 }

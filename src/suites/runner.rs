@@ -359,8 +359,12 @@ impl Env<'_> {
     /// Starts the sandbox once with nothing in it, so that a host that cannot build it is told
     /// so, instead of every test run failing with a misleading status. `probe` is an empty
     /// directory to write (bounded as an attempt's is).
+    /// Nothing means none of the subject's files either: a package's own `/usr/sbin/true`
+    /// (first on PATH) must not make the host's sandbox look broken, or hang the check.
     pub fn check(&self, log: &mut Log, probe: &Path) -> Result<()> {
-        self.sandbox(probe, probe, probe, Vec::new()).check(log)
+        let mut bare = self.sandbox(probe, probe, probe, Vec::new());
+        bare.overlays.clear();
+        bare.check(log)
     }
 
     /// Runs `cmd` in the sandbox with `dir` writable; extra environment on top of the basics.

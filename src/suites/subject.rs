@@ -112,7 +112,14 @@ pub fn prepare(
         let _ = std::fs::remove_file(root.join(DBPATH.trim_start_matches('/')).join(lock));
     }
     let q = rpm(Cmd::new("rpm")).args(["-qa", "--qf", "%{NEVRA}\n"]);
-    let q = log.capture_ok(&q, "rpm cannot list the packages under test")?;
+    let q = log.capture(&q)?;
+    if let Some(f) = q.failure() {
+        // The same rpm just installed them: what breaks its database now is their payload
+        // (files written where rpm keeps it), the package's doing.
+        return Ok(Err(format!(
+            "rpm cannot read the database the packages were installed into (does their payload write to {DBPATH}?): {f}"
+        )));
+    }
     let mut installed: Vec<String> = q.stdout.lines().map(String::from).collect();
     installed.sort();
     let (overlays, hidden) = overlays(dir, &root, base)?;

@@ -106,6 +106,6 @@ fn init(tree: &Path, branch: &str, workspace: &Path) -> Result<i32> {
         &mut log,
     )?;
     progress::note(&format!("base: {base_ref} is {commit}"));
-    println!("{commit}");
+    crate::files::to_stdout(format!("{commit}\n").as_bytes())?;
     Ok(0)
 }
