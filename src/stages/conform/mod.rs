@@ -187,18 +187,7 @@ impl Stage for Conform {
         let art = composed.artifact.clone();
         let workdir = cx.dir().join("work");
         let junit_dir = cx.dir().join("junit");
-        let (kubeconfig, cluster, kube_digest) = match &a.kubeconfig {
-            Some(k) => {
-                add_secrets(k);
-                let cluster = kubeconfig::load(k, a.context.as_deref())
-                    .and_then(|c| ready::client(&c).map(|_| c))
-                    .map_err(|why| FciError::input(k, why))?;
-                let abs = std::path::absolute(k)?;
-                let (digest, _) = crate::digest::sha256_file(&abs)?;
-                (abs, Some(cluster), Some(digest))
-            }
-            None => (workdir.join("kubeconfig"), None, None),
-        };
+        let (kubeconfig, cluster, kube_digest) = given_cluster(a, &workdir)?;
         let uses_image = [&a.installer, &a.runner_cmd, &a.teardown]
             .into_iter()
             .flatten()
@@ -1008,6 +997,27 @@ fn runner_argv(r: &Runner) -> Option<Vec<String>> {
         Runner::Custom(argv) => Some(argv.clone()),
         _ => None,
     }
+}
+
+/// The kubeconfig the run uses, with the cluster it names and its digest when given by
+/// `--kubeconfig` (read and checked at once: a bad one is bad usage, before anything runs);
+/// else where the installer must leave it, and nothing yet.
+fn given_cluster(
+    a: &Args,
+    workdir: &Path,
+) -> Result<(PathBuf, Option<kubeconfig::Cluster>, Option<String>)> {
+    Ok(match &a.kubeconfig {
+        Some(k) => {
+            add_secrets(k);
+            let cluster = kubeconfig::load(k, a.context.as_deref())
+                .and_then(|c| ready::client(&c).map(|_| c))
+                .map_err(|why| FciError::input(k, why))?;
+            let abs = std::path::absolute(k)?;
+            let (digest, _) = crate::digest::sha256_file(&abs)?;
+            (abs, Some(cluster), Some(digest))
+        }
+        None => (workdir.join("kubeconfig"), None, None),
+    })
 }
 
 /// A user-given program must exist before a cluster is made for it (exit 3 otherwise).
