@@ -187,18 +187,7 @@ impl Stage for Conform {
         let art = composed.artifact.clone();
         let workdir = cx.dir().join("work");
         let junit_dir = cx.dir().join("junit");
-        let (kubeconfig, cluster, kube_digest) = match &a.kubeconfig {
-            Some(k) => {
-                add_secrets(k);
-                let cluster = kubeconfig::load(k, a.context.as_deref())
-                    .and_then(|c| ready::client(&c).map(|_| c))
-                    .map_err(|why| FciError::input(k, why))?;
-                let abs = std::path::absolute(k)?;
-                let (digest, _) = crate::digest::sha256_file(&abs)?;
-                (abs, Some(cluster), Some(digest))
-            }
-            None => (workdir.join("kubeconfig"), None, None),
-        };
+        let (kubeconfig, cluster, kube_digest) = given_cluster(a, &workdir)?;
         let uses_image = [&a.installer, &a.runner_cmd, &a.teardown]
             .into_iter()
             .flatten()
@@ -403,6 +392,8 @@ impl Conform {
 
     /// Install, wait, run, read: everything the teardown follows. An ERROR is recorded in
     /// `rec` (with its reason) rather than returned, so the record keeps what was learnt.
+    /// Each step is a function of its own; one that ends the session says so by returning
+    /// `false` (or `None`) with the reason already in `rec`.
     fn session(
         &self,
         cx: &mut Ctx,
@@ -410,94 +401,124 @@ impl Conform {
         p: &mut Planned,
         spinner: &Spinner,
     ) -> Result<Vec<Artifact>> {
+        if !self.install(cx, rec, p, spinner)? {
+            return Ok(Vec::new());
+        }
+        let cluster = p.cluster.as_ref().expect("a cluster by now");
+        record_cluster(rec, cluster);
+        if !self.await_ready(cx, rec, p, spinner)? {
+            return Ok(Vec::new());
+        }
+        let Some(ran) = self.run_suite(cx, rec, p, spinner)? else {
+            return Ok(Vec::new());
+        };
+        spinner.step("reading the JUnit reports");
+        let mut artifacts = Vec::new();
+        if let Some(reports) = read_reports(cx, rec, p.runner.name(), &ran.junit, &mut artifacts)? {
+            record_tally(rec, &reports);
+            if trusted(rec, p.runner.name(), ran.exit, &reports) {
+                decide(rec, &reports);
+            }
+        }
+        Ok(artifacts)
+    }
+
+    /// The `--installer` (if given) run to its end, and the kubeconfig it left loaded into
+    /// `p.cluster`. `false`: the session ends here (interrupted, or an ERROR recorded).
+    fn install(
+        &self,
+        cx: &mut Ctx,
+        rec: &mut RecordParts,
+        p: &mut Planned,
+        spinner: &Spinner,
+    ) -> Result<bool> {
         let a = &self.args;
-        if let Some(argv) = &p.installer {
-            spinner.step("installing the cluster");
-            if cx.cancelled().is_some() {
-                return Ok(Vec::new());
-            }
-            p.started = true;
-            let g = cancel::run(
-                cx.log(),
-                // In the directory fci was started from, as a user expects of
-                // `--installer ansible-playbook -i inventory install.yml`.
-                &crate::exec::Cmd::new(&argv[0]).args(&argv[1..]),
-                crate::duration::limit(a.install_timeout),
-                false,
-                OnSignal::Kill,
-            )?;
-            rec.data.insert("installer_exit".into(), json!(g.done.code));
-            // Whatever it did, the kubeconfig it left (if any) holds secrets it may have
-            // printed: they are scrubbed from all that is recorded.
-            add_secrets(&p.kubeconfig);
-            match g.stopped {
-                Some(Stopped::Interrupted) => return Ok(Vec::new()),
-                Some(Stopped::TimedOut) => {
-                    error(
-                        rec,
-                        format!(
-                            "the installer ran past --install-timeout {} and was killed",
-                            crate::duration::show(a.install_timeout)
-                        ),
-                    );
-                    return Ok(Vec::new());
-                }
-                None if !g.done.success() => {
-                    let said = last_output(cx);
-                    error(
-                        rec,
-                        format!(
-                            "the installer {} {}: {said} (the stage log has all it said)",
-                            argv[0],
-                            status(g.done.code)
-                        ),
-                    );
-                    return Ok(Vec::new());
-                }
-                None => {}
-            }
-            if !p.kubeconfig.is_file() {
+        let Some(argv) = &p.installer else {
+            return Ok(true);
+        };
+        spinner.step("installing the cluster");
+        if cx.cancelled().is_some() {
+            return Ok(false);
+        }
+        p.started = true;
+        let g = cancel::run(
+            cx.log(),
+            // In the directory fci was started from, as a user expects of
+            // `--installer ansible-playbook -i inventory install.yml`.
+            &crate::exec::Cmd::new(&argv[0]).args(&argv[1..]),
+            crate::duration::limit(a.install_timeout),
+            false,
+            OnSignal::Kill,
+        )?;
+        rec.data.insert("installer_exit".into(), json!(g.done.code));
+        // Whatever it did, the kubeconfig it left (if any) holds secrets it may have
+        // printed: they are scrubbed from all that is recorded.
+        add_secrets(&p.kubeconfig);
+        match g.stopped {
+            Some(Stopped::Interrupted) => return Ok(false),
+            Some(Stopped::TimedOut) => {
                 error(
                     rec,
                     format!(
-                        "the installer succeeded but left no kubeconfig at {}",
+                        "the installer ran past --install-timeout {} and was killed",
+                        crate::duration::show(a.install_timeout)
+                    ),
+                );
+                return Ok(false);
+            }
+            None if !g.done.success() => {
+                let said = last_output(cx);
+                error(
+                    rec,
+                    format!(
+                        "the installer {} {}: {said} (the stage log has all it said)",
+                        argv[0],
+                        status(g.done.code)
+                    ),
+                );
+                return Ok(false);
+            }
+            None => {}
+        }
+        if !p.kubeconfig.is_file() {
+            error(
+                rec,
+                format!(
+                    "the installer succeeded but left no kubeconfig at {}",
+                    p.kubeconfig.display()
+                ),
+            );
+            return Ok(false);
+        }
+        match kubeconfig::load(&p.kubeconfig, a.context.as_deref())
+            .and_then(|c| ready::client(&c).map(|_| c))
+        {
+            Ok(c) => p.cluster = Some(c),
+            Err(why) => {
+                error(
+                    rec,
+                    format!(
+                        "{}: the installer's kubeconfig is unusable: {why}",
                         p.kubeconfig.display()
                     ),
                 );
-                return Ok(Vec::new());
-            }
-            match kubeconfig::load(&p.kubeconfig, a.context.as_deref())
-                .and_then(|c| ready::client(&c).map(|_| c))
-            {
-                Ok(c) => p.cluster = Some(c),
-                Err(why) => {
-                    error(
-                        rec,
-                        format!(
-                            "{}: the installer's kubeconfig is unusable: {why}",
-                            p.kubeconfig.display()
-                        ),
-                    );
-                    return Ok(Vec::new());
-                }
+                return Ok(false);
             }
         }
-        let cluster = p.cluster.as_ref().expect("a cluster by now");
-        rec.data
-            .insert("server".into(), json!(cluster.display_server()));
-        rec.data.insert("context".into(), json!(cluster.context));
-        rec.data.insert("auth".into(), json!(cluster.auth.kind()));
-        rec.data
-            .insert("tls_verified".into(), json!(cluster.tls_verified));
-        if !cluster.tls_verified {
-            rec.notes.push(if cluster.insecure {
-                "insecure-skip-tls-verify: the API server's certificate was not verified".into()
-            } else {
-                "the API server was reached over plain http: its identity was not verified"
-                    .to_string()
-            });
-        }
+        Ok(true)
+    }
 
+    /// The cluster's API server awaited until its `/readyz` answers 200. `false`: the
+    /// session ends here (interrupted, or an ERROR recorded).
+    fn await_ready(
+        &self,
+        cx: &mut Ctx,
+        rec: &mut RecordParts,
+        p: &Planned,
+        spinner: &Spinner,
+    ) -> Result<bool> {
+        let a = &self.args;
+        let cluster = p.cluster.as_ref().expect("a cluster by now");
         spinner.step(&format!("waiting for {}/readyz", cluster.display_server()));
         let client = ready::client(cluster)
             .map_err(|why| FciError::Infra(format!("{}: {why}", p.kubeconfig.display())))?;
@@ -505,7 +526,7 @@ impl Conform {
             ready::Ready::Yes { waited_s } => {
                 rec.data.insert("ready_wait_s".into(), json!(waited_s));
             }
-            ready::Ready::Interrupted => return Ok(Vec::new()),
+            ready::Ready::Interrupted => return Ok(false),
             ready::Ready::Refused { status } => {
                 error(
                     rec,
@@ -515,7 +536,7 @@ impl Conform {
                         cluster.context
                     ),
                 );
-                return Ok(Vec::new());
+                return Ok(false);
             }
             ready::Ready::TimedOut { last } => {
                 error(
@@ -526,19 +547,31 @@ impl Conform {
                         crate::duration::show(a.ready_timeout)
                     ),
                 );
-                return Ok(Vec::new());
+                return Ok(false);
             }
         }
+        Ok(true)
+    }
 
+    /// The conformance runner run to its end. `None`: the session ends here (interrupted,
+    /// or an ERROR recorded: killed, untrusted, or no JUnit report left).
+    fn run_suite(
+        &self,
+        cx: &mut Ctx,
+        rec: &mut RecordParts,
+        p: &mut Planned,
+        spinner: &Spinner,
+    ) -> Result<Option<runner::Ran>> {
+        let a = &self.args;
         spinner.step(&format!(
             "running the conformance suite ({})",
             p.runner.name()
         ));
         if cx.cancelled().is_some() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         p.started = true;
-        let ran = p.runner.run(
+        let mut ran = p.runner.run(
             &p.kubeconfig,
             &p.workdir,
             &p.junit_dir,
@@ -546,9 +579,9 @@ impl Conform {
             cx.log(),
         )?;
         rec.data.insert("runner_exit".into(), json!(ran.exit));
-        rec.notes.extend(ran.notes);
+        rec.notes.extend(std::mem::take(&mut ran.notes));
         match ran.stopped {
-            Some(Stopped::Interrupted) => return Ok(Vec::new()),
+            Some(Stopped::Interrupted) => return Ok(None),
             Some(Stopped::TimedOut) => {
                 error(
                     rec,
@@ -558,13 +591,13 @@ impl Conform {
                         crate::duration::show(a.timeout)
                     ),
                 );
-                return Ok(Vec::new());
+                return Ok(None);
             }
             None => {}
         }
-        if let Some(why) = ran.untrusted {
+        if let Some(why) = ran.untrusted.take() {
             error(rec, why);
-            return Ok(Vec::new());
+            return Ok(None);
         }
         if ran.junit.is_empty() {
             error(
@@ -576,196 +609,250 @@ impl Conform {
                     ran.looked_in
                 ),
             );
-            return Ok(Vec::new());
+            return Ok(None);
         }
-        spinner.step("reading the JUnit reports");
-        let mut artifacts = Vec::new();
-        let mut tally = results::Tally::default();
-        let mut findings = results::Findings::default();
-        // Each report must hold a test that ran: an empty or all-skipped file beside a
-        // passing one is a runner (or shard) that tested nothing, never part of a pass.
-        let mut idle: Vec<String> = Vec::new();
-        for f in &ran.junit {
-            let name = f.file_name().unwrap_or_default().to_string_lossy();
-            // Neither scrubbed, kept nor read past the cap: a report that large is no report.
-            let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
-            if size > crate::caps::JUNIT_FILE {
-                error(
-                    rec,
-                    format!(
-                        "JUnit report {name} is {size} bytes, larger than the {} limit for a JUnit report; not trusted",
-                        crate::caps::human(crate::caps::JUNIT_FILE)
-                    ),
-                );
-                return Ok(artifacts);
-            }
-            if let Err(e) = scrub_file(f) {
-                error(
-                    rec,
-                    format!("JUnit report {name}: cannot scrub secrets from it: {e}"),
-                );
-                return Ok(artifacts);
-            }
-            // Kept whatever it says: a report that cannot be read is the first thing to see.
-            let stored = cx
-                .ws
-                .store(f, ArtifactKind::Junit, &name, StageName::Conform)?;
-            let kept = stored.path.clone();
-            artifacts.push(stored);
-            let before = findings.inconsistent.len();
-            let (tally_before, nodes_before) = (tally, findings.suite_nodes.len());
-            if let Err(why) = results::read(
-                f,
-                p.runner.name(),
-                &mut rec.results,
-                &mut tally,
-                &mut findings,
-            ) {
-                rec.data.insert("tests".into(), tally.to_json());
-                error(
-                    rec,
-                    format!("JUnit report {name} (kept as {kept}): {why}; not trusted"),
-                );
-                return Ok(artifacts);
-            }
-            if findings.inconsistent.len() > before {
-                let why = findings.inconsistent[before..].join("; ");
-                findings.inconsistent.truncate(before);
-                findings.inconsistent.push(format!(
-                    "JUnit report {name} (kept as {kept}) is inconsistent: {why}"
-                ));
-            }
-            let ran_here = (tally.passed + tally.failed + tally.errors)
-                - (tally_before.passed + tally_before.failed + tally_before.errors);
-            if ran_here == 0 {
-                let nodes = findings.suite_nodes.len() - nodes_before;
-                idle.push(format!(
-                    "JUnit report {name} (kept as {kept}) holds {} skipped cases{} and nothing else",
-                    tally.skipped - tally_before.skipped,
-                    if nodes == 0 {
-                        String::new()
-                    } else {
-                        format!(" and {nodes} suite nodes (setup, not tests)")
-                    }
-                ));
-            }
-        }
-        rec.data.insert("tests".into(), tally.to_json());
-        if findings.unlisted_passed + findings.unlisted_failed > 0 {
-            rec.data.insert(
-                "results_unlisted".into(),
-                json!({"passed": findings.unlisted_passed, "failed": findings.unlisted_failed}),
-            );
-            rec.notes.push(format!(
-                "{} passed and {} failed or errored cases are counted in `tests` but not listed as results (the manifest lists the first {} passed and {} failed)",
-                findings.unlisted_passed,
-                findings.unlisted_failed,
-                crate::caps::PASSED_LISTED,
-                crate::caps::FAILED_LISTED
-            ));
-        }
-        if findings.more_suite_nodes > 0 {
-            rec.notes.push(format!(
-                "{} more suite nodes are not listed (the first {} are)",
-                findings.more_suite_nodes,
-                crate::caps::JUNIT_FINDINGS
-            ));
-        }
-        if !findings.suite_nodes.is_empty() {
-            rec.data.insert(
-                "suite_nodes".into(),
-                findings
-                    .suite_nodes
-                    .iter()
-                    .map(|(n, o, _)| json!({"name": n, "outcome": o}))
-                    .collect(),
-            );
-        }
-        // A report that contradicts itself, or a suite that broke outside its tests, is not
-        // a conformance result either way: ERROR, with the cases it did list kept.
-        if let Some(why) = findings.inconsistent.first() {
-            error(rec, format!("{why}; not trusted"));
-            return Ok(artifacts);
-        }
-        if !findings.suite_failures.is_empty() {
+        Ok(Some(ran))
+    }
+}
+
+/// What the cluster is (server, context, auth, whether TLS was verified) in the record.
+fn record_cluster(rec: &mut RecordParts, cluster: &kubeconfig::Cluster) {
+    rec.data
+        .insert("server".into(), json!(cluster.display_server()));
+    rec.data.insert("context".into(), json!(cluster.context));
+    rec.data.insert("auth".into(), json!(cluster.auth.kind()));
+    rec.data
+        .insert("tls_verified".into(), json!(cluster.tls_verified));
+    if !cluster.tls_verified {
+        rec.notes.push(if cluster.insecure {
+            "insecure-skip-tls-verify: the API server's certificate was not verified".into()
+        } else {
+            "the API server was reached over plain http: its identity was not verified".to_string()
+        });
+    }
+}
+
+/// What the runner's JUnit reports say, all of them read.
+struct Reports {
+    tally: results::Tally,
+    findings: results::Findings,
+    /// The reports that hold no test that ran.
+    idle: Vec<String>,
+}
+
+/// Each JUnit report checked (size, secrets), stored as an artifact (into `artifacts`,
+/// also when it is then not trusted) and read into the results. `None`: an ERROR was
+/// recorded (a report too large, unscrubbable or unreadable).
+fn read_reports(
+    cx: &mut Ctx,
+    rec: &mut RecordParts,
+    runner: &str,
+    junit: &[PathBuf],
+    artifacts: &mut Vec<Artifact>,
+) -> Result<Option<Reports>> {
+    let mut tally = results::Tally::default();
+    let mut findings = results::Findings::default();
+    // Each report must hold a test that ran: an empty or all-skipped file beside a
+    // passing one is a runner (or shard) that tested nothing, never part of a pass.
+    let mut idle: Vec<String> = Vec::new();
+    for f in junit {
+        let name = f.file_name().unwrap_or_default().to_string_lossy();
+        // Neither scrubbed, kept nor read past the cap: a report that large is no report.
+        let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+        if size > crate::caps::JUNIT_FILE {
             error(
                 rec,
                 format!(
-                    "the suite itself failed: {}",
-                    findings.suite_failures.join("; ")
+                    "JUnit report {name} is {size} bytes, larger than the {} limit for a JUnit report; not trusted",
+                    crate::caps::human(crate::caps::JUNIT_FILE)
                 ),
             );
-            return Ok(artifacts);
+            return Ok(None);
         }
-        if !idle.is_empty() {
-            error(rec, format!("no conformance test ran: {}", idle.join("; ")));
-            return Ok(artifacts);
-        }
-        if ran.exit != Some(0) {
-            // e2e.test and openshift-tests exit non-zero when a test failed: then the JUnit
-            // decides. A non-zero exit with no failing test in the JUnit means the runner
-            // broke in a way its report does not show: never a pass.
-            if tally.failed + tally.errors == 0 {
-                error(
-                    rec,
-                    format!(
-                        "the {} runner {} but its JUnit reports no failing test: not trusted",
-                        p.runner.name(),
-                        status(ran.exit)
-                    ),
-                );
-                return Ok(artifacts);
-            }
-            rec.notes.push(format!(
-                "the {} runner {}; its JUnit, with failing tests, decides the outcome",
-                p.runner.name(),
-                status(ran.exit)
-            ));
-        }
-        rec.outcome = match Outcome::aggregate(rec.results.iter().map(|r| r.outcome)) {
-            Some(o) => o,
-            None => {
-                error(
-                    rec,
-                    format!(
-                        "no conformance test ran: the JUnit reports hold {} skipped cases{} and nothing else",
-                        tally.skipped,
-                        if findings.suite_nodes.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" and {} suite nodes (setup, not tests)", findings.suite_nodes.len())
-                        }
-                    ),
-                );
-                return Ok(artifacts);
-            }
-        };
-        let failed: Vec<&str> = rec
-            .results
-            .iter()
-            .filter(|r| !r.outcome.is_pass())
-            .map(|r| r.testcase.as_str())
-            .collect();
-        if !failed.is_empty() {
-            rec.notes.push(format!(
-                "{} of {} conformance tests failed or errored",
-                failed.len(),
-                rec.results.len()
-            ));
-            // The names, also with --quiet: they are why the stage failed.
-            progress::say_lines(
-                &format!(
-                    "conform {}: {} conformance tests did not pass:",
-                    rec.outcome,
-                    failed.len()
-                ),
-                &failed
-                    .iter()
-                    .map(|n| crate::redact::redact(n))
-                    .collect::<Vec<_>>(),
+        if let Err(e) = scrub_file(f) {
+            error(
+                rec,
+                format!("JUnit report {name}: cannot scrub secrets from it: {e}"),
             );
+            return Ok(None);
         }
-        Ok(artifacts)
+        // Kept whatever it says: a report that cannot be read is the first thing to see.
+        let stored = cx
+            .ws
+            .store(f, ArtifactKind::Junit, &name, StageName::Conform)?;
+        let kept = stored.path.clone();
+        artifacts.push(stored);
+        let before = findings.inconsistent.len();
+        let (tally_before, nodes_before) = (tally, findings.suite_nodes.len());
+        if let Err(why) = results::read(f, runner, &mut rec.results, &mut tally, &mut findings) {
+            rec.data.insert("tests".into(), tally.to_json());
+            error(
+                rec,
+                format!("JUnit report {name} (kept as {kept}): {why}; not trusted"),
+            );
+            return Ok(None);
+        }
+        if findings.inconsistent.len() > before {
+            let why = findings.inconsistent[before..].join("; ");
+            findings.inconsistent.truncate(before);
+            findings.inconsistent.push(format!(
+                "JUnit report {name} (kept as {kept}) is inconsistent: {why}"
+            ));
+        }
+        let ran_here = (tally.passed + tally.failed + tally.errors)
+            - (tally_before.passed + tally_before.failed + tally_before.errors);
+        if ran_here == 0 {
+            let nodes = findings.suite_nodes.len() - nodes_before;
+            idle.push(format!(
+                "JUnit report {name} (kept as {kept}) holds {} skipped cases{} and nothing else",
+                tally.skipped - tally_before.skipped,
+                if nodes == 0 {
+                    String::new()
+                } else {
+                    format!(" and {nodes} suite nodes (setup, not tests)")
+                }
+            ));
+        }
+    }
+    Ok(Some(Reports {
+        tally,
+        findings,
+        idle,
+    }))
+}
+
+/// The counts, the cases not listed and the suite nodes, in the record.
+fn record_tally(rec: &mut RecordParts, r: &Reports) {
+    let (tally, findings) = (&r.tally, &r.findings);
+    rec.data.insert("tests".into(), tally.to_json());
+    if findings.unlisted_passed + findings.unlisted_failed > 0 {
+        rec.data.insert(
+            "results_unlisted".into(),
+            json!({"passed": findings.unlisted_passed, "failed": findings.unlisted_failed}),
+        );
+        rec.notes.push(format!(
+            "{} passed and {} failed or errored cases are counted in `tests` but not listed as results (the manifest lists the first {} passed and {} failed)",
+            findings.unlisted_passed,
+            findings.unlisted_failed,
+            crate::caps::PASSED_LISTED,
+            crate::caps::FAILED_LISTED
+        ));
+    }
+    if findings.more_suite_nodes > 0 {
+        rec.notes.push(format!(
+            "{} more suite nodes are not listed (the first {} are)",
+            findings.more_suite_nodes,
+            crate::caps::JUNIT_FINDINGS
+        ));
+    }
+    if !findings.suite_nodes.is_empty() {
+        rec.data.insert(
+            "suite_nodes".into(),
+            findings
+                .suite_nodes
+                .iter()
+                .map(|(n, o, _)| json!({"name": n, "outcome": o}))
+                .collect(),
+        );
+    }
+}
+
+/// Whether the reports can decide the outcome at all; `false` with an ERROR recorded when
+/// not (inconsistent, a failed suite, an idle report, a non-zero exit with nothing failing).
+fn trusted(rec: &mut RecordParts, runner: &str, exit: Option<i32>, r: &Reports) -> bool {
+    let (tally, findings) = (&r.tally, &r.findings);
+    // A report that contradicts itself, or a suite that broke outside its tests, is not
+    // a conformance result either way: ERROR, with the cases it did list kept.
+    if let Some(why) = findings.inconsistent.first() {
+        error(rec, format!("{why}; not trusted"));
+        return false;
+    }
+    if !findings.suite_failures.is_empty() {
+        error(
+            rec,
+            format!(
+                "the suite itself failed: {}",
+                findings.suite_failures.join("; ")
+            ),
+        );
+        return false;
+    }
+    if !r.idle.is_empty() {
+        error(
+            rec,
+            format!("no conformance test ran: {}", r.idle.join("; ")),
+        );
+        return false;
+    }
+    if exit != Some(0) {
+        // e2e.test and openshift-tests exit non-zero when a test failed: then the JUnit
+        // decides. A non-zero exit with no failing test in the JUnit means the runner
+        // broke in a way its report does not show: never a pass.
+        if tally.failed + tally.errors == 0 {
+            error(
+                rec,
+                format!(
+                    "the {} runner {} but its JUnit reports no failing test: not trusted",
+                    runner,
+                    status(exit)
+                ),
+            );
+            return false;
+        }
+        rec.notes.push(format!(
+            "the {} runner {}; its JUnit, with failing tests, decides the outcome",
+            runner,
+            status(exit)
+        ));
+    }
+    true
+}
+
+/// The outcome from the results (an ERROR when no test ran), and the failing names said.
+fn decide(rec: &mut RecordParts, r: &Reports) {
+    let (tally, findings) = (&r.tally, &r.findings);
+    rec.outcome = match Outcome::aggregate(rec.results.iter().map(|r| r.outcome)) {
+        Some(o) => o,
+        None => {
+            error(
+                rec,
+                format!(
+                    "no conformance test ran: the JUnit reports hold {} skipped cases{} and nothing else",
+                    tally.skipped,
+                    if findings.suite_nodes.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" and {} suite nodes (setup, not tests)", findings.suite_nodes.len())
+                    }
+                ),
+            );
+            return;
+        }
+    };
+    let failed: Vec<&str> = rec
+        .results
+        .iter()
+        .filter(|r| !r.outcome.is_pass())
+        .map(|r| r.testcase.as_str())
+        .collect();
+    if !failed.is_empty() {
+        rec.notes.push(format!(
+            "{} of {} conformance tests failed or errored",
+            failed.len(),
+            rec.results.len()
+        ));
+        // The names, also with --quiet: they are why the stage failed.
+        progress::say_lines(
+            &format!(
+                "conform {}: {} conformance tests did not pass:",
+                rec.outcome,
+                failed.len()
+            ),
+            &failed
+                .iter()
+                .map(|n| crate::redact::redact(n))
+                .collect::<Vec<_>>(),
+        );
     }
 }
 
@@ -910,6 +997,27 @@ fn runner_argv(r: &Runner) -> Option<Vec<String>> {
         Runner::Custom(argv) => Some(argv.clone()),
         _ => None,
     }
+}
+
+/// The kubeconfig the run uses, with the cluster it names and its digest when given by
+/// `--kubeconfig` (read and checked at once: a bad one is bad usage, before anything runs);
+/// else where the installer must leave it, and nothing yet.
+fn given_cluster(
+    a: &Args,
+    workdir: &Path,
+) -> Result<(PathBuf, Option<kubeconfig::Cluster>, Option<String>)> {
+    Ok(match &a.kubeconfig {
+        Some(k) => {
+            add_secrets(k);
+            let cluster = kubeconfig::load(k, a.context.as_deref())
+                .and_then(|c| ready::client(&c).map(|_| c))
+                .map_err(|why| FciError::input(k, why))?;
+            let abs = std::path::absolute(k)?;
+            let (digest, _) = crate::digest::sha256_file(&abs)?;
+            (abs, Some(cluster), Some(digest))
+        }
+        None => (workdir.join("kubeconfig"), None, None),
+    })
 }
 
 /// A user-given program must exist before a cluster is made for it (exit 3 otherwise).

@@ -187,52 +187,7 @@ fn sonobuoy(
             .map(|l| std::path::absolute(l).unwrap_or_else(|_| work.join(l)));
         match tarball {
             Some(t) if retrieve.done.success() && t.is_file() => {
-                // Listed first: a member named absolutely or through `..` would land outside
-                // the results directory.
-                let listed = cancel::run(
-                    log,
-                    &Cmd::new(TAR.program).arg("-tf").arg(&t),
-                    Some(Duration::from_secs(600)),
-                    true,
-                    OnSignal::Kill,
-                )?;
-                if let Some(bad) = listed
-                    .done
-                    .stdout
-                    .lines()
-                    .find(|m| unsafe_member(m))
-                    .or_else(|| (!listed.done.success()).then_some(""))
-                {
-                    let why = if bad.is_empty() {
-                        format!("tar cannot list sonobuoy's tarball {}", t.display())
-                    } else {
-                        format!(
-                            "sonobuoy's tarball {} has a member outside its directory ({}): not unpacked, not trusted",
-                            t.display(),
-                            crate::progress::plain(bad)
-                        )
-                    };
-                    return finish(log, &sono, exit, stopped, notes, Some(why));
-                }
-                let untar = cancel::run(
-                    log,
-                    &Cmd::new(TAR.program)
-                        .args(["--no-same-owner", "--no-same-permissions", "-xf"])
-                        .arg(&t)
-                        .arg("-C")
-                        .arg(&results),
-                    Some(Duration::from_secs(600)),
-                    false,
-                    OnSignal::Kill,
-                )?;
-                if !untar.done.success() {
-                    // What a failed or killed tar left is part of the results at best (the
-                    // passing reports without the failing ones): never read.
-                    let why = format!(
-                        "tar cannot unpack sonobuoy's tarball {} ({}): a partial unpack is not trusted (see the stage log)",
-                        t.display(),
-                        super::status(untar.done.code)
-                    );
+                if let Some(why) = unpack(log, &t, &results)? {
                     return finish(log, &sono, exit, stopped, notes, Some(why));
                 }
             }
@@ -252,6 +207,61 @@ fn sonobuoy(
         }
         ran
     })
+}
+
+/// sonobuoy's tarball `t` unpacked into `results` with tar, after its members were listed
+/// and checked. `Some(why)`: the tarball is not trusted (a member outside its directory,
+/// or tar could not list or unpack it).
+fn unpack(log: &mut Log, t: &Path, results: &Path) -> Result<Option<String>> {
+    // Listed first: a member named absolutely or through `..` would land outside
+    // the results directory.
+    let listed = cancel::run(
+        log,
+        &Cmd::new(TAR.program).arg("-tf").arg(t),
+        Some(Duration::from_secs(600)),
+        true,
+        OnSignal::Kill,
+    )?;
+    if let Some(bad) = listed
+        .done
+        .stdout
+        .lines()
+        .find(|m| unsafe_member(m))
+        .or_else(|| (!listed.done.success()).then_some(""))
+    {
+        let why = if bad.is_empty() {
+            format!("tar cannot list sonobuoy's tarball {}", t.display())
+        } else {
+            format!(
+                "sonobuoy's tarball {} has a member outside its directory ({}): not unpacked, not trusted",
+                t.display(),
+                crate::progress::plain(bad)
+            )
+        };
+        return Ok(Some(why));
+    }
+    let untar = cancel::run(
+        log,
+        &Cmd::new(TAR.program)
+            .args(["--no-same-owner", "--no-same-permissions", "-xf"])
+            .arg(t)
+            .arg("-C")
+            .arg(results),
+        Some(Duration::from_secs(600)),
+        false,
+        OnSignal::Kill,
+    )?;
+    if !untar.done.success() {
+        // What a failed or killed tar left is part of the results at best (the
+        // passing reports without the failing ones): never read.
+        let why = format!(
+            "tar cannot unpack sonobuoy's tarball {} ({}): a partial unpack is not trusted (see the stage log)",
+            t.display(),
+            super::status(untar.done.code)
+        );
+        return Ok(Some(why));
+    }
+    Ok(None)
 }
 
 /// `sonobuoy delete`, whatever happened before, then the run's end.

@@ -350,6 +350,17 @@ impl Watcher {
             Ok(r) => r,
             Err(why) => return fail(why),
         };
+        self.emit_push(push, loc, range)
+    }
+
+    /// The change a push made (its commits `range` on the branch of the repository at
+    /// `loc`) emitted, with the message as its trigger. `Ok(Err(why))`: it could not be.
+    fn emit_push(
+        &mut self,
+        push: message::Push,
+        loc: String,
+        range: super::git::Range,
+    ) -> Result<Result<(), Failed>> {
         let trigger = serde_json::json!({
             "kind": "message",
             "topic": push.topic,

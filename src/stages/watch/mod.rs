@@ -82,6 +82,57 @@ enum Mode {
 /// Runs `fci watch`; returns the exit code: 0, or 3 when a repository could not be read
 /// (its state is not advanced, so the next poll tries again).
 pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
+    let mode = mode(&args)?;
+    let cfg = Config::load(&args.config)?;
+    let out = emit::Output::new(args.output_dir.as_deref())?;
+    // One watcher per workspace: two would both see a change and both emit it. Remote git
+    // runs in groups of its own (so a timeout kills its transport helpers too): a Ctrl-C or
+    // SIGTERM to fci takes them along.
+    let Session { ws, lock: _lock } =
+        Session::start(workspace, "watch", "fci watch", Signals::Die)?;
+    let mut w = Watcher {
+        heads: state::Heads::load(&ws.state(""))?,
+        cfg,
+        ws,
+        out,
+        emit_existing: args.emit_existing,
+        jobs: args.jobs as usize,
+        remote_timeout: args.remote_timeout,
+        errors: 0,
+        emitted: 0,
+    };
+    match mode {
+        Mode::Poll { interval } => loop {
+            w.poll()?;
+            match interval {
+                None => break,
+                Some(d) => std::thread::sleep(d),
+            }
+        },
+        Mode::Message(path) => {
+            // The message is read and checked before anything is emitted: bad input (exit 2)
+            // means no output.
+            let bytes = read_message(&path)?;
+            let env = consume::Envelope::default();
+            let parsed =
+                message::parse(&bytes, &env, &w.cfg).map_err(|why| FciError::input(&path, why))?;
+            w.retry_pending()?;
+            w.take(parsed, &bytes, &env)?;
+        }
+        Mode::Amqp(url) => consume_amqp(&mut w, &url, &args)?,
+    }
+    progress::note(&format!("watch: {} change(s) emitted", w.emitted));
+    Ok(if w.errors > 0 {
+        Outcome::Error
+    } else {
+        Outcome::Passed
+    }
+    .exit_code())
+}
+
+/// The mode the flags ask for (`--message`, `--amqp-url`, or polling), with the flags
+/// checked: bad usage (exit 2) is found before anything is read or locked.
+fn mode(args: &Args) -> Result<Mode> {
     let mode = match (&args.message, &args.amqp_url) {
         (Some(m), _) => Mode::Message(m.clone()),
         (None, Some(u)) if u.trim().is_empty() => {
@@ -119,88 +170,50 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     if args.remote_timeout.is_zero() {
         return Err(FciError::Usage("--remote-timeout must be longer than 0".into()).into());
     }
-    let cfg = Config::load(&args.config)?;
-    let out = emit::Output::new(args.output_dir.as_deref())?;
-    // One watcher per workspace: two would both see a change and both emit it. Remote git
-    // runs in groups of its own (so a timeout kills its transport helpers too): a Ctrl-C or
-    // SIGTERM to fci takes them along.
-    let Session { ws, lock: _lock } =
-        Session::start(workspace, "watch", "fci watch", Signals::Die)?;
-    let mut w = Watcher {
-        heads: state::Heads::load(&ws.state(""))?,
-        cfg,
-        ws,
-        out,
-        emit_existing: args.emit_existing,
-        jobs: args.jobs as usize,
-        remote_timeout: args.remote_timeout,
-        errors: 0,
-        emitted: 0,
-    };
-    match mode {
-        Mode::Poll { interval } => loop {
-            w.poll()?;
-            match interval {
-                None => break,
-                Some(d) => std::thread::sleep(d),
+    Ok(mode)
+}
+
+/// `--amqp-url`: pending messages retried, then each queued message parsed and taken (one
+/// too large or unparsable is rejected), the pending ones retried whenever the queue is
+/// idle; with `--once`, until the queue is empty.
+fn consume_amqp(w: &mut Watcher, url: &str, args: &Args) -> Result<()> {
+    w.retry_pending()?;
+    let consumer = consume::Consumer::connect(url, &args.queue)?;
+    let idle = args.interval.unwrap_or(Duration::from_secs(30));
+    let n = consumer.run(args.once, idle, |event| {
+        let (bytes, env) = match event {
+            consume::Event::Idle => {
+                w.retry_pending()?;
+                return Ok(consume::Handled::Done);
             }
-        },
-        Mode::Message(path) => {
-            // The message is read and checked before anything is emitted: bad input (exit 2)
-            // means no output.
-            let bytes = read_message(&path)?;
-            let env = consume::Envelope::default();
-            let parsed =
-                message::parse(&bytes, &env, &w.cfg).map_err(|why| FciError::input(&path, why))?;
-            w.retry_pending()?;
-            w.take(parsed, &bytes, &env)?;
+            consume::Event::Message(bytes, env) => (bytes, env),
+        };
+        if bytes.len() as u64 > message::MAX_BYTES {
+            w.error(&format!(
+                "a message of {} bytes ({}, message id {}) is larger than the limit of {} bytes (1 MiB) for a git.receive message: taken off the queue, not kept",
+                bytes.len(),
+                env.routing_key.as_deref().unwrap_or("?"),
+                env.message_id.as_deref().unwrap_or("none"),
+                message::MAX_BYTES
+            ));
+            return Ok(consume::Handled::Rejected);
         }
-        Mode::Amqp(url) => {
-            w.retry_pending()?;
-            let consumer = consume::Consumer::connect(&url, &args.queue)?;
-            let idle = args.interval.unwrap_or(Duration::from_secs(30));
-            let n = consumer.run(args.once, idle, |event| {
-                let (bytes, env) = match event {
-                    consume::Event::Idle => {
-                        w.retry_pending()?;
-                        return Ok(consume::Handled::Done);
-                    }
-                    consume::Event::Message(bytes, env) => (bytes, env),
-                };
-                if bytes.len() as u64 > message::MAX_BYTES {
-                    w.error(&format!(
-                        "a message of {} bytes ({}, message id {}) is larger than the limit of {} bytes (1 MiB) for a git.receive message: taken off the queue, not kept",
-                        bytes.len(),
-                        env.routing_key.as_deref().unwrap_or("?"),
-                        env.message_id.as_deref().unwrap_or("none"),
-                        message::MAX_BYTES
-                    ));
-                    return Ok(consume::Handled::Rejected);
-                }
-                match message::parse(bytes, &env, &w.cfg) {
-                    Ok(parsed) => {
-                        w.take(parsed, bytes, &env)?;
-                        Ok(consume::Handled::Done)
-                    }
-                    Err(why) => {
-                        progress::note(&format!(
-                            "watch: rejected a message ({}): {why}",
-                            env.routing_key.as_deref().unwrap_or("?")
-                        ));
-                        Ok(consume::Handled::Rejected)
-                    }
-                }
-            })?;
-            progress::note(&format!("watch: {n} message(s) taken from the queue"));
+        match message::parse(bytes, &env, &w.cfg) {
+            Ok(parsed) => {
+                w.take(parsed, bytes, &env)?;
+                Ok(consume::Handled::Done)
+            }
+            Err(why) => {
+                progress::note(&format!(
+                    "watch: rejected a message ({}): {why}",
+                    env.routing_key.as_deref().unwrap_or("?")
+                ));
+                Ok(consume::Handled::Rejected)
+            }
         }
-    }
-    progress::note(&format!("watch: {} change(s) emitted", w.emitted));
-    Ok(if w.errors > 0 {
-        Outcome::Error
-    } else {
-        Outcome::Passed
-    }
-    .exit_code())
+    })?;
+    progress::note(&format!("watch: {n} message(s) taken from the queue"));
+    Ok(())
 }
 
 fn read_message(path: &Path) -> Result<Vec<u8>> {
