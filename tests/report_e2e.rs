@@ -139,6 +139,14 @@ fn bad_input_is_one_line_and_exit_2() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("--product-version"), "{}", r.stderr);
     assert!(r.stdout.is_empty());
+    // A decision context no policy names (a typo) decides nothing: Greenwave answers 404,
+    // never "satisfied".
+    let mut typo = ASK;
+    typo[1] = "bodhi_update_push_stabel";
+    let r = with_files(&w, &DECIDE, &files, &typo);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("no policy applies"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
 }
 
 /// The one line an old spelling prints on stderr, kept hidden for one release.

@@ -91,6 +91,22 @@ fn decide(args: &DecideArgs) -> Result<i32> {
     };
     let source = args.gating.display().to_string();
     let d = decision::decide(&policies, &source, &req, &results, &waivers);
+    // Greenwave answers 404 here: a context or version no policy names (a typo) decides
+    // nothing, and must never read as satisfied.
+    if d["applicable_policies"]
+        .as_array()
+        .is_none_or(|a| a.is_empty())
+    {
+        return Err(crate::error::FciError::input(
+            &args.gating,
+            format!(
+                "no policy applies to decision context {} and product version {} (Greenwave answers 404 \"Found no applicable policies\")",
+                req.decision_contexts.join(", "),
+                req.product_version
+            ),
+        )
+        .into());
+    }
     crate::files::to_stdout(format!("{}\n", serde_json::to_string_pretty(&d)?).as_bytes())?;
     Ok(if d["policies_satisfied"] == Value::Bool(true) {
         0
