@@ -9,7 +9,13 @@ use minijinja::value::{Serde, Value};
 use minijinja::{context, AutoEscape, Environment};
 
 /// The page for `m`, with the report's decision if it made one.
-pub fn page(m: &Manifest, decision: Option<&serde_json::Value>) -> String {
+/// `verdict`: the report's own outcome and notes, which the gating line shows (a promotion
+/// refused after a satisfied decision is FAILED, and says why).
+pub fn page(
+    m: &Manifest,
+    decision: Option<&serde_json::Value>,
+    verdict: Option<(crate::manifest::Outcome, &[String])>,
+) -> String {
     let mut env = Environment::new();
     env.set_formatter(|out, state, value| {
         // Text only ever reaches the page through here: no escape sequence or other control
@@ -40,6 +46,7 @@ pub fn page(m: &Manifest, decision: Option<&serde_json::Value>) -> String {
         commit => m.subject.commit.as_deref(),
         stages => Serde(stages),
         decision => decision.map(Serde),
+        verdict => verdict.map(|(o, notes)| context! { outcome => o.to_string(), notes => Serde(notes) }),
     };
     env.template_from_named_str("page.html", include_str!("page.html"))
         .and_then(|t| t.render(ctx))
@@ -72,7 +79,7 @@ mod tests {
             "policies_satisfied": false, "summary": evil,
             "unsatisfied_requirements": [{"testcase": evil, "type": evil, "scenario": evil}],
         });
-        let page = super::page(&m, Some(&d));
+        let page = super::page(&m, Some(&d), None);
         assert!(
             !page.contains("<script") && !page.contains("<img"),
             "{page}"

@@ -29,8 +29,12 @@ fn status(o: Outcome, note: Option<&str>) -> TestCaseStatus {
     st
 }
 
-/// The report for `m`.
-pub fn report(m: &Manifest) -> anyhow::Result<String> {
+/// The report for `m`; with `verdict` (the report's own outcome and notes), a `report` suite
+/// whose `gating` case is what the report decided (a refused promotion fails it).
+pub fn report(
+    m: &Manifest,
+    verdict: Option<(crate::manifest::Outcome, &[String])>,
+) -> anyhow::Result<String> {
     let mut report = Report::new(format!("fci {}", m.run.id));
     for s in m.stages.iter().filter(|s| s.name != "report") {
         let mut suite = TestSuite::new(s.name.as_str());
@@ -50,6 +54,20 @@ pub fn report(m: &Manifest) -> anyhow::Result<String> {
             }
             suite.add_test_case(case);
         }
+        report.add_test_suite(suite);
+    }
+    if let Some((outcome, notes)) = verdict {
+        let mut suite = TestSuite::new("report");
+        let note = notes.join("\n");
+        let mut case = TestCase::new(
+            "gating",
+            status(
+                outcome,
+                Some(&note).filter(|n| !n.is_empty()).map(String::as_str),
+            ),
+        );
+        case.set_classname("report");
+        suite.add_test_case(case);
         report.add_test_suite(suite);
     }
     Ok(report.to_string()?)
@@ -86,7 +104,7 @@ mod tests {
             ],
         }))
         .unwrap();
-        let xml = super::report(&m).unwrap();
+        let xml = super::report(&m, None).unwrap();
         assert!(!xml.contains("<script") && !xml.contains('\u{1b}'), "{xml}");
         let read = crate::junit::parse_report(xml.as_bytes()).unwrap();
         assert!(

@@ -58,11 +58,11 @@ impl Report {
     /// The outputs besides the manifest: --html, --junit.
     fn write_outputs(&self, cx: &Ctx, decision: Option<&Value>) -> Result<()> {
         if let Some(p) = &self.args.html {
-            let page = super::html::page(cx.manifest, decision);
+            let page = super::html::page(cx.manifest, decision, None);
             crate::files::write_output(p, page.as_bytes())?;
         }
         if let Some(p) = &self.args.junit {
-            let xml = super::junit_xml::report(cx.manifest)?;
+            let xml = super::junit_xml::report(cx.manifest, None)?;
             crate::files::write_output(p, xml.as_bytes())?;
         }
         Ok(())
