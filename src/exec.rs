@@ -272,48 +272,10 @@ impl Log {
         self.line(&format!("$ {}", shown.join(" ")));
         let _ = self.file.flush();
         let start = Instant::now();
-        // Built before the fork: nothing is allocated between fork and exec.
-        let no_freeze = match cmd.no_fsfreeze {
-            true => Some(std::sync::Arc::new(crate::seccomp::no_fsfreeze_program()?)),
-            false => None,
-        };
         // A command with a time limit is killed as a whole at it: what it started (git's
         // remote helper, say) would otherwise hold its output pipe open, and fci with it.
         let own_group = cmd.own_group || cmd.timeout.is_some();
-        // A bounded command is measured before it starts (its directories' use so far).
-        if cmd.bounds.is_some() && !crate::limits::Monitor::supported() {
-            return Err(FciError::Infra(
-                "package code cannot be bounded here: the kernel has no pidfds (Linux 5.3 or later is needed)"
-                    .into(),
-            )
-            .into());
-        }
-        let mut monitor = cmd.bounds.clone().map(crate::limits::Monitor::new);
-        let fsize = monitor.as_ref().map(|m| m.file_size_limit());
-        // The command's cgroups (`cgroup.procs`, open here): it joins them before it execs,
-        // so that everything it starts is in them from its first fork.
-        let join = monitor.as_ref().map_or_else(Vec::new, |m| m.join_fds());
-        // Package code (a bounded command) runs as the first process of a PID namespace of its
-        // own, so a killed fci takes all of it along (see own_pid_namespace).
-        let guard_pid_ns = cmd.bounds.is_some();
-        let mut expr = ChildSetup {
-            join,
-            no_freeze,
-            fsize,
-            own_group,
-            guard_pid_ns,
-        }
-        .install(duct::cmd(&cmd.program, &cmd.args).unchecked().stdin_null());
-        if let Some(d) = &cmd.dir {
-            expr = expr.dir(d);
-        }
-        if cmd.clear_env {
-            expr = expr.full_env(cmd.env.iter().cloned());
-        } else {
-            for (k, v) in &cmd.env {
-                expr = expr.env(k, v);
-            }
-        }
+        let (expr, mut monitor) = expression(cmd, own_group)?;
         // What the command prints is untrusted: it reaches the log through a pipe, redacted
         // line by line (a URL with credentials), never as the log file itself, which package
         // code could reopen through /proc/self/fd and rewrite at any offset.
@@ -387,16 +349,7 @@ impl Log {
             // error (ERROR, exit 3, never reused) naming the limit.
             return Err(FciError::Infra(timeout_message(cmd)).into());
         }
-        let tail = if capture {
-            failure_tail(stderr.as_bytes(), false)
-        } else {
-            let ring = std::mem::replace(
-                &mut *out_tail.lock().unwrap_or_else(|p| p.into_inner()),
-                Ring::new(0),
-            );
-            let cut = ring.dropped > 0;
-            failure_tail(&ring.into_bytes(), cut)
-        };
+        let tail = output_tail(capture, &stderr, &out_tail);
         Ok(Finished {
             program: cmd.shown(),
             timed_out,
@@ -579,6 +532,74 @@ impl ChildSetup {
                 }
                 Ok(())
             })
+    }
+}
+
+/// The command as duct runs it, with what the child does before it execs (see
+/// `ChildSetup`), its directory and environment, and the monitor of its bounds if it has
+/// any (a bounded command where the kernel cannot bound it is an infrastructure error).
+fn expression(
+    cmd: &Cmd,
+    own_group: bool,
+) -> Result<(duct::Expression, Option<crate::limits::Monitor>)> {
+    // Built before the fork: nothing is allocated between fork and exec.
+    let no_freeze = match cmd.no_fsfreeze {
+        true => Some(std::sync::Arc::new(crate::seccomp::no_fsfreeze_program()?)),
+        false => None,
+    };
+    // A bounded command is measured before it starts (its directories' use so far).
+    if cmd.bounds.is_some() && !crate::limits::Monitor::supported() {
+        return Err(FciError::Infra(
+            "package code cannot be bounded here: the kernel has no pidfds (Linux 5.3 or later is needed)"
+                .into(),
+        )
+        .into());
+    }
+    let monitor = cmd.bounds.clone().map(crate::limits::Monitor::new);
+    let fsize = monitor.as_ref().map(|m| m.file_size_limit());
+    // The command's cgroups (`cgroup.procs`, open here): it joins them before it execs,
+    // so that everything it starts is in them from its first fork.
+    let join = monitor.as_ref().map_or_else(Vec::new, |m| m.join_fds());
+    // Package code (a bounded command) runs as the first process of a PID namespace of its
+    // own, so a killed fci takes all of it along (see own_pid_namespace).
+    let guard_pid_ns = cmd.bounds.is_some();
+    let mut expr = ChildSetup {
+        join,
+        no_freeze,
+        fsize,
+        own_group,
+        guard_pid_ns,
+    }
+    .install(duct::cmd(&cmd.program, &cmd.args).unchecked().stdin_null());
+    if let Some(d) = &cmd.dir {
+        expr = expr.dir(d);
+    }
+    if cmd.clear_env {
+        expr = expr.full_env(cmd.env.iter().cloned());
+    } else {
+        for (k, v) in &cmd.env {
+            expr = expr.env(k, v);
+        }
+    }
+    Ok((expr, monitor))
+}
+
+/// The end of what the command printed, for a failure to quote: its stderr for a capture,
+/// otherwise what the log's copier kept of its output.
+fn output_tail(
+    capture: bool,
+    stderr: &str,
+    out_tail: &std::sync::Arc<std::sync::Mutex<Ring>>,
+) -> String {
+    if capture {
+        failure_tail(stderr.as_bytes(), false)
+    } else {
+        let ring = std::mem::replace(
+            &mut *out_tail.lock().unwrap_or_else(|p| p.into_inner()),
+            Ring::new(0),
+        );
+        let cut = ring.dropped > 0;
+        failure_tail(&ring.into_bytes(), cut)
     }
 }
 
