@@ -253,20 +253,74 @@ fn clone(
         }
         .into());
     }
-    let rev_parse = |log: &mut Log, repo_dir: &Path, rev: &str| -> Result<Option<String>> {
-        let r = log.capture(
+    let (commit, branch) = resolve_ref(&git, log, &dir, local, git_ref, source)?;
+    let commit = commit.ok_or_else(|| FciError::input(source, "the repository has no commits"))?;
+    // The clone's config must not keep credentials written into the URL.
+    let redacted = crate::redact::redact(source);
+    if redacted != source {
+        log.run_ok(
             &Cmd::new(&git)
                 .arg("-C")
-                .arg(repo_dir)
-                .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
-                .arg(format!("{rev}^{{commit}}")),
+                .arg(&dir)
+                .args(["remote", "set-url", "origin"])
+                .arg(&redacted),
+            "git remote set-url failed (the clone would keep the URL's credentials)",
         )?;
-        Ok(r.success().then(|| r.stdout.trim().to_string()))
-    };
-    let (commit, branch) = match git_ref {
+    }
+    check_tree_size(&git, log, &dir, &commit, source, timeout)?;
+    log.run(
+        &Cmd::new(&git)
+            .arg("-C")
+            .arg(&dir)
+            .args(["checkout", "--quiet", "--detach"])
+            .arg(&commit)
+            .timeout(timeout),
+    )?
+    .checked()
+    .map_err(|f| f.input(source, format!("git checkout of {commit} failed")))?;
+    Ok(Checkout {
+        dir,
+        repo,
+        commit: Some(commit),
+        branch,
+        dirty: false,
+        exclude: Vec::new(),
+        origin_dir: local.map(Path::to_path_buf).or_else(|| {
+            source
+                .strip_prefix("file://")
+                .map(PathBuf::from)
+                .and_then(|p| p.canonicalize().ok())
+        }),
+        _clone: Some(tmp),
+    })
+}
+
+/// The commit `rev` names in the repository at `repo_dir`, if it names one.
+fn rev_parse(git: &Path, log: &mut Log, repo_dir: &Path, rev: &str) -> Result<Option<String>> {
+    let r = log.capture(
+        &Cmd::new(&git)
+            .arg("-C")
+            .arg(repo_dir)
+            .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
+            .arg(format!("{rev}^{{commit}}")),
+    )?;
+    Ok(r.success().then(|| r.stdout.trim().to_string()))
+}
+
+/// The commit `git_ref` names in the fresh clone at `dir` (the remote's default branch's
+/// when it is `None`), and the branch it is, if it is one.
+fn resolve_ref(
+    git: &Path,
+    log: &mut Log,
+    dir: &Path,
+    local: Option<&Path>,
+    git_ref: Option<&str>,
+    source: &str,
+) -> Result<(Option<String>, Option<String>)> {
+    Ok(match git_ref {
         None => {
             // The remote's default branch is the one a plain clone builds.
-            let head = rev_parse(log, &dir, "HEAD")?;
+            let head = rev_parse(git, log, &dir, "HEAD")?;
             let default = duct::cmd(
                 "git",
                 [
@@ -298,7 +352,7 @@ fn clone(
             }
             places.push((&dir, r.to_string(), false));
             for (repo_dir, rev, is_branch) in places {
-                if let Some(c) = rev_parse(log, repo_dir, &rev)? {
+                if let Some(c) = rev_parse(git, log, repo_dir, &rev)? {
                     let name = r.strip_prefix("origin/").unwrap_or(r).to_string();
                     found = Some((Some(c), is_branch.then_some(name)));
                     break;
@@ -306,20 +360,19 @@ fn clone(
             }
             found.ok_or_else(|| FciError::input(source, format!("no such git ref `{r}`")))?
         }
-    };
-    let commit = commit.ok_or_else(|| FciError::input(source, "the repository has no commits"))?;
-    // The clone's config must not keep credentials written into the URL.
-    let redacted = crate::redact::redact(source);
-    if redacted != source {
-        log.run_ok(
-            &Cmd::new(&git)
-                .arg("-C")
-                .arg(&dir)
-                .args(["remote", "set-url", "origin"])
-                .arg(&redacted),
-            "git remote set-url failed (the clone would keep the URL's credentials)",
-        )?;
-    }
+    })
+}
+
+/// Refuses a tree that would write more than `caps::DIST_GIT_TREE` when checked out, from
+/// its listing, before a byte is written.
+fn check_tree_size(
+    git: &Path,
+    log: &mut Log,
+    dir: &Path,
+    commit: &str,
+    source: &str,
+    timeout: Option<std::time::Duration>,
+) -> Result<()> {
     // What the checkout would write, from the tree's own listing, before a byte is written:
     // a push of a few MB can hold gigabytes of zeros (dist-git keeps sources in the lookaside).
     let listed = log
@@ -349,31 +402,7 @@ fn clone(
         )
         .into());
     }
-    log.run(
-        &Cmd::new(&git)
-            .arg("-C")
-            .arg(&dir)
-            .args(["checkout", "--quiet", "--detach"])
-            .arg(&commit)
-            .timeout(timeout),
-    )?
-    .checked()
-    .map_err(|f| f.input(source, format!("git checkout of {commit} failed")))?;
-    Ok(Checkout {
-        dir,
-        repo,
-        commit: Some(commit),
-        branch,
-        dirty: false,
-        exclude: Vec::new(),
-        origin_dir: local.map(Path::to_path_buf).or_else(|| {
-            source
-                .strip_prefix("file://")
-                .map(PathBuf::from)
-                .and_then(|p| p.canonicalize().ok())
-        }),
-        _clone: Some(tmp),
-    })
+    Ok(())
 }
 
 /// HEAD commit and branch of the work tree containing `dir`, if it is one.
