@@ -298,7 +298,7 @@ fn clone(
 /// The commit `rev` names in the repository at `repo_dir`, if it names one.
 fn rev_parse(git: &Path, log: &mut Log, repo_dir: &Path, rev: &str) -> Result<Option<String>> {
     let r = log.capture(
-        &Cmd::new(&git)
+        &Cmd::new(git)
             .arg("-C")
             .arg(repo_dir)
             .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
@@ -320,7 +320,7 @@ fn resolve_ref(
     Ok(match git_ref {
         None => {
             // The remote's default branch is the one a plain clone builds.
-            let head = rev_parse(git, log, &dir, "HEAD")?;
+            let head = rev_parse(git, log, dir, "HEAD")?;
             let default = duct::cmd(
                 "git",
                 [
@@ -330,7 +330,7 @@ fn resolve_ref(
                     "refs/remotes/origin/HEAD",
                 ],
             )
-            .dir(&dir)
+            .dir(dir)
             .stderr_null()
             .read()
             .ok()
@@ -344,13 +344,13 @@ fn resolve_ref(
             // id directly, and is no branch.
             let mut found = None;
             let mut places: Vec<(&Path, String, bool)> =
-                vec![(&dir, format!("refs/remotes/origin/{r}"), true)];
+                vec![(dir, format!("refs/remotes/origin/{r}"), true)];
             if let Some(l) = local {
                 places.push((l, format!("refs/heads/{r}"), true));
                 places.push((l, format!("refs/remotes/origin/{r}"), true));
                 places.push((l, format!("refs/remotes/{r}"), true));
             }
-            places.push((&dir, r.to_string(), false));
+            places.push((dir, r.to_string(), false));
             for (repo_dir, rev, is_branch) in places {
                 if let Some(c) = rev_parse(git, log, repo_dir, &rev)? {
                     let name = r.strip_prefix("origin/").unwrap_or(r).to_string();
@@ -377,11 +377,11 @@ fn check_tree_size(
     // a push of a few MB can hold gigabytes of zeros (dist-git keeps sources in the lookaside).
     let listed = log
         .capture(
-            &Cmd::new(&git)
+            &Cmd::new(git)
                 .arg("-C")
-                .arg(&dir)
+                .arg(dir)
                 .args(["ls-tree", "-r", "-l", "--full-tree", "--end-of-options"])
-                .arg(&commit)
+                .arg(commit)
                 .timeout(timeout),
         )?
         .checked()
