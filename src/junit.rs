@@ -440,8 +440,7 @@ impl<R: Read> Trimmed<R> {
         }
     }
 
-    // Long because it is the lexer's state machine: one arm per state, each a few lines
-    // that read and change that state in place; split, each would pass it all around.
+    // Long because it is the lexer's state machine: one short arm per state, changing it in place.
     fn step(&mut self, b: u8) -> std::io::Result<()> {
         let keep = caps::JUNIT_TEXT_KEPT;
         let too_large = |what: &str| {
