@@ -253,60 +253,7 @@ fn clone(
         }
         .into());
     }
-    let rev_parse = |log: &mut Log, repo_dir: &Path, rev: &str| -> Result<Option<String>> {
-        let r = log.capture(
-            &Cmd::new(&git)
-                .arg("-C")
-                .arg(repo_dir)
-                .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
-                .arg(format!("{rev}^{{commit}}")),
-        )?;
-        Ok(r.success().then(|| r.stdout.trim().to_string()))
-    };
-    let (commit, branch) = match git_ref {
-        None => {
-            // The remote's default branch is the one a plain clone builds.
-            let head = rev_parse(log, &dir, "HEAD")?;
-            let default = duct::cmd(
-                "git",
-                [
-                    "symbolic-ref",
-                    "--quiet",
-                    "--short",
-                    "refs/remotes/origin/HEAD",
-                ],
-            )
-            .dir(&dir)
-            .stderr_null()
-            .read()
-            .ok()
-            .map(|b| b.trim().trim_start_matches("origin/").to_string())
-            .filter(|b| !b.is_empty());
-            (head, default)
-        }
-        Some(r) => {
-            // A branch resolves through a branch ref (the clone's remote-tracking one, or the
-            // local source's own branches and remote-tracking branches); a tag or a commit
-            // id directly, and is no branch.
-            let mut found = None;
-            let mut places: Vec<(&Path, String, bool)> =
-                vec![(&dir, format!("refs/remotes/origin/{r}"), true)];
-            if let Some(l) = local {
-                places.push((l, format!("refs/heads/{r}"), true));
-                places.push((l, format!("refs/remotes/origin/{r}"), true));
-                places.push((l, format!("refs/remotes/{r}"), true));
-            }
-            places.push((&dir, r.to_string(), false));
-            for (repo_dir, rev, is_branch) in places {
-                if let Some(c) = rev_parse(log, repo_dir, &rev)? {
-                    let name = r.strip_prefix("origin/").unwrap_or(r).to_string();
-                    found = Some((Some(c), is_branch.then_some(name)));
-                    break;
-                }
-            }
-            found.ok_or_else(|| FciError::input(source, format!("no such git ref `{r}`")))?
-        }
-    };
+    let (commit, branch) = resolve_ref(&git, log, &dir, local, git_ref, source)?;
     let commit = commit.ok_or_else(|| FciError::input(source, "the repository has no commits"))?;
     // The clone's config must not keep credentials written into the URL.
     let redacted = crate::redact::redact(source);
@@ -320,35 +267,7 @@ fn clone(
             "git remote set-url failed (the clone would keep the URL's credentials)",
         )?;
     }
-    // What the checkout would write, from the tree's own listing, before a byte is written:
-    // a push of a few MB can hold gigabytes of zeros (dist-git keeps sources in the lookaside).
-    let listed = log
-        .capture(
-            &Cmd::new(&git)
-                .arg("-C")
-                .arg(&dir)
-                .args(["ls-tree", "-r", "-l", "--full-tree", "--end-of-options"])
-                .arg(&commit)
-                .timeout(timeout),
-        )?
-        .checked()
-        .map_err(|f| f.input(source, format!("git ls-tree of {commit} failed")))?;
-    let size: u64 = listed
-        .stdout
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok())
-        .sum();
-    if size > crate::caps::DIST_GIT_TREE {
-        return Err(FciError::input(
-            source,
-            format!(
-                "the tree of {commit} holds {} of files, more than the {} a dist-git checkout may (sources belong in the lookaside cache)",
-                crate::caps::human(size),
-                crate::caps::human(crate::caps::DIST_GIT_TREE)
-            ),
-        )
-        .into());
-    }
+    check_tree_size(&git, log, &dir, &commit, source, timeout)?;
     log.run(
         &Cmd::new(&git)
             .arg("-C")
@@ -374,6 +293,116 @@ fn clone(
         }),
         _clone: Some(tmp),
     })
+}
+
+/// The commit `rev` names in the repository at `repo_dir`, if it names one.
+fn rev_parse(git: &Path, log: &mut Log, repo_dir: &Path, rev: &str) -> Result<Option<String>> {
+    let r = log.capture(
+        &Cmd::new(git)
+            .arg("-C")
+            .arg(repo_dir)
+            .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
+            .arg(format!("{rev}^{{commit}}")),
+    )?;
+    Ok(r.success().then(|| r.stdout.trim().to_string()))
+}
+
+/// The commit `git_ref` names in the fresh clone at `dir` (the remote's default branch's
+/// when it is `None`), and the branch it is, if it is one.
+fn resolve_ref(
+    git: &Path,
+    log: &mut Log,
+    dir: &Path,
+    local: Option<&Path>,
+    git_ref: Option<&str>,
+    source: &str,
+) -> Result<(Option<String>, Option<String>)> {
+    Ok(match git_ref {
+        None => {
+            // The remote's default branch is the one a plain clone builds.
+            let head = rev_parse(git, log, dir, "HEAD")?;
+            let default = duct::cmd(
+                "git",
+                [
+                    "symbolic-ref",
+                    "--quiet",
+                    "--short",
+                    "refs/remotes/origin/HEAD",
+                ],
+            )
+            .dir(dir)
+            .stderr_null()
+            .read()
+            .ok()
+            .map(|b| b.trim().trim_start_matches("origin/").to_string())
+            .filter(|b| !b.is_empty());
+            (head, default)
+        }
+        Some(r) => {
+            // A branch resolves through a branch ref (the clone's remote-tracking one, or the
+            // local source's own branches and remote-tracking branches); a tag or a commit
+            // id directly, and is no branch.
+            let mut found = None;
+            let mut places: Vec<(&Path, String, bool)> =
+                vec![(dir, format!("refs/remotes/origin/{r}"), true)];
+            if let Some(l) = local {
+                places.push((l, format!("refs/heads/{r}"), true));
+                places.push((l, format!("refs/remotes/origin/{r}"), true));
+                places.push((l, format!("refs/remotes/{r}"), true));
+            }
+            places.push((dir, r.to_string(), false));
+            for (repo_dir, rev, is_branch) in places {
+                if let Some(c) = rev_parse(git, log, repo_dir, &rev)? {
+                    let name = r.strip_prefix("origin/").unwrap_or(r).to_string();
+                    found = Some((Some(c), is_branch.then_some(name)));
+                    break;
+                }
+            }
+            found.ok_or_else(|| FciError::input(source, format!("no such git ref `{r}`")))?
+        }
+    })
+}
+
+/// Refuses a tree that would write more than `caps::DIST_GIT_TREE` when checked out, from
+/// its listing, before a byte is written.
+fn check_tree_size(
+    git: &Path,
+    log: &mut Log,
+    dir: &Path,
+    commit: &str,
+    source: &str,
+    timeout: Option<std::time::Duration>,
+) -> Result<()> {
+    // What the checkout would write, from the tree's own listing, before a byte is written:
+    // a push of a few MB can hold gigabytes of zeros (dist-git keeps sources in the lookaside).
+    let listed = log
+        .capture(
+            &Cmd::new(git)
+                .arg("-C")
+                .arg(dir)
+                .args(["ls-tree", "-r", "-l", "--full-tree", "--end-of-options"])
+                .arg(commit)
+                .timeout(timeout),
+        )?
+        .checked()
+        .map_err(|f| f.input(source, format!("git ls-tree of {commit} failed")))?;
+    let size: u64 = listed
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok())
+        .sum();
+    if size > crate::caps::DIST_GIT_TREE {
+        return Err(FciError::input(
+            source,
+            format!(
+                "the tree of {commit} holds {} of files, more than the {} a dist-git checkout may (sources belong in the lookaside cache)",
+                crate::caps::human(size),
+                crate::caps::human(crate::caps::DIST_GIT_TREE)
+            ),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// HEAD commit and branch of the work tree containing `dir`, if it is one.

@@ -272,33 +272,214 @@ impl Log {
         self.line(&format!("$ {}", shown.join(" ")));
         let _ = self.file.flush();
         let start = Instant::now();
-        // Built before the fork: nothing is allocated between fork and exec.
-        let no_freeze = match cmd.no_fsfreeze {
-            true => Some(std::sync::Arc::new(crate::seccomp::no_fsfreeze_program()?)),
-            false => None,
-        };
         // A command with a time limit is killed as a whole at it: what it started (git's
         // remote helper, say) would otherwise hold its output pipe open, and fci with it.
         let own_group = cmd.own_group || cmd.timeout.is_some();
-        // A bounded command is measured before it starts (its directories' use so far).
-        if cmd.bounds.is_some() && !crate::limits::Monitor::supported() {
-            return Err(FciError::Infra(
-                "package code cannot be bounded here: the kernel has no pidfds (Linux 5.3 or later is needed)"
-                    .into(),
-            )
-            .into());
+        let (expr, mut monitor) = expression(cmd, own_group)?;
+        // What the command prints is untrusted: it reaches the log through a pipe, redacted
+        // line by line (a URL with credentials), never as the log file itself, which package
+        // code could reopen through /proc/self/fd and rewrite at any offset.
+        // A capture reads through pipes of its own, keeping at most its limit (by default
+        // `caps::CAPTURED_OUTPUT`: what package code or a tool prints is never held whole).
+        let out_tail = std::sync::Arc::new(std::sync::Mutex::new(Ring::new(FAILURE_TAIL)));
+        let capture_limit = cmd
+            .capture_limit
+            .unwrap_or(usize::try_from(crate::caps::CAPTURED_OUTPUT).unwrap_or(usize::MAX));
+        let (expr, capped, copier) = self.wire_output(expr, capture, capture_limit, &out_tail)?;
+        let handle = expr
+            .start()
+            .with_context(|| format!("cannot run {}", cmd.program.to_string_lossy()));
+        // The expression holds the pipe's write end: only the command may keep it open.
+        drop(expr);
+        let handle = handle?;
+        // With its own group, what the command left behind in it dies when it ends (a daemon
+        // would otherwise hold the output pipe open, and run on unseen).
+        let group = own_group.then(|| GroupKiller::start(handle.pids().first().copied()));
+        if let Some(m) = monitor.as_mut() {
+            if let Some(pid) = handle.pids().first() {
+                m.attach(*pid);
+            }
         }
-        let mut monitor = cmd.bounds.clone().map(crate::limits::Monitor::new);
-        let fsize = monitor.as_ref().map(|m| m.file_size_limit());
-        // The command's cgroups (`cgroup.procs`, open here): it joins them before it execs,
-        // so that everything it starts is in them from its first fork.
-        let join = monitor.as_ref().map_or_else(Vec::new, |m| m.join_fds());
-        // Package code (a bounded command) runs as the first process of a PID namespace of its
-        // own, so a killed fci takes all of it along (see own_pid_namespace).
-        let guard_pid_ns = cmd.bounds.is_some();
-        let mut expr = duct::cmd(&cmd.program, &cmd.args)
-            .unchecked()
-            .stdin_null()
+        let (out, timed_out, mut limit) = wait_watched(&handle, &mut monitor, cmd.timeout)?;
+        if !timed_out && limit.is_none() && !out.status.success() {
+            // A writer stopped by a full tmpfs or by the file size limit may have ended the
+            // command before a poll saw it.
+            limit = monitor.as_mut().and_then(|m| m.finish());
+        }
+        if let Some(g) = group {
+            g.finish();
+        }
+        if let Some(done) = copier {
+            // The output ends when the command and everything it started are gone; a
+            // daemon that keeps the pipe open loses what it prints later.
+            let _ = done.recv_timeout(std::time::Duration::from_secs(5));
+        }
+        let code = if timed_out || limit.is_some() {
+            None
+        } else {
+            out.status.code()
+        };
+        let signal = if timed_out || limit.is_some() {
+            None
+        } else {
+            std::os::unix::process::ExitStatusExt::signal(&out.status)
+        };
+        let (mut over_limit, mut out_bytes, mut err_bytes) = (false, out.stdout, out.stderr);
+        if let Some((o, e)) = capped {
+            for (t, bytes) in [(o, &mut out_bytes), (e, &mut err_bytes)] {
+                let (b, over) = t.join().unwrap_or_default();
+                *bytes = b;
+                over_limit |= over;
+            }
+        }
+        // Messages quote it (`reason`): no secret fci was given goes with it.
+        let stderr = crate::redact::mask_registered(&String::from_utf8_lossy(&err_bytes));
+        if capture && !stderr.is_empty() {
+            let room = self.room.clone();
+            copy_redacted(stderr.as_bytes(), &mut self.file, &room);
+        }
+        let status = status_text(timed_out, limit.as_deref(), code, signal);
+        self.line(&format!(
+            "# exit status {status} after {:.2}s",
+            start.elapsed().as_secs_f64()
+        ));
+        if timed_out && !cmd.judges_timeout {
+            // What a command cut short left behind (a half-installed tree, a partial answer)
+            // is never a result: unless its caller judges the timeout itself, the run is an
+            // error (ERROR, exit 3, never reused) naming the limit.
+            return Err(FciError::Infra(timeout_message(cmd)).into());
+        }
+        let tail = output_tail(capture, &stderr, &out_tail);
+        Ok(Finished {
+            program: cmd.shown(),
+            timed_out,
+            signal,
+            limit,
+            code,
+            stdout: String::from_utf8_lossy(&out_bytes).into_owned(),
+            stderr,
+            over_limit,
+            tail,
+            timeout: cmd.timeout.filter(|_| timed_out),
+        })
+    }
+
+    /// Points the command's stdout and stderr at pipes: for a capture, two threads that keep
+    /// at most `limit` bytes of each; otherwise one thread that copies both to the log,
+    /// redacted, keeping the end in `out_tail` (the receiver says when it is done).
+    fn wire_output(
+        &self,
+        mut expr: duct::Expression,
+        capture: bool,
+        capture_limit: usize,
+        out_tail: &std::sync::Arc<std::sync::Mutex<Ring>>,
+    ) -> Result<(
+        duct::Expression,
+        Capped,
+        Option<std::sync::mpsc::Receiver<()>>,
+    )> {
+        if capture {
+            let limit = capture_limit;
+            let (out_r, out_w) = std::io::pipe()?;
+            let (err_r, err_w) = std::io::pipe()?;
+            expr = expr.stdout_file(out_w).stderr_file(err_w);
+            let read = move |r: std::io::PipeReader| {
+                std::thread::spawn(move || {
+                    use std::io::Read;
+                    let mut buf = Vec::new();
+                    let _ = r.take(limit as u64 + 1).read_to_end(&mut buf);
+                    // Dropping the read end stops a command that writes on.
+                    let over = buf.len() > limit;
+                    buf.truncate(limit);
+                    (buf, over)
+                })
+            };
+            Ok((expr, Some((read(out_r), read(err_r))), None))
+        } else {
+            let (reader, writer) = std::io::pipe()?;
+            expr = expr.stdout_file(writer.try_clone()?).stderr_file(writer);
+            let mut sink = self.file.try_clone()?;
+            let room = self.room.clone();
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            // The end of what it prints is kept for a failure to quote.
+            let tee = Tee(reader, out_tail.clone());
+            std::thread::spawn(move || {
+                copy_redacted(tee, &mut sink, &room);
+                let _ = tx.send(());
+            });
+            Ok((expr, None, Some(rx)))
+        }
+    }
+
+    /// Appends another log (written by a concurrent step, or a guest's console) to this one,
+    /// capped as command output is (it streams through; nothing is read whole).
+    pub fn append_file(&mut self, other: &Path) {
+        if let Ok(f) = File::open(other) {
+            let room = self.room.clone();
+            copy_redacted(f, &mut self.file, &room);
+        }
+    }
+
+    /// Rewrites what the log holds so far through `f`, line by line (secrets known only once
+    /// the commands ran, scrubbed before the log is stored). Streams through a file beside
+    /// the log: nothing is read whole.
+    pub fn rewrite(&mut self, f: impl Fn(&str) -> String) -> Result<()> {
+        use std::io::Seek;
+        let _ = self.file.flush();
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let mut tmp = tempfile::tempfile_in(dir)?;
+        let mut changed = false;
+        let mut failed = None;
+        crate::caps::for_each_line(File::open(&self.path)?, |line| {
+            let new = f(line);
+            changed |= new != line;
+            if let Err(e) = writeln!(tmp, "{new}") {
+                failed.get_or_insert(e);
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        if changed {
+            tmp.seek(std::io::SeekFrom::Start(0))?;
+            self.file.set_len(0)?;
+            self.file.seek(std::io::SeekFrom::Start(0))?;
+            std::io::copy(&mut tmp, &mut self.file)?;
+        }
+        Ok(())
+    }
+
+    /// The last `n` lines of the log, for a failure report on stderr (read from its end, with
+    /// a seek: at most `caps::LOG_TAIL_READ`).
+    pub fn tail(&self, n: usize) -> String {
+        let _ = (&self.file).flush();
+        let bytes = crate::caps::tail(&self.path, crate::caps::LOG_TAIL_READ).unwrap_or_default();
+        last_lines(&String::from_utf8_lossy(&bytes), n)
+    }
+}
+
+/// What the command does in the child between fork and exec: join its cgroups, die with
+/// fci, load its seccomp program, take its file size limit, its own process group and PID
+/// namespace. Apart from `exec` because it is the one part that must stay
+/// async-signal-safe and allocation-free; everything it uses is made before the fork.
+struct ChildSetup {
+    join: Vec<i32>,
+    no_freeze: Option<std::sync::Arc<Vec<libc::sock_filter>>>,
+    fsize: Option<u64>,
+    own_group: bool,
+    guard_pid_ns: bool,
+}
+
+impl ChildSetup {
+    fn install(self, expr: duct::Expression) -> duct::Expression {
+        let ChildSetup {
+            join,
+            no_freeze,
+            fsize,
+            own_group,
+            guard_pid_ns,
+        } = self;
+        expr
             // A killed fci takes what it started with it (a sandbox would otherwise run on,
             // past its timeout, after a CI job is cancelled).
             .before_spawn(move |c| {
@@ -350,255 +531,166 @@ impl Log {
                     });
                 }
                 Ok(())
-            });
-        if let Some(d) = &cmd.dir {
-            expr = expr.dir(d);
+            })
+    }
+}
+
+/// The command as duct runs it, with what the child does before it execs (see
+/// `ChildSetup`), its directory and environment, and the monitor of its bounds if it has
+/// any (a bounded command where the kernel cannot bound it is an infrastructure error).
+fn expression(
+    cmd: &Cmd,
+    own_group: bool,
+) -> Result<(duct::Expression, Option<crate::limits::Monitor>)> {
+    // Built before the fork: nothing is allocated between fork and exec.
+    let no_freeze = match cmd.no_fsfreeze {
+        true => Some(std::sync::Arc::new(crate::seccomp::no_fsfreeze_program()?)),
+        false => None,
+    };
+    // A bounded command is measured before it starts (its directories' use so far).
+    if cmd.bounds.is_some() && !crate::limits::Monitor::supported() {
+        return Err(FciError::Infra(
+            "package code cannot be bounded here: the kernel has no pidfds (Linux 5.3 or later is needed)"
+                .into(),
+        )
+        .into());
+    }
+    let monitor = cmd.bounds.clone().map(crate::limits::Monitor::new);
+    let fsize = monitor.as_ref().map(|m| m.file_size_limit());
+    // The command's cgroups (`cgroup.procs`, open here): it joins them before it execs,
+    // so that everything it starts is in them from its first fork.
+    let join = monitor.as_ref().map_or_else(Vec::new, |m| m.join_fds());
+    // Package code (a bounded command) runs as the first process of a PID namespace of its
+    // own, so a killed fci takes all of it along (see own_pid_namespace).
+    let guard_pid_ns = cmd.bounds.is_some();
+    let mut expr = ChildSetup {
+        join,
+        no_freeze,
+        fsize,
+        own_group,
+        guard_pid_ns,
+    }
+    .install(duct::cmd(&cmd.program, &cmd.args).unchecked().stdin_null());
+    if let Some(d) = &cmd.dir {
+        expr = expr.dir(d);
+    }
+    if cmd.clear_env {
+        expr = expr.full_env(cmd.env.iter().cloned());
+    } else {
+        for (k, v) in &cmd.env {
+            expr = expr.env(k, v);
         }
-        if cmd.clear_env {
-            expr = expr.full_env(cmd.env.iter().cloned());
-        } else {
-            for (k, v) in &cmd.env {
-                expr = expr.env(k, v);
+    }
+    Ok((expr, monitor))
+}
+
+/// The end of what the command printed, for a failure to quote: its stderr for a capture,
+/// otherwise what the log's copier kept of its output.
+fn output_tail(
+    capture: bool,
+    stderr: &str,
+    out_tail: &std::sync::Arc<std::sync::Mutex<Ring>>,
+) -> String {
+    if capture {
+        failure_tail(stderr.as_bytes(), false)
+    } else {
+        let ring = std::mem::replace(
+            &mut *out_tail.lock().unwrap_or_else(|p| p.into_inner()),
+            Ring::new(0),
+        );
+        let cut = ring.dropped > 0;
+        failure_tail(&ring.into_bytes(), cut)
+    }
+}
+
+/// The two threads a capture reads its stdout and stderr through: what each kept, and
+/// whether it printed more.
+type Capped = Option<(
+    std::thread::JoinHandle<(Vec<u8>, bool)>,
+    std::thread::JoinHandle<(Vec<u8>, bool)>,
+)>;
+
+/// Waits for a started command: plainly, or, with a deadline or limits to keep, beside a
+/// watchdog that kills it at either. Says how it ended, whether the deadline killed it, and
+/// the limit that did, if one did.
+fn wait_watched(
+    handle: &duct::Handle,
+    monitor: &mut Option<crate::limits::Monitor>,
+    timeout: Option<std::time::Duration>,
+) -> Result<(std::process::Output, bool, Option<String>)> {
+    if timeout.is_none() && monitor.is_none() {
+        return Ok((handle.wait()?.clone(), false, None));
+    }
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut timed_out = false;
+    let mut limit: Option<String> = None;
+    let out = std::thread::scope(|sc| {
+        // A watchdog waits for the deadline or the command, whichever comes first, and
+        // polls the sandbox's limits meanwhile; the command's end wakes it at once.
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let watchdog = sc.spawn(move || -> (bool, Option<String>) {
+            if monitor.is_some() {
+                crate::limits::Monitor::boost();
             }
-        }
-        // What the command prints is untrusted: it reaches the log through a pipe, redacted
-        // line by line (a URL with credentials), never as the log file itself, which package
-        // code could reopen through /proc/self/fd and rewrite at any offset.
-        // A capture reads through pipes of its own, keeping at most its limit (by default
-        // `caps::CAPTURED_OUTPUT`: what package code or a tool prints is never held whole).
-        let mut capped = None;
-        let out_tail = std::sync::Arc::new(std::sync::Mutex::new(Ring::new(FAILURE_TAIL)));
-        let capture_limit = cmd
-            .capture_limit
-            .unwrap_or(usize::try_from(crate::caps::CAPTURED_OUTPUT).unwrap_or(usize::MAX));
-        let copier = if capture {
-            let limit = capture_limit;
-            let (out_r, out_w) = std::io::pipe()?;
-            let (err_r, err_w) = std::io::pipe()?;
-            expr = expr.stdout_file(out_w).stderr_file(err_w);
-            let read = move |r: std::io::PipeReader| {
-                std::thread::spawn(move || {
-                    use std::io::Read;
-                    let mut buf = Vec::new();
-                    let _ = r.take(limit as u64 + 1).read_to_end(&mut buf);
-                    // Dropping the read end stops a command that writes on.
-                    let over = buf.len() > limit;
-                    buf.truncate(limit);
-                    (buf, over)
-                })
-            };
-            capped = Some((read(out_r), read(err_r)));
-            None
-        } else {
-            let (reader, writer) = std::io::pipe()?;
-            expr = expr.stdout_file(writer.try_clone()?).stderr_file(writer);
-            let mut sink = self.file.try_clone()?;
-            let room = self.room.clone();
-            let (tx, rx) = std::sync::mpsc::channel::<()>();
-            // The end of what it prints is kept for a failure to quote.
-            let tee = Tee(reader, out_tail.clone());
-            std::thread::spawn(move || {
-                copy_redacted(tee, &mut sink, &room);
-                let _ = tx.send(());
-            });
-            Some(rx)
-        };
-        let handle = expr
-            .start()
-            .with_context(|| format!("cannot run {}", cmd.program.to_string_lossy()));
-        // The expression holds the pipe's write end: only the command may keep it open.
-        drop(expr);
-        let handle = handle?;
-        // With its own group, what the command left behind in it dies when it ends (a daemon
-        // would otherwise hold the output pipe open, and run on unseen).
-        let group = own_group.then(|| GroupKiller::start(handle.pids().first().copied()));
-        if let Some(m) = monitor.as_mut() {
-            if let Some(pid) = handle.pids().first() {
-                m.attach(*pid);
-            }
-        }
-        let mut timed_out = false;
-        let mut limit: Option<String> = None;
-        let out = if cmd.timeout.is_none() && monitor.is_none() {
-            handle.wait()?.clone()
-        } else {
-            let deadline = cmd.timeout.map(|t| Instant::now() + t);
-            std::thread::scope(|sc| {
-                // A watchdog waits for the deadline or the command, whichever comes first, and
-                // polls the sandbox's limits meanwhile; the command's end wakes it at once.
-                let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-                let handle = &handle;
-                let monitor = &mut monitor;
-                let watchdog = sc.spawn(move || -> (bool, Option<String>) {
-                    if monitor.is_some() {
-                        crate::limits::Monitor::boost();
+            loop {
+                let now = Instant::now();
+                let left = deadline.map(|d| d.saturating_duration_since(now));
+                let wait = match (left, monitor.as_ref()) {
+                    (Some(l), Some(m)) => l.min(m.interval()),
+                    (Some(l), None) => l,
+                    (None, Some(m)) => m.interval(),
+                    (None, None) => std::time::Duration::from_secs(3600),
+                };
+                match done_rx.recv_timeout(wait) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => return (false, None),
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    // Killing the sandbox's bwrap takes everything inside with it.
+                    if let Some(m) = monitor.as_ref() {
+                        m.kill();
                     }
-                    loop {
-                        let now = Instant::now();
-                        let left = deadline.map(|d| d.saturating_duration_since(now));
-                        let wait = match (left, monitor.as_ref()) {
-                            (Some(l), Some(m)) => l.min(m.interval()),
-                            (Some(l), None) => l,
-                            (None, Some(m)) => m.interval(),
-                            (None, None) => std::time::Duration::from_secs(3600),
-                        };
-                        match done_rx.recv_timeout(wait) {
-                            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                            _ => return (false, None),
-                        }
-                        if deadline.is_some_and(|d| Instant::now() >= d) {
-                            // Killing the sandbox's bwrap takes everything inside with it.
-                            if let Some(m) = monitor.as_ref() {
-                                m.kill();
-                            }
-                            let _ = handle.kill();
-                            return (true, None);
-                        }
-                        if let Some(m) = monitor.as_mut() {
-                            if let Some(why) = m.poll() {
-                                m.kill();
-                                let _ = handle.kill();
-                                return (false, Some(why));
-                            }
-                        }
+                    let _ = handle.kill();
+                    return (true, None);
+                }
+                if let Some(m) = monitor.as_mut() {
+                    if let Some(why) = m.poll() {
+                        m.kill();
+                        let _ = handle.kill();
+                        return (false, Some(why));
                     }
-                });
-                let out = handle.wait().cloned();
-                let _ = done_tx.send(());
-                // Killed by the watchdog: a command that exited on its own at the deadline
-                // (the kill came too late to matter) ended as it said.
-                let (fired, over) = watchdog.join().unwrap_or((false, None));
-                timed_out = fired && out.as_ref().map_or(true, |o| o.status.code().is_none());
-                limit = over;
-                out
-            })?
-        };
-        if !timed_out && limit.is_none() && !out.status.success() {
-            // A writer stopped by a full tmpfs or by the file size limit may have ended the
-            // command before a poll saw it.
-            limit = monitor.as_mut().and_then(|m| m.finish());
-        }
-        if let Some(g) = group {
-            g.finish();
-        }
-        if let Some(done) = copier {
-            // The output ends when the command and everything it started are gone; a
-            // daemon that keeps the pipe open loses what it prints later.
-            let _ = done.recv_timeout(std::time::Duration::from_secs(5));
-        }
-        let code = if timed_out || limit.is_some() {
-            None
-        } else {
-            out.status.code()
-        };
-        let signal = if timed_out || limit.is_some() {
-            None
-        } else {
-            std::os::unix::process::ExitStatusExt::signal(&out.status)
-        };
-        let (mut over_limit, mut out_bytes, mut err_bytes) = (false, out.stdout, out.stderr);
-        if let Some((o, e)) = capped {
-            for (t, bytes) in [(o, &mut out_bytes), (e, &mut err_bytes)] {
-                let (b, over) = t.join().unwrap_or_default();
-                *bytes = b;
-                over_limit |= over;
+                }
             }
-        }
-        // Messages quote it (`reason`): no secret fci was given goes with it.
-        let stderr = crate::redact::mask_registered(&String::from_utf8_lossy(&err_bytes));
-        if capture && !stderr.is_empty() {
-            let room = self.room.clone();
-            copy_redacted(stderr.as_bytes(), &mut self.file, &room);
-        }
-        let status = match (timed_out, code) {
-            (true, _) => "killed: timed out".to_string(),
-            (false, _) if limit.is_some() => {
-                format!("killed: {}", limit.as_deref().unwrap_or_default())
-            }
-            (false, Some(c)) => c.to_string(),
-            (false, None) => match signal {
-                Some(sig) => format!("killed by signal {sig}"),
-                None => "killed by a signal".to_string(),
-            },
-        };
-        self.line(&format!(
-            "# exit status {status} after {:.2}s",
-            start.elapsed().as_secs_f64()
-        ));
-        if timed_out && !cmd.judges_timeout {
-            // What a command cut short left behind (a half-installed tree, a partial answer)
-            // is never a result: unless its caller judges the timeout itself, the run is an
-            // error (ERROR, exit 3, never reused) naming the limit.
-            return Err(FciError::Infra(timeout_message(cmd)).into());
-        }
-        let tail = if capture {
-            failure_tail(stderr.as_bytes(), false)
-        } else {
-            let ring = std::mem::replace(
-                &mut *out_tail.lock().unwrap_or_else(|p| p.into_inner()),
-                Ring::new(0),
-            );
-            let cut = ring.dropped > 0;
-            failure_tail(&ring.into_bytes(), cut)
-        };
-        Ok(Finished {
-            program: cmd.shown(),
-            timed_out,
-            signal,
-            limit,
-            code,
-            stdout: String::from_utf8_lossy(&out_bytes).into_owned(),
-            stderr,
-            over_limit,
-            tail,
-            timeout: cmd.timeout.filter(|_| timed_out),
-        })
-    }
+        });
+        let out = handle.wait().cloned();
+        let _ = done_tx.send(());
+        // Killed by the watchdog: a command that exited on its own at the deadline
+        // (the kill came too late to matter) ended as it said.
+        let (fired, over) = watchdog.join().unwrap_or((false, None));
+        timed_out = fired && out.as_ref().map_or(true, |o| o.status.code().is_none());
+        limit = over;
+        out
+    })?;
+    Ok((out, timed_out, limit))
+}
 
-    /// Appends another log (written by a concurrent step, or a guest's console) to this one,
-    /// capped as command output is (it streams through; nothing is read whole).
-    pub fn append_file(&mut self, other: &Path) {
-        if let Ok(f) = File::open(other) {
-            let room = self.room.clone();
-            copy_redacted(f, &mut self.file, &room);
+/// How a command ended, as the log's `# exit status` line says it.
+fn status_text(
+    timed_out: bool,
+    limit: Option<&str>,
+    code: Option<i32>,
+    signal: Option<i32>,
+) -> String {
+    match (timed_out, code) {
+        (true, _) => "killed: timed out".to_string(),
+        (false, _) if limit.is_some() => {
+            format!("killed: {}", limit.unwrap_or_default())
         }
-    }
-
-    /// Rewrites what the log holds so far through `f`, line by line (secrets known only once
-    /// the commands ran, scrubbed before the log is stored). Streams through a file beside
-    /// the log: nothing is read whole.
-    pub fn rewrite(&mut self, f: impl Fn(&str) -> String) -> Result<()> {
-        use std::io::Seek;
-        let _ = self.file.flush();
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile::tempfile_in(dir)?;
-        let mut changed = false;
-        let mut failed = None;
-        crate::caps::for_each_line(File::open(&self.path)?, |line| {
-            let new = f(line);
-            changed |= new != line;
-            if let Err(e) = writeln!(tmp, "{new}") {
-                failed.get_or_insert(e);
-            }
-        })?;
-        if let Some(e) = failed {
-            return Err(e.into());
-        }
-        if changed {
-            tmp.seek(std::io::SeekFrom::Start(0))?;
-            self.file.set_len(0)?;
-            self.file.seek(std::io::SeekFrom::Start(0))?;
-            std::io::copy(&mut tmp, &mut self.file)?;
-        }
-        Ok(())
-    }
-
-    /// The last `n` lines of the log, for a failure report on stderr (read from its end, with
-    /// a seek: at most `caps::LOG_TAIL_READ`).
-    pub fn tail(&self, n: usize) -> String {
-        let _ = (&self.file).flush();
-        let bytes = crate::caps::tail(&self.path, crate::caps::LOG_TAIL_READ).unwrap_or_default();
-        last_lines(&String::from_utf8_lossy(&bytes), n)
+        (false, Some(c)) => c.to_string(),
+        (false, None) => match signal {
+            Some(sig) => format!("killed by signal {sig}"),
+            None => "killed by a signal".to_string(),
+        },
     }
 }
 

@@ -135,16 +135,7 @@ pub fn stream_report<R: Read>(input: R, mut on_case: impl FnMut(Case)) -> Result
     ));
     reader.config_mut().trim_text(true);
     let mut buf = Vec::new();
-    let mut current: Option<Case> = None;
-    // Collecting the text of a <failure>/<error> without a message attribute.
-    let mut text_of: Option<String> = None;
-    let mut depth = 0usize;
-    let mut saw_root = false;
-    let mut suites: Vec<Suite> = Vec::new();
-    let mut report = Report::default();
-    let (mut more_failures, mut more_inconsistent) = (0usize, 0usize);
-    // A suite-level <failure>/<error> being read (outside any test case).
-    let mut suite_text: Option<String> = None;
+    let mut scan = Scan::default();
     loop {
         let ev = reader.read_event_into(&mut buf).map_err(|e| match e {
             // A limit (of the file, a tag) or the file itself: said as it is.
@@ -158,103 +149,10 @@ pub fn stream_report<R: Read>(input: R, mut on_case: impl FnMut(Case)) -> Result
             ),
         })?;
         match ev {
-            Event::Start(e) => {
-                depth += 1;
-                if depth > caps::JUNIT_DEPTH {
-                    return Err(format!(
-                        "elements nest deeper than the limit of {} levels",
-                        caps::JUNIT_DEPTH
-                    ));
-                }
-                let name = e.name().as_ref().to_vec();
-                junit_name(&name)?;
-                if depth == 1 {
-                    if !matches!(name.as_slice(), b"testsuites" | b"testsuite") {
-                        return Err(format!(
-                            "not a JUnit report: the root element is <{}>",
-                            String::from_utf8_lossy(&name)
-                        ));
-                    }
-                    saw_root = true;
-                }
-                match name.as_slice() {
-                    b"testsuite" | b"testsuites" => suites.push(Suite::of(&e)),
-                    b"testcase" => current = Some(case_from(&e)),
-                    b"failure" | b"error" => {
-                        if let Some(c) = current.as_mut() {
-                            let had = c.message.is_some();
-                            fail(c, &name, &e);
-                            if !had && c.message.is_none() {
-                                text_of = Some(String::new());
-                            }
-                        } else {
-                            match attr(&e, b"message") {
-                                Some(m) => keep(
-                                    &mut report.suite_failures,
-                                    &mut more_failures,
-                                    suite_failure(&name, &m),
-                                ),
-                                None => {
-                                    suite_text = Some(String::from_utf8_lossy(&name).into_owned());
-                                    text_of = Some(String::new());
-                                }
-                            }
-                        }
-                    }
-                    // A failure or error is never hidden by a <skipped> beside or inside it.
-                    b"skipped" => {
-                        if let Some(c) = current.as_mut().filter(|c| c.outcome == Outcome::Passed) {
-                            c.outcome = Outcome::Skipped;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            Event::Empty(e) => {
-                let name = e.name().as_ref().to_vec();
-                junit_name(&name)?;
-                if depth == 0 {
-                    if !matches!(name.as_slice(), b"testsuites" | b"testsuite") {
-                        return Err("not a JUnit report".into());
-                    }
-                    saw_root = true;
-                }
-                match name.as_slice() {
-                    b"testsuite" | b"testsuites" => {
-                        if let Some(bad) = Suite::of(&e).check() {
-                            keep(&mut report.inconsistent, &mut more_inconsistent, bad);
-                        }
-                    }
-                    b"testcase" => {
-                        let c = case_from(&e);
-                        for s in suites.iter_mut() {
-                            s.count(&c);
-                        }
-                        on_case(c);
-                    }
-                    b"failure" | b"error" => {
-                        if let Some(c) = current.as_mut() {
-                            fail(c, &name, &e);
-                        } else {
-                            let m = attr(&e, b"message").unwrap_or_default();
-                            keep(
-                                &mut report.suite_failures,
-                                &mut more_failures,
-                                suite_failure(&name, &m),
-                            );
-                        }
-                    }
-                    // A failure or error is never hidden by a <skipped> beside or inside it.
-                    b"skipped" => {
-                        if let Some(c) = current.as_mut().filter(|c| c.outcome == Outcome::Passed) {
-                            c.outcome = Outcome::Skipped;
-                        }
-                    }
-                    _ => {}
-                }
-            }
+            Event::Start(e) => scan.start(&e)?,
+            Event::Empty(e) => scan.empty(&e, &mut on_case)?,
             Event::Text(t) => {
-                if let Some(s) = text_of.as_mut() {
+                if let Some(s) = scan.text_of.as_mut() {
                     if s.len() < 4096 {
                         // A text cut short may end inside an entity: then as it is.
                         match t.unescape() {
@@ -265,48 +163,13 @@ pub fn stream_report<R: Read>(input: R, mut on_case: impl FnMut(Case)) -> Result
                 }
             }
             Event::CData(t) => {
-                if let Some(s) = text_of.as_mut() {
+                if let Some(s) = scan.text_of.as_mut() {
                     if s.len() < 4096 {
                         s.push_str(&String::from_utf8_lossy(&t));
                     }
                 }
             }
-            Event::End(e) => {
-                depth = depth.saturating_sub(1);
-                match e.name().as_ref() {
-                    b"failure" | b"error" => {
-                        let text = text_of.take();
-                        if let (Some(c), Some(t)) = (current.as_mut(), text.as_ref()) {
-                            let t = t.trim();
-                            if !t.is_empty() {
-                                c.message = Some(t.lines().next().unwrap_or(t).to_string());
-                            }
-                        } else if let (Some(kind), Some(t)) = (suite_text.take(), text) {
-                            let t = t.trim();
-                            let first = t.lines().next().unwrap_or(t);
-                            keep(
-                                &mut report.suite_failures,
-                                &mut more_failures,
-                                suite_failure(kind.as_bytes(), first),
-                            );
-                        }
-                    }
-                    b"testcase" => {
-                        if let Some(c) = current.take() {
-                            for s in suites.iter_mut() {
-                                s.count(&c);
-                            }
-                            on_case(c);
-                        }
-                    }
-                    b"testsuite" | b"testsuites" => {
-                        if let Some(bad) = suites.pop().and_then(|s| s.check()) {
-                            keep(&mut report.inconsistent, &mut more_inconsistent, bad);
-                        }
-                    }
-                    _ => {}
-                }
-            }
+            Event::End(e) => scan.end(&e, &mut on_case),
             // A DTD may declare entities (expanded, or external): a report is plain JUnit.
             Event::DocType(_) => {
                 return Err(
@@ -319,29 +182,210 @@ pub fn stream_report<R: Read>(input: R, mut on_case: impl FnMut(Case)) -> Result
         }
         buf.clear();
     }
-    if !saw_root {
-        return Err("not a JUnit report: no <testsuites> or <testsuite>".into());
+    scan.finish()
+}
+
+/// What [`stream_report`] keeps between the parser's events: the case and the suites open,
+/// the text of a failure being read, how deep it is, and the findings so far. Each kind
+/// of event is a method of its own.
+#[derive(Default)]
+struct Scan {
+    current: Option<Case>,
+    // Collecting the text of a <failure>/<error> without a message attribute.
+    text_of: Option<String>,
+    depth: usize,
+    saw_root: bool,
+    suites: Vec<Suite>,
+    report: Report,
+    more_failures: usize,
+    more_inconsistent: usize,
+    // A suite-level <failure>/<error> being read (outside any test case).
+    suite_text: Option<String>,
+}
+
+impl Scan {
+    /// An element opened: a suite, a case, or what a case or suite says of itself.
+    fn start(&mut self, e: &BytesStart) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > caps::JUNIT_DEPTH {
+            return Err(format!(
+                "elements nest deeper than the limit of {} levels",
+                caps::JUNIT_DEPTH
+            ));
+        }
+        let name = e.name().as_ref().to_vec();
+        junit_name(&name)?;
+        if self.depth == 1 {
+            if !matches!(name.as_slice(), b"testsuites" | b"testsuite") {
+                return Err(format!(
+                    "not a JUnit report: the root element is <{}>",
+                    String::from_utf8_lossy(&name)
+                ));
+            }
+            self.saw_root = true;
+        }
+        match name.as_slice() {
+            b"testsuite" | b"testsuites" => self.suites.push(Suite::of(e)),
+            b"testcase" => self.current = Some(case_from(e)),
+            b"failure" | b"error" => {
+                if let Some(c) = self.current.as_mut() {
+                    let had = c.message.is_some();
+                    fail(c, &name, e);
+                    if !had && c.message.is_none() {
+                        self.text_of = Some(String::new());
+                    }
+                } else {
+                    match attr(e, b"message") {
+                        Some(m) => keep(
+                            &mut self.report.suite_failures,
+                            &mut self.more_failures,
+                            suite_failure(&name, &m),
+                        ),
+                        None => {
+                            self.suite_text = Some(String::from_utf8_lossy(&name).into_owned());
+                            self.text_of = Some(String::new());
+                        }
+                    }
+                }
+            }
+            // A failure or error is never hidden by a <skipped> beside or inside it.
+            b"skipped" => {
+                if let Some(c) = self
+                    .current
+                    .as_mut()
+                    .filter(|c| c.outcome == Outcome::Passed)
+                {
+                    c.outcome = Outcome::Skipped;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
-    if depth != 0 {
-        return Err("the report is cut short: elements are left open".into());
+
+    /// An element without content: a suite or case with nothing inside, or a failure,
+    /// error or skip without text.
+    fn empty(&mut self, e: &BytesStart, on_case: &mut impl FnMut(Case)) -> Result<(), String> {
+        let name = e.name().as_ref().to_vec();
+        junit_name(&name)?;
+        if self.depth == 0 {
+            if !matches!(name.as_slice(), b"testsuites" | b"testsuite") {
+                return Err("not a JUnit report".into());
+            }
+            self.saw_root = true;
+        }
+        match name.as_slice() {
+            b"testsuite" | b"testsuites" => {
+                if let Some(bad) = Suite::of(e).check() {
+                    keep(
+                        &mut self.report.inconsistent,
+                        &mut self.more_inconsistent,
+                        bad,
+                    );
+                }
+            }
+            b"testcase" => {
+                let c = case_from(e);
+                for s in self.suites.iter_mut() {
+                    s.count(&c);
+                }
+                on_case(c);
+            }
+            b"failure" | b"error" => {
+                if let Some(c) = self.current.as_mut() {
+                    fail(c, &name, e);
+                } else {
+                    let m = attr(e, b"message").unwrap_or_default();
+                    keep(
+                        &mut self.report.suite_failures,
+                        &mut self.more_failures,
+                        suite_failure(&name, &m),
+                    );
+                }
+            }
+            // A failure or error is never hidden by a <skipped> beside or inside it.
+            b"skipped" => {
+                if let Some(c) = self
+                    .current
+                    .as_mut()
+                    .filter(|c| c.outcome == Outcome::Passed)
+                {
+                    c.outcome = Outcome::Skipped;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
-    for (list, more, what) in [
-        (
-            &mut report.suite_failures,
-            more_failures,
-            "suite-level failures",
-        ),
-        (
-            &mut report.inconsistent,
-            more_inconsistent,
-            "inconsistent suites",
-        ),
-    ] {
-        if more > 0 {
-            list.push(format!("and {more} more {what} (not listed)"));
+
+    /// An element closed: a failure's text read, a case complete, a suite's counts checked.
+    fn end(&mut self, e: &quick_xml::events::BytesEnd, on_case: &mut impl FnMut(Case)) {
+        self.depth = self.depth.saturating_sub(1);
+        match e.name().as_ref() {
+            b"failure" | b"error" => {
+                let text = self.text_of.take();
+                if let (Some(c), Some(t)) = (self.current.as_mut(), text.as_ref()) {
+                    let t = t.trim();
+                    if !t.is_empty() {
+                        c.message = Some(t.lines().next().unwrap_or(t).to_string());
+                    }
+                } else if let (Some(kind), Some(t)) = (self.suite_text.take(), text) {
+                    let t = t.trim();
+                    let first = t.lines().next().unwrap_or(t);
+                    keep(
+                        &mut self.report.suite_failures,
+                        &mut self.more_failures,
+                        suite_failure(kind.as_bytes(), first),
+                    );
+                }
+            }
+            b"testcase" => {
+                if let Some(c) = self.current.take() {
+                    for s in self.suites.iter_mut() {
+                        s.count(&c);
+                    }
+                    on_case(c);
+                }
+            }
+            b"testsuite" | b"testsuites" => {
+                if let Some(bad) = self.suites.pop().and_then(|s| s.check()) {
+                    keep(
+                        &mut self.report.inconsistent,
+                        &mut self.more_inconsistent,
+                        bad,
+                    );
+                }
+            }
+            _ => {}
         }
     }
-    Ok(report)
+
+    /// The report at the end of the document, unless it was no JUnit or was cut short.
+    fn finish(mut self) -> Result<Report, String> {
+        if !self.saw_root {
+            return Err("not a JUnit report: no <testsuites> or <testsuite>".into());
+        }
+        if self.depth != 0 {
+            return Err("the report is cut short: elements are left open".into());
+        }
+        for (list, more, what) in [
+            (
+                &mut self.report.suite_failures,
+                self.more_failures,
+                "suite-level failures",
+            ),
+            (
+                &mut self.report.inconsistent,
+                self.more_inconsistent,
+                "inconsistent suites",
+            ),
+        ] {
+            if more > 0 {
+                list.push(format!("and {more} more {what} (not listed)"));
+            }
+        }
+        Ok(self.report)
+    }
 }
 
 /// A JUnit report as quick-xml may read it, bounded: of each text, CDATA section or comment
@@ -396,6 +440,7 @@ impl<R: Read> Trimmed<R> {
         }
     }
 
+    // Long because it is the lexer's state machine: one short arm per state, changing it in place.
     fn step(&mut self, b: u8) -> std::io::Result<()> {
         let keep = caps::JUNIT_TEXT_KEPT;
         let too_large = |what: &str| {

@@ -253,26 +253,7 @@ impl Sandbox {
             c = mount_tmpfs(c, Path::new(d));
         }
         if self.hide_private {
-            // Each cover fits what the sandbox shows there, which an overlay may have changed:
-            // a package that ships /etc/shadow as a directory, or /etc/ssh as a file, made bwrap
-            // fail, and its failure was blamed on the host.
-            for d in hidden_dirs() {
-                c = match self.seen_as(&d) {
-                    Some(Seen::Dir) => mount_tmpfs(c, &d),
-                    Some(Seen::Other) => c.arg("--ro-bind").arg("/dev/null").arg(&d),
-                    // A link of the package's own masks the host's directory.
-                    Some(Seen::Link) | None => c,
-                };
-            }
-            for f in HIDDEN_FILES {
-                c = match self.seen_as(Path::new(f)) {
-                    Some(Seen::Dir) => mount_tmpfs(c, Path::new(f)),
-                    Some(Seen::Other) => c.args(["--ro-bind", "/dev/null", f]),
-                    Some(Seen::Link) | None => c,
-                };
-            }
-            // Nothing of a home directory is bound back: tools fci runs in the sandbox must
-            // live outside them (`check_outside_homes`).
+            c = self.cover_private(c, &mut mount_tmpfs);
         }
         for d in &self.hide {
             c = mount_tmpfs(c, d);
@@ -318,6 +299,12 @@ impl Sandbox {
         if self.overlays.is_empty() {
             return Ok(c);
         }
+        self.in_mount_namespace(c)
+    }
+
+    /// `c` (bwrap) started through unshare(1) in a private mount namespace of its own, where
+    /// fci's `__sandbox` helper first mounts the sandbox's overlays, then execs bwrap.
+    fn in_mount_namespace(&self, c: Cmd) -> Result<Cmd> {
         // unshare(1) gives a private mount namespace; the helper mounts, then execs bwrap.
         let unshare = crate::tool::UNSHARE.find()?;
         let me = std::env::current_exe()?;
@@ -351,6 +338,32 @@ impl Sandbox {
         }
         outer.name = c.name.clone();
         Ok(outer.arg("--").arg(c.program).args(c.args))
+    }
+
+    /// Covers what the host keeps private (`hidden_dirs`, `HIDDEN_FILES`) with what fits
+    /// each: an empty tmpfs over a directory, /dev/null over anything else.
+    fn cover_private(&self, mut c: Cmd, mount_tmpfs: &mut impl FnMut(Cmd, &Path) -> Cmd) -> Cmd {
+        // Each cover fits what the sandbox shows there, which an overlay may have changed:
+        // a package that ships /etc/shadow as a directory, or /etc/ssh as a file, made bwrap
+        // fail, and its failure was blamed on the host.
+        for d in hidden_dirs() {
+            c = match self.seen_as(&d) {
+                Some(Seen::Dir) => mount_tmpfs(c, &d),
+                Some(Seen::Other) => c.arg("--ro-bind").arg("/dev/null").arg(&d),
+                // A link of the package's own masks the host's directory.
+                Some(Seen::Link) | None => c,
+            };
+        }
+        for f in HIDDEN_FILES {
+            c = match self.seen_as(Path::new(f)) {
+                Some(Seen::Dir) => mount_tmpfs(c, Path::new(f)),
+                Some(Seen::Other) => c.args(["--ro-bind", "/dev/null", f]),
+                Some(Seen::Link) | None => c,
+            };
+        }
+        // Nothing of a home directory is bound back: tools fci runs in the sandbox must
+        // live outside them (`check_outside_homes`).
+        c
     }
 
     /// What the sandbox shows at `p`: for each component, the topmost overlay layer that has

@@ -259,60 +259,15 @@ pub fn decide(
                 incomplete: false,
             });
         }
-        Ok(policies) => {
-            let mine: Vec<&TestResult> = results
-                .iter()
-                .filter(|r| {
-                    r.items.contains(&req.subject_identifier) && r.types.contains(&req.subject_type)
-                })
-                .collect();
-            let now = chrono::Utc::now();
-            let mut checked: Vec<(String, Option<String>)> = Vec::new();
-            for (n, p) in policies.iter().enumerate() {
-                let applies = p
-                    .decision_contexts
-                    .iter()
-                    .any(|c| req.decision_contexts.contains(c))
-                    && p.product_versions
-                        .iter()
-                        .any(|pv| fnmatch(pv, &req.product_version))
-                    && p.subject_types
-                        .iter()
-                        .any(|t| t == &req.subject_type || t == "*");
-                if !applies {
-                    continue;
-                }
-                let name =
-                    p.id.clone()
-                        .unwrap_or_else(|| format!("gating.yaml#{}", n + 1));
-                applicable.push(name.clone());
-                let package = nvr_name(&req.subject_identifier);
-                if p.excluded_packages.iter().any(|g| fnmatch(g, package)) {
-                    let mut m = Map::new();
-                    m.insert("type".into(), json!("excluded"));
-                    m.insert("subject_identifier".into(), json!(req.subject_identifier));
-                    m.insert("policy".into(), json!(p.id));
-                    m.insert("source".into(), json!(source));
-                    answers.push(Answer {
-                        json: m,
-                        satisfied: true,
-                        incomplete: false,
-                    });
-                    continue;
-                }
-                if !p.packages.is_empty() && !p.packages.iter().any(|g| fnmatch(g, package)) {
-                    continue;
-                }
-                for rule in &p.rules {
-                    let key = (rule.test_case_name.clone(), rule.scenario.clone());
-                    if !in_window(rule, now) || checked.contains(&key) {
-                        continue;
-                    }
-                    checked.push(key);
-                    answers.extend(check_rule(rule, &mine, source, req, &item));
-                }
-            }
-        }
+        Ok(policies) => apply_policies(
+            policies,
+            source,
+            req,
+            results,
+            &item,
+            &mut answers,
+            &mut applicable,
+        ),
     }
     waive(&mut answers, waivers, req);
     let summary = summarize(&answers);
@@ -333,6 +288,71 @@ pub fn decide(
     out.insert("summary".into(), json!(summary));
     out.insert("unsatisfied_requirements".into(), list(unsat));
     Value::Object(out)
+}
+
+/// The answers of the policies that apply to the request (each rule checked once, within
+/// its window, against the results for the subject), and the names of those policies.
+fn apply_policies(
+    policies: &[Policy],
+    source: &str,
+    req: &Request,
+    results: &[TestResult],
+    item: &Value,
+    answers: &mut Vec<Answer>,
+    applicable: &mut Vec<String>,
+) {
+    let mine: Vec<&TestResult> = results
+        .iter()
+        .filter(|r| {
+            r.items.contains(&req.subject_identifier) && r.types.contains(&req.subject_type)
+        })
+        .collect();
+    let now = chrono::Utc::now();
+    let mut checked: Vec<(String, Option<String>)> = Vec::new();
+    for (n, p) in policies.iter().enumerate() {
+        let applies = p
+            .decision_contexts
+            .iter()
+            .any(|c| req.decision_contexts.contains(c))
+            && p.product_versions
+                .iter()
+                .any(|pv| fnmatch(pv, &req.product_version))
+            && p.subject_types
+                .iter()
+                .any(|t| t == &req.subject_type || t == "*");
+        if !applies {
+            continue;
+        }
+        let name =
+            p.id.clone()
+                .unwrap_or_else(|| format!("gating.yaml#{}", n + 1));
+        applicable.push(name.clone());
+        let package = nvr_name(&req.subject_identifier);
+        if p.excluded_packages.iter().any(|g| fnmatch(g, package)) {
+            let mut m = Map::new();
+            m.insert("type".into(), json!("excluded"));
+            m.insert("subject_identifier".into(), json!(req.subject_identifier));
+            m.insert("policy".into(), json!(p.id));
+            m.insert("source".into(), json!(source));
+            answers.push(Answer {
+                json: m,
+                satisfied: true,
+                incomplete: false,
+            });
+            continue;
+        }
+        if !p.packages.is_empty() && !p.packages.iter().any(|g| fnmatch(g, package)) {
+            continue;
+        }
+        for rule in &p.rules {
+            let key = (rule.test_case_name.clone(), rule.scenario.clone());
+            if !in_window(rule, now) || checked.contains(&key) {
+                continue;
+            }
+            checked.push(key);
+            answers.extend(check_rule(rule, &mine, source, req, item));
+        }
+    }
 }
 
 /// Keys sorted at every level, as Greenwave's JSON answers have them.
