@@ -420,6 +420,24 @@ fn open_special(p: &Path) -> std::io::Result<File> {
     Ok(f)
 }
 
+/// Whether [`write_output`] could write `path` now, without writing it: the caller's
+/// mistakes (a directory, a directory that does not exist, a link another user planted)
+/// found before a command does what it cannot undo (a promotion), exit 2 naming the path.
+pub fn check_output(path: &Path) -> Result<()> {
+    let cannot = |e: &dyn std::fmt::Display| FciError::input(path, format!("cannot write: {e}"));
+    match resolve_user_path(path)? {
+        UserPath::Missing(p) | UserPath::File(p) => {
+            let dir = p.parent().ok_or_else(|| cannot(&"not a file name"))?;
+            if !dir.is_dir() {
+                return Err(cannot(&format!("{}: no such directory", dir.display())).into());
+            }
+            Ok(())
+        }
+        UserPath::Dir(_) => Err(cannot(&"it is a directory").into()),
+        UserPath::Special(_) | UserPath::Descriptor(_) => Ok(()),
+    }
+}
+
 /// Writes `data` to fci's standard output: a manifest, or a subcommand's answer. A closed
 /// stdout (`>&-`, which Rust's own stdout takes as a success) or a reader gone (a broken
 /// pipe) is the host's error (exit 3), said in one line: never a silent loss, never a panic.
