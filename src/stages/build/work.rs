@@ -121,23 +121,7 @@ fn build_bounded(
     // changes nothing where the host satisfies BuildRequires) and the built SRPM's header
     // says what the spec says: no separate spec query on the way to a good build.
     if args.strict_builddeps && rpmbuild {
-        let j = job(true);
-        let info = spec::query(&j, &backend::sandbox(&j), cx.log())?;
-        note_package(cx, rec, &info.name, Some(&info.nvr), &info.buildrequires);
-        if !info.changelog_name.is_empty() {
-            rec.data
-                .insert("changelog_name".into(), json!(info.changelog_name));
-        }
-        let unmet = spec::unmet(&info.buildrequires, &mut cx.host, &mut cx.run.log)?;
-        rec.data.insert("unmet_buildrequires".into(), json!(unmet));
-        if !unmet.is_empty() {
-            let msg = format!(
-                "host rpm database cannot satisfy BuildRequires: {} (--strict-builddeps)",
-                unmet.join(", ")
-            );
-            progress::say(&format!("build ERROR: {msg}"));
-            rec.outcome = Outcome::Error;
-            rec.notes.push(msg);
+        if unmet_builddeps(&job(true), cx, rec)? {
             return Ok(Vec::new());
         }
     }
@@ -165,8 +149,46 @@ fn build_bounded(
     }
 
     step("recording packages");
+    record_built(args, p, &out.packages, rpmbuild, cx, rec)
+}
+
+/// --strict-builddeps: the spec's BuildRequires asked of the host before building; `true`
+/// when some are unmet (the outcome is then ERROR). Apart so that `build_bounded` reads as
+/// its steps.
+fn unmet_builddeps(j: &Job, cx: &mut Ctx, rec: &mut RecordParts) -> Result<bool> {
+    let info = spec::query(j, &backend::sandbox(j), cx.log())?;
+    note_package(cx, rec, &info.name, Some(&info.nvr), &info.buildrequires);
+    if !info.changelog_name.is_empty() {
+        rec.data
+            .insert("changelog_name".into(), json!(info.changelog_name));
+    }
+    let unmet = spec::unmet(&info.buildrequires, &mut cx.host, &mut cx.run.log)?;
+    rec.data.insert("unmet_buildrequires".into(), json!(unmet));
+    if !unmet.is_empty() {
+        let msg = format!(
+            "host rpm database cannot satisfy BuildRequires: {} (--strict-builddeps)",
+            unmet.join(", ")
+        );
+        progress::say(&format!("build ERROR: {msg}"));
+        rec.outcome = Outcome::Error;
+        rec.notes.push(msg);
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// The built packages recorded as artifacts, the package they make noted, and the tree's
+/// snapshot beside them. Apart so that `build_bounded` reads as its steps.
+fn record_built(
+    args: &Args,
+    p: &Prepared,
+    packages: &[PathBuf],
+    rpmbuild: bool,
+    cx: &mut Ctx,
+    rec: &mut RecordParts,
+) -> Result<Vec<Artifact>> {
     let (mut artifacts, buildrequires, changelog_name) =
-        repo::record_packages(cx.ws, &mut cx.run, &out.packages)?;
+        repo::record_packages(cx.ws, &mut cx.run, packages)?;
     let (package, nvr) = artifacts
         .iter()
         .find(|a| a.kind == ArtifactKind::Srpm)
