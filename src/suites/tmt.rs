@@ -160,7 +160,7 @@ fn read_results(id: &Path, only: &Filter) -> Cases {
     // A set: a rerun may name thousands of cases, and each of the results is looked up.
     let only_names: std::collections::HashSet<&str> =
         only.names.iter().map(String::as_str).collect();
-    for (n, (plan, execute)) in plan_results(&id).into_iter().enumerate() {
+    for (n, (plan, execute)) in plan_results(id).into_iter().enumerate() {
         if read > crate::caps::RESULTS_TOTAL || n >= crate::caps::PLANS {
             cases.push(broke(format!(
                 "the run left more than {} plans' results or {} of results.yaml in all: fci stopped reading at plan {plan}",

@@ -120,10 +120,8 @@ fn build_bounded(
     // --strict-builddeps asks before building. Otherwise rpmbuild runs with --nodeps (which
     // changes nothing where the host satisfies BuildRequires) and the built SRPM's header
     // says what the spec says: no separate spec query on the way to a good build.
-    if args.strict_builddeps && rpmbuild {
-        if unmet_builddeps(&job(true), cx, rec)? {
-            return Ok(Vec::new());
-        }
+    if args.strict_builddeps && rpmbuild && unmet_builddeps(&job(true), cx, rec)? {
+        return Ok(Vec::new());
     }
     // rpmbuild's "Executing(%check)" shares the log with package output: a build that says
     // so is believed only when the spec, parsed before the build left anything behind, has
