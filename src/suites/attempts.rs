@@ -66,18 +66,7 @@ pub fn run(
     let mut run_files = Vec::new();
     // Cases past the listing caps, over all attempts: counted, and they decide the verdict.
     let mut unlisted = Unlisted::default();
-    // One file system for all the stage's runs (every suite, every attempt, the sandbox
-    // check): together they are bounded by the scratch limit, however many playbooks the
-    // package brings. Room for fci's copy of the tree per run besides it, for at most
-    // `ROOM_RUNS` runs: the copies of more (a package's thousand playbooks) are its scratch.
-    let tree_size = crate::limits::dir_usage(&[a.rcx.env.tree.to_path_buf()])
-        .map_err(|e| anyhow::anyhow!("cannot measure the tests' tree: {e}"))?;
-    let runs = (a.suites.len() as u64 * (u64::from(a.retries) + 1)).min(ROOM_RUNS);
-    let room = (tree_size + ROOM).saturating_mul(runs) + ROOM;
-    let package = cx.run.bounded_dir("package", &a.rcx.env.limits, room)?;
-    let probe = package.join("sandbox-check");
-    std::fs::create_dir(&probe)?;
-    a.rcx.env.check(cx.log(), &probe)?;
+    let package = package_dir(&a, cx)?;
     let mut run_once = |cx: &mut Ctx, attempt: u32, sel: Option<&Selection>| -> Result<Cases> {
         // One attempt lists at most the caps' worth of cases, whatever its suites report.
         let mut out = Cases::default();
@@ -118,26 +107,11 @@ pub fn run(
     // An empty selection would run nothing: never a verdict made of carried passes alone.
     let rerun = a.rerun.filter(|r| !r.only.is_empty());
     let mut cases: Vec<Slot> = Vec::new();
-    let limits = a.rcx.env.limits;
-    // fci's own step (a run's copy of the tree) failing on the file system package code
-    // filled is the package's doing, like any other of its runs past the limit.
-    let filled = |e: anyhow::Error, rec: &mut RecordParts| -> Result<Vec<Artifact>> {
-        let Some(why) = crate::volume::full(&package) else {
-            return Err(e);
-        };
-        rec.outcome = Outcome::Failed;
-        rec.cacheable = false;
-        let msg = format!(
-            "package code went past its limits: {}",
-            crate::limits::scratch_full(limits.scratch, &why)
-        );
-        crate::progress::note(&format!("{} FAILED: {msg}", a.stage));
-        rec.notes.push(msg);
-        Ok(Vec::new())
-    };
+    let scratch = a.rcx.env.limits.scratch;
+    let stage = a.stage;
     let first = match run_once(cx, 1, rerun.as_ref().map(|r| &r.only)) {
         Ok(c) => c,
-        Err(e) => return filled(e, rec),
+        Err(e) => return filled(e, rec, &package, scratch, stage),
     };
     unlisted.add(first.unlisted);
     cases.extend(first.listed.into_iter().map(|c| (c, Vec::new())));
@@ -148,7 +122,7 @@ pub fn run(
         }
         let again = match run_once(cx, attempt, Some(&sel)) {
             Ok(c) => c,
-            Err(e) => return filled(e, rec),
+            Err(e) => return filled(e, rec, &package, scratch, stage),
         };
         // A rerun lists all it reruns; more than that is never a pass.
         unlisted.add_failing(again.unlisted);
@@ -157,6 +131,65 @@ pub fn run(
     if !run_files.is_empty() {
         rec.data.insert("run_files".into(), json!(run_files));
     }
+    mark_cut_short(&cases, rec);
+    let mut results = kept_of_rerun(a.suites, rerun, &cases, &mut unlisted);
+    let mut logs = results::LogStore::new(cx.ws, &mut artifacts, a.stage);
+    for slot in cases {
+        results.push(results::to_result(slot, &mut logs)?);
+    }
+    let (outcome, note) = results::stage_outcome(&results);
+    rec.notes.extend(note);
+    let outcome = count_unlisted(outcome, &unlisted, rec);
+    rec.outcome = outcome;
+    rec.results = results;
+    Ok(artifacts)
+}
+
+/// The file system for all the stage's runs, its sandbox checked in it. Apart so that `run`
+/// reads as its steps.
+fn package_dir(a: &Attempts, cx: &mut Ctx) -> Result<std::path::PathBuf> {
+    // One file system for all the stage's runs (every suite, every attempt, the sandbox
+    // check): together they are bounded by the scratch limit, however many playbooks the
+    // package brings. Room for fci's copy of the tree per run besides it, for at most
+    // `ROOM_RUNS` runs: the copies of more (a package's thousand playbooks) are its scratch.
+    let tree_size = crate::limits::dir_usage(&[a.rcx.env.tree.to_path_buf()])
+        .map_err(|e| anyhow::anyhow!("cannot measure the tests' tree: {e}"))?;
+    let runs = (a.suites.len() as u64 * (u64::from(a.retries) + 1)).min(ROOM_RUNS);
+    let room = (tree_size + ROOM).saturating_mul(runs) + ROOM;
+    let package = cx.run.bounded_dir("package", &a.rcx.env.limits, room)?;
+    let probe = package.join("sandbox-check");
+    std::fs::create_dir(&probe)?;
+    a.rcx.env.check(cx.log(), &probe)?;
+    Ok(package)
+}
+
+/// fci's own step (a run's copy of the tree) failing on the file system package code
+/// filled is the package's doing, like any other of its runs past the limit: a FAILED
+/// outcome, never reused; any other error stays one.
+fn filled(
+    e: anyhow::Error,
+    rec: &mut RecordParts,
+    package: &std::path::Path,
+    scratch: u64,
+    stage: StageName,
+) -> Result<Vec<Artifact>> {
+    let Some(why) = crate::volume::full(package) else {
+        return Err(e);
+    };
+    rec.outcome = Outcome::Failed;
+    rec.cacheable = false;
+    let msg = format!(
+        "package code went past its limits: {}",
+        crate::limits::scratch_full(scratch, &why)
+    );
+    crate::progress::note(&format!("{} FAILED: {msg}", stage));
+    rec.notes.push(msg);
+    Ok(Vec::new())
+}
+
+/// A run cut short by --timeout or killed past a limit: the record is not reused, and the
+/// limits reached are noted. Apart so that `run` reads as its steps.
+fn mark_cut_short(cases: &[Slot], rec: &mut RecordParts) {
     if cases.iter().any(|(c, _)| c.timed_out) {
         // A run its last attempt left cut short by --timeout (a slow host may be why): its
         // ERROR, or a FAILED case it reported before, is never reused.
@@ -165,7 +198,7 @@ pub fn run(
     // A run killed past a limit is the package's failure, but not reused: another run may
     // be given other limits.
     let mut reached: Vec<String> = Vec::new();
-    for (c, earlier) in &cases {
+    for (c, earlier) in cases {
         for why in std::iter::once(c)
             .chain(earlier)
             .filter_map(|c| c.limit_reached())
@@ -181,6 +214,17 @@ pub fn run(
         crate::progress::note(&msg);
         rec.notes.push(msg);
     }
+}
+
+/// With `--failed-only`: the earlier results that stay as they were (selected but not run
+/// again, or not rerun at all) and the passes it carries; its unlisted counts join
+/// `unlisted`. Apart so that `run` reads as its steps.
+fn kept_of_rerun(
+    suites: &[Box<dyn Suite>],
+    rerun: Option<Rerun>,
+    cases: &[Slot],
+    unlisted: &mut Unlisted,
+) -> Vec<TestResult> {
     let mut results: Vec<TestResult> = Vec::new();
     if let Some(r) = rerun {
         // A selected case the rerun did not report again (a test no longer found, a tmt
@@ -192,8 +236,7 @@ pub fn run(
         for mut old in r.selected {
             let c = results::case_of(&old);
             let why = if c.whole_run {
-                let rerun = a
-                    .suites
+                let rerun = suites
                     .iter()
                     .any(|s| s.runner() == c.runner && (c.group.is_none() || s.group() == c.group));
                 (!rerun).then_some("not rerun: no suite of this run runs it")
@@ -212,12 +255,12 @@ pub fn run(
         results.splice(0..0, r.carried);
         unlisted.add(r.unlisted);
     }
-    let mut logs = results::LogStore::new(cx.ws, &mut artifacts, a.stage);
-    for slot in cases {
-        results.push(results::to_result(slot, &mut logs)?);
-    }
-    let (mut outcome, note) = results::stage_outcome(&results);
-    rec.notes.extend(note);
+    results
+}
+
+/// The cases counted but not listed: noted, and an unlisted failure or error joins the
+/// verdict. Apart so that `run` reads as its steps.
+fn count_unlisted(mut outcome: Outcome, unlisted: &Unlisted, rec: &mut RecordParts) -> Outcome {
     if unlisted.total() > 0 {
         // Only an unlisted failure or error changes the verdict: a pass or skip never turns
         // SKIPPED (nothing verified) or INFO into PASSED.
@@ -239,7 +282,5 @@ pub fn run(
         crate::progress::note(&msg);
         rec.notes.push(msg);
     }
-    rec.outcome = outcome;
-    rec.results = results;
-    Ok(artifacts)
+    outcome
 }

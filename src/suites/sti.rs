@@ -184,17 +184,7 @@ pub fn run(
         cmd = cmd.arg("--tags").arg(tags.join(","));
     }
     let cmd = cmd.arg(&pb_abs);
-    let ansible_tmp = home.join(".ansible/tmp");
-    let env_vars = vec![
-        ("TEST_ARTIFACTS".to_string(), artifacts.clone().into()),
-        ("ANSIBLE_ROLES_PATH".into(), std::env::join_paths(&search)?),
-        ("ANSIBLE_LOCAL_TEMP".into(), ansible_tmp.clone().into()),
-        ("ANSIBLE_REMOTE_TEMP".into(), ansible_tmp.into()),
-        ("ANSIBLE_NOCOLOR".into(), "1".into()),
-        ("ANSIBLE_RETRY_FILES_ENABLED".into(), "0".into()),
-        ("ANSIBLE_LOCALHOST_WARNING".into(), "0".into()),
-        ("ANSIBLE_INVENTORY_UNPARSED_WARNING".into(), "0".into()),
-    ];
+    let env_vars = ansible_env(&artifacts, &search, &home)?;
     let ended = env.run(log, dir, &home, &cwd, env_vars, cmd)?;
     let code = ended.code;
     let name = playbook.to_string_lossy().into_owned();
@@ -247,6 +237,26 @@ pub fn run(
         cases.push(broke(why()));
     }
     Ok(cases)
+}
+
+/// The environment ansible-playbook runs with: the standard's TEST_ARTIFACTS, the roles' path,
+/// temporary files in the run's home, and ansible's colours, retry files and warnings off.
+fn ansible_env(
+    artifacts: &Path,
+    search: &[PathBuf],
+    home: &Path,
+) -> Result<Vec<(String, std::ffi::OsString)>> {
+    let ansible_tmp = home.join(".ansible/tmp");
+    Ok(vec![
+        ("TEST_ARTIFACTS".to_string(), artifacts.to_path_buf().into()),
+        ("ANSIBLE_ROLES_PATH".into(), std::env::join_paths(search)?),
+        ("ANSIBLE_LOCAL_TEMP".into(), ansible_tmp.clone().into()),
+        ("ANSIBLE_REMOTE_TEMP".into(), ansible_tmp.into()),
+        ("ANSIBLE_NOCOLOR".into(), "1".into()),
+        ("ANSIBLE_RETRY_FILES_ENABLED".into(), "0".into()),
+        ("ANSIBLE_LOCALHOST_WARNING".into(), "0".into()),
+        ("ANSIBLE_INVENTORY_UNPARSED_WARNING".into(), "0".into()),
+    ])
 }
 
 /// Why ansible stopped: the `msg` of the last `fatal:` task, or its own `ERROR!` line (a

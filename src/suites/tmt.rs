@@ -76,6 +76,11 @@ fn test_of(name: &str) -> String {
     format!("^(?:{})$", alts.join("|"))
 }
 
+/// A whole run's error of tmt, saying why.
+fn broke(note: String) -> Case {
+    Case::run_error("tmt", None, "tmt", note, None)
+}
+
 /// Runs every plan once; a non-empty filter limits the tests (and plans) by name.
 pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Cases> {
     let (src, home) = env.attempt_dirs(dir)?;
@@ -112,7 +117,42 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Cases>
         ("TMT_NO_COLOR".into(), "1".into()),
     ];
     let ended = env.run(log, dir, &home, &src, extra, cmd)?;
-    let broke = |note: String| Case::run_error("tmt", None, "tmt", note, None);
+    let mut cases = read_results(&id, only);
+    let code = ended.code.map_or("-".into(), |c| c.to_string());
+    if let Some(why) = ended.limit.as_deref() {
+        // Killed past a limit: the run's results may be partial or missing (tmt writes them as
+        // it goes); the kill is the package code's doing.
+        cases.listed.retain(|c| !c.whole_run);
+        cases.push(Case::limit_hit("tmt", None, "tmt", why));
+    } else if ended.timed_out {
+        cases.push(Case::timed_out("tmt", None, "tmt", env, None));
+    } else if cases.is_empty() && ended.code == Some(3) && !only.names.is_empty() {
+        // A rerun of named tests that found none of them: no result (never tmt's "nothing to
+        // run", INFO): the cases it was to rerun stay as they were.
+        log.line("# tmt found none of the tests selected for a rerun (exit 3)");
+    } else if cases.is_empty() && ended.code == Some(3) {
+        // tmt's "nothing to run": fmf metadata without plans, or plans that discover no test.
+        let mut none = broke("tmt found no tests to run (exit 3)".into());
+        none.outcome = Outcome::Info;
+        cases.push(none);
+    } else if cases.is_empty() {
+        cases.push(broke(format!(
+            "tmt exited {code} and reported no test results"
+        )));
+    } else if !matches!(ended.code, Some(0 | 1 | 4)) && !cases.any_error() {
+        // 0 passed, 1 a test failed, 4 all skipped; anything else broke outside the tests
+        // (a plan's discover, prepare or finish): the tests' own results do not tell.
+        cases.push(broke(format!(
+            "tmt exited {code}: a plan failed outside its tests (see the stage log)"
+        )));
+    }
+    Ok(cases)
+}
+
+/// The cases of each plan's results.yaml in the run's directory (with `only.names`, those
+/// alone), read through the caps; an unreadable one is its plan's error. Apart so that
+/// `run` reads as its steps.
+fn read_results(id: &Path, only: &Filter) -> Cases {
     let mut cases = Cases::default();
     // The tests can write results files of their own into the run's directory: all of them
     // together are bounded too.
@@ -120,7 +160,7 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Cases>
     // A set: a rerun may name thousands of cases, and each of the results is looked up.
     let only_names: std::collections::HashSet<&str> =
         only.names.iter().map(String::as_str).collect();
-    for (n, (plan, execute)) in plan_results(&id).into_iter().enumerate() {
+    for (n, (plan, execute)) in plan_results(id).into_iter().enumerate() {
         if read > crate::caps::RESULTS_TOTAL || n >= crate::caps::PLANS {
             cases.push(broke(format!(
                 "the run left more than {} plans' results or {} of results.yaml in all: fci stopped reading at plan {plan}",
@@ -173,35 +213,7 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Cases>
             });
         }
     }
-    let code = ended.code.map_or("-".into(), |c| c.to_string());
-    if let Some(why) = ended.limit.as_deref() {
-        // Killed past a limit: the run's results may be partial or missing (tmt writes them as
-        // it goes); the kill is the package code's doing.
-        cases.listed.retain(|c| !c.whole_run);
-        cases.push(Case::limit_hit("tmt", None, "tmt", why));
-    } else if ended.timed_out {
-        cases.push(Case::timed_out("tmt", None, "tmt", env, None));
-    } else if cases.is_empty() && ended.code == Some(3) && !only.names.is_empty() {
-        // A rerun of named tests that found none of them: no result (never tmt's "nothing to
-        // run", INFO): the cases it was to rerun stay as they were.
-        log.line("# tmt found none of the tests selected for a rerun (exit 3)");
-    } else if cases.is_empty() && ended.code == Some(3) {
-        // tmt's "nothing to run": fmf metadata without plans, or plans that discover no test.
-        let mut none = broke("tmt found no tests to run (exit 3)".into());
-        none.outcome = Outcome::Info;
-        cases.push(none);
-    } else if cases.is_empty() {
-        cases.push(broke(format!(
-            "tmt exited {code} and reported no test results"
-        )));
-    } else if !matches!(ended.code, Some(0 | 1 | 4)) && !cases.any_error() {
-        // 0 passed, 1 a test failed, 4 all skipped; anything else broke outside the tests
-        // (a plan's discover, prepare or finish): the tests' own results do not tell.
-        cases.push(broke(format!(
-            "tmt exited {code}: a plan failed outside its tests (see the stage log)"
-        )));
-    }
-    Ok(cases)
+    cases
 }
 
 /// (plan name, its execute directory) for each plan tmt ran: `<id>/<plan>/execute/results.yaml`.

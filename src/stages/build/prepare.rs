@@ -43,7 +43,9 @@ pub fn dirty_note(commit: Option<&str>) -> String {
     )
 }
 
-pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
+/// What to build and at which ref: the dist-git named, else the manifest's subject (at its
+/// commit, unless --ref says). Apart so that `prepare` reads as its steps.
+fn source_and_ref(args: &Args, cx: &Ctx) -> Result<(String, Option<String>)> {
     let from_manifest = args.source.is_none();
     let source = match &args.source {
         Some(s) => s.clone(),
@@ -61,6 +63,11 @@ pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
             None
         }
     });
+    Ok((source, git_ref))
+}
+
+pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
+    let (source, git_ref) = source_and_ref(args, cx)?;
     let mut notes = Vec::new();
     let mut branch_mismatch = false;
     // The backend's own tools first (rpmbuild, or mock), then what every build uses. Spec

@@ -120,26 +120,8 @@ fn build_bounded(
     // --strict-builddeps asks before building. Otherwise rpmbuild runs with --nodeps (which
     // changes nothing where the host satisfies BuildRequires) and the built SRPM's header
     // says what the spec says: no separate spec query on the way to a good build.
-    if args.strict_builddeps && rpmbuild {
-        let j = job(true);
-        let info = spec::query(&j, &backend::sandbox(&j), cx.log())?;
-        note_package(cx, rec, &info.name, Some(&info.nvr), &info.buildrequires);
-        if !info.changelog_name.is_empty() {
-            rec.data
-                .insert("changelog_name".into(), json!(info.changelog_name));
-        }
-        let unmet = spec::unmet(&info.buildrequires, &mut cx.host, &mut cx.run.log)?;
-        rec.data.insert("unmet_buildrequires".into(), json!(unmet));
-        if !unmet.is_empty() {
-            let msg = format!(
-                "host rpm database cannot satisfy BuildRequires: {} (--strict-builddeps)",
-                unmet.join(", ")
-            );
-            progress::say(&format!("build ERROR: {msg}"));
-            rec.outcome = Outcome::Error;
-            rec.notes.push(msg);
-            return Ok(Vec::new());
-        }
+    if args.strict_builddeps && rpmbuild && unmet_builddeps(&job(true), cx, rec)? {
+        return Ok(Vec::new());
     }
     // rpmbuild's "Executing(%check)" shares the log with package output: a build that says
     // so is believed only when the spec, parsed before the build left anything behind, has
@@ -165,8 +147,46 @@ fn build_bounded(
     }
 
     step("recording packages");
+    record_built(args, p, &out.packages, rpmbuild, cx, rec)
+}
+
+/// --strict-builddeps: the spec's BuildRequires asked of the host before building; `true`
+/// when some are unmet (the outcome is then ERROR). Apart so that `build_bounded` reads as
+/// its steps.
+fn unmet_builddeps(j: &Job, cx: &mut Ctx, rec: &mut RecordParts) -> Result<bool> {
+    let info = spec::query(j, &backend::sandbox(j), cx.log())?;
+    note_package(cx, rec, &info.name, Some(&info.nvr), &info.buildrequires);
+    if !info.changelog_name.is_empty() {
+        rec.data
+            .insert("changelog_name".into(), json!(info.changelog_name));
+    }
+    let unmet = spec::unmet(&info.buildrequires, &mut cx.host, &mut cx.run.log)?;
+    rec.data.insert("unmet_buildrequires".into(), json!(unmet));
+    if !unmet.is_empty() {
+        let msg = format!(
+            "host rpm database cannot satisfy BuildRequires: {} (--strict-builddeps)",
+            unmet.join(", ")
+        );
+        progress::say(&format!("build ERROR: {msg}"));
+        rec.outcome = Outcome::Error;
+        rec.notes.push(msg);
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// The built packages recorded as artifacts, the package they make noted, and the tree's
+/// snapshot beside them. Apart so that `build_bounded` reads as its steps.
+fn record_built(
+    args: &Args,
+    p: &Prepared,
+    packages: &[PathBuf],
+    rpmbuild: bool,
+    cx: &mut Ctx,
+    rec: &mut RecordParts,
+) -> Result<Vec<Artifact>> {
     let (mut artifacts, buildrequires, changelog_name) =
-        repo::record_packages(cx.ws, &mut cx.run, &out.packages)?;
+        repo::record_packages(cx.ws, &mut cx.run, packages)?;
     let (package, nvr) = artifacts
         .iter()
         .find(|a| a.kind == ArtifactKind::Srpm)
@@ -310,67 +330,14 @@ fn explain_failure(
     cx: &mut Ctx,
     rec: &mut RecordParts,
 ) -> Result<()> {
-    if let Some(why) = &out.limit {
-        limit_reached(rec, why);
+    if explained_early(args, p, out, rec) {
         return Ok(());
     }
-    if let Some(why) = &out.outputs_replaced {
-        rec.outcome = Outcome::Failed;
-        progress::note(&format!("build FAILED: {why}"));
-        rec.notes.push(why.clone());
-        return Ok(());
-    }
-    if out.timed_out {
-        rec.outcome = Outcome::Error;
-        rec.notes.push(format!(
-            "killed after {}: the build exceeded --timeout",
-            crate::duration::show(args.timeout)
-        ));
-        progress::note(&format!(
-            "build ERROR: killed after {} (--timeout)",
-            crate::duration::show(args.timeout)
-        ));
-        return Ok(());
-    }
-    if let Some(why) = &out.host_failure {
-        // The backend broke, not the package: ERROR, which is never reused.
-        let msg = format!("backend {}: {why}", p.backend.name());
-        progress::note(&format!("build ERROR: {msg}"));
-        rec.outcome = Outcome::Error;
-        rec.notes.push(msg);
-        return Ok(());
-    }
-    // Parsed again in a fresh directory: spec code that reads what its build left behind
-    // (a file in its home) must parse as it did before the build, so that its own failure
-    // is never taken for the caller's unparsable spec.
-    let fresh = cx.run.bounded_dir("reparse", &p.limits, 0)?;
-    let query_job = &Job {
-        work: &fresh,
-        ..*query_job
-    };
-    let sb = backend::sandbox(query_job);
-    sb.check(cx.log())?;
-    let info = spec::query(query_job, &sb, cx.log())?;
-    if let Some(s) = info
-        .sources
-        .iter()
-        .find(|s| !query_job.sources.join(s).is_file())
-    {
-        return Err(FciError::input(
-            &p.spec_path,
-            format!("Source/Patch `{s}` is neither in the repository nor in the `sources` file"),
-        )
-        .into());
-    }
-    note_package(cx, rec, &info.name, Some(&info.nvr), &info.buildrequires);
-    if !info.changelog_name.is_empty() {
-        rec.data
-            .insert("changelog_name".into(), json!(info.changelog_name));
-    }
+    let buildrequires = reparse(p, query_job, cx, rec)?;
     let rpmbuild = p.backend.capabilities().host_root;
     if rpmbuild && !args.strict_builddeps {
         // Missing build dependencies are the likeliest cause: say which.
-        note_unmet(&info.buildrequires, cx, rec)?;
+        note_unmet(&buildrequires, cx, rec)?;
     }
     if let Some(sig) = out.signal {
         // Killed, not failed: the cause (the kernel's OOM killer, an operator) is the host's.
@@ -422,6 +389,82 @@ fn explain_failure(
         &tail.map(str::to_string).collect::<Vec<_>>(),
     );
     Ok(())
+}
+
+/// A failure that is not rpmbuild's: a limit reached, outputs replaced, --timeout, the
+/// backend broken; `true` when it was one (the record says which). Apart so that
+/// `explain_failure` reads as its steps.
+fn explained_early(args: &Args, p: &Prepared, out: &Output, rec: &mut RecordParts) -> bool {
+    if let Some(why) = &out.limit {
+        limit_reached(rec, why);
+        return true;
+    }
+    if let Some(why) = &out.outputs_replaced {
+        rec.outcome = Outcome::Failed;
+        progress::note(&format!("build FAILED: {why}"));
+        rec.notes.push(why.clone());
+        return true;
+    }
+    if out.timed_out {
+        rec.outcome = Outcome::Error;
+        rec.notes.push(format!(
+            "killed after {}: the build exceeded --timeout",
+            crate::duration::show(args.timeout)
+        ));
+        progress::note(&format!(
+            "build ERROR: killed after {} (--timeout)",
+            crate::duration::show(args.timeout)
+        ));
+        return true;
+    }
+    if let Some(why) = &out.host_failure {
+        // The backend broke, not the package: ERROR, which is never reused.
+        let msg = format!("backend {}: {why}", p.backend.name());
+        progress::note(&format!("build ERROR: {msg}"));
+        rec.outcome = Outcome::Error;
+        rec.notes.push(msg);
+        return true;
+    }
+    false
+}
+
+/// The spec parsed again after a failed build, for the package it names and its build
+/// dependencies (returned); a source it names that is nowhere is bad input. Apart so that
+/// `explain_failure` reads as its steps.
+fn reparse(
+    p: &Prepared,
+    query_job: &Job,
+    cx: &mut Ctx,
+    rec: &mut RecordParts,
+) -> Result<Vec<String>> {
+    // Parsed again in a fresh directory: spec code that reads what its build left behind
+    // (a file in its home) must parse as it did before the build, so that its own failure
+    // is never taken for the caller's unparsable spec.
+    let fresh = cx.run.bounded_dir("reparse", &p.limits, 0)?;
+    let query_job = &Job {
+        work: &fresh,
+        ..*query_job
+    };
+    let sb = backend::sandbox(query_job);
+    sb.check(cx.log())?;
+    let info = spec::query(query_job, &sb, cx.log())?;
+    if let Some(s) = info
+        .sources
+        .iter()
+        .find(|s| !query_job.sources.join(s).is_file())
+    {
+        return Err(FciError::input(
+            &p.spec_path,
+            format!("Source/Patch `{s}` is neither in the repository nor in the `sources` file"),
+        )
+        .into());
+    }
+    note_package(cx, rec, &info.name, Some(&info.nvr), &info.buildrequires);
+    if !info.changelog_name.is_empty() {
+        rec.data
+            .insert("changelog_name".into(), json!(info.changelog_name));
+    }
+    Ok(info.buildrequires)
 }
 
 /// The package's name (into the subject too) and its BuildRequires.

@@ -54,112 +54,11 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     let payload = payload::parse(&listing);
     // rpm runs outside the sandbox that bounds package code: what it would write is bounded
     // here, from the headers (a sparse file compresses to nothing in the RPM).
-    rec.data.insert("limits".into(), json!(p.limits));
-    if let Some(why) = payload::past_scratch(&payload, p.limits.scratch) {
-        // Not reused: another run may be given another limit.
-        rec.cacheable = false;
-        return Ok(fail(rec, why));
+    if let Some(failed) = refuse_payload(p, &tree, &payload, rec) {
+        return Ok(failed);
     }
-    let special = payload::special_files(&payload);
-    if !special.is_empty() {
-        return Ok(fail(
-            rec,
-            format!(
-                "the change ships files that are not regular files, directories or symlinks (rpm would block on a FIFO; OSTree can commit none of them): {}",
-                special.join(", ")
-            ),
-        ));
-    }
-    let conflicts = payload::conflicts(&tree, &payload);
-    if !conflicts.is_empty() {
-        let msg = format!(
-            "the change replaces files of the base: {}",
-            conflicts.join(", ")
-        );
-        crate::progress::note(&format!("compose FAILED: {msg}"));
-        rec.outcome = Outcome::Failed;
-        rec.notes.push(msg);
-        rec.data.insert("conflicts".into(), json!(conflicts));
-        return Ok(Vec::new());
-    }
-    let var_files = payload::var_files(&payload);
-    if !var_files.is_empty() {
-        return Ok(fail(
-            rec,
-            format!(
-                "OSTree does not carry /var, and the change ships files there (only directories can be made at boot): {}",
-                var_files.join(", ")
-            ),
-        ));
-    }
-    // A base with its own /etc is not laid out for OSTree (deploy will say so): its /etc is
-    // left as it is, the change's included.
-    let base_has_etc = std::fs::symlink_metadata(tree.join("etc")).is_ok();
-    let debian = Path::new("/etc/debian_version").exists();
-    let mut install = Cmd::new("rpm").arg("--root").arg(&tree).args([
-        "--dbpath",
-        DBPATH,
-        "-i",
-        "--nodeps",
-        "--noscripts",
-        "--notriggers",
-    ]);
-    if debian {
-        // Debian's rpm asks to be told that it is meant to manage this root.
-        install = install.arg("--force-debian");
-    }
-    // An install cut short by --timeout is an error of `capture` (ERROR, never reused): the
-    // half-made tree is never committed.
-    let done = cx
-        .log()
-        .capture(&install.arg("--").args(&p.rpms).timeout(p.timeout))?;
-    if let Some(f) = done.failure() {
-        // rpm refusing the payload is the change's doing; rpm not running is the host's.
-        let said = super::payload::rpm_refusals(&done.stderr);
-        if !said.is_empty() {
-            return Ok(fail(
-                rec,
-                format!(
-                    "rpm refused the change's payload in the base: {}",
-                    said.join("; ")
-                ),
-            ));
-        }
-        return Err(f
-            .infra("rpm could not install the change into the base checkout")
-            .into());
-    }
-    let refused = if base_has_etc {
-        Vec::new()
-    } else {
-        payload::relocate_etc(&tree)?
-    };
-    if !refused.is_empty() {
-        return Ok(fail(
-            rec,
-            format!(
-                "the change's /etc files would replace the base's usr/etc: {}",
-                refused.join(", ")
-            ),
-        ));
-    }
-    let tmpfiles = payload::var_tmpfiles(&payload);
-    if !tmpfiles.is_empty() {
-        let name = crate::files::plain_name(&format!(
-            "fci-{}.conf",
-            cx.manifest.subject.package.as_deref().unwrap_or("change")
-        ));
-        match payload::write_tmpfiles(&tree, &name, &tmpfiles)? {
-            Ok(path) => {
-                rec.data.insert("var_tmpfiles".into(), json!(path));
-            }
-            Err(why) => {
-                return Ok(fail(
-                    rec,
-                    format!("cannot make the change's /var directories at boot: {why}"),
-                ))
-            }
-        }
+    if let Some(failed) = install_payload(p, cx, &tree, &payload, rec)? {
+        return Ok(failed);
     }
     // Before the commit: a committed file may be the repository's object itself, and even a
     // query writes into the rpm database's files.
@@ -171,29 +70,7 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     let subject = &cx.manifest.subject;
     let package = subject.package.clone().unwrap_or_default();
     let candidate = binding::candidate_ref(&p.branch, &cx.manifest.run.id);
-    // From the packages' own headers.
-    let nevras: Vec<String> = payload
-        .nevras
-        .iter()
-        .filter(|n| n.starts_with(&format!("{package}-")) || package.is_empty())
-        .cloned()
-        .collect();
-    // What binds the commit to this run for every stage that consumes it (crate::binding).
-    let metadata = vec![
-        (binding::PACKAGE.to_string(), package.clone()),
-        (
-            binding::DISTGIT_COMMIT.to_string(),
-            subject.commit.clone().unwrap_or_default(),
-        ),
-        ("fci.nevras".to_string(), nevras.join(" ")),
-        (binding::RUN.to_string(), cx.manifest.run.id.clone()),
-        (binding::BASE.to_string(), p.base.clone()),
-        (binding::RPMS.to_string(), binding::rpm_digests(cx.manifest)),
-        (
-            "fci.version".to_string(),
-            env!("CARGO_PKG_VERSION").to_string(),
-        ),
-    ];
+    let metadata = commit_metadata(p, cx, &payload, &package);
     // An orphan commit: the candidate ref appears only once the commit passed the checks
     // below, so an interrupted or refused compose leaves no ref behind.
     let commit = p.repo.commit(
@@ -241,6 +118,171 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
         nevra: None,
         extra: Default::default(),
     }])
+}
+
+/// The checks on the change's payload before rpm runs: its size against the scratch limit,
+/// file kinds OSTree cannot commit, files that replace the base's, files under /var. Apart so
+/// that `compose` reads as its steps; `Some` is the FAILED outcome to return.
+fn refuse_payload(
+    p: &Plan,
+    tree: &Path,
+    payload: &payload::Payload,
+    rec: &mut RecordParts,
+) -> Option<Vec<Artifact>> {
+    rec.data.insert("limits".into(), json!(p.limits));
+    if let Some(why) = payload::past_scratch(payload, p.limits.scratch) {
+        // Not reused: another run may be given another limit.
+        rec.cacheable = false;
+        return Some(fail(rec, why));
+    }
+    let special = payload::special_files(payload);
+    if !special.is_empty() {
+        return Some(fail(
+            rec,
+            format!(
+                "the change ships files that are not regular files, directories or symlinks (rpm would block on a FIFO; OSTree can commit none of them): {}",
+                special.join(", ")
+            ),
+        ));
+    }
+    let conflicts = payload::conflicts(tree, payload);
+    if !conflicts.is_empty() {
+        let msg = format!(
+            "the change replaces files of the base: {}",
+            conflicts.join(", ")
+        );
+        crate::progress::note(&format!("compose FAILED: {msg}"));
+        rec.outcome = Outcome::Failed;
+        rec.notes.push(msg);
+        rec.data.insert("conflicts".into(), json!(conflicts));
+        return Some(Vec::new());
+    }
+    let var_files = payload::var_files(payload);
+    if !var_files.is_empty() {
+        return Some(fail(
+            rec,
+            format!(
+                "OSTree does not carry /var, and the change ships files there (only directories can be made at boot): {}",
+                var_files.join(", ")
+            ),
+        ));
+    }
+    None
+}
+
+/// rpm installing the change into the checkout, then its /etc moved to usr/etc and its /var
+/// directories declared to systemd-tmpfiles. Apart so that `compose` reads as its steps;
+/// `Some` is the FAILED outcome to return.
+fn install_payload(
+    p: &Plan,
+    cx: &mut Ctx,
+    tree: &Path,
+    payload: &payload::Payload,
+    rec: &mut RecordParts,
+) -> Result<Option<Vec<Artifact>>> {
+    // A base with its own /etc is not laid out for OSTree (deploy will say so): its /etc is
+    // left as it is, the change's included.
+    let base_has_etc = std::fs::symlink_metadata(tree.join("etc")).is_ok();
+    let debian = Path::new("/etc/debian_version").exists();
+    let mut install = Cmd::new("rpm").arg("--root").arg(tree).args([
+        "--dbpath",
+        DBPATH,
+        "-i",
+        "--nodeps",
+        "--noscripts",
+        "--notriggers",
+    ]);
+    if debian {
+        // Debian's rpm asks to be told that it is meant to manage this root.
+        install = install.arg("--force-debian");
+    }
+    // An install cut short by --timeout is an error of `capture` (ERROR, never reused): the
+    // half-made tree is never committed.
+    let done = cx
+        .log()
+        .capture(&install.arg("--").args(&p.rpms).timeout(p.timeout))?;
+    if let Some(f) = done.failure() {
+        // rpm refusing the payload is the change's doing; rpm not running is the host's.
+        let said = super::payload::rpm_refusals(&done.stderr);
+        if !said.is_empty() {
+            return Ok(Some(fail(
+                rec,
+                format!(
+                    "rpm refused the change's payload in the base: {}",
+                    said.join("; ")
+                ),
+            )));
+        }
+        return Err(f
+            .infra("rpm could not install the change into the base checkout")
+            .into());
+    }
+    let refused = if base_has_etc {
+        Vec::new()
+    } else {
+        payload::relocate_etc(tree)?
+    };
+    if !refused.is_empty() {
+        return Ok(Some(fail(
+            rec,
+            format!(
+                "the change's /etc files would replace the base's usr/etc: {}",
+                refused.join(", ")
+            ),
+        )));
+    }
+    let tmpfiles = payload::var_tmpfiles(payload);
+    if !tmpfiles.is_empty() {
+        let name = crate::files::plain_name(&format!(
+            "fci-{}.conf",
+            cx.manifest.subject.package.as_deref().unwrap_or("change")
+        ));
+        match payload::write_tmpfiles(tree, &name, &tmpfiles)? {
+            Ok(path) => {
+                rec.data.insert("var_tmpfiles".into(), json!(path));
+            }
+            Err(why) => {
+                return Ok(Some(fail(
+                    rec,
+                    format!("cannot make the change's /var directories at boot: {why}"),
+                )))
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The metadata the commit carries. Apart so that `compose` reads as its steps.
+fn commit_metadata(
+    p: &Plan,
+    cx: &Ctx,
+    payload: &payload::Payload,
+    package: &str,
+) -> Vec<(String, String)> {
+    let subject = &cx.manifest.subject;
+    // From the packages' own headers.
+    let nevras: Vec<String> = payload
+        .nevras
+        .iter()
+        .filter(|n| n.starts_with(&format!("{package}-")) || package.is_empty())
+        .cloned()
+        .collect();
+    // What binds the commit to this run for every stage that consumes it (crate::binding).
+    vec![
+        (binding::PACKAGE.to_string(), package.to_string()),
+        (
+            binding::DISTGIT_COMMIT.to_string(),
+            subject.commit.clone().unwrap_or_default(),
+        ),
+        ("fci.nevras".to_string(), nevras.join(" ")),
+        (binding::RUN.to_string(), cx.manifest.run.id.clone()),
+        (binding::BASE.to_string(), p.base.clone()),
+        (binding::RPMS.to_string(), binding::rpm_digests(cx.manifest)),
+        (
+            "fci.version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+    ]
 }
 
 /// Replaces each file of the tree's rpm database by a copy of itself (renamed over it), so

@@ -84,14 +84,78 @@ pub fn image(
     let dir = cx.dir();
     let sysroot = dir.join("sysroot");
     std::fs::create_dir(&sysroot)?;
-    let sysroot_arg = format!("--sysroot={}", sysroot.display());
     spinner.step("deploying the commit into a sysroot");
+    if let Some(failed) = deploy(p, cx, &steps, &sysroot, rec)? {
+        return Ok(failed);
+    }
+
+    let entry = read_entries(&sysroot.join("boot/loader/entries"))?.ok_or_else(|| {
+        FciError::Infra("ostree admin deploy wrote no usable boot loader entry".into())
+    })?;
+    let deployment = std::fs::read_dir(sysroot.join("ostree/deploy").join(&p.os).join("deploy"))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with(&p.commit) && !n.ends_with(".origin"))
+        .ok_or_else(|| FciError::Infra("the deployment is not in the sysroot".into()))?;
+    rec.data.insert("deployment".into(), json!(deployment));
+    rec.data.insert("boot_entry".into(), json!(entry));
+
+    spinner.step("making the filesystem");
+    let used = disk_usage(&sysroot)?;
+    let size_mib = p
+        .size_mib
+        .unwrap_or_else(|| (used * 2 / (1 << 20) + 1).max(256));
+    if used > size_mib << 20 {
+        rec.outcome = Outcome::Failed;
+        rec.notes.push(format!(
+            "the deployment needs {} MiB, more than --size {size_mib}",
+            used >> 20
+        ));
+        return Ok(Vec::new());
+    }
+    let (disk, virtual_size) = make_disk(p, cx, &steps, spinner, &dir, &sysroot, size_mib)?;
+
+    spinner.step("storing the image");
+    let name = format!(
+        "{}-{}-{}.{}",
+        p.os,
+        p.branch,
+        &p.commit[..12],
+        p.format.as_str()
+    );
+    let mut art = cx
+        .ws
+        .store(&disk, ArtifactKind::Image, &name, StageName::Image)?;
+    art.extra.insert("format".into(), json!(p.format.as_str()));
+    art.extra.insert("virtual_size".into(), json!(virtual_size));
+    art.extra.insert("commit".into(), json!(p.commit));
+    art.extra.insert("ostree_ref".into(), json!(p.ostree_ref));
+    // What binds the image to the commit for smoke and conform (crate::binding).
+    crate::binding::record_image(cx.ws, &art, &p.commit)?;
+    rec.data.insert("format".into(), json!(p.format.as_str()));
+    rec.data.insert("virtual_size".into(), json!(virtual_size));
+    rec.data.insert("used_bytes".into(), json!(used));
+    rec.data.insert("image".into(), json!(art.path));
+    Ok(vec![art])
+}
+
+/// The commit deployed with `ostree admin` into the fresh sysroot: init-fs, os-init,
+/// pull-local, the ref, deploy with the kernel arguments. Apart so that `image` reads as its
+/// steps; `Some` is the FAILED outcome to return (a tree ostree cannot deploy).
+fn deploy(
+    p: &Plan,
+    cx: &mut Ctx,
+    steps: &Steps,
+    sysroot: &Path,
+    rec: &mut RecordParts,
+) -> Result<Option<Vec<Artifact>>> {
+    let sysroot_arg = format!("--sysroot={}", sysroot.display());
     steps.run(
         cx,
         "ostree admin init-fs",
         Cmd::new("ostree")
             .args(["admin", "init-fs", "--modern"])
-            .arg(&sysroot),
+            .arg(sysroot),
     )?;
     steps.run(
         cx,
@@ -150,43 +214,32 @@ pub fn image(
                 rec.outcome = Outcome::Failed;
                 rec.notes
                     .push(format!("the commit cannot be deployed: {msg}"));
-                return Ok(Vec::new());
+                return Ok(Some(Vec::new()));
             }
             return Err(e);
         }
     }
+    Ok(None)
+}
 
-    let entry = read_entries(&sysroot.join("boot/loader/entries"))?.ok_or_else(|| {
-        FciError::Infra("ostree admin deploy wrote no usable boot loader entry".into())
-    })?;
-    let deployment = std::fs::read_dir(sysroot.join("ostree/deploy").join(&p.os).join("deploy"))?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .find(|n| n.starts_with(&p.commit) && !n.ends_with(".origin"))
-        .ok_or_else(|| FciError::Infra("the deployment is not in the sysroot".into()))?;
-    rec.data.insert("deployment".into(), json!(deployment));
-    rec.data.insert("boot_entry".into(), json!(entry));
-
-    spinner.step("making the filesystem");
-    let used = disk_usage(&sysroot)?;
-    let size_mib = p
-        .size_mib
-        .unwrap_or_else(|| (used * 2 / (1 << 20) + 1).max(256));
-    if used > size_mib << 20 {
-        rec.outcome = Outcome::Failed;
-        rec.notes.push(format!(
-            "the deployment needs {} MiB, more than --size {size_mib}",
-            used >> 20
-        ));
-        return Ok(Vec::new());
-    }
+/// The sysroot made into an ext4 filesystem of `size_mib`, converted to qcow2 when asked and
+/// checked: the disk and its virtual size. Apart so that `image` reads as its steps.
+fn make_disk(
+    p: &Plan,
+    cx: &mut Ctx,
+    steps: &Steps,
+    spinner: &Spinner,
+    dir: &Path,
+    sysroot: &Path,
+    size_mib: u64,
+) -> Result<(PathBuf, u64)> {
     let raw = dir.join("disk.raw");
     steps.run(
         cx,
         "mkfs.ext4",
         Cmd::new("mkfs.ext4")
             .args(["-q", "-F", "-L", "root", "-d"])
-            .arg(&sysroot)
+            .arg(sysroot)
             .arg(&raw)
             .arg(format!("{size_mib}M")),
     )?;
@@ -225,29 +278,7 @@ pub fn image(
         .ok()
         .and_then(|v| v.get("virtual-size").and_then(Value::as_u64))
         .ok_or_else(|| FciError::Infra("qemu-img info gave no virtual-size".into()))?;
-
-    spinner.step("storing the image");
-    let name = format!(
-        "{}-{}-{}.{}",
-        p.os,
-        p.branch,
-        &p.commit[..12],
-        p.format.as_str()
-    );
-    let mut art = cx
-        .ws
-        .store(&disk, ArtifactKind::Image, &name, StageName::Image)?;
-    art.extra.insert("format".into(), json!(p.format.as_str()));
-    art.extra.insert("virtual_size".into(), json!(virtual_size));
-    art.extra.insert("commit".into(), json!(p.commit));
-    art.extra.insert("ostree_ref".into(), json!(p.ostree_ref));
-    // What binds the image to the commit for smoke and conform (crate::binding).
-    crate::binding::record_image(cx.ws, &art, &p.commit)?;
-    rec.data.insert("format".into(), json!(p.format.as_str()));
-    rec.data.insert("virtual_size".into(), json!(virtual_size));
-    rec.data.insert("used_bytes".into(), json!(used));
-    rec.data.insert("image".into(), json!(art.path));
-    Ok(vec![art])
+    Ok((disk, virtual_size))
 }
 
 /// The kernel versions the commit carries at `usr/lib/modules/VERSION/vmlinuz`.

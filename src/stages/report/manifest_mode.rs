@@ -67,6 +67,162 @@ impl Report {
         }
         Ok(())
     }
+
+    /// The run's messages into the journal, and with --amqp-url to the broker, each outcome in
+    /// the record; a message that cannot be sent never fails the report. Returns the
+    /// maintainer they go to. Apart so that `execute` reads as its steps.
+    fn announce(&self, cx: &Ctx, store: &Store, rec: &mut RecordParts) -> Option<String> {
+        let mcx = crate::bus::messages::Context::of(cx.manifest, &self.args.namespace);
+        let maintainer = mcx.maintainer.clone();
+        let messages = crate::bus::messages::for_run(cx.manifest, &mcx);
+        // A message that cannot be sent never fails the report: it says so.
+        let sent = match crate::bus::journal::publish(cx.ws, &messages) {
+            Ok(n) => n,
+            Err(e) => {
+                let msg = format!("message journal: {e:#}");
+                rec.warn(&msg);
+                0
+            }
+        };
+        if let Some(url) = &self.args.amqp_url {
+            let p = match crate::bus::publish::publish(cx.ws, store, url, &messages) {
+                Ok(p) => p,
+                Err(e) => crate::bus::publish::Published {
+                    unreachable: Some(crate::redact::scrub_credentials(&format!("{e:#}"), url)),
+                    ..Default::default()
+                },
+            };
+            if let Some(why) = &p.unreachable {
+                let msg = format!(
+                    "AMQP broker not reached or dropped ({why}): {} messages spooled for the next report",
+                    p.spooled
+                );
+                rec.warn(&msg);
+            }
+            rec.data.insert(
+                "amqp".into(),
+                json!({"url": crate::redact::strip_credentials(url), "sent": p.sent, "spooled": p.spooled}),
+            );
+        }
+        rec.data.insert(
+            "messages".into(),
+            json!({"journal": cx.ws.relative(&cx.ws.journal()),
+                   "total": messages.len(), "new": sent,
+                   "recipients": maintainer.iter().collect::<Vec<_>>()}),
+        );
+        maintainer
+    }
+
+    /// With --resultsdb-url: the results delivered to ResultsDB (what cannot be, spooled), and
+    /// what happened in the record. Apart so that `execute` reads as its steps.
+    fn deliver(
+        &self,
+        cx: &Ctx,
+        store: &Store,
+        results: &[Value],
+        rec: &mut RecordParts,
+    ) -> Result<()> {
+        if let Some(url) = &self.args.resultsdb_url {
+            let token = super::token(&self.args)?;
+            let d = crate::resultsdb::deliver::deliver(
+                cx.ws,
+                store,
+                url,
+                token,
+                results,
+                usize::from(self.args.resultsdb_jobs),
+            )?;
+            let mut j = d.to_json();
+            j["url"] = json!(crate::redact::strip_credentials(url));
+            if let Some(why) = &d.unreachable {
+                let msg = format!(
+                    "ResultsDB not reached ({why}): {} results spooled for the next report",
+                    d.spooled
+                );
+                rec.warn(&msg);
+            }
+            if !d.rejected.is_empty() {
+                let msg = format!(
+                    "ResultsDB refused {} results (kept in the spool's rejected/): {}",
+                    d.rejected.len(),
+                    d.rejected.join("; ")
+                );
+                rec.warn(&msg);
+            }
+            rec.data.insert("resultsdb".into(), j);
+        }
+        Ok(())
+    }
+
+    /// The subject and product version a gating decision is about: from the flags, else from
+    /// the manifest. Apart so that `execute` reads as its steps.
+    fn gating_subject(&self, cx: &Ctx) -> Result<(String, String)> {
+        let subject = self
+            .args
+            .subject_identifier
+            .clone()
+            .or_else(|| cx.manifest.subject_nvr())
+            .ok_or_else(|| {
+                FciError::input(
+                    &cx.origin,
+                    "no subject: the manifest has no source package; pass --subject-identifier",
+                )
+            })?;
+        let pv = self
+            .args
+            .product_version
+            .clone()
+            .or_else(|| {
+                cx.manifest
+                    .subject
+                    .branch
+                    .as_deref()
+                    .and_then(product_version)
+            })
+            .ok_or_else(|| {
+                FciError::input(
+                    &cx.origin,
+                    "no product version for the subject's branch; pass --product-version",
+                )
+            })?;
+        Ok((subject, pv))
+    }
+
+    /// The decision into the message journal as Greenwave announces it; a journal that
+    /// cannot be written is a warning. Apart so that `execute` reads as its steps.
+    fn announce_decision(
+        &self,
+        cx: &Ctx,
+        rec: &mut RecordParts,
+        req: &decision::Request,
+        d: &Value,
+        maintainer: &Option<String>,
+    ) {
+        // The decision as Greenwave announces it, to the maintainer too: what failed, by name.
+        let body = json!({
+            "decision_context": self.args.decision_contexts.join(" "),
+            "product_version": req.product_version,
+            "subject_type": req.subject_type,
+            "subject_identifier": req.subject_identifier,
+            "policies_satisfied": d["policies_satisfied"],
+            "summary": d["summary"],
+            "applicable_policies": d["applicable_policies"],
+            "unsatisfied_requirements": d["unsatisfied_requirements"],
+            "notification": {"recipients": maintainer.iter().collect::<Vec<_>>()},
+        });
+        let msg = crate::bus::messages::Message {
+            id: crate::digest::sha256_bytes(
+                format!("{}\ndecision\n{body}", cx.manifest.run.id).as_bytes(),
+            )[..32]
+                .to_string(),
+            topic: "org.fedoraproject.prod.greenwave.decision.update".into(),
+            body,
+        };
+        if let Err(e) = crate::bus::journal::publish(cx.ws, &[msg]) {
+            let msg = format!("message journal: {e:#}");
+            rec.warn(&msg);
+        }
+    }
 }
 
 impl Stage for Report {
@@ -155,105 +311,13 @@ impl Stage for Report {
         rec.data.insert("results_new".into(), json!(new));
         rec.data
             .insert("results_store".into(), json!(cx.ws.relative(&db_path)));
-        let mcx = crate::bus::messages::Context::of(cx.manifest, &self.args.namespace);
-        let maintainer = mcx.maintainer.clone();
-        let messages = crate::bus::messages::for_run(cx.manifest, &mcx);
-        // A message that cannot be sent never fails the report: it says so.
-        let sent = match crate::bus::journal::publish(cx.ws, &messages) {
-            Ok(n) => n,
-            Err(e) => {
-                let msg = format!("message journal: {e:#}");
-                rec.warn(&msg);
-                0
-            }
-        };
-        if let Some(url) = &self.args.amqp_url {
-            let p = match crate::bus::publish::publish(cx.ws, &store, url, &messages) {
-                Ok(p) => p,
-                Err(e) => crate::bus::publish::Published {
-                    unreachable: Some(crate::redact::scrub_credentials(&format!("{e:#}"), url)),
-                    ..Default::default()
-                },
-            };
-            if let Some(why) = &p.unreachable {
-                let msg = format!(
-                    "AMQP broker not reached or dropped ({why}): {} messages spooled for the next report",
-                    p.spooled
-                );
-                rec.warn(&msg);
-            }
-            rec.data.insert(
-                "amqp".into(),
-                json!({"url": crate::redact::strip_credentials(url), "sent": p.sent, "spooled": p.spooled}),
-            );
-        }
-        rec.data.insert(
-            "messages".into(),
-            json!({"journal": cx.ws.relative(&cx.ws.journal()),
-                   "total": messages.len(), "new": sent,
-                   "recipients": maintainer.iter().collect::<Vec<_>>()}),
-        );
-        if let Some(url) = &self.args.resultsdb_url {
-            let token = super::token(&self.args)?;
-            let d = crate::resultsdb::deliver::deliver(
-                cx.ws,
-                &store,
-                url,
-                token,
-                &results,
-                usize::from(self.args.resultsdb_jobs),
-            )?;
-            let mut j = d.to_json();
-            j["url"] = json!(crate::redact::strip_credentials(url));
-            if let Some(why) = &d.unreachable {
-                let msg = format!(
-                    "ResultsDB not reached ({why}): {} results spooled for the next report",
-                    d.spooled
-                );
-                rec.warn(&msg);
-            }
-            if !d.rejected.is_empty() {
-                let msg = format!(
-                    "ResultsDB refused {} results (kept in the spool's rejected/): {}",
-                    d.rejected.len(),
-                    d.rejected.join("; ")
-                );
-                rec.warn(&msg);
-            }
-            rec.data.insert("resultsdb".into(), j);
-        }
+        let maintainer = self.announce(cx, &store, rec);
+        self.deliver(cx, &store, &results, rec)?;
         let Some(gating) = self.args.gating.clone() else {
             self.write_outputs(cx, None)?;
             return Ok(Vec::new());
         };
-        let subject = self
-            .args
-            .subject_identifier
-            .clone()
-            .or_else(|| cx.manifest.subject_nvr())
-            .ok_or_else(|| {
-                FciError::input(
-                    &cx.origin,
-                    "no subject: the manifest has no source package; pass --subject-identifier",
-                )
-            })?;
-        let pv = self
-            .args
-            .product_version
-            .clone()
-            .or_else(|| {
-                cx.manifest
-                    .subject
-                    .branch
-                    .as_deref()
-                    .and_then(product_version)
-            })
-            .ok_or_else(|| {
-                FciError::input(
-                    &cx.origin,
-                    "no product version for the subject's branch; pass --product-version",
-                )
-            })?;
+        let (subject, pv) = self.gating_subject(cx)?;
         let text = crate::gating::input::read(&gating)?;
         let policies = policy::parse(&text);
         // A promotion is decided on this run's own results, from the records checked in
@@ -306,30 +370,7 @@ impl Stage for Report {
         if self.args.promote {
             super::promote::apply(cx, rec, &d, work.composed.take())?;
         }
-        // The decision as Greenwave announces it, to the maintainer too: what failed, by name.
-        let body = json!({
-            "decision_context": self.args.decision_contexts.join(" "),
-            "product_version": req.product_version,
-            "subject_type": req.subject_type,
-            "subject_identifier": req.subject_identifier,
-            "policies_satisfied": d["policies_satisfied"],
-            "summary": d["summary"],
-            "applicable_policies": d["applicable_policies"],
-            "unsatisfied_requirements": d["unsatisfied_requirements"],
-            "notification": {"recipients": maintainer.iter().collect::<Vec<_>>()},
-        });
-        let msg = crate::bus::messages::Message {
-            id: crate::digest::sha256_bytes(
-                format!("{}\ndecision\n{body}", cx.manifest.run.id).as_bytes(),
-            )[..32]
-                .to_string(),
-            topic: "org.fedoraproject.prod.greenwave.decision.update".into(),
-            body,
-        };
-        if let Err(e) = crate::bus::journal::publish(cx.ws, &[msg]) {
-            let msg = format!("message journal: {e:#}");
-            rec.warn(&msg);
-        }
+        self.announce_decision(cx, rec, &req, &d, &maintainer);
         self.write_outputs(cx, Some(&d))?;
         rec.data.insert("decision".into(), d);
         Ok(Vec::new())

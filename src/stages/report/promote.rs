@@ -75,6 +75,70 @@ pub fn apply(
         );
         return Ok(());
     }
+    let (failed_stages, broke) = stage_failures(cx);
+    if let Some(broke) = broke {
+        if failed_stages.is_empty() {
+            rec.outcome = Outcome::Error;
+            rec.notes.push(format!(
+                "not promoted: stage {broke} ended ERROR (the host's, not the change's) and has not passed since: rerun it"
+            ));
+            return Ok(());
+        }
+    }
+    if decision["policies_satisfied"] != Value::Bool(true) || !failed_stages.is_empty() {
+        return exclude(cx, rec, decision, failed_stages, &branch, &package, &nvr);
+    }
+    let mut promoted = Map::new();
+    // The ref moves after the state is written: a promotion cut short between the two is
+    // done again by the next report (the ref is still at the base), never left half done.
+    let mut move_ref = None;
+    if let Some(c) = &composed {
+        let kg = ostree::known_good_ref(&branch);
+        let now = c.repo.rev_parse(&kg, cx.log())?;
+        if now.as_deref() == Some(c.commit.as_str()) {
+            // Already this change's commit (another run of the same commit was promoted, or
+            // this report was cut short after moving it): nothing to move.
+            rec.notes
+                .push(format!("{kg} already is this change's commit {}", c.commit));
+        } else if now.as_deref() != Some(c.base.as_str()) {
+            rec.outcome = Outcome::Failed;
+            rec.notes.push(format!(
+                "not promoted: {kg} is {} now, not the base {} this change was tested on; retest it on the new base",
+                now.as_deref().unwrap_or("(none)"),
+                c.base
+            ));
+            rec.data.insert("needs_retest".into(), json!(true));
+            return Ok(());
+        } else {
+            move_ref = Some(kg.clone());
+        }
+        promoted.insert("ref".into(), json!(kg));
+        promoted.insert("from".into(), json!(c.base));
+        promoted.insert("to".into(), json!(c.commit));
+    }
+    let path = state_dir.join("known-good").join(format!("{branch}.json"));
+    let mut set = read_known_good(&path)?;
+    set.insert(
+        package.clone(),
+        json!({"nvr": nvr, "nevras": nevras, "run": cx.manifest.run.id,
+               "commit": promoted.get("to"), "at": crate::now_rfc3339()}),
+    );
+    write(&path, &Value::Object(set))?;
+    if let (Some(kg), Some(c)) = (move_ref, &composed) {
+        c.repo.set_ref(&kg, &c.commit, cx.log())?;
+    }
+    promoted.insert("package".into(), json!(package));
+    promoted.insert("nevras".into(), json!(nevras));
+    rec.notes
+        .push(format!("{nvr} is now part of {branch}'s known-good base"));
+    rec.data.insert("promoted".into(), Value::Object(promoted));
+    Ok(())
+}
+
+/// The stages that failed (the latest record of each, and any the run's other records keep
+/// failed) and the first that broke on the host and has not passed since. Apart so that
+/// `apply` reads as its steps.
+fn stage_failures(cx: &Ctx) -> (Vec<Value>, Option<String>) {
     // Whatever the policy names, a change with a stage that failed is never the base (its
     // integration failed, its image never booted), and one with a stage that broke on the
     // host is not judged: each stage's latest record counts.
@@ -109,105 +173,69 @@ pub fn apply(
         .find(|s| s.outcome == Outcome::Error)
         .map(|s| s.name.clone())
         .or(run_broke);
-    if let Some(broke) = broke {
-        if failed_stages.is_empty() {
-            rec.outcome = Outcome::Error;
-            rec.notes.push(format!(
-                "not promoted: stage {broke} ended ERROR (the host's, not the change's) and has not passed since: rerun it"
-            ));
-            return Ok(());
-        }
-    }
-    if decision["policies_satisfied"] != Value::Bool(true) || !failed_stages.is_empty() {
-        let mut failed: Vec<Value> = decision["unsatisfied_requirements"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|r| json!({"testcase": r["testcase"], "type": r["type"]}))
-            .collect();
-        if !failed_stages.is_empty() {
-            rec.outcome = Outcome::Failed;
-            rec.notes.push(format!(
-                "not promoted: {} FAILED (a failed stage never becomes the base, whether or not the gating.yaml names it)",
-                failed_stages
-                    .iter()
-                    .filter_map(|s| s["stage"].as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        failed.extend(failed_stages);
-        let entry = json!({
-            "package": package, "nvr": nvr, "run": cx.manifest.run.id,
-            "dist_git_commit": cx.manifest.subject.commit,
-            "unsatisfied": failed, "at": crate::now_rfc3339(),
-        });
-        let path = state_dir.join("excluded").join(format!("{branch}.json"));
-        let mut list = read_list(&path)?;
-        // One entry per run, however often it is reported.
-        list.retain(|e| e["run"] != entry["run"]);
-        list.push(entry);
-        write(&path, &Value::Array(list))?;
-        rec.data.insert("excluded".into(), json!(true));
+    (failed_stages, broke)
+}
+
+/// A change not promoted: its run joins the branch's excluded list with what it failed.
+/// Apart so that `apply` reads as its steps.
+fn exclude(
+    cx: &Ctx,
+    rec: &mut RecordParts,
+    decision: &Value,
+    failed_stages: Vec<Value>,
+    branch: &str,
+    package: &str,
+    nvr: &str,
+) -> Result<()> {
+    let mut failed: Vec<Value> = decision["unsatisfied_requirements"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| json!({"testcase": r["testcase"], "type": r["type"]}))
+        .collect();
+    if !failed_stages.is_empty() {
+        rec.outcome = Outcome::Failed;
         rec.notes.push(format!(
-            "{nvr} is excluded from {branch}: later runs build on the known-good base without it"
+            "not promoted: {} FAILED (a failed stage never becomes the base, whether or not the gating.yaml names it)",
+            failed_stages
+                .iter()
+                .filter_map(|s| s["stage"].as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
-        return Ok(());
     }
-    let mut promoted = Map::new();
-    // The ref moves after the state is written: a promotion cut short between the two is
-    // done again by the next report (the ref is still at the base), never left half done.
-    let mut move_ref = None;
-    if let Some(c) = &composed {
-        let kg = ostree::known_good_ref(&branch);
-        let now = c.repo.rev_parse(&kg, cx.log())?;
-        if now.as_deref() == Some(c.commit.as_str()) {
-            // Already this change's commit (another run of the same commit was promoted, or
-            // this report was cut short after moving it): nothing to move.
-            rec.notes
-                .push(format!("{kg} already is this change's commit {}", c.commit));
-        } else if now.as_deref() != Some(c.base.as_str()) {
-            rec.outcome = Outcome::Failed;
-            rec.notes.push(format!(
-                "not promoted: {kg} is {} now, not the base {} this change was tested on; retest it on the new base",
-                now.as_deref().unwrap_or("(none)"),
-                c.base
-            ));
-            rec.data.insert("needs_retest".into(), json!(true));
-            return Ok(());
-        } else {
-            move_ref = Some(kg.clone());
-        }
-        promoted.insert("ref".into(), json!(kg));
-        promoted.insert("from".into(), json!(c.base));
-        promoted.insert("to".into(), json!(c.commit));
-    }
-    let path = state_dir.join("known-good").join(format!("{branch}.json"));
-    let mut set = match std::fs::read_to_string(&path) {
+    failed.extend(failed_stages);
+    let entry = json!({
+        "package": package, "nvr": nvr, "run": cx.manifest.run.id,
+        "dist_git_commit": cx.manifest.subject.commit,
+        "unsatisfied": failed, "at": crate::now_rfc3339(),
+    });
+    let state_dir = cx.ws.state("");
+    let path = state_dir.join("excluded").join(format!("{branch}.json"));
+    let mut list = read_list(&path)?;
+    // One entry per run, however often it is reported.
+    list.retain(|e| e["run"] != entry["run"]);
+    list.push(entry);
+    write(&path, &Value::Array(list))?;
+    rec.data.insert("excluded".into(), json!(true));
+    rec.notes.push(format!(
+        "{nvr} is excluded from {branch}: later runs build on the known-good base without it"
+    ));
+    Ok(())
+}
+
+/// The branch's known-good state; none yet is an empty one, a damaged one is left as it is.
+fn read_known_good(path: &std::path::Path) -> Result<Map<String, Value>> {
+    Ok(match std::fs::read_to_string(path) {
         Ok(t) => serde_json::from_str::<Map<String, Value>>(&t).map_err(|e| {
             FciError::input(
-                &path,
+                path,
                 format!("damaged known-good state, left as it is: {e}"),
             )
         })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
-        Err(e) => return Err(FciError::input(&path, format!("cannot read: {e}")).into()),
-    };
-    set.insert(
-        package.clone(),
-        json!({"nvr": nvr, "nevras": nevras, "run": cx.manifest.run.id,
-               "commit": promoted.get("to"), "at": crate::now_rfc3339()}),
-    );
-    write(&path, &Value::Object(set))?;
-    if let (Some(kg), Some(c)) = (move_ref, &composed) {
-        c.repo.set_ref(&kg, &c.commit, cx.log())?;
-    }
-    promoted.insert("package".into(), json!(package));
-    promoted.insert("nevras".into(), json!(nevras));
-    rec.notes
-        .push(format!("{nvr} is now part of {branch}'s known-good base"));
-    rec.data.insert("promoted".into(), Value::Object(promoted));
-    Ok(())
+        Err(e) => return Err(FciError::input(path, format!("cannot read: {e}")).into()),
+    })
 }
 
 /// A state list; a damaged one is an error, never silently replaced.

@@ -149,46 +149,9 @@ impl Stage for Smoke {
         rec.data.insert("commit".into(), json!(p.commit));
 
         spinner.step("reading the boot loader entry from the image");
-        let raw = if p.format == "raw" {
-            p.image.clone()
-        } else {
-            let raw = dir.join("disk.raw");
-            let done = cx.log().capture(
-                &crate::exec::Cmd::new("qemu-img")
-                    .args(["convert", "-f", &p.format, "-O", "raw"])
-                    .arg(&p.image)
-                    .arg(&raw),
-            )?;
-            if let Some(f) = done.failure() {
-                rec.outcome = Outcome::Failed;
-                rec.notes
-                    .push(format!("qemu-img cannot read the image: {f}"));
-                return Ok(Vec::new());
-            }
-            raw
-        };
-        let boot = match disk::boot_files(cx, &raw, &dir)? {
-            Ok(b) => b,
-            Err(why) => {
-                rec.outcome = Outcome::Failed;
-                rec.notes.push(why);
-                return Ok(Vec::new());
-            }
-        };
-        if raw != p.image {
-            std::fs::remove_file(&raw)?;
-        }
-        rec.data.insert("boot_entry".into(), json!(boot.entry));
-        rec.data.insert("entry_commit".into(), json!(boot.commit));
-        if boot.commit.as_deref() != Some(p.commit.as_str()) {
-            rec.outcome = Outcome::Failed;
-            rec.notes.push(format!(
-                "the image's default boot entry leads to commit {}, not the composed {}: not booted",
-                boot.commit.as_deref().unwrap_or("(none: no ostree= deployment link)"),
-                p.commit
-            ));
+        let Some(boot) = boot_files(cx, &p, &dir, rec)? else {
             return Ok(Vec::new());
-        }
+        };
 
         let (accel, why) = qemu::choose(a.accel, cx, &boot.kernel)?;
         rec.data.insert("accel".into(), json!(accel.as_str()));
@@ -285,6 +248,60 @@ impl Stage for Smoke {
             record.results.len()
         ));
     }
+}
+
+/// The image's default boot entry, kernel and initrd, read from a raw copy of the image, and
+/// the entry's commit checked to be the composed one; `None` when the outcome is FAILED.
+/// Apart so that `execute` reads as its steps.
+fn boot_files(
+    cx: &mut Ctx,
+    p: &Planned,
+    dir: &Path,
+    rec: &mut RecordParts,
+) -> Result<Option<disk::Boot>> {
+    let raw = if p.format == "raw" {
+        p.image.clone()
+    } else {
+        let raw = dir.join("disk.raw");
+        let done = cx.log().capture(
+            &crate::exec::Cmd::new("qemu-img")
+                .args(["convert", "-f", &p.format, "-O", "raw"])
+                .arg(&p.image)
+                .arg(&raw),
+        )?;
+        if let Some(f) = done.failure() {
+            rec.outcome = Outcome::Failed;
+            rec.notes
+                .push(format!("qemu-img cannot read the image: {f}"));
+            return Ok(None);
+        }
+        raw
+    };
+    let boot = match disk::boot_files(cx, &raw, dir)? {
+        Ok(b) => b,
+        Err(why) => {
+            rec.outcome = Outcome::Failed;
+            rec.notes.push(why);
+            return Ok(None);
+        }
+    };
+    if raw != p.image {
+        std::fs::remove_file(&raw)?;
+    }
+    rec.data.insert("boot_entry".into(), json!(boot.entry));
+    rec.data.insert("entry_commit".into(), json!(boot.commit));
+    if boot.commit.as_deref() != Some(p.commit.as_str()) {
+        rec.outcome = Outcome::Failed;
+        rec.notes.push(format!(
+            "the image's default boot entry leads to commit {}, not the composed {}: not booted",
+            boot.commit
+                .as_deref()
+                .unwrap_or("(none: no ostree= deployment link)"),
+            p.commit
+        ));
+        return Ok(None);
+    }
+    Ok(Some(boot))
 }
 
 fn case(

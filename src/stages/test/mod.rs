@@ -96,30 +96,7 @@ impl Stage for Test {
             .iter()
             .map(|r| cx.consume(r, ArtifactKind::Rpm))
             .collect::<Result<_>>()?;
-        // The tree, and its digest: a dist-git artifact's was just verified, so it is reused.
-        let (tree, tree_digest) = match &a.tests_from {
-            Some(d) if d.is_dir() => {
-                let d = d.canonicalize()?;
-                let files = crate::digest::list_files(&d, &[])?;
-                let digest = crate::digest::tree_digest(&d, &files)?;
-                (d, digest)
-            }
-            Some(d) => return Err(FciError::input(d, "no such directory").into()),
-            None => {
-                let t = cx
-                    .manifest
-                    .artifacts_of(ArtifactKind::DistGit)
-                    .last()
-                    .cloned()
-                    .ok_or_else(|| {
-                        FciError::input(
-                            &cx.origin,
-                            "no `dist-git` artifact: run `fci build` first or pass --tests-from",
-                        )
-                    })?;
-                (cx.consume(&t, ArtifactKind::DistGit)?, t.sha256)
-            }
-        };
+        let (tree, tree_digest) = tests_tree(a, cx)?;
         if a.tests_from.is_none() {
             check_against_build(cx)?;
         }
@@ -141,37 +118,7 @@ impl Stage for Test {
             cx.require(t)?;
         }
         let (rerun, full, from) = if a.failed_only {
-            let (i, prev) = previous_test(cx.manifest, &cx.origin)?;
-            // What is carried over is taken as fci recorded it: an edited record is refused
-            // (a run begun in another workspace has no records here: it goes on unbound).
-            if crate::run_records::has_records(cx.ws, &cx.manifest.run.id) {
-                crate::run_records::check_record(cx.ws, cx.manifest, i, &cx.origin)?;
-            }
-            let from = crate::run_records::digest(prev)?;
-            // A test record a rebuild came after is about other RPMs: its passes say nothing
-            // of these.
-            let current = cx
-                .manifest
-                .current_stages()
-                .iter()
-                .any(|s| std::ptr::eq(*s, prev));
-            // Its passes stand for this run's tests only if it ran the same suite (a rerun of
-            // an STI-only record is no run of tmt's plans) and nothing of that suite ran since
-            // (a later failure of a case it passed would be dropped).
-            let same_suite = prev.data.get("suite") == Some(&a.suite.identity(&tree_digest));
-            let chosen = if !current {
-                Err("the input's test stage ran before its latest build, on other packages".into())
-            } else if !same_suite {
-                Err("the input's test stage ran other tests (its tests tree, --runner or --tags differ)".into())
-            } else if !crate::run_records::latest_of_its_suite(cx.ws, &cx.manifest.run.id, prev) {
-                Err("the same tests ran again in this run after the input's test stage".into())
-            } else {
-                previous_failures(prev)
-            };
-            match chosen {
-                Ok(rerun) => (Some(rerun), None, Some(from)),
-                Err(why) => (None, Some(why), Some(from)),
-            }
+            failed_only(a, cx, &tree_digest)?
         } else {
             (None, None, None)
         };
@@ -376,6 +323,78 @@ fn no_rpms(manifest: &Manifest) -> String {
         ),
         _ => "no `rpm` artifacts to test: run `fci build` first".to_string(),
     }
+}
+
+/// The tests' tree, and its digest: `--tests-from`'s directory, or the dist-git artifact
+/// (whose digest was just verified, so it is reused). Apart so that `plan` reads as its
+/// steps.
+fn tests_tree(a: &Args, cx: &Ctx) -> Result<(PathBuf, String)> {
+    Ok(match &a.tests_from {
+        Some(d) if d.is_dir() => {
+            let d = d.canonicalize()?;
+            let files = crate::digest::list_files(&d, &[])?;
+            let digest = crate::digest::tree_digest(&d, &files)?;
+            (d, digest)
+        }
+        Some(d) => return Err(FciError::input(d, "no such directory").into()),
+        None => {
+            let t = cx
+                .manifest
+                .artifacts_of(ArtifactKind::DistGit)
+                .last()
+                .cloned()
+                .ok_or_else(|| {
+                    FciError::input(
+                        &cx.origin,
+                        "no `dist-git` artifact: run `fci build` first or pass --tests-from",
+                    )
+                })?;
+            (cx.consume(&t, ArtifactKind::DistGit)?, t.sha256)
+        }
+    })
+}
+
+/// --failed-only: what to rerun and keep of the input's test record, or why the run is a
+/// full one; and the record's digest. Apart so that `plan` reads as its steps.
+fn failed_only(
+    a: &Args,
+    cx: &mut Ctx,
+    tree_digest: &str,
+) -> Result<(Option<attempts::Rerun>, Option<String>, Option<String>)> {
+    let (i, prev) = previous_test(cx.manifest, &cx.origin)?;
+    // What is carried over is taken as fci recorded it: an edited record is refused
+    // (a run begun in another workspace has no records here: it goes on unbound).
+    if crate::run_records::has_records(cx.ws, &cx.manifest.run.id) {
+        crate::run_records::check_record(cx.ws, cx.manifest, i, &cx.origin)?;
+    }
+    let from = crate::run_records::digest(prev)?;
+    // A test record a rebuild came after is about other RPMs: its passes say nothing
+    // of these.
+    let current = cx
+        .manifest
+        .current_stages()
+        .iter()
+        .any(|s| std::ptr::eq(*s, prev));
+    // Its passes stand for this run's tests only if it ran the same suite (a rerun of
+    // an STI-only record is no run of tmt's plans) and nothing of that suite ran since
+    // (a later failure of a case it passed would be dropped).
+    let same_suite = prev.data.get("suite") == Some(&a.suite.identity(tree_digest));
+    let chosen = if !current {
+        Err("the input's test stage ran before its latest build, on other packages".into())
+    } else if !same_suite {
+        Err(
+            "the input's test stage ran other tests (its tests tree, --runner or --tags differ)"
+                .into(),
+        )
+    } else if !crate::run_records::latest_of_its_suite(cx.ws, &cx.manifest.run.id, prev) {
+        Err("the same tests ran again in this run after the input's test stage".into())
+    } else {
+        previous_failures(prev)
+    };
+    Ok(match chosen {
+        Ok(rerun) => (Some(rerun), None, Some(from)),
+        Err(why) => (None, Some(why), Some(from)),
+    })
 }
 
 /// The input manifest's last test stage (with results), and its index: what --failed-only
