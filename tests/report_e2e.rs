@@ -1031,3 +1031,55 @@ fn a_broker_that_never_answers_delays_a_stage_but_never_fails_it() {
     assert!(!help.stdout.contains("pa55w0rd-xyz") && !help.stdout.contains("hunter2-abc"));
     drop(silent);
 }
+
+#[test]
+fn a_promotion_is_not_done_when_its_outputs_cannot_be_written_and_they_show_its_verdict() {
+    let w = Ws::new();
+    let first = init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let built = w.save("built.json", &w.build("hello-atomic", &[]).manifest());
+    let c = w.run(&["compose", "--branch", "f41", "-m", built.to_str().unwrap()]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let m = w.save("composed.json", &c.manifest());
+    let g = w.path().join("gating.yaml");
+    std::fs::write(&g, COMPOSE_GATING).unwrap();
+    let report = |context: &str, extra: &[&str]| {
+        let mut args = vec![
+            "report",
+            "-m",
+            m.to_str().unwrap(),
+            "--gating",
+            g.to_str().unwrap(),
+            "--decision-context",
+            context,
+            "--promote",
+        ];
+        args.extend_from_slice(extra);
+        w.run(&args)
+    };
+    // An output that cannot be written is the caller's mistake, found before anything is
+    // recorded or promoted.
+    let r = report("fci_promote", &["--junit", "/nonexistent-dir/j.xml"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("/nonexistent-dir"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    assert_eq!(known_good(&w), first);
+    // A promotion refused (a decision context no policy names): FAILED on the page and in
+    // the JUnit report, as in the record.
+    let page = w.path().join("page.html");
+    let junit = w.path().join("report.xml");
+    let (p, j) = (page.to_str().unwrap(), junit.to_str().unwrap());
+    let r = report("fci_promot", &["--html", p, "--junit", j]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(known_good(&w), first);
+    let html = std::fs::read_to_string(&page).unwrap();
+    let gating = html.split("<h2>Gating</h2>").nth(1).unwrap();
+    assert!(gating.contains("badge fail\">FAILED"), "{gating}");
+    assert!(gating.contains("not promoted"), "{gating}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let case = xml.split("name=\"gating\"").nth(1).unwrap();
+    assert!(case.contains("<failure"), "{xml}");
+    // Written, the same promotion goes through.
+    let r = report("fci_promote", &["--html", p, "--junit", j]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_ne!(known_good(&w), first);
+}

@@ -34,6 +34,10 @@ struct Planned {
     composed: Option<crate::binding::Composed>,
     /// The workspace has no records of the manifest's run: reported as the manifest says.
     unbound: bool,
+    /// The caller's gating inputs, read before anything is recorded or sent: the
+    /// gating.yaml's text and the `--waivers` given.
+    gating_text: Option<String>,
+    waivers_given: Vec<decision::Waiver>,
 }
 
 /// Greenwave's product version for a dist-git branch: `f41` → `fedora-41`, `epel9` →
@@ -56,16 +60,29 @@ fn product_version(branch: &str) -> Option<String> {
 
 impl Report {
     /// The outputs besides the manifest: --html, --junit.
-    fn write_outputs(&self, cx: &Ctx, decision: Option<&Value>) -> Result<()> {
+    /// The page and the JUnit report, with the report's own verdict (a refused promotion
+    /// is FAILED there too). Written last, once the verdict is final; checked in `plan`, so a
+    /// failure now (the disk filled since) is a warning: what was recorded, sent or promoted
+    /// stands, and the manifest says so.
+    fn write_outputs(&self, cx: &Ctx, decision: Option<&Value>, rec: &mut RecordParts) {
+        let verdict = decision.map(|_| (rec.outcome, rec.notes.as_slice()));
+        let mut failed = Vec::new();
         if let Some(p) = &self.args.html {
-            let page = super::html::page(cx.manifest, decision, None);
-            crate::files::write_output(p, page.as_bytes())?;
+            let page = super::html::page(cx.manifest, decision, verdict);
+            if let Err(e) = crate::files::write_output(p, page.as_bytes()) {
+                failed.push(crate::error::one_line(&e));
+            }
         }
         if let Some(p) = &self.args.junit {
-            let xml = super::junit_xml::report(cx.manifest, None)?;
-            crate::files::write_output(p, xml.as_bytes())?;
+            let written = super::junit_xml::report(cx.manifest, verdict)
+                .and_then(|xml| crate::files::write_output(p, xml.as_bytes()));
+            if let Err(e) = written {
+                failed.push(crate::error::one_line(&e));
+            }
         }
-        Ok(())
+        for f in failed {
+            rec.warn(&f);
+        }
     }
 
     /// The run's messages into the journal, and with --amqp-url to the broker, each outcome in
@@ -261,9 +278,23 @@ impl Stage for Report {
             crate::net::refuse_clear_credentials("--amqp-url", u, false)
                 .map_err(FciError::Usage)?;
         }
+        // What the caller gave is checked before anything is recorded, sent or promoted: a
+        // page or report that cannot be written, a gating.yaml or waivers that cannot be read
+        // is exit 2 with nothing done.
+        for p in [&self.args.html, &self.args.junit].into_iter().flatten() {
+            crate::files::check_output(p)?;
+        }
         let mut work = Planned {
             composed: None,
             unbound: false,
+            gating_text: match &self.args.gating {
+                Some(g) => Some(crate::gating::input::read(g)?),
+                None => None,
+            },
+            waivers_given: match &self.args.waivers {
+                Some(p) => crate::gating::input::items(p, decision::Waiver::from_json)?,
+                None => Vec::new(),
+            },
         };
         if self.args.promote {
             // A commit that is not this run's is refused before any result is recorded.
@@ -313,12 +344,11 @@ impl Stage for Report {
             .insert("results_store".into(), json!(cx.ws.relative(&db_path)));
         let maintainer = self.announce(cx, &store, rec);
         self.deliver(cx, &store, &results, rec)?;
-        let Some(gating) = self.args.gating.clone() else {
-            self.write_outputs(cx, None)?;
+        let (Some(gating), Some(text)) = (self.args.gating.clone(), work.gating_text.take()) else {
+            self.write_outputs(cx, None, rec);
             return Ok(Vec::new());
         };
         let (subject, pv) = self.gating_subject(cx)?;
-        let text = crate::gating::input::read(&gating)?;
         let policies = policy::parse(&text);
         // A promotion is decided on this run's own results, from the records checked in
         // `plan` (latest record last), never on the store's: results of other runs of the
@@ -342,10 +372,8 @@ impl Stage for Report {
             .iter()
             .map(decision::Waiver::from_json)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| FciError::input(cx.ws.waivers(), e))?;
-        if let Some(p) = &self.args.waivers {
-            waivers.extend(crate::gating::input::items(p, decision::Waiver::from_json)?);
-        }
+            .map_err(|e| FciError::Infra(format!("{}: {e}", cx.ws.waivers().display())))?;
+        waivers.append(&mut work.waivers_given);
         let req = decision::Request {
             decision_contexts: self.args.decision_contexts.clone(),
             product_version: pv,
@@ -367,11 +395,22 @@ impl Stage for Report {
         if let Some(s) = d["summary"].as_str() {
             rec.notes.push(format!("gating: {s}"));
         }
+        let applies = d["applicable_policies"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty());
         if self.args.promote {
             super::promote::apply(cx, rec, &d, work.composed.take())?;
+        } else if !applies {
+            // Greenwave answers 404 here: a context or version no policy names (a typo)
+            // decides nothing, and never reads as satisfied.
+            rec.outcome = Outcome::Failed;
+            rec.notes.push(
+                "no policy of the gating.yaml applies to this decision context and product version"
+                    .into(),
+            );
         }
         self.announce_decision(cx, rec, &req, &d, &maintainer);
-        self.write_outputs(cx, Some(&d))?;
+        self.write_outputs(cx, Some(&d), rec);
         rec.data.insert("decision".into(), d);
         Ok(Vec::new())
     }
