@@ -111,17 +111,10 @@ pub fn prepare(
     for lock in [".rpm.lock", "rpmdb.sqlite-shm", "rpmdb.sqlite-wal"] {
         let _ = std::fs::remove_file(root.join(DBPATH.trim_start_matches('/')).join(lock));
     }
-    let q = rpm(Cmd::new("rpm")).args(["-qa", "--qf", "%{NEVRA}\n"]);
-    let q = log.capture(&q)?;
-    if let Some(f) = q.failure() {
-        // The same rpm just installed them: what breaks its database now is their payload
-        // (files written where rpm keeps it), the package's doing.
-        return Ok(Err(format!(
-            "rpm cannot read the database the packages were installed into (does their payload write to {DBPATH}?): {f}"
-        )));
-    }
-    let mut installed: Vec<String> = q.stdout.lines().map(String::from).collect();
-    installed.sort();
+    let installed = match installed(log, rpm(Cmd::new("rpm")))? {
+        Ok(i) => i,
+        Err(why) => return Ok(Err(why)),
+    };
     let (overlays, hidden) = overlays(dir, &root, base)?;
     Ok(Ok(Subject {
         root,
@@ -130,6 +123,21 @@ pub fn prepare(
         overlays,
         hidden,
     }))
+}
+
+/// The NEVRAs in the subject's root, sorted: `query` is rpm aimed at it. `Err` is the
+/// package's failure: the same rpm just installed them, so what breaks its database now is
+/// their payload (files written where rpm keeps it).
+fn installed(log: &mut Log, query: Cmd) -> Result<Result<Vec<String>, String>> {
+    let q = log.capture(&query.args(["-qa", "--qf", "%{NEVRA}\n"]))?;
+    if let Some(f) = q.failure() {
+        return Ok(Err(format!(
+            "rpm cannot read the database the packages were installed into (does their payload write to {DBPATH}?): {f}"
+        )));
+    }
+    let mut installed: Vec<String> = q.stdout.lines().map(String::from).collect();
+    installed.sort();
+    Ok(Ok(installed))
 }
 
 /// Identifies the package set under the new RPMs: the base tree's rpm database, or for the
