@@ -248,19 +248,22 @@ impl Scan {
                     }
                 }
             }
-            // A failure or error is never hidden by a <skipped> beside or inside it.
-            b"skipped" => {
-                if let Some(c) = self
-                    .current
-                    .as_mut()
-                    .filter(|c| c.outcome == Outcome::Passed)
-                {
-                    c.outcome = Outcome::Skipped;
-                }
-            }
+            b"skipped" => self.skip_current(),
             _ => {}
         }
         Ok(())
+    }
+
+    /// A `<skipped>` of the case being read: it is skipped, unless it failed (a failure or
+    /// error is never hidden by a <skipped> beside or inside it).
+    fn skip_current(&mut self) {
+        if let Some(c) = self
+            .current
+            .as_mut()
+            .filter(|c| c.outcome == Outcome::Passed)
+        {
+            c.outcome = Outcome::Skipped;
+        }
     }
 
     /// An element without content: a suite or case with nothing inside, or a failure,
@@ -303,16 +306,7 @@ impl Scan {
                     );
                 }
             }
-            // A failure or error is never hidden by a <skipped> beside or inside it.
-            b"skipped" => {
-                if let Some(c) = self
-                    .current
-                    .as_mut()
-                    .filter(|c| c.outcome == Outcome::Passed)
-                {
-                    c.outcome = Outcome::Skipped;
-                }
-            }
+            b"skipped" => self.skip_current(),
             _ => {}
         }
         Ok(())
