@@ -102,7 +102,7 @@ impl Session {
         let Some(lock) = ws.try_lock(lock)? else {
             return Err(crate::error::FciError::Infra(format!(
                 "another {what} is running on this workspace ({}); stop it or use another --workspace",
-                ws.root().join("locks").join(format!("{lock}.lock")).display()
+                ws.lock_path(lock).display()
             ))
             .into());
         };

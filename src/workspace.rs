@@ -497,8 +497,13 @@ impl Workspace {
         Ok(f.try_lock().is_ok().then_some(f))
     }
 
+    /// Where the named lock's file is.
+    pub fn lock_path(&self, name: &str) -> PathBuf {
+        self.root.join("locks").join(format!("{name}.lock"))
+    }
+
     fn lock_file(&self, name: &str) -> Result<(File, PathBuf)> {
-        let path = self.root.join("locks").join(format!("{name}.lock"));
+        let path = self.lock_path(name);
         let f = File::options()
             .create(true)
             .truncate(false)

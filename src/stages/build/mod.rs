@@ -151,8 +151,7 @@ impl Stage for Build {
         self.spinner = Some(spinner);
         let p = prepare::prepare(&self.args, cx)?;
         let inputs = p.inputs(&self.args, cx);
-        let work = p;
-        Ok(Plan::Run(inputs, work))
+        Ok(Plan::Run(inputs, p))
     }
 
     fn execute(

@@ -276,7 +276,7 @@ impl Stage for Conform {
         let artifacts = match self.execute_all(cx, p, rec) {
             Ok(a) => a,
             Err(e) => {
-                error(rec, crate::redact::redact(&crate::error::one_line(&e)));
+                error(rec, crate::error::one_line(&e));
                 Vec::new()
             }
         };
@@ -349,7 +349,7 @@ impl Conform {
         let artifacts = match self.session(cx, rec, &mut p, &spinner) {
             Ok(a) => a,
             Err(e) => {
-                error(rec, crate::redact::redact(&crate::error::one_line(&e)));
+                error(rec, crate::error::one_line(&e));
                 Vec::new()
             }
         };
@@ -970,7 +970,8 @@ fn scrub_record(cx: &mut Ctx, rec: &mut RecordParts) {
     }
 }
 
-/// An ERROR with its reason: in the record, and on stderr also with --quiet.
+/// An ERROR with its reason (redacted by `RecordParts::error`): in the record, and on stderr
+/// also with --quiet.
 fn error(rec: &mut RecordParts, msg: String) {
     rec.error(&msg);
 }
