@@ -4,15 +4,21 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
-/// Exit codes: 0 passed, 1 the stage's tests or build failed (or a skipped stage's upstream
-/// failed), 2 bad usage or input, 3 infrastructure error (missing tool, crashed tool, ERROR).
+/// Exit codes: 0 passed, 1 the package's FAILED verdict (its build, its tests, a mistake in its
+/// spec, tests or gating.yaml; gating unsatisfied; a stage skipped after a failure), 2 the
+/// caller's mistake (flags, an unreadable or tampered manifest), 3 ERROR (a missing or crashed
+/// tool, the host's failure).
 #[derive(Parser, Debug)]
 #[command(
     name = "fci",
-    version,
+    version = VERSION,
     about = "Run an OS distribution's package CI pipeline, one stage at a time",
     long_about = None,
-    after_help = "Each stage reads a JSON manifest (-m FILE, or stdin) and writes the updated one (-o FILE, or stdout):\n  fci build ./rpms/hello | fci test\n\nExit codes: 0 passed; 1 the build or tests failed (a skipped stage repeats its upstream's 1);\n2 bad usage or input; 3 infrastructure error (missing or crashed tool, ERROR outcome)."
+    after_help = "Each stage reads a JSON manifest (-m FILE, or stdin) and writes the updated one (-o FILE, or stdout).\n\n\
+Exit codes: 0 passed; 1 the package's FAILED verdict (build, tests, a mistake in its spec, tests\n\
+or gating.yaml; gating unsatisfied; a stage skipped after a failure); 2 the caller's mistake\n\
+(flags, an unreadable or tampered manifest); 3 ERROR (a missing or crashed tool). `fci report`\n\
+exits with the run's verdict. More: man fci, man fci-<stage>, docs/ in the source."
 )]
 pub struct Cli {
     /// Workspace directory holding artifacts, logs, the cache and locks
@@ -30,6 +36,89 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// fci's version and the commit it was built from (see build.rs): `0.1.0 (abc1234)`, or
+/// `0.1.0 (unknown commit)` from a tarball.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("FCI_COMMIT"), ")");
+
+impl Cli {
+    /// Parses the process's arguments with [`command`]'s command line (each subcommand's help
+    /// ending with its example). This inherent function is what `Cli::parse()` calls, in place
+    /// of clap's derived `Parser::parse`, which would build the command line without them.
+    pub fn parse() -> Self {
+        use clap::FromArgMatches;
+        let mut cmd = command();
+        let mut matches = cmd.clone().get_matches();
+        Self::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut cmd).exit())
+    }
+}
+
+/// The example each command's `--help` ends with, by its path below `fci` (`""` is `fci`
+/// itself): appended to the command's own `after_help` by [`command`]. The man pages' EXAMPLES
+/// (tests/generated_docs.rs) show more.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "",
+        "fci build rpms/hello-atomic --lookaside examples/lookaside \\\n      \
+         | fci test | fci report --junit report.xml",
+    ),
+    (
+        "watch",
+        "fci watch --config fci.yaml --once --output-dir queue/\n  \
+         for m in queue/*.json; do fci build -m \"$m\" | fci test | fci report; done",
+    ),
+    (
+        "build",
+        "fci build rpms/hello-atomic --branch f41 --lookaside examples/lookaside \\\n      \
+         -o build.json",
+    ),
+    ("test", "fci test -m build.json -o test.json --retries 2"),
+    (
+        "compose",
+        "fci base init /var/tmp/base --branch f41    # once per branch\n  \
+         fci compose -m test.json -o compose.json",
+    ),
+    (
+        "integrate",
+        "fci integrate -m compose.json --tests examples/integration -o integrate.json",
+    ),
+    (
+        "conform",
+        "fci conform -m compose.json --kubeconfig ~/.kube/config --runner sonobuoy \\\n      \
+         -o conform.json",
+    ),
+    ("image", "fci image -m integrate.json --format qcow2 -o image.json"),
+    ("smoke", "fci smoke -m image.json --check hello-atomic -o smoke.json"),
+    (
+        "report",
+        "fci report -m smoke.json --gating gating.yaml \\\n      \
+         --decision-context bodhi_update_push_stable \\\n      \
+         --junit report.xml --html report.html -o final.json",
+    ),
+    ("gating", "fci gating validate --gating gating.yaml"),
+    (
+        "gating decide",
+        "fci gating decide --gating gating.yaml --results results.json \\\n      \
+         --waivers waivers.json --decision-context bodhi_update_push_stable \\\n      \
+         --product-version fedora-41 --subject-identifier hello-atomic-1.0-1.fc41",
+    ),
+    ("gating validate", "fci gating validate --gating gating.yaml"),
+    (
+        "gating waive",
+        "fci gating waive fedora-ci.koji-build.tier0.functional \\\n      \
+         --subject-identifier hello-atomic-1.0-1.fc41 --product-version fedora-41 \\\n      \
+         --comment \"flaky on this runner, fixed in 1.0-2\"",
+    ),
+    ("base", "fci base init /var/tmp/base --branch f41"),
+    (
+        "base init",
+        "examples/base/make-base.sh /var/tmp/base\n  fci base init /var/tmp/base --branch f41",
+    ),
+    (
+        "completions",
+        "fci completions bash > /etc/bash_completion.d/fci",
+    ),
+];
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -71,8 +160,28 @@ pub enum Shell {
     Zsh,
 }
 
+/// fci's command line: the derived one, each command's help ending with its example
+/// ([`EXAMPLES`]).
 pub fn command() -> clap::Command {
-    <Cli as clap::CommandFactory>::command()
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    for (path, example) in EXAMPLES {
+        cmd = with_example(cmd, &path.split_whitespace().collect::<Vec<_>>(), example);
+    }
+    cmd
+}
+
+/// `cmd` with `example` after the help of its subcommand at `path` (itself when empty).
+fn with_example(cmd: clap::Command, path: &[&str], example: &str) -> clap::Command {
+    match path {
+        [] => {
+            let after = match cmd.get_after_help() {
+                Some(h) => format!("{h}\n\n"),
+                None => String::new(),
+            };
+            cmd.after_help(format!("{after}Example:\n  {example}"))
+        }
+        [first, rest @ ..] => cmd.mut_subcommand(*first, |s| with_example(s, rest, example)),
+    }
 }
 
 /// The command line completions offer: without the hidden spellings kept for a release

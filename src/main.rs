@@ -1,4 +1,3 @@
-use clap::Parser;
 use fci::cli::{Cli, Command, Shell};
 use fci::error::exit_code_of;
 

@@ -163,3 +163,90 @@ fn fci_completions_prints_the_generated_scripts() {
         assert!(!out.stdout.is_empty(), "{name}");
     }
 }
+
+/// `fci --version` names the commit of the checkout it was built from (build.rs), as
+/// `fci 0.1.0 (abc1234)` (`abc1234-dirty` when tracked files differ from it); from a tarball,
+/// `(unknown commit)`.
+#[test]
+fn fci_version_names_the_commit() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fci"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let version = String::from_utf8(out.stdout).unwrap();
+    let git = std::process::Command::new("git")
+        .args(["-C", root, "rev-parse", "--short", "HEAD"])
+        .output()
+        .unwrap();
+    let top = std::process::Command::new("git")
+        .args(["-C", root, "rev-parse", "--show-toplevel"])
+        .output()
+        .unwrap();
+    let checkout = git.status.success()
+        && std::path::Path::new(String::from_utf8_lossy(&top.stdout).trim())
+            .canonicalize()
+            .ok()
+            == std::path::Path::new(root).canonicalize().ok();
+    let commit = if checkout {
+        String::from_utf8(git.stdout).unwrap().trim().to_string()
+    } else {
+        "unknown commit".to_string()
+    };
+    let want = format!("fci {} ({commit}", env!("CARGO_PKG_VERSION"));
+    assert!(
+        version.starts_with(&want)
+            && (version.trim_end().ends_with(&format!("{commit})"))
+                || version.trim_end().ends_with(&format!("{commit}-dirty)"))),
+        "fci --version says {version:?}, the checkout is at {commit}"
+    );
+}
+
+/// The paths of fci's commands that have a help of their own: `[]` (fci), `["build"]`,
+/// `["gating", "decide"]`, ...
+fn command_paths(cmd: &clap::Command, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
+    out.push(prefix.clone());
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let mut p = prefix.clone();
+        p.push(sub.get_name().to_string());
+        command_paths(sub, p, out);
+    }
+}
+
+/// Every command's `--help` (and `-h`), as the real binary prints it, ends with an example:
+/// an `Example:` heading followed only by indented command lines, the first naming fci.
+#[test]
+fn every_help_ends_with_an_example() {
+    let mut paths = Vec::new();
+    command_paths(&fci::cli::command(), Vec::new(), &mut paths);
+    // fci, its 12 commands, gating's 3 and base's 1
+    assert_eq!(paths.len(), 17, "{paths:?}");
+    for path in &paths {
+        for flag in ["--help", "-h"] {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_fci"))
+                .args(path)
+                .arg(flag)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "fci {path:?} {flag}: {out:?}");
+            let help = String::from_utf8(out.stdout).unwrap();
+            let (_, example) = help
+                .rsplit_once("\nExample:\n")
+                .unwrap_or_else(|| panic!("fci {path:?} {flag} has no example:\n{help}"));
+            let lines: Vec<&str> = example.lines().collect();
+            assert!(
+                !lines.is_empty() && lines.iter().all(|l| l.starts_with("  ")),
+                "fci {path:?} {flag}: the example is not last:\n{example}"
+            );
+            let first = lines[0].trim_start();
+            assert!(
+                first.starts_with("fci ") || first.starts_with("examples/"),
+                "fci {path:?} {flag}: {first}"
+            );
+            if let Some(stage) = path.first() {
+                assert!(example.contains(&format!("fci {stage}")), "fci {path:?}: {example}");
+            }
+        }
+    }
+}
