@@ -5,13 +5,13 @@
 //! `<the promise> — tests/<file>.rs::<test function>[, tests/<file>.rs::<test function>]`
 //!
 //! This test keeps the corpus honest (each promise names a test that exists) and keeps the
-//! README's security section listing every promise next to its test. Regenerate the README's
+//! security section of docs/security.md listing every promise next to its test. Regenerate its
 //! table with `FCI_BLESS=1 cargo test --test hostile_corpus`.
 
 use std::path::Path;
 
 mod common;
-/// No external tool (it reads the corpus's PROMISE files and the README).
+/// No external tool (it reads the corpus's PROMISE files and docs/security.md).
 const NEEDS: common::Needs = &[];
 
 const START: &str = "<!-- hostile-corpus:start (generated from tests/hostile/*/PROMISE) -->";
@@ -103,14 +103,14 @@ fn every_hostile_input_names_a_promise_and_a_test_that_exists() {
 fn the_readme_lists_every_promise_next_to_its_test() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let want = table(&corpus(root));
-    let readme_path = root.join("README.md");
+    let readme_path = root.join("docs/security.md");
     let readme = std::fs::read_to_string(&readme_path).unwrap();
     let (head, rest) = readme
         .split_once(START)
-        .expect("README has the corpus start marker");
+        .expect("docs/security.md has the corpus start marker");
     let (_, tail) = rest
         .split_once(END)
-        .expect("README has the corpus end marker");
+        .expect("docs/security.md has the corpus end marker");
     if std::env::var_os("FCI_BLESS").is_some() {
         std::fs::write(&readme_path, format!("{head}{START}\n{want}{END}{tail}")).unwrap();
         return;
@@ -118,6 +118,6 @@ fn the_readme_lists_every_promise_next_to_its_test() {
     assert_eq!(
         rest.split_once(END).unwrap().0.trim_start_matches('\n'),
         want,
-        "README's hostile corpus table is stale: run FCI_BLESS=1 cargo test --test hostile_corpus"
+        "docs/security.md's hostile corpus table is stale: run FCI_BLESS=1 cargo test --test hostile_corpus"
     );
 }
