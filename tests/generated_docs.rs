@@ -5,7 +5,9 @@
 
 use clap_complete::Shell;
 
-/// The files under `completions/` and `man/`, as (path, contents), generated from the CLI.
+/// The files under `completions/` and `man/`, as (path, contents), generated from the CLI and,
+/// for each man page, the hand-written sections of `man/extra/<page>.md` (EXIT STATUS,
+/// ENVIRONMENT, FILES, EXAMPLES, SEE ALSO) joined to its generated options.
 fn generated_docs() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for (shell, file) in COMPLETIONS {
@@ -13,28 +15,154 @@ fn generated_docs() -> Vec<(String, Vec<u8>)> {
         clap_complete::generate(shell, &mut fci::cli::completion_command(), "fci", &mut buf);
         out.push((file.to_string(), buf));
     }
-    let cmd = fci::cli::command();
-    let mut buf = Vec::new();
-    clap_mangen::Man::new(cmd.clone())
-        .render(&mut buf)
-        .expect("render man page");
-    out.push(("man/fci.1".to_string(), buf));
-    man_pages(&cmd, "fci", &mut out);
+    for (page, cmd) in man_commands() {
+        out.push((format!("man/{page}.1"), man_page(&page, cmd)));
+    }
     out
 }
 
-/// A man page per subcommand, `man/fci-<sub>.1`, and per subcommand of those
-/// (`man/fci-gating-decide.1`).
-fn man_pages(cmd: &clap::Command, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
+/// Every man page's name and its command: `fci` (its version without the commit, so that the
+/// page does not change with every commit), `fci-<sub>` and `fci-<sub>-<subsub>`.
+fn man_commands() -> Vec<(String, clap::Command)> {
+    let cmd = fci::cli::command().version(env!("CARGO_PKG_VERSION"));
+    let mut out = vec![("fci".to_string(), cmd.clone())];
+    sub_commands(&cmd, "fci", &mut out);
+    out
+}
+
+/// A man page per subcommand, `fci-<sub>`, and per subcommand of those (`fci-gating-decide`).
+fn sub_commands(cmd: &clap::Command, prefix: &str, out: &mut Vec<(String, clap::Command)>) {
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         let name = format!("{prefix}-{}", sub.get_name());
-        let mut buf = Vec::new();
-        clap_mangen::Man::new(sub.clone().name(name.clone()))
-            .render(&mut buf)
-            .expect("render man page");
-        out.push((format!("man/{name}.1"), buf));
-        man_pages(sub, &name, out);
+        out.push((name.clone(), sub.clone().name(name.clone())));
+        sub_commands(sub, &name, out);
     }
+}
+
+/// clap_mangen's page of `cmd`, with the hand-written sections of `man/extra/<page>.md` before
+/// its VERSION section (or at its end).
+fn man_page(page: &str, cmd: clap::Command) -> Vec<u8> {
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd)
+        .render(&mut buf)
+        .expect("render man page");
+    let generated = String::from_utf8(buf).unwrap();
+    let extra = roff(&extra_markdown(page));
+    let page = match generated.find("\n.SH VERSION\n") {
+        Some(i) => format!("{}\n{extra}{}", &generated[..i], &generated[i + 1..]),
+        None => format!("{generated}{extra}"),
+    };
+    page.into_bytes()
+}
+
+fn root() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `man/extra/<page>.md` with its `@include FILE` lines (FILE relative to `man/extra/`)
+/// replaced by that file's text.
+fn extra_markdown(page: &str) -> String {
+    let dir = root().join("man/extra");
+    let path = dir.join(format!("{page}.md"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (every man page has one)", path.display()));
+    let mut out = String::new();
+    for line in text.lines() {
+        match line.strip_prefix("@include ") {
+            Some(inc) => {
+                let p = dir.join(inc.trim());
+                out.push_str(
+                    std::fs::read_to_string(&p)
+                        .unwrap_or_else(|e| panic!("{page}: {}: {e}", p.display()))
+                        .trim_end(),
+                );
+                out.push('\n');
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// The sections of an extra page's markdown, as (title, body).
+fn sections(md: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in md.lines() {
+        if let Some(title) = line.strip_prefix("# ") {
+            out.push((title.trim().to_string(), String::new()));
+        } else if let Some((_, body)) = out.last_mut() {
+            body.push_str(line);
+            body.push('\n');
+        } else {
+            assert!(line.trim().is_empty(), "text before the first section: {line}");
+        }
+    }
+    out
+}
+
+/// roff's escapes for text: a backslash, a minus (not a hyphen), a leading control character.
+fn escape(text: &str) -> String {
+    let t = text.replace('\\', "\\e").replace('-', "\\-");
+    if t.starts_with('.') || t.starts_with('\'') {
+        format!("\\&{t}")
+    } else {
+        t
+    }
+}
+
+/// Text with `code` in bold.
+fn inline(text: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in escape(text).split('`').enumerate() {
+        if i % 2 == 1 {
+            out.push_str(&format!("\\fB{part}\\fR"));
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+/// The small markdown of `man/extra/` as roff: `# TITLE` a section; blocks separated by blank
+/// lines; a block indented by 4 spaces an example (verbatim); a line followed by lines
+/// starting with `: ` a term and its definition; any other block a paragraph; `code` in bold.
+fn roff(md: &str) -> String {
+    let mut out = String::new();
+    for (title, body) in sections(md) {
+        out.push_str(&format!(".SH \"{title}\"\n"));
+        for block in body.split("\n\n") {
+            let lines: Vec<&str> = block.lines().filter(|l| !l.trim().is_empty()).collect();
+            if lines.is_empty() {
+                continue;
+            }
+            if lines.iter().all(|l| l.starts_with("    ")) {
+                out.push_str(".PP\n.RS 4\n.nf\n");
+                for l in &lines {
+                    out.push_str(&escape(&l[4..]));
+                    out.push('\n');
+                }
+                out.push_str(".fi\n.RE\n");
+            } else if lines.len() > 1 && lines[1].starts_with(": ") {
+                out.push_str(".TP\n");
+                out.push_str(&inline(lines[0]));
+                out.push('\n');
+                for l in &lines[1..] {
+                    out.push_str(&inline(l.strip_prefix(": ").unwrap_or(l)));
+                    out.push('\n');
+                }
+            } else {
+                out.push_str(".PP\n");
+                for l in &lines {
+                    out.push_str(&inline(l));
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Each shell `fci completions` takes, its name there and its script's file.
@@ -48,7 +176,7 @@ const COMPLETIONS: [(Shell, &str); 5] = [
 
 #[test]
 fn completions_and_man_pages_match_the_cli() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = root();
     let bless = std::env::var_os("FCI_BLESS").is_some();
     for (rel, want) in generated_docs() {
         let p = root.join(&rel);
@@ -249,4 +377,157 @@ fn every_help_ends_with_an_example() {
             }
         }
     }
+}
+
+/// Shell words of a command line as `sh` splits them (quotes, backslashes, `\`-newline), cut
+/// into simple commands at unquoted `|`, `;`, `&&`, `>` and `#` (a comment): each the words of
+/// one command.
+fn simple_commands(line: &str) -> Vec<Vec<String>> {
+    let mut commands = vec![Vec::new()];
+    let mut word: Option<String> = None;
+    let mut chars = line.chars().peekable();
+    let end_word = |word: &mut Option<String>, commands: &mut Vec<Vec<String>>| {
+        if let Some(w) = word.take() {
+            commands.last_mut().unwrap().push(w);
+        }
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('\n') | None => {}
+                Some(n) => word.get_or_insert_with(String::new).push(n),
+            },
+            '\'' => {
+                let w = word.get_or_insert_with(String::new);
+                for n in chars.by_ref() {
+                    if n == '\'' {
+                        break;
+                    }
+                    w.push(n);
+                }
+            }
+            '"' => {
+                let w = word.get_or_insert_with(String::new);
+                while let Some(n) = chars.next() {
+                    match n {
+                        '"' => break,
+                        '\\' => w.push(chars.next().unwrap_or('\\')),
+                        _ => w.push(n),
+                    }
+                }
+            }
+            '#' if word.is_none() => {
+                for n in chars.by_ref() {
+                    if n == '\n' {
+                        break;
+                    }
+                }
+                end_word(&mut word, &mut commands);
+                commands.push(Vec::new());
+            }
+            '|' | ';' | '&' | '>' | '\n' => {
+                end_word(&mut word, &mut commands);
+                commands.push(Vec::new());
+            }
+            c if c.is_whitespace() => end_word(&mut word, &mut commands),
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    end_word(&mut word, &mut commands);
+    commands.retain(|c| !c.is_empty());
+    commands
+}
+
+/// Each `fci ...` command of an example (after a `do`, in a pipe) parses as fci's command
+/// line: an example never shows a flag fci does not take, nor misses a required one.
+fn check_example(whence: &str, example: &str) -> usize {
+    let mut checked = 0;
+    for words in simple_commands(example) {
+        let Some(i) = words.iter().position(|w| w == "fci") else {
+            continue;
+        };
+        let r = fci::cli::command().try_get_matches_from(&words[i..]);
+        if let Err(e) = r {
+            panic!("{whence}: the example `{}` does not parse:\n{e}", words[i..].join(" "));
+        }
+        checked += 1;
+    }
+    checked
+}
+
+/// Every man page has its hand-written EXIT STATUS, ENVIRONMENT, FILES and EXAMPLES (in that
+/// order, then SEE ALSO) in `man/extra/<page>.md`, and nothing there is for a page that does
+/// not exist; its ENVIRONMENT names every variable its options read; and every fci command in
+/// its EXAMPLES (and in each `--help`'s example) parses as fci's command line. So the sections
+/// cannot drift from the options they are joined to.
+#[test]
+fn man_pages_join_hand_written_sections_that_match_the_options() {
+    let pages = man_commands();
+    let names: Vec<&str> = pages.iter().map(|(p, _)| p.as_str()).collect();
+    for entry in std::fs::read_dir(root().join("man/extra")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+            assert!(
+                names.contains(&stem.as_str()),
+                "man/extra/{stem}.md is for no man page ({names:?})"
+            );
+        }
+    }
+    let mut examples = 0;
+    for (page, cmd) in &pages {
+        let md = extra_markdown(page);
+        let secs = sections(&md);
+        let titles: Vec<&str> = secs.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            titles,
+            ["EXIT STATUS", "ENVIRONMENT", "FILES", "EXAMPLES", "SEE ALSO"],
+            "man/extra/{page}.md"
+        );
+        let body = |t: &str| &secs.iter().find(|(title, _)| title == t).unwrap().1;
+        let mut cmd = cmd.clone();
+        cmd.build();
+        for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+            if let Some(var) = arg.get_env() {
+                let var = var.to_string_lossy();
+                assert!(
+                    body("ENVIRONMENT").contains(&format!("`{var}`")),
+                    "man/extra/{page}.md: ENVIRONMENT does not name {var} (--{})",
+                    arg.get_long().unwrap_or_default()
+                );
+            }
+        }
+        for line in body("EXIT STATUS").lines() {
+            if let Some(code) = line.trim().parse::<u8>().ok().filter(|c| *c > 3) {
+                panic!("man/extra/{page}.md: exit status {code} is no exit code of fci");
+            }
+        }
+        let example: String = body("EXAMPLES")
+            .lines()
+            .filter_map(|l| l.strip_prefix("    "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let n = check_example(&format!("man/extra/{page}.md"), &example);
+        assert!(n > 0, "man/extra/{page}.md: no fci command in EXAMPLES");
+        if page != "fci" {
+            let me = page.trim_start_matches("fci-").replace('-', " ");
+            assert!(
+                example.contains(&format!("fci {me}")),
+                "man/extra/{page}.md: no example runs fci {me}"
+            );
+        }
+        examples += n;
+    }
+    for (path, example) in fci::cli::EXAMPLES {
+        assert!(check_example(&format!("fci {path} --help"), example) > 0);
+    }
+    assert!(examples >= pages.len(), "{examples}");
+    // The generated page carries the sections, in roff.
+    let docs = generated_docs();
+    let build = &docs.iter().find(|(p, _)| p == "man/fci-build.1").unwrap().1;
+    let build = String::from_utf8_lossy(build);
+    for s in [".SH OPTIONS", ".SH \"EXIT STATUS\"", ".SH \"ENVIRONMENT\"", ".SH \"FILES\"", ".SH \"EXAMPLES\""] {
+        assert!(build.contains(s), "fci-build.1 has no {s}");
+    }
+    assert!(build.contains("\\fBFCI_LOOKASIDE\\fR"), "{build}");
 }
