@@ -48,7 +48,10 @@ fn commit(dir: &Path) -> String {
         watched.push(branch);
     }
     for rel in &watched {
-        if let Some(p) = git(dir, &["rev-parse", "--path-format=absolute", "--git-path", rel]) {
+        if let Some(p) = git(
+            dir,
+            &["rev-parse", "--path-format=absolute", "--git-path", rel],
+        ) {
             // A path that does not exist would make cargo rerun this script on every build.
             if Path::new(&p).exists() {
                 println!("cargo:rerun-if-changed={p}");
@@ -58,8 +61,8 @@ fn commit(dir: &Path) -> String {
     let Some(short) = git(dir, &["rev-parse", "--short", "HEAD"]) else {
         return UNKNOWN.into();
     };
-    let dirty = git(dir, &["status", "--porcelain", "--untracked-files=no"])
-        .is_some_and(|s| !s.is_empty());
+    let dirty =
+        git(dir, &["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
     if dirty {
         format!("{short}-dirty")
     } else {

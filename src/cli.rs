@@ -87,8 +87,14 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "fci conform -m compose.json --kubeconfig ~/.kube/config --runner sonobuoy \\\n      \
          -o conform.json",
     ),
-    ("image", "fci image -m integrate.json --format qcow2 -o image.json"),
-    ("smoke", "fci smoke -m image.json --check hello-atomic -o smoke.json"),
+    (
+        "image",
+        "fci image -m integrate.json --format qcow2 -o image.json",
+    ),
+    (
+        "smoke",
+        "fci smoke -m image.json --check hello-atomic -o smoke.json",
+    ),
     (
         "report",
         "fci report -m smoke.json --gating gating.yaml \\\n      \
@@ -102,7 +108,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
          --waivers waivers.json --decision-context bodhi_update_push_stable \\\n      \
          --product-version fedora-41 --subject-identifier hello-atomic-1.0-1.fc41",
     ),
-    ("gating validate", "fci gating validate --gating gating.yaml"),
+    (
+        "gating validate",
+        "fci gating validate --gating gating.yaml",
+    ),
     (
         "gating waive",
         "fci gating waive fedora-ci.koji-build.tier0.functional \\\n      \

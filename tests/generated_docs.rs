@@ -97,7 +97,10 @@ fn sections(md: &str) -> Vec<(String, String)> {
             body.push_str(line);
             body.push('\n');
         } else {
-            assert!(line.trim().is_empty(), "text before the first section: {line}");
+            assert!(
+                line.trim().is_empty(),
+                "text before the first section: {line}"
+            );
         }
     }
     out
@@ -373,7 +376,10 @@ fn every_help_ends_with_an_example() {
                 "fci {path:?} {flag}: {first}"
             );
             if let Some(stage) = path.first() {
-                assert!(example.contains(&format!("fci {stage}")), "fci {path:?}: {example}");
+                assert!(
+                    example.contains(&format!("fci {stage}")),
+                    "fci {path:?}: {example}"
+                );
             }
         }
     }
@@ -448,7 +454,10 @@ fn check_example(whence: &str, example: &str) -> usize {
         };
         let r = fci::cli::command().try_get_matches_from(&words[i..]);
         if let Err(e) = r {
-            panic!("{whence}: the example `{}` does not parse:\n{e}", words[i..].join(" "));
+            panic!(
+                "{whence}: the example `{}` does not parse:\n{e}",
+                words[i..].join(" ")
+            );
         }
         checked += 1;
     }
@@ -481,7 +490,13 @@ fn man_pages_join_hand_written_sections_that_match_the_options() {
         let titles: Vec<&str> = secs.iter().map(|(t, _)| t.as_str()).collect();
         assert_eq!(
             titles,
-            ["EXIT STATUS", "ENVIRONMENT", "FILES", "EXAMPLES", "SEE ALSO"],
+            [
+                "EXIT STATUS",
+                "ENVIRONMENT",
+                "FILES",
+                "EXAMPLES",
+                "SEE ALSO"
+            ],
             "man/extra/{page}.md"
         );
         let body = |t: &str| &secs.iter().find(|(title, _)| title == t).unwrap().1;
@@ -526,7 +541,13 @@ fn man_pages_join_hand_written_sections_that_match_the_options() {
     let docs = generated_docs();
     let build = &docs.iter().find(|(p, _)| p == "man/fci-build.1").unwrap().1;
     let build = String::from_utf8_lossy(build);
-    for s in [".SH OPTIONS", ".SH \"EXIT STATUS\"", ".SH \"ENVIRONMENT\"", ".SH \"FILES\"", ".SH \"EXAMPLES\""] {
+    for s in [
+        ".SH OPTIONS",
+        ".SH \"EXIT STATUS\"",
+        ".SH \"ENVIRONMENT\"",
+        ".SH \"FILES\"",
+        ".SH \"EXAMPLES\"",
+    ] {
         assert!(build.contains(s), "fci-build.1 has no {s}");
     }
     assert!(build.contains("\\fBFCI_LOOKASIDE\\fR"), "{build}");
