@@ -452,12 +452,14 @@ fn check_example(whence: &str, example: &str) -> usize {
         let Some(i) = words.iter().position(|w| w == "fci") else {
             continue;
         };
-        let r = fci::cli::command().try_get_matches_from(&words[i..]);
-        if let Err(e) = r {
-            panic!(
+        use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+        match fci::cli::command().try_get_matches_from(&words[i..]) {
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), DisplayHelp | DisplayVersion) => {}
+            Err(e) => panic!(
                 "{whence}: the example `{}` does not parse:\n{e}",
                 words[i..].join(" ")
-            );
+            ),
         }
         checked += 1;
     }
@@ -551,4 +553,44 @@ fn man_pages_join_hand_written_sections_that_match_the_options() {
         assert!(build.contains(s), "fci-build.1 has no {s}");
     }
     assert!(build.contains("\\fBFCI_LOOKASIDE\\fR"), "{build}");
+}
+
+/// The README's commands (its `sh` blocks, and the shell of its Jenkins example) parse as fci's
+/// command line, and its two commands are what `.ci/run` and `setup.sh` run.
+#[test]
+fn the_readmes_commands_parse_and_its_test_command_is_ci_s() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut shell = String::new();
+    let mut block: Option<&str> = None;
+    for line in readme.lines() {
+        match (block, line.strip_prefix("```")) {
+            (None, Some(lang)) => block = Some(lang.trim()),
+            (Some(_), Some(_)) => block = None,
+            (Some("sh"), None) => shell.push_str(&format!("{line}\n")),
+            _ => {}
+        }
+    }
+    let jenkins = readme
+        .split_once("sh '''\n")
+        .and_then(|(_, rest)| rest.split_once("'''"))
+        .expect("the README's Jenkins example has an sh step")
+        .0;
+    assert!(
+        check_example("README.md (Jenkins)", jenkins) >= 3,
+        "{jenkins}"
+    );
+    assert!(check_example("README.md", &shell) >= 8, "{shell}");
+    let ci = std::fs::read_to_string(root().join(".ci/run")).unwrap();
+    let ci: Vec<&str> = ci
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("set ") && !l.starts_with("cd "))
+        .collect();
+    assert_eq!(ci, ["./setup.sh --deps-only", "cargo test --locked"]);
+    assert!(
+        shell.contains("\n./setup.sh --deps-only && cargo test --locked ")
+            && shell.starts_with("./setup.sh "),
+        "the README's two commands are not setup.sh's and .ci/run's:\n{shell}"
+    );
+    let setup = std::fs::read_to_string(root().join("setup.sh")).unwrap();
+    assert!(setup.contains("\"${1:-}\" = \"--deps-only\""));
 }
