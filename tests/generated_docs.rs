@@ -307,23 +307,27 @@ fn fci_version_names_the_commit() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let version = String::from_utf8(out.stdout).unwrap();
-    let git = std::process::Command::new("git")
-        .args(["-C", root, "rev-parse", "--short", "HEAD"])
-        .output()
-        .unwrap();
-    let top = std::process::Command::new("git")
-        .args(["-C", root, "rev-parse", "--show-toplevel"])
-        .output()
-        .unwrap();
-    let checkout = git.status.success()
-        && std::path::Path::new(String::from_utf8_lossy(&top.stdout).trim())
-            .canonicalize()
+    // git's answer in the checkout, or none (no git, or not a git checkout of fci itself).
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .output()
             .ok()
-            == std::path::Path::new(root).canonicalize().ok();
-    let commit = if checkout {
-        String::from_utf8(git.stdout).unwrap().trim().to_string()
-    } else {
-        "unknown commit".to_string()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let same = |a: &str| {
+        std::path::Path::new(a).canonicalize().ok()
+            == std::path::Path::new(root).canonicalize().ok()
+    };
+    let commit = match (
+        git(&["rev-parse", "--show-toplevel"]),
+        git(&["rev-parse", "--short", "HEAD"]),
+    ) {
+        (Some(top), Some(short)) if same(&top) => short,
+        _ => "unknown commit".to_string(),
     };
     let want = format!("fci {} ({commit}", env!("CARGO_PKG_VERSION"));
     assert!(
