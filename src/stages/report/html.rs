@@ -239,13 +239,14 @@ fn failing(m: &Manifest) -> Vec<Failing<'_>> {
 /// names results: a case by its own name, a tmt plan or `tier0` by the first failing case
 /// counted in it (else the first of its stage: tmt broke outside the tests), a stage's own
 /// result by its first failing entry; the latest record of a stage first. A requirement
-/// with no result at all is the run's first failure's (which stopped the run) when it has
-/// one.
+/// with no result at all, in a run a failure stopped (`stopped_at`: the first stage skipped),
+/// is that failure's.
 fn target<'a>(
     entries: &'a [Failing<'a>],
     ns: &str,
     testcase: &str,
     missing: bool,
+    stopped_at: Option<usize>,
 ) -> Option<&'a str> {
     let cat = |e: &Failing| crate::resultsdb::mapping::category(&e.stage.name);
     let aggregate = |e: &Failing| {
@@ -273,7 +274,13 @@ fn target<'a>(
         .find(|e| e.own_name(ns).as_deref() == Some(testcase))
         .or_else(|| first_of_latest(&aggregate))
         .or_else(|| first_of_latest(&whole_tmt_run))
-        .or_else(|| entries.first().filter(|_| missing))?;
+        .or_else(|| {
+            let skipped = stopped_at?;
+            entries
+                .iter()
+                .find(|e| e.stage_index < skipped)
+                .filter(|_| missing)
+        })?;
     Some(found.anchor.as_str())
 }
 
@@ -378,15 +385,33 @@ pub fn page(p: &Page) -> String {
             let rerun = StageName::parse(&s.name)
                 .filter(|n| *n != StageName::Report)
                 .map(|n| format!("{fci} {n} -m {manifest_arg} --no-cache"));
+            // The lines that tell: the case's log, else (it has none, or an empty one) its
+            // stage's.
+            let tail = log.and_then(|l| excerpt(p.ws, l).map(|t| (l, t)));
+            let tail = match (tail, s.log.as_deref()) {
+                (Some((_, t)), Some(stage_log)) if t.is_empty() && Some(stage_log) != log => {
+                    excerpt(p.ws, stage_log).map(|t| (stage_log, t))
+                }
+                (None, Some(stage_log)) if Some(stage_log) != log => {
+                    excerpt(p.ws, stage_log).map(|t| (stage_log, t))
+                }
+                (tail, _) => tail,
+            };
             json!({
                 "anchor": e.anchor, "stage": s.name, "testcase": name, "outcome": outcome,
                 "cause": cause, "log": log,
                 "log_url": log.and_then(|l| log_url(p.ws, base, l)),
-                "excerpt": log.and_then(|l| excerpt(p.ws, l)),
+                "excerpt": tail.as_ref().map(|(_, t)| t),
+                "excerpt_of": tail.as_ref().map(|(l, _)| l).filter(|l| Some(**l) != log),
+                "excerpt_url": tail.as_ref().and_then(|(l, _)| log_url(p.ws, base, l)),
                 "rerun": rerun,
             })
         })
         .collect();
+    let stopped_at = m
+        .stages
+        .iter()
+        .position(|s| s.outcome == Outcome::Skipped && !s.data.contains_key("not_due"));
     let requirements: Vec<Json> = p
         .decision
         .and_then(|d| d.get("unsatisfied_requirements"))
@@ -397,8 +422,15 @@ pub fn page(p: &Page) -> String {
             let testcase = r.get("testcase").and_then(Json::as_str);
             let kind = r.get("type").and_then(Json::as_str).unwrap_or("");
             let scenario = r.get("scenario").and_then(Json::as_str);
-            let anchor = testcase
-                .and_then(|t| target(&entries, p.namespace, t, kind == "test-result-missing"));
+            let anchor = testcase.and_then(|t| {
+                target(
+                    &entries,
+                    p.namespace,
+                    t,
+                    kind == "test-result-missing",
+                    stopped_at,
+                )
+            });
             let waive = match (testcase, p.product_version) {
                 (Some(t), Some(pv)) => {
                     let id = r
