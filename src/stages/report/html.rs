@@ -20,6 +20,10 @@ use std::path::Path;
 const EXCERPT_LINES: usize = 40;
 const EXCERPT_LINE_CHARS: usize = 400;
 const EXCERPT_READ_BYTES: u64 = 64 * 1024;
+/// How many failing cases show their log's lines (a stage may fail thousands of cases: the
+/// rest are listed, with their logs); how many the page's heading names.
+const EXCERPTS: usize = 20;
+const NAMED: usize = 10;
 
 /// What the page is made of besides the manifest.
 pub struct Page<'a> {
@@ -205,11 +209,14 @@ impl Failing<'_> {
 }
 
 /// The failing entries of the run, in stage order: each failing case, and each failing
-/// stage none of whose cases failed (the stage itself is the case, as in the JUnit report).
+/// stage none of whose cases failed (the stage itself is the case, as in the JUnit report);
+/// of the records that still speak for the change (a failed build rebuilt since fails
+/// nothing).
 fn failing(m: &Manifest) -> Vec<Failing<'_>> {
+    let current = m.current_stages();
     let mut out = Vec::new();
     for (i, s) in m.stages.iter().enumerate() {
-        if s.is(StageName::Report) {
+        if !current.iter().any(|c| std::ptr::eq(*c, s)) {
             continue;
         }
         let before = out.len();
@@ -366,7 +373,8 @@ pub fn page(p: &Page) -> String {
         .unwrap_or_else(|| "MANIFEST".into());
     let failures: Vec<Json> = entries
         .iter()
-        .map(|e| {
+        .enumerate()
+        .map(|(n, e)| {
             let s = e.stage;
             let (name, outcome, cause, log) = match e.case {
                 Some(c) => (
@@ -387,12 +395,14 @@ pub fn page(p: &Page) -> String {
                 .map(|n| format!("{fci} {n} -m {manifest_arg} --no-cache"));
             // The lines that tell: the case's log, else (it has none, or an empty one) its
             // stage's.
-            let tail = log.and_then(|l| excerpt(p.ws, l).map(|t| (l, t)));
+            let tail = log
+                .filter(|_| n < EXCERPTS)
+                .and_then(|l| excerpt(p.ws, l).map(|t| (l, t)));
             let tail = match (tail, s.log.as_deref()) {
                 (Some((_, t)), Some(stage_log)) if t.is_empty() && Some(stage_log) != log => {
                     excerpt(p.ws, stage_log).map(|t| (stage_log, t))
                 }
-                (None, Some(stage_log)) if Some(stage_log) != log => {
+                (None, Some(stage_log)) if n < EXCERPTS && Some(stage_log) != log => {
                     excerpt(p.ws, stage_log).map(|t| (stage_log, t))
                 }
                 (tail, _) => tail,
@@ -500,9 +510,8 @@ pub fn page(p: &Page) -> String {
     .map(|(k, v)| (k, v.unwrap_or_else(|| "—".into())))
     .collect();
     let outcomes: Vec<Outcome> = m
-        .stages
+        .current_stages()
         .iter()
-        .filter(|s| !s.is(StageName::Report))
         .map(|s| s.outcome)
         .chain(p.verdict.map(|v| v.0))
         .collect();
@@ -520,6 +529,7 @@ pub fn page(p: &Page) -> String {
         overall => overall.as_str(),
         identity => Serde(identity),
         stages => Serde(stages),
+        named => NAMED,
         failures => Serde(failures),
         manifest_given => p.manifest_file.is_some(),
         decision => p.decision.map(Serde),
@@ -611,6 +621,153 @@ mod tests {
         assert!(page.contains("<td>2.0s</td>"), "{page}");
         assert!(
             page.contains("<span class=\"badge fail\">FAILED</span>"),
+            "{page}"
+        );
+    }
+
+    fn page_of(m: &serde_json::Value, decision: Option<&serde_json::Value>) -> String {
+        let (_d, ws) = ws();
+        let m: Manifest = serde_json::from_value(m.clone()).unwrap();
+        super::page(&super::Page {
+            manifest: &m,
+            ws: &ws,
+            namespace: "ns",
+            artifacts_url: None,
+            manifest_file: Some(std::path::Path::new("run 1.json")),
+            decision,
+            product_version: Some("fedora-41"),
+            subject_type: "koji_build",
+            verdict: None,
+        })
+    }
+
+    fn stage(name: &str, outcome: &str, results: serde_json::Value) -> serde_json::Value {
+        json!({"name": name, "outcome": outcome, "started": "", "finished": "",
+               "duration_s": 1.0, "input_digest": "", "results": results})
+    }
+
+    /// Each requirement links to the case its result is made of, as `resultsdb::mapping`
+    /// names them: a case by its name, a tmt plan by its failing case, `tier0` by the failing
+    /// STI case, a stage's own result by its first failing entry; a missing one only when a
+    /// failure stopped the run.
+    #[test]
+    fn requirements_link_to_the_cases_their_results_are_made_of() {
+        let m = json!({
+            "schema": "fci.manifest/v1",
+            "run": {"id": "r", "created": "", "fci_version": "0"},
+            "stages": [
+                stage("build", "PASSED", json!([])),
+                stage("test", "FAILED", json!([
+                    {"testcase": "ok", "outcome": "PASSED", "runner": "sti"},
+                    {"testcase": "sti-bad", "outcome": "FAILED", "runner": "sti"},
+                    {"testcase": "/tests/a", "outcome": "PASSED", "runner": "tmt", "plan": "/plans/x"},
+                    {"testcase": "/tests/b", "outcome": "ERROR", "runner": "tmt", "plan": "/plans/y"},
+                ])),
+            ],
+        });
+        let req = |t: &str, kind: &str| json!({"testcase": t, "type": kind});
+        let d = json!({"policies_satisfied": false, "summary": "no",
+        "unsatisfied_requirements": [
+            req("ns.tier0.functional", "test-result-failed"),
+            req("ns./plans/y.functional", "test-result-errored"),
+            req("ns.test.functional", "test-result-failed"),
+            req("ns.test./tests/b", "test-result-errored"),
+            req("ns./plans/z.functional", "test-result-missing"),
+        ]});
+        let page = page_of(&m, Some(&d));
+        let link = |t: &str| {
+            let li = page.split(&format!("<li><code>{t}</code>")).nth(1).unwrap();
+            let li = &li[..li.find("</li>").unwrap()];
+            li.split("see <a href=\"#")
+                .nth(1)
+                .map(|a| a[..a.find('"').unwrap()].to_string())
+        };
+        assert_eq!(
+            link("ns.tier0.functional").as_deref(),
+            Some("case-1-1"),
+            "{page}"
+        );
+        assert_eq!(
+            link("ns.&#x2f;plans&#x2f;y.functional").as_deref(),
+            Some("case-1-3")
+        );
+        assert_eq!(link("ns.test.functional").as_deref(), Some("case-1-1"));
+        assert_eq!(
+            link("ns.test.&#x2f;tests&#x2f;b").as_deref(),
+            Some("case-1-3")
+        );
+        assert_eq!(link("ns.&#x2f;plans&#x2f;z.functional"), None, "{page}");
+        // The commands name the manifest given, quoted.
+        assert!(
+            page.contains("test -m &#x27;run 1.json&#x27; --no-cache</pre>"),
+            "{page}"
+        );
+    }
+
+    /// A stage's older record, superseded by its rerun, fails nothing; of thousands of
+    /// failing cases, the heading names ten and the first twenty show their logs' lines.
+    #[test]
+    fn only_current_failures_count_and_many_stay_bounded() {
+        let many: Vec<_> = (0..1000)
+            .map(|i| json!({"testcase": format!("t{i}"), "outcome": "FAILED", "log": "objects/x.log"}))
+            .collect();
+        let (_d, ws) = ws();
+        std::fs::write(ws.root().join("objects/x.log"), "a failure\n").unwrap();
+        let m: Manifest = serde_json::from_value(json!({
+            "schema": "fci.manifest/v1",
+            "run": {"id": "r", "created": "", "fci_version": "0"},
+            "stages": [
+                stage("build", "FAILED", json!([])),
+                stage("build", "PASSED", json!([])),
+                stage("test", "FAILED", json!(many)),
+            ],
+        }))
+        .unwrap();
+        let page = super::page(&super::Page {
+            manifest: &m,
+            ws: &ws,
+            namespace: "ns",
+            artifacts_url: None,
+            manifest_file: None,
+            decision: None,
+            product_version: None,
+            subject_type: "koji_build",
+            verdict: None,
+        });
+        assert!(!page.contains("id=\"case-0\""), "{page}");
+        assert_eq!(page.matches("<section class=\"failure\"").count(), 1000);
+        assert_eq!(
+            page.matches("<pre class=\"excerpt\">a failure</pre>")
+                .count(),
+            20
+        );
+        assert!(page.contains("1000 failing:"), "{page}");
+        assert!(
+            page.contains("<code>t9</code></a> and 990 more</p>"),
+            "{page}"
+        );
+        // Read from stdin: the rerun says what MANIFEST is.
+        assert!(page.contains("test -m MANIFEST --no-cache"), "{page}");
+        assert!(page.contains("(MANIFEST: the run's manifest)"), "{page}");
+        let m: Manifest = serde_json::from_value(json!({
+            "schema": "fci.manifest/v1",
+            "run": {"id": "r", "created": "", "fci_version": "0"},
+            "stages": [stage("build", "FAILED", json!([])), stage("build", "PASSED", json!([]))],
+        }))
+        .unwrap();
+        let page = super::page(&super::Page {
+            manifest: &m,
+            ws: &ws,
+            namespace: "ns",
+            artifacts_url: None,
+            manifest_file: None,
+            decision: None,
+            product_version: None,
+            subject_type: "koji_build",
+            verdict: None,
+        });
+        assert!(
+            page.contains("<p class=\"sub\"><span class=\"badge pass\">PASSED</span></p>"),
             "{page}"
         );
     }
