@@ -601,6 +601,23 @@ fn a_failed_runs_page_links_each_failing_requirement_to_its_cause_and_commands()
         section.contains("<p class=\"cause\">&lt;&#x2f;pre&gt;&lt;script&gt;alert(2)&lt;&#x2f;script&gt;&lt;a href=&quot;javascript:x&quot;&gt;</p>"),
         "{section}"
     );
+    // Without --gating, the failed run's page is whole all the same: its identity, the failing
+    // case with its log's lines and the rerun command, the stage skipped after it.
+    let text = shown(&html);
+    assert!(
+        text.contains("<tr><th>build backend</th><td><code>rpmbuild</code>"),
+        "{html}"
+    );
+    assert!(
+        shown(section).contains("FAIL: greeting is wrong"),
+        "{section}"
+    );
+    assert!(shown(section).contains(&rerun), "{section}");
+    assert!(
+        html.contains("<tr><td>test</td><td><span class=\"badge skip\">SKIPPED</span>"),
+        "{html}"
+    );
+    assert!(!html.contains("<h2>Gating</h2>"), "{html}");
 }
 
 /// A passing run's page: its identity and stages, nothing failing, nothing to waive or rerun.
