@@ -56,8 +56,8 @@ pub fn artifacts_url() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// A word for a POSIX shell: as it is when it needs no quoting, else single-quoted, or
-/// `$'…'`-quoted when it holds a control character (which the page would not show).
+/// A word for the shell: as it is when it needs no quoting, else single-quoted, or (bash,
+/// zsh) `$'…'`-quoted when it holds a control character, which the page would not show.
 fn sh(s: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c);
     if !s.is_empty() && s.chars().all(plain) {
@@ -68,7 +68,7 @@ fn sh(s: &str) -> String {
             .map(|c| match c {
                 '\'' => "\\'".to_string(),
                 '\\' => "\\\\".to_string(),
-                c if c.is_control() && (c as u32) < 0x100 => format!("\\x{:02x}", c as u32),
+                c if c.is_control() && c.is_ascii() => format!("\\x{:02x}", c as u32),
                 c if c.is_control() => format!("\\u{:04x}", c as u32),
                 c => c.to_string(),
             })
@@ -113,7 +113,8 @@ fn excerpt(ws: &Workspace, rel: &str) -> Option<String> {
         return None;
     }
     let bytes = crate::caps::tail(&p, EXCERPT_READ_BYTES).ok()?;
-    let text = String::from_utf8_lossy(&bytes);
+    // Redacted whole, before a line is cut: no part of a secret is left at a cut.
+    let text = crate::redact::redact(&String::from_utf8_lossy(&bytes));
     let lines: Vec<&str> = text.lines().collect();
     let from = lines.len().saturating_sub(EXCERPT_LINES);
     let shown: Vec<String> = lines[from..]
@@ -127,7 +128,7 @@ fn excerpt(ws: &Workspace, rel: &str) -> Option<String> {
             }
         })
         .collect();
-    Some(crate::redact::redact(&shown.join("\n")))
+    Some(shown.join("\n"))
 }
 
 /// `s` without terminal escape sequences (colours, cursor moves): ESC `[` … final byte, or
@@ -182,7 +183,9 @@ struct Failing<'a> {
     anchor: String,
     stage_index: usize,
     stage: &'a StageRecord,
+    /// The case and its index among the stage's results; none for the stage itself.
     case: Option<&'a TestResult>,
+    case_index: Option<usize>,
 }
 
 impl Failing<'_> {
@@ -227,6 +230,7 @@ fn failing(m: &Manifest) -> Vec<Failing<'_>> {
                     stage_index: i,
                     stage: s,
                     case: Some(c),
+                    case_index: Some(j),
                 });
             }
         }
@@ -236,6 +240,7 @@ fn failing(m: &Manifest) -> Vec<Failing<'_>> {
                 stage_index: i,
                 stage: s,
                 case: None,
+                case_index: None,
             });
         }
     }
@@ -254,7 +259,7 @@ fn target<'a>(
     testcase: &str,
     missing: bool,
     stopped_at: Option<usize>,
-) -> Option<&'a str> {
+) -> Option<&'a Failing<'a>> {
     let cat = |e: &Failing| crate::resultsdb::mapping::category(&e.stage.name);
     let aggregate = |e: &Failing| {
         format!("{ns}.{}.{}", e.stage.name, cat(e)) == testcase
@@ -275,7 +280,7 @@ fn target<'a>(
         let latest = entries.iter().rev().find(|e| f(e))?.stage_index;
         entries.iter().find(|e| e.stage_index == latest && f(e))
     };
-    let found = entries
+    entries
         .iter()
         .rev()
         .find(|e| e.own_name(ns).as_deref() == Some(testcase))
@@ -287,8 +292,7 @@ fn target<'a>(
                 .iter()
                 .find(|e| e.stage_index < skipped)
                 .filter(|_| missing)
-        })?;
-    Some(found.anchor.as_str())
+        })
 }
 
 /// The global flags a command for this workspace needs: none for the default one.
@@ -303,48 +307,53 @@ fn workspace_flag(ws: &Workspace) -> String {
     }
 }
 
-/// The page.
-pub fn page(p: &Page) -> String {
-    let mut env = Environment::new();
-    env.set_formatter(|out, state, value| {
-        // Text only ever reaches the page through here: no escape sequence or other control
-        // character of a log gets onto it, whatever a browser would make of it.
-        let shown = match value.as_str() {
-            Some(s) if !value.is_safe() && *state.auto_escape() == AutoEscape::Html => Value::from(
-                s.chars()
-                    .map(|c| match c {
-                        '\n' | '\t' => c,
-                        c if c.is_control() => '?',
-                        c => c,
-                    })
-                    .collect::<String>(),
-            ),
-            _ => value.clone(),
-        };
-        minijinja::escape_formatter(out, state, &shown)
+/// The run's identity, a row each: what ran, when, with what, on what, from what.
+fn identity(m: &Manifest) -> Vec<(&'static str, String)> {
+    let build = m.stages.iter().rev().find(|s| s.is(StageName::Build));
+    let base_commit = m.subject.base.as_ref().and_then(|b| {
+        match (b.ostree_ref.as_deref(), b.ostree_commit.as_deref()) {
+            (Some(r), Some(c)) => Some(format!("{c} ({r})")),
+            (None, Some(c)) => Some(c.to_string()),
+            (Some(r), None) => Some(r.to_string()),
+            (None, None) => None,
+        }
     });
-    let m = p.manifest;
+    let fci = env!("CARGO_PKG_VERSION");
+    [
+        ("run", Some(m.run.id.clone())),
+        ("started", Some(m.run.created.clone())),
+        ("reported", Some(crate::now_rfc3339())),
+        (
+            "fci",
+            Some(if m.run.fci_version == fci {
+                fci.to_string()
+            } else {
+                format!("{} (reported by {fci})", m.run.fci_version)
+            }),
+        ),
+        ("host", host_name()),
+        ("build backend", build.and_then(|b| b.backend.clone())),
+        ("base commit", base_commit),
+        (
+            "dist-git repository",
+            m.subject.repo.as_deref().map(crate::redact::redact),
+        ),
+        ("dist-git branch", m.subject.branch.clone()),
+        ("dist-git commit", m.subject.commit.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.unwrap_or_else(|| "—".into())))
+    .collect()
+}
+
+/// Each stage record (but the report's) with its cases, a failing one linked to its section.
+fn stage_rows(p: &Page, entries: &[Failing]) -> Vec<Json> {
     let base = p.artifacts_url.as_deref();
-    let fci = format!("fci{}", workspace_flag(p.ws));
-    let subject = m
-        .subject_nvr()
-        .or_else(|| m.subject.package.clone())
-        .unwrap_or_else(|| "(no subject)".into());
-    let entries = failing(m);
-    let anchor_of = |i: usize, j: Option<usize>| {
-        entries
-            .iter()
-            .find(|e| {
-                e.stage_index == i
-                    && match (j, e.case) {
-                        (Some(j), Some(c)) => std::ptr::eq(c, &m.stages[i].results[j]),
-                        (None, None) => true,
-                        _ => false,
-                    }
-            })
-            .map(|e| e.anchor.clone())
-    };
-    let stages: Vec<Json> = m
+    let anchors: std::collections::HashMap<(usize, Option<usize>), &str> = entries
+        .iter()
+        .map(|e| ((e.stage_index, e.case_index), e.anchor.as_str()))
+        .collect();
+    p.manifest
         .stages
         .iter()
         .enumerate()
@@ -356,22 +365,28 @@ pub fn page(p: &Page) -> String {
                 .enumerate()
                 .map(|(j, r)| {
                     json!({"testcase": r.testcase, "outcome": r.outcome, "note": r.note,
-                           "anchor": anchor_of(i, Some(j))})
+                           "anchor": anchors.get(&(i, Some(j)))})
                 })
                 .collect();
             json!({
                 "name": s.name, "outcome": s.outcome, "duration_s": s.duration_s,
                 "notes": s.notes, "results": results, "log": s.log,
                 "log_url": s.log.as_deref().and_then(|l| log_url(p.ws, base, l)),
-                "anchor": anchor_of(i, None),
+                "anchor": anchors.get(&(i, None)),
             })
         })
-        .collect();
+        .collect()
+}
+
+/// Each failing entry's section: its cause, its log (linked), the log's last lines (of the
+/// first [`EXCERPTS`]), the command that reruns its stage.
+fn failure_rows<'a>(p: &Page<'a>, entries: &[Failing<'a>], fci: &str) -> Vec<Json> {
+    let base = p.artifacts_url.as_deref();
     let manifest_arg = p
         .manifest_file
         .map(|f| sh(&f.to_string_lossy()))
         .unwrap_or_else(|| "MANIFEST".into());
-    let failures: Vec<Json> = entries
+    entries
         .iter()
         .enumerate()
         .map(|(n, e)| {
@@ -395,17 +410,16 @@ pub fn page(p: &Page) -> String {
                 .map(|n| format!("{fci} {n} -m {manifest_arg} --no-cache"));
             // The lines that tell: the case's log, else (it has none, or an empty one) its
             // stage's.
-            let tail = log
-                .filter(|_| n < EXCERPTS)
-                .and_then(|l| excerpt(p.ws, l).map(|t| (l, t)));
-            let tail = match (tail, s.log.as_deref()) {
-                (Some((_, t)), Some(stage_log)) if t.is_empty() && Some(stage_log) != log => {
-                    excerpt(p.ws, stage_log).map(|t| (stage_log, t))
+            let stage_log = s.log.as_deref().filter(|l| Some(*l) != log);
+            let read = |l: &'a str| excerpt(p.ws, l).map(|t| (l, t));
+            let tail = if n < EXCERPTS {
+                match log.and_then(read) {
+                    Some((_, t)) if t.is_empty() && stage_log.is_some() => None,
+                    tail => tail,
                 }
-                (None, Some(stage_log)) if n < EXCERPTS && Some(stage_log) != log => {
-                    excerpt(p.ws, stage_log).map(|t| (stage_log, t))
-                }
-                (tail, _) => tail,
+                .or_else(|| stage_log.and_then(read))
+            } else {
+                None
             };
             json!({
                 "anchor": e.anchor, "stage": s.name, "testcase": name, "outcome": outcome,
@@ -417,13 +431,18 @@ pub fn page(p: &Page) -> String {
                 "rerun": rerun,
             })
         })
-        .collect();
-    let stopped_at = m
+        .collect()
+}
+
+/// Each unsatisfied requirement of the decision: linked to the failing entry behind it, with
+/// the command that waives it.
+fn requirement_rows(p: &Page, entries: &[Failing], fci: &str, subject: &str) -> Vec<Json> {
+    let stopped_at = p
+        .manifest
         .stages
         .iter()
         .position(|s| s.outcome == Outcome::Skipped && !s.data.contains_key("not_due"));
-    let requirements: Vec<Json> = p
-        .decision
+    p.decision
         .and_then(|d| d.get("unsatisfied_requirements"))
         .and_then(Json::as_array)
         .into_iter()
@@ -432,21 +451,15 @@ pub fn page(p: &Page) -> String {
             let testcase = r.get("testcase").and_then(Json::as_str);
             let kind = r.get("type").and_then(Json::as_str).unwrap_or("");
             let scenario = r.get("scenario").and_then(Json::as_str);
-            let anchor = testcase.and_then(|t| {
-                target(
-                    &entries,
-                    p.namespace,
-                    t,
-                    kind == "test-result-missing",
-                    stopped_at,
-                )
-            });
+            let missing = kind == "test-result-missing";
+            let target =
+                testcase.and_then(|t| target(entries, p.namespace, t, missing, stopped_at));
             let waive = match (testcase, p.product_version) {
                 (Some(t), Some(pv)) => {
                     let id = r
                         .get("subject_identifier")
                         .and_then(Json::as_str)
-                        .unwrap_or(&subject);
+                        .unwrap_or(subject);
                     let mut c = format!(
                         "{fci} gating waive {} --product-version {} --subject-identifier {}",
                         sh(t),
@@ -464,51 +477,40 @@ pub fn page(p: &Page) -> String {
                 }
                 _ => None,
             };
-            let shown = anchor.and_then(|a| entries.iter().find(|e| e.anchor == a));
-            json!({"testcase": testcase, "type": kind, "scenario": scenario,
-                   "anchor": anchor, "waive": waive,
-                   "case": shown.map(|e| e.case.map_or(&e.stage.name, |c| &c.testcase))})
+            json!({"testcase": testcase, "type": kind, "scenario": scenario, "waive": waive,
+                   "anchor": target.map(|e| &e.anchor),
+                   "case": target.map(|e| e.case.map_or(&e.stage.name, |c| &c.testcase))})
         })
-        .collect();
-    let build = m.stages.iter().rev().find(|s| s.is(StageName::Build));
-    let base_commit = m.subject.base.as_ref().and_then(|b| {
-        let commit = b.ostree_commit.as_deref();
-        match (b.ostree_ref.as_deref(), commit) {
-            (Some(r), Some(c)) => Some(format!("{c} ({r})")),
-            (None, Some(c)) => Some(c.to_string()),
-            (Some(r), None) => Some(r.to_string()),
-            (None, None) => None,
-        }
+        .collect()
+}
+
+/// The page.
+pub fn page(p: &Page) -> String {
+    let mut env = Environment::new();
+    env.set_formatter(|out, state, value| {
+        // Text only ever reaches the page through here: no escape sequence or other control
+        // character of a log gets onto it, whatever a browser would make of it.
+        let shown = match value.as_str() {
+            Some(s) if !value.is_safe() && *state.auto_escape() == AutoEscape::Html => Value::from(
+                s.chars()
+                    .map(|c| match c {
+                        '\n' | '\t' => c,
+                        c if c.is_control() => '?',
+                        c => c,
+                    })
+                    .collect::<String>(),
+            ),
+            _ => value.clone(),
+        };
+        minijinja::escape_formatter(out, state, &shown)
     });
-    let identity: Vec<(&str, String)> = [
-        ("run", Some(m.run.id.clone())),
-        ("started", Some(m.run.created.clone())),
-        ("reported", Some(crate::now_rfc3339())),
-        (
-            "fci",
-            Some(if m.run.fci_version == env!("CARGO_PKG_VERSION") {
-                m.run.fci_version.clone()
-            } else {
-                format!(
-                    "{} (reported by {})",
-                    m.run.fci_version,
-                    env!("CARGO_PKG_VERSION")
-                )
-            }),
-        ),
-        ("host", host_name()),
-        ("build backend", build.and_then(|b| b.backend.clone())),
-        ("base commit", base_commit),
-        (
-            "dist-git repository",
-            m.subject.repo.as_deref().map(crate::redact::redact),
-        ),
-        ("dist-git branch", m.subject.branch.clone()),
-        ("dist-git commit", m.subject.commit.clone()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k, v.unwrap_or_else(|| "—".into())))
-    .collect();
+    let m = p.manifest;
+    let fci = format!("fci{}", workspace_flag(p.ws));
+    let subject = m
+        .subject_nvr()
+        .or_else(|| m.subject.package.clone())
+        .unwrap_or_else(|| "(no subject)".into());
+    let entries = failing(m);
     let outcomes: Vec<Outcome> = m
         .current_stages()
         .iter()
@@ -524,13 +526,14 @@ pub fn page(p: &Page) -> String {
     } else {
         Outcome::Passed
     };
+    let requirements = requirement_rows(p, &entries, &fci, &subject);
     let ctx = context! {
         subject,
         overall => overall.as_str(),
-        identity => Serde(identity),
-        stages => Serde(stages),
+        identity => Serde(identity(m)),
+        stages => Serde(stage_rows(p, &entries)),
         named => NAMED,
-        failures => Serde(failures),
+        failures => Serde(failure_rows(p, &entries, &fci)),
         manifest_given => p.manifest_file.is_some(),
         decision => p.decision.map(Serde),
         requirements => Serde(requirements),
@@ -782,6 +785,7 @@ mod tests {
         assert_eq!(super::sh("it's $x"), "'it'\\''s $x'");
         assert_eq!(super::sh(""), "''");
         assert_eq!(super::sh("a\nb'"), "$'a\\x0ab\\''");
+        assert_eq!(super::sh("a\u{85}"), "$'a\\u0085'");
     }
 
     #[test]
@@ -807,17 +811,21 @@ mod tests {
         }
         log.push_str(&"x".repeat(10_000));
         log.push_str("\nprogress 10%\rprogress 100%\n\u{1b}[31mred\u{1b}[0m\n");
+        log.push_str("fetching https://alice:hunter2pw@git.example.org/x\n");
         std::fs::write(ws.root().join("objects/big.log"), &log).unwrap();
         let e = super::excerpt(&ws, "objects/big.log").unwrap();
         let lines: Vec<&str> = e.lines().collect();
         assert_eq!(lines.len(), super::EXCERPT_LINES, "{e}");
-        assert_eq!(lines[lines.len() - 1], "red");
-        assert_eq!(lines[lines.len() - 2], "progress 100%");
+        // Redacted: no credentials of a URL in it.
+        assert!(!e.contains("hunter2pw"), "{e}");
+        assert!(lines[lines.len() - 1].contains("git.example.org/x"), "{e}");
+        assert_eq!(lines[lines.len() - 2], "red");
+        assert_eq!(lines[lines.len() - 3], "progress 100%");
         assert_eq!(
-            lines[lines.len() - 3].chars().count(),
+            lines[lines.len() - 4].chars().count(),
             super::EXCERPT_LINE_CHARS + 1
         );
-        assert_eq!(lines[lines.len() - 4], "line 99999");
+        assert_eq!(lines[lines.len() - 5], "line 99999");
         assert!(super::excerpt(&ws, "../x").is_none());
         assert!(super::excerpt(&ws, "objects").is_none());
     }
