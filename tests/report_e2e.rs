@@ -1361,6 +1361,11 @@ fn a_promotion_is_not_done_when_its_outputs_cannot_be_written_and_they_show_its_
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert_eq!(known_good(&w), first);
     let html = std::fs::read_to_string(&page).unwrap();
+    // The page names the base the change was composed on (and its ref).
+    assert!(
+        html.contains(&format!("<tr><th>base commit</th><td><code>{first} (")),
+        "{html}"
+    );
     let gating = html.split("<h2>Gating</h2>").nth(1).unwrap();
     assert!(gating.contains("badge fail\">FAILED"), "{gating}");
     assert!(gating.contains("not promoted"), "{gating}");
