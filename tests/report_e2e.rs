@@ -400,6 +400,290 @@ fn a_failed_run_is_reported_and_gating_names_the_failure() {
     );
 }
 
+/// The text of a page's HTML (what a browser shows, and what a maintainer copies).
+fn shown(html: &str) -> String {
+    html.replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The part of `page` from `start` to the next `end`.
+fn part<'a>(page: &'a str, start: &str, end: &str) -> &'a str {
+    let from = page
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start}: {page}"));
+    let rest = &page[from..];
+    &rest[..rest.find(end).unwrap_or(rest.len())]
+}
+
+const CHECK_GATING: &str = "--- !Policy\n\
+    id: fedora-ci\n\
+    product_versions: [fedora-*]\n\
+    decision_contexts: [bodhi_update_push_stable]\n\
+    rules:\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build.tier0.functional}\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build.build.validation}\n";
+
+/// A run a failing %check ended (build FAILED, test skipped) gets a full page: its identity,
+/// each unsatisfied requirement linked to the failing case, with the cause line, the log's
+/// last lines, its link under the artifacts URL, and commands that do what they say (the
+/// waive command waives, the rerun command reruns). A case's name and note from a hostile
+/// manifest are text on it, never markup.
+#[test]
+fn a_failed_runs_page_links_each_failing_requirement_to_its_cause_and_commands() {
+    let w = Ws::new();
+    let built = w.build("hello-broken-check", &[]);
+    assert_eq!(built.code, 1, "{}", built.stderr);
+    let tested = w.test(&built.manifest(), &[]);
+    assert_eq!(tested.code, 1, "{}", tested.stderr);
+    let m = w.save("tested.json", &tested.manifest());
+    let g = w.path().join("gating.yaml");
+    std::fs::write(&g, CHECK_GATING).unwrap();
+    let page = w.path().join("run.html");
+    let report = |extra: &[&str]| {
+        let mut c = w.cmd();
+        c.env(
+            "FCI_ARTIFACTS_URL",
+            "https://ci.example.org/job/7/artifact/ws/",
+        );
+        c.args(["report", "-m", m.to_str().unwrap(), "--namespace"])
+            .args(["fedora-ci.koji-build", "--html", page.to_str().unwrap()])
+            .args(extra);
+        let r = Run::from(c.output().unwrap());
+        (r, std::fs::read_to_string(&page).unwrap())
+    };
+    let gate = [
+        "--gating",
+        g.to_str().unwrap(),
+        "--decision-context",
+        "bodhi_update_push_stable",
+    ];
+    let (r, html) = report(&gate);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    // Self-contained, no script.
+    for bad in ["<script", "<link", " src=", "@import"] {
+        assert!(!html.contains(bad), "{bad}: {html}");
+    }
+    let text = shown(&html);
+    // The run's identity.
+    let ws = w.ws().canonicalize().unwrap();
+    for row in [
+        format!(
+            "<tr><th>fci</th><td><code>{}</code>",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "<tr><th>build backend</th><td><code>rpmbuild</code>".into(),
+        "<tr><th>dist-git branch</th><td><code>f41</code>".into(),
+        format!(
+            "<tr><th>dist-git repository</th><td><code>{}</code>",
+            example("hello-broken-check").display()
+        ),
+    ] {
+        assert!(text.contains(&row), "{row}: {html}");
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert!(
+        text.contains(&format!(
+            "<tr><th>host</th><td><code>{}</code>",
+            host.trim()
+        )),
+        "{html}"
+    );
+    // Each requirement links to the failing case: the build's failed result, and the test
+    // result missing because the failure stopped the run.
+    let section = part(
+        &html,
+        "<section class=\"failure\" id=\"case-0-0\">",
+        "</section>",
+    );
+    for req in [
+        "fedora-ci.koji-build.build.validation</code> — test-result-failed",
+        "fedora-ci.koji-build.tier0.functional</code> — test-result-missing",
+    ] {
+        let li = part(&html, req, "</li>");
+        assert!(
+            li.contains("see <a href=\"#case-0-0\"><code>build.check</code></a>"),
+            "{li}"
+        );
+    }
+    // The cause line, the log's last lines (the failing check's output among them), linked.
+    assert!(
+        section.contains("<p class=\"cause\">the package&#x27;s unit tests (%check) failed</p>"),
+        "{section}"
+    );
+    let excerpt = shown(part(section, "<pre class=\"excerpt\">", "</pre>"));
+    assert!(excerpt.contains("FAIL: greeting is wrong"), "{excerpt}");
+    assert!(excerpt.lines().count() <= 41, "{excerpt}");
+    let tm = tested.manifest();
+    let log = tested.stage(&tm, "build")["log"].as_str().unwrap();
+    let link = format!("href=\"https://ci.example.org/job/7/artifact/ws/{log}\"");
+    assert!(shown(section).contains(&link), "{section}");
+    // The commands, exactly; and they do what they say.
+    let waive = format!(
+        "fci --workspace {} gating waive fedora-ci.koji-build.tier0.functional --product-version fedora-41 --subject-identifier hello-broken-check-0.1-1.fc41 --comment 'WHY THIS FAILURE MAY PASS'",
+        ws.display()
+    );
+    assert!(
+        text.contains(&format!("<pre class=\"cmd\">{waive}</pre>")),
+        "{html}"
+    );
+    let rerun = format!(
+        "fci --workspace {} build -m {} --no-cache",
+        ws.display(),
+        m.display()
+    );
+    assert!(
+        shown(section).contains(&format!("<pre class=\"cmd\">{rerun}</pre>")),
+        "{section}"
+    );
+    let fci = env!("CARGO_BIN_EXE_fci");
+    let sh = |cmd: &str| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{fci}{} >/dev/null",
+                cmd.strip_prefix("fci").unwrap()
+            ))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        Run::from(out)
+    };
+    let waived = sh(&waive);
+    assert_eq!(waived.code, 0, "{}", waived.stderr);
+    let (r, html) = report(&gate);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    // Waived, the requirement is no longer unsatisfied; the failed build still is.
+    let unsatisfied = part(&html, "<ul class=\"requirements\">", "</ul>");
+    assert!(!unsatisfied.contains("tier0.functional"), "{unsatisfied}");
+    assert!(
+        unsatisfied.contains("build.validation</code> — test-result-failed"),
+        "{unsatisfied}"
+    );
+    let again = sh(&rerun);
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert!(again.stderr.contains("%check failed"), "{}", again.stderr);
+
+    // A hostile manifest: the case's name and note are text on the page.
+    let mut hostile = tm.clone();
+    let build = hostile["stages"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|s| s["name"] == "build")
+        .unwrap();
+    build["results"][0]["testcase"] = json!("<script>alert(1)</script>");
+    build["results"][0]["note"] = json!("</pre><script>alert(2)</script><a href=\"javascript:x\">");
+    std::fs::write(&m, serde_json::to_string(&hostile).unwrap()).unwrap();
+    w.forget_records();
+    let (r, html) = report(&[]);
+    // Reported as the manifest says (its verdict is the exit status's business, not the
+    // page's): a page either way.
+    assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
+    assert!(
+        !html.contains("<script") && !html.contains("javascript:x\">"),
+        "{html}"
+    );
+    let section = part(
+        &html,
+        "<section class=\"failure\" id=\"case-0-0\">",
+        "</section>",
+    );
+    assert!(
+        section.contains("<code>&lt;script&gt;alert(1)&lt;&#x2f;script&gt;</code>"),
+        "{section}"
+    );
+    assert!(
+        section.contains("<p class=\"cause\">&lt;&#x2f;pre&gt;&lt;script&gt;alert(2)&lt;&#x2f;script&gt;&lt;a href=&quot;javascript:x&quot;&gt;</p>"),
+        "{section}"
+    );
+    // Without --gating, the failed run's page is whole all the same: its identity, the failing
+    // case with its log's lines and the rerun command, the stage skipped after it.
+    let text = shown(&html);
+    assert!(
+        text.contains("<tr><th>build backend</th><td><code>rpmbuild</code>"),
+        "{html}"
+    );
+    assert!(
+        shown(section).contains("FAIL: greeting is wrong"),
+        "{section}"
+    );
+    assert!(shown(section).contains(&rerun), "{section}");
+    assert!(
+        html.contains("<tr><td>test</td><td><span class=\"badge skip\">SKIPPED</span>"),
+        "{html}"
+    );
+    assert!(!html.contains("<h2>Gating</h2>"), "{html}");
+}
+
+/// A passing run's page: its identity and stages, nothing failing, nothing to waive or rerun.
+#[test]
+fn a_passing_runs_page_shows_its_identity_and_nothing_to_act_on() {
+    let w = Ws::new();
+    let built = w.build("hello-atomic", &[]);
+    let tested = w.test(&built.manifest(), &[]);
+    assert_eq!(tested.code, 0, "{}", tested.stderr);
+    let m = w.save("tested.json", &tested.manifest());
+    let g = w.path().join("gating.yaml");
+    std::fs::write(&g, FEDORA_GATING).unwrap();
+    let page = w.path().join("run.html");
+    let r = w.run(&[
+        "report",
+        "-m",
+        m.to_str().unwrap(),
+        "--namespace",
+        "fedora-ci.koji-build",
+        "--gating",
+        g.to_str().unwrap(),
+        "--decision-context",
+        "bodhi_update_push_stable",
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("<p class=\"sub\"><span class=\"badge pass\">PASSED</span></p>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("All required tests (2 total) have passed"),
+        "{html}"
+    );
+    for absent in [
+        "case-",
+        "What failed",
+        "gating waive",
+        "--no-cache",
+        "<a href=\"http",
+    ] {
+        assert!(!html.contains(absent), "{absent}: {html}");
+    }
+    let text = shown(&html);
+    assert!(
+        text.contains("<tr><th>build backend</th><td><code>rpmbuild</code>"),
+        "{html}"
+    );
+    let tm = tested.manifest();
+    let run = format!(
+        "<tr><th>run</th><td><code>{}</code>",
+        tm["run"]["id"].as_str().unwrap()
+    );
+    assert!(text.contains(&run), "{html}");
+    for stage in ["build", "test"] {
+        assert!(
+            html.contains(&format!(
+                "<tr><td>{stage}</td><td><span class=\"badge pass\">PASSED"
+            )),
+            "{html}"
+        );
+    }
+}
+
 /// build | compose | report --promote of a package (an example or a fixture).
 fn promote_run(w: &Ws, built: Run, tag: &str) -> Run {
     let b = w.save(&format!("{tag}-built.json"), &built.manifest());
@@ -1077,6 +1361,11 @@ fn a_promotion_is_not_done_when_its_outputs_cannot_be_written_and_they_show_its_
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert_eq!(known_good(&w), first);
     let html = std::fs::read_to_string(&page).unwrap();
+    // The page names the base the change was composed on (and its ref).
+    assert!(
+        html.contains(&format!("<tr><th>base commit</th><td><code>{first} (")),
+        "{html}"
+    );
     let gating = html.split("<h2>Gating</h2>").nth(1).unwrap();
     assert!(gating.contains("badge fail\">FAILED"), "{gating}");
     assert!(gating.contains("not promoted"), "{gating}");

@@ -64,11 +64,33 @@ impl Report {
     /// is FAILED there too). Written last, once the verdict is final; checked in `plan`, so a
     /// failure now (the disk filled since) is a warning: what was recorded, sent or promoted
     /// stands, and the manifest says so.
-    fn write_outputs(&self, cx: &Ctx, decision: Option<&Value>, rec: &mut RecordParts) {
+    fn write_outputs(
+        &self,
+        cx: &Ctx,
+        decided: Option<(&Value, &decision::Request)>,
+        rec: &mut RecordParts,
+    ) {
+        let decision = decided.map(|(d, _)| d);
         let verdict = decision.map(|_| (rec.outcome, rec.notes.as_slice()));
         let mut failed = Vec::new();
         if let Some(p) = &self.args.html {
-            let page = super::html::page(cx.manifest, decision, verdict);
+            // A rerun reads the manifest the report read, else the one it writes.
+            let common = &self.args.common;
+            let file = [common.manifest.as_deref(), Some(common.output.as_path())]
+                .into_iter()
+                .flatten()
+                .find(|f| *f != Path::new("-"));
+            let page = super::html::page(&super::html::Page {
+                manifest: cx.manifest,
+                ws: cx.ws,
+                namespace: &self.args.namespace,
+                artifacts_url: super::html::artifacts_url(),
+                manifest_file: file,
+                decision,
+                product_version: decided.map(|(_, r)| r.product_version.as_str()),
+                subject_type: &self.args.subject_type,
+                verdict,
+            });
             if let Err(e) = crate::files::write_output(p, page.as_bytes()) {
                 failed.push(crate::error::one_line(&e));
             }
@@ -410,7 +432,7 @@ impl Stage for Report {
             );
         }
         self.announce_decision(cx, rec, &req, &d, &maintainer);
-        self.write_outputs(cx, Some(&d), rec);
+        self.write_outputs(cx, Some((&d, &req)), rec);
         rec.data.insert("decision".into(), d);
         Ok(Vec::new())
     }
