@@ -1,7 +1,10 @@
 //! `fci report -m MANIFEST`: the run's results into the workspace's results database, and
 //! with `--gating` the decision for its subject, as a stage record. It runs whatever earlier
 //! stages did (a failed run is reported too) and is never reused: every report reads the
-//! latest results.
+//! latest results. Its outcome, and so its exit status, is the run's verdict
+//! ([`run_verdict`]): PASSED (0) when every stage passed and the decision, if any, is
+//! satisfied; FAILED (1) when a stage failed (or was skipped after a failure) or the decision
+//! is not; ERROR (3) when a stage ended in ERROR.
 
 use super::Args;
 use crate::error::FciError;
@@ -345,6 +348,7 @@ impl Stage for Report {
         let maintainer = self.announce(cx, &store, rec);
         self.deliver(cx, &store, &results, rec)?;
         let (Some(gating), Some(text)) = (self.args.gating.clone(), work.gating_text.take()) else {
+            run_verdict(cx.manifest, rec);
             self.write_outputs(cx, None, rec);
             return Ok(Vec::new());
         };
@@ -410,6 +414,7 @@ impl Stage for Report {
             );
         }
         self.announce_decision(cx, rec, &req, &d, &maintainer);
+        run_verdict(cx.manifest, rec);
         self.write_outputs(cx, Some(&d), rec);
         rec.data.insert("decision".into(), d);
         Ok(Vec::new())
@@ -430,6 +435,61 @@ impl Stage for Report {
         let head = lines.remove(0);
         progress::note_lines(&head, &lines);
     }
+}
+
+/// The run's verdict joins the report's, so that its exit status is the run's (a job under
+/// `sh -e` goes red on a red change): a stage record that still speaks for the change and
+/// ended in ERROR makes the report ERROR (exit 3); one that FAILED, needs inspection or was
+/// skipped after a failure makes it FAILED (exit 1), as an unsatisfied decision does. The
+/// report's first notes say which stage and why (its failing case, else its last note, where
+/// the driver puts the cause).
+fn run_verdict(manifest: &Manifest, rec: &mut RecordParts) {
+    let mut worst: Option<Outcome> = None;
+    let mut said = Vec::new();
+    let mut skipped = Vec::new();
+    for s in manifest.current_stages() {
+        if s.outcome.is_pass() || stage::is_not_due(s) {
+            continue;
+        }
+        worst = match (worst, s.outcome) {
+            (_, Outcome::Error) | (Some(Outcome::Error), _) => Some(Outcome::Error),
+            _ => Some(Outcome::Failed),
+        };
+        if s.outcome == Outcome::Skipped {
+            skipped.push(format!("stage `{}` {}", s.name, s.notes.join("; ")));
+            continue;
+        }
+        let failing = s.results.iter().find(|r| {
+            matches!(
+                r.outcome,
+                Outcome::Failed | Outcome::Error | Outcome::NeedsInspection
+            )
+        });
+        let cause = match failing {
+            Some(r) => Some(match &r.note {
+                Some(n) => format!("{} {}: {n}", r.testcase, r.outcome),
+                None => format!("{} {}", r.testcase, r.outcome),
+            }),
+            None => s.notes.last().cloned(),
+        };
+        said.push(match cause {
+            Some(c) => format!("stage `{}` is {}: {c}", s.name, s.outcome),
+            None => format!("stage `{}` is {}", s.name, s.outcome),
+        });
+    }
+    let Some(worst) = worst else {
+        return;
+    };
+    // A skip says only what stopped it: named when the stage that did is not.
+    if said.is_empty() {
+        said = skipped;
+    }
+    let note = format!("run {worst}: {}", said.join("; "));
+    if rec.outcome != Outcome::Error {
+        rec.outcome = worst;
+    }
+    // Said in the report's summary, whose line shows its first note.
+    rec.notes.insert(0, note);
 }
 
 /// The run's stages as a table for the terminal, its heading first: what failed by name, else
