@@ -254,8 +254,6 @@ fn run<S: Stage>(
         Err(e) if crate::error::is_package(&e) => {
             let mut rec = RecordParts::new(name, Outcome::Passed, digest);
             rec.tools = cx.tools.clone();
-            // Found before the inputs were known in full: nothing to key a reuse on.
-            rec.cacheable = false;
             rec.mistake(&e, &mut cx.run.log);
             (rec, Vec::new(), None)
         }
@@ -524,11 +522,14 @@ impl RecordParts {
 
     /// The stage FAILED of a mistake in the package (`crate::error::FciError::Package`):
     /// said at once, in the log and the notes (redacted), naming the dist-git file and line.
+    /// Never reused: what it depends on may lie outside the inputs (a source uploaded to the
+    /// lookaside since), and finding it again is cheap.
     pub fn mistake(&mut self, err: &anyhow::Error, log: &mut Log) {
         let msg = crate::redact::redact(&crate::error::one_line(err));
         progress::say(&format!("{} FAILED: {msg}", self.stage));
         log.line(&format!("# {} FAILED: {msg}", self.stage));
         self.outcome = Outcome::Failed;
+        self.cacheable = false;
         self.notes.push(msg);
     }
 

@@ -383,7 +383,12 @@ fn explain_failure(
         progress::note(&format!("build: {why}"));
         rec.notes.push(why);
     }
-    let tail = &out.tail;
+    // As the packager knows the files: rpmbuild names fci's copies (the spec's, SOURCES/).
+    let tail = out.tail.replace(
+        &query_job.spec.display().to_string(),
+        &query_job.origin.display().to_string(),
+    );
+    let tail = crate::error::as_in_dist_git(&tail, &[(query_job.sources, ""), (&p.co.dir, "")]);
     let tail = tail.lines().skip(tail.lines().count().saturating_sub(20));
     // The log's tail is package output: escaped and indented, as every printed line.
     progress::note_lines(
