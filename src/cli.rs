@@ -4,15 +4,16 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
-/// Exit codes: 0 passed, 1 the stage's tests or build failed (or a skipped stage's upstream
-/// failed), 2 bad usage or input, 3 infrastructure error (missing tool, crashed tool, ERROR).
+/// Exit codes: 0 passed, 1 the package failed (its build or tests, a mistake in its spec,
+/// sources, tests or gating.yaml, or a skipped stage's upstream failed; `fci report`: the
+/// run's verdict), 2 bad usage, 3 infrastructure error (missing tool, crashed tool, ERROR).
 #[derive(Parser, Debug)]
 #[command(
     name = "fci",
     version,
     about = "Run an OS distribution's package CI pipeline, one stage at a time",
     long_about = None,
-    after_help = "Each stage reads a JSON manifest (-m FILE, or stdin) and writes the updated one (-o FILE, or stdout):\n  fci build ./rpms/hello | fci test\n\nExit codes: 0 passed; 1 the build or tests failed (a skipped stage repeats its upstream's 1);\n2 bad usage or input; 3 infrastructure error (missing or crashed tool, ERROR outcome)."
+    after_help = "Each stage reads a JSON manifest (-m FILE, or stdin) and writes the updated one (-o FILE, or stdout):\n  fci build ./rpms/hello | fci test\n\nExit codes: 0 passed; 1 the package failed: its build or tests, or a mistake in its spec,\nsources, tests or gating.yaml (a skipped stage repeats its upstream's 1; fci report exits\nwith the whole run's verdict); 2 bad usage (flags, an unreadable or edited manifest);\n3 infrastructure error (missing or crashed tool, any ERROR outcome)."
 )]
 pub struct Cli {
     /// Workspace directory holding artifacts, logs, the cache and locks

@@ -2,9 +2,9 @@
 //! with `--gating` the decision for its subject, as a stage record. It runs whatever earlier
 //! stages did (a failed run is reported too) and is never reused: every report reads the
 //! latest results. Its outcome, and so its exit status, is the run's verdict
-//! ([`run_verdict`]): PASSED (0) when every stage passed and the decision, if any, is
-//! satisfied; FAILED (1) when a stage failed (or was skipped after a failure) or the decision
-//! is not; ERROR (3) when a stage ended in ERROR.
+//! ([`run_verdict`]): PASSED (0) when every stage passed, or with `--gating` the decision is
+//! satisfied (waivers included); FAILED (1) when a stage failed (or was skipped after a
+//! failure), or with `--gating` the decision is not; ERROR (3) when a stage ended in ERROR.
 
 use super::Args;
 use crate::error::FciError;
@@ -348,7 +348,7 @@ impl Stage for Report {
         let maintainer = self.announce(cx, &store, rec);
         self.deliver(cx, &store, &results, rec)?;
         let (Some(gating), Some(text)) = (self.args.gating.clone(), work.gating_text.take()) else {
-            run_verdict(cx.manifest, rec);
+            run_verdict(cx.manifest, None, rec);
             self.write_outputs(cx, None, rec);
             return Ok(Vec::new());
         };
@@ -399,6 +399,16 @@ impl Stage for Report {
         if let Some(s) = d["summary"].as_str() {
             rec.notes.push(format!("gating: {s}"));
         }
+        // A gating.yaml that does not parse is the package's mistake: named with its cause.
+        for u in d["unsatisfied_requirements"].as_array().into_iter().flatten() {
+            if u["type"] == "invalid-gating-yaml" {
+                rec.notes.push(format!(
+                    "{}: {}",
+                    gating.display(),
+                    u["details"].as_str().unwrap_or("invalid")
+                ));
+            }
+        }
         let applies = d["applicable_policies"]
             .as_array()
             .is_some_and(|a| !a.is_empty());
@@ -414,7 +424,7 @@ impl Stage for Report {
             );
         }
         self.announce_decision(cx, rec, &req, &d, &maintainer);
-        run_verdict(cx.manifest, rec);
+        run_verdict(cx.manifest, Some(rec.outcome == Outcome::Passed), rec);
         self.write_outputs(cx, Some(&d), rec);
         rec.data.insert("decision".into(), d);
         Ok(Vec::new())
@@ -438,12 +448,13 @@ impl Stage for Report {
 }
 
 /// The run's verdict joins the report's, so that its exit status is the run's (a job under
-/// `sh -e` goes red on a red change): a stage record that still speaks for the change and
-/// ended in ERROR makes the report ERROR (exit 3); one that FAILED, needs inspection or was
-/// skipped after a failure makes it FAILED (exit 1), as an unsatisfied decision does. The
-/// report's first notes say which stage and why (its failing case, else its last note, where
-/// the driver puts the cause).
-fn run_verdict(manifest: &Manifest, rec: &mut RecordParts) {
+/// `sh -e` goes red on a red change). A stage record that still speaks for the change and
+/// ended in ERROR makes the report ERROR (exit 3). Otherwise, with `--gating` (`gated`: the
+/// decision's word) the decision is the verdict, waivers included; without, a stage that
+/// FAILED, needs inspection or was skipped after a failure makes the report FAILED (exit 1).
+/// The report's first note says which stage and why (its failing case, else its last note,
+/// where the driver puts the cause).
+fn run_verdict(manifest: &Manifest, gated: Option<bool>, rec: &mut RecordParts) {
     let mut worst: Option<Outcome> = None;
     let mut said = Vec::new();
     let mut skipped = Vec::new();
@@ -484,12 +495,18 @@ fn run_verdict(manifest: &Manifest, rec: &mut RecordParts) {
     if said.is_empty() {
         said = skipped;
     }
-    let note = format!("run {worst}: {}", said.join("; "));
+    let said = said.join("; ");
+    if worst != Outcome::Error && gated == Some(true) {
+        // Waived, or not what the policy requires: said, and the decision stands.
+        rec.notes
+            .push(format!("the gating decision is satisfied despite: {said}"));
+        return;
+    }
     if rec.outcome != Outcome::Error {
         rec.outcome = worst;
     }
-    // Said in the report's summary, whose line shows its first note.
-    rec.notes.insert(0, note);
+    // First: the report's summary line shows it.
+    rec.notes.insert(0, format!("run {worst}: {said}"));
 }
 
 /// The run's stages as a table for the terminal, its heading first: what failed by name, else
