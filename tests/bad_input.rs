@@ -246,11 +246,18 @@ fn sources_hash_mismatch_and_missing_lookaside_file() {
             empty.to_str().unwrap(),
         ],
         "build",
-        &["sources:1: `hello-atomic-1.0.tar.gz`", "not found in lookaside"],
+        &[
+            "sources:1: `hello-atomic-1.0.tar.gz`",
+            "not found in lookaside",
+        ],
     );
     // A `sources` line that is not one is the package's mistake too.
     let d3 = copy_example(&w, "hello-atomic");
-    std::fs::write(d3.join("sources"), "# the tarball\nSHA512 (x.tar.gz) = abc\n").unwrap();
+    std::fs::write(
+        d3.join("sources"),
+        "# the tarball\nSHA512 (x.tar.gz) = abc\n",
+    )
+    .unwrap();
     expect_package_failed(
         &w,
         &["build", d3.to_str().unwrap(), "--lookaside", &lookaside()],

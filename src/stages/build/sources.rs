@@ -260,7 +260,7 @@ pub fn fetch_all(
                             la.describe()
                         ),
                     )
-                    .into())
+                    .into());
                 }
             }
         };

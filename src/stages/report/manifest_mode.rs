@@ -400,7 +400,11 @@ impl Stage for Report {
             rec.notes.push(format!("gating: {s}"));
         }
         // A gating.yaml that does not parse is the package's mistake: named with its cause.
-        for u in d["unsatisfied_requirements"].as_array().into_iter().flatten() {
+        for u in d["unsatisfied_requirements"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             if u["type"] == "invalid-gating-yaml" {
                 rec.notes.push(format!(
                     "{}: {}",
