@@ -114,3 +114,25 @@ pub fn as_in_dist_git(text: &str, copies: &[(&Path, &str)]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_package_mistake_is_failed_named_by_its_dist_git_path_and_line() {
+        let e: anyhow::Error = FciError::package("tests/tests.yml", Some(3), "invalid YAML").into();
+        assert_eq!(e.to_string(), "tests/tests.yml:3: invalid YAML");
+        assert_eq!(exit_code_of(&e), exit::FAILED);
+        assert!(is_package(&e.context("test plan")));
+        assert!(!is_package(&FciError::input("x", "y").into()));
+        let copy = Path::new("/ws/tmp/build-1/repo");
+        assert_eq!(
+            as_in_dist_git(
+                "error: File /ws/tmp/build-1/repo/hello.tar.gz: No such file",
+                &[(copy, "")]
+            ),
+            "error: File hello.tar.gz: No such file"
+        );
+    }
+}

@@ -555,8 +555,78 @@ fn stage_table(manifest: &Manifest) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::manifest::Manifest;
+    use crate::manifest::{Manifest, Outcome, StageName};
+    use crate::stage::RecordParts;
     use serde_json::json;
+
+    fn run_of(stages: &[(&str, &str, &[&str], serde_json::Value)]) -> Manifest {
+        let stages: Vec<_> = stages
+            .iter()
+            .map(|(name, outcome, notes, data)| {
+                json!({"name": name, "outcome": outcome, "started": "", "finished": "",
+                       "duration_s": 1.0, "input_digest": "", "notes": notes, "data": data})
+            })
+            .collect();
+        serde_json::from_value(json!({
+            "schema": "fci.manifest/v1",
+            "run": {"id": "r", "created": "", "fci_version": "0"},
+            "stages": stages,
+        }))
+        .unwrap()
+    }
+
+    fn verdict(m: &Manifest, gated: Option<bool>) -> (Outcome, Vec<String>) {
+        let mut rec = RecordParts::new(
+            StageName::Report,
+            if gated == Some(false) {
+                Outcome::Failed
+            } else {
+                Outcome::Passed
+            },
+            String::new(),
+        );
+        super::run_verdict(m, gated, &mut rec);
+        (rec.outcome, rec.notes)
+    }
+
+    #[test]
+    fn the_reports_verdict_is_the_runs_and_names_the_stage_that_failed() {
+        let none = json!({});
+        let passed = run_of(&[("build", "PASSED", &[], none.clone())]);
+        assert_eq!(verdict(&passed, None), (Outcome::Passed, vec![]));
+        // A failing %check: build FAILED, test SKIPPED after it; was PASSED, exit 0.
+        let failed = run_of(&[
+            ("build", "FAILED", &["dirty", "%check failed"], none.clone()),
+            ("test", "SKIPPED", &["skipped: stage `build` is FAILED"], none.clone()),
+            ("report", "PASSED", &[], none.clone()),
+        ]);
+        let (o, notes) = verdict(&failed, None);
+        assert_eq!(o, Outcome::Failed);
+        assert_eq!(notes, ["run FAILED: stage `build` is FAILED: %check failed"]);
+        // With --gating the decision decides (a waived failure satisfies it), said so.
+        let (o, notes) = verdict(&failed, Some(true));
+        assert_eq!(o, Outcome::Passed);
+        assert!(notes[0].starts_with("the gating decision is satisfied despite: stage `build`"));
+        assert_eq!(verdict(&failed, Some(false)).0, Outcome::Failed);
+        // Any ERROR is the run's ERROR (exit 3), gated or not.
+        let error = run_of(&[
+            ("build", "PASSED", &[], none.clone()),
+            ("test", "ERROR", &["tmt exited 2"], none.clone()),
+        ]);
+        assert_eq!(verdict(&error, None).0, Outcome::Error);
+        assert_eq!(verdict(&error, Some(true)).0, Outcome::Error);
+        // A stage not due stopped nothing; a failure a rebuild superseded speaks no more.
+        let not_due = run_of(&[
+            ("build", "PASSED", &[], none.clone()),
+            ("image", "SKIPPED", &["not due"], json!({"not_due": true})),
+        ]);
+        assert_eq!(verdict(&not_due, None).0, Outcome::Passed);
+        let rebuilt = run_of(&[
+            ("build", "FAILED", &["%check failed"], none.clone()),
+            ("build", "PASSED", &[], none),
+        ]);
+        assert_eq!(verdict(&rebuilt, None).0, Outcome::Passed);
+    }
 
     #[test]
     fn the_stage_table_lines_up_names_failures_and_keeps_each_stage_on_one_line() {
