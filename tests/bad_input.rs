@@ -196,6 +196,21 @@ fn missing_spec_and_spec_syntax_error() {
         "build",
         &["hello-atomic.spec:5: spec does not parse: Unknown tag: Licence MIT"],
     );
+    // A Source nobody provides (neither committed nor in `sources`): the package's mistake,
+    // at the line that names it.
+    let d = copy_example(&w, "hello-atomic");
+    let spec = d.join("hello-atomic.spec");
+    let text = std::fs::read_to_string(&spec).unwrap().replace(
+        "Source0:        %{name}-%{version}.tar.gz\n",
+        "Source0:        %{name}-%{version}.tar.gz\nSource1:        hello-atomic.conf\n",
+    );
+    std::fs::write(&spec, text).unwrap();
+    expect_package_failed(
+        &w,
+        &["build", d.to_str().unwrap(), "--lookaside", &lookaside()],
+        "build",
+        &["hello-atomic.spec:8: Source/Patch `hello-atomic.conf` is neither in the repository nor in the `sources` file"],
+    );
 }
 
 #[test]
