@@ -597,12 +597,20 @@ mod tests {
         // A failing %check: build FAILED, test SKIPPED after it; was PASSED, exit 0.
         let failed = run_of(&[
             ("build", "FAILED", &["dirty", "%check failed"], none.clone()),
-            ("test", "SKIPPED", &["skipped: stage `build` is FAILED"], none.clone()),
+            (
+                "test",
+                "SKIPPED",
+                &["skipped: stage `build` is FAILED"],
+                none.clone(),
+            ),
             ("report", "PASSED", &[], none.clone()),
         ]);
         let (o, notes) = verdict(&failed, None);
         assert_eq!(o, Outcome::Failed);
-        assert_eq!(notes, ["run FAILED: stage `build` is FAILED: %check failed"]);
+        assert_eq!(
+            notes,
+            ["run FAILED: stage `build` is FAILED: %check failed"]
+        );
         // With --gating the decision decides (a waived failure satisfies it), said so.
         let (o, notes) = verdict(&failed, Some(true));
         assert_eq!(o, Outcome::Passed);
