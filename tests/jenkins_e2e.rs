@@ -244,3 +244,35 @@ fn a_passing_change_keeps_the_job_green() {
         "{xml}"
     );
 }
+
+/// A gating.yaml (the dist-git's, given to `--gating`) that does not parse: the job goes red
+/// and the report, its record and its JUnit file name the file and line.
+#[test]
+fn a_gating_yaml_that_does_not_parse_turns_the_job_red_naming_its_line() {
+    let w = Ws::new();
+    let dir = w.path().join("gate");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("gating.yaml"),
+        "--- !Policy\n\
+         product_versions:\n  - fedora-*\n\
+         decision_contexts: [bodhi_update_push_testing, bodhi_update_push_stable\n\
+         subject_type: koji_build\n\
+         rules:\n  - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build.tier0.functional}\n",
+    )
+    .unwrap();
+    let script = format!(
+        "fci build {} --branch f41 -o b.json\n\
+         fci report -m b.json --gating gating.yaml --decision-context bodhi_update_push_stable --junit r.xml -o r.json",
+        example("hello-atomic").display()
+    );
+    let (r, dir) = job(&w, "gate", &script);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = read_manifest(&dir.join("r.json"));
+    let report = record(&m, "report");
+    assert_eq!(report["outcome"], "FAILED", "{report:#}");
+    let cause = "gating.yaml:5: YAML Parser Error";
+    assert!(report["notes"].to_string().contains(cause), "{report:#}");
+    let xml = std::fs::read_to_string(dir.join("r.xml")).unwrap();
+    assert!(xml.contains("<failure") && xml.contains(cause), "{xml}");
+}

@@ -399,18 +399,21 @@ impl Stage for Report {
         if let Some(s) = d["summary"].as_str() {
             rec.notes.push(format!("gating: {s}"));
         }
-        // A gating.yaml that does not parse is the package's mistake: named with its cause.
+        // A gating.yaml that does not parse is the package's mistake: named with its cause,
+        // at its line when the parser says.
         for u in d["unsatisfied_requirements"]
             .as_array()
             .into_iter()
             .flatten()
         {
             if u["type"] == "invalid-gating-yaml" {
-                rec.notes.push(format!(
-                    "{}: {}",
-                    gating.display(),
-                    u["details"].as_str().unwrap_or("invalid")
-                ));
+                let details = u["details"].as_str().unwrap_or("invalid");
+                let line = details
+                    .split_once(" at line ")
+                    .map(|(_, rest)| rest.chars().take_while(char::is_ascii_digit).collect())
+                    .and_then(|n: String| n.parse::<usize>().ok());
+                let msg = crate::error::FciError::package(&gating, line, details);
+                rec.notes.push(msg.to_string());
             }
         }
         let applies = d["applicable_policies"]
@@ -418,7 +421,7 @@ impl Stage for Report {
             .is_some_and(|a| !a.is_empty());
         if self.args.promote {
             super::promote::apply(cx, rec, &d, work.composed.take())?;
-        } else if !applies {
+        } else if !applies && policies.is_ok() {
             // Greenwave answers 404 here: a context or version no policy names (a typo)
             // decides nothing, and never reads as satisfied.
             rec.outcome = Outcome::Failed;
