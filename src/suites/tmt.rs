@@ -343,6 +343,32 @@ impl Suite for Plans {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn fmf_metadata_that_is_not_yaml_is_the_packages_mistake_at_its_line() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join(".fmf")).unwrap();
+        std::fs::write(t.path().join(".fmf/version"), "1\n").unwrap();
+        std::fs::create_dir_all(t.path().join("plans")).unwrap();
+        std::fs::write(
+            t.path().join("plans/ok.fmf"),
+            "summary: ok\ndiscover:\n    how: fmf\nexecute:\n    how: tmt\n",
+        )
+        .unwrap();
+        assert!(super::check_metadata(t.path()).is_ok());
+        std::fs::write(
+            t.path().join("plans/all.fmf"),
+            "summary: all\ndiscover:\n    how: fmf\n  execute: tmt\n",
+        )
+        .unwrap();
+        let e = super::check_metadata(t.path()).unwrap_err();
+        assert!(crate::error::is_package(&e), "{e:#}");
+        assert!(
+            e.to_string()
+                .starts_with("plans/all.fmf:4: invalid fmf metadata (YAML): "),
+            "{e:#}"
+        );
+    }
+
+    #[test]
     fn durations_and_names() {
         assert_eq!(super::seconds("00:01:02"), Some(62.0));
         assert_eq!(super::exact("/tests/a.b"), "^/tests/a\\.b$");
