@@ -15,8 +15,8 @@ use std::path::PathBuf;
     about = "Run an OS distribution's package CI pipeline, one stage at a time",
     long_about = None,
     after_help = "Each stage reads a JSON manifest (-m FILE, or stdin) and writes the updated one (-o FILE, or stdout).\n\n\
-Exit codes: 0 passed; 1 the package's FAILED verdict (build, tests, a mistake in its spec, tests\n\
-or gating.yaml; gating unsatisfied; a stage skipped after a failure); 2 the caller's mistake\n\
+Exit codes: 0 passed; 1 the package's FAILED verdict (build, tests, a mistake in its spec, sources,\n\
+tests or gating.yaml; gating unsatisfied; a stage skipped after a failure); 2 the caller's mistake\n\
 (flags, an unreadable or tampered manifest); 3 ERROR (a missing or crashed tool). `fci report`\n\
 exits with the run's verdict. More: man fci, man fci-<stage>, docs/ in the source."
 )]

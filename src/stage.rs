@@ -6,7 +6,9 @@
 //! execute → finish the record and store its log → cache → write the manifest → exit code.
 //!
 //! An infrastructure failure after the manifest was read still writes a manifest, with an
-//! ERROR record; bad input (exit 2) writes none.
+//! ERROR record; a mistake in the package (`FciError::Package`: a spec, tests.yml or
+//! gating.yaml that does not parse) a FAILED record, exit 1; the caller's bad input (exit 2)
+//! writes none.
 
 use crate::exec::Log;
 use crate::hostcache::HostCache;
@@ -247,6 +249,14 @@ fn run<S: Stage>(
     let (rec, mut artifacts, lock) = match steps(stage, common, &mut cx, &mut digest) {
         Ok(Step::Done(code)) => return Ok(code),
         Ok(Step::Record(rec, artifacts, lock)) => (*rec, artifacts, Some(lock)),
+        // A mistake in the package found before its work began (a spec, tests.yml or
+        // gating.yaml that does not parse): its FAILED verdict, recorded and sent like any.
+        Err(e) if crate::error::is_package(&e) => {
+            let mut rec = RecordParts::new(name, Outcome::Passed, digest);
+            rec.tools = cx.tools.clone();
+            rec.mistake(&e, &mut cx.run.log);
+            (rec, Vec::new(), None)
+        }
         // Bad input: no manifest at all.
         Err(e) if crate::error::exit_code_of(&e) != crate::error::exit::INFRA => return Err(e),
         // The machinery broke once the stage had started: an ERROR record that keeps the
@@ -365,7 +375,15 @@ fn steps<S: Stage>(
     rec.cacheable = cached;
     // It runs now: its record will start when its StageRun did.
     crate::bus::emit::started(cx.ws, cx.manifest, name, &cx.run.started_at);
-    let artifacts = stage.execute(cx, work, &mut rec)?;
+    let artifacts = match stage.execute(cx, work, &mut rec) {
+        // A mistake in the package found on the way (a spec that does not parse, a source
+        // nobody provides): its FAILED verdict, with what the record holds by then.
+        Err(e) if crate::error::is_package(&e) => {
+            rec.mistake(&e, &mut cx.run.log);
+            Vec::new()
+        }
+        other => other?,
+    };
     Ok(Step::Record(Box::new(rec), artifacts, lock))
 }
 
@@ -498,6 +516,19 @@ impl RecordParts {
         let msg = crate::redact::redact(msg);
         progress::say(&format!("{} ERROR: {msg}", self.stage));
         self.outcome = Outcome::Error;
+        self.cacheable = false;
+        self.notes.push(msg);
+    }
+
+    /// The stage FAILED of a mistake in the package (`crate::error::FciError::Package`):
+    /// said at once, in the log and the notes (redacted), naming the dist-git file and line.
+    /// Never reused: what it depends on may lie outside the inputs (a source uploaded to the
+    /// lookaside since), and finding it again is cheap.
+    pub fn mistake(&mut self, err: &anyhow::Error, log: &mut Log) {
+        let msg = crate::redact::redact(&crate::error::one_line(err));
+        progress::say(&format!("{} FAILED: {msg}", self.stage));
+        log.line(&format!("# {} FAILED: {msg}", self.stage));
+        self.outcome = Outcome::Failed;
         self.cacheable = false;
         self.notes.push(msg);
     }

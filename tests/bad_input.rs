@@ -1,5 +1,8 @@
 //! Bad input: each case exits 2 with one line naming the file and the problem, never panics,
-//! and leaves no partial file behind.
+//! and leaves no partial file behind. A mistake in the package itself (a spec that does not
+//! parse, a `sources` entry that does not match, a tests.yml that is not YAML) is not the
+//! caller's: it is the package's FAILED verdict (exit 1) with a manifest whose record names
+//! the dist-git file and line (`expect_package_failed`).
 
 mod common;
 use common::*;
@@ -35,6 +38,30 @@ fn expect_bad(w: &Ws, args: &[&str], needles: &[&str]) {
         "scratch left behind: {:?}",
         w.leftovers()
     );
+}
+
+/// Exit 1 with a manifest whose last record (of `stage`) FAILED with a note holding every
+/// `needles` (the dist-git path and line, never fci's copy): the package's mistake.
+fn expect_package_failed(w: &Ws, args: &[&str], stage: &str, needles: &[&str]) -> Value {
+    let r = w.run(args);
+    assert_eq!(r.code, 1, "args {args:?}: stderr {}", r.stderr);
+    assert!(!r.stderr.contains("panicked"));
+    let m = r.manifest();
+    let rec = m["stages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(rec["name"], stage, "{rec:#}");
+    assert_eq!(rec["outcome"], "FAILED", "{rec:#}");
+    let notes = rec["notes"].to_string();
+    for n in needles {
+        assert!(notes.contains(n), "`{notes}` does not mention `{n}`");
+    }
+    // Never fci's copy of the file (its scratch checkout, the workspace's tree).
+    assert!(!notes.contains(w.ws().to_str().unwrap()), "{notes}");
+    assert!(
+        w.leftovers().is_empty(),
+        "scratch left behind: {:?}",
+        w.leftovers()
+    );
+    rec
 }
 
 /// Exit 2 naming `file` and the record whose artifacts the edit changed.
@@ -162,10 +189,27 @@ fn missing_spec_and_spec_syntax_error() {
         .unwrap()
         .replace("License:        MIT", "Licence MIT");
     std::fs::write(&spec, text).unwrap();
-    expect_bad(
+    // The package's mistake (it was exit 2 with no manifest): FAILED, at its line.
+    expect_package_failed(
         &w,
         &["build", d.to_str().unwrap(), "--lookaside", &lookaside()],
-        &["hello-atomic.spec", "spec does not parse", "line 5"],
+        "build",
+        &["hello-atomic.spec:5: spec does not parse: Unknown tag: Licence MIT"],
+    );
+    // A Source nobody provides (neither committed nor in `sources`): the package's mistake,
+    // at the line that names it.
+    let d = copy_example(&w, "hello-atomic");
+    let spec = d.join("hello-atomic.spec");
+    let text = std::fs::read_to_string(&spec).unwrap().replace(
+        "Source0:        %{name}-%{version}.tar.gz\n",
+        "Source0:        %{name}-%{version}.tar.gz\nSource1:        hello-atomic.conf\n",
+    );
+    std::fs::write(&spec, text).unwrap();
+    expect_package_failed(
+        &w,
+        &["build", d.to_str().unwrap(), "--lookaside", &lookaside()],
+        "build",
+        &["hello-atomic.spec:8: Source/Patch `hello-atomic.conf` is neither in the repository nor in the `sources` file"],
     );
 }
 
@@ -191,8 +235,9 @@ fn sources_hash_mismatch_and_missing_lookaside_file() {
         format!("SHA512 (hello-atomic-1.0.tar.gz) = {wrong}\n"),
     )
     .unwrap();
-    let sources = d.join("sources");
-    expect_bad(
+    // The `sources` file's hash and a file nobody uploaded are the package's mistakes (they
+    // were exit 2 with no manifest): FAILED, naming the line of `sources`.
+    expect_package_failed(
         &w,
         &[
             "build",
@@ -200,17 +245,14 @@ fn sources_hash_mismatch_and_missing_lookaside_file() {
             "--lookaside",
             flat.to_str().unwrap(),
         ],
-        &[
-            sources.to_str().unwrap(),
-            "sha512 mismatch",
-            "hello-atomic-1.0.tar.gz",
-        ],
+        "build",
+        &["sources:1: sha512 mismatch", "hello-atomic-1.0.tar.gz"],
     );
     let empty = w.path().join("empty-lookaside");
     std::fs::create_dir_all(&empty).unwrap();
     let d2 = copy_example(&w, "hello-atomic");
     let sources2 = d2.join("sources");
-    expect_bad(
+    expect_package_failed(
         &w,
         &[
             "build",
@@ -218,7 +260,24 @@ fn sources_hash_mismatch_and_missing_lookaside_file() {
             "--lookaside",
             empty.to_str().unwrap(),
         ],
-        &[sources2.to_str().unwrap(), "not found in lookaside"],
+        "build",
+        &[
+            "sources:1: `hello-atomic-1.0.tar.gz`",
+            "not found in lookaside",
+        ],
+    );
+    // A `sources` line that is not one is the package's mistake too.
+    let d3 = copy_example(&w, "hello-atomic");
+    std::fs::write(
+        d3.join("sources"),
+        "# the tarball\nSHA512 (x.tar.gz) = abc\n",
+    )
+    .unwrap();
+    expect_package_failed(
+        &w,
+        &["build", d3.to_str().unwrap(), "--lookaside", &lookaside()],
+        "build",
+        &["sources:2: not a sha512 hash: `SHA512 (x.tar.gz) = abc`"],
     );
     expect_bad(
         &w,
@@ -245,7 +304,9 @@ fn invalid_tests_yml() {
     let m = good_manifest(&w);
     let p = w.save("m.json", &m);
     let bad = fixture("badyaml");
-    expect_bad(
+    // The package's tests, not the caller's input (it was exit 2 with no manifest): FAILED,
+    // named as the dist-git tree names the file.
+    expect_package_failed(
         &w,
         &[
             "test",
@@ -254,10 +315,8 @@ fn invalid_tests_yml() {
             "--tests-from",
             bad.to_str().unwrap(),
         ],
-        &[
-            bad.join("tests/tests.yml").to_str().unwrap(),
-            "invalid YAML",
-        ],
+        "test",
+        &["tests/tests.yml:5: invalid YAML"],
     );
 }
 

@@ -1,6 +1,7 @@
 //! The stage driver (`fci::stage::drive`) in-process, with a fake stage that runs no external
 //! tool: skip after a failure, reuse, the reuse policy, the lock and a cancelled wait for it,
-//! an ERROR record, bad input. Every stage gets this lifecycle from the driver.
+//! an ERROR record, a mistake in the package, bad input. Every stage gets this lifecycle from
+//! the driver.
 
 use fci::error::{exit, FciError};
 use fci::manifest::{Artifact, Manifest, Outcome, StageName};
@@ -21,6 +22,10 @@ enum Does {
     Fail,
     BreakHost,
     RejectInput,
+    /// A mistake in the package found while planning (a tests.yml that is not YAML).
+    MistakeInPlan,
+    /// A mistake in the package found while working (a spec rpm cannot parse).
+    MistakeInWork,
 }
 
 struct Fake {
@@ -65,6 +70,9 @@ impl Stage for Fake {
         if let Does::RejectInput = self.does {
             return Err(FciError::Usage("--fake: not a thing the fake knows".into()).into());
         }
+        if let Does::MistakeInPlan = self.does {
+            return Err(FciError::package("tests/tests.yml", Some(3), "invalid YAML").into());
+        }
         Ok(Plan::Run(json!({"fake": 1}), "planned work".into()))
     }
 
@@ -85,7 +93,11 @@ impl Stage for Fake {
             Does::BreakHost => {
                 return Err(FciError::Infra("the fake's tool broke".into()).into());
             }
-            Does::RejectInput => unreachable!(),
+            Does::MistakeInWork => {
+                rec.data.insert("spec".into(), json!("fake.spec"));
+                return Err(FciError::package("fake.spec", Some(12), "spec does not parse").into());
+            }
+            Does::RejectInput | Does::MistakeInPlan => unreachable!(),
         }
         Ok(Vec::new())
     }
@@ -220,6 +232,31 @@ fn an_error_of_the_host_is_an_error_record_and_exit_3_and_never_reused() {
     );
     assert_eq!(w.drive(&mut s, None).unwrap(), exit::INFRA);
     assert_eq!(s.executed.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_mistake_in_the_package_is_a_failed_record_and_exit_1_and_never_reused() {
+    let _turn = serial();
+    for (does, note, ran) in [
+        (Does::MistakeInPlan, "tests/tests.yml:3: invalid YAML", 0),
+        (Does::MistakeInWork, "fake.spec:12: spec does not parse", 2),
+    ] {
+        let w = World::new();
+        let mut s = Fake::new(does);
+        assert_eq!(w.drive(&mut s, None).unwrap(), exit::FAILED);
+        let r = w.output().stages.last().unwrap().clone();
+        assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
+        assert_eq!(r.notes.last().map(String::as_str), Some(note), "{r:?}");
+        assert!(r.log.is_some(), "the stage's log is kept");
+        if ran > 0 {
+            // What the record held by then stays.
+            assert_eq!(r.data["spec"], "fake.spec", "{r:?}");
+        }
+        // Found again, never reused (a source uploaded since is not an input).
+        assert_eq!(w.drive(&mut s, None).unwrap(), exit::FAILED);
+        assert!(!w.output().stages.last().unwrap().cached);
+        assert_eq!(s.executed.load(Ordering::SeqCst), ran);
+    }
 }
 
 #[test]

@@ -286,7 +286,8 @@ fn one_test_in_two_plans_is_two_results() {
         "--namespace",
         "fedora-ci.koji-build",
     ]);
-    assert_eq!(rep.code, 0, "{}", rep.stderr);
+    // The report's exit is the run's verdict: its test stage FAILED (issue 15; it was 0).
+    assert_eq!(rep.code, 1, "{}", rep.stderr);
     let rm = rep.manifest();
     let rs = rep.stage(&rm, "report");
     // Every result is recorded: none shares another's id.

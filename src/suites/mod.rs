@@ -74,6 +74,7 @@ pub fn discover(tree: &Path, choice: RunnerChoice) -> Result<Vec<Box<dyn Suite>>
         }
     }
     if matches!(choice, RunnerChoice::Auto | RunnerChoice::Tmt) && tmt::discover(tree) {
+        tmt::check_metadata(tree)?;
         suites.push(Box::new(tmt::Plans));
     }
     Ok(suites)

@@ -71,7 +71,8 @@ pub fn roles_path(host: &Path, own: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The STI playbooks of a dist-git tree: `tests/tests*.yml`, validated as YAML.
+/// The STI playbooks of a dist-git tree: `tests/tests*.yml`, validated as YAML (what does
+/// not parse is the package's mistake, `FciError::Package`).
 pub fn discover(tree: &Path) -> Result<Vec<PathBuf>> {
     let dir = tree.join("tests");
     let mut out = Vec::new();
@@ -87,15 +88,18 @@ pub fn discover(tree: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     out.sort();
+    // What is wrong there is the package's mistake, named by its path in the tree.
     for p in &out {
         let full = tree.join(p);
         let text = std::fs::read_to_string(&full)
-            .map_err(|e| FciError::input(&full, format!("cannot read: {e}")))?;
-        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
-            .map_err(|e| FciError::input(&full, format!("invalid YAML: {e}")))?;
+            .map_err(|e| FciError::package(p, None, format!("cannot read: {e}")))?;
+        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).map_err(|e| {
+            FciError::package(p, crate::error::yaml_line(&e), format!("invalid YAML: {e}"))
+        })?;
         if !v.is_sequence() {
-            return Err(FciError::input(
-                &full,
+            return Err(FciError::package(
+                p,
+                None,
                 "not an Ansible playbook (expected a list of plays)",
             )
             .into());

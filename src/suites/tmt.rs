@@ -15,6 +15,39 @@ pub fn discover(tree: &Path) -> bool {
     tree.join(".fmf/version").is_file()
 }
 
+/// The tree's fmf metadata (`*.fmf`, each a YAML document) parses: one that does not is the
+/// package's mistake (`FciError::Package`, its path and line in the tree), found before tmt
+/// runs, not tmt's error. What fmf and tmt make of valid YAML is theirs to say.
+pub fn check_metadata(tree: &Path) -> Result<()> {
+    // Larger files are left to tmt: only what fci can read cheaply is checked here.
+    const READ: u64 = 1 << 20;
+    for rel in crate::digest::list_files(tree, &[])? {
+        if rel.extension().is_none_or(|e| e != "fmf") {
+            continue;
+        }
+        // Regular files only: a link may point out of the tree, whose text an error quotes.
+        let full = tree.join(&rel);
+        let Ok(meta) = std::fs::symlink_metadata(&full) else {
+            continue;
+        };
+        if !meta.is_file() || meta.len() > READ {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&full) else {
+            continue;
+        };
+        if let Err(e) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) {
+            return Err(crate::error::FciError::package(
+                &rel,
+                crate::error::yaml_line(&e),
+                format!("invalid fmf metadata (YAML): {e}"),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 #[derive(Deserialize)]
 struct Row {
     name: String,
@@ -309,6 +342,32 @@ impl Suite for Plans {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fmf_metadata_that_is_not_yaml_is_the_packages_mistake_at_its_line() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join(".fmf")).unwrap();
+        std::fs::write(t.path().join(".fmf/version"), "1\n").unwrap();
+        std::fs::create_dir_all(t.path().join("plans")).unwrap();
+        std::fs::write(
+            t.path().join("plans/ok.fmf"),
+            "summary: ok\ndiscover:\n    how: fmf\nexecute:\n    how: tmt\n",
+        )
+        .unwrap();
+        assert!(super::check_metadata(t.path()).is_ok());
+        std::fs::write(
+            t.path().join("plans/all.fmf"),
+            "summary: all\ndiscover:\n    how: fmf\n  execute: tmt\n",
+        )
+        .unwrap();
+        let e = super::check_metadata(t.path()).unwrap_err();
+        assert!(crate::error::is_package(&e), "{e:#}");
+        assert!(
+            e.to_string()
+                .starts_with("plans/all.fmf:4: invalid fmf metadata (YAML): "),
+            "{e:#}"
+        );
+    }
+
     #[test]
     fn durations_and_names() {
         assert_eq!(super::seconds("00:01:02"), Some(62.0));

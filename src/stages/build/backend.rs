@@ -9,7 +9,7 @@ pub struct Job<'a> {
     /// The spec the tools read: a copy among the sources (the checkout itself, with its
     /// `.git`, is not shown to spec code).
     pub spec: &'a Path,
-    /// The spec as the user knows it, for messages.
+    /// The spec as the user knows it, for messages: its path in the dist-git repository.
     pub origin: &'a Path,
     /// fci's workspace, hidden from spec code but for the job's own directories.
     pub workspace: &'a Path,

@@ -182,6 +182,14 @@ impl Prepared {
         })
     }
 
+    /// The spec's path in the dist-git repository (as messages name it), not fci's checkout.
+    pub fn spec_in_repo(&self) -> PathBuf {
+        self.spec_path
+            .strip_prefix(&self.co.dir)
+            .unwrap_or(&self.spec_path)
+            .to_path_buf()
+    }
+
     /// The spec's file stem: the dist-git repository's name, which keys the lookaside.
     pub fn repo_name(&self) -> String {
         self.spec_path

@@ -14,17 +14,21 @@ pub struct Entry {
     pub hash: String,
 }
 
-/// Parses both the current `SHA512 (name) = hash` and the legacy `md5hash  name` formats.
+/// The `sources` file as the dist-git repository names it, in the package's mistakes.
+const SHOWN: &str = "sources";
+
+/// Parses both the current `SHA512 (name) = hash` and the legacy `md5hash  name` formats;
+/// what is wrong there is the package's mistake.
 pub fn parse(path: &Path) -> Result<Vec<Entry>> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| FciError::input(path, format!("cannot read: {e}")))?;
+        .map_err(|e| FciError::package(SHOWN, None, format!("cannot read: {e}")))?;
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let bad = |why: &str| FciError::input(path, format!("line {}: {why}: `{line}`", i + 1));
+        let bad = |why: &str| FciError::package(SHOWN, Some(i + 1), format!("{why}: `{line}`"));
         let entry = if let Some((lhs, hash)) = line.split_once(") = ") {
             let (algo, name) = lhs
                 .split_once(" (")
@@ -228,7 +232,8 @@ pub fn fetch_all(
         let from_checkout = local.is_file();
         let origin = if from_checkout {
             copy_plain(&local, &staged, None)?;
-            local.display().to_string()
+            // As the repository names it, not fci's checkout.
+            format!("the repository's `{}`", e.name)
         } else {
             let Some(la) = lookaside else {
                 return Err(FciError::input(
@@ -243,8 +248,10 @@ pub fn fetch_all(
             match la.fetch_one(pkg, e, &staged)? {
                 Some(o) => o,
                 None => {
-                    return Err(FciError::input(
-                        sources_file,
+                    // Not uploaded (`fedpkg new-sources`): the package's mistake.
+                    return Err(FciError::package(
+                        SHOWN,
+                        line_of(sources_file, e),
                         format!(
                             "`{}` ({} {}) not found in lookaside {}",
                             e.name,
@@ -253,7 +260,7 @@ pub fn fetch_all(
                             la.describe()
                         ),
                     )
-                    .into())
+                    .into());
                 }
             }
         };
@@ -274,7 +281,7 @@ pub fn fetch_all(
             return Err(if by_hash {
                 FciError::Infra(format!("the lookaside served other bytes: {what}"))
             } else {
-                FciError::input(sources_file, what)
+                FciError::package(SHOWN, line_of(sources_file, e), what)
             }
             .into());
         }
@@ -297,6 +304,14 @@ pub fn fetch_all(
         ));
     }
     Ok(notes)
+}
+
+/// The line of the `sources` file that names entry `e` (1-based).
+fn line_of(sources_file: &Path, e: &Entry) -> Option<usize> {
+    let text = std::fs::read_to_string(sources_file).ok()?;
+    text.lines()
+        .position(|l| l.contains(&e.name) && l.to_ascii_lowercase().contains(&e.hash))
+        .map(|i| i + 1)
 }
 
 /// The cache's files are fci's own (plain mode), so a hard link is safe and free.

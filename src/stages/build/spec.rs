@@ -22,7 +22,7 @@ pub struct SpecInfo {
 
 /// Parses the spec with `rpmspec` (so macros expand exactly as rpmbuild will see them).
 pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
-    let (spec, origin) = (job.spec, job.origin);
+    let spec = job.spec;
     let cmd = rpmspec(job).args(["-q", "--srpm"]);
     let qf = "N=%{NAME}\nNVR=%{NAME}-%{VERSION}-%{RELEASE}\nM=%{CHANGELOGNAME}\n[S=%{SOURCE}\n][S=%{PATCH}\n][B=%{REQUIRENAME} %{REQUIREFLAGS:depflags} %{REQUIREVERSION}\n]";
     let out = log.capture(
@@ -41,7 +41,7 @@ pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
             .find(|l| l.starts_with("error:"))
             .map(|l| l.trim_start_matches("error:").trim().to_string())
             .unwrap_or_else(|| f.to_string());
-        return Err(FciError::input(origin, format!("spec does not parse: {why}")).into());
+        return Err(not_parsed(job, &why).into());
     }
     let mut name = String::new();
     let mut nvr = String::new();
@@ -69,6 +69,41 @@ pub fn query(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<SpecInfo> {
         sources,
         buildrequires,
     })
+}
+
+/// The package's mistake rpm found parsing its spec (`why`, as rpm says it: `line 5: Unknown
+/// tag: …`), at the spec's path and line in the dist-git repository, never fci's copy.
+fn not_parsed(job: &Job, why: &str) -> FciError {
+    let why = why.replace(
+        &job.spec.display().to_string(),
+        &job.origin.display().to_string(),
+    );
+    let why = crate::error::as_in_dist_git(&why, &[(job.sources, "")]);
+    let line = why
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+        .and_then(|(n, rest)| Some((n.parse::<usize>().ok()?, rest)));
+    match line {
+        Some((n, rest)) => {
+            FciError::package(job.origin, Some(n), format!("spec does not parse: {rest}"))
+        }
+        None => FciError::package(job.origin, None, format!("spec does not parse: {why}")),
+    }
+}
+
+/// The line of the spec's `SourceN:` or `PatchN:` tag naming `file` (1-based), if one names
+/// it as written (a name built of macros is found by rpm only).
+pub fn line_naming(spec: &Path, file: &str) -> Option<usize> {
+    let text = std::fs::read(spec).ok()?;
+    String::from_utf8_lossy(&text)
+        .lines()
+        .position(|l| {
+            let l = l.trim_start().to_ascii_lowercase();
+            (l.starts_with("source") || l.starts_with("patch"))
+                && l.contains(':')
+                && l.trim_end().ends_with(&file.to_ascii_lowercase())
+        })
+        .map(|i| i + 1)
 }
 
 /// rpmspec with the macros and definitions the build uses.

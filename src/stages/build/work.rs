@@ -92,10 +92,11 @@ fn build_bounded(
                 .max(std::time::Duration::from_millis(1))
         })
     };
+    let spec_in_repo = p.spec_in_repo();
     let job = |nodeps| Job {
         private: &private,
         spec: &dirs.spec_copy,
-        origin: &p.spec_path,
+        origin: &spec_in_repo,
         workspace: cx.ws.root(),
         sources: &dirs.sources,
         work: &dirs.work,
@@ -320,8 +321,9 @@ fn check_result(out: &Output, ran: bool, nocheck: bool) -> TestResult {
 }
 
 /// Why a build failed decides its outcome and exit: the timeout or the backend itself is
-/// ERROR; a sandbox that cannot start is the host's (exit 3); a spec that does not parse, or
-/// a Source nobody provides, is bad input (exit 2); anything else is the package's (FAILED).
+/// ERROR; a sandbox that cannot start is the host's (exit 3); anything else is the package's
+/// (FAILED), a spec that does not parse or a Source nobody provides named by its line
+/// (`FciError::Package`).
 fn explain_failure(
     args: &Args,
     p: &Prepared,
@@ -381,7 +383,12 @@ fn explain_failure(
         progress::note(&format!("build: {why}"));
         rec.notes.push(why);
     }
-    let tail = &out.tail;
+    // As the packager knows the files: rpmbuild names fci's copies (the spec's, SOURCES/).
+    let tail = out.tail.replace(
+        &query_job.spec.display().to_string(),
+        &query_job.origin.display().to_string(),
+    );
+    let tail = crate::error::as_in_dist_git(&tail, &[(query_job.sources, ""), (&p.co.dir, "")]);
     let tail = tail.lines().skip(tail.lines().count().saturating_sub(20));
     // The log's tail is package output: escaped and indented, as every printed line.
     progress::note_lines(
@@ -429,7 +436,7 @@ fn explained_early(args: &Args, p: &Prepared, out: &Output, rec: &mut RecordPart
 }
 
 /// The spec parsed again after a failed build, for the package it names and its build
-/// dependencies (returned); a source it names that is nowhere is bad input. Apart so that
+/// dependencies (returned); a source it names that is nowhere is the package's mistake. Apart so that
 /// `explain_failure` reads as its steps.
 fn reparse(
     p: &Prepared,
@@ -453,8 +460,9 @@ fn reparse(
         .iter()
         .find(|s| !query_job.sources.join(s).is_file())
     {
-        return Err(FciError::input(
-            &p.spec_path,
+        return Err(FciError::package(
+            p.spec_in_repo(),
+            spec::line_naming(&p.spec_path, s),
             format!("Source/Patch `{s}` is neither in the repository nor in the `sources` file"),
         )
         .into());

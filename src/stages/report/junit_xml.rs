@@ -39,8 +39,23 @@ pub fn report(
     for s in m.stages.iter().filter(|s| s.name != "report") {
         let mut suite = TestSuite::new(s.name.as_str());
         suite.set_time(seconds(s.duration_s));
-        if s.results.is_empty() {
-            let note = s.notes.first().map(String::as_str);
+        // A stage that did not pass though none of its results failed (a spec that does not
+        // parse, a skip after it) is a case of its own too, with its cause (the driver puts
+        // it last).
+        let unexplained = !s.outcome.is_pass()
+            && !s.results.iter().any(|r| {
+                matches!(
+                    r.outcome,
+                    Outcome::Failed | Outcome::Error | Outcome::NeedsInspection
+                )
+            });
+        if s.results.is_empty() || unexplained {
+            let note = if s.results.is_empty() {
+                s.notes.first()
+            } else {
+                s.notes.last()
+            };
+            let note = note.map(String::as_str);
             let mut case = TestCase::new(s.name.as_str(), status(s.outcome, note));
             case.set_classname(s.name.as_str())
                 .set_time(seconds(s.duration_s));

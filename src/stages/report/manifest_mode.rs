@@ -1,7 +1,10 @@
 //! `fci report -m MANIFEST`: the run's results into the workspace's results database, and
 //! with `--gating` the decision for its subject, as a stage record. It runs whatever earlier
 //! stages did (a failed run is reported too) and is never reused: every report reads the
-//! latest results.
+//! latest results. Its outcome, and so its exit status, is the run's verdict
+//! ([`run_verdict`]): PASSED (0) when every stage passed, or with `--gating` the decision is
+//! satisfied (waivers included); FAILED (1) when a stage failed (or was skipped after a
+//! failure), or with `--gating` the decision is not; ERROR (3) when a stage ended in ERROR.
 
 use super::Args;
 use crate::error::FciError;
@@ -367,6 +370,7 @@ impl Stage for Report {
         let maintainer = self.announce(cx, &store, rec);
         self.deliver(cx, &store, &results, rec)?;
         let (Some(gating), Some(text)) = (self.args.gating.clone(), work.gating_text.take()) else {
+            run_verdict(cx.manifest, None, rec);
             self.write_outputs(cx, None, rec);
             return Ok(Vec::new());
         };
@@ -417,12 +421,29 @@ impl Stage for Report {
         if let Some(s) = d["summary"].as_str() {
             rec.notes.push(format!("gating: {s}"));
         }
+        // A gating.yaml that does not parse is the package's mistake: named with its cause,
+        // at its line when the parser says.
+        for u in d["unsatisfied_requirements"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if u["type"] == "invalid-gating-yaml" {
+                let details = u["details"].as_str().unwrap_or("invalid");
+                let line = details
+                    .split_once(" at line ")
+                    .map(|(_, rest)| rest.chars().take_while(char::is_ascii_digit).collect())
+                    .and_then(|n: String| n.parse::<usize>().ok());
+                let msg = crate::error::FciError::package(&gating, line, details);
+                rec.notes.push(msg.to_string());
+            }
+        }
         let applies = d["applicable_policies"]
             .as_array()
             .is_some_and(|a| !a.is_empty());
         if self.args.promote {
             super::promote::apply(cx, rec, &d, work.composed.take())?;
-        } else if !applies {
+        } else if !applies && policies.is_ok() {
             // Greenwave answers 404 here: a context or version no policy names (a typo)
             // decides nothing, and never reads as satisfied.
             rec.outcome = Outcome::Failed;
@@ -432,6 +453,7 @@ impl Stage for Report {
             );
         }
         self.announce_decision(cx, rec, &req, &d, &maintainer);
+        run_verdict(cx.manifest, Some(rec.outcome == Outcome::Passed), rec);
         self.write_outputs(cx, Some((&d, &req)), rec);
         rec.data.insert("decision".into(), d);
         Ok(Vec::new())
@@ -452,6 +474,68 @@ impl Stage for Report {
         let head = lines.remove(0);
         progress::note_lines(&head, &lines);
     }
+}
+
+/// The run's verdict joins the report's, so that its exit status is the run's (a job under
+/// `sh -e` goes red on a red change). A stage record that still speaks for the change and
+/// ended in ERROR makes the report ERROR (exit 3). Otherwise, with `--gating` (`gated`: the
+/// decision's word) the decision is the verdict, waivers included; without, a stage that
+/// FAILED, needs inspection or was skipped after a failure makes the report FAILED (exit 1).
+/// The report's first note says which stage and why (its failing case, else its last note,
+/// where the driver puts the cause).
+fn run_verdict(manifest: &Manifest, gated: Option<bool>, rec: &mut RecordParts) {
+    let mut worst: Option<Outcome> = None;
+    let mut said = Vec::new();
+    let mut skipped = Vec::new();
+    for s in manifest.current_stages() {
+        if s.outcome.is_pass() || stage::is_not_due(s) {
+            continue;
+        }
+        worst = match (worst, s.outcome) {
+            (_, Outcome::Error) | (Some(Outcome::Error), _) => Some(Outcome::Error),
+            _ => Some(Outcome::Failed),
+        };
+        if s.outcome == Outcome::Skipped {
+            skipped.push(format!("stage `{}` {}", s.name, s.notes.join("; ")));
+            continue;
+        }
+        let failing = s.results.iter().find(|r| {
+            matches!(
+                r.outcome,
+                Outcome::Failed | Outcome::Error | Outcome::NeedsInspection
+            )
+        });
+        let cause = match failing {
+            Some(r) => Some(match &r.note {
+                Some(n) => format!("{} {}: {n}", r.testcase, r.outcome),
+                None => format!("{} {}", r.testcase, r.outcome),
+            }),
+            None => s.notes.last().cloned(),
+        };
+        said.push(match cause {
+            Some(c) => format!("stage `{}` is {}: {c}", s.name, s.outcome),
+            None => format!("stage `{}` is {}", s.name, s.outcome),
+        });
+    }
+    let Some(worst) = worst else {
+        return;
+    };
+    // A skip says only what stopped it: named when the stage that did is not.
+    if said.is_empty() {
+        said = skipped;
+    }
+    let said = said.join("; ");
+    if worst != Outcome::Error && gated == Some(true) {
+        // Waived, or not what the policy requires: said, and the decision stands.
+        rec.notes
+            .push(format!("the gating decision is satisfied despite: {said}"));
+        return;
+    }
+    if rec.outcome != Outcome::Error {
+        rec.outcome = worst;
+    }
+    // First: the report's summary line shows it.
+    rec.notes.insert(0, format!("run {worst}: {said}"));
 }
 
 /// The run's stages as a table for the terminal, its heading first: what failed by name, else
@@ -496,8 +580,86 @@ fn stage_table(manifest: &Manifest) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::manifest::Manifest;
+    use crate::manifest::{Manifest, Outcome, StageName};
+    use crate::stage::RecordParts;
     use serde_json::json;
+
+    fn run_of(stages: &[(&str, &str, &[&str], serde_json::Value)]) -> Manifest {
+        let stages: Vec<_> = stages
+            .iter()
+            .map(|(name, outcome, notes, data)| {
+                json!({"name": name, "outcome": outcome, "started": "", "finished": "",
+                       "duration_s": 1.0, "input_digest": "", "notes": notes, "data": data})
+            })
+            .collect();
+        serde_json::from_value(json!({
+            "schema": "fci.manifest/v1",
+            "run": {"id": "r", "created": "", "fci_version": "0"},
+            "stages": stages,
+        }))
+        .unwrap()
+    }
+
+    fn verdict(m: &Manifest, gated: Option<bool>) -> (Outcome, Vec<String>) {
+        let mut rec = RecordParts::new(
+            StageName::Report,
+            if gated == Some(false) {
+                Outcome::Failed
+            } else {
+                Outcome::Passed
+            },
+            String::new(),
+        );
+        super::run_verdict(m, gated, &mut rec);
+        (rec.outcome, rec.notes)
+    }
+
+    #[test]
+    fn the_reports_verdict_is_the_runs_and_names_the_stage_that_failed() {
+        let none = json!({});
+        let passed = run_of(&[("build", "PASSED", &[], none.clone())]);
+        assert_eq!(verdict(&passed, None), (Outcome::Passed, vec![]));
+        // A failing %check: build FAILED, test SKIPPED after it; was PASSED, exit 0.
+        let failed = run_of(&[
+            ("build", "FAILED", &["dirty", "%check failed"], none.clone()),
+            (
+                "test",
+                "SKIPPED",
+                &["skipped: stage `build` is FAILED"],
+                none.clone(),
+            ),
+            ("report", "PASSED", &[], none.clone()),
+        ]);
+        let (o, notes) = verdict(&failed, None);
+        assert_eq!(o, Outcome::Failed);
+        assert_eq!(
+            notes,
+            ["run FAILED: stage `build` is FAILED: %check failed"]
+        );
+        // With --gating the decision decides (a waived failure satisfies it), said so.
+        let (o, notes) = verdict(&failed, Some(true));
+        assert_eq!(o, Outcome::Passed);
+        assert!(notes[0].starts_with("the gating decision is satisfied despite: stage `build`"));
+        assert_eq!(verdict(&failed, Some(false)).0, Outcome::Failed);
+        // Any ERROR is the run's ERROR (exit 3), gated or not.
+        let error = run_of(&[
+            ("build", "PASSED", &[], none.clone()),
+            ("test", "ERROR", &["tmt exited 2"], none.clone()),
+        ]);
+        assert_eq!(verdict(&error, None).0, Outcome::Error);
+        assert_eq!(verdict(&error, Some(true)).0, Outcome::Error);
+        // A stage not due stopped nothing; a failure a rebuild superseded speaks no more.
+        let not_due = run_of(&[
+            ("build", "PASSED", &[], none.clone()),
+            ("image", "SKIPPED", &["not due"], json!({"not_due": true})),
+        ]);
+        assert_eq!(verdict(&not_due, None).0, Outcome::Passed);
+        let rebuilt = run_of(&[
+            ("build", "FAILED", &["%check failed"], none.clone()),
+            ("build", "PASSED", &[], none),
+        ]);
+        assert_eq!(verdict(&rebuilt, None).0, Outcome::Passed);
+    }
 
     #[test]
     fn the_stage_table_lines_up_names_failures_and_keeps_each_stage_on_one_line() {

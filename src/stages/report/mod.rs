@@ -4,7 +4,10 @@
 //! workspace's results database (`crate::resultsdb`, each recorded once however often the run
 //! is reported), and with `--gating` the package's gating.yaml is decided against the subject's
 //! latest results there (with `--promote`: against this run's own checked records alone); the
-//! report record carries the decision (PASSED when satisfied).
+//! report record carries the decision and the run's verdict, which is its exit status: 0 every
+//! stage passed (with `--gating`: the decision is satisfied, waivers included), 1 a stage
+//! FAILED or was skipped after a failure (with `--gating`: the decision is unsatisfied), 3 a
+//! stage ended in ERROR.
 //! Gating without a run (a decision from files, a gating.yaml's check, a waiver) is `fci
 //! gating` (`crate::gating::cli`); the spellings it had here are [`Moved`], kept hidden for
 //! one release.
@@ -194,7 +197,9 @@ pub(crate) fn token(args: &Args) -> Result<Option<String>> {
         .filter(|t| !t.is_empty()))
 }
 
-/// Runs `fci report`; returns the exit code: 0 passed (with `--gating`: satisfied), 1 not.
+/// Runs `fci report`; returns the exit code, the run's verdict: 0 every stage passed (with
+/// `--gating`: the decision is satisfied), 1 a stage failed (with `--gating`: the decision is
+/// not), 3 any stage ERROR.
 pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     manifest_mode::exec(args, workspace)
 }
