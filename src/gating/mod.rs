@@ -8,6 +8,7 @@ pub mod cli;
 pub mod decision;
 pub mod input;
 pub mod policy;
+pub mod subject;
 pub mod waive;
 
 #[cfg(test)]
