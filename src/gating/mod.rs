@@ -10,6 +10,7 @@ pub mod input;
 pub mod policy;
 pub mod subject;
 pub mod waive;
+pub mod waiverdb;
 
 #[cfg(test)]
 mod tests;

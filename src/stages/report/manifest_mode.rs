@@ -274,6 +274,8 @@ impl Stage for Report {
             crate::resultsdb::client::check_url("--resultsdb-url", u, token)
                 .map_err(FciError::Usage)?;
         }
+        // A WaiverDB URL or token that cannot be used: exit 2, nothing done.
+        self.args.waiverdb.client()?;
         if let Some(u) = &self.args.amqp_url {
             crate::net::refuse_clear_credentials("--amqp-url", u, false)
                 .map_err(FciError::Usage)?;
@@ -368,11 +370,21 @@ impl Stage for Report {
         .map(decision::TestResult::from_json)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| FciError::Infra(format!("{}: {e}", db_path.display())))?;
-        let mut waivers = crate::gating::waive::load(cx.ws)?
-            .iter()
+        let mut warned = Vec::new();
+        let mut waivers = crate::gating::waiverdb::for_decision(
+            cx.ws,
+            &store,
+            &self.args.waiverdb,
+            (&self.args.subject_type, &subject, &pv),
+            &mut |w| warned.push(w),
+        )?
+        .iter()
             .map(decision::Waiver::from_json)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| FciError::Infra(format!("{}: {e}", cx.ws.waivers().display())))?;
+        for w in warned {
+            rec.warn(&w);
+        }
         waivers.append(&mut work.waivers_given);
         let req = decision::Request {
             decision_contexts: self.args.decision_contexts.clone(),

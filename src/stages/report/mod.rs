@@ -81,6 +81,8 @@ pub struct Args {
     )]
     pub namespace: String,
     #[command(flatten)]
+    pub waiverdb: crate::gating::waiverdb::WaiverDbArgs,
+    #[command(flatten)]
     pub common: CommonArgs,
     #[command(flatten)]
     pub moved: Moved,
@@ -141,7 +143,10 @@ impl Args {
                 scenario: m.scenario.clone(),
                 revoke: m.revoke,
                 username: m.username.clone(),
+                gating: None,
+                force: false,
                 subject: subject("--waive")?,
+                waiverdb: self.waiverdb.clone(),
             };
             gating::Command::Waive(waive)
         } else {
@@ -160,6 +165,7 @@ impl Args {
                     waivers: self.waivers.clone(),
                     decision_contexts: self.decision_contexts.clone(),
                     subject: subject("an offline decision")?,
+                    waiverdb: self.waiverdb.clone(),
                 };
                 gating::Command::Decide(decide)
             }
