@@ -7,6 +7,7 @@ pub mod args;
 pub mod cli;
 pub mod decision;
 pub mod input;
+pub mod message;
 pub mod policy;
 pub mod subject;
 pub mod waive;

@@ -205,40 +205,53 @@ impl Report {
         Ok((subject, pv))
     }
 
-    /// The decision into the message journal as Greenwave announces it; a journal that
-    /// cannot be written is a warning. Apart so that `execute` reads as its steps.
+    /// The decision as Greenwave announces it (`gating::message`: one message per decision
+    /// context whose decision changed, with its `previous`), to the journal and with
+    /// --amqp-url to the broker; a message that cannot be sent is a warning. Apart so that
+    /// `execute` reads as its steps.
     fn announce_decision(
         &self,
         cx: &Ctx,
+        store: &Store,
         rec: &mut RecordParts,
-        req: &decision::Request,
-        d: &Value,
-        maintainer: &Option<String>,
+        inputs: &crate::gating::message::Inputs,
     ) {
-        // The decision as Greenwave announces it, to the maintainer too: what failed, by name.
-        let body = json!({
-            "decision_context": self.args.decision_contexts.join(" "),
-            "product_version": req.product_version,
-            "subject_type": req.subject_type,
-            "subject_identifier": req.subject_identifier,
-            "policies_satisfied": d["policies_satisfied"],
-            "summary": d["summary"],
-            "applicable_policies": d["applicable_policies"],
-            "unsatisfied_requirements": d["unsatisfied_requirements"],
-            "notification": {"recipients": maintainer.iter().collect::<Vec<_>>()},
-        });
-        let msg = crate::bus::messages::Message {
-            id: crate::digest::sha256_bytes(
-                format!("{}\ndecision\n{body}", cx.manifest.run.id).as_bytes(),
-            )[..32]
-                .to_string(),
-            topic: "org.fedoraproject.prod.greenwave.decision.update".into(),
-            body,
+        let updates = match crate::gating::message::updates(cx.ws, inputs) {
+            Ok(u) => u,
+            Err(e) => return rec.warn(&format!("decision messages: {e:#}")),
         };
-        if let Err(e) = crate::bus::journal::publish(cx.ws, &[msg]) {
-            let msg = format!("message journal: {e:#}");
-            rec.warn(&msg);
+        let owned: Vec<crate::bus::messages::Message> = updates
+            .iter()
+            .map(|u| &u.message)
+            .map(|m| crate::bus::messages::Message {
+                id: m.id.clone(),
+                topic: m.topic.clone(),
+                body: m.body.clone(),
+            })
+            .collect();
+        if let Err(e) = crate::bus::journal::publish(cx.ws, &owned) {
+            return rec.warn(&format!("message journal: {e:#}"));
         }
+        if let Some(url) = &self.args.amqp_url {
+            match crate::bus::publish::publish(cx.ws, store, url, &owned) {
+                Ok(p) if p.unreachable.is_some() => rec.warn(&format!(
+                    "AMQP broker not reached or dropped ({}): {} messages spooled for the next report",
+                    p.unreachable.unwrap_or_default(),
+                    p.spooled
+                )),
+                Ok(_) => {}
+                Err(e) => rec.warn(&format!(
+                    "AMQP broker: {}",
+                    crate::redact::scrub_credentials(&format!("{e:#}"), url)
+                )),
+            }
+        }
+        // In the journal (and spooled for the broker): the next decision's `previous`.
+        if let Err(e) = crate::gating::message::remember(&updates) {
+            rec.warn(&format!("decision state: {e:#}"));
+        }
+        rec.data
+            .insert("decision_messages".into(), json!(updates.len()));
     }
 }
 
@@ -421,7 +434,15 @@ impl Stage for Report {
                     .into(),
             );
         }
-        self.announce_decision(cx, rec, &req, &d, &maintainer);
+        let inputs = crate::gating::message::Inputs {
+            policies: &policies,
+            source: &gating.display().to_string(),
+            request: &req,
+            results: &found,
+            waivers: &waivers,
+            recipients: maintainer.iter().cloned().collect(),
+        };
+        self.announce_decision(cx, &store, rec, &inputs);
         self.write_outputs(cx, Some(&d), rec);
         rec.data.insert("decision".into(), d);
         Ok(Vec::new())
