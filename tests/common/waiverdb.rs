@@ -24,6 +24,8 @@ pub struct State {
     pub store_then_fail: usize,
     /// POSTs seen (answered or not).
     pub posts: usize,
+    /// The most a page holds whatever `limit` asks (to make a short list span pages).
+    pub page_cap: Option<usize>,
 }
 
 pub struct StandIn {
@@ -143,7 +145,11 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>) {
                     list.retain(|w| w[k] == v.as_str());
                 }
             }
-            let limit: usize = get("limit").and_then(|l| l.parse().ok()).unwrap_or(10);
+            let limit: usize = get("limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(10)
+                .min(st.page_cap.unwrap_or(usize::MAX))
+                .max(1);
             let page: usize = get("page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
             let pages = list.len().div_ceil(limit).max(1);
             let data: Vec<Value> = list
