@@ -246,3 +246,173 @@ fn waivers_reach_waiverdb_exactly_once_through_the_spool_and_decide_from_there()
         before
     );
 }
+
+/// A run's manifest as fci writes it, for a report (unbound: recorded as it says).
+fn built_manifest() -> Value {
+    json!({"schema": "fci/manifest/v1",
+        "run": {"id": "aaaaaaaa-0000-4000-8000-000000000015", "created": "2026-12-06T10:00:00Z",
+                "fci_version": "0"},
+        "subject": {"package": "hello-atomic", "branch": "f41"},
+        "stages": [{"name": "build", "outcome": "PASSED", "started": "2026-12-06T10:00:00Z",
+            "finished": "2026-12-06T10:01:00Z", "duration_s": 60.0, "input_digest": "",
+            "data": {"nvr": NVR}, "results": []}]})
+}
+
+/// Two gating points: the build alone (satisfied), and a plan this run has no result for.
+const TWO_CONTEXTS: &str = "--- !Policy\n\
+    id: build\n\
+    decision_contexts: [bodhi_update_push_testing]\n\
+    rules:\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build.build.validation}\n\
+    --- !Policy\n\
+    id: plans\n\
+    decision_contexts: [bodhi_update_push_stable]\n\
+    rules:\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build./plans/gating.functional}\n";
+
+fn decision_messages(w: &Ws) -> Vec<Value> {
+    std::fs::read_to_string(w.ws().join("messages/journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|m| m["topic"] == "org.fedoraproject.prod.greenwave.decision.update")
+        .map(|m| m["body"].clone())
+        .collect()
+}
+
+#[test]
+fn greenwaves_decision_message_is_one_per_context_with_its_previous_at_the_broker_too() {
+    use common::rabbitmq::{declare, drain, Broker};
+    let w = Ws::new();
+    let broker = Broker::start(&w.path().join("rabbitmq"));
+    declare(&broker, "fci-greenwave");
+    let m = w.save("m.json", &built_manifest());
+    let g = write(&w, "gating.yaml", TWO_CONTEXTS);
+    let url = broker.url();
+    let report = || {
+        w.run(&[
+            "report",
+            "-m",
+            m.to_str().unwrap(),
+            "--namespace",
+            "fedora-ci.koji-build",
+            "--gating",
+            g.to_str().unwrap(),
+            "--decision-context",
+            "bodhi_update_push_testing",
+            "--decision-context",
+            "bodhi_update_push_stable",
+            "--amqp-url",
+            &url,
+        ])
+    };
+    let r = report();
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    // One message per decision context, each that context's decision, as Greenwave sends it.
+    let got = decision_messages(&w);
+    assert_eq!(got.len(), 2, "{got:#?}");
+    let (testing, stable) = (&got[0], &got[1]);
+    assert_eq!(testing["decision_context"], "bodhi_update_push_testing");
+    assert_eq!(testing["policies_satisfied"], true);
+    assert_eq!(testing["applicable_policies"], json!(["build"]));
+    assert_eq!(
+        testing["summary"],
+        "All required tests (1 total) have passed or been waived"
+    );
+    assert_eq!(
+        testing["satisfied_requirements"][0]["testcase"],
+        "fedora-ci.koji-build.build.validation"
+    );
+    assert_eq!(testing["unsatisfied_requirements"], json!([]));
+    assert_eq!(stable["decision_context"], "bodhi_update_push_stable");
+    assert_eq!(stable["policies_satisfied"], false);
+    assert_eq!(stable["summary"], "Of 1 required test, 1 result missing");
+    assert_eq!(stable["unsatisfied_requirements"][0]["testcase"], PLAN);
+    for b in &got {
+        assert_eq!(b["subject_type"], "koji_build");
+        assert_eq!(b["subject_identifier"], NVR);
+        assert_eq!(b["product_version"], "fedora-41");
+        assert_eq!(b["subject"], json!([{"type": "koji_build", "item": NVR}]));
+        assert_eq!(b["previous"], Value::Null, "the first decision has no previous");
+    }
+    // At the broker: the same two bodies, under Greenwave's topic.
+    let at_broker: Vec<Value> = drain(&broker, "fci-greenwave")
+        .into_iter()
+        .filter(|m| m["routing_key"] == "org.fedoraproject.prod.greenwave.decision.update")
+        .map(|m| m["body"].clone())
+        .collect();
+    assert_eq!(at_broker, got);
+
+    // Waived: only the stable context's decision changed; its message says what it was.
+    let r = waive(&w, PLAN, &["--gating", g.to_str().unwrap()], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = report();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let got = decision_messages(&w);
+    assert_eq!(got.len(), 3, "{got:#?}");
+    let flip = &got[2];
+    assert_eq!(flip["decision_context"], "bodhi_update_push_stable");
+    assert_eq!(flip["policies_satisfied"], true);
+    assert_eq!(flip["previous"]["policies_satisfied"], false);
+    assert_eq!(flip["previous"]["summary"], stable["summary"]);
+    assert_eq!(flip["previous"]["unsatisfied_requirements"], stable["unsatisfied_requirements"]);
+    let at_broker: Vec<Value> = drain(&broker, "fci-greenwave")
+        .into_iter()
+        .map(|m| m["body"].clone())
+        .filter(|b| b.get("decision_context").is_some())
+        .collect();
+    assert_eq!(at_broker, vec![flip.clone()]);
+    // Nothing changed: nothing is published (no flip-flop noise).
+    let r = report();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(decision_messages(&w).len(), 3);
+}
+
+#[test]
+fn a_report_decides_on_waiverdbs_waivers_and_delivers_the_spooled_ones() {
+    let w = Ws::new();
+    let db = StandIn::start();
+    let url = db.url();
+    let m = w.save("m.json", &built_manifest());
+    let g = write(&w, "gating.yaml", TWO_CONTEXTS);
+    let env = [
+        ("FCI_WAIVERDB_URL", url.as_str()),
+        ("FCI_WAIVERDB_TOKEN", "packager:pw-for-waivers"),
+    ];
+    let report = || {
+        let mut c = w.cmd();
+        c.args(["report", "-m", m.to_str().unwrap()])
+            .args(["--namespace", "fedora-ci.koji-build"])
+            .args(["--gating", g.to_str().unwrap()])
+            .args(["--decision-context", "bodhi_update_push_stable"])
+            .envs(env);
+        Run::from(c.output().unwrap())
+    };
+    assert_eq!(report().code, 1);
+    // A waiver someone made in WaiverDB itself (not through this workspace) decides the report.
+    db.state.lock().unwrap().waivers.push(json!({
+        "id": 1, "subject_type": "koji_build", "subject_identifier": NVR,
+        "subject": {"type": "koji_build", "item": NVR}, "testcase": PLAN, "scenario": null,
+        "waived": true, "product_version": "fedora-41", "comment": "infra outage",
+        "username": "someone", "proxied_by": null, "timestamp": "2026-12-06T12:00:00.000000"}));
+    let r = report();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rm = r.manifest();
+    let sat = r.stage(&rm, "report")["data"]["decision"]["satisfied_requirements"].to_string();
+    assert!(sat.contains("test-result-missing-waived"), "{sat}");
+    // A revocation made while WaiverDB was down is spooled; the next report delivers it first
+    // and decides with it (this user's revoke does not obsolete someone else's waiver, as in
+    // WaiverDB: so they revoke theirs too).
+    db.set_down(true);
+    let r = waive(&w, PLAN, &["--gating", g.to_str().unwrap(), "--revoke", "--username", "someone"], &env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    db.set_down(false);
+    let r = report();
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let stored = db.waivers();
+    assert_eq!(stored.len(), 2, "{stored:#?}");
+    assert_eq!(stored[1]["waived"], false);
+    assert_eq!(stored[1]["username"], "someone");
+    assert_eq!(stored[1]["proxied_by"], "packager");
+    assert!(!r.stdout.contains("pw-for-waivers") && !r.stderr.contains("pw-for-waivers"));
+}
