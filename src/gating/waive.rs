@@ -5,8 +5,9 @@
 //! `--revoke` records `waived: false`, which makes the waivers before it obsolete.
 //!
 //! A waiver is only for a test case something knows: one the `--gating` file requires, or one
-//! the subject has results for in the workspace. A typo would otherwise waive nothing,
-//! silently: it is refused (exit 2) naming the nearest known test case, unless `--force`.
+//! the subject has results for in the workspace (a revocation: also one waived before). A typo
+//! would otherwise waive nothing, silently: it is refused (exit 2) naming the nearest known
+//! test case, unless `--force`.
 
 use super::args::WaiveArgs;
 use crate::error::FciError;
@@ -41,8 +42,8 @@ fn save(ws: &Workspace, list: &[Value]) -> Result<()> {
 }
 
 /// The test cases known for the subject: required by the gating.yaml given, or with results
-/// in the workspace.
-fn known_testcases(args: &WaiveArgs, store: &Store) -> Result<Vec<String>> {
+/// in the workspace; for a revocation also those waived before in the workspace.
+fn known_testcases(args: &WaiveArgs, store: &Store, ws: &Workspace) -> Result<Vec<String>> {
     let mut known: Vec<String> = store
         .results_for(
             &args.subject.subject_identifier,
@@ -64,6 +65,14 @@ fn known_testcases(args: &WaiveArgs, store: &Store) -> Result<Vec<String>> {
                 .flat_map(|p| p.rules.iter().map(|r| r.test_case_name.clone())),
         );
     }
+    if args.revoke {
+        known.extend(
+            load(ws)?
+                .iter()
+                .filter(|w| w["subject_identifier"] == args.subject.subject_identifier.as_str())
+                .filter_map(|w| w["testcase"].as_str().map(String::from)),
+        );
+    }
     known.sort();
     known.dedup();
     Ok(known)
@@ -78,11 +87,11 @@ pub fn nearest<'a>(testcase: &str, known: &'a [String]) -> Option<&'a str> {
 }
 
 /// Refuses a waiver for a test case nothing knows (a typo), naming the nearest known one.
-fn check_known(args: &WaiveArgs, store: &Store) -> Result<()> {
+fn check_known(args: &WaiveArgs, store: &Store, ws: &Workspace) -> Result<()> {
     if args.force {
         return Ok(());
     }
-    let known = known_testcases(args, store)?;
+    let known = known_testcases(args, store, ws)?;
     if known.contains(&args.testcase) {
         return Ok(());
     }
@@ -117,7 +126,7 @@ pub fn exec(args: &WaiveArgs, workspace: &Path) -> Result<i32> {
     let client = args.waiverdb.client()?;
     let ws = Workspace::open(workspace)?;
     let store = Store::open(&ws.results_db())?;
-    check_known(args, &store)?;
+    check_known(args, &store, &ws)?;
     let lock = ws.lock("waivers")?;
     let mut list = load(&ws)?;
     let username = args
