@@ -65,7 +65,11 @@ fn decide(w: &Ws, results: &Value, waivers: Option<&Value>, extra: &[&str]) -> (
     .collect();
     if let Some(wv) = waivers {
         args.push("--waivers".into());
-        args.push(write(w, "waivers.json", &wv.to_string()).display().to_string());
+        args.push(
+            write(w, "waivers.json", &wv.to_string())
+                .display()
+                .to_string(),
+        );
     }
     args.extend(SUBJECT.iter().map(|s| s.to_string()));
     args.extend(extra.iter().map(|s| s.to_string()));
@@ -94,7 +98,11 @@ fn resultsdbs_and_waiverdbs_own_answers_decide_as_greenwave_whatever_their_order
     let mut reversed = answer.clone();
     reversed["data"].as_array_mut().unwrap().reverse();
     let (code, d2, _) = decide(&w, &reversed, None, &[]);
-    assert_eq!((code, &d2), (1, &d), "reversing the results changed the decision");
+    assert_eq!(
+        (code, &d2),
+        (1, &d),
+        "reversing the results changed the decision"
+    );
     // WaiverDB's list, newest first, with the obsolete waiver it revoked.
     let waiver = |id: u64, waived: bool, at: &str| {
         json!({"id": id, "subject_type": "koji_build", "subject_identifier": NVR,
@@ -106,13 +114,26 @@ fn resultsdbs_and_waiverdbs_own_answers_decide_as_greenwave_whatever_their_order
         waiver(1, true, "2026-12-06T12:00:00.000000")], "first": null, "last": null,
         "next": null, "prev": null});
     let (code, d, run) = decide(&w, &answer, Some(&listed), &[]);
-    assert_eq!(code, 1, "the revoked waiver still waived: {d:#} {}", run.stderr);
+    assert_eq!(
+        code, 1,
+        "the revoked waiver still waived: {d:#} {}",
+        run.stderr
+    );
     let mut rw = listed.clone();
     rw["data"].as_array_mut().unwrap().reverse();
     let (code, d2, _) = decide(&w, &reversed, Some(&rw), &[]);
-    assert_eq!((code, &d2), (1, &d), "reversing the waivers changed the decision");
+    assert_eq!(
+        (code, &d2),
+        (1, &d),
+        "reversing the waivers changed the decision"
+    );
     // A brew-build result is a koji_build subject's (Greenwave's alias).
-    let brew = json!([result(3, "PASSED", "2026-12-06T10:00:00.000000", "brew-build")]);
+    let brew = json!([result(
+        3,
+        "PASSED",
+        "2026-12-06T10:00:00.000000",
+        "brew-build"
+    )]);
     let (code, d, run) = decide(&w, &brew, None, &[]);
     assert_eq!(code, 0, "{d:#} {}", run.stderr);
     let (code, d, _) = decide(&w, &brew, None, &["--subject-type", "brew-build"]);
@@ -154,9 +175,10 @@ fn a_waiver_for_a_test_case_nothing_knows_is_refused_naming_the_nearest() {
     assert_eq!(waive(&w, PLAN, &["--gating", g], &[]).code, 0);
     let r = waive(&w, typo, &["--force"], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let list: Value =
-        serde_json::from_str(&std::fs::read_to_string(w.ws().join("waivers/waivers.json")).unwrap())
-            .unwrap();
+    let list: Value = serde_json::from_str(
+        &std::fs::read_to_string(w.ws().join("waivers/waivers.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);
 }
 
@@ -187,18 +209,33 @@ fn waivers_reach_waiverdb_exactly_once_through_the_spool_and_decide_from_there()
         Some("Basic cGFja2FnZXI6czNjcjN0LXB3")
     );
     // The decision reads it from WaiverDB (not from a file): the failure is waived.
-    let failed = json!([result(8, "FAILED", "2026-12-06T11:00:00.000000", "koji_build")]);
+    let failed = json!([result(
+        8,
+        "FAILED",
+        "2026-12-06T11:00:00.000000",
+        "koji_build"
+    )]);
     let mut c = w.cmd();
     let rf = write(&w, "r.json", &failed.to_string());
-    c.args(["gating", "decide", "--gating", g, "--results", rf.to_str().unwrap()])
-        .args(["--decision-context", "bodhi_update_push_stable"])
-        .args(SUBJECT)
-        .envs(env);
+    c.args([
+        "gating",
+        "decide",
+        "--gating",
+        g,
+        "--results",
+        rf.to_str().unwrap(),
+    ])
+    .args(["--decision-context", "bodhi_update_push_stable"])
+    .args(SUBJECT)
+    .envs(env);
     let decide_now = |c: &mut std::process::Command| Run::from(c.output().unwrap());
     let r = decide_now(&mut c);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let d: Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(d["satisfied_requirements"][0]["type"], "test-result-failed-waived");
+    assert_eq!(
+        d["satisfied_requirements"][0]["type"],
+        "test-result-failed-waived"
+    );
     assert_eq!(d["satisfied_requirements"][0]["waiver_id"], 1);
 
     // WaiverDB down: the revocation is spooled (exit 0, said on stderr), not lost.
@@ -221,7 +258,12 @@ fn waivers_reach_waiverdb_exactly_once_through_the_spool_and_decide_from_there()
     let stored = db.waivers();
     let seen: Vec<(String, bool)> = stored
         .iter()
-        .map(|w| (w["testcase"].as_str().unwrap().to_string(), w["waived"].as_bool().unwrap()))
+        .map(|w| {
+            (
+                w["testcase"].as_str().unwrap().to_string(),
+                w["waived"].as_bool().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         seen,
@@ -232,13 +274,22 @@ fn waivers_reach_waiverdb_exactly_once_through_the_spool_and_decide_from_there()
             (PLAN.to_string(), false),
         ]
     );
-    assert_eq!(db.state.lock().unwrap().posts, 4, "a waiver was posted twice");
+    assert_eq!(
+        db.state.lock().unwrap().posts,
+        4,
+        "a waiver was posted twice"
+    );
     // The revocation, read back from WaiverDB page by page: the failure counts again.
     let r = decide_now(&mut c);
     assert_eq!(r.code, 1, "{}", r.stderr);
     // WaiverDB refuses (no credentials): exit 3, and the workspace does not keep it.
     let before = std::fs::read_to_string(w.ws().join("waivers/waivers.json")).unwrap();
-    let r = waive(&w, TIER0, &["--gating", g], &[("FCI_WAIVERDB_URL", url.as_str())]);
+    let r = waive(
+        &w,
+        TIER0,
+        &["--gating", g],
+        &[("FCI_WAIVERDB_URL", url.as_str())],
+    );
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains("refused"), "{}", r.stderr);
     assert_eq!(
@@ -333,7 +384,11 @@ fn greenwaves_decision_message_is_one_per_context_with_its_previous_at_the_broke
         assert_eq!(b["subject_identifier"], NVR);
         assert_eq!(b["product_version"], "fedora-41");
         assert_eq!(b["subject"], json!([{"type": "koji_build", "item": NVR}]));
-        assert_eq!(b["previous"], Value::Null, "the first decision has no previous");
+        assert_eq!(
+            b["previous"],
+            Value::Null,
+            "the first decision has no previous"
+        );
     }
     // At the broker: the same two bodies, under Greenwave's topic.
     let at_broker: Vec<Value> = drain(&broker, "fci-greenwave")
@@ -355,7 +410,10 @@ fn greenwaves_decision_message_is_one_per_context_with_its_previous_at_the_broke
     assert_eq!(flip["policies_satisfied"], true);
     assert_eq!(flip["previous"]["policies_satisfied"], false);
     assert_eq!(flip["previous"]["summary"], stable["summary"]);
-    assert_eq!(flip["previous"]["unsatisfied_requirements"], stable["unsatisfied_requirements"]);
+    assert_eq!(
+        flip["previous"]["unsatisfied_requirements"],
+        stable["unsatisfied_requirements"]
+    );
     let at_broker: Vec<Value> = drain(&broker, "fci-greenwave")
         .into_iter()
         .map(|m| m["body"].clone())
@@ -404,7 +462,18 @@ fn a_report_decides_on_waiverdbs_waivers_and_delivers_the_spooled_ones() {
     // and decides with it (this user's revoke does not obsolete someone else's waiver, as in
     // WaiverDB: so they revoke theirs too).
     db.set_down(true);
-    let r = waive(&w, PLAN, &["--gating", g.to_str().unwrap(), "--revoke", "--username", "someone"], &env);
+    let r = waive(
+        &w,
+        PLAN,
+        &[
+            "--gating",
+            g.to_str().unwrap(),
+            "--revoke",
+            "--username",
+            "someone",
+        ],
+        &env,
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     db.set_down(false);
     let r = report();
@@ -415,4 +484,27 @@ fn a_report_decides_on_waiverdbs_waivers_and_delivers_the_spooled_ones() {
     assert_eq!(stored[1]["username"], "someone");
     assert_eq!(stored[1]["proxied_by"], "packager");
     assert!(!r.stdout.contains("pw-for-waivers") && !r.stderr.contains("pw-for-waivers"));
+}
+
+#[test]
+fn a_test_case_known_only_to_resultsdb_can_be_waived_and_its_typo_is_refused() {
+    use common::resultsdb::StandIn as ResultsDb;
+    let w = Ws::new();
+    let rdb = ResultsDb::start(&["PASSED", "FAILED", "INFO", "NEEDS_INSPECTION"]);
+    {
+        let mut st = rdb.state.lock().unwrap();
+        st.results.push(json!({"id": 1, "outcome": "FAILED", "testcase": {"name": "dist.rpmdeplint"},
+            "data": {"item": [NVR], "type": ["brew-build"]}, "submit_time": "2026-12-06T10:00:00.000000"}));
+    }
+    let env = [("FCI_RESULTSDB_URL", rdb.url())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = waive(&w, "dist.rpmdeplint", &[], &env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = waive(&w, "dist.rpmdeplnt", &[], &env);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("did you mean dist.rpmdeplint?"),
+        "{}",
+        r.stderr
+    );
 }

@@ -40,6 +40,15 @@ pub struct WaiveArgs {
     /// Store the waiver even for a test case no policy requires and no result has
     #[arg(long)]
     pub force: bool,
+    /// A ResultsDB (its root or /api/v2.0) whose results for the subject are known test cases
+    /// too
+    #[arg(
+        long,
+        env = "FCI_RESULTSDB_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub resultsdb_url: Option<String>,
     #[command(flatten)]
     pub subject: Subject,
     #[command(flatten)]

@@ -105,7 +105,10 @@ pub fn parse_time(v: &Value) -> Option<chrono::NaiveDateTime> {
 
 /// Oldest first by (time, id): the order a decision reads results and waivers in, whatever
 /// order the input had. Items that say neither keep their relative input order (stable).
-fn by_age<T: Clone>(items: &[T], key: impl Fn(&T) -> (Option<chrono::NaiveDateTime>, IdKey)) -> Vec<T> {
+fn by_age<T: Clone>(
+    items: &[T],
+    key: impl Fn(&T) -> (Option<chrono::NaiveDateTime>, IdKey),
+) -> Vec<T> {
     let mut v = items.to_vec();
     v.sort_by_key(|x| key(x));
     v
@@ -214,10 +217,7 @@ impl Waiver {
                 .map(String::from),
             product_version: s("product_version")?,
             waived: v.get("waived").and_then(Value::as_bool).unwrap_or(true),
-            username: v
-                .get("username")
-                .and_then(Value::as_str)
-                .map(String::from),
+            username: v.get("username").and_then(Value::as_str).map(String::from),
             timestamp: v.get("timestamp").and_then(parse_time),
         })
     }

@@ -114,6 +114,29 @@ pub fn matches(ty: &str, identifier: &str, data: &dyn Fn(&str) -> Vec<String>) -
     }
 }
 
+/// The subject's ResultsDB queries (`GET /results` data filters, a comma list meaning any of
+/// its values), as Greenwave asks them.
+pub fn queries(ty: &str, identifier: &str) -> Vec<Vec<(String, String)>> {
+    let one = |q: &[(&str, Option<&[&str]>)]| {
+        q.iter()
+            .map(|(k, v)| {
+                let value = match v {
+                    Some(values) => values.join(","),
+                    None => identifier.to_string(),
+                };
+                (k.to_string(), value)
+            })
+            .collect()
+    };
+    match known(ty) {
+        Some(t) => t.queries.iter().map(|q| one(q)).collect(),
+        None => vec![vec![
+            ("item".to_string(), identifier.to_string()),
+            ("type".to_string(), ty.to_string()),
+        ]],
+    }
+}
+
 /// The subject as Greenwave writes it in a decision (`Subject.to_dict()`): `{type, item}`, or
 /// the type's `item_dict` (`{"productmd.compose.id": ID}` for a compose).
 pub fn to_dict(ty: &str, identifier: &str) -> Value {
@@ -194,6 +217,16 @@ mod tests {
             "m:1:2:c",
             &data(&[("item", "m:1:2:c"), ("type", "redhat-module")])
         ));
+        assert_eq!(
+            queries("brew-build", nvr),
+            vec![
+                vec![
+                    ("item".to_string(), nvr.to_string()),
+                    ("type".to_string(), "koji_build,brew-build".to_string())
+                ],
+                vec![("original_spec_nvr".to_string(), nvr.to_string())],
+            ]
+        );
         assert!(policy_names("brew-build", "koji_build"));
         assert!(policy_names("*", "compose"));
         assert!(!policy_names("compose", "koji_build"));

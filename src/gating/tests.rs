@@ -46,9 +46,8 @@ const TIER0: &str = "--- !Policy\n\
 /// list them, newest first) and rotated: every decision of these tests must be the same in
 /// every order (issue 15: "reversing a results or waivers file never changes a decision").
 fn decision(yaml: &str, contexts: &[&str], results: &[TestResult], waivers: &[Waiver]) -> Value {
-    let once = |r: &[TestResult], w: &[Waiver]| {
-        decide(&parse(yaml), "gating.yaml", &req(contexts), r, w)
-    };
+    let once =
+        |r: &[TestResult], w: &[Waiver]| decide(&parse(yaml), "gating.yaml", &req(contexts), r, w);
     let d = once(results, waivers);
     fn reversed<T: Clone>(v: &[T]) -> Vec<T> {
         v.iter().rev().cloned().collect()
@@ -68,7 +67,11 @@ fn decision(yaml: &str, contexts: &[&str], results: &[TestResult], waivers: &[Wa
         (rr, rw),
         (rotated(results, 1), rotated(waivers, 1)),
     ] {
-        assert_eq!(once(&r, &w), d, "the order of the inputs changed the decision");
+        assert_eq!(
+            once(&r, &w),
+            d,
+            "the order of the inputs changed the decision"
+        );
     }
     d
 }
@@ -455,17 +458,47 @@ fn waiverdbs_newest_first_list_with_obsolete_waivers_decides_as_greenwave_does()
     };
     // Newest first: the revocation (id 2) first. Read as oldest first, the waiver would win.
     let listed = [
-        w(2, false, "packager", "fedora-41", "2026-12-06T11:00:00.000000"),
-        w(1, true, "packager", "fedora-41", "2026-12-06T10:00:00.000000"),
+        w(
+            2,
+            false,
+            "packager",
+            "fedora-41",
+            "2026-12-06T11:00:00.000000",
+        ),
+        w(
+            1,
+            true,
+            "packager",
+            "fedora-41",
+            "2026-12-06T10:00:00.000000",
+        ),
     ];
     let d = decision(TIER0, &["bodhi_update_push_stable"], &failed, &listed);
     assert_eq!(d["policies_satisfied"], false, "{d:#}");
     // A newer fedora-40 revocation does not obsolete the fedora-41 waiver (WaiverDB's quirk,
     // fixed), nor does another user's revoke obsolete this user's waiver.
     let others = [
-        w(3, false, "packager", "fedora-40", "2026-12-06T12:00:00.000000"),
-        w(2, false, "someone-else", "fedora-41", "2026-12-06T11:00:00.000000"),
-        w(1, true, "packager", "fedora-41", "2026-12-06T10:00:00.000000"),
+        w(
+            3,
+            false,
+            "packager",
+            "fedora-40",
+            "2026-12-06T12:00:00.000000",
+        ),
+        w(
+            2,
+            false,
+            "someone-else",
+            "fedora-41",
+            "2026-12-06T11:00:00.000000",
+        ),
+        w(
+            1,
+            true,
+            "packager",
+            "fedora-41",
+            "2026-12-06T10:00:00.000000",
+        ),
     ];
     let d = decision(TIER0, &["bodhi_update_push_stable"], &failed, &others);
     assert_eq!(d["policies_satisfied"], true, "{d:#}");
@@ -480,7 +513,12 @@ fn a_brew_build_result_counts_for_a_koji_build_subject() {
         "testcase": {"name": "fedora-ci.koji-build.tier0.functional"},
         "data": {"item": [NVR], "type": ["brew-build"]}}))
     .unwrap();
-    let d = decision(TIER0, &["bodhi_update_push_stable"], &[brew.clone()], &[]);
+    let d = decision(
+        TIER0,
+        &["bodhi_update_push_stable"],
+        std::slice::from_ref(&brew),
+        &[],
+    );
     assert_eq!(d["policies_satisfied"], true, "{d:#}");
     let mut r = req(&["bodhi_update_push_stable"]);
     r.subject_type = "brew-build".into();

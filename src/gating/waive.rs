@@ -5,7 +5,8 @@
 //! `--revoke` records `waived: false`, which makes the waivers before it obsolete.
 //!
 //! A waiver is only for a test case something knows: one the `--gating` file requires, or one
-//! the subject has results for in the workspace (a revocation: also one waived before). A typo
+//! the subject has results for in the workspace or, with `--resultsdb-url`, in ResultsDB (a
+//! revocation: also one waived before). A typo
 //! would otherwise waive nothing, silently: it is refused (exit 2) naming the nearest known
 //! test case, unless `--force`.
 
@@ -45,10 +46,7 @@ fn save(ws: &Workspace, list: &[Value]) -> Result<()> {
 /// in the workspace; for a revocation also those waived before in the workspace.
 fn known_testcases(args: &WaiveArgs, store: &Store, ws: &Workspace) -> Result<Vec<String>> {
     let mut known: Vec<String> = store
-        .results_for(
-            &args.subject.subject_identifier,
-            &args.subject.subject_type,
-        )?
+        .results_for(&args.subject.subject_identifier, &args.subject.subject_type)?
         .iter()
         .filter_map(|r| {
             r.pointer("/testcase/name")
@@ -91,14 +89,35 @@ fn check_known(args: &WaiveArgs, store: &Store, ws: &Workspace) -> Result<()> {
     if args.force {
         return Ok(());
     }
-    let known = known_testcases(args, store, ws)?;
+    let mut known = known_testcases(args, store, ws)?;
     if known.contains(&args.testcase) {
         return Ok(());
     }
-    let (ty, subject) = (
-        &args.subject.subject_type,
-        &args.subject.subject_identifier,
-    );
+    // Asked only when nothing here knows it: the subject's results in ResultsDB, found as
+    // Greenwave finds them.
+    if let Some(url) = args
+        .resultsdb_url
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+    {
+        let client = crate::resultsdb::client::Client::new(url, None)?;
+        for q in
+            super::subject::queries(&args.subject.subject_type, &args.subject.subject_identifier)
+        {
+            known.extend(client.testcases(&q).map_err(|f| {
+                FciError::Infra(format!(
+                    "ResultsDB: cannot read the results of {} to check the test case ({f}); --force stores the waiver anyway",
+                    args.subject.subject_identifier
+                ))
+            })?);
+        }
+        known.sort();
+        known.dedup();
+        if known.contains(&args.testcase) {
+            return Ok(());
+        }
+    }
+    let (ty, subject) = (&args.subject.subject_type, &args.subject.subject_identifier);
     let msg = match nearest(&args.testcase, &known) {
         None => format!(
             "no results for {ty} {subject} in this workspace and no --gating requiring {}: nothing to waive (a typo?); --force stores it anyway",
@@ -154,7 +173,9 @@ pub fn exec(args: &WaiveArgs, workspace: &Path) -> Result<i32> {
     save(&ws, &list)?;
     let Some(client) = client else {
         drop(lock);
-        crate::files::to_stdout(format!("{}\n", serde_json::to_string_pretty(&waiver)?).as_bytes())?;
+        crate::files::to_stdout(
+            format!("{}\n", serde_json::to_string_pretty(&waiver)?).as_bytes(),
+        )?;
         return Ok(0);
     };
     // Spooled before it is sent: a crash or an unreachable server loses nothing.

@@ -149,9 +149,8 @@ impl Client {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let url = resp.url().to_string();
-                    let text =
-                        crate::caps::http_body(resp, crate::caps::RESULTSDB_ANSWER, &url)
-                            .map_err(Failure::Unreachable)?;
+                    let text = crate::caps::http_body(resp, crate::caps::RESULTSDB_ANSWER, &url)
+                        .map_err(Failure::Unreachable)?;
                     if status >= 500 {
                         last = format!("HTTP {status}");
                         continue;
@@ -218,8 +217,10 @@ impl Client {
             if let Some(t) = testcase {
                 q.push(("testcase", t.to_string()));
             }
-            let (status, body) =
-                self.send(|| self.http.get(format!("{}/waivers/", self.api)).query(&q), 3)?;
+            let (status, body) = self.send(
+                || self.http.get(format!("{}/waivers/", self.api)).query(&q),
+                3,
+            )?;
             let Some(data) = body.get("data").and_then(Value::as_array) else {
                 return Err(Failure::Unreachable(format!(
                     "{}: HTTP {status} and no waiver list",
@@ -456,7 +457,9 @@ pub fn for_decision(
         ));
     }
     for (wid, why) in &d.rejected {
-        warn(format!("WaiverDB refused waiver {wid} ({why}): kept in the spool's rejected/"));
+        warn(format!(
+            "WaiverDB refused waiver {wid} ({why}): kept in the spool's rejected/"
+        ));
     }
     let mut out = Vec::new();
     for w in local {

@@ -193,10 +193,16 @@ fn post(st: &mut State, w: Value, auth: &Option<String>) -> (u16, Value) {
         }
     }
     if w["product_version"].as_str().is_none_or(str::is_empty) {
-        return (400, json!({"message": {"product_version": "Missing required parameter"}}));
+        return (
+            400,
+            json!({"message": {"product_version": "Missing required parameter"}}),
+        );
     }
     if w["comment"].as_str().is_none_or(str::is_empty) {
-        return (400, json!({"message": {"comment": "Missing required parameter"}}));
+        return (
+            400,
+            json!({"message": {"comment": "Missing required parameter"}}),
+        );
     }
     let Some(user) = basic_user(auth) else {
         return (401, json!({"message": "Unauthorized"}));

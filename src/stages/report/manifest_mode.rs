@@ -392,9 +392,9 @@ impl Stage for Report {
             &mut |w| warned.push(w),
         )?
         .iter()
-            .map(decision::Waiver::from_json)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| FciError::Infra(format!("{}: {e}", cx.ws.waivers().display())))?;
+        .map(decision::Waiver::from_json)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| FciError::Infra(format!("{}: {e}", cx.ws.waivers().display())))?;
         for w in warned {
             rec.warn(&w);
         }

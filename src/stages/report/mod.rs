@@ -145,6 +145,7 @@ impl Args {
                 username: m.username.clone(),
                 gating: None,
                 force: false,
+                resultsdb_url: self.resultsdb_url.clone(),
                 subject: subject("--waive")?,
                 waiverdb: self.waiverdb.clone(),
             };
