@@ -484,6 +484,17 @@ fn a_report_decides_on_waiverdbs_waivers_and_delivers_the_spooled_ones() {
     assert_eq!(stored[1]["username"], "someone");
     assert_eq!(stored[1]["proxied_by"], "packager");
     assert!(!r.stdout.contains("pw-for-waivers") && !r.stderr.contains("pw-for-waivers"));
+    // A report without --gating delivers what is spooled too.
+    db.set_down(true);
+    let r = waive(&w, PLAN, &["--gating", g.to_str().unwrap()], &env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    db.set_down(false);
+    let mut c = w.cmd();
+    c.args(["report", "-m", m.to_str().unwrap()]).envs(env);
+    let r = Run::from(c.output().unwrap());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(db.waivers().len(), 3);
+    assert_eq!(db.waivers()[2]["username"], "packager");
 }
 
 #[test]

@@ -21,7 +21,7 @@ pub enum Command {
     /// Decide offline, as Greenwave does, from a gating.yaml, results and waivers; print the
     /// decision JSON
     #[command(
-        after_help = "Exit codes: 0 the decision is satisfied; 1 it is not; 2 bad usage, unreadable input, or no\npolicy applies (Greenwave's 404) (one line on stderr, nothing on stdout)."
+        after_help = "Exit codes: 0 the decision is satisfied; 1 it is not; 2 bad usage, unreadable input, or no\npolicy applies (Greenwave's 404) (one line on stderr, nothing on stdout); 3 --waiverdb-url could not\nbe read."
     )]
     Decide(DecideArgs),
     /// Check a gating.yaml alone, as Greenwave's validate-gating-yaml does; print

@@ -433,6 +433,32 @@ pub fn shown(ws: &Workspace, p: &Path) -> String {
     ws.relative(p)
 }
 
+/// With `--waiverdb-url`: the waivers spooled for it delivered (what a report does first,
+/// with or without `--gating`); `warn` hears what could not be.
+pub fn flush(
+    ws: &Workspace,
+    store: &Store,
+    args: &WaiverDbArgs,
+    warn: &mut dyn FnMut(String),
+) -> Result<()> {
+    let Some(client) = args.client()? else {
+        return Ok(());
+    };
+    let d = deliver(ws, store, &client)?;
+    if let Some(why) = &d.unreachable {
+        warn(format!(
+            "WaiverDB not reached ({why}): {} waivers spooled for the next report",
+            d.spooled
+        ));
+    }
+    for (wid, why) in &d.rejected {
+        warn(format!(
+            "WaiverDB refused waiver {wid} ({why}): kept in the spool's rejected/"
+        ));
+    }
+    Ok(())
+}
+
 /// The waivers a decision in the workspace reads: the workspace's own, and with
 /// `--waiverdb-url` the server's for the subject (after the spool is delivered), the
 /// workspace's that reached the server counting as the server's copy. `warn` hears what could
@@ -449,18 +475,7 @@ pub fn for_decision(
     let Some(client) = args.client()? else {
         return Ok(local);
     };
-    let d = deliver(ws, store, &client)?;
-    if let Some(why) = &d.unreachable {
-        warn(format!(
-            "WaiverDB not reached ({why}): {} waivers spooled for the next report",
-            d.spooled
-        ));
-    }
-    for (wid, why) in &d.rejected {
-        warn(format!(
-            "WaiverDB refused waiver {wid} ({why}): kept in the spool's rejected/"
-        ));
-    }
+    flush(ws, store, args, warn)?;
     let mut out = Vec::new();
     for w in local {
         let delivered_there = match w["fci_waiver_id"].as_str() {

@@ -359,6 +359,13 @@ impl Stage for Report {
             .insert("results_store".into(), json!(cx.ws.relative(&db_path)));
         let maintainer = self.announce(cx, &store, rec);
         self.deliver(cx, &store, &results, rec)?;
+        if self.args.gating.is_none() {
+            // Waivers spooled for WaiverDB go out with every report (with --gating, just
+            // before the decision reads WaiverDB's).
+            crate::gating::waiverdb::flush(cx.ws, &store, &self.args.waiverdb, &mut |w| {
+                rec.warn(&w)
+            })?;
+        }
         let (Some(gating), Some(text)) = (self.args.gating.clone(), work.gating_text.take()) else {
             self.write_outputs(cx, None, rec);
             return Ok(Vec::new());
