@@ -424,6 +424,15 @@ fn greenwaves_decision_message_is_one_per_context_with_its_previous_at_the_broke
     let r = report();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(decision_messages(&w).len(), 3);
+    // Revoked: it flips back, and says so.
+    let r = waive(&w, PLAN, &["--revoke"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(report().code, 1);
+    let got = decision_messages(&w);
+    assert_eq!(got.len(), 4, "{got:#?}");
+    assert_eq!(got[3]["policies_satisfied"], false);
+    assert_eq!(got[3]["previous"]["policies_satisfied"], true);
+    assert_eq!(got[3]["summary"], stable["summary"]);
 }
 
 #[test]

@@ -33,7 +33,18 @@ const FIELDS: [&str; 5] = [
 pub struct Update {
     pub message: Message,
     state: PathBuf,
-    decision: Value,
+    kept: Value,
+}
+
+impl Update {
+    /// The message, to publish.
+    pub fn message(&self) -> Message {
+        Message {
+            id: self.message.id.clone(),
+            topic: self.message.topic.clone(),
+            body: self.message.body.clone(),
+        }
+    }
 }
 
 /// What one context's decision is made of.
@@ -78,13 +89,16 @@ pub fn updates(ws: &Workspace, i: &Inputs) -> Result<Vec<Update>> {
         let d = Value::Object(d);
         let key = json!([ty, req.subject_identifier, req.product_version, ctx]);
         let state = state_file(ws, &key);
-        let previous = match std::fs::read_to_string(&state) {
+        // `{"decision": …, "seq": N}`: the last published decision and how many there were.
+        let kept = match std::fs::read_to_string(&state) {
             Ok(t) => serde_json::from_str::<Value>(&t).unwrap_or(Value::Null),
             Err(_) => Value::Null,
         };
+        let previous = kept["decision"].clone();
         if previous == d {
             continue;
         }
+        let seq = kept["seq"].as_u64().unwrap_or(0) + 1;
         let mut body = d.clone();
         body["subject_type"] = json!(ty);
         body["subject_identifier"] = json!(req.subject_identifier);
@@ -93,7 +107,10 @@ pub fn updates(ws: &Workspace, i: &Inputs) -> Result<Vec<Update>> {
         body["subject"] = json!([super::subject::to_dict(&ty, &req.subject_identifier)]);
         body["previous"] = previous;
         body["notification"] = json!({"recipients": i.recipients});
-        let id = crate::digest::sha256_bytes(format!("decision\n{key}\n{body}").as_bytes())[..32]
+        // The sequence number in the id: a decision that flips back and forth sends the same
+        // body again, a new event that must not be taken for a repeat of the old one.
+        let id = crate::digest::sha256_bytes(format!("decision\n{key}\n{seq}\n{body}").as_bytes())
+            [..32]
             .to_string();
         out.push(Update {
             message: Message {
@@ -102,7 +119,7 @@ pub fn updates(ws: &Workspace, i: &Inputs) -> Result<Vec<Update>> {
                 body,
             },
             state,
-            decision: d,
+            kept: json!({"decision": d, "seq": seq}),
         });
     }
     Ok(out)
@@ -114,7 +131,7 @@ pub fn remember(updates: &[Update]) -> Result<()> {
         if let Some(dir) = u.state.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        crate::files::write_atomic(&u.state, u.decision.to_string().as_bytes())?;
+        crate::files::write_atomic(&u.state, u.kept.to_string().as_bytes())?;
     }
     Ok(())
 }

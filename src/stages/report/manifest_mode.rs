@@ -220,15 +220,7 @@ impl Report {
             Ok(u) => u,
             Err(e) => return rec.warn(&format!("decision messages: {e:#}")),
         };
-        let owned: Vec<crate::bus::messages::Message> = updates
-            .iter()
-            .map(|u| &u.message)
-            .map(|m| crate::bus::messages::Message {
-                id: m.id.clone(),
-                topic: m.topic.clone(),
-                body: m.body.clone(),
-            })
-            .collect();
+        let owned: Vec<_> = updates.iter().map(|u| u.message()).collect();
         if let Err(e) = crate::bus::journal::publish(cx.ws, &owned) {
             return rec.warn(&format!("message journal: {e:#}"));
         }
