@@ -15,7 +15,7 @@ use crate::resultsdb::store::Store;
 use crate::workspace::Workspace;
 use anyhow::Result;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// `--waiverdb-url` and its token, shared by `fci gating waive|decide` and `fci report`.
@@ -426,11 +426,6 @@ pub fn waivers_for(
 /// The spool's directory, for messages.
 pub fn spool_path(ws: &Workspace, client: &Client) -> PathBuf {
     spool_dir(ws, &client.target())
-}
-
-/// `p` relative to the workspace, for messages.
-pub fn shown(ws: &Workspace, p: &Path) -> String {
-    ws.relative(p)
 }
 
 /// With `--waiverdb-url`: the waivers spooled for it delivered (what a report does first,
