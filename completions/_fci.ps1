@@ -211,18 +211,20 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('decide', 'decide', [CompletionResultType]::ParameterValue, 'Decide offline, as Greenwave does, from a gating.yaml, results and waivers; print the decision JSON')
             [CompletionResult]::new('validate', 'validate', [CompletionResultType]::ParameterValue, 'Check a gating.yaml alone, as Greenwave''s validate-gating-yaml does; print {"message": ...}')
-            [CompletionResult]::new('waive', 'waive', [CompletionResultType]::ParameterValue, 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there; print the waiver')
+            [CompletionResult]::new('waive', 'waive', [CompletionResultType]::ParameterValue, 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there, and with --waiverdb-url in WaiverDB; print the waiver')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'fci;gating;decide' {
             [CompletionResult]::new('--gating', '--gating', [CompletionResultType]::ParameterName, 'The package''s gating.yaml (Greenwave''s remote policy format)')
-            [CompletionResult]::new('--results', '--results', [CompletionResultType]::ParameterName, 'ResultsDB results: a JSON list, oldest first, of POST bodies or `GET /results` items (or a whole `GET /results` answer)')
-            [CompletionResult]::new('--waivers', '--waivers', [CompletionResultType]::ParameterName, 'WaiverDB waivers as a JSON list, oldest first')
+            [CompletionResult]::new('--results', '--results', [CompletionResultType]::ParameterName, 'ResultsDB results: a JSON list of POST bodies or `GET /results` items, or a whole `GET /results` answer (any order: they are taken by submit time and id)')
+            [CompletionResult]::new('--waivers', '--waivers', [CompletionResultType]::ParameterName, 'WaiverDB waivers as a JSON list (any order: they are taken by timestamp and id), or a whole `GET /waivers/` answer')
             [CompletionResult]::new('--decision-context', '--decision-context', [CompletionResultType]::ParameterName, 'The gating point(s) to decide for (repeatable), e.g. bodhi_update_push_stable')
             [CompletionResult]::new('--product-version', '--product-version', [CompletionResultType]::ParameterName, 'The product version, e.g. fedora-41')
             [CompletionResult]::new('--subject-type', '--subject-type', [CompletionResultType]::ParameterName, 'The subject''s type')
             [CompletionResult]::new('--subject-identifier', '--subject-identifier', [CompletionResultType]::ParameterName, 'The subject, e.g. an NVR for koji_build')
+            [CompletionResult]::new('--waiverdb-url', '--waiverdb-url', [CompletionResultType]::ParameterName, 'WaiverDB (its root or /api/v1.0): waivers are posted there (spooled when it cannot be reached) and decisions read the subject''s waivers from it')
+            [CompletionResult]::new('--waiverdb-token-file', '--waiverdb-token-file', [CompletionResultType]::ParameterName, 'A file holding the WaiverDB token (`user:password` for HTTP Basic); or set FCI_WAIVERDB_TOKEN. Never printed or recorded')
             [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace directory holding artifacts, logs, the cache and locks')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No progress or summaries on stderr (errors are still printed)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No progress or summaries on stderr (errors are still printed)')
@@ -242,12 +244,17 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
         'fci;gating;waive' {
             [CompletionResult]::new('--comment', '--comment', [CompletionResultType]::ParameterName, 'Why (WaiverDB requires it)')
             [CompletionResult]::new('--scenario', '--scenario', [CompletionResultType]::ParameterName, 'Only this scenario')
-            [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'Who waives (default $USER)')
+            [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'Who waives (default $USER; sent to WaiverDB as `username`, a proxy request, only when given)')
+            [CompletionResult]::new('--gating', '--gating', [CompletionResultType]::ParameterName, 'The package''s gating.yaml: the test cases it requires are known test cases too')
+            [CompletionResult]::new('--resultsdb-url', '--resultsdb-url', [CompletionResultType]::ParameterName, 'A ResultsDB (its root or /api/v2.0) whose results for the subject are known test cases too')
             [CompletionResult]::new('--product-version', '--product-version', [CompletionResultType]::ParameterName, 'The product version, e.g. fedora-41')
             [CompletionResult]::new('--subject-type', '--subject-type', [CompletionResultType]::ParameterName, 'The subject''s type')
             [CompletionResult]::new('--subject-identifier', '--subject-identifier', [CompletionResultType]::ParameterName, 'The subject, e.g. an NVR for koji_build')
+            [CompletionResult]::new('--waiverdb-url', '--waiverdb-url', [CompletionResultType]::ParameterName, 'WaiverDB (its root or /api/v1.0): waivers are posted there (spooled when it cannot be reached) and decisions read the subject''s waivers from it')
+            [CompletionResult]::new('--waiverdb-token-file', '--waiverdb-token-file', [CompletionResultType]::ParameterName, 'A file holding the WaiverDB token (`user:password` for HTTP Basic); or set FCI_WAIVERDB_TOKEN. Never printed or recorded')
             [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace directory holding artifacts, logs, the cache and locks')
             [CompletionResult]::new('--revoke', '--revoke', [CompletionResultType]::ParameterName, 'Record `waived: false`, revoking earlier waivers')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Store the waiver even for a test case no policy requires and no result has')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No progress or summaries on stderr (errors are still printed)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No progress or summaries on stderr (errors are still printed)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -257,7 +264,7 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
         'fci;gating;help' {
             [CompletionResult]::new('decide', 'decide', [CompletionResultType]::ParameterValue, 'Decide offline, as Greenwave does, from a gating.yaml, results and waivers; print the decision JSON')
             [CompletionResult]::new('validate', 'validate', [CompletionResultType]::ParameterValue, 'Check a gating.yaml alone, as Greenwave''s validate-gating-yaml does; print {"message": ...}')
-            [CompletionResult]::new('waive', 'waive', [CompletionResultType]::ParameterValue, 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there; print the waiver')
+            [CompletionResult]::new('waive', 'waive', [CompletionResultType]::ParameterValue, 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there, and with --waiverdb-url in WaiverDB; print the waiver')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -346,6 +353,8 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('--html', '--html', [CompletionResultType]::ParameterName, 'Also write the run, with the gating decision, as one self-contained HTML page')
             [CompletionResult]::new('--junit', '--junit', [CompletionResultType]::ParameterName, 'Also write the run''s results as a JUnit report (for Jenkins'' junit step): a test suite per stage, a test case per result')
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'The test case namespace, e.g. fedora-ci.koji-build to satisfy Fedora''s gating.yaml')
+            [CompletionResult]::new('--waiverdb-url', '--waiverdb-url', [CompletionResultType]::ParameterName, 'WaiverDB (its root or /api/v1.0): waivers are posted there (spooled when it cannot be reached) and decisions read the subject''s waivers from it')
+            [CompletionResult]::new('--waiverdb-token-file', '--waiverdb-token-file', [CompletionResultType]::ParameterName, 'A file holding the WaiverDB token (`user:password` for HTTP Basic); or set FCI_WAIVERDB_TOKEN. Never printed or recorded')
             [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'Input manifest (''-'' for stdin)')
             [CompletionResult]::new('--manifest', '--manifest', [CompletionResultType]::ParameterName, 'Input manifest (''-'' for stdin)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output manifest (''-'' for stdout), written atomically')
@@ -401,7 +410,7 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
         'fci;help;gating' {
             [CompletionResult]::new('decide', 'decide', [CompletionResultType]::ParameterValue, 'Decide offline, as Greenwave does, from a gating.yaml, results and waivers; print the decision JSON')
             [CompletionResult]::new('validate', 'validate', [CompletionResultType]::ParameterValue, 'Check a gating.yaml alone, as Greenwave''s validate-gating-yaml does; print {"message": ...}')
-            [CompletionResult]::new('waive', 'waive', [CompletionResultType]::ParameterValue, 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there; print the waiver')
+            [CompletionResult]::new('waive', 'waive', [CompletionResultType]::ParameterValue, 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there, and with --waiverdb-url in WaiverDB; print the waiver')
             break
         }
         'fci;help;gating;decide' {

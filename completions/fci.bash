@@ -515,7 +515,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__gating__subcmd__decide)
-            opts="-q -h --gating --results --waivers --decision-context --product-version --subject-type --subject-identifier --workspace --quiet --help"
+            opts="-q -h --gating --results --waivers --decision-context --product-version --subject-type --subject-identifier --waiverdb-url --waiverdb-token-file --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -546,6 +546,14 @@ _fci() {
                     return 0
                     ;;
                 --subject-identifier)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --waiverdb-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --waiverdb-token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -653,7 +661,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__gating__subcmd__waive)
-            opts="-q -h --comment --scenario --revoke --username --product-version --subject-type --subject-identifier --workspace --quiet --help"
+            opts="-q -h --comment --scenario --revoke --username --gating --force --resultsdb-url --product-version --subject-type --subject-identifier --waiverdb-url --waiverdb-token-file --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -671,6 +679,14 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --gating)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --resultsdb-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --product-version)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -680,6 +696,14 @@ _fci() {
                     return 0
                     ;;
                 --subject-identifier)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --waiverdb-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --waiverdb-token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1075,7 +1099,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__report)
-            opts="-m -o -q -h --gating --waivers --decision-context --product-version --subject-type --subject-identifier --promote --resultsdb-url --amqp-url --resultsdb-jobs --resultsdb-token-file --summary --html --junit --namespace --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-m -o -q -h --gating --waivers --decision-context --product-version --subject-type --subject-identifier --promote --resultsdb-url --amqp-url --resultsdb-jobs --resultsdb-token-file --summary --html --junit --namespace --waiverdb-url --waiverdb-token-file --manifest --output --no-cache --force --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1130,6 +1154,14 @@ _fci() {
                     return 0
                     ;;
                 --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --waiverdb-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --waiverdb-token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

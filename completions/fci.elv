@@ -200,17 +200,19 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --help 'Print help'
             cand decide 'Decide offline, as Greenwave does, from a gating.yaml, results and waivers; print the decision JSON'
             cand validate 'Check a gating.yaml alone, as Greenwave''s validate-gating-yaml does; print {"message": ...}'
-            cand waive 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there; print the waiver'
+            cand waive 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there, and with --waiverdb-url in WaiverDB; print the waiver'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'fci;gating;decide'= {
             cand --gating 'The package''s gating.yaml (Greenwave''s remote policy format)'
-            cand --results 'ResultsDB results: a JSON list, oldest first, of POST bodies or `GET /results` items (or a whole `GET /results` answer)'
-            cand --waivers 'WaiverDB waivers as a JSON list, oldest first'
+            cand --results 'ResultsDB results: a JSON list of POST bodies or `GET /results` items, or a whole `GET /results` answer (any order: they are taken by submit time and id)'
+            cand --waivers 'WaiverDB waivers as a JSON list (any order: they are taken by timestamp and id), or a whole `GET /waivers/` answer'
             cand --decision-context 'The gating point(s) to decide for (repeatable), e.g. bodhi_update_push_stable'
             cand --product-version 'The product version, e.g. fedora-41'
             cand --subject-type 'The subject''s type'
             cand --subject-identifier 'The subject, e.g. an NVR for koji_build'
+            cand --waiverdb-url 'WaiverDB (its root or /api/v1.0): waivers are posted there (spooled when it cannot be reached) and decisions read the subject''s waivers from it'
+            cand --waiverdb-token-file 'A file holding the WaiverDB token (`user:password` for HTTP Basic); or set FCI_WAIVERDB_TOKEN. Never printed or recorded'
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
@@ -228,12 +230,17 @@ set edit:completion:arg-completer[fci] = {|@words|
         &'fci;gating;waive'= {
             cand --comment 'Why (WaiverDB requires it)'
             cand --scenario 'Only this scenario'
-            cand --username 'Who waives (default $USER)'
+            cand --username 'Who waives (default $USER; sent to WaiverDB as `username`, a proxy request, only when given)'
+            cand --gating 'The package''s gating.yaml: the test cases it requires are known test cases too'
+            cand --resultsdb-url 'A ResultsDB (its root or /api/v2.0) whose results for the subject are known test cases too'
             cand --product-version 'The product version, e.g. fedora-41'
             cand --subject-type 'The subject''s type'
             cand --subject-identifier 'The subject, e.g. an NVR for koji_build'
+            cand --waiverdb-url 'WaiverDB (its root or /api/v1.0): waivers are posted there (spooled when it cannot be reached) and decisions read the subject''s waivers from it'
+            cand --waiverdb-token-file 'A file holding the WaiverDB token (`user:password` for HTTP Basic); or set FCI_WAIVERDB_TOKEN. Never printed or recorded'
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand --revoke 'Record `waived: false`, revoking earlier waivers'
+            cand --force 'Store the waiver even for a test case no policy requires and no result has'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
             cand -h 'Print help'
@@ -242,7 +249,7 @@ set edit:completion:arg-completer[fci] = {|@words|
         &'fci;gating;help'= {
             cand decide 'Decide offline, as Greenwave does, from a gating.yaml, results and waivers; print the decision JSON'
             cand validate 'Check a gating.yaml alone, as Greenwave''s validate-gating-yaml does; print {"message": ...}'
-            cand waive 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there; print the waiver'
+            cand waive 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there, and with --waiverdb-url in WaiverDB; print the waiver'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'fci;gating;help;decide'= {
@@ -319,6 +326,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --html 'Also write the run, with the gating decision, as one self-contained HTML page'
             cand --junit 'Also write the run''s results as a JUnit report (for Jenkins'' junit step): a test suite per stage, a test case per result'
             cand --namespace 'The test case namespace, e.g. fedora-ci.koji-build to satisfy Fedora''s gating.yaml'
+            cand --waiverdb-url 'WaiverDB (its root or /api/v1.0): waivers are posted there (spooled when it cannot be reached) and decisions read the subject''s waivers from it'
+            cand --waiverdb-token-file 'A file holding the WaiverDB token (`user:password` for HTTP Basic); or set FCI_WAIVERDB_TOKEN. Never printed or recorded'
             cand -m 'Input manifest (''-'' for stdin)'
             cand --manifest 'Input manifest (''-'' for stdin)'
             cand -o 'Output manifest (''-'' for stdout), written atomically'
@@ -365,7 +374,7 @@ set edit:completion:arg-completer[fci] = {|@words|
         &'fci;help;gating'= {
             cand decide 'Decide offline, as Greenwave does, from a gating.yaml, results and waivers; print the decision JSON'
             cand validate 'Check a gating.yaml alone, as Greenwave''s validate-gating-yaml does; print {"message": ...}'
-            cand waive 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there; print the waiver'
+            cand waive 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there, and with --waiverdb-url in WaiverDB; print the waiver'
         }
         &'fci;help;gating;decide'= {
         }

@@ -169,15 +169,17 @@ complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subc
 complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -f -a "decide" -d 'Decide offline, as Greenwave does, from a gating.yaml, results and waivers; print the decision JSON'
 complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -f -a "validate" -d 'Check a gating.yaml alone, as Greenwave\'s validate-gating-yaml does; print {"message": ...}'
-complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -f -a "waive" -d 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there; print the waiver'
+complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -f -a "waive" -d 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there, and with --waiverdb-url in WaiverDB; print the waiver'
 complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l gating -d 'The package\'s gating.yaml (Greenwave\'s remote policy format)' -r -F
-complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l results -d 'ResultsDB results: a JSON list, oldest first, of POST bodies or `GET /results` items (or a whole `GET /results` answer)' -r -F
-complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l waivers -d 'WaiverDB waivers as a JSON list, oldest first' -r -F
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l results -d 'ResultsDB results: a JSON list of POST bodies or `GET /results` items, or a whole `GET /results` answer (any order: they are taken by submit time and id)' -r -F
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l waivers -d 'WaiverDB waivers as a JSON list (any order: they are taken by timestamp and id), or a whole `GET /waivers/` answer' -r -F
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l decision-context -d 'The gating point(s) to decide for (repeatable), e.g. bodhi_update_push_stable' -r
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l product-version -d 'The product version, e.g. fedora-41' -r
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l subject-type -d 'The subject\'s type' -r
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l subject-identifier -d 'The subject, e.g. an NVR for koji_build' -r
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l waiverdb-url -d 'WaiverDB (its root or /api/v1.0): waivers are posted there (spooled when it cannot be reached) and decisions read the subject\'s waivers from it' -r
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l waiverdb-token-file -d 'A file holding the WaiverDB token (`user:password` for HTTP Basic); or set FCI_WAIVERDB_TOKEN. Never printed or recorded' -r -F
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -s h -l help -d 'Print help'
@@ -187,17 +189,22 @@ complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcomma
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from validate" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l comment -d 'Why (WaiverDB requires it)' -r
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l scenario -d 'Only this scenario' -r
-complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l username -d 'Who waives (default $USER)' -r
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l username -d 'Who waives (default $USER; sent to WaiverDB as `username`, a proxy request, only when given)' -r
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l gating -d 'The package\'s gating.yaml: the test cases it requires are known test cases too' -r -F
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l resultsdb-url -d 'A ResultsDB (its root or /api/v2.0) whose results for the subject are known test cases too' -r
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l product-version -d 'The product version, e.g. fedora-41' -r
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l subject-type -d 'The subject\'s type' -r
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l subject-identifier -d 'The subject, e.g. an NVR for koji_build' -r
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l waiverdb-url -d 'WaiverDB (its root or /api/v1.0): waivers are posted there (spooled when it cannot be reached) and decisions read the subject\'s waivers from it' -r
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l waiverdb-token-file -d 'A file holding the WaiverDB token (`user:password` for HTTP Basic); or set FCI_WAIVERDB_TOKEN. Never printed or recorded' -r -F
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l revoke -d 'Record `waived: false`, revoking earlier waivers'
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l force -d 'Store the waiver even for a test case no policy requires and no result has'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from help" -f -a "decide" -d 'Decide offline, as Greenwave does, from a gating.yaml, results and waivers; print the decision JSON'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from help" -f -a "validate" -d 'Check a gating.yaml alone, as Greenwave\'s validate-gating-yaml does; print {"message": ...}'
-complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from help" -f -a "waive" -d 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there; print the waiver'
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from help" -f -a "waive" -d 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there, and with --waiverdb-url in WaiverDB; print the waiver'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c fci -n "__fish_fci_using_subcommand base; and not __fish_seen_subcommand_from init help" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand base; and not __fish_seen_subcommand_from init help" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
@@ -240,6 +247,8 @@ complete -c fci -n "__fish_fci_using_subcommand report" -l resultsdb-token-file 
 complete -c fci -n "__fish_fci_using_subcommand report" -l html -d 'Also write the run, with the gating decision, as one self-contained HTML page' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -l junit -d 'Also write the run\'s results as a JUnit report (for Jenkins\' junit step): a test suite per stage, a test case per result' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -l namespace -d 'The test case namespace, e.g. fedora-ci.koji-build to satisfy Fedora\'s gating.yaml' -r
+complete -c fci -n "__fish_fci_using_subcommand report" -l waiverdb-url -d 'WaiverDB (its root or /api/v1.0): waivers are posted there (spooled when it cannot be reached) and decisions read the subject\'s waivers from it' -r
+complete -c fci -n "__fish_fci_using_subcommand report" -l waiverdb-token-file -d 'A file holding the WaiverDB token (`user:password` for HTTP Basic); or set FCI_WAIVERDB_TOKEN. Never printed or recorded' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
@@ -264,5 +273,5 @@ complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcom
 complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test integrate conform image smoke gating base completions compose report help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c fci -n "__fish_fci_using_subcommand help; and __fish_seen_subcommand_from gating" -f -a "decide" -d 'Decide offline, as Greenwave does, from a gating.yaml, results and waivers; print the decision JSON'
 complete -c fci -n "__fish_fci_using_subcommand help; and __fish_seen_subcommand_from gating" -f -a "validate" -d 'Check a gating.yaml alone, as Greenwave\'s validate-gating-yaml does; print {"message": ...}'
-complete -c fci -n "__fish_fci_using_subcommand help; and __fish_seen_subcommand_from gating" -f -a "waive" -d 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there; print the waiver'
+complete -c fci -n "__fish_fci_using_subcommand help; and __fish_seen_subcommand_from gating" -f -a "waive" -d 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there, and with --waiverdb-url in WaiverDB; print the waiver'
 complete -c fci -n "__fish_fci_using_subcommand help; and __fish_seen_subcommand_from base" -f -a "init" -d 'Commit a tree (a directory, or a tarball) as a branch\'s first known-good base; print its checksum'

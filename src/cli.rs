@@ -148,7 +148,8 @@ pub enum Command {
     /// Boot the image in qemu and check that the composed commit runs
     Smoke(crate::stages::smoke::Args),
     /// Record the run's results and decide its gating (with --gating; --promote acts on it)
-    Report(crate::stages::report::Args),
+    // Boxed: its flags (ResultsDB, WaiverDB, AMQP, outputs) make it the largest by far.
+    Report(Box<crate::stages::report::Args>),
     /// Gating without a run: decide from files, check a gating.yaml, waive a test case
     Gating(crate::gating::cli::Args),
     /// The known-good OSTree base composes build on: make a branch's first one

@@ -79,7 +79,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Smoke(a) => fci::stages::smoke::exec(a, &cli.workspace),
         Command::Report(a) => match a.moved()? {
             Some(gating) => fci::gating::cli::exec(gating, &cli.workspace),
-            None => fci::stages::report::exec(a, &cli.workspace),
+            None => fci::stages::report::exec(*a, &cli.workspace),
         },
         Command::Gating(a) => fci::gating::cli::exec(a, &cli.workspace),
         Command::Base(a) => fci::stages::compose::base::exec(a, &cli.workspace),

@@ -112,6 +112,33 @@ fn a_secret_in_a_url_query_is_a_credential_never_sent_in_clear_nor_shown() {
         ),
         (
             vec![
+                "report",
+                "-m",
+                &m,
+                "--waiverdb-url",
+                "http://192.0.2.2:8766/?access_token=S3CRET",
+            ],
+            "--waiverdb-url http://192.0.2.2:8766/?access_token=*** is plain http://",
+        ),
+        (
+            vec![
+                "gating",
+                "waive",
+                "fedora-ci.koji-build.tier0.functional",
+                "--force",
+                "--comment",
+                "x",
+                "--subject-identifier",
+                "hello-1.0-1.fc41",
+                "--product-version",
+                "fedora-41",
+                "--waiverdb-url",
+                "http://192.0.2.2:8766/?access_token=S3CRET",
+            ],
+            "is plain http://",
+        ),
+        (
+            vec![
                 "build",
                 src.to_str().unwrap(),
                 "--branch",

@@ -819,7 +819,7 @@ fn waivers_added_in_the_workspace_decide_later_reports() {
             assert_eq!(r.code, 0, "{}", r.stderr);
             let waiver: Value = serde_json::from_str(&r.stdout).unwrap();
             assert_eq!(waiver["testcase"], f.as_str(), "{waiver:#}");
-            assert_eq!(waiver["waived"], extra.is_empty(), "{waiver:#}");
+            assert_eq!(waiver["waived"], !extra.contains(&"--revoke"), "{waiver:#}");
             let warned: Vec<&str> = r
                 .stderr
                 .lines()
@@ -851,7 +851,11 @@ fn waivers_added_in_the_workspace_decide_later_reports() {
     ]);
     assert_eq!(typo.code, 2, "{}", typo.stderr);
     assert!(typo.stderr.contains("nothing to waive"), "{}", typo.stderr);
-    waive(&["gating", "waive"], &[]);
+    // One failing requirement has no result at all (a plan that never ran): only the
+    // gating.yaml that requires it makes it a test case to waive (issue 15: a test case
+    // nothing knows is refused, naming the nearest).
+    let g = w.path().join("gating.yaml");
+    waive(&["gating", "waive"], &["--gating", g.to_str().unwrap()]);
     let again = |name: &str| {
         let p = w.save(name, &m);
         let g = w.path().join("gating.yaml");

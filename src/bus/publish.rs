@@ -73,9 +73,11 @@ pub fn publish(
     ))?;
     for m in messages {
         // Named `<generated_at>-<id>.json`: sorted, they go out in event order.
+        // (A message without one, Greenwave's decision, goes after what was spooled before.)
+        let now = crate::now_rfc3339();
         let at: String = m.body["generated_at"]
             .as_str()
-            .unwrap_or_default()
+            .unwrap_or(&now)
             .chars()
             .filter(|c| c.is_ascii_alphanumeric())
             .collect();

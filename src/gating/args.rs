@@ -30,9 +30,27 @@ pub struct WaiveArgs {
     /// Record `waived: false`, revoking earlier waivers
     #[arg(long)]
     pub revoke: bool,
-    /// Who waives (default $USER)
+    /// Who waives (default $USER; sent to WaiverDB as `username`, a proxy request, only
+    /// when given)
     #[arg(long, value_name = "NAME")]
     pub username: Option<String>,
+    /// The package's gating.yaml: the test cases it requires are known test cases too
+    #[arg(long, value_name = "FILE")]
+    pub gating: Option<std::path::PathBuf>,
+    /// Store the waiver even for a test case no policy requires and no result has
+    #[arg(long)]
+    pub force: bool,
+    /// A ResultsDB (its root or /api/v2.0) whose results for the subject are known test cases
+    /// too
+    #[arg(
+        long,
+        env = "FCI_RESULTSDB_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub resultsdb_url: Option<String>,
     #[command(flatten)]
     pub subject: Subject,
+    #[command(flatten)]
+    pub waiverdb: super::waiverdb::WaiverDbArgs,
 }

@@ -21,7 +21,7 @@ pub enum Command {
     /// Decide offline, as Greenwave does, from a gating.yaml, results and waivers; print the
     /// decision JSON
     #[command(
-        after_help = "Exit codes: 0 the decision is satisfied; 1 it is not; 2 bad usage, unreadable input, or no\npolicy applies (Greenwave's 404) (one line on stderr, nothing on stdout)."
+        after_help = "Exit codes: 0 the decision is satisfied; 1 it is not; 2 bad usage, unreadable input, or no\npolicy applies (Greenwave's 404) (one line on stderr, nothing on stdout); 3 --waiverdb-url could not\nbe read."
     )]
     Decide(DecideArgs),
     /// Check a gating.yaml alone, as Greenwave's validate-gating-yaml does; print
@@ -31,9 +31,9 @@ pub enum Command {
     )]
     Validate(ValidateArgs),
     /// Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every
-    /// later decision there; print the waiver
+    /// later decision there, and with --waiverdb-url in WaiverDB; print the waiver
     #[command(
-        after_help = "Exit codes: 0 recorded; 2 bad usage, or no results for the subject in this workspace (a typo\nwould waive nothing); 3 the workspace could not be read or written."
+        after_help = "Exit codes: 0 recorded (with --waiverdb-url: delivered, or spooled when WaiverDB cannot be reached,\nand delivered by the next waive or report); 2 bad usage, or a test case no policy of --gating requires\nand no result of the subject has (a typo would waive nothing: the nearest known one is named;\n--force stores it anyway); 3 WaiverDB refused the waiver, or the workspace could not be read or written."
     )]
     Waive(WaiveArgs),
 }
@@ -44,11 +44,12 @@ pub struct DecideArgs {
     /// The package's gating.yaml (Greenwave's remote policy format)
     #[arg(long, value_name = "FILE")]
     pub gating: PathBuf,
-    /// ResultsDB results: a JSON list, oldest first, of POST bodies or `GET /results` items
-    /// (or a whole `GET /results` answer)
+    /// ResultsDB results: a JSON list of POST bodies or `GET /results` items, or a whole
+    /// `GET /results` answer (any order: they are taken by submit time and id)
     #[arg(long, value_name = "FILE")]
     pub results: PathBuf,
-    /// WaiverDB waivers as a JSON list, oldest first
+    /// WaiverDB waivers as a JSON list (any order: they are taken by timestamp and id), or a
+    /// whole `GET /waivers/` answer
     #[arg(long, value_name = "FILE")]
     pub waivers: Option<PathBuf>,
     /// The gating point(s) to decide for (repeatable), e.g. bodhi_update_push_stable
@@ -56,6 +57,8 @@ pub struct DecideArgs {
     pub decision_contexts: Vec<String>,
     #[command(flatten)]
     pub subject: Subject,
+    #[command(flatten)]
+    pub waiverdb: super::waiverdb::WaiverDbArgs,
 }
 
 /// `fci gating validate`'s flags.
@@ -79,10 +82,24 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
 fn decide(args: &DecideArgs) -> Result<i32> {
     let policies = policy::parse(&input::read(&args.gating)?);
     let results = input::items(&args.results, decision::TestResult::from_json)?;
-    let waivers = match &args.waivers {
+    let mut waivers = match &args.waivers {
         Some(p) => input::items(p, decision::Waiver::from_json)?,
         None => Vec::new(),
     };
+    // With --waiverdb-url, the subject's waivers there too (unreadable: exit 3).
+    if let Some(client) = args.waiverdb.client()? {
+        let s = &args.subject;
+        for w in super::waiverdb::waivers_for(
+            &client,
+            super::subject::canonical(&s.subject_type),
+            &s.subject_identifier,
+            &s.product_version,
+        )? {
+            waivers.push(decision::Waiver::from_json(&w).map_err(|e| {
+                crate::error::FciError::Infra(format!("WaiverDB {}: {e}", client.target()))
+            })?);
+        }
+    }
     let req = decision::Request {
         decision_contexts: args.decision_contexts.clone(),
         product_version: args.subject.product_version.clone(),

@@ -4,13 +4,28 @@
 //! waiting), ERROR errs, anything else fails; identical rules are checked once; waivers turn
 //! unsatisfied requirements into `...-waived` ones; its summary wording.
 //!
-//! Deliberate differences, each a quirk of the real service: a waiver applies to its own
-//! product version only (WaiverDB keeps the newest per test case regardless of it), and
+//! Age is the results' and waivers' own, never their order in a list: ResultsDB's `GET
+//! /results` and WaiverDB's `GET /waivers/` answer newest first, a file may hold either
+//! order, so both are sorted by submit time (a waiver's timestamp), then id, before anything
+//! is decided (`by_age`). Reversing a results or waivers list never changes a decision
+//! (`gating::tests`, every decision there is also made on the reversed lists).
+//!
+//! Subject types are Greenwave's, aliases included (`subject.rs`): a `brew-build` result
+//! counts for a `koji_build` subject.
+//!
+//! Deliberate differences, each a quirk of the real service the reference lists: a waiver
+//! is made obsolete only by a newer one for the same subject, test case, scenario, user AND
+//! product version (WaiverDB's list keeps the newest per subject/test case/scenario
+//! regardless of product version, so a newer fedora-40 waiver hides a fedora-41 one: fci
+//! asks WaiverDB for the obsolete ones too and decides itself); a result found by both
+//! `item` and `original_spec_nvr` counts once (Greenwave counts it twice); and
 //! `applicable_policies` names the gating.yaml's policies (`id`, or `gating.yaml#N` for an
 //! untitled N-th document), since offline there is no server policy around them.
 
 use super::policy::{Policy, Rule};
+use super::subject;
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 
 pub struct Request {
     pub decision_contexts: Vec<String>,
@@ -28,8 +43,75 @@ pub struct TestResult {
     pub scenario: Option<String>,
     pub system_architecture: Option<String>,
     pub system_variant: Option<String>,
-    items: Vec<String>,
-    types: Vec<String>,
+    /// When ResultsDB says it was submitted (`None`: the input did not say).
+    pub submit_time: Option<chrono::NaiveDateTime>,
+    /// Every data key's values, for matching the subject (`subject::matches`).
+    data: BTreeMap<String, Vec<String>>,
+}
+
+/// An id as ResultsDB and WaiverDB give it (a number, or a numeric string), for ordering:
+/// absent first, then numbers, then other strings.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum IdKey {
+    None,
+    Num(u64),
+    Text(String),
+}
+
+impl IdKey {
+    fn of(v: &Value) -> IdKey {
+        match v {
+            Value::Number(n) => n.as_u64().map_or(IdKey::Text(n.to_string()), IdKey::Num),
+            Value::String(s) => s
+                .trim()
+                .parse()
+                .map_or_else(|_| IdKey::Text(s.clone()), IdKey::Num),
+            _ => IdKey::None,
+        }
+    }
+}
+
+/// A ResultsDB `submit_time` (or a WaiverDB `timestamp`) as UTC: integer milliseconds since
+/// the epoch, a numeric string of them, `%Y-%m-%dT%H:%M:%S(.%f)` with or without `Z` or an
+/// offset (ResultsDB answers UTC without one), or a space for the `T`.
+pub fn parse_time(v: &Value) -> Option<chrono::NaiveDateTime> {
+    let ms = |n: i64| chrono::DateTime::from_timestamp_millis(n).map(|d| d.naive_utc());
+    match v {
+        Value::Number(n) => n.as_i64().and_then(ms),
+        Value::String(s) => {
+            let s = s.trim();
+            if let Ok(n) = s.parse::<i64>() {
+                return ms(n);
+            }
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|d| d.naive_utc())
+                .ok()
+                .or_else(|| {
+                    ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"]
+                        .iter()
+                        .find_map(|f| chrono::DateTime::parse_from_str(s, f).ok())
+                        .map(|d| d.naive_utc())
+                })
+                .or_else(|| {
+                    let bare = s.trim_end_matches('Z');
+                    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+                        .iter()
+                        .find_map(|f| chrono::NaiveDateTime::parse_from_str(bare, f).ok())
+                })
+        }
+        _ => None,
+    }
+}
+
+/// Oldest first by (time, id): the order a decision reads results and waivers in, whatever
+/// order the input had. Items that say neither keep their relative input order (stable).
+fn by_age<T: Clone>(
+    items: &[T],
+    key: impl Fn(&T) -> (Option<chrono::NaiveDateTime>, IdKey),
+) -> Vec<T> {
+    let mut v = items.to_vec();
+    v.sort_by_key(|x| key(x));
+    v
 }
 
 /// The values of a ResultsDB `data` key: a list (GET) or a scalar (POST).
@@ -67,6 +149,14 @@ impl TestResult {
         };
         let data = v.get("data").cloned().unwrap_or(Value::Null);
         let first = |k: &str| data_values(&data, k).into_iter().next();
+        let all = data
+            .as_object()
+            .map(|o| {
+                o.keys()
+                    .map(|k| (k.clone(), data_values(&data, k)))
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(TestResult {
             id: v.get("id").cloned().unwrap_or(Value::Null),
             outcome,
@@ -74,9 +164,20 @@ impl TestResult {
             scenario: first("scenario"),
             system_architecture: first("system_architecture"),
             system_variant: first("system_variant"),
-            items: data_values(&data, "item"),
-            types: data_values(&data, "type"),
+            submit_time: v.get("submit_time").and_then(parse_time),
+            data: all,
         })
+    }
+
+    /// Whether the result is about this subject, as Greenwave's queries for its type find it.
+    pub fn is_about(&self, subject_type: &str, identifier: &str) -> bool {
+        subject::matches(subject_type, identifier, &|k| {
+            self.data.get(k).cloned().unwrap_or_default()
+        })
+    }
+
+    fn age(&self) -> (Option<chrono::NaiveDateTime>, IdKey) {
+        (self.submit_time, IdKey::of(&self.id))
     }
 }
 
@@ -90,6 +191,10 @@ pub struct Waiver {
     pub scenario: Option<String>,
     pub product_version: String,
     pub waived: bool,
+    /// Who waived (WaiverDB's `username`); `None` when the input did not say.
+    pub username: Option<String>,
+    /// WaiverDB's `timestamp`.
+    pub timestamp: Option<chrono::NaiveDateTime>,
 }
 
 impl Waiver {
@@ -112,7 +217,13 @@ impl Waiver {
                 .map(String::from),
             product_version: s("product_version")?,
             waived: v.get("waived").and_then(Value::as_bool).unwrap_or(true),
+            username: v.get("username").and_then(Value::as_str).map(String::from),
+            timestamp: v.get("timestamp").and_then(parse_time),
         })
+    }
+
+    fn age(&self) -> (Option<chrono::NaiveDateTime>, IdKey) {
+        (self.timestamp, IdKey::of(&self.id))
     }
 }
 
@@ -237,11 +348,21 @@ pub fn decide(
     results: &[TestResult],
     waivers: &[Waiver],
 ) -> Value {
+    // Greenwave's request for an alias is about the type itself (`brew-build`: `koji_build`).
+    let canonical = Request {
+        decision_contexts: req.decision_contexts.clone(),
+        product_version: req.product_version.clone(),
+        subject_type: subject::canonical(&req.subject_type).to_string(),
+        subject_identifier: req.subject_identifier.clone(),
+    };
+    let req = &canonical;
+    let results = by_age(results, TestResult::age);
+    let waivers = by_age(waivers, Waiver::age);
     let subject = |m: &mut Map<String, Value>| {
         m.insert("subject_type".into(), json!(req.subject_type));
         m.insert("subject_identifier".into(), json!(req.subject_identifier));
     };
-    let item = json!({"type": req.subject_type, "item": req.subject_identifier});
+    let item = subject::to_dict(&req.subject_type, &req.subject_identifier);
     let mut answers: Vec<Answer> = Vec::new();
     let mut applicable = Vec::new();
     match policies {
@@ -263,13 +384,13 @@ pub fn decide(
             policies,
             source,
             req,
-            results,
+            &results,
             &item,
             &mut answers,
             &mut applicable,
         ),
     }
-    waive(&mut answers, waivers, req);
+    waive(&mut answers, &waivers, req);
     let summary = summarize(&answers);
     let satisfied = answers.iter().all(|a| a.satisfied);
     let waiting: Vec<Value> = answers
@@ -303,9 +424,7 @@ fn apply_policies(
 ) {
     let mine: Vec<&TestResult> = results
         .iter()
-        .filter(|r| {
-            r.items.contains(&req.subject_identifier) && r.types.contains(&req.subject_type)
-        })
+        .filter(|r| r.is_about(&req.subject_type, &req.subject_identifier))
         .collect();
     let now = chrono::Utc::now();
     let mut checked: Vec<(String, Option<String>)> = Vec::new();
@@ -319,7 +438,7 @@ fn apply_policies(
                 .any(|pv| fnmatch(pv, &req.product_version))
             && p.subject_types
                 .iter()
-                .any(|t| t == &req.subject_type || t == "*");
+                .any(|t| subject::policy_names(t, &req.subject_type));
         if !applies {
             continue;
         }
@@ -441,16 +560,21 @@ fn check_rule(
         .collect()
 }
 
-/// Applies the newest waiver per test case, scenario and product version to the unsatisfied
-/// answers; `waived: false` revokes. A waived gating.yaml problem disappears.
+/// Applies the waivers (oldest first) to the unsatisfied answers, as WaiverDB and Greenwave
+/// do: a newer waiver for the same subject, test case, scenario, user and product version
+/// makes the older ones obsolete, so `waived: false` revokes. A waived gating.yaml problem
+/// disappears. (WaiverDB's own list drops obsolete waivers regardless of product version, a
+/// quirk fci does not copy: a fedora-40 waiver never hides a fedora-41 one here.)
 fn waive(answers: &mut Vec<Answer>, waivers: &[Waiver], req: &Request) {
     let mut effective: Vec<&Waiver> = Vec::new();
     for w in waivers.iter().filter(|w| {
-        w.subject_type == req.subject_type
+        subject::canonical(&w.subject_type) == req.subject_type
             && w.subject_identifier == req.subject_identifier
             && w.product_version == req.product_version
     }) {
-        effective.retain(|e| !(e.testcase == w.testcase && e.scenario == w.scenario));
+        effective.retain(|e| {
+            !(e.testcase == w.testcase && e.scenario == w.scenario && e.username == w.username)
+        });
         effective.push(w);
     }
     effective.retain(|w| w.waived);

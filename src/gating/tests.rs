@@ -42,14 +42,38 @@ const TIER0: &str = "--- !Policy\n\
     subject_type: koji_build\n\
     rules:\n  - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build.tier0.functional}\n";
 
+/// The decision, made also on the results and the waivers reversed (as ResultsDB and WaiverDB
+/// list them, newest first) and rotated: every decision of these tests must be the same in
+/// every order (issue 15: "reversing a results or waivers file never changes a decision").
 fn decision(yaml: &str, contexts: &[&str], results: &[TestResult], waivers: &[Waiver]) -> Value {
-    decide(
-        &parse(yaml),
-        "gating.yaml",
-        &req(contexts),
-        results,
-        waivers,
-    )
+    let once =
+        |r: &[TestResult], w: &[Waiver]| decide(&parse(yaml), "gating.yaml", &req(contexts), r, w);
+    let d = once(results, waivers);
+    fn reversed<T: Clone>(v: &[T]) -> Vec<T> {
+        v.iter().rev().cloned().collect()
+    }
+    fn rotated<T: Clone>(v: &[T], n: usize) -> Vec<T> {
+        let mut v = v.to_vec();
+        if !v.is_empty() {
+            let len = v.len();
+            v.rotate_left(n % len);
+        }
+        v
+    }
+    let (rr, rw) = (reversed(results), reversed(waivers));
+    for (r, w) in [
+        (rr.clone(), waivers.to_vec()),
+        (results.to_vec(), rw.clone()),
+        (rr, rw),
+        (rotated(results, 1), rotated(waivers, 1)),
+    ] {
+        assert_eq!(
+            once(&r, &w),
+            d,
+            "the order of the inputs changed the decision"
+        );
+    }
+    d
 }
 
 #[test]
@@ -368,4 +392,152 @@ fn fnmatch_agrees_with_pythons_on_generated_patterns() {
         "{hits} of {}",
         cases.len()
     );
+}
+
+/// ResultsDB's own `GET /results` answer (newest first) read as if it were oldest first said
+/// satisfied; Greenwave says failed: the newer FAILED decides.
+#[test]
+fn resultsdbs_newest_first_answer_decides_as_greenwave_does() {
+    let answer = json!({"prev": null, "next": null, "data": [
+        {"id": 12, "outcome": "FAILED", "submit_time": "2026-12-06T11:00:00.000001",
+         "testcase": {"name": "fedora-ci.koji-build.tier0.functional"},
+         "data": {"item": [NVR], "type": ["koji_build"]}},
+        {"id": 11, "outcome": "PASSED", "submit_time": "2026-12-06T10:00:00.000001",
+         "testcase": {"name": "fedora-ci.koji-build.tier0.functional"},
+         "data": {"item": [NVR], "type": ["koji_build"]}},
+    ]});
+    let results: Vec<TestResult> = answer["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| TestResult::from_json(r).unwrap())
+        .collect();
+    let d = decision(TIER0, &["bodhi_update_push_stable"], &results, &[]);
+    assert_eq!(d["policies_satisfied"], false, "{d:#}");
+    assert_eq!(d["summary"], "Of 1 required test, 1 test failed");
+    assert_eq!(d["unsatisfied_requirements"][0]["result_id"], 12);
+    // Submit time decides before id (a result posted later with an earlier submit_time is
+    // older), and every form ResultsDB takes is read: ms since the epoch, with an offset.
+    let t = |id: u64, outcome: &str, at: Value| {
+        TestResult::from_json(&json!({"id": id, "outcome": outcome, "submit_time": at,
+            "testcase": "fedora-ci.koji-build.tier0.functional",
+            "data": {"item": NVR, "type": "koji_build"}}))
+        .unwrap()
+    };
+    let d = decision(
+        TIER0,
+        &["bodhi_update_push_stable"],
+        &[
+            t(1, "PASSED", json!("2026-12-06T12:00:00.5+01:00")),
+            t(2, "FAILED", json!(1_796_547_600_000u64)),
+        ],
+        &[],
+    );
+    // 1 is 11:00:00.5Z; 2 is 2026-12-06T09:00:00Z: the pass is newer.
+    assert_eq!(d["policies_satisfied"], true, "{d:#}");
+}
+
+/// WaiverDB's list (newest first, obsolete waivers included): a revocation is newer than the
+/// waiver it revokes whatever the list's order; another user's or another product version's
+/// waiver is not made obsolete by it.
+#[test]
+fn waiverdbs_newest_first_list_with_obsolete_waivers_decides_as_greenwave_does() {
+    let failed = [result(
+        7,
+        "fedora-ci.koji-build.tier0.functional",
+        "FAILED",
+        None,
+    )];
+    let w = |id: u64, waived: bool, user: &str, pv: &str, at: &str| {
+        Waiver::from_json(&json!({
+            "id": id, "subject_type": "koji_build", "subject_identifier": NVR,
+            "testcase": "fedora-ci.koji-build.tier0.functional", "scenario": null,
+            "waived": waived, "product_version": pv, "comment": "c", "username": user,
+            "proxied_by": null, "timestamp": at}))
+        .unwrap()
+    };
+    // Newest first: the revocation (id 2) first. Read as oldest first, the waiver would win.
+    let listed = [
+        w(
+            2,
+            false,
+            "packager",
+            "fedora-41",
+            "2026-12-06T11:00:00.000000",
+        ),
+        w(
+            1,
+            true,
+            "packager",
+            "fedora-41",
+            "2026-12-06T10:00:00.000000",
+        ),
+    ];
+    let d = decision(TIER0, &["bodhi_update_push_stable"], &failed, &listed);
+    assert_eq!(d["policies_satisfied"], false, "{d:#}");
+    // A newer fedora-40 revocation does not obsolete the fedora-41 waiver (WaiverDB's quirk,
+    // fixed), nor does another user's revoke obsolete this user's waiver.
+    let others = [
+        w(
+            3,
+            false,
+            "packager",
+            "fedora-40",
+            "2026-12-06T12:00:00.000000",
+        ),
+        w(
+            2,
+            false,
+            "someone-else",
+            "fedora-41",
+            "2026-12-06T11:00:00.000000",
+        ),
+        w(
+            1,
+            true,
+            "packager",
+            "fedora-41",
+            "2026-12-06T10:00:00.000000",
+        ),
+    ];
+    let d = decision(TIER0, &["bodhi_update_push_stable"], &failed, &others);
+    assert_eq!(d["policies_satisfied"], true, "{d:#}");
+    assert_eq!(d["satisfied_requirements"][0]["waiver_id"], 1);
+}
+
+/// Greenwave's subject-type aliases: a `brew-build` result counts for a `koji_build` subject,
+/// and a request for `brew-build` is a `koji_build` one.
+#[test]
+fn a_brew_build_result_counts_for_a_koji_build_subject() {
+    let brew = TestResult::from_json(&json!({"id": 3, "outcome": "PASSED",
+        "testcase": {"name": "fedora-ci.koji-build.tier0.functional"},
+        "data": {"item": [NVR], "type": ["brew-build"]}}))
+    .unwrap();
+    let d = decision(
+        TIER0,
+        &["bodhi_update_push_stable"],
+        std::slice::from_ref(&brew),
+        &[],
+    );
+    assert_eq!(d["policies_satisfied"], true, "{d:#}");
+    let mut r = req(&["bodhi_update_push_stable"]);
+    r.subject_type = "brew-build".into();
+    let d = decide(&parse(TIER0), "gating.yaml", &r, &[brew], &[]);
+    assert_eq!(d["policies_satisfied"], true, "{d:#}");
+    assert_eq!(d["satisfied_requirements"][0]["subject_type"], "koji_build");
+    // A compose is found by productmd.compose.id and written as Greenwave writes it.
+    let compose = "--- !Policy\ndecision_context: c\nsubject_type: compose\nrules:\n  - !PassingTestCaseRule {test_case_name: t}\n";
+    let mut r = req(&["c"]);
+    r.subject_type = "compose".into();
+    r.subject_identifier = "Fedora-41-20261206.0".into();
+    let d = decide(&parse(compose), "gating.yaml", &r, &[], &[]);
+    assert_eq!(
+        d["unsatisfied_requirements"][0]["item"],
+        json!({"productmd.compose.id": "Fedora-41-20261206.0"})
+    );
+    let found = TestResult::from_json(&json!({"id": 1, "outcome": "PASSED", "testcase": "t",
+        "data": {"productmd.compose.id": ["Fedora-41-20261206.0"]}}))
+    .unwrap();
+    let d = decide(&parse(compose), "gating.yaml", &r, &[found], &[]);
+    assert_eq!(d["policies_satisfied"], true, "{d:#}");
 }

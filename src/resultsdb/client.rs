@@ -201,6 +201,35 @@ impl Client {
         }
     }
 
+    /// The test case names of the results matching `filters` (data filters, as Greenwave
+    /// queries a subject's results), every page (`page` from 0; at most 50 of 100).
+    pub fn testcases(&self, filters: &[(String, String)]) -> Result<Vec<String>, Failure> {
+        let mut out = Vec::new();
+        for page in 0..50u32 {
+            let mut q: Vec<(String, String)> = filters.to_vec();
+            q.push(("limit".into(), "100".into()));
+            q.push(("page".into(), page.to_string()));
+            let (status, body) =
+                self.send(|| self.http.get(format!("{}/results", self.api)).query(&q))?;
+            let Some(data) = body.get("data").and_then(Value::as_array) else {
+                return Err(Failure::Unreachable(format!(
+                    "{}: HTTP {status} and no result list",
+                    crate::redact::strip_credentials(&self.api)
+                )));
+            };
+            out.extend(data.iter().filter_map(|r| {
+                r.pointer("/testcase/name")
+                    .or_else(|| r.get("testcase"))
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            }));
+            if body.get("next").is_none_or(Value::is_null) || data.is_empty() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// Posts one result; the server's id.
     /// (Once: a POST is not idempotent, so after a timeout or a 5xx the caller looks the
     /// result up again before posting again, since it may have been stored.)

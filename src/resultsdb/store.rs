@@ -139,12 +139,14 @@ impl Store {
             .collect()
     }
 
+    /// The subject's results (of its type or an alias of it: a `brew-build` result is a
+    /// `koji_build` subject's, as Greenwave finds it), oldest first.
     pub fn results_for(&self, item: &str, ty: &str) -> Result<Vec<Value>> {
         let mut q = self.db.prepare(
             "SELECT id, testcase, outcome, note, submit_time, data FROM results
-             WHERE item = ?1 AND type = ?2 ORDER BY submit_time, id",
+             WHERE item = ?1 ORDER BY submit_time, id",
         )?;
-        let rows = q.query_map(params![item, ty], |row| {
+        let rows = q.query_map(params![item], |row| {
             let data: String = row.get(5)?;
             Ok(json!({
                 "id": row.get::<_, i64>(0)?,
@@ -155,7 +157,11 @@ impl Store {
                 "data": as_lists(serde_json::from_str(&data).unwrap_or_default()),
             }))
         })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        let mut out = rows.collect::<Result<Vec<_>, _>>()?;
+        out.retain(|r| {
+            crate::gating::decision::TestResult::from_json(r).is_ok_and(|t| t.is_about(ty, item))
+        });
+        Ok(out)
     }
 }
 

@@ -616,6 +616,7 @@ pub mod distgit;
 pub mod promote;
 pub mod rabbitmq;
 pub mod resultsdb;
+pub mod waiverdb;
 
 /// A file's sha256, by sha256sum (not fci's own code).
 #[allow(dead_code)]

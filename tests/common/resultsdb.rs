@@ -153,16 +153,24 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>) -> bool {
                 .split('&')
                 .filter_map(|kv| kv.split_once('='))
                 .filter(|(k, _)| !matches!(*k, "limit" | "page" | "_sort"))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| {
+                    let decode = |s: &str| {
+                        percent_encoding::percent_decode_str(&s.replace('+', " "))
+                            .decode_utf8_lossy()
+                            .into_owned()
+                    };
+                    (decode(k), decode(v))
+                })
                 .collect();
             let data: Vec<Value> = st
                 .results
                 .iter()
                 .filter(|r| {
+                    // `key=v1,v2`: any of the values, as ResultsDB reads it.
                     filters.iter().all(|(k, v)| {
                         r["data"][k]
                             .as_array()
-                            .is_some_and(|a| a.iter().any(|x| x == v.as_str()))
+                            .is_some_and(|a| v.split(',').any(|one| a.iter().any(|x| x == one)))
                     })
                 })
                 .cloned()

@@ -230,40 +230,45 @@ impl Report {
         Ok((subject, pv))
     }
 
-    /// The decision into the message journal as Greenwave announces it; a journal that
-    /// cannot be written is a warning. Apart so that `execute` reads as its steps.
+    /// The decision as Greenwave announces it (`gating::message`: one message per decision
+    /// context whose decision changed, with its `previous`), to the journal and with
+    /// --amqp-url to the broker; a message that cannot be sent is a warning. Apart so that
+    /// `execute` reads as its steps.
     fn announce_decision(
         &self,
         cx: &Ctx,
+        store: &Store,
         rec: &mut RecordParts,
-        req: &decision::Request,
-        d: &Value,
-        maintainer: &Option<String>,
+        inputs: &crate::gating::message::Inputs,
     ) {
-        // The decision as Greenwave announces it, to the maintainer too: what failed, by name.
-        let body = json!({
-            "decision_context": self.args.decision_contexts.join(" "),
-            "product_version": req.product_version,
-            "subject_type": req.subject_type,
-            "subject_identifier": req.subject_identifier,
-            "policies_satisfied": d["policies_satisfied"],
-            "summary": d["summary"],
-            "applicable_policies": d["applicable_policies"],
-            "unsatisfied_requirements": d["unsatisfied_requirements"],
-            "notification": {"recipients": maintainer.iter().collect::<Vec<_>>()},
-        });
-        let msg = crate::bus::messages::Message {
-            id: crate::digest::sha256_bytes(
-                format!("{}\ndecision\n{body}", cx.manifest.run.id).as_bytes(),
-            )[..32]
-                .to_string(),
-            topic: "org.fedoraproject.prod.greenwave.decision.update".into(),
-            body,
+        let updates = match crate::gating::message::updates(cx.ws, inputs) {
+            Ok(u) => u,
+            Err(e) => return rec.warn(&format!("decision messages: {e:#}")),
         };
-        if let Err(e) = crate::bus::journal::publish(cx.ws, &[msg]) {
-            let msg = format!("message journal: {e:#}");
-            rec.warn(&msg);
+        let owned: Vec<_> = updates.iter().map(|u| u.message()).collect();
+        if let Err(e) = crate::bus::journal::publish(cx.ws, &owned) {
+            return rec.warn(&format!("message journal: {e:#}"));
         }
+        if let Some(url) = &self.args.amqp_url {
+            match crate::bus::publish::publish(cx.ws, store, url, &owned) {
+                Ok(p) if p.unreachable.is_some() => rec.warn(&format!(
+                    "AMQP broker not reached or dropped ({}): {} messages spooled for the next report",
+                    p.unreachable.unwrap_or_default(),
+                    p.spooled
+                )),
+                Ok(_) => {}
+                Err(e) => rec.warn(&format!(
+                    "AMQP broker: {}",
+                    crate::redact::scrub_credentials(&format!("{e:#}"), url)
+                )),
+            }
+        }
+        // In the journal (and spooled for the broker): the next decision's `previous`.
+        if let Err(e) = crate::gating::message::remember(&updates) {
+            rec.warn(&format!("decision state: {e:#}"));
+        }
+        rec.data
+            .insert("decision_messages".into(), json!(updates.len()));
     }
 }
 
@@ -299,6 +304,8 @@ impl Stage for Report {
             crate::resultsdb::client::check_url("--resultsdb-url", u, token)
                 .map_err(FciError::Usage)?;
         }
+        // A WaiverDB URL or token that cannot be used: exit 2, nothing done.
+        self.args.waiverdb.client()?;
         if let Some(u) = &self.args.amqp_url {
             crate::net::refuse_clear_credentials("--amqp-url", u, false)
                 .map_err(FciError::Usage)?;
@@ -369,6 +376,13 @@ impl Stage for Report {
             .insert("results_store".into(), json!(cx.ws.relative(&db_path)));
         let maintainer = self.announce(cx, &store, rec);
         self.deliver(cx, &store, &results, rec)?;
+        if self.args.gating.is_none() {
+            // Waivers spooled for WaiverDB go out with every report (with --gating, just
+            // before the decision reads WaiverDB's).
+            crate::gating::waiverdb::flush(cx.ws, &store, &self.args.waiverdb, &mut |w| {
+                rec.warn(&w)
+            })?;
+        }
         let (Some(gating), Some(text)) = (self.args.gating.clone(), work.gating_text.take()) else {
             run_verdict(cx.manifest, None, rec);
             self.write_outputs(cx, None, rec);
@@ -394,11 +408,21 @@ impl Stage for Report {
         .map(decision::TestResult::from_json)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| FciError::Infra(format!("{}: {e}", db_path.display())))?;
-        let mut waivers = crate::gating::waive::load(cx.ws)?
-            .iter()
-            .map(decision::Waiver::from_json)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| FciError::Infra(format!("{}: {e}", cx.ws.waivers().display())))?;
+        let mut warned = Vec::new();
+        let mut waivers = crate::gating::waiverdb::for_decision(
+            cx.ws,
+            &store,
+            &self.args.waiverdb,
+            (&self.args.subject_type, &subject, &pv),
+            &mut |w| warned.push(w),
+        )?
+        .iter()
+        .map(decision::Waiver::from_json)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| FciError::Infra(format!("{}: {e}", cx.ws.waivers().display())))?;
+        for w in warned {
+            rec.warn(&w);
+        }
         waivers.append(&mut work.waivers_given);
         let req = decision::Request {
             decision_contexts: self.args.decision_contexts.clone(),
@@ -452,7 +476,15 @@ impl Stage for Report {
                     .into(),
             );
         }
-        self.announce_decision(cx, rec, &req, &d, &maintainer);
+        let inputs = crate::gating::message::Inputs {
+            policies: &policies,
+            source: &gating.display().to_string(),
+            request: &req,
+            results: &found,
+            waivers: &waivers,
+            recipients: maintainer.iter().cloned().collect(),
+        };
+        self.announce_decision(cx, &store, rec, &inputs);
         run_verdict(cx.manifest, Some(rec.outcome == Outcome::Passed), rec);
         self.write_outputs(cx, Some((&d, &req)), rec);
         rec.data.insert("decision".into(), d);

@@ -84,6 +84,8 @@ pub struct Args {
     )]
     pub namespace: String,
     #[command(flatten)]
+    pub waiverdb: crate::gating::waiverdb::WaiverDbArgs,
+    #[command(flatten)]
     pub common: CommonArgs,
     #[command(flatten)]
     pub moved: Moved,
@@ -144,7 +146,11 @@ impl Args {
                 scenario: m.scenario.clone(),
                 revoke: m.revoke,
                 username: m.username.clone(),
+                gating: None,
+                force: false,
+                resultsdb_url: self.resultsdb_url.clone(),
                 subject: subject("--waive")?,
+                waiverdb: self.waiverdb.clone(),
             };
             gating::Command::Waive(waive)
         } else {
@@ -163,6 +169,7 @@ impl Args {
                     waivers: self.waivers.clone(),
                     decision_contexts: self.decision_contexts.clone(),
                     subject: subject("an offline decision")?,
+                    waiverdb: self.waiverdb.clone(),
                 };
                 gating::Command::Decide(decide)
             }
