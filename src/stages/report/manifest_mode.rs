@@ -89,7 +89,7 @@ impl Report {
     /// the record; a message that cannot be sent never fails the report. Returns the
     /// maintainer they go to. Apart so that `execute` reads as its steps.
     fn announce(&self, cx: &Ctx, store: &Store, rec: &mut RecordParts) -> Option<String> {
-        let mcx = crate::bus::messages::Context::of(cx.manifest, &self.args.namespace);
+        let mcx = crate::bus::messages::Context::of(cx.manifest);
         let maintainer = mcx.maintainer.clone();
         let messages = crate::bus::messages::for_run(cx.manifest, &mcx);
         // A message that cannot be sent never fails the report: it says so.
@@ -322,10 +322,7 @@ impl Stage for Report {
         mut work: Planned,
         rec: &mut RecordParts,
     ) -> Result<Vec<Artifact>> {
-        let naming = mapping::Naming {
-            namespace: self.args.namespace.clone(),
-            error_outcome: "ERROR".into(),
-        };
+        let naming = mapping::Naming::of(cx.manifest, "ERROR");
         let results = mapping::results(cx.manifest, &naming);
         if work.unbound {
             let msg = format!(
