@@ -253,7 +253,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__build)
-            opts="-D -m -o -q -h --ref --lookaside --backend --mock-config --dist --branch --rawhide-release --spec --define --nocheck --strict-builddeps --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-D -m -o -q -h --ref --lookaside --backend --mock-config --dist --branch --rawhide-release --spec --define --nocheck --strict-builddeps --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -331,6 +331,18 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --run-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifacts-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workspace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -361,7 +373,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__compose)
-            opts="-m -o -q -h --branch --ostree-repo --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-m -o -q -h --branch --ostree-repo --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -407,6 +419,18 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --run-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifacts-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workspace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -419,7 +443,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__conform)
-            opts="-m -o -q -h --kubeconfig --installer --context --install-timeout --ready-timeout --runner --mode --runner-cmd --timeout --teardown --teardown-timeout --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-m -o -q -h --kubeconfig --installer --context --install-timeout --ready-timeout --runner --mode --runner-cmd --timeout --teardown --teardown-timeout --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -482,6 +506,18 @@ _fci() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --run-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifacts-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -947,7 +983,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__image)
-            opts="-m -o -q -h --format --interval --size --karg --os --timeout --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-m -o -q -h --format --interval --size --karg --os --timeout --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -993,6 +1029,18 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --run-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifacts-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workspace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1005,7 +1053,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__integrate)
-            opts="-m -o -q -h --tests --tests-ref --runner --tags --retries --network --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-m -o -q -h --tests --tests-ref --runner --tags --retries --network --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1063,6 +1111,18 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --run-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifacts-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workspace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1075,7 +1135,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__report)
-            opts="-m -o -q -h --gating --waivers --decision-context --product-version --subject-type --subject-identifier --promote --resultsdb-url --amqp-url --resultsdb-jobs --resultsdb-token-file --summary --html --junit --namespace --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-m -o -q -h --gating --waivers --decision-context --product-version --subject-type --subject-identifier --promote --resultsdb-url --amqp-url --resultsdb-jobs --resultsdb-token-file --summary --html --junit --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1129,10 +1189,6 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --namespace)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --manifest)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1149,6 +1205,18 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --run-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifacts-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workspace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1161,7 +1229,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__smoke)
-            opts="-m -o -q -h --check --accel --memory --timeout --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-m -o -q -h --check --accel --memory --timeout --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1199,6 +1267,18 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --run-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifacts-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workspace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1211,7 +1291,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__test)
-            opts="-m -o -q -h --failed-only --base-root --tests-from --runner --tags --retries --network --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-m -o -q -h --failed-only --base-root --tests-from --runner --tags --retries --network --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1266,6 +1346,18 @@ _fci() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --run-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifacts-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
