@@ -1011,15 +1011,17 @@ fn messages_reach_rabbitmq_as_fedora_messaging_sends_them_and_survive_its_restar
     assert_eq!(r.code, 0, "{}", r.stderr);
     let rm = r.manifest();
     let s = r.stage(&rm, "report");
+    // The test's running and complete, and a complete for each of its Fedora tests (tier0,
+    // the tmt plan).
     assert_eq!(s["data"]["amqp"]["sent"], 0, "{s:#}");
-    assert_eq!(s["data"]["amqp"]["spooled"], 2, "{s:#}");
+    assert_eq!(s["data"]["amqp"]["spooled"], 4, "{s:#}");
     assert!(s["notes"].to_string().contains("spooled"), "{s:#}");
     // ...and once it is back, the next report sends them, each once.
     broker.launch();
     let r = w.run(&["report", "-m", t.to_str().unwrap(), "--amqp-url", &url]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let rm = r.manifest();
-    assert_eq!(r.stage(&rm, "report")["data"]["amqp"]["sent"], 2);
+    assert_eq!(r.stage(&rm, "report")["data"]["amqp"]["sent"], 4);
     let got = drain(&broker, "fci-test");
     let topics: Vec<&str> = got
         .iter()
@@ -1030,6 +1032,8 @@ fn messages_reach_rabbitmq_as_fedora_messaging_sends_them_and_survive_its_restar
         topics,
         vec![
             "org.centos.prod.ci.koji-build.test.running",
+            "org.centos.prod.ci.koji-build.test.complete",
+            "org.centos.prod.ci.koji-build.test.complete",
             "org.centos.prod.ci.koji-build.test.complete"
         ]
     );
@@ -1146,13 +1150,14 @@ fn a_broker_that_never_answers_delays_a_stage_but_never_fails_it() {
         started.elapsed().as_secs() < 120,
         "the stage waited on the broker"
     );
-    // Both of the stage's messages wait in the spool (the warning is quiet under --quiet).
+    // The stage's messages wait in the spool (the warning is quiet under --quiet): its
+    // running and complete, and a complete for tier0 and for the tmt plan.
     let spooled: usize = std::fs::read_dir(w.ws().join("spool/amqp"))
         .unwrap()
         .flatten()
         .map(|d| std::fs::read_dir(d.path()).unwrap().count())
         .sum();
-    assert_eq!(spooled, 2);
+    assert_eq!(spooled, 4);
     assert!(!r.stderr.contains("pa55w0rd-xyz"), "{}", r.stderr);
     assert!(!r.stdout.contains("pa55w0rd-xyz"));
     // Nor does --help show a URL from the environment.
