@@ -118,6 +118,9 @@ impl World {
             output: self.out.clone(),
             no_cache: false,
             force: false,
+            namespace: None,
+            run_url: None,
+            artifacts_url: None,
         }
     }
 
