@@ -91,14 +91,21 @@ pub fn settle(m: &mut Manifest, common: &CommonArgs, workspace: &Path) -> Result
     Ok(())
 }
 
-/// The contact: fci.yaml's `ci:`, with fci's own name and team where it names none.
+/// The contact: fci.yaml's `ci:`, with fci's own name and team where it names none (and
+/// fci's own docs, when its package names a homepage or repository and the pipeline names
+/// neither itself nor its docs).
 pub fn contact(c: &crate::config::CiConfig) -> Contact {
+    let own_docs = [env!("CARGO_PKG_HOMEPAGE"), env!("CARGO_PKG_REPOSITORY")]
+        .into_iter()
+        .find(|u| u.starts_with("https://"))
+        .filter(|_| c.name.is_none())
+        .map(String::from);
     Contact {
         name: c.name.clone().unwrap_or_else(|| "fci".into()),
         team: c.team.clone().unwrap_or_else(|| "fci".into()),
         email: c.email.clone(),
         irc: c.irc.clone(),
-        docs: c.docs.clone(),
+        docs: c.docs.clone().or(own_docs),
         extra: Map::new(),
     }
 }
