@@ -47,3 +47,26 @@ pub fn publish(ws: &Workspace, messages: &[Message]) -> Result<usize> {
     f.sync_all()?;
     Ok(new)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_already_journaled_is_not_written_again_whatever_its_body() {
+        let d = tempfile::tempdir().unwrap();
+        let ws = Workspace::open(&d.path().join("ws")).unwrap();
+        let msg = |body: Value| Message {
+            id: "id-1".into(),
+            topic: "org.centos.prod.ci.koji-build.test.complete".into(),
+            body,
+        };
+        assert_eq!(publish(&ws, &[msg(json!({"a": 1}))]).unwrap(), 1);
+        assert_eq!(publish(&ws, &[msg(json!({"a": 1}))]).unwrap(), 0);
+        // Another body under the same id: not written (said on stderr), the first stands.
+        assert_eq!(publish(&ws, &[msg(json!({"a": 2}))]).unwrap(), 0);
+        let text = std::fs::read_to_string(ws.journal()).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        assert!(text.contains(r#""body":{"a":1}"#), "{text}");
+    }
+}
