@@ -31,6 +31,11 @@ impl Context {
     }
 }
 
+/// The maintainer as the build records up to `s` name them.
+fn maintainer_at(m: &Manifest, s: &StageRecord) -> Option<String> {
+    latest(m, s, StageName::Build, "changelog_name").and_then(changelog_address)
+}
+
 /// The identity of a run no stage fixed (`identity::settle` always does): fci's own, the
 /// default namespace, no links.
 fn unpublished() -> Ci {
@@ -51,6 +56,24 @@ pub struct Message {
     pub body: Value,
 }
 
+/// The records up to `s` (all of them for a record not yet in the manifest: a stage's start):
+/// what a message of `s` may read, so that a later rebuild or recompose does not change it.
+fn up_to<'a>(m: &'a Manifest, s: &StageRecord) -> &'a [StageRecord] {
+    match m.stages.iter().position(|r| std::ptr::eq(r, s)) {
+        Some(i) => &m.stages[..=i],
+        None => &m.stages,
+    }
+}
+
+/// The latest value of `key` in the data of the `stage` records up to `s`.
+fn latest<'a>(m: &'a Manifest, s: &StageRecord, stage: StageName, key: &str) -> Option<&'a str> {
+    up_to(m, s)
+        .iter()
+        .rev()
+        .filter(|r| r.is(stage))
+        .find_map(|r| r.data.get(key).and_then(Value::as_str))
+}
+
 fn artifact(m: &Manifest, s: &StageRecord, cx: &Context) -> (&'static str, Value) {
     if s.is(StageName::Build) || s.is(StageName::Test) {
         // Koji's task id is an integer > 0; a run without Koji gets a stable one from its id.
@@ -58,7 +81,9 @@ fn artifact(m: &Manifest, s: &StageRecord, cx: &Context) -> (&'static str, Value
             .unwrap_or(1)
             % 2_000_000_000
             + 1;
-        let nvr = m.subject_nvr();
+        let nvr = latest(m, s, StageName::Build, "nvr")
+            .map(String::from)
+            .or_else(|| m.subject_nvr());
         let component = m.subject.package.clone().or_else(|| {
             nvr.as_deref()
                 .and_then(|n| n.rsplitn(3, '-').nth(2))
@@ -88,9 +113,9 @@ fn artifact(m: &Manifest, s: &StageRecord, cx: &Context) -> (&'static str, Value
     }
     // The composed commit; before there is one (a compose that failed), the compose this run
     // attempted, named by the run.
-    let id = m
-        .composed_commit()
-        .map(|a| a.sha256.clone())
+    let id = latest(m, s, StageName::Compose, "commit")
+        .map(String::from)
+        .or_else(|| m.composed_commit().map(|a| a.sha256.clone()))
         .unwrap_or_else(|| format!("fci-{}", m.run.id));
     (
         "productmd-compose",
@@ -227,7 +252,7 @@ pub fn for_record(m: &Manifest, s: &StageRecord, cx: &Context) -> Vec<Message> {
                                     "architecture": cx.ci.architecture}]);
             "complete"
         };
-        if let Some(to) = &cx.maintainer {
+        if let Some(to) = maintainer_at(m, s) {
             end["notification"] = json!({"recipients": [to]});
         }
         (event, end)
@@ -492,6 +517,27 @@ mod tests {
         let at_end = for_record(&m, fin, &cx);
         assert_eq!(at_start[0].id, at_end[0].id);
         assert_eq!(at_start[0].body, at_end[0].body);
+        // A rebuild later in the run (another NVR, another changelog) does not change what
+        // the earlier records' messages said.
+        let mut rebuilt = m.clone();
+        let mut again = rebuilt.stages[0].clone();
+        again.started = "2026-12-07T07:00:00Z".into();
+        again.data.insert("nvr".into(), json!("hello-1.0-2.fc41"));
+        again.data.insert(
+            "changelog_name".into(),
+            json!("John Roe <john@example.org> - 1.0-2"),
+        );
+        rebuilt.stages.push(again);
+        for i in 0..m.stages.len() {
+            let before = for_record(&m, &m.stages[i], &cx);
+            let after = for_record(&rebuilt, &rebuilt.stages[i], &cx);
+            assert_eq!(before.len(), after.len());
+            for (a, b) in before.iter().zip(&after) {
+                assert_eq!((&a.id, &a.body), (&b.id, &b.body));
+            }
+        }
+        let last = for_record(&rebuilt, rebuilt.stages.last().unwrap(), &cx);
+        assert_eq!(last[0].body["artifact"]["nvr"], "hello-1.0-2.fc41");
     }
 
     #[test]
