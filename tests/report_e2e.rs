@@ -593,6 +593,41 @@ fn a_passing_change_becomes_the_base_and_a_failing_one_is_excluded() {
         .contains("hello-atomic-1.0-1.fc41"));
     assert!(set.get("compose-etc").is_some());
     assert!(set.get("hello-broken-check").is_none());
+    // Each run's messages (build, compose; a failed build's) as the stages journaled
+    // them are the report's, id for id.
+    for (run, m) in [(&a, &am), (&b, &bm), (&c, &cm)] {
+        assert!(!run.stderr.contains("another body"), "{}", run.stderr);
+        journaled_as_resent(&w, m);
+    }
+}
+
+/// The Fedora CI messages the journal holds for the run of manifest `m` are, id for id, those
+/// `fci report` sends for it (bodies a function of the manifest), and there is one for each.
+fn journaled_as_resent(w: &Ws, m: &Value) {
+    let journal: Vec<Value> = std::fs::read_to_string(w.ws().join("messages/journal.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|j: &Value| {
+            j["topic"]
+                .as_str()
+                .unwrap()
+                .starts_with("org.centos.prod.ci.")
+                && j["body"]["pipeline"]["id"] == m["run"]["id"]
+        })
+        .collect();
+    let manifest: fci::manifest::Manifest = serde_json::from_value(m.clone()).unwrap();
+    let resent =
+        fci::bus::messages::for_run(&manifest, &fci::bus::messages::Context::of(&manifest));
+    assert!(!resent.is_empty());
+    assert_eq!(journal.len(), resent.len(), "{journal:#?}");
+    for j in &journal {
+        let again = resent
+            .iter()
+            .find(|r| r.id == j["id"].as_str().unwrap())
+            .unwrap_or_else(|| panic!("not resent: {j:#}"));
+        assert_eq!(j["body"], again.body, "{}", j["topic"]);
+    }
 }
 
 #[test]
