@@ -360,6 +360,7 @@ fn a_passing_run_satisfies_fedoras_gating_and_each_message_id_means_one_body() {
     assert_eq!(tested.stage(&tm, "test")["run_url"], job);
     let m = w.save("tested.json", &tm);
     let gating = common::example("hello-atomic").join("gating.yaml");
+    let server = common::resultsdb::StandIn::start(&FEDORA_OUTCOMES);
     let r = w.run(&[
         "report",
         "-m",
@@ -368,6 +369,8 @@ fn a_passing_run_satisfies_fedoras_gating_and_each_message_id_means_one_body() {
         gating.to_str().unwrap(),
         "--decision-context",
         "bodhi_update_push_stable",
+        "--resultsdb-url",
+        &server.url(),
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let rm = r.manifest();
@@ -380,6 +383,22 @@ fn a_passing_run_satisfies_fedoras_gating_and_each_message_id_means_one_body() {
         "{d:#}"
     );
     assert!(!r.stderr.contains("another body"), "{}", r.stderr);
+    // ResultsDB has the gating's test, linked to the job that ran it and to its log.
+    let got = server.results();
+    let tier0 = got
+        .iter()
+        .find(|r| r["testcase"]["name"] == "fedora-ci.koji-build.tier0.functional")
+        .expect("the STI aggregate");
+    assert_eq!(tier0["ref_url"], job);
+    let test_log = r.stage(&rm, "test")["log"].as_str().unwrap();
+    assert_eq!(tier0["data"]["log"][0], format!("{artifacts}{test_log}"));
+    let build = got
+        .iter()
+        .find(|r| r["testcase"]["name"] == "fedora-ci.koji-build.build.validation")
+        .unwrap();
+    // The build ran in no job: its log's link is its ref_url.
+    let build_log = r.stage(&rm, "build")["log"].as_str().unwrap();
+    assert_eq!(build["ref_url"], format!("{artifacts}{build_log}"));
     // What the stages journaled as they ran is what the report sends for the run.
     let journal: Vec<Value> = std::fs::read_to_string(w.ws().join("messages/journal.jsonl"))
         .unwrap()
