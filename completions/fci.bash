@@ -253,7 +253,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__build)
-            opts="-D -m -o -q -h --ref --lookaside --backend --mock-config --dist --branch --rawhide-release --spec --define --nocheck --strict-builddeps --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-D -m -o -q -h --ref --lookaside --backend --mock-config --dist --branch --rawhide-release --spec --define --nocheck --strict-builddeps --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -331,6 +331,18 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --run-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifacts-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workspace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -361,7 +373,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__compose)
-            opts="-m -o -q -h --branch --ostree-repo --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-m -o -q -h --branch --ostree-repo --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -407,6 +419,18 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --run-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifacts-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workspace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -419,7 +443,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__conform)
-            opts="-m -o -q -h --kubeconfig --installer --context --install-timeout --ready-timeout --runner --mode --runner-cmd --timeout --teardown --teardown-timeout --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-m -o -q -h --kubeconfig --installer --context --install-timeout --ready-timeout --runner --mode --runner-cmd --timeout --teardown --teardown-timeout --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -482,6 +506,18 @@ _fci() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --run-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifacts-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -971,7 +1007,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__image)
-            opts="-m -o -q -h --format --interval --size --karg --os --timeout --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-m -o -q -h --format --interval --size --karg --os --timeout --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1017,6 +1053,18 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --run-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifacts-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workspace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1029,7 +1077,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__integrate)
-            opts="-m -o -q -h --tests --tests-ref --runner --tags --retries --network --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-m -o -q -h --tests --tests-ref --runner --tags --retries --network --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1087,6 +1135,18 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --run-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifacts-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workspace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1099,7 +1159,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__report)
-            opts="-m -o -q -h --gating --waivers --decision-context --product-version --subject-type --subject-identifier --promote --resultsdb-url --amqp-url --resultsdb-jobs --resultsdb-token-file --summary --html --junit --namespace --waiverdb-url --waiverdb-token-file --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-m -o -q -h --gating --waivers --decision-context --product-version --subject-type --subject-identifier --promote --resultsdb-url --amqp-url --resultsdb-jobs --resultsdb-token-file --summary --html --junit --waiverdb-url --waiverdb-token-file --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1153,10 +1213,6 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --namespace)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --waiverdb-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1181,6 +1237,18 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --run-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifacts-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workspace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1193,7 +1261,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__smoke)
-            opts="-m -o -q -h --check --accel --memory --timeout --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-m -o -q -h --check --accel --memory --timeout --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1231,6 +1299,18 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --run-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifacts-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workspace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1243,7 +1323,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__test)
-            opts="-m -o -q -h --failed-only --base-root --tests-from --runner --tags --retries --network --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --workspace --quiet --help"
+            opts="-m -o -q -h --failed-only --base-root --tests-from --runner --tags --retries --network --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1298,6 +1378,18 @@ _fci() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --run-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifacts-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

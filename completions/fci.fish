@@ -71,6 +71,9 @@ complete -c fci -n "__fish_fci_using_subcommand build" -l max-memory -d 'Most me
 complete -c fci -n "__fish_fci_using_subcommand build" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts; also the most the change\'s RPMs may write when installed (test, compose) (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand build" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
+complete -c fci -n "__fish_fci_using_subcommand build" -l namespace -d 'The namespace of the run\'s test names, messages and results (default fedora-ci.koji-build, or fci.yaml\'s ci.namespace); fixed by the run\'s first stage' -r
+complete -c fci -n "__fish_fci_using_subcommand build" -l run-url -d 'The URL of the CI job running this stage (default: Jenkins\' BUILD_URL): the messages\' run.url and log links, the results\' ref_url' -r
+complete -c fci -n "__fish_fci_using_subcommand build" -l artifacts-url -d 'The URL the workspace\'s files are published under: logs are linked below it (default: fci.yaml\'s ci.artifacts_url); fixed by the run\'s first stage' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand build" -l nocheck -d 'Do not run %check (the build.check result is SKIPPED)'
 complete -c fci -n "__fish_fci_using_subcommand build" -l strict-builddeps -d 'Fail (ERROR) instead of building with --nodeps when the host cannot satisfy BuildRequires'
@@ -91,6 +94,9 @@ complete -c fci -n "__fish_fci_using_subcommand test" -l max-memory -d 'Most mem
 complete -c fci -n "__fish_fci_using_subcommand test" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts; also the most the change\'s RPMs may write when installed (test, compose) (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand test" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
+complete -c fci -n "__fish_fci_using_subcommand test" -l namespace -d 'The namespace of the run\'s test names, messages and results (default fedora-ci.koji-build, or fci.yaml\'s ci.namespace); fixed by the run\'s first stage' -r
+complete -c fci -n "__fish_fci_using_subcommand test" -l run-url -d 'The URL of the CI job running this stage (default: Jenkins\' BUILD_URL): the messages\' run.url and log links, the results\' ref_url' -r
+complete -c fci -n "__fish_fci_using_subcommand test" -l artifacts-url -d 'The URL the workspace\'s files are published under: logs are linked below it (default: fci.yaml\'s ci.artifacts_url); fixed by the run\'s first stage' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand test" -l failed-only -d 'Rerun only the test cases that did not pass in the input manifest\'s test stage'
 complete -c fci -n "__fish_fci_using_subcommand test" -l network -d 'Let the tests reach the network'
@@ -111,6 +117,9 @@ complete -c fci -n "__fish_fci_using_subcommand integrate" -l max-memory -d 'Mos
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts; also the most the change\'s RPMs may write when installed (test, compose) (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand integrate" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l namespace -d 'The namespace of the run\'s test names, messages and results (default fedora-ci.koji-build, or fci.yaml\'s ci.namespace); fixed by the run\'s first stage' -r
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l run-url -d 'The URL of the CI job running this stage (default: Jenkins\' BUILD_URL): the messages\' run.url and log links, the results\' ref_url' -r
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l artifacts-url -d 'The URL the workspace\'s files are published under: logs are linked below it (default: fci.yaml\'s ci.artifacts_url); fixed by the run\'s first stage' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l network -d 'Let the tests reach the network'
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l no-cache -d 'Run even when the inputs match a recorded result'
@@ -132,6 +141,9 @@ complete -c fci -n "__fish_fci_using_subcommand conform" -l teardown -d 'A comma
 complete -c fci -n "__fish_fci_using_subcommand conform" -l teardown-timeout -d 'Kill the teardown after this long: seconds, or 90m, 4h, 1h30m; 0 for none' -r
 complete -c fci -n "__fish_fci_using_subcommand conform" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand conform" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
+complete -c fci -n "__fish_fci_using_subcommand conform" -l namespace -d 'The namespace of the run\'s test names, messages and results (default fedora-ci.koji-build, or fci.yaml\'s ci.namespace); fixed by the run\'s first stage' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l run-url -d 'The URL of the CI job running this stage (default: Jenkins\' BUILD_URL): the messages\' run.url and log links, the results\' ref_url' -r
+complete -c fci -n "__fish_fci_using_subcommand conform" -l artifacts-url -d 'The URL the workspace\'s files are published under: logs are linked below it (default: fci.yaml\'s ci.artifacts_url); fixed by the run\'s first stage' -r
 complete -c fci -n "__fish_fci_using_subcommand conform" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand conform" -l no-cache -d 'Run even when the inputs match a recorded result'
 complete -c fci -n "__fish_fci_using_subcommand conform" -l force -d 'Run even when an earlier stage did not pass'
@@ -146,6 +158,9 @@ complete -c fci -n "__fish_fci_using_subcommand image" -l os -d 'The deployment\
 complete -c fci -n "__fish_fci_using_subcommand image" -l timeout -d 'Kill the image build after this long (ERROR): seconds, or 90m, 4h, 1h30m; 0 for no limit' -r
 complete -c fci -n "__fish_fci_using_subcommand image" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand image" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
+complete -c fci -n "__fish_fci_using_subcommand image" -l namespace -d 'The namespace of the run\'s test names, messages and results (default fedora-ci.koji-build, or fci.yaml\'s ci.namespace); fixed by the run\'s first stage' -r
+complete -c fci -n "__fish_fci_using_subcommand image" -l run-url -d 'The URL of the CI job running this stage (default: Jenkins\' BUILD_URL): the messages\' run.url and log links, the results\' ref_url' -r
+complete -c fci -n "__fish_fci_using_subcommand image" -l artifacts-url -d 'The URL the workspace\'s files are published under: logs are linked below it (default: fci.yaml\'s ci.artifacts_url); fixed by the run\'s first stage' -r
 complete -c fci -n "__fish_fci_using_subcommand image" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand image" -l no-cache -d 'Run even when the inputs match a recorded result'
 complete -c fci -n "__fish_fci_using_subcommand image" -l force -d 'Run even when an earlier stage did not pass'
@@ -159,6 +174,9 @@ complete -c fci -n "__fish_fci_using_subcommand smoke" -l memory -d 'Guest memor
 complete -c fci -n "__fish_fci_using_subcommand smoke" -l timeout -d 'Kill the guest after this long (FAILED: it did not finish booting and checking): seconds, or 90s, 5m, 1h' -r
 complete -c fci -n "__fish_fci_using_subcommand smoke" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand smoke" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
+complete -c fci -n "__fish_fci_using_subcommand smoke" -l namespace -d 'The namespace of the run\'s test names, messages and results (default fedora-ci.koji-build, or fci.yaml\'s ci.namespace); fixed by the run\'s first stage' -r
+complete -c fci -n "__fish_fci_using_subcommand smoke" -l run-url -d 'The URL of the CI job running this stage (default: Jenkins\' BUILD_URL): the messages\' run.url and log links, the results\' ref_url' -r
+complete -c fci -n "__fish_fci_using_subcommand smoke" -l artifacts-url -d 'The URL the workspace\'s files are published under: logs are linked below it (default: fci.yaml\'s ci.artifacts_url); fixed by the run\'s first stage' -r
 complete -c fci -n "__fish_fci_using_subcommand smoke" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand smoke" -l no-cache -d 'Run even when the inputs match a recorded result'
 complete -c fci -n "__fish_fci_using_subcommand smoke" -l force -d 'Run even when an earlier stage did not pass'
@@ -229,6 +247,9 @@ complete -c fci -n "__fish_fci_using_subcommand compose" -l max-memory -d 'Most 
 complete -c fci -n "__fish_fci_using_subcommand compose" -l max-scratch -d 'Most scratch space package code may fill: its build or test directory and its tmpfs mounts; also the most the change\'s RPMs may write when installed (test, compose) (default 8GiB, or fci.yaml\'s limits.scratch); past it the stage is FAILED' -r
 complete -c fci -n "__fish_fci_using_subcommand compose" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand compose" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
+complete -c fci -n "__fish_fci_using_subcommand compose" -l namespace -d 'The namespace of the run\'s test names, messages and results (default fedora-ci.koji-build, or fci.yaml\'s ci.namespace); fixed by the run\'s first stage' -r
+complete -c fci -n "__fish_fci_using_subcommand compose" -l run-url -d 'The URL of the CI job running this stage (default: Jenkins\' BUILD_URL): the messages\' run.url and log links, the results\' ref_url' -r
+complete -c fci -n "__fish_fci_using_subcommand compose" -l artifacts-url -d 'The URL the workspace\'s files are published under: logs are linked below it (default: fci.yaml\'s ci.artifacts_url); fixed by the run\'s first stage' -r
 complete -c fci -n "__fish_fci_using_subcommand compose" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand compose" -l no-cache -d 'Run even when the inputs match a recorded result'
 complete -c fci -n "__fish_fci_using_subcommand compose" -l force -d 'Run even when an earlier stage did not pass'
@@ -246,11 +267,13 @@ complete -c fci -n "__fish_fci_using_subcommand report" -l resultsdb-jobs -d 'Ho
 complete -c fci -n "__fish_fci_using_subcommand report" -l resultsdb-token-file -d 'A file holding the ResultsDB token (`user:password` for HTTP Basic); or set FCI_RESULTSDB_TOKEN. Never printed or recorded' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -l html -d 'Also write the run, with the gating decision, as one self-contained HTML page' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -l junit -d 'Also write the run\'s results as a JUnit report (for Jenkins\' junit step): a test suite per stage, a test case per result' -r -F
-complete -c fci -n "__fish_fci_using_subcommand report" -l namespace -d 'The test case namespace, e.g. fedora-ci.koji-build to satisfy Fedora\'s gating.yaml' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l waiverdb-url -d 'WaiverDB (its root or /api/v1.0): waivers are posted there (spooled when it cannot be reached) and decisions read the subject\'s waivers from it' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l waiverdb-token-file -d 'A file holding the WaiverDB token (`user:password` for HTTP Basic); or set FCI_WAIVERDB_TOKEN. Never printed or recorded' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -s m -l manifest -d 'Input manifest (\'-\' for stdin)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -s o -l output -d 'Output manifest (\'-\' for stdout), written atomically' -r -F
+complete -c fci -n "__fish_fci_using_subcommand report" -l namespace -d 'The namespace of the run\'s test names, messages and results (default fedora-ci.koji-build, or fci.yaml\'s ci.namespace); fixed by the run\'s first stage' -r
+complete -c fci -n "__fish_fci_using_subcommand report" -l run-url -d 'The URL of the CI job running this stage (default: Jenkins\' BUILD_URL): the messages\' run.url and log links, the results\' ref_url' -r
+complete -c fci -n "__fish_fci_using_subcommand report" -l artifacts-url -d 'The URL the workspace\'s files are published under: logs are linked below it (default: fci.yaml\'s ci.artifacts_url); fixed by the run\'s first stage' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -l promote -d 'With --gating: decided on this run\'s own checked records only; a satisfied decision makes the change the branch\'s known-good base (its composed commit, when there is one); an unsatisfied one excludes the change'
 complete -c fci -n "__fish_fci_using_subcommand report" -l summary -d 'Print the run\'s table (stage, outcome, seconds, failing tests or log) even with --quiet'

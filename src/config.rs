@@ -18,6 +18,86 @@ struct Raw {
     /// What package code may use (`crate::limits`); flags of the stages override each.
     #[serde(default)]
     limits: RawLimits,
+    /// The pipeline's identity in its messages and results.
+    #[serde(default)]
+    ci: CiConfig,
+}
+
+/// fci.yaml's `ci:`: the pipeline's identity as Fedora CI messages carry it (`contact`), the
+/// namespace of its test names and the URL its workspace's files are published under. Each
+/// is optional; what is not given is not sent (name and team are fci's own).
+#[derive(Deserialize, Debug, Default, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CiConfig {
+    pub name: Option<String>,
+    pub team: Option<String>,
+    pub email: Option<String>,
+    pub irc: Option<String>,
+    pub docs: Option<String>,
+    pub namespace: Option<String>,
+    pub artifacts_url: Option<String>,
+}
+
+impl CiConfig {
+    /// Each given value is usable: not blank, a docs or artifacts URL is http(s) without
+    /// credentials, an email an address, a namespace a test name prefix.
+    fn check(&self) -> Result<(), String> {
+        let fields = [
+            ("name", &self.name),
+            ("team", &self.team),
+            ("email", &self.email),
+            ("irc", &self.irc),
+            ("docs", &self.docs),
+            ("namespace", &self.namespace),
+            ("artifacts_url", &self.artifacts_url),
+        ];
+        for (key, v) in fields {
+            if v.as_ref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(format!("ci.{key} is empty: give a value or leave it out"));
+            }
+        }
+        if let Some(e) = &self.email {
+            if !e.contains('@') || e.contains(char::is_whitespace) {
+                return Err(format!("ci.email `{e}` is not an address"));
+            }
+        }
+        for (key, v) in [("docs", &self.docs), ("artifacts_url", &self.artifacts_url)] {
+            if let Some(u) = v {
+                check_web_url(u).map_err(|e| format!("ci.{key}: {e}"))?;
+            }
+        }
+        if let Some(ns) = &self.namespace {
+            check_test_namespace(ns).map_err(|e| format!("ci.namespace: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// An http(s) URL fci publishes (in messages, results): no credentials, no query.
+pub fn check_web_url(u: &str) -> Result<(), String> {
+    if !(u.starts_with("https://") || u.starts_with("http://")) || u.contains(char::is_whitespace) {
+        return Err(format!("`{u}` is not an http(s) URL"));
+    }
+    if crate::redact::userinfo(u).is_some() || u.contains(['?', '#']) {
+        return Err(format!(
+            "`{}` carries credentials, a query or a fragment: it would be published in every message",
+            crate::redact::strip_credentials(u)
+        ));
+    }
+    Ok(())
+}
+
+/// A namespace of test case names (`fedora-ci.koji-build`): letters, digits, `.`, `-`, `_`.
+pub fn check_test_namespace(ns: &str) -> Result<(), String> {
+    let ok = !ns.is_empty()
+        && ns.len() <= 200
+        && !ns.starts_with('.')
+        && !ns.ends_with('.')
+        && ns
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    ok.then_some(())
+        .ok_or_else(|| format!("`{ns}` is not a namespace (letters, digits, `.`, `-`, `_`)"))
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -101,6 +181,8 @@ pub struct Config {
     pub namespace: String,
     /// fci.yaml's `limits:`, the bounds of package code where a stage's flags set none.
     pub limits: crate::limits::Partial,
+    /// fci.yaml's `ci:`, the pipeline's identity.
+    pub ci: CiConfig,
 }
 
 impl Config {
@@ -182,8 +264,10 @@ impl Config {
             )));
         }
         let limits = raw.limits.parse().map_err(&bad)?;
+        raw.ci.check().map_err(&bad)?;
         Ok(Config {
             limits,
+            ci: raw.ci,
             sha256: crate::digest::sha256_bytes(bytes),
             path,
             dist_git,
@@ -297,6 +381,31 @@ mod tests {
         assert!(matches!(c.dist_git, DistGit::Dir(_)));
         assert!(c.monitors("tally") && !c.monitors("bash"));
         assert_eq!(c.namespace, "rpms");
+        assert_eq!(c.ci, CiConfig::default());
+    }
+
+    #[test]
+    fn the_pipelines_identity_is_read_and_checked() {
+        const HEAD: &str = "dist_git: ./rpms\nbranches: [f41]\npackages: [a]\n";
+        let c = load(&format!(
+            "{HEAD}ci: {{name: Example CI, team: example, email: ci@example.org, irc: '#example', \
+             docs: 'https://example.org/ci', namespace: example.koji-build, \
+             artifacts_url: 'https://ci.example.org/artifacts/'}}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.ci.name.as_deref(), Some("Example CI"));
+        assert_eq!(c.ci.namespace.as_deref(), Some("example.koji-build"));
+        for (bad, says) in [
+            ("ci: {nmae: x}", "unknown field"),
+            ("ci: {email: ''}", "ci.email is empty"),
+            ("ci: {email: nobody}", "not an address"),
+            ("ci: {docs: 'ftp://x'}", "ci.docs"),
+            ("ci: {artifacts_url: 'https://u:p@x/'}", "credentials"),
+            ("ci: {namespace: 'a b'}", "ci.namespace"),
+        ] {
+            let e = load(&format!("{HEAD}{bad}\n")).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

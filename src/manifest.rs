@@ -40,8 +40,66 @@ pub struct Run {
     pub fci_version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<ConfigRef>,
+    /// How the run is published (its messages' and results' namespace, contact and links),
+    /// fixed by the first stage that ran it, so that every message is the same whoever sends
+    /// it later (`crate::bus::identity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<Ci>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// The run's identity as a CI pipeline (`run.ci`): what every message and result of the run
+/// says of who ran it and where its files are.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Ci {
+    /// The namespace of its test names (`fedora-ci.koji-build`).
+    pub namespace: String,
+    pub contact: Contact,
+    /// Who ran it (the messages' `artifact.issuer`).
+    pub issuer: String,
+    /// The machine architecture its stages ran on.
+    pub architecture: String,
+    /// The URL the workspace's files are published under (`--artifacts-url`), when there is
+    /// one: logs are linked below it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifacts_url: Option<String>,
+    /// The workspace as a `file:` URL on the host that ran the first stage: where the logs
+    /// are when no URL is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_url: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The pipeline's contact as Fedora CI messages carry it (fci.yaml's `ci:`): only the fields
+/// that are known.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Contact {
+    pub name: String,
+    pub team: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub irc: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docs: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The URL of the CI job this process runs in (`--run-url`, `FCI_RUN_URL`, Jenkins'
+/// `BUILD_URL`), set once by the stage driver: each record it makes carries it.
+static JOB_URL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Sets the job's URL (the first call wins).
+pub fn set_job_url(url: Option<String>) {
+    let _ = JOB_URL.set(url);
+}
+
+/// The URL of the CI job this process runs in, if known.
+pub fn job_url() -> Option<String> {
+    JOB_URL.get().cloned().flatten()
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -322,6 +380,10 @@ pub struct StageRecord {
     /// Stage-specific facts (unmet BuildRequires, dist tag, run ids, ...).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub data: Map<String, Value>,
+    /// The URL of the CI job that made this record (a Jenkins build), when known: its
+    /// messages' `run.url`, its results' `ref_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_url: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -344,6 +406,7 @@ impl StageRecord {
             results: Vec::new(),
             notes: vec![note],
             data: Map::new(),
+            run_url: job_url(),
             extra: Map::new(),
         }
     }
@@ -422,6 +485,7 @@ impl Manifest {
                 created: crate::now_rfc3339(),
                 fci_version: env!("CARGO_PKG_VERSION").to_string(),
                 config: None,
+                ci: None,
                 extra: Map::new(),
             },
             subject: Subject::default(),

@@ -38,6 +38,18 @@ pub struct CommonArgs {
     /// Run even when an earlier stage did not pass
     #[arg(long)]
     pub force: bool,
+    /// The namespace of the run's test names, messages and results (default
+    /// fedora-ci.koji-build, or fci.yaml's ci.namespace); fixed by the run's first stage
+    #[arg(long, env = "FCI_NAMESPACE", value_name = "NS")]
+    pub namespace: Option<String>,
+    /// The URL of the CI job running this stage (default: Jenkins' BUILD_URL): the messages'
+    /// run.url and log links, the results' ref_url
+    #[arg(long, env = "FCI_RUN_URL", value_name = "URL")]
+    pub run_url: Option<String>,
+    /// The URL the workspace's files are published under: logs are linked below it (default:
+    /// fci.yaml's ci.artifacts_url); fixed by the run's first stage
+    #[arg(long, env = "FCI_ARTIFACTS_URL", value_name = "URL")]
+    pub artifacts_url: Option<String>,
 }
 
 use crate::tool::Tool;
@@ -203,6 +215,8 @@ pub fn drive<S: Stage>(stage: &mut S, common: &CommonArgs, workspace: &Path) -> 
         m => Manifest::read(m.as_deref().unwrap_or(Path::new("-")))?,
     };
     let origin = common.manifest.clone().unwrap_or_else(|| "-".into());
+    // How the run is published: fixed by its first stage, checked against by the others.
+    crate::bus::identity::settle(&mut manifest, common, workspace)?;
     let result = run(stage, common, workspace, &mut manifest, origin);
     error_record(
         result,
@@ -470,6 +484,7 @@ impl StageRun {
             results: rec.results,
             notes: rec.notes,
             data: rec.data,
+            run_url: crate::manifest::job_url(),
             extra: Map::new(),
         };
         Ok((record, log_art))
@@ -590,6 +605,8 @@ fn reuse(
     let entry = ws.cache_get(stage.as_str(), digest)?;
     let mut record = entry.record;
     record.cached = true;
+    // Reported by this job: its links are this job's.
+    record.run_url = crate::manifest::job_url();
     record
         .data
         .insert("cached_from_run".into(), entry.run_id.into());

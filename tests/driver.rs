@@ -130,6 +130,9 @@ impl World {
             output: self.out.clone(),
             no_cache: false,
             force: false,
+            namespace: None,
+            run_url: None,
+            artifacts_url: None,
         }
     }
 
@@ -336,4 +339,66 @@ fn a_noted_signal_ends_a_wait_for_the_lock_and_nothing_runs() {
         r.notes
     );
     assert_eq!(s.executed.load(Ordering::SeqCst), 0);
+}
+
+/// Issue 15: a run's identity (namespace, contact, artifacts URL) is fixed by its first stage,
+/// from its flags or from the fci.yaml the run names (`ci:`), and a later stage cannot give
+/// it another namespace.
+#[test]
+fn the_runs_identity_is_fixed_by_its_first_stage() {
+    let _turn = serial();
+    let w = World::new();
+    let mut s = Fake::new(Does::Pass);
+    let mut c = w.common(None);
+    c.namespace = Some("example.koji-build".into());
+    c.artifacts_url = Some("https://ci.example.org/ws".into());
+    assert_eq!(stage::drive(&mut s, &c, &w.ws).unwrap(), exit::PASSED);
+    let m = w.output();
+    let ci = m.run.ci.clone().expect("run.ci");
+    assert_eq!(ci.namespace, "example.koji-build");
+    assert_eq!(
+        ci.artifacts_url.as_deref(),
+        Some("https://ci.example.org/ws/")
+    );
+    assert_eq!(
+        (ci.contact.name.as_str(), ci.contact.team.as_str()),
+        ("fci", "fci")
+    );
+    assert!(ci.contact.email.is_none() && ci.contact.docs.is_none());
+    assert!(ci.workspace_url.unwrap().starts_with("file://"));
+    // The next stage: the same namespace, or none, goes on; another is the caller's mistake.
+    let input = w._dir.path().join("in.json");
+    m.write(&input).unwrap();
+    let mut c = w.common(Some(&input));
+    c.namespace = Some("other.koji-build".into());
+    let e = stage::drive(&mut Fake::new(Does::Pass), &c, &w.ws).unwrap_err();
+    assert_eq!(fci::error::exit_code_of(&e), exit::BAD_INPUT);
+    assert!(e.to_string().contains("example.koji-build"), "{e}");
+    c.namespace = None;
+    stage::drive(&mut Fake::new(Does::Pass), &c, &w.ws).unwrap();
+    assert_eq!(w.output().run.ci.unwrap().namespace, "example.koji-build");
+
+    // A run fci watch started names its fci.yaml: its `ci:` is the run's identity.
+    let w = World::new();
+    let dir = w._dir.path();
+    std::fs::create_dir(dir.join("rpms")).unwrap();
+    let text = "dist_git: ./rpms\nbranches: [f41]\npackages: [a]\n\
+        ci: {name: Example CI, team: example, email: ci@example.org, docs: 'https://example.org/ci', \
+        namespace: example.koji-build}\n";
+    let cfg = dir.join("fci.yaml");
+    std::fs::write(&cfg, text).unwrap();
+    let mut m = Manifest::new("run-2".into());
+    m.run.config = Some(fci::manifest::ConfigRef {
+        path: cfg.to_str().unwrap().into(),
+        sha256: fci::digest::sha256_bytes(text.as_bytes()),
+    });
+    let input = dir.join("in.json");
+    m.write(&input).unwrap();
+    stage::drive(&mut Fake::new(Does::Pass), &w.common(Some(&input)), &w.ws).unwrap();
+    let ci = w.output().run.ci.unwrap();
+    assert_eq!(ci.namespace, "example.koji-build");
+    assert_eq!(ci.contact.name, "Example CI");
+    assert_eq!(ci.contact.email.as_deref(), Some("ci@example.org"));
+    assert_eq!(ci.contact.docs.as_deref(), Some("https://example.org/ci"));
+    assert!(ci.artifacts_url.is_none());
 }

@@ -326,9 +326,9 @@ const TEST_GATING: &str = "--- !Policy\n\
     id: tested\n\
     decision_context: fci_promote\n\
     rules:\n\
-    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.build.validation}\n\
-    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.test.functional}\n\
-    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.compose.validation}\n";
+    \x20 - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build.build.validation}\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build.test.functional}\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build.compose.validation}\n";
 
 fn promote_gated(w: &Ws, m: &Value, name: &str) -> Run {
     promote_with(w, m, name, TEST_GATING)

@@ -21,20 +21,20 @@ const NEEDS: Needs = &[
     &[tool::GIT],
 ];
 
-/// Gating on the build and the STI tests (Fedora CI's tier0), in fci's default namespace.
+/// Gating on the build and the STI tests (Fedora CI's tier0), in fci's default namespace (Fedora CI's).
 const TIER0_GATING: &str = "--- !Policy\n\
     id: tier0\n\
     decision_context: fci_promote\n\
     rules:\n\
-    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.build.validation}\n\
-    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.tier0.functional}\n";
+    \x20 - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build.build.validation}\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build.tier0.functional}\n";
 
 /// Gating on the build alone.
 const BUILD_GATING: &str = "--- !Policy\n\
     id: build\n\
     decision_context: fci_promote\n\
     rules:\n\
-    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.build.validation}\n";
+    \x20 - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build.build.validation}\n";
 
 /// `fci report` of `m` (saved as `name`) gated on `gating`, with `extra` flags.
 fn report(w: &Ws, m: &Value, name: &str, gating: &str, extra: &[&str]) -> Run {
@@ -142,7 +142,7 @@ fn a_forged_report_never_decides_a_promotion() {
     assert!(
         s["data"]["decision"]["unsatisfied_requirements"]
             .to_string()
-            .contains("fci.koji-build.tier0.functional"),
+            .contains("fedora-ci.koji-build.tier0.functional"),
         "{s:#}"
     );
     assert!(state(&w, "known-good").is_none(), "promoted");
@@ -311,8 +311,8 @@ const TEST_STAGE_GATING: &str = "--- !Policy\n\
     id: test-stage\n\
     decision_context: fci_promote\n\
     rules:\n\
-    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.build.validation}\n\
-    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.test.functional}\n";
+    \x20 - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build.build.validation}\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build.test.functional}\n";
 
 #[test]
 fn a_case_named_as_its_stage_and_an_unnamed_failed_stage_promote_nothing() {

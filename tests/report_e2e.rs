@@ -282,14 +282,24 @@ fn a_run_is_recorded_once_and_gated_on_its_latest_results() {
         .iter()
         .map(|m| m["topic"].as_str().unwrap())
         .collect();
+    // The test's running and complete, the build's complete, and one complete per test
+    // Fedora CI names (tier0, the tmt plan).
     assert_eq!(
         topics
             .iter()
             .filter(|t| t.starts_with("org.centos.prod.ci.koji-build.test."))
             .count(),
-        3,
+        5,
         "{topics:?}"
     );
+    let types: Vec<&str> = journal
+        .iter()
+        .filter(|m| m["topic"] == "org.centos.prod.ci.koji-build.test.complete")
+        .map(|m| m["body"]["test"]["type"].as_str().unwrap())
+        .collect();
+    let mut types = types;
+    types.sort();
+    assert_eq!(types, ["/plans/functional", "build", "test", "tier0"]);
     let done = journal
         .iter()
         .find(|m| {
@@ -299,8 +309,8 @@ fn a_run_is_recorded_once_and_gated_on_its_latest_results() {
         .unwrap();
     let b = &done["body"];
     assert_eq!(b["test"]["result"], "passed");
-    // Sent as the stage ran, with the namespace then in force (FCI_NAMESPACE, default).
-    assert_eq!(b["test"]["namespace"], "fci.koji-build");
+    // Sent as the stage ran, in the run's namespace (the default: Fedora CI's).
+    assert_eq!(b["test"]["namespace"], "fedora-ci.koji-build");
     assert_eq!(b["artifact"]["type"], "koji-build");
     assert_eq!(b["artifact"]["nvr"], "hello-atomic-1.0-1.fc41");
     assert!(b["artifact"]["id"].as_u64().unwrap() > 0);
@@ -317,6 +327,146 @@ fn a_run_is_recorded_once_and_gated_on_its_latest_results() {
             .count(),
         1,
         "one decision message for one decision"
+    );
+}
+
+/// Issue 15: a passing run in the default namespace satisfies the example's own gating.yaml
+/// unchanged; its messages link to the job that ran each stage and to its logs; and every
+/// message the stages journaled is, id for id, the one the report would send for the run.
+#[test]
+fn a_passing_run_satisfies_fedoras_gating_and_each_message_id_means_one_body() {
+    let w = Ws::new();
+    let job = "https://jenkins.example.org/job/fci/job/hello/7/";
+    let artifacts = "https://ci.example.org/ws/";
+    let built = w.build("hello-atomic", &["--artifacts-url", artifacts]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let bm = built.manifest();
+    assert_eq!(bm["run"]["ci"]["namespace"], "fedora-ci.koji-build");
+    assert_eq!(
+        bm["run"]["ci"]["contact"],
+        json!({"name": "fci", "team": "fci"})
+    );
+    // The tests run in a Jenkins job: its BUILD_URL is the records' run_url.
+    let p = w.save("built.json", &bm);
+    let tested = Run::from(
+        w.cmd()
+            .env("BUILD_URL", job)
+            .args(["test", "-m", p.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(tested.code, 0, "{}", tested.stderr);
+    let tm = tested.manifest();
+    assert_eq!(tested.stage(&tm, "test")["run_url"], job);
+    let m = w.save("tested.json", &tm);
+    let gating = common::example("hello-atomic").join("gating.yaml");
+    let server = common::resultsdb::StandIn::start(&FEDORA_OUTCOMES);
+    let r = w.run(&[
+        "report",
+        "-m",
+        m.to_str().unwrap(),
+        "--gating",
+        gating.to_str().unwrap(),
+        "--decision-context",
+        "bodhi_update_push_stable",
+        "--resultsdb-url",
+        &server.url(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rm = r.manifest();
+    let d = &r.stage(&rm, "report")["data"]["decision"];
+    assert_eq!(d["policies_satisfied"], true, "{d:#}");
+    assert!(
+        d["satisfied_requirements"]
+            .to_string()
+            .contains("fedora-ci.koji-build.tier0.functional"),
+        "{d:#}"
+    );
+    assert!(!r.stderr.contains("another body"), "{}", r.stderr);
+    // ResultsDB has the gating's test, linked to the job that ran it and to its log.
+    let got = server.results();
+    let tier0 = got
+        .iter()
+        .find(|r| r["testcase"]["name"] == "fedora-ci.koji-build.tier0.functional")
+        .expect("the STI aggregate");
+    assert_eq!(tier0["ref_url"], job);
+    let test_log = r.stage(&rm, "test")["log"].as_str().unwrap();
+    assert_eq!(tier0["data"]["log"][0], format!("{artifacts}{test_log}"));
+    let build = got
+        .iter()
+        .find(|r| r["testcase"]["name"] == "fedora-ci.koji-build.build.validation")
+        .unwrap();
+    // The build ran in no job: its log's link is its ref_url.
+    let build_log = r.stage(&rm, "build")["log"].as_str().unwrap();
+    assert_eq!(build["ref_url"], format!("{artifacts}{build_log}"));
+    // What the stages journaled as they ran is what the report sends for the run.
+    let journal: Vec<Value> = std::fs::read_to_string(w.ws().join("messages/journal.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|m: &Value| {
+            m["topic"]
+                .as_str()
+                .unwrap()
+                .starts_with("org.centos.prod.ci.")
+        })
+        .collect();
+    let manifest: fci::manifest::Manifest = serde_json::from_value(rm.clone()).unwrap();
+    let resent =
+        fci::bus::messages::for_run(&manifest, &fci::bus::messages::Context::of(&manifest));
+    assert_eq!(journal.len(), resent.len());
+    for j in &journal {
+        let again = resent
+            .iter()
+            .find(|m| m.id == j["id"].as_str().unwrap())
+            .unwrap_or_else(|| panic!("not resent: {j:#}"));
+        assert_eq!(j["body"], again.body, "{}", j["topic"]);
+    }
+    // The links: the test's job and its console; the build (no job) its log below the
+    // artifacts URL. Nothing empty, no placeholder, the runtime the test's.
+    let test_done = journal
+        .iter()
+        .find(|m| {
+            m["topic"] == "org.centos.prod.ci.koji-build.test.complete"
+                && m["body"]["test"]["type"] == "test"
+        })
+        .unwrap();
+    let run = &test_done["body"]["run"];
+    assert_eq!(run["url"], job);
+    assert_eq!(run["log"], format!("{job}console"));
+    assert_eq!(run["rebuild"], format!("{job}rebuild"));
+    assert!(
+        test_done["body"]["test"]["runtime"].is_u64(),
+        "{test_done:#}"
+    );
+    assert!(test_done["body"].get("runtime").is_none());
+    let build_done = journal
+        .iter()
+        .find(|m| m["body"]["test"]["type"] == "build")
+        .unwrap();
+    let log = r.stage(&rm, "build")["log"].as_str().unwrap();
+    assert_eq!(build_done["body"]["run"]["url"], artifacts);
+    assert_eq!(
+        build_done["body"]["run"]["log"],
+        format!("{artifacts}{log}")
+    );
+    let text = serde_json::to_string(&journal).unwrap();
+    assert!(
+        !text.contains("\"\"") && !text.contains("fci:run/") && !text.contains("root@localhost")
+    );
+    // One namespace per run: another one is refused, naming the run's.
+    let other = w.run(&[
+        "report",
+        "-m",
+        m.to_str().unwrap(),
+        "--namespace",
+        "fci.koji-build",
+    ]);
+    assert_eq!(other.code, 2, "{}", other.stderr);
+    assert!(
+        other.stderr.contains("fedora-ci.koji-build"),
+        "{}",
+        other.stderr
     );
 }
 
@@ -435,7 +585,9 @@ const CHECK_GATING: &str = "--- !Policy\n\
 #[test]
 fn a_failed_runs_page_links_each_failing_requirement_to_its_cause_and_commands() {
     let w = Ws::new();
-    let built = w.build("hello-broken-check", &[]);
+    // The run's first stage fixes where its files are served; the page links there.
+    let art = ["--artifacts-url", "https://ci.example.org/job/7/artifact/ws/"];
+    let built = w.build("hello-broken-check", &art);
     assert_eq!(built.code, 1, "{}", built.stderr);
     let tested = w.test(&built.manifest(), &[]);
     assert_eq!(tested.code, 1, "{}", tested.stderr);
@@ -445,10 +597,6 @@ fn a_failed_runs_page_links_each_failing_requirement_to_its_cause_and_commands()
     let page = w.path().join("run.html");
     let report = |extra: &[&str]| {
         let mut c = w.cmd();
-        c.env(
-            "FCI_ARTIFACTS_URL",
-            "https://ci.example.org/job/7/artifact/ws/",
-        );
         c.args(["report", "-m", m.to_str().unwrap(), "--namespace"])
             .args(["fedora-ci.koji-build", "--html", page.to_str().unwrap()])
             .args(extra);
@@ -524,8 +672,9 @@ fn a_failed_runs_page_links_each_failing_requirement_to_its_cause_and_commands()
     assert!(shown(section).contains(&link), "{section}");
     // The commands, exactly; and they do what they say.
     let waive = format!(
-        "fci --workspace {} gating waive fedora-ci.koji-build.tier0.functional --product-version fedora-41 --subject-identifier hello-broken-check-0.1-1.fc41 --comment 'WHY THIS FAILURE MAY PASS'",
-        ws.display()
+        "fci --workspace {} gating waive fedora-ci.koji-build.tier0.functional --product-version fedora-41 --subject-identifier hello-broken-check-0.1-1.fc41 --gating {} --comment 'WHY THIS FAILURE MAY PASS'",
+        ws.display(),
+        g.display()
     );
     assert!(
         text.contains(&format!("<pre class=\"cmd\">{waive}</pre>")),
@@ -746,6 +895,41 @@ fn a_passing_change_becomes_the_base_and_a_failing_one_is_excluded() {
         .contains("hello-atomic-1.0-1.fc41"));
     assert!(set.get("compose-etc").is_some());
     assert!(set.get("hello-broken-check").is_none());
+    // Each run's messages (build, compose; a failed build's) as the stages journaled
+    // them are the report's, id for id.
+    for (run, m) in [(&a, &am), (&b, &bm), (&c, &cm)] {
+        assert!(!run.stderr.contains("another body"), "{}", run.stderr);
+        journaled_as_resent(&w, m);
+    }
+}
+
+/// The Fedora CI messages the journal holds for the run of manifest `m` are, id for id, those
+/// `fci report` sends for it (bodies a function of the manifest), and there is one for each.
+fn journaled_as_resent(w: &Ws, m: &Value) {
+    let journal: Vec<Value> = std::fs::read_to_string(w.ws().join("messages/journal.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|j: &Value| {
+            j["topic"]
+                .as_str()
+                .unwrap()
+                .starts_with("org.centos.prod.ci.")
+                && j["body"]["pipeline"]["id"] == m["run"]["id"]
+        })
+        .collect();
+    let manifest: fci::manifest::Manifest = serde_json::from_value(m.clone()).unwrap();
+    let resent =
+        fci::bus::messages::for_run(&manifest, &fci::bus::messages::Context::of(&manifest));
+    assert!(!resent.is_empty());
+    assert_eq!(journal.len(), resent.len(), "{journal:#?}");
+    for j in &journal {
+        let again = resent
+            .iter()
+            .find(|r| r.id == j["id"].as_str().unwrap())
+            .unwrap_or_else(|| panic!("not resent: {j:#}"));
+        assert_eq!(j["body"], again.body, "{}", j["topic"]);
+    }
 }
 
 #[test]
@@ -936,7 +1120,7 @@ fn results_reach_resultsdb_exactly_once_through_the_spool() {
     // Back, and answering 503 twice: retried, then the spool is delivered, nothing twice.
     server.restart();
     server.state.lock().unwrap().fail_posts = 2;
-    let r = report(&["--namespace", "fci.koji-build"]);
+    let r = report(&["--namespace", "fedora-ci.koji-build"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     // A 503 to a POST leaves that result spooled (it might have been stored): the next
     // reports look it up and finish the delivery.
@@ -956,7 +1140,7 @@ fn results_reach_resultsdb_exactly_once_through_the_spool() {
     // What arrived is what ResultsDB expects.
     let tier0 = got
         .iter()
-        .find(|r| r["testcase"]["name"] == "fci.koji-build.tier0.functional")
+        .find(|r| r["testcase"]["name"] == "fedora-ci.koji-build.tier0.functional")
         .expect("the STI aggregate");
     assert_eq!(tier0["outcome"], "PASSED");
     assert_eq!(tier0["data"]["item"][0], "hello-atomic-1.0-1.fc41");
@@ -1043,7 +1227,7 @@ fn gating_takes_the_newest_submitted_result_and_a_promotion_its_own_runs() {
     let g = w.path().join("g.yaml");
     std::fs::write(
         &g,
-        "--- !Policy\nid: p\ndecision_context: c\nrules:\n  - !PassingTestCaseRule {test_case_name: fci.koji-build.build.validation}\n",
+        "--- !Policy\nid: p\ndecision_context: c\nrules:\n  - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build.build.validation}\n",
     )
     .unwrap();
     let built = w.build("hello-atomic", &[]);
@@ -1168,15 +1352,17 @@ fn messages_reach_rabbitmq_as_fedora_messaging_sends_them_and_survive_its_restar
     assert_eq!(r.code, 0, "{}", r.stderr);
     let rm = r.manifest();
     let s = r.stage(&rm, "report");
+    // The test's running and complete, and a complete for each of its Fedora tests (tier0,
+    // the tmt plan).
     assert_eq!(s["data"]["amqp"]["sent"], 0, "{s:#}");
-    assert_eq!(s["data"]["amqp"]["spooled"], 2, "{s:#}");
+    assert_eq!(s["data"]["amqp"]["spooled"], 4, "{s:#}");
     assert!(s["notes"].to_string().contains("spooled"), "{s:#}");
     // ...and once it is back, the next report sends them, each once.
     broker.launch();
     let r = w.run(&["report", "-m", t.to_str().unwrap(), "--amqp-url", &url]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let rm = r.manifest();
-    assert_eq!(r.stage(&rm, "report")["data"]["amqp"]["sent"], 2);
+    assert_eq!(r.stage(&rm, "report")["data"]["amqp"]["sent"], 4);
     let got = drain(&broker, "fci-test");
     let topics: Vec<&str> = got
         .iter()
@@ -1187,6 +1373,8 @@ fn messages_reach_rabbitmq_as_fedora_messaging_sends_them_and_survive_its_restar
         topics,
         vec![
             "org.centos.prod.ci.koji-build.test.running",
+            "org.centos.prod.ci.koji-build.test.complete",
+            "org.centos.prod.ci.koji-build.test.complete",
             "org.centos.prod.ci.koji-build.test.complete"
         ]
     );
@@ -1303,13 +1491,14 @@ fn a_broker_that_never_answers_delays_a_stage_but_never_fails_it() {
         started.elapsed().as_secs() < 120,
         "the stage waited on the broker"
     );
-    // Both of the stage's messages wait in the spool (the warning is quiet under --quiet).
+    // The stage's messages wait in the spool (the warning is quiet under --quiet): its
+    // running and complete, and a complete for tier0 and for the tmt plan.
     let spooled: usize = std::fs::read_dir(w.ws().join("spool/amqp"))
         .unwrap()
         .flatten()
         .map(|d| std::fs::read_dir(d.path()).unwrap().count())
         .sum();
-    assert_eq!(spooled, 2);
+    assert_eq!(spooled, 4);
     assert!(!r.stderr.contains("pa55w0rd-xyz"), "{}", r.stderr);
     assert!(!r.stdout.contains("pa55w0rd-xyz"));
     // Nor does --help show a URL from the environment.

@@ -9,10 +9,15 @@ use super::messages::{self, Context, Message};
 use crate::manifest::{Manifest, Outcome, StageName, StageRecord};
 use crate::workspace::Workspace;
 
-/// The start of `stage` (its record does not exist yet: a placeholder with its start time).
+/// The start of `stage` (its record does not exist yet: one with what its final record will
+/// say of its start: its name, start time and job URL; the `running` message reads no more).
 pub fn started(ws: &Workspace, m: &Manifest, stage: StageName, started_at: &str) {
-    // The build's artifact (component, NVR) exists only once it ended: it sends no `running`.
-    if matches!(stage, StageName::Report | StageName::Build) {
+    // The build's artifact (component, NVR) and the compose's (its commit) exist only once
+    // they ended: they send no `running`.
+    if matches!(
+        stage,
+        StageName::Report | StageName::Build | StageName::Compose
+    ) {
         return;
     }
     let mut rec = crate::manifest::StageRecord::instant(stage, Outcome::Passed, String::new());
@@ -30,8 +35,7 @@ pub fn ended(ws: &Workspace, m: &Manifest, rec: &StageRecord) {
 }
 
 fn send(ws: &Workspace, m: &Manifest, rec: &StageRecord, start: bool) {
-    let namespace = messages::default_namespace();
-    let cx = Context::of(m, &namespace);
+    let cx = Context::of(m);
     let msgs: Vec<Message> = messages::for_record(m, rec, &cx)
         .into_iter()
         .filter(|msg| msg.topic.ends_with(".running") == start)

@@ -1,13 +1,15 @@
 //! The embedded message bus: a JSON-lines journal in the workspace
 //! (`messages/journal.jsonl`), one line per message as fedora-messaging would publish it
 //! (topic, headers, body). The journal is its own record of what was sent: a message whose id
-//! it holds is not written again, so publishing a run twice sends nothing twice.
+//! it holds is not written again, so publishing a run twice sends nothing twice. A message id
+//! always means one body: a message whose id the journal holds with another body is not
+//! written, and said (it would be a bug of fci: bodies are a function of the manifest).
 
 use super::messages::Message;
 use crate::workspace::Workspace;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::Write;
 
 /// Appends the messages not in the journal yet; returns how many were new.
@@ -15,11 +17,11 @@ pub fn publish(ws: &Workspace, messages: &[Message]) -> Result<usize> {
     let p = ws.journal();
     std::fs::create_dir_all(p.parent().expect("the journal has a directory"))?;
     let _lock = ws.lock("messages")?;
-    let seen: HashSet<String> = std::fs::read_to_string(&p)
+    let seen: HashMap<String, Value> = std::fs::read_to_string(&p)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| v["id"].as_str().map(String::from))
+        .filter_map(|mut v| Some((v["id"].as_str()?.to_string(), v["body"].take())))
         .collect();
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -28,11 +30,43 @@ pub fn publish(ws: &Workspace, messages: &[Message]) -> Result<usize> {
         .with_context(|| format!("{}: cannot open the message journal", p.display()))?;
     let now = crate::now_rfc3339();
     let mut new = 0;
-    for m in messages.iter().filter(|m| !seen.contains(&m.id)) {
+    for m in messages {
+        if let Some(body) = seen.get(&m.id) {
+            if *body != m.body {
+                crate::progress::note(&format!(
+                    "warning: message {} ({}) was journaled with another body: the journal keeps the first",
+                    m.id, m.topic
+                ));
+            }
+            continue;
+        }
         let line = json!({"id": m.id, "topic": m.topic, "headers": super::headers(&m.id, &m.body, &now), "body": m.body});
         writeln!(f, "{line}")?;
         new += 1;
     }
     f.sync_all()?;
     Ok(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_already_journaled_is_not_written_again_whatever_its_body() {
+        let d = tempfile::tempdir().unwrap();
+        let ws = Workspace::open(&d.path().join("ws")).unwrap();
+        let msg = |body: Value| Message {
+            id: "id-1".into(),
+            topic: "org.centos.prod.ci.koji-build.test.complete".into(),
+            body,
+        };
+        assert_eq!(publish(&ws, &[msg(json!({"a": 1}))]).unwrap(), 1);
+        assert_eq!(publish(&ws, &[msg(json!({"a": 1}))]).unwrap(), 0);
+        // Another body under the same id: not written (said on stderr), the first stands.
+        assert_eq!(publish(&ws, &[msg(json!({"a": 2}))]).unwrap(), 0);
+        let text = std::fs::read_to_string(ws.journal()).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        assert!(text.contains(r#""body":{"a":1}"#), "{text}");
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod consume;
 pub mod emit;
+pub mod identity;
 pub mod journal;
 pub mod messages;
 pub mod publish;

@@ -9,6 +9,11 @@
 //!   `fedora-ci.koji-build./plans/gating.functional`);
 //! - one result per test case: `<ns>.<stage>.<case>`.
 //!
+//! The namespace is the run's (`run.ci.namespace`, default `fedora-ci.koji-build`). Each
+//! result's `ref_url` is the job that made its record (`StageRecord::run_url`), else its log's
+//! link; `data.log` is the log's URL below the run's artifacts URL when it has one, else its
+//! path in the workspace.
+//!
 //! A SKIPPED record or case is no result (nothing ran: gating sees it as missing). ERROR stays
 //! ERROR where the server has it, else the server's crash outcome: never FAILED.
 
@@ -21,6 +26,23 @@ pub struct Naming {
     /// The outcome an infrastructure error is reported as (`ERROR`, or `CRASHED` on servers
     /// that have no ERROR).
     pub error_outcome: String,
+    /// The URL the workspace's files are published under: logs are linked below it.
+    pub artifacts_url: Option<String>,
+    /// The architecture the stages ran on.
+    pub architecture: String,
+}
+
+impl Naming {
+    /// The run's own naming (`run.ci`), with `error_outcome` for an ERROR.
+    pub fn of(m: &Manifest, error_outcome: &str) -> Naming {
+        let ci = crate::bus::messages::Context::of(m).ci;
+        Naming {
+            namespace: ci.namespace,
+            error_outcome: error_outcome.to_string(),
+            artifacts_url: ci.artifacts_url,
+            architecture: ci.architecture,
+        }
+    }
 }
 
 /// Fedora CI's test category of a stage's results and messages.
@@ -83,20 +105,29 @@ pub fn results(m: &Manifest, naming: &Naming) -> Vec<Value> {
                 data.insert("item".into(), json!(i));
                 data.insert("type".into(), json!("koji_build"));
             }
-            data.insert("system_architecture".into(), json!(std::env::consts::ARCH));
+            data.insert("system_architecture".into(), json!(naming.architecture));
             data.insert("fci_run".into(), json!(m.run.id));
             data.insert("fci_stage".into(), json!(s.name));
             data.insert(
                 "fci_result_id".into(),
                 json!(result_id(&m.run.id, s, &testcase, group)),
             );
-            if let Some(log) = &s.log {
+            let log = s.log.as_deref().map(|l| match &naming.artifacts_url {
+                Some(base) => crate::bus::identity::link(base, l),
+                None => l.to_string(),
+            });
+            if let Some(log) = &log {
                 data.insert("log".into(), json!(log));
             }
             data.extend(extra);
             let mut r = Map::new();
             r.insert("testcase".into(), json!({"name": testcase}));
             r.insert("outcome".into(), json!(outcome));
+            // Where a reader goes from the result: the job that made it, else its log's link.
+            let linked = log.filter(|_| naming.artifacts_url.is_some());
+            if let Some(u) = s.run_url.clone().or(linked) {
+                r.insert("ref_url".into(), json!(u));
+            }
             if let Some(n) = note {
                 r.insert("note".into(), json!(crate::redact::redact(n)));
             }
@@ -147,7 +178,7 @@ pub fn results(m: &Manifest, naming: &Naming) -> Vec<Value> {
 /// Fedora CI's aggregates: `tier0` for the STI cases, each tmt plan by its name; each with
 /// the cases the stage counted without listing them (`data.results_unlisted`), and a note
 /// when some of those failed.
-fn fedora_groups(s: &StageRecord) -> Vec<(String, Outcome, Option<String>)> {
+pub(crate) fn fedora_groups(s: &StageRecord) -> Vec<(String, Outcome, Option<String>)> {
     let name_of = |runner: Option<&str>, plan: Option<&str>| match (runner, plan) {
         (Some("tmt"), Some(plan)) => Some(plan.to_string()),
         (Some("sti"), _) => Some("tier0".to_string()),
@@ -332,6 +363,44 @@ mod tests {
                 ("/plans/d".to_string(), Outcome::Error),
             ]
         );
+    }
+
+    #[test]
+    fn results_are_named_in_the_runs_namespace_and_link_to_their_job_and_log() {
+        let mut m = Manifest::new("run-1".into());
+        m.subject.package = Some("hello".into());
+        let mut s = record(
+            json!([{"testcase": "a", "outcome": "PASSED", "runner": "sti", "playbook": "tests/tests.yml"}]),
+            json!({}),
+        );
+        s.outcome = Outcome::Passed;
+        s.log = Some("objects/ab/abcd/test.log".into());
+        m.stages.push(s.clone());
+        // No run.ci (a manifest no stage of this fci ran): the default namespace, plain paths.
+        let got = results(&m, &Naming::of(&m, "ERROR"));
+        let names: Vec<&str> = got
+            .iter()
+            .map(|r| r["testcase"]["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"fedora-ci.koji-build.tier0.functional"),
+            "{names:?}"
+        );
+        assert_eq!(got[0]["data"]["log"], "objects/ab/abcd/test.log");
+        assert!(got[0].get("ref_url").is_none());
+        // With an artifacts URL: the log is a link, and the result's ref_url too.
+        let mut naming = Naming::of(&m, "ERROR");
+        naming.artifacts_url = Some("https://ci.example.org/ws/".into());
+        let got = results(&m, &naming);
+        let log = "https://ci.example.org/ws/objects/ab/abcd/test.log";
+        assert_eq!(got[0]["data"]["log"], log);
+        assert_eq!(got[0]["ref_url"], log);
+        // With the job's URL: that is the ref_url.
+        m.stages[0].run_url = Some("https://jenkins.example.org/job/fci/3/".into());
+        let got = results(&m, &naming);
+        assert!(got
+            .iter()
+            .all(|r| r["ref_url"] == "https://jenkins.example.org/job/fci/3/"));
     }
 
     #[test]

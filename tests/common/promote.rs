@@ -11,8 +11,8 @@ pub const COMPOSE_GATING: &str = "--- !Policy\n\
     id: compose\n\
     decision_context: fci_promote\n\
     rules:\n\
-    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.build.validation}\n\
-    \x20 - !PassingTestCaseRule {test_case_name: fci.koji-build.compose.validation}\n";
+    \x20 - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build.build.validation}\n\
+    \x20 - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build.compose.validation}\n";
 
 /// `fci report --promote` of manifest `m` (saved as `name`) under the policy `gating`.
 pub fn promote_with(w: &Ws, m: &Value, name: &str, gating: &str) -> Run {

@@ -395,6 +395,6 @@ mod tests {
         assert!(parse(&f)
             .unwrap_err()
             .to_string()
-            .contains("line 1: not a sha512 hash"));
+            .contains("sources:1: not a sha512 hash"));
     }
 }

@@ -36,6 +36,9 @@ pub struct Page<'a> {
     pub artifacts_url: Option<String>,
     /// The manifest file a rerun reads, when the report was given one (not stdin).
     pub manifest_file: Option<&'a Path>,
+    /// The gating.yaml the decision read: the waive command names it, so that a required
+    /// test case with no result is known to `fci gating waive`.
+    pub gating_file: Option<&'a Path>,
     /// The report's decision, and the product version and subject type it was asked about.
     pub decision: Option<&'a Json>,
     pub product_version: Option<&'a str>,
@@ -45,11 +48,12 @@ pub struct Page<'a> {
     pub verdict: Option<(Outcome, &'a [String])>,
 }
 
-/// The artifacts base URL the page's log links start with: `--artifacts-url`'s value lands
-/// in FCI_ARTIFACTS_URL, which is read here. Only an http(s) URL is a link, without the
-/// credentials written into it; anything else is no link.
-pub fn artifacts_url() -> Option<String> {
-    let v = std::env::var("FCI_ARTIFACTS_URL").ok()?;
+/// The artifacts base URL the page's log links start with: the run's own (`--artifacts-url`,
+/// FCI_ARTIFACTS_URL or fci.yaml's, fixed in `run.ci` by its first stage), so the page links
+/// where its messages and results do. Only an http(s) URL is a link, without the credentials
+/// written into it; anything else is no link.
+pub fn artifacts_url(run: Option<String>) -> Option<String> {
+    let v = run?;
     let u = url::Url::parse(v.trim()).ok()?;
     matches!(u.scheme(), "http" | "https")
         .then(|| crate::redact::strip_credentials(v.trim()))
@@ -466,6 +470,9 @@ fn requirement_rows(p: &Page, entries: &[Failing], fci: &str, subject: &str) -> 
                         sh(pv),
                         sh(id)
                     );
+                    if let Some(g) = p.gating_file {
+                        c.push_str(&format!(" --gating {}", sh(&g.display().to_string())));
+                    }
                     if p.subject_type != "koji_build" {
                         c.push_str(&format!(" --subject-type {}", sh(p.subject_type)));
                     }
@@ -590,6 +597,7 @@ mod tests {
             namespace: "ns",
             artifacts_url: Some("https://ci.example.org/job/1/artifact".into()),
             manifest_file: None,
+            gating_file: None,
             decision: Some(&d),
             product_version: Some("fedora-41"),
             subject_type: "koji_build",
@@ -637,6 +645,7 @@ mod tests {
             namespace: "ns",
             artifacts_url: None,
             manifest_file: Some(std::path::Path::new("run 1.json")),
+            gating_file: None,
             decision,
             product_version: Some("fedora-41"),
             subject_type: "koji_build",
@@ -732,6 +741,7 @@ mod tests {
             namespace: "ns",
             artifacts_url: None,
             manifest_file: None,
+            gating_file: None,
             decision: None,
             product_version: None,
             subject_type: "koji_build",
@@ -764,6 +774,7 @@ mod tests {
             namespace: "ns",
             artifacts_url: None,
             manifest_file: None,
+            gating_file: None,
             decision: None,
             product_version: None,
             subject_type: "koji_build",

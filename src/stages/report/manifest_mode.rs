@@ -83,12 +83,14 @@ impl Report {
                 .into_iter()
                 .flatten()
                 .find(|f| *f != Path::new("-"));
+            let ci = crate::bus::messages::Context::of(cx.manifest).ci;
             let page = super::html::page(&super::html::Page {
                 manifest: cx.manifest,
                 ws: cx.ws,
-                namespace: &self.args.namespace,
-                artifacts_url: super::html::artifacts_url(),
+                namespace: &ci.namespace,
+                artifacts_url: super::html::artifacts_url(ci.artifacts_url.clone()),
                 manifest_file: file,
+                gating_file: self.args.gating.as_deref(),
                 decision,
                 product_version: decided.map(|(_, r)| r.product_version.as_str()),
                 subject_type: &self.args.subject_type,
@@ -114,7 +116,7 @@ impl Report {
     /// the record; a message that cannot be sent never fails the report. Returns the
     /// maintainer they go to. Apart so that `execute` reads as its steps.
     fn announce(&self, cx: &Ctx, store: &Store, rec: &mut RecordParts) -> Option<String> {
-        let mcx = crate::bus::messages::Context::of(cx.manifest, &self.args.namespace);
+        let mcx = crate::bus::messages::Context::of(cx.manifest);
         let maintainer = mcx.maintainer.clone();
         let messages = crate::bus::messages::for_run(cx.manifest, &mcx);
         // A message that cannot be sent never fails the report: it says so.
@@ -354,10 +356,7 @@ impl Stage for Report {
         mut work: Planned,
         rec: &mut RecordParts,
     ) -> Result<Vec<Artifact>> {
-        let naming = mapping::Naming {
-            namespace: self.args.namespace.clone(),
-            error_outcome: "ERROR".into(),
-        };
+        let naming = mapping::Naming::of(cx.manifest, "ERROR");
         let results = mapping::results(cx.manifest, &naming);
         if work.unbound {
             let msg = format!(

@@ -75,14 +75,6 @@ pub struct Args {
     /// per stage, a test case per result
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// The test case namespace, e.g. fedora-ci.koji-build to satisfy Fedora's gating.yaml
-    #[arg(
-        long,
-        env = "FCI_NAMESPACE",
-        value_name = "NS",
-        default_value = "fci.koji-build"
-    )]
-    pub namespace: String,
     #[command(flatten)]
     pub waiverdb: crate::gating::waiverdb::WaiverDbArgs,
     #[command(flatten)]
