@@ -246,7 +246,7 @@ pub fn for_record(m: &Manifest, s: &StageRecord, cx: &Context) -> Vec<Message> {
                 end["test"]["runtime"] = json!(r.round() as i64);
             }
             if let Some(n) = note.map(str::trim).filter(|n| !n.is_empty()) {
-                end["note"] = json!(crate::redact::redact(n));
+                end["test"]["note"] = json!(crate::redact::redact(n));
             }
             end["system"] = json!([{"os": "fci", "provider": "fci",
                                     "architecture": cx.ci.architecture}]);
