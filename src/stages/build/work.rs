@@ -133,7 +133,13 @@ fn build_bounded(
     } else {
         false
     };
-    step(&format!("building with {}", p.backend.name()));
+    step(&format!(
+        "building {} with {}",
+        p.spec_path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        p.backend.name()
+    ));
     let out = p
         .backend
         .build(&job(rpmbuild && !args.strict_builddeps), cx.log())?;
