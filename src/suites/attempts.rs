@@ -104,7 +104,12 @@ pub fn run(
             }
             out.unlisted.add(cases.unlisted);
             for c in cases.listed {
-                out.push(results::confine_log(c, &dir));
+                let c = results::confine_log(c, &dir);
+                out.push(if c.runner == "sti" {
+                    super::sti::explain_failure(c)
+                } else {
+                    c
+                });
             }
         }
         Ok(out)

@@ -350,6 +350,45 @@ fn parse_results(
     Ok(cases)
 }
 
+/// A failed STI case's note from its own log, when fci's standard-test-basic wrote it (`$ CMD`
+/// first, `# exit status N` last): the command, its exit status and the last line it printed
+/// (`` `./runtest.sh` exited 1: jo: command not found ``). `c.log` must be confined to the
+/// attempt's directory already (`results::confine_log`); the log is read at its head and tail
+/// only. A case with a note of its own, or another role's log, is left as it is.
+pub fn explain_failure(mut c: Case) -> Case {
+    if c.outcome != Outcome::Failed || c.note.is_some() {
+        return c;
+    }
+    let Some(log) = &c.log else { return c };
+    let Ok(bytes) = crate::caps::head_and_tail(log, 4096, 16 * 1024) else {
+        return c;
+    };
+    c.note = note_of_log(&String::from_utf8_lossy(&bytes));
+    c
+}
+
+/// See [`explain_failure`].
+fn note_of_log(text: &str) -> Option<String> {
+    let mut lines = text.lines();
+    let command = lines.next()?.strip_prefix("$ ")?.trim();
+    let rest: Vec<&str> = lines.collect();
+    let (at, status) = rest
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, l)| Some((i, l.strip_prefix("# exit status ")?.trim())))?;
+    let said = rest[..at]
+        .iter()
+        .map(|l| l.trim())
+        .rfind(|l| !l.is_empty() && !l.starts_with("[fci: "));
+    let head = format!("`{command}` exited {status}");
+    let note = match said {
+        Some(line) => format!("{head}: {line}"),
+        None => format!("{head} (it printed nothing)"),
+    };
+    Some(crate::redact::redact(&crate::progress::plain(&note)))
+}
+
 /// One STI playbook (`tests/tests*.yml`) as a suite.
 pub struct Playbook(pub PathBuf);
 
@@ -417,6 +456,22 @@ mod tests {
                 assert!(dir.join(role).join(f).is_file(), "{role}/{f}");
             }
         }
+    }
+
+    #[test]
+    fn a_failed_commands_note_names_it_its_status_and_its_last_line() {
+        assert_eq!(
+            note_of_log("$ ./runtest.sh\nstarting\njo: command not found\n\n# exit status 127\n")
+                .unwrap(),
+            "`./runtest.sh` exited 127: jo: command not found"
+        );
+        assert_eq!(
+            note_of_log("$ false\n# exit status 1\n").unwrap(),
+            "`false` exited 1 (it printed nothing)"
+        );
+        // Another role's log (no header fci wrote): no note made up.
+        assert_eq!(note_of_log("some output\n"), None);
+        assert_eq!(note_of_log("$ cut short\nno status\n"), None);
     }
 
     #[test]
