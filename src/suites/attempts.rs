@@ -80,7 +80,9 @@ pub fn run(
             };
             let dir = package.join(format!("attempt-{attempt}-{}-{i}", s.runner()));
             std::fs::create_dir(&dir)?;
-            let what = s.group().unwrap_or_else(|| format!("the {} plans", s.runner()));
+            let what = s
+                .group()
+                .unwrap_or_else(|| format!("the {} plans", s.runner()));
             let again = if attempt > 1 {
                 format!(" (attempt {attempt})")
             } else {
@@ -104,12 +106,7 @@ pub fn run(
             }
             out.unlisted.add(cases.unlisted);
             for c in cases.listed {
-                let c = results::confine_log(c, &dir);
-                out.push(if c.runner == "sti" {
-                    super::sti::explain_failure(c)
-                } else {
-                    c
-                });
+                out.push(results::explain(results::confine_log(c, &dir)));
             }
         }
         Ok(out)
