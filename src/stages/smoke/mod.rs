@@ -480,6 +480,7 @@ mod tests {
              FAILED check-2: `hello-atomic --bad` exited 3"
         );
         assert!(lines.is_empty(), "{lines:?}");
+        assert_eq!(record.results[2].extra["exit_code"], 3);
         // A boot that failed: every case is said, each check with its command.
         let cut = console::parse("fci-guest N booted good\n", "", "N");
         let record = StageRecord {
@@ -499,7 +500,6 @@ mod tests {
             lines[1],
             "FAILED check-1 (`true`): never ran: the guest was killed after 9s (--timeout) first"
         );
-        assert_eq!(record.results[2].extra["exit_code"], 3);
     }
 
     fn outcomes(r: &console::Report, checks: usize, timed_out: bool) -> Vec<(String, Outcome)> {
