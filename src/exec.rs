@@ -527,6 +527,38 @@ impl Log {
         Ok(())
     }
 
+    /// How long the log is so far: with [`Log::between`], what one step of a stage wrote.
+    pub fn end(&self) -> u64 {
+        let _ = (&self.file).flush();
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+
+    /// What the log holds between the offsets `from` and `to` ([`Log::end`] before and after
+    /// a step), at most its last `max` bytes, from the start of a line.
+    pub fn between(&self, from: u64, to: u64, max: u64) -> String {
+        use std::io::Seek;
+        let start = from.max(to.saturating_sub(max));
+        let Ok(mut f) = File::open(&self.path) else {
+            return String::new();
+        };
+        let mut bytes = Vec::new();
+        if f.seek(std::io::SeekFrom::Start(start)).is_err()
+            || f.take(to.saturating_sub(start))
+                .read_to_end(&mut bytes)
+                .is_err()
+        {
+            return String::new();
+        }
+        if start > from {
+            let cut = bytes
+                .iter()
+                .position(|b| *b == b'\n')
+                .map_or(bytes.len(), |i| i + 1);
+            bytes.drain(..cut);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
     /// The last `n` lines of the log, for a failure report on stderr (read from its end, with
     /// a seek: at most `caps::LOG_TAIL_READ`).
     pub fn tail(&self, n: usize) -> String {

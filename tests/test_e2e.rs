@@ -853,7 +853,9 @@ fn forcing_tests_past_a_failed_check_says_what_stopped_the_build() {
     let r = w.test(&b.manifest(), &["--force"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
-        r.stderr.contains("the build is FAILED (%check failed)"),
+        // The build's note names its cause (issue 15: it said only `%check failed`).
+        r.stderr
+            .contains("the build is FAILED (%check failed: FAIL: greeting is wrong)"),
         "{}",
         r.stderr
     );
