@@ -21,6 +21,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -53,6 +55,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --emit-existing 'On the first poll of a branch, emit its head instead of only recording it as seen'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -82,6 +86,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --force 'Run even when an earlier stage did not pass'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -106,6 +112,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --force 'Run even when an earlier stage did not pass'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -129,6 +137,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --force 'Run even when an earlier stage did not pass'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -153,6 +163,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --force 'Run even when an earlier stage did not pass'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -172,6 +184,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --force 'Run even when an earlier stage did not pass'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -189,6 +203,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --force 'Run even when an earlier stage did not pass'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -196,6 +212,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
             cand decide 'Decide offline, as Greenwave does, from a gating.yaml, results and waivers; print the decision JSON'
@@ -214,6 +232,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -222,6 +242,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -236,6 +258,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --revoke 'Record `waived: false`, revoking earlier waivers'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -257,6 +281,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
             cand init 'Commit a tree (a directory, or a tarball) as a branch''s first known-good base; print its checksum'
@@ -268,6 +294,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -283,6 +311,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -302,6 +332,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --force 'Run even when an earlier stage did not pass'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -330,6 +362,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --force 'Run even when an earlier stage did not pass'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
         }
