@@ -96,10 +96,11 @@ pub fn verbose() -> bool {
     VERBOSE.load(Ordering::Relaxed)
 }
 
-/// One line of a stage's log, streamed to stderr with `-v` (escaped as [`plain`]: package
-/// output can neither steer the terminal nor forge a line of fci's).
+/// One line of a stage's log, streamed to stderr with `-v`: escaped as [`plain`] and indented
+/// as a log's tail is, so package output can neither steer the terminal nor print a line
+/// that reads as fci's own (`fci: error: ...`).
 pub fn log_line(line: &str) {
-    eprintln!("{}", plain(line));
+    eprintln!("  {}", plain(line));
 }
 
 /// What a step shows: on a terminal a spinner (after a second of work); elsewhere (a CI
