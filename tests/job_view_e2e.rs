@@ -70,7 +70,7 @@ fn outside_a_terminal_each_step_prints_a_line_and_quiet_silences_them() {
     assert!(
         t.stderr
             .lines()
-            .any(|l| l.starts_with("fci: test: running tests/tests.yml … (at ")),
+            .any(|l| l.starts_with("fci: test: running tests/tests.yml (2 tests) … (at ")),
         "{}",
         t.stderr
     );

@@ -80,9 +80,7 @@ pub fn run(
             };
             let dir = package.join(format!("attempt-{attempt}-{}-{i}", s.runner()));
             std::fs::create_dir(&dir)?;
-            let what = s
-                .group()
-                .unwrap_or_else(|| format!("the {} plans", s.runner()));
+            let what = s.shown(a.rcx.env.tree);
             let again = if attempt > 1 {
                 format!(" (attempt {attempt})")
             } else {

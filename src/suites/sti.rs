@@ -1,6 +1,6 @@
 //! Standard Test Interface: `tests/tests*.yml` run by ansible-playbook.
 
-use super::runner::{read_output, Case, Cases, Env};
+use super::runner::{read_output, Case, Cases, Env, OUTPUT_LIMIT};
 use super::select::Filter;
 use super::suite::{RunCtx, Suite};
 use crate::error::FciError;
@@ -389,6 +389,29 @@ fn note_of_log(text: &str) -> Option<String> {
     Some(crate::redact::redact(&crate::progress::plain(&note)))
 }
 
+/// How many tests a playbook's standard-test roles list (`tests:` of each role of each play),
+/// for a step line; None when it cannot tell (it is read again, bounded, and never trusted
+/// for anything else).
+fn count_tests(playbook: &Path) -> Option<usize> {
+    let text =
+        crate::caps::read_file_with(playbook, OUTPUT_LIMIT, crate::caps::Open::NO_LINK).ok()?;
+    let plays: serde_yaml_ng::Value = serde_yaml_ng::from_slice(&text).ok()?;
+    let tests = |role: &serde_yaml_ng::Value| {
+        role.get("tests")
+            .and_then(serde_yaml_ng::Value::as_sequence)
+            .map_or(0, Vec::len)
+    };
+    Some(
+        plays
+            .as_sequence()?
+            .iter()
+            .filter_map(|play| play.get("roles")?.as_sequence())
+            .flatten()
+            .map(tests)
+            .sum(),
+    )
+}
+
 /// One STI playbook (`tests/tests*.yml`) as a suite.
 pub struct Playbook(pub PathBuf);
 
@@ -409,6 +432,15 @@ impl Suite for Playbook {
 
     fn run(&self, cx: &RunCtx, only: &Filter, dir: &Path, log: &mut Log) -> Result<Cases> {
         run(cx.env, &self.0, cx.tags, &only.names, cx.roles, dir, log)
+    }
+
+    fn shown(&self, tree: &Path) -> String {
+        let name = self.0.to_string_lossy();
+        match count_tests(&tree.join(&self.0)) {
+            Some(1) => format!("{name} (1 test)"),
+            Some(n) if n > 0 => format!("{name} ({n} tests)"),
+            _ => name.into_owned(),
+        }
     }
 
     fn reports(&self, dir: &Path) -> Vec<(String, PathBuf)> {
@@ -472,6 +504,23 @@ mod tests {
         // Another role's log (no header fci wrote): no note made up.
         assert_eq!(note_of_log("some output\n"), None);
         assert_eq!(note_of_log("$ cut short\nno status\n"), None);
+    }
+
+    #[test]
+    fn a_step_line_counts_the_playbooks_tests() {
+        let t = tempfile::tempdir().unwrap();
+        let pb = t.path().join("tests/tests.yml");
+        std::fs::create_dir_all(pb.parent().unwrap()).unwrap();
+        std::fs::write(
+            &pb,
+            "- hosts: localhost\n  roles:\n  - role: standard-test-basic\n    tests:\n    - a\n    - b:\n        run: x\n\
+             - hosts: localhost\n  roles:\n  - role: standard-test-beakerlib\n    tests: [c]\n",
+        )
+        .unwrap();
+        let suite = Playbook(PathBuf::from("tests/tests.yml"));
+        assert_eq!(suite.shown(t.path()), "tests/tests.yml (3 tests)");
+        std::fs::write(&pb, "- hosts: localhost\n  tasks: []\n").unwrap();
+        assert_eq!(suite.shown(t.path()), "tests/tests.yml");
     }
 
     #[test]
