@@ -149,7 +149,7 @@ _fci() {
 
     case "${cmd}" in
         fci)
-            opts="-q -h -V --workspace --quiet --help --version watch build test integrate conform image smoke gating base completions compose report help"
+            opts="-q -v -h -V --workspace --quiet --verbose --help --version watch build test integrate conform image smoke gating base completions compose report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -167,7 +167,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__base)
-            opts="-q -h --workspace --quiet --help init help"
+            opts="-q -v -h --workspace --quiet --verbose --help init help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -227,7 +227,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__base__subcmd__init)
-            opts="-q -h --branch --ostree-repo --workspace --quiet --help"
+            opts="-q -v -h --branch --ostree-repo --workspace --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -253,7 +253,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__build)
-            opts="-D -m -o -q -h --ref --lookaside --backend --mock-config --dist --branch --rawhide-release --spec --define --nocheck --strict-builddeps --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
+            opts="-D -m -o -q -v -h --ref --lookaside --backend --mock-config --dist --branch --rawhide-release --spec --define --nocheck --strict-builddeps --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -355,7 +355,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__completions)
-            opts="-q -h --workspace --quiet --help bash elvish fish powershell zsh"
+            opts="-q -v -h --workspace --quiet --verbose --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -373,7 +373,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__compose)
-            opts="-m -o -q -h --branch --ostree-repo --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
+            opts="-m -o -q -v -h --branch --ostree-repo --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -443,7 +443,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__conform)
-            opts="-m -o -q -h --kubeconfig --installer --context --install-timeout --ready-timeout --runner --mode --runner-cmd --timeout --teardown --teardown-timeout --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
+            opts="-m -o -q -v -h --kubeconfig --installer --context --install-timeout --ready-timeout --runner --mode --runner-cmd --timeout --teardown --teardown-timeout --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -533,7 +533,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__gating)
-            opts="-q -h --workspace --quiet --help decide validate waive help"
+            opts="-q -v -h --workspace --quiet --verbose --help decide validate waive help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -551,7 +551,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__gating__subcmd__decide)
-            opts="-q -h --gating --results --waivers --decision-context --product-version --subject-type --subject-identifier --waiverdb-url --waiverdb-token-file --workspace --quiet --help"
+            opts="-q -v -h --gating --results --waivers --decision-context --product-version --subject-type --subject-identifier --waiverdb-url --waiverdb-token-file --workspace --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -675,7 +675,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__gating__subcmd__validate)
-            opts="-q -h --gating --workspace --quiet --help"
+            opts="-q -v -h --gating --workspace --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -697,7 +697,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__gating__subcmd__waive)
-            opts="-q -h --comment --scenario --revoke --username --gating --force --resultsdb-url --product-version --subject-type --subject-identifier --waiverdb-url --waiverdb-token-file --workspace --quiet --help"
+            opts="-q -v -h --comment --scenario --revoke --username --gating --force --resultsdb-url --product-version --subject-type --subject-identifier --waiverdb-url --waiverdb-token-file --workspace --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1007,7 +1007,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__image)
-            opts="-m -o -q -h --format --interval --size --karg --os --timeout --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
+            opts="-m -o -q -v -h --format --interval --size --karg --os --timeout --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1077,7 +1077,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__integrate)
-            opts="-m -o -q -h --tests --tests-ref --runner --tags --retries --network --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
+            opts="-m -o -q -v -h --tests --tests-ref --runner --tags --retries --network --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1159,7 +1159,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__report)
-            opts="-m -o -q -h --gating --waivers --decision-context --product-version --subject-type --subject-identifier --promote --resultsdb-url --amqp-url --resultsdb-jobs --resultsdb-token-file --summary --html --junit --waiverdb-url --waiverdb-token-file --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
+            opts="-m -o -q -v -h --gating --waivers --decision-context --product-version --subject-type --subject-identifier --promote --resultsdb-url --amqp-url --resultsdb-jobs --resultsdb-token-file --summary --html --junit --waiverdb-url --waiverdb-token-file --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1261,7 +1261,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__smoke)
-            opts="-m -o -q -h --check --accel --memory --timeout --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
+            opts="-m -o -q -v -h --check --accel --memory --timeout --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1323,7 +1323,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__test)
-            opts="-m -o -q -h --failed-only --base-root --tests-from --runner --tags --retries --network --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --help"
+            opts="-m -o -q -v -h --failed-only --base-root --tests-from --runner --tags --retries --network --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1405,7 +1405,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__watch)
-            opts="-q -h --config --once --interval --remote-timeout --emit-existing --amqp-url --queue --message --output-dir --jobs --workspace --quiet --help"
+            opts="-q -v -h --config --once --interval --remote-timeout --emit-existing --amqp-url --queue --message --output-dir --jobs --workspace --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

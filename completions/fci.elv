@@ -21,6 +21,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -53,6 +55,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --emit-existing 'On the first poll of a branch, emit its head instead of only recording it as seen'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -85,6 +89,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --force 'Run even when an earlier stage did not pass'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -112,6 +118,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --force 'Run even when an earlier stage did not pass'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -138,6 +146,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --force 'Run even when an earlier stage did not pass'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -165,6 +175,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --force 'Run even when an earlier stage did not pass'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -187,6 +199,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --force 'Run even when an earlier stage did not pass'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -207,6 +221,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --force 'Run even when an earlier stage did not pass'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -214,6 +230,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
             cand decide 'Decide offline, as Greenwave does, from a gating.yaml, results and waivers; print the decision JSON'
@@ -234,6 +252,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -242,6 +262,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -261,6 +283,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --force 'Store the waiver even for a test case no policy requires and no result has'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -282,6 +306,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
             cand init 'Commit a tree (a directory, or a tarball) as a branch''s first known-good base; print its checksum'
@@ -293,6 +319,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -308,6 +336,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -330,6 +360,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --force 'Run even when an earlier stage did not pass'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -362,6 +394,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --force 'Run even when an earlier stage did not pass'
             cand -q 'No progress or summaries on stderr (errors are still printed)'
             cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
             cand -h 'Print help'
             cand --help 'Print help'
         }

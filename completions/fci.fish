@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_fci_global_optspecs
-    string join \n workspace= q/quiet h/help V/version
+    string join \n workspace= q/quiet v/verbose h/help V/version
 end
 
 function __fish_fci_needs_command
@@ -26,6 +26,7 @@ end
 
 complete -c fci -n "__fish_fci_needs_command" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_needs_command" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_needs_command" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_needs_command" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_needs_command" -s V -l version -d 'Print version'
 complete -c fci -n "__fish_fci_needs_command" -f -a "watch" -d 'Watch the monitored packages\' dist-git branches; one manifest per new commit'
@@ -53,6 +54,7 @@ complete -c fci -n "__fish_fci_using_subcommand watch" -l workspace -d 'Workspac
 complete -c fci -n "__fish_fci_using_subcommand watch" -l once -d 'Poll every repository once and exit (with --amqp-url: take what is queued, then exit)'
 complete -c fci -n "__fish_fci_using_subcommand watch" -l emit-existing -d 'On the first poll of a branch, emit its head instead of only recording it as seen'
 complete -c fci -n "__fish_fci_using_subcommand watch" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand watch" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand watch" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand build" -l ref -d 'Git ref (branch, tag or commit) to build' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l lookaside -d 'Lookaside cache for the `sources` file: a directory or an http(s) URL' -r
@@ -80,6 +82,7 @@ complete -c fci -n "__fish_fci_using_subcommand build" -l strict-builddeps -d 'F
 complete -c fci -n "__fish_fci_using_subcommand build" -l no-cache -d 'Run even when the inputs match a recorded result'
 complete -c fci -n "__fish_fci_using_subcommand build" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand build" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand build" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand build" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c fci -n "__fish_fci_using_subcommand test" -l base-root -d 'Base tree to layer under the new RPMs (default: the host\'s directories, read-only)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand test" -l tests-from -d 'Take tests from this dist-git checkout instead of the build\'s snapshot' -r -F
@@ -103,6 +106,7 @@ complete -c fci -n "__fish_fci_using_subcommand test" -l network -d 'Let the tes
 complete -c fci -n "__fish_fci_using_subcommand test" -l no-cache -d 'Run even when the inputs match a recorded result'
 complete -c fci -n "__fish_fci_using_subcommand test" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand test" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand test" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand test" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l tests -d 'The integration tests: a directory or git URL holding tests/tests*.yml or tmt plans' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l tests-ref -d 'Git ref of the tests, for a URL' -r
@@ -125,6 +129,7 @@ complete -c fci -n "__fish_fci_using_subcommand integrate" -l network -d 'Let th
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l no-cache -d 'Run even when the inputs match a recorded result'
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand integrate" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand integrate" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand integrate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c fci -n "__fish_fci_using_subcommand conform" -l kubeconfig -d 'An existing cluster\'s kubeconfig (it must run the composed tree)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand conform" -l installer -d 'A command that installs a cluster from the composed tree and leaves {kubeconfig}; its arguments end with \';\'' -r
@@ -148,6 +153,7 @@ complete -c fci -n "__fish_fci_using_subcommand conform" -l workspace -d 'Worksp
 complete -c fci -n "__fish_fci_using_subcommand conform" -l no-cache -d 'Run even when the inputs match a recorded result'
 complete -c fci -n "__fish_fci_using_subcommand conform" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand conform" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand conform" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand conform" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c fci -n "__fish_fci_using_subcommand image" -l format -d 'Disk image format' -r -f -a "qcow2\t''
 raw\t''"
@@ -165,6 +171,7 @@ complete -c fci -n "__fish_fci_using_subcommand image" -l workspace -d 'Workspac
 complete -c fci -n "__fish_fci_using_subcommand image" -l no-cache -d 'Run even when the inputs match a recorded result'
 complete -c fci -n "__fish_fci_using_subcommand image" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand image" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand image" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand image" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand smoke" -l check -d 'A command the booted guest runs (repeatable, one test case each); it passes when the command exits 0, e.g. --check hello-atomic' -r
 complete -c fci -n "__fish_fci_using_subcommand smoke" -l accel -d 'The accelerator: auto uses KVM only when a probe boot showed it works on this host' -r -f -a "auto\t'KVM when a probe boot shows it works here, else TCG'
@@ -181,9 +188,11 @@ complete -c fci -n "__fish_fci_using_subcommand smoke" -l workspace -d 'Workspac
 complete -c fci -n "__fish_fci_using_subcommand smoke" -l no-cache -d 'Run even when the inputs match a recorded result'
 complete -c fci -n "__fish_fci_using_subcommand smoke" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand smoke" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand smoke" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand smoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -f -a "decide" -d 'Decide offline, as Greenwave does, from a gating.yaml, results and waivers; print the decision JSON'
 complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -f -a "validate" -d 'Check a gating.yaml alone, as Greenwave\'s validate-gating-yaml does; print {"message": ...}'
@@ -200,10 +209,12 @@ complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcomma
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l waiverdb-token-file -d 'A file holding the WaiverDB token (`user:password` for HTTP Basic); or set FCI_WAIVERDB_TOKEN. Never printed or recorded' -r -F
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from validate" -l gating -d 'The gating.yaml to check' -r -F
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from validate" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from validate" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from validate" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from validate" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l comment -d 'Why (WaiverDB requires it)' -r
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l scenario -d 'Only this scenario' -r
@@ -219,6 +230,7 @@ complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcomma
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l revoke -d 'Record `waived: false`, revoking earlier waivers'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l force -d 'Store the waiver even for a test case no policy requires and no result has'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from help" -f -a "decide" -d 'Decide offline, as Greenwave does, from a gating.yaml, results and waivers; print the decision JSON'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from help" -f -a "validate" -d 'Check a gating.yaml alone, as Greenwave\'s validate-gating-yaml does; print {"message": ...}'
@@ -226,6 +238,7 @@ complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcomma
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c fci -n "__fish_fci_using_subcommand base; and not __fish_seen_subcommand_from init help" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand base; and not __fish_seen_subcommand_from init help" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand base; and not __fish_seen_subcommand_from init help" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand base; and not __fish_seen_subcommand_from init help" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand base; and not __fish_seen_subcommand_from init help" -f -a "init" -d 'Commit a tree (a directory, or a tarball) as a branch\'s first known-good base; print its checksum'
 complete -c fci -n "__fish_fci_using_subcommand base; and not __fish_seen_subcommand_from init help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -233,11 +246,13 @@ complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand
 complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from init" -l ostree-repo -d 'A shared OSTree repository (absolute path) for this workspace\'s pipeline, as for `fci compose` (env FCI_OSTREE_REPO; empty means unset)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from init" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from init" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from init" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from help" -f -a "init" -d 'Commit a tree (a directory, or a tarball) as a branch\'s first known-good base; print its checksum'
 complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c fci -n "__fish_fci_using_subcommand completions" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
 complete -c fci -n "__fish_fci_using_subcommand completions" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand completions" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand compose" -l branch -d 'The dist-git branch whose known-good base to compose on (default: the subject\'s)' -r
 complete -c fci -n "__fish_fci_using_subcommand compose" -l ostree-repo -d 'A shared OSTree repository (absolute path) for this workspace\'s pipeline, instead of the workspace\'s own `ostree/repo`; recorded in the workspace, so later stages find it (env FCI_OSTREE_REPO; empty means unset)' -r -F
@@ -254,6 +269,7 @@ complete -c fci -n "__fish_fci_using_subcommand compose" -l workspace -d 'Worksp
 complete -c fci -n "__fish_fci_using_subcommand compose" -l no-cache -d 'Run even when the inputs match a recorded result'
 complete -c fci -n "__fish_fci_using_subcommand compose" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand compose" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand compose" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand compose" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand report" -l gating -d 'The package\'s gating.yaml to evaluate (Greenwave\'s remote policy format)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -l waivers -d 'WaiverDB waivers as a JSON list, oldest first, besides the workspace\'s own (from `fci gating waive`)' -r -F
@@ -280,6 +296,7 @@ complete -c fci -n "__fish_fci_using_subcommand report" -l summary -d 'Print the
 complete -c fci -n "__fish_fci_using_subcommand report" -l no-cache -d 'Run even when the inputs match a recorded result'
 complete -c fci -n "__fish_fci_using_subcommand report" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand report" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
+complete -c fci -n "__fish_fci_using_subcommand report" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand report" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test integrate conform image smoke gating base completions compose report help" -f -a "watch" -d 'Watch the monitored packages\' dist-git branches; one manifest per new commit'
 complete -c fci -n "__fish_fci_using_subcommand help; and not __fish_seen_subcommand_from watch build test integrate conform image smoke gating base completions compose report help" -f -a "build" -d 'Build the SRPM and binary RPMs of a dist-git checkout (%check runs)'

@@ -31,8 +31,12 @@ pub struct Cli {
     )]
     pub workspace: PathBuf,
     /// No progress or summaries on stderr (errors are still printed)
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Stream the stage's log live to stderr (every command it runs and their output, as
+    /// mock does), escaped and with secrets masked
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }

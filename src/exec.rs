@@ -224,6 +224,64 @@ pub struct Log {
     pub path: PathBuf,
     /// What command output may still add to the log before it is cut.
     room: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Every line written also goes to stderr (`-v`: the stage's log, streamed).
+    streamed: bool,
+}
+
+/// The log file, and with `-v` stderr: each whole line written is also printed, redacted and
+/// escaped (`progress::log_line`), as it arrives.
+struct Sink {
+    file: File,
+    streamed: bool,
+    partial: Vec<u8>,
+}
+
+impl Sink {
+    fn new(file: File, streamed: bool) -> Sink {
+        Sink {
+            file,
+            streamed,
+            partial: Vec::new(),
+        }
+    }
+
+    fn echo(&mut self, bytes: &[u8]) {
+        self.partial.extend_from_slice(bytes);
+        while let Some(i) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=i).collect();
+            let text = String::from_utf8_lossy(&line[..i]);
+            crate::progress::log_line(&redact(&text));
+        }
+        // A line with no end in sight (a progress bar's carriage returns) is shown in pieces.
+        if self.partial.len() > 64 * 1024 {
+            let text = String::from_utf8_lossy(&self.partial).into_owned();
+            crate::progress::log_line(&redact(&text));
+            self.partial.clear();
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        if self.streamed {
+            self.echo(&buf[..n]);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        if self.streamed && !self.partial.is_empty() {
+            let text = String::from_utf8_lossy(&self.partial).into_owned();
+            crate::progress::log_line(&redact(&text));
+        }
+    }
 }
 
 impl Log {
@@ -236,11 +294,29 @@ impl Log {
             room: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(
                 crate::caps::STAGE_LOG_OUTPUT,
             )),
+            streamed: false,
         })
+    }
+
+    /// With `on`, every line written to the log also goes to stderr as it is written (the
+    /// stage's log under `-v`), redacted and escaped.
+    pub fn streamed(mut self, on: bool) -> Self {
+        self.streamed = on;
+        self
+    }
+
+    /// The log file as a writer (and stderr, when streamed).
+    fn sink(&self) -> std::io::Result<Sink> {
+        Ok(Sink::new(self.file.try_clone()?, self.streamed))
     }
 
     pub fn line(&mut self, msg: &str) {
         let _ = writeln!(self.file, "{msg}");
+        if self.streamed {
+            for l in msg.lines() {
+                crate::progress::log_line(&redact(l));
+            }
+        }
     }
 
     /// Runs a command with its stdout and stderr appended to the log.
@@ -336,7 +412,9 @@ impl Log {
         let stderr = crate::redact::mask_registered(&String::from_utf8_lossy(&err_bytes));
         if capture && !stderr.is_empty() {
             let room = self.room.clone();
-            copy_redacted(stderr.as_bytes(), &mut self.file, &room);
+            if let Ok(mut sink) = self.sink() {
+                copy_redacted(stderr.as_bytes(), &mut sink, &room);
+            }
         }
         let status = status_text(timed_out, limit.as_deref(), code, signal);
         self.line(&format!(
@@ -398,7 +476,7 @@ impl Log {
         } else {
             let (reader, writer) = std::io::pipe()?;
             expr = expr.stdout_file(writer.try_clone()?).stderr_file(writer);
-            let mut sink = self.file.try_clone()?;
+            let mut sink = self.sink()?;
             let room = self.room.clone();
             let (tx, rx) = std::sync::mpsc::channel::<()>();
             // The end of what it prints is kept for a failure to quote.
@@ -414,9 +492,9 @@ impl Log {
     /// Appends another log (written by a concurrent step, or a guest's console) to this one,
     /// capped as command output is (it streams through; nothing is read whole).
     pub fn append_file(&mut self, other: &Path) {
-        if let Ok(f) = File::open(other) {
+        if let (Ok(f), Ok(mut sink)) = (File::open(other), self.sink()) {
             let room = self.room.clone();
-            copy_redacted(f, &mut self.file, &room);
+            copy_redacted(f, &mut sink, &room);
         }
     }
 
@@ -447,6 +525,38 @@ impl Log {
             std::io::copy(&mut tmp, &mut self.file)?;
         }
         Ok(())
+    }
+
+    /// How long the log is so far: with [`Log::between`], what one step of a stage wrote.
+    pub fn end(&self) -> u64 {
+        let _ = (&self.file).flush();
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+
+    /// What the log holds between the offsets `from` and `to` ([`Log::end`] before and after
+    /// a step), at most its last `max` bytes, from the start of a line.
+    pub fn between(&self, from: u64, to: u64, max: u64) -> String {
+        use std::io::Seek;
+        let start = from.max(to.saturating_sub(max));
+        let Ok(mut f) = File::open(&self.path) else {
+            return String::new();
+        };
+        let mut bytes = Vec::new();
+        if f.seek(std::io::SeekFrom::Start(start)).is_err()
+            || f.take(to.saturating_sub(start))
+                .read_to_end(&mut bytes)
+                .is_err()
+        {
+            return String::new();
+        }
+        if start > from {
+            let cut = bytes
+                .iter()
+                .position(|b| *b == b'\n')
+                .map_or(bytes.len(), |i| i + 1);
+            bytes.drain(..cut);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     /// The last `n` lines of the log, for a failure report on stderr (read from its end, with

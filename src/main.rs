@@ -41,6 +41,7 @@ fn main() {
     }
     let cli = Cli::parse();
     fci::progress::set_quiet(cli.quiet);
+    fci::progress::set_verbose(cli.verbose);
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -3,7 +3,7 @@
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 static QUIET: AtomicBool = AtomicBool::new(false);
 
@@ -85,13 +85,55 @@ pub fn plain_lines(text: &str) -> String {
     text.split('\n').map(plain).collect::<Vec<_>>().join("\n")
 }
 
-/// A spinner that appears only on a terminal and only after a second of work.
-pub struct Spinner(Option<ProgressBar>);
+/// The stage's log streamed live to stderr (`-v/--verbose`).
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+pub fn set_verbose(v: bool) {
+    VERBOSE.store(v, Ordering::Relaxed);
+}
+
+pub fn verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed)
+}
+
+/// One line of a stage's log, streamed to stderr with `-v`: escaped as [`plain`] and indented
+/// as a log's tail is, so package output can neither steer the terminal nor print a line
+/// that reads as fci's own (`fci: error: ...`).
+pub fn log_line(line: &str) {
+    eprintln!("  {}", plain(line));
+}
+
+/// What a step shows: on a terminal a spinner (after a second of work); elsewhere (a CI
+/// console, a pipe, or with `-v`, whose streamed log a spinner would tear) one line per step,
+/// with the time since the stage's first step, and a last line with the whole time.
+pub struct Spinner(Shown);
+
+enum Shown {
+    Nothing,
+    Bar(ProgressBar),
+    Lines { stage: String, started: Instant },
+}
+
+/// `75s` as `1m15s`, `4h00m00s`: how long, for a line of a CI console.
+pub fn elapsed_text(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s:02}s"),
+        (h, m, s) => format!("{h}h{m:02}m{s:02}s"),
+    }
+}
 
 impl Spinner {
     pub fn new(stage: &str) -> Self {
-        if quiet() || !std::io::stderr().is_terminal() {
-            return Spinner(None);
+        if quiet() {
+            return Spinner(Shown::Nothing);
+        }
+        if verbose() || !std::io::stderr().is_terminal() {
+            return Spinner(Shown::Lines {
+                stage: stage.to_string(),
+                started: Instant::now(),
+            });
         }
         let pb = ProgressBar::hidden();
         pb.set_style(
@@ -108,20 +150,31 @@ impl Spinner {
                 shown.enable_steady_tick(Duration::from_millis(120));
             }
         });
-        Spinner(Some(pb))
+        Spinner(Shown::Bar(pb))
     }
 
     pub fn step(&self, msg: &str) {
-        if let Some(pb) = &self.0 {
-            pb.set_message(plain(msg));
+        match &self.0 {
+            Shown::Nothing => {}
+            Shown::Bar(pb) => pb.set_message(plain(msg)),
+            Shown::Lines { stage, started } => eprintln!(
+                "fci: {stage}: {} … (at {})",
+                plain(msg),
+                elapsed_text(started.elapsed())
+            ),
         }
     }
 }
 
 impl Drop for Spinner {
     fn drop(&mut self) {
-        if let Some(pb) = &self.0 {
-            pb.finish_and_clear();
+        match &self.0 {
+            Shown::Nothing => {}
+            Shown::Bar(pb) => pb.finish_and_clear(),
+            Shown::Lines { stage, started } => eprintln!(
+                "fci: {stage}: steps ended after {}",
+                elapsed_text(started.elapsed())
+            ),
         }
     }
 }
@@ -138,5 +191,13 @@ mod tests {
         );
         assert_eq!(plain("ünïcode ok"), "ünïcode ok");
         assert_eq!(plain_lines("a\x1b\nb"), "a\\x1b\nb");
+    }
+
+    #[test]
+    fn elapsed_time_reads_as_a_person_says_it() {
+        let t = |s| elapsed_text(Duration::from_secs(s));
+        assert_eq!(t(5), "5s");
+        assert_eq!(t(75), "1m15s");
+        assert_eq!(t(4 * 3600), "4h00m00s");
     }
 }

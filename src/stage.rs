@@ -414,7 +414,9 @@ impl StageRun {
     pub fn start(ws: &Workspace, name: StageName) -> Result<Self> {
         ws.collect_stale();
         let scratch = ws.scratch(&format!("{name}-"))?;
-        let log = Log::create(&scratch.path().join(format!("{name}.log")))?;
+        // `-v`: the stage's log, streamed to stderr as it is written.
+        let log = Log::create(&scratch.path().join(format!("{name}.log")))?
+            .streamed(crate::progress::verbose());
         Ok(StageRun {
             name,
             started_at: crate::now_rfc3339(),

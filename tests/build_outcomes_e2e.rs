@@ -335,3 +335,58 @@ fn a_build_that_breaks_its_own_spec_is_failed_not_bad_input() {
     let b = r.stage(&m, "build");
     assert_eq!(b["outcome"], "FAILED", "{b:#}");
 }
+
+#[test]
+fn a_failed_build_names_its_cause_in_the_note_the_check_and_the_summary() {
+    let w = Ws::new();
+    let loud = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_fci"))
+            .arg("--workspace")
+            .arg(w.ws())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        Run::from(out)
+    };
+    // A failing %check: its own failure line.
+    let src = example("hello-broken-check");
+    let r = loud(&["build", src.to_str().unwrap(), "--branch", "f41"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let b = r.stage(&m, "build");
+    let cause = "%check failed: FAIL: greeting is wrong";
+    assert_eq!(
+        b["notes"].as_array().unwrap().last().unwrap(),
+        cause,
+        "{b:#}"
+    );
+    let (outcome, note) = check_result(b);
+    assert_eq!(outcome, "FAILED");
+    assert!(note.ends_with(": FAIL: greeting is wrong"), "{note}");
+    let summary = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("fci: build FAILED in "))
+        .unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(summary.ends_with(cause), "{summary}");
+
+    // A failing %prep: what the section printed before rpmbuild's `Bad exit status`.
+    let prep = fixture("prep-fail");
+    let r = loud(&["build", prep.to_str().unwrap(), "--dist", ".fc41"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let b = r.stage(&m, "build");
+    assert!(
+        notes(b).contains("rpmbuild failed: patch does not apply"),
+        "{b:#}"
+    );
+    assert!(
+        r.stderr
+            .lines()
+            .any(|l| l.starts_with("fci: build FAILED in ")
+                && l.ends_with("rpmbuild failed: patch does not apply")),
+        "{}",
+        r.stderr
+    );
+}

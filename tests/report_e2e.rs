@@ -514,6 +514,21 @@ fn a_failed_run_is_reported_and_gating_names_the_failure() {
         "{xml}"
     );
     assert!(xml.contains("<testsuite name=\"build\""), "{xml}");
+    // The failed test's case names its cause (the command and its exit status) as the
+    // message, and quotes the end of its log (redacted) as the failure's text.
+    let spelling = cases.iter().find(|c| c.name == "spelling").expect(&xml);
+    let cause = spelling.message.as_deref().unwrap_or_default();
+    assert!(
+        cause.starts_with("`hello-broken-test | grep -qx 'Hello, world!'` exited 1"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(
+            "$ hello-broken-test | grep -qx &apos;Hello, world!&apos;\n# exit status 1</failure>"
+        ) || xml
+            .contains("$ hello-broken-test | grep -qx 'Hello, world!'\n# exit status 1</failure>"),
+        "{xml}"
+    );
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(html.contains("hello-broken-test-0.1-1.fc41"));
@@ -586,7 +601,10 @@ const CHECK_GATING: &str = "--- !Policy\n\
 fn a_failed_runs_page_links_each_failing_requirement_to_its_cause_and_commands() {
     let w = Ws::new();
     // The run's first stage fixes where its files are served; the page links there.
-    let art = ["--artifacts-url", "https://ci.example.org/job/7/artifact/ws/"];
+    let art = [
+        "--artifacts-url",
+        "https://ci.example.org/job/7/artifact/ws/",
+    ];
     let built = w.build("hello-broken-check", &art);
     assert_eq!(built.code, 1, "{}", built.stderr);
     let tested = w.test(&built.manifest(), &[]);

@@ -609,7 +609,9 @@ fn odd_test_names_and_a_missing_role() {
     let mo = odd.manifest();
     let deep = case(odd.stage(&mo, "test"), "sub/deep");
     let log = std::fs::read_to_string(w.ws().join(deep["log"].as_str().unwrap())).unwrap();
-    assert_eq!(log, "deep\n");
+    // The command, its output and its exit status (issue 15: a failing command's log names
+    // them; it was the output alone).
+    assert_eq!(log, "$ echo deep\ndeep\n# exit status 0\n");
     assert_eq!(
         case(odd.stage(&mo, "test"), "with space")["outcome"],
         "PASSED"
@@ -851,7 +853,9 @@ fn forcing_tests_past_a_failed_check_says_what_stopped_the_build() {
     let r = w.test(&b.manifest(), &["--force"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
-        r.stderr.contains("the build is FAILED (%check failed)"),
+        // The build's note names its cause (issue 15: it said only `%check failed`).
+        r.stderr
+            .contains("the build is FAILED (%check failed: FAIL: greeting is wrong)"),
         "{}",
         r.stderr
     );

@@ -257,10 +257,16 @@ pub fn for_record(m: &Manifest, s: &StageRecord, cx: &Context) -> Vec<Message> {
         }
         (event, end)
     };
+    // A record that did not pass says why last (its cause; warnings come before it).
+    let note = if s.outcome.is_pass() {
+        s.notes.first()
+    } else {
+        s.notes.last()
+    };
     let (event, body) = end(
         &s.name,
         s.outcome,
-        s.notes.first().map(String::as_str),
+        note.map(String::as_str),
         Some(s.duration_s),
     );
     out.push(Message {

@@ -80,7 +80,13 @@ pub fn run(
             };
             let dir = package.join(format!("attempt-{attempt}-{}-{i}", s.runner()));
             std::fs::create_dir(&dir)?;
-            spinner.step(&format!("running {} tests (attempt {attempt})", s.runner()));
+            let what = s.shown(a.rcx.env.tree);
+            let again = if attempt > 1 {
+                format!(" (attempt {attempt})")
+            } else {
+                String::new()
+            };
+            spinner.step(&format!("running {what}{again}"));
             let cases = s.run(a.rcx, &filter, &dir, cx.log())?;
             // The run's own reports, for whoever debugs it (kept only if plain files).
             for (label, file) in s.reports(&dir) {
@@ -98,7 +104,7 @@ pub fn run(
             }
             out.unlisted.add(cases.unlisted);
             for c in cases.listed {
-                out.push(results::confine_log(c, &dir));
+                out.push(results::explain(results::confine_log(c, &dir)));
             }
         }
         Ok(out)

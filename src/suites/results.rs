@@ -112,6 +112,26 @@ pub fn confine_log(mut c: Case, dir: &Path) -> Case {
     c
 }
 
+/// A failed or errored case's note, when its runner gave none, from its own log (confined
+/// already, [`confine_log`]): for fci's STI role the command, its exit status and its last
+/// line (`sti::explain_failure`), else the last line the test printed, so that every failure
+/// names its cause.
+pub fn explain(c: Case) -> Case {
+    let mut c = if c.runner == "sti" {
+        super::sti::explain_failure(c)
+    } else {
+        c
+    };
+    let failing = matches!(
+        c.outcome,
+        Outcome::Failed | Outcome::Error | Outcome::NeedsInspection
+    );
+    if failing && c.note.is_none() && !c.whole_run {
+        c.note = c.log.as_deref().and_then(super::runner::last_said);
+    }
+    c
+}
+
 /// The most of one test log fci keeps.
 pub const LOG_LIMIT: u64 = 32 * 1024 * 1024;
 

@@ -344,6 +344,9 @@ pub struct Ended {
     pub timed_out: bool,
     /// Killed past a limit: which (`memory limit 4 GiB reached`).
     pub limit: Option<String>,
+    /// The end of what it printed (`exec::Finished::tail`: whole lines, redacted), where a
+    /// runner finds why it stopped.
+    pub tail: String,
 }
 
 impl Env<'_> {
@@ -384,6 +387,7 @@ impl Env<'_> {
             code: done.code,
             timed_out: done.timed_out,
             limit: done.limit,
+            tail: done.tail,
         })
     }
 
@@ -425,6 +429,39 @@ impl Env<'_> {
     }
 }
 
+/// The last line a failed or errored case's own log says (what it printed before it stopped),
+/// for its note when the runner gave none: read at the log's end only, with lines that are
+/// the runner's own noise left out. `c.log` must be confined already
+/// (`results::confine_log`).
+pub fn last_said(log: &Path) -> Option<String> {
+    let bytes = crate::caps::tail(log, 16 * 1024).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let line = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("[fci: "))
+        // tmt's test wrapper, which cannot write the kernel log in a sandbox.
+        .rfind(|l| !l.ends_with("/dev/kmsg: Read-only file system"))?;
+    Some(crate::redact::redact(&crate::progress::plain(
+        strip_script_prefix(line),
+    )))
+}
+
+/// `./script-…sh: line 1: jo: command not found` as `jo: command not found`: the shell's
+/// prefix of a runner's generated script names nothing the packager wrote.
+pub fn strip_script_prefix(line: &str) -> &str {
+    let Some(rest) = line.strip_prefix("./") else {
+        return line;
+    };
+    let Some((_, after)) = rest.split_once(": line ") else {
+        return line;
+    };
+    match after.split_once(": ") {
+        Some((n, said)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => said,
+        _ => line,
+    }
+}
+
 /// The most fci reads of a results file written by tests.
 pub const OUTPUT_LIMIT: u64 = 16 * 1024 * 1024;
 
@@ -448,6 +485,21 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cases_log_says_why_it_stopped_without_the_runners_noise() {
+        let t = tempfile::tempdir().unwrap();
+        let log = t.path().join("output.txt");
+        std::fs::write(
+            &log,
+            "./tmt-test-wrapper-outer.sh-x: line 21: /dev/kmsg: Read-only file system\nhi\n\
+             ./tmt-test-wrapper-inner.sh-x: line 1: jo: command not found\n\
+             ./tmt-test-wrapper-outer.sh-x: line 32: /dev/kmsg: Read-only file system\n",
+        )
+        .unwrap();
+        assert_eq!(last_said(&log).unwrap(), "jo: command not found");
+        assert_eq!(strip_script_prefix("./a b: line x: y"), "./a b: line x: y");
+    }
 
     #[test]
     fn unlisted_cases_are_counted_by_outcome_and_group_and_read_back() {

@@ -1,6 +1,6 @@
 //! Standard Test Interface: `tests/tests*.yml` run by ansible-playbook.
 
-use super::runner::{read_output, Case, Cases, Env};
+use super::runner::{read_output, Case, Cases, Env, OUTPUT_LIMIT};
 use super::select::Filter;
 use super::suite::{RunCtx, Suite};
 use crate::error::FciError;
@@ -354,6 +354,68 @@ fn parse_results(
     Ok(cases)
 }
 
+/// A failed STI case's note from its own log, when fci's standard-test-basic wrote it (`$ CMD`
+/// first, `# exit status N` last): the command, its exit status and the last line it printed
+/// (`` `./runtest.sh` exited 1: jo: command not found ``). `c.log` must be confined to the
+/// attempt's directory already (`results::confine_log`); the log is read at its head and tail
+/// only. A case with a note of its own, or another role's log, is left as it is.
+pub fn explain_failure(mut c: Case) -> Case {
+    if c.outcome != Outcome::Failed || c.note.is_some() {
+        return c;
+    }
+    let Some(log) = &c.log else { return c };
+    let Ok(bytes) = crate::caps::head_and_tail(log, 4096, 16 * 1024) else {
+        return c;
+    };
+    c.note = note_of_log(&String::from_utf8_lossy(&bytes));
+    c
+}
+
+/// See [`explain_failure`].
+fn note_of_log(text: &str) -> Option<String> {
+    let mut lines = text.lines();
+    let command = lines.next()?.strip_prefix("$ ")?.trim();
+    let rest: Vec<&str> = lines.collect();
+    let (at, status) = rest
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, l)| Some((i, l.strip_prefix("# exit status ")?.trim())))?;
+    let said = rest[..at]
+        .iter()
+        .map(|l| l.trim())
+        .rfind(|l| !l.is_empty() && !l.starts_with("[fci: "));
+    let head = format!("`{command}` exited {status}");
+    let note = match said {
+        Some(line) => format!("{head}: {line}"),
+        None => format!("{head} (it printed nothing)"),
+    };
+    Some(crate::redact::redact(&crate::progress::plain(&note)))
+}
+
+/// How many tests a playbook's standard-test roles list (`tests:` of each role of each play),
+/// for a step line; None when it cannot tell (it is read again, bounded, and never trusted
+/// for anything else).
+fn count_tests(playbook: &Path) -> Option<usize> {
+    let text =
+        crate::caps::read_file_with(playbook, OUTPUT_LIMIT, crate::caps::Open::NO_LINK).ok()?;
+    let plays: serde_yaml_ng::Value = serde_yaml_ng::from_slice(&text).ok()?;
+    let tests = |role: &serde_yaml_ng::Value| {
+        role.get("tests")
+            .and_then(serde_yaml_ng::Value::as_sequence)
+            .map_or(0, Vec::len)
+    };
+    Some(
+        plays
+            .as_sequence()?
+            .iter()
+            .filter_map(|play| play.get("roles")?.as_sequence())
+            .flatten()
+            .map(tests)
+            .sum(),
+    )
+}
+
 /// One STI playbook (`tests/tests*.yml`) as a suite.
 pub struct Playbook(pub PathBuf);
 
@@ -374,6 +436,15 @@ impl Suite for Playbook {
 
     fn run(&self, cx: &RunCtx, only: &Filter, dir: &Path, log: &mut Log) -> Result<Cases> {
         run(cx.env, &self.0, cx.tags, &only.names, cx.roles, dir, log)
+    }
+
+    fn shown(&self, tree: &Path) -> String {
+        let name = self.0.to_string_lossy();
+        match count_tests(&tree.join(&self.0)) {
+            Some(1) => format!("{name} (1 test)"),
+            Some(n) if n > 0 => format!("{name} ({n} tests)"),
+            _ => name.into_owned(),
+        }
     }
 
     fn reports(&self, dir: &Path) -> Vec<(String, PathBuf)> {
@@ -421,6 +492,39 @@ mod tests {
                 assert!(dir.join(role).join(f).is_file(), "{role}/{f}");
             }
         }
+    }
+
+    #[test]
+    fn a_failed_commands_note_names_it_its_status_and_its_last_line() {
+        assert_eq!(
+            note_of_log("$ ./runtest.sh\nstarting\njo: command not found\n\n# exit status 127\n")
+                .unwrap(),
+            "`./runtest.sh` exited 127: jo: command not found"
+        );
+        assert_eq!(
+            note_of_log("$ false\n# exit status 1\n").unwrap(),
+            "`false` exited 1 (it printed nothing)"
+        );
+        // Another role's log (no header fci wrote): no note made up.
+        assert_eq!(note_of_log("some output\n"), None);
+        assert_eq!(note_of_log("$ cut short\nno status\n"), None);
+    }
+
+    #[test]
+    fn a_step_line_counts_the_playbooks_tests() {
+        let t = tempfile::tempdir().unwrap();
+        let pb = t.path().join("tests/tests.yml");
+        std::fs::create_dir_all(pb.parent().unwrap()).unwrap();
+        std::fs::write(
+            &pb,
+            "- hosts: localhost\n  roles:\n  - role: standard-test-basic\n    tests:\n    - a\n    - b:\n        run: x\n\
+             - hosts: localhost\n  roles:\n  - role: standard-test-beakerlib\n    tests: [c]\n",
+        )
+        .unwrap();
+        let suite = Playbook(PathBuf::from("tests/tests.yml"));
+        assert_eq!(suite.shown(t.path()), "tests/tests.yml (3 tests)");
+        std::fs::write(&pb, "- hosts: localhost\n  tasks: []\n").unwrap();
+        assert_eq!(suite.shown(t.path()), "tests/tests.yml");
     }
 
     #[test]

@@ -27,4 +27,9 @@ pub trait Suite {
     fn run(&self, cx: &RunCtx, only: &Filter, dir: &Path, log: &mut Log) -> Result<Cases>;
     /// The run's own report files in `dir`, (label, path), kept for whoever debugs it.
     fn reports(&self, dir: &Path) -> Vec<(String, PathBuf)>;
+    /// What a step line says it runs (`tests/tests.yml (3 tests)`), the dist-git tree `tree`.
+    fn shown(&self, _tree: &Path) -> String {
+        self.group()
+            .unwrap_or_else(|| format!("the {} plans", self.runner()))
+    }
 }

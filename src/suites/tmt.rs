@@ -169,17 +169,65 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Cases>
         none.outcome = Outcome::Info;
         cases.push(none);
     } else if cases.is_empty() {
-        cases.push(broke(format!(
-            "tmt exited {code} and reported no test results"
+        cases.push(broke(because(
+            format!("tmt exited {code} and reported no test results"),
+            &ended.tail,
         )));
     } else if !matches!(ended.code, Some(0 | 1 | 4)) && !cases.any_error() {
         // 0 passed, 1 a test failed, 4 all skipped; anything else broke outside the tests
         // (a plan's discover, prepare or finish): the tests' own results do not tell.
-        cases.push(broke(format!(
-            "tmt exited {code}: a plan failed outside its tests (see the stage log)"
+        cases.push(broke(because(
+            format!("tmt exited {code}: a plan failed outside its tests"),
+            &ended.tail,
         )));
     }
     Ok(cases)
+}
+
+/// `what`, then tmt's own reason from the end of its output when it gave one, else a pointer
+/// to the stage log.
+fn because(what: String, output: &str) -> String {
+    match reason(output) {
+        Some(why) => format!("{what}: {why}"),
+        None => format!("{what} (see the stage log)"),
+    }
+}
+
+/// Why tmt stopped, from the end of its output: the innermost `Cause number N:` of its
+/// exception chain (`Unsupported discover method 'x' in the '/plans/a' plan.`), with the last
+/// line of the command output it quotes (`jo: command not found`), else its last `fail:` or
+/// `Error:` line.
+fn reason(output: &str) -> Option<String> {
+    let lines: Vec<&str> = output.lines().map(str::trim).collect();
+    let why = match lines.iter().rposition(|l| l.starts_with("Cause number ")) {
+        Some(at) => {
+            let block: Vec<&str> = lines[at + 1..]
+                .iter()
+                .copied()
+                .filter(|l| !l.is_empty() && !l.starts_with("# exit status"))
+                .collect();
+            let first = *block.first()?;
+            // What the failed command printed, between tmt's `# ~~~` rules.
+            let quoted = block
+                .iter()
+                .skip(1)
+                .rfind(|l| !l.starts_with('#'))
+                .map(|l| super::runner::strip_script_prefix(l));
+            match quoted {
+                Some(q) => format!("{} {q}", first.trim_end_matches('.').to_string() + ":"),
+                None => first.to_string(),
+            }
+        }
+        None => lines
+            .iter()
+            .rev()
+            .find_map(|l| {
+                l.strip_prefix("fail: ")
+                    .or_else(|| l.strip_prefix("Error: "))
+            })?
+            .to_string(),
+    };
+    Some(crate::progress::plain(&why))
 }
 
 /// The cases of each plan's results.yaml in the run's directory (with `only.names`, those
@@ -365,6 +413,29 @@ mod tests {
             e.to_string()
                 .starts_with("plans/all.fmf:4: invalid fmf metadata (YAML): "),
             "{e:#}"
+        );
+    }
+
+    #[test]
+    fn tmts_reason_is_its_innermost_cause() {
+        let discover = "warn: /plans/bad:discover - {'how': 'nonsense'} is not valid\n\n/plans/bad\n\n\
+            plan failed.\n\nThe exception was caused by 1 earlier exceptions\n\nCause number 1:\n\n    \
+            Unsupported discover method 'nonsense' in the '/plans/bad' plan.\n";
+        assert_eq!(
+            super::because("tmt exited 2 and reported no test results".into(), discover),
+            "tmt exited 2 and reported no test results: Unsupported discover method 'nonsense' in the '/plans/bad' plan."
+        );
+        let finish = "plan failed.\n\nCause number 1:\n\n    finish step failed\n\n    \
+            Cause number 1:\n\n        Command './script-0-outer' returned 127.\n\n        \
+            # stdout (1/1 lines)\n        # ~~~~~~\n        \
+            ./script-0-inner: line 1: jo: command not found\n        # ~~~~~~\n\n";
+        assert_eq!(
+            super::reason(finish).unwrap(),
+            "Command './script-0-outer' returned 127: jo: command not found"
+        );
+        assert_eq!(
+            super::because("tmt exited 2".into(), "nothing useful\n"),
+            "tmt exited 2 (see the stage log)"
         );
     }
 

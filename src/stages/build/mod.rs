@@ -4,6 +4,7 @@
 //! driver does the rest. Backends: `rpmbuild.rs` (default) and `mock.rs`.
 
 pub mod backend;
+mod cause;
 mod define;
 pub mod fedora_env;
 pub mod mock;
@@ -215,8 +216,13 @@ impl Stage for Build {
         } else {
             format!(": {}", pkgs.join(", "))
         };
+        // A build that did not pass says why: its last note is the cause.
+        let why = match record.notes.last() {
+            Some(n) if !record.outcome.is_pass() && pkgs.is_empty() => format!(": {n}"),
+            _ => String::new(),
+        };
         progress::note(&format!(
-            "build {} in {:.1}s{pkgs}",
+            "build {} in {:.1}s{pkgs}{why}",
             record.outcome, record.duration_s
         ));
     }

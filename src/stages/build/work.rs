@@ -134,16 +134,25 @@ fn build_bounded(
     } else {
         false
     };
-    step(&format!("building with {}", p.backend.name()));
+    step(&format!(
+        "building {} with {}",
+        p.spec_path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        p.backend.name()
+    ));
+    let from = cx.log().end();
     let out = p
         .backend
         .build(&job(rpmbuild && !args.strict_builddeps), cx.log())?;
+    // What the build printed, before anything else is logged: where its cause is found.
+    let printed = (from, cx.log().end());
     if has_check {
         let ran = parsed_check && (out.check_ran || out.success);
         rec.results.push(check_result(&out, ran, args.nocheck));
     }
     if !out.success {
-        explain_failure(args, p, &job(true), &out, cx, rec)?;
+        explain_failure(args, p, &job(true), (&out, printed), cx, rec)?;
         return Ok(Vec::new());
     }
 
@@ -328,7 +337,7 @@ fn explain_failure(
     args: &Args,
     p: &Prepared,
     query_job: &Job,
-    out: &Output,
+    (out, printed): (&Output, (u64, u64)),
     cx: &mut Ctx,
     rec: &mut RecordParts,
 ) -> Result<()> {
@@ -370,6 +379,23 @@ fn explain_failure(
         what.to_string()
     } else {
         format!("{what} (backend {})", p.backend.name())
+    };
+    // The line that says why: the failing %check's, or the build's first error.
+    let output = cx
+        .log()
+        .between(printed.0, printed.1, crate::caps::LOG_TAIL_READ);
+    let what = match super::cause::of(&output, out.check_failed) {
+        Some(cause) => {
+            if let Some(check) = rec
+                .results
+                .iter_mut()
+                .find(|r| r.testcase == "build.check" && r.outcome == Outcome::Failed)
+            {
+                check.note = Some(format!("{}: {cause}", check.note.as_deref().unwrap_or("")));
+            }
+            format!("{what}: {cause}")
+        }
+        None => what,
     };
     rec.notes.push(what.clone());
     // A build that stopped on an undefined macro or a missing host tool says so: that is the

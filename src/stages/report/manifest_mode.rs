@@ -101,7 +101,8 @@ impl Report {
             }
         }
         if let Some(p) = &self.args.junit {
-            let written = super::junit_xml::report(cx.manifest, verdict)
+            let log = |rel: &str| super::junit_xml::excerpt(cx.ws, rel);
+            let written = super::junit_xml::report(cx.manifest, verdict, &log)
                 .and_then(|xml| crate::files::write_output(p, xml.as_bytes()));
             if let Err(e) = written {
                 failed.push(crate::error::one_line(&e));

@@ -223,31 +223,63 @@ impl Stage for Smoke {
     }
 
     fn summary(&self, record: &StageRecord, _manifest: &Manifest) {
-        if record.results.is_empty() {
-            let why = record.notes.first().map_or("", String::as_str);
-            progress::note(&format!(
-                "smoke {} in {:.1}s: {why}",
-                record.outcome, record.duration_s
-            ));
-            return;
-        }
-        let booted = record
-            .data
-            .get("booted")
-            .and_then(Value::as_str)
-            .unwrap_or("nothing");
-        let passed = record
-            .results
-            .iter()
-            .filter(|r| r.outcome == Outcome::Passed)
-            .count();
-        progress::note(&format!(
-            "smoke {} in {:.1}s: booted {booted}; {passed}/{} cases passed",
-            record.outcome,
-            record.duration_s,
-            record.results.len()
-        ));
+        let (head, lines) = summary_text(record);
+        progress::note_lines(&head, &lines);
     }
+}
+
+/// The summary smoke prints: a head line (the outcome, what booted, how many cases passed,
+/// and the first case that did not pass with its cause), then one line per case that did not
+/// pass, naming its check's command and how it ended. Apart from the printing so that it is
+/// tested.
+fn summary_text(record: &StageRecord) -> (String, Vec<String>) {
+    let took = format!("smoke {} in {:.1}s", record.outcome, record.duration_s);
+    if record.results.is_empty() {
+        let why = record.notes.first().map_or("", String::as_str);
+        return (format!("{took}: {why}"), Vec::new());
+    }
+    let booted = record
+        .data
+        .get("booted")
+        .and_then(Value::as_str)
+        .unwrap_or("nothing");
+    let passed = record
+        .results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Passed)
+        .count();
+    let failing: Vec<String> = record
+        .results
+        .iter()
+        .filter(|r| r.outcome != Outcome::Passed)
+        .map(|r| {
+            let why = r.note.as_deref().unwrap_or("no reason recorded");
+            // The check's command, unless its note says it already.
+            let command = r
+                .extra
+                .get("command")
+                .and_then(Value::as_str)
+                .filter(|c| !why.contains(&format!("`{c}`")))
+                .map(|c| format!(" (`{c}`)"))
+                .unwrap_or_default();
+            format!("{} {}{command}: {why}", r.outcome, r.testcase)
+        })
+        .collect();
+    let mut head = format!(
+        "{took}: booted {booted}; {passed}/{} cases passed",
+        record.results.len()
+    );
+    if let Some(first) = failing.first() {
+        head.push_str("; ");
+        head.push_str(first);
+    }
+    // One case failing is said in full by the head already.
+    let lines = if failing.len() > 1 {
+        failing
+    } else {
+        Vec::new()
+    };
+    (head, lines)
 }
 
 /// The image's default boot entry, kernel and initrd, read from a raw copy of the image, and
@@ -396,7 +428,7 @@ fn results(
                 Some("not run: the boot failed".to_string()),
             ),
             Some(Some(0)) => (Outcome::Passed, None),
-            Some(Some(rc)) => (Outcome::Failed, Some(format!("exited {rc}"))),
+            Some(Some(rc)) => (Outcome::Failed, Some(format!("`{cmd}` exited {rc}"))),
             Some(None) => (
                 Outcome::Failed,
                 Some(format!("no result: {stopped} during it")),
@@ -414,6 +446,61 @@ fn results(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_smokes_summary_names_the_failing_check_its_command_and_status() {
+        let report = console::parse(
+            "fci-guest N booted good\nfci-guest N check 1 start\nfci-guest N check 1 rc=0\n\
+             fci-guest N check 2 start\nfci-guest N check 2 rc=3\nfci-guest N check 3 start\n\
+             fci-guest N check 3 rc=0\nfci-guest N done\n",
+            "",
+            "N",
+        );
+        let checks = ["true".to_string(), "hello-atomic --bad".into(), "id".into()];
+        let results = results(
+            &report,
+            "good",
+            &checks,
+            false,
+            std::time::Duration::from_secs(9),
+        );
+        let mut data = Map::new();
+        data.insert("booted".into(), json!("good"));
+        let record = StageRecord {
+            outcome: Outcome::Failed,
+            duration_s: 12.0,
+            results,
+            data,
+            ..StageRecord::instant(StageName::Smoke, Outcome::Failed, String::new())
+        };
+        let (head, lines) = summary_text(&record);
+        assert_eq!(
+            head,
+            "smoke FAILED in 12.0s: booted good; 3/4 cases passed; \
+             FAILED check-2: `hello-atomic --bad` exited 3"
+        );
+        assert!(lines.is_empty(), "{lines:?}");
+        assert_eq!(record.results[2].extra["exit_code"], 3);
+        // A boot that failed: every case is said, each check with its command.
+        let cut = console::parse("fci-guest N booted good\n", "", "N");
+        let record = StageRecord {
+            results: super::results(
+                &cut,
+                "good",
+                &checks[..2],
+                true,
+                std::time::Duration::from_secs(9),
+            ),
+            ..record
+        };
+        let (head, lines) = summary_text(&record);
+        assert!(head.ends_with("0/3 cases passed; FAILED boot: booted the composed commit, but the guest was killed after 9s (--timeout) before it reported done"), "{head}");
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(
+            lines[1],
+            "FAILED check-1 (`true`): never ran: the guest was killed after 9s (--timeout) first"
+        );
+    }
 
     fn outcomes(r: &console::Report, checks: usize, timed_out: bool) -> Vec<(String, Outcome)> {
         let checks: Vec<String> = (0..checks).map(|i| format!("c{i}")).collect();
