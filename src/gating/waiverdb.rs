@@ -136,34 +136,7 @@ impl Client {
         build: impl Fn() -> reqwest::blocking::RequestBuilder,
         tries: u32,
     ) -> Result<(u16, Value), Failure> {
-        let mut last = String::new();
-        for attempt in 0..tries {
-            if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(300 << attempt));
-            }
-            let mut req = build();
-            if let Some(a) = &self.auth {
-                req = req.header("Authorization", a);
-            }
-            match req.send() {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let url = resp.url().to_string();
-                    let text = crate::caps::http_body(resp, crate::caps::RESULTSDB_ANSWER, &url)
-                        .map_err(Failure::Unreachable)?;
-                    if status >= 500 {
-                        last = format!("HTTP {status}");
-                        continue;
-                    }
-                    return Ok((status, serde_json::from_slice(&text).unwrap_or(Value::Null)));
-                }
-                Err(e) => last = crate::redact::scrub_credentials(&e.to_string(), &self.api),
-            }
-        }
-        Err(Failure::Unreachable(format!(
-            "{}: {last} (after {tries} tries)",
-            self.target()
-        )))
+        crate::resultsdb::client::send_json(&self.api, self.auth.as_deref(), build, tries)
     }
 
     /// Posts one waiver (once: a POST is not idempotent); the server's waiver.

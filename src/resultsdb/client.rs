@@ -108,41 +108,7 @@ impl Client {
         build: impl Fn() -> reqwest::blocking::RequestBuilder,
         tries: u32,
     ) -> Result<(u16, Value), Failure> {
-        let mut last = String::new();
-        for attempt in 0..tries {
-            if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(300 << attempt));
-            }
-            let mut req = build();
-            if let Some(a) = &self.auth {
-                req = req.header("Authorization", a);
-            }
-            match req.send() {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let url = resp.url().to_string();
-                    // Read up to the cap: an answer past it is no ResultsDB answer; what
-                    // was to be delivered stays spooled.
-                    let text =
-                        match crate::caps::http_body(resp, crate::caps::RESULTSDB_ANSWER, &url) {
-                            Ok(t) => t,
-                            Err(why) => return Err(Failure::Unreachable(why)),
-                        };
-                    if status >= 500 {
-                        last = format!("HTTP {status}");
-                        continue;
-                    }
-                    let body = serde_json::from_slice(&text).unwrap_or(Value::Null);
-                    return Ok((status, body));
-                }
-                // reqwest's message names the URL (never the headers): without credentials.
-                Err(e) => last = crate::redact::scrub_credentials(&e.to_string(), &self.api),
-            }
-        }
-        Err(Failure::Unreachable(format!(
-            "{}: {last} (after {tries} tries)",
-            crate::redact::strip_credentials(&self.api)
-        )))
+        send_json(&self.api, self.auth.as_deref(), build, tries)
     }
 
     /// The outcomes the server accepts, from `GET /api/v2.0/` (ResultsDB answers it with 300).
@@ -284,6 +250,48 @@ pub fn check_url(what: &str, url: &str, token: bool) -> Result<(), String> {
 fn base64(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// One JSON exchange with a results service (ResultsDB, WaiverDB): up to `tries` attempts,
+/// backing off, a 5xx or no answer retried; the answer read up to its cap (past it, no
+/// service's answer: what was to be delivered stays spooled); the status and the JSON body
+/// (null when it is none). Errors never name the credentials in `api`.
+pub fn send_json(
+    api: &str,
+    auth: Option<&str>,
+    build: impl Fn() -> reqwest::blocking::RequestBuilder,
+    tries: u32,
+) -> Result<(u16, Value), Failure> {
+    let mut last = String::new();
+    for attempt in 0..tries {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(300 << attempt));
+        }
+        let mut req = build();
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        match req.send() {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let url = resp.url().to_string();
+                let text = crate::caps::http_body(resp, crate::caps::RESULTSDB_ANSWER, &url)
+                    .map_err(Failure::Unreachable)?;
+                if status >= 500 {
+                    last = format!("HTTP {status}");
+                    continue;
+                }
+                let body = serde_json::from_slice(&text).unwrap_or(Value::Null);
+                return Ok((status, body));
+            }
+            // reqwest's message names the URL (never the headers): without credentials.
+            Err(e) => last = crate::redact::scrub_credentials(&e.to_string(), api),
+        }
+    }
+    Err(Failure::Unreachable(format!(
+        "{}: {last} (after {tries} tries)",
+        crate::redact::strip_credentials(api)
+    )))
 }
 
 #[cfg(test)]
