@@ -71,13 +71,16 @@ pub fn publish(
         "amqp-{}",
         dir.file_name().unwrap_or_default().to_string_lossy()
     ))?;
-    for m in messages {
-        // Named `<generated_at>-<id>.json`: sorted, they go out in event order.
-        // (A message without one, Greenwave's decision, goes after what was spooled before.)
-        let now = crate::now_rfc3339();
-        let at: String = m.body["generated_at"]
-            .as_str()
-            .unwrap_or(&now)
+    let now = crate::now_rfc3339();
+    for (i, m) in messages.iter().enumerate() {
+        // Named `<generated_at>-<id>.json`: sorted, they go out in event order. A message
+        // without one (Greenwave's decision) goes after what was spooled before, and after
+        // the ones before it in this batch (its place in the batch follows the time).
+        let stamp = match m.body["generated_at"].as_str() {
+            Some(at) => at.to_string(),
+            None => format!("{now}{i:04}"),
+        };
+        let at: String = stamp
             .chars()
             .filter(|c| c.is_ascii_alphanumeric())
             .collect();
