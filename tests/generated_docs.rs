@@ -1,13 +1,15 @@
 //! completions/ and man/ are generated from the CLI here, and only here: the shipped `fci`
 //! carries no generator (`fci completions SHELL` prints the scripts generated into
 //! completions/, built in). This keeps them current; regenerate them with
-//! `FCI_BLESS=1 cargo test --test generated_docs`, then rebuild fci.
+//! `FCI_BLESS=1 cargo test --test generated_docs`, then rebuild fci. Each stage's man page
+//! carries its reference, generated from docs/<stage>.md (DETAILS), so the two cannot drift.
 
 use clap_complete::Shell;
 
 /// The files under `completions/` and `man/`, as (path, contents), generated from the CLI and,
 /// for each man page, the hand-written sections of `man/extra/<page>.md` (EXIT STATUS,
-/// ENVIRONMENT, FILES, EXAMPLES, SEE ALSO) joined to its generated options.
+/// ENVIRONMENT, FILES, EXAMPLES, SEE ALSO) joined to its generated options, after a stage's
+/// reference from docs/ (DETAILS, see `REFERENCE`).
 fn generated_docs() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for (shell, file) in COMPLETIONS {
@@ -39,15 +41,15 @@ fn sub_commands(cmd: &clap::Command, prefix: &str, out: &mut Vec<(String, clap::
     }
 }
 
-/// clap_mangen's page of `cmd`, with the hand-written sections of `man/extra/<page>.md` before
-/// its VERSION section (or at its end).
+/// clap_mangen's page of `cmd`, with its DETAILS from docs/ (a stage's) and the hand-written
+/// sections of `man/extra/<page>.md` before its VERSION section (or at its end).
 fn man_page(page: &str, cmd: clap::Command) -> Vec<u8> {
     let mut buf = Vec::new();
     clap_mangen::Man::new(cmd)
         .render(&mut buf)
         .expect("render man page");
     let generated = String::from_utf8(buf).unwrap();
-    let extra = roff(&extra_markdown(page));
+    let extra = format!("{}{}", details(page), roff(&extra_markdown(page)));
     let page = match generated.find("\n.SH VERSION\n") {
         Some(i) => format!("{}\n{extra}{}", &generated[..i], &generated[i + 1..]),
         None => format!("{generated}{extra}"),
@@ -168,6 +170,283 @@ fn roff(md: &str) -> String {
     out
 }
 
+/// The man pages that carry a stage's reference, its DETAILS section, and where it comes from:
+/// the docs file and, when the file covers two commands, the `## ` heading (its start) of the
+/// part that is this page's. docs/<stage>.md is the single source; the pages are generated.
+const REFERENCE: [(&str, &str, Option<&str>); 11] = [
+    ("fci-build", "docs/build.md", None),
+    ("fci-test", "docs/test.md", Some("## `fci test`")),
+    ("fci-integrate", "docs/test.md", Some("## `fci integrate")),
+    ("fci-compose", "docs/compose.md", Some("## `fci compose`")),
+    (
+        "fci-base-init",
+        "docs/compose.md",
+        Some("## `fci base init"),
+    ),
+    ("fci-conform", "docs/conform.md", None),
+    ("fci-image", "docs/image.md", Some("## `fci image`")),
+    ("fci-smoke", "docs/image.md", Some("## `fci smoke`")),
+    ("fci-report", "docs/report.md", None),
+    ("fci-gating", "docs/gating.md", None),
+    ("fci-watch", "docs/watch.md", None),
+];
+
+/// The markdown of a page's reference: its docs file without the `# ` title (the page's NAME
+/// says it), or only its `## ` part.
+fn reference_markdown(page: &str) -> Option<(&'static str, String)> {
+    let (_, file, part) = REFERENCE.iter().find(|(p, _, _)| *p == page)?;
+    let text = std::fs::read_to_string(root().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let mut out = String::new();
+    let mut fenced = false;
+    let mut keep = part.is_none();
+    for line in text.lines() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+        } else if !fenced && line.starts_with("# ") {
+            continue;
+        } else if !fenced && line.starts_with("## ") {
+            if let Some(part) = part {
+                keep = line.starts_with(part);
+            }
+        }
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    assert!(
+        !out.trim().is_empty(),
+        "{file} has no part {part:?} for {page}"
+    );
+    Some((file, out))
+}
+
+/// The page's DETAILS section (after its OPTIONS): the stage's reference from docs/, in roff;
+/// empty for a page without one.
+fn details(page: &str) -> String {
+    match reference_markdown(page) {
+        Some((file, md)) => format!(
+            ".SH DETAILS\n.PP\nThis section is {file} of fci's source.\n{}",
+            reference_roff(&md)
+        ),
+        None => String::new(),
+    }
+}
+
+/// roff's escapes for text, and every character outside ASCII as its `\[uXXXX]`.
+fn escape_all(text: &str) -> String {
+    let mut out = String::new();
+    for c in escape(text).chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\[u{:04X}]", c as u32));
+        }
+    }
+    out
+}
+
+/// A docs line's inline markdown as roff: `code` and **strong** in bold, *emphasis* in
+/// italics, a link as its text (and its URL when it is absolute, its docs file when not).
+fn inline_md(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    let mut plain = String::new();
+    let flush = |plain: &mut String, out: &mut String| {
+        out.push_str(&escape_all(plain));
+        plain.clear();
+    };
+    let mut bold = false;
+    let mut italic = false;
+    while let Some(c) = rest.chars().next() {
+        if c == '`' {
+            if let Some(end) = rest[1..].find('`') {
+                flush(&mut plain, &mut out);
+                out.push_str(&format!("\\fB{}\\fR", escape_all(&rest[1..1 + end])));
+                if bold {
+                    out.push_str("\\fB");
+                } else if italic {
+                    out.push_str("\\fI");
+                }
+                rest = &rest[end + 2..];
+                continue;
+            }
+        } else if rest.starts_with("**") {
+            flush(&mut plain, &mut out);
+            bold = !bold;
+            out.push_str(if bold { "\\fB" } else { "\\fR" });
+            rest = &rest[2..];
+            continue;
+        } else if c == '*'
+            && (italic
+                || rest[1..].starts_with(|n: char| n.is_alphanumeric()) && rest[1..].contains('*'))
+        {
+            flush(&mut plain, &mut out);
+            italic = !italic;
+            out.push_str(if italic { "\\fI" } else { "\\fR" });
+            rest = &rest[1..];
+            continue;
+        } else if c == '[' {
+            if let Some((label, after)) = rest[1..].split_once("](") {
+                if let Some((url, tail)) = after.split_once(')') {
+                    if !label.contains('[') && !url.contains(' ') {
+                        flush(&mut plain, &mut out);
+                        out.push_str(&inline_md(label));
+                        if url.contains("://") {
+                            out.push_str(&format!(" <{}>", escape_all(url)));
+                        } else if let Some(file) = url.split('#').next().filter(|f| !f.is_empty()) {
+                            out.push_str(&format!(" (docs/{})", escape_all(file)));
+                        }
+                        rest = tail;
+                        continue;
+                    }
+                }
+            }
+        }
+        plain.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    flush(&mut plain, &mut out);
+    assert!(!bold && !italic, "unclosed emphasis: {text}");
+    out
+}
+
+/// Lines of roff text, each ending in a newline: one that would start with a control
+/// character is guarded.
+fn text_lines(roff: &str) -> String {
+    let mut out = String::new();
+    for line in roff.lines() {
+        if line.starts_with('.') || line.starts_with('\'') {
+            out.push_str("\\&");
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The cells of a pipe table's row (`\|` inside a cell is a `|`).
+fn cells(row: &str) -> Vec<String> {
+    let row = row.trim().trim_start_matches('|');
+    let row = row
+        .strip_suffix('|')
+        .filter(|r| !r.ends_with('\\'))
+        .unwrap_or(row);
+    let mut out = vec![String::new()];
+    let mut chars = row.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&'|') => {
+                chars.next();
+                out.last_mut().unwrap().push('|');
+            }
+            '|' => out.push(String::new()),
+            c => out.last_mut().unwrap().push(c),
+        }
+    }
+    out.into_iter().map(|c| c.trim().to_string()).collect()
+}
+
+/// The markdown of docs/ as roff: `##`/`###` headings as subsections, fenced code verbatim,
+/// `- ` lists (continued by indented lines) as bulleted paragraphs, a pipe table as a tagged
+/// paragraph per row (its first cell the tag; with more than two columns, each other cell
+/// named by its column), and any other lines as paragraphs.
+fn reference_roff(md: &str) -> String {
+    #[derive(PartialEq)]
+    enum Block {
+        None,
+        Para,
+        Item,
+        Table,
+    }
+    let mut out = String::new();
+    let mut block = Block::None;
+    let mut header: Vec<String> = Vec::new();
+    let mut fenced = false;
+    // The lines of the paragraph or list item being read: inline markup may span them.
+    let mut text: Vec<&str> = Vec::new();
+    let flush = |text: &mut Vec<&str>, out: &mut String| {
+        if !text.is_empty() {
+            out.push_str(&text_lines(&inline_md(&text.join("\n"))));
+            text.clear();
+        }
+    };
+    for line in md.lines() {
+        if fenced {
+            if line.starts_with("```") {
+                fenced = false;
+                out.push_str(".fi\n.RE\n");
+                block = Block::None;
+            } else {
+                out.push_str(&text_lines(&escape_all(line)));
+            }
+            continue;
+        }
+        let item = line.strip_prefix("- ");
+        let continued = match block {
+            Block::Para => !line.trim().is_empty() && item.is_none() && !line.starts_with('|'),
+            Block::Item => line.starts_with("  "),
+            _ => false,
+        };
+        if continued {
+            text.push(line.trim());
+            continue;
+        }
+        flush(&mut text, &mut out);
+        if line.starts_with("```") {
+            fenced = true;
+            out.push_str(".PP\n.RS 4\n.nf\n");
+            continue;
+        }
+        if line.trim().is_empty() {
+            block = Block::None;
+            continue;
+        }
+        if let Some(h) = line
+            .strip_prefix("## ")
+            .or_else(|| line.strip_prefix("### "))
+        {
+            out.push_str(".SS\n");
+            out.push_str(&text_lines(&inline_md(h.trim())));
+            block = Block::None;
+            continue;
+        }
+        if line.starts_with('|') {
+            let row = cells(line);
+            if block != Block::Table {
+                header = row;
+                block = Block::Table;
+            } else if !row.iter().all(|c| c.chars().all(|c| c == '-' || c == ':')) {
+                out.push_str(".TP\n");
+                out.push_str(&text_lines(&inline_md(&row[0])));
+                let rest: Vec<String> = row[1..]
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| !c.is_empty())
+                    .map(|(i, c)| match header.get(i + 1) {
+                        Some(h) if row.len() > 2 => format!("{h}: {c}"),
+                        _ => c.clone(),
+                    })
+                    .collect();
+                out.push_str(&text_lines(&inline_md(&rest.join("; "))));
+            }
+            continue;
+        }
+        if let Some(item) = item {
+            out.push_str(".IP \\(bu 2\n");
+            text.push(item.trim());
+            block = Block::Item;
+            continue;
+        }
+        out.push_str(".PP\n");
+        text.push(line.trim());
+        block = Block::Para;
+    }
+    flush(&mut text, &mut out);
+    assert!(!fenced, "an unclosed code block");
+    out
+}
+
 /// Each shell `fci completions` takes, its name there and its script's file.
 const COMPLETIONS: [(Shell, &str); 5] = [
     (Shell::Bash, "completions/fci.bash"),
@@ -205,6 +484,120 @@ fn names(text: &str, flag: &str) -> bool {
     })
 }
 
+/// A man page without its DETAILS section.
+fn without_details(page: &str) -> String {
+    match page.split_once("\n.SH DETAILS\n") {
+        Some((before, details)) => match details.split_once("\n.SH ") {
+            Some((_, after)) => format!("{before}\n.SH {after}"),
+            None => before.to_string(),
+        },
+        None => page.to_string(),
+    }
+}
+
+/// Each stage's man page carries its reference, docs/<stage>.md (or its command's part of it),
+/// as DETAILS after OPTIONS and before EXIT STATUS: every heading of the part is there, every
+/// part of each docs file is on some page, and no markdown is left in the roff.
+#[test]
+fn stage_man_pages_carry_the_docs_reference() {
+    let docs = generated_docs();
+    let pages = man_commands();
+    let mut covered: Vec<(String, String)> = Vec::new();
+    for (page, file, _) in REFERENCE {
+        assert!(
+            pages.iter().any(|(p, _)| p == page),
+            "{page} is no man page"
+        );
+        let rel = format!("man/{page}.1");
+        let roff =
+            String::from_utf8(docs.iter().find(|(p, _)| *p == rel).unwrap().1.clone()).unwrap();
+        let opts = roff.find("\n.SH OPTIONS\n").expect(&rel);
+        let det = roff.find("\n.SH DETAILS\n").expect(&rel);
+        let exit = roff.find("\n.SH \"EXIT STATUS\"\n").expect(&rel);
+        assert!(
+            opts < det && det < exit,
+            "{rel}: DETAILS is not between OPTIONS and EXIT STATUS"
+        );
+        let details = &roff[det..exit];
+        let (_, md) = reference_markdown(page).unwrap();
+        let mut fenced = false;
+        for line in md.lines() {
+            if line.starts_with("```") {
+                fenced = !fenced;
+            }
+            if let Some(h) = line.strip_prefix("## ").filter(|_| !fenced) {
+                let want = format!(".SS\n{}\n", inline_md(h.trim()));
+                assert!(
+                    details.contains(&want),
+                    "{rel} lacks the heading {h:?} of {file}"
+                );
+                covered.push((file.to_string(), h.to_string()));
+            }
+        }
+        for l in details
+            .lines()
+            .filter(|l| !l.starts_with(".nf") && !l.is_empty())
+        {
+            assert!(
+                !l.starts_with("|") && !l.starts_with("```"),
+                "{rel}: markdown left: {l}"
+            );
+        }
+        let prose: String = details
+            .split(".nf\n")
+            .enumerate()
+            .map(|(i, p)| {
+                if i == 0 {
+                    p
+                } else {
+                    p.split_once(".fi\n").map_or("", |x| x.1)
+                }
+            })
+            .collect();
+        // without what is in bold (code may hold anything)
+        let prose: String = prose
+            .split("\\fB")
+            .enumerate()
+            .map(|(i, p)| {
+                if i == 0 {
+                    p
+                } else {
+                    p.split_once("\\fR").map_or("", |x| x.1)
+                }
+            })
+            .collect();
+        for bad in ["`", "](", "\\|"] {
+            assert!(
+                !prose.contains(bad),
+                "{rel}: markdown {bad:?} left in its prose"
+            );
+        }
+        let alnum = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric());
+        for (i, _) in prose.match_indices("**") {
+            assert!(
+                !alnum(prose[i + 2..].chars().next()) && !alnum(prose[..i].chars().last()),
+                "{rel}: markdown ** left in its prose: {}",
+                &prose[i.saturating_sub(40)..]
+            );
+        }
+    }
+    for (_, file, _) in REFERENCE {
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        let mut fenced = false;
+        for line in text.lines() {
+            if line.starts_with("```") {
+                fenced = !fenced;
+            }
+            if let Some(h) = line.strip_prefix("## ").filter(|_| !fenced) {
+                assert!(
+                    covered.iter().any(|(f, c)| f == file && c == h),
+                    "{file}: the part {h:?} is on no man page (REFERENCE)"
+                );
+            }
+        }
+    }
+}
+
 /// The old spellings kept hidden for one release (`report --waive`, `compose --init-base`,
 /// ...) are offered by no completion of report or compose and shown by none of their man
 /// pages; their replacements have man pages of their own.
@@ -222,8 +615,10 @@ fn hidden_spellings_are_neither_completed_nor_documented() {
         "--comment",
         "--revoke",
     ];
-    let report = text("man/fci-report.1");
-    let compose = text("man/fci-compose.1");
+    // The generated options and the hand-written sections; not DETAILS, docs/report.md, which
+    // describes `fci gating waive --comment` and `--revoke` too.
+    let report = without_details(&text("man/fci-report.1"));
+    let compose = without_details(&text("man/fci-compose.1"));
     for old in moved {
         assert!(!names(&report, old), "fci-report.1 shows {old}");
     }
