@@ -548,6 +548,15 @@ impl RecordParts {
         self.outcome = Outcome::Failed;
         self.cacheable = false;
         self.notes.push(msg);
+        // Where, for what reads it (the Fedora test a broken tests.yml or plan fails).
+        let at = err.chain().find_map(|e| match e.downcast_ref() {
+            Some(crate::error::FciError::Package { at, .. }) => Some(at.clone()),
+            _ => None,
+        });
+        if let Some(at) = at {
+            self.data
+                .insert("mistake".into(), serde_json::json!({ "at": at }));
+        }
     }
 
     /// A warning: said now (not with --quiet), and kept in the record's notes.

@@ -276,3 +276,71 @@ fn a_gating_yaml_that_does_not_parse_turns_the_job_red_naming_its_line() {
     let xml = std::fs::read_to_string(dir.join("r.xml")).unwrap();
     assert!(xml.contains("<failure") && xml.contains(cause), "{xml}");
 }
+
+/// The gate sees a broken tests.yml as the failure it is. A passing run of hello-atomic, then
+/// the packager breaks `tests/tests.yml` without bumping Release (the same NVR): the second
+/// job goes red and the decision finds `tier0.functional` failed, not satisfied by the first
+/// run's PASSED (the broken run used to record no tier0 result at all). And a decision that
+/// is satisfied only because no policy requires the failing test leaves the job red too.
+#[test]
+fn a_broken_tests_yml_fails_its_gate_and_a_satisfied_gate_does_not_hide_a_failure() {
+    let w = Ws::new();
+    let pkg = w.path().join("pkg");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(example("hello-atomic"))
+        .arg(&pkg)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let gate = "--gating pkg/gating.yaml --decision-context bodhi_update_push_stable";
+    let job_in = |name: &str, script: &str| {
+        let (r, _) = job(&w, name, &format!("cd .. && {script}"));
+        r
+    };
+    let pipe = |out: &str, gate: &str| {
+        format!(
+            "fci build pkg --branch f41 | fci test | fci report {gate} --junit {out}.xml -o {out}.json"
+        )
+    };
+    let r = job_in("first", &pipe("first", gate));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let tests = pkg.join("tests/tests.yml");
+    let text = std::fs::read_to_string(&tests).unwrap();
+    std::fs::write(&tests, format!("{text}\n  - [unclosed\n")).unwrap();
+    let r = job_in("second", &pipe("second", gate));
+    assert_eq!(r.code, 1, "the job must go red: {}", r.stderr);
+    let m = read_manifest(&w.path().join("second.json"));
+    let decision = &record(&m, "report")["data"]["decision"];
+    assert_eq!(decision["policies_satisfied"], false, "{decision:#}");
+    let unsatisfied = decision["unsatisfied_requirements"].to_string();
+    assert!(
+        unsatisfied.contains("fedora-ci.koji-build.tier0.functional")
+            && unsatisfied.contains("test-result-failed"),
+        "{decision:#}"
+    );
+    // No policy requires any test: satisfied, yet the test stage FAILED, so the job is red.
+    std::fs::write(
+        w.path().join("norules.yaml"),
+        "--- !Policy\nproduct_versions: [fedora-*]\ndecision_context: bodhi_update_push_stable\nrules: []\n",
+    )
+    .unwrap();
+    let r = job_in(
+        "third",
+        &pipe(
+            "third",
+            "--gating norules.yaml --decision-context bodhi_update_push_stable",
+        ),
+    );
+    assert_eq!(r.code, 1, "a satisfied gate hid a failure: {}", r.stderr);
+    let m = read_manifest(&w.path().join("third.json"));
+    let report = record(&m, "report");
+    assert_eq!(report["outcome"], "FAILED", "{report:#}");
+    assert!(
+        report["notes"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("run FAILED: stage `test` is FAILED"),
+        "{report:#}"
+    );
+}

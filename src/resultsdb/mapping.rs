@@ -249,7 +249,7 @@ pub(crate) fn fedora_groups(s: &StageRecord) -> Vec<(String, Outcome, Option<Str
     // A record that counts failures without saying whose: no group of it passes.
     let whose_unknown =
         per_group.is_none() && unlisted.is_some_and(|u| n(u, "failed") + n(u, "errors") > 0);
-    groups
+    let got: Vec<(String, Outcome, Option<String>)> = groups
         .into_iter()
         .filter_map(|(g, mut v, mut failed, mut errors)| {
             if whose_unknown {
@@ -267,7 +267,48 @@ pub(crate) fn fedora_groups(s: &StageRecord) -> Vec<(String, Outcome, Option<Str
             });
             Outcome::aggregate(counted).map(|o| (g, o, note))
         })
-        .collect()
+        .collect();
+    let reported: Vec<String> = got.iter().map(|(g, ..)| g.clone()).collect();
+    let mut all = got;
+    all.extend(unreported(s, &reported));
+    all
+}
+
+/// The Fedora tests a record that did not pass foresaw (`data.fedora_tests`, or the tests.yml
+/// or plan its package mistake is in) but has no result of: each is the stage's failure, with
+/// its cause, never missing (Bodhi would show "waiting") nor left to an earlier run's PASSED.
+fn unreported(s: &StageRecord, reported: &[String]) -> Vec<(String, Outcome, Option<String>)> {
+    if !matches!(
+        s.outcome,
+        Outcome::Failed | Outcome::Error | Outcome::NeedsInspection
+    ) {
+        return Vec::new();
+    }
+    let mut names: Vec<String> = s
+        .data
+        .get("fedora_tests")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(String::from)
+        .collect();
+    let mistake = s
+        .data
+        .get("mistake")
+        .and_then(|m| m.get("at"))
+        .and_then(Value::as_str);
+    if let Some(file) = mistake.map(|at| at.split(':').next().unwrap_or(at)) {
+        names.extend(crate::suites::plan_of_file(file));
+    }
+    let cause = s.notes.last().cloned();
+    let mut out: Vec<(String, Outcome, Option<String>)> = Vec::new();
+    for n in names {
+        if !reported.contains(&n) && !out.iter().any(|(g, ..)| *g == n) {
+            out.push((n, s.outcome, cause.clone()));
+        }
+    }
+    out
 }
 
 /// ResultsDB's `submit_time` form: `%Y-%m-%dT%H:%M:%S.%f` (fractional seconds required). Never
@@ -295,6 +336,40 @@ mod tests {
         s.results = serde_json::from_value(results).unwrap();
         s.data.insert("results_unlisted".into(), unlisted);
         s
+    }
+
+    /// A run that broke before any test had a result (a tests.yml that is not YAML, a tmt run
+    /// that could not discover its plan) fails the Fedora tests it foresaw, with its cause:
+    /// missing would read as "waiting", and an earlier run's PASSED would still gate.
+    #[test]
+    fn a_run_that_broke_before_any_result_fails_the_fedora_tests_it_foresaw() {
+        let mut s = record(json!([]), Value::Null);
+        s.data.remove("results_unlisted");
+        s.notes = vec!["tests/tests.yml:8: invalid YAML: did not find expected node".into()];
+        s.data
+            .insert("mistake".into(), json!({"at": "tests/tests.yml:8"}));
+        let g = fedora_groups(&s);
+        assert_eq!(g.len(), 1, "{g:?}");
+        assert_eq!(g[0].0, "tier0");
+        assert_eq!(g[0].1, Outcome::Failed);
+        assert!(g[0].2.as_deref().unwrap().contains("tests/tests.yml:8"));
+        // A plan's own file names its plan; a tmt run that broke names every plan foreseen.
+        s.data
+            .insert("mistake".into(), json!({"at": "plans/smoke/main.fmf:3"}));
+        assert_eq!(fedora_groups(&s)[0].0, "/plans/smoke");
+        s.data.remove("mistake");
+        s.outcome = Outcome::Error;
+        s.data
+            .insert("fedora_tests".into(), json!(["/plans/a", "/plans/b"]));
+        let g = fedora_groups(&s);
+        let names: Vec<_> = g.iter().map(|(n, o, _)| (n.as_str(), *o)).collect();
+        assert_eq!(
+            names,
+            [("/plans/a", Outcome::Error), ("/plans/b", Outcome::Error)]
+        );
+        // A passing record foresees nothing missing.
+        s.outcome = Outcome::Passed;
+        assert!(fedora_groups(&s).is_empty());
     }
 
     #[test]

@@ -79,6 +79,50 @@ pub fn discover(tree: &Path, choice: RunnerChoice) -> Result<Vec<Box<dyn Suite>>
     }
     Ok(suites)
 }
+/// The Fedora CI test names (`tier0` for STI, `/plans/<plan>` for each tmt plan) the suites
+/// found in `tree` would be reported under, so that a run that breaks before any of them has
+/// a result still fails each (`data.fedora_tests`; see `resultsdb::mapping::fedora_groups`):
+/// else a broken tests.yml or tmt run would leave them missing, or an earlier run's PASSED
+/// standing. tmt's plans are named from the files under `plans/` (`plans/a.fmf` → `/plans/a`,
+/// `plans/b/main.fmf` → `/plans/b`): plans declared elsewhere are not foreseen.
+pub fn fedora_tests(tree: &Path, suites: &[Box<dyn suite::Suite>]) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in suites {
+        match s.runner() {
+            "sti" if !out.iter().any(|n| n == "tier0") => out.push("tier0".to_string()),
+            "tmt" => {
+                let files = crate::digest::list_files(&tree.join("plans"), &[]).unwrap_or_default();
+                for f in files {
+                    if let Some(name) = plan_of_file(&format!("plans/{}", f.display())) {
+                        if !out.contains(&name) {
+                            out.push(name);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The tmt plan an fmf file under `plans/` names (`plans/a.fmf` → `/plans/a`), or the Fedora
+/// test an STI playbook is reported under (`tests/tests.yml` → `tier0`).
+pub fn plan_of_file(rel: &str) -> Option<String> {
+    if rel.starts_with("tests/tests") && (rel.ends_with(".yml") || rel.ends_with(".yaml")) {
+        return Some("tier0".into());
+    }
+    let stem = rel.strip_prefix("plans/")?.strip_suffix(".fmf")?;
+    let stem = stem.strip_suffix("/main").unwrap_or(stem);
+    (!stem.is_empty() && !stem.split('/').any(|c| c.starts_with('.'))).then(|| {
+        if stem == "main" {
+            "/plans".into()
+        } else {
+            format!("/plans/{stem}")
+        }
+    })
+}
+
 /// The note for the subject's paths the tests could not see (see `subject::overlays`): the
 /// environment's doing (where the workspace is), said so, not the package's.
 pub fn hidden_note(hidden: &[String]) -> String {

@@ -42,6 +42,8 @@ struct Integrate {
 struct Planned {
     /// `data.suite`: which tests run.
     suite: serde_json::Value,
+    /// `data.fedora_tests`: the Fedora test names its suites report under.
+    fedora_tests: Vec<String>,
     repo: Repo,
     commit: String,
     tests: distgit::Checkout,
@@ -105,6 +107,7 @@ impl Stage for Integrate {
         });
         let work = Planned {
             suite: a.suite.identity(&tests_digest),
+            fedora_tests: suites::fedora_tests(&tests.dir, &suites),
             repo: composed.repo,
             commit: composed.commit,
             tests,
@@ -121,6 +124,8 @@ impl Stage for Integrate {
     ) -> Result<Vec<Artifact>> {
         let a = &self.args;
         rec.data.insert("suite".into(), p.suite.clone());
+        rec.data
+            .insert("fedora_tests".into(), json!(p.fedora_tests));
         let spinner = Spinner::new("integrate");
         spinner.step("checking out the composed commit");
         // Hard links into the repository, seen only through a read-only overlay.

@@ -485,7 +485,8 @@ impl Stage for Report {
             recipients: maintainer.iter().cloned().collect(),
         };
         self.announce_decision(cx, &store, rec, &inputs);
-        run_verdict(cx.manifest, Some(rec.outcome == Outcome::Passed), rec);
+        let gate = Gate::of(rec.outcome == Outcome::Passed, &d);
+        run_verdict(cx.manifest, Some(&gate), rec);
         self.write_outputs(cx, Some((&d, &req)), rec);
         rec.data.insert("decision".into(), d);
         Ok(Vec::new())
@@ -508,25 +509,66 @@ impl Stage for Report {
     }
 }
 
-/// The run's verdict joins the report's, so that its exit status is the run's (a job under
-/// `sh -e` goes red on a red change). A stage record that still speaks for the change and
-/// ended in ERROR makes the report ERROR (exit 3). Otherwise, with `--gating` (`gated`: the
-/// decision's word) the decision is the verdict, waivers included; without, a stage that
-/// FAILED, needs inspection or was skipped after a failure makes the report FAILED (exit 1).
-/// The report's first note says which stage and why (its failing case, else its last note,
-/// where the driver puts the cause).
-fn run_verdict(manifest: &Manifest, gated: Option<bool>, rec: &mut RecordParts) {
+/// What a gating decision says of the run's verdict: whether it is satisfied, and the test
+/// cases it waived (its `…-waived` requirements).
+pub(super) struct Gate {
+    pub satisfied: bool,
+    pub waived: std::collections::BTreeSet<String>,
+}
+
+impl Gate {
+    pub fn of(satisfied: bool, decision: &Value) -> Gate {
+        let waived = decision
+            .get("satisfied_requirements")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|r| {
+                r.get("type")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.ends_with("-waived"))
+            })
+            .filter_map(|r| r.get("testcase").and_then(Value::as_str))
+            .map(String::from)
+            .collect();
+        Gate { satisfied, waived }
+    }
+
+    /// Whether the decision waived a failure of `s`: it is satisfied and one of the results
+    /// `s` failed with (as ResultsDB names them) is a test case it waived.
+    fn waives(&self, m: &Manifest, s: &crate::manifest::StageRecord) -> bool {
+        if !self.satisfied || s.outcome == Outcome::Error {
+            return false;
+        }
+        let mut one = m.clone();
+        one.stages = vec![s.clone()];
+        let naming = mapping::Naming::of(m, "ERROR");
+        mapping::results(&one, &naming).iter().any(|r| {
+            let failed = !matches!(r["outcome"].as_str(), Some("PASSED" | "INFO"));
+            let name = r["testcase"]["name"].as_str().unwrap_or_default();
+            failed && self.waived.contains(name)
+        })
+    }
+}
+
+/// The run's verdict on the report's record, so that its exit status is the run's: a stage
+/// that ended in ERROR makes the report ERROR (exit 3); a stage that FAILED, needs inspection
+/// or was skipped after a failure makes it FAILED (exit 1), with `--gating` too: a decision
+/// that is satisfied because no policy requires the failing test is no pass of the run.
+/// Only a failure the decision waived (a stage that failed with a result it waived, and the
+/// stages skipped after waived failures) stands as passed, said in a note. The report's first
+/// note says which stage and why (its failing case, else its last note, where the driver puts
+/// the cause).
+fn run_verdict(manifest: &Manifest, gate: Option<&Gate>, rec: &mut RecordParts) {
     let mut worst: Option<Outcome> = None;
     let mut said = Vec::new();
+    let mut waived = Vec::new();
     let mut skipped = Vec::new();
+    let mut all_failures_waived = true;
     for s in manifest.current_stages() {
         if s.outcome.is_pass() || stage::is_not_due(s) {
             continue;
         }
-        worst = match (worst, s.outcome) {
-            (_, Outcome::Error) | (Some(Outcome::Error), _) => Some(Outcome::Error),
-            _ => Some(Outcome::Failed),
-        };
         if s.outcome == Outcome::Skipped {
             skipped.push(format!("stage `{}` {}", s.name, s.notes.join("; ")));
             continue;
@@ -544,25 +586,37 @@ fn run_verdict(manifest: &Manifest, gated: Option<bool>, rec: &mut RecordParts) 
             }),
             None => s.notes.last().cloned(),
         };
-        said.push(match cause {
+        let line = match cause {
             Some(c) => format!("stage `{}` is {}: {c}", s.name, s.outcome),
             None => format!("stage `{}` is {}", s.name, s.outcome),
-        });
+        };
+        if gate.is_some_and(|g| g.waives(manifest, s)) {
+            waived.push(line);
+            continue;
+        }
+        all_failures_waived = false;
+        worst = match (worst, s.outcome) {
+            (_, Outcome::Error) | (Some(Outcome::Error), _) => Some(Outcome::Error),
+            _ => Some(Outcome::Failed),
+        };
+        said.push(line);
+    }
+    // A skip follows what stopped it: waived with it, else a failure of its own.
+    if !skipped.is_empty() && !(all_failures_waived && !waived.is_empty()) {
+        worst = worst.or(Some(Outcome::Failed));
+        if said.is_empty() {
+            // Named when the stage that stopped it is not.
+            said = skipped;
+        }
+    }
+    if !waived.is_empty() {
+        rec.notes
+            .push(format!("the gating decision waived: {}", waived.join("; ")));
     }
     let Some(worst) = worst else {
         return;
     };
-    // A skip says only what stopped it: named when the stage that did is not.
-    if said.is_empty() {
-        said = skipped;
-    }
     let said = said.join("; ");
-    if worst != Outcome::Error && gated == Some(true) {
-        // Waived, or not what the policy requires: said, and the decision stands.
-        rec.notes
-            .push(format!("the gating decision is satisfied despite: {said}"));
-        return;
-    }
     if rec.outcome != Outcome::Error {
         rec.outcome = worst;
     }
@@ -633,6 +687,14 @@ mod tests {
     }
 
     fn verdict(m: &Manifest, gated: Option<bool>) -> (Outcome, Vec<String>) {
+        verdict_waiving(m, gated, &[])
+    }
+
+    fn verdict_waiving(
+        m: &Manifest,
+        gated: Option<bool>,
+        waived: &[&str],
+    ) -> (Outcome, Vec<String>) {
         let mut rec = RecordParts::new(
             StageName::Report,
             if gated == Some(false) {
@@ -642,7 +704,11 @@ mod tests {
             },
             String::new(),
         );
-        super::run_verdict(m, gated, &mut rec);
+        let gate = gated.map(|satisfied| super::Gate {
+            satisfied,
+            waived: waived.iter().map(|w| w.to_string()).collect(),
+        });
+        super::run_verdict(m, gate.as_ref(), &mut rec);
         (rec.outcome, rec.notes)
     }
 
@@ -668,10 +734,18 @@ mod tests {
             notes,
             ["run FAILED: stage `build` is FAILED: %check failed"]
         );
-        // With --gating the decision decides (a waived failure satisfies it), said so.
-        let (o, notes) = verdict(&failed, Some(true));
-        assert_eq!(o, Outcome::Passed);
-        assert!(notes[0].starts_with("the gating decision is satisfied despite: stage `build`"));
+        // With --gating, a decision satisfied because no policy requires the failing test is
+        // no pass of the run (the job must go red); only a failure it waived is, said so, and
+        // the stages skipped after it follow it.
+        assert_eq!(verdict(&failed, Some(true)).0, Outcome::Failed);
+        let build_result = "fedora-ci.koji-build.build.validation";
+        let (o, notes) = verdict_waiving(&failed, Some(true), &[build_result]);
+        assert_eq!(o, Outcome::Passed, "{notes:?}");
+        assert!(notes[0].starts_with("the gating decision waived: stage `build`"));
+        assert_eq!(
+            verdict_waiving(&failed, Some(false), &[build_result]).0,
+            Outcome::Failed
+        );
         assert_eq!(verdict(&failed, Some(false)).0, Outcome::Failed);
         // Any ERROR is the run's ERROR (exit 3), gated or not.
         let error = run_of(&[

@@ -53,6 +53,8 @@ struct Test {
 struct Planned {
     /// `data.suite`: which tests run.
     suite: serde_json::Value,
+    /// `data.fedora_tests`: the Fedora test names its suites report under.
+    fedora_tests: Vec<String>,
     rpms: Vec<PathBuf>,
     tree: PathBuf,
     suites: Vec<Box<dyn Suite>>,
@@ -156,6 +158,7 @@ impl Stage for Test {
         );
         let work = Planned {
             suite: a.suite.identity(&tree_digest),
+            fedora_tests: crate::suites::fedora_tests(&tree, &suites),
             private,
             rpms: rpm_paths,
             tree,
@@ -180,6 +183,8 @@ impl Stage for Test {
         rec.data.insert("limits".into(), json!(limits));
         // Before the install: a payload refused is a failure of this suite's run too.
         rec.data.insert("suite".into(), p.suite.clone());
+        rec.data
+            .insert("fedora_tests".into(), json!(p.fedora_tests));
         let subj = match subject::prepare(
             &cx.dir(),
             &p.rpms,
