@@ -602,7 +602,8 @@ fn run_verdict(manifest: &Manifest, gate: Option<&Gate>, rec: &mut RecordParts) 
         said.push(line);
     }
     // A skip follows what stopped it: waived with it, else a failure of its own.
-    if !skipped.is_empty() && !(all_failures_waived && !waived.is_empty()) {
+    let stopped_by_waived = all_failures_waived && !waived.is_empty();
+    if !skipped.is_empty() && !stopped_by_waived {
         worst = worst.or(Some(Outcome::Failed));
         if said.is_empty() {
             // Named when the stage that stopped it is not.
