@@ -104,8 +104,52 @@ pub fn discover(tree: &Path) -> Result<Vec<PathBuf>> {
             )
             .into());
         }
+        if let Some(why) = role_tests_shape(&v) {
+            return Err(FciError::package(p, line_of(&text, "tests:"), why).into());
+        }
     }
     Ok(out)
+}
+
+/// What is wrong with a play's standard-test role's `tests:` (it must be a list of tests, each
+/// a name or a one-key mapping of a name to its command), else None: a shape the role cannot
+/// take is the package's mistake, said before anything runs (ansible would only fail with the
+/// role's own error, which reads as the host's).
+fn role_tests_shape(playbook: &serde_yaml_ng::Value) -> Option<String> {
+    use serde_yaml_ng::Value;
+    let plays = playbook.as_sequence()?;
+    for play in plays {
+        let roles = play.get("roles").and_then(Value::as_sequence);
+        for role in roles.into_iter().flatten() {
+            let Some(tests) = role.get("tests") else {
+                continue;
+            };
+            let name = role.get("role").and_then(Value::as_str).unwrap_or("a role");
+            let Some(list) = tests.as_sequence() else {
+                return Some(format!(
+                    "`tests:` of {name} must be a list of tests (one `- name` or `- name: command` per test)"
+                ));
+            };
+            let bad = list.iter().find(|t| match t {
+                Value::String(_) => false,
+                Value::Mapping(m) => m.len() != 1,
+                _ => true,
+            });
+            if bad.is_some() {
+                return Some(format!(
+                    "`tests:` of {name}: each test must be a name or `name: command`"
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// The 1-based line of the first line of `text` whose content starts with `key`.
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| l.trim_start().starts_with(key))
+        .map(|i| i + 1)
 }
 
 #[derive(Deserialize)]
@@ -461,6 +505,20 @@ impl Suite for Playbook {
 
 #[cfg(test)]
 mod tests {
+    /// A `tests:` the standard-test roles cannot take is the package's mistake, named before
+    /// anything runs (it was ansible's error, an ERROR blamed on the host).
+    #[test]
+    fn a_role_tests_shape_the_roles_cannot_take_is_named() {
+        let shape = |y: &str| super::role_tests_shape(&serde_yaml_ng::from_str(y).unwrap());
+        let ok = "- hosts: localhost\n  roles:\n  - role: standard-test-basic\n    tests:\n    - simple:\n        run: ./t.sh\n    - other\n";
+        assert_eq!(shape(ok), None);
+        let mapping = "- hosts: localhost\n  roles:\n  - role: standard-test-basic\n    tests:\n      simple:\n        run: ./t.sh\n";
+        assert!(shape(mapping).unwrap().contains("must be a list"));
+        let number =
+            "- hosts: localhost\n  roles:\n  - role: standard-test-basic\n    tests: [3]\n";
+        assert!(shape(number).unwrap().contains("each test must be"));
+    }
+
     use super::*;
 
     #[test]

@@ -169,10 +169,16 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Cases>
         none.outcome = Outcome::Info;
         cases.push(none);
     } else if cases.is_empty() {
-        cases.push(broke(because(
+        let mut c = broke(because(
             format!("tmt exited {code} and reported no test results"),
             &ended.tail,
-        )));
+        ));
+        if invalid_plan(&ended.tail) {
+            // The package's fmf metadata names what tmt has not (a discover method, a key
+            // its schema refuses): the package's FAILED, not the host's ERROR.
+            c.outcome = Outcome::Failed;
+        }
+        cases.push(c);
     } else if !matches!(ended.code, Some(0 | 1 | 4)) && !cases.any_error() {
         // 0 passed, 1 a test failed, 4 all skipped; anything else broke outside the tests
         // (a plan's discover, prepare or finish): the tests' own results do not tell.
@@ -182,6 +188,17 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Cases>
         )));
     }
     Ok(cases)
+}
+
+/// Whether tmt's output says a plan itself is invalid: a step method tmt does not have
+/// (`Unsupported discover method 'x' in the '/plans/a' plan.`) or a step its schema refuses
+/// (`warn: /plans/a:discover - {...} is not valid`).
+fn invalid_plan(output: &str) -> bool {
+    output.lines().any(|l| {
+        let l = l.trim();
+        (l.starts_with("Unsupported ") && l.contains(" method '") && l.contains(" plan"))
+            || (l.starts_with("warn: /") && l.contains(" - ") && l.ends_with(" is not valid"))
+    })
 }
 
 /// `what`, then tmt's own reason from the end of its output when it gave one, else a pointer
