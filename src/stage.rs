@@ -203,6 +203,9 @@ pub trait Stage {
     ) -> Result<Vec<Artifact>>;
     /// Brings a reused record up to today's facts.
     fn reused(&self, _manifest: &mut Manifest) {}
+    /// Adds what the stage still knows to the record of a mistake in the package (`at`: the
+    /// dist-git file and line it names), so that its messages reach whom they must.
+    fn mistaken(&self, _at: &str, _manifest: &mut Manifest, _rec: &mut RecordParts) {}
     /// Says what happened, once the record is final (not with --quiet).
     fn summary(&self, _record: &StageRecord, _manifest: &Manifest) {}
 }
@@ -269,6 +272,9 @@ fn run<S: Stage>(
             let mut rec = RecordParts::new(name, Outcome::Passed, digest);
             rec.tools = cx.tools.clone();
             rec.mistake(&e, &mut cx.run.log);
+            if let Some(at) = rec.mistake_at() {
+                stage.mistaken(&at, cx.manifest, &mut rec);
+            }
             (rec, Vec::new(), None)
         }
         // Bad input: no manifest at all.
@@ -394,6 +400,9 @@ fn steps<S: Stage>(
         // nobody provides): its FAILED verdict, with what the record holds by then.
         Err(e) if crate::error::is_package(&e) => {
             rec.mistake(&e, &mut cx.run.log);
+            if let Some(at) = rec.mistake_at() {
+                stage.mistaken(&at, cx.manifest, &mut rec);
+            }
             Vec::new()
         }
         other => other?,
@@ -557,6 +566,15 @@ impl RecordParts {
             self.data
                 .insert("mistake".into(), serde_json::json!({ "at": at }));
         }
+    }
+
+    /// The dist-git file and line of the package's mistake this record is about.
+    pub fn mistake_at(&self) -> Option<String> {
+        self.data
+            .get("mistake")
+            .and_then(|m| m.get("at"))
+            .and_then(Value::as_str)
+            .map(String::from)
     }
 
     /// A warning: said now (not with --quiet), and kept in the record's notes.

@@ -119,6 +119,8 @@ fn journal_end(w: &Ws, run: &str, stage: &str) -> Value {
         .filter(|m| {
             m["body"]["pipeline"]["id"] == run
                 && m["body"]["pipeline"]["stage"]["name"] == stage
+                // The stage's own (a test stage also sends one per Fedora test: tier0, plans).
+                && m["body"]["test"]["type"] == stage
                 && !m["topic"].as_str().unwrap().ends_with(".running")
         })
         .collect();
@@ -191,6 +193,15 @@ fn the_maintainers_message_names_the_cause() {
             body.to_string().contains(cause),
             "the maintainer's message does not name `{cause}`: {body:#}"
         );
+        // It reaches the maintainer and names the component, even when the spec does not
+        // parse (its package is the spec's name, its maintainer read from %changelog).
+        assert!(
+            body["notification"]["recipients"][0]
+                .as_str()
+                .is_some_and(|r| r.contains('@')),
+            "{body:#}"
+        );
+        assert!(body["artifact"]["component"].is_string(), "{body:#}");
     }
 }
 

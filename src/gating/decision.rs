@@ -216,7 +216,12 @@ impl Waiver {
                 .filter(|s| !s.is_empty())
                 .map(String::from),
             product_version: s("product_version")?,
-            waived: v.get("waived").and_then(Value::as_bool).unwrap_or(true),
+            // WaiverDB's default is true when the field is absent; anything but a JSON
+            // boolean (`0`, `"false"`, `"no"`) is no waiver: it never waives by accident.
+            waived: match v.get("waived") {
+                None | Some(Value::Null) => true,
+                Some(w) => w.as_bool() == Some(true),
+            },
             username: v.get("username").and_then(Value::as_str).map(String::from),
             timestamp: v.get("timestamp").and_then(parse_time),
         })

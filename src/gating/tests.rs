@@ -541,3 +541,29 @@ fn a_brew_build_result_counts_for_a_koji_build_subject() {
     let d = decide(&parse(compose), "gating.yaml", &r, &[found], &[]);
     assert_eq!(d["policies_satisfied"], true, "{d:#}");
 }
+
+/// Only a JSON `true` (or no `waived` at all, WaiverDB's default) waives: `0`, `"false"`,
+/// `"no"` are no waiver, and a `"false"` revocation never waives.
+#[test]
+fn only_a_boolean_true_waives() {
+    use serde_json::json;
+    let w = |waived: Option<Value>| {
+        let mut v = json!({"subject_type": "koji_build", "subject_identifier": "x-1-1",
+                           "testcase": "t", "product_version": "fedora-41"});
+        if let Some(x) = waived {
+            v["waived"] = x;
+        }
+        super::decision::Waiver::from_json(&v).unwrap().waived
+    };
+    assert!(w(None));
+    assert!(w(Some(json!(true))));
+    for no in [
+        json!(false),
+        json!(0),
+        json!("false"),
+        json!("no"),
+        json!(1),
+    ] {
+        assert!(!w(Some(no.clone())), "{no}");
+    }
+}

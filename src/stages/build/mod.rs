@@ -22,6 +22,7 @@ use crate::progress::{self, Spinner};
 use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage};
 use crate::tool::Tool;
 use anyhow::Result;
+use serde_json::json;
 use std::path::{Path, PathBuf};
 
 pub const RPMSPEC: Tool = Tool::new("rpmspec", "rpm");
@@ -177,6 +178,30 @@ impl Stage for Build {
         );
         self.spinner = None;
         out
+    }
+
+    /// A spec that does not parse still names its package (dist-git's rule: the spec is
+    /// `<package>.spec`) and, in a local checkout, its maintainer (the latest `%changelog`
+    /// entry's address, read as text): the messages of its FAILED reach them.
+    fn mistaken(&self, at: &str, manifest: &mut Manifest, rec: &mut RecordParts) {
+        let file = at.split(':').next().unwrap_or(at);
+        let Some(package) = file.strip_suffix(".spec").filter(|p| !p.contains('/')) else {
+            return;
+        };
+        if manifest.subject.package.is_none() && !package.is_empty() {
+            manifest.subject.package = Some(package.to_string());
+            rec.data.insert("package".into(), json!(package));
+        }
+        let local = manifest.subject.repo.as_deref().map(Path::new);
+        let text = local
+            .filter(|d| d.is_dir())
+            .and_then(|d| {
+                crate::caps::read_file_with(&d.join(file), 4 << 20, crate::caps::Open::NO_LINK).ok()
+            })
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        if let Some(name) = text.as_deref().and_then(spec::changelog_text_name) {
+            rec.data.insert("changelog_name".into(), json!(name));
+        }
     }
 
     fn reused(&self, manifest: &mut Manifest) {

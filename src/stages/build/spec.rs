@@ -313,3 +313,27 @@ fn headers_of(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Header>> {
     }
     Ok(rows)
 }
+
+/// The latest `%changelog` entry's head of a spec read as text (`Jane Doe <jane@example.org> -
+/// 1.0-1`, without the `* date`), for a spec rpm cannot parse: macros in it stay unexpanded.
+pub fn changelog_text_name(spec: &str) -> Option<String> {
+    let mut lines = spec.lines().skip_while(|l| l.trim() != "%changelog");
+    lines.next()?;
+    let head = lines.map(str::trim).find(|l| l.starts_with('*'))?;
+    // `* Mon Jan 01 2024 Name <address> - version`: the date is the first four words.
+    let rest: Vec<&str> = head.trim_start_matches('*').split_whitespace().collect();
+    (rest.len() > 4).then(|| rest[4..].join(" "))
+}
+
+#[cfg(test)]
+mod changelog_text_tests {
+    #[test]
+    fn the_latest_changelog_entry_is_read_from_the_text() {
+        let spec = "Name: x\n%if 1\n%changelog\n* Mon Jan 01 2024 Jane Doe <jane@example.org> - 1.0-1\n- first\n* Sun Dec 31 2023 Old <old@example.org> - 0.9-1\n";
+        assert_eq!(
+            super::changelog_text_name(spec).as_deref(),
+            Some("Jane Doe <jane@example.org> - 1.0-1")
+        );
+        assert_eq!(super::changelog_text_name("Name: x\n"), None);
+    }
+}
