@@ -678,7 +678,9 @@ fn a_failed_runs_page_links_each_failing_requirement_to_its_cause_and_commands()
     }
     // The cause line, the log's last lines (the failing check's output among them), linked.
     assert!(
-        section.contains("<p class=\"cause\">the package&#x27;s unit tests (%check) failed</p>"),
+        section.contains(
+            "<p class=\"cause\">the package&#x27;s unit tests (%check) failed: FAIL: greeting is wrong</p>"
+        ),
         "{section}"
     );
     let excerpt = shown(part(section, "<pre class=\"excerpt\">", "</pre>"));
