@@ -219,7 +219,12 @@ pub fn drive<S: Stage>(stage: &mut S, common: &CommonArgs, workspace: &Path) -> 
     };
     let origin = common.manifest.clone().unwrap_or_else(|| "-".into());
     // How the run is published: fixed by its first stage, checked against by the others.
-    crate::bus::identity::settle(&mut manifest, common, workspace)?;
+    let given = crate::bus::identity::Given {
+        namespace: common.namespace.as_deref(),
+        run_url: common.run_url.as_deref(),
+        artifacts_url: common.artifacts_url.as_deref(),
+    };
+    crate::bus::identity::settle(&mut manifest, &given, workspace)?;
     let result = run(stage, common, workspace, &mut manifest, origin);
     error_record(
         result,

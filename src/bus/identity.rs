@@ -15,7 +15,6 @@
 
 use crate::error::FciError;
 use crate::manifest::{Ci, Contact, Manifest};
-use crate::stage::CommonArgs;
 use serde_json::Map;
 use std::path::Path;
 
@@ -23,24 +22,37 @@ use std::path::Path;
 /// name (`fedora-ci.koji-build.tier0.functional`).
 pub const DEFAULT_NAMESPACE: &str = "fedora-ci.koji-build";
 
+/// What the stage's flags (`--namespace`, `--run-url`, `--artifacts-url`) say of the run.
+pub struct Given<'a> {
+    pub namespace: Option<&'a str>,
+    pub run_url: Option<&'a str>,
+    pub artifacts_url: Option<&'a str>,
+}
+
+/// The run's identity as its first stage fixed it (`run.ci`), or, for a manifest no stage of
+/// this fci ran, fci's own: the default namespace, no links.
+pub fn of(m: &Manifest) -> Ci {
+    m.run.ci.clone().unwrap_or_else(|| Ci {
+        namespace: DEFAULT_NAMESPACE.into(),
+        contact: contact(&Default::default()),
+        issuer: "fci".into(),
+        architecture: std::env::consts::ARCH.into(),
+        artifacts_url: None,
+        workspace_url: None,
+        extra: Map::new(),
+    })
+}
+
 /// Fixes the run's identity in `m` (when its first stage runs), or checks that the flags do
 /// not contradict it; sets the job's URL the stage's records carry.
-pub fn settle(m: &mut Manifest, common: &CommonArgs, workspace: &Path) -> Result<(), FciError> {
-    crate::manifest::set_job_url(job_url(common.run_url.as_deref())?);
-    let given_ns = common
-        .namespace
-        .as_deref()
-        .map(str::trim)
-        .filter(|n| !n.is_empty());
+pub fn settle(m: &mut Manifest, given: &Given, workspace: &Path) -> Result<(), FciError> {
+    crate::manifest::set_job_url(job_url(given.run_url)?);
+    let given_ns = given.namespace.map(str::trim).filter(|n| !n.is_empty());
     if let Some(ns) = given_ns {
         crate::config::check_test_namespace(ns)
             .map_err(|e| FciError::Usage(format!("--namespace: {e}")))?;
     }
-    let given_art = common
-        .artifacts_url
-        .as_deref()
-        .map(str::trim)
-        .filter(|u| !u.is_empty());
+    let given_art = given.artifacts_url.map(str::trim).filter(|u| !u.is_empty());
     if let Some(u) = given_art {
         crate::config::check_web_url(u)
             .map_err(|e| FciError::Usage(format!("--artifacts-url: {e}")))?;

@@ -25,7 +25,7 @@ impl Context {
     /// stage of this fci ran), its maintainer.
     pub fn of(m: &Manifest) -> Self {
         Context {
-            ci: m.run.ci.clone().unwrap_or_else(unpublished),
+            ci: identity::of(m),
             maintainer: maintainer(m),
         }
     }
@@ -34,20 +34,6 @@ impl Context {
 /// The maintainer as the build records up to `s` name them.
 fn maintainer_at(m: &Manifest, s: &StageRecord) -> Option<String> {
     latest(m, s, StageName::Build, "changelog_name").and_then(changelog_address)
-}
-
-/// The identity of a run no stage fixed (`identity::settle` always does): fci's own, the
-/// default namespace, no links.
-fn unpublished() -> Ci {
-    Ci {
-        namespace: identity::DEFAULT_NAMESPACE.into(),
-        contact: identity::contact(&Default::default()),
-        issuer: "fci".into(),
-        architecture: std::env::consts::ARCH.into(),
-        artifacts_url: None,
-        workspace_url: None,
-        extra: Map::new(),
-    }
 }
 
 pub struct Message {

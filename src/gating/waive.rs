@@ -11,36 +11,13 @@
 //! test case, unless `--force`.
 
 use super::args::WaiveArgs;
+use super::local::{load, save};
 use crate::error::FciError;
 use crate::resultsdb::store::Store;
 use crate::workspace::Workspace;
 use anyhow::Result;
 use serde_json::{json, Value};
 use std::path::Path;
-
-/// The workspace's waivers, oldest first.
-pub fn load(ws: &Workspace) -> Result<Vec<Value>> {
-    let p = ws.waivers();
-    match std::fs::read_to_string(&p) {
-        Ok(text) => match serde_json::from_str(&text) {
-            Ok(Value::Array(list)) => Ok(list),
-            // The workspace's file, not the caller's input: the host's error (exit 3).
-            _ => Err(FciError::Infra(format!(
-                "{}: not a JSON list of waivers (the workspace's waivers are damaged)",
-                p.display()
-            ))
-            .into()),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(FciError::Infra(format!("{}: cannot read: {e}", p.display())).into()),
-    }
-}
-
-fn save(ws: &Workspace, list: &[Value]) -> Result<()> {
-    let p = ws.waivers();
-    std::fs::create_dir_all(p.parent().expect("waivers has a directory"))?;
-    crate::files::write_atomic(&p, serde_json::to_string_pretty(list)?.as_bytes())
-}
 
 /// The test cases known for the subject: required by the gating.yaml given, or with results
 /// in the workspace; for a revocation also those waived before in the workspace.

@@ -439,7 +439,7 @@ pub fn for_decision(
     warn: &mut dyn FnMut(String),
 ) -> Result<Vec<Value>> {
     let (ty, id, pv) = subject;
-    let local = super::waive::load(ws)?;
+    let local = super::local::load(ws)?;
     let Some(client) = args.client()? else {
         return Ok(local);
     };

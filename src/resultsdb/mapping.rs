@@ -35,7 +35,7 @@ pub struct Naming {
 impl Naming {
     /// The run's own naming (`run.ci`), with `error_outcome` for an ERROR.
     pub fn of(m: &Manifest, error_outcome: &str) -> Naming {
-        let ci = crate::bus::messages::Context::of(m).ci;
+        let ci = crate::bus::identity::of(m);
         Naming {
             namespace: ci.namespace,
             error_outcome: error_outcome.to_string(),
