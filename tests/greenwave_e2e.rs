@@ -180,6 +180,27 @@ fn a_waiver_for_a_test_case_nothing_knows_is_refused_naming_the_nearest() {
     )
     .unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);
+    // A product version no policy names is a typo too (it would waive nothing).
+    let r = Run::from(
+        w.cmd()
+            .args(["gating", "waive", TIER0, "--comment", "known flake"])
+            .args([
+                "--subject-identifier",
+                NVR,
+                "--product-version",
+                "fedroa-41",
+            ])
+            .args(["--gating", g])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("product version fedroa-41 is named by no policy"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

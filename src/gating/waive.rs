@@ -61,11 +61,32 @@ pub fn nearest<'a>(testcase: &str, known: &'a [String]) -> Option<&'a str> {
         .map(String::as_str)
 }
 
+/// Refuses a waiver whose product version no policy of `--gating` names: a typo there waives
+/// nothing, silently. (A scenario is not checked: results need not name theirs.)
+fn check_scope(args: &WaiveArgs, store: &Store) -> Result<()> {
+    let pv = &args.subject.product_version;
+    if let Some(g) = &args.gating {
+        let policies = super::policy::parse(&super::input::read(g)?)
+            .map_err(|e| FciError::input(g, format!("not a valid gating.yaml: {e}")))?;
+        let globs: Vec<&String> = policies.iter().flat_map(|p| &p.product_versions).collect();
+        if !globs.is_empty() && !globs.iter().any(|g| super::decision::fnmatch(g, pv)) {
+            let named: Vec<&str> = globs.iter().map(|g| g.as_str()).collect();
+            return Err(FciError::Usage(format!(
+                "product version {pv} is named by no policy of --gating ({}): nothing to waive; --force stores it anyway",
+                named.join(", ")
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a waiver for a test case nothing knows (a typo), naming the nearest known one.
 fn check_known(args: &WaiveArgs, store: &Store, ws: &Workspace) -> Result<()> {
     if args.force {
         return Ok(());
     }
+    check_scope(args, store)?;
     let mut known = known_testcases(args, store, ws)?;
     if known.contains(&args.testcase) {
         return Ok(());
