@@ -63,7 +63,7 @@ pub fn nearest<'a>(testcase: &str, known: &'a [String]) -> Option<&'a str> {
 
 /// Refuses a waiver whose product version no policy of `--gating` names: a typo there waives
 /// nothing, silently. (A scenario is not checked: results need not name theirs.)
-fn check_scope(args: &WaiveArgs, store: &Store) -> Result<()> {
+fn check_scope(args: &WaiveArgs) -> Result<()> {
     let pv = &args.subject.product_version;
     if let Some(g) = &args.gating {
         let policies = super::policy::parse(&super::input::read(g)?)
@@ -86,7 +86,7 @@ fn check_known(args: &WaiveArgs, store: &Store, ws: &Workspace) -> Result<()> {
     if args.force {
         return Ok(());
     }
-    check_scope(args, store)?;
+    check_scope(args)?;
     let mut known = known_testcases(args, store, ws)?;
     if known.contains(&args.testcase) {
         return Ok(());
