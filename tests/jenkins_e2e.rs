@@ -330,6 +330,14 @@ fn a_broken_tests_yml_fails_its_gate_and_a_satisfied_gate_does_not_hide_a_failur
             && unsatisfied.contains("test-result-failed"),
         "{decision:#}"
     );
+    // The tmt plan beside the broken tests.yml is failed with it, never left missing (an
+    // earlier PASSED of it would still gate).
+    let test = record(&m, "test");
+    let foreseen = test["data"]["fedora_tests"].to_string();
+    assert!(
+        foreseen.contains("tier0") && foreseen.contains("/plans/"),
+        "{test:#}"
+    );
     // No policy requires any test: satisfied, yet the test stage FAILED, so the job is red.
     std::fs::write(
         w.path().join("norules.yaml"),

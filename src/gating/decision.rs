@@ -219,7 +219,7 @@ impl Waiver {
             // WaiverDB's default is true when the field is absent; anything but a JSON
             // boolean (`0`, `"false"`, `"no"`) is no waiver: it never waives by accident.
             waived: match v.get("waived") {
-                None | Some(Value::Null) => true,
+                None => true,
                 Some(w) => w.as_bool() == Some(true),
             },
             username: v.get("username").and_then(Value::as_str).map(String::from),

@@ -301,7 +301,23 @@ fn unreported(s: &StageRecord, reported: &[String]) -> Vec<(String, Outcome, Opt
     if let Some(file) = mistake.map(|at| at.split(':').next().unwrap_or(at)) {
         names.extend(crate::suites::plan_of_file(file));
     }
-    let cause = s.notes.last().cloned();
+    // The stage's cause, else the first failure it recorded, else what is known.
+    let cause = s
+        .notes
+        .last()
+        .cloned()
+        .or_else(|| {
+            s.results
+                .iter()
+                .filter(|r| !r.outcome.is_pass())
+                .find_map(|r| r.note.clone())
+        })
+        .or_else(|| {
+            Some(format!(
+                "the {} stage ended {} before this test had a result",
+                s.name, s.outcome
+            ))
+        });
     let mut out: Vec<(String, Outcome, Option<String>)> = Vec::new();
     for n in names {
         if !reported.contains(&n) && !out.iter().any(|(g, ..)| *g == n) {

@@ -85,22 +85,28 @@ pub fn discover(tree: &Path, choice: RunnerChoice) -> Result<Vec<Box<dyn Suite>>
 /// else a broken tests.yml or tmt run would leave them missing, or an earlier run's PASSED
 /// standing. tmt's plans are named from the files under `plans/` (`plans/a.fmf` → `/plans/a`,
 /// `plans/b/main.fmf` → `/plans/b`): plans declared elsewhere are not foreseen.
-pub fn fedora_tests(tree: &Path, suites: &[Box<dyn suite::Suite>]) -> Vec<String> {
+pub fn fedora_tests(tree: &Path, choice: RunnerChoice) -> Vec<String> {
+    // From the files alone, parsing nothing: a tests.yml or plan that does not parse must
+    // not hide the others.
     let mut out = Vec::new();
-    for s in suites {
-        match s.runner() {
-            "sti" if !out.iter().any(|n| n == "tier0") => out.push("tier0".to_string()),
-            "tmt" => {
-                let files = crate::digest::list_files(&tree.join("plans"), &[]).unwrap_or_default();
-                for f in files {
-                    if let Some(name) = plan_of_file(&format!("plans/{}", f.display())) {
-                        if !out.contains(&name) {
-                            out.push(name);
-                        }
-                    }
+    if matches!(choice, RunnerChoice::Auto | RunnerChoice::Sti) {
+        let playbooks = std::fs::read_dir(tree.join("tests"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| plan_of_file(&format!("tests/{}", e.file_name().to_string_lossy())).is_some());
+        if playbooks {
+            out.push("tier0".to_string());
+        }
+    }
+    if matches!(choice, RunnerChoice::Auto | RunnerChoice::Tmt) && tmt::discover(tree) {
+        let files = crate::digest::list_files(&tree.join("plans"), &[]).unwrap_or_default();
+        for f in files {
+            if let Some(name) = plan_of_file(&format!("plans/{}", f.display())) {
+                if !out.contains(&name) {
+                    out.push(name);
                 }
             }
-            _ => {}
         }
     }
     out

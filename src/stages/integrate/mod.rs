@@ -31,12 +31,17 @@ pub struct Args {
 /// Runs `fci integrate`; returns the exit code.
 pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     let common = args.common.clone();
-    let mut stage = Integrate { args };
+    let mut stage = Integrate {
+        args,
+        foreseen: Vec::new(),
+    };
     stage::drive(&mut stage, &common, workspace)
 }
 
 struct Integrate {
     args: Args,
+    /// The Fedora tests its tests tree foresees (see `fci test`'s).
+    foreseen: Vec<String>,
 }
 
 struct Planned {
@@ -82,6 +87,8 @@ impl Stage for Integrate {
             crate::duration::limit(a.suite.timeout),
             cx.log(),
         )?;
+        let foreseen = suites::fedora_tests(&tests.dir, a.suite.runner);
+        self.foreseen = foreseen.clone();
         let suites = suites::discover(&tests.dir, a.suite.runner)?;
         if suites.is_empty() {
             return Err(FciError::input(
@@ -107,13 +114,17 @@ impl Stage for Integrate {
         });
         let work = Planned {
             suite: a.suite.identity(&tests_digest),
-            fedora_tests: suites::fedora_tests(&tests.dir, &suites),
+            fedora_tests: foreseen,
             repo: composed.repo,
             commit: composed.commit,
             tests,
             suites,
         };
         Ok(Plan::Run(inputs, work))
+    }
+
+    fn mistaken(&self, _at: &str, _manifest: &mut Manifest, rec: &mut RecordParts) {
+        rec.data.insert("fedora_tests".into(), json!(self.foreseen));
     }
 
     fn execute(

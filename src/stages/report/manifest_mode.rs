@@ -534,20 +534,25 @@ impl Gate {
         Gate { satisfied, waived }
     }
 
-    /// Whether the decision waived a failure of `s`: it is satisfied and one of the results
-    /// `s` failed with (as ResultsDB names them) is a test case it waived.
+    /// Whether the decision waived every failure of `s`: it is satisfied, and each Fedora
+    /// test `s` failed (tier0 and each tmt plan for test and integrate; else the stage's own
+    /// result), as ResultsDB names it, is a test case it waived. One waived test never
+    /// clears another that failed beside it.
     fn waives(&self, m: &Manifest, s: &crate::manifest::StageRecord) -> bool {
         if !self.satisfied || s.outcome == Outcome::Error {
             return false;
         }
-        let mut one = m.clone();
-        one.stages = vec![s.clone()];
-        let naming = mapping::Naming::of(m, "ERROR");
-        mapping::results(&one, &naming).iter().any(|r| {
-            let failed = !matches!(r["outcome"].as_str(), Some("PASSED" | "INFO"));
-            let name = r["testcase"]["name"].as_str().unwrap_or_default();
-            failed && self.waived.contains(name)
-        })
+        let ns = crate::bus::identity::of(m).namespace;
+        let cat = mapping::category(&s.name);
+        let mut failed: Vec<String> = mapping::fedora_groups(s)
+            .into_iter()
+            .filter(|(_, o, _)| !o.is_pass())
+            .map(|(g, ..)| format!("{ns}.{g}.{cat}"))
+            .collect();
+        if failed.is_empty() {
+            failed.push(format!("{ns}.{}.{cat}", s.name));
+        }
+        failed.iter().all(|name| self.waived.contains(name))
     }
 }
 
@@ -555,8 +560,8 @@ impl Gate {
 /// that ended in ERROR makes the report ERROR (exit 3); a stage that FAILED, needs inspection
 /// or was skipped after a failure makes it FAILED (exit 1), with `--gating` too: a decision
 /// that is satisfied because no policy requires the failing test is no pass of the run.
-/// Only a failure the decision waived (a stage that failed with a result it waived, and the
-/// stages skipped after waived failures) stands as passed, said in a note. The report's first
+/// Only a failure the decision waived (a stage each of whose failed Fedora tests it waived,
+/// and the stages skipped after waived failures) stands as passed, said in a note. The report's first
 /// note says which stage and why (its failing case, else its last note, where the driver puts
 /// the cause).
 fn run_verdict(manifest: &Manifest, gate: Option<&Gate>, rec: &mut RecordParts) {
@@ -748,6 +753,24 @@ mod tests {
             Outcome::Failed
         );
         assert_eq!(verdict(&failed, Some(false)).0, Outcome::Failed);
+        // A test stage whose STI test and tmt plan both failed: waiving tier0 alone does not
+        // pass the run; waiving both does.
+        let mut two = run_of(&[("test", "FAILED", &[], none.clone())]);
+        two.stages[0].results = serde_json::from_value(json!([
+            {"testcase": "a", "outcome": "FAILED", "runner": "sti", "playbook": "tests/tests.yml"},
+            {"testcase": "/t/b", "outcome": "FAILED", "runner": "tmt", "plan": "/plans/p"},
+        ]))
+        .unwrap();
+        let tier0 = "fedora-ci.koji-build.tier0.functional";
+        let plan = "fedora-ci.koji-build./plans/p.functional";
+        assert_eq!(
+            verdict_waiving(&two, Some(true), &[tier0]).0,
+            Outcome::Failed
+        );
+        assert_eq!(
+            verdict_waiving(&two, Some(true), &[tier0, plan]).0,
+            Outcome::Passed
+        );
         // Any ERROR is the run's ERROR (exit 3), gated or not.
         let error = run_of(&[
             ("build", "PASSED", &[], none.clone()),

@@ -41,12 +41,18 @@ pub struct Args {
 /// Runs `fci test`; returns the exit code.
 pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     let common = args.common.clone();
-    let mut stage = Test { args };
+    let mut stage = Test {
+        args,
+        foreseen: Vec::new(),
+    };
     stage::drive(&mut stage, &common, workspace)
 }
 
 struct Test {
     args: Args,
+    /// The Fedora tests its tree foresees, found before anything in it is parsed: a record of
+    /// the package's mistake fails them (see `mistaken`).
+    foreseen: Vec<String>,
 }
 
 /// What a test run was planned with.
@@ -102,6 +108,8 @@ impl Stage for Test {
         if a.tests_from.is_none() {
             check_against_build(cx)?;
         }
+        let foreseen = crate::suites::fedora_tests(&tree, a.suite.runner);
+        self.foreseen = foreseen.clone();
         let suites = discover(&tree, a.suite.runner)?;
         if suites.is_empty() {
             // Most packages have no functional tests: that is a fact to record (INFO, which
@@ -158,7 +166,7 @@ impl Stage for Test {
         );
         let work = Planned {
             suite: a.suite.identity(&tree_digest),
-            fedora_tests: crate::suites::fedora_tests(&tree, &suites),
+            fedora_tests: foreseen,
             private,
             rpms: rpm_paths,
             tree,
@@ -167,6 +175,10 @@ impl Stage for Test {
             full,
         };
         Ok(Plan::Run(inputs, work))
+    }
+
+    fn mistaken(&self, _at: &str, _manifest: &mut Manifest, rec: &mut RecordParts) {
+        rec.data.insert("fedora_tests".into(), json!(self.foreseen));
     }
 
     fn execute(
