@@ -549,3 +549,46 @@ fn a_test_case_known_only_to_resultsdb_can_be_waived_and_its_typo_is_refused() {
         r.stderr
     );
 }
+
+/// A waiver spooled while WaiverDB was down is not posted over a newer one given elsewhere
+/// meanwhile (a revocation by another maintainer): posting the older would overrule it.
+#[test]
+fn a_spooled_waiver_never_overrules_a_newer_one_given_elsewhere() {
+    let w = Ws::new();
+    let db = StandIn::start();
+    let url = db.url();
+    let g = write(&w, "gating.yaml", GATING);
+    let g = g.to_str().unwrap();
+    let env = [
+        ("FCI_WAIVERDB_URL", url.as_str()),
+        ("FCI_WAIVERDB_TOKEN", "packager:s3cr3t-pw"),
+    ];
+    db.set_down(true);
+    let r = waive(&w, TIER0, &["--gating", g], &env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("1 waivers spooled"), "{}", r.stderr);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    // Meanwhile, elsewhere: the same user's revocation reaches WaiverDB.
+    db.state.lock().unwrap().waivers.push(json!({
+        "id": 1, "subject_type": "koji_build", "subject_identifier": NVR,
+        "subject": {"type": "koji_build", "item": NVR}, "testcase": TIER0, "scenario": null,
+        "waived": false, "product_version": "fedora-41", "comment": "not flaky after all",
+        "username": "packager", "proxied_by": null,
+        "timestamp": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+    }));
+    db.set_down(false);
+    let r = waive(&w, PLAN, &["--gating", g], &env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("1 spooled waivers not posted"),
+        "{}",
+        r.stderr
+    );
+    let tier0: Vec<Value> = db
+        .waivers()
+        .into_iter()
+        .filter(|w| w["testcase"] == TIER0)
+        .collect();
+    assert_eq!(tier0.len(), 1, "the older waiver was posted: {tier0:#?}");
+    assert_eq!(tier0[0]["waived"], false);
+}

@@ -209,6 +209,12 @@ pub fn exec(args: &WaiveArgs, workspace: &Path) -> Result<i32> {
             d.already_there
         )),
     }
+    if d.superseded > 0 {
+        crate::progress::say(&format!(
+            "warning: {} spooled waivers not posted: WaiverDB has newer ones for the same test cases, given elsewhere since",
+            d.superseded
+        ));
+    }
     crate::files::to_stdout(format!("{}\n", serde_json::to_string_pretty(&waiver)?).as_bytes())?;
     Ok(0)
 }

@@ -255,9 +255,10 @@ pub fn spool(ws: &Workspace, client: &Client, fci_id: &str, body: &Value) -> Res
     let file = dir.join(format!("{at}-{fci_id}.json"));
     crate::files::write_atomic(
         &file,
-        json!({"fci_waiver_id": fci_id, "body": body})
-            .to_string()
-            .as_bytes(),
+        json!({"fci_waiver_id": fci_id, "body": body,
+               "spooled_at": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string()})
+        .to_string()
+        .as_bytes(),
     )?;
     Ok(file)
 }
@@ -266,16 +267,33 @@ pub fn spool(ws: &Workspace, client: &Client, fci_id: &str, body: &Value) -> Res
 pub struct Delivered {
     pub delivered: usize,
     pub already_there: usize,
+    /// Not posted: the server has a newer waiver for the same test case from elsewhere.
+    pub superseded: usize,
     pub spooled: usize,
     /// `(fci waiver id, why)` of those the server refused (moved to the spool's rejected/).
     pub rejected: Vec<(String, String)>,
     pub unreachable: Option<String>,
 }
 
-/// Whether the server's newest waiver for the same subject, test case, scenario and product
-/// version (and user, when known) is this one: then it has it (a POST whose answer was lost),
-/// and posting it again is not needed.
-fn already_there(client: &Client, body: &Value) -> Result<bool, Failure> {
+/// What the server has of a spooled waiver, from its newest waiver for the same subject,
+/// test case, scenario and product version (and user, when known).
+#[derive(Debug, PartialEq, Eq)]
+enum OnServer {
+    /// This one (a POST whose answer was lost): posting it again is not needed.
+    There,
+    /// A different one given after this one was spooled (a revocation made elsewhere while
+    /// the server could not be reached): posting this older one would overrule it.
+    Superseded,
+    /// Neither: post it.
+    Missing,
+}
+
+fn on_server(
+    client: &Client,
+    body: &Value,
+    spooled_at: Option<chrono::NaiveDateTime>,
+    ours: &[Value],
+) -> Result<OnServer, Failure> {
     let s = |k: &str| body[k].as_str().unwrap_or_default().to_string();
     let list = client.list(
         &s("subject_type"),
@@ -287,6 +305,7 @@ fn already_there(client: &Client, body: &Value) -> Result<bool, Failure> {
         .as_str()
         .map(String::from)
         .or_else(|| client.user.clone());
+    let time = |w: &Value| w.get("timestamp").and_then(super::decision::parse_time);
     let newest = list
         .iter()
         .filter(|w| {
@@ -297,13 +316,42 @@ fn already_there(client: &Client, body: &Value) -> Result<bool, Failure> {
         })
         .max_by_key(|w| {
             (
-                w.get("timestamp")
-                    .and_then(super::decision::parse_time)
-                    .unwrap_or_default(),
+                time(w).unwrap_or_default(),
                 w["id"].as_u64().unwrap_or_default(),
             )
         });
-    Ok(newest.is_some_and(|w| w["waived"] == body["waived"] && w["comment"] == body["comment"]))
+    Ok(match newest {
+        Some(w) if w["waived"] == body["waived"] && w["comment"] == body["comment"] => {
+            OnServer::There
+        }
+        // Given elsewhere: none of this workspace's own waivers (one of them, delivered
+        // after this one was spooled, is no reason to hold it back: the spool keeps their
+        // order), and newer than this one (this host's clock; WaiverDB stamps in UTC too).
+        Some(w)
+            if spooled_at.is_some()
+                && time(w) > spooled_at
+                && !ours.iter().any(|o| same_waiver(o, w)) =>
+        {
+            OnServer::Superseded
+        }
+        _ => OnServer::Missing,
+    })
+}
+
+/// Whether the workspace's waiver `ours` is the server's `theirs` (what WaiverDB keeps of it).
+fn same_waiver(ours: &Value, theirs: &Value) -> bool {
+    [
+        "subject_type",
+        "subject_identifier",
+        "testcase",
+        "product_version",
+        "comment",
+    ]
+    .iter()
+    .all(|k| ours[*k] == theirs[*k])
+        && ours["waived"].as_bool().unwrap_or(true) == theirs["waived"].as_bool().unwrap_or(true)
+        && ours["scenario"].as_str().filter(|s| !s.is_empty())
+            == theirs["scenario"].as_str().filter(|s| !s.is_empty())
 }
 
 /// Delivers the server's spool, oldest first; stops at the first that cannot be delivered
@@ -321,6 +369,7 @@ pub fn deliver(ws: &Workspace, store: &Store, client: &Client) -> Result<Deliver
         "waiverdb-{}",
         dir.file_name().unwrap_or_default().to_string_lossy()
     ))?;
+    let ours = super::local::load(ws)?;
     for file in crate::files::json_files(&dir)? {
         let name = file.file_name().unwrap_or_default().to_owned();
         let Some(spooled) = std::fs::read_to_string(&file)
@@ -339,19 +388,21 @@ pub fn deliver(ws: &Workspace, store: &Store, client: &Client) -> Result<Deliver
             continue;
         }
         let body = &spooled["body"];
-        let done = match already_there(client, body) {
-            Ok(true) => Ok(true),
-            Ok(false) => client.post(body).map(|_| false),
-            Err(f) => Err(f),
+        let spooled_at = spooled
+            .get("spooled_at")
+            .and_then(super::decision::parse_time);
+        let done = match on_server(client, body, spooled_at, &ours) {
+            Ok(OnServer::Missing) => client.post(body).map(|_| OnServer::Missing),
+            other => other,
         };
         match done {
-            Ok(there) => {
+            Ok(what) => {
                 store.mark_delivered(&id, &mark_target(&target))?;
                 let _ = std::fs::remove_file(&file);
-                if there {
-                    d.already_there += 1;
-                } else {
-                    d.delivered += 1;
+                match what {
+                    OnServer::There => d.already_there += 1,
+                    OnServer::Superseded => d.superseded += 1,
+                    OnServer::Missing => d.delivered += 1,
                 }
             }
             Err(Failure::Rejected(why)) => {
@@ -417,6 +468,12 @@ pub fn flush(
         warn(format!(
             "WaiverDB not reached ({why}): {} waivers spooled for the next report",
             d.spooled
+        ));
+    }
+    if d.superseded > 0 {
+        warn(format!(
+            "{} spooled waivers not posted: WaiverDB has newer ones for the same test cases, given elsewhere since",
+            d.superseded
         ));
     }
     for (wid, why) in &d.rejected {
