@@ -212,14 +212,20 @@ fn redact_query(path_and_query: &str) -> String {
     let Some((path, query)) = path_and_query.split_once('?') else {
         return path_and_query.to_string();
     };
-    let params: Vec<String> = query
-        .split('&')
-        .map(|p| match p.split_once('=') {
-            Some((k, _)) if secret_query_key(k) => format!("{k}=***"),
-            _ => p.to_string(),
-        })
-        .collect();
-    format!("{path}?{}", params.join("&"))
+    // Both separators a server may take (`&`, and `;` as older CGI and some proxies do),
+    // as `query_has_secret` reads them: each kept as it was.
+    let mut out = format!("{path}?");
+    for part in query.split_inclusive(['&', ';']) {
+        let (p, sep) = match part.strip_suffix(['&', ';']) {
+            Some(p) => (p, &part[p.len()..]),
+            None => (part, ""),
+        };
+        match p.split_once('=') {
+            Some((k, _)) if secret_query_key(k) => out.push_str(&format!("{k}=***{sep}")),
+            _ => out.push_str(part),
+        }
+    }
+    out
 }
 
 /// Where the user info ends (the `@` before the host) in what follows `scheme://`, if any.
@@ -282,6 +288,16 @@ pub fn scrub_credentials(text: &str, url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// A secret after `;` is masked as one after `&` is (both separate a query).
+    #[test]
+    fn a_secret_after_a_semicolon_is_masked() {
+        let shown = super::redact("see https://h.example.org/r?x=1;token=S3CRET;y=2 and more");
+        assert!(!shown.contains("S3CRET"), "{shown}");
+        assert!(shown.contains("?x=1;token=***;y=2"), "{shown}");
+        let amp = super::redact("https://h.example.org/r?x=1&token=S3CRET");
+        assert!(amp.ends_with("?x=1&token=***"), "{amp}");
+    }
+
     #[test]
     fn short_secrets_are_masked_as_words() {
         super::register_found(vec!["Zq9".into()]);
