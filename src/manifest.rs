@@ -451,8 +451,8 @@ pub struct Attempt {
 impl Manifest {
     /// The records that still speak for the change: the latest of each stage, unless a stage
     /// that comes before it in the pipeline ran again after it (a rebuild after the tests, a
-    /// recompose after the integration: those results are about what was there before).
-    /// Reports are left out.
+    /// recompose after the integration: those results are about what was there before; a
+    /// rerun the cache answered with the same record does not count). Reports are left out.
     pub fn current_stages(&self) -> Vec<&StageRecord> {
         let order = |name: &str| {
             StageName::ALL
@@ -465,13 +465,25 @@ impl Manifest {
             .iter()
             .filter(|s| !s.is(StageName::Report))
             .collect();
+        // A rerun that reused the record of the very run `s` followed (same stage, same
+        // inputs, from the cache: the same packages) changes nothing `s` was about.
+        let same_as_before = |l: &StageRecord, before: &[&StageRecord]| {
+            l.cached
+                && before
+                    .iter()
+                    .rev()
+                    .find(|p| p.name == l.name)
+                    .is_some_and(|p| p.input_digest == l.input_digest)
+        };
         stages
             .iter()
             .enumerate()
             .filter(|(i, s)| {
                 let later = &stages[i + 1..];
                 !later.iter().any(|l| l.name == s.name)
-                    && !later.iter().any(|l| order(&l.name) < order(&s.name))
+                    && !later.iter().any(|l| {
+                        order(&l.name) < order(&s.name) && !same_as_before(l, &stages[..*i])
+                    })
             })
             .map(|(_, s)| *s)
             .collect()
@@ -805,6 +817,24 @@ mod tests {
         m.stages.push(rec("integrate"));
         m.stages.push(rec("build"));
         assert_eq!(names(&m), ["watch", "build"]);
+        // A rebuild the cache answered with the same record (same inputs, same packages)
+        // leaves the tests of that build standing: a failure there still speaks.
+        let mut m = Manifest::new("r".into());
+        let mut build = rec("build");
+        build.input_digest = "d1".into();
+        let mut test = rec("test");
+        test.outcome = Outcome::Failed;
+        m.stages.extend([build.clone(), test]);
+        let mut again = build.clone();
+        again.cached = true;
+        m.stages.push(again);
+        assert_eq!(names(&m), ["test", "build"]);
+        // Other inputs (the spec changed): the tests were of the build before.
+        let mut other = build;
+        other.input_digest = "d2".into();
+        other.cached = true;
+        m.stages.push(other);
+        assert_eq!(names(&m), ["build"]);
     }
 
     #[test]

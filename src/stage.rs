@@ -280,6 +280,9 @@ fn run<S: Stage>(
             if let Some(at) = rec.mistake_at() {
                 stage.mistaken(&at, cx.manifest, &mut rec);
             }
+            // Its start is told before its end, as for any stage (else the report would
+            // send `running` after the end: the last word a consumer sees).
+            crate::bus::emit::started(cx.ws, cx.manifest, name, &cx.run.started_at);
             (rec, Vec::new(), None)
         }
         // Bad input: no manifest at all.
@@ -293,6 +296,8 @@ fn run<S: Stage>(
             let mut rec = RecordParts::new(name, Outcome::Error, digest);
             rec.tools = cx.tools.clone();
             rec.notes.push(msg);
+            // Told once (a start already told has the same id and body).
+            crate::bus::emit::started(cx.ws, cx.manifest, name, &cx.run.started_at);
             (rec, Vec::new(), None)
         }
     };

@@ -125,6 +125,17 @@ fn journal_end(w: &Ws, run: &str, stage: &str) -> Value {
         })
         .collect();
     assert_eq!(ended.len(), 1, "{msgs:#?}");
+    // Its start, if told, is told before its end (never `running` as the last word).
+    let of_stage = |m: &&Value| {
+        m["body"]["pipeline"]["id"] == run && m["body"]["pipeline"]["stage"]["name"] == stage
+    };
+    let last_end = msgs
+        .iter()
+        .rposition(|m| of_stage(&m) && !m["topic"].as_str().unwrap().ends_with(".running"));
+    let last_running = msgs
+        .iter()
+        .rposition(|m| of_stage(&m) && m["topic"].as_str().unwrap().ends_with(".running"));
+    assert!(last_running < last_end, "{msgs:#?}");
     assert_eq!(
         ended[0]["body"]["test"]["result"], "failed",
         "{:#}",

@@ -60,7 +60,7 @@ pub fn settle(m: &mut Manifest, given: &Given, workspace: &Path) -> Result<(), F
     if let Some(ci) = &m.run.ci {
         if let Some(ns) = given_ns.filter(|ns| *ns != ci.namespace) {
             return Err(FciError::Usage(format!(
-                "run {} is named in namespace `{}` (its first stage's): --namespace {ns} would \
+                "run {} is named in namespace `{}` (its first stage's): --namespace (or FCI_NAMESPACE) {ns} would \
                  split its messages and results; give the same one, or none",
                 m.run.id, ci.namespace
             )));
@@ -69,7 +69,7 @@ pub fn settle(m: &mut Manifest, given: &Given, workspace: &Path) -> Result<(), F
         if let Some(u) = given_art {
             if !ci.artifacts_url.as_deref().is_some_and(|a| same(a, u)) {
                 return Err(FciError::Usage(format!(
-                    "run {} publishes its files under {} (its first stage's): --artifacts-url {u} \
+                    "run {} publishes its files under {} (its first stage's): --artifacts-url (or FCI_ARTIFACTS_URL) {u} \
                      would link its messages elsewhere; give the same one, or none",
                     m.run.id,
                     ci.artifacts_url.as_deref().unwrap_or("no URL")

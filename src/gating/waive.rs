@@ -149,9 +149,16 @@ pub fn exec(args: &WaiveArgs, workspace: &Path) -> Result<i32> {
     let username = args
         .username
         .clone()
+        .filter(|u| !u.trim().is_empty())
         .or_else(|| client.as_ref().and_then(|c| c.user.clone()))
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "unknown".into());
+        .or_else(|| {
+            std::env::var("USER")
+                .ok()
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty())
+        })
+        .or_else(crate::users::name)
+        .unwrap_or_else(|| format!("uid-{}", crate::users::euid()));
     let fci_id = uuid::Uuid::new_v4().to_string();
     let waiver = json!({
         "id": list.len() + 1,
