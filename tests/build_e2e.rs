@@ -346,7 +346,7 @@ fn a_missing_tool_names_the_package_to_install() {
 fn strict_builddeps_turns_unmet_buildrequires_into_error() {
     // Needs a host whose rpm database lacks gcc and make, as Debian's (empty) one does.
     assert_eq!(
-        unmet_on_host(&["gcc", "make"]),
+        rpm_lacks(&["gcc", "make"]),
         serde_json::json!(["gcc", "make"]),
         "this test needs an rpm database without gcc and make (a Debian host)"
     );

@@ -411,6 +411,27 @@ impl Ws {
 /// Which of `names` the host's rpm database cannot provide: what fci must call unmet. On
 /// Debian the rpm database is empty, so all of them; on an RPM host, fewer.
 pub fn unmet_on_host(names: &[&str]) -> serde_json::Value {
+    // What rpm lacks and the host has otherwise (a command on PATH, a file) is met.
+    let lacking: Vec<String> = serde_json::from_value(rpm_lacks(names)).unwrap();
+    let unmet: Vec<String> = lacking
+        .into_iter()
+        .filter(|n| {
+            if n.starts_with('/') {
+                !Path::new(n).exists()
+            } else {
+                !Command::new("sh")
+                    .args(["-c", "command -v \"$1\" >/dev/null", "sh", n])
+                    .status()
+                    .unwrap()
+                    .success()
+            }
+        })
+        .collect();
+    serde_json::json!(unmet)
+}
+
+/// The names the host's rpm database provides nothing for (all of them on a Debian host).
+pub fn rpm_lacks(names: &[&str]) -> serde_json::Value {
     let unmet: Vec<&str> = names
         .iter()
         .copied()

@@ -4,6 +4,7 @@
 //! driver does the rest. Backends: `rpmbuild.rs` (default) and `mock.rs`.
 
 pub mod backend;
+mod builddeps;
 mod cause;
 mod define;
 pub mod fedora_env;

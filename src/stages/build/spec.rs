@@ -137,11 +137,18 @@ pub fn parsed_has_check(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<b
         }))
 }
 
-/// BuildRequires the host rpm database cannot satisfy (all of them on a non-RPM host).
+/// BuildRequires the host cannot satisfy: neither its rpm database (empty on a non-RPM host)
+/// nor (with `host_too`; not for --strict-builddeps, rpm's view) what each names
+/// (`builddeps::host_has`).
 ///
 /// The answer only changes when the rpm database does, so it is memoised against the
 /// database files' identities.
-pub fn unmet(buildrequires: &[String], hc: &mut HostCache, log: &mut Log) -> Result<Vec<String>> {
+pub fn unmet(
+    buildrequires: &[String],
+    host_too: bool,
+    hc: &mut HostCache,
+    log: &mut Log,
+) -> Result<Vec<String>> {
     if buildrequires.is_empty() {
         return Ok(Vec::new());
     }
@@ -180,12 +187,14 @@ pub fn unmet(buildrequires: &[String], hc: &mut HostCache, log: &mut Log) -> Res
     let missing: Vec<String> = missing
         .and_then(|v| serde_json::from_value(v).ok())
         .unwrap_or_else(|| names.iter().map(|n| n.to_string()).collect());
+    // What rpm does not know of, the host may still have (a non-RPM host: gcc, make and
+    // libattr1-dev are dpkg's): asked by what each names, never memoised (dpkg changes too).
     Ok(buildrequires
         .iter()
         .filter(|b| {
-            b.split_whitespace()
-                .next()
-                .is_some_and(|n| missing.iter().any(|m| m == n))
+            b.split_whitespace().next().is_some_and(|n| {
+                missing.iter().any(|m| m == n) && !(host_too && super::builddeps::host_has(n, log))
+            })
         })
         .cloned()
         .collect())

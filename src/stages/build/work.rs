@@ -170,7 +170,8 @@ fn unmet_builddeps(j: &Job, cx: &mut Ctx, rec: &mut RecordParts) -> Result<bool>
         rec.data
             .insert("changelog_name".into(), json!(info.changelog_name));
     }
-    let unmet = spec::unmet(&info.buildrequires, &mut cx.host, &mut cx.run.log)?;
+    // Strict: rpm's own view, as rpmbuild without --nodeps will hold it.
+    let unmet = spec::unmet(&info.buildrequires, false, &mut cx.host, &mut cx.run.log)?;
     rec.data.insert("unmet_buildrequires".into(), json!(unmet));
     if !unmet.is_empty() {
         let msg = format!(
@@ -520,7 +521,7 @@ fn note_package(
 
 /// BuildRequires the host cannot satisfy (built with --nodeps): recorded, and warned about.
 fn note_unmet(buildrequires: &[String], cx: &mut Ctx, rec: &mut RecordParts) -> Result<()> {
-    let unmet = spec::unmet(buildrequires, &mut cx.host, &mut cx.run.log)?;
+    let unmet = spec::unmet(buildrequires, true, &mut cx.host, &mut cx.run.log)?;
     if !unmet.is_empty() {
         let msg = format!(
             "unmet BuildRequires on this host: {}; built with --nodeps",
