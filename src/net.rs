@@ -1,6 +1,7 @@
 //! Where a credential may go: never in clear (`http://`, `amqp://`) to a host that is not
 //! this machine. One rule for every service fci talks to with a secret (ResultsDB, the AMQP
-//! brokers, a lookaside cache, the Kubernetes API server).
+//! brokers, a lookaside cache, the Kubernetes API server). And how text becomes one segment of
+//! a URL's path ([`url_segment`]).
 
 /// How what is sent to a URL travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +113,17 @@ fn no_downgrade() -> reqwest::redirect::Policy {
             a.follow()
         }
     })
+}
+
+/// `s` as one segment of a URL's path: every byte but RFC 3986's unreserved ones
+/// (`A-Z a-z 0-9 - . _ ~`) as `%XX`.
+pub fn url_segment(s: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 #[cfg(test)]

@@ -424,7 +424,7 @@ pub fn secrets(file: &Path) -> Vec<String> {
     for p in plain.into_iter().filter(|p| !p.is_empty()) {
         out.push(b64(&p));
         out.push(base64::engine::general_purpose::STANDARD_NO_PAD.encode(p.as_bytes()));
-        out.push(percent_encode(&p));
+        out.push(crate::net::url_segment(&p));
         out.push(xml_escape(&p));
         out.push(p);
     }
@@ -436,19 +436,6 @@ pub fn secrets(file: &Path) -> Vec<String> {
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
-}
-
-/// Every byte but the unreserved ones as `%XX`.
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// `%XX` decoded, when there is one and the result is UTF-8.

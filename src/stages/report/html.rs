@@ -88,15 +88,10 @@ fn sh(s: &str) -> String {
 fn file_url(base: Option<&str>, rel: &str) -> Option<String> {
     let base = base?;
     crate::manifest::check_relative(rel).ok()?;
-    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~');
     let path: Vec<String> = rel
         .split('/')
         .filter(|s| !s.is_empty() && *s != ".")
-        .map(|s| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string())
+        .map(crate::net::url_segment)
         .collect();
     Some(format!("{}/{}", base.trim_end_matches('/'), path.join("/")))
 }
