@@ -414,6 +414,9 @@ impl Env<'_> {
                     .into(),
             ),
         ];
+        if let Some(dirs) = fedora_libdirs(self.overlays) {
+            env.push(("LD_LIBRARY_PATH".into(), dirs));
+        }
         env.extend(extra_env);
         Sandbox {
             network: self.network,
@@ -427,6 +430,31 @@ impl Env<'_> {
             limits: self.limits,
         }
     }
+}
+
+/// Where the subject's libraries are found when it is layered over this host: Fedora's
+/// loader searches `%_libdir` (/usr/lib64, /lib64) by default, where a Fedora package puts its
+/// shared libraries; Debian's searches its multiarch directories only, so a package's program
+/// would not find the library the package ships. When a layer over `/usr` has libraries in
+/// lib64, those directories come first (as the package's own library comes first on Fedora,
+/// ahead of an older copy of the host's). Setuid programs ignore the variable, as they would.
+/// `fci integrate` is not layered: it runs in the composed tree, whose own loader decides.
+fn fedora_libdirs(overlays: &[Overlay]) -> Option<OsString> {
+    let has_libs = |dir: PathBuf| {
+        std::fs::read_dir(dir).is_ok_and(|rd| {
+            rd.flatten().any(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n.contains(".so") && !n.starts_with("ld-linux")
+            })
+        })
+    };
+    let shipped = overlays
+        .iter()
+        .filter(|o| o.target == Path::new("/usr"))
+        .flat_map(|o| o.layers.iter())
+        .any(|l| has_libs(l.join("lib64")));
+    shipped.then(|| "/usr/lib64:/lib64".into())
 }
 
 /// The last line a failed or errored case's own log says (what it printed before it stopped),
