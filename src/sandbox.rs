@@ -44,6 +44,105 @@ pub struct Sandbox {
     pub hide: Vec<PathBuf>,
     /// What everything in the sandbox may use together (see `crate::limits`).
     pub limits: crate::limits::Limits,
+    /// A second root for test commands (`fci integrate`), mounted at [`GUEST_ROOT`].
+    pub guest: Option<Guest>,
+}
+
+/// Where a sandbox shows its [`Guest`] root.
+pub const GUEST_ROOT: &str = "/run/fci-guest";
+/// The host's chroot(8), bound where no overlay of the subject reaches (the tree's own
+/// `chroot` would shadow it in the layered /usr).
+pub const GUEST_CHROOT: &str = "/run/fci-chroot";
+
+/// The composed tree as a root of its own inside the sandbox, for the test commands of
+/// `fci integrate`: they run `chroot GUEST_ROOT ...`, so a program finds only the tree's
+/// libraries and programs, as at boot, while the runner (ansible-playbook, tmt: Python the
+/// tree does not have) stays on the layered host view.
+///
+/// The view: the tree's top-level entries read-only (directories bound, links as links),
+/// `usr/etc` as `/etc` (OSTree keeps the default /etc there), fresh /proc and /dev, the host's
+/// /sys read-only, empty sized tmpfs /tmp, /var and /run, and `writable` and `readonly` bound
+/// at the same absolute paths as in the sandbox, so a test's directory, its logs and
+/// `TEST_ARTIFACTS` mean the same in both views; the guest root itself is read-only.
+#[derive(Clone, Debug)]
+pub struct Guest {
+    /// A checkout of the tree (never written: everything of it is bound read-only).
+    pub tree: PathBuf,
+    pub writable: Vec<PathBuf>,
+    pub readonly: Vec<PathBuf>,
+    /// The host's chroot(8), bound at [`GUEST_CHROOT`].
+    pub chroot: PathBuf,
+}
+
+/// Top-level names of the tree that the guest gets fresh, never from the tree.
+const GUEST_OWN: [&str; 7] = ["proc", "sys", "dev", "tmp", "var", "run", "etc"];
+
+impl Guest {
+    /// The bwrap arguments that build the guest root at [`GUEST_ROOT`] (after the sandbox's
+    /// /run is mounted). `Err` is the host's: fci's directories lie where the tree fills.
+    fn mount(&self, mut c: Cmd, mount_tmpfs: &mut impl FnMut(Cmd, &Path) -> Cmd) -> Result<Cmd> {
+        let g = Path::new(GUEST_ROOT);
+        let at = |p: &Path| g.join(p.strip_prefix("/").unwrap_or(p));
+        c = mount_tmpfs(c, g);
+        let binds: Vec<&PathBuf> = self.writable.iter().chain(&self.readonly).collect();
+        // The first components of fci's own directories: there the tree's entry (an empty
+        // /root, /home, /mnt or a link such as home -> var/home) gives way to a tmpfs that
+        // bwrap can make their mount points in; a tree that fills it is the host's trouble.
+        let firsts: Vec<OsString> = binds
+            .iter()
+            .filter_map(|p| p.components().nth(1))
+            .map(|c| c.as_os_str().to_os_string())
+            .collect();
+        let mut names: Vec<OsString> = std::fs::read_dir(&self.tree)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<_>>()?;
+        names.sort();
+        for name in names {
+            let shown = name.to_string_lossy();
+            if GUEST_OWN.contains(&shown.as_ref()) {
+                continue;
+            }
+            let src = self.tree.join(&name);
+            let dest = g.join(&name);
+            let meta = std::fs::symlink_metadata(&src)?;
+            if firsts.contains(&name) {
+                let empty = meta.is_dir() && std::fs::read_dir(&src)?.next().is_none();
+                if !(empty || meta.file_type().is_symlink()) {
+                    return Err(FciError::Infra(format!(
+                        "fci's run directory lies in /{shown}, which the composed tree fills: the tests cannot see both there; move the workspace (--workspace) elsewhere"
+                    ))
+                    .into());
+                }
+                c = mount_tmpfs(c, &dest);
+            } else if meta.file_type().is_symlink() {
+                c = c.arg("--symlink").arg(std::fs::read_link(&src)?).arg(&dest);
+            } else {
+                c = c.arg("--ro-bind").arg(&src).arg(&dest);
+            }
+        }
+        c = mount_proc(c, &g.join("proc"));
+        c = c.arg("--dev").arg(g.join("dev"));
+        c = mount_tmpfs(c, &g.join("dev/shm"));
+        c = c.arg("--remount-ro").arg(g.join("dev"));
+        c = c.arg("--ro-bind").arg("/sys").arg(g.join("sys"));
+        for d in ["tmp", "var", "run"] {
+            c = mount_tmpfs(c, &g.join(d));
+        }
+        let etc = [self.tree.join("usr/etc"), self.tree.join("etc")]
+            .into_iter()
+            .find(|d| std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()));
+        if let Some(etc) = etc {
+            c = c.arg("--ro-bind").arg(etc).arg(g.join("etc"));
+        }
+        for p in &self.readonly {
+            c = c.arg("--ro-bind").arg(p).arg(at(p));
+        }
+        for p in &self.writable {
+            c = c.arg("--bind").arg(p).arg(at(p));
+        }
+        c = c.arg("--remount-ro").arg(g);
+        Ok(c.arg("--ro-bind").arg(&self.chroot).arg(GUEST_CHROOT))
+    }
 }
 
 /// The PATH of everything run in a sandbox: the system's, never the caller's (a pyenv or a
@@ -224,23 +323,12 @@ impl Sandbox {
             tmpfs.push(dest.to_path_buf());
             c.arg("--size").arg(&size).arg("--tmpfs").arg(dest)
         };
-        let mut c =
-            Cmd::new(&bwrap).args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]);
+        let mut c = Cmd::new(&bwrap).args(["--ro-bind", "/", "/", "--dev", "/dev"]);
+        c = mount_proc(c, Path::new("/proc"));
         // bwrap's /dev is a tmpfs it cannot size: shared memory gets a sized one, and the rest
         // is read-only (its device nodes still work).
         c = mount_tmpfs(c, Path::new("/dev/shm"));
         c = c.args(["--remount-ro", "/dev"]);
-        // The new /proc's kernel knobs stay read-only: uid 0 needs no capability to write most
-        // sysctls (kernel.core_pattern runs a program as root on the host), and bwrap covers
-        // them only where they look writable to it, which as root they do not.
-        for p in PROC_COVERED {
-            if Path::new(p).exists() {
-                c = c.arg("--ro-bind").arg(p).arg(p);
-            }
-        }
-        // Root's keyrings are shared with uid 0 outside a user namespace: the keyring calls
-        // fail (a seccomp filter, see `seccomp::sandbox_program`), and /proc/keys lists nothing.
-        c = c.args(["--ro-bind", "/dev/null", "/proc/keys"]);
         let seccomp = crate::seccomp::sandbox_program()?;
         c = c.arg("--seccomp").arg(seccomp_fd_arg(&seccomp));
         c.keep.push(seccomp);
@@ -264,7 +352,10 @@ impl Sandbox {
         for p in &self.writable {
             c = c.arg("--bind").arg(p).arg(p);
         }
-        c = c.args(isolation_args(self.network));
+        if let Some(g) = &self.guest {
+            c = g.mount(c, &mut mount_tmpfs)?;
+        }
+        c = c.args(isolation_args(self.network, self.guest.is_some()));
         if self.network {
             // /run is hidden (it holds sockets); name resolution may live there.
             for d in [
@@ -432,6 +523,22 @@ impl Sandbox {
     }
 }
 
+/// A new /proc at `at` (the sandbox's, or its guest root's), its kernel knobs read-only: uid 0
+/// needs no capability to write most sysctls (kernel.core_pattern runs a program as root on
+/// the host), and bwrap covers them only where they look writable to it, which as root they
+/// do not. Root's keyrings are shared with uid 0 outside a user namespace: the keyring calls
+/// fail (a seccomp filter, see `seccomp::sandbox_program`), and /proc/keys lists nothing.
+fn mount_proc(mut c: Cmd, at: &Path) -> Cmd {
+    c = c.arg("--proc").arg(at);
+    for p in PROC_COVERED {
+        if Path::new(p).exists() {
+            let rel = Path::new(p).strip_prefix("/proc").unwrap_or(Path::new(p));
+            c = c.arg("--ro-bind").arg(p).arg(at.join(rel));
+        }
+    }
+    c.arg("--ro-bind").arg("/dev/null").arg(at.join("keys"))
+}
+
 /// Kernel interfaces under /proc that uid 0 could write without a capability.
 const PROC_COVERED: [&str; 10] = [
     "/proc/sys",
@@ -461,7 +568,17 @@ fn seccomp_fd_arg(fd: &std::os::fd::OwnedFd) -> String {
 /// no-new-privileges, so no setuid program gives them back. A user namespace it makes itself
 /// cannot undo the covers: mounts inherited from a more privileged namespace are locked.
 /// Without root, the user namespace is what lets bwrap work; capabilities are dropped there too.
-fn isolation_args(network: bool) -> Vec<&'static str> {
+///
+/// A sandbox with a guest root (`chroot`: `fci integrate`) keeps one capability,
+/// CAP_SYS_CHROOT, for its test commands to enter that root. That is safe: chroot(2) changes
+/// only what the calling process sees as `/`, and every root it can reach (the guest root, or
+/// back out of it: a chroot is no jail to a process that may call chroot again) is inside the
+/// sandbox's own view, read-only but for the run's directories, with the covers over the
+/// host's secrets in place; it gives no way to mount, to enter other namespaces, or to gain
+/// another capability, and the seccomp filter still refuses new user namespaces (where a
+/// process would hold every capability). Without root, the capability is one of bwrap's user
+/// namespace, over the sandbox's own mounts only.
+fn isolation_args(network: bool, chroot: bool) -> Vec<&'static str> {
     let root = crate::users::is_root();
     let mut a = if root {
         vec![
@@ -478,7 +595,11 @@ fn isolation_args(network: bool) -> Vec<&'static str> {
     } else if !network && root {
         a.push("--unshare-net");
     }
-    a.extend(["--cap-drop", "ALL", "--die-with-parent", "--new-session"]);
+    a.extend(["--cap-drop", "ALL"]);
+    if chroot {
+        a.extend(["--cap-add", "CAP_SYS_CHROOT"]);
+    }
+    a.extend(["--die-with-parent", "--new-session"]);
     a
 }
 

@@ -7,7 +7,8 @@ use crate::manifest::{Artifact, Manifest, Outcome, StageName, StageRecord};
 use crate::ostree::{Repo, OSTREE};
 use crate::progress::Spinner;
 use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage};
-use crate::suites::{self, attempts, runner::Env, sti, subject, suite};
+use crate::suites::runner::{Env, GuestTree};
+use crate::suites::{self, attempts, sti, subject, suite};
 use crate::tool::Tool;
 use anyhow::Result;
 use serde_json::json;
@@ -69,6 +70,7 @@ impl Stage for Integrate {
             crate::tool::RPM,
             crate::tool::UNSHARE,
             crate::tool::MOUNT,
+            crate::tool::CHROOT,
         ]
     }
 
@@ -153,6 +155,13 @@ impl Stage for Integrate {
         let limits =
             crate::config::run_limits(a.suite.limits.partial(), cx.manifest, &mut cx.run.log);
         rec.data.insert("limits".into(), json!(limits));
+        // The test commands run in the tree itself (its libraries and programs only, as at
+        // boot); the runner stays on the tree layered over the host (see `sandbox::Guest`).
+        let guest = GuestTree {
+            tree: root.clone(),
+            chroot: crate::tool::CHROOT.find()?,
+        };
+        rec.data.insert("guest_root".into(), json!(true));
         let env = Env {
             overlays: &overlays,
             tree: &tree,
@@ -165,6 +174,7 @@ impl Stage for Integrate {
             network: a.suite.network,
             timeout: crate::duration::limit(a.suite.timeout),
             limits,
+            guest: Some(&guest),
         };
         rec.data.insert("commit".into(), json!(p.commit));
         let rcx = suite::RunCtx {
