@@ -210,3 +210,28 @@ fn the_guest_root_is_the_tree_alone_read_only_and_still_sandboxed() {
     assert_eq!(s["outcome"], "PASSED", "{s:#}");
     assert_eq!(results(s).len(), 9, "{s:#}");
 }
+
+#[test]
+fn the_runner_never_loads_the_trees_python_files() {
+    let w = Ws::new();
+    let manifest = composed(&w, w.build_fixture("pth-in-tree", &["--branch", "f41"]));
+    // The tests see the package's file (in the tree); ansible-playbook, on the host's view,
+    // never reads it: were it loaded, Python would exit 97 and no test would run.
+    let tests = suite(
+        &w,
+        "pth-suite",
+        &[(
+            "file-in-tree",
+            "grep -q '^import os' /usr/lib/python3/dist-packages/zz-fci-hostile.pth",
+        )],
+    );
+    let r = integrate(&w, &manifest, &tests, "sti");
+    let m = r.manifest();
+    let s = r.stage(&m, "integrate");
+    assert_eq!(r.code, 0, "{}\n{s:#}", r.stderr);
+    assert_eq!(
+        results(s),
+        vec![("file-in-tree".to_string(), "PASSED".to_string())],
+        "{s:#}"
+    );
+}

@@ -223,6 +223,10 @@ pub fn run(
     if env.guest.is_some() {
         vars_json["fci_guest_root"] = crate::sandbox::GUEST_ROOT.into();
         vars_json["fci_chroot"] = crate::sandbox::GUEST_CHROOT.into();
+        // The roles' `required_packages` are asked of the tree's rpm database (by the host's
+        // rpm: the runner's side has no view of the tree but the guest root).
+        vars_json["fci_rpm_dbpath"] =
+            format!("{}{}", crate::sandbox::GUEST_ROOT, super::subject::DBPATH).into();
     }
     std::fs::write(&vars, vars_json.to_string())?;
     let pb_abs = src.join(playbook);

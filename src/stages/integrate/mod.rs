@@ -8,7 +8,7 @@ use crate::ostree::{Repo, OSTREE};
 use crate::progress::Spinner;
 use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage};
 use crate::suites::runner::{Env, GuestTree};
-use crate::suites::{self, attempts, sti, subject, suite};
+use crate::suites::{self, attempts, sti, suite};
 use crate::tool::Tool;
 use anyhow::Result;
 use serde_json::json;
@@ -68,8 +68,6 @@ impl Stage for Integrate {
             OSTREE,
             crate::tool::BWRAP,
             crate::tool::RPM,
-            crate::tool::UNSHARE,
-            crate::tool::MOUNT,
             crate::tool::CHROOT,
         ]
     }
@@ -141,14 +139,9 @@ impl Stage for Integrate {
             .insert("fedora_tests".into(), json!(p.fedora_tests));
         let spinner = Spinner::new("integrate");
         spinner.step("checking out the composed commit");
-        // Hard links into the repository, seen only through a read-only overlay.
+        // Hard links into the repository, seen only through read-only binds (the guest root).
         let root = cx.dir().join("root");
         p.repo.checkout(&p.commit, &root, cx.log())?;
-        let (overlays, hidden) = subject::overlays(&cx.dir(), &root, None)?;
-        if !hidden.is_empty() {
-            rec.data.insert("not_layered".into(), json!(hidden));
-            rec.notes.push(suites::hidden_note(&hidden));
-        }
         let roles = sti::install_roles(&cx.ws.share("roles"))?;
         let tree = p.tests.dir.clone();
         let private: Vec<PathBuf> = p.tests.private_paths();
@@ -156,14 +149,17 @@ impl Stage for Integrate {
             crate::config::run_limits(a.suite.limits.partial(), cx.manifest, &mut cx.run.log);
         rec.data.insert("limits".into(), json!(limits));
         // The test commands run in the tree itself (its libraries and programs only, as at
-        // boot); the runner stays on the tree layered over the host (see `sandbox::Guest`).
+        // boot); the runner (ansible-playbook, tmt: Python the tree does not have) runs on the
+        // host's read-only view, with nothing of the tree layered over it: the package's files
+        // (a `.pth` in Python's path, a program on PATH) are never the runner's. See
+        // `sandbox::Guest`.
         let guest = GuestTree {
             tree: root.clone(),
             chroot: crate::tool::CHROOT.find()?,
         };
         rec.data.insert("guest_root".into(), json!(true));
         let env = Env {
-            overlays: &overlays,
+            overlays: &[],
             tree: &tree,
             readonly: vec![roles.clone()],
             hide: private
