@@ -4,7 +4,9 @@
 //! run's own directories are writable. A subject root can be layered over host directories
 //! (`/usr`, `/etc`, ...) with read-only overlayfs mounts; bubblewrap 0.8 has no overlay support,
 //! so fci mounts them itself in a private mount namespace (`unshare -m`, then the hidden
-//! `fci __sandbox` helper) before handing over to bwrap.
+//! `fci __sandbox` helper) before handing over to bwrap. A sandbox may also show a tree as a
+//! root of its own ([`Guest`], `fci integrate`), which its commands enter with chroot: the one
+//! capability such a sandbox keeps (see `isolation_args`).
 
 use crate::error::FciError;
 use crate::exec::Cmd;

@@ -1,5 +1,8 @@
 //! `fci integrate`: the pipeline's OS-level tests (STI or tmt, the runners of `fci test`)
-//! against a read-only checkout of the composed commit, layered like `fci test --base-root`.
+//! on a read-only checkout of the composed commit. Each test command runs with the tree as its
+//! root (`sandbox::Guest`, entered by chroot from fci's roles and its tmt plugin), so what
+//! the tree lacks fails as at boot; the runner stays on the host's view, nothing of the tree
+//! layered over it.
 
 use crate::distgit;
 use crate::error::FciError;
