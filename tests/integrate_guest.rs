@@ -235,3 +235,37 @@ fn the_runner_never_loads_the_trees_python_files() {
         "{s:#}"
     );
 }
+
+#[test]
+fn the_roles_ask_the_trees_rpm_database_and_look_for_beakerlib_in_the_tree() {
+    let w = Ws::new();
+    let manifest = composed(&w, w.build("hello-atomic", &[]));
+    let write = |name: &str, yml: &str| {
+        let dir = w.path().join(name);
+        std::fs::create_dir_all(dir.join("tests/bl")).unwrap();
+        std::fs::write(dir.join("tests/tests.yml"), yml).unwrap();
+        std::fs::write(dir.join("tests/bl/runtest.sh"), "rlJournalStart\n").unwrap();
+        dir
+    };
+    // hello-atomic is in the tree's database only (not the host's): the role finds it there.
+    let required = write(
+        "required",
+        "- hosts: localhost\n  roles:\n  - role: standard-test-basic\n    tags: [classic]\n    required_packages: [hello-atomic]\n    tests:\n    - runs:\n        run: /usr/bin/hello-atomic\n",
+    );
+    let r = integrate(&w, &manifest, &required, "sti");
+    let m = r.manifest();
+    let s = r.stage(&m, "integrate");
+    assert_eq!(r.code, 0, "{}\n{s:#}", r.stderr);
+    assert_eq!(results(s), vec![("runs".to_string(), "PASSED".to_string())]);
+    // The example base has no beakerlib: the role says so (the host's would not do).
+    let bl = write(
+        "beakerlib",
+        "- hosts: localhost\n  roles:\n  - role: standard-test-beakerlib\n    tags: [classic]\n    tests: [bl]\n",
+    );
+    let r = integrate(&w, &manifest, &bl, "sti");
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let m = r.manifest();
+    let s = r.stage(&m, "integrate").to_string();
+    assert!(s.contains("beakerlib is not installed"), "{s}");
+    assert!(s.contains("composed tree"), "{s}");
+}
