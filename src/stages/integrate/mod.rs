@@ -112,6 +112,9 @@ impl Stage for Integrate {
             "tags": a.suite.tags,
             "retries": a.suite.retries,
             "network": a.suite.network,
+            // The tests run in the tree, not layered over the host: a verdict of the layered
+            // view (an older fci's) is not this one's.
+            "guest_root": true,
             // The limits on package code are an option like any other (see fci test).
             "limits": crate::config::run_limits(a.suite.limits.partial(), cx.manifest, &mut cx.run.log),
         });
