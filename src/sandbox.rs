@@ -745,3 +745,92 @@ mod home_tests {
         assert_eq!(home("garbage"), None);
     }
 }
+
+#[cfg(test)]
+mod guest_tests {
+    use super::*;
+
+    fn mounted(g: &Guest) -> Result<Vec<String>> {
+        let mut none = |c: Cmd, d: &Path| c.arg("--tmpfs").arg(d);
+        let c = g.mount(Cmd::new("bwrap"), &mut none)?;
+        Ok(c.args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect())
+    }
+
+    /// A tree like an OSTree checkout: usr with usr/etc, links into it, empty mount points.
+    fn tree(t: &Path) -> PathBuf {
+        let tree = t.join("tree");
+        std::fs::create_dir_all(tree.join("usr/etc")).unwrap();
+        std::fs::create_dir_all(tree.join("usr/bin")).unwrap();
+        for d in ["proc", "var", "mnt"] {
+            std::fs::create_dir_all(tree.join(d)).unwrap();
+        }
+        std::os::unix::fs::symlink("usr/bin", tree.join("bin")).unwrap();
+        std::os::unix::fs::symlink("var/home", tree.join("home")).unwrap();
+        tree
+    }
+
+    #[test]
+    fn the_guest_root_shows_the_tree_its_etc_and_the_run_at_its_own_path() {
+        let t = tempfile::tempdir().unwrap();
+        let g = Guest {
+            tree: tree(t.path()),
+            writable: vec![PathBuf::from("/mnt/ws/run"), PathBuf::from("/srv/x")],
+            readonly: Vec::new(),
+            chroot: PathBuf::from("/usr/sbin/chroot"),
+        };
+        let a = mounted(&g).unwrap().join(" ");
+        let tree = g.tree.display().to_string();
+        assert!(
+            a.contains(&format!("--ro-bind {tree}/usr /run/fci-guest/usr")),
+            "{a}"
+        );
+        assert!(a.contains("--symlink usr/bin /run/fci-guest/bin"), "{a}");
+        assert!(
+            a.contains(&format!("--ro-bind {tree}/usr/etc /run/fci-guest/etc")),
+            "{a}"
+        );
+        // The tree's empty /mnt gives way to a tmpfs, for the run's directory below it.
+        assert!(a.contains("--tmpfs /run/fci-guest/mnt"), "{a}");
+        assert!(
+            a.contains("--bind /mnt/ws/run /run/fci-guest/mnt/ws/run"),
+            "{a}"
+        );
+        assert!(a.contains("--bind /srv/x /run/fci-guest/srv/x"), "{a}");
+        // The tree's own /proc and /var are never shown; the guest's are fresh.
+        assert!(!a.contains(&format!("{tree}/proc")), "{a}");
+        assert!(!a.contains(&format!("{tree}/var")), "{a}");
+        assert!(a.contains("--proc /run/fci-guest/proc"), "{a}");
+        assert!(
+            a.contains("--ro-bind /dev/null /run/fci-guest/proc/keys"),
+            "{a}"
+        );
+        assert!(
+            a.contains("--remount-ro /run/fci-guest --ro-bind /usr/sbin/chroot /run/fci-chroot"),
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn a_run_inside_a_directory_the_tree_fills_is_the_hosts_trouble() {
+        let t = tempfile::tempdir().unwrap();
+        let g = Guest {
+            tree: tree(t.path()),
+            writable: vec![PathBuf::from("/usr/local/ws/run")],
+            readonly: Vec::new(),
+            chroot: PathBuf::from("/usr/sbin/chroot"),
+        };
+        let e = mounted(&g).unwrap_err();
+        let why = e.to_string();
+        assert!(
+            matches!(e.downcast_ref(), Some(FciError::Infra(_))),
+            "{why}"
+        );
+        assert!(
+            why.contains("lies in /usr") && why.contains("--workspace"),
+            "{why}"
+        );
+    }
+}
