@@ -214,7 +214,16 @@ fn the_guest_root_is_the_tree_alone_read_only_and_still_sandboxed() {
 #[test]
 fn the_runner_never_loads_the_trees_python_files() {
     let w = Ws::new();
-    let manifest = composed(&w, w.build_fixture("pth-in-tree", &["--branch", "f41"]));
+    let hostile = repo_root().join("tests/hostile/pth-in-tree");
+    let built = w.run(&[
+        "build",
+        hostile.to_str().unwrap(),
+        "--dist",
+        ".fc41",
+        "--branch",
+        "f41",
+    ]);
+    let manifest = composed(&w, built);
     // The tests see the package's file (in the tree); ansible-playbook, on the host's view,
     // never reads it: were it loaded, Python would exit 97 and no test would run.
     let tests = suite(
