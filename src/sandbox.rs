@@ -59,7 +59,7 @@ pub const GUEST_CHROOT: &str = "/run/fci-chroot";
 /// The composed tree as a root of its own inside the sandbox, for the test commands of
 /// `fci integrate`: they run `chroot GUEST_ROOT ...`, so a program finds only the tree's
 /// libraries and programs, as at boot, while the runner (ansible-playbook, tmt: Python the
-/// tree does not have) stays on the layered host view.
+/// tree does not have) stays on the host's view (nothing of the tree layered over it).
 ///
 /// The view: the tree's top-level entries read-only (directories bound, links as links),
 /// `usr/etc` as `/etc` (OSTree keeps the default /etc there), fresh /proc and /dev, the host's

@@ -344,7 +344,7 @@ pub struct Env<'a> {
     /// What the tests may use (processes, memory, scratch).
     pub limits: crate::limits::Limits,
     /// `fci integrate`: the tree the test commands run in (`FCI_GUEST_ROOT`), the runner
-    /// staying on the layered host view; None (`fci test`): they run where the runner does.
+    /// staying on the host's view; None (`fci test`): they run where the runner does.
     pub guest: Option<&'a GuestTree>,
 }
 

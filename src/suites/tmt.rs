@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// fci's tmt plugin for `fci integrate`, loaded through TMT_PLUGINS: it wraps each test
 /// framework's command in a chroot into the sandbox's guest root, so that tmt (Python, on the
-/// layered host view) runs every test command with the composed tree as its root. tmt has no
+/// host's view) runs every test command with the composed tree as its root. tmt has no
 /// provisioning that would do it: `local` runs on the host, `connect` needs an SSH server the
 /// tree does not have, `container` and `virtual` need podman or libvirt.
 pub const GUEST_PLUGIN: (&str, &str) = ("fci_guest.py", include_str!("tmt_plugins/fci_guest.py"));

@@ -1,6 +1,6 @@
 """fci's tmt plugin for `fci integrate`: each test's command runs in the composed tree.
 
-tmt itself (Python, which the tree does not have) stays on the sandbox's layered host view;
+tmt itself (Python, which the tree does not have) stays on the sandbox's view of the host;
 only the command a test framework gives tmt to run (shell: the test's `test:` script, beakerlib:
 its runtest.sh) is wrapped: chroot into FCI_GUEST_ROOT with FCI_CHROOT, in the same directory
 (fci binds the run's directory at the same path there), by the tree's /bin/sh, which takes the
