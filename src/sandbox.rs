@@ -4,7 +4,9 @@
 //! run's own directories are writable. A subject root can be layered over host directories
 //! (`/usr`, `/etc`, ...) with read-only overlayfs mounts; bubblewrap 0.8 has no overlay support,
 //! so fci mounts them itself in a private mount namespace (`unshare -m`, then the hidden
-//! `fci __sandbox` helper) before handing over to bwrap.
+//! `fci __sandbox` helper) before handing over to bwrap. A sandbox may also show a tree as a
+//! root of its own ([`Guest`], `fci integrate`), which its commands enter with chroot: the one
+//! capability such a sandbox keeps (see `isolation_args`).
 
 use crate::error::FciError;
 use crate::exec::Cmd;
@@ -44,6 +46,105 @@ pub struct Sandbox {
     pub hide: Vec<PathBuf>,
     /// What everything in the sandbox may use together (see `crate::limits`).
     pub limits: crate::limits::Limits,
+    /// A second root for test commands (`fci integrate`), mounted at [`GUEST_ROOT`].
+    pub guest: Option<Guest>,
+}
+
+/// Where a sandbox shows its [`Guest`] root.
+pub const GUEST_ROOT: &str = "/run/fci-guest";
+/// The host's chroot(8), bound where no overlay of the subject reaches (the tree's own
+/// `chroot` would shadow it in the layered /usr).
+pub const GUEST_CHROOT: &str = "/run/fci-chroot";
+
+/// The composed tree as a root of its own inside the sandbox, for the test commands of
+/// `fci integrate`: they run `chroot GUEST_ROOT ...`, so a program finds only the tree's
+/// libraries and programs, as at boot, while the runner (ansible-playbook, tmt: Python the
+/// tree does not have) stays on the host's view (nothing of the tree layered over it).
+///
+/// The view: the tree's top-level entries read-only (directories bound, links as links),
+/// `usr/etc` as `/etc` (OSTree keeps the default /etc there), fresh /proc and /dev, the host's
+/// /sys read-only, empty sized tmpfs /tmp, /var and /run, and `writable` and `readonly` bound
+/// at the same absolute paths as in the sandbox, so a test's directory, its logs and
+/// `TEST_ARTIFACTS` mean the same in both views; the guest root itself is read-only.
+#[derive(Clone, Debug)]
+pub struct Guest {
+    /// A checkout of the tree (never written: everything of it is bound read-only).
+    pub tree: PathBuf,
+    pub writable: Vec<PathBuf>,
+    pub readonly: Vec<PathBuf>,
+    /// The host's chroot(8), bound at [`GUEST_CHROOT`].
+    pub chroot: PathBuf,
+}
+
+/// Top-level names of the tree that the guest gets fresh, never from the tree.
+const GUEST_OWN: [&str; 7] = ["proc", "sys", "dev", "tmp", "var", "run", "etc"];
+
+impl Guest {
+    /// The bwrap arguments that build the guest root at [`GUEST_ROOT`] (after the sandbox's
+    /// /run is mounted). `Err` is the host's: fci's directories lie where the tree fills.
+    fn mount(&self, mut c: Cmd, mount_tmpfs: &mut impl FnMut(Cmd, &Path) -> Cmd) -> Result<Cmd> {
+        let g = Path::new(GUEST_ROOT);
+        let at = |p: &Path| g.join(p.strip_prefix("/").unwrap_or(p));
+        c = mount_tmpfs(c, g);
+        let binds: Vec<&PathBuf> = self.writable.iter().chain(&self.readonly).collect();
+        // The first components of fci's own directories: there the tree's entry (an empty
+        // /root, /home, /mnt or a link such as home -> var/home) gives way to a tmpfs that
+        // bwrap can make their mount points in; a tree that fills it is the host's trouble.
+        let firsts: Vec<OsString> = binds
+            .iter()
+            .filter_map(|p| p.components().nth(1))
+            .map(|c| c.as_os_str().to_os_string())
+            .collect();
+        let mut names: Vec<OsString> = std::fs::read_dir(&self.tree)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<_>>()?;
+        names.sort();
+        for name in names {
+            let shown = name.to_string_lossy();
+            if GUEST_OWN.contains(&shown.as_ref()) {
+                continue;
+            }
+            let src = self.tree.join(&name);
+            let dest = g.join(&name);
+            let meta = std::fs::symlink_metadata(&src)?;
+            if firsts.contains(&name) {
+                let empty = meta.is_dir() && std::fs::read_dir(&src)?.next().is_none();
+                if !(empty || meta.file_type().is_symlink()) {
+                    return Err(FciError::Infra(format!(
+                        "fci's run directory lies in /{shown}, which the composed tree fills: the tests cannot see both there; move the workspace (--workspace) elsewhere"
+                    ))
+                    .into());
+                }
+                c = mount_tmpfs(c, &dest);
+            } else if meta.file_type().is_symlink() {
+                c = c.arg("--symlink").arg(std::fs::read_link(&src)?).arg(&dest);
+            } else {
+                c = c.arg("--ro-bind").arg(&src).arg(&dest);
+            }
+        }
+        c = mount_proc(c, &g.join("proc"));
+        c = c.arg("--dev").arg(g.join("dev"));
+        c = mount_tmpfs(c, &g.join("dev/shm"));
+        c = c.arg("--remount-ro").arg(g.join("dev"));
+        c = c.arg("--ro-bind").arg("/sys").arg(g.join("sys"));
+        for d in ["tmp", "var", "run"] {
+            c = mount_tmpfs(c, &g.join(d));
+        }
+        let etc = [self.tree.join("usr/etc"), self.tree.join("etc")]
+            .into_iter()
+            .find(|d| std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()));
+        if let Some(etc) = etc {
+            c = c.arg("--ro-bind").arg(etc).arg(g.join("etc"));
+        }
+        for p in &self.readonly {
+            c = c.arg("--ro-bind").arg(p).arg(at(p));
+        }
+        for p in &self.writable {
+            c = c.arg("--bind").arg(p).arg(at(p));
+        }
+        c = c.arg("--remount-ro").arg(g);
+        Ok(c.arg("--ro-bind").arg(&self.chroot).arg(GUEST_CHROOT))
+    }
 }
 
 /// The PATH of everything run in a sandbox: the system's, never the caller's (a pyenv or a
@@ -224,23 +325,12 @@ impl Sandbox {
             tmpfs.push(dest.to_path_buf());
             c.arg("--size").arg(&size).arg("--tmpfs").arg(dest)
         };
-        let mut c =
-            Cmd::new(&bwrap).args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]);
+        let mut c = Cmd::new(&bwrap).args(["--ro-bind", "/", "/", "--dev", "/dev"]);
+        c = mount_proc(c, Path::new("/proc"));
         // bwrap's /dev is a tmpfs it cannot size: shared memory gets a sized one, and the rest
         // is read-only (its device nodes still work).
         c = mount_tmpfs(c, Path::new("/dev/shm"));
         c = c.args(["--remount-ro", "/dev"]);
-        // The new /proc's kernel knobs stay read-only: uid 0 needs no capability to write most
-        // sysctls (kernel.core_pattern runs a program as root on the host), and bwrap covers
-        // them only where they look writable to it, which as root they do not.
-        for p in PROC_COVERED {
-            if Path::new(p).exists() {
-                c = c.arg("--ro-bind").arg(p).arg(p);
-            }
-        }
-        // Root's keyrings are shared with uid 0 outside a user namespace: the keyring calls
-        // fail (a seccomp filter, see `seccomp::sandbox_program`), and /proc/keys lists nothing.
-        c = c.args(["--ro-bind", "/dev/null", "/proc/keys"]);
         let seccomp = crate::seccomp::sandbox_program()?;
         c = c.arg("--seccomp").arg(seccomp_fd_arg(&seccomp));
         c.keep.push(seccomp);
@@ -264,7 +354,10 @@ impl Sandbox {
         for p in &self.writable {
             c = c.arg("--bind").arg(p).arg(p);
         }
-        c = c.args(isolation_args(self.network));
+        if let Some(g) = &self.guest {
+            c = g.mount(c, &mut mount_tmpfs)?;
+        }
+        c = c.args(isolation_args(self.network, self.guest.is_some()));
         if self.network {
             // /run is hidden (it holds sockets); name resolution may live there.
             for d in [
@@ -432,6 +525,22 @@ impl Sandbox {
     }
 }
 
+/// A new /proc at `at` (the sandbox's, or its guest root's), its kernel knobs read-only: uid 0
+/// needs no capability to write most sysctls (kernel.core_pattern runs a program as root on
+/// the host), and bwrap covers them only where they look writable to it, which as root they
+/// do not. Root's keyrings are shared with uid 0 outside a user namespace: the keyring calls
+/// fail (a seccomp filter, see `seccomp::sandbox_program`), and /proc/keys lists nothing.
+fn mount_proc(mut c: Cmd, at: &Path) -> Cmd {
+    c = c.arg("--proc").arg(at);
+    for p in PROC_COVERED {
+        if Path::new(p).exists() {
+            let rel = Path::new(p).strip_prefix("/proc").unwrap_or(Path::new(p));
+            c = c.arg("--ro-bind").arg(p).arg(at.join(rel));
+        }
+    }
+    c.arg("--ro-bind").arg("/dev/null").arg(at.join("keys"))
+}
+
 /// Kernel interfaces under /proc that uid 0 could write without a capability.
 const PROC_COVERED: [&str; 10] = [
     "/proc/sys",
@@ -461,7 +570,17 @@ fn seccomp_fd_arg(fd: &std::os::fd::OwnedFd) -> String {
 /// no-new-privileges, so no setuid program gives them back. A user namespace it makes itself
 /// cannot undo the covers: mounts inherited from a more privileged namespace are locked.
 /// Without root, the user namespace is what lets bwrap work; capabilities are dropped there too.
-fn isolation_args(network: bool) -> Vec<&'static str> {
+///
+/// A sandbox with a guest root (`chroot`: `fci integrate`) keeps one capability,
+/// CAP_SYS_CHROOT, for its test commands to enter that root. That is safe: chroot(2) changes
+/// only what the calling process sees as `/`, and every root it can reach (the guest root, or
+/// back out of it: a chroot is no jail to a process that may call chroot again) is inside the
+/// sandbox's own view, read-only but for the run's directories, with the covers over the
+/// host's secrets in place; it gives no way to mount, to enter other namespaces, or to gain
+/// another capability, and the seccomp filter still refuses new user namespaces (where a
+/// process would hold every capability). Without root, the capability is one of bwrap's user
+/// namespace, over the sandbox's own mounts only.
+fn isolation_args(network: bool, chroot: bool) -> Vec<&'static str> {
     let root = crate::users::is_root();
     let mut a = if root {
         vec![
@@ -478,7 +597,11 @@ fn isolation_args(network: bool) -> Vec<&'static str> {
     } else if !network && root {
         a.push("--unshare-net");
     }
-    a.extend(["--cap-drop", "ALL", "--die-with-parent", "--new-session"]);
+    a.extend(["--cap-drop", "ALL"]);
+    if chroot {
+        a.extend(["--cap-add", "CAP_SYS_CHROOT"]);
+    }
+    a.extend(["--die-with-parent", "--new-session"]);
     a
 }
 
@@ -620,5 +743,94 @@ mod home_tests {
             None
         );
         assert_eq!(home("garbage"), None);
+    }
+}
+
+#[cfg(test)]
+mod guest_tests {
+    use super::*;
+
+    fn mounted(g: &Guest) -> Result<Vec<String>> {
+        let mut none = |c: Cmd, d: &Path| c.arg("--tmpfs").arg(d);
+        let c = g.mount(Cmd::new("bwrap"), &mut none)?;
+        Ok(c.args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect())
+    }
+
+    /// A tree like an OSTree checkout: usr with usr/etc, links into it, empty mount points.
+    fn tree(t: &Path) -> PathBuf {
+        let tree = t.join("tree");
+        std::fs::create_dir_all(tree.join("usr/etc")).unwrap();
+        std::fs::create_dir_all(tree.join("usr/bin")).unwrap();
+        for d in ["proc", "var", "mnt"] {
+            std::fs::create_dir_all(tree.join(d)).unwrap();
+        }
+        std::os::unix::fs::symlink("usr/bin", tree.join("bin")).unwrap();
+        std::os::unix::fs::symlink("var/home", tree.join("home")).unwrap();
+        tree
+    }
+
+    #[test]
+    fn the_guest_root_shows_the_tree_its_etc_and_the_run_at_its_own_path() {
+        let t = tempfile::tempdir().unwrap();
+        let g = Guest {
+            tree: tree(t.path()),
+            writable: vec![PathBuf::from("/mnt/ws/run"), PathBuf::from("/srv/x")],
+            readonly: Vec::new(),
+            chroot: PathBuf::from("/usr/sbin/chroot"),
+        };
+        let a = mounted(&g).unwrap().join(" ");
+        let tree = g.tree.display().to_string();
+        assert!(
+            a.contains(&format!("--ro-bind {tree}/usr /run/fci-guest/usr")),
+            "{a}"
+        );
+        assert!(a.contains("--symlink usr/bin /run/fci-guest/bin"), "{a}");
+        assert!(
+            a.contains(&format!("--ro-bind {tree}/usr/etc /run/fci-guest/etc")),
+            "{a}"
+        );
+        // The tree's empty /mnt gives way to a tmpfs, for the run's directory below it.
+        assert!(a.contains("--tmpfs /run/fci-guest/mnt"), "{a}");
+        assert!(
+            a.contains("--bind /mnt/ws/run /run/fci-guest/mnt/ws/run"),
+            "{a}"
+        );
+        assert!(a.contains("--bind /srv/x /run/fci-guest/srv/x"), "{a}");
+        // The tree's own /proc and /var are never shown; the guest's are fresh.
+        assert!(!a.contains(&format!("{tree}/proc")), "{a}");
+        assert!(!a.contains(&format!("{tree}/var")), "{a}");
+        assert!(a.contains("--proc /run/fci-guest/proc"), "{a}");
+        assert!(
+            a.contains("--ro-bind /dev/null /run/fci-guest/proc/keys"),
+            "{a}"
+        );
+        assert!(
+            a.contains("--remount-ro /run/fci-guest --ro-bind /usr/sbin/chroot /run/fci-chroot"),
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn a_run_inside_a_directory_the_tree_fills_is_the_hosts_trouble() {
+        let t = tempfile::tempdir().unwrap();
+        let g = Guest {
+            tree: tree(t.path()),
+            writable: vec![PathBuf::from("/usr/local/ws/run")],
+            readonly: Vec::new(),
+            chroot: PathBuf::from("/usr/sbin/chroot"),
+        };
+        let e = mounted(&g).unwrap_err();
+        let why = e.to_string();
+        assert!(
+            matches!(e.downcast_ref(), Some(FciError::Infra(_))),
+            "{why}"
+        );
+        assert!(
+            why.contains("lies in /usr") && why.contains("--workspace"),
+            "{why}"
+        );
     }
 }

@@ -69,6 +69,8 @@ pub const RPM: Tool = Tool::new("rpm", "rpm");
 /// mounts them and package code's volumes (`crate::volume`).
 pub const UNSHARE: Tool = Tool::new("unshare", "util-linux");
 pub const MOUNT: Tool = Tool::new("mount", "mount");
+/// `fci integrate`'s test commands enter the composed tree with it (see `sandbox::Guest`).
+pub const CHROOT: Tool = Tool::new("chroot", "coreutils");
 
 #[cfg(test)]
 mod tests {

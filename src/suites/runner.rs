@@ -4,7 +4,7 @@
 use crate::caps;
 use crate::exec::{Cmd, Log};
 use crate::manifest::Outcome;
-use crate::sandbox::{Overlay, Sandbox};
+use crate::sandbox::{Guest, Overlay, Sandbox, GUEST_CHROOT, GUEST_ROOT};
 use anyhow::Result;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -320,6 +320,13 @@ impl FromIterator<Case> for Cases {
 
 const LIMIT_NOTE: &str = " (the bounds of package code: --max-pids, --max-memory, --max-scratch)";
 
+/// The composed tree that `fci integrate`'s test commands run in as their root (see
+/// `sandbox::Guest`), and the host's chroot(8) they enter it with.
+pub struct GuestTree {
+    pub tree: PathBuf,
+    pub chroot: PathBuf,
+}
+
 /// Everything an attempt needs to run isolated against the subject.
 pub struct Env<'a> {
     pub overlays: &'a [Overlay],
@@ -336,6 +343,9 @@ pub struct Env<'a> {
     pub timeout: Option<std::time::Duration>,
     /// What the tests may use (processes, memory, scratch).
     pub limits: crate::limits::Limits,
+    /// `fci integrate`: the tree the test commands run in (`FCI_GUEST_ROOT`), the runner
+    /// staying on the host's view; None (`fci test`): they run where the runner does.
+    pub guest: Option<&'a GuestTree>,
 }
 
 /// How a sandboxed run ended.
@@ -417,6 +427,10 @@ impl Env<'_> {
         if let Some(dirs) = fedora_libdirs(self.overlays) {
             env.push(("LD_LIBRARY_PATH".into(), dirs));
         }
+        if self.guest.is_some() {
+            env.push(("FCI_GUEST_ROOT".into(), GUEST_ROOT.into()));
+            env.push(("FCI_CHROOT".into(), GUEST_CHROOT.into()));
+        }
         env.extend(extra_env);
         Sandbox {
             network: self.network,
@@ -428,6 +442,14 @@ impl Env<'_> {
             hide_private: true,
             hide: self.hide.clone(),
             limits: self.limits,
+            // Only the attempt's directory (the tests, their home, TEST_ARTIFACTS, tmt's
+            // workdirs) is seen in the guest: fci's roles and the RPMs are the runner's.
+            guest: self.guest.map(|g| Guest {
+                tree: g.tree.clone(),
+                writable: vec![dir.to_path_buf()],
+                readonly: Vec::new(),
+                chroot: g.chroot.clone(),
+            }),
         }
     }
 }

@@ -217,7 +217,18 @@ pub fn run(
         "localhost ansible_connection=local ansible_python_interpreter=auto_silent\n",
     )?;
     let vars = dir.join("fci-vars.json");
-    std::fs::write(&vars, serde_json::json!({ "fci_only": only }).to_string())?;
+    // Extra vars: a playbook cannot override them. With a guest (fci integrate), fci's roles
+    // run each test command in the composed tree (see `sandbox::Guest`).
+    let mut vars_json = serde_json::json!({ "fci_only": only });
+    if env.guest.is_some() {
+        vars_json["fci_guest_root"] = crate::sandbox::GUEST_ROOT.into();
+        vars_json["fci_chroot"] = crate::sandbox::GUEST_CHROOT.into();
+        // The roles' `required_packages` are asked of the tree's rpm database (by the host's
+        // rpm: the runner's side has no view of the tree but the guest root).
+        vars_json["fci_rpm_dbpath"] =
+            format!("{}{}", crate::sandbox::GUEST_ROOT, super::subject::DBPATH).into();
+    }
+    std::fs::write(&vars, vars_json.to_string())?;
     let pb_abs = src.join(playbook);
     let cwd = pb_abs.parent().unwrap().to_path_buf();
     // Found on the caller's PATH, run by its full path: the sandbox's PATH is the system's.

@@ -10,6 +10,13 @@ use anyhow::Result;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// fci's tmt plugin for `fci integrate`, loaded through TMT_PLUGINS: it wraps each test
+/// framework's command in a chroot into the sandbox's guest root, so that tmt (Python, on the
+/// host's view) runs every test command with the composed tree as its root. tmt has no
+/// provisioning that would do it: `local` runs on the host, `connect` needs an SSH server the
+/// tree does not have, `container` and `virtual` need podman or libvirt.
+pub const GUEST_PLUGIN: (&str, &str) = ("fci_guest.py", include_str!("tmt_plugins/fci_guest.py"));
+
 /// A tree is tmt-enabled when it has fmf metadata (`.fmf/version`).
 pub fn discover(tree: &Path) -> bool {
     tree.join(".fmf/version").is_file()
@@ -141,7 +148,7 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Cases>
             cmd = cmd.arg("--name").arg(test_of(n));
         }
     }
-    let extra = vec![
+    let mut extra = vec![
         (
             "TMT_WORKDIR_ROOT".to_string(),
             dir.join("tmt-workdirs").into(),
@@ -149,6 +156,12 @@ pub fn run(env: &Env, only: &Filter, dir: &Path, log: &mut Log) -> Result<Cases>
         ("NO_COLOR".into(), "1".into()),
         ("TMT_NO_COLOR".into(), "1".into()),
     ];
+    if env.guest.is_some() {
+        // fci integrate: each test's command runs in the composed tree (see GUEST_PLUGIN).
+        let plugins = dir.join("tmt-plugins");
+        crate::files::install_files(&plugins, &[GUEST_PLUGIN])?;
+        extra.push(("TMT_PLUGINS".into(), plugins.into()));
+    }
     let ended = env.run(log, dir, &home, &src, extra, cmd)?;
     let mut cases = read_results(&id, only);
     let code = ended.code.map_or("-".into(), |c| c.to_string());

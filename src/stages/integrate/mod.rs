@@ -1,5 +1,8 @@
 //! `fci integrate`: the pipeline's OS-level tests (STI or tmt, the runners of `fci test`)
-//! against a read-only checkout of the composed commit, layered like `fci test --base-root`.
+//! on a read-only checkout of the composed commit. Each test command runs with the tree as its
+//! root (`sandbox::Guest`, entered by chroot from fci's roles and its tmt plugin), so what
+//! the tree lacks fails as at boot; the runner stays on the host's view, nothing of the tree
+//! layered over it.
 
 use crate::distgit;
 use crate::error::FciError;
@@ -7,7 +10,8 @@ use crate::manifest::{Artifact, Manifest, Outcome, StageName, StageRecord};
 use crate::ostree::{Repo, OSTREE};
 use crate::progress::Spinner;
 use crate::stage::{self, CommonArgs, Ctx, Plan, RecordParts, Stage};
-use crate::suites::{self, attempts, runner::Env, sti, subject, suite};
+use crate::suites::runner::{Env, GuestTree};
+use crate::suites::{self, attempts, sti, suite};
 use crate::tool::Tool;
 use anyhow::Result;
 use serde_json::json;
@@ -67,8 +71,7 @@ impl Stage for Integrate {
             OSTREE,
             crate::tool::BWRAP,
             crate::tool::RPM,
-            crate::tool::UNSHARE,
-            crate::tool::MOUNT,
+            crate::tool::CHROOT,
         ]
     }
 
@@ -109,6 +112,9 @@ impl Stage for Integrate {
             "tags": a.suite.tags,
             "retries": a.suite.retries,
             "network": a.suite.network,
+            // The tests run in the tree, not layered over the host: a verdict of the layered
+            // view (an older fci's) is not this one's.
+            "guest_root": true,
             // The limits on package code are an option like any other (see fci test).
             "limits": crate::config::run_limits(a.suite.limits.partial(), cx.manifest, &mut cx.run.log),
         });
@@ -139,22 +145,27 @@ impl Stage for Integrate {
             .insert("fedora_tests".into(), json!(p.fedora_tests));
         let spinner = Spinner::new("integrate");
         spinner.step("checking out the composed commit");
-        // Hard links into the repository, seen only through a read-only overlay.
+        // Hard links into the repository, seen only through read-only binds (the guest root).
         let root = cx.dir().join("root");
         p.repo.checkout(&p.commit, &root, cx.log())?;
-        let (overlays, hidden) = subject::overlays(&cx.dir(), &root, None)?;
-        if !hidden.is_empty() {
-            rec.data.insert("not_layered".into(), json!(hidden));
-            rec.notes.push(suites::hidden_note(&hidden));
-        }
         let roles = sti::install_roles(&cx.ws.share("roles"))?;
         let tree = p.tests.dir.clone();
         let private: Vec<PathBuf> = p.tests.private_paths();
         let limits =
             crate::config::run_limits(a.suite.limits.partial(), cx.manifest, &mut cx.run.log);
         rec.data.insert("limits".into(), json!(limits));
+        // The test commands run in the tree itself (its libraries and programs only, as at
+        // boot); the runner (ansible-playbook, tmt: Python the tree does not have) runs on the
+        // host's read-only view, with nothing of the tree layered over it: the package's files
+        // (a `.pth` in Python's path, a program on PATH) are never the runner's. See
+        // `sandbox::Guest`.
+        let guest = GuestTree {
+            tree: root.clone(),
+            chroot: crate::tool::CHROOT.find()?,
+        };
+        rec.data.insert("guest_root".into(), json!(true));
         let env = Env {
-            overlays: &overlays,
+            overlays: &[],
             tree: &tree,
             readonly: vec![roles.clone()],
             hide: private
@@ -165,6 +176,7 @@ impl Stage for Integrate {
             network: a.suite.network,
             timeout: crate::duration::limit(a.suite.timeout),
             limits,
+            guest: Some(&guest),
         };
         rec.data.insert("commit".into(), json!(p.commit));
         let rcx = suite::RunCtx {

@@ -236,6 +236,8 @@ impl Stage for Test {
             network: a.suite.network,
             timeout: crate::duration::limit(a.suite.timeout),
             limits,
+            // fci test runs the tests on the layered view: the subject over the host.
+            guest: None,
         };
         rec.data
             .insert("subject_packages".into(), json!(subj.installed));
