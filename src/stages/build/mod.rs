@@ -3,6 +3,7 @@
 //! `prepare` checks out and resolves what to build (its inputs), `work` builds it; the stage
 //! driver does the rest. Backends: `rpmbuild.rs` (default) and `mock.rs`.
 
+mod autospec;
 pub mod backend;
 mod builddeps;
 mod cause;

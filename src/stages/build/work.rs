@@ -92,6 +92,14 @@ fn build_bounded(
                 .max(std::time::Duration::from_millis(1))
         })
     };
+    // As Koji's builder does after its checkout: the spec's %autorelease and %autochangelog
+    // computed from the dist-git history, in the copy every later step reads.
+    if let Some(done) = super::autospec::process(p, &dirs.spec_copy, left(), cx)? {
+        rec.data.insert(
+            "autorelease".into(),
+            json!({"by": "rpmautospec process-distgit", "release_number": done.release_number}),
+        );
+    }
     let spec_in_repo = p.spec_in_repo();
     let job = |nodeps| Job {
         private: &private,
