@@ -13,6 +13,7 @@ pub mod mock;
 pub mod prepare;
 pub mod repo;
 pub mod rpmbuild;
+mod rpmlint;
 pub mod sources;
 pub mod spec;
 pub mod tree;

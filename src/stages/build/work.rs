@@ -165,7 +165,11 @@ fn build_bounded(
     }
 
     step("recording packages");
-    record_built(args, p, &out.packages, rpmbuild, cx, rec)
+    let mut artifacts = record_built(args, p, &out.packages, rpmbuild, cx, rec)?;
+    step("rpmlint");
+    let logs = super::rpmlint::lint(p, &artifacts, left(), cx, rec)?;
+    artifacts.extend(logs);
+    Ok(artifacts)
 }
 
 /// --strict-builddeps: the spec's BuildRequires asked of the host before building; `true`
