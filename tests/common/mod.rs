@@ -50,10 +50,15 @@ pub mod tool {
     pub const PYTHON3: Tool = t("python3", "python3");
     pub const LOSETUP: Tool = t("losetup", "mount");
     pub const CHATTR: Tool = t("chattr", "e2fsprogs");
+    pub const RPMLINT: Tool = t("rpmlint", "rpmlint");
+    pub const RPMAUTOSPEC: Tool = t(
+        "rpmautospec",
+        "rpmautospec (./setup.sh --deps-only: a venv in /opt/fci/rpmautospec)",
+    );
 
     /// `fci build` (rpmbuild in bwrap, its scratch a file system of its own).
     pub const BUILD: &[Tool] = &[
-        RPM, RPMSPEC, RPMBUILD, CREATEREPO, BWRAP, UNSHARE, MOUNT, MKFS,
+        RPM, RPMSPEC, RPMBUILD, CREATEREPO, BWRAP, UNSHARE, MOUNT, MKFS, RPMLINT,
     ];
     /// `fci test` on STI and tmt suites (hello-atomic has both).
     pub const TEST: &[Tool] = &[RPM, ANSIBLE, TMT, RSYNC, BWRAP, UNSHARE, MOUNT, MKFS];
