@@ -604,7 +604,10 @@ fn fedora_style_specs_with_rpmautospec_and_release_conditionals_build() {
             .unwrap();
         // rpmautospec's entry for the commit: its message, and the EVR without the dist tag.
         let log = String::from_utf8_lossy(&log.stdout);
-        assert!(log.contains("fci <fci@example.org> - 2.0-1\n- initial"), "{log}");
+        assert!(
+            log.contains("fci <fci@example.org> - 2.0-1\n- initial"),
+            "{log}"
+        );
     }
 }
 

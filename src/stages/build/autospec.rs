@@ -80,7 +80,10 @@ fn is_changelog_header(line: &str) -> bool {
 /// A line of only `%autochangelog` (or `%{autochangelog}`, `%{?autochangelog}`).
 fn is_autochangelog(line: &str) -> bool {
     let l = line.trim();
-    matches!(l, "%autochangelog" | "%{autochangelog}" | "%{?autochangelog}")
+    matches!(
+        l,
+        "%autochangelog" | "%{autochangelog}" | "%{?autochangelog}"
+    )
 }
 
 /// `%define autorelease(`: what process-distgit writes at the spec's top.
@@ -201,16 +204,15 @@ pub fn process(
 /// A clone of the checkout at `commit`, made by fci (package code sees only it): with the
 /// work tree's tracked files as they are, so that a dirty checkout is processed as
 /// rpmautospec processes one ("Uncommitted changes", the next release).
-fn private_clone(
-    git: &Path,
-    p: &Prepared,
-    commit: &str,
-    clone: &Path,
-    cx: &mut Ctx,
-) -> Result<()> {
+fn private_clone(git: &Path, p: &Prepared, commit: &str, clone: &Path, cx: &mut Ctx) -> Result<()> {
     let g = || {
         Cmd::new(git)
-            .args(["-c", "core.fsmonitor=false", "-c", "protocol.file.allow=always"])
+            .args([
+                "-c",
+                "core.fsmonitor=false",
+                "-c",
+                "protocol.file.allow=always",
+            ])
             .env("GIT_CONFIG_NOSYSTEM", "1")
     };
     let log = cx.log();

@@ -34,6 +34,8 @@ pub struct Prepared {
     /// The spec uses %autorelease/%autochangelog: rpmautospec computes them from the
     /// checkout's git history (`autospec`), which is then an input of the build.
     pub autospec: bool,
+    /// fci.yaml's `buildrequires:` (the run's), what satisfies a BuildRequires on this host.
+    pub host_deps: crate::config::HostDeps,
 }
 
 /// The note a build of a dirty work tree carries (it describes this run, not the content).
@@ -164,6 +166,7 @@ pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
         branch_mismatch,
         limits: crate::config::run_limits(args.limits.partial(), cx.manifest, &mut cx.run.log),
         autospec,
+        host_deps: crate::config::run_host_deps(cx.manifest, &mut cx.run.log),
     })
 }
 
@@ -192,6 +195,8 @@ impl Prepared {
             // The host's package set and rpm configuration decide what rpmbuild finds (a build
             // tool, a macro file): installing one is a new input, never a reuse of the failure.
             "host_env": rpmbuild.then(crate::hostcache::build_env_identity),
+            // What fci.yaml maps a BuildRequires to decides which are noted unmet.
+            "host_deps": self.host_deps.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>(),
             "fci_macros": fedora_env::FILES.iter().map(|(n, t)| format!("{n} {}", crate::digest::sha256_bytes(t.as_bytes()))).collect::<Vec<_>>(),
         })
     }

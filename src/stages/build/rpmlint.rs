@@ -114,14 +114,14 @@ pub fn lint(
     let dir = cx.run.bounded_dir("rpmlint", &p.limits, 0)?;
     let config_dir = cx.ws.share("rpmlint");
     crate::files::install_files(&config_dir, &[CONFIG])?;
-    let mut cmd = Cmd::new(&tool)
-        .arg("-c")
-        .arg(config_dir.join(CONFIG.0));
+    let mut cmd = Cmd::new(&tool).arg("-c").arg(config_dir.join(CONFIG.0));
     // The package's filters, as Fedora keeps them in dist-git (`<name>.rpmlintrc`).
     let mut readonly = vec![config_dir.clone()];
-    if let Some(rc) = p.files.iter().find(|f| {
-        f.components().count() == 1 && f.extension().is_some_and(|x| x == "rpmlintrc")
-    }) {
+    if let Some(rc) = p
+        .files
+        .iter()
+        .find(|f| f.components().count() == 1 && f.extension().is_some_and(|x| x == "rpmlintrc"))
+    {
         let copy = dir.join("package.rpmlintrc");
         crate::files::copy_plain(&p.co.dir.join(rc).canonicalize()?, &copy, Some(1 << 20))?;
         cmd = cmd.arg("-r").arg(copy);
@@ -183,7 +183,8 @@ pub fn lint(
         let how = out
             .failure()
             .map_or_else(|| "it printed no summary".to_string(), |f| f.to_string());
-        let why = format!("rpmlint did not finish ({how}): an environment failure, not the package's");
+        let why =
+            format!("rpmlint did not finish ({how}): an environment failure, not the package's");
         not_run(required, &why, rec);
         if let Some(r) = rec.results.iter_mut().find(|r| r.testcase == CASE) {
             r.log = Some(log.path.clone());

@@ -146,6 +146,7 @@ pub fn parsed_has_check(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<b
 pub fn unmet(
     buildrequires: &[String],
     host_too: bool,
+    mapped: &crate::config::HostDeps,
     hc: &mut HostCache,
     log: &mut Log,
 ) -> Result<Vec<String>> {
@@ -193,7 +194,8 @@ pub fn unmet(
         .iter()
         .filter(|b| {
             b.split_whitespace().next().is_some_and(|n| {
-                missing.iter().any(|m| m == n) && !(host_too && super::builddeps::host_has(n, log))
+                missing.iter().any(|m| m == n)
+                    && !(host_too && super::builddeps::host_has(n, mapped, log))
             })
         })
         .cloned()

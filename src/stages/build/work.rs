@@ -183,7 +183,13 @@ fn unmet_builddeps(j: &Job, cx: &mut Ctx, rec: &mut RecordParts) -> Result<bool>
             .insert("changelog_name".into(), json!(info.changelog_name));
     }
     // Strict: rpm's own view, as rpmbuild without --nodeps will hold it.
-    let unmet = spec::unmet(&info.buildrequires, false, &mut cx.host, &mut cx.run.log)?;
+    let unmet = spec::unmet(
+        &info.buildrequires,
+        false,
+        &Default::default(),
+        &mut cx.host,
+        &mut cx.run.log,
+    )?;
     rec.data.insert("unmet_buildrequires".into(), json!(unmet));
     if !unmet.is_empty() {
         let msg = format!(
@@ -229,7 +235,7 @@ fn record_built(
         rec.data.insert("changelog_name".into(), json!(name));
     }
     if rpmbuild && !args.strict_builddeps {
-        note_unmet(&buildrequires, cx, rec)?;
+        note_unmet(&buildrequires, p, cx, rec)?;
     }
     artifacts.push(tree::snapshot(cx.ws, &p.co.dir, &p.files, &p.tree)?);
     Ok(artifacts)
@@ -361,7 +367,7 @@ fn explain_failure(
     let rpmbuild = p.backend.capabilities().host_root;
     if rpmbuild && !args.strict_builddeps {
         // Missing build dependencies are the likeliest cause: say which.
-        note_unmet(&buildrequires, cx, rec)?;
+        note_unmet(&buildrequires, p, cx, rec)?;
     }
     if let Some(sig) = out.signal {
         // Killed, not failed: the cause (the kernel's OOM killer, an operator) is the host's.
@@ -532,8 +538,19 @@ fn note_package(
 }
 
 /// BuildRequires the host cannot satisfy (built with --nodeps): recorded, and warned about.
-fn note_unmet(buildrequires: &[String], cx: &mut Ctx, rec: &mut RecordParts) -> Result<()> {
-    let unmet = spec::unmet(buildrequires, true, &mut cx.host, &mut cx.run.log)?;
+fn note_unmet(
+    buildrequires: &[String],
+    p: &Prepared,
+    cx: &mut Ctx,
+    rec: &mut RecordParts,
+) -> Result<()> {
+    let unmet = spec::unmet(
+        buildrequires,
+        true,
+        &p.host_deps,
+        &mut cx.host,
+        &mut cx.run.log,
+    )?;
     if !unmet.is_empty() {
         let msg = format!(
             "unmet BuildRequires on this host: {}; built with --nodeps",
