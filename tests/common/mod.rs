@@ -654,3 +654,22 @@ pub fn sha256_file(p: &Path) -> String {
         .unwrap()
         .to_string()
 }
+
+/// A directory to use as PATH: links to every program of the system's PATH directories but
+/// `without`, so that fci finds all it needs except those (a host that lacks them).
+#[allow(dead_code)]
+pub fn path_without(dir: &Path, without: &[&str]) -> PathBuf {
+    let bin = dir.join("path-without");
+    std::fs::create_dir_all(&bin).unwrap();
+    for d in ["/usr/local/bin", "/usr/bin", "/usr/sbin", "/bin", "/sbin"] {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            let link = bin.join(&name);
+            if without.iter().any(|w| name == **w) || link.symlink_metadata().is_ok() {
+                continue;
+            }
+            std::os::unix::fs::symlink(e.path(), link).unwrap();
+        }
+    }
+    bin
+}
