@@ -521,17 +521,21 @@ fn a_rebuild_replaces_the_earlier_builds_packages() {
     let rpms = rpm_artifacts(&m);
     assert_eq!(rpms.len(), 1, "{rpms:?}");
     assert_eq!(rpms[0]["nevra"]["release"], "1.fc40");
-    // Both build records and both logs remain: the history is kept.
+    // Both build records and both logs remain (each build's own, and its rpmlint case's):
+    // the history is kept.
     assert_eq!(m["stages"].as_array().unwrap().len(), 2);
-    assert_eq!(
-        m["artifacts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|a| a["type"] == "log")
-            .count(),
-        2
-    );
+    for name in ["build.log", "rpmlint.log"] {
+        assert_eq!(
+            m["artifacts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["type"] == "log" && a["name"] == name)
+                .count(),
+            2,
+            "{name}"
+        );
+    }
 }
 
 #[test]
