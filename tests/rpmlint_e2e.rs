@@ -20,7 +20,7 @@ fn build(w: &Ws, dir: &std::path::Path) -> Run {
     w.run(&["build", dir.to_str().unwrap(), "--dist", ".fc41"])
 }
 
-fn log_of<'a>(w: &Ws, m: &'a Value, case_: &Value) -> String {
+fn log_of(w: &Ws, m: &Value, case_: &Value) -> String {
     let path = case_["log"].as_str().expect("the rpmlint case has a log");
     assert!(
         m["artifacts"]
