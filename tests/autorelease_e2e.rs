@@ -155,7 +155,10 @@ fn the_release_and_changelog_are_rpmautospecs_from_the_history() {
     let (m, _) = built(&w, &repo);
     assert_eq!(release(&m), vec![format!("{expected}.fc41"); 2]);
 
-    // Uncommitted changes are the next release, their entry said as rpmautospec says it.
+    // Uncommitted changes are the next release, their entry said as rpmautospec says it,
+    // signed by the checkout's git identity.
+    git(&repo, &["config", "user.name", "Carol"]);
+    git(&repo, &["config", "user.email", "carol@example.org"]);
     edit(
         &repo,
         "Its release and changelog",
@@ -165,7 +168,10 @@ fn the_release_and_changelog_are_rpmautospecs_from_the_history() {
     assert_eq!(expected, "14");
     let (m, changelog) = built(&w, &repo);
     assert_eq!(release(&m), vec![format!("{expected}.fc41"); 2]);
-    assert!(changelog.contains("- Uncommitted changes"), "{changelog}");
+    assert!(
+        changelog.contains("Carol <carol@example.org> - 1.0-14\n- Uncommitted changes"),
+        "{changelog}"
+    );
     assert_eq!(m["subject"]["dirty"], true);
 }
 
@@ -183,9 +189,25 @@ fn without_git_history_or_rpmautospec_there_is_no_release_to_build() {
         "{}",
         r.stderr
     );
+    // A spec rpm cannot parse is the package's mistake, named at its line in dist-git.
+    let repo = distgit(&w);
+    edit(
+        &repo,
+        "License:        MIT\n",
+        "Bogus:          tag\nLicense:        MIT\n",
+    );
+    commit(&repo, "Bob", "Break the spec");
+    let r = w.run(&["build", repo.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("counted.spec:5:") && r.stderr.contains("Unknown tag: Bogus"),
+        "{}",
+        r.stderr
+    );
+    git(&repo, &["revert", "--no-edit", "HEAD"]);
+
     // A host without rpmautospec: ERROR naming it and how to install it, never rpm's
     // fallback release.
-    let repo = distgit(&w);
     let out = w
         .cmd()
         .env("PATH", path_without(w.path(), &["rpmautospec"]))

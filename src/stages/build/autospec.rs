@@ -24,6 +24,8 @@ pub const RPMAUTOSPEC: Tool = Tool::elsewhere(
 pub struct Processed {
     /// The release number rpmautospec computed (before `%autorelease -b`'s base and flags).
     pub release_number: Option<u64>,
+    /// How many lines process-distgit added above the spec's first line.
+    pub line_offset: usize,
 }
 
 /// Whether the spec uses rpmautospec's features and is not processed yet: rpmautospec-core's
@@ -149,6 +151,10 @@ pub fn process(
         ..Default::default()
     };
     std::fs::create_dir_all(dir.join("home"))?;
+    // rpmautospec parses the spec with rpm at each commit: with the macros the build parses
+    // it with (fci's Fedora environment where the host has none, the dist and its
+    // definitions), so that conditionals and versions read as they will in the build.
+    std::fs::write(dir.join("home/.rpmmacros"), rpmmacros(p))?;
     let cmd = Cmd::new(&tool)
         .args(["--no-pager", "process-distgit"])
         .arg(clone.join(&spec_rel))
@@ -178,10 +184,18 @@ pub fn process(
             .unwrap_or("no reason given")
             .to_string();
         let _ = f;
+        // rpmautospec does not say why rpm could not parse the spec: rpmspec, in the same
+        // sandbox and with the same macros, says where.
+        let (line, reason) = if why.contains("parse spec file") {
+            rpm_reason(&sandbox, &clone.join(&spec_rel), timeout, cx)?
+        } else {
+            (None, None)
+        };
+        let reason = reason.map_or(String::new(), |r| format!(": {r}"));
         return Err(FciError::package(
             &spec_rel,
-            None,
-            format!("rpmautospec process-distgit cannot process the spec: {why}"),
+            line,
+            format!("rpmautospec process-distgit cannot process the spec ({why}){reason}"),
         )
         .into());
     }
@@ -194,11 +208,63 @@ pub fn process(
             )
         })?;
     let text = String::from_utf8_lossy(&text);
+    let original = std::fs::read(spec_copy)?;
+    let line_offset = lines_above(&String::from_utf8_lossy(&original), &text);
     std::fs::remove_file(spec_copy)?;
     crate::files::copy_plain(&out_spec, spec_copy, None)?;
     Ok(Some(Processed {
         release_number: release_number(&text),
+        line_offset,
     }))
+}
+
+/// What rpm says is wrong with the spec at `spec` (its line, and its first error), parsed
+/// as rpmautospec parses it.
+fn rpm_reason(
+    sandbox: &crate::sandbox::Sandbox,
+    spec: &Path,
+    timeout: Option<std::time::Duration>,
+    cx: &mut Ctx,
+) -> Result<(Option<usize>, Option<String>)> {
+    let cmd = Cmd::new("rpmspec")
+        .args(["-q", "--srpm", "--qf", ""])
+        .arg(spec);
+    let out = cx.log().capture(&sandbox.wrap(&cmd)?.timeout(timeout))?;
+    let Some(err) = out
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("error: "))
+        .map(str::trim)
+    else {
+        return Ok((None, None));
+    };
+    let err = err.replace(&format!("{}:", spec.display()), "");
+    let (line, rest) = err
+        .strip_prefix("line ")
+        .and_then(|r| r.split_once(": "))
+        .and_then(|(n, rest)| Some((n.parse::<usize>().ok()?, rest.to_string())))
+        .map_or((None, err.clone()), |(n, r)| (Some(n), r));
+    Ok((line, Some(rest)))
+}
+
+/// The `~/.rpmmacros` rpmautospec's rpm reads: fci's Fedora environment where the host has
+/// none (never its %autorelease fallback: rpmautospec defines its own), then the build's
+/// definitions (`%dist`, `%fedora`, `-D`), each on one line.
+fn rpmmacros(p: &Prepared) -> String {
+    let mut text = String::new();
+    if !super::fedora_env::Host::probe(Path::new("/")).fedora_env {
+        let env = super::fedora_env::FILES
+            .iter()
+            .find(|(name, _)| *name == super::fedora_env::ENV_FILE);
+        if let Some((_, body)) = env {
+            text.push_str(body);
+            text.push('\n');
+        }
+    }
+    for (name, value) in &p.defines {
+        text.push_str(&format!("%{name} {}\n", value.replace('\n', "\\\n")));
+    }
+    text
 }
 
 /// A clone of the checkout at `commit`, made by fci (package code sees only it): with the
@@ -232,6 +298,18 @@ fn private_clone(git: &Path, p: &Prepared, commit: &str, clone: &Path, cx: &mut 
     if !p.co.dirty {
         return Ok(());
     }
+    // "Uncommitted changes" are signed by who would commit them, as rpmautospec says it in
+    // the checkout itself (git's user.name and user.email there).
+    for key in ["user.name", "user.email"] {
+        let got = log.capture(&g().arg("-C").arg(&p.co.dir).args(["config", "--get", key]))?;
+        let value = got.stdout.trim();
+        if got.success() && !value.is_empty() {
+            log.run_ok(
+                &g().arg("-C").arg(clone).args(["config", key]).arg(value),
+                "cannot set the clone's git identity for rpmautospec",
+            )?;
+        }
+    }
     for f in &p.files {
         let real = p.co.dir.join(f).canonicalize()?;
         if real.is_file() {
@@ -256,6 +334,16 @@ fn private_clone(git: &Path, p: &Prepared, commit: &str, clone: &Path, cx: &mut 
         }
     }
     Ok(())
+}
+
+/// How many lines `processed` has above where `original`'s first lines begin (what
+/// process-distgit puts at the top: its `%define autorelease` block).
+fn lines_above(original: &str, processed: &str) -> usize {
+    let head: Vec<&str> = original.lines().take(20).collect();
+    let lines: Vec<&str> = processed.lines().collect();
+    (0..lines.len().min(100))
+        .find(|&at| lines[at..].starts_with(&head))
+        .unwrap_or(0)
 }
 
 /// `release_number = N;` in the `%define autorelease` process-distgit wrote.
@@ -290,5 +378,7 @@ mod tests {
         assert!(!uses_autospec(processed));
         assert_eq!(release_number(processed), Some(2));
         assert!(is_changelog_header("%ChangeLog") && !is_changelog_header("%changelogs"));
+        assert_eq!(lines_above("Release: %autorelease\n", processed), 4);
+        assert_eq!(lines_above("Name: a\n", "Name: a\n"), 0);
     }
 }

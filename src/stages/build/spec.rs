@@ -83,10 +83,10 @@ fn not_parsed(job: &Job, why: &str) -> FciError {
         .strip_prefix("line ")
         .and_then(|rest| rest.split_once(": "))
         .and_then(|(n, rest)| Some((n.parse::<usize>().ok()?, rest)));
+    // A line of what rpmautospec added above the spec is no line of the packager's.
+    let line = line.map(|(n, rest)| (n.checked_sub(job.line_offset).filter(|n| *n > 0), rest));
     match line {
-        Some((n, rest)) => {
-            FciError::package(job.origin, Some(n), format!("spec does not parse: {rest}"))
-        }
+        Some((n, rest)) => FciError::package(job.origin, n, format!("spec does not parse: {rest}")),
         None => FciError::package(job.origin, None, format!("spec does not parse: {why}")),
     }
 }

@@ -94,7 +94,9 @@ fn build_bounded(
     };
     // As Koji's builder does after its checkout: the spec's %autorelease and %autochangelog
     // computed from the dist-git history, in the copy every later step reads.
-    if let Some(done) = super::autospec::process(p, &dirs.spec_copy, left(), cx)? {
+    let processed = super::autospec::process(p, &dirs.spec_copy, left(), cx)?;
+    let line_offset = processed.as_ref().map_or(0, |d| d.line_offset);
+    if let Some(done) = processed {
         rec.data.insert(
             "autorelease".into(),
             json!({"by": "rpmautospec process-distgit", "release_number": done.release_number}),
@@ -105,6 +107,7 @@ fn build_bounded(
         private: &private,
         spec: &dirs.spec_copy,
         origin: &spec_in_repo,
+        line_offset,
         workspace: cx.ws.root(),
         sources: &dirs.sources,
         work: &dirs.work,
