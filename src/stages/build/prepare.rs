@@ -130,6 +130,9 @@ pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
         .collect();
     let tree = crate::digest::tree_digest(&co.dir, &files)?;
     // Links were checked: the spec is the checkout's own file.
+    // The tools whose versions decide the release and the rpmlint case, in the input digest
+    // (rpmautospec: only where it will run; a host without rpmlint gets a note later).
+    let _ = cx.require(super::rpmlint::RPMLINT);
     let autospec = spec_path
         .canonicalize()
         .ok()
@@ -137,6 +140,9 @@ pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
             crate::caps::read_file_with(&real, 16 << 20, crate::caps::Open::NO_LINK).ok()
         })
         .is_some_and(|t| super::autospec::uses_autospec(&String::from_utf8_lossy(&t)));
+    if autospec && co.commit.is_some() {
+        cx.require(super::autospec::RPMAUTOSPEC)?;
+    }
 
     // Credentials belong in git's credential helpers, never in the manifest.
     let subject = &mut cx.manifest.subject;
@@ -197,6 +203,7 @@ impl Prepared {
             "host_env": rpmbuild.then(crate::hostcache::build_env_identity),
             // What fci.yaml maps a BuildRequires to decides which are noted unmet.
             "host_deps": self.host_deps.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>(),
+            "rpmlint_config": crate::digest::sha256_bytes(super::rpmlint::CONFIG.1.as_bytes()),
             "fci_macros": fedora_env::FILES.iter().map(|(n, t)| format!("{n} {}", crate::digest::sha256_bytes(t.as_bytes()))).collect::<Vec<_>>(),
         })
     }

@@ -23,7 +23,7 @@ pub const RPMLINT: Tool = Tool::new("rpmlint", "rpmlint");
 pub const CASE: &str = "rpmlint";
 
 /// fci's Fedora configuration, installed into the workspace's `share/rpmlint`.
-const CONFIG: (&str, &str) = ("fedora.toml", include_str!("rpmlint-fedora.toml"));
+pub const CONFIG: (&str, &str) = ("fedora.toml", include_str!("rpmlint-fedora.toml"));
 
 /// rpmlint reads packages, it does not build them: minutes at most.
 const TIMEOUT: Duration = Duration::from_secs(600);
@@ -80,7 +80,8 @@ fn findings(output: &str) -> Option<Findings> {
             .lines()
             .filter(|l| l.contains(": E: "))
             .take(5)
-            .map(str::to_string)
+            // Package text (a description line, a file name) quoted in a note: bounded.
+            .map(|l| l.chars().take(300).collect())
             .collect(),
     })
 }
@@ -174,6 +175,23 @@ pub fn lint(
     )?;
     // 0: clean; 64: errors; 66: past the badness threshold. Anything else, or no closing
     // line, is rpmlint not doing its work.
+    if out.over_limit && required {
+        // More findings than any honest package has: the package's, not the host's.
+        let msg = format!(
+            "rpmlint's output passed {} MiB, and the package's gating.yaml requires {CASE}",
+            LOG_LIMIT >> 20
+        );
+        progress::note(&format!("build FAILED: {msg}"));
+        rec.outcome = Outcome::Failed;
+        rec.notes.push(msg.clone());
+        rec.results.push(case_result(
+            Outcome::Failed,
+            msg,
+            Some(log.path.clone()),
+            None,
+        ));
+        return Ok(vec![log]);
+    }
     let finished = !out.timed_out
         && out.limit.is_none()
         && !out.over_limit
@@ -209,18 +227,33 @@ pub fn lint(
     } else {
         (Outcome::Passed, counts.clone())
     };
-    rec.results.push(TestResult {
+    rec.results.push(case_result(
+        outcome,
+        note,
+        Some(log.path.clone()),
+        Some(started.elapsed().as_secs_f64()),
+    ));
+    Ok(vec![log])
+}
+
+/// The `rpmlint` case as the record holds it.
+fn case_result(
+    outcome: Outcome,
+    note: String,
+    log: Option<String>,
+    duration_s: Option<f64>,
+) -> TestResult {
+    TestResult {
         testcase: CASE.into(),
         outcome,
         runner: Some("rpmlint".into()),
         scenario: None,
-        log: Some(log.path.clone()),
-        duration_s: Some(started.elapsed().as_secs_f64()),
+        log,
+        duration_s,
         note: Some(note),
         attempts: Vec::new(),
         extra: Default::default(),
-    });
-    Ok(vec![log])
+    }
 }
 
 /// rpmlint could not give its verdict (`why`, the host's): ERROR for a gate that requires
@@ -233,17 +266,12 @@ fn not_run(required: bool, why: &str, rec: &mut RecordParts) {
     }
     rec.outcome = Outcome::Error;
     rec.cacheable = false;
-    rec.results.push(TestResult {
-        testcase: CASE.into(),
-        outcome: Outcome::Error,
-        runner: Some("rpmlint".into()),
-        scenario: None,
-        log: None,
-        duration_s: None,
-        note: Some(format!("{why}; the package's gating.yaml requires {CASE}")),
-        attempts: Vec::new(),
-        extra: Default::default(),
-    });
+    rec.results.push(case_result(
+        Outcome::Error,
+        format!("{why}; the package's gating.yaml requires {CASE}"),
+        None,
+        None,
+    ));
 }
 
 #[cfg(test)]
