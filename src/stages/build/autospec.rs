@@ -183,7 +183,6 @@ pub fn process(
             .rfind(|l| !l.is_empty())
             .unwrap_or("no reason given")
             .to_string();
-        let _ = f;
         // rpmautospec does not say why rpm could not parse the spec: rpmspec, in the same
         // sandbox and with the same macros, says where.
         let (line, reason) = if why.contains("parse spec file") {

@@ -129,10 +129,10 @@ pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
         .filter(|f| !entries.iter().any(|b| Path::new(&b.name) == f.as_path()))
         .collect();
     let tree = crate::digest::tree_digest(&co.dir, &files)?;
-    // Links were checked: the spec is the checkout's own file.
     // The tools whose versions decide the release and the rpmlint case, in the input digest
     // (rpmautospec: only where it will run; a host without rpmlint gets a note later).
     let _ = cx.require(super::rpmlint::RPMLINT);
+    // Links were checked: the spec is the checkout's own file.
     let autospec = spec_path
         .canonicalize()
         .ok()
