@@ -231,3 +231,41 @@ fn without_git_history_or_rpmautospec_there_is_no_release_to_build() {
         "nothing built: {m:#}"
     );
 }
+
+/// rpmautospec parses the spec at each commit (spec code runs): in the sandbox, on fci's own
+/// clone, never seeing the checkout's `.git` and the credentials its remote URL may hold.
+#[test]
+fn spec_code_run_by_rpmautospec_sees_no_credentials() {
+    let w = Ws::new();
+    let repo = distgit(&w);
+    git(
+        &repo,
+        &[
+            "remote",
+            "add",
+            "origin",
+            "https://bob:s3cret-token@example.org/rpms/counted.git",
+        ],
+    );
+    let probe = format!(
+        "Version:        1.0%(grep -qs s3cret-token {}/.git/config .git/config && echo .leaked)\n",
+        repo.display()
+    );
+    edit(&repo, "Version:        1.0\n", &probe);
+    commit(&repo, "Bob", "Probe for the remote's token");
+    let (m, changelog) = built(&w, &repo);
+    assert_eq!(release(&m), vec!["3.fc41"; 2]);
+    let version: Vec<&str> = m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["type"] == "rpm")
+        .map(|a| a["nevra"]["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(version, vec!["1.0"]);
+    assert!(!changelog.contains("leaked"), "{changelog}");
+    assert!(
+        changelog.contains("- 1.0-3\n- Probe for the remote's token"),
+        "{changelog}"
+    );
+}
