@@ -36,8 +36,12 @@ const LOG_LIMIT: u64 = 8 << 20;
 /// results will be reported under). A gating.yaml that does not parse requires nothing here:
 /// `fci report` and `fci gating validate` say what is wrong with it.
 pub fn required_by(gating_yaml: &Path) -> bool {
+    // A link was checked to point at a tracked file of the checkout: read what it names.
+    let Ok(real) = gating_yaml.canonicalize() else {
+        return false;
+    };
     let Ok(text) = crate::caps::read_file_with(
-        gating_yaml,
+        &real,
         crate::gating::policy::MAX_BYTES as u64,
         crate::caps::Open::NO_LINK,
     ) else {
@@ -116,13 +120,20 @@ pub fn lint(
     let config_dir = cx.ws.share("rpmlint");
     crate::files::install_files(&config_dir, &[CONFIG])?;
     let mut cmd = Cmd::new(&tool).arg("-c").arg(config_dir.join(CONFIG.0));
-    // The package's filters, as Fedora keeps them in dist-git (`<name>.rpmlintrc`).
+    // The package's filters, as Fedora keeps them in dist-git: `<name>.rpmlintrc`, else the
+    // one `*.rpmlintrc` at the top (rpmlint 2 reads only its addFilter and setBadness lines).
     let mut readonly = vec![config_dir.clone()];
-    if let Some(rc) = p
+    let rcs: Vec<&PathBuf> = p
         .files
         .iter()
-        .find(|f| f.components().count() == 1 && f.extension().is_some_and(|x| x == "rpmlintrc"))
-    {
+        .filter(|f| f.components().count() == 1 && f.extension().is_some_and(|x| x == "rpmlintrc"))
+        .collect();
+    let named = PathBuf::from(format!("{}.rpmlintrc", p.repo_name()));
+    let rc = rcs
+        .iter()
+        .find(|f| f.as_path() == named.as_path())
+        .or(rcs.first().filter(|_| rcs.len() == 1));
+    if let Some(rc) = rc {
         let copy = dir.join("package.rpmlintrc");
         crate::files::copy_plain(&p.co.dir.join(rc).canonicalize()?, &copy, Some(1 << 20))?;
         cmd = cmd.arg("-r").arg(copy);
