@@ -111,10 +111,11 @@ fn not_git(p: &Prepared) -> FciError {
 
 /// Rewrites `spec_copy` (fci's copy of the spec, which every later step reads) as Koji's
 /// builder does, when the spec uses rpmautospec's features; `None` when it does not.
+/// `timeout` is what is left of the build's `--timeout` (`whole`).
 pub fn process(
     p: &Prepared,
     spec_copy: &Path,
-    timeout: Option<std::time::Duration>,
+    (timeout, whole): (Option<std::time::Duration>, Option<std::time::Duration>),
     cx: &mut Ctx,
 ) -> Result<Option<Processed>> {
     if !p.autospec {
@@ -161,7 +162,7 @@ pub fn process(
         .arg(&out_spec);
     let out = cx
         .log()
-        .capture(&sandbox.wrap(&cmd)?.timeout(timeout).timeout_whole(timeout))?;
+        .capture(&sandbox.wrap(&cmd)?.timeout(timeout).timeout_whole(whole))?;
     if let Some(why) = out.limit {
         return Err(crate::limits::Reached(why).into());
     }

@@ -94,7 +94,12 @@ fn build_bounded(
     };
     // As Koji's builder does after its checkout: the spec's %autorelease and %autochangelog
     // computed from the dist-git history, in the copy every later step reads.
-    let processed = super::autospec::process(p, &dirs.spec_copy, left(), cx)?;
+    let processed = super::autospec::process(
+        p,
+        &dirs.spec_copy,
+        (left(), crate::duration::limit(args.timeout)),
+        cx,
+    )?;
     let line_offset = processed.as_ref().map_or(0, |d| d.line_offset);
     if let Some(done) = processed {
         rec.data.insert(
