@@ -13,9 +13,11 @@ cd "$(dirname "$0")"
 # (examples/base/make-base.sh) and `fci compose`; for `fci image` and `fci smoke`: the Debian
 # kernel and ostree-prepare-root (ostree-boot) for the base, e2fsprogs (mkfs.ext4, debugfs),
 # qemu-img and qemu-system-x86_64. mkfs.ext4 and mount also make package code's scratch a
-# file system of its own (see README "Limits on package code").
+# file system of its own (see README "Limits on package code"). rpmlint is the build's rpmlint
+# test case; python3-rpm is rpm's Python bindings, which rpmautospec parses specs with.
 packages=(rpm createrepo-c ansible-core bubblewrap libseccomp-dev rsync git util-linux python3-venv ca-certificates
-          gcc make binutils procps acl ostree busybox-static cpio kmod e2fsprogs mount qemu-utils)
+          gcc make binutils procps acl ostree busybox-static cpio kmod e2fsprogs mount qemu-utils
+          rpmlint python3-rpm)
 # Installed without their recommendations (boot loaders, dracut, firmware, GUI front ends):
 # the images boot their kernel directly under qemu. rabbitmq-server is the real broker the
 # report tests publish to (they start their own node).
@@ -71,6 +73,17 @@ fi
 if ! "$TMT_VENV/bin/python" -c 'import fedora_messaging, fedora_messaging_git_hook_messages' 2>/dev/null; then
   echo "setup: installing fedora-messaging into $TMT_VENV" >&2
   "$TMT_VENV/bin/pip" install -q 'fedora-messaging>=3,<4' 'fedora-messaging-git-hook-messages>=1,<2'
+fi
+
+# rpmautospec computes %autorelease and %autochangelog from the dist-git history, as Koji does
+# (`fci build`). Its own venv on Debian's python, with access to Debian's rpm bindings
+# (python3-rpm, through the `rpm` shim package) and pygit2's wheel.
+AUTOSPEC_VENV=${FCI_RPMAUTOSPEC_VENV:-/opt/fci/rpmautospec}
+if ! command -v rpmautospec >/dev/null 2>&1; then
+  echo "setup: installing rpmautospec into $AUTOSPEC_VENV" >&2
+  /usr/bin/python3 -m venv "$AUTOSPEC_VENV"
+  "$AUTOSPEC_VENV/bin/pip" install -q 'rpmautospec[click,pygit2,rpm]>=0.8,<1'
+  ln -sf "$AUTOSPEC_VENV/bin/rpmautospec" /usr/local/bin/rpmautospec
 fi
 
 if [ "${1:-}" = "--deps-only" ]; then

@@ -21,6 +21,74 @@ struct Raw {
     /// The pipeline's identity in its messages and results.
     #[serde(default)]
     ci: CiConfig,
+    /// What satisfies a Fedora BuildRequires on this host (`libattr-devel: libattr1-dev`).
+    #[serde(default)]
+    buildrequires: std::collections::BTreeMap<String, String>,
+}
+
+/// What satisfies a Fedora BuildRequires name on a host whose rpm database is empty, as
+/// fci.yaml's `buildrequires:` maps it: a Debian package (installed, as dpkg-query says) or
+/// a file (a command by its path).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostDep {
+    Debian(String),
+    Path(PathBuf),
+}
+
+impl std::fmt::Display for HostDep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostDep::Debian(p) => write!(f, "{p}"),
+            HostDep::Path(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// fci.yaml's `buildrequires:`, by Fedora name.
+pub type HostDeps = std::collections::BTreeMap<String, HostDep>;
+
+/// Checks `buildrequires:`: each key a BuildRequires name as a spec writes it (`gcc`,
+/// `libattr-devel`, `pkgconfig(zlib)`, `perl(File::Temp)`, `/usr/bin/foo`), each value a Debian
+/// package name or an absolute path.
+fn parse_host_deps(raw: &std::collections::BTreeMap<String, String>) -> Result<HostDeps, String> {
+    let mut out = HostDeps::new();
+    for (name, to) in raw {
+        let name_ok = !name.is_empty()
+            && !name.starts_with('-')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._+-()/:".contains(c));
+        if !name_ok {
+            return Err(format!(
+                "buildrequires: `{name}` is not a BuildRequires name (one word, as the spec names it)"
+            ));
+        }
+        let dep = if to.starts_with('/') {
+            let p = Path::new(to);
+            if p.components().any(|c| c == std::path::Component::ParentDir) {
+                return Err(format!("buildrequires: {name}: `{to}` has `..` in it"));
+            }
+            HostDep::Path(p.to_path_buf())
+        } else if is_debian_package(to) {
+            HostDep::Debian(to.clone())
+        } else {
+            return Err(format!(
+                "buildrequires: {name}: `{to}` is neither a Debian package name (lowercase letters, digits, `+`, `-`, `.`; `:arch` allowed) nor an absolute path"
+            ));
+        };
+        out.insert(name.clone(), dep);
+    }
+    Ok(out)
+}
+
+/// A Debian package name (Debian policy 5.6.1), with an optional `:arch` qualifier.
+fn is_debian_package(s: &str) -> bool {
+    let (name, arch) = s.split_once(':').map_or((s, None), |(n, a)| (n, Some(a)));
+    let lower = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    name.len() >= 2
+        && name.chars().next().is_some_and(lower)
+        && name.chars().all(|c| lower(c) || "+-.".contains(c))
+        && arch.is_none_or(|a| !a.is_empty() && a.chars().all(|c| lower(c) || c == '-'))
 }
 
 /// fci.yaml's `ci:`: the pipeline's identity as Fedora CI messages carry it (`contact`), the
@@ -183,6 +251,8 @@ pub struct Config {
     pub limits: crate::limits::Partial,
     /// fci.yaml's `ci:`, the pipeline's identity.
     pub ci: CiConfig,
+    /// fci.yaml's `buildrequires:`, what satisfies a Fedora BuildRequires on this host.
+    pub buildrequires: HostDeps,
 }
 
 impl Config {
@@ -265,7 +335,9 @@ impl Config {
         }
         let limits = raw.limits.parse().map_err(&bad)?;
         raw.ci.check().map_err(&bad)?;
+        let buildrequires = parse_host_deps(&raw.buildrequires).map_err(&bad)?;
         Ok(Config {
+            buildrequires,
             limits,
             ci: raw.ci,
             sha256: crate::digest::sha256_bytes(bytes),
@@ -302,6 +374,23 @@ pub fn run_limits(
         }
     }
     flags.over(from_config)
+}
+
+/// fci.yaml's `buildrequires:` for a run: of the fci.yaml the run's manifest names (when it
+/// is still the file `fci watch` read, which refused a bad one), else none.
+pub fn run_host_deps(manifest: &crate::manifest::Manifest, log: &mut crate::exec::Log) -> HostDeps {
+    let Some(c) = &manifest.run.config else {
+        return HostDeps::new();
+    };
+    match Config::load_pinned(Path::new(&c.path), &c.sha256) {
+        Ok(cfg) => cfg.buildrequires,
+        Err(e) => {
+            log.line(&format!(
+                "# buildrequires: {e}; its buildrequires: are not used"
+            ));
+            HostDeps::new()
+        }
+    }
 }
 
 /// The bytes of an fci.yaml: a regular file (never a device, FIFO or /proc file, whose size
@@ -382,6 +471,53 @@ mod tests {
         assert!(c.monitors("tally") && !c.monitors("bash"));
         assert_eq!(c.namespace, "rpms");
         assert_eq!(c.ci, CiConfig::default());
+    }
+
+    #[test]
+    fn buildrequires_map_fedora_names_to_debian_packages_or_files() {
+        const HEAD: &str = "dist_git: ./rpms\nbranches: [f41]\npackages: [a]\n";
+        let c = load(&format!(
+            "{HEAD}buildrequires: {{libattr-devel: libattr1-dev, foo: /usr/bin/foo, \
+             'pkgconfig(zlib)': 'zlib1g-dev:amd64', 'perl(File::Temp)': perl-modules-5.36}}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.buildrequires["libattr-devel"],
+            HostDep::Debian("libattr1-dev".into())
+        );
+        assert_eq!(c.buildrequires["foo"], HostDep::Path("/usr/bin/foo".into()));
+        assert_eq!(
+            c.buildrequires["pkgconfig(zlib)"],
+            HostDep::Debian("zlib1g-dev:amd64".into())
+        );
+        assert!(load(HEAD).unwrap().buildrequires.is_empty());
+        // A bad value or key is the caller's mistake (exit 2), naming fci.yaml and the entry.
+        for (bad, says) in [
+            (
+                "{foo: 'Not A Package'}",
+                "`Not A Package` is neither a Debian package",
+            ),
+            ("{foo: 'x;rm'}", "is neither a Debian package"),
+            ("{foo: ../bin/foo}", "is neither a Debian package"),
+            ("{foo: /usr/../bin/foo}", "has `..`"),
+            ("{'-foo': bar}", "not a BuildRequires name"),
+            ("{'foo bar': bar}", "not a BuildRequires name"),
+            ("{foo: [a, b]}", "buildrequires"),
+            ("[foo]", "buildrequires"),
+        ] {
+            let e = load(&format!("{HEAD}buildrequires: {bad}\n")).unwrap_err();
+            assert_eq!(e.exit_code(), crate::error::exit::BAD_INPUT, "{bad}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains("fci.yaml") && msg.contains(says),
+                "{bad}: {msg}"
+            );
+        }
+        let e = load(&format!("{HEAD}buildrequire: {{foo: bar}}\n")).unwrap_err();
+        assert!(
+            e.to_string().contains("unknown field `buildrequire`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -50,10 +50,15 @@ pub mod tool {
     pub const PYTHON3: Tool = t("python3", "python3");
     pub const LOSETUP: Tool = t("losetup", "mount");
     pub const CHATTR: Tool = t("chattr", "e2fsprogs");
+    pub const RPMLINT: Tool = t("rpmlint", "rpmlint");
+    pub const RPMAUTOSPEC: Tool = t(
+        "rpmautospec",
+        "rpmautospec (./setup.sh --deps-only: a venv in /opt/fci/rpmautospec)",
+    );
 
     /// `fci build` (rpmbuild in bwrap, its scratch a file system of its own).
     pub const BUILD: &[Tool] = &[
-        RPM, RPMSPEC, RPMBUILD, CREATEREPO, BWRAP, UNSHARE, MOUNT, MKFS,
+        RPM, RPMSPEC, RPMBUILD, CREATEREPO, BWRAP, UNSHARE, MOUNT, MKFS, RPMLINT,
     ];
     /// `fci test` on STI and tmt suites (hello-atomic has both).
     pub const TEST: &[Tool] = &[RPM, ANSIBLE, TMT, RSYNC, BWRAP, UNSHARE, MOUNT, MKFS];
@@ -648,4 +653,23 @@ pub fn sha256_file(p: &Path) -> String {
         .next()
         .unwrap()
         .to_string()
+}
+
+/// A directory to use as PATH: links to every program of the system's PATH directories but
+/// `without`, so that fci finds all it needs except those (a host that lacks them).
+#[allow(dead_code)]
+pub fn path_without(dir: &Path, without: &[&str]) -> PathBuf {
+    let bin = dir.join("path-without");
+    std::fs::create_dir_all(&bin).unwrap();
+    for d in ["/usr/local/bin", "/usr/bin", "/usr/sbin", "/bin", "/sbin"] {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            let link = bin.join(&name);
+            if without.iter().any(|w| name == **w) || link.symlink_metadata().is_ok() {
+                continue;
+            }
+            std::os::unix::fs::symlink(e.path(), link).unwrap();
+        }
+    }
+    bin
 }

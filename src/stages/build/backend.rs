@@ -11,6 +11,9 @@ pub struct Job<'a> {
     pub spec: &'a Path,
     /// The spec as the user knows it, for messages: its path in the dist-git repository.
     pub origin: &'a Path,
+    /// How many lines fci's copy has above the spec's first line (what rpmautospec's
+    /// processing added), for messages that name a line.
+    pub line_offset: usize,
     /// fci's workspace, hidden from spec code but for the job's own directories.
     pub workspace: &'a Path,
     /// The checkout and its repository (their `.git`), hidden from spec code.

@@ -2,12 +2,15 @@
 //! host's rpmdb is empty: gcc and make are installed, but as dpkg packages). Each is resolved
 //! by what it names: a command on PATH, a file, `pkgconfig(x)` through pkg-config, `perl(X)`
 //! and `python3dist(x)` through their interpreters, a `-devel` package through the shared
-//! library it links against. Only what none of these finds is warned about as unmet.
+//! library it links against; a name fci.yaml's `buildrequires:` maps is resolved by its
+//! mapping only (a Debian package dpkg-query says is installed, or a file). Only what none of
+//! these finds is warned about as unmet.
 //!
 //! The names come from the spec (package code): each is checked against a strict pattern
 //! before it is an argument, and never reaches an interpreter as code (`perl -M` would run
 //! `Foo;system(...)`).
 
+use crate::config::{HostDep, HostDeps};
 use crate::exec::{Cmd, Log};
 use std::path::Path;
 use std::time::Duration;
@@ -15,8 +18,27 @@ use std::time::Duration;
 /// How long one host query may take.
 const QUERY: Duration = Duration::from_secs(10);
 
-/// Whether the host has what the BuildRequires name `dep` (its first word) asks for.
-pub fn host_has(dep: &str, log: &mut Log) -> bool {
+/// Whether the host has what the BuildRequires name `dep` (its first word) asks for: by
+/// fci.yaml's mapping when it names `dep`, else by what `dep` names.
+pub fn host_has(dep: &str, mapped: &HostDeps, log: &mut Log) -> bool {
+    match mapped.get(dep) {
+        Some(HostDep::Path(p)) => p.exists(),
+        Some(HostDep::Debian(pkg)) => debian_installed(pkg, log),
+        None => named(dep, log),
+    }
+}
+
+/// Whether dpkg has `pkg` installed (a name fci.yaml's check let through: never an option).
+fn debian_installed(pkg: &str, log: &mut Log) -> bool {
+    log.capture(
+        &Cmd::new("dpkg-query")
+            .args(["-W", "-f", "${Status}", "--", pkg])
+            .timeout(Some(QUERY)),
+    )
+    .is_ok_and(|out| out.success() && out.stdout.trim_end().ends_with("ok installed"))
+}
+
+fn named(dep: &str, log: &mut Log) -> bool {
     if let Some(path) = dep.strip_prefix('/') {
         return !path.is_empty() && Path::new(dep).exists();
     }
@@ -115,6 +137,7 @@ mod tests {
     fn the_host_is_asked_by_what_each_name_names() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = Log::create(&dir.path().join("q.log")).unwrap();
+        let host_has = |dep: &str, log: &mut Log| host_has(dep, &HostDeps::new(), log);
         assert!(host_has("sh", &mut log), "a command on PATH");
         assert!(host_has("/bin/sh", &mut log), "a file");
         assert!(host_has("perl(strict)", &mut log), "a Perl module");
@@ -124,5 +147,33 @@ mod tests {
         assert!(!host_has("libno-such-thing-devel", &mut log));
         assert!(!host_has("pkgconfig(no-such-pc-here)", &mut log));
         assert!(!host_has("python3dist(no-such-dist-here)", &mut log));
+    }
+
+    /// A mapped name is resolved by its mapping alone: a Debian package as dpkg has it, a
+    /// file; a name the host would otherwise have is unmet when its mapping is not there.
+    #[test]
+    fn fci_yaml_mappings_decide_the_names_they_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::create(&dir.path().join("q.log")).unwrap();
+        let map: HostDeps = [
+            ("libfoo-devel", HostDep::Debian("dpkg".into())),
+            ("bar", HostDep::Path("/bin/sh".into())),
+            ("sh", HostDep::Debian("no-such-debian-package-here".into())),
+            ("baz", HostDep::Path("/no/such/file".into())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        assert!(
+            host_has("libfoo-devel", &map, &mut log),
+            "dpkg is installed"
+        );
+        assert!(host_has("bar", &map, &mut log));
+        assert!(!host_has("sh", &map, &mut log), "mapped to what is missing");
+        assert!(!host_has("baz", &map, &mut log));
+        assert!(
+            host_has("make", &map, &mut log),
+            "not mapped: asked by its name"
+        );
     }
 }

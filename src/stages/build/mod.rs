@@ -3,6 +3,7 @@
 //! `prepare` checks out and resolves what to build (its inputs), `work` builds it; the stage
 //! driver does the rest. Backends: `rpmbuild.rs` (default) and `mock.rs`.
 
+pub mod autospec;
 pub mod backend;
 mod builddeps;
 mod cause;
@@ -12,6 +13,7 @@ pub mod mock;
 pub mod prepare;
 pub mod repo;
 pub mod rpmbuild;
+pub mod rpmlint;
 pub mod sources;
 pub mod spec;
 pub mod tree;

@@ -31,6 +31,11 @@ pub struct Prepared {
     /// What package code may use, resolved once (flags, the run's fci.yaml, defaults): an
     /// input of the build, and its bounds.
     pub limits: crate::limits::Limits,
+    /// The spec uses %autorelease/%autochangelog: rpmautospec computes them from the
+    /// checkout's git history (`autospec`), which is then an input of the build.
+    pub autospec: bool,
+    /// fci.yaml's `buildrequires:` (the run's), what satisfies a BuildRequires on this host.
+    pub host_deps: crate::config::HostDeps,
 }
 
 /// The note a build of a dirty work tree carries (it describes this run, not the content).
@@ -124,6 +129,20 @@ pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
         .filter(|f| !entries.iter().any(|b| Path::new(&b.name) == f.as_path()))
         .collect();
     let tree = crate::digest::tree_digest(&co.dir, &files)?;
+    // The tools whose versions decide the release and the rpmlint case, in the input digest
+    // (rpmautospec: only where it will run; a host without rpmlint gets a note later).
+    let _ = cx.require(super::rpmlint::RPMLINT);
+    // Links were checked: the spec is the checkout's own file.
+    let autospec = spec_path
+        .canonicalize()
+        .ok()
+        .and_then(|real| {
+            crate::caps::read_file_with(&real, 16 << 20, crate::caps::Open::NO_LINK).ok()
+        })
+        .is_some_and(|t| super::autospec::uses_autospec(&String::from_utf8_lossy(&t)));
+    if autospec && co.commit.is_some() {
+        cx.require(super::autospec::RPMAUTOSPEC)?;
+    }
 
     // Credentials belong in git's credential helpers, never in the manifest.
     let subject = &mut cx.manifest.subject;
@@ -152,6 +171,8 @@ pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
         notes,
         branch_mismatch,
         limits: crate::config::run_limits(args.limits.partial(), cx.manifest, &mut cx.run.log),
+        autospec,
+        host_deps: crate::config::run_host_deps(cx.manifest, &mut cx.run.log),
     })
 }
 
@@ -171,6 +192,8 @@ impl Prepared {
             // A --branch that differs from the checkout is stated in the record's notes.
             "branch_mismatch": self.branch_mismatch,
             "tree": self.tree,
+            // %autorelease counts commits: the same tree at another commit is another build.
+            "history": self.autospec.then_some(self.co.commit.as_deref()),
             "spec": self.spec_path.strip_prefix(&self.co.dir).unwrap_or(&self.spec_path),
             "sources": self.entries.iter().map(|e| format!("{} {} {}", e.algo, e.hash, e.name)).collect::<Vec<_>>(),
             // What the host can satisfy decides --nodeps, so a changed rpm database is a new input.
@@ -178,6 +201,9 @@ impl Prepared {
             // The host's package set and rpm configuration decide what rpmbuild finds (a build
             // tool, a macro file): installing one is a new input, never a reuse of the failure.
             "host_env": rpmbuild.then(crate::hostcache::build_env_identity),
+            // What fci.yaml maps a BuildRequires to decides which are noted unmet.
+            "host_deps": self.host_deps.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>(),
+            "rpmlint_config": crate::digest::sha256_bytes(super::rpmlint::CONFIG.1.as_bytes()),
             "fci_macros": fedora_env::FILES.iter().map(|(n, t)| format!("{n} {}", crate::digest::sha256_bytes(t.as_bytes()))).collect::<Vec<_>>(),
         })
     }

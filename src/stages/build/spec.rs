@@ -83,10 +83,10 @@ fn not_parsed(job: &Job, why: &str) -> FciError {
         .strip_prefix("line ")
         .and_then(|rest| rest.split_once(": "))
         .and_then(|(n, rest)| Some((n.parse::<usize>().ok()?, rest)));
+    // A line of what rpmautospec added above the spec is no line of the packager's.
+    let line = line.map(|(n, rest)| (n.checked_sub(job.line_offset).filter(|n| *n > 0), rest));
     match line {
-        Some((n, rest)) => {
-            FciError::package(job.origin, Some(n), format!("spec does not parse: {rest}"))
-        }
+        Some((n, rest)) => FciError::package(job.origin, n, format!("spec does not parse: {rest}")),
         None => FciError::package(job.origin, None, format!("spec does not parse: {why}")),
     }
 }
@@ -146,6 +146,7 @@ pub fn parsed_has_check(job: &Job, sandbox: &Sandbox, log: &mut Log) -> Result<b
 pub fn unmet(
     buildrequires: &[String],
     host_too: bool,
+    mapped: &crate::config::HostDeps,
     hc: &mut HostCache,
     log: &mut Log,
 ) -> Result<Vec<String>> {
@@ -193,7 +194,8 @@ pub fn unmet(
         .iter()
         .filter(|b| {
             b.split_whitespace().next().is_some_and(|n| {
-                missing.iter().any(|m| m == n) && !(host_too && super::builddeps::host_has(n, log))
+                missing.iter().any(|m| m == n)
+                    && !(host_too && super::builddeps::host_has(n, mapped, log))
             })
         })
         .cloned()

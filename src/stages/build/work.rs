@@ -92,11 +92,27 @@ fn build_bounded(
                 .max(std::time::Duration::from_millis(1))
         })
     };
+    // As Koji's builder does after its checkout: the spec's %autorelease and %autochangelog
+    // computed from the dist-git history, in the copy every later step reads.
+    let processed = super::autospec::process(
+        p,
+        &dirs.spec_copy,
+        (left(), crate::duration::limit(args.timeout)),
+        cx,
+    )?;
+    let line_offset = processed.as_ref().map_or(0, |d| d.line_offset);
+    if let Some(done) = processed {
+        rec.data.insert(
+            "autorelease".into(),
+            json!({"by": "rpmautospec process-distgit", "release_number": done.release_number}),
+        );
+    }
     let spec_in_repo = p.spec_in_repo();
     let job = |nodeps| Job {
         private: &private,
         spec: &dirs.spec_copy,
         origin: &spec_in_repo,
+        line_offset,
         workspace: cx.ws.root(),
         sources: &dirs.sources,
         work: &dirs.work,
@@ -157,7 +173,11 @@ fn build_bounded(
     }
 
     step("recording packages");
-    record_built(args, p, &out.packages, rpmbuild, cx, rec)
+    let mut artifacts = record_built(args, p, &out.packages, rpmbuild, cx, rec)?;
+    step("rpmlint");
+    let logs = super::rpmlint::lint(p, &artifacts, left(), cx, rec)?;
+    artifacts.extend(logs);
+    Ok(artifacts)
 }
 
 /// --strict-builddeps: the spec's BuildRequires asked of the host before building; `true`
@@ -171,7 +191,13 @@ fn unmet_builddeps(j: &Job, cx: &mut Ctx, rec: &mut RecordParts) -> Result<bool>
             .insert("changelog_name".into(), json!(info.changelog_name));
     }
     // Strict: rpm's own view, as rpmbuild without --nodeps will hold it.
-    let unmet = spec::unmet(&info.buildrequires, false, &mut cx.host, &mut cx.run.log)?;
+    let unmet = spec::unmet(
+        &info.buildrequires,
+        false,
+        &Default::default(),
+        &mut cx.host,
+        &mut cx.run.log,
+    )?;
     rec.data.insert("unmet_buildrequires".into(), json!(unmet));
     if !unmet.is_empty() {
         let msg = format!(
@@ -217,7 +243,7 @@ fn record_built(
         rec.data.insert("changelog_name".into(), json!(name));
     }
     if rpmbuild && !args.strict_builddeps {
-        note_unmet(&buildrequires, cx, rec)?;
+        note_unmet(&buildrequires, p, cx, rec)?;
     }
     artifacts.push(tree::snapshot(cx.ws, &p.co.dir, &p.files, &p.tree)?);
     Ok(artifacts)
@@ -349,7 +375,7 @@ fn explain_failure(
     let rpmbuild = p.backend.capabilities().host_root;
     if rpmbuild && !args.strict_builddeps {
         // Missing build dependencies are the likeliest cause: say which.
-        note_unmet(&buildrequires, cx, rec)?;
+        note_unmet(&buildrequires, p, cx, rec)?;
     }
     if let Some(sig) = out.signal {
         // Killed, not failed: the cause (the kernel's OOM killer, an operator) is the host's.
@@ -520,8 +546,19 @@ fn note_package(
 }
 
 /// BuildRequires the host cannot satisfy (built with --nodeps): recorded, and warned about.
-fn note_unmet(buildrequires: &[String], cx: &mut Ctx, rec: &mut RecordParts) -> Result<()> {
-    let unmet = spec::unmet(buildrequires, true, &mut cx.host, &mut cx.run.log)?;
+fn note_unmet(
+    buildrequires: &[String],
+    p: &Prepared,
+    cx: &mut Ctx,
+    rec: &mut RecordParts,
+) -> Result<()> {
+    let unmet = spec::unmet(
+        buildrequires,
+        true,
+        &p.host_deps,
+        &mut cx.host,
+        &mut cx.run.log,
+    )?;
     if !unmet.is_empty() {
         let msg = format!(
             "unmet BuildRequires on this host: {}; built with --nodeps",
