@@ -147,6 +147,15 @@ pub struct Nevra {
     pub arch: String,
 }
 
+impl Nevra {
+    /// A debuginfo or debugsource package (Fedora's names for them, which rpm's
+    /// %debug_package gives): debugging data for the other packages, never part of a
+    /// composed tree or a test subject, as Fedora's composes and CI install only what they ask for.
+    pub fn is_debug(&self) -> bool {
+        self.name.ends_with("-debuginfo") || self.name.ends_with("-debugsource")
+    }
+}
+
 impl std::fmt::Display for Nevra {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.epoch {

@@ -136,7 +136,7 @@ fn an_undefined_macro_in_the_real_build_log_is_named_by_diagnose() {
     assert_eq!(
         fci::stages::build::fedora_env::diagnose(&log).as_deref(),
         Some(
-            "the build used `%cmake_build`, which is not defined here (a macro from a package \
+            "the build used `%cargo_build`, which is not defined here (a macro from a package \
              the host lacks)"
         ),
         "{log}"
@@ -177,7 +177,7 @@ fn an_undefined_macro_fails_the_build_with_a_note_that_says_so() {
     let notes = b["notes"].to_string();
     assert!(
         notes.contains(
-            "the build used `%cmake_build`, which is not defined here (a macro from a package \
+            "the build used `%cargo_build`, which is not defined here (a macro from a package \
              the host lacks)"
         ),
         "{b}"

@@ -6,6 +6,7 @@
 pub mod backend;
 mod builddeps;
 mod cause;
+pub mod unexpanded;
 mod define;
 pub mod fedora_env;
 pub mod mock;
