@@ -6,7 +6,6 @@
 pub mod backend;
 mod builddeps;
 mod cause;
-pub mod unexpanded;
 mod define;
 pub mod fedora_env;
 pub mod mock;
@@ -16,6 +15,7 @@ pub mod rpmbuild;
 pub mod sources;
 pub mod spec;
 pub mod tree;
+pub mod unexpanded;
 mod work;
 
 use crate::error::FciError;

@@ -60,7 +60,11 @@ pub fn find(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Found>> {
     // A few hundred at a time, as `spec::headers`: the kernel bounds a command line.
     for chunk in binaries.chunks(256) {
         let fixed: String = std::iter::once("%{NEVRA:shescape}".to_string())
-            .chain(SCRIPTLETS.iter().map(|(t, _)| format!(" %{{{t}:shescape}}")))
+            .chain(
+                SCRIPTLETS
+                    .iter()
+                    .map(|(t, _)| format!(" %{{{t}:shescape}}")),
+            )
             .chain(std::iter::once("\n".to_string()))
             .collect();
         let words = query(chunk, &fixed, log)?;
@@ -76,7 +80,11 @@ pub fn find(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Found>> {
             }
         }
         for (tag, place) in ARRAYS {
-            let words = query(chunk, &format!("[%{{=NEVRA:shescape}} %{{{tag}:shescape}}\n]"), log)?;
+            let words = query(
+                chunk,
+                &format!("[%{{=NEVRA:shescape}} %{{{tag}:shescape}}\n]"),
+                log,
+            )?;
             for pair in words.chunks(2) {
                 if let [package, text] = pair {
                     found.extend(macros_in(text).into_iter().map(|m| Found {
@@ -219,12 +227,15 @@ mod tests {
             macros_in("if [ -x %{_bindir}/foo ]; then %{?_sbindir}/bar; fi"),
             vec!["%{_bindir}", "%{?_sbindir}"]
         );
+        assert_eq!(macros_in("%{!?with_x:echo no}"), vec!["%{with_x}"]);
         assert_eq!(
-            macros_in("%{!?with_x:echo no}"),
-            vec!["%{with_x}"]
+            macros_in("/usr/lib/%{python3_sitelib}/x"),
+            vec!["%{python3_sitelib}"]
         );
-        assert_eq!(macros_in("/usr/lib/%{python3_sitelib}/x"), vec!["%{python3_sitelib}"]);
-        assert_eq!(macros_in("x\n  %tmpfiles_create foo.conf"), vec!["%tmpfiles_create"]);
+        assert_eq!(
+            macros_in("x\n  %tmpfiles_create foo.conf"),
+            vec!["%tmpfiles_create"]
+        );
         // An odd run: a literal % and then a macro.
         assert_eq!(macros_in("%%%cmake"), vec!["%cmake"]);
     }
