@@ -409,6 +409,37 @@ fn a_pyproject_python_spec_builds_with_fedoras_python_layout() {
 }
 
 #[test]
+fn a_setup_py_python_spec_builds_with_fedoras_python_layout_and_byte_compiles() {
+    let w = Ws::new();
+    let r = w.build_fixture("python-setuppy", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let b = r.stage(&m, "build");
+    assert_eq!(b["outcome"], "PASSED", "{b}");
+    assert_eq!(
+        results(b),
+        vec![("build.check".to_string(), "PASSED".to_string())]
+    );
+    let rpms = binary_rpms(&w, &m);
+    let files = rpm_query(&["-l"], rpm_named(&rpms, "python3-oldgreet"));
+    assert!(
+        files.lines().any(
+            |l| l.starts_with("/usr/lib/python3.") && l.ends_with("/site-packages/oldgreet.py")
+        ),
+        "{files}"
+    );
+    // Byte-compiled after %install (brp-python-bytecompile), as Fedora's steps do.
+    assert!(
+        files.lines().any(
+            |l| l.contains("/site-packages/__pycache__/oldgreet.cpython-") && l.ends_with(".pyc")
+        ),
+        "{files}"
+    );
+    assert!(files.lines().any(|l| l == "/usr/bin/oldgreet"), "{files}");
+    assert!(!files.contains("dist-packages"), "{files}");
+}
+
+#[test]
 fn cmake_and_meson_specs_build_out_of_tree_with_fedoras_flags() {
     let w = Ws::new();
     for (fixture, program, tested) in [
