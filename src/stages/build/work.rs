@@ -172,8 +172,10 @@ fn unexpanded_macros(packages: &[PathBuf], cx: &mut Ctx, rec: &mut RecordParts) 
     let Some(first) = found.first() else {
         return Ok(false);
     };
-    // The package's name and NVR for the messages, from its source package's header.
+    // A package the build did not make fails as such, whatever it holds; else the package's
+    // name and NVR for the messages, from its source package's header.
     let headers = spec::headers(packages, cx.log())?;
+    repo::check_origin(packages, &headers)?;
     if let Some(src) = headers.iter().find(|h| h.nevra.arch == "src") {
         let n = &src.nevra;
         let nvr = format!("{}-{}-{}", n.name, n.version, n.release);
