@@ -162,8 +162,10 @@ pub fn macros_in(text: &str) -> Vec<String> {
         }
         let in_word = at > 0 && (b[at - 1].is_ascii_alphanumeric() || b[at - 1] == b'_');
         let keep = if braced {
-            // `${var%{x}}` is bash's, not rpm's.
-            !(in_word && inside_parameter(&text[..at]))
+            // `${var%{x}}` is bash's, not rpm's; `rpm -q --qf '%{VERSION}'` (written
+            // `%%{VERSION}` in the spec) is a query format, which rpm expands at run time.
+            let bash_parameter = in_word && inside_parameter(&text[..at]);
+            !bash_parameter && !in_query_format(text, at)
         } else {
             !in_word && !looks_like_a_format(&name)
         };
@@ -185,6 +187,14 @@ pub fn macros_in(text: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Whether the `%` at `at` is on a line that gives rpm a query format (`--qf`,
+/// `--queryformat`) before it.
+fn in_query_format(text: &str, at: usize) -> bool {
+    let line_start = text[..at].rfind('\n').map_or(0, |p| p + 1);
+    let before = &text[line_start..at];
+    before.contains("--qf") || before.contains("--queryformat")
 }
 
 /// Whether the text before a `%` ends inside an unclosed `${` (bash parameter expansion).
@@ -238,6 +248,11 @@ mod tests {
         );
         // An odd run: a literal % and then a macro.
         assert_eq!(macros_in("%%%cmake"), vec!["%cmake"]);
+        // A query format on one line does not hide a macro on the next.
+        assert_eq!(
+            macros_in("rpm -q --qf '%{NAME}' x\n%{_bindir}/y"),
+            vec!["%{_bindir}"]
+        );
     }
 
     #[test]
@@ -253,6 +268,9 @@ mod tests {
             "echo %%{name} %%cmake 100%",
             "50% done",
             "s:gsub('%s+', '') s:match('^%d+$') s:gsub('%w', '')",
+            "v=$(rpm -q --qf '%{VERSION}-%{release}\\n' kernel)",
+            "rpm -qa --queryformat '%{name} %{arch}\\n' | sort",
+            "perl -e 'print %ENV; my %{$h};'",
         ] {
             assert_eq!(macros_in(s), Vec::<String>::new(), "{s}");
         }
