@@ -255,6 +255,49 @@ fn a_systemd_service_spec_gets_real_scriptlets_and_debuginfo_packages() {
             .unwrap();
         assert!(st.success(), "{tag} is not valid shell:\n{body}");
     }
+    // The %pre made from the sysusers.d file makes the user, its group and its membership,
+    // with shadow-utils where it exists and busybox's applets where it does not (run with
+    // stand-ins that record their arguments).
+    let pre = rpm_query(&["--qf", "%{PREIN}"], main);
+    for (tools, expected) in [
+        (
+            &["getent", "groupadd", "useradd", "usermod"][..],
+            "groupadd -r greetd\n\
+             useradd -r -g greetd -d /var/lib/greetd -s /usr/sbin/nologin -c Greeting daemon -M greetd\n\
+             groupadd -r adm\n\
+             usermod -a -G adm greetd\n",
+        ),
+        (
+            &["getent", "addgroup", "adduser"][..],
+            "addgroup -S greetd\n\
+             adduser -S -D -H -G greetd -h /var/lib/greetd -s /usr/sbin/nologin -g Greeting daemon greetd\n\
+             addgroup -S adm\n\
+             addgroup greetd adm\n",
+        ),
+    ] {
+        let bin = w.path().join(format!("stand-ins-{}", tools[1]));
+        std::fs::create_dir_all(&bin).unwrap();
+        let calls = bin.join("calls");
+        for t in tools {
+            // getent finds nobody: every user and group is new.
+            let body = if *t == "getent" {
+                "#!/bin/sh\nexit 2\n".to_string()
+            } else {
+                format!("#!/bin/sh\necho \"{t} $*\" >> {}\n", calls.display())
+            };
+            let f = bin.join(t);
+            std::fs::write(&f, body).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let st = Command::new("/bin/sh")
+            .args(["-c", &pre, "sh", "1"])
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .status()
+            .unwrap();
+        assert!(st.success(), "{pre}");
+        assert_eq!(std::fs::read_to_string(&calls).unwrap(), expected, "{pre}");
+    }
     // %systemd_requires: the scriptlets' needs are the package's.
     let requires = rpm_query(&["--requires"], main);
     assert!(requires.contains("systemd"), "{requires}");
