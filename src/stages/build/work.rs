@@ -179,7 +179,7 @@ fn unexpanded_macros(packages: &[PathBuf], cx: &mut Ctx, rec: &mut RecordParts) 
     if let Some(src) = headers.iter().find(|h| h.nevra.arch == "src") {
         let n = &src.nevra;
         let nvr = format!("{}-{}-{}", n.name, n.version, n.release);
-        note_package(cx, rec, &n.name.clone(), Some(&nvr), &src.requires);
+        note_package(cx, rec, &n.name, Some(&nvr), &src.requires);
     }
     rec.outcome = Outcome::Failed;
     rec.cacheable = false;
