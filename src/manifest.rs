@@ -854,4 +854,20 @@ mod tests {
         assert_eq!(Outcome::aggregate([Error, Failed]), Some(Failed));
         assert_eq!(Outcome::aggregate([]), None);
     }
+
+    #[test]
+    fn debuginfo_and_debugsource_packages_are_told_by_their_names() {
+        let n = |name: &str| Nevra {
+            name: name.into(),
+            epoch: None,
+            version: "1".into(),
+            release: "1".into(),
+            arch: "x86_64".into(),
+        };
+        assert!(n("acpid-debuginfo").is_debug());
+        assert!(n("acpid-debugsource").is_debug());
+        assert!(!n("acpid").is_debug());
+        assert!(!n("debuginfod").is_debug());
+        assert!(!n("acpid-debuginfo-tools").is_debug());
+    }
 }
