@@ -376,6 +376,37 @@ fn fortify_level_and_lto_follow_the_command_lines_defines() {
 }
 
 #[test]
+fn a_specs_own_fortify_level_and_lto_setting_take_effect() {
+    let w = Ws::new();
+    let r = w.build_fixture("spec-flags", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let log = build_log(&w, &r);
+    let cflags = cflags_of(&log);
+    // `%global _fortify_level 2` and `%define _lto_cflags %{nil}` in the spec.
+    assert!(
+        cflags.contains("-Wp,-U_FORTIFY_SOURCE,-D_FORTIFY_SOURCE=2"),
+        "{cflags}"
+    );
+    assert!(!cflags.contains("_FORTIFY_SOURCE=3"), "{cflags}");
+    assert!(!cflags.contains("-flto"), "{cflags}");
+    let ldflags = log
+        .lines()
+        .find(|l| l.starts_with("LDFLAGS: "))
+        .unwrap_or_else(|| panic!("no LDFLAGS line:\n{log}"));
+    assert!(!ldflags.contains("-flto"), "{ldflags}");
+    // The spec's %global is defined after the command line's -D, so the spec's level stands,
+    // as with rpmbuild on Fedora.
+    let r = w.build_fixture("spec-flags", &["-D", "_fortify_level 1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let log = build_log(&w, &r);
+    assert!(
+        cflags_of(&log).contains("-D_FORTIFY_SOURCE=2"),
+        "{}",
+        cflags_of(&log)
+    );
+}
+
+#[test]
 fn an_undefined_macro_left_in_a_scriptlet_fails_the_build_naming_it() {
     let w = Ws::new();
     let r = w.build_fixture("unexpanded-scriptlet", &[]);
