@@ -14,8 +14,12 @@ cd "$(dirname "$0")"
 # kernel and ostree-prepare-root (ostree-boot) for the base, e2fsprogs (mkfs.ext4, debugfs),
 # qemu-img and qemu-system-x86_64. mkfs.ext4 and mount also make package code's scratch a
 # file system of its own (see README "Limits on package code"). rpmlint is the build's rpmlint
-# test case; python3-rpm is rpm's Python bindings, which rpmautospec parses specs with.
+# test case; python3-rpm is rpm's Python bindings, which rpmautospec parses specs with. fci's
+# Fedora build environment runs debugedit's find-debuginfo (with elfutils' eu-strip and dwz)
+# for the debuginfo packages, cmake/meson/ninja for %cmake and %meson, and Debian's python3
+# with pip, setuptools and wheel for %py3_build and %pyproject_wheel.
 packages=(rpm createrepo-c ansible-core bubblewrap libseccomp-dev rsync git util-linux python3-venv ca-certificates
+          debugedit elfutils dwz cmake meson ninja-build python3-pip python3-setuptools python3-wheel
           gcc make binutils procps acl ostree busybox-static cpio kmod e2fsprogs mount qemu-utils
           rpmlint python3-rpm)
 # Installed without their recommendations (boot loaders, dracut, firmware, GUI front ends):

@@ -147,6 +147,15 @@ pub struct Nevra {
     pub arch: String,
 }
 
+impl Nevra {
+    /// A debuginfo or debugsource package (Fedora's names for them, which rpm's
+    /// %debug_package gives): debugging data for the other packages, never part of a
+    /// composed tree or a test subject, as Fedora's composes and CI install only what they ask for.
+    pub fn is_debug(&self) -> bool {
+        self.name.ends_with("-debuginfo") || self.name.ends_with("-debugsource")
+    }
+}
+
 impl std::fmt::Display for Nevra {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.epoch {
@@ -844,5 +853,21 @@ mod tests {
         assert_eq!(Outcome::aggregate([Passed, Error]), Some(Error));
         assert_eq!(Outcome::aggregate([Error, Failed]), Some(Failed));
         assert_eq!(Outcome::aggregate([]), None);
+    }
+
+    #[test]
+    fn debuginfo_and_debugsource_packages_are_told_by_their_names() {
+        let n = |name: &str| Nevra {
+            name: name.into(),
+            epoch: None,
+            version: "1".into(),
+            release: "1".into(),
+            arch: "x86_64".into(),
+        };
+        assert!(n("acpid-debuginfo").is_debug());
+        assert!(n("acpid-debugsource").is_debug());
+        assert!(!n("acpid").is_debug());
+        assert!(!n("debuginfod").is_debug());
+        assert!(!n("acpid-debuginfo-tools").is_debug());
     }
 }

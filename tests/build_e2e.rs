@@ -8,12 +8,30 @@ use std::process::Command;
 /// The tools these tests run: `Ws::new` fails naming any that is missing.
 const NEEDS: Needs = &[tool::BUILD, &[tool::GIT, tool::RPMAUTOSPEC]];
 
+/// The package's own binary RPMs: not the debuginfo and debugsource packages that Fedora's
+/// build environment makes beside them (`debug_artifacts`).
 fn rpm_artifacts(m: &Value) -> Vec<&Value> {
     m["artifacts"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|a| a["type"] == "rpm")
+        .filter(|a| a["type"] == "rpm" && !is_debug(a))
+        .collect()
+}
+
+fn is_debug(a: &Value) -> bool {
+    let name = a["nevra"]["name"].as_str().unwrap_or("");
+    name.ends_with("-debuginfo") || name.ends_with("-debugsource")
+}
+
+/// The names of the debuginfo and debugsource RPMs a build recorded.
+fn debug_artifacts(m: &Value) -> Vec<String> {
+    m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["type"] == "rpm" && is_debug(a))
+        .map(|a| a["nevra"]["name"].as_str().unwrap().to_string())
         .collect()
 }
 
@@ -57,6 +75,11 @@ fn builds_installable_rpms_whose_nevra_matches_the_spec() {
     let expected = String::from_utf8_lossy(&q.stdout).trim().to_string();
     let rpms = rpm_artifacts(&m);
     assert_eq!(rpms.len(), 1);
+    // As on Fedora: the debugging symbols and sources in packages of their own.
+    assert_eq!(
+        debug_artifacts(&m),
+        vec!["hello-atomic-debuginfo", "hello-atomic-debugsource"]
+    );
     let n = &rpms[0]["nevra"];
     assert_eq!(
         format!(

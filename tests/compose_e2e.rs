@@ -66,6 +66,9 @@ fn composes_the_change_onto_the_known_good_base() {
     let diff = c["data"]["diff"].to_string();
     assert!(diff.contains("A /usr/bin/hello-atomic"), "{diff}");
     assert!(!diff.contains(".rpm.lock"), "{diff}");
+    // The build's debuginfo and debugsource packages are not part of the tree.
+    assert!(!diff.contains("/usr/lib/debug"), "{diff}");
+    assert!(!diff.contains("/usr/src/debug"), "{diff}");
     let co = w.path().join("co");
     let (ok, out) = ostree(&w, &["checkout", "-U", commit, co.to_str().unwrap()]);
     assert!(ok, "{out}");

@@ -139,7 +139,7 @@ fn an_undefined_macro_in_the_real_build_log_is_named_by_diagnose() {
     assert_eq!(
         fci::stages::build::fedora_env::diagnose(&log).as_deref(),
         Some(
-            "the build used `%cmake_build`, which is not defined here (a macro from a package \
+            "the build used `%cargo_build`, which is not defined here (a macro from a package \
              the host lacks)"
         ),
         "{log}"
@@ -180,9 +180,378 @@ fn an_undefined_macro_fails_the_build_with_a_note_that_says_so() {
     let notes = b["notes"].to_string();
     assert!(
         notes.contains(
-            "the build used `%cmake_build`, which is not defined here (a macro from a package \
+            "the build used `%cargo_build`, which is not defined here (a macro from a package \
              the host lacks)"
         ),
         "{b}"
     );
+}
+
+/// The binary RPM of that name among those a build recorded.
+fn rpm_named<'a>(rpms: &'a [PathBuf], name: &str) -> &'a PathBuf {
+    rpms.iter()
+        .find(|p| rpm_query(&["--qf", "%{NAME}"], p) == name)
+        .unwrap_or_else(|| panic!("no {name} among {rpms:?}"))
+}
+
+/// The `CFLAGS: ...` line the fixture's %build echoes.
+fn cflags_of(log: &str) -> &str {
+    log.lines()
+        .find(|l| l.starts_with("CFLAGS: "))
+        .unwrap_or_else(|| panic!("no CFLAGS line in the log:\n{log}"))
+}
+
+/// One file of a package's payload, as bytes (rpm2cpio | cpio).
+fn payload_file(rpm: &PathBuf, file: &str, into: &std::path::Path) -> PathBuf {
+    std::fs::create_dir_all(into).unwrap();
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg("rpm2cpio \"$1\" | cpio -id --quiet \"$2\"")
+        .arg("sh")
+        .arg(rpm)
+        .arg(format!(".{file}"))
+        .current_dir(into)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    into.join(file.trim_start_matches('/'))
+}
+
+#[test]
+fn a_systemd_service_spec_gets_real_scriptlets_and_debuginfo_packages() {
+    let w = Ws::new();
+    let r = w.build_fixture("systemd-service", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    assert_eq!(r.stage(&m, "build")["outcome"], "PASSED");
+    let rpms = binary_rpms(&w, &m);
+    let main = rpm_named(&rpms, "systemd-service");
+
+    // Every scriptlet is shell that does what Fedora's macros do, with no macro text left.
+    let scripts = rpm_query(&["--scripts"], main);
+    for expected in [
+        "systemctl --no-reload preset greetd.socket greetd.service",
+        "systemctl --no-reload disable --now greetd.socket greetd.service",
+        "systemctl try-restart greetd.socket greetd.service",
+        "systemd-tmpfiles --create greetd.conf",
+        "[ $1 -eq 1 ]",
+        "[ $1 -eq 0 ]",
+        "useradd -r",
+        "adduser -S",
+        "_fci_adduser 'greetd' '' 'greetd' 'Greeting daemon' '/var/lib/greetd' '/usr/sbin/nologin'",
+        "_fci_member 'greetd' 'adm'",
+    ] {
+        assert!(
+            scripts.contains(expected),
+            "{expected:?} not in:\n{scripts}"
+        );
+    }
+    assert!(
+        !scripts.contains('%'),
+        "macro text in the scriptlets:\n{scripts}"
+    );
+    for tag in ["PREIN", "POSTIN", "PREUN", "POSTUN"] {
+        let body = rpm_query(&["--qf", &format!("%{{{tag}}}")], main);
+        let st = Command::new("sh")
+            .args(["-n", "-c", &body])
+            .status()
+            .unwrap();
+        assert!(st.success(), "{tag} is not valid shell:\n{body}");
+    }
+    // The %pre made from the sysusers.d file makes the user, its group and its membership,
+    // with shadow-utils where it exists and busybox's applets where it does not (run with
+    // stand-ins that record their arguments).
+    let pre = rpm_query(&["--qf", "%{PREIN}"], main);
+    for (tools, expected) in [
+        (
+            &["getent", "groupadd", "useradd", "usermod"][..],
+            "groupadd -r greetd\n\
+             useradd -r -g greetd -d /var/lib/greetd -s /usr/sbin/nologin -c Greeting daemon -M greetd\n\
+             groupadd -r adm\n\
+             usermod -a -G adm greetd\n",
+        ),
+        (
+            &["getent", "addgroup", "adduser"][..],
+            "addgroup -S greetd\n\
+             adduser -S -D -H -G greetd -h /var/lib/greetd -s /usr/sbin/nologin -g Greeting daemon greetd\n\
+             addgroup -S adm\n\
+             addgroup greetd adm\n",
+        ),
+    ] {
+        let bin = w.path().join(format!("stand-ins-{}", tools[1]));
+        std::fs::create_dir_all(&bin).unwrap();
+        let calls = bin.join("calls");
+        for t in tools {
+            // getent finds nobody: every user and group is new.
+            let body = if *t == "getent" {
+                "#!/bin/sh\nexit 2\n".to_string()
+            } else {
+                format!("#!/bin/sh\necho \"{t} $*\" >> {}\n", calls.display())
+            };
+            let f = bin.join(t);
+            std::fs::write(&f, body).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let st = Command::new("/bin/sh")
+            .args(["-c", &pre, "sh", "1"])
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .status()
+            .unwrap();
+        assert!(st.success(), "{pre}");
+        assert_eq!(std::fs::read_to_string(&calls).unwrap(), expected, "{pre}");
+    }
+    // %systemd_requires: the scriptlets' needs are the package's.
+    let requires = rpm_query(&["--requires"], main);
+    assert!(requires.contains("systemd"), "{requires}");
+    let files = rpm_query(&["-l"], main);
+    for f in [
+        "/usr/sbin/greetd",
+        "/usr/lib/systemd/system/greetd.service",
+        "/usr/lib/systemd/system/greetd.socket",
+        "/usr/lib/sysusers.d/greetd.conf",
+        "/usr/lib/tmpfiles.d/greetd.conf",
+    ] {
+        assert!(files.lines().any(|l| l == f), "{f} not in:\n{files}");
+    }
+
+    // Fedora's flags by default: _FORTIFY_SOURCE=3 and gcc's LTO.
+    let log = build_log(&w, &r);
+    let cflags = cflags_of(&log);
+    assert!(
+        cflags.contains("-Wp,-U_FORTIFY_SOURCE,-D_FORTIFY_SOURCE=3"),
+        "{cflags}"
+    );
+    assert!(cflags.contains("-flto=auto -ffat-lto-objects"), "{cflags}");
+
+    // The debugging symbols went to -debuginfo, the sources to -debugsource; the program
+    // the package ships is stripped.
+    let debuginfo = rpm_query(&["-l"], rpm_named(&rpms, "systemd-service-debuginfo"));
+    assert!(
+        debuginfo
+            .lines()
+            .any(|l| l.starts_with("/usr/lib/debug/usr/sbin/greetd") && l.ends_with(".debug")),
+        "{debuginfo}"
+    );
+    let debugsource = rpm_query(&["-l"], rpm_named(&rpms, "systemd-service-debugsource"));
+    assert!(
+        debugsource
+            .lines()
+            .any(|l| l.starts_with("/usr/src/debug/") && l.ends_with("/greetd.c")),
+        "{debugsource}"
+    );
+    let program = payload_file(main, "/usr/sbin/greetd", &w.path().join("payload"));
+    let sections = Command::new("readelf")
+        .arg("-S")
+        .arg(&program)
+        .output()
+        .unwrap();
+    let sections = String::from_utf8_lossy(&sections.stdout);
+    assert!(sections.contains(".gnu_debuglink"), "{sections}");
+    assert!(
+        !sections.contains(".debug_info"),
+        "not stripped:\n{sections}"
+    );
+    assert!(!sections.contains(".symtab"), "not stripped:\n{sections}");
+}
+
+#[test]
+fn fortify_level_and_lto_follow_the_command_lines_defines() {
+    let w = Ws::new();
+    let r = w.build_fixture(
+        "systemd-service",
+        &["-D", "_fortify_level 2", "-D", "_lto_cflags %{nil}"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let log = build_log(&w, &r);
+    let cflags = cflags_of(&log);
+    assert!(
+        cflags.contains("-Wp,-U_FORTIFY_SOURCE,-D_FORTIFY_SOURCE=2"),
+        "{cflags}"
+    );
+    assert!(!cflags.contains("_FORTIFY_SOURCE=3"), "{cflags}");
+    assert!(!cflags.contains("-flto"), "{cflags}");
+    // Fedora's meaning of no level: no _FORTIFY_SOURCE at all.
+    let r = w.build_fixture("systemd-service", &["-D", "_fortify_level 0"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let log = build_log(&w, &r);
+    assert!(!cflags_of(&log).contains("FORTIFY"), "{}", cflags_of(&log));
+}
+
+#[test]
+fn a_specs_own_fortify_level_and_lto_setting_take_effect() {
+    let w = Ws::new();
+    let r = w.build_fixture("spec-flags", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let log = build_log(&w, &r);
+    let cflags = cflags_of(&log);
+    // `%global _fortify_level 2` and `%define _lto_cflags %{nil}` in the spec.
+    assert!(
+        cflags.contains("-Wp,-U_FORTIFY_SOURCE,-D_FORTIFY_SOURCE=2"),
+        "{cflags}"
+    );
+    assert!(!cflags.contains("_FORTIFY_SOURCE=3"), "{cflags}");
+    assert!(!cflags.contains("-flto"), "{cflags}");
+    let ldflags = log
+        .lines()
+        .find(|l| l.starts_with("LDFLAGS: "))
+        .unwrap_or_else(|| panic!("no LDFLAGS line:\n{log}"));
+    assert!(!ldflags.contains("-flto"), "{ldflags}");
+    // The spec's %global is defined after the command line's -D, so the spec's level stands,
+    // as with rpmbuild on Fedora.
+    let r = w.build_fixture("spec-flags", &["-D", "_fortify_level 1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let log = build_log(&w, &r);
+    assert!(
+        cflags_of(&log).contains("-D_FORTIFY_SOURCE=2"),
+        "{}",
+        cflags_of(&log)
+    );
+}
+
+#[test]
+fn an_undefined_macro_left_in_a_scriptlet_fails_the_build_naming_it() {
+    let w = Ws::new();
+    let r = w.build_fixture("unexpanded-scriptlet", &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let b = r.stage(&m, "build");
+    assert_eq!(b["outcome"], "FAILED", "{b}");
+    let notes: Vec<&str> = b["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    // Named once, where it is; the printf and date formats beside it are not macros.
+    assert_eq!(
+        notes
+            .iter()
+            .filter(|n| n.starts_with("unexpanded macro"))
+            .collect::<Vec<_>>(),
+        vec![
+            &"unexpanded macro %firewalld_reload in the %post scriptlet of \
+               unexpanded-scriptlet-1.0-1.fc41.noarch: the build environment does not define \
+               it, so rpm left its text in the package (a macro package the spec needs is \
+               missing, or the name is misspelled)"
+        ],
+        "{b}"
+    );
+    // Its packages would install that text: none is recorded.
+    assert!(binary_rpms(&w, &m).is_empty(), "{m}");
+    assert_eq!(b["data"]["package"], "unexpanded-scriptlet");
+}
+
+#[test]
+fn a_pyproject_python_spec_builds_with_fedoras_python_layout() {
+    let w = Ws::new();
+    let r = w.build_fixture("python-pyproject", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let b = r.stage(&m, "build");
+    assert_eq!(b["outcome"], "PASSED", "{b}");
+    // %pyproject_check_import and the greeting ran in %check.
+    assert_eq!(
+        results(b),
+        vec![("build.check".to_string(), "PASSED".to_string())]
+    );
+    let rpms = binary_rpms(&w, &m);
+    let pkg = rpm_named(&rpms, "python3-fcigreet");
+    let files = rpm_query(&["-l"], pkg);
+    let version = Command::new("/usr/bin/python3")
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .output()
+        .unwrap();
+    let sitelib = format!(
+        "/usr/lib/python{}/site-packages",
+        String::from_utf8_lossy(&version.stdout).trim()
+    );
+    for f in [
+        format!("{sitelib}/fcigreet.py"),
+        format!("{sitelib}/fcigreet-1.0.dist-info/METADATA"),
+        "/usr/bin/fcigreet".to_string(),
+    ] {
+        assert!(files.lines().any(|l| l == f), "{f} not in:\n{files}");
+    }
+    assert!(!files.contains("dist-packages"), "{files}");
+    assert!(!files.contains("direct_url.json"), "{files}");
+    // rpm's Python generators saw it where Fedora puts it.
+    let provides = rpm_query(&["--provides"], pkg);
+    assert!(provides.contains("python3dist(fcigreet) = 1"), "{provides}");
+    let log = build_log(&w, &r);
+    assert!(
+        log.contains("fci: %pyproject_buildrequires generates nothing on this host"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_setup_py_python_spec_builds_with_fedoras_python_layout_and_byte_compiles() {
+    let w = Ws::new();
+    let r = w.build_fixture("python-setuppy", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let b = r.stage(&m, "build");
+    assert_eq!(b["outcome"], "PASSED", "{b}");
+    assert_eq!(
+        results(b),
+        vec![("build.check".to_string(), "PASSED".to_string())]
+    );
+    let rpms = binary_rpms(&w, &m);
+    let files = rpm_query(&["-l"], rpm_named(&rpms, "python3-oldgreet"));
+    assert!(
+        files.lines().any(
+            |l| l.starts_with("/usr/lib/python3.") && l.ends_with("/site-packages/oldgreet.py")
+        ),
+        "{files}"
+    );
+    // Byte-compiled after %install (brp-python-bytecompile), as Fedora's steps do.
+    assert!(
+        files.lines().any(
+            |l| l.contains("/site-packages/__pycache__/oldgreet.cpython-") && l.ends_with(".pyc")
+        ),
+        "{files}"
+    );
+    assert!(files.lines().any(|l| l == "/usr/bin/oldgreet"), "{files}");
+    assert!(!files.contains("dist-packages"), "{files}");
+}
+
+#[test]
+fn cmake_and_meson_specs_build_out_of_tree_with_fedoras_flags() {
+    let w = Ws::new();
+    for (fixture, program, tested) in [
+        ("cmake-project", "greet-cmake", "100% tests passed"),
+        ("meson-project", "greet-meson", "Ok:"),
+    ] {
+        let r = w.build_fixture(fixture, &[]);
+        assert_eq!(r.code, 0, "{fixture}: {}", r.stderr);
+        let m = r.manifest();
+        let b = r.stage(&m, "build");
+        assert_eq!(b["outcome"], "PASSED", "{b}");
+        assert_eq!(
+            results(b),
+            vec![("build.check".to_string(), "PASSED".to_string())]
+        );
+        let rpms = binary_rpms(&w, &m);
+        let files = rpm_query(&["-l"], rpm_named(&rpms, fixture));
+        assert!(
+            files.lines().any(|l| l == format!("/usr/bin/{program}")),
+            "{files}"
+        );
+        rpm_named(&rpms, &format!("{fixture}-debuginfo"));
+        rpm_named(&rpms, &format!("{fixture}-debugsource"));
+        let log = build_log(&w, &r);
+        assert!(
+            log.contains(tested),
+            "{fixture}: its tests did not run:\n{log}"
+        );
+        // Out of tree, in Fedora's build directory, compiled with Fedora's flags.
+        assert!(log.contains("redhat-linux-build"), "{log}");
+        let compile = log
+            .lines()
+            .find(|l| l.contains("gcc") && l.contains(" -c ") && l.contains("greet.c"))
+            .unwrap_or_else(|| panic!("{fixture}: no compile line:\n{log}"));
+        assert!(compile.contains("-D_FORTIFY_SOURCE=3"), "{compile}");
+        assert!(compile.contains("-flto=auto"), "{compile}");
+    }
 }

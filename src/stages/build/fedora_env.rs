@@ -5,15 +5,26 @@
 use std::path::{Path, PathBuf};
 
 /// fci's Fedora environment (build flags, paths, ldconfig scriptlets, bash build shell, brp
-/// steps that work): loaded only where the host has no Fedora environment of its own.
+/// steps that work, debuginfo, systemd, Python, CMake and Meson): loaded only where the host has no Fedora environment of its own.
 pub const ENV_FILE: &str = "fci-fedora-env.macros";
 /// rpmautospec's fallbacks (%autorelease, %autochangelog): loaded wherever the host lacks them.
 pub const AUTOSPEC_FILE: &str = "fci-compat.macros";
 
-/// The files fci installs beside each other in the workspace's `share/macros`.
+/// The files fci installs beside each other in the workspace's `share/macros`. The
+/// environment is one file made of several, each holding what one of Fedora's macro packages
+/// holds (redhat-rpm-config, systemd-rpm-macros, python-rpm-macros and pyproject-rpm-macros,
+/// cmake-rpm-macros and meson's): a Fedora host has them all or none of them here.
 pub const FILES: [(&str, &str); 2] = [
     (AUTOSPEC_FILE, include_str!("compat.macros")),
-    (ENV_FILE, include_str!("fedora-env.macros")),
+    (
+        ENV_FILE,
+        concat!(
+            include_str!("fedora-env.macros"),
+            include_str!("systemd.macros"),
+            include_str!("python.macros"),
+            include_str!("cmake-meson.macros"),
+        ),
+    ),
 ];
 
 /// Fedora's own build environment (redhat-rpm-config), below the host's root.

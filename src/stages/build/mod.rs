@@ -17,6 +17,7 @@ pub mod rpmlint;
 pub mod sources;
 pub mod spec;
 pub mod tree;
+pub mod unexpanded;
 mod work;
 
 use crate::error::FciError;

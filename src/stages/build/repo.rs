@@ -47,25 +47,7 @@ pub fn record_packages(
         });
         let recorded = (|| -> Result<Vec<Artifact>> {
             let headers = spec::headers(packages, &mut st.log)?;
-            // Every binary package comes from this build's source package: package code
-            // can drop any RPM into the output directories.
-            let srpm_file = packages
-                .iter()
-                .zip(&headers)
-                .find(|(_, h)| h.nevra.arch == "src")
-                .and_then(|(p, _)| p.file_name())
-                .map(|n| n.to_string_lossy().into_owned());
-            for (p, h) in packages.iter().zip(&headers) {
-                if h.nevra.arch != "src" && h.sourcerpm != srpm_file {
-                    return Err(NotTheBuilds(format!(
-                        "{} in the build's output names source package {}, not this build's {}: package code put it there",
-                        p.file_name().unwrap_or_default().to_string_lossy(),
-                        h.sourcerpm.as_deref().unwrap_or("(none)"),
-                        srpm_file.as_deref().unwrap_or("(none)")
-                    ))
-                    .into());
-                }
-            }
+            check_origin(packages, &headers)?;
             let mut arts = Vec::new();
             for (p, h) in packages.iter().zip(headers) {
                 let n = h.nevra;
@@ -96,6 +78,29 @@ pub fn record_packages(
     }
     artifacts.push(publish_repo(ws, &staged, &artifacts)?);
     Ok((artifacts, buildrequires, changelog_name))
+}
+
+/// Every binary package comes from this build's source package (`headers` are the
+/// packages', in order): package code can drop any RPM into the output directories.
+pub fn check_origin(packages: &[PathBuf], headers: &[spec::Header]) -> Result<()> {
+    let srpm_file = packages
+        .iter()
+        .zip(headers)
+        .find(|(_, h)| h.nevra.arch == "src")
+        .and_then(|(p, _)| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    for (p, h) in packages.iter().zip(headers) {
+        if h.nevra.arch != "src" && h.sourcerpm != srpm_file {
+            return Err(NotTheBuilds(format!(
+                "{} in the build's output names source package {}, not this build's {}: package code put it there",
+                p.file_name().unwrap_or_default().to_string_lossy(),
+                h.sourcerpm.as_deref().unwrap_or("(none)"),
+                srpm_file.as_deref().unwrap_or("(none)")
+            ))
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// Publishes the indexed repository of the binary packages under `repos/`.

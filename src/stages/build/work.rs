@@ -172,12 +172,49 @@ fn build_bounded(
         return Ok(Vec::new());
     }
 
+    step("checking the packages for unexpanded macros");
+    if unexpanded_macros(&out.packages, cx, rec)? {
+        return Ok(Vec::new());
+    }
     step("recording packages");
     let mut artifacts = record_built(args, p, &out.packages, rpmbuild, cx, rec)?;
     step("rpmlint");
     let logs = super::rpmlint::lint(p, &artifacts, left(), cx, rec)?;
     artifacts.extend(logs);
     Ok(artifacts)
+}
+
+/// A build that passed but left a macro's text in a package's scriptlets or file list is
+/// FAILED, naming each (`true`); its packages are not recorded, since they would install
+/// that text. Not reused: installing the macros' package changes the outcome, not the inputs.
+fn unexpanded_macros(packages: &[PathBuf], cx: &mut Ctx, rec: &mut RecordParts) -> Result<bool> {
+    let found = super::unexpanded::find(packages, cx.log())?;
+    let Some(first) = found.first() else {
+        return Ok(false);
+    };
+    // A package the build did not make fails as such, whatever it holds; else the package's
+    // name and NVR for the messages, from its source package's header.
+    let headers = spec::headers(packages, cx.log())?;
+    repo::check_origin(packages, &headers)?;
+    if let Some(src) = headers.iter().find(|h| h.nevra.arch == "src") {
+        let n = &src.nevra;
+        let nvr = format!("{}-{}-{}", n.name, n.version, n.release);
+        note_package(cx, rec, &n.name, Some(&nvr), &src.requires);
+    }
+    rec.outcome = Outcome::Failed;
+    rec.cacheable = false;
+    progress::note(&format!("build FAILED: {}", first.note()));
+    // The first few are enough to fix the spec; the count says whether there are more.
+    const SHOWN: usize = 10;
+    rec.notes
+        .extend(found.iter().take(SHOWN).map(super::unexpanded::Found::note));
+    if found.len() > SHOWN {
+        rec.notes.push(format!(
+            "{} more unexpanded macros in the built packages",
+            found.len() - SHOWN
+        ));
+    }
+    Ok(true)
 }
 
 /// --strict-builddeps: the spec's BuildRequires asked of the host before building; `true`

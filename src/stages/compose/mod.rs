@@ -119,9 +119,12 @@ impl Stage for Compose {
                 FciError::input(&cx.origin, "no branch: the subject has none; pass --branch")
             })?;
         ostree::check_branch(&branch)?;
+        // The debuginfo and debugsource packages are left out of the tree, as a compose
+        // takes only the packages its treefile asks for.
         let rpms: Vec<Artifact> = cx
             .manifest
             .artifacts_of(ArtifactKind::Rpm)
+            .filter(|a| !a.nevra.as_ref().is_some_and(|n| n.is_debug()))
             .cloned()
             .collect();
         if rpms.is_empty() {

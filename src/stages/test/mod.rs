@@ -90,9 +90,12 @@ impl Stage for Test {
 
     fn plan(&mut self, cx: &mut Ctx) -> Result<Plan<Self::Work>> {
         let a = &self.args;
+        // The subject is the packages, not their debuginfo and debugsource (Fedora CI
+        // installs only what the tests need).
         let rpms: Vec<Artifact> = cx
             .manifest
             .artifacts_of(ArtifactKind::Rpm)
+            .filter(|a| !a.nevra.as_ref().is_some_and(|n| n.is_debug()))
             .cloned()
             .collect();
         if rpms.is_empty() {

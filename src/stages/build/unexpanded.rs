@@ -1,0 +1,278 @@
+//! Macros left unexpanded in what a build made: rpm keeps the text of a macro it does not
+//! know (`%systemd_post acpid.socket`) and builds on, so a package whose scriptlets or file
+//! list hold one installs a scriptlet that fails, or does nothing, on every machine. Read from
+//! the built packages' headers (`rpm -qp`), after a build that passed.
+
+use crate::exec::{Cmd, Log};
+use anyhow::Result;
+use std::path::PathBuf;
+
+/// A macro's text found in a built package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The macro as it was written (`%systemd_post`, `%{_unitdir}`).
+    pub text: String,
+    /// Where: `the %post scriptlet`, `a %triggerin scriptlet`, `the file list`.
+    pub place: String,
+    /// The package's NEVRA, as rpm names it.
+    pub package: String,
+}
+
+impl Found {
+    /// The note of the FAILED build: what, where, and whose doing.
+    pub fn note(&self) -> String {
+        format!(
+            "unexpanded macro {} in {} of {}: the build environment does not define it, so rpm left its text in the package (a macro package the spec needs is missing, or the name is misspelled)",
+            self.text, self.place, self.package
+        )
+    }
+}
+
+/// The scriptlets every package header may hold, by tag, with the section that wrote each.
+const SCRIPTLETS: [(&str, &str); 7] = [
+    ("PRETRANS", "%pretrans"),
+    ("PREIN", "%pre"),
+    ("POSTIN", "%post"),
+    ("PREUN", "%preun"),
+    ("POSTUN", "%postun"),
+    ("POSTTRANS", "%posttrans"),
+    ("VERIFYSCRIPT", "%verifyscript"),
+];
+
+/// The arrays of a header that hold package text, with how a finding names its place.
+const ARRAYS: [(&str, &str); 4] = [
+    ("TRIGGERSCRIPTS", "a %trigger scriptlet"),
+    ("FILETRIGGERSCRIPTS", "a %filetrigger scriptlet"),
+    ("TRANSFILETRIGGERSCRIPTS", "a %transfiletrigger scriptlet"),
+    ("FILENAMES", "the file list"),
+];
+
+/// Every unexpanded macro in the binary packages `pkgs` (source packages are skipped: they
+/// hold no scriptlets), in the packages' order. rpm prints each value shell-quoted
+/// (`:shescape`), so a scriptlet's newlines and quotes cannot shift what is read as what.
+/// A package rpm cannot read is not this build's: the caller's `NotTheBuilds`.
+pub fn find(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Found>> {
+    let binaries: Vec<&PathBuf> = pkgs
+        .iter()
+        .filter(|p| !p.to_string_lossy().ends_with(".src.rpm"))
+        .collect();
+    let mut found = Vec::new();
+    // A few hundred at a time, as `spec::headers`: the kernel bounds a command line.
+    for chunk in binaries.chunks(256) {
+        let fixed: String = std::iter::once("%{NEVRA:shescape}".to_string())
+            .chain(
+                SCRIPTLETS
+                    .iter()
+                    .map(|(t, _)| format!(" %{{{t}:shescape}}")),
+            )
+            .chain(std::iter::once("\n".to_string()))
+            .collect();
+        let words = query(chunk, &fixed, log)?;
+        for row in words.chunks(SCRIPTLETS.len() + 1) {
+            let (package, scripts) = row.split_first().expect("chunks are never empty");
+            for ((_, section), script) in SCRIPTLETS.iter().zip(scripts) {
+                // An absent scriptlet is rpm's bare `(none)`.
+                found.extend(macros_in(script).into_iter().map(|text| Found {
+                    text,
+                    place: format!("the {section} scriptlet"),
+                    package: package.clone(),
+                }));
+            }
+        }
+        for (tag, place) in ARRAYS {
+            let words = query(
+                chunk,
+                &format!("[%{{=NEVRA:shescape}} %{{{tag}:shescape}}\n]"),
+                log,
+            )?;
+            for pair in words.chunks(2) {
+                if let [package, text] = pair {
+                    found.extend(macros_in(text).into_iter().map(|m| Found {
+                        text: m,
+                        place: place.to_string(),
+                        package: package.clone(),
+                    }));
+                }
+            }
+        }
+    }
+    // One finding per macro and place is enough to name it.
+    let mut seen = std::collections::HashSet::new();
+    found.retain(|f| seen.insert((f.text.clone(), f.place.clone(), f.package.clone())));
+    Ok(found)
+}
+
+/// `rpm -qp --qf FORMAT` over `pkgs`, split into the words rpm quoted.
+fn query(pkgs: &[&PathBuf], format: &str, log: &mut Log) -> Result<Vec<String>> {
+    let out = log.capture(
+        &Cmd::new("rpm")
+            .args(["-qp", "--nosignature", "--nodigest", "--qf", format, "--"])
+            .args(pkgs.iter().copied()),
+    )?;
+    let out = out.checked().map_err(|f| {
+        super::repo::NotTheBuilds(format!(
+            "rpm cannot read the build's packages (package code put files that are not packages there?): {f}"
+        ))
+    })?;
+    shlex::split(&out.stdout).ok_or_else(|| {
+        super::repo::NotTheBuilds(
+            "rpm's quoted output of the build's packages does not parse".into(),
+        )
+        .into()
+    })
+}
+
+/// The macros whose text is in `text` (a scriptlet or a file name): `%{name}`, `%{?name}`,
+/// `%{!?name:...}` always; a bare `%name` only where it cannot be something else that
+/// scriptlets print: a printf or date conversion (`%s`, `%-10s`, `%1$s`, `%lu`, `%Y`, `%s_%d`)
+/// or bash's suffix removal (`${f%.conf}`, `${name%suffix}`). `%%` is a literal `%`.
+pub fn macros_in(text: &str) -> Vec<String> {
+    let b = text.as_bytes();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'%' {
+            i += 1;
+            continue;
+        }
+        // A run of %: pairs are literal percent signs; only an odd one out starts a macro.
+        let run = b[i..].iter().take_while(|&&c| c == b'%').count();
+        let at = i + run - 1;
+        i += run;
+        if run % 2 == 0 {
+            continue;
+        }
+        let braced = b.get(at + 1) == Some(&b'{');
+        let mut start = at + 1 + usize::from(braced);
+        if braced {
+            while matches!(b.get(start), Some(b'?' | b'!')) {
+                start += 1;
+            }
+        }
+        let name: String = text[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let first_ok = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+        if !first_ok {
+            continue;
+        }
+        let in_word = at > 0 && (b[at - 1].is_ascii_alphanumeric() || b[at - 1] == b'_');
+        let keep = if braced {
+            // `${var%{x}}` is bash's, not rpm's; `rpm -q --qf '%{VERSION}'` (written
+            // `%%{VERSION}` in the spec) is a query format, which rpm expands at run time.
+            let bash_parameter = in_word && inside_parameter(&text[..at]);
+            !bash_parameter && !in_query_format(text, at)
+        } else {
+            !in_word && !looks_like_a_format(&name)
+        };
+        if keep {
+            let shown = if braced {
+                let end = text[at..].find('}').map_or(text.len(), |e| at + e + 1);
+                // The name alone when the braces hold more (`%{?foo:bar}` is `%{?foo}`).
+                if end - at <= name.len() + 4 {
+                    text[at..end].to_string()
+                } else {
+                    format!("%{{{name}}}")
+                }
+            } else {
+                format!("%{name}")
+            };
+            if !out.contains(&shown) {
+                out.push(shown);
+            }
+        }
+    }
+    out
+}
+
+/// Whether the `%` at `at` is on a line that gives rpm a query format (`--qf`,
+/// `--queryformat`) before it.
+fn in_query_format(text: &str, at: usize) -> bool {
+    let line_start = text[..at].rfind('\n').map_or(0, |p| p + 1);
+    let before = &text[line_start..at];
+    before.contains("--qf") || before.contains("--queryformat")
+}
+
+/// Whether the text before a `%` ends inside an unclosed `${` (bash parameter expansion).
+fn inside_parameter(before: &str) -> bool {
+    before
+        .rfind("${")
+        .is_some_and(|p| !before[p..].contains('}'))
+}
+
+/// A bare `%name` that reads as a printf or strftime conversion rather than a macro: one or
+/// two letters (`%s`, `%Y`, `%Ey`), a length modifier and a conversion (`%lu`, `%lld`,
+/// `%zu`, `%hhx`), or a one-letter conversion glued to `_` or a capital (`%s_%s`, `%dT%H`):
+/// macros' names are longer, and lower case after their first letter.
+fn looks_like_a_format(name: &str) -> bool {
+    let n: Vec<char> = name.chars().collect();
+    match n.as_slice() {
+        // `%s`, `%Y`, `%Ey`, `%dx%d` (1024x768): rpm's macros have longer names.
+        [_] | [_, _] => true,
+        // `%dT%H` (a date), `%sMB`, `%s_%s`: a conversion glued to what follows it.
+        [_, c, ..] if *c == '_' || c.is_ascii_uppercase() => true,
+        _ => name
+            .strip_prefix("hh")
+            .or_else(|| name.strip_prefix("ll"))
+            .or_else(|| name.strip_prefix(['h', 'l', 'j', 'z', 't', 'L', 'q']))
+            .is_some_and(|r| r.len() == 1 && "diouxXeEfFgGaAcspn".contains(r)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macros_left_in_scriptlets_are_found() {
+        assert_eq!(
+            macros_in("%systemd_post acpid.socket acpid.service\n"),
+            vec!["%systemd_post"]
+        );
+        assert_eq!(
+            macros_in("if [ -x %{_bindir}/foo ]; then %{?_sbindir}/bar; fi"),
+            vec!["%{_bindir}", "%{?_sbindir}"]
+        );
+        assert_eq!(macros_in("%{!?with_x:echo no}"), vec!["%{with_x}"]);
+        assert_eq!(
+            macros_in("/usr/lib/%{python3_sitelib}/x"),
+            vec!["%{python3_sitelib}"]
+        );
+        assert_eq!(
+            macros_in("x\n  %tmpfiles_create foo.conf"),
+            vec!["%tmpfiles_create"]
+        );
+        // An odd run: a literal % and then a macro.
+        assert_eq!(macros_in("%%%cmake"), vec!["%cmake"]);
+        // A query format on one line does not hide a macro on the next.
+        assert_eq!(
+            macros_in("rpm -q --qf '%{NAME}' x\n%{_bindir}/y"),
+            vec!["%{_bindir}"]
+        );
+    }
+
+    #[test]
+    fn what_scriptlets_print_is_not_a_macro() {
+        for s in [
+            "printf '%s\\n' \"$x\"",
+            "printf '%-10s %5d %1$s %05.2f %%\\n'",
+            "printf '%lu %lld %zu %hhx\\n'",
+            "date +%Y-%m-%dT%H:%M:%S; printf '%dx%d %sMB'",
+            "date +%Ey %Od",
+            "printf '%s_%s' a b; printf '%d_files'",
+            "echo \"${f%.conf}\" \"${name%suffix}\" \"${x%%[0-9]*}\"",
+            "echo %%{name} %%cmake 100%",
+            "50% done",
+            "s:gsub('%s+', '') s:match('^%d+$') s:gsub('%w', '')",
+            "v=$(rpm -q --qf '%{VERSION}-%{release}\\n' kernel)",
+            "rpm -qa --queryformat '%{name} %{arch}\\n' | sort",
+            "perl -e 'print %ENV; my %{$h};'",
+        ] {
+            assert_eq!(macros_in(s), Vec::<String>::new(), "{s}");
+        }
+    }
+}
