@@ -11,6 +11,8 @@
 pub mod base;
 pub mod layer;
 pub mod payload;
+pub mod rpmdb;
+pub mod scriptlets;
 
 use crate::error::FciError;
 use crate::manifest::{Artifact, ArtifactKind, Base, Manifest, StageName, StageRecord};

@@ -1,0 +1,282 @@
+//! The change's scriptlets, run as rpm-ostree runs them: rpm installs the payload with
+//! `--noscripts`, then each package's `%pre`, `%post` and `%posttrans` (all `%pre` first, then
+//! all `%post`, then all `%posttrans`, in the order the packages were given) run in a bwrap
+//! sandbox whose `/` is the new tree (`crate::sandbox::rooted_in`: `usr/etc` as `/etc`, tmpfs
+//! `/tmp`, `/var`, `/run`, no network), with `$1` = 1 for an install and 2 for an update of a
+//! base package of the same name.
+//!
+//! Not run, and said so (`not_run`): triggers and file triggers, of the change's packages or of
+//! the base's (rpm-ostree runs only a few known ones; fci none). The loader cache, which
+//! Fedora's glibc rebuilds from a file trigger, is rebuilt by `rebuild_loader_cache` instead.
+//! A Lua scriptlet (`-p <lua>`) runs only inside rpm: the change's failure, as in rpm-ostree.
+
+use crate::exec::{Cmd, Log};
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+/// The phases fci runs, in order: the rpm tag of the body, of the interpreter, and the name
+/// a maintainer knows it by.
+const PHASES: [(&str, &str, &str); 3] = [
+    ("PREIN", "PREINPROG", "%pre"),
+    ("POSTIN", "POSTINPROG", "%post"),
+    ("POSTTRANS", "POSTTRANSPROG", "%posttrans"),
+];
+
+/// Where the script body is bound inside the sandbox (below its tmpfs /run).
+const SCRIPT_INSIDE: &str = "/run/fci-scriptlet";
+
+/// One scriptlet of one package.
+#[derive(Debug, Clone)]
+pub struct Scriptlet {
+    pub package: String,
+    pub phase: &'static str,
+    /// The interpreter and its arguments (`/bin/sh`, or `/sbin/ldconfig` alone with `-p`).
+    pub prog: Vec<String>,
+    /// The script, when there is one (a `-p PROGRAM` scriptlet has none).
+    pub body: Option<String>,
+    pub rpm: PathBuf,
+}
+
+/// What the change's packages would have rpm run.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub scriptlets: Vec<Scriptlet>,
+    /// Triggers and file triggers fci does not run, as `PACKAGE: KIND`.
+    pub not_run: Vec<String>,
+}
+
+/// The query of one package's scriptlets: its name, then per phase a line `1` or `0` (a
+/// body or not) and a line of its interpreter's words, tab-separated; then the kinds of its
+/// triggers and file triggers.
+fn query_format() -> String {
+    let mut q = String::from("%{NAME}\n");
+    for (body, prog, _) in PHASES {
+        q.push_str(&format!("%|{body}?{{1}}:{{0}}|\n[%{{{prog}}}\t]\n"));
+    }
+    q.push_str("[%{TRIGGERTYPE} ]\n[%{FILETRIGGERTYPE} ]\n[%{TRANSFILETRIGGERTYPE} ]\n");
+    q
+}
+
+/// The scriptlets of `rpms` from their headers (`rpm -qp`), and what of them fci does not
+/// run. rpm failing on packages `fci build` made and compose's listing already read is the
+/// host's trouble.
+pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<Found> {
+    let mut found = Found::default();
+    let qf = query_format();
+    for rpm in rpms {
+        let out = log.capture_ok(
+            &rpm_qp(rpm).arg("--qf").arg(&qf).arg("--").arg(rpm),
+            "rpm -qp cannot read the change's scriptlets",
+        )?;
+        let lines: Vec<&str> = out.stdout.split('\n').collect();
+        let at = |i: usize| lines.get(i).copied().unwrap_or("");
+        let package = at(0).to_string();
+        for (i, (body_tag, _, phase)) in PHASES.iter().enumerate() {
+            let has_body = at(1 + 2 * i) == "1";
+            let prog: Vec<String> = at(2 + 2 * i)
+                .split('\t')
+                .filter(|w| !w.is_empty())
+                .map(String::from)
+                .collect();
+            if !has_body && prog.is_empty() {
+                continue;
+            }
+            let body = if has_body {
+                let b = log.capture_ok(
+                    &rpm_qp(rpm)
+                        .arg("--qf")
+                        .arg(format!("%{{{body_tag}}}"))
+                        .arg("--")
+                        .arg(rpm),
+                    "rpm -qp cannot read the change's scriptlets",
+                )?;
+                Some(b.stdout)
+            } else {
+                None
+            };
+            found.scriptlets.push(Scriptlet {
+                package: package.clone(),
+                phase,
+                // rpm's default interpreter for a scriptlet with a body and none named.
+                prog: if prog.is_empty() {
+                    vec!["/bin/sh".into()]
+                } else {
+                    prog
+                },
+                body,
+                rpm: rpm.clone(),
+            });
+        }
+        for (i, kind) in ["trigger", "file trigger", "transaction file trigger"]
+            .iter()
+            .enumerate()
+        {
+            if !at(7 + i).trim().is_empty() {
+                found.not_run.push(format!("{package}: {kind}s"));
+            }
+        }
+    }
+    // %pre of every package, then %post, then %posttrans, as rpm-ostree runs them.
+    let order = |s: &Scriptlet| PHASES.iter().position(|p| p.2 == s.phase);
+    found.scriptlets.sort_by_key(order);
+    Ok(found)
+}
+
+fn rpm_qp(_rpm: &Path) -> Cmd {
+    Cmd::new("rpm").args(["-qp", "--nosignature", "--nodigest"])
+}
+
+/// The base packages of `tree` (its rpm database at `dbpath`) that have triggers or file
+/// triggers, which would fire on the change in rpm and do not here, as `PACKAGE: KIND`.
+pub fn base_triggers(tree: &Path, dbpath: &str, log: &mut Log) -> Result<Vec<String>> {
+    let q = Cmd::new("rpm").arg("--root").arg(tree).args([
+        "--dbpath",
+        dbpath,
+        "-qa",
+        "--qf",
+        "%{NAME}\t[%{TRIGGERTYPE}]\t[%{FILETRIGGERTYPE}]\t[%{TRANSFILETRIGGERTYPE}]\n",
+    ]);
+    let out = log.capture_ok(&q, "rpm cannot read the base's triggers")?;
+    let mut v = Vec::new();
+    for line in out.stdout.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        for (i, kind) in ["trigger", "file trigger", "transaction file trigger"]
+            .iter()
+            .enumerate()
+        {
+            if f.get(1 + i).is_some_and(|s| !s.is_empty()) {
+                v.push(format!("{} (base): {kind}s", f[0]));
+            }
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+/// How one scriptlet ended, when it did not succeed: the change's failure (FAILED, with
+/// what it said). A scriptlet killed at the time limit is an error (`Err`), never this.
+pub struct Refused(pub String);
+
+/// Runs `s` in the sandbox rooted in `tree`, `arg` as its `$1`. `scratch` is where the body
+/// is written on the host (bound read-only into the sandbox).
+pub fn run(
+    s: &Scriptlet,
+    arg: u32,
+    tree: &Path,
+    scratch: &Path,
+    limits: crate::limits::Limits,
+    timeout: Option<std::time::Duration>,
+    log: &mut Log,
+) -> Result<Option<Refused>> {
+    if s.prog.first().is_some_and(|p| p == "<lua>") {
+        return Ok(Some(Refused(format!(
+            "{} of {} is a Lua scriptlet, which only rpm itself can run (rpm-ostree refuses them too)",
+            s.phase, s.package
+        ))));
+    }
+    let mut files = Vec::new();
+    let mut inner = Cmd::new(&s.prog[0]).args(&s.prog[1..]);
+    if let Some(body) = &s.body {
+        let host = scratch.join(format!(
+            "scriptlet-{}-{}",
+            crate::files::plain_name(&s.package),
+            s.phase.trim_start_matches('%')
+        ));
+        std::fs::write(&host, body)?;
+        files.push((host, PathBuf::from(SCRIPT_INSIDE)));
+        inner = inner.arg(SCRIPT_INSIDE);
+    }
+    inner = inner.arg(arg.to_string());
+    // bwrap makes the mount point /etc inside the tree when there is none (a base with no
+    // usr/etc is refused before): made and removed here, so that no empty /etc is committed.
+    let etc = tree.join("etc");
+    let made_etc = std::fs::symlink_metadata(&etc).is_err();
+    if made_etc {
+        std::fs::create_dir(&etc)?;
+    }
+    let cmd = crate::sandbox::rooted_in(tree, &files, limits, &inner)?.timeout(timeout);
+    log.line(&format!(
+        "fci compose: {} of {} ($1 = {arg}) in the new tree",
+        s.phase, s.package
+    ));
+    let done = log.capture(&cmd);
+    if made_etc {
+        let _ = std::fs::remove_dir(&etc);
+    }
+    // Cut at the time limit: `capture` says so as an error (ERROR, the run's bound).
+    let done = done?;
+    let Some(f) = done.failure() else {
+        return Ok(None);
+    };
+    let said = [done.stdout.trim(), done.tail.trim()]
+        .iter()
+        .filter(|t| !t.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\n");
+    let said = crate::exec::last_lines(&said, 10);
+    Ok(Some(Refused(format!(
+        "{} of {} {}{}",
+        s.phase,
+        s.package,
+        f.ending,
+        if said.trim().is_empty() {
+            " (it printed nothing)".to_string()
+        } else {
+            format!(": {}", said.trim())
+        }
+    ))))
+}
+
+/// Rebuilds the tree's loader cache (`usr/etc/ld.so.cache`, where a deployment's /etc has it)
+/// from its `ld.so.conf`, as Fedora's glibc file trigger does after an install: a library the
+/// change puts in /usr/lib64 is found at boot. ldconfig reads the change's files: it runs in
+/// the same sandbox as the scriptlets, the host's (static) ldconfig bound into it. No links
+/// are made (`-X`): the packages ship their own. `Ok(false)`: the tree has no ld.so.conf.
+pub fn rebuild_loader_cache(
+    tree: &Path,
+    limits: crate::limits::Limits,
+    timeout: Option<std::time::Duration>,
+    log: &mut Log,
+) -> Result<bool> {
+    if !tree.join("usr/etc/ld.so.conf").is_file() {
+        return Ok(false);
+    }
+    let ldconfig = crate::tool::LDCONFIG.find()?;
+    // ldconfig writes a new file and renames it over the old one; the old one is unlinked
+    // first all the same: it is a hard link to a repository object in the checkout.
+    let cache = tree.join("usr/etc/ld.so.cache");
+    if std::fs::symlink_metadata(&cache).is_ok_and(|m| !m.is_dir()) {
+        std::fs::remove_file(&cache)?;
+    }
+    let inside = PathBuf::from("/run/fci-ldconfig");
+    let inner = Cmd::new(&inside).args(["-X", "-f", "/etc/ld.so.conf", "-C", "/etc/ld.so.cache"]);
+    let etc = tree.join("etc");
+    let made_etc = std::fs::symlink_metadata(&etc).is_err();
+    if made_etc {
+        std::fs::create_dir(&etc)?;
+    }
+    let cmd = crate::sandbox::rooted_in(tree, &[(ldconfig, inside)], limits, &inner)?
+        .timeout(timeout);
+    let done = log.capture(&cmd);
+    if made_etc {
+        let _ = std::fs::remove_dir(&etc);
+    }
+    done?
+        .checked()
+        .map_err(|f| f.infra("ldconfig could not rebuild the composed tree's loader cache"))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_names_every_phase_and_trigger_kind() {
+        let q = query_format();
+        assert!(q.starts_with("%{NAME}\n%|PREIN?{1}:{0}|\n[%{PREINPROG}\t]\n"));
+        assert!(q.contains("%|POSTTRANS?{1}:{0}|\n[%{POSTTRANSPROG}\t]\n"));
+        assert_eq!(q.lines().count(), 10);
+    }
+}
