@@ -465,7 +465,12 @@ pub fn rooted_in(
         c = c.arg("--ro-bind").arg(from).arg(to);
     }
     c = c.args(isolation_args(false));
-    c = c.args(["--clearenv", "--setenv", "PATH", "/usr/sbin:/usr/bin:/sbin:/bin"]);
+    c = c.args([
+        "--clearenv",
+        "--setenv",
+        "PATH",
+        "/usr/sbin:/usr/bin:/sbin:/bin",
+    ]);
     c = c.args(["--setenv", "LANG", "C.UTF-8", "--chdir", "/"]);
     c.clear_env = true;
     c.env = vec![("PATH".into(), SYSTEM_PATH.into())];

@@ -65,7 +65,10 @@ fn the_rpm_database_owns_every_file_of_the_base() {
         // And the database claims nothing the tree lacks (but the %ghost loader cache, which
         // make-base.sh builds, is there too).
         let missing: Vec<&String> = owned.difference(&files).collect();
-        assert!(missing.is_empty(), "{flags:?}: owned, not in the tree: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "{flags:?}: owned, not in the tree: {missing:?}"
+        );
         let names = rpm(&tree, &["-qa", "--qf", "%{NAME}\n"]);
         let mut names: Vec<&str> = names.lines().collect();
         names.sort();
@@ -132,7 +135,12 @@ fn provides_come_from_rpms_generators_and_the_loader_searches_fedoras_directorie
     ] {
         let owner = rpm(
             &tree,
-            &["-qf", &format!("/usr/bin/{cmd}"), "--qf", "%{NAME} %{VERSION}"],
+            &[
+                "-qf",
+                &format!("/usr/bin/{cmd}"),
+                "--qf",
+                "%{NAME} %{VERSION}",
+            ],
         );
         assert_eq!(owner, format!("{pkg} 0"));
         assert_eq!(
@@ -141,7 +149,10 @@ fn provides_come_from_rpms_generators_and_the_loader_searches_fedoras_directorie
         );
     }
     assert_eq!(
-        rpm(&tree, &["-q", "--whatprovides", "/bin/sh", "--qf", "%{NAME}"]),
+        rpm(
+            &tree,
+            &["-q", "--whatprovides", "/bin/sh", "--qf", "%{NAME}"]
+        ),
         "busybox"
     );
     // Fedora's %_libdir first; the cache is where the deployed /etc has it, and lists the

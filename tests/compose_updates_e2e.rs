@@ -164,7 +164,10 @@ fn scriptlets_run_in_the_new_tree_and_never_write_into_the_repository() {
     // what they wrote to /var (a tmpfs) is not carried.
     assert_eq!(cat("/usr/lib/compose-post-ok.pre"), "pre 1\n");
     assert_eq!(cat("/usr/lib/compose-post-ok/made-by-post"), "post 1\n");
-    assert_eq!(cat("/usr/lib/compose-post-ok/made-by-posttrans"), "posttrans\n");
+    assert_eq!(
+        cat("/usr/lib/compose-post-ok/made-by-posttrans"),
+        "posttrans\n"
+    );
     assert!(cat("/usr/etc/group").ends_with("compose-post-ok:x:990:\n"));
     for gone in ["/etc", "/var/lost"] {
         let (ok, _) = ostree(&w, &["ls", commit, gone]);

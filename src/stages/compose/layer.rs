@@ -1,6 +1,9 @@
-//! The layer backend: a hard-link checkout of the base commit, the change's RPM payloads
-//! installed into it (the tree's rpm database, under /usr, kept right), and a commit with the
-//! base as parent onto a candidate ref.
+//! The layer backend: a checkout of the base commit (hard links, or copies when the change has
+//! scriptlets), the change's RPM payloads installed into it with `rpm -U` (updating base
+//! packages of the same name; dependencies checked against the tree's rpm database, under
+//! /usr, kept right), the change's scriptlets run in a sandbox rooted in the tree and the
+//! loader cache rebuilt (`scriptlets`), and a commit with the base as parent onto a candidate
+//! ref.
 
 use super::{payload, rpmdb, scriptlets};
 use crate::binding;

@@ -538,6 +538,51 @@ mod tests {
     }
 
     #[test]
+    fn files_only_updated_packages_own_may_be_replaced() {
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path();
+        std::fs::create_dir_all(tree.join("usr/bin")).unwrap();
+        std::fs::create_dir_all(tree.join("usr/etc")).unwrap();
+        std::os::unix::fs::symlink("busybox", tree.join("usr/bin/sed")).unwrap();
+        std::os::unix::fs::symlink("busybox", tree.join("usr/bin/awk")).unwrap();
+        std::fs::write(tree.join("usr/etc/sed.conf"), "x").unwrap();
+        let p = Payload {
+            nevras: vec![],
+            files: vec![
+                entry(0o100755, "/usr/bin/sed"),
+                entry(0o100755, "/usr/bin/awk"),
+                entry(0o100644, "/etc/sed.conf"),
+            ],
+        };
+        let replaceable = ["usr/bin/sed".to_string(), "usr/etc/sed.conf".to_string()].into();
+        assert_eq!(conflicts(tree, &p, &replaceable), vec!["/usr/bin/awk"]);
+    }
+
+    #[test]
+    fn rpms_dependency_and_version_refusals_are_said_plainly() {
+        let stderr = "error: Failed dependencies:\n\
+             \tlibfrobnicate.so.7()(64bit) is needed by x-1-1.fc41.noarch\n\
+             \tfoo conflicts with (installed) bar-1-1.noarch\n\
+             \tfile /usr/bin/a conflicts with file from package b-1-1.noarch\n";
+        assert_eq!(
+            unmet_dependencies(stderr),
+            vec![
+                "unmet Requires: libfrobnicate.so.7()(64bit) (needed by x-1-1.fc41.noarch)",
+                "Conflicts: foo conflicts with (installed) bar-1-1.noarch",
+            ]
+        );
+        assert_eq!(
+            not_an_update(
+                "\tpackage sed-0-1.noarch (which is newer than sed-0-0.fc41.noarch) is already installed\n\tpackage x-1-1.noarch is already installed\n"
+            ),
+            vec![
+                "a downgrade of a base package: package sed-0-1.noarch (which is newer than sed-0-0.fc41.noarch) is already installed",
+                "the base has this very package already: package x-1-1.noarch is already installed",
+            ]
+        );
+    }
+
+    #[test]
     fn etc_moves_to_usr_etc_without_replacing_anything() {
         let t = tempfile::tempdir().unwrap();
         let tree = t.path();

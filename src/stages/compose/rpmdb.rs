@@ -25,10 +25,13 @@ const QUERYFORMAT: &str = "P\t%{NAME}\t%{NEVRA}\n[F\t%{NAME}\t%{FILENAMES}\n]";
 /// The tree's database, read with the host's rpm (nothing of the change is in it yet). rpm
 /// failing on the base's own database is the host's or the base's trouble: ERROR.
 pub fn read(tree: &Path, log: &mut Log) -> Result<TreeDb> {
-    let q = Cmd::new("rpm")
-        .arg("--root")
-        .arg(tree)
-        .args(["--dbpath", DBPATH, "-qa", "--qf", QUERYFORMAT]);
+    let q = Cmd::new("rpm").arg("--root").arg(tree).args([
+        "--dbpath",
+        DBPATH,
+        "-qa",
+        "--qf",
+        QUERYFORMAT,
+    ]);
     let out = log.capture_ok(&q, "rpm cannot read the base tree's rpm database")?;
     Ok(parse(&out.stdout))
 }
@@ -82,7 +85,14 @@ impl TreeDb {
 pub fn names(rpms: &[PathBuf], log: &mut Log) -> Result<Vec<String>> {
     let out = log.capture_ok(
         &Cmd::new("rpm")
-            .args(["-qp", "--nosignature", "--nodigest", "--qf", "%{NAME}\n", "--"])
+            .args([
+                "-qp",
+                "--nosignature",
+                "--nodigest",
+                "--qf",
+                "%{NAME}\n",
+                "--",
+            ])
             .args(rpms),
         "rpm -qp failed on the change's packages",
     )?;

@@ -194,7 +194,9 @@ pub fn run(
     if made_etc {
         std::fs::create_dir(&etc)?;
     }
-    let cmd = crate::sandbox::rooted_in(tree, &files, limits, &inner)?.timeout(timeout);
+    let mut cmd = crate::sandbox::rooted_in(tree, &files, limits, &inner)?.timeout(timeout);
+    // What a timeout's message names: the scriptlet, not its interpreter.
+    cmd.name = Some(format!("{} of {} ({})", s.phase, s.package, s.prog[0]));
     log.line(&format!(
         "fci compose: {} of {} ($1 = {arg}) in the new tree",
         s.phase, s.package
@@ -256,8 +258,8 @@ pub fn rebuild_loader_cache(
     if made_etc {
         std::fs::create_dir(&etc)?;
     }
-    let cmd = crate::sandbox::rooted_in(tree, &[(ldconfig, inside)], limits, &inner)?
-        .timeout(timeout);
+    let cmd =
+        crate::sandbox::rooted_in(tree, &[(ldconfig, inside)], limits, &inner)?.timeout(timeout);
     let done = log.capture(&cmd);
     if made_etc {
         let _ = std::fs::remove_dir(&etc);
