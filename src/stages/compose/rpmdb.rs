@@ -22,16 +22,15 @@ pub struct TreeDb {
 /// The query `read` parses: a `P` line per package, an `F` line per file it owns.
 const QUERYFORMAT: &str = "P\t%{NAME}\t%{NEVRA}\n[F\t%{NAME}\t%{FILENAMES}\n]";
 
-/// The tree's database, read with the host's rpm (nothing of the change is in it yet). rpm
-/// failing on the base's own database is the host's or the base's trouble: ERROR.
+/// The tree's database, read with the host's rpm (nothing of the change is in it yet). Read
+/// by its path, not `--root`: a query needs no root, and no rpm runs inside the tree before
+/// the payload checks passed. rpm failing on the base's own database is the host's or the
+/// base's trouble: ERROR.
 pub fn read(tree: &Path, log: &mut Log) -> Result<TreeDb> {
-    let q = Cmd::new("rpm").arg("--root").arg(tree).args([
-        "--dbpath",
-        DBPATH,
-        "-qa",
-        "--qf",
-        QUERYFORMAT,
-    ]);
+    let q = Cmd::new("rpm")
+        .arg("--dbpath")
+        .arg(tree.join(&DBPATH[1..]))
+        .args(["-qa", "--qf", QUERYFORMAT]);
     let out = log.capture_ok(&q, "rpm cannot read the base tree's rpm database")?;
     Ok(parse(&out.stdout))
 }
