@@ -65,7 +65,7 @@ pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<Found> {
     let qf = query_format();
     for rpm in rpms {
         let out = log.capture_ok(
-            &rpm_qp(rpm).arg("--qf").arg(&qf).arg("--").arg(rpm),
+            &rpm_qp().arg("--qf").arg(&qf).arg("--").arg(rpm),
             "rpm -qp cannot read the change's scriptlets",
         )?;
         let lines: Vec<&str> = out.stdout.split('\n').collect();
@@ -83,7 +83,7 @@ pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<Found> {
             }
             let body = if has_body {
                 let b = log.capture_ok(
-                    &rpm_qp(rpm)
+                    &rpm_qp()
                         .arg("--qf")
                         .arg(format!("%{{{body_tag}}}"))
                         .arg("--")
@@ -122,7 +122,7 @@ pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<Found> {
     Ok(found)
 }
 
-fn rpm_qp(_rpm: &Path) -> Cmd {
+fn rpm_qp() -> Cmd {
     Cmd::new("rpm").args(["-qp", "--nosignature", "--nodigest"])
 }
 
@@ -157,7 +157,10 @@ pub fn base_triggers(tree: &Path, dbpath: &str, log: &mut Log) -> Result<Vec<Str
 /// what it said). A scriptlet killed at the time limit is an error (`Err`), never this.
 pub struct Refused(pub String);
 
-/// Runs `s` in the sandbox rooted in `tree`, `arg` as its `$1`. `scratch` is where the body
+/// Runs `s` in the sandbox rooted in `tree`, `arg` as its `$1`. In a tree with an
+/// ld.so.conf the sandbox has started before (`rebuild_loader_cache` runs in the same one,
+/// and its failure is the host's): bwrap failing here is taken for the scriptlet's failure,
+/// since what the scriptlet prints cannot be told from what bwrap prints. `scratch` is where the body
 /// is written on the host (bound read-only into the sandbox).
 pub fn run(
     s: &Scriptlet,
@@ -210,7 +213,9 @@ pub fn run(
     let Some(f) = done.failure() else {
         return Ok(None);
     };
-    let said = [done.stdout.trim(), done.tail.trim()]
+    // What it printed goes into the record: masked like every command's stderr.
+    let stdout = crate::redact::mask_registered(&done.stdout);
+    let said = [stdout.trim(), done.tail.trim()]
         .iter()
         .filter(|t| !t.is_empty())
         .copied()
