@@ -93,6 +93,11 @@ fn an_update_of_a_base_package_replaces_it_and_other_packages_files_still_confli
         String::from_utf8_lossy(&run.stdout).trim(),
         "sed (fci fixture) 4.9"
     );
+    // Its %post ran with rpm's $1 for an update.
+    assert_eq!(
+        std::fs::read_to_string(co.join("usr/lib/sed-fixture.post")).unwrap(),
+        "post 2\n"
+    );
     // The base itself did not change: its /usr/bin/sed is still busybox's link.
     let (ok, ls) = ostree(&w, &["ls", &base, "/usr/bin/sed"]);
     assert!(ok && ls.contains("-> busybox"), "{ls}");
@@ -135,6 +140,24 @@ fn an_unmet_requires_fails_naming_it() {
     );
     let (_, refs) = ostree(&w, &["refs"]);
     assert!(!refs.contains("candidate"), "{refs}");
+}
+
+#[test]
+fn triggers_are_not_run_and_the_record_says_so() {
+    let w = Ws::new();
+    init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let r = compose_fixture(&w, "compose-trigger", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let c = compose_stage(&r);
+    assert_eq!(c["outcome"], "PASSED", "{c:#}");
+    assert_eq!(
+        c["data"]["scriptlets_not_run"],
+        serde_json::json!([
+            "compose-trigger: triggers",
+            "compose-trigger: file triggers"
+        ])
+    );
+    assert!(c["notes"].to_string().contains("not run"), "{c:#}");
 }
 
 #[test]

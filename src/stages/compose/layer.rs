@@ -85,7 +85,8 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     // As Fedora's glibc file trigger does after an install; before the scriptlets, so that
     // a program they run finds a library the change put in /usr/lib64.
     let cache_rebuilt = scriptlets::rebuild_loader_cache(&tree, p.limits, p.timeout, cx.log())?;
-    if let Some(failed) = run_scriptlets(p, cx, &tree, &found, &updated, rec)? {
+    let base_triggers = db.triggers_not_run(&updated);
+    if let Some(failed) = run_scriptlets(p, cx, &tree, &found, &base_triggers, &updated, rec)? {
         return Ok(failed);
     }
     // Before the commit: a committed file may be the repository's object itself, and even a
@@ -181,11 +182,12 @@ fn run_scriptlets(
     cx: &mut Ctx,
     tree: &Path,
     found: &scriptlets::Found,
+    base_triggers: &[String],
     updated: &std::collections::BTreeSet<String>,
     rec: &mut RecordParts,
 ) -> Result<Option<Vec<Artifact>>> {
     let mut not_run = found.not_run.clone();
-    not_run.extend(scriptlets::base_triggers(tree, DBPATH, cx.log())?);
+    not_run.extend_from_slice(base_triggers);
     if !not_run.is_empty() {
         rec.notes.push(format!(
             "not run (fci compose runs %pre, %post and %posttrans only, as rpm-ostree does with most): {}",

@@ -17,10 +17,13 @@ pub struct TreeDb {
     /// Owners of each path, as the path lands in the tree (`usr/etc/X` for `/etc/X`, no
     /// leading `/`).
     pub owners: BTreeMap<String, BTreeSet<String>>,
+    /// Base packages with triggers or file triggers, as `PACKAGE (base): KIND`s: they would
+    /// fire on the change in rpm; fci runs none (see `scriptlets`).
+    pub triggers: Vec<(String, String)>,
 }
 
 /// The query `read` parses: a `P` line per package, an `F` line per file it owns.
-const QUERYFORMAT: &str = "P\t%{NAME}\t%{NEVRA}\n[F\t%{NAME}\t%{FILENAMES}\n]";
+const QUERYFORMAT: &str = "P\t%{NAME}\t%{NEVRA}\nT\t%{NAME}\t[%{TRIGGERTYPE}]\t[%{FILETRIGGERTYPE}]\t[%{TRANSFILETRIGGERTYPE}]\n[F\t%{NAME}\t%{FILENAMES}\n]";
 
 /// The tree's database, read with the host's rpm (nothing of the change is in it yet). Read
 /// by its path, not `--root`: a query needs no root, and no rpm runs inside the tree before
@@ -43,6 +46,14 @@ fn parse(out: &str) -> TreeDb {
             ["P", name, nevra] => {
                 db.packages.insert(name.to_string(), nevra.to_string());
             }
+            ["T", name, kinds] => {
+                for (i, kind) in super::scriptlets::TRIGGER_KINDS.iter().enumerate() {
+                    if kinds.split('\t').nth(i).is_some_and(|k| !k.is_empty()) {
+                        db.triggers
+                            .push((name.to_string(), format!("{name} (base): {kind}s")));
+                    }
+                }
+            }
             ["F", name, path] => {
                 if let Some(rel) = path.strip_prefix('/') {
                     db.owners
@@ -64,6 +75,16 @@ impl TreeDb {
             .iter()
             .filter(|n| self.packages.contains_key(*n))
             .cloned()
+            .collect()
+    }
+
+    /// What of the base's triggers fci does not run for this change: those of the base
+    /// packages it does not update.
+    pub fn triggers_not_run(&self, updated: &BTreeSet<String>) -> Vec<String> {
+        self.triggers
+            .iter()
+            .filter(|(name, _)| !updated.contains(name))
+            .map(|(_, said)| said.clone())
             .collect()
     }
 
@@ -113,6 +134,7 @@ mod tests {
              F\tsed\t/usr/bin\n\
              F\tsed\t/etc/sed.conf\n\
              P\tbusybox\tbusybox-1.35.0-1.x86_64\n\
+             T\tbusybox\t\tin\t\n\
              F\tbusybox\t/usr/bin/awk\n",
         );
         let updated = db.updated(&["sed".into(), "new-package".into()]);
@@ -122,5 +144,9 @@ mod tests {
             BTreeSet::from(["usr/bin/sed".to_string(), "usr/etc/sed.conf".to_string()])
         );
         assert!(db.replaceable(&BTreeSet::new()).is_empty());
+        assert_eq!(
+            db.triggers_not_run(&updated),
+            vec!["busybox (base): file triggers"]
+        );
     }
 }

@@ -22,6 +22,10 @@ const PHASES: [(&str, &str, &str); 3] = [
     ("POSTTRANS", "POSTTRANSPROG", "%posttrans"),
 ];
 
+/// The kinds of trigger fci does not run, in the order of rpm's tags: TRIGGERTYPE,
+/// FILETRIGGERTYPE, TRANSFILETRIGGERTYPE.
+pub const TRIGGER_KINDS: [&str; 3] = ["trigger", "file trigger", "transaction file trigger"];
+
 /// Where the script body is bound inside the sandbox (below its tmpfs /run).
 const SCRIPT_INSIDE: &str = "/run/fci-scriptlet";
 
@@ -107,10 +111,7 @@ pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<Found> {
                 rpm: rpm.clone(),
             });
         }
-        for (i, kind) in ["trigger", "file trigger", "transaction file trigger"]
-            .iter()
-            .enumerate()
-        {
+        for (i, kind) in TRIGGER_KINDS.iter().enumerate() {
             if !at(7 + i).trim().is_empty() {
                 found.not_run.push(format!("{package}: {kind}s"));
             }
@@ -124,33 +125,6 @@ pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<Found> {
 
 fn rpm_qp() -> Cmd {
     Cmd::new("rpm").args(["-qp", "--nosignature", "--nodigest"])
-}
-
-/// The base packages of `tree` (its rpm database at `dbpath`) that have triggers or file
-/// triggers, which would fire on the change in rpm and do not here, as `PACKAGE: KIND`.
-pub fn base_triggers(tree: &Path, dbpath: &str, log: &mut Log) -> Result<Vec<String>> {
-    let q = Cmd::new("rpm").arg("--root").arg(tree).args([
-        "--dbpath",
-        dbpath,
-        "-qa",
-        "--qf",
-        "%{NAME}\t[%{TRIGGERTYPE}]\t[%{FILETRIGGERTYPE}]\t[%{TRANSFILETRIGGERTYPE}]\n",
-    ]);
-    let out = log.capture_ok(&q, "rpm cannot read the base's triggers")?;
-    let mut v = Vec::new();
-    for line in out.stdout.lines() {
-        let f: Vec<&str> = line.split('\t').collect();
-        for (i, kind) in ["trigger", "file trigger", "transaction file trigger"]
-            .iter()
-            .enumerate()
-        {
-            if f.get(1 + i).is_some_and(|s| !s.is_empty()) {
-                v.push(format!("{} (base): {kind}s", f[0]));
-            }
-        }
-    }
-    v.sort();
-    Ok(v)
 }
 
 /// How one scriptlet ended, when it did not succeed: the change's failure (FAILED, with
