@@ -209,6 +209,16 @@ fn run_scriptlets(
     }
     if !ran.is_empty() {
         rec.data.insert("scriptlets".into(), json!(ran));
+        let left = scriptlets::left_behind(tree, DBPATH);
+        if !left.is_empty() {
+            return Ok(Some(fail(
+                rec,
+                format!(
+                    "the change's scriptlets left what fci cannot commit or read: {}",
+                    left.join(", ")
+                ),
+            )));
+        }
     }
     Ok(None)
 }

@@ -10,6 +10,7 @@
 //! Fedora's glibc rebuilds from a file trigger, is rebuilt by `rebuild_loader_cache` instead.
 //! A Lua scriptlet (`-p <lua>`) runs only inside rpm: the change's failure, as in rpm-ostree.
 
+use crate::error::FciError;
 use crate::exec::{Cmd, Log};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
@@ -151,6 +152,14 @@ pub fn run(
             s.phase, s.package
         ))));
     }
+    // bwrap resolves `usr/etc` on the host to bind it as /etc: an earlier scriptlet may have
+    // swapped it for a link to a host directory.
+    if !crate::files::real_dir_below(tree, &tree.join("usr/etc")) {
+        return Ok(Some(Refused(format!(
+            "before {} of {}: /usr/etc is no longer a real directory of the tree (a scriptlet replaced it)",
+            s.phase, s.package
+        ))));
+    }
     let mut files = Vec::new();
     let mut inner = Cmd::new(&s.prog[0]).args(&s.prog[1..]);
     if let Some(body) = &s.body {
@@ -220,7 +229,12 @@ pub fn rebuild_loader_cache(
     timeout: Option<std::time::Duration>,
     log: &mut Log,
 ) -> Result<bool> {
-    if !tree.join("usr/etc/ld.so.conf").is_file() {
+    let etc = tree.join("usr/etc");
+    if !crate::files::real_dir_below(tree, &etc) {
+        return Err(FciError::input(tree, "usr/etc is not a real directory of the tree").into());
+    }
+    let conf = std::fs::symlink_metadata(etc.join("ld.so.conf"));
+    if !conf.is_ok_and(|m| m.is_file()) {
         return Ok(false);
     }
     let ldconfig = crate::tool::LDCONFIG.find()?;
@@ -249,6 +263,48 @@ pub fn rebuild_loader_cache(
     Ok(true)
 }
 
+/// What scriptlets may have left in `tree` that fci must not commit or follow: files OSTree
+/// cannot hold (a FIFO, a socket), and an rpm database that is no longer plain files in a
+/// real directory (fci's rpm reads it by its host path: a link would lead it out of the tree).
+/// As `PATH (what)`; empty when the tree is fine.
+pub fn left_behind(tree: &Path, dbpath: &str) -> Vec<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut found = Vec::new();
+    for e in walkdir::WalkDir::new(tree)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+    {
+        let t = e.file_type();
+        let what = if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_socket() {
+            "a socket"
+        } else if t.is_block_device() || t.is_char_device() {
+            "a device node"
+        } else {
+            continue;
+        };
+        let rel = e.path().strip_prefix(tree).unwrap_or(e.path());
+        found.push(format!("/{} ({what})", rel.display()));
+    }
+    let db = tree.join(&dbpath[1..]);
+    if !crate::files::real_dir_below(tree, &db) {
+        found.push(format!("{dbpath} (no longer a real directory)"));
+    } else if let Ok(entries) = std::fs::read_dir(&db) {
+        for e in entries.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_file()) {
+                found.push(format!(
+                    "{dbpath}/{} (not a plain file)",
+                    e.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,5 +315,35 @@ mod tests {
         assert!(q.starts_with("%{NAME}\n%|PREIN?{1}:{0}|\n[%{PREINPROG}\t]\n"));
         assert!(q.contains("%|POSTTRANS?{1}:{0}|\n[%{POSTTRANSPROG}\t]\n"));
         assert_eq!(q.lines().count(), 10);
+    }
+
+    #[test]
+    fn fifos_and_a_swapped_database_are_left_behind() {
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path();
+        std::fs::create_dir_all(tree.join("usr/lib/sysimage/rpm")).unwrap();
+        std::fs::write(tree.join("usr/lib/sysimage/rpm/rpmdb.sqlite"), "db").unwrap();
+        assert!(left_behind(tree, "/usr/lib/sysimage/rpm").is_empty());
+        let fifo = tree.join("usr/lib/pipe");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        std::os::unix::fs::symlink("/etc/passwd", tree.join("usr/lib/sysimage/rpm/x")).unwrap();
+        assert_eq!(
+            left_behind(tree, "/usr/lib/sysimage/rpm"),
+            vec![
+                "/usr/lib/pipe (a FIFO)",
+                "/usr/lib/sysimage/rpm/x (not a plain file)"
+            ]
+        );
+        std::fs::remove_dir_all(tree.join("usr/lib/sysimage")).unwrap();
+        std::fs::create_dir(tree.join("usr/lib/sysimage")).unwrap();
+        std::os::unix::fs::symlink("/var/lib/rpm", tree.join("usr/lib/sysimage/rpm")).unwrap();
+        assert_eq!(
+            left_behind(tree, "/usr/lib/sysimage/rpm"),
+            vec![
+                "/usr/lib/pipe (a FIFO)",
+                "/usr/lib/sysimage/rpm (no longer a real directory)"
+            ]
+        );
     }
 }
