@@ -37,7 +37,10 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     let dir = cx.dir();
     let tree = dir.join("tree");
     // Read first: a change with scriptlets gets a checkout of copies (below).
-    let found = scriptlets::query(&p.rpms, cx.log())?;
+    let found = match scriptlets::query(&p.rpms, cx.log())? {
+        Ok(f) => f,
+        Err(why) => return Ok(fail(rec, why)),
+    };
     let names = rpmdb::names(&p.rpms, cx.log())?;
     // The change's file list is read while the base is checked out: two processes at once on
     // the compose's critical path.

@@ -62,18 +62,35 @@ fn query_format() -> String {
     q
 }
 
+/// `rpm -qp` with `qf` on `rpm`: its output; `Ok(Err(why))` when the header holds more than
+/// fci reads (a script of many megabytes: the change's failure). rpm failing on a package
+/// `fci build` made is the host's trouble.
+fn header(rpm: &Path, qf: &str, log: &mut Log) -> Result<std::result::Result<String, String>> {
+    let out = log.capture(&rpm_qp().arg("--qf").arg(qf).arg("--").arg(rpm))?;
+    if out.over_limit {
+        return Ok(Err(format!(
+            "the scriptlets in {} are larger than fci reads ({})",
+            rpm.file_name().unwrap_or_default().to_string_lossy(),
+            crate::caps::human(crate::caps::CAPTURED_OUTPUT)
+        )));
+    }
+    let out = out
+        .checked()
+        .map_err(|f| f.infra("rpm -qp cannot read the change's scriptlets"))?;
+    Ok(Ok(out.stdout))
+}
+
 /// The scriptlets of `rpms` from their headers (`rpm -qp`), and what of them fci does not
-/// run. rpm failing on packages `fci build` made and compose's listing already read is the
-/// host's trouble.
-pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<Found> {
+/// run; `Ok(Err(why))` is the change's failure.
+pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<std::result::Result<Found, String>> {
     let mut found = Found::default();
     let qf = query_format();
     for rpm in rpms {
-        let out = log.capture_ok(
-            &rpm_qp().arg("--qf").arg(&qf).arg("--").arg(rpm),
-            "rpm -qp cannot read the change's scriptlets",
-        )?;
-        let lines: Vec<&str> = out.stdout.split('\n').collect();
+        let out = match header(rpm, &qf, log)? {
+            Ok(o) => o,
+            Err(why) => return Ok(Err(why)),
+        };
+        let lines: Vec<&str> = out.split('\n').collect();
         let at = |i: usize| lines.get(i).copied().unwrap_or("");
         let package = at(0).to_string();
         for (i, (body_tag, _, phase)) in PHASES.iter().enumerate() {
@@ -87,15 +104,10 @@ pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<Found> {
                 continue;
             }
             let body = if has_body {
-                let b = log.capture_ok(
-                    &rpm_qp()
-                        .arg("--qf")
-                        .arg(format!("%{{{body_tag}}}"))
-                        .arg("--")
-                        .arg(rpm),
-                    "rpm -qp cannot read the change's scriptlets",
-                )?;
-                Some(b.stdout)
+                match header(rpm, &format!("%{{{body_tag}}}"), log)? {
+                    Ok(b) => Some(b),
+                    Err(why) => return Ok(Err(why)),
+                }
             } else {
                 None
             };
@@ -121,7 +133,7 @@ pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<Found> {
     // %pre of every package, then %post, then %posttrans, as rpm-ostree runs them.
     let order = |s: &Scriptlet| PHASES.iter().position(|p| p.2 == s.phase);
     found.scriptlets.sort_by_key(order);
-    Ok(found)
+    Ok(Ok(found))
 }
 
 fn rpm_qp() -> Cmd {
