@@ -155,6 +155,13 @@ fn provides_come_from_rpms_generators_and_the_loader_searches_fedoras_directorie
         ),
         "busybox"
     );
+    assert_eq!(
+        rpm(
+            &tree,
+            &["-q", "--whatprovides", "/sbin/ldconfig", "--qf", "%{NAME}"]
+        ),
+        "glibc"
+    );
     // Fedora's %_libdir first; the cache is where the deployed /etc has it, and lists the
     // base's libraries.
     let conf = std::fs::read_to_string(tree.join("usr/etc/ld.so.conf")).unwrap();
