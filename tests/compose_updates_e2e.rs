@@ -161,6 +161,25 @@ fn triggers_are_not_run_and_the_record_says_so() {
 }
 
 #[test]
+fn a_post_that_is_a_program_runs_it_in_the_tree() {
+    let w = Ws::new();
+    init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let r = compose_fixture(&w, "compose-post-ldconfig", &[]);
+    assert_eq!(r.code, 0, "{}{:#}", r.stderr, compose_stage(&r));
+    let c = compose_stage(&r);
+    assert_eq!(c["outcome"], "PASSED", "{c:#}");
+    assert_eq!(
+        c["data"]["scriptlets"],
+        serde_json::json!(["compose-post-ldconfig %post"])
+    );
+    // The tree's ldconfig made the soname link the package does not ship.
+    let commit = c["data"]["commit"].as_str().unwrap();
+    let (ok, ls) = ostree(&w, &["ls", commit, "/usr/lib64/libcomposeldconfig.so.1"]);
+    assert!(ok && ls.contains("-> libcomposeldconfig.so.1.0"), "{ls}");
+    assert_repo_intact(&w);
+}
+
+#[test]
 fn scriptlets_run_in_the_new_tree_and_never_write_into_the_repository() {
     let w = Ws::new();
     let base = init_base_with(&w, &["--no-kernel"], None, |_| {});

@@ -144,7 +144,7 @@ fn rpm_qp() -> Cmd {
 /// what it said). A scriptlet killed at the time limit is an error (`Err`), never this.
 pub struct Refused(pub String);
 
-/// Runs `s` in the sandbox rooted in `tree`, `arg` as its `$1`. In a tree with an
+/// Runs `s` in the sandbox rooted in `tree`, `arg` as its script's `$1`. In a tree with an
 /// ld.so.conf the sandbox has started before (`rebuild_loader_cache` runs in the same one,
 /// and its failure is the host's): bwrap failing here is taken for the scriptlet's failure,
 /// since what the scriptlet prints cannot be told from what bwrap prints. `scratch` is where the body
@@ -182,9 +182,10 @@ pub fn run(
         ));
         std::fs::write(&host, body)?;
         files.push((host, PathBuf::from(SCRIPT_INSIDE)));
-        inner = inner.arg(SCRIPT_INSIDE);
+        // rpm gives $1 to a script only: a `-p PROGRAM` scriptlet runs with no argument
+        // (`%post -p /sbin/ldconfig` would take it for a directory).
+        inner = inner.arg(SCRIPT_INSIDE).arg(arg.to_string());
     }
-    inner = inner.arg(arg.to_string());
     // bwrap makes the mount point /etc inside the tree when there is none (a base with no
     // usr/etc is refused before): made and removed here, so that no empty /etc is committed.
     let etc = tree.join("etc");
