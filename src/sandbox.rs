@@ -436,9 +436,12 @@ impl Sandbox {
 /// scriptlets): the tree writable, its `usr/etc` as `/etc` (OSTree's layout), fresh tmpfs
 /// `/tmp`, `/var` and `/run` (a deployment does not carry them), `files` (host path, path
 /// inside, under `/run`) bound read-only, no network, no capabilities, dying with fci, within
-/// `limits`. Nothing of the host is visible but `files` and bwrap's /dev and /proc.
+/// `limits`. Nothing of the host is visible but `files` and bwrap's /dev and /proc. With
+/// `usr_writable` false, `/usr` is read-only (`/etc` stays writable): for fci's own tools,
+/// which write only in /etc, in a checkout whose /usr is hard links to repository objects.
 pub fn rooted_in(
     tree: &Path,
+    usr_writable: bool,
     files: &[(PathBuf, PathBuf)],
     limits: crate::limits::Limits,
     inner: &Cmd,
@@ -446,6 +449,9 @@ pub fn rooted_in(
     let bwrap = crate::tool::BWRAP.find()?;
     let size = limits.scratch.to_string();
     let mut c = Cmd::new(&bwrap).arg("--bind").arg(tree).arg("/");
+    if !usr_writable {
+        c = c.arg("--ro-bind").arg(tree.join("usr")).arg("/usr");
+    }
     c = c.arg("--bind").arg(tree.join("usr/etc")).arg("/etc");
     c = c.args(["--dev", "/dev", "--proc", "/proc"]);
     for p in PROC_COVERED {

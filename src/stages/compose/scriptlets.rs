@@ -193,7 +193,7 @@ pub fn run(
     if made_etc {
         std::fs::create_dir(&etc)?;
     }
-    let mut cmd = crate::sandbox::rooted_in(tree, &files, limits, &inner)?.timeout(timeout);
+    let mut cmd = crate::sandbox::rooted_in(tree, true, &files, limits, &inner)?.timeout(timeout);
     // What a timeout's message names: the scriptlet, not its interpreter.
     cmd.name = Some(format!("{} of {} ({})", s.phase, s.package, s.prog[0]));
     log.line(&format!(
@@ -234,7 +234,8 @@ pub fn run(
 /// Rebuilds the tree's loader cache (`usr/etc/ld.so.cache`, where a deployment's /etc has it)
 /// from its `ld.so.conf`, as Fedora's glibc file trigger does after an install: a library the
 /// change puts in /usr/lib64 is found at boot. ldconfig reads the change's files: it runs in
-/// the same sandbox as the scriptlets, the host's (static) ldconfig bound into it. No links
+/// the same sandbox as the scriptlets (but with /usr read-only: without scriptlets the
+/// checkout is hard links), the host's (static) ldconfig bound into it. No links
 /// are made (`-X`): the packages ship their own. `Ok(false)`: the tree has no ld.so.conf.
 pub fn rebuild_loader_cache(
     tree: &Path,
@@ -264,8 +265,8 @@ pub fn rebuild_loader_cache(
     if made_etc {
         std::fs::create_dir(&etc)?;
     }
-    let cmd =
-        crate::sandbox::rooted_in(tree, &[(ldconfig, inside)], limits, &inner)?.timeout(timeout);
+    let cmd = crate::sandbox::rooted_in(tree, false, &[(ldconfig, inside)], limits, &inner)?
+        .timeout(timeout);
     let done = log.capture(&cmd);
     if made_etc {
         let _ = std::fs::remove_dir(&etc);
