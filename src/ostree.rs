@@ -124,6 +124,18 @@ impl Repo {
         Ok(())
     }
 
+    /// `checkout`, with every file a copy of its object (or a reflink), never a hard link: for
+    /// a tree that code fci does not control writes into (the change's scriptlets), where a
+    /// write in place into a hard link would change the repository's object.
+    pub fn checkout_copy(&self, commit: &str, dest: &Path, log: &mut Log) -> Result<()> {
+        let cmd = self.cmd("checkout").args(["-U", "--force-copy", "--"]);
+        log.run_ok(
+            &cmd.arg(commit).arg(dest),
+            format!("ostree checkout of {commit} failed"),
+        )?;
+        Ok(())
+    }
+
     /// Commits `tree` onto `branch` (with `parent`, a checksum) and returns the new checksum.
     /// `branch` None makes an orphan commit (no ref), for a ref set only once it is checked.
     pub fn commit(

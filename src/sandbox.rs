@@ -541,6 +541,64 @@ fn mount_proc(mut c: Cmd, at: &Path) -> Cmd {
     c.arg("--ro-bind").arg("/dev/null").arg(at.join("keys"))
 }
 
+/// A sandbox whose `/` is a tree being composed (what rpm-ostree does for a package's
+/// scriptlets): the tree writable, its `usr/etc` as `/etc` (OSTree's layout), fresh tmpfs
+/// `/tmp`, `/var` and `/run` (a deployment does not carry them), `files` (host path, path
+/// inside, under `/run`) bound read-only, no network, no capabilities, dying with fci, within
+/// `limits`. Nothing of the host is visible but `files` and bwrap's /dev and /proc. With
+/// `usr_writable` false, `/usr` is read-only (`/etc` stays writable): for fci's own tools,
+/// which write only in /etc, in a checkout whose /usr is hard links to repository objects.
+pub fn rooted_in(
+    tree: &Path,
+    usr_writable: bool,
+    files: &[(PathBuf, PathBuf)],
+    limits: crate::limits::Limits,
+    inner: &Cmd,
+) -> Result<Cmd> {
+    let bwrap = crate::tool::BWRAP.find()?;
+    let size = limits.scratch.to_string();
+    let mut c = Cmd::new(&bwrap).arg("--bind").arg(tree).arg("/");
+    if !usr_writable {
+        c = c.arg("--ro-bind").arg(tree.join("usr")).arg("/usr");
+    }
+    c = c.arg("--bind").arg(tree.join("usr/etc")).arg("/etc");
+    c = c.args(["--dev", "/dev", "--proc", "/proc"]);
+    for p in PROC_COVERED {
+        if Path::new(p).exists() {
+            c = c.arg("--ro-bind").arg(p).arg(p);
+        }
+    }
+    c = c.args(["--ro-bind", "/dev/null", "/proc/keys"]);
+    let seccomp = crate::seccomp::sandbox_program()?;
+    c = c.arg("--seccomp").arg(seccomp_fd_arg(&seccomp));
+    c.keep.push(seccomp);
+    let tmpfs: Vec<PathBuf> = ["/tmp", "/var", "/run"].iter().map(PathBuf::from).collect();
+    for d in &tmpfs {
+        c = c.arg("--size").arg(&size).arg("--tmpfs").arg(d);
+    }
+    for (from, to) in files {
+        c = c.arg("--ro-bind").arg(from).arg(to);
+    }
+    c = c.args(isolation_args(false, false));
+    c = c.args([
+        "--clearenv",
+        "--setenv",
+        "PATH",
+        "/usr/sbin:/usr/bin:/sbin:/bin",
+    ]);
+    c = c.args(["--setenv", "LANG", "C.UTF-8", "--chdir", "/"]);
+    c.clear_env = true;
+    c.env = vec![("PATH".into(), SYSTEM_PATH.into())];
+    c = c.arg("--").arg(&inner.program).args(&inner.args);
+    c.name = Some(inner.shown());
+    c.bounds = Some(crate::limits::Bounds {
+        limits,
+        writable: vec![tree.to_path_buf()],
+        tmpfs,
+    });
+    Ok(c)
+}
+
 /// Kernel interfaces under /proc that uid 0 could write without a capability.
 const PROC_COVERED: [&str; 10] = [
     "/proc/sys",

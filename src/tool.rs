@@ -64,6 +64,9 @@ impl Tool {
 
 pub const BWRAP: Tool = Tool::new("bwrap", "bubblewrap");
 pub const RPM: Tool = Tool::new("rpm", "rpm");
+/// What rebuilds a composed tree's loader cache (`fci compose`); static, so it runs inside
+/// the tree.
+pub const LDCONFIG: Tool = Tool::new("ldconfig", "libc-bin");
 
 /// What makes the private mount namespace for the subject's overlays (`crate::sandbox`), and
 /// mounts them and package code's volumes (`crate::volume`).

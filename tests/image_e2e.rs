@@ -678,3 +678,40 @@ fn a_request_key_linked_to_nothing_runs_no_check() {
     );
     no_qemu_left(&w);
 }
+
+#[test]
+fn an_update_of_a_base_package_boots_and_runs_in_the_guest() {
+    let w = Ws::new();
+    // The base's sed is busybox's applet (sed-0-1); the fixture's sed 4.9 updates it.
+    let imaged = imaged_fixture(&w, "compose-sed-update");
+    let r = run_with(
+        &w,
+        &imaged,
+        &[
+            "smoke",
+            // By path: the guest's shell is busybox's, which runs its own applet for a
+            // command name it has one of (Debian builds busybox-static so), before PATH.
+            "--check",
+            "/usr/bin/sed --version | grep -qx 'sed (fci fixture) 4.9'",
+            "--check",
+            "echo abc | /usr/bin/sed s/b/x/ | grep -qx axc",
+            // The guest's own rpm reads the deployed database: the update is in it.
+            "--check",
+            "/usr/bin/rpm -q --dbpath /usr/lib/sysimage/rpm sed | grep -q '^sed-4.9-1'",
+        ],
+    );
+    let m = r.manifest();
+    let s = r.stage(&m, "smoke");
+    assert_eq!(r.code, 0, "{}{s:#}", r.stderr);
+    assert_eq!(s["outcome"], "PASSED", "{s:#}");
+    assert_eq!(
+        results(s),
+        vec![
+            ("boot".to_string(), "PASSED".to_string()),
+            ("check-1".to_string(), "PASSED".to_string()),
+            ("check-2".to_string(), "PASSED".to_string()),
+            ("check-3".to_string(), "PASSED".to_string()),
+        ]
+    );
+    no_qemu_left(&w);
+}

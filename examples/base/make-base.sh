@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
-# Makes a small OSTree-ready base tree in OUTDIR from this Debian host's packages:
-#   - usr-merged (bin, sbin, lib, lib64 link into /usr), config in usr/etc (OSTree's layout);
-#   - busybox-static with relative applet links (an absolute link would lead writes onto
-#     the host's busybox when fci writes into the tree);
-#   - the host's C library loader and libc, so the example package's binary runs in it;
-#   - an empty rpm database at usr/lib/sysimage/rpm (OSTree does not carry /var);
-#   - os-release in usr/lib and usr/etc.
-#   - the host's Debian kernel at usr/lib/modules/KVER/vmlinuz, with a small busybox initramfs
-#     around ostree-prepare-root beside it (initramfs.img), where OSTree's deploy looks;
-#   - an init (guest-init.sh) that prints the booted commit and runs fci smoke's checks.
+# Makes a small OSTree-ready base tree in OUTDIR from this Debian host's files, as a set of
+# RPMs built here from the specs in specs/ (Fedora's package names and idioms) and installed
+# with rpm, so that the tree's rpm database (usr/lib/sysimage/rpm; OSTree does not carry /var)
+# owns every file of the base and its Provides are rpm's own generators' (elfdeps for the
+# libraries):
+#   - filesystem: usr-merged (bin, sbin, lib, lib64 link into /usr), os-release, passwd, group;
+#   - glibc: the host's loader, libc, libm and (static) ldconfig; ld.so.conf lists Fedora's /usr/lib64 and
+#     /usr/lib before the host's directory, and its cache is built here with ldconfig;
+#   - busybox: busybox-static with relative applet links (an absolute link would lead writes
+#     onto the host's busybox when fci writes into the tree), but for the commands Fedora
+#     ships in packages of their own: sed, grep, gzip, bzip2 are packages of Version 0 whose
+#     links a real package of that name updates;
+#   - rpm: the host's rpm and its library closure, so `rpm -q` works in the tree;
+#   - fci-guest-init: an init (guest-init.sh) that prints the booted commit and runs fci
+#     smoke's checks;
+#   - kernel: the host's Debian kernel at usr/lib/modules/KVER/vmlinuz, with a small busybox
+#     initramfs around ostree-prepare-root beside it (initramfs.img), where OSTree's deploy
+#     looks (left out with --no-kernel).
+# Config is packaged at /etc, as in Fedora, and moved to usr/etc (OSTree's layout) once
+# installed, as rpm-ostree does: the database names /etc paths.
 #   examples/base/make-base.sh [--no-kernel] OUTDIR
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 kernel=yes
 if [ "${1:-}" = --no-kernel ]; then kernel=no; shift; fi
 out=${1:?usage: make-base.sh [--no-kernel] OUTDIR}
-for tool in busybox rpm; do
-  command -v "$tool" >/dev/null || { echo "make-base: $tool not found (apt-get install -y busybox-static rpm)" >&2; exit 3; }
+for tool in busybox rpm rpmbuild ldd ldconfig readelf; do
+  command -v "$tool" >/dev/null || { echo "make-base: $tool not found (apt-get install -y busybox-static rpm libc-bin binutils)" >&2; exit 3; }
 done
 if [ $kernel = yes ]; then
   kver=$(ls /usr/lib/modules 2>/dev/null | sort -V | tail -n 1)
@@ -26,7 +36,7 @@ if [ $kernel = yes ]; then
   fi
   prepare_root=/usr/lib/ostree/ostree-prepare-root
   [ -x $prepare_root ] || { echo "make-base: $prepare_root not found (apt-get install -y ostree-boot)" >&2; exit 3; }
-  for tool in cpio modprobe ldd gzip; do
+  for tool in cpio modprobe gzip; do
     command -v "$tool" >/dev/null || { echo "make-base: $tool not found (apt-get install -y cpio kmod libc-bin gzip)" >&2; exit 3; }
   done
 fi
@@ -40,48 +50,13 @@ if [ -e "$out" ] && [ -n "$(ls -A "$out" 2>/dev/null)" ]; then
   exit 2
 fi
 mkdir -p "$out"
-cd "$out"
-mkdir -p usr/bin usr/sbin usr/lib/x86_64-linux-gnu usr/lib64 usr/etc usr/lib/sysimage/rpm \
-         usr/share dev proc sys run tmp var sysroot boot root home mnt
-ln -s usr/bin bin
-ln -s usr/sbin sbin
-ln -s usr/lib lib
-ln -s usr/lib64 lib64
-cp "$busybox_bin" usr/bin/busybox
-chmod 0755 usr/bin/busybox
-# busybox's rpm and rpm2cpio are not rpm: leave those names to a real one (the host's, seen
-# through the tests' overlay, or one the base gets later).
-for applet in $(usr/bin/busybox --list); do
-  case "$applet" in busybox|rpm|rpm2cpio) continue ;; esac
-  [ -e "usr/bin/$applet" ] || ln -s busybox "usr/bin/$applet"
-done
-install -m 0755 "$here/guest-init.sh" usr/sbin/init
-# The C library of this host, for dynamically linked programs of this host's architecture.
-for lib in ld-linux-x86-64.so.2 libc.so.6; do
-  src=$(readlink -f "/lib/x86_64-linux-gnu/$lib")
-  cp "$src" "usr/lib/x86_64-linux-gnu/$lib"
-done
-ln -s ../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 usr/lib64/ld-linux-x86-64.so.2
-cat > usr/lib/os-release <<'OSR'
-NAME="fci example base"
-ID=fci-base
-VERSION_ID=1
-PRETTY_NAME="fci example base (busybox)"
-OSR
-cp usr/lib/os-release usr/etc/os-release
-# fci-check: the unprivileged user the guest runs fci smoke's checks as.
-printf 'root:x:0:0:root:/root:/bin/sh\nfci-check:x:1000:1000:fci smoke checks:/tmp:/bin/sh\n' > usr/etc/passwd
-printf 'root:x:0:\nfci-check:x:1000:\n' > usr/etc/group
-rpm --root "$PWD" --dbpath /usr/lib/sysimage/rpm --initdb
-rm -f usr/lib/sysimage/rpm/.rpm.lock usr/lib/sysimage/rpm/rpmdb.sqlite-shm usr/lib/sysimage/rpm/rpmdb.sqlite-wal
+out=$(cd "$out" && pwd)
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
 if [ $kernel = yes ]; then
-  moddir=usr/lib/modules/$kver
-  mkdir -p "$moddir"
-  cp "/boot/vmlinuz-$kver" "$moddir/vmlinuz"
-  initrd=$(mktemp -d)
-  trap 'rm -rf "$initrd"' EXIT
+  initrd=$stage/initrd
   mkdir -p "$initrd"/{bin,dev,proc,sys,run,sysroot,modules,usr/lib/ostree}
-  cp usr/bin/busybox "$initrd/bin/busybox"
+  cp "$busybox_bin" "$initrd/bin/busybox"
   for applet in sh mount umount mkdir touch sleep cat insmod switch_root echo; do
     ln -s busybox "$initrd/bin/$applet"
   done
@@ -99,6 +74,54 @@ if [ $kernel = yes ]; then
     basename "$ko" >> "$initrd/modules/order"
   done
   install -m 0755 "$here/initramfs-init.sh" "$initrd/init"
-  (cd "$initrd" && find . | LC_ALL=C sort | cpio -o -H newc --quiet --reproducible | gzip -n) > "$moddir/initramfs.img"
+  (cd "$initrd" && find . | LC_ALL=C sort | cpio -o -H newc --quiet --reproducible | gzip -n) > "$stage/initramfs.img"
 fi
+# What the specs take from this host, as macros.
+rpm_bin=$(readlink -f "$(command -v rpm)")
+# rpm's library closure but glibc's own (the glibc package has those).
+rpm_libs=$(ldd "$rpm_bin" | awk '$2 == "=>" && $3 ~ /^\// {print $3}' \
+  | grep -Ev '/(libc|libm|ld-linux-x86-64)\.so' | LC_ALL=C sort | tr '\n' ' ')
+glibc_version=$(getconf GNU_LIBC_VERSION | awk '{print $2}')
+busybox_version=$("$busybox_bin" 2>&1 | awk 'NR == 1 {sub(/^v/, "", $2); print $2}')
+rpm_version=$(rpm --version | awk '{print $3}')
+specs="filesystem glibc busybox sed grep gzip bzip2 rpm fci-guest-init"
+[ $kernel = yes ] && specs="$specs kernel"
+for spec in $specs; do
+  # --nodeps: Debian's rpm database does not hold the host's packages (there are no
+  # BuildRequires here anyway). A failed build is this script's or the host's: exit 3.
+  if ! rpmbuild -bb --quiet --nodeps \
+      --define "_topdir $stage/rpmbuild" \
+      --define "fci_examples $here" \
+      --define "fci_busybox $busybox_bin" \
+      --define "fci_busybox_version $busybox_version" \
+      --define "fci_glibc_version $glibc_version" \
+      --define "fci_ldconfig $(command -v ldconfig)" \
+      --define "fci_host_rpm $rpm_bin" \
+      --define "fci_rpm_version $rpm_version" \
+      --define "fci_rpm_libs $rpm_libs" \
+      --define "fci_kver ${kver:-none}" \
+      --define "fci_initramfs $stage/initramfs.img" \
+      "$here/specs/$spec.spec" >"$stage/rpmbuild-$spec.log" 2>&1; then
+    cat "$stage/rpmbuild-$spec.log" >&2
+    echo "make-base: rpmbuild of specs/$spec.spec failed" >&2
+    exit 3
+  fi
+done
+rpm --root "$out" --dbpath /usr/lib/sysimage/rpm --initdb
+debian=()
+# Debian's rpm asks to be told that it is meant to manage this root.
+[ -e /etc/debian_version ] && debian=(--force-debian)
+# Dependencies checked: the base's packages satisfy one another's Requires.
+if ! rpm --root "$out" --dbpath /usr/lib/sysimage/rpm -i "${debian[@]}" \
+    "$stage"/rpmbuild/RPMS/*/*.rpm; then
+  echo "make-base: rpm could not install the base's packages" >&2
+  exit 3
+fi
+cd "$out"
+# OSTree's layout: the packages' /etc is usr/etc (what rpm-ostree does after installing).
+mv etc usr/etc
+# The loader's cache, where the deployed /etc will have it; no links made (-X): every file
+# stays one of a package.
+ldconfig -X -r "$out" -f /usr/etc/ld.so.conf -C /usr/etc/ld.so.cache
+rm -f usr/lib/sysimage/rpm/.rpm.lock usr/lib/sysimage/rpm/rpmdb.sqlite-shm usr/lib/sysimage/rpm/rpmdb.sqlite-wal
 echo "make-base: base tree in $out" >&2

@@ -71,8 +71,9 @@ pub fn prepare(
     // Debian's rpm warns on every install unless told that it is meant to manage this root.
     let debian = std::fs::read_to_string("/etc/debian_version").is_ok();
     let install = |extra: &[&str]| {
+        // -U: a package of a base package's name updates it, as `fci compose` installs it.
         let mut c = rpm(Cmd::new("rpm"))
-            .args(["-i", "--noscripts", "--notriggers"])
+            .args(["-U", "--noscripts", "--notriggers"])
             .args(extra);
         if debian {
             c = c.arg("--force-debian");

@@ -62,8 +62,9 @@ pub mod tool {
     ];
     /// `fci test` on STI and tmt suites (hello-atomic has both).
     pub const TEST: &[Tool] = &[RPM, ANSIBLE, TMT, RSYNC, BWRAP, UNSHARE, MOUNT, MKFS];
-    /// A base tree (examples/base/make-base.sh) committed by `fci compose --init-base`.
-    pub const BASE: &[Tool] = &[BUSYBOX, CPIO, OSTREE];
+    /// A base tree (examples/base/make-base.sh: its packages built with rpmbuild and
+    /// installed with rpm) committed by `fci base init`.
+    pub const BASE: &[Tool] = &[BUSYBOX, CPIO, RPM, RPMBUILD, OSTREE];
     /// `fci compose` and `fci integrate`.
     pub const COMPOSE: &[Tool] = &[RPM, OSTREE, BWRAP, UNSHARE, MOUNT];
     /// `fci image`.

@@ -1,8 +1,11 @@
-//! The layer backend: a hard-link checkout of the base commit, the change's RPM payloads
-//! installed into it (the tree's rpm database, under /usr, kept right), and a commit with the
-//! base as parent onto a candidate ref.
+//! The layer backend: a checkout of the base commit (hard links, or copies when the change has
+//! scriptlets), the change's RPM payloads installed into it with `rpm -U` (updating base
+//! packages of the same name; dependencies checked against the tree's rpm database, under
+//! /usr, kept right), the change's scriptlets run in a sandbox rooted in the tree and the
+//! loader cache rebuilt (`scriptlets`), and a commit with the base as parent onto a candidate
+//! ref.
 
-use super::payload;
+use super::{payload, rpmdb, scriptlets};
 use crate::binding;
 use crate::error::FciError;
 use crate::exec::{Cmd, Log};
@@ -33,12 +36,26 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     rec.data.insert("parent".into(), json!(p.base));
     let dir = cx.dir();
     let tree = dir.join("tree");
+    // Read first: a change with scriptlets gets a checkout of copies (below).
+    let found = match scriptlets::query(&p.rpms, cx.log())? {
+        Ok(f) => f,
+        Err(why) => return Ok(fail(rec, why)),
+    };
+    let names = rpmdb::names(&p.rpms, cx.log())?;
     // The change's file list is read while the base is checked out: two processes at once on
     // the compose's critical path.
     let mut side = Log::create(&dir.join("rpm-qp.log"))?;
     let (checked_out, listing) = std::thread::scope(|s| {
         let listing = s.spawn(|| payload::listing(&p.rpms, &mut side));
-        let checked_out = p.repo.checkout(&p.base, &tree, cx.log());
+        // Every file of a hard-link checkout is a repository object: a scriptlet writing
+        // into one in place (`>>`) would change the base for every later compose. The
+        // change's scriptlets get a tree of copies; without them only rpm and fci write,
+        // and both replace files (rename, unlink) rather than write into them.
+        let checked_out = if found.scriptlets.is_empty() {
+            p.repo.checkout(&p.base, &tree, cx.log())
+        } else {
+            p.repo.checkout_copy(&p.base, &tree, cx.log())
+        };
         (checked_out, listing.join().expect("rpm -qp thread"))
     });
     cx.log().append_file(&side.path);
@@ -50,14 +67,29 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     // Every file of the checkout is a hard link to a repository object: what rpm changes in
     // place (its database) is copied first, so no write ever reaches the repository.
     unshare_rpmdb(&tree)?;
+    // The base packages the change updates (same name), and the files only they own.
+    let db = rpmdb::read(&tree, cx.log())?;
+    let updated = db.updated(&names);
+    let replaceable = db.replaceable(&updated);
+    if !updated.is_empty() {
+        let nevras: Vec<&String> = updated.iter().filter_map(|n| db.packages.get(n)).collect();
+        rec.data.insert("updates".into(), json!(nevras));
+    }
 
     let payload = payload::parse(&listing);
     // rpm runs outside the sandbox that bounds package code: what it would write is bounded
     // here, from the headers (a sparse file compresses to nothing in the RPM).
-    if let Some(failed) = refuse_payload(p, &tree, &payload, rec) {
+    if let Some(failed) = refuse_payload(p, &tree, &payload, &replaceable, rec) {
         return Ok(failed);
     }
     if let Some(failed) = install_payload(p, cx, &tree, &payload, rec)? {
+        return Ok(failed);
+    }
+    // As Fedora's glibc file trigger does after an install; before the scriptlets, so that
+    // a program they run finds a library the change put in /usr/lib64.
+    let cache_rebuilt = scriptlets::rebuild_loader_cache(&tree, p.limits, p.timeout, cx.log())?;
+    let base_triggers = db.triggers_not_run(&updated);
+    if let Some(failed) = run_scriptlets(p, cx, &tree, &found, &base_triggers, &updated, rec)? {
         return Ok(failed);
     }
     // Before the commit: a committed file may be the repository's object itself, and even a
@@ -82,13 +114,15 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
         cx.log(),
     )?;
     let diff = p.repo.diff(&p.base, &commit, cx.log())?;
-    // The backstop: layering adds; only the files rpm keeps below its database directory may
-    // change.
-    let db_files = format!("M {DBPATH}/");
-    let changed: Vec<&String> = diff
-        .iter()
-        .filter(|l| !l.starts_with("A ") && !l.starts_with(&db_files))
-        .collect();
+    // The backstop: layering adds; only the files rpm keeps below its database directory, the
+    // files of the base packages the change updates, the loader cache fci rebuilt and (when
+    // the change's scriptlets ran, as rpm-ostree lets them) config in /etc may change.
+    let allowed = Allowed {
+        replaceable: &replaceable,
+        cache: cache_rebuilt,
+        etc: !found.scriptlets.is_empty(),
+    };
+    let changed: Vec<&String> = diff.iter().filter(|l| !allowed.allows(l)).collect();
     if !changed.is_empty() {
         rec.data.insert("diff".into(), json!(diff));
         return Ok(fail(
@@ -120,6 +154,78 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     }])
 }
 
+/// What the diff of the base and the composed commit may show besides additions.
+struct Allowed<'a> {
+    replaceable: &'a std::collections::BTreeSet<String>,
+    cache: bool,
+    etc: bool,
+}
+
+impl Allowed<'_> {
+    fn allows(&self, line: &str) -> bool {
+        if line.starts_with("A ") || line.starts_with(&format!("M {DBPATH}/")) {
+            return true;
+        }
+        let Some(path) = line
+            .strip_prefix("M /")
+            .or_else(|| line.strip_prefix("D /"))
+        else {
+            return false;
+        };
+        self.replaceable.contains(path)
+            || (self.cache && line == "M /usr/etc/ld.so.cache")
+            || (self.etc && line.starts_with("M /usr/etc/"))
+    }
+}
+
+/// The change's %pre, %post and %posttrans in the new tree (`scriptlets`); what fci does not
+/// run (triggers) is said in a note and in `scriptlets_not_run`. `Some` is the FAILED outcome.
+fn run_scriptlets(
+    p: &Plan,
+    cx: &mut Ctx,
+    tree: &Path,
+    found: &scriptlets::Found,
+    base_triggers: &[String],
+    updated: &std::collections::BTreeSet<String>,
+    rec: &mut RecordParts,
+) -> Result<Option<Vec<Artifact>>> {
+    let mut not_run = found.not_run.clone();
+    not_run.extend_from_slice(base_triggers);
+    if !not_run.is_empty() {
+        rec.notes.push(format!(
+            "not run (fci compose runs %pre, %post and %posttrans only, as rpm-ostree does with most): {}",
+            not_run.join(", ")
+        ));
+        rec.data.insert("scriptlets_not_run".into(), json!(not_run));
+    }
+    let mut ran = Vec::new();
+    let dir = cx.dir();
+    for s in &found.scriptlets {
+        // rpm's $1: the number of instances once installed: 2 for an update.
+        let arg = if updated.contains(&s.package) { 2 } else { 1 };
+        let refused = scriptlets::run(s, arg, tree, &dir, p.limits, p.timeout, cx.log())?;
+        if let Some(scriptlets::Refused(why)) = refused {
+            rec.data.insert("scriptlets".into(), json!(ran));
+            return Ok(Some(fail(rec, format!("a scriptlet failed: {why}"))));
+        }
+        ran.push(format!("{} {}", s.package, s.phase));
+    }
+    if !ran.is_empty() {
+        rec.data.insert("scriptlets".into(), json!(ran));
+        let left = scriptlets::left_behind(tree, DBPATH);
+        if !left.is_empty() {
+            return Ok(Some(fail(
+                rec,
+                format!(
+                    "the change's scriptlets left what fci cannot commit or read: {}",
+                    left.join(", ")
+                ),
+            )));
+        }
+    }
+    Ok(None)
+}
+
 /// The checks on the change's payload before rpm runs: its size against the scratch limit,
 /// file kinds OSTree cannot commit, files that replace the base's, files under /var. Apart so
 /// that `compose` reads as its steps; `Some` is the FAILED outcome to return.
@@ -127,6 +233,7 @@ fn refuse_payload(
     p: &Plan,
     tree: &Path,
     payload: &payload::Payload,
+    replaceable: &std::collections::BTreeSet<String>,
     rec: &mut RecordParts,
 ) -> Option<Vec<Artifact>> {
     rec.data.insert("limits".into(), json!(p.limits));
@@ -145,7 +252,7 @@ fn refuse_payload(
             ),
         ));
     }
-    let conflicts = payload::conflicts(tree, payload);
+    let conflicts = payload::conflicts(tree, payload, replaceable);
     if !conflicts.is_empty() {
         let msg = format!(
             "the change replaces files of the base: {}",
@@ -184,11 +291,13 @@ fn install_payload(
     // left as it is, the change's included.
     let base_has_etc = std::fs::symlink_metadata(tree.join("etc")).is_ok();
     let debian = Path::new("/etc/debian_version").exists();
+    // -U: a package of the base's name is updated, as in Fedora. Dependencies are checked
+    // against the tree's database. Scriptlets are fci's to run (`scriptlets`), in a sandbox
+    // rooted in the tree, as rpm-ostree runs them; rpm would run them on the host.
     let mut install = Cmd::new("rpm").arg("--root").arg(tree).args([
         "--dbpath",
         DBPATH,
-        "-i",
-        "--nodeps",
+        "-U",
         "--noscripts",
         "--notriggers",
     ]);
@@ -203,6 +312,18 @@ fn install_payload(
         .capture(&install.arg("--").args(&p.rpms).timeout(p.timeout))?;
     if let Some(f) = done.failure() {
         // rpm refusing the payload is the change's doing; rpm not running is the host's.
+        let unmet = payload::unmet_dependencies(&done.stderr);
+        if !unmet.is_empty() {
+            rec.data.insert("unmet".into(), json!(unmet));
+            return Ok(Some(fail(
+                rec,
+                format!("the base cannot take the change: {}", unmet.join("; ")),
+            )));
+        }
+        let older = payload::not_an_update(&done.stderr);
+        if !older.is_empty() {
+            return Ok(Some(fail(rec, older.join("; "))));
+        }
         let said = super::payload::rpm_refusals(&done.stderr);
         if !said.is_empty() {
             return Ok(Some(fail(

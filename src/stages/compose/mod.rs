@@ -1,7 +1,11 @@
 //! `fci compose`: an OSTree commit of the known-good base plus the change's binary RPMs.
 //!
-//! Backend: `layer.rs` (a hard-link checkout of the base, the RPM payloads installed into it
-//! with the tree's rpm database kept right, `ostree commit` with the base as parent). An
+//! Backend: `layer.rs` (a checkout of the base, the RPM payloads installed into it with
+//! `rpm -U` as rpm-ostree would: updates of base packages of the same name (`rpmdb.rs` reads
+//! which, and which files only they own), dependencies checked against the tree's database,
+//! the scriptlets run in a sandbox rooted in the tree and the loader cache rebuilt
+//! (`scriptlets.rs`), the tree's rpm database kept right, `ostree commit` with the base as
+//! parent). An
 //! rpm-ostree backend would be a second file behind the same `Layer`-shaped function: it is not
 //! here, since rpm-ostree is not packaged for Debian and no test could run it.
 //!
@@ -11,6 +15,8 @@
 pub mod base;
 pub mod layer;
 pub mod payload;
+pub mod rpmdb;
+pub mod scriptlets;
 
 use crate::error::FciError;
 use crate::manifest::{Artifact, ArtifactKind, Base, Manifest, StageName, StageRecord};

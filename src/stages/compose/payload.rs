@@ -167,7 +167,7 @@ fn about(n: u64) -> String {
 }
 
 /// Where a package path lands in an OSTree tree: `etc/X` is `usr/etc/X`.
-fn landing(rel: &str) -> String {
+pub(super) fn landing(rel: &str) -> String {
     match rel.strip_prefix("etc") {
         Some("") => "usr/etc".into(),
         Some(rest) if rest.starts_with('/') => format!("usr/etc{rest}"),
@@ -229,11 +229,17 @@ fn lookup(tree: &Path, rel: &str, follow_last: bool) -> Result<Option<std::fs::M
 /// Paths of the change that would replace or alter something of the base: a file over
 /// anything, a directory over a non-directory (a link is followed, as rpm follows it) or over
 /// a directory with another mode (rpm would chmod the base's), anything under a base file.
-pub fn conflicts(tree: &Path, payload: &Payload) -> Vec<String> {
+/// `replaceable` (paths as they land, from `rpmdb::TreeDb::replaceable`) are files only the
+/// base packages the change updates own: rpm -U replaces those, as in Fedora.
+pub fn conflicts(
+    tree: &Path,
+    payload: &Payload,
+    replaceable: &std::collections::BTreeSet<String>,
+) -> Vec<String> {
     use std::os::unix::fs::PermissionsExt;
     let mut found = Vec::new();
     for e in &payload.files {
-        if e.is_ghost() {
+        if e.is_ghost() || e.rel().is_some_and(|r| replaceable.contains(&landing(r))) {
             continue;
         }
         let existing = if e.path == "/" {
@@ -287,6 +293,44 @@ pub fn rpm_refusals(stderr: &str) -> Vec<&str> {
                 || l.contains(" is intended for a ")
         })
         .map(str::trim)
+        .collect()
+}
+
+/// What rpm's dependency check said of the change (`rpm -U` without `--nodeps`, against the
+/// tree's database): each unmet Requires as `unmet Requires: X (needed by P)`, each
+/// Conflicts as rpm says it. The package's doing.
+pub fn unmet_dependencies(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .map(str::trim)
+        .filter_map(|l| {
+            if let Some((what, by)) = l.split_once(" is needed by ") {
+                Some(format!("unmet Requires: {what} (needed by {by})"))
+            } else if l.contains(" conflicts with ") && !l.contains("conflicts with file from") {
+                Some(format!("Conflicts: {l}"))
+            } else if l.contains(" is obsoleted by ") {
+                Some(l.to_string())
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// rpm refusing to update a base package with an older or the same version (`package X
+/// (which is newer than Y) is already installed`): the change's failure, said as such.
+pub fn not_an_update(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("package ") && l.ends_with(" is already installed"))
+        .map(|l| {
+            if l.contains("(which is newer than ") {
+                format!("a downgrade of a base package: {l}")
+            } else {
+                format!("the base has this very package already: {l}")
+            }
+        })
         .collect()
 }
 
@@ -483,12 +527,57 @@ mod tests {
             ],
         };
         assert_eq!(
-            conflicts(tree, &p),
+            conflicts(tree, &p, &Default::default()),
             vec![
                 "/etc/passwd",
                 "/sbin/init",
                 "/usr/sbin/init",
                 "/usr/sbin/init/x"
+            ]
+        );
+    }
+
+    #[test]
+    fn files_only_updated_packages_own_may_be_replaced() {
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path();
+        std::fs::create_dir_all(tree.join("usr/bin")).unwrap();
+        std::fs::create_dir_all(tree.join("usr/etc")).unwrap();
+        std::os::unix::fs::symlink("busybox", tree.join("usr/bin/sed")).unwrap();
+        std::os::unix::fs::symlink("busybox", tree.join("usr/bin/awk")).unwrap();
+        std::fs::write(tree.join("usr/etc/sed.conf"), "x").unwrap();
+        let p = Payload {
+            nevras: vec![],
+            files: vec![
+                entry(0o100755, "/usr/bin/sed"),
+                entry(0o100755, "/usr/bin/awk"),
+                entry(0o100644, "/etc/sed.conf"),
+            ],
+        };
+        let replaceable = ["usr/bin/sed".to_string(), "usr/etc/sed.conf".to_string()].into();
+        assert_eq!(conflicts(tree, &p, &replaceable), vec!["/usr/bin/awk"]);
+    }
+
+    #[test]
+    fn rpms_dependency_and_version_refusals_are_said_plainly() {
+        let stderr = "error: Failed dependencies:\n\
+             \tlibfrobnicate.so.7()(64bit) is needed by x-1-1.fc41.noarch\n\
+             \tfoo conflicts with (installed) bar-1-1.noarch\n\
+             \tfile /usr/bin/a conflicts with file from package b-1-1.noarch\n";
+        assert_eq!(
+            unmet_dependencies(stderr),
+            vec![
+                "unmet Requires: libfrobnicate.so.7()(64bit) (needed by x-1-1.fc41.noarch)",
+                "Conflicts: foo conflicts with (installed) bar-1-1.noarch",
+            ]
+        );
+        assert_eq!(
+            not_an_update(
+                "\tpackage sed-0-1.noarch (which is newer than sed-0-0.fc41.noarch) is already installed\n\tpackage x-1-1.noarch is already installed\n"
+            ),
+            vec![
+                "a downgrade of a base package: package sed-0-1.noarch (which is newer than sed-0-0.fc41.noarch) is already installed",
+                "the base has this very package already: package x-1-1.noarch is already installed",
             ]
         );
     }

@@ -1,0 +1,363 @@
+//! The change's scriptlets, run as rpm-ostree runs them: rpm installs the payload with
+//! `--noscripts`, then each package's `%pre`, `%post` and `%posttrans` (all `%pre` first, then
+//! all `%post`, then all `%posttrans`, in the order the packages were given) run in a bwrap
+//! sandbox whose `/` is the new tree (`crate::sandbox::rooted_in`: `usr/etc` as `/etc`, tmpfs
+//! `/tmp`, `/var`, `/run`, no network), with `$1` = 1 for an install and 2 for an update of a
+//! base package of the same name.
+//!
+//! Not run, and said so (`not_run`): triggers and file triggers, of the change's packages or of
+//! the base's (rpm-ostree runs only a few known ones; fci none). The loader cache, which
+//! Fedora's glibc rebuilds from a file trigger, is rebuilt by `rebuild_loader_cache` instead.
+//! A Lua scriptlet (`-p <lua>`) runs only inside rpm: the change's failure, as in rpm-ostree.
+
+use crate::error::FciError;
+use crate::exec::{Cmd, Log};
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+/// The phases fci runs, in order: the rpm tag of the body, of the interpreter, and the name
+/// a maintainer knows it by.
+const PHASES: [(&str, &str, &str); 3] = [
+    ("PREIN", "PREINPROG", "%pre"),
+    ("POSTIN", "POSTINPROG", "%post"),
+    ("POSTTRANS", "POSTTRANSPROG", "%posttrans"),
+];
+
+/// The kinds of trigger fci does not run, in the order of rpm's tags: TRIGGERTYPE,
+/// FILETRIGGERTYPE, TRANSFILETRIGGERTYPE.
+pub const TRIGGER_KINDS: [&str; 3] = ["trigger", "file trigger", "transaction file trigger"];
+
+/// Where the script body is bound inside the sandbox (below its tmpfs /run).
+const SCRIPT_INSIDE: &str = "/run/fci-scriptlet";
+
+/// One scriptlet of one package.
+#[derive(Debug, Clone)]
+pub struct Scriptlet {
+    pub package: String,
+    pub phase: &'static str,
+    /// The interpreter and its arguments (`/bin/sh`, or `/sbin/ldconfig` alone with `-p`).
+    pub prog: Vec<String>,
+    /// The script, when there is one (a `-p PROGRAM` scriptlet has none).
+    pub body: Option<String>,
+    pub rpm: PathBuf,
+}
+
+/// What the change's packages would have rpm run.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub scriptlets: Vec<Scriptlet>,
+    /// Triggers and file triggers fci does not run, as `PACKAGE: KIND`.
+    pub not_run: Vec<String>,
+}
+
+/// The query of one package's scriptlets: its name, then per phase a line `1` or `0` (a
+/// body or not) and a line of its interpreter's words, tab-separated; then the kinds of its
+/// triggers and file triggers.
+fn query_format() -> String {
+    let mut q = String::from("%{NAME}\n");
+    for (body, prog, _) in PHASES {
+        q.push_str(&format!("%|{body}?{{1}}:{{0}}|\n[%{{{prog}}}\t]\n"));
+    }
+    q.push_str("[%{TRIGGERTYPE} ]\n[%{FILETRIGGERTYPE} ]\n[%{TRANSFILETRIGGERTYPE} ]\n");
+    q
+}
+
+/// `rpm -qp` with `qf` on `rpm`: its output; `Ok(Err(why))` when the header holds more than
+/// fci reads (a script of many megabytes: the change's failure). rpm failing on a package
+/// `fci build` made is the host's trouble.
+fn header(rpm: &Path, qf: &str, log: &mut Log) -> Result<std::result::Result<String, String>> {
+    let out = log.capture(&rpm_qp().arg("--qf").arg(qf).arg("--").arg(rpm))?;
+    if out.over_limit {
+        return Ok(Err(format!(
+            "the scriptlets in {} are larger than fci reads ({})",
+            rpm.file_name().unwrap_or_default().to_string_lossy(),
+            crate::caps::human(crate::caps::CAPTURED_OUTPUT)
+        )));
+    }
+    let out = out
+        .checked()
+        .map_err(|f| f.infra("rpm -qp cannot read the change's scriptlets"))?;
+    Ok(Ok(out.stdout))
+}
+
+/// The scriptlets of `rpms` from their headers (`rpm -qp`), and what of them fci does not
+/// run; `Ok(Err(why))` is the change's failure.
+pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<std::result::Result<Found, String>> {
+    let mut found = Found::default();
+    let qf = query_format();
+    for rpm in rpms {
+        let out = match header(rpm, &qf, log)? {
+            Ok(o) => o,
+            Err(why) => return Ok(Err(why)),
+        };
+        let lines: Vec<&str> = out.split('\n').collect();
+        let at = |i: usize| lines.get(i).copied().unwrap_or("");
+        let package = at(0).to_string();
+        for (i, (body_tag, _, phase)) in PHASES.iter().enumerate() {
+            let has_body = at(1 + 2 * i) == "1";
+            let prog: Vec<String> = at(2 + 2 * i)
+                .split('\t')
+                .filter(|w| !w.is_empty())
+                .map(String::from)
+                .collect();
+            if !has_body && prog.is_empty() {
+                continue;
+            }
+            let body = if has_body {
+                match header(rpm, &format!("%{{{body_tag}}}"), log)? {
+                    Ok(b) => Some(b),
+                    Err(why) => return Ok(Err(why)),
+                }
+            } else {
+                None
+            };
+            found.scriptlets.push(Scriptlet {
+                package: package.clone(),
+                phase,
+                // rpm's default interpreter for a scriptlet with a body and none named.
+                prog: if prog.is_empty() {
+                    vec!["/bin/sh".into()]
+                } else {
+                    prog
+                },
+                body,
+                rpm: rpm.clone(),
+            });
+        }
+        for (i, kind) in TRIGGER_KINDS.iter().enumerate() {
+            if !at(7 + i).trim().is_empty() {
+                found.not_run.push(format!("{package}: {kind}s"));
+            }
+        }
+    }
+    // %pre of every package, then %post, then %posttrans, as rpm-ostree runs them.
+    let order = |s: &Scriptlet| PHASES.iter().position(|p| p.2 == s.phase);
+    found.scriptlets.sort_by_key(order);
+    Ok(Ok(found))
+}
+
+fn rpm_qp() -> Cmd {
+    Cmd::new("rpm").args(["-qp", "--nosignature", "--nodigest"])
+}
+
+/// How one scriptlet ended, when it did not succeed: the change's failure (FAILED, with
+/// what it said). A scriptlet killed at the time limit is an error (`Err`), never this.
+pub struct Refused(pub String);
+
+/// Runs `s` in the sandbox rooted in `tree`, `arg` as its script's `$1`. In a tree with an
+/// ld.so.conf the sandbox has started before (`rebuild_loader_cache` runs in the same one,
+/// and its failure is the host's): bwrap failing here is taken for the scriptlet's failure,
+/// since what the scriptlet prints cannot be told from what bwrap prints. `scratch` is where the body
+/// is written on the host (bound read-only into the sandbox).
+pub fn run(
+    s: &Scriptlet,
+    arg: u32,
+    tree: &Path,
+    scratch: &Path,
+    limits: crate::limits::Limits,
+    timeout: Option<std::time::Duration>,
+    log: &mut Log,
+) -> Result<Option<Refused>> {
+    if s.prog.first().is_some_and(|p| p == "<lua>") {
+        return Ok(Some(Refused(format!(
+            "{} of {} is a Lua scriptlet, which only rpm itself can run (rpm-ostree refuses them too)",
+            s.phase, s.package
+        ))));
+    }
+    // bwrap resolves `usr/etc` on the host to bind it as /etc: an earlier scriptlet may have
+    // swapped it for a link to a host directory.
+    if !crate::files::real_dir_below(tree, &tree.join("usr/etc")) {
+        return Ok(Some(Refused(format!(
+            "before {} of {}: /usr/etc is no longer a real directory of the tree (a scriptlet replaced it)",
+            s.phase, s.package
+        ))));
+    }
+    let mut files = Vec::new();
+    let mut inner = Cmd::new(&s.prog[0]).args(&s.prog[1..]);
+    if let Some(body) = &s.body {
+        let host = scratch.join(format!(
+            "scriptlet-{}-{}",
+            crate::files::plain_name(&s.package),
+            s.phase.trim_start_matches('%')
+        ));
+        std::fs::write(&host, body)?;
+        files.push((host, PathBuf::from(SCRIPT_INSIDE)));
+        // rpm gives $1 to a script only: a `-p PROGRAM` scriptlet runs with no argument
+        // (`%post -p /sbin/ldconfig` would take it for a directory).
+        inner = inner.arg(SCRIPT_INSIDE).arg(arg.to_string());
+    }
+    // bwrap makes the mount point /etc inside the tree when there is none (a base with no
+    // usr/etc is refused before): made and removed here, so that no empty /etc is committed.
+    let etc = tree.join("etc");
+    let made_etc = std::fs::symlink_metadata(&etc).is_err();
+    if made_etc {
+        std::fs::create_dir(&etc)?;
+    }
+    let mut cmd = crate::sandbox::rooted_in(tree, true, &files, limits, &inner)?.timeout(timeout);
+    // What a timeout's message names: the scriptlet, not its interpreter.
+    cmd.name = Some(format!("{} of {} ({})", s.phase, s.package, s.prog[0]));
+    log.line(&format!(
+        "fci compose: {} of {} ($1 = {arg}) in the new tree",
+        s.phase, s.package
+    ));
+    let done = log.capture(&cmd);
+    if made_etc {
+        let _ = std::fs::remove_dir(&etc);
+    }
+    // Cut at the time limit: `capture` says so as an error (ERROR, the run's bound).
+    let done = done?;
+    let Some(f) = done.failure() else {
+        return Ok(None);
+    };
+    // What it printed goes into the record: masked like every command's stderr.
+    let stdout = crate::redact::mask_registered(&done.stdout);
+    let said = [stdout.trim(), done.tail.trim()]
+        .iter()
+        .filter(|t| !t.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\n");
+    let said = crate::exec::last_lines(&said, 10);
+    Ok(Some(Refused(format!(
+        "{} of {} {}{}",
+        s.phase,
+        s.package,
+        f.ending,
+        if said.trim().is_empty() {
+            " (it printed nothing)".to_string()
+        } else {
+            format!(": {}", said.trim())
+        }
+    ))))
+}
+
+/// Rebuilds the tree's loader cache (`usr/etc/ld.so.cache`, where a deployment's /etc has it)
+/// from its `ld.so.conf`, as Fedora's glibc file trigger does after an install: a library the
+/// change puts in /usr/lib64 is found at boot. ldconfig reads the change's files: it runs in
+/// the same sandbox as the scriptlets (but with /usr read-only: without scriptlets the
+/// checkout is hard links), the host's (static) ldconfig bound into it. No links
+/// are made (`-X`): the packages ship their own. `Ok(false)`: the tree has no ld.so.conf.
+pub fn rebuild_loader_cache(
+    tree: &Path,
+    limits: crate::limits::Limits,
+    timeout: Option<std::time::Duration>,
+    log: &mut Log,
+) -> Result<bool> {
+    let etc = tree.join("usr/etc");
+    if !crate::files::real_dir_below(tree, &etc) {
+        return Err(FciError::input(tree, "usr/etc is not a real directory of the tree").into());
+    }
+    let conf = std::fs::symlink_metadata(etc.join("ld.so.conf"));
+    if !conf.is_ok_and(|m| m.is_file()) {
+        return Ok(false);
+    }
+    let ldconfig = crate::tool::LDCONFIG.find()?;
+    // ldconfig writes a new file and renames it over the old one; the old one is unlinked
+    // first all the same: it is a hard link to a repository object in the checkout.
+    let cache = tree.join("usr/etc/ld.so.cache");
+    if std::fs::symlink_metadata(&cache).is_ok_and(|m| !m.is_dir()) {
+        std::fs::remove_file(&cache)?;
+    }
+    let inside = PathBuf::from("/run/fci-ldconfig");
+    let inner = Cmd::new(&inside).args(["-X", "-f", "/etc/ld.so.conf", "-C", "/etc/ld.so.cache"]);
+    let etc = tree.join("etc");
+    let made_etc = std::fs::symlink_metadata(&etc).is_err();
+    if made_etc {
+        std::fs::create_dir(&etc)?;
+    }
+    let cmd = crate::sandbox::rooted_in(tree, false, &[(ldconfig, inside)], limits, &inner)?
+        .timeout(timeout);
+    let done = log.capture(&cmd);
+    if made_etc {
+        let _ = std::fs::remove_dir(&etc);
+    }
+    done?
+        .checked()
+        .map_err(|f| f.infra("ldconfig could not rebuild the composed tree's loader cache"))?;
+    Ok(true)
+}
+
+/// What scriptlets may have left in `tree` that fci must not commit or follow: files OSTree
+/// cannot hold (a FIFO, a socket), and an rpm database that is no longer plain files in a
+/// real directory (fci's rpm reads it by its host path: a link would lead it out of the tree).
+/// As `PATH (what)`; empty when the tree is fine.
+pub fn left_behind(tree: &Path, dbpath: &str) -> Vec<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut found = Vec::new();
+    for e in walkdir::WalkDir::new(tree)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+    {
+        let t = e.file_type();
+        let what = if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_socket() {
+            "a socket"
+        } else if t.is_block_device() || t.is_char_device() {
+            "a device node"
+        } else {
+            continue;
+        };
+        let rel = e.path().strip_prefix(tree).unwrap_or(e.path());
+        found.push(format!("/{} ({what})", rel.display()));
+    }
+    let db = tree.join(&dbpath[1..]);
+    if !crate::files::real_dir_below(tree, &db) {
+        found.push(format!("{dbpath} (no longer a real directory)"));
+    } else if let Ok(entries) = std::fs::read_dir(&db) {
+        for e in entries.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_file()) {
+                found.push(format!(
+                    "{dbpath}/{} (not a plain file)",
+                    e.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_names_every_phase_and_trigger_kind() {
+        let q = query_format();
+        assert!(q.starts_with("%{NAME}\n%|PREIN?{1}:{0}|\n[%{PREINPROG}\t]\n"));
+        assert!(q.contains("%|POSTTRANS?{1}:{0}|\n[%{POSTTRANSPROG}\t]\n"));
+        assert_eq!(q.lines().count(), 10);
+    }
+
+    #[test]
+    fn fifos_and_a_swapped_database_are_left_behind() {
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path();
+        std::fs::create_dir_all(tree.join("usr/lib/sysimage/rpm")).unwrap();
+        std::fs::write(tree.join("usr/lib/sysimage/rpm/rpmdb.sqlite"), "db").unwrap();
+        assert!(left_behind(tree, "/usr/lib/sysimage/rpm").is_empty());
+        let fifo = tree.join("usr/lib/pipe");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        std::os::unix::fs::symlink("/etc/passwd", tree.join("usr/lib/sysimage/rpm/x")).unwrap();
+        assert_eq!(
+            left_behind(tree, "/usr/lib/sysimage/rpm"),
+            vec![
+                "/usr/lib/pipe (a FIFO)",
+                "/usr/lib/sysimage/rpm/x (not a plain file)"
+            ]
+        );
+        std::fs::remove_dir_all(tree.join("usr/lib/sysimage")).unwrap();
+        std::fs::create_dir(tree.join("usr/lib/sysimage")).unwrap();
+        std::os::unix::fs::symlink("/var/lib/rpm", tree.join("usr/lib/sysimage/rpm")).unwrap();
+        assert_eq!(
+            left_behind(tree, "/usr/lib/sysimage/rpm"),
+            vec![
+                "/usr/lib/pipe (a FIFO)",
+                "/usr/lib/sysimage/rpm (no longer a real directory)"
+            ]
+        );
+    }
+}

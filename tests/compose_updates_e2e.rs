@@ -1,0 +1,264 @@
+//! `fci compose` as rpm-ostree composes (issue 16 item 2): a change updates base packages of
+//! the same name (rpm -U), its dependencies are checked against the tree's rpm database, and
+//! its scriptlets run in a sandbox rooted in the new tree, never writing into the repository.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The tools these tests run: `Ws::new` fails naming any that is missing.
+const NEEDS: Needs = &[tool::BUILD, tool::BASE, tool::COMPOSE];
+
+fn repo(w: &Ws) -> PathBuf {
+    w.ws().join("ostree/repo")
+}
+
+fn ostree(w: &Ws, args: &[&str]) -> (bool, String) {
+    let out = Command::new("ostree")
+        .arg(format!("--repo={}", repo(w).display()))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// Builds a fixture and composes it onto the example base (with `extra` flags).
+fn compose_fixture(w: &Ws, name: &str, extra: &[&str]) -> Run {
+    let built = w.build_fixture(name, &[]);
+    assert_eq!(built.code, 0, "{name}: {}", built.stderr);
+    let p = w.save(&format!("{name}.json"), &built.manifest());
+    let mut args = vec!["compose", "--branch", "f41"];
+    args.extend_from_slice(extra);
+    args.extend(["-m", p.to_str().unwrap()]);
+    w.run(&args)
+}
+
+fn compose_stage(r: &Run) -> Value {
+    let m = r.manifest();
+    r.stage(&m, "compose").clone()
+}
+
+/// A checkout of `commit` in the scratch area.
+fn checkout(w: &Ws, commit: &str, name: &str) -> PathBuf {
+    let co = w.path().join(name);
+    let (ok, out) = ostree(w, &["checkout", "-U", commit, co.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    co
+}
+
+fn rpm_q(tree: &Path, args: &[&str]) -> String {
+    let out = Command::new("rpm")
+        .arg("--root")
+        .arg(tree)
+        .args(["--dbpath", "/usr/lib/sysimage/rpm"])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+fn assert_repo_intact(w: &Ws) {
+    let (ok, out) = ostree(w, &["fsck"]);
+    assert!(ok, "ostree fsck: {out}");
+}
+
+#[test]
+fn an_update_of_a_base_package_replaces_it_and_other_packages_files_still_conflict() {
+    let w = Ws::new();
+    let base = init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let r = compose_fixture(&w, "compose-sed-update", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let c = compose_stage(&r);
+    assert_eq!(c["outcome"], "PASSED", "{c:#}");
+    assert_eq!(c["data"]["updates"], serde_json::json!(["sed-0-1.noarch"]));
+    let commit = c["data"]["commit"].as_str().unwrap();
+    let co = checkout(&w, commit, "co");
+    // The database has the new sed only; /usr/bin/sed is its file, and it runs in the tree.
+    let q = rpm_q(&co, &["-q", "sed"]);
+    assert_eq!(q.trim(), "sed-4.9-1.fc41.noarch", "{q}");
+    let owner = rpm_q(&co, &["-qf", "/usr/bin/sed"]);
+    assert_eq!(owner.trim(), "sed-4.9-1.fc41.noarch", "{owner}");
+    assert!(co.join("usr/bin/sed").is_file());
+    let run = Command::new("chroot")
+        .arg(&co)
+        .args(["/usr/bin/sed", "--version"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        "sed (fci fixture) 4.9"
+    );
+    // Its %post ran with rpm's $1 for an update.
+    assert_eq!(
+        std::fs::read_to_string(co.join("usr/lib/sed-fixture.post")).unwrap(),
+        "post 2\n"
+    );
+    // The base itself did not change: its /usr/bin/sed is still busybox's link.
+    let (ok, ls) = ostree(&w, &["ls", &base, "/usr/bin/sed"]);
+    assert!(ok && ls.contains("-> busybox"), "{ls}");
+    assert_repo_intact(&w);
+
+    // Taking a file of another base package (busybox's /usr/bin/awk) is still a conflict;
+    // the updated package's own file is not one.
+    let r = compose_fixture(&w, "compose-sed-conflict", &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let c = compose_stage(&r);
+    assert_eq!(c["outcome"], "FAILED");
+    assert_eq!(c["data"]["conflicts"], serde_json::json!(["/usr/bin/awk"]));
+
+    // An older sed than the base's is a downgrade.
+    let r = compose_fixture(&w, "compose-sed-downgrade", &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let c = compose_stage(&r);
+    assert_eq!(c["outcome"], "FAILED");
+    let notes = c["notes"].to_string();
+    assert!(notes.contains("a downgrade of a base package"), "{notes}");
+    let (_, refs) = ostree(&w, &["refs"]);
+    assert_eq!(refs.matches("candidate").count(), 1, "{refs}");
+    assert_repo_intact(&w);
+}
+
+#[test]
+fn an_unmet_requires_fails_naming_it() {
+    let w = Ws::new();
+    init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let r = compose_fixture(&w, "compose-unmet-requires", &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let c = compose_stage(&r);
+    assert_eq!(c["outcome"], "FAILED");
+    let notes = c["notes"].to_string();
+    assert!(
+        notes.contains(
+            "unmet Requires: libfrobnicate.so.7()(64bit) (needed by compose-unmet-requires-1-1.fc41.noarch)"
+        ),
+        "{notes}"
+    );
+    let (_, refs) = ostree(&w, &["refs"]);
+    assert!(!refs.contains("candidate"), "{refs}");
+}
+
+#[test]
+fn triggers_are_not_run_and_the_record_says_so() {
+    let w = Ws::new();
+    init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let r = compose_fixture(&w, "compose-trigger", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let c = compose_stage(&r);
+    assert_eq!(c["outcome"], "PASSED", "{c:#}");
+    assert_eq!(
+        c["data"]["scriptlets_not_run"],
+        serde_json::json!([
+            "compose-trigger: triggers",
+            "compose-trigger: file triggers"
+        ])
+    );
+    assert!(c["notes"].to_string().contains("not run"), "{c:#}");
+}
+
+#[test]
+fn a_post_that_is_a_program_runs_it_in_the_tree() {
+    let w = Ws::new();
+    init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let r = compose_fixture(&w, "compose-post-ldconfig", &[]);
+    assert_eq!(r.code, 0, "{}{:#}", r.stderr, compose_stage(&r));
+    let c = compose_stage(&r);
+    assert_eq!(c["outcome"], "PASSED", "{c:#}");
+    assert_eq!(
+        c["data"]["scriptlets"],
+        serde_json::json!(["compose-post-ldconfig %post"])
+    );
+    // The tree's ldconfig made the soname link the package does not ship.
+    let commit = c["data"]["commit"].as_str().unwrap();
+    let (ok, ls) = ostree(&w, &["ls", commit, "/usr/lib64/libcomposeldconfig.so.1"]);
+    assert!(ok && ls.contains("-> libcomposeldconfig.so.1.0"), "{ls}");
+    assert_repo_intact(&w);
+}
+
+#[test]
+fn scriptlets_run_in_the_new_tree_and_never_write_into_the_repository() {
+    let w = Ws::new();
+    let base = init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let (_, group_before) = ostree(&w, &["cat", &base, "/usr/etc/group"]);
+    let r = compose_fixture(&w, "compose-post-ok", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let c = compose_stage(&r);
+    assert_eq!(c["outcome"], "PASSED", "{c:#}");
+    assert_eq!(
+        c["data"]["scriptlets"],
+        serde_json::json!([
+            "compose-post-ok %pre",
+            "compose-post-ok %post",
+            "compose-post-ok %posttrans"
+        ])
+    );
+    let commit = c["data"]["commit"].as_str().unwrap();
+    let cat = |path: &str| {
+        let (ok, text) = ostree(&w, &["cat", commit, path]);
+        assert!(ok, "{path}: {text}");
+        text
+    };
+    // Their effects are in the commit, with rpm's $1 (1: an install); /etc is usr/etc, and
+    // what they wrote to /var (a tmpfs) is not carried.
+    assert_eq!(cat("/usr/lib/compose-post-ok.pre"), "pre 1\n");
+    assert_eq!(cat("/usr/lib/compose-post-ok/made-by-post"), "post 1\n");
+    assert_eq!(
+        cat("/usr/lib/compose-post-ok/made-by-posttrans"),
+        "posttrans\n"
+    );
+    assert!(cat("/usr/etc/group").ends_with("compose-post-ok:x:990:\n"));
+    for gone in ["/etc", "/var/lost"] {
+        let (ok, _) = ostree(&w, &["ls", commit, gone]);
+        assert!(!ok, "{gone} is in the commit");
+    }
+    // The %pre appended to a base file of the checkout: the base's own is unchanged, and
+    // every object of the repository is what its checksum says.
+    let (_, group_after) = ostree(&w, &["cat", &base, "/usr/etc/group"]);
+    assert_eq!(group_before, group_after);
+    assert!(!group_after.contains("compose-post-ok"));
+    assert_repo_intact(&w);
+    // The loader cache lists the library the change put in Fedora's %_libdir.
+    let co = checkout(&w, commit, "co");
+    let cache = Command::new("ldconfig")
+        .arg("-C")
+        .arg(co.join("usr/etc/ld.so.cache"))
+        .arg("-p")
+        .output()
+        .unwrap();
+    let cache = String::from_utf8_lossy(&cache.stdout);
+    assert!(
+        cache.contains("libcomposepostok.so.1 (libc6,x86-64) => /usr/lib64/libcomposepostok.so.1"),
+        "{cache}"
+    );
+}
+
+#[test]
+fn a_failing_post_is_failed_with_its_output_and_a_hanging_one_is_an_error() {
+    let w = Ws::new();
+    init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let r = compose_fixture(&w, "compose-post-fail", &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let c = compose_stage(&r);
+    assert_eq!(c["outcome"], "FAILED");
+    let notes = c["notes"].to_string();
+    assert!(
+        notes.contains("%post of compose-post-fail exited 3"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("compose-post-fail: cannot register the frobnicator (arg 1)"),
+        "{notes}"
+    );
+    // Killed at the compose's time limit: the host's bound, not the package's verdict.
+    let r = compose_fixture(&w, "compose-post-slow", &["--timeout", "10"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let c = compose_stage(&r);
+    assert_eq!(c["outcome"], "ERROR", "{c:#}");
+    let (_, refs) = ostree(&w, &["refs"]);
+    assert!(!refs.contains("candidate"), "{refs}");
+    assert_repo_intact(&w);
+}
