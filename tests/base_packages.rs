@@ -80,8 +80,11 @@ fn the_rpm_database_owns_every_file_of_the_base() {
             "glibc",
             "grep",
             "gzip",
+            "python3",
             "rpm",
             "sed",
+            "shadow-utils",
+            "systemd",
         ];
         if flags.is_empty() {
             want.push("kernel");
@@ -192,4 +195,38 @@ fn provides_come_from_rpms_generators_and_the_loader_searches_fedoras_directorie
         String::from_utf8_lossy(&inside.stderr)
     );
     assert!(String::from_utf8_lossy(&inside.stdout).starts_with("sed-0-1"));
+    // What Fedora's packages need of the tree, each working inside it: Python (its ABI
+    // provided, Fedora's site-packages on its path), systemctl for %systemd_post, useradd
+    // and getent for %sysusers_create_compat.
+    let py = rpm(&tree, &["-q", "--provides", "python3"]);
+    assert!(
+        py.lines().any(|l| l.starts_with("python(abi) = 3.")),
+        "{py}"
+    );
+    assert!(py.lines().any(|l| l == "/usr/bin/python3"), "{py}");
+    for (cmd, want) in [
+        (
+            vec![
+                "/usr/bin/python3",
+                "-c",
+                "import sys, json, sqlite3; print(sys.path)",
+            ],
+            "/site-packages",
+        ),
+        (vec!["/usr/bin/systemctl", "--version"], "systemd "),
+        (vec!["/usr/sbin/useradd", "--help"], "Usage: useradd"),
+        (vec!["/usr/bin/getent", "group", "root"], "root:x:0:"),
+    ] {
+        let out = Command::new("chroot")
+            .arg(&tree)
+            .args(&cmd)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && said.contains(want),
+            "{cmd:?}: {said}"
+        );
+    }
 }

@@ -12,6 +12,11 @@
 #     ships in packages of their own: sed, grep, gzip, bzip2 are packages of Version 0 whose
 #     links a real package of that name updates;
 #   - rpm: the host's rpm and its library closure, so `rpm -q` works in the tree;
+#   - python3: the host's Python and its standard library, with Fedora's site-packages on its
+#     path, for Fedora's Python packages (and their /usr/bin/python3 scripts);
+#   - systemd: the host's systemctl and systemd's unit and preset directories (the base boots
+#     its own init): what %systemd_requires asks for and %systemd_post runs;
+#   - shadow-utils: the host's useradd, groupadd and kin, for %sysusers_create_compat;
 #   - fci-guest-init: an init (guest-init.sh) that prints the booted commit and runs fci
 #     smoke's checks;
 #   - kernel: the host's Debian kernel at usr/lib/modules/KVER/vmlinuz, with a small busybox
@@ -84,7 +89,34 @@ rpm_libs=$(ldd "$rpm_bin" | awk '$2 == "=>" && $3 ~ /^\// {print $3}' \
 glibc_version=$(getconf GNU_LIBC_VERSION | awk '{print $2}')
 busybox_version=$("$busybox_bin" 2>&1 | awk 'NR == 1 {sub(/^v/, "", $2); print $2}')
 rpm_version=$(rpm --version | awk '{print $3}')
-specs="filesystem glibc busybox sed grep gzip bzip2 rpm fci-guest-init"
+# Debian's own Python (not one first on PATH, as pyenv's): the one whose files are packaged.
+python=/usr/bin/python3
+[ -x $python ] || { echo "make-base: $python not found (apt-get install -y python3)" >&2; exit 3; }
+python_version=$($python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+python_full_version=$($python -c 'import platform; print(platform.python_version())')
+# The libraries the packages below bring: each program's closure less what the packages
+# before it carry (glibc's, rpm's, python3's), so that no file is in two packages.
+packaged="libc.so.6 libm.so.6 ld-linux-x86-64.so.2 libexpat.so.1 libffi.so.8 libuuid.so.1"
+for lib in $rpm_libs; do packaged="$packaged ${lib##*/}"; done
+closure() {
+  local lib out=""
+  for lib in $(ldd "$@" | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | LC_ALL=C sort -u); do
+    case " $packaged " in *" ${lib##*/} "*) continue ;; esac
+    packaged="$packaged ${lib##*/}"
+    out="$out $lib"
+  done
+  echo "$out"
+}
+for tool in systemctl useradd groupadd usermod userdel groupmod groupdel; do
+  command -v "$tool" >/dev/null || { echo "make-base: $tool not found (apt-get install -y systemd passwd)" >&2; exit 3; }
+done
+systemctl_bin=$(command -v systemctl)
+systemd_libs=$(closure "$systemctl_bin")
+systemd_version=$("$systemctl_bin" --version | awk 'NR == 1 {print $2}')
+shadow_libs=$(closure /usr/sbin/useradd /usr/sbin/groupadd /usr/sbin/usermod /usr/sbin/userdel /usr/sbin/groupmod /usr/sbin/groupdel)
+shadow_version=$(dpkg-query -W -f='${Version}' passwd 2>/dev/null | sed -e 's/^[0-9]*://' -e 's/[+~-].*//')
+shadow_version=${shadow_version:-0}
+specs="filesystem glibc busybox sed grep gzip bzip2 rpm python3 systemd shadow-utils fci-guest-init"
 [ $kernel = yes ] && specs="$specs kernel"
 for spec in $specs; do
   # --nodeps: Debian's rpm database does not hold the host's packages (there are no
@@ -96,9 +128,19 @@ for spec in $specs; do
       --define "fci_busybox_version $busybox_version" \
       --define "fci_glibc_version $glibc_version" \
       --define "fci_ldconfig $(command -v ldconfig)" \
+      --define "fci_getent $(command -v getent)" \
       --define "fci_host_rpm $rpm_bin" \
       --define "fci_rpm_version $rpm_version" \
       --define "fci_rpm_libs $rpm_libs" \
+      --define "fci_python $python" \
+      --define "fci_python_version $python_version" \
+      --define "fci_python_full_version $python_full_version" \
+      --define "fci_host_libdir /lib/x86_64-linux-gnu" \
+      --define "fci_systemctl $systemctl_bin" \
+      --define "fci_systemd_libs $systemd_libs" \
+      --define "fci_systemd_version $systemd_version" \
+      --define "fci_shadow_libs $shadow_libs" \
+      --define "fci_shadow_version $shadow_version" \
       --define "fci_kver ${kver:-none}" \
       --define "fci_initramfs $stage/initramfs.img" \
       "$here/specs/$spec.spec" >"$stage/rpmbuild-$spec.log" 2>&1; then
