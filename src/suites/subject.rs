@@ -116,6 +116,9 @@ pub fn prepare(
         Ok(i) => i,
         Err(why) => return Ok(Err(why)),
     };
+    if base.is_none() {
+        fedora_python_path(&root)?;
+    }
     let (overlays, hidden) = overlays(dir, &root, base)?;
     Ok(Ok(Subject {
         root,
@@ -124,6 +127,66 @@ pub fn prepare(
         overlays,
         hidden,
     }))
+}
+
+/// Fedora's Python reads its site directories (`%python3_sitelib`
+/// /usr/lib/python3.X/site-packages, `%python3_sitearch` under /usr/lib64); Debian's reads only
+/// its dist-packages. When the subject ships modules there and is layered over a Debian Python,
+/// a `.pth` in Debian's site directory, in the subject's throwaway root (layered like its
+/// files, part of no package), adds Fedora's, so the package's modules import as they would on
+/// Fedora, as `fedora_libdirs` does for its libraries. A base tree brings its own Python.
+fn fedora_python_path(root: &Path) -> Result<()> {
+    let debian_site = "usr/lib/python3/dist-packages";
+    if !Path::new("/").join(debian_site).is_dir() {
+        return Ok(());
+    }
+    let mut dirs: Vec<String> = Vec::new();
+    for lib in ["usr/lib64", "usr/lib"] {
+        let Ok(entries) = std::fs::read_dir(root.join(lib)) else {
+            continue;
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            // Only names Python's own versions have: they are written into Python code below.
+            .filter(|n| {
+                n.strip_prefix("python3.")
+                    .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .collect();
+        names.sort();
+        for n in names {
+            let site = format!("{lib}/{n}/site-packages");
+            if crate::files::real_dir_below(root, &root.join(&site)) {
+                dirs.push(format!("site.addsitedir('/{site}')"));
+            }
+        }
+    }
+    if dirs.is_empty() {
+        return Ok(());
+    }
+    // Made one directory at a time, never through a link the package ships (which could
+    // lead out of its root), and the file new: a package's file of that name stays its own.
+    let mut at = root.to_path_buf();
+    for part in debian_site.split('/') {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(_) => return Ok(()),
+            Err(_) => std::fs::create_dir(&at)?,
+        }
+    }
+    let pth = at.join("zz-fci-fedora-site-packages.pth");
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&pth)
+    else {
+        return Ok(());
+    };
+    use std::io::Write;
+    f.write_all(format!("import site; {}\n", dirs.join("; ")).as_bytes())?;
+    Ok(())
 }
 
 /// The NEVRAs in the subject's root, sorted: `query` is rpm aimed at it. `Err` is the
