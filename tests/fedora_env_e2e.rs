@@ -453,7 +453,10 @@ fn a_pyproject_python_spec_builds_with_fedoras_python_layout() {
     // %pyproject_check_import and the greeting ran in %check.
     assert_eq!(
         results(b),
-        vec![("build.check".to_string(), "PASSED".to_string())]
+        vec![
+            ("build.check".to_string(), "PASSED".to_string()),
+            ("rpmlint".to_string(), "INFO".to_string())
+        ]
     );
     let rpms = binary_rpms(&w, &m);
     let pkg = rpm_named(&rpms, "python3-fcigreet");
@@ -495,7 +498,10 @@ fn a_setup_py_python_spec_builds_with_fedoras_python_layout_and_byte_compiles() 
     assert_eq!(b["outcome"], "PASSED", "{b}");
     assert_eq!(
         results(b),
-        vec![("build.check".to_string(), "PASSED".to_string())]
+        vec![
+            ("build.check".to_string(), "PASSED".to_string()),
+            ("rpmlint".to_string(), "INFO".to_string())
+        ]
     );
     let rpms = binary_rpms(&w, &m);
     let files = rpm_query(&["-l"], rpm_named(&rpms, "python3-oldgreet"));
@@ -530,7 +536,10 @@ fn cmake_and_meson_specs_build_out_of_tree_with_fedoras_flags() {
         assert_eq!(b["outcome"], "PASSED", "{b}");
         assert_eq!(
             results(b),
-            vec![("build.check".to_string(), "PASSED".to_string())]
+            vec![
+            ("build.check".to_string(), "PASSED".to_string()),
+            ("rpmlint".to_string(), "INFO".to_string())
+        ]
         );
         let rpms = binary_rpms(&w, &m);
         let files = rpm_query(&["-l"], rpm_named(&rpms, fixture));
