@@ -18,7 +18,16 @@ import tmt.frameworks.beakerlib
 import tmt.frameworks.shell
 import tmt.utils
 
-_ENTER = 'cd "$1" || exit 125; fci_run=$2; set --; eval "$fci_run"'
+# In the tree, a command the shell cannot run (126) or find, or a program whose loader cannot
+# find its library (127), is what is missing from the composed tree: the change's failure,
+# which tmt would call an `error` (anything but 0 and 1), and fci the host's. It is a failure
+# (1) there; every other status is the test's own. Nothing is added to the output: its last
+# line stays the shell's or the loader's own message (`libacl.so.1: cannot open shared object
+# file`), which names what the tree lacks and becomes the case's note.
+_ENTER = (
+    'cd "$1" || exit 125; fci_run=$2; set --; (eval "$fci_run"); fci_rc=$?; '
+    'case $fci_rc in 126|127) exit 1;; esac; exit $fci_rc'
+)
 
 
 def _in_guest(original):
