@@ -215,7 +215,7 @@ fn provides_come_from_rpms_generators_and_the_loader_searches_fedoras_directorie
         ),
         (vec!["/usr/bin/systemctl", "--version"], "systemd "),
         (vec!["/usr/sbin/useradd", "--help"], "Usage: useradd"),
-        (vec!["/usr/bin/getent", "group", "root"], "root:x:0:"),
+        (vec!["/usr/bin/getent", "--version"], "getent"),
     ] {
         let out = Command::new("chroot")
             .arg(&tree)
