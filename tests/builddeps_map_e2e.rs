@@ -92,3 +92,49 @@ fn fci_yaml_maps_buildrequires_to_what_the_host_has() {
         "{notes}"
     );
 }
+
+/// Asking the host's Python whether it has a `python3dist(x)` never imports the package's own
+/// files: run from the checkout (as `fci build .` is), a `csv.py` there (which
+/// importlib.metadata would import) stays unread.
+#[test]
+fn asking_python_about_a_buildrequires_runs_none_of_the_packages_files() {
+    let w = Ws::new();
+    let dir = w.path().join("pybr");
+    std::fs::create_dir_all(&dir).unwrap();
+    let marker = w.path().join("package-code-ran");
+    std::fs::write(
+        dir.join("pybr.spec"),
+        SPEC.replace("Name:           mapped", "Name:           pybr")
+            .replace(
+                "BuildRequires:  fci-mapped-devel\n",
+                "BuildRequires:  python3dist(no-such-dist-xyz)\n",
+            ),
+    )
+    .unwrap();
+    for module in ["csv", "email", "textwrap", "zipfile"] {
+        std::fs::write(
+            dir.join(format!("{module}.py")),
+            format!(
+                "open({:?}, 'w').write('{module}')\n",
+                marker.display().to_string()
+            ),
+        )
+        .unwrap();
+    }
+    let out = w
+        .cmd()
+        .current_dir(&dir)
+        .args(["build", ".", "--dist", ".fc41"])
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!marker.exists(), "package code ran on the host");
+    let b = r.stage(&r.manifest(), "build").clone();
+    assert!(
+        b["data"]["unmet_buildrequires"]
+            .to_string()
+            .contains("python3dist(no-such-dist-xyz)"),
+        "{b:#}"
+    );
+}

@@ -49,18 +49,29 @@ fn named(dep: &str, log: &mut Log) -> bool {
     if let Some(module) = wrapped(dep, "perl") {
         return perl_module(module)
             && runs(
-                Cmd::new("perl").args(["-e", "eval qq{require $ARGV[0]; 1} or exit 1", module]),
+                // Started in / (perl has not searched `.` since 5.26; PERL5LIB is the
+                // caller's own): no file of the package's checkout is loaded.
+                Cmd::new("perl")
+                    .args(["-e", "eval qq{require $ARGV[0]; 1} or exit 1", module])
+                    .dir("/"),
                 log,
             );
     }
     if let Some(dist) = wrapped(dep, "python3dist") {
         return plain(dist, "._-")
             && runs(
-                Cmd::new("python3").args([
-                    "-c",
-                    "import sys, importlib.metadata as m; m.version(sys.argv[1])",
-                    dist,
-                ]),
+                // Isolated (-I: neither the working directory, which may be the package's
+                // checkout with a csv.py of its own, nor PYTHON* variables nor the user's site
+                // directory are on its path) and started in /: no file of the package is ever
+                // imported outside the sandbox.
+                Cmd::new("python3")
+                    .args([
+                        "-I",
+                        "-c",
+                        "import sys, importlib.metadata as m; m.version(sys.argv[1])",
+                        dist,
+                    ])
+                    .dir("/"),
                 log,
             );
     }
