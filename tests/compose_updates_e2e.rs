@@ -262,3 +262,54 @@ fn a_failing_post_is_failed_with_its_output_and_a_hanging_one_is_an_error() {
     assert!(!refs.contains("candidate"), "{refs}");
     assert_repo_intact(&w);
 }
+
+/// Review X: an update of a base package with many files and a configuration file (the
+/// base's shadow-utils): the database query sees every package (rpm dropped those with more
+/// than one file), the new /etc file replaces the old one in usr/etc, and what the new
+/// version no longer ships is gone.
+#[test]
+fn an_update_of_a_package_with_many_files_and_config_in_etc_replaces_them() {
+    let w = Ws::new();
+    init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let r = compose_fixture(&w, "compose-shadow-update", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let c = compose_stage(&r);
+    assert_eq!(c["outcome"], "PASSED", "{c:#}");
+    let updates = c["data"]["updates"].to_string();
+    assert!(updates.contains("shadow-utils-"), "{c:#}");
+    let co = checkout(&w, c["data"]["commit"].as_str().unwrap(), "co");
+    let q = rpm_q(&co, &["-q", "shadow-utils"]);
+    assert_eq!(q.trim(), "shadow-utils-99.0-1.fc41.noarch", "{q}");
+    let defs = std::fs::read_to_string(co.join("usr/etc/login.defs")).unwrap();
+    assert!(defs.contains("fci fixture 99.0"), "{defs}");
+    assert!(!co.join("etc").exists());
+    assert!(
+        !co.join("usr/sbin/groupadd").exists(),
+        "a file the update no longer ships"
+    );
+    assert!(co.join("usr/sbin/useradd").is_file());
+    assert_repo_intact(&w);
+}
+
+/// Review X: a scriptlet that rewrites the tree's rpm database is the change's failure:
+/// erasing a base package's record (its files left owned by no package) or corrupting the
+/// database, FAILED with a manifest, never PASSED nor the host's ERROR.
+#[test]
+fn a_scriptlet_that_changes_the_rpm_database_is_failed() {
+    let w = Ws::new();
+    init_base_with(&w, &["--no-kernel"], None, |_| {});
+    for (fixture, said) in [
+        ("compose-post-justdb", "does not hold what was installed"),
+        (
+            "compose-post-dbcorrupt",
+            "cannot read the composed tree's database",
+        ),
+    ] {
+        let r = compose_fixture(&w, fixture, &[]);
+        assert_eq!(r.code, 1, "{fixture}: {}", r.stderr);
+        let c = compose_stage(&r);
+        assert_eq!(c["outcome"], "FAILED", "{fixture}: {c:#}");
+        assert!(c["notes"].to_string().contains(said), "{fixture}: {c:#}");
+    }
+    assert_repo_intact(&w);
+}

@@ -82,7 +82,7 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     if let Some(failed) = refuse_payload(p, &tree, &payload, &replaceable, rec) {
         return Ok(failed);
     }
-    if let Some(failed) = install_payload(p, cx, &tree, &payload, rec)? {
+    if let Some(failed) = install_payload(p, cx, &tree, &payload, &replaceable, rec)? {
         return Ok(failed);
     }
     // As Fedora's glibc file trigger does after an install; before the scriptlets, so that
@@ -94,7 +94,31 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     }
     // Before the commit: a committed file may be the repository's object itself, and even a
     // query writes into the rpm database's files.
-    let installed = query_installed(&tree, cx.log())?;
+    let installed = match query_installed(&tree, cx.log())? {
+        Ok(i) => i,
+        Err(why) => return Ok(fail(rec, why)),
+    };
+    // The database holds the base's packages but those updated, and the change's: anything
+    // else is a scriptlet's doing (`rpm -e --justdb` leaves files no package owns, which no
+    // later compose or check would see).
+    let mut expected: Vec<String> = db
+        .packages
+        .iter()
+        .filter(|(name, _)| !updated.contains(*name))
+        .map(|(_, nevra)| nevra.clone())
+        .chain(payload.nevras.iter().cloned())
+        .collect();
+    expected.sort();
+    if installed != expected {
+        let gone: Vec<&String> = expected.iter().filter(|n| !installed.contains(n)).collect();
+        let new: Vec<&String> = installed.iter().filter(|n| !expected.contains(n)).collect();
+        return Ok(fail(
+            rec,
+            format!(
+                "the tree's rpm database does not hold what was installed (changed by a scriptlet, or packages the change obsoletes): missing {gone:?}, unexpected {new:?}"
+            ),
+        ));
+    }
     // rpm's lock is the run's. sqlite's -shm and -wal stay: the database is in WAL mode, and
     // on a read-only /usr (a deployment, or the integration tests' overlay) sqlite can read
     // it only when they exist.
@@ -285,6 +309,7 @@ fn install_payload(
     cx: &mut Ctx,
     tree: &Path,
     payload: &payload::Payload,
+    replaceable: &std::collections::BTreeSet<String>,
     rec: &mut RecordParts,
 ) -> Result<Option<Vec<Artifact>>> {
     // A base with its own /etc is not laid out for OSTree (deploy will say so): its /etc is
@@ -341,7 +366,7 @@ fn install_payload(
     let refused = if base_has_etc {
         Vec::new()
     } else {
-        payload::relocate_etc(tree)?
+        payload::relocate_etc(tree, replaceable)?
     };
     if !refused.is_empty() {
         return Ok(Some(fail(
@@ -432,13 +457,20 @@ fn unshare_rpmdb(tree: &Path) -> Result<()> {
 }
 
 /// Every package in the composed tree's rpm database, as NEVRA.
-fn query_installed(tree: &Path, log: &mut Log) -> Result<Vec<String>> {
+/// `Err` is the change's failure: the same rpm just installed into this database, and only the
+/// change's scriptlets ran since.
+fn query_installed(tree: &Path, log: &mut Log) -> Result<Result<Vec<String>, String>> {
     let query = Cmd::new("rpm").arg("--root").arg(tree);
     let query = query.args(["--dbpath", DBPATH, "-qa", "--qf", "%{NEVRA}\n"]);
-    let out = log.capture_ok(&query, "rpm cannot list the composed tree's packages")?;
+    let out = log.capture(&query)?;
+    if let Some(f) = out.failure() {
+        return Ok(Err(format!(
+            "rpm cannot read the composed tree's database after the change's install and scriptlets (did a scriptlet write to {DBPATH}?): {f}"
+        )));
+    }
     let mut v: Vec<String> = out.stdout.lines().map(String::from).collect();
     v.sort();
-    Ok(v)
+    Ok(Ok(v))
 }
 
 /// A FAILED outcome with its reason, and no artifacts.

@@ -446,8 +446,15 @@ pub fn write_tmpfiles(tree: &Path, name: &str, lines: &[String]) -> Result<Resul
 }
 
 /// Moves what rpm put under `etc/` to `usr/etc/`; returns the paths that could not move (a
-/// base file there, or a symlink on the way). Nothing is moved through a symlink.
-pub fn relocate_etc(tree: &Path) -> Result<Vec<String>> {
+/// base file there, or a symlink on the way). Nothing is moved through a symlink. A file of
+/// a package the change updates (`replaceable`, paths as they land) is replaced, as rpm -U
+/// replaces it (the base's /etc is the packages' own, never a local edit); and those of its
+/// files the new version no longer ships are removed: rpm removed them from `etc/`, where
+/// the tree never had them.
+pub fn relocate_etc(
+    tree: &Path,
+    replaceable: &std::collections::BTreeSet<String>,
+) -> Result<Vec<String>> {
     let etc = tree.join("etc");
     let Ok(m) = std::fs::symlink_metadata(&etc) else {
         return Ok(Vec::new());
@@ -460,28 +467,61 @@ pub fn relocate_etc(tree: &Path) -> Result<Vec<String>> {
         return Ok(vec!["/usr/etc (not a real directory in the base)".into()]);
     }
     let mut refused = Vec::new();
-    move_into(&etc, &usr_etc, "/etc", &mut refused)?;
+    let mut moved = std::collections::BTreeSet::new();
+    move_into(
+        &etc,
+        &usr_etc,
+        "/etc",
+        replaceable,
+        &mut moved,
+        &mut refused,
+    )?;
     if refused.is_empty() {
         std::fs::remove_dir_all(&etc)?;
+        for rel in replaceable.iter().filter(|r| r.starts_with("usr/etc/")) {
+            let stale = tree.join(rel);
+            let parent_real = stale
+                .parent()
+                .is_some_and(|d| crate::files::real_dir_below(tree, d));
+            let is_file = std::fs::symlink_metadata(&stale).is_ok_and(|m| !m.is_dir());
+            if !moved.contains(rel) && parent_real && is_file {
+                std::fs::remove_file(&stale)?;
+            }
+        }
     }
     Ok(refused)
 }
 
-fn move_into(from: &Path, to: &Path, shown: &str, refused: &mut Vec<String>) -> Result<()> {
+fn move_into(
+    from: &Path,
+    to: &Path,
+    shown: &str,
+    replaceable: &std::collections::BTreeSet<String>,
+    moved: &mut std::collections::BTreeSet<String>,
+    refused: &mut Vec<String>,
+) -> Result<()> {
     for e in std::fs::read_dir(from)? {
         let e = e?;
         let name = e.file_name();
         let src = e.path();
         let dest = to.join(&name);
         let shown = format!("{shown}/{}", name.to_string_lossy());
+        // As it lands: /etc/x is usr/etc/x.
+        let landed = landing(shown.trim_start_matches('/'));
         let src_dir = e.file_type()?.is_dir();
         match std::fs::symlink_metadata(&dest) {
             Err(_) => std::fs::rename(&src, &dest)?,
             Ok(d) if src_dir && d.is_dir() && !d.file_type().is_symlink() => {
-                move_into(&src, &dest, &shown, refused)?
+                move_into(&src, &dest, &shown, replaceable, moved, refused)?
+            }
+            // The updated package's own file (never a directory: rename does not replace
+            // one that holds anything).
+            Ok(d) if !d.is_dir() && !src_dir && replaceable.contains(&landed) => {
+                std::fs::rename(&src, &dest)?
             }
             Ok(_) => refused.push(shown),
         }
+        moved.insert(landed);
     }
     Ok(())
 }
@@ -590,13 +630,13 @@ mod tests {
         std::fs::create_dir_all(tree.join("etc/pam.d")).unwrap();
         std::fs::write(tree.join("etc/pam.d/new"), "x").unwrap();
         std::fs::write(tree.join("etc/new.conf"), "y").unwrap();
-        assert!(relocate_etc(tree).unwrap().is_empty());
+        assert!(relocate_etc(tree, &Default::default()).unwrap().is_empty());
         assert!(tree.join("usr/etc/pam.d/new").is_file());
         assert!(tree.join("usr/etc/new.conf").is_file());
         assert!(!tree.join("etc").exists());
         std::fs::create_dir_all(tree.join("etc")).unwrap();
         std::fs::write(tree.join("etc/new.conf"), "z").unwrap();
-        assert_eq!(relocate_etc(tree).unwrap(), vec!["/etc/new.conf"]);
+        assert_eq!(relocate_etc(tree, &Default::default()).unwrap(), vec!["/etc/new.conf"]);
         assert_eq!(
             std::fs::read_to_string(tree.join("usr/etc/new.conf")).unwrap(),
             "y"

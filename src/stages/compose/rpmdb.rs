@@ -23,7 +23,7 @@ pub struct TreeDb {
 }
 
 /// The query `read` parses: a `P` line per package, an `F` line per file it owns.
-const QUERYFORMAT: &str = "P\t%{NAME}\t%{NEVRA}\nT\t%{NAME}\t[%{TRIGGERTYPE}]\t[%{FILETRIGGERTYPE}]\t[%{TRANSFILETRIGGERTYPE}]\n[F\t%{NAME}\t%{FILENAMES}\n]";
+const QUERYFORMAT: &str = "P\t%{NAME}\t%{NEVRA}\nT\t%{NAME}\t[%{TRIGGERTYPE}]\t[%{FILETRIGGERTYPE}]\t[%{TRANSFILETRIGGERTYPE}]\n[F\t%{=NAME}\t%{FILENAMES}\n]";
 
 /// The tree's database, read with the host's rpm (nothing of the change is in it yet). Read
 /// by its path, not `--root`: a query needs no root, and no rpm runs inside the tree before
@@ -35,6 +35,15 @@ pub fn read(tree: &Path, log: &mut Log) -> Result<TreeDb> {
         .arg(tree.join(&DBPATH[1..]))
         .args(["-qa", "--qf", QUERYFORMAT]);
     let out = log.capture_ok(&q, "rpm cannot read the base tree's rpm database")?;
+    // rpm leaves out every package its query format fails on and still exits 0: a package
+    // missing here would be neither updated nor guarded.
+    if out.stderr.contains("incorrect format") {
+        return Err(crate::error::FciError::Infra(format!(
+            "rpm could not read every package of the base tree's database: {}",
+            out.stderr.lines().next().unwrap_or_default()
+        ))
+        .into());
+    }
     Ok(parse(&out.stdout))
 }
 
