@@ -158,6 +158,16 @@ fn triggers_are_not_run_and_the_record_says_so() {
         ])
     );
     assert!(c["notes"].to_string().contains("not run"), "{c:#}");
+
+    // A %pretrans is not run either, and never in silence.
+    let r = compose_fixture(&w, "compose-pretrans", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let c = compose_stage(&r);
+    assert_eq!(
+        c["data"]["scriptlets_not_run"],
+        serde_json::json!(["compose-pretrans: %pretrans"]),
+        "{c:#}"
+    );
 }
 
 #[test]

@@ -6,7 +6,9 @@
 //! base package of the same name.
 //!
 //! Not run, and said so (`not_run`): triggers and file triggers, of the change's packages or of
-//! the base's (rpm-ostree runs only a few known ones; fci none). The loader cache, which
+//! the base's (rpm-ostree runs only a few known ones; fci none), and `%pretrans`. The
+//! `%preun`/`%postun` of an updated base package are not run either (a new tree is made, no
+//! package is erased from a running system), as in rpm-ostree. The loader cache, which
 //! Fedora's glibc rebuilds from a file trigger, is rebuilt by `rebuild_loader_cache` instead.
 //! A Lua scriptlet (`-p <lua>`) runs only inside rpm: the change's failure, as in rpm-ostree.
 
@@ -59,6 +61,9 @@ fn query_format() -> String {
         q.push_str(&format!("%|{body}?{{1}}:{{0}}|\n[%{{{prog}}}\t]\n"));
     }
     q.push_str("[%{TRIGGERTYPE} ]\n[%{FILETRIGGERTYPE} ]\n[%{TRANSFILETRIGGERTYPE} ]\n");
+    // %pretrans: not run either (it would run before anything is installed, where there is
+    // no tree of the change's yet), but never passed over in silence.
+    q.push_str("%|PRETRANS?{1}:{0}|%|PRETRANSPROG?{1}:{0}|\n");
     q
 }
 
@@ -128,6 +133,9 @@ pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<std::result::Result<Foun
             if !at(7 + i).trim().is_empty() {
                 found.not_run.push(format!("{package}: {kind}s"));
             }
+        }
+        if at(10).contains('1') {
+            found.not_run.push(format!("{package}: %pretrans"));
         }
     }
     // %pre of every package, then %post, then %posttrans, as rpm-ostree runs them.
