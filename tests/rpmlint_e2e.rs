@@ -113,6 +113,35 @@ fn rpmlint_errors_are_information_unless_the_gate_requires_rpmlint() {
     let lint = case(b, "rpmlint");
     assert_eq!(lint["outcome"], "PASSED", "{lint:#}");
     assert!(!log_of(&w, &m, lint).contains("E: explicit-lib-dependency"));
+
+    // Review X: a filter that is not a regular expression breaks rpmlint: the package's
+    // file, FAILED when the gate requires rpmlint (INFO, saying so, when it does not), never
+    // the host's ERROR.
+    std::fs::write(
+        dir.join("lint-error.rpmlintrc"),
+        "addFilter(\"explicit-lib-dependency(\")\n",
+    )
+    .unwrap();
+    let r = build(&w, &dir);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let b = r.stage(&m, "build");
+    assert_eq!(b["outcome"], "FAILED", "{b:#}");
+    let lint = case(b, "rpmlint");
+    assert_eq!(lint["outcome"], "FAILED", "{lint:#}");
+    assert!(
+        lint["note"]
+            .as_str()
+            .unwrap()
+            .contains("lint-error.rpmlintrc makes rpmlint fail"),
+        "{lint:#}"
+    );
+    std::fs::remove_file(dir.join("gating.yaml")).unwrap();
+    let r = build(&w, &dir);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let lint = case(r.stage(&m, "build"), "rpmlint");
+    assert_eq!(lint["outcome"], "INFO", "{lint:#}");
 }
 
 #[test]

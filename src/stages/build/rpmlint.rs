@@ -133,6 +133,7 @@ pub fn lint(
         .iter()
         .find(|f| f.as_path() == named.as_path())
         .or(rcs.first().filter(|_| rcs.len() == 1));
+    let package_rc = rc.map(|r| r.display().to_string());
     if let Some(rc) = rc {
         let copy = dir.join("package.rpmlintrc");
         crate::files::copy_plain(&p.co.dir.join(rc).canonicalize()?, &copy, Some(1 << 20))?;
@@ -208,6 +209,37 @@ pub fn lint(
         && !out.over_limit
         && out.signal.is_none()
         && matches!(out.code, Some(0 | 64 | 66));
+    // rpmlint ending on an exception with the package's own filters loaded (a regular
+    // expression that does not compile, Python that is not rpmlintrc's): the package's file
+    // broke it, not the host.
+    let rc_broke = package_rc.as_ref().filter(|_| {
+        !finished
+            && !out.timed_out
+            && out.limit.is_none()
+            && out.signal.is_none()
+            && out.code.is_some()
+            && (text.contains("Traceback") || text.contains("re.error"))
+    });
+    if let Some(rc) = rc_broke {
+        let said = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default()
+            .trim();
+        let msg = format!("the package's {rc} makes rpmlint fail: {said}");
+        let outcome = if required {
+            progress::note(&format!("build FAILED: {msg}"));
+            rec.outcome = Outcome::Failed;
+            rec.notes.push(msg.clone());
+            Outcome::Failed
+        } else {
+            Outcome::Info
+        };
+        rec.results
+            .push(case_result(outcome, msg, Some(log.path.clone()), None));
+        return Ok(vec![log]);
+    }
     let Some(f) = findings(&text).filter(|_| finished) else {
         let how = out
             .failure()

@@ -167,7 +167,7 @@ pub fn macros_in(text: &str) -> Vec<String> {
             let bash_parameter = in_word && inside_parameter(&text[..at]);
             !bash_parameter && !in_query_format(text, at)
         } else {
-            !in_word && !looks_like_a_format(&name)
+            !in_word && !looks_like_a_format(&name) && !in_query_format(text, at)
         };
         if keep {
             let shown = if braced {
@@ -190,11 +190,19 @@ pub fn macros_in(text: &str) -> Vec<String> {
 }
 
 /// Whether the `%` at `at` is on a line that gives rpm a query format (`--qf`,
-/// `--queryformat`) before it.
+/// `--queryformat`) or a macro to expand when the scriptlet runs (`rpm -E`, `rpm --eval`),
+/// or perl code (whose `%hash` is no macro) before it.
 fn in_query_format(text: &str, at: usize) -> bool {
     let line_start = text[..at].rfind('\n').map_or(0, |p| p + 1);
     let before = &text[line_start..at];
-    before.contains("--qf") || before.contains("--queryformat")
+    let rpm_eval = before.contains("rpm ")
+        && before
+            .split_whitespace()
+            .any(|w| w == "-E" || w == "--eval" || w.starts_with("--eval="));
+    before.contains("--qf")
+        || before.contains("--queryformat")
+        || rpm_eval
+        || before.split_whitespace().any(|w| w == "perl")
 }
 
 /// Whether the text before a `%` ends inside an unclosed `${` (bash parameter expansion).
@@ -214,7 +222,8 @@ fn looks_like_a_format(name: &str) -> bool {
         // `%s`, `%Y`, `%Ey`, `%dx%d` (1024x768): rpm's macros have longer names.
         [_] | [_, _] => true,
         // `%dT%H` (a date), `%sMB`, `%s_%s`: a conversion glued to what follows it.
-        [_, c, ..] if *c == '_' || c.is_ascii_uppercase() => true,
+        // (Never a name that starts with `_`, as rpm's internal macros do: `%__python3`.)
+        [f, c, ..] if *f != '_' && (*c == '_' || c.is_ascii_uppercase()) => true,
         _ => name
             .strip_prefix("hh")
             .or_else(|| name.strip_prefix("ll"))
@@ -246,6 +255,15 @@ mod tests {
             macros_in("x\n  %tmpfiles_create foo.conf"),
             vec!["%tmpfiles_create"]
         );
+        // rpm's own macros, named with a leading `_`, are never taken for a format.
+        assert_eq!(
+            macros_in("%__pyhton3 -c 'print(1)' || :"),
+            vec!["%__pyhton3"]
+        );
+        // Expanded by rpm when the scriptlet runs; perl's hashes.
+        assert!(macros_in("libdir=$(rpm -E %{_libdir})").is_empty());
+        assert!(macros_in("libdir=$(rpm --eval '%{_libdir}')").is_empty());
+        assert!(macros_in("perl -e 'my %seen; print 1'").is_empty());
         // An odd run: a literal % and then a macro.
         assert_eq!(macros_in("%%%cmake"), vec!["%cmake"]);
         // A query format on one line does not hide a macro on the next.
