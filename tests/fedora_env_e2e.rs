@@ -537,9 +537,9 @@ fn cmake_and_meson_specs_build_out_of_tree_with_fedoras_flags() {
         assert_eq!(
             results(b),
             vec![
-            ("build.check".to_string(), "PASSED".to_string()),
-            ("rpmlint".to_string(), "INFO".to_string())
-        ]
+                ("build.check".to_string(), "PASSED".to_string()),
+                ("rpmlint".to_string(), "INFO".to_string())
+            ]
         );
         let rpms = binary_rpms(&w, &m);
         let files = rpm_query(&["-l"], rpm_named(&rpms, fixture));

@@ -636,7 +636,10 @@ mod tests {
         assert!(!tree.join("etc").exists());
         std::fs::create_dir_all(tree.join("etc")).unwrap();
         std::fs::write(tree.join("etc/new.conf"), "z").unwrap();
-        assert_eq!(relocate_etc(tree, &Default::default()).unwrap(), vec!["/etc/new.conf"]);
+        assert_eq!(
+            relocate_etc(tree, &Default::default()).unwrap(),
+            vec!["/etc/new.conf"]
+        );
         assert_eq!(
             std::fs::read_to_string(tree.join("usr/etc/new.conf")).unwrap(),
             "y"
