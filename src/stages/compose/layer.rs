@@ -16,8 +16,9 @@ use anyhow::Result;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
-/// Where the tree keeps its rpm database (OSTree carries /usr, not /var).
-pub const DBPATH: &str = "/usr/lib/sysimage/rpm";
+/// Where the tree keeps its rpm database: `rpmdb` reads it (the layer uses it, never the
+/// other way round).
+pub use super::rpmdb::DBPATH;
 
 pub struct Plan {
     pub repo: Repo,

@@ -3,11 +3,13 @@
 //! those packages own (the change may replace them; a file of any other base package is
 //! still a conflict).
 
-use super::layer::DBPATH;
 use crate::exec::{Cmd, Log};
 use anyhow::Result;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+/// Where the tree keeps its rpm database (OSTree carries /usr, not /var).
+pub const DBPATH: &str = "/usr/lib/sysimage/rpm";
 
 /// What the tree's database says.
 #[derive(Debug, Default)]
