@@ -390,7 +390,8 @@ mod tests {
         let q = query_format();
         assert!(q.starts_with("%{NAME}\n%|PREIN?{1}:{0}|\n[%{PREINPROG}\t]\n"));
         assert!(q.contains("%|POSTTRANS?{1}:{0}|\n[%{POSTTRANSPROG}\t]\n"));
-        assert_eq!(q.lines().count(), 10);
+        // The name, two lines per phase, three kinds of trigger, %pretrans.
+        assert_eq!(q.lines().count(), 11);
     }
 
     #[test]
