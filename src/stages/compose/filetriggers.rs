@@ -30,13 +30,21 @@ const CONDITIONS: &str =
 const PROGS: &str = "[<p>%{TRANSFILETRIGGERSCRIPTPROG:xml}</p>]";
 const SCRIPTS: &str = "[<p>%{TRANSFILETRIGGERSCRIPTS:xml}</p>]";
 
-/// The `%transfiletriggerin` scripts of `rpm` (package `package`), and what of its
-/// prefixes is not run (outside `/usr`). `Ok(Err(why))` is the change's failure.
+/// A package's `%transfiletriggerin` scripts, and what of them is not run (prefixes outside
+/// `/usr`, as `PACKAGE: WHAT`).
+#[derive(Debug, Default)]
+pub struct Triggers {
+    pub run: Vec<Scriptlet>,
+    pub not_run: Vec<String>,
+}
+
+/// The `%transfiletriggerin` scripts of `rpm` (package `package`). `Ok(Err(why))` is the
+/// change's failure.
 pub fn query(
     rpm: &Path,
     package: &str,
     log: &mut Log,
-) -> Result<std::result::Result<(Vec<Scriptlet>, Vec<String>), String>> {
+) -> Result<std::result::Result<Triggers, String>> {
     let mut out = Vec::new();
     for qf in [CONDITIONS, PROGS, SCRIPTS] {
         match header(rpm, qf, log)? {
@@ -64,13 +72,7 @@ fn items(out: &str) -> Vec<String> {
         .collect()
 }
 
-fn parse(
-    package: &str,
-    rpm: &Path,
-    conditions: &str,
-    progs: &str,
-    scripts: &str,
-) -> (Vec<Scriptlet>, Vec<String>) {
+fn parse(package: &str, rpm: &Path, conditions: &str, progs: &str, scripts: &str) -> Triggers {
     let progs = items(progs);
     let scripts = items(scripts);
     let mut found = Vec::new();
@@ -114,7 +116,10 @@ fn parse(
             prefixes,
         });
     }
-    (found, not_run)
+    Triggers {
+        run: found,
+        not_run,
+    }
 }
 
 /// The files of `tree` below `prefixes` (as the tree's own paths, `/usr/...`), sorted: every
@@ -169,7 +174,10 @@ mod tests {
         let conditions = "1\t65536\t/usr/a\n1\t65536\t/usr/b/\n1\t65536\t/etc/c\n2\t262144\t/usr/c\n0\t65536\t/usr/lib64\n";
         let progs = "<p>\t<string>/sbin/ldconfig</string></p><p>\t<string>/bin/sh</string></p><p>\t<string>/bin/sh</string></p>";
         let scripts = "<p>\t<string/></p><p>\t<string>echo \"a &amp; b &lt;c&gt;\"\necho line2</string></p><p>\t<string>echo postun</string></p>";
-        let (found, not_run) = parse("multi", Path::new("x.rpm"), conditions, progs, scripts);
+        let Triggers {
+            run: found,
+            not_run,
+        } = parse("multi", Path::new("x.rpm"), conditions, progs, scripts);
         assert_eq!(found.len(), 2);
         assert_eq!(found[0].prog, vec!["/sbin/ldconfig"]);
         assert_eq!(found[0].body, None);

@@ -228,7 +228,8 @@ fn run_scriptlets(
     for s in &found.scriptlets {
         // A file trigger reads the tree's files below its prefixes on stdin, and has no $1;
         // with none there, it is not run (as in rpm-ostree).
-        let (arg, list) = if s.is_file_trigger() {
+        let list;
+        let given = if s.is_file_trigger() {
             let files = filetriggers::matching(tree, &s.prefixes);
             if files.is_empty() {
                 cx.log().line(&format!(
@@ -239,21 +240,13 @@ fn run_scriptlets(
                 ));
                 continue;
             }
-            (None, Some(filetriggers::write_list(&dir, s, &files)?))
+            list = filetriggers::write_list(&dir, s, &files)?;
+            scriptlets::Given::Files(&list)
         } else {
             // rpm's $1: the number of instances once installed: 2 for an update.
-            (Some(if updated.contains(&s.package) { 2 } else { 1 }), None)
+            scriptlets::Given::Arg(if updated.contains(&s.package) { 2 } else { 1 })
         };
-        let refused = scriptlets::run(
-            s,
-            arg,
-            list.as_deref(),
-            tree,
-            &dir,
-            p.limits,
-            p.timeout,
-            cx.log(),
-        )?;
+        let refused = scriptlets::run(s, given, tree, &dir, p.limits, p.timeout, cx.log())?;
         if let Some(scriptlets::Refused(why)) = refused {
             rec.data.insert("scriptlets".into(), json!(ran));
             return Ok(Some(fail(rec, format!("a scriptlet failed: {why}"))));

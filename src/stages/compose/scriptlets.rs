@@ -165,9 +165,9 @@ pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<std::result::Result<Foun
                 continue;
             }
             match super::filetriggers::query(rpm, &package, log)? {
-                Ok((triggers, not_run)) => {
-                    found.scriptlets.extend(triggers);
-                    found.not_run.extend(not_run);
+                Ok(t) => {
+                    found.scriptlets.extend(t.run);
+                    found.not_run.extend(t.not_run);
                 }
                 Err(why) => return Ok(Err(why)),
             }
@@ -196,16 +196,22 @@ fn rpm_qp() -> Cmd {
 /// what it said). A scriptlet killed at the time limit is an error (`Err`), never this.
 pub struct Refused(pub String);
 
-/// Runs `s` in the sandbox rooted in `tree`, `arg` as its script's `$1` (none for a file
-/// trigger, as in rpm-ostree), `stdin` as its standard input (a file trigger's list). In a tree with an
+/// What a scriptlet is given: rpm's `$1` (to a script), or, for a file trigger, the list of
+/// its files on stdin and no `$1` (as rpm-ostree runs it).
+#[derive(Clone, Copy)]
+pub enum Given<'a> {
+    Arg(u32),
+    Files(&'a Path),
+}
+
+/// Runs `s` in the sandbox rooted in `tree`, with what it is `given`. In a tree with an
 /// ld.so.conf the sandbox has started before (`rebuild_loader_cache` runs in the same one,
 /// and its failure is the host's): bwrap failing here is taken for the scriptlet's failure,
 /// since what the scriptlet prints cannot be told from what bwrap prints. `scratch` is where the body
 /// is written on the host (bound read-only into the sandbox).
 pub fn run(
     s: &Scriptlet,
-    arg: Option<u32>,
-    stdin: Option<&Path>,
+    given: Given,
     tree: &Path,
     scratch: &Path,
     limits: crate::limits::Limits,
@@ -239,7 +245,7 @@ pub fn run(
         // rpm gives $1 to a script only: a `-p PROGRAM` scriptlet runs with no argument
         // (`%post -p /sbin/ldconfig` would take it for a directory).
         inner = inner.arg(SCRIPT_INSIDE);
-        if let Some(arg) = arg {
+        if let Given::Arg(arg) = given {
             inner = inner.arg(arg.to_string());
         }
     }
@@ -251,7 +257,7 @@ pub fn run(
         std::fs::create_dir(&etc)?;
     }
     let mut cmd = crate::sandbox::rooted_in(tree, true, &files, limits, &inner)?.timeout(timeout);
-    if let Some(list) = stdin {
+    if let Given::Files(list) = given {
         cmd = cmd.stdin_file(list);
     }
     // What a timeout's message names: the scriptlet, not its interpreter.
@@ -260,7 +266,10 @@ pub fn run(
         "fci compose: {} of {}{} in the new tree",
         s.phase,
         s.package,
-        arg.map(|a| format!(" ($1 = {a})")).unwrap_or_default()
+        match given {
+            Given::Arg(a) => format!(" ($1 = {a})"),
+            Given::Files(_) => " (its files on stdin)".to_string(),
+        }
     ));
     let done = log.capture(&cmd);
     if made_etc {
