@@ -174,7 +174,8 @@ fn triggers_are_not_run_and_the_record_says_so() {
 }
 
 /// Issue 16: a %transfiletriggerin of the change runs as rpm-ostree runs it: after the
-/// %posttrans, in the new tree, with the tree's files below its prefix on stdin.
+/// %posttrans, in the new tree, with the tree's files below its prefix on stdin (also one its
+/// %posttrans made, which no package owns).
 #[test]
 fn a_transfiletriggerin_runs_in_the_tree_with_its_files_on_stdin() {
     let w = Ws::new();
@@ -185,7 +186,10 @@ fn a_transfiletriggerin_runs_in_the_tree_with_its_files_on_stdin() {
     assert_eq!(c["outcome"], "PASSED", "{c:#}");
     assert_eq!(
         c["data"]["scriptlets"],
-        serde_json::json!(["compose-transfiletrigger %transfiletriggerin"])
+        serde_json::json!([
+            "compose-transfiletrigger %posttrans",
+            "compose-transfiletrigger %transfiletriggerin"
+        ])
     );
     assert!(c["data"].get("scriptlets_not_run").is_none(), "{c:#}");
     let commit = c["data"]["commit"].as_str().unwrap();
@@ -196,7 +200,7 @@ fn a_transfiletriggerin_runs_in_the_tree_with_its_files_on_stdin() {
     assert!(ok, "{list}");
     assert_eq!(
         list,
-        "/usr/lib/fci-plugins/more/two.plugin\n/usr/lib/fci-plugins/one.plugin\n"
+        "/usr/lib/fci-plugins/made-by-posttrans.plugin\n/usr/lib/fci-plugins/more/two.plugin\n/usr/lib/fci-plugins/one.plugin\n"
     );
     // The base is unchanged, and the repository's objects are what their checksums say.
     let (ok, _) = ostree(&w, &["ls", &base, "/usr/lib/compose-transfiletrigger.list"]);
