@@ -154,9 +154,12 @@ fn triggers_are_not_run_and_the_record_says_so() {
         c["data"]["scriptlets_not_run"],
         serde_json::json!([
             "compose-trigger: triggers",
-            "compose-trigger: file triggers"
+            "compose-trigger: file triggers",
+            "compose-trigger: %transfiletriggerin on /etc/compose-trigger.d (outside /usr)",
+            "compose-trigger: %transfiletriggerpostun"
         ])
     );
+    assert!(c["data"].get("scriptlets").is_none(), "{c:#}");
     assert!(c["notes"].to_string().contains("not run"), "{c:#}");
 
     // A %pretrans is not run either, and never in silence.
@@ -168,6 +171,58 @@ fn triggers_are_not_run_and_the_record_says_so() {
         serde_json::json!(["compose-pretrans: %pretrans"]),
         "{c:#}"
     );
+}
+
+/// Issue 16: a %transfiletriggerin of the change runs as rpm-ostree runs it: after the
+/// %posttrans, in the new tree, with the tree's files below its prefix on stdin (also one its
+/// %posttrans made, which no package owns).
+#[test]
+fn a_transfiletriggerin_runs_in_the_tree_with_its_files_on_stdin() {
+    let w = Ws::new();
+    let base = init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let r = compose_fixture(&w, "compose-transfiletrigger", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let c = compose_stage(&r);
+    assert_eq!(c["outcome"], "PASSED", "{c:#}");
+    assert_eq!(
+        c["data"]["scriptlets"],
+        serde_json::json!([
+            "compose-transfiletrigger %posttrans",
+            "compose-transfiletrigger %transfiletriggerin"
+        ])
+    );
+    assert!(c["data"].get("scriptlets_not_run").is_none(), "{c:#}");
+    let commit = c["data"]["commit"].as_str().unwrap();
+    let (ok, list) = ostree(
+        &w,
+        &["cat", commit, "/usr/lib/compose-transfiletrigger.list"],
+    );
+    assert!(ok, "{list}");
+    assert_eq!(
+        list,
+        "/usr/lib/fci-plugins/made-by-posttrans.plugin\n/usr/lib/fci-plugins/more/two.plugin\n/usr/lib/fci-plugins/one.plugin\n"
+    );
+    // The base is unchanged, and the repository's objects are what their checksums say.
+    let (ok, _) = ostree(&w, &["ls", &base, "/usr/lib/compose-transfiletrigger.list"]);
+    assert!(!ok);
+    assert_repo_intact(&w);
+
+    // A trigger that fails is the change's failure, with what it printed.
+    let r = compose_fixture(&w, "compose-transfiletrigger-fail", &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let c = compose_stage(&r);
+    assert_eq!(c["outcome"], "FAILED", "{c:#}");
+    let notes = c["notes"].to_string();
+    assert!(
+        notes.contains("%transfiletriggerin of compose-transfiletrigger-fail exited 4"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("compose-transfiletrigger-fail: cannot index 1 plugin(s)"),
+        "{notes}"
+    );
+    let (_, refs) = ostree(&w, &["refs"]);
+    assert_eq!(refs.matches("candidate").count(), 1, "{refs}");
 }
 
 #[test]

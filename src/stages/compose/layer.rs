@@ -5,7 +5,7 @@
 //! loader cache rebuilt (`scriptlets`), and a commit with the base as parent onto a candidate
 //! ref.
 
-use super::{payload, rpmdb, scriptlets};
+use super::{filetriggers, payload, rpmdb, scriptlets};
 use crate::binding;
 use crate::error::FciError;
 use crate::exec::{Cmd, Log};
@@ -203,8 +203,8 @@ impl Allowed<'_> {
     }
 }
 
-/// The change's %pre, %post and %posttrans in the new tree (`scriptlets`); what fci does not
-/// run (triggers) is said in a note and in `scriptlets_not_run`. `Some` is the FAILED outcome.
+/// The change's %pre, %post, %posttrans and %transfiletriggerin in the new tree
+/// (`scriptlets`, `filetriggers`); what fci does not run (other triggers) is said in a note and in `scriptlets_not_run`. `Some` is the FAILED outcome.
 fn run_scriptlets(
     p: &Plan,
     cx: &mut Ctx,
@@ -218,7 +218,7 @@ fn run_scriptlets(
     not_run.extend_from_slice(base_triggers);
     if !not_run.is_empty() {
         rec.notes.push(format!(
-            "not run (fci compose runs %pre, %post and %posttrans only, as rpm-ostree does with most): {}",
+            "not run (fci compose runs the change's %pre, %post, %posttrans and %transfiletriggerin only): {}",
             not_run.join(", ")
         ));
         rec.data.insert("scriptlets_not_run".into(), json!(not_run));
@@ -226,9 +226,27 @@ fn run_scriptlets(
     let mut ran = Vec::new();
     let dir = cx.dir();
     for s in &found.scriptlets {
-        // rpm's $1: the number of instances once installed: 2 for an update.
-        let arg = if updated.contains(&s.package) { 2 } else { 1 };
-        let refused = scriptlets::run(s, arg, tree, &dir, p.limits, p.timeout, cx.log())?;
+        // A file trigger reads the tree's files below its prefixes on stdin, and has no $1;
+        // with none there, it is not run (as in rpm-ostree).
+        let list;
+        let given = if s.is_file_trigger() {
+            let files = filetriggers::matching(tree, &s.prefixes);
+            if files.is_empty() {
+                cx.log().line(&format!(
+                    "fci compose: {} of {} not run: no file below {}",
+                    s.phase,
+                    s.package,
+                    s.prefixes.join(", ")
+                ));
+                continue;
+            }
+            list = filetriggers::write_list(&dir, s, &files)?;
+            scriptlets::Given::Files(&list)
+        } else {
+            // rpm's $1: the number of instances once installed: 2 for an update.
+            scriptlets::Given::Arg(if updated.contains(&s.package) { 2 } else { 1 })
+        };
+        let refused = scriptlets::run(s, given, tree, &dir, p.limits, p.timeout, cx.log())?;
         if let Some(scriptlets::Refused(why)) = refused {
             rec.data.insert("scriptlets".into(), json!(ran));
             return Ok(Some(fail(rec, format!("a scriptlet failed: {why}"))));

@@ -13,6 +13,7 @@
 //! (`base.rs`) sets the first one, and only gating promotes a candidate.
 
 pub mod base;
+pub mod filetriggers;
 pub mod layer;
 pub mod payload;
 pub mod rpmdb;

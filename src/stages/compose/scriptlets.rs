@@ -5,8 +5,12 @@
 //! `/tmp`, `/var`, `/run`, no network), with `$1` = 1 for an install and 2 for an update of a
 //! base package of the same name.
 //!
-//! Not run, and said so (`not_run`): triggers and file triggers, of the change's packages or of
-//! the base's (rpm-ostree runs only a few known ones; fci none), and `%pretrans`. The
+//! Then the change's `%transfiletriggerin`, as rpm-ostree runs them (`filetriggers`).
+//!
+//! Not run, and said so (`not_run`): classic triggers (rpm-ostree refuses a package with a
+//! `%triggerin`), `%filetriggerin` (rpm-ostree ignores them), `%transfiletriggerun` and
+//! `%transfiletriggerpostun` (nothing is erased), the base's triggers of every kind (rpm-ostree
+//! runs the base's `%transfiletriggerin` too: fci not yet), and `%pretrans`. The
 //! `%preun`/`%postun` of an updated base package are not run either (a new tree is made, no
 //! package is erased from a running system), as in rpm-ostree. The loader cache, which
 //! Fedora's glibc rebuilds from a file trigger, is rebuilt by `rebuild_loader_cache` instead.
@@ -25,8 +29,9 @@ const PHASES: [(&str, &str, &str); 3] = [
     ("POSTTRANS", "POSTTRANSPROG", "%posttrans"),
 ];
 
-/// The kinds of trigger fci does not run, in the order of rpm's tags: TRIGGERTYPE,
-/// FILETRIGGERTYPE, TRANSFILETRIGGERTYPE.
+/// The kinds of trigger, in the order of rpm's tags: TRIGGERTYPE, FILETRIGGERTYPE,
+/// TRANSFILETRIGGERTYPE. fci runs none of the base's, and of the change's only the
+/// `%transfiletriggerin` (`filetriggers`).
 pub const TRIGGER_KINDS: [&str; 3] = ["trigger", "file trigger", "transaction file trigger"];
 
 /// Where the script body is bound inside the sandbox (below its tmpfs /run).
@@ -42,6 +47,15 @@ pub struct Scriptlet {
     /// The script, when there is one (a `-p PROGRAM` scriptlet has none).
     pub body: Option<String>,
     pub rpm: PathBuf,
+    /// The path prefixes of a `%transfiletriggerin` (below the tree, no leading `/`); empty
+    /// for the other phases.
+    pub prefixes: Vec<String>,
+}
+
+impl Scriptlet {
+    pub fn is_file_trigger(&self) -> bool {
+        self.phase == super::filetriggers::PHASE
+    }
 }
 
 /// What the change's packages would have rpm run.
@@ -70,7 +84,11 @@ fn query_format() -> String {
 /// `rpm -qp` with `qf` on `rpm`: its output; `Ok(Err(why))` when the header holds more than
 /// fci reads (a script of many megabytes: the change's failure). rpm failing on a package
 /// `fci build` made is the host's trouble.
-fn header(rpm: &Path, qf: &str, log: &mut Log) -> Result<std::result::Result<String, String>> {
+pub(super) fn header(
+    rpm: &Path,
+    qf: &str,
+    log: &mut Log,
+) -> Result<std::result::Result<String, String>> {
     let out = log.capture(&rpm_qp().arg("--qf").arg(qf).arg("--").arg(rpm))?;
     if out.over_limit {
         return Ok(Err(format!(
@@ -127,19 +145,45 @@ pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<std::result::Result<Foun
                 },
                 body,
                 rpm: rpm.clone(),
+                prefixes: Vec::new(),
             });
         }
-        for (i, kind) in TRIGGER_KINDS.iter().enumerate() {
+        for (i, kind) in TRIGGER_KINDS.iter().enumerate().take(2) {
             if !at(7 + i).trim().is_empty() {
                 found.not_run.push(format!("{package}: {kind}s"));
+            }
+        }
+        // Transaction file triggers: `in` ones are run (`filetriggers`), the others named.
+        let mut types: Vec<&str> = at(9).split_whitespace().collect();
+        types.sort();
+        types.dedup();
+        for t in types {
+            if t != "in" {
+                found
+                    .not_run
+                    .push(format!("{package}: %transfiletrigger{t}"));
+                continue;
+            }
+            match super::filetriggers::query(rpm, &package, log)? {
+                Ok(t) => {
+                    found.scriptlets.extend(t.run);
+                    found.not_run.extend(t.not_run);
+                }
+                Err(why) => return Ok(Err(why)),
             }
         }
         if at(10).contains('1') {
             found.not_run.push(format!("{package}: %pretrans"));
         }
     }
-    // %pre of every package, then %post, then %posttrans, as rpm-ostree runs them.
-    let order = |s: &Scriptlet| PHASES.iter().position(|p| p.2 == s.phase);
+    // %pre of every package, then %post, then %posttrans, then the file triggers, as
+    // rpm-ostree runs them.
+    let order = |s: &Scriptlet| {
+        PHASES
+            .iter()
+            .position(|p| p.2 == s.phase)
+            .unwrap_or(PHASES.len())
+    };
     found.scriptlets.sort_by_key(order);
     Ok(Ok(found))
 }
@@ -152,14 +196,22 @@ fn rpm_qp() -> Cmd {
 /// what it said). A scriptlet killed at the time limit is an error (`Err`), never this.
 pub struct Refused(pub String);
 
-/// Runs `s` in the sandbox rooted in `tree`, `arg` as its script's `$1`. In a tree with an
+/// What a scriptlet is given: rpm's `$1` (to a script), or, for a file trigger, the list of
+/// its files on stdin and no `$1` (as rpm-ostree runs it).
+#[derive(Clone, Copy)]
+pub enum Given<'a> {
+    Arg(u32),
+    Files(&'a Path),
+}
+
+/// Runs `s` in the sandbox rooted in `tree`, with what it is `given`. In a tree with an
 /// ld.so.conf the sandbox has started before (`rebuild_loader_cache` runs in the same one,
 /// and its failure is the host's): bwrap failing here is taken for the scriptlet's failure,
 /// since what the scriptlet prints cannot be told from what bwrap prints. `scratch` is where the body
 /// is written on the host (bound read-only into the sandbox).
 pub fn run(
     s: &Scriptlet,
-    arg: u32,
+    given: Given,
     tree: &Path,
     scratch: &Path,
     limits: crate::limits::Limits,
@@ -192,7 +244,10 @@ pub fn run(
         files.push((host, PathBuf::from(SCRIPT_INSIDE)));
         // rpm gives $1 to a script only: a `-p PROGRAM` scriptlet runs with no argument
         // (`%post -p /sbin/ldconfig` would take it for a directory).
-        inner = inner.arg(SCRIPT_INSIDE).arg(arg.to_string());
+        inner = inner.arg(SCRIPT_INSIDE);
+        if let Given::Arg(arg) = given {
+            inner = inner.arg(arg.to_string());
+        }
     }
     // bwrap makes the mount point /etc inside the tree when there is none (a base with no
     // usr/etc is refused before): made and removed here, so that no empty /etc is committed.
@@ -202,11 +257,19 @@ pub fn run(
         std::fs::create_dir(&etc)?;
     }
     let mut cmd = crate::sandbox::rooted_in(tree, true, &files, limits, &inner)?.timeout(timeout);
+    if let Given::Files(list) = given {
+        cmd = cmd.stdin_file(list);
+    }
     // What a timeout's message names: the scriptlet, not its interpreter.
     cmd.name = Some(format!("{} of {} ({})", s.phase, s.package, s.prog[0]));
     log.line(&format!(
-        "fci compose: {} of {} ($1 = {arg}) in the new tree",
-        s.phase, s.package
+        "fci compose: {} of {}{} in the new tree",
+        s.phase,
+        s.package,
+        match given {
+            Given::Arg(a) => format!(" ($1 = {a})"),
+            Given::Files(_) => " (its files on stdin)".to_string(),
+        }
     ));
     let done = log.capture(&cmd);
     if made_etc {
