@@ -378,3 +378,26 @@ fn a_scriptlet_that_changes_the_rpm_database_is_failed() {
     }
     assert_repo_intact(&w);
 }
+
+/// Review Y: a file trigger's stdin is no way out of the tree (its list is on a read-only
+/// mount), and a payload that stands in ldconfig's way is the change's failure.
+#[test]
+fn a_triggers_stdin_is_read_only_and_a_broken_loader_cache_is_the_changes() {
+    let w = Ws::new();
+    init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let r = compose_fixture(&w, "compose-trigger-stdin", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let c = compose_stage(&r);
+    assert_eq!(c["outcome"], "PASSED", "{c:#}");
+    let co = checkout(&w, c["data"]["commit"].as_str().unwrap(), "co");
+    assert_eq!(
+        std::fs::read_to_string(co.join("usr/share/compose-trigger-stdin.result")).unwrap(),
+        "refused\n"
+    );
+    let r = compose_fixture(&w, "compose-ldcache-dir", &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let c = compose_stage(&r);
+    assert_eq!(c["outcome"], "FAILED", "{c:#}");
+    assert!(c["notes"].to_string().contains("loader cache"), "{c:#}");
+    assert_repo_intact(&w);
+}

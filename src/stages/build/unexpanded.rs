@@ -202,7 +202,9 @@ fn in_query_format(text: &str, at: usize) -> bool {
     before.contains("--qf")
         || before.contains("--queryformat")
         || rpm_eval
-        || before.split_whitespace().any(|w| w == "perl")
+        || before
+            .split_whitespace()
+            .any(|w| w == "perl" || w.ends_with("/perl"))
 }
 
 /// Whether the text before a `%` ends inside an unclosed `${` (bash parameter expansion).
@@ -264,6 +266,7 @@ mod tests {
         assert!(macros_in("libdir=$(rpm -E %{_libdir})").is_empty());
         assert!(macros_in("libdir=$(rpm --eval '%{_libdir}')").is_empty());
         assert!(macros_in("perl -e 'my %seen; print 1'").is_empty());
+        assert!(macros_in("/usr/bin/perl -e 'my %seen; print 1'").is_empty());
         // An odd run: a literal % and then a macro.
         assert_eq!(macros_in("%%%cmake"), vec!["%cmake"]);
         // A query format on one line does not hide a macro on the next.

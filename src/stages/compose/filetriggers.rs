@@ -89,8 +89,12 @@ fn parse(package: &str, rpm: &Path, conditions: &str, progs: &str, scripts: &str
                 continue;
             }
             let rel = prefix.trim_start_matches('/').trim_end_matches('/');
-            if rel.starts_with("usr/") && !rel.starts_with("usr/local") {
+            let local = rel == "usr/local" || rel.starts_with("usr/local/");
+            let in_usr = rel == "usr" || rel.starts_with("usr/");
+            if in_usr && !local {
                 prefixes.push(rel.to_string());
+            } else if local {
+                not_run.push(format!("{package}: {PHASE} on {prefix} (in /usr/local)"));
             } else if !rel.is_empty() {
                 not_run.push(format!("{package}: {PHASE} on {prefix} (outside /usr)"));
             }

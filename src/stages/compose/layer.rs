@@ -88,7 +88,11 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     }
     // As Fedora's glibc file trigger does after an install; before the scriptlets, so that
     // a program they run finds a library the change put in /usr/lib64.
-    let cache_rebuilt = scriptlets::rebuild_loader_cache(&tree, p.limits, p.timeout, cx.log())?;
+    let cache_rebuilt =
+        match scriptlets::rebuild_loader_cache(&tree, p.limits, p.timeout, cx.log())? {
+            Ok(rebuilt) => rebuilt,
+            Err(why) => return Ok(fail(rec, why)),
+        };
     let base_triggers = db.triggers_not_run(&updated);
     if let Some(failed) = run_scriptlets(p, cx, &tree, &found, &base_triggers, &updated, rec)? {
         return Ok(failed);

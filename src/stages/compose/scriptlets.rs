@@ -36,6 +36,8 @@ pub const TRIGGER_KINDS: [&str; 3] = ["trigger", "file trigger", "transaction fi
 
 /// Where the script body is bound inside the sandbox (below its tmpfs /run).
 const SCRIPT_INSIDE: &str = "/run/fci-scriptlet";
+/// Where a file trigger's list of files is bound, read-only, in its sandbox.
+const FILES_INSIDE: &str = "/run/fci-filetrigger.list";
 
 /// One scriptlet of one package.
 #[derive(Debug, Clone)]
@@ -256,10 +258,21 @@ pub fn run(
     if made_etc {
         std::fs::create_dir(&etc)?;
     }
-    let mut cmd = crate::sandbox::rooted_in(tree, true, &files, limits, &inner)?.timeout(timeout);
+    // A file trigger's list reaches it from a read-only mount, opened by the tree's shell: as
+    // a file of fci's opened on its stdin, it could be reopened for writing through
+    // /proc/self/fd/0 (uid 0 owns it), outside the tree and its scratch limit.
     if let Given::Files(list) = given {
-        cmd = cmd.stdin_file(list);
+        files.push((list.to_path_buf(), PathBuf::from(FILES_INSIDE)));
+        inner = Cmd::new("/bin/sh")
+            .args([
+                "-c",
+                &format!("exec \"$@\" < {FILES_INSIDE}"),
+                "fci-filetrigger",
+            ])
+            .arg(&inner.program)
+            .args(&inner.args);
     }
+    let mut cmd = crate::sandbox::rooted_in(tree, true, &files, limits, &inner)?.timeout(timeout);
     // What a timeout's message names: the scriptlet, not its interpreter.
     cmd.name = Some(format!("{} of {} ({})", s.phase, s.package, s.prog[0]));
     log.line(&format!(
@@ -307,20 +320,20 @@ pub fn run(
 /// change puts in /usr/lib64 is found at boot. ldconfig reads the change's files: it runs in
 /// the same sandbox as the scriptlets (but with /usr read-only: without scriptlets the
 /// checkout is hard links), the host's (static) ldconfig bound into it. No links
-/// are made (`-X`): the packages ship their own. `Ok(false)`: the tree has no ld.so.conf.
+/// are made (`-X`): the packages ship their own. `Ok(Ok(false))`: the tree has no ld.so.conf; `Ok(Err(why))`: the change's failure.
 pub fn rebuild_loader_cache(
     tree: &Path,
     limits: crate::limits::Limits,
     timeout: Option<std::time::Duration>,
     log: &mut Log,
-) -> Result<bool> {
+) -> Result<std::result::Result<bool, String>> {
     let etc = tree.join("usr/etc");
     if !crate::files::real_dir_below(tree, &etc) {
         return Err(FciError::input(tree, "usr/etc is not a real directory of the tree").into());
     }
     let conf = std::fs::symlink_metadata(etc.join("ld.so.conf"));
     if !conf.is_ok_and(|m| m.is_file()) {
-        return Ok(false);
+        return Ok(Ok(false));
     }
     let ldconfig = crate::tool::LDCONFIG.find()?;
     // ldconfig writes a new file and renames it over the old one; the old one is unlinked
@@ -342,10 +355,22 @@ pub fn rebuild_loader_cache(
     if made_etc {
         let _ = std::fs::remove_dir(&etc);
     }
-    done?
-        .checked()
-        .map_err(|f| f.infra("ldconfig could not rebuild the composed tree's loader cache"))?;
-    Ok(true)
+    let done = done?;
+    if let Some(f) = done.failure() {
+        // Killed at the timeout, or not starting, is the host's; ldconfig refusing the tree
+        // (the base's cache was built by the same ldconfig) is what the change put in its
+        // way (a directory at /etc/ld.so.cache~, a library it cannot read).
+        if done.timed_out || done.code.is_none() {
+            return Err(f
+                .infra("ldconfig could not rebuild the composed tree's loader cache")
+                .into());
+        }
+        return Ok(Err(format!(
+            "ldconfig could not rebuild the composed tree's loader cache after the change was installed: {}",
+            done.tail.trim()
+        )));
+    }
+    Ok(Ok(true))
 }
 
 /// What scriptlets may have left in `tree` that fci must not commit or follow: files OSTree
