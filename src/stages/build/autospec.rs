@@ -134,22 +134,8 @@ pub fn process(
     let spec_rel = p.spec_in_repo();
     let out_spec = dir.join("processed.spec");
     let sandbox = crate::sandbox::Sandbox {
-        writable: vec![dir.clone()],
-        hide: p
-            .co
-            .private_paths()
-            .into_iter()
-            .chain(std::iter::once(cx.ws.root().to_path_buf()))
-            .collect(),
-        env: vec![
-            ("PATH".into(), crate::sandbox::SYSTEM_PATH.into()),
-            ("HOME".into(), dir.join("home").into()),
-            ("LANG".into(), "C.UTF-8".into()),
-        ],
         chdir: Some(clone.clone()),
-        hide_private: true,
-        limits: p.limits,
-        ..Default::default()
+        ..p.tool_sandbox(cx, &dir)
     };
     std::fs::create_dir_all(dir.join("home"))?;
     // rpmautospec parses the spec with rpm at each commit: with the macros the build parses

@@ -177,6 +177,29 @@ pub fn prepare(args: &Args, cx: &mut Ctx) -> Result<Prepared> {
 }
 
 impl Prepared {
+    /// The sandbox a host tool that reads the package (rpmautospec, rpmlint) runs in: only
+    /// `dir` writable (its home below it), the checkout's private paths and fci's workspace
+    /// hidden, homes covered, within the build's limits. Each caller adds what it reads.
+    pub fn tool_sandbox(&self, cx: &Ctx, dir: &Path) -> crate::sandbox::Sandbox {
+        crate::sandbox::Sandbox {
+            writable: vec![dir.to_path_buf()],
+            hide: self
+                .co
+                .private_paths()
+                .into_iter()
+                .chain(std::iter::once(cx.ws.root().to_path_buf()))
+                .collect(),
+            env: vec![
+                ("PATH".into(), crate::sandbox::SYSTEM_PATH.into()),
+                ("HOME".into(), dir.join("home").into()),
+                ("LANG".into(), "C.UTF-8".into()),
+            ],
+            hide_private: true,
+            limits: self.limits,
+            ..Default::default()
+        }
+    }
+
     /// What identifies this build for reuse (the driver adds fci's and the tools' versions).
     pub fn inputs(&self, args: &Args, cx: &mut Ctx) -> Value {
         let rpmbuild = self.backend.capabilities().host_root;

@@ -147,25 +147,11 @@ pub fn lint(
     }
     std::fs::create_dir_all(dir.join("home"))?;
     std::fs::create_dir_all(dir.join("tmp"))?;
-    let sandbox = crate::sandbox::Sandbox {
-        writable: vec![dir.clone()],
+    let mut sandbox = crate::sandbox::Sandbox {
         readonly,
-        hide: p
-            .co
-            .private_paths()
-            .into_iter()
-            .chain(std::iter::once(cx.ws.root().to_path_buf()))
-            .collect(),
-        env: vec![
-            ("PATH".into(), crate::sandbox::SYSTEM_PATH.into()),
-            ("HOME".into(), dir.join("home").into()),
-            ("TMPDIR".into(), dir.join("tmp").into()),
-            ("LANG".into(), "C.UTF-8".into()),
-        ],
-        hide_private: true,
-        limits: p.limits,
-        ..Default::default()
+        ..p.tool_sandbox(cx, &dir)
     };
+    sandbox.env.push(("TMPDIR".into(), dir.join("tmp").into()));
     let limit = timeout.map_or(TIMEOUT, |t| t.min(TIMEOUT));
     let started = std::time::Instant::now();
     let out = cx.log().capture(
