@@ -680,11 +680,7 @@ fn expression(
         own_group,
         guard_pid_ns,
     }
-    .install(duct::cmd(&cmd.program, &cmd.args).unchecked());
-    expr = match &cmd.stdin {
-        Some(path) => expr.stdin_path(path),
-        None => expr.stdin_null(),
-    };
+    .install(duct::cmd(&cmd.program, &cmd.args).unchecked().stdin_null());
     if let Some(d) = &cmd.dir {
         expr = expr.dir(d);
     }
@@ -1132,9 +1128,6 @@ pub struct Cmd {
     pub capture_limit: Option<usize>,
     /// What a sandboxed command may use (processes, memory, scratch); see `limits`.
     pub bounds: Option<crate::limits::Bounds>,
-    /// A file the command reads as its standard input (a file trigger's list of files);
-    /// otherwise /dev/null.
-    pub stdin: Option<PathBuf>,
 }
 
 /// Makes the command the first process (PID 1) of a new PID namespace, with the calling
@@ -1236,7 +1229,6 @@ impl Cmd {
             own_group: false,
             capture_limit: None,
             bounds: None,
-            stdin: None,
         }
     }
     /// What messages call it: its `name`, else its program's file name.
@@ -1277,11 +1269,6 @@ impl Cmd {
     pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, it: I) -> Self {
         self.args
             .extend(it.into_iter().map(|a| a.as_ref().to_os_string()));
-        self
-    }
-    /// Standard input from `path` (opened by fci, on the host) rather than /dev/null.
-    pub fn stdin_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.stdin = Some(path.into());
         self
     }
     pub fn dir(mut self, d: impl Into<PathBuf>) -> Self {
