@@ -363,11 +363,14 @@ fn an_update_of_a_package_with_many_files_and_config_in_etc_replaces_them() {
 fn a_scriptlet_that_changes_the_rpm_database_is_failed() {
     let w = Ws::new();
     init_base_with(&w, &["--no-kernel"], None, |_| {});
+    // The database is read-only to scriptlets, as under rpm (the transaction holds its
+    // lock): rpm -e --justdb and a write into its file fail there, with what they said.
     for (fixture, said) in [
-        ("compose-post-justdb", "does not hold what was installed"),
+        ("compose-post-justdb", "a scriptlet failed"),
+        ("compose-post-dbcorrupt", "Read-only file system"),
         (
-            "compose-post-dbcorrupt",
-            "cannot read the composed tree's database",
+            "compose-post-dbswap",
+            "the change's scriptlets replaced the tree's rpm database",
         ),
     ] {
         let r = compose_fixture(&w, fixture, &[]);
@@ -399,5 +402,33 @@ fn a_triggers_stdin_is_read_only_and_a_broken_loader_cache_is_the_changes() {
     let c = compose_stage(&r);
     assert_eq!(c["outcome"], "FAILED", "{c:#}");
     assert!(c["notes"].to_string().contains("loader cache"), "{c:#}");
+    assert_repo_intact(&w);
+}
+
+/// Review Y: a base holding one name twice (here two gpg-pubkey entries, as every Fedora
+/// base has; multilib and install-only kernels alike) composes: each instance is a package
+/// of its own, kept unless the change replaces it.
+#[test]
+fn a_base_with_one_name_installed_twice_still_composes() {
+    let w = Ws::new();
+    init_base_with(&w, &["--no-kernel"], None, |base| {
+        let keys = fixture("gpg-pubkeys");
+        let out = Command::new("rpm")
+            .arg("--root")
+            .arg(base)
+            .args(["--dbpath", "/usr/lib/sysimage/rpm", "--import"])
+            .arg(keys.join("fci-test-1.asc"))
+            .arg(keys.join("fci-test-2.asc"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    });
+    let r = compose_fixture(&w, "compose-sed-update", &[]);
+    let c = compose_stage(&r);
+    assert_eq!(r.code, 0, "{}{c:#}", r.stderr);
+    assert_eq!(c["outcome"], "PASSED", "{c:#}");
+    let co = checkout(&w, c["data"]["commit"].as_str().unwrap(), "co");
+    let keys = rpm_q(&co, &["-q", "gpg-pubkey"]);
+    assert_eq!(keys.lines().count(), 2, "{keys}");
     assert_repo_intact(&w);
 }

@@ -73,8 +73,8 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     let updated = db.updated(&names);
     let replaceable = db.replaceable(&updated);
     if !updated.is_empty() {
-        let nevras: Vec<&String> = updated.iter().filter_map(|n| db.packages.get(n)).collect();
-        rec.data.insert("updates".into(), json!(nevras));
+        rec.data
+            .insert("updates".into(), json!(db.replaced(&names)));
     }
 
     let payload = payload::parse(&listing);
@@ -103,17 +103,10 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
         Ok(i) => i,
         Err(why) => return Ok(fail(rec, why)),
     };
-    // The database holds the base's packages but those updated, and the change's: anything
-    // else is a scriptlet's doing (`rpm -e --justdb` leaves files no package owns, which no
-    // later compose or check would see).
-    let mut expected: Vec<String> = db
-        .packages
-        .iter()
-        .filter(|(name, _)| !updated.contains(*name))
-        .map(|(_, nevra)| nevra.clone())
-        .chain(payload.nevras.iter().cloned())
-        .collect();
-    expected.sort();
+    // The database holds the base's packages but those the change replaced, and the
+    // change's: anything else is packages the change obsoletes (rpm erased them), or a
+    // database the scriptlets' read-only mount did not keep them from (`scriptlets::DbSeal`).
+    let expected = db.after_update(&names);
     if installed != expected {
         let gone: Vec<&String> = expected.iter().filter(|n| !installed.contains(n)).collect();
         let new: Vec<&String> = installed.iter().filter(|n| !expected.contains(n)).collect();
@@ -192,7 +185,11 @@ struct Allowed<'a> {
 
 impl Allowed<'_> {
     fn allows(&self, line: &str) -> bool {
-        if line.starts_with("A ") || line.starts_with(&format!("M {DBPATH}/")) {
+        // The database directory is rpm's own (its lock, sqlite's journal files come and go).
+        if line.starts_with("A ")
+            || line.starts_with(&format!("M {DBPATH}/"))
+            || line.starts_with(&format!("D {DBPATH}/"))
+        {
             return true;
         }
         let Some(path) = line
@@ -229,6 +226,7 @@ fn run_scriptlets(
     }
     let mut ran = Vec::new();
     let dir = cx.dir();
+    let seal = rpmdb::DbSeal::take(tree)?;
     for s in &found.scriptlets {
         // A file trigger reads the tree's files below its prefixes on stdin, and has no $1;
         // with none there, it is not run (as in rpm-ostree).
@@ -259,6 +257,9 @@ fn run_scriptlets(
     }
     if !ran.is_empty() {
         rec.data.insert("scriptlets".into(), json!(ran));
+        if let Some(why) = seal.broken(tree)? {
+            return Ok(Some(fail(rec, why)));
+        }
         let left = scriptlets::left_behind(tree, DBPATH);
         if !left.is_empty() {
             return Ok(Some(fail(

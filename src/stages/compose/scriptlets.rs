@@ -234,7 +234,18 @@ pub fn run(
             s.phase, s.package
         ))));
     }
-    let mut files = Vec::new();
+    // The rpm database on a read-only mount (`rpmdb::DbSeal` says why); resolved on the host
+    // by bwrap like usr/etc, so it must still be the tree's own directory.
+    let db = tree.join(&super::rpmdb::DBPATH[1..]);
+    if !crate::files::real_dir_below(tree, &db) {
+        return Ok(Some(Refused(format!(
+            "before {} of {}: {} is no longer a real directory of the tree (a scriptlet replaced it)",
+            s.phase,
+            s.package,
+            super::rpmdb::DBPATH
+        ))));
+    }
+    let mut files = vec![(db, PathBuf::from(super::rpmdb::DBPATH))];
     let mut inner = Cmd::new(&s.prog[0]).args(&s.prog[1..]);
     if let Some(body) = &s.body {
         let host = scratch.join(format!(
