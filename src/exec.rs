@@ -1280,6 +1280,12 @@ impl Cmd {
             .push((k.as_ref().to_os_string(), v.as_ref().to_os_string()));
         self
     }
+    /// For a tool whose messages fci reads (rpm's "is needed by", "incorrect format"):
+    /// untranslated, whatever the caller's locale. `C` rather than `C.UTF-8`: gettext
+    /// ignores `LANGUAGE` only under `C`; rpm prints file names as bytes either way.
+    pub fn c_locale(self) -> Self {
+        self.env("LC_ALL", "C")
+    }
     pub fn timeout(mut self, t: Option<std::time::Duration>) -> Self {
         self.timeout = t;
         self

@@ -127,7 +127,20 @@ fn an_update_of_a_base_package_replaces_it_and_other_packages_files_still_confli
 fn an_unmet_requires_fails_naming_it() {
     let w = Ws::new();
     init_base_with(&w, &["--no-kernel"], None, |_| {});
-    let r = compose_fixture(&w, "compose-unmet-requires", &[]);
+    // In a German locale (rpm-i18n has rpm's translations) rpm would say "wird benötigt
+    // von": fci reads rpm's messages untranslated, and the verdict does not depend on the
+    // caller's locale.
+    let built = w.build_fixture("compose-unmet-requires", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let p = w.save("unmet.json", &built.manifest());
+    let out = w
+        .cmd()
+        .env("LANGUAGE", "de")
+        .env("LANG", "C.UTF-8")
+        .args(["compose", "--branch", "f41", "-m", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let r = Run::from(out);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let c = compose_stage(&r);
     assert_eq!(c["outcome"], "FAILED");

@@ -65,14 +65,14 @@ pub fn prepare(
         let files = crate::digest::list_files(db, &[])?;
         crate::files::copy_files(db, &files, &root.join(DBPATH.trim_start_matches('/')))?;
     } else {
-        let init = rpm(Cmd::new("rpm")).arg("--initdb");
+        let init = rpm(Cmd::new("rpm").c_locale()).arg("--initdb");
         log.run_ok(&init, format!("rpm --initdb failed in {}", root.display()))?;
     }
     // Debian's rpm warns on every install unless told that it is meant to manage this root.
     let debian = std::fs::read_to_string("/etc/debian_version").is_ok();
     let install = |extra: &[&str]| {
         // -U: a package of a base package's name updates it, as `fci compose` installs it.
-        let mut c = rpm(Cmd::new("rpm"))
+        let mut c = rpm(Cmd::new("rpm").c_locale())
             .args(["-U", "--noscripts", "--notriggers"])
             .args(extra);
         if debian {
@@ -112,7 +112,7 @@ pub fn prepare(
     for lock in [".rpm.lock", "rpmdb.sqlite-shm", "rpmdb.sqlite-wal"] {
         let _ = std::fs::remove_file(root.join(DBPATH.trim_start_matches('/')).join(lock));
     }
-    let installed = match installed(log, rpm(Cmd::new("rpm")))? {
+    let installed = match installed(log, rpm(Cmd::new("rpm").c_locale()))? {
         Ok(i) => i,
         Err(why) => return Ok(Err(why)),
     };

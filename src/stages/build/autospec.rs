@@ -213,6 +213,7 @@ fn rpm_reason(
     cx: &mut Ctx,
 ) -> Result<(Option<usize>, Option<String>)> {
     let cmd = Cmd::new("rpmspec")
+        .c_locale()
         .args(["-q", "--srpm", "--qf", ""])
         .arg(spec);
     let out = cx.log().capture(&sandbox.wrap(&cmd)?.timeout(timeout))?;

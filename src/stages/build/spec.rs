@@ -108,7 +108,7 @@ pub fn line_naming(spec: &Path, file: &str) -> Option<usize> {
 
 /// rpmspec with the macros and definitions the build uses.
 fn rpmspec(job: &Job) -> Cmd {
-    let mut cmd = Cmd::new("rpmspec");
+    let mut cmd = Cmd::new("rpmspec").c_locale();
     for m in super::backend::macro_files(job) {
         cmd = cmd.arg("--load").arg(m);
     }
@@ -162,6 +162,7 @@ pub fn unmet(
     let key = format!("unmet.v3 {} {}", rpmdb_identity(hc), names.join(" "));
     let missing = hc.get_or(key, || {
         let cmd = Cmd::new("rpm")
+            .c_locale()
             .args(["-q", "--whatprovides", "--"])
             .args(&names);
         let out = log.capture(&cmd).ok()?;
@@ -277,6 +278,7 @@ fn headers_of(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Header>> {
     let qf = "P\t%{NAME}\t%{EPOCH}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\t%{SOURCERPM}\nC\t%{CHANGELOGNAME}\n[R\t%{REQUIRENAME} %{REQUIREFLAGS:depflags} %{REQUIREVERSION}\n]";
     let out = log.capture(
         &Cmd::new("rpm")
+            .c_locale()
             .args(["-qp", "--nosignature", "--nodigest", "--qf", qf, "--"])
             .args(pkgs),
     )?;

@@ -106,6 +106,7 @@ pub fn find(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Found>> {
 fn query(pkgs: &[&PathBuf], format: &str, log: &mut Log) -> Result<Vec<String>> {
     let out = log.capture(
         &Cmd::new("rpm")
+            .c_locale()
             .args(["-qp", "--nosignature", "--nodigest", "--qf", format, "--"])
             .args(pkgs.iter().copied()),
     )?;

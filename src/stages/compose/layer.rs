@@ -343,7 +343,7 @@ fn install_payload(
     // -U: a package of the base's name is updated, as in Fedora. Dependencies are checked
     // against the tree's database. Scriptlets are fci's to run (`scriptlets`), in a sandbox
     // rooted in the tree, as rpm-ostree runs them; rpm would run them on the host.
-    let mut install = Cmd::new("rpm").arg("--root").arg(tree).args([
+    let mut install = Cmd::new("rpm").c_locale().arg("--root").arg(tree).args([
         "--dbpath",
         DBPATH,
         "-U",
@@ -484,7 +484,7 @@ fn unshare_rpmdb(tree: &Path) -> Result<()> {
 /// `Err` is the change's failure: the same rpm just installed into this database, and only the
 /// change's scriptlets ran since.
 fn query_installed(tree: &Path, log: &mut Log) -> Result<Result<Vec<String>, String>> {
-    let query = Cmd::new("rpm").arg("--root").arg(tree);
+    let query = Cmd::new("rpm").c_locale().arg("--root").arg(tree);
     let query = query.args(["--dbpath", DBPATH, "-qa", "--qf", "%{NEVRA}\n"]);
     let out = log.capture(&query)?;
     if let Some(f) = out.failure() {

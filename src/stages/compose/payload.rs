@@ -91,6 +91,7 @@ pub fn parse(listing: &str) -> Payload {
 pub fn listing(rpms: &[PathBuf], log: &mut Log) -> Result<std::result::Result<String, String>> {
     let out = log.capture(
         &Cmd::new("rpm")
+            .c_locale()
             .args(["-qp", "--nosignature", "--nodigest", "--qf"])
             .arg(QUERYFORMAT)
             .arg("--")

@@ -51,6 +51,7 @@ const QUERYFORMAT: &str = "P\t%{NAME}\t%{NEVRA}\t%{ARCH}\nT\t%{NAME}\t[%{TRIGGER
 /// base's trouble: ERROR.
 pub fn read(tree: &Path, log: &mut Log) -> Result<TreeDb> {
     let q = Cmd::new("rpm")
+        .c_locale()
         .arg("--dbpath")
         .arg(tree.join(&DBPATH[1..]))
         .args(["-qa", "--qf", QUERYFORMAT]);
@@ -252,6 +253,7 @@ pub struct Named {
 pub fn names(rpms: &[PathBuf], log: &mut Log) -> Result<Vec<Named>> {
     let out = log.capture_ok(
         &Cmd::new("rpm")
+            .c_locale()
             .args([
                 "-qp",
                 "--nosignature",

@@ -191,7 +191,9 @@ pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<std::result::Result<Foun
 }
 
 fn rpm_qp() -> Cmd {
-    Cmd::new("rpm").args(["-qp", "--nosignature", "--nodigest"])
+    Cmd::new("rpm")
+        .c_locale()
+        .args(["-qp", "--nosignature", "--nodigest"])
 }
 
 /// How one scriptlet ended, when it did not succeed: the change's failure (FAILED, with
