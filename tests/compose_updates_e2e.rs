@@ -201,6 +201,8 @@ fn a_transfiletriggerin_runs_in_the_tree_with_its_files_on_stdin() {
         c["data"]["scriptlets"],
         serde_json::json!([
             "compose-transfiletrigger %posttrans",
+            "compose-transfiletrigger %transfiletriggerin",
+            "compose-transfiletrigger %transfiletriggerin",
             "compose-transfiletrigger %transfiletriggerin"
         ])
     );
@@ -215,6 +217,13 @@ fn a_transfiletriggerin_runs_in_the_tree_with_its_files_on_stdin() {
         list,
         "/usr/lib/fci-plugins/made-by-posttrans.plugin\n/usr/lib/fci-plugins/more/two.plugin\n/usr/lib/fci-plugins/one.plugin\n"
     );
+    // The higher priority first, as rpm runs them.
+    let (ok, order) = ostree(
+        &w,
+        &["cat", commit, "/usr/lib/compose-transfiletrigger.order"],
+    );
+    assert!(ok, "{order}");
+    assert_eq!(order, "high\ndefault\nlow\n");
     // The base is unchanged, and the repository's objects are what their checksums say.
     let (ok, _) = ostree(&w, &["ls", &base, "/usr/lib/compose-transfiletrigger.list"]);
     assert!(!ok);

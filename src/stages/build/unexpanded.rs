@@ -166,7 +166,7 @@ pub fn macros_in(text: &str) -> Vec<String> {
             // `${var%{x}}` is bash's, not rpm's; `rpm -q --qf '%{VERSION}'` (written
             // `%%{VERSION}` in the spec) is a query format, which rpm expands at run time.
             let bash_parameter = in_word && inside_parameter(&text[..at]);
-            !bash_parameter && !in_query_format(text, at)
+            !bash_parameter && !in_query_format(text, at) && !is_a_tag(&name)
         } else {
             !in_word && !looks_like_a_format(&name) && !in_query_format(text, at)
         };
@@ -202,10 +202,41 @@ fn in_query_format(text: &str, at: usize) -> bool {
             .any(|w| w == "-E" || w == "--eval" || w.starts_with("--eval="));
     before.contains("--qf")
         || before.contains("--queryformat")
+        || in_ps_format(before)
         || rpm_eval
         || before
             .split_whitespace()
             .any(|w| w == "perl" || w.ends_with("/perl"))
+}
+
+/// Whether a braced name is an rpm tag (`%{NAME}`, `%{FILENAMES}`), in a query format kept
+/// apart from rpm's command line (`fmt='%%{NAME}\n'; rpm -q --qf "$fmt"`): macros are
+/// named in lower case, tags in upper case (the few upper-case macros, `%{SOURCE0}` and
+/// `%{PATCH1}`, always expand in a build).
+fn is_a_tag(name: &str) -> bool {
+    name.len() > 1
+        && name.chars().any(|c| c.is_ascii_uppercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Whether the line before `at` runs ps with an output format (`ps -o %cpu,%mem`,
+/// `ps -eo pid,%cpu`, `ps --format`): its column names are no macros.
+fn in_ps_format(before: &str) -> bool {
+    let words: Vec<&str> = before.split_whitespace().collect();
+    // `$(ps`, `|ps`, `x=$(/bin/ps`: the command word after what precedes it.
+    let command = |w: &&str| {
+        let w = w.rsplit(['(', '|', ';', '`', '&', '=']).next().unwrap_or(w);
+        w == "ps" || w.ends_with("/ps")
+    };
+    words.iter().any(command)
+        && words.iter().any(|w| {
+            w.starts_with("--format")
+                || w.starts_with("-o")
+                || w.starts_with("-O")
+                || (w.starts_with('-') && !w.starts_with("--") && w.ends_with('o'))
+        })
 }
 
 /// Whether the text before a `%` ends inside an unclosed `${` (bash parameter expansion).
@@ -270,6 +301,10 @@ mod tests {
         assert!(macros_in("/usr/bin/perl -e 'my %seen; print 1'").is_empty());
         // An odd run: a literal % and then a macro.
         assert_eq!(macros_in("%%%cmake"), vec!["%cmake"]);
+        // A lower-case name in braces is a macro, outside a query format; so is a bare
+        // one after ps without an output format.
+        assert_eq!(macros_in("fmt='%{name}'"), vec!["%{name}"]);
+        assert_eq!(macros_in("ps ax; %cpu_count"), vec!["%cpu_count"]);
         // A query format on one line does not hide a macro on the next.
         assert_eq!(
             macros_in("rpm -q --qf '%{NAME}' x\n%{_bindir}/y"),
@@ -293,6 +328,11 @@ mod tests {
             "v=$(rpm -q --qf '%{VERSION}-%{release}\\n' kernel)",
             "rpm -qa --queryformat '%{name} %{arch}\\n' | sort",
             "perl -e 'print %ENV; my %{$h};'",
+            // Review Y: a query format kept in a variable, ps's columns.
+            "fmt='%{NAME}-%{VERSION}\\n'\nrpm -qa --qf \"$fmt\"",
+            "ps -o pid,%cpu,%mem -p 1",
+            "top=$(ps -eo %cpu --sort=-%cpu | head -2)",
+            "/usr/bin/ps --format %mem,comm",
         ] {
             assert_eq!(macros_in(s), Vec::<String>::new(), "{s}");
         }

@@ -29,6 +29,10 @@ const CONDITIONS: &str =
 /// may hold any text, but never a `<` of its own once escaped.
 const PROGS: &str = "[<p>%{TRANSFILETRIGGERSCRIPTPROG:xml}</p>]";
 const SCRIPTS: &str = "[<p>%{TRANSFILETRIGGERSCRIPTS:xml}</p>]";
+/// Their priorities (`-P`), per script.
+const PRIORITIES: &str = "[%{TRANSFILETRIGGERPRIORITIES}\n]";
+/// rpm's priority of a file trigger written without `-P`.
+const DEFAULT_PRIORITY: u32 = 1_000_000;
 
 /// A package's `%transfiletriggerin` scripts, and what of them is not run (prefixes outside
 /// `/usr`, as `PACKAGE: WHAT`).
@@ -46,13 +50,24 @@ pub fn query(
     log: &mut Log,
 ) -> Result<std::result::Result<Triggers, String>> {
     let mut out = Vec::new();
-    for qf in [CONDITIONS, PROGS, SCRIPTS] {
+    for qf in [CONDITIONS, PROGS, SCRIPTS, PRIORITIES] {
         match header(rpm, qf, log)? {
             Ok(o) => out.push(o),
             Err(why) => return Ok(Err(why)),
         }
     }
-    Ok(Ok(parse(package, rpm, &out[0], &out[1], &out[2])))
+    let priorities: Vec<u32> = out[3]
+        .lines()
+        .map(|l| l.trim().parse().unwrap_or(DEFAULT_PRIORITY))
+        .collect();
+    Ok(Ok(parse(
+        package,
+        rpm,
+        &out[0],
+        &out[1],
+        &out[2],
+        &priorities,
+    )))
 }
 
 /// The items `<p>…</p>` of a query, unescaped (`<string/>` is the empty string).
@@ -72,7 +87,14 @@ fn items(out: &str) -> Vec<String> {
         .collect()
 }
 
-fn parse(package: &str, rpm: &Path, conditions: &str, progs: &str, scripts: &str) -> Triggers {
+fn parse(
+    package: &str,
+    rpm: &Path,
+    conditions: &str,
+    progs: &str,
+    scripts: &str,
+    priorities: &[u32],
+) -> Triggers {
     let progs = items(progs);
     let scripts = items(scripts);
     let mut found = Vec::new();
@@ -118,6 +140,7 @@ fn parse(package: &str, rpm: &Path, conditions: &str, progs: &str, scripts: &str
             body: (!body.is_empty()).then(|| body.clone()),
             rpm: rpm.to_path_buf(),
             prefixes,
+            priority: priorities.get(i).copied().unwrap_or(DEFAULT_PRIORITY),
         });
     }
     Triggers {
@@ -181,11 +204,19 @@ mod tests {
         let Triggers {
             run: found,
             not_run,
-        } = parse("multi", Path::new("x.rpm"), conditions, progs, scripts);
+        } = parse(
+            "multi",
+            Path::new("x.rpm"),
+            conditions,
+            progs,
+            scripts,
+            &[1_000_000, 50, 7],
+        );
         assert_eq!(found.len(), 2);
         assert_eq!(found[0].prog, vec!["/sbin/ldconfig"]);
         assert_eq!(found[0].body, None);
         assert_eq!(found[0].prefixes, vec!["usr/lib64"]);
+        assert_eq!((found[0].priority, found[1].priority), (1_000_000, 50));
         assert_eq!(found[1].prog, vec!["/bin/sh"]);
         assert_eq!(
             found[1].body.as_deref(),

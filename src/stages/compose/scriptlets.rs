@@ -52,6 +52,9 @@ pub struct Scriptlet {
     /// The path prefixes of a `%transfiletriggerin` (below the tree, no leading `/`); empty
     /// for the other phases.
     pub prefixes: Vec<String>,
+    /// A file trigger's `-P` priority (rpm runs the higher first; 1000000 unless given); 0 for
+    /// the other phases.
+    pub priority: u32,
 }
 
 impl Scriptlet {
@@ -148,6 +151,7 @@ pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<std::result::Result<Foun
                 body,
                 rpm: rpm.clone(),
                 prefixes: Vec::new(),
+                priority: 0,
             });
         }
         for (i, kind) in TRIGGER_KINDS.iter().enumerate().take(2) {
@@ -179,12 +183,16 @@ pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<std::result::Result<Foun
         }
     }
     // %pre of every package, then %post, then %posttrans, then the file triggers, as
-    // rpm-ostree runs them.
+    // rpm-ostree runs them; file triggers of a higher priority first, as rpm runs them (the
+    // sort is stable: the packages' order otherwise).
     let order = |s: &Scriptlet| {
-        PHASES
-            .iter()
-            .position(|p| p.2 == s.phase)
-            .unwrap_or(PHASES.len())
+        (
+            PHASES
+                .iter()
+                .position(|p| p.2 == s.phase)
+                .unwrap_or(PHASES.len()),
+            std::cmp::Reverse(s.priority),
+        )
     };
     found.scriptlets.sort_by_key(order);
     Ok(Ok(found))
