@@ -127,8 +127,16 @@ impl Repo {
     /// `checkout`, with every file a copy of its object (or a reflink), never a hard link: for
     /// a tree that code fci does not control writes into (the change's scriptlets), where a
     /// write in place into a hard link would change the repository's object.
+    ///
+    /// As root, in ostree's plain mode (no `-U`): each file gets the owner and group its
+    /// object records, so that what the tree's scriptlets leave (and `commit` keeps) is the
+    /// base's ownership, not root's everywhere.
     pub fn checkout_copy(&self, commit: &str, dest: &Path, log: &mut Log) -> Result<()> {
-        let cmd = self.cmd("checkout").args(["-U", "--force-copy", "--"]);
+        let mut cmd = self.cmd("checkout");
+        if !crate::users::is_root() {
+            cmd = cmd.arg("-U");
+        }
+        let cmd = cmd.args(["--force-copy", "--"]);
         log.run_ok(
             &cmd.arg(commit).arg(dest),
             format!("ostree checkout of {commit} failed"),
@@ -153,8 +161,14 @@ impl Repo {
                 Some(b) => format!("--branch={b}"),
                 None => "--orphan".into(),
             })
-            .arg(format!("--subject={subject}"))
-            .args(["--owner-uid=0", "--owner-gid=0"]);
+            .arg(format!("--subject={subject}"));
+        // As root, the tree's owners are real: what rpm set from a package's %attr(-,user,
+        // group), what a scriptlet chowned, the base's own (a hard link's from its object
+        // through --link-checkout-speedup, a copy's from `checkout_copy`). Without root every
+        // file is the caller's, which means nothing in the OS: root's.
+        if !crate::users::is_root() {
+            c = c.args(["--owner-uid=0", "--owner-gid=0"]);
+        }
         if let Some(p) = parent {
             // A hard-link checkout of a bare-user repository: without this, the ownership
             // xattrs leak into the new commit and unchanged files show as changed.

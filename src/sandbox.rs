@@ -544,7 +544,8 @@ fn mount_proc(mut c: Cmd, at: &Path) -> Cmd {
 /// A sandbox whose `/` is a tree being composed (what rpm-ostree does for a package's
 /// scriptlets): the tree writable, its `usr/etc` as `/etc` (OSTree's layout), fresh tmpfs
 /// `/tmp`, `/var` and `/run` (a deployment does not carry them), `files` (host path, path
-/// inside, under `/run`) bound read-only, no network, no capabilities, dying with fci, within
+/// inside, under `/run`) bound read-only, no network, no capabilities but those over the tree's
+/// files when it is writable (`FILE_OWNERSHIP_CAPS`), dying with fci, within
 /// `limits`. Nothing of the host is visible but `files` and bwrap's /dev and /proc. With
 /// `usr_writable` false, `/usr` is read-only (`/etc` stays writable): for fci's own tools,
 /// which write only in /etc, in a checkout whose /usr is hard links to repository objects.
@@ -580,6 +581,13 @@ pub fn rooted_in(
         c = c.arg("--ro-bind").arg(from).arg(to);
     }
     c = c.args(isolation_args(false, false));
+    if usr_writable {
+        c = c.args(
+            FILE_OWNERSHIP_CAPS
+                .iter()
+                .flat_map(|cap| ["--cap-add", cap]),
+        );
+    }
     c = c.args([
         "--clearenv",
         "--setenv",
@@ -598,6 +606,19 @@ pub fn rooted_in(
     });
     Ok(c)
 }
+
+/// What a scriptlet in the tree may do to the tree's files, as root under rpm (rpm-ostree
+/// runs scriptlets with all of root's capabilities): `chown`/`chgrp` after a `useradd`, `chmod`
+/// of a file it does not own, `setcap`. Only over files it reaches: the tree (its only writable
+/// mount beside tmpfs) and what is bound read-only; no capability to mount, trace, load a
+/// module or reach the network.
+const FILE_OWNERSHIP_CAPS: [&str; 5] = [
+    "CAP_CHOWN",
+    "CAP_FOWNER",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_SETFCAP",
+];
 
 /// Kernel interfaces under /proc that uid 0 could write without a capability.
 const PROC_COVERED: [&str; 10] = [

@@ -454,3 +454,23 @@ fn a_base_with_one_name_installed_twice_still_composes() {
     assert_eq!(keys.lines().count(), 2, "{keys}");
     assert_repo_intact(&w);
 }
+
+/// A %post that chowns, chgrps and chmods the files of its package works as under rpm:
+/// the sandbox keeps the capabilities over the tree's files (and no other).
+#[test]
+fn a_post_may_change_owners_and_modes_of_the_trees_files() {
+    let w = Ws::new();
+    init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let r = compose_fixture(&w, "compose-post-chown", &[]);
+    let c = compose_stage(&r);
+    assert_eq!(r.code, 0, "{}{c:#}", r.stderr);
+    assert_eq!(c["outcome"], "PASSED", "{c:#}");
+    let commit = c["data"]["commit"].as_str().unwrap();
+    let (ok, ls) = ostree(&w, &["ls", commit, "/usr/share/compose-post-chown/owned"]);
+    assert!(ok, "{ls}");
+    let f: Vec<&str> = ls.split_whitespace().collect();
+    assert_eq!(&f[..3], ["-00640", "1", "2"], "{ls}");
+    let (_, ls) = ostree(&w, &["ls", "-d", commit, "/usr/share/compose-post-chown"]);
+    assert_eq!(ls.split_whitespace().nth(2), Some("3"), "{ls}");
+    assert_repo_intact(&w);
+}
