@@ -144,6 +144,26 @@ impl Repo {
         Ok(())
     }
 
+    /// A copy of the directory `subpath` of `commit` at `dest`: what a query of it may write
+    /// (sqlite's files) never reaches the repository's objects.
+    pub fn checkout_subpath_copy(
+        &self,
+        commit: &str,
+        subpath: &str,
+        dest: &Path,
+        log: &mut Log,
+    ) -> Result<()> {
+        let cmd = self
+            .cmd("checkout")
+            .arg(format!("--subpath={subpath}"))
+            .args(["-U", "--force-copy", "--"]);
+        log.run_ok(
+            &cmd.arg(commit).arg(dest),
+            format!("ostree checkout of {subpath} of {commit} failed"),
+        )?;
+        Ok(())
+    }
+
     /// Commits `tree` onto `branch` (with `parent`, a checksum) and returns the new checksum.
     /// `branch` None makes an orphan commit (no ref), for a ref set only once it is checked.
     pub fn commit(

@@ -474,3 +474,56 @@ fn a_post_may_change_owners_and_modes_of_the_trees_files() {
     assert_eq!(ls.split_whitespace().nth(2), Some("3"), "{ls}");
     assert_repo_intact(&w);
 }
+
+/// A base package's %transfiletriggerin fires when the change installs a file below its
+/// prefix (as rpm fires it): run in the new tree with the tree's files there on stdin, after
+/// the change's own scriptlets, and the index it rewrites (its own file) may change. A change
+/// with no file there does not fire it.
+#[test]
+fn a_base_packages_file_trigger_runs_when_the_change_installs_below_its_prefix() {
+    let w = Ws::new();
+    let built = w.build_fixture("base-indexer", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let m = built.manifest();
+    let rpm = m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["type"] == "rpm")
+        .map(|a| w.ws().join(a["path"].as_str().unwrap()))
+        .unwrap();
+    init_base_with(&w, &["--no-kernel"], None, |base| {
+        let out = Command::new("rpm")
+            .arg("--root")
+            .arg(base)
+            .args(["--dbpath", "/usr/lib/sysimage/rpm", "-i", "--nodeps"])
+            .args(["--noscripts", "--notriggers", "--force-debian"])
+            .arg(&rpm)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    });
+    let r = compose_fixture(&w, "compose-indexed-plugin", &[]);
+    let c = compose_stage(&r);
+    assert_eq!(r.code, 0, "{}{c:#}", r.stderr);
+    assert_eq!(
+        c["data"]["scriptlets"],
+        serde_json::json!(["base-indexer (base) %transfiletriggerin"]),
+        "{c:#}"
+    );
+    assert!(c["data"].get("scriptlets_not_run").is_none(), "{c:#}");
+    let commit = c["data"]["commit"].as_str().unwrap();
+    let (ok, index) = ostree(&w, &["cat", commit, "/usr/share/fci-index/index.cache"]);
+    assert!(ok, "{index}");
+    assert_eq!(index, "/usr/share/fci-index/plugin-a.idx\n");
+    assert_repo_intact(&w);
+
+    // sed installs nothing below the prefix: the trigger does not run.
+    let r = compose_fixture(&w, "compose-sed-update", &[]);
+    let c = compose_stage(&r);
+    assert_eq!(r.code, 0, "{}{c:#}", r.stderr);
+    assert!(
+        !c["data"]["scriptlets"].to_string().contains("base-indexer"),
+        "{c:#}"
+    );
+}

@@ -10,7 +10,7 @@
 //! tree's rpm database: by the time the triggers run, the change's scriptlets have had the
 //! database in their hands.
 
-use super::scriptlets::{header, Scriptlet};
+use super::scriptlets::{header, Scriptlet, Source};
 use crate::exec::Log;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
@@ -45,13 +45,13 @@ pub struct Triggers {
 /// The `%transfiletriggerin` scripts of `rpm` (package `package`). `Ok(Err(why))` is the
 /// change's failure.
 pub fn query(
-    rpm: &Path,
+    source: Source,
     package: &str,
     log: &mut Log,
 ) -> Result<std::result::Result<Triggers, String>> {
     let mut out = Vec::new();
     for qf in [CONDITIONS, PROGS, SCRIPTS, PRIORITIES] {
-        match header(rpm, qf, log)? {
+        match header(source, qf, log)? {
             Ok(o) => out.push(o),
             Err(why) => return Ok(Err(why)),
         }
@@ -60,14 +60,7 @@ pub fn query(
         .lines()
         .map(|l| l.trim().parse().unwrap_or(DEFAULT_PRIORITY))
         .collect();
-    Ok(Ok(parse(
-        package,
-        rpm,
-        &out[0],
-        &out[1],
-        &out[2],
-        &priorities,
-    )))
+    Ok(Ok(parse(package, &out[0], &out[1], &out[2], &priorities)))
 }
 
 /// The items `<p>…</p>` of a query, unescaped (`<string/>` is the empty string).
@@ -89,7 +82,6 @@ fn items(out: &str) -> Vec<String> {
 
 fn parse(
     package: &str,
-    rpm: &Path,
     conditions: &str,
     progs: &str,
     scripts: &str,
@@ -138,7 +130,6 @@ fn parse(
             },
             // A `-p PROGRAM` trigger has an empty body.
             body: (!body.is_empty()).then(|| body.clone()),
-            rpm: rpm.to_path_buf(),
             prefixes,
             priority: priorities.get(i).copied().unwrap_or(DEFAULT_PRIORITY),
         });
@@ -204,14 +195,7 @@ mod tests {
         let Triggers {
             run: found,
             not_run,
-        } = parse(
-            "multi",
-            Path::new("x.rpm"),
-            conditions,
-            progs,
-            scripts,
-            &[1_000_000, 50, 7],
-        );
+        } = parse("multi", conditions, progs, scripts, &[1_000_000, 50, 7]);
         assert_eq!(found.len(), 2);
         assert_eq!(found[0].prog, vec!["/sbin/ldconfig"]);
         assert_eq!(found[0].body, None);

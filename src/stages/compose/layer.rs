@@ -38,46 +38,55 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     let dir = cx.dir();
     let tree = dir.join("tree");
     // Read first: a change with scriptlets gets a checkout of copies (below).
-    let found = match scriptlets::query(&p.rpms, cx.log())? {
+    let mut found = match scriptlets::query(&p.rpms, cx.log())? {
         Ok(f) => f,
         Err(why) => return Ok(fail(rec, why)),
     };
     let names = rpmdb::names(&p.rpms, cx.log())?;
-    // The change's file list is read while the base is checked out: two processes at once on
-    // the compose's critical path.
+    // The change's file list is read while a copy of the base's rpm database is checked out
+    // and read: the base packages the change updates (same name), the files only they own,
+    // and the base's file triggers the change's files fire.
+    let peek = dir.join("base-rpmdb");
     let mut side = Log::create(&dir.join("rpm-qp.log"))?;
-    let (checked_out, listing) = std::thread::scope(|s| {
+    let (db, listing) = std::thread::scope(|s| {
         let listing = s.spawn(|| payload::listing(&p.rpms, &mut side));
-        // Every file of a hard-link checkout is a repository object: a scriptlet writing
-        // into one in place (`>>`) would change the base for every later compose. The
-        // change's scriptlets get a tree of copies; without them only rpm and fci write,
-        // and both replace files (rename, unlink) rather than write into them.
-        let checked_out = if found.scriptlets.is_empty() {
-            p.repo.checkout(&p.base, &tree, cx.log())
-        } else {
-            p.repo.checkout_copy(&p.base, &tree, cx.log())
-        };
-        (checked_out, listing.join().expect("rpm -qp thread"))
+        let db = peek_db(p, &peek, cx.log());
+        (db, listing.join().expect("rpm -qp thread"))
     });
     cx.log().append_file(&side.path);
-    checked_out?;
+    let db = db?;
     let listing = match listing? {
         Ok(l) => l,
         Err(why) => return Ok(fail(rec, why)),
     };
-    // Every file of the checkout is a hard link to a repository object: what rpm changes in
-    // place (its database) is copied first, so no write ever reaches the repository.
-    unshare_rpmdb(&tree)?;
-    // The base packages the change updates (same name), and the files only they own.
-    let db = rpmdb::read(&tree, cx.log())?;
+    let payload = payload::parse(&listing);
     let updated = db.updated(&names);
     let replaceable = db.replaceable(&updated);
     if !updated.is_empty() {
         rec.data
             .insert("updates".into(), json!(db.replaced(&names)));
     }
+    let fired = match base_file_triggers(&db, &peek, &updated, &payload, cx.log())? {
+        Ok(f) => f,
+        Err(why) => return Ok(fail(rec, why)),
+    };
+    found.not_run.extend(fired.not_run);
+    found.scriptlets.extend(fired.run);
+    scriptlets::sort(&mut found.scriptlets);
+    // Every file of a hard-link checkout is a repository object: a scriptlet writing into
+    // one in place (`>>`) would change the base for every later compose. The scriptlets
+    // (the change's, and the base's triggers it fires) get a tree of copies; without them
+    // only rpm and fci write, and both replace files (rename, unlink) rather than write
+    // into them.
+    if found.scriptlets.is_empty() {
+        p.repo.checkout(&p.base, &tree, cx.log())?;
+    } else {
+        p.repo.checkout_copy(&p.base, &tree, cx.log())?;
+    }
+    // What rpm changes in place (its database) is copied first, so no write ever reaches
+    // the repository.
+    unshare_rpmdb(&tree)?;
 
-    let payload = payload::parse(&listing);
     // rpm runs outside the sandbox that bounds package code: what it would write is bounded
     // here, from the headers (a sparse file compresses to nothing in the RPM).
     if let Some(failed) = refuse_payload(p, &tree, &payload, &replaceable, rec) {
@@ -143,6 +152,8 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
         replaceable: &replaceable,
         cache: cache_rebuilt,
         etc: !found.scriptlets.is_empty(),
+        rewrites: &fired.rewrites,
+        owners: &db.owners,
     };
     let changed: Vec<&String> = diff.iter().filter(|l| !allowed.allows(l)).collect();
     if !changed.is_empty() {
@@ -181,6 +192,11 @@ struct Allowed<'a> {
     replaceable: &'a std::collections::BTreeSet<String>,
     cache: bool,
     etc: bool,
+    /// The base's file triggers that ran: (package, prefixes). A file below a prefix that
+    /// the trigger's package owns, or no package does, may change (the index or cache it
+    /// keeps: gschemas.compiled, icon-theme.cache); another package's file may not.
+    rewrites: &'a [(String, Vec<String>)],
+    owners: &'a std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 impl Allowed<'_> {
@@ -201,6 +217,19 @@ impl Allowed<'_> {
         self.replaceable.contains(path)
             || (self.cache && line == "M /usr/etc/ld.so.cache")
             || (self.etc && line.starts_with("M /usr/etc/"))
+            || (line.starts_with("M ") && self.rewritten_by_a_base_trigger(path))
+    }
+
+    fn rewritten_by_a_base_trigger(&self, path: &str) -> bool {
+        self.rewrites.iter().any(|(package, prefixes)| {
+            prefixes
+                .iter()
+                .any(|pre| path.starts_with(&format!("{pre}/")))
+                && self
+                    .owners
+                    .get(path)
+                    .is_none_or(|by| by.iter().all(|n| n == package))
+        })
     }
 }
 
@@ -455,6 +484,87 @@ fn commit_metadata(
     ]
 }
 
+/// A copy of the base's rpm database directory at `peek`, read (`rpmdb::read`).
+fn peek_db(p: &Plan, peek: &Path, log: &mut Log) -> Result<rpmdb::TreeDb> {
+    let _ = std::fs::remove_dir_all(peek);
+    // `ostree checkout` fails on a commit without the directory: the same message as a tree
+    // checked out whole, with no rpm database in it.
+    if p.repo
+        .checkout_subpath_copy(&p.base, DBPATH, peek, log)
+        .is_err()
+    {
+        return Err(FciError::input(
+            &p.repo.path,
+            format!(
+                "the base commit {} has no {DBPATH} directory (examples/base/make-base.sh makes one)",
+                p.base
+            ),
+        )
+        .into());
+    }
+    rpmdb::read(peek, log)
+}
+
+/// The base's file triggers the change fires, as rpm fires them: each `%transfiletriggerin`
+/// of a base package (but those the change updates: theirs come with the change) one of whose
+/// prefixes holds a file of the change. Read from the base's database (`peek`), never the
+/// tree's. What they rewrite may change in the tree (`Allowed`).
+struct Fired {
+    run: Vec<scriptlets::Scriptlet>,
+    not_run: Vec<String>,
+    rewrites: Vec<(String, Vec<String>)>,
+}
+
+fn base_file_triggers(
+    db: &rpmdb::TreeDb,
+    peek: &Path,
+    updated: &std::collections::BTreeSet<String>,
+    payload: &payload::Payload,
+    log: &mut Log,
+) -> Result<std::result::Result<Fired, String>> {
+    let mut fired = Fired {
+        run: Vec::new(),
+        not_run: Vec::new(),
+        rewrites: Vec::new(),
+    };
+    for (name, nevra) in &db.trans_in {
+        if updated.contains(name) {
+            continue;
+        }
+        let source = scriptlets::Source::Installed { db: peek, nevra };
+        let triggers = match filetriggers::query(source, &format!("{name} (base)"), log)? {
+            Ok(t) => t,
+            Err(why) => return Ok(Err(why)),
+        };
+        for t in triggers.run {
+            let hits = payload.files.iter().any(|f| {
+                !f.is_dir()
+                    && t.prefixes
+                        .iter()
+                        .any(|pre| f.path.starts_with(&format!("/{pre}/")))
+            });
+            if hits {
+                fired.rewrites.push((name.clone(), t.prefixes.clone()));
+                fired.run.push(t);
+            }
+        }
+        // Prefixes outside /usr: said only when the change has a file there.
+        fired
+            .not_run
+            .extend(triggers.not_run.into_iter().filter(|said| {
+                payload.files.iter().any(|f| {
+                    said.rsplit_once(" on ")
+                        .and_then(|(_, rest)| rest.split(' ').next())
+                        .is_some_and(|pre| {
+                            f.path
+                                .starts_with(&format!("{}/", pre.trim_end_matches('/')))
+                        })
+                })
+            }));
+    }
+    Ok(Ok(fired))
+}
+
 /// Replaces each file of the tree's rpm database by a copy of itself (renamed over it), so
 /// rpm's in-place writes land in new files, not in the repository's objects.
 fn unshare_rpmdb(tree: &Path) -> Result<()> {
@@ -503,4 +613,44 @@ fn fail(rec: &mut RecordParts, msg: String) -> Vec<Artifact> {
     rec.outcome = Outcome::Failed;
     rec.notes.push(msg);
     Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// A base trigger may rewrite its own package's files and unowned ones below its
+    /// prefix; never another package's, nor anything outside its prefix, nor remove.
+    #[test]
+    fn a_base_trigger_may_rewrite_only_its_own_or_unowned_files_below_its_prefix() {
+        let owners = BTreeMap::from([
+            (
+                "usr/share/fci-index/index.cache".to_string(),
+                BTreeSet::from(["base-indexer".to_string()]),
+            ),
+            (
+                "usr/share/fci-index/other.cache".to_string(),
+                BTreeSet::from(["busybox".to_string()]),
+            ),
+        ]);
+        let rewrites = vec![(
+            "base-indexer".to_string(),
+            vec!["usr/share/fci-index".to_string()],
+        )];
+        let none = BTreeSet::new();
+        let allowed = Allowed {
+            replaceable: &none,
+            cache: false,
+            etc: false,
+            rewrites: &rewrites,
+            owners: &owners,
+        };
+        assert!(allowed.allows("M /usr/share/fci-index/index.cache"));
+        assert!(allowed.allows("M /usr/share/fci-index/unowned.cache"));
+        assert!(!allowed.allows("M /usr/share/fci-index/other.cache"));
+        assert!(!allowed.allows("D /usr/share/fci-index/index.cache"));
+        assert!(!allowed.allows("M /usr/share/fci-indexer/x"));
+        assert!(!allowed.allows("M /usr/bin/sed"));
+    }
 }

@@ -23,6 +23,9 @@ pub struct TreeDb {
     /// Base packages with triggers or file triggers, as `PACKAGE (base): KIND`s: they would
     /// fire on the change in rpm; fci runs none (see `scriptlets`).
     pub triggers: Vec<(String, String)>,
+    /// Base packages with a `%transfiletriggerin`, as (name, NEVRA): rpm runs one when the
+    /// transaction installs a file below its prefixes, and so does fci (`layer`).
+    pub trans_in: Vec<(String, String)>,
 }
 
 /// One installed package.
@@ -43,17 +46,19 @@ impl Instance {
 }
 
 /// The query `read` parses: a `P` line per package, an `F` line per file it owns.
-const QUERYFORMAT: &str = "P\t%{NAME}\t%{NEVRA}\t%{ARCH}\nT\t%{NAME}\t[%{TRIGGERTYPE}]\t[%{FILETRIGGERTYPE}]\t[%{TRANSFILETRIGGERTYPE}]\n[F\t%{=NAME}\t%{FILENAMES}\n]";
+/// A `T` line per package holds its triggers' kinds (the transaction file triggers' other
+/// than `in`: those fci runs), an `X` line the kinds of its transaction file triggers.
+const QUERYFORMAT: &str = "P\t%{NAME}\t%{NEVRA}\t%{ARCH}\nT\t%{NAME}\t[%{TRIGGERTYPE}]\t[%{FILETRIGGERTYPE}]\t[%{TRANSFILETRIGGERTYPE} ]\nX\t%{NAME}\t%{NEVRA}\t[%{TRANSFILETRIGGERTYPE} ]\n[F\t%{=NAME}\t%{FILENAMES}\n]";
 
-/// The tree's database, read with the host's rpm (nothing of the change is in it yet). Read
-/// by its path, not `--root`: a query needs no root, and no rpm runs inside the tree before
+/// The base's database (`db`, a copy of its directory: even a query writes into sqlite's
+/// files), read with the host's rpm. Read by its path, not `--root`: a query needs no root, and no rpm runs inside the tree before
 /// the payload checks passed. rpm failing on the base's own database is the host's or the
 /// base's trouble: ERROR.
-pub fn read(tree: &Path, log: &mut Log) -> Result<TreeDb> {
+pub fn read(db: &Path, log: &mut Log) -> Result<TreeDb> {
     let q = Cmd::new("rpm")
         .c_locale()
         .arg("--dbpath")
-        .arg(tree.join(&DBPATH[1..]))
+        .arg(db)
         .args(["-qa", "--qf", QUERYFORMAT]);
     let out = log.capture_ok(&q, "rpm cannot read the base tree's rpm database")?;
     // rpm leaves out every package its query format fails on and still exits 0: a package
@@ -87,10 +92,26 @@ fn parse(out: &str) -> TreeDb {
             }
             ["T", name, kinds] => {
                 for (i, kind) in super::scriptlets::TRIGGER_KINDS.iter().enumerate() {
-                    if kinds.split('\t').nth(i).is_some_and(|k| !k.is_empty()) {
+                    let k = kinds.split('\t').nth(i).unwrap_or_default();
+                    if i == 2 {
+                        // `in` is run; `un` and `postun` would fire on what the update
+                        // removes.
+                        for other in k.split_whitespace().filter(|t| *t != "in") {
+                            db.triggers.push((
+                                name.to_string(),
+                                format!("{name} (base): %transfiletrigger{other}"),
+                            ));
+                        }
+                    } else if !k.is_empty() {
                         db.triggers
                             .push((name.to_string(), format!("{name} (base): {kind}s")));
                     }
+                }
+            }
+            ["X", name, rest] => {
+                let (nevra, kinds) = rest.split_once('\t').unwrap_or((rest, ""));
+                if kinds.split_whitespace().any(|k| k == "in") {
+                    db.trans_in.push((name.to_string(), nevra.to_string()));
                 }
             }
             ["F", name, path] => {
@@ -294,7 +315,8 @@ mod tests {
              F\tsed\t/usr/bin\n\
              F\tsed\t/etc/sed.conf\n\
              P\tbusybox\tbusybox-1.35.0-1.x86_64\tx86_64\n\
-             T\tbusybox\t\tin\t\n\
+             T\tbusybox\t\tin\tin postun \n\
+             X\tbusybox\tbusybox-1.35.0-1.x86_64\tin postun \n\
              F\tbusybox\t/usr/bin/awk\n",
         );
         let updated = db.updated(&[
@@ -309,7 +331,14 @@ mod tests {
         assert!(db.replaceable(&BTreeSet::new()).is_empty());
         assert_eq!(
             db.triggers_not_run(&updated),
-            vec!["busybox (base): file triggers"]
+            vec![
+                "busybox (base): file triggers",
+                "busybox (base): %transfiletriggerpostun"
+            ]
+        );
+        assert_eq!(
+            db.trans_in,
+            vec![("busybox".to_string(), "busybox-1.35.0-1.x86_64".to_string())]
         );
     }
 

@@ -48,7 +48,6 @@ pub struct Scriptlet {
     pub prog: Vec<String>,
     /// The script, when there is one (a `-p PROGRAM` scriptlet has none).
     pub body: Option<String>,
-    pub rpm: PathBuf,
     /// The path prefixes of a `%transfiletriggerin` (below the tree, no leading `/`); empty
     /// for the other phases.
     pub prefixes: Vec<String>,
@@ -86,25 +85,52 @@ fn query_format() -> String {
     q
 }
 
-/// `rpm -qp` with `qf` on `rpm`: its output; `Ok(Err(why))` when the header holds more than
-/// fci reads (a script of many megabytes: the change's failure). rpm failing on a package
-/// `fci build` made is the host's trouble.
+/// Where a package's header is read from.
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    /// A package file of the change (`rpm -qp`).
+    File(&'a Path),
+    /// A package installed in the base: the database directory (a copy of the base's,
+    /// `layer::peek_db`) and its NEVRA.
+    Installed { db: &'a Path, nevra: &'a str },
+}
+
+/// `rpm -q` with `qf` on `source`: its output; `Ok(Err(why))` when the header holds more than
+/// fci reads (a script of many megabytes: the change's failure, or the base's, said as such).
+/// rpm failing on a package `fci build` made, or on the base's database, is the host's
+/// trouble.
 pub(super) fn header(
-    rpm: &Path,
+    source: Source,
     qf: &str,
     log: &mut Log,
 ) -> Result<std::result::Result<String, String>> {
-    let out = log.capture(&rpm_qp().arg("--qf").arg(qf).arg("--").arg(rpm))?;
+    let (cmd, what) = match source {
+        Source::File(rpm) => (
+            rpm_qp().arg("--qf").arg(qf).arg("--").arg(rpm),
+            rpm.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+        ),
+        Source::Installed { db, nevra } => (
+            Cmd::new("rpm")
+                .c_locale()
+                .arg("--dbpath")
+                .arg(db)
+                .args(["-q", "--qf", qf, "--", nevra]),
+            format!("{nevra} (base)"),
+        ),
+    };
+    let out = log.capture(&cmd)?;
     if out.over_limit {
         return Ok(Err(format!(
-            "the scriptlets in {} are larger than fci reads ({})",
-            rpm.file_name().unwrap_or_default().to_string_lossy(),
+            "the scriptlets in {what} are larger than fci reads ({})",
             crate::caps::human(crate::caps::CAPTURED_OUTPUT)
         )));
     }
     let out = out
         .checked()
-        .map_err(|f| f.infra("rpm -qp cannot read the change's scriptlets"))?;
+        .map_err(|f| f.infra(format!("rpm cannot read the scriptlets of {what}")))?;
     Ok(Ok(out.stdout))
 }
 
@@ -114,7 +140,7 @@ pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<std::result::Result<Foun
     let mut found = Found::default();
     let qf = query_format();
     for rpm in rpms {
-        let out = match header(rpm, &qf, log)? {
+        let out = match header(Source::File(rpm), &qf, log)? {
             Ok(o) => o,
             Err(why) => return Ok(Err(why)),
         };
@@ -132,7 +158,7 @@ pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<std::result::Result<Foun
                 continue;
             }
             let body = if has_body {
-                match header(rpm, &format!("%{{{body_tag}}}"), log)? {
+                match header(Source::File(rpm), &format!("%{{{body_tag}}}"), log)? {
                     Ok(b) => Some(b),
                     Err(why) => return Ok(Err(why)),
                 }
@@ -149,7 +175,6 @@ pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<std::result::Result<Foun
                     prog
                 },
                 body,
-                rpm: rpm.clone(),
                 prefixes: Vec::new(),
                 priority: 0,
             });
@@ -170,7 +195,7 @@ pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<std::result::Result<Foun
                     .push(format!("{package}: %transfiletrigger{t}"));
                 continue;
             }
-            match super::filetriggers::query(rpm, &package, log)? {
+            match super::filetriggers::query(Source::File(rpm), &package, log)? {
                 Ok(t) => {
                     found.scriptlets.extend(t.run);
                     found.not_run.extend(t.not_run);
@@ -182,10 +207,15 @@ pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<std::result::Result<Foun
             found.not_run.push(format!("{package}: %pretrans"));
         }
     }
-    // %pre of every package, then %post, then %posttrans, then the file triggers, as
-    // rpm-ostree runs them; file triggers of a higher priority first, as rpm runs them (the
-    // sort is stable: the packages' order otherwise).
-    let order = |s: &Scriptlet| {
+    sort(&mut found.scriptlets);
+    Ok(Ok(found))
+}
+
+/// %pre of every package, then %post, then %posttrans, then the file triggers, as rpm-ostree
+/// runs them; file triggers of a higher priority first, as rpm runs them, the change's and
+/// the base's alike (the sort is stable: the packages' order otherwise).
+pub fn sort(scriptlets: &mut [Scriptlet]) {
+    scriptlets.sort_by_key(|s| {
         (
             PHASES
                 .iter()
@@ -193,9 +223,7 @@ pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<std::result::Result<Foun
                 .unwrap_or(PHASES.len()),
             std::cmp::Reverse(s.priority),
         )
-    };
-    found.scriptlets.sort_by_key(order);
-    Ok(Ok(found))
+    });
 }
 
 fn rpm_qp() -> Cmd {
