@@ -2,9 +2,10 @@
 //! change's RPMs layered onto it with real rpm and ostree.
 
 mod common;
+use common::trees::*;
 use common::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// The tools these tests run: `Ws::new` fails naming any that is missing.
@@ -13,22 +14,6 @@ const NEEDS: Needs = &[tool::BUILD, tool::BASE, tool::COMPOSE];
 /// The example base without a kernel (compose does not boot it), as f41's known-good base.
 fn init_base(w: &Ws, extra: impl Fn(&Path)) -> String {
     init_base_with(w, &["--no-kernel"], None, extra)
-}
-
-fn repo(w: &Ws) -> PathBuf {
-    w.ws().join("ostree/repo")
-}
-
-fn ostree(w: &Ws, args: &[&str]) -> (bool, String) {
-    let out = Command::new("ostree")
-        .arg(format!("--repo={}", repo(w).display()))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
 }
 
 fn compose(w: &Ws, m: &Value) -> Run {
@@ -443,19 +428,11 @@ fn a_shared_ostree_repository_serves_the_workspace() {
     }
 }
 
-/// Builds a fixture and composes it onto the example base.
-fn compose_fixture(w: &Ws, name: &str) -> Run {
-    let built = w.build_fixture(name, &[]);
-    assert_eq!(built.code, 0, "{name}: {}", built.stderr);
-    let p = w.save(&format!("{name}.json"), &built.manifest());
-    w.run(&["compose", "--branch", "f41", "-m", p.to_str().unwrap()])
-}
-
 #[test]
 fn etc_and_var_are_laid_out_as_ostree_needs() {
     let w = Ws::new();
     init_base(&w, |_| {});
-    let r = compose_fixture(&w, "compose-etc");
+    let r = compose_fixture(&w, "compose-etc", &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let m = r.manifest();
     let c = r.stage(&m, "compose");
@@ -471,7 +448,7 @@ fn etc_and_var_are_laid_out_as_ostree_needs() {
         "/usr/lib/tmpfiles.d/fci-compose-etc.conf"
     );
     // A %ghost file under /var is not in the payload: nothing is lost, the compose passes.
-    let g = compose_fixture(&w, "compose-var-ghost");
+    let g = compose_fixture(&w, "compose-var-ghost", &[]);
     assert_eq!(g.code, 0, "{}", g.stderr);
     let (ok, text) = ostree(
         &w,
@@ -498,7 +475,7 @@ fn payloads_ostree_cannot_carry_fail_naming_the_paths() {
         // The root directory with another mode (no diff line would ever show it).
         ("compose-root-mode", "replaces files of the base: /"),
     ] {
-        let r = compose_fixture(&w, fixture);
+        let r = compose_fixture(&w, fixture, &[]);
         assert_eq!(r.code, 1, "{fixture}: {}", r.stderr);
         let m = r.manifest();
         let c = r.stage(&m, "compose");

@@ -3,68 +3,17 @@
 //! its scriptlets run in a sandbox rooted in the new tree, never writing into the repository.
 
 mod common;
+use common::trees::*;
 use common::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The tools these tests run: `Ws::new` fails naming any that is missing.
 const NEEDS: Needs = &[tool::BUILD, tool::BASE, tool::COMPOSE];
 
-fn repo(w: &Ws) -> PathBuf {
-    w.ws().join("ostree/repo")
-}
-
-fn ostree(w: &Ws, args: &[&str]) -> (bool, String) {
-    let out = Command::new("ostree")
-        .arg(format!("--repo={}", repo(w).display()))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
-/// Builds a fixture and composes it onto the example base (with `extra` flags).
-fn compose_fixture(w: &Ws, name: &str, extra: &[&str]) -> Run {
-    let built = w.build_fixture(name, &[]);
-    assert_eq!(built.code, 0, "{name}: {}", built.stderr);
-    let p = w.save(&format!("{name}.json"), &built.manifest());
-    let mut args = vec!["compose", "--branch", "f41"];
-    args.extend_from_slice(extra);
-    args.extend(["-m", p.to_str().unwrap()]);
-    w.run(&args)
-}
-
 fn compose_stage(r: &Run) -> Value {
     let m = r.manifest();
     r.stage(&m, "compose").clone()
-}
-
-/// A checkout of `commit` in the scratch area.
-fn checkout(w: &Ws, commit: &str, name: &str) -> PathBuf {
-    let co = w.path().join(name);
-    let (ok, out) = ostree(w, &["checkout", "-U", commit, co.to_str().unwrap()]);
-    assert!(ok, "{out}");
-    co
-}
-
-fn rpm_q(tree: &Path, args: &[&str]) -> String {
-    let out = Command::new("rpm")
-        .arg("--root")
-        .arg(tree)
-        .args(["--dbpath", "/usr/lib/sysimage/rpm"])
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
-
-fn assert_repo_intact(w: &Ws) {
-    let (ok, out) = ostree(w, &["fsck"]);
-    assert!(ok, "ostree fsck: {out}");
 }
 
 #[test]
@@ -484,14 +433,7 @@ fn a_base_packages_file_trigger_runs_when_the_change_installs_below_its_prefix()
     let w = Ws::new();
     let built = w.build_fixture("base-indexer", &[]);
     assert_eq!(built.code, 0, "{}", built.stderr);
-    let m = built.manifest();
-    let rpm = m["artifacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["type"] == "rpm")
-        .map(|a| w.ws().join(a["path"].as_str().unwrap()))
-        .unwrap();
+    let rpm = first_rpm(&w, &built);
     init_base_with(&w, &["--no-kernel"], None, |base| {
         let out = Command::new("rpm")
             .arg("--root")

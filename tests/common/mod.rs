@@ -643,6 +643,7 @@ pub mod distgit;
 pub mod promote;
 pub mod rabbitmq;
 pub mod resultsdb;
+pub mod trees;
 pub mod waiverdb;
 
 /// A file's sha256, by sha256sum (not fci's own code).
