@@ -42,6 +42,17 @@ fn an_update_of_a_base_package_replaces_it_and_other_packages_files_still_confli
         String::from_utf8_lossy(&run.stdout).trim(),
         "sed (fci fixture) 4.9"
     );
+    // A shell script runs the new sed too: the base's /bin/sh is bash, not busybox's sh
+    // (which runs its own sed applet before anything on PATH).
+    let run = Command::new("chroot")
+        .arg(&co)
+        .args(["/bin/sh", "-c", "sed --version"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        "sed (fci fixture) 4.9"
+    );
     // Its %post ran with rpm's $1 for an update.
     assert_eq!(
         std::fs::read_to_string(co.join("usr/lib/sed-fixture.post")).unwrap(),

@@ -7,6 +7,8 @@
 #   - filesystem: usr-merged (bin, sbin, lib, lib64 link into /usr), os-release, passwd, group;
 #   - glibc: the host's loader, libc, libm and (static) ldconfig; ld.so.conf lists Fedora's /usr/lib64 and
 #     /usr/lib before the host's directory, and its cache is built here with ldconfig;
+#   - bash: the host's bash as /usr/bin/sh (busybox's sh would run its own applets before a
+#     real sed or grep on PATH, so a script would never exercise an update of them);
 #   - busybox: busybox-static with relative applet links (an absolute link would lead writes
 #     onto the host's busybox when fci writes into the tree), but for the commands Fedora
 #     ships in packages of their own: sed, grep, gzip, bzip2 are packages of Version 0 whose
@@ -110,13 +112,16 @@ closure() {
 for tool in systemctl useradd groupadd usermod userdel groupmod groupdel; do
   command -v "$tool" >/dev/null || { echo "make-base: $tool not found (apt-get install -y systemd passwd)" >&2; exit 3; }
 done
+bash_bin=$(readlink -f "$(command -v bash)")
+bash_libs=$(closure "$bash_bin")
+bash_version=$("$bash_bin" -c 'echo ${BASH_VERSINFO[0]}.${BASH_VERSINFO[1]}.${BASH_VERSINFO[2]}')
 systemctl_bin=$(command -v systemctl)
 systemd_libs=$(closure "$systemctl_bin")
 systemd_version=$("$systemctl_bin" --version | awk 'NR == 1 {print $2}')
 shadow_libs=$(closure /usr/sbin/useradd /usr/sbin/groupadd /usr/sbin/usermod /usr/sbin/userdel /usr/sbin/groupmod /usr/sbin/groupdel)
 shadow_version=$(dpkg-query -W -f='${Version}' passwd 2>/dev/null | sed -e 's/^[0-9]*://' -e 's/[+~-].*//')
 shadow_version=${shadow_version:-0}
-specs="filesystem glibc busybox sed grep gzip bzip2 rpm python3 systemd shadow-utils fci-guest-init"
+specs="filesystem glibc bash busybox sed grep gzip bzip2 rpm python3 systemd shadow-utils fci-guest-init"
 [ $kernel = yes ] && specs="$specs kernel"
 for spec in $specs; do
   # --nodeps: Debian's rpm database does not hold the host's packages (there are no
@@ -140,6 +145,9 @@ for spec in $specs; do
       --define "fci_systemd_libs $systemd_libs" \
       --define "fci_systemd_version $systemd_version" \
       --define "fci_shadow_libs $shadow_libs" \
+      --define "fci_bash $bash_bin" \
+      --define "fci_bash_libs $bash_libs" \
+      --define "fci_bash_version $bash_version" \
       --define "fci_shadow_version $shadow_version" \
       --define "fci_kver ${kver:-none}" \
       --define "fci_initramfs $stage/initramfs.img" \
