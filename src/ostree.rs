@@ -144,6 +144,18 @@ impl Repo {
         Ok(())
     }
 
+    /// The directories of `commit` whose owner or group is not root's (`ostree ls -R`), and
+    /// whether any directory carries extended attributes. A hard-link checkout (`-U -H`) makes
+    /// every directory root's, without xattrs; a commit that keeps real owners
+    /// (`commit`) would record that as a change of each.
+    pub fn dir_owners(&self, commit: &str, log: &mut Log) -> Result<DirOwners> {
+        let out = log.capture_ok(
+            &self.cmd("ls").args(["-R", "-X", "--", commit]),
+            "ostree ls of the base commit failed",
+        )?;
+        Ok(parse_dir_owners(&out.stdout))
+    }
+
     /// A copy of the directory `subpath` of `commit` at `dest`: what a query of it may write
     /// (sqlite's files) never reaches the repository's objects.
     pub fn checkout_subpath_copy(
@@ -327,8 +339,69 @@ pub fn is_checksum(s: &str) -> bool {
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
+/// What `Repo::dir_owners` found.
+#[derive(Debug, Default, PartialEq)]
+pub struct DirOwners {
+    /// (path in the tree, no leading `/`; mode; uid; gid) of each directory not root:root.
+    pub not_root: Vec<(String, u32, u32, u32)>,
+    /// Whether any directory has extended attributes.
+    pub xattrs: bool,
+}
+
+/// `ostree ls -R -X` lines: `d02755 0 5      0 { @a(ayay) [] } /usr/share/d` (mode, uid, gid,
+/// size, the xattrs as a GVariant, the path).
+fn parse_dir_owners(out: &str) -> DirOwners {
+    let mut found = DirOwners::default();
+    for line in out.lines() {
+        let Some(rest) = line.strip_prefix('d') else {
+            continue;
+        };
+        let mut words = rest.split_whitespace();
+        let (Some(mode), Some(uid), Some(gid)) = (words.next(), words.next(), words.next()) else {
+            continue;
+        };
+        let Some((xattrs, path)) = rest
+            .split_once(" } ")
+            .and_then(|(head, path)| head.split_once("{ ").map(|(_, x)| (x.trim(), path)))
+        else {
+            continue;
+        };
+        if xattrs != "@a(ayay) []" {
+            found.xattrs = true;
+        }
+        let (Ok(mode), Ok(uid), Ok(gid)) = (
+            u32::from_str_radix(mode, 8),
+            uid.parse::<u32>(),
+            gid.parse::<u32>(),
+        ) else {
+            continue;
+        };
+        if uid != 0 || gid != 0 {
+            found
+                .not_root
+                .push((path.trim_start_matches('/').to_string(), mode, uid, gid));
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn directories_not_roots_and_xattrs_are_read_from_ostree_ls() {
+        let out = "d00755 0 0      0 { @a(ayay) [] } /\n\
+                   d00755 0 0      0 { [(b'user.label', [byte 0x78])] } /usr/share\n\
+                   -00644 0 7      2 { @a(ayay) [] } /usr/share/a\n\
+                   d02755 0 5      0 { @a(ayay) [] } /usr/share/my dir\n";
+        let found = super::parse_dir_owners(out);
+        assert!(found.xattrs);
+        assert_eq!(
+            found.not_root,
+            vec![("usr/share/my dir".to_string(), 0o2755, 0, 5)]
+        );
+    }
+
     use super::gvariant_string;
 
     /// Every failed ostree command's error carries ostree's own reason, never only "failed".

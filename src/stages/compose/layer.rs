@@ -48,13 +48,22 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     // and the base's file triggers the change's files fire.
     let peek = dir.join("base-rpmdb");
     let mut side = Log::create(&dir.join("rpm-qp.log"))?;
-    let (db, listing) = std::thread::scope(|s| {
+    let root = crate::users::is_root();
+    let (db, owners, listing) = std::thread::scope(|s| {
         let listing = s.spawn(|| payload::listing(&p.rpms, &mut side));
         let db = peek_db(p, &peek, cx.log());
-        (db, listing.join().expect("rpm -qp thread"))
+        // As root the commit keeps real owners: what a hard-link checkout loses of the base's
+        // directories is put back (`restore_dir_owners`).
+        let owners = if root {
+            p.repo.dir_owners(&p.base, cx.log())
+        } else {
+            Ok(Default::default())
+        };
+        (db, owners, listing.join().expect("rpm -qp thread"))
     });
     cx.log().append_file(&side.path);
     let db = db?;
+    let owners = owners?;
     let listing = match listing? {
         Ok(l) => l,
         Err(why) => return Ok(fail(rec, why)),
@@ -78,8 +87,11 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     // (the change's, and the base's triggers it fires) get a tree of copies; without them
     // only rpm and fci write, and both replace files (rename, unlink) rather than write
     // into them.
-    if found.scriptlets.is_empty() {
+    // A base whose directories carry extended attributes (SELinux labels) is checked out as
+    // copies too: a hard-link checkout makes its directories without them.
+    if found.scriptlets.is_empty() && !owners.xattrs {
         p.repo.checkout(&p.base, &tree, cx.log())?;
+        restore_dir_owners(&tree, &owners)?;
     } else {
         p.repo.checkout_copy(&p.base, &tree, cx.log())?;
     }
@@ -563,6 +575,23 @@ fn base_file_triggers(
             }));
     }
     Ok(Ok(fired))
+}
+
+/// Gives the base's directories that are not root's their owner, group and mode again after
+/// a hard-link checkout (which makes them root's): otherwise the commit, keeping real owners,
+/// would record a change of each. Before any package code ran: the tree is the base's.
+fn restore_dir_owners(tree: &Path, owners: &crate::ostree::DirOwners) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for (path, mode, uid, gid) in &owners.not_root {
+        let dir = tree.join(path);
+        if !crate::files::real_dir_below(tree, &dir) {
+            continue;
+        }
+        std::os::unix::fs::lchown(&dir, Some(*uid), Some(*gid))?;
+        // After the chown, which may clear set-id bits.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(*mode & 0o7777))?;
+    }
+    Ok(())
 }
 
 /// Replaces each file of the tree's rpm database by a copy of itself (renamed over it), so
