@@ -468,8 +468,20 @@ fn a_base_packages_file_trigger_runs_when_the_change_installs_below_its_prefix()
     let commit = c["data"]["commit"].as_str().unwrap();
     let (ok, index) = ostree(&w, &["cat", commit, "/usr/share/fci-index/index.cache"]);
     assert!(ok, "{index}");
-    assert_eq!(index, "/usr/share/fci-index/plugin-a.idx\n");
+    assert_eq!(index, "/usr/share/fci-index/plugins/plugin-a.idx\n");
     assert_repo_intact(&w);
+
+    // Review Z: the change's own %post writing a file of that base package (not one its
+    // trigger rewrote) is a change of the base, trigger or not.
+    let r = compose_fixture(&w, "compose-indexed-evil", &[]);
+    let c = compose_stage(&r);
+    assert_eq!(r.code, 1, "{}{c:#}", r.stderr);
+    assert!(
+        c["notes"]
+            .to_string()
+            .contains("modifies or removes base paths: M /usr/share/fci-index/README"),
+        "{c:#}"
+    );
 
     // sed installs nothing below the prefix: the trigger does not run.
     let r = compose_fixture(&w, "compose-sed-update", &[]);

@@ -132,6 +132,7 @@ fn parse(
             body: (!body.is_empty()).then(|| body.clone()),
             prefixes,
             priority: priorities.get(i).copied().unwrap_or(DEFAULT_PRIORITY),
+            from_base: None,
         });
     }
     Triggers {

@@ -5,7 +5,7 @@
 //! loader cache rebuilt (`scriptlets`), and a commit with the base as parent onto a candidate
 //! ref.
 
-use super::{filetriggers, payload, rpmdb, scriptlets};
+use super::{filetriggers, payload, rewrites, rpmdb, scriptlets};
 use crate::binding;
 use crate::error::FciError;
 use crate::exec::{Cmd, Log};
@@ -115,9 +115,11 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
             Err(why) => return Ok(fail(rec, why)),
         };
     let base_triggers = db.triggers_not_run(&updated);
-    if let Some(failed) = run_scriptlets(p, cx, &tree, &found, &base_triggers, &updated, rec)? {
-        return Ok(failed);
-    }
+    let rewritten = match run_scriptlets(p, cx, &tree, &found, &base_triggers, &updated, &db, rec)?
+    {
+        Ok(r) => r,
+        Err(failed) => return Ok(failed),
+    };
     // Before the commit: a committed file may be the repository's object itself, and even a
     // query writes into the rpm database's files.
     let installed = match query_installed(&tree, cx.log())? {
@@ -164,8 +166,7 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
         replaceable: &replaceable,
         cache: cache_rebuilt,
         etc: !found.scriptlets.is_empty(),
-        rewrites: &fired.rewrites,
-        owners: &db.owners,
+        rewritten: &rewritten,
     };
     let changed: Vec<&String> = diff.iter().filter(|l| !allowed.allows(l)).collect();
     if !changed.is_empty() {
@@ -204,11 +205,9 @@ struct Allowed<'a> {
     replaceable: &'a std::collections::BTreeSet<String>,
     cache: bool,
     etc: bool,
-    /// The base's file triggers that ran: (package, prefixes). A file below a prefix that
-    /// the trigger's package owns, or no package does, may change (the index or cache it
-    /// keeps: gschemas.compiled, icon-theme.cache); another package's file may not.
-    rewrites: &'a [(String, Vec<String>)],
-    owners: &'a std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// What the base's file triggers rewrote of their own package's files or no package's,
+    /// as they left it (`rewrites`): the index or cache each keeps.
+    rewritten: &'a std::collections::BTreeSet<String>,
 }
 
 impl Allowed<'_> {
@@ -229,19 +228,7 @@ impl Allowed<'_> {
         self.replaceable.contains(path)
             || (self.cache && line == "M /usr/etc/ld.so.cache")
             || (self.etc && line.starts_with("M /usr/etc/"))
-            || (line.starts_with("M ") && self.rewritten_by_a_base_trigger(path))
-    }
-
-    fn rewritten_by_a_base_trigger(&self, path: &str) -> bool {
-        self.rewrites.iter().any(|(package, prefixes)| {
-            prefixes
-                .iter()
-                .any(|pre| path.starts_with(&format!("{pre}/")))
-                && self
-                    .owners
-                    .get(path)
-                    .is_none_or(|by| by.iter().all(|n| n == package))
-        })
+            || (line.starts_with("M ") && self.rewritten.contains(path))
     }
 }
 
@@ -254,8 +241,9 @@ fn run_scriptlets(
     found: &scriptlets::Found,
     base_triggers: &[String],
     updated: &std::collections::BTreeSet<String>,
+    db: &rpmdb::TreeDb,
     rec: &mut RecordParts,
-) -> Result<Option<Vec<Artifact>>> {
+) -> Result<std::result::Result<std::collections::BTreeSet<String>, Vec<Artifact>>> {
     let mut not_run = found.not_run.clone();
     not_run.extend_from_slice(base_triggers);
     if !not_run.is_empty() {
@@ -268,6 +256,8 @@ fn run_scriptlets(
     let mut ran = Vec::new();
     let dir = cx.dir();
     let seal = rpmdb::DbSeal::take(tree)?;
+    // What the base's triggers rewrote (their caches), with how they left it.
+    let mut rewritten = std::collections::BTreeMap::new();
     for s in &found.scriptlets {
         // A file trigger reads the tree's files below its prefixes on stdin, and has no $1;
         // with none there, it is not run (as in rpm-ostree).
@@ -289,21 +279,26 @@ fn run_scriptlets(
             // rpm's $1: the number of instances once installed: 2 for an update.
             scriptlets::Given::Arg(if updated.contains(&s.package) { 2 } else { 1 })
         };
+        let before = s.from_base.as_ref().map(|_| rewrites::snapshot(tree));
         let refused = scriptlets::run(s, given, tree, &dir, p.limits, p.timeout, cx.log())?;
+        if let (Some(package), Some(before)) = (&s.from_base, before) {
+            let after = rewrites::snapshot(tree);
+            rewritten.extend(rewrites::changed_by(package, &before, &after, &db.owners));
+        }
         if let Some(scriptlets::Refused(why)) = refused {
             rec.data.insert("scriptlets".into(), json!(ran));
-            return Ok(Some(fail(rec, format!("a scriptlet failed: {why}"))));
+            return Ok(Err(fail(rec, format!("a scriptlet failed: {why}"))));
         }
         ran.push(format!("{} {}", s.package, s.phase));
     }
     if !ran.is_empty() {
         rec.data.insert("scriptlets".into(), json!(ran));
         if let Some(why) = seal.broken(tree)? {
-            return Ok(Some(fail(rec, why)));
+            return Ok(Err(fail(rec, why)));
         }
         let left = scriptlets::left_behind(tree, DBPATH);
         if !left.is_empty() {
-            return Ok(Some(fail(
+            return Ok(Err(fail(
                 rec,
                 format!(
                     "the change's scriptlets left what fci cannot commit or read: {}",
@@ -312,7 +307,12 @@ fn run_scriptlets(
             )));
         }
     }
-    Ok(None)
+    let now = if rewritten.is_empty() {
+        Default::default()
+    } else {
+        rewrites::snapshot(tree)
+    };
+    Ok(Ok(rewrites::still_as_left(&rewritten, &now)))
 }
 
 /// The checks on the change's payload before rpm runs: its size against the scratch limit,
@@ -524,7 +524,6 @@ fn peek_db(p: &Plan, peek: &Path, log: &mut Log) -> Result<rpmdb::TreeDb> {
 struct Fired {
     run: Vec<scriptlets::Scriptlet>,
     not_run: Vec<String>,
-    rewrites: Vec<(String, Vec<String>)>,
 }
 
 fn base_file_triggers(
@@ -537,7 +536,6 @@ fn base_file_triggers(
     let mut fired = Fired {
         run: Vec::new(),
         not_run: Vec::new(),
-        rewrites: Vec::new(),
     };
     for (name, nevra) in &db.trans_in {
         if updated.contains(name) {
@@ -548,17 +546,25 @@ fn base_file_triggers(
             Ok(t) => t,
             Err(why) => return Ok(Err(why)),
         };
-        for t in triggers.run {
+        for mut t in triggers.run {
             let hits = payload.files.iter().any(|f| {
                 !f.is_dir()
                     && t.prefixes
                         .iter()
                         .any(|pre| f.path.starts_with(&format!("/{pre}/")))
             });
-            if hits {
-                fired.rewrites.push((name.clone(), t.prefixes.clone()));
-                fired.run.push(t);
+            if !hits {
+                continue;
             }
+            // Only rpm can run Lua: not the change's doing, so said, not FAILED.
+            if t.prog.first().is_some_and(|p| p == "<lua>") {
+                fired.not_run.push(format!(
+                    "{name} (base): %transfiletriggerin in Lua (only rpm runs Lua)"
+                ));
+                continue;
+            }
+            t.from_base = Some(name.clone());
+            fired.run.push(t);
         }
         // Prefixes outside /usr: said only when the change has a file there.
         fired
@@ -647,39 +653,22 @@ fn fail(rec: &mut RecordParts, msg: String) -> Vec<Artifact> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeSet;
 
-    /// A base trigger may rewrite its own package's files and unowned ones below its
-    /// prefix; never another package's, nor anything outside its prefix, nor remove.
+    /// What a base trigger rewrote may change; nothing else, and never be removed.
     #[test]
-    fn a_base_trigger_may_rewrite_only_its_own_or_unowned_files_below_its_prefix() {
-        let owners = BTreeMap::from([
-            (
-                "usr/share/fci-index/index.cache".to_string(),
-                BTreeSet::from(["base-indexer".to_string()]),
-            ),
-            (
-                "usr/share/fci-index/other.cache".to_string(),
-                BTreeSet::from(["busybox".to_string()]),
-            ),
-        ]);
-        let rewrites = vec![(
-            "base-indexer".to_string(),
-            vec!["usr/share/fci-index".to_string()],
-        )];
+    fn only_what_a_base_trigger_rewrote_may_change() {
+        let rewritten =
+            BTreeSet::from(["usr/lib64/gdk-pixbuf-2.0/2.10.0/loaders.cache".to_string()]);
         let none = BTreeSet::new();
         let allowed = Allowed {
             replaceable: &none,
             cache: false,
             etc: false,
-            rewrites: &rewrites,
-            owners: &owners,
+            rewritten: &rewritten,
         };
-        assert!(allowed.allows("M /usr/share/fci-index/index.cache"));
-        assert!(allowed.allows("M /usr/share/fci-index/unowned.cache"));
-        assert!(!allowed.allows("M /usr/share/fci-index/other.cache"));
-        assert!(!allowed.allows("D /usr/share/fci-index/index.cache"));
-        assert!(!allowed.allows("M /usr/share/fci-indexer/x"));
-        assert!(!allowed.allows("M /usr/bin/sed"));
+        assert!(allowed.allows("M /usr/lib64/gdk-pixbuf-2.0/2.10.0/loaders.cache"));
+        assert!(!allowed.allows("D /usr/lib64/gdk-pixbuf-2.0/2.10.0/loaders.cache"));
+        assert!(!allowed.allows("M /usr/lib64/libbase.so.1"));
     }
 }

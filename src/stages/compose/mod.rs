@@ -16,6 +16,7 @@ pub mod base;
 pub mod filetriggers;
 pub mod layer;
 pub mod payload;
+pub mod rewrites;
 pub mod rpmdb;
 pub mod scriptlets;
 

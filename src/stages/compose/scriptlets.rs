@@ -54,6 +54,9 @@ pub struct Scriptlet {
     /// A file trigger's `-P` priority (rpm runs the higher first; 1000000 unless given); 0 for
     /// the other phases.
     pub priority: u32,
+    /// The base package a file trigger is of (fired by the change's files); None for the
+    /// change's own scriptlets.
+    pub from_base: Option<String>,
 }
 
 impl Scriptlet {
@@ -177,6 +180,7 @@ pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<std::result::Result<Foun
                 body,
                 prefixes: Vec::new(),
                 priority: 0,
+                from_base: None,
             });
         }
         for (i, kind) in TRIGGER_KINDS.iter().enumerate().take(2) {
