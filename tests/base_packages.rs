@@ -215,7 +215,15 @@ fn provides_come_from_rpms_generators_and_the_loader_searches_fedoras_directorie
         String::from_utf8_lossy(&plain.stderr)
     );
     assert_eq!(
-        rpm(&tree, &["-qf", "/usr/lib/rpm/macros.d/macros.dbpath", "--qf", "%{NAME}"]),
+        rpm(
+            &tree,
+            &[
+                "-qf",
+                "/usr/lib/rpm/macros.d/macros.dbpath",
+                "--qf",
+                "%{NAME}"
+            ]
+        ),
         "rpm"
     );
     // What Fedora's packages need of the tree, each working inside it: Python (its ABI
