@@ -201,6 +201,31 @@ fn provides_come_from_rpms_generators_and_the_loader_searches_fedoras_directorie
         String::from_utf8_lossy(&inside.stderr)
     );
     assert!(String::from_utf8_lossy(&inside.stdout).starts_with("sed-0-1"));
+    // And without --dbpath, as a Fedora scriptlet asks it: the tree's rpm names the database
+    // where Fedora's does (its macros.d), not Debian's ~/.rpmdb.
+    let plain = Command::new("chroot")
+        .arg(&tree)
+        .args(["/usr/bin/rpm", "-q", "sed"])
+        .output()
+        .unwrap();
+    let plain_out = String::from_utf8_lossy(&plain.stdout);
+    assert!(
+        plain.status.success() && plain_out.starts_with("sed-0-1"),
+        "{plain_out}{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    assert_eq!(
+        rpm(
+            &tree,
+            &[
+                "-qf",
+                "/usr/lib/rpm/macros.d/macros.dbpath",
+                "--qf",
+                "%{NAME}"
+            ]
+        ),
+        "rpm"
+    );
     // What Fedora's packages need of the tree, each working inside it: Python (its ABI
     // provided, Fedora's site-packages on its path), systemctl for %systemd_post, useradd
     // and getent for %sysusers_create_compat.

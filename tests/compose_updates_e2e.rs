@@ -115,6 +115,22 @@ fn an_unmet_requires_fails_naming_it() {
     assert!(!refs.contains("candidate"), "{refs}");
 }
 
+/// A scriptlet's plain `rpm -q` (no --dbpath) finds the tree's database: the base's rpm
+/// names it /usr/lib/sysimage/rpm, as Fedora's does, not Debian's ~/.rpmdb.
+#[test]
+fn a_scriptlets_rpm_query_finds_the_trees_database() {
+    let w = Ws::new();
+    init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let r = compose_fixture(&w, "compose-post-rpmq", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let c = compose_stage(&r);
+    assert_eq!(c["outcome"], "PASSED", "{c:#}");
+    let commit = c["data"]["commit"].as_str().unwrap();
+    let co = checkout(&w, commit, "co");
+    let result = std::fs::read_to_string(co.join("usr/share/compose-post-rpmq/result")).unwrap();
+    assert!(result.starts_with("sed-0-1"), "{result}");
+}
+
 #[test]
 fn triggers_are_not_run_and_the_record_says_so() {
     let w = Ws::new();

@@ -443,6 +443,27 @@ fn an_undefined_macro_left_in_a_scriptlet_fails_the_build_naming_it() {
 }
 
 #[test]
+fn an_upper_case_name_that_is_no_rpm_tag_and_a_macro_after_ps_fail_the_build() {
+    let w = Ws::new();
+    let r = w.build_fixture("unexpanded-tag-case", &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let b = r.stage(&m, "build");
+    assert_eq!(b["outcome"], "FAILED", "{b}");
+    let flagged: Vec<&str> = b["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str()?.strip_prefix("unexpanded macro "))
+        .map(|n| n.split(' ').next().unwrap())
+        .collect();
+    // `%{SERVICE_NAME}` is no tag of the host rpm's `--querytags`; the ps line hides only
+    // its `%cpu`; the escaped `%{NAME}` and `%{version}` of a query format are tags.
+    assert_eq!(flagged, vec!["%{SERVICE_NAME}", "%{service_nme}"], "{b}");
+    assert!(binary_rpms(&w, &m).is_empty(), "{m}");
+}
+
+#[test]
 fn a_pyproject_python_spec_builds_with_fedoras_python_layout() {
     let w = Ws::new();
     let r = w.build_fixture("python-pyproject", &[]);

@@ -5,7 +5,9 @@
 
 use crate::exec::{Cmd, Log};
 use anyhow::Result;
+use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 /// A macro's text found in a built package.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +54,7 @@ const ARRAYS: [(&str, &str); 4] = [
 /// (`:shescape`), so a scriptlet's newlines and quotes cannot shift what is read as what.
 /// A package rpm cannot read is not this build's: the caller's `NotTheBuilds`.
 pub fn find(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Found>> {
+    let tags = Tags::of_host(log)?;
     let binaries: Vec<&PathBuf> = pkgs
         .iter()
         .filter(|p| !p.to_string_lossy().ends_with(".src.rpm"))
@@ -72,7 +75,7 @@ pub fn find(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Found>> {
             let (package, scripts) = row.split_first().expect("chunks are never empty");
             for ((_, section), script) in SCRIPTLETS.iter().zip(scripts) {
                 // An absent scriptlet is rpm's bare `(none)`.
-                found.extend(macros_in(script).into_iter().map(|text| Found {
+                found.extend(macros_in(script, tags).into_iter().map(|text| Found {
                     text,
                     place: format!("the {section} scriptlet"),
                     package: package.clone(),
@@ -87,7 +90,7 @@ pub fn find(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Found>> {
             )?;
             for pair in words.chunks(2) {
                 if let [package, text] = pair {
-                    found.extend(macros_in(text).into_iter().map(|m| Found {
+                    found.extend(macros_in(text, tags).into_iter().map(|m| Found {
                         text: m,
                         place: place.to_string(),
                         package: package.clone(),
@@ -100,6 +103,54 @@ pub fn find(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Found>> {
     let mut seen = std::collections::HashSet::new();
     found.retain(|f| seen.insert((f.text.clone(), f.place.clone(), f.package.clone())));
     Ok(found)
+}
+
+/// The names of rpm's query-format tags (`NAME`, `FILENAMES`), as `rpm --querytags` lists
+/// them: a braced name among them, in either case, is a tag of a query format kept apart from
+/// rpm's command line (`fmt='%%{NAME}\n'; rpm -q --qf "$fmt"`), not a macro. rpm accepts a
+/// tag in any case, and an unexpanded `%{name}` can only be an escaped `%%{name}`, since
+/// rpmbuild defines `name` (and the other preamble tags) in every build.
+#[derive(Debug, Clone, Default)]
+pub struct Tags(HashSet<String>);
+
+impl Tags {
+    /// The tags of `rpm --querytags`' output, one a line.
+    pub fn parse(listing: &str) -> Self {
+        Tags(
+            listing
+                .split_whitespace()
+                .map(str::to_ascii_lowercase)
+                .collect(),
+        )
+    }
+
+    /// Whether `name` is a tag, compared without case.
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.contains(&name.to_ascii_lowercase())
+    }
+
+    /// The host rpm's tags, asked once per process: they are the same for every build. An
+    /// rpm that cannot list them is the host's failure (ERROR), not the package's.
+    fn of_host(log: &mut Log) -> Result<&'static Tags> {
+        static HOST: OnceLock<Tags> = OnceLock::new();
+        if let Some(tags) = HOST.get() {
+            return Ok(tags);
+        }
+        let out = log.capture_ok(
+            &Cmd::new("rpm").c_locale().arg("--querytags"),
+            "the host's rpm cannot list its query-format tags (rpm --querytags), needed to tell them from unexpanded macros",
+        )?;
+        let tags = Tags::parse(&out.stdout);
+        // A listing without NAME is no listing of rpm's tags: every tag would read as a macro.
+        if !tags.contains("NAME") {
+            return Err(crate::error::FciError::Infra(
+                "the host's `rpm --querytags` lists no NAME tag: its output is not rpm's tag list"
+                    .into(),
+            )
+            .into());
+        }
+        Ok(HOST.get_or_init(|| tags))
+    }
 }
 
 /// `rpm -qp --qf FORMAT` over `pkgs`, split into the words rpm quoted.
@@ -127,7 +178,8 @@ fn query(pkgs: &[&PathBuf], format: &str, log: &mut Log) -> Result<Vec<String>> 
 /// `%{!?name:...}` always; a bare `%name` only where it cannot be something else that
 /// scriptlets print: a printf or date conversion (`%s`, `%-10s`, `%1$s`, `%lu`, `%Y`, `%s_%d`)
 /// or bash's suffix removal (`${f%.conf}`, `${name%suffix}`). `%%` is a literal `%`.
-pub fn macros_in(text: &str) -> Vec<String> {
+/// A braced name that is one of rpm's `tags` is a query-format tag, not a macro.
+pub fn macros_in(text: &str, tags: &Tags) -> Vec<String> {
     let b = text.as_bytes();
     let mut out: Vec<String> = Vec::new();
     let mut i = 0;
@@ -166,9 +218,12 @@ pub fn macros_in(text: &str) -> Vec<String> {
             // `${var%{x}}` is bash's, not rpm's; `rpm -q --qf '%{VERSION}'` (written
             // `%%{VERSION}` in the spec) is a query format, which rpm expands at run time.
             let bash_parameter = in_word && inside_parameter(&text[..at]);
-            !bash_parameter && !in_query_format(text, at) && !is_a_tag(&name)
+            !bash_parameter && !in_query_format(text, at) && !tags.contains(&name)
         } else {
-            !in_word && !looks_like_a_format(&name) && !in_query_format(text, at)
+            !in_word
+                && !looks_like_a_format(&name)
+                && !in_query_format(text, at)
+                && !ps_column(text, at, &name)
         };
         if keep {
             let shown = if braced {
@@ -202,27 +257,22 @@ fn in_query_format(text: &str, at: usize) -> bool {
             .any(|w| w == "-E" || w == "--eval" || w.starts_with("--eval="));
     before.contains("--qf")
         || before.contains("--queryformat")
-        || in_ps_format(before)
         || rpm_eval
         || before
             .split_whitespace()
             .any(|w| w == "perl" || w.ends_with("/perl"))
 }
 
-/// Whether a braced name is an rpm tag (`%{NAME}`, `%{FILENAMES}`), in a query format kept
-/// apart from rpm's command line (`fmt='%%{NAME}\n'; rpm -q --qf "$fmt"`): macros are
-/// named in lower case, tags in upper case (the few upper-case macros, `%{SOURCE0}` and
-/// `%{PATCH1}`, always expand in a build).
-fn is_a_tag(name: &str) -> bool {
-    name.len() > 1
-        && name.chars().any(|c| c.is_ascii_uppercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+/// Whether the bare `%name` at `at` is one of ps's column names that start with `%` (`%cpu`,
+/// `%mem`) on a line that runs ps with an output format (`ps -o %cpu,%mem`, `ps -eo pid,%cpu`,
+/// `ps --format`). Only those two: a ps command on the line does not hide any other macro
+/// (`if ps -o pid= -C d; then systemctl try-restart %{service_nme}.service; fi`).
+fn ps_column(text: &str, at: usize, name: &str) -> bool {
+    let line_start = text[..at].rfind('\n').map_or(0, |p| p + 1);
+    matches!(name, "cpu" | "mem") && in_ps_format(&text[line_start..at])
 }
 
-/// Whether the line before `at` runs ps with an output format (`ps -o %cpu,%mem`,
-/// `ps -eo pid,%cpu`, `ps --format`): its column names are no macros.
+/// Whether `before` (a line up to a `%`) runs ps with an output format.
 fn in_ps_format(before: &str) -> bool {
     let words: Vec<&str> = before.split_whitespace().collect();
     // `$(ps`, `|ps`, `x=$(/bin/ps`: the command word after what precedes it.
@@ -270,44 +320,53 @@ fn looks_like_a_format(name: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// A few of rpm's tags, as `rpm --querytags` prints them: a fixed set, so that the
+    /// tests do not depend on the host's rpm.
+    fn tags() -> Tags {
+        Tags::parse("ARCH\nFILENAMES\nNAME\nRELEASE\nVERSION\n")
+    }
+
     #[test]
     fn macros_left_in_scriptlets_are_found() {
         assert_eq!(
-            macros_in("%systemd_post acpid.socket acpid.service\n"),
+            macros_in("%systemd_post acpid.socket acpid.service\n", &tags()),
             vec!["%systemd_post"]
         );
         assert_eq!(
-            macros_in("if [ -x %{_bindir}/foo ]; then %{?_sbindir}/bar; fi"),
+            macros_in(
+                "if [ -x %{_bindir}/foo ]; then %{?_sbindir}/bar; fi",
+                &tags()
+            ),
             vec!["%{_bindir}", "%{?_sbindir}"]
         );
-        assert_eq!(macros_in("%{!?with_x:echo no}"), vec!["%{with_x}"]);
+        assert_eq!(macros_in("%{!?with_x:echo no}", &tags()), vec!["%{with_x}"]);
         assert_eq!(
-            macros_in("/usr/lib/%{python3_sitelib}/x"),
+            macros_in("/usr/lib/%{python3_sitelib}/x", &tags()),
             vec!["%{python3_sitelib}"]
         );
         assert_eq!(
-            macros_in("x\n  %tmpfiles_create foo.conf"),
+            macros_in("x\n  %tmpfiles_create foo.conf", &tags()),
             vec!["%tmpfiles_create"]
         );
         // rpm's own macros, named with a leading `_`, are never taken for a format.
         assert_eq!(
-            macros_in("%__pyhton3 -c 'print(1)' || :"),
+            macros_in("%__pyhton3 -c 'print(1)' || :", &tags()),
             vec!["%__pyhton3"]
         );
         // Expanded by rpm when the scriptlet runs; perl's hashes.
-        assert!(macros_in("libdir=$(rpm -E %{_libdir})").is_empty());
-        assert!(macros_in("libdir=$(rpm --eval '%{_libdir}')").is_empty());
-        assert!(macros_in("perl -e 'my %seen; print 1'").is_empty());
-        assert!(macros_in("/usr/bin/perl -e 'my %seen; print 1'").is_empty());
+        assert!(macros_in("libdir=$(rpm -E %{_libdir})", &tags()).is_empty());
+        assert!(macros_in("libdir=$(rpm --eval '%{_libdir}')", &tags()).is_empty());
+        assert!(macros_in("perl -e 'my %seen; print 1'", &tags()).is_empty());
+        assert!(macros_in("/usr/bin/perl -e 'my %seen; print 1'", &tags()).is_empty());
         // An odd run: a literal % and then a macro.
-        assert_eq!(macros_in("%%%cmake"), vec!["%cmake"]);
-        // A lower-case name in braces is a macro, outside a query format; so is a bare
+        assert_eq!(macros_in("%%%cmake", &tags()), vec!["%cmake"]);
+        // A braced name that is no rpm tag is a macro, outside a query format; so is a bare
         // one after ps without an output format.
-        assert_eq!(macros_in("fmt='%{name}'"), vec!["%{name}"]);
-        assert_eq!(macros_in("ps ax; %cpu_count"), vec!["%cpu_count"]);
+        assert_eq!(macros_in("fmt='%{pkgname}'", &tags()), vec!["%{pkgname}"]);
+        assert_eq!(macros_in("ps ax; %cpu_count", &tags()), vec!["%cpu_count"]);
         // A query format on one line does not hide a macro on the next.
         assert_eq!(
-            macros_in("rpm -q --qf '%{NAME}' x\n%{_bindir}/y"),
+            macros_in("rpm -q --qf '%{NAME}' x\n%{_bindir}/y", &tags()),
             vec!["%{_bindir}"]
         );
     }
@@ -333,8 +392,46 @@ mod tests {
             "ps -o pid,%cpu,%mem -p 1",
             "top=$(ps -eo %cpu --sort=-%cpu | head -2)",
             "/usr/bin/ps --format %mem,comm",
+            // rpm tags in either case: rpm reads `%{name}` as `%{NAME}`, and rpmbuild
+            // defines `name`, so its unexpanded text was written `%%{name}`.
+            "fmt='%{name}-%{Version}'",
         ] {
-            assert_eq!(macros_in(s), Vec::<String>::new(), "{s}");
+            assert_eq!(macros_in(s, &tags()), Vec::<String>::new(), "{s}");
         }
+    }
+
+    #[test]
+    fn an_upper_case_macro_that_is_no_rpm_tag_is_found() {
+        // A case typo for `%global service_name`: upper case, but no tag of rpm's.
+        assert_eq!(
+            macros_in("systemctl enable %{SERVICE_NAME}.service", &tags()),
+            vec!["%{SERVICE_NAME}"]
+        );
+        assert_eq!(
+            macros_in("fmt='%{NAME}-%{SERVICE_NAME}'", &tags()),
+            vec!["%{SERVICE_NAME}"]
+        );
+        // The set is rpm's own list, read without case.
+        assert!(tags().contains("name") && tags().contains("FileNames"));
+        assert!(!tags().contains("SERVICE_NAME"));
+    }
+
+    #[test]
+    fn a_ps_format_hides_only_its_percent_columns() {
+        assert_eq!(
+            macros_in(
+                "if ps -o pid= -C d; then systemctl try-restart %{service_nme}.service; fi",
+                &tags()
+            ),
+            vec!["%{service_nme}"]
+        );
+        assert_eq!(
+            macros_in("ps -o %cpu,%mem -p 1 && %systemd_postun foo", &tags()),
+            vec!["%systemd_postun"]
+        );
+        assert_eq!(
+            macros_in("ps -eo %cpu,%cpu_count", &tags()),
+            vec!["%cpu_count"]
+        );
     }
 }
