@@ -239,13 +239,12 @@ fn run_scriptlets(
     cx: &mut Ctx,
     tree: &Path,
     found: &scriptlets::Found,
-    base_triggers: &[String],
     updated: &std::collections::BTreeSet<String>,
     db: &rpmdb::TreeDb,
     rec: &mut RecordParts,
 ) -> Result<std::result::Result<std::collections::BTreeSet<String>, Vec<Artifact>>> {
     let mut not_run = found.not_run.clone();
-    not_run.extend_from_slice(base_triggers);
+    not_run.extend(db.triggers_not_run(updated));
     if !not_run.is_empty() {
         rec.notes.push(format!(
             "not run (fci compose runs the change's %pre, %post, %posttrans and %transfiletriggerin only): {}",
