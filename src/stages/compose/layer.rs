@@ -114,9 +114,7 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
             Ok(rebuilt) => rebuilt,
             Err(why) => return Ok(fail(rec, why)),
         };
-    let base_triggers = db.triggers_not_run(&updated);
-    let rewritten = match run_scriptlets(p, cx, &tree, &found, &base_triggers, &updated, &db, rec)?
-    {
+    let rewritten = match run_scriptlets(p, cx, &tree, &found, &updated, &db, rec)? {
         Ok(r) => r,
         Err(failed) => return Ok(failed),
     };
