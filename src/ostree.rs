@@ -156,6 +156,19 @@ impl Repo {
         Ok(parse_dir_owners(&out.stdout))
     }
 
+    /// Whether `commit` has `path` (`ostree ls -d`): false when ostree says there is no such
+    /// file; any other failure of ostree is the host's error.
+    pub fn has_path(&self, commit: &str, path: &str, log: &mut Log) -> Result<bool> {
+        let out = log.capture(&self.cmd("ls").args(["-d", "--", commit, path]).c_locale())?;
+        match out.failure() {
+            None => Ok(true),
+            Some(_) if out.stderr.contains("No such file or directory") => Ok(false),
+            Some(f) => Err(f
+                .infra(format!("ostree ls of {path} in {commit} failed"))
+                .into()),
+        }
+    }
+
     /// A copy of the directory `subpath` of `commit` at `dest`: what a query of it may write
     /// (sqlite's files) never reaches the repository's objects.
     pub fn checkout_subpath_copy(

@@ -559,3 +559,37 @@ fn base_directories_keep_their_owners_and_xattrs_through_a_compose() {
         assert_repo_intact(&w);
     }
 }
+
+/// Review Z: a scriptlet leaving a name OSTree cannot commit is the change's failure (FAILED,
+/// naming it); a repository missing an object of the base is the host's (ERROR), never the
+/// caller's "no rpm database".
+#[test]
+fn a_name_ostree_cannot_commit_is_failed_and_a_damaged_repository_is_an_error() {
+    let w = Ws::new();
+    let base = init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let r = compose_fixture(&w, "compose-post-badname", &[]);
+    let c = compose_stage(&r);
+    assert_eq!(r.code, 1, "{}{c:#}", r.stderr);
+    assert!(
+        c["notes"].to_string().contains("a name that is not UTF-8"),
+        "{c:#}"
+    );
+    let (ok, ls) = ostree(
+        &w,
+        &["ls", "-C", &base, "/usr/lib/sysimage/rpm/rpmdb.sqlite"],
+    );
+    assert!(ok, "{ls}");
+    let sum = ls.split_whitespace().nth(4).unwrap();
+    let object = repo(&w)
+        .join("objects")
+        .join(&sum[..2])
+        .join(format!("{}.file", &sum[2..]));
+    std::fs::remove_file(&object).unwrap();
+    let r = compose_fixture(&w, "compose-indexed-plugin", &["--no-cache"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("has no /usr/lib/sysimage/rpm"),
+        "{}",
+        r.stderr
+    );
+}

@@ -496,12 +496,10 @@ fn commit_metadata(
 /// A copy of the base's rpm database directory at `peek`, read (`rpmdb::read`).
 fn peek_db(p: &Plan, peek: &Path, log: &mut Log) -> Result<rpmdb::TreeDb> {
     let _ = std::fs::remove_dir_all(peek);
-    // `ostree checkout` fails on a commit without the directory: the same message as a tree
-    // checked out whole, with no rpm database in it.
-    if p.repo
-        .checkout_subpath_copy(&p.base, DBPATH, peek, log)
-        .is_err()
-    {
+    // A commit without the directory is the caller's base (the same message as a tree
+    // checked out whole with no database); any other failure (a damaged repository, a full
+    // disk) is the host's, with ostree's own words.
+    if !p.repo.has_path(&p.base, DBPATH, log)? {
         return Err(FciError::input(
             &p.repo.path,
             format!(
@@ -511,6 +509,7 @@ fn peek_db(p: &Plan, peek: &Path, log: &mut Log) -> Result<rpmdb::TreeDb> {
         )
         .into());
     }
+    p.repo.checkout_subpath_copy(&p.base, DBPATH, peek, log)?;
     rpmdb::read(peek, log)
 }
 

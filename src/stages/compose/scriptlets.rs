@@ -439,7 +439,15 @@ pub fn left_behind(tree: &Path, dbpath: &str) -> Vec<String> {
         .flatten()
     {
         let t = e.file_type();
-        let what = if t.is_fifo() {
+        // OSTree commits only UTF-8 names and link targets ("Invalid UTF-8 in filename"):
+        // what a scriptlet made so is its doing, not the host's.
+        let target_ok =
+            !t.is_symlink() || std::fs::read_link(e.path()).is_ok_and(|l| l.to_str().is_some());
+        let what = if e.file_name().to_str().is_none() {
+            "a name that is not UTF-8, which OSTree cannot commit"
+        } else if !target_ok {
+            "a link whose target is not UTF-8, which OSTree cannot commit"
+        } else if t.is_fifo() {
             "a FIFO"
         } else if t.is_socket() {
             "a socket"
@@ -449,7 +457,8 @@ pub fn left_behind(tree: &Path, dbpath: &str) -> Vec<String> {
             continue;
         };
         let rel = e.path().strip_prefix(tree).unwrap_or(e.path());
-        found.push(format!("/{} ({what})", rel.display()));
+        // Shown lossily (U+FFFD for what is not UTF-8): the record is JSON.
+        found.push(format!("/{} ({what})", rel.to_string_lossy()));
     }
     let db = tree.join(&dbpath[1..]);
     if !crate::files::real_dir_below(tree, &db) {
@@ -508,6 +517,26 @@ mod tests {
             vec![
                 "/usr/lib/pipe (a FIFO)",
                 "/usr/lib/sysimage/rpm (no longer a real directory)"
+            ]
+        );
+    }
+
+    /// Review Z: a name or link target that is not UTF-8 (`caf\xe9`) is the scriptlet's
+    /// doing, named before ostree commit fails on it.
+    #[test]
+    fn names_ostree_cannot_commit_are_left_behind() {
+        use std::os::unix::ffi::OsStrExt;
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path();
+        std::fs::create_dir_all(tree.join("usr/lib/sysimage/rpm")).unwrap();
+        let bad = std::ffi::OsStr::from_bytes(b"caf\xe9");
+        std::fs::write(tree.join("usr").join(bad), "").unwrap();
+        std::os::unix::fs::symlink(bad, tree.join("usr/link")).unwrap();
+        assert_eq!(
+            left_behind(tree, "/usr/lib/sysimage/rpm"),
+            vec![
+                "/usr/caf\u{fffd} (a name that is not UTF-8, which OSTree cannot commit)",
+                "/usr/link (a link whose target is not UTF-8, which OSTree cannot commit)"
             ]
         );
     }
