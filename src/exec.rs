@@ -1328,6 +1328,44 @@ impl Cmd {
     }
 }
 
+/// Marks every descriptor above stderr close-on-exec: those fci inherited from its caller
+/// (a shell's `exec 7>>FILE`, a CI agent's sockets), which every command fci starts, and the
+/// package code in its sandboxes (bwrap passes open descriptors on), would inherit in turn.
+/// Called first in `main`, before fci opens anything of its own: the descriptors fci means a
+/// command to have (`Cmd::keep`) are opened later, inheritable.
+pub fn close_inherited_on_exec() {
+    // SAFETY: close_range only changes descriptor flags; nothing is closed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == 0 {
+        return;
+    }
+    // Before Linux 5.11: one at a time, as /proc lists them.
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_GETFD/F_SETFD on a number: at worst EBADF (the listing's own descriptor,
+        // closed by now).
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -1488,44 +1526,6 @@ mod tests {
             );
             for leak in ["pw12345", "Tok3nOfTheFailureTail"] {
                 assert!(!f.tail.contains(leak) && !shown.contains(leak), "{shown}");
-            }
-        }
-    }
-}
-
-/// Marks every descriptor above stderr close-on-exec: those fci inherited from its caller
-/// (a shell's `exec 7>>FILE`, a CI agent's sockets), which every command fci starts, and the
-/// package code in its sandboxes (bwrap passes open descriptors on), would inherit in turn.
-/// Called first in `main`, before fci opens anything of its own: the descriptors fci means a
-/// command to have (`Cmd::keep`) are opened later, inheritable.
-pub fn close_inherited_on_exec() {
-    // SAFETY: close_range only changes descriptor flags; nothing is closed.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC as u32,
-        )
-    };
-    if r == 0 {
-        return;
-    }
-    // Before Linux 5.11: one at a time, as /proc lists them.
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
-        return;
-    };
-    let fds: Vec<i32> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|&fd| fd > 2)
-        .collect();
-    for fd in fds {
-        // SAFETY: F_GETFD/F_SETFD on a number: at worst EBADF (the listing's own descriptor,
-        // closed by now).
-        unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            if flags >= 0 {
-                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
             }
         }
     }
