@@ -578,6 +578,7 @@ struct ChildSetup {
     fsize: Option<u64>,
     own_group: bool,
     guard_pid_ns: bool,
+    read_only_devices: bool,
 }
 
 impl ChildSetup {
@@ -588,6 +589,7 @@ impl ChildSetup {
             fsize,
             own_group,
             guard_pid_ns,
+            read_only_devices,
         } = self;
         expr
             // A killed fci takes what it started with it (a sandbox would otherwise run on,
@@ -633,6 +635,10 @@ impl ChildSetup {
                         if own_group && libc::setpgid(0, 0) != 0 {
                             return Err(std::io::Error::last_os_error());
                         }
+                        // Package code cannot change the host's device nodes bwrap binds in.
+                        if read_only_devices {
+                            crate::devnodes::read_only_in_own_namespace()?;
+                        }
                         // Last: what comes after the fork happens in the command only.
                         if guard_pid_ns {
                             own_pid_namespace()?;
@@ -673,12 +679,16 @@ fn expression(
     // Package code (a bounded command) runs as the first process of a PID namespace of its
     // own, so a killed fci takes all of it along (see own_pid_namespace).
     let guard_pid_ns = cmd.bounds.is_some();
+    // Without root there is no host device node package code could change (and no
+    // privilege to mount): see `devnodes`.
+    let read_only_devices = cmd.read_only_devices && crate::users::is_root();
     let mut expr = ChildSetup {
         join,
         no_freeze,
         fsize,
         own_group,
         guard_pid_ns,
+        read_only_devices,
     }
     .install(duct::cmd(&cmd.program, &cmd.args).unchecked().stdin_null());
     if let Some(d) = &cmd.dir {
@@ -1121,6 +1131,9 @@ pub struct Cmd {
     pub keep: Vec<std::sync::Arc<std::os::fd::OwnedFd>>,
     /// Refuse `ioctl(FIFREEZE/FITHAW)` to the command (EPERM): see `no_fsfreeze`.
     pub no_fsfreeze: bool,
+    /// Run in a mount namespace where the host's device nodes are read-only (a bwrap with
+    /// `--dev`): see `devnodes`.
+    pub read_only_devices: bool,
     /// Run in a process group of its own (a terminal's Ctrl-C does not reach it), killed
     /// whole when the command ends.
     pub own_group: bool,
@@ -1226,6 +1239,7 @@ impl Cmd {
             timeout_whole: None,
             judges_timeout: false,
             no_fsfreeze: false,
+            read_only_devices: false,
             own_group: false,
             capture_limit: None,
             bounds: None,
@@ -1311,6 +1325,44 @@ impl Cmd {
         let mut def = OsString::from(format!("{name} "));
         def.push(value.as_ref());
         self.arg("--define").arg(def)
+    }
+}
+
+/// Marks every descriptor above stderr close-on-exec: those fci inherited from its caller
+/// (a shell's `exec 7>>FILE`, a CI agent's sockets), which every command fci starts, and the
+/// package code in its sandboxes (bwrap passes open descriptors on), would inherit in turn.
+/// Called first in `main`, before fci opens anything of its own: the descriptors fci means a
+/// command to have (`Cmd::keep`) are opened later, inheritable.
+pub fn close_inherited_on_exec() {
+    // SAFETY: close_range only changes descriptor flags; nothing is closed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == 0 {
+        return;
+    }
+    // Before Linux 5.11: one at a time, as /proc lists them.
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_GETFD/F_SETFD on a number: at worst EBADF (the listing's own descriptor,
+        // closed by now).
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
     }
 }
 

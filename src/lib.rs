@@ -12,6 +12,7 @@ pub mod caps;
 pub mod cgroup;
 pub mod cli;
 pub mod config;
+pub mod devnodes;
 pub mod digest;
 pub mod distgit;
 pub mod duration;

@@ -11,6 +11,9 @@ fn main() {
         }
         return;
     }
+    // First of all, and not in the sandbox helper (which hands bwrap its seccomp program by
+    // number): what fci's caller left open is not package code's to write to.
+    fci::exec::close_inherited_on_exec();
     // Before any thread starts: fci's mounts (package code's volumes) are its own, and go
     // with it however it ends.
     fci::volume::private_mounts();

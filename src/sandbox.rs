@@ -123,7 +123,7 @@ impl Guest {
             }
         }
         c = mount_proc(c, &g.join("proc"));
-        c = c.arg("--dev").arg(g.join("dev"));
+        c = with_dev(c, &g.join("dev"));
         c = mount_tmpfs(c, &g.join("dev/shm"));
         c = c.arg("--remount-ro").arg(g.join("dev"));
         c = c.arg("--ro-bind").arg("/sys").arg(g.join("sys"));
@@ -325,7 +325,8 @@ impl Sandbox {
             tmpfs.push(dest.to_path_buf());
             c.arg("--size").arg(&size).arg("--tmpfs").arg(dest)
         };
-        let mut c = Cmd::new(&bwrap).args(["--ro-bind", "/", "/", "--dev", "/dev"]);
+        let mut c = Cmd::new(&bwrap).args(["--ro-bind", "/", "/"]);
+        c = with_dev(c, Path::new("/dev"));
         c = mount_proc(c, Path::new("/proc"));
         // bwrap's /dev is a tmpfs it cannot size: shared memory gets a sized one, and the rest
         // is read-only (its device nodes still work).
@@ -406,6 +407,7 @@ impl Sandbox {
         outer.env = vec![("PATH".into(), SYSTEM_PATH.into())];
         outer.keep = c.keep.clone();
         outer.bounds = c.bounds.clone();
+        outer.read_only_devices = c.read_only_devices;
         // Without root, a user namespace (mapped to root inside) is what allows the mounts.
         if !crate::users::is_root() {
             outer = outer.args(["--user", "--map-root-user"]);
@@ -541,6 +543,14 @@ fn mount_proc(mut c: Cmd, at: &Path) -> Cmd {
     c.arg("--ro-bind").arg("/dev/null").arg(at.join("keys"))
 }
 
+/// bwrap's `/dev` at `at`: a tmpfs with the host's null, zero, full, random, urandom and tty
+/// bound in, which package code (uid 0) could chmod, chown or touch; so the command binds
+/// them read-only first (see `devnodes`). Every sandbox's /dev is made here.
+fn with_dev(mut c: Cmd, at: &Path) -> Cmd {
+    c.read_only_devices = true;
+    c.arg("--dev").arg(at)
+}
+
 /// A sandbox whose `/` is a tree being composed (what rpm-ostree does for a package's
 /// scriptlets): the tree writable, its `usr/etc` as `/etc` (OSTree's layout), fresh tmpfs
 /// `/tmp`, `/var` and `/run` (a deployment does not carry them), `files` (host path, path
@@ -563,7 +573,8 @@ pub fn rooted_in(
         c = c.arg("--ro-bind").arg(tree.join("usr")).arg("/usr");
     }
     c = c.arg("--bind").arg(tree.join("usr/etc")).arg("/etc");
-    c = c.args(["--dev", "/dev", "--proc", "/proc"]);
+    c = with_dev(c, Path::new("/dev"));
+    c = c.args(["--proc", "/proc"]);
     for p in PROC_COVERED {
         if Path::new(p).exists() {
             c = c.arg("--ro-bind").arg(p).arg(p);
