@@ -30,6 +30,11 @@ pub struct Cli {
         value_name = "DIR"
     )]
     pub workspace: PathBuf,
+    /// The pipeline state shared between machines (known-good refs and package set,
+    /// exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory
+    /// on a shared volume; default: state/ inside the workspace
+    #[arg(long, global = true, env = "FCI_STATE", value_name = "DIR")]
+    pub state: Option<PathBuf>,
     /// No progress or summaries on stderr (errors are still printed)
     #[arg(long, short, global = true, conflicts_with = "verbose")]
     pub quiet: bool,

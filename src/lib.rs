@@ -34,6 +34,7 @@ pub mod sandbox;
 pub mod seccomp;
 pub mod stage;
 pub mod stages;
+pub mod statelock;
 pub mod suites;
 pub mod tool;
 pub mod users;

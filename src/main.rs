@@ -45,6 +45,13 @@ fn main() {
     let cli = Cli::parse();
     fci::progress::set_quiet(cli.quiet);
     fci::progress::set_verbose(cli.verbose);
+    if let Some(state) = &cli.state {
+        // Absolute, as the workspace records it: relative to where fci was started.
+        let state = std::env::current_dir()
+            .map(|d| d.join(state))
+            .unwrap_or_else(|_| state.clone());
+        fci::workspace::set_state_dir(state);
+    }
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -29,7 +29,8 @@ fn run_dir(ws: &Workspace, run: &str) -> PathBuf {
     } else {
         format!("sha256-{}", crate::digest::sha256_bytes(run.as_bytes()))
     };
-    ws.state("records").join(name)
+    // In the pipeline state: a run may start on one machine (the watch) and go on on another.
+    ws.pipeline("records").join(name)
 }
 
 fn stage_dir(ws: &Workspace, run: &str, stage: &str) -> Option<PathBuf> {

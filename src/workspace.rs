@@ -6,6 +6,12 @@
 //! - `cache/<stage>/<input-digest>.json`: stage records for reuse
 //! - `locks/`: advisory locks; `tmp/`: private scratch dirs of running stages
 //! - `state/`: what stages keep between runs (watch heads, image times, known-good, records)
+//!
+//! What the pipeline shares between machines (the known-good refs and package set, the
+//! exclusions, the image schedule, the watch's heads, the waivers, the OSTree repository) is
+//! the *pipeline state* (`pipeline`): `state/` inside the workspace unless a state directory
+//! is given (`--state DIR`, `FCI_STATE`), meant for a shared volume; everything else is the
+//! machine's own and disposable. Its locks are `crate::statelock`'s (fcntl, NFSv4-safe).
 //! - `spool/`: deliveries not yet confirmed (ResultsDB, AMQP)
 //! - `share/`: fci's own files handed to package code (STI roles, rpm macros)
 //! - `results/results.sqlite`, `waivers/waivers.json`, `messages/journal.jsonl`: the results
@@ -26,6 +32,8 @@ use std::path::{Path, PathBuf};
 
 pub struct Workspace {
     root: PathBuf,
+    /// The pipeline state directory given to this workspace (`--state`), if any.
+    pipeline: Option<PathBuf>,
     /// A shared OSTree repository outside the workspace, where the manifest's `ostree/repo`
     /// lives (`fci compose --ostree-repo`); None: the workspace's own.
     shared_ostree: Option<PathBuf>,
@@ -58,6 +66,80 @@ fn normalize(p: &Path) -> Option<PathBuf> {
 
 /// Where the workspace records a shared OSTree repository.
 const SHARED_OSTREE: &str = "ostree/shared-repo";
+
+/// Where the workspace records the pipeline state directory it was given.
+const STATE_RECORD: &str = "pipeline-state";
+
+/// The pipeline state directory this process was given (`--state`, `FCI_STATE`), set once by
+/// `main` before any workspace is opened.
+static STATE_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Gives every workspace this process opens the pipeline state directory `dir`.
+pub fn set_state_dir(dir: PathBuf) {
+    let _ = STATE_DIR.set(dir);
+}
+
+/// The pipeline state directory for the workspace at `root`: the one given, checked against
+/// the one it recorded (a workspace keeps one pipeline), or the recorded one, or none.
+fn pipeline_dir(root: &Path) -> Result<Option<PathBuf>> {
+    let recorded = fs::read_to_string(root.join(STATE_RECORD))
+        .ok()
+        .map(|t| PathBuf::from(t.trim()));
+    let Some(given) = STATE_DIR.get() else {
+        return Ok(recorded);
+    };
+    if given.is_absolute() {
+        resolve_user_path(given)?;
+    }
+    let given = normalize(given).ok_or_else(|| {
+        FciError::Usage(format!(
+            "--state {}: give an absolute path, without `..` below what exists",
+            given.display()
+        ))
+    })?;
+    // Shared by the workers' users (a group), never by every user of the machine.
+    fs::create_dir_all(&given)
+        .map_err(|e| FciError::Infra(format!("cannot make {}: {e}", given.display())))?;
+    if let Ok(m) = fs::metadata(&given) {
+        use std::os::unix::fs::MetadataExt;
+        if m.mode() & 0o002 != 0 {
+            return Err(FciError::input(
+                &given,
+                "the pipeline state directory is writable by every user: refusing to use it (chmod o-w)",
+            )
+            .into());
+        }
+    }
+    match recorded {
+        Some(r) if r == given => {}
+        Some(r) => {
+            return Err(FciError::Usage(format!(
+                "this workspace uses the pipeline state {}, not {}",
+                r.display(),
+                given.display()
+            ))
+            .into())
+        }
+        None => {
+            let own = ["state/known-good", "state/excluded", "ostree/repo/config"]
+                .iter()
+                .find(|p| root.join(p).exists());
+            if let Some(own) = own {
+                return Err(FciError::Usage(format!(
+                    "this workspace keeps its own pipeline state ({}): use a new workspace with --state",
+                    root.join(own).display()
+                ))
+                .into());
+            }
+            write_atomic(
+                &root.join(STATE_RECORD),
+                format!("{}\n", given.display()).as_bytes(),
+            )
+            .map_err(|e| FciError::Infra(format!("cannot record --state: {e}")))?;
+        }
+    }
+    Ok(Some(given))
+}
 
 /// What the cache keeps of a stage run: its record and the artifacts it produced.
 #[derive(Serialize, Deserialize)]
@@ -117,6 +199,9 @@ impl Workspace {
         let root = root
             .canonicalize()
             .with_context(|| format!("{}: cannot resolve workspace", root.display()))?;
+        let pipeline = pipeline_dir(&root)?;
+        // The pipeline's OSTree repository is part of its state: in the state directory, unless
+        // the workspace was given one of its own (`--ostree-repo`).
         let shared_ostree = fs::read_to_string(root.join(SHARED_OSTREE))
             .ok()
             .map(|t| PathBuf::from(t.trim()));
@@ -124,8 +209,11 @@ impl Workspace {
             // Checked on every use: its owner may have changed since it was recorded.
             only_yours(repo, "the workspace's shared OSTree repository")?;
         }
+        let shared_ostree =
+            shared_ostree.or_else(|| pipeline.as_ref().map(|p| p.join(OSTREE_REPO)));
         Ok(Workspace {
             root,
+            pipeline,
             shared_ostree,
         })
     }
@@ -194,6 +282,22 @@ impl Workspace {
         self.at("state", rel)
     }
 
+    /// `<pipeline state>/<rel>`: what the pipeline shares between machines (see the module's
+    /// comment); `state/<rel>` without a state directory.
+    pub fn pipeline(&self, rel: &str) -> PathBuf {
+        match &self.pipeline {
+            Some(p) if rel.is_empty() => p.clone(),
+            Some(p) => p.join(rel),
+            None => self.state(rel),
+        }
+    }
+
+    /// The named lock on the pipeline state, held against every fci process sharing it, on
+    /// this machine or another (`crate::statelock`); released on drop.
+    pub fn pipeline_lock(&self, name: &str) -> Result<crate::statelock::StateLock> {
+        crate::statelock::lock(&self.pipeline("locks").join(format!("{name}.lock")))
+    }
+
     /// `spool/<rel>`: deliveries not yet confirmed.
     pub fn spool(&self, rel: &str) -> PathBuf {
         self.at("spool", rel)
@@ -219,9 +323,13 @@ impl Workspace {
         self.at("results", "results.sqlite")
     }
 
-    /// The workspace's waivers.
+    /// The pipeline's waivers (kept locally: fci waive); in the state directory when there
+    /// is one.
     pub fn waivers(&self) -> PathBuf {
-        self.at("waivers", "waivers.json")
+        match &self.pipeline {
+            Some(p) => p.join("waivers/waivers.json"),
+            None => self.at("waivers", "waivers.json"),
+        }
     }
 
     /// The message journal.

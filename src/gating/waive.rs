@@ -144,7 +144,7 @@ pub fn exec(args: &WaiveArgs, workspace: &Path) -> Result<i32> {
     let ws = Workspace::open(workspace)?;
     let store = Store::open(&ws.results_db())?;
     check_known(args, &store, &ws)?;
-    let lock = ws.lock("waivers")?;
+    let lock = ws.pipeline_lock("waivers")?;
     let mut list = load(&ws)?;
     let username = args
         .username

@@ -102,7 +102,7 @@ struct Image {
 
 /// The interval's state of one branch.
 fn state_path(cx: &Ctx, branch: &str) -> PathBuf {
-    cx.ws.state("image").join(format!("{branch}.json"))
+    cx.ws.pipeline("image").join(format!("{branch}.json"))
 }
 
 fn unix_now() -> u64 {

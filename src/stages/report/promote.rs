@@ -52,7 +52,7 @@ pub fn apply(
         .ok_or_else(|| FciError::input(&cx.origin, "--promote: the subject names no branch"))?;
     ostree::check_branch(&branch)
         .map_err(|_| FciError::input(&cx.origin, format!("--promote: bad branch `{branch}`")))?;
-    let _lock = cx.ws.lock(&format!("known-good-{branch}"))?;
+    let _lock = cx.ws.pipeline_lock(&format!("known-good-{branch}"))?;
     let package = cx.manifest.subject.package.clone().unwrap_or_default();
     let nevras: Vec<String> = cx
         .manifest
@@ -61,7 +61,7 @@ pub fn apply(
         .map(|n| n.to_string())
         .collect();
     let nvr = cx.manifest.subject_nvr().unwrap_or_default();
-    let state_dir = cx.ws.state("");
+    let state_dir = cx.ws.pipeline("");
     let applied = decision["applicable_policies"]
         .as_array()
         .is_some_and(|a| !a.is_empty());
@@ -101,13 +101,39 @@ pub fn apply(
             rec.notes
                 .push(format!("{kg} already is this change's commit {}", c.commit));
         } else if now.as_deref() != Some(c.base.as_str()) {
+            // Not the packager's failure, and not excluded: queued for `fci watch` to emit again
+            // on the new base (crate::stages::watch::retest).
             rec.outcome = Outcome::Failed;
+            let queued = match (&cx.manifest.subject.repo, &cx.manifest.subject.commit) {
+                (Some(repo), Some(commit)) => {
+                    crate::stages::watch::retest::enqueue(
+                        cx.ws,
+                        &branch,
+                        crate::stages::watch::retest::Entry {
+                            package: package.clone(),
+                            repo: repo.clone(),
+                            commit: commit.clone(),
+                            run: cx.manifest.run.id.clone(),
+                            tested_on: c.base.clone(),
+                            moved_to: now.clone().unwrap_or_default(),
+                        },
+                    )?;
+                    true
+                }
+                _ => false,
+            };
             rec.notes.push(format!(
-                "not promoted: {kg} is {} now, not the base {} this change was tested on; retest it on the new base",
+                "not promoted: {kg} is {} now, not the base {} this change was tested on; {}",
                 now.as_deref().unwrap_or("(none)"),
-                c.base
+                c.base,
+                if queued {
+                    "queued for a retest on the new base: the next fci watch emits it again"
+                } else {
+                    "retest it on the new base (its subject names no dist-git repository and commit to queue)"
+                }
             ));
             rec.data.insert("needs_retest".into(), json!(true));
+            rec.data.insert("retest_queued".into(), json!(queued));
             return Ok(());
         } else {
             move_ref = Some(kg.clone());
@@ -210,7 +236,7 @@ fn exclude(
         "dist_git_commit": cx.manifest.subject.commit,
         "unsatisfied": failed, "at": crate::now_rfc3339(),
     });
-    let state_dir = cx.ws.state("");
+    let state_dir = cx.ws.pipeline("");
     let path = state_dir.join("excluded").join(format!("{branch}.json"));
     let mut list = read_list(&path)?;
     // One entry per run, however often it is reported.

@@ -11,6 +11,7 @@ mod inbox;
 pub mod message;
 mod poll;
 mod remote;
+pub mod retest;
 pub mod state;
 
 use crate::bus::consume;
@@ -91,7 +92,7 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     let Session { ws, lock: _lock } =
         Session::start(workspace, "watch", "fci watch", Signals::Die)?;
     let mut w = Watcher {
-        heads: state::Heads::load(&ws.state(""))?,
+        heads: state::Heads::load(&ws.pipeline(""))?,
         cfg,
         ws,
         out,
@@ -103,6 +104,7 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     };
     match mode {
         Mode::Poll { interval } => loop {
+            w.emit_retests()?;
             w.poll()?;
             match interval {
                 None => break,
@@ -117,6 +119,7 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
             let parsed =
                 message::parse(&bytes, &env, &w.cfg).map_err(|why| FciError::input(&path, why))?;
             w.retry_pending()?;
+            w.emit_retests()?;
             w.take(parsed, &bytes, &env)?;
         }
         Mode::Amqp(url) => consume_amqp(&mut w, &url, &args)?,
@@ -178,12 +181,14 @@ fn mode(args: &Args) -> Result<Mode> {
 /// idle; with `--once`, until the queue is empty.
 fn consume_amqp(w: &mut Watcher, url: &str, args: &Args) -> Result<()> {
     w.retry_pending()?;
+    w.emit_retests()?;
     let consumer = consume::Consumer::connect(url, &args.queue)?;
     let idle = args.interval.unwrap_or(Duration::from_secs(30));
     let n = consumer.run(args.once, idle, |event| {
         let (bytes, env) = match event {
             consume::Event::Idle => {
                 w.retry_pending()?;
+                w.emit_retests()?;
                 return Ok(consume::Handled::Done);
             }
             consume::Event::Message(bytes, env) => (bytes, env),
@@ -283,7 +288,7 @@ impl Watcher {
         let mut branches = std::collections::BTreeMap::new();
         for ch in changes {
             let kept = branches.entry(ch.branch.clone()).or_insert_with(|| {
-                state::Branch::load(&self.ws.state(""), &ch.branch).map_err(|e| e.to_string())
+                state::Branch::load(&self.ws.pipeline(""), &ch.branch).map_err(|e| e.to_string())
             });
             let kept = match kept {
                 Ok(k) => &*k,
