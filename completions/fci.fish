@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_fci_global_optspecs
-    string join \n workspace= q/quiet v/verbose h/help V/version
+    string join \n workspace= state= q/quiet v/verbose h/help V/version
 end
 
 function __fish_fci_needs_command
@@ -25,6 +25,7 @@ function __fish_fci_using_subcommand
 end
 
 complete -c fci -n "__fish_fci_needs_command" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_needs_command" -l state -d 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace' -r -F
 complete -c fci -n "__fish_fci_needs_command" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_needs_command" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_needs_command" -s h -l help -d 'Print help'
@@ -51,6 +52,7 @@ complete -c fci -n "__fish_fci_using_subcommand watch" -l message -d 'Act on one
 complete -c fci -n "__fish_fci_using_subcommand watch" -l output-dir -d 'Write each change\'s manifest into DIR (default: one JSON manifest per line on stdout)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand watch" -l jobs -d 'Remote repositories asked at once' -r
 complete -c fci -n "__fish_fci_using_subcommand watch" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand watch" -l state -d 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace' -r -F
 complete -c fci -n "__fish_fci_using_subcommand watch" -l once -d 'Poll every repository once and exit (with --amqp-url: take what is queued, then exit)'
 complete -c fci -n "__fish_fci_using_subcommand watch" -l emit-existing -d 'On the first poll of a branch, emit its head instead of only recording it as seen'
 complete -c fci -n "__fish_fci_using_subcommand watch" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
@@ -77,6 +79,7 @@ complete -c fci -n "__fish_fci_using_subcommand build" -l namespace -d 'The name
 complete -c fci -n "__fish_fci_using_subcommand build" -l run-url -d 'The URL of the CI job running this stage (default: Jenkins\' BUILD_URL): the messages\' run.url and log links, the results\' ref_url' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l artifacts-url -d 'The URL the workspace\'s files are published under: logs are linked below it (default: fci.yaml\'s ci.artifacts_url); fixed by the run\'s first stage' -r
 complete -c fci -n "__fish_fci_using_subcommand build" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand build" -l state -d 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace' -r -F
 complete -c fci -n "__fish_fci_using_subcommand build" -l nocheck -d 'Do not run %check (the build.check result is SKIPPED)'
 complete -c fci -n "__fish_fci_using_subcommand build" -l strict-builddeps -d 'Fail (ERROR) instead of building with --nodeps when the host cannot satisfy BuildRequires'
 complete -c fci -n "__fish_fci_using_subcommand build" -l no-cache -d 'Run even when the inputs match a recorded result'
@@ -101,6 +104,7 @@ complete -c fci -n "__fish_fci_using_subcommand test" -l namespace -d 'The names
 complete -c fci -n "__fish_fci_using_subcommand test" -l run-url -d 'The URL of the CI job running this stage (default: Jenkins\' BUILD_URL): the messages\' run.url and log links, the results\' ref_url' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -l artifacts-url -d 'The URL the workspace\'s files are published under: logs are linked below it (default: fci.yaml\'s ci.artifacts_url); fixed by the run\'s first stage' -r
 complete -c fci -n "__fish_fci_using_subcommand test" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand test" -l state -d 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace' -r -F
 complete -c fci -n "__fish_fci_using_subcommand test" -l failed-only -d 'Rerun only the test cases that did not pass in the input manifest\'s test stage'
 complete -c fci -n "__fish_fci_using_subcommand test" -l network -d 'Let the tests reach the network'
 complete -c fci -n "__fish_fci_using_subcommand test" -l no-cache -d 'Run even when the inputs match a recorded result'
@@ -125,6 +129,7 @@ complete -c fci -n "__fish_fci_using_subcommand integrate" -l namespace -d 'The 
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l run-url -d 'The URL of the CI job running this stage (default: Jenkins\' BUILD_URL): the messages\' run.url and log links, the results\' ref_url' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l artifacts-url -d 'The URL the workspace\'s files are published under: logs are linked below it (default: fci.yaml\'s ci.artifacts_url); fixed by the run\'s first stage' -r
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand integrate" -l state -d 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace' -r -F
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l network -d 'Let the tests reach the network'
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l no-cache -d 'Run even when the inputs match a recorded result'
 complete -c fci -n "__fish_fci_using_subcommand integrate" -l force -d 'Run even when an earlier stage did not pass'
@@ -150,6 +155,7 @@ complete -c fci -n "__fish_fci_using_subcommand conform" -l namespace -d 'The na
 complete -c fci -n "__fish_fci_using_subcommand conform" -l run-url -d 'The URL of the CI job running this stage (default: Jenkins\' BUILD_URL): the messages\' run.url and log links, the results\' ref_url' -r
 complete -c fci -n "__fish_fci_using_subcommand conform" -l artifacts-url -d 'The URL the workspace\'s files are published under: logs are linked below it (default: fci.yaml\'s ci.artifacts_url); fixed by the run\'s first stage' -r
 complete -c fci -n "__fish_fci_using_subcommand conform" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand conform" -l state -d 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace' -r -F
 complete -c fci -n "__fish_fci_using_subcommand conform" -l no-cache -d 'Run even when the inputs match a recorded result'
 complete -c fci -n "__fish_fci_using_subcommand conform" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand conform" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
@@ -168,6 +174,7 @@ complete -c fci -n "__fish_fci_using_subcommand image" -l namespace -d 'The name
 complete -c fci -n "__fish_fci_using_subcommand image" -l run-url -d 'The URL of the CI job running this stage (default: Jenkins\' BUILD_URL): the messages\' run.url and log links, the results\' ref_url' -r
 complete -c fci -n "__fish_fci_using_subcommand image" -l artifacts-url -d 'The URL the workspace\'s files are published under: logs are linked below it (default: fci.yaml\'s ci.artifacts_url); fixed by the run\'s first stage' -r
 complete -c fci -n "__fish_fci_using_subcommand image" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand image" -l state -d 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace' -r -F
 complete -c fci -n "__fish_fci_using_subcommand image" -l no-cache -d 'Run even when the inputs match a recorded result'
 complete -c fci -n "__fish_fci_using_subcommand image" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand image" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
@@ -185,12 +192,14 @@ complete -c fci -n "__fish_fci_using_subcommand smoke" -l namespace -d 'The name
 complete -c fci -n "__fish_fci_using_subcommand smoke" -l run-url -d 'The URL of the CI job running this stage (default: Jenkins\' BUILD_URL): the messages\' run.url and log links, the results\' ref_url' -r
 complete -c fci -n "__fish_fci_using_subcommand smoke" -l artifacts-url -d 'The URL the workspace\'s files are published under: logs are linked below it (default: fci.yaml\'s ci.artifacts_url); fixed by the run\'s first stage' -r
 complete -c fci -n "__fish_fci_using_subcommand smoke" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand smoke" -l state -d 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace' -r -F
 complete -c fci -n "__fish_fci_using_subcommand smoke" -l no-cache -d 'Run even when the inputs match a recorded result'
 complete -c fci -n "__fish_fci_using_subcommand smoke" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand smoke" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand smoke" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand smoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -l state -d 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace' -r -F
 complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand gating; and not __fish_seen_subcommand_from decide validate waive help" -s h -l help -d 'Print help'
@@ -208,11 +217,13 @@ complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcomma
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l waiverdb-url -d 'WaiverDB (its root or /api/v1.0): waivers are posted there (spooled when it cannot be reached) and decisions read the subject\'s waivers from it' -r
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l waiverdb-token-file -d 'A file holding the WaiverDB token (`user:password` for HTTP Basic); or set FCI_WAIVERDB_TOKEN. Never printed or recorded' -r -F
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -l state -d 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace' -r -F
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from decide" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from validate" -l gating -d 'The gating.yaml to check' -r -F
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from validate" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from validate" -l state -d 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace' -r -F
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from validate" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from validate" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from validate" -s h -l help -d 'Print help'
@@ -227,6 +238,7 @@ complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcomma
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l waiverdb-url -d 'WaiverDB (its root or /api/v1.0): waivers are posted there (spooled when it cannot be reached) and decisions read the subject\'s waivers from it' -r
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l waiverdb-token-file -d 'A file holding the WaiverDB token (`user:password` for HTTP Basic); or set FCI_WAIVERDB_TOKEN. Never printed or recorded' -r -F
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l state -d 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace' -r -F
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l revoke -d 'Record `waived: false`, revoking earlier waivers'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -l force -d 'Store the waiver even for a test case no policy requires and no result has'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from waive" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
@@ -237,6 +249,7 @@ complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcomma
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from help" -f -a "waive" -d 'Waive (or with --revoke, unwaive) a test case for a subject, in the workspace, for every later decision there, and with --waiverdb-url in WaiverDB; print the waiver'
 complete -c fci -n "__fish_fci_using_subcommand gating; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c fci -n "__fish_fci_using_subcommand base; and not __fish_seen_subcommand_from init help" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand base; and not __fish_seen_subcommand_from init help" -l state -d 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace' -r -F
 complete -c fci -n "__fish_fci_using_subcommand base; and not __fish_seen_subcommand_from init help" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand base; and not __fish_seen_subcommand_from init help" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand base; and not __fish_seen_subcommand_from init help" -s h -l help -d 'Print help'
@@ -245,12 +258,14 @@ complete -c fci -n "__fish_fci_using_subcommand base; and not __fish_seen_subcom
 complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from init" -l branch -d 'The dist-git branch whose base it is: its ref is fci/<BRANCH>/known-good' -r
 complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from init" -l ostree-repo -d 'A shared OSTree repository (absolute path) for this workspace\'s pipeline, as for `fci compose` (env FCI_OSTREE_REPO; empty means unset)' -r -F
 complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from init" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from init" -l state -d 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace' -r -F
 complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from init" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from init" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help'
 complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from help" -f -a "init" -d 'Commit a tree (a directory, or a tarball) as a branch\'s first known-good base; print its checksum'
 complete -c fci -n "__fish_fci_using_subcommand base; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c fci -n "__fish_fci_using_subcommand completions" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand completions" -l state -d 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace' -r -F
 complete -c fci -n "__fish_fci_using_subcommand completions" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
 complete -c fci -n "__fish_fci_using_subcommand completions" -s v -l verbose -d 'Stream the stage\'s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
 complete -c fci -n "__fish_fci_using_subcommand completions" -s h -l help -d 'Print help'
@@ -266,6 +281,7 @@ complete -c fci -n "__fish_fci_using_subcommand compose" -l namespace -d 'The na
 complete -c fci -n "__fish_fci_using_subcommand compose" -l run-url -d 'The URL of the CI job running this stage (default: Jenkins\' BUILD_URL): the messages\' run.url and log links, the results\' ref_url' -r
 complete -c fci -n "__fish_fci_using_subcommand compose" -l artifacts-url -d 'The URL the workspace\'s files are published under: logs are linked below it (default: fci.yaml\'s ci.artifacts_url); fixed by the run\'s first stage' -r
 complete -c fci -n "__fish_fci_using_subcommand compose" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand compose" -l state -d 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace' -r -F
 complete -c fci -n "__fish_fci_using_subcommand compose" -l no-cache -d 'Run even when the inputs match a recorded result'
 complete -c fci -n "__fish_fci_using_subcommand compose" -l force -d 'Run even when an earlier stage did not pass'
 complete -c fci -n "__fish_fci_using_subcommand compose" -s q -l quiet -d 'No progress or summaries on stderr (errors are still printed)'
@@ -291,6 +307,7 @@ complete -c fci -n "__fish_fci_using_subcommand report" -l namespace -d 'The nam
 complete -c fci -n "__fish_fci_using_subcommand report" -l run-url -d 'The URL of the CI job running this stage (default: Jenkins\' BUILD_URL): the messages\' run.url and log links, the results\' ref_url' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l artifacts-url -d 'The URL the workspace\'s files are published under: logs are linked below it (default: fci.yaml\'s ci.artifacts_url); fixed by the run\'s first stage' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l workspace -d 'Workspace directory holding artifacts, logs, the cache and locks' -r -F
+complete -c fci -n "__fish_fci_using_subcommand report" -l state -d 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace' -r -F
 complete -c fci -n "__fish_fci_using_subcommand report" -l promote -d 'With --gating: decided on this run\'s own checked records only; a satisfied decision makes the change the branch\'s known-good base (its composed commit, when there is one); an unsatisfied one excludes the change'
 complete -c fci -n "__fish_fci_using_subcommand report" -l summary -d 'Print the run\'s table (stage, outcome, seconds, failing tests or log) even with --quiet'
 complete -c fci -n "__fish_fci_using_subcommand report" -l no-cache -d 'Run even when the inputs match a recorded result'
