@@ -144,8 +144,8 @@ impl Repo {
         Ok(())
     }
 
-    /// The directories of `commit` whose owner or group is not root's (`ostree ls -R`), and
-    /// whether any directory carries extended attributes. A hard-link checkout (`-U -H`) makes
+    /// The directories and links of `commit` (and files below `usr/etc`) whose owner or group
+    /// is not root's (`ostree ls -R`), and whether any of them carries extended attributes. A hard-link checkout (`-U -H`) makes
     /// every directory root's, without xattrs; a commit that keeps real owners
     /// (`commit`) would record that as a change of each.
     pub fn dir_owners(&self, commit: &str, log: &mut Log) -> Result<DirOwners> {
@@ -355,20 +355,23 @@ pub fn is_checksum(s: &str) -> bool {
 /// What `Repo::dir_owners` found.
 #[derive(Debug, Default, PartialEq)]
 pub struct DirOwners {
-    /// (path in the tree, no leading `/`; mode; uid; gid) of each directory not root:root.
-    pub not_root: Vec<(String, u32, u32, u32)>,
-    /// Whether any directory has extended attributes.
+    /// (path in the tree, no leading `/`; kind `d`, `l` or `-`; mode; uid; gid) of each
+    /// directory and link not root:root, and each file below `usr/etc` not root:root: what a
+    /// hard-link checkout makes anew (directories, links) or fci copies (/etc) as root's.
+    pub not_root: Vec<(String, char, u32, u32, u32)>,
+    /// Whether any directory, link or file below `usr/etc` has extended attributes.
     pub xattrs: bool,
 }
 
-/// `ostree ls -R -X` lines: `d02755 0 5      0 { @a(ayay) [] } /usr/share/d` (mode, uid, gid,
-/// size, the xattrs as a GVariant, the path).
+/// `ostree ls -R -X` lines: `d02755 0 5      0 { @a(ayay) [] } /usr/share/d` (kind and mode,
+/// uid, gid, size, the xattrs as a GVariant, the path; a link's ends ` -> TARGET`).
 fn parse_dir_owners(out: &str) -> DirOwners {
     let mut found = DirOwners::default();
     for line in out.lines() {
-        let Some(rest) = line.strip_prefix('d') else {
+        let Some(kind) = line.chars().next() else {
             continue;
         };
+        let rest = &line[kind.len_utf8()..];
         let mut words = rest.split_whitespace();
         let (Some(mode), Some(uid), Some(gid)) = (words.next(), words.next(), words.next()) else {
             continue;
@@ -379,6 +382,16 @@ fn parse_dir_owners(out: &str) -> DirOwners {
         else {
             continue;
         };
+        let path = if kind == 'l' {
+            path.split_once(" -> ").map_or(path, |(p, _)| p)
+        } else {
+            path
+        };
+        let rel = path.trim_start_matches('/');
+        let in_etc = rel.starts_with("usr/etc/");
+        if !(kind == 'd' || kind == 'l' || (kind == '-' && in_etc)) {
+            continue;
+        }
         if xattrs != "@a(ayay) []" {
             found.xattrs = true;
         }
@@ -390,9 +403,7 @@ fn parse_dir_owners(out: &str) -> DirOwners {
             continue;
         };
         if uid != 0 || gid != 0 {
-            found
-                .not_root
-                .push((path.trim_start_matches('/').to_string(), mode, uid, gid));
+            found.not_root.push((rel.to_string(), kind, mode, uid, gid));
         }
     }
     found
@@ -411,7 +422,19 @@ mod tests {
         assert!(found.xattrs);
         assert_eq!(
             found.not_root,
-            vec![("usr/share/my dir".to_string(), 0o2755, 0, 5)]
+            vec![("usr/share/my dir".to_string(), 'd', 0o2755, 0, 5)]
+        );
+        let out = "l00777 1 1      0 { @a(ayay) [] } /usr/bin/lnk -> busybox\n\
+                   -00640 0 4      9 { @a(ayay) [] } /usr/etc/shadow-ish\n\
+                   -00640 0 4      9 { @a(ayay) [] } /usr/bin/not-in-etc\n";
+        let found = super::parse_dir_owners(out);
+        assert!(!found.xattrs);
+        assert_eq!(
+            found.not_root,
+            vec![
+                ("usr/bin/lnk".to_string(), 'l', 0o777, 1, 1),
+                ("usr/etc/shadow-ish".to_string(), '-', 0o640, 0, 4)
+            ]
         );
     }
 

@@ -585,10 +585,20 @@ impl Workspace {
         let text = fs::read_to_string(self.cache_path(stage, digest)).ok()?;
         let entry: CacheEntry = serde_json::from_str(&text).ok()?;
         let complete = entry.artifacts.iter().all(|a| {
-            self.resolve(&a.path)
-                .ok()
-                .and_then(|p| fs::metadata(p).ok())
-                .is_some_and(|m| m.is_dir() || m.len() == a.size)
+            let Ok(p) = self.resolve(&a.path) else {
+                return false;
+            };
+            // An OSTree commit is there while the repository has its object: a pruned one
+            // (its candidate ref deleted) is made again, never a PASSED naming nothing.
+            if a.kind == ArtifactKind::OstreeCommit {
+                return a.sha256.len() == 64
+                    && a.sha256.bytes().all(|b| b.is_ascii_hexdigit())
+                    && p.join("objects")
+                        .join(&a.sha256[..2])
+                        .join(format!("{}.commit", &a.sha256[2..]))
+                        .is_file();
+            }
+            fs::metadata(p).is_ok_and(|m| m.is_dir() || m.len() == a.size)
         });
         complete.then_some(entry)
     }

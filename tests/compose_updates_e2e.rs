@@ -471,6 +471,8 @@ fn a_base_packages_file_trigger_runs_when_the_change_installs_below_its_prefix()
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
+        // What the trigger made when the base was composed: its %ghost index.
+        std::fs::write(base.join("usr/share/fci-index/index.cache"), "none\n").unwrap();
     });
     let r = compose_fixture(&w, "compose-indexed-plugin", &[]);
     let c = compose_stage(&r);
@@ -498,6 +500,17 @@ fn a_base_packages_file_trigger_runs_when_the_change_installs_below_its_prefix()
             .contains("modifies or removes base paths: M /usr/share/fci-index/README"),
         "{c:#}"
     );
+    // Review AA: nor by a program of its own the trigger runs (its `sort` first on PATH).
+    let r = compose_fixture(&w, "compose-indexed-hijack", &[]);
+    let c = compose_stage(&r);
+    assert_eq!(r.code, 1, "{}{c:#}", r.stderr);
+    assert!(
+        c["notes"]
+            .to_string()
+            .contains("M /usr/share/fci-index/README"),
+        "{c:#}"
+    );
+    assert_repo_intact(&w);
 
     // sed installs nothing below the prefix: the trigger does not run.
     let r = compose_fixture(&w, "compose-sed-update", &[]);
@@ -518,6 +531,9 @@ fn base_directories_keep_their_owners_and_xattrs_through_a_compose() {
     for xattr in [false, true] {
         let w = Ws::new();
         init_base_with(&w, &["--no-kernel"], None, |base| {
+            // A link of another owner (a hard-link checkout makes links root's too).
+            std::os::unix::fs::symlink("busybox", base.join("usr/bin/lnk-owned")).unwrap();
+            std::os::unix::fs::lchown(base.join("usr/bin/lnk-owned"), Some(1), Some(1)).unwrap();
             let d = base.join("usr/libexec/utempter");
             std::fs::create_dir_all(&d).unwrap();
             std::os::unix::fs::chown(&d, Some(0), Some(5)).unwrap();
@@ -592,4 +608,88 @@ fn a_name_ostree_cannot_commit_is_failed_and_a_damaged_repository_is_an_error() 
         "{}",
         r.stderr
     );
+}
+
+/// Review AA: ldconfig's temporary file left in a base (a scriptlet made one) is never
+/// written in place: it is a repository object in a hard-link checkout.
+#[test]
+fn a_loader_cache_temporary_in_the_base_is_never_written_in_place() {
+    let w = Ws::new();
+    let base = init_base_with(&w, &["--no-kernel"], None, |base| {
+        std::fs::write(base.join("usr/etc/ld.so.cache~"), "junk\n").unwrap();
+    });
+    let r = compose_fixture(&w, "compose-indexed-plugin", &[]);
+    let c = compose_stage(&r);
+    assert_eq!(r.code, 0, "{}{c:#}", r.stderr);
+    assert_repo_intact(&w);
+    let (ok, junk) = ostree(&w, &["cat", &base, "/usr/etc/ld.so.cache~"]);
+    assert!(ok && junk == "junk\n", "{junk}");
+}
+
+/// Review AA: a package with /var directories updates one whose earlier version fci composed
+/// (its tmpfiles.d file is in the base): the new version's file replaces it.
+#[test]
+fn an_update_of_a_package_with_var_directories_replaces_its_tmpfiles() {
+    let w = Ws::new();
+    init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let r = compose_fixture(&w, "compose-varpkg-1", &[]);
+    let c = compose_stage(&r);
+    assert_eq!(r.code, 0, "{}{c:#}", r.stderr);
+    let c1 = c["data"]["commit"].as_str().unwrap().to_string();
+    // Promoted (as report --promote moves the ref).
+    let (ok, out) = ostree(&w, &["reset", "fci/f41/known-good", &c1]);
+    assert!(ok, "{out}");
+    let r = compose_fixture(&w, "compose-varpkg-2", &[]);
+    let c = compose_stage(&r);
+    assert_eq!(r.code, 0, "{}{c:#}", r.stderr);
+    let c2 = c["data"]["commit"].as_str().unwrap();
+    let (ok, conf) = ostree(
+        &w,
+        &["cat", c2, "/usr/lib/tmpfiles.d/fci-compose-varpkg.conf"],
+    );
+    assert!(ok, "{conf}");
+    assert!(conf.contains("/var/cache/compose-varpkg"), "{conf}");
+    assert!(conf.contains("/var/lib/compose-varpkg"), "{conf}");
+    assert_repo_intact(&w);
+}
+
+/// Review AA: a compose is reused only under the same limits and timeout (its scriptlets'
+/// verdict depends on them), and only while its commit is still in the repository.
+#[test]
+fn a_compose_is_reused_only_with_its_limits_and_while_its_commit_exists() {
+    let w = Ws::new();
+    init_base_with(&w, &["--no-kernel"], None, |_| {});
+    let built = w.build_fixture("compose-post-ok", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let p = w.save("built.json", &built.manifest());
+    let compose = |extra: &[&str]| {
+        let mut args = vec!["compose", "--branch", "f41"];
+        args.extend_from_slice(extra);
+        args.extend(["-m", p.to_str().unwrap()]);
+        let r = w.run(&args);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r
+    };
+    let reused = |r: &Run| compose_stage(r)["data"].get("cached_from_run").is_some();
+    let first = compose(&[]);
+    assert!(!reused(&first), "{}", first.stderr);
+    assert!(reused(&compose(&[])));
+    assert!(!reused(&compose(&["--max-memory", "3G"])));
+    assert!(!reused(&compose(&["--timeout", "7m"])));
+    // The commit pruned away: made again.
+    let c = compose_stage(&first);
+    let commit = c["data"]["commit"].as_str().unwrap();
+    let refname = c["data"]["ref"].as_str().unwrap();
+    let (ok, out) = ostree(&w, &["refs", "--delete", refname]);
+    assert!(ok, "{out}");
+    let (ok, out) = ostree(&w, &["prune", "--refs-only"]);
+    assert!(ok, "{out}");
+    let (gone, _) = ostree(&w, &["show", commit]);
+    assert!(!gone, "{commit} still in the repository");
+    let again = compose(&[]);
+    assert!(!reused(&again), "{}", again.stderr);
+    let c = compose_stage(&again);
+    let remade = c["data"]["commit"].as_str().unwrap();
+    let (ok, out) = ostree(&w, &["show", remade]);
+    assert!(ok, "{out}");
 }

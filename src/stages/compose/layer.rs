@@ -89,22 +89,30 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     // into them.
     // A base whose directories carry extended attributes (SELinux labels) is checked out as
     // copies too: a hard-link checkout makes its directories without them.
-    if found.scriptlets.is_empty() && !owners.xattrs {
+    let hard_links = found.scriptlets.is_empty() && !owners.xattrs;
+    if hard_links {
         p.repo.checkout(&p.base, &tree, cx.log())?;
-        restore_dir_owners(&tree, &owners)?;
     } else {
         p.repo.checkout_copy(&p.base, &tree, cx.log())?;
     }
     // What rpm changes in place (its database) is copied first, so no write ever reaches
-    // the repository.
+    // the repository; so is /etc (usr/etc), which fci's sandboxes bind writable as /etc.
     unshare_rpmdb(&tree)?;
+    if hard_links {
+        unshare_below(&tree, &tree.join("usr/etc"))?;
+        restore_owners(&tree, &owners)?;
+    }
 
     // rpm runs outside the sandbox that bounds package code: what it would write is bounded
     // here, from the headers (a sparse file compresses to nothing in the RPM).
     if let Some(failed) = refuse_payload(p, &tree, &payload, &replaceable, rec) {
         return Ok(failed);
     }
-    if let Some(failed) = install_payload(p, cx, &tree, &payload, &replaceable, rec)? {
+    // Before rpm writes: whether the base holds the tmpfiles.d file an earlier compose of
+    // this package made (the diff guard lets it change).
+    let fci_tmpfiles = payload::fci_tmpfiles_in(&tree, &tmpfiles_name(cx), &db.owners)
+        .then(|| format!("usr/lib/tmpfiles.d/{}", tmpfiles_name(cx)));
+    if let Some(failed) = install_payload(p, cx, &tree, &payload, &replaceable, &db.owners, rec)? {
         return Ok(failed);
     }
     // As Fedora's glibc file trigger does after an install; before the scriptlets, so that
@@ -165,6 +173,7 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
         cache: cache_rebuilt,
         etc: !found.scriptlets.is_empty(),
         rewritten: &rewritten,
+        fci_tmpfiles: fci_tmpfiles.as_deref(),
     };
     let changed: Vec<&String> = diff.iter().filter(|l| !allowed.allows(l)).collect();
     if !changed.is_empty() {
@@ -206,6 +215,9 @@ struct Allowed<'a> {
     /// What the base's file triggers rewrote of their own package's files or no package's,
     /// as they left it (`rewrites`): the index or cache each keeps.
     rewritten: &'a std::collections::BTreeSet<String>,
+    /// The tmpfiles.d file an earlier compose of this package left in the base, which this
+    /// one replaces or removes (`payload::fci_tmpfiles_in`).
+    fci_tmpfiles: Option<&'a str>,
 }
 
 impl Allowed<'_> {
@@ -224,9 +236,11 @@ impl Allowed<'_> {
             return false;
         };
         self.replaceable.contains(path)
-            || (self.cache && line == "M /usr/etc/ld.so.cache")
+            || (self.cache
+                && (line == "M /usr/etc/ld.so.cache" || line == "D /usr/etc/ld.so.cache~"))
             || (self.etc && line.starts_with("M /usr/etc/"))
             || (line.starts_with("M ") && self.rewritten.contains(path))
+            || self.fci_tmpfiles == Some(path)
     }
 }
 
@@ -280,7 +294,9 @@ fn run_scriptlets(
         let refused = scriptlets::run(s, given, tree, &dir, p.limits, p.timeout, cx.log())?;
         if let (Some(package), Some(before)) = (&s.from_base, before) {
             let after = rewrites::snapshot(tree);
-            rewritten.extend(rewrites::changed_by(package, &before, &after, &db.owners));
+            rewritten.extend(rewrites::changed_by(
+                package, &before, &after, &db.owners, &db.ghosts,
+            ));
         }
         if let Some(scriptlets::Refused(why)) = refused {
             rec.data.insert("scriptlets".into(), json!(ran));
@@ -372,6 +388,7 @@ fn install_payload(
     tree: &Path,
     payload: &payload::Payload,
     replaceable: &std::collections::BTreeSet<String>,
+    owners: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
     rec: &mut RecordParts,
 ) -> Result<Option<Vec<Artifact>>> {
     // A base with its own /etc is not laid out for OSTree (deploy will say so): its /etc is
@@ -440,11 +457,13 @@ fn install_payload(
         )));
     }
     let tmpfiles = payload::var_tmpfiles(payload);
+    let name = tmpfiles_name(cx);
+    // The file an earlier compose of this package made (it is in the base now): the new
+    // version's replaces it, or it goes with the /var directories the new version dropped.
+    if payload::fci_tmpfiles_in(tree, &name, owners) {
+        std::fs::remove_file(tree.join("usr/lib/tmpfiles.d").join(&name))?;
+    }
     if !tmpfiles.is_empty() {
-        let name = crate::files::plain_name(&format!(
-            "fci-{}.conf",
-            cx.manifest.subject.package.as_deref().unwrap_or("change")
-        ));
         match payload::write_tmpfiles(tree, &name, &tmpfiles)? {
             Ok(path) => {
                 rec.data.insert("var_tmpfiles".into(), json!(path));
@@ -458,6 +477,14 @@ fn install_payload(
         }
     }
     Ok(None)
+}
+
+/// The name of the tmpfiles.d file fci makes for the change's /var directories.
+fn tmpfiles_name(cx: &Ctx) -> String {
+    crate::files::plain_name(&format!(
+        "fci-{}.conf",
+        cx.manifest.subject.package.as_deref().unwrap_or("change")
+    ))
 }
 
 /// The metadata the commit carries. Apart so that `compose` reads as its steps.
@@ -579,19 +606,61 @@ fn base_file_triggers(
     Ok(Ok(fired))
 }
 
-/// Gives the base's directories that are not root's their owner, group and mode again after
-/// a hard-link checkout (which makes them root's): otherwise the commit, keeping real owners,
-/// would record a change of each. Before any package code ran: the tree is the base's.
-fn restore_dir_owners(tree: &Path, owners: &crate::ostree::DirOwners) -> Result<()> {
+/// Gives the base's directories and links that are not root's, and its /etc files (copies
+/// now, `unshare_below`), their owner, group and mode again after a hard-link checkout (which
+/// makes them root's): otherwise the commit, keeping real owners, would record a change of
+/// each. Never a hard-linked file elsewhere: that is a repository object. Before any package
+/// code ran: the tree is the base's.
+fn restore_owners(tree: &Path, owners: &crate::ostree::DirOwners) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    for (path, mode, uid, gid) in &owners.not_root {
-        let dir = tree.join(path);
-        if !crate::files::real_dir_below(tree, &dir) {
+    for (path, kind, mode, uid, gid) in &owners.not_root {
+        let p = tree.join(path);
+        let Some(parent) = p.parent() else { continue };
+        if !crate::files::real_dir_below(tree, parent) {
             continue;
         }
-        std::os::unix::fs::lchown(&dir, Some(*uid), Some(*gid))?;
-        // After the chown, which may clear set-id bits.
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(*mode & 0o7777))?;
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        let is = |k: char| match k {
+            'd' => m.is_dir(),
+            'l' => m.file_type().is_symlink(),
+            _ => m.is_file() && path.starts_with("usr/etc/"),
+        };
+        if !is(*kind) {
+            continue;
+        }
+        std::os::unix::fs::lchown(&p, Some(*uid), Some(*gid))?;
+        // After the chown, which may clear set-id bits; a link has no mode of its own.
+        if *kind != 'l' {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode & 0o7777))?;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces each regular file below `dir` (links not followed) by a copy of itself, renamed
+/// over it: a write in place there then reaches the copy, never a repository object the
+/// hard-link checkout linked. Small: the base's /etc.
+fn unshare_below(tree: &Path, dir: &Path) -> Result<()> {
+    if !crate::files::real_dir_below(tree, dir) {
+        return Ok(());
+    }
+    for e in walkdir::WalkDir::new(dir).follow_links(false) {
+        let e = e?;
+        if !e.file_type().is_file() {
+            continue;
+        }
+        let p = e.path();
+        let name = p.file_name().unwrap_or_default().to_string_lossy();
+        let copy = p.with_file_name(format!(".fci-copy-{name}"));
+        std::fs::copy(p, &copy)?;
+        // The copy keeps the object's mode, owner and group.
+        let m = std::fs::symlink_metadata(p)?;
+        use std::os::unix::fs::MetadataExt;
+        let _ = std::os::unix::fs::lchown(&copy, Some(m.uid()), Some(m.gid()));
+        std::fs::set_permissions(&copy, m.permissions())?;
+        std::fs::rename(&copy, p)?;
     }
     Ok(())
 }
@@ -662,6 +731,7 @@ mod tests {
             cache: false,
             etc: false,
             rewritten: &rewritten,
+            fci_tmpfiles: None,
         };
         assert!(allowed.allows("M /usr/lib64/gdk-pixbuf-2.0/2.10.0/loaders.cache"));
         assert!(!allowed.allows("D /usr/lib64/gdk-pixbuf-2.0/2.10.0/loaders.cache"));

@@ -169,10 +169,17 @@ impl Stage for Compose {
             ostree_commit: Some(base.clone()),
             ..cx.manifest.subject.base.clone().unwrap_or_default()
         });
+        // The scriptlets run within the limits and the timeout: a verdict under other ones is
+        // another verdict (a %post cut at 100 MiB may pass with 2 GiB), never the cache's.
+        let limits =
+            crate::config::run_limits(self.args.limits.partial(), cx.manifest, &mut cx.run.log);
+        let timeout = crate::duration::limit(self.args.timeout);
         let inputs = json!({
             "base": base,
             "rpms": rpms.iter().map(|r| &r.sha256).collect::<Vec<_>>(),
             "subject": [&cx.manifest.subject.package, &cx.manifest.subject.commit],
+            "limits": limits,
+            "timeout_s": timeout.map(|t| t.as_secs()),
             // Commits of earlier versions lack the metadata that binds them to a run
             // (crate::binding): never reused.
             "binding": 1,
@@ -183,14 +190,8 @@ impl Stage for Compose {
             base_ref,
             base,
             rpms: rpm_paths,
-            timeout: crate::duration::limit(self.args.timeout),
-            // No package code runs here (rpm runs with --noscripts): of the limits, the
-            // scratch space bounds what the install writes into the tree.
-            limits: crate::config::run_limits(
-                self.args.limits.partial(),
-                cx.manifest,
-                &mut cx.run.log,
-            ),
+            timeout,
+            limits,
         };
         Ok(Plan::Run(inputs, work))
     }

@@ -411,6 +411,27 @@ fn tmpfiles_escape(s: &str) -> String {
 }
 
 /// Writes `lines` as `usr/lib/tmpfiles.d/NAME` in the tree: a new file in a real directory.
+/// The first line of the tmpfiles.d file fci writes (`write_tmpfiles`).
+const TMPFILES_HEADER: &str = "# /var content of the change, made at boot (fci compose)";
+
+/// Whether the tree holds `usr/lib/tmpfiles.d/<name>` as fci made it in an earlier compose of
+/// the package: a plain file of the tree, owned by no package (`owners`), starting with fci's
+/// header. Anything else there is not fci's to replace.
+pub fn fci_tmpfiles_in(
+    tree: &Path,
+    name: &str,
+    owners: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+) -> bool {
+    let rel = format!("usr/lib/tmpfiles.d/{name}");
+    let dir = tree.join("usr/lib/tmpfiles.d");
+    if owners.contains_key(&rel) || !crate::files::real_dir_below(tree, &dir) {
+        return false;
+    }
+    let f = dir.join(name);
+    std::fs::symlink_metadata(&f).is_ok_and(|m| m.is_file())
+        && std::fs::read_to_string(&f).is_ok_and(|t| t.starts_with(TMPFILES_HEADER))
+}
+
 pub fn write_tmpfiles(tree: &Path, name: &str, lines: &[String]) -> Result<Result<String, String>> {
     let rel = format!("usr/lib/tmpfiles.d/{name}");
     let dir = tree.join("usr/lib/tmpfiles.d");
@@ -424,7 +445,7 @@ pub fn write_tmpfiles(tree: &Path, name: &str, lines: &[String]) -> Result<Resul
         }
         std::fs::create_dir(&dir)?;
     }
-    let mut text = String::from("# /var content of the change, made at boot (fci compose)\n");
+    let mut text = format!("{TMPFILES_HEADER}\n");
     for l in lines {
         text.push_str(l);
         text.push('\n');

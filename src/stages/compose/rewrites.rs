@@ -1,9 +1,13 @@
 //! What a base package's file trigger rewrote in the tree, and what it alone may change there.
-//! Fedora's triggers keep indexes and caches (gdk-pixbuf's loaders.cache beside the loaders it
-//! watches, fontconfig's cache in /usr/lib/fontconfig, glib's gschemas.compiled): files of
-//! their own package (often `%ghost`) or of none, anywhere in the tree. The diff guard lets such
-//! a file change only when that trigger changed it, and nothing ran after it changed it since:
-//! never because the change's own code (its %post, which runs before) wrote it.
+//! Fedora's triggers keep indexes and caches, which their package owns as `%ghost` (gdk-pixbuf's
+//! loaders.cache beside the loaders it watches, glib's gschemas.compiled, hicolor's
+//! icon-theme.cache), anywhere in the tree. The diff guard lets such a file change only when
+//! that trigger changed it, and nothing ran after it changed it since: never because the
+//! change's own code (its %post, which runs before) wrote it. Only a `%ghost` of the trigger's
+//! own package: the trigger runs programs of the new tree, which the change may have replaced
+//! or put first on PATH (review AA), so what changes while it runs is not only its doing; a
+//! cache is what the change's files decide anyway, a package's shipped file (a README, a
+//! library) or a file no package owns (an initramfs) never is.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
@@ -47,21 +51,24 @@ pub fn snapshot(tree: &Path) -> BTreeMap<String, Print> {
 }
 
 /// The files a trigger of `package` changed between `before` and `after` that it may change:
-/// its own package's or no package's (`owners`: path → owning package names). With their
-/// prints after it.
+/// `%ghost` entries of its own package and of no other (`owners`, `ghosts`: path → package
+/// names). With their prints after it.
 pub fn changed_by(
     package: &str,
     before: &BTreeMap<String, Print>,
     after: &BTreeMap<String, Print>,
     owners: &BTreeMap<String, BTreeSet<String>>,
+    ghosts: &BTreeMap<String, BTreeSet<String>>,
 ) -> BTreeMap<String, Print> {
     after
         .iter()
         .filter(|(path, print)| before.get(*path).is_some_and(|b| b != *print))
         .filter(|(path, _)| {
-            owners
-                .get(*path)
-                .is_none_or(|by| by.iter().all(|n| n == package))
+            let only_its = |m: &BTreeMap<String, BTreeSet<String>>| {
+                m.get(*path)
+                    .is_some_and(|by| !by.is_empty() && by.iter().all(|n| n == package))
+            };
+            only_its(owners) && only_its(ghosts)
         })
         .map(|(p, print)| (p.clone(), *print))
         .collect()
@@ -105,17 +112,20 @@ mod tests {
                 BTreeSet::from(["glibc".to_string()]),
             ),
         ]);
-        let rewritten = changed_by("indexer", &before, &after, &owners);
-        assert_eq!(
-            rewritten.keys().collect::<Vec<_>>(),
-            ["usr/lib/free.cache", "usr/lib/own.cache"]
-        );
-        // Something after the trigger wrote one of them again: no longer the trigger's.
+        let ghosts = BTreeMap::from([(
+            "usr/lib/own.cache".to_string(),
+            BTreeSet::from(["indexer".to_string()]),
+        )]);
+        // Its own %ghost only: not the unowned cache, nor glibc's library.
+        let rewritten = changed_by("indexer", &before, &after, &owners, &ghosts);
+        assert_eq!(rewritten.keys().collect::<Vec<_>>(), ["usr/lib/own.cache"]);
+        // Something after the trigger wrote it again: no longer the trigger's.
         let mut now = after.clone();
-        now.insert("usr/lib/free.cache".into(), (2, 3, 0, 1, 0o644, 0, 0));
         assert_eq!(
             still_as_left(&rewritten, &now),
             BTreeSet::from(["usr/lib/own.cache".to_string()])
         );
+        now.insert("usr/lib/own.cache".into(), (9, 3, 0, 5, 0o644, 0, 0));
+        assert!(still_as_left(&rewritten, &now).is_empty());
     }
 }

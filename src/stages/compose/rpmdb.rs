@@ -20,6 +20,9 @@ pub struct TreeDb {
     /// Owners of each path, as the path lands in the tree (`usr/etc/X` for `/etc/X`, no
     /// leading `/`).
     pub owners: BTreeMap<String, BTreeSet<String>>,
+    /// The `%ghost` entries, as `owners`: files a package owns but never ships (the caches
+    /// and indexes its scriptlets and triggers write).
+    pub ghosts: BTreeMap<String, BTreeSet<String>>,
     /// Base packages with triggers or file triggers, as `PACKAGE (base): KIND`s: they would
     /// fire on the change in rpm; fci runs none (see `scriptlets`).
     pub triggers: Vec<(String, String)>,
@@ -48,7 +51,7 @@ impl Instance {
 /// The query `read` parses: a `P` line per package, an `F` line per file it owns.
 /// A `T` line per package holds its triggers' kinds (the transaction file triggers' other
 /// than `in`: those fci runs), an `X` line the kinds of its transaction file triggers.
-const QUERYFORMAT: &str = "P\t%{NAME}\t%{NEVRA}\t%{ARCH}\nT\t%{NAME}\t[%{TRIGGERTYPE}]\t[%{FILETRIGGERTYPE}]\t[%{TRANSFILETRIGGERTYPE} ]\nX\t%{NAME}\t%{NEVRA}\t[%{TRANSFILETRIGGERTYPE} ]\n[F\t%{=NAME}\t%{FILENAMES}\n]";
+const QUERYFORMAT: &str = "P\t%{NAME}\t%{NEVRA}\t%{ARCH}\nT\t%{NAME}\t[%{TRIGGERTYPE}]\t[%{FILETRIGGERTYPE}]\t[%{TRANSFILETRIGGERTYPE} ]\nX\t%{NAME}\t%{NEVRA}\t[%{TRANSFILETRIGGERTYPE} ]\n[F\t%{=NAME}\t%{FILEFLAGS}\t%{FILENAMES}\n]";
 
 /// The base's database (`db`, a copy of its directory: even a query writes into sqlite's
 /// files), read with the host's rpm. Read by its path, not `--root`: a query needs no root, and no rpm runs inside the tree before
@@ -114,10 +117,19 @@ fn parse(out: &str) -> TreeDb {
                     db.trans_in.push((name.to_string(), nevra.to_string()));
                 }
             }
-            ["F", name, path] => {
+            ["F", name, rest] => {
+                let (flags, path) = rest.split_once('\t').unwrap_or(("0", rest));
                 if let Some(rel) = path.strip_prefix('/') {
+                    let landing = super::payload::landing(rel);
+                    // RPMFILE_GHOST
+                    if flags.parse::<u64>().is_ok_and(|f| f & 0x40 != 0) {
+                        db.ghosts
+                            .entry(landing.clone())
+                            .or_default()
+                            .insert(name.to_string());
+                    }
                     db.owners
-                        .entry(super::payload::landing(rel))
+                        .entry(landing)
                         .or_default()
                         .insert(name.to_string());
                 }
@@ -308,16 +320,16 @@ mod tests {
     fn only_files_no_other_package_owns_are_replaceable() {
         let db = parse(
             "P\tfilesystem\tfilesystem-3.18-1.noarch\tnoarch\n\
-             F\tfilesystem\t/usr/bin\n\
-             F\tfilesystem\t/etc/passwd\n\
+             F\tfilesystem\t0\t/usr/bin\n\
+             F\tfilesystem\t0\t/etc/passwd\n\
              P\tsed\tsed-0-1.noarch\tnoarch\n\
-             F\tsed\t/usr/bin/sed\n\
-             F\tsed\t/usr/bin\n\
-             F\tsed\t/etc/sed.conf\n\
+             F\tsed\t0\t/usr/bin/sed\n\
+             F\tsed\t0\t/usr/bin\n\
+             F\tsed\t64\t/etc/sed.conf\n\
              P\tbusybox\tbusybox-1.35.0-1.x86_64\tx86_64\n\
              T\tbusybox\t\tin\tin postun \n\
              X\tbusybox\tbusybox-1.35.0-1.x86_64\tin postun \n\
-             F\tbusybox\t/usr/bin/awk\n",
+             F\tbusybox\t0\t/usr/bin/awk\n",
         );
         let updated = db.updated(&[
             named("sed", "noarch", "sed-4.9-1.fc41.noarch"),
@@ -335,6 +347,10 @@ mod tests {
                 "busybox (base): file triggers",
                 "busybox (base): %transfiletriggerpostun"
             ]
+        );
+        assert_eq!(
+            db.ghosts.keys().collect::<Vec<_>>(),
+            vec!["usr/etc/sed.conf"]
         );
         assert_eq!(
             db.trans_in,

@@ -391,9 +391,13 @@ pub fn rebuild_loader_cache(
     let ldconfig = crate::tool::LDCONFIG.find()?;
     // ldconfig writes a new file and renames it over the old one; the old one is unlinked
     // first all the same: it is a hard link to a repository object in the checkout.
-    let cache = tree.join("usr/etc/ld.so.cache");
-    if std::fs::symlink_metadata(&cache).is_ok_and(|m| !m.is_dir()) {
-        std::fs::remove_file(&cache)?;
+    // So is ldconfig's temporary file, which it opens and writes without replacing it: left
+    // in a base (a scriptlet made one), it would be a repository object written in place.
+    for name in ["ld.so.cache", "ld.so.cache~"] {
+        let f = tree.join("usr/etc").join(name);
+        if std::fs::symlink_metadata(&f).is_ok_and(|m| !m.is_dir()) {
+            std::fs::remove_file(&f)?;
+        }
     }
     let inside = PathBuf::from("/run/fci-ldconfig");
     let inner = Cmd::new(&inside).args(["-X", "-f", "/etc/ld.so.conf", "-C", "/etc/ld.so.cache"]);
