@@ -260,9 +260,8 @@ pub fn macros_in(text: &str, kind: Kind, tags: &Tags) -> Vec<String> {
             // `%%{VERSION}` in the spec) is a query format, which rpm expands at run time.
             (Kind::Script, true) => {
                 let bash_parameter = in_word && inside_parameter(&text[..at]);
-                !bash_parameter
-                    && !in_query_format(text, at)
-                    && !(passes_query_format && tags.contains(&name))
+                let query_format_tag = passes_query_format && tags.contains(&name);
+                !bash_parameter && !in_query_format(text, at) && !query_format_tag
             }
             (Kind::Script, false) => {
                 !in_word
