@@ -463,6 +463,71 @@ fn an_upper_case_name_that_is_no_rpm_tag_and_a_macro_after_ps_fail_the_build() {
     assert!(binary_rpms(&w, &m).is_empty(), "{m}");
 }
 
+/// What the build stage's notes name as unexpanded, with where: (`%{arch}`, `the file list`).
+/// A stage without notes has none.
+fn unexpanded_notes(b: &Value) -> Vec<(String, String)> {
+    b["notes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str()?.strip_prefix("unexpanded macro "))
+        .map(|n| {
+            let (text, rest) = n.split_once(" in ").unwrap();
+            let (place, _) = rest.split_once(" of ").unwrap();
+            (text.to_string(), place.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn a_tags_name_in_the_file_list_a_plain_post_or_a_symlink_target_fails_the_build() {
+    let w = Ws::new();
+    let r = w.build_fixture("unexpanded-tag-path", &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let m = r.manifest();
+    let b = r.stage(&m, "build");
+    assert_eq!(b["outcome"], "FAILED", "{b}");
+    // rpmbuild defines neither `%{arch}` nor, without a URL: line, `%{url}`: tags of rpm's,
+    // but no query format's where no `--qf` is passed, and none in a file list.
+    let pair = |t: &str, p: &str| (t.to_string(), p.to_string());
+    assert_eq!(
+        unexpanded_notes(b),
+        vec![
+            pair("%{url}", "the %post scriptlet"),
+            pair("%{arch}", "the %post scriptlet"),
+            pair("%{arch}", "the file list"),
+            pair("%{_bogus_datadir}", "a symlink target in the file list"),
+        ],
+        "{b}"
+    );
+    assert!(binary_rpms(&w, &m).is_empty(), "{m}");
+}
+
+#[test]
+fn a_file_named_with_a_literal_percent_and_a_query_format_in_a_variable_pass() {
+    let w = Ws::new();
+    let r = w.build_fixture("literal-percent-file", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let b = r.stage(&m, "build");
+    assert_eq!(b["outcome"], "PASSED", "{b}");
+    assert!(unexpanded_notes(b).is_empty(), "{b}");
+    // GConf's `%%gconf-tree.xml` is shipped as its literal name, and linked to.
+    let rpms = binary_rpms(&w, &m);
+    let files = rpm_query(&["-l"], rpm_named(&rpms, "literal-percent-file"));
+    assert!(
+        files
+            .lines()
+            .any(|l| l == "/etc/gconf/gconf.xml.defaults/%gconf-tree.xml"),
+        "{files}"
+    );
+    let links = rpm_query(
+        &["--qf", "[%{FILELINKTOS}\\n]"],
+        rpm_named(&rpms, "literal-percent-file"),
+    );
+    assert!(links.contains("%gconf-tree.xml"), "{links}");
+}
+
 #[test]
 fn a_pyproject_python_spec_builds_with_fedoras_python_layout() {
     let w = Ws::new();

@@ -41,12 +41,35 @@ const SCRIPTLETS: [(&str, &str); 7] = [
     ("VERIFYSCRIPT", "%verifyscript"),
 ];
 
-/// The arrays of a header that hold package text, with how a finding names its place.
-const ARRAYS: [(&str, &str); 4] = [
-    ("TRIGGERSCRIPTS", "a %trigger scriptlet"),
-    ("FILETRIGGERSCRIPTS", "a %filetrigger scriptlet"),
-    ("TRANSFILETRIGGERSCRIPTS", "a %transfiletrigger scriptlet"),
-    ("FILENAMES", "the file list"),
+/// What a header's text is, for what its `%` can mean: a scriptlet the shell runs (which
+/// prints formats and may pass rpm a query format), or a path of the file list (which
+/// holds neither).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Script,
+    Path,
+}
+
+/// The arrays of a header that hold package text, with how a finding names its place. A
+/// symlink's target (`ln -s %{_bogus_dir}/x`) is shipped as written, as a file name is.
+const ARRAYS: [(&str, &str, Kind); 5] = [
+    ("TRIGGERSCRIPTS", "a %trigger scriptlet", Kind::Script),
+    (
+        "FILETRIGGERSCRIPTS",
+        "a %filetrigger scriptlet",
+        Kind::Script,
+    ),
+    (
+        "TRANSFILETRIGGERSCRIPTS",
+        "a %transfiletrigger scriptlet",
+        Kind::Script,
+    ),
+    ("FILENAMES", "the file list", Kind::Path),
+    (
+        "FILELINKTOS",
+        "a symlink target in the file list",
+        Kind::Path,
+    ),
 ];
 
 /// Every unexpanded macro in the binary packages `pkgs` (source packages are skipped: they
@@ -75,22 +98,27 @@ pub fn find(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Found>> {
             let (package, scripts) = row.split_first().expect("chunks are never empty");
             for ((_, section), script) in SCRIPTLETS.iter().zip(scripts) {
                 // An absent scriptlet is rpm's bare `(none)`.
-                found.extend(macros_in(script, tags).into_iter().map(|text| Found {
-                    text,
-                    place: format!("the {section} scriptlet"),
-                    package: package.clone(),
-                }));
+                found.extend(
+                    macros_in(script, Kind::Script, tags)
+                        .into_iter()
+                        .map(|text| Found {
+                            text,
+                            place: format!("the {section} scriptlet"),
+                            package: package.clone(),
+                        }),
+                );
             }
         }
-        for (tag, place) in ARRAYS {
+        for (tag, place, kind) in ARRAYS {
             let words = query(
                 chunk,
                 &format!("[%{{=NEVRA:shescape}} %{{{tag}:shescape}}\n]"),
                 log,
             )?;
             for pair in words.chunks(2) {
+                // A file that is no symlink has an empty target.
                 if let [package, text] = pair {
-                    found.extend(macros_in(text, tags).into_iter().map(|m| Found {
+                    found.extend(macros_in(text, kind, tags).into_iter().map(|m| Found {
                         text: m,
                         place: place.to_string(),
                         package: package.clone(),
@@ -106,10 +134,11 @@ pub fn find(pkgs: &[PathBuf], log: &mut Log) -> Result<Vec<Found>> {
 }
 
 /// The names of rpm's query-format tags (`NAME`, `FILENAMES`), as `rpm --querytags` lists
-/// them: a braced name among them, in either case, is a tag of a query format kept apart from
-/// rpm's command line (`fmt='%%{NAME}\n'; rpm -q --qf "$fmt"`), not a macro. rpm accepts a
-/// tag in any case, and an unexpanded `%{name}` can only be an escaped `%%{name}`, since
-/// rpmbuild defines `name` (and the other preamble tags) in every build.
+/// them: a braced name among them, in either case, in a scriptlet that passes rpm a query
+/// format (`--qf`, `--queryformat`) somewhere, is a tag of a query format kept apart from
+/// rpm's command line (`fmt='%%{NAME}\n'; rpm -q --qf "$fmt"`), not a macro. Anywhere else
+/// it is a macro: rpmbuild does not define every tag (`%{arch}` never, `%{url}` only with a
+/// `URL:` line), and the file list holds no query formats.
 #[derive(Debug, Clone, Default)]
 pub struct Tags(HashSet<String>);
 
@@ -174,12 +203,24 @@ fn query(pkgs: &[&PathBuf], format: &str, log: &mut Log) -> Result<Vec<String>> 
     })
 }
 
-/// The macros whose text is in `text` (a scriptlet or a file name): `%{name}`, `%{?name}`,
-/// `%{!?name:...}` always; a bare `%name` only where it cannot be something else that
-/// scriptlets print: a printf or date conversion (`%s`, `%-10s`, `%1$s`, `%lu`, `%Y`, `%s_%d`)
-/// or bash's suffix removal (`${f%.conf}`, `${name%suffix}`). `%%` is a literal `%`.
-/// A braced name that is one of rpm's `tags` is a query-format tag, not a macro.
-pub fn macros_in(text: &str, tags: &Tags) -> Vec<String> {
+/// The macros whose text is in `text`, a scriptlet or a path (`kind`).
+///
+/// In a scriptlet: `%{name}`, `%{?name}`, `%{!?name:...}` always, unless the name is one of
+/// rpm's `tags` and the scriptlet passes rpm a query format; a bare `%name` only where it
+/// cannot be something else that scriptlets print: a printf or date conversion (`%s`,
+/// `%-10s`, `%1$s`, `%lu`, `%Y`, `%s_%d`) or bash's suffix removal (`${f%.conf}`,
+/// `${name%suffix}`).
+///
+/// In a path: a braced name always; a bare `%name` only when the name starts with `_`, as
+/// every path macro of rpm's does (`%_datadir`, `%_libdir`): a file may be named with a
+/// literal `%` (GConf's `%%gconf-tree.xml`, which ships as `%gconf-tree.xml`).
+///
+/// `%%` is a literal `%` in both.
+pub fn macros_in(text: &str, kind: Kind, tags: &Tags) -> Vec<String> {
+    // A tag is a query format's only where the scriptlet hands rpm one, on any of its lines
+    // (`fmt='%%{NAME}'` may be set lines before `rpm -q --qf "$fmt"`).
+    let passes_query_format =
+        kind == Kind::Script && (text.contains("--qf") || text.contains("--queryformat"));
     let b = text.as_bytes();
     let mut out: Vec<String> = Vec::new();
     let mut i = 0;
@@ -214,16 +255,23 @@ pub fn macros_in(text: &str, tags: &Tags) -> Vec<String> {
             continue;
         }
         let in_word = at > 0 && (b[at - 1].is_ascii_alphanumeric() || b[at - 1] == b'_');
-        let keep = if braced {
+        let keep = match (kind, braced) {
             // `${var%{x}}` is bash's, not rpm's; `rpm -q --qf '%{VERSION}'` (written
             // `%%{VERSION}` in the spec) is a query format, which rpm expands at run time.
-            let bash_parameter = in_word && inside_parameter(&text[..at]);
-            !bash_parameter && !in_query_format(text, at) && !tags.contains(&name)
-        } else {
-            !in_word
-                && !looks_like_a_format(&name)
-                && !in_query_format(text, at)
-                && !ps_column(text, at, &name)
+            (Kind::Script, true) => {
+                let bash_parameter = in_word && inside_parameter(&text[..at]);
+                let query_format_tag = passes_query_format && tags.contains(&name);
+                !bash_parameter && !in_query_format(text, at) && !query_format_tag
+            }
+            (Kind::Script, false) => {
+                !in_word
+                    && !looks_like_a_format(&name)
+                    && !in_query_format(text, at)
+                    && !ps_column(text, at, &name)
+            }
+            (Kind::Path, true) => true,
+            // rpm defines no macro of fewer than three characters (`%_x` is a file's name).
+            (Kind::Path, false) => name.starts_with('_') && name.len() >= 3,
         };
         if keep {
             let shown = if braced {
@@ -329,44 +377,67 @@ mod tests {
     #[test]
     fn macros_left_in_scriptlets_are_found() {
         assert_eq!(
-            macros_in("%systemd_post acpid.socket acpid.service\n", &tags()),
+            macros_in(
+                "%systemd_post acpid.socket acpid.service\n",
+                Kind::Script,
+                &tags()
+            ),
             vec!["%systemd_post"]
         );
         assert_eq!(
             macros_in(
                 "if [ -x %{_bindir}/foo ]; then %{?_sbindir}/bar; fi",
+                Kind::Script,
                 &tags()
             ),
             vec!["%{_bindir}", "%{?_sbindir}"]
         );
-        assert_eq!(macros_in("%{!?with_x:echo no}", &tags()), vec!["%{with_x}"]);
         assert_eq!(
-            macros_in("/usr/lib/%{python3_sitelib}/x", &tags()),
+            macros_in("%{!?with_x:echo no}", Kind::Script, &tags()),
+            vec!["%{with_x}"]
+        );
+        assert_eq!(
+            macros_in("/usr/lib/%{python3_sitelib}/x", Kind::Script, &tags()),
             vec!["%{python3_sitelib}"]
         );
         assert_eq!(
-            macros_in("x\n  %tmpfiles_create foo.conf", &tags()),
+            macros_in("x\n  %tmpfiles_create foo.conf", Kind::Script, &tags()),
             vec!["%tmpfiles_create"]
         );
         // rpm's own macros, named with a leading `_`, are never taken for a format.
         assert_eq!(
-            macros_in("%__pyhton3 -c 'print(1)' || :", &tags()),
+            macros_in("%__pyhton3 -c 'print(1)' || :", Kind::Script, &tags()),
             vec!["%__pyhton3"]
         );
         // Expanded by rpm when the scriptlet runs; perl's hashes.
-        assert!(macros_in("libdir=$(rpm -E %{_libdir})", &tags()).is_empty());
-        assert!(macros_in("libdir=$(rpm --eval '%{_libdir}')", &tags()).is_empty());
-        assert!(macros_in("perl -e 'my %seen; print 1'", &tags()).is_empty());
-        assert!(macros_in("/usr/bin/perl -e 'my %seen; print 1'", &tags()).is_empty());
+        assert!(macros_in("libdir=$(rpm -E %{_libdir})", Kind::Script, &tags()).is_empty());
+        assert!(macros_in("libdir=$(rpm --eval '%{_libdir}')", Kind::Script, &tags()).is_empty());
+        assert!(macros_in("perl -e 'my %seen; print 1'", Kind::Script, &tags()).is_empty());
+        assert!(macros_in(
+            "/usr/bin/perl -e 'my %seen; print 1'",
+            Kind::Script,
+            &tags()
+        )
+        .is_empty());
         // An odd run: a literal % and then a macro.
-        assert_eq!(macros_in("%%%cmake", &tags()), vec!["%cmake"]);
+        assert_eq!(macros_in("%%%cmake", Kind::Script, &tags()), vec!["%cmake"]);
         // A braced name that is no rpm tag is a macro, outside a query format; so is a bare
         // one after ps without an output format.
-        assert_eq!(macros_in("fmt='%{pkgname}'", &tags()), vec!["%{pkgname}"]);
-        assert_eq!(macros_in("ps ax; %cpu_count", &tags()), vec!["%cpu_count"]);
+        assert_eq!(
+            macros_in("fmt='%{pkgname}'", Kind::Script, &tags()),
+            vec!["%{pkgname}"]
+        );
+        assert_eq!(
+            macros_in("ps ax; %cpu_count", Kind::Script, &tags()),
+            vec!["%cpu_count"]
+        );
         // A query format on one line does not hide a macro on the next.
         assert_eq!(
-            macros_in("rpm -q --qf '%{NAME}' x\n%{_bindir}/y", &tags()),
+            macros_in(
+                "rpm -q --qf '%{NAME}' x\n%{_bindir}/y",
+                Kind::Script,
+                &tags()
+            ),
             vec!["%{_bindir}"]
         );
     }
@@ -392,11 +463,16 @@ mod tests {
             "ps -o pid,%cpu,%mem -p 1",
             "top=$(ps -eo %cpu --sort=-%cpu | head -2)",
             "/usr/bin/ps --format %mem,comm",
-            // rpm tags in either case: rpm reads `%{name}` as `%{NAME}`, and rpmbuild
-            // defines `name`, so its unexpanded text was written `%%{name}`.
-            "fmt='%{name}-%{Version}'",
+            // rpm tags in either case, in a scriptlet that passes rpm a query format: rpm
+            // reads `%{name}` as `%{NAME}`.
+            "fmt='%{name}-%{Version}'\nrpm -q --qf \"$fmt\" x",
+            "fmt='%{arch}'; rpm -qa --queryformat=\"$fmt\"",
         ] {
-            assert_eq!(macros_in(s, &tags()), Vec::<String>::new(), "{s}");
+            assert_eq!(
+                macros_in(s, Kind::Script, &tags()),
+                Vec::<String>::new(),
+                "{s}"
+            );
         }
     }
 
@@ -404,11 +480,19 @@ mod tests {
     fn an_upper_case_macro_that_is_no_rpm_tag_is_found() {
         // A case typo for `%global service_name`: upper case, but no tag of rpm's.
         assert_eq!(
-            macros_in("systemctl enable %{SERVICE_NAME}.service", &tags()),
+            macros_in(
+                "systemctl enable %{SERVICE_NAME}.service",
+                Kind::Script,
+                &tags()
+            ),
             vec!["%{SERVICE_NAME}"]
         );
         assert_eq!(
-            macros_in("fmt='%{NAME}-%{SERVICE_NAME}'", &tags()),
+            macros_in(
+                "fmt='%{NAME}-%{SERVICE_NAME}'\nrpm -qa --qf \"$fmt\"",
+                Kind::Script,
+                &tags()
+            ),
             vec!["%{SERVICE_NAME}"]
         );
         // The set is rpm's own list, read without case.
@@ -421,17 +505,111 @@ mod tests {
         assert_eq!(
             macros_in(
                 "if ps -o pid= -C d; then systemctl try-restart %{service_nme}.service; fi",
+                Kind::Script,
                 &tags()
             ),
             vec!["%{service_nme}"]
         );
         assert_eq!(
-            macros_in("ps -o %cpu,%mem -p 1 && %systemd_postun foo", &tags()),
+            macros_in(
+                "ps -o %cpu,%mem -p 1 && %systemd_postun foo",
+                Kind::Script,
+                &tags()
+            ),
             vec!["%systemd_postun"]
         );
         assert_eq!(
-            macros_in("ps -eo %cpu,%cpu_count", &tags()),
+            macros_in("ps -eo %cpu,%cpu_count", Kind::Script, &tags()),
             vec!["%cpu_count"]
+        );
+    }
+
+    #[test]
+    fn a_tag_is_exempt_only_in_a_scriptlet_that_passes_a_query_format() {
+        // rpmbuild never defines `%{arch}`, nor `%{url}` without a `URL:` line: without a
+        // query format anywhere in the scriptlet, a tag's name is an unexpanded macro.
+        assert_eq!(
+            macros_in(
+                "mkdir -p /var/lib/mactag/%{arch}\necho %{url} > /etc/x",
+                Kind::Script,
+                &tags_and_url()
+            ),
+            vec!["%{arch}", "%{url}"]
+        );
+        assert_eq!(
+            macros_in("fmt='%{NAME}-%{Version}'", Kind::Script, &tags()),
+            vec!["%{NAME}", "%{Version}"]
+        );
+        // Some line passing rpm a query format, before or after, exempts the tags.
+        for s in [
+            "fmt='%{NAME}-%{url}'\nrpm -q --qf \"$fmt\" x",
+            "rpm -q --queryformat \"$fmt\" x\necho %{ARCH}",
+        ] {
+            assert!(
+                macros_in(s, Kind::Script, &tags_and_url()).is_empty(),
+                "{s}"
+            );
+        }
+    }
+
+    fn tags_and_url() -> Tags {
+        Tags::parse("ARCH\nFILENAMES\nNAME\nRELEASE\nURL\nVERSION\n")
+    }
+
+    #[test]
+    fn a_path_holds_no_query_format() {
+        // A tag's name in a file's name or a link's target is no query format's.
+        assert_eq!(
+            macros_in("/usr/share/mactag/%{arch}/data", Kind::Path, &tags()),
+            vec!["%{arch}"]
+        );
+        assert_eq!(
+            macros_in("/usr/share/x/--qf/%{NAME}", Kind::Path, &tags()),
+            vec!["%{NAME}"]
+        );
+        // Nor a perl or rpm -E line: every braced name is a macro.
+        assert_eq!(
+            macros_in(
+                "/usr/share/perl %{_bogus}/rpm -E %{x_y}",
+                Kind::Path,
+                &tags()
+            ),
+            vec!["%{_bogus}", "%{x_y}"]
+        );
+        assert_eq!(
+            macros_in("%{_bogus_datadir}/lnkmac/real", Kind::Path, &tags()),
+            vec!["%{_bogus_datadir}"]
+        );
+        assert_eq!(
+            macros_in("/usr/%{?_libexecdir}/a%{b_c}", Kind::Path, &tags()),
+            vec!["%{?_libexecdir}", "%{b_c}"]
+        );
+    }
+
+    #[test]
+    fn a_bare_percent_name_in_a_path_is_a_macro_only_when_it_starts_with_an_underscore() {
+        // GConf's `%%gconf-tree.xml`, shipped as `%gconf-tree.xml`: a file's literal name.
+        for s in [
+            "/etc/gconf/gconf.xml.defaults/%gconf-tree.xml",
+            "/usr/share/doc/x/100%done",
+            "/usr/share/x/%20space",
+            "/usr/share/x/%_a",
+            "/usr/share/x/%%_datadir",
+        ] {
+            assert_eq!(
+                macros_in(s, Kind::Path, &tags()),
+                Vec::<String>::new(),
+                "{s}"
+            );
+        }
+        // rpm's path macros all start with `_`.
+        assert_eq!(
+            macros_in("%_bogusdir/x", Kind::Path, &tags()),
+            vec!["%_bogusdir"]
+        );
+        assert_eq!(
+            macros_in("/usr/share/x/%gconf/%__bogus", Kind::Path, &tags()),
+            vec!["%__bogus"]
         );
     }
 }
