@@ -5,7 +5,8 @@
 //! removed flag, a bad value (a duration, an enum) or a subcommand that does not exist fails
 //! here instead of in a scheduler's first build. The Jenkinsfile's chain is checked too: each
 //! stage after the build reads the manifest the stage before it wrote, and the report (in
-//! `post`) picks the last of them.
+//! `post`) picks the last of them. And the file compiles as Groovy (`groovyc`): its syntax,
+//! not its steps, which only Jenkins runs.
 //!
 //! What counts as a command: in a Groovy file, the script of each `sh` step (`sh '...'`,
 //! `sh script: '...'`, `sh(...)`); in a Python one (Buildbot), a string given as `command=`
@@ -890,6 +891,66 @@ fn the_jenkinsfile_chains_its_stages_and_reports_in_post() {
         step_with("archiveArtifacts", "fci-*.json"),
         "manifests not archived"
     );
+}
+
+/// `groovyc` (Debian's `groovy`, setup.sh) compiling `file` (a copy named `*.groovy`) into a
+/// scratch directory: `Err` with its message when it does not compile. Compiling checks the
+/// syntax alone: the steps (`sh`, `junit`) are method calls Groovy resolves only when run.
+fn groovyc(name: &str, text: &str) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join(format!("{name}.groovy"));
+    std::fs::write(&src, text).unwrap();
+    let mut cmd = std::process::Command::new("groovyc");
+    cmd.arg("-d").arg(dir.path().join("classes")).arg(&src);
+    // Debian's groovyc runs /usr/lib/jvm/default-java unless JAVA_HOME says otherwise, and a
+    // JDK installed without default-jre has no such link: the JDK of `java` on PATH then.
+    let default = Path::new("/usr/lib/jvm/default-java/bin/java");
+    if std::env::var_os("JAVA_HOME").is_none() && !default.exists() {
+        if let Ok(java) = which_java() {
+            cmd.env("JAVA_HOME", java);
+        }
+    }
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("groovyc: {e}: install groovy (./setup.sh --deps-only installs it)")
+    });
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// The JDK home of the `java` on PATH (`…/bin/java`, symlinks resolved).
+fn which_java() -> Result<PathBuf, String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let java = std::env::split_paths(&path)
+        .map(|d| d.join("java"))
+        .find(|j| j.is_file())
+        .ok_or("no java on PATH")?;
+    let real = java.canonicalize().map_err(|e| e.to_string())?;
+    Ok(real
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("java is not in a bin/ directory")?
+        .to_path_buf())
+}
+
+/// The Jenkinsfile is Groovy that compiles (Groovy 2.4, the line Jenkins runs pipelines on);
+/// the same check refuses a Jenkinsfile with a brace missing.
+#[test]
+fn the_jenkinsfile_compiles_as_groovy() {
+    let src = read("examples/jenkins/Jenkinsfile").unwrap();
+    if let Err(e) = groovyc("Jenkinsfile", &src) {
+        panic!("examples/jenkins/Jenkinsfile does not compile:\n{e}");
+    }
+    let broken = src.replacen("steps { sh 'fci test", "steps  sh 'fci test", 1);
+    assert_ne!(broken, src);
+    let e = groovyc("Jenkinsfile", &broken).expect_err("a missing brace compiled");
+    assert!(e.contains("Jenkinsfile.groovy"), "{e}");
 }
 
 // The checker itself: it must refuse what fci refuses, or the tests above prove nothing.
