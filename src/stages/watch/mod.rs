@@ -91,6 +91,10 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     // SIGTERM to fci takes them along.
     let Session { ws, lock: _lock } =
         Session::start(workspace, "watch", "fci watch", Signals::Die)?;
+    // And one at a time on the pipeline state, which watchers of other workspaces (other
+    // machines) share: the heads are read, compared and written under this lock, so two never
+    // emit the same push. A second one waits (a timer's next run finds nothing new).
+    let _state_lock = ws.pipeline_lock("watch")?;
     let mut w = Watcher {
         heads: state::Heads::load(&ws.pipeline(""))?,
         cfg,
