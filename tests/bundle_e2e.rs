@@ -310,6 +310,16 @@ fn what_is_no_bundle_is_refused_in_one_line_with_nothing_imported() {
         "outside its member",
     );
     add(
+        "below-link.tar",
+        &[
+            (b"fci-bundle.json", Regular, linked.as_bytes()),
+            (b"manifest.json", Regular, b"{}"),
+            (b"members/trees/t/l", Symlink, b"."),
+            (b"members/trees/t/l/x", Regular, b"x"),
+        ],
+        "below a link",
+    );
+    add(
         "hardlink.tar",
         &[
             (b"fci-bundle.json", Regular, escape.as_bytes()),

@@ -147,13 +147,15 @@ fn extract(file: &Path, dest: &Path) -> Result<(Index, String), FciError> {
         };
         let inside = rel != member.path;
         let at = dest.join(MEMBERS).join(rel);
-        let parent = at.parent().expect("below members/");
-        fs::create_dir_all(parent)
-            .map_err(|e| FciError::Infra(format!("{}: {e}", parent.display())))?;
-        // Never through a link an earlier entry made.
-        if !crate::files::real_dir_below(dest, parent) {
-            return Err(not_bundle(format!("entry {shown:?} is below a link")));
-        }
+        // Never through a link (or a file) an earlier entry made.
+        let parent = Path::new(MEMBERS).join(rel);
+        let parent = parent.parent().expect("below members/");
+        real_dirs(dest, parent).map_err(|e| match e {
+            Written::Exists => not_bundle(format!("entry {shown:?} is below a link or a file")),
+            Written::Io(e) => {
+                FciError::Infra(format!("cannot unpack into {}: {e}", dest.display()))
+            }
+        })?;
         let wrong = |what: &str| not_bundle(format!("entry {shown:?} is {what}"));
         match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
@@ -231,6 +233,21 @@ fn read_capped(r: &mut impl Read, cap: u64) -> Result<Vec<u8>, String> {
         crate::caps::ReadError::TooLarge(t) => format!("{t}"),
         crate::caps::ReadError::Io(e) => e.to_string(),
     })
+}
+
+/// Makes `base/rel` as real directories, one component at a time, never following a link:
+/// `Exists` when a component is something else (a link or a file an earlier entry made).
+fn real_dirs(base: &Path, rel: &Path) -> Result<(), Written> {
+    let mut p = base.to_path_buf();
+    for c in rel.components() {
+        p.push(c);
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(Written::Exists),
+            Err(_) => fs::create_dir(&p).map_err(Written::Io)?,
+        }
+    }
+    Ok(())
 }
 
 enum Written {
