@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// The tools these tests run: `Ws::new` fails naming any that is missing.
-const NEEDS: Needs = &[tool::BUILD, tool::TEST];
+const NEEDS: Needs = &[tool::BUILD, tool::TEST, tool::BASE, tool::COMPOSE];
 
 /// The example built in `w`, its manifest saved as build.json.
 fn built(w: &Ws) -> (Value, PathBuf) {
@@ -120,6 +120,95 @@ fn a_bundled_run_is_tested_again_in_another_workspace_on_the_same_rpms() {
     let tested = here.save("tested.json", &tm);
     let (r, _) = bundle(&here, &tested);
     assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+/// A composed run's OSTree commit is recorded, not carried (docs/bundle.md): unbundled where
+/// the repository lacks it, the rest is imported, stderr says so, and a stage that needs the
+/// commit refuses the manifest (exit 2) rather than run on something else; unbundled where
+/// the repository holds it (the pipeline's own), nothing is said.
+#[test]
+fn a_composed_runs_commit_is_recorded_not_carried() {
+    let ci = Ws::new();
+    init_base_with(&ci, &["--no-kernel"], None, |_| {});
+    let (_, build_json) = built(&ci);
+    let c = ci.run(&["compose", "-m", build_json.to_str().unwrap()]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let composed = c.manifest();
+    let commit = composed["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["type"] == "ostree-commit")
+        .unwrap()["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let composed_json = ci.save("composed.json", &composed);
+    let out = ci.path().join("composed.fci-bundle");
+    let b = ci.run(&[
+        "bundle",
+        "-m",
+        composed_json.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let index: Value = {
+        let mut a = tar::Archive::new(std::fs::File::open(&out).unwrap());
+        let mut first = a.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(first.path().unwrap().to_str().unwrap(), "fci-bundle.json");
+        serde_json::from_reader(&mut first).unwrap()
+    };
+    assert_eq!(index["ostree_commits"], serde_json::json!([commit]));
+    assert!(!tar::Archive::new(std::fs::File::open(&out).unwrap())
+        .entries()
+        .unwrap()
+        .any(|e| e.unwrap().path().unwrap().starts_with("members/ostree")));
+
+    let here = Ws::new();
+    let unbundled = here.path().join("unbundled.json");
+    let u = Run::from(
+        std::process::Command::new(env!("CARGO_BIN_EXE_fci"))
+            .arg("--workspace")
+            .arg(here.ws())
+            .args(["unbundle", out.to_str().unwrap(), "-o"])
+            .arg(&unbundled)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(u.code, 0, "{}", u.stderr);
+    assert!(
+        u.stderr.contains(&commit) && u.stderr.contains("not in this workspace's repository"),
+        "{}",
+        u.stderr
+    );
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&unbundled).unwrap()).unwrap();
+    assert_eq!(m["artifacts"], composed["artifacts"]);
+    let i = here.run(&[
+        "integrate",
+        "-m",
+        unbundled.to_str().unwrap(),
+        "--tests",
+        example("integration").to_str().unwrap(),
+    ]);
+    assert_eq!(i.code, 2, "{}", i.stderr);
+    assert!(i.stderr.contains("ostree/repo"), "{}", i.stderr);
+
+    // Back where the repository holds it: nothing to say.
+    let back = Run::from(
+        std::process::Command::new(env!("CARGO_BIN_EXE_fci"))
+            .arg("--workspace")
+            .arg(ci.ws())
+            .args(["unbundle", out.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(back.code, 0, "{}", back.stderr);
+    assert!(
+        !back.stderr.contains("not in this workspace's repository"),
+        "{}",
+        back.stderr
+    );
 }
 
 /// Where the bytes of the tar member `name` start in `file`.
