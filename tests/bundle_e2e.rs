@@ -269,6 +269,61 @@ fn a_tampered_bundle_is_refused_naming_the_member_and_nothing_is_imported() {
     }
 }
 
+/// A bundle that carries one file more than its manifest references (index and digests
+/// right) is refused too: only what the manifest names is ever stored.
+#[test]
+fn a_bundle_carrying_more_than_its_manifest_references_is_refused() {
+    let ci = Ws::new();
+    let (_, build_json) = built(&ci);
+    let (r, file) = bundle(&ci, &build_json);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let extra = b"#!/bin/sh\necho planted\n";
+    let sha = {
+        let p = ci.path().join("planted");
+        std::fs::write(&p, extra).unwrap();
+        sha256_file(&p)
+    };
+    let path = format!("objects/{}/{sha}/planted", &sha[..2]);
+    let out = ci.path().join("more.fci-bundle");
+    let mut b = tar::Builder::new(std::fs::File::create(&out).unwrap());
+    let mut a = tar::Archive::new(std::fs::File::open(&file).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        if name == Path::new("fci-bundle.json") {
+            let mut index: Value = serde_json::from_slice(&data).unwrap();
+            index["members"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!(
+                    {"path": path, "type": "file", "sha256": sha, "size": extra.len()}
+                ));
+            data = serde_json::to_vec(&index).unwrap();
+        }
+        let mut h = e.header().clone();
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append_data(&mut h, &name, &data[..]).unwrap();
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_size(extra.len() as u64);
+    h.set_mode(0o755);
+    h.set_cksum();
+    b.append_data(&mut h, format!("members/{path}"), &extra[..])
+        .unwrap();
+    b.finish().unwrap();
+    drop(b);
+    let here = Ws::new();
+    let u = here.run(&["unbundle", out.to_str().unwrap()]);
+    assert_eq!(u.code, 2, "{}", u.stderr);
+    assert!(u.stderr.contains(&path), "{}", u.stderr);
+    assert!(u.stderr.contains("does not reference it"), "{}", u.stderr);
+    assert!(u.stdout.is_empty());
+    assert!(files_below(&here.ws().join("objects")).is_empty());
+}
+
 #[test]
 fn a_manifest_with_a_missing_artifact_is_not_bundled() {
     let ci = Ws::new();
@@ -349,8 +404,11 @@ fn what_is_no_bundle_is_refused_in_one_line_with_nothing_imported() {
     let linked = index("trees/t", "dir");
     let garbage = w.path().join("garbage");
     std::fs::write(&garbage, b"not a tar file at all\n").unwrap();
+    let gzipped = w.path().join("bundle.gz");
+    std::fs::write(&gzipped, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0]).unwrap();
     let cases: Vec<(&str, PathBuf)> = vec![
         ("not an fci bundle", garbage),
+        ("gzip-compressed: decompress it first", gzipped),
         ("cannot read", w.path().join("missing")),
         ("cannot read", w.path().to_path_buf()),
     ];

@@ -63,7 +63,11 @@ fn extract(file: &Path, dest: &Path) -> Result<(Index, String), FciError> {
     if f.metadata().is_ok_and(|m| m.is_dir()) {
         return Err(FciError::input(file, "cannot read: it is a directory"));
     }
-    let mut archive = tar::Archive::new(std::io::BufReader::new(f));
+    let mut f = std::io::BufReader::new(f);
+    if let Some(how) = compressed(&mut f) {
+        return Err(not_bundle(format!("{how}-compressed: decompress it first")));
+    }
+    let mut archive = tar::Archive::new(f);
     let entries = archive
         .entries()
         .map_err(|e| not_bundle(format!("tar: {e}")))?;
@@ -215,6 +219,22 @@ fn extract(file: &Path, dest: &Path) -> Result<(Index, String), FciError> {
     Ok((index, text))
 }
 
+/// The compression a file starts with, by its magic number: a bundle is read as a plain tar
+/// archive (RPMs and images are compressed already), and the caller may have compressed it
+/// for transfer.
+fn compressed(f: &mut impl std::io::BufRead) -> Option<&'static str> {
+    let head = f.fill_buf().ok()?;
+    [
+        (&[0x1f, 0x8b][..], "gzip"),
+        (&[0x28, 0xb5, 0x2f, 0xfd][..], "zstd"),
+        (&[0xfd, b'7', b'z', b'X', b'Z', 0][..], "xz"),
+        (&b"BZh"[..], "bzip2"),
+    ]
+    .into_iter()
+    .find(|(magic, _)| head.starts_with(magic))
+    .map(|(_, how)| how)
+}
+
 /// The entry's path as plain `a/b/c`, or None when it is absolute or has `..`.
 fn plain_path(p: &Path) -> Option<String> {
     let mut out = Vec::new();
@@ -317,12 +337,20 @@ fn verify(file: &Path, index: &Index, text: &str, dest: &Path) -> Result<Manifes
             }
         }
     }
-    for p in index::referenced(&manifest) {
-        if !index.members.iter().any(|m| m.path == p) {
+    let referenced = index::referenced(&manifest);
+    for p in &referenced {
+        if !index.members.iter().any(|m| &m.path == p) {
             return Err(tampered(format!(
                 "{MANIFEST} references {p}, which the bundle does not carry"
             )));
         }
+    }
+    // Exactly what the manifest references: nothing else rides along into the store.
+    if let Some(m) = index.members.iter().find(|m| !referenced.contains(&m.path)) {
+        return Err(tampered(format!(
+            "member {}: {MANIFEST} does not reference it",
+            m.path
+        )));
     }
     let mut commits: Vec<&String> = manifest
         .artifacts
