@@ -91,26 +91,25 @@ pub fn normal(p: &str) -> String {
         .join("/")
 }
 
-/// Whether `inner` is `outer` or below it.
-pub fn within(inner: &str, outer: &str) -> bool {
-    inner == outer
-        || inner
-            .strip_prefix(outer)
-            .is_some_and(|rest| rest.starts_with('/'))
-}
-
-/// Why the members' paths cannot be a bundle's: one escapes, or one is inside another (a
-/// member is a whole file or tree, never part of another).
+/// Why the members' paths cannot be a bundle's: one escapes, one is there twice, or one is
+/// inside another (a member is a whole file or tree, never part of another). Linear in the
+/// members and their depth: an index may list many.
 pub fn check_paths(paths: &[String]) -> Result<(), String> {
-    for (i, p) in paths.iter().enumerate() {
+    let mut seen = std::collections::HashSet::new();
+    for p in paths {
         check_relative(p).map_err(|why| format!("member {p} {why}"))?;
-        if let Some(q) = paths
-            .iter()
-            .enumerate()
-            .find(|(j, q)| *j != i && within(p, q))
-            .map(|(_, q)| q)
-        {
-            return Err(format!("member {p} is inside member {q}"));
+        if !seen.insert(normal(p)) {
+            return Err(format!("member {p} is there twice"));
+        }
+    }
+    for p in paths {
+        let p = normal(p);
+        let mut at = p.as_str();
+        while let Some((up, _)) = at.rsplit_once('/') {
+            if seen.contains(up) {
+                return Err(format!("member {p} is inside member {up}"));
+            }
+            at = up;
         }
     }
     Ok(())
@@ -197,9 +196,11 @@ mod tests {
     fn nested_or_escaping_members_are_refused() {
         assert!(check_paths(&["objects/a/x".into(), "trees/t".into()]).is_ok());
         assert!(check_paths(&["trees/t".into(), "trees/t/f".into()]).is_err());
+        assert!(check_paths(&["trees/t/f".into(), "trees/t".into()]).is_err());
+        assert!(check_paths(&["trees/t".into(), "trees/t".into()]).is_err());
+        assert!(check_paths(&["trees/t-1/f".into(), "trees/t".into()]).is_ok());
         assert!(check_paths(&["../x".into()]).is_err());
         assert!(check_paths(&["/etc/passwd".into()]).is_err());
-        assert!(within("a/b", "a") && !within("ab", "a"));
     }
 
     #[test]

@@ -72,6 +72,8 @@ fn extract(file: &Path, dest: &Path) -> Result<(Index, String), FciError> {
         .entries()
         .map_err(|e| not_bundle(format!("tar: {e}")))?;
     let mut index: Option<Index> = None;
+    // The members by path, for the entries to find theirs (many entries, many members).
+    let mut by_path: HashMap<String, usize> = HashMap::new();
     let mut text: Option<String> = None;
     let (mut count, mut total) = (0u64, 0u64);
     for entry in entries {
@@ -111,11 +113,15 @@ fn extract(file: &Path, dest: &Path) -> Result<(Index, String), FciError> {
                         i.format
                     )));
                 }
+                if i.members.len() as u64 > caps::ENTRIES {
+                    return Err(not_bundle(format!("more than {} members", caps::ENTRIES)));
+                }
                 let paths: Vec<String> = i.members.iter().map(|m| m.path.clone()).collect();
                 index::check_paths(&paths).map_err(not_bundle)?;
                 if paths.iter().any(|p| index::normal(p) != *p) {
                     return Err(not_bundle(format!("{INDEX}: a member path is not plain")));
                 }
+                by_path = paths.into_iter().enumerate().map(|(n, p)| (p, n)).collect();
                 index = Some(i);
                 continue;
             }
@@ -144,7 +150,7 @@ fn extract(file: &Path, dest: &Path) -> Result<(Index, String), FciError> {
         let rel = name
             .strip_prefix(&format!("{MEMBERS}/"))
             .ok_or_else(|| not_bundle(format!("entry {shown:?} is outside {MEMBERS}/")))?;
-        let Some(member) = index.members.iter().find(|m| index::within(rel, &m.path)) else {
+        let Some(member) = member_of(&by_path, rel).map(|n| &index.members[n]) else {
             return Err(not_bundle(format!(
                 "entry {shown:?} is no member of its index"
             )));
@@ -217,6 +223,17 @@ fn extract(file: &Path, dest: &Path) -> Result<(Index, String), FciError> {
     let index = index.ok_or_else(|| not_bundle(format!("no {INDEX}")))?;
     let text = text.ok_or_else(|| not_bundle(format!("no {MANIFEST}")))?;
     Ok((index, text))
+}
+
+/// The member an entry (its path below `members/`) belongs to: itself, or the tree it is in.
+fn member_of(by_path: &HashMap<String, usize>, rel: &str) -> Option<usize> {
+    let mut at = rel;
+    loop {
+        if let Some(n) = by_path.get(at) {
+            return Some(*n);
+        }
+        at = at.rsplit_once('/')?.0;
+    }
 }
 
 /// The compression a file starts with, by its magic number: a bundle is read as a plain tar
