@@ -40,6 +40,8 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('smoke', 'smoke', [CompletionResultType]::ParameterValue, 'Boot the image in qemu and check that the composed commit runs')
             [CompletionResult]::new('gating', 'gating', [CompletionResultType]::ParameterValue, 'Gating without a run: decide from files, check a gating.yaml, waive a test case')
             [CompletionResult]::new('base', 'base', [CompletionResultType]::ParameterValue, 'The known-good OSTree base composes build on: make a branch''s first one')
+            [CompletionResult]::new('bundle', 'bundle', [CompletionResultType]::ParameterValue, 'Write a run''s manifest and exactly the artifacts and logs it references to one file')
+            [CompletionResult]::new('unbundle', 'unbundle', [CompletionResultType]::ParameterValue, 'Bring a bundle into this workspace (every digest verified first) and write its manifest')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('compose', 'compose', [CompletionResultType]::ParameterValue, 'Commit the known-good OSTree base plus the change''s RPMs (only when build and test passed)')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Record the run''s results and decide its gating (with --gating; --promote acts on it)')
@@ -371,6 +373,34 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
         'fci;base;help;help' {
             break
         }
+        'fci;bundle' {
+            [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'The run''s manifest (`-` for stdin)')
+            [CompletionResult]::new('--manifest', '--manifest', [CompletionResultType]::ParameterName, 'The run''s manifest (`-` for stdin)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'The bundle to write (a tar file)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'The bundle to write (a tar file)')
+            [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace directory holding artifacts, logs, the cache and locks')
+            [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No progress or summaries on stderr (errors are still printed)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No progress or summaries on stderr (errors are still printed)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'fci;unbundle' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'The manifest to write, its paths as this workspace knows them (`-` for stdout)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'The manifest to write, its paths as this workspace knows them (`-` for stdout)')
+            [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace directory holding artifacts, logs, the cache and locks')
+            [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No progress or summaries on stderr (errors are still printed)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No progress or summaries on stderr (errors are still printed)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'fci;completions' {
             [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace directory holding artifacts, logs, the cache and locks')
             [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace')
@@ -454,6 +484,8 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('smoke', 'smoke', [CompletionResultType]::ParameterValue, 'Boot the image in qemu and check that the composed commit runs')
             [CompletionResult]::new('gating', 'gating', [CompletionResultType]::ParameterValue, 'Gating without a run: decide from files, check a gating.yaml, waive a test case')
             [CompletionResult]::new('base', 'base', [CompletionResultType]::ParameterValue, 'The known-good OSTree base composes build on: make a branch''s first one')
+            [CompletionResult]::new('bundle', 'bundle', [CompletionResultType]::ParameterValue, 'Write a run''s manifest and exactly the artifacts and logs it references to one file')
+            [CompletionResult]::new('unbundle', 'unbundle', [CompletionResultType]::ParameterValue, 'Bring a bundle into this workspace (every digest verified first) and write its manifest')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('compose', 'compose', [CompletionResultType]::ParameterValue, 'Commit the known-good OSTree base plus the change''s RPMs (only when build and test passed)')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Record the run''s results and decide its gating (with --gating; --promote acts on it)')
@@ -501,6 +533,12 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             break
         }
         'fci;help;base;init' {
+            break
+        }
+        'fci;help;bundle' {
+            break
+        }
+        'fci;help;unbundle' {
             break
         }
         'fci;help;completions' {

@@ -22,6 +22,9 @@ _fci() {
             fci,build)
                 cmd="fci__subcmd__build"
                 ;;
+            fci,bundle)
+                cmd="fci__subcmd__bundle"
+                ;;
             fci,completions)
                 cmd="fci__subcmd__completions"
                 ;;
@@ -51,6 +54,9 @@ _fci() {
                 ;;
             fci,test)
                 cmd="fci__subcmd__test"
+                ;;
+            fci,unbundle)
+                cmd="fci__subcmd__unbundle"
                 ;;
             fci,watch)
                 cmd="fci__subcmd__watch"
@@ -97,6 +103,9 @@ _fci() {
             fci__subcmd__help,build)
                 cmd="fci__subcmd__help__subcmd__build"
                 ;;
+            fci__subcmd__help,bundle)
+                cmd="fci__subcmd__help__subcmd__bundle"
+                ;;
             fci__subcmd__help,completions)
                 cmd="fci__subcmd__help__subcmd__completions"
                 ;;
@@ -127,6 +136,9 @@ _fci() {
             fci__subcmd__help,test)
                 cmd="fci__subcmd__help__subcmd__test"
                 ;;
+            fci__subcmd__help,unbundle)
+                cmd="fci__subcmd__help__subcmd__unbundle"
+                ;;
             fci__subcmd__help,watch)
                 cmd="fci__subcmd__help__subcmd__watch"
                 ;;
@@ -149,7 +161,7 @@ _fci() {
 
     case "${cmd}" in
         fci)
-            opts="-q -v -h -V --workspace --state --quiet --verbose --help --version watch build test integrate conform image smoke gating base completions compose report help"
+            opts="-q -v -h -V --workspace --state --quiet --verbose --help --version watch build test integrate conform image smoke gating base bundle unbundle completions compose report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -352,6 +364,44 @@ _fci() {
                     return 0
                     ;;
                 --artifacts-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__bundle)
+            opts="-m -o -q -v -h --manifest --output --workspace --state --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --manifest)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -799,7 +849,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__help)
-            opts="watch build test integrate conform image smoke gating base completions compose report help"
+            opts="watch build test integrate conform image smoke gating base bundle unbundle completions compose report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -841,6 +891,20 @@ _fci() {
             return 0
             ;;
         fci__subcmd__help__subcmd__build)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__help__subcmd__bundle)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1023,6 +1087,20 @@ _fci() {
             return 0
             ;;
         fci__subcmd__help__subcmd__test)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__help__subcmd__unbundle)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1450,6 +1528,36 @@ _fci() {
                     return 0
                     ;;
                 --artifacts-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__unbundle)
+            opts="-o -q -v -h --output --workspace --state --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -37,6 +37,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand smoke 'Boot the image in qemu and check that the composed commit runs'
             cand gating 'Gating without a run: decide from files, check a gating.yaml, waive a test case'
             cand base 'The known-good OSTree base composes build on: make a branch''s first one'
+            cand bundle 'Write a run''s manifest and exactly the artifacts and logs it references to one file'
+            cand unbundle 'Bring a bundle into this workspace (every digest verified first) and write its manifest'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand compose 'Commit the known-good OSTree base plus the change''s RPMs (only when build and test passed)'
             cand report 'Record the run''s results and decide its gating (with --gating; --promote acts on it)'
@@ -346,6 +348,32 @@ set edit:completion:arg-completer[fci] = {|@words|
         }
         &'fci;base;help;help'= {
         }
+        &'fci;bundle'= {
+            cand -m 'The run''s manifest (`-` for stdin)'
+            cand --manifest 'The run''s manifest (`-` for stdin)'
+            cand -o 'The bundle to write (a tar file)'
+            cand --output 'The bundle to write (a tar file)'
+            cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
+            cand --state 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace'
+            cand -q 'No progress or summaries on stderr (errors are still printed)'
+            cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'fci;unbundle'= {
+            cand -o 'The manifest to write, its paths as this workspace knows them (`-` for stdout)'
+            cand --output 'The manifest to write, its paths as this workspace knows them (`-` for stdout)'
+            cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
+            cand --state 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace'
+            cand -q 'No progress or summaries on stderr (errors are still printed)'
+            cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'fci;completions'= {
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand --state 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; default: state/ inside the workspace'
@@ -426,6 +454,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand smoke 'Boot the image in qemu and check that the composed commit runs'
             cand gating 'Gating without a run: decide from files, check a gating.yaml, waive a test case'
             cand base 'The known-good OSTree base composes build on: make a branch''s first one'
+            cand bundle 'Write a run''s manifest and exactly the artifacts and logs it references to one file'
+            cand unbundle 'Bring a bundle into this workspace (every digest verified first) and write its manifest'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand compose 'Commit the known-good OSTree base plus the change''s RPMs (only when build and test passed)'
             cand report 'Record the run''s results and decide its gating (with --gating; --promote acts on it)'
@@ -460,6 +490,10 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand init 'Commit a tree (a directory, or a tarball) as a branch''s first known-good base; print its checksum'
         }
         &'fci;help;base;init'= {
+        }
+        &'fci;help;bundle'= {
+        }
+        &'fci;help;unbundle'= {
         }
         &'fci;help;completions'= {
         }

@@ -133,6 +133,15 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "examples/base/make-base.sh /var/tmp/base\n  fci base init /var/tmp/base --branch f41",
     ),
     (
+        "bundle",
+        "fci bundle -m test.json -o run.fci-bundle    # on the CI worker",
+    ),
+    (
+        "unbundle",
+        "fci unbundle run.fci-bundle -o test.json    # on your machine\n  \
+         fci test -m test.json -o retest.json",
+    ),
+    (
         "completions",
         "fci completions bash > /etc/bash_completion.d/fci",
     ),
@@ -163,6 +172,10 @@ pub enum Command {
     Gating(crate::gating::cli::Args),
     /// The known-good OSTree base composes build on: make a branch's first one
     Base(crate::stages::compose::base::Args),
+    /// Write a run's manifest and exactly the artifacts and logs it references to one file
+    Bundle(crate::bundle::BundleArgs),
+    /// Bring a bundle into this workspace (every digest verified first) and write its manifest
+    Unbundle(crate::bundle::UnbundleArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions { shell: Shell },
 }

@@ -6,6 +6,7 @@
 
 pub mod binding;
 pub mod bootentry;
+pub mod bundle;
 pub mod bus;
 pub mod cancel;
 pub mod caps;
