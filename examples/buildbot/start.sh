@@ -15,7 +15,7 @@
 #   FCI_CONFIG        the pipeline's fci.yaml (required for start)
 #   FCI_BIN           fci (default: `command -v fci`)
 #   FCI_LOOKASIDE     --lookaside for fci build (required for start)
-#   FCI_INTEGRATION   --tests for fci integrate (default: examples/integration beside this script)
+#   FCI_INTEGRATION   --tests for fci integrate (default: integration/ beside this script)
 #   FCI_GATING        the gating policy fci report --promote decides on (default: gating.yaml here)
 #   FCI_IMAGE_INTERVAL  fci image --interval (default 1d)
 #   FCI_SMOKE_CHECK   fci smoke --check (default: true)
@@ -82,7 +82,7 @@ start() {
   cp "$here/master.cfg" "$m/master.cfg"
   # The master reads its settings from the environment it starts with.
   export FCI_BIN="$fci" FCI_CONFIG FCI_LOOKASIDE FCI_STATE
-  export FCI_INTEGRATION=${FCI_INTEGRATION:-$(cd "$here/.." && pwd)/integration}
+  export FCI_INTEGRATION=${FCI_INTEGRATION:-$here/integration}
   export FCI_GATING=${FCI_GATING:-$here/gating.yaml}
   export FCI_IMAGE_INTERVAL=${FCI_IMAGE_INTERVAL:-1d}
   export FCI_SMOKE_CHECK=${FCI_SMOKE_CHECK:-true}
