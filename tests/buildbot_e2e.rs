@@ -2,8 +2,9 @@
 //! started by `examples/buildbot/start.sh`) with a master and two workers on loopback, each
 //! worker its own user, basedir and workspace, the pipeline state shared. Dist-git is served
 //! by `git daemon` on loopback (as a dist-git server would serve it; a local path owned by
-//! another user is refused by git). Three packagers push at once: hello-atomic and
-//! compose-etc pass and race to promote on the same base, hello-broken-test fails its tests.
+//! another user is refused by git). Three packagers push: compose-etc and share-note (two
+//! packages of the same shape) pass and race to promote on the same base, one on each worker;
+//! then hello-broken-test, which fails its tests.
 //! Checked through Buildbot's REST API and the state: every change ran, both workers ran
 //! builds, the failing change is excluded and its maintainer told, both passing changes became
 //! known-good in turn (the loser of the race retested on the winner's base, emitted by the
@@ -187,7 +188,7 @@ fn buildbot_runs_each_change_on_one_worker_and_promotes_in_turn() {
     // Dist-git, served on loopback.
     let rpms = top.join("rpms");
     std::fs::create_dir_all(&rpms).unwrap();
-    distgit(&rpms, "hello-atomic", &example("hello-atomic"));
+    distgit(&rpms, "share-note", &fixture("share-note"));
     distgit(&rpms, "compose-etc", &fixture("compose-etc"));
     distgit(&rpms, "hello-broken-test", &example("hello-broken-test"));
     let gitd = Command::new("git")
@@ -205,7 +206,7 @@ fn buildbot_runs_each_change_on_one_worker_and_promotes_in_turn() {
     std::fs::write(
         &cfg,
         format!(
-            "dist_git: git://127.0.0.1:{gitport}/{{package}}\nbranches: [f41]\npackages: [hello-atomic, compose-etc, hello-broken-test]\n"
+            "dist_git: git://127.0.0.1:{gitport}/{{package}}\nbranches: [f41]\npackages: [share-note, compose-etc, hello-broken-test]\n"
         ),
     )
     .unwrap();
@@ -308,10 +309,21 @@ fn buildbot_runs_each_change_on_one_worker_and_promotes_in_turn() {
         assert_ne!(uid, "0");
     }
 
-    // Three packagers push at once.
-    for p in ["hello-atomic", "compose-etc", "hello-broken-test"] {
+    // Two packagers push; both changes start at once, one on each worker (a third change
+    // pushed with them could take a worker first, and the other change would then be composed
+    // after the first promotion: no race). Then the failing change.
+    for p in ["share-note", "compose-etc"] {
         push(&rpms, p);
     }
+    wait_until(
+        "both passing changes building",
+        Duration::from_secs(120),
+        || {
+            let bs = d.api("builds");
+            bs["builds"].as_array().unwrap().len() >= 2
+        },
+    );
+    push(&rpms, "hello-broken-test");
     // Done: both passing changes known-good and every build finished (the retest included).
     wait_until(
         "both passing changes known-good and every build done",
@@ -320,7 +332,7 @@ fn buildbot_runs_each_change_on_one_worker_and_promotes_in_turn() {
             let set = known_good_set(&state);
             let builds = d.api("builds");
             let bs = builds["builds"].as_array().unwrap();
-            set.get("hello-atomic").is_some()
+            set.get("share-note").is_some()
                 && set.get("compose-etc").is_some()
                 && bs.len() >= 4
                 && bs.iter().all(|b| b["complete"] == true)
@@ -339,7 +351,7 @@ fn buildbot_runs_each_change_on_one_worker_and_promotes_in_turn() {
     // Every change ran, each as one build on one worker; the race's loser twice.
     assert_eq!(bs.len(), 4, "{builds:#}");
     assert_eq!(of("hello-broken-test").len(), 1);
-    let (ha, ce) = (of("hello-atomic"), of("compose-etc"));
+    let (ha, ce) = (of("share-note"), of("compose-etc"));
     assert_eq!(ha.len() + ce.len(), 3, "{builds:#}");
     let workers: std::collections::BTreeSet<String> = bs
         .iter()
@@ -392,7 +404,7 @@ fn buildbot_runs_each_change_on_one_worker_and_promotes_in_turn() {
     let grand = common::promote::ostree_in(&repo, &["rev-parse", &format!("{parent}^")]);
     assert_eq!(grand, first_base);
     let set = known_good_set(&state);
-    for p in ["hello-atomic", "compose-etc"] {
+    for p in ["share-note", "compose-etc"] {
         assert!(set.get(p).is_some(), "{set:#}");
     }
     assert!(set.get("hello-broken-test").is_none(), "{set:#}");
@@ -403,7 +415,7 @@ fn buildbot_runs_each_change_on_one_worker_and_promotes_in_turn() {
     assert_eq!(broken["results"], 2, "{broken:#}");
     let excluded = std::fs::read_to_string(state.join("excluded/f41.json")).unwrap();
     assert!(excluded.contains("hello-broken-test"), "{excluded}");
-    assert!(!excluded.contains("\"hello-atomic\""), "{excluded}");
+    assert!(!excluded.contains("\"share-note\""), "{excluded}");
     assert!(!excluded.contains("\"compose-etc\""), "{excluded}");
     let broken_worker = broken["properties"]["workername"][0].as_str().unwrap();
     let n = if broken_worker == "fci-worker1" { 1 } else { 2 };
