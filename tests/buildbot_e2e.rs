@@ -101,6 +101,19 @@ impl Deployment {
         r.text().unwrap()
     }
 
+    /// A log of a build's step as it was attached, without the header Buildbot's raw
+    /// download puts before it (builder, build number, worker).
+    fn attached(&self, build: &Value, step: &str, log: &str) -> String {
+        let raw = self.raw(&format!("builds/{build}/steps/{step}/logs/{log}/raw"));
+        let mut rest = raw.as_str();
+        for field in ["Builder: ", "Build number: ", "Worker name: "] {
+            if rest.starts_with(field) {
+                rest = rest.split_once('\n').map_or("", |(_, r)| r);
+            }
+        }
+        rest.to_string()
+    }
+
     /// Every process of the deployment: its basedirs, workspaces and dist-git below `top`.
     fn processes(&self) -> Vec<String> {
         processes_of(&self.top)
@@ -384,11 +397,9 @@ fn buildbot_runs_each_change_on_one_worker_and_promotes_in_turn() {
     let retest = loser.iter().max_by_key(|b| b["buildid"].as_u64()).unwrap();
     let lost = loser.iter().min_by_key(|b| b["buildid"].as_u64()).unwrap();
     assert_eq!(subject(lost)["commit"], subject(retest)["commit"]);
-    let lost_report = d.raw(&format!(
-        "builds/{}/steps/report/logs/fci-manifest.json/raw",
-        lost["buildid"]
-    ));
-    let lost_m: Value = serde_json::from_str(&lost_report).unwrap();
+    let lost_report = d.attached(&lost["buildid"], "report", "fci-manifest_json");
+    let lost_m: Value =
+        serde_json::from_str(&lost_report).unwrap_or_else(|e| panic!("{e}: {lost_report:?}"));
     let rec = lost_m["stages"]
         .as_array()
         .unwrap()
@@ -460,11 +471,9 @@ fn buildbot_runs_each_change_on_one_worker_and_promotes_in_turn() {
         ] {
             assert!(names.contains(&s), "build {id}: {names:?}");
         }
-        let html = d.raw(&format!(
-            "builds/{id}/steps/report/logs/fci-report.html/raw"
-        ));
+        let html = d.attached(id, "report", "fci-report_html");
         assert!(html.contains("<html"), "build {id}: {html:.200}");
-        let junit = d.raw(&format!("builds/{id}/steps/report/logs/fci-junit.xml/raw"));
+        let junit = d.attached(id, "report", "fci-junit_xml");
         assert!(junit.contains("<testsuite"), "build {id}: {junit:.200}");
         if b["results"] == 0 {
             let image = d.raw(&format!("builds/{id}/steps/image/logs/stdio/raw"));
