@@ -494,11 +494,15 @@ fn buildbot_runs_each_change_on_one_worker_and_promotes_in_turn() {
         .unwrap();
     assert!(fsck.status.success(), "{fsck:?}");
     d.stop();
-    wait_until(
-        "every process of the deployment gone",
-        Duration::from_secs(30),
-        || d.processes().is_empty(),
-    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = d.processes();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left running: {left:#?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let mut log = String::new();
     std::fs::File::open(bbdir.join("master/twistd.log"))
         .unwrap()
