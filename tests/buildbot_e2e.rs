@@ -204,8 +204,11 @@ fn buildbot_runs_each_change_on_one_worker_and_promotes_in_turn() {
     distgit(&rpms, "share-note", &fixture("share-note"));
     distgit(&rpms, "compose-etc", &fixture("compose-etc"));
     distgit(&rpms, "hello-broken-test", &example("hello-broken-test"));
-    let gitd = Command::new("git")
-        .arg("daemon")
+    // git-daemon itself (`git daemon` would run it as a child of its own, which killing `git`
+    // leaves behind).
+    let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
+    let exec_path = PathBuf::from(String::from_utf8_lossy(&exec_path.stdout).trim());
+    let gitd = Command::new(exec_path.join("git-daemon"))
         .arg(format!("--base-path={}", rpms.display()))
         .args(["--export-all", "--reuseaddr", "--listen=127.0.0.1"])
         .arg(format!("--port={gitport}"))
