@@ -227,12 +227,39 @@ fn buildbot_runs_each_change_on_one_worker_and_promotes_in_turn() {
     )
     .unwrap();
 
+    // What the workers' users run and read, copied into the scratch area: the checkout this
+    // test runs from may sit below a directory they cannot enter (a CI's clone).
+    let shared = top.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    let fci = shared.join("fci");
+    std::fs::copy(fci_bin(), &fci).unwrap();
+    for dir in ["examples/lookaside", "examples/buildbot/integration"] {
+        let to = shared.join(Path::new(dir).file_name().unwrap());
+        fci::suites::runner::copy_tree(&repo_root().join(dir), &to).unwrap();
+    }
+    let gating = shared.join("gating.yaml");
+    std::fs::copy(repo_root().join("examples/buildbot/gating.yaml"), &gating).unwrap();
+    let st = Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(&shared)
+        .status()
+        .unwrap();
+    assert!(st.success());
+
     let env: Vec<(String, String)> = [
         ("FCI_BB_DIR", bbdir.display().to_string()),
         ("FCI_STATE", state.display().to_string()),
         ("FCI_CONFIG", cfg.display().to_string()),
-        ("FCI_BIN", fci_bin().to_string()),
-        ("FCI_LOOKASIDE", lookaside()),
+        ("FCI_BIN", fci.display().to_string()),
+        (
+            "FCI_LOOKASIDE",
+            shared.join("lookaside").display().to_string(),
+        ),
+        (
+            "FCI_INTEGRATION",
+            shared.join("integration").display().to_string(),
+        ),
+        ("FCI_GATING", gating.display().to_string()),
         ("FCI_IMAGE_INTERVAL", "1d".to_string()),
         ("FCI_WATCH_INTERVAL", "3".to_string()),
         ("BB_WWW_PORT", www.to_string()),
