@@ -437,6 +437,8 @@ fn buildbot_runs_each_change_on_one_worker_and_promotes_in_turn() {
         .rfind(|s| s["name"] == "report")
         .unwrap();
     assert_eq!(rec["data"]["needs_retest"], true, "{rec:#}");
+    // Not the packager's failure: the build is WARNINGS (1), not FAILURE.
+    assert_eq!(lost["results"], 1, "{lost:#}");
     assert_eq!(retest["results"], 0, "{retest:#}");
     // The retest's base is the winner's commit: the known-good ref's parent now.
     let now = common::promote::known_good_in(&repo);
