@@ -129,17 +129,19 @@ impl Repo {
     }
 
     /// Whether hard links to this repository's objects may be refused to this process: not
-    /// root, and objects other users write (a pipeline state shared by the workers' group, or
-    /// another user's repository). With `fs.protected_hardlinks` (Debian's and Fedora's
-    /// default) the kernel lets nobody link a file they neither own nor may write, and every
-    /// worker user's objects are read-only to the others.
+    /// root, and objects other users write (another user's repository, or a pipeline state
+    /// shared by the workers' group: a set-group-ID directory, as examples/buildbot/start.sh
+    /// makes it). With `fs.protected_hardlinks` (Debian's and Fedora's default) the kernel
+    /// lets nobody link a file they neither own nor may write, and every worker user's
+    /// objects are read-only to the others. A user's own group-writable repository (umask
+    /// 002) keeps its links.
     fn links_refused(&self) -> bool {
         use std::os::unix::fs::MetadataExt;
         if crate::users::is_root() {
             return false;
         }
         std::fs::metadata(self.path.join("objects"))
-            .is_ok_and(|m| m.uid() != crate::users::euid() || m.mode() & 0o020 != 0)
+            .is_ok_and(|m| m.uid() != crate::users::euid() || m.mode() & 0o2000 != 0)
     }
 
     /// `checkout`, with every file a copy of its object (or a reflink), never a hard link: for
