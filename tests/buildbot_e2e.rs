@@ -178,6 +178,17 @@ fn known_good_set(state: &Path) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// The first build of `package`'s changes among `bs`.
+fn first_build_of<'a>(bs: &'a [Value], package: &str) -> &'a Value {
+    bs.iter()
+        .filter(|b| {
+            let text = b["properties"]["fci_manifest"][0].as_str().unwrap();
+            serde_json::from_str::<Value>(text).unwrap()["subject"]["package"] == package
+        })
+        .min_by_key(|b| b["buildid"].as_u64())
+        .unwrap()
+}
+
 #[test]
 fn buildbot_runs_each_change_on_one_worker_and_promotes_in_turn() {
     let w = Ws::new();
@@ -406,6 +417,17 @@ fn buildbot_runs_each_change_on_one_worker_and_promotes_in_turn() {
         })
         .collect();
     assert_eq!(workers.len(), 2, "both workers ran builds: {workers:?}");
+    // The racing changes ran at the same time, one on each worker.
+    let (a, b) = (
+        first_build_of(bs, "share-note"),
+        first_build_of(bs, "compose-etc"),
+    );
+    assert_ne!(a["workerid"], b["workerid"]);
+    let at = |b: &Value, k: &str| b[k].as_u64().unwrap();
+    assert!(
+        at(a, "started_at") < at(b, "complete_at") && at(b, "started_at") < at(a, "complete_at"),
+        "not in parallel: {a:#} {b:#}"
+    );
 
     // The race: both tested on the first base; the winner moved it; the loser's report said
     // retest (not its failure), and the next watch emitted it again on the winner's base.
