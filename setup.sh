@@ -95,6 +95,15 @@ if ! command -v rpmautospec >/dev/null 2>&1; then
   ln -sf "$AUTOSPEC_VENV/bin/rpmautospec" /usr/local/bin/rpmautospec
 fi
 
+# Buildbot 4.3 (master with its web UI and REST API, and the worker): examples/buildbot runs
+# fci's per-change pipeline on it, and tests/buildbot_e2e.rs brings it up. Its own venv.
+BUILDBOT_VENV=${BUILDBOT_VENV:-/opt/fci/buildbot}
+if ! "$BUILDBOT_VENV/bin/python" -c 'import buildbot, buildbot_worker, buildbot_www' 2>/dev/null; then
+  echo "setup: installing buildbot into $BUILDBOT_VENV" >&2
+  /usr/bin/python3 -m venv "$BUILDBOT_VENV"
+  "$BUILDBOT_VENV/bin/pip" install -q 'buildbot[bundle]>=4.3,<4.4' 'buildbot-worker>=4.3,<4.4'
+fi
+
 if [ "${1:-}" = "--deps-only" ]; then
   exit 0
 fi

@@ -115,13 +115,33 @@ impl Repo {
 
     /// Checks `commit` out into `dest` as hard links into the repository (fast, and nothing
     /// copied): never edit a file of it in place.
+    /// Where the kernel would refuse the links (see `links_refused`), copies instead.
     pub fn checkout(&self, commit: &str, dest: &Path, log: &mut Log) -> Result<()> {
+        if self.links_refused() {
+            return self.checkout_copy(commit, dest, log);
+        }
         let cmd = self.cmd("checkout").args(["-U", "-H", "--"]);
         log.run_ok(
             &cmd.arg(commit).arg(dest),
             format!("ostree checkout of {commit} failed"),
         )?;
         Ok(())
+    }
+
+    /// Whether hard links to this repository's objects may be refused to this process: not
+    /// root, and objects other users write (another user's repository, or a pipeline state
+    /// shared by the workers' group: a set-group-ID directory, as examples/buildbot/start.sh
+    /// makes it). With `fs.protected_hardlinks` (Debian's and Fedora's default) the kernel
+    /// lets nobody link a file they neither own nor may write, and every worker user's
+    /// objects are read-only to the others. A user's own group-writable repository (umask
+    /// 002) keeps its links.
+    fn links_refused(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        if crate::users::is_root() {
+            return false;
+        }
+        std::fs::metadata(self.path.join("objects"))
+            .is_ok_and(|m| m.uid() != crate::users::euid() || m.mode() & 0o2000 != 0)
     }
 
     /// `checkout`, with every file a copy of its object (or a reflink), never a hard link: for
