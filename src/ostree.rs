@@ -375,12 +375,15 @@ pub fn is_checksum(s: &str) -> bool {
 /// What `Repo::dir_owners` found.
 #[derive(Debug, Default, PartialEq)]
 pub struct DirOwners {
-    /// (path in the tree, no leading `/`; kind `d`, `l` or `-`; mode; uid; gid) of each
-    /// directory and link not root:root, and each file below `usr/etc` not root:root: what a
-    /// hard-link checkout makes anew (directories, links) or fci copies (/etc) as root's.
+    /// (path in the tree, no leading `/`; kind `d` or `l`; mode; uid; gid) of each directory
+    /// and link not root:root: what a hard-link checkout makes anew as root's.
     pub not_root: Vec<(String, char, u32, u32, u32)>,
     /// Whether any directory, link or file below `usr/etc` has extended attributes.
     pub xattrs: bool,
+    /// Every file below `usr/etc` (path, mode, uid, gid), root's too: fci copies them after a
+    /// hard-link checkout, and a copy takes the object's owner on disk, which in a bare-user
+    /// repository is not the file's (its group is the set-group-ID state's, say).
+    pub etc_files: Vec<(String, u32, u32, u32)>,
 }
 
 /// `ostree ls -R -X` lines: `d02755 0 5      0 { @a(ayay) [] } /usr/share/d` (kind and mode,
@@ -422,7 +425,9 @@ fn parse_dir_owners(out: &str) -> DirOwners {
         ) else {
             continue;
         };
-        if uid != 0 || gid != 0 {
+        if kind == '-' {
+            found.etc_files.push((rel.to_string(), mode, uid, gid));
+        } else if uid != 0 || gid != 0 {
             found.not_root.push((rel.to_string(), kind, mode, uid, gid));
         }
     }
@@ -451,10 +456,11 @@ mod tests {
         assert!(!found.xattrs);
         assert_eq!(
             found.not_root,
-            vec![
-                ("usr/bin/lnk".to_string(), 'l', 0o777, 1, 1),
-                ("usr/etc/shadow-ish".to_string(), '-', 0o640, 0, 4)
-            ]
+            vec![("usr/bin/lnk".to_string(), 'l', 0o777, 1, 1)]
+        );
+        assert_eq!(
+            found.etc_files,
+            vec![("usr/etc/shadow-ish".to_string(), 0o640, 0, 4)]
         );
     }
 

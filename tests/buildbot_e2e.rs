@@ -321,7 +321,13 @@ fn buildbot_runs_each_change_on_one_worker_and_promotes_in_turn() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     for stage in ["compose", "image"] {
         let r = admin(&top, &state, &[stage, "-m", f, "-o", f]);
-        assert_eq!(r.code, 0, "{stage}: {}", r.stderr);
+        assert_eq!(
+            r.code,
+            0,
+            "{stage}: {}{}",
+            r.stderr,
+            std::fs::read_to_string(f).unwrap_or_default()
+        );
     }
     assert!(state.join("image/f41.json").is_file());
 
@@ -363,9 +369,31 @@ fn buildbot_runs_each_change_on_one_worker_and_promotes_in_turn() {
         assert_ne!(uid, "0");
     }
 
+    // The race made certain, whatever the machine's load: the test holds the branch's
+    // promotion lock in the shared state (fci's own fcntl lock) until both passing changes
+    // reached their report, so both were composed on the first base and race for it at once.
+    let locks = state.join("locks");
+    std::fs::create_dir_all(&locks).unwrap();
+    let lock_file = locks.join("known-good-f41.lock");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_file)
+        .unwrap();
+    for p in [&locks, &lock_file] {
+        let st = Command::new("chgrp")
+            .arg("fci-workers")
+            .arg(p)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    std::fs::set_permissions(&lock_file, std::fs::Permissions::from_mode(0o664)).unwrap();
+    std::fs::set_permissions(&locks, std::fs::Permissions::from_mode(0o2775)).unwrap();
+    let gate = fci::statelock::lock(&lock_file).unwrap();
     // Two packagers push; both changes start at once, one on each worker (a third change
-    // pushed with them could take a worker first, and the other change would then be composed
-    // after the first promotion: no race). Then the failing change.
+    // pushed with them could take a worker first). Then the failing change.
     for p in ["share-note", "compose-etc"] {
         push(&rpms, p);
     }
@@ -378,6 +406,24 @@ fn buildbot_runs_each_change_on_one_worker_and_promotes_in_turn() {
         },
     );
     push(&rpms, "hello-broken-test");
+    let reporting = |b: &Value| {
+        let steps = d.api(&format!("builds/{}/steps", b["buildid"]));
+        steps["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "report" && !s["started_at"].is_null())
+    };
+    wait_until(
+        "both passing changes at their report, waiting for the promotion lock",
+        Duration::from_secs(600),
+        || {
+            let bs = d.api("builds");
+            let bs = bs["builds"].as_array().unwrap();
+            bs.len() >= 2 && bs[..2].iter().all(reporting)
+        },
+    );
+    drop(gate);
     // Done: both passing changes known-good and every build finished (the retest included).
     wait_until(
         "both passing changes known-good and every build done",

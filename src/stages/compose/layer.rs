@@ -606,14 +606,22 @@ fn base_file_triggers(
     Ok(Ok(fired))
 }
 
-/// Gives the base's directories and links that are not root's, and its /etc files (copies
-/// now, `unshare_below`), their owner, group and mode again after a hard-link checkout (which
-/// makes them root's): otherwise the commit, keeping real owners, would record a change of
-/// each. Never a hard-linked file elsewhere: that is a repository object. Before any package
-/// code ran: the tree is the base's.
+/// Gives the base's directories and links that are not root's their owner, group and mode
+/// again after a hard-link checkout (which makes them root's), and every /etc file (copies now,
+/// `unshare_below`) the owner, group and mode its commit records: otherwise the commit,
+/// keeping real owners, would record a change of each. Never a hard-linked file elsewhere:
+/// that is a repository object. Before any package code ran: the tree is the base's.
 fn restore_owners(tree: &Path, owners: &crate::ostree::DirOwners) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    for (path, kind, mode, uid, gid) in &owners.not_root {
+    let etc = owners
+        .etc_files
+        .iter()
+        .map(|(p, mode, uid, gid)| (p, '-', mode, uid, gid));
+    let others = owners
+        .not_root
+        .iter()
+        .map(|(p, kind, mode, uid, gid)| (p, *kind, mode, uid, gid));
+    for (path, kind, mode, uid, gid) in others.chain(etc) {
         let p = tree.join(path);
         let Some(parent) = p.parent() else { continue };
         if !crate::files::real_dir_below(tree, parent) {
@@ -622,17 +630,17 @@ fn restore_owners(tree: &Path, owners: &crate::ostree::DirOwners) -> Result<()> 
         let Ok(m) = std::fs::symlink_metadata(&p) else {
             continue;
         };
-        let is = |k: char| match k {
+        let is = match kind {
             'd' => m.is_dir(),
             'l' => m.file_type().is_symlink(),
             _ => m.is_file() && path.starts_with("usr/etc/"),
         };
-        if !is(*kind) {
+        if !is {
             continue;
         }
         std::os::unix::fs::lchown(&p, Some(*uid), Some(*gid))?;
         // After the chown, which may clear set-id bits; a link has no mode of its own.
-        if *kind != 'l' {
+        if kind != 'l' {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode & 0o7777))?;
         }
     }
