@@ -581,6 +581,9 @@ fn from_list(toks: &[Token], open: usize) -> Option<Vec<String>> {
         let value = match e {
             [] => continue,
             [Token {
+                tok: Tok::Ident(i), ..
+            }] if k == 0 && i == "FCI" => "fci".to_string(),
+            [Token {
                 tok: Tok::Str(s), ..
             }] => expand_interpolate(s),
             _ if k <= 1 => return None,
@@ -631,11 +634,17 @@ fn extract(file: &str, src: &str, lang: Lang) -> (Vec<Invocation>, Vec<String>) 
     for (k, t) in toks.iter().enumerate() {
         match &t.tok {
             Tok::Punct('[') => {
-                if let Some(Token {
-                    tok: Tok::Str(first),
-                    ..
-                }) = toks.get(k + 1)
-                {
+                // `'fci'`, or `FCI`: a variable holding fci's path (examples/buildbot).
+                let first = match toks.get(k + 1) {
+                    Some(Token {
+                        tok: Tok::Str(s), ..
+                    }) => Some(s.as_str()),
+                    Some(Token {
+                        tok: Tok::Ident(i), ..
+                    }) if i == "FCI" => Some("fci"),
+                    _ => None,
+                };
+                if let Some(first) = first {
                     if first == "fci" {
                         match from_list(&toks, k) {
                             Some(argv) => out.push(Invocation {
