@@ -10,13 +10,13 @@
 //! tree's rpm database: by the time the triggers run, the change's scriptlets have had the
 //! database in their hands.
 
-use super::scriptlets::{header, Scriptlet, Source};
+use super::headers::{header, Scriptlet, Source, FILE_TRIGGER};
 use crate::exec::Log;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
 /// What a maintainer calls the trigger fci runs.
-pub const PHASE: &str = "%transfiletriggerin";
+pub const PHASE: &str = FILE_TRIGGER;
 
 /// rpm's RPMSENSE_TRIGGERIN: the condition belongs to an `in` trigger (not `un`, `postun`).
 const SENSE_TRIGGERIN: u64 = 1 << 16;

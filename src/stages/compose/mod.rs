@@ -14,6 +14,7 @@
 
 pub mod base;
 pub mod filetriggers;
+pub mod headers;
 pub mod layer;
 pub mod payload;
 pub mod rewrites;

@@ -94,7 +94,7 @@ fn parse(out: &str) -> TreeDb {
                     });
             }
             ["T", name, kinds] => {
-                for (i, kind) in super::scriptlets::TRIGGER_KINDS.iter().enumerate() {
+                for (i, kind) in super::headers::TRIGGER_KINDS.iter().enumerate() {
                     let k = kinds.split('\t').nth(i).unwrap_or_default();
                     if i == 2 {
                         // `in` is run; `un` and `postun` would fire on what the update

@@ -16,6 +16,8 @@
 //! Fedora's glibc rebuilds from a file trigger, is rebuilt by `rebuild_loader_cache` instead.
 //! A Lua scriptlet (`-p <lua>`) runs only inside rpm: the change's failure, as in rpm-ostree.
 
+use super::headers::header;
+pub use super::headers::{Scriptlet, Source};
 use crate::error::FciError;
 use crate::exec::{Cmd, Log};
 use anyhow::Result;
@@ -29,41 +31,10 @@ const PHASES: [(&str, &str, &str); 3] = [
     ("POSTTRANS", "POSTTRANSPROG", "%posttrans"),
 ];
 
-/// The kinds of trigger, in the order of rpm's tags: TRIGGERTYPE, FILETRIGGERTYPE,
-/// TRANSFILETRIGGERTYPE. fci runs none of the base's, and of the change's only the
-/// `%transfiletriggerin` (`filetriggers`).
-pub const TRIGGER_KINDS: [&str; 3] = ["trigger", "file trigger", "transaction file trigger"];
-
 /// Where the script body is bound inside the sandbox (below its tmpfs /run).
 const SCRIPT_INSIDE: &str = "/run/fci-scriptlet";
 /// Where a file trigger's list of files is bound, read-only, in its sandbox.
 const FILES_INSIDE: &str = "/run/fci-filetrigger.list";
-
-/// One scriptlet of one package.
-#[derive(Debug, Clone)]
-pub struct Scriptlet {
-    pub package: String,
-    pub phase: &'static str,
-    /// The interpreter and its arguments (`/bin/sh`, or `/sbin/ldconfig` alone with `-p`).
-    pub prog: Vec<String>,
-    /// The script, when there is one (a `-p PROGRAM` scriptlet has none).
-    pub body: Option<String>,
-    /// The path prefixes of a `%transfiletriggerin` (below the tree, no leading `/`); empty
-    /// for the other phases.
-    pub prefixes: Vec<String>,
-    /// A file trigger's `-P` priority (rpm runs the higher first; 1000000 unless given); 0 for
-    /// the other phases.
-    pub priority: u32,
-    /// The base package a file trigger is of (fired by the change's files); None for the
-    /// change's own scriptlets.
-    pub from_base: Option<String>,
-}
-
-impl Scriptlet {
-    pub fn is_file_trigger(&self) -> bool {
-        self.phase == super::filetriggers::PHASE
-    }
-}
 
 /// What the change's packages would have rpm run.
 #[derive(Debug, Default)]
@@ -86,55 +57,6 @@ fn query_format() -> String {
     // no tree of the change's yet), but never passed over in silence.
     q.push_str("%|PRETRANS?{1}:{0}|%|PRETRANSPROG?{1}:{0}|\n");
     q
-}
-
-/// Where a package's header is read from.
-#[derive(Clone, Copy)]
-pub enum Source<'a> {
-    /// A package file of the change (`rpm -qp`).
-    File(&'a Path),
-    /// A package installed in the base: the database directory (a copy of the base's,
-    /// `layer::peek_db`) and its NEVRA.
-    Installed { db: &'a Path, nevra: &'a str },
-}
-
-/// `rpm -q` with `qf` on `source`: its output; `Ok(Err(why))` when the header holds more than
-/// fci reads (a script of many megabytes: the change's failure, or the base's, said as such).
-/// rpm failing on a package `fci build` made, or on the base's database, is the host's
-/// trouble.
-pub(super) fn header(
-    source: Source,
-    qf: &str,
-    log: &mut Log,
-) -> Result<std::result::Result<String, String>> {
-    let (cmd, what) = match source {
-        Source::File(rpm) => (
-            rpm_qp().arg("--qf").arg(qf).arg("--").arg(rpm),
-            rpm.file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned(),
-        ),
-        Source::Installed { db, nevra } => (
-            Cmd::new("rpm")
-                .c_locale()
-                .arg("--dbpath")
-                .arg(db)
-                .args(["-q", "--qf", qf, "--", nevra]),
-            format!("{nevra} (base)"),
-        ),
-    };
-    let out = log.capture(&cmd)?;
-    if out.over_limit {
-        return Ok(Err(format!(
-            "the scriptlets in {what} are larger than fci reads ({})",
-            crate::caps::human(crate::caps::CAPTURED_OUTPUT)
-        )));
-    }
-    let out = out
-        .checked()
-        .map_err(|f| f.infra(format!("rpm cannot read the scriptlets of {what}")))?;
-    Ok(Ok(out.stdout))
 }
 
 /// The scriptlets of `rpms` from their headers (`rpm -qp`), and what of them fci does not
@@ -183,7 +105,7 @@ pub fn query(rpms: &[PathBuf], log: &mut Log) -> Result<std::result::Result<Foun
                 from_base: None,
             });
         }
-        for (i, kind) in TRIGGER_KINDS.iter().enumerate().take(2) {
+        for (i, kind) in super::headers::TRIGGER_KINDS.iter().enumerate().take(2) {
             if !at(7 + i).trim().is_empty() {
                 found.not_run.push(format!("{package}: {kind}s"));
             }
@@ -228,12 +150,6 @@ pub fn sort(scriptlets: &mut [Scriptlet]) {
             std::cmp::Reverse(s.priority),
         )
     });
-}
-
-fn rpm_qp() -> Cmd {
-    Cmd::new("rpm")
-        .c_locale()
-        .args(["-qp", "--nosignature", "--nodigest"])
 }
 
 /// How one scriptlet ended, when it did not succeed: the change's failure (FAILED, with
