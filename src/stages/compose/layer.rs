@@ -686,16 +686,7 @@ fn unshare_rpmdb(tree: &Path) -> Result<()> {
         )
         .into());
     }
-    for e in std::fs::read_dir(&db)? {
-        let e = e?;
-        if !e.file_type()?.is_file() {
-            continue;
-        }
-        let copy = db.join(format!(".fci-copy-{}", e.file_name().to_string_lossy()));
-        std::fs::copy(e.path(), &copy)?;
-        std::fs::rename(&copy, e.path())?;
-    }
-    Ok(())
+    unshare_below(tree, &db)
 }
 
 /// Every package in the composed tree's rpm database, as NEVRA.
