@@ -32,7 +32,8 @@ pub struct Cli {
     pub workspace: PathBuf,
     /// The pipeline state shared between machines (known-good refs and package set,
     /// exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory
-    /// on a shared volume; default: state/ inside the workspace
+    /// on a shared volume; else fci.yaml's `state:` (of --config, or of the fci.yaml the
+    /// manifest names); else the one the workspace recorded; else state/ inside it
     #[arg(long, global = true, env = "FCI_STATE", value_name = "DIR")]
     pub state: Option<PathBuf>,
     /// No progress or summaries on stderr (errors are still printed)

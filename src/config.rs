@@ -24,6 +24,10 @@ struct Raw {
     /// What satisfies a Fedora BuildRequires on this host (`libattr-devel: libattr1-dev`).
     #[serde(default)]
     buildrequires: std::collections::BTreeMap<String, String>,
+    /// The pipeline state directory (`--state`), relative to this file's directory or
+    /// absolute: a shared volume's path every machine of the pipeline sees alike.
+    #[serde(default)]
+    state: Option<PathBuf>,
 }
 
 /// What satisfies a Fedora BuildRequires name on a host whose rpm database is empty, as
@@ -253,6 +257,8 @@ pub struct Config {
     pub ci: CiConfig,
     /// fci.yaml's `buildrequires:`, what satisfies a Fedora BuildRequires on this host.
     pub buildrequires: HostDeps,
+    /// `state:`, absolute.
+    pub state: Option<PathBuf>,
 }
 
 impl Config {
@@ -336,7 +342,23 @@ impl Config {
         let limits = raw.limits.parse().map_err(&bad)?;
         raw.ci.check().map_err(&bad)?;
         let buildrequires = parse_host_deps(&raw.buildrequires).map_err(&bad)?;
+        let state = match raw.state {
+            Some(s) if s.as_os_str().is_empty() => {
+                return Err(bad(
+                    "`state` is empty: name the pipeline state directory".into()
+                ))
+            }
+            Some(s) if s.components().any(|c| c == std::path::Component::ParentDir) => {
+                return Err(bad(format!(
+                    "state: {}: give a path without `..`",
+                    s.display()
+                )))
+            }
+            Some(s) => Some(dir.join(s)),
+            None => None,
+        };
         Ok(Config {
+            state,
             buildrequires,
             limits,
             ci: raw.ci,
@@ -355,6 +377,23 @@ impl Config {
 
     pub fn follows(&self, branch: &str) -> bool {
         self.branches.iter().any(|b| b == branch)
+    }
+}
+
+/// Gives this process the pipeline state directory `state:` of the fci.yaml a run's
+/// manifest names (when it is still the file `fci watch` read), unless one was given before:
+/// `--state` and `FCI_STATE` are, by `main`, so they win over fci.yaml. A worker's stages
+/// thus find the shared state the pipeline's fci.yaml names without being told; a workspace
+/// that recorded another refuses it (`Workspace::open`). A fci.yaml that cannot be used here
+/// gives none (the stage's limits say why in its log).
+pub fn use_state_of(manifest: &crate::manifest::Manifest) {
+    if let Some(c) = &manifest.run.config {
+        if let Ok(Config {
+            state: Some(state), ..
+        }) = Config::load_pinned(Path::new(&c.path), &c.sha256)
+        {
+            crate::workspace::set_state_dir(state);
+        }
     }
 }
 
@@ -471,6 +510,21 @@ mod tests {
         assert!(c.monitors("tally") && !c.monitors("bash"));
         assert_eq!(c.namespace, "rpms");
         assert_eq!(c.ci, CiConfig::default());
+    }
+
+    #[test]
+    fn state_is_relative_to_the_file_and_never_climbs_out() {
+        const HEAD: &str = "dist_git: ./rpms\nbranches: [f41]\npackages: [a]\n";
+        let c = load(&format!("{HEAD}state: shared/state\n")).unwrap();
+        let s = c.state.unwrap();
+        assert!(s.is_absolute() && s.ends_with("shared/state"), "{s:?}");
+        assert_eq!(s.parent().unwrap().parent(), c.path.parent());
+        let c = load(&format!("{HEAD}state: /srv/fci-state\n")).unwrap();
+        assert_eq!(c.state.unwrap(), Path::new("/srv/fci-state"));
+        assert!(load(HEAD).unwrap().state.is_none());
+        let e = load(&format!("{HEAD}state: ../elsewhere\n")).unwrap_err();
+        assert!(e.to_string().contains("without `..`"), "{e}");
+        assert!(load(&format!("{HEAD}state: ''\n")).is_err());
     }
 
     #[test]

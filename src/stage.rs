@@ -243,6 +243,7 @@ fn run<S: Stage>(
     origin: PathBuf,
 ) -> Result<i32> {
     let name = stage.name();
+    crate::config::use_state_of(manifest);
     let ws = Workspace::open(workspace)?;
     if name != StageName::Report {
         // A run fci keeps records of goes on only from those records (report checks them

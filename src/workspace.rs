@@ -74,7 +74,8 @@ const STATE_RECORD: &str = "pipeline-state";
 /// `main` before any workspace is opened.
 static STATE_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
-/// Gives every workspace this process opens the pipeline state directory `dir`.
+/// Gives every workspace this process opens the pipeline state directory `dir`. The first
+/// one given wins: `main` gives `--state`/`FCI_STATE` before any fci.yaml's `state:` is read.
 pub fn set_state_dir(dir: PathBuf) {
     let _ = STATE_DIR.set(dir);
 }

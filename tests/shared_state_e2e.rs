@@ -263,3 +263,104 @@ fn a_workspace_keeps_one_pipeline_state() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("uses the pipeline state"), "{}", r.stderr);
 }
+
+/// fci.yaml's `state:` (relative to the file) gives the pipeline state to `fci watch` and,
+/// through the fci.yaml its manifests pin, to every stage of a worker told nothing; `--state`
+/// or `FCI_STATE` still wins over it.
+#[test]
+fn fci_yaml_names_the_state_for_the_watch_and_every_worker() {
+    let w1 = Ws::new();
+    let state = w1.path().join("shared-state");
+    let base = make_base(&w1, &["--no-kernel"], |_| {});
+    let r = with_state(
+        &w1,
+        &state,
+        &["base", "init", base.to_str().unwrap(), "--branch", "f41"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let repo = state.join("ostree/repo");
+    let rpms = w1.path().join("rpms");
+    std::fs::create_dir_all(&rpms).unwrap();
+    distgit(&rpms, "hello-atomic", &example("hello-atomic"));
+    let cfg = w1.path().join("fci.yaml");
+    std::fs::write(
+        &cfg,
+        "dist_git: ./rpms\nbranches: [f41]\npackages: [hello-atomic]\nstate: shared-state\n",
+    )
+    .unwrap();
+
+    // The watch, on a machine of its own, told nothing but --config.
+    let watcher = Ws::new();
+    let r = Run::from(
+        watcher
+            .cmd()
+            .args(["watch", "--config", cfg.to_str().unwrap()])
+            .args(["--once", "--emit-existing"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m: Value = serde_json::from_str(r.stdout.lines().next().unwrap()).unwrap();
+    assert!(state.join("watch").exists(), "the heads are the state's");
+    assert_eq!(
+        std::fs::read_to_string(watcher.ws().join("pipeline-state"))
+            .unwrap()
+            .trim(),
+        state.to_str().unwrap()
+    );
+
+    // A worker told nothing: the manifest's pinned fci.yaml names the state.
+    let worker = Ws::new();
+    let p = worker.save("watch.json", &m);
+    let b = Run::from(
+        worker
+            .cmd()
+            .args([
+                "build",
+                "-m",
+                p.to_str().unwrap(),
+                "--lookaside",
+                &lookaside(),
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let p = worker.save("built.json", &b.manifest());
+    let c = Run::from(
+        worker
+            .cmd()
+            .args(["compose", "-m", p.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    assert_eq!(
+        c.manifest()["subject"]["base"]["ostree_commit"],
+        known_good_in(&repo).as_str()
+    );
+    assert!(!worker.ws().join("ostree/repo/config").exists());
+
+    // FCI_STATE wins over the fci.yaml: this worker keeps the state it was given.
+    let other = Ws::new();
+    let elsewhere = other.path().join("elsewhere");
+    let p = other.save("watch.json", &m);
+    let b = with_state(
+        &other,
+        &elsewhere,
+        &[
+            "build",
+            "-m",
+            p.to_str().unwrap(),
+            "--lookaside",
+            &lookaside(),
+        ],
+    );
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    assert_eq!(
+        std::fs::read_to_string(other.ws().join("pipeline-state"))
+            .unwrap()
+            .trim(),
+        elsewhere.to_str().unwrap()
+    );
+}

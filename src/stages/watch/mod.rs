@@ -85,6 +85,9 @@ enum Mode {
 pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
     let mode = mode(&args)?;
     let cfg = Config::load(&args.config)?;
+    if let Some(state) = &cfg.state {
+        crate::workspace::set_state_dir(state.clone());
+    }
     let out = emit::Output::new(args.output_dir.as_deref())?;
     // One watcher per workspace: two would both see a change and both emit it. Remote git
     // runs in groups of its own (so a timeout kills its transport helpers too): a Ctrl-C or
