@@ -229,9 +229,20 @@ fn tool_name(word: &str) -> String {
 }
 
 /// The first macro name in `text` (`%foo`, `%{foo}`, `%{?foo:...}`, `%{foo arg}`), without %.
+/// A bare `%name` right after a letter or digit is a literal `%` of a name (`100%off.txt`,
+/// `fill%s`), not a macro: rpm's text is `lib%{name}.so` where a macro sits inside a word.
 fn macro_in(text: &str) -> Option<String> {
     let mut rest = text;
     while let Some(p) = rest.find('%') {
+        let braced = rest[p + 1..].starts_with('{');
+        let in_word = rest[..p]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+        if in_word && !braced {
+            rest = &rest[p + 1..];
+            continue;
+        }
         let after = rest[p + 1..]
             .trim_start_matches('{')
             .trim_start_matches(['?', '!']);
@@ -458,5 +469,27 @@ error: File not found: /w/rpmbuild/BUILDROOT/late-fail-1-1.fc41.x86_64/usr/share
         assert_eq!(macro_in("a %{py3_dist x}"), Some("py3_dist".into()));
         assert_eq!(macro_in("50% done"), None);
         assert_eq!(macro_in("%1 %2"), None);
+        // A literal % inside a name is none; a braced macro inside a word is one.
+        assert_eq!(macro_in("/usr/share/x/100%off.txt"), None);
+        assert_eq!(macro_in("lib%{_bogus}.so"), Some("_bogus".into()));
+        assert_eq!(
+            macro_in("/x/%python3_sitelib/y"),
+            Some("python3_sitelib".into())
+        );
+    }
+
+    #[test]
+    fn a_percent_in_a_file_name_is_not_an_undefined_macro() {
+        assert_eq!(
+            diagnose(
+                "install: cannot stat '100%off.txt': No such file or directory\n\
+                 error: Bad exit status from /var/tmp/rpm-tmp.Q2 (%install)\n"
+            ),
+            None
+        );
+        assert_eq!(
+            diagnose("gcc: error: %{_bogus_dir}/x.c: No such file or directory\n"),
+            macro_note("_bogus_dir")
+        );
     }
 }
