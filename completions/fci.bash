@@ -1289,7 +1289,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__report)
-            opts="-m -o -q -v -h --gating --waivers --decision-context --product-version --subject-type --subject-identifier --promote --resultsdb-url --amqp-url --resultsdb-jobs --resultsdb-token-file --summary --html --junit --waiverdb-url --waiverdb-token-file --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --state --quiet --verbose --help"
+            opts="-m -o -q -v -h --gating --waivers --decision-context --product-version --subject-type --subject-identifier --promote --require-stages --resultsdb-url --amqp-url --resultsdb-jobs --resultsdb-token-file --summary --html --junit --waiverdb-url --waiverdb-token-file --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --state --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1316,6 +1316,10 @@ _fci() {
                     return 0
                     ;;
                 --subject-identifier)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require-stages)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -416,6 +416,7 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --product-version 'The product version, e.g. fedora-41 (default from the manifest''s branch)'
             cand --subject-type 'The subject''s type'
             cand --subject-identifier 'The subject, e.g. an NVR for koji_build (default: the manifest''s source package NVR)'
+            cand --require-stages 'With --promote: the stages the pipeline runs for every change (comma-separated, e.g. build,test,compose,integrate,image,smoke): a run without a record of each (a stage killed, timed out by the scheduler or never started) is neither promoted nor excluded but ERROR, to be rerun: its missing results are not the package''s failure'
             cand --resultsdb-url 'Also post the results to this ResultsDB (its root or /api/v2.0, no query); what cannot be delivered is spooled in the workspace and delivered by the next report'
             cand --amqp-url 'Also publish the messages to this AMQP broker (amqp://user:password@host:port/vhost), as fedora-messaging does; unconfirmed ones are spooled and sent by the next report'
             cand --resultsdb-jobs 'How many results are posted at once'

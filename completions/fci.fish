@@ -308,6 +308,7 @@ complete -c fci -n "__fish_fci_using_subcommand report" -l decision-context -d '
 complete -c fci -n "__fish_fci_using_subcommand report" -l product-version -d 'The product version, e.g. fedora-41 (default from the manifest\'s branch)' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l subject-type -d 'The subject\'s type' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l subject-identifier -d 'The subject, e.g. an NVR for koji_build (default: the manifest\'s source package NVR)' -r
+complete -c fci -n "__fish_fci_using_subcommand report" -l require-stages -d 'With --promote: the stages the pipeline runs for every change (comma-separated, e.g. build,test,compose,integrate,image,smoke): a run without a record of each (a stage killed, timed out by the scheduler or never started) is neither promoted nor excluded but ERROR, to be rerun: its missing results are not the package\'s failure' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l resultsdb-url -d 'Also post the results to this ResultsDB (its root or /api/v2.0, no query); what cannot be delivered is spooled in the workspace and delivered by the next report' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l amqp-url -d 'Also publish the messages to this AMQP broker (amqp://user:password@host:port/vhost), as fedora-messaging does; unconfirmed ones are spooled and sent by the next report' -r
 complete -c fci -n "__fish_fci_using_subcommand report" -l resultsdb-jobs -d 'How many results are posted at once' -r

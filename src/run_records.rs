@@ -122,6 +122,10 @@ pub fn keep(ws: &Workspace, manifest: &Manifest) -> Result<()> {
     let Some(record) = manifest.stages.last() else {
         return Ok(());
     };
+    if reproduced_here(ws, &manifest.run.id) {
+        // A reproduction is not the pipeline's run: its records stay out of the state.
+        return Ok(());
+    }
     let Some(dir) = stage_dir(ws, &manifest.run.id, &record.name) else {
         return Ok(());
     };
@@ -364,7 +368,31 @@ fn first_difference(got: &Value, want: &Value, path: &str) -> Option<String> {
 /// Whether the workspace keeps records of run `run` (fci ran a stage of it here).
 pub fn has_records(ws: &Workspace, run: &str) -> bool {
     let dir = run_dir(ws, run);
-    dir.is_dir() && !dir.join(UNBOUND).exists()
+    dir.is_dir() && !dir.join(UNBOUND).exists() && !reproduced_here(ws, run)
+}
+
+/// Where this workspace marks a run `fci unbundle` brought in: in the workspace's own state,
+/// never the pipeline's (which may hold the CI run's records: on a worker sharing the state,
+/// a reproduction must neither add records to that run nor be checked against them).
+fn reproduction_mark(ws: &Workspace, run: &str) -> PathBuf {
+    let name = run_dir(ws, run)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    ws.state("reproduced").join(name)
+}
+
+/// Marks `run` as one `fci unbundle` brought into this workspace: its stages here go on
+/// unbound, keep no records in the pipeline state, and it is never promoted here.
+pub fn mark_reproduced(ws: &Workspace, run: &str) -> Result<()> {
+    let at = reproduction_mark(ws, run);
+    std::fs::create_dir_all(at.parent().expect("a mark has a directory"))?;
+    crate::files::write_atomic(&at, b"")
+}
+
+/// Whether `fci unbundle` brought run `run` into this workspace.
+pub fn reproduced_here(ws: &Workspace, run: &str) -> bool {
+    reproduction_mark(ws, run).exists()
 }
 
 /// In a run's records directory: the run began in another workspace (see `keep`).

@@ -80,51 +80,68 @@ pub fn set_state_dir(dir: PathBuf) {
     let _ = STATE_DIR.set(dir);
 }
 
+/// The marker fci leaves in a pipeline state directory it made: a recorded state without it
+/// is not the pipeline's (an unmounted volume's empty mount point), never silently begun anew.
+const STATE_MARKER: &str = "FCI-STATE";
+
+/// The top-level entries of a pipeline state (`Workspace::pipeline`'s names): real
+/// directories, never symbolic links. The state is written by every worker's user (a group);
+/// one of them must not turn another's (or root's) writes elsewhere through a link.
+const STATE_DIRS: &[&str] = &[
+    "known-good",
+    "excluded",
+    "retest",
+    "image",
+    "watch",
+    "records",
+    "waivers",
+    "locks",
+    "ostree",
+];
+
 /// The pipeline state directory for the workspace at `root`: the one given, checked against
-/// the one it recorded (a workspace keeps one pipeline), or the recorded one, or none.
+/// the one it recorded (a workspace keeps one pipeline), or the recorded one, or none. Each
+/// use checks it again: owned by this user or root, not writable by every user, its
+/// top-level entries real directories, and (once recorded) still the state fci made.
 fn pipeline_dir(root: &Path) -> Result<Option<PathBuf>> {
     let recorded = fs::read_to_string(root.join(STATE_RECORD))
         .ok()
         .map(|t| PathBuf::from(t.trim()));
-    let Some(given) = STATE_DIR.get() else {
-        return Ok(recorded);
-    };
-    if given.is_absolute() {
-        resolve_user_path(given)?;
-    }
-    let given = normalize(given).ok_or_else(|| {
-        FciError::Usage(format!(
-            "--state {}: give an absolute path, without `..` below what exists",
-            given.display()
-        ))
-    })?;
-    // Shared by the workers' users (a group), never by every user of the machine.
-    fs::create_dir_all(&given)
-        .map_err(|e| FciError::Infra(format!("cannot make {}: {e}", given.display())))?;
-    if let Ok(m) = fs::metadata(&given) {
-        use std::os::unix::fs::MetadataExt;
-        if m.mode() & 0o002 != 0 {
-            return Err(FciError::input(
-                &given,
-                "the pipeline state directory is writable by every user: refusing to use it (chmod o-w)",
-            )
-            .into());
+    let given = match STATE_DIR.get() {
+        Some(given) => {
+            if given.is_absolute() {
+                resolve_user_path(given)?;
+            }
+            Some(normalize(given).ok_or_else(|| {
+                FciError::Usage(format!(
+                    "--state {}: give an absolute path, without `..` below what exists",
+                    given.display()
+                ))
+            })?)
         }
-    }
-    match recorded {
-        Some(r) if r == given => {}
-        Some(r) => {
+        None => None,
+    };
+    let Some(dir) = given.clone().or_else(|| recorded.clone()) else {
+        return Ok(None);
+    };
+    match (&recorded, &given) {
+        (Some(r), Some(g)) if r != g => {
             return Err(FciError::Usage(format!(
                 "this workspace uses the pipeline state {}, not {}",
                 r.display(),
-                given.display()
+                g.display()
             ))
             .into())
         }
-        None => {
-            let own = ["state/known-good", "state/excluded", "ostree/repo/config"]
-                .iter()
-                .find(|p| root.join(p).exists());
+        (None, Some(_)) => {
+            let own = [
+                "state/known-good",
+                "state/excluded",
+                "ostree/repo/config",
+                SHARED_OSTREE,
+            ]
+            .iter()
+            .find(|p| root.join(p).exists());
             if let Some(own) = own {
                 return Err(FciError::Usage(format!(
                     "this workspace keeps its own pipeline state ({}): use a new workspace with --state",
@@ -132,14 +149,85 @@ fn pipeline_dir(root: &Path) -> Result<Option<PathBuf>> {
                 ))
                 .into());
             }
-            write_atomic(
-                &root.join(STATE_RECORD),
-                format!("{}\n", given.display()).as_bytes(),
-            )
-            .map_err(|e| FciError::Infra(format!("cannot record --state: {e}")))?;
+        }
+        _ => {}
+    }
+    if recorded.is_some() && !dir.join(STATE_MARKER).is_file() {
+        // An unmounted NFS volume leaves an empty directory (or none): beginning a new state
+        // there would record every head as seen and lose the known-good base.
+        return Err(FciError::Infra(format!(
+            "the pipeline state {} this workspace uses is missing or not fci's (no {STATE_MARKER} in it): is its volume mounted?",
+            dir.display()
+        ))
+        .into());
+    }
+    // Shared by the workers' users (a group), never by every user of the machine.
+    fs::create_dir_all(&dir)
+        .map_err(|e| FciError::Infra(format!("cannot make {}: {e}", dir.display())))?;
+    check_state_dir(&dir)?;
+    if !dir.join(STATE_MARKER).exists() {
+        write_atomic(
+            &dir.join(STATE_MARKER),
+            b"An fci pipeline state directory (README: Running under a scheduler).\n",
+        )
+        .map_err(|e| FciError::Infra(format!("cannot write {}: {e}", dir.display())))?;
+    }
+    if recorded.is_none() {
+        write_atomic(
+            &root.join(STATE_RECORD),
+            format!("{}\n", dir.display()).as_bytes(),
+        )
+        .map_err(|e| FciError::Infra(format!("cannot record --state: {e}")))?;
+    }
+    Ok(Some(dir))
+}
+
+/// What `pipeline_dir` requires of a state directory, on every use.
+fn check_state_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(dir)
+        .map_err(|e| FciError::Infra(format!("cannot read {}: {e}", dir.display())))?;
+    if m.mode() & 0o002 != 0 {
+        return Err(FciError::input(
+            dir,
+            "the pipeline state directory is writable by every user: refusing to use it (chmod o-w)",
+        )
+        .into());
+    }
+    if !crate::users::trusted_owner(m.uid()) {
+        return Err(FciError::input(
+            dir,
+            format!(
+                "the pipeline state directory belongs to uid {}, neither you nor root: refusing to use it (its owner could redirect what fci writes there)",
+                m.uid()
+            ),
+        )
+        .into());
+    }
+    for sub in STATE_DIRS {
+        let d = dir.join(sub);
+        match fs::symlink_metadata(&d) {
+            Ok(m) if !m.file_type().is_dir() => {
+                return Err(FciError::input(
+                    dir,
+                    format!(
+                        "{sub} is not a directory (a symbolic link?): refusing to write through it"
+                    ),
+                )
+                .into())
+            }
+            _ => {}
         }
     }
-    Ok(Some(given))
+    // A state its group shares stays writable by the group whatever this caller's umask
+    // (a worker's 022 would leave directories and lock files the next worker cannot write).
+    if m.mode() & 0o020 != 0 {
+        // SAFETY: umask only sets the process's file mode creation mask.
+        unsafe {
+            libc::umask(0o002);
+        }
+    }
+    Ok(())
 }
 
 /// What the cache keeps of a stage run: its record and the artifacts it produced.

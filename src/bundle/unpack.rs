@@ -26,6 +26,8 @@ pub fn exec(args: UnbundleArgs, workspace: &Path) -> Result<i32> {
     let manifest = verify(file, &index, &text, scratch.path())?;
     let moved = import(&ws, &index, &manifest, scratch.path())?;
     let manifest = relocate(manifest, &moved);
+    crate::run_records::mark_reproduced(&ws, &manifest.run.id)
+        .map_err(|e| FciError::Infra(format!("cannot mark the run as reproduced: {e}")))?;
     manifest.write(&args.output)?;
     let missing: Vec<&String> = index
         .ostree_commits
@@ -339,6 +341,14 @@ fn verify(file: &Path, index: &Index, text: &str, dest: &Path) -> Result<Manifes
                 m.path, m.kind
             )));
         }
+        if kind == MemberType::Dir && std::fs::symlink_metadata(p.join(".git")).is_ok() {
+            // A tree's digest skips its top-level .git (a dist-git checkout's): what is there
+            // would ride along unverified.
+            return Err(tampered(format!(
+                "member {}: holds .git, which its tree digest does not cover",
+                m.path
+            )));
+        }
         if sha256 != m.sha256 {
             return Err(tampered(format!(
                 "member {}: does not match its sha256 in the index",
@@ -427,8 +437,10 @@ fn import(
     Ok(moved)
 }
 
-/// Publishes a verified tree at its own path when that is free or holds the same tree, else
-/// under its area keyed by its tree digest (another tree of that name is never overwritten).
+/// Publishes a verified tree at its own path when that holds the same tree already, else
+/// under its area keyed by its own tree digest. Never at a free path of another name: the
+/// names are content keys a later honest run computes (`trees/<tree digest>`, `repos/<digest
+/// of its RPMs>`), and a bundle's tree occupying one (first writer wins) would fail that run.
 fn publish_tree(ws: &Workspace, path: &str, tree: &str, src: &Path) -> Result<String> {
     let parts: Vec<&str> = path.split('/').collect();
     let (area, key) = match parts.as_slice() {
@@ -438,11 +450,7 @@ fn publish_tree(ws: &Workspace, path: &str, tree: &str, src: &Path) -> Result<St
     let same =
         |p: &Path| index::digest_of(p).is_ok_and(|(k, d, _)| k == MemberType::Dir && d == tree);
     let wanted = ws.root().join(area).join(&key);
-    let key = if !wanted.exists() || same(&wanted) {
-        key
-    } else {
-        tree.to_string()
-    };
+    let key = if same(&wanted) { key } else { tree.to_string() };
     let published: PathBuf = ws.publish_dir(src, area, &key)?;
     if !same(&published) {
         return Err(FciError::Infra(format!(

@@ -332,6 +332,16 @@ impl Stage for Report {
             },
         };
         if self.args.promote {
+            if crate::run_records::reproduced_here(cx.ws, &cx.manifest.run.id) {
+                return Err(crate::error::FciError::input(
+                    &cx.origin,
+                    format!(
+                        "--promote: run {} was brought into this workspace by fci unbundle: a reproduction is never promoted",
+                        cx.manifest.run.id.escape_debug()
+                    ),
+                )
+                .into());
+            }
             // A commit that is not this run's is refused before any result is recorded.
             work.composed = super::promote::bound_commit(cx)?;
             // Nor is a verdict fci did not write: every stage record must be this run's, as fci
@@ -466,7 +476,7 @@ impl Stage for Report {
             .as_array()
             .is_some_and(|a| !a.is_empty());
         if self.args.promote {
-            super::promote::apply(cx, rec, &d, work.composed.take())?;
+            super::promote::apply(cx, rec, &d, work.composed.take(), &self.args.require_stages)?;
         } else if !applies && policies.is_ok() {
             // Greenwave answers 404 here: a context or version no policy names (a typo)
             // decides nothing, and never reads as satisfied.

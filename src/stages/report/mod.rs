@@ -15,13 +15,21 @@
 mod html;
 mod junit_xml;
 mod manifest_mode;
-mod promote;
+pub mod promote;
 
 use crate::error::FciError;
 use crate::gating::cli as gating;
 use crate::stage::CommonArgs;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
+
+/// A stage of `--require-stages`, by the name its records carry.
+fn stage_name(s: &str) -> Result<crate::manifest::StageName, String> {
+    crate::manifest::StageName::ALL
+        .into_iter()
+        .find(|n| n.as_str() == s && *n != crate::manifest::StageName::Report)
+        .ok_or_else(|| format!("`{s}` is not a stage before report"))
+}
 
 /// `fci report`'s flags.
 #[derive(clap::Args, Debug, Clone)]
@@ -50,6 +58,12 @@ pub struct Args {
     /// one); an unsatisfied one excludes the change
     #[arg(long, requires = "gating")]
     pub promote: bool,
+    /// With --promote: the stages the pipeline runs for every change (comma-separated, e.g.
+    /// build,test,compose,integrate,image,smoke): a run without a record of each (a stage
+    /// killed, timed out by the scheduler or never started) is neither promoted nor excluded
+    /// but ERROR, to be rerun: its missing results are not the package's failure
+    #[arg(long, requires = "promote", value_delimiter = ',', value_name = "STAGES", value_parser = stage_name)]
+    pub require_stages: Vec<crate::manifest::StageName>,
     /// Also post the results to this ResultsDB (its root or /api/v2.0, no query); what cannot
     /// be delivered is spooled in the workspace and delivered by the next report
     #[arg(long, env = "FCI_RESULTSDB_URL", hide_env_values = true, value_name = "URL", value_parser = nonempty)]

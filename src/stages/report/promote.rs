@@ -9,7 +9,7 @@
 
 use crate::binding::Composed;
 use crate::error::FciError;
-use crate::manifest::{ArtifactKind, Outcome};
+use crate::manifest::{ArtifactKind, Outcome, StageName};
 use crate::ostree;
 use crate::stage::{Ctx, RecordParts};
 use anyhow::Result;
@@ -43,6 +43,7 @@ pub fn apply(
     rec: &mut RecordParts,
     decision: &Value,
     composed: Option<Composed>,
+    require: &[StageName],
 ) -> Result<()> {
     let branch = cx
         .manifest
@@ -53,6 +54,9 @@ pub fn apply(
     ostree::check_branch(&branch)
         .map_err(|_| FciError::input(&cx.origin, format!("--promote: bad branch `{branch}`")))?;
     let _lock = cx.ws.pipeline_lock(&format!("known-good-{branch}"))?;
+    // A promotion another report began and never ended (killed, its host failed) is ended
+    // first: no decision is taken on a known-good set that disagrees with its ref.
+    settle_pending(cx, &branch)?;
     let package = cx.manifest.subject.package.clone().unwrap_or_default();
     let nevras: Vec<String> = cx
         .manifest
@@ -76,6 +80,24 @@ pub fn apply(
         return Ok(());
     }
     let (failed_stages, broke) = stage_failures(cx);
+    if failed_stages.is_empty() {
+        // A stage the pipeline runs that left no record was cut short (killed, timed out by
+        // the scheduler, never started): the results it did not give would read as failed
+        // gating, and the stages after it ran on an older manifest.
+        let missing: Vec<&str> = require
+            .iter()
+            .filter(|n| !cx.manifest.stages.iter().any(|s| s.is(**n)))
+            .map(|n| n.as_str())
+            .collect();
+        if !missing.is_empty() {
+            rec.outcome = Outcome::Error;
+            rec.notes.push(format!(
+                "not promoted, not excluded: no record of {} in this run (cut short: killed, timed out or never started; not the package's failure): rerun the change",
+                missing.join(", ")
+            ));
+            return Ok(());
+        }
+    }
     if let Some(broke) = broke {
         if failed_stages.is_empty() {
             rec.outcome = Outcome::Error;
@@ -88,9 +110,18 @@ pub fn apply(
     if decision["policies_satisfied"] != Value::Bool(true) || !failed_stages.is_empty() {
         return exclude(cx, rec, decision, failed_stages, &branch, &package, &nvr);
     }
+    if composed.is_none() && has_known_good_ref(cx, &branch)? {
+        // The base is the ref: a change that was never composed on it has nothing to move it
+        // to, and its NEVRAs in the set would claim what the base does not hold.
+        return Err(FciError::input(
+            &cx.origin,
+            format!(
+                "--promote: this run has no composed commit, but {branch} has a known-good OSTree base: compose the change (fci compose) before promoting it"
+            ),
+        )
+        .into());
+    }
     let mut promoted = Map::new();
-    // The ref moves after the state is written: a promotion cut short between the two is
-    // done again by the next report (the ref is still at the base), never left half done.
     let mut move_ref = None;
     if let Some(c) = &composed {
         let kg = ostree::known_good_ref(&branch);
@@ -101,9 +132,18 @@ pub fn apply(
             rec.notes
                 .push(format!("{kg} already is this change's commit {}", c.commit));
         } else if now.as_deref() != Some(c.base.as_str()) {
-            // Not the packager's failure, and not excluded: queued for `fci watch` to emit again
-            // on the new base (crate::stages::watch::retest).
-            rec.outcome = Outcome::Failed;
+            if let Some(run) = in_known_good(cx, &branch, &package)? {
+                // Another run of this very commit became the base meanwhile (a report run
+                // again, a duplicate emission): nothing to retest, nothing to exclude.
+                rec.notes.push(format!(
+                    "not promoted by this run: this commit is part of {branch}'s known-good base already (run {run})"
+                ));
+                return Ok(());
+            }
+            // Not the packager's failure (ERROR: the pipeline's state moved under the run), and
+            // not excluded: queued for `fci watch` to emit again on the new base
+            // (crate::stages::watch::retest).
+            rec.outcome = Outcome::Error;
             let queued = match (&cx.manifest.subject.repo, &cx.manifest.subject.commit) {
                 (Some(repo), Some(commit)) => {
                     crate::stages::watch::retest::enqueue(
@@ -144,14 +184,33 @@ pub fn apply(
     }
     let path = state_dir.join("known-good").join(format!("{branch}.json"));
     let mut set = read_known_good(&path)?;
-    set.insert(
-        package.clone(),
-        json!({"nvr": nvr, "nevras": nevras, "run": cx.manifest.run.id,
-               "commit": promoted.get("to"), "at": crate::now_rfc3339()}),
-    );
-    write(&path, &Value::Object(set))?;
+    let entry = json!({"nvr": nvr, "nevras": nevras, "run": cx.manifest.run.id,
+               "dist_git_commit": cx.manifest.subject.commit,
+               "commit": promoted.get("to"), "at": crate::now_rfc3339()});
     if let (Some(kg), Some(c)) = (move_ref, &composed) {
+        // The ref and the set cannot change in one step: the intent is written first, so a
+        // promotion cut short between them is ended by the next report under this lock
+        // (`settle_pending`): finished if the ref moved, else rolled back and queued for a
+        // retest. Never a set that disagrees with the ref, never a change lost.
+        let pending = Pending {
+            package: package.clone(),
+            entry: entry.clone(),
+            ref_name: kg.clone(),
+            from: c.base.clone(),
+            to: c.commit.clone(),
+            repo: cx.manifest.subject.repo.clone(),
+            commit: cx.manifest.subject.commit.clone(),
+            run: cx.manifest.run.id.clone(),
+        };
+        let pending_at = pending_path(cx.ws, &branch);
+        write(&pending_at, &serde_json::to_value(&pending)?)?;
         c.repo.set_ref(&kg, &c.commit, cx.log())?;
+        set.insert(package.clone(), entry);
+        write(&path, &Value::Object(set))?;
+        remove_pending(&pending_at)?;
+    } else {
+        set.insert(package.clone(), entry);
+        write(&path, &Value::Object(set))?;
     }
     promoted.insert("package".into(), json!(package));
     promoted.insert("nevras".into(), json!(nevras));
@@ -236,6 +295,14 @@ fn exclude(
         "dist_git_commit": cx.manifest.subject.commit,
         "unsatisfied": failed, "at": crate::now_rfc3339(),
     });
+    if let Some(run) = in_known_good(cx, branch, package)? {
+        // This commit is the base already (another run of it was promoted): excluding it
+        // would list as failed what every later run is built on.
+        rec.notes.push(format!(
+            "not excluded: this commit is part of {branch}'s known-good base already (run {run})"
+        ));
+        return Ok(());
+    }
     let state_dir = cx.ws.pipeline("");
     let path = state_dir.join("excluded").join(format!("{branch}.json"));
     let mut list = read_list(&path)?;
@@ -248,6 +315,126 @@ fn exclude(
         "{nvr} is excluded from {branch}: later runs build on the known-good base without it"
     ));
     Ok(())
+}
+
+/// A promotion begun: what `settle_pending` needs to end it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Pending {
+    package: String,
+    /// The known-good set's entry for the package once the ref moved.
+    entry: Value,
+    ref_name: String,
+    from: String,
+    to: String,
+    repo: Option<String>,
+    commit: Option<String>,
+    run: String,
+}
+
+fn pending_path(ws: &crate::workspace::Workspace, branch: &str) -> std::path::PathBuf {
+    ws.pipeline("known-good")
+        .join(format!("{branch}.pending.json"))
+}
+
+fn remove_pending(path: &std::path::Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(FciError::Infra(format!("cannot remove {}: {e}", path.display())).into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Ends a promotion that a report began and did not finish (under the branch's lock, which
+/// the caller holds): the ref moved → the set gets the change's entry; it did not → the
+/// change is not in the base, and is queued for a retest (not lost, not excluded).
+fn settle_pending(cx: &mut Ctx, branch: &str) -> Result<()> {
+    let at = pending_path(cx.ws, branch);
+    let text = match std::fs::read_to_string(&at) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(FciError::Infra(format!("cannot read {}: {e}", at.display())).into()),
+    };
+    let p: Pending = serde_json::from_str(&text).map_err(|e| {
+        FciError::Infra(format!(
+            "{}: a damaged record of an unfinished promotion, left as it is: {e}",
+            at.display()
+        ))
+    })?;
+    let repo = ostree::Repo::open(&cx.ws.ostree_repo())?;
+    let now = repo.rev_parse(&p.ref_name, cx.log())?;
+    let set_at = cx.ws.pipeline("known-good").join(format!("{branch}.json"));
+    if now.as_deref() == Some(p.to.as_str()) {
+        let mut set = read_known_good(&set_at)?;
+        set.insert(p.package.clone(), p.entry.clone());
+        write(&set_at, &Value::Object(set))?;
+        cx.log().line(&format!(
+            "# promote: finished run {}'s promotion of {} (its ref had moved, the known-good set had not been written)",
+            p.run, p.package
+        ));
+    } else {
+        if let (Some(repo), Some(commit)) = (&p.repo, &p.commit) {
+            crate::stages::watch::retest::enqueue(
+                cx.ws,
+                branch,
+                crate::stages::watch::retest::Entry {
+                    package: p.package.clone(),
+                    repo: repo.clone(),
+                    commit: commit.clone(),
+                    run: p.run.clone(),
+                    tested_on: p.from.clone(),
+                    moved_to: now.clone().unwrap_or_default(),
+                },
+            )?;
+        }
+        crate::progress::note(&format!(
+            "promote: run {}'s promotion of {} was cut short before its ref moved: {}",
+            p.run,
+            p.package,
+            if p.repo.is_some() && p.commit.is_some() {
+                "queued for a retest (the next fci watch emits it again)"
+            } else {
+                "rerun it (its subject names no dist-git commit to queue)"
+            }
+        ));
+    }
+    remove_pending(&at)
+}
+
+/// Whether the pipeline's OSTree repository has `branch`'s known-good ref.
+fn has_known_good_ref(cx: &mut Ctx, branch: &str) -> Result<bool> {
+    let path = cx.ws.ostree_repo();
+    if !path.join("config").is_file() {
+        return Ok(false);
+    }
+    let repo = ostree::Repo::open(&path)?;
+    Ok(repo
+        .rev_parse(&ostree::known_good_ref(branch), cx.log())?
+        .is_some())
+}
+
+/// The run that made this change's dist-git commit part of `branch`'s known-good set, if one
+/// did.
+fn in_known_good(cx: &Ctx, branch: &str, package: &str) -> Result<Option<String>> {
+    let Some(commit) = cx.manifest.subject.commit.as_deref() else {
+        return Ok(None);
+    };
+    known_good_run(cx.ws, branch, package, commit)
+}
+
+/// The run that made `package` at dist-git `commit` part of `branch`'s known-good set, if
+/// one did (`fci watch` drops a queued retest of it).
+pub fn known_good_run(
+    ws: &crate::workspace::Workspace,
+    branch: &str,
+    package: &str,
+    commit: &str,
+) -> Result<Option<String>> {
+    let set = read_known_good(&ws.pipeline("known-good").join(format!("{branch}.json")))?;
+    Ok(set
+        .get(package)
+        .filter(|e| e["dist_git_commit"].as_str() == Some(commit))
+        .map(|e| e["run"].as_str().unwrap_or("?").to_string()))
 }
 
 /// The branch's known-good state; none yet is an empty one, a damaged one is left as it is.

@@ -63,6 +63,12 @@ pub fn enqueue(ws: &Workspace, branch: &str, entry: Entry) -> Result<()> {
     write(&p, &q)
 }
 
+/// A commit's first 12 characters, for a message (an entry of a hand-edited queue may hold
+/// any text: never a slice inside a character).
+fn short(commit: &str) -> String {
+    commit.chars().take(12).collect()
+}
+
 impl Watcher {
     /// Emits every queued retest of the followed branches whose commit is still its branch's
     /// head, as a new run on the current known-good base; drops the superseded; removes each
@@ -82,11 +88,31 @@ impl Watcher {
             let kept = super::state::Branch::load(&self.ws.pipeline(""), &branch)?;
             let mut left = Vec::new();
             for e in queued {
+                if !super::git::is_commit_id(&e.commit) {
+                    // The state is written by every worker's user: a damaged entry is said
+                    // and dropped, never a watch that stops on it forever.
+                    self.error(&format!(
+                        "retest: dropped an entry of {} whose commit is not a commit id: {:?}",
+                        p.display(),
+                        short(&e.commit)
+                    ));
+                    continue;
+                }
+                if let Some(run) = crate::stages::report::promote::known_good_run(
+                    &self.ws, &branch, &e.package, &e.commit,
+                )? {
+                    crate::progress::note(&format!(
+                        "watch: retest of {} {} on {branch} dropped: that commit is part of the known-good base already (run {run})",
+                        e.package,
+                        short(&e.commit)
+                    ));
+                    continue;
+                }
                 if self.heads.get(&e.package, &branch) != Some(e.commit.as_str()) {
                     crate::progress::note(&format!(
                         "watch: retest of {} {} on {branch} dropped: superseded by a newer push, tested on the new base",
                         e.package,
-                        &e.commit[..12.min(e.commit.len())]
+                        short(&e.commit)
                     ));
                     continue;
                 }
@@ -114,7 +140,7 @@ impl Watcher {
                         crate::progress::note(&format!(
                             "watch: {} {} on {branch} queued again on the new base (its base moved while it was tested)",
                             e.package,
-                            &e.commit[..12.min(e.commit.len())]
+                            short(&e.commit)
                         ));
                     }
                     Err(err) => {
