@@ -89,14 +89,20 @@ impl Deployment {
 
     fn api(&self, path: &str) -> Value {
         let url = format!("http://127.0.0.1:{}/api/v2/{path}", self.www);
-        let r = reqwest::blocking::get(&url).unwrap_or_else(|e| panic!("{url}: {e}"));
+        let r = http()
+            .get(&url)
+            .send()
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
         assert!(r.status().is_success(), "{url}: {}", r.status());
         serde_json::from_str(&r.text().unwrap()).unwrap()
     }
 
     fn raw(&self, path: &str) -> String {
         let url = format!("http://127.0.0.1:{}/api/v2/{path}", self.www);
-        let r = reqwest::blocking::get(&url).unwrap_or_else(|e| panic!("{url}: {e}"));
+        let r = http()
+            .get(&url)
+            .send()
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
         assert!(r.status().is_success(), "{url}: {}", r.status());
         r.text().unwrap()
     }
@@ -610,4 +616,13 @@ fn buildbot_runs_each_change_on_one_worker_and_promotes_in_turn() {
         .unwrap();
     assert!(!log.contains("fci watch exited"), "the watch failed: {log}");
     eprintln!("buildbot: 4 builds on 2 workers in {took:?}");
+}
+
+/// The client of Buildbot's REST API: a master answering slowly on a loaded 2-core machine
+/// (the suite runs beside it) is not a failure; reqwest's default 30 s is too short for that.
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(180))
+        .build()
+        .unwrap()
 }
