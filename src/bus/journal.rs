@@ -17,8 +17,19 @@ pub fn publish(ws: &Workspace, messages: &[Message]) -> Result<usize> {
     let p = ws.journal();
     std::fs::create_dir_all(p.parent().expect("the journal has a directory"))?;
     let _lock = ws.lock("messages")?;
-    let seen: HashMap<String, Value> = std::fs::read_to_string(&p)
-        .unwrap_or_default()
+    let bytes = std::fs::read(&p).unwrap_or_default();
+    let whole = whole_lines(&bytes);
+    if whole < bytes.len() {
+        // A publish killed mid-append left a line without its end: cut it off, or the next
+        // line would be glued to it and both lost. Its message is not in `seen`, so it is
+        // written again below when this run publishes it.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .and_then(|f| f.set_len(whole as u64))
+            .with_context(|| format!("{}: cannot cut a torn last line", p.display()))?;
+    }
+    let seen: HashMap<String, Value> = String::from_utf8_lossy(&bytes[..whole])
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter_map(|mut v| Some((v["id"].as_str()?.to_string(), v["body"].take())))
@@ -30,6 +41,9 @@ pub fn publish(ws: &Workspace, messages: &[Message]) -> Result<usize> {
         .with_context(|| format!("{}: cannot open the message journal", p.display()))?;
     let now = crate::now_rfc3339();
     let mut new = 0;
+    // All new lines in one buffer, written at once: `writeln!` per line would be several
+    // writes, and a kill between two of them would tear a line.
+    let mut out = Vec::new();
     for m in messages {
         if let Some(body) = seen.get(&m.id) {
             if *body != m.body {
@@ -41,11 +55,18 @@ pub fn publish(ws: &Workspace, messages: &[Message]) -> Result<usize> {
             continue;
         }
         let line = json!({"id": m.id, "topic": m.topic, "headers": super::headers(&m.id, &m.body, &now), "body": m.body});
-        writeln!(f, "{line}")?;
+        writeln!(out, "{line}")?;
         new += 1;
     }
+    f.write_all(&out)?;
     f.sync_all()?;
     Ok(new)
+}
+
+/// How many bytes of a journal are whole lines (up to and with its last newline): the rest is
+/// a torn line an append cut short left.
+pub fn whole_lines(bytes: &[u8]) -> usize {
+    bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 mod html;
 mod junit_xml;
 mod manifest_mode;
-mod promote;
+pub mod promote;
 
 use crate::error::FciError;
 use crate::gating::cli as gating;

@@ -88,9 +88,10 @@ pub fn apply(
     if decision["policies_satisfied"] != Value::Bool(true) || !failed_stages.is_empty() {
         return exclude(cx, rec, decision, failed_stages, &branch, &package, &nvr);
     }
+    // A promotion of this branch that a kill cut short is completed first: its decision
+    // stands, and this one is taken on the state it leaves.
+    finish_locked(cx.ws, &branch, cx.log())?;
     let mut promoted = Map::new();
-    // The ref moves after the state is written: a promotion cut short between the two is
-    // done again by the next report (the ref is still at the base), never left half done.
     let mut move_ref = None;
     if let Some(c) = &composed {
         let kg = ostree::known_good_ref(&branch);
@@ -149,9 +150,19 @@ pub fn apply(
         json!({"nvr": nvr, "nevras": nevras, "run": cx.manifest.run.id,
                "commit": promoted.get("to"), "at": crate::now_rfc3339()}),
     );
-    write(&path, &Value::Object(set))?;
-    if let (Some(kg), Some(c)) = (move_ref, &composed) {
-        c.repo.set_ref(&kg, &c.commit, cx.log())?;
+    let set = Value::Object(set);
+    match (move_ref, &composed) {
+        (Some(kg), Some(c)) => {
+            // The ref and the set are two files, and no rename moves both: the whole
+            // promotion is written first as an intent, then applied, then the intent goes. A
+            // kill anywhere leaves either nothing done, or the intent, which the next report
+            // of the branch (or `fci fsck --repair`) completes: never a ref moved without its
+            // set, or the reverse.
+            let intent = json!({"ref": kg, "from": c.base, "to": c.commit, "set": set});
+            write(&intent_path(cx.ws, &branch), &intent)?;
+            finish_locked(cx.ws, &branch, cx.log())?;
+        }
+        _ => write(&path, &set)?,
     }
     promoted.insert("package".into(), json!(package));
     promoted.insert("nevras".into(), json!(nevras));
@@ -247,6 +258,76 @@ fn exclude(
     rec.notes.push(format!(
         "{nvr} is excluded from {branch}: later runs build on the known-good base without it"
     ));
+    Ok(())
+}
+
+/// Ends the name of a promotion's intent (`known-good/.<branch>.promoting`): what `apply` is
+/// about to do to the branch's ref and set, until both are done.
+pub const INTENT: &str = ".promoting";
+
+fn intent_path(ws: &crate::workspace::Workspace, branch: &str) -> std::path::PathBuf {
+    ws.pipeline("known-good").join(format!(".{branch}{INTENT}"))
+}
+
+/// The intent of a promotion of `branch` not finished yet, if any.
+pub fn read_intent(ws: &crate::workspace::Workspace, branch: &str) -> Option<Value> {
+    let text = std::fs::read_to_string(intent_path(ws, branch)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Completes an interrupted promotion of `branch` (`fci fsck --repair`): under the branch's
+/// lock, as a report would.
+pub fn finish_interrupted(ws: &crate::workspace::Workspace, branch: &str) -> Result<()> {
+    ostree::check_branch(branch)?;
+    let _lock = ws.pipeline_lock(&format!("known-good-{branch}"))?;
+    let scratch = ws.scratch("promote-")?;
+    let mut log = crate::exec::Log::create(&scratch.path().join("promote.log"))?;
+    finish_locked(ws, branch, &mut log)
+}
+
+/// Applies the branch's promotion intent, if there is one: the ref moved to its commit (from
+/// the base it was decided on, or already there), the set written, the intent removed. The
+/// caller holds the branch's lock.
+fn finish_locked(
+    ws: &crate::workspace::Workspace,
+    branch: &str,
+    log: &mut crate::exec::Log,
+) -> Result<()> {
+    let path = intent_path(ws, branch);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(FciError::Infra(format!("cannot read {}: {e}", path.display())).into()),
+    };
+    // Written by rename: one that does not parse was not written by fci.
+    let intent: Value = serde_json::from_str(&text)
+        .map_err(|e| FciError::Infra(format!("{}: damaged promotion intent, left as it is: {e}", path.display())))?;
+    let (Some(kg), Some(from), Some(to)) = (
+        intent["ref"].as_str(),
+        intent["from"].as_str(),
+        intent["to"].as_str(),
+    ) else {
+        return Err(FciError::Infra(format!("{}: a promotion intent without ref, from and to", path.display())).into());
+    };
+    let repo = ostree::Repo::open(&ws.ostree_repo())?;
+    let now = repo.rev_parse(kg, log)?;
+    if now.as_deref() == Some(from) {
+        repo.set_ref(kg, to, log)?;
+    } else if now.as_deref() != Some(to) {
+        // Only a promotion moves the ref, under this lock: something else moved it.
+        return Err(FciError::Infra(format!(
+            "{kg} is {}, neither end of the interrupted promotion {from} → {to} ({}): left for a person to look at",
+            now.as_deref().unwrap_or("(none)"),
+            path.display()
+        ))
+        .into());
+    }
+    write(
+        &ws.pipeline("known-good").join(format!("{branch}.json")),
+        &intent["set"],
+    )?;
+    std::fs::remove_file(&path)
+        .map_err(|e| FciError::Infra(format!("cannot remove {}: {e}", path.display())))?;
     Ok(())
 }
 
