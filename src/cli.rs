@@ -141,7 +141,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "fci unbundle run.fci-bundle -o test.json    # on your machine\n  \
          fci test -m test.json -o retest.json",
     ),
-    ("fsck", "fci fsck -m final.json    # after a crash: debris is fine, damage exits 1"),
+    (
+        "fsck",
+        "fci fsck -m final.json    # after a crash: debris is fine, damage exits 1",
+    ),
     (
         "completions",
         "fci completions bash > /etc/bash_completion.d/fci",

@@ -9,7 +9,11 @@ use std::path::Path;
 
 pub fn check(ws: &Workspace, f: &mut Findings) -> Result<()> {
     for p in entries(&ws.cache(""))? {
-        let n = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let n = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         if p.is_dir() && StageName::parse(&n).is_some() {
             for e in entries(&p)? {
                 if e.extension().is_some_and(|x| x == "json") {
@@ -58,7 +62,10 @@ fn entry(ws: &Workspace, p: &Path, f: &mut Findings) {
             removable(
                 f,
                 p,
-                &format!("stale cache entry: its artifact {} is gone (the cache misses it)", a.path),
+                &format!(
+                    "stale cache entry: its artifact {} is gone (the cache misses it)",
+                    a.path
+                ),
             );
             return;
         }

@@ -29,7 +29,9 @@ pub fn removable(f: &mut Findings, p: &Path, what: &str) {
         f.0.push(super::Finding {
             kind: super::Kind::Debris,
             path: p.to_path_buf(),
-            what: format!("{what}; recent, perhaps a running fci's: left until it is {SETTLED_SECS}s old"),
+            what: format!(
+                "{what}; recent, perhaps a running fci's: left until it is {SETTLED_SECS}s old"
+            ),
             repair: None,
         });
     }
@@ -44,10 +46,18 @@ pub fn check(ws: &Workspace, f: &mut Findings) -> Result<()> {
             // A running stage holds its scratch's lock for the scratch's whole life.
             let abandoned = fs::File::open(p.join(".lock")).map_or(true, |l| l.try_lock().is_ok());
             if abandoned {
-                removable(f, &p, "scratch of a run that ended without removing it (killed)");
+                removable(
+                    f,
+                    &p,
+                    "scratch of a run that ended without removing it (killed)",
+                );
             }
         } else {
-            removable(f, &p, "a file in tmp/ never renamed into place (a store cut short)");
+            removable(
+                f,
+                &p,
+                "a file in tmp/ never renamed into place (a store cut short)",
+            );
         }
     }
     // Files `write_atomic` never renamed, wherever fci keeps its own files.

@@ -48,7 +48,10 @@ pub fn truncate(ws: &Workspace, p: &Path, len: u64) -> Result<()> {
     // Checked again under the lock: a publish may have cut it already.
     let bytes = std::fs::read(p)?;
     if crate::bus::journal::whole_lines(&bytes) as u64 == len && (bytes.len() as u64) > len {
-        std::fs::OpenOptions::new().write(true).open(p)?.set_len(len)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(p)?
+            .set_len(len)?;
     }
     Ok(())
 }

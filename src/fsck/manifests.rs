@@ -31,7 +31,11 @@ pub fn verify(ws: &Workspace, a: &Artifact, origin: &Path) -> Result<(), String>
                 "artifact {}: repodata/repomd.xml does not match its sha256",
                 a.path
             )),
-            Err(e) => Err(format!("artifact {}: {}", a.path, crate::error::one_line(&e))),
+            Err(e) => Err(format!(
+                "artifact {}: {}",
+                a.path,
+                crate::error::one_line(&e)
+            )),
         };
     }
     // An object's content is its name, which `objects::check` hashes once for the whole

@@ -177,10 +177,9 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
                     repaired += 1;
                     line.push_str(" (repaired)");
                 }
-                Err(e) => line.push_str(&format!(
-                    " (not repaired: {})",
-                    crate::error::one_line(&e)
-                )),
+                Err(e) => {
+                    line.push_str(&format!(" (not repaired: {})", crate::error::one_line(&e)))
+                }
             }
         }
         println!("{line}");

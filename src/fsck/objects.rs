@@ -9,7 +9,9 @@ use std::fs;
 use std::path::Path;
 
 fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 pub fn check(ws: &Workspace, f: &mut Findings) -> Result<()> {
@@ -30,23 +32,27 @@ pub fn entries(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
             Ok(v)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(crate::error::FciError::Infra(format!(
-            "cannot list {}: {e}",
-            dir.display()
-        ))
-        .into()),
+        Err(e) => {
+            Err(crate::error::FciError::Infra(format!("cannot list {}: {e}", dir.display())).into())
+        }
     }
 }
 
 fn name(p: &Path) -> String {
-    p.file_name().unwrap_or_default().to_string_lossy().into_owned()
+    p.file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn objects(dir: &Path, f: &mut Findings) -> Result<()> {
     for fan in entries(dir)? {
         let prefix = name(&fan);
         if !fan.is_dir() || !is_hex(&prefix, 2) {
-            f.damage(&fan, "not an object directory (objects/<2 hex>/<sha256>/<name>)");
+            f.damage(
+                &fan,
+                "not an object directory (objects/<2 hex>/<sha256>/<name>)",
+            );
             continue;
         }
         for obj in entries(&fan)? {
@@ -59,11 +65,7 @@ fn objects(dir: &Path, f: &mut Findings) -> Result<()> {
             if files.is_empty() {
                 // `Workspace::store` makes the directory, then renames the object in: a
                 // process killed between the two leaves it empty.
-                removable(
-                    f,
-                    &obj,
-                    "an empty object directory (a store cut short)",
-                );
+                removable(f, &obj, "an empty object directory (a store cut short)");
             }
             for file in files {
                 match fs::symlink_metadata(&file) {
@@ -104,12 +106,18 @@ fn repos(ws: &Workspace, dir: &Path, f: &mut Findings) -> Result<()> {
         }
         let repomd = repo.join("repodata/repomd.xml");
         let Ok(text) = fs::read_to_string(&repomd) else {
-            f.damage(&repomd, "missing or unreadable: the repository has no metadata");
+            f.damage(
+                &repomd,
+                "missing or unreadable: the repository has no metadata",
+            );
             continue;
         };
         for href in hrefs(&text) {
             if href.contains("..") || !repo.join(&href).is_file() {
-                f.damage(&repo.join(&href), "listed in repodata/repomd.xml but missing");
+                f.damage(
+                    &repo.join(&href),
+                    "listed in repodata/repomd.xml but missing",
+                );
             }
         }
         for file in entries(&repo)? {

@@ -32,12 +32,20 @@ pub fn check(ws: &Workspace, run_fsck: bool, f: &mut Findings) -> Result<()> {
     if !path.join("config").exists() {
         // No compose has made it yet; a known-good set without one is damage below.
         for set in entries(&ws.pipeline("known-good"))? {
-            let Some(v) = std::fs::read(&set).ok().and_then(|b| serde_json::from_slice(&b).ok())
+            let Some(v) = std::fs::read(&set)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
             else {
                 continue;
             };
             if last_promoted(&v).is_some() {
-                f.damage(&set, format!("names promoted commits, but there is no OSTree repository at {}", path.display()));
+                f.damage(
+                    &set,
+                    format!(
+                        "names promoted commits, but there is no OSTree repository at {}",
+                        path.display()
+                    ),
+                );
             }
         }
         return Ok(());
@@ -59,7 +67,11 @@ pub fn check(ws: &Workspace, run_fsck: bool, f: &mut Findings) -> Result<()> {
 fn refs(ws: &Workspace, repo: &Repo, f: &mut Findings) -> Result<()> {
     // Every ref fci keeps names a commit the repository holds.
     let heads = repo.path.join("refs/heads");
-    for e in walkdir::WalkDir::new(heads.join("fci")).min_depth(1).into_iter().flatten() {
+    for e in walkdir::WalkDir::new(heads.join("fci"))
+        .min_depth(1)
+        .into_iter()
+        .flatten()
+    {
         if !e.file_type().is_file() {
             continue;
         }
@@ -68,15 +80,24 @@ fn refs(ws: &Workspace, repo: &Repo, f: &mut Findings) -> Result<()> {
         if !is_checksum(c) {
             f.damage(e.path(), "a ref that holds no commit checksum");
         } else if !repo.has_commit(c) {
-            f.damage(e.path(), format!("names commit {c}, which the repository does not hold"));
+            f.damage(
+                e.path(),
+                format!("names commit {c}, which the repository does not hold"),
+            );
         }
     }
     for set in entries(&ws.pipeline("known-good"))? {
-        let n = set.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let n = set
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let Some(branch) = n.strip_suffix(".json").filter(|_| !n.starts_with('.')) else {
             continue;
         };
-        let Some(v) = std::fs::read(&set).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        let Some(v) = std::fs::read(&set)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
         else {
             continue; // state.rs names a set that does not parse
         };
@@ -146,7 +167,13 @@ fn fsck(ws: &Workspace, repo: &Repo, f: &mut Findings) -> Result<()> {
             if said.is_empty() {
                 "failed without saying why".to_string()
             } else {
-                said.iter().rev().take(3).rev().cloned().collect::<Vec<_>>().join("; ")
+                said.iter()
+                    .rev()
+                    .take(3)
+                    .rev()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
             }
         ),
     );

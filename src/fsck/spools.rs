@@ -10,7 +10,11 @@ pub fn check(ws: &Workspace, f: &mut Findings) -> Result<()> {
     for e in walkdir::WalkDir::new(ws.spool("")).min_depth(1) {
         let e = match e {
             Ok(e) => e,
-            Err(err) if err.io_error().is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) => {
+            Err(err)
+                if err
+                    .io_error()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) =>
+            {
                 continue
             }
             Err(err) => {

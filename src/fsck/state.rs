@@ -15,11 +15,17 @@ pub fn check(ws: &Workspace, f: &mut Findings) -> Result<()> {
     // A shared state directory holds the records of every worker: the artifacts of another
     // worker's records are in its own workspace, not missing from this one.
     let shared = !root.starts_with(ws.root());
+    if !root.exists() {
+        // No stage has kept state yet.
+        return Ok(());
+    }
     for e in walkdir::WalkDir::new(&root)
         .min_depth(1)
         .into_iter()
         // The OSTree repository is ostree_repo's; lock files hold nothing.
-        .filter_entry(|e| !(e.depth() == 1 && (e.file_name() == "ostree" || e.file_name() == "locks")))
+        .filter_entry(|e| {
+            !(e.depth() == 1 && (e.file_name() == "ostree" || e.file_name() == "locks"))
+        })
     {
         let e = match e {
             Ok(e) => e,
@@ -37,10 +43,15 @@ pub fn check(ws: &Workspace, f: &mut Findings) -> Result<()> {
             continue;
         }
         let rel = p.strip_prefix(&root).unwrap_or(p);
-        let top = rel.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+        let top = rel
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned());
         match top.as_deref() {
             Some("records") if n.ends_with(".json") => record(ws, p, shared, f),
-            Some("known-good") if n.starts_with('.') && n.ends_with(crate::stages::report::promote::INTENT) => {
+            Some("known-good")
+                if n.starts_with('.') && n.ends_with(crate::stages::report::promote::INTENT) =>
+            {
                 let branch = n
                     .trim_start_matches('.')
                     .trim_end_matches(crate::stages::report::promote::INTENT)
@@ -55,7 +66,10 @@ pub fn check(ws: &Workspace, f: &mut Findings) -> Result<()> {
             }
             Some("known-good") if n.ends_with(".json") => {
                 if json_parses(p, f).is_some_and(|v| !v.is_object()) {
-                    f.damage(p, "a known-good set is a JSON object (package → what was promoted)");
+                    f.damage(
+                        p,
+                        "a known-good set is a JSON object (package → what was promoted)",
+                    );
                 }
             }
             Some("excluded" | "retest") if n.ends_with(".json") => {
@@ -85,15 +99,14 @@ fn record(ws: &Workspace, p: &Path, shared: bool, f: &mut Findings) {
     let Some(v) = json_parses(p, f) else { return };
     let artifacts = v["artifacts"].as_array().cloned().unwrap_or_default();
     for a in artifacts {
-        let a: crate::manifest::Artifact = match serde_json::from_value::<Value>(a)
-            .and_then(serde_json::from_value)
-        {
-            Ok(a) => a,
-            Err(e) => {
-                f.damage(p, format!("names an artifact that does not parse: {e}"));
-                continue;
-            }
-        };
+        let a: crate::manifest::Artifact =
+            match serde_json::from_value::<Value>(a).and_then(serde_json::from_value) {
+                Ok(a) => a,
+                Err(e) => {
+                    f.damage(p, format!("names an artifact that does not parse: {e}"));
+                    continue;
+                }
+            };
         if shared && !manifests::present(ws, &a) {
             continue;
         }

@@ -297,17 +297,27 @@ fn finish_locked(
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(FciError::Infra(format!("cannot read {}: {e}", path.display())).into()),
+        Err(e) => {
+            return Err(FciError::Infra(format!("cannot read {}: {e}", path.display())).into())
+        }
     };
     // Written by rename: one that does not parse was not written by fci.
-    let intent: Value = serde_json::from_str(&text)
-        .map_err(|e| FciError::Infra(format!("{}: damaged promotion intent, left as it is: {e}", path.display())))?;
+    let intent: Value = serde_json::from_str(&text).map_err(|e| {
+        FciError::Infra(format!(
+            "{}: damaged promotion intent, left as it is: {e}",
+            path.display()
+        ))
+    })?;
     let (Some(kg), Some(from), Some(to)) = (
         intent["ref"].as_str(),
         intent["from"].as_str(),
         intent["to"].as_str(),
     ) else {
-        return Err(FciError::Infra(format!("{}: a promotion intent without ref, from and to", path.display())).into());
+        return Err(FciError::Infra(format!(
+            "{}: a promotion intent without ref, from and to",
+            path.display()
+        ))
+        .into());
     };
     let repo = ostree::Repo::open(&ws.ostree_repo())?;
     let now = repo.rev_parse(kg, log)?;
