@@ -64,21 +64,21 @@ pub fn check(ws: &Workspace, f: &mut Findings) -> Result<()> {
                     );
                 }
             }
-            Some("known-good") if n.ends_with(".json") => {
-                if json_parses(p, f).is_some_and(|v| !v.is_object()) {
-                    f.damage(
-                        p,
+            Some(dir) if n.ends_with(".json") => {
+                let v = json_parses(p, f);
+                // The shapes fci's readers expect (`promote`, `watch::state`, `retest`).
+                let wrong = match dir {
+                    "known-good" => v.is_some_and(|v| !v.is_object()).then_some(
                         "a known-good set is a JSON object (package → what was promoted)",
-                    );
+                    ),
+                    "excluded" | "retest" => v
+                        .is_some_and(|v| !v.is_array())
+                        .then_some("this state file is a JSON list"),
+                    _ => None,
+                };
+                if let Some(why) = wrong {
+                    f.damage(p, why);
                 }
-            }
-            Some("excluded" | "retest") if n.ends_with(".json") => {
-                if json_parses(p, f).is_some_and(|v| !v.is_array()) {
-                    f.damage(p, "this state file is a JSON list");
-                }
-            }
-            _ if n.ends_with(".json") => {
-                json_parses(p, f);
             }
             _ => {}
         }
