@@ -90,4 +90,33 @@ mod tests {
         assert_eq!(text.lines().count(), 1);
         assert!(text.contains(r#""body":{"a":1}"#), "{text}");
     }
+
+    #[test]
+    fn a_torn_last_line_is_cut_off_and_its_message_written_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let ws = Workspace::open(&d.path().join("ws")).unwrap();
+        let msg = |id: &str| Message {
+            id: id.into(),
+            topic: "org.centos.prod.ci.koji-build.test.complete".into(),
+            body: json!({"id": id}),
+        };
+        publish(&ws, &[msg("id-1")]).unwrap();
+        // A publish killed mid-append: half of id-2's line.
+        let mut text = std::fs::read(ws.journal()).unwrap();
+        text.extend_from_slice(br#"{"id":"id-2","top"#);
+        std::fs::write(ws.journal(), &text).unwrap();
+        assert_eq!(publish(&ws, &[msg("id-2")]).unwrap(), 1);
+        let text = std::fs::read_to_string(ws.journal()).unwrap();
+        let ids: Vec<String> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(ids, ["id-1", "id-2"]);
+        assert_eq!(whole_lines(text.as_bytes()), text.len());
+    }
 }
