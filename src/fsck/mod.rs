@@ -1,7 +1,7 @@
 //! `fci fsck`: an integrity check of the workspace and its pipeline state. Each area has its
 //! file here (objects and published trees, the stage cache, the pipeline state and its run
 //! records, the OSTree repository and its known-good refs, the spools and the message
-//! journal, scratch, the manifests given). Every finding is one line naming the file and what
+//! journal, the results store, scratch, the manifests given). Every finding is one line naming the file and what
 //! is wrong, and is either *damage* (something a reader would trust and must not: a
 //! corrupted object, a torn state file, a ref the known-good set does not name) or *debris*
 //! (what a crash legitimately leaves and nothing trusts: an abandoned scratch directory, a
@@ -15,6 +15,7 @@ mod journal;
 mod manifests;
 mod objects;
 mod ostree_repo;
+mod results;
 mod spools;
 mod state;
 
@@ -106,6 +107,7 @@ pub fn check(ws: &Workspace, manifests: &[PathBuf], ostree: bool) -> Result<Find
     ostree_repo::check(ws, ostree, &mut f)?;
     spools::check(ws, &mut f)?;
     journal::check(ws, &mut f)?;
+    results::check(ws, &mut f)?;
     debris::check(ws, &mut f)?;
     for m in manifests {
         manifests::check(ws, m, &mut f);
