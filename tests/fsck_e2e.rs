@@ -168,6 +168,14 @@ fn a_clean_run_passes_and_each_kind_of_damage_is_named() {
     std::fs::write(&record, serde_json::to_string_pretty(&v).unwrap()).unwrap();
     assert_damage(&fsck(&ws, &["--no-ostree"]), &record, "not what fci kept");
 
+    // The results store overwritten at its start.
+    let ws = copy_of(&w, "results");
+    let db = ws.join("results/results.sqlite");
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[..16].copy_from_slice(b"not a database!!");
+    std::fs::write(&db, bytes).unwrap();
+    assert_damage(&fsck(&ws, &["--no-ostree"]), &db, "SQLite");
+
     // An object of the OSTree repository corrupted: ostree fsck says so.
     let ws = copy_of(&w, "ostree");
     let file = find(&ws.join("ostree/repo/objects"), ".file");
