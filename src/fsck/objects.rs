@@ -164,3 +164,47 @@ fn trees(dir: &Path, f: &mut Findings) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flipped_byte_and_an_empty_object_directory_are_told_apart() {
+        let d = tempfile::tempdir().unwrap();
+        let ws = Workspace::open(&d.path().join("ws")).unwrap();
+        let src = d.path().join("a.txt");
+        fs::write(&src, b"hello").unwrap();
+        let a = ws
+            .store(
+                &src,
+                crate::manifest::ArtifactKind::Log,
+                "a.txt",
+                crate::manifest::StageName::Build,
+            )
+            .unwrap();
+        let mut f = Findings::default();
+        check(&ws, &mut f).unwrap();
+        assert!(f.0.is_empty(), "{:?}", f.0);
+        fs::write(ws.resolve(&a.path).unwrap(), b"hellO").unwrap();
+        let empty = ws.root().join("objects/ab").join("ab".repeat(32));
+        fs::create_dir_all(&empty).unwrap();
+        check(&ws, &mut f).unwrap();
+        let kinds: Vec<(super::super::Kind, String)> =
+            f.0.iter().map(|x| (x.kind, ws.relative(&x.path))).collect();
+        assert_eq!(
+            kinds,
+            [
+                (super::super::Kind::Damage, a.path.clone()),
+                (super::super::Kind::Debris, ws.relative(&empty)),
+            ]
+        );
+    }
+
+    #[test]
+    fn repomd_hrefs_are_read() {
+        let text = r#"<data type="primary"><location href="repodata/p.xml.gz"/></data>
+            <data type="filelists"><location href="repodata/f.xml.gz"/></data>"#;
+        assert_eq!(hrefs(text), ["repodata/p.xml.gz", "repodata/f.xml.gz"]);
+    }
+}

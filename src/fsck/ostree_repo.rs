@@ -179,3 +179,21 @@ fn fsck(ws: &Workspace, repo: &Repo, f: &mut Findings) -> Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::last_promoted;
+    use serde_json::json;
+
+    #[test]
+    fn the_ref_is_the_latest_promotion_that_moved_it() {
+        let set = json!({
+            "a": {"commit": "c1", "at": "2026-12-07T10:00:00.000Z"},
+            "b": {"commit": "c2", "at": "2026-12-07T11:00:00.000Z"},
+            // Promoted later without a composed commit: the ref did not move.
+            "c": {"commit": null, "at": "2026-12-07T12:00:00.000Z"},
+        });
+        assert_eq!(last_promoted(&set).as_deref(), Some("c2"));
+        assert_eq!(last_promoted(&json!({})), None);
+    }
+}
