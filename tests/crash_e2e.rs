@@ -290,6 +290,7 @@ fn sigkill_anywhere_in_any_stage_leaves_nothing_running_nothing_damaged_and_a_re
         );
         let promoted = before_report.as_ref().map(|_| promotion_state(&w));
         let mut last_out = out;
+        let mut window = took;
         let (mut kills, mut attempts, mut debris) = (0, 0, 0);
         while kills < st.kills {
             attempts += 1;
@@ -303,16 +304,28 @@ fn sigkill_anywhere_in_any_stage_leaves_nothing_running_nothing_damaged_and_a_re
             if let Some(state) = &before_report {
                 restore_promotion(&w, state);
             }
-            let delay = Duration::from_millis(rng.below(took.as_millis() as u64));
+            let delay = Duration::from_millis(rng.below(window.as_millis() as u64));
             let what = format!(
                 "seed {seed}: {} killed after {delay:?} (attempt {attempts})",
                 st.name
             );
             let killed_out = PathBuf::from(p(&format!("{}-killed-{attempts}.json", st.name)));
             let mut child = command(&w, &st.args, &killed_out).spawn().unwrap();
-            std::thread::sleep(delay);
-            let finished = child.try_wait().unwrap();
+            let spawned = Instant::now();
+            let finished = loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    break Some(status);
+                }
+                let waited = spawned.elapsed();
+                if waited >= delay {
+                    break None;
+                }
+                std::thread::sleep((delay - waited).min(Duration::from_millis(5)));
+            };
             if let Some(status) = finished {
+                // The stage runs faster now than its reference did (warm caches): kills
+                // are drawn within the quicker run's time from now on.
+                window = window.min(spawned.elapsed());
                 // It ended before its kill: an unkilled run, which must agree too.
                 let e = Ending {
                     code: status.code().unwrap_or(-1),
