@@ -42,6 +42,7 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('base', 'base', [CompletionResultType]::ParameterValue, 'The known-good OSTree base composes build on: make a branch''s first one')
             [CompletionResult]::new('bundle', 'bundle', [CompletionResultType]::ParameterValue, 'Write a run''s manifest and exactly the artifacts and logs it references to one file')
             [CompletionResult]::new('unbundle', 'unbundle', [CompletionResultType]::ParameterValue, 'Bring a bundle into this workspace (every digest verified first) and write its manifest')
+            [CompletionResult]::new('fsck', 'fsck', [CompletionResultType]::ParameterValue, 'Check the workspace and the pipeline state for damage (0 clean, 1 damage found)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('compose', 'compose', [CompletionResultType]::ParameterValue, 'Commit the known-good OSTree base plus the change''s RPMs (only when build and test passed)')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Record the run''s results and decide its gating (with --gating; --promote acts on it)')
@@ -401,6 +402,21 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'fci;fsck' {
+            [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'A run''s manifest to check too: it parses and each artifact it names verifies (repeat for several)')
+            [CompletionResult]::new('--manifest', '--manifest', [CompletionResultType]::ParameterName, 'A run''s manifest to check too: it parses and each artifact it names verifies (repeat for several)')
+            [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace directory holding artifacts, logs, the cache and locks')
+            [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it')
+            [CompletionResult]::new('--no-ostree', '--no-ostree', [CompletionResultType]::ParameterName, 'Skip `ostree fsck` of the OSTree repository (slow on a large repository); its known-good refs are still checked')
+            [CompletionResult]::new('--repair', '--repair', [CompletionResultType]::ParameterName, 'Remove what crashes left (debris) and complete interrupted promotions; damage is left as it is')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No progress or summaries on stderr (errors are still printed)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No progress or summaries on stderr (errors are still printed)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'fci;completions' {
             [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace directory holding artifacts, logs, the cache and locks')
             [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it')
@@ -487,6 +503,7 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('base', 'base', [CompletionResultType]::ParameterValue, 'The known-good OSTree base composes build on: make a branch''s first one')
             [CompletionResult]::new('bundle', 'bundle', [CompletionResultType]::ParameterValue, 'Write a run''s manifest and exactly the artifacts and logs it references to one file')
             [CompletionResult]::new('unbundle', 'unbundle', [CompletionResultType]::ParameterValue, 'Bring a bundle into this workspace (every digest verified first) and write its manifest')
+            [CompletionResult]::new('fsck', 'fsck', [CompletionResultType]::ParameterValue, 'Check the workspace and the pipeline state for damage (0 clean, 1 damage found)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('compose', 'compose', [CompletionResultType]::ParameterValue, 'Commit the known-good OSTree base plus the change''s RPMs (only when build and test passed)')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Record the run''s results and decide its gating (with --gating; --promote acts on it)')
@@ -540,6 +557,9 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             break
         }
         'fci;help;unbundle' {
+            break
+        }
+        'fci;help;fsck' {
             break
         }
         'fci;help;completions' {

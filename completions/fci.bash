@@ -34,6 +34,9 @@ _fci() {
             fci,conform)
                 cmd="fci__subcmd__conform"
                 ;;
+            fci,fsck)
+                cmd="fci__subcmd__fsck"
+                ;;
             fci,gating)
                 cmd="fci__subcmd__gating"
                 ;;
@@ -115,6 +118,9 @@ _fci() {
             fci__subcmd__help,conform)
                 cmd="fci__subcmd__help__subcmd__conform"
                 ;;
+            fci__subcmd__help,fsck)
+                cmd="fci__subcmd__help__subcmd__fsck"
+                ;;
             fci__subcmd__help,gating)
                 cmd="fci__subcmd__help__subcmd__gating"
                 ;;
@@ -161,7 +167,7 @@ _fci() {
 
     case "${cmd}" in
         fci)
-            opts="-q -v -h -V --workspace --state --quiet --verbose --help --version watch build test integrate conform image smoke gating base bundle unbundle completions compose report help"
+            opts="-q -v -h -V --workspace --state --quiet --verbose --help --version watch build test integrate conform image smoke gating base bundle unbundle fsck completions compose report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -610,6 +616,36 @@ _fci() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        fci__subcmd__fsck)
+            opts="-m -q -v -h --manifest --no-ostree --repair --workspace --state --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --manifest)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         fci__subcmd__gating)
             opts="-q -v -h --workspace --state --quiet --verbose --help decide validate waive help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -849,7 +885,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__help)
-            opts="watch build test integrate conform image smoke gating base bundle unbundle completions compose report help"
+            opts="watch build test integrate conform image smoke gating base bundle unbundle fsck completions compose report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -947,6 +983,20 @@ _fci() {
             return 0
             ;;
         fci__subcmd__help__subcmd__conform)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__help__subcmd__fsck)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

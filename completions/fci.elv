@@ -39,6 +39,7 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand base 'The known-good OSTree base composes build on: make a branch''s first one'
             cand bundle 'Write a run''s manifest and exactly the artifacts and logs it references to one file'
             cand unbundle 'Bring a bundle into this workspace (every digest verified first) and write its manifest'
+            cand fsck 'Check the workspace and the pipeline state for damage (0 clean, 1 damage found)'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand compose 'Commit the known-good OSTree base plus the change''s RPMs (only when build and test passed)'
             cand report 'Record the run''s results and decide its gating (with --gating; --promote acts on it)'
@@ -374,6 +375,20 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'fci;fsck'= {
+            cand -m 'A run''s manifest to check too: it parses and each artifact it names verifies (repeat for several)'
+            cand --manifest 'A run''s manifest to check too: it parses and each artifact it names verifies (repeat for several)'
+            cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
+            cand --state 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it'
+            cand --no-ostree 'Skip `ostree fsck` of the OSTree repository (slow on a large repository); its known-good refs are still checked'
+            cand --repair 'Remove what crashes left (debris) and complete interrupted promotions; damage is left as it is'
+            cand -q 'No progress or summaries on stderr (errors are still printed)'
+            cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'fci;completions'= {
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand --state 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it'
@@ -457,6 +472,7 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand base 'The known-good OSTree base composes build on: make a branch''s first one'
             cand bundle 'Write a run''s manifest and exactly the artifacts and logs it references to one file'
             cand unbundle 'Bring a bundle into this workspace (every digest verified first) and write its manifest'
+            cand fsck 'Check the workspace and the pipeline state for damage (0 clean, 1 damage found)'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand compose 'Commit the known-good OSTree base plus the change''s RPMs (only when build and test passed)'
             cand report 'Record the run''s results and decide its gating (with --gating; --promote acts on it)'
@@ -495,6 +511,8 @@ set edit:completion:arg-completer[fci] = {|@words|
         &'fci;help;bundle'= {
         }
         &'fci;help;unbundle'= {
+        }
+        &'fci;help;fsck'= {
         }
         &'fci;help;completions'= {
         }

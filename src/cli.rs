@@ -143,6 +143,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
          fci test -m test.json -o retest.json",
     ),
     (
+        "fsck",
+        "fci fsck -m final.json    # after a crash: debris is fine, damage exits 1",
+    ),
+    (
         "completions",
         "fci completions bash > /etc/bash_completion.d/fci",
     ),
@@ -177,6 +181,8 @@ pub enum Command {
     Bundle(crate::bundle::BundleArgs),
     /// Bring a bundle into this workspace (every digest verified first) and write its manifest
     Unbundle(crate::bundle::UnbundleArgs),
+    /// Check the workspace and the pipeline state for damage (0 clean, 1 damage found)
+    Fsck(crate::fsck::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions { shell: Shell },
 }

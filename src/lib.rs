@@ -20,6 +20,7 @@ pub mod duration;
 pub mod error;
 pub mod exec;
 pub mod files;
+pub mod fsck;
 pub mod gating;
 pub mod hostcache;
 pub mod junit;

@@ -365,6 +365,22 @@ fn first_difference(got: &Value, want: &Value, path: &str) -> Option<String> {
     })
 }
 
+/// Whether a record file `keep` wrote is whole and unchanged: `keep` names it by the digest
+/// of its content, so `fci fsck` can tell a damaged one without knowing the run.
+pub fn is_whole(path: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| format!("does not parse: {e}"))?;
+    let key = crate::digest::sha256_bytes(canonical(&v).as_bytes());
+    let name = path.file_stem().unwrap_or_default().to_string_lossy();
+    if key[..32] != *name {
+        return Err(format!(
+            "its content is not what fci kept (its digest begins {}, not its name)",
+            &key[..32]
+        ));
+    }
+    Ok(())
+}
+
 /// Whether the workspace keeps records of run `run` (fci ran a stage of it here).
 pub fn has_records(ws: &Workspace, run: &str) -> bool {
     let dir = run_dir(ws, run);

@@ -169,7 +169,7 @@ fn package_of(m: &Value) -> &str {
 }
 
 #[test]
-fn a_promotion_cut_short_is_ended_by_the_next_and_its_change_is_retested_once() {
+fn a_promotion_cut_short_is_completed_by_the_next_and_a_change_already_known_good_is_not_queued() {
     let _ = NEEDS;
     let p = Pipeline::new();
     let ms = p.watch(&["--emit-existing"]);
@@ -193,32 +193,44 @@ fn a_promotion_cut_short_is_ended_by_the_next_and_its_change_is_retested_once() 
     let ra = p.promote_env(&ca, "a", COMPOSE_GATING, &[], Some(&path));
     assert_eq!(ra.code, 3, "{}", ra.stderr);
     assert_eq!(known_good_in(&p.repo()), first);
-    // Neither half done: the set does not claim what the ref does not hold.
+    // Neither half done: the set does not claim what the ref does not hold, and the intent
+    // of the promotion is left for the next report.
     assert!(p.read("known-good/f41.json").get(package_of(&ca)).is_none());
-    assert!(p.state.join("known-good/f41.pending.json").is_file());
+    assert!(p.state.join("known-good/.f41.promoting").is_file());
 
-    // The next report ends it first (rolled back: the ref never moved; a queued for a
-    // retest), then promotes b on the base both were tested on.
+    // The next report completes a's promotion first (its decision stands: the ref was still
+    // at the base it was decided on), then finds b's base moved: b is queued for a retest.
     let rb = p.promote(&cb, "b", COMPOSE_GATING, &[]);
-    assert_eq!(rb.code, 0, "{}", rb.stderr);
-    assert!(!p.state.join("known-good/f41.pending.json").exists());
+    assert_eq!(rb.code, 3, "{}", rb.stderr);
+    assert!(!p.state.join("known-good/.f41.promoting").exists());
+    assert_eq!(
+        known_good_in(&p.repo()),
+        ca["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["type"] == "ostree-commit")
+            .unwrap()["sha256"]
+            .as_str()
+            .unwrap()
+    );
     let set = p.read("known-good/f41.json");
-    assert!(set.get(package_of(&cb)).is_some(), "{set:#}");
-    assert!(set.get(package_of(&ca)).is_none(), "{set:#}");
+    assert!(set.get(package_of(&ca)).is_some(), "{set:#}");
+    assert!(set.get(package_of(&cb)).is_none(), "{set:#}");
     let queued = p.read("retest/f41.json");
-    assert_eq!(queued[0]["commit"], ca["subject"]["commit"], "{queued:#}");
+    assert_eq!(queued[0]["commit"], cb["subject"]["commit"], "{queued:#}");
 
-    // The watch emits a again on the new base; it passes and is promoted.
+    // The watch emits b again on the new base; it passes and is promoted.
     let again = p.watch(&[]);
     assert_eq!(again.len(), 1, "{again:#?}");
-    assert_eq!(again[0]["subject"]["commit"], ca["subject"]["commit"]);
-    let ca2 = p.compose(&p.build(&again[0], "a2"), "a2");
-    let r = p.promote(&ca2, "a2", COMPOSE_GATING, &[]);
+    assert_eq!(again[0]["subject"]["commit"], cb["subject"]["commit"]);
+    let cb2 = p.compose(&p.build(&again[0], "b2"), "b2");
+    let r = p.promote(&cb2, "b2", COMPOSE_GATING, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 
-    // a's first run reported again (a retried step, a hand rerun): that commit is the base
+    // b's first run reported again (a retried step, a hand rerun): that commit is the base
     // already, so it is neither queued for another retest nor excluded.
-    let r = p.promote(&ca, "a3", COMPOSE_GATING, &[]);
+    let r = p.promote(&cb, "b3", COMPOSE_GATING, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stderr.is_empty() || !r.stderr.contains("queued"),

@@ -54,9 +54,9 @@ pub fn apply(
     ostree::check_branch(&branch)
         .map_err(|_| FciError::input(&cx.origin, format!("--promote: bad branch `{branch}`")))?;
     let _lock = cx.ws.pipeline_lock(&format!("known-good-{branch}"))?;
-    // A promotion another report began and never ended (killed, its host failed) is ended
-    // first: no decision is taken on a known-good set that disagrees with its ref.
-    settle_pending(cx, &branch)?;
+    // A promotion of this branch that a kill cut short is completed first: its decision
+    // stands, and this one is taken on the state it leaves (a set that agrees with its ref).
+    finish_locked(cx.ws, &branch, cx.log())?;
     let package = cx.manifest.subject.package.clone().unwrap_or_default();
     let nevras: Vec<String> = cx
         .manifest
@@ -184,33 +184,25 @@ pub fn apply(
     }
     let path = state_dir.join("known-good").join(format!("{branch}.json"));
     let mut set = read_known_good(&path)?;
-    let entry = json!({"nvr": nvr, "nevras": nevras, "run": cx.manifest.run.id,
+    set.insert(
+        package.clone(),
+        json!({"nvr": nvr, "nevras": nevras, "run": cx.manifest.run.id,
                "dist_git_commit": cx.manifest.subject.commit,
-               "commit": promoted.get("to"), "at": crate::now_rfc3339()});
-    if let (Some(kg), Some(c)) = (move_ref, &composed) {
-        // The ref and the set cannot change in one step: the intent is written first, so a
-        // promotion cut short between them is ended by the next report under this lock
-        // (`settle_pending`): finished if the ref moved, else rolled back and queued for a
-        // retest. Never a set that disagrees with the ref, never a change lost.
-        let pending = Pending {
-            package: package.clone(),
-            entry: entry.clone(),
-            ref_name: kg.clone(),
-            from: c.base.clone(),
-            to: c.commit.clone(),
-            repo: cx.manifest.subject.repo.clone(),
-            commit: cx.manifest.subject.commit.clone(),
-            run: cx.manifest.run.id.clone(),
-        };
-        let pending_at = pending_path(cx.ws, &branch);
-        write(&pending_at, &serde_json::to_value(&pending)?)?;
-        c.repo.set_ref(&kg, &c.commit, cx.log())?;
-        set.insert(package.clone(), entry);
-        write(&path, &Value::Object(set))?;
-        remove_pending(&pending_at)?;
-    } else {
-        set.insert(package.clone(), entry);
-        write(&path, &Value::Object(set))?;
+               "commit": promoted.get("to"), "at": crate::now_rfc3339()}),
+    );
+    let set = Value::Object(set);
+    match (move_ref, &composed) {
+        (Some(kg), Some(c)) => {
+            // The ref and the set are two files, and no rename moves both: the whole
+            // promotion is written first as an intent, then applied, then the intent goes. A
+            // kill anywhere leaves either nothing done, or the intent, which the next report
+            // of the branch (or `fci fsck --repair`) completes: never a ref moved without its
+            // set, or the reverse.
+            let intent = json!({"ref": kg, "from": c.base, "to": c.commit, "set": set});
+            write(&intent_path(cx.ws, &branch), &intent)?;
+            finish_locked(cx.ws, &branch, cx.log())?;
+        }
+        _ => write(&path, &set)?,
     }
     promoted.insert("package".into(), json!(package));
     promoted.insert("nevras".into(), json!(nevras));
@@ -317,90 +309,6 @@ fn exclude(
     Ok(())
 }
 
-/// A promotion begun: what `settle_pending` needs to end it.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Pending {
-    package: String,
-    /// The known-good set's entry for the package once the ref moved.
-    entry: Value,
-    ref_name: String,
-    from: String,
-    to: String,
-    repo: Option<String>,
-    commit: Option<String>,
-    run: String,
-}
-
-fn pending_path(ws: &crate::workspace::Workspace, branch: &str) -> std::path::PathBuf {
-    ws.pipeline("known-good")
-        .join(format!("{branch}.pending.json"))
-}
-
-fn remove_pending(path: &std::path::Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(FciError::Infra(format!("cannot remove {}: {e}", path.display())).into())
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Ends a promotion that a report began and did not finish (under the branch's lock, which
-/// the caller holds): the ref moved → the set gets the change's entry; it did not → the
-/// change is not in the base, and is queued for a retest (not lost, not excluded).
-fn settle_pending(cx: &mut Ctx, branch: &str) -> Result<()> {
-    let at = pending_path(cx.ws, branch);
-    let text = match std::fs::read_to_string(&at) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(FciError::Infra(format!("cannot read {}: {e}", at.display())).into()),
-    };
-    let p: Pending = serde_json::from_str(&text).map_err(|e| {
-        FciError::Infra(format!(
-            "{}: a damaged record of an unfinished promotion, left as it is: {e}",
-            at.display()
-        ))
-    })?;
-    let repo = ostree::Repo::open(&cx.ws.ostree_repo())?;
-    let now = repo.rev_parse(&p.ref_name, cx.log())?;
-    let set_at = cx.ws.pipeline("known-good").join(format!("{branch}.json"));
-    if now.as_deref() == Some(p.to.as_str()) {
-        let mut set = read_known_good(&set_at)?;
-        set.insert(p.package.clone(), p.entry.clone());
-        write(&set_at, &Value::Object(set))?;
-        cx.log().line(&format!(
-            "# promote: finished run {}'s promotion of {} (its ref had moved, the known-good set had not been written)",
-            p.run, p.package
-        ));
-    } else {
-        if let (Some(repo), Some(commit)) = (&p.repo, &p.commit) {
-            crate::stages::watch::retest::enqueue(
-                cx.ws,
-                branch,
-                crate::stages::watch::retest::Entry {
-                    package: p.package.clone(),
-                    repo: repo.clone(),
-                    commit: commit.clone(),
-                    run: p.run.clone(),
-                    tested_on: p.from.clone(),
-                    moved_to: now.clone().unwrap_or_default(),
-                },
-            )?;
-        }
-        crate::progress::note(&format!(
-            "promote: run {}'s promotion of {} was cut short before its ref moved: {}",
-            p.run,
-            p.package,
-            if p.repo.is_some() && p.commit.is_some() {
-                "queued for a retest (the next fci watch emits it again)"
-            } else {
-                "rerun it (its subject names no dist-git commit to queue)"
-            }
-        ));
-    }
-    remove_pending(&at)
-}
-
 /// Whether the pipeline's OSTree repository has `branch`'s known-good ref.
 fn has_known_good_ref(cx: &mut Ctx, branch: &str) -> Result<bool> {
     let path = cx.ws.ostree_repo();
@@ -435,6 +343,86 @@ pub fn known_good_run(
         .get(package)
         .filter(|e| e["dist_git_commit"].as_str() == Some(commit))
         .map(|e| e["run"].as_str().unwrap_or("?").to_string()))
+}
+
+/// Ends the name of a promotion's intent (`known-good/.<branch>.promoting`): what `apply` is
+/// about to do to the branch's ref and set, until both are done.
+pub const INTENT: &str = ".promoting";
+
+fn intent_path(ws: &crate::workspace::Workspace, branch: &str) -> std::path::PathBuf {
+    ws.pipeline("known-good").join(format!(".{branch}{INTENT}"))
+}
+
+/// The intent of a promotion of `branch` not finished yet, if any.
+pub fn read_intent(ws: &crate::workspace::Workspace, branch: &str) -> Option<Value> {
+    let text = std::fs::read_to_string(intent_path(ws, branch)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Completes an interrupted promotion of `branch` (`fci fsck --repair`): under the branch's
+/// lock, as a report would.
+pub fn finish_interrupted(ws: &crate::workspace::Workspace, branch: &str) -> Result<()> {
+    ostree::check_branch(branch)?;
+    let _lock = ws.pipeline_lock(&format!("known-good-{branch}"))?;
+    let scratch = ws.scratch("promote-")?;
+    let mut log = crate::exec::Log::create(&scratch.path().join("promote.log"))?;
+    finish_locked(ws, branch, &mut log)
+}
+
+/// Applies the branch's promotion intent, if there is one: the ref moved to its commit (from
+/// the base it was decided on, or already there), the set written, the intent removed. The
+/// caller holds the branch's lock.
+fn finish_locked(
+    ws: &crate::workspace::Workspace,
+    branch: &str,
+    log: &mut crate::exec::Log,
+) -> Result<()> {
+    let path = intent_path(ws, branch);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(FciError::Infra(format!("cannot read {}: {e}", path.display())).into())
+        }
+    };
+    // Written by rename: one that does not parse was not written by fci.
+    let intent: Value = serde_json::from_str(&text).map_err(|e| {
+        FciError::Infra(format!(
+            "{}: damaged promotion intent, left as it is: {e}",
+            path.display()
+        ))
+    })?;
+    let (Some(kg), Some(from), Some(to)) = (
+        intent["ref"].as_str(),
+        intent["from"].as_str(),
+        intent["to"].as_str(),
+    ) else {
+        return Err(FciError::Infra(format!(
+            "{}: a promotion intent without ref, from and to",
+            path.display()
+        ))
+        .into());
+    };
+    let repo = ostree::Repo::open(&ws.ostree_repo())?;
+    let now = repo.rev_parse(kg, log)?;
+    if now.as_deref() == Some(from) {
+        repo.set_ref(kg, to, log)?;
+    } else if now.as_deref() != Some(to) {
+        // Only a promotion moves the ref, under this lock: something else moved it.
+        return Err(FciError::Infra(format!(
+            "{kg} is {}, neither end of the interrupted promotion {from} → {to} ({}): left for a person to look at",
+            now.as_deref().unwrap_or("(none)"),
+            path.display()
+        ))
+        .into());
+    }
+    write(
+        &ws.pipeline("known-good").join(format!("{branch}.json")),
+        &intent["set"],
+    )?;
+    std::fs::remove_file(&path)
+        .map_err(|e| FciError::Infra(format!("cannot remove {}: {e}", path.display())))?;
+    Ok(())
 }
 
 /// The branch's known-good state; none yet is an empty one, a damaged one is left as it is.
