@@ -42,6 +42,8 @@ pub struct Ran {
     pub run_id: String,
     /// Each stage's exit status, in order (the report's last).
     pub exits: Vec<(String, i32)>,
+    /// Each stage's wall time, in the same order.
+    pub took: Vec<Duration>,
     /// The report's final manifest.
     pub manifest: PathBuf,
     /// The report's record said the base moved while the change was tested: it was queued for a
@@ -156,12 +158,14 @@ impl Pipeline {
         let subject = &m["subject"];
         let final_ = change.with_extension("final.json");
         let mut exits = Vec::new();
+        let mut took = Vec::new();
         for (name, args) in stages(self, change, &final_) {
             let err = std::fs::File::create(logs.join(format!(
                 "{}-{name}.stderr",
                 change.file_stem().unwrap().to_string_lossy()
             )))
             .unwrap();
+            let t = Instant::now();
             let st = self
                 .fci(ws)
                 .args(&args)
@@ -170,6 +174,7 @@ impl Pipeline {
                 .status()
                 .unwrap();
             exits.push((name.to_string(), st.code().unwrap_or(-1)));
+            took.push(t.elapsed());
         }
         let report: Value = std::fs::read_to_string(&final_)
             .ok()
@@ -185,6 +190,7 @@ impl Pipeline {
             commit: subject["commit"].as_str().unwrap_or("").to_string(),
             run_id: m["run"]["id"].as_str().unwrap_or("").to_string(),
             exits,
+            took,
             manifest: final_,
             needs_retest,
             started,
