@@ -268,6 +268,22 @@ fn main() {
             );
         }
         println!("  stages summed: {per_stage:.1?}");
+        // Lock contention: every wait for a lock another fci run held, as the stages noted it.
+        let mut waits: Vec<String> = Vec::new();
+        for w in 0..workers {
+            let d = top.join(format!("{workers}-workers/worker{w}"));
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                if e.path().extension().is_some_and(|x| x == "stderr") {
+                    let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                    waits.extend(
+                        text.lines()
+                            .filter(|l| l.contains("waiting for"))
+                            .map(|l| format!("{}: {l}", e.file_name().to_string_lossy())),
+                    );
+                }
+            }
+        }
+        println!("  waits for another run's lock: {} {waits:#?}", waits.len());
         figures.push((took, times, runs.len(), retests));
     }
     let (one, two) = (&figures[0], &figures[1]);

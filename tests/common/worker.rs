@@ -124,7 +124,9 @@ impl Pipeline {
     /// fci in workspace `ws` with this pipeline's state.
     pub fn fci(&self, ws: &Path) -> Command {
         let mut c = Command::new(&self.fci);
-        c.arg("--workspace").arg(ws).arg("--quiet");
+        // Not --quiet: each stage's notes (a wait for another run's lock among them) are kept
+        // in the worker's stderr files.
+        c.arg("--workspace").arg(ws);
         if let Some(s) = &self.state {
             c.env("FCI_STATE", s);
         }
