@@ -645,6 +645,7 @@ pub mod rabbitmq;
 pub mod resultsdb;
 pub mod trees;
 pub mod waiverdb;
+pub mod worker;
 
 /// A file's sha256, by sha256sum (not fci's own code).
 #[allow(dead_code)]
