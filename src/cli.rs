@@ -142,6 +142,11 @@ pub const EXAMPLES: &[(&str, &str)] = &[
          fci test -m test.json -o retest.json",
     ),
     (
+        "gc",
+        "fci gc --config fci.yaml --dry-run    # what would go, and how much\n  \
+         fci gc --keep-runs 20 --max-size 20G",
+    ),
+    (
         "completions",
         "fci completions bash > /etc/bash_completion.d/fci",
     ),
@@ -176,6 +181,8 @@ pub enum Command {
     Bundle(crate::bundle::BundleArgs),
     /// Bring a bundle into this workspace (every digest verified first) and write its manifest
     Unbundle(crate::bundle::UnbundleArgs),
+    /// Remove what no recent run, known-good base or queued retest needs (objects, cache, old records, OSTree refs)
+    Gc(crate::gc::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions { shell: Shell },
 }

@@ -24,6 +24,9 @@ struct Raw {
     /// What satisfies a Fedora BuildRequires on this host (`libattr-devel: libattr1-dev`).
     #[serde(default)]
     buildrequires: std::collections::BTreeMap<String, String>,
+    /// What `fci gc` keeps of old runs (crate::gc::policy).
+    #[serde(default)]
+    gc: crate::gc::policy::Raw,
 }
 
 /// What satisfies a Fedora BuildRequires name on a host whose rpm database is empty, as
@@ -253,6 +256,8 @@ pub struct Config {
     pub ci: CiConfig,
     /// fci.yaml's `buildrequires:`, what satisfies a Fedora BuildRequires on this host.
     pub buildrequires: HostDeps,
+    /// fci.yaml's `gc:`, what `fci gc` keeps.
+    pub gc: crate::gc::policy::Policy,
 }
 
 impl Config {
@@ -336,7 +341,9 @@ impl Config {
         let limits = raw.limits.parse().map_err(&bad)?;
         raw.ci.check().map_err(&bad)?;
         let buildrequires = parse_host_deps(&raw.buildrequires).map_err(&bad)?;
+        let gc = raw.gc.parse().map_err(&bad)?;
         Ok(Config {
+            gc,
             buildrequires,
             limits,
             ci: raw.ci,

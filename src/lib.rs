@@ -21,6 +21,7 @@ pub mod error;
 pub mod exec;
 pub mod files;
 pub mod gating;
+pub mod gc;
 pub mod hostcache;
 pub mod junit;
 pub mod limits;

@@ -96,6 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Base(a) => fci::stages::compose::base::exec(a, &cli.workspace),
         Command::Bundle(a) => fci::bundle::exec_bundle(a, &cli.workspace),
         Command::Unbundle(a) => fci::bundle::exec_unbundle(a, &cli.workspace),
+        Command::Gc(a) => fci::gc::exec(a, &cli.workspace),
         Command::Completions { shell } => {
             use std::io::Write;
             std::io::stdout().write_all(completion_script(shell))?;
