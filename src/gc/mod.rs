@@ -21,7 +21,9 @@
 //!   the image.
 //! - The known-good runs (`<state>/known-good/<branch>.json`, each package's `run`) and the
 //!   runs queued for a retest (`<state>/retest/<branch>.json`) are always kept, whatever the
-//!   policy ([`records::pinned`]); so is a run whose last record is within the grace period.
+//!   policy ([`records::pinned`]); so is a run whose last record is within the grace period,
+//!   and an entry of `objects/`, `repos/` or `trees/` that appeared within it (what `fci
+//!   unbundle` imported for a stage about to run, which no record names yet).
 //! - OSTree: `fci/<branch>/known-good` refs always stay (with `ostree_depth` commits of their
 //!   history: a queued run composes on the known-good it was emitted on); a run's candidate
 //!   ref `fci/<branch>/candidate/<run>` goes with the run's records ([`ostree`]).
@@ -160,7 +162,10 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
         .with_defaults();
     let ws = Workspace::open(workspace)?;
     let host = |what: &str, e: &dyn std::fmt::Display| -> anyhow::Error {
-        FciError::Infra(format!("gc: {what}: {e} (the host's, nothing of a package)")).into()
+        FciError::Infra(format!(
+            "gc: {what}: {e} (the host's, nothing of a package)"
+        ))
+        .into()
     };
     let scratch = ws.scratch("gc-")?;
     let mut log = crate::exec::Log::create(&scratch.path().join("gc.log"))?;
@@ -204,15 +209,13 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
             // go, one by one, until what their references take fits (those always kept stay,
             // even past the size: said so below).
             let rest = before.saturating_sub(sizes.total.bytes);
-            let taken = |r: &Roots| {
-                rest + r
-                    .units
-                    .iter()
-                    .filter_map(|u| unit_size.get(u))
-                    .sum::<u64>()
-            };
+            let taken =
+                |r: &Roots| rest + r.units.iter().filter_map(|u| unit_size.get(u)).sum::<u64>();
             while taken(&r) > max {
-                let Some(i) = keep.iter().rposition(|(_, why)| *why == "within the policy") else {
+                let Some(i) = keep
+                    .iter()
+                    .rposition(|(_, why)| *why == "within the policy")
+                else {
                     break;
                 };
                 drop.push(keep.remove(i).0);
@@ -223,8 +226,18 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
                 );
             }
         }
+        // Whatever appeared within the grace period stays too, referenced or not: what
+        // `fci unbundle` just imported for a stage to run on, which no record names yet.
+        let young = |p: &Path| {
+            std::fs::symlink_metadata(p)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| now.duration_since(t).unwrap_or_default() < policy.grace())
+        };
         for u in units.iter().filter(|u| !r.units.contains(*u)) {
             let p = ws.root().join(u);
+            if young(&p) {
+                continue;
+            }
             let got = removed.add(&p);
             listed.push((u.clone(), got.bytes));
             if !args.dry_run {
@@ -267,7 +280,10 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
             println!("{bytes}\t{what}");
         }
         if pruned.objects > 0 {
-            println!("{}\tostree: {} unreachable objects", pruned.bytes, pruned.objects);
+            println!(
+                "{}\tostree: {} unreachable objects",
+                pruned.bytes, pruned.objects
+            );
         }
     }
     let after = size_of(&ws);

@@ -48,7 +48,11 @@ pub struct Cached {
 /// Every stage's cache entries (other files below `cache/`, the host's facts, are not).
 pub fn cache_entries(ws: &Workspace) -> Vec<Cached> {
     let mut out = Vec::new();
-    for d in std::fs::read_dir(ws.cache("")).into_iter().flatten().flatten() {
+    for d in std::fs::read_dir(ws.cache(""))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let stage = d.file_name().to_string_lossy().into_owned();
         let a_stage = crate::manifest::StageName::ALL
             .iter()
@@ -104,7 +108,10 @@ pub fn all_units(ws: &Workspace) -> Vec<String> {
 /// repository half removed would be taken for a published one); what a crash leaves there is
 /// `Workspace::collect_stale`'s.
 pub fn remove(ws: &Workspace, p: &Path) -> std::io::Result<()> {
-    let aside = ws.root().join("tmp").join(format!(".gc-{}", uuid::Uuid::new_v4()));
+    let aside = ws
+        .root()
+        .join("tmp")
+        .join(format!(".gc-{}", uuid::Uuid::new_v4()));
     std::fs::rename(p, &aside)?;
     if std::fs::symlink_metadata(&aside)?.is_dir() {
         std::fs::remove_dir_all(&aside)
@@ -115,7 +122,11 @@ pub fn remove(ws: &Workspace, p: &Path) -> std::io::Result<()> {
 
 /// Removes the empty `objects/<aa>/` directories left.
 pub fn remove_empty_fans(ws: &Workspace) {
-    for e in std::fs::read_dir(ws.root().join("objects")).into_iter().flatten().flatten() {
+    for e in std::fs::read_dir(ws.root().join("objects"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let _ = std::fs::remove_dir(e.path());
     }
 }
@@ -124,7 +135,11 @@ pub fn remove_empty_fans(ws: &Workspace) {
 /// against) of images no longer in `objects/`.
 pub fn orphan_image_records(ws: &Workspace) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(ws.state("image/made")).into_iter().flatten().flatten() {
+    for e in std::fs::read_dir(ws.state("image/made"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(sha) = name.strip_suffix(".json") else {
             continue;

@@ -111,7 +111,10 @@ pub fn collect(ws: &Workspace, depth: u32, dry_run: bool, log: &mut Log) -> Resu
 mod tests {
     #[test]
     fn a_candidate_ref_names_its_run() {
-        assert_eq!(super::candidate_run("fci/f41/candidate/abc-1"), Some("abc-1"));
+        assert_eq!(
+            super::candidate_run("fci/f41/candidate/abc-1"),
+            Some("abc-1")
+        );
         assert_eq!(super::candidate_run("fci/f41/known-good"), None);
     }
 }

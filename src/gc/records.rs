@@ -40,7 +40,11 @@ pub fn runs(ws: &Workspace) -> Vec<Run> {
         }
         let mut entries = Vec::new();
         for stage in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            for f in std::fs::read_dir(stage.path()).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(stage.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 let text = std::fs::read_to_string(f.path()).ok();
                 if let Some(v) = text.and_then(|t| serde_json::from_str::<Value>(&t).ok()) {
                     entries.push(v);
@@ -84,7 +88,11 @@ fn strings_named<'a>(v: &'a Value, key: &str, out: &mut Vec<&'a str>) {
 pub fn pinned(ws: &Workspace) -> BTreeSet<PathBuf> {
     let mut out = BTreeSet::new();
     for area in ["known-good", "retest"] {
-        for e in std::fs::read_dir(ws.pipeline(area)).into_iter().flatten().flatten() {
+        for e in std::fs::read_dir(ws.pipeline(area))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let Some(v) = std::fs::read_to_string(e.path())
                 .ok()
                 .and_then(|t| serde_json::from_str::<Value>(&t).ok())
@@ -131,7 +139,11 @@ pub fn remove(ws: &Workspace, dir: &Path) -> std::io::Result<()> {
 
 /// Removes what an interrupted `remove` left aside.
 pub fn remove_leftovers(ws: &Workspace) {
-    for e in std::fs::read_dir(ws.pipeline("records")).into_iter().flatten().flatten() {
+    for e in std::fs::read_dir(ws.pipeline("records"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         if e.file_name().to_string_lossy().starts_with(".gc-") {
             let _ = std::fs::remove_dir_all(e.path());
         }
