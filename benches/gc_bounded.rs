@@ -3,7 +3,8 @@
 //! the source RPM, the repository and snapshot trees, logs, cache entries, records, an OSTree
 //! commit and its candidate ref, the known-good moving; integrate, image and smoke add more of
 //! the same kinds), each a new Release of the package so that nothing is reused from the
-//! cache, and `fci gc --keep-runs 3 --grace 0 --ostree-depth 3` after each. Prints the size of
+//! cache, and `fci gc --keep-runs 3 --grace 0 --ostree-depth 3` after each (`--keep-runs 1`
+//! in the quick mode). Prints the size of
 //! the workspace (its pipeline state and OSTree repository inside it) after each run's gc, the
 //! maximum, and the stated bound. `cargo bench --bench gc_bounded`: 200 runs (FCI_GC_RUNS
 //! overrides); `cargo test`: 3.
@@ -63,6 +64,8 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| support::size(200, 3));
+    // 3 runs kept; 1 in the quick mode, so that its 3 runs already show gc at work.
+    let keep = support::size(3, 1).to_string();
     let scratch = tempfile::tempdir().unwrap();
     let s = scratch.path();
     let ws = s.join("ws");
@@ -172,7 +175,7 @@ fn main() {
     let first = sizes[0];
     let last = *sizes.last().unwrap();
     println!(
-        "{n} runs with fci gc after each: max {:.1} MiB, first {:.1} MiB, last {:.1} MiB; bound <= {BOUND_MIB} MiB",
+        "{n} runs with fci gc --keep-runs {keep} after each: max {:.1} MiB, first {:.1} MiB, last {:.1} MiB; bound <= {BOUND_MIB} MiB",
         mib(max),
         mib(first),
         mib(last)
@@ -182,7 +185,7 @@ fn main() {
         mib(max),
         " MiB",
         Target::AtMost(BOUND_MIB),
-        serde_json::json!({"runs": n, "first_mib": mib(first), "last_mib": mib(last),
+        serde_json::json!({"runs": n, "keep_runs": keep, "first_mib": mib(first), "last_mib": mib(last),
                            "sizes_mib": sizes.iter().map(|b| mib(*b)).collect::<Vec<_>>()}),
     );
     assert!(
