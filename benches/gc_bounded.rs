@@ -112,7 +112,7 @@ fn main() {
         let m = |name: &str| s.join(format!("{name}.json"));
         let lookaside = root.join("examples/lookaside");
         run(
-            &mut fci_cmd(&[
+            fci_cmd(&[
                 "build",
                 src.to_str().unwrap(),
                 "--branch",
