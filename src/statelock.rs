@@ -124,4 +124,21 @@ mod tests {
         drop(again);
         assert!(p.exists(), "the lock file stays; the lock does not");
     }
+
+    /// Shared holders coexist; the exclusive lock waits for all of them.
+    #[test]
+    fn shared_holders_keep_the_exclusive_one_out() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("locks/ostree-prune.lock");
+        let a = lock_shared(&p).unwrap();
+        let b = lock_shared(&p).unwrap();
+        assert!(try_lock(&p).unwrap().is_none());
+        drop(a);
+        assert!(try_lock(&p).unwrap().is_none());
+        drop(b);
+        let alone = try_lock(&p)
+            .unwrap()
+            .expect("free once the shared holders are gone");
+        drop(alone);
+    }
 }

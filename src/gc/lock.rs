@@ -54,3 +54,26 @@ pub fn exclusive(ws: &Workspace) -> Result<File> {
     }
     Ok(f)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stages share the workspace; gc has it only once none uses it, and a stage starting
+    /// meanwhile waits for gc.
+    #[test]
+    fn gc_waits_for_stages_and_stages_for_gc() {
+        let d = tempfile::tempdir().unwrap();
+        let ws = Workspace::open(&d.path().join("ws")).unwrap();
+        let one = in_use(&ws).unwrap();
+        let two = in_use(&ws).unwrap();
+        let probe = open(&ws).unwrap();
+        assert!(probe.try_lock().is_err(), "gc swept under a running stage");
+        drop(one);
+        drop(two);
+        let sweeping = exclusive(&ws).unwrap();
+        assert!(open(&ws).unwrap().try_lock_shared().is_err());
+        drop(sweeping);
+        drop(in_use(&ws).unwrap());
+    }
+}
