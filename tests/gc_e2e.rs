@@ -141,6 +141,36 @@ fn gc_removes_what_no_kept_run_needs_and_what_it_keeps_still_verifies() {
         dry.stdout
     );
     assert_eq!(files(&w.ws()), before, "--dry-run removed something");
+    // A size no workspace fits: every run goes but the known-good's (the last one).
+    let dry = gc(
+        &w,
+        &[
+            "--max-size",
+            "1",
+            "--keep-runs",
+            "100",
+            "--grace",
+            "0",
+            "--dry-run",
+            "--json",
+        ],
+    );
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    let j: Value = serde_json::from_str(dry.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(j["removed_runs"], 2, "{j}");
+    assert_eq!(j["kept_runs"], 1, "{j}");
+    assert!(
+        dry.stdout
+            .contains(&format!("records/{}", run_id(&runs[0].1))),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        !dry.stdout.contains(&format!("records/{}", run_id(last))),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(files(&w.ws()), before, "--dry-run removed something");
 
     let r = gc(
         &w,
