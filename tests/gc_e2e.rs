@@ -51,17 +51,37 @@ fn stage(w: &Ws, verb: &str, m: &Value, name: &str) -> Value {
 
 fn build(w: &Ws, release: usize) -> Value {
     let src = change(w, release);
-    let la = lookaside();
-    let r = w.run(&[
-        "build",
-        src.to_str().unwrap(),
-        "--branch",
-        "f41",
-        "--lookaside",
-        &la,
-    ]);
+    let r = Run::from(w.cmd().args(build_args(&src)).output().unwrap());
     assert_eq!(r.code, 0, "build: {}", r.stderr);
     r.manifest()
+}
+
+fn build_args(src: &Path) -> Vec<String> {
+    vec![
+        "build".into(),
+        src.display().to_string(),
+        "--branch".into(),
+        "f41".into(),
+        "--lookaside".into(),
+        lookaside(),
+    ]
+}
+
+/// Runs `cmd` to its end with gc (`args`) run over and over beside it; its exit code.
+fn beside_gc(w: &Ws, mut cmd: std::process::Command, args: &[&str]) -> Option<i32> {
+    let mut child = cmd.spawn().unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.code();
+        }
+        let r = gc(w, args);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "it never ended"
+        );
+    }
 }
 
 /// One change through build → test → compose → report --promote; the compose manifest
@@ -275,48 +295,61 @@ fn a_stage_running_beside_gc_keeps_its_verdict() {
     init_base_with(&w, &["--no-kernel"], None, |_| {});
     // An older run, which the aggressive policy removes while the compose runs.
     let old = build(&w, 1);
+    let aggressive = ["--keep-runs", "1", "--grace", "0", "--ostree-depth", "0"];
+    // The same change built again reuses the old run's cache entry, while gc keeps only the
+    // newest run: the new run's record names the entry, so what it reused stays.
+    let rebuilt_json = w.path().join("rebuilt-1.json");
+    let mut again = w.cmd();
+    again
+        .args(build_args(&w.path().join("change-1/hello-atomic")))
+        .args(["-o", rebuilt_json.to_str().unwrap()]);
+    assert_eq!(
+        beside_gc(&w, again, &aggressive),
+        Some(0),
+        "a reusing build beside gc"
+    );
+    let rebuilt: Value =
+        serde_json::from_str(&std::fs::read_to_string(&rebuilt_json).unwrap()).unwrap();
+    let rec = rebuilt["stages"].as_array().unwrap().last().unwrap();
+    assert_eq!(rec["cached"], true, "{rec}");
+    let r = gc(&w, &aggressive);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let bundle = w.path().join("rebuilt.fci-bundle");
+    let r = w.run(&[
+        "bundle",
+        "-m",
+        rebuilt_json.to_str().unwrap(),
+        "-o",
+        bundle.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        r.code, 0,
+        "bundle of the run that reused the entry: {}",
+        r.stderr
+    );
+    // A compose beside gc, which drops both runs of release 1 meanwhile.
     let b = build(&w, 2);
     let bp = w.save("build-2.json", &b);
     let out = w.path().join("compose-2.json");
-    let mut compose = w
-        .cmd()
-        .args([
-            "compose",
-            "-m",
-            bp.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let mut gcs = 0;
-    let code = loop {
-        if let Some(st) = compose.try_wait().unwrap() {
-            break st.code();
-        }
-        let r = gc(
-            &w,
-            &["--keep-runs", "1", "--grace", "0", "--ostree-depth", "0"],
-        );
-        assert_eq!(r.code, 0, "{}", r.stderr);
-        gcs += 1;
-        assert!(
-            started.elapsed() < Duration::from_secs(900),
-            "compose never ended"
-        );
-    };
-    assert!(gcs >= 1);
-    assert_eq!(code, Some(0), "compose beside gc");
+    let mut compose = w.cmd();
+    compose.args([
+        "compose",
+        "-m",
+        bp.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        beside_gc(&w, compose, &aggressive),
+        Some(0),
+        "compose beside gc"
+    );
     let m: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let c = m["stages"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(c["name"], "compose");
     assert_eq!(c["outcome"], "PASSED", "{c}");
     // gc once more after: the compose's run is the newest, kept whole.
-    let r = gc(
-        &w,
-        &["--keep-runs", "1", "--grace", "0", "--ostree-depth", "0"],
-    );
+    let r = gc(&w, &aggressive);
     assert_eq!(r.code, 0, "{}", r.stderr);
     for p in paths_of(&old, "rpm") {
         assert!(
