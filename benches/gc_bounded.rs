@@ -15,10 +15,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use support::Target;
 
-/// The stated bound, in MiB: the base's OSTree repository and the state, and the runs kept
-/// (3 by the policy, the known-good's among them) with their cache entries. Measured at about
-/// 60 MiB (see docs/gc.md); the bound leaves room for logs that vary in size.
-const BOUND_MIB: f64 = 100.0;
+/// The stated bound, in MiB: the base (about 44 MiB: its OSTree repository, with the
+/// workspace's own files), the runs kept (3 by the policy, the known-good's among them, about
+/// 1 MiB each with their cache entries and OSTree commits) and room for what grows slowly and
+/// gc does not collect (the results store, the message journal: a few KiB a run). Measured:
+/// 45.1 MiB after the first run, at most 48.3 MiB over 20 runs (release build).
+const BOUND_MIB: f64 = 64.0;
 
 const GATING: &str = "--- !Policy\n\
     id: compose\n\
