@@ -33,8 +33,9 @@
 //!   crash between the two, which the next report settles by asking the server first): gc
 //!   cannot tell a delivered one without the server, and never touches the spool.
 //! - Not collected: `lookaside/` (sources by their digest), the results store, the message
-//!   journal and the waivers (each small per run; the journal is what message ids are checked
-//!   against).
+//!   journal, each subject's last gating decision (`state/decisions/`, the `previous` of the
+//!   next decision message) and the waivers: each a few KiB a run, and each what a later
+//!   report reads (message ids, `previous`), which no record says when it may go.
 //!
 //! Safety against other fci processes: the workspace's collection lock (see [`lock`]), and in
 //! the pipeline state the `gc` lock (one gc at a time across workers) and the `ostree-prune`
