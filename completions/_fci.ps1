@@ -43,6 +43,7 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('bundle', 'bundle', [CompletionResultType]::ParameterValue, 'Write a run''s manifest and exactly the artifacts and logs it references to one file')
             [CompletionResult]::new('unbundle', 'unbundle', [CompletionResultType]::ParameterValue, 'Bring a bundle into this workspace (every digest verified first) and write its manifest')
             [CompletionResult]::new('fsck', 'fsck', [CompletionResultType]::ParameterValue, 'Check the workspace and the pipeline state for damage (0 clean, 1 damage found)')
+            [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Remove what no recent run, known-good base or queued retest needs (objects, cache, old records, OSTree refs)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('compose', 'compose', [CompletionResultType]::ParameterValue, 'Commit the known-good OSTree base plus the change''s RPMs (only when build and test passed)')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Record the run''s results and decide its gating (with --gating; --promote acts on it)')
@@ -417,6 +418,25 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'fci;gc' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The pipeline''s fci.yaml, whose `gc:` section is the policy (the flags override it)')
+            [CompletionResult]::new('--keep-runs', '--keep-runs', [CompletionResultType]::ParameterName, 'Keep at most the N newest runs (besides the known-good''s, those queued for a retest and those within the grace period)')
+            [CompletionResult]::new('--max-age', '--max-age', [CompletionResultType]::ParameterName, 'Remove runs whose last record is older than this (14d, 36h)')
+            [CompletionResult]::new('--max-size', '--max-size', [CompletionResultType]::ParameterName, 'Drop the oldest runs until the workspace and state take at most this (20G, 500M)')
+            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Always keep a run whose last record is younger than this: its next stage may be about to start (default 1h)')
+            [CompletionResult]::new('--ostree-depth', '--ostree-depth', [CompletionResultType]::ParameterName, 'Commits of each kept OSTree ref''s history to keep (default 10)')
+            [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace directory holding artifacts, logs, the cache and locks')
+            [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'List what would be removed, with its size, and remove nothing')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the summary as JSON on stdout too')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No progress or summaries on stderr (errors are still printed)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No progress or summaries on stderr (errors are still printed)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'fci;completions' {
             [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace directory holding artifacts, logs, the cache and locks')
             [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it')
@@ -504,6 +524,7 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('bundle', 'bundle', [CompletionResultType]::ParameterValue, 'Write a run''s manifest and exactly the artifacts and logs it references to one file')
             [CompletionResult]::new('unbundle', 'unbundle', [CompletionResultType]::ParameterValue, 'Bring a bundle into this workspace (every digest verified first) and write its manifest')
             [CompletionResult]::new('fsck', 'fsck', [CompletionResultType]::ParameterValue, 'Check the workspace and the pipeline state for damage (0 clean, 1 damage found)')
+            [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Remove what no recent run, known-good base or queued retest needs (objects, cache, old records, OSTree refs)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('compose', 'compose', [CompletionResultType]::ParameterValue, 'Commit the known-good OSTree base plus the change''s RPMs (only when build and test passed)')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Record the run''s results and decide its gating (with --gating; --promote acts on it)')
@@ -560,6 +581,9 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             break
         }
         'fci;help;fsck' {
+            break
+        }
+        'fci;help;gc' {
             break
         }
         'fci;help;completions' {

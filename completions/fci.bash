@@ -40,6 +40,9 @@ _fci() {
             fci,gating)
                 cmd="fci__subcmd__gating"
                 ;;
+            fci,gc)
+                cmd="fci__subcmd__gc"
+                ;;
             fci,help)
                 cmd="fci__subcmd__help"
                 ;;
@@ -124,6 +127,9 @@ _fci() {
             fci__subcmd__help,gating)
                 cmd="fci__subcmd__help__subcmd__gating"
                 ;;
+            fci__subcmd__help,gc)
+                cmd="fci__subcmd__help__subcmd__gc"
+                ;;
             fci__subcmd__help,help)
                 cmd="fci__subcmd__help__subcmd__help"
                 ;;
@@ -167,7 +173,7 @@ _fci() {
 
     case "${cmd}" in
         fci)
-            opts="-q -v -h -V --workspace --state --quiet --verbose --help --version watch build test integrate conform image smoke gating base bundle unbundle fsck completions compose report help"
+            opts="-q -v -h -V --workspace --state --quiet --verbose --help --version watch build test integrate conform image smoke gating base bundle unbundle fsck gc completions compose report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -884,8 +890,54 @@ _fci() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        fci__subcmd__gc)
+            opts="-q -v -h --config --keep-runs --max-age --max-size --grace --ostree-depth --dry-run --json --workspace --state --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-runs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-age)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ostree-depth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         fci__subcmd__help)
-            opts="watch build test integrate conform image smoke gating base bundle unbundle fsck completions compose report help"
+            opts="watch build test integrate conform image smoke gating base bundle unbundle fsck gc completions compose report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1055,6 +1107,20 @@ _fci() {
         fci__subcmd__help__subcmd__gating__subcmd__waive)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__help__subcmd__gc)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

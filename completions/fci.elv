@@ -40,6 +40,7 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand bundle 'Write a run''s manifest and exactly the artifacts and logs it references to one file'
             cand unbundle 'Bring a bundle into this workspace (every digest verified first) and write its manifest'
             cand fsck 'Check the workspace and the pipeline state for damage (0 clean, 1 damage found)'
+            cand gc 'Remove what no recent run, known-good base or queued retest needs (objects, cache, old records, OSTree refs)'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand compose 'Commit the known-good OSTree base plus the change''s RPMs (only when build and test passed)'
             cand report 'Record the run''s results and decide its gating (with --gating; --promote acts on it)'
@@ -389,6 +390,24 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'fci;gc'= {
+            cand --config 'The pipeline''s fci.yaml, whose `gc:` section is the policy (the flags override it)'
+            cand --keep-runs 'Keep at most the N newest runs (besides the known-good''s, those queued for a retest and those within the grace period)'
+            cand --max-age 'Remove runs whose last record is older than this (14d, 36h)'
+            cand --max-size 'Drop the oldest runs until the workspace and state take at most this (20G, 500M)'
+            cand --grace 'Always keep a run whose last record is younger than this: its next stage may be about to start (default 1h)'
+            cand --ostree-depth 'Commits of each kept OSTree ref''s history to keep (default 10)'
+            cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
+            cand --state 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it'
+            cand --dry-run 'List what would be removed, with its size, and remove nothing'
+            cand --json 'Print the summary as JSON on stdout too'
+            cand -q 'No progress or summaries on stderr (errors are still printed)'
+            cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'fci;completions'= {
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand --state 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it'
@@ -473,6 +492,7 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand bundle 'Write a run''s manifest and exactly the artifacts and logs it references to one file'
             cand unbundle 'Bring a bundle into this workspace (every digest verified first) and write its manifest'
             cand fsck 'Check the workspace and the pipeline state for damage (0 clean, 1 damage found)'
+            cand gc 'Remove what no recent run, known-good base or queued retest needs (objects, cache, old records, OSTree refs)'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand compose 'Commit the known-good OSTree base plus the change''s RPMs (only when build and test passed)'
             cand report 'Record the run''s results and decide its gating (with --gating; --promote acts on it)'
@@ -513,6 +533,8 @@ set edit:completion:arg-completer[fci] = {|@words|
         &'fci;help;unbundle'= {
         }
         &'fci;help;fsck'= {
+        }
+        &'fci;help;gc'= {
         }
         &'fci;help;completions'= {
         }

@@ -147,6 +147,11 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "fci fsck -m final.json    # after a crash: debris is fine, damage exits 1",
     ),
     (
+        "gc",
+        "fci gc --config fci.yaml --dry-run    # what would go, and how much\n  \
+         fci gc --keep-runs 20 --max-size 20G",
+    ),
+    (
         "completions",
         "fci completions bash > /etc/bash_completion.d/fci",
     ),
@@ -183,6 +188,8 @@ pub enum Command {
     Unbundle(crate::bundle::UnbundleArgs),
     /// Check the workspace and the pipeline state for damage (0 clean, 1 damage found)
     Fsck(crate::fsck::Args),
+    /// Remove what no recent run, known-good base or queued retest needs (objects, cache, old records, OSTree refs)
+    Gc(crate::gc::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions { shell: Shell },
 }
@@ -262,7 +269,11 @@ mod tests {
         for sub in cmd.get_subcommands() {
             for arg in sub.get_arguments() {
                 let Some(long) = arg.get_long() else { continue };
-                let timed = long.ends_with("timeout") || long.ends_with("interval");
+                // Durations: timeouts, intervals, and gc's ages (--max-age, --grace).
+                let timed = long.ends_with("timeout")
+                    || long.ends_with("interval")
+                    || long == "max-age"
+                    || long == "grace";
                 let names = arg.get_value_names().unwrap_or_default();
                 let is_duration = names.iter().any(|n| n.as_str() == "DURATION");
                 assert_eq!(timed, is_duration, "{} --{long}", sub.get_name());
@@ -289,7 +300,7 @@ mod tests {
                 }
             }
         }
-        // build, test, integrate, compose, image (2), smoke, conform (4), watch (2)
-        assert_eq!(seen, 13);
+        // build, test, integrate, compose, image (2), smoke, conform (4), watch (2), gc (2)
+        assert_eq!(seen, 15);
     }
 }

@@ -28,6 +28,9 @@ struct Raw {
     /// absolute: a shared volume's path every machine of the pipeline sees alike.
     #[serde(default)]
     state: Option<PathBuf>,
+    /// What `fci gc` keeps of old runs (crate::gc::policy).
+    #[serde(default)]
+    gc: crate::gc::policy::Raw,
 }
 
 /// What satisfies a Fedora BuildRequires name on a host whose rpm database is empty, as
@@ -259,6 +262,8 @@ pub struct Config {
     pub buildrequires: HostDeps,
     /// `state:`, absolute.
     pub state: Option<PathBuf>,
+    /// fci.yaml's `gc:`, what `fci gc` keeps.
+    pub gc: crate::gc::policy::Policy,
 }
 
 impl Config {
@@ -357,8 +362,10 @@ impl Config {
             Some(s) => Some(dir.join(s)),
             None => None,
         };
+        let gc = raw.gc.parse().map_err(&bad)?;
         Ok(Config {
             state,
+            gc,
             buildrequires,
             limits,
             ci: raw.ci,

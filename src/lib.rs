@@ -22,6 +22,7 @@ pub mod exec;
 pub mod files;
 pub mod fsck;
 pub mod gating;
+pub mod gc;
 pub mod hostcache;
 pub mod junit;
 pub mod limits;

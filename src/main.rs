@@ -97,6 +97,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Bundle(a) => fci::bundle::exec_bundle(a, &cli.workspace),
         Command::Unbundle(a) => fci::bundle::exec_unbundle(a, &cli.workspace),
         Command::Fsck(a) => fci::fsck::exec(a, &cli.workspace),
+        Command::Gc(a) => fci::gc::exec(a, &cli.workspace),
         Command::Completions { shell } => {
             use std::io::Write;
             std::io::stdout().write_all(completion_script(shell))?;

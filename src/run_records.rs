@@ -16,8 +16,9 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// A run id as a directory name: itself when it is one plainly, else its digest.
-fn run_dir(ws: &Workspace, run: &str) -> PathBuf {
+/// A run id as a directory name: itself when it is one plainly, else its digest (`fci gc`
+/// matches candidate refs and queued runs to record directories by it).
+pub(crate) fn run_dir(ws: &Workspace, run: &str) -> PathBuf {
     let plain = !run.is_empty()
         && run.len() <= 128
         && !run.starts_with('.')

@@ -245,6 +245,8 @@ fn run<S: Stage>(
     let name = stage.name();
     crate::config::use_state_of(manifest);
     let ws = Workspace::open(workspace)?;
+    // Until the manifest is written, nothing this stage stores or reuses may be collected.
+    let _in_use = crate::gc::lock::in_use(&ws)?;
     if name != StageName::Report {
         // A run fci keeps records of goes on only from those records (report checks them
         // itself, and more).

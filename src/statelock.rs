@@ -19,9 +19,13 @@ pub struct StateLock {
 }
 
 fn whole_file_write_lock() -> libc::flock {
+    whole_file(libc::F_WRLCK)
+}
+
+fn whole_file(kind: libc::c_int) -> libc::flock {
     // SAFETY: flock is plain data; zero is a valid value of every field.
     let mut l: libc::flock = unsafe { std::mem::zeroed() };
-    l.l_type = libc::F_WRLCK as libc::c_short;
+    l.l_type = kind as libc::c_short;
     l.l_whence = libc::SEEK_SET as libc::c_short;
     l.l_start = 0;
     l.l_len = 0;
@@ -45,8 +49,11 @@ fn open(path: &Path) -> Result<File> {
 
 /// Takes the lock at `path` if no other holder has it now.
 pub fn try_lock(path: &Path) -> Result<Option<StateLock>> {
+    try_kind(path, whole_file_write_lock())
+}
+
+fn try_kind(path: &Path, l: libc::flock) -> Result<Option<StateLock>> {
     let file = open(path)?;
-    let l = whole_file_write_lock();
     // SAFETY: fcntl with a valid descriptor and a pointer to a live flock.
     let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &l) };
     if r == 0 {
@@ -64,12 +71,26 @@ pub fn lock(path: &Path) -> Result<StateLock> {
     if let Some(l) = try_lock(path)? {
         return Ok(l);
     }
+    wait(path, whole_file_write_lock())
+}
+
+/// Waits for the lock at `path` shared with other shared holders (readers of what an
+/// exclusive holder changes: `fci compose` between its orphan commit and the ref that keeps
+/// it, against `fci gc`'s `ostree prune`, which takes it exclusively).
+pub fn lock_shared(path: &Path) -> Result<StateLock> {
+    let l = whole_file(libc::F_RDLCK);
+    if let Some(held) = try_kind(path, l)? {
+        return Ok(held);
+    }
+    wait(path, l)
+}
+
+fn wait(path: &Path, l: libc::flock) -> Result<StateLock> {
     crate::progress::note(&format!(
         "waiting for {} (another fci run, here or on another worker, holds it)",
         path.display()
     ));
     let file = open(path)?;
-    let l = whole_file_write_lock();
     loop {
         // SAFETY: as above.
         let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLKW, &l) };
@@ -102,5 +123,22 @@ mod tests {
         assert!(try_lock(&p).unwrap().is_none());
         drop(again);
         assert!(p.exists(), "the lock file stays; the lock does not");
+    }
+
+    /// Shared holders coexist; the exclusive lock waits for all of them.
+    #[test]
+    fn shared_holders_keep_the_exclusive_one_out() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("locks/ostree-prune.lock");
+        let a = lock_shared(&p).unwrap();
+        let b = lock_shared(&p).unwrap();
+        assert!(try_lock(&p).unwrap().is_none());
+        drop(a);
+        assert!(try_lock(&p).unwrap().is_none());
+        drop(b);
+        let alone = try_lock(&p)
+            .unwrap()
+            .expect("free once the shared holders are gone");
+        drop(alone);
     }
 }

@@ -12,6 +12,8 @@ use std::path::Path;
 
 pub fn exec(args: BundleArgs, workspace: &Path) -> Result<i32> {
     let ws = Workspace::open(workspace)?;
+    // What it reads (or stores) stays until it is done: `fci gc` waits.
+    let _in_use = crate::gc::lock::in_use(&ws)?;
     let manifest = Manifest::read(&args.manifest)?;
     let origin = if args.manifest == Path::new("-") {
         Path::new("<stdin>")

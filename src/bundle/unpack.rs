@@ -21,6 +21,8 @@ pub fn exec(args: UnbundleArgs, workspace: &Path) -> Result<i32> {
         crate::files::check_output(&args.output)?;
     }
     let ws = Workspace::open(workspace)?;
+    // What it reads (or stores) stays until it is done: `fci gc` waits.
+    let _in_use = crate::gc::lock::in_use(&ws)?;
     let scratch = ws.scratch("unbundle-")?;
     let (index, text) = extract(file, scratch.path())?;
     let manifest = verify(file, &index, &text, scratch.path())?;

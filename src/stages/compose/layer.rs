@@ -155,7 +155,9 @@ pub fn compose(p: &Plan, cx: &mut Ctx, rec: &mut RecordParts) -> Result<Vec<Arti
     let candidate = binding::candidate_ref(&p.branch, &cx.manifest.run.id);
     let metadata = commit_metadata(p, cx, &payload, &package);
     // An orphan commit: the candidate ref appears only once the commit passed the checks
-    // below, so an interrupted or refused compose leaves no ref behind.
+    // below, so an interrupted or refused compose leaves no ref behind. Until then no ref
+    // keeps it: `fci gc`'s `ostree prune` waits (crate::gc::ostree).
+    let _unpruned = crate::gc::ostree::hold_against_prune(cx.ws)?;
     let commit = p.repo.commit(
         &tree,
         None,
