@@ -25,6 +25,7 @@ pub mod gating;
 pub mod gc;
 pub mod hostcache;
 pub mod junit;
+pub mod known_good;
 pub mod limits;
 pub mod manifest;
 pub mod net;

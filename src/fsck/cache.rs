@@ -1,7 +1,7 @@
 //! `cache/`: each stage's entries (`cache/<stage>/<input digest>.json`) parse and the
 //! artifacts they name verify; the host's facts (`cache/host.json`) parse.
 
-use super::{debris::removable, manifests, objects::entries, Findings};
+use super::{debris::removable, entries, manifests, Findings};
 use crate::manifest::StageName;
 use crate::workspace::{CacheEntry, Workspace};
 use anyhow::Result;

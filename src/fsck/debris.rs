@@ -2,7 +2,7 @@
 //! (unlocked: a running one holds its lock), files never renamed into place (`tmp/.obj-*`
 //! of `Workspace::store`, `.tmp*` beside a file `files::write_atomic` was writing).
 
-use super::{objects::entries, Findings, Repair};
+use super::{entries, Findings, Repair};
 use crate::workspace::Workspace;
 use anyhow::Result;
 use std::fs;

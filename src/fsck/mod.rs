@@ -203,3 +203,20 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
         crate::error::exit::PASSED
     })
 }
+
+/// Each entry of a directory, sorted (findings in a stable order); none when it is absent.
+pub(crate) fn entries(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    match std::fs::read_dir(dir) {
+        Ok(rd) => {
+            let mut v: Vec<_> = rd
+                .map(|e| e.map(|e| e.path()))
+                .collect::<std::io::Result<_>>()?;
+            v.sort();
+            Ok(v)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => {
+            Err(crate::error::FciError::Infra(format!("cannot list {}: {e}", dir.display())).into())
+        }
+    }
+}

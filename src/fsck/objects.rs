@@ -2,7 +2,7 @@
 //! their repodata present, what it lists there, each package one of `objects/`) and `trees/`
 //! (dist-git snapshots: the tree digest is the name).
 
-use super::{debris::removable, Findings};
+use super::{debris::removable, entries, Findings};
 use crate::workspace::Workspace;
 use anyhow::Result;
 use std::fs;
@@ -19,23 +19,6 @@ pub fn check(ws: &Workspace, f: &mut Findings) -> Result<()> {
     repos(ws, &ws.root().join("repos"), f)?;
     trees(&ws.root().join("trees"), f)?;
     Ok(())
-}
-
-/// Each entry of a directory, sorted (findings in a stable order); none when it is absent.
-pub fn entries(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
-    match fs::read_dir(dir) {
-        Ok(rd) => {
-            let mut v: Vec<_> = rd
-                .map(|e| e.map(|e| e.path()))
-                .collect::<std::io::Result<_>>()?;
-            v.sort();
-            Ok(v)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => {
-            Err(crate::error::FciError::Infra(format!("cannot list {}: {e}", dir.display())).into())
-        }
-    }
 }
 
 fn name(p: &Path) -> String {

@@ -3,7 +3,7 @@
 //! interrupted promotion, one of the two it moves between); `ostree fsck` of the whole
 //! repository unless `--no-ostree`.
 
-use super::{objects::entries, Findings};
+use super::{entries, Findings};
 use crate::exec::{Cmd, Log};
 use crate::ostree::{is_checksum, known_good_ref, Repo};
 use crate::stages::report::promote;

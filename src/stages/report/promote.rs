@@ -183,7 +183,7 @@ pub fn apply(
         promoted.insert("to".into(), json!(c.commit));
     }
     let path = state_dir.join("known-good").join(format!("{branch}.json"));
-    let mut set = read_known_good(&path)?;
+    let mut set = crate::known_good::read(&path)?;
     set.insert(
         package.clone(),
         json!({"nvr": nvr, "nevras": nevras, "run": cx.manifest.run.id,
@@ -327,22 +327,7 @@ fn in_known_good(cx: &Ctx, branch: &str, package: &str) -> Result<Option<String>
     let Some(commit) = cx.manifest.subject.commit.as_deref() else {
         return Ok(None);
     };
-    known_good_run(cx.ws, branch, package, commit)
-}
-
-/// The run that made `package` at dist-git `commit` part of `branch`'s known-good set, if
-/// one did (`fci watch` drops a queued retest of it).
-pub fn known_good_run(
-    ws: &crate::workspace::Workspace,
-    branch: &str,
-    package: &str,
-    commit: &str,
-) -> Result<Option<String>> {
-    let set = read_known_good(&ws.pipeline("known-good").join(format!("{branch}.json")))?;
-    Ok(set
-        .get(package)
-        .filter(|e| e["dist_git_commit"].as_str() == Some(commit))
-        .map(|e| e["run"].as_str().unwrap_or("?").to_string()))
+    crate::known_good::run_of(cx.ws, branch, package, commit)
 }
 
 /// Ends the name of a promotion's intent (`known-good/.<branch>.promoting`): what `apply` is
@@ -423,20 +408,6 @@ fn finish_locked(
     std::fs::remove_file(&path)
         .map_err(|e| FciError::Infra(format!("cannot remove {}: {e}", path.display())))?;
     Ok(())
-}
-
-/// The branch's known-good state; none yet is an empty one, a damaged one is left as it is.
-fn read_known_good(path: &std::path::Path) -> Result<Map<String, Value>> {
-    Ok(match std::fs::read_to_string(path) {
-        Ok(t) => serde_json::from_str::<Map<String, Value>>(&t).map_err(|e| {
-            FciError::input(
-                path,
-                format!("damaged known-good state, left as it is: {e}"),
-            )
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
-        Err(e) => return Err(FciError::input(path, format!("cannot read: {e}")).into()),
-    })
 }
 
 /// A state list; a damaged one is an error, never silently replaced.

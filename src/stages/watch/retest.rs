@@ -98,9 +98,9 @@ impl Watcher {
                     ));
                     continue;
                 }
-                if let Some(run) = crate::stages::report::promote::known_good_run(
-                    &self.ws, &branch, &e.package, &e.commit,
-                )? {
+                if let Some(run) =
+                    crate::known_good::run_of(&self.ws, &branch, &e.package, &e.commit)?
+                {
                     crate::progress::note(&format!(
                         "watch: retest of {} {} on {branch} dropped: that commit is part of the known-good base already (run {run})",
                         e.package,
