@@ -22,11 +22,12 @@ cd "$(dirname "$0")"
 # rpm-i18n: rpm's translations, so that a test proves fci reads rpm's messages untranslated
 # whatever the caller's locale. groovy: tests/scheduler_configs.rs compiles
 # examples/jenkins/Jenkinsfile with groovyc (Groovy 2.4, Jenkins' own line), since Jenkins
-# itself cannot be installed here.
+# itself cannot be installed here. openssl: the provenance tests make the pipeline's ed25519
+# key as an administrator does (openssl genpkey).
 packages=(rpm createrepo-c ansible-core bubblewrap libseccomp-dev rsync git util-linux python3-venv ca-certificates
           debugedit elfutils dwz cmake meson ninja-build python3-pip python3-setuptools python3-wheel
           gcc make binutils procps acl ostree busybox-static cpio kmod e2fsprogs mount qemu-utils
-          rpmlint python3-rpm systemd passwd rpm-i18n groovy)
+          rpmlint python3-rpm systemd passwd rpm-i18n groovy openssl)
 # Installed without their recommendations (boot loaders, dracut, firmware, GUI front ends):
 # the images boot their kernel directly under qemu. rabbitmq-server is the real broker the
 # report tests publish to (they start their own node).

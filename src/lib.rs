@@ -31,6 +31,7 @@ pub mod manifest;
 pub mod net;
 pub mod ostree;
 pub mod progress;
+pub mod provenance;
 pub mod redact;
 pub mod resultsdb;
 pub mod run_records;
