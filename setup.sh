@@ -105,6 +105,15 @@ if ! "$BUILDBOT_VENV/bin/python" -c 'import buildbot, buildbot_worker, buildbot_
   "$BUILDBOT_VENV/bin/pip" install -q 'buildbot[bundle]>=4.3,<4.4' 'buildbot-worker>=4.3,<4.4'
 fi
 
+# The reference in-toto tooling (securesystemslib's DSSE and keys, in-toto): the provenance
+# tests check fci's signed envelopes with it, as a third party would. Its own venv.
+INTOTO_VENV=${INTOTO_VENV:-/opt/fci/in-toto}
+if ! "$INTOTO_VENV/bin/python" -c 'import in_toto, securesystemslib.dsse, cryptography' 2>/dev/null; then
+  echo "setup: installing in-toto and securesystemslib into $INTOTO_VENV" >&2
+  /usr/bin/python3 -m venv "$INTOTO_VENV"
+  "$INTOTO_VENV/bin/pip" install -q 'in-toto>=3,<4' 'securesystemslib[crypto]>=1,<2'
+fi
+
 if [ "${1:-}" = "--deps-only" ]; then
   exit 0
 fi

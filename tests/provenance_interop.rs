@@ -1,0 +1,114 @@
+//! fci's DSSE envelopes checked by the reference tooling, as a third party would check them
+//! offline (issue 18): securesystemslib's `dsse.Envelope.verify` with the pipeline's public key
+//! loaded from the SPKI PEM openssl wrote, from the venv `setup.sh` makes (/opt/fci/in-toto,
+//! or INTOTO_VENV). A missing venv fails the test naming it: never a silent skip.
+
+use fci::provenance::dsse::{Envelope, IN_TOTO};
+use fci::provenance::keys::SigningKey;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn venv_python() -> PathBuf {
+    let venv = std::env::var("INTOTO_VENV").unwrap_or_else(|_| "/opt/fci/in-toto".into());
+    let py = Path::new(&venv).join("bin/python");
+    assert!(
+        py.is_file(),
+        "{}: missing: run ./setup.sh --deps-only (it installs in-toto and securesystemslib)",
+        py.display()
+    );
+    py
+}
+
+/// Verifies `envelope` (a file) with the SPKI PEM `public` under key id `keyid`, as
+/// securesystemslib does: its exit status and output.
+fn reference_verify(envelope: &Path, public: &Path, keyid: &str) -> (bool, String) {
+    const SCRIPT: &str = r#"
+import json, sys
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from securesystemslib.dsse import Envelope
+from securesystemslib.signer import SSlibKey
+env = Envelope.from_dict(json.load(open(sys.argv[1])))
+pub = load_pem_public_key(open(sys.argv[2], "rb").read())
+key = SSlibKey.from_crypto(pub, keyid=sys.argv[3], scheme="ed25519")
+ok = env.verify([key], 1)
+stmt = json.loads(env.payload)
+print(stmt["_type"], stmt["subject"][0]["digest"]["sha256"], list(ok))
+"#;
+    let out = Command::new(venv_python())
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(envelope)
+        .arg(public)
+        .arg(keyid)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn the_reference_tooling_verifies_fcis_envelopes_and_refuses_a_flipped_byte() {
+    let d = tempfile::tempdir().unwrap();
+    let key = d.path().join("key.pem");
+    let public = d.path().join("pub.pem");
+    for args in [
+        vec![
+            "genpkey",
+            "-algorithm",
+            "ed25519",
+            "-out",
+            key.to_str().unwrap(),
+        ],
+        vec![
+            "pkey",
+            "-pubout",
+            "-in",
+            key.to_str().unwrap(),
+            "-out",
+            public.to_str().unwrap(),
+        ],
+    ] {
+        let st = Command::new("openssl").args(&args).status().unwrap();
+        assert!(st.success(), "openssl {args:?}");
+    }
+    let signing = SigningKey::from_file(&key).unwrap();
+    let statement = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "hello-atomic-1.0-1.fc41.x86_64.rpm",
+                     "digest": {"sha256": "d655ddd5db08e7445a7e8d243e9bf593cc8b5d543c690fa2f994a0ae107ee5a3"}}],
+        "predicateType": "https://in-toto.io/attestation/test-result/v0.1",
+        "predicate": {"result": "PASSED", "passedTests": ["functional"], "failedTests": [],
+                      "configuration": []},
+    });
+    let payload = serde_json::to_vec(&statement).unwrap();
+    let env = Envelope::new(IN_TOTO, &payload, Some(&signing));
+    let file = d.path().join("envelope.json");
+    std::fs::write(&file, serde_json::to_vec(&env).unwrap()).unwrap();
+    let (ok, out) = reference_verify(&file, &public, &signing.key_id());
+    assert!(ok, "{out}");
+    assert!(
+        out.starts_with("https://in-toto.io/Statement/v1 d655ddd5"),
+        "{out}"
+    );
+    assert!(out.contains(&signing.key_id()), "{out}");
+
+    // One byte of the statement flipped: the reference tooling refuses it too.
+    let mut bad = payload.clone();
+    let at = bad.iter().position(|b| *b == b'P').unwrap();
+    bad[at] = b'F';
+    let mut tampered = env.clone();
+    tampered.payload = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(&bad)
+    };
+    std::fs::write(&file, serde_json::to_vec(&tampered).unwrap()).unwrap();
+    let (ok, out) = reference_verify(&file, &public, &signing.key_id());
+    assert!(!ok, "{out}");
+    assert!(out.contains("VerificationError"), "{out}");
+}
