@@ -1,0 +1,263 @@
+//! The in-toto Statement (v1) fci writes for a stage's record: what the stage made or tested
+//! (`subject`, by name and sha256) and a predicate saying how.
+//!
+//! - build, compose, image: SLSA Provenance v1 (`buildDefinition`: the build type, the
+//!   parameters a packager chose, the resolved dependencies: the dist-git repository and
+//!   commit, the base commit, the RPMs layered, the commit imaged; `runDetails`: fci as the
+//!   builder with its version, the run id as the invocation, the record's start and end);
+//! - test, integrate, smoke, conform: the in-toto test-result predicate v0.1 (`result`,
+//!   `passedTests`, `warnedTests`, `failedTests`, `configuration`), whose subject is what was
+//!   tested (the RPMs, the composed commit, the image), not the logs the stage wrote.
+//!
+//! A stage that did no work (SKIPPED, or one with nothing to say of) has no statement.
+
+use crate::manifest::{Artifact, ArtifactKind, Manifest, Outcome, StageName, StageRecord};
+use serde_json::{json, Value};
+
+pub const STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
+pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
+pub const TEST_RESULT_V0_1: &str = "https://in-toto.io/attestation/test-result/v0.1";
+
+/// A stage's build type: a tag URI (RFC 4151), fci's own and versioned, as SLSA asks of one.
+pub fn build_type(stage: StageName) -> String {
+    format!("tag:fci,2026:build-type/{}/v1", stage.as_str())
+}
+
+fn descriptor(a: &Artifact) -> Value {
+    json!({"name": a.name, "digest": {"sha256": a.sha256}})
+}
+
+/// The artifacts `stage` produced (its logs aside), as subjects.
+fn products(m: &Manifest, stage: StageName) -> Vec<Value> {
+    m.artifacts
+        .iter()
+        .filter(|a| a.stage == stage.as_str() && a.kind != ArtifactKind::Log)
+        .map(descriptor)
+        .collect()
+}
+
+/// What a test stage tested: the build's RPMs (test), the composed commit (integrate,
+/// conform), the image (smoke).
+fn tested(m: &Manifest, stage: StageName) -> Vec<Value> {
+    let kind = match stage {
+        StageName::Test | StageName::Build => ArtifactKind::Rpm,
+        StageName::Integrate | StageName::Conform => ArtifactKind::OstreeCommit,
+        StageName::Smoke => ArtifactKind::Image,
+        _ => return Vec::new(),
+    };
+    m.artifacts_of(kind).map(descriptor).collect()
+}
+
+/// What the stage stood on, by digest: the dist-git commit always; the base and the RPMs for
+/// compose; the commit for image.
+fn dependencies(m: &Manifest, stage: StageName) -> Vec<Value> {
+    let mut out = Vec::new();
+    if let (Some(repo), Some(commit)) = (&m.subject.repo, &m.subject.commit) {
+        out.push(
+            json!({"uri": format!("git+{repo}"), "digest": {"gitCommit": commit},
+                        "annotations": {"branch": m.subject.branch}}),
+        );
+    }
+    match stage {
+        StageName::Compose => {
+            if let Some(base) = m
+                .subject
+                .base
+                .as_ref()
+                .and_then(|b| b.ostree_commit.as_ref())
+            {
+                out.push(json!({"name": "base", "digest": {"sha256": base},
+                                "annotations": {"ostree_ref": m.subject.base.as_ref().and_then(|b| b.ostree_ref.clone())}}));
+            }
+            out.extend(m.artifacts_of(ArtifactKind::Rpm).map(descriptor));
+        }
+        StageName::Image => out.extend(m.artifacts_of(ArtifactKind::OstreeCommit).map(descriptor)),
+        _ => {}
+    }
+    out
+}
+
+fn test_result(record: &StageRecord) -> Value {
+    let names = |want: &[Outcome]| -> Vec<&str> {
+        record
+            .results
+            .iter()
+            .filter(|r| want.contains(&r.outcome))
+            .map(|r| r.testcase.as_str())
+            .collect()
+    };
+    let result = match record.outcome {
+        Outcome::Passed | Outcome::Info => "PASSED",
+        Outcome::NeedsInspection => "WARNED",
+        _ => "FAILED",
+    };
+    json!({
+        "result": result,
+        "passedTests": names(&[Outcome::Passed, Outcome::Info]),
+        "warnedTests": names(&[Outcome::NeedsInspection]),
+        "failedTests": names(&[Outcome::Failed, Outcome::Error]),
+        "configuration": [],
+    })
+}
+
+/// The statement for `record` of `m` (the manifest as the stage left it), or none when the
+/// stage says nothing a statement could (SKIPPED, no subject).
+pub fn for_record(m: &Manifest, record: &StageRecord, builder_id: &str) -> Option<Value> {
+    let stage = StageName::parse(&record.name)?;
+    if record.outcome == Outcome::Skipped {
+        return None;
+    }
+    let (subject, predicate_type, predicate) = match stage {
+        StageName::Build | StageName::Compose | StageName::Image => {
+            let subject = products(m, stage);
+            let predicate = json!({
+                "buildDefinition": {
+                    "buildType": build_type(stage),
+                    "externalParameters": {
+                        "package": m.subject.package, "branch": m.subject.branch,
+                        "backend": record.backend,
+                    },
+                    "internalParameters": {"tools": record.tools, "input_digest": record.input_digest},
+                    "resolvedDependencies": dependencies(m, stage),
+                },
+                "runDetails": {
+                    "builder": {"id": builder_id, "version": {"fci": m.run.fci_version}},
+                    "metadata": {"invocationId": m.run.id, "startedOn": record.started,
+                                 "finishedOn": record.finished},
+                },
+            });
+            (subject, SLSA_PROVENANCE_V1, predicate)
+        }
+        StageName::Test | StageName::Integrate | StageName::Smoke | StageName::Conform => {
+            (tested(m, stage), TEST_RESULT_V0_1, test_result(record))
+        }
+        _ => return None,
+    };
+    if subject.is_empty() {
+        return None;
+    }
+    Some(json!({
+        "_type": STATEMENT_V1,
+        "subject": subject,
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::TestResult;
+
+    fn artifact(kind: ArtifactKind, name: &str, sha: &str, stage: &str) -> Artifact {
+        serde_json::from_value(
+            json!({"type": kind.as_str(), "name": name, "path": format!("objects/{name}"),
+                                      "sha256": sha, "size": 1, "stage": stage}),
+        )
+        .unwrap()
+    }
+
+    fn record(stage: &str, outcome: &str) -> StageRecord {
+        serde_json::from_value(
+            json!({"name": stage, "outcome": outcome, "started": "2026-12-07T10:00:00Z",
+                                      "finished": "2026-12-07T10:01:00Z", "duration_s": 60.0,
+                                      "input_digest": "d"}),
+        )
+        .unwrap()
+    }
+
+    fn manifest() -> Manifest {
+        let mut m = Manifest::new("run-1".into());
+        m.subject.package = Some("hello-atomic".into());
+        m.subject.repo = Some("https://src.example.org/rpms/hello-atomic".into());
+        m.subject.branch = Some("f41".into());
+        m.subject.commit = Some("c0ffee".into());
+        m.subject.base = Some(
+            serde_json::from_value(
+                json!({"ostree_ref": "fci/f41/known-good", "ostree_commit": "b45e"}),
+            )
+            .unwrap(),
+        );
+        m.artifacts = vec![
+            artifact(
+                ArtifactKind::Rpm,
+                "hello-atomic-1.0-1.fc41.x86_64.rpm",
+                "aaaa",
+                "build",
+            ),
+            artifact(ArtifactKind::Log, "build.log", "1111", "build"),
+            artifact(
+                ArtifactKind::OstreeCommit,
+                "fci/f41/candidate/run-1",
+                "cccc",
+                "compose",
+            ),
+        ];
+        m
+    }
+
+    #[test]
+    fn a_build_is_slsa_provenance_of_its_rpms_from_the_dist_git_commit() {
+        let m = manifest();
+        let s = for_record(&m, &record("build", "PASSED"), "https://ci.example.org/fci").unwrap();
+        assert_eq!(s["_type"], STATEMENT_V1);
+        assert_eq!(s["predicateType"], SLSA_PROVENANCE_V1);
+        assert_eq!(
+            s["subject"],
+            json!([{"name": "hello-atomic-1.0-1.fc41.x86_64.rpm", "digest": {"sha256": "aaaa"}}])
+        );
+        let p = &s["predicate"];
+        assert_eq!(
+            p["buildDefinition"]["buildType"],
+            "tag:fci,2026:build-type/build/v1"
+        );
+        assert_eq!(
+            p["buildDefinition"]["resolvedDependencies"][0]["digest"]["gitCommit"],
+            "c0ffee"
+        );
+        assert_eq!(p["runDetails"]["metadata"]["invocationId"], "run-1");
+        assert_eq!(
+            p["runDetails"]["builder"]["id"],
+            "https://ci.example.org/fci"
+        );
+    }
+
+    #[test]
+    fn a_compose_names_its_base_and_the_rpms_it_layered() {
+        let m = manifest();
+        let s = for_record(&m, &record("compose", "PASSED"), "fci").unwrap();
+        assert_eq!(s["subject"][0]["digest"]["sha256"], "cccc");
+        let deps = s["predicate"]["buildDefinition"]["resolvedDependencies"]
+            .as_array()
+            .unwrap();
+        assert!(deps
+            .iter()
+            .any(|d| d["name"] == "base" && d["digest"]["sha256"] == "b45e"));
+        assert!(deps.iter().any(|d| d["digest"]["sha256"] == "aaaa"));
+    }
+
+    #[test]
+    fn a_test_stage_is_a_test_result_about_what_it_tested() {
+        let m = manifest();
+        let mut r = record("integrate", "FAILED");
+        r.results = vec![
+            serde_json::from_value::<TestResult>(json!({"testcase": "boots", "outcome": "PASSED"}))
+                .unwrap(),
+            serde_json::from_value::<TestResult>(json!({"testcase": "runs", "outcome": "FAILED"}))
+                .unwrap(),
+        ];
+        let s = for_record(&m, &r, "fci").unwrap();
+        assert_eq!(s["predicateType"], TEST_RESULT_V0_1);
+        assert_eq!(s["subject"][0]["digest"]["sha256"], "cccc");
+        assert_eq!(s["predicate"]["result"], "FAILED");
+        assert_eq!(s["predicate"]["passedTests"], json!(["boots"]));
+        assert_eq!(s["predicate"]["failedTests"], json!(["runs"]));
+        // Nothing done, nothing said.
+        assert!(for_record(&m, &record("smoke", "SKIPPED"), "fci").is_none());
+        assert!(
+            for_record(&m, &record("smoke", "PASSED"), "fci").is_none(),
+            "no image to speak of"
+        );
+        assert!(for_record(&m, &record("report", "PASSED"), "fci").is_none());
+    }
+}
