@@ -9,6 +9,11 @@ use crate::workspace::Workspace;
 use anyhow::Result;
 use serde_json::{Map, Value};
 
+/// Where `branch`'s known-good set is.
+pub fn path(ws: &Workspace, branch: &str) -> std::path::PathBuf {
+    ws.pipeline("known-good").join(format!("{branch}.json"))
+}
+
 /// The branch's known-good state; none yet is an empty one, a damaged one is left as it is.
 pub fn read(path: &std::path::Path) -> Result<Map<String, Value>> {
     Ok(match std::fs::read_to_string(path) {
@@ -26,7 +31,7 @@ pub fn read(path: &std::path::Path) -> Result<Map<String, Value>> {
 /// The run that made `package` at dist-git `commit` part of `branch`'s known-good set, if
 /// one did (`fci watch` drops a queued retest of it).
 pub fn run_of(ws: &Workspace, branch: &str, package: &str, commit: &str) -> Result<Option<String>> {
-    let set = read(&ws.pipeline("known-good").join(format!("{branch}.json")))?;
+    let set = read(&path(ws, branch))?;
     Ok(set
         .get(package)
         .filter(|e| e["dist_git_commit"].as_str() == Some(commit))

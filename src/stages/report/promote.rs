@@ -65,7 +65,6 @@ pub fn apply(
         .map(|n| n.to_string())
         .collect();
     let nvr = cx.manifest.subject_nvr().unwrap_or_default();
-    let state_dir = cx.ws.pipeline("");
     let applied = decision["applicable_policies"]
         .as_array()
         .is_some_and(|a| !a.is_empty());
@@ -182,7 +181,7 @@ pub fn apply(
         promoted.insert("from".into(), json!(c.base));
         promoted.insert("to".into(), json!(c.commit));
     }
-    let path = state_dir.join("known-good").join(format!("{branch}.json"));
+    let path = crate::known_good::path(cx.ws, &branch);
     let mut set = crate::known_good::read(&path)?;
     set.insert(
         package.clone(),
@@ -401,10 +400,7 @@ fn finish_locked(
         ))
         .into());
     }
-    write(
-        &ws.pipeline("known-good").join(format!("{branch}.json")),
-        &intent["set"],
-    )?;
+    write(&crate::known_good::path(ws, branch), &intent["set"])?;
     std::fs::remove_file(&path)
         .map_err(|e| FciError::Infra(format!("cannot remove {}: {e}", path.display())))?;
     Ok(())
