@@ -228,6 +228,21 @@ struct Dispatch {
     watch: Mutex<BTreeMap<PathBuf, Arc<Mutex<()>>>>,
 }
 
+impl Dispatch {
+    /// Runs `watch` as the only watch of workspace `ws` at the moment.
+    fn watching(&self, ws: &Path, watch: impl FnOnce()) {
+        let one = self
+            .watch
+            .lock()
+            .unwrap()
+            .entry(ws.to_path_buf())
+            .or_default()
+            .clone();
+        let _w = one.lock().unwrap();
+        watch();
+    }
+}
+
 /// The oldest manifest in the queue, moved into `to` (a rename: two workers never take the
 /// same one).
 fn take(queue: &Path, to: &Path, n: usize) -> Option<PathBuf> {
@@ -289,17 +304,7 @@ pub fn drain(p: &Pipeline, workers: &[Worker], limit: Duration) -> Vec<Ran> {
                                 .dir
                                 .join(format!("retest-{}", d.taken.fetch_add(1, Ordering::SeqCst)));
                             std::fs::create_dir_all(&mine).unwrap();
-                            {
-                                let one = d
-                                    .watch
-                                    .lock()
-                                    .unwrap()
-                                    .entry(w.ws.clone())
-                                    .or_default()
-                                    .clone();
-                                let _w = one.lock().unwrap();
-                                p.watch_into(&w.ws, &mine, &[]);
-                            }
+                            d.watching(&w.ws, || p.watch_into(&w.ws, &mine, &[]));
                             for e in std::fs::read_dir(&mine).unwrap().flatten() {
                                 let m: Value = serde_json::from_str(
                                     &std::fs::read_to_string(e.path()).unwrap(),
@@ -322,17 +327,7 @@ pub fn drain(p: &Pipeline, workers: &[Worker], limit: Duration) -> Vec<Ran> {
                 // Nothing queued: the pipelines that ended so far have queued their retests;
                 // a watch now emits them.
                 let finished = d.finished.load(Ordering::SeqCst);
-                {
-                    let one = d
-                        .watch
-                        .lock()
-                        .unwrap()
-                        .entry(w.ws.clone())
-                        .or_default()
-                        .clone();
-                    let _w = one.lock().unwrap();
-                    p.watch(&w.ws, &[]);
-                }
+                d.watching(&w.ws, || p.watch(&w.ws, &[]));
                 let _g = d.gate.lock().unwrap();
                 let queued = std::fs::read_dir(&p.queue)
                     .unwrap()
