@@ -239,6 +239,8 @@ pub enum ArtifactKind {
     Image,
     Kubeconfig,
     Junit,
+    /// A DSSE envelope of an in-toto Statement about the stage's work (crate::provenance).
+    Attestation,
     Other(String),
 }
 
@@ -254,6 +256,7 @@ impl ArtifactKind {
             ArtifactKind::Image => "image",
             ArtifactKind::Kubeconfig => "kubeconfig",
             ArtifactKind::Junit => "junit",
+            ArtifactKind::Attestation => "attestation",
             ArtifactKind::Other(s) => s,
         }
     }
@@ -271,6 +274,7 @@ impl From<String> for ArtifactKind {
             ArtifactKind::Image,
             ArtifactKind::Kubeconfig,
             ArtifactKind::Junit,
+            ArtifactKind::Attestation,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

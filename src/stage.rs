@@ -50,6 +50,15 @@ pub struct CommonArgs {
     /// fci.yaml's ci.artifacts_url); fixed by the run's first stage
     #[arg(long, env = "FCI_ARTIFACTS_URL", value_name = "URL")]
     pub artifacts_url: Option<String>,
+    /// The pipeline's ed25519 key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes
+    /// it) that signs the stage's attestations; without one they are written unsigned. The
+    /// file is read, never recorded
+    #[arg(long, env = "FCI_SIGNING_KEY", value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+    /// The builder id the attestations name (SLSA's runDetails.builder.id: who ran the work;
+    /// default tag:fci,2026:builder/<host name>)
+    #[arg(long, env = "FCI_BUILDER_ID", value_name = "URI")]
+    pub builder_id: Option<String>,
 }
 
 use crate::tool::Tool;
@@ -244,6 +253,11 @@ fn run<S: Stage>(
 ) -> Result<i32> {
     let name = stage.name();
     crate::config::use_state_of(manifest);
+    // A key that cannot be read stops the stage before it does anything (exit 2).
+    let signer = crate::provenance::attest::Signer::new(
+        common.signing_key.as_deref(),
+        common.builder_id.as_deref(),
+    )?;
     let ws = Workspace::open(workspace)?;
     // Until the manifest is written, nothing this stage stores or reuses may be collected.
     let _in_use = crate::gc::lock::in_use(&ws)?;
@@ -271,7 +285,7 @@ fn run<S: Stage>(
     };
     let mut digest = String::new();
     // `lock` is None when the machinery broke: no summary then, the error said it all.
-    let (rec, mut artifacts, lock) = match steps(stage, common, &mut cx, &mut digest) {
+    let (rec, mut artifacts, lock) = match steps(stage, common, &mut cx, &signer, &mut digest) {
         Ok(Step::Done(code)) => return Ok(code),
         Ok(Step::Record(rec, artifacts, lock)) => (*rec, artifacts, Some(lock)),
         // A mistake in the package found before its work began (a spec, tests.yml or
@@ -311,6 +325,7 @@ fn run<S: Stage>(
     artifacts.push(log);
     let outcome = record.outcome;
     commit(&ws, manifest, record, artifacts, cacheable)?;
+    crate::provenance::attest::last_record(&ws, manifest, &signer)?;
     keep_last(&ws, manifest)?;
     // The stage ran (reused and instant records are reported by `fci report`, whose message
     // ids come from the same records).
@@ -343,6 +358,7 @@ fn steps<S: Stage>(
     stage: &mut S,
     common: &CommonArgs,
     cx: &mut Ctx,
+    signer: &crate::provenance::attest::Signer,
     digest_out: &mut String,
 ) -> Result<Step> {
     let name = stage.name();
@@ -384,7 +400,8 @@ fn steps<S: Stage>(
             return Ok(None);
         }
         stage.reused(cx.manifest);
-        // Reused, it is this run's record too.
+        // Reused, it is this run's record too, attested by this run.
+        crate::provenance::attest::last_record(cx.ws, cx.manifest, signer)?;
         keep_last(cx.ws, cx.manifest)?;
         cx.manifest.write(&common.output)?;
         Ok(cx.manifest.stages.last().map(|s| s.outcome.exit_code()))

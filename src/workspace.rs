@@ -605,6 +605,21 @@ impl Workspace {
         self.store_limited(src, kind, name, stage, None)
     }
 
+    /// Stores `bytes` (fci's own output: an attestation) as an artifact, as `store` does.
+    pub fn store_bytes(
+        &self,
+        bytes: &[u8],
+        kind: ArtifactKind,
+        name: &str,
+        stage: StageName,
+    ) -> Result<Artifact> {
+        let tmp = self.tmp(&format!(".src-{}", uuid::Uuid::new_v4()));
+        fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+        let out = self.store(&tmp, kind, name, stage);
+        let _ = fs::remove_file(&tmp);
+        out
+    }
+
     /// Like `store`, keeping at most `limit` bytes (for output of untrusted code).
     pub fn store_limited(
         &self,

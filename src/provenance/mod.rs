@@ -3,6 +3,7 @@
 //! (docs/design.md names the spec versions). This module holds the envelope and the keys; the
 //! statements each stage writes, and `fci verify`, build on it.
 
+pub mod attest;
 pub mod dsse;
 pub mod keys;
 pub mod statement;

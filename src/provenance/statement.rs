@@ -11,7 +11,9 @@
 //!
 //! A stage that did no work (SKIPPED, or one with nothing to say of) has no statement.
 
-use crate::manifest::{Artifact, ArtifactKind, Manifest, Outcome, StageName, StageRecord};
+use crate::manifest::{
+    Artifact, ArtifactKind, Manifest, Outcome, StageName, StageRecord, TestResult,
+};
 use serde_json::{json, Value};
 
 pub const STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
@@ -27,11 +29,18 @@ fn descriptor(a: &Artifact) -> Value {
     json!({"name": a.name, "digest": {"sha256": a.sha256}})
 }
 
-/// The artifacts `stage` produced (its logs aside), as subjects.
+/// What `stage` produced, as subjects: the build's SRPM and RPMs, the composed commit, the
+/// image (not its logs, its repository index or the dist-git tree it read).
 fn products(m: &Manifest, stage: StageName) -> Vec<Value> {
+    let kinds: &[ArtifactKind] = match stage {
+        StageName::Build => &[ArtifactKind::Srpm, ArtifactKind::Rpm],
+        StageName::Compose => &[ArtifactKind::OstreeCommit],
+        StageName::Image => &[ArtifactKind::Image],
+        _ => &[],
+    };
     m.artifacts
         .iter()
-        .filter(|a| a.stage == stage.as_str() && a.kind != ArtifactKind::Log)
+        .filter(|a| a.stage == stage.as_str() && kinds.contains(&a.kind))
         .map(descriptor)
         .collect()
 }
@@ -48,9 +57,10 @@ fn tested(m: &Manifest, stage: StageName) -> Vec<Value> {
     m.artifacts_of(kind).map(descriptor).collect()
 }
 
-/// What the stage stood on, by digest: the dist-git commit always; the base and the RPMs for
-/// compose; the commit for image.
-fn dependencies(m: &Manifest, stage: StageName) -> Vec<Value> {
+/// What the stage stood on, by digest: the dist-git commit always; the lookaside sources for
+/// build (as the `sources` file names them); the base and the RPMs for compose; the commit
+/// for image.
+fn dependencies(m: &Manifest, record: &StageRecord, stage: StageName) -> Vec<Value> {
     let mut out = Vec::new();
     if let (Some(repo), Some(commit)) = (&m.subject.repo, &m.subject.commit) {
         out.push(
@@ -59,6 +69,25 @@ fn dependencies(m: &Manifest, stage: StageName) -> Vec<Value> {
         );
     }
     match stage {
+        StageName::Build => {
+            for src in record
+                .data
+                .get("sources")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let (Some(name), Some(algo), Some(hash)) = (
+                    src["name"].as_str(),
+                    src["algo"].as_str(),
+                    src["hash"].as_str(),
+                ) else {
+                    continue;
+                };
+                out.push(json!({"name": name, "digest": {algo: hash},
+                                "annotations": {"from": "lookaside"}}));
+            }
+        }
         StageName::Compose => {
             if let Some(base) = m
                 .subject
@@ -77,31 +106,48 @@ fn dependencies(m: &Manifest, stage: StageName) -> Vec<Value> {
     out
 }
 
-fn test_result(record: &StageRecord) -> Value {
+/// The in-toto test-result predicate of `results`, whose verdict is `outcome`; the tests came
+/// from the dist-git commit (their configuration).
+fn test_result(m: &Manifest, outcome: Outcome, results: &[&TestResult]) -> Value {
     let names = |want: &[Outcome]| -> Vec<&str> {
-        record
-            .results
+        results
             .iter()
             .filter(|r| want.contains(&r.outcome))
             .map(|r| r.testcase.as_str())
             .collect()
     };
-    let result = match record.outcome {
+    let result = match outcome {
         Outcome::Passed | Outcome::Info => "PASSED",
         Outcome::NeedsInspection => "WARNED",
         _ => "FAILED",
+    };
+    let configuration: Vec<Value> = match (&m.subject.repo, &m.subject.commit) {
+        (Some(repo), Some(commit)) => {
+            vec![json!({"uri": format!("git+{repo}"), "digest": {"gitCommit": commit}})]
+        }
+        _ => Vec::new(),
     };
     json!({
         "result": result,
         "passedTests": names(&[Outcome::Passed, Outcome::Info]),
         "warnedTests": names(&[Outcome::NeedsInspection]),
         "failedTests": names(&[Outcome::Failed, Outcome::Error]),
-        "configuration": [],
+        "configuration": configuration,
+    })
+}
+
+fn statement(subject: Vec<Value>, predicate_type: &str, predicate: Value) -> Value {
+    json!({
+        "_type": STATEMENT_V1,
+        "subject": subject,
+        "predicateType": predicate_type,
+        "predicate": predicate,
     })
 }
 
 /// The statement for `record` of `m` (the manifest as the stage left it), or none when the
-/// stage says nothing a statement could (SKIPPED, no subject).
+/// stage says nothing a statement could (SKIPPED, no subject, a report without a gating
+/// decision).
 pub fn for_record(m: &Manifest, record: &StageRecord, builder_id: &str) -> Option<Value> {
     let stage = StageName::parse(&record.name)?;
     if record.outcome == Outcome::Skipped {
@@ -110,15 +156,24 @@ pub fn for_record(m: &Manifest, record: &StageRecord, builder_id: &str) -> Optio
     let (subject, predicate_type, predicate) = match stage {
         StageName::Build | StageName::Compose | StageName::Image => {
             let subject = products(m, stage);
+            let mut external = json!({
+                "package": m.subject.package, "branch": m.subject.branch,
+                "backend": record.backend,
+            });
+            if let Some(suite) = record.data.get("suite") {
+                external["suite"] = suite.clone();
+            }
+            let mut internal = json!({"tools": record.tools, "input_digest": record.input_digest});
+            if let Some(from) = record.data.get("cached_from_run") {
+                // Reused: the work was done by that run, for the same inputs.
+                internal["cached_from_run"] = from.clone();
+            }
             let predicate = json!({
                 "buildDefinition": {
                     "buildType": build_type(stage),
-                    "externalParameters": {
-                        "package": m.subject.package, "branch": m.subject.branch,
-                        "backend": record.backend,
-                    },
-                    "internalParameters": {"tools": record.tools, "input_digest": record.input_digest},
-                    "resolvedDependencies": dependencies(m, stage),
+                    "externalParameters": external,
+                    "internalParameters": internal,
+                    "resolvedDependencies": dependencies(m, record, stage),
                 },
                 "runDetails": {
                     "builder": {"id": builder_id, "version": {"fci": m.run.fci_version}},
@@ -129,25 +184,121 @@ pub fn for_record(m: &Manifest, record: &StageRecord, builder_id: &str) -> Optio
             (subject, SLSA_PROVENANCE_V1, predicate)
         }
         StageName::Test | StageName::Integrate | StageName::Smoke | StageName::Conform => {
-            (tested(m, stage), TEST_RESULT_V0_1, test_result(record))
+            let results: Vec<&TestResult> = record.results.iter().collect();
+            (
+                tested(m, stage),
+                TEST_RESULT_V0_1,
+                test_result(m, record.outcome, &results),
+            )
         }
-        _ => return None,
+        StageName::Report => return gate(m, record, builder_id),
+        StageName::Watch => return None,
     };
     if subject.is_empty() {
         return None;
     }
-    Some(json!({
-        "_type": STATEMENT_V1,
-        "subject": subject,
-        "predicateType": predicate_type,
-        "predicate": predicate,
-    }))
+    Some(statement(subject, predicate_type, predicate))
+}
+
+/// The build's `%check` as a test result about the RPMs it built: only when %check ran
+/// (`build.check` PASSED or FAILED); a build without one, or with --nocheck, attests none.
+pub fn check_of_build(m: &Manifest, record: &StageRecord) -> Option<Value> {
+    if record.name != StageName::Build.as_str() {
+        return None;
+    }
+    let check = record
+        .results
+        .iter()
+        .find(|r| r.testcase == CHECK && matches!(r.outcome, Outcome::Passed | Outcome::Failed))?;
+    let subject = tested(m, StageName::Build);
+    if subject.is_empty() {
+        return None;
+    }
+    Some(statement(
+        subject,
+        TEST_RESULT_V0_1,
+        test_result(m, check.outcome, &[check]),
+    ))
+}
+
+/// The build's %check test case.
+pub const CHECK: &str = "build.check";
+
+/// The report's gating decision as a SLSA Verification Summary: about the run's products
+/// (RPMs, composed commit, image), PASSED when the gating.yaml's policies were satisfied,
+/// naming the attestations the run had by then.
+fn gate(m: &Manifest, record: &StageRecord, builder_id: &str) -> Option<Value> {
+    let decision = record.data.get("decision")?;
+    // Greenwave's rule: a decision no policy applies to decides nothing.
+    let applies = decision["applicable_policies"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty());
+    let satisfied = applies && decision["policies_satisfied"] == Value::Bool(true);
+    let policy = record
+        .data
+        .get("gating_policy")
+        .cloned()
+        .unwrap_or_default();
+    let subject: Vec<Value> = m
+        .artifacts
+        .iter()
+        .filter(|a| {
+            matches!(
+                a.kind,
+                ArtifactKind::Rpm | ArtifactKind::OstreeCommit | ArtifactKind::Image
+            ) && a.stage != StageName::Report.as_str()
+        })
+        .map(descriptor)
+        .collect();
+    if subject.is_empty() {
+        return None;
+    }
+    let inputs: Vec<Value> = m
+        .artifacts_of(ArtifactKind::Attestation)
+        .filter(|a| a.stage != StageName::Report.as_str())
+        .map(|a| json!({"uri": a.path, "digest": {"sha256": a.sha256}}))
+        .collect();
+    let resource = match (&m.subject.repo, &m.subject.commit) {
+        (Some(repo), Some(commit)) => format!("git+{repo}@{commit}"),
+        _ => m.run.id.clone(),
+    };
+    let predicate = json!({
+        "verifier": {"id": builder_id, "version": {"fci": m.run.fci_version}},
+        "timeVerified": record.finished,
+        "resourceUri": resource,
+        "policy": {"uri": policy["file"], "digest": {"sha256": policy["sha256"]}},
+        "inputAttestations": inputs,
+        "verificationResult": if satisfied { "PASSED" } else { "FAILED" },
+        "verifiedLevels": if satisfied { vec![GATE_LEVEL] } else { Vec::new() },
+        "slsaVersion": "1.0",
+        "decision": {
+            "summary": decision.get("summary"),
+            "decision_contexts": policy["decision_contexts"],
+        },
+    });
+    Some(statement(subject, VSA_V1, predicate))
+}
+
+/// The SLSA Verification Summary Attestation's predicate type: the report's gating decision.
+pub const VSA_V1: &str = "https://slsa.dev/verification_summary/v1";
+/// The level a satisfied gate verifies (a custom one: VSA reserves `SLSA_` for its own).
+pub const GATE_LEVEL: &str = "FCI_GATE_SATISFIED";
+
+/// Every statement the driver writes for `record`, each with its file name.
+pub fn all(m: &Manifest, record: &StageRecord, builder_id: &str) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    if let Some(s) = for_record(m, record, builder_id) {
+        out.push((format!("{}.intoto.json", record.name), s));
+    }
+    if let Some(s) = check_of_build(m, record) {
+        out.push((format!("{CHECK}.intoto.json"), s));
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::TestResult;
 
     fn artifact(kind: ArtifactKind, name: &str, sha: &str, stage: &str) -> Artifact {
         serde_json::from_value(

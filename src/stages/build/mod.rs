@@ -172,6 +172,16 @@ impl Stage for Build {
             "suite".into(),
             serde_json::json!({"check": !self.args.nocheck}),
         );
+        // The lookaside sources by the `sources` file's hashes: the build's attestation names
+        // them among what it stood on.
+        if !p.entries.is_empty() {
+            let sources: Vec<_> = p
+                .entries
+                .iter()
+                .map(|e| json!({"name": e.name, "algo": e.algo, "hash": e.hash}))
+                .collect();
+            rec.data.insert("sources".into(), json!(sources));
+        }
         let out = work::build(
             &self.args,
             self.lookaside.as_ref(),

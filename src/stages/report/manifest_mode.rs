@@ -399,6 +399,13 @@ impl Stage for Report {
             return Ok(Vec::new());
         };
         let (subject, pv) = self.gating_subject(cx)?;
+        // The policy the decision applied, by digest: the report's attestation names it.
+        rec.data.insert(
+            "gating_policy".into(),
+            json!({"file": gating.display().to_string(),
+                   "sha256": crate::digest::sha256_bytes(text.as_bytes()),
+                   "decision_contexts": self.args.decision_contexts}),
+        );
         let policies = policy::parse(&text);
         // A promotion is decided on this run's own results, from the records checked in
         // `plan` (latest record last), never on the store's: results of other runs of the
