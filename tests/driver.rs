@@ -133,6 +133,8 @@ impl World {
             namespace: None,
             run_url: None,
             artifacts_url: None,
+            signing_key: None,
+            builder_id: None,
         }
     }
 
