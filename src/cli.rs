@@ -152,6 +152,11 @@ pub const EXAMPLES: &[(&str, &str)] = &[
          fci gc --keep-runs 20 --max-size 20G",
     ),
     (
+        "verify",
+        "fci verify --key pipeline.pub.pem fedora-f41-3f1c0d2a9b7e.qcow2\n  \
+         fci verify --key pipeline.pub.pem -m final.json --json",
+    ),
+    (
         "completions",
         "fci completions bash > /etc/bash_completion.d/fci",
     ),
@@ -190,6 +195,8 @@ pub enum Command {
     Fsck(crate::fsck::Args),
     /// Remove what no recent run, known-good base or queued retest needs (objects, cache, old records, OSTree refs)
     Gc(crate::gc::Args),
+    /// Check an image's, commit's or RPM's signed chain back to its dist-git commit, and the policy
+    Verify(crate::verify::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions { shell: Shell },
 }

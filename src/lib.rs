@@ -43,6 +43,7 @@ pub mod statelock;
 pub mod suites;
 pub mod tool;
 pub mod users;
+pub mod verify;
 pub mod volume;
 pub mod workspace;
 

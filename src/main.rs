@@ -98,6 +98,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Unbundle(a) => fci::bundle::exec_unbundle(a, &cli.workspace),
         Command::Fsck(a) => fci::fsck::exec(a, &cli.workspace),
         Command::Gc(a) => fci::gc::exec(a, &cli.workspace),
+        Command::Verify(a) => fci::verify::exec(a, &cli.workspace),
         Command::Completions { shell } => {
             use std::io::Write;
             std::io::stdout().write_all(completion_script(shell))?;

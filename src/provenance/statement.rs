@@ -106,9 +106,22 @@ fn dependencies(m: &Manifest, record: &StageRecord, stage: StageName) -> Vec<Val
     out
 }
 
-/// The in-toto test-result predicate of `results`, whose verdict is `outcome`; the tests came
-/// from the dist-git commit (their configuration).
-fn test_result(m: &Manifest, outcome: Outcome, results: &[&TestResult]) -> Value {
+/// The suite a test result is of, as its configuration names it: `build.check`, `test`,
+/// `integrate`, `smoke`, `conform` (what `fci verify`'s policy asks for), with the run and
+/// when it finished (a suite run again in the same run: the latest speaks).
+pub fn suite_uri(suite: &str) -> String {
+    format!("tag:fci,2026:suite/{suite}")
+}
+
+/// The in-toto test-result predicate of `results` of `suite` in `record`, whose verdict is
+/// `outcome`; the tests came from the dist-git commit (their configuration, with the suite).
+fn test_result(
+    m: &Manifest,
+    suite: &str,
+    record: &StageRecord,
+    outcome: Outcome,
+    results: &[&TestResult],
+) -> Value {
     let names = |want: &[Outcome]| -> Vec<&str> {
         results
             .iter()
@@ -121,12 +134,13 @@ fn test_result(m: &Manifest, outcome: Outcome, results: &[&TestResult]) -> Value
         Outcome::NeedsInspection => "WARNED",
         _ => "FAILED",
     };
-    let configuration: Vec<Value> = match (&m.subject.repo, &m.subject.commit) {
-        (Some(repo), Some(commit)) => {
-            vec![json!({"uri": format!("git+{repo}"), "digest": {"gitCommit": commit}})]
-        }
-        _ => Vec::new(),
-    };
+    let mut configuration = vec![json!({
+        "name": suite, "uri": suite_uri(suite),
+        "annotations": {"invocationId": m.run.id, "finishedOn": record.finished},
+    })];
+    if let (Some(repo), Some(commit)) = (&m.subject.repo, &m.subject.commit) {
+        configuration.push(json!({"uri": format!("git+{repo}"), "digest": {"gitCommit": commit}}));
+    }
     json!({
         "result": result,
         "passedTests": names(&[Outcome::Passed, Outcome::Info]),
@@ -188,7 +202,7 @@ pub fn for_record(m: &Manifest, record: &StageRecord, builder_id: &str) -> Optio
             (
                 tested(m, stage),
                 TEST_RESULT_V0_1,
-                test_result(m, record.outcome, &results),
+                test_result(m, stage.as_str(), record, record.outcome, &results),
             )
         }
         StageName::Report => return gate(m, record, builder_id),
@@ -217,7 +231,7 @@ pub fn check_of_build(m: &Manifest, record: &StageRecord) -> Option<Value> {
     Some(statement(
         subject,
         TEST_RESULT_V0_1,
-        test_result(m, check.outcome, &[check]),
+        test_result(m, CHECK, record, check.outcome, &[check]),
     ))
 }
 
@@ -271,6 +285,8 @@ fn gate(m: &Manifest, record: &StageRecord, builder_id: &str) -> Option<Value> {
         "verificationResult": if satisfied { "PASSED" } else { "FAILED" },
         "verifiedLevels": if satisfied { vec![GATE_LEVEL] } else { Vec::new() },
         "slsaVersion": "1.0",
+        // fci's: the run whose decision this is (VSA has no field for it).
+        "invocationId": m.run.id,
         "decision": {
             "summary": decision.get("summary"),
             "decision_contexts": policy["decision_contexts"],

@@ -1,0 +1,192 @@
+//! What `fci verify` asks of a verified chain besides its links: signed test results that
+//! passed, and a satisfied gate. Default: the build's %check, the package's tests, the
+//! image's smoke test, and the report's gating decision (`--require` chooses).
+
+use super::chain::{pick, Node};
+use super::evidence::{Evidence, What};
+use serde::Serialize;
+
+/// The rules `--require` knows, with what each is about.
+pub const RULES: [&str; 6] = ["check", "test", "integrate", "conform", "smoke", "gate"];
+pub const DEFAULT: &str = "check,test,smoke,gate";
+
+#[derive(Serialize, Debug, Clone)]
+pub struct Verdict {
+    pub rule: String,
+    /// ok, failed, n/a
+    pub status: &'static str,
+    pub why: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<String>,
+}
+
+/// The rules of a `--require` value: comma-separated names of `RULES`, or `none`.
+pub fn parse(s: &str) -> Result<Vec<String>, String> {
+    if s.trim() == "none" {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for r in s.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        if !RULES.contains(&r) {
+            return Err(format!(
+                "unknown rule `{r}` (rules: {}, or none)",
+                RULES.join(", ")
+            ));
+        }
+        if !out.iter().any(|o| o == r) {
+            out.push(r.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// The suite a rule asks about, and which kind of link it speaks of.
+fn suite(rule: &str) -> (&'static str, &'static str) {
+    match rule {
+        "check" => ("build.check", "rpm"),
+        "test" => ("test", "rpm"),
+        "integrate" => ("integrate", "ostree-commit"),
+        "conform" => ("conform", "ostree-commit"),
+        _ => ("smoke", "image"),
+    }
+}
+
+fn names(v: &serde_json::Value) -> String {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+/// Checks `rules` against the chain rooted at `chain` (its target first).
+pub fn check(
+    rules: &[String],
+    chain: &Node,
+    evidence: &[Evidence],
+    run: Option<&str>,
+) -> Vec<Verdict> {
+    let nodes = chain.walk();
+    rules
+        .iter()
+        .map(|rule| {
+            if rule == "gate" {
+                return gate(chain, evidence, run);
+            }
+            let (suite, kind) = suite(rule);
+            let subjects: Vec<&Node> = nodes
+                .iter()
+                .copied()
+                .filter(|n| n.kind == kind && n.made_by.is_some())
+                .collect();
+            if subjects.is_empty() {
+                return Verdict {
+                    rule: rule.clone(),
+                    status: "n/a",
+                    why: format!("the chain has no {kind} for {suite} to be about"),
+                    attestations: Vec::new(),
+                };
+            }
+            let mut used = Vec::new();
+            let mut passed = Vec::new();
+            for n in &subjects {
+                let sha = n.sha256().unwrap_or_default();
+                let found = pick(evidence, run, sha, |w| *w == What::TestResult(suite.into()));
+                let Some(e) = found else {
+                    return Verdict {
+                        rule: rule.clone(),
+                        status: "failed",
+                        why: format!("no signed {suite} result about {} {}", n.kind, n.name),
+                        attestations: used,
+                    };
+                };
+                if !used.contains(&e.file) {
+                    used.push(e.file.clone());
+                }
+                let p = &e.statement["predicate"];
+                if p["result"] != "PASSED" {
+                    return Verdict {
+                        rule: rule.clone(),
+                        status: "failed",
+                        why: format!(
+                            "{suite} {} about {} {}{}",
+                            p["result"].as_str().unwrap_or("has no result"),
+                            n.kind,
+                            n.name,
+                            match names(&p["failedTests"]) {
+                                f if f.is_empty() => String::new(),
+                                f => format!(": failed {f}"),
+                            }
+                        ),
+                        attestations: used,
+                    };
+                }
+                for t in names(&p["passedTests"])
+                    .split(", ")
+                    .filter(|t| !t.is_empty())
+                {
+                    if !passed.iter().any(|p| p == t) {
+                        passed.push(t.to_string());
+                    }
+                }
+            }
+            Verdict {
+                rule: rule.clone(),
+                status: "ok",
+                why: format!("{suite} passed ({})", passed.join(", ")),
+                attestations: used,
+            }
+        })
+        .collect()
+}
+
+/// The report's gating decision about the target.
+fn gate(chain: &Node, evidence: &[Evidence], run: Option<&str>) -> Verdict {
+    let sha = chain.sha256().unwrap_or_default();
+    let Some(e) = pick(evidence, run, sha, |w| *w == What::Gate) else {
+        return Verdict {
+            rule: "gate".into(),
+            status: "failed",
+            why: format!(
+                "no signed gating decision about {} {}",
+                chain.kind, chain.name
+            ),
+            attestations: Vec::new(),
+        };
+    };
+    let p = &e.statement["predicate"];
+    let summary = p["decision"]["summary"].as_str().unwrap_or_default();
+    let passed = p["verificationResult"] == "PASSED";
+    Verdict {
+        rule: "gate".into(),
+        status: if passed { "ok" } else { "failed" },
+        why: format!(
+            "gating decision {}{}",
+            p["verificationResult"].as_str().unwrap_or("missing"),
+            if summary.is_empty() {
+                String::new()
+            } else {
+                format!(": {summary}")
+            }
+        ),
+        attestations: vec![e.file.clone()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rules_parse_and_unknown_ones_are_named() {
+        assert_eq!(
+            super::parse("check, test,check").unwrap(),
+            ["check", "test"]
+        );
+        assert!(super::parse("none").unwrap().is_empty());
+        assert!(super::parse("chek")
+            .unwrap_err()
+            .contains("unknown rule `chek`"));
+    }
+}
