@@ -89,22 +89,30 @@ impl Deployment {
 
     fn api(&self, path: &str) -> Value {
         let url = format!("http://127.0.0.1:{}/api/v2/{path}", self.www);
-        let r = http()
-            .get(&url)
-            .send()
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
-        assert!(r.status().is_success(), "{url}: {}", r.status());
-        serde_json::from_str(&r.text().unwrap()).unwrap()
+        serde_json::from_str(&self.raw(path)).unwrap_or_else(|e| panic!("{url}: {e}"))
     }
 
+    /// The body of a REST answer. Polled while Buildbot is busy, its web server sometimes cuts
+    /// an answer short (hyper: IncompleteBody under load 8): a transport error is asked again,
+    /// a few times, before it fails the test; an HTTP error status fails it at once.
     fn raw(&self, path: &str) -> String {
         let url = format!("http://127.0.0.1:{}/api/v2/{path}", self.www);
-        let r = http()
-            .get(&url)
-            .send()
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
-        assert!(r.status().is_success(), "{url}: {}", r.status());
-        r.text().unwrap()
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let got = http().get(&url).send().and_then(|r| {
+                assert!(r.status().is_success(), "{url}: {}", r.status());
+                r.text()
+            });
+            match got {
+                Ok(body) => return body,
+                Err(e) if tries < 5 => {
+                    eprintln!("{url}: {e}; asking again");
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+                Err(e) => panic!("{url}: {e} ({tries} tries)"),
+            }
+        }
     }
 
     /// A log of a build's step as it was attached, without the header Buildbot's raw
