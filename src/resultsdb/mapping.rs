@@ -17,7 +17,7 @@
 //! A SKIPPED record or case is no result (nothing ran: gating sees it as missing). ERROR stays
 //! ERROR where the server has it, else the server's crash outcome: never FAILED.
 
-use crate::manifest::{Manifest, Outcome, StageName, StageRecord, TestResult};
+use crate::manifest::{ArtifactKind, Manifest, Outcome, StageName, StageRecord, TestResult};
 use serde_json::{json, Map, Value};
 
 /// What the results are about and how they are named.
@@ -118,6 +118,18 @@ pub fn results(m: &Manifest, naming: &Naming) -> Vec<Value> {
             });
             if let Some(log) = &log {
                 data.insert("log".into(), json!(log));
+            }
+            // The stage's signed statements (crate::provenance): what `fci verify` checks.
+            let provenance: Vec<String> = m
+                .artifacts_of(ArtifactKind::Attestation)
+                .filter(|a| a.stage == s.name)
+                .map(|a| match &naming.artifacts_url {
+                    Some(base) => crate::bus::identity::link(base, &a.path),
+                    None => a.path.clone(),
+                })
+                .collect();
+            if !provenance.is_empty() {
+                data.insert("provenance".into(), json!(provenance));
             }
             data.extend(extra);
             let mut r = Map::new();

@@ -377,6 +377,72 @@ fn stage_rows(p: &Page, entries: &[Failing]) -> Vec<Json> {
         .collect()
 }
 
+/// The run's attestations in pipeline order (the chain from the dist-git commit to the image,
+/// with the test results and the gate), each with what its statement is about as the
+/// envelope says, and who signed it. Shown, not verified: `fci verify` checks them.
+fn provenance_rows(p: &Page) -> Vec<Json> {
+    let base = p.artifacts_url.as_deref();
+    let order = |a: &crate::manifest::Artifact| {
+        let stage = StageName::parse(&a.stage).map_or(usize::MAX, |s| s as usize);
+        // A stage's provenance before its own test result (the build's %check).
+        (
+            stage,
+            a.name != format!("{}.intoto.json", a.stage),
+            a.name.clone(),
+        )
+    };
+    let mut atts: Vec<&crate::manifest::Artifact> = p
+        .manifest
+        .artifacts_of(crate::manifest::ArtifactKind::Attestation)
+        .collect();
+    atts.sort_by_key(|a| order(a));
+    atts.into_iter()
+        .map(|a| {
+            let statement = p
+                .ws
+                .resolve(&a.path)
+                .ok()
+                .and_then(|f| {
+                    crate::caps::read_file_with(&f, 16 << 20, crate::caps::Open::NO_LINK).ok()
+                })
+                .and_then(|b| serde_json::from_slice::<crate::provenance::dsse::Envelope>(&b).ok())
+                .and_then(|e| e.payload_bytes().ok())
+                .and_then(|b| serde_json::from_slice::<Json>(&b).ok());
+            let about: Vec<String> = statement
+                .as_ref()
+                .and_then(|s| s["subject"].as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|s| s["name"].as_str().map(String::from))
+                .collect();
+            let kind = match a.extra.get("predicate_type").and_then(Json::as_str) {
+                Some(crate::provenance::statement::SLSA_PROVENANCE_V1) => "SLSA provenance v1",
+                Some(crate::provenance::statement::TEST_RESULT_V0_1) => "test result v0.1",
+                Some(crate::provenance::statement::VSA_V1) => "verification summary v1",
+                _ => "statement",
+            };
+            let result = statement.as_ref().and_then(|s| {
+                let p = &s["predicate"];
+                p["result"]
+                    .as_str()
+                    .or(p["verificationResult"].as_str())
+                    .map(String::from)
+            });
+            let signer = a
+                .extra
+                .get("signed_by")
+                .and_then(Json::as_str)
+                .map(|k| k[..k.len().min(16)].to_string());
+            json!({
+                "name": a.name.trim_end_matches(".intoto.json"), "kind": kind,
+                "about": about, "result": result, "signed_by": signer,
+                "path": a.path, "url": log_url(p.ws, base, &a.path),
+                "readable": statement.is_some(),
+            })
+        })
+        .collect()
+}
+
 /// Each failing entry's section: its cause, its log (linked), the log's last lines (of the
 /// first [`EXCERPTS`]), the command that reruns its stage.
 fn failure_rows<'a>(p: &Page<'a>, entries: &[Failing<'a>], fci: &str) -> Vec<Json> {
@@ -534,6 +600,14 @@ pub fn page(p: &Page) -> String {
         overall => overall.as_str(),
         identity => Serde(identity(m)),
         stages => Serde(stage_rows(p, &entries)),
+        provenance => Serde(provenance_rows(p)),
+        verify_cmd => format!(
+            "{fci} verify --key PIPELINE.pub.pem -m {}",
+            p.manifest_file
+                .map(|f| sh(&f.to_string_lossy()))
+                .unwrap_or_else(|| "MANIFEST".into())
+        ),
+        dist_git => m.subject.repo.clone().zip(m.subject.commit.clone()).map(|(r, c)| format!("{r} @ {c}")),
         named => NAMED,
         failures => Serde(failure_rows(p, &entries, &fci)),
         manifest_given => p.manifest_file.is_some(),
