@@ -5,78 +5,16 @@
 
 use fci::provenance::dsse::{Envelope, IN_TOTO};
 use fci::provenance::keys::SigningKey;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+use common::intoto::reference_verify;
 
-fn venv_python() -> PathBuf {
-    let venv = std::env::var("INTOTO_VENV").unwrap_or_else(|_| "/opt/fci/in-toto".into());
-    let py = Path::new(&venv).join("bin/python");
-    assert!(
-        py.is_file(),
-        "{}: missing: run ./setup.sh --deps-only (it installs in-toto and securesystemslib)",
-        py.display()
-    );
-    py
-}
-
-/// Verifies `envelope` (a file) with the SPKI PEM `public` under key id `keyid`, as
-/// securesystemslib does: its exit status and output.
-fn reference_verify(envelope: &Path, public: &Path, keyid: &str) -> (bool, String) {
-    const SCRIPT: &str = r#"
-import json, sys
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from securesystemslib.dsse import Envelope
-from securesystemslib.signer import SSlibKey
-env = Envelope.from_dict(json.load(open(sys.argv[1])))
-pub = load_pem_public_key(open(sys.argv[2], "rb").read())
-key = SSlibKey.from_crypto(pub, keyid=sys.argv[3], scheme="ed25519")
-ok = env.verify([key], 1)
-stmt = json.loads(env.payload)
-print(stmt["_type"], stmt["subject"][0]["digest"]["sha256"], list(ok))
-"#;
-    let out = Command::new(venv_python())
-        .arg("-c")
-        .arg(SCRIPT)
-        .arg(envelope)
-        .arg(public)
-        .arg(keyid)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
+const NEEDS: common::Needs = &[&[common::tool::OPENSSL]];
 
 #[test]
 fn the_reference_tooling_verifies_fcis_envelopes_and_refuses_a_flipped_byte() {
+    common::needs();
     let d = tempfile::tempdir().unwrap();
-    let key = d.path().join("key.pem");
-    let public = d.path().join("pub.pem");
-    for args in [
-        vec![
-            "genpkey",
-            "-algorithm",
-            "ed25519",
-            "-out",
-            key.to_str().unwrap(),
-        ],
-        vec![
-            "pkey",
-            "-pubout",
-            "-in",
-            key.to_str().unwrap(),
-            "-out",
-            public.to_str().unwrap(),
-        ],
-    ] {
-        let st = Command::new("openssl").args(&args).status().unwrap();
-        assert!(st.success(), "openssl {args:?}");
-    }
+    let (key, public) = common::intoto::openssl_key_pair(d.path(), "pipeline");
     let signing = SigningKey::from_file(&key).unwrap();
     let statement = serde_json::json!({
         "_type": "https://in-toto.io/Statement/v1",

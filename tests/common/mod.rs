@@ -640,6 +640,7 @@ pub fn run_measured(cmd: Command) -> (Run, u64) {
 }
 
 pub mod distgit;
+pub mod intoto;
 pub mod promote;
 pub mod rabbitmq;
 pub mod resultsdb;

@@ -1,0 +1,422 @@
+//! Provenance end to end (issue 18): a whole example run (build | test | compose | integrate |
+//! image | smoke | report --gating --promote) with the pipeline's key, as an administrator
+//! makes one with openssl; every envelope checked by the reference in-toto tooling; `fci
+//! verify` on the final image walks back to the dist-git commit; one flipped byte of an RPM,
+//! of a statement, of a signature or of the image breaks the chain there (exit 2, named); a
+//! run without its smoke attestation fails the default policy (exit 1); a bundle carries the
+//! attestations to another workspace, where the chain verifies again.
+
+mod common;
+use common::intoto::{openssl_key_pair, reference_verify};
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+const NEEDS: Needs = &[
+    tool::BUILD,
+    tool::TEST,
+    tool::BASE,
+    tool::COMPOSE,
+    tool::IMAGE,
+    tool::SMOKE,
+    &[tool::OPENSSL, tool::GIT],
+];
+
+/// Runs a stage with the pipeline's key (FCI_SIGNING_KEY, as Jenkins or Buildbot would pass
+/// it) on `input`, into `output`; asserts it exits 0.
+fn stage(w: &Ws, key: &Path, input: &Path, output: &Path, args: &[&str]) {
+    let out = w
+        .cmd()
+        .env("FCI_SIGNING_KEY", key)
+        .args(&args[..1])
+        .arg("-m")
+        .arg(input)
+        .arg("-o")
+        .arg(output)
+        .args(&args[1..])
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+}
+
+fn verify(w: &Ws, args: &[&str]) -> Run {
+    w.run(&[&["verify"], args].concat())
+}
+
+fn flip(file: &Path, at: usize) {
+    let mut b = std::fs::read(file).unwrap();
+    b[at] ^= 1;
+    std::fs::write(file, b).unwrap();
+}
+
+fn attestations(m: &Value) -> Vec<&Value> {
+    m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["type"] == "attestation")
+        .collect()
+}
+
+fn artifact<'a>(m: &'a Value, kind: &str, name: &str) -> &'a Value {
+    m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["type"] == kind && a["name"].as_str().unwrap().starts_with(name))
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+/// Where in the envelope `file` its field `field`'s value starts.
+fn field_at(file: &Path, field: &str) -> usize {
+    let text = std::fs::read_to_string(file).unwrap();
+    text.find(&format!("\"{field}\": \"")).unwrap() + field.len() + 4 + 10
+}
+
+/// The full example run with the key; the final manifest's path.
+fn signed_run(w: &Ws, key: &Path) -> PathBuf {
+    init_base_with(w, &[], None, |_| {});
+    let repo = git_repo(w.path(), "hello-atomic", "f41");
+    let built = w.path().join("built.json");
+    let la = lookaside();
+    let out = w
+        .cmd()
+        .env("FCI_SIGNING_KEY", key)
+        .args(["build", repo.to_str().unwrap(), "--branch", "f41"])
+        .args(["--lookaside", &la, "-o"])
+        .arg(&built)
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 0, "build: {}", r.stderr);
+    let integration = example("integration");
+    let gating = example("hello-atomic").join("gating.yaml");
+    let steps: [(&str, Vec<&str>); 6] = [
+        ("test", vec!["test"]),
+        ("compose", vec!["compose"]),
+        (
+            "integrate",
+            vec!["integrate", "--tests", integration.to_str().unwrap()],
+        ),
+        ("image", vec!["image"]),
+        (
+            "smoke",
+            vec!["smoke", "--accel", "tcg", "--check", "hello-atomic"],
+        ),
+        (
+            "report",
+            vec![
+                "report",
+                "--gating",
+                gating.to_str().unwrap(),
+                "--decision-context",
+                "bodhi_update_push_stable",
+                "--promote",
+            ],
+        ),
+    ];
+    let mut input = built;
+    for (name, args) in steps {
+        let output = w.path().join(format!("{name}.json"));
+        stage(w, key, &input, &output, &args);
+        input = output;
+    }
+    input
+}
+
+#[test]
+fn a_signed_run_verifies_back_to_its_dist_git_commit_and_any_altered_byte_is_named() {
+    let w = Ws::new();
+    let (key, public) = openssl_key_pair(w.path(), "pipeline");
+    let (_, stranger) = openssl_key_pair(w.path(), "stranger");
+    let final_json = signed_run(&w, &key);
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&final_json).unwrap()).unwrap();
+    assert_valid(&m);
+    let pubkey = public.to_str().unwrap();
+    let fj = final_json.to_str().unwrap();
+
+    // One envelope per statement, each signed; the reference tooling verifies every one.
+    let names: Vec<&str> = attestations(&m)
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    for want in [
+        "build.intoto.json",
+        "build.check.intoto.json",
+        "test.intoto.json",
+        "compose.intoto.json",
+        "integrate.intoto.json",
+        "image.intoto.json",
+        "smoke.intoto.json",
+        "report.intoto.json",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    let keyid = attestations(&m)[0]["signed_by"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for a in attestations(&m) {
+        assert_eq!(a["signed_by"], keyid.as_str(), "{a}");
+        let file = w.ws().join(a["path"].as_str().unwrap());
+        let (ok, out) = reference_verify(&file, &public, &keyid);
+        assert!(ok, "{}: {out}", a["name"]);
+        assert!(out.starts_with("https://in-toto.io/Statement/v1"), "{out}");
+    }
+    // The build's provenance names the dist-git commit and the lookaside source.
+    let envelope = |name: &str| -> Value {
+        let a = attestations(&m)
+            .into_iter()
+            .find(|a| a["name"] == name)
+            .unwrap();
+        let e: Value = serde_json::from_slice(
+            &std::fs::read(w.ws().join(a["path"].as_str().unwrap())).unwrap(),
+        )
+        .unwrap();
+        use base64::Engine;
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(e["payload"].as_str().unwrap())
+            .unwrap();
+        serde_json::from_slice(&payload).unwrap()
+    };
+    let build = envelope("build.intoto.json");
+    assert_eq!(build["predicateType"], "https://slsa.dev/provenance/v1");
+    let deps = build["predicate"]["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
+    let commit = m["subject"]["commit"].as_str().unwrap();
+    assert!(
+        deps.iter().any(|d| d["digest"]["gitCommit"] == commit),
+        "{deps:?}"
+    );
+    assert!(
+        deps.iter().any(|d| d["digest"]["sha512"].is_string()),
+        "the lookaside tarball: {deps:?}"
+    );
+    assert_eq!(
+        envelope("report.intoto.json")["predicate"]["verificationResult"],
+        "PASSED"
+    );
+
+    // The chain from the image, as a tree and as JSON.
+    let v = verify(&w, &["--key", pubkey, "-m", fj]);
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+    assert!(v.stdout.contains(&format!("@ {commit}")), "{}", v.stdout);
+    for line in [
+        "image fci-f41-",
+        "ostree-commit ",
+        "rpm hello-atomic-1.0-1.fc41.x86_64.rpm",
+        "dist-git git+",
+    ] {
+        assert!(v.stdout.contains(line), "{line}: {}", v.stdout);
+    }
+    let j = verify(&w, &["--key", pubkey, "-m", fj, "--json"]);
+    assert_eq!(j.code, 0, "{}", j.stderr);
+    let jv: Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(jv["verified"], true);
+    assert_eq!(jv["chain"][0]["kind"], "image");
+    // How long it takes is benches/verify_chain.rs's to say.
+    let policy: Vec<(&str, &str)> = jv["policy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["rule"].as_str().unwrap(), p["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        policy,
+        [
+            ("check", "ok"),
+            ("test", "ok"),
+            ("smoke", "ok"),
+            ("gate", "ok")
+        ]
+    );
+    // Given the image file alone, the workspace's attestations are the evidence.
+    let image = w
+        .ws()
+        .join(artifact(&m, "image", "fci-f41-")["path"].as_str().unwrap());
+    let alone = verify(&w, &["--key", pubkey, image.to_str().unwrap()]);
+    assert_eq!(alone.code, 0, "{}{}", alone.stdout, alone.stderr);
+    // A key the pipeline never used verifies nothing.
+    let other = verify(&w, &["--key", stranger.to_str().unwrap(), "-m", fj]);
+    assert_eq!(other.code, 2, "{}", other.stdout);
+    assert!(other.stdout.contains("NOT VERIFIED"), "{}", other.stdout);
+
+    // One flipped byte, then put back: the chain breaks at that link, named.
+    let rpm = w.ws().join(
+        artifact(&m, "rpm", "hello-atomic-1.0-1.fc41.x86_64")["path"]
+            .as_str()
+            .unwrap(),
+    );
+    let at = |name: &str| -> PathBuf {
+        w.ws().join(
+            attestations(&m)
+                .into_iter()
+                .find(|a| a["name"] == name)
+                .unwrap()["path"]
+                .as_str()
+                .unwrap(),
+        )
+    };
+    let cases: Vec<(PathBuf, usize, &str)> = vec![
+        (rpm.clone(), 4096, "rpm hello-atomic-1.0-1.fc41.x86_64.rpm"),
+        (image.clone(), 8192, "fci-f41-"),
+        (
+            at("compose.intoto.json"),
+            field_at(&at("compose.intoto.json"), "payload"),
+            "compose.intoto.json",
+        ),
+        (
+            at("smoke.intoto.json"),
+            field_at(&at("smoke.intoto.json"), "sig"),
+            "smoke.intoto.json",
+        ),
+    ];
+    for (file, offset, named) in cases {
+        flip(&file, offset);
+        for args in [vec!["-m", fj], vec![image.to_str().unwrap()]] {
+            let r = verify(&w, &[&["--key", pubkey], &args[..]].concat());
+            let last = r.stdout.lines().last().unwrap_or_default().to_string();
+            assert_eq!(r.code, 2, "{named} {args:?}: {}{}", r.stdout, r.stderr);
+            assert!(
+                last.starts_with("NOT VERIFIED: chain broken at") && last.contains(named),
+                "{named}: {last}"
+            );
+        }
+        flip(&file, offset);
+    }
+    // The reference tooling agrees about a flipped statement byte.
+    let c = at("compose.intoto.json");
+    let off = field_at(&c, "payload");
+    flip(&c, off);
+    assert!(!reference_verify(&c, &public, &keyid).0);
+    flip(&c, off);
+    assert_eq!(verify(&w, &["--key", pubkey, "-m", fj]).code, 0);
+
+    // Without the smoke attestation the default policy fails (exit 1); a policy that does
+    // not ask for smoke holds.
+    let mut no_smoke = m.clone();
+    no_smoke["artifacts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|a| !(a["type"] == "attestation" && a["stage"] == "smoke"));
+    let ns = w.save("no-smoke.json", &no_smoke);
+    let r = verify(&w, &["--key", pubkey, "-m", ns.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let last = r.stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with("NOT VERIFIED: policy `smoke` failed"),
+        "{last}"
+    );
+    let r = verify(
+        &w,
+        &[
+            "--key",
+            pubkey,
+            "-m",
+            ns.to_str().unwrap(),
+            "--require",
+            "check,test,gate",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stdout);
+
+    // A bundle carries the attestations: in another workspace the chain verifies again
+    // (the OSTree commit is recorded, not carried: its bytes are not checked there).
+    let bundle = w.path().join("run.fci-bundle");
+    let b = w.run(&["bundle", "-m", fj, "-o", bundle.to_str().unwrap()]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let there = Ws::new();
+    let unbundled = there.path().join("unbundled.json");
+    let u = there.run(&[
+        "unbundle",
+        bundle.to_str().unwrap(),
+        "-o",
+        unbundled.to_str().unwrap(),
+    ]);
+    assert_eq!(u.code, 0, "{}", u.stderr);
+    let r = verify(
+        &there,
+        &["--key", pubkey, "-m", unbundled.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn without_a_key_statements_are_written_unsigned_and_verify_nothing() {
+    let w = Ws::new();
+    let (_, public) = openssl_key_pair(w.path(), "pipeline");
+    let repo = git_repo(w.path(), "hello-atomic", "f41");
+    let la = lookaside();
+    let r = w.run(&[
+        "build",
+        repo.to_str().unwrap(),
+        "--branch",
+        "f41",
+        "--lookaside",
+        &la,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let atts = attestations(&m);
+    assert_eq!(atts.len(), 2, "{atts:?}");
+    for a in &atts {
+        assert!(a["signed_by"].is_null(), "{a}");
+        let e: Value = serde_json::from_slice(
+            &std::fs::read(w.ws().join(a["path"].as_str().unwrap())).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(e["signatures"], serde_json::json!([]), "unsigned says so");
+    }
+    let built = w.save("built.json", &m);
+    let v = verify(
+        &w,
+        &[
+            "--key",
+            public.to_str().unwrap(),
+            "-m",
+            built.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(v.code, 2, "{}", v.stdout);
+    assert!(
+        v.stdout.contains("the envelope is unsigned"),
+        "{}",
+        v.stdout
+    );
+
+    // A key file that is no private key: the caller's mistake, one line naming the file and
+    // never its content, and no manifest.
+    let r = w
+        .cmd()
+        .env("FCI_SIGNING_KEY", &public)
+        .args(["test", "-m", built.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let r = Run::from(r);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(
+        r.stderr.contains(public.to_str().unwrap()) && !r.stderr.contains("BEGIN PUBLIC KEY"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    // And verify's own mistakes: no key, an unknown rule.
+    let v = verify(&w, &["-m", built.to_str().unwrap()]);
+    assert_eq!(v.code, 2, "{}", v.stderr);
+    let v = verify(
+        &w,
+        &[
+            "--key",
+            public.to_str().unwrap(),
+            "-m",
+            built.to_str().unwrap(),
+            "--require",
+            "smok",
+        ],
+    );
+    assert_eq!(v.code, 2, "{}", v.stderr);
+    assert!(v.stderr.contains("unknown rule `smok`"), "{}", v.stderr);
+}
