@@ -44,6 +44,7 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('unbundle', 'unbundle', [CompletionResultType]::ParameterValue, 'Bring a bundle into this workspace (every digest verified first) and write its manifest')
             [CompletionResult]::new('fsck', 'fsck', [CompletionResultType]::ParameterValue, 'Check the workspace and the pipeline state for damage (0 clean, 1 damage found)')
             [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Remove what no recent run, known-good base or queued retest needs (objects, cache, old records, OSTree refs)')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check an image''s, commit''s or RPM''s signed chain back to its dist-git commit, and the policy')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('compose', 'compose', [CompletionResultType]::ParameterValue, 'Commit the known-good OSTree base plus the change''s RPMs (only when build and test passed)')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Record the run''s results and decide its gating (with --gating; --promote acts on it)')
@@ -93,6 +94,8 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'The namespace of the run''s test names, messages and results (default fedora-ci.koji-build, or fci.yaml''s ci.namespace); fixed by the run''s first stage')
             [CompletionResult]::new('--run-url', '--run-url', [CompletionResultType]::ParameterName, 'The URL of the CI job running this stage (default: Jenkins'' BUILD_URL): the messages'' run.url and log links, the results'' ref_url')
             [CompletionResult]::new('--artifacts-url', '--artifacts-url', [CompletionResultType]::ParameterName, 'The URL the workspace''s files are published under: logs are linked below it (default: fci.yaml''s ci.artifacts_url); fixed by the run''s first stage')
+            [CompletionResult]::new('--signing-key', '--signing-key', [CompletionResultType]::ParameterName, 'The pipeline''s ed25519 key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes it) that signs the stage''s attestations; without one they are written unsigned. The file is read, never recorded')
+            [CompletionResult]::new('--builder-id', '--builder-id', [CompletionResultType]::ParameterName, 'The builder id the attestations name (SLSA''s runDetails.builder.id: who ran the work; default tag:fci,2026:builder/<host name>)')
             [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace directory holding artifacts, logs, the cache and locks')
             [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it')
             [CompletionResult]::new('--nocheck', '--nocheck', [CompletionResultType]::ParameterName, 'Do not run %check (the build.check result is SKIPPED)')
@@ -124,6 +127,8 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'The namespace of the run''s test names, messages and results (default fedora-ci.koji-build, or fci.yaml''s ci.namespace); fixed by the run''s first stage')
             [CompletionResult]::new('--run-url', '--run-url', [CompletionResultType]::ParameterName, 'The URL of the CI job running this stage (default: Jenkins'' BUILD_URL): the messages'' run.url and log links, the results'' ref_url')
             [CompletionResult]::new('--artifacts-url', '--artifacts-url', [CompletionResultType]::ParameterName, 'The URL the workspace''s files are published under: logs are linked below it (default: fci.yaml''s ci.artifacts_url); fixed by the run''s first stage')
+            [CompletionResult]::new('--signing-key', '--signing-key', [CompletionResultType]::ParameterName, 'The pipeline''s ed25519 key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes it) that signs the stage''s attestations; without one they are written unsigned. The file is read, never recorded')
+            [CompletionResult]::new('--builder-id', '--builder-id', [CompletionResultType]::ParameterName, 'The builder id the attestations name (SLSA''s runDetails.builder.id: who ran the work; default tag:fci,2026:builder/<host name>)')
             [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace directory holding artifacts, logs, the cache and locks')
             [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it')
             [CompletionResult]::new('--failed-only', '--failed-only', [CompletionResultType]::ParameterName, 'Rerun only the test cases that did not pass in the input manifest''s test stage')
@@ -155,6 +160,8 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'The namespace of the run''s test names, messages and results (default fedora-ci.koji-build, or fci.yaml''s ci.namespace); fixed by the run''s first stage')
             [CompletionResult]::new('--run-url', '--run-url', [CompletionResultType]::ParameterName, 'The URL of the CI job running this stage (default: Jenkins'' BUILD_URL): the messages'' run.url and log links, the results'' ref_url')
             [CompletionResult]::new('--artifacts-url', '--artifacts-url', [CompletionResultType]::ParameterName, 'The URL the workspace''s files are published under: logs are linked below it (default: fci.yaml''s ci.artifacts_url); fixed by the run''s first stage')
+            [CompletionResult]::new('--signing-key', '--signing-key', [CompletionResultType]::ParameterName, 'The pipeline''s ed25519 key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes it) that signs the stage''s attestations; without one they are written unsigned. The file is read, never recorded')
+            [CompletionResult]::new('--builder-id', '--builder-id', [CompletionResultType]::ParameterName, 'The builder id the attestations name (SLSA''s runDetails.builder.id: who ran the work; default tag:fci,2026:builder/<host name>)')
             [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace directory holding artifacts, logs, the cache and locks')
             [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it')
             [CompletionResult]::new('--network', '--network', [CompletionResultType]::ParameterName, 'Let the tests reach the network')
@@ -187,6 +194,8 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'The namespace of the run''s test names, messages and results (default fedora-ci.koji-build, or fci.yaml''s ci.namespace); fixed by the run''s first stage')
             [CompletionResult]::new('--run-url', '--run-url', [CompletionResultType]::ParameterName, 'The URL of the CI job running this stage (default: Jenkins'' BUILD_URL): the messages'' run.url and log links, the results'' ref_url')
             [CompletionResult]::new('--artifacts-url', '--artifacts-url', [CompletionResultType]::ParameterName, 'The URL the workspace''s files are published under: logs are linked below it (default: fci.yaml''s ci.artifacts_url); fixed by the run''s first stage')
+            [CompletionResult]::new('--signing-key', '--signing-key', [CompletionResultType]::ParameterName, 'The pipeline''s ed25519 key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes it) that signs the stage''s attestations; without one they are written unsigned. The file is read, never recorded')
+            [CompletionResult]::new('--builder-id', '--builder-id', [CompletionResultType]::ParameterName, 'The builder id the attestations name (SLSA''s runDetails.builder.id: who ran the work; default tag:fci,2026:builder/<host name>)')
             [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace directory holding artifacts, logs, the cache and locks')
             [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it')
             [CompletionResult]::new('--no-cache', '--no-cache', [CompletionResultType]::ParameterName, 'Run even when the inputs match a recorded result')
@@ -213,6 +222,8 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'The namespace of the run''s test names, messages and results (default fedora-ci.koji-build, or fci.yaml''s ci.namespace); fixed by the run''s first stage')
             [CompletionResult]::new('--run-url', '--run-url', [CompletionResultType]::ParameterName, 'The URL of the CI job running this stage (default: Jenkins'' BUILD_URL): the messages'' run.url and log links, the results'' ref_url')
             [CompletionResult]::new('--artifacts-url', '--artifacts-url', [CompletionResultType]::ParameterName, 'The URL the workspace''s files are published under: logs are linked below it (default: fci.yaml''s ci.artifacts_url); fixed by the run''s first stage')
+            [CompletionResult]::new('--signing-key', '--signing-key', [CompletionResultType]::ParameterName, 'The pipeline''s ed25519 key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes it) that signs the stage''s attestations; without one they are written unsigned. The file is read, never recorded')
+            [CompletionResult]::new('--builder-id', '--builder-id', [CompletionResultType]::ParameterName, 'The builder id the attestations name (SLSA''s runDetails.builder.id: who ran the work; default tag:fci,2026:builder/<host name>)')
             [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace directory holding artifacts, logs, the cache and locks')
             [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it')
             [CompletionResult]::new('--no-cache', '--no-cache', [CompletionResultType]::ParameterName, 'Run even when the inputs match a recorded result')
@@ -237,6 +248,8 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'The namespace of the run''s test names, messages and results (default fedora-ci.koji-build, or fci.yaml''s ci.namespace); fixed by the run''s first stage')
             [CompletionResult]::new('--run-url', '--run-url', [CompletionResultType]::ParameterName, 'The URL of the CI job running this stage (default: Jenkins'' BUILD_URL): the messages'' run.url and log links, the results'' ref_url')
             [CompletionResult]::new('--artifacts-url', '--artifacts-url', [CompletionResultType]::ParameterName, 'The URL the workspace''s files are published under: logs are linked below it (default: fci.yaml''s ci.artifacts_url); fixed by the run''s first stage')
+            [CompletionResult]::new('--signing-key', '--signing-key', [CompletionResultType]::ParameterName, 'The pipeline''s ed25519 key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes it) that signs the stage''s attestations; without one they are written unsigned. The file is read, never recorded')
+            [CompletionResult]::new('--builder-id', '--builder-id', [CompletionResultType]::ParameterName, 'The builder id the attestations name (SLSA''s runDetails.builder.id: who ran the work; default tag:fci,2026:builder/<host name>)')
             [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace directory holding artifacts, logs, the cache and locks')
             [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it')
             [CompletionResult]::new('--no-cache', '--no-cache', [CompletionResultType]::ParameterName, 'Run even when the inputs match a recorded result')
@@ -437,6 +450,22 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'fci;verify' {
+            [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'The run''s manifest: its attestations are the evidence (default: every attestation in the workspace''s object store)')
+            [CompletionResult]::new('--manifest', '--manifest', [CompletionResultType]::ParameterName, 'The run''s manifest: its attestations are the evidence (default: every attestation in the workspace''s object store)')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'A trusted public key (SPKI PEM, as `openssl pkey -pubout` writes it); repeat for several')
+            [CompletionResult]::new('--require', '--require', [CompletionResultType]::ParameterName, 'The policy''s rules, comma-separated: check, test, integrate, conform, smoke, gate (or none)')
+            [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace directory holding artifacts, logs, the cache and locks')
+            [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the result as JSON instead of a tree')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No progress or summaries on stderr (errors are still printed)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No progress or summaries on stderr (errors are still printed)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'fci;completions' {
             [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace directory holding artifacts, logs, the cache and locks')
             [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it')
@@ -462,6 +491,8 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'The namespace of the run''s test names, messages and results (default fedora-ci.koji-build, or fci.yaml''s ci.namespace); fixed by the run''s first stage')
             [CompletionResult]::new('--run-url', '--run-url', [CompletionResultType]::ParameterName, 'The URL of the CI job running this stage (default: Jenkins'' BUILD_URL): the messages'' run.url and log links, the results'' ref_url')
             [CompletionResult]::new('--artifacts-url', '--artifacts-url', [CompletionResultType]::ParameterName, 'The URL the workspace''s files are published under: logs are linked below it (default: fci.yaml''s ci.artifacts_url); fixed by the run''s first stage')
+            [CompletionResult]::new('--signing-key', '--signing-key', [CompletionResultType]::ParameterName, 'The pipeline''s ed25519 key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes it) that signs the stage''s attestations; without one they are written unsigned. The file is read, never recorded')
+            [CompletionResult]::new('--builder-id', '--builder-id', [CompletionResultType]::ParameterName, 'The builder id the attestations name (SLSA''s runDetails.builder.id: who ran the work; default tag:fci,2026:builder/<host name>)')
             [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace directory holding artifacts, logs, the cache and locks')
             [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it')
             [CompletionResult]::new('--no-cache', '--no-cache', [CompletionResultType]::ParameterName, 'Run even when the inputs match a recorded result')
@@ -497,6 +528,8 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'The namespace of the run''s test names, messages and results (default fedora-ci.koji-build, or fci.yaml''s ci.namespace); fixed by the run''s first stage')
             [CompletionResult]::new('--run-url', '--run-url', [CompletionResultType]::ParameterName, 'The URL of the CI job running this stage (default: Jenkins'' BUILD_URL): the messages'' run.url and log links, the results'' ref_url')
             [CompletionResult]::new('--artifacts-url', '--artifacts-url', [CompletionResultType]::ParameterName, 'The URL the workspace''s files are published under: logs are linked below it (default: fci.yaml''s ci.artifacts_url); fixed by the run''s first stage')
+            [CompletionResult]::new('--signing-key', '--signing-key', [CompletionResultType]::ParameterName, 'The pipeline''s ed25519 key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes it) that signs the stage''s attestations; without one they are written unsigned. The file is read, never recorded')
+            [CompletionResult]::new('--builder-id', '--builder-id', [CompletionResultType]::ParameterName, 'The builder id the attestations name (SLSA''s runDetails.builder.id: who ran the work; default tag:fci,2026:builder/<host name>)')
             [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace directory holding artifacts, logs, the cache and locks')
             [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it')
             [CompletionResult]::new('--promote', '--promote', [CompletionResultType]::ParameterName, 'With --gating: decided on this run''s own checked records only; a satisfied decision makes the change the branch''s known-good base (its composed commit, when there is one); an unsatisfied one excludes the change')
@@ -525,6 +558,7 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             [CompletionResult]::new('unbundle', 'unbundle', [CompletionResultType]::ParameterValue, 'Bring a bundle into this workspace (every digest verified first) and write its manifest')
             [CompletionResult]::new('fsck', 'fsck', [CompletionResultType]::ParameterValue, 'Check the workspace and the pipeline state for damage (0 clean, 1 damage found)')
             [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Remove what no recent run, known-good base or queued retest needs (objects, cache, old records, OSTree refs)')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check an image''s, commit''s or RPM''s signed chain back to its dist-git commit, and the policy')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('compose', 'compose', [CompletionResultType]::ParameterValue, 'Commit the known-good OSTree base plus the change''s RPMs (only when build and test passed)')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Record the run''s results and decide its gating (with --gating; --promote acts on it)')
@@ -584,6 +618,9 @@ Register-ArgumentCompleter -Native -CommandName 'fci' -ScriptBlock {
             break
         }
         'fci;help;gc' {
+            break
+        }
+        'fci;help;verify' {
             break
         }
         'fci;help;completions' {

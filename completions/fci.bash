@@ -64,6 +64,9 @@ _fci() {
             fci,unbundle)
                 cmd="fci__subcmd__unbundle"
                 ;;
+            fci,verify)
+                cmd="fci__subcmd__verify"
+                ;;
             fci,watch)
                 cmd="fci__subcmd__watch"
                 ;;
@@ -151,6 +154,9 @@ _fci() {
             fci__subcmd__help,unbundle)
                 cmd="fci__subcmd__help__subcmd__unbundle"
                 ;;
+            fci__subcmd__help,verify)
+                cmd="fci__subcmd__help__subcmd__verify"
+                ;;
             fci__subcmd__help,watch)
                 cmd="fci__subcmd__help__subcmd__watch"
                 ;;
@@ -173,7 +179,7 @@ _fci() {
 
     case "${cmd}" in
         fci)
-            opts="-q -v -h -V --workspace --state --quiet --verbose --help --version watch build test integrate conform image smoke gating base bundle unbundle fsck gc completions compose report help"
+            opts="-q -v -h -V --workspace --state --quiet --verbose --help --version watch build test integrate conform image smoke gating base bundle unbundle fsck gc verify completions compose report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -289,7 +295,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__build)
-            opts="-D -m -o -q -v -h --ref --lookaside --backend --mock-config --dist --branch --rawhide-release --spec --define --nocheck --strict-builddeps --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --state --quiet --verbose --help"
+            opts="-D -m -o -q -v -h --ref --lookaside --backend --mock-config --dist --branch --rawhide-release --spec --define --nocheck --strict-builddeps --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --signing-key --builder-id --workspace --state --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -379,6 +385,14 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --signing-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --builder-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workspace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -455,7 +469,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__compose)
-            opts="-m -o -q -v -h --branch --ostree-repo --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --state --quiet --verbose --help"
+            opts="-m -o -q -v -h --branch --ostree-repo --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --signing-key --builder-id --workspace --state --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -513,6 +527,14 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --signing-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --builder-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workspace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -529,7 +551,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__conform)
-            opts="-m -o -q -v -h --kubeconfig --installer --context --install-timeout --ready-timeout --runner --mode --runner-cmd --timeout --teardown --teardown-timeout --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --state --quiet --verbose --help"
+            opts="-m -o -q -v -h --kubeconfig --installer --context --install-timeout --ready-timeout --runner --mode --runner-cmd --timeout --teardown --teardown-timeout --manifest --output --no-cache --force --namespace --run-url --artifacts-url --signing-key --builder-id --workspace --state --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -604,6 +626,14 @@ _fci() {
                     return 0
                     ;;
                 --artifacts-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --signing-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --builder-id)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -937,7 +967,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__help)
-            opts="watch build test integrate conform image smoke gating base bundle unbundle fsck gc completions compose report help"
+            opts="watch build test integrate conform image smoke gating base bundle unbundle fsck gc verify completions compose report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1230,6 +1260,20 @@ _fci() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        fci__subcmd__help__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         fci__subcmd__help__subcmd__watch)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1245,7 +1289,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__image)
-            opts="-m -o -q -v -h --format --interval --size --karg --os --timeout --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --state --quiet --verbose --help"
+            opts="-m -o -q -v -h --format --interval --size --karg --os --timeout --manifest --output --no-cache --force --namespace --run-url --artifacts-url --signing-key --builder-id --workspace --state --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1303,6 +1347,14 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --signing-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --builder-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workspace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1319,7 +1371,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__integrate)
-            opts="-m -o -q -v -h --tests --tests-ref --runner --tags --retries --network --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --state --quiet --verbose --help"
+            opts="-m -o -q -v -h --tests --tests-ref --runner --tags --retries --network --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --signing-key --builder-id --workspace --state --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1389,6 +1441,14 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --signing-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --builder-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workspace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1405,7 +1465,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__report)
-            opts="-m -o -q -v -h --gating --waivers --decision-context --product-version --subject-type --subject-identifier --promote --require-stages --resultsdb-url --amqp-url --resultsdb-jobs --resultsdb-token-file --summary --html --junit --waiverdb-url --waiverdb-token-file --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --state --quiet --verbose --help"
+            opts="-m -o -q -v -h --gating --waivers --decision-context --product-version --subject-type --subject-identifier --promote --require-stages --resultsdb-url --amqp-url --resultsdb-jobs --resultsdb-token-file --summary --html --junit --waiverdb-url --waiverdb-token-file --manifest --output --no-cache --force --namespace --run-url --artifacts-url --signing-key --builder-id --workspace --state --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1499,6 +1559,14 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --signing-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --builder-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workspace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1515,7 +1583,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__smoke)
-            opts="-m -o -q -v -h --check --accel --memory --timeout --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --state --quiet --verbose --help"
+            opts="-m -o -q -v -h --check --accel --memory --timeout --manifest --output --no-cache --force --namespace --run-url --artifacts-url --signing-key --builder-id --workspace --state --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1565,6 +1633,14 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --signing-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --builder-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workspace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1581,7 +1657,7 @@ _fci() {
             return 0
             ;;
         fci__subcmd__test)
-            opts="-m -o -q -v -h --failed-only --base-root --tests-from --runner --tags --retries --network --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --workspace --state --quiet --verbose --help"
+            opts="-m -o -q -v -h --failed-only --base-root --tests-from --runner --tags --retries --network --timeout --max-pids --max-memory --max-scratch --manifest --output --no-cache --force --namespace --run-url --artifacts-url --signing-key --builder-id --workspace --state --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1651,6 +1727,14 @@ _fci() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --signing-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --builder-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workspace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1678,6 +1762,44 @@ _fci() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fci__subcmd__verify)
+            opts="-m -q -v -h --manifest --key --require --json --workspace --state --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --manifest)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -41,6 +41,7 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand unbundle 'Bring a bundle into this workspace (every digest verified first) and write its manifest'
             cand fsck 'Check the workspace and the pipeline state for damage (0 clean, 1 damage found)'
             cand gc 'Remove what no recent run, known-good base or queued retest needs (objects, cache, old records, OSTree refs)'
+            cand verify 'Check an image''s, commit''s or RPM''s signed chain back to its dist-git commit, and the policy'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand compose 'Commit the known-good OSTree base plus the change''s RPMs (only when build and test passed)'
             cand report 'Record the run''s results and decide its gating (with --gating; --promote acts on it)'
@@ -88,6 +89,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --namespace 'The namespace of the run''s test names, messages and results (default fedora-ci.koji-build, or fci.yaml''s ci.namespace); fixed by the run''s first stage'
             cand --run-url 'The URL of the CI job running this stage (default: Jenkins'' BUILD_URL): the messages'' run.url and log links, the results'' ref_url'
             cand --artifacts-url 'The URL the workspace''s files are published under: logs are linked below it (default: fci.yaml''s ci.artifacts_url); fixed by the run''s first stage'
+            cand --signing-key 'The pipeline''s ed25519 key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes it) that signs the stage''s attestations; without one they are written unsigned. The file is read, never recorded'
+            cand --builder-id 'The builder id the attestations name (SLSA''s runDetails.builder.id: who ran the work; default tag:fci,2026:builder/<host name>)'
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand --state 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it'
             cand --nocheck 'Do not run %check (the build.check result is SKIPPED)'
@@ -118,6 +121,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --namespace 'The namespace of the run''s test names, messages and results (default fedora-ci.koji-build, or fci.yaml''s ci.namespace); fixed by the run''s first stage'
             cand --run-url 'The URL of the CI job running this stage (default: Jenkins'' BUILD_URL): the messages'' run.url and log links, the results'' ref_url'
             cand --artifacts-url 'The URL the workspace''s files are published under: logs are linked below it (default: fci.yaml''s ci.artifacts_url); fixed by the run''s first stage'
+            cand --signing-key 'The pipeline''s ed25519 key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes it) that signs the stage''s attestations; without one they are written unsigned. The file is read, never recorded'
+            cand --builder-id 'The builder id the attestations name (SLSA''s runDetails.builder.id: who ran the work; default tag:fci,2026:builder/<host name>)'
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand --state 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it'
             cand --failed-only 'Rerun only the test cases that did not pass in the input manifest''s test stage'
@@ -148,6 +153,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --namespace 'The namespace of the run''s test names, messages and results (default fedora-ci.koji-build, or fci.yaml''s ci.namespace); fixed by the run''s first stage'
             cand --run-url 'The URL of the CI job running this stage (default: Jenkins'' BUILD_URL): the messages'' run.url and log links, the results'' ref_url'
             cand --artifacts-url 'The URL the workspace''s files are published under: logs are linked below it (default: fci.yaml''s ci.artifacts_url); fixed by the run''s first stage'
+            cand --signing-key 'The pipeline''s ed25519 key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes it) that signs the stage''s attestations; without one they are written unsigned. The file is read, never recorded'
+            cand --builder-id 'The builder id the attestations name (SLSA''s runDetails.builder.id: who ran the work; default tag:fci,2026:builder/<host name>)'
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand --state 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it'
             cand --network 'Let the tests reach the network'
@@ -179,6 +186,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --namespace 'The namespace of the run''s test names, messages and results (default fedora-ci.koji-build, or fci.yaml''s ci.namespace); fixed by the run''s first stage'
             cand --run-url 'The URL of the CI job running this stage (default: Jenkins'' BUILD_URL): the messages'' run.url and log links, the results'' ref_url'
             cand --artifacts-url 'The URL the workspace''s files are published under: logs are linked below it (default: fci.yaml''s ci.artifacts_url); fixed by the run''s first stage'
+            cand --signing-key 'The pipeline''s ed25519 key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes it) that signs the stage''s attestations; without one they are written unsigned. The file is read, never recorded'
+            cand --builder-id 'The builder id the attestations name (SLSA''s runDetails.builder.id: who ran the work; default tag:fci,2026:builder/<host name>)'
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand --state 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it'
             cand --no-cache 'Run even when the inputs match a recorded result'
@@ -204,6 +213,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --namespace 'The namespace of the run''s test names, messages and results (default fedora-ci.koji-build, or fci.yaml''s ci.namespace); fixed by the run''s first stage'
             cand --run-url 'The URL of the CI job running this stage (default: Jenkins'' BUILD_URL): the messages'' run.url and log links, the results'' ref_url'
             cand --artifacts-url 'The URL the workspace''s files are published under: logs are linked below it (default: fci.yaml''s ci.artifacts_url); fixed by the run''s first stage'
+            cand --signing-key 'The pipeline''s ed25519 key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes it) that signs the stage''s attestations; without one they are written unsigned. The file is read, never recorded'
+            cand --builder-id 'The builder id the attestations name (SLSA''s runDetails.builder.id: who ran the work; default tag:fci,2026:builder/<host name>)'
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand --state 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it'
             cand --no-cache 'Run even when the inputs match a recorded result'
@@ -227,6 +238,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --namespace 'The namespace of the run''s test names, messages and results (default fedora-ci.koji-build, or fci.yaml''s ci.namespace); fixed by the run''s first stage'
             cand --run-url 'The URL of the CI job running this stage (default: Jenkins'' BUILD_URL): the messages'' run.url and log links, the results'' ref_url'
             cand --artifacts-url 'The URL the workspace''s files are published under: logs are linked below it (default: fci.yaml''s ci.artifacts_url); fixed by the run''s first stage'
+            cand --signing-key 'The pipeline''s ed25519 key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes it) that signs the stage''s attestations; without one they are written unsigned. The file is read, never recorded'
+            cand --builder-id 'The builder id the attestations name (SLSA''s runDetails.builder.id: who ran the work; default tag:fci,2026:builder/<host name>)'
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand --state 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it'
             cand --no-cache 'Run even when the inputs match a recorded result'
@@ -408,6 +421,21 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'fci;verify'= {
+            cand -m 'The run''s manifest: its attestations are the evidence (default: every attestation in the workspace''s object store)'
+            cand --manifest 'The run''s manifest: its attestations are the evidence (default: every attestation in the workspace''s object store)'
+            cand --key 'A trusted public key (SPKI PEM, as `openssl pkey -pubout` writes it); repeat for several'
+            cand --require 'The policy''s rules, comma-separated: check, test, integrate, conform, smoke, gate (or none)'
+            cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
+            cand --state 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it'
+            cand --json 'Print the result as JSON instead of a tree'
+            cand -q 'No progress or summaries on stderr (errors are still printed)'
+            cand --quiet 'No progress or summaries on stderr (errors are still printed)'
+            cand -v 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand --verbose 'Stream the stage''s log live to stderr (every command it runs and their output, as mock does), escaped and with secrets masked'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'fci;completions'= {
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand --state 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it'
@@ -432,6 +460,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --namespace 'The namespace of the run''s test names, messages and results (default fedora-ci.koji-build, or fci.yaml''s ci.namespace); fixed by the run''s first stage'
             cand --run-url 'The URL of the CI job running this stage (default: Jenkins'' BUILD_URL): the messages'' run.url and log links, the results'' ref_url'
             cand --artifacts-url 'The URL the workspace''s files are published under: logs are linked below it (default: fci.yaml''s ci.artifacts_url); fixed by the run''s first stage'
+            cand --signing-key 'The pipeline''s ed25519 key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes it) that signs the stage''s attestations; without one they are written unsigned. The file is read, never recorded'
+            cand --builder-id 'The builder id the attestations name (SLSA''s runDetails.builder.id: who ran the work; default tag:fci,2026:builder/<host name>)'
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand --state 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it'
             cand --no-cache 'Run even when the inputs match a recorded result'
@@ -466,6 +496,8 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand --namespace 'The namespace of the run''s test names, messages and results (default fedora-ci.koji-build, or fci.yaml''s ci.namespace); fixed by the run''s first stage'
             cand --run-url 'The URL of the CI job running this stage (default: Jenkins'' BUILD_URL): the messages'' run.url and log links, the results'' ref_url'
             cand --artifacts-url 'The URL the workspace''s files are published under: logs are linked below it (default: fci.yaml''s ci.artifacts_url); fixed by the run''s first stage'
+            cand --signing-key 'The pipeline''s ed25519 key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes it) that signs the stage''s attestations; without one they are written unsigned. The file is read, never recorded'
+            cand --builder-id 'The builder id the attestations name (SLSA''s runDetails.builder.id: who ran the work; default tag:fci,2026:builder/<host name>)'
             cand --workspace 'Workspace directory holding artifacts, logs, the cache and locks'
             cand --state 'The pipeline state shared between machines (known-good refs and package set, exclusions, image schedule, watch heads, waivers, the OSTree repository): a directory on a shared volume; else fci.yaml''s `state:` (of --config, or of the fci.yaml the manifest names); else the one the workspace recorded; else state/ inside it'
             cand --promote 'With --gating: decided on this run''s own checked records only; a satisfied decision makes the change the branch''s known-good base (its composed commit, when there is one); an unsatisfied one excludes the change'
@@ -493,6 +525,7 @@ set edit:completion:arg-completer[fci] = {|@words|
             cand unbundle 'Bring a bundle into this workspace (every digest verified first) and write its manifest'
             cand fsck 'Check the workspace and the pipeline state for damage (0 clean, 1 damage found)'
             cand gc 'Remove what no recent run, known-good base or queued retest needs (objects, cache, old records, OSTree refs)'
+            cand verify 'Check an image''s, commit''s or RPM''s signed chain back to its dist-git commit, and the policy'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand compose 'Commit the known-good OSTree base plus the change''s RPMs (only when build and test passed)'
             cand report 'Record the run''s results and decide its gating (with --gating; --promote acts on it)'
@@ -535,6 +568,8 @@ set edit:completion:arg-completer[fci] = {|@words|
         &'fci;help;fsck'= {
         }
         &'fci;help;gc'= {
+        }
+        &'fci;help;verify'= {
         }
         &'fci;help;completions'= {
         }

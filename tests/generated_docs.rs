@@ -173,7 +173,7 @@ fn roff(md: &str) -> String {
 /// The man pages that carry a stage's reference, its DETAILS section, and where it comes from:
 /// the docs file and, when the file covers two commands, the `## ` heading (its start) of the
 /// part that is this page's. docs/<stage>.md is the single source; the pages are generated.
-const REFERENCE: [(&str, &str, Option<&str>); 15] = [
+const REFERENCE: [(&str, &str, Option<&str>); 16] = [
     ("fci-build", "docs/build.md", None),
     ("fci-test", "docs/test.md", Some("## `fci test`")),
     ("fci-integrate", "docs/test.md", Some("## `fci integrate")),
@@ -193,6 +193,7 @@ const REFERENCE: [(&str, &str, Option<&str>); 15] = [
     ("fci-unbundle", "docs/bundle.md", Some("## `fci unbundle")),
     ("fci-fsck", "docs/fsck.md", None),
     ("fci-gc", "docs/gc.md", None),
+    ("fci-verify", "docs/verify.md", None),
 ];
 
 /// The markdown of a page's reference: its docs file without the `# ` title (the page's NAME
@@ -755,7 +756,7 @@ fn every_help_ends_with_an_example() {
     let mut paths = Vec::new();
     command_paths(&fci::cli::command(), Vec::new(), &mut paths);
     // fci, its 15 commands, gating's 3 and base's 1
-    assert_eq!(paths.len(), 21, "{paths:?}");
+    assert_eq!(paths.len(), 22, "{paths:?}");
     for path in &paths {
         for flag in ["--help", "-h"] {
             let out = std::process::Command::new(env!("CARGO_BIN_EXE_fci"))
