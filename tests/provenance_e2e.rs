@@ -92,6 +92,7 @@ fn signed_run(w: &Ws, key: &Path) -> PathBuf {
     assert_eq!(r.code, 0, "build: {}", r.stderr);
     let integration = example("integration");
     let gating = example("hello-atomic").join("gating.yaml");
+    let html = w.path().join("report.html");
     let steps: [(&str, Vec<&str>); 6] = [
         ("test", vec!["test"]),
         ("compose", vec!["compose"]),
@@ -113,6 +114,8 @@ fn signed_run(w: &Ws, key: &Path) -> PathBuf {
                 "--decision-context",
                 "bodhi_update_push_stable",
                 "--promote",
+                "--html",
+                html.to_str().unwrap(),
             ],
         ),
     ];
@@ -198,6 +201,34 @@ fn a_signed_run_verifies_back_to_its_dist_git_commit_and_any_altered_byte_is_nam
         envelope("report.intoto.json")["predicate"]["verificationResult"],
         "PASSED"
     );
+    // The report's page lists the chain's statements with their signer; its results link them.
+    let page = std::fs::read_to_string(w.path().join("report.html")).unwrap();
+    assert!(page.contains("<h2>Provenance</h2>"), "{page}");
+    for row in [
+        "<tr><td>build</td><td>SLSA provenance v1</td>",
+        "<tr><td>smoke</td><td>test result v0.1</td>",
+    ] {
+        assert!(page.contains(row), "{row}");
+    }
+    assert!(page.contains(&keyid[..16]), "the signer's key id");
+    let report = m["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|s| s["name"] == "report")
+        .unwrap();
+    let store = w
+        .ws()
+        .join(report["data"]["results_store"].as_str().unwrap());
+    let db = rusqlite::Connection::open(store).unwrap();
+    let linked: i64 = db
+        .query_row(
+            "SELECT count(*) FROM results WHERE data LIKE '%provenance%intoto.json%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(linked > 0, "no result carries data.provenance");
 
     // The chain from the image, as a tree and as JSON.
     let v = verify(&w, &["--key", pubkey, "-m", fj]);

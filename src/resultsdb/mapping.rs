@@ -507,6 +507,35 @@ mod tests {
     }
 
     #[test]
+    fn a_result_links_its_stages_attestations() {
+        let mut m = Manifest::new("run-1".into());
+        m.subject.package = Some("hello".into());
+        let mut s = record(
+            json!([{"testcase": "a", "outcome": "PASSED", "runner": "sti", "playbook": "tests/tests.yml"}]),
+            json!({}),
+        );
+        s.outcome = Outcome::Passed;
+        m.stages.push(s);
+        let att = |stage: &str| -> crate::manifest::Artifact {
+            serde_json::from_value(
+                json!({"type": "attestation", "name": format!("{stage}.intoto.json"),
+                "path": format!("objects/cd/cdef/{stage}.intoto.json"), "sha256": "cdef",
+                "size": 1, "stage": stage}),
+            )
+            .unwrap()
+        };
+        m.artifacts = vec![att("test"), att("build")];
+        let mut naming = Naming::of(&m, "ERROR");
+        naming.artifacts_url = Some("https://ci.example.org/ws/".into());
+        let got = results(&m, &naming);
+        assert_eq!(
+            got[0]["data"]["provenance"],
+            json!(["https://ci.example.org/ws/objects/cd/cdef/test.intoto.json"]),
+            "its own stage's, linked"
+        );
+    }
+
+    #[test]
     fn a_result_is_never_submitted_later_than_now() {
         assert_eq!(
             submit_time("2026-12-06T10:00:00.5Z"),
