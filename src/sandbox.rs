@@ -314,7 +314,52 @@ fn passwd_home(key: PasswdKey) -> Option<PathBuf> {
     Some(PathBuf::from(std::ffi::OsStr::from_bytes(dir.to_bytes())))
 }
 
+/// Files package code must never read wherever they lie (the pipeline's signing key): every
+/// sandbox covers them with /dev/null, even where the host's /etc, /opt or /var/lib shows.
+static SECRETS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Adds `file` (as given and as its real path) to what every sandbox covers.
+pub fn keep_secret(file: &Path) {
+    let mut all = SECRETS.lock().unwrap_or_else(|e| e.into_inner());
+    let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    for p in [Some(abs), file.canonicalize().ok()].into_iter().flatten() {
+        if !all.contains(&p) {
+            all.push(p);
+        }
+    }
+}
+
+fn secrets() -> Vec<PathBuf> {
+    SECRETS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 impl Sandbox {
+    /// Covers the secrets (`keep_secret`) the sandbox would otherwise show: after every other
+    /// mount, so that no bind shows one again; one inside an empty tmpfs is not there anyway.
+    fn cover_secrets(&self, mut c: Cmd, tmpfs: &[PathBuf]) -> Cmd {
+        let hidden = if self.hide_private {
+            hidden_dirs()
+        } else {
+            Vec::new()
+        };
+        for s in secrets() {
+            let rebound = self
+                .readonly
+                .iter()
+                .chain(&self.writable)
+                .any(|b| s.starts_with(b));
+            let covered = tmpfs.iter().chain(&hidden).any(|t| s.starts_with(t));
+            if covered && !rebound {
+                continue;
+            }
+            c = match self.seen_as(&s) {
+                Some(Seen::Other) => c.arg("--ro-bind").arg("/dev/null").arg(&s),
+                _ => c,
+            };
+        }
+        c
+    }
+
     /// Wraps `inner` so that it runs inside the sandbox.
     pub fn wrap(&self, inner: &Cmd) -> Result<Cmd> {
         let bwrap = crate::tool::BWRAP.find()?;
@@ -358,6 +403,7 @@ impl Sandbox {
         if let Some(g) = &self.guest {
             c = g.mount(c, &mut mount_tmpfs)?;
         }
+        c = self.cover_secrets(c, &tmpfs);
         c = c.args(isolation_args(self.network, self.guest.is_some()));
         if self.network {
             // /run is hidden (it holds sockets); name resolution may live there.
@@ -860,6 +906,41 @@ mod guest_tests {
         std::os::unix::fs::symlink("usr/bin", tree.join("bin")).unwrap();
         std::os::unix::fs::symlink("var/home", tree.join("home")).unwrap();
         tree
+    }
+
+    /// The signing key is covered wherever the sandbox would show it: bound back inside a
+    /// hidden directory (here: a readonly bind of its directory under /tmp) too.
+    #[test]
+    fn a_secret_is_covered_wherever_the_sandbox_shows_it() {
+        let t = tempfile::tempdir().unwrap();
+        let key = t.path().join("pipeline.pem");
+        std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\n").unwrap();
+        keep_secret(&key);
+        let shown = Sandbox {
+            readonly: vec![t.path().to_path_buf()],
+            ..Default::default()
+        };
+        let args = |sb: &Sandbox| -> String {
+            let c = sb.wrap(&Cmd::new("true")).unwrap();
+            c.args
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let a = args(&shown);
+        let cover = format!(
+            "--ro-bind /dev/null {}",
+            key.canonicalize().unwrap().display()
+        );
+        let bound = format!("--ro-bind {0} {0}", t.path().display());
+        assert!(a.contains(&cover), "{a}");
+        assert!(
+            a.find(&cover) > a.find(&bound),
+            "covered after the bind: {a}"
+        );
+        // Under /tmp's empty tmpfs it is not there to cover.
+        assert!(!args(&Sandbox::default()).contains(&cover));
     }
 
     #[test]

@@ -421,12 +421,27 @@ fn an_edited_verdict_promotes_nothing() {
     let r = promote_gated(&w, &forged, "forged-build.json");
     refused(&r, "forged-build.json", &["stage `build`", "outcome"]);
     unchanged(&w);
-    // The test record taken out altogether
+    // The test record taken out, its attestation left: an artifact of no record.
     let mut forged = broken.clone();
     forged["stages"]
         .as_array_mut()
         .unwrap()
         .retain(|s| s["name"] != "test");
+    let r = promote_gated(&w, &forged, "untested.json");
+    refused(
+        &r,
+        "untested.json",
+        &[
+            "stage `test`",
+            "names a stage the manifest has no record of",
+        ],
+    );
+    unchanged(&w);
+    // The test record taken out altogether, with its attestation.
+    forged["artifacts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|a| !(a["stage"] == "test" && a["type"] == "attestation"));
     let r = promote_gated(&w, &forged, "untested.json");
     // (the compose was written after it)
     refused(

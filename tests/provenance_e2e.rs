@@ -273,6 +273,30 @@ fn a_signed_run_verifies_back_to_its_dist_git_commit_and_any_altered_byte_is_nam
     let other = verify(&w, &["--key", stranger.to_str().unwrap(), "-m", fj]);
     assert_eq!(other.code, 2, "{}", other.stdout);
     assert!(other.stdout.contains("NOT VERIFIED"), "{}", other.stdout);
+    // What test and compose left out (debuginfo, debugsource) no statement claims.
+    let tested = envelope("test.intoto.json");
+    let names: Vec<&str> = tested["subject"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["hello-atomic-1.0-1.fc41.x86_64.rpm"], "{names:?}");
+    // A manifest that leaves the image out does not skip the smoke rule: it fails.
+    let mut no_image = m.clone();
+    no_image["artifacts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|a| a["type"] != "image");
+    let ni = w.save("no-image.json", &no_image);
+    let r = verify(&w, &["--key", pubkey, "-m", ni.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("the chain has no image for smoke to be about"),
+        "{}",
+        r.stdout
+    );
 
     // One flipped byte, then put back: the chain breaks at that link, named.
     let rpm = w.ws().join(
@@ -372,6 +396,78 @@ fn a_signed_run_verifies_back_to_its_dist_git_commit_and_any_altered_byte_is_nam
         &["--key", pubkey, "-m", unbundled.to_str().unwrap()],
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+
+    // The same NVR from another commit, built and reported but never tested: the NVR's
+    // decision is satisfied by the first run's result, but the gate the report signs about
+    // these RPMs is this run's own, and says FAILED.
+    let repo = w.path().join("hello-atomic.git-src");
+    std::fs::write(repo.join("README.packager"), "a packaging note\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "a packaging note"]);
+    let la = lookaside();
+    let b2 = w.path().join("built2.json");
+    let out = w
+        .cmd()
+        .env("FCI_SIGNING_KEY", &key)
+        .args([
+            "build",
+            repo.to_str().unwrap(),
+            "--branch",
+            "f41",
+            "--lookaside",
+            &la,
+            "-o",
+        ])
+        .arg(&b2)
+        .output()
+        .unwrap();
+    assert_eq!(Run::from(out).code, 0);
+    let r2 = w.path().join("reported2.json");
+    let gating = example("hello-atomic").join("gating.yaml");
+    let out = w
+        .cmd()
+        .env("FCI_SIGNING_KEY", &key)
+        .args([
+            "report",
+            "-m",
+            b2.to_str().unwrap(),
+            "-o",
+            r2.to_str().unwrap(),
+        ])
+        .args(["--gating", gating.to_str().unwrap()])
+        .args(["--decision-context", "bodhi_update_push_stable"])
+        .output()
+        .unwrap();
+    let out = Run::from(out);
+    assert_eq!(out.code, 0, "the NVR's decision: {}", out.stderr);
+    let m2: Value = serde_json::from_str(&std::fs::read_to_string(&r2).unwrap()).unwrap();
+    let vsa = attestations(&m2)
+        .into_iter()
+        .find(|a| a["name"] == "report.intoto.json")
+        .unwrap();
+    let e: Value =
+        serde_json::from_slice(&std::fs::read(w.ws().join(vsa["path"].as_str().unwrap())).unwrap())
+            .unwrap();
+    use base64::Engine;
+    let st: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(e["payload"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(st["predicate"]["verificationResult"], "FAILED", "{st}");
+    let r = verify(
+        &w,
+        &[
+            "--key",
+            pubkey,
+            "-m",
+            r2.to_str().unwrap(),
+            "--require",
+            "gate",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
 }
 
 #[test]
@@ -450,4 +546,109 @@ fn without_a_key_statements_are_written_unsigned_and_verify_nothing() {
     );
     assert_eq!(v.code, 2, "{}", v.stderr);
     assert!(v.stderr.contains("unknown rule `smok`"), "{}", v.stderr);
+}
+
+/// Removes a directory outside the scratch area when the test ends, passed or not.
+struct Removed(PathBuf);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The signing key where the sandbox shows the host (a world-readable file under /var/lib,
+/// as a careless administrator might leave it): package code still cannot read it, so it
+/// never reaches a log, and the run is signed all the same.
+#[test]
+fn package_code_never_reads_the_signing_key() {
+    let w = Ws::new();
+    let dir = PathBuf::from(format!("/var/lib/fci-tests/{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _gone = Removed(dir.clone());
+    let (key, public) = openssl_key_pair(&dir, "pipeline");
+    use std::os::unix::fs::PermissionsExt;
+    for d in [&dir, dir.parent().unwrap()] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let repo = git_repo(w.path(), "hello-atomic", "f41");
+    let spec = repo.join("hello-atomic.spec");
+    let text = std::fs::read_to_string(&spec).unwrap().replace(
+        "%check\n",
+        &format!(
+            "%check\nif cat {k}; then echo fci-key-leaked; exit 1; fi\ntest ! -s {k}\n",
+            k = key.display()
+        ),
+    );
+    std::fs::write(&spec, text).unwrap();
+    git(
+        &repo,
+        &["commit", "-q", "-am", "%check: read the pipeline's key"],
+    );
+    let la = lookaside();
+    let out = w
+        .cmd()
+        .env("FCI_SIGNING_KEY", &key)
+        .args([
+            "build",
+            repo.to_str().unwrap(),
+            "--branch",
+            "f41",
+            "--lookaside",
+            &la,
+        ])
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.manifest();
+    let secret = std::fs::read_to_string(&key).unwrap();
+    let body: String = secret.lines().filter(|l| !l.starts_with("-----")).collect();
+    for entry in walkdir::WalkDir::new(w.ws()).into_iter().flatten() {
+        if entry.file_type().is_file() {
+            let bytes = std::fs::read(entry.path()).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            // (Had %check read it, the build would have failed: it exits 1 then.)
+            assert!(
+                !text.contains(&body),
+                "{} holds the key",
+                entry.path().display()
+            );
+        }
+    }
+    let built = w.save("built.json", &m);
+    let v = verify(
+        &w,
+        &[
+            "--key",
+            public.to_str().unwrap(),
+            "-m",
+            built.to_str().unwrap(),
+            "--require",
+            "check",
+        ],
+    );
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+
+    // The key's text where its file's name belongs (a CI "secret text" binding): refused
+    // without showing it.
+    let out = w
+        .cmd()
+        .env("FCI_SIGNING_KEY", &secret)
+        .args(["test", "-m", built.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        !r.stderr.contains(&body) && !r.stderr.contains("BEGIN"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("not as the name of a file"),
+        "{}",
+        r.stderr
+    );
 }

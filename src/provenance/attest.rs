@@ -40,6 +40,10 @@ impl Signer {
     /// named without its content.
     pub fn new(key_file: Option<&Path>, builder_id: Option<&str>) -> Result<Signer> {
         let key = key_file.map(SigningKey::from_file).transpose()?;
+        if let Some(f) = key_file {
+            // Package code runs in this process's sandboxes: the key is covered in each.
+            crate::sandbox::keep_secret(f);
+        }
         Ok(Signer {
             key,
             builder_id: builder_id.map_or_else(default_builder_id, String::from),

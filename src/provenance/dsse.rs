@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 /// The payload type of an in-toto Statement (in-toto attestation framework, envelope layer).
 pub const IN_TOTO: &str = "application/vnd.in-toto+json";
 
+/// The most signatures an envelope may carry to be read at all.
+pub const MAX_SIGNATURES: usize = 16;
+
 /// A DSSE envelope as JSON carries it: the payload base64-encoded (standard alphabet, padded).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Envelope {
@@ -80,15 +83,38 @@ impl Envelope {
         if self.signatures.is_empty() {
             return Err("the envelope is unsigned".into());
         }
+        // An envelope is untrusted input: thousands of junk signatures must not cost
+        // thousands of verifications each (fci writes one; a few co-signers are plenty).
+        if self.signatures.len() > MAX_SIGNATURES {
+            return Err(format!(
+                "{} signatures (at most {MAX_SIGNATURES} are read)",
+                self.signatures.len()
+            ));
+        }
         let payload = self.payload_bytes()?;
         let signed = pae(&self.payload_type, &payload);
+        let ids: Vec<String> = trusted.iter().map(PublicKey::key_id).collect();
         let mut why = Vec::new();
         for s in &self.signatures {
+            // A key id names the one key to try; none (another signer's tooling) means all.
+            let keys: Vec<&PublicKey> = trusted
+                .iter()
+                .zip(&ids)
+                .filter(|(_, id)| s.keyid.is_empty() || **id == s.keyid)
+                .map(|(k, _)| k)
+                .collect();
+            if keys.is_empty() {
+                why.push(format!(
+                    "no trusted key verifies the signature of key {:?}",
+                    s.keyid
+                ));
+                continue;
+            }
             let Ok(sig) = b64().decode(&s.sig) else {
                 why.push("a signature that is not base64".to_string());
                 continue;
             };
-            for k in trusted {
+            for k in keys {
                 if k.verify(&signed, &sig) {
                     return Ok(k.key_id());
                 }
@@ -144,8 +170,22 @@ mod tests {
         assert!(env.verify(&[other]).is_err());
         let unsigned = Envelope::new(IN_TOTO, b"{}", None);
         assert_eq!(
-            unsigned.verify(&[public]),
+            unsigned.verify(std::slice::from_ref(&public)),
             Err("the envelope is unsigned".to_string())
         );
+        // Junk signatures of untrusted key ids cost nothing; too many are not read at all.
+        let mut junk = env.clone();
+        let good = junk.signatures[0].clone();
+        junk.signatures = (0..MAX_SIGNATURES - 1)
+            .map(|i| Signature {
+                keyid: format!("junk{i}"),
+                sig: good.sig.clone(),
+            })
+            .chain(std::iter::once(good.clone()))
+            .collect();
+        assert_eq!(junk.verify(std::slice::from_ref(&public)), Ok(key.key_id()));
+        junk.signatures.push(junk.signatures[0].clone());
+        let e = junk.verify(&[public]).unwrap_err();
+        assert!(e.contains("at most 16"), "{e}");
     }
 }

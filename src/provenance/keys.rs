@@ -16,6 +16,14 @@ const KEY_FILE_MAX: u64 = 64 * 1024;
 
 fn read_pem(path: &Path, what: &str) -> Result<String, FciError> {
     use std::io::Read;
+    // A CI "secret text" binding puts the key itself where its file's name belongs: that
+    // text must not reach the error line (nor anything else).
+    let given = path.as_os_str().as_encoded_bytes();
+    if given.windows(10).any(|w| w == b"-----BEGIN") || given.contains(&b'\n') {
+        return Err(FciError::Usage(format!(
+            "the {what} was given as its text, not as the name of a file holding it (--signing-key FILE, FCI_SIGNING_KEY=FILE; with Jenkins, a secret *file* credential): not shown"
+        )));
+    }
     let f = std::fs::File::open(path)
         .map_err(|e| FciError::input(path, format!("cannot read the {what}: {e}")))?;
     let mut text = String::new();

@@ -45,11 +45,20 @@ fn products(m: &Manifest, stage: StageName) -> Vec<Value> {
         .collect()
 }
 
-/// What a test stage tested: the build's RPMs (test), the composed commit (integrate,
-/// conform), the image (smoke).
+/// The binary RPMs test installs and compose layers: not the debuginfo and debugsource
+/// packages (what those stages leave out, the statements do not claim).
+fn package_rpms(m: &Manifest) -> impl Iterator<Item = &Artifact> {
+    m.artifacts_of(ArtifactKind::Rpm)
+        .filter(|a| !a.nevra.as_ref().is_some_and(|n| n.is_debug()))
+}
+
+/// What a test stage tested: the build's RPMs (test, and the build's %check), the composed
+/// commit (integrate, conform), the image (smoke).
 fn tested(m: &Manifest, stage: StageName) -> Vec<Value> {
+    if matches!(stage, StageName::Test | StageName::Build) {
+        return package_rpms(m).map(descriptor).collect();
+    }
     let kind = match stage {
-        StageName::Test | StageName::Build => ArtifactKind::Rpm,
         StageName::Integrate | StageName::Conform => ArtifactKind::OstreeCommit,
         StageName::Smoke => ArtifactKind::Image,
         _ => return Vec::new(),
@@ -98,7 +107,7 @@ fn dependencies(m: &Manifest, record: &StageRecord, stage: StageName) -> Vec<Val
                 out.push(json!({"name": "base", "digest": {"sha256": base},
                                 "annotations": {"ostree_ref": m.subject.base.as_ref().and_then(|b| b.ostree_ref.clone())}}));
             }
-            out.extend(m.artifacts_of(ArtifactKind::Rpm).map(descriptor));
+            out.extend(package_rpms(m).map(descriptor));
         }
         StageName::Image => out.extend(m.artifacts_of(ArtifactKind::OstreeCommit).map(descriptor)),
         _ => {}
@@ -134,9 +143,13 @@ fn test_result(
         Outcome::NeedsInspection => "WARNED",
         _ => "FAILED",
     };
+    let mut annotations = json!({"invocationId": m.run.id, "finishedOn": record.finished});
+    if let Some(from) = record.data.get("cached_from_run") {
+        // Reused: that run did the testing, on the same inputs.
+        annotations["cachedFromRun"] = from.clone();
+    }
     let mut configuration = vec![json!({
-        "name": suite, "uri": suite_uri(suite),
-        "annotations": {"invocationId": m.run.id, "finishedOn": record.finished},
+        "name": suite, "uri": suite_uri(suite), "annotations": annotations,
     })];
     if let (Some(repo), Some(commit)) = (&m.subject.repo, &m.subject.commit) {
         configuration.push(json!({"uri": format!("git+{repo}"), "digest": {"gitCommit": commit}}));
@@ -239,29 +252,23 @@ pub fn check_of_build(m: &Manifest, record: &StageRecord) -> Option<Value> {
 pub const CHECK: &str = "build.check";
 
 /// The report's gating decision as a SLSA Verification Summary: about the run's products
-/// (RPMs, composed commit, image), PASSED when the gating.yaml's policies were satisfied,
-/// naming the attestations the run had by then.
+/// (RPMs, composed commit, image), PASSED when the gating.yaml's policies were satisfied by
+/// this run's own results, naming the attestations the run had by then.
 fn gate(m: &Manifest, record: &StageRecord, builder_id: &str) -> Option<Value> {
-    let decision = record.data.get("decision")?;
-    // Greenwave's rule: a decision no policy applies to decides nothing.
-    let applies = decision["applicable_policies"]
-        .as_array()
-        .is_some_and(|a| !a.is_empty());
-    let satisfied = applies && decision["policies_satisfied"] == Value::Bool(true);
+    // The decision on this run's own results (the report's `gate`), not the NVR's.
+    let gate = record.data.get("gate")?;
+    let satisfied = gate["satisfied"] == Value::Bool(true);
     let policy = record
         .data
         .get("gating_policy")
         .cloned()
         .unwrap_or_default();
-    let subject: Vec<Value> = m
-        .artifacts
-        .iter()
-        .filter(|a| {
-            matches!(
-                a.kind,
-                ArtifactKind::Rpm | ArtifactKind::OstreeCommit | ArtifactKind::Image
-            ) && a.stage != StageName::Report.as_str()
-        })
+    let subject: Vec<Value> = package_rpms(m)
+        .chain(
+            m.artifacts
+                .iter()
+                .filter(|a| matches!(a.kind, ArtifactKind::OstreeCommit | ArtifactKind::Image)),
+        )
         .map(descriptor)
         .collect();
     if subject.is_empty() {
@@ -283,12 +290,13 @@ fn gate(m: &Manifest, record: &StageRecord, builder_id: &str) -> Option<Value> {
         "policy": {"uri": policy["file"], "digest": {"sha256": policy["sha256"]}},
         "inputAttestations": inputs,
         "verificationResult": if satisfied { "PASSED" } else { "FAILED" },
-        "verifiedLevels": if satisfied { vec![GATE_LEVEL] } else { Vec::new() },
+        // VSA: the levels verified, or FAILED when the policy was not.
+        "verifiedLevels": [if satisfied { GATE_LEVEL } else { "FAILED" }],
         "slsaVersion": "1.0",
         // fci's: the run whose decision this is (VSA has no field for it).
         "invocationId": m.run.id,
         "decision": {
-            "summary": decision.get("summary"),
+            "summary": gate["summary"],
             "decision_contexts": policy["decision_contexts"],
         },
     });

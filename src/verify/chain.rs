@@ -115,15 +115,17 @@ pub fn pick<'e>(
     from.into_iter().max_by(|a, b| a.time.cmp(&b.time))
 }
 
-fn short(s: &str) -> &str {
-    &s[..s.len().min(12)]
+/// The first twelve characters (a digest is hex; a hostile one need not be ASCII).
+pub fn short(s: &str) -> &str {
+    s.char_indices().nth(12).map_or(s, |(i, _)| &s[..i])
 }
 
-/// What a stage's provenance is of.
-fn kind_made_by(stage: &str) -> &'static str {
+/// What a stage's provenance is of (`name`: as its subject names it).
+fn kind_made_by(stage: &str, name: &str) -> &'static str {
     match stage {
         "image" => "image",
         "compose" => "ostree-commit",
+        _ if name.ends_with(".src.rpm") => "srpm",
         _ => "rpm",
     }
 }
@@ -161,10 +163,6 @@ impl<'a> Walk<'a> {
             What::Provenance(s) => s.clone(),
             _ => String::new(),
         });
-        let kind = kind
-            .map(String::from)
-            .or_else(|| stage.as_deref().map(|s| kind_made_by(s).to_string()))
-            .unwrap_or_else(|| "artifact".into());
         // The statement's own name for it, when it has one (signed; the caller's is not).
         let signed_name = prov.and_then(|e| {
             e.statement["subject"]
@@ -175,6 +173,12 @@ impl<'a> Walk<'a> {
                 .map(String::from)
         });
         let name = signed_name.unwrap_or_else(|| name.to_string());
+        // What the signed statement makes of it wins over what the caller (a manifest) says.
+        let kind = stage
+            .as_deref()
+            .map(|s| kind_made_by(s, &name).to_string())
+            .or_else(|| kind.map(String::from))
+            .unwrap_or_else(|| "file".into());
         let mut node = Node::leaf(&kind, &name, &serde_json::json!({ "sha256": sha256 }));
         self.check_file(&mut node, sha256);
         let Some(prov) = prov else {
@@ -227,6 +231,9 @@ impl<'a> Walk<'a> {
                 }
                 n.note = Some("the known-good base: attested by the runs that made it".into());
                 node.inputs.push(n);
+            } else if d["annotations"]["from"] == "lookaside" {
+                // A source tarball, whatever hash the `sources` file gives it.
+                node.inputs.push(Node::leaf("source", dname, digest));
             } else if let Some(sha) = digest["sha256"].as_str() {
                 let next = match stage.as_str() {
                     "image" => "ostree-commit",
@@ -268,6 +275,12 @@ impl<'a> Walk<'a> {
             return;
         }
         node.file = Some(path.display().to_string());
+        if node.kind == "ostree-commit" {
+            node.note = Some(
+                "its commit object hashed; the files of its tree are `ostree fsck`'s to check"
+                    .into(),
+            );
+        }
         match crate::digest::sha256_file(&path) {
             Ok((got, _)) if got == sha256 => {}
             Ok((got, _)) => {
@@ -286,5 +299,15 @@ impl<'a> Walk<'a> {
                     .push(format!("{} {}: {why}", node.kind, node.name));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_short_digest_is_cut_at_a_character() {
+        assert_eq!(super::short("0123456789abcdef"), "0123456789ab");
+        assert_eq!(super::short("aééééééééééééé"), "aééééééééééé");
+        assert_eq!(super::short("abc"), "abc");
     }
 }

@@ -39,6 +39,8 @@ pub struct Evidence {
     pub run: Option<String>,
     /// When the work it speaks of ended (RFC 3339): among several, the latest speaks.
     pub time: String,
+    /// The envelope's own sha256 (what a gating decision names it by).
+    pub sha256: String,
 }
 
 impl Evidence {
@@ -142,6 +144,7 @@ fn check(bytes: &[u8], keys: &[PublicKey], file: &str) -> Result<Evidence, Strin
         what,
         run,
         time,
+        sha256: crate::digest::sha256_bytes(bytes),
     })
 }
 

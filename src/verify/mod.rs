@@ -57,7 +57,6 @@ fn is_sha256(s: &str) -> bool {
 /// The targets `args` names, with the files whose bytes can be checked.
 fn targets(
     args: &Args,
-    ws: &Workspace,
     manifest: Option<&Manifest>,
     files: &mut chain::Files,
 ) -> Result<Vec<Target>> {
@@ -106,12 +105,16 @@ fn targets(
         ArtifactKind::OstreeCommit,
         ArtifactKind::Rpm,
     ] {
-        let found: Vec<Target> = m.artifacts_of(kind).map(of).collect();
+        // The packages, not their debuginfo and debugsource (nothing tests those).
+        let found: Vec<Target> = m
+            .artifacts_of(kind)
+            .filter(|a| !a.nevra.as_ref().is_some_and(|n| n.is_debug()))
+            .map(of)
+            .collect();
         if !found.is_empty() {
             return Ok(found);
         }
     }
-    let _ = ws;
     Err(FciError::input(
         args.manifest.as_deref().unwrap_or(Path::new("-")),
         "the run made no image, commit or RPM to verify",
@@ -161,7 +164,7 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
             evidence::of_store(&ws, &keys)
         }
     };
-    let targets = targets(&args, &ws, manifest.as_ref(), &mut files)?;
+    let targets = targets(&args, manifest.as_ref(), &mut files)?;
     let mut walk = chain::Walk::new(&loaded.good, &files);
     let mut broken: Vec<String> = loaded
         .bad
@@ -283,7 +286,7 @@ fn tree(n: &chain::Node, first: &str, rest: &str, out: &mut String) {
         .digest
         .iter()
         .next()
-        .map(|(k, v)| format!(" ({k} {})", &v[..v.len().min(12)]))
+        .map(|(k, v)| format!(" ({k} {})", chain::short(v)))
         .unwrap_or_default();
     let mut line = format!("{first}{} {}{digest}", n.kind, n.name);
     if let Some(m) = &n.made_by {
@@ -291,9 +294,9 @@ fn tree(n: &chain::Node, first: &str, rest: &str, out: &mut String) {
             ": made by {} in run {}, signed by {}",
             m.stage,
             m.run.as_deref().unwrap_or("?"),
-            &m.keyid[..m.keyid.len().min(12)]
+            chain::short(&m.keyid)
         ));
-        if n.file.is_some() {
+        if n.file.is_some() && n.kind != "ostree-commit" {
             line.push_str(", bytes checked");
         }
     }

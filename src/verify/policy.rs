@@ -13,7 +13,7 @@ pub const DEFAULT: &str = "check,test,smoke,gate";
 #[derive(Serialize, Debug, Clone)]
 pub struct Verdict {
     pub rule: String,
-    /// ok, failed, n/a
+    /// ok, failed
     pub status: &'static str,
     pub why: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -62,8 +62,50 @@ fn names(v: &serde_json::Value) -> String {
         .unwrap_or_default()
 }
 
-/// Checks `rules` against the chain rooted at `chain` (its target first).
+/// Checks `rules` against the chain rooted at `chain` (its target first). With `gate`
+/// required, the test results the other rules rest on must be among those the gating
+/// decision names (its `inputAttestations`): a manifest cannot swap in another run's PASSED
+/// result for one the decision saw FAILED, nor leave the later one out.
 pub fn check(
+    rules: &[String],
+    chain: &Node,
+    evidence: &[Evidence],
+    run: Option<&str>,
+) -> Vec<Verdict> {
+    let mut verdicts = rules_alone(rules, chain, evidence, run);
+    if !rules.iter().any(|r| r == "gate") {
+        return verdicts;
+    }
+    let target = chain.sha256().unwrap_or_default();
+    let inputs: Vec<&str> = pick(evidence, run, target, |w| *w == What::Gate)
+        .map(|g| {
+            g.statement["predicate"]["inputAttestations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i["digest"]["sha256"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    for v in verdicts
+        .iter_mut()
+        .filter(|v| v.status == "ok" && v.rule != "gate")
+    {
+        let outside = v.attestations.iter().find(|f| {
+            evidence
+                .iter()
+                .find(|e| &e.file == *f)
+                .is_some_and(|e| !inputs.contains(&e.sha256.as_str()))
+        });
+        if let Some(f) = outside {
+            v.why = format!("{f} is not one of the attestations the gating decision was made on");
+            v.status = "failed";
+        }
+    }
+    verdicts
+}
+
+fn rules_alone(
     rules: &[String],
     chain: &Node,
     evidence: &[Evidence],
@@ -83,10 +125,14 @@ pub fn check(
                 .filter(|n| n.kind == kind && n.made_by.is_some())
                 .collect();
             if subjects.is_empty() {
+                // Required, and nothing to be about: never a vacuous pass (a manifest that
+                // leaves the image out must not skip the smoke test).
                 return Verdict {
                     rule: rule.clone(),
-                    status: "n/a",
-                    why: format!("the chain has no {kind} for {suite} to be about"),
+                    status: "failed",
+                    why: format!(
+                        "the chain has no {kind} for {suite} to be about (--require names the rules that fit what is verified)"
+                    ),
                     attestations: Vec::new(),
                 };
             }

@@ -36,6 +36,8 @@ pub struct Page<'a> {
     pub artifacts_url: Option<String>,
     /// The manifest file a rerun reads, when the report was given one (not stdin).
     pub manifest_file: Option<&'a Path>,
+    /// The manifest the report writes (none: stdout): what `fci verify` reads afterwards.
+    pub written_to: Option<&'a Path>,
     /// The gating.yaml the decision read: the waive command names it, so that a required
     /// test case with no result is known to `fci gating waive`.
     pub gating_file: Option<&'a Path>,
@@ -603,9 +605,9 @@ pub fn page(p: &Page) -> String {
         provenance => Serde(provenance_rows(p)),
         verify_cmd => format!(
             "{fci} verify --key PIPELINE.pub.pem -m {}",
-            p.manifest_file
+            p.written_to
                 .map(|f| sh(&f.to_string_lossy()))
-                .unwrap_or_else(|| "MANIFEST".into())
+                .unwrap_or_else(|| "MANIFEST    # the manifest this report writes".into())
         ),
         dist_git => m.subject.repo.clone().zip(m.subject.commit.clone()).map(|(r, c)| format!("{r} @ {c}")),
         named => NAMED,
@@ -666,6 +668,7 @@ mod tests {
             namespace: "ns",
             artifacts_url: Some("https://ci.example.org/job/1/artifact".into()),
             manifest_file: None,
+            written_to: None,
             gating_file: None,
             decision: Some(&d),
             product_version: Some("fedora-41"),
@@ -714,6 +717,7 @@ mod tests {
             namespace: "ns",
             artifacts_url: None,
             manifest_file: Some(std::path::Path::new("run 1.json")),
+            written_to: None,
             gating_file: None,
             decision,
             product_version: Some("fedora-41"),
@@ -810,6 +814,7 @@ mod tests {
             namespace: "ns",
             artifacts_url: None,
             manifest_file: None,
+            written_to: None,
             gating_file: None,
             decision: None,
             product_version: None,
@@ -843,6 +848,7 @@ mod tests {
             namespace: "ns",
             artifacts_url: None,
             manifest_file: None,
+            written_to: None,
             gating_file: None,
             decision: None,
             product_version: None,

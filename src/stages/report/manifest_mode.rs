@@ -90,6 +90,7 @@ impl Report {
                 namespace: &ci.namespace,
                 artifacts_url: super::html::artifacts_url(ci.artifacts_url.clone()),
                 manifest_file: file,
+                written_to: Some(common.output.as_path()).filter(|f| *f != Path::new("-")),
                 gating_file: self.args.gating.as_deref(),
                 decision,
                 product_version: decided.map(|(_, r)| r.product_version.as_str()),
@@ -402,7 +403,9 @@ impl Stage for Report {
         // The policy the decision applied, by digest: the report's attestation names it.
         rec.data.insert(
             "gating_policy".into(),
-            json!({"file": gating.display().to_string(),
+            json!({"file": std::path::absolute(&gating).map_or_else(
+                       |_| gating.display().to_string(),
+                       |p| format!("file://{}", p.display())),
                    "sha256": crate::digest::sha256_bytes(text.as_bytes()),
                    "decision_contexts": self.args.decision_contexts}),
         );
@@ -411,20 +414,22 @@ impl Stage for Report {
         // `plan` (latest record last), never on the store's: results of other runs of the
         // same NVR (another dist-git commit) or of manifests reported unchecked would decide
         // for a change they are not about. A rule this run produced no result for is missing.
+        // Only the records that still speak for the change: a stage run again after a later
+        // one leaves that later one's results about what was there before.
+        let mut current = cx.manifest.clone();
+        current.stages = cx.manifest.current_stages().into_iter().cloned().collect();
+        let as_found = |rows: Vec<Value>| {
+            rows.iter()
+                .map(decision::TestResult::from_json)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| FciError::Infra(format!("{}: {e}", db_path.display())))
+        };
+        let own = as_found(store.with_row_ids(&mapping::results(&current, &naming))?)?;
         let found = if self.args.promote {
-            // Only the records that still speak for the change: a stage run again after a
-            // later one leaves that later one's results about what was there before.
-            let mut current = cx.manifest.clone();
-            current.stages = cx.manifest.current_stages().into_iter().cloned().collect();
-            let results = mapping::results(&current, &naming);
-            store.with_row_ids(&results)?
+            own.clone()
         } else {
-            store.results_for(&subject, &self.args.subject_type)?
-        }
-        .iter()
-        .map(decision::TestResult::from_json)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| FciError::Infra(format!("{}: {e}", db_path.display())))?;
+            as_found(store.results_for(&subject, &self.args.subject_type)?)?
+        };
         let mut warned = Vec::new();
         let mut waivers = crate::gating::waiverdb::for_decision(
             cx.ws,
@@ -482,6 +487,28 @@ impl Stage for Report {
         let applies = d["applicable_policies"]
             .as_array()
             .is_some_and(|a| !a.is_empty());
+        // What the report signs (crate::provenance): the decision on this run's own results
+        // only, since its statement names this run's artifacts by digest; without --promote
+        // the decision above may rest on another run's results for the same NVR.
+        let own_decision = if self.args.promote {
+            d.clone()
+        } else {
+            decision::decide(
+                &policies,
+                &gating.display().to_string(),
+                &req,
+                &own,
+                &waivers,
+            )
+        };
+        rec.data.insert(
+            "gate".into(),
+            json!({
+                "satisfied": applies && own_decision["policies_satisfied"] == Value::Bool(true),
+                "summary": own_decision["summary"],
+                "on": "this run's results",
+            }),
+        );
         if self.args.promote {
             super::promote::apply(cx, rec, &d, work.composed.take(), &self.args.require_stages)?;
         } else if !applies && policies.is_ok() {
