@@ -37,7 +37,8 @@ fn stage(w: &Ws, key: &Path, input: &Path, output: &Path, args: &[&str]) {
         .output()
         .unwrap();
     let r = Run::from(out);
-    assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+    let notes = std::fs::read_to_string(output).unwrap_or_default();
+    assert_eq!(r.code, 0, "{args:?}: {}{notes}", r.stderr);
 }
 
 fn verify(w: &Ws, args: &[&str]) -> Run {
@@ -651,4 +652,142 @@ fn package_code_never_reads_the_signing_key() {
         "{}",
         r.stderr
     );
+    // Or base64 of it, as CI variables often hold keys: not shown either.
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&secret);
+    let out = w
+        .cmd()
+        .env("FCI_SIGNING_KEY", &encoded)
+        .args(["test", "-m", built.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(!r.stderr.contains(&encoded[..40]), "{}", r.stderr);
+    // A second hard link to the key would show it to package code: refused.
+    let link = dir.join("again.pem");
+    std::fs::hard_link(&key, &link).unwrap();
+    let out = w
+        .cmd()
+        .env("FCI_SIGNING_KEY", &key)
+        .args(["test", "-m", built.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("other hard links"), "{}", r.stderr);
+    std::fs::remove_file(&link).unwrap();
+
+    // The package's tests from the dist-git checkout satisfy the test rule; tests from
+    // elsewhere (--tests-from), passing or not, do not stand in for them.
+    let tested = w.path().join("tested.json");
+    let out = w
+        .cmd()
+        .env("FCI_SIGNING_KEY", &key)
+        .args([
+            "test",
+            "-m",
+            built.to_str().unwrap(),
+            "-o",
+            tested.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(Run::from(out).code, 0);
+    let pk = public.to_str().unwrap();
+    let v = verify(
+        &w,
+        &[
+            "--key",
+            pk,
+            "-m",
+            tested.to_str().unwrap(),
+            "--require",
+            "check,test",
+        ],
+    );
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+    let other = w.path().join("other-tests/tests");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(
+        other.join("tests.yml"),
+        "- hosts: localhost\n  roles:\n  - role: standard-test-basic\n    tags: [classic]\n    tests:\n    - always:\n        run: \"true\"\n",
+    )
+    .unwrap();
+    let elsewhere = w.path().join("elsewhere.json");
+    let out = w
+        .cmd()
+        .env("FCI_SIGNING_KEY", &key)
+        .args([
+            "test",
+            "-m",
+            tested.to_str().unwrap(),
+            "-o",
+            elsewhere.to_str().unwrap(),
+        ])
+        .arg("--tests-from")
+        .arg(other.parent().unwrap())
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = verify(
+        &w,
+        &[
+            "--key",
+            pk,
+            "-m",
+            elsewhere.to_str().unwrap(),
+            "--require",
+            "check,test",
+        ],
+    );
+    assert_eq!(v.code, 1, "{}{}", v.stdout, v.stderr);
+    assert!(v.stdout.contains("came from elsewhere"), "{}", v.stdout);
+    let v = verify(
+        &w,
+        &[
+            "--key",
+            pk,
+            "-m",
+            elsewhere.to_str().unwrap(),
+            "--require",
+            "",
+        ],
+    );
+    assert_eq!(v.code, 2, "an empty policy is said `none`: {}", v.stderr);
+
+    // Uncommitted changes on top of the commit: no commit holds what was built.
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(&spec, text.replace("Release:", "# not committed\nRelease:")).unwrap();
+    let dirty = w.path().join("dirty.json");
+    let out = w
+        .cmd()
+        .env("FCI_SIGNING_KEY", &key)
+        .args([
+            "build",
+            repo.to_str().unwrap(),
+            "--branch",
+            "f41",
+            "--lookaside",
+            &la,
+            "-o",
+        ])
+        .arg(&dirty)
+        .output()
+        .unwrap();
+    assert_eq!(Run::from(out).code, 0);
+    let v = verify(
+        &w,
+        &[
+            "--key",
+            pk,
+            "-m",
+            dirty.to_str().unwrap(),
+            "--require",
+            "check",
+        ],
+    );
+    assert_eq!(v.code, 2, "{}{}", v.stdout, v.stderr);
+    assert!(v.stdout.contains("uncommitted changes"), "{}", v.stdout);
 }

@@ -41,6 +41,15 @@ impl Signer {
     pub fn new(key_file: Option<&Path>, builder_id: Option<&str>) -> Result<Signer> {
         let key = key_file.map(SigningKey::from_file).transpose()?;
         if let Some(f) = key_file {
+            // Every sandbox covers the key's path; another hard link to it would not be.
+            use std::os::unix::fs::MetadataExt;
+            if std::fs::metadata(f).is_ok_and(|m| m.nlink() > 1) {
+                return Err(crate::error::FciError::input(
+                    f,
+                    "the signing key has other hard links: package code could read it through one; keep a single link",
+                )
+                .into());
+            }
             // Package code runs in this process's sandboxes: the key is covered in each.
             crate::sandbox::keep_secret(f);
         }

@@ -11,6 +11,9 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
 use ed25519_dalek::{Signer, Verifier};
 use std::path::Path;
 
+/// What `read_pem` calls the signing key (its errors never show what was given).
+const SECRET: &str = "signing key";
+
 /// At most this much of a key file is read: a PEM key is a few hundred bytes.
 const KEY_FILE_MAX: u64 = 64 * 1024;
 
@@ -24,8 +27,17 @@ fn read_pem(path: &Path, what: &str) -> Result<String, FciError> {
             "the {what} was given as its text, not as the name of a file holding it (--signing-key FILE, FCI_SIGNING_KEY=FILE; with Jenkins, a secret *file* credential): not shown"
         )));
     }
-    let f = std::fs::File::open(path)
-        .map_err(|e| FciError::input(path, format!("cannot read the {what}: {e}")))?;
+    let f = std::fs::File::open(path).map_err(|e| {
+        if what == SECRET {
+            // What was given may be the key itself in some encoding (base64, one PEM line):
+            // never echoed.
+            FciError::Usage(format!(
+                "the signing key file (--signing-key, FCI_SIGNING_KEY) cannot be opened: {e} (what was given is not shown: it may be the key itself)"
+            ))
+        } else {
+            FciError::input(path, format!("cannot read the {what}: {e}"))
+        }
+    })?;
     let mut text = String::new();
     f.take(KEY_FILE_MAX)
         .read_to_string(&mut text)
@@ -39,7 +51,7 @@ pub struct SigningKey(ed25519_dalek::SigningKey);
 impl SigningKey {
     /// The key in `path` (PKCS#8 PEM); an unreadable or other file is the caller's mistake.
     pub fn from_file(path: &Path) -> Result<SigningKey, FciError> {
-        let text = read_pem(path, "signing key")?;
+        let text = read_pem(path, SECRET)?;
         // The parser's message may quote the key's bytes: never shown.
         ed25519_dalek::SigningKey::from_pkcs8_pem(&text)
             .map(SigningKey)

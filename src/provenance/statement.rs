@@ -66,17 +66,56 @@ fn tested(m: &Manifest, stage: StageName) -> Vec<Value> {
     m.artifacts_of(kind).map(descriptor).collect()
 }
 
+/// What the build leaves besides its packages that later statements refer to: the snapshot
+/// of the dist-git checkout (its tree digest, `crate::digest::tree_digest`), which the
+/// package's tests come from.
+fn byproducts(m: &Manifest, stage: StageName) -> Vec<Value> {
+    if stage != StageName::Build {
+        return Vec::new();
+    }
+    m.artifacts
+        .iter()
+        .filter(|a| a.kind == ArtifactKind::DistGit && a.stage == stage.as_str())
+        .map(|a| {
+            json!({"name": DIST_GIT_TREE, "digest": {"sha256": a.sha256},
+                        "annotations": {"digest": "fci tree digest of the checkout's files"}})
+        })
+        .collect()
+}
+
+/// The name of the build's byproduct that is its dist-git checkout's tree.
+pub const DIST_GIT_TREE: &str = "dist-git-tree";
+
+/// The dist-git repository as a URI: `git+https://…`, a local checkout `git+file:///…`.
+fn repo_uri(repo: &str) -> String {
+    if repo.starts_with('/') {
+        format!("git+file://{repo}")
+    } else {
+        format!("git+{repo}")
+    }
+}
+
+/// The dist-git commit the work came from. A checkout with uncommitted changes is no commit:
+/// the descriptor then names the commit they sit on, never as its `gitCommit` (no commit
+/// holds what was built, and `fci verify` says so).
+fn dist_git(m: &Manifest) -> Option<Value> {
+    let (repo, commit) = (m.subject.repo.as_ref()?, m.subject.commit.as_ref()?);
+    let dirty = m.subject.extra.get("dirty") == Some(&Value::Bool(true));
+    Some(if dirty {
+        json!({"uri": repo_uri(repo),
+               "annotations": {"branch": m.subject.branch, "uncommittedChangesOn": commit}})
+    } else {
+        json!({"uri": repo_uri(repo), "digest": {"gitCommit": commit},
+               "annotations": {"branch": m.subject.branch}})
+    })
+}
+
 /// What the stage stood on, by digest: the dist-git commit always; the lookaside sources for
 /// build (as the `sources` file names them); the base and the RPMs for compose; the commit
 /// for image.
 fn dependencies(m: &Manifest, record: &StageRecord, stage: StageName) -> Vec<Value> {
     let mut out = Vec::new();
-    if let (Some(repo), Some(commit)) = (&m.subject.repo, &m.subject.commit) {
-        out.push(
-            json!({"uri": format!("git+{repo}"), "digest": {"gitCommit": commit},
-                        "annotations": {"branch": m.subject.branch}}),
-        );
-    }
+    out.extend(dist_git(m));
     match stage {
         StageName::Build => {
             for src in record
@@ -151,9 +190,15 @@ fn test_result(
     let mut configuration = vec![json!({
         "name": suite, "uri": suite_uri(suite), "annotations": annotations,
     })];
-    if let (Some(repo), Some(commit)) = (&m.subject.repo, &m.subject.commit) {
-        configuration.push(json!({"uri": format!("git+{repo}"), "digest": {"gitCommit": commit}}));
+    // Which tests ran: their tree (the dist-git checkout's, `--tests-from`'s, integrate's
+    // `--tests`), runner and tags, as the record says.
+    if let Some(tests) = record.data.get("suite").filter(|s| s["tests"].is_string()) {
+        configuration.push(json!({
+            "name": TESTS, "digest": {"sha256": tests["tests"]},
+            "annotations": {"runner": tests["runner"], "tags": tests["tags"]},
+        }));
     }
+    configuration.extend(dist_git(m));
     json!({
         "result": result,
         "passedTests": names(&[Outcome::Passed, Outcome::Info]),
@@ -206,6 +251,7 @@ pub fn for_record(m: &Manifest, record: &StageRecord, builder_id: &str) -> Optio
                     "builder": {"id": builder_id, "version": {"fci": m.run.fci_version}},
                     "metadata": {"invocationId": m.run.id, "startedOn": record.started,
                                  "finishedOn": record.finished},
+                    "byproducts": byproducts(m, stage),
                 },
             });
             (subject, SLSA_PROVENANCE_V1, predicate)
@@ -251,6 +297,9 @@ pub fn check_of_build(m: &Manifest, record: &StageRecord) -> Option<Value> {
 /// The build's %check test case.
 pub const CHECK: &str = "build.check";
 
+/// The name of a test result's configuration descriptor that is the tests' tree.
+pub const TESTS: &str = "tests";
+
 /// The report's gating decision as a SLSA Verification Summary: about the run's products
 /// (RPMs, composed commit, image), PASSED when the gating.yaml's policies were satisfied by
 /// this run's own results, naming the attestations the run had by then.
@@ -280,7 +329,7 @@ fn gate(m: &Manifest, record: &StageRecord, builder_id: &str) -> Option<Value> {
         .map(|a| json!({"uri": a.path, "digest": {"sha256": a.sha256}}))
         .collect();
     let resource = match (&m.subject.repo, &m.subject.commit) {
-        (Some(repo), Some(commit)) => format!("git+{repo}@{commit}"),
+        (Some(repo), Some(commit)) => format!("{}@{commit}", repo_uri(repo)),
         _ => m.run.id.clone(),
     };
     let predicate = json!({

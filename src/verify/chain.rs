@@ -207,7 +207,17 @@ impl<'a> Walk<'a> {
         for d in deps {
             let dname = d["name"].as_str().or(d["uri"].as_str()).unwrap_or("?");
             let digest = &d["digest"];
-            if let Some(commit) = digest["gitCommit"].as_str() {
+            if let Some(on) = d["annotations"]["uncommittedChangesOn"].as_str() {
+                let uri = d["uri"].as_str().unwrap_or("?");
+                let mut n = Node::leaf("dist-git", uri, digest);
+                let why = format!(
+                    "built from uncommitted changes on top of commit {}: no dist-git commit holds what was built",
+                    short(on)
+                );
+                n.problem = Some(why.clone());
+                self.broken.push(format!("{kind} {name}: {why}"));
+                node.inputs.push(n);
+            } else if let Some(commit) = digest["gitCommit"].as_str() {
                 let uri = d["uri"].as_str().unwrap_or("?");
                 let mut n = Node::leaf("dist-git", uri, digest);
                 match &self.git {
@@ -264,7 +274,10 @@ impl<'a> Walk<'a> {
         } else {
             match self.files.by_sha256.get(sha256) {
                 Some(p) => p.clone(),
-                None => return,
+                None => {
+                    node.note = Some("its bytes are not in this workspace: not checked".into());
+                    return;
+                }
             }
         };
         if !path.is_file() {

@@ -159,11 +159,11 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
             }
             evidence::of_manifest(&ws, m, &keys)
         }
-        None => {
-            store_files(&ws, &mut files);
-            evidence::of_store(&ws, &keys)
-        }
+        None => evidence::of_store(&ws, &keys),
     };
+    // The bytes by the digest they are stored under, whatever the manifest says of them: an
+    // edited manifest must not decide which artifacts are hashed.
+    store_files(&ws, &mut files);
     let targets = targets(&args, manifest.as_ref(), &mut files)?;
     let mut walk = chain::Walk::new(&loaded.good, &files);
     let mut broken: Vec<String> = loaded

@@ -25,6 +25,10 @@ pub fn parse(s: &str) -> Result<Vec<String>, String> {
     if s.trim() == "none" {
         return Ok(Vec::new());
     }
+    if s.trim().is_empty() {
+        // An empty value is a mistake more often than a wish for no policy: say `none`.
+        return Err("no rules named (an empty policy is `none`)".into());
+    }
     let mut out = Vec::new();
     for r in s.split(',').map(str::trim).filter(|r| !r.is_empty()) {
         if !RULES.contains(&r) {
@@ -152,7 +156,44 @@ fn rules_alone(
                 if !used.contains(&e.file) {
                     used.push(e.file.clone());
                 }
+                // Another run's result about the same bytes that did not pass, no older than
+                // this one (a record reused from the cache keeps its run's times): the verdict
+                // is not the evidence's to pick. A run's own manifest (-m) has one of each.
+                let conflict = evidence.iter().find(|o| {
+                    o.what == What::TestResult(suite.into())
+                        && o.about(sha)
+                        && o.run != e.run
+                        && o.time >= e.time
+                        && o.statement["predicate"]["result"] != "PASSED"
+                });
+                if let Some(o) = conflict {
+                    return Verdict {
+                        rule: rule.clone(),
+                        status: "failed",
+                        why: format!(
+                            "{suite} results about {} {} disagree: run {} says {} ({}); verify with -m the run's manifest",
+                            n.kind,
+                            n.name,
+                            o.run.as_deref().unwrap_or("?"),
+                            o.statement["predicate"]["result"].as_str().unwrap_or("?"),
+                            o.file
+                        ),
+                        attestations: used,
+                    };
+                }
                 let p = &e.statement["predicate"];
+                // The package's tests are the dist-git commit's: the tree they ran from is the
+                // checkout the RPM's build provenance names (not `--tests-from` elsewhere).
+                if suite == "test" {
+                    if let Some(why) = tests_not_from_dist_git(evidence, run, sha, e) {
+                        return Verdict {
+                            rule: rule.clone(),
+                            status: "failed",
+                            why: format!("test about {} {}: {why}", n.kind, n.name),
+                            attestations: used,
+                        };
+                    }
+                }
                 if p["result"] != "PASSED" {
                     return Verdict {
                         rule: rule.clone(),
@@ -187,6 +228,41 @@ fn rules_alone(
             }
         })
         .collect()
+}
+
+/// Why the tests of test result `e` about `sha` are not the dist-git checkout's its build
+/// provenance names, if they are not.
+fn tests_not_from_dist_git(
+    evidence: &[Evidence],
+    run: Option<&str>,
+    sha: &str,
+    e: &Evidence,
+) -> Option<String> {
+    use crate::provenance::statement::{DIST_GIT_TREE, TESTS};
+    let ran = e.statement["predicate"]["configuration"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == TESTS)
+        .and_then(|c| c["digest"]["sha256"].as_str());
+    let build = pick(evidence, run, sha, |w| matches!(w, What::Provenance(_)));
+    let checkout = build.and_then(|b| {
+        b.statement["predicate"]["runDetails"]["byproducts"]
+            .as_array()?
+            .iter()
+            .find(|p| p["name"] == DIST_GIT_TREE)?["digest"]["sha256"]
+            .as_str()
+    });
+    match (ran, checkout) {
+        (Some(r), Some(c)) if r == c => None,
+        (Some(r), Some(c)) => Some(format!(
+            "its tests (tree {}) are not the dist-git checkout's (tree {}): they came from elsewhere",
+            super::chain::short(r),
+            super::chain::short(c)
+        )),
+        (None, _) => Some("it does not say which tests ran".into()),
+        (_, None) => Some("the build provenance names no dist-git checkout".into()),
+    }
 }
 
 /// The report's gating decision about the target.
