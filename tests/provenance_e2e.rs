@@ -41,6 +41,15 @@ fn stage(w: &Ws, key: &Path, input: &Path, output: &Path, args: &[&str]) {
     assert_eq!(r.code, 0, "{args:?}: {}{notes}", r.stderr);
 }
 
+/// fci with the pipeline's key in FCI_SIGNING_KEY, as Jenkins or Buildbot would pass it.
+fn signed(w: &Ws, key: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> std::process::Output {
+    w.cmd()
+        .env("FCI_SIGNING_KEY", key)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 fn verify(w: &Ws, args: &[&str]) -> Run {
     w.run(&[&["verify"], args].concat())
 }
@@ -81,14 +90,20 @@ fn signed_run(w: &Ws, key: &Path) -> PathBuf {
     let repo = git_repo(w.path(), "hello-atomic", "f41");
     let built = w.path().join("built.json");
     let la = lookaside();
-    let out = w
-        .cmd()
-        .env("FCI_SIGNING_KEY", key)
-        .args(["build", repo.to_str().unwrap(), "--branch", "f41"])
-        .args(["--lookaside", &la, "-o"])
-        .arg(&built)
-        .output()
-        .unwrap();
+    let out = signed(
+        w,
+        key,
+        &[
+            "build",
+            repo.to_str().unwrap(),
+            "--branch",
+            "f41",
+            "--lookaside",
+            &la,
+            "-o",
+            built.to_str().unwrap(),
+        ],
+    );
     let r = Run::from(out);
     assert_eq!(r.code, 0, "build: {}", r.stderr);
     let integration = example("integration");
@@ -407,10 +422,10 @@ fn a_signed_run_verifies_back_to_its_dist_git_commit_and_any_altered_byte_is_nam
     git(&repo, &["commit", "-q", "-m", "a packaging note"]);
     let la = lookaside();
     let b2 = w.path().join("built2.json");
-    let out = w
-        .cmd()
-        .env("FCI_SIGNING_KEY", &key)
-        .args([
+    let out = signed(
+        &w,
+        &key,
+        &[
             "build",
             repo.to_str().unwrap(),
             "--branch",
@@ -418,27 +433,27 @@ fn a_signed_run_verifies_back_to_its_dist_git_commit_and_any_altered_byte_is_nam
             "--lookaside",
             &la,
             "-o",
-        ])
-        .arg(&b2)
-        .output()
-        .unwrap();
+            b2.to_str().unwrap(),
+        ],
+    );
     assert_eq!(Run::from(out).code, 0);
     let r2 = w.path().join("reported2.json");
     let gating = example("hello-atomic").join("gating.yaml");
-    let out = w
-        .cmd()
-        .env("FCI_SIGNING_KEY", &key)
-        .args([
+    let out = signed(
+        &w,
+        &key,
+        &[
             "report",
             "-m",
             b2.to_str().unwrap(),
             "-o",
             r2.to_str().unwrap(),
-        ])
-        .args(["--gating", gating.to_str().unwrap()])
-        .args(["--decision-context", "bodhi_update_push_stable"])
-        .output()
-        .unwrap();
+            "--gating",
+            gating.to_str().unwrap(),
+            "--decision-context",
+            "bodhi_update_push_stable",
+        ],
+    );
     let out = Run::from(out);
     assert_eq!(out.code, 0, "the NVR's decision: {}", out.stderr);
     let m2: Value = serde_json::from_str(&std::fs::read_to_string(&r2).unwrap()).unwrap();
@@ -516,12 +531,7 @@ fn without_a_key_statements_are_written_unsigned_and_verify_nothing() {
 
     // A key file that is no private key: the caller's mistake, one line naming the file and
     // never its content, and no manifest.
-    let r = w
-        .cmd()
-        .env("FCI_SIGNING_KEY", &public)
-        .args(["test", "-m", built.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let r = signed(&w, &public, &["test", "-m", built.to_str().unwrap()]);
     let r = Run::from(r);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stdout.is_empty(), "{}", r.stdout);
@@ -588,19 +598,18 @@ fn package_code_never_reads_the_signing_key() {
         &["commit", "-q", "-am", "%check: read the pipeline's key"],
     );
     let la = lookaside();
-    let out = w
-        .cmd()
-        .env("FCI_SIGNING_KEY", &key)
-        .args([
+    let out = signed(
+        &w,
+        &key,
+        &[
             "build",
             repo.to_str().unwrap(),
             "--branch",
             "f41",
             "--lookaside",
             &la,
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     let r = Run::from(out);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let m = r.manifest();
@@ -634,12 +643,7 @@ fn package_code_never_reads_the_signing_key() {
 
     // The key's text where its file's name belongs (a CI "secret text" binding): refused
     // without showing it.
-    let out = w
-        .cmd()
-        .env("FCI_SIGNING_KEY", &secret)
-        .args(["test", "-m", built.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = signed(&w, &secret, &["test", "-m", built.to_str().unwrap()]);
     let r = Run::from(out);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
@@ -655,24 +659,14 @@ fn package_code_never_reads_the_signing_key() {
     // Or base64 of it, as CI variables often hold keys: not shown either.
     use base64::Engine;
     let encoded = base64::engine::general_purpose::STANDARD.encode(&secret);
-    let out = w
-        .cmd()
-        .env("FCI_SIGNING_KEY", &encoded)
-        .args(["test", "-m", built.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = signed(&w, &encoded, &["test", "-m", built.to_str().unwrap()]);
     let r = Run::from(out);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(!r.stderr.contains(&encoded[..40]), "{}", r.stderr);
     // A second hard link to the key would show it to package code: refused.
     let link = dir.join("again.pem");
     std::fs::hard_link(&key, &link).unwrap();
-    let out = w
-        .cmd()
-        .env("FCI_SIGNING_KEY", &key)
-        .args(["test", "-m", built.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = signed(&w, &key, &["test", "-m", built.to_str().unwrap()]);
     let r = Run::from(out);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("other hard links"), "{}", r.stderr);
@@ -681,18 +675,17 @@ fn package_code_never_reads_the_signing_key() {
     // The package's tests from the dist-git checkout satisfy the test rule; tests from
     // elsewhere (--tests-from), passing or not, do not stand in for them.
     let tested = w.path().join("tested.json");
-    let out = w
-        .cmd()
-        .env("FCI_SIGNING_KEY", &key)
-        .args([
+    let out = signed(
+        &w,
+        &key,
+        &[
             "test",
             "-m",
             built.to_str().unwrap(),
             "-o",
             tested.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_eq!(Run::from(out).code, 0);
     let pk = public.to_str().unwrap();
     let v = verify(
@@ -715,20 +708,19 @@ fn package_code_never_reads_the_signing_key() {
     )
     .unwrap();
     let elsewhere = w.path().join("elsewhere.json");
-    let out = w
-        .cmd()
-        .env("FCI_SIGNING_KEY", &key)
-        .args([
+    let out = signed(
+        &w,
+        &key,
+        &[
             "test",
             "-m",
             tested.to_str().unwrap(),
             "-o",
             elsewhere.to_str().unwrap(),
-        ])
-        .arg("--tests-from")
-        .arg(other.parent().unwrap())
-        .output()
-        .unwrap();
+            "--tests-from",
+            other.parent().unwrap().to_str().unwrap(),
+        ],
+    );
     let r = Run::from(out);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v = verify(
@@ -761,10 +753,10 @@ fn package_code_never_reads_the_signing_key() {
     let text = std::fs::read_to_string(&spec).unwrap();
     std::fs::write(&spec, text.replace("Release:", "# not committed\nRelease:")).unwrap();
     let dirty = w.path().join("dirty.json");
-    let out = w
-        .cmd()
-        .env("FCI_SIGNING_KEY", &key)
-        .args([
+    let out = signed(
+        &w,
+        &key,
+        &[
             "build",
             repo.to_str().unwrap(),
             "--branch",
@@ -772,10 +764,9 @@ fn package_code_never_reads_the_signing_key() {
             "--lookaside",
             &la,
             "-o",
-        ])
-        .arg(&dirty)
-        .output()
-        .unwrap();
+            dirty.to_str().unwrap(),
+        ],
+    );
     assert_eq!(Run::from(out).code, 0);
     let v = verify(
         &w,
