@@ -9,7 +9,7 @@ use crate::provenance::keys::PublicKey;
 use crate::provenance::statement::{SLSA_PROVENANCE_V1, STATEMENT_V1, TEST_RESULT_V0_1, VSA_V1};
 use crate::workspace::Workspace;
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// An envelope is a few kilobytes; anything near this is not fci's.
 const MAX_ENVELOPE: u64 = 16 << 20;
@@ -192,51 +192,48 @@ pub fn of_manifest(ws: &Workspace, m: &Manifest, keys: &[PublicKey]) -> Loaded {
     out
 }
 
+/// Every file of the workspace's object store (`objects/<aa>/<sha256>/<name>`), with the
+/// digest it is stored under: listed once, for the envelopes and for the bytes to hash.
+pub fn stored(ws: &Workspace) -> Vec<(String, PathBuf)> {
+    let list = |p: &Path| std::fs::read_dir(p).into_iter().flatten().flatten();
+    let mut out = Vec::new();
+    for shard in list(&ws.root().join("objects")) {
+        for obj in list(&shard.path()) {
+            let sha = obj.file_name().to_string_lossy().into_owned();
+            out.extend(list(&obj.path()).map(|f| (sha.clone(), f.path())));
+        }
+    }
+    out
+}
+
 /// Every envelope in the workspace's object store (`objects/<xx>/<sha256>/<name>.intoto.json`):
 /// those a trusted key signed are evidence; one claiming a trusted key's id whose signature
 /// does not verify (or whose bytes no longer match the digest it is stored under) was altered.
-pub fn of_store(ws: &Workspace, keys: &[PublicKey]) -> Loaded {
+pub fn of_store(ws: &Workspace, keys: &[PublicKey], stored: &[(String, PathBuf)]) -> Loaded {
     let mut out = Loaded::default();
     let trusted: Vec<String> = keys.iter().map(PublicKey::key_id).collect();
-    let objects = ws.root().join("objects");
-    let dirs = std::fs::read_dir(&objects).into_iter().flatten().flatten();
-    for shard in dirs {
-        for obj in std::fs::read_dir(shard.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            for f in std::fs::read_dir(obj.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                let name = f.file_name().to_string_lossy().into_owned();
-                if !name.ends_with(".intoto.json") {
-                    continue;
-                }
-                let path = f.path();
-                let rel = ws.relative(&path);
-                let Ok(bytes) = read(&path) else {
-                    continue;
-                };
-                let env: Option<Envelope> = serde_json::from_slice(&bytes).ok();
-                let claims_trusted = env
-                    .as_ref()
-                    .is_some_and(|e| e.signatures.iter().any(|s| trusted.contains(&s.keyid)));
-                let stored_as = obj.file_name().to_string_lossy().into_owned();
-                let sha = crate::digest::sha256_bytes(&bytes);
-                let altered = sha != stored_as;
-                match check(&bytes, keys, &rel) {
-                    Ok(_) if altered => out.bad.push(Bad {
-                        file: rel,
-                        why: format!("rewritten: its sha256 is {sha}, it is stored as {stored_as}"),
-                    }),
-                    Ok(e) => out.good.push(e),
-                    Err(why) if claims_trusted || altered => out.bad.push(Bad { file: rel, why }),
-                    Err(_) => out.ignored += 1,
-                }
-            }
+    for (stored_as, path) in stored {
+        if !path.to_string_lossy().ends_with(".intoto.json") {
+            continue;
+        }
+        let rel = ws.relative(path);
+        let Ok(bytes) = read(path) else {
+            continue;
+        };
+        let env: Option<Envelope> = serde_json::from_slice(&bytes).ok();
+        let claims_trusted = env
+            .as_ref()
+            .is_some_and(|e| e.signatures.iter().any(|s| trusted.contains(&s.keyid)));
+        let sha = crate::digest::sha256_bytes(&bytes);
+        let altered = sha != *stored_as;
+        match check(&bytes, keys, &rel) {
+            Ok(_) if altered => out.bad.push(Bad {
+                file: rel,
+                why: format!("rewritten: its sha256 is {sha}, it is stored as {stored_as}"),
+            }),
+            Ok(e) => out.good.push(e),
+            Err(why) if claims_trusted || altered => out.bad.push(Bad { file: rel, why }),
+            Err(_) => out.ignored += 1,
         }
     }
     out.good.sort_by(|a, b| a.file.cmp(&b.file));

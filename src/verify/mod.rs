@@ -144,6 +144,7 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
         by_sha256: BTreeMap::new(),
         ostree_repo: Some(ws.ostree_repo()),
     };
+    let stored = evidence::stored(&ws);
     let loaded = match &manifest {
         Some(m) => {
             // The bytes the run's artifacts are stored as, to be hashed against the statements.
@@ -159,11 +160,13 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
             }
             evidence::of_manifest(&ws, m, &keys)
         }
-        None => evidence::of_store(&ws, &keys),
+        None => evidence::of_store(&ws, &keys, &stored),
     };
     // The bytes by the digest they are stored under, whatever the manifest says of them: an
     // edited manifest must not decide which artifacts are hashed.
-    store_files(&ws, &mut files);
+    for (sha, f) in stored {
+        files.by_sha256.insert(sha, f);
+    }
     let targets = targets(&args, manifest.as_ref(), &mut files)?;
     let mut walk = chain::Walk::new(&loaded.good, &files);
     let mut broken: Vec<String> = loaded
@@ -256,28 +259,6 @@ pub fn exec(args: Args, workspace: &Path) -> Result<i32> {
         println!("{line}");
     }
     Ok(code)
-}
-
-/// Every file of the object store by its sha256 (the directory it is stored under).
-fn store_files(ws: &Workspace, files: &mut chain::Files) {
-    let objects = ws.root().join("objects");
-    for shard in std::fs::read_dir(objects).into_iter().flatten().flatten() {
-        for obj in std::fs::read_dir(shard.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let sha = obj.file_name().to_string_lossy().into_owned();
-            if let Some(f) = std::fs::read_dir(obj.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-                .next()
-            {
-                files.by_sha256.insert(sha, f.path());
-            }
-        }
-    }
 }
 
 /// One node and its inputs, drawn as a tree.
